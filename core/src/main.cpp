@@ -1,0 +1,231 @@
+// docpipe — command line entry point. CLI11 is included here only (it costs seconds of
+// compile time per translation unit).
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include "pipeline.hpp"
+#include "runtime.hpp"
+
+#ifndef DOCPIPE_VERSION
+#define DOCPIPE_VERSION "0.0.0"
+#endif
+
+namespace fs = std::filesystem;
+using namespace docpipe;
+using namespace docpipe::core;
+
+namespace {
+
+// Loads plugins from the given directories (pipeline's plugin_paths first, then defaults).
+std::shared_ptr<Registry> load_registry(const std::vector<fs::path>& dirs) {
+    auto registry = std::make_shared<Registry>();
+    for (const auto& d : dirs) registry->load_directory(d);
+    return registry;
+}
+
+std::vector<fs::path> with_defaults(std::vector<fs::path> dirs) {
+    for (auto& d : default_plugin_directories())
+        if (std::find(dirs.begin(), dirs.end(), d) == dirs.end()) dirs.push_back(d);
+    return dirs;
+}
+
+void print_issues(const std::vector<Issue>& issues) {
+    for (const auto& i : issues) std::cerr << i.format() << "\n";
+    std::cerr << fmt::format("{} error(s)\n", issues.size());
+}
+
+// Loads and fully checks a pipeline. On error prints every issue and returns nullopt.
+std::optional<PipelineSpec> load_checked(const fs::path& file, std::shared_ptr<Registry>& registry) {
+    std::vector<Issue> issues;
+    PipelineSpec spec = load_pipeline(file, issues);
+    registry = load_registry(plugin_directories(spec));
+    resolve(spec, *registry, issues);
+    if (!issues.empty()) {
+        print_issues(issues);
+        return std::nullopt;
+    }
+    return spec;
+}
+
+int cmd_validate(const fs::path& file) {
+    std::shared_ptr<Registry> registry;
+    auto spec = load_checked(file, registry);
+    if (!spec) return 1;
+    std::cout << fmt::format("{}: valid ({} nodes, {} edges)\n", file.string(), spec->nodes.size(), spec->edges.size());
+    return 0;
+}
+
+int cmd_graph(const fs::path& file) {
+    std::shared_ptr<Registry> registry;
+    auto spec = load_checked(file, registry);
+    if (!spec) return 1;
+    std::cout << to_dot(*spec);
+    return 0;
+}
+
+int cmd_plugins_list(const std::vector<fs::path>& extra, bool failed_only) {
+    auto registry = load_registry(with_defaults(extra));
+    if (!failed_only) {
+        for (const auto& p : registry->plugins()) {
+            std::cout << fmt::format("{} {} — {}\n  file: {}\n", p.manifest->package, p.manifest->version, p.manifest->description,
+                                     p.path.string());
+            for (const auto& c : p.manifest->components)
+                std::cout << fmt::format("  {:<24} {:<9} {}\n", c.name, to_string(c.kind), c.summary);
+        }
+        if (registry->plugins().empty()) std::cout << "no plugins loaded\n";
+        std::cout << "searched:";
+        for (const auto& d : registry->searched_directories()) std::cout << " " << d;
+        std::cout << "\n";
+    }
+    for (const auto& r : registry->rejected()) std::cout << fmt::format("FAILED {}: {}\n", r.path.string(), r.reason);
+    if (failed_only && registry->rejected().empty()) std::cout << "no plugin failed to load\n";
+    return 0;
+}
+
+int cmd_plugins_describe(const std::vector<fs::path>& extra, const std::string& name, bool json) {
+    auto registry = load_registry(with_defaults(extra));
+    const ComponentDescriptor* d = registry->find(name);
+    if (!d) {
+        std::string message = fmt::format("unknown component '{}'", name);
+        if (auto near = closest_match(name, registry->component_names())) message += fmt::format(" (did you mean '{}'?)", *near);
+        std::cerr << message << "; run 'docpipe plugins list' to see what is installed\n";
+        return 1;
+    }
+    if (json) {
+        auto j = d->to_json();
+        j["file"] = registry->provider_of(name).string();
+        std::cout << j.dump(2) << "\n";
+        return 0;
+    }
+    std::cout << fmt::format("{} ({})\n  {}\n  provided by {}\n", d->name, to_string(d->kind), d->summary,
+                             registry->provider_of(name).string());
+    std::cout << fmt::format("  concurrent calls: {}; health probe: {}\n", d->concurrent_safe ? "allowed" : "no",
+                             d->has_health_probe ? "yes" : "no");
+    if (!d->output_ports.empty()) {
+        std::cout << "  output ports:\n";
+        for (const auto& p : d->output_ports) std::cout << fmt::format("    {:<12} {}\n", p.name, p.description);
+    }
+    std::cout << "  config:\n";
+    if (d->config.fields().empty()) std::cout << "    (none)\n";
+    for (const auto& f : d->config.fields()) {
+        std::string extra_info;
+        if (f.is_required()) extra_info += " required";
+        if (f.default_json()) extra_info += " default=" + (f.is_secret() ? std::string("******") : f.default_json()->dump());
+        if (f.min_value()) extra_info += fmt::format(" min={}", *f.min_value());
+        if (f.max_value()) extra_info += fmt::format(" max={}", *f.max_value());
+        if (!f.allowed().empty()) {
+            std::string list;
+            for (const auto& a : f.allowed()) list += (list.empty() ? "" : "|") + a;
+            extra_info += " one of " + list;
+        }
+        if (f.is_secret()) extra_info += " secret";
+        std::cout << fmt::format("    {:<16} {:<16}{}\n      {}\n", f.name(), to_string(f.type()), extra_info, f.description());
+    }
+    return 0;
+}
+
+int cmd_run(const fs::path& file, bool once) {
+    // Signals are taken by one thread with sigwait; every other thread (TBB workers, source
+    // threads) inherits the blocked mask.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGUSR1);  // our own wake-up for the signal thread at exit
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    std::shared_ptr<Registry> registry;
+    auto spec = load_checked(file, registry);
+    if (!spec) return 1;
+    RuntimeOptions options;
+    options.once = once;
+    auto runtime = std::make_unique<Runtime>(std::move(*spec), registry, options);
+    try {
+        runtime->start();
+    } catch (const StartError& e) {
+        std::cerr << "docpipe: cannot start: " << e.what() << "\n";
+        return 1;
+    }
+    std::thread signal_thread([&signals, rt = runtime.get()] {
+        int count = 0;
+        while (true) {
+            int sig = 0;
+            if (sigwait(&signals, &sig) != 0) continue;
+            if (sig == SIGUSR1) return;
+            if (++count == 1) {
+                std::cerr << "docpipe: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
+                          << " received: stopping sources and draining (send again to exit now)\n";
+                rt->request_stop();
+            } else {
+                std::cerr << "docpipe: second signal: exiting without draining\n";
+                std::_Exit(130);
+            }
+        }
+    });
+    int code = runtime->run();
+    if (once) std::cout << runtime->summary().format();
+    pthread_kill(signal_thread.native_handle(), SIGUSR1);
+    signal_thread.join();
+    if (code == 3) {
+        // Something is still running inside a component; do not wait for it.
+        std::cout.flush();
+        std::_Exit(code);
+    }
+    runtime.reset();
+    return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"docpipe — plugin-based document pipeline runtime"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", std::string(DOCPIPE_VERSION));
+
+    fs::path file;
+    bool once = false, dot = false, json = false, failed_only = false;
+    std::string component;
+    std::vector<fs::path> plugin_dirs;
+
+    auto* validate = app.add_subcommand("validate", "Check a pipeline file; print every error as FILE:LINE:COL");
+    validate->add_option("file", file, "Pipeline YAML")->required();
+
+    auto* graph = app.add_subcommand("graph", "Print the pipeline graph");
+    graph->add_option("file", file, "Pipeline YAML")->required();
+    graph->add_flag("--dot", dot, "Graphviz DOT output (the only format for now)");
+
+    auto* run = app.add_subcommand("run", "Run a pipeline until SIGTERM/SIGINT (or once with --once)");
+    run->add_option("-c,--config", file, "Pipeline YAML")->required();
+    run->add_flag("--once", once, "Process what the sources hold now, print a summary and exit (1 if any document failed)");
+
+    auto* plugins = app.add_subcommand("plugins", "Inspect installed plugins");
+    plugins->require_subcommand(1);
+    plugins->add_option("--plugin-path", plugin_dirs, "Extra plugin folder (searched first)");
+    auto* list = plugins->add_subcommand("list", "List plugin packages and their components");
+    list->add_flag("--failed", failed_only, "Only list files that failed to load, with the reason");
+    auto* describe = plugins->add_subcommand("describe", "Show a component's config, ports and properties");
+    describe->add_option("name", component, "Component name, e.g. sink.files")->required();
+    describe->add_flag("--json", json, "Machine-readable output");
+
+    CLI11_PARSE(app, argc, argv);
+
+    try {
+        if (*validate) return cmd_validate(file);
+        if (*graph) return cmd_graph(file);
+        if (*run) return cmd_run(file, once);
+        if (*list) return cmd_plugins_list(plugin_dirs, failed_only);
+        if (*describe) return cmd_plugins_describe(plugin_dirs, component, json);
+    } catch (const std::exception& e) {
+        std::cerr << "docpipe: " << e.what() << "\n";
+        return 1;
+    }
+    return 0;
+}

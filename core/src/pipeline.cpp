@@ -1,0 +1,574 @@
+#include "pipeline.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include <fmt/core.h>
+
+#include "docpipe/detail/yaml_config.hpp"
+
+namespace docpipe::core {
+
+namespace fs = std::filesystem;
+using detail::column_of;
+using detail::line_of;
+
+std::string Issue::format() const {
+    std::string where = file;
+    if (line > 0) where += fmt::format(":{}:{}", line, column);
+    return path.empty() ? fmt::format("{}: {}", where, message) : fmt::format("{}: {}: {}", where, path, message);
+}
+
+std::chrono::milliseconds RetryPolicy::backoff_for(int next_attempt) const {
+    double ms = static_cast<double>(initial_backoff.count());
+    for (int i = 2; i < next_attempt; ++i) ms *= multiplier;
+    ms = std::min(ms, static_cast<double>(max_backoff.count()));
+    return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
+}
+
+// ---- section specs -----------------------------------------------------------------------
+
+const ConfigSpec& state_section_spec() {
+    static const ConfigSpec spec{
+        Field::enumeration("backend", {"sqlite", "memory"}).default_value("sqlite")
+            .describe("Where jobs, dead letters, dedup keys and checkpoints live"),
+        Field::string("path").default_value("./var/docpipe-state.db")
+            .describe("SQLite database file (relative paths are relative to the working directory)"),
+        Field::string("url").describe("redis://[:password@]host:port/db (backend redis; not built yet)").secret(),
+    };
+    return spec;
+}
+
+const ConfigSpec& admin_section_spec() {
+    static const ConfigSpec spec{
+        Field::boolean("enabled").default_value(true).describe("Serve the admin HTTP API"),
+        Field::string("listen").default_value("127.0.0.1:8080").describe("host:port of the admin HTTP server"),
+        Field::string_list("api_keys").secret().describe("Keys accepted in X-API-Key / Authorization: Bearer"),
+    };
+    return spec;
+}
+
+const ConfigSpec& logging_section_spec() {
+    static const ConfigSpec spec{
+        Field::enumeration("level", {"trace", "debug", "info", "warn", "error"}).default_value("info")
+            .describe("Lowest level written"),
+        Field::enumeration("format", {"text", "json"}).default_value("text")
+            .describe("text for people, json (one object per line) for log collectors"),
+    };
+    return spec;
+}
+
+const ConfigSpec& runtime_section_spec() {
+    static const ConfigSpec spec{
+        Field::duration("drain_timeout").default_value("30s").min(0)
+            .describe("On SIGTERM/SIGINT, how long in-flight documents may take to finish"),
+        Field::duration("stuck_after").default_value("60s").min(0.001)
+            .describe("Log a document that stays this long in one node"),
+        Field::duration("poll_wait").default_value("500ms").min(0.001)
+            .describe("Longest a source poll blocks before the runtime checks for shutdown"),
+    };
+    return spec;
+}
+
+const ConfigSpec& retry_spec() {
+    static const ConfigSpec spec{
+        Field::integer("attempts").default_value(3).min(1).max(100).describe("Total tries, the first included"),
+        Field::duration("initial_backoff").default_value("200ms").min(0).describe("Wait before the first retry"),
+        Field::duration("max_backoff").default_value("30s").min(0).describe("Upper bound of one wait"),
+        Field::number("multiplier").default_value(2.0).min(1).describe("Growth of the wait per retry"),
+        Field::number("jitter").default_value(0.2).min(0).max(1).describe("Random +- share of each wait"),
+    };
+    return spec;
+}
+
+// ---- substitution ------------------------------------------------------------------------
+
+std::optional<std::string> substitute(const std::string& text, std::string& error) {
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size();) {
+        if (text.compare(i, 3, "$${") == 0) {
+            out += "${";
+            i += 3;
+            continue;
+        }
+        if (text.compare(i, 2, "${") != 0) {
+            out += text[i++];
+            continue;
+        }
+        std::size_t end = text.find('}', i + 2);
+        if (end == std::string::npos) {
+            error = fmt::format("unterminated '${{' at offset {} (write $${{ for a literal)", i);
+            return std::nullopt;
+        }
+        std::string expr = text.substr(i + 2, end - i - 2);
+        if (expr.rfind("file:", 0) == 0) {
+            std::string path = expr.substr(5);
+            std::ifstream in(path, std::ios::binary);
+            if (!in) {
+                error = fmt::format("cannot read secret file '{}' named by ${{file:...}}", path);
+                return std::nullopt;
+            }
+            std::stringstream content;
+            content << in.rdbuf();
+            std::string value = content.str();
+            while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
+            out += value;
+        } else {
+            std::string name = expr, fallback;
+            bool has_default = false;
+            if (auto pos = expr.find(":-"); pos != std::string::npos) {
+                name = expr.substr(0, pos);
+                fallback = expr.substr(pos + 2);
+                has_default = true;
+            }
+            static const std::regex kName("[A-Za-z_][A-Za-z0-9_]*");
+            if (!std::regex_match(name, kName)) {
+                error = fmt::format("'${{{}}}' is not a valid variable reference (use ${{NAME}}, ${{NAME:-default}} or ${{file:/path}})", expr);
+                return std::nullopt;
+            }
+            const char* value = std::getenv(name.c_str());
+            if (value && *value) out += value;
+            else if (has_default) out += fallback;
+            else {
+                error = fmt::format("environment variable '{}' is not set and has no default (set it, or write ${{{}:-default}})",
+                                    name, name);
+                return std::nullopt;
+            }
+        }
+        i = end + 1;
+    }
+    return out;
+}
+
+namespace {
+
+struct Loader {
+    const fs::path& file;
+    std::vector<Issue>& issues;
+
+    void add(const YAML::Mark& mark, std::string path, std::string message) {
+        issues.push_back({file.string(), line_of(mark), column_of(mark), std::move(path), std::move(message)});
+    }
+    void add_all(const std::vector<ConfigIssue>& found) {
+        for (const auto& i : found) issues.push_back({file.string(), i.line, i.column, i.path, i.message});
+    }
+
+    void substitute_tree(YAML::Node node, const std::string& path) {
+        if (node.IsScalar()) {
+            const std::string& text = node.Scalar();
+            if (text.find("${") == std::string::npos) return;
+            std::string error;
+            if (auto value = substitute(text, error)) node = *value;
+            else add(node.Mark(), path, error);
+        } else if (node.IsSequence()) {
+            for (std::size_t i = 0; i < node.size(); ++i) substitute_tree(node[i], fmt::format("{}[{}]", path, i));
+        } else if (node.IsMap()) {
+            for (auto kv : node) {
+                std::string key = kv.first.Scalar();
+                substitute_tree(kv.second, path.empty() ? key : path + "." + key);
+            }
+        }
+    }
+
+    void check_keys(const YAML::Node& map, const std::vector<std::string>& known, const std::string& path) {
+        for (const auto& kv : map) {
+            std::string key = kv.first.Scalar();
+            if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+            std::string message = fmt::format("unknown key '{}'", key);
+            if (auto near = closest_match(key, known)) message += fmt::format(" (did you mean '{}'?)", *near);
+            else {
+                std::string list;
+                for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+                message += "; expected one of: " + list;
+            }
+            add(kv.first.Mark(), path.empty() ? key : path + "." + key, message);
+        }
+    }
+
+    void parse_node(PipelineSpec& spec, const YAML::Node& key, const YAML::Node& value) {
+        NodeSpec node;
+        node.name = key.Scalar();
+        node.mark = key.Mark();
+        const std::string path = "nodes." + node.name;
+        static const std::regex kNodeName("[A-Za-z0-9_-]+");
+        if (!std::regex_match(node.name, kNodeName))
+            add(key.Mark(), path, "node names may use letters, digits, '_' and '-' only ('.' separates a port in edges)");
+        if (!value.IsMap()) {
+            add(value.IsDefined() ? value.Mark() : key.Mark(), path, "expected a mapping with at least 'component:'");
+            spec.nodes.push_back(std::move(node));
+            return;
+        }
+        check_keys(value, {"component", "config", "concurrency", "retry", "description"}, path);
+        if (!value["component"] || !value["component"].IsScalar())
+            add(value.Mark(), path + ".component", "missing required key 'component' (e.g. component: sink.files)");
+        else
+            node.component = value["component"].Scalar();
+        if (value["concurrency"]) {
+            const YAML::Node c = value["concurrency"];
+            auto parsed = detail::yaml_to_json(c);
+            if (!parsed.is_number_integer() || parsed.get<std::int64_t>() < 1 || parsed.get<std::int64_t>() > 256)
+                add(c.Mark(), path + ".concurrency", fmt::format("expected an integer from 1 to 256, got '{}'",
+                                                                 c.IsScalar() ? c.Scalar() : std::string("a collection")));
+            else
+                node.concurrency = static_cast<int>(parsed.get<std::int64_t>());
+        }
+        std::vector<ConfigIssue> found;
+        auto retry = detail::validate_config(retry_spec(), value["retry"], path + ".retry", key.Mark(), found);
+        add_all(found);
+        if (found.empty()) {
+            node.retry.attempts = static_cast<int>(retry["attempts"].get<std::int64_t>());
+            node.retry.initial_backoff = std::chrono::milliseconds(retry["initial_backoff"].get<std::int64_t>());
+            node.retry.max_backoff = std::chrono::milliseconds(retry["max_backoff"].get<std::int64_t>());
+            node.retry.multiplier = retry["multiplier"].get<double>();
+            node.retry.jitter = retry["jitter"].get<double>();
+        }
+        node.config_node = value["config"];
+        spec.nodes.push_back(std::move(node));
+    }
+
+    void parse_edge(PipelineSpec& spec, const YAML::Node& item, std::size_t index) {
+        const std::string path = fmt::format("edges[{}]", index);
+        if (!item.IsScalar()) {
+            add(item.Mark(), path, "expected a string such as 'a -> b -> c' or 'router.low -> review'");
+            return;
+        }
+        const std::string& text = item.Scalar();
+        const int quote = item.Tag() == "!" ? 1 : 0;  // quoted scalars start one column later
+        struct Token {
+            std::string node, port;
+            YAML::Mark mark;
+        };
+        std::vector<Token> tokens;
+        std::size_t start = 0;
+        while (true) {
+            std::size_t arrow = text.find("->", start);
+            std::string raw = text.substr(start, arrow == std::string::npos ? std::string::npos : arrow - start);
+            std::size_t lead = raw.find_first_not_of(" \t");
+            std::size_t trail = raw.find_last_not_of(" \t");
+            YAML::Mark mark = item.Mark();
+            mark.column += quote + static_cast<int>(start + (lead == std::string::npos ? 0 : lead));
+            if (lead == std::string::npos) {
+                add(mark, path, fmt::format("empty node name in '{}'", text));
+                return;
+            }
+            std::string name = raw.substr(lead, trail - lead + 1);
+            Token t;
+            t.mark = mark;
+            if (auto dot = name.find('.'); dot != std::string::npos) {
+                t.node = name.substr(0, dot);
+                t.port = name.substr(dot + 1);
+            } else {
+                t.node = name;
+            }
+            tokens.push_back(std::move(t));
+            if (arrow == std::string::npos) break;
+            start = arrow + 2;
+        }
+        if (tokens.size() < 2) {
+            add(item.Mark(), path, fmt::format("'{}' has no '->'; write edges as 'from -> to'", text));
+            return;
+        }
+        if (!tokens.back().port.empty())
+            add(tokens.back().mark, path, fmt::format("'{}.{}': the receiving end of an edge takes no port; write '{}'",
+                                                      tokens.back().node, tokens.back().port, tokens.back().node));
+        for (std::size_t i = 0; i + 1 < tokens.size(); ++i)
+            spec.edges.push_back({tokens[i].node, tokens[i].port, tokens[i + 1].node, tokens[i + 1].mark});
+        // Remember where each source token is, for port errors: store the from-mark on a
+        // parallel edge list is overkill; the target mark points into the same line.
+    }
+};
+
+}  // namespace
+
+PipelineSpec load_pipeline(const fs::path& file, std::vector<Issue>& issues) {
+    PipelineSpec spec;
+    spec.file = file;
+    Loader loader{file, issues};
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+        issues.push_back({file.string(), 0, 0, "", "cannot read the pipeline file (does it exist? is it readable?)"});
+        return spec;
+    }
+    std::stringstream content;
+    content << in.rdbuf();
+    const std::string text = content.str();
+    spec.text_hash = Document::content_id(text);
+
+    YAML::Node root;
+    try {
+        root = YAML::Load(text);
+    } catch (const YAML::ParserException& e) {
+        issues.push_back({file.string(), e.mark.line + 1, e.mark.column + 1, "", "YAML syntax error: " + e.msg});
+        return spec;
+    }
+    if (!root.IsMap()) {
+        issues.push_back({file.string(), 1, 1, "", "expected a mapping with 'nodes:' and 'edges:'"});
+        return spec;
+    }
+    loader.substitute_tree(root, "");
+    loader.check_keys(root, {"version", "plugin_paths", "max_in_flight", "state", "admin", "logging", "runtime", "nodes", "edges"}, "");
+
+    if (root["version"] && (!root["version"].IsScalar() || root["version"].Scalar() != "1"))
+        loader.add(root["version"].Mark(), "version", "only version 1 is supported");
+
+    if (const YAML::Node paths = root["plugin_paths"]) {
+        auto add_path = [&](const YAML::Node& p) {
+            fs::path dir = p.Scalar();
+            spec.plugin_paths.push_back(dir.is_relative() ? (file.parent_path() / dir).lexically_normal() : dir);
+        };
+        if (paths.IsScalar()) add_path(paths);
+        else if (paths.IsSequence()) {
+            for (const auto& p : paths) {
+                if (p.IsScalar()) add_path(p);
+                else loader.add(p.Mark(), "plugin_paths", "expected a folder path");
+            }
+        } else loader.add(paths.Mark(), "plugin_paths", "expected a list of folders");
+    }
+    if (const YAML::Node m = root["max_in_flight"]) {
+        auto v = detail::yaml_to_json(m);
+        if (!v.is_number_integer() || v.get<std::int64_t>() < 1)
+            loader.add(m.Mark(), "max_in_flight", fmt::format("expected a positive integer, got '{}'", m.IsScalar() ? m.Scalar() : "a collection"));
+        else
+            spec.max_in_flight = static_cast<std::size_t>(v.get<std::int64_t>());
+    }
+    const std::pair<const char*, const ConfigSpec*> sections[] = {{"state", &state_section_spec()},
+                                                                    {"admin", &admin_section_spec()},
+                                                                    {"logging", &logging_section_spec()},
+                                                                    {"runtime", &runtime_section_spec()}};
+    for (const auto& [name, section_spec] : sections) {
+        std::vector<ConfigIssue> found;
+        spec.sections[name] = detail::validate_config(*section_spec, root[name], name, YAML::Mark(), found);
+        loader.add_all(found);
+    }
+
+    const YAML::Node nodes = root["nodes"];
+    if (!nodes || !nodes.IsMap() || nodes.size() == 0) {
+        loader.add(nodes ? nodes.Mark() : YAML::Mark(), "nodes", "expected a mapping of named nodes (at least a source and a sink)");
+    } else {
+        for (const auto& kv : nodes) loader.parse_node(spec, kv.first, kv.second);
+    }
+    const YAML::Node edges = root["edges"];
+    if (!edges || !edges.IsSequence()) {
+        loader.add(edges ? edges.Mark() : YAML::Mark(), "edges", "expected a list of edges such as '- inbox -> out'");
+    } else {
+        for (std::size_t i = 0; i < edges.size(); ++i) loader.parse_edge(spec, edges[i], i);
+    }
+    return spec;
+}
+
+std::vector<fs::path> plugin_directories(const PipelineSpec& spec) {
+    std::vector<fs::path> dirs = spec.plugin_paths;
+    for (auto& d : default_plugin_directories())
+        if (std::find(dirs.begin(), dirs.end(), d) == dirs.end()) dirs.push_back(d);
+    return dirs;
+}
+
+const NodeSpec* PipelineSpec::find(std::string_view name) const {
+    for (const auto& n : nodes)
+        if (n.name == name) return &n;
+    return nullptr;
+}
+
+std::vector<std::string> PipelineSpec::successors(std::string_view node, std::string_view port) const {
+    std::vector<std::string> out;
+    for (const auto& e : edges)
+        if (e.from == node && (e.port.empty() ? std::string_view("out") : std::string_view(e.port)) == port) out.push_back(e.to);
+    return out;
+}
+
+std::chrono::milliseconds PipelineSpec::runtime_duration(const std::string& key) const {
+    return std::chrono::milliseconds(sections.at("runtime").at(key).get<std::int64_t>());
+}
+
+std::string PipelineSpec::section_string(const std::string& section, const std::string& key) const {
+    const auto& s = sections.at(section);
+    return s.contains(key) && s.at(key).is_string() ? s.at(key).get<std::string>() : "";
+}
+
+// ---- resolve -----------------------------------------------------------------------------
+
+void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& issues) {
+    const std::string file = spec.file.string();
+    auto add = [&](const YAML::Mark& mark, std::string path, std::string message) {
+        issues.push_back({file, line_of(mark), column_of(mark), std::move(path), std::move(message)});
+    };
+    std::vector<std::string> node_names;
+    for (const auto& n : spec.nodes) node_names.push_back(n.name);
+
+    for (auto& node : spec.nodes) {
+        if (node.component.empty()) continue;  // already reported
+        const std::string path = "nodes." + node.name;
+        node.descriptor = registry.find(node.component);
+        if (!node.descriptor) {
+            std::string message = fmt::format("unknown component '{}'", node.component);
+            const auto installed = registry.component_names();
+            if (auto near = closest_match(node.component, installed)) message += fmt::format(" (did you mean '{}'?)", *near);
+            std::string list;
+            for (const auto& c : installed) list += (list.empty() ? "" : ", ") + c;
+            message += "; installed: " + (list.empty() ? std::string("none") : list);
+            for (const auto& r : registry.rejected())
+                message += fmt::format("; plugin {} failed to load: {}", r.path.string(), r.reason);
+            if (registry.plugins().empty() && registry.rejected().empty()) {
+                std::string dirs;
+                for (const auto& d : registry.searched_directories()) dirs += (dirs.empty() ? "" : ", ") + d;
+                message += "; searched: " + dirs + " (set plugin_paths or DOCPIPE_PLUGIN_PATH)";
+            }
+            add(node.mark, path + ".component", message);
+            continue;
+        }
+        std::vector<ConfigIssue> found;
+        auto values = detail::validate_config(node.descriptor->config, node.config_node, path + ".config", node.mark, found);
+        for (const auto& i : found) issues.push_back({file, i.line, i.column, i.path, i.message});
+        node.config = Config(&node.descriptor->config, std::move(values));
+        if (node.concurrency > 1 && !node.descriptor->concurrent_safe)
+            add(node.mark, path + ".concurrency",
+                fmt::format("concurrency {} requested, but component '{}' does not allow concurrent calls on one instance; "
+                            "use concurrency: 1", node.concurrency, node.component));
+    }
+
+    // Edges.
+    std::map<std::string, std::set<std::string>> adjacency;
+    std::set<std::pair<std::string, std::string>> used_ports;
+    for (std::size_t i = 0; i < spec.edges.size(); ++i) {
+        const auto& e = spec.edges[i];
+        const std::string path = fmt::format("edges: {}{}{} -> {}", e.from, e.port.empty() ? "" : ".", e.port, e.to);
+        const NodeSpec* from = spec.find(e.from);
+        const NodeSpec* to = spec.find(e.to);
+        bool ok = true;
+        for (const auto& [name, found] : {std::pair{e.from, from}, std::pair{e.to, to}}) {
+            if (found) continue;
+            ok = false;
+            std::string message = fmt::format("unknown node '{}'", name);
+            if (auto near = closest_match(name, node_names)) message += fmt::format(" (did you mean '{}'?)", *near);
+            add(e.mark, path, message);
+        }
+        if (!ok) continue;
+        if (from->descriptor && from->descriptor->kind == ComponentKind::Sink) {
+            add(e.mark, path, fmt::format("'{}' is a sink ({}) and has no outputs", e.from, from->component));
+            continue;
+        }
+        if (to->descriptor && to->descriptor->kind == ComponentKind::Source) {
+            add(e.mark, path, fmt::format("'{}' is a source ({}) and takes no input", e.to, to->component));
+            continue;
+        }
+        if (from->descriptor) {
+            const auto& ports = from->descriptor->output_ports;
+            std::string port = e.port.empty() ? "out" : e.port;
+            bool known = std::any_of(ports.begin(), ports.end(), [&](const PortSpec& p) { return p.name == port; });
+            if (!known) {
+                std::vector<std::string> names;
+                std::string list;
+                for (const auto& p : ports) {
+                    names.push_back(p.name);
+                    list += (list.empty() ? "" : ", ") + p.name;
+                }
+                std::string message = e.port.empty()
+                    ? fmt::format("'{}' ({}) has no 'out' port; name one of its ports: {} (e.g. {}.{} -> {})", e.from,
+                                  from->component, list, e.from, names.empty() ? "port" : names.front(), e.to)
+                    : fmt::format("'{}' ({}) has no output port '{}'", e.from, from->component, e.port);
+                if (!e.port.empty()) {
+                    if (auto near = closest_match(e.port, names)) message += fmt::format(" (did you mean '{}'?)", *near);
+                    message += "; ports: " + list;
+                }
+                add(e.mark, path, message);
+                continue;
+            }
+            used_ports.insert({e.from, port});
+        }
+        adjacency[e.from].insert(e.to);
+    }
+
+    // Every output port must lead somewhere: a document sent to an open port would be lost.
+    for (const auto& node : spec.nodes) {
+        if (!node.descriptor || node.descriptor->kind == ComponentKind::Sink) continue;
+        for (const auto& port : node.descriptor->output_ports)
+            if (!used_ports.count({node.name, port.name}))
+                add(node.mark, "nodes." + node.name,
+                    fmt::format("output port '{}.{}' is not connected; documents sent there would be lost "
+                                "(add an edge such as '{}.{} -> <node>')", node.name, port.name, node.name, port.name));
+    }
+
+    // Cycles (DFS with colours), reported once per cycle with its path.
+    std::map<std::string, int> colour;
+    std::vector<std::string> stack;
+    std::set<std::string> reported;
+    std::function<void(const std::string&)> visit = [&](const std::string& n) {
+        colour[n] = 1;
+        stack.push_back(n);
+        for (const auto& next : adjacency[n]) {
+            if (colour[next] == 1) {
+                auto it = std::find(stack.begin(), stack.end(), next);
+                std::string cycle;
+                for (; it != stack.end(); ++it) cycle += *it + " -> ";
+                cycle += next;
+                if (reported.insert(next).second) {
+                    const NodeSpec* at = spec.find(next);
+                    add(at ? at->mark : YAML::Mark(), "edges", "cycle: " + cycle + " (documents would loop forever)");
+                }
+            } else if (colour[next] == 0) {
+                visit(next);
+            }
+        }
+        stack.pop_back();
+        colour[n] = 2;
+    };
+    for (const auto& n : spec.nodes)
+        if (colour[n.name] == 0) visit(n.name);
+
+    // Reachability from the sources.
+    std::set<std::string> reached;
+    std::vector<std::string> frontier;
+    bool any_source = false;
+    for (const auto& n : spec.nodes)
+        if (n.descriptor && n.descriptor->kind == ComponentKind::Source) {
+            any_source = true;
+            frontier.push_back(n.name);
+            reached.insert(n.name);
+        }
+    while (!frontier.empty()) {
+        std::string n = frontier.back();
+        frontier.pop_back();
+        for (const auto& next : adjacency[n])
+            if (reached.insert(next).second) frontier.push_back(next);
+    }
+    bool all_resolved = std::all_of(spec.nodes.begin(), spec.nodes.end(), [](const NodeSpec& n) { return n.descriptor; });
+    if (!any_source && all_resolved && !spec.nodes.empty())
+        add(YAML::Mark(), "nodes", "the pipeline has no source node (a component of kind 'source', e.g. source.directory)");
+    if (any_source)
+        for (const auto& n : spec.nodes)
+            if (n.descriptor && !reached.count(n.name))
+                add(n.mark, "nodes." + n.name, fmt::format("node '{}' is not reached from any source; connect it or remove it", n.name));
+}
+
+std::string to_dot(const PipelineSpec& spec) {
+    auto quote = [](const std::string& s) {
+        std::string out = "\"";
+        for (char c : s) {
+            if (c == '"' || c == '\\') out += '\\';
+            out += c;
+        }
+        return out + "\"";
+    };
+    std::string out = "digraph pipeline {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n";
+    for (const auto& n : spec.nodes) {
+        std::string shape = "box";
+        if (n.descriptor && n.descriptor->kind == ComponentKind::Source) shape = "invhouse";
+        if (n.descriptor && n.descriptor->kind == ComponentKind::Sink) shape = "house";
+        std::string label = n.name + "\\n" + n.component + (n.concurrency > 1 ? fmt::format(" x{}", n.concurrency) : "");
+        out += fmt::format("  {} [label=\"{}\", shape={}];\n", quote(n.name), label, shape);
+    }
+    for (const auto& e : spec.edges) {
+        out += fmt::format("  {} -> {}", quote(e.from), quote(e.to));
+        if (!e.port.empty() && e.port != "out") out += fmt::format(" [label={}]", quote(e.port));
+        out += ";\n";
+    }
+    return out + "}\n";
+}
+
+}  // namespace docpipe::core

@@ -1,0 +1,750 @@
+#include "runtime.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <queue>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <fmt/core.h>
+#include <oneapi/tbb/flow_graph.h>
+#include <spdlog/spdlog.h>
+
+namespace docpipe::core {
+
+namespace flow = oneapi::tbb::flow;
+using steady = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+namespace {
+
+enum class HopState { Queued, Running, RetryWait };
+
+struct Position {
+    std::uint64_t token;
+    std::size_t node;
+    HopState state;
+    steady::time_point since;
+    bool warned = false;
+    int attempt = 1;
+};
+
+// One per source document: the hops owed by it and its descendants.
+struct Tracker {
+    std::atomic<std::int64_t> outstanding{0};
+    std::string doc_id, label, source_node;
+    AckHandle ack;
+    steady::time_point started;
+
+    std::mutex mutex;  // guards everything below
+    bool failed = false;
+    std::string reason;
+    std::uint64_t next_token = 1;
+    std::vector<Position> positions;
+};
+
+struct Envelope {
+    DocumentPtr doc;
+    std::shared_ptr<Tracker> tracker;
+    std::uint64_t token = 0;
+    int attempt = 1;
+};
+
+struct NodeStats {
+    std::atomic<std::uint64_t> in{0}, out{0}, failed{0}, retries{0};
+    std::atomic<std::uint64_t> busy_us{0};  // time spent inside the component's calls
+};
+
+class NodeContext : public Context {
+public:
+    NodeContext(std::string name, std::shared_ptr<spdlog::logger> logger, bool json, MetricsRegistry& metrics,
+                StateStore& state, Clock& clock)
+        : name_(std::move(name)), logger_(std::move(logger), name_, json), metrics_(metrics, name_), state_(state), clock_(clock) {}
+    const std::string& node_name() const override { return name_; }
+    Logger& log() override { return logger_; }
+    Metrics& metrics() override { return metrics_; }
+    StateStore& state() override { return state_; }
+    Clock& clock() override { return clock_; }
+
+private:
+    std::string name_;
+    NodeLogger logger_;
+    NodeMetrics metrics_;
+    StateStore& state_;
+    Clock& clock_;
+};
+
+// Timers for retries, on one thread, so no TBB worker sleeps through a backoff.
+class RetryScheduler {
+public:
+    RetryScheduler() : thread_([this] { loop(); }) {}
+    ~RetryScheduler() {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        cv_.notify_all();
+        thread_.join();
+    }
+    void at(steady::time_point due, std::function<void()> fn) {
+        {
+            std::lock_guard lock(mutex_);
+            queue_.push(Item{due, seq_++, std::move(fn)});
+        }
+        cv_.notify_all();
+    }
+    // Runs everything still waiting now (used when draining at shutdown would otherwise
+    // wait for long backoffs it cannot afford).
+    void fire_all_now() {
+        std::lock_guard lock(mutex_);
+        fire_now_ = true;
+        cv_.notify_all();
+    }
+
+private:
+    struct Item {
+        steady::time_point due;
+        std::uint64_t seq;
+        std::function<void()> fn;
+        bool operator>(const Item& o) const { return due != o.due ? due > o.due : seq > o.seq; }
+    };
+    void loop() {
+        std::unique_lock lock(mutex_);
+        while (!stopping_) {
+            if (queue_.empty()) {
+                cv_.wait(lock);
+                continue;
+            }
+            if (!fire_now_ && steady::now() < queue_.top().due) {
+                cv_.wait_until(lock, queue_.top().due);
+                continue;
+            }
+            auto fn = queue_.top().fn;
+            queue_.pop();
+            lock.unlock();
+            fn();
+            lock.lock();
+        }
+    }
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::priority_queue<Item, std::vector<Item>, std::greater<>> queue_;
+    std::uint64_t seq_ = 0;
+    bool stopping_ = false;
+    bool fire_now_ = false;
+    std::thread thread_;
+};
+
+const char* describe_state(HopState s) {
+    switch (s) {
+        case HopState::Queued: return "waiting in the node's queue for a free worker";
+        case HopState::Running: return "waiting for the component's call to return";
+        case HopState::RetryWait: return "waiting for its next retry";
+    }
+    return "?";
+}
+
+}  // namespace
+
+// ---- Impl --------------------------------------------------------------------------------
+
+struct Runtime::Impl {
+    struct Node {
+        const NodeSpec* spec = nullptr;
+        std::unique_ptr<NodeContext> context;
+        std::unique_ptr<Component> component;
+        Source* source = nullptr;
+        Transform* transform = nullptr;
+        Sink* sink = nullptr;
+        std::map<std::string, std::vector<std::size_t>, std::less<>> successors;  // port -> node indexes
+        std::unique_ptr<flow::function_node<Envelope>> graph_node;
+        NodeStats stats;
+        std::string label;  // "node 'x' (component)"
+    };
+
+    PipelineSpec spec;
+    std::shared_ptr<const Registry> registry;
+    RuntimeOptions options;
+    std::shared_ptr<Clock> clock;
+    std::shared_ptr<spdlog::logger> logger;
+    std::unique_ptr<NodeLogger> runtime_log;
+    MetricsRegistry metrics;
+    std::unique_ptr<StateStore> state;
+    bool json_logs = false;
+
+    std::vector<std::unique_ptr<Node>> nodes;  // same order as spec.nodes
+    flow::graph graph;
+    std::unique_ptr<RetryScheduler> scheduler;
+
+    // In-flight gate and live trackers.
+    mutable std::mutex flight_mutex;
+    std::condition_variable flight_cv;
+    std::set<std::shared_ptr<Tracker>> live;
+    std::uint64_t peak = 0;
+    std::atomic<bool> stop_sources{false};
+    std::atomic<bool> stop_requested{false};
+
+    std::atomic<std::uint64_t> taken{0}, completed{0}, failed{0};
+    mutable std::mutex failures_mutex;
+    std::vector<FailedDocument> failures;
+
+    std::vector<std::thread> source_threads;
+    std::thread watchdog;
+    std::mutex watchdog_mutex;
+    std::condition_variable watchdog_cv;
+    bool watchdog_stop = false;
+
+    milliseconds stuck_after{60'000}, drain_timeout{30'000}, poll_wait{500};
+
+    // ---- hops ----
+
+    void put(std::size_t node_index, Envelope env) {
+        {
+            std::lock_guard lock(env.tracker->mutex);
+            if (env.token == 0) env.token = env.tracker->next_token++;
+            auto it = std::find_if(env.tracker->positions.begin(), env.tracker->positions.end(),
+                                   [&](const Position& p) { return p.token == env.token; });
+            if (it == env.tracker->positions.end())
+                env.tracker->positions.push_back({env.token, node_index, HopState::Queued, steady::now(), false, env.attempt});
+            else
+                *it = Position{env.token, node_index, HopState::Queued, steady::now(), false, env.attempt};
+        }
+        nodes[node_index]->graph_node->try_put(env);
+    }
+
+    void forward(Node& from, std::string_view port, DocumentPtr doc, const std::shared_ptr<Tracker>& tracker) {
+        auto it = from.successors.find(port);
+        const auto& targets = it->second;  // resolve() guarantees every port is connected
+        tracker->outstanding.fetch_add(static_cast<std::int64_t>(targets.size()));
+        from.stats.out.fetch_add(1, std::memory_order_relaxed);
+        for (std::size_t t : targets) put(t, Envelope{doc, tracker, 0, 1});
+    }
+
+    void set_state(const Envelope& env, HopState state) {
+        std::lock_guard lock(env.tracker->mutex);
+        for (auto& p : env.tracker->positions)
+            if (p.token == env.token) {
+                p.state = state;
+                p.since = steady::now();
+                p.warned = false;
+            }
+    }
+
+    void finish_hop(const Envelope& env) {
+        {
+            std::lock_guard lock(env.tracker->mutex);
+            auto& ps = env.tracker->positions;
+            ps.erase(std::remove_if(ps.begin(), ps.end(), [&](const Position& p) { return p.token == env.token; }), ps.end());
+        }
+        if (env.tracker->outstanding.fetch_sub(1) == 1) settle(env.tracker);
+    }
+
+    void settle(const std::shared_ptr<Tracker>& tracker) {
+        Outcome outcome;
+        {
+            std::lock_guard lock(tracker->mutex);
+            outcome.ok = !tracker->failed;
+            outcome.reason = tracker->reason;
+        }
+        try {
+            if (tracker->ack) tracker->ack(outcome);
+        } catch (const std::exception& e) {
+            runtime_log->log(LogLevel::Error, fmt::format("source '{}' threw while settling a document: {}", tracker->source_node, e.what()),
+                             tracker->doc_id);
+        }
+        if (outcome.ok) {
+            completed.fetch_add(1);
+        } else {
+            failed.fetch_add(1);
+            std::lock_guard lock(failures_mutex);
+            if (failures.size() < 100) failures.push_back({tracker->doc_id, tracker->label, outcome.reason});
+        }
+        if (runtime_log->enabled(LogLevel::Debug))
+            runtime_log->log(LogLevel::Debug, fmt::format("{} after {} ms", outcome.ok ? "acked" : "nacked: " + outcome.reason,
+                                                          std::chrono::duration_cast<milliseconds>(steady::now() - tracker->started).count()),
+                             tracker->doc_id);
+        {
+            std::lock_guard lock(flight_mutex);
+            live.erase(tracker);
+        }
+        flight_cv.notify_all();
+    }
+
+    void dead_letter(Node& node, const Envelope& env, const std::string& reason) {
+        nlohmann::json record{{"doc_id", env.doc->id},
+                              {"root_id", env.tracker->doc_id},
+                              {"node", node.spec->name},
+                              {"component", node.spec->component},
+                              {"reason", reason},
+                              {"attempts", env.attempt},
+                              {"failed_at", iso8601(clock->now())},
+                              {"pipeline_hash", spec.text_hash},
+                              {"document", env.doc->to_json(true)}};
+        const std::string key = fmt::format("deadletter/{}-{}-{}", iso8601(clock->now()), env.doc->id, node.spec->name);
+        try {
+            state->put(key, record.dump());
+        } catch (const std::exception& e) {
+            // The source is nacked anyway, so the input is kept there; say that the record is missing.
+            node.context->log().log(LogLevel::Error, fmt::format("could not store the dead letter: {}", e.what()), env.doc->id);
+        }
+        metrics.increment("dead_letters_total", 1, {{"node", node.spec->name}});
+    }
+
+    void fail(Node& node, const Envelope& env, const std::string& why) {
+        const std::string reason = fmt::format("{}: {}", node.label, why);
+        node.stats.failed.fetch_add(1, std::memory_order_relaxed);
+        node.context->log().log(LogLevel::Error, fmt::format("failed after {} attempt(s): {}", env.attempt, why), env.doc->id);
+        dead_letter(node, env, reason);
+        {
+            std::lock_guard lock(env.tracker->mutex);
+            if (!env.tracker->failed) {
+                env.tracker->failed = true;
+                env.tracker->reason = reason;
+            }
+        }
+        finish_hop(env);
+    }
+
+    // A transient failure: retry under the node's policy, or fail when attempts are spent.
+    void retry_or_fail(std::size_t index, Envelope env, const std::string& why, milliseconds hint) {
+        Node& node = *nodes[index];
+        const RetryPolicy& policy = node.spec->retry;
+        if (env.attempt >= policy.attempts || stop_requested_past_deadline()) {
+            fail(node, env, why + fmt::format(" (gave up after {} attempt(s))", env.attempt));
+            return;
+        }
+        milliseconds delay = hint.count() > 0 ? hint : policy.backoff_for(env.attempt + 1);
+        if (hint.count() == 0 && policy.jitter > 0 && delay.count() > 0) {
+            thread_local std::mt19937 rng{std::random_device{}()};
+            std::uniform_real_distribution<double> dist(1.0 - policy.jitter, 1.0 + policy.jitter);
+            delay = milliseconds(static_cast<std::int64_t>(static_cast<double>(delay.count()) * dist(rng)));
+        }
+        node.stats.retries.fetch_add(1, std::memory_order_relaxed);
+        node.context->log().log(LogLevel::Warn, fmt::format("attempt {} of {} failed: {}; retrying in {} ms", env.attempt,
+                                                            policy.attempts, why, delay.count()), env.doc->id);
+        set_state(env, HopState::RetryWait);
+        env.attempt += 1;
+        scheduler->at(steady::now() + delay, [this, index, env]() { put(index, env); });
+    }
+
+    bool drain_deadline_passed = false;
+    bool stop_requested_past_deadline() const { return drain_deadline_passed; }
+
+    // ---- node bodies ----
+
+    class CollectingOutputs : public Outputs {
+    public:
+        explicit CollectingOutputs(const ComponentDescriptor& d) : descriptor(d) {}
+        void emit(DocumentPtr doc, std::string_view port) override {
+            // Violations are recorded, not thrown: a plugin could swallow an exception.
+            if (!doc) {
+                if (violation.empty()) violation = "emitted a null document";
+                return;
+            }
+            bool known = std::any_of(descriptor.output_ports.begin(), descriptor.output_ports.end(),
+                                     [&](const PortSpec& p) { return p.name == port; });
+            if (!known) {
+                if (violation.empty()) {
+                    std::string ports;
+                    for (const auto& p : descriptor.output_ports) ports += (ports.empty() ? "" : ", ") + p.name;
+                    violation = fmt::format("emitted on undeclared port '{}' (declared: {})", port, ports);
+                }
+                return;
+            }
+            if (doc->id.empty() && violation.empty()) {
+                violation = "emitted a document without an id";
+                return;
+            }
+            emitted.emplace_back(std::move(doc), std::string(port));
+        }
+        const ComponentDescriptor& descriptor;
+        std::vector<std::pair<DocumentPtr, std::string>> emitted;
+        std::string violation;
+    };
+
+    void run_transform(std::size_t index, const Envelope& env) {
+        Node& node = *nodes[index];
+        CollectingOutputs outputs(*node.spec->descriptor);
+        const auto t0 = steady::now();
+        try {
+            node.transform->process(env.doc, outputs);
+        } catch (const BadInput& e) {
+            fail(node, env, fmt::format("bad input: {}", e.what()));
+            return;
+        } catch (const RetryLater& e) {
+            retry_or_fail(index, env, e.what(), e.after);
+            return;
+        } catch (const std::exception& e) {
+            retry_or_fail(index, env, fmt::format("threw: {}", e.what()), milliseconds(0));
+            return;
+        } catch (...) {
+            retry_or_fail(index, env, "threw a non-standard exception", milliseconds(0));
+            return;
+        }
+        observe(node, t0);
+        if (!outputs.violation.empty()) {
+            fail(node, env, "broke the component contract: " + outputs.violation);
+            return;
+        }
+        for (auto& [doc, port] : outputs.emitted) forward(node, port, std::move(doc), env.tracker);
+        finish_hop(env);  // after forwarding: the tracker cannot reach zero early
+    }
+
+    void run_sink(std::size_t index, const Envelope& env) {
+        Node& node = *nodes[index];
+        const auto t0 = steady::now();
+        std::optional<SinkResult> result;
+        try {
+            result = node.sink->write(*env.doc);
+        } catch (const BadInput& e) {
+            fail(node, env, fmt::format("bad input: {}", e.what()));
+            return;
+        } catch (const RetryLater& e) {
+            retry_or_fail(index, env, e.what(), e.after);
+            return;
+        } catch (const std::exception& e) {
+            retry_or_fail(index, env, fmt::format("threw: {}", e.what()), milliseconds(0));
+            return;
+        } catch (...) {
+            retry_or_fail(index, env, "threw a non-standard exception", milliseconds(0));
+            return;
+        }
+        observe(node, t0);
+        switch (result->status()) {
+            case SinkResult::Status::Ok:
+                finish_hop(env);
+                return;
+            case SinkResult::Status::Retry:
+                retry_or_fail(index, env, result->reason().empty() ? "asked to retry" : result->reason(), result->retry_after());
+                return;
+            case SinkResult::Status::Fail:
+                fail(node, env, result->reason().empty() ? "failed without a reason" : result->reason());
+                return;
+        }
+        fail(node, env, "broke the component contract: returned an invalid SinkResult");
+    }
+
+    static void observe(Node& node, steady::time_point t0) {
+        node.stats.busy_us.fetch_add(static_cast<std::uint64_t>(
+                                         std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - t0).count()),
+                                     std::memory_order_relaxed);
+    }
+
+    // ---- sources ----
+
+    class Emitter : public SourceEmitter {
+    public:
+        Emitter(Impl& impl, std::size_t index) : impl_(impl), index_(index) {}
+        bool emit(Document doc, AckHandle ack) override { return impl_.admit(index_, std::move(doc), std::move(ack)); }
+        bool stop_requested() const override { return impl_.stop_sources.load(); }
+
+    private:
+        Impl& impl_;
+        std::size_t index_;
+    };
+
+    bool admit(std::size_t index, Document doc, AckHandle ack) {
+        Node& node = *nodes[index];
+        if (doc.id.empty()) {
+            if (!doc.parts.empty() && doc.parts.front().bytes)
+                doc.id = Document::content_id(doc.parts.front().bytes->data(), doc.parts.front().bytes->size());
+            else {
+                if (ack) ack(Outcome{false, node.label + ": source emitted a document with no id and no content"});
+                failed.fetch_add(1);
+                return true;
+            }
+        }
+        auto tracker = std::make_shared<Tracker>();
+        tracker->doc_id = doc.id;
+        auto name = doc.attributes.find("filename");
+        tracker->label = name != doc.attributes.end() ? name->second : (doc.parts.empty() ? "" : doc.parts.front().name);
+        tracker->source_node = node.spec->name;
+        tracker->ack = std::move(ack);
+        tracker->started = steady::now();
+        {
+            std::unique_lock lock(flight_mutex);
+            flight_cv.wait(lock, [&] { return live.size() < spec.max_in_flight || stop_sources.load(); });
+            if (stop_sources.load()) return false;  // not taken: the source keeps it
+            live.insert(tracker);
+            peak = std::max<std::uint64_t>(peak, live.size());
+        }
+        taken.fetch_add(1);
+        node.stats.in.fetch_add(1, std::memory_order_relaxed);
+        if (runtime_log->enabled(LogLevel::Debug)) node.context->log().log(LogLevel::Debug, "taken", doc.id);
+        // Hold one extra count while forwarding so a fast graph cannot settle mid-fan-out.
+        tracker->outstanding.fetch_add(1);
+        forward(node, "out", std::make_shared<const Document>(std::move(doc)), tracker);
+        if (tracker->outstanding.fetch_sub(1) == 1) settle(tracker);
+        return true;
+    }
+
+    void source_loop(std::size_t index) {
+        Node& node = *nodes[index];
+        Emitter emitter(*this, index);
+        if (options.once) {
+            try {
+                node.source->poll(emitter, PollRequest{milliseconds(0), true});
+            } catch (const std::exception& e) {
+                node.context->log().log(LogLevel::Error, fmt::format("poll failed: {}", e.what()));
+            }
+            return;
+        }
+        while (!stop_sources.load()) {
+            try {
+                node.source->poll(emitter, PollRequest{poll_wait, false});
+            } catch (const std::exception& e) {
+                node.context->log().log(LogLevel::Error, fmt::format("poll failed: {}; trying again in 1 s", e.what()));
+                std::unique_lock lock(flight_mutex);
+                flight_cv.wait_for(lock, std::chrono::seconds(1), [&] { return stop_sources.load(); });
+            }
+        }
+    }
+
+    // ---- watchdog ----
+
+    void watch() {
+        std::unique_lock lock(watchdog_mutex);
+        const auto period = std::clamp(stuck_after / 4, milliseconds(10), milliseconds(1000));
+        while (!watchdog_cv.wait_for(lock, period, [&] { return watchdog_stop; })) {
+            std::vector<std::shared_ptr<Tracker>> snapshot;
+            {
+                std::lock_guard flight(flight_mutex);
+                snapshot.assign(live.begin(), live.end());
+            }
+            const auto now = steady::now();
+            for (const auto& t : snapshot) {
+                std::lock_guard tl(t->mutex);
+                for (auto& p : t->positions) {
+                    if (p.warned || now - p.since < stuck_after) continue;
+                    p.warned = true;
+                    nodes[p.node]->context->log().log(
+                        LogLevel::Warn,
+                        fmt::format("document stuck for {} s in this node ({}), {}",
+                                    std::chrono::duration_cast<std::chrono::seconds>(now - p.since).count(),
+                                    nodes[p.node]->spec->component, describe_state(p.state)),
+                        t->doc_id);
+                    metrics.increment("stuck_documents_total", 1, {{"node", nodes[p.node]->spec->name}});
+                }
+            }
+        }
+    }
+
+    std::vector<std::string> report() const {
+        std::vector<std::string> lines;
+        std::lock_guard flight(flight_mutex);
+        const auto now = steady::now();
+        for (const auto& t : live) {
+            std::lock_guard tl(t->mutex);
+            std::string where;
+            for (const auto& p : t->positions)
+                where += fmt::format("{}node '{}' for {} ms, {}", where.empty() ? "" : "; ", nodes[p.node]->spec->name,
+                                     std::chrono::duration_cast<milliseconds>(now - p.since).count(), describe_state(p.state));
+            lines.push_back(fmt::format("doc {} ({}) from '{}': {}", t->doc_id, t->label, t->source_node,
+                                        where.empty() ? "between nodes" : where));
+        }
+        return lines;
+    }
+};
+
+// ---- Runtime -----------------------------------------------------------------------------
+
+Runtime::Runtime(PipelineSpec spec, std::shared_ptr<const Registry> registry, RuntimeOptions options)
+    : impl_(std::make_unique<Impl>()) {
+    impl_->spec = std::move(spec);
+    impl_->registry = std::move(registry);
+    impl_->options = std::move(options);
+}
+
+Runtime::~Runtime() {
+    if (!impl_) return;
+    request_stop();
+    for (auto& t : impl_->source_threads)
+        if (t.joinable()) t.join();
+    {
+        std::lock_guard lock(impl_->watchdog_mutex);
+        impl_->watchdog_stop = true;
+    }
+    impl_->watchdog_cv.notify_all();
+    if (impl_->watchdog.joinable()) impl_->watchdog.join();
+    impl_->graph.wait_for_all();
+    impl_->scheduler.reset();
+    for (auto& n : impl_->nodes) {
+        if (!n->component) continue;
+        try {
+            n->component->stop();
+        } catch (...) {
+        }
+    }
+    // Graph nodes hold bodies referencing components: destroy them, then the components,
+    // before the Registry (which owns their code) can go.
+    for (auto& n : impl_->nodes) n->graph_node.reset();
+    for (auto& n : impl_->nodes) n->component.reset();
+}
+
+void Runtime::start() {
+    Impl& m = *impl_;
+    const auto& logging = m.spec.sections.at("logging");
+    m.json_logs = logging.at("format") == "json";
+    m.logger = m.options.logger ? m.options.logger
+                                : make_process_logger(logging.at("format").get<std::string>(), logging.at("level").get<std::string>());
+    m.clock = m.options.clock ? m.options.clock : std::make_shared<SystemClock>();
+    m.runtime_log = std::make_unique<NodeLogger>(m.logger, "runtime", m.json_logs);
+    m.stuck_after = m.spec.runtime_duration("stuck_after");
+    m.drain_timeout = m.spec.runtime_duration("drain_timeout");
+    m.poll_wait = m.spec.runtime_duration("poll_wait");
+
+    const std::string backend = m.spec.section_string("state", "backend");
+    try {
+        m.state = open_state_store(backend, m.spec.section_string("state", "path"), *m.clock);
+    } catch (const std::exception& e) {
+        throw StartError(fmt::format("state store ({}): {}", backend, e.what()));
+    }
+
+    for (const auto& ns : m.spec.nodes) {
+        auto node = std::make_unique<Impl::Node>();
+        node->spec = &ns;
+        node->label = fmt::format("node '{}' ({})", ns.name, ns.component);
+        node->context = std::make_unique<NodeContext>(ns.name, m.logger, m.json_logs, m.metrics, *m.state, *m.clock);
+        try {
+            node->component = ns.descriptor->create(ns.config, *node->context);
+            if (!node->component) throw std::runtime_error("the factory returned no component");
+        } catch (const std::exception& e) {
+            throw StartError(fmt::format("{}: constructor failed: {}", node->label, e.what()));
+        } catch (...) {
+            throw StartError(fmt::format("{}: constructor threw a non-standard exception", node->label));
+        }
+        Component* c = node->component.get();
+        switch (ns.descriptor->kind) {
+            case ComponentKind::Source: node->source = dynamic_cast<Source*>(c); break;
+            case ComponentKind::Sink: node->sink = dynamic_cast<Sink*>(c); break;
+            default: node->transform = dynamic_cast<Transform*>(c); break;
+        }
+        if (!node->source && !node->sink && !node->transform)
+            throw StartError(fmt::format("{}: the factory built an object that is not a {}", node->label, to_string(ns.descriptor->kind)));
+        m.nodes.push_back(std::move(node));
+    }
+    for (auto& node : m.nodes) {
+        for (const auto& port : node->spec->descriptor->output_ports)
+            for (const auto& target : m.spec.successors(node->spec->name, port.name))
+                for (std::size_t i = 0; i < m.nodes.size(); ++i)
+                    if (m.nodes[i]->spec->name == target) node->successors[port.name].push_back(i);
+    }
+    m.scheduler = std::make_unique<RetryScheduler>();
+    for (std::size_t i = 0; i < m.nodes.size(); ++i) {
+        auto& node = *m.nodes[i];
+        if (node.source) continue;
+        const std::size_t concurrency = static_cast<std::size_t>(node.spec->concurrency);
+        const bool is_sink = node.sink != nullptr;
+        node.graph_node = std::make_unique<flow::function_node<Envelope>>(
+            m.graph, concurrency, [&m, i, is_sink](const Envelope& env) {
+                m.nodes[i]->stats.in.fetch_add(1, std::memory_order_relaxed);
+                m.set_state(env, HopState::Running);
+                if (is_sink) m.run_sink(i, env);
+                else m.run_transform(i, env);
+                return flow::continue_msg();
+            });
+    }
+    // Start sinks and transforms before sources, so nothing is emitted into a cold graph.
+    for (int pass = 0; pass < 2; ++pass)
+        for (auto& node : m.nodes) {
+            if ((node->source != nullptr) != (pass == 1)) continue;
+            try {
+                node->component->start();
+            } catch (const std::exception& e) {
+                throw StartError(fmt::format("{}: start failed: {}", node->label, e.what()));
+            }
+        }
+    m.watchdog = std::thread([&m] { m.watch(); });
+    for (std::size_t i = 0; i < m.nodes.size(); ++i)
+        if (m.nodes[i]->source) m.source_threads.emplace_back([&m, i] { m.source_loop(i); });
+    m.runtime_log->log(LogLevel::Info, fmt::format("pipeline {} started: {} nodes, {} edges, max_in_flight {}{}", m.spec.file.string(),
+                                                   m.nodes.size(), m.spec.edges.size(), m.spec.max_in_flight,
+                                                   m.options.once ? ", --once" : ""));
+}
+
+void Runtime::request_stop() {
+    Impl& m = *impl_;
+    m.stop_requested.store(true);
+    m.flight_cv.notify_all();
+}
+
+int Runtime::run() {
+    Impl& m = *impl_;
+    if (m.options.once) {
+        // Sources end after one draining poll, unless a stop is requested first.
+        for (auto& t : m.source_threads) t.join();
+        m.source_threads.clear();
+        std::unique_lock lock(m.flight_mutex);
+        m.flight_cv.wait(lock, [&] { return m.live.empty() || m.stop_requested.load(); });
+        if (m.live.empty()) {
+            lock.unlock();
+            m.graph.wait_for_all();
+            return m.failed.load() > 0 ? 1 : 0;
+        }
+    } else {
+        std::unique_lock lock(m.flight_mutex);
+        m.flight_cv.wait(lock, [&] { return m.stop_requested.load(); });
+    }
+
+    // Shutdown: stop taking new documents, then drain what is in flight.
+    m.runtime_log->log(LogLevel::Info, fmt::format("stopping: sources stop, draining up to {} ms", m.drain_timeout.count()));
+    m.stop_sources.store(true);
+    m.flight_cv.notify_all();
+    for (auto& t : m.source_threads) t.join();
+    m.source_threads.clear();
+    bool drained;
+    {
+        std::unique_lock lock(m.flight_mutex);
+        drained = m.flight_cv.wait_for(lock, m.drain_timeout, [&] { return m.live.empty(); });
+    }
+    if (!drained) {
+        auto lines = m.report();
+        m.runtime_log->log(LogLevel::Error, fmt::format("drain deadline passed with {} document(s) in flight; they are not acked "
+                                                        "and will be delivered again on restart:", lines.size()));
+        for (const auto& l : lines) m.runtime_log->log(LogLevel::Error, "  in flight: " + l);
+        // Pending retries would only wait; give up on them so the graph can empty.
+        m.drain_deadline_passed = true;
+        return 3;
+    }
+    m.graph.wait_for_all();
+    m.runtime_log->log(LogLevel::Info, fmt::format("stopped cleanly: {} acked, {} failed", m.completed.load(), m.failed.load()));
+    return m.options.once && m.failed.load() > 0 ? 1 : 0;
+}
+
+RunSummary Runtime::summary() const {
+    const Impl& m = *impl_;
+    RunSummary s;
+    s.taken = m.taken.load();
+    s.completed = m.completed.load();
+    s.failed = m.failed.load();
+    {
+        std::lock_guard lock(m.flight_mutex);
+        s.in_flight = m.live.size();
+        s.peak_in_flight = m.peak;
+    }
+    for (const auto& n : m.nodes)
+        s.nodes.push_back({n->spec->name, n->spec->component, n->stats.in.load(), n->stats.out.load(), n->stats.failed.load(),
+                           n->stats.retries.load()});
+    std::lock_guard lock(m.failures_mutex);
+    s.failures = m.failures;
+    return s;
+}
+
+std::string RunSummary::format() const {
+    std::string out = fmt::format("documents: {} taken, {} completed, {} failed{}\n", taken, completed, failed,
+                                  in_flight ? fmt::format(", {} still in flight", in_flight) : "");
+    out += fmt::format("  {:<20} {:<22} {:>8} {:>8} {:>8} {:>8}\n", "node", "component", "in", "out", "failed", "retries");
+    for (const auto& n : nodes)
+        out += fmt::format("  {:<20} {:<22} {:>8} {:>8} {:>8} {:>8}\n", n.name, n.component, n.in, n.out, n.failed, n.retries);
+    for (const auto& f : failures) out += fmt::format("  FAILED {} ({}): {}\n", f.label, f.doc_id, f.reason);
+    return out;
+}
+
+MetricsRegistry& Runtime::metrics() { return impl_->metrics; }
+StateStore& Runtime::state() { return *impl_->state; }
+std::vector<std::string> Runtime::in_flight_report() const { return impl_->report(); }
+
+}  // namespace docpipe::core

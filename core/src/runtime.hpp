@@ -1,0 +1,88 @@
+// The runtime: turns a resolved PipelineSpec into running components wired as a oneTBB
+// flow graph, feeds it from source threads, and settles every source document exactly once.
+//
+// Delivery contract (see ARCHITECTURE.md "Delivery"):
+// - Each source document gets a Tracker counting the hops still owed by it and all its
+//   descendants. The source is acked when the count reaches zero with no failure, nacked
+//   (with the first failure's reason) otherwise. A failure is a hop that exhausted its
+//   retry policy or threw BadInput; it is recorded in the dead-letter store first.
+// - At most `max_in_flight` source documents are in the graph; the source's emit() blocks
+//   beyond that (backpressure).
+//
+// Ownership: Runtime owns the components, their contexts, the graph and the threads. The
+// Registry (shared) must outlive the Runtime: component code lives in its libraries.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "pipeline.hpp"
+#include "services.hpp"
+
+namespace docpipe::core {
+
+// Thrown by start(): a component could not be built or started; names the node.
+class StartError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct NodeSummary {
+    std::string name, component;
+    std::uint64_t in = 0, out = 0, failed = 0, retries = 0;
+};
+
+struct FailedDocument {
+    std::string doc_id, label, reason;
+};
+
+struct RunSummary {
+    std::uint64_t taken = 0;      // source documents that entered the graph
+    std::uint64_t completed = 0;  // acked
+    std::uint64_t failed = 0;     // nacked and dead-lettered
+    std::uint64_t in_flight = 0;  // neither (only after a drain timeout)
+    std::uint64_t peak_in_flight = 0;
+    std::vector<NodeSummary> nodes;
+    std::vector<FailedDocument> failures;  // first 100
+    std::string format() const;            // human-readable, for --once
+};
+
+struct RuntimeOptions {
+    bool once = false;
+    // Overrides for tests; when unset, the pipeline's sections decide.
+    std::shared_ptr<Clock> clock;
+    std::shared_ptr<spdlog::logger> logger;
+};
+
+class Runtime {
+public:
+    Runtime(PipelineSpec spec, std::shared_ptr<const Registry> registry, RuntimeOptions options = {});
+    ~Runtime();
+    Runtime(const Runtime&) = delete;
+    Runtime& operator=(const Runtime&) = delete;
+
+    // Builds components and the graph. Throws StartError naming the node on failure.
+    void start();
+    // Runs until request_stop() (or, with `once`, until the sources' current content is
+    // processed). Returns the process exit code: 0 ok, 1 a document failed (--once only),
+    // 3 the drain deadline passed with documents still in flight.
+    int run();
+    // Safe from any thread (e.g. the signal thread); idempotent.
+    void request_stop();
+
+    RunSummary summary() const;
+    MetricsRegistry& metrics();
+    StateStore& state();
+    // Documents in flight and where they are, one line each (for shutdown and /health).
+    std::vector<std::string> in_flight_report() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace docpipe::core

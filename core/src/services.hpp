@@ -1,0 +1,97 @@
+// Runtime services handed to components through their Context: logging (spdlog), metrics
+// (Prometheus text), state store (SQLite or memory) and the system clock.
+//
+// Ownership: the Runtime owns one Services object; NodeContexts hold references into it
+// and are destroyed before it. Everything here is thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "docpipe/context.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace docpipe::core {
+
+// ---- logging -----------------------------------------------------------------------------
+
+// Creates the process logger ("text" or "json" format) writing to stderr.
+std::shared_ptr<spdlog::logger> make_process_logger(const std::string& format, const std::string& level);
+
+class NodeLogger : public Logger {
+public:
+    NodeLogger(std::shared_ptr<spdlog::logger> sink, std::string node, bool json);
+    void log(LogLevel level, std::string_view message, std::string_view doc_id = {}) override;
+    bool enabled(LogLevel level) const override;
+
+private:
+    std::shared_ptr<spdlog::logger> sink_;
+    std::string node_;
+    bool json_;
+};
+
+// ---- metrics -----------------------------------------------------------------------------
+
+class MetricsRegistry : public Metrics {
+public:
+    void increment(std::string_view name, double by = 1, const Labels& labels = {}) override;
+    void set_gauge(std::string_view name, double value, const Labels& labels = {}) override;
+    void observe(std::string_view name, double value, const Labels& labels = {}) override;
+    double value(std::string_view name, const Labels& labels = {}) const;
+    // Prometheus text exposition format, names prefixed "docpipe_".
+    std::string render_prometheus() const;
+
+private:
+    struct Series {
+        enum Kind { Counter, Gauge, Histogram } kind = Counter;
+        double value = 0;
+        std::vector<double> bucket_counts;  // histogram only
+        double sum = 0;
+        std::uint64_t count = 0;
+    };
+    static std::string key(std::string_view name, const Labels& labels);
+    mutable std::mutex mutex_;
+    std::map<std::string, Series> series_;  // key = name{labels}
+};
+
+// Metrics as one node sees them: every series gets node="<name>".
+class NodeMetrics : public Metrics {
+public:
+    NodeMetrics(MetricsRegistry& registry, std::string node) : registry_(registry), node_(std::move(node)) {}
+    void increment(std::string_view name, double by, const Labels& labels) override;
+    void set_gauge(std::string_view name, double value, const Labels& labels) override;
+    void observe(std::string_view name, double value, const Labels& labels) override;
+
+private:
+    Labels with_node(const Labels& labels) const;
+    MetricsRegistry& registry_;
+    std::string node_;
+};
+
+// ---- clock -------------------------------------------------------------------------------
+
+class SystemClock : public Clock {
+public:
+    std::chrono::system_clock::time_point now() const override { return std::chrono::system_clock::now(); }
+    std::chrono::steady_clock::time_point steady_now() const override { return std::chrono::steady_clock::now(); }
+    void sleep_for(std::chrono::milliseconds duration) override;
+};
+
+// ---- state -------------------------------------------------------------------------------
+
+// Opens the store named by the pipeline's `state` section; throws with the reason.
+std::unique_ptr<StateStore> open_state_store(const std::string& backend, const std::filesystem::path& path, Clock& clock);
+
+// ISO 8601 UTC with milliseconds: 2026-11-29T10:00:00.123Z
+std::string iso8601(std::chrono::system_clock::time_point t);
+
+}  // namespace docpipe::core

@@ -1,0 +1,65 @@
+// source.directory — a drop folder.
+//
+// Takes a file once it is complete: its size and modification time have not changed for
+// `settle_time` (a file still being copied in is left alone). Each file becomes one
+// document whose id is derived from its bytes. On ack the file moves to `processed/`; on
+// nack to `failed/`, next to a `<name>.reason` file that says why. Files still in the
+// folder when the runtime stops are taken again on the next start (at-least-once).
+//
+// Example config:
+//   inbox:
+//     component: source.directory
+//     config:
+//       path: /var/spool/docpipe/inbox
+//       patterns: ["*.eml", "*.jpg", "*.pdf"]
+//       settle_time: 2s
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "docpipe/component.hpp"
+
+namespace docpipe::basic {
+
+class DirectorySource : public Source {
+public:
+    static ComponentDescriptor describe();
+    DirectorySource(const Config& config, Context& context);
+
+    void start() override;
+    void poll(SourceEmitter& emitter, const PollRequest& request) override;
+    HealthReport health() override;
+
+private:
+    struct Observation {
+        std::uintmax_t size = 0;
+        std::filesystem::file_time_type mtime;
+        std::chrono::steady_clock::time_point unchanged_since;
+    };
+    enum class ScanResult { Emitted, NothingReady, Stopped };
+
+    // One pass over the folder: emits settled files; `pending` counts files still settling.
+    ScanResult scan(SourceEmitter& emitter, std::size_t& pending, std::size_t& emitted);
+    bool settled(const std::filesystem::path& path, std::uintmax_t size, std::filesystem::file_time_type mtime);
+    bool wanted(const std::filesystem::path& path) const;
+    void settle(const std::filesystem::path& path, const Outcome& outcome);
+    std::filesystem::path move_into(const std::filesystem::path& file, const std::filesystem::path& dir);
+
+    Context& ctx_;
+    std::filesystem::path dir_, processed_dir_, failed_dir_;
+    std::vector<std::string> patterns_;
+    std::chrono::milliseconds settle_time_, poll_interval_, drain_wait_;
+    std::int64_t max_bytes_;
+
+    std::mutex mutex_;                              // guards the two members below and last_error_
+    std::set<std::filesystem::path> in_flight_;     // emitted, not yet settled
+    std::map<std::filesystem::path, Observation> observed_;
+    std::string last_error_;
+};
+
+}  // namespace docpipe::basic

@@ -1,0 +1,190 @@
+// docpipe SDK — the component interfaces a plugin implements.
+//
+// Four kinds: source, transform, ocr, sink. A component is created by the runtime from its
+// descriptor's factory with a validated Config and a Context, once per node.
+//
+// Lifecycle: constructor -> start() -> (poll | process | write)* -> stop() -> destructor.
+// A constructor or start() that throws fails the pipeline start with the node's name.
+//
+// Threading: the runtime calls process()/write() concurrently only when the descriptor
+// says `concurrent_safe` and the node's `concurrency` is above 1; otherwise calls on one
+// instance are serialised (but not pinned to one thread: no thread_locals). A source's
+// poll() runs on one runtime-owned thread; ack callbacks may run on any thread.
+//
+// Errors: throw `BadInput` for a document that can never succeed (it goes straight to the
+// dead-letter store with your message); any other exception is retried under the node's
+// retry policy and then dead-lettered. Messages should say what was wrong and where.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "docpipe/config_spec.hpp"
+#include "docpipe/context.hpp"
+#include "docpipe/document.hpp"
+
+namespace docpipe {
+
+enum class ComponentKind { Source, Transform, Ocr, Sink };
+std::string_view to_string(ComponentKind kind);
+
+// A permanent, per-document failure: retrying cannot help (corrupt file, encrypted PDF).
+class BadInput : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// A transient failure with a hint of when to try again (e.g. from a Retry-After header).
+class RetryLater : public std::runtime_error {
+public:
+    RetryLater(const std::string& reason, std::chrono::milliseconds after)
+        : std::runtime_error(reason), after(after) {}
+    std::chrono::milliseconds after;
+};
+
+enum class Health { Healthy, Degraded, Unavailable };
+std::string_view to_string(Health health);
+
+struct HealthReport {
+    Health status = Health::Healthy;
+    std::string detail;      // e.g. "cuda: NVIDIA H200, 139 GiB" or the last error
+};
+
+class Component {
+public:
+    virtual ~Component() = default;
+    virtual void start() {}
+    virtual void stop() {}
+    // Called only when the descriptor declares `has_health_probe`; must be quick.
+    virtual HealthReport health() { return {}; }
+};
+
+// ---- source ---------------------------------------------------------------------------
+
+// How a source document ended. Exactly one of these reaches the ack handle, exactly once.
+struct Outcome {
+    bool ok = true;
+    std::string reason;  // why it failed (empty when ok)
+};
+
+// Settles one source document. The source decides what acking means (move a file, flag a
+// message, Pub/Sub acknowledge). Called from any runtime thread, at most once.
+using AckHandle = std::function<void(const Outcome&)>;
+
+class SourceEmitter {
+public:
+    virtual ~SourceEmitter() = default;
+    // Hands a document to the graph. Blocks while the pipeline's `max_in_flight` documents
+    // are in the graph (backpressure). Returns false if the runtime is stopping and did not
+    // take the document: do not ack it, keep it for the next run.
+    virtual bool emit(Document doc, AckHandle ack) = 0;
+    virtual bool stop_requested() const = 0;
+};
+
+struct PollRequest {
+    // Longest time poll() may block waiting for new input before returning.
+    std::chrono::milliseconds max_wait{0};
+    // --once mode: emit everything held now, waiting for items still being written to
+    // complete, and do not wait for new ones.
+    bool drain = false;
+};
+
+class Source : public Component {
+public:
+    // Emits what is available; returns when nothing more is ready within request.max_wait
+    // or when emitter.stop_requested(). Called repeatedly on one runtime-owned thread.
+    virtual void poll(SourceEmitter& emitter, const PollRequest& request) = 0;
+};
+
+// ---- transform and ocr ------------------------------------------------------------------
+
+class Outputs {
+public:
+    virtual ~Outputs() = default;
+    // Sends a document out of `port` (one of the descriptor's output ports).
+    virtual void emit(DocumentPtr doc, std::string_view port = "out") = 0;
+};
+
+class Transform : public Component {
+public:
+    // May emit zero (consumed, e.g. an email without attachments), one or many documents.
+    virtual void process(const DocumentPtr& input, Outputs& out) = 0;
+};
+
+// An OCR engine is a transform with a page-level entry point: the default process() fills
+// `ocr` on every page that has an image and no OCR result yet, and emits one document.
+class Ocr : public Transform {
+public:
+    virtual OcrResult recognize(const Page& page) = 0;
+    void process(const DocumentPtr& input, Outputs& out) override;
+};
+
+// ---- sink -------------------------------------------------------------------------------
+
+class SinkResult {
+public:
+    enum class Status { Ok, Retry, Fail };
+    static SinkResult ok() { return SinkResult(Status::Ok, {}, {}); }
+    static SinkResult retry(std::chrono::milliseconds after, std::string reason) {
+        return SinkResult(Status::Retry, after, std::move(reason));
+    }
+    static SinkResult fail(std::string reason) { return SinkResult(Status::Fail, {}, std::move(reason)); }
+
+    Status status() const { return status_; }
+    std::chrono::milliseconds retry_after() const { return after_; }
+    const std::string& reason() const { return reason_; }
+
+private:
+    SinkResult(Status s, std::chrono::milliseconds after, std::string reason)
+        : status_(s), after_(after), reason_(std::move(reason)) {}
+    Status status_;
+    std::chrono::milliseconds after_{0};
+    std::string reason_;
+};
+
+class Sink : public Component {
+public:
+    // Sinks get documents read-only. Ok = accepted durably (the source may be acked).
+    virtual SinkResult write(const Document& doc) = 0;
+};
+
+// ---- descriptor -------------------------------------------------------------------------
+
+struct PortSpec {
+    std::string name;
+    std::string description;
+};
+
+struct ComponentDescriptor {
+    ComponentKind kind = ComponentKind::Transform;
+    std::string name;     // "<kind>.<name>", e.g. "sink.files"
+    std::string summary;  // one line
+    ConfigSpec config;
+    std::vector<PortSpec> output_ports;  // transforms/ocr: defaults to {"out"}; sources: {"out"}; sinks: none
+    bool concurrent_safe = false;        // may one instance run process()/write() on several threads
+    bool has_health_probe = false;
+    // Builds one instance. The Config and Context outlive the component.
+    std::function<std::unique_ptr<Component>(const Config&, Context&)> create;
+
+    nlohmann::json to_json() const;  // what `docpipe plugins describe --json` prints
+};
+
+// Helper for the common case: a class with a static `describe()` returning a descriptor
+// (without factory) and a constructor `T(const Config&, Context&)`.
+template <typename T>
+ComponentDescriptor component() {
+    ComponentDescriptor d = T::describe();
+    d.create = [](const Config& cfg, Context& ctx) -> std::unique_ptr<Component> {
+        return std::make_unique<T>(cfg, ctx);
+    };
+    if (d.output_ports.empty() && d.kind != ComponentKind::Sink) d.output_ports.push_back({"out", "processed documents"});
+    return d;
+}
+
+}  // namespace docpipe
