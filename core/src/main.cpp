@@ -37,7 +37,11 @@ std::vector<fs::path> with_defaults(std::vector<fs::path> dirs) {
     return dirs;
 }
 
-void print_issues(const std::vector<Issue>& issues) {
+void print_issues(std::vector<Issue> issues) {
+    // File order reads best; problems without a position (0) come first.
+    std::stable_sort(issues.begin(), issues.end(), [](const Issue& a, const Issue& b) {
+        return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+    });
     for (const auto& i : issues) std::cerr << i.format() << "\n";
     std::cerr << fmt::format("{} error(s)\n", issues.size());
 }

@@ -6,6 +6,7 @@
 #include <functional>
 #include <regex>
 #include <set>
+#include <tuple>
 #include <sstream>
 
 #include <fmt/core.h>
@@ -228,7 +229,8 @@ struct Loader {
             node.retry.multiplier = retry["multiplier"].get<double>();
             node.retry.jitter = retry["jitter"].get<double>();
         }
-        node.config_node = value["config"];
+        // Assigning a missing key's (invalid) node would throw; a default Node reads as "no config".
+        if (value["config"]) node.config_node = value["config"];
         spec.nodes.push_back(std::move(node));
     }
 
@@ -278,9 +280,7 @@ struct Loader {
             add(tokens.back().mark, path, fmt::format("'{}.{}': the receiving end of an edge takes no port; write '{}'",
                                                       tokens.back().node, tokens.back().port, tokens.back().node));
         for (std::size_t i = 0; i + 1 < tokens.size(); ++i)
-            spec.edges.push_back({tokens[i].node, tokens[i].port, tokens[i + 1].node, tokens[i + 1].mark});
-        // Remember where each source token is, for port errors: store the from-mark on a
-        // parallel edge list is overkill; the target mark points into the same line.
+            spec.edges.push_back({tokens[i].node, tokens[i].port, tokens[i + 1].node, tokens[i].mark, tokens[i + 1].mark});
     }
 };
 
@@ -343,19 +343,19 @@ PipelineSpec load_pipeline(const fs::path& file, std::vector<Issue>& issues) {
                                                                     {"runtime", &runtime_section_spec()}};
     for (const auto& [name, section_spec] : sections) {
         std::vector<ConfigIssue> found;
-        spec.sections[name] = detail::validate_config(*section_spec, root[name], name, YAML::Mark(), found);
+        spec.sections[name] = detail::validate_config(*section_spec, root[name], name, YAML::Mark::null_mark(), found);
         loader.add_all(found);
     }
 
     const YAML::Node nodes = root["nodes"];
     if (!nodes || !nodes.IsMap() || nodes.size() == 0) {
-        loader.add(nodes ? nodes.Mark() : YAML::Mark(), "nodes", "expected a mapping of named nodes (at least a source and a sink)");
+        loader.add(nodes ? nodes.Mark() : YAML::Mark::null_mark(), "nodes", "expected a mapping of named nodes (at least a source and a sink)");
     } else {
         for (const auto& kv : nodes) loader.parse_node(spec, kv.first, kv.second);
     }
     const YAML::Node edges = root["edges"];
     if (!edges || !edges.IsSequence()) {
-        loader.add(edges ? edges.Mark() : YAML::Mark(), "edges", "expected a list of edges such as '- inbox -> out'");
+        loader.add(edges ? edges.Mark() : YAML::Mark::null_mark(), "edges", "expected a list of edges such as '- inbox -> out'");
     } else {
         for (std::size_t i = 0; i < edges.size(); ++i) loader.parse_edge(spec, edges[i], i);
     }
@@ -441,16 +441,16 @@ void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& i
         const NodeSpec* from = spec.find(e.from);
         const NodeSpec* to = spec.find(e.to);
         bool ok = true;
-        for (const auto& [name, found] : {std::pair{e.from, from}, std::pair{e.to, to}}) {
+        for (const auto& [name, found, mark] : {std::tuple{e.from, from, e.from_mark}, std::tuple{e.to, to, e.mark}}) {
             if (found) continue;
             ok = false;
             std::string message = fmt::format("unknown node '{}'", name);
             if (auto near = closest_match(name, node_names)) message += fmt::format(" (did you mean '{}'?)", *near);
-            add(e.mark, path, message);
+            add(mark, path, message);
         }
         if (!ok) continue;
         if (from->descriptor && from->descriptor->kind == ComponentKind::Sink) {
-            add(e.mark, path, fmt::format("'{}' is a sink ({}) and has no outputs", e.from, from->component));
+            add(e.from_mark, path, fmt::format("'{}' is a sink ({}) and has no outputs", e.from, from->component));
             continue;
         }
         if (to->descriptor && to->descriptor->kind == ComponentKind::Source) {
@@ -476,7 +476,7 @@ void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& i
                     if (auto near = closest_match(e.port, names)) message += fmt::format(" (did you mean '{}'?)", *near);
                     message += "; ports: " + list;
                 }
-                add(e.mark, path, message);
+                add(e.from_mark, path, message);
                 continue;
             }
             used_ports.insert({e.from, port});
@@ -509,7 +509,7 @@ void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& i
                 cycle += next;
                 if (reported.insert(next).second) {
                     const NodeSpec* at = spec.find(next);
-                    add(at ? at->mark : YAML::Mark(), "edges", "cycle: " + cycle + " (documents would loop forever)");
+                    add(at ? at->mark : YAML::Mark::null_mark(), "edges", "cycle: " + cycle + " (documents would loop forever)");
                 }
             } else if (colour[next] == 0) {
                 visit(next);
@@ -539,7 +539,7 @@ void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& i
     }
     bool all_resolved = std::all_of(spec.nodes.begin(), spec.nodes.end(), [](const NodeSpec& n) { return n.descriptor; });
     if (!any_source && all_resolved && !spec.nodes.empty())
-        add(YAML::Mark(), "nodes", "the pipeline has no source node (a component of kind 'source', e.g. source.directory)");
+        add(YAML::Mark::null_mark(), "nodes", "the pipeline has no source node (a component of kind 'source', e.g. source.directory)");
     if (any_source)
         for (const auto& n : spec.nodes)
             if (n.descriptor && !reached.count(n.name))

@@ -49,7 +49,7 @@ struct NodeSpec {
 
 struct EdgeSpec {
     std::string from, port, to;
-    YAML::Mark mark;
+    YAML::Mark from_mark, mark;  // where the sending and the receiving node are named
 };
 
 struct PipelineSpec {

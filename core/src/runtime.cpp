@@ -11,6 +11,8 @@
 
 #include <fmt/core.h>
 #include <oneapi/tbb/flow_graph.h>
+#include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/task_arena.h>
 #include <spdlog/spdlog.h>
 
 namespace docpipe::core {
@@ -176,7 +178,12 @@ struct Runtime::Impl {
     bool json_logs = false;
 
     std::vector<std::unique_ptr<Node>> nodes;  // same order as spec.nodes
-    flow::graph graph;
+    // The graph runs in its own arena sized to the sum of node concurrencies: a sink that
+    // blocks on I/O with concurrency 8 must get 8 threads even on a 2-core machine. CPU-bound
+    // nodes are still bounded by their own concurrency.
+    std::unique_ptr<oneapi::tbb::global_control> parallelism;
+    std::unique_ptr<oneapi::tbb::task_arena> arena;
+    std::unique_ptr<flow::graph> graph;
     std::unique_ptr<RetryScheduler> scheduler;
 
     // In-flight gate and live trackers.
@@ -212,7 +219,7 @@ struct Runtime::Impl {
             else
                 *it = Position{env.token, node_index, HopState::Queued, steady::now(), false, env.attempt};
         }
-        nodes[node_index]->graph_node->try_put(env);
+        nodes[node_index]->graph_node->try_put(env);  // spawns into the graph's arena
     }
 
     void forward(Node& from, std::string_view port, DocumentPtr doc, const std::shared_ptr<Tracker>& tracker) {
@@ -569,7 +576,7 @@ Runtime::~Runtime() {
     }
     impl_->watchdog_cv.notify_all();
     if (impl_->watchdog.joinable()) impl_->watchdog.join();
-    impl_->graph.wait_for_all();
+    if (impl_->graph) impl_->arena->execute([this] { impl_->graph->wait_for_all(); });
     impl_->scheduler.reset();
     for (auto& n : impl_->nodes) {
         if (!n->component) continue;
@@ -633,13 +640,22 @@ void Runtime::start() {
                     if (m.nodes[i]->spec->name == target) node->successors[port.name].push_back(i);
     }
     m.scheduler = std::make_unique<RetryScheduler>();
+    std::size_t threads = 0;
+    for (const auto& node : m.nodes)
+        if (!node->source) threads += static_cast<std::size_t>(node->spec->concurrency);
+    threads = std::clamp<std::size_t>(threads, std::max(2u, std::thread::hardware_concurrency()), 256);
+    m.parallelism = std::make_unique<oneapi::tbb::global_control>(oneapi::tbb::global_control::max_allowed_parallelism,
+                                                                  std::max(threads + 1, oneapi::tbb::global_control::active_value(
+                                                                      oneapi::tbb::global_control::max_allowed_parallelism)));
+    m.arena = std::make_unique<oneapi::tbb::task_arena>(static_cast<int>(threads), 0);
+    m.arena->execute([&m] { m.graph = std::make_unique<flow::graph>(); });
     for (std::size_t i = 0; i < m.nodes.size(); ++i) {
         auto& node = *m.nodes[i];
         if (node.source) continue;
         const std::size_t concurrency = static_cast<std::size_t>(node.spec->concurrency);
         const bool is_sink = node.sink != nullptr;
         node.graph_node = std::make_unique<flow::function_node<Envelope>>(
-            m.graph, concurrency, [&m, i, is_sink](const Envelope& env) {
+            *m.graph, concurrency, [&m, i, is_sink](const Envelope& env) {
                 m.nodes[i]->stats.in.fetch_add(1, std::memory_order_relaxed);
                 m.set_state(env, HopState::Running);
                 if (is_sink) m.run_sink(i, env);
@@ -667,7 +683,11 @@ void Runtime::start() {
 
 void Runtime::request_stop() {
     Impl& m = *impl_;
-    m.stop_requested.store(true);
+    {
+        // Under the lock, so a waiter between its predicate check and its wait still wakes.
+        std::lock_guard lock(m.flight_mutex);
+        m.stop_requested.store(true);
+    }
     m.flight_cv.notify_all();
 }
 
@@ -681,7 +701,7 @@ int Runtime::run() {
         m.flight_cv.wait(lock, [&] { return m.live.empty() || m.stop_requested.load(); });
         if (m.live.empty()) {
             lock.unlock();
-            m.graph.wait_for_all();
+            m.arena->execute([&m] { m.graph->wait_for_all(); });
             return m.failed.load() > 0 ? 1 : 0;
         }
     } else {
@@ -691,7 +711,10 @@ int Runtime::run() {
 
     // Shutdown: stop taking new documents, then drain what is in flight.
     m.runtime_log->log(LogLevel::Info, fmt::format("stopping: sources stop, draining up to {} ms", m.drain_timeout.count()));
-    m.stop_sources.store(true);
+    {
+        std::lock_guard lock(m.flight_mutex);
+        m.stop_sources.store(true);
+    }
     m.flight_cv.notify_all();
     for (auto& t : m.source_threads) t.join();
     m.source_threads.clear();
@@ -709,7 +732,7 @@ int Runtime::run() {
         m.drain_deadline_passed = true;
         return 3;
     }
-    m.graph.wait_for_all();
+    m.arena->execute([&m] { m.graph->wait_for_all(); });
     m.runtime_log->log(LogLevel::Info, fmt::format("stopped cleanly: {} acked, {} failed", m.completed.load(), m.failed.load()));
     return m.options.once && m.failed.load() > 0 ? 1 : 0;
 }

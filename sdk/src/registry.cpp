@@ -74,15 +74,23 @@ bool Registry::load_file(const fs::path& file) {
     for (const auto& p : impl_->plugins)
         if (p.path == canonical) return true;  // the same file found through two search paths
 
-    boost::dll::shared_library library;
-    try {
-        dlerror();  // clear, so the text below belongs to this load
-        library.load(canonical, boost::dll::load_mode::rtld_lazy | boost::dll::load_mode::rtld_local);
-    } catch (const std::exception& e) {
-        const char* why = dlerror();
-        impl_->reject(canonical, fmt::format("cannot load: {}", why ? why : e.what()));
+    // A plain dlopen first, only to get the loader's own words (dlerror) when it fails;
+    // Boost.DLL then holds the library (the second open just bumps the reference count).
+    void* probe = ::dlopen(canonical.c_str(), RTLD_LAZY | RTLD_LOCAL);
+    if (!probe) {
+        const char* why = ::dlerror();
+        impl_->reject(canonical, fmt::format("cannot load: {}", why ? why : "dlopen failed"));
         return false;
     }
+    boost::dll::shared_library library;
+    try {
+        library.load(canonical, boost::dll::load_mode::rtld_lazy | boost::dll::load_mode::rtld_local);
+    } catch (const std::exception& e) {
+        ::dlclose(probe);
+        impl_->reject(canonical, fmt::format("cannot load: {}", e.what()));
+        return false;
+    }
+    ::dlclose(probe);
     if (!library.has(kAbiSymbol)) {
         impl_->reject(canonical, fmt::format("missing entry symbol '{}': not a docpipe plugin, or built without "
                                              "DOCPIPE_PLUGIN(...)", kAbiSymbol));

@@ -1,0 +1,169 @@
+// source.directory and sink.files, run through the SDK testing kit against the built .so.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "docpipe/testing.hpp"
+#include "harness.hpp"
+
+using namespace docpipe;
+using namespace docpipe::testing;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+const fs::path kPlugin = fs::path(DOCPIPE_BUILD_PLUGIN_DIR) / "libdocpipe-basic.so";
+
+void write_file(const fs::path& p, const std::string& content) { std::ofstream(p, std::ios::binary) << content; }
+std::string read_file(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+std::vector<std::string> names_in(const fs::path& dir) {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir))
+        if (e.is_regular_file()) out.push_back(e.path().filename().string());
+    std::sort(out.begin(), out.end());
+    return out;
+}
+}  // namespace
+
+TEST(DirectorySource, TakesCompleteFilesAndMovesThemOnAck) {
+    test::TempDir dir;
+    write_file(dir.path() / "a.eml", "From: x\n\nhello");
+    write_file(dir.path() / "b.jpg", "JPEGDATA");
+    write_file(dir.path() / ".hidden", "no");
+    write_file(dir.path() / "c.part", "still downloading");
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.directory", "path: " + dir.path().string() + "\nsettle_time: 1s");
+
+    // Just written: not yet settled on the manual clock.
+    EXPECT_TRUE(runner.poll({0ms, false}).empty());
+    runner.clock().advance(1500ms);
+    auto items = runner.poll({0ms, false});
+    ASSERT_EQ(items.size(), 2u);
+    EXPECT_EQ(items[0].doc.attributes.at("filename"), "a.eml");
+    EXPECT_EQ(items[0].doc.parts[0].media_type, "message/rfc822");
+    EXPECT_EQ(items[1].doc.parts[0].media_type, "image/jpeg");
+    EXPECT_EQ(items[1].doc.id, Document::content_id("JPEGDATA"));
+    EXPECT_TRUE(runner.poll({0ms, false}).empty()) << "in-flight files are not emitted twice";
+
+    items[0].ack(Outcome{true, ""});
+    items[1].ack(Outcome{false, "b.jpg: truncated JPEG"});
+    EXPECT_EQ(names_in(dir.path() / "processed"), std::vector<std::string>{"a.eml"});
+    EXPECT_EQ(names_in(dir.path() / "failed"), (std::vector<std::string>{"b.jpg", "b.jpg.reason"}));
+    EXPECT_EQ(read_file(dir.path() / "failed" / "b.jpg.reason"), "b.jpg: truncated JPEG\n");
+    EXPECT_EQ(names_in(dir.path()), (std::vector<std::string>{".hidden", "c.part"}));
+}
+
+TEST(DirectorySource, FileStillBeingWrittenWaitsUntilItIsStable) {
+    test::TempDir dir;
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.directory", "path: " + dir.path().string() + "\nsettle_time: 1s");
+    write_file(dir.path() / "big.pdf", "part one");
+    EXPECT_TRUE(runner.poll({0ms, false}).empty());
+    runner.clock().advance(800ms);
+    { std::ofstream(dir.path() / "big.pdf", std::ios::app) << " and part two, written later"; }
+    EXPECT_TRUE(runner.poll({0ms, false}).empty()) << "the size changed: the settle timer restarts";
+    runner.clock().advance(800ms);
+    EXPECT_TRUE(runner.poll({0ms, false}).empty());
+    runner.clock().advance(300ms);
+    auto items = runner.poll({0ms, false});
+    ASSERT_EQ(items.size(), 1u);
+    EXPECT_EQ(items[0].doc.parts[0].bytes->size(), std::string("part one and part two, written later").size());
+}
+
+TEST(DirectorySource, DrainModeWaitsForSettlingFiles) {
+    test::TempDir dir;
+    write_file(dir.path() / "x.png", "png");
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.directory", "path: " + dir.path().string() + "\nsettle_time: 2s");
+    // The manual clock advances while the source sleeps, so this returns at once.
+    auto items = runner.poll({0ms, true});
+    ASSERT_EQ(items.size(), 1u);
+}
+
+TEST(DirectorySource, PatternsAndMaxBytes) {
+    test::TempDir dir;
+    write_file(dir.path() / "keep.eml", "ok");
+    write_file(dir.path() / "skip.txt", "ignored");
+    write_file(dir.path() / "huge.eml", std::string(100, 'x'));
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.directory",
+                                          "path: " + dir.path().string() + "\nsettle_time: 0s\npatterns: ['*.eml']\nmax_bytes: 50");
+    auto items = runner.poll({0ms, false});
+    ASSERT_EQ(items.size(), 1u);
+    EXPECT_EQ(items[0].doc.attributes.at("filename"), "keep.eml");
+    EXPECT_EQ(read_file(dir.path() / "failed" / "huge.eml.reason"), "huge.eml: file is 100 bytes, above max_bytes 50\n");
+    EXPECT_TRUE(fs::exists(dir.path() / "skip.txt"));
+}
+
+TEST(DirectorySource, NameCollisionInProcessedKeepsBoth) {
+    test::TempDir dir;
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.directory", "path: " + dir.path().string() + "\nsettle_time: 0s");
+    write_file(dir.path() / "same.eml", "first");
+    auto first = runner.poll({0ms, false});
+    ASSERT_EQ(first.size(), 1u);
+    first[0].ack({true, ""});
+    write_file(dir.path() / "same.eml", "second");
+    auto second = runner.poll({0ms, false});
+    ASSERT_EQ(second.size(), 1u);
+    second[0].ack({true, ""});
+    EXPECT_EQ(names_in(dir.path() / "processed"), (std::vector<std::string>{"same.eml", "same.eml.1"}));
+}
+
+TEST(DirectorySource, HealthProbe) {
+    test::TempDir dir;
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.directory", "path: " + (dir.path() / "in").string());
+    EXPECT_EQ(runner.component().health().status, Health::Healthy);
+    fs::remove_all(dir.path() / "in");
+    auto report = runner.component().health();
+    EXPECT_EQ(report.status, Health::Unavailable);
+    EXPECT_NE(report.detail.find("is not a folder"), std::string::npos);
+}
+
+TEST(FilesSink, OneJsonFilePerDocumentWrittenAtomically) {
+    test::TempDir dir;
+    auto runner = NodeRunner::from_plugin(kPlugin, "sink.files", "path: " + dir.path().string());
+    auto doc = Document::from_bytes("r.jpg", "image/jpeg", Bytes{1, 2, 3});
+    doc.fields["total_amount"] = {{"value", 479.05}};
+    ASSERT_EQ(runner.write(doc).status(), SinkResult::Status::Ok);
+    EXPECT_EQ(names_in(dir.path()), std::vector<std::string>{doc.id + ".json"}) << "no temp file left behind";
+    auto j = nlohmann::json::parse(read_file(dir.path() / (doc.id + ".json")));
+    EXPECT_EQ(j["fields"]["total_amount"]["value"], 479.05);
+    EXPECT_EQ(j["parts"][0]["name"], "r.jpg");
+    EXPECT_FALSE(j["parts"][0].contains("base64"));
+}
+
+TEST(FilesSink, JsonLinesAppendsOneLinePerDocument) {
+    test::TempDir dir;
+    auto runner = NodeRunner::from_plugin(kPlugin, "sink.files",
+                                          "path: " + dir.path().string() + "\nformat: jsonl\ninclude_content: true");
+    for (char c : std::string("abc")) ASSERT_EQ(runner.write(Document::from_bytes("f", "text/plain", Bytes{static_cast<std::uint8_t>(c)})).status(), SinkResult::Status::Ok);
+    std::istringstream lines(read_file(dir.path() / "documents.jsonl"));
+    std::string line;
+    std::vector<std::string> contents;
+    while (std::getline(lines, line)) contents.push_back(nlohmann::json::parse(line)["parts"][0]["base64"]);
+    EXPECT_EQ(contents, (std::vector<std::string>{"YQ==", "Yg==", "Yw=="}));
+}
+
+TEST(FilesSink, UnwritableTargetAsksForRetryWithTheReason) {
+    test::TempDir dir;
+    auto runner = NodeRunner::from_plugin(kPlugin, "sink.files", "path: " + dir.path().string() + "\nfile_name: out.json");
+    fs::create_directories(dir.path() / "out.json" / "occupied");  // a folder where the file should go
+    auto result = runner.write(Document::from_bytes("x", "text/plain", Bytes{'x'}));
+    EXPECT_EQ(result.status(), SinkResult::Status::Retry);
+    EXPECT_NE(result.reason().find("out.json"), std::string::npos) << result.reason();
+    EXPECT_NE(result.reason().find("Is a directory"), std::string::npos) << result.reason();
+    EXPECT_EQ(runner.component().health().status, Health::Degraded);
+}
+
+TEST(FilesSink, InvalidConfigIsRejectedByTheSpec) {
+    try {
+        NodeRunner::from_plugin(kPlugin, "sink.files", "path: /tmp\nformat: xml\nfsink: true");
+        FAIL();
+    } catch (const std::invalid_argument& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find("2:9: config.format: 'xml' is not one of: json, jsonl"), std::string::npos) << what;
+        EXPECT_NE(what.find("3:1: config.fsink: unknown key 'fsink' (did you mean 'fsync'?)"), std::string::npos) << what;
+    }
+}

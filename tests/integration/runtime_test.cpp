@@ -1,0 +1,391 @@
+// Graph semantics: acks, retries, dead letters, backpressure, shutdown, misbehaving plugins.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <future>
+
+#include "harness.hpp"
+
+using namespace docpipe;
+using namespace docpipe::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+const char* kHeader = R"(
+state: {backend: memory}
+runtime: {stuck_after: 60s, drain_timeout: 10s, poll_wait: 20ms}
+)";
+
+std::string pipeline(const std::string& body) { return std::string(kHeader) + body; }
+
+// Opens a blocking sink's gate when a test leaves early, so the runtime can shut down.
+struct GateGuard {
+    Probe& probe;
+    ~GateGuard() { probe.open_gate(); }
+};
+
+// Runs rt->run() on a thread so the test can observe and steer the pipeline meanwhile.
+std::future<int> run_async(core::Runtime& rt) {
+    return std::async(std::launch::async, [&rt] { return rt.run(); });
+}
+
+}  // namespace
+
+TEST(Runtime, FanOutAcksOnlyAfterEveryBranchAccepted) {
+    Harness h;
+    auto rt = h.build(pipeline(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  split: {component: transform.split, config: {children: 2}}
+  slow: {component: sink.memory, config: {probe: slow, block: true}}
+  fast: {component: sink.memory, config: {probe: fast}}
+edges:
+  - in -> split
+  - split -> slow
+  - split -> fast
+)"), true);
+    auto& src = probe("src");
+    src.feed(1);
+    rt->start();
+    auto done = run_async(*rt);
+    auto& fast = probe("fast");
+    auto& slow = probe("slow");
+    GateGuard guard{slow};
+    ASSERT_TRUE(fast.wait_for([&] { return fast.accepted.size() == 2; }));
+    ASSERT_TRUE(slow.wait_for([&] { return slow.blocked == 1; }));
+    {
+        std::lock_guard lock(src.mutex);
+        EXPECT_TRUE(src.settled.empty()) << "acked before the blocked branch accepted";
+    }
+    slow.open_gate();
+    EXPECT_EQ(done.get(), 0);
+    std::lock_guard lock(src.mutex);
+    ASSERT_EQ(src.settled.size(), 1u);
+    EXPECT_TRUE(src.settled.at("doc-0").ok);
+    EXPECT_EQ(src.settle_calls, 1);
+    EXPECT_EQ(slow.accepted.size(), 2u);
+}
+
+TEST(Runtime, FailingSinkRetriesThenDeadLettersAndNacks) {
+    Harness h;
+    auto rt = h.build(pipeline(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  out:
+    component: sink.memory
+    retry: {attempts: 3, initial_backoff: 1ms, max_backoff: 5ms}
+    config: {probe: out, fail_first: 100}
+edges: [in -> out]
+)"), true);
+    probe("src").feed(1);
+    rt->start();
+    EXPECT_EQ(rt->run(), 1) << "--once exits non-zero when a document failed";
+    auto& src = probe("src");
+    ASSERT_EQ(src.settled.size(), 1u);
+    const Outcome& o = src.settled.at("doc-0");
+    EXPECT_FALSE(o.ok);
+    EXPECT_NE(o.reason.find("node 'out' (sink.memory)"), std::string::npos) << o.reason;
+    EXPECT_NE(o.reason.find("endpoint answered 503"), std::string::npos) << o.reason;
+    EXPECT_NE(o.reason.find("gave up after 3 attempt(s)"), std::string::npos) << o.reason;
+    EXPECT_EQ(probe("out").attempts.at("doc-0"), 3);
+
+    auto keys = rt->state().keys("deadletter/");
+    ASSERT_EQ(keys.size(), 1u);
+    auto record = nlohmann::json::parse(*rt->state().get(keys[0]));
+    EXPECT_EQ(record["doc_id"], "doc-0");
+    EXPECT_EQ(record["node"], "out");
+    EXPECT_EQ(record["attempts"], 3);
+    EXPECT_EQ(record["document"]["parts"][0]["base64"], "eA==") << "the dead letter keeps the content";
+    auto s = rt->summary();
+    EXPECT_EQ(s.failed, 1u);
+    EXPECT_EQ(s.completed, 0u);
+    EXPECT_EQ(s.nodes[1].retries, 2u);
+}
+
+TEST(Runtime, TransientFailureRecoversWithinRetryBudget) {
+    Harness h;
+    auto rt = h.build(pipeline(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  out:
+    component: sink.memory
+    retry: {attempts: 3, initial_backoff: 1ms}
+    config: {probe: out, fail_first: 2}
+edges: [in -> out]
+)"), true);
+    probe("src").feed(5);
+    rt->start();
+    EXPECT_EQ(rt->run(), 0);
+    auto& out = probe("out");
+    for (int i = 0; i < 5; ++i) {
+        EXPECT_EQ(out.attempts.at("doc-" + std::to_string(i)), 3);
+        EXPECT_EQ(out.accepted.at("doc-" + std::to_string(i)), 1);
+        EXPECT_TRUE(probe("src").settled.at("doc-" + std::to_string(i)).ok);
+    }
+    EXPECT_TRUE(rt->state().keys("deadletter/").empty());
+}
+
+TEST(Runtime, RetryAfterFromTheSinkIsHonoured) {
+    Harness h;
+    auto rt = h.build(pipeline(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  out:
+    component: sink.memory
+    retry: {attempts: 2, initial_backoff: 1ms, max_backoff: 1ms}
+    config: {probe: out, fail_first: 1, retry_after: 300ms}
+edges: [in -> out]
+)"), true);
+    probe("src").feed(1);
+    rt->start();
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(rt->run(), 0);
+    // A lower bound only: the sink asked for 300 ms, the policy alone would wait 1 ms.
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, 300ms);
+}
+
+TEST(Runtime, InFlightNeverExceedsMaxInFlight) {
+    Harness h;
+    auto rt = h.build(pipeline(R"(
+max_in_flight: 3
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  out: {component: sink.memory, concurrency: 8, config: {probe: out, block: true}}
+edges: [in -> out]
+)"), true);
+    auto& src = probe("src");
+    auto& out = probe("out");
+    src.feed(20);
+    rt->start();
+    auto done = run_async(*rt);
+    GateGuard guard{out};  // after `done`: destroyed first, so the future's wait can end
+    // Three documents reach the blocked sink; the fourth waits in emit().
+    ASSERT_TRUE(out.wait_for([&] { return out.blocked == 3; }));
+    ASSERT_TRUE(src.wait_for([&] { return src.emitted == 4; }));
+    std::this_thread::sleep_for(50ms);  // give a leak the chance to show
+    {
+        std::lock_guard lock(out.mutex);
+        EXPECT_EQ(out.blocked, 3);
+        EXPECT_EQ(out.attempts.size(), 3u);
+    }
+    out.open_gate();
+    EXPECT_EQ(done.get(), 0);
+    EXPECT_EQ(src.settled.size(), 20u);
+    EXPECT_EQ(src.settle_calls, 20);
+    EXPECT_LE(rt->summary().peak_in_flight, 3u);
+    EXPECT_EQ(rt->summary().peak_in_flight, 3u);
+}
+
+TEST(Runtime, StopWhileBusyDrainsWithoutLossOrDuplicates) {
+    Harness h;
+    auto rt = h.build(pipeline(R"(
+max_in_flight: 4
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  split: {component: transform.split, concurrency: 2, config: {children: 1}}
+  out: {component: sink.memory, concurrency: 2, config: {probe: out, block: true}}
+edges: [in -> split -> out]
+)"), false);
+    auto& src = probe("src");
+    auto& out = probe("out");
+    src.feed(50);
+    rt->start();
+    auto done = run_async(*rt);
+    GateGuard guard{out};  // after `done`: destroyed first, so the future's wait can end
+    ASSERT_TRUE(out.wait_for([&] { return out.blocked == 2; }));
+    rt->request_stop();
+    std::this_thread::sleep_for(20ms);
+    out.open_gate();
+    EXPECT_EQ(done.get(), 0);
+    std::lock_guard lock(src.mutex);
+    EXPECT_EQ(src.settle_calls, src.emitted) << "every taken document settled exactly once";
+    EXPECT_EQ(static_cast<int>(src.settled.size()), src.emitted);
+    EXPECT_EQ(src.emitted + static_cast<int>(src.pending.size()), 50) << "documents not taken stay in the source";
+    EXPECT_LT(src.emitted, 50) << "the stop happened while busy";
+    for (const auto& [id, n] : out.accepted) EXPECT_EQ(n, 1) << id << " delivered twice";
+    EXPECT_EQ(static_cast<int>(out.accepted.size()), src.emitted);
+}
+
+TEST(Runtime, ConstructorAndStartFailuresNameTheNode) {
+    for (const std::string mode : {"ctor", "start"}) {
+        Harness h;
+        auto rt = h.build(pipeline(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  bad: {component: transform.misbehave, config: {mode: )" + mode + R"(}}
+  out: {component: sink.memory, config: {probe: out}}
+edges: [in -> bad -> out]
+)"), true);
+        try {
+            rt->start();
+            FAIL() << "start() should throw for mode " << mode;
+        } catch (const core::StartError& e) {
+            EXPECT_NE(std::string(e.what()).find("node 'bad' (transform.misbehave)"), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find("exploded on purpose"), std::string::npos) << e.what();
+        }
+    }
+}
+
+struct MisbehaviourCase {
+    std::string mode;
+    int expected_attempts;
+    std::string expected_reason;
+};
+
+void PrintTo(const MisbehaviourCase& c, std::ostream* os) { *os << c.mode; }
+
+class Misbehaviour : public ::testing::TestWithParam<MisbehaviourCase> {};
+
+TEST_P(Misbehaviour, IsReportedWithTheNodeAndTheRuntimeSurvives) {
+    const auto& c = GetParam();
+    Harness h;
+    auto rt = h.build(pipeline(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  bad:
+    component: transform.misbehave
+    retry: {attempts: 2, initial_backoff: 1ms}
+    config: {mode: )" + c.mode + R"(, probe: bad}
+  out: {component: sink.memory, config: {probe: out}}
+edges: [in -> bad -> out]
+)"), true);
+    probe("src").feed(3);
+    rt->start();
+    EXPECT_EQ(rt->run(), 1);
+    auto& src = probe("src");
+    ASSERT_EQ(src.settled.size(), 3u) << "every document reached a terminal state";
+    for (const auto& [id, outcome] : src.settled) {
+        EXPECT_FALSE(outcome.ok);
+        EXPECT_NE(outcome.reason.find("node 'bad' (transform.misbehave)"), std::string::npos) << outcome.reason;
+        EXPECT_NE(outcome.reason.find(c.expected_reason), std::string::npos) << outcome.reason;
+        EXPECT_EQ(probe("bad").attempts.at(id), c.expected_attempts) << id;
+    }
+    EXPECT_TRUE(probe("out").accepted.empty());
+    EXPECT_EQ(rt->state().keys("deadletter/").size(), 3u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Plugins, Misbehaviour,
+    ::testing::Values(MisbehaviourCase{"throw", 2, "threw: process exploded on purpose"},
+                      MisbehaviourCase{"retry_later", 2, "upstream busy"},
+                      MisbehaviourCase{"bad_input", 1, "bad input: receipt.pdf: encrypted PDF, no password"},
+                      MisbehaviourCase{"null_doc", 1, "broke the component contract: emitted a null document"},
+                      MisbehaviourCase{"bad_port", 1, "emitted on undeclared port 'nowhere' (declared: out)"}),
+    [](const auto& info) { return info.param.mode; });
+
+TEST(Runtime, SinkThatThrowsIsRetriedThenFailed) {
+    Harness h;
+    auto rt = h.build(pipeline(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  out:
+    component: sink.memory
+    retry: {attempts: 2, initial_backoff: 1ms}
+    config: {probe: out, throw: true}
+  ok: {component: sink.memory, config: {probe: ok}}
+edges: [in -> out, in -> ok]
+)"), true);
+    probe("src").feed(2);
+    rt->start();
+    EXPECT_EQ(rt->run(), 1);
+    for (const auto& [id, outcome] : probe("src").settled) {
+        EXPECT_FALSE(outcome.ok) << "one failing branch fails the document even if the other accepted it";
+        EXPECT_NE(outcome.reason.find("sink exploded on purpose"), std::string::npos);
+        EXPECT_EQ(probe("ok").accepted.at(id), 1);
+    }
+}
+
+TEST(Runtime, PermanentSinkFailureIsNotRetried) {
+    Harness h;
+    auto rt = h.build(pipeline(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  out: {component: sink.memory, retry: {attempts: 5}, config: {probe: out, fail_always: true}}
+edges: [in -> out]
+)"), true);
+    probe("src").feed(1);
+    rt->start();
+    EXPECT_EQ(rt->run(), 1);
+    EXPECT_EQ(probe("out").attempts.at("doc-0"), 1);
+    EXPECT_NE(probe("src").settled.at("doc-0").reason.find("rejected the document (400)"), std::string::npos);
+}
+
+TEST(Runtime, PortsRouteDocuments) {
+    Harness h;
+    auto rt = h.build(pipeline(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  route: {component: transform.route}
+  even: {component: sink.memory, config: {probe: even}}
+  odd: {component: sink.memory, config: {probe: odd}}
+edges:
+  - in -> route
+  - route.even -> even
+  - route.odd -> odd
+)"), true);
+    probe("src").feed(6);
+    rt->start();
+    EXPECT_EQ(rt->run(), 0);
+    EXPECT_EQ(probe("even").accepted.size(), 3u);
+    EXPECT_EQ(probe("odd").accepted.size(), 3u);
+    EXPECT_TRUE(probe("even").accepted.count("doc-4"));
+    EXPECT_TRUE(probe("odd").accepted.count("doc-5"));
+}
+
+TEST(Runtime, StuckDocumentIsLoggedWithNodeAndWhatItWaitsFor) {
+    Harness h;
+    auto rt = h.build(R"(
+state: {backend: memory}
+runtime: {stuck_after: 30ms, drain_timeout: 10s}
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  out: {component: sink.memory, config: {probe: out, block: true}}
+edges: [in -> out]
+)", true);
+    probe("src").feed(1);
+    rt->start();
+    auto done = run_async(*rt);
+    auto& out = probe("out");
+    GateGuard guard{out};
+    ASSERT_TRUE(out.wait_for([&] { return out.blocked == 1; }));
+    bool logged = false;
+    for (int i = 0; i < 200 && !logged; ++i) {
+        std::this_thread::sleep_for(10ms);
+        logged = h.logs().find("document stuck for") != std::string::npos;
+    }
+    auto report = rt->in_flight_report();
+    out.open_gate();
+    EXPECT_EQ(done.get(), 0);
+    const std::string logs = h.logs();
+    ASSERT_TRUE(logged) << logs;
+    EXPECT_NE(logs.find("[out] document stuck for"), std::string::npos) << logs;
+    EXPECT_NE(logs.find("waiting for the component's call to return (doc=doc-0)"), std::string::npos) << logs;
+    ASSERT_EQ(report.size(), 1u);
+    EXPECT_NE(report[0].find("node 'out'"), std::string::npos) << report[0];
+}
+
+TEST(Runtime, DrainDeadlineListsWhatIsLeftInFlight) {
+    Harness h;
+    auto rt = h.build(R"(
+state: {backend: memory}
+runtime: {drain_timeout: 50ms, poll_wait: 10ms}
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  out: {component: sink.memory, config: {probe: out, block: true}}
+edges: [in -> out]
+)", false);
+    probe("src").feed(1);
+    rt->start();
+    auto done = run_async(*rt);
+    auto& out = probe("out");
+    GateGuard guard{out};
+    ASSERT_TRUE(out.wait_for([&] { return out.blocked == 1; }));
+    rt->request_stop();
+    EXPECT_EQ(done.get(), 3);
+    const std::string logs = h.logs();
+    EXPECT_NE(logs.find("drain deadline passed with 1 document(s) in flight"), std::string::npos) << logs;
+    EXPECT_NE(logs.find("in flight: doc doc-0"), std::string::npos) << logs;
+    EXPECT_TRUE(probe("src").settled.empty()) << "a document still in flight is not acked";
+    out.open_gate();  // let the component return so the runtime can be destroyed
+}

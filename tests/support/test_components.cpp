@@ -1,0 +1,243 @@
+#include "test_components.hpp"
+
+#include <chrono>
+#include <stdexcept>
+#include <thread>
+
+namespace docpipe::test {
+
+namespace {
+std::mutex registry_mutex;
+std::map<std::string, std::shared_ptr<Probe>> probes;
+}  // namespace
+
+Probe& probe(const std::string& name) {
+    std::lock_guard lock(registry_mutex);
+    auto& p = probes[name];
+    if (!p) p = std::make_shared<Probe>();
+    return *p;
+}
+
+void reset_probes() {
+    std::lock_guard lock(registry_mutex);
+    probes.clear();
+}
+
+void Probe::feed(int count, const std::string& prefix) {
+    std::lock_guard lock(mutex);
+    for (int i = 0; i < count; ++i) {
+        Document d = Document::from_bytes(prefix + std::to_string(i), "text/plain", Bytes{'x'});
+        d.id = prefix + std::to_string(i);
+        d.attributes["filename"] = d.id;
+        pending.push_back(std::move(d));
+    }
+    cv.notify_all();
+}
+
+void Probe::open_gate() {
+    std::lock_guard lock(mutex);
+    gate_open = true;
+    cv.notify_all();
+}
+
+bool Probe::wait_for(const std::function<bool()>& pred) {
+    std::unique_lock lock(mutex);
+    return cv.wait_for(lock, std::chrono::seconds(10), pred);
+}
+
+namespace {
+
+class MemorySource : public Source {
+public:
+    static ComponentDescriptor describe() {
+        ComponentDescriptor d;
+        d.kind = ComponentKind::Source;
+        d.name = "source.memory";
+        d.summary = "test: emits documents fed through a probe";
+        d.config = ConfigSpec{Field::string("probe").required().describe("probe name")};
+        return d;
+    }
+    MemorySource(const Config& c, Context&) : probe_(probe(c.get_string("probe"))) {}
+
+    void poll(SourceEmitter& emitter, const PollRequest& request) override {
+        while (!emitter.stop_requested()) {
+            Document doc;
+            {
+                std::unique_lock lock(probe_.mutex);
+                if (probe_.pending.empty()) {
+                    if (request.drain) return;
+                    probe_.cv.wait_for(lock, request.max_wait);
+                    if (probe_.pending.empty()) return;
+                }
+                doc = std::move(probe_.pending.front());
+                probe_.pending.pop_front();
+                probe_.emitted++;
+                probe_.outstanding++;
+                probe_.max_outstanding = std::max(probe_.max_outstanding, probe_.outstanding);
+            }
+            const std::string id = doc.id;
+            Document copy = doc;
+            bool taken = emitter.emit(std::move(doc), [this, id](const Outcome& o) {
+                std::lock_guard lock(probe_.mutex);
+                probe_.settled[id] = o;
+                probe_.settle_calls++;
+                probe_.outstanding--;
+                probe_.cv.notify_all();
+            });
+            if (!taken) {
+                std::lock_guard lock(probe_.mutex);
+                probe_.outstanding--;
+                probe_.emitted--;
+                probe_.refused++;
+                probe_.pending.push_front(std::move(copy));  // kept for the next run
+                return;
+            }
+        }
+    }
+
+private:
+    Probe& probe_;
+};
+
+class SplitTransform : public Transform {
+public:
+    static ComponentDescriptor describe() {
+        ComponentDescriptor d;
+        d.kind = ComponentKind::Transform;
+        d.name = "transform.split";
+        d.summary = "test: emits N children per document";
+        d.concurrent_safe = true;
+        d.config = ConfigSpec{Field::integer("children").default_value(2).min(0)};
+        return d;
+    }
+    SplitTransform(const Config& c, Context&) : children_(static_cast<int>(c.get_int("children"))) {}
+    void process(const DocumentPtr& in, Outputs& out) override {
+        for (int i = 0; i < children_; ++i) out.emit(std::make_shared<Document>(in->make_child(std::to_string(i))));
+    }
+
+private:
+    int children_;
+};
+
+class RouteTransform : public Transform {
+public:
+    static ComponentDescriptor describe() {
+        ComponentDescriptor d;
+        d.kind = ComponentKind::Transform;
+        d.name = "transform.route";
+        d.summary = "test: documents whose id ends in an even digit go to 'even', others to 'odd'";
+        d.output_ports = {{"even", "even ids"}, {"odd", "odd ids"}};
+        return d;
+    }
+    RouteTransform(const Config&, Context&) {}
+    void process(const DocumentPtr& in, Outputs& out) override {
+        out.emit(in, (in->id.back() - '0') % 2 == 0 ? "even" : "odd");
+    }
+};
+
+class MisbehavingTransform : public Transform {
+public:
+    static ComponentDescriptor describe() {
+        ComponentDescriptor d;
+        d.kind = ComponentKind::Transform;
+        d.name = "transform.misbehave";
+        d.summary = "test: breaks in the configured way";
+        d.config = ConfigSpec{
+            Field::enumeration("mode", {"throw", "bad_input", "null_doc", "bad_port", "ctor", "start", "retry_later", "ok"}).required(),
+            Field::string("probe").default_value("misbehave")};
+        return d;
+    }
+    MisbehavingTransform(const Config& c, Context&) : mode_(c.get_string("mode")), probe_(probe(c.get_string("probe"))) {
+        if (mode_ == "ctor") throw std::runtime_error("constructor exploded on purpose");
+    }
+    void start() override {
+        if (mode_ == "start") throw std::runtime_error("start exploded on purpose");
+    }
+    void process(const DocumentPtr& in, Outputs& out) override {
+        {
+            std::lock_guard lock(probe_.mutex);
+            probe_.attempts[in->id]++;
+        }
+        if (mode_ == "throw") throw std::runtime_error("process exploded on purpose");
+        if (mode_ == "bad_input") throw BadInput("receipt.pdf: encrypted PDF, no password");
+        if (mode_ == "retry_later") throw RetryLater("upstream busy", std::chrono::milliseconds(5));
+        if (mode_ == "null_doc") {
+            out.emit(nullptr);
+            return;
+        }
+        if (mode_ == "bad_port") {
+            out.emit(in, "nowhere");
+            return;
+        }
+        out.emit(in);
+    }
+
+private:
+    std::string mode_;
+    Probe& probe_;
+};
+
+class MemorySink : public Sink {
+public:
+    static ComponentDescriptor describe() {
+        ComponentDescriptor d;
+        d.kind = ComponentKind::Sink;
+        d.name = "sink.memory";
+        d.summary = "test: records writes; fails or blocks on request";
+        d.concurrent_safe = true;
+        d.config = ConfigSpec{
+            Field::string("probe").required(),
+            Field::integer("fail_first").default_value(0).min(0).describe("answer retry to the first N writes of each document"),
+            Field::boolean("fail_always").default_value(false),
+            Field::boolean("throw").default_value(false),
+            Field::duration("retry_after").default_value("0ms"),
+            Field::boolean("block").default_value(false).describe("wait for the probe's gate before accepting"),
+        };
+        return d;
+    }
+    MemorySink(const Config& c, Context&)
+        : probe_(probe(c.get_string("probe"))),
+          fail_first_(static_cast<int>(c.get_int("fail_first"))),
+          fail_always_(c.get_bool("fail_always")),
+          throw_(c.get_bool("throw")),
+          retry_after_(c.get_duration("retry_after")) {
+        if (c.get_bool("block")) {
+            std::lock_guard lock(probe_.mutex);
+            probe_.gate_open = false;
+        }
+    }
+    SinkResult write(const Document& doc) override {
+        std::unique_lock lock(probe_.mutex);
+        int attempt = ++probe_.attempts[doc.id];
+        probe_.cv.notify_all();
+        if (!probe_.gate_open) {
+            probe_.blocked++;
+            probe_.cv.notify_all();
+            probe_.cv.wait(lock, [&] { return probe_.gate_open; });
+            probe_.blocked--;
+        }
+        if (throw_) throw std::runtime_error("sink exploded on purpose");
+        if (fail_always_) return SinkResult::fail("endpoint rejected the document (400)");
+        if (attempt <= fail_first_) return SinkResult::retry(retry_after_, "endpoint answered 503");
+        probe_.accepted[doc.id]++;
+        probe_.cv.notify_all();
+        return SinkResult::ok();
+    }
+
+private:
+    Probe& probe_;
+    int fail_first_;
+    bool fail_always_, throw_;
+    std::chrono::milliseconds retry_after_;
+};
+
+}  // namespace
+
+const PluginManifest& test_manifest() {
+    static const PluginManifest manifest{"test", "0", "in-process test components", kSdkAbiVersion, kCompilerTag,
+                                         {component<MemorySource>(), component<SplitTransform>(), component<RouteTransform>(),
+                                          component<MisbehavingTransform>(), component<MemorySink>()}};
+    return manifest;
+}
+
+}  // namespace docpipe::test

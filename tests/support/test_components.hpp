@@ -1,0 +1,48 @@
+// In-process components for runtime tests, registered as a builtin package ("test").
+// Each instance talks to a named Probe, through which a test feeds documents, controls
+// failures and blocking, and observes acks and writes.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "docpipe/plugin.hpp"
+
+namespace docpipe::test {
+
+struct Probe {
+    std::mutex mutex;
+    std::condition_variable cv;
+
+    // source.memory
+    std::deque<Document> pending;
+    std::map<std::string, Outcome> settled;  // by doc id
+    int settle_calls = 0;
+    int emitted = 0;
+    int outstanding = 0, max_outstanding = 0;  // emitted and not yet settled
+    int refused = 0;                           // emit() returned false
+
+    // sink.memory
+    std::map<std::string, int> attempts;  // write() calls per doc id
+    std::map<std::string, int> accepted;  // Ok results per doc id
+    bool gate_open = true;                // false: write() blocks until opened
+    int blocked = 0;                      // writers currently blocked
+
+    void feed(int count, const std::string& prefix = "doc-");
+    void open_gate();
+    // Waits (up to 10 s of real time) until pred() holds under the lock.
+    bool wait_for(const std::function<bool()>& pred);
+};
+
+Probe& probe(const std::string& name);
+void reset_probes();
+
+// The manifest with source.memory, transform.split, transform.misbehave, transform.route,
+// sink.memory.
+const PluginManifest& test_manifest();
+
+}  // namespace docpipe::test

@@ -1,0 +1,54 @@
+#include <gtest/gtest.h>
+
+#include "docpipe/document.hpp"
+
+using namespace docpipe;
+
+TEST(Document, ContentIdIsStableAndContentDerived) {
+    // SHA-256("abc") = ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad
+    EXPECT_EQ(Document::content_id("abc"), "ba7816bf8f01cfea414140de");
+    auto a = Document::from_bytes("a.jpg", "image/jpeg", Bytes{'a', 'b', 'c'});
+    auto b = Document::from_bytes("renamed.jpg", "image/jpeg", Bytes{'a', 'b', 'c'});
+    EXPECT_EQ(a.id, b.id) << "redelivery of the same bytes maps to the same id";
+}
+
+TEST(Document, ChildrenHaveDistinctIdsAndKnowTheirParent) {
+    auto parent = Document::from_bytes("mail.eml", "message/rfc822", Bytes{'m'});
+    parent.attributes["subject"] = "claim";
+    auto c0 = parent.make_child("0");
+    auto c1 = parent.make_child("1");
+    EXPECT_NE(c0.id, c1.id);
+    EXPECT_EQ(c0.parent_id, parent.id);
+    EXPECT_EQ(c0.attributes.at("subject"), "claim");
+    EXPECT_EQ(parent.make_child("0").id, c0.id) << "deterministic";
+}
+
+TEST(Document, CopiesShareImmutableBytes) {
+    auto a = Document::from_bytes("x", "text/plain", Bytes(1000, 'x'));
+    Document b = a;
+    EXPECT_EQ(a.parts[0].bytes.get(), b.parts[0].bytes.get());
+}
+
+TEST(Document, JsonRoundTripKeepsContentAndFields) {
+    auto d = Document::from_bytes("r.png", "image/png", Bytes{0, 1, 2, 250, 255});
+    d.attributes["sender"] = "a@b.c";
+    d.fields["total_amount"] = {{"value", 479.05}, {"confidence", 0.97}};
+    d.trace.push_back({"ocr", "processed", 12.5, ""});
+    auto j = d.to_json(true);
+    EXPECT_EQ(j["parts"][0]["size"], 5);
+    auto back = Document::from_json(j);
+    EXPECT_EQ(back.id, d.id);
+    EXPECT_EQ(*back.parts[0].bytes, *d.parts[0].bytes);
+    EXPECT_EQ(back.fields, d.fields);
+    EXPECT_EQ(back.attributes, d.attributes);
+    EXPECT_EQ(back.trace[0].node, "ocr");
+    EXPECT_FALSE(d.to_json(false)["parts"][0].contains("base64"));
+    EXPECT_THROW(Document::from_json(nlohmann::json::object()), std::invalid_argument);
+}
+
+TEST(Document, MediaTypes) {
+    EXPECT_EQ(media_type_for("RECEIPT.JPG"), "image/jpeg");
+    EXPECT_EQ(media_type_for("a.pdf"), "application/pdf");
+    EXPECT_EQ(media_type_for("claim.eml"), "message/rfc822");
+    EXPECT_EQ(media_type_for("noext"), "application/octet-stream");
+}

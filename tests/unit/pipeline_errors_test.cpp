@@ -1,0 +1,239 @@
+// Golden messages for every class of pipeline error, with FILE:LINE:COL and node path.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "harness.hpp"
+
+using namespace docpipe;
+using namespace docpipe::test;
+using ::testing::ElementsAre;
+
+namespace {
+std::vector<std::string> sorted(std::vector<std::string> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+}
+}  // namespace
+
+TEST(PipelineErrors, ValidPipelineHasNoIssues) {
+    Harness h;
+    EXPECT_TRUE(h.check(R"(
+nodes:
+  in: {component: source.memory, config: {probe: p}}
+  out: {component: sink.memory, config: {probe: p}}
+edges: [in -> out]
+)").empty());
+}
+
+TEST(PipelineErrors, YamlSyntaxError) {
+    Harness h;
+    auto issues = h.check("nodes:\n  in: {component: source.memory\nedges: []\n");
+    ASSERT_EQ(issues.size(), 1u);
+    EXPECT_EQ(issues[0].rfind("p.yaml:3:", 0), 0u) << issues[0];
+    EXPECT_NE(issues[0].find("YAML syntax error"), std::string::npos) << issues[0];
+}
+
+TEST(PipelineErrors, UnknownKeysWithDidYouMean) {
+    Harness h;
+    auto issues = h.check(R"(nodes:
+  in:
+    component: source.memory
+    concurency: 2
+    config: {probe: p, prob: q}
+  out: {component: sink.memory, config: {probe: p}}
+edgs: [in -> out]
+logging: {levl: debug}
+)");
+    EXPECT_EQ(sorted(issues), sorted({
+        "p.yaml:4:5: nodes.in.concurency: unknown key 'concurency' (did you mean 'concurrency'?)",
+        "p.yaml:5:24: nodes.in.config.prob: unknown key 'prob' (did you mean 'probe'?)",
+        "p.yaml:7:1: edgs: unknown key 'edgs' (did you mean 'edges'?)",
+        "p.yaml:8:11: logging.levl: unknown key 'levl' (did you mean 'level'?)",
+        "p.yaml: edges: expected a list of edges such as '- inbox -> out'",
+        "p.yaml:2:3: nodes.in: output port 'in.out' is not connected; documents sent there would be lost (add an edge such as 'in.out -> <node>')",
+        "p.yaml:6:3: nodes.out: node 'out' is not reached from any source; connect it or remove it",
+    }));
+}
+
+TEST(PipelineErrors, TypeRangeEnumAndRequired) {
+    Harness h;
+    auto issues = h.check(R"(max_in_flight: lots
+logging: {level: loud}
+nodes:
+  in: {component: source.memory, config: {}}
+  split: {component: transform.split, config: {children: -1}}
+  out:
+    component: sink.memory
+    retry: {attempts: many, initial_backoff: soon}
+    config: {probe: p, fail_always: maybe}
+edges: [in -> split -> out]
+)");
+    EXPECT_EQ(sorted(issues), sorted({
+        "p.yaml:1:16: max_in_flight: expected a positive integer, got 'lots'",
+        "p.yaml:2:18: logging.level: 'loud' is not one of: trace, debug, info, warn, error",
+        "p.yaml:4:42: nodes.in.config.probe: missing required key 'probe' (string): probe name",
+        "p.yaml:5:58: nodes.split.config.children: -1 is below the minimum 0",
+        "p.yaml:8:23: nodes.out.retry.attempts: expected an integer, got 'many'",
+        "p.yaml:8:46: nodes.out.retry.initial_backoff: expected a duration such as 500ms, 5s, 2m or 1h, got 'soon'",
+        "p.yaml:9:37: nodes.out.config.fail_always: expected true or false, got 'maybe'",
+    }));
+}
+
+TEST(PipelineErrors, UnknownComponentListsInstalledOnes) {
+    Harness h;
+    auto issues = h.check(R"(nodes:
+  in: {component: source.memory, config: {probe: p}}
+  out: {component: sink.memroy}
+edges: [in -> out]
+)");
+    ASSERT_EQ(issues.size(), 1u);
+    EXPECT_EQ(issues[0].rfind("p.yaml:3:3: nodes.out.component: unknown component 'sink.memroy' (did you mean 'sink.memory'?); installed: ", 0), 0u)
+        << issues[0];
+    EXPECT_NE(issues[0].find("transform.split"), std::string::npos) << issues[0];
+}
+
+TEST(PipelineErrors, UnknownComponentNamesPluginsThatFailedToLoad) {
+    Harness h;
+    const auto bogus = h.dir.path() / "libbroken.so";
+    { std::ofstream(bogus) << "not an ELF file"; }
+    ASSERT_FALSE(h.registry->load_file(bogus));
+    auto issues = h.check(R"(nodes:
+  in: {component: source.memory, config: {probe: p}}
+  out: {component: sink.ncb}
+edges: [in -> out]
+)");
+    ASSERT_EQ(issues.size(), 1u);
+    EXPECT_NE(issues[0].find("; plugin " + bogus.string() + " failed to load: cannot load: "), std::string::npos) << issues[0];
+}
+
+TEST(PipelineErrors, EdgesNodesPortsAndDirections) {
+    Harness h;
+    auto issues = h.check(R"(nodes:
+  in: {component: source.memory, config: {probe: p}}
+  route: {component: transform.route}
+  a: {component: sink.memory, config: {probe: p}}
+  b: {component: sink.memory, config: {probe: p}}
+edges:
+  - in -> route
+  - route.evn -> a
+  - route -> b
+  - route.odd -> bb
+  - a -> in
+)");
+    EXPECT_EQ(sorted(issues), sorted({
+        "p.yaml:8:5: edges: route.evn -> a: 'route' (transform.route) has no output port 'evn' (did you mean 'even'?); ports: even, odd",
+        "p.yaml:9:5: edges: route -> b: 'route' (transform.route) has no 'out' port; name one of its ports: even, odd (e.g. route.even -> b)",
+        "p.yaml:10:18: edges: route.odd -> bb: unknown node 'bb' (did you mean 'b'?)",
+        "p.yaml:11:5: edges: a -> in: 'a' is a sink (sink.memory) and has no outputs",
+        "p.yaml:3:3: nodes.route: output port 'route.even' is not connected; documents sent there would be lost (add an edge such as 'route.even -> <node>')",
+        "p.yaml:3:3: nodes.route: output port 'route.odd' is not connected; documents sent there would be lost (add an edge such as 'route.odd -> <node>')",
+        "p.yaml:4:3: nodes.a: node 'a' is not reached from any source; connect it or remove it",
+        "p.yaml:5:3: nodes.b: node 'b' is not reached from any source; connect it or remove it",
+    }));
+}
+
+TEST(PipelineErrors, CycleIsReportedWithItsPath) {
+    Harness h;
+    auto issues = h.check(R"(nodes:
+  in: {component: source.memory, config: {probe: p}}
+  a: {component: transform.split}
+  b: {component: transform.split}
+  out: {component: sink.memory, config: {probe: p}}
+edges:
+  - in -> a -> b -> a
+  - b -> out
+)");
+    EXPECT_THAT(issues, ElementsAre("p.yaml:3:3: edges: cycle: a -> b -> a (documents would loop forever)"));
+}
+
+TEST(PipelineErrors, NoSourceAndUnreachableNodes) {
+    Harness h;
+    auto issues = h.check(R"(nodes:
+  a: {component: transform.split}
+  out: {component: sink.memory, config: {probe: p}}
+edges: [a -> out]
+)");
+    EXPECT_THAT(issues, ElementsAre("p.yaml: nodes: the pipeline has no source node (a component of kind 'source', e.g. source.directory)"));
+}
+
+TEST(PipelineErrors, ConcurrencyOnAComponentThatIsNotConcurrentSafe) {
+    Harness h;
+    auto issues = h.check(R"(nodes:
+  in: {component: source.memory, config: {probe: p}}
+  r: {component: transform.route, concurrency: 4}
+  out: {component: sink.memory, config: {probe: p}}
+edges: [in -> r, r.even -> out, r.odd -> out]
+)");
+    EXPECT_THAT(issues, ElementsAre("p.yaml:3:3: nodes.r.concurrency: concurrency 4 requested, but component 'transform.route' "
+                                    "does not allow concurrent calls on one instance; use concurrency: 1"));
+}
+
+TEST(PipelineErrors, AllErrorsAreReportedAtOnce) {
+    Harness h;
+    auto issues = h.check(R"(nodes:
+  in: {component: source.memory, config: {probe: p, extra: 1}}
+  out: {component: sink.memory, config: {probe: p, block: perhaps}}
+  x: {component: nope.nothing}
+edges: [in -> out, in -> y]
+)");
+    EXPECT_EQ(issues.size(), 4u) << ::testing::PrintToString(issues);
+}
+
+// ---- substitution ------------------------------------------------------------------------
+
+TEST(Substitution, VariablesDefaultsFilesAndEscapes) {
+    Harness h;
+    setenv("DOCPIPE_TEST_PROBE", "from-env", 1);
+    unsetenv("DOCPIPE_TEST_UNSET");
+    const auto secret = h.dir.path() / "secret";
+    { std::ofstream(secret) << "s3cr3t\n"; }
+    std::string error;
+    EXPECT_EQ(*core::substitute("${DOCPIPE_TEST_PROBE}", error), "from-env");
+    EXPECT_EQ(*core::substitute("a-${DOCPIPE_TEST_UNSET:-fallback}-b", error), "a-fallback-b");
+    EXPECT_EQ(*core::substitute("${file:" + secret.string() + "}", error), "s3cr3t") << "trailing newline dropped";
+    EXPECT_EQ(*core::substitute("$${LITERAL}", error), "${LITERAL}");
+    EXPECT_FALSE(core::substitute("${DOCPIPE_TEST_UNSET}", error));
+    EXPECT_EQ(error, "environment variable 'DOCPIPE_TEST_UNSET' is not set and has no default (set it, or write "
+                     "${DOCPIPE_TEST_UNSET:-default})");
+    EXPECT_FALSE(core::substitute("${file:/nonexistent/key}", error));
+    EXPECT_EQ(error, "cannot read secret file '/nonexistent/key' named by ${file:...}");
+    EXPECT_FALSE(core::substitute("${oops", error));
+}
+
+TEST(Substitution, AppliesInsidePipelinesAndReportsThePosition) {
+    Harness h;
+    setenv("DOCPIPE_TEST_PROBE", "from-env", 1);
+    unsetenv("DOCPIPE_TEST_UNSET");
+    core::PipelineSpec spec;
+    auto issues = h.check(R"(max_in_flight: ${DOCPIPE_TEST_UNSET:-7}
+nodes:
+  in: {component: source.memory, config: {probe: "${DOCPIPE_TEST_PROBE}"}}
+  out:
+    component: sink.memory
+    config:
+      probe: ${DOCPIPE_TEST_UNSET}
+edges: [in -> out]
+)", &spec);
+    EXPECT_THAT(issues, ElementsAre("p.yaml:7:14: nodes.out.config.probe: environment variable 'DOCPIPE_TEST_UNSET' is not set "
+                                    "and has no default (set it, or write ${DOCPIPE_TEST_UNSET:-default})"));
+    EXPECT_EQ(spec.max_in_flight, 7u) << "a substituted number keeps its type";
+    EXPECT_EQ(spec.nodes[0].config.get_string("probe"), "from-env");
+}
+
+TEST(PipelineDot, RendersNodesEdgesAndPorts) {
+    Harness h;
+    core::PipelineSpec spec;
+    ASSERT_TRUE(h.check(R"(nodes:
+  in: {component: source.memory, config: {probe: p}}
+  route: {component: transform.route}
+  out: {component: sink.memory, concurrency: 2, config: {probe: p}}
+edges: [in -> route, route.even -> out, route.odd -> out]
+)", &spec).empty());
+    const std::string dot = core::to_dot(spec);
+    EXPECT_NE(dot.find("\"in\" [label=\"in\\nsource.memory\", shape=invhouse];"), std::string::npos) << dot;
+    EXPECT_NE(dot.find("\"out\" [label=\"out\\nsink.memory x2\", shape=house];"), std::string::npos) << dot;
+    EXPECT_NE(dot.find("\"route\" -> \"out\" [label=\"even\"];"), std::string::npos) << dot;
+    EXPECT_NE(dot.find("\"in\" -> \"route\";"), std::string::npos) << dot;
+}
