@@ -212,12 +212,13 @@ int main(int argc, char** argv) {
 
     auto* plugins = app.add_subcommand("plugins", "Inspect installed plugins");
     plugins->require_subcommand(1);
-    plugins->add_option("--plugin-path", plugin_dirs, "Extra plugin folder (searched first)");
     auto* list = plugins->add_subcommand("list", "List plugin packages and their components");
     list->add_flag("--failed", failed_only, "Only list files that failed to load, with the reason");
+    list->add_option("--plugin-path", plugin_dirs, "Extra plugin folder, searched first (repeatable)");
     auto* describe = plugins->add_subcommand("describe", "Show a component's config, ports and properties");
     describe->add_option("name", component, "Component name, e.g. sink.files")->required();
     describe->add_flag("--json", json, "Machine-readable output");
+    describe->add_option("--plugin-path", plugin_dirs, "Extra plugin folder, searched first (repeatable)");
 
     CLI11_PARSE(app, argc, argv);
 

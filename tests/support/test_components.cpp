@@ -6,6 +6,8 @@
 
 namespace docpipe::test {
 
+std::atomic<std::uint64_t> null_sink_writes{0};
+
 namespace {
 std::mutex registry_mutex;
 std::map<std::string, std::shared_ptr<Probe>> probes;
@@ -177,6 +179,37 @@ private:
     Probe& probe_;
 };
 
+class PassTransform : public Transform {
+public:
+    static ComponentDescriptor describe() {
+        ComponentDescriptor d;
+        d.kind = ComponentKind::Transform;
+        d.name = "transform.pass";
+        d.summary = "test/bench: emits its input unchanged";
+        d.concurrent_safe = true;
+        return d;
+    }
+    PassTransform(const Config&, Context&) {}
+    void process(const DocumentPtr& in, Outputs& out) override { out.emit(in); }
+};
+
+class NullSink : public Sink {
+public:
+    static ComponentDescriptor describe() {
+        ComponentDescriptor d;
+        d.kind = ComponentKind::Sink;
+        d.name = "sink.null";
+        d.summary = "test/bench: accepts everything, counts it";
+        d.concurrent_safe = true;
+        return d;
+    }
+    NullSink(const Config&, Context&) {}
+    SinkResult write(const Document&) override {
+        null_sink_writes.fetch_add(1, std::memory_order_relaxed);
+        return SinkResult::ok();
+    }
+};
+
 class MemorySink : public Sink {
 public:
     static ComponentDescriptor describe() {
@@ -236,7 +269,8 @@ private:
 const PluginManifest& test_manifest() {
     static const PluginManifest manifest{"test", "0", "in-process test components", kSdkAbiVersion, kCompilerTag,
                                          {component<MemorySource>(), component<SplitTransform>(), component<RouteTransform>(),
-                                          component<MisbehavingTransform>(), component<MemorySink>()}};
+                                          component<MisbehavingTransform>(), component<MemorySink>(),
+                                          component<PassTransform>(), component<NullSink>()}};
     return manifest;
 }
 

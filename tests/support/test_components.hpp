@@ -3,6 +3,7 @@
 // failures and blocking, and observes acks and writes.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -41,8 +42,11 @@ struct Probe {
 Probe& probe(const std::string& name);
 void reset_probes();
 
+// Total writes accepted by every sink.null instance.
+extern std::atomic<std::uint64_t> null_sink_writes;
+
 // The manifest with source.memory, transform.split, transform.misbehave, transform.route,
-// sink.memory.
+// transform.pass, sink.memory and sink.null.
 const PluginManifest& test_manifest();
 
 }  // namespace docpipe::test

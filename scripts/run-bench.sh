@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs the benchmarks and prints their medians. Numbers depend on the machine; the issue
+# notes record them with the machine they were taken on.
+set -euo pipefail
+BUILD_DIR=${1:-build}
+cd "$(dirname "$0")/.."
+export OMP_THREAD_LIMIT=1
+echo "== graph_overhead: 5-node no-op pipeline, 2 sinks (docs/second; goal >= 100000)"
+"$BUILD_DIR/bin/bench_graph_overhead" --benchmark_counters_tabular=true 2>&1 | grep -v 'Library was built as DEBUG'
