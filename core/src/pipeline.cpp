@@ -36,11 +36,12 @@ std::chrono::milliseconds RetryPolicy::backoff_for(int next_attempt) const {
 
 const ConfigSpec& state_section_spec() {
     static const ConfigSpec spec{
-        Field::enumeration("backend", {"sqlite", "memory"}).default_value("sqlite")
-            .describe("Where jobs, dead letters, dedup keys and checkpoints live"),
+        Field::enumeration("backend", {"sqlite", "redis", "memory"}).default_value("sqlite")
+            .describe("Where jobs, dead letters, dedup keys and checkpoints live (memory: lost at exit)"),
         Field::string("path").default_value("./var/docpipe-state.db")
             .describe("SQLite database file (relative paths are relative to the working directory)"),
-        Field::string("url").describe("redis://[:password@]host:port/db (backend redis; not built yet)").secret(),
+        Field::string("url").default_value("redis://127.0.0.1:6379/0").secret()
+            .describe("Redis server for backend redis: redis://[:password@]host:port/db"),
     };
     return spec;
 }

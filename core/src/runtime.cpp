@@ -174,7 +174,7 @@ struct Runtime::Impl {
     std::shared_ptr<spdlog::logger> logger;
     std::unique_ptr<NodeLogger> runtime_log;
     MetricsRegistry metrics;
-    std::unique_ptr<StateStore> state;
+    std::unique_ptr<Store> state;
     bool json_logs = false;
 
     std::vector<std::unique_ptr<Node>> nodes;  // same order as spec.nodes
@@ -262,6 +262,7 @@ struct Runtime::Impl {
             runtime_log->log(LogLevel::Error, fmt::format("source '{}' threw while settling a document: {}", tracker->source_node, e.what()),
                              tracker->doc_id);
         }
+        record_job_end(*tracker, outcome);
         if (outcome.ok) {
             completed.fetch_add(1);
         } else {
@@ -278,6 +279,42 @@ struct Runtime::Impl {
             live.erase(tracker);
         }
         flight_cv.notify_all();
+    }
+
+    // Job records are bookkeeping for the admin API: a store outage must not stop documents,
+    // so failures here are logged, not thrown.
+    void record_job_start(const Tracker& t, const Document& doc) {
+        try {
+            auto updated = state->update_job(t.doc_id, [](Job& j) {
+                j.attempts += 1;  // a redelivery of the same content
+                j.status = "processing";
+                j.last_error.clear();
+            });
+            if (updated) return;
+            Job job;
+            job.id = t.doc_id;
+            job.root_id = t.doc_id;
+            job.status = "processing";
+            job.source = t.source_node;
+            job.filename = t.label;
+            if (auto it = doc.attributes.find("message_id"); it != doc.attributes.end()) job.email_id = it->second;
+            job.attempts = 1;
+            job.pipeline_hash = spec.text_hash;
+            state->put_job(job);
+        } catch (const std::exception& e) {
+            runtime_log->log(LogLevel::Warn, fmt::format("job record not written: {}", e.what()), t.doc_id);
+        }
+    }
+
+    void record_job_end(const Tracker& t, const Outcome& outcome) {
+        try {
+            state->update_job(t.doc_id, [&](Job& j) {
+                j.status = outcome.ok ? "submitted" : "failed";
+                j.last_error = outcome.reason;
+            });
+        } catch (const std::exception& e) {
+            runtime_log->log(LogLevel::Warn, fmt::format("job record not updated: {}", e.what()), t.doc_id);
+        }
     }
 
     void dead_letter(Node& node, const Envelope& env, const std::string& reason) {
@@ -479,6 +516,7 @@ struct Runtime::Impl {
             peak = std::max<std::uint64_t>(peak, live.size());
         }
         taken.fetch_add(1);
+        record_job_start(*tracker, doc);
         node.stats.in.fetch_add(1, std::memory_order_relaxed);
         if (runtime_log->enabled(LogLevel::Debug)) node.context->log().log(LogLevel::Debug, "taken", doc.id);
         // Hold one extra count while forwarding so a fast graph cannot settle mid-fan-out.
@@ -605,10 +643,13 @@ void Runtime::start() {
 
     const std::string backend = m.spec.section_string("state", "backend");
     try {
-        m.state = open_state_store(backend, m.spec.section_string("state", "path"), *m.clock);
+        m.state = open_store(backend, m.spec.section_string("state", backend == "redis" ? "url" : "path"), *m.clock);
     } catch (const std::exception& e) {
         throw StartError(fmt::format("state store ({}): {}", backend, e.what()));
     }
+    if (auto report = m.state->probe(); report.status != Health::Healthy)
+        m.runtime_log->log(LogLevel::Warn, fmt::format("state store {} is {}: {}; continuing, it is retried on every use", backend,
+                                                       to_string(report.status), report.detail));
 
     for (const auto& ns : m.spec.nodes) {
         auto node = std::make_unique<Impl::Node>();
@@ -767,7 +808,7 @@ std::string RunSummary::format() const {
 }
 
 MetricsRegistry& Runtime::metrics() { return impl_->metrics; }
-StateStore& Runtime::state() { return *impl_->state; }
+Store& Runtime::state() { return *impl_->state; }
 std::vector<std::string> Runtime::in_flight_report() const { return impl_->report(); }
 
 }  // namespace docpipe::core

@@ -22,6 +22,7 @@
 
 #include "pipeline.hpp"
 #include "services.hpp"
+#include "state/store.hpp"
 
 namespace docpipe::core {
 
@@ -76,7 +77,7 @@ public:
 
     RunSummary summary() const;
     MetricsRegistry& metrics();
-    StateStore& state();
+    Store& state();
     // Documents in flight and where they are, one line each (for shutdown and /health).
     std::vector<std::string> in_flight_report() const;
 

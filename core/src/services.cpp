@@ -1,7 +1,5 @@
 #include "services.hpp"
 
-#include <sqlite3.h>
-
 #include <cmath>
 #include <sstream>
 #include <stdexcept>
@@ -11,7 +9,6 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "docpipe/testing.hpp"
 
 namespace docpipe::core {
 
@@ -180,119 +177,6 @@ std::string iso8601(std::chrono::system_clock::time_point t) {
     char out[48];
     std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms));
     return out;
-}
-
-// ---- SQLite state store ------------------------------------------------------------------
-
-namespace {
-
-class SqliteStateStore : public StateStore {
-public:
-    SqliteStateStore(const std::filesystem::path& path, Clock& clock) : clock_(clock) {
-        if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
-        if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
-            std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
-            sqlite3_close(db_);
-            throw std::runtime_error("cannot open SQLite state store " + path.string() + ": " + why);
-        }
-        sqlite3_busy_timeout(db_, 5000);
-        exec("PRAGMA journal_mode=WAL");
-        exec("PRAGMA synchronous=NORMAL");
-        exec("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_ms INTEGER NOT NULL DEFAULT 0)");
-    }
-    ~SqliteStateStore() override { sqlite3_close(db_); }
-
-    std::optional<std::string> get(std::string_view key) override {
-        std::lock_guard lock(mutex_);
-        Statement st(db_, "SELECT value FROM kv WHERE key=?1 AND (expires_ms=0 OR expires_ms>?2)");
-        st.bind_text(1, key);
-        sqlite3_bind_int64(st.s, 2, now_ms());
-        if (st.step() != SQLITE_ROW) return std::nullopt;
-        return std::string(static_cast<const char*>(sqlite3_column_blob(st.s, 0)), static_cast<std::size_t>(sqlite3_column_bytes(st.s, 0)));
-    }
-    void put(std::string_view key, std::string_view value, std::chrono::seconds ttl) override {
-        std::lock_guard lock(mutex_);
-        Statement st(db_, "INSERT OR REPLACE INTO kv(key,value,expires_ms) VALUES(?1,?2,?3)");
-        st.bind_text(1, key);
-        sqlite3_bind_blob(st.s, 2, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st.s, 3, expiry(ttl));
-        st.done();
-    }
-    bool put_if_absent(std::string_view key, std::string_view value, std::chrono::seconds ttl) override {
-        std::lock_guard lock(mutex_);
-        // An expired row counts as absent: replace it; a live row wins.
-        Statement st(db_,
-                     "INSERT INTO kv(key,value,expires_ms) VALUES(?1,?2,?3) ON CONFLICT(key) DO UPDATE SET "
-                     "value=excluded.value, expires_ms=excluded.expires_ms WHERE kv.expires_ms<>0 AND kv.expires_ms<=?4");
-        st.bind_text(1, key);
-        sqlite3_bind_blob(st.s, 2, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st.s, 3, expiry(ttl));
-        sqlite3_bind_int64(st.s, 4, now_ms());
-        st.done();
-        return sqlite3_changes(db_) > 0;
-    }
-    bool erase(std::string_view key) override {
-        std::lock_guard lock(mutex_);
-        Statement st(db_, "DELETE FROM kv WHERE key=?1");
-        st.bind_text(1, key);
-        st.done();
-        return sqlite3_changes(db_) > 0;
-    }
-    std::vector<std::string> keys(std::string_view prefix, std::size_t limit) override {
-        std::lock_guard lock(mutex_);
-        // Range scan on the primary key; no LIKE, so '%' and '_' in a prefix mean themselves.
-        Statement st(db_, "SELECT key FROM kv WHERE key>=?1 AND (expires_ms=0 OR expires_ms>?2) ORDER BY key LIMIT ?3");
-        st.bind_text(1, prefix);
-        sqlite3_bind_int64(st.s, 2, now_ms());
-        sqlite3_bind_int64(st.s, 3, static_cast<sqlite3_int64>(limit) * 4 + 16);
-        std::vector<std::string> out;
-        while (st.step() == SQLITE_ROW && out.size() < limit) {
-            std::string k(reinterpret_cast<const char*>(sqlite3_column_text(st.s, 0)));
-            if (k.compare(0, prefix.size(), prefix) != 0) break;
-            out.push_back(std::move(k));
-        }
-        return out;
-    }
-
-private:
-    struct Statement {
-        Statement(sqlite3* db, const char* sql) : db(db) {
-            if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK)
-                throw std::runtime_error(std::string("SQLite prepare failed: ") + sqlite3_errmsg(db));
-        }
-        ~Statement() { sqlite3_finalize(s); }
-        void bind_text(int i, std::string_view v) { sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT); }
-        int step() { return sqlite3_step(s); }
-        void done() {
-            if (int rc = step(); rc != SQLITE_DONE) throw std::runtime_error(std::string("SQLite write failed: ") + sqlite3_errmsg(db));
-        }
-        sqlite3* db;
-        sqlite3_stmt* s = nullptr;
-    };
-    void exec(const char* sql) {
-        char* err = nullptr;
-        if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-            std::string why = err ? err : "?";
-            sqlite3_free(err);
-            throw std::runtime_error(std::string("SQLite: ") + sql + ": " + why);
-        }
-    }
-    std::int64_t now_ms() const {
-        return std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now().time_since_epoch()).count();
-    }
-    std::int64_t expiry(std::chrono::seconds ttl) const { return ttl.count() > 0 ? now_ms() + ttl.count() * 1000 : 0; }
-
-    Clock& clock_;
-    std::mutex mutex_;
-    sqlite3* db_ = nullptr;
-};
-
-}  // namespace
-
-std::unique_ptr<StateStore> open_state_store(const std::string& backend, const std::filesystem::path& path, Clock& clock) {
-    if (backend == "memory") return std::make_unique<testing::MemoryStateStore>(clock);
-    if (backend == "sqlite") return std::make_unique<SqliteStateStore>(path, clock);
-    throw std::invalid_argument("unknown state backend '" + backend + "' (sqlite or memory)");
 }
 
 }  // namespace docpipe::core

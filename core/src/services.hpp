@@ -86,11 +86,6 @@ public:
     void sleep_for(std::chrono::milliseconds duration) override;
 };
 
-// ---- state -------------------------------------------------------------------------------
-
-// Opens the store named by the pipeline's `state` section; throws with the reason.
-std::unique_ptr<StateStore> open_state_store(const std::string& backend, const std::filesystem::path& path, Clock& clock);
-
 // ISO 8601 UTC with milliseconds: 2026-11-29T10:00:00.123Z
 std::string iso8601(std::chrono::system_clock::time_point t);
 

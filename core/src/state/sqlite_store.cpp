@@ -1,0 +1,239 @@
+// The "sqlite" backend: the embedded default. WAL mode; one connection guarded by a mutex
+// (SQLite serialises writers anyway); the job record is stored whole as JSON, with the
+// columns the admin API filters and sorts on next to it, indexed.
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <mutex>
+
+#include <fmt/core.h>
+
+#include "store.hpp"
+
+namespace docpipe::core {
+
+namespace {
+
+class SqliteStore : public Store {
+public:
+    SqliteStore(const std::filesystem::path& path, Clock& clock) : path_(path), clock_(clock) {
+        std::error_code ec;
+        if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
+        if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
+            std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
+            sqlite3_close(db_);
+            db_ = nullptr;
+            throw StoreError(fmt::format("sqlite: cannot open {}: {}", path.string(), why));
+        }
+        sqlite3_busy_timeout(db_, 5000);
+        exec("PRAGMA journal_mode=WAL");
+        exec("PRAGMA synchronous=NORMAL");
+        exec("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_ms INTEGER NOT NULL DEFAULT 0)");
+        exec("CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, status TEXT NOT NULL, email_id TEXT NOT NULL, "
+             "created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, data TEXT NOT NULL)");
+        exec("CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_ms, id)");
+        exec("CREATE INDEX IF NOT EXISTS jobs_status_created ON jobs(status, created_ms, id)");
+        exec("CREATE INDEX IF NOT EXISTS jobs_email ON jobs(email_id)");
+    }
+    ~SqliteStore() override { sqlite3_close(db_); }
+
+    std::string backend() const override { return "sqlite"; }
+
+    HealthReport probe() override {
+        try {
+            std::lock_guard lock(mutex_);
+            Statement st(db_, "SELECT count(*) FROM sqlite_master");
+            if (st.step() != SQLITE_ROW) throw StoreError(sqlite3_errmsg(db_));
+            return {Health::Healthy, "sqlite " + path_.string()};
+        } catch (const std::exception& e) {
+            return {Health::Unavailable, e.what()};
+        }
+    }
+
+    // ---- key/value ----
+
+    std::optional<std::string> get(std::string_view key) override {
+        std::lock_guard lock(mutex_);
+        Statement st(db_, "SELECT value FROM kv WHERE key=?1 AND (expires_ms=0 OR expires_ms>?2)");
+        st.text(1, key);
+        st.int64(2, now_ms());
+        if (st.step() != SQLITE_ROW) return std::nullopt;
+        return st.column_blob(0);
+    }
+    void put(std::string_view key, std::string_view value, std::chrono::seconds ttl) override {
+        std::lock_guard lock(mutex_);
+        Statement st(db_, "INSERT OR REPLACE INTO kv(key,value,expires_ms) VALUES(?1,?2,?3)");
+        st.text(1, key);
+        st.blob(2, value);
+        st.int64(3, expiry(ttl));
+        st.done();
+    }
+    bool put_if_absent(std::string_view key, std::string_view value, std::chrono::seconds ttl) override {
+        std::lock_guard lock(mutex_);
+        // An expired row counts as absent and is replaced; a live row wins.
+        Statement st(db_,
+                     "INSERT INTO kv(key,value,expires_ms) VALUES(?1,?2,?3) ON CONFLICT(key) DO UPDATE SET "
+                     "value=excluded.value, expires_ms=excluded.expires_ms WHERE kv.expires_ms<>0 AND kv.expires_ms<=?4");
+        st.text(1, key);
+        st.blob(2, value);
+        st.int64(3, expiry(ttl));
+        st.int64(4, now_ms());
+        st.done();
+        return sqlite3_changes(db_) > 0;
+    }
+    bool erase(std::string_view key) override {
+        std::lock_guard lock(mutex_);
+        Statement st(db_, "DELETE FROM kv WHERE key=?1 AND (expires_ms=0 OR expires_ms>?2)");
+        st.text(1, key);
+        st.int64(2, now_ms());
+        st.done();
+        return sqlite3_changes(db_) > 0;
+    }
+    std::vector<std::string> keys(std::string_view prefix, std::size_t limit) override {
+        std::lock_guard lock(mutex_);
+        // A range scan on the primary key: no LIKE, so '%' and '_' in a prefix mean themselves.
+        Statement st(db_, "SELECT key FROM kv WHERE key>=?1 AND (expires_ms=0 OR expires_ms>?2) ORDER BY key");
+        st.text(1, prefix);
+        st.int64(2, now_ms());
+        std::vector<std::string> out;
+        while (out.size() < limit && st.step() == SQLITE_ROW) {
+            std::string k = st.column_text(0);
+            if (k.compare(0, prefix.size(), prefix) != 0) break;
+            out.push_back(std::move(k));
+        }
+        return out;
+    }
+
+    // ---- jobs ----
+
+    void put_job(const Job& job) override {
+        std::lock_guard lock(mutex_);
+        write_job(job);
+    }
+    std::optional<Job> get_job(const std::string& id) override {
+        std::lock_guard lock(mutex_);
+        return read_job(id);
+    }
+    std::optional<Job> update_job(const std::string& id, const std::function<void(Job&)>& change) override {
+        std::lock_guard lock(mutex_);  // one connection: the mutex makes read-modify-write atomic here
+        exec("BEGIN IMMEDIATE");        // ... and IMMEDIATE makes it atomic against other processes
+        try {
+            auto job = read_job(id);
+            if (job) {
+                change(*job);
+                write_job(*job);
+            }
+            exec("COMMIT");
+            return job;
+        } catch (...) {
+            exec("ROLLBACK");
+            throw;
+        }
+    }
+    JobPage list_jobs(const JobQuery& q) override {
+        std::lock_guard lock(mutex_);
+        std::string where = " WHERE 1=1";
+        if (q.status) where += " AND status=?1";
+        if (q.email_id) where += " AND email_id=?2";
+        if (q.from_ms) where += " AND created_ms>=?3";
+        if (q.to_ms) where += " AND created_ms<=?4";
+        auto bind = [&](Statement& st) {
+            if (q.status) st.text(1, *q.status);
+            if (q.email_id) st.text(2, *q.email_id);
+            if (q.from_ms) st.int64(3, *q.from_ms);
+            if (q.to_ms) st.int64(4, *q.to_ms);
+        };
+        JobPage page;
+        {
+            Statement st(db_, ("SELECT count(*) FROM jobs" + where).c_str());
+            bind(st);
+            if (st.step() == SQLITE_ROW) page.total = static_cast<std::size_t>(sqlite3_column_int64(st.s, 0));
+        }
+        const char* order = q.newest_first ? " ORDER BY created_ms DESC, id DESC" : " ORDER BY created_ms ASC, id ASC";
+        Statement st(db_, ("SELECT data FROM jobs" + where + order + " LIMIT ?5 OFFSET ?6").c_str());
+        bind(st);
+        st.int64(5, static_cast<std::int64_t>(q.limit));
+        st.int64(6, static_cast<std::int64_t>(q.offset));
+        while (st.step() == SQLITE_ROW) page.jobs.push_back(Job::from_json(nlohmann::json::parse(st.column_text(0))));
+        return page;
+    }
+    std::map<std::string, std::size_t> count_jobs_by_status() override {
+        std::lock_guard lock(mutex_);
+        Statement st(db_, "SELECT status, count(*) FROM jobs GROUP BY status");
+        std::map<std::string, std::size_t> out;
+        while (st.step() == SQLITE_ROW) out[st.column_text(0)] = static_cast<std::size_t>(sqlite3_column_int64(st.s, 1));
+        return out;
+    }
+
+private:
+    struct Statement {
+        Statement(sqlite3* db, const char* sql) : db(db) {
+            if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK)
+                throw StoreError(std::string("sqlite: prepare failed: ") + sqlite3_errmsg(db));
+        }
+        ~Statement() { sqlite3_finalize(s); }
+        void text(int i, std::string_view v) { sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT); }
+        void blob(int i, std::string_view v) { sqlite3_bind_blob(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT); }
+        void int64(int i, std::int64_t v) { sqlite3_bind_int64(s, i, v); }
+        int step() {
+            int rc = sqlite3_step(s);
+            if (rc != SQLITE_ROW && rc != SQLITE_DONE) throw StoreError(std::string("sqlite: ") + sqlite3_errmsg(db));
+            return rc;
+        }
+        void done() { step(); }
+        std::string column_text(int i) {
+            auto p = sqlite3_column_text(s, i);
+            return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(s, i))) : "";
+        }
+        std::string column_blob(int i) {
+            auto p = static_cast<const char*>(sqlite3_column_blob(s, i));
+            return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s, i))) : "";
+        }
+        sqlite3* db;
+        sqlite3_stmt* s = nullptr;
+    };
+
+    void exec(const char* sql) {
+        char* err = nullptr;
+        if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+            std::string why = err ? err : "?";
+            sqlite3_free(err);
+            throw StoreError(std::string("sqlite: ") + sql + ": " + why);
+        }
+    }
+    std::optional<Job> read_job(const std::string& id) {
+        Statement st(db_, "SELECT data FROM jobs WHERE id=?1");
+        st.text(1, id);
+        if (st.step() != SQLITE_ROW) return std::nullopt;
+        return Job::from_json(nlohmann::json::parse(st.column_text(0)));
+    }
+    void write_job(Job job) {
+        job.updated_ms = now_ms();
+        if (job.created_ms == 0) job.created_ms = job.updated_ms;
+        Statement st(db_, "INSERT OR REPLACE INTO jobs(id,status,email_id,created_ms,updated_ms,data) VALUES(?1,?2,?3,?4,?5,?6)");
+        st.text(1, job.id);
+        st.text(2, job.status);
+        st.text(3, job.email_id);
+        st.int64(4, job.created_ms);
+        st.int64(5, job.updated_ms);
+        st.text(6, job.to_json().dump());
+        st.done();
+    }
+    std::int64_t now_ms() const {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now().time_since_epoch()).count();
+    }
+    std::int64_t expiry(std::chrono::seconds ttl) const { return ttl.count() > 0 ? now_ms() + ttl.count() * 1000 : 0; }
+
+    std::filesystem::path path_;
+    Clock& clock_;
+    std::mutex mutex_;
+    sqlite3* db_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> make_sqlite_store(const std::string& path, Clock& clock) {
+    return std::make_unique<SqliteStore>(path, clock);
+}
+
+}  // namespace docpipe::core

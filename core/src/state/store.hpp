@@ -1,0 +1,92 @@
+// The runtime's state store: one interface, two real backends (SQLite, embedded default;
+// Redis, shared between runtime instances). Holds the plugins' key/value state (dedup keys,
+// checkpoints, sink ledgers, dead letters) and the job records behind the admin API.
+//
+// Contract:
+// - Thread-safe: every method may be called from any thread.
+// - Backend failures throw StoreError with the backend and the reason; a Redis store
+//   reconnects on the next call after its server comes back, so callers just retry.
+// - probe() performs a real round trip (Redis PING, SQLite query), connecting if needed.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "docpipe/component.hpp"
+#include "docpipe/context.hpp"
+
+namespace docpipe::core {
+
+class StoreError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// Job statuses, from intake to a terminal state.
+inline constexpr const char* kJobStatuses[] = {"received", "processing", "extracted", "submitted", "review",
+                                               "approved", "rejected",   "failed",    "skipped"};
+bool is_job_status(std::string_view status);
+
+struct Job {
+    std::string id;         // document id
+    std::string root_id;    // the source document it came from (the email)
+    std::string status = "received";
+    std::string source;     // source node name
+    std::string filename;
+    std::string email_id;   // Message-ID when the source is an email
+    nlohmann::json fields = nlohmann::json::object();      // per-field value/confidence/provenance
+    double confidence = 0;
+    std::string confidence_level;                          // high|medium|low
+    nlohmann::json references = nlohmann::json::object(); // ncb_reference, sheets_row, drive_file_id
+    int attempts = 0;
+    std::string last_error;
+    std::string pipeline_hash;
+    std::string duplicate_of;
+    std::int64_t created_ms = 0, updated_ms = 0;           // Unix epoch milliseconds
+
+    nlohmann::json to_json() const;
+    static Job from_json(const nlohmann::json& j);
+};
+
+struct JobQuery {
+    std::optional<std::string> status;
+    std::optional<std::int64_t> from_ms, to_ms;  // created_ms range, inclusive
+    std::optional<std::string> email_id;
+    std::size_t limit = 50;
+    std::size_t offset = 0;
+    bool newest_first = true;
+};
+
+struct JobPage {
+    std::vector<Job> jobs;
+    std::size_t total = 0;  // matches before limit/offset
+};
+
+class Store : public StateStore {
+public:
+    virtual std::string backend() const = 0;
+    virtual HealthReport probe() = 0;
+
+    // Inserts or replaces the whole record (updated_ms is set by the store).
+    virtual void put_job(const Job& job) = 0;
+    virtual std::optional<Job> get_job(const std::string& id) = 0;
+    // Atomic read-modify-write; `change` may run more than once (optimistic retry), so it
+    // must only modify the job. Returns the stored result, or nullopt if no such job.
+    virtual std::optional<Job> update_job(const std::string& id, const std::function<void(Job&)>& change) = 0;
+    virtual JobPage list_jobs(const JobQuery& query) = 0;
+    // Number of jobs per status (all time).
+    virtual std::map<std::string, std::size_t> count_jobs_by_status() = 0;
+};
+
+// backend "sqlite" (path) or "redis" (url: redis://[:password@]host:port/db) or "memory".
+std::unique_ptr<Store> open_store(const std::string& backend, const std::string& path_or_url, Clock& clock);
+
+}  // namespace docpipe::core

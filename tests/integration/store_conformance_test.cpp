@@ -1,0 +1,203 @@
+// One conformance suite, run against every state backend: memory, sqlite and a real Redis.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "docpipe/testing.hpp"
+#include "harness.hpp"
+#include "redis_server.hpp"
+#include "services.hpp"
+#include "state/store.hpp"
+
+using namespace docpipe;
+using namespace docpipe::core;
+using namespace std::chrono_literals;
+
+namespace {
+
+class StoreConformance : public ::testing::TestWithParam<std::string> {
+protected:
+    void SetUp() override {
+        const std::string backend = GetParam();
+        if (backend == "redis") {
+            redis_ = std::make_unique<test::RedisServer>();
+            store_ = open_store("redis", redis_->url(), system_clock_);
+        } else {
+            store_ = open_store(backend, (dir_.path() / "state.db").string(), manual_clock_);
+        }
+    }
+    // TTLs run on the store's clock: the manual one moves at once; Redis expires on its own
+    // real clock, so there we wait (a lower bound, not a race).
+    void advance(std::chrono::milliseconds d) {
+        if (GetParam() == "redis") std::this_thread::sleep_for(d);
+        else manual_clock_.advance(d);
+    }
+    Job job(const std::string& id, const std::string& status, std::int64_t created_ms, const std::string& email = "") {
+        Job j;
+        j.id = id;
+        j.root_id = id;
+        j.status = status;
+        j.created_ms = created_ms;
+        j.email_id = email;
+        j.fields = {{"total_amount", {{"value", 479.05}, {"confidence", 0.97}}}};
+        return j;
+    }
+
+    test::TempDir dir_;
+    docpipe::testing::ManualClock manual_clock_;
+    SystemClock system_clock_;
+    std::unique_ptr<test::RedisServer> redis_;
+    std::unique_ptr<Store> store_;
+};
+
+TEST_P(StoreConformance, ProbeIsAHealthyRoundTrip) {
+    auto report = store_->probe();
+    EXPECT_EQ(report.status, Health::Healthy) << report.detail;
+    EXPECT_EQ(store_->backend(), GetParam());
+}
+
+TEST_P(StoreConformance, KeyValueBasics) {
+    EXPECT_FALSE(store_->get("a/1"));
+    store_->put("a/1", std::string("one\0binary", 10));
+    EXPECT_EQ(*store_->get("a/1"), std::string("one\0binary", 10));
+    store_->put("a/1", "uno");
+    EXPECT_EQ(*store_->get("a/1"), "uno");
+    EXPECT_FALSE(store_->put_if_absent("a/1", "again"));
+    EXPECT_TRUE(store_->put_if_absent("a/2", "two"));
+    EXPECT_TRUE(store_->erase("a/2"));
+    EXPECT_FALSE(store_->erase("a/2"));
+    EXPECT_FALSE(store_->get("a/2"));
+}
+
+TEST_P(StoreConformance, KeysByPrefixAreExactSortedAndLimited) {
+    for (const char* k : {"dedup/b", "dedup/a", "dedup/c", "dedupe/x", "dedu", "other/a", "p%_*?[x]/1", "p%_*?[x]/2", "pXY/3"})
+        store_->put(k, "v");
+    EXPECT_EQ(store_->keys("dedup/", 100), (std::vector<std::string>{"dedup/a", "dedup/b", "dedup/c"}));
+    EXPECT_EQ(store_->keys("dedup/", 2), (std::vector<std::string>{"dedup/a", "dedup/b"}));
+    EXPECT_EQ(store_->keys("p%_*?[x]/", 100), (std::vector<std::string>{"p%_*?[x]/1", "p%_*?[x]/2"}))
+        << "wildcard characters in a prefix are literal";
+}
+
+TEST_P(StoreConformance, TtlExpiry) {
+    store_->put("dedup/sha", "job-1", 1s);
+    EXPECT_TRUE(store_->get("dedup/sha"));
+    EXPECT_FALSE(store_->put_if_absent("dedup/sha", "job-2", 1s));
+    advance(1300ms);
+    EXPECT_FALSE(store_->get("dedup/sha")) << "expired";
+    EXPECT_TRUE(store_->keys("dedup/", 10).empty());
+    EXPECT_TRUE(store_->put_if_absent("dedup/sha", "job-2", 1s)) << "an expired key counts as absent";
+    EXPECT_EQ(*store_->get("dedup/sha"), "job-2");
+}
+
+TEST_P(StoreConformance, JobsCrud) {
+    EXPECT_FALSE(store_->get_job("nope"));
+    store_->put_job(job("j1", "received", 1000, "<m1@x>"));
+    auto j = store_->get_job("j1");
+    ASSERT_TRUE(j);
+    EXPECT_EQ(j->status, "received");
+    EXPECT_EQ(j->created_ms, 1000);
+    EXPECT_GT(j->updated_ms, 0);
+    EXPECT_EQ(j->fields["total_amount"]["value"], 479.05);
+    auto updated = store_->update_job("j1", [](Job& x) {
+        x.status = "submitted";
+        x.references["ncb_reference"] = "CLM-1";
+    });
+    ASSERT_TRUE(updated);
+    EXPECT_EQ(store_->get_job("j1")->status, "submitted");
+    EXPECT_EQ(store_->get_job("j1")->references["ncb_reference"], "CLM-1");
+    EXPECT_EQ(store_->get_job("j1")->created_ms, 1000) << "created_ms survives updates";
+    EXPECT_FALSE(store_->update_job("missing", [](Job&) { FAIL() << "must not be called"; }));
+    EXPECT_EQ(store_->list_jobs({.status = std::string("received")}).total, 0u) << "the old status index is cleaned";
+    EXPECT_EQ(store_->list_jobs({.status = std::string("submitted")}).total, 1u);
+}
+
+TEST_P(StoreConformance, JobFiltersAndPagination) {
+    for (int i = 0; i < 30; ++i)
+        store_->put_job(job(fmt::format("job-{:02}", i), i % 3 == 0 ? "failed" : "submitted", 1000 + i * 10,
+                            i < 5 ? "<batch@x>" : ""));
+    auto all = store_->list_jobs({.limit = 10});
+    EXPECT_EQ(all.total, 30u);
+    ASSERT_EQ(all.jobs.size(), 10u);
+    EXPECT_EQ(all.jobs[0].id, "job-29") << "newest first by default";
+    auto page3 = store_->list_jobs({.limit = 10, .offset = 20});
+    ASSERT_EQ(page3.jobs.size(), 10u);
+    EXPECT_EQ(page3.jobs[9].id, "job-00");
+    EXPECT_TRUE(store_->list_jobs({.limit = 10, .offset = 30}).jobs.empty());
+    auto oldest = store_->list_jobs({.limit = 2, .newest_first = false});
+    EXPECT_EQ(oldest.jobs[0].id, "job-00");
+
+    auto failed = store_->list_jobs({.status = std::string("failed"), .limit = 100});
+    EXPECT_EQ(failed.total, 10u);
+    for (const auto& j : failed.jobs) EXPECT_EQ(j.status, "failed");
+
+    auto range = store_->list_jobs({.from_ms = 1100, .to_ms = 1150, .limit = 100});
+    EXPECT_EQ(range.total, 6u) << "inclusive bounds: 1100..1150";
+
+    auto batch = store_->list_jobs({.email_id = std::string("<batch@x>"), .limit = 100});
+    EXPECT_EQ(batch.total, 5u);
+    auto batch_failed = store_->list_jobs({.status = std::string("failed"), .email_id = std::string("<batch@x>"), .limit = 100});
+    EXPECT_EQ(batch_failed.total, 2u) << "job-00 and job-03";
+
+    auto counts = store_->count_jobs_by_status();
+    EXPECT_EQ(counts["failed"], 10u);
+    EXPECT_EQ(counts["submitted"], 20u);
+}
+
+TEST_P(StoreConformance, EightConcurrentWritersLoseNoUpdate) {
+    store_->put_job(job("shared", "processing", 1000));
+    std::vector<std::thread> threads;
+    std::atomic<int> claimed{0};
+    for (int t = 0; t < 8; ++t)
+        threads.emplace_back([&] {
+            for (int i = 0; i < 50; ++i) store_->update_job("shared", [](Job& j) { j.attempts += 1; });
+            if (store_->put_if_absent("lock/once", "me")) claimed++;
+        });
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(store_->get_job("shared")->attempts, 400);
+    EXPECT_EQ(claimed.load(), 1) << "exactly one writer wins put_if_absent";
+}
+
+TEST_P(StoreConformance, InjectionLookingIdsAreJustData) {
+    const std::vector<std::string> ids = {"x'; DROP TABLE jobs;--", "a\r\nFLUSHALL\r\n", "*", "job\" OR 1=1", "../../etc/passwd"};
+    for (const auto& id : ids) store_->put_job(job(id, "received", 5));
+    for (const auto& id : ids) {
+        auto j = store_->get_job(id);
+        ASSERT_TRUE(j) << id;
+        EXPECT_EQ(j->id, id);
+    }
+    EXPECT_EQ(store_->list_jobs({.limit = 100}).total, ids.size());
+    EXPECT_FALSE(store_->get_job("x"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance, ::testing::Values("memory", "sqlite", "redis"),
+                         [](const auto& info) { return info.param; });
+
+TEST(RedisStore, ProbeSaysUnavailableWhenStoppedAndRecoversWhenBack) {
+    test::RedisServer redis;
+    SystemClock clock;
+    auto store = open_store("redis", redis.url(), clock);
+    store->put("k", "v");
+    redis.stop();
+    auto down = store->probe();
+    EXPECT_EQ(down.status, Health::Unavailable);
+    EXPECT_NE(down.detail.find("127.0.0.1:" + std::to_string(redis.port())), std::string::npos) << down.detail;
+    EXPECT_THROW(store->get("k"), StoreError);
+    redis.start();  // empty again: --save ''
+    auto up = store->probe();
+    EXPECT_EQ(up.status, Health::Healthy) << up.detail;
+    store->put("k", "v2");
+    EXPECT_EQ(*store->get("k"), "v2") << "reconnected without a new store";
+}
+
+TEST(RedisStore, BadUrlIsAClearError) {
+    SystemClock clock;
+    try {
+        open_store("redis", "http://nope", clock);
+        FAIL();
+    } catch (const StoreError& e) {
+        EXPECT_NE(std::string(e.what()).find("redis://[:password@]host:port/db"), std::string::npos);
+    }
+}
+
+}  // namespace
