@@ -15,7 +15,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libhiredis-dev redis-server libsqlite3-dev
   libgmime-3.0-dev libpoppler-cpp-dev libcpp-httplib-dev libssl-dev libsystemd-dev
-  libcli11-dev imagemagick img2pdf python3
+  libcli11-dev imagemagick img2pdf python3 curl
 )
 
 missing=()

@@ -50,7 +50,14 @@ const ConfigSpec& admin_section_spec() {
     static const ConfigSpec spec{
         Field::boolean("enabled").default_value(true).describe("Serve the admin HTTP API"),
         Field::string("listen").default_value("127.0.0.1:8080").describe("host:port of the admin HTTP server"),
-        Field::string_list("api_keys").secret().describe("Keys accepted in X-API-Key / Authorization: Bearer"),
+        Field::string_list("api_keys").secret()
+            .describe("Keys accepted in X-API-Key / Authorization: Bearer; empty entries are ignored. None on a loopback "
+                      "address: a random key is generated into key_file"),
+        Field::string("key_file").describe("Where a generated key is written (default: <state dir>/admin.key)"),
+        Field::boolean("protect_metrics").default_value(true).describe("Require an API key for /metrics too"),
+        Field::number("rate_limit_per_second").default_value(20).min(0.001).describe("Requests per second per client address"),
+        Field::integer("rate_limit_burst").default_value(40).min(1).describe("Requests a client may make at once"),
+        Field::integer("max_body_bytes").default_value(1048576).min(1024).describe("Larger request bodies get 413"),
     };
     return spec;
 }

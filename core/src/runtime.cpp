@@ -1,6 +1,15 @@
 #include "runtime.hpp"
 
+#include <cstdio>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <fstream>
+
+#include "admin_server.hpp"
+
 #include <algorithm>
+#include <array>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -55,9 +64,21 @@ struct Envelope {
     int attempt = 1;
 };
 
+// Upper bounds (seconds) of the processing-time histogram: a no-op transform (µs) up to a
+// slow OCR page (tens of seconds).
+constexpr double kLatencyBuckets[] = {0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+constexpr std::size_t kBucketCount = std::size(kLatencyBuckets);
+
+// Hot-path counters: plain atomics, rendered into Prometheus text only when scraped.
 struct NodeStats {
     std::atomic<std::uint64_t> in{0}, out{0}, failed{0}, retries{0};
+    std::atomic<std::int64_t> queued{0};    // put to the node, not yet started
     std::atomic<std::uint64_t> busy_us{0};  // time spent inside the component's calls
+    std::atomic<std::uint64_t> calls{0};
+    std::array<std::atomic<std::uint64_t>, kBucketCount> buckets{};  // cumulative "le" counts
+    std::mutex error_mutex;
+    std::string last_error;
+    std::chrono::system_clock::time_point last_error_at;
 };
 
 class NodeContext : public Context {
@@ -206,6 +227,184 @@ struct Runtime::Impl {
 
     milliseconds stuck_after{60'000}, drain_timeout{30'000}, poll_wait{500};
 
+    std::atomic<bool> running{false};
+    std::unique_ptr<AdminServer> admin;
+    class Backend;
+    std::unique_ptr<Backend> admin_backend;
+
+    std::optional<std::size_t> node_index(const std::string& name) const {
+        for (std::size_t i = 0; i < nodes.size(); ++i)
+            if (nodes[i]->spec->name == name) return i;
+        return std::nullopt;
+    }
+
+    nlohmann::json probe_node(Node& node) {
+        nlohmann::json entry{{"component", node.spec->component}, {"kind", to_string(node.spec->descriptor->kind)}};
+        HealthReport report;
+        const auto t0 = steady::now();
+        if (node.spec->descriptor->has_health_probe) {
+            try {
+                report = node.component->health();
+            } catch (const std::exception& e) {
+                report = {Health::Unavailable, std::string("health probe threw: ") + e.what()};
+            }
+        } else {
+            report = {Health::Healthy, "no probe; running"};
+        }
+        entry["status"] = to_string(report.status);
+        entry["detail"] = report.detail;
+        entry["latency_ms"] = std::chrono::duration<double, std::milli>(steady::now() - t0).count();
+        entry["checked_at"] = iso8601(clock->now());
+        std::lock_guard lock(node.stats.error_mutex);
+        entry["last_error"] = node.stats.last_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(node.stats.last_error);
+        if (!node.stats.last_error.empty()) entry["last_error_at"] = iso8601(node.stats.last_error_at);
+        return entry;
+    }
+
+    nlohmann::json health_detailed() {
+        nlohmann::json components = nlohmann::json::object();
+        int worst = 0;  // 0 healthy, 1 degraded, 2 unavailable
+        auto rank = [](const std::string& s) { return s == "unavailable" ? 2 : s == "degraded" ? 1 : 0; };
+        for (auto& node : nodes) {
+            auto entry = probe_node(*node);
+            worst = std::max(worst, rank(entry["status"]));
+            components[node->spec->name] = std::move(entry);
+        }
+        const auto t0 = steady::now();
+        HealthReport store_report = state->probe();  // a real round trip, reconnecting if needed
+        nlohmann::json store_entry{{"backend", state->backend()},
+                                   {"status", to_string(store_report.status)},
+                                   {"detail", store_report.detail},
+                                   {"latency_ms", std::chrono::duration<double, std::milli>(steady::now() - t0).count()},
+                                   {"checked_at", iso8601(clock->now())},
+                                   {"last_error", store_report.status == Health::Healthy ? nlohmann::json(nullptr)
+                                                                                         : nlohmann::json(store_report.detail)}};
+        worst = std::max(worst, rank(store_entry["status"]));
+        std::size_t in_flight;
+        {
+            std::lock_guard lock(flight_mutex);
+            in_flight = live.size();
+        }
+        return {{"status", worst == 2 ? "unavailable" : worst == 1 ? "degraded" : "healthy"},
+                {"checked_at", iso8601(clock->now())},
+                {"pipeline", spec.file.string()},
+                {"running", running.load()},
+                {"documents_in_flight", in_flight},
+                {"components", std::move(components)},
+                {"state_store", std::move(store_entry)}};
+    }
+
+    std::string metrics_text() {
+        std::string out = metrics.render_prometheus();
+        auto series = [&](const char* name, const char* type, const char* help) {
+            out += fmt::format("# HELP docpipe_{} {}\n# TYPE docpipe_{} {}\n", name, help, name, type);
+        };
+        series("documents_in_total", "counter", "Documents that entered a node");
+        for (auto& n : nodes) out += fmt::format("docpipe_documents_in_total{{node=\"{}\"}} {}\n", n->spec->name, n->stats.in.load());
+        series("documents_out_total", "counter", "Documents a node emitted");
+        for (auto& n : nodes) out += fmt::format("docpipe_documents_out_total{{node=\"{}\"}} {}\n", n->spec->name, n->stats.out.load());
+        series("documents_failed_total", "counter", "Documents that failed in a node (dead-lettered)");
+        for (auto& n : nodes) out += fmt::format("docpipe_documents_failed_total{{node=\"{}\"}} {}\n", n->spec->name, n->stats.failed.load());
+        series("retries_total", "counter", "Retries scheduled by a node's retry policy");
+        for (auto& n : nodes) out += fmt::format("docpipe_retries_total{{node=\"{}\"}} {}\n", n->spec->name, n->stats.retries.load());
+        series("queue_depth", "gauge", "Documents waiting for a free worker of a node");
+        for (auto& n : nodes)
+            if (!n->source) out += fmt::format("docpipe_queue_depth{{node=\"{}\"}} {}\n", n->spec->name, n->stats.queued.load());
+        series("processing_seconds", "histogram", "Time inside a component's process()/write()");
+        for (auto& n : nodes) {
+            if (n->source) continue;
+            for (std::size_t b = 0; b < kBucketCount; ++b)
+                out += fmt::format("docpipe_processing_seconds_bucket{{node=\"{}\",le=\"{}\"}} {}\n", n->spec->name,
+                                   kLatencyBuckets[b], n->stats.buckets[b].load());
+            out += fmt::format("docpipe_processing_seconds_bucket{{node=\"{}\",le=\"+Inf\"}} {}\n", n->spec->name, n->stats.calls.load());
+            out += fmt::format("docpipe_processing_seconds_sum{{node=\"{}\"}} {}\n", n->spec->name, n->stats.busy_us.load() / 1e6);
+            out += fmt::format("docpipe_processing_seconds_count{{node=\"{}\"}} {}\n", n->spec->name, n->stats.calls.load());
+        }
+        std::size_t in_flight;
+        {
+            std::lock_guard lock(flight_mutex);
+            in_flight = live.size();
+        }
+        series("documents_in_flight", "gauge", "Source documents in the graph");
+        out += fmt::format("docpipe_documents_in_flight {}\n", in_flight);
+        series("source_documents_total", "counter", "Source documents by outcome");
+        out += fmt::format("docpipe_source_documents_total{{outcome=\"taken\"}} {}\n", taken.load());
+        out += fmt::format("docpipe_source_documents_total{{outcome=\"completed\"}} {}\n", completed.load());
+        out += fmt::format("docpipe_source_documents_total{{outcome=\"failed\"}} {}\n", failed.load());
+        series("review_queue_size", "gauge", "Jobs waiting for a reviewer");
+        try {
+            out += fmt::format("docpipe_review_queue_size {}\n", state->count_jobs_by_status()["review"]);
+        } catch (const std::exception&) {
+            out += "# review_queue_size unavailable: state store unreachable\n";
+        }
+        series("build_info", "gauge", "Build information");
+        out += fmt::format("docpipe_build_info{{version=\"{}\",sdk_abi=\"{}\"}} 1\n", DOCPIPE_VERSION_STRING, kSdkAbiVersion);
+        return out;
+    }
+
+    bool ready(std::string& why_not) {
+        if (!running.load()) {
+            why_not = "the pipeline is not running (starting or stopping)";
+            return false;
+        }
+        for (auto& node : nodes) {
+            if (node->transform || !node->spec->descriptor->has_health_probe) continue;
+            HealthReport r;
+            try {
+                r = node->component->health();
+            } catch (const std::exception& e) {
+                r = {Health::Unavailable, e.what()};
+            }
+            if (r.status == Health::Unavailable) {
+                why_not = fmt::format("{} is unavailable: {}", node->label, r.detail);
+                return false;
+            }
+        }
+        return true;
+    }
+
+    std::string retry_job(const std::string& id) {
+        auto job = state->get_job(id);
+        if (!job) return "no such job";
+        if (job->status != "failed") return fmt::format("job is '{}'; only failed jobs can be retried", job->status);
+        auto index = state->keys("deadletter-index/" + id + "/", 1000);
+        if (index.empty()) return "no dead letter is stored for this job, so there is nothing to re-run";
+        struct Letter {
+            std::string key, index_key;
+            std::size_t node;
+            Document doc;
+        };
+        std::vector<Letter> letters;
+        for (const auto& index_key : index) {
+            auto key = state->get(index_key);
+            auto record_text = key ? state->get(*key) : std::nullopt;
+            if (!record_text) continue;
+            auto record = nlohmann::json::parse(*record_text);
+            auto node = node_index(record.value("node", ""));
+            if (!node) return fmt::format("the dead letter names node '{}', which this pipeline no longer has", record.value("node", ""));
+            letters.push_back({*key, index_key, *node, Document::from_json(record.at("document"))});
+        }
+        if (letters.empty()) return "the dead letters for this job are gone";
+        state->update_job(id, [](Job& j) {
+            j.status = "processing";
+            j.attempts += 1;
+            j.last_error.clear();
+        });
+        for (auto& letter : letters) {
+            const std::string key = letter.key, index_key = letter.index_key;
+            inject(letter.node, id, std::make_shared<const Document>(std::move(letter.doc)), [this, key, index_key](const Outcome& o) {
+                if (!o.ok) return;  // a new dead letter was written by the failing node
+                try {
+                    state->erase(key);
+                    state->erase(index_key);
+                } catch (const std::exception&) {
+                }
+            });
+        }
+        runtime_log->log(LogLevel::Info, fmt::format("retrying job from {} dead letter(s)", letters.size()), id);
+        return "";
+    }
+
     // ---- hops ----
 
     void put(std::size_t node_index, Envelope env) {
@@ -219,6 +418,7 @@ struct Runtime::Impl {
             else
                 *it = Position{env.token, node_index, HopState::Queued, steady::now(), false, env.attempt};
         }
+        nodes[node_index]->stats.queued.fetch_add(1, std::memory_order_relaxed);
         nodes[node_index]->graph_node->try_put(env);  // spawns into the graph's arena
     }
 
@@ -330,6 +530,8 @@ struct Runtime::Impl {
         const std::string key = fmt::format("deadletter/{}-{}-{}", iso8601(clock->now()), env.doc->id, node.spec->name);
         try {
             state->put(key, record.dump());
+            // Index by job (source document) so POST /api/v1/jobs/{id}/retry finds its letters.
+            state->put(fmt::format("deadletter-index/{}/{}", env.tracker->doc_id, key), key);
         } catch (const std::exception& e) {
             // The source is nacked anyway, so the input is kept there; say that the record is missing.
             node.context->log().log(LogLevel::Error, fmt::format("could not store the dead letter: {}", e.what()), env.doc->id);
@@ -340,6 +542,11 @@ struct Runtime::Impl {
     void fail(Node& node, const Envelope& env, const std::string& why) {
         const std::string reason = fmt::format("{}: {}", node.label, why);
         node.stats.failed.fetch_add(1, std::memory_order_relaxed);
+        {
+            std::lock_guard lock(node.stats.error_mutex);
+            node.stats.last_error = why;
+            node.stats.last_error_at = clock->now();
+        }
         node.context->log().log(LogLevel::Error, fmt::format("failed after {} attempt(s): {}", env.attempt, why), env.doc->id);
         dead_letter(node, env, reason);
         {
@@ -472,9 +679,12 @@ struct Runtime::Impl {
     }
 
     static void observe(Node& node, steady::time_point t0) {
-        node.stats.busy_us.fetch_add(static_cast<std::uint64_t>(
-                                         std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - t0).count()),
-                                     std::memory_order_relaxed);
+        const auto us = std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - t0).count();
+        node.stats.busy_us.fetch_add(static_cast<std::uint64_t>(us), std::memory_order_relaxed);
+        node.stats.calls.fetch_add(1, std::memory_order_relaxed);
+        const double seconds = static_cast<double>(us) / 1e6;
+        for (std::size_t b = 0; b < kBucketCount; ++b)
+            if (seconds <= kLatencyBuckets[b]) node.stats.buckets[b].fetch_add(1, std::memory_order_relaxed);
     }
 
     // ---- sources ----
@@ -524,6 +734,24 @@ struct Runtime::Impl {
         forward(node, "out", std::make_shared<const Document>(std::move(doc)), tracker);
         if (tracker->outstanding.fetch_sub(1) == 1) settle(tracker);
         return true;
+    }
+
+    // Puts a document straight into a node (a retry from the admin API). It counts as in
+    // flight but does not wait for a slot: the caller is an HTTP thread.
+    void inject(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack) {
+        auto tracker = std::make_shared<Tracker>();
+        tracker->doc_id = job_id;
+        tracker->label = doc->parts.empty() ? doc->id : doc->parts.front().name;
+        tracker->source_node = "admin retry";
+        tracker->ack = std::move(ack);
+        tracker->started = steady::now();
+        {
+            std::lock_guard lock(flight_mutex);
+            live.insert(tracker);
+            peak = std::max<std::uint64_t>(peak, live.size());
+        }
+        tracker->outstanding.fetch_add(1);
+        put(index, Envelope{std::move(doc), tracker, 0, 1});
     }
 
     void source_loop(std::size_t index) {
@@ -594,6 +822,47 @@ struct Runtime::Impl {
     }
 };
 
+class Runtime::Impl::Backend : public AdminBackend {
+public:
+    explicit Backend(Impl& impl) : impl_(impl) {}
+    bool ready(std::string& why_not) override { return impl_.ready(why_not); }
+    nlohmann::json health_detailed() override { return impl_.health_detailed(); }
+    std::string metrics_text() override { return impl_.metrics_text(); }
+    Store& store() override { return *impl_.state; }
+    std::string retry_job(const std::string& id) override { return impl_.retry_job(id); }
+
+private:
+    Impl& impl_;
+};
+
+namespace {
+
+// The admin key when none is configured: reuse <state dir>/admin.key, else generate one
+// and write it there with mode 0600. The key itself is never logged.
+std::string local_admin_key(const std::filesystem::path& file, Logger& log) {
+    std::ifstream in(file);
+    std::string key;
+    if (in >> key && key.size() >= 32) {
+        log.log(LogLevel::Info, fmt::format("admin API key read from {} (send it as X-API-Key)", file.string()));
+        return key;
+    }
+    key = generate_api_key();
+    std::error_code ec;
+    if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path(), ec);
+    int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) throw StartError(fmt::format("admin: cannot write the generated API key to {}: {}", file.string(), std::strerror(errno)));
+    ::fchmod(fd, 0600);  // also when the file existed with wider permissions
+    std::string line = key + "\n";
+    bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+    ::close(fd);
+    if (!written) throw StartError("admin: cannot write the generated API key to " + file.string());
+    log.log(LogLevel::Warn, fmt::format("no admin.api_keys configured: generated a random API key and wrote it to {} (mode 0600); "
+                                        "send it as X-API-Key, or configure admin.api_keys", file.string()));
+    return key;
+}
+
+}  // namespace
+
 // ---- Runtime -----------------------------------------------------------------------------
 
 Runtime::Runtime(PipelineSpec spec, std::shared_ptr<const Registry> registry, RuntimeOptions options)
@@ -606,6 +875,7 @@ Runtime::Runtime(PipelineSpec spec, std::shared_ptr<const Registry> registry, Ru
 Runtime::~Runtime() {
     if (!impl_) return;
     request_stop();
+    if (impl_->admin) impl_->admin->stop();  // first: its handlers read everything below
     for (auto& t : impl_->source_threads)
         if (t.joinable()) t.join();
     {
@@ -698,6 +968,7 @@ void Runtime::start() {
         node.graph_node = std::make_unique<flow::function_node<Envelope>>(
             *m.graph, concurrency, [&m, i, is_sink](const Envelope& env) {
                 m.nodes[i]->stats.in.fetch_add(1, std::memory_order_relaxed);
+                m.nodes[i]->stats.queued.fetch_sub(1, std::memory_order_relaxed);
                 m.set_state(env, HopState::Running);
                 if (is_sink) m.run_sink(i, env);
                 else m.run_transform(i, env);
@@ -715,12 +986,66 @@ void Runtime::start() {
             }
         }
     m.watchdog = std::thread([&m] { m.watch(); });
+    m.running.store(true);
+    start_admin();
     for (std::size_t i = 0; i < m.nodes.size(); ++i)
         if (m.nodes[i]->source) m.source_threads.emplace_back([&m, i] { m.source_loop(i); });
     m.runtime_log->log(LogLevel::Info, fmt::format("pipeline {} started: {} nodes, {} edges, max_in_flight {}{}", m.spec.file.string(),
                                                    m.nodes.size(), m.spec.edges.size(), m.spec.max_in_flight,
                                                    m.options.once ? ", --once" : ""));
 }
+
+void Runtime::start_admin() {
+    Impl& m = *impl_;
+    const auto& admin = m.spec.sections.at("admin");
+    if (!admin.at("enabled").get<bool>()) return;
+    if (m.options.once) {
+        m.runtime_log->log(LogLevel::Debug, "admin server not started with --once");
+        return;
+    }
+    AdminSettings settings;
+    try {
+        std::tie(settings.host, settings.port) = parse_listen_address(admin.at("listen").get<std::string>());
+    } catch (const std::exception& e) {
+        throw StartError(e.what());
+    }
+    if (admin.contains("api_keys"))
+        for (const auto& k : admin.at("api_keys"))
+            if (!k.get<std::string>().empty()) settings.api_keys.push_back(k.get<std::string>());  // "${ADMIN_API_KEY:-}" may be empty
+    if (settings.api_keys.empty()) {
+        if (!is_loopback_host(settings.host))
+            throw StartError(fmt::format("admin: refusing to serve the admin API on {} without an API key; set admin.api_keys "
+                                         "(e.g. [\"${{ADMIN_API_KEY}}\"] with a key from `openssl rand -hex 32`) or listen on 127.0.0.1",
+                                         admin.at("listen").get<std::string>()));
+        std::filesystem::path key_file = admin.contains("key_file") ? admin.at("key_file").get<std::string>() : "";
+        if (key_file.empty()) {
+            std::filesystem::path base = m.state->backend() == "sqlite"
+                                             ? std::filesystem::path(m.spec.section_string("state", "path")).parent_path()
+                                             : std::filesystem::path("var");
+            key_file = (base.empty() ? std::filesystem::path(".") : base) / "admin.key";
+        }
+        settings.api_keys.push_back(local_admin_key(key_file, *m.runtime_log));
+    }
+    for (const auto& k : settings.api_keys)
+        if (k.size() < 32)
+            m.runtime_log->log(LogLevel::Warn, fmt::format("an admin API key is only {} characters; use at least 32 (openssl rand -hex 32)",
+                                                           k.size()));
+    settings.protect_metrics = admin.at("protect_metrics").get<bool>();
+    settings.rate_per_second = admin.at("rate_limit_per_second").get<double>();
+    settings.burst = static_cast<int>(admin.at("rate_limit_burst").get<std::int64_t>());
+    settings.max_body_bytes = static_cast<std::size_t>(admin.at("max_body_bytes").get<std::int64_t>());
+    m.admin_backend = std::make_unique<Impl::Backend>(m);
+    m.admin = std::make_unique<AdminServer>(settings, *m.admin_backend, *m.runtime_log);
+    try {
+        m.admin->start();
+    } catch (const std::exception& e) {
+        throw StartError(std::string("admin: ") + e.what());
+    }
+    m.runtime_log->log(LogLevel::Info, fmt::format("admin API on http://{}:{} (health: /health, /health/ready, /health/detailed; "
+                                                   "metrics: /metrics; API: /api/v1)", settings.host, m.admin->port()));
+}
+
+int Runtime::admin_port() const { return impl_->admin ? impl_->admin->port() : 0; }
 
 void Runtime::request_stop() {
     Impl& m = *impl_;
@@ -750,7 +1075,9 @@ int Runtime::run() {
         m.flight_cv.wait(lock, [&] { return m.stop_requested.load(); });
     }
 
-    // Shutdown: stop taking new documents, then drain what is in flight.
+    // Shutdown: stop taking new documents, then drain what is in flight. The admin server
+    // keeps answering (ready = false) until the runtime is destroyed.
+    m.running.store(false);
     m.runtime_log->log(LogLevel::Info, fmt::format("stopping: sources stop, draining up to {} ms", m.drain_timeout.count()));
     {
         std::lock_guard lock(m.flight_mutex);

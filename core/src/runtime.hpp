@@ -80,8 +80,11 @@ public:
     Store& state();
     // Documents in flight and where they are, one line each (for shutdown and /health).
     std::vector<std::string> in_flight_report() const;
+    // The admin server's port (0 when it is not running).
+    int admin_port() const;
 
 private:
+    void start_admin();
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

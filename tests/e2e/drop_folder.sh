@@ -14,6 +14,7 @@ for i in 1 2 3; do echo "receipt $i" > "$WORK/inbox/r$i.txt"; done
 cat > "$WORK/p.yaml" <<YAML
 state: {backend: sqlite, path: $WORK/state.db}
 logging: {format: json}
+admin: {listen: '127.0.0.1:0'}
 nodes:
   inbox:
     component: source.directory
@@ -80,6 +81,17 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [ -e "$WORK/live/processed/late.txt" ] || { kill $pid; cat "$WORK/log3.txt"; fail "file dropped while running was not processed"; }
+# The admin API: no key configured on loopback, so one was generated next to the state.
+port=$(grep -o 'admin API on http://127.0.0.1:[0-9]*' "$WORK/log3.txt" | grep -o '[0-9]*$')
+[ -n "$port" ] || { cat "$WORK/log3.txt"; fail "no admin API log line"; }
+key=$(cat "$WORK/admin.key")
+[ "$(stat -c %a "$WORK/admin.key")" = 600 ] || fail "admin.key must be mode 0600"
+grep -q "$key" "$WORK/log3.txt" && fail "the generated key was logged"
+curl -fsS "http://127.0.0.1:$port/health" | grep -q alive || fail "/health"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/api/v1/stats/dashboard")" = 401 ] || fail "no key must be 401"
+curl -fsS -H "X-API-Key: $key" "http://127.0.0.1:$port/api/v1/stats/dashboard" | grep -q '"success":true' || fail "dashboard with key"
+curl -fsS -H "X-API-Key: $key" "http://127.0.0.1:$port/api/v1/jobs" | grep -q '"status":"submitted"' || fail "jobs list"
+echo "ok 3a admin API with a generated key"
 kill -TERM $pid
 set +e
 wait $pid

@@ -14,6 +14,7 @@ namespace {
 
 const char* kHeader = R"(
 state: {backend: memory}
+admin: {enabled: false}
 runtime: {stuck_after: 60s, drain_timeout: 10s, poll_wait: 20ms}
 )";
 
@@ -369,6 +370,7 @@ TEST(Runtime, DrainDeadlineListsWhatIsLeftInFlight) {
     Harness h;
     auto rt = h.build(R"(
 state: {backend: memory}
+admin: {enabled: false}
 runtime: {drain_timeout: 50ms, poll_wait: 10ms}
 nodes:
   in: {component: source.memory, config: {probe: src}}

@@ -184,6 +184,10 @@ TEST(RedisStore, ProbeSaysUnavailableWhenStoppedAndRecoversWhenBack) {
     EXPECT_NE(down.detail.find("127.0.0.1:" + std::to_string(redis.port())), std::string::npos) << down.detail;
     EXPECT_THROW(store->get("k"), StoreError);
     redis.start();  // empty again: --save ''
+    EXPECT_FALSE(store->get("k")) << "the first command after a restart works (fresh connection)";
+    redis.stop();
+    redis.start();
+    store->put("idle", "x");  // the connection left open across this restart is replaced quietly
     auto up = store->probe();
     EXPECT_EQ(up.status, Health::Healthy) << up.detail;
     store->put("k", "v2");

@@ -219,7 +219,27 @@ private:
     }
 
     Reply command_locked(const std::vector<std::string>& args) {
+        const bool reused = ctx_ != nullptr;
+        try {
+            return send_locked(args);
+        } catch (const ConnectionLost&) {
+            // A connection that sat idle across a Redis restart fails once; try a fresh one —
+            // but never inside WATCH/MULTI, where a replay on a new connection would run a
+            // queued write outside its transaction.
+            const bool transactional = in_transaction_;
+            in_transaction_ = false;
+            if (!reused || transactional) throw;
+            return send_locked(args);
+        }
+    }
+
+    struct ConnectionLost : StoreError {
+        using StoreError::StoreError;
+    };
+
+    Reply send_locked(const std::vector<std::string>& args) {
         connect_locked();
+        if (args[0] == "WATCH") in_transaction_ = true;
         std::vector<const char*> argv;
         std::vector<std::size_t> lens;
         for (const auto& a : args) {
@@ -230,8 +250,9 @@ private:
         if (!raw) {
             std::string why = ctx_->errstr;
             drop_locked();
-            throw StoreError(fmt::format("redis {}:{}: {} failed: {}", url_.host, url_.port, args[0], why));
+            throw ConnectionLost(fmt::format("redis {}:{}: {} failed: {}", url_.host, url_.port, args[0], why));
         }
+        if (args[0] == "EXEC" || args[0] == "UNWATCH") in_transaction_ = false;
         Reply reply(raw);
         if (reply->type == REDIS_REPLY_ERROR)
             throw StoreError(fmt::format("redis: {} answered: {}", args[0], std::string(reply->str, reply->len)));
@@ -267,6 +288,7 @@ private:
     Clock& clock_;
     std::recursive_mutex mutex_;  // recursive: connect_locked() issues AUTH/SELECT through command_locked()
     redisContext* ctx_ = nullptr;
+    bool in_transaction_ = false;  // between WATCH and EXEC/UNWATCH
 };
 
 }  // namespace

@@ -1,0 +1,275 @@
+// The admin API over real HTTP: health, auth matrix, envelope, jobs, retry, limits, keys.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <future>
+
+#include <httplib.h>
+
+#include "harness.hpp"
+#include "redis_server.hpp"
+
+using namespace docpipe;
+using namespace docpipe::test;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+namespace {
+
+const std::string kKey = "k3y-for-tests-0123456789abcdef0123456789abcdef";
+
+class AdminApi : public ::testing::Test {
+protected:
+    void start(const std::string& nodes, const std::string& admin_extra = "", const std::string& state = "{backend: memory}") {
+        rt_ = harness_.build("state: " + state + "\nadmin: {listen: '127.0.0.1:0', api_keys: ['" + kKey + "']" + admin_extra +
+                                 "}\nruntime: {poll_wait: 20ms}\n" + nodes,
+                             false);
+        rt_->start();
+        done_ = std::async(std::launch::async, [this] { return rt_->run(); });
+        client_ = std::make_unique<httplib::Client>("127.0.0.1", rt_->admin_port());
+        client_->set_read_timeout(10, 0);
+    }
+    void TearDown() override {
+        if (rt_) {
+            rt_->request_stop();
+            EXPECT_EQ(done_.get(), 0);
+        }
+    }
+    httplib::Result get(const std::string& path, const httplib::Headers& h = {{"X-API-Key", kKey}}) { return client_->Get(path, h); }
+    static json body(const httplib::Result& r) { return json::parse(r->body); }
+    // Polls the API until the job reaches `status` (the pipeline runs on other threads).
+    bool wait_job(const std::string& id, const std::string& status) {
+        for (int i = 0; i < 500; ++i) {
+            auto r = get("/api/v1/jobs/" + id);
+            if (r && r->status == 200 && body(r)["data"]["status"] == status) return true;
+            std::this_thread::sleep_for(10ms);
+        }
+        return false;
+    }
+
+    Harness harness_;
+    std::unique_ptr<core::Runtime> rt_;
+    std::future<int> done_;
+    std::unique_ptr<httplib::Client> client_;
+};
+
+const char* kSimple = R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  out: {component: sink.memory, config: {probe: out}}
+edges: [in -> out]
+)";
+
+TEST_F(AdminApi, HealthEndpoints) {
+    start(kSimple);
+    auto live = client_->Get("/health");
+    ASSERT_TRUE(live);
+    EXPECT_EQ(live->status, 200) << "liveness needs no key";
+    auto ready = client_->Get("/health/ready");
+    EXPECT_EQ(ready->status, 200) << ready->body;
+    auto detailed = client_->Get("/health/detailed");
+    ASSERT_EQ(detailed->status, 200);
+    auto j = body(detailed);
+    EXPECT_EQ(j["status"], "healthy");
+    EXPECT_EQ(j["state_store"]["status"], "healthy");
+    EXPECT_EQ(j["state_store"]["backend"], "memory");
+    EXPECT_TRUE(j["state_store"]["latency_ms"].is_number());
+    EXPECT_TRUE(j["state_store"]["checked_at"].is_string());
+    EXPECT_EQ(j["components"]["out"]["component"], "sink.memory");
+    EXPECT_EQ(j["components"]["out"]["status"], "healthy");
+    EXPECT_TRUE(j["components"]["out"]["last_error"].is_null());
+}
+
+TEST_F(AdminApi, AuthMatrix) {
+    start(kSimple);
+    auto none = get("/api/v1/jobs", {});
+    EXPECT_EQ(none->status, 401);
+    EXPECT_EQ(body(none)["error"]["code"], "UNAUTHORIZED");
+    EXPECT_EQ(body(none)["success"], false);
+    auto wrong = get("/api/v1/jobs", {{"X-API-Key", kKey + "x"}});
+    EXPECT_EQ(wrong->status, 403);
+    EXPECT_EQ(body(wrong)["error"]["code"], "FORBIDDEN");
+    auto wrong_bearer = get("/api/v1/jobs", {{"Authorization", "Bearer nope"}});
+    EXPECT_EQ(wrong_bearer->status, 403);
+    EXPECT_EQ(get("/api/v1/jobs", {{"X-API-Key", kKey}})->status, 200);
+    EXPECT_EQ(get("/api/v1/jobs", {{"Authorization", "Bearer " + kKey}})->status, 200);
+    EXPECT_EQ(get("/metrics", {})->status, 401) << "metrics are protected by default";
+    auto metrics = get("/metrics");
+    EXPECT_EQ(metrics->status, 200);
+    EXPECT_NE(metrics->body.find("docpipe_build_info{version="), std::string::npos);
+    EXPECT_EQ(client_->Get("/health/detailed")->status, 200) << "health needs no key";
+}
+
+TEST_F(AdminApi, EnvelopeJobsAndPagination) {
+    probe("src").feed(5);
+    start(kSimple);
+    ASSERT_TRUE(probe("src").wait_for([&] { return probe("src").settled.size() == 5; }));
+    ASSERT_TRUE(wait_job("doc-4", "submitted"));
+
+    auto r = get("/api/v1/jobs?limit=2&offset=1", {{"X-API-Key", kKey}, {"X-Request-ID", "req-123"}});
+    ASSERT_EQ(r->status, 200) << r->body;
+    auto j = body(r);
+    EXPECT_EQ(j["success"], true);
+    EXPECT_EQ(j["meta"]["request_id"], "req-123");
+    EXPECT_TRUE(j["meta"]["timestamp"].is_string());
+    EXPECT_EQ(j["meta"]["pagination"]["total"], 5);
+    EXPECT_EQ(j["meta"]["pagination"]["limit"], 2);
+    ASSERT_EQ(j["data"].size(), 2u);
+    EXPECT_EQ(j["data"][0]["status"], "submitted");
+
+    auto one = body(get("/api/v1/jobs/doc-3"));
+    EXPECT_EQ(one["data"]["id"], "doc-3");
+    EXPECT_EQ(one["data"]["source"], "in");
+    EXPECT_EQ(one["data"]["attempts"], 1);
+
+    EXPECT_EQ(body(get("/api/v1/jobs?status=submitted&limit=100"))["meta"]["pagination"]["total"], 5);
+    EXPECT_EQ(body(get("/api/v1/jobs?status=failed"))["meta"]["pagination"]["total"], 0);
+
+    auto metrics = get("/metrics")->body;
+    EXPECT_NE(metrics.find("docpipe_documents_in_total{node=\"out\"} 5"), std::string::npos) << metrics;
+    EXPECT_NE(metrics.find("docpipe_processing_seconds_count{node=\"out\"} 5"), std::string::npos) << metrics;
+    EXPECT_NE(metrics.find("docpipe_source_documents_total{outcome=\"completed\"} 5"), std::string::npos) << metrics;
+}
+
+TEST_F(AdminApi, ValidationErrorsAndUnknownIds) {
+    start(kSimple);
+    for (const std::string q : {"limit=0", "limit=101", "limit=ten", "offset=-1", "status=bogus", "date_from=2024-13-01",
+                                "date_to=yesterday", "sort=sideways"}) {
+        auto r = get("/api/v1/jobs?" + q);
+        EXPECT_EQ(r->status, 400) << q;
+        EXPECT_EQ(body(r)["error"]["code"], "VALIDATION_ERROR") << q;
+        EXPECT_FALSE(body(r)["error"]["details"].empty()) << q;
+    }
+    EXPECT_EQ(get("/api/v1/jobs?limit=100&date_from=2024-01-01&date_to=2030-12-31&sort=created_at")->status, 200);
+    auto missing = get("/api/v1/jobs/does-not-exist");
+    EXPECT_EQ(missing->status, 404);
+    EXPECT_EQ(body(missing)["error"]["code"], "JOB_NOT_FOUND");
+    for (const std::string id : {"x'%3B%20DROP%20TABLE%20jobs%3B--", "a%0D%0AFLUSHALL", "%2A"}) {
+        auto r = get("/api/v1/jobs/" + id);
+        EXPECT_EQ(r->status, 404) << id;
+        EXPECT_EQ(client_->Post("/api/v1/jobs/" + id + "/retry", {{"X-API-Key", kKey}}, "", "application/json")->status, 404) << id;
+    }
+    EXPECT_EQ(get("/api/v1/jobs")->status, 200) << "nothing was dropped";
+}
+
+TEST_F(AdminApi, RetryOfAFailedJobReachesTheSink) {
+    probe("src").feed(1);
+    start(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  out:
+    component: sink.memory
+    retry: {attempts: 1}
+    config: {probe: out, fail_first: 1}
+edges: [in -> out]
+)");
+    ASSERT_TRUE(wait_job("doc-0", "failed"));
+    auto failed = body(get("/api/v1/jobs/doc-0"))["data"];
+    EXPECT_NE(failed["last_error"].get<std::string>().find("endpoint answered 503"), std::string::npos) << failed;
+    auto health = body(client_->Get("/health/detailed"));
+    EXPECT_NE(health["components"]["out"]["last_error"].get<std::string>().find("503"), std::string::npos);
+
+    auto retry = client_->Post("/api/v1/jobs/doc-0/retry", {{"X-API-Key", kKey}}, "", "application/json");
+    ASSERT_EQ(retry->status, 200) << retry->body;
+    ASSERT_TRUE(wait_job("doc-0", "submitted"));
+    EXPECT_EQ(probe("out").accepted.at("doc-0"), 1);
+    EXPECT_EQ(body(get("/api/v1/jobs/doc-0"))["data"]["attempts"], 2);
+    EXPECT_TRUE(rt_->state().keys("deadletter/").empty()) << "the dead letter is cleared after a successful retry";
+
+    auto again = client_->Post("/api/v1/jobs/doc-0/retry", {{"X-API-Key", kKey}}, "", "application/json");
+    EXPECT_EQ(again->status, 400);
+    EXPECT_EQ(body(again)["error"]["message"], "job is 'submitted'; only failed jobs can be retried");
+}
+
+TEST_F(AdminApi, RateLimitAnswers429WithRetryAfter) {
+    start(kSimple, ", rate_limit_per_second: 0.01, rate_limit_burst: 2");
+    EXPECT_EQ(get("/api/v1/jobs")->status, 200);
+    EXPECT_EQ(get("/api/v1/jobs")->status, 200);
+    auto limited = get("/api/v1/jobs");
+    EXPECT_EQ(limited->status, 429);
+    EXPECT_EQ(body(limited)["error"]["code"], "RATE_LIMITED");
+    EXPECT_GE(std::stoi(limited->get_header_value("Retry-After")), 1);
+    EXPECT_EQ(client_->Get("/health")->status, 200) << "liveness is never rate limited";
+}
+
+TEST_F(AdminApi, HugeBodyIs413) {
+    start(kSimple, ", max_body_bytes: 1024");
+    auto r = client_->Post("/api/v1/jobs/x/retry", {{"X-API-Key", kKey}}, std::string(100'000, 'x'), "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 413);
+}
+
+TEST(AdminKeys, GeneratedKeyOnLoopbackIsWrittenPrivatelyAndWorks) {
+    Harness h;
+    const auto key_file = h.dir.path() / "state" / "admin.key";
+    auto rt = h.build("state: {backend: sqlite, path: " + (h.dir.path() / "state" / "s.db").string() +
+                          "}\nadmin: {listen: '127.0.0.1:0'}\n" + kSimple,
+                      false);
+    rt->start();
+    auto done = std::async(std::launch::async, [&] { return rt->run(); });
+    ASSERT_TRUE(std::filesystem::exists(key_file));
+    struct stat st {};
+    ASSERT_EQ(::stat(key_file.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    std::string key;
+    std::ifstream(key_file) >> key;
+    EXPECT_EQ(key.size(), 64u);
+    EXPECT_EQ(key.find_first_not_of("0123456789abcdef"), std::string::npos);
+    const std::string logs = h.logs();
+    EXPECT_NE(logs.find(key_file.string()), std::string::npos) << "the log says where the key is";
+    EXPECT_EQ(logs.find(key), std::string::npos) << "the key itself is never logged";
+    httplib::Client c("127.0.0.1", rt->admin_port());
+    EXPECT_EQ(c.Get("/api/v1/jobs", {{"X-API-Key", key}})->status, 200);
+    rt->request_stop();
+    EXPECT_EQ(done.get(), 0);
+}
+
+TEST(AdminKeys, NonLoopbackWithoutKeyRefusesToStart) {
+    Harness h;
+    auto rt = h.build(std::string("state: {backend: memory}\nadmin: {listen: '0.0.0.0:0', api_keys: ['']}\n") + kSimple, false);
+    try {
+        rt->start();
+        FAIL() << "must refuse";
+    } catch (const core::StartError& e) {
+        EXPECT_THAT(e.what(), ::testing::HasSubstr("refusing to serve the admin API on 0.0.0.0:0 without an API key"));
+    }
+}
+
+TEST(AdminKeys, ShortKeyIsAccepted_WithAWarning) {
+    Harness h;
+    auto rt = h.build(std::string("state: {backend: memory}\nadmin: {listen: '127.0.0.1:0', api_keys: [short]}\n") + kSimple, false);
+    rt->start();
+    auto done = std::async(std::launch::async, [&] { return rt->run(); });
+    EXPECT_NE(h.logs().find("an admin API key is only 5 characters; use at least 32"), std::string::npos);
+    rt->request_stop();
+    EXPECT_EQ(done.get(), 0);
+}
+
+TEST(AdminRedisHealth, StoppedRedisReadsUnavailableAndRecoversWithoutRestart) {
+    RedisServer redis;
+    Harness h;
+    auto rt = h.build("state: {backend: redis, url: '" + redis.url() + "'}\nadmin: {listen: '127.0.0.1:0', api_keys: ['" + kKey +
+                          "']}\n" + kSimple,
+                      false);
+    rt->start();
+    auto done = std::async(std::launch::async, [&] { return rt->run(); });
+    httplib::Client c("127.0.0.1", rt->admin_port());
+    auto store_status = [&] { return json::parse(c.Get("/health/detailed")->body)["state_store"]; };
+    EXPECT_EQ(store_status()["status"], "healthy") << "a working Redis is never 'not_initialized'";
+
+    redis.stop();
+    auto down = store_status();
+    EXPECT_EQ(down["status"], "unavailable");
+    EXPECT_THAT(down["last_error"].get<std::string>(),
+                ::testing::HasSubstr("redis 127.0.0.1:" + std::to_string(redis.port()) + ": cannot connect"));
+    EXPECT_EQ(json::parse(c.Get("/health/detailed")->body)["status"], "unavailable");
+    EXPECT_EQ(c.Get("/health")->status, 200) << "liveness stays up";
+
+    redis.start();
+    EXPECT_EQ(store_status()["status"], "healthy") << "recovers on its own";
+    rt->request_stop();
+    EXPECT_EQ(done.get(), 0);
+}
+
+}  // namespace
