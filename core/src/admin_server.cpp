@@ -243,7 +243,55 @@ struct AdminServer::Impl {
             if (!why.empty()) return error(req, res, 400, "VALIDATION_ERROR", why, {{"id", id}});
             ok(req, res, backend.store().get_job(id)->to_json());
         });
+        server.Get("/api/v1/exceptions", [this](const httplib::Request& req, httplib::Response& res) {
+            auto with_status = req;  // the review queue is the jobs in status "review"
+            with_status.params.erase("status");
+            with_status.params.emplace("status", "review");
+            list_jobs(with_status, res);
+        });
+        server.Post(R"(/api/v1/exceptions/([^/]+)/approve)", [this](const httplib::Request& req, httplib::Response& res) {
+            json body = json::object();
+            if (!parse_body(req, res, body)) return;
+            const std::string id = req.matches[1];
+            if (body.contains("fields") && !body["fields"].is_object())
+                return error(req, res, 400, "VALIDATION_ERROR", "'fields' must be an object of corrected field values",
+                             {{"fields", "expected an object"}});
+            if (body.contains("notes") && !body["notes"].is_string())
+                return error(req, res, 400, "VALIDATION_ERROR", "'notes' must be a string", {{"notes", "expected a string"}});
+            if (!backend.store().get_job(id)) return error(req, res, 404, "JOB_NOT_FOUND", "no job with that id", {{"id", id}});
+            std::string why = backend.approve(id, body.value("fields", json::object()), body.value("notes", ""));
+            if (!why.empty()) return error(req, res, 400, "VALIDATION_ERROR", why, {{"id", id}});
+            ok(req, res, backend.store().get_job(id)->to_json());
+        });
+        server.Post(R"(/api/v1/exceptions/([^/]+)/reject)", [this](const httplib::Request& req, httplib::Response& res) {
+            json body = json::object();
+            if (!parse_body(req, res, body)) return;
+            const std::string id = req.matches[1];
+            if (!body.contains("reason") || !body["reason"].is_string() || body["reason"].get<std::string>().empty())
+                return error(req, res, 400, "VALIDATION_ERROR", "a non-empty 'reason' is required to reject",
+                             {{"reason", "required"}});
+            if (!backend.store().get_job(id)) return error(req, res, 404, "JOB_NOT_FOUND", "no job with that id", {{"id", id}});
+            std::string why = backend.reject(id, body["reason"]);
+            if (!why.empty()) return error(req, res, 400, "VALIDATION_ERROR", why, {{"id", id}});
+            ok(req, res, backend.store().get_job(id)->to_json());
+        });
         server.Get("/api/v1/stats/dashboard", [this](const httplib::Request& req, httplib::Response& res) { dashboard(req, res); });
+    }
+
+    // Empty body = {}. Otherwise it must be a JSON object.
+    static bool parse_body(const httplib::Request& req, httplib::Response& res, json& out) {
+        if (req.body.empty()) return true;
+        try {
+            out = json::parse(req.body);
+        } catch (const json::parse_error& e) {
+            error(req, res, 400, "VALIDATION_ERROR", std::string("request body is not valid JSON: ") + e.what());
+            return false;
+        }
+        if (!out.is_object()) {
+            error(req, res, 400, "VALIDATION_ERROR", "request body must be a JSON object");
+            return false;
+        }
+        return true;
     }
 
     void list_jobs(const httplib::Request& req, httplib::Response& res) {

@@ -38,6 +38,9 @@ public:
     virtual Store& store() = 0;
     // Re-runs a failed job from its dead letter. Returns "" when started, else why not.
     virtual std::string retry_job(const std::string& id) = 0;
+    // Review queue. Both return "" on success, else why not (a validation problem).
+    virtual std::string approve(const std::string& id, const nlohmann::json& corrections, const std::string& notes) = 0;
+    virtual std::string reject(const std::string& id, const std::string& reason) = 0;
 };
 
 class AdminServer {

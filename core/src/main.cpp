@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include "builtin/review_sink.hpp"
 #include "pipeline.hpp"
 #include "runtime.hpp"
 
@@ -27,6 +28,7 @@ namespace {
 // Loads plugins from the given directories (pipeline's plugin_paths first, then defaults).
 std::shared_ptr<Registry> load_registry(const std::vector<fs::path>& dirs) {
     auto registry = std::make_shared<Registry>();
+    registry->add_builtin(builtin_manifest(), "<built into docpipe>");
     for (const auto& d : dirs) registry->load_directory(d);
     return registry;
 }

@@ -54,6 +54,7 @@ const ConfigSpec& admin_section_spec() {
             .describe("Keys accepted in X-API-Key / Authorization: Bearer; empty entries are ignored. None on a loopback "
                       "address: a random key is generated into key_file"),
         Field::string("key_file").describe("Where a generated key is written (default: <state dir>/admin.key)"),
+        Field::string("approved_node").describe("Node that documents approved in the review queue are sent to (e.g. the NCB sink)"),
         Field::boolean("protect_metrics").default_value(true).describe("Require an API key for /metrics too"),
         Field::number("rate_limit_per_second").default_value(20).min(0.001).describe("Requests per second per client address"),
         Field::integer("rate_limit_burst").default_value(40).min(1).describe("Requests a client may make at once"),

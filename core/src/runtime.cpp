@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "admin_server.hpp"
+#include "builtin/review_sink.hpp"
 
 #include <algorithm>
 #include <array>
@@ -228,6 +229,9 @@ struct Runtime::Impl {
     milliseconds stuck_after{60'000}, drain_timeout{30'000}, poll_wait{500};
 
     std::atomic<bool> running{false};
+    std::optional<std::size_t> approved_node;  // where approved review documents re-enter
+    std::string approve(const std::string& id, const nlohmann::json& corrections, const std::string& notes);
+    std::string reject(const std::string& id, const std::string& reason);
     std::unique_ptr<AdminServer> admin;
     class Backend;
     std::unique_ptr<Backend> admin_backend;
@@ -509,8 +513,12 @@ struct Runtime::Impl {
     void record_job_end(const Tracker& t, const Outcome& outcome) {
         try {
             state->update_job(t.doc_id, [&](Job& j) {
-                j.status = outcome.ok ? "submitted" : "failed";
-                j.last_error = outcome.reason;
+                if (!outcome.ok) {
+                    j.status = "failed";
+                    j.last_error = outcome.reason;
+                } else if (j.status == "processing" || j.status == "received" || j.status == "approved") {
+                    j.status = "submitted";  // a component may have set its own (review, skipped): keep it
+                }
             });
         } catch (const std::exception& e) {
             runtime_log->log(LogLevel::Warn, fmt::format("job record not updated: {}", e.what()), t.doc_id);
@@ -726,6 +734,7 @@ struct Runtime::Impl {
             peak = std::max<std::uint64_t>(peak, live.size());
         }
         taken.fetch_add(1);
+        doc.attributes[kJobIdAttribute] = doc.id;  // children inherit it (make_child copies attributes)
         record_job_start(*tracker, doc);
         node.stats.in.fetch_add(1, std::memory_order_relaxed);
         if (runtime_log->enabled(LogLevel::Debug)) node.context->log().log(LogLevel::Debug, "taken", doc.id);
@@ -822,6 +831,60 @@ struct Runtime::Impl {
     }
 };
 
+std::string Runtime::Impl::approve(const std::string& id, const nlohmann::json& corrections, const std::string& notes) {
+    auto job = state->get_job(id);
+    if (!job) return "no such job";
+    if (job->status != "review") return fmt::format("job is '{}'; only jobs in review can be approved", job->status);
+    if (!approved_node) return "admin.approved_node is not set: the pipeline names no node for approved documents";
+    auto keys = state->keys("review/" + id + "/", 1000);
+    if (keys.empty()) return "no parked document is stored for this job";
+    std::vector<std::pair<std::string, Document>> docs;
+    for (const auto& key : keys) {
+        auto text = state->get(key);
+        if (!text) continue;
+        Document doc = Document::from_json(nlohmann::json::parse(*text).at("document"));
+        for (const auto& [field, value] : corrections.items())
+            doc.fields[field] = {{"value", value}, {"confidence", 1.0}, {"provenance", {{"source", "reviewer"}}}};
+        if (!notes.empty()) doc.attributes["reviewer_notes"] = notes;
+        doc.attributes[kJobIdAttribute] = id;
+        docs.emplace_back(key, std::move(doc));
+    }
+    if (docs.empty()) return "the parked documents for this job are gone";
+    state->update_job(id, [&](Job& j) {
+        j.status = "approved";
+        for (const auto& [field, value] : corrections.items())
+            j.fields[field] = {{"value", value}, {"confidence", 1.0}, {"provenance", {{"source", "reviewer"}}}};
+        if (!notes.empty()) j.references["reviewer_notes"] = notes;
+        j.last_error.clear();
+    });
+    for (auto& [key, doc] : docs) {
+        const std::string review_key = key;
+        inject(*approved_node, id, std::make_shared<const Document>(std::move(doc)), [this, review_key](const Outcome& o) {
+            if (!o.ok) return;
+            try {
+                state->erase(review_key);
+            } catch (const std::exception&) {
+            }
+        });
+    }
+    runtime_log->log(LogLevel::Info, fmt::format("approved by a reviewer with {} correction(s); sent to node '{}'", corrections.size(),
+                                                 nodes[*approved_node]->spec->name), id);
+    return "";
+}
+
+std::string Runtime::Impl::reject(const std::string& id, const std::string& reason) {
+    auto job = state->get_job(id);
+    if (!job) return "no such job";
+    if (job->status != "review") return fmt::format("job is '{}'; only jobs in review can be rejected", job->status);
+    state->update_job(id, [&](Job& j) {
+        j.status = "rejected";
+        j.last_error = reason;
+    });
+    for (const auto& key : state->keys("review/" + id + "/", 1000)) state->erase(key);
+    runtime_log->log(LogLevel::Info, "rejected by a reviewer", id);
+    return "";
+}
+
 class Runtime::Impl::Backend : public AdminBackend {
 public:
     explicit Backend(Impl& impl) : impl_(impl) {}
@@ -830,6 +893,10 @@ public:
     std::string metrics_text() override { return impl_.metrics_text(); }
     Store& store() override { return *impl_.state; }
     std::string retry_job(const std::string& id) override { return impl_.retry_job(id); }
+    std::string approve(const std::string& id, const nlohmann::json& corrections, const std::string& notes) override {
+        return impl_.approve(id, corrections, notes);
+    }
+    std::string reject(const std::string& id, const std::string& reason) override { return impl_.reject(id, reason); }
 
 private:
     Impl& impl_;
@@ -1030,6 +1097,12 @@ void Runtime::start_admin() {
         if (k.size() < 32)
             m.runtime_log->log(LogLevel::Warn, fmt::format("an admin API key is only {} characters; use at least 32 (openssl rand -hex 32)",
                                                            k.size()));
+    if (admin.contains("approved_node")) {
+        const std::string name = admin.at("approved_node").get<std::string>();
+        m.approved_node = m.node_index(name);
+        if (!m.approved_node || m.nodes[*m.approved_node]->source)
+            throw StartError(fmt::format("admin.approved_node '{}' must name a transform or sink node of this pipeline", name));
+    }
     settings.protect_metrics = admin.at("protect_metrics").get<bool>();
     settings.rate_per_second = admin.at("rate_limit_per_second").get<double>();
     settings.burst = static_cast<int>(admin.at("rate_limit_burst").get<std::int64_t>());

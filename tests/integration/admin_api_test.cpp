@@ -182,6 +182,57 @@ edges: [in -> out]
     EXPECT_EQ(body(again)["error"]["message"], "job is 'submitted'; only failed jobs can be retried");
 }
 
+TEST_F(AdminApi, ReviewQueueApproveWithCorrectionsAndReject) {
+    probe("src").feed(4);
+    start(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  route: {component: transform.route}
+  review: {component: sink.review, config: {reason: low confidence}}
+  out: {component: sink.memory, config: {probe: out}}
+edges:
+  - in -> route
+  - route.even -> review
+  - route.odd -> out
+)", ", approved_node: out");
+    ASSERT_TRUE(wait_job("doc-0", "review"));
+    ASSERT_TRUE(wait_job("doc-2", "review"));
+    ASSERT_TRUE(wait_job("doc-3", "submitted"));
+    auto queue = body(get("/api/v1/exceptions"));
+    EXPECT_EQ(queue["meta"]["pagination"]["total"], 2);
+    EXPECT_EQ(queue["data"][0]["status"], "review");
+    EXPECT_EQ(queue["data"][0]["last_error"], "low confidence");
+
+    auto post = [&](const std::string& path, const std::string& body_text) {
+        return client_->Post(path, {{"X-API-Key", kKey}}, body_text, "application/json");
+    };
+    EXPECT_EQ(body(post("/api/v1/exceptions/doc-0/approve", "{not json"))["error"]["code"], "VALIDATION_ERROR");
+    EXPECT_EQ(post("/api/v1/exceptions/doc-0/approve", R"({"fields": [1, 2]})")->status, 400);
+    EXPECT_EQ(post("/api/v1/exceptions/doc-0/approve", "[]")->status, 400);
+    EXPECT_EQ(post("/api/v1/exceptions/doc-1/approve", "{}")->status, 400) << "doc-1 is not in review";
+    EXPECT_EQ(post("/api/v1/exceptions/nope/approve", "{}")->status, 404);
+    EXPECT_EQ(get("/api/v1/jobs/doc-0")->status, 200);
+    EXPECT_EQ(body(get("/api/v1/jobs/doc-0"))["data"]["status"], "review") << "bad requests changed nothing";
+
+    auto approved = post("/api/v1/exceptions/doc-0/approve", R"({"fields": {"total_amount": 479.05}, "notes": "checked the receipt"})");
+    ASSERT_EQ(approved->status, 200) << approved->body;
+    ASSERT_TRUE(wait_job("doc-0", "submitted"));
+    ASSERT_TRUE(probe("out").wait_for([&] { return probe("out").accepted.count("doc-0") == 1; }));
+    {
+        std::lock_guard lock(probe("out").mutex);
+        EXPECT_EQ(probe("out").fields.at("doc-0")["total_amount"]["value"], 479.05) << "the correction reached the sink";
+        EXPECT_EQ(probe("out").fields.at("doc-0")["total_amount"]["provenance"]["source"], "reviewer");
+    }
+    EXPECT_EQ(body(get("/api/v1/jobs/doc-0"))["data"]["references"]["reviewer_notes"], "checked the receipt");
+
+    EXPECT_EQ(post("/api/v1/exceptions/doc-2/reject", "{}")->status, 400) << "a reason is required";
+    auto rejected = post("/api/v1/exceptions/doc-2/reject", R"({"reason": "duplicate of an earlier claim"})");
+    ASSERT_EQ(rejected->status, 200) << rejected->body;
+    EXPECT_EQ(body(rejected)["data"]["status"], "rejected");
+    EXPECT_EQ(body(get("/api/v1/exceptions"))["meta"]["pagination"]["total"], 0);
+    EXPECT_TRUE(rt_->state().keys("review/").empty()) << "parked documents are cleared once decided";
+}
+
 TEST_F(AdminApi, RateLimitAnswers429WithRetryAfter) {
     start(kSimple, ", rate_limit_per_second: 0.01, rate_limit_burst: 2");
     EXPECT_EQ(get("/api/v1/jobs")->status, 200);

@@ -13,6 +13,7 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include "builtin/review_sink.hpp"
 #include "pipeline.hpp"
 #include "runtime.hpp"
 #include "test_components.hpp"
@@ -40,6 +41,7 @@ public:
     Harness() : registry(std::make_shared<Registry>()) {
         reset_probes();
         registry->add_builtin(test_manifest(), "<test components>");
+        registry->add_builtin(core::builtin_manifest(), "<built into docpipe>");
 #ifdef DOCPIPE_TEST_PLUGIN_DIR
         registry->load_directory(DOCPIPE_TEST_PLUGIN_DIR);
 #endif

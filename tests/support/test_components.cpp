@@ -253,6 +253,7 @@ public:
         if (fail_always_) return SinkResult::fail("endpoint rejected the document (400)");
         if (attempt <= fail_first_) return SinkResult::retry(retry_after_, "endpoint answered 503");
         probe_.accepted[doc.id]++;
+        probe_.fields[doc.id] = doc.fields;
         probe_.cv.notify_all();
         return SinkResult::ok();
     }

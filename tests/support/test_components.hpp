@@ -30,6 +30,7 @@ struct Probe {
     // sink.memory
     std::map<std::string, int> attempts;  // write() calls per doc id
     std::map<std::string, int> accepted;  // Ok results per doc id
+    std::map<std::string, nlohmann::json> fields;  // last accepted document's fields per id
     bool gate_open = true;                // false: write() blocks until opened
     int blocked = 0;                      // writers currently blocked
 

@@ -1,0 +1,22 @@
+// Components compiled into the runtime (package "core"): they need the runtime's state
+// store API, which plugins do not get.
+#pragma once
+
+#include "docpipe/plugin.hpp"
+
+namespace docpipe::core {
+
+// sink.review — parks a document in the review (exception) queue: the document (with its
+// bytes) is stored under review/<job id>/<doc id>, and the job's status becomes "review"
+// with the reason. A reviewer then approves it (with corrections) through
+// POST /api/v1/exceptions/{id}/approve, which sends it on to the node named by
+// admin.approved_node, or rejects it.
+const PluginManifest& builtin_manifest();
+
+// The job a document belongs to: the runtime stamps the source document's id into this
+// attribute, and Document::make_child copies attributes to children.
+inline constexpr const char* kJobIdAttribute = "job_id";
+// Optional attribute a component sets to say why a document needs a reviewer.
+inline constexpr const char* kReviewReasonAttribute = "review_reason";
+
+}  // namespace docpipe::core
