@@ -276,6 +276,7 @@ struct AdminServer::Impl {
             ok(req, res, backend.store().get_job(id)->to_json());
         });
         server.Get("/api/v1/stats/dashboard", [this](const httplib::Request& req, httplib::Response& res) { dashboard(req, res); });
+        server.Get("/api/v1/stats/daily", [this](const httplib::Request& req, httplib::Response& res) { daily(req, res); });
     }
 
     // Empty body = {}. Otherwise it must be a JSON object.
@@ -340,33 +341,60 @@ struct AdminServer::Impl {
         ok(req, res, std::move(jobs), {{"pagination", {{"total", page.total}, {"limit", q.limit}, {"offset", q.offset}}}});
     }
 
+    static json summarize(const JobAggregate& a) {
+        auto count = [&](const char* status) {
+            auto it = a.by_status.find(status);
+            return it == a.by_status.end() ? std::size_t{0} : it->second;
+        };
+        const std::size_t successful = count("submitted") + count("approved");
+        const std::size_t review = count("review");
+        const std::size_t failed = count("failed");
+        auto ratio = [&](double n, std::size_t d) { return d ? n / static_cast<double>(d) : 0.0; };
+        return {{"processed", a.total},
+                {"successful", successful},
+                {"review", review},
+                {"failed", failed},
+                {"success_rate", ratio(static_cast<double>(successful), a.total)},
+                {"review_rate", ratio(static_cast<double>(review), a.total)},
+                {"average_confidence", a.confidence_count ? json(a.confidence_sum / a.confidence_count) : json(nullptr)},
+                {"average_processing_seconds", a.processing_count ? json(a.processing_ms_sum / a.processing_count / 1000) : json(nullptr)},
+                {"average_submission_seconds", a.submission_count ? json(a.submission_ms_sum / a.submission_count / 1000) : json(nullptr)}};
+    }
+
     void dashboard(const httplib::Request& req, httplib::Response& res) {
-        const auto now = std::chrono::system_clock::now();
-        const std::int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+        const std::int64_t now_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
         const std::int64_t day_ms = 86'400'000;
         const std::int64_t today = now_ms - now_ms % day_ms;  // UTC midnight
         json data = json::object();
-        for (const auto& [name, from] : {std::pair{"today", today}, std::pair{"this_week", now_ms - 7 * day_ms},
-                                        std::pair{"this_month", now_ms - 30 * day_ms}}) {
-            auto count = [&](std::optional<std::string> status) {
-                JobQuery q;
-                q.status = std::move(status);
-                q.from_ms = from;
-                q.limit = 1;
-                return backend.store().list_jobs(q).total;
-            };
-            const std::size_t processed = count(std::nullopt);
-            const std::size_t successful = count("submitted") + count("approved");
-            const std::size_t review = count("review");
-            const std::size_t failed = count("failed");
-            data[name] = {{"processed", processed},
-                          {"successful", successful},
-                          {"review", review},
-                          {"failed", failed},
-                          {"success_rate", processed ? static_cast<double>(successful) / processed : 0.0},
-                          {"review_rate", processed ? static_cast<double>(review) / processed : 0.0}};
-        }
-        data["queues"] = {{"review", backend.store().count_jobs_by_status()["review"]}};
+        for (const auto& [name, from] : {std::pair{"today", today}, std::pair{"this_week", today - 6 * day_ms},
+                                        std::pair{"this_month", today - 29 * day_ms}})
+            data[name] = summarize(backend.store().aggregate_jobs(from, now_ms));
+        auto all = backend.store().count_jobs_by_status();
+        data["queues"] = {{"review", all["review"]}, {"processing", all["processing"]}, {"failed", all["failed"]}};
+        ok(req, res, std::move(data));
+    }
+
+    void daily(const httplib::Request& req, httplib::Response& res) {
+        if (!req.has_param("date")) return error(req, res, 400, "VALIDATION_ERROR", "'date' is required (YYYY-MM-DD)", {{"date", "required"}});
+        auto from = parse_day(req.get_param_value("date"), false);
+        if (!from) return error(req, res, 400, "VALIDATION_ERROR", "'date' must be YYYY-MM-DD", {{"date", "must be YYYY-MM-DD"}});
+        JobAggregate a = backend.store().aggregate_jobs(*from, *from + 86'400'000 - 1);
+        json hourly = json::array();
+        for (std::size_t h = 0; h < 24; ++h) hourly.push_back({{"hour", h}, {"processed", a.by_hour[h]}});
+        json histogram = json::array();
+        for (std::size_t b = 0; b < 10; ++b)
+            histogram.push_back({{"from", b / 10.0}, {"to", (b + 1) / 10.0}, {"count", a.confidence_histogram[b]}});
+        std::vector<std::pair<std::string, std::size_t>> providers(a.providers.begin(), a.providers.end());
+        std::sort(providers.begin(), providers.end(), [](const auto& x, const auto& y) { return x.second > y.second; });
+        json top = json::array();
+        for (std::size_t i = 0; i < providers.size() && i < 10; ++i) top.push_back({{"provider", providers[i].first}, {"count", providers[i].second}});
+        json data = summarize(a);
+        data["date"] = req.get_param_value("date");
+        data["by_status"] = a.by_status;
+        data["hourly"] = std::move(hourly);
+        data["confidence_distribution"] = std::move(histogram);
+        data["top_providers"] = std::move(top);
         ok(req, res, std::move(data));
     }
 };

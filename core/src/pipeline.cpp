@@ -493,6 +493,20 @@ void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& i
         adjacency[e.from].insert(e.to);
     }
 
+    // The node approved review documents go to must exist and take input.
+    if (const auto& admin = spec.sections["admin"]; admin.contains("approved_node")) {
+        const std::string name = admin["approved_node"].get<std::string>();
+        const NodeSpec* target = spec.find(name);
+        std::string message;
+        if (!target) {
+            message = fmt::format("unknown node '{}'", name);
+            if (auto near = closest_match(name, node_names)) message += fmt::format(" (did you mean '{}'?)", *near);
+        } else if (target->descriptor && target->descriptor->kind == ComponentKind::Source) {
+            message = fmt::format("'{}' is a source and takes no input; name the node approved documents go to (e.g. the NCB sink)", name);
+        }
+        if (!message.empty()) add(YAML::Mark::null_mark(), "admin.approved_node", message);
+    }
+
     // Every output port must lead somewhere: a document sent to an open port would be lost.
     for (const auto& node : spec.nodes) {
         if (!node.descriptor || node.descriptor->kind == ComponentKind::Sink) continue;

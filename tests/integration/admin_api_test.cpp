@@ -132,6 +132,38 @@ TEST_F(AdminApi, EnvelopeJobsAndPagination) {
     EXPECT_NE(metrics.find("docpipe_source_documents_total{outcome=\"completed\"} 5"), std::string::npos) << metrics;
 }
 
+TEST_F(AdminApi, DashboardAndDailyStats) {
+    probe("src").feed(3);
+    start(kSimple, "", "{backend: sqlite, path: '" + (harness_.dir.path() / "s.db").string() + "'}");
+    ASSERT_TRUE(wait_job("doc-2", "submitted"));
+    auto dash = get("/api/v1/stats/dashboard");
+    ASSERT_EQ(dash->status, 200) << dash->body;
+    auto d = body(dash)["data"];
+    for (const char* window : {"today", "this_week", "this_month"}) {
+        EXPECT_EQ(d[window]["processed"], 3) << window;
+        EXPECT_EQ(d[window]["successful"], 3) << window;
+        EXPECT_EQ(d[window]["success_rate"], 1.0) << window;
+        EXPECT_TRUE(d[window]["average_processing_seconds"].is_number()) << window;
+        EXPECT_TRUE(d[window]["average_confidence"].is_null()) << "no confidences in this pipeline";
+    }
+    EXPECT_EQ(d["queues"]["review"], 0);
+    std::time_t now = std::time(nullptr);
+    char today[11];
+    std::strftime(today, sizeof today, "%Y-%m-%d", std::gmtime(&now));
+    auto daily = get(std::string("/api/v1/stats/daily?date=") + today);
+    ASSERT_EQ(daily->status, 200) << daily->body;
+    auto dd = body(daily)["data"];
+    EXPECT_EQ(dd["processed"], 3);
+    EXPECT_EQ(dd["hourly"].size(), 24u);
+    int hourly_total = 0;
+    for (const auto& h : dd["hourly"]) hourly_total += h["processed"].get<int>();
+    EXPECT_EQ(hourly_total, 3);
+    EXPECT_EQ(dd["confidence_distribution"].size(), 10u);
+    EXPECT_EQ(get("/api/v1/stats/daily")->status, 400);
+    EXPECT_EQ(get("/api/v1/stats/daily?date=29-11-2026")->status, 400);
+    EXPECT_EQ(body(get("/api/v1/stats/daily?date=2001-01-01"))["data"]["processed"], 0);
+}
+
 TEST_F(AdminApi, ValidationErrorsAndUnknownIds) {
     start(kSimple);
     for (const std::string q : {"limit=0", "limit=101", "limit=ten", "offset=-1", "status=bogus", "date_from=2024-13-01",

@@ -144,6 +144,40 @@ TEST_P(StoreConformance, JobFiltersAndPagination) {
     EXPECT_EQ(counts["submitted"], 20u);
 }
 
+TEST_P(StoreConformance, AggregatesForStats) {
+    const std::int64_t day = 1'700'000'000'000 - 1'700'000'000'000 % 86'400'000;  // a UTC midnight
+    auto add = [&](const std::string& id, const std::string& status, std::int64_t created, double confidence, const std::string& provider) {
+        Job j = job(id, status, created);
+        j.confidence = confidence;
+        if (!provider.empty()) j.fields["provider_name"] = {{"value", provider}, {"confidence", 0.9}};
+        store_->put_job(j);
+    };
+    add("a", "submitted", day + 1 * 3'600'000, 0.95, "Klinik A");
+    add("b", "submitted", day + 1 * 3'600'000 + 5, 0.91, "Klinik A");
+    add("c", "review", day + 13 * 3'600'000, 0.55, "Klinik B");
+    add("d", "failed", day + 23 * 3'600'000, 0, "");
+    add("e", "processing", day + 23 * 3'600'000 + 1, 0.05, "");
+    add("other-day", "submitted", day + 86'400'000, 0.99, "Klinik C");
+    JobAggregate a = store_->aggregate_jobs(day, day + 86'400'000 - 1);
+    EXPECT_EQ(a.total, 5u);
+    EXPECT_EQ(a.by_status["submitted"], 2u);
+    EXPECT_EQ(a.by_status["review"], 1u);
+    EXPECT_EQ(a.by_status["failed"], 1u);
+    EXPECT_EQ(a.confidence_count, 4u) << "a confidence of 0 means none";
+    EXPECT_NEAR(a.confidence_sum, 0.95 + 0.91 + 0.55 + 0.05, 1e-9);
+    EXPECT_EQ(a.confidence_histogram[9], 2u);
+    EXPECT_EQ(a.confidence_histogram[5], 1u);
+    EXPECT_EQ(a.confidence_histogram[0], 1u);
+    EXPECT_EQ(a.processing_count, 4u) << "terminal statuses only";
+    EXPECT_EQ(a.submission_count, 2u);
+    EXPECT_EQ(a.by_hour[1], 2u);
+    EXPECT_EQ(a.by_hour[13], 1u);
+    EXPECT_EQ(a.by_hour[23], 2u);
+    EXPECT_EQ(a.providers["Klinik A"], 2u);
+    EXPECT_EQ(a.providers["Klinik B"], 1u);
+    EXPECT_FALSE(a.providers.count("Klinik C"));
+}
+
 TEST_P(StoreConformance, EightConcurrentWritersLoseNoUpdate) {
     store_->put_job(job("shared", "processing", 1000));
     std::vector<std::thread> threads;

@@ -237,3 +237,19 @@ edges: [in -> route, route.even -> out, route.odd -> out]
     EXPECT_NE(dot.find("\"route\" -> \"out\" [label=\"even\"];"), std::string::npos) << dot;
     EXPECT_NE(dot.find("\"in\" -> \"route\";"), std::string::npos) << dot;
 }
+
+TEST(PipelineErrors, ApprovedNodeMustBeAReceivingNode) {
+    Harness h;
+    const std::string nodes = R"(
+nodes:
+  in: {component: source.memory, config: {probe: p}}
+  out: {component: sink.memory, config: {probe: p}}
+edges: [in -> out]
+)";
+    EXPECT_THAT(h.check("admin: {approved_node: ot}" + nodes),
+                ElementsAre("p.yaml: admin.approved_node: unknown node 'ot' (did you mean 'out'?)"));
+    EXPECT_THAT(h.check("admin: {approved_node: in}" + nodes),
+                ElementsAre("p.yaml: admin.approved_node: 'in' is a source and takes no input; name the node approved documents go "
+                            "to (e.g. the NCB sink)"));
+    EXPECT_TRUE(h.check("admin: {approved_node: out}" + nodes).empty());
+}

@@ -8,6 +8,50 @@ bool is_job_status(std::string_view status) {
     return std::any_of(std::begin(kJobStatuses), std::end(kJobStatuses), [&](const char* s) { return status == s; });
 }
 
+bool is_terminal_status(std::string_view status) {
+    return status == "submitted" || status == "review" || status == "approved" || status == "rejected" || status == "failed" ||
+           status == "skipped";
+}
+
+void accumulate(JobAggregate& a, const Job& job) {
+    a.total++;
+    a.by_status[job.status]++;
+    if (job.confidence > 0) {
+        a.confidence_sum += job.confidence;
+        a.confidence_count++;
+        a.confidence_histogram[std::min<std::size_t>(9, static_cast<std::size_t>(job.confidence * 10))]++;
+    }
+    if (is_terminal_status(job.status) && job.updated_ms >= job.created_ms) {
+        a.processing_ms_sum += static_cast<double>(job.updated_ms - job.created_ms);
+        a.processing_count++;
+        if (job.status == "submitted") {
+            a.submission_ms_sum += static_cast<double>(job.updated_ms - job.created_ms);
+            a.submission_count++;
+        }
+    }
+    a.by_hour[static_cast<std::size_t>((job.created_ms / 3'600'000) % 24)]++;
+    if (job.fields.contains("provider_name")) {
+        const auto& p = job.fields["provider_name"];
+        const auto& v = p.is_object() ? p.value("value", nlohmann::json()) : p;
+        if (v.is_string() && !v.get<std::string>().empty()) a.providers[v.get<std::string>()]++;
+    }
+}
+
+JobAggregate Store::aggregate_jobs(std::int64_t from_ms, std::int64_t to_ms) {
+    JobAggregate a;
+    JobQuery q;
+    q.from_ms = from_ms;
+    q.to_ms = to_ms;
+    q.limit = 1000;
+    q.newest_first = false;
+    for (q.offset = 0;; q.offset += q.limit) {
+        JobPage page = list_jobs(q);
+        for (const auto& j : page.jobs) accumulate(a, j);
+        if (page.jobs.size() < q.limit) break;
+    }
+    return a;
+}
+
 nlohmann::json Job::to_json() const {
     return {{"id", id},
             {"root_id", root_id},

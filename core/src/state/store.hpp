@@ -9,7 +9,9 @@
 // - probe() performs a real round trip (Redis PING, SQLite query), connecting if needed.
 #pragma once
 
+#include <array>
 #include <chrono>
+#include <map>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -70,6 +72,23 @@ struct JobPage {
     std::size_t total = 0;  // matches before limit/offset
 };
 
+// Numbers behind the stats endpoints, over jobs created in a time range.
+struct JobAggregate {
+    std::size_t total = 0;
+    std::map<std::string, std::size_t> by_status;
+    double confidence_sum = 0;  // over jobs with a confidence > 0
+    std::size_t confidence_count = 0;
+    double processing_ms_sum = 0;  // updated - created, over jobs in a terminal status
+    std::size_t processing_count = 0;
+    double submission_ms_sum = 0;  // the same, over submitted jobs only
+    std::size_t submission_count = 0;
+    std::array<std::size_t, 24> by_hour{};               // by UTC hour of creation
+    std::array<std::size_t, 10> confidence_histogram{};  // [0,0.1), ..., [0.9,1.0]
+    std::map<std::string, std::size_t> providers;        // fields.provider_name.value
+};
+
+bool is_terminal_status(std::string_view status);
+
 class Store : public StateStore {
 public:
     virtual std::string backend() const = 0;
@@ -84,7 +103,12 @@ public:
     virtual JobPage list_jobs(const JobQuery& query) = 0;
     // Number of jobs per status (all time).
     virtual std::map<std::string, std::size_t> count_jobs_by_status() = 0;
+    // Default: pages through list_jobs(); backends may compute it in place.
+    virtual JobAggregate aggregate_jobs(std::int64_t from_ms, std::int64_t to_ms);
 };
+
+// Adds one job to an aggregate (shared by every backend's implementation).
+void accumulate(JobAggregate& a, const Job& job);
 
 // backend "sqlite" (path) or "redis" (url: redis://[:password@]host:port/db) or "memory".
 std::unique_ptr<Store> open_store(const std::string& backend, const std::string& path_or_url, Clock& clock);
