@@ -335,10 +335,19 @@ struct AdminServer::Impl {
             else problems["sort"] = "must be created_at (oldest first) or -created_at (newest first)";
         }
         if (!problems.empty()) return error(req, res, 400, "VALIDATION_ERROR", "invalid query parameters", problems);
+        q.raw = true;
         JobPage page = backend.store().list_jobs(q);
-        json jobs = json::array();
-        for (const auto& j : page.jobs) jobs.push_back(j.to_json());
-        ok(req, res, std::move(jobs), {{"pagination", {{"total", page.total}, {"limit", q.limit}, {"offset", q.offset}}}});
+        // The stored records are JSON objects already: splice them in rather than parse each.
+        json m = meta(req);
+        m["pagination"] = {{"total", page.total}, {"limit", q.limit}, {"offset", q.offset}};
+        std::string body = R"({"success":true,"data":[)";
+        for (std::size_t i = 0; i < page.raw.size(); ++i) {
+            if (i) body += ',';
+            body += page.raw[i];
+        }
+        body += R"(],"meta":)" + m.dump() + "}";
+        res.status = 200;
+        res.set_content(std::move(body), "application/json");
     }
 
     static json summarize(const JobAggregate& a) {
@@ -407,7 +416,15 @@ AdminServer::~AdminServer() { stop(); }
 void AdminServer::start() {
     Impl& m = *impl_;
     m.routes();
-    m.server.new_task_queue = [] { return new httplib::ThreadPool(16); };
+    // cpp-httplib holds a thread per keep-alive connection: size the pool for dashboards and
+    // scrapers polling at once (idle threads cost little).
+    m.server.new_task_queue = [] { return new httplib::ThreadPool(64); };
+    // Small JSON answers on keep-alive connections: without TCP_NODELAY, Nagle and delayed
+    // ACKs add ~40 ms to each one. The Debian build listens with a backlog of 5, so keep
+    // connections alive for many requests rather than reconnecting in bursts.
+    m.server.set_tcp_nodelay(true);
+    m.server.set_keep_alive_max_count(1000);
+    m.server.set_keep_alive_timeout(30);
     if (m.settings.port == 0) m.bound_port = m.server.bind_to_any_port(m.settings.host);
     else m.bound_port = m.server.bind_to_port(m.settings.host, m.settings.port) ? m.settings.port : -1;
     if (m.bound_port <= 0)

@@ -126,6 +126,11 @@ TEST_P(StoreConformance, JobFiltersAndPagination) {
     EXPECT_TRUE(store_->list_jobs({.limit = 10, .offset = 30}).jobs.empty());
     auto oldest = store_->list_jobs({.limit = 2, .newest_first = false});
     EXPECT_EQ(oldest.jobs[0].id, "job-00");
+    auto raw = store_->list_jobs({.limit = 10, .offset = 20, .raw = true});
+    ASSERT_EQ(raw.raw.size(), 10u);
+    EXPECT_TRUE(raw.jobs.empty());
+    EXPECT_EQ(nlohmann::json::parse(raw.raw[9])["id"], "job-00") << "raw pages hold the same records in the same order";
+    EXPECT_EQ(raw.total, 30u);
 
     auto failed = store_->list_jobs({.status = std::string("failed"), .limit = 100});
     EXPECT_EQ(failed.total, 10u);

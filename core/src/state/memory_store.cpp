@@ -61,7 +61,10 @@ public:
         });
         JobPage page;
         page.total = matches.size();
-        for (std::size_t i = q.offset; i < matches.size() && page.jobs.size() < q.limit; ++i) page.jobs.push_back(*matches[i]);
+        for (std::size_t i = q.offset; i < matches.size() && i < q.offset + q.limit; ++i) {
+            if (q.raw) page.raw.push_back(matches[i]->to_json().dump());
+            else page.jobs.push_back(*matches[i]);
+        }
         return page;
     }
     std::map<std::string, std::size_t> count_jobs_by_status() override {

@@ -156,7 +156,8 @@ public:
                           ? command({"ZREVRANGEBYSCORE", index, hi, lo, "LIMIT", std::to_string(q.offset), std::to_string(q.limit)})
                           : command({"ZRANGEBYSCORE", index, lo, hi, "LIMIT", std::to_string(q.offset), std::to_string(q.limit)});
             for (std::size_t i = 0; i < r->elements; ++i) ids.emplace_back(r->element[i]->str, r->element[i]->len);
-            page.jobs = fetch(ids);
+            if (q.raw) page.raw = fetch_raw(ids);
+            else page.jobs = fetch(ids);
             return page;
         }
         // email + status: one email has few jobs; filter them here.
@@ -167,7 +168,10 @@ public:
         for (auto& j : all)
             if (j.status == *q.status) matching.push_back(std::move(j));
         page.total = matching.size();
-        for (std::size_t i = q.offset; i < matching.size() && page.jobs.size() < q.limit; ++i) page.jobs.push_back(matching[i]);
+        for (std::size_t i = q.offset; i < matching.size() && i < q.offset + q.limit; ++i) {
+            if (q.raw) page.raw.push_back(matching[i].to_json().dump());
+            else page.jobs.push_back(matching[i]);
+        }
         return page;
     }
     std::map<std::string, std::size_t> count_jobs_by_status() override {
@@ -183,15 +187,20 @@ private:
     static std::string kv(std::string_view key) { return "docpipe:kv:" + std::string(key); }
     static std::string job_key(const std::string& id) { return "docpipe:job:" + id; }
 
-    std::vector<Job> fetch(const std::vector<std::string>& ids) {
-        std::vector<Job> jobs;
-        if (ids.empty()) return jobs;
+    std::vector<std::string> fetch_raw(const std::vector<std::string>& ids) {
+        std::vector<std::string> out;
+        if (ids.empty()) return out;
         std::vector<std::string> args{"MGET"};
         for (const auto& id : ids) args.push_back(job_key(id));
         Reply r = command(args);
         for (std::size_t i = 0; i < r->elements; ++i)
-            if (r->element[i]->type == REDIS_REPLY_STRING)
-                jobs.push_back(Job::from_json(nlohmann::json::parse(std::string(r->element[i]->str, r->element[i]->len))));
+            if (r->element[i]->type == REDIS_REPLY_STRING) out.emplace_back(r->element[i]->str, r->element[i]->len);
+        return out;
+    }
+
+    std::vector<Job> fetch(const std::vector<std::string>& ids) {
+        std::vector<Job> jobs;
+        for (const auto& text : fetch_raw(ids)) jobs.push_back(Job::from_json(nlohmann::json::parse(text)));
         return jobs;
     }
 

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <atomic>
 #include <mutex>
 
 #include <fmt/core.h>
@@ -15,6 +16,26 @@ namespace docpipe::core {
 namespace {
 
 class SqliteStore : public Store {
+    // Declared first: member templates with a deduced return type must be defined before use.
+    struct Reader {
+        std::mutex mutex;
+        sqlite3* db = nullptr;
+    };
+    // Runs `f(db)` on a free reader connection (round robin, waiting if all are busy).
+    template <typename F>
+    auto read(F&& f) {
+        const std::size_t start = next_reader_.fetch_add(1) % readers_.size();
+        for (std::size_t i = 0; i < readers_.size(); ++i) {
+            Reader& r = *readers_[(start + i) % readers_.size()];
+            std::unique_lock lock(r.mutex, std::try_to_lock);
+            if (lock.owns_lock()) return f(r.db);
+        }
+        Reader& r = *readers_[start];
+        std::lock_guard lock(r.mutex);
+        return f(r.db);
+    }
+
+
 public:
     SqliteStore(const std::filesystem::path& path, Clock& clock) : path_(path), clock_(clock) {
         std::error_code ec;
@@ -34,8 +55,24 @@ public:
         exec("CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_ms, id)");
         exec("CREATE INDEX IF NOT EXISTS jobs_status_created ON jobs(status, created_ms, id)");
         exec("CREATE INDEX IF NOT EXISTS jobs_email ON jobs(email_id)");
+        // Per-status totals, kept with every job write, so listing a page does not count
+        // 100,000 rows. Rebuilt at open: cheap, and it heals any drift.
+        exec("CREATE TABLE IF NOT EXISTS job_counts (status TEXT PRIMARY KEY, n INTEGER NOT NULL)");
+        exec("BEGIN IMMEDIATE; DELETE FROM job_counts; "
+             "INSERT INTO job_counts SELECT status, count(*) FROM jobs GROUP BY status; COMMIT");
+        // WAL lets readers run beside the writer: the admin API reads on these connections.
+        for (int i = 0; i < 4; ++i) {
+            auto reader = std::make_unique<Reader>();
+            if (sqlite3_open_v2(path.c_str(), &reader->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK)
+                throw StoreError(fmt::format("sqlite: cannot open a reader on {}: {}", path.string(), sqlite3_errmsg(reader->db)));
+            sqlite3_busy_timeout(reader->db, 5000);
+            readers_.push_back(std::move(reader));
+        }
     }
-    ~SqliteStore() override { sqlite3_close(db_); }
+    ~SqliteStore() override {
+        for (auto& r : readers_) sqlite3_close(r->db);
+        sqlite3_close(db_);
+    }
 
     std::string backend() const override { return "sqlite"; }
 
@@ -53,12 +90,13 @@ public:
     // ---- key/value ----
 
     std::optional<std::string> get(std::string_view key) override {
-        std::lock_guard lock(mutex_);
-        Statement st(db_, "SELECT value FROM kv WHERE key=?1 AND (expires_ms=0 OR expires_ms>?2)");
-        st.text(1, key);
-        st.int64(2, now_ms());
-        if (st.step() != SQLITE_ROW) return std::nullopt;
-        return st.column_blob(0);
+        return read([&](sqlite3* db) -> std::optional<std::string> {
+            Statement st(db, "SELECT value FROM kv WHERE key=?1 AND (expires_ms=0 OR expires_ms>?2)");
+            st.text(1, key);
+            st.int64(2, now_ms());
+            if (st.step() != SQLITE_ROW) return std::nullopt;
+            return st.column_blob(0);
+        });
     }
     void put(std::string_view key, std::string_view value, std::chrono::seconds ttl) override {
         std::lock_guard lock(mutex_);
@@ -108,17 +146,23 @@ public:
 
     void put_job(const Job& job) override {
         std::lock_guard lock(mutex_);
-        write_job(job);
+        exec("BEGIN IMMEDIATE");  // the row and its status count change together
+        try {
+            write_job(job);
+            exec("COMMIT");
+        } catch (...) {
+            exec("ROLLBACK");
+            throw;
+        }
     }
     std::optional<Job> get_job(const std::string& id) override {
-        std::lock_guard lock(mutex_);
-        return read_job(id);
+        return read([&](sqlite3* db) { return read_job(db, id); });
     }
     std::optional<Job> update_job(const std::string& id, const std::function<void(Job&)>& change) override {
         std::lock_guard lock(mutex_);  // one connection: the mutex makes read-modify-write atomic here
         exec("BEGIN IMMEDIATE");        // ... and IMMEDIATE makes it atomic against other processes
         try {
-            auto job = read_job(id);
+            auto job = read_job(db_, id);
             if (job) {
                 change(*job);
                 write_job(*job);
@@ -131,7 +175,10 @@ public:
         }
     }
     JobPage list_jobs(const JobQuery& q) override {
-        std::lock_guard lock(mutex_);
+        return read([&](sqlite3* db) { return list_jobs_on(db, q); });
+    }
+
+    JobPage list_jobs_on(sqlite3* db, const JobQuery& q) {
         std::string where = " WHERE 1=1";
         if (q.status) where += " AND status=?1";
         if (q.email_id) where += " AND email_id=?2";
@@ -144,34 +191,45 @@ public:
             if (q.to_ms) st.int64(4, *q.to_ms);
         };
         JobPage page;
-        {
-            Statement st(db_, ("SELECT count(*) FROM jobs" + where).c_str());
+        if (!q.email_id && !q.from_ms && !q.to_ms) {
+            Statement st(db, q.status ? "SELECT n FROM job_counts WHERE status=?1" : "SELECT total(n) FROM job_counts");
+            if (q.status) st.text(1, *q.status);
+            if (st.step() == SQLITE_ROW) page.total = static_cast<std::size_t>(sqlite3_column_int64(st.s, 0));
+        } else {
+            Statement st(db, ("SELECT count(*) FROM jobs" + where).c_str());
             bind(st);
             if (st.step() == SQLITE_ROW) page.total = static_cast<std::size_t>(sqlite3_column_int64(st.s, 0));
         }
         const char* order = q.newest_first ? " ORDER BY created_ms DESC, id DESC" : " ORDER BY created_ms ASC, id ASC";
-        Statement st(db_, ("SELECT data FROM jobs" + where + order + " LIMIT ?5 OFFSET ?6").c_str());
+        Statement st(db, ("SELECT data FROM jobs" + where + order + " LIMIT ?5 OFFSET ?6").c_str());
         bind(st);
         st.int64(5, static_cast<std::int64_t>(q.limit));
         st.int64(6, static_cast<std::int64_t>(q.offset));
-        while (st.step() == SQLITE_ROW) page.jobs.push_back(Job::from_json(nlohmann::json::parse(st.column_text(0))));
+        while (st.step() == SQLITE_ROW) {
+            if (q.raw) page.raw.push_back(st.column_text(0));
+            else page.jobs.push_back(Job::from_json(nlohmann::json::parse(st.column_text(0))));
+        }
         return page;
     }
     std::map<std::string, std::size_t> count_jobs_by_status() override {
-        std::lock_guard lock(mutex_);
-        Statement st(db_, "SELECT status, count(*) FROM jobs GROUP BY status");
-        std::map<std::string, std::size_t> out;
-        while (st.step() == SQLITE_ROW) out[st.column_text(0)] = static_cast<std::size_t>(sqlite3_column_int64(st.s, 1));
-        return out;
+        return read([&](sqlite3* db) {
+            Statement st(db, "SELECT status, n FROM job_counts WHERE n>0");
+            std::map<std::string, std::size_t> out;
+            while (st.step() == SQLITE_ROW) out[st.column_text(0)] = static_cast<std::size_t>(sqlite3_column_int64(st.s, 1));
+            return out;
+        });
     }
 
     // In SQL: the admin dashboard asks for a month of jobs, which must not mean parsing each.
     JobAggregate aggregate_jobs(std::int64_t from_ms, std::int64_t to_ms) override {
-        std::lock_guard lock(mutex_);
+        return read([&](sqlite3* db) { return aggregate_on(db, from_ms, to_ms); });
+    }
+
+    JobAggregate aggregate_on(sqlite3* db, std::int64_t from_ms, std::int64_t to_ms) {
         JobAggregate a;
         const char* range = " FROM jobs WHERE created_ms>=?1 AND created_ms<=?2";
         auto run = [&](const std::string& sql, const std::function<void(Statement&)>& row) {
-            Statement st(db_, sql.c_str());
+            Statement st(db, sql.c_str());
             st.int64(1, from_ms);
             st.int64(2, to_ms);
             while (st.step() == SQLITE_ROW) row(st);
@@ -244,15 +302,32 @@ private:
             throw StoreError(std::string("sqlite: ") + sql + ": " + why);
         }
     }
-    std::optional<Job> read_job(const std::string& id) {
-        Statement st(db_, "SELECT data FROM jobs WHERE id=?1");
+    static std::optional<Job> read_job(sqlite3* db, const std::string& id) {
+        Statement st(db, "SELECT data FROM jobs WHERE id=?1");
         st.text(1, id);
         if (st.step() != SQLITE_ROW) return std::nullopt;
         return Job::from_json(nlohmann::json::parse(st.column_text(0)));
     }
+    // Inside a transaction on db_: replaces the row and moves the status count.
     void write_job(Job job) {
         job.updated_ms = now_ms();
         if (job.created_ms == 0) job.created_ms = job.updated_ms;
+        std::optional<std::string> old_status;
+        {
+            Statement st(db_, "SELECT status FROM jobs WHERE id=?1");
+            st.text(1, job.id);
+            if (st.step() == SQLITE_ROW) old_status = st.column_text(0);
+        }
+        if (old_status != job.status) {
+            if (old_status) {
+                Statement dec(db_, "UPDATE job_counts SET n=n-1 WHERE status=?1");
+                dec.text(1, *old_status);
+                dec.done();
+            }
+            Statement inc(db_, "INSERT INTO job_counts(status,n) VALUES(?1,1) ON CONFLICT(status) DO UPDATE SET n=n+1");
+            inc.text(1, job.status);
+            inc.done();
+        }
         Statement st(db_, "INSERT OR REPLACE INTO jobs(id,status,email_id,created_ms,updated_ms,data) VALUES(?1,?2,?3,?4,?5,?6)");
         st.text(1, job.id);
         st.text(2, job.status);
@@ -269,8 +344,10 @@ private:
 
     std::filesystem::path path_;
     Clock& clock_;
-    std::mutex mutex_;
+    std::mutex mutex_;  // guards db_, the one writer connection
     sqlite3* db_ = nullptr;
+    std::vector<std::unique_ptr<Reader>> readers_;
+    std::atomic<std::size_t> next_reader_{0};
 };
 
 }  // namespace

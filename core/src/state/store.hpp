@@ -65,10 +65,14 @@ struct JobQuery {
     std::size_t limit = 50;
     std::size_t offset = 0;
     bool newest_first = true;
+    // Return the stored JSON text of each job in JobPage::raw instead of parsed Jobs: the
+    // admin API splices it into its answer without a parse/serialise round trip.
+    bool raw = false;
 };
 
 struct JobPage {
     std::vector<Job> jobs;
+    std::vector<std::string> raw;  // when JobQuery::raw: each job as a JSON object text
     std::size_t total = 0;  // matches before limit/offset
 };
 
