@@ -487,9 +487,10 @@ struct Runtime::Impl {
 
     // Job records are bookkeeping for the admin API: a store outage must not stop documents,
     // so failures here are logged, not thrown.
-    void record_job_start(const Tracker& t, const Document& doc) {
+    void record_job_start(const Tracker& t, Document& doc) {
         try {
-            auto updated = state->update_job(t.doc_id, [](Job& j) {
+            auto updated = state->update_job(t.doc_id, [&](Job& j) {
+                doc.attributes[kPreviousStatusAttribute] = j.status;
                 j.attempts += 1;  // a redelivery of the same content
                 j.status = "processing";
                 j.last_error.clear();

@@ -1,5 +1,5 @@
 // Components compiled into the runtime (package "core"): they need the runtime's state
-// store API, which plugins do not get.
+// store API, which plugins do not get. sink.review and transform.dedup.
 #pragma once
 
 #include "docpipe/plugin.hpp"
@@ -16,6 +16,9 @@ const PluginManifest& builtin_manifest();
 // The job a document belongs to: the runtime stamps the source document's id into this
 // attribute, and Document::make_child copies attributes to children.
 inline constexpr const char* kJobIdAttribute = "job_id";
+// The job's status before this delivery began ("" for a new job), stamped by the runtime so
+// transform.dedup can tell a redelivery after a crash from a re-sent, already-accepted one.
+inline constexpr const char* kPreviousStatusAttribute = "previous_status";
 // Optional attribute a component sets to say why a document needs a reviewer.
 inline constexpr const char* kReviewReasonAttribute = "review_reason";
 
