@@ -40,6 +40,8 @@ const ConfigSpec& state_section_spec() {
             .describe("Where jobs, dead letters, dedup keys and checkpoints live (memory: lost at exit)"),
         Field::string("path").default_value("./var/docpipe-state.db")
             .describe("SQLite database file (relative paths are relative to the working directory)"),
+        Field::duration("ledger_ttl").default_value("30d").min(1)
+            .describe("How long sinks remember which documents they accepted (redeliveries within it are not re-sent)"),
         Field::string("url").default_value("redis://127.0.0.1:6379/0").secret()
             .describe("Redis server for backend redis: redis://[:password@]host:port/db"),
     };
@@ -214,7 +216,14 @@ struct Loader {
             spec.nodes.push_back(std::move(node));
             return;
         }
-        check_keys(value, {"component", "config", "concurrency", "retry", "description"}, path);
+        check_keys(value, {"component", "config", "concurrency", "retry", "ledger", "description"}, path);
+        if (value["ledger"]) {
+            auto parsed = detail::yaml_to_json(value["ledger"]);
+            if (!parsed.is_boolean())
+                add(value["ledger"].Mark(), path + ".ledger", "expected true or false");
+            else
+                node.ledger = parsed.get<bool>();
+        }
         if (!value["component"] || !value["component"].IsScalar())
             add(value.Mark(), path + ".component", "missing required key 'component' (e.g. component: sink.files)");
         else

@@ -40,6 +40,9 @@ struct NodeSpec {
     std::string name;
     std::string component;
     int concurrency = 1;
+    // Sinks: record each accepted document in the state store's delivery ledger and skip
+    // a document the ledger already holds (effectively-once across redeliveries).
+    bool ledger = true;
     RetryPolicy retry;
     YAML::Node config_node;  // the substituted `config:` mapping (may be null)
     YAML::Mark mark;         // where the node is declared

@@ -227,6 +227,7 @@ struct Runtime::Impl {
     bool watchdog_stop = false;
 
     milliseconds stuck_after{60'000}, drain_timeout{30'000}, poll_wait{500};
+    std::chrono::seconds ledger_ttl{30 * 86'400};
 
     std::atomic<bool> running{false};
     std::optional<std::size_t> approved_node;  // where approved review documents re-enter
@@ -657,8 +658,26 @@ struct Runtime::Impl {
         Node& node = *nodes[index];
         const auto t0 = steady::now();
         std::optional<SinkResult> result;
+        const bool ledger = node.spec->ledger;
+        const std::string ledger_key = ledger ? fmt::format("ledger/{}/{}", node.spec->name, env.doc->id) : std::string();
         try {
+            if (ledger && state->get(ledger_key)) {
+                // Accepted by this sink before (a redelivery after another branch failed, or
+                // a restart): do not send it twice.
+                node.context->log().log(LogLevel::Info, "already delivered by this sink (ledger); not sent again", env.doc->id);
+                finish_hop(env);
+                return;
+            }
             result = node.sink->write(*env.doc);
+            if (ledger && result->status() == SinkResult::Status::Ok) {
+                try {
+                    state->put(ledger_key, iso8601(clock->now()), ledger_ttl);
+                } catch (const std::exception& e) {
+                    // The write happened; retrying it would send it twice. Only the record is missing.
+                    node.context->log().log(LogLevel::Warn, fmt::format("delivered, but the ledger entry was not stored: {}", e.what()),
+                                            env.doc->id);
+                }
+            }
         } catch (const BadInput& e) {
             fail(node, env, fmt::format("bad input: {}", e.what()));
             return;
@@ -978,6 +997,8 @@ void Runtime::start() {
     m.stuck_after = m.spec.runtime_duration("stuck_after");
     m.drain_timeout = m.spec.runtime_duration("drain_timeout");
     m.poll_wait = m.spec.runtime_duration("poll_wait");
+    m.ledger_ttl = std::chrono::duration_cast<std::chrono::seconds>(
+        milliseconds(m.spec.sections.at("state").at("ledger_ttl").get<std::int64_t>()));
 
     const std::string backend = m.spec.section_string("state", "backend");
     try {

@@ -391,3 +391,33 @@ edges: [in -> out]
     EXPECT_TRUE(probe("src").settled.empty()) << "a document still in flight is not acked";
     out.open_gate();  // let the component return so the runtime can be destroyed
 }
+
+TEST(Runtime, DeliveryLedgerSkipsWhatASinkAlreadyAccepted) {
+    // doc fans out to `ok` and `flaky`; flaky fails, the source is nacked and redelivers:
+    // `ok` must not receive the document twice, `flaky` gets it again.
+    Harness h;
+    const std::string yaml = "state: {backend: sqlite, path: '" + (h.dir.path() / "s.db").string() + R"('}
+admin: {enabled: false}
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  ok: {component: sink.memory, config: {probe: ok}}
+  flaky: {component: sink.memory, retry: {attempts: 1}, config: {probe: flaky, fail_first: 1}}
+  unledgered: {component: sink.memory, ledger: false, config: {probe: plain}}
+edges: [in -> ok, in -> flaky, in -> unledgered]
+)";
+    probe("src").feed(1);
+    {
+        auto rt = h.build(yaml, true);
+        rt->start();
+        EXPECT_EQ(rt->run(), 1);
+    }
+    probe("src").feed(1);  // the redelivery
+    {
+        auto rt = h.build(yaml, true);
+        rt->start();
+        EXPECT_EQ(rt->run(), 0);
+    }
+    EXPECT_EQ(probe("ok").attempts.at("doc-0"), 1) << "not sent twice";
+    EXPECT_EQ(probe("flaky").accepted.at("doc-0"), 1);
+    EXPECT_EQ(probe("plain").attempts.at("doc-0"), 2) << "ledger: false opts out";
+}

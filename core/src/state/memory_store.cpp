@@ -1,6 +1,7 @@
 // The "memory" backend: for tests and throwaway runs; nothing survives the process.
 #include <algorithm>
 #include <map>
+#include <unordered_map>
 #include <mutex>
 
 #include "docpipe/testing.hpp"
@@ -81,7 +82,7 @@ private:
     Clock& clock_;
     testing::MemoryStateStore kv_;  // same semantics as the SDK's testing store
     std::mutex mutex_;
-    std::map<std::string, Job> jobs_;
+    std::unordered_map<std::string, Job> jobs_;  // list_jobs sorts its matches itself
 };
 
 }  // namespace
