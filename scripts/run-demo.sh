@@ -5,7 +5,7 @@ set -euo pipefail
 BUILD_DIR=${1:-build}
 cd "$(dirname "$0")/.."
 DEMO=var/demo
-rm -rf "$DEMO/inbox" "$DEMO/out"
+rm -rf "$DEMO"  # a fresh demo each time: state too, or the ledger would skip re-sent files
 mkdir -p "$DEMO/inbox"
 find examples/inbox -maxdepth 1 -type f ! -name README.md -exec cp {} "$DEMO/inbox/" \;
 export DOCPIPE_INBOX="$DEMO/inbox" DOCPIPE_OUT="$DEMO/out" DOCPIPE_STATE_DIR="$DEMO"
