@@ -192,6 +192,9 @@ int cmd_run(const fs::path& file, bool once) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // Before any plugin is loaded: libgomp (pulled in by Tesseract) reads this once, when it
+    // is loaded. One OpenMP thread per engine; parallelism comes from node concurrency.
+    setenv("OMP_THREAD_LIMIT", "1", 0);
     CLI::App app{"docpipe — plugin-based document pipeline runtime"};
     app.require_subcommand(1);
     app.set_version_flag("--version", std::string(DOCPIPE_VERSION));
