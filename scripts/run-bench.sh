@@ -9,3 +9,5 @@ echo "== graph_overhead: 5-node no-op pipeline, 2 sinks (docs/second; goal >= 10
 "$BUILD_DIR/bin/bench_graph_overhead" --benchmark_counters_tabular=true 2>&1 | grep -v 'Library was built as DEBUG'
 echo "== admin_api: 50 concurrent clients, 100,000 jobs (goal: p99 < 50 ms)"
 "$BUILD_DIR/bin/bench_admin_api"
+echo "== ocr_eval: CER and seconds per page on ../shared/data/sroie-dev (one core)"
+"$BUILD_DIR/bin/bench_ocr_eval" --psm 6,4,3
