@@ -626,25 +626,31 @@ struct Runtime::Impl {
         std::string violation;
     };
 
+    // Runs a component call; an exception becomes a failure (BadInput) or a retry under the
+    // node's policy. True when the call returned normally.
+    template <typename Call>
+    bool guarded(std::size_t index, const Envelope& env, Call&& call) {
+        Node& node = *nodes[index];
+        try {
+            call();
+            return true;
+        } catch (const BadInput& e) {
+            fail(node, env, fmt::format("bad input: {}", e.what()));
+        } catch (const RetryLater& e) {
+            retry_or_fail(index, env, e.what(), e.after);
+        } catch (const std::exception& e) {
+            retry_or_fail(index, env, fmt::format("threw: {}", e.what()), milliseconds(0));
+        } catch (...) {
+            retry_or_fail(index, env, "threw a non-standard exception", milliseconds(0));
+        }
+        return false;
+    }
+
     void run_transform(std::size_t index, const Envelope& env) {
         Node& node = *nodes[index];
         CollectingOutputs outputs(*node.spec->descriptor);
         const auto t0 = steady::now();
-        try {
-            node.transform->process(env.doc, outputs);
-        } catch (const BadInput& e) {
-            fail(node, env, fmt::format("bad input: {}", e.what()));
-            return;
-        } catch (const RetryLater& e) {
-            retry_or_fail(index, env, e.what(), e.after);
-            return;
-        } catch (const std::exception& e) {
-            retry_or_fail(index, env, fmt::format("threw: {}", e.what()), milliseconds(0));
-            return;
-        } catch (...) {
-            retry_or_fail(index, env, "threw a non-standard exception", milliseconds(0));
-            return;
-        }
+        if (!guarded(index, env, [&] { node.transform->process(env.doc, outputs); })) return;
         observe(node, t0);
         if (!outputs.violation.empty()) {
             fail(node, env, "broke the component contract: " + outputs.violation);
@@ -660,12 +666,12 @@ struct Runtime::Impl {
         std::optional<SinkResult> result;
         const bool ledger = node.spec->ledger;
         const std::string ledger_key = ledger ? fmt::format("ledger/{}/{}", node.spec->name, env.doc->id) : std::string();
-        try {
+        bool delivered_before = false;
+        const bool returned = guarded(index, env, [&] {
             if (ledger && state->get(ledger_key)) {
                 // Accepted by this sink before (a redelivery after another branch failed, or
                 // a restart): do not send it twice.
-                node.context->log().log(LogLevel::Info, "already delivered by this sink (ledger); not sent again", env.doc->id);
-                finish_hop(env);
+                delivered_before = true;
                 return;
             }
             result = node.sink->write(*env.doc);
@@ -678,17 +684,11 @@ struct Runtime::Impl {
                                             env.doc->id);
                 }
             }
-        } catch (const BadInput& e) {
-            fail(node, env, fmt::format("bad input: {}", e.what()));
-            return;
-        } catch (const RetryLater& e) {
-            retry_or_fail(index, env, e.what(), e.after);
-            return;
-        } catch (const std::exception& e) {
-            retry_or_fail(index, env, fmt::format("threw: {}", e.what()), milliseconds(0));
-            return;
-        } catch (...) {
-            retry_or_fail(index, env, "threw a non-standard exception", milliseconds(0));
+        });
+        if (!returned) return;
+        if (delivered_before) {
+            node.context->log().log(LogLevel::Info, "already delivered by this sink (ledger); not sent again", env.doc->id);
+            finish_hop(env);
             return;
         }
         observe(node, t0);
