@@ -18,10 +18,7 @@ namespace {
 const fs::path kPlugin = fs::path(DOCPIPE_BUILD_PLUGIN_DIR) / "libdocpipe-imaging.so";
 const fs::path kReceipt = fs::path(DOCPIPE_SOURCE_DIR) / "tests/data/malaysian_receipt_test.jpg";
 
-Bytes read_bytes(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return Bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
+using test::read_bytes;
 
 Document doc_of(const std::string& name, Bytes bytes) { return Document::from_bytes(name, media_type_for(name), std::move(bytes)); }
 

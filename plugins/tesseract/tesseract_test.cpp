@@ -16,10 +16,7 @@ namespace {
 const fs::path kOcrPlugin = fs::path(DOCPIPE_BUILD_PLUGIN_DIR) / "libdocpipe-tesseract.so";
 const fs::path kImagingPlugin = fs::path(DOCPIPE_BUILD_PLUGIN_DIR) / "libdocpipe-imaging.so";
 
-Bytes read_bytes(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return Bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
+using test::read_bytes;
 
 // Decode with transform.pdf_pages, then OCR: the path a pipeline takes.
 OcrResult ocr_file(const fs::path& file, const std::string& ocr_config = "languages: eng") {

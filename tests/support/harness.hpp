@@ -20,6 +20,12 @@
 
 namespace docpipe::test {
 
+// A file's bytes (test fixtures).
+inline Bytes read_bytes(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return Bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
 class TempDir {
 public:
     TempDir() {

@@ -59,9 +59,10 @@ struct Job {
 };
 
 struct JobQuery {
-    std::optional<std::string> status;
-    std::optional<std::int64_t> from_ms, to_ms;  // created_ms range, inclusive
-    std::optional<std::string> email_id;
+    // Initialised explicitly so designated initialisers may leave any of them out.
+    std::optional<std::string> status = std::nullopt;
+    std::optional<std::int64_t> from_ms = std::nullopt, to_ms = std::nullopt;  // created_ms range, inclusive
+    std::optional<std::string> email_id = std::nullopt;
     std::size_t limit = 50;
     std::size_t offset = 0;
     bool newest_first = true;
