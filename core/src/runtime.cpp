@@ -120,13 +120,6 @@ public:
         }
         cv_.notify_all();
     }
-    // Runs everything still waiting now (used when draining at shutdown would otherwise
-    // wait for long backoffs it cannot afford).
-    void fire_all_now() {
-        std::lock_guard lock(mutex_);
-        fire_now_ = true;
-        cv_.notify_all();
-    }
 
 private:
     struct Item {
@@ -142,7 +135,7 @@ private:
                 cv_.wait(lock);
                 continue;
             }
-            if (!fire_now_ && steady::now() < queue_.top().due) {
+            if (steady::now() < queue_.top().due) {
                 cv_.wait_until(lock, queue_.top().due);
                 continue;
             }
@@ -158,7 +151,6 @@ private:
     std::priority_queue<Item, std::vector<Item>, std::greater<>> queue_;
     std::uint64_t seq_ = 0;
     bool stopping_ = false;
-    bool fire_now_ = false;
     std::thread thread_;
 };
 
@@ -591,8 +583,9 @@ struct Runtime::Impl {
         scheduler->at(steady::now() + delay, [this, index, env]() { put(index, env); });
     }
 
-    bool drain_deadline_passed = false;
-    bool stop_requested_past_deadline() const { return drain_deadline_passed; }
+    // Set when the drain deadline passes: retries still due then fail at once instead of waiting.
+    std::atomic<bool> drain_deadline_passed{false};
+    bool stop_requested_past_deadline() const { return drain_deadline_passed.load(); }
 
     // ---- node bodies ----
 
@@ -1192,7 +1185,7 @@ int Runtime::run() {
                                                         "and will be delivered again on restart:", lines.size()));
         for (const auto& l : lines) m.runtime_log->log(LogLevel::Error, "  in flight: " + l);
         // Pending retries would only wait; give up on them so the graph can empty.
-        m.drain_deadline_passed = true;
+        m.drain_deadline_passed.store(true);
         return 3;
     }
     m.arena->execute([&m] { m.graph->wait_for_all(); });

@@ -40,7 +40,7 @@ protected:
     static json body(const httplib::Result& r) { return json::parse(r->body); }
     // Polls the API until the job reaches `status` (the pipeline runs on other threads).
     bool wait_job(const std::string& id, const std::string& status) {
-        for (int i = 0; i < 500; ++i) {
+        for (int i = 0; i < 2000; ++i) {  // up to 20 s: generous for a loaded CI machine
             auto r = get("/api/v1/jobs/" + id);
             if (r && r->status == 200 && body(r)["data"]["status"] == status) return true;
             std::this_thread::sleep_for(10ms);

@@ -350,10 +350,12 @@ edges: [in -> out]
     auto& out = probe("out");
     GateGuard guard{out};
     ASSERT_TRUE(out.wait_for([&] { return out.blocked == 1; }));
+    // Under load the watchdog may first (rightly) report it queued; wait for the report of
+    // it blocked inside the sink.
     bool logged = false;
-    for (int i = 0; i < 200 && !logged; ++i) {
+    for (int i = 0; i < 1000 && !logged; ++i) {
         std::this_thread::sleep_for(10ms);
-        logged = h.logs().find("document stuck for") != std::string::npos;
+        logged = h.logs().find("waiting for the component's call to return (doc=doc-0)") != std::string::npos;
     }
     auto report = rt->in_flight_report();
     out.open_gate();
