@@ -3,6 +3,8 @@
 
 namespace docpipe::imaging {
 ComponentDescriptor pdf_pages_descriptor();
+ComponentDescriptor preprocess_descriptor();
 }  // namespace docpipe::imaging
 
-DOCPIPE_PLUGIN("imaging", "0.1.0", "Image and PDF decoding", docpipe::imaging::pdf_pages_descriptor())
+DOCPIPE_PLUGIN("imaging", "0.1.0", "Image and PDF decoding, page clean-up", docpipe::imaging::pdf_pages_descriptor(),
+               docpipe::imaging::preprocess_descriptor())

@@ -74,9 +74,11 @@ bool Registry::load_file(const fs::path& file) {
     for (const auto& p : impl_->plugins)
         if (p.path == canonical) return true;  // the same file found through two search paths
 
-    // A plain dlopen first, only to get the loader's own words (dlerror) when it fails;
+    // A plain dlopen first, to get the loader's own words (dlerror) when it fails, and with
+    // RTLD_NODELETE so the library stays mapped for the life of the process: documents and
+    // buffers a plugin made (their deleters live in its code) may outlive the Registry.
     // Boost.DLL then holds the library (the second open just bumps the reference count).
-    void* probe = ::dlopen(canonical.c_str(), RTLD_LAZY | RTLD_LOCAL);
+    void* probe = ::dlopen(canonical.c_str(), RTLD_LAZY | RTLD_LOCAL | RTLD_NODELETE);
     if (!probe) {
         const char* why = ::dlerror();
         impl_->reject(canonical, fmt::format("cannot load: {}", why ? why : "dlopen failed"));

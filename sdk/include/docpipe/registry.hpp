@@ -1,9 +1,10 @@
 // docpipe SDK — finding and loading plugin packages.
 //
 // Contract:
-// - Ownership: the Registry owns the loaded libraries and never unloads them while it
-//   lives; keep it alive longer than every component created from its descriptors (the
-//   component's code and vtable live in the library).
+// - Ownership: the Registry owns the loaded libraries; keep it alive longer than every
+//   component created from its descriptors. The libraries themselves are made resident
+//   (RTLD_NODELETE) and are never unmapped, so documents and buffers a plugin created —
+//   whose deleters are plugin code — stay safe to destroy after the Registry is gone.
 // - Threading: load_* are not thread-safe; after loading, the const accessors may be used
 //   from any thread.
 // - Every file that is not accepted is listed in rejected() with a reason an operator can

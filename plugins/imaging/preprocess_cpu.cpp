@@ -1,0 +1,190 @@
+#include "preprocess_cpu.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <numbers>
+#include <stdexcept>
+#include <vector>
+
+namespace docpipe::imaging {
+
+namespace {
+
+Image blank_like(const Image& src, int width, int height) {
+    Image out;
+    out.width = width;
+    out.height = height;
+    out.channels = 1;
+    out.dpi = src.dpi;
+    out.pixels = std::make_shared<std::vector<std::uint8_t>>(static_cast<std::size_t>(width) * height);
+    return out;
+}
+
+std::vector<std::uint8_t>& mutable_pixels(Image& img) {
+    // Freshly made by blank_like and not shared yet: writing is safe.
+    return const_cast<std::vector<std::uint8_t>&>(*img.pixels);
+}
+
+void require_gray(const Image& img, const char* step) {
+    if (img.channels != 1 || !img.pixels) throw std::invalid_argument(std::string(step) + " needs an 8-bit gray image");
+}
+
+std::uint8_t sample_bilinear(const std::vector<std::uint8_t>& px, int w, int h, double x, double y, std::uint8_t outside) {
+    if (x < -0.5 || y < -0.5 || x > w - 0.5 || y > h - 0.5) return outside;
+    x = std::clamp(x, 0.0, static_cast<double>(w - 1));
+    y = std::clamp(y, 0.0, static_cast<double>(h - 1));
+    const int x0 = static_cast<int>(x), y0 = static_cast<int>(y);
+    const int x1 = std::min(x0 + 1, w - 1), y1 = std::min(y0 + 1, h - 1);
+    const double fx = x - x0, fy = y - y0;
+    const auto at = [&](int xx, int yy) { return static_cast<double>(px[static_cast<std::size_t>(yy) * w + xx]); };
+    const double v = at(x0, y0) * (1 - fx) * (1 - fy) + at(x1, y0) * fx * (1 - fy) + at(x0, y1) * (1 - fx) * fy + at(x1, y1) * fx * fy;
+    return static_cast<std::uint8_t>(std::lround(std::clamp(v, 0.0, 255.0)));
+}
+
+}  // namespace
+
+Image to_gray(const Image& img) {
+    if (!img.pixels) throw std::invalid_argument("to_gray: empty image");
+    if (img.channels == 1) return img;
+    Image out = blank_like(img, img.width, img.height);
+    auto& dst = mutable_pixels(out);
+    const auto& src = *img.pixels;
+    const std::size_t n = static_cast<std::size_t>(img.width) * img.height;
+    for (std::size_t i = 0; i < n; ++i) {
+        const unsigned r = src[3 * i], g = src[3 * i + 1], b = src[3 * i + 2];
+        dst[i] = static_cast<std::uint8_t>((299 * r + 587 * g + 114 * b + 500) / 1000);
+    }
+    return out;
+}
+
+Image resize_gray(const Image& gray, int width, int height) {
+    require_gray(gray, "resize");
+    if (width <= 0 || height <= 0) throw std::invalid_argument("resize: target size must be positive");
+    Image out = blank_like(gray, width, height);
+    auto& dst = mutable_pixels(out);
+    const double sx = static_cast<double>(gray.width) / width, sy = static_cast<double>(gray.height) / height;
+    for (int y = 0; y < height; ++y)
+        for (int x = 0; x < width; ++x)
+            dst[static_cast<std::size_t>(y) * width + x] =
+                sample_bilinear(*gray.pixels, gray.width, gray.height, (x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5, 255);
+    if (gray.dpi > 0) out.dpi = static_cast<int>(std::lround(gray.dpi / sx));
+    return out;
+}
+
+int otsu_threshold(const Image& gray) {
+    require_gray(gray, "otsu");
+    std::uint64_t hist[256] = {};
+    for (auto v : *gray.pixels) hist[v]++;
+    const double total = static_cast<double>(gray.pixels->size());
+    double sum_all = 0;
+    for (int i = 0; i < 256; ++i) sum_all += i * static_cast<double>(hist[i]);
+    double sum_below = 0, weight_below = 0, best = -1;
+    int threshold = 127;
+    for (int t = 0; t < 256; ++t) {
+        weight_below += static_cast<double>(hist[t]);
+        if (weight_below == 0) continue;
+        const double weight_above = total - weight_below;
+        if (weight_above == 0) break;
+        sum_below += t * static_cast<double>(hist[t]);
+        const double mean_below = sum_below / weight_below, mean_above = (sum_all - sum_below) / weight_above;
+        const double between = weight_below * weight_above * (mean_below - mean_above) * (mean_below - mean_above);
+        if (between > best) {
+            best = between;
+            threshold = t;
+        }
+    }
+    return threshold;
+}
+
+Image binarize_otsu(const Image& gray) {
+    const int t = otsu_threshold(gray);
+    Image out = blank_like(gray, gray.width, gray.height);
+    auto& dst = mutable_pixels(out);
+    for (std::size_t i = 0; i < dst.size(); ++i) dst[i] = (*gray.pixels)[i] > t ? 255 : 0;
+    return out;
+}
+
+Image binarize_sauvola(const Image& gray, int window, double k) {
+    require_gray(gray, "sauvola");
+    const int w = gray.width, h = gray.height, half = std::max(1, window / 2);
+    // Integral images with a zero first row/column: box sums in four reads, as on the GPU.
+    std::vector<std::uint64_t> sum(static_cast<std::size_t>(w + 1) * (h + 1), 0), sq(sum.size(), 0);
+    for (int y = 0; y < h; ++y) {
+        std::uint64_t row_sum = 0, row_sq = 0;
+        for (int x = 0; x < w; ++x) {
+            const std::uint64_t v = (*gray.pixels)[static_cast<std::size_t>(y) * w + x];
+            row_sum += v;
+            row_sq += v * v;
+            const std::size_t i = static_cast<std::size_t>(y + 1) * (w + 1) + x + 1;
+            sum[i] = sum[i - (w + 1)] + row_sum;
+            sq[i] = sq[i - (w + 1)] + row_sq;
+        }
+    }
+    Image out = blank_like(gray, w, h);
+    auto& dst = mutable_pixels(out);
+    for (int y = 0; y < h; ++y) {
+        const int y0 = std::max(0, y - half), y1 = std::min(h, y + half + 1);
+        for (int x = 0; x < w; ++x) {
+            const int x0 = std::max(0, x - half), x1 = std::min(w, x + half + 1);
+            const auto box = [&](const std::vector<std::uint64_t>& t) {
+                return static_cast<double>(t[static_cast<std::size_t>(y1) * (w + 1) + x1] - t[static_cast<std::size_t>(y0) * (w + 1) + x1] -
+                                           t[static_cast<std::size_t>(y1) * (w + 1) + x0] + t[static_cast<std::size_t>(y0) * (w + 1) + x0]);
+            };
+            const double n = static_cast<double>((y1 - y0) * (x1 - x0));
+            const double mean = box(sum) / n;
+            const double var = std::max(0.0, box(sq) / n - mean * mean);
+            const double threshold = mean * (1.0 + k * (std::sqrt(var) / 128.0 - 1.0));
+            dst[static_cast<std::size_t>(y) * w + x] = (*gray.pixels)[static_cast<std::size_t>(y) * w + x] > threshold ? 255 : 0;
+        }
+    }
+    return out;
+}
+
+double estimate_skew(const Image& gray, double max_degrees) {
+    require_gray(gray, "deskew");
+    // Work on at most ~1000 px wide: the angle does not need more, and it keeps this cheap.
+    const int step = std::max(1, gray.width / 1000);
+    const int threshold = otsu_threshold(gray);
+    std::vector<std::pair<int, int>> dark;
+    for (int y = 0; y < gray.height; y += step)
+        for (int x = 0; x < gray.width; x += step)
+            if ((*gray.pixels)[static_cast<std::size_t>(y) * gray.width + x] <= threshold) dark.emplace_back(x / step, y / step);
+    if (dark.size() < 50) return 0.0;
+    const int rows = gray.height / step + gray.width / step + 2;
+    std::vector<int> profile(static_cast<std::size_t>(2 * rows));
+    // Score = sum of squared row counts of the sheared profile: sharpest when lines are level.
+    const auto score = [&](double degrees) {
+        std::fill(profile.begin(), profile.end(), 0);
+        const double t = std::tan(degrees * std::numbers::pi / 180.0);
+        for (const auto& [x, y] : dark) profile[static_cast<std::size_t>(std::lround(y + x * t) + rows)]++;
+        double s = 0;
+        for (int v : profile) s += static_cast<double>(v) * v;
+        return s;
+    };
+    double best = 0, best_score = -1;
+    for (double a = -max_degrees; a <= max_degrees + 1e-9; a += 0.5)
+        if (double s = score(a); s > best_score) best_score = s, best = a;
+    const double coarse = best;
+    for (double a = coarse - 0.5; a <= coarse + 0.5 + 1e-9; a += 0.05)
+        if (double s = score(a); s > best_score) best_score = s, best = a;
+    return best;
+}
+
+Image rotate_gray(const Image& gray, double degrees) {
+    require_gray(gray, "rotate");
+    Image out = blank_like(gray, gray.width, gray.height);
+    auto& dst = mutable_pixels(out);
+    const double r = degrees * std::numbers::pi / 180.0, c = std::cos(r), s = std::sin(r);
+    const double cx = (gray.width - 1) / 2.0, cy = (gray.height - 1) / 2.0;
+    for (int y = 0; y < gray.height; ++y)
+        for (int x = 0; x < gray.width; ++x) {
+            // Inverse mapping: where in the source does this output pixel come from.
+            const double dx = x - cx, dy = y - cy;
+            const double sx = c * dx - s * dy + cx, sy = s * dx + c * dy + cy;
+            dst[static_cast<std::size_t>(y) * gray.width + x] = sample_bilinear(*gray.pixels, gray.width, gray.height, sx, sy, 255);
+        }
+    return out;
+}
+
+}  // namespace docpipe::imaging
