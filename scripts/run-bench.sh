@@ -11,3 +11,5 @@ echo "== admin_api: 50 concurrent clients, 100,000 jobs (goal: p99 < 50 ms)"
 "$BUILD_DIR/bin/bench_admin_api"
 echo "== ocr_eval: CER and seconds per page on ../shared/data/sroie-dev (one core)"
 "$BUILD_DIR/bin/bench_ocr_eval" --psm 6,4,3
+echo "== preprocess: CPU megapixels/second per step on the sample receipt"
+"$BUILD_DIR/bin/bench_preprocess" 2>&1 | grep -v 'Library was built as DEBUG'
