@@ -11,7 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
-#include "builtin/review_sink.hpp"
+#include "builtin/builtin.hpp"
 #include "pipeline.hpp"
 #include "runtime.hpp"
 

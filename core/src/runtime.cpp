@@ -7,7 +7,7 @@
 #include <fstream>
 
 #include "admin_server.hpp"
-#include "builtin/review_sink.hpp"
+#include "builtin/builtin.hpp"
 
 #include <algorithm>
 #include <array>

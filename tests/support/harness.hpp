@@ -13,7 +13,7 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
-#include "builtin/review_sink.hpp"
+#include "builtin/builtin.hpp"
 #include "pipeline.hpp"
 #include "runtime.hpp"
 #include "test_components.hpp"

@@ -1,9 +1,7 @@
-#include "review_sink.hpp"
-
-#include <openssl/evp.h>
-
+// sink.review — see builtin.hpp.
 #include <fmt/core.h>
 
+#include "builtin.hpp"
 #include "state/store.hpp"
 
 namespace docpipe::core {
@@ -61,106 +59,8 @@ private:
     Store* store_ = nullptr;  // the runtime's; outlives this component
 };
 
-// transform.dedup — drops a document whose content was already accepted within `ttl`.
-//
-// The key is the SHA-256 of the document's part bytes (for claims: one attachment), the
-// value the job that first carried it. A hit is a duplicate only when that earlier
-// delivery can stand: a different job whose status is not failed/rejected, or the same
-// job (same content, same source document) already delivered successfully before. A
-// redelivery after a crash or a failure is processed again — a dedup check must never
-// block the submission it is protecting (the prototype's did).
-class DedupTransform : public Transform {
-public:
-    static ComponentDescriptor describe() {
-        ComponentDescriptor d;
-        d.kind = ComponentKind::Transform;
-        d.name = "transform.dedup";
-        d.summary = "Skips documents whose content (SHA-256) was already accepted within a TTL; records the job as skipped";
-        d.concurrent_safe = true;
-        d.config = ConfigSpec{
-            Field::duration("ttl").default_value("30d").min(1).describe("How long a content hash is remembered"),
-        };
-        return d;
-    }
-
-    DedupTransform(const Config& config, Context& context)
-        : ctx_(context), ttl_(std::chrono::duration_cast<std::chrono::seconds>(config.get_duration("ttl"))) {
-        store_ = dynamic_cast<Store*>(&context.state());
-        if (!store_) throw std::logic_error("transform.dedup needs the runtime's state store");
-    }
-
-    void process(const DocumentPtr& input, Outputs& out) override {
-        const std::string hash = content_hash(*input);
-        const std::string job_id = attribute(*input, kJobIdAttribute, input->id);
-        const std::string key = "dedup/" + hash;
-        // StoreError propagates: the runtime retries, so an outage never lets a duplicate through.
-        if (store_->put_if_absent(key, job_id, ttl_)) {
-            out.emit(input);
-            return;
-        }
-        const std::string original = store_->get(key).value_or(job_id);
-        const auto original_job = store_->get_job(original);
-        const std::string original_status = original_job ? original_job->status : "";
-        const bool original_stands = original_status != "failed" && original_status != "rejected" && !original_status.empty();
-        const std::string previous = attribute(*input, kPreviousStatusAttribute, "");
-        const bool duplicate = original == job_id ? (previous == "submitted" || previous == "approved" || previous == "review")
-                                                  : original_stands;
-        if (!duplicate) {
-            store_->put(key, job_id, ttl_);  // this delivery now owns the hash
-            out.emit(input);
-            return;
-        }
-        ctx_.metrics().increment("duplicates_total");
-        ctx_.log().log(LogLevel::Info, fmt::format("duplicate of job {} (content sha256 {}...): skipped", original, hash.substr(0, 12)),
-                       input->id);
-        store_->update_job(job_id, [&](Job& j) {
-            if (original == job_id) {
-                j.status = previous;  // the same document again: its first outcome stands
-                j.references["duplicate_deliveries"] = j.references.value("duplicate_deliveries", 0) + 1;
-            } else {
-                j.status = "skipped";
-                j.duplicate_of = original;
-                j.last_error = "duplicate of job " + original;
-            }
-        });
-        // Nothing is emitted: the document is consumed, and its source is acked.
-    }
-
-private:
-    static std::string attribute(const Document& d, const char* name, const std::string& fallback) {
-        auto it = d.attributes.find(name);
-        return it == d.attributes.end() ? fallback : it->second;
-    }
-    static std::string content_hash(const Document& d) {
-        // A running SHA-256 over every part, separated so ("ab","c") and ("a","bc") differ.
-        std::string joined;
-        for (const auto& p : d.parts) {
-            joined += std::to_string(p.bytes ? p.bytes->size() : 0) + ":";
-            if (p.bytes) joined.append(reinterpret_cast<const char*>(p.bytes->data()), p.bytes->size());
-        }
-        unsigned char digest[32];
-        unsigned int length = 0;
-        EVP_Digest(joined.data(), joined.size(), digest, &length, EVP_sha256(), nullptr);
-        static constexpr char kHex[] = "0123456789abcdef";
-        std::string hex;
-        for (unsigned int i = 0; i < length; ++i) {
-            hex += kHex[digest[i] >> 4];
-            hex += kHex[digest[i] & 0xF];
-        }
-        return hex;
-    }
-
-    Context& ctx_;
-    std::chrono::seconds ttl_;
-    Store* store_ = nullptr;  // the runtime's; outlives this component
-};
-
 }  // namespace
 
-const PluginManifest& builtin_manifest() {
-    static const PluginManifest manifest{"core", DOCPIPE_VERSION_STRING, "Components built into the runtime", kSdkAbiVersion,
-                                         kCompilerTag, {component<ReviewSink>(), component<DedupTransform>()}};
-    return manifest;
-}
+ComponentDescriptor review_sink_descriptor() { return component<ReviewSink>(); }
 
 }  // namespace docpipe::core

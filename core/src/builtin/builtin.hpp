@@ -1,5 +1,6 @@
 // Components compiled into the runtime (package "core"): they need the runtime's state
-// store API, which plugins do not get. sink.review and transform.dedup.
+// store API, which plugins do not get. sink.review (review_sink.cpp) and transform.dedup
+// (dedup_transform.cpp, described there).
 #pragma once
 
 #include "docpipe/plugin.hpp"
