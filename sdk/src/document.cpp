@@ -124,6 +124,37 @@ Document Document::from_json(const nlohmann::json& j) {
             d.parts.push_back(std::move(p));
         }
     }
+    if (j.contains("pages")) {
+        // Page pixels are not serialised; the text layer and the OCR result are, so a
+        // document parked after OCR (dead letter, review) comes back with what was read.
+        auto box_of = [](const nlohmann::json& b) {
+            Box box;
+            if (b.is_array() && b.size() == 4) box = Box{b[0].get<int>(), b[1].get<int>(), b[2].get<int>(), b[3].get<int>()};
+            return box;
+        };
+        for (const auto& pj : j.at("pages")) {
+            Page pg;
+            pg.index = pj.value("index", 0);
+            pg.image.width = pj.value("width", 0);
+            pg.image.height = pj.value("height", 0);
+            pg.image.dpi = pj.value("dpi", 0);
+            pg.text_layer = pj.value("text_layer", "");
+            if (pj.contains("ocr")) {
+                const auto& oj = pj.at("ocr");
+                OcrResult r;
+                r.engine = oj.value("engine", "");
+                r.text = oj.value("text", "");
+                r.mean_confidence = oj.value("mean_confidence", 0.0f);
+                for (const auto& lj : oj.value("lines", nlohmann::json::array()))
+                    r.lines.push_back({lj.value("text", ""), box_of(lj.value("box", nlohmann::json())), lj.value("confidence", 0.0f)});
+                for (const auto& wj : oj.value("words", nlohmann::json::array()))
+                    r.words.push_back({wj.value("text", ""), box_of(wj.value("box", nlohmann::json())), wj.value("confidence", 0.0f),
+                                       wj.value("line", -1)});
+                pg.ocr = std::move(r);
+            }
+            d.pages.push_back(std::move(pg));
+        }
+    }
     if (j.contains("fields")) d.fields = j.at("fields");
     if (j.contains("trace"))
         for (const auto& t : j.at("trace"))

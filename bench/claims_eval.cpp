@@ -1,0 +1,247 @@
+// bench/claims_eval — claim-field accuracy on ../shared/data/sroie-dev (real Malaysian
+// receipts with ground-truth company, date, address, total).
+//
+// It scores what `docpipe extract` printed (JSON Lines), so the number is for the whole
+// image -> preprocess -> OCR -> claims path as shipped:
+//
+//   docpipe extract ../shared/data/sroie-dev/*.jpg > results.jsonl
+//   bench_claims_eval --truth ../shared/data/sroie-dev --results results.jsonl [--floor total=0.9,date=0.9]
+//
+// `scripts/claims-eval.sh` does both. For tuning the rules without re-running OCR,
+// --ocr-json DIR re-extracts from documents saved by the ocr-folder pipeline.
+//
+// Reports exact-match accuracy (total as a 2-decimal number, date as day/month/year,
+// company and address case- and whitespace-normalised), the share routed high/medium/low,
+// and a calibration table: per confidence band, how often total and date were both right.
+// With --floor it exits 1 when an accuracy falls under its floor (the regression test).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "claims_transform.hpp"
+#include "date.hpp"
+#include "text.hpp"
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+using namespace docpipe::claims;
+
+namespace {
+
+std::string norm(const std::string& s) {
+    std::string out;
+    for (unsigned char c : s) {
+        if (std::isspace(c)) {
+            if (!out.empty() && out.back() != ' ') out += ' ';
+        } else {
+            out += static_cast<char>(std::toupper(c));
+        }
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    return out;
+}
+
+std::string read(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+struct Row {
+    std::string id;
+    bool total = false, date = false, company = false, address = false;
+    double confidence = 0, receipt_score = 0;
+    std::string route;
+    std::string got_total, want_total, got_date, want_date, got_company, want_company;
+};
+
+std::string value_string(const json& fields, const char* name) {
+    if (!fields.contains(name)) return "";
+    const auto& v = fields[name]["value"];
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_number()) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.2f", v.get<double>());
+        return buf;
+    }
+    return v.dump();
+}
+
+double conf(const json& fields, const char* name) { return fields.contains(name) ? fields[name].value("confidence", 0.0) : 0.0; }
+
+Row score(const std::string& id, const json& result, const json& truth) {
+    Row r;
+    r.id = id;
+    const json fields = result.value("fields", json::object());
+    r.confidence = result.value("confidence", 0.0);
+    r.route = result.value("route", "");
+    r.receipt_score = std::min(conf(fields, "total_amount"), conf(fields, "service_date"));
+    // Truth totals are written "80.90", "RM8.50", "RM 68.10"; one is empty (counted wrong).
+    auto want = find_amounts(truth.value("total", ""));
+    if (want.empty()) want = find_amounts("RM " + truth.value("total", ""));
+    r.want_total = want.empty() ? "(none)" : format_cents(want.front().cents);
+    r.got_total = value_string(fields, "total_amount");
+    r.total = r.got_total == r.want_total;
+    auto dates = find_dates(truth.value("date", ""));
+    r.want_date = dates.empty() ? truth.value("date", "") : dates.front().iso();
+    r.got_date = value_string(fields, "service_date");
+    r.date = !dates.empty() && r.got_date == r.want_date;
+    r.want_company = norm(truth.value("company", ""));
+    r.got_company = norm(value_string(fields, "provider_name"));
+    r.company = r.got_company == r.want_company;
+    r.address = norm(value_string(fields, "provider_address")) == norm(truth.value("address", ""));
+    return r;
+}
+
+std::map<std::string, double> parse_floors(const std::string& s) {
+    std::map<std::string, double> f;
+    std::stringstream ss(s);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        auto eq = item.find('=');
+        if (eq != std::string::npos) f[item.substr(0, eq)] = std::stod(item.substr(eq + 1));
+    }
+    return f;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    fs::path truth_dir, results_file, ocr_dir;
+    std::string floors_text;
+    bool verbose = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        auto next = [&]() -> std::string {
+            if (i + 1 >= argc) {
+                std::cerr << a << " needs a value\n";
+                std::exit(2);
+            }
+            return argv[++i];
+        };
+        if (a == "--truth") truth_dir = next();
+        else if (a == "--results") results_file = next();
+        else if (a == "--ocr-json") ocr_dir = next();
+        else if (a == "--floor") floors_text = next();
+        else if (a == "-v" || a == "--verbose") verbose = true;
+        else {
+            std::cerr << "usage: bench_claims_eval --truth DIR (--results FILE.jsonl | --ocr-json DIR) [--floor total=0.9,date=0.9] [-v]\n";
+            return 2;
+        }
+    }
+    if (truth_dir.empty() || (results_file.empty() && ocr_dir.empty())) {
+        std::cerr << "usage: bench_claims_eval --truth DIR (--results FILE.jsonl | --ocr-json DIR) [--floor ...] [-v]\n";
+        return 2;
+    }
+
+    // file stem -> result object
+    std::map<std::string, json> results;
+    if (!results_file.empty()) {
+        std::ifstream in(results_file);
+        if (!in) {
+            std::cerr << "cannot read " << results_file << "\n";
+            return 2;
+        }
+        std::string line;
+        while (std::getline(in, line)) {
+            if (line.empty()) continue;
+            json j = json::parse(line);
+            results[fs::path(j.value("file", "")).stem().string()] = j;
+        }
+    } else {
+        ClaimExtractor extractor(Rules::builtin());
+        for (const auto& e : fs::directory_iterator(ocr_dir)) {
+            if (e.path().extension() != ".json") continue;
+            auto doc = docpipe::Document::from_json(json::parse(read(e.path())));
+            std::vector<std::string> warnings;
+            auto receipt = extractor.from_receipt(ClaimsTransform::receipt_lines(doc), warnings);
+            auto result = extractor.combine(std::move(receipt), {}, std::move(warnings));
+            json j = result.to_json();
+            j["fields"] = j["claim"];
+            j["file"] = doc.attributes["filename"];
+            std::string text;
+            for (const auto& p : doc.pages)
+                if (p.ocr) text += p.ocr->text;
+            j["text"] = text;
+            results[fs::path(j["file"].get<std::string>()).stem().string()] = j;
+        }
+    }
+
+    std::vector<Row> rows;
+    std::size_t missing_results = 0;
+    for (const auto& e : fs::directory_iterator(truth_dir)) {
+        if (e.path().extension() != ".json") continue;
+        const std::string id = e.path().stem().string();
+        auto it = results.find(id);
+        if (it == results.end()) {
+            ++missing_results;
+            continue;
+        }
+        rows.push_back(score(id, it->second, json::parse(read(e.path()))));
+        if (verbose) {
+            const Row& r = rows.back();
+            if (!r.total || !r.date || !r.company)
+                std::printf("%s total %s%s (want %s) date %s%s (want %s) company %s'%s' (want '%s')\n", id.c_str(), r.total ? "ok " : "BAD ",
+                            r.got_total.c_str(), r.want_total.c_str(), r.date ? "ok " : "BAD ", r.got_date.c_str(), r.want_date.c_str(),
+                            r.company ? "ok " : "BAD ", r.got_company.c_str(), r.want_company.c_str());
+        }
+    }
+    std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.id < b.id; });
+    const double n = static_cast<double>(rows.size());
+    if (rows.empty()) {
+        std::cerr << "no results matched the truth files\n";
+        return 2;
+    }
+    auto share = [&](auto pred) { return static_cast<double>(std::count_if(rows.begin(), rows.end(), pred)) / n; };
+    std::map<std::string, double> accuracy{
+        {"total", share([](const Row& r) { return r.total; })},
+        {"date", share([](const Row& r) { return r.date; })},
+        {"company", share([](const Row& r) { return r.company; })},
+        {"address", share([](const Row& r) { return r.address; })},
+    };
+    std::printf("claims_eval: %zu documents (%zu without a result)\n\n", rows.size(), missing_results);
+    std::printf("| field   | exact match |\n|---|---|\n");
+    for (const char* f : {"total", "date", "company", "address"}) std::printf("| %-7s | %5.1f%% |\n", f, 100 * accuracy[f]);
+    std::printf("\n| route | share |\n|---|---|\n");
+    for (const char* route : {"high", "medium", "low"})
+        std::printf("| %s | %.1f%% |\n", route, 100 * share([&](const Row& r) { return r.route == route; }));
+    const double other = share([](const Row& r) { return r.route != "high" && r.route != "medium" && r.route != "low"; });
+    if (other > 0) std::printf("| other/none | %.1f%% |\n", 100 * other);
+
+    // Calibration: does a score mean what it says? Per band of the receipt score
+    // (min of total and date confidence — the required fields this data can check).
+    std::printf("\nCalibration (receipt score = min(confidence of total, date); right = total and date both right)\n\n");
+    std::printf("| score band | documents | right |\n|---|---|---|\n");
+    const double bands[] = {0.0, 0.5, 0.75, 0.9, 1.01};
+    for (int b = 0; b < 4; ++b) {
+        std::size_t count = 0, right = 0;
+        for (const auto& r : rows)
+            if (r.receipt_score >= bands[b] && r.receipt_score < bands[b + 1]) {
+                ++count;
+                right += r.total && r.date;
+            }
+        std::printf("| %.2f-%.2f | %zu | %s |\n", bands[b], std::min(1.0, bands[b + 1]), count,
+                    count ? (std::to_string(static_cast<int>(std::round(100.0 * right / count))) + "%").c_str() : "-");
+    }
+
+    int status = 0;
+    for (const auto& [field, floor] : parse_floors(floors_text)) {
+        if (!accuracy.count(field)) {
+            std::fprintf(stderr, "unknown floor field '%s'\n", field.c_str());
+            return 2;
+        }
+        if (accuracy[field] + 1e-9 < floor) {
+            std::printf("\nREGRESSION: %s accuracy %.1f%% is under its floor %.1f%%\n", field.c_str(), 100 * accuracy[field], 100 * floor);
+            status = 1;
+        }
+    }
+    return status;
+}

@@ -1,0 +1,36 @@
+// transform.claims: fills Document::fields with the claim (see docpipe/claim.hpp for the
+// layout) from the document's OCR pages (or PDF text layer) and, when transform.mime put
+// them there, the email's subject and body (attributes "subject", "body_text").
+//
+// Ownership/threading: holds the loaded Rules (immutable) and a stateless extractor;
+// process() may run on several threads at once. A rules file that cannot be read or
+// parsed fails construction with file:line:column.
+#pragma once
+
+#include <memory>
+
+#include "docpipe/component.hpp"
+#include "extractor.hpp"
+
+namespace docpipe::claims {
+
+class ClaimsTransform : public Transform {
+public:
+    static ComponentDescriptor describe();
+    ClaimsTransform(const Config& config, Context& context);
+    void process(const DocumentPtr& input, Outputs& out) override;
+
+    // The extraction without the graph (used by the tests and bench/claims_eval).
+    ClaimResult extract(const Document& doc) const;
+    static std::vector<TextLine> receipt_lines(const Document& doc);
+    static std::vector<TextLine> email_lines(const Document& doc);
+    static EmailContext email_context(const Document& doc);
+
+private:
+    Context& ctx_;
+    bool use_email_;
+    std::shared_ptr<const Rules> rules_;
+    std::unique_ptr<ClaimExtractor> extractor_;
+};
+
+}  // namespace docpipe::claims

@@ -1,0 +1,81 @@
+#include "confidence_router.hpp"
+
+#include <openssl/evp.h>
+
+#include <fmt/core.h>
+
+namespace docpipe::claims {
+
+ComponentDescriptor ConfidenceRouter::describe() {
+    ComponentDescriptor d;
+    d.kind = ComponentKind::Transform;
+    d.name = "transform.confidence_router";
+    d.summary = "Routes claims by overall confidence to high / medium / low; missing required fields always go low";
+    d.concurrent_safe = true;
+    d.output_ports = {{"high", "confidence >= high: submit"},
+                      {"medium", "medium <= confidence < high: submit, flagged for review"},
+                      {"low", "below medium, or a required field missing: review queue"}};
+    d.config = ConfigSpec{
+        Field::number("high").default_value(0.90).min(0).max(1).describe("Lowest overall confidence routed to `high`"),
+        Field::number("medium").default_value(0.75).min(0).max(1).describe("Lowest overall confidence routed to `medium`"),
+        Field::number("qa_sample_rate").default_value(0.0).min(0).max(1)
+            .describe("Share of `high` documents flagged (fields.review_flag = qa_sample) for a person to check"),
+    };
+    return d;
+}
+
+ConfidenceRouter::ConfidenceRouter(const Config& config, Context& context)
+    : ctx_(context), high_(config.get_number("high")), medium_(config.get_number("medium")), qa_rate_(config.get_number("qa_sample_rate")) {
+    if (medium_ > high_)
+        throw std::invalid_argument(fmt::format("medium ({}) must not be above high ({}): lower `medium` or raise `high`", medium_, high_));
+}
+
+std::string ConfidenceRouter::route_for(const Document& doc, std::string& reason) const {
+    if (!doc.fields.contains("confidence"))
+        throw BadInput("no claim confidence on the document: put transform.claims before the router");
+    const double c = doc.fields.value("confidence", 0.0);
+    std::vector<std::string> missing;
+    if (auto m = doc.fields.find("missing"); m != doc.fields.end() && m->is_array())
+        for (const auto& x : *m) missing.push_back(x.get<std::string>());
+    if (!missing.empty()) {
+        std::string list;
+        for (const auto& x : missing) list += (list.empty() ? "" : ", ") + x;
+        reason = "missing required field(s): " + list;
+        return "low";
+    }
+    if (c >= high_) return "high";
+    if (c >= medium_) {
+        reason = fmt::format("confidence {:.2f} below {:.2f}", c, high_);
+        return "medium";
+    }
+    reason = fmt::format("confidence {:.2f} below {:.2f}", c, medium_);
+    return "low";
+}
+
+void ConfidenceRouter::process(const DocumentPtr& input, Outputs& out) {
+    std::string reason;
+    const std::string route = route_for(*input, reason);
+    auto doc = std::make_shared<Document>(*input);
+    doc->fields["confidence_level"] = route;
+    if (!reason.empty()) {
+        // The warnings explain a low score better than the number does.
+        std::string why = reason;
+        if (auto w = doc->fields.find("warnings"); w != doc->fields.end() && w->is_array() && !w->empty())
+            why += "; " + (*w)[0].get<std::string>();
+        doc->attributes["review_reason"] = why;
+    }
+    if (route == "high" && qa_rate_ > 0) {
+        unsigned char digest[32];
+        unsigned int n = 0;
+        EVP_Digest(doc->id.data(), doc->id.size(), digest, &n, EVP_sha256(), nullptr);
+        const double draw = static_cast<double>((digest[0] << 8) | digest[1]) / 65536.0;
+        if (draw < qa_rate_) {
+            doc->fields["review_flag"] = "qa_sample";
+            ctx_.metrics().increment("qa_sampled_total");
+        }
+    }
+    ctx_.metrics().increment("routed_total", 1, {{"route", route}});
+    out.emit(std::move(doc), route);
+}
+
+}  // namespace docpipe::claims

@@ -1,0 +1,827 @@
+#include "extractor.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+
+#include <fmt/core.h>
+
+#include "text.hpp"
+
+namespace docpipe::claims {
+
+namespace {
+
+// ---------------------------------------------------------------------------------------
+// Words of a line with their byte ranges, so a label found on normalised words can point
+// back into the raw text ("Receipt No : INV-1" -> the value starts after "No").
+struct Word {
+    std::string norm;  // upper-case
+    std::size_t begin = 0, end = 0;
+};
+
+std::vector<Word> words_of(std::string_view raw) {
+    std::vector<Word> words;
+    std::size_t i = 0;
+    auto is_word = [](unsigned char c) { return c >= 0x80 || std::isalnum(c); };
+    while (i < raw.size()) {
+        while (i < raw.size() && !is_word(static_cast<unsigned char>(raw[i]))) ++i;
+        if (i >= raw.size()) break;
+        std::size_t b = i;
+        while (i < raw.size() && is_word(static_cast<unsigned char>(raw[i]))) ++i;
+        words.push_back({upper_ascii(raw.substr(b, i - b)), b, i});
+    }
+    return words;
+}
+
+std::vector<std::string> split_phrase(const std::string& phrase) {
+    std::vector<std::string> out;
+    for (const auto& t : split_whitespace(phrase)) out.push_back(t.text);
+    return out;
+}
+
+// One OCR slip (substitution, insertion, deletion) in words of five letters or more.
+bool word_matches(const std::string& word, const std::string& want) {
+    if (word == want) return true;
+    if (want.size() < 5 || std::abs(static_cast<int>(word.size()) - static_cast<int>(want.size())) > 1) return false;
+    if (static_cast<unsigned char>(want[0]) >= 0x80) return false;
+    // Bounded edit distance 1.
+    std::size_t i = 0, j = 0;
+    int edits = 0;
+    while (i < word.size() && j < want.size()) {
+        if (word[i] == want[j]) {
+            ++i, ++j;
+            continue;
+        }
+        if (++edits > 1) return false;
+        if (word.size() > want.size()) ++i;
+        else if (word.size() < want.size()) ++j;
+        else ++i, ++j;
+    }
+    edits += static_cast<int>((word.size() - i) + (want.size() - j));
+    return edits <= 1;
+}
+
+struct PhraseHit {
+    std::size_t first_word = 0, word_count = 0;
+    std::size_t length = 0;  // characters of the phrase: longer = more specific
+};
+
+std::optional<PhraseHit> match_phrase(const std::vector<Word>& words, const std::string& phrase) {
+    const auto want = split_phrase(phrase);
+    if (want.empty() || want.size() > words.size()) return std::nullopt;
+    for (std::size_t s = 0; s + want.size() <= words.size(); ++s) {
+        bool ok = true;
+        for (std::size_t k = 0; k < want.size() && ok; ++k) ok = word_matches(words[s + k].norm, want[k]);
+        if (ok) return PhraseHit{s, want.size(), phrase.size()};
+    }
+    // A label glued into one word by OCR ("SUBTOTAL" for "SUB TOTAL", "TOTALRM").
+    if (want.size() > 1) {
+        std::string glued;
+        for (const auto& w : want) glued += w;
+        for (std::size_t s = 0; s < words.size(); ++s)
+            if (word_matches(words[s].norm, glued)) return PhraseHit{s, 1, phrase.size()};
+    }
+    return std::nullopt;
+}
+
+// The longest phrase of a list found in the line.
+std::optional<PhraseHit> best_hit(const std::vector<Word>& words, const std::vector<std::string>& phrases, std::size_t* which = nullptr) {
+    std::optional<PhraseHit> best;
+    for (std::size_t i = 0; i < phrases.size(); ++i) {
+        auto hit = match_phrase(words, phrases[i]);
+        if (hit && (!best || hit->length > best->length)) {
+            best = hit;
+            if (which) *which = i;
+        }
+    }
+    return best;
+}
+
+nlohmann::json provenance_of(const TextLine& line) {
+    nlohmann::json p{{"source", line.source}, {"line", line.index}, {"text", line.text}};
+    if (line.page >= 0) p["page"] = line.page;
+    if (line.box) p["box"] = *line.box;
+    return p;
+}
+
+// How much the OCR engine's own confidence lets us trust a value read from a line.
+double ocr_factor(const TextLine& line) {
+    if (line.source != "receipt") return 1.0;
+    const double c = std::clamp(line.ocr_confidence, 0.0, 100.0);
+    return std::clamp(0.55 + 0.45 * (c - 40.0) / 50.0, 0.55, 1.0);
+}
+
+// Text after a label on the raw line, without the ":", "-", "#" that separate them.
+std::string after_label(const TextLine& line, const std::vector<Word>& words, const PhraseHit& hit) {
+    const std::size_t end = words[hit.first_word + hit.word_count - 1].end;
+    std::string rest = line.text.substr(end);
+    std::size_t b = 0;
+    while (b < rest.size() && (std::isspace(static_cast<unsigned char>(rest[b])) || rest[b] == ':' || rest[b] == '.' || rest[b] == '#' ||
+                               rest[b] == '=' || rest[b] == '-' || rest[b] == ')' || rest[b] == '|'))
+        ++b;
+    if (rest.compare(b, 3, "\xEF\xBC\x9A") == 0) b += 3;  // full-width colon
+    return trim(rest.substr(b));
+}
+
+// ---------------------------------------------------------------------------------------
+// Receipt lines, classified once.
+
+enum class LineKind { None, Total, Subtotal, Tax, Rounding, Cash, Change, Ignore };
+
+struct Classified {
+    LineKind kind = LineKind::None;
+    double weight = 0;
+    std::vector<Word> words;
+    std::vector<Amount> amounts;
+};
+
+Classified classify(const TextLine& line, const Rules& rules) {
+    Classified c;
+    c.words = words_of(line.text);
+    c.amounts = find_amounts(line.text);
+    std::size_t best_len = 0;
+    auto consider = [&](const std::vector<std::string>& phrases, LineKind kind) {
+        if (auto hit = best_hit(c.words, phrases); hit && hit->length > best_len) {
+            best_len = hit->length;
+            c.kind = kind;
+            c.weight = 0;
+        }
+    };
+    for (const auto& wp : rules.total_labels) {
+        if (auto hit = match_phrase(c.words, wp.phrase); hit && hit->length > best_len) {
+            best_len = hit->length;
+            c.kind = LineKind::Total;
+            c.weight = wp.weight;
+        }
+    }
+    consider(rules.subtotal_labels, LineKind::Subtotal);
+    consider(rules.tax_labels, LineKind::Tax);
+    consider(rules.rounding_labels, LineKind::Rounding);
+    consider(rules.cash_labels, LineKind::Cash);
+    consider(rules.change_labels, LineKind::Change);
+    consider(rules.ignore_labels, LineKind::Ignore);
+    return c;
+}
+
+// The amount that belongs to a labelled line: its rightmost amount, or the first amount on
+// one of the next two lines when those carry no label of their own (column layouts).
+std::optional<std::pair<Amount, std::size_t>> labelled_amount(const std::vector<Classified>& cls, std::size_t i) {
+    if (!cls[i].amounts.empty()) return std::make_pair(cls[i].amounts.back(), i);
+    for (std::size_t j = i + 1; j < cls.size() && j <= i + 2; ++j) {
+        if (cls[j].kind != LineKind::None) break;
+        if (!cls[j].amounts.empty()) return std::make_pair(cls[j].amounts.front(), j);
+    }
+    return std::nullopt;
+}
+
+bool is_letter_line(const std::string& text, double min_ratio) {
+    int letters = 0, counted = 0;
+    for (unsigned char ch : text) {
+        if (std::isspace(ch)) continue;
+        ++counted;
+        if (std::isalpha(ch) || ch >= 0x80) ++letters;
+    }
+    return counted >= 4 && letters >= min_ratio * counted;
+}
+
+std::string clean_company(std::string s) {
+    // Registration numbers in brackets "(001310559-U)" go; other brackets "(KL)" stay.
+    for (std::size_t open = s.find('('); open != std::string::npos; open = s.find('(', open + 1)) {
+        const std::size_t close = s.find(')', open);
+        const std::size_t end = close == std::string::npos ? s.size() : close + 1;
+        const bool has_digit = std::any_of(s.begin() + static_cast<long>(open), s.begin() + static_cast<long>(end),
+                                           [](unsigned char c) { return std::isdigit(c); });
+        if (has_digit && open > 3) {
+            s.erase(open, end - open);
+            if (open == 0) break;
+            --open;
+        }
+    }
+    // OCR edge noise: "|", ".", a lone stray letter or digit after the name ("SDN BHD I").
+    auto strip_edges = [&] {
+        while (!s.empty() && !std::isalnum(static_cast<unsigned char>(s.back())) && s.back() != ')') s.pop_back();
+        while (!s.empty() && !std::isalnum(static_cast<unsigned char>(s.front()))) s.erase(s.begin());
+    };
+    strip_edges();
+    if (s.size() > 4 && s[s.size() - 2] == ' ' && std::isalnum(static_cast<unsigned char>(s.back()))) {
+        s.resize(s.size() - 2);
+        strip_edges();
+    }
+    std::string out;
+    for (char ch : s) {
+        if (ch == ' ' && !out.empty() && out.back() == ' ') continue;
+        out += ch;
+    }
+    // The legal suffix is the most common word on a letterhead: fix its usual misreadings.
+    std::string up = upper_ascii(out);
+    for (const char* wrong : {" SON BHD", " SDN BHI", " SDN BHO", " SDN 8HD", " SDN. BHD", " SDN BND", " 5DN BHD"}) {
+        const std::size_t at = up.rfind(wrong);
+        if (at != std::string::npos && at + std::string_view(wrong).size() == up.size() && std::string_view(wrong) != " SDN. BHD")
+            out = out.substr(0, at) + " SDN BHD";
+    }
+    return trim(out);
+}
+
+bool is_registration_line(const std::string& text) {
+    // "(JM0517726)", "Co. Reg: 1241045-D", "(001310559-U)": mostly digits, short.
+    int digits = 0, letters = 0;
+    for (unsigned char ch : text) {
+        if (std::isdigit(ch)) ++digits;
+        else if (std::isalpha(ch)) ++letters;
+    }
+    return digits >= 5 && letters <= 4;
+}
+
+// A token that looks like a document number: has a digit, 3..30 characters of letters,
+// digits, "-", "/".
+std::optional<std::string> number_token(const std::string& text) {
+    for (const auto& t : split_whitespace(text)) {
+        std::string tok = t.text;
+        while (!tok.empty() && (tok.back() == '.' || tok.back() == ',' || tok.back() == ':' || tok.back() == ')' || tok.back() == '|')) tok.pop_back();
+        while (!tok.empty() && (tok.front() == ':' || tok.front() == '#' || tok.front() == '(' || tok.front() == '.')) tok.erase(tok.begin());
+        if (tok.size() < 3 || tok.size() > 30) continue;
+        bool ok = std::all_of(tok.begin(), tok.end(), [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '/'; });
+        bool digit = std::any_of(tok.begin(), tok.end(), [](unsigned char c) { return std::isdigit(c); });
+        if (ok && digit) return tok;
+        if (ok) continue;  // a word between label and number ("No. Resit : ...")
+        break;
+    }
+    return std::nullopt;
+}
+
+FieldValue make_field(nlohmann::json value, double confidence, const TextLine& line) {
+    FieldValue f;
+    f.value = std::move(value);
+    f.confidence = std::clamp(confidence, 0.0, 1.0);
+    f.source = line.source;
+    f.provenance = provenance_of(line);
+    return f;
+}
+
+void keep_better(FieldMap& fields, const std::string& name, FieldValue candidate) {
+    auto it = fields.find(name);
+    if (it == fields.end() || candidate.confidence > it->second.confidence) fields[name] = std::move(candidate);
+}
+
+// Labelled values (member id, policy, names, receipt number) common to receipts and emails.
+void labelled_fields(const std::vector<TextLine>& lines, const std::vector<std::vector<Word>>& words, const Rules& rules,
+                     FieldMap& fields, double base) {
+    static const std::vector<std::string> kIdFields = {"member_id", "policy_number", "receipt_number"};
+    static const std::vector<std::string> kTextFields = {"member_name", "provider_name", "provider_address"};
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        const TextLine& line = lines[i];
+        for (const auto& field : kIdFields) {
+            auto it = rules.field_labels.find(field);
+            if (it == rules.field_labels.end()) continue;
+            auto hit = best_hit(words[i], it->second);
+            if (!hit) continue;
+            std::string rest = after_label(line, words[i], *hit);
+            std::optional<std::string> value = number_token(rest);
+            const TextLine* from = &line;
+            if (!value && rest.empty() && i + 1 < lines.size()) {
+                value = number_token(lines[i + 1].text);
+                from = &lines[i + 1];
+            }
+            if (!value) continue;
+            keep_better(fields, field, make_field(*value, base * 0.95 * ocr_factor(*from), *from));
+        }
+        for (const auto& field : kTextFields) {
+            auto it = rules.field_labels.find(field);
+            if (it == rules.field_labels.end()) continue;
+            auto hit = best_hit(words[i], it->second);
+            if (!hit || hit->first_word > 2) continue;  // labels open the line
+            // A label must be followed by a separator to count for free text ("Provider: X").
+            const std::size_t end = words[i][hit->first_word + hit->word_count - 1].end;
+            const std::string tail = line.text.substr(end);
+            const auto sep = tail.find_first_not_of(" \t");
+            if (sep == std::string::npos || (tail[sep] != ':' && tail.compare(sep, 3, "\xEF\xBC\x9A") != 0)) continue;
+            std::string value = after_label(line, words[i], *hit);
+            if (value.size() < 2) continue;
+            keep_better(fields, field, make_field(value, base * 0.9 * ocr_factor(line), line));
+        }
+    }
+}
+
+// Items: a description and one amount, between the header and the totals.
+nlohmann::json itemized(const std::vector<TextLine>& lines, const std::vector<Classified>& cls, std::size_t stop, std::int64_t& sum) {
+    nlohmann::json items = nlohmann::json::array();
+    sum = 0;
+    for (std::size_t i = 0; i < stop && i < lines.size(); ++i) {
+        if (cls[i].kind != LineKind::None || cls[i].amounts.empty()) continue;
+        const Amount& a = cls[i].amounts.back();
+        std::string desc = trim(lines[i].text.substr(0, cls[i].amounts.front().begin));
+        while (!desc.empty() && (desc.front() == '-' || desc.front() == '*' || desc.front() == ' ')) desc.erase(desc.begin());
+        while (!desc.empty() && (desc.back() == ':' || desc.back() == ' ')) desc.pop_back();
+        if (!is_letter_line(desc, 0.5)) continue;
+        items.push_back({{"description", desc}, {"amount", a.value()}, {"line", lines[i].index}});
+        sum += a.cents;
+    }
+    return items;
+}
+
+}  // namespace
+
+// =========================================================================================
+FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::vector<std::string>& warnings) const {
+    FieldMap fields;
+    if (lines.empty()) return fields;
+    std::vector<Classified> cls;
+    std::vector<std::vector<Word>> words;
+    cls.reserve(lines.size());
+    for (const auto& l : lines) {
+        cls.push_back(classify(l, rules_));
+        words.push_back(cls.back().words);
+    }
+
+    // ---- amounts by role --------------------------------------------------------------
+    struct Candidate {
+        Amount amount;
+        std::size_t line = 0;
+        double weight = 0;
+    };
+    std::vector<Candidate> totals;
+    std::vector<std::int64_t> subtotals, taxes, roundings, cash, change;
+    std::optional<std::pair<Amount, std::size_t>> tax_amount;
+    std::size_t first_total_line = lines.size();
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        if (cls[i].kind == LineKind::None || cls[i].kind == LineKind::Ignore) continue;
+        auto a = labelled_amount(cls, i);
+        if (!a) continue;
+        const std::int64_t c = a->first.cents;
+        switch (cls[i].kind) {
+            case LineKind::Total:
+                if (c > 0) totals.push_back({a->first, a->second, cls[i].weight});
+                first_total_line = std::min(first_total_line, i);
+                break;
+            case LineKind::Subtotal: subtotals.push_back(c); first_total_line = std::min(first_total_line, i); break;
+            case LineKind::Tax:
+                taxes.push_back(c);
+                if (!tax_amount && c >= 0) tax_amount = a;
+                break;
+            case LineKind::Rounding: roundings.push_back(c); break;
+            case LineKind::Cash: cash.push_back(c); break;
+            case LineKind::Change: change.push_back(c); break;
+            default: break;
+        }
+    }
+
+    // Amounts paid minus change given: what the customer actually paid.
+    std::vector<std::int64_t> paid;
+    for (auto c : cash)
+        for (auto ch : change)
+            if (ch >= 0 && c > ch) paid.push_back(c - ch);
+    for (auto c : cash)
+        if (change.empty()) paid.push_back(c);  // exact payment, no change line
+    auto contains = [](const std::vector<std::int64_t>& v, std::int64_t x) { return std::find(v.begin(), v.end(), x) != v.end(); };
+
+    std::int64_t items_sum = 0;
+    nlohmann::json items = itemized(lines, cls, first_total_line, items_sum);
+
+    double best_score = -1;
+    const Candidate* best = nullptr;
+    std::string best_why;
+    for (const auto& cand : totals) {
+        double score = 0.3 + 0.55 * cand.weight;
+        std::string why = fmt::format("label weight {:.2f}", cand.weight);
+        const std::int64_t v = cand.amount.cents;
+        if (!change.empty() && contains(paid, v)) {
+            score += 0.2;
+            why += ", equals cash minus change";
+        } else if (change.empty() && contains(paid, v)) {
+            score += 0.08;
+            why += ", equals the amount paid";
+        }
+        bool sums = false;
+        for (auto s : subtotals) {
+            if (s == v && cand.weight < 0.95) continue;
+            for (auto t : taxes)
+                if (t > 0 && s + t == v) sums = true;
+            for (auto r : roundings)
+                if (r != 0 && s + r == v) sums = true;
+            for (auto t : taxes)
+                for (auto r : roundings)
+                    if (s + t + r == v) sums = true;
+        }
+        if (sums) {
+            score += 0.12;
+            why += ", subtotal + tax/rounding adds up";
+        }
+        int repeats = 0;
+        for (const auto& other : totals)
+            if (&other != &cand && other.amount.cents == v) ++repeats;
+        if (repeats) {
+            score += std::min(0.1, 0.05 * repeats);
+            why += ", repeated";
+        }
+        if (items.size() >= 2 && items_sum == v) {
+            score += 0.05;
+            why += ", items add up";
+        }
+        if (cand.amount.repaired) score -= 0.1;
+        if (cand.amount.comma_decimal) score -= 0.05;
+        // Later lines carry the final amount (after rounding); a small nudge breaks ties.
+        score += 0.02 * static_cast<double>(cand.line) / static_cast<double>(lines.size());
+        score *= ocr_factor(lines[cand.line]);
+        if (score > best_score) {
+            best_score = score;
+            best = &cand;
+            best_why = why;
+        }
+    }
+    // Cash totals are rounded to 5 sen in Malaysia: when the chosen amount is not, and the
+    // rounded amount is written on the receipt too, that is what was paid.
+    std::optional<std::pair<std::int64_t, std::size_t>> rounded;
+    if (best && best->amount.cents % 5 != 0) {
+        const std::int64_t r = (best->amount.cents + 2) / 5 * 5;
+        for (std::size_t i = best->line; i < lines.size() && !rounded; ++i)
+            for (const auto& a : cls[i].amounts)
+                if (a.cents == r && (cls[i].kind == LineKind::Total || cls[i].kind == LineKind::Cash || cls[i].kind == LineKind::None))
+                    rounded = std::make_pair(r, i);
+    }
+    if (best && rounded) {
+        FieldValue f = make_field(rounded->first / 100.0, std::min(0.95, best_score), lines[rounded->second]);
+        f.provenance["reason"] = best_why + ", rounded to 5 sen as written on line " + std::to_string(lines[rounded->second].index);
+        fields["total_amount"] = f;
+    } else if (best) {
+        FieldValue f = make_field(best->amount.value(), std::min(0.99, best_score), lines[best->line]);
+        f.provenance["reason"] = best_why;
+        fields["total_amount"] = f;
+        // A distinct larger labelled total that is not what was paid is worth a warning.
+        for (const auto& cand : totals)
+            if (cand.amount.cents != best->amount.cents && cand.weight >= 0.95 && best->weight >= 0.95)
+                warnings.push_back(fmt::format("total_amount: two labelled totals disagree ({} on line {}, {} on line {}); chose {}",
+                                               format_cents(best->amount.cents), lines[best->line].index, format_cents(cand.amount.cents),
+                                               lines[cand.line].index, format_cents(best->amount.cents)));
+    } else if (!paid.empty()) {
+        // No total label read: cash minus change is the next best evidence.
+        for (std::size_t i = 0; i < lines.size(); ++i)
+            if (cls[i].kind == LineKind::Cash) {
+                FieldValue f = make_field(paid.front() / 100.0, 0.5 * ocr_factor(lines[i]), lines[i]);
+                f.provenance["reason"] = "no total label; cash minus change";
+                fields["total_amount"] = f;
+                warnings.push_back("total_amount: no total label read; used cash minus change");
+                break;
+            }
+    }
+    if (auto t = fields.find("total_amount"); t != fields.end() && t->second.value.get<double>() <= 0) fields.erase(t);
+
+    if (tax_amount && tax_amount->first.cents > 0) {
+        const std::string norm = normalize_label(lines[tax_amount->second].text);
+        const std::string field = contains_words(norm, "GST") ? "gst_amount" : "sst_amount";
+        fields[field] = make_field(tax_amount->first.value(), 0.8 * ocr_factor(lines[tax_amount->second]), lines[tax_amount->second]);
+    }
+    if (!items.empty()) {
+        FieldValue f;
+        f.value = items;
+        f.confidence = items.size() >= 2 && best && items_sum == best->amount.cents ? 0.9 : 0.6;
+        f.source = "receipt";
+        f.provenance = {{"source", "receipt"}, {"lines", items.size()}};
+        fields["itemized_charges"] = f;
+    }
+
+    // ---- date ------------------------------------------------------------------------
+    {
+        const auto& date_labels = rules_.field_labels.count("service_date") ? rules_.field_labels.at("service_date") : std::vector<std::string>{};
+        double best_conf = 0;
+        for (std::size_t i = 0; i < lines.size(); ++i) {
+            auto dates = find_dates(lines[i].text);
+            if (dates.empty()) continue;
+            bool labelled = best_hit(words[i], date_labels).has_value() || (i > 0 && best_hit(words[i - 1], date_labels) &&
+                                                                             find_dates(lines[i - 1].text).empty());
+            const DateMatch& d = dates.front();
+            // Earlier dates are the transaction's; later ones are often expiry or print dates.
+            double conf = d.confidence * (labelled ? 0.95 : 0.85) * ocr_factor(lines[i]) - 0.002 * static_cast<double>(i);
+            if (conf > best_conf) {
+                best_conf = conf;
+                FieldValue f = make_field(d.iso(), conf, lines[i]);
+                f.provenance["as_written"] = d.text;
+                if (!d.note.empty()) f.provenance["note"] = d.note;
+                fields["service_date"] = f;
+            }
+        }
+        if (auto it = fields.find("service_date"); it != fields.end() && it->second.provenance.contains("note"))
+            warnings.push_back("service_date: " + it->second.provenance["note"].get<std::string>());
+    }
+
+    // ---- labelled ids and names --------------------------------------------------------
+    labelled_fields(lines, words, rules_, fields, 1.0);
+
+    // ---- provider (letterhead) and its address -----------------------------------------
+    {
+        const std::size_t head = std::min<std::size_t>(lines.size(), 12);
+        std::optional<std::size_t> chosen;
+        double conf = 0;
+        for (std::size_t i = 0; i < head && !chosen; ++i) {
+            if (best_hit(words[i], rules_.provider_markers) && is_letter_line(lines[i].text, 0.6)) {
+                chosen = i;
+                conf = 0.85;
+            }
+        }
+        if (!chosen) {
+            for (std::size_t i = 0; i < head && !chosen; ++i) {
+                const auto& w = words[i];
+                if (w.size() < 1 || !is_letter_line(lines[i].text, 0.75) || lines[i].ocr_confidence < 60) continue;
+                if (best_hit(w, rules_.provider_headings)) continue;
+                chosen = i;
+                conf = 0.6;
+            }
+        }
+        if (chosen) {
+            std::size_t i = *chosen;
+            std::string name = clean_company(lines[i].text);
+            // "SDN BHD" alone on its line belongs to the line above; a name may also wrap
+            // onto a line that starts with the marker.
+            const bool only_marker = std::all_of(words[i].begin(), words[i].end(), [&](const Word& w) {
+                return std::find(rules_.provider_markers.begin(), rules_.provider_markers.end(), w.norm) != rules_.provider_markers.end();
+            });
+            if (only_marker && i > 0 && is_letter_line(lines[i - 1].text, 0.7)) name = clean_company(lines[i - 1].text) + " " + name;
+            else if (i + 1 < lines.size() && words[i + 1].size() <= 3 && best_hit(words[i + 1], rules_.provider_markers) &&
+                     is_letter_line(lines[i + 1].text, 0.8) && !best_hit(words[i], {"SDN BHD", "BHD", "BERHAD"})) {
+                name += " " + clean_company(lines[i + 1].text);
+                ++i;
+            }
+            if (name.size() >= 3) {
+                fields["provider_name"] = make_field(name, conf * ocr_factor(lines[*chosen]), lines[*chosen]);
+                // Address: the lines that follow, until a phone/GST/heading line.
+                std::string address;
+                std::size_t used = 0;
+                for (std::size_t j = i + 1; j < lines.size() && used < 5; ++j) {
+                    if (best_hit(words[j], rules_.address_stops) || !find_dates(lines[j].text).empty()) break;
+                    if (is_registration_line(lines[j].text) && address.empty()) continue;
+                    if (words[j].empty()) continue;
+                    std::string part = clean_company(lines[j].text);
+                    if (part.empty()) continue;
+                    address += (address.empty() ? "" : " ") + part;
+                    ++used;
+                }
+                if (!address.empty())
+                    fields["provider_address"] = make_field(address, 0.6 * ocr_factor(lines[i]), lines[std::min(i + 1, lines.size() - 1)]);
+            }
+        }
+    }
+    if (fields.count("total_amount")) fields["currency"] = FieldValue{"MYR", 0.99, "receipt", {{"reason", "Malaysian receipt"}}};
+    return fields;
+}
+
+// =========================================================================================
+FieldMap ClaimExtractor::from_email(const std::vector<TextLine>& lines, const EmailContext& context, std::vector<std::string>& warnings) const {
+    FieldMap fields;
+    std::vector<std::vector<Word>> words;
+    for (const auto& l : lines) words.push_back(words_of(l.text));
+
+    // Labelled lines first ("Member ID: M12345", "ID Ahli: M11111", "会员号码 Member ID: M44444").
+    labelled_fields(lines, words, rules_, fields, 1.0);
+    static const std::vector<std::string> kLabelledAmounts = {"total_amount"};
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        const auto& labels = rules_.field_labels.count("total_amount") ? rules_.field_labels.at("total_amount") : std::vector<std::string>{};
+        auto hit = best_hit(words[i], labels);
+        if (!hit || hit->first_word > 3) continue;
+        auto amounts = find_amounts(lines[i].text);
+        if (amounts.empty()) continue;
+        // An itemised line ("- SST (10%): RM 100.00") is not the total.
+        const std::string lead = trim(lines[i].text);
+        if (!lead.empty() && (lead[0] == '-' || lead[0] == '*')) continue;
+        keep_better(fields, "total_amount", make_field(amounts.back().value(), 0.95, lines[i]));
+    }
+    const auto& date_labels = rules_.field_labels.count("service_date") ? rules_.field_labels.at("service_date") : std::vector<std::string>{};
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        if (!best_hit(words[i], date_labels)) continue;
+        auto dates = find_dates(lines[i].text);
+        if (dates.empty()) continue;
+        keep_better(fields, "service_date", make_field(dates.front().iso(), 0.95 * dates.front().confidence, lines[i]));
+    }
+    // Itemised charges and the SST line.
+    {
+        nlohmann::json items = nlohmann::json::array();
+        for (const auto& l : lines) {
+            const std::string t = trim(l.text);
+            if (t.empty() || (t[0] != '-' && t[0] != '*' && t.rfind("\xE2\x80\xA2", 0) != 0)) continue;
+            auto amounts = find_amounts(t);
+            if (amounts.empty()) continue;
+            std::string desc = trim(t.substr(t[0] == '-' || t[0] == '*' ? 1 : 3, amounts.back().begin - 1));
+            while (!desc.empty() && (desc.back() == ':' || desc.back() == ' ')) desc.pop_back();
+            const std::string norm = normalize_label(desc);
+            if (best_hit(words_of(desc), rules_.tax_labels)) {
+                keep_better(fields, contains_words(norm, "GST") ? "gst_amount" : "sst_amount", make_field(amounts.back().value(), 0.9, l));
+            }
+            items.push_back({{"description", desc}, {"amount", amounts.back().value()}, {"line", l.index}});
+        }
+        if (!items.empty()) fields["itemized_charges"] = FieldValue{items, 0.85, "email_body", {{"source", "email_body"}}};
+    }
+
+    // Free text: the rules' patterns, for whatever labelled lines did not give.
+    for (const auto& [field, patterns] : rules_.field_patterns) {
+        if (fields.count(field)) continue;
+        bool found = false;
+        for (const auto& line : lines) {
+            if (found) break;
+            for (const auto& p : patterns) {
+                std::smatch m;
+                if (!std::regex_search(line.text, m, p.regex) || m.size() < 2 || !m[1].matched) continue;
+                std::string value = trim(m.str(1));
+                FieldValue f = make_field(value, 0.8, line);
+                f.provenance["pattern"] = p.source;
+                if (field == "total_amount") {
+                    auto amounts = find_amounts(value);
+                    if (amounts.empty()) continue;
+                    f.value = amounts.front().value();
+                } else if (field == "service_date") {
+                    auto dates = find_dates(value);
+                    if (!dates.empty()) {
+                        f.value = dates.front().iso();
+                    } else {
+                        // "18th of December": no year written; take the email's, and say so.
+                        static const std::regex day_month(R"((\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?([A-Za-z]{3,9}))", std::regex::icase);
+                        std::smatch dm;
+                        if (!std::regex_search(value, dm, day_month)) continue;
+                        const int month = month_from_name(dm.str(2));
+                        const int day = std::stoi(dm.str(1));
+                        if (!month || context.year == 0) continue;
+                        int year = context.year;
+                        if (context.month && month > context.month) --year;  // December mentioned in January
+                        if (!valid_date(year, month, day)) continue;
+                        f.value = fmt::format("{:04}-{:02}-{:02}", year, month, day);
+                        f.confidence = 0.6;
+                        f.provenance["note"] = "year not written; taken from the email's date";
+                        warnings.push_back(fmt::format("service_date: '{}' has no year; assumed {}", value, year));
+                    }
+                } else {
+                    // Free-text names end at the sentence.
+                    for (const char* stop : {" and ", ",", ". ", " dan "}) {
+                        auto pos = value.find(stop);
+                        if (pos != std::string::npos && pos > 1) value = value.substr(0, pos);
+                    }
+                    while (!value.empty() && (value.back() == '.' || value.back() == ',')) value.pop_back();
+                    f.value = value;
+                }
+                fields[field] = f;
+                found = true;
+                break;
+            }
+        }
+    }
+    for (auto& [name, f] : fields) {
+        if (f.source.empty()) f.source = "email_body";
+    }
+    return fields;
+}
+
+// =========================================================================================
+namespace {
+
+bool same_value(const std::string& field, const nlohmann::json& a, const nlohmann::json& b) {
+    if (a.is_number() && b.is_number()) return std::llround(a.get<double>() * 100) == std::llround(b.get<double>() * 100);
+    if (a.is_string() && b.is_string()) {
+        std::string x = normalize_label(a.get<std::string>()), y = normalize_label(b.get<std::string>());
+        if (field == "provider_name" || field == "member_name")
+            return x == y || (x.size() > 4 && y.size() > 4 && (x.find(y) != std::string::npos || y.find(x) != std::string::npos));
+        return x == y;
+    }
+    return a == b;
+}
+
+std::string show(const nlohmann::json& v) {
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_number_float()) return format_cents(std::llround(v.get<double>() * 100));
+    return v.dump();
+}
+
+}  // namespace
+
+ClaimResult ClaimExtractor::combine(FieldMap receipt, FieldMap email, std::vector<std::string> warnings) const {
+    ClaimResult r;
+    r.warnings = std::move(warnings);
+    for (auto& [name, rv] : receipt) {
+        auto it = email.find(name);
+        if (it == email.end() || name == "itemized_charges") {
+            r.fields[name] = std::move(rv);
+            continue;
+        }
+        FieldValue& ev = it->second;
+        if (same_value(name, rv.value, ev.value)) {
+            // Two independent readings agree.
+            FieldValue f = rv;
+            f.confidence = std::min(0.995, 1.0 - (1.0 - rv.confidence) * (1.0 - ev.confidence * 0.9));
+            f.source = "receipt+email";
+            f.provenance = {{"receipt", rv.provenance}, {"email", ev.provenance}};
+            r.fields[name] = f;
+        } else {
+            const bool receipt_wins = name == "total_amount" || name == "service_date" || name == "receipt_number"
+                                          ? rv.confidence >= ev.confidence * 0.9
+                                          : rv.confidence > ev.confidence;
+            FieldValue f = receipt_wins ? rv : ev;
+            f.confidence = std::min(rv.confidence, ev.confidence) * 0.6;
+            f.provenance = {{"chosen", receipt_wins ? "receipt" : "email"}, {"receipt", rv.provenance}, {"email", ev.provenance}};
+            r.warnings.push_back(fmt::format("{}: receipt says '{}', email says '{}'; kept the {} value", name, show(rv.value),
+                                             show(ev.value), receipt_wins ? "receipt" : "email"));
+            r.fields[name] = f;
+        }
+        email.erase(it);
+    }
+    for (auto& [name, ev] : email) r.fields[name] = std::move(ev);
+    if (r.fields.count("total_amount") && !r.fields.count("currency"))
+        r.fields["currency"] = FieldValue{"MYR", 0.95, "email_body", {{"reason", "amount written in RM"}}};
+
+    // Overall: a claim is only as trustworthy as its weakest required field.
+    double overall = 1.0;
+    for (const auto& req : required_fields()) {
+        double best = 0;
+        std::string shown = req;
+        for (std::size_t b = 0, e; b <= req.size(); b = e + 1) {
+            e = req.find('|', b);
+            if (e == std::string::npos) e = req.size();
+            auto it = r.fields.find(req.substr(b, e - b));
+            if (it != r.fields.end()) best = std::max(best, it->second.confidence);
+        }
+        if (best == 0) {
+            r.missing.push_back(req == "member_id|policy_number" ? "member_id or policy_number" : req);
+            best = 0.3;
+        }
+        overall = std::min(overall, best);
+    }
+    r.confidence = std::round(overall * 1000.0) / 1000.0;
+    return r;
+}
+
+nlohmann::json ClaimResult::to_json() const {
+    nlohmann::json f = nlohmann::json::object();
+    for (const auto& [name, v] : fields)
+        f[name] = {{"value", v.value}, {"confidence", std::round(v.confidence * 1000.0) / 1000.0}, {"source", v.source}, {"provenance", v.provenance}};
+    return {{"claim", f}, {"confidence", confidence}, {"warnings", warnings}, {"missing", missing}};
+}
+
+// =========================================================================================
+std::string html_to_text(const std::string& html) {
+    std::string out;
+    std::size_t i = 0;
+    auto lower_tag = [&](std::size_t b, std::size_t e) { return lower_ascii(std::string_view(html).substr(b, e - b)); };
+    bool skip = false;  // inside <style>/<script>/<head> content
+    while (i < html.size()) {
+        if (html[i] == '<') {
+            const std::size_t close = html.find('>', i);
+            if (close == std::string::npos) break;
+            std::string tag = lower_tag(i + 1, close);
+            std::string name;
+            for (char c : tag) {
+                if (std::isalnum(static_cast<unsigned char>(c)) || c == '/') name += c;
+                else break;
+            }
+            if (name == "style" || name == "script" || name == "title") skip = true;
+            if (name == "/style" || name == "/script" || name == "/title") skip = false;
+            if (name == "br" || name == "br/" || name == "/p" || name == "/div" || name == "/tr" || name == "/li" || name == "/h1" ||
+                name == "/h2" || name == "/h3" || name == "/table" || name == "p" || name == "div" || name == "tr")
+                out += '\n';
+            else if (name == "li")
+                out += "\n- ";
+            else if (name == "/td" || name == "/th")
+                out += ' ';
+            i = close + 1;
+            continue;
+        }
+        if (skip) {
+            ++i;
+            continue;
+        }
+        if (html[i] == '&') {
+            const std::size_t semi = html.find(';', i);
+            if (semi != std::string::npos && semi - i <= 8) {
+                const std::string ent = html.substr(i + 1, semi - i - 1);
+                std::string rep;
+                if (ent == "amp") rep = "&";
+                else if (ent == "lt") rep = "<";
+                else if (ent == "gt") rep = ">";
+                else if (ent == "quot") rep = "\"";
+                else if (ent == "apos" || ent == "#39") rep = "'";
+                else if (ent == "nbsp" || ent == "#160") rep = " ";
+                if (!rep.empty()) {
+                    out += rep;
+                    i = semi + 1;
+                    continue;
+                }
+            }
+        }
+        out += html[i++];
+    }
+    // Tidy: trim every line, drop runs of blank lines.
+    std::string tidy;
+    int blank = 0;
+    for (const auto& line : split_lines(out)) {
+        std::string t = trim(line);
+        // Collapse inner whitespace runs.
+        std::string c;
+        for (char ch : t) {
+            if ((ch == ' ' || ch == '\t') && !c.empty() && (c.back() == ' ')) continue;
+            c += ch == '\t' ? ' ' : ch;
+        }
+        if (c.empty()) {
+            if (++blank > 1) continue;
+        } else {
+            blank = 0;
+        }
+        tidy += c + "\n";
+    }
+    return trim(tidy);
+}
+
+}  // namespace docpipe::claims

@@ -1,0 +1,81 @@
+// ClaimExtractor: claim fields from a receipt's OCR lines and the claim email's subject and
+// body, each with a value, a confidence (0..1) and where it was read (provenance).
+//
+// Stateless apart from the Rules it holds by reference; one instance may be used from
+// several threads at once. The Rules must outlive it.
+#pragma once
+
+#include <array>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "amount.hpp"
+#include "date.hpp"
+#include "rules.hpp"
+
+namespace docpipe::claims {
+
+struct TextLine {
+    std::string text;
+    std::string source = "receipt";  // receipt | email_subject | email_body
+    int page = -1;                   // receipt page (0-based); -1 for email text
+    int index = 0;                   // line number within its page or text
+    std::optional<std::array<int, 4>> box;  // x, y, width, height in page pixels
+    double ocr_confidence = 100;     // 0..100 (Tesseract's scale); 100 for typed email text
+};
+
+struct FieldValue {
+    nlohmann::json value;
+    double confidence = 0;   // 0..1
+    std::string source;      // receipt | email_subject | email_body | receipt+email
+    nlohmann::json provenance = nlohmann::json::object();
+};
+
+using FieldMap = std::map<std::string, FieldValue>;
+
+struct ClaimResult {
+    FieldMap fields;
+    double confidence = 0;              // overall, from the required fields
+    std::vector<std::string> warnings;  // conflicts, failed cross-checks, guesses
+    std::vector<std::string> missing;   // required fields with no value
+
+    // {"claim": {name: {value, confidence, source, provenance}}, "confidence", "warnings", "missing"}
+    // — the layout docpipe/claim.hpp documents.
+    nlohmann::json to_json() const;
+};
+
+// The fields that decide the overall confidence. "member_id|policy_number": either one.
+inline const std::vector<std::string>& required_fields() {
+    static const std::vector<std::string> f = {"total_amount", "service_date", "receipt_number", "member_id|policy_number"};
+    return f;
+}
+
+struct EmailContext {
+    int year = 0;   // the email's year, for dates written without one ("18th of December"); 0 = unknown
+    int month = 0;
+    int day = 0;
+};
+
+class ClaimExtractor {
+public:
+    explicit ClaimExtractor(const Rules& rules) : rules_(rules) {}
+
+    FieldMap from_receipt(const std::vector<TextLine>& lines, std::vector<std::string>& warnings) const;
+    FieldMap from_email(const std::vector<TextLine>& lines, const EmailContext& context, std::vector<std::string>& warnings) const;
+    // Receipt and email fused: agreement raises confidence, a conflict lowers it and warns
+    // with both values.
+    ClaimResult combine(FieldMap receipt, FieldMap email, std::vector<std::string> warnings) const;
+
+private:
+    const Rules& rules_;
+};
+
+// Plain text of an HTML email body: tags dropped, block elements to line breaks, table
+// cells separated, entities decoded. Not a browser; enough for claim emails.
+std::string html_to_text(const std::string& html);
+
+}  // namespace docpipe::claims
