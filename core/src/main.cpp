@@ -12,6 +12,7 @@
 #include <fmt/core.h>
 
 #include "builtin/builtin.hpp"
+#include "extract.hpp"
 #include "pipeline.hpp"
 #include "runtime.hpp"
 
@@ -189,6 +190,33 @@ int cmd_run(const fs::path& file, bool once) {
     return code;
 }
 
+int cmd_extract(fs::path file, const std::vector<fs::path>& inputs, unsigned jobs, const char* argv0) {
+    if (file.empty()) {
+        std::error_code ec;
+        fs::path self = fs::read_symlink("/proc/self/exe", ec);
+        if (ec) self = argv0;
+        file = default_claims_pipeline(self);
+        if (file.empty()) {
+            std::cerr << "docpipe extract: no -c PIPELINE given and the shipped claims-local.yaml was not found "
+                         "(set DOCPIPE_PIPELINES to its folder)\n";
+            return 2;
+        }
+    }
+    std::shared_ptr<Registry> registry;
+    auto spec = load_checked(file, registry);
+    if (!spec) return 2;
+    for (const auto& f : inputs) {
+        std::error_code ec;
+        if (!fs::is_regular_file(f, ec)) {
+            std::cerr << "docpipe extract: " << f.string() << ": not a readable file\n";
+            return 2;
+        }
+    }
+    ExtractOptions options;
+    options.jobs = jobs;
+    return extract_files(*spec, registry, inputs, std::cout, std::cerr, options);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -215,6 +243,14 @@ int main(int argc, char** argv) {
     run->add_option("-c,--config", file, "Pipeline YAML")->required();
     run->add_flag("--once", once, "Process what the sources hold now, print a summary and exit (1 if any document failed)");
 
+    std::vector<fs::path> inputs;
+    unsigned jobs = 0;
+    auto* extract = app.add_subcommand("extract",
+                                       "Run a pipeline's extraction path (no sources, no sinks) on files; print one JSON line per document");
+    extract->add_option("-c,--config", file, "Pipeline YAML (default: the shipped claims-local.yaml)");
+    extract->add_option("-j,--jobs", jobs, "Files worked on at once (default: one per CPU)");
+    extract->add_option("files", inputs, "Images, PDFs or .eml files")->required();
+
     auto* plugins = app.add_subcommand("plugins", "Inspect installed plugins");
     plugins->require_subcommand(1);
     auto* list = plugins->add_subcommand("list", "List plugin packages and their components");
@@ -231,6 +267,7 @@ int main(int argc, char** argv) {
         if (*validate) return cmd_validate(file);
         if (*graph) return cmd_graph(file);
         if (*run) return cmd_run(file, once);
+        if (*extract) return cmd_extract(file, inputs, jobs, argv[0]);
         if (*list) return cmd_plugins_list(plugin_dirs, failed_only);
         if (*describe) return cmd_plugins_describe(plugin_dirs, component, json);
     } catch (const std::exception& e) {

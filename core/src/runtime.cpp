@@ -519,6 +519,36 @@ struct Runtime::Impl {
         }
     }
 
+    // A component consumed its input on purpose (Outputs::skip): the job says so and why.
+    void record_skip(Node& node, const Envelope& env, const std::string& reason) {
+        node.context->log().log(LogLevel::Info, "skipped: " + reason, env.doc->id);
+        metrics.increment("skipped_total", 1, {{"node", node.spec->name}});
+        try {
+            state->update_job(env.tracker->doc_id, [&](Job& j) {
+                if (j.status == "processing" || j.status == "received") {
+                    j.status = "skipped";
+                    j.last_error = fmt::format("{}: {}", node.spec->name, reason);
+                }
+            });
+        } catch (const std::exception& e) {
+            runtime_log->log(LogLevel::Warn, fmt::format("job record not updated: {}", e.what()), env.tracker->doc_id);
+        }
+    }
+
+    // A delivered claim: its fields and confidence go on the job, for the admin API.
+    void record_claim(Node& node, const Envelope& env) {
+        try {
+            const auto& f = env.doc->fields;
+            state->update_job(env.tracker->doc_id, [&](Job& j) {
+                j.fields = f.value("claim", nlohmann::json::object());
+                j.confidence = f.value("confidence", 0.0);
+                j.confidence_level = f.value("confidence_level", "");
+            });
+        } catch (const std::exception& e) {
+            node.context->log().log(LogLevel::Warn, fmt::format("claim fields not recorded on the job: {}", e.what()), env.doc->id);
+        }
+    }
+
     void dead_letter(Node& node, const Envelope& env, const std::string& reason) {
         nlohmann::json record{{"doc_id", env.doc->id},
                               {"root_id", env.tracker->doc_id},
@@ -614,8 +644,10 @@ struct Runtime::Impl {
             }
             emitted.emplace_back(std::move(doc), std::string(port));
         }
+        void skip(std::string_view reason) override { skipped = std::string(reason); }
         const ComponentDescriptor& descriptor;
         std::vector<std::pair<DocumentPtr, std::string>> emitted;
+        std::string skipped;
         std::string violation;
     };
 
@@ -649,6 +681,7 @@ struct Runtime::Impl {
             fail(node, env, "broke the component contract: " + outputs.violation);
             return;
         }
+        if (!outputs.skipped.empty() && outputs.emitted.empty()) record_skip(node, env, outputs.skipped);
         for (auto& [doc, port] : outputs.emitted) forward(node, port, std::move(doc), env.tracker);
         finish_hop(env);  // after forwarding: the tracker cannot reach zero early
     }
@@ -687,6 +720,7 @@ struct Runtime::Impl {
         observe(node, t0);
         switch (result->status()) {
             case SinkResult::Status::Ok:
+                if (env.doc->fields.contains("claim")) record_claim(node, env);
                 finish_hop(env);
                 return;
             case SinkResult::Status::Retry:
@@ -856,8 +890,26 @@ std::string Runtime::Impl::approve(const std::string& id, const nlohmann::json& 
         auto text = state->get(key);
         if (!text) continue;
         Document doc = Document::from_json(nlohmann::json::parse(*text).at("document"));
-        for (const auto& [field, value] : corrections.items())
-            doc.fields[field] = {{"value", value}, {"confidence", 1.0}, {"provenance", {{"source", "reviewer"}}}};
+        // A claim document keeps its fields under "claim" (docpipe/claim.hpp); others at the top.
+        const bool claim = doc.fields.contains("claim");
+        for (const auto& [field, value] : corrections.items()) {
+            nlohmann::json corrected{{"value", value}, {"confidence", 1.0}, {"source", "reviewer"}, {"provenance", {{"source", "reviewer"}}}};
+            if (claim) {
+                doc.fields["claim"][field] = std::move(corrected);
+                if (auto m = doc.fields.find("missing"); m != doc.fields.end() && m->is_array()) {
+                    nlohmann::json still = nlohmann::json::array();
+                    for (const auto& x : *m) {
+                        const auto name = x.get<std::string>();
+                        const bool fixed = name == field || (name == "member_id or policy_number" && (field == "member_id" || field == "policy_number"));
+                        if (!fixed) still.push_back(x);
+                    }
+                    *m = still;
+                }
+            } else {
+                doc.fields[field] = std::move(corrected);
+            }
+        }
+        if (claim) doc.fields["reviewed"] = true;
         if (!notes.empty()) doc.attributes["reviewer_notes"] = notes;
         doc.attributes[kJobIdAttribute] = id;
         docs.emplace_back(key, std::move(doc));

@@ -1,5 +1,7 @@
 #include "files_sink.hpp"
 
+#include "docpipe/claim.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -28,6 +30,11 @@ ComponentDescriptor FilesSink::describe() {
             .describe("File name; '{id}' is replaced by the document id (default: '{id}.json', or 'documents.jsonl')"),
         Field::boolean("include_content").default_value(false).describe("Embed raw part bytes as base64"),
         Field::boolean("fsync").default_value(true).describe("fsync each write before reporting success"),
+        Field::enumeration("record", {"document", "ncb"}).default_value("document")
+            .describe("document: the whole document as JSON; ncb: the NCB claim record (docpipe/claim.hpp), and a claim "
+                      "missing a required value fails with the list instead of being written"),
+        Field::integer("utc_offset_minutes").default_value(480).min(-720).max(840)
+            .describe("Time zone of the NCB record's Submission Date (480 = Malaysia, +08:00)"),
     };
     return d;
 }
@@ -37,7 +44,9 @@ FilesSink::FilesSink(const Config& config, Context& context)
       dir_(config.get_string("path")),
       jsonl_(config.get_string("format") == "jsonl"),
       include_content_(config.get_bool("include_content")),
-      fsync_(config.get_bool("fsync")) {
+      fsync_(config.get_bool("fsync")),
+      ncb_(config.get_string("record") == "ncb"),
+      utc_offset_minutes_(static_cast<int>(config.get_int("utc_offset_minutes"))) {
     file_name_ = config.has("file_name") ? config.get_string("file_name") : (jsonl_ ? "documents.jsonl" : "{id}.json");
     if (file_name_.find('/') != std::string::npos)
         throw std::invalid_argument("file_name '" + file_name_ + "' must not contain '/'; put folders in 'path'");
@@ -70,7 +79,18 @@ static bool write_all(int fd, const std::string& data) {
 }
 
 SinkResult FilesSink::write(const Document& doc) {
-    std::string body = doc.to_json(include_content_).dump(jsonl_ ? -1 : 2);
+    std::string body;
+    if (ncb_) {
+        auto record = claim::ncb_record(doc, ctx_.clock().now(), utc_offset_minutes_);
+        if (!record.complete()) {
+            std::string missing;
+            for (const auto& m : record.missing) missing += (missing.empty() ? "" : ", ") + m;
+            return SinkResult::fail("NCB record incomplete, not written: missing " + missing + " (route such claims to review)");
+        }
+        body = record.record.dump(jsonl_ ? -1 : 2);
+    } else {
+        body = doc.to_json(include_content_).dump(jsonl_ ? -1 : 2);
+    }
     SinkResult result = jsonl_ ? append_line(body + "\n") : write_file(doc, body + "\n");
     std::lock_guard lock(error_mutex_);
     last_error_ = result.status() == SinkResult::Status::Ok ? "" : result.reason();

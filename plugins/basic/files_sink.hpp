@@ -37,6 +37,8 @@ private:
     bool jsonl_;
     bool include_content_;
     bool fsync_;
+    bool ncb_;                 // write the NCB claim record instead of the document
+    int utc_offset_minutes_;
     std::string file_name_;
     std::mutex jsonl_mutex_;  // one appender at a time keeps lines whole on every filesystem
     std::mutex error_mutex_;

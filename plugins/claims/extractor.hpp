@@ -74,8 +74,5 @@ private:
     const Rules& rules_;
 };
 
-// Plain text of an HTML email body: tags dropped, block elements to line breaks, table
-// cells separated, entities decoded. Not a browser; enough for claim emails.
-std::string html_to_text(const std::string& html);
 
 }  // namespace docpipe::claims

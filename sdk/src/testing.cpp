@@ -136,6 +136,7 @@ struct NodeRunner::State {
     Config config;
     TestContext context;
     std::unique_ptr<Component> component;
+    std::string last_skip_reason;
     ~State() {
         if (component) component->stop();
         component.reset();  // code lives in the registry's library: destroy it first
@@ -183,8 +184,10 @@ public:
         if (!known) throw std::logic_error(descriptor.name + " emitted on undeclared port '" + std::string(port) + "'");
         emitted.push_back({std::move(doc), std::string(port)});
     }
+    void skip(std::string_view reason) override { skipped = std::string(reason); }
     const ComponentDescriptor& descriptor;
     std::vector<Emitted> emitted;
+    std::string skipped;
 };
 
 class CollectingEmitter : public SourceEmitter {
@@ -203,6 +206,7 @@ std::vector<Emitted> NodeRunner::process(Document doc) {
     if (!transform) throw std::logic_error(state_->descriptor.name + " is not a transform or ocr component");
     CollectingOutputs outputs(state_->descriptor);
     transform->process(std::make_shared<const Document>(std::move(doc)), outputs);
+    state_->last_skip_reason = outputs.skipped;
     return std::move(outputs.emitted);
 }
 
@@ -223,6 +227,7 @@ std::vector<SourceItem> NodeRunner::poll(PollRequest request) {
 Component& NodeRunner::component() { return *state_->component; }
 TestContext& NodeRunner::context() { return state_->context; }
 ManualClock& NodeRunner::clock() { return state_->context.manual_clock(); }
+const std::string& NodeRunner::last_skip_reason() const { return state_->last_skip_reason; }
 const Config& NodeRunner::config() const { return state_->config; }
 
 }  // namespace docpipe::testing

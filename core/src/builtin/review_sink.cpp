@@ -41,7 +41,13 @@ public:
             auto updated = store_->update_job(job_id, [&](Job& j) {
                 j.status = "review";
                 j.last_error = reason;
-                if (!doc.fields.empty()) j.fields = doc.fields;
+                if (doc.fields.contains("claim")) {
+                    j.fields = doc.fields["claim"];
+                    j.confidence = doc.fields.value("confidence", 0.0);
+                    j.confidence_level = doc.fields.value("confidence_level", "");
+                } else if (!doc.fields.empty()) {
+                    j.fields = doc.fields;
+                }
             });
             if (!updated) return SinkResult::fail("no job record " + job_id + " to put in review");
         } catch (const StoreError& e) {

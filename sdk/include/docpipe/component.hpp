@@ -109,6 +109,11 @@ public:
     virtual ~Outputs() = default;
     // Sends a document out of `port` (one of the descriptor's output ports).
     virtual void emit(DocumentPtr doc, std::string_view port = "out") = 0;
+    // The input was consumed on purpose with nothing (or less) to pass on: an email without
+    // a claim attachment, a tiny logo image. The runtime records the job as `skipped` with
+    // this reason when nothing at all was emitted, instead of reporting a silent success.
+    // Call at most once per process() call; the last reason wins.
+    virtual void skip(std::string_view reason) { (void)reason; }
 };
 
 class Transform : public Component {

@@ -117,6 +117,8 @@ public:
 
     // transform / ocr: runs process() once and returns what it emitted, with ports.
     std::vector<Emitted> process(Document doc);
+    // The reason the last process() call passed to Outputs::skip(), or "".
+    const std::string& last_skip_reason() const;
     // sink: runs write() once.
     SinkResult write(const Document& doc);
     // source: runs poll() once and returns what it emitted, each with its ack handle.

@@ -1,0 +1,266 @@
+#include "email.hpp"
+
+#include <gmime/gmime.h>
+
+#include <algorithm>
+#include <cctype>
+#include <mutex>
+
+#include <fmt/core.h>
+
+namespace docpipe::mail {
+
+namespace {
+
+void init_gmime() {
+    static std::once_flag once;
+    std::call_once(once, [] { g_mime_init(); });
+}
+
+// GLib/GMime objects are reference counted; this releases one reference at scope exit.
+template <typename T>
+struct GRef {
+    T* p = nullptr;
+    explicit GRef(T* ptr) : p(ptr) {}
+    ~GRef() {
+        if (p) g_object_unref(p);
+    }
+    GRef(const GRef&) = delete;
+    GRef& operator=(const GRef&) = delete;
+};
+
+struct GString_ {
+    char* p = nullptr;
+    explicit GString_(char* ptr) : p(ptr) {}
+    ~GString_() { g_free(p); }
+    std::string str() const { return p ? std::string(p) : std::string(); }
+};
+
+std::string lower(std::string s) {
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+bool is_claim_type(const std::string& media_type, const std::string& filename) {
+    if (media_type.rfind("image/", 0) == 0 || media_type == "application/pdf") return true;
+    if (media_type == "application/octet-stream" || media_type == "application/x-pdf") {
+        const std::string by_name = media_type_for(filename);
+        return by_name.rfind("image/", 0) == 0 || by_name == "application/pdf";
+    }
+    return false;
+}
+
+Bytes decoded_content(GMimePart* part) {
+    Bytes out;
+    GMimeDataWrapper* wrapper = g_mime_part_get_content(part);
+    if (!wrapper) return out;
+    GRef<GMimeStream> stream(g_mime_stream_mem_new());
+    g_mime_data_wrapper_write_to_stream(wrapper, stream.p);  // undoes base64 / quoted-printable
+    GByteArray* array = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(stream.p));
+    if (array && array->len) out.assign(array->data, array->data + array->len);
+    return out;
+}
+
+struct Walker {
+    const EmailLimits& limits;
+    ParsedEmail& email;
+    std::size_t parts_seen = 0;
+    std::string plain, html;
+
+    void walk(GMimeObject* object, int depth) {
+        if (!object || email.too_many_parts) return;
+        if (++parts_seen > limits.max_parts) {
+            email.too_many_parts = true;
+            return;
+        }
+        if (GMIME_IS_MESSAGE_PART(object)) {
+            // A forwarded email: its attachments count, its body does not replace ours.
+            GMimeMessage* inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(object));
+            if (inner) walk(g_mime_message_get_mime_part(inner), depth + 1);
+            return;
+        }
+        if (GMIME_IS_MULTIPART(object)) {
+            GMimeMultipart* mp = GMIME_MULTIPART(object);
+            const int n = g_mime_multipart_get_count(mp);
+            for (int i = 0; i < n && !email.too_many_parts; ++i) walk(g_mime_multipart_get_part(mp, i), depth);
+            return;
+        }
+        if (!GMIME_IS_PART(object)) return;
+        GMimePart* part = GMIME_PART(object);
+        GMimeContentType* ct = g_mime_object_get_content_type(object);
+        const std::string media_type = ct ? lower(GString_(g_mime_content_type_get_mime_type(ct)).str()) : "text/plain";
+        const char* disposition = g_mime_object_get_disposition(object);
+        const bool attachment = disposition && lower(disposition) == "attachment";
+        const char* raw_name = g_mime_part_get_filename(part);
+
+        if (GMIME_IS_TEXT_PART(object) && !attachment && !raw_name) {
+            if (depth > 0) return;
+            GString_ text(g_mime_text_part_get_text(GMIME_TEXT_PART(object)));  // converted to UTF-8 from its charset
+            if (media_type == "text/plain" && plain.empty()) plain = text.str();
+            else if (media_type == "text/html" && html.empty()) html = text.str();
+            return;
+        }
+        Attachment a;
+        a.media_type = media_type;
+        a.depth = depth;
+        a.inline_part = !attachment;
+        const std::string fallback = fmt::format("attachment-{}{}", email.attachments.size() + 1,
+                                                 media_type == "application/pdf" ? ".pdf"
+                                                 : media_type.rfind("image/", 0) == 0 ? "." + media_type.substr(6)
+                                                                                      : ".bin");
+        a.filename = sanitize_filename(raw_name ? raw_name : "", fallback);
+        if (a.media_type == "application/octet-stream") {
+            const std::string by_name = media_type_for(a.filename);
+            if (by_name != "application/octet-stream") a.media_type = by_name;
+        }
+        if (!is_claim_type(a.media_type, a.filename)) {
+            a.skipped = fmt::format("not an image or PDF ({})", a.media_type);
+        } else {
+            a.bytes = decoded_content(part);
+            if (a.bytes.empty()) a.skipped = "empty after decoding (broken base64 or an empty part)";
+            else if (a.bytes.size() > limits.max_attachment_bytes)
+                a.skipped = fmt::format("{} bytes is over the {}-byte limit (max_attachment_bytes)", a.bytes.size(), limits.max_attachment_bytes);
+            else if (a.media_type.rfind("image/", 0) == 0 && a.bytes.size() < limits.min_image_bytes)
+                a.skipped = fmt::format("image of {} bytes is under min_image_bytes ({}): a logo or signature", a.bytes.size(),
+                                        limits.min_image_bytes);
+            if (!a.skipped.empty()) a.bytes.clear();
+        }
+        email.attachments.push_back(std::move(a));
+    }
+};
+
+std::string address_list(InternetAddressList* list) {
+    if (!list) return {};
+    return GString_(internet_address_list_to_string(list, nullptr, FALSE)).str();
+}
+
+}  // namespace
+
+std::string sanitize_filename(const std::string& name, const std::string& fallback) {
+    std::string base = name;
+    const auto slash = base.find_last_of("/\\");
+    if (slash != std::string::npos) base = base.substr(slash + 1);
+    std::string out;
+    for (unsigned char c : base) {
+        if (c < 0x20 || c == 0x7f || c == ':' || c == '*' || c == '?' || c == '"' || c == '<' || c == '>' || c == '|') continue;
+        out += static_cast<char>(c);
+    }
+    while (!out.empty() && (out.front() == '.' || out.front() == ' ')) out.erase(out.begin());
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    if (out.size() > 150) {
+        // Keep the extension; cut on a UTF-8 boundary.
+        const auto dot = out.rfind('.');
+        std::string ext = dot != std::string::npos && out.size() - dot <= 10 ? out.substr(dot) : "";
+        std::size_t cut = 150 - ext.size();
+        while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
+        out = out.substr(0, cut) + ext;
+    }
+    return out.empty() ? fallback : out;
+}
+
+ParsedEmail parse_email(const std::uint8_t* data, std::size_t size, const EmailLimits& limits) {
+    init_gmime();
+    ParsedEmail email;
+    GRef<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(reinterpret_cast<const char*>(data), size));
+    GRef<GMimeParser> parser(g_mime_parser_new_with_stream(stream.p));
+    GRef<GMimeMessage> message(g_mime_parser_construct_message(parser.p, nullptr));
+    if (!message.p) {
+        email.problems.push_back("not an email: no RFC 822 headers could be read");
+        return email;
+    }
+    if (const char* id = g_mime_message_get_message_id(message.p)) email.message_id = id;
+    if (const char* subject = g_mime_message_get_subject(message.p)) email.subject = subject;  // RFC 2047 decoded
+    email.from = address_list(g_mime_message_get_from(message.p));
+    email.to = address_list(g_mime_message_get_to(message.p));
+    if (GDateTime* date = g_mime_message_get_date(message.p)) email.date_iso = GString_(g_date_time_format_iso8601(date)).str();
+    // A subject of megabytes is an attack or a mistake; keep a readable prefix.
+    if (email.subject.size() > 1000) email.subject.resize(1000);
+
+    Walker walker{limits, email, 0, {}, {}};
+    walker.walk(g_mime_message_get_mime_part(message.p), 0);
+    email.body_text = !walker.plain.empty() ? walker.plain : html_to_text(walker.html);
+    if (email.body_text.size() > limits.max_body_chars) {
+        email.body_text.resize(limits.max_body_chars);
+        email.problems.push_back(fmt::format("body cut to {} characters", limits.max_body_chars));
+    }
+    if (email.too_many_parts) email.problems.push_back(fmt::format("more than {} MIME parts (max_parts)", limits.max_parts));
+    return email;
+}
+
+// ---------------------------------------------------------------------------------------
+std::string html_to_text(const std::string& html) {
+    std::string out;
+    std::size_t i = 0;
+    bool skip = false;  // inside <style>, <script> or <title>
+    while (i < html.size()) {
+        if (html[i] == '<') {
+            const std::size_t close = html.find('>', i);
+            if (close == std::string::npos) break;
+            std::string name;
+            for (std::size_t k = i + 1; k < close; ++k) {
+                const char c = static_cast<char>(std::tolower(static_cast<unsigned char>(html[k])));
+                if (std::isalnum(static_cast<unsigned char>(c)) || c == '/') name += c;
+                else break;
+            }
+            if (name == "style" || name == "script" || name == "title") skip = true;
+            if (name == "/style" || name == "/script" || name == "/title") skip = false;
+            if (name == "br" || name == "br/" || name == "p" || name == "/p" || name == "div" || name == "/div" || name == "tr" ||
+                name == "/tr" || name == "/li" || name == "/h1" || name == "/h2" || name == "/h3" || name == "/table")
+                out += '\n';
+            else if (name == "li")
+                out += "\n- ";
+            else if (name == "/td" || name == "/th")
+                out += ' ';
+            i = close + 1;
+            continue;
+        }
+        if (skip) {
+            ++i;
+            continue;
+        }
+        if (html[i] == '&') {
+            const std::size_t semi = html.find(';', i);
+            if (semi != std::string::npos && semi - i <= 8) {
+                const std::string entity = html.substr(i + 1, semi - i - 1);
+                static const std::pair<const char*, const char*> kEntities[] = {
+                    {"amp", "&"}, {"lt", "<"}, {"gt", ">"}, {"quot", "\""}, {"apos", "'"}, {"#39", "'"}, {"nbsp", " "}, {"#160", " "}};
+                bool replaced = false;
+                for (const auto& [e, r] : kEntities)
+                    if (entity == e) {
+                        out += r;
+                        replaced = true;
+                    }
+                if (replaced) {
+                    i = semi + 1;
+                    continue;
+                }
+            }
+        }
+        out += html[i++];
+    }
+    // Tidy: trim lines, collapse inner whitespace, at most one blank line in a row.
+    std::string tidy;
+    int blanks = 0;
+    std::size_t b = 0;
+    for (std::size_t k = 0; k <= out.size(); ++k) {
+        if (k < out.size() && out[k] != '\n') continue;
+        std::string line;
+        for (std::size_t m = b; m < k; ++m) {
+            char c = out[m] == '\t' || out[m] == '\r' ? ' ' : out[m];
+            if (c == ' ' && (line.empty() || line.back() == ' ')) continue;
+            line += c;
+        }
+        while (!line.empty() && line.back() == ' ') line.pop_back();
+        b = k + 1;
+        if (line.empty()) {
+            if (tidy.empty() || ++blanks > 1) continue;
+        } else {
+            blanks = 0;
+        }
+        tidy += line + "\n";
+    }
+    while (!tidy.empty() && (tidy.back() == '\n')) tidy.pop_back();
+    return tidy;
+}
+
+}  // namespace docpipe::mail

@@ -1,0 +1,54 @@
+// Parsing one RFC 822 email with GMime into what the claims pipeline needs: the headers
+// (decoded to UTF-8), the body as plain text, and the claim attachments.
+//
+// parse_email() is a pure function over the bytes (thread-safe; GMime is initialised once
+// per process). It never throws for a malformed email: GMime reads what can be read, and
+// what cannot is reported in ParsedEmail::problems. Limits are applied while walking the
+// MIME tree, so a message with thousands of parts is refused without decoding them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "docpipe/document.hpp"
+
+namespace docpipe::mail {
+
+struct Attachment {
+    std::string filename;    // sanitised: no directories, no control characters
+    std::string media_type;  // e.g. "image/jpeg"
+    Bytes bytes;             // decoded content
+    std::string skipped;     // why it is not a claim attachment ("" = it is one)
+    bool inline_part = false;
+    int depth = 0;           // 0 = this email; 1 = inside a forwarded message/rfc822
+};
+
+struct EmailLimits {
+    std::size_t max_attachments = 20;          // claim attachments per email
+    std::size_t max_parts = 500;               // MIME parts walked
+    std::size_t min_image_bytes = 8 * 1024;    // smaller images are logos and signatures
+    std::size_t max_attachment_bytes = 25u << 20;
+    std::size_t max_body_chars = 100'000;
+};
+
+struct ParsedEmail {
+    std::string message_id, from, to, subject;
+    std::string date_iso;      // "2024-12-24T10:00:00+08:00", "" when absent or unreadable
+    std::string body_text;     // text/plain, else HTML converted to text
+    std::vector<Attachment> attachments;  // every leaf part that has a file name or is an image/PDF
+    std::vector<std::string> problems;    // what GMime could not read
+    bool too_many_parts = false;
+};
+
+ParsedEmail parse_email(const std::uint8_t* data, std::size_t size, const EmailLimits& limits = {});
+
+// "../../etc/passwd" -> "passwd"; control characters, path separators and leading dots
+// removed; at most 150 bytes; "" becomes `fallback`.
+std::string sanitize_filename(const std::string& name, const std::string& fallback);
+
+// Plain text of an HTML body: tags dropped, block elements to line breaks, table cells
+// separated, common entities decoded. Not a browser; enough for claim emails.
+std::string html_to_text(const std::string& html);
+
+}  // namespace docpipe::mail

@@ -1,0 +1,90 @@
+#include "mime_transform.hpp"
+
+#include <fmt/core.h>
+
+namespace docpipe::mail {
+
+ComponentDescriptor MimeTransform::describe() {
+    ComponentDescriptor d;
+    d.kind = ComponentKind::Transform;
+    d.name = "transform.mime";
+    d.summary = "Splits an email (RFC 822) into one document per image/PDF attachment, with the email's headers and body text";
+    d.concurrent_safe = true;
+    d.config = ConfigSpec{
+        Field::integer("max_attachments").default_value(20).min(1).max(10000)
+            .describe("Claim attachments one email may carry; more fails the email as bad input"),
+        Field::integer("max_parts").default_value(500).min(1).max(100000).describe("MIME parts walked before the email is refused"),
+        Field::integer("min_image_bytes").default_value(8192).min(0)
+            .describe("Images smaller than this are logos or signatures and are skipped"),
+        Field::integer("max_attachment_bytes").default_value(25 * 1024 * 1024).min(1)
+            .describe("Attachments larger than this are skipped with a reason"),
+    };
+    return d;
+}
+
+MimeTransform::MimeTransform(const Config& config, Context& context) : ctx_(context) {
+    limits_.max_attachments = static_cast<std::size_t>(config.get_int("max_attachments"));
+    limits_.max_parts = static_cast<std::size_t>(config.get_int("max_parts"));
+    limits_.min_image_bytes = static_cast<std::size_t>(config.get_int("min_image_bytes"));
+    limits_.max_attachment_bytes = static_cast<std::size_t>(config.get_int("max_attachment_bytes"));
+}
+
+bool MimeTransform::is_email(const Part& part) { return part.media_type == "message/rfc822"; }
+
+void MimeTransform::process(const DocumentPtr& input, Outputs& out) {
+    if (input->parts.empty() || !is_email(input->parts.front())) {
+        out.emit(input);  // not an email: a bare image or PDF goes on as it is
+        return;
+    }
+    const Part& part = input->parts.front();
+    const auto& bytes = *part.bytes;
+    ParsedEmail email = parse_email(bytes.data(), bytes.size(), limits_);
+    if (email.message_id.empty() && email.subject.empty() && email.from.empty() && email.attachments.empty() && email.body_text.empty())
+        throw BadInput(fmt::format("{}: not an email: no headers, body or attachments could be read", part.name));
+    if (email.too_many_parts)
+        throw BadInput(fmt::format("{}: more than {} MIME parts (max_parts); refused without decoding", part.name, limits_.max_parts));
+
+    std::size_t claim_count = 0;
+    std::string skipped_summary;
+    for (const auto& a : email.attachments) {
+        if (a.skipped.empty()) {
+            ++claim_count;
+        } else {
+            ctx_.log().log(LogLevel::Info, fmt::format("{}: attachment '{}' skipped: {}", part.name, a.filename, a.skipped), input->id);
+            skipped_summary += fmt::format("{}'{}': {}", skipped_summary.empty() ? "" : "; ", a.filename, a.skipped);
+        }
+    }
+    if (claim_count > limits_.max_attachments)
+        throw BadInput(fmt::format("{}: {} claim attachments, more than max_attachments ({}); split the claim or raise the limit",
+                                   part.name, claim_count, limits_.max_attachments));
+    if (claim_count == 0) {
+        ctx_.metrics().increment("emails_without_attachment_total");
+        out.skip(skipped_summary.empty() ? "no claim attachment (image or PDF) in the email"
+                                         : "no claim attachment (image or PDF) in the email; " + skipped_summary);
+        return;
+    }
+
+    std::size_t index = 0;
+    for (auto& a : email.attachments) {
+        if (!a.skipped.empty()) continue;
+        ++index;
+        Document child = input->make_child(fmt::format("{}:{}", index, a.filename));
+        child.attributes["email_filename"] = part.name;
+        child.attributes["filename"] = a.filename;
+        child.attributes["message_id"] = email.message_id;
+        child.attributes["from"] = email.from;
+        child.attributes["to"] = email.to;
+        child.attributes["subject"] = email.subject;
+        child.attributes["email_date"] = email.date_iso;
+        child.attributes["body_text"] = email.body_text;
+        child.attributes["attachment"] = fmt::format("{}/{}", index, claim_count);
+        if (a.depth > 0) child.attributes["forwarded"] = "true";
+        if (!skipped_summary.empty()) child.attributes["skipped_attachments"] = skipped_summary;
+        const std::string media_type = a.media_type;
+        child.parts.push_back(Part{a.filename, media_type, std::make_shared<const Bytes>(std::move(a.bytes))});
+        out.emit(std::make_shared<const Document>(std::move(child)));
+    }
+    ctx_.metrics().increment("attachments_total", static_cast<double>(claim_count));
+}
+
+}  // namespace docpipe::mail
