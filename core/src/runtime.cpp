@@ -543,6 +543,9 @@ struct Runtime::Impl {
                 j.fields = f.value("claim", nlohmann::json::object());
                 j.confidence = f.value("confidence", 0.0);
                 j.confidence_level = f.value("confidence_level", "");
+                // The Message-ID is known only once transform.mime has read the email.
+                if (auto m = env.doc->attributes.find("message_id"); j.email_id.empty() && m != env.doc->attributes.end())
+                    j.email_id = m->second;
             });
         } catch (const std::exception& e) {
             node.context->log().log(LogLevel::Warn, fmt::format("claim fields not recorded on the job: {}", e.what()), env.doc->id);

@@ -40,6 +40,7 @@ public:
             store_->put(fmt::format("review/{}/{}", job_id, doc.id), record.dump());
             auto updated = store_->update_job(job_id, [&](Job& j) {
                 j.status = "review";
+                if (auto m = doc.attributes.find("message_id"); j.email_id.empty() && m != doc.attributes.end()) j.email_id = m->second;
                 j.last_error = reason;
                 if (doc.fields.contains("claim")) {
                     j.fields = doc.fields["claim"];
