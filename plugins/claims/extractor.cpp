@@ -289,14 +289,24 @@ void labelled_fields(const std::vector<TextLine>& lines, const std::vector<std::
         for (const auto& field : kTextFields) {
             auto it = rules.field_labels.find(field);
             if (it == rules.field_labels.end()) continue;
-            auto hit = best_hit(words[i], it->second);
-            if (!hit || hit->first_word > 2) continue;  // labels open the line
-            // A label must be followed by a separator to count for free text ("Provider: X").
-            const std::size_t end = words[i][hit->first_word + hit->word_count - 1].end;
-            const std::string tail = line.text.substr(end);
-            const auto sep = tail.find_first_not_of(" \t");
-            if (sep == std::string::npos || (tail[sep] != ':' && tail.compare(sep, 3, "\xEF\xBC\x9A") != 0)) continue;
-            std::string value = after_label(line, words[i], *hit);
+            // A label must open the line and be followed by a separator ("Provider: X"). With
+            // bilingual labels ("会员姓名 Member Name: ...") the one next to the colon counts.
+            std::optional<PhraseHit> chosen;
+            std::size_t chosen_end = 0;
+            for (const auto& phrase : it->second) {
+                auto hit = match_phrase(words[i], phrase);
+                if (!hit || hit->first_word > 3) continue;
+                const std::size_t end = words[i][hit->first_word + hit->word_count - 1].end;
+                const std::string tail = line.text.substr(end);
+                const auto sep = tail.find_first_not_of(" \t");
+                if (sep == std::string::npos || (tail[sep] != ':' && tail.compare(sep, 3, "\xEF\xBC\x9A") != 0)) continue;
+                if (!chosen || end > chosen_end) {
+                    chosen = hit;
+                    chosen_end = end;
+                }
+            }
+            if (!chosen) continue;
+            std::string value = after_label(line, words[i], *chosen);
             if (value.size() < 2) continue;
             keep_better(fields, field, make_field(value, base * 0.9 * ocr_factor(line), line));
         }
@@ -614,9 +624,10 @@ FieldMap ClaimExtractor::from_email(const std::vector<TextLine>& lines, const Em
     for (const auto& [field, patterns] : rules_.field_patterns) {
         if (fields.count(field)) continue;
         bool found = false;
-        for (const auto& line : lines) {
+        // Earlier patterns win over later ones, wherever in the text they match.
+        for (const auto& p : patterns) {
             if (found) break;
-            for (const auto& p : patterns) {
+            for (const auto& line : lines) {
                 std::smatch m;
                 if (!std::regex_search(line.text, m, p.regex) || m.size() < 2 || !m[1].matched) continue;
                 std::string value = trim(m.str(1));
@@ -648,9 +659,18 @@ FieldMap ClaimExtractor::from_email(const std::vector<TextLine>& lines, const Em
                     }
                 } else {
                     // Free-text names end at the sentence.
-                    for (const char* stop : {" and ", ",", ". ", " dan "}) {
+                    for (const char* stop : {" and ", ",", " dan "}) {
                         auto pos = value.find(stop);
                         if (pos != std::string::npos && pos > 1) value = value.substr(0, pos);
+                    }
+                    // A full stop ends the sentence unless it ends an abbreviation ("Dr.", "No.").
+                    for (auto pos = value.find(". "); pos != std::string::npos; pos = value.find(". ", pos + 1)) {
+                        const auto word_start = value.rfind(' ', pos);
+                        const std::size_t len = pos - (word_start == std::string::npos ? 0 : word_start + 1);
+                        if (len > 3) {
+                            value = value.substr(0, pos);
+                            break;
+                        }
                     }
                     while (!value.empty() && (value.back() == '.' || value.back() == ',')) value.pop_back();
                     f.value = value;

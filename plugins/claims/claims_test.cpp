@@ -1,0 +1,416 @@
+// transform.claims and transform.confidence_router as the runtime loads them (from the
+// plugin file), the email parsing on the prototype's six fixture bodies, fusion, the NCB
+// record, the rules file, and an accuracy floor on the SROIE dev text.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "docpipe/claim.hpp"
+#include "docpipe/testing.hpp"
+#include "extractor.hpp"
+#include "text.hpp"
+
+using namespace docpipe;
+using namespace docpipe::claims;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kData = fs::path(DOCPIPE_SOURCE_DIR) / "tests" / "data";
+const fs::path kPlugin = fs::path(DOCPIPE_BUILD_PLUGIN_DIR) / "libdocpipe-claims.so";
+
+std::string read(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::vector<TextLine> email_text(const std::string& text) {
+    std::vector<TextLine> lines;
+    int i = 0;
+    for (auto& l : split_lines(text)) {
+        TextLine t;
+        t.text = l;
+        t.source = "email_body";
+        t.index = i++;
+        lines.push_back(t);
+    }
+    return lines;
+}
+
+FieldMap from_body(const std::string& file, EmailContext ctx = {2024, 12, 27}) {
+    ClaimExtractor extractor(Rules::builtin());
+    std::vector<std::string> w;
+    std::string text = read(kData / "email_bodies" / file);
+    return extractor.from_email(email_text(text), ctx, w);
+}
+
+std::string str(const FieldMap& f, const char* name) {
+    auto it = f.find(name);
+    if (it == f.end()) return "(missing)";
+    return it->second.value.is_string() ? it->second.value.get<std::string>() : it->second.value.dump();
+}
+
+double amount(const FieldMap& f) {
+    auto it = f.find("total_amount");
+    return it == f.end() ? -1 : it->second.value.get<double>();
+}
+
+// ---- the six fixture bodies -------------------------------------------------------------
+TEST(EmailBodies, StructuredEnglish) {
+    auto f = from_body("structured_english.txt");
+    EXPECT_EQ(str(f, "member_id"), "M12345");
+    EXPECT_EQ(str(f, "member_name"), "Ahmad bin Abdullah");
+    EXPECT_EQ(str(f, "provider_name"), "Columbia Asia Hospital Petaling Jaya");
+    EXPECT_EQ(str(f, "provider_address"), "No. 2, Jalan Damansara, 46050 Petaling Jaya, Selangor");
+    EXPECT_EQ(str(f, "service_date"), "2024-12-15");
+    EXPECT_EQ(str(f, "receipt_number"), "CAH-2024-12-8765");
+    EXPECT_DOUBLE_EQ(amount(f), 2450.50);
+    EXPECT_DOUBLE_EQ(f["sst_amount"].value.get<double>(), 180.00);
+    EXPECT_EQ(f["itemized_charges"].value.size(), 5u);
+}
+
+TEST(EmailBodies, StructuredMalay) {
+    auto f = from_body("structured_malay.txt");
+    EXPECT_EQ(str(f, "member_id"), "M11111");
+    EXPECT_EQ(str(f, "member_name"), "Siti Nurhaliza binti Hassan");
+    EXPECT_EQ(str(f, "provider_name"), "Klinik Kesihatan Prima");
+    EXPECT_EQ(str(f, "provider_address"), "123 Jalan Sultan, 50000 Kuala Lumpur");
+    EXPECT_EQ(str(f, "service_date"), "2024-12-20");
+    EXPECT_EQ(str(f, "receipt_number"), "KKP-2024-5678");
+    EXPECT_DOUBLE_EQ(amount(f), 1200.00);
+}
+
+TEST(EmailBodies, ConversationalEnglish) {
+    auto f = from_body("conversational_english.txt");
+    EXPECT_EQ(str(f, "member_id"), "M67890");
+    EXPECT_EQ(str(f, "member_name"), "Sarah Lee");
+    EXPECT_EQ(str(f, "receipt_number"), "DT-2024-1234");
+    EXPECT_EQ(str(f, "provider_name"), "Dr. Tan Medical Centre");
+    EXPECT_DOUBLE_EQ(amount(f), 350.75);
+    // "the 18th of December": no year written; the email's year is taken, and it says so.
+    EXPECT_EQ(str(f, "service_date"), "2024-12-18");
+    EXPECT_LT(f["service_date"].confidence, 0.75);
+}
+
+TEST(EmailBodies, ConversationalMalay) {
+    auto f = from_body("conversational_malay.txt");
+    EXPECT_EQ(str(f, "member_id"), "M22222");
+    EXPECT_EQ(str(f, "member_name"), "Kamal bin Razak");
+    EXPECT_EQ(str(f, "receipt_number"), "PA-2024-9999");
+    EXPECT_EQ(str(f, "provider_name"), "Hospital Pantai Ampang");
+    EXPECT_EQ(str(f, "service_date"), "2024-12-22");
+    EXPECT_DOUBLE_EQ(amount(f), 680.50);
+}
+
+TEST(EmailBodies, MixedChineseEnglish) {
+    auto f = from_body("mixed_language.txt");
+    EXPECT_EQ(str(f, "member_id"), "M44444");
+    EXPECT_EQ(str(f, "member_name"), "陈美玲 Chen Mei Ling");
+    EXPECT_EQ(str(f, "provider_name"), "林牙医诊所 Dr. Lim Dental Clinic");
+    EXPECT_EQ(str(f, "provider_address"), "88 Jalan Imbi, 55100 Kuala Lumpur");
+    EXPECT_EQ(str(f, "service_date"), "2024-12-19");
+    EXPECT_EQ(str(f, "receipt_number"), "LDC-2024-7890");
+    EXPECT_DOUBLE_EQ(amount(f), 1850.00);
+}
+
+// The HTML body arrives as text once transform.mime has converted it (tested in the mail
+// package); here the converted form.
+TEST(EmailBodies, HtmlTableAsText) {
+    ClaimExtractor extractor(Rules::builtin());
+    std::vector<std::string> w;
+    auto f = extractor.from_email(email_text("Medical Claim Submission\nMember ID: M33333\nMember Name: Raj Kumar a/l Subramaniam\n"
+                                             "Provider: Gleneagles Hospital Kuala Lumpur\nProvider Address: 286 Jalan Ampang, 50450 Kuala Lumpur\n"
+                                             "Service Date: 25/12/2024\nReceipt Number: GH-KL-2024-4567\nTotal Amount: RM 5,800.00\n"
+                                             "Itemized Charges:\n- Emergency Room Consultation: RM 300.00\n- SST (10%): RM 100.00\n"),
+                                  {2024, 12, 27}, w);
+    EXPECT_EQ(str(f, "member_id"), "M33333");
+    EXPECT_EQ(str(f, "provider_name"), "Gleneagles Hospital Kuala Lumpur");
+    EXPECT_EQ(str(f, "service_date"), "2024-12-25");
+    EXPECT_EQ(str(f, "receipt_number"), "GH-KL-2024-4567");
+    EXPECT_DOUBLE_EQ(amount(f), 5800.00);
+}
+
+// ---- fusion -----------------------------------------------------------------------------
+std::vector<TextLine> clinic_receipt() {
+    std::vector<TextLine> lines;
+    int i = 0;
+    for (const char* l : {"KLINIK MEDIVIRON", "123, Jalan Bukit Bintang", "55100 Kuala Lumpur", "Tel: 03-21234567", "TAX INVOICE / RESIT",
+                          "Receipt No: INV-2024-001234", "Date: 24/12/2024", "Member ID: MEM123456789", "Policy No: POL987654321",
+                          "Consultation Fee RM 50.00", "Blood Test - Full Panel RM 180.00", "X-Ray RM 120.00", "Medication RM 85.50",
+                          "Subtotal: RM 435.50", "SST (10%): RM 43.55", "TOTAL: RM 479.05", "Payment Method: Cash"}) {
+        TextLine t;
+        t.text = l;
+        t.page = 0;
+        t.index = i++;
+        t.ocr_confidence = 93;
+        lines.push_back(t);
+    }
+    return lines;
+}
+
+TEST(Fusion, AgreementRaisesConfidence) {
+    ClaimExtractor extractor(Rules::builtin());
+    std::vector<std::string> w;
+    auto receipt = extractor.from_receipt(clinic_receipt(), w);
+    auto email = extractor.from_email(email_text("Total Amount: RM 479.05"), {}, w);
+    const double alone = receipt["total_amount"].confidence;
+    auto r = extractor.combine(receipt, email, w);
+    EXPECT_GT(r.fields["total_amount"].confidence, alone);
+    EXPECT_EQ(r.fields["total_amount"].source, "receipt+email");
+    EXPECT_TRUE(r.warnings.empty());
+}
+
+TEST(Fusion, ConflictLowersConfidenceAndNamesBothValues) {
+    ClaimExtractor extractor(Rules::builtin());
+    std::vector<std::string> w;
+    auto receipt = extractor.from_receipt(clinic_receipt(), w);
+    auto email = extractor.from_email(email_text("Total Amount: RM 435.50"), {}, w);
+    const double alone = receipt["total_amount"].confidence;
+    auto r = extractor.combine(receipt, email, w);
+    EXPECT_LT(r.fields["total_amount"].confidence, alone);
+    EXPECT_DOUBLE_EQ(r.fields["total_amount"].value.get<double>(), 479.05);  // the receipt wins
+    ASSERT_FALSE(r.warnings.empty());
+    EXPECT_NE(r.warnings[0].find("479.05"), std::string::npos);
+    EXPECT_NE(r.warnings[0].find("435.50"), std::string::npos);
+}
+
+TEST(Fusion, OverallIsTheWeakestRequiredField) {
+    ClaimExtractor extractor(Rules::builtin());
+    std::vector<std::string> w;
+    auto r = extractor.combine(extractor.from_receipt(clinic_receipt(), w), {}, w);
+    double weakest = 1;
+    for (const char* f : {"total_amount", "service_date", "receipt_number"}) weakest = std::min(weakest, r.fields[f].confidence);
+    weakest = std::min(weakest, std::max(r.fields["member_id"].confidence, r.fields["policy_number"].confidence));
+    EXPECT_NEAR(r.confidence, weakest, 0.001);
+    EXPECT_TRUE(r.missing.empty());
+}
+
+TEST(Fusion, MissingRequiredFieldIsListed) {
+    ClaimExtractor extractor(Rules::builtin());
+    std::vector<std::string> w;
+    auto lines = clinic_receipt();
+    lines.erase(lines.begin() + 7, lines.begin() + 9);  // no member id, no policy
+    auto r = extractor.combine(extractor.from_receipt(lines, w), {}, w);
+    ASSERT_EQ(r.missing.size(), 1u);
+    EXPECT_EQ(r.missing[0], "member_id or policy_number");
+    EXPECT_LT(r.confidence, 0.75);
+}
+
+// ---- the components, loaded from the plugin ---------------------------------------------
+Document ocr_document(const std::vector<TextLine>& lines, std::string body = "") {
+    Document d;
+    d.id = "doc-1";
+    Page p;
+    OcrResult r;
+    for (const auto& l : lines) r.lines.push_back({l.text, {}, static_cast<float>(l.ocr_confidence)});
+    p.ocr = r;
+    d.pages.push_back(p);
+    d.attributes["filename"] = "receipt.jpg";
+    d.attributes["message_id"] = "<m1@example>";
+    if (!body.empty()) d.attributes["body_text"] = body;
+    return d;
+}
+
+TEST(ClaimsTransform, FillsTheClaimLayout) {
+    auto runner = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.claims", "{}");
+    auto out = runner.process(ocr_document(clinic_receipt(), "Member ID: MEM123456789"));
+    ASSERT_EQ(out.size(), 1u);
+    const auto& f = out[0].doc->fields;
+    EXPECT_DOUBLE_EQ(f["claim"]["total_amount"]["value"].get<double>(), 479.05);
+    EXPECT_EQ(f["claim"]["service_date"]["value"], "2024-12-24");
+    EXPECT_EQ(f["claim"]["member_id"]["source"], "receipt+email");
+    EXPECT_GT(f["confidence"].get<double>(), 0.9);
+}
+
+TEST(ClaimsTransform, NoTextIsBadInput) {
+    auto runner = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.claims", "{}");
+    Document d;
+    d.id = "x";
+    EXPECT_THROW(runner.process(d), BadInput);
+}
+
+TEST(ClaimsTransform, RulesFileErrorsNameFileLineColumn) {
+    const fs::path dir = fs::temp_directory_path() / "docpipe-claims-rules-test";
+    fs::create_directories(dir);
+    std::ofstream(dir / "rules.yaml") << "total:\n  labels:\n    TOTAL: lots\n";
+    try {
+        docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.claims", "{rules: " + (dir / "rules.yaml").string() + "}");
+        FAIL() << "a bad weight must fail construction";
+    } catch (const std::exception& e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find("rules.yaml:3:12"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("weight must be a number"), std::string::npos) << msg;
+    }
+    EXPECT_THROW(docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.claims", "{rules: /nonexistent/rules.yaml}"), std::exception);
+    fs::remove_all(dir);
+}
+
+TEST(ClaimsTransform, CustomRulesChangeTheResultWithoutRebuilding) {
+    const fs::path dir = fs::temp_directory_path() / "docpipe-claims-rules-test2";
+    fs::create_directories(dir);
+    // An insurer whose receipts say "PAYABLE" only.
+    std::ofstream(dir / "rules.yaml") << "total:\n  labels:\n    PAYABLE: 1.0\n";
+    auto runner = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.claims", "{rules: " + (dir / "rules.yaml").string() + "}");
+    std::vector<TextLine> lines = clinic_receipt();
+    lines.push_back(TextLine{"PAYABLE 99.00", "receipt", 0, 20, std::nullopt, 93});
+    auto out = runner.process(ocr_document(lines));
+    EXPECT_DOUBLE_EQ(out[0].doc->fields["claim"]["total_amount"]["value"].get<double>(), 99.00);
+    fs::remove_all(dir);
+}
+
+Document scored(double confidence, nlohmann::json missing = nlohmann::json::array()) {
+    Document d;
+    d.id = "doc-" + std::to_string(confidence);
+    d.fields["confidence"] = confidence;
+    d.fields["missing"] = missing;
+    d.fields["warnings"] = nlohmann::json::array({"total_amount: receipt says '1.00', email says '2.00'"});
+    return d;
+}
+
+TEST(ConfidenceRouter, ThresholdsAndPorts) {
+    auto runner = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.confidence_router", "{}");
+    EXPECT_EQ(runner.process(scored(0.95))[0].port, "high");
+    EXPECT_EQ(runner.process(scored(0.90))[0].port, "high");
+    EXPECT_EQ(runner.process(scored(0.89))[0].port, "medium");
+    EXPECT_EQ(runner.process(scored(0.75))[0].port, "medium");
+    auto low = runner.process(scored(0.5));
+    EXPECT_EQ(low[0].port, "low");
+    EXPECT_EQ(low[0].doc->fields["confidence_level"], "low");
+    EXPECT_NE(low[0].doc->attributes.at("review_reason").find("receipt says"), std::string::npos);
+}
+
+TEST(ConfidenceRouter, MissingRequiredAlwaysGoesLow) {
+    auto runner = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.confidence_router", "{}");
+    auto out = runner.process(scored(0.99, {"receipt_number"}));
+    EXPECT_EQ(out[0].port, "low");
+    EXPECT_NE(out[0].doc->attributes.at("review_reason").find("missing required field(s): receipt_number"), std::string::npos);
+}
+
+TEST(ConfidenceRouter, QaSamplingFlagsAShareOfHigh) {
+    auto runner = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.confidence_router", "{qa_sample_rate: 0.25}");
+    int flagged = 0;
+    for (int i = 0; i < 400; ++i) {
+        Document d = scored(0.97);
+        d.id = "doc-" + std::to_string(i);
+        auto out = runner.process(d);
+        EXPECT_EQ(out[0].port, "high");
+        flagged += out[0].doc->fields.value("review_flag", "") == "qa_sample";
+    }
+    EXPECT_GT(flagged, 60);   // 25% of 400 = 100, by a hash of the id
+    EXPECT_LT(flagged, 140);
+}
+
+TEST(ConfidenceRouter, RejectsMediumAboveHigh) {
+    EXPECT_THROW(docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.confidence_router", "{high: 0.7, medium: 0.8}"), std::exception);
+}
+
+TEST(ConfidenceRouter, UnscoredDocumentIsBadInput) {
+    auto runner = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.confidence_router", "{}");
+    Document d;
+    d.id = "x";
+    EXPECT_THROW(runner.process(d), BadInput);
+}
+
+// ---- the NCB record ---------------------------------------------------------------------
+Document claim_doc() {
+    Document d;
+    d.id = "c1";
+    d.attributes = {{"message_id", "<m1@example>"}, {"filename", "receipt.jpg"}};
+    d.fields["claim"] = {{"total_amount", {{"value", 479.05}, {"confidence", 0.95}}},
+                         {"service_date", {{"value", "2024-12-24"}, {"confidence", 0.93}}},
+                         {"receipt_number", {{"value", "INV-2024-001234"}, {"confidence", 0.95}}},
+                         {"member_id", {{"value", "MEM123456789"}, {"confidence", 0.95}}}};
+    d.fields["confidence"] = 0.93;
+    d.fields["confidence_level"] = "high";
+    return d;
+}
+
+TEST(NcbRecord, HasTheNcbFieldNamesAndTypes) {
+    const auto t = std::chrono::system_clock::time_point(std::chrono::seconds(1735029000));  // 2024-12-24T08:30:00Z
+    auto r = claim::ncb_record(claim_doc(), t, 480);
+    ASSERT_TRUE(r.complete());
+    EXPECT_EQ(r.record["Event date"], "2024-12-24");
+    EXPECT_EQ(r.record["Submission Date"], "2024-12-24T16:30:00+08:00");
+    EXPECT_DOUBLE_EQ(r.record["Claim Amount"].get<double>(), 479.05);
+    EXPECT_EQ(r.record["Invoice Number"], "INV-2024-001234");
+    EXPECT_EQ(r.record["Policy Number"], "MEM123456789");  // no policy number: the member id
+    EXPECT_EQ(r.record["source_email_id"], "<m1@example>");
+    EXPECT_EQ(r.record["source_filename"], "receipt.jpg");
+    EXPECT_DOUBLE_EQ(r.record["extraction_confidence"].get<double>(), 0.93);
+    EXPECT_EQ(r.record["confidence_level"], "high");
+}
+
+TEST(NcbRecord, PolicyNumberWinsOverMemberId) {
+    Document d = claim_doc();
+    d.fields["claim"]["policy_number"] = {{"value", "POL987654321"}, {"confidence", 0.9}};
+    EXPECT_EQ(claim::ncb_record(d, {}, 480).record["Policy Number"], "POL987654321");
+}
+
+TEST(NcbRecord, MissingValuesAreReportedNeverInvented) {
+    Document d = claim_doc();
+    d.fields["claim"].erase("receipt_number");
+    d.fields["claim"].erase("member_id");
+    auto r = claim::ncb_record(d, {}, 480);
+    EXPECT_FALSE(r.complete());
+    ASSERT_EQ(r.missing.size(), 2u);
+    EXPECT_EQ(r.missing[0], "Invoice Number (receipt_number)");
+    EXPECT_FALSE(r.record.contains("Invoice Number"));
+    EXPECT_FALSE(r.record.contains("Policy Number"));
+    EXPECT_EQ(r.record.dump().find("MISSING"), std::string::npos);
+}
+
+TEST(NcbRecord, NegativeAmountOrBadDateIsNotUsable) {
+    Document d = claim_doc();
+    d.fields["claim"]["total_amount"]["value"] = -1.0;
+    d.fields["claim"]["service_date"]["value"] = "24/12/2024";
+    auto r = claim::ncb_record(d, {}, 480);
+    EXPECT_EQ(r.missing.size(), 2u);
+}
+
+// ---- accuracy floor on the SROIE dev split's ground-truth text ---------------------------
+// The receipts' transcribed lines (no OCR), so this guards the extraction rules only; the
+// OCR path is measured by bench/claims_eval. Floors sit a little under what the rules reach.
+TEST(SroieTextFloor, TotalDateCompany) {
+    ClaimExtractor extractor(Rules::builtin());
+    int n = 0, total = 0, date = 0, company = 0;
+    for (const auto& e : fs::directory_iterator(kData / "sroie-text")) {
+        if (e.path().extension() != ".json") continue;
+        auto truth = nlohmann::json::parse(read(e.path()));
+        std::vector<TextLine> lines;
+        int i = 0;
+        for (auto& l : split_lines(read(fs::path(e.path()).replace_extension(".lines.txt")))) {
+            TextLine t;
+            t.text = l;
+            t.page = 0;
+            t.index = i++;
+            t.ocr_confidence = 95;
+            lines.push_back(t);
+        }
+        std::vector<std::string> w;
+        auto f = extractor.from_receipt(lines, w);
+        ++n;
+        auto want_total = find_amounts("RM " + truth.value("total", ""));
+        if (!want_total.empty() && f.count("total_amount") &&
+            std::llround(f["total_amount"].value.get<double>() * 100) == want_total.back().cents)
+            ++total;
+        auto want_date = find_dates(truth.value("date", ""));
+        if (!want_date.empty() && f.count("service_date") && f["service_date"].value == want_date[0].iso()) ++date;
+        if (f.count("provider_name") && upper_ascii(f["provider_name"].value.get<std::string>()) == upper_ascii(truth.value("company", "")))
+            ++company;
+    }
+    ASSERT_EQ(n, 60);
+    RecordProperty("total", total);
+    RecordProperty("date", date);
+    RecordProperty("company", company);
+    std::printf("SROIE text: total %d/60, date %d/60, company %d/60\n", total, date, company);
+    EXPECT_GE(total, FLOOR_TOTAL);
+    EXPECT_GE(date, FLOOR_DATE);
+    EXPECT_GE(company, FLOOR_COMPANY);
+}
+
+}  // namespace

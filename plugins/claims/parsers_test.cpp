@@ -1,0 +1,344 @@
+// Table-driven tests of the claim parsers: amounts, dates, labels and totals, in English
+// and Malay, with the OCR noise seen on real receipts.
+#include <gtest/gtest.h>
+
+#include "amount.hpp"
+#include "date.hpp"
+#include "extractor.hpp"
+#include "text.hpp"
+
+using namespace docpipe::claims;
+
+namespace {
+
+constexpr long long kNone = -999999999;  // "no amount" (-1 is a real amount: rounding)
+
+struct AmountCase {
+    const char* line;
+    long long cents;  // of the last amount on the line; kNone = no amount
+    bool currency;
+    bool repaired;
+};
+
+class AmountTest : public ::testing::TestWithParam<AmountCase> {};
+
+TEST_P(AmountTest, ReadsTheLastAmountOfTheLine) {
+    const auto& c = GetParam();
+    auto found = find_amounts(c.line);
+    if (c.cents == kNone) {
+        EXPECT_TRUE(found.empty()) << c.line << " -> " << (found.empty() ? 0 : found.back().cents);
+        return;
+    }
+    ASSERT_FALSE(found.empty()) << c.line;
+    EXPECT_EQ(found.back().cents, c.cents) << c.line;
+    EXPECT_EQ(found.back().currency, c.currency) << c.line;
+    EXPECT_EQ(found.back().repaired, c.repaired) << c.line;
+}
+
+INSTANTIATE_TEST_SUITE_P(Malaysian, AmountTest, ::testing::Values(
+    AmountCase{"RM 1,234.50", 123450, true, false},
+    AmountCase{"RM1234.5", 123450, true, false},
+    AmountCase{"1,234.50 MYR", 123450, true, false},
+    AmountCase{"RM1,234.50", 123450, true, false},
+    AmountCase{"TOTAL: RM 479.05", 47905, true, false},
+    AmountCase{"Subtotal: RM 435.50", 43550, true, false},
+    AmountCase{"TOTAL 80.90", 8090, false, false},
+    AmountCase{"Total Amount : 30.70", 3070, false, false},
+    AmountCase{"ROUNDING -0.01", -1, false, false},
+    AmountCase{"Rounding Adj : -0.03", -3, false, false},
+    AmountCase{"CASH : 100.00", 10000, false, false},
+    AmountCase{"CHANGE : 19.10", 1910, false, false},
+    AmountCase{"RM 50", 5000, true, false},
+    AmountCase{"RM50", 5000, true, false},
+    AmountCase{"MYR 12.00", 1200, true, false},
+    AmountCase{"12.00MYR", 1200, true, false},
+    AmountCase{"12.00RM", 1200, true, false},
+    AmountCase{"Jumlah Keseluruhan: RM 1,200.00", 120000, true, false},
+    AmountCase{"Jumlah: RM 1,200.00", 120000, true, false},
+    AmountCase{"Bil semua sekali RM 680.50.", 68050, true, false},
+    AmountCase{"总金额 Total Amount: RM 1,850.00", 185000, true, false},
+    AmountCase{"GRAND TOTAL (RM) 5,800.00", 580000, true, false},
+    AmountCase{"TOTAL (RM): 12.50", 1250, false, false},
+    AmountCase{"2 D15 8.90 17.80", 1780, false, false},
+    AmountCase{"Total Incl GST 2.50", 250, false, false},
+    AmountCase{"9556570105134 1 250 2.50", 250, false, false},
+    AmountCase{"amount 1,000,000.00", 100000000, false, false},
+    AmountCase{"RM 0.50", 50, true, false},
+    AmountCase{"RM .50", 50, true, false},
+    AmountCase{"(RM) 12.30", 1230, true, false},
+    // OCR noise in numeric context.
+    AmountCase{"TOTAL 8O.90", 8090, false, true},
+    AmountCase{"TOTAL 1O.00", 1000, false, true},
+    AmountCase{"TOTAL 4l.50", 4150, false, true},
+    AmountCase{"TOTAL 4i.50", 4150, false, true},
+    AmountCase{"TOTAL 5S.00", 5500, false, true},
+    AmountCase{"TOTAL B8.00", 8800, false, true},
+    AmountCase{"TOTAL 3Z.40", 3240, false, true},
+    AmountCase{"TOTAL 80,90", 8090, false, false},
+    AmountCase{"TOTAL RM 26,00", 2600, true, false},
+    AmountCase{"Total: 12.50|", 1250, false, false},
+    AmountCase{"Total: 12.50:", 1250, false, false},
+    AmountCase{"*12.50*", 1250, false, false},
+    AmountCase{"=12.50", 1250, false, false},
+    // Not amounts.
+    AmountCase{"DATE 25/12/2018", kNone, false, false},
+    AmountCase{"25.12.2018", kNone, false, false},
+    AmountCase{"TIME 12:31:00", kNone, false, false},
+    AmountCase{"TEL 07-3523888", kNone, false, false},
+    AmountCase{"GST ID: 000849813504", kNone, false, false},
+    AmountCase{"TOTAL QTY 1", kNone, false, false},
+    AmountCase{"SIMPLIFIED TAX INVOICE", kNone, false, false},
+    AmountCase{"INVOICE # : OR18032402170368", kNone, false, false},
+    AmountCase{"CS00031663", kNone, false, false},
+    AmountCase{"12.3456", kNone, false, false},
+    AmountCase{"1,23.50", kNone, false, false},
+    AmountCase{"SOS.OO", kNone, false, false},
+    AmountCase{"RM", kNone, false, false},
+    AmountCase{"Receipt Number: DT-2024-1234", kNone, false, false},
+    AmountCase{"Member ID: M12345", kNone, false, false},
+    AmountCase{"1.234,50", kNone, false, false},
+    AmountCase{"0123", kNone, false, false}));
+
+TEST(Amount, FindsEveryAmountLeftToRight) {
+    auto found = find_amounts("Qty 2 x RM 8.90 = RM 17.80");
+    ASSERT_EQ(found.size(), 2u);
+    EXPECT_EQ(found[0].cents, 890);
+    EXPECT_EQ(found[1].cents, 1780);
+    EXPECT_LT(found[0].end, found[1].begin);
+}
+
+TEST(Amount, FormatsCents) {
+    EXPECT_EQ(format_cents(47905), "479.05");
+    EXPECT_EQ(format_cents(5), "0.05");
+    EXPECT_EQ(format_cents(-1), "-0.01");
+    EXPECT_EQ(format_cents(100000), "1000.00");
+}
+
+// -----------------------------------------------------------------------------------------
+struct DateCase {
+    const char* line;
+    const char* iso;      // first date found; "" = none
+    bool lowered;         // confidence below 0.9: ambiguous, month-first or repaired
+};
+
+class DateTest : public ::testing::TestWithParam<DateCase> {};
+
+TEST_P(DateTest, ReadsTheFirstDate) {
+    const auto& c = GetParam();
+    auto found = find_dates(c.line);
+    if (std::string(c.iso).empty()) {
+        EXPECT_TRUE(found.empty()) << c.line << " -> " << (found.empty() ? "" : found.front().iso());
+        return;
+    }
+    ASSERT_FALSE(found.empty()) << c.line;
+    EXPECT_EQ(found.front().iso(), c.iso) << c.line;
+    EXPECT_EQ(found.front().confidence < 0.9, c.lowered) << c.line << " confidence " << found.front().confidence;
+}
+
+INSTANTIATE_TEST_SUITE_P(MalaysianAndEnglish, DateTest, ::testing::Values(
+    DateCase{"25/12/2018", "2018-12-25", false},
+    DateCase{"DATE 25/12/2018", "2018-12-25", false},
+    DateCase{"Date: 24/12/2024", "2024-12-24", false},
+    DateCase{"20-12-2024", "2024-12-20", false},
+    DateCase{"Tarikh Perkhidmatan: 20-12-2024", "2024-12-20", false},
+    DateCase{"25.12.2018", "2018-12-25", false},
+    DateCase{"2024-12-24", "2024-12-24", false},
+    DateCase{"2018/03/10 12:00", "2018-03-10", false},
+    DateCase{"17/05/17 08:48:09", "2017-05-17", false},
+    DateCase{"dd-mm-yy 24-12-24", "2024-12-24", false},
+    DateCase{"12 Dis 2024", "2024-12-12", false},
+    DateCase{"12 Disember 2024", "2024-12-12", false},
+    DateCase{"12 December 2024", "2024-12-12", false},
+    DateCase{"1 Jan 2024", "2024-01-01", false},
+    DateCase{"5 Februari 2024", "2024-02-05", false},
+    DateCase{"15 Mac 2024", "2024-03-15", false},
+    DateCase{"3 Apr 2024", "2024-04-03", false},
+    DateCase{"9 Mei 2024", "2024-05-09", false},
+    DateCase{"9 May 2024", "2024-05-09", false},
+    DateCase{"30 Jun 2024", "2024-06-30", false},
+    DateCase{"4 Julai 2024", "2024-07-04", false},
+    DateCase{"4 Jul 2024", "2024-07-04", false},
+    DateCase{"31 Ogos 2024", "2024-08-31", false},
+    DateCase{"31 Aug 2024", "2024-08-31", false},
+    DateCase{"2 Sep 2024", "2024-09-02", false},
+    DateCase{"2 Sept 2024", "2024-09-02", false},
+    DateCase{"10 Okt 2024", "2024-10-10", false},
+    DateCase{"10 Oct 2024", "2024-10-10", false},
+    DateCase{"11 Nov 2024", "2024-11-11", false},
+    DateCase{"24 MAR 2018 18:23", "2018-03-24", false},
+    DateCase{"12-DEC-2018", "2018-12-12", false},
+    DateCase{"12DEC2018", "2018-12-12", false},
+    DateCase{"12-Dec-18", "2018-12-12", false},
+    DateCase{"December 12, 2024", "2024-12-12", false},
+    DateCase{"Dec 12 2024", "2024-12-12", false},
+    DateCase{"the 18th of December 2024", "2024-12-18", false},
+    DateCase{"29/02/2024", "2024-02-29", false},
+    // Ambiguous, month-first and repaired readings: kept, but with a lower confidence.
+    DateCase{"12/25/2018", "2018-12-25", true},
+    DateCase{"2S/12/2018", "2018-12-25", true},
+    DateCase{"25/12/2O18", "2018-12-25", true},
+    DateCase{"l7/01/2018", "2018-01-17", true},
+    // Impossible or not dates.
+    DateCase{"31/02/2024", "", false},
+    DateCase{"29/02/2023", "", false},
+    DateCase{"13/13/2024", "", false},
+    DateCase{"00/12/2024", "", false},
+    DateCase{"25/12/1899", "", false},
+    DateCase{"TEL 07-3523888", "", false},
+    DateCase{"12:31:00", "", false},
+    DateCase{"12/05-2018", "", false},
+    DateCase{"32 Dis 2024", "", false},
+    DateCase{"12 Foo 2024", "", false},
+    DateCase{"RM 12.50", "", false}));
+
+TEST(Date, AmbiguousDayMonthPrefersTheLocalConvention) {
+    auto d = find_dates("05/06/2024");
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0].iso(), "2024-06-05");
+    EXPECT_LT(d[0].confidence, 1.0);
+}
+
+TEST(Date, MonthFirstSaysWhy) {
+    auto d = find_dates("12/25/2018");
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_NE(d[0].note.find("month/day/year"), std::string::npos);
+}
+
+TEST(Date, MonthNames) {
+    EXPECT_EQ(month_from_name("Dis"), 12);
+    EXPECT_EQ(month_from_name("OGOS"), 8);
+    EXPECT_EQ(month_from_name("mac"), 3);
+    EXPECT_EQ(month_from_name("Mei"), 5);
+    EXPECT_EQ(month_from_name("Julai"), 7);
+    EXPECT_EQ(month_from_name("Okt"), 10);
+    EXPECT_EQ(month_from_name("foo"), 0);
+}
+
+// -----------------------------------------------------------------------------------------
+// Totals on receipt text: the payable amount, never the subtotal, cash or change.
+struct TotalCase {
+    const char* name;
+    std::vector<const char*> lines;
+    long long cents;  // -1 = no total
+};
+
+class TotalTest : public ::testing::TestWithParam<TotalCase> {};
+
+std::vector<TextLine> receipt(const std::vector<const char*>& lines, double confidence = 92) {
+    std::vector<TextLine> out;
+    int i = 0;
+    for (const char* l : lines) {
+        TextLine t;
+        t.text = l;
+        t.page = 0;
+        t.index = i++;
+        t.ocr_confidence = confidence;
+        out.push_back(t);
+    }
+    return out;
+}
+
+TEST_P(TotalTest, ChoosesThePayableAmount) {
+    const auto& c = GetParam();
+    ClaimExtractor extractor(Rules::builtin());
+    std::vector<std::string> warnings;
+    auto fields = extractor.from_receipt(receipt(c.lines), warnings);
+    if (c.cents < 0) {
+        EXPECT_FALSE(fields.count("total_amount")) << c.name;
+        return;
+    }
+    ASSERT_TRUE(fields.count("total_amount")) << c.name;
+    EXPECT_EQ(std::llround(fields["total_amount"].value.get<double>() * 100), c.cents) << c.name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Receipts, TotalTest, ::testing::Values(
+    TotalCase{"clinic: total not subtotal", {"Subtotal: RM 435.50", "SST (10%): RM 43.55", "TOTAL: RM 479.05", "Payment Method: Cash"}, 47905},
+    TotalCase{"subtotal after total", {"TOTAL RM 50.00", "SUB TOTAL RM 47.17"}, 5000},
+    TotalCase{"grand total beats total", {"TOTAL 100.00", "SERVICE CHARGE 10.00", "GRAND TOTAL 110.00"}, 11000},
+    TotalCase{"jumlah besar", {"JUMLAH KECIL 90.00", "CUKAI 5.40", "JUMLAH BESAR 95.40", "TUNAI 100.00", "BAKI 4.60"}, 9540},
+    TotalCase{"jumlah", {"Ubat 20.00", "JUMLAH RM 20.00"}, 2000},
+    TotalCase{"nett total", {"TOTAL 30.03", "ROUNDING -0.03", "NETT TOTAL 30.00"}, 3000},
+    TotalCase{"rounded total", {"Total 41.48", "Rounding 0.02", "Rounded Total 41.50", "Cash 50.00", "Change 8.50"}, 4150},
+    TotalCase{"amount due", {"Sub-Total 12.00", "SST 6% 0.72", "AMOUNT DUE 12.70"}, 1270},
+    TotalCase{"total (rm)", {"TOTAL (RM) 18.80", "CASH 20.00", "CHANGE 1.20"}, 1880},
+    TotalCase{"cash and change never win", {"TOTAL 80.90", "CASH 100.00", "CHANGE 19.10"}, 8090},
+    TotalCase{"tendered never wins", {"TOTAL 15.00", "TENDERED 50.00", "CHANGE 35.00"}, 1500},
+    TotalCase{"gst inclusive", {"TOTAL SALES (EXCLUDING GST) : 80.91", "TOTAL GST : 0.00", "ROUNDING -0.01",
+                                  "TOTAL SALES (INCLUSIVE OF GST) : 80.90", "CASH : 100.00", "CHANGE : 19.10"}, 8090},
+    TotalCase{"total qty is not a total", {"Total Qty 3 45.00", "TOTAL 45.00"}, 4500},
+    TotalCase{"total gst is tax", {"TOTAL 106.00", "TOTAL GST 6.00"}, 10600},
+    TotalCase{"value on the next line", {"TOTAL", "27.55", "CASH", "50.00"}, 2755},
+    TotalCase{"ocr slip in the label", {"SUB-TCTAL 2.50", "TCTAL 2.50", "Cash 2.50"}, 250},
+    TotalCase{"glued label", {"SUBTOTAL 9.43", "GST 0.57", "TOTALRM 10.00"}, 1000},
+    TotalCase{"comma decimal", {"TOTAL RM 26,00", "CASH 30.00", "CHANGE 4.00"}, 2600},
+    TotalCase{"total payable with supplies lines", {"Total 0% supplies: 44.76", "Total 6% supplies (excl. GST): 13.30",
+                                                     "Total 0% supplies: 44.76", "Total Payable: 58.86"}, 5886},
+    TotalCase{"cash rounding to 5 sen", {"Total 10.44", "Rounding 0.01", "Cash 10.45", "Change 0.00", "10.45"}, 1045},
+    TotalCase{"no label: cash minus change", {"Nasi lemak 8.50", "CASH 10.00", "CHANGE 1.50"}, 850},
+    TotalCase{"nothing", {"THANK YOU", "PLEASE COME AGAIN"}, -1},
+    TotalCase{"zero total ignored", {"TOTAL 0.00"}, -1}));
+
+TEST(Totals, CrossCheckRaisesConfidence) {
+    ClaimExtractor extractor(Rules::builtin());
+    std::vector<std::string> w;
+    auto checked = extractor.from_receipt(receipt({"SUBTOTAL 100.00", "SST 6.00", "TOTAL 106.00", "CASH 110.00", "CHANGE 4.00"}), w);
+    auto alone = extractor.from_receipt(receipt({"TOTAL 106.00"}), w);
+    EXPECT_GT(checked["total_amount"].confidence, alone["total_amount"].confidence);
+    EXPECT_NE(checked["total_amount"].provenance["reason"].get<std::string>().find("cash minus change"), std::string::npos);
+}
+
+TEST(Totals, LowOcrConfidenceLowersFieldConfidence) {
+    ClaimExtractor extractor(Rules::builtin());
+    std::vector<std::string> w;
+    auto clear = extractor.from_receipt(receipt({"TOTAL 12.00"}, 95), w);
+    auto faint = extractor.from_receipt(receipt({"TOTAL 12.00"}, 45), w);
+    EXPECT_GT(clear["total_amount"].confidence, faint["total_amount"].confidence);
+}
+
+TEST(Totals, ProvenanceNamesPageLineAndBox) {
+    ClaimExtractor extractor(Rules::builtin());
+    std::vector<std::string> w;
+    auto lines = receipt({"SUBTOTAL 1.00", "TOTAL 2.00"});
+    lines[1].box = std::array<int, 4>{10, 200, 300, 30};
+    auto f = extractor.from_receipt(lines, w);
+    EXPECT_EQ(f["total_amount"].provenance["page"], 0);
+    EXPECT_EQ(f["total_amount"].provenance["line"], 1);
+    EXPECT_EQ(f["total_amount"].provenance["box"], nlohmann::json({10, 200, 300, 30}));
+}
+
+// -----------------------------------------------------------------------------------------
+// Labels: ids and names on receipts, English and Malay.
+struct LabelCase {
+    const char* line;
+    const char* field;
+    const char* value;
+};
+
+class LabelTest : public ::testing::TestWithParam<LabelCase> {};
+
+TEST_P(LabelTest, ReadsTheLabelledValue) {
+    const auto& c = GetParam();
+    ClaimExtractor extractor(Rules::builtin());
+    std::vector<std::string> w;
+    auto f = extractor.from_receipt(receipt({"KLINIK CONTOH SDN BHD", c.line}), w);
+    ASSERT_TRUE(f.count(c.field)) << c.line;
+    EXPECT_EQ(f[c.field].value, c.value) << c.line;
+}
+
+INSTANTIATE_TEST_SUITE_P(Labels, LabelTest, ::testing::Values(
+    LabelCase{"Receipt No: INV-2024-001234", "receipt_number", "INV-2024-001234"},
+    LabelCase{"RECEIPT NO. : CS-20242", "receipt_number", "CS-20242"},
+    LabelCase{"No. Resit : KKP-2024-5678", "receipt_number", "KKP-2024-5678"},
+    LabelCase{"Nombor Resit: PA-2024-9999", "receipt_number", "PA-2024-9999"},
+    LabelCase{"INVOICE NO: 7029F711", "receipt_number", "7029F711"},
+    LabelCase{"Doc No CS00031663", "receipt_number", "CS00031663"},
+    LabelCase{"Bill No: 123456", "receipt_number", "123456"},
+    LabelCase{"Member ID: MEM123456789", "member_id", "MEM123456789"},
+    LabelCase{"ID Ahli: M11111", "member_id", "M11111"},
+    LabelCase{"No. Ahli : M22222", "member_id", "M22222"},
+    LabelCase{"Policy No: POL987654321", "policy_number", "POL987654321"},
+    LabelCase{"No. Polisi: POL123456", "policy_number", "POL123456"},
+    LabelCase{"Patient Name: Ahmad bin Abdullah", "member_name", "Ahmad bin Abdullah"},
+    LabelCase{"Nama Pesakit: Siti binti Hassan", "member_name", "Siti binti Hassan"}));
+
+}  // namespace
