@@ -211,7 +211,10 @@ int extract_files(const PipelineSpec& spec, std::shared_ptr<const Registry> regi
                 ok = false;
                 continue;
             }
-            for (auto& [child, port] : outputs.emitted) {
+            // Work is a stack: the emitted documents are taken in reverse so that the first
+            // attachment of an email is printed first.
+            for (auto e = outputs.emitted.rbegin(); e != outputs.emitted.rend(); ++e) {
+                auto& [child, port] = *e;
                 std::vector<std::string> next;
                 for (const auto& n : next_nodes(node.spec->name, port))
                     if (nodes.count(n)) next.push_back(n);

@@ -236,7 +236,9 @@ std::string html_to_text(const std::string& html) {
                 }
             }
         }
-        out += html[i++];
+        // Line breaks in HTML source are spaces; only tags make lines.
+        const char c = html[i++];
+        out += c == '\n' || c == '\r' || c == '\t' ? ' ' : c;
     }
     // Tidy: trim lines, collapse inner whitespace, at most one blank line in a row.
     std::string tidy;

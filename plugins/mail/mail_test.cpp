@@ -1,0 +1,293 @@
+// transform.mime and source.maildir, loaded from the plugin file, on emails built here
+// from the prototype's bodies and the clinic receipt: single, several, PDF and forwarded
+// attachments, and the bad input a mailbox really receives.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "docpipe/testing.hpp"
+#include "email.hpp"
+#include "maildir_source.hpp"
+
+using namespace docpipe;
+namespace fs = std::filesystem;
+using docpipe::testing::NodeRunner;
+
+namespace {
+
+const fs::path kSource = DOCPIPE_SOURCE_DIR;
+const fs::path kPlugin = fs::path(DOCPIPE_BUILD_PLUGIN_DIR) / "libdocpipe-mail.so";
+
+std::string read(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::string base64(const std::string& in) {
+    static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    int val = 0, bits = -6;
+    for (unsigned char c : in) {
+        val = (val << 8) + c;
+        bits += 8;
+        while (bits >= 0) {
+            out += k[(val >> bits) & 0x3F];
+            bits -= 6;
+        }
+    }
+    if (bits > -6) out += k[((val << 8) >> (bits + 8)) & 0x3F];
+    while (out.size() % 4) out += '=';
+    std::string wrapped;
+    for (std::size_t i = 0; i < out.size(); i += 76) wrapped += out.substr(i, 76) + "\r\n";
+    return wrapped;
+}
+
+struct Att {
+    std::string type, name, bytes;
+    std::string disposition = "attachment";
+};
+
+std::string email(const std::string& body, const std::vector<Att>& atts, const std::string& extra_headers = "",
+                  const std::string& subject = "Claim") {
+    std::string m = "From: Ahmad <ahmad@example.my>\r\nTo: claims@tpa.example.my\r\nSubject: " + subject +
+                    "\r\nDate: Fri, 27 Dec 2024 09:00:00 +0800\r\nMessage-ID: <t1@example>\r\n" + extra_headers +
+                    "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B1\"\r\n\r\n";
+    m += "--B1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + body + "\r\n";
+    for (const auto& a : atts) {
+        m += "--B1\r\nContent-Type: " + a.type + "\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: " + a.disposition +
+             (a.name.empty() ? "" : "; filename=\"" + a.name + "\"") + "\r\n\r\n" + base64(a.bytes);
+    }
+    m += "--B1--\r\n";
+    return m;
+}
+
+Document eml(const std::string& text, const std::string& name = "claim.eml") {
+    return Document::from_bytes(name, "message/rfc822", Bytes(text.begin(), text.end()));
+}
+
+const std::string& receipt() {
+    static const std::string r = read(kSource / "examples/inbox/sources/malaysian_receipt_test.jpg");
+    return r;
+}
+
+NodeRunner mime(const std::string& config = "{}") { return NodeRunner::from_plugin(kPlugin, "transform.mime", config); }
+
+TEST(Mime, OneAttachmentCarriesTheEmail) {
+    auto runner = mime();
+    auto out = runner.process(eml(email(read(kSource / "tests/data/email_bodies/structured_english.txt"),
+                                        {{"image/jpeg", "receipt.jpg", receipt()}})));
+    ASSERT_EQ(out.size(), 1u);
+    const Document& d = *out[0].doc;
+    ASSERT_EQ(d.parts.size(), 1u);
+    EXPECT_EQ(d.parts[0].media_type, "image/jpeg");
+    EXPECT_EQ(d.parts[0].bytes->size(), receipt().size());
+    EXPECT_EQ(std::string(d.parts[0].bytes->begin(), d.parts[0].bytes->end()), receipt());
+    EXPECT_EQ(d.attributes.at("filename"), "receipt.jpg");
+    EXPECT_EQ(d.attributes.at("message_id"), "t1@example");
+    EXPECT_NE(d.attributes.at("from").find("ahmad@example.my"), std::string::npos);
+    EXPECT_EQ(d.attributes.at("subject"), "Claim");
+    EXPECT_EQ(d.attributes.at("email_date").substr(0, 19), "2024-12-27T09:00:00");
+    EXPECT_NE(d.attributes.at("body_text").find("Member ID: M12345"), std::string::npos);
+    EXPECT_FALSE(d.parent_id.empty());  // the email document
+}
+
+TEST(Mime, SeveralAttachmentsAndAPdfGiveOneDocumentEach) {
+    auto runner = mime();
+    const std::string pdf = "%PDF-1.4\n" + std::string(20000, ' ') + "\n%%EOF\n";
+    auto out = runner.process(eml(email("see attached", {{"image/jpeg", "a.jpg", receipt()},
+                                                          {"application/pdf", "b.pdf", pdf},
+                                                          {"application/octet-stream", "c.jpg", receipt()}})));
+    ASSERT_EQ(out.size(), 3u);
+    EXPECT_EQ(out[1].doc->parts[0].media_type, "application/pdf");
+    EXPECT_EQ(out[2].doc->parts[0].media_type, "image/jpeg");  // octet-stream named .jpg
+    EXPECT_EQ(out[0].doc->attributes.at("attachment"), "1/3");
+    EXPECT_NE(out[0].doc->id, out[1].doc->id);
+}
+
+TEST(Mime, ForwardedMessageAttachmentsCount) {
+    auto runner = mime();
+    const std::string inner = email("inner", {{"image/jpeg", "scan.jpg", receipt()}});
+    std::string outer = "From: a@example.my\r\nSubject: Fwd\r\nMessage-ID: <outer@example>\r\nMIME-Version: 1.0\r\n"
+                        "Content-Type: multipart/mixed; boundary=\"OUT\"\r\n\r\n--OUT\r\nContent-Type: text/plain\r\n\r\nforwarding\r\n"
+                        "--OUT\r\nContent-Type: message/rfc822\r\n\r\n" + inner + "\r\n--OUT--\r\n";
+    auto out = runner.process(eml(outer));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].doc->attributes.at("filename"), "scan.jpg");
+    EXPECT_EQ(out[0].doc->attributes.at("forwarded"), "true");
+    EXPECT_EQ(out[0].doc->attributes.at("body_text"), "forwarding");
+    EXPECT_EQ(out[0].doc->attributes.at("message_id"), "outer@example");
+}
+
+TEST(Mime, EncodedNamesAndCharsetsDecode) {
+    auto runner = mime();
+    // RFC 2047 subject (GB2312 would need iconv tables; UTF-8 and ISO-8859-1 shown), RFC 2231 file name.
+    std::string m = "From: a@example.my\r\nSubject: =?ISO-8859-1?Q?Caf=E9_receipt?=\r\nMessage-ID: <c@example>\r\nMIME-Version: 1.0\r\n"
+                    "Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\n"
+                    "--B\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+                    "Jumlah: RM 12.00 =E0 payer\r\n"
+                    "--B\r\nContent-Type: image/jpeg\r\nContent-Transfer-Encoding: base64\r\n"
+                    "Content-Disposition: attachment; filename*=UTF-8''%E6%94%B6%E6%8D%AE.jpg\r\n\r\n" + base64(receipt()) + "--B--\r\n";
+    auto out = runner.process(eml(m));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].doc->attributes.at("subject"), "Caf\xC3\xA9 receipt");
+    EXPECT_EQ(out[0].doc->attributes.at("filename"), "\xE6\x94\xB6\xE6\x8D\xAE.jpg");
+    EXPECT_NE(out[0].doc->attributes.at("body_text").find("\xC3\xA0 payer"), std::string::npos);  // converted to UTF-8
+}
+
+TEST(Mime, Gb2312AndBig5BodiesConvertToUtf8) {
+    auto runner = mime();
+    // "收据" in GB2312 is C1 D5 BE DD; in Big5 "收據" is A6 AC BE DA.
+    for (auto [charset, bytes, utf8] : {std::tuple<std::string, std::string, std::string>{"gb2312", "\xCA\xD5\xBE\xDD", "\xE6\x94\xB6\xE6\x8D\xAE"},
+                                        {"big5", "\xA6\xAC\xBE\xDA", "\xE6\x94\xB6\xE6\x93\x9A"}}) {
+        std::string m = "From: a@example.my\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n"
+                        "--B\r\nContent-Type: text/plain; charset=" + charset + "\r\n\r\n" + bytes + "\r\n"
+                        "--B\r\nContent-Type: image/jpeg\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=r.jpg\r\n\r\n" +
+                        base64(receipt()) + "--B--\r\n";
+        auto out = runner.process(eml(m));
+        ASSERT_EQ(out.size(), 1u) << charset;
+        EXPECT_NE(out[0].doc->attributes.at("body_text").find(utf8), std::string::npos) << charset;
+    }
+}
+
+TEST(Mime, HtmlOnlyBodyBecomesText) {
+    auto runner = mime();
+    const std::string html = read(kSource / "tests/data/email_bodies/html_formatted.html");
+    std::string m = "From: a@example.my\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n"
+                    "--B\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + html + "\r\n"
+                    "--B\r\nContent-Type: image/jpeg\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=r.jpg\r\n\r\n" +
+                    base64(receipt()) + "--B--\r\n";
+    auto out = runner.process(eml(m));
+    ASSERT_EQ(out.size(), 1u);
+    const std::string body = out[0].doc->attributes.at("body_text");
+    EXPECT_NE(body.find("Member ID: M33333"), std::string::npos) << body;
+    EXPECT_NE(body.find("Total Amount: RM 5,800.00"), std::string::npos) << body;
+    EXPECT_EQ(body.find('<'), std::string::npos) << body;
+    EXPECT_EQ(body.find("font-family"), std::string::npos) << body;
+}
+
+TEST(Mime, NotAnEmailPassesThrough) {
+    auto runner = mime();
+    auto out = runner.process(Document::from_bytes("r.jpg", "image/jpeg", Bytes(receipt().begin(), receipt().end())));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].doc->parts[0].name, "r.jpg");
+}
+
+// ---- bad input --------------------------------------------------------------------------
+TEST(MimeBadInput, NoAttachmentIsSkippedWithAReason) {
+    auto runner = mime();
+    auto out = runner.process(eml(email(read(kSource / "tests/data/email_bodies/structured_malay.txt"), {})));
+    EXPECT_TRUE(out.empty());
+    EXPECT_NE(runner.last_skip_reason().find("no claim attachment"), std::string::npos);
+}
+
+TEST(MimeBadInput, TinyImagesAndZipsAreSkippedWithReasons) {
+    auto runner = mime();
+    const std::string zip_bomb = "PK\x03\x04" + std::string(50000, '\0');  // never decompressed
+    auto out = runner.process(eml(email("x", {{"image/png", "logo.png", std::string(300, 'x')}, {"application/zip", "bomb.zip", zip_bomb}})));
+    EXPECT_TRUE(out.empty());
+    const std::string why = runner.last_skip_reason();
+    EXPECT_NE(why.find("'logo.png': image of 300 bytes is under min_image_bytes"), std::string::npos) << why;
+    EXPECT_NE(why.find("'bomb.zip': not an image or PDF (application/zip)"), std::string::npos) << why;
+}
+
+TEST(MimeBadInput, TooManyAttachmentsIsRefusedWithBothNumbers) {
+    auto runner = mime("{max_attachments: 20, max_parts: 5000}");
+    std::vector<Att> many(1000, Att{"image/jpeg", "r.jpg", std::string(9000, 'x')});
+    try {
+        runner.process(eml(email("x", many)));
+        FAIL() << "1,000 attachments must be refused";
+    } catch (const BadInput& e) {
+        EXPECT_NE(std::string(e.what()).find("1000 claim attachments, more than max_attachments (20)"), std::string::npos) << e.what();
+    }
+    try {
+        mime("{max_parts: 500}").process(eml(email("x", many)));
+        FAIL() << "more parts than max_parts must be refused";
+    } catch (const BadInput& e) {
+        EXPECT_NE(std::string(e.what()).find("more than 500 MIME parts"), std::string::npos) << e.what();
+    }
+    auto wider = mime("{max_attachments: 1000, max_parts: 2000}");
+    EXPECT_EQ(wider.process(eml(email("x", many))).size(), 1000u);
+}
+
+TEST(MimeBadInput, PathInFileNameIsRemoved) {
+    auto runner = mime();
+    auto out = runner.process(eml(email("x", {{"image/jpeg", "../../etc/passwd", receipt()}, {"image/jpeg", "..\\..\\win.ini", receipt()},
+                                              {"image/jpeg", "bad\x01name\x7f.jpg", receipt()}})));
+    ASSERT_EQ(out.size(), 3u);
+    EXPECT_EQ(out[0].doc->attributes.at("filename"), "passwd");
+    EXPECT_EQ(out[1].doc->attributes.at("filename"), "win.ini");
+    EXPECT_EQ(out[2].doc->attributes.at("filename"), "badname.jpg");
+    EXPECT_EQ(mail::sanitize_filename("...", "attachment-1.jpg"), "attachment-1.jpg");
+    EXPECT_EQ(mail::sanitize_filename("/", "attachment-1.jpg"), "attachment-1.jpg");
+}
+
+TEST(MimeBadInput, BrokenBoundaryDoesNotCrash) {
+    auto runner = mime();
+    std::string m = email("x", {{"image/jpeg", "r.jpg", receipt()}});
+    m.erase(m.rfind("--B1--"));  // no closing boundary, truncated
+    m.resize(m.size() - 5000);
+    auto out = runner.process(eml(m));
+    ASSERT_EQ(out.size(), 1u);  // what could be read is kept; the image decoder judges the bytes
+    EXPECT_GT(out[0].doc->parts[0].bytes->size(), 100000u);
+    std::string wrong = email("x", {{"image/jpeg", "r.jpg", receipt()}});
+    for (auto pos = wrong.find("--B1"); pos != std::string::npos; pos = wrong.find("--B1", pos)) wrong.replace(pos, 4, "--ZZ");
+    EXPECT_NO_THROW(runner.process(eml(wrong)));  // boundaries that match nothing: one text body, no attachment
+    EXPECT_NE(runner.last_skip_reason().find("no claim attachment"), std::string::npos);
+}
+
+TEST(MimeBadInput, InvalidBase64IsNotFatal) {
+    auto runner = mime();
+    std::string m = "From: a@example.my\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n"
+                    "--B\r\nContent-Type: image/jpeg\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=r.jpg\r\n\r\n"
+                    "!!!! this is ~~~ not base64 @@@@\r\n--B--\r\n";
+    auto out = runner.process(eml(m));
+    // GMime skips the characters outside the alphabet; what remains is far under a real
+    // image, so it is skipped with a reason rather than passed on as garbage.
+    EXPECT_TRUE(out.empty());
+    EXPECT_FALSE(runner.last_skip_reason().empty());
+}
+
+TEST(MimeBadInput, HugeHeaderIsBounded) {
+    auto runner = mime();
+    std::string m = email("x", {{"image/jpeg", "r.jpg", receipt()}}, "X-Junk: " + std::string(10 * 1024 * 1024, 'a') + "\r\n",
+                          std::string(5000, 'S'));
+    auto out = runner.process(eml(m));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_LE(out[0].doc->attributes.at("subject").size(), 1000u);
+}
+
+TEST(MimeBadInput, GarbageIsBadInput) {
+    auto runner = mime();
+    std::string junk(4096, '\0');
+    EXPECT_THROW(runner.process(eml(junk, "junk.eml")), BadInput);
+}
+
+// ---- source.maildir ---------------------------------------------------------------------
+TEST(Maildir, NewToCurWithSeenOrFlaggedAndAReason) {
+    const fs::path root = fs::temp_directory_path() / ("docpipe-maildir-" + std::to_string(::getpid()));
+    fs::remove_all(root);
+    fs::create_directories(root / "new");
+    std::ofstream(root / "new" / "1735.M1.host") << email("x", {{"image/jpeg", "r.jpg", receipt()}});
+    std::ofstream(root / "new" / "1736.M2.host") << email("y", {});
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.maildir", "{path: " + root.string() + "}");
+    runner.component().start();
+    auto items = runner.poll();
+    ASSERT_EQ(items.size(), 2u);
+    EXPECT_EQ(items[0].doc.parts[0].media_type, "message/rfc822");
+    EXPECT_EQ(items[0].doc.attributes.at("source"), "maildir");
+    EXPECT_TRUE(runner.poll().empty());  // in flight: not taken twice
+    items[0].ack(Outcome{true, ""});
+    items[1].ack(Outcome{false, "mime: not an email"});
+    EXPECT_TRUE(fs::exists(root / "cur" / "1735.M1.host:2,S"));
+    EXPECT_TRUE(fs::exists(root / "cur" / "1736.M2.host:2,F"));
+    EXPECT_EQ(read(root / ".docpipe-reasons" / "1736.M2.host:2,F.reason"), "mime: not an email\n");
+    EXPECT_TRUE(fs::is_empty(root / "new"));
+    EXPECT_EQ(mail::MaildirSource::with_flag("a:2,S", 'F'), "a:2,FS");
+    fs::remove_all(root);
+}
+
+}  // namespace
