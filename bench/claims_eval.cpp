@@ -189,7 +189,7 @@ int main(int argc, char** argv) {
         if (verbose) {
             const Row& r = rows.back();
             if (!r.total || !r.date || !r.company)
-                std::printf("%s total %s%s (want %s) date %s%s (want %s) company %s'%s' (want '%s')\n", id.c_str(), r.total ? "ok " : "BAD ",
+                std::printf("%s score %.2f total %s%s (want %s) date %s%s (want %s) company %s'%s' (want '%s')\n", id.c_str(), r.receipt_score, r.total ? "ok " : "BAD ",
                             r.got_total.c_str(), r.want_total.c_str(), r.date ? "ok " : "BAD ", r.got_date.c_str(), r.want_date.c_str(),
                             r.company ? "ok " : "BAD ", r.got_company.c_str(), r.want_company.c_str());
         }
