@@ -22,27 +22,9 @@ namespace docpipe::core {
 
 namespace {
 
-class ExtractContext : public Context {
-public:
-    ExtractContext(std::string name, std::shared_ptr<spdlog::logger> logger, MetricsRegistry& metrics, StateStore& state, Clock& clock)
-        : name_(std::move(name)), logger_(std::move(logger), name_, false), metrics_(metrics, name_), state_(state), clock_(clock) {}
-    const std::string& node_name() const override { return name_; }
-    Logger& log() override { return logger_; }
-    Metrics& metrics() override { return metrics_; }
-    StateStore& state() override { return state_; }
-    Clock& clock() override { return clock_; }
-
-private:
-    std::string name_;
-    NodeLogger logger_;
-    NodeMetrics metrics_;
-    StateStore& state_;
-    Clock& clock_;
-};
-
 struct ExtractNode {
     const NodeSpec* spec = nullptr;
-    std::unique_ptr<ExtractContext> context;
+    std::unique_ptr<NodeContext> context;
     std::unique_ptr<Component> component;
     Transform* transform = nullptr;
     std::mutex call_mutex;  // taken when the component is not concurrent-safe
@@ -123,7 +105,7 @@ int extract_files(const PipelineSpec& spec, std::shared_ptr<const Registry> regi
         if (kind == ComponentKind::Sink || ns.component == "transform.dedup") continue;
         auto node = std::make_unique<ExtractNode>();
         node->spec = &ns;
-        node->context = std::make_unique<ExtractContext>(ns.name, logger, metrics, *store, clock);
+        node->context = std::make_unique<NodeContext>(ns.name, logger, false, metrics, *store, clock);
         try {
             node->component = ns.descriptor->create(ns.config, *node->context);
             node->component->start();

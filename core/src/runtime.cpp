@@ -82,25 +82,6 @@ struct NodeStats {
     std::chrono::system_clock::time_point last_error_at;
 };
 
-class NodeContext : public Context {
-public:
-    NodeContext(std::string name, std::shared_ptr<spdlog::logger> logger, bool json, MetricsRegistry& metrics,
-                StateStore& state, Clock& clock)
-        : name_(std::move(name)), logger_(std::move(logger), name_, json), metrics_(metrics, name_), state_(state), clock_(clock) {}
-    const std::string& node_name() const override { return name_; }
-    Logger& log() override { return logger_; }
-    Metrics& metrics() override { return metrics_; }
-    StateStore& state() override { return state_; }
-    Clock& clock() override { return clock_; }
-
-private:
-    std::string name_;
-    NodeLogger logger_;
-    NodeMetrics metrics_;
-    StateStore& state_;
-    Clock& clock_;
-};
-
 // Timers for retries, on one thread, so no TBB worker sleeps through a backoff.
 class RetryScheduler {
 public:
@@ -538,15 +519,7 @@ struct Runtime::Impl {
     // A delivered claim: its fields and confidence go on the job, for the admin API.
     void record_claim(Node& node, const Envelope& env) {
         try {
-            const auto& f = env.doc->fields;
-            state->update_job(env.tracker->doc_id, [&](Job& j) {
-                j.fields = f.value("claim", nlohmann::json::object());
-                j.confidence = f.value("confidence", 0.0);
-                j.confidence_level = f.value("confidence_level", "");
-                // The Message-ID is known only once transform.mime has read the email.
-                if (auto m = env.doc->attributes.find("message_id"); j.email_id.empty() && m != env.doc->attributes.end())
-                    j.email_id = m->second;
-            });
+            state->update_job(env.tracker->doc_id, [&](Job& j) { record_claim_on_job(*env.doc, j); });
         } catch (const std::exception& e) {
             node.context->log().log(LogLevel::Warn, fmt::format("claim fields not recorded on the job: {}", e.what()), env.doc->id);
         }

@@ -86,6 +86,29 @@ public:
     void sleep_for(std::chrono::milliseconds duration) override;
 };
 
+// ---- the context one component sees ------------------------------------------------------
+
+// What the runtime (and `docpipe extract`) hands a component: its own logger and metrics
+// labelled with the node name, the shared state store and clock, which outlive it.
+class NodeContext : public Context {
+public:
+    NodeContext(std::string name, std::shared_ptr<spdlog::logger> logger, bool json, MetricsRegistry& metrics,
+                StateStore& state, Clock& clock)
+        : name_(std::move(name)), logger_(std::move(logger), name_, json), metrics_(metrics, name_), state_(state), clock_(clock) {}
+    const std::string& node_name() const override { return name_; }
+    Logger& log() override { return logger_; }
+    Metrics& metrics() override { return metrics_; }
+    StateStore& state() override { return state_; }
+    Clock& clock() override { return clock_; }
+
+private:
+    std::string name_;
+    NodeLogger logger_;
+    NodeMetrics metrics_;
+    StateStore& state_;
+    Clock& clock_;
+};
+
 // ISO 8601 UTC with milliseconds: 2026-11-29T10:00:00.123Z
 std::string iso8601(std::chrono::system_clock::time_point t);
 

@@ -45,7 +45,7 @@ std::vector<TextLine> email_text(const std::string& text) {
 FieldMap from_body(const std::string& file, EmailContext ctx = {2024, 12, 27}) {
     ClaimExtractor extractor(Rules::builtin());
     std::vector<std::string> w;
-    std::string text = read(kData / "email_bodies" / file);
+    std::string text = read(fs::path(DOCPIPE_SOURCE_DIR) / "examples" / "inbox" / "sources" / file);
     return extractor.from_email(email_text(text), ctx, w);
 }
 

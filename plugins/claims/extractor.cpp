@@ -266,7 +266,7 @@ void keep_better(FieldMap& fields, const std::string& name, FieldValue candidate
 
 // Labelled values (member id, policy, names, receipt number) common to receipts and emails.
 void labelled_fields(const std::vector<TextLine>& lines, const std::vector<std::vector<Word>>& words, const Rules& rules,
-                     FieldMap& fields, double base) {
+                     FieldMap& fields) {
     static const std::vector<std::string> kIdFields = {"member_id", "policy_number", "receipt_number"};
     static const std::vector<std::string> kTextFields = {"member_name", "provider_name", "provider_address"};
     for (std::size_t i = 0; i < lines.size(); ++i) {
@@ -284,7 +284,7 @@ void labelled_fields(const std::vector<TextLine>& lines, const std::vector<std::
                 from = &lines[i + 1];
             }
             if (!value) continue;
-            keep_better(fields, field, make_field(*value, base * 0.95 * ocr_factor(*from), *from));
+            keep_better(fields, field, make_field(*value, 0.95 * ocr_factor(*from), *from));
         }
         for (const auto& field : kTextFields) {
             auto it = rules.field_labels.find(field);
@@ -308,7 +308,7 @@ void labelled_fields(const std::vector<TextLine>& lines, const std::vector<std::
             if (!chosen) continue;
             std::string value = after_label(line, words[i], *chosen);
             if (value.size() < 2) continue;
-            keep_better(fields, field, make_field(value, base * 0.9 * ocr_factor(line), line));
+            keep_better(fields, field, make_field(value, 0.9 * ocr_factor(line), line));
         }
     }
 }
@@ -520,7 +520,7 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
     }
 
     // ---- labelled ids and names --------------------------------------------------------
-    labelled_fields(lines, words, rules_, fields, 1.0);
+    labelled_fields(lines, words, rules_, fields);
 
     // ---- provider (letterhead) and its address -----------------------------------------
     {
@@ -586,8 +586,7 @@ FieldMap ClaimExtractor::from_email(const std::vector<TextLine>& lines, const Em
     for (const auto& l : lines) words.push_back(words_of(l.text));
 
     // Labelled lines first ("Member ID: M12345", "ID Ahli: M11111", "会员号码 Member ID: M44444").
-    labelled_fields(lines, words, rules_, fields, 1.0);
-    static const std::vector<std::string> kLabelledAmounts = {"total_amount"};
+    labelled_fields(lines, words, rules_, fields);
     for (std::size_t i = 0; i < lines.size(); ++i) {
         const auto& labels = rules_.field_labels.count("total_amount") ? rules_.field_labels.at("total_amount") : std::vector<std::string>{};
         auto hit = best_hit(words[i], labels);
@@ -614,7 +613,8 @@ FieldMap ClaimExtractor::from_email(const std::vector<TextLine>& lines, const Em
             if (t.empty() || (t[0] != '-' && t[0] != '*' && t.rfind("\xE2\x80\xA2", 0) != 0)) continue;
             auto amounts = find_amounts(t);
             if (amounts.empty()) continue;
-            std::string desc = trim(t.substr(t[0] == '-' || t[0] == '*' ? 1 : 3, amounts.back().begin - 1));
+            const std::size_t start = t[0] == '-' || t[0] == '*' ? 1 : 3;  // "-", "*" or a UTF-8 bullet
+            std::string desc = trim(t.substr(start, amounts.back().begin > start ? amounts.back().begin - start : 0));
             while (!desc.empty() && (desc.back() == ':' || desc.back() == ' ')) desc.pop_back();
             const std::string norm = normalize_label(desc);
             if (best_hit(words_of(desc), rules_.tax_labels)) {

@@ -78,7 +78,7 @@ NodeRunner mime(const std::string& config = "{}") { return NodeRunner::from_plug
 
 TEST(Mime, OneAttachmentCarriesTheEmail) {
     auto runner = mime();
-    auto out = runner.process(eml(email(read(kSource / "tests/data/email_bodies/structured_english.txt"),
+    auto out = runner.process(eml(email(read(kSource / "examples/inbox/sources/structured_english.txt"),
                                         {{"image/jpeg", "receipt.jpg", receipt()}})));
     ASSERT_EQ(out.size(), 1u);
     const Document& d = *out[0].doc;
@@ -155,7 +155,7 @@ TEST(Mime, Gb2312AndBig5BodiesConvertToUtf8) {
 
 TEST(Mime, HtmlOnlyBodyBecomesText) {
     auto runner = mime();
-    const std::string html = read(kSource / "tests/data/email_bodies/html_formatted.html");
+    const std::string html = read(kSource / "examples/inbox/sources/html_formatted.html");
     std::string m = "From: a@example.my\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n"
                     "--B\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + html + "\r\n"
                     "--B\r\nContent-Type: image/jpeg\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=r.jpg\r\n\r\n" +
@@ -179,7 +179,7 @@ TEST(Mime, NotAnEmailPassesThrough) {
 // ---- bad input --------------------------------------------------------------------------
 TEST(MimeBadInput, NoAttachmentIsSkippedWithAReason) {
     auto runner = mime();
-    auto out = runner.process(eml(email(read(kSource / "tests/data/email_bodies/structured_malay.txt"), {})));
+    auto out = runner.process(eml(email(read(kSource / "examples/inbox/sources/structured_malay.txt"), {})));
     EXPECT_TRUE(out.empty());
     EXPECT_NE(runner.last_skip_reason().find("no claim attachment"), std::string::npos);
 }

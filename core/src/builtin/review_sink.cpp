@@ -40,15 +40,8 @@ public:
             store_->put(fmt::format("review/{}/{}", job_id, doc.id), record.dump());
             auto updated = store_->update_job(job_id, [&](Job& j) {
                 j.status = "review";
-                if (auto m = doc.attributes.find("message_id"); j.email_id.empty() && m != doc.attributes.end()) j.email_id = m->second;
                 j.last_error = reason;
-                if (doc.fields.contains("claim")) {
-                    j.fields = doc.fields["claim"];
-                    j.confidence = doc.fields.value("confidence", 0.0);
-                    j.confidence_level = doc.fields.value("confidence_level", "");
-                } else if (!doc.fields.empty()) {
-                    j.fields = doc.fields;
-                }
+                if (!record_claim_on_job(doc, j) && !doc.fields.empty()) j.fields = doc.fields;
             });
             if (!updated) return SinkResult::fail("no job record " + job_id + " to put in review");
         } catch (const StoreError& e) {

@@ -92,4 +92,14 @@ Job Job::from_json(const nlohmann::json& j) {
     return job;
 }
 
+bool record_claim_on_job(const Document& doc, Job& job) {
+    if (!doc.fields.contains("claim")) return false;
+    job.fields = doc.fields["claim"];
+    job.confidence = doc.fields.value("confidence", 0.0);
+    job.confidence_level = doc.fields.value("confidence_level", "");
+    // The Message-ID is known only once transform.mime has read the email.
+    if (auto m = doc.attributes.find("message_id"); job.email_id.empty() && m != doc.attributes.end()) job.email_id = m->second;
+    return true;
+}
+
 }  // namespace docpipe::core

@@ -94,6 +94,11 @@ struct JobAggregate {
 
 bool is_terminal_status(std::string_view status);
 
+// Copies a claim document's results (docpipe/claim.hpp layout: fields.claim, confidence,
+// confidence_level, and the email's message_id) onto its job. False, and nothing changed,
+// when the document carries no claim.
+bool record_claim_on_job(const Document& doc, Job& job);
+
 class Store : public StateStore {
 public:
     virtual std::string backend() const = 0;
