@@ -21,6 +21,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -115,9 +116,12 @@ std::map<std::string, double> parse_floors(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    fs::path truth_dir, results_file, ocr_dir;
+    fs::path truth_dir, results_file;
+    std::vector<fs::path> ocr_dirs;  // the first is the primary reading; later ones are rereads
+    double reread_below = 1.01;       // reread when the total or date confidence is below this
     std::string floors_text;
-    bool verbose = false;
+    std::set<std::string> show_ids;  // print these documents' extracted fields and warnings
+    int verbose = 0;  // 1: wrong documents, 2: every document
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         auto next = [&]() -> std::string {
@@ -129,16 +133,19 @@ int main(int argc, char** argv) {
         };
         if (a == "--truth") truth_dir = next();
         else if (a == "--results") results_file = next();
-        else if (a == "--ocr-json") ocr_dir = next();
+        else if (a == "--ocr-json") ocr_dirs.push_back(next());
+        else if (a == "--reread-below") reread_below = std::stod(next());
         else if (a == "--floor") floors_text = next();
-        else if (a == "-v" || a == "--verbose") verbose = true;
+        else if (a == "-v" || a == "--verbose") verbose = std::max(verbose, 1);
+        else if (a == "-vv") verbose = 2;
+        else if (a == "--show") show_ids.insert(next());
         else {
-            std::cerr << "usage: bench_claims_eval --truth DIR (--results FILE.jsonl | --ocr-json DIR) [--floor total=0.9,date=0.9] [-v]\n";
+            std::cerr << "usage: bench_claims_eval --truth DIR (--results FILE.jsonl | --ocr-json DIR [--ocr-json DIR2 ... --reread-below 0.9]) [--floor total=0.9,date=0.9] [-v|-vv]\n";
             return 2;
         }
     }
-    if (truth_dir.empty() || (results_file.empty() && ocr_dir.empty())) {
-        std::cerr << "usage: bench_claims_eval --truth DIR (--results FILE.jsonl | --ocr-json DIR) [--floor ...] [-v]\n";
+    if (truth_dir.empty() || (results_file.empty() && ocr_dirs.empty())) {
+        std::cerr << "usage: bench_claims_eval --truth DIR (--results FILE.jsonl | --ocr-json DIR [--ocr-json DIR2 ... --reread-below 0.9]) [--floor ...] [-v|-vv]\n";
         return 2;
     }
 
@@ -158,11 +165,32 @@ int main(int argc, char** argv) {
         }
     } else {
         ClaimExtractor extractor(Rules::builtin());
-        for (const auto& e : fs::directory_iterator(ocr_dir)) {
+        // Later OCR folders: the same receipts read another way, found by file name.
+        std::vector<std::map<std::string, fs::path>> rereads(ocr_dirs.size());
+        for (std::size_t k = 1; k < ocr_dirs.size(); ++k)
+            for (const auto& e : fs::directory_iterator(ocr_dirs[k])) {
+                if (e.path().extension() != ".json") continue;
+                auto j = json::parse(read(e.path()));
+                rereads[k][j["attributes"].value("filename", "")] = e.path();
+            }
+        std::size_t reread_count = 0;
+        for (const auto& e : fs::directory_iterator(ocr_dirs.front())) {
             if (e.path().extension() != ".json") continue;
             auto doc = docpipe::Document::from_json(json::parse(read(e.path())));
             std::vector<std::string> warnings;
             auto receipt = extractor.from_receipt(ClaimsTransform::receipt_lines(doc), warnings);
+            auto weak = [&](const char* f) { return !receipt.count(f) || receipt.at(f).confidence < reread_below; };
+            if (ocr_dirs.size() > 1 && (weak("total_amount") || weak("service_date"))) {
+                ++reread_count;
+                std::vector<FieldMap> readings{receipt};
+                for (std::size_t k = 1; k < ocr_dirs.size(); ++k) {
+                    auto it = rereads[k].find(doc.attributes["filename"]);
+                    if (it == rereads[k].end()) continue;
+                    auto other = docpipe::Document::from_json(json::parse(read(it->second)));
+                    readings.push_back(extractor.from_receipt(ClaimsTransform::receipt_lines(other), warnings));
+                }
+                receipt = ClaimExtractor::merge_readings(readings, warnings);
+            }
             auto result = extractor.combine(std::move(receipt), {}, std::move(warnings));
             json j = result.to_json();
             j["fields"] = j["claim"];
@@ -173,6 +201,8 @@ int main(int argc, char** argv) {
             j["text"] = text;
             results[fs::path(j["file"].get<std::string>()).stem().string()] = j;
         }
+        if (ocr_dirs.size() > 1)
+            std::printf("reread: %zu of %zu receipts (total or date confidence below %.2f)\n", reread_count, results.size(), reread_below);
     }
 
     std::vector<Row> rows;
@@ -186,9 +216,14 @@ int main(int argc, char** argv) {
             continue;
         }
         rows.push_back(score(id, it->second, json::parse(read(e.path()))));
+        if (show_ids.count(id)) {
+            json shown = it->second;
+            shown.erase("text");
+            std::printf("%s\n", shown.dump(1).c_str());
+        }
         if (verbose) {
             const Row& r = rows.back();
-            if (!r.total || !r.date || !r.company)
+            if (verbose > 1 || !r.total || !r.date || !r.company)
                 std::printf("%s score %.2f total %s%s (want %s) date %s%s (want %s) company %s'%s' (want '%s')\n", id.c_str(), r.receipt_score, r.total ? "ok " : "BAD ",
                             r.got_total.c_str(), r.want_total.c_str(), r.date ? "ok " : "BAD ", r.got_date.c_str(), r.want_date.c_str(),
                             r.company ? "ok " : "BAD ", r.got_company.c_str(), r.want_company.c_str());

@@ -41,6 +41,7 @@ std::vector<TextLine> ClaimsTransform::receipt_lines(const Document& doc) {
     std::vector<TextLine> lines;
     for (const auto& page : doc.pages) {
         if (page.ocr) {
+            const std::size_t first = lines.size();
             int index = 0;
             for (const auto& l : page.ocr->lines) {
                 TextLine t;
@@ -50,6 +51,16 @@ std::vector<TextLine> ClaimsTransform::receipt_lines(const Document& doc) {
                 t.box = std::array<int, 4>{l.box.x, l.box.y, l.box.width, l.box.height};
                 t.ocr_confidence = l.confidence;
                 lines.push_back(std::move(t));
+            }
+            // Words in reading order, each found after the previous one in its line's text.
+            std::vector<std::size_t> cursor(page.ocr->lines.size(), 0);
+            for (const auto& w : page.ocr->words) {
+                if (w.line < 0 || static_cast<std::size_t>(w.line) >= page.ocr->lines.size() || w.text.empty()) continue;
+                TextLine& t = lines[first + static_cast<std::size_t>(w.line)];
+                const std::size_t at = t.text.find(w.text, cursor[static_cast<std::size_t>(w.line)]);
+                if (at == std::string::npos) continue;
+                t.word_confidences.push_back({at, at + w.text.size(), w.confidence});
+                cursor[static_cast<std::size_t>(w.line)] = at + w.text.size();
             }
         } else if (!page.text_layer.empty()) {
             int index = 0;

@@ -101,10 +101,29 @@ std::vector<DateMatch> find_dates(std::string_view line, const DateLimits& limit
             continue;
         }
         if (a.size() > 2 || c.size() == 3) continue;
-        const int first = std::stoi(a), second = std::stoi(b), year = expand_year(std::stoi(c));
+        int first = std::stoi(a), second = std::stoi(b);
+        const int year = expand_year(std::stoi(c));
         if (!in_limits(year, limits)) continue;
-        const bool day_first = valid_date(year, second, first);
-        const bool month_first = valid_date(year, first, second);
+        bool day_first = valid_date(year, second, first);
+        bool month_first = valid_date(year, first, second);
+        if (!day_first && !month_first) {
+            // Tesseract reads a leading 0 as 6/8/9 and a 1 as 4/7 ("61/03/18" for 01/03/18).
+            // Try the look-alike in the tens digit of the day, then of the month: a date that
+            // becomes real this way is kept with a low confidence and a note, never silently.
+            auto swap_tens = [](const std::string& digits) -> int {
+                if (digits.size() != 2) return -1;
+                const char t = digits[0];
+                const char fixed = (t == '6' || t == '8' || t == '9') ? '0' : (t == '4' || t == '7') ? '1' : t;
+                return fixed == t ? -1 : (fixed - '0') * 10 + (digits[1] - '0');
+            };
+            const int day_fix = swap_tens(a), month_fix = swap_tens(b);
+            if (day_fix > 0 && valid_date(year, second, day_fix)) first = day_fix;
+            else if (month_fix > 0 && valid_date(year, month_fix, first)) second = month_fix;
+            else continue;
+            day_first = true;
+            d.confidence *= 0.5;
+            d.note = fmt::format("'{}' is not a date; read as {:02}/{:02} (a misread tens digit)", d.text, first, second);
+        }
         if (day_first) {
             d.year = year, d.month = second, d.day = first;
             if (month_first && first != second) {

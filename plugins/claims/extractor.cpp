@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <set>
 
 #include <fmt/core.h>
 
@@ -69,7 +70,7 @@ struct PhraseHit {
 
 std::optional<PhraseHit> match_phrase(const std::vector<Word>& words, const std::string& phrase) {
     const auto want = split_phrase(phrase);
-    if (want.empty() || want.size() > words.size()) return std::nullopt;
+    if (want.empty()) return std::nullopt;
     for (std::size_t s = 0; s + want.size() <= words.size(); ++s) {
         bool ok = true;
         for (std::size_t k = 0; k < want.size() && ok; ++k) ok = word_matches(words[s + k].norm, want[k]);
@@ -109,6 +110,18 @@ nlohmann::json provenance_of(const TextLine& line) {
 double ocr_factor(const TextLine& line) {
     if (line.source != "receipt") return 1.0;
     const double c = std::clamp(line.ocr_confidence, 0.0, 100.0);
+    return std::clamp(0.55 + 0.45 * (c - 40.0) / 50.0, 0.55, 1.0);
+}
+
+// The same, judged by the words that overlap bytes [begin, end) of the line (the value's own
+// characters); the whole line when the word confidences are not known.
+double ocr_factor_at(const TextLine& line, std::size_t begin, std::size_t end) {
+    if (line.source != "receipt" || line.word_confidences.empty()) return ocr_factor(line);
+    double lowest = 101;
+    for (const auto& w : line.word_confidences)
+        if (w.begin < end && begin < w.end) lowest = std::min(lowest, w.confidence);
+    if (lowest > 100) return ocr_factor(line);
+    const double c = std::clamp(lowest, 0.0, 100.0);
     return std::clamp(0.55 + 0.45 * (c - 40.0) / 50.0, 0.55, 1.0);
 }
 
@@ -161,6 +174,11 @@ Classified classify(const TextLine& line, const Rules& rules) {
     consider(rules.cash_labels, LineKind::Cash);
     consider(rules.change_labels, LineKind::Change);
     consider(rules.ignore_labels, LineKind::Ignore);
+    // "Item Qty Price Amount": a column heading, whatever label it also matches.
+    int heading_words = 0;
+    for (const auto& phrase : rules.table_header_words)
+        if (match_phrase(c.words, phrase)) ++heading_words;
+    if (heading_words >= 2 && c.amounts.empty()) c.kind = LineKind::Ignore;
     return c;
 }
 
@@ -200,7 +218,10 @@ std::string clean_company(std::string s) {
     }
     // OCR edge noise: "|", ".", a lone stray letter or digit after the name ("SDN BHD I").
     auto strip_edges = [&] {
-        while (!s.empty() && !std::isalnum(static_cast<unsigned char>(s.back())) && s.back() != ')') s.pop_back();
+        // The dot of "BHD." is the company's own spelling; other trailing marks are noise.
+        while (!s.empty() && !std::isalnum(static_cast<unsigned char>(s.back())) && s.back() != ')' &&
+               !(s.back() == '.' && s.size() > 4 && upper_ascii(s.substr(s.size() - 4, 3)) == "BHD"))
+            s.pop_back();
         while (!s.empty() && !std::isalnum(static_cast<unsigned char>(s.front()))) s.erase(s.begin());
     };
     strip_edges();
@@ -221,6 +242,29 @@ std::string clean_company(std::string s) {
             out = out.substr(0, at) + " SDN BHD";
     }
     return trim(out);
+}
+
+// Replaces each word of six letters or more that is one OCR slip away from a vocabulary
+// word ("ENIERPRISE", "BAKERIS") by that word; exact words and short words stay.
+std::string repair_vocabulary(const std::string& name, const std::vector<std::string>& vocabulary) {
+    std::string out;
+    std::size_t last = 0;
+    for (const Word& w : words_of(name)) {
+        out += name.substr(last, w.begin - last);
+        std::string replacement = name.substr(w.begin, w.end - w.begin);
+        const bool all_letters = std::all_of(w.norm.begin(), w.norm.end(), [](unsigned char c) { return std::isalpha(c); });
+        if (w.norm.size() >= 6 && all_letters && std::find(vocabulary.begin(), vocabulary.end(), w.norm) == vocabulary.end()) {
+            for (const auto& v : vocabulary)
+                // A plural or singular of a vocabulary word ("SERVICE", "RESTAURANTS") is a word, not a slip.
+                if (v.size() >= 6 && word_matches(w.norm, v) && w.norm + "S" != v && v + "S" != w.norm) {
+                    replacement = v;
+                    break;
+                }
+        }
+        out += replacement;
+        last = w.end;
+    }
+    return out + name.substr(last);
 }
 
 bool is_registration_line(const std::string& text) {
@@ -353,14 +397,21 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
     std::vector<Candidate> totals;
     std::vector<std::int64_t> subtotals, taxes, roundings, cash, change;
     std::optional<std::pair<Amount, std::size_t>> tax_amount;
+    std::vector<std::int64_t> summary_totals;  // totals of a GST/SST summary table
     std::size_t first_total_line = lines.size();
+    bool in_summary = false;
     for (std::size_t i = 0; i < lines.size(); ++i) {
+        if (!in_summary && best_hit(words[i], rules_.summary_headings)) in_summary = true;
         if (cls[i].kind == LineKind::None || cls[i].kind == LineKind::Ignore) continue;
         auto a = labelled_amount(cls, i);
         if (!a) continue;
         const std::int64_t c = a->first.cents;
         switch (cls[i].kind) {
             case LineKind::Total:
+                if (in_summary) {
+                    if (c > 0) summary_totals.push_back(c);
+                    break;
+                }
                 if (c > 0) totals.push_back({a->first, a->second, cls[i].weight});
                 first_total_line = std::min(first_total_line, i);
                 break;
@@ -387,6 +438,58 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
 
     std::int64_t items_sum = 0;
     nlohmann::json items = itemized(lines, cls, first_total_line, items_sum);
+
+    // Amounts the arithmetic on the receipt points at: subtotal + tax and rounding, the tax summary's total (also rounded to 5 sen), the items' sum.
+    std::vector<std::int64_t> checks;
+    // (Cash minus change is left out: both are OCR readings too, and a misread cash amount
+    // would "confirm" a wrong repair.)
+    for (auto sub : subtotals) {
+        for (auto t : taxes)
+            if (t > 0) checks.push_back(sub + t);
+        for (auto r : roundings)
+            if (r != 0) checks.push_back(sub + r);
+        for (auto t : taxes)
+            for (auto r : roundings)
+                if (t > 0 && r != 0) checks.push_back(sub + t + r);
+    }
+    for (auto st : summary_totals) {
+        checks.push_back(st);
+        checks.push_back((st + 2) / 5 * 5);
+    }
+    // A labelled total that no check confirms, but that one misread digit or a lost decimal
+    // point away from a check, is that check misread ("40.45" for 10.45, "7950" for 79.50):
+    // Tesseract confuses 1/4/7, 0/6/8/9, 3/8 and 5/6 on receipts. Added as a repaired
+    // candidate; it only wins by being confirmed.
+    {
+        static const std::map<char, std::string> kLookAlikes = {{'1', "47"}, {'4', "1"}, {'7', "1"}, {'0', "689"}, {'6', "058"},
+                                                                {'8', "0369"}, {'9', "08"}, {'3', "8"}, {'5', "6"}, {'2', "7"}};
+        const std::size_t originals = totals.size();
+        for (std::size_t k = 0; k < originals; ++k) {
+            const Candidate cand = totals[k];
+            if (checks.empty() || contains(checks, cand.amount.cents)) continue;
+            std::vector<std::int64_t> variants;
+            if (!cand.amount.decimals) variants.push_back(cand.amount.cents / 100);
+            const std::string digits = std::to_string(cand.amount.cents);
+            for (std::size_t d = 0; d < digits.size(); ++d) {
+                auto alike = kLookAlikes.find(digits[d]);
+                if (alike == kLookAlikes.end()) continue;
+                for (char replacement : alike->second) {
+                    std::string v = digits;
+                    v[d] = replacement;
+                    variants.push_back(std::stoll(v));
+                }
+            }
+            for (auto v : variants)
+                if (v > 0 && contains(checks, v)) {
+                    Candidate fixed = cand;
+                    fixed.amount.cents = v;
+                    fixed.amount.repaired = true;
+                    fixed.amount.text = cand.amount.text + " (misread digit)";
+                    totals.push_back(fixed);
+                    break;
+                }
+        }
+    }
 
     double best_score = -1;
     const Candidate* best = nullptr;
@@ -436,8 +539,15 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
         if (cand.amount.repaired) score -= 0.1;
         if (cand.amount.comma_decimal) score -= 0.05;
         // Later lines carry the final amount (after rounding); a small nudge breaks ties.
+        if (cand.amount.text.find("(misread digit)") != std::string::npos)
+            why += fmt::format(", read as '{}', one misread digit from what the arithmetic gives",
+                               cand.amount.text.substr(0, cand.amount.text.size() - 16));
+        if (contains(summary_totals, v)) {
+            score += 0.05;
+            why += ", equals the tax summary's total";
+        }
         score += 0.02 * static_cast<double>(cand.line) / static_cast<double>(lines.size());
-        score *= ocr_factor(lines[cand.line]);
+        score *= ocr_factor_at(lines[cand.line], cand.amount.begin, cand.amount.end);
         if (score > best_score) {
             best_score = score;
             best = &cand;
@@ -528,7 +638,8 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
         std::optional<std::size_t> chosen;
         double conf = 0;
         for (std::size_t i = 0; i < head && !chosen; ++i) {
-            if (best_hit(words[i], rules_.provider_markers) && is_letter_line(lines[i].text, 0.6)) {
+            // Judge the letters without the registration number: "AEON CO. (M) BHD. (126926-H)".
+            if (best_hit(words[i], rules_.provider_markers) && is_letter_line(clean_company(lines[i].text), 0.6)) {
                 chosen = i;
                 conf = 0.85;
             }
@@ -547,15 +658,22 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
             std::string name = clean_company(lines[i].text);
             // "SDN BHD" alone on its line belongs to the line above; a name may also wrap
             // onto a line that starts with the marker.
-            const bool only_marker = std::all_of(words[i].begin(), words[i].end(), [&](const Word& w) {
-                return std::find(rules_.provider_markers.begin(), rules_.provider_markers.end(), w.norm) != rules_.provider_markers.end();
-            });
+            auto is_marker_word = [&](const Word& w) {
+                return w.norm.size() == 1 ||  // "(M)"
+                       std::find(rules_.provider_markers.begin(), rules_.provider_markers.end(), w.norm) != rules_.provider_markers.end();
+            };
+            const bool only_marker = std::all_of(words[i].begin(), words[i].end(), is_marker_word);
+            // "POPULAR BOOK" / "CO. (M) SDN BHD": the legal form wrapped onto the next line.
+            const bool next_is_legal_form = i + 1 < lines.size() && !words[i + 1].empty() && words[i + 1].size() <= 5 &&
+                                            best_hit({words[i + 1].front()}, {"CO", "SDN", "BHD", "BERHAD", "S"}) &&
+                                            std::all_of(words[i + 1].begin(), words[i + 1].end(), is_marker_word);
             if (only_marker && i > 0 && is_letter_line(lines[i - 1].text, 0.7)) name = clean_company(lines[i - 1].text) + " " + name;
-            else if (i + 1 < lines.size() && words[i + 1].size() <= 3 && best_hit(words[i + 1], rules_.provider_markers) &&
-                     is_letter_line(lines[i + 1].text, 0.8) && !best_hit(words[i], {"SDN BHD", "BHD", "BERHAD"})) {
+            else if (i + 1 < lines.size() && (next_is_legal_form || (words[i + 1].size() <= 3 && best_hit(words[i + 1], rules_.provider_markers))) &&
+                     is_letter_line(clean_company(lines[i + 1].text), 0.7) && !best_hit(words[i], {"SDN BHD", "BHD", "BERHAD"})) {
                 name += " " + clean_company(lines[i + 1].text);
                 ++i;
             }
+            name = repair_vocabulary(name, rules_.provider_vocabulary);
             if (name.size() >= 3) {
                 fields["provider_name"] = make_field(name, conf * ocr_factor(lines[*chosen]), lines[*chosen]);
                 // Address: the lines that follow, until a phone/GST/heading line.
@@ -769,11 +887,90 @@ ClaimResult ClaimExtractor::combine(FieldMap receipt, FieldMap email, std::vecto
     return r;
 }
 
-nlohmann::json ClaimResult::to_json() const {
+FieldMap ClaimExtractor::merge_readings(const std::vector<FieldMap>& readings, std::vector<std::string>& warnings) {
+    if (readings.size() == 1) return readings.front();
+    std::set<std::string> names;
+    for (const auto& r : readings)
+        for (const auto& [name, _] : r) names.insert(name);
+    FieldMap merged;
+    for (const auto& name : names) {
+        // Group the readings by value; each group keeps its most confident member.
+        struct Group {
+            const FieldValue* best = nullptr;
+            std::vector<std::size_t> passes;
+        };
+        std::vector<Group> groups;
+        for (std::size_t i = 0; i < readings.size(); ++i) {
+            auto it = readings[i].find(name);
+            if (it == readings[i].end()) continue;
+            auto g = std::find_if(groups.begin(), groups.end(), [&](const Group& x) { return same_value(name, x.best->value, it->second.value); });
+            if (g == groups.end()) {
+                groups.push_back({&it->second, {i}});
+            } else {
+                g->passes.push_back(i);
+                if (it->second.confidence > g->best->confidence) g->best = &it->second;
+            }
+        }
+        // Support: the best confidence, raised by each other reading that agrees. Two readings
+        // of one image are not independent (same paper, same print), so agreement counts
+        // for less than agreement between the receipt and the email.
+        auto support = [](const Group& g, const std::vector<FieldMap>& all, const std::string& field) {
+            double c = g.best->confidence;
+            for (std::size_t p : g.passes) {
+                const double other = all[p].at(field).confidence;
+                if (&all[p].at(field) != g.best) c = 1.0 - (1.0 - c) * (1.0 - 0.5 * other);
+            }
+            return std::min(c, 0.99);
+        };
+        std::size_t win = 0;
+        double win_support = -1;
+        for (std::size_t k = 0; k < groups.size(); ++k) {
+            const double s = support(groups[k], readings, name);
+            if (s > win_support + 1e-9) win = k, win_support = s;
+        }
+        FieldValue f = *groups[win].best;
+        f.confidence = win_support;
+        nlohmann::json passes = nlohmann::json::array();
+        for (std::size_t p : groups[win].passes) passes.push_back(p + 1);
+        f.provenance["readings"] = passes;
+        if (groups.size() > 1 && name != "itemized_charges") {
+            double rival = 0;
+            std::string others;
+            for (std::size_t k = 0; k < groups.size(); ++k) {
+                if (k == win) continue;
+                rival = std::max(rival, support(groups[k], readings, name));
+                others += fmt::format("{}'{}' (reading {})", others.empty() ? "" : ", ", show(groups[k].best->value), groups[k].passes.front() + 1);
+            }
+            // A close rival means the OCR could not decide: keep the value, trust it less.
+            f.confidence = std::max(0.05, f.confidence - 0.5 * rival);
+            warnings.push_back(fmt::format("{}: OCR readings disagree: kept '{}' (reading {}), other: {}", name, show(f.value),
+                                           groups[win].passes.front() + 1, others));
+        }
+        merged[name] = std::move(f);
+    }
+    return merged;
+}
+
+nlohmann::json ClaimExtractor::fields_to_json(const FieldMap& fields) {
     nlohmann::json f = nlohmann::json::object();
     for (const auto& [name, v] : fields)
         f[name] = {{"value", v.value}, {"confidence", std::round(v.confidence * 1000.0) / 1000.0}, {"source", v.source}, {"provenance", v.provenance}};
-    return {{"claim", f}, {"confidence", confidence}, {"warnings", warnings}, {"missing", missing}};
+    return f;
+}
+
+FieldMap ClaimExtractor::fields_from_json(const nlohmann::json& claim) {
+    FieldMap fields;
+    if (!claim.is_object()) return fields;
+    for (const auto& [name, v] : claim.items()) {
+        if (!v.is_object() || !v.contains("value")) continue;
+        fields[name] = FieldValue{v["value"], v.value("confidence", 0.0), v.value("source", std::string("receipt")),
+                                  v.value("provenance", nlohmann::json::object())};
+    }
+    return fields;
+}
+
+nlohmann::json ClaimResult::to_json() const {
+    return {{"claim", ClaimExtractor::fields_to_json(fields)}, {"confidence", confidence}, {"warnings", warnings}, {"missing", missing}};
 }
 
 }  // namespace docpipe::claims

@@ -26,6 +26,14 @@ struct TextLine {
     int index = 0;                   // line number within its page or text
     std::optional<std::array<int, 4>> box;  // x, y, width, height in page pixels
     double ocr_confidence = 100;     // 0..100 (Tesseract's scale); 100 for typed email text
+    // The OCR engine's confidence per word, with the word's byte range in `text`, so a value
+    // is judged by its own characters and not by noise elsewhere on the line. Empty for
+    // email text and text layers.
+    struct WordConfidence {
+        std::size_t begin = 0, end = 0;
+        double confidence = 100;
+    };
+    std::vector<WordConfidence> word_confidences;
 };
 
 struct FieldValue {
@@ -69,6 +77,16 @@ public:
     // Receipt and email fused: agreement raises confidence, a conflict lowers it and warns
     // with both values.
     ClaimResult combine(FieldMap receipt, FieldMap email, std::vector<std::string> warnings) const;
+
+    // Several OCR readings of the same receipt (other preprocessing or segmentation), each
+    // already extracted with from_receipt, into one: per field, readings that agree support
+    // each other; the best-supported value wins; a disagreement lowers its confidence and
+    // adds a warning naming the values. `readings` must not be empty; the first is the
+    // primary reading (its fields win ties).
+    static FieldMap merge_readings(const std::vector<FieldMap>& readings, std::vector<std::string>& warnings);
+    // FieldMap <-> {"name": {value, confidence, source, provenance}} (the "claim" layout).
+    static nlohmann::json fields_to_json(const FieldMap& fields);
+    static FieldMap fields_from_json(const nlohmann::json& claim);
 
 private:
     const Rules& rules_;

@@ -87,6 +87,8 @@ Rules Rules::parse(const std::string& yaml_text, const std::string& origin) {
     r.cash_labels = phrase_list(total["cash"], origin, "total.cash");
     r.change_labels = phrase_list(total["change"], origin, "total.change");
     r.ignore_labels = phrase_list(total["ignore"], origin, "total.ignore");
+    r.table_header_words = phrase_list(total["table_header"], origin, "total.table_header");
+    r.summary_headings = phrase_list(total["summary_headings"], origin, "total.summary_headings");
 
     if (const YAML::Node l = root["labels"]) {
         if (!l.IsMap()) throw RulesError(fmt::format("{}: labels: expected a map of field: [phrases]", where(origin, l)));
@@ -122,6 +124,7 @@ Rules Rules::parse(const std::string& yaml_text, const std::string& origin) {
         r.provider_markers = phrase_list(pr["markers"], origin, "provider.markers");
         r.provider_headings = phrase_list(pr["headings"], origin, "provider.headings");
         r.address_stops = phrase_list(pr["address_stops"], origin, "provider.address_stops");
+        if (pr["vocabulary"]) r.provider_vocabulary = phrase_list(pr["vocabulary"], origin, "provider.vocabulary");
     }
     return r;
 }

@@ -31,9 +31,13 @@ struct FieldPattern {
 struct Rules {
     std::vector<WeightedPhrase> total_labels;
     std::vector<std::string> subtotal_labels, tax_labels, rounding_labels, cash_labels, change_labels, ignore_labels;
+    std::vector<std::string> table_header_words, summary_headings;
     std::map<std::string, std::vector<std::string>> field_labels;           // field -> label phrases
     std::map<std::string, std::vector<FieldPattern>> field_patterns;        // field -> free-text patterns
     std::vector<std::string> provider_markers, provider_headings, address_stops;
+    // Business words a provider name is checked against: a word one OCR slip away from one
+    // of them ("ENIERPRISE") is replaced by it.
+    std::vector<std::string> provider_vocabulary;
 
     // `origin` names the text in errors ("rules.yaml"). Throws RulesError with
     // origin:line:column and what is wrong.
