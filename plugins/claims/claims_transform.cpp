@@ -101,9 +101,32 @@ EmailContext ClaimsTransform::email_context(const Document& doc) {
     return c;
 }
 
-ClaimResult ClaimsTransform::extract(const Document& doc) const {
+int ClaimsTransform::reading_number(const Document& doc) {
+    auto it = doc.attributes.find("ocr_reading");
+    if (it == doc.attributes.end()) return 1;
+    try {
+        return std::max(1, std::stoi(it->second));
+    } catch (const std::exception&) {
+        return 1;
+    }
+}
+
+ClaimResult ClaimsTransform::extract(const Document& doc, nlohmann::json* readings_out) const {
     std::vector<std::string> warnings;
     FieldMap receipt = extractor_->from_receipt(receipt_lines(doc), warnings);
+    // Earlier OCR readings of this receipt (transform.claims_reread sent it back): merge.
+    const int reading = reading_number(doc);
+    nlohmann::json readings = nlohmann::json::array();
+    if (auto r = doc.fields.find("readings"); r != doc.fields.end() && r->is_array())
+        for (const auto& x : *r)
+            if (x.value("reading", 0) != reading) readings.push_back(x);
+    readings.push_back({{"reading", reading}, {"fields", ClaimExtractor::fields_to_json(receipt)}});
+    if (readings.size() > 1) {
+        std::vector<FieldMap> all;
+        for (const auto& x : readings) all.push_back(ClaimExtractor::fields_from_json(x["fields"]));
+        receipt = ClaimExtractor::merge_readings(all, warnings);
+    }
+    if (readings_out) *readings_out = std::move(readings);
     FieldMap email;
     if (use_email_) email = extractor_->from_email(email_lines(doc), email_context(doc), warnings);
     return extractor_->combine(std::move(receipt), std::move(email), std::move(warnings));
@@ -112,8 +135,12 @@ ClaimResult ClaimsTransform::extract(const Document& doc) const {
 void ClaimsTransform::process(const DocumentPtr& input, Outputs& out) {
     if (input->pages.empty() && !input->attributes.count("body_text"))
         throw BadInput("no pages and no email text to read claim fields from (is an ocr node before this one?)");
-    ClaimResult result = extract(*input);
+    nlohmann::json readings;
+    ClaimResult result = extract(*input, &readings);
     auto doc = std::make_shared<Document>(*input);
+    // What each OCR reading of the receipt said, for a later reading to merge with (see
+    // transform.claims_reread) and for a reviewer to see; email-only documents have none.
+    if (!input->pages.empty()) doc->fields["readings"] = readings;
     nlohmann::json j = result.to_json();
     for (auto& [key, value] : j.items()) doc->fields[key] = value;
     ctx_.metrics().observe("claim_confidence", result.confidence);

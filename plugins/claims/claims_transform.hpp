@@ -21,7 +21,13 @@ public:
     void process(const DocumentPtr& input, Outputs& out) override;
 
     // The extraction without the graph (used by the tests and bench/claims_eval).
-    ClaimResult extract(const Document& doc) const;
+    // Readings of the receipt by earlier OCR passes (fields.readings, one entry per pass,
+    // written by this node) are merged with the current one; `readings_out` gets the list
+    // including the current reading.
+    ClaimResult extract(const Document& doc, nlohmann::json* readings_out = nullptr) const;
+    // Which OCR reading of the receipt the pages hold (attribute "ocr_reading", set by
+    // transform.claims_reread); 1 when absent.
+    static int reading_number(const Document& doc);
     static std::vector<TextLine> receipt_lines(const Document& doc);
     static std::vector<TextLine> email_lines(const Document& doc);
     static EmailContext email_context(const Document& doc);

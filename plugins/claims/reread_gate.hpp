@@ -1,0 +1,41 @@
+// transform.claims_reread: sends a receipt whose key fields came out weak back for another
+// OCR reading, instead of straight to review.
+//
+// Why: Tesseract fails on different receipts with different settings (measured on SROIE:
+// a second reading with another page segmentation fixed totals and dates the first one
+// misread). A claim whose total or date is below `below` leaves on port `reread` with its
+// OCR cleared, so the OCR node wired after that port reads the page again its own way; the
+// transform.claims after it merges the readings (ClaimExtractor::merge_readings). Claims
+// that are good enough, have no image to read again, or were already read `max_readings`
+// times leave on `done`.
+//
+// Graph:   claims -> reread;  reread.done -> router;
+//          reread.reread -> ocr_layout -> claims_again -> router
+//
+// Ownership/threading: stateless after construction; process() may run concurrently.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "docpipe/component.hpp"
+
+namespace docpipe::claims {
+
+class RereadGate : public Transform {
+public:
+    static ComponentDescriptor describe();
+    RereadGate(const Config& config, Context& context);
+    void process(const DocumentPtr& input, Outputs& out) override;
+
+    // The fields that are weak (missing or below the threshold); empty = good enough.
+    std::vector<std::string> weak_fields(const Document& doc) const;
+
+private:
+    Context& ctx_;
+    double below_;
+    std::vector<std::string> fields_;
+    int max_readings_;
+};
+
+}  // namespace docpipe::claims
