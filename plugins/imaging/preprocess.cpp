@@ -1,13 +1,15 @@
 // transform.preprocess — page clean-up before OCR: grayscale, rescale into a width range,
-// deskew, optional binarisation (Sauvola or Otsu). Each step can be turned off.
+// optional border removal, denoise and contrast stretch, deskew, optional binarisation
+// (Sauvola or Otsu). Each step can be turned off.
 //
-// Device: the CUDA kernels are not built yet, so `device: auto` runs the CPU reference and
-// says so in its health probe, and `device: cuda` refuses to start with that reason.
+// Device: `auto` runs the CUDA kernels when this build has them and a GPU answers, else the
+// CPU reference with one warning saying why; `cuda` refuses to start without a usable
+// GPU; `cpu` always uses the CPU. Both paths give the same pixels (preprocess_cuda.hpp).
 //
 // Example config:
 //   clean:
 //     component: transform.preprocess
-//     config: {device: "${OCR_DEVICE:-auto}", deskew: true, binarize: off}
+//     config: {device: "${OCR_DEVICE:-auto}", deskew: true, binarize: "off"}
 #include <chrono>
 #include <cmath>
 
@@ -15,6 +17,7 @@
 
 #include "docpipe/plugin.hpp"
 #include "preprocess_cpu.hpp"
+#include "preprocess_cuda.hpp"
 
 namespace docpipe::imaging {
 
@@ -24,15 +27,20 @@ public:
         ComponentDescriptor d;
         d.kind = ComponentKind::Transform;
         d.name = "transform.preprocess";
-        d.summary = "Page clean-up before OCR: grayscale, rescale, deskew, binarise (CPU reference; CUDA kernels to come)";
+        d.summary = "Page clean-up before OCR: grayscale, rescale, border, denoise, contrast, deskew, binarise (CUDA or CPU)";
         d.concurrent_safe = true;
         d.has_health_probe = true;
         d.config = ConfigSpec{
             Field::enumeration("device", {"auto", "cuda", "cpu"}).default_value("auto")
-                .describe("auto: CUDA when usable, else the CPU; cuda: fail at start when no CUDA path is usable"),
-            Field::boolean("grayscale").default_value(true).describe("Convert colour pages to 8-bit gray"),
+                .describe("auto: CUDA when usable, else the CPU; cuda: fail at start when no CUDA device is usable"),
+            Field::boolean("grayscale").default_value(true).describe("Convert colour pages to 8-bit gray (every other step needs gray)"),
             Field::integer("min_width").default_value(1000).min(0).describe("Narrower pages are scaled up to this width (0: never)"),
             Field::integer("max_width").default_value(2500).min(0).describe("Wider pages are scaled down to this width (0: never)"),
+            Field::boolean("border").default_value(false).describe("Paint dark scan borders (lid, table) white"),
+            Field::boolean("denoise").default_value(false).describe("3x3 median: removes speckle and dust"),
+            Field::boolean("contrast").default_value(false).describe("Stretch gray levels so faint print gets dark"),
+            Field::number("contrast_clip").default_value(0.01).min(0).max(0.2)
+                .describe("Share of pixels clipped at each end by the contrast stretch"),
             Field::boolean("deskew").default_value(true).describe("Estimate the skew and rotate the page level"),
             Field::number("max_skew_degrees").default_value(15).min(0.5).max(45).describe("Largest skew searched for"),
             Field::enumeration("binarize", {"off", "sauvola", "otsu"}).default_value("off")
@@ -43,22 +51,32 @@ public:
         return d;
     }
 
-    Preprocess(const Config& c, Context& ctx)
-        : ctx_(ctx),
-          grayscale_(c.get_bool("grayscale")),
-          min_width_(static_cast<int>(c.get_int("min_width"))),
-          max_width_(static_cast<int>(c.get_int("max_width"))),
-          deskew_(c.get_bool("deskew")),
-          max_skew_(c.get_number("max_skew_degrees")),
-          binarize_(c.get_string("binarize")),
-          window_(static_cast<int>(c.get_int("sauvola_window"))),
-          k_(c.get_number("sauvola_k")) {
+    Preprocess(const Config& c, Context& ctx) : ctx_(ctx), grayscale_(c.get_bool("grayscale")) {
+        recipe_.min_width = static_cast<int>(c.get_int("min_width"));
+        recipe_.max_width = static_cast<int>(c.get_int("max_width"));
+        recipe_.border = c.get_bool("border");
+        recipe_.denoise = c.get_bool("denoise");
+        recipe_.contrast = c.get_bool("contrast");
+        recipe_.contrast_low = recipe_.contrast_high = c.get_number("contrast_clip");
+        recipe_.deskew = c.get_bool("deskew");
+        recipe_.max_skew = c.get_number("max_skew_degrees");
+        recipe_.binarize = c.get_string("binarize");
+        recipe_.sauvola_window = static_cast<int>(c.get_int("sauvola_window"));
+        recipe_.sauvola_k = c.get_number("sauvola_k");
+
         const std::string device = c.get_string("device");
-        if (device == "cuda")
-            throw std::runtime_error("device: cuda requested, but this build has no CUDA kernels for transform.preprocess yet; "
-                                     "use device: auto or cpu");
-        device_note_ = device == "auto" ? "cpu (auto: the CUDA kernels are not built in this version)" : "cpu (configured)";
-        if (device == "auto") ctx_.log().warn("transform.preprocess runs on the CPU: the CUDA kernels are not built in this version");
+        const CudaStatus& cuda = cuda_status();
+        if (device == "cuda" && !cuda.usable)
+            throw std::runtime_error("device: cuda requested, but " + cuda.reason + "; use device: auto or cpu");
+        use_cuda_ = device != "cpu" && cuda.usable;
+        if (use_cuda_) {
+            device_note_ = cuda.describe();
+        } else if (device == "auto") {
+            device_note_ = "cpu (auto: " + cuda.reason + ")";
+            ctx_.log().log(LogLevel::Warn, "transform.preprocess runs on the CPU: " + cuda.reason);
+        } else {
+            device_note_ = "cpu (configured)";
+        }
     }
 
     HealthReport health() override { return {Health::Healthy, "device " + device_note_}; }
@@ -67,42 +85,26 @@ public:
         const auto t0 = std::chrono::steady_clock::now();
         auto doc = std::make_shared<Document>(*input);
         std::string detail;
+        const bool any_step = grayscale_ || recipe_.deskew || recipe_.border || recipe_.denoise || recipe_.contrast ||
+                              recipe_.binarize != "off" || recipe_.min_width > 0 || recipe_.max_width > 0;
         for (auto& page : doc->pages) {
-            if (!page.image.pixels) continue;  // a PDF text layer: nothing to clean
-            Image img = page.image;
-            if (grayscale_ || deskew_ || binarize_ != "off") img = to_gray(img);  // the later steps work on gray
-            if (img.channels == 1) {
-                int target = img.width;
-                if (max_width_ > 0 && img.width > max_width_) target = max_width_;
-                if (min_width_ > 0 && img.width < min_width_) target = min_width_;
-                if (target != img.width)
-                    img = resize_gray(img, target, std::max(1, static_cast<int>(std::lround(img.height * static_cast<double>(target) / img.width))));
-                double skew = 0;
-                if (deskew_) {
-                    skew = estimate_skew(img, max_skew_);
-                    if (std::abs(skew) >= 0.1) img = rotate_gray(img, -skew);  // turn the rise back to level
-                }
-                if (binarize_ == "sauvola") img = binarize_sauvola(img, window_, k_);
-                else if (binarize_ == "otsu") img = binarize_otsu(img);
-                detail += fmt::format("{}page {}: {}x{} skew {:.2f}", detail.empty() ? "" : "; ", page.index + 1, img.width,
-                                      img.height, skew);
-            }
-            page.image = std::move(img);
+            if (!page.image.pixels || !any_step) continue;  // a PDF text layer: nothing to clean
+            double skew = 0;
+            page.image = use_cuda_ ? cuda_run_recipe(page.image, recipe_, &skew) : run_recipe_cpu(page.image, recipe_, &skew);
+            detail += fmt::format("{}page {}: {}x{} skew {:.2f}", detail.empty() ? "" : "; ", page.index + 1, page.image.width,
+                                  page.image.height, skew);
         }
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-        doc->trace.push_back({ctx_.node_name(), "preprocess", ms, detail});
+        doc->trace.push_back({ctx_.node_name(), use_cuda_ ? "preprocess (cuda)" : "preprocess", ms, detail});
+        ctx_.metrics().observe("preprocess_seconds", ms / 1000.0, {{"device", use_cuda_ ? "cuda" : "cpu"}});
         out.emit(std::move(doc));
     }
 
 private:
     Context& ctx_;
     bool grayscale_;
-    int min_width_, max_width_;
-    bool deskew_;
-    double max_skew_;
-    std::string binarize_;
-    int window_;
-    double k_;
+    Recipe recipe_;
+    bool use_cuda_ = false;
     std::string device_note_;
 };
 

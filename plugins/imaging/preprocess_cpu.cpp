@@ -74,9 +74,14 @@ Image resize_gray(const Image& gray, int width, int height) {
 
 int otsu_threshold(const Image& gray) {
     require_gray(gray, "otsu");
-    std::uint64_t hist[256] = {};
+    std::array<std::uint64_t, 256> hist{};
     for (auto v : *gray.pixels) hist[v]++;
-    const double total = static_cast<double>(gray.pixels->size());
+    return otsu_from_histogram(hist);
+}
+
+int otsu_from_histogram(const std::array<std::uint64_t, 256>& hist) {
+    double total = 0;
+    for (auto c : hist) total += static_cast<double>(c);
     double sum_all = 0;
     for (int i = 0; i < 256; ++i) sum_all += i * static_cast<double>(hist[i]);
     double sum_below = 0, weight_below = 0, best = -1;
@@ -185,6 +190,137 @@ Image rotate_gray(const Image& gray, double degrees) {
             dst[static_cast<std::size_t>(y) * gray.width + x] = sample_bilinear(*gray.pixels, gray.width, gray.height, sx, sy, 255);
         }
     return out;
+}
+
+Image denoise_median3(const Image& gray) {
+    require_gray(gray, "denoise");
+    const int w = gray.width, h = gray.height;
+    Image out = blank_like(gray, w, h);
+    auto& dst = mutable_pixels(out);
+    const auto& src = *gray.pixels;
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x) {
+            std::uint8_t v[9];
+            int n = 0;
+            for (int dy = -1; dy <= 1; ++dy)
+                for (int dx = -1; dx <= 1; ++dx) {
+                    const int yy = std::clamp(y + dy, 0, h - 1), xx = std::clamp(x + dx, 0, w - 1);
+                    v[n++] = src[static_cast<std::size_t>(yy) * w + xx];
+                }
+            std::nth_element(v, v + 4, v + 9);
+            dst[static_cast<std::size_t>(y) * w + x] = v[4];
+        }
+    return out;
+}
+
+std::array<std::uint64_t, 256> gray_histogram(const Image& gray) {
+    require_gray(gray, "histogram");
+    std::array<std::uint64_t, 256> hist{};
+    for (auto v : *gray.pixels) hist[v]++;
+    return hist;
+}
+
+std::pair<int, int> contrast_limits(const std::array<std::uint64_t, 256>& hist, double low_share, double high_share) {
+    std::uint64_t total = 0;
+    for (auto c : hist) total += c;
+    if (total == 0) return {0, 255};
+    const auto low_count = static_cast<std::uint64_t>(low_share * static_cast<double>(total));
+    const auto high_count = static_cast<std::uint64_t>(high_share * static_cast<double>(total));
+    int low = 0, high = 255;
+    std::uint64_t seen = 0;
+    for (; low < 255; ++low) {
+        seen += hist[low];
+        if (seen > low_count) break;
+    }
+    seen = 0;
+    for (; high > 0; --high) {
+        seen += hist[high];
+        if (seen > high_count) break;
+    }
+    if (high - low < 16) return {0, 255};
+    return {low, high};
+}
+
+Image stretch_contrast(const Image& gray, int low, int high) {
+    require_gray(gray, "contrast");
+    if (low <= 0 && high >= 255) return gray;
+    Image out = blank_like(gray, gray.width, gray.height);
+    auto& dst = mutable_pixels(out);
+    const int range = std::max(1, high - low);
+    for (std::size_t i = 0; i < dst.size(); ++i) {
+        const int v = std::clamp(static_cast<int>((*gray.pixels)[i]), low, high);
+        dst[i] = static_cast<std::uint8_t>(((v - low) * 255 + range / 2) / range);
+    }
+    return out;
+}
+
+Borders find_borders(const std::vector<std::uint32_t>& dark_per_row, const std::vector<std::uint32_t>& dark_per_column, int width, int height) {
+    Borders b;
+    // A row is border when more than 60% of it is dark; stop at the first row that is not.
+    const auto run = [](const std::vector<std::uint32_t>& counts, int length, bool from_start, int limit) {
+        int n = 0;
+        const int size = static_cast<int>(counts.size());
+        while (n < limit) {
+            const int i = from_start ? n : size - 1 - n;
+            if (static_cast<std::uint64_t>(counts[i]) * 10 <= static_cast<std::uint64_t>(length) * 6) break;
+            ++n;
+        }
+        return n;
+    };
+    b.top = run(dark_per_row, width, true, height / 5);
+    b.bottom = run(dark_per_row, width, false, height / 5);
+    b.left = run(dark_per_column, height, true, width / 5);
+    b.right = run(dark_per_column, height, false, width / 5);
+    return b;
+}
+
+Image remove_border(const Image& gray, Borders* found) {
+    require_gray(gray, "border");
+    const int w = gray.width, h = gray.height, t = otsu_threshold(gray);
+    std::vector<std::uint32_t> rows(static_cast<std::size_t>(h), 0), cols(static_cast<std::size_t>(w), 0);
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x)
+            if ((*gray.pixels)[static_cast<std::size_t>(y) * w + x] <= t) ++rows[y], ++cols[x];
+    const Borders b = find_borders(rows, cols, w, h);
+    if (found) *found = b;
+    if (!b.top && !b.bottom && !b.left && !b.right) return gray;
+    Image out = blank_like(gray, w, h);
+    auto& dst = mutable_pixels(out);
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x) {
+            const bool border = y < b.top || y >= h - b.bottom || x < b.left || x >= w - b.right;
+            dst[static_cast<std::size_t>(y) * w + x] = border ? 255 : (*gray.pixels)[static_cast<std::size_t>(y) * w + x];
+        }
+    return out;
+}
+
+std::pair<int, int> recipe_size(const Recipe& r, int width, int height) {
+    int target = width;
+    if (r.max_width > 0 && width > r.max_width) target = r.max_width;
+    if (r.min_width > 0 && width < r.min_width) target = r.min_width;
+    if (target == width) return {width, height};
+    return {target, std::max(1, static_cast<int>(std::lround(height * static_cast<double>(target) / width)))};
+}
+
+Image run_recipe_cpu(const Image& input, const Recipe& r, double* skew) {
+    Image img = to_gray(input);
+    const auto [w, h] = recipe_size(r, img.width, img.height);
+    if (w != img.width || h != img.height) img = resize_gray(img, w, h);
+    if (r.border) img = remove_border(img);
+    if (r.denoise) img = denoise_median3(img);
+    if (r.contrast) {
+        const auto [low, high] = contrast_limits(gray_histogram(img), r.contrast_low, r.contrast_high);
+        img = stretch_contrast(img, low, high);
+    }
+    double angle = 0;
+    if (r.deskew) {
+        angle = estimate_skew(img, r.max_skew);
+        if (std::abs(angle) >= 0.1) img = rotate_gray(img, -angle);  // turn the rise back to level
+    }
+    if (r.binarize == "sauvola") img = binarize_sauvola(img, r.sauvola_window, r.sauvola_k);
+    else if (r.binarize == "otsu") img = binarize_otsu(img);
+    if (skew) *skew = angle;
+    return img;
 }
 
 }  // namespace docpipe::imaging

@@ -5,6 +5,12 @@
 // images, Otsu from a 256-bin histogram.
 #pragma once
 
+#include <array>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "docpipe/document.hpp"
 
 namespace docpipe::imaging {
@@ -16,6 +22,8 @@ Image resize_gray(const Image& gray, int width, int height);
 // Global Otsu threshold of a gray image: pixels above it become 255, others 0.
 Image binarize_otsu(const Image& gray);
 int otsu_threshold(const Image& gray);
+// The same threshold from a histogram (shared with the CUDA path, which counts on the GPU).
+int otsu_from_histogram(const std::array<std::uint64_t, 256>& hist);
 // Sauvola local threshold T = m * (1 + k * (s / 128 - 1)) over a window x window box.
 Image binarize_sauvola(const Image& gray, int window, double k);
 // Skew angle in degrees (positive = text lines rise to the right) within +-max_degrees,
@@ -24,5 +32,44 @@ double estimate_skew(const Image& gray, double max_degrees);
 // Rotates a gray image by `degrees` (counter-clockwise positive) around its centre,
 // bilinear, filling uncovered pixels with white.
 Image rotate_gray(const Image& gray, double degrees);
+
+// 3x3 median (edges replicated): removes speckle and scanner dust, keeps strokes.
+Image denoise_median3(const Image& gray);
+// 256-bin histogram of a gray image.
+std::array<std::uint64_t, 256> gray_histogram(const Image& gray);
+// Contrast stretch limits: the gray levels below which `low_share` and above which
+// `high_share` of the pixels lie. {0, 255} (no change) when the range is under 16 levels.
+std::pair<int, int> contrast_limits(const std::array<std::uint64_t, 256>& hist, double low_share, double high_share);
+// Maps [low, high] to [0, 255] linearly (integer rounding), clamping outside: faint thermal
+// print gets dark again.
+Image stretch_contrast(const Image& gray, int low, int high);
+// Dark borders of a scan (the scanner lid, the table around a photographed receipt): the
+// runs of rows/columns from each edge that are mostly dark (> 60% below `threshold`),
+// at most a fifth of the page per edge, are painted white.
+struct Borders {
+    int top = 0, bottom = 0, left = 0, right = 0;  // rows/columns painted from each edge
+};
+Borders find_borders(const std::vector<std::uint32_t>& dark_per_row, const std::vector<std::uint32_t>& dark_per_column, int width, int height);
+Image remove_border(const Image& gray, Borders* found = nullptr);
+
+// The whole clean-up as transform.preprocess runs it; the CUDA path runs the same steps
+// and must give the same pixels (binary identical, gray within 1).
+struct Recipe {
+    int min_width = 1000, max_width = 2500;  // 0: no limit
+    bool denoise = false;
+    bool contrast = false;
+    double contrast_low = 0.01, contrast_high = 0.01;  // shares clipped at each end
+    bool deskew = true;
+    double max_skew = 15;
+    bool border = false;
+    std::string binarize = "off";  // off | sauvola | otsu
+    int sauvola_window = 25;
+    double sauvola_k = 0.2;
+};
+// Target size for the width limits (height keeps the aspect ratio); the input size when
+// inside them.
+std::pair<int, int> recipe_size(const Recipe& r, int width, int height);
+// Runs every enabled step on the CPU. `skew` receives the angle found (0 when off).
+Image run_recipe_cpu(const Image& img, const Recipe& r, double* skew = nullptr);
 
 }  // namespace docpipe::imaging

@@ -6,6 +6,8 @@
 #include "docpipe/testing.hpp"
 #include "harness.hpp"
 #include "preprocess_cpu.hpp"
+#include "preprocess_cuda.hpp"
+#include <random>
 
 using namespace docpipe;
 using namespace docpipe::imaging;
@@ -122,14 +124,191 @@ TEST(PreprocessCpu, SauvolaKeepsTextOnAGradientLitPageWhereOtsuLosesIt) {
     EXPECT_THAT(text, HasSubstr("INV-2024-001234"));
 }
 
-TEST(PreprocessComponent, CpuDeviceIsReportedAndCudaRefusedWithTheReason) {
-    auto cpu = NodeRunner::from_plugin(kImaging, "transform.preprocess", "device: auto");
-    EXPECT_THAT(cpu.component().health().detail, HasSubstr("device cpu (auto: the CUDA kernels are not built"));
+TEST(PreprocessComponent, DeviceIsReportedAndCudaRefusedWithTheReasonWhenUnusable) {
+    auto node = NodeRunner::from_plugin(kImaging, "transform.preprocess", "device: auto");
+    const CudaStatus& cuda = cuda_status();
+    if (cuda.usable) {
+        EXPECT_THAT(node.component().health().detail, HasSubstr("device cuda: " + cuda.name));
+        return;
+    }
+    // No GPU here: auto falls back and says why; cuda refuses to start with the same reason.
+    EXPECT_THAT(node.component().health().detail, HasSubstr("device cpu (auto: " + cuda.reason));
+    auto cpu = NodeRunner::from_plugin(kImaging, "transform.preprocess", "device: cpu");
+    EXPECT_THAT(cpu.component().health().detail, HasSubstr("device cpu (configured)"));
     try {
         NodeRunner::from_plugin(kImaging, "transform.preprocess", "device: cuda");
+        FAIL() << "device: cuda started without a usable GPU";
+    } catch (const std::exception& e) {
+        EXPECT_THAT(e.what(), HasSubstr("device: cuda requested, but " + cuda.reason));
+    }
+}
+
+// ---- the extra clean-up steps ------------------------------------------------------------
+Image gray_image(int w, int h, std::vector<std::uint8_t> px) {
+    Image img;
+    img.width = w;
+    img.height = h;
+    img.channels = 1;
+    img.pixels = std::make_shared<std::vector<std::uint8_t>>(std::move(px));
+    return img;
+}
+
+TEST(PreprocessCpu, MedianRemovesSpeckleAndKeepsStrokes) {
+    std::vector<std::uint8_t> px(20 * 20, 255);
+    px[5 * 20 + 5] = 0;                                      // a lone dark speck
+    for (int y = 0; y < 20; ++y) px[y * 20 + 12] = px[y * 20 + 13] = px[y * 20 + 14] = 0;  // a 3 px stroke
+    Image out = denoise_median3(gray_image(20, 20, px));
+    EXPECT_EQ(at(out, 5, 5), 255);
+    EXPECT_EQ(at(out, 13, 10), 0);
+    EXPECT_EQ(at(out, 12, 10), 0);
+}
+
+TEST(PreprocessCpu, ContrastStretchMakesFaintPrintDark) {
+    // Faint thermal print: text at 150 on paper at 210.
+    std::vector<std::uint8_t> px(100 * 100, 210);
+    for (int i = 0; i < 2000; ++i) px[i * 3 % px.size()] = 150;
+    Image faint = gray_image(100, 100, px);
+    const auto [low, high] = contrast_limits(gray_histogram(faint), 0.01, 0.01);
+    EXPECT_EQ(low, 150);
+    EXPECT_EQ(high, 210);
+    Image out = stretch_contrast(faint, low, high);
+    EXPECT_EQ(at(out, 0, 0), 0);       // the text is black now
+    EXPECT_EQ(at(out, 1, 0), 255);     // the paper white
+    // A flat page (range under 16 levels) is left alone.
+    EXPECT_EQ(contrast_limits(gray_histogram(gray_image(4, 1, {100, 101, 102, 103})), 0.01, 0.01), std::make_pair(0, 255));
+}
+
+TEST(PreprocessCpu, DarkScanBordersArePaintedWhite) {
+    // A white page with text inside a 10 px black frame on the left and top.
+    const int w = 200, h = 100;
+    std::vector<std::uint8_t> px(w * h, 255);
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x)
+            if (x < 10 || y < 10) px[y * w + x] = 0;
+    for (int x = 50; x < 150; ++x) px[50 * w + x] = 0;  // a text line: must stay
+    Borders b;
+    Image out = remove_border(gray_image(w, h, px), &b);
+    EXPECT_EQ(b.left, 10);
+    EXPECT_EQ(b.top, 10);
+    EXPECT_EQ(b.right, 0);
+    EXPECT_EQ(b.bottom, 0);
+    EXPECT_EQ(at(out, 5, 50), 255);
+    EXPECT_EQ(at(out, 100, 5), 255);
+    EXPECT_EQ(at(out, 100, 50), 0);
+}
+
+TEST(PreprocessCpu, RecipeRunsTheEnabledStepsInOrder) {
+    Recipe r;
+    r.min_width = 0;
+    r.max_width = 100;
+    r.deskew = false;
+    r.binarize = "otsu";
+    std::vector<std::uint8_t> px(400 * 50, 200);
+    for (int x = 0; x < 400; ++x) px[25 * 400 + x] = 20;
+    double skew = -1;
+    Image out = run_recipe_cpu(gray_image(400, 50, px), r, &skew);
+    EXPECT_EQ(out.width, 100);  // scaled down to max_width, aspect kept
+    EXPECT_EQ(out.height, 13);
+    EXPECT_EQ(skew, 0);
+    for (auto v : *out.pixels) EXPECT_TRUE(v == 0 || v == 255);  // binarised
+}
+
+// ---- CUDA against the CPU reference ------------------------------------------------------
+// The same input through both paths: binary output identical, gray within 1 (bilinear
+// rounding). Without a GPU these skip and say why; scripts/gpu-check.sh runs them on one.
+class CudaMatchesCpu : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (!cuda_status().usable) GTEST_SKIP() << "no usable CUDA device: " << cuda_status().reason;
+    }
+    // A noisy, unevenly lit page with text: the hard case for every step.
+    static Image page() {
+        test::TempDir dir;
+        Image img = rendered_page(dir, 3.0);
+        auto px = std::make_shared<std::vector<std::uint8_t>>(*img.pixels);
+        std::mt19937 rng(7);
+        std::uniform_int_distribution<int> noise(-25, 25);
+        for (int y = 0; y < img.height; ++y)
+            for (int x = 0; x < img.width; ++x) {
+                auto& v = (*px)[static_cast<std::size_t>(y) * img.width + x];
+                const int lit = v - 60 * x / img.width + noise(rng);  // darker to the right
+                v = static_cast<std::uint8_t>(std::clamp(lit, 0, 255));
+            }
+        img.pixels = px;
+        return img;
+    }
+    static int max_difference(const Image& a, const Image& b) {
+        EXPECT_EQ(a.width, b.width);
+        EXPECT_EQ(a.height, b.height);
+        if (a.width != b.width || a.height != b.height) return 256;
+        int worst = 0;
+        for (std::size_t i = 0; i < a.pixels->size(); ++i) worst = std::max(worst, std::abs((*a.pixels)[i] - (*b.pixels)[i]));
+        return worst;
+    }
+};
+
+TEST_F(CudaMatchesCpu, Grayscale) {
+    Image rgb;
+    rgb.width = 64;
+    rgb.height = 32;
+    rgb.channels = 3;
+    auto px = std::make_shared<std::vector<std::uint8_t>>(64 * 32 * 3);
+    for (std::size_t i = 0; i < px->size(); ++i) (*px)[i] = static_cast<std::uint8_t>(i * 37 % 256);
+    rgb.pixels = px;
+    EXPECT_EQ(max_difference(cuda_to_gray(rgb), to_gray(rgb)), 0);
+}
+
+TEST_F(CudaMatchesCpu, ResizeUpAndDown) {
+    Image p = page();
+    EXPECT_LE(max_difference(cuda_resize(p, p.width / 2, p.height / 2), resize_gray(p, p.width / 2, p.height / 2)), 1);
+    EXPECT_LE(max_difference(cuda_resize(p, p.width * 3 / 2, p.height * 3 / 2), resize_gray(p, p.width * 3 / 2, p.height * 3 / 2)), 1);
+}
+
+TEST_F(CudaMatchesCpu, Rotate) {
+    Image p = page();
+    EXPECT_LE(max_difference(cuda_rotate(p, -3.0), rotate_gray(p, -3.0)), 1);
+}
+
+TEST_F(CudaMatchesCpu, SauvolaAndOtsuAreIdentical) {
+    Image p = page();
+    EXPECT_EQ(max_difference(cuda_binarize_sauvola(p, 25, 0.2), binarize_sauvola(p, 25, 0.2)), 0);
+    EXPECT_EQ(max_difference(cuda_binarize_otsu(p), binarize_otsu(p)), 0);
+}
+
+TEST_F(CudaMatchesCpu, DenoiseContrastBorder) {
+    Image p = page();
+    EXPECT_EQ(max_difference(cuda_denoise_median3(p), denoise_median3(p)), 0);
+    EXPECT_EQ(max_difference(cuda_stretch_contrast(p, 40, 220), stretch_contrast(p, 40, 220)), 0);
+    EXPECT_EQ(max_difference(cuda_remove_border(p), remove_border(p)), 0);
+}
+
+TEST_F(CudaMatchesCpu, WholeRecipeAndBuffersReusedAcrossPageSizes) {
+    Recipe r;
+    r.denoise = r.contrast = r.border = true;
+    r.binarize = "sauvola";
+    Image p = page();
+    for (int width : {p.width, p.width / 2, p.width}) {  // grow, shrink, grow: buffers reused
+        Recipe sized = r;
+        sized.min_width = sized.max_width = width;
+        double cpu_skew = 0, gpu_skew = 0;
+        Image cpu = run_recipe_cpu(p, sized, &cpu_skew);
+        Image gpu = cuda_run_recipe(p, sized, &gpu_skew);
+        EXPECT_DOUBLE_EQ(cpu_skew, gpu_skew);
+        // Bilinear rounding may differ by one level before the threshold; allow a few pixels.
+        std::size_t differing = 0;
+        for (std::size_t i = 0; i < cpu.pixels->size(); ++i) differing += (*cpu.pixels)[i] != (*gpu.pixels)[i];
+        EXPECT_LE(differing, cpu.pixels->size() / 1000) << "width " << width;
+    }
+}
+
+TEST(CudaPath, WithoutADeviceTheCallsThrowTheReason) {
+    if (cuda_status().usable) GTEST_SKIP() << "a CUDA device is present";
+    EXPECT_FALSE(cuda_status().reason.empty());
+    try {
+        cuda_to_gray(gray_image(1, 1, {0}));
         FAIL();
     } catch (const std::exception& e) {
-        EXPECT_THAT(e.what(), HasSubstr("device: cuda requested, but this build has no CUDA kernels"));
+        EXPECT_THAT(e.what(), HasSubstr(cuda_status().reason));
     }
 }
 
