@@ -5,12 +5,20 @@
 // segmentation mode given, against the baseline `tesseract IMG stdout` (one process per
 // image, also limited to one OpenMP thread: per-core numbers).
 //
-//   bench_ocr_eval [DATA_DIR] [--limit N] [--psm 6,4,3] [--no-baseline]
+// --recipes adds rows for transform.preprocess recipes before OCR (psm 6); --workers
+// measures pages/second with 1, 2, ... OCR workers (threads, one engine each) on the
+// shipped recipe.
+//
+//   bench_ocr_eval [DATA_DIR] [--limit N] [--psm 6,4,3] [--recipes default,sauvola,...]
+//                  [--workers 1,2] [--no-baseline]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <thread>
+#include <atomic>
+#include <map>
 
 #include "docpipe/testing.hpp"
 
@@ -80,6 +88,19 @@ int main(int argc, char** argv) {
     std::size_t limit = 1000;
     std::vector<int> modes = {6};
     bool baseline = true;
+    std::vector<std::string> recipes;
+    std::vector<int> workers;
+    // Preprocessing recipes (transform.preprocess config), device cpu for per-core numbers.
+    const std::map<std::string, std::string> kRecipes = {
+        {"default", "{device: cpu}"},
+        {"sauvola", "{device: cpu, binarize: sauvola}"},
+        {"otsu", "{device: cpu, binarize: otsu}"},
+        {"contrast", "{device: cpu, contrast: true}"},
+        {"denoise", "{device: cpu, denoise: true}"},
+        {"border", "{device: cpu, border: true}"},
+        {"wide", "{device: cpu, min_width: 1600, max_width: 3200}"},
+        {"all", "{device: cpu, border: true, denoise: true, contrast: true}"},
+    };
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--limit" && i + 1 < argc) limit = std::stoul(argv[++i]);
@@ -87,6 +108,12 @@ int main(int argc, char** argv) {
             modes.clear();
             std::stringstream list(argv[++i]);
             for (std::string m; std::getline(list, m, ',');) modes.push_back(std::stoi(m));
+        } else if (a == "--recipes" && i + 1 < argc) {
+            std::stringstream list(argv[++i]);
+            for (std::string r; std::getline(list, r, ',');) recipes.push_back(r);
+        } else if (a == "--workers" && i + 1 < argc) {
+            std::stringstream list(argv[++i]);
+            for (std::string w; std::getline(list, w, ',');) workers.push_back(std::stoi(w));
         } else if (a == "--no-baseline") baseline = false;
         else data = a;
     }
@@ -117,6 +144,52 @@ int main(int argc, char** argv) {
             stats.cers.push_back(cer(out.at(0).doc->pages.at(0).ocr->text, truth));
         }
         stats.print("docpipe raw, eng, psm " + std::to_string(psm));
+    }
+    for (const auto& name : recipes) {
+        auto it = kRecipes.find(name);
+        if (it == kRecipes.end()) {
+            std::fprintf(stderr, "unknown recipe '%s'\n", name.c_str());
+            return 2;
+        }
+        auto clean = testing::NodeRunner::from_plugin(plugins / "libdocpipe-imaging.so", "transform.preprocess", it->second);
+        auto ocr = testing::NodeRunner::from_plugin(plugins / "libdocpipe-tesseract.so", "ocr.tesseract", "{languages: eng, psm: 6}");
+        Stats stats;
+        for (const auto& img : images) {
+            const std::string truth = slurp(fs::path(img).replace_extension(".lines.txt"));
+            const std::string bytes = slurp(img);
+            const auto t0 = Steady::now();
+            auto pages = decoder.process(Document::from_bytes(img.filename().string(), "image/jpeg", Bytes(bytes.begin(), bytes.end())));
+            auto cleaned = clean.process(*pages.at(0).doc);
+            auto out = ocr.process(*cleaned.at(0).doc);
+            stats.seconds.push_back(std::chrono::duration<double>(Steady::now() - t0).count());
+            stats.cers.push_back(cer(out.at(0).doc->pages.at(0).ocr->text, truth));
+        }
+        stats.print("recipe " + name + ", eng, psm 6");
+    }
+    for (int n : workers) {
+        // Decode and clean first, so the timing is OCR alone, N threads pulling pages.
+        auto clean = testing::NodeRunner::from_plugin(plugins / "libdocpipe-imaging.so", "transform.preprocess", "{device: cpu}");
+        std::vector<Document> ready;
+        for (const auto& img : images) {
+            const std::string bytes = slurp(img);
+            auto pages = decoder.process(Document::from_bytes(img.filename().string(), "image/jpeg", Bytes(bytes.begin(), bytes.end())));
+            ready.push_back(*clean.process(*pages.at(0).doc).at(0).doc);
+        }
+        // Engines are loaded before the clock starts (a long-lived worker pays that once).
+        std::vector<testing::NodeRunner> engines;
+        for (int t = 0; t < n; ++t)
+            engines.push_back(testing::NodeRunner::from_plugin(plugins / "libdocpipe-tesseract.so", "ocr.tesseract", "{languages: eng+msa, psm: 6}"));
+        std::atomic<std::size_t> next{0};
+        std::vector<std::thread> threads;
+        const auto t0 = Steady::now();
+        for (int t = 0; t < n; ++t)
+            threads.emplace_back([&, t] {
+                for (std::size_t i = next++; i < ready.size(); i = next++) engines[static_cast<std::size_t>(t)].process(ready[i]);
+            });
+        for (auto& t : threads) t.join();
+        const double seconds = std::chrono::duration<double>(Steady::now() - t0).count();
+        std::printf("throughput, %d OCR worker(s), eng+msa psm 6: %.2f pages/s (%zu pages in %.1f s)\n", n,
+                    static_cast<double>(ready.size()) / seconds, ready.size(), seconds);
     }
     if (baseline) {
         Stats stats;

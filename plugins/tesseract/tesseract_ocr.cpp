@@ -43,6 +43,9 @@ public:
             Field::duration("page_timeout").default_value("30s").min(0.1).describe("Longest OCR of one page"),
             Field::integer("default_dpi").default_value(300).min(50).max(1200)
                 .describe("Resolution assumed for images that do not state one"),
+            Field::enumeration("trace_format", {"none", "hocr", "tsv"}).default_value("none")
+                .describe("Also put each page's hOCR or TSV (Tesseract's layout with boxes) in the document's trace; "
+                          "it holds the page's text, so only for debugging"),
         };
         return d;
     }
@@ -52,7 +55,8 @@ public:
           languages_(c.get_string("languages")),
           psm_(static_cast<int>(c.get_int("psm"))),
           timeout_(c.get_duration("page_timeout")),
-          default_dpi_(static_cast<int>(c.get_int("default_dpi"))) {
+          default_dpi_(static_cast<int>(c.get_int("default_dpi"))),
+          trace_format_(c.get_string("trace_format")) {
         tessdata_ = c.has("tessdata_dir") ? c.get_string("tessdata_dir") : default_tessdata();
         // Say which language is missing and where we looked, before Tesseract's own message.
         std::size_t start = 0;
@@ -81,7 +85,27 @@ public:
                                              psm_, created_)};
     }
 
-    OcrResult recognize(const Page& page) override {
+    OcrResult recognize(const Page& page) override { return recognize_page(page, nullptr); }
+
+    // Ocr::process with the optional hOCR/TSV of each page added to the trace.
+    void process(const DocumentPtr& input, Outputs& out) override {
+        if (trace_format_ == "none") {
+            Ocr::process(input, out);
+        } else {
+            auto doc = std::make_shared<Document>(*input);
+            for (auto& page : doc->pages) {
+                if (page.ocr || !page.image.pixels) continue;
+                std::string layout;
+                page.ocr = recognize_page(page, &layout);
+                doc->trace.push_back({ctx_.node_name(), trace_format_, 0.0, fmt::format("page {}\n{}", page.index + 1, layout)});
+            }
+            out.emit(std::move(doc));
+        }
+        ctx_.metrics().increment("ocr_pages_total", static_cast<double>(input->pages.size()));
+    }
+
+private:
+    OcrResult recognize_page(const Page& page, std::string* layout) {
         const Image& img = page.image;
         if (!img.pixels || img.width <= 0 || img.height <= 0) throw BadInput("page has no image to OCR");
         tesseract::TessBaseAPI* api = acquire();
@@ -130,16 +154,14 @@ public:
                 result.words.push_back(std::move(w));
             } while (it->Next(tesseract::RIL_WORD));
         }
+        if (layout) {
+            std::unique_ptr<char[]> text(trace_format_ == "hocr" ? api->GetHOCRText(page.index) : api->GetTSVText(page.index));
+            *layout = text ? text.get() : "";
+        }
         api->Clear();
         return result;
     }
 
-    void process(const DocumentPtr& input, Outputs& out) override {
-        Ocr::process(input, out);
-        ctx_.metrics().increment("ocr_pages_total", static_cast<double>(input->pages.size()));
-    }
-
-private:
     static std::string default_tessdata() {
         if (const char* env = std::getenv("TESSDATA_PREFIX")) return env;
         return "/usr/share/tesseract-ocr/5/tessdata";
@@ -173,6 +195,7 @@ private:
     int psm_;
     std::chrono::milliseconds timeout_;
     int default_dpi_;
+    std::string trace_format_;  // none | hocr | tsv
     std::string tessdata_;
     std::mutex mutex_;                             // guards idle_ and created_
     std::vector<tesseract::TessBaseAPI*> idle_;    // owned; engines not in use

@@ -71,3 +71,26 @@ TEST(TesseractOcr, HealthSaysWhichEngine) {
     EXPECT_EQ(h.status, Health::Healthy);
     EXPECT_THAT(h.detail, HasSubstr("tesseract 5"));
 }
+
+TEST(TesseractOcr, HocrAndTsvGoIntoTheTraceWhenAsked) {
+    test::TempDir dir;
+    const auto png = dir.path() / "line.png";
+    ASSERT_EQ(std::system(("convert -size 600x120 xc:white -fill black -pointsize 36 -annotate +10+70 'TOTAL RM 12.50' " + png.string()).c_str()), 0);
+    auto pages = NodeRunner::from_plugin(kImagingPlugin, "transform.pdf_pages", "");
+    auto decoded = pages.process(Document::from_bytes("line.png", "image/png", read_bytes(png)));
+    for (const std::string format : {"hocr", "tsv"}) {
+        auto ocr = NodeRunner::from_plugin(kOcrPlugin, "ocr.tesseract", "{languages: eng, trace_format: " + format + "}");
+        auto out = ocr.process(*decoded.at(0).doc);
+        const auto& doc = *out.at(0).doc;
+        ASSERT_TRUE(doc.pages.at(0).ocr.has_value());  // the OCR result itself is unchanged
+        EXPECT_EQ(doc.pages[0].ocr->lines.at(0).text, "TOTAL RM 12.50");
+        auto entry = std::find_if(doc.trace.begin(), doc.trace.end(), [&](const TraceEntry& t) { return t.event == format; });
+        ASSERT_NE(entry, doc.trace.end()) << format;
+        if (format == "hocr") EXPECT_THAT(entry->detail, HasSubstr("ocrx_word"));
+        else EXPECT_THAT(entry->detail, HasSubstr("\t12.50"));  // TSV: level, ids, box, conf, text
+    }
+    // Default: no layout in the trace.
+    auto plain = NodeRunner::from_plugin(kOcrPlugin, "ocr.tesseract", "languages: eng");
+    auto out = plain.process(*decoded.at(0).doc);
+    for (const auto& t : out.at(0).doc->trace) EXPECT_NE(t.event, "hocr");
+}
