@@ -107,11 +107,12 @@ nlohmann::json provenance_of(const TextLine& line) {
 }
 
 // How much the OCR engine's own confidence lets us trust a value read from a line.
-double ocr_factor(const TextLine& line) {
-    if (line.source != "receipt") return 1.0;
-    const double c = std::clamp(line.ocr_confidence, 0.0, 100.0);
+double confidence_factor(double tesseract_confidence) {
+    const double c = std::clamp(tesseract_confidence, 0.0, 100.0);
     return std::clamp(0.55 + 0.45 * (c - 40.0) / 50.0, 0.55, 1.0);
 }
+
+double ocr_factor(const TextLine& line) { return line.source == "receipt" ? confidence_factor(line.ocr_confidence) : 1.0; }
 
 // The same, judged by the words that overlap bytes [begin, end) of the line (the value's own
 // characters); the whole line when the word confidences are not known.
@@ -120,9 +121,7 @@ double ocr_factor_at(const TextLine& line, std::size_t begin, std::size_t end) {
     double lowest = 101;
     for (const auto& w : line.word_confidences)
         if (w.begin < end && begin < w.end) lowest = std::min(lowest, w.confidence);
-    if (lowest > 100) return ocr_factor(line);
-    const double c = std::clamp(lowest, 0.0, 100.0);
-    return std::clamp(0.55 + 0.45 * (c - 40.0) / 50.0, 0.55, 1.0);
+    return lowest > 100 ? ocr_factor(line) : confidence_factor(lowest);
 }
 
 // Text after a label on the raw line, without the ":", "-", "#" that separate them.
@@ -393,6 +392,7 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
         Amount amount;
         std::size_t line = 0;
         double weight = 0;
+        std::string misread_from;  // set on a digit-repaired candidate: what the OCR printed
     };
     std::vector<Candidate> totals;
     std::vector<std::int64_t> subtotals, taxes, roundings, cash, change;
@@ -412,7 +412,7 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
                     if (c > 0) summary_totals.push_back(c);
                     break;
                 }
-                if (c > 0) totals.push_back({a->first, a->second, cls[i].weight});
+                if (c > 0) totals.push_back({a->first, a->second, cls[i].weight, {}});
                 first_total_line = std::min(first_total_line, i);
                 break;
             case LineKind::Subtotal: subtotals.push_back(c); first_total_line = std::min(first_total_line, i); break;
@@ -457,7 +457,7 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
         checks.push_back((st + 2) / 5 * 5);
     }
     // A labelled total that no check confirms, but that one misread digit or a lost decimal
-    // point away from a check, is that check misread ("40.45" for 10.45, "7950" for 79.50):
+    // point away from a check, is that check misread ("40.45" for 10.45, "RM 7950" for 79.50):
     // Tesseract confuses 1/4/7, 0/6/8/9, 3/8 and 5/6 on receipts. Added as a repaired
     // candidate; it only wins by being confirmed.
     {
@@ -484,7 +484,7 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
                     Candidate fixed = cand;
                     fixed.amount.cents = v;
                     fixed.amount.repaired = true;
-                    fixed.amount.text = cand.amount.text + " (misread digit)";
+                    fixed.misread_from = cand.amount.text;
                     totals.push_back(fixed);
                     break;
                 }
@@ -539,9 +539,8 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
         if (cand.amount.repaired) score -= 0.1;
         if (cand.amount.comma_decimal) score -= 0.05;
         // Later lines carry the final amount (after rounding); a small nudge breaks ties.
-        if (cand.amount.text.find("(misread digit)") != std::string::npos)
-            why += fmt::format(", read as '{}', one misread digit from what the arithmetic gives",
-                               cand.amount.text.substr(0, cand.amount.text.size() - 16));
+        if (!cand.misread_from.empty())
+            why += fmt::format(", read as '{}', one misread digit from what the arithmetic gives", cand.misread_from);
         if (contains(summary_totals, v)) {
             score += 0.05;
             why += ", equals the tax summary's total";

@@ -137,6 +137,9 @@ TEST_P(DateTest, ReadsTheFirstDate) {
 
 INSTANTIATE_TEST_SUITE_P(MalaysianAndEnglish, DateTest, ::testing::Values(
     DateCase{"25/12/2018", "2018-12-25", false},
+    DateCase{"61/03/18 12:36 Slip No.: 9070058756", "2018-03-01", true},  // 0 read as 6 in the day
+    DateCase{"12/41/2018", "2018-11-12", true},                           // 1 read as 4 in the month
+    DateCase{"55/03/2018", "", false},                                    // 5 is no look-alike: not a date
     DateCase{"DATE 25/12/2018", "2018-12-25", false},
     DateCase{"Date: 24/12/2024", "2024-12-24", false},
     DateCase{"20-12-2024", "2024-12-20", false},
