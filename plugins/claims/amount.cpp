@@ -52,6 +52,14 @@ std::string_view strip_glued_currency(std::string_view t, bool& currency) {
 }  // namespace
 
 std::optional<Amount> parse_number_token(std::string_view token) {
+    // Typographic quotes and guillemets OCR reads around numbers ("“40.45.").
+    for (bool stripped = true; stripped;) {
+        stripped = false;
+        for (std::string_view q : {"\u201C", "\u201D", "\u2018", "\u2019", "\u00AB", "\u00BB"}) {
+            if (token.size() > q.size() && token.substr(0, q.size()) == q) token.remove_prefix(q.size()), stripped = true;
+            if (token.size() > q.size() && token.substr(token.size() - q.size()) == q) token.remove_suffix(q.size()), stripped = true;
+        }
+    }
     // Punctuation that OCR and layouts put around numbers.
     while (!token.empty() && (token.front() == '(' || token.front() == ':' || token.front() == '=' || token.front() == '*' ||
                               token.front() == '\'' || token.front() == '"'))
@@ -155,6 +163,19 @@ std::vector<Amount> find_amounts(std::string_view line) {
             candidate = tokens[i].text;
         }
         candidate = strip_glued_currency(candidate, currency);
+        // "14. 65": OCR put a space after the decimal point; the next token is the two
+        // decimals and nothing else.
+        std::string joined;
+        if (candidate.size() >= 2 && candidate.back() == '.' && i + 1 < tokens.size() && tokens[i + 1].text.size() == 2 &&
+            std::isdigit(static_cast<unsigned char>(tokens[i + 1].text[0])) &&
+            std::isdigit(static_cast<unsigned char>(tokens[i + 1].text[1])) &&
+            std::isdigit(static_cast<unsigned char>(candidate[candidate.size() - 2]))) {
+            joined = std::string(candidate) + std::string(tokens[i + 1].text);
+            if (auto merged = parse_number_token(joined); merged && merged->decimals) {
+                candidate = joined;
+                ++i;
+            }
+        }
         auto amount = parse_number_token(candidate);
         if (!amount) {
             if (took_next) --i;  // "RM" followed by a word: that word gets its own turn

@@ -28,6 +28,26 @@ constexpr MonthName kMonths[] = {
     {"OCT.", 10},     {"SEP.", 9},     {"AUG.", 8},
 };
 
+// A three-letter month abbreviation one letter away from exactly one month ("dun" for JUN,
+// "0CT" is not a word and stays out): 0 when none or several are that close.
+int month_one_slip(std::string_view word) {
+    if (word.size() != 3) return 0;
+    const std::string up = upper_ascii(word);
+    int found = 0;
+    for (const auto& m : kMonths) {
+        const std::string_view name = m.name;
+        if (name.size() != 3) continue;
+        int diff = 0;
+        for (std::size_t i = 0; i < 3; ++i) diff += name[i] != up[i];
+        if (diff == 0) return m.month;
+        if (diff == 1) {
+            if (found && found != m.month) return 0;
+            found = m.month;
+        }
+    }
+    return found;
+}
+
 int expand_year(int y) { return y < 100 ? 2000 + y : y; }
 
 // Maps look-alikes to digits in a token that is mostly digits and separators.
@@ -74,8 +94,15 @@ std::vector<DateMatch> find_dates(std::string_view line, const DateLimits& limit
     // Numeric forms. The character class admits OCR look-alikes; they are repaired below and
     // the result must still be a real date.
     static const std::regex numeric(R"((^|[^0-9A-Za-z])([0-9OlIDS]{1,4})\s?([/.\-])\s?([0-9OlIDS]{1,2})\s?([/.\-])\s?([0-9OlIDS]{2,4})(?![0-9]))");
-    for (auto it = std::sregex_iterator(text.begin(), text.end(), numeric); it != std::sregex_iterator(); ++it) {
-        const auto& m = *it;
+    // Matches may overlap ("REG #19- 24/07/2016": "19- 24/07" is tried first and refused), so
+    // after a refused match the search resumes at its first separator, never inside a number
+    // ("31/02/2024" must not come back as 1/02/2024).
+    std::smatch m;
+    std::size_t found_before = 0;
+    for (auto from = text.cbegin(); std::regex_search(from, text.cend(), m, numeric);
+         from = out.size() > found_before ? m[0].second : m[3].first) {
+        found_before = out.size();
+        const std::size_t base = static_cast<std::size_t>(from - text.cbegin());
         if (m.str(3) != m.str(5)) continue;  // "12/05-2018" mixes separators: not a date
         int repaired = 0;
         const std::string a = repair_digits(m.str(2), repaired);
@@ -86,8 +113,8 @@ std::vector<DateMatch> find_dates(std::string_view line, const DateLimits& limit
         };
         if (!all_digits(a) || !all_digits(b) || !all_digits(c) || repaired > 2) continue;
         DateMatch d;
-        d.begin = static_cast<std::size_t>(m.position(2));
-        d.end = static_cast<std::size_t>(m.position(6) + m.length(6));
+        d.begin = base + static_cast<std::size_t>(m.position(2));
+        d.end = base + static_cast<std::size_t>(m.position(6) + m.length(6));
         d.text = text.substr(d.begin, d.end - d.begin);
         if (repaired) {
             d.confidence *= 0.85;
@@ -157,6 +184,43 @@ std::vector<DateMatch> find_dates(std::string_view line, const DateLimits& limit
         d.begin = static_cast<std::size_t>(m.position(2));
         d.end = static_cast<std::size_t>(m.position(4) + m.length(4));
         d.text = text.substr(d.begin, d.end - d.begin);
+        out.push_back(d);
+    }
+    // The same with the month abbreviation misread by one letter, only between matching
+    // separators where nothing but a month can stand ("14/dun/2017").
+    static const std::regex day_slipped_month_year(R"((^|[^0-9A-Za-z])([0-9]{1,2})\s?([/\-])\s?([A-Za-z]{3})\s?\3\s?([0-9]{4}|[0-9]{2})(?![0-9]))");
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), day_slipped_month_year); it != std::sregex_iterator(); ++it) {
+        const auto& m = *it;
+        if (month_from_name(m.str(4))) continue;  // read exactly above
+        const int month = month_one_slip(m.str(4));
+        if (!month) continue;
+        DateMatch d;
+        d.day = std::stoi(m.str(2));
+        d.month = month;
+        d.year = expand_year(std::stoi(m.str(5)));
+        if (!valid_date(d.year, d.month, d.day) || !in_limits(d.year, limits)) continue;
+        d.begin = static_cast<std::size_t>(m.position(2));
+        d.end = static_cast<std::size_t>(m.position(5) + m.length(5));
+        d.text = text.substr(d.begin, d.end - d.begin);
+        d.confidence = 0.7;
+        d.note = fmt::format("'{}': month name read with one OCR slip", d.text);
+        out.push_back(d);
+    }
+    // Eight digits with no separator ("27032018"): only day, month and a 20xx year that
+    // make a real date, and weakly — a number that happens to look like a date is possible.
+    static const std::regex compact(R"((^|[^0-9A-Za-z])([0-9]{2})([0-9]{2})(20[0-9]{2})(?![0-9]))");
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), compact); it != std::sregex_iterator(); ++it) {
+        const auto& m = *it;
+        DateMatch d;
+        d.day = std::stoi(m.str(2));
+        d.month = std::stoi(m.str(3));
+        d.year = std::stoi(m.str(4));
+        if (!valid_date(d.year, d.month, d.day) || !in_limits(d.year, limits)) continue;
+        d.begin = static_cast<std::size_t>(m.position(2));
+        d.end = static_cast<std::size_t>(m.position(4) + m.length(4));
+        d.text = text.substr(d.begin, d.end - d.begin);
+        d.confidence = 0.6;
+        d.note = fmt::format("'{}' has no separators; read as day, month, year", d.text);
         out.push_back(d);
     }
     static const std::regex month_day_year(R"((^|[^0-9A-Za-z])([A-Za-z]{3,9}\.?)\s+([0-9]{1,2})(?:st|nd|rd|th)?,?\s+([0-9]{4})(?![0-9]))", std::regex::icase);

@@ -421,8 +421,9 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
                 if (!tax_amount && c >= 0) tax_amount = a;
                 break;
             case LineKind::Rounding: roundings.push_back(c); break;
-            case LineKind::Cash: cash.push_back(c); break;
-            case LineKind::Change: change.push_back(c); break;
+            // "Cash -50.00": the sign is layout noise on tendered and change amounts.
+            case LineKind::Cash: cash.push_back(c < 0 ? -c : c); break;
+            case LineKind::Change: change.push_back(c < 0 ? -c : c); break;
             default: break;
         }
     }
@@ -438,6 +439,26 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
 
     std::int64_t items_sum = 0;
     nlohmann::json items = itemized(lines, cls, first_total_line, items_sum);
+
+    // The label of the payable amount may be unreadable ("i Protea Sales : 21.20" under a
+    // pen mark): an amount on an unlabelled line after the first total/subtotal that equals
+    // cash minus change is a candidate too, with the weight of a weak label. It only wins
+    // with that confirmation, so it needs both a cash and a change line.
+    if (!change.empty()) {
+        // From the first total/subtotal label, read or not ("Total Sales (Excluding GST) . 20 60").
+        std::size_t block = first_total_line;
+        for (std::size_t i = 0; i < block; ++i)
+            if (cls[i].kind == LineKind::Total || cls[i].kind == LineKind::Subtotal) block = i;
+        for (std::size_t i = block; i < lines.size(); ++i) {
+            if (cls[i].kind != LineKind::None) continue;
+            for (const auto& a : cls[i].amounts)
+                if (a.cents > 0 && contains(paid, a.cents)) {
+                    bool known = false;
+                    for (const auto& t : totals) known = known || t.amount.cents == a.cents;
+                                    if (!known) totals.push_back({a, i, 0.6, {}});
+                }
+        }
+    }
 
     // Amounts the arithmetic on the receipt points at: subtotal + tax and rounding, the tax summary's total (also rounded to 5 sen), the items' sum.
     std::vector<std::int64_t> checks;
@@ -491,6 +512,29 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
         }
     }
 
+    // The tax summary's total (or that rounded to 5 sen) is arithmetic on the receipt too.
+    auto summary_confirms = [&](std::int64_t v) {
+        for (auto st : summary_totals)
+            if (st == v || (st + 2) / 5 * 5 == v) return true;
+        return false;
+    };
+    // Every candidate with its score, so a reviewer (and whoever tunes the rules) sees what
+    // else was on the receipt and why it lost.
+    struct Scored {
+        std::int64_t cents;
+        double score;
+        int line;
+        std::string why;
+    };
+    std::vector<Scored> scored;
+    auto alternatives = [&](std::int64_t chosen) {
+        std::sort(scored.begin(), scored.end(), [](const Scored& a, const Scored& b) { return a.score > b.score; });
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& s : scored)
+            if (s.cents != chosen && out.size() < 3)
+                out.push_back({{"value", s.cents / 100.0}, {"score", std::round(s.score * 1000) / 1000}, {"line", s.line}, {"reason", s.why}});
+        return out;
+    };
     double best_score = -1;
     const Candidate* best = nullptr;
     std::string best_why;
@@ -534,19 +578,34 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
         // Calibration on the SROIE dev split: a total that no arithmetic confirms was right
         // less often than 0.9 claims, so only a cross-checked total may score that high.
         const bool confirmed = why.find("cash minus change") != std::string::npos || sums ||
-                               (items.size() >= 2 && items_sum == v);
+                               (items.size() >= 2 && items_sum == v) || summary_confirms(v);
         if (!confirmed) score = std::min(score, 0.88);
-        if (cand.amount.repaired) score -= 0.1;
+        // The receipt's own arithmetic (subtotal + tax, tax summary) gives other amounts.
+        if (!confirmed && !checks.empty()) {
+            score -= 0.05;
+            why += ", not what the subtotal/tax arithmetic gives";
+        }
+        if (cand.amount.repaired) score -= cand.misread_from.empty() ? 0.1 : 0.05;
         if (cand.amount.comma_decimal) score -= 0.05;
         // Later lines carry the final amount (after rounding); a small nudge breaks ties.
         if (!cand.misread_from.empty())
             why += fmt::format(", read as '{}', one misread digit from what the arithmetic gives", cand.misread_from);
-        if (contains(summary_totals, v)) {
-            score += 0.05;
+        const bool summary = summary_confirms(v);
+        if (summary) {
+            score += 0.08;
             why += ", equals the tax summary's total";
+        }
+        // "Total : 20.00 1.20" is a table row (amount, tax), not a payable line: its last
+        // column is smaller than the one before it.
+        if (const auto& row = cls[cand.line].amounts;
+            row.size() >= 2 && row.back().cents == cand.amount.cents && cand.amount.decimals &&
+            row[row.size() - 2].decimals && row[row.size() - 2].cents > cand.amount.cents) {
+            score -= 0.2;
+            why += ", but it is the smaller last column of a table row";
         }
         score += 0.02 * static_cast<double>(cand.line) / static_cast<double>(lines.size());
         score *= ocr_factor_at(lines[cand.line], cand.amount.begin, cand.amount.end);
+        scored.push_back({cand.amount.cents, score, lines[cand.line].index, why});
         if (score > best_score) {
             best_score = score;
             best = &cand;
@@ -570,6 +629,7 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
     } else if (best) {
         FieldValue f = make_field(best->amount.value(), std::min(0.99, best_score), lines[best->line]);
         f.provenance["reason"] = best_why;
+        if (auto alt = alternatives(best->amount.cents); !alt.empty()) f.provenance["alternatives"] = alt;
         fields["total_amount"] = f;
         // A distinct larger labelled total that is not what was paid is worth a warning.
         for (const auto& cand : totals)
@@ -610,7 +670,7 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
         double best_conf = 0;
         for (std::size_t i = 0; i < lines.size(); ++i) {
             auto dates = find_dates(lines[i].text);
-            if (dates.empty()) continue;
+            if (dates.empty() || best_hit(words[i], rules_.date_ignore_labels)) continue;
             bool labelled = best_hit(words[i], date_labels).has_value() || (i > 0 && best_hit(words[i - 1], date_labels) &&
                                                                              find_dates(lines[i - 1].text).empty());
             const DateMatch& d = dates.front();

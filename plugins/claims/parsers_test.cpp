@@ -82,6 +82,12 @@ INSTANTIATE_TEST_SUITE_P(Malaysian, AmountTest, ::testing::Values(
     AmountCase{"=12.50", 1250, false, false},
     // Not amounts.
     AmountCase{"DATE 25/12/2018", kNone, false, false},
+    // A space after the decimal point, and typographic quotes around the number (both seen
+    // on SROIE receipts: "Total RM 14. 65", "“40.45. )”").
+    AmountCase{"Total RM 14. 65", 1465, true, false},
+    AmountCase{"CASH : 200. 00", 20000, false, false},
+    AmountCase{"Total Inclusive GST: \u201C40.45. )\u201D", 4045, false, false},
+    AmountCase{"No. 12 Jalan 3", kNone, false, false},
     AmountCase{"25.12.2018", kNone, false, false},
     AmountCase{"TIME 12:31:00", kNone, false, false},
     AmountCase{"TEL 07-3523888", kNone, false, false},
@@ -182,6 +188,15 @@ INSTANTIATE_TEST_SUITE_P(MalaysianAndEnglish, DateTest, ::testing::Values(
     DateCase{"25/12/2O18", "2018-12-25", true},
     DateCase{"l7/01/2018", "2018-01-17", true},
     // Impossible or not dates.
+    // A refused match does not hide the date that overlaps it.
+    DateCase{"ORD #95 -REG #19- 24/07/2016 14:21:51", "2016-07-24", false},
+    // Month abbreviations one OCR slip away, only between matching separators.
+    DateCase{"CB# : 78293759333 14/dun/2017 08:34:22", "2017-06-14", true},
+    DateCase{"14 dun 2017", "", false},
+    // Eight digits without separators: a real day/month/20xx, weakly.
+    DateCase{"27032018 NO. CS-20242", "2018-03-27", true},
+    DateCase{"GST ID 000750673920", "", false},
+    DateCase{"INV 35132018", "", false},
     DateCase{"31/02/2024", "", false},
     DateCase{"29/02/2023", "", false},
     DateCase{"13/13/2024", "", false},
@@ -278,6 +293,12 @@ INSTANTIATE_TEST_SUITE_P(Receipts, TotalTest, ::testing::Values(
                                                      "Total 0% supplies: 44.76", "Total Payable: 58.86"}, 5886},
     TotalCase{"cash rounding to 5 sen", {"Total 10.44", "Rounding 0.01", "Cash 10.45", "Change 0.00", "10.45"}, 1045},
     TotalCase{"no label: cash minus change", {"Nasi lemak 8.50", "CASH 10.00", "CHANGE 1.50"}, 850},
+    // The payable label is unreadable; its amount equals cash minus change, while the only
+    // labelled "Total" is a tax-summary row whose last column is the tax.
+    TotalCase{"unreadable label, cash minus change", {"Total Sales (Excluding GST) . 20 60", "Total GST 120", "i Protea Sales : 21.20 Kh",
+                                                       "CASH : 100.00", "Change : 78.80", "[ost SUMMARY ee", "Total : 20.00 1.20"}, 2120},
+    TotalCase{"spaced decimals", {"Total RM Incl. of GST ~~ {4.64", "Rounding Adj 0.01", "Total RM 14. 65", "Cash -50. 00", "CHANGE 35. 35"}, 1465},
+    TotalCase{"garbled totals, cash minus change", {"Total (Excluding GST): t4.a8", "Jotai (Inclusive of GST): a", "CASH : 200. 00", "CHANGE : 10. 00"}, 19000},
     TotalCase{"nothing", {"THANK YOU", "PLEASE COME AGAIN"}, -1},
     TotalCase{"zero total ignored", {"TOTAL 0.00"}, -1}));
 
@@ -288,6 +309,29 @@ TEST(Totals, CrossCheckRaisesConfidence) {
     auto alone = extractor.from_receipt(receipt({"TOTAL 106.00"}), w);
     EXPECT_GT(checked["total_amount"].confidence, alone["total_amount"].confidence);
     EXPECT_NE(checked["total_amount"].provenance["reason"].get<std::string>().find("cash minus change"), std::string::npos);
+}
+
+TEST(Totals, AlternativesAreKeptForTheReviewer) {
+    ClaimExtractor extractor(Rules::builtin());
+    std::vector<std::string> w;
+    auto f = extractor.from_receipt(receipt({"SUBTOTAL 100.00", "SST 6.00", "TOTAL 106.00", "AMOUNT 99.00"}), w);
+    ASSERT_TRUE(f.count("total_amount"));
+    EXPECT_DOUBLE_EQ(f["total_amount"].value.get<double>(), 106.0);
+    const auto& alt = f["total_amount"].provenance["alternatives"];
+    ASSERT_TRUE(alt.is_array());
+    ASSERT_FALSE(alt.empty());
+    EXPECT_DOUBLE_EQ(alt[0]["value"].get<double>(), 99.0);
+    EXPECT_LT(alt[0]["score"].get<double>(), f["total_amount"].confidence);
+    EXPECT_NE(alt[0]["reason"].get<std::string>().find("not what the subtotal/tax arithmetic gives"), std::string::npos);
+}
+
+TEST(Dates, ExpiryDatesAreNotTheServiceDate) {
+    ClaimExtractor extractor(Rules::builtin());
+    std::vector<std::string> w;
+    auto f = extractor.from_receipt(receipt({"POPULAR BOOK CO. (M) SDN BHD", "Card Expiry: 31/05/18", "05/03/18 15:02 Slip No.: 1010104759",
+                                             "TOTAL 9.90"}), w);
+    ASSERT_TRUE(f.count("service_date"));
+    EXPECT_EQ(f["service_date"].value.get<std::string>(), "2018-03-05");
 }
 
 TEST(Totals, LowOcrConfidenceLowersFieldConfidence) {

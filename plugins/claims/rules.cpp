@@ -57,8 +57,8 @@ Rules Rules::parse(const std::string& yaml_text, const std::string& origin) {
     if (!root.IsMap()) throw RulesError(origin + ": expected a map with total, labels, patterns, provider");
     for (const auto& kv : root) {
         const auto key = kv.first.as<std::string>();
-        if (key != "version" && key != "total" && key != "labels" && key != "patterns" && key != "provider")
-            throw RulesError(fmt::format("{}: unknown section '{}' (known: version, total, labels, patterns, provider)",
+        if (key != "version" && key != "total" && key != "labels" && key != "patterns" && key != "provider" && key != "date")
+            throw RulesError(fmt::format("{}: unknown section '{}' (known: version, total, labels, patterns, provider, date)",
                                          where(origin, kv.first), key));
     }
     Rules r;
@@ -125,6 +125,10 @@ Rules Rules::parse(const std::string& yaml_text, const std::string& origin) {
         r.provider_headings = phrase_list(pr["headings"], origin, "provider.headings");
         r.address_stops = phrase_list(pr["address_stops"], origin, "provider.address_stops");
         if (pr["vocabulary"]) r.provider_vocabulary = phrase_list(pr["vocabulary"], origin, "provider.vocabulary");
+    }
+    if (const YAML::Node d = root["date"]) {
+        if (!d.IsMap()) throw RulesError(fmt::format("{}: date: expected a map with 'ignore: [phrases]'", where(origin, d)));
+        if (d["ignore"]) r.date_ignore_labels = phrase_list(d["ignore"], origin, "date.ignore");
     }
     return r;
 }

@@ -38,6 +38,8 @@ struct Rules {
     // Business words a provider name is checked against: a word one OCR slip away from one
     // of them ("ENIERPRISE") is replaced by it.
     std::vector<std::string> provider_vocabulary;
+    // Dates on lines with these labels are never the service date (card expiry, best before).
+    std::vector<std::string> date_ignore_labels;
 
     // `origin` names the text in errors ("rules.yaml"). Throws RulesError with
     // origin:line:column and what is wrong.
