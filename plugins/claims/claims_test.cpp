@@ -368,8 +368,43 @@ TEST(Letterhead, RegistrationNumberWrapAndMisreadBusinessWords) {
     EXPECT_EQ(name({"LEONG HENG SHELL SERVICE STATION SDN BHD", "Lot 4"}), "LEONG HENG SHELL SERVICE STATION SDN BHD");
 }
 
+TEST(Letterhead, BracketsLegalFormAndWrapsBeforeTheRegistrationNumber) {
+    ClaimExtractor extractor(Rules::builtin());
+    std::vector<std::string> w;
+    auto name = [&](const std::vector<std::string>& text) {
+        auto f = extractor.from_receipt(receipt_text(text), w);
+        return f.count("provider_name") ? f["provider_name"].value.get<std::string>() : std::string("(none)");
+    };
+    // A space inside the brackets moves out of them.
+    EXPECT_EQ(name({"GARDENIA BAKERIES (KL )SDN BHD (139386 X)", "Lot 3, Jalan Pelabur 23/1,"}), "GARDENIA BAKERIES (KL) SDN BHD");
+    // SDN BHD one letter off in either word, the dots as printed.
+    EXPECT_EQ(name({"BEMED (SP) SDN. BHA.", "No.49. Jalan Dinar G"}), "BEMED (SP) SDN. BHD.");
+    EXPECT_EQ(name({"HERO TRADING SON BH", "Lot 1"}), "HERO TRADING SDN BHD");
+    EXPECT_EQ(name({"Dian Realties Sdn Bhd (Co. No: 20154-T)", "Lot 1"}), "Dian Realties Sdn Bhd");
+    // The name wraps onto a short line closed by the registration number; "|"/"!" after
+    // capitals is an I.
+    EXPECT_EQ(name({"KESTAURANT JIAWEI", "JIAWE| HOUSE", "002693074-K", "13, JLN TASIK UTAMA 8"}), "RESTAURANT JIAWEI JIAWEI HOUSE");
+    // ... but not onto an address line.
+    EXPECT_EQ(name({"SANYU STATIONERY SHOP", "SETIA ALAM", "002693074-K"}), "SANYU STATIONERY SHOP");
+    // A business word misread by one letter, new in the vocabulary.
+    EXPECT_EQ(name({"HERO OISTRIBUTION SDN BHD", "(Subang Jasa} 666770-U"}), "HERO DISTRIBUTION SDN BHD");
+}
+
 // ---- several OCR readings of one receipt -------------------------------------------------
 FieldValue receipt_value(nlohmann::json v, double c) { return FieldValue{std::move(v), c, "receipt", nlohmann::json::object()}; }
+
+TEST(MergeReadings, TheWholeLetterheadWins) {
+    std::vector<std::string> warnings;
+    // One reading lost the wrapped legal form, the other has it: the complete name is kept.
+    FieldMap cut{{"provider_name", receipt_value("POPULAR BOOK", 0.85)}}, whole{{"provider_name", receipt_value("POPULAR BOOK CO. (M) SDN BHD", 0.6)}};
+    EXPECT_EQ(ClaimExtractor::merge_readings({cut, whole}, warnings)["provider_name"].value, "POPULAR BOOK CO. (M) SDN BHD");
+    // Noise after the legal form is not more of the name.
+    FieldMap clean{{"provider_name", receipt_value("AEON CO. (M) BHD", 0.85)}}, noisy{{"provider_name", receipt_value("AEON CO. (M) BHD AN", 0.6)}};
+    EXPECT_EQ(ClaimExtractor::merge_readings({clean, noisy}, warnings)["provider_name"].value, "AEON CO. (M) BHD");
+    // Same start, only one ends with the legal form: that one, despite a lower confidence.
+    FieldMap garbled{{"provider_name", receipt_value("BEMED (SP) SDN. fo", 0.8)}}, legal{{"provider_name", receipt_value("BEMED (SP) SDN. BHD.", 0.5)}};
+    EXPECT_EQ(ClaimExtractor::merge_readings({garbled, legal}, warnings)["provider_name"].value, "BEMED (SP) SDN. BHD.");
+}
 
 TEST(MergeReadings, AgreementRaisesConfidence) {
     std::vector<std::string> warnings;

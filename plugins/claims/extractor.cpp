@@ -139,6 +139,8 @@ std::string after_label(const TextLine& line, const std::vector<Word>& words, co
 // ---------------------------------------------------------------------------------------
 // Receipt lines, classified once.
 
+bool legal_end(const nlohmann::json& v);
+
 enum class LineKind { None, Total, Subtotal, Tax, Rounding, Cash, Change, Ignore };
 
 struct Classified {
@@ -202,6 +204,30 @@ bool is_letter_line(const std::string& text, double min_ratio) {
     return counted >= 4 && letters >= min_ratio * counted;
 }
 
+// The legal suffix is the most common pair of words on a letterhead: "SON BHD", "SDN BHO",
+// "SDN. BHA.", "SON BH" are all SDN BHD misread by one letter each. Dots stay as written.
+std::string fix_legal_suffix(std::string out) {
+    const std::vector<Word> ws = words_of(out);
+    auto one_slip = [](const std::string& got, std::string_view want) {
+        if (got.size() == want.size()) {
+            int diff = 0;
+            for (std::size_t k = 0; k < got.size(); ++k) diff += got[k] != want[k];
+            return diff <= 1;
+        }
+        return got.size() + 1 == want.size() && want.substr(0, got.size()) == got;  // last letter lost
+    };
+    if (ws.size() >= 3) {
+        const Word& sdn = ws[ws.size() - 2];
+        const Word& bhd = ws.back();
+        if (one_slip(sdn.norm, "SDN") && sdn.norm.size() == 3 && one_slip(bhd.norm, "BHD") &&
+            (sdn.norm == "SDN" || bhd.norm == "BHD" || sdn.norm == "SON") && !(sdn.norm == "SDN" && bhd.norm == "BHD")) {
+            const std::string tail = out.substr(bhd.end);
+            out = out.substr(0, sdn.begin) + "SDN" + out.substr(sdn.end, bhd.begin - sdn.end) + "BHD" + tail;
+        }
+    }
+    return out;
+}
+
 std::string clean_company(std::string s) {
     // Registration numbers in brackets "(001310559-U)" go; other brackets "(KL)" stay.
     for (std::size_t open = s.find('('); open != std::string::npos; open = s.find('(', open + 1)) {
@@ -215,6 +241,7 @@ std::string clean_company(std::string s) {
             --open;
         }
     }
+    s = fix_legal_suffix(s);  // before the edges are trimmed, so "SDN. BHA." keeps its dot
     // OCR edge noise: "|", ".", a lone stray letter or digit after the name ("SDN BHD I").
     auto strip_edges = [&] {
         // The dot of "BHD." is the company's own spelling; other trailing marks are noise.
@@ -233,13 +260,27 @@ std::string clean_company(std::string s) {
         if (ch == ' ' && !out.empty() && out.back() == ' ') continue;
         out += ch;
     }
-    // The legal suffix is the most common word on a letterhead: fix its usual misreadings.
-    std::string up = upper_ascii(out);
-    for (const char* wrong : {" SON BHD", " SDN BHI", " SDN BHO", " SDN 8HD", " SDN. BHD", " SDN BND", " 5DN BHD"}) {
-        const std::size_t at = up.rfind(wrong);
-        if (at != std::string::npos && at + std::string_view(wrong).size() == up.size() && std::string_view(wrong) != " SDN. BHD")
-            out = out.substr(0, at) + " SDN BHD";
+    // Letters OCR reads as marks: "JIAWE| HOUSE", "JIAWE! HOUSE" (an I after capitals), and
+    // "(SETIA ALAM}" (a closing bracket read as a brace).
+    for (std::size_t k = 1; k < out.size(); ++k) {
+        const bool after_capital = std::isupper(static_cast<unsigned char>(out[k - 1]));
+        const bool word_ends = k + 1 == out.size() || out[k + 1] == ' ';
+        if ((out[k] == '|' || out[k] == '!') && after_capital && word_ends) out[k] = 'I';
+        if (out[k] == '}' && out.rfind('(', k) != std::string::npos) out[k] = ')';
     }
+    // Brackets hug their words: "(KL )SDN" -> "(KL) SDN".
+    {
+        std::string spaced;
+        for (std::size_t k = 0; k < out.size(); ++k) {
+            const char ch = out[k];
+            if (ch == ' ' && ((!spaced.empty() && spaced.back() == '(') || (k + 1 < out.size() && out[k + 1] == ')'))) continue;
+            if (ch == '(' && !spaced.empty() && std::isalnum(static_cast<unsigned char>(spaced.back()))) spaced += ' ';
+            spaced += ch;
+            if (ch == ')' && k + 1 < out.size() && std::isalnum(static_cast<unsigned char>(out[k + 1]))) spaced += ' ';
+        }
+        out = std::move(spaced);
+    }
+    out = fix_legal_suffix(out);
     return trim(out);
 }
 
@@ -721,6 +762,14 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
                 return w.norm.size() == 1 ||  // "(M)"
                        std::find(rules_.provider_markers.begin(), rules_.provider_markers.end(), w.norm) != rules_.provider_markers.end();
             };
+            auto continues_name = [&](const std::string& above, const std::string& below) {
+                const auto below_words = words_of(below);
+                if (best_hit(below_words, rules_.provider_markers)) return true;
+                for (const auto& b : below_words)
+                    for (const auto& a : words_of(above))
+                        if (b.norm.size() >= 3 && a.norm == b.norm) return true;
+                return false;
+            };
             const bool only_marker = std::all_of(words[i].begin(), words[i].end(), is_marker_word);
             // "POPULAR BOOK" / "CO. (M) SDN BHD": the legal form wrapped onto the next line.
             const bool next_is_legal_form = i + 1 < lines.size() && !words[i + 1].empty() && words[i + 1].size() <= 5 &&
@@ -729,6 +778,15 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
             if (only_marker && i > 0 && is_letter_line(lines[i - 1].text, 0.7)) name = clean_company(lines[i - 1].text) + " " + name;
             else if (i + 1 < lines.size() && (next_is_legal_form || (words[i + 1].size() <= 3 && best_hit(words[i + 1], rules_.provider_markers))) &&
                      is_letter_line(clean_company(lines[i + 1].text), 0.7) && !best_hit(words[i], {"SDN BHD", "BHD", "BERHAD"})) {
+                name += " " + clean_company(lines[i + 1].text);
+                ++i;
+            } else if (i + 2 < lines.size() && !words[i + 1].empty() && words[i + 1].size() <= 3 && !legal_end(name) &&
+                       is_letter_line(clean_company(lines[i + 1].text), 0.8) && !best_hit(words[i + 1], rules_.address_stops) &&
+                       !best_hit(words[i + 1], rules_.provider_headings) && is_registration_line(lines[i + 2].text) &&
+                       continues_name(name, clean_company(lines[i + 1].text))) {
+                // "RESTAURANT JIAWEI" / "JIAWEI HOUSE" / "002693074-K": the name wraps onto a
+                // short line that the registration number closes, and that repeats one of its
+                // words or carries a business word (a place name such as "SETIA ALAM" does not).
                 name += " " + clean_company(lines[i + 1].text);
                 ++i;
             }
@@ -872,6 +930,15 @@ FieldMap ClaimExtractor::from_email(const std::vector<TextLine>& lines, const Em
 // =========================================================================================
 namespace {
 
+// A company name that ends with its legal form ("... SDN BHD", "... BERHAD").
+bool legal_end(const nlohmann::json& v) {
+    if (!v.is_string()) return false;
+    const std::string n = " " + normalize_label(v.get<std::string>());
+    for (std::string_view form : {" SDN BHD", " BHD", " BERHAD", " PLT"})
+        if (n.size() >= form.size() && n.compare(n.size() - form.size(), std::string::npos, form) == 0) return true;
+    return false;
+}
+
 bool same_value(const std::string& field, const nlohmann::json& a, const nlohmann::json& b) {
     if (a.is_number() && b.is_number()) return std::llround(a.get<double>() * 100) == std::llround(b.get<double>() * 100);
     if (a.is_string() && b.is_string()) {
@@ -987,7 +1054,32 @@ FieldMap ClaimExtractor::merge_readings(const std::vector<FieldMap>& readings, s
             const double s = support(groups[k], readings, name);
             if (s > win_support + 1e-9) win = k, win_support = s;
         }
+        // Two readings of one letterhead that differ only at the end, where one has the whole
+        // legal form and the other not ("BEMED (SP) SDN. fo" / "BEMED (SP) SDN. BHD."): the
+        // complete one was read better, whatever the engine's confidence says.
+        if (name == "provider_name" && groups.size() == 2) {
+            const std::size_t other = 1 - win;
+            const std::string a = normalize_label(groups[win].best->value.is_string() ? groups[win].best->value.get<std::string>() : "");
+            const std::string b = normalize_label(groups[other].best->value.is_string() ? groups[other].best->value.get<std::string>() : "");
+            std::size_t common = 0;
+            while (common < a.size() && common < b.size() && a[common] == b[common]) ++common;
+            if (!legal_end(groups[win].best->value) && legal_end(groups[other].best->value) && common * 2 >= std::min(a.size(), b.size()) &&
+                common >= 4) {
+                win = other;
+                win_support = support(groups[win], readings, name);
+            }
+        }
         FieldValue f = *groups[win].best;
+        // A letterhead read whole in one reading and cut short in another ("POPULAR BOOK" /
+        // "POPULAR BOOK CO. (M) SDN BHD") is one group; the longer reading, when it ends with the
+        // legal form, holds what both saw ("AEON CO. (M) BHD AN" only adds noise).
+        if (name == "provider_name")
+            for (std::size_t p : groups[win].passes) {
+                const FieldValue& v = readings[p].at(name);
+                if (v.value.is_string() && f.value.is_string() && v.value.get<std::string>().size() > f.value.get<std::string>().size() &&
+                    legal_end(v.value))
+                    f = v;
+            }
         f.confidence = win_support;
         nlohmann::json passes = nlohmann::json::array();
         for (std::size_t p : groups[win].passes) passes.push_back(p + 1);
