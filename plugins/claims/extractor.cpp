@@ -441,8 +441,27 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
     std::vector<std::int64_t> summary_totals;  // totals of a GST/SST summary table
     std::size_t first_total_line = lines.size();
     bool in_summary = false;
+    auto contains = [](const std::vector<std::int64_t>& v, std::int64_t x) { return std::find(v.begin(), v.end(), x) != v.end(); };
+    std::vector<std::int64_t> class_totals;  // per tax rate, tax included
     for (std::size_t i = 0; i < lines.size(); ++i) {
         if (!in_summary && best_hit(words[i], rules_.summary_headings)) in_summary = true;
+        // "Total 0% supplies: 19.83", "Total 6% supplies (Inc. GST): 32.05": per-rate totals
+        // whose sum is the payable amount (the "excl." line is before tax and left out).
+        // Recognised by the word stem, since OCR mangles the rest ("suppires", "suppli.").
+        {
+            bool total_word = false, supply_word = false, excluding = false;
+            for (const auto& w : words[i]) {
+                total_word = total_word || w.norm == "TOTAL";
+                supply_word = supply_word || w.norm.rfind("SUPP", 0) == 0;
+                excluding = excluding || w.norm.rfind("EXC", 0) == 0;
+            }
+            if (total_word && supply_word) {
+                if (!excluding && !cls[i].amounts.empty() && cls[i].amounts.back().decimals &&
+                    !contains(class_totals, cls[i].amounts.back().cents))
+                    class_totals.push_back(cls[i].amounts.back().cents);
+                continue;
+            }
+        }
         if (cls[i].kind == LineKind::None || cls[i].kind == LineKind::Ignore) continue;
         auto a = labelled_amount(cls, i);
         if (!a) continue;
@@ -476,7 +495,6 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
             if (ch >= 0 && c > ch) paid.push_back(c - ch);
     for (auto c : cash)
         if (change.empty()) paid.push_back(c);  // exact payment, no change line
-    auto contains = [](const std::vector<std::int64_t>& v, std::int64_t x) { return std::find(v.begin(), v.end(), x) != v.end(); };
 
     std::int64_t items_sum = 0;
     nlohmann::json items = itemized(lines, cls, first_total_line, items_sum);
@@ -518,6 +536,13 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
         checks.push_back(st);
         checks.push_back((st + 2) / 5 * 5);
     }
+    std::optional<std::int64_t> class_sum;
+    if (class_totals.size() >= 2) {
+        class_sum = 0;
+        for (auto c : class_totals) *class_sum += c;
+        if (*class_sum > 0) checks.push_back(*class_sum);
+        else class_sum.reset();
+    }
     // A labelled total that no check confirms, but that one misread digit or a lost decimal
     // point away from a check, is that check misread ("40.45" for 10.45, "RM 7950" for 79.50):
     // Tesseract confuses 1/4/7, 0/6/8/9, 3/8 and 5/6 on receipts. Added as a repaired
@@ -550,6 +575,41 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
                     totals.push_back(fixed);
                     break;
                 }
+        }
+    }
+
+    // A strong total label whose amount did not parse at all ("Total Payable: - 5128"), while
+    // the per-rate totals add up to an amount one digit away from what is printed there:
+    // that sum, as a repaired candidate (it goes to review: repaired totals score low).
+    if (class_sum) {
+        const std::string want = std::to_string(*class_sum);
+        auto one_edit = [](const std::string& a, const std::string& b) {
+            if (a.size() == b.size()) {
+                int diff = 0;
+                for (std::size_t k = 0; k < a.size(); ++k) diff += a[k] != b[k];
+                return diff <= 1;
+            }
+            const std::string& longer = a.size() > b.size() ? a : b;
+            const std::string& shorter = a.size() > b.size() ? b : a;
+            if (longer.size() != shorter.size() + 1) return false;
+            for (std::size_t k = 0; k < longer.size(); ++k)
+                if (longer.substr(0, k) + longer.substr(k + 1) == shorter) return true;
+            return false;
+        };
+        for (std::size_t i = 0; i < lines.size(); ++i) {
+            if (cls[i].kind != LineKind::Total || cls[i].weight < 0.95 || !cls[i].amounts.empty()) continue;
+            std::string digits;
+            for (char ch : lines[i].text)
+                if (std::isdigit(static_cast<unsigned char>(ch))) digits += ch;
+            if (digits.size() < 3 || !one_edit(digits, want)) continue;
+            Candidate c{Amount{}, i, cls[i].weight, lines[i].text};
+            c.amount.cents = *class_sum;
+            c.amount.decimals = true;
+            c.amount.repaired = true;
+            c.amount.text = digits;
+            c.amount.begin = 0;
+            c.amount.end = lines[i].text.size();
+            totals.push_back(c);
         }
     }
 
@@ -601,6 +661,10 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
                 for (auto r : roundings)
                     if (s + t + r == v) sums = true;
         }
+        if (class_sum && *class_sum == v) {
+            sums = true;
+            why += ", the per-rate totals add up to it";
+        }
         if (sums) {
             score += 0.12;
             why += ", subtotal + tax/rounding adds up";
@@ -629,8 +693,9 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
         if (cand.amount.repaired) score -= cand.misread_from.empty() ? 0.1 : 0.05;
         if (cand.amount.comma_decimal) score -= 0.05;
         // Later lines carry the final amount (after rounding); a small nudge breaks ties.
-        if (!cand.misread_from.empty())
+        if (!cand.misread_from.empty()) {
             why += fmt::format(", read as '{}', one misread digit from what the arithmetic gives", cand.misread_from);
+        }
         const bool summary = summary_confirms(v);
         if (summary) {
             score += 0.08;
@@ -646,6 +711,8 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
         }
         score += 0.02 * static_cast<double>(cand.line) / static_cast<double>(lines.size());
         score *= ocr_factor_at(lines[cand.line], cand.amount.begin, cand.amount.end);
+        // A repaired amount is not what is printed: however well it adds up, a person confirms it.
+        if (!cand.misread_from.empty()) score = std::min(score, 0.85);
         scored.push_back({cand.amount.cents, score, lines[cand.line].index, why});
         if (score > best_score) {
             best_score = score;
@@ -670,6 +737,7 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
     } else if (best) {
         FieldValue f = make_field(best->amount.value(), std::min(0.99, best_score), lines[best->line]);
         f.provenance["reason"] = best_why;
+        if (!best->misread_from.empty()) f.provenance["confidence_cap"] = 0.85;
         if (auto alt = alternatives(best->amount.cents); !alt.empty()) f.provenance["alternatives"] = alt;
         fields["total_amount"] = f;
         // A distinct larger labelled total that is not what was paid is worth a warning.
@@ -690,6 +758,20 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
             }
     }
     if (auto t = fields.find("total_amount"); t != fields.end() && t->second.value.get<double>() <= 0) fields.erase(t);
+    if (auto t = fields.find("total_amount"); t != fields.end()) {
+        for (std::size_t i = 0; i < lines.size(); ++i) {
+            if (!best_hit(words[i], rules_.voucher_labels) || cls[i].amounts.empty()) continue;
+            const std::int64_t v = cls[i].amounts.back().cents;
+            if (v == 0) continue;
+            t->second.confidence = std::min(t->second.confidence, 0.85);
+            t->second.provenance["confidence_cap"] = 0.85;  // merging readings must not lift it again
+            t->second.provenance["reason"] = t->second.provenance.value("reason", "") + ", part paid by coupon/voucher";
+            warnings.push_back(fmt::format("total_amount: {} was paid after a coupon/voucher of {} (line {}): confirm which amount is claimable",
+                                           format_cents(std::llround(t->second.value.get<double>() * 100)), format_cents(v < 0 ? -v : v),
+                                           lines[i].index));
+            break;
+        }
+    }
 
     if (tax_amount && tax_amount->first.cents > 0) {
         const std::string norm = normalize_label(lines[tax_amount->second].text);
@@ -973,6 +1055,8 @@ ClaimResult ClaimExtractor::combine(FieldMap receipt, FieldMap email, std::vecto
             FieldValue f = rv;
             f.confidence = std::min(0.995, 1.0 - (1.0 - rv.confidence) * (1.0 - ev.confidence * 0.9));
             f.source = "receipt+email";
+            if (rv.provenance.contains("confidence_cap"))
+                f.confidence = std::min(f.confidence, rv.provenance["confidence_cap"].get<double>());
             f.provenance = {{"receipt", rv.provenance}, {"email", ev.provenance}};
             r.fields[name] = f;
         } else {
@@ -1081,6 +1165,10 @@ FieldMap ClaimExtractor::merge_readings(const std::vector<FieldMap>& readings, s
                     f = v;
             }
         f.confidence = win_support;
+        // A cap set by a rule (not by OCR doubt) holds whatever the readings agree on.
+        for (std::size_t p : groups[win].passes)
+            if (const auto& pv = readings[p].at(name).provenance; pv.contains("confidence_cap"))
+                f.confidence = std::min(f.confidence, pv["confidence_cap"].get<double>());
         nlohmann::json passes = nlohmann::json::array();
         for (std::size_t p : groups[win].passes) passes.push_back(p + 1);
         f.provenance["readings"] = passes;

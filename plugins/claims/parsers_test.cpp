@@ -299,6 +299,16 @@ INSTANTIATE_TEST_SUITE_P(Receipts, TotalTest, ::testing::Values(
                                                        "CASH : 100.00", "Change : 78.80", "[ost SUMMARY ee", "Total : 20.00 1.20"}, 2120},
     TotalCase{"spaced decimals", {"Total RM Incl. of GST ~~ {4.64", "Rounding Adj 0.01", "Total RM 14. 65", "Cash -50. 00", "CHANGE 35. 35"}, 1465},
     TotalCase{"garbled totals, cash minus change", {"Total (Excluding GST): t4.a8", "Jotai (Inclusive of GST): a", "CASH : 200. 00", "CHANGE : 10. 00"}, 19000},
+    // Per-rate totals ("supplies") add up to the payable amount, which OCR misread: one
+    // look-alike digit ("5.0" for 5.90), or no amount parsed at all ("- 5128" for 51.88).
+    TotalCase{"per-rate totals repair a misread total", {"Total @% supplies:  -9.62", "Total 6% supplies (exci. GST): 14.M",
+                                                          "Total 6% suppires (Inc. GST): 15.52", "Total OK suppli. .  -9.62_",
+                                                          "Total Payat.e: 5.0"}, 590},
+    TotalCase{"per-rate totals stand in for an unparsed total", {"Total OX supplies: 19.83", "Total 6% supplies (excl. GST): 30.24",
+                                                                  "GST: 181", "Total 6% supplies (Inc. GST): 32.05",
+                                                                  "Total 0% supplies: 19.83", "Total Payable: - 5128"}, 5188},
+    TotalCase{"per-rate totals far from the printed total change nothing", {"Total 0% supplies: 19.83",
+                                                                             "Total 6% supplies (Inc. GST): 32.05", "Total Payable: 9999"}, -1},
     TotalCase{"nothing", {"THANK YOU", "PLEASE COME AGAIN"}, -1},
     TotalCase{"zero total ignored", {"TOTAL 0.00"}, -1}));
 
@@ -323,6 +333,30 @@ TEST(Totals, AlternativesAreKeptForTheReviewer) {
     EXPECT_DOUBLE_EQ(alt[0]["value"].get<double>(), 99.0);
     EXPECT_LT(alt[0]["score"].get<double>(), f["total_amount"].confidence);
     EXPECT_NE(alt[0]["reason"].get<std::string>().find("not what the subtotal/tax arithmetic gives"), std::string::npos);
+}
+
+TEST(Totals, CouponOrVoucherKeepsTheTotalForReview) {
+    ClaimExtractor extractor(Rules::builtin());
+    std::vector<std::string> w;
+    const std::vector<const char*> lines = {"Sub-Total : 60.60", "Coupon Discount : 27.60", "Grand Total : 33.00", "Payment : 50.00",
+                                            "Change Due : 17.00"};
+    auto f = extractor.from_receipt(receipt(lines), w);
+    ASSERT_TRUE(f.count("total_amount"));
+    EXPECT_DOUBLE_EQ(f["total_amount"].value.get<double>(), 33.0);  // what was paid
+    EXPECT_LE(f["total_amount"].confidence, 0.85);
+    ASSERT_FALSE(w.empty());
+    EXPECT_NE(w.back().find("coupon/voucher of 27.60"), std::string::npos) << w.back();
+    // Another reading agreeing, or the email agreeing, does not lift the cap.
+    std::vector<std::string> w2;
+    auto merged = ClaimExtractor::merge_readings({f, extractor.from_receipt(receipt(lines), w2)}, w2);
+    EXPECT_LE(merged["total_amount"].confidence, 0.85);
+    FieldMap email{{"total_amount", FieldValue{33.0, 0.95, "email_body", nlohmann::json::object()}}};
+    EXPECT_LE(extractor.combine(merged, email, {}).fields["total_amount"].confidence, 0.85);
+    // A zero coupon line changes nothing.
+    std::vector<std::string> w3;
+    auto plain = extractor.from_receipt(receipt({"Sub-Total : 33.00", "Coupon Discount : 0.00", "Grand Total : 33.00", "Payment : 50.00",
+                                                 "Change Due : 17.00"}), w3);
+    EXPECT_GT(plain["total_amount"].confidence, 0.85);
 }
 
 TEST(Dates, ExpiryDatesAreNotTheServiceDate) {

@@ -89,6 +89,7 @@ Rules Rules::parse(const std::string& yaml_text, const std::string& origin) {
     r.ignore_labels = phrase_list(total["ignore"], origin, "total.ignore");
     r.table_header_words = phrase_list(total["table_header"], origin, "total.table_header");
     r.summary_headings = phrase_list(total["summary_headings"], origin, "total.summary_headings");
+    if (total["voucher"]) r.voucher_labels = phrase_list(total["voucher"], origin, "total.voucher");
 
     if (const YAML::Node l = root["labels"]) {
         if (!l.IsMap()) throw RulesError(fmt::format("{}: labels: expected a map of field: [phrases]", where(origin, l)));

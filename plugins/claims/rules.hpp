@@ -32,6 +32,8 @@ struct Rules {
     std::vector<WeightedPhrase> total_labels;
     std::vector<std::string> subtotal_labels, tax_labels, rounding_labels, cash_labels, change_labels, ignore_labels;
     std::vector<std::string> table_header_words, summary_headings;
+    // Part of the bill paid by coupon or voucher: the claimable amount needs a person.
+    std::vector<std::string> voucher_labels;
     std::map<std::string, std::vector<std::string>> field_labels;           // field -> label phrases
     std::map<std::string, std::vector<FieldPattern>> field_patterns;        // field -> free-text patterns
     std::vector<std::string> provider_markers, provider_headings, address_stops;
