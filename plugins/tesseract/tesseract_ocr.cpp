@@ -180,6 +180,11 @@ private:
         if (api->Init(tessdata_.c_str(), languages_.c_str(), tesseract::OEM_LSTM_ONLY) != 0)
             throw std::runtime_error(fmt::format("tesseract init failed for languages '{}' with tessdata {}", languages_, tessdata_));
         api->SetPageSegMode(static_cast<tesseract::PageSegMode>(psm_));
+        // Tesseract prints its own diagnostics ("Detected 145 diacritics", "Image too small
+        // to scale!!") straight to stderr, one per page, interleaved with docpipe's log and
+        // naming no document. They say nothing an operator can act on, so they go nowhere;
+        // what matters (empty pages, low confidence) is in the OCR result and our log.
+        api->SetVariable("debug_file", "/dev/null");
         std::lock_guard lock(mutex_);
         ++created_;
         return api.release();
