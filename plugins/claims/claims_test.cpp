@@ -324,6 +324,27 @@ std::vector<TextLine> receipt_text(const std::vector<std::string>& text) {
     return lines;
 }
 
+TEST(ServiceDate, JudgedByItsOwnWordsAndDoubtedWhenReadTwoWays) {
+    ClaimExtractor extractor(Rules::builtin());
+    std::vector<std::string> w;
+    // The header date sits behind OCR noise on its line, but its own word is read well; the
+    // footer date is the same date with one digit misread.
+    auto lines = receipt_text({"THE TOAST F&B SDN BHD", "P9341 8055885 11/05/2018", "TOTAL 31.00", "11/08/2018 08:35:58 pm"});
+    lines[1].ocr_confidence = 50;
+    lines[1].word_confidences = {{0, 5, 20}, {6, 13, 30}, {14, 24, 93}};
+    lines[3].ocr_confidence = 88;
+    auto f = extractor.from_receipt(lines, w);
+    ASSERT_TRUE(f.count("service_date"));
+    EXPECT_EQ(f["service_date"].value, "2018-05-11");
+    EXPECT_EQ(f["service_date"].provenance["conflict"], "2018-08-11");
+    EXPECT_LT(f["service_date"].confidence, 0.8);
+    EXPECT_TRUE(std::any_of(w.begin(), w.end(), [](const std::string& s) { return s.find("also reads 2018-08-11") != std::string::npos; }));
+    // One date, or two that agree: no doubt.
+    std::vector<std::string> w2;
+    auto g = extractor.from_receipt(receipt_text({"SHOP SDN BHD", "11/05/2018", "TOTAL 31.00", "11/05/2018 08:35:58 pm"}), w2);
+    EXPECT_FALSE(g["service_date"].provenance.contains("conflict"));
+}
+
 TEST(MisreadTotal, OneDigitFromSubtotalPlusTaxIsRepairedAndSaysSo) {
     ClaimExtractor extractor(Rules::builtin());
     std::vector<std::string> w;

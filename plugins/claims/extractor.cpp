@@ -791,6 +791,7 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
     {
         const auto& date_labels = rules_.field_labels.count("service_date") ? rules_.field_labels.at("service_date") : std::vector<std::string>{};
         double best_conf = 0;
+        std::vector<std::string> seen;  // every date read as a candidate, ISO
         for (std::size_t i = 0; i < lines.size(); ++i) {
             auto dates = find_dates(lines[i].text);
             if (dates.empty() || best_hit(words[i], rules_.date_ignore_labels)) continue;
@@ -798,7 +799,9 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
                                                                              find_dates(lines[i - 1].text).empty());
             const DateMatch& d = dates.front();
             // Earlier dates are the transaction's; later ones are often expiry or print dates.
-            double conf = d.confidence * (labelled ? 0.95 : 0.85) * ocr_factor(lines[i]) - 0.002 * static_cast<double>(i);
+            // Judged by the date's own words: "P9341 8055885 11/05/2018" has noise before it.
+            double conf = d.confidence * (labelled ? 0.95 : 0.85) * ocr_factor_at(lines[i], d.begin, d.end) - 0.002 * static_cast<double>(i);
+            seen.push_back(d.iso());
             if (conf > best_conf) {
                 best_conf = conf;
                 FieldValue f = make_field(d.iso(), conf, lines[i]);
@@ -809,6 +812,21 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
         }
         if (auto it = fields.find("service_date"); it != fields.end() && it->second.provenance.contains("note"))
             warnings.push_back("service_date: " + it->second.provenance["note"].get<std::string>());
+        // The same date printed twice and read differently in one digit ("11/05/2018" at the
+        // top, "11/08/2018" at the bottom): one of them is misread, and nothing says which.
+        if (auto it = fields.find("service_date"); it != fields.end()) {
+            const std::string chosen = it->second.value.get<std::string>();
+            for (const auto& other : seen) {
+                if (other == chosen || other.size() != chosen.size()) continue;
+                int diff = 0;
+                for (std::size_t k = 0; k < other.size(); ++k) diff += other[k] != chosen[k];
+                if (diff != 1) continue;
+                it->second.confidence *= 0.8;
+                it->second.provenance["conflict"] = other;
+                warnings.push_back(fmt::format("service_date: the receipt also reads {} (one digit apart from {}); kept {}", other, chosen, chosen));
+                break;
+            }
+        }
     }
 
     // ---- labelled ids and names --------------------------------------------------------
