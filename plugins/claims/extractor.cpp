@@ -443,6 +443,7 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
     bool in_summary = false;
     auto contains = [](const std::vector<std::int64_t>& v, std::int64_t x) { return std::find(v.begin(), v.end(), x) != v.end(); };
     std::vector<std::int64_t> class_totals;  // per tax rate, tax included
+    std::vector<std::int64_t> included_taxes;  // "GST Included 1.75"
     for (std::size_t i = 0; i < lines.size(); ++i) {
         if (!in_summary && best_hit(words[i], rules_.summary_headings)) in_summary = true;
         // "Total 0% supplies: 19.83", "Total 6% supplies (Inc. GST): 32.05": per-rate totals
@@ -478,6 +479,9 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
             case LineKind::Subtotal: subtotals.push_back(c); first_total_line = std::min(first_total_line, i); break;
             case LineKind::Tax:
                 taxes.push_back(c);
+                // "GST Included 1.75": the tax inside the total, not added to a subtotal.
+                if (c > 0 && std::any_of(words[i].begin(), words[i].end(), [](const Word& w) { return w.norm.rfind("INCL", 0) == 0; }))
+                    included_taxes.push_back(c);
                 if (!tax_amount && c >= 0) tax_amount = a;
                 break;
             case LineKind::Rounding: roundings.push_back(c); break;
@@ -543,6 +547,14 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
         if (*class_sum > 0) checks.push_back(*class_sum);
         else class_sum.reset();
     }
+    // The tax a receipt says is included is 6% (GST; SST on services), 8% or 10% (SST) of
+    // the total, to the sen.
+    auto tax_included_fits = [&](std::int64_t v) {
+        for (auto t : included_taxes)
+            for (int rate : {6, 8, 10})
+                if (std::llround(static_cast<double>(v) * rate / (100.0 + rate)) == t) return true;
+        return false;
+    };
     // A labelled total that no check confirms, but that one misread digit or a lost decimal
     // point away from a check, is that check misread ("40.45" for 10.45, "RM 7950" for 79.50):
     // Tesseract confuses 1/4/7, 0/6/8/9, 3/8 and 5/6 on receipts. Added as a repaired
@@ -575,6 +587,26 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
                     totals.push_back(fixed);
                     break;
                 }
+        }
+        // Cash minus change one digit away from the labelled total, where the tax the receipt
+        // says is included fits cash minus change and not the label ("Grand Total : 30.50",
+        // "Payment 101.00", "Change 70.10", "GST Included 1.75" = 6% of 30.90): two readings
+        // of other lines agree against one, so the label is the misread one.
+        for (std::size_t k = 0; k < originals && !change.empty(); ++k) {
+            const Candidate cand = totals[k];
+            if (tax_included_fits(cand.amount.cents)) continue;
+            for (auto p : paid) {
+                const std::string a = std::to_string(cand.amount.cents), b = std::to_string(p);
+                int diff = a.size() == b.size() ? 0 : 99;
+                for (std::size_t d = 0; diff < 99 && d < a.size(); ++d) diff += a[d] != b[d];
+                if (diff != 1 || !tax_included_fits(p)) continue;
+                Candidate fixed = cand;
+                fixed.amount.cents = p;
+                fixed.amount.repaired = true;
+                fixed.misread_from = cand.amount.text;
+                totals.push_back(fixed);
+                break;
+            }
         }
     }
 
@@ -661,6 +693,10 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
                 for (auto r : roundings)
                     if (s + t + r == v) sums = true;
         }
+        if (tax_included_fits(v)) {
+            sums = true;
+            why += ", the tax included fits it";
+        }
         if (class_sum && *class_sum == v) {
             sums = true;
             why += ", the per-rate totals add up to it";
@@ -710,7 +746,10 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
             why += ", but it is the smaller last column of a table row";
         }
         score += 0.02 * static_cast<double>(cand.line) / static_cast<double>(lines.size());
-        score *= ocr_factor_at(lines[cand.line], cand.amount.begin, cand.amount.end);
+        // A repaired amount was misread, so its own word's OCR confidence is low by
+        // construction; the arithmetic that repaired it carries half the weight.
+        const double factor = ocr_factor_at(lines[cand.line], cand.amount.begin, cand.amount.end);
+        score *= cand.misread_from.empty() ? factor : std::sqrt(factor);
         // A repaired amount is not what is printed: however well it adds up, a person confirms it.
         if (!cand.misread_from.empty()) score = std::min(score, 0.85);
         scored.push_back({cand.amount.cents, score, lines[cand.line].index, why});

@@ -309,6 +309,17 @@ INSTANTIATE_TEST_SUITE_P(Receipts, TotalTest, ::testing::Values(
                                                                   "Total 0% supplies: 19.83", "Total Payable: - 5128"}, 5188},
     TotalCase{"per-rate totals far from the printed total change nothing", {"Total 0% supplies: 19.83",
                                                                              "Total 6% supplies (Inc. GST): 32.05", "Total Payable: 9999"}, -1},
+    // The label misread by one digit, where cash minus change and the included GST (6% of
+    // the total) both give another amount.
+    TotalCase{"included tax and change outvote the label", {"Sub-Total : 45.70 |", "Grand Total : 30.50", "Payment : 101.00 : :",
+                                                            "Change Dua > 70.10", "*€%. GST Included s 1.75"}, 3090},
+    TotalCase{"included tax agreeing with the label keeps it", {"Grand Total : 30.50", "Payment : 101.00", "Change : 70.10",
+                                                                "GST Included 1.73"}, 3050},
+    // A misread total the tax summary repairs wins over an earlier "Total" the arithmetic
+    // contradicts.
+    TotalCase{"tax summary repairs the misread payable", {"2 27755 5.80 11.60", "Item Discount 10%  _ -1.16", "2 Type: 1 Total \u2014 11.60 fs 5",
+                                                          "Rounding Adj NEO Ola", "Total Inclusive GST: \u201C40.45. )\u201D", "CASH [00",
+                                                          "Change 9.55", "GST Summary", "Code % Net Amt GST Total", "Total 9.85 0.59 10.44"}, 1045},
     TotalCase{"nothing", {"THANK YOU", "PLEASE COME AGAIN"}, -1},
     TotalCase{"zero total ignored", {"TOTAL 0.00"}, -1}));
 
