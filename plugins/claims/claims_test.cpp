@@ -407,6 +407,10 @@ TEST(Letterhead, BracketsLegalFormAndWrapsBeforeTheRegistrationNumber) {
     EXPECT_EQ(name({"KESTAURANT JIAWEI", "JIAWE| HOUSE", "002693074-K", "13, JLN TASIK UTAMA 8"}), "RESTAURANT JIAWEI JIAWEI HOUSE");
     // ... but not onto an address line.
     EXPECT_EQ(name({"SANYU STATIONERY SHOP", "SETIA ALAM", "002693074-K"}), "SANYU STATIONERY SHOP");
+    // A name cut at the paper's edge is completed from the receipt's own website; a domain
+    // that does not end with the first word changes nothing.
+    EXPECT_EQ(name({"OPAC MARKETING SDN BHD (1070687-M)", "JALAN MANIS 4 TAMAN SEGAR 56100 KL", ".vivopac.com"}), "VIVOPAC MARKETING SDN BHD");
+    EXPECT_EQ(name({"OPAC MARKETING SDN BHD (1070687-M)", "JALAN MANIS 4", "www.example.com.my"}), "OPAC MARKETING SDN BHD");
     // A business word misread by one letter, new in the vocabulary.
     EXPECT_EQ(name({"HERO OISTRIBUTION SDN BHD", "(Subang Jasa} 666770-U"}), "HERO DISTRIBUTION SDN BHD");
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <regex>
 #include <set>
 
 #include <fmt/core.h>
@@ -226,6 +227,25 @@ std::string fix_legal_suffix(std::string out) {
         }
     }
     return out;
+}
+
+// A letterhead cut at the paper's left edge ("OPAC MARKETING SDN BHD") whose website names
+// the whole brand (".vivopac.com"): the first word is completed from the domain when the
+// domain ends with it. Only letters, only a longer word, only a domain on the receipt.
+std::string complete_from_website(const std::string& name, const std::vector<TextLine>& lines) {
+    const auto name_words = words_of(name);
+    if (name_words.empty() || name_words.front().norm.size() < 3) return name;
+    const std::string& first = name_words.front().norm;
+    if (!std::all_of(first.begin(), first.end(), [](unsigned char c) { return std::isalpha(c); })) return name;
+    static const std::regex domain(R"((?:www\.|@|^|[\s.])([A-Za-z]{4,30})\.(?:com|net|org|my|biz)\b)", std::regex::icase);
+    for (const auto& line : lines) {
+        for (auto it = std::sregex_iterator(line.text.begin(), line.text.end(), domain); it != std::sregex_iterator(); ++it) {
+            const std::string label = upper_ascii((*it)[1].str());
+            if (label.size() > first.size() && label.compare(label.size() - first.size(), first.size(), first) == 0 && label != "WWW")
+                return name.substr(0, name_words.front().begin) + label + name.substr(name_words.front().end);
+        }
+    }
+    return name;
 }
 
 std::string clean_company(std::string s) {
@@ -930,6 +950,7 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
                 ++i;
             }
             name = repair_vocabulary(name, rules_.provider_vocabulary);
+            name = complete_from_website(name, lines);
             if (name.size() >= 3) {
                 fields["provider_name"] = make_field(name, conf * ocr_factor(lines[*chosen]), lines[*chosen]);
                 // Address: the lines that follow, until a phone/GST/heading line.
