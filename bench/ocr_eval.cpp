@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
     // Preprocessing recipes (transform.preprocess config), device cpu for per-core numbers.
     const std::map<std::string, std::string> kRecipes = {
         {"default", "{device: cpu}"},
+        {"crop", "{device: cpu, crop: true}"},
         {"sauvola", "{device: cpu, binarize: sauvola}"},
         {"otsu", "{device: cpu, binarize: otsu}"},
         {"contrast", "{device: cpu, contrast: true}"},

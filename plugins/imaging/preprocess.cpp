@@ -34,6 +34,7 @@ public:
             Field::enumeration("device", {"auto", "cuda", "cpu"}).default_value("auto")
                 .describe("auto: CUDA when usable, else the CPU; cuda: fail at start when no CUDA device is usable"),
             Field::boolean("grayscale").default_value(true).describe("Convert colour pages to 8-bit gray (every other step needs gray)"),
+            Field::boolean("crop").default_value(false).describe("Cut a small receipt out of a big scanned page (a receipt on an A4 scan) before scaling"),
             Field::integer("min_width").default_value(1000).min(0).describe("Narrower pages are scaled up to this width (0: never)"),
             Field::integer("max_width").default_value(2500).min(0).describe("Wider pages are scaled down to this width (0: never)"),
             Field::boolean("border").default_value(false).describe("Paint dark scan borders (lid, table) white"),
@@ -52,6 +53,7 @@ public:
     }
 
     Preprocess(const Config& c, Context& ctx) : ctx_(ctx), grayscale_(c.get_bool("grayscale")) {
+        recipe_.crop = c.get_bool("crop");
         recipe_.min_width = static_cast<int>(c.get_int("min_width"));
         recipe_.max_width = static_cast<int>(c.get_int("max_width"));
         recipe_.border = c.get_bool("border");
@@ -85,7 +87,7 @@ public:
         const auto t0 = std::chrono::steady_clock::now();
         auto doc = std::make_shared<Document>(*input);
         std::string detail;
-        const bool any_step = grayscale_ || recipe_.deskew || recipe_.border || recipe_.denoise || recipe_.contrast ||
+        const bool any_step = grayscale_ || recipe_.crop || recipe_.deskew || recipe_.border || recipe_.denoise || recipe_.contrast ||
                               recipe_.binarize != "off" || recipe_.min_width > 0 || recipe_.max_width > 0;
         for (auto& page : doc->pages) {
             if (!page.image.pixels || !any_step) continue;  // a PDF text layer: nothing to clean

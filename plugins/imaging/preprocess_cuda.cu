@@ -391,10 +391,20 @@ const CudaStatus& cuda_status() {
     return status;
 }
 
-Image cuda_run_recipe(const Image& img, const Recipe& r, double* skew) {
+Image cuda_run_recipe(const Image& original, const Recipe& r, double* skew) {
     Workspace& ws = workspace();
+    // The crop decision reads a coarse sample of the page on the host (shared with the CPU
+    // path), so both paths start from the same pixels.
+    const std::optional<ContentBox> box = r.crop ? find_content_box(original) : std::nullopt;
+    const Image img = box ? crop_image(original, *box) : original;
     DevicePage p = upload_gray(ws, img);
-    const auto [w, h] = recipe_size(r, p.w, p.h);
+    auto [w, h] = recipe_size(r, p.w, p.h);
+    if (box) {  // the same scale as the whole page would have had (see run_recipe_cpu)
+        const auto [pw, ph] = recipe_size(r, original.width, original.height);
+        const double f = static_cast<double>(pw) / original.width;
+        w = std::max(1, static_cast<int>(std::lround(img.width * f)));
+        h = std::max(1, static_cast<int>(std::lround(img.height * f)));
+    }
     if (w != p.w || h != p.h) p = resize(ws, p, w, h);
     if (r.border) p = border(ws, p);
     if (r.denoise) p = median3(ws, p);

@@ -331,3 +331,79 @@ TEST(PreprocessComponent, DeskewsARotatedReceiptPageBeforeOcr) {
     EXPECT_NEAR(estimate_skew(doc.pages[0].image, 15), 0.0, 0.5) << "the page leaves level";
     EXPECT_THAT(ocr_text(doc.pages[0].image), HasSubstr("479.05"));
 }
+
+// ---- crop: a receipt on a big scanned page -----------------------------------------------
+namespace {
+// A white page with specks of dust everywhere and, if `receipt` is set, a block of "text"
+// lines (dark bars) covering that rectangle.
+Image scanned_page(int w, int h, std::optional<ContentBox> receipt, int channels = 1) {
+    std::vector<std::uint8_t> px(static_cast<std::size_t>(w) * h * channels, 255);
+    auto put = [&](int x, int y) {
+        for (int c = 0; c < channels; ++c) px[(static_cast<std::size_t>(y) * w + x) * channels + c] = 20;
+    };
+    std::mt19937 rng(7);
+    for (int i = 0; i < 400; ++i) put(static_cast<int>(rng() % w), static_cast<int>(rng() % h));  // dust: single pixels
+    if (receipt)
+        for (int y = receipt->y; y < receipt->y + receipt->height; y += 40)      // a line of print every 40 px
+            for (int dy = 0; dy < 14; ++dy)
+                for (int x = receipt->x; x < receipt->x + receipt->width; ++x)
+                    if ((x / 9) % 4 != 3) put(x, y + dy);                        // words with gaps
+    Image img;
+    img.width = w;
+    img.height = h;
+    img.channels = channels;
+    img.pixels = std::make_shared<std::vector<std::uint8_t>>(std::move(px));
+    return img;
+}
+}  // namespace
+
+TEST(PreprocessCpu, CropFindsTheReceiptOnABigScannedPage) {
+    const ContentBox receipt{1400, 1500, 1600, 3000};  // a third of an A4 page's width
+    for (int channels : {1, 3}) {
+        auto box = find_content_box(scanned_page(4960, 7016, receipt, channels));
+        ASSERT_TRUE(box) << channels << " channel(s)";
+        // The box holds the whole receipt, with a small margin and no more.
+        EXPECT_LE(box->x, receipt.x);
+        EXPECT_LE(box->y, receipt.y);
+        EXPECT_GE(box->x + box->width, receipt.x + receipt.width);
+        EXPECT_GE(box->y + box->height, receipt.y + receipt.height);
+        EXPECT_LT(box->width, receipt.width + 300);
+        EXPECT_LT(box->height, receipt.height + 400);
+    }
+    // With crop on, the recipe starts from the crop at the scale the whole page would have
+    // had (4960 -> 2500 px: about half); off (the default), the whole page is scaled.
+    Recipe r;
+    r.deskew = false;
+    EXPECT_FALSE(r.crop);
+    EXPECT_EQ(run_recipe_cpu(scanned_page(4960, 7016, receipt), r).width, 2500);
+    r.crop = true;
+    const Image out = run_recipe_cpu(scanned_page(4960, 7016, receipt), r);
+    EXPECT_GE(out.width, receipt.width / 2);
+    EXPECT_LE(out.width, (receipt.width + 300) / 2);
+}
+
+TEST(PreprocessCpu, CropLeavesAPageThatIsAllReceipt) {
+    // The usual scan: print from edge to edge (nothing to cut), a blank page, dust only.
+    EXPECT_FALSE(find_content_box(scanned_page(900, 2000, ContentBox{40, 40, 820, 1900})));
+    EXPECT_FALSE(find_content_box(scanned_page(900, 2000, std::nullopt)));
+    // crop_image keeps the channels and the pixels.
+    const Image page = scanned_page(300, 200, ContentBox{100, 50, 120, 100}, 3);
+    const Image part = crop_image(page, ContentBox{100, 50, 120, 100});
+    EXPECT_EQ(part.channels, 3);
+    EXPECT_EQ(part.width, 120);
+    EXPECT_EQ((*part.pixels)[0], (*page.pixels)[(50 * 300 + 100) * 3]);
+    EXPECT_THROW(crop_image(page, ContentBox{250, 0, 100, 10}), std::invalid_argument);
+}
+
+// The crop decision is shared host code, so the CUDA path cuts the same box at the same scale.
+TEST_F(CudaMatchesCpu, CropCutsTheSameBoxAtTheSameScale) {
+    Recipe r;
+    r.crop = true;
+    r.deskew = false;
+    const Image page = scanned_page(4960, 7016, ContentBox{1400, 1500, 1600, 3000});
+    const Image cpu = run_recipe_cpu(page, r);
+    const Image gpu = cuda_run_recipe(page, r);
+    ASSERT_EQ(cpu.width, gpu.width);
+    ASSERT_EQ(cpu.height, gpu.height);
+    EXPECT_LE(max_difference(cpu, gpu), 1);
+}
