@@ -324,6 +324,22 @@ std::vector<TextLine> receipt_text(const std::vector<std::string>& text) {
     return lines;
 }
 
+TEST(LabelledIds, RegistrationNumbersAndProseAreNotIds) {
+    ClaimExtractor extractor(Rules::builtin());
+    std::vector<std::string> w;
+    // A GST registration "REF NO" is not the receipt number; "Protection Policy." ending a
+    // sentence does not make the next line's order number a policy number.
+    auto f = extractor.from_receipt(receipt_text({"DOMINO'S PIZZA", "GST REF NO : 001694261248", "to view our Personal Data",
+                                                  "Protection Policy.", "Order : 8554 By : 5586", "Receipt No: CS-2018-0042"}), w);
+    EXPECT_FALSE(f.count("policy_number"));
+    ASSERT_TRUE(f.count("receipt_number"));
+    EXPECT_EQ(f["receipt_number"].value, "CS-2018-0042");
+    // A label alone on its line still takes the value below it.
+    auto g = extractor.from_receipt(receipt_text({"KLINIK ABC", "Policy No:", "POL12345678"}), w);
+    ASSERT_TRUE(g.count("policy_number"));
+    EXPECT_EQ(g["policy_number"].value, "POL12345678");
+}
+
 TEST(ServiceDate, JudgedByItsOwnWordsAndDoubtedWhenReadTwoWays) {
     ClaimExtractor extractor(Rules::builtin());
     std::vector<std::string> w;
@@ -429,6 +445,18 @@ TEST(MergeReadings, TheWholeLetterheadWins) {
     // Same start, only one ends with the legal form: that one, despite a lower confidence.
     FieldMap garbled{{"provider_name", receipt_value("BEMED (SP) SDN. fo", 0.8)}}, legal{{"provider_name", receipt_value("BEMED (SP) SDN. BHD.", 0.5)}};
     EXPECT_EQ(ClaimExtractor::merge_readings({garbled, legal}, warnings)["provider_name"].value, "BEMED (SP) SDN. BHD.");
+}
+
+TEST(MergeReadings, ReceiptNumberKeepsItsPrefix) {
+    std::vector<std::string> warnings;
+    FieldMap cut{{"receipt_number", receipt_value("241999", 0.9)}}, whole{{"receipt_number", receipt_value("CS00241999", 0.7)}};
+    FieldMap m = ClaimExtractor::merge_readings({cut, whole}, warnings);
+    EXPECT_EQ(m["receipt_number"].value, "CS00241999");
+    EXPECT_TRUE(warnings.empty());  // one number read two ways, not a disagreement
+    // Different numbers stay different.
+    FieldMap other{{"receipt_number", receipt_value("CS00241998", 0.7)}};
+    ClaimExtractor::merge_readings({cut, other}, warnings);
+    EXPECT_FALSE(warnings.empty());
 }
 
 TEST(MergeReadings, AgreementRaisesConfidence) {

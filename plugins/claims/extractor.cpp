@@ -380,10 +380,19 @@ void labelled_fields(const std::vector<TextLine>& lines, const std::vector<std::
             if (it == rules.field_labels.end()) continue;
             auto hit = best_hit(words[i], it->second);
             if (!hit) continue;
+            // "GST REF NO : 001694261248", "CO. REG NO": a tax or company registration, not
+            // the receipt's or the member's number.
+            bool registration = false;
+            for (std::size_t k = 0; k < hit->first_word; ++k)
+                for (const char* w : {"GST", "SST", "TAX", "REG", "CO", "COMPANY", "ROC", "BUSINESS"})
+                    registration = registration || words[i][k].norm == w;
+            if (registration) continue;
             std::string rest = after_label(line, words[i], *hit);
             std::optional<std::string> value = number_token(rest);
             const TextLine* from = &line;
-            if (!value && rest.empty() && i + 1 < lines.size()) {
+            // The value on the next line only under a label that is the whole line ("Policy
+            // No:"), not one that ends a sentence ("... Data Protection Policy.").
+            if (!value && rest.empty() && hit->first_word == 0 && i + 1 < lines.size()) {
                 value = number_token(lines[i + 1].text);
                 from = &lines[i + 1];
             }
@@ -1105,6 +1114,12 @@ bool same_value(const std::string& field, const nlohmann::json& a, const nlohman
         std::string x = normalize_label(a.get<std::string>()), y = normalize_label(b.get<std::string>());
         if (field == "provider_name" || field == "member_name")
             return x == y || (x.size() > 4 && y.size() > 4 && (x.find(y) != std::string::npos || y.find(x) != std::string::npos));
+        if (field == "receipt_number") {
+            // "CS00241999" and "241999" (the prefix lost to "CS) 241999"): the same number.
+            const std::string& longer = x.size() >= y.size() ? x : y;
+            const std::string& shorter = x.size() >= y.size() ? y : x;
+            return x == y || (shorter.size() >= 5 && longer.compare(longer.size() - shorter.size(), shorter.size(), shorter) == 0);
+        }
         return x == y;
     }
     return a == b;
@@ -1235,6 +1250,12 @@ FieldMap ClaimExtractor::merge_readings(const std::vector<FieldMap>& readings, s
         // A letterhead read whole in one reading and cut short in another ("POPULAR BOOK" /
         // "POPULAR BOOK CO. (M) SDN BHD") is one group; the longer reading, when it ends with the
         // legal form, holds what both saw ("AEON CO. (M) BHD AN" only adds noise).
+        if (name == "receipt_number")  // the reading that kept the prefix ("CS00241999")
+            for (std::size_t p : groups[win].passes) {
+                const FieldValue& v = readings[p].at(name);
+                if (v.value.is_string() && f.value.is_string() && v.value.get<std::string>().size() > f.value.get<std::string>().size())
+                    f = v;
+            }
         if (name == "provider_name")
             for (std::size_t p : groups[win].passes) {
                 const FieldValue& v = readings[p].at(name);
