@@ -324,6 +324,23 @@ std::vector<TextLine> receipt_text(const std::vector<std::string>& text) {
     return lines;
 }
 
+TEST(Letterhead, AddressStepsOverRegistrationsKeepsPunctuationStopsAtThePhone) {
+    ClaimExtractor extractor(Rules::builtin());
+    std::vector<std::string> w;
+    auto address = [&](const std::vector<std::string>& text) {
+        auto f = extractor.from_receipt(receipt_text(text), w);
+        return f.count("provider_address") ? f["provider_address"].value.get<std::string>() : std::string("(none)");
+    };
+    EXPECT_EQ(address({"MR. D.I.Y. (M) SDN BHD", "Co-REG:860671-D", "LOT 1851-A & 1851-B, JALAN KPB 6,", "! KAWASAN PERINDUSTRIAN BALAKONG,",
+                       "43300 SERI KEMBANGAN, SELANGOR", "(GST ID No :000304020352)"}),
+              "LOT 1851-A & 1851-B, JALAN KPB 6, KAWASAN PERINDUSTRIAN BALAKONG, 43300 SERI KEMBANGAN, SELANGOR");
+    EXPECT_EQ(address({"ADVANCO COMPANY", "Company Reg. No. : 725186-V", "NO 1&3, Jalan Wangsa Delima 12,", "53300 Kuala Lumpur",
+                       "03-41318972", "GST Reg : 001658445824"}),
+              "NO 1&3, Jalan Wangsa Delima 12, 53300 Kuala Lumpur");
+    EXPECT_EQ(address({"SANYU STATIONERY SHOP", "NO. 31G&33G, JALAN SETIA INDAH X ,U13/X", "40170 SETIA ALAM", "Mobile /Whatsapps : +6012-918 7937"}),
+              "NO. 31G&33G, JALAN SETIA INDAH X ,U13/X 40170 SETIA ALAM");
+}
+
 TEST(LabelledIds, RegistrationNumbersAndProseAreNotIds) {
     ClaimExtractor extractor(Rules::builtin());
     std::vector<std::string> w;

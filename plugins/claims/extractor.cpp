@@ -248,6 +248,32 @@ std::string complete_from_website(const std::string& name, const std::vector<Tex
     return name;
 }
 
+// An address line as printed, its commas and full stops kept (they are part of how the
+// provider writes it), without the OCR edge noise ("! KAWASAN ...", "... JALAN PENGKALAN 5, :").
+std::string clean_address_line(const std::string& raw) {
+    std::string s = trim(raw);
+    auto noise = [](char c) { return c == '|' || c == '!' || c == ':' || c == ';' || c == '_' || c == '~' || c == '/' || c == '\\' || c == '-' || c == '\'' || c == ' '; };
+    while (!s.empty() && (noise(s.back()) || static_cast<unsigned char>(s.back()) >= 0x80)) s.pop_back();
+    while (!s.empty() && (noise(s.front()) || static_cast<unsigned char>(s.front()) >= 0x80)) s.erase(s.begin());
+    std::string out;
+    for (char ch : s) {
+        if (ch == ' ' && !out.empty() && out.back() == ' ') continue;
+        out += ch;
+    }
+    return out;
+}
+
+// "03-41318972", "Tel: +603-3362 4137" misread as "fel: 03. 55423228": a line that is mostly a
+// phone number ends the address.
+bool is_phone_line(const std::string& text) {
+    int digits = 0, letters = 0;
+    for (unsigned char ch : text) {
+        if (std::isdigit(ch)) ++digits;
+        else if (std::isalpha(ch)) ++letters;
+    }
+    return digits >= 8 && letters <= 4 && digits >= 2 * letters;
+}
+
 std::string clean_company(std::string s) {
     // Registration numbers in brackets "(001310559-U)" go; other brackets "(KL)" stay.
     for (std::size_t open = s.find('('); open != std::string::npos; open = s.find('(', open + 1)) {
@@ -964,12 +990,20 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
                 fields["provider_name"] = make_field(name, conf * ocr_factor(lines[*chosen]), lines[*chosen]);
                 // Address: the lines that follow, until a phone/GST/heading line.
                 std::string address;
-                std::size_t used = 0;
+                std::size_t used = 0, skipped = 0;
                 for (std::size_t j = i + 1; j < lines.size() && used < 5; ++j) {
-                    if (best_hit(words[j], rules_.address_stops) || !find_dates(lines[j].text).empty()) break;
-                    if (is_registration_line(lines[j].text) && address.empty()) continue;
+                    // Registration lines between the name and the address ("Co-REG:860671-D",
+                    // "(GST ID No : 000144596992)") are stepped over; after the address has
+                    // begun, they end it, as phone lines and headings do.
+                    const bool registration = is_registration_line(lines[j].text) || best_hit(words[j], rules_.registration_labels);
+                    if (address.empty() && registration && skipped < 3) {
+                        ++skipped;
+                        continue;
+                    }
+                    if (best_hit(words[j], rules_.address_stops) || !find_dates(lines[j].text).empty() || is_phone_line(lines[j].text))
+                        break;
                     if (words[j].empty()) continue;
-                    std::string part = clean_company(lines[j].text);
+                    std::string part = clean_address_line(lines[j].text);
                     if (part.empty()) continue;
                     address += (address.empty() ? "" : " ") + part;
                     ++used;

@@ -125,6 +125,7 @@ Rules Rules::parse(const std::string& yaml_text, const std::string& origin) {
         r.provider_markers = phrase_list(pr["markers"], origin, "provider.markers");
         r.provider_headings = phrase_list(pr["headings"], origin, "provider.headings");
         r.address_stops = phrase_list(pr["address_stops"], origin, "provider.address_stops");
+        if (pr["registration"]) r.registration_labels = phrase_list(pr["registration"], origin, "provider.registration");
         if (pr["vocabulary"]) r.provider_vocabulary = phrase_list(pr["vocabulary"], origin, "provider.vocabulary");
     }
     if (const YAML::Node d = root["date"]) {

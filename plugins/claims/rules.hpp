@@ -37,6 +37,9 @@ struct Rules {
     std::map<std::string, std::vector<std::string>> field_labels;           // field -> label phrases
     std::map<std::string, std::vector<FieldPattern>> field_patterns;        // field -> free-text patterns
     std::vector<std::string> provider_markers, provider_headings, address_stops;
+    // Company/tax registration labels ("CO REG", "GST ID"): stepped over between the name
+    // and the address.
+    std::vector<std::string> registration_labels;
     // Business words a provider name is checked against: a word one OCR slip away from one
     // of them ("ENIERPRISE") is replaced by it.
     std::vector<std::string> provider_vocabulary;
