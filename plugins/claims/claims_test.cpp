@@ -647,7 +647,7 @@ TEST(NcbRecord, NegativeAmountOrBadDateIsNotUsable) {
 // ---- accuracy floors on the SROIE dev split -----------------------------------------------
 // Right answers among the 60 receipts, by the rules bench/claims_eval uses.
 struct SroieScore {
-    int n = 0, total = 0, date = 0, company = 0;
+    int n = 0, total = 0, date = 0, company = 0, address = 0;
     void add(FieldMap& f, const nlohmann::json& truth) {
         ++n;
         auto want_total = find_amounts("RM " + truth.value("total", ""));
@@ -658,6 +658,20 @@ struct SroieScore {
         if (!want_date.empty() && f.count("service_date") && f["service_date"].value == want_date[0].iso()) ++date;
         if (f.count("provider_name") && upper_ascii(f["provider_name"].value.get<std::string>()) == upper_ascii(truth.value("company", "")))
             ++company;
+        auto spaced = [](const std::string& t) {  // case and runs of whitespace do not count
+            std::string out;
+            for (char ch : upper_ascii(t)) {
+                if (std::isspace(static_cast<unsigned char>(ch))) {
+                    if (!out.empty() && out.back() != ' ') out += ' ';
+                } else {
+                    out += ch;
+                }
+            }
+            while (!out.empty() && out.back() == ' ') out.pop_back();
+            return out;
+        };
+        if (f.count("provider_address") && spaced(f["provider_address"].value.get<std::string>()) == spaced(truth.value("address", "")))
+            ++address;
     }
 };
 
@@ -727,8 +741,9 @@ TEST(SroieOcrFloor, TotalDateCompanyFromSavedReadings) {
         score.add(f, nlohmann::json::parse(read(kData / "sroie-text" / e.path().filename())));
     }
     ASSERT_EQ(score.n, 60);
-    std::printf("SROIE OCR readings: total %d/60, date %d/60, company %d/60 (%d read twice)\n", score.total, score.date, score.company,
-                reread);
+    std::printf("SROIE OCR readings: total %d/60, date %d/60, company %d/60, address %d/60 (%d read twice)\n", score.total, score.date,
+                score.company, score.address, reread);
+    EXPECT_GE(score.address, OCR_FLOOR_ADDRESS);
     EXPECT_GE(score.total, OCR_FLOOR_TOTAL);
     EXPECT_GE(score.date, OCR_FLOOR_DATE);
     EXPECT_GE(score.company, OCR_FLOOR_COMPANY);
