@@ -21,6 +21,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <tuple>
 #include <set>
 #include <sstream>
 
@@ -273,6 +274,17 @@ int main(int argc, char** argv) {
         std::printf("| %s | %.1f%% |\n", route, 100 * share([&](const Row& r) { return r.route == route; }));
     const double other = share([](const Row& r) { return r.route != "high" && r.route != "medium" && r.route != "low"; });
     if (other > 0) std::printf("| other/none | %.1f%% |\n", 100 * other);
+    // Shop receipts carry no member id or policy number, so the route above is "low" for
+    // nearly all of them. What the receipt itself supports: the route by the receipt score
+    // with the router's thresholds, as if the claim email supplied the member id.
+    std::printf("\nRoute by receipt score alone (0.90 / 0.75), as if the email carried the member id:\n\n| route | share | right |\n|---|---|---|\n");
+    for (const auto& [name, lo, hi] : {std::tuple{"high", 0.90, 2.0}, std::tuple{"medium", 0.75, 0.90}, std::tuple{"low", -1.0, 0.75}}) {
+        std::size_t count = 0, right = 0;
+        for (const auto& r : rows)
+            if (r.receipt_score >= lo && r.receipt_score < hi) ++count, right += r.total && r.date;
+        std::printf("| %s | %.1f%% (%zu) | %s |\n", name, 100.0 * static_cast<double>(count) / n, count,
+                    count ? (std::to_string(static_cast<int>(std::round(100.0 * right / count))) + "%").c_str() : "-");
+    }
 
     // Calibration: does a score mean what it says? Per band of the receipt score
     // (min of total and date confidence — the required fields this data can check).
