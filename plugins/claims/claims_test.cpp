@@ -405,13 +405,15 @@ TEST(MisreadTotal, TaxSummaryTotalIsNotThePayableAmount) {
 }
 
 // ---- the provider's letterhead -----------------------------------------------------------
-TEST(Letterhead, RegistrationNumberWrapAndMisreadBusinessWords) {
+// The provider name read from receipt lines; "(none)" when none is found.
+std::string name(const std::vector<std::string>& text) {
     ClaimExtractor extractor(Rules::builtin());
     std::vector<std::string> w;
-    auto name = [&](const std::vector<std::string>& text) {
-        auto f = extractor.from_receipt(receipt_text(text), w);
-        return f.count("provider_name") ? f["provider_name"].value.get<std::string>() : std::string("(none)");
-    };
+    auto f = extractor.from_receipt(receipt_text(text), w);
+    return f.count("provider_name") ? f["provider_name"].value.get<std::string>() : std::string("(none)");
+}
+
+TEST(Letterhead, RegistrationNumberWrapAndMisreadBusinessWords) {
     // The registration number does not hide the legal-entity line behind the store line.
     EXPECT_EQ(name({"gv", "AEON CO. (M) BHD. (126926-H) ':", "3 FLOOR, AEON TAMAN MALURI SC", "GST ID : 002017394688"}), "AEON CO. (M) BHD.");
     // The legal form wrapped onto the next line joins the name.
@@ -423,12 +425,6 @@ TEST(Letterhead, RegistrationNumberWrapAndMisreadBusinessWords) {
 }
 
 TEST(Letterhead, BracketsLegalFormAndWrapsBeforeTheRegistrationNumber) {
-    ClaimExtractor extractor(Rules::builtin());
-    std::vector<std::string> w;
-    auto name = [&](const std::vector<std::string>& text) {
-        auto f = extractor.from_receipt(receipt_text(text), w);
-        return f.count("provider_name") ? f["provider_name"].value.get<std::string>() : std::string("(none)");
-    };
     // A space inside the brackets moves out of them.
     EXPECT_EQ(name({"GARDENIA BAKERIES (KL )SDN BHD (139386 X)", "Lot 3, Jalan Pelabur 23/1,"}), "GARDENIA BAKERIES (KL) SDN BHD");
     // SDN BHD one letter off in either word, the dots as printed.

@@ -617,6 +617,14 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
     {
         static const std::map<char, std::string> kLookAlikes = {{'1', "47"}, {'4', "1"}, {'7', "1"}, {'0', "689"}, {'6', "058"},
                                                                 {'8', "0369"}, {'9', "08"}, {'3', "8"}, {'5', "6"}, {'2', "7"}};
+        // A copy of a read candidate with the amount the arithmetic gives, remembering what
+        // was printed (it scores as repaired and is capped for review).
+        auto add_repaired = [&totals](Candidate cand, std::int64_t cents) {
+            cand.misread_from = cand.amount.text;
+            cand.amount.cents = cents;
+            cand.amount.repaired = true;
+            totals.push_back(std::move(cand));
+        };
         const std::size_t originals = totals.size();
         for (std::size_t k = 0; k < originals; ++k) {
             const Candidate cand = totals[k];
@@ -635,11 +643,7 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
             }
             for (auto v : variants)
                 if (v > 0 && contains(checks, v)) {
-                    Candidate fixed = cand;
-                    fixed.amount.cents = v;
-                    fixed.amount.repaired = true;
-                    fixed.misread_from = cand.amount.text;
-                    totals.push_back(fixed);
+                    add_repaired(cand, v);
                     break;
                 }
         }
@@ -655,11 +659,7 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
                 int diff = a.size() == b.size() ? 0 : 99;
                 for (std::size_t d = 0; diff < 99 && d < a.size(); ++d) diff += a[d] != b[d];
                 if (diff != 1 || !tax_included_fits(p)) continue;
-                Candidate fixed = cand;
-                fixed.amount.cents = p;
-                fixed.amount.repaired = true;
-                fixed.misread_from = cand.amount.text;
-                totals.push_back(fixed);
+                add_repaired(cand, p);
                 break;
             }
         }
