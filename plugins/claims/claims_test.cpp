@@ -248,6 +248,19 @@ TEST(ClaimsTransform, RulesFileErrorsNameFileLineColumn) {
         EXPECT_NE(msg.find("weight must be a number"), std::string::npos) << msg;
     }
     EXPECT_THROW(docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.claims", "{rules: /nonexistent/rules.yaml}"), std::exception);
+    // The newer sections are checked the same way.
+    for (const auto& [text, want] : std::vector<std::pair<std::string, std::string>>{
+             {"total:\n  labels: {TOTAL: 1.0}\ndate: 5\n", "rules.yaml:3:7: date: expected a map"},
+             {"total:\n  labels: {TOTAL: 1.0}\n  voucher: COUPON\n", "total.voucher"},
+             {"total:\n  labels: {TOTAL: 1.0}\ndates: {ignore: [EXP]}\n", "unknown section 'dates'"}}) {
+        std::ofstream(dir / "rules.yaml") << text;
+        try {
+            docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.claims", "{rules: " + (dir / "rules.yaml").string() + "}");
+            ADD_FAILURE() << "accepted: " << text;
+        } catch (const std::exception& e) {
+            EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+        }
+    }
     fs::remove_all(dir);
 }
 
