@@ -37,10 +37,8 @@ int month_one_slip(std::string_view word) {
     for (const auto& m : kMonths) {
         const std::string_view name = m.name;
         if (name.size() != 3) continue;
-        int diff = 0;
-        for (std::size_t i = 0; i < 3; ++i) diff += name[i] != up[i];
-        if (diff == 0) return m.month;
-        if (diff == 1) {
+        if (name == up) return m.month;
+        if (within_one_edit(name, up)) {
             if (found && found != m.month) return 0;
             found = m.month;
         }

@@ -45,23 +45,8 @@ std::vector<std::string> split_phrase(const std::string& phrase) {
 // One OCR slip (substitution, insertion, deletion) in words of five letters or more.
 bool word_matches(const std::string& word, const std::string& want) {
     if (word == want) return true;
-    if (want.size() < 5 || std::abs(static_cast<int>(word.size()) - static_cast<int>(want.size())) > 1) return false;
-    if (static_cast<unsigned char>(want[0]) >= 0x80) return false;
-    // Bounded edit distance 1.
-    std::size_t i = 0, j = 0;
-    int edits = 0;
-    while (i < word.size() && j < want.size()) {
-        if (word[i] == want[j]) {
-            ++i, ++j;
-            continue;
-        }
-        if (++edits > 1) return false;
-        if (word.size() > want.size()) ++i;
-        else if (word.size() < want.size()) ++j;
-        else ++i, ++j;
-    }
-    edits += static_cast<int>((word.size() - i) + (want.size() - j));
-    return edits <= 1;
+    if (want.size() < 5 || static_cast<unsigned char>(want[0]) >= 0x80) return false;
+    return within_one_edit(word, want);
 }
 
 struct PhraseHit {
@@ -209,18 +194,12 @@ bool is_letter_line(const std::string& text, double min_ratio) {
 // "SDN. BHA.", "SON BH" are all SDN BHD misread by one letter each. Dots stay as written.
 std::string fix_legal_suffix(std::string out) {
     const std::vector<Word> ws = words_of(out);
-    auto one_slip = [](const std::string& got, std::string_view want) {
-        if (got.size() == want.size()) {
-            int diff = 0;
-            for (std::size_t k = 0; k < got.size(); ++k) diff += got[k] != want[k];
-            return diff <= 1;
-        }
-        return got.size() + 1 == want.size() && want.substr(0, got.size()) == got;  // last letter lost
-    };
     if (ws.size() >= 3) {
         const Word& sdn = ws[ws.size() - 2];
         const Word& bhd = ws.back();
-        if (one_slip(sdn.norm, "SDN") && sdn.norm.size() == 3 && one_slip(bhd.norm, "BHD") &&
+        // SDN keeps its three letters; BHD may lose its last one ("SON BH").
+        const bool bhd_like = bhd.norm.size() == 3 ? within_one_edit(bhd.norm, "BHD") : bhd.norm == "BH";
+        if (sdn.norm.size() == 3 && within_one_edit(sdn.norm, "SDN") && bhd_like &&
             (sdn.norm == "SDN" || bhd.norm == "BHD" || sdn.norm == "SON") && !(sdn.norm == "SDN" && bhd.norm == "BHD")) {
             const std::string tail = out.substr(bhd.end);
             out = out.substr(0, sdn.begin) + "SDN" + out.substr(sdn.end, bhd.begin - sdn.end) + "BHD" + tail;
@@ -565,15 +544,17 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
     if (!change.empty()) {
         // From the first total/subtotal label, read or not ("Total Sales (Excluding GST) . 20 60").
         std::size_t block = first_total_line;
-        for (std::size_t i = 0; i < block; ++i)
-            if (cls[i].kind == LineKind::Total || cls[i].kind == LineKind::Subtotal) block = i;
+        for (std::size_t i = 0; i < first_total_line; ++i)
+            if (cls[i].kind == LineKind::Total || cls[i].kind == LineKind::Subtotal) {
+                block = i;
+                break;
+            }
         for (std::size_t i = block; i < lines.size(); ++i) {
             if (cls[i].kind != LineKind::None) continue;
             for (const auto& a : cls[i].amounts)
                 if (a.cents > 0 && contains(paid, a.cents)) {
-                    bool known = false;
-                    for (const auto& t : totals) known = known || t.amount.cents == a.cents;
-                                    if (!known) totals.push_back({a, i, 0.6, {}});
+                    const bool known = std::any_of(totals.begin(), totals.end(), [&](const Candidate& t) { return t.amount.cents == a.cents; });
+                    if (!known) totals.push_back({a, i, 0.6, {}});
                 }
         }
     }
@@ -670,25 +651,12 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
     // that sum, as a repaired candidate (it goes to review: repaired totals score low).
     if (class_sum) {
         const std::string want = std::to_string(*class_sum);
-        auto one_edit = [](const std::string& a, const std::string& b) {
-            if (a.size() == b.size()) {
-                int diff = 0;
-                for (std::size_t k = 0; k < a.size(); ++k) diff += a[k] != b[k];
-                return diff <= 1;
-            }
-            const std::string& longer = a.size() > b.size() ? a : b;
-            const std::string& shorter = a.size() > b.size() ? b : a;
-            if (longer.size() != shorter.size() + 1) return false;
-            for (std::size_t k = 0; k < longer.size(); ++k)
-                if (longer.substr(0, k) + longer.substr(k + 1) == shorter) return true;
-            return false;
-        };
         for (std::size_t i = 0; i < lines.size(); ++i) {
             if (cls[i].kind != LineKind::Total || cls[i].weight < 0.95 || !cls[i].amounts.empty()) continue;
             std::string digits;
             for (char ch : lines[i].text)
                 if (std::isdigit(static_cast<unsigned char>(ch))) digits += ch;
-            if (digits.size() < 3 || !one_edit(digits, want)) continue;
+            if (digits.size() < 3 || !within_one_edit(digits, want)) continue;
             Candidate c{Amount{}, i, cls[i].weight, lines[i].text};
             c.amount.cents = *class_sum;
             c.amount.decimals = true;

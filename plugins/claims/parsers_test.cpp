@@ -113,6 +113,19 @@ TEST(Amount, FindsEveryAmountLeftToRight) {
     EXPECT_LT(found[0].end, found[1].begin);
 }
 
+TEST(Text, WithinOneEdit) {
+    EXPECT_TRUE(within_one_edit("TOTAL", "TOTAL"));
+    EXPECT_TRUE(within_one_edit("TCTAL", "TOTAL"));     // substitution
+    EXPECT_TRUE(within_one_edit("TOTL", "TOTAL"));      // deletion
+    EXPECT_TRUE(within_one_edit("TOTAAL", "TOTAL"));    // insertion
+    EXPECT_TRUE(within_one_edit("BH", "BHD"));
+    EXPECT_TRUE(within_one_edit("590", "50"));          // "5.0" for 5.90
+    EXPECT_FALSE(within_one_edit("TCTAI", "TOTAL"));    // two substitutions
+    EXPECT_FALSE(within_one_edit("TOT", "TOTAL"));
+    EXPECT_FALSE(within_one_edit("ATOTL", "TOTAL"));    // insertion plus deletion
+    EXPECT_TRUE(within_one_edit("", "A"));
+}
+
 TEST(Amount, FormatsCents) {
     EXPECT_EQ(format_cents(47905), "479.05");
     EXPECT_EQ(format_cents(5), "0.05");

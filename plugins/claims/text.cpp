@@ -87,4 +87,14 @@ std::vector<std::string> split_lines(std::string_view text) {
     return lines;
 }
 
+bool within_one_edit(std::string_view a, std::string_view b) {
+    if (a.size() < b.size()) std::swap(a, b);  // a is the longer
+    if (a.size() - b.size() > 1) return false;
+    std::size_t i = 0;
+    while (i < b.size() && a[i] == b[i]) ++i;
+    if (i == b.size()) return true;  // equal, or a has one more at the end
+    // First difference at i: skip it in the longer (deletion) or in both (substitution).
+    return a.size() != b.size() ? a.substr(i + 1) == b.substr(i) : a.substr(i + 1) == b.substr(i + 1);
+}
+
 }  // namespace docpipe::claims

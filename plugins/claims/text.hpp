@@ -25,6 +25,10 @@ struct Token {
 };
 std::vector<Token> split_whitespace(std::string_view line);
 
+// At most one substitution, insertion or deletion apart ("TCTAL"/"TOTAL", "5128"/"5188",
+// "BH"/"BHD"): how far one OCR slip takes a word.
+bool within_one_edit(std::string_view a, std::string_view b);
+
 // Splits text into lines (\n, \r\n), keeping empty ones so line numbers stay true.
 std::vector<std::string> split_lines(std::string_view text);
 
