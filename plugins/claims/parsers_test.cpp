@@ -2,6 +2,8 @@
 // and Malay, with the OCR noise seen on real receipts.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "amount.hpp"
 #include "date.hpp"
 #include "extractor.hpp"
@@ -447,3 +449,41 @@ INSTANTIATE_TEST_SUITE_P(Labels, LabelTest, ::testing::Values(
     LabelCase{"Nama Pesakit: Siti binti Hassan", "member_name", "Siti binti Hassan"}));
 
 }  // namespace
+
+// ---- robustness: OCR noise never crashes the extractor ------------------------------------
+// Receipts assembled at random from the pieces real OCR output is made of (labels, amounts,
+// dates, look-alike digits, broken UTF-8, very long digit runs, empty lines): extraction
+// must not throw, and whatever it returns must be sane.
+TEST(Robustness, RandomOcrNoiseIsHandled) {
+    const std::vector<std::string> pieces = {
+        "TOTAL", "GRAND TOTAL", "Sub-Total", "GST", "GST Included", "Rounding", "CASH", "CHANGE", "Coupon Discount", "Total 6% supplies (Inc. GST):",
+        "Total 0% supplies:", "RM", "MYR", "12.50", "-0.03", "1,234.50", "14. 65", "\u201C40.45.", "5128", "0.00", "99999999999999999999999",
+        "31/02/2024", "27032018", "14/dun/2017", "12 Dis 2024", "11/05/2018", "08:35:58", "Card Expiry:", "SDN BHD", "SON BH", "(KL )",
+        "JIAWE|", "www.vivopac.com", "Co-REG:860671-D", "GST REF NO :", "Policy No:", "Receipt No:", "\xff\xfe", "\xe2\x80", "|", ":", "",
+        "Tota] Qty = 1.00", "Protection Policy.", "O0lSB", "..", ",,", "(", ")", "}", "-", "/"};
+    ClaimExtractor extractor(Rules::builtin());
+    std::mt19937 rng(20261129);
+    for (int receipt_no = 0; receipt_no < 800; ++receipt_no) {
+        std::vector<std::string> text;
+        const int n = 1 + static_cast<int>(rng() % 25);
+        for (int l = 0; l < n; ++l) {
+            std::string line;
+            const int words = static_cast<int>(rng() % 6);
+            for (int k = 0; k < words; ++k) line += (k ? " " : "") + pieces[rng() % pieces.size()];
+            text.push_back(line);
+        }
+        std::vector<TextLine> lines;
+        for (const auto& t : text) lines.push_back(TextLine{t, "receipt", 0, static_cast<int>(lines.size()), std::nullopt, double(rng() % 101), {}});
+        std::vector<std::string> warnings;
+        FieldMap f;
+        ASSERT_NO_THROW(f = extractor.from_receipt(lines, warnings)) << testing::PrintToString(text);
+        if (f.count("total_amount")) {
+            EXPECT_GT(f["total_amount"].value.get<double>(), 0) << testing::PrintToString(text);
+            EXPECT_LE(f["total_amount"].confidence, 1.0);
+            EXPECT_GE(f["total_amount"].confidence, 0.0);
+        }
+        if (f.count("service_date")) EXPECT_EQ(f["service_date"].value.get<std::string>().size(), 10u);
+        std::vector<std::string> w2;
+        ASSERT_NO_THROW(ClaimExtractor::merge_readings({f, extractor.from_receipt(lines, w2)}, w2));
+    }
+}
