@@ -485,5 +485,8 @@ TEST(Robustness, RandomOcrNoiseIsHandled) {
         if (f.count("service_date")) EXPECT_EQ(f["service_date"].value.get<std::string>().size(), 10u);
         std::vector<std::string> w2;
         ASSERT_NO_THROW(ClaimExtractor::merge_readings({f, extractor.from_receipt(lines, w2)}, w2));
+        // The same noise as an email body.
+        for (auto& l : lines) l.source = "email_body";
+        ASSERT_NO_THROW(extractor.combine(f, extractor.from_email(lines, EmailContext{2024, 12, 1}, w2), w2)) << testing::PrintToString(text);
     }
 }
