@@ -298,6 +298,19 @@ TEST(ConfidenceRouter, ThresholdsAndPorts) {
     EXPECT_NE(low[0].doc->attributes.at("review_reason").find("receipt says"), std::string::npos);
 }
 
+TEST(ConfidenceRouter, ReasonNamesTheWeakestRequiredFieldAndItsWarning) {
+    auto runner = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.confidence_router", "{}");
+    Document d = scored(0.29);
+    d.fields["claim"] = {{"total_amount", {{"value", 79.5}, {"confidence", 0.8}}},
+                         {"service_date", {{"value", "2018-03-27"}, {"confidence", 0.29}}},
+                         {"receipt_number", {{"value", "CS-20242"}, {"confidence", 0.9}}},
+                         {"policy_number", {{"value", "POL1234567"}, {"confidence", 0.95}}},
+                         {"member_id", {{"value", "M1"}, {"confidence", 0.1}}}};  // the policy number stands for it
+    d.fields["warnings"] = {"provider_address: OCR readings disagree", "service_date: '27032018' has no separators"};
+    const std::string why = runner.process(std::move(d))[0].doc->attributes.at("review_reason");
+    EXPECT_EQ(why, "confidence 0.29 below 0.75 (weakest: service_date 0.29); service_date: '27032018' has no separators");
+}
+
 TEST(ConfidenceRouter, MissingRequiredAlwaysGoesLow) {
     auto runner = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.confidence_router", "{}");
     auto out = runner.process(scored(0.99, {"receipt_number"}));

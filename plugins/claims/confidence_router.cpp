@@ -4,6 +4,8 @@
 
 #include <fmt/core.h>
 
+#include "extractor.hpp"
+
 namespace docpipe::claims {
 
 ComponentDescriptor ConfidenceRouter::describe() {
@@ -58,10 +60,39 @@ void ConfidenceRouter::process(const DocumentPtr& input, Outputs& out) {
     auto doc = std::make_shared<Document>(*input);
     doc->fields["confidence_level"] = route;
     if (!reason.empty()) {
-        // The warnings explain a low score better than the number does.
+        // A reviewer needs to know which field held the score down and why, more than the
+        // number: the weakest required field, then the warning about it (else the first).
         std::string why = reason;
-        if (auto w = doc->fields.find("warnings"); w != doc->fields.end() && w->is_array() && !w->empty())
-            why += "; " + (*w)[0].get<std::string>();
+        std::string weakest;
+        double weakest_confidence = 2;
+        if (auto claim = doc->fields.find("claim"); claim != doc->fields.end() && claim->is_object())
+            for (const auto& required : required_fields()) {
+                // "member_id|policy_number": either counts, so the better of the two.
+                std::string best;
+                double best_confidence = -1;
+                for (std::size_t b = 0, e; b <= required.size(); b = e + 1) {
+                    e = std::min(required.find('|', b), required.size());
+                    const std::string name = required.substr(b, e - b);
+                    if (auto f = claim->find(name); f != claim->end() && f->is_object() && f->value("confidence", 0.0) > best_confidence) {
+                        best_confidence = f->value("confidence", 0.0);
+                        best = name;
+                    }
+                }
+                if (!best.empty() && best_confidence < weakest_confidence) {
+                    weakest_confidence = best_confidence;
+                    weakest = best;
+                }
+            }
+        if (!weakest.empty() && reason.rfind("missing", 0) != 0) why += fmt::format(" (weakest: {} {:.2f})", weakest, weakest_confidence);
+        if (auto w = doc->fields.find("warnings"); w != doc->fields.end() && w->is_array() && !w->empty()) {
+            std::string first = (*w)[0].get<std::string>();
+            for (const auto& x : *w)
+                if (x.is_string() && !weakest.empty() && x.get<std::string>().rfind(weakest + ":", 0) == 0) {
+                    first = x.get<std::string>();
+                    break;
+                }
+            why += "; " + first;
+        }
         doc->attributes["review_reason"] = why;
     }
     if (route == "high" && qa_rate_ > 0) {
