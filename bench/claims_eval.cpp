@@ -187,15 +187,15 @@ int main(int argc, char** argv) {
             std::vector<std::string> warnings;
             auto receipt = extractor.from_receipt(ClaimsTransform::receipt_lines(doc), warnings);
             auto weak = [&](const char* f) { return !receipt.count(f) || receipt.at(f).confidence < reread_below; };
-            if (ocr_dirs.size() > 1 && (weak("total_amount") || weak("service_date"))) {
-                ++reread_count;
-                std::vector<FieldMap> readings{receipt};
-                for (std::size_t k = 1; k < ocr_dirs.size(); ++k) {
-                    auto it = rereads[k].find(doc.attributes["filename"]);
-                    if (it == rereads[k].end()) continue;
-                    auto other = docpipe::Document::from_json(json::parse(read(it->second)));
-                    readings.push_back(extractor.from_receipt(ClaimsTransform::receipt_lines(other), warnings));
-                }
+            // As the pipeline's transform.claims_reread gates do: the next reading only while
+            // total or date is still weak, every reading so far merged.
+            std::vector<FieldMap> readings{receipt};
+            for (std::size_t k = 1; k < ocr_dirs.size() && (weak("total_amount") || weak("service_date")); ++k) {
+                auto it = rereads[k].find(doc.attributes["filename"]);
+                if (it == rereads[k].end()) continue;
+                reread_count += readings.size() == 1;
+                auto other = docpipe::Document::from_json(json::parse(read(it->second)));
+                readings.push_back(extractor.from_receipt(ClaimsTransform::receipt_lines(other), warnings));
                 receipt = ClaimExtractor::merge_readings(readings, warnings);
             }
             auto result = extractor.combine(std::move(receipt), {}, std::move(warnings));

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Compact OCR readings of the SROIE dev receipts for the claims regression test.
 
-Reads two folders of documents written by sink.files after ocr.tesseract (the first
-reading, psm 6, and the second, psm 4, as pipelines/claims-local.yaml reads them) and
-writes tests/data/sroie-ocr/NNN.json with what transform.claims uses: line text, line
-confidence and box, word text, confidence and line. Word boxes are left out (not used).
+Reads folders of documents written by sink.files after ocr.tesseract, one per reading
+in the order pipelines/claims-local.yaml makes them (psm 6; psm 4; psm 4 on thickened
+strokes), and writes tests/data/sroie-ocr/NNN.json with what transform.claims uses: line
+text, line confidence and box, word text, confidence and line. Word boxes are left out
+(not used).
 
-    scripts/make-ocr-fixtures.py FIRST_DIR SECOND_DIR [OUT_DIR]
+    scripts/make-ocr-fixtures.py [--out OUT_DIR] FIRST_DIR [SECOND_DIR [THIRD_DIR ...]]
 """
 import glob
 import json
@@ -31,16 +32,19 @@ def load(folder):
 
 
 def main():
-    if len(sys.argv) < 3:
+    args = sys.argv[1:]
+    out_dir = os.path.join(os.path.dirname(__file__), "..", "tests", "data", "sroie-ocr")
+    if len(args) >= 2 and args[0] == "--out":
+        out_dir, args = args[1], args[2:]
+    if not args:
         sys.exit(__doc__)
-    first, second = load(sys.argv[1]), load(sys.argv[2])
-    out_dir = sys.argv[3] if len(sys.argv) > 3 else os.path.join(os.path.dirname(__file__), "..", "tests", "data", "sroie-ocr")
+    folders = [load(a) for a in args]
     os.makedirs(out_dir, exist_ok=True)
-    for name in sorted(first):
-        readings = [first[name]] + ([second[name]] if name in second else [])
+    for name in sorted(folders[0]):
+        readings = [f[name] for f in folders if name in f]
         with open(os.path.join(out_dir, name + ".json"), "w") as f:
             json.dump({"readings": readings}, f, ensure_ascii=False, separators=(",", ":"))
-    print(f"wrote {len(first)} files to {out_dir}")
+    print(f"wrote {len(folders[0])} files with up to {len(folders)} readings to {out_dir}")
 
 
 if __name__ == "__main__":

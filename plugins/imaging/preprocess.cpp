@@ -39,6 +39,7 @@ public:
             Field::integer("max_width").default_value(2500).min(0).describe("Wider pages are scaled down to this width (0: never)"),
             Field::boolean("border").default_value(false).describe("Paint dark scan borders (lid, table) white"),
             Field::boolean("denoise").default_value(false).describe("3x3 median: removes speckle and dust"),
+            Field::boolean("thicken").default_value(false).describe("3x3 minimum after deskew: dark strokes one pixel thicker, so broken dot-matrix and faint thermal print joins up"),
             Field::boolean("contrast").default_value(false).describe("Stretch gray levels so faint print gets dark"),
             Field::number("contrast_clip").default_value(0.01).min(0).max(0.2)
                 .describe("Share of pixels clipped at each end by the contrast stretch"),
@@ -59,6 +60,7 @@ public:
         recipe_.border = c.get_bool("border");
         recipe_.denoise = c.get_bool("denoise");
         recipe_.contrast = c.get_bool("contrast");
+        recipe_.thicken = c.get_bool("thicken");
         recipe_.contrast_low = recipe_.contrast_high = c.get_number("contrast_clip");
         recipe_.deskew = c.get_bool("deskew");
         recipe_.max_skew = c.get_number("max_skew_degrees");
@@ -87,7 +89,7 @@ public:
         const auto t0 = std::chrono::steady_clock::now();
         auto doc = std::make_shared<Document>(*input);
         std::string detail;
-        const bool any_step = grayscale_ || recipe_.crop || recipe_.deskew || recipe_.border || recipe_.denoise || recipe_.contrast ||
+        const bool any_step = grayscale_ || recipe_.crop || recipe_.deskew || recipe_.border || recipe_.denoise || recipe_.contrast || recipe_.thicken ||
                               recipe_.binarize != "off" || recipe_.min_width > 0 || recipe_.max_width > 0;
         for (auto& page : doc->pages) {
             if (!page.image.pixels || !any_step) continue;  // a PDF text layer: nothing to clean

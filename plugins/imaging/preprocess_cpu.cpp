@@ -192,6 +192,25 @@ Image rotate_gray(const Image& gray, double degrees) {
     return out;
 }
 
+Image thicken_min3(const Image& gray) {
+    require_gray(gray, "thicken");
+    const int w = gray.width, h = gray.height;
+    Image out = blank_like(gray, w, h);
+    auto& dst = mutable_pixels(out);
+    const auto& src = *gray.pixels;
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x) {
+            std::uint8_t darkest = 255;
+            for (int dy = -1; dy <= 1; ++dy)
+                for (int dx = -1; dx <= 1; ++dx) {
+                    const int yy = std::clamp(y + dy, 0, h - 1), xx = std::clamp(x + dx, 0, w - 1);
+                    darkest = std::min(darkest, src[static_cast<std::size_t>(yy) * w + xx]);
+                }
+            dst[static_cast<std::size_t>(y) * w + x] = darkest;
+        }
+    return out;
+}
+
 Image denoise_median3(const Image& gray) {
     require_gray(gray, "denoise");
     const int w = gray.width, h = gray.height;
@@ -418,6 +437,7 @@ Image run_recipe_cpu(const Image& original, const Recipe& r, double* skew) {
         angle = estimate_skew(img, r.max_skew);
         if (std::abs(angle) >= 0.1) img = rotate_gray(img, -angle);  // turn the rise back to level
     }
+    if (r.thicken) img = thicken_min3(img);
     if (r.binarize == "sauvola") img = binarize_sauvola(img, r.sauvola_window, r.sauvola_k);
     else if (r.binarize == "otsu") img = binarize_otsu(img);
     if (skew) *skew = angle;

@@ -36,6 +36,9 @@ Image rotate_gray(const Image& gray, double degrees);
 
 // 3x3 median (edges replicated): removes speckle and scanner dust, keeps strokes.
 Image denoise_median3(const Image& gray);
+// 3x3 minimum (edges replicated): every dark stroke grows by one pixel, so the broken dots
+// of dot-matrix print and faint thermal print join into strokes Tesseract can read.
+Image thicken_min3(const Image& gray);
 // 256-bin histogram of a gray image.
 std::array<std::uint64_t, 256> gray_histogram(const Image& gray);
 // Contrast stretch limits: the gray levels below which `low_share` and above which
@@ -81,6 +84,7 @@ struct Recipe {
     bool deskew = true;
     double max_skew = 15;
     bool border = false;
+    bool thicken = false;  // thicken_min3 after deskew, before binarising
     std::string binarize = "off";  // off | sauvola | otsu
     int sauvola_window = 25;
     double sauvola_k = 0.2;

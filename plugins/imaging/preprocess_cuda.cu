@@ -94,6 +94,19 @@ __global__ void stretch_kernel(const std::uint8_t* src, std::uint8_t* dst, std::
     dst[i] = static_cast<std::uint8_t>(((v - low) * 255 + range / 2) / range);
 }
 
+// 3x3 minimum, as thicken_min3.
+__global__ void min3_kernel(const std::uint8_t* src, std::uint8_t* dst, int w, int h) {
+    const int x = blockIdx.x * blockDim.x + threadIdx.x, y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= w || y >= h) return;
+    unsigned darkest = 255;
+    for (int dy = -1; dy <= 1; ++dy)
+        for (int dx = -1; dx <= 1; ++dx) {
+            const int yy = min(max(y + dy, 0), h - 1), xx = min(max(x + dx, 0), w - 1);
+            darkest = min(darkest, static_cast<unsigned>(src[static_cast<std::size_t>(yy) * w + xx]));
+        }
+    dst[static_cast<std::size_t>(y) * w + x] = static_cast<std::uint8_t>(darkest);
+}
+
 __global__ void median3_kernel(const std::uint8_t* src, std::uint8_t* dst, int w, int h) {
     const int x = blockIdx.x * blockDim.x + threadIdx.x, y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x >= w || y >= h) return;
@@ -312,6 +325,12 @@ DevicePage stretch(Workspace& ws, const DevicePage& p, int low, int high) {
     return {dst, p.w, p.h, p.dpi};
 }
 
+DevicePage min3(Workspace& ws, const DevicePage& p) {
+    std::uint8_t* dst = other(ws, p.px, static_cast<std::size_t>(p.w) * p.h);
+    min3_kernel<<<grid2d(p.w, p.h), kBlock2d, 0, ws.stream>>>(p.px, dst, p.w, p.h);
+    return {dst, p.w, p.h, p.dpi};
+}
+
 DevicePage median3(Workspace& ws, const DevicePage& p) {
     std::uint8_t* dst = other(ws, p.px, static_cast<std::size_t>(p.w) * p.h);
     median3_kernel<<<grid2d(p.w, p.h), kBlock2d, 0, ws.stream>>>(p.px, dst, p.w, p.h);
@@ -419,6 +438,7 @@ Image cuda_run_recipe(const Image& original, const Recipe& r, double* skew) {
         angle = estimate_skew(download(ws, p), r.max_skew);
         if (std::abs(angle) >= 0.1) p = rotate(ws, p, -angle);
     }
+    if (r.thicken) p = min3(ws, p);
     if (r.binarize == "sauvola") p = sauvola(ws, p, r.sauvola_window, r.sauvola_k);
     else if (r.binarize == "otsu") p = otsu(ws, p);
     if (skew) *skew = angle;
@@ -453,6 +473,12 @@ Image cuda_binarize_otsu(const Image& gray) {
     require_gray(gray, "otsu");
     Workspace& ws = workspace();
     return download(ws, otsu(ws, upload_gray(ws, gray)));
+}
+
+Image cuda_thicken_min3(const Image& gray) {
+    require_gray(gray, "thicken");
+    Workspace& ws = workspace();
+    return download(ws, min3(ws, upload_gray(ws, gray)));
 }
 
 Image cuda_denoise_median3(const Image& gray) {

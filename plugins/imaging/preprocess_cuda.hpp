@@ -39,6 +39,7 @@ Image cuda_rotate(const Image& gray, double degrees);
 Image cuda_binarize_sauvola(const Image& gray, int window, double k);
 Image cuda_binarize_otsu(const Image& gray);
 Image cuda_denoise_median3(const Image& gray);
+Image cuda_thicken_min3(const Image& gray);
 Image cuda_stretch_contrast(const Image& gray, int low, int high);
 Image cuda_remove_border(const Image& gray);
 

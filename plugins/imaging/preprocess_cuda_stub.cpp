@@ -27,6 +27,7 @@ Image cuda_rotate(const Image&, double) { not_built(); }
 Image cuda_binarize_sauvola(const Image&, int, double) { not_built(); }
 Image cuda_binarize_otsu(const Image&) { not_built(); }
 Image cuda_denoise_median3(const Image&) { not_built(); }
+Image cuda_thicken_min3(const Image&) { not_built(); }
 Image cuda_stretch_contrast(const Image&, int, int) { not_built(); }
 Image cuda_remove_border(const Image&) { not_built(); }
 

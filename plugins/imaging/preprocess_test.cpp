@@ -153,6 +153,20 @@ Image gray_image(int w, int h, std::vector<std::uint8_t> px) {
     return img;
 }
 
+TEST(PreprocessCpu, ThickenJoinsBrokenDotsAndKeepsPaperWhite) {
+    // A dot-matrix stroke: dark dots two pixels apart along a row, on white.
+    std::vector<std::uint8_t> px(20 * 9, 255);
+    for (int x = 2; x < 18; x += 2) px[4 * 20 + x] = 40;
+    Image out = thicken_min3(gray_image(20, 9, px));
+    for (int x = 1; x < 18; ++x) EXPECT_EQ(at(out, x, 4), 40) << "gap at x=" << x;  // the dots became one stroke
+    EXPECT_EQ(at(out, 5, 3), 40);                                                    // one pixel thicker
+    EXPECT_EQ(at(out, 5, 1), 255);                                                   // and no more
+    EXPECT_EQ(at(out, 19, 8), 255);
+    // In the recipe it runs after deskew; off by default.
+    Recipe r;
+    EXPECT_FALSE(r.thicken);
+}
+
 TEST(PreprocessCpu, MedianRemovesSpeckleAndKeepsStrokes) {
     std::vector<std::uint8_t> px(20 * 20, 255);
     px[5 * 20 + 5] = 0;                                      // a lone dark speck
@@ -278,13 +292,14 @@ TEST_F(CudaMatchesCpu, SauvolaAndOtsuAreIdentical) {
 TEST_F(CudaMatchesCpu, DenoiseContrastBorder) {
     Image p = page();
     EXPECT_EQ(max_difference(cuda_denoise_median3(p), denoise_median3(p)), 0);
+    EXPECT_EQ(max_difference(cuda_thicken_min3(p), thicken_min3(p)), 0);
     EXPECT_EQ(max_difference(cuda_stretch_contrast(p, 40, 220), stretch_contrast(p, 40, 220)), 0);
     EXPECT_EQ(max_difference(cuda_remove_border(p), remove_border(p)), 0);
 }
 
 TEST_F(CudaMatchesCpu, WholeRecipeAndBuffersReusedAcrossPageSizes) {
     Recipe r;
-    r.denoise = r.contrast = r.border = true;
+    r.denoise = r.contrast = r.border = r.thicken = true;
     r.binarize = "sauvola";
     Image p = page();
     for (int width : {p.width, p.width / 2, p.width}) {  // grow, shrink, grow: buffers reused
