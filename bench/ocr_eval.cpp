@@ -94,6 +94,7 @@ int main(int argc, char** argv) {
     const std::map<std::string, std::string> kRecipes = {
         {"default", "{device: cpu}"},
         {"crop", "{device: cpu, crop: true}"},
+        {"thicken", "{device: cpu, thicken: true}"},
         {"sauvola", "{device: cpu, binarize: sauvola}"},
         {"otsu", "{device: cpu, binarize: otsu}"},
         {"contrast", "{device: cpu, contrast: true}"},

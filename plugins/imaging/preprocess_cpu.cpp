@@ -192,27 +192,12 @@ Image rotate_gray(const Image& gray, double degrees) {
     return out;
 }
 
-Image thicken_min3(const Image& gray) {
-    require_gray(gray, "thicken");
-    const int w = gray.width, h = gray.height;
-    Image out = blank_like(gray, w, h);
-    auto& dst = mutable_pixels(out);
-    const auto& src = *gray.pixels;
-    for (int y = 0; y < h; ++y)
-        for (int x = 0; x < w; ++x) {
-            std::uint8_t darkest = 255;
-            for (int dy = -1; dy <= 1; ++dy)
-                for (int dx = -1; dx <= 1; ++dx) {
-                    const int yy = std::clamp(y + dy, 0, h - 1), xx = std::clamp(x + dx, 0, w - 1);
-                    darkest = std::min(darkest, src[static_cast<std::size_t>(yy) * w + xx]);
-                }
-            dst[static_cast<std::size_t>(y) * w + x] = darkest;
-        }
-    return out;
-}
-
-Image denoise_median3(const Image& gray) {
-    require_gray(gray, "denoise");
+namespace {
+// Each output pixel from its 3x3 neighbourhood (edges replicated), row by row:
+// `reduce` gets the nine values and returns the new one.
+template <class Reduce>
+Image filter3x3(const Image& gray, const char* step, Reduce reduce) {
+    require_gray(gray, step);
     const int w = gray.width, h = gray.height;
     Image out = blank_like(gray, w, h);
     auto& dst = mutable_pixels(out);
@@ -226,10 +211,21 @@ Image denoise_median3(const Image& gray) {
                     const int yy = std::clamp(y + dy, 0, h - 1), xx = std::clamp(x + dx, 0, w - 1);
                     v[n++] = src[static_cast<std::size_t>(yy) * w + xx];
                 }
-            std::nth_element(v, v + 4, v + 9);
-            dst[static_cast<std::size_t>(y) * w + x] = v[4];
+            dst[static_cast<std::size_t>(y) * w + x] = reduce(v);
         }
     return out;
+}
+}  // namespace
+
+Image thicken_min3(const Image& gray) {
+    return filter3x3(gray, "thicken", [](std::uint8_t* v) { return *std::min_element(v, v + 9); });
+}
+
+Image denoise_median3(const Image& gray) {
+    return filter3x3(gray, "denoise", [](std::uint8_t* v) {
+        std::nth_element(v, v + 4, v + 9);
+        return v[4];
+    });
 }
 
 std::array<std::uint64_t, 256> gray_histogram(const Image& gray) {
