@@ -1249,20 +1249,15 @@ FieldMap ClaimExtractor::merge_readings(const std::vector<FieldMap>& readings, s
             }
         }
         FieldValue f = *groups[win].best;
-        // A letterhead read whole in one reading and cut short in another ("POPULAR BOOK" /
-        // "POPULAR BOOK CO. (M) SDN BHD") is one group; the longer reading, when it ends with the
-        // legal form, holds what both saw ("AEON CO. (M) BHD AN" only adds noise).
-        if (name == "receipt_number")  // the reading that kept the prefix ("CS00241999")
-            for (std::size_t p : groups[win].passes) {
-                const FieldValue& v = readings[p].at(name);
-                if (v.value.is_string() && f.value.is_string() && v.value.get<std::string>().size() > f.value.get<std::string>().size())
-                    f = v;
-            }
-        if (name == "provider_name")
+        // Within the winning group, a longer reading that completes a shorter one holds what
+        // both saw: the receipt number that kept its prefix ("CS00241999" / "241999"), the
+        // letterhead that kept its legal form ("POPULAR BOOK CO. (M) SDN BHD" / "POPULAR
+        // BOOK"; "AEON CO. (M) BHD AN" only adds noise and does not count).
+        if (name == "receipt_number" || name == "provider_name")
             for (std::size_t p : groups[win].passes) {
                 const FieldValue& v = readings[p].at(name);
                 if (v.value.is_string() && f.value.is_string() && v.value.get<std::string>().size() > f.value.get<std::string>().size() &&
-                    legal_end(v.value))
+                    (name == "receipt_number" || legal_end(v.value)))
                     f = v;
             }
         f.confidence = win_support;

@@ -408,20 +408,23 @@ Image crop_image(const Image& img, const ContentBox& box) {
     return out;
 }
 
-Image run_recipe_cpu(const Image& original, const Recipe& r, double* skew) {
-    const std::optional<ContentBox> box = r.crop ? find_content_box(original) : std::nullopt;
-    const Image input = box ? crop_image(original, *box) : original;
-    Image img = to_gray(input);
-    auto [w, h] = recipe_size(r, img.width, img.height);
-    if (box) {
-        // The crop keeps the scale the whole page would have had: at full 600 dpi a faint
-        // dot-matrix receipt turns into specks Tesseract reads as text (measured on SROIE).
-        const auto [pw, ph] = recipe_size(r, original.width, original.height);
-        const double f = static_cast<double>(pw) / original.width;
-        w = std::max(1, static_cast<int>(std::lround(img.width * f)));
-        h = std::max(1, static_cast<int>(std::lround(img.height * f)));
+RecipeInput recipe_input(const Image& page, const Recipe& r) {
+    const std::optional<ContentBox> box = r.crop ? find_content_box(page) : std::nullopt;
+    if (!box) {
+        const auto [w, h] = recipe_size(r, page.width, page.height);
+        return {page, w, h};
     }
-    if (w != img.width || h != img.height) img = resize_gray(img, w, h);
+    // The crop keeps the scale the whole page would have had: at full 600 dpi a faint
+    // dot-matrix receipt turns into specks Tesseract reads as text (measured on SROIE).
+    const double f = static_cast<double>(recipe_size(r, page.width, page.height).first) / page.width;
+    return {crop_image(page, *box), std::max(1, static_cast<int>(std::lround(box->width * f))),
+            std::max(1, static_cast<int>(std::lround(box->height * f)))};
+}
+
+Image run_recipe_cpu(const Image& original, const Recipe& r, double* skew) {
+    const RecipeInput input = recipe_input(original, r);
+    Image img = to_gray(input.image);
+    if (input.width != img.width || input.height != img.height) img = resize_gray(img, input.width, input.height);
     if (r.border) img = remove_border(img);
     if (r.denoise) img = denoise_median3(img);
     if (r.contrast) {

@@ -92,6 +92,15 @@ struct Recipe {
 // Target size for the width limits (height keeps the aspect ratio); the input size when
 // inside them.
 std::pair<int, int> recipe_size(const Recipe& r, int width, int height);
+// Where both paths start: the page, or the receipt cut out of it when `r.crop` finds one,
+// and the size the recipe scales it to (a crop keeps the scale the whole page would have
+// had). Host code shared by the CPU and CUDA paths, so they start from the same pixels.
+struct RecipeInput {
+    Image image;
+    int width = 0, height = 0;  // target size after scaling
+};
+RecipeInput recipe_input(const Image& page, const Recipe& r);
+
 // Runs every enabled step on the CPU. `skew` receives the angle found (0 when off).
 Image run_recipe_cpu(const Image& img, const Recipe& r, double* skew = nullptr);
 

@@ -412,19 +412,11 @@ const CudaStatus& cuda_status() {
 
 Image cuda_run_recipe(const Image& original, const Recipe& r, double* skew) {
     Workspace& ws = workspace();
-    // The crop decision reads a coarse sample of the page on the host (shared with the CPU
-    // path), so both paths start from the same pixels.
-    const std::optional<ContentBox> box = r.crop ? find_content_box(original) : std::nullopt;
-    const Image img = box ? crop_image(original, *box) : original;
-    DevicePage p = upload_gray(ws, img);
-    auto [w, h] = recipe_size(r, p.w, p.h);
-    if (box) {  // the same scale as the whole page would have had (see run_recipe_cpu)
-        const auto [pw, ph] = recipe_size(r, original.width, original.height);
-        const double f = static_cast<double>(pw) / original.width;
-        w = std::max(1, static_cast<int>(std::lround(img.width * f)));
-        h = std::max(1, static_cast<int>(std::lround(img.height * f)));
-    }
-    if (w != p.w || h != p.h) p = resize(ws, p, w, h);
+    // The crop decision and target size are host code shared with the CPU path, so both
+    // paths start from the same pixels.
+    const RecipeInput input = recipe_input(original, r);
+    DevicePage p = upload_gray(ws, input.image);
+    if (input.width != p.w || input.height != p.h) p = resize(ws, p, input.width, input.height);
     if (r.border) p = border(ws, p);
     if (r.denoise) p = median3(ws, p);
     if (r.contrast) {
