@@ -1,5 +1,8 @@
 // The runtime: turns a resolved PipelineSpec into running components wired as a oneTBB
 // flow graph, feeds it from source threads, and settles every source document exactly once.
+// Runtime itself only wires the parts in core/src/runtime/: tracking (in-flight source
+// documents), graph (hops, retries, ledger, settling), sources, job_book (job records),
+// dead_letters, retry_scheduler, health (+ /metrics text), watchdog, admin_actions.
 //
 // Delivery contract (see ARCHITECTURE.md "Delivery"):
 // - Each source document gets a Tracker counting the hops still owed by it and all its
@@ -21,6 +24,7 @@
 #include <vector>
 
 #include "pipeline.hpp"
+#include "runtime/tracking.hpp"
 #include "services.hpp"
 #include "state/store.hpp"
 
@@ -35,10 +39,6 @@ public:
 struct NodeSummary {
     std::string name, component;
     std::uint64_t in = 0, out = 0, failed = 0, retries = 0;
-};
-
-struct FailedDocument {
-    std::string doc_id, label, reason;
 };
 
 struct RunSummary {
@@ -84,6 +84,7 @@ public:
     int admin_port() const;
 
 private:
+    void build_nodes();
     void start_admin();
     struct Impl;
     std::unique_ptr<Impl> impl_;

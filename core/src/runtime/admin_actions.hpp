@@ -1,0 +1,53 @@
+// What the admin API can ask of a running pipeline: readiness, detailed health, metrics,
+// and the review and recovery actions — approve a parked claim (with a reviewer's
+// corrections) into the pipeline's approved node, reject it, or re-run a failed job from
+// its dead letters.
+//
+// Threading: called from admin server threads concurrently with the graph; everything it
+// touches is thread-safe. Ownership: the Runtime owns it and stops the admin server first.
+#pragma once
+
+#include <optional>
+
+#include "admin_server.hpp"
+#include "graph.hpp"
+#include "health.hpp"
+
+namespace docpipe::core {
+
+class AdminActions : public AdminBackend {
+public:
+    AdminActions(const NodeList& nodes, Store& store, GraphExecutor& graph, DeadLetters& dead_letters, HealthReporter& health,
+                 const MetricsRegistry& metrics, const InFlight& flight, const RunCounters& counters, NodeLogger& log,
+                 std::optional<std::size_t> approved_node)
+        : nodes_(nodes), store_(store), graph_(graph), dead_letters_(dead_letters), health_(health), metrics_(metrics),
+          flight_(flight), counters_(counters), log_(log), approved_node_(approved_node) {}
+
+    bool ready(std::string& why_not) override { return health_.ready(why_not); }
+    nlohmann::json health_detailed() override { return health_.detailed(); }
+    std::string metrics_text() override { return render_metrics(metrics_, nodes_, flight_, counters_, store_); }
+    Store& store() override { return store_; }
+    std::string retry_job(const std::string& id) override;
+    std::string approve(const std::string& id, const nlohmann::json& corrections, const std::string& notes) override;
+    std::string reject(const std::string& id, const std::string& reason) override;
+
+private:
+    std::optional<std::size_t> node_index(const std::string& name) const;
+
+    const NodeList& nodes_;
+    Store& store_;
+    GraphExecutor& graph_;
+    DeadLetters& dead_letters_;
+    HealthReporter& health_;
+    const MetricsRegistry& metrics_;
+    const InFlight& flight_;
+    const RunCounters& counters_;
+    NodeLogger& log_;
+    std::optional<std::size_t> approved_node_;
+};
+
+// The admin key when none is configured: reuse `file`, else generate one and write it
+// there with mode 0600. The key itself is never logged. Throws StartError.
+std::string local_admin_key(const std::filesystem::path& file, Logger& log);
+
+}  // namespace docpipe::core

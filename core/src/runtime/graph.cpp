@@ -1,0 +1,331 @@
+#include "graph.hpp"
+
+#include <algorithm>
+#include <thread>
+
+#include <fmt/core.h>
+#include <oneapi/tbb/flow_graph.h>
+#include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/task_arena.h>
+
+#include "builtin/builtin.hpp"
+#include "retry_scheduler.hpp"
+
+namespace docpipe::core {
+
+namespace flow = oneapi::tbb::flow;
+using std::chrono::milliseconds;
+
+// The TBB objects, kept out of the header (flow_graph.h is heavy).
+struct GraphExecutor::Flow {
+    // The graph runs in its own arena sized to the sum of node concurrencies: a sink that
+    // blocks on I/O with concurrency 8 must get 8 threads even on a 2-core machine. CPU-bound
+    // nodes are still bounded by their own concurrency.
+    std::unique_ptr<oneapi::tbb::global_control> parallelism;
+    std::unique_ptr<oneapi::tbb::task_arena> arena;
+    std::unique_ptr<flow::graph> graph;
+    std::vector<std::unique_ptr<flow::function_node<Envelope>>> nodes;  // by node index; null for sources
+    std::unique_ptr<RetryScheduler> scheduler;
+};
+
+GraphExecutor::GraphExecutor(GraphServices services) : s_(services), flow_(std::make_unique<Flow>()) {}
+
+GraphExecutor::~GraphExecutor() {
+    if (flow_->graph) wait_for_all();
+    flow_->scheduler.reset();  // pending retries are dropped: their sources were not acked
+    flow_->nodes.clear();
+}
+
+void GraphExecutor::build() {
+    Flow& f = *flow_;
+    f.scheduler = std::make_unique<RetryScheduler>();
+    std::size_t threads = 0;
+    for (const auto& node : s_.nodes)
+        if (!node->source) threads += static_cast<std::size_t>(node->spec->concurrency);
+    threads = std::clamp<std::size_t>(threads, std::max(2u, std::thread::hardware_concurrency()), 256);
+    const auto allowed = oneapi::tbb::global_control::active_value(oneapi::tbb::global_control::max_allowed_parallelism);
+    f.parallelism = std::make_unique<oneapi::tbb::global_control>(oneapi::tbb::global_control::max_allowed_parallelism,
+                                                                  std::max(threads + 1, allowed));
+    f.arena = std::make_unique<oneapi::tbb::task_arena>(static_cast<int>(threads), 0);
+    f.arena->execute([&f] { f.graph = std::make_unique<flow::graph>(); });
+    f.nodes.resize(s_.nodes.size());
+    for (std::size_t i = 0; i < s_.nodes.size(); ++i) {
+        auto& node = *s_.nodes[i];
+        if (node.source) continue;
+        f.nodes[i] = std::make_unique<flow::function_node<Envelope>>(
+            *f.graph, static_cast<std::size_t>(node.spec->concurrency), [this, i](const Envelope& env) {
+                run(i, env);
+                return flow::continue_msg();
+            });
+    }
+}
+
+void GraphExecutor::wait_for_all() {
+    flow_->arena->execute([this] { flow_->graph->wait_for_all(); });
+}
+
+// ---- entering the graph ------------------------------------------------------------------
+
+void GraphExecutor::admit(std::size_t index, Document doc, const std::shared_ptr<Tracker>& tracker) {
+    RuntimeNode& node = *s_.nodes[index];
+    s_.settlements.counters.taken.fetch_add(1);
+    doc.attributes[kJobIdAttribute] = doc.id;  // children inherit it (make_child copies attributes)
+    s_.jobs.start(*tracker, doc);
+    node.stats.in.fetch_add(1, std::memory_order_relaxed);
+    if (s_.log.enabled(LogLevel::Debug)) node.context->log().log(LogLevel::Debug, "taken", doc.id);
+    // Hold one extra count while forwarding so a fast graph cannot settle mid-fan-out.
+    tracker->outstanding.fetch_add(1);
+    forward(node, "out", std::make_shared<const Document>(std::move(doc)), tracker);
+    if (tracker->outstanding.fetch_sub(1) == 1) settle(tracker);
+}
+
+void GraphExecutor::inject(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack) {
+    auto tracker = std::make_shared<Tracker>();
+    tracker->doc_id = job_id;
+    tracker->label = doc->parts.empty() ? doc->id : doc->parts.front().name;
+    tracker->source_node = "admin retry";
+    tracker->ack = std::move(ack);
+    tracker->started = steady::now();
+    s_.flight.enter_now(tracker);
+    tracker->outstanding.fetch_add(1);
+    put(index, Envelope{std::move(doc), tracker, 0, 1});
+}
+
+// ---- hops --------------------------------------------------------------------------------
+
+void GraphExecutor::put(std::size_t index, Envelope env) {
+    {
+        std::lock_guard lock(env.tracker->mutex);
+        if (env.token == 0) env.token = env.tracker->next_token++;
+        auto& ps = env.tracker->positions;
+        auto it = std::find_if(ps.begin(), ps.end(), [&](const Position& p) { return p.token == env.token; });
+        const Position here{env.token, index, HopState::Queued, steady::now(), false, env.attempt};
+        if (it == ps.end()) ps.push_back(here);
+        else *it = here;
+    }
+    s_.nodes[index]->stats.queued.fetch_add(1, std::memory_order_relaxed);
+    flow_->nodes[index]->try_put(env);  // spawns into the graph's arena
+}
+
+void GraphExecutor::forward(RuntimeNode& from, std::string_view port, DocumentPtr doc, const std::shared_ptr<Tracker>& tracker) {
+    const auto& targets = from.successors.find(port)->second;  // resolve() guarantees every port is connected
+    tracker->outstanding.fetch_add(static_cast<std::int64_t>(targets.size()));
+    from.stats.out.fetch_add(1, std::memory_order_relaxed);
+    for (std::size_t t : targets) put(t, Envelope{doc, tracker, 0, 1});
+}
+
+void GraphExecutor::set_state(const Envelope& env, HopState state) {
+    std::lock_guard lock(env.tracker->mutex);
+    for (auto& p : env.tracker->positions)
+        if (p.token == env.token) {
+            p.state = state;
+            p.since = steady::now();
+            p.warned = false;
+        }
+}
+
+void GraphExecutor::finish_hop(const Envelope& env) {
+    {
+        std::lock_guard lock(env.tracker->mutex);
+        auto& ps = env.tracker->positions;
+        ps.erase(std::remove_if(ps.begin(), ps.end(), [&](const Position& p) { return p.token == env.token; }), ps.end());
+    }
+    if (env.tracker->outstanding.fetch_sub(1) == 1) settle(env.tracker);
+}
+
+void GraphExecutor::settle(const std::shared_ptr<Tracker>& tracker) {
+    Outcome outcome;
+    {
+        std::lock_guard lock(tracker->mutex);
+        outcome.ok = !tracker->failed;
+        outcome.reason = tracker->reason;
+    }
+    try {
+        if (tracker->ack) tracker->ack(outcome);
+    } catch (const std::exception& e) {
+        s_.log.log(LogLevel::Error, fmt::format("source '{}' threw while settling a document: {}", tracker->source_node, e.what()),
+                   tracker->doc_id);
+    }
+    s_.jobs.end(*tracker, outcome);
+    auto& counters = s_.settlements.counters;
+    if (outcome.ok) {
+        counters.completed.fetch_add(1);
+    } else {
+        counters.failed.fetch_add(1);
+        std::lock_guard lock(s_.settlements.failures_mutex);
+        if (s_.settlements.failures.size() < 100) s_.settlements.failures.push_back({tracker->doc_id, tracker->label, outcome.reason});
+    }
+    if (s_.log.enabled(LogLevel::Debug))
+        s_.log.log(LogLevel::Debug, fmt::format("{} after {} ms", outcome.ok ? "acked" : "nacked: " + outcome.reason,
+                                                std::chrono::duration_cast<milliseconds>(steady::now() - tracker->started).count()),
+                   tracker->doc_id);
+    s_.flight.leave(tracker);
+}
+
+void GraphExecutor::fail(RuntimeNode& node, const Envelope& env, const std::string& why) {
+    const std::string reason = fmt::format("{}: {}", node.label, why);
+    node.stats.failed.fetch_add(1, std::memory_order_relaxed);
+    node.stats.set_last_error(why, s_.clock.now(), false);
+    node.context->log().log(LogLevel::Error, fmt::format("failed after {} attempt(s): {}", env.attempt, why), env.doc->id);
+    try {
+        s_.dead_letters.store(node, env, reason);
+    } catch (const std::exception& e) {
+        // The source is nacked anyway, so the input is kept there; say that the record is missing.
+        node.context->log().log(LogLevel::Error, fmt::format("could not store the dead letter: {}", e.what()), env.doc->id);
+    }
+    {
+        std::lock_guard lock(env.tracker->mutex);
+        if (!env.tracker->failed) {
+            env.tracker->failed = true;
+            env.tracker->reason = reason;
+        }
+    }
+    finish_hop(env);
+}
+
+void GraphExecutor::retry_or_fail(std::size_t index, Envelope env, const std::string& why, milliseconds hint) {
+    RuntimeNode& node = *s_.nodes[index];
+    const RetryPolicy& policy = node.spec->retry;
+    if (env.attempt >= policy.attempts || give_up_retries_.load()) {
+        fail(node, env, why + fmt::format(" (gave up after {} attempt(s))", env.attempt));
+        return;
+    }
+    const milliseconds delay = retry_delay(policy, env.attempt + 1, hint);
+    node.stats.retries.fetch_add(1, std::memory_order_relaxed);
+    node.context->log().log(LogLevel::Warn, fmt::format("attempt {} of {} failed: {}; retrying in {} ms", env.attempt, policy.attempts,
+                                                        why, delay.count()), env.doc->id);
+    set_state(env, HopState::RetryWait);
+    env.attempt += 1;
+    flow_->scheduler->at(steady::now() + delay, [this, index, env]() { put(index, env); });
+}
+
+// ---- node bodies -------------------------------------------------------------------------
+
+class GraphExecutor::CollectingOutputs : public Outputs {
+public:
+    explicit CollectingOutputs(const ComponentDescriptor& d) : descriptor(d) {}
+    void emit(DocumentPtr doc, std::string_view port) override {
+        // Violations are recorded, not thrown: a plugin could swallow an exception.
+        if (!doc) {
+            if (violation.empty()) violation = "emitted a null document";
+            return;
+        }
+        bool known = std::any_of(descriptor.output_ports.begin(), descriptor.output_ports.end(),
+                                 [&](const PortSpec& p) { return p.name == port; });
+        if (!known) {
+            if (violation.empty()) {
+                std::string ports;
+                for (const auto& p : descriptor.output_ports) ports += (ports.empty() ? "" : ", ") + p.name;
+                violation = fmt::format("emitted on undeclared port '{}' (declared: {})", port, ports);
+            }
+            return;
+        }
+        if (doc->id.empty() && violation.empty()) {
+            violation = "emitted a document without an id";
+            return;
+        }
+        emitted.emplace_back(std::move(doc), std::string(port));
+    }
+    void skip(std::string_view reason) override { skipped = std::string(reason); }
+    const ComponentDescriptor& descriptor;
+    std::vector<std::pair<DocumentPtr, std::string>> emitted;
+    std::string skipped;
+    std::string violation;
+};
+
+// Runs a component call; an exception becomes a failure (BadInput) or a retry under the
+// node's policy. True when the call returned normally.
+template <typename Call>
+bool GraphExecutor::guarded(std::size_t index, const Envelope& env, Call&& call) {
+    RuntimeNode& node = *s_.nodes[index];
+    try {
+        call();
+        return true;
+    } catch (const BadInput& e) {
+        fail(node, env, fmt::format("bad input: {}", e.what()));
+    } catch (const RetryLater& e) {
+        retry_or_fail(index, env, e.what(), e.after);
+    } catch (const std::exception& e) {
+        retry_or_fail(index, env, fmt::format("threw: {}", e.what()), milliseconds(0));
+    } catch (...) {
+        retry_or_fail(index, env, "threw a non-standard exception", milliseconds(0));
+    }
+    return false;
+}
+
+void GraphExecutor::run(std::size_t index, const Envelope& env) {
+    RuntimeNode& node = *s_.nodes[index];
+    node.stats.in.fetch_add(1, std::memory_order_relaxed);
+    node.stats.queued.fetch_sub(1, std::memory_order_relaxed);
+    set_state(env, HopState::Running);
+    if (node.sink) run_sink(index, env);
+    else run_transform(index, env);
+}
+
+void GraphExecutor::run_transform(std::size_t index, const Envelope& env) {
+    RuntimeNode& node = *s_.nodes[index];
+    CollectingOutputs outputs(*node.spec->descriptor);
+    const auto t0 = steady::now();
+    if (!guarded(index, env, [&] { node.transform->process(env.doc, outputs); })) return;
+    node.stats.observe(t0);
+    if (!outputs.violation.empty()) {
+        fail(node, env, "broke the component contract: " + outputs.violation);
+        return;
+    }
+    if (!outputs.skipped.empty() && outputs.emitted.empty()) {
+        node.context->log().log(LogLevel::Info, "skipped: " + outputs.skipped, env.doc->id);
+        s_.metrics.increment("skipped_total", 1, {{"node", node.name()}});
+        s_.jobs.skip(env.tracker->doc_id, node.name(), outputs.skipped);
+    }
+    for (auto& [doc, port] : outputs.emitted) forward(node, port, std::move(doc), env.tracker);
+    finish_hop(env);  // after forwarding: the tracker cannot reach zero early
+}
+
+void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
+    RuntimeNode& node = *s_.nodes[index];
+    const auto t0 = steady::now();
+    std::optional<SinkResult> result;
+    const bool ledger = node.spec->ledger;
+    const std::string ledger_key = ledger ? fmt::format("ledger/{}/{}", node.name(), env.doc->id) : std::string();
+    bool delivered_before = false;
+    const bool returned = guarded(index, env, [&] {
+        if (ledger && s_.store.get(ledger_key)) {
+            // Accepted by this sink before (a redelivery after another branch failed, or
+            // a restart): do not send it twice.
+            delivered_before = true;
+            return;
+        }
+        result = node.sink->write(*env.doc);
+        if (ledger && result->status() == SinkResult::Status::Ok) {
+            try {
+                s_.store.put(ledger_key, iso8601(s_.clock.now()), s_.ledger_ttl);
+            } catch (const std::exception& e) {
+                // The write happened; retrying it would send it twice. Only the record is missing.
+                node.context->log().log(LogLevel::Warn, fmt::format("delivered, but the ledger entry was not stored: {}", e.what()),
+                                        env.doc->id);
+            }
+        }
+    });
+    if (!returned) return;
+    if (delivered_before) {
+        node.context->log().log(LogLevel::Info, "already delivered by this sink (ledger); not sent again", env.doc->id);
+        finish_hop(env);
+        return;
+    }
+    node.stats.observe(t0);
+    switch (result->status()) {
+        case SinkResult::Status::Ok:
+            if (env.doc->fields.contains("claim")) s_.jobs.claim(env.tracker->doc_id, *env.doc, node.context->log());
+            finish_hop(env);
+            return;
+        case SinkResult::Status::Retry:
+            retry_or_fail(index, env, result->reason().empty() ? "asked to retry" : result->reason(), result->retry_after());
+            return;
+        case SinkResult::Status::Fail:
+            fail(node, env, result->reason().empty() ? "failed without a reason" : result->reason());
+            return;
+    }
+    fail(node, env, "broke the component contract: returned an invalid SinkResult");
+}
+
+}  // namespace docpipe::core

@@ -1,0 +1,89 @@
+// Graph execution: the pipeline's transforms, OCR engines and sinks as oneTBB flow-graph
+// nodes, and what happens to each document at each hop — call the component, forward
+// what it emits, retry under the node's policy, dead-letter a failure, consult the sink's
+// delivery ledger — and the settling of a source document when its last hop is done.
+//
+// Threading: put()/forward()/admit() may be called from any thread (sources, the retry
+// scheduler, admin threads); node bodies run on the graph's own arena with each node's
+// declared concurrency.
+// Ownership: the Runtime owns the GraphExecutor and everything it references; the executor
+// owns the TBB arena, graph, flow nodes and the retry scheduler. Destroy it (it waits for
+// the graph) before the components.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "dead_letters.hpp"
+#include "job_book.hpp"
+#include "node.hpp"
+#include "tracking.hpp"
+
+namespace docpipe::core {
+
+// Where settled source documents are counted, for the run summary.
+struct Settlements {
+    RunCounters counters;
+    mutable std::mutex failures_mutex;
+    std::vector<FailedDocument> failures;  // first 100
+};
+
+struct GraphServices {
+    NodeList& nodes;
+    InFlight& flight;
+    Settlements& settlements;
+    JobBook& jobs;
+    DeadLetters& dead_letters;
+    MetricsRegistry& metrics;
+    Store& store;
+    Clock& clock;
+    NodeLogger& log;
+    std::chrono::seconds ledger_ttl;
+};
+
+class GraphExecutor {
+public:
+    explicit GraphExecutor(GraphServices services);
+    ~GraphExecutor();
+    GraphExecutor(const GraphExecutor&) = delete;
+    GraphExecutor& operator=(const GraphExecutor&) = delete;
+
+    // Builds the arena, graph and flow nodes for every non-source node.
+    void build();
+    // A source document enters through its source node `index`: starts its job, forwards it
+    // to the source's successors, and settles it if the graph finished it already.
+    void admit(std::size_t index, Document doc, const std::shared_ptr<Tracker>& tracker);
+    // Puts a document straight into a node (admin retry, approval) under its own tracker.
+    void inject(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack);
+    // Blocks until the graph has no running or queued work.
+    void wait_for_all();
+    // The drain deadline passed: retries still due fail at once instead of waiting.
+    void give_up_retries() { give_up_retries_.store(true); }
+
+private:
+    class CollectingOutputs;
+    struct Flow;
+
+    void put(std::size_t index, Envelope env);
+    void forward(RuntimeNode& from, std::string_view port, DocumentPtr doc, const std::shared_ptr<Tracker>& tracker);
+    void set_state(const Envelope& env, HopState state);
+    void finish_hop(const Envelope& env);
+    void settle(const std::shared_ptr<Tracker>& tracker);
+    void fail(RuntimeNode& node, const Envelope& env, const std::string& why);
+    void retry_or_fail(std::size_t index, Envelope env, const std::string& why, std::chrono::milliseconds hint);
+    template <typename Call>
+    bool guarded(std::size_t index, const Envelope& env, Call&& call);
+    void run(std::size_t index, const Envelope& env);
+    void run_transform(std::size_t index, const Envelope& env);
+    void run_sink(std::size_t index, const Envelope& env);
+
+    GraphServices s_;
+    std::atomic<bool> give_up_retries_{false};
+    std::unique_ptr<Flow> flow_;
+};
+
+}  // namespace docpipe::core

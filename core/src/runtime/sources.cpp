@@ -1,0 +1,73 @@
+#include "sources.hpp"
+
+#include <fmt/core.h>
+
+namespace docpipe::core {
+
+class SourceDriver::Emitter : public SourceEmitter {
+public:
+    Emitter(SourceDriver& driver, std::size_t index) : driver_(driver), index_(index) {}
+    bool emit(Document doc, AckHandle ack) override { return driver_.admit(index_, std::move(doc), std::move(ack)); }
+    bool stop_requested() const override { return driver_.flight_.sources_stopping(); }
+
+private:
+    SourceDriver& driver_;
+    std::size_t index_;
+};
+
+void SourceDriver::start() {
+    for (std::size_t i = 0; i < nodes_.size(); ++i)
+        if (nodes_[i]->source) threads_.emplace_back([this, i] { loop(i); });
+}
+
+void SourceDriver::join() {
+    for (auto& t : threads_)
+        if (t.joinable()) t.join();
+    threads_.clear();
+}
+
+bool SourceDriver::admit(std::size_t index, Document doc, AckHandle ack) {
+    RuntimeNode& node = *nodes_[index];
+    if (doc.id.empty()) {
+        if (!doc.parts.empty() && doc.parts.front().bytes) {
+            doc.id = Document::content_id(doc.parts.front().bytes->data(), doc.parts.front().bytes->size());
+        } else {
+            if (ack) ack(Outcome{false, node.label + ": source emitted a document with no id and no content"});
+            settlements_.counters.failed.fetch_add(1);
+            return true;
+        }
+    }
+    auto tracker = std::make_shared<Tracker>();
+    tracker->doc_id = doc.id;
+    auto name = doc.attributes.find("filename");
+    tracker->label = name != doc.attributes.end() ? name->second : (doc.parts.empty() ? "" : doc.parts.front().name);
+    tracker->source_node = node.name();
+    tracker->ack = std::move(ack);
+    tracker->started = steady::now();
+    if (!flight_.enter(tracker)) return false;  // not taken: the source keeps it
+    graph_.admit(index, std::move(doc), tracker);
+    return true;
+}
+
+void SourceDriver::loop(std::size_t index) {
+    RuntimeNode& node = *nodes_[index];
+    Emitter emitter(*this, index);
+    if (once_) {
+        try {
+            node.source->poll(emitter, PollRequest{std::chrono::milliseconds(0), true});
+        } catch (const std::exception& e) {
+            node.context->log().log(LogLevel::Error, fmt::format("poll failed: {}", e.what()));
+        }
+        return;
+    }
+    while (!flight_.sources_stopping()) {
+        try {
+            node.source->poll(emitter, PollRequest{poll_wait_, false});
+        } catch (const std::exception& e) {
+            node.context->log().log(LogLevel::Error, fmt::format("poll failed: {}; trying again in 1 s", e.what()));
+            flight_.pause_source(std::chrono::seconds(1));
+        }
+    }
+}
+
+}  // namespace docpipe::core

@@ -1,0 +1,102 @@
+#include "tracking.hpp"
+
+#include <algorithm>
+
+namespace docpipe::core {
+
+const char* describe_state(HopState s) {
+    switch (s) {
+        case HopState::Queued: return "waiting in the node's queue for a free worker";
+        case HopState::Running: return "waiting for the component's call to return";
+        case HopState::RetryWait: return "waiting for its next retry";
+    }
+    return "?";
+}
+
+const char* to_string(DescendantOutcome::Kind kind) {
+    switch (kind) {
+        case DescendantOutcome::Kind::Submitted: return "submitted";
+        case DescendantOutcome::Kind::Review: return "review";
+        case DescendantOutcome::Kind::Skipped: return "skipped";
+        case DescendantOutcome::Kind::Failed: return "failed";
+    }
+    return "?";
+}
+
+bool InFlight::enter(const std::shared_ptr<Tracker>& tracker) {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return live_.size() < max_ || stop_sources_.load(); });
+    if (stop_sources_.load()) return false;
+    live_.insert(tracker);
+    peak_ = std::max<std::uint64_t>(peak_, live_.size());
+    return true;
+}
+
+void InFlight::enter_now(const std::shared_ptr<Tracker>& tracker) {
+    std::lock_guard lock(mutex_);
+    live_.insert(tracker);
+    peak_ = std::max<std::uint64_t>(peak_, live_.size());
+}
+
+void InFlight::leave(const std::shared_ptr<Tracker>& tracker) {
+    {
+        std::lock_guard lock(mutex_);
+        live_.erase(tracker);
+    }
+    cv_.notify_all();
+}
+
+std::size_t InFlight::size() const {
+    std::lock_guard lock(mutex_);
+    return live_.size();
+}
+
+std::uint64_t InFlight::peak() const {
+    std::lock_guard lock(mutex_);
+    return peak_;
+}
+
+std::vector<std::shared_ptr<Tracker>> InFlight::snapshot() const {
+    std::lock_guard lock(mutex_);
+    return {live_.begin(), live_.end()};
+}
+
+void InFlight::request_stop() {
+    {
+        // Under the lock, so a waiter between its predicate check and its wait still wakes.
+        std::lock_guard lock(mutex_);
+        stop_requested_.store(true);
+    }
+    cv_.notify_all();
+}
+
+void InFlight::stop_sources() {
+    {
+        std::lock_guard lock(mutex_);
+        stop_sources_.store(true);
+    }
+    cv_.notify_all();
+}
+
+bool InFlight::wait_empty_or_stop() {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return live_.empty() || stop_requested_.load(); });
+    return live_.empty();
+}
+
+void InFlight::wait_stop() {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return stop_requested_.load(); });
+}
+
+bool InFlight::wait_empty_for(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_for(lock, timeout, [&] { return live_.empty(); });
+}
+
+void InFlight::pause_source(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex_);
+    cv_.wait_for(lock, timeout, [&] { return stop_sources_.load(); });
+}
+
+}  // namespace docpipe::core

@@ -1,0 +1,128 @@
+// Source-document tracking: where every document owed by a source document is, and when
+// the source document is settled.
+//
+// A Tracker exists per source document (an email, a file) from the moment the runtime
+// takes it until it is settled (acked or nacked). Each document put into a graph node is
+// one "hop" the tracker owes; the source document settles when the count reaches zero.
+// InFlight is the set of live trackers: the bound on documents in flight (backpressure),
+// the stop flags sources and run() wait on, and the report of where each one is.
+//
+// Threading: Tracker::outstanding is atomic; everything else in a Tracker is guarded by its
+// mutex. InFlight is thread-safe. Ownership: trackers are shared by the envelopes that carry
+// them and by InFlight; the last one to let go frees it.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "docpipe/component.hpp"
+#include "docpipe/document.hpp"
+
+namespace docpipe::core {
+
+using steady = std::chrono::steady_clock;
+
+enum class HopState { Queued, Running, RetryWait };
+const char* describe_state(HopState s);
+
+struct Position {
+    std::uint64_t token;
+    std::size_t node;
+    HopState state;
+    steady::time_point since;
+    bool warned = false;
+    int attempt = 1;
+};
+
+// How one descendant of a source document ended: delivered by a sink, parked for review,
+// consumed on purpose (skipped), or failed (dead-lettered). The source document's job
+// status is derived from all of them.
+struct DescendantOutcome {
+    enum class Kind { Submitted, Review, Skipped, Failed };
+    Kind kind = Kind::Submitted;
+    std::string doc_id, name, node, reason;
+};
+const char* to_string(DescendantOutcome::Kind kind);
+
+struct Tracker {
+    std::atomic<std::int64_t> outstanding{0};
+    std::string doc_id, label, source_node;
+    AckHandle ack;
+    steady::time_point started;
+    // True when no job record existed for this source document before it was taken: no
+    // sink can have delivered any of its descendants, so the ledger need not be read.
+    bool first_delivery = false;
+
+    std::mutex mutex;  // guards everything below
+    bool failed = false;
+    std::string reason;
+    std::uint64_t next_token = 1;
+    std::vector<Position> positions;
+    std::vector<DescendantOutcome> outcomes;
+
+    void add_outcome(DescendantOutcome outcome) {
+        std::lock_guard lock(mutex);
+        outcomes.push_back(std::move(outcome));
+    }
+};
+
+struct Envelope {
+    DocumentPtr doc;
+    std::shared_ptr<Tracker> tracker;
+    std::uint64_t token = 0;
+    int attempt = 1;
+};
+
+struct FailedDocument {
+    std::string doc_id, label, reason;
+};
+
+// Totals for the run summary and /metrics.
+struct RunCounters {
+    std::atomic<std::uint64_t> taken{0}, completed{0}, failed{0};
+};
+
+class InFlight {
+public:
+    explicit InFlight(std::size_t max_in_flight) : max_(max_in_flight) {}
+
+    // Waits for a free slot (backpressure); false when sources are stopping (not taken).
+    bool enter(const std::shared_ptr<Tracker>& tracker);
+    // Takes a slot without waiting (admin retries and approvals: the caller is an HTTP thread).
+    void enter_now(const std::shared_ptr<Tracker>& tracker);
+    void leave(const std::shared_ptr<Tracker>& tracker);
+
+    std::size_t size() const;
+    std::uint64_t peak() const;
+    std::vector<std::shared_ptr<Tracker>> snapshot() const;
+
+    // Stop flags: request_stop() ends run()'s wait; stop_sources() ends enter()'s.
+    void request_stop();
+    void stop_sources();
+    bool stop_requested() const { return stop_requested_.load(); }
+    bool sources_stopping() const { return stop_sources_.load(); }
+    // Waits until empty or a stop is requested; true when empty.
+    bool wait_empty_or_stop();
+    void wait_stop();
+    // Waits up to `timeout` for the set to empty; true when it did.
+    bool wait_empty_for(std::chrono::milliseconds timeout);
+    // Sleeps up to `timeout`, waking early when sources stop.
+    void pause_source(std::chrono::milliseconds timeout);
+
+private:
+    const std::size_t max_;
+    mutable std::mutex mutex_;
+    std::condition_variable cv_;
+    std::set<std::shared_ptr<Tracker>> live_;
+    std::uint64_t peak_ = 0;
+    std::atomic<bool> stop_requested_{false}, stop_sources_{false};
+};
+
+}  // namespace docpipe::core

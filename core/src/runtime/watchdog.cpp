@@ -1,0 +1,59 @@
+#include "watchdog.hpp"
+
+#include <algorithm>
+
+#include <fmt/core.h>
+
+namespace docpipe::core {
+
+using std::chrono::milliseconds;
+
+std::vector<std::string> in_flight_report(const InFlight& flight, const NodeList& nodes) {
+    std::vector<std::string> lines;
+    const auto now = steady::now();
+    for (const auto& t : flight.snapshot()) {
+        std::lock_guard tl(t->mutex);
+        std::string where;
+        for (const auto& p : t->positions)
+            where += fmt::format("{}node '{}' for {} ms, {}", where.empty() ? "" : "; ", nodes[p.node]->name(),
+                                 std::chrono::duration_cast<milliseconds>(now - p.since).count(), describe_state(p.state));
+        lines.push_back(fmt::format("doc {} ({}) from '{}': {}", t->doc_id, t->label, t->source_node, where.empty() ? "between nodes" : where));
+    }
+    return lines;
+}
+
+StuckWatch::StuckWatch(const InFlight& flight, const NodeList& nodes, MetricsRegistry& metrics, milliseconds stuck_after)
+    : flight_(flight), nodes_(nodes), metrics_(metrics), stuck_after_(stuck_after), thread_([this] { loop(); }) {}
+
+StuckWatch::~StuckWatch() {
+    {
+        std::lock_guard lock(mutex_);
+        stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+}
+
+void StuckWatch::loop() {
+    std::unique_lock lock(mutex_);
+    const auto period = std::clamp(stuck_after_ / 4, milliseconds(10), milliseconds(1000));
+    while (!cv_.wait_for(lock, period, [&] { return stop_; })) {
+        const auto now = steady::now();
+        for (const auto& t : flight_.snapshot()) {
+            std::lock_guard tl(t->mutex);
+            for (auto& p : t->positions) {
+                if (p.warned || now - p.since < stuck_after_) continue;
+                p.warned = true;
+                const RuntimeNode& node = *nodes_[p.node];
+                node.context->log().log(LogLevel::Warn,
+                                        fmt::format("document stuck for {} s in this node ({}), {}",
+                                                    std::chrono::duration_cast<std::chrono::seconds>(now - p.since).count(),
+                                                    node.spec->component, describe_state(p.state)),
+                                        t->doc_id);
+                metrics_.increment("stuck_documents_total", 1, {{"node", node.name()}});
+            }
+        }
+    }
+}
+
+}  // namespace docpipe::core
