@@ -42,6 +42,9 @@ const ConfigSpec& state_section_spec() {
             .describe("SQLite database file (relative paths are relative to the working directory)"),
         Field::duration("ledger_ttl").default_value("30d").min(1)
             .describe("How long sinks remember which documents they accepted (redeliveries within it are not re-sent)"),
+        Field::duration("outage_horizon").default_value("10m").min(1)
+            .describe("How long documents wait for an unavailable state store (sources pause meanwhile) before they fail; "
+                      "an outage does not use up a document's retries"),
         Field::string("url").default_value("redis://127.0.0.1:6379/0").secret()
             .describe("Redis server for backend redis: redis://[:password@]host:port/db"),
     };

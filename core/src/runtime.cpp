@@ -11,6 +11,7 @@
 #include "runtime/job_book.hpp"
 #include "runtime/node.hpp"
 #include "runtime/sources.hpp"
+#include "runtime/store_guard.hpp"
 #include "runtime/watchdog.hpp"
 
 namespace docpipe::core {
@@ -34,6 +35,7 @@ struct Runtime::Impl {
     std::chrono::seconds ledger_ttl{30 * 86'400};
 
     NodeList nodes;  // same order as spec.nodes
+    std::unique_ptr<StoreGuard> store_guard;
     std::unique_ptr<InFlight> flight;
     Settlements settlements;
     std::unique_ptr<JobBook> jobs;
@@ -135,11 +137,14 @@ void Runtime::start() {
                                                to_string(report.status), report.detail));
 
     build_nodes();
+    m.store_guard = std::make_unique<StoreGuard>(
+        *m.state, *m.log, milliseconds(m.spec.sections.at("state").at("outage_horizon").get<std::int64_t>()));
     m.flight = std::make_unique<InFlight>(m.spec.max_in_flight);
-    m.jobs = std::make_unique<JobBook>(*m.state, *m.log, m.spec.text_hash);
+    m.jobs = std::make_unique<JobBook>(*m.state, *m.store_guard, *m.log, m.spec.text_hash);
+    m.jobs->find_interrupted();
     m.dead_letters = std::make_unique<DeadLetters>(*m.state, *m.clock, m.metrics, m.spec.text_hash);
     m.graph = std::make_unique<GraphExecutor>(GraphServices{m.nodes, *m.flight, m.settlements, *m.jobs, *m.dead_letters, m.metrics,
-                                                            *m.state, *m.clock, *m.log, m.ledger_ttl});
+                                                            *m.state, *m.store_guard, *m.clock, *m.log, m.ledger_ttl});
     m.graph->build();
     // Start sinks and transforms before sources, so nothing is emitted into a cold graph.
     for (int pass = 0; pass < 2; ++pass)
@@ -152,10 +157,20 @@ void Runtime::start() {
             }
         }
     m.watchdog = std::make_unique<StuckWatch>(*m.flight, m.nodes, m.metrics, m.stuck_after);
-    m.health = std::make_unique<HealthReporter>(m.nodes, *m.state, *m.clock, *m.flight, m.spec.file.string(), m.running);
+    m.health = std::make_unique<HealthReporter>(m.nodes, *m.state, *m.store_guard, *m.jobs, *m.clock, *m.flight, m.spec.file.string(),
+                                                m.running);
     m.running.store(true);
     start_admin();
-    m.sources = std::make_unique<SourceDriver>(m.nodes, *m.flight, *m.graph, m.settlements, m.options.once, m.poll_wait);
+    // In service mode, jobs an earlier run left processing and that the sources did not
+    // deliver again in their first round are settled; with --once, after the run.
+    auto settle_interrupted = [&m] {
+        if (const auto n = m.jobs->settle_unclaimed())
+            m.log->log(LogLevel::Warn, fmt::format("{} job(s) left processing by an earlier run were not delivered again by their "
+                                                   "source: settled as failed (re-drop their input to process them)", n));
+        m.metrics.set_gauge("jobs_reconciled", static_cast<double>(m.jobs->reconciled()));
+    };
+    m.sources = std::make_unique<SourceDriver>(m.nodes, *m.flight, *m.graph, m.settlements, *m.store_guard, m.options.once, m.poll_wait,
+                                               m.options.once ? std::function<void()>() : std::function<void()>(settle_interrupted));
     m.sources->start();
     m.log->log(LogLevel::Info, fmt::format("pipeline {} started: {} nodes, {} edges, max_in_flight {}{}", m.spec.file.string(), m.nodes.size(),
                                            m.spec.edges.size(), m.spec.max_in_flight, m.options.once ? ", --once" : ""));
@@ -232,6 +247,9 @@ int Runtime::run() {
         m.sources->join();
         if (m.flight->wait_empty_or_stop()) {
             m.graph->wait_for_all();
+            if (const auto n = m.jobs->settle_unclaimed())
+                m.log->log(LogLevel::Warn, fmt::format("{} job(s) left processing by an earlier run were not delivered again by their "
+                                                       "source: settled as failed (re-drop their input to process them)", n));
             return counters.failed.load() > 0 ? 1 : 0;
         }
     } else {

@@ -123,7 +123,14 @@ DirectorySource::ScanResult DirectorySource::scan(SourceEmitter& emitter, std::s
             settle(path, Outcome{false, fmt::format("{}: read failed", name)});
             continue;
         }
+        // The id covers the name as well as the content: the same file delivered again (after
+        // a crash) is the same document, while a byte-identical copy under another name is a
+        // document (and a job) of its own, which transform.dedup can then mark a duplicate.
+        std::string identity = name;
+        identity.push_back('\0');
+        identity.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
         Document doc = Document::from_bytes(name, media_type_for(name), std::move(bytes));
+        doc.id = Document::content_id(reinterpret_cast<const std::uint8_t*>(identity.data()), identity.size());
         doc.attributes["source"] = "directory";
         doc.attributes["filename"] = name;
         auto ack = [this, path](const Outcome& outcome) { settle(path, outcome); };

@@ -211,7 +211,7 @@ edges: [in -> out]
 
     auto again = client_->Post("/api/v1/jobs/doc-0/retry", {{"X-API-Key", kKey}}, "", "application/json");
     EXPECT_EQ(again->status, 400);
-    EXPECT_EQ(body(again)["error"]["message"], "job is 'submitted'; only failed jobs can be retried");
+    EXPECT_EQ(body(again)["error"]["message"], "job is 'submitted'; only failed or partial jobs can be retried");
 }
 
 TEST_F(AdminApi, ReviewQueueApproveWithCorrectionsAndReject) {

@@ -61,17 +61,12 @@ public:
         ctx_.metrics().increment("duplicates_total");
         ctx_.log().log(LogLevel::Info, fmt::format("duplicate of job {} (content sha256 {}...): skipped", original, hash.substr(0, 12)),
                        input->id);
-        store_->update_job(job_id, [&](Job& j) {
-            if (original == job_id) {
-                j.status = previous;  // the same document again: its first outcome stands
-                j.references["duplicate_deliveries"] = j.references.value("duplicate_deliveries", 0) + 1;
-            } else {
-                j.status = "skipped";
-                j.duplicate_of = original;
-                j.last_error = "duplicate of job " + original;
-            }
-        });
-        // Nothing is emitted: the document is consumed, and its source is acked.
+        if (original != job_id) store_->update_job(job_id, [&](Job& j) { j.duplicate_of = original; });
+        // Nothing is emitted: the document is consumed, and its source is acked. The runtime
+        // ends the job as `skipped` — or, for the same document delivered again, keeps the
+        // status its first delivery ended with.
+        out.skip(original == job_id ? fmt::format("already processed (job is '{}')", previous)
+                                    : "duplicate of job " + original);
     }
 
 private:

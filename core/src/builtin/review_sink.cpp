@@ -34,21 +34,13 @@ public:
         const std::string job_id = job_it != doc.attributes.end() ? job_it->second : doc.id;
         auto reason_it = doc.attributes.find(kReviewReasonAttribute);
         const std::string reason = reason_it != doc.attributes.end() ? reason_it->second : default_reason_;
-        try {
-            nlohmann::json record{{"job_id", job_id}, {"reason", reason}, {"node", ctx_.node_name()},
-                                  {"document", doc.to_json(true)}};
-            store_->put(fmt::format("review/{}/{}", job_id, doc.id), record.dump());
-            auto updated = store_->update_job(job_id, [&](Job& j) {
-                j.status = "review";
-                j.last_error = reason;
-                if (!record_claim_on_job(doc, j) && !doc.fields.empty()) j.fields = doc.fields;
-            });
-            if (!updated) return SinkResult::fail("no job record " + job_id + " to put in review");
-        } catch (const StoreError& e) {
-            return SinkResult::retry(std::chrono::seconds(2), e.what());  // the store is down: keep the document
-        }
+        // The job's status is not set here: it becomes `review` when all the email's other
+        // attachments are settled too (the runtime derives it). A StoreError propagates: the
+        // runtime waits for the store without using up the document's retries.
+        nlohmann::json record{{"job_id", job_id}, {"reason", reason}, {"node", ctx_.node_name()}, {"document", doc.to_json(true)}};
+        store_->put(fmt::format("review/{}/{}", job_id, doc.id), record.dump());
         ctx_.metrics().increment("review_parked_total");
-        return SinkResult::ok();
+        return SinkResult::parked(reason);
     }
 
     HealthReport health() override { return store_->probe(); }

@@ -22,7 +22,8 @@ std::optional<std::size_t> AdminActions::node_index(const std::string& name) con
 std::string AdminActions::retry_job(const std::string& id) {
     auto job = store_.get_job(id);
     if (!job) return "no such job";
-    if (job->status != "failed") return fmt::format("job is '{}'; only failed jobs can be retried", job->status);
+    if (job->status != "failed" && job->status != "partial")
+        return fmt::format("job is '{}'; only failed or partial jobs can be retried", job->status);
     if (store_.keys("deadletter-index/" + id + "/", 1).empty())
         return "no dead letter is stored for this job, so there is nothing to re-run";
     auto letters = dead_letters_.for_job(id);
@@ -42,7 +43,7 @@ std::string AdminActions::retry_job(const std::string& id) {
         const std::string key = letters[i].key, index_key = letters[i].index_key;
         graph_.inject(targets[i], id, std::make_shared<const Document>(std::move(letters[i].doc)), [this, key, index_key](const Outcome& o) {
             if (o.ok) dead_letters_.remove(key, index_key);  // else the failing node wrote a new letter
-        });
+        }, DescendantOutcome::Kind::Failed);
     }
     log_.log(LogLevel::Info, fmt::format("retrying job from {} dead letter(s)", letters.size()), id);
     return "";
@@ -85,13 +86,18 @@ std::string AdminActions::approve(const std::string& id, const nlohmann::json& c
         docs.emplace_back(key, std::move(doc));
     }
     if (docs.empty()) return "the parked documents for this job are gone";
+    // Compare-and-set: of two reviewers acting at once, only the first finds it in review.
+    bool still_in_review = false;
     store_.update_job(id, [&](Job& j) {
+        still_in_review = j.status == "review";
+        if (!still_in_review) return;
         j.status = "approved";
         for (const auto& [field, value] : corrections.items())
             j.fields[field] = {{"value", value}, {"confidence", 1.0}, {"provenance", {{"source", "reviewer"}}}};
         if (!notes.empty()) j.references["reviewer_notes"] = notes;
         j.last_error.clear();
     });
+    if (!still_in_review) return "job is no longer in review: another reviewer acted on it first";
     for (auto& [key, doc] : docs) {
         const std::string review_key = key;
         graph_.inject(*approved_node_, id, std::make_shared<const Document>(std::move(doc)), [this, review_key](const Outcome& o) {
@@ -100,7 +106,7 @@ std::string AdminActions::approve(const std::string& id, const nlohmann::json& c
                 store_.erase(review_key);
             } catch (const std::exception&) {
             }
-        });
+        }, DescendantOutcome::Kind::Review);
     }
     log_.log(LogLevel::Info, fmt::format("approved by a reviewer with {} correction(s); sent to node '{}'", corrections.size(),
                                          nodes_[*approved_node_]->name()), id);
@@ -111,10 +117,14 @@ std::string AdminActions::reject(const std::string& id, const std::string& reaso
     auto job = store_.get_job(id);
     if (!job) return "no such job";
     if (job->status != "review") return fmt::format("job is '{}'; only jobs in review can be rejected", job->status);
+    bool still_in_review = false;
     store_.update_job(id, [&](Job& j) {
+        still_in_review = j.status == "review";
+        if (!still_in_review) return;
         j.status = "rejected";
         j.last_error = reason;
     });
+    if (!still_in_review) return "job is no longer in review: another reviewer acted on it first";
     for (const auto& key : store_.keys("review/" + id + "/", 1000)) store_.erase(key);
     log_.log(LogLevel::Info, "rejected by a reviewer", id);
     return "";

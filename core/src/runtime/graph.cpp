@@ -9,6 +9,7 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include "builtin/builtin.hpp"
+#include "failpoints.hpp"
 #include "retry_scheduler.hpp"
 
 namespace docpipe::core {
@@ -66,26 +67,35 @@ void GraphExecutor::wait_for_all() {
 
 // ---- entering the graph ------------------------------------------------------------------
 
-void GraphExecutor::admit(std::size_t index, Document doc, const std::shared_ptr<Tracker>& tracker) {
+bool GraphExecutor::admit(std::size_t index, Document doc, const std::shared_ptr<Tracker>& tracker) {
     RuntimeNode& node = *s_.nodes[index];
-    s_.settlements.counters.taken.fetch_add(1);
     doc.attributes[kJobIdAttribute] = doc.id;  // children inherit it (make_child copies attributes)
-    s_.jobs.start(*tracker, doc);
+    try {
+        s_.jobs.start(*tracker, doc);
+    } catch (const StoreError& e) {
+        node.context->log().log(LogLevel::Error, fmt::format("not taken: the job record could not be written: {}", e.what()), doc.id);
+        s_.flight.leave(tracker);
+        return false;
+    }
+    s_.settlements.counters.taken.fetch_add(1);
     node.stats.in.fetch_add(1, std::memory_order_relaxed);
     if (s_.log.enabled(LogLevel::Debug)) node.context->log().log(LogLevel::Debug, "taken", doc.id);
     // Hold one extra count while forwarding so a fast graph cannot settle mid-fan-out.
     tracker->outstanding.fetch_add(1);
     forward(node, "out", std::make_shared<const Document>(std::move(doc)), tracker);
     if (tracker->outstanding.fetch_sub(1) == 1) settle(tracker);
+    return true;
 }
 
-void GraphExecutor::inject(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack) {
+void GraphExecutor::inject(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack,
+                           DescendantOutcome::Kind replaces) {
     auto tracker = std::make_shared<Tracker>();
     tracker->doc_id = job_id;
     tracker->label = doc->parts.empty() ? doc->id : doc->parts.front().name;
     tracker->source_node = "admin retry";
     tracker->ack = std::move(ack);
     tracker->started = steady::now();
+    tracker->replaces = replaces;
     s_.flight.enter_now(tracker);
     tracker->outstanding.fetch_add(1);
     put(index, Envelope{std::move(doc), tracker, 0, 1});
@@ -134,19 +144,19 @@ void GraphExecutor::finish_hop(const Envelope& env) {
 }
 
 void GraphExecutor::settle(const std::shared_ptr<Tracker>& tracker) {
-    Outcome outcome;
-    {
-        std::lock_guard lock(tracker->mutex);
-        outcome.ok = !tracker->failed;
-        outcome.reason = tracker->reason;
-    }
+    // The job record is the commit point: written before the ack, so a crash between the
+    // two redelivers a document whose job already says how it ended.
+    failpoint("settle.before_job_end");
+    const JobEnd end = s_.jobs.end(*tracker);
+    const Outcome& outcome = end.ack;
+    failpoint("settle.before_ack");
     try {
         if (tracker->ack) tracker->ack(outcome);
     } catch (const std::exception& e) {
         s_.log.log(LogLevel::Error, fmt::format("source '{}' threw while settling a document: {}", tracker->source_node, e.what()),
                    tracker->doc_id);
     }
-    s_.jobs.end(*tracker, outcome);
+    failpoint("settle.after_ack");
     auto& counters = s_.settlements.counters;
     if (outcome.ok) {
         counters.completed.fetch_add(1);
@@ -167,18 +177,24 @@ void GraphExecutor::fail(RuntimeNode& node, const Envelope& env, const std::stri
     node.stats.failed.fetch_add(1, std::memory_order_relaxed);
     node.stats.set_last_error(why, s_.clock.now(), false);
     node.context->log().log(LogLevel::Error, fmt::format("failed after {} attempt(s): {}", env.attempt, why), env.doc->id);
+    bool stored = true;
     try {
-        s_.dead_letters.store(node, env, reason);
+        s_.store_guard.run([&] { s_.dead_letters.store(node, env, reason); }, "dead letter");
     } catch (const std::exception& e) {
-        // The source is nacked anyway, so the input is kept there; say that the record is missing.
+        // The source is nacked, so the input is kept there; say that the record is missing.
+        stored = false;
         node.context->log().log(LogLevel::Error, fmt::format("could not store the dead letter: {}", e.what()), env.doc->id);
     }
+    auto name = env.doc->attributes.find("filename");
     {
         std::lock_guard lock(env.tracker->mutex);
         if (!env.tracker->failed) {
             env.tracker->failed = true;
             env.tracker->reason = reason;
         }
+        env.tracker->dead_letter_missing |= !stored;
+        env.tracker->outcomes.push_back({DescendantOutcome::Kind::Failed, env.doc->id,
+                                         name != env.doc->attributes.end() ? name->second : std::string(), node.name(), reason});
     }
     finish_hop(env);
 }
@@ -197,6 +213,30 @@ void GraphExecutor::retry_or_fail(std::size_t index, Envelope env, const std::st
     set_state(env, HopState::RetryWait);
     env.attempt += 1;
     flow_->scheduler->at(steady::now() + delay, [this, index, env]() { put(index, env); });
+}
+
+// The state store failed under a component or the ledger: an outage, not the document's
+// fault. The hop waits and tries again without using up an attempt, until the outage
+// horizon has passed since its first store failure.
+void GraphExecutor::wait_for_store(std::size_t index, Envelope env, const std::string& why) {
+    RuntimeNode& node = *s_.nodes[index];
+    const auto now = steady::now();
+    if (env.store_failing_since == steady::time_point{}) env.store_failing_since = now;
+    node.stats.set_last_error(why, s_.clock.now(), true);
+    s_.store_guard.mark_failed(why, node.name());
+    if (now - env.store_failing_since > s_.store_guard.horizon() || give_up_retries_.load()) {
+        fail(node, env, why + fmt::format(" (the state store stayed unavailable for {} s)",
+                                          std::chrono::duration_cast<std::chrono::seconds>(now - env.store_failing_since).count()));
+        return;
+    }
+    const auto waited = std::chrono::duration_cast<milliseconds>(now - env.store_failing_since);
+    const milliseconds delay = std::clamp(waited / 2, milliseconds(100), milliseconds(2000));
+    set_state(env, HopState::RetryWait);
+    flow_->scheduler->at(now + delay, [this, index, env]() { put(index, env); });
+}
+
+void GraphExecutor::succeeded(RuntimeNode& node) {
+    if (node.stats.store_failing.load(std::memory_order_relaxed)) node.stats.clear_store_failure();
 }
 
 // ---- node bodies -------------------------------------------------------------------------
@@ -240,7 +280,10 @@ bool GraphExecutor::guarded(std::size_t index, const Envelope& env, Call&& call)
     RuntimeNode& node = *s_.nodes[index];
     try {
         call();
+        succeeded(node);
         return true;
+    } catch (const StoreError& e) {
+        wait_for_store(index, env, fmt::format("state store: {}", e.what()));
     } catch (const BadInput& e) {
         fail(node, env, fmt::format("bad input: {}", e.what()));
     } catch (const RetryLater& e) {
@@ -275,7 +318,9 @@ void GraphExecutor::run_transform(std::size_t index, const Envelope& env) {
     if (!outputs.skipped.empty() && outputs.emitted.empty()) {
         node.context->log().log(LogLevel::Info, "skipped: " + outputs.skipped, env.doc->id);
         s_.metrics.increment("skipped_total", 1, {{"node", node.name()}});
-        s_.jobs.skip(env.tracker->doc_id, node.name(), outputs.skipped);
+        auto name = env.doc->attributes.find("filename");
+        env.tracker->add_outcome({DescendantOutcome::Kind::Skipped, env.doc->id,
+                                  name != env.doc->attributes.end() ? name->second : std::string(), node.name(), outputs.skipped});
     }
     for (auto& [doc, port] : outputs.emitted) forward(node, port, std::move(doc), env.tracker);
     finish_hop(env);  // after forwarding: the tracker cannot reach zero early
@@ -287,37 +332,48 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
     std::optional<SinkResult> result;
     const bool ledger = node.spec->ledger;
     const std::string ledger_key = ledger ? fmt::format("ledger/{}/{}", node.name(), env.doc->id) : std::string();
-    bool delivered_before = false;
+    std::optional<std::string> delivered_before;  // the ledger's record: "submitted@time" or "review@time"
     const bool returned = guarded(index, env, [&] {
-        if (ledger && s_.store.get(ledger_key)) {
-            // Accepted by this sink before (a redelivery after another branch failed, or
-            // a restart): do not send it twice.
-            delivered_before = true;
-            return;
-        }
+        // A source document seen for the first time cannot have been delivered: skip the read.
+        if (ledger && !env.tracker->first_delivery) delivered_before = s_.store.get(ledger_key);
+        if (delivered_before) return;  // accepted by this sink before (a redelivery): not sent twice
         result = node.sink->write(*env.doc);
-        if (ledger && result->status() == SinkResult::Status::Ok) {
-            try {
-                s_.store.put(ledger_key, iso8601(s_.clock.now()), s_.ledger_ttl);
-            } catch (const std::exception& e) {
-                // The write happened; retrying it would send it twice. Only the record is missing.
-                node.context->log().log(LogLevel::Warn, fmt::format("delivered, but the ledger entry was not stored: {}", e.what()),
-                                        env.doc->id);
-            }
-        }
     });
     if (!returned) return;
+    auto name_it = env.doc->attributes.find("filename");
+    const std::string name = name_it != env.doc->attributes.end() ? name_it->second : std::string();
     if (delivered_before) {
         node.context->log().log(LogLevel::Info, "already delivered by this sink (ledger); not sent again", env.doc->id);
+        const bool parked = delivered_before->rfind("review@", 0) == 0;
+        env.tracker->add_outcome({parked ? DescendantOutcome::Kind::Review : DescendantOutcome::Kind::Submitted, env.doc->id, name,
+                                  node.name(), parked ? "parked for review" : ""});
         finish_hop(env);
         return;
     }
     node.stats.observe(t0);
     switch (result->status()) {
-        case SinkResult::Status::Ok:
-            if (env.doc->fields.contains("claim")) s_.jobs.claim(env.tracker->doc_id, *env.doc, node.context->log());
+        case SinkResult::Status::Ok: {
+            const bool parked = result->parked();
+            if (ledger) {
+                try {
+                    // The write happened: this record must not be lost, or a redelivery sends it twice.
+                    s_.store_guard.run([&] {
+                        s_.store.put(ledger_key, fmt::format("{}@{}", parked ? "review" : "submitted", iso8601(s_.clock.now())), s_.ledger_ttl);
+                    }, "delivery ledger");
+                } catch (const std::exception& e) {
+                    node.context->log().log(LogLevel::Warn, fmt::format("delivered, but the ledger entry was not stored: {}", e.what()),
+                                            env.doc->id);
+                }
+            }
+            {
+                std::lock_guard lock(env.tracker->mutex);
+                env.tracker->outcomes.push_back({parked ? DescendantOutcome::Kind::Review : DescendantOutcome::Kind::Submitted,
+                                                 env.doc->id, name, node.name(), parked ? result->reason() : std::string()});
+                if (env.doc->fields.contains("claim") || parked) env.tracker->claim = env.doc;
+            }
             finish_hop(env);
             return;
+        }
         case SinkResult::Status::Retry:
             retry_or_fail(index, env, result->reason().empty() ? "asked to retry" : result->reason(), result->retry_after());
             return;

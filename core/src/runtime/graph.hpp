@@ -21,6 +21,7 @@
 #include "dead_letters.hpp"
 #include "job_book.hpp"
 #include "node.hpp"
+#include "store_guard.hpp"
 #include "tracking.hpp"
 
 namespace docpipe::core {
@@ -40,6 +41,7 @@ struct GraphServices {
     DeadLetters& dead_letters;
     MetricsRegistry& metrics;
     Store& store;
+    StoreGuard& store_guard;
     Clock& clock;
     NodeLogger& log;
     std::chrono::seconds ledger_ttl;
@@ -56,13 +58,20 @@ public:
     void build();
     // A source document enters through its source node `index`: starts its job, forwards it
     // to the source's successors, and settles it if the graph finished it already.
-    void admit(std::size_t index, Document doc, const std::shared_ptr<Tracker>& tracker);
+    // False when the job record could not be written (the store stayed down past the
+    // horizon): nothing entered the graph, the tracker left InFlight, the source keeps it.
+    bool admit(std::size_t index, Document doc, const std::shared_ptr<Tracker>& tracker);
     // Puts a document straight into a node (admin retry, approval) under its own tracker.
-    void inject(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack);
+    // `replaces`: the kind of outcome of the job this re-entry settles anew (review for an
+    // approval, failed for a retry).
+    void inject(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack, DescendantOutcome::Kind replaces);
     // Blocks until the graph has no running or queued work.
     void wait_for_all();
     // The drain deadline passed: retries still due fail at once instead of waiting.
-    void give_up_retries() { give_up_retries_.store(true); }
+    void give_up_retries() {
+        give_up_retries_.store(true);
+        s_.store_guard.give_up();
+    }
 
 private:
     class CollectingOutputs;
@@ -75,6 +84,8 @@ private:
     void settle(const std::shared_ptr<Tracker>& tracker);
     void fail(RuntimeNode& node, const Envelope& env, const std::string& why);
     void retry_or_fail(std::size_t index, Envelope env, const std::string& why, std::chrono::milliseconds hint);
+    void wait_for_store(std::size_t index, Envelope env, const std::string& why);
+    void succeeded(RuntimeNode& node);
     template <typename Call>
     bool guarded(std::size_t index, const Envelope& env, Call&& call);
     void run(std::size_t index, const Envelope& env);

@@ -19,11 +19,15 @@ nlohmann::json HealthReporter::probe(const RuntimeNode& node) {
     } else {
         report = {Health::Healthy, "no probe; running"};
     }
+    const auto last = node.stats.last_error();
+    if (last.store_failure && report.status == Health::Healthy) {
+        // Its own probe may not touch the store, but its last call failed for want of it.
+        report = {Health::Degraded, "waiting for the state store: " + last.text};
+    }
     entry["status"] = to_string(report.status);
     entry["detail"] = report.detail;
     entry["latency_ms"] = std::chrono::duration<double, std::milli>(steady::now() - t0).count();
     entry["checked_at"] = iso8601(clock_.now());
-    const auto last = node.stats.last_error();
     entry["last_error"] = last.text.empty() ? nlohmann::json(nullptr) : nlohmann::json(last.text);
     if (!last.text.empty()) entry["last_error_at"] = iso8601(last.at);
     return entry;
@@ -53,6 +57,8 @@ nlohmann::json HealthReporter::detailed() {
             {"pipeline", pipeline_file_},
             {"running", running_.load()},
             {"documents_in_flight", flight_.size()},
+            {"jobs_reconciled", jobs_.reconciled()},
+            {"state_store_outages", store_guard_.outages()},
             {"components", std::move(components)},
             {"state_store", std::move(store_entry)}};
 }

@@ -12,7 +12,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "job_book.hpp"
 #include "node.hpp"
+#include "store_guard.hpp"
 #include "state/store.hpp"
 #include "tracking.hpp"
 
@@ -20,9 +22,10 @@ namespace docpipe::core {
 
 class HealthReporter {
 public:
-    HealthReporter(const NodeList& nodes, Store& store, Clock& clock, const InFlight& flight, std::string pipeline_file,
-                   const std::atomic<bool>& running)
-        : nodes_(nodes), store_(store), clock_(clock), flight_(flight), pipeline_file_(std::move(pipeline_file)), running_(running) {}
+    HealthReporter(const NodeList& nodes, Store& store, const StoreGuard& store_guard, const JobBook& jobs, Clock& clock,
+                   const InFlight& flight, std::string pipeline_file, const std::atomic<bool>& running)
+        : nodes_(nodes), store_(store), store_guard_(store_guard), jobs_(jobs), clock_(clock), flight_(flight),
+          pipeline_file_(std::move(pipeline_file)), running_(running) {}
 
     // Running, and no source or sink probe says unavailable.
     bool ready(std::string& why_not);
@@ -33,6 +36,8 @@ private:
 
     const NodeList& nodes_;
     Store& store_;
+    const StoreGuard& store_guard_;
+    const JobBook& jobs_;
     Clock& clock_;
     const InFlight& flight_;
     std::string pipeline_file_;

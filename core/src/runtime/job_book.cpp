@@ -1,73 +1,244 @@
 #include "job_book.hpp"
 
+#include <csignal>
+#include <map>
+#include <unistd.h>
+
 #include <fmt/core.h>
 
 #include "builtin/builtin.hpp"
 
 namespace docpipe::core {
 
-JobBook::JobBook(Store& store, Logger& log, std::string pipeline_hash)
-    : store_(store), log_(log), pipeline_hash_(std::move(pipeline_hash)) {}
+namespace {
+
+std::string this_owner() {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    return fmt::format("{}:{}", host, ::getpid());
+}
+
+// True when `owner` names a process on this host that no longer runs.
+bool owner_is_gone(const std::string& owner, const std::string& self) {
+    const auto colon = owner.rfind(':');
+    if (colon == std::string::npos) return false;
+    const auto self_colon = self.rfind(':');
+    if (owner.compare(0, colon, self, 0, self_colon) != 0) return false;  // another host: not ours to judge
+    try {
+        const int pid = std::stoi(owner.substr(colon + 1));
+        if (pid == ::getpid()) return false;
+        return ::kill(pid, 0) != 0 && errno == ESRCH;
+    } catch (const std::exception&) {
+        return false;
+    }
+}
+
+int severity(DescendantOutcome::Kind k) {
+    switch (k) {
+        case DescendantOutcome::Kind::Skipped: return 0;
+        case DescendantOutcome::Kind::Submitted: return 1;
+        case DescendantOutcome::Kind::Review: return 2;
+        case DescendantOutcome::Kind::Failed: return 3;
+    }
+    return 0;
+}
+
+DescendantOutcome::Kind kind_of(const std::string& status) {
+    if (status == "review") return DescendantOutcome::Kind::Review;
+    if (status == "failed") return DescendantOutcome::Kind::Failed;
+    if (status == "skipped") return DescendantOutcome::Kind::Skipped;
+    return DescendantOutcome::Kind::Submitted;
+}
+
+nlohmann::json to_json(const DescendantOutcome& o) {
+    nlohmann::json j{{"doc_id", o.doc_id}, {"status", to_string(o.kind)}, {"node", o.node}};
+    if (!o.name.empty()) j["name"] = o.name;
+    if (!o.reason.empty()) j["reason"] = o.reason;
+    return j;
+}
+
+// The job status from its descendants' outcomes (one per document id, the worst kind).
+std::string derive(const nlohmann::json& outcomes) {
+    std::size_t failed = 0, review = 0, submitted = 0, skipped = 0;
+    for (const auto& o : outcomes) {
+        const auto k = kind_of(o.value("status", ""));
+        failed += k == DescendantOutcome::Kind::Failed;
+        review += k == DescendantOutcome::Kind::Review;
+        submitted += k == DescendantOutcome::Kind::Submitted;
+        skipped += k == DescendantOutcome::Kind::Skipped;
+    }
+    if (review) return "review";
+    if (failed && submitted) return "partial";
+    if (failed) return "failed";
+    if (submitted) return "submitted";
+    if (skipped) return "skipped";
+    return "submitted";  // consumed with nothing to deliver and nothing to say
+}
+
+std::string summary_error(const nlohmann::json& outcomes, const std::string& status) {
+    // The reason a person reads first: the failures for failed/partial, the review reasons
+    // for review, the skip reason for skipped.
+    const char* wanted = status == "review" ? "review" : status == "skipped" ? "skipped" : "failed";
+    std::string text;
+    for (const auto& o : outcomes) {
+        if (o.value("status", "") != wanted) continue;
+        std::string line = o.value("reason", "");
+        if (std::string(wanted) == "skipped") line = o.value("node", "") + ": " + line;
+        if (!o.value("name", "").empty() && status != "skipped" && outcomes.size() > 1) line = o.value("name", "") + ": " + line;
+        text += (text.empty() ? "" : "; ") + line;
+    }
+    return text;
+}
+
+}  // namespace
+
+JobBook::JobBook(Store& store, StoreGuard& guard, Logger& log, std::string pipeline_hash)
+    : store_(store), guard_(guard), log_(log), pipeline_hash_(std::move(pipeline_hash)), owner_(this_owner()) {}
 
 void JobBook::start(Tracker& t, Document& doc) {
-    try {
-        auto updated = store_.update_job(t.doc_id, [&](Job& j) {
-            doc.attributes[kPreviousStatusAttribute] = j.status;
-            j.attempts += 1;  // a redelivery of the same content
-            j.status = "processing";
-            j.last_error.clear();
-        });
-        if (updated) return;
-        t.first_delivery = true;
-        Job job;
-        job.id = t.doc_id;
-        job.root_id = t.doc_id;
-        job.status = "processing";
-        job.source = t.source_node;
-        job.filename = t.label;
-        if (auto it = doc.attributes.find("message_id"); it != doc.attributes.end()) job.email_id = it->second;
-        job.attempts = 1;
-        job.pipeline_hash = pipeline_hash_;
-        store_.put_job(job);
-    } catch (const std::exception& e) {
-        log_.log(LogLevel::Warn, fmt::format("job record not written: {}", e.what()), t.doc_id);
+    std::string previous;
+    const bool existed = guard_.run(
+        [&] {
+            previous.clear();
+            auto updated = store_.update_job(t.doc_id, [&](Job& j) {
+                previous = j.status;
+                j.attempts += 1;  // a redelivery of the same content
+                j.status = "processing";
+                j.owner = owner_;
+                j.last_error.clear();
+            });
+            return updated.has_value();
+        },
+        "job record");
+    if (existed) {
+        t.previous_status = previous;
+        doc.attributes[kPreviousStatusAttribute] = previous;
+        std::lock_guard lock(interrupted_mutex_);
+        if (interrupted_.erase(t.doc_id)) reconciled_.fetch_add(1);  // re-driven by its source
+        return;
     }
+    t.first_delivery = true;
+    Job job;
+    job.id = t.doc_id;
+    job.root_id = t.doc_id;
+    job.status = "processing";
+    job.source = t.source_node;
+    job.filename = t.label;
+    job.owner = owner_;
+    if (auto it = doc.attributes.find("message_id"); it != doc.attributes.end()) job.email_id = it->second;
+    job.attempts = 1;
+    job.pipeline_hash = pipeline_hash_;
+    guard_.run([&] { store_.put_job(job); }, "job record");
 }
 
-void JobBook::end(const Tracker& t, const Outcome& outcome) {
+JobEnd JobBook::end(Tracker& t) {
+    std::vector<DescendantOutcome> mine;
+    bool failed, letters_missing;
+    std::string failure;
+    DocumentPtr claim;
+    {
+        std::lock_guard lock(t.mutex);
+        mine = t.outcomes;
+        failed = t.failed;
+        failure = t.reason;
+        letters_missing = t.dead_letter_missing;
+        claim = t.claim;
+    }
+    // One outcome per document id: the worst of its sinks (review beats delivered, a
+    // failure beats both).
+    std::map<std::string, DescendantOutcome> by_doc;
+    for (auto& o : mine) {
+        auto [it, inserted] = by_doc.try_emplace(o.doc_id, o);
+        if (!inserted && severity(o.kind) > severity(it->second.kind)) it->second = std::move(o);
+    }
+    nlohmann::json fresh = nlohmann::json::array();
+    for (const auto& [id, o] : by_doc) fresh.push_back(to_json(o));
+
+    JobEnd result;
+    auto write = [&](Job& j) {
+        nlohmann::json outcomes = fresh;
+        if (t.replaces) {  // an approval or a retry: the job's other outcomes stand
+            outcomes = nlohmann::json::array();
+            for (const auto& o : j.outcomes)
+                if (kind_of(o.value("status", "")) != *t.replaces) outcomes.push_back(o);
+            for (const auto& o : fresh) outcomes.push_back(o);
+        }
+        std::string status = derive(outcomes);
+        if (outcomes.empty() && failed) status = "failed";
+        const bool all_skipped = status == "skipped" && !outcomes.empty();
+        if (all_skipped && is_terminal_status(t.previous_status) && t.previous_status != "skipped") {
+            // The same document again, skipped as a duplicate of itself: its first outcome stands.
+            j.status = t.previous_status;
+            j.references["duplicate_deliveries"] = j.references.value("duplicate_deliveries", 0) + 1;
+            result.status = j.status;
+            return;
+        }
+        j.status = status;
+        j.outcomes = outcomes;
+        j.last_error = outcomes.empty() ? (failed ? failure : "") : summary_error(outcomes, status);
+        if (claim && !record_claim_on_job(*claim, j) && !claim->fields.empty()) j.fields = claim->fields;
+        result.status = status;
+    };
     try {
-        store_.update_job(t.doc_id, [&](Job& j) {
-            if (!outcome.ok) {
+        guard_.run([&] { store_.update_job(t.doc_id, write); }, "job record");
+    } catch (const StoreError& e) {
+        // Past the horizon: the source keeps the document (nack) so nothing is lost.
+        result.ack = {false, fmt::format("the state store stayed unavailable for {} s, so the job record could not be written: {}",
+                                         guard_.horizon().count() / 1000, e.what())};
+        log_.log(LogLevel::Error, result.ack.reason, t.doc_id);
+        return result;
+    }
+    if (result.status.empty()) result.status = derive(fresh);  // no job record (an admin re-entry of a deleted job)
+    if (result.status == "failed") result.ack = {false, failure.empty() ? summary_error(fresh, "failed") : failure};
+    else if (letters_missing) result.ack = {false, failure + " (its dead letter could not be stored, so the source keeps the input)"};
+    return result;
+}
+
+std::size_t JobBook::find_interrupted() {
+    std::size_t found = 0;
+    try {
+        JobQuery q;
+        q.status = "processing";
+        q.limit = 1000;
+        for (const auto& job : store_.list_jobs(q).jobs) {
+            if (!owner_is_gone(job.owner, owner_)) continue;
+            std::lock_guard lock(interrupted_mutex_);
+            interrupted_.insert(job.id);
+            ++found;
+        }
+    } catch (const StoreError& e) {
+        log_.log(LogLevel::Warn, fmt::format("could not look for jobs left processing by an earlier run: {}", e.what()));
+    }
+    if (found)
+        log_.log(LogLevel::Warn, fmt::format("{} job(s) were left processing by an earlier run that stopped abruptly; their sources "
+                                             "deliver them again, and any that are not are settled as failed", found));
+    return found;
+}
+
+std::size_t JobBook::settle_unclaimed() {
+    std::set<std::string> left;
+    {
+        std::lock_guard lock(interrupted_mutex_);
+        left.swap(interrupted_);
+    }
+    std::size_t settled = 0;
+    for (const auto& id : left) {
+        try {
+            bool changed = false;
+            store_.update_job(id, [&](Job& j) {
+                changed = j.status == "processing" && owner_is_gone(j.owner, owner_);
+                if (!changed) return;
                 j.status = "failed";
-                j.last_error = outcome.reason;
-            } else if (j.status == "processing" || j.status == "received" || j.status == "approved") {
-                j.status = "submitted";  // a component may have set its own (review, skipped): keep it
-            }
-        });
-    } catch (const std::exception& e) {
-        log_.log(LogLevel::Warn, fmt::format("job record not updated: {}", e.what()), t.doc_id);
+                j.last_error = "interrupted: the process handling this job stopped abruptly and its source did not deliver it "
+                               "again; re-drop the input, or retry the job if it has dead letters";
+            });
+            settled += changed;
+        } catch (const StoreError& e) {
+            log_.log(LogLevel::Warn, fmt::format("could not settle an interrupted job: {}", e.what()), id);
+        }
     }
-}
-
-void JobBook::skip(const std::string& job_id, const std::string& node, const std::string& reason) {
-    try {
-        store_.update_job(job_id, [&](Job& j) {
-            if (j.status == "processing" || j.status == "received") {
-                j.status = "skipped";
-                j.last_error = fmt::format("{}: {}", node, reason);
-            }
-        });
-    } catch (const std::exception& e) {
-        log_.log(LogLevel::Warn, fmt::format("job record not updated: {}", e.what()), job_id);
-    }
-}
-
-void JobBook::claim(const std::string& job_id, const Document& doc, Logger& node_log) {
-    try {
-        store_.update_job(job_id, [&](Job& j) { record_claim_on_job(doc, j); });
-    } catch (const std::exception& e) {
-        node_log.log(LogLevel::Warn, fmt::format("claim fields not recorded on the job: {}", e.what()), doc.id);
-    }
+    reconciled_.fetch_add(settled);
+    return settled;
 }
 
 }  // namespace docpipe::core

@@ -1,40 +1,62 @@
 // Job records: the admin API's view of each source document (an email, a file) — its
-// status from intake to a terminal state, attempts, claim fields and errors.
+// status from intake to a terminal state, attempts, claim fields, errors, and how each of
+// its descendants (attachments, claims) ended.
 //
-// Contract: a job record is bookkeeping. A store failure here never stops a document; it is
-// logged and counted (the document's own delivery is guarded by the ledger and the ack).
+// Contract:
+// - A job is terminal only when every descendant is: end() derives the status from all
+//   their outcomes (all delivered: submitted; any in review: review; some failed: partial;
+//   all failed: failed; all skipped: skipped) — no sink or transform sets it on its own.
+// - end() is the commit point of a source document: it is written (waiting through a store
+//   outage, see StoreGuard) before the source is acked, so a crash in between redelivers a
+//   document whose job says what already happened.
+// - start() waits through a store outage too (the source thread pauses).
 // Threading: every method may be called from any graph or source thread concurrently.
-// Ownership: the Runtime owns the JobBook; it holds references to the store and logger,
-// which outlive it.
+// Ownership: the Runtime owns the JobBook; the store, guard and logger outlive it.
 #pragma once
 
+#include <atomic>
+#include <set>
 #include <string>
 
 #include "docpipe/component.hpp"
 #include "state/store.hpp"
+#include "store_guard.hpp"
 #include "tracking.hpp"
 
 namespace docpipe::core {
 
+struct JobEnd {
+    std::string status;
+    Outcome ack;  // what the source is told
+};
+
 class JobBook {
 public:
-    JobBook(Store& store, Logger& log, std::string pipeline_hash);
+    JobBook(Store& store, StoreGuard& guard, Logger& log, std::string pipeline_hash);
 
     // A source document was taken: create its job, or reopen it on a redelivery (attempts
     // + 1). Puts the job's earlier status on `doc` (kPreviousStatusAttribute) for dedup and
-    // sets tracker.first_delivery when there was no earlier job.
+    // on the tracker. Throws StoreError when the store stayed down past the horizon.
     void start(Tracker& tracker, Document& doc);
-    // Every descendant is settled: write the job's final status.
-    void end(const Tracker& tracker, const Outcome& outcome);
-    // A component consumed a document on purpose (Outputs::skip).
-    void skip(const std::string& job_id, const std::string& node, const std::string& reason);
-    // A claim was delivered: its fields and confidence go on the job.
-    void claim(const std::string& job_id, const Document& doc, Logger& node_log);
+    // Every descendant is settled: derive and write the job's final status. Never throws.
+    JobEnd end(Tracker& tracker);
+
+    // Start-up reconciliation: jobs this host left `processing` (the process that took
+    // them is gone). Those a source delivers again are re-driven; settle_unclaimed() ends
+    // the rest as failed with the reason. Both return how many jobs they touched.
+    std::size_t find_interrupted();
+    std::size_t settle_unclaimed();
+    std::uint64_t reconciled() const { return reconciled_.load(); }
 
 private:
     Store& store_;
+    StoreGuard& guard_;
     Logger& log_;
     std::string pipeline_hash_;
+    std::string owner_;  // host:pid
+    std::mutex interrupted_mutex_;
+    std::set<std::string> interrupted_;  // found at start-up, not yet re-driven or settled
+    std::atomic<std::uint64_t> reconciled_{0};
 };
 
 }  // namespace docpipe::core

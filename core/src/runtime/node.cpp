@@ -14,11 +14,13 @@ void NodeStats::observe(std::chrono::steady_clock::time_point t0) {
 void NodeStats::set_last_error(std::string why, std::chrono::system_clock::time_point at, bool store_failure) {
     std::lock_guard lock(error_mutex_);
     last_error_ = {std::move(why), at, store_failure};
+    store_failing.store(store_failure);
 }
 
 void NodeStats::clear_store_failure() {
     std::lock_guard lock(error_mutex_);
     last_error_.store_failure = false;
+    store_failing.store(false);
 }
 
 NodeStats::LastError NodeStats::last_error() const {

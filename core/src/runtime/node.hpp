@@ -32,6 +32,7 @@ struct NodeStats {
     std::atomic<std::uint64_t> busy_us{0};  // time spent inside the component's calls
     std::atomic<std::uint64_t> calls{0};
     std::array<std::atomic<std::uint64_t>, kBucketCount> buckets{};  // cumulative "le" counts
+    std::atomic<bool> store_failing{false};  // the last error was a state-store failure
 
     // Records one component call that started at t0.
     void observe(std::chrono::steady_clock::time_point t0);

@@ -16,6 +16,8 @@ private:
 };
 
 void SourceDriver::start() {
+    for (const auto& node : nodes_) first_rounds_left_ += node->source != nullptr;
+    if (first_rounds_left_ == 0) first_round_done();
     for (std::size_t i = 0; i < nodes_.size(); ++i)
         if (nodes_[i]->source) threads_.emplace_back([this, i] { loop(i); });
 }
@@ -45,8 +47,11 @@ bool SourceDriver::admit(std::size_t index, Document doc, AckHandle ack) {
     tracker->ack = std::move(ack);
     tracker->started = steady::now();
     if (!flight_.enter(tracker)) return false;  // not taken: the source keeps it
-    graph_.admit(index, std::move(doc), tracker);
-    return true;
+    return graph_.admit(index, std::move(doc), tracker);
+}
+
+void SourceDriver::first_round_done() {
+    if (after_first_round_) after_first_round_();
 }
 
 void SourceDriver::loop(std::size_t index) {
@@ -60,9 +65,18 @@ void SourceDriver::loop(std::size_t index) {
         }
         return;
     }
+    bool first = true;
     while (!flight_.sources_stopping()) {
+        if (!store_guard_.available()) {
+            // Back-pressure during a state-store outage: taking more documents would only
+            // pile them up waiting for the store.
+            store_guard_.wait_available(poll_wait_);
+            continue;
+        }
         try {
             node.source->poll(emitter, PollRequest{poll_wait_, false});
+            if (first && --first_rounds_left_ == 0) first_round_done();
+            first = false;
         } catch (const std::exception& e) {
             node.context->log().log(LogLevel::Error, fmt::format("poll failed: {}; trying again in 1 s", e.what()));
             flight_.pause_source(std::chrono::seconds(1));

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -59,6 +60,10 @@ struct Tracker {
     // True when no job record existed for this source document before it was taken: no
     // sink can have delivered any of its descendants, so the ledger need not be read.
     bool first_delivery = false;
+    std::string previous_status;  // the job's status before this delivery ("" when new)
+    // Admin re-entries settle only part of a job: an approval replaces its review outcomes,
+    // a retry its failed ones; the job's other outcomes stand.
+    std::optional<DescendantOutcome::Kind> replaces;
 
     std::mutex mutex;  // guards everything below
     bool failed = false;
@@ -66,6 +71,8 @@ struct Tracker {
     std::uint64_t next_token = 1;
     std::vector<Position> positions;
     std::vector<DescendantOutcome> outcomes;
+    bool dead_letter_missing = false;  // a failure whose dead letter the store did not take
+    DocumentPtr claim;                 // the last claim delivered or parked, for the job record
 
     void add_outcome(DescendantOutcome outcome) {
         std::lock_guard lock(mutex);
@@ -78,6 +85,9 @@ struct Envelope {
     std::shared_ptr<Tracker> tracker;
     std::uint64_t token = 0;
     int attempt = 1;
+    // When this hop first failed for want of the state store (zero: it has not): store
+    // failures wait up to the outage horizon without using up the node's attempts.
+    steady::time_point store_failing_since{};
 };
 
 struct FailedDocument {

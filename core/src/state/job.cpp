@@ -10,7 +10,7 @@ bool is_job_status(std::string_view status) {
 
 bool is_terminal_status(std::string_view status) {
     return status == "submitted" || status == "review" || status == "approved" || status == "rejected" || status == "failed" ||
-           status == "skipped";
+           status == "skipped" || status == "partial";
 }
 
 void accumulate(JobAggregate& a, const Job& job) {
@@ -67,6 +67,8 @@ nlohmann::json Job::to_json() const {
             {"last_error", last_error},
             {"pipeline_hash", pipeline_hash},
             {"duplicate_of", duplicate_of},
+            {"outcomes", outcomes},
+            {"owner", owner},
             {"created_ms", created_ms},
             {"updated_ms", updated_ms}};
 }
@@ -87,6 +89,8 @@ Job Job::from_json(const nlohmann::json& j) {
     job.last_error = j.value("last_error", "");
     job.pipeline_hash = j.value("pipeline_hash", "");
     job.duplicate_of = j.value("duplicate_of", "");
+    job.outcomes = j.value("outcomes", nlohmann::json::array());
+    job.owner = j.value("owner", "");
     job.created_ms = j.value("created_ms", std::int64_t{0});
     job.updated_ms = j.value("updated_ms", std::int64_t{0});
     return job;

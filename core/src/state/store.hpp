@@ -33,8 +33,10 @@ public:
 };
 
 // Job statuses, from intake to a terminal state.
+// `partial`: some attachments delivered or in review, others failed (each failed one is a
+// dead letter of its own); `outcomes` on the job says which.
 inline constexpr const char* kJobStatuses[] = {"received", "processing", "extracted", "submitted", "review",
-                                               "approved", "rejected",   "failed",    "skipped"};
+                                               "approved", "rejected",   "failed",    "skipped",   "partial"};
 bool is_job_status(std::string_view status);
 
 struct Job {
@@ -52,6 +54,10 @@ struct Job {
     std::string last_error;
     std::string pipeline_hash;
     std::string duplicate_of;
+    // How each descendant (attachment, claim) ended: [{doc_id, name, status, node, reason}],
+    // status one of submitted|review|skipped|failed. The job's status is derived from these.
+    nlohmann::json outcomes = nlohmann::json::array();
+    std::string owner;      // host:pid of the runtime that last took it (for reconciliation)
     std::int64_t created_ms = 0, updated_ms = 0;           // Unix epoch milliseconds
 
     nlohmann::json to_json() const;

@@ -140,10 +140,18 @@ public:
         return SinkResult(Status::Retry, after, std::move(reason));
     }
     static SinkResult fail(std::string reason) { return SinkResult(Status::Fail, {}, std::move(reason)); }
+    // Accepted durably, but for a person to decide (a review queue): the document's job
+    // ends in `review`, not `submitted`, once all its siblings are settled.
+    static SinkResult parked(std::string reason) {
+        SinkResult r(Status::Ok, {}, std::move(reason));
+        r.parked_ = true;
+        return r;
+    }
 
     Status status() const { return status_; }
     std::chrono::milliseconds retry_after() const { return after_; }
     const std::string& reason() const { return reason_; }
+    bool parked() const { return parked_; }
 
 private:
     SinkResult(Status s, std::chrono::milliseconds after, std::string reason)
@@ -151,6 +159,7 @@ private:
     Status status_;
     std::chrono::milliseconds after_{0};
     std::string reason_;
+    bool parked_ = false;
 };
 
 class Sink : public Component {

@@ -1,0 +1,11 @@
+// Fail points for crash tests: when the environment variable DOCPIPE_FAILPOINTS names a
+// point (comma-separated), reaching it kills the process with SIGKILL, once. The crash
+// recovery tests use them to stop the runtime between the steps that make delivery
+// exactly-once (job record, ack). With the variable unset this is one relaxed load.
+#pragma once
+
+namespace docpipe::core {
+
+void failpoint(const char* name);
+
+}  // namespace docpipe::core
