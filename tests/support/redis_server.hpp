@@ -1,5 +1,7 @@
 // A real redis-server for tests: started on a free loopback port in a temp folder,
-// stopped by its own pid (never by name), restartable on the same port.
+// stopped by its own pid (never by name), restartable on the same port. A persistent one
+// keeps an append-only file (fsync on every write) in its folder, so what was written
+// before stop() is there again after start()/restart().
 #pragma once
 
 #include <signal.h>
@@ -21,7 +23,9 @@ namespace docpipe::test {
 
 class RedisServer {
 public:
-    RedisServer() {
+    enum class Persistence { None, AppendOnly };
+
+    explicit RedisServer(Persistence persistence = Persistence::None) : persistence_(persistence) {
         std::string pattern = (std::filesystem::temp_directory_path() / "docpipe-redis-XXXXXX").string();
         dir_ = mkdtemp(pattern.data());
         port_ = free_port();
@@ -37,7 +41,9 @@ public:
     std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
 
     void start() {
-        const std::string cmd = "redis-server --port " + std::to_string(port_) + " --bind 127.0.0.1 --save '' --appendonly no" +
+        const std::string persistence =
+            persistence_ == Persistence::AppendOnly ? " --save '' --appendonly yes --appendfsync always" : " --save '' --appendonly no";
+        const std::string cmd = "redis-server --port " + std::to_string(port_) + " --bind 127.0.0.1" + persistence +
                                 " --daemonize yes --dir " + dir_.string() + " --pidfile " + (dir_ / "redis.pid").string() +
                                 " --logfile " + (dir_ / "redis.log").string();
         if (std::system(cmd.c_str()) != 0)
@@ -57,6 +63,12 @@ public:
         ::kill(pid, SIGTERM);
         for (int i = 0; i < 500 && ::kill(pid, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
         std::filesystem::remove(dir_ / "redis.pid");
+    }
+
+    // Stops the server and starts it again on the same port and folder.
+    void restart() {
+        stop();
+        start();
     }
 
     bool ping() const {
@@ -86,6 +98,7 @@ private:
         return ntohs(addr.sin_port);
     }
 
+    Persistence persistence_ = Persistence::None;
     std::filesystem::path dir_;
     int port_ = 0;
 };

@@ -36,6 +36,18 @@ void Probe::feed(int count, const std::string& prefix) {
     cv.notify_all();
 }
 
+void Probe::feed_distinct(int count, const std::string& prefix) {
+    std::lock_guard lock(mutex);
+    for (int i = 0; i < count; ++i) {
+        const std::string id = prefix + std::to_string(i);
+        Document d = Document::from_bytes(id, "text/plain", Bytes(id.begin(), id.end()));
+        d.id = id;
+        d.attributes["filename"] = id;
+        pending.push_back(std::move(d));
+    }
+    cv.notify_all();
+}
+
 void Probe::open_gate() {
     std::lock_guard lock(mutex);
     gate_open = true;
@@ -193,6 +205,34 @@ public:
     void process(const DocumentPtr& in, Outputs& out) override { out.emit(in); }
 };
 
+// Holds each document for `delay` (real time), so a test can act while documents are in
+// flight; counts calls per document id in the probe's `attempts`.
+class SleepTransform : public Transform {
+public:
+    static ComponentDescriptor describe() {
+        ComponentDescriptor d;
+        d.kind = ComponentKind::Transform;
+        d.name = "transform.sleep";
+        d.summary = "test: sleeps for `delay` per document, then emits it unchanged";
+        d.concurrent_safe = true;
+        d.config = ConfigSpec{Field::duration("delay").default_value("100ms").min(0), Field::string("probe").default_value("sleep")};
+        return d;
+    }
+    SleepTransform(const Config& c, Context&) : delay_(c.get_duration("delay")), probe_(probe(c.get_string("probe"))) {}
+    void process(const DocumentPtr& in, Outputs& out) override {
+        {
+            std::lock_guard lock(probe_.mutex);
+            probe_.attempts[in->id]++;
+        }
+        std::this_thread::sleep_for(delay_);
+        out.emit(in);
+    }
+
+private:
+    std::chrono::milliseconds delay_;
+    Probe& probe_;
+};
+
 class NullSink : public Sink {
 public:
     static ComponentDescriptor describe() {
@@ -271,7 +311,7 @@ const PluginManifest& test_manifest() {
     static const PluginManifest manifest{"test", "0", "in-process test components", kSdkAbiVersion, kCompilerTag,
                                          {component<MemorySource>(), component<SplitTransform>(), component<RouteTransform>(),
                                           component<MisbehavingTransform>(), component<MemorySink>(),
-                                          component<PassTransform>(), component<NullSink>()}};
+                                          component<PassTransform>(), component<SleepTransform>(), component<NullSink>()}};
     return manifest;
 }
 

@@ -35,6 +35,9 @@ struct Probe {
     int blocked = 0;                      // writers currently blocked
 
     void feed(int count, const std::string& prefix = "doc-");
+    // Like feed(), but each document's content is its id, so transform.dedup sees
+    // different documents.
+    void feed_distinct(int count, const std::string& prefix = "doc-");
     void open_gate();
     // Waits (up to 10 s of real time) until pred() holds under the lock.
     bool wait_for(const std::function<bool()>& pred);
@@ -47,7 +50,7 @@ void reset_probes();
 extern std::atomic<std::uint64_t> null_sink_writes;
 
 // The manifest with source.memory, transform.split, transform.misbehave, transform.route,
-// transform.pass, sink.memory and sink.null.
+// transform.pass, transform.sleep, sink.memory and sink.null.
 const PluginManifest& test_manifest();
 
 }  // namespace docpipe::test

@@ -1,0 +1,80 @@
+// A sink for crash tests (tests/e2e/crash_recovery.sh): writes each document as
+// `<path>/<doc id>.json` (temp file + rename, so a rewrite after a restart replaces the
+// file instead of adding one) and can kill its own process with SIGKILL after its N-th
+// write, once: only while the `marker` file exists, which it deletes first, so the
+// restarted process runs through.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <string>
+
+#include "docpipe/plugin.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+class CrashFilesSink : public docpipe::Sink {
+public:
+    static docpipe::ComponentDescriptor describe() {
+        docpipe::ComponentDescriptor d;
+        d.kind = docpipe::ComponentKind::Sink;
+        d.name = "sink.crash_files";
+        d.summary = "test: writes <path>/<doc id>.json and can SIGKILL its own process after N writes";
+        d.concurrent_safe = false;  // one write at a time; the counter is also guarded
+        d.config = docpipe::ConfigSpec{
+            docpipe::Field::string("path").required().describe("Output folder (created if missing)"),
+            docpipe::Field::integer("kill_after_writes").default_value(0).min(0)
+                .describe("SIGKILL this process after this many writes (0: never)"),
+            docpipe::Field::string("marker")
+                .describe("If set, only kill while this file exists; it is deleted before the kill"),
+        };
+        return d;
+    }
+
+    CrashFilesSink(const docpipe::Config& c, docpipe::Context&)
+        : dir_(c.get_string("path")), kill_after_(c.get_int("kill_after_writes")), marker_(c.has("marker") ? c.get_string("marker") : "") {}
+
+    void start() override { fs::create_directories(dir_); }
+
+    docpipe::SinkResult write(const docpipe::Document& doc) override {
+        std::lock_guard lock(mutex_);
+        const fs::path target = dir_ / (doc.id + ".json");
+        const fs::path temp = dir_ / ("." + doc.id + ".json." + std::to_string(::getpid()) + ".tmp");
+        const std::string body = doc.to_json(false).dump(2) + "\n";
+        int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) return docpipe::SinkResult::retry(std::chrono::milliseconds(100), std::string("open: ") + std::strerror(errno));
+        bool ok = ::write(fd, body.data(), body.size()) == static_cast<ssize_t>(body.size()) && ::fsync(fd) == 0;
+        ::close(fd);
+        if (!ok || std::rename(temp.c_str(), target.c_str()) != 0) {
+            ::unlink(temp.c_str());
+            return docpipe::SinkResult::retry(std::chrono::milliseconds(100), "cannot write " + target.string());
+        }
+        ++writes_;
+        if (kill_after_ > 0 && writes_ == kill_after_) {
+            std::error_code ec;
+            // The write happened; the runtime has not heard of it yet.
+            if (marker_.empty() || (fs::remove(marker_, ec) && !ec)) ::kill(::getpid(), SIGKILL);
+        }
+        return docpipe::SinkResult::ok();
+    }
+
+private:
+    std::mutex mutex_;
+    fs::path dir_;
+    std::int64_t kill_after_;
+    std::int64_t writes_ = 0;
+    std::string marker_;
+};
+
+}  // namespace
+
+DOCPIPE_PLUGIN("test-crash", "0.1.0", "crash tests: a sink that can kill its own process",
+               docpipe::component<CrashFilesSink>())
