@@ -933,13 +933,21 @@ public:
     nlohmann::json health_detailed() override { return impl_.health_detailed(); }
     std::string metrics_text() override { return impl_.metrics_text(); }
     Store& store() override { return *impl_.state; }
-    std::string retry_job(const std::string& id) override { return impl_.retry_job(id); }
-    std::string approve(const std::string& id, const nlohmann::json& corrections, const std::string& notes) override {
-        return impl_.approve(id, corrections, notes);
+    ActionResult retry_job(const std::string& id) override { return result(impl_.retry_job(id)); }
+    ActionResult approve(const std::string& id, const nlohmann::json& corrections, const std::string& notes) override {
+        return result(impl_.approve(id, corrections, notes));
     }
-    std::string reject(const std::string& id, const std::string& reason) override { return impl_.reject(id, reason); }
+    ActionResult reject(const std::string& id, const std::string& reason) override { return result(impl_.reject(id, reason)); }
 
 private:
+    // Until the runtime returns ActionResult itself: "" is done, "no such job" is not found,
+    // "job is '<status>'; ..." means it moved on (conflict), anything else is invalid.
+    static ActionResult result(const std::string& why) {
+        using O = ActionResult::Outcome;
+        if (why.empty()) return ActionResult::done();
+        if (why == "no such job") return ActionResult::fail(O::NotFound, why);
+        return ActionResult::fail(why.rfind("job is '", 0) == 0 ? O::Conflict : O::Invalid, why);
+    }
     Impl& impl_;
 };
 
@@ -1150,6 +1158,12 @@ void Runtime::start_admin() {
     settings.rate_per_second = admin.at("rate_limit_per_second").get<double>();
     settings.burst = static_cast<int>(admin.at("rate_limit_burst").get<std::int64_t>());
     settings.max_body_bytes = static_cast<std::size_t>(admin.at("max_body_bytes").get<std::int64_t>());
+    settings.protect_health_detailed = admin.at("protect_health_detailed").get<bool>();
+    settings.request_head_timeout = milliseconds(admin.at("request_head_timeout").get<std::int64_t>());
+    settings.keep_alive_idle_timeout = milliseconds(admin.at("keep_alive_idle_timeout").get<std::int64_t>());
+    settings.max_connections_per_client = static_cast<int>(admin.at("max_connections_per_client").get<std::int64_t>());
+    settings.max_connections = static_cast<int>(admin.at("max_connections").get<std::int64_t>());
+    settings.refusal_log_interval = milliseconds(admin.at("refusal_log_interval").get<std::int64_t>());
     m.admin_backend = std::make_unique<Impl::Backend>(m);
     m.admin = std::make_unique<AdminServer>(settings, *m.admin_backend, *m.runtime_log);
     try {
