@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
         h.logger->set_level(spdlog::level::warn);
         const std::string state = backend == "redis" ? "{backend: redis, url: '" + where + "'}" : "{backend: sqlite, path: '" + where + "'}";
         auto rt = h.build("state: " + state + "\nadmin: {listen: '127.0.0.1:0', api_keys: ['" + kKey +
-                              "'], rate_limit_per_second: 1000000, rate_limit_burst: 1000000}\n"
+                              "'], rate_limit_per_second: 1000000, rate_limit_burst: 1000000, max_connections_per_client: 1000}\n"
                               "nodes:\n  in: {component: source.memory, config: {probe: bench}}\n"
                               "  out: {component: sink.null}\n"
                               "edges: [in -> out]\n",

@@ -1,19 +1,50 @@
+// The admin HTTP server on Boost.Beast + Boost.Asio.
+//
+// Why Beast and not cpp-httplib (which this server used before): httplib serves each
+// connection on a pool thread that blocks in recv() until the client sends a request or the
+// keep-alive timeout passes, so 64 idle or slow-dripping connections took every thread and
+// /health went unanswered for 30 s. Its timeouts are per recv(), so a client sending one byte
+// at a time was never cut off, and there is no hook before a connection takes a thread.
+// Beast is asynchronous: an idle connection is a parked socket costing no thread,
+// beast::tcp_stream::expires_after() gives a deadline for a whole operation (the complete
+// request head), and the accept loop is ours, so per-address and total connection caps are
+// enforced before anything is read. Beast is maintained with Boost, header-only, and already
+// installed (libboost-dev 1.74, which Boost.DLL needs anyway); it parses HTTP for us, so no
+// hand-written parser. It has no URL router, so the small route table and query parsing
+// below are our own.
+//
+// Threads: one I/O thread runs every socket operation and answers /health, the cheap
+// refusals (401/403/429, 404/405, 411, 413) and nothing that touches the backend, so
+// liveness stays prompt however busy the backend is. Everything that calls the backend runs
+// on a small worker pool; the answer is handed back to the I/O thread to write.
 #include "admin_server.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <future>
+#include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <thread>
+#include <unordered_map>
 
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
 #include <fmt/core.h>
-#include <httplib.h>
 
 #include "services.hpp"
 
@@ -61,9 +92,32 @@ bool keys_equal(const std::string& a, const std::string& b) {
     return CRYPTO_memcmp(ha, hb, 32) == 0;
 }
 
+ActionResult ActionResult::fail(Outcome o, std::string why, nlohmann::json fields) {
+    ActionResult r;
+    r.outcome = o;
+    r.message = std::move(why);
+    r.field_errors = std::move(fields);
+    return r;
+}
+
 namespace {
 
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
 using json = nlohmann::json;
+using SteadyClock = std::chrono::steady_clock;
+
+// Limits that need no setting: generous for real clients, short enough that a stuck one
+// frees its connection.
+constexpr std::size_t kHeaderLimit = 16 * 1024;
+constexpr auto kBodyTimeout = std::chrono::seconds(30);
+constexpr auto kWriteTimeout = std::chrono::seconds(30);
+constexpr auto kDrainTimeout = std::chrono::seconds(2);   // reading what a refused client still sends
+constexpr std::size_t kDrainLimit = 4 * 1024 * 1024;
+constexpr int kRetryAfterUnavailableSeconds = 5;
+constexpr int kWorkerThreads = 16;
 
 // Per-client token buckets. Old idle clients are forgotten so the map stays small.
 class RateLimiter {
@@ -72,7 +126,7 @@ public:
     // 0 when allowed, else seconds until a token is available.
     int acquire(const std::string& client) {
         std::lock_guard lock(mutex_);
-        const auto now = std::chrono::steady_clock::now();
+        const auto now = SteadyClock::now();
         if (buckets_.size() > 10'000) buckets_.clear();
         auto [it, fresh] = buckets_.try_emplace(client, Bucket{static_cast<double>(burst_), now});
         Bucket& b = it->second;
@@ -90,7 +144,7 @@ public:
 private:
     struct Bucket {
         double tokens;
-        std::chrono::steady_clock::time_point last;
+        SteadyClock::time_point last;
     };
     double rate_;
     int burst_;
@@ -98,33 +152,132 @@ private:
     std::map<std::string, Bucket> buckets_;
 };
 
-std::string request_id(const httplib::Request& req) {
+// Lets one log line per key through per interval, so a client hammering with a wrong key
+// cannot flood the log; the next line that gets through says how many were left out.
+class NoticeLimiter {
+public:
+    explicit NoticeLimiter(std::chrono::milliseconds interval) : interval_(interval) {}
+    // nullopt: drop this one. Else the number dropped for this key since the last line.
+    std::optional<std::size_t> allow(const std::string& key) {
+        std::lock_guard lock(mutex_);
+        const auto now = SteadyClock::now();
+        if (entries_.size() > 10'000) {
+            std::erase_if(entries_, [&](const auto& e) { return now - e.second.last >= interval_; });
+            if (entries_.size() > 10'000) entries_.clear();  // many addresses at once: forget, still bounded
+        }
+        auto [it, fresh] = entries_.try_emplace(key, Entry{now, 0});
+        if (fresh) return 0;
+        if (now - it->second.last < interval_) {
+            ++it->second.suppressed;
+            return std::nullopt;
+        }
+        const std::size_t dropped = it->second.suppressed;
+        it->second = {now, 0};
+        return dropped;
+    }
+
+private:
+    struct Entry {
+        SteadyClock::time_point last;
+        std::size_t suppressed;
+    };
+    std::chrono::milliseconds interval_;
+    std::mutex mutex_;
+    std::unordered_map<std::string, Entry> entries_;
+};
+
+// %XX-decoding for paths and query strings; a malformed escape is kept as written.
+std::string percent_decode(std::string_view in, bool plus_is_space) {
+    auto hex = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    std::string out;
+    out.reserve(in.size());
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        if (in[i] == '%' && i + 2 < in.size() && hex(in[i + 1]) >= 0 && hex(in[i + 2]) >= 0) {
+            out += static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2]));
+            i += 2;
+        } else if (plus_is_space && in[i] == '+') {
+            out += ' ';
+        } else {
+            out += in[i];
+        }
+    }
+    return out;
+}
+
+std::vector<std::string_view> split_path(std::string_view path) {
+    std::vector<std::string_view> parts;
+    if (path.empty() || path.front() != '/') return parts;
+    path.remove_prefix(1);
+    while (true) {
+        auto slash = path.find('/');
+        parts.push_back(path.substr(0, slash));
+        if (slash == std::string_view::npos) break;
+        path.remove_prefix(slash + 1);
+    }
+    return parts;
+}
+
+// One request as the handlers see it: the parsed message plus what we derived from it.
+struct Request {
+    http::request<http::string_body> msg;  // the head from the start, the body once read
+    std::string method;       // as sent: "GET"
+    std::string raw_path;     // the target up to '?', still percent-encoded (safe to log)
+    std::string path;         // percent-decoded
+    std::vector<std::string> captures;  // the decoded {id} segments of the matched route
+    std::vector<std::pair<std::string, std::string>> params;
+    std::string remote_addr;
+    std::string id;           // request id, echoed in meta and in log lines
+
+    std::optional<std::string> param(std::string_view name) const {
+        for (const auto& [k, v] : params)
+            if (k == name) return v;
+        return std::nullopt;
+    }
+    std::string header(http::field f) const { return std::string(msg[f]); }
+    std::string header(std::string_view name) const { return std::string(msg[beast::string_view(name.data(), name.size())]); }
+};
+
+struct Response {
+    int status = 200;
+    std::string body;
+    std::string content_type = "application/json";
+    std::vector<std::pair<http::field, std::string>> headers;
+    bool close = false;  // answer with Connection: close (e.g. a request body was left unread)
+};
+
+std::string new_request_id(const http::request_header<>& h) {
     // Accept a caller's id when it is a plain token, so logs on both sides line up.
-    std::string given = req.get_header_value("X-Request-ID");
-    static const std::regex kToken("[A-Za-z0-9._-]{1,64}");
-    if (std::regex_match(given, kToken)) return given;
+    const auto given = h["X-Request-ID"];
+    const bool token = !given.empty() && given.size() <= 64 && std::all_of(given.begin(), given.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+    });
+    if (token) return std::string(given);
     unsigned char bytes[8];
     RAND_bytes(bytes, sizeof bytes);
     return fmt::format("{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}", bytes[0], bytes[1], bytes[2], bytes[3], bytes[4],
                        bytes[5], bytes[6], bytes[7]);
 }
 
-json meta(const httplib::Request& req) {
-    return {{"timestamp", iso8601(std::chrono::system_clock::now())}, {"request_id", request_id(req)}};
+json meta(const Request& req) {
+    return {{"timestamp", iso8601(std::chrono::system_clock::now())}, {"request_id", req.id}};
 }
 
-void send_json(httplib::Response& res, int status, const json& body) {
+void send_json(Response& res, int status, const json& body) {
     res.status = status;
-    res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+    res.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+    res.content_type = "application/json";
 }
 
-void ok(const httplib::Request& req, httplib::Response& res, json data, json extra_meta = json::object()) {
-    json m = meta(req);
-    m.update(extra_meta);
-    send_json(res, 200, {{"success", true}, {"data", std::move(data)}, {"meta", std::move(m)}});
+void ok(const Request& req, Response& res, json data) {
+    send_json(res, 200, {{"success", true}, {"data", std::move(data)}, {"meta", meta(req)}});
 }
 
-void error(const httplib::Request& req, httplib::Response& res, int status, const std::string& code, const std::string& message,
+void error(const Request& req, Response& res, int status, const std::string& code, const std::string& message,
            json details = json::object()) {
     send_json(res, status,
               {{"success", false}, {"error", {{"code", code}, {"message", message}, {"details", std::move(details)}}}, {"meta", meta(req)}});
@@ -144,146 +297,300 @@ std::optional<std::int64_t> parse_day(const std::string& text, bool end_of_day) 
     return end_of_day ? ms + 86'400'000 - 1 : ms;
 }
 
+// The client address as a plain string; IPv4 clients of a dual-stack socket read as IPv4.
+std::string client_address(const tcp::socket& socket) {
+    boost::system::error_code ec;
+    auto address = socket.remote_endpoint(ec).address();
+    if (ec) return "unknown";
+    if (address.is_v6() && address.to_v6().is_v4_mapped())
+        address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
+    return address.to_string();
+}
+
 }  // namespace
 
 struct AdminServer::Impl {
+    struct Connection;
+    using Handler = std::function<void(Request&, Response&)>;
+    struct Route {
+        std::string method;                 // a GET route answers HEAD too
+        std::vector<std::string> segments;  // "{}" matches any one non-empty segment
+        bool on_io_thread = false;          // cheap and backend-free: never waits for a worker
+        Handler handle;
+    };
+
     AdminSettings settings;
     AdminBackend& backend;
     Logger& log;
-    httplib::Server server;
     RateLimiter limiter;
-    std::thread thread;
+    NoticeLimiter notices;
+    std::vector<Route> routes_;
+
+    // Open connections per client address; released by the connection's destructor, which
+    // may run off the I/O thread while shutting down, hence the mutex.
+    std::mutex count_mutex;
+    std::unordered_map<std::string, int> per_client;
+    int total_connections = 0;
+
+    // Declared in this order so the pool (whose abandoned tasks hold connections) is
+    // destroyed before the io_context their sockets belong to.
+    asio::io_context io{1};
+    tcp::acceptor acceptor{io};
+    asio::steady_timer accept_retry{io};
+    std::unordered_map<Connection*, std::weak_ptr<Connection>> live;  // I/O thread only
+    std::optional<asio::thread_pool> pool;
+    std::thread io_thread;
     int bound_port = 0;
+    bool stopped = false;
 
     Impl(AdminSettings s, AdminBackend& b, Logger& l)
-        : settings(std::move(s)), backend(b), log(l), limiter(settings.rate_per_second, settings.burst) {}
+        : settings(std::move(s)),
+          backend(b),
+          log(l),
+          limiter(settings.rate_per_second, settings.burst),
+          notices(settings.refusal_log_interval) {}
 
-    bool needs_key(const std::string& path) const {
-        return path.rfind("/api/", 0) == 0 || (settings.protect_metrics && path == "/metrics");
+    // ---- connections -------------------------------------------------------------------
+
+    bool admit(const std::string& address) {
+        std::lock_guard lock(count_mutex);
+        int& mine = per_client[address];
+        if (mine >= settings.max_connections_per_client || total_connections >= settings.max_connections) {
+            if (mine == 0) per_client.erase(address);
+            return false;
+        }
+        ++mine;
+        ++total_connections;
+        return true;
     }
 
-    // Runs before routing: rate limit, then authentication. Returns Handled to stop.
-    httplib::Server::HandlerResponse gate(const httplib::Request& req, httplib::Response& res) {
-        if (req.path == "/health" || req.path.rfind("/health/", 0) == 0) return httplib::Server::HandlerResponse::Unhandled;
+    void release(const std::string& address) {
+        std::lock_guard lock(count_mutex);
+        if (auto it = per_client.find(address); it != per_client.end() && --it->second <= 0) per_client.erase(it);
+        --total_connections;
+    }
+
+    void accept() {
+        acceptor.async_accept([this](boost::system::error_code ec, tcp::socket socket) {
+            if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+            if (ec) {
+                // Typically out of file descriptors: say so (rarely) and try again shortly
+                // instead of spinning on the error.
+                if (auto dropped = notices.allow("accept"))
+                    log.log(LogLevel::Warn, fmt::format("admin: cannot accept a connection: {}{}", ec.message(), suppressed_note(*dropped)));
+                accept_retry.expires_after(std::chrono::milliseconds(100));
+                accept_retry.async_wait([this](boost::system::error_code wait_ec) {
+                    if (!wait_ec) accept();
+                });
+                return;
+            }
+            serve(std::move(socket));
+            accept();
+        });
+    }
+
+    void serve(tcp::socket socket);
+    void refuse_connection(tcp::socket& socket, const std::string& address);
+
+    static std::string suppressed_note(std::size_t dropped) {
+        return dropped ? fmt::format(" ({} similar line(s) left out since the last one)", dropped) : "";
+    }
+
+    // A refused request (401/403/429): one line per client address per interval, with the
+    // path but never the query (which could carry a key) nor any header.
+    void note_refusal(const Request& req, int status, const std::string& code) {
+        auto dropped = notices.allow("refused " + req.remote_addr);
+        if (!dropped) return;
+        log.log(LogLevel::Warn, fmt::format("admin: refused {} {} from {}: {} {} (request id {}){}", req.method, req.raw_path.substr(0, 200),
+                                            req.remote_addr, status, code, req.id, suppressed_note(*dropped)));
+    }
+
+    // ---- gate and routing ----------------------------------------------------------------
+
+    bool is_protected_health(const std::string& path) const { return settings.protect_health_detailed && path == "/health/detailed"; }
+
+    bool needs_key(const std::string& path) const {
+        return path.rfind("/api/", 0) == 0 || (settings.protect_metrics && path == "/metrics") || is_protected_health(path);
+    }
+
+    // Rate limit, then authentication. True when it answered (the request stops here).
+    bool gate(const Request& req, Response& res) {
+        const bool health = req.path == "/health" || req.path.rfind("/health/", 0) == 0;
+        if (health && !is_protected_health(req.path)) return false;  // probes are never limited
         if (int wait = limiter.acquire(req.remote_addr); wait > 0) {
-            res.set_header("Retry-After", std::to_string(wait));
+            res.headers.emplace_back(http::field::retry_after, std::to_string(wait));
             error(req, res, 429, "RATE_LIMITED", fmt::format("too many requests from this client; retry in {} s", wait));
-            return httplib::Server::HandlerResponse::Handled;
+            note_refusal(req, 429, "RATE_LIMITED");
+            return true;
         }
-        if (!needs_key(req.path)) return httplib::Server::HandlerResponse::Unhandled;
-        std::string key = req.get_header_value("X-API-Key");
+        if (!needs_key(req.path)) return false;
+        std::string key = req.header("X-API-Key");
         if (key.empty()) {
-            const std::string auth = req.get_header_value("Authorization");
+            const std::string auth = req.header(http::field::authorization);
             if (auth.rfind("Bearer ", 0) == 0) key = auth.substr(7);
         }
         if (key.empty()) {
             error(req, res, 401, "UNAUTHORIZED", "an API key is required: send X-API-Key: <key> or Authorization: Bearer <key>");
-            return httplib::Server::HandlerResponse::Handled;
+            note_refusal(req, 401, "UNAUTHORIZED");
+            return true;
         }
         bool match = false;
         for (const auto& k : settings.api_keys) match = keys_equal(key, k) || match;  // no early exit
         if (!match) {
             error(req, res, 403, "FORBIDDEN", "the API key is not valid");
-            return httplib::Server::HandlerResponse::Handled;
+            note_refusal(req, 403, "FORBIDDEN");
+            return true;
         }
-        return httplib::Server::HandlerResponse::Unhandled;
+        return false;
+    }
+
+    // The route for the request, or an answered 404/405.
+    const Route* route(Request& req, Response& res) const {
+        const auto parts = split_path(req.raw_path);
+        std::vector<std::string> allowed;
+        for (const auto& r : routes_) {
+            if (r.segments.size() != parts.size()) continue;
+            std::vector<std::string> captures;
+            bool match = true;
+            for (std::size_t i = 0; i < parts.size() && match; ++i) {
+                if (r.segments[i] == "{}") {
+                    match = !parts[i].empty();
+                    captures.push_back(percent_decode(parts[i], false));
+                } else {
+                    match = r.segments[i] == percent_decode(parts[i], false);
+                }
+            }
+            if (!match) continue;
+            if (r.method == req.method || (r.method == "GET" && req.method == "HEAD")) {
+                req.captures = std::move(captures);
+                return &r;
+            }
+            allowed.push_back(r.method);
+            if (r.method == "GET") allowed.push_back("HEAD");
+        }
+        if (allowed.empty()) {
+            error(req, res, 404, "NOT_FOUND", "no such endpoint: " + req.method + " " + req.path);
+        } else {
+            std::sort(allowed.begin(), allowed.end());
+            allowed.erase(std::unique(allowed.begin(), allowed.end()), allowed.end());
+            std::string list;
+            for (const auto& m : allowed) list += (list.empty() ? "" : ", ") + m;
+            res.headers.emplace_back(http::field::allow, list);
+            error(req, res, 405, "METHOD_NOT_ALLOWED", fmt::format("{} is not allowed on {}; allowed: {}", req.method, req.path, list));
+        }
+        return nullptr;
+    }
+
+    // Runs a handler; an exception becomes a 500 that names only the request id (the text
+    // may hold a Redis host:port or a file path), with the full text in the log.
+    void run(const Route& r, Request& req, Response& res) {
+        std::string what;
+        try {
+            r.handle(req, res);
+            return;
+        } catch (const std::exception& e) {
+            what = e.what();
+        } catch (...) {
+            what = "unknown exception";
+        }
+        log.log(LogLevel::Error, fmt::format("admin: {} {} failed (request id {}): {}", req.method, req.raw_path.substr(0, 200), req.id, what));
+        res = Response{};
+        error(req, res, 500, "INTERNAL_ERROR", "internal error (request id " + req.id + ")");
+    }
+
+    void add(std::string method, std::string_view pattern, bool on_io_thread, Handler h) {
+        Route r{std::move(method), {}, on_io_thread, std::move(h)};
+        for (auto part : split_path(pattern)) r.segments.emplace_back(part);
+        routes_.push_back(std::move(r));
     }
 
     void routes() {
-        server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) { return gate(req, res); });
-        server.set_payload_max_length(settings.max_body_bytes);
-        server.set_exception_handler([this](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-            std::string what = "unknown error";
-            try {
-                if (ep) std::rethrow_exception(ep);
-            } catch (const std::exception& e) {
-                what = e.what();
-            } catch (...) {
-            }
-            log.log(LogLevel::Error, fmt::format("{} {} failed: {}", req.method, req.path, what));
-            error(req, res, 500, "INTERNAL_ERROR", what);
-        });
-        server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-            if (!res.body.empty()) return;  // a handler already answered
-            if (res.status == 413) {
-                error(req, res, 413, "VALIDATION_ERROR", "request body too large");
-            } else if (res.status == 404) {
-                error(req, res, 404, "NOT_FOUND", "no such endpoint: " + req.method + " " + req.path);
-            } else if (res.status == 405) {
-                error(req, res, 405, "VALIDATION_ERROR", "method not allowed");
-            }
-        });
-
-        server.Get("/health", [](const httplib::Request&, httplib::Response& res) {
-            send_json(res, 200, {{"status", "alive"}});
-        });
-        server.Get("/health/ready", [this](const httplib::Request&, httplib::Response& res) {
+        add("GET", "/health", true, [](Request&, Response& res) { send_json(res, 200, {{"status", "alive"}}); });
+        add("GET", "/health/ready", false, [this](Request&, Response& res) {
             std::string why;
             bool is_ready = backend.ready(why);
             send_json(res, is_ready ? 200 : 503, {{"status", is_ready ? "ready" : "not_ready"}, {"reason", why}});
         });
-        server.Get("/health/detailed", [this](const httplib::Request&, httplib::Response& res) {
-            json report = backend.health_detailed();
-            send_json(res, 200, report);  // a report, not a probe: read "status" inside
+        add("GET", "/health/detailed", false, [this](Request&, Response& res) {
+            send_json(res, 200, backend.health_detailed());  // a report, not a probe: read "status" inside
         });
-        server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-            res.set_content(backend.metrics_text(), "text/plain; version=0.0.4");
+        add("GET", "/metrics", false, [this](Request&, Response& res) {
+            res.body = backend.metrics_text();
+            res.content_type = "text/plain; version=0.0.4";
         });
 
-        server.Get("/api/v1/jobs", [this](const httplib::Request& req, httplib::Response& res) { list_jobs(req, res); });
-        server.Get(R"(/api/v1/jobs/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
-            auto job = backend.store().get_job(req.matches[1]);
-            if (!job) return error(req, res, 404, "JOB_NOT_FOUND", "no job with that id", {{"id", req.matches[1].str()}});
+        add("GET", "/api/v1/jobs", false, [this](Request& req, Response& res) { list_jobs(req, res, std::nullopt); });
+        add("GET", "/api/v1/jobs/{}", false, [this](Request& req, Response& res) {
+            auto job = backend.store().get_job(req.captures[0]);
+            if (!job) return error(req, res, 404, "JOB_NOT_FOUND", "no job with that id", {{"id", req.captures[0]}});
             ok(req, res, job->to_json());
         });
-        server.Post(R"(/api/v1/jobs/([^/]+)/retry)", [this](const httplib::Request& req, httplib::Response& res) {
-            const std::string id = req.matches[1];
+        add("POST", "/api/v1/jobs/{}/retry", false, [this](Request& req, Response& res) {
+            const std::string& id = req.captures[0];
             if (!backend.store().get_job(id)) return error(req, res, 404, "JOB_NOT_FOUND", "no job with that id", {{"id", id}});
-            std::string why = backend.retry_job(id);
-            if (!why.empty()) return error(req, res, 400, "VALIDATION_ERROR", why, {{"id", id}});
-            ok(req, res, backend.store().get_job(id)->to_json());
+            answer_action(req, res, id, backend.retry_job(id));
         });
-        server.Get("/api/v1/exceptions", [this](const httplib::Request& req, httplib::Response& res) {
-            auto with_status = req;  // the review queue is the jobs in status "review"
-            with_status.params.erase("status");
-            with_status.params.emplace("status", "review");
-            list_jobs(with_status, res);
-        });
-        server.Post(R"(/api/v1/exceptions/([^/]+)/approve)", [this](const httplib::Request& req, httplib::Response& res) {
+        // The review queue is the jobs in status "review".
+        add("GET", "/api/v1/exceptions", false, [this](Request& req, Response& res) { list_jobs(req, res, "review"); });
+        add("POST", "/api/v1/exceptions/{}/approve", false, [this](Request& req, Response& res) {
             json body = json::object();
             if (!parse_body(req, res, body)) return;
-            const std::string id = req.matches[1];
+            const std::string& id = req.captures[0];
             if (body.contains("fields") && !body["fields"].is_object())
                 return error(req, res, 400, "VALIDATION_ERROR", "'fields' must be an object of corrected field values",
                              {{"fields", "expected an object"}});
             if (body.contains("notes") && !body["notes"].is_string())
                 return error(req, res, 400, "VALIDATION_ERROR", "'notes' must be a string", {{"notes", "expected a string"}});
-            if (!backend.store().get_job(id)) return error(req, res, 404, "JOB_NOT_FOUND", "no job with that id", {{"id", id}});
-            std::string why = backend.approve(id, body.value("fields", json::object()), body.value("notes", ""));
-            if (!why.empty()) return error(req, res, 400, "VALIDATION_ERROR", why, {{"id", id}});
-            ok(req, res, backend.store().get_job(id)->to_json());
+            if (body.contains("expected_status") && (!body["expected_status"].is_string() || !is_job_status(body["expected_status"].get<std::string>())))
+                return error(req, res, 400, "VALIDATION_ERROR", "'expected_status' must be a job status such as \"review\"",
+                             {{"expected_status", "expected a job status"}});
+            auto job = backend.store().get_job(id);
+            if (!job) return error(req, res, 404, "JOB_NOT_FOUND", "no job with that id", {{"id", id}});
+            // Optimistic check for a reviewer's screen: refuse when the job moved on since it
+            // was shown. The backend still decides under its own lock (Conflict).
+            if (body.contains("expected_status") && job->status != body["expected_status"].get<std::string>())
+                return error(req, res, 409, "CONFLICT",
+                             fmt::format("job is '{}', not '{}' as expected", job->status, body["expected_status"].get<std::string>()),
+                             {{"id", id}, {"status", job->status}});
+            answer_action(req, res, id, backend.approve(id, body.value("fields", json::object()), body.value("notes", "")));
         });
-        server.Post(R"(/api/v1/exceptions/([^/]+)/reject)", [this](const httplib::Request& req, httplib::Response& res) {
+        add("POST", "/api/v1/exceptions/{}/reject", false, [this](Request& req, Response& res) {
             json body = json::object();
             if (!parse_body(req, res, body)) return;
-            const std::string id = req.matches[1];
+            const std::string& id = req.captures[0];
             if (!body.contains("reason") || !body["reason"].is_string() || body["reason"].get<std::string>().empty())
                 return error(req, res, 400, "VALIDATION_ERROR", "a non-empty 'reason' is required to reject",
                              {{"reason", "required"}});
             if (!backend.store().get_job(id)) return error(req, res, 404, "JOB_NOT_FOUND", "no job with that id", {{"id", id}});
-            std::string why = backend.reject(id, body["reason"]);
-            if (!why.empty()) return error(req, res, 400, "VALIDATION_ERROR", why, {{"id", id}});
-            ok(req, res, backend.store().get_job(id)->to_json());
+            answer_action(req, res, id, backend.reject(id, body["reason"]));
         });
-        server.Get("/api/v1/stats/dashboard", [this](const httplib::Request& req, httplib::Response& res) { dashboard(req, res); });
-        server.Get("/api/v1/stats/daily", [this](const httplib::Request& req, httplib::Response& res) { daily(req, res); });
+        add("GET", "/api/v1/stats/dashboard", false, [this](Request& req, Response& res) { dashboard(req, res); });
+        add("GET", "/api/v1/stats/daily", false, [this](Request& req, Response& res) { daily(req, res); });
+    }
+
+    void answer_action(const Request& req, Response& res, const std::string& id, const ActionResult& r) {
+        using O = ActionResult::Outcome;
+        switch (r.outcome) {
+        case O::Done:
+            if (auto job = backend.store().get_job(id)) return ok(req, res, job->to_json());
+            return error(req, res, 404, "JOB_NOT_FOUND", "no job with that id", {{"id", id}});
+        case O::NotFound:
+            return error(req, res, 404, "JOB_NOT_FOUND", r.message.empty() ? "no job with that id" : r.message, {{"id", id}});
+        case O::Conflict:
+            return error(req, res, 409, "CONFLICT", r.message, {{"id", id}});
+        case O::Invalid:
+            return error(req, res, 422, "VALIDATION_ERROR", r.message, r.field_errors.is_object() ? r.field_errors : json::object());
+        case O::Unavailable:
+            res.headers.emplace_back(http::field::retry_after, std::to_string(kRetryAfterUnavailableSeconds));
+            return error(req, res, 503, "UNAVAILABLE", r.message.empty() ? "temporarily unavailable; retry later" : r.message, {{"id", id}});
+        }
     }
 
     // Empty body = {}. Otherwise it must be a JSON object.
-    static bool parse_body(const httplib::Request& req, httplib::Response& res, json& out) {
-        if (req.body.empty()) return true;
+    static bool parse_body(const Request& req, Response& res, json& out) {
+        if (req.msg.body().empty()) return true;
         try {
-            out = json::parse(req.body);
+            out = json::parse(req.msg.body());
         } catch (const json::parse_error& e) {
             error(req, res, 400, "VALIDATION_ERROR", std::string("request body is not valid JSON: ") + e.what());
             return false;
@@ -295,15 +602,11 @@ struct AdminServer::Impl {
         return true;
     }
 
-    void list_jobs(const httplib::Request& req, httplib::Response& res) {
+    void list_jobs(const Request& req, Response& res, std::optional<std::string> forced_status) {
         JobQuery q;
         json problems = json::object();
-        auto param = [&](const char* name) -> std::optional<std::string> {
-            if (!req.has_param(name)) return std::nullopt;
-            return req.get_param_value(name);
-        };
         auto integer = [&](const char* name, long lo, long hi, long fallback) -> long {
-            auto v = param(name);
+            auto v = req.param(name);
             if (!v) return fallback;
             try {
                 std::size_t used = 0;
@@ -316,20 +619,22 @@ struct AdminServer::Impl {
         };
         q.limit = static_cast<std::size_t>(integer("limit", 1, 100, 50));
         q.offset = static_cast<std::size_t>(integer("offset", 0, 100'000'000, 0));
-        if (auto s = param("status")) {
+        if (forced_status) {
+            q.status = *forced_status;
+        } else if (auto s = req.param("status")) {
             if (is_job_status(*s)) q.status = *s;
             else problems["status"] = "must be one of received, processing, extracted, submitted, review, approved, rejected, failed, skipped";
         }
-        if (auto e = param("email_id")) q.email_id = *e;
-        if (auto d = param("date_from")) {
+        if (auto e = req.param("email_id")) q.email_id = *e;
+        if (auto d = req.param("date_from")) {
             if (auto ms = parse_day(*d, false)) q.from_ms = *ms;
             else problems["date_from"] = "must be a date YYYY-MM-DD";
         }
-        if (auto d = param("date_to")) {
+        if (auto d = req.param("date_to")) {
             if (auto ms = parse_day(*d, true)) q.to_ms = *ms;
             else problems["date_to"] = "must be a date YYYY-MM-DD";
         }
-        if (auto s = param("sort")) {
+        if (auto s = req.param("sort")) {
             if (*s == "created_at" || *s == "asc") q.newest_first = false;
             else if (*s == "-created_at" || *s == "desc") q.newest_first = true;
             else problems["sort"] = "must be created_at (oldest first) or -created_at (newest first)";
@@ -347,7 +652,8 @@ struct AdminServer::Impl {
         }
         body += R"(],"meta":)" + m.dump() + "}";
         res.status = 200;
-        res.set_content(std::move(body), "application/json");
+        res.body = std::move(body);
+        res.content_type = "application/json";
     }
 
     static json summarize(const JobAggregate& a) {
@@ -370,7 +676,7 @@ struct AdminServer::Impl {
                 {"average_submission_seconds", a.submission_count ? json(a.submission_ms_sum / a.submission_count / 1000) : json(nullptr)}};
     }
 
-    void dashboard(const httplib::Request& req, httplib::Response& res) {
+    void dashboard(const Request& req, Response& res) {
         const std::int64_t now_ms =
             std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
         const std::int64_t day_ms = 86'400'000;
@@ -384,9 +690,10 @@ struct AdminServer::Impl {
         ok(req, res, std::move(data));
     }
 
-    void daily(const httplib::Request& req, httplib::Response& res) {
-        if (!req.has_param("date")) return error(req, res, 400, "VALIDATION_ERROR", "'date' is required (YYYY-MM-DD)", {{"date", "required"}});
-        auto from = parse_day(req.get_param_value("date"), false);
+    void daily(const Request& req, Response& res) {
+        auto date = req.param("date");
+        if (!date) return error(req, res, 400, "VALIDATION_ERROR", "'date' is required (YYYY-MM-DD)", {{"date", "required"}});
+        auto from = parse_day(*date, false);
         if (!from) return error(req, res, 400, "VALIDATION_ERROR", "'date' must be YYYY-MM-DD", {{"date", "must be YYYY-MM-DD"}});
         JobAggregate a = backend.store().aggregate_jobs(*from, *from + 86'400'000 - 1);
         json hourly = json::array();
@@ -399,7 +706,7 @@ struct AdminServer::Impl {
         json top = json::array();
         for (std::size_t i = 0; i < providers.size() && i < 10; ++i) top.push_back({{"provider", providers[i].first}, {"count", providers[i].second}});
         json data = summarize(a);
-        data["date"] = req.get_param_value("date");
+        data["date"] = *date;
         data["by_status"] = a.by_status;
         data["hourly"] = std::move(hourly);
         data["confidence_distribution"] = std::move(histogram);
@@ -407,6 +714,260 @@ struct AdminServer::Impl {
         ok(req, res, std::move(data));
     }
 };
+
+// One client connection: reads a request head under a deadline, answers, and either waits
+// (bounded) for the next request or closes. Every member runs on the I/O thread.
+struct AdminServer::Impl::Connection : std::enable_shared_from_this<Connection> {
+    Impl& server;
+    beast::tcp_stream stream;
+    std::string address;
+    beast::flat_buffer buffer;
+    std::optional<http::request_parser<http::string_body>> parser;
+    Request request;                 // the one being read
+    const Route* target = nullptr;   // its route once matched
+    // How to answer it, fixed when its head arrives.
+    bool head_request = false;
+    unsigned version = 11;
+    bool client_keeps_alive = false;
+    http::response<http::string_body> response;
+    std::optional<http::response_serializer<http::string_body>> head_only;  // HEAD answers
+    std::array<char, 16 * 1024> scratch{};
+    std::size_t drained = 0;
+
+    Connection(Impl& s, tcp::socket socket, std::string addr) : server(s), stream(std::move(socket)), address(std::move(addr)) {}
+    ~Connection() { server.release(address); }
+
+    void start() { read_head(); }
+
+    // Between requests on a kept-alive connection: wait (keep_alive_idle_timeout) for the
+    // first byte of the next request, then give the head its own deadline.
+    void wait_for_next() {
+        if (buffer.size() > 0) return read_head();  // pipelined: already here
+        stream.expires_after(server.settings.keep_alive_idle_timeout);
+        stream.async_read_some(buffer.prepare(4096), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+            if (ec) return self->close();
+            self->buffer.commit(n);
+            self->read_head();
+        });
+    }
+
+    void read_head() {
+        parser.emplace();
+        parser->header_limit(kHeaderLimit);
+        // No limit while reading the head: we check Content-Length ourselves and answer 413 with
+        // the request's context. (Not boost::none: Beast 1.74 compares every length as above it.)
+        parser->body_limit(std::numeric_limits<std::uint64_t>::max());
+        request = Request{};
+        target = nullptr;
+        // One deadline for the whole head, not per read: a drip-feeding client is cut off too.
+        stream.expires_after(server.settings.request_head_timeout);
+        http::async_read_header(stream, buffer, *parser, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+            self->on_head(ec);
+        });
+    }
+
+    void on_head(beast::error_code ec) {
+        if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted ||
+            ec == asio::error::connection_reset || ec == asio::error::eof)
+            return close();  // gone, idle past the deadline, or shutting down: nothing to answer
+        if (ec == http::error::header_limit) return answer_bare(431, "REQUEST_HEADER_TOO_LARGE", "request head over 16 KiB");
+        if (ec) return answer_bare(400, "BAD_REQUEST", "malformed HTTP request: " + ec.message());  // the parser's words, e.g. "bad method"
+
+        const auto& h = parser->get();
+        request.msg.base() = h.base();
+        head_request = h.method() == http::verb::head;
+        version = h.version();
+        client_keeps_alive = h.keep_alive();
+        request.method = std::string(h.method_string());
+        const std::string_view target_text(h.target().data(), h.target().size());
+        const auto q = target_text.find('?');
+        request.raw_path = std::string(target_text.substr(0, q));
+        request.path = percent_decode(request.raw_path, false);
+        if (q != std::string_view::npos) {
+            std::string_view query = target_text.substr(q + 1);
+            while (!query.empty()) {
+                auto amp = query.find('&');
+                auto pair = query.substr(0, amp);
+                if (!pair.empty()) {
+                    auto eq = pair.find('=');
+                    request.params.emplace_back(percent_decode(pair.substr(0, eq), true),
+                                                eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1), true));
+                }
+                if (amp == std::string_view::npos) break;
+                query.remove_prefix(amp + 1);
+            }
+        }
+        request.remote_addr = address;
+        request.id = new_request_id(h);
+
+        const auto length = parser->content_length();
+        const bool chunked = parser->chunked();
+        const bool body_follows = chunked || (length && *length > 0);
+        Response res;
+        // Framing first. A body-carrying method without a length would make us wait for bytes
+        // that may never come; ask for the length at once instead.
+        const bool wants_body = h.method() == http::verb::post || h.method() == http::verb::put || h.method() == http::verb::patch;
+        if (wants_body && !length && !chunked) {
+            error(request, res, 411, "LENGTH_REQUIRED", "send the body with a Content-Length header (or chunked)");
+            res.close = true;
+            return write(std::move(res));
+        }
+        if (length && *length > server.settings.max_body_bytes) {
+            error(request, res, 413, "VALIDATION_ERROR",
+                  fmt::format("request body too large: {} bytes, the limit is {}", *length, server.settings.max_body_bytes));
+            res.close = true;
+            return write(std::move(res));
+        }
+        // Refusals and unknown endpoints are answered before any body is read; an unread body
+        // means the connection cannot be reused.
+        if (server.gate(request, res) || !(target = server.route(request, res))) {
+            res.close = body_follows;
+            return write(std::move(res));
+        }
+        if (!body_follows) return dispatch();
+        if (beast::iequals(h[http::field::expect], "100-continue")) {
+            static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+            stream.expires_after(kWriteTimeout);
+            return asio::async_write(stream, asio::buffer(kContinue), [self = shared_from_this()](beast::error_code wec, std::size_t) {
+                if (wec) return self->close();
+                self->read_body();
+            });
+        }
+        read_body();
+    }
+
+    void read_body() {
+        parser->body_limit(server.settings.max_body_bytes);  // bounds chunked bodies too
+        stream.expires_after(kBodyTimeout);
+        http::async_read(stream, buffer, *parser, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+            if (ec == http::error::body_limit) {
+                Response res;
+                error(self->request, res, 413, "VALIDATION_ERROR", "request body too large");
+                res.close = true;
+                return self->write(std::move(res));
+            }
+            if (ec) return self->close();
+            self->dispatch();
+        });
+    }
+
+    // Runs the matched handler: on this thread when it is cheap (liveness), else on a worker.
+    void dispatch() {
+        request.msg.body() = std::move(parser->get().body());
+        if (target->on_io_thread) {
+            Response res;
+            server.run(*target, request, res);
+            return write(std::move(res));
+        }
+        asio::post(*server.pool, [self = shared_from_this(), req = std::move(request), route = target]() mutable {
+            Response res;
+            self->server.run(*route, req, res);
+            // Back to the I/O thread, which owns the socket.
+            asio::post(self->server.io, [self, res = std::move(res)]() mutable { self->write(std::move(res)); });
+        });
+    }
+
+    // An answer when no request could be parsed: minimal, then close.
+    void answer_bare(int status, const std::string& code, const std::string& message) {
+        Request none;
+        none.id = new_request_id({});
+        Response res;
+        error(none, res, status, code, message);
+        res.close = true;
+        send(std::move(res), false, 11, false);
+    }
+
+    void write(Response res) { send(std::move(res), head_request, version, client_keeps_alive); }
+
+    void send(Response res, bool head, unsigned version, bool client_keeps_alive) {
+        if (server.stopped) return close();
+        const bool keep = client_keeps_alive && !res.close;
+        response = {};
+        response.version(version);
+        response.result(static_cast<unsigned>(res.status));
+        response.set(http::field::content_type, res.content_type);
+        for (auto& [field, value] : res.headers) response.set(field, value);
+        response.body() = std::move(res.body);
+        response.prepare_payload();
+        response.keep_alive(keep);
+        stream.expires_after(kWriteTimeout);
+        auto done = [self = shared_from_this(), keep](beast::error_code ec, std::size_t) {
+            if (ec) return self->close();
+            if (!keep) return self->finish();
+            self->wait_for_next();
+        };
+        if (head) {
+            head_only.emplace(response);
+            http::async_write_header(stream, *head_only, std::move(done));
+        } else {
+            http::async_write(stream, response, std::move(done));
+        }
+    }
+
+    // Closing after an answer: stop sending, then read and drop what the client is still
+    // sending (an unread body) for a moment, so the close does not reset the connection and
+    // take our answer with it.
+    void finish() {
+        beast::error_code ec;
+        stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+        if (ec) return close();
+        drained = 0;
+        stream.expires_after(kDrainTimeout);
+        drain();
+    }
+
+    void drain() {
+        stream.async_read_some(asio::buffer(scratch), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+            self->drained += n;
+            if (ec || self->drained > kDrainLimit) return self->close();
+            self->drain();
+        });
+    }
+
+    void close() {
+        beast::error_code ec;
+        stream.socket().close(ec);
+        server.live.erase(this);
+    }
+};
+
+void AdminServer::Impl::serve(tcp::socket socket) {
+    std::string address = client_address(socket);
+    if (!admit(address)) return refuse_connection(socket, address);
+    boost::system::error_code ec;
+    // Small JSON answers: without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms to each.
+    socket.set_option(tcp::no_delay(true), ec);
+    auto connection = std::make_shared<Connection>(*this, std::move(socket), address);
+    live[connection.get()] = connection;  // overwrites a stale entry at a reused address
+    connection->start();
+}
+
+// Over a connection cap: a fixed 503 written without waiting (it fits the empty send buffer
+// of a fresh socket), then close. The client gets a reason; the server spends nothing more.
+void AdminServer::Impl::refuse_connection(tcp::socket& socket, const std::string& address) {
+    static const std::string kBody =
+        R"({"success":false,"error":{"code":"TOO_MANY_CONNECTIONS","message":"too many open connections from this address or in all; close idle ones and retry","details":{}}})";
+    static const std::string kAnswer = fmt::format(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n"
+        "Content-Length: {}\r\n\r\n{}",
+        kBody.size(), kBody);
+    boost::system::error_code ec;
+    socket.non_blocking(true, ec);
+    socket.write_some(asio::buffer(kAnswer), ec);
+    socket.shutdown(tcp::socket::shutdown_both, ec);
+    socket.close(ec);
+    if (auto dropped = notices.allow("refused " + address)) {
+        int mine = 0, total = 0;
+        {
+            std::lock_guard lock(count_mutex);
+            if (auto it = per_client.find(address); it != per_client.end()) mine = it->second;
+            total = total_connections;
+        }
+        log.log(LogLevel::Warn, fmt::format("admin: refused a connection from {}: it has {} open (limit {}), {} open in all (limit {}){}",
+                                            address, mine, settings.max_connections_per_client, total, settings.max_connections,
+                                            suppressed_note(*dropped)));
+    }
+}
 
 AdminServer::AdminServer(AdminSettings settings, AdminBackend& backend, Logger& log)
     : impl_(std::make_unique<Impl>(std::move(settings), backend, log)) {}
@@ -416,27 +977,59 @@ AdminServer::~AdminServer() { stop(); }
 void AdminServer::start() {
     Impl& m = *impl_;
     m.routes();
-    // cpp-httplib holds a thread per keep-alive connection: size the pool for dashboards and
-    // scrapers polling at once (idle threads cost little).
-    m.server.new_task_queue = [] { return new httplib::ThreadPool(64); };
-    // Small JSON answers on keep-alive connections: without TCP_NODELAY, Nagle and delayed
-    // ACKs add ~40 ms to each one. The Debian build listens with a backlog of 5, so keep
-    // connections alive for many requests rather than reconnecting in bursts.
-    m.server.set_tcp_nodelay(true);
-    m.server.set_keep_alive_max_count(1000);
-    m.server.set_keep_alive_timeout(30);
-    if (m.settings.port == 0) m.bound_port = m.server.bind_to_any_port(m.settings.host);
-    else m.bound_port = m.server.bind_to_port(m.settings.host, m.settings.port) ? m.settings.port : -1;
-    if (m.bound_port <= 0)
-        throw std::runtime_error(fmt::format("admin server cannot listen on {}:{} (address in use, or not an address here)",
-                                             m.settings.host, m.settings.port));
-    m.thread = std::thread([&m] { m.server.listen_after_bind(); });
+    const auto fail = [&](const std::string& why) {
+        return std::runtime_error(fmt::format("admin server cannot listen on {}:{}: {}", m.settings.host, m.settings.port, why));
+    };
+    boost::system::error_code ec;
+    tcp::resolver resolver(m.io);
+    auto endpoints = resolver.resolve(m.settings.host, std::to_string(m.settings.port),
+                                      tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+    if (ec) throw fail("not an address here (" + ec.message() + ")");
+    std::string last_error = "no address to listen on";
+    for (const auto& entry : endpoints) {
+        tcp::acceptor acceptor(m.io);
+        const auto endpoint = entry.endpoint();
+        acceptor.open(endpoint.protocol(), ec);
+        if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+        if (!ec) acceptor.bind(endpoint, ec);
+        // The kernel's maximum backlog: bursts of probes and dashboards queue, not fail.
+        if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+        if (ec) {
+            last_error = ec.message();
+            continue;
+        }
+        m.acceptor = std::move(acceptor);
+        break;
+    }
+    if (!m.acceptor.is_open()) throw fail(last_error);
+    m.bound_port = m.acceptor.local_endpoint().port();
+    m.pool.emplace(kWorkerThreads);
+    m.accept();
+    m.io_thread = std::thread([&m] { m.io.run(); });
 }
 
 void AdminServer::stop() {
     if (!impl_) return;
-    impl_->server.stop();
-    if (impl_->thread.joinable()) impl_->thread.join();
+    Impl& m = *impl_;
+    if (!m.io_thread.joinable()) return;
+    // Close the listener and every connection on the I/O thread (it owns them), then let
+    // handlers already running on workers finish: the backend outlives them.
+    std::promise<void> closed;
+    asio::post(m.io, [&m, &closed] {
+        m.stopped = true;
+        boost::system::error_code ec;
+        m.acceptor.close(ec);
+        m.accept_retry.cancel();
+        for (auto& [raw, weak] : m.live)
+            if (auto c = weak.lock()) c->stream.socket().close(ec);
+        m.live.clear();
+        closed.set_value();
+    });
+    closed.get_future().wait();
+    m.pool->stop();
+    m.pool->join();
+    m.io.stop();
+    m.io_thread.join();
 }
 
 int AdminServer::port() const { return impl_->bound_port; }

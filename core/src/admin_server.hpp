@@ -4,9 +4,10 @@
 // Ownership/threading: the Runtime owns the AdminServer and the AdminBackend it talks to,
 // and stops the server before tearing anything down. Handlers run on the server's own
 // thread pool and call the backend concurrently, so AdminBackend must be thread-safe.
-// cpp-httplib stays inside admin_server.cpp (it is a heavy header).
+// The HTTP library (Boost.Beast/Asio) stays inside admin_server.cpp: its headers are heavy.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +27,30 @@ struct AdminSettings {
     double rate_per_second = 20;      // per client address; token bucket
     int burst = 40;
     std::size_t max_body_bytes = 1 << 20;
+    // /health/detailed runs every probe and a state-store round trip and names hosts in its
+    // errors; when true it needs a key like /api/. Off by default: existing probes call it bare.
+    bool protect_health_detailed = false;
+    // A new connection must deliver its whole request head within this (a total deadline, not
+    // per read, so a client dripping a byte at a time is cut off too).
+    std::chrono::milliseconds request_head_timeout{5000};
+    // A kept-alive connection may sit idle this long between requests.
+    std::chrono::milliseconds keep_alive_idle_timeout{5000};
+    // Open connections per client address and in all; more are answered 503 and closed.
+    int max_connections_per_client = 32;
+    int max_connections = 512;
+    // Refused requests (401/403/429, connection caps) are logged at most once per client
+    // address per interval, with the number left out.
+    std::chrono::milliseconds refusal_log_interval{10000};
+};
+
+// What a review or retry action did; the server maps it to an HTTP status.
+struct ActionResult {
+    enum class Outcome { Done, NotFound, Conflict, Invalid, Unavailable };
+    Outcome outcome = Outcome::Done;
+    std::string message;                                     // why not, for a person
+    nlohmann::json field_errors = nlohmann::json::object();  // Invalid: field -> what is wrong with it
+    static ActionResult done() { return {}; }
+    static ActionResult fail(Outcome o, std::string why, nlohmann::json fields = nlohmann::json::object());
 };
 
 // What the server asks the runtime. All methods are called from server threads.
@@ -36,11 +61,14 @@ public:
     virtual nlohmann::json health_detailed() = 0;
     virtual std::string metrics_text() = 0;
     virtual Store& store() = 0;
-    // Re-runs a failed job from its dead letter. Returns "" when started, else why not.
-    virtual std::string retry_job(const std::string& id) = 0;
-    // Review queue. Both return "" on success, else why not (a validation problem).
-    virtual std::string approve(const std::string& id, const nlohmann::json& corrections, const std::string& notes) = 0;
-    virtual std::string reject(const std::string& id, const std::string& reason) = 0;
+    // Re-runs a failed job from its dead letter. Done when started. The server maps the
+    // outcome: NotFound 404, Conflict 409 (e.g. the job is no longer failed), Invalid 422
+    // (field_errors become the error details), Unavailable 503 with Retry-After.
+    virtual ActionResult retry_job(const std::string& id) = 0;
+    // Review queue decisions; outcomes as for retry_job (Conflict: no longer in review,
+    // e.g. another reviewer acted first).
+    virtual ActionResult approve(const std::string& id, const nlohmann::json& corrections, const std::string& notes) = 0;
+    virtual ActionResult reject(const std::string& id, const std::string& reason) = 0;
 };
 
 class AdminServer {

@@ -64,6 +64,17 @@ const ConfigSpec& admin_section_spec() {
         Field::number("rate_limit_per_second").default_value(20).min(0.001).describe("Requests per second per client address"),
         Field::integer("rate_limit_burst").default_value(40).min(1).describe("Requests a client may make at once"),
         Field::integer("max_body_bytes").default_value(1048576).min(1024).describe("Larger request bodies get 413"),
+        Field::boolean("protect_health_detailed").default_value(false)
+            .describe("Require an API key for /health/detailed (/health and /health/ready stay open)"),
+        Field::duration("request_head_timeout").default_value("5s").min(0.1)
+            .describe("A connection must send its whole request head within this, or it is closed"),
+        Field::duration("keep_alive_idle_timeout").default_value("5s").min(0.1)
+            .describe("An idle kept-alive connection is closed after this"),
+        Field::integer("max_connections_per_client").default_value(32).min(1)
+            .describe("Open connections per client address; more are answered 503 and closed"),
+        Field::integer("max_connections").default_value(512).min(1).describe("Open connections in all; more are answered 503 and closed"),
+        Field::duration("refusal_log_interval").default_value("10s").min(0)
+            .describe("Refused requests (401/403/429) are logged at most once per client address per interval"),
     };
     return spec;
 }

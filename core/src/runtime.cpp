@@ -221,6 +221,12 @@ void Runtime::start_admin() {
     settings.rate_per_second = admin.at("rate_limit_per_second").get<double>();
     settings.burst = static_cast<int>(admin.at("rate_limit_burst").get<std::int64_t>());
     settings.max_body_bytes = static_cast<std::size_t>(admin.at("max_body_bytes").get<std::int64_t>());
+    settings.protect_health_detailed = admin.at("protect_health_detailed").get<bool>();
+    settings.request_head_timeout = milliseconds(admin.at("request_head_timeout").get<std::int64_t>());
+    settings.keep_alive_idle_timeout = milliseconds(admin.at("keep_alive_idle_timeout").get<std::int64_t>());
+    settings.max_connections_per_client = static_cast<int>(admin.at("max_connections_per_client").get<std::int64_t>());
+    settings.max_connections = static_cast<int>(admin.at("max_connections").get<std::int64_t>());
+    settings.refusal_log_interval = milliseconds(admin.at("refusal_log_interval").get<std::int64_t>());
     m.admin_actions = std::make_unique<AdminActions>(m.nodes, *m.state, *m.graph, *m.dead_letters, *m.health, m.metrics, *m.flight,
                                                      m.settlements.counters, *m.log, approved_node);
     m.admin = std::make_unique<AdminServer>(settings, *m.admin_actions, *m.log);

@@ -210,7 +210,8 @@ edges: [in -> out]
     EXPECT_TRUE(rt_->state().keys("deadletter/").empty()) << "the dead letter is cleared after a successful retry";
 
     auto again = client_->Post("/api/v1/jobs/doc-0/retry", {{"X-API-Key", kKey}}, "", "application/json");
-    EXPECT_EQ(again->status, 400);
+    EXPECT_EQ(again->status, 409) << "the job moved on: a conflict, not a malformed request";
+    EXPECT_EQ(body(again)["error"]["code"], "CONFLICT");
     EXPECT_EQ(body(again)["error"]["message"], "job is 'submitted'; only failed or partial jobs can be retried");
 }
 
@@ -241,7 +242,7 @@ edges:
     EXPECT_EQ(body(post("/api/v1/exceptions/doc-0/approve", "{not json"))["error"]["code"], "VALIDATION_ERROR");
     EXPECT_EQ(post("/api/v1/exceptions/doc-0/approve", R"({"fields": [1, 2]})")->status, 400);
     EXPECT_EQ(post("/api/v1/exceptions/doc-0/approve", "[]")->status, 400);
-    EXPECT_EQ(post("/api/v1/exceptions/doc-1/approve", "{}")->status, 400) << "doc-1 is not in review";
+    EXPECT_EQ(post("/api/v1/exceptions/doc-1/approve", "{}")->status, 409) << "doc-1 is not in review";
     EXPECT_EQ(post("/api/v1/exceptions/nope/approve", "{}")->status, 404);
     EXPECT_EQ(get("/api/v1/jobs/doc-0")->status, 200);
     EXPECT_EQ(body(get("/api/v1/jobs/doc-0"))["data"]["status"], "review") << "bad requests changed nothing";

@@ -19,7 +19,7 @@ std::optional<std::size_t> AdminActions::node_index(const std::string& name) con
     return std::nullopt;
 }
 
-std::string AdminActions::retry_job(const std::string& id) {
+std::string AdminActions::retry(const std::string& id) {
     auto job = store_.get_job(id);
     if (!job) return "no such job";
     if (job->status != "failed" && job->status != "partial")
@@ -49,7 +49,7 @@ std::string AdminActions::retry_job(const std::string& id) {
     return "";
 }
 
-std::string AdminActions::approve(const std::string& id, const nlohmann::json& corrections, const std::string& notes) {
+std::string AdminActions::approve_job(const std::string& id, const nlohmann::json& corrections, const std::string& notes) {
     auto job = store_.get_job(id);
     if (!job) return "no such job";
     if (job->status != "review") return fmt::format("job is '{}'; only jobs in review can be approved", job->status);
@@ -113,7 +113,7 @@ std::string AdminActions::approve(const std::string& id, const nlohmann::json& c
     return "";
 }
 
-std::string AdminActions::reject(const std::string& id, const std::string& reason) {
+std::string AdminActions::reject_job(const std::string& id, const std::string& reason) {
     auto job = store_.get_job(id);
     if (!job) return "no such job";
     if (job->status != "review") return fmt::format("job is '{}'; only jobs in review can be rejected", job->status);

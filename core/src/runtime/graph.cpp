@@ -358,8 +358,16 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
                 try {
                     // The write happened: this record must not be lost, or a redelivery sends it twice.
                     s_.store_guard.run([&] {
-                        s_.store.put(ledger_key, fmt::format("{}@{}", parked ? "review" : "submitted", iso8601(s_.clock.now())), s_.ledger_ttl);
+                        try {
+                            s_.store.put(ledger_key, fmt::format("{}@{}", parked ? "review" : "submitted", iso8601(s_.clock.now())),
+                                         s_.ledger_ttl);
+                        } catch (const StoreError& e) {
+                            // This node waits for the store: /health/detailed shows it degraded meanwhile.
+                            node.stats.set_last_error(fmt::format("delivery ledger: state store: {}", e.what()), s_.clock.now(), true);
+                            throw;
+                        }
                     }, "delivery ledger");
+                    succeeded(node);
                 } catch (const std::exception& e) {
                     node.context->log().log(LogLevel::Warn, fmt::format("delivered, but the ledger entry was not stored: {}", e.what()),
                                             env.doc->id);
