@@ -47,7 +47,9 @@ TEST(DirectorySource, TakesCompleteFilesAndMovesThemOnAck) {
     EXPECT_EQ(items[0].doc.attributes.at("filename"), "a.eml");
     EXPECT_EQ(items[0].doc.parts[0].media_type, "message/rfc822");
     EXPECT_EQ(items[1].doc.parts[0].media_type, "image/jpeg");
-    EXPECT_EQ(items[1].doc.id, Document::content_id("JPEGDATA"));
+    // The id covers the file name and the content: a copy under another name is another job.
+    EXPECT_EQ(items[1].doc.id, Document::content_id(std::string("b.jpg") + '\0' + "JPEGDATA"));
+    EXPECT_EQ(items[1].doc.attributes.at("filename"), "b.jpg");
     EXPECT_TRUE(runner.poll({0ms, false}).empty()) << "in-flight files are not emitted twice";
 
     items[0].ack(Outcome{true, ""});
