@@ -6,7 +6,10 @@
 #include <poppler/cpp/poppler-page-renderer.h>
 #include <poppler/cpp/poppler-page.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 
@@ -14,6 +17,7 @@
 
 #include <fmt/core.h>
 
+#include "budget.hpp"
 #include "docpipe/component.hpp"
 
 namespace docpipe::imaging {
@@ -33,11 +37,78 @@ void check_size(const Part& part, const DecodeLimits& limits) {
         bad(part, fmt::format("{} bytes, above the limit of {} bytes", part.bytes->size(), limits.max_bytes));
 }
 
-void check_megapixels(const Part& part, double width, double height, const DecodeLimits& limits, int page) {
-    const double mp = width * height / 1e6;
-    if (mp > limits.max_megapixels)
-        bad(part, fmt::format("page {} is {:.0f}x{:.0f} pixels ({:.1f} megapixels), above the limit of {} megapixels; "
-                              "not decoded", page + 1, width, height, mp, limits.max_megapixels));
+// A page's size, as it will be decoded or rendered, against the page limits.
+void check_planned(const Part& part, int page, std::int64_t width, std::int64_t height, const DecodeLimits& limits) {
+    check_page(fmt::format("{}: page {}", part.name, page + 1), width, height, {limits.max_megapixels, limits.max_aspect_ratio},
+               "; not decoded");
+}
+
+bool is_tiff(l_int32 format) {
+    return format == IFF_TIFF || format == IFF_TIFF_G3 || format == IFF_TIFF_G4 || format == IFF_TIFF_LZW || format == IFF_TIFF_ZIP ||
+           format == IFF_TIFF_PACKBITS || format == IFF_TIFF_RLE || format == IFF_TIFF_JPEG;
+}
+
+std::uint32_t le16(const l_uint8* p) { return p[0] | (p[1] << 8); }
+std::uint32_t le32(const l_uint8* p) { return le16(p) | (le16(p + 2) << 16); }
+
+// Leptonica's header reader decodes a whole BMP or GIF to learn its size ("cheating: read
+// the pix"), which is the very allocation the header check is there to avoid. Their
+// sizes are read here instead, from the bytes.
+struct HeaderSize {
+    std::int64_t width = 0, height = 0;
+    std::size_t frame_pixels = 0;  // GIF: giflib holds every frame decoded at once
+};
+
+std::optional<HeaderSize> bmp_size(const l_uint8* d, std::size_t n) {
+    if (n < 26 || d[0] != 'B' || d[1] != 'M') return std::nullopt;
+    HeaderSize s;
+    if (le32(d + 14) == 12) {  // OS/2 core header: 16-bit sizes
+        s.width = le16(d + 18);
+        s.height = le16(d + 20);
+    } else {  // signed 32-bit; a negative height is a top-down bitmap
+        s.width = std::llabs(static_cast<std::int32_t>(le32(d + 18)));
+        s.height = std::llabs(static_cast<std::int32_t>(le32(d + 22)));
+    }
+    return s;
+}
+
+// The logical screen and every frame's descriptor, walking the GIF's blocks without
+// decompressing them.
+std::optional<HeaderSize> gif_size(const l_uint8* d, std::size_t n) {
+    if (n < 13 || std::string_view(reinterpret_cast<const char*>(d), 3) != "GIF") return std::nullopt;
+    HeaderSize s;
+    s.width = le16(d + 6);
+    s.height = le16(d + 8);
+    std::size_t pos = 13;
+    if (d[10] & 0x80) pos += 3u << ((d[10] & 7) + 1);  // global colour table
+    const auto skip_sub_blocks = [&] {
+        while (pos < n) {
+            const std::size_t len = d[pos++];
+            if (len == 0) return;
+            pos += len;
+        }
+    };
+    while (pos < n) {
+        const l_uint8 block = d[pos++];
+        if (block == 0x2C) {  // image descriptor: left, top, width, height, flags
+            if (pos + 9 > n) break;
+            const std::int64_t w = le16(d + pos + 4), h = le16(d + pos + 6);
+            const l_uint8 flags = d[pos + 8];
+            pos += 9;
+            if (flags & 0x80) pos += 3u << ((flags & 7) + 1);  // local colour table
+            pos += 1;                                          // LZW minimum code size
+            skip_sub_blocks();
+            s.width = std::max(s.width, w);
+            s.height = std::max(s.height, h);
+            s.frame_pixels += static_cast<std::size_t>(w * h);
+        } else if (block == 0x21) {  // extension: label, then sub-blocks
+            pos += 1;
+            skip_sub_blocks();
+        } else {
+            break;  // 0x3B trailer, or damage the decoder will report
+        }
+    }
+    return s;
 }
 
 // 8-bit gray stays gray; everything else becomes 8-bit RGB.
@@ -78,6 +149,20 @@ Image to_image(PIX* pix) {
     return img;
 }
 
+// Decoding a page holds, besides the page we keep: Leptonica's PIX (up to 4 bytes a pixel)
+// and its converted copy (as much again); rendering a PDF page, poppler's bitmap and image
+// (4 bytes a pixel each). An over-estimate for gray and bilevel sources, on purpose.
+constexpr std::size_t kDecoderBytesPerPixel = 8;
+
+PlannedPage planned(std::int64_t width, std::int64_t height, bool gray, std::size_t extra = 0) {
+    PlannedPage p;
+    p.width = static_cast<int>(width);
+    p.height = static_cast<int>(height);
+    p.channels = gray ? 1 : 3;
+    p.decoder_bytes = p.pixels() * kDecoderBytesPerPixel + extra;
+    return p;
+}
+
 }  // namespace
 
 void quiet_libraries() {
@@ -95,18 +180,74 @@ bool is_pdf(const Part& part) {
     return part.bytes && part.bytes->size() >= 5 && std::equal(part.bytes->begin(), part.bytes->begin() + 5, "%PDF-");
 }
 
-std::vector<Page> decode_image(const Part& part, const DecodeLimits& limits) {
+struct PartDecoder::Pdf {
+    std::unique_ptr<poppler::document> doc;
+};
+
+PartDecoder::PartDecoder(const Part& part, const DecodeLimits& limits) : part_(part), limits_(limits) {
     check_size(part, limits);
     const l_uint8* data = part.bytes->data();
     const std::size_t size = part.bytes->size();
-    l_int32 format = 0, w = 0, h = 0, bps = 0, spp = 0, cmap = 0;
-    if (pixReadHeaderMem(data, size, &format, &w, &h, &bps, &spp, &cmap) != 0 || w <= 0 || h <= 0)
-        bad(part, "not a readable image (unknown format, or a corrupt header)");
-    check_megapixels(part, w, h, limits, 0);
 
-    std::vector<Page> pages;
-    if (format == IFF_TIFF || format == IFF_TIFF_G3 || format == IFF_TIFF_G4 || format == IFF_TIFF_LZW || format == IFF_TIFF_ZIP ||
-        format == IFF_TIFF_PACKBITS || format == IFF_TIFF_RLE || format == IFF_TIFF_JPEG) {
+    if (is_pdf(part)) {
+        pdf_ = std::make_unique<Pdf>();
+        pdf_->doc.reset(poppler::document::load_from_raw_data(reinterpret_cast<const char*>(data), static_cast<int>(size)));
+        if (!pdf_->doc) bad(part, "not a readable PDF (truncated or corrupt)");
+        if (pdf_->doc->is_locked()) bad(part, "encrypted PDF, no password");
+        const int count = pdf_->doc->pages();
+        if (count <= 0) bad(part, "PDF without pages");
+        if (count > limits.max_pages) bad(part, fmt::format("{} pages, above the limit of {} pages", count, limits.max_pages));
+        for (int i = 0; i < count; ++i) {
+            std::unique_ptr<poppler::page> page(pdf_->doc->create_page(i));
+            if (!page) bad(part, fmt::format("PDF page {} cannot be read", i + 1));
+            std::string text;
+            if (limits.pdf_text_layer) {
+                auto utf8 = page->text().to_utf8();
+                text.assign(utf8.begin(), utf8.end());
+                if (text.find_first_not_of(" \t\r\n\f") == std::string::npos) text.clear();
+            }
+            if (!text.empty()) {  // born-digital: its own text beats OCR, nothing is rendered
+                plan_.push_back(PlannedPage{0, 0, 3, 0});
+                text_layers_.push_back(std::move(text));
+                continue;
+            }
+            // The size poppler will render at pdf_dpi, rounded up: checked before it renders.
+            const auto rect = page->page_rect();
+            const double w = std::ceil(std::abs(rect.width()) * limits.pdf_dpi / 72.0);
+            const double h = std::ceil(std::abs(rect.height()) * limits.pdf_dpi / 72.0);
+            if (w > 1e9 || h > 1e9) bad(part, fmt::format("PDF page {} has an absurd size ({} x {} points); not rendered", i + 1,
+                                                          rect.width(), rect.height()));
+            check_planned(part, i, static_cast<std::int64_t>(w), static_cast<std::int64_t>(h), limits);
+            plan_.push_back(planned(static_cast<std::int64_t>(w), static_cast<std::int64_t>(h), false));
+            text_layers_.emplace_back();
+        }
+        return;
+    }
+
+    l_int32 format = 0;
+    findFileFormatBuffer(data, &format);
+    std::optional<HeaderSize> own;
+    if (format == IFF_GIF) own = gif_size(data, size);
+    if (format == IFF_BMP) own = bmp_size(data, size);
+    if (own) {
+        if (own->width <= 0 || own->height <= 0) bad(part, "not a readable image (corrupt header: no width or height)");
+        check_planned(part, 0, own->width, own->height, limits);
+        const double frames_mp = static_cast<double>(own->frame_pixels) / 1e6;
+        if (limits.max_megapixels > 0 && frames_mp > limits.max_megapixels)
+            bad(part, fmt::format("its GIF frames hold {:.1f} megapixels together, above the limit of {} megapixels "
+                                  "(max_megapixels); not decoded",
+                                  frames_mp, limits.max_megapixels));
+    }
+    l_int32 w = 0, h = 0, bps = 0, spp = 0, cmap = 0;
+    if (own) {
+        w = static_cast<l_int32>(own->width);
+        h = static_cast<l_int32>(own->height);
+        cmap = format == IFF_GIF;
+    } else if (pixReadHeaderMem(data, size, &format, &w, &h, &bps, &spp, &cmap) != 0 || w <= 0 || h <= 0) {
+        bad(part, "not a readable image (unknown format, or a corrupt header)");
+    }
+    format_ = format;
+    if (is_tiff(format)) {
         l_int32 count = 0;
         FILE* f = fmemopen(const_cast<l_uint8*>(data), size, "rb");
         if (!f || tiffGetCount(f, &count) != 0) {
@@ -116,74 +257,96 @@ std::vector<Page> decode_image(const Part& part, const DecodeLimits& limits) {
         fclose(f);
         if (count > limits.max_pages) bad(part, fmt::format("{} pages, above the limit of {} pages", count, limits.max_pages));
         for (l_int32 i = 0; i < count; ++i) {
+            l_int32 pw = 0, ph = 0, pbps = 0, pspp = 0, pres = 0, pcmap = 0, pformat = 0;
+            if (readHeaderMemTiff(data, size, i, &pw, &ph, &pbps, &pspp, &pres, &pcmap, &pformat) != 0 || pw <= 0 || ph <= 0)
+                bad(part, fmt::format("TIFF page {} has an unreadable header", i + 1));
+            check_planned(part, i, pw, ph, limits);
+            plan_.push_back(planned(pw, ph, pspp == 1 && !pcmap));
+        }
+        return;
+    }
+    check_planned(part, 0, w, h, limits);
+    plan_.push_back(planned(w, h, spp == 1 && !cmap, own ? own->frame_pixels : 0));
+}
+
+PartDecoder::~PartDecoder() = default;
+
+std::size_t PartDecoder::kept_bytes() const {
+    std::size_t sum = 0;
+    for (const auto& p : plan_) sum += p.pixels() * static_cast<std::size_t>(p.channels);
+    return sum;
+}
+
+std::size_t PartDecoder::work_bytes() const {
+    std::size_t most = 0;
+    for (const auto& p : plan_) most = std::max(most, p.decoder_bytes);
+    return most;
+}
+
+std::vector<Page> PartDecoder::decode() {
+    const l_uint8* data = part_.bytes->data();
+    const std::size_t size = part_.bytes->size();
+    std::vector<Page> pages;
+
+    if (pdf_) {
+        poppler::page_renderer renderer;
+        renderer.set_render_hint(poppler::page_renderer::antialiasing, true);
+        renderer.set_render_hint(poppler::page_renderer::text_antialiasing, true);
+        renderer.set_image_format(poppler::image::format_rgb24);
+        for (int i = 0; i < static_cast<int>(plan_.size()); ++i) {
+            Page out;
+            out.index = i;
+            if (!text_layers_[i].empty()) {
+                out.text_layer = std::move(text_layers_[i]);
+                pages.push_back(std::move(out));
+                continue;
+            }
+            std::unique_ptr<poppler::page> page(pdf_->doc->create_page(i));
+            if (!page) bad(part_, fmt::format("PDF page {} cannot be read", i + 1));
+            poppler::image img = renderer.render_page(page.get(), limits_.pdf_dpi, limits_.pdf_dpi);
+            if (!img.is_valid()) bad(part_, fmt::format("PDF page {} cannot be rendered", i + 1));
+            Image image;
+            image.width = img.width();
+            image.height = img.height();
+            image.channels = 3;
+            image.dpi = limits_.pdf_dpi;
+            auto pixels = std::make_shared<std::vector<std::uint8_t>>(static_cast<std::size_t>(image.width) * image.height * 3);
+            for (int y = 0; y < image.height; ++y)
+                std::copy_n(reinterpret_cast<const std::uint8_t*>(img.const_data()) + static_cast<std::ptrdiff_t>(y) * img.bytes_per_row(),
+                            static_cast<std::size_t>(image.width) * 3, pixels->data() + static_cast<std::size_t>(y) * image.width * 3);
+            image.pixels = std::move(pixels);
+            out.image = std::move(image);
+            pages.push_back(std::move(out));
+        }
+        return pages;
+    }
+
+    if (is_tiff(format_)) {
+        for (l_int32 i = 0; i < static_cast<l_int32>(plan_.size()); ++i) {
             PixPtr pix(pixReadMemTiff(data, size, i));
-            if (!pix) bad(part, fmt::format("TIFF page {} cannot be decoded", i + 1));
-            check_megapixels(part, pixGetWidth(pix.get()), pixGetHeight(pix.get()), limits, i);
+            if (!pix) bad(part_, fmt::format("TIFF page {} cannot be decoded", i + 1));
+            check_planned(part_, i, pixGetWidth(pix.get()), pixGetHeight(pix.get()), limits_);
             pages.push_back(Page{i, to_image(pix.get()), {}, std::nullopt});
         }
         return pages;
     }
     PixPtr pix;
-    if (format == IFF_JFIF_JPEG) {
+    if (format_ == IFF_JFIF_JPEG) {
         // libjpeg only warns on a truncated file and fills the rest with gray; count the warnings.
         l_int32 warnings = 0;
         pix.reset(pixReadMemJpeg(data, size, 0, 1, &warnings, 0));
         if (!pix || warnings > 0)
-            bad(part, fmt::format("truncated or corrupt JPEG (the data ends early or is damaged; {} decoder warning(s))", warnings));
+            bad(part_, fmt::format("truncated or corrupt JPEG (the data ends early or is damaged; {} decoder warning(s))", warnings));
     } else {
         pix.reset(pixReadMem(data, size));
     }
-    if (!pix) bad(part, "the image data cannot be decoded (truncated or corrupt)");
+    if (!pix) bad(part_, "the image data cannot be decoded (truncated or corrupt)");
+    check_planned(part_, 0, pixGetWidth(pix.get()), pixGetHeight(pix.get()), limits_);
     pages.push_back(Page{0, to_image(pix.get()), {}, std::nullopt});
     return pages;
 }
 
-std::vector<Page> decode_pdf(const Part& part, const DecodeLimits& limits) {
-    check_size(part, limits);
-    std::unique_ptr<poppler::document> doc(
-        poppler::document::load_from_raw_data(reinterpret_cast<const char*>(part.bytes->data()), static_cast<int>(part.bytes->size())));
-    if (!doc) bad(part, "not a readable PDF (truncated or corrupt)");
-    if (doc->is_locked()) bad(part, "encrypted PDF, no password");
-    const int count = doc->pages();
-    if (count <= 0) bad(part, "PDF without pages");
-    if (count > limits.max_pages) bad(part, fmt::format("{} pages, above the limit of {} pages", count, limits.max_pages));
-    std::vector<Page> pages;
-    poppler::page_renderer renderer;
-    renderer.set_render_hint(poppler::page_renderer::antialiasing, true);
-    renderer.set_render_hint(poppler::page_renderer::text_antialiasing, true);
-    renderer.set_image_format(poppler::image::format_rgb24);
-    for (int i = 0; i < count; ++i) {
-        std::unique_ptr<poppler::page> page(doc->create_page(i));
-        if (!page) bad(part, fmt::format("PDF page {} cannot be read", i + 1));
-        Page out;
-        out.index = i;
-        if (limits.pdf_text_layer) {
-            auto utf8 = page->text().to_utf8();
-            std::string text(utf8.begin(), utf8.end());
-            if (text.find_first_not_of(" \t\r\n\f") != std::string::npos) {
-                out.text_layer = std::move(text);  // born-digital: its own text beats OCR
-                pages.push_back(std::move(out));
-                continue;
-            }
-        }
-        const auto rect = page->page_rect();
-        check_megapixels(part, rect.width() * limits.pdf_dpi / 72.0, rect.height() * limits.pdf_dpi / 72.0, limits, i);
-        poppler::image img = renderer.render_page(page.get(), limits.pdf_dpi, limits.pdf_dpi);
-        if (!img.is_valid()) bad(part, fmt::format("PDF page {} cannot be rendered", i + 1));
-        Image image;
-        image.width = img.width();
-        image.height = img.height();
-        image.channels = 3;
-        image.dpi = limits.pdf_dpi;
-        auto pixels = std::make_shared<std::vector<std::uint8_t>>(static_cast<std::size_t>(image.width) * image.height * 3);
-        for (int y = 0; y < image.height; ++y)
-            std::copy_n(reinterpret_cast<const std::uint8_t*>(img.const_data()) + static_cast<std::ptrdiff_t>(y) * img.bytes_per_row(),
-                        static_cast<std::size_t>(image.width) * 3, pixels->data() + static_cast<std::size_t>(y) * image.width * 3);
-        image.pixels = std::move(pixels);
-        out.image = std::move(image);
-        pages.push_back(std::move(out));
-    }
-    return pages;
-}
+std::vector<Page> decode_image(const Part& part, const DecodeLimits& limits) { return PartDecoder(part, limits).decode(); }
+std::vector<Page> decode_pdf(const Part& part, const DecodeLimits& limits) { return PartDecoder(part, limits).decode(); }
 
 }  // namespace docpipe::imaging

@@ -2,8 +2,15 @@
 // service from hostile or broken files. Every failure throws docpipe::BadInput whose text
 // starts with the file name and says what is wrong ("receipt.pdf: encrypted PDF, no
 // password"). Thread-safe: no shared state.
+//
+// Nothing large is allocated before its size is known and checked: PartDecoder first reads
+// only headers (the image header, every TIFF page's header, a GIF's frame descriptors, a
+// PDF's page boxes and text layer) and checks each page's size as it WILL be decoded or
+// rendered; the caller then sees the whole part's pixels and memory (plan(), kept_bytes(),
+// work_bytes()) before decode() makes a single page.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,7 +20,8 @@ namespace docpipe::imaging {
 
 struct DecodeLimits {
     int max_pages = 50;
-    double max_megapixels = 100;   // per page, checked from the header before decoding
+    double max_megapixels = 100;   // per page, from the header / at pdf_dpi, before decoding
+    double max_aspect_ratio = 25;  // per page, long side / short side; 0: no limit
     std::size_t max_bytes = 50u << 20;
     int pdf_dpi = 300;
     bool pdf_text_layer = true;    // keep a born-digital page's text and skip rendering it
@@ -24,9 +32,44 @@ bool is_pdf(const Part& part);
 // Silences Leptonica's and poppler's own stderr messages (once per process).
 void quiet_libraries();
 
-// Images: JPEG, PNG, TIFF (every page), BMP, GIF, WebP — whatever Leptonica reads.
+// A page as it will come out of decode(), known before decoding.
+struct PlannedPage {
+    int width = 0, height = 0;  // 0x0: a PDF page whose text layer is kept (nothing rendered)
+    int channels = 3;           // 1 when the source is gray (an estimate: a colour map may be gray too)
+    std::size_t decoder_bytes = 0;  // the libraries' own buffers while it is decoded
+    std::size_t pixels() const { return static_cast<std::size_t>(width) * static_cast<std::size_t>(height); }
+};
+
+class PartDecoder {
+public:
+    // Images: JPEG, PNG, TIFF (every page), BMP, GIF, WebP — whatever Leptonica reads.
+    // PDFs through poppler: each page rendered at limits.pdf_dpi, or its text layer kept.
+    // Reads headers and checks limits only; throws BadInput naming the file and page.
+    PartDecoder(const Part& part, const DecodeLimits& limits);
+    ~PartDecoder();
+    PartDecoder(const PartDecoder&) = delete;
+    PartDecoder& operator=(const PartDecoder&) = delete;
+
+    const std::vector<PlannedPage>& plan() const { return plan_; }
+    // Bytes of the decoded pages, all kept until the document moves on.
+    std::size_t kept_bytes() const;
+    // The most any one page needs on top while it is decoded (the libraries' buffers).
+    std::size_t work_bytes() const;
+
+    std::vector<Page> decode();
+
+private:
+    struct Pdf;
+    const Part& part_;
+    DecodeLimits limits_;
+    int format_ = 0;  // Leptonica's IFF_* for images
+    std::vector<PlannedPage> plan_;
+    std::vector<std::string> text_layers_;  // PDF: per page, kept text ("" = render)
+    std::unique_ptr<Pdf> pdf_;
+};
+
+// Plan and decode in one go (tests, tools): the pages of an image or PDF part.
 std::vector<Page> decode_image(const Part& part, const DecodeLimits& limits);
-// PDFs through poppler: each page rendered at limits.pdf_dpi, or its text layer kept.
 std::vector<Page> decode_pdf(const Part& part, const DecodeLimits& limits);
 
 }  // namespace docpipe::imaging

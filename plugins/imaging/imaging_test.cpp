@@ -137,7 +137,8 @@ TEST(PdfPages, BadInputGivesClearReasons) {
         png[static_cast<std::size_t>(i) + 3] = 0x40;
     }
     EXPECT_EQ(error_of(runner, doc_of("bomb.png", png)),
-              "bomb.png: page 1 is 40000x40000 pixels (1600.0 megapixels), above the limit of 100 megapixels; not decoded");
+              "bomb.png: page 1 is 40000x40000 pixels (1600.0 megapixels), above the limit of 100 megapixels (max_megapixels); "
+              "not decoded");
 
     EXPECT_EQ(error_of(runner, doc_of("receipt.pdf", bytes_of(make_pdf(1, true, true)))), "receipt.pdf: encrypted PDF, no password");
     EXPECT_EQ(error_of(runner, doc_of("book.pdf", bytes_of(make_pdf(500, false, false)))),

@@ -1,12 +1,22 @@
 // transform.pdf_pages — turns each document's image or PDF part into pages (rasters, or a
 // PDF's own text layer), within limits checked before anything large is decoded.
 //
+// Before a pixel is decoded, every page's size is read from the headers (a PDF page's at
+// `dpi`) and checked: `max_megapixels` and `max_aspect_ratio` per page,
+// `max_document_megapixels` for the document's pages together (each failing the document
+// alone as bad input). Then the image memory decoding will hold is reserved from the
+// process-wide budget (`process_memory_mb`, shared with transform.preprocess), waiting up
+// to `memory_wait` when other documents hold it, else retried later.
+//
 // Example config:
 //   pages:
 //     component: transform.pdf_pages
-//     config: {dpi: 300, max_pages: 50, max_megapixels: 100, text_layer: use}
+//     config: {dpi: 300, max_pages: 50, max_megapixels: 100, max_aspect_ratio: 25, text_layer: use}
+#include <chrono>
+
 #include <fmt/core.h>
 
+#include "budget.hpp"
 #include "decode.hpp"
 #include "docpipe/plugin.hpp"
 
@@ -24,7 +34,18 @@ public:
             Field::integer("dpi").default_value(300).min(50).max(1200).describe("PDF rendering resolution"),
             Field::integer("max_pages").default_value(50).min(1).describe("More pages than this: the document goes to review"),
             Field::number("max_megapixels").default_value(100).min(0.01)
-                .describe("Largest page, checked from the header before decoding (decompression bombs)"),
+                .describe("Largest page, from the image header or the PDF page box at `dpi`, checked before decoding "
+                          "(decompression bombs)"),
+            Field::number("max_aspect_ratio").default_value(25).min(0)
+                .describe("Long side over short side of a page, checked before decoding; beyond it the page is refused as not "
+                          "a receipt (a long receipt, 80 x 600 mm, is 7.5; a 1x1500 pixel strip is 1500). 0: no limit"),
+            Field::number("max_document_megapixels").default_value(300).min(0.01)
+                .describe("All pages of one document together, checked before decoding; more fails that document alone"),
+            Field::integer("process_memory_mb").default_value(static_cast<std::int64_t>(ImageMemory::kDefaultBytes >> 20)).min(16)
+                .describe("Image memory all transform.pdf_pages and transform.preprocess calls of the process may hold at once "
+                          "(one budget; when nodes set different values the smallest applies)"),
+            Field::duration("memory_wait").default_value("60s").min(0)
+                .describe("How long a document waits for that memory while others hold it, before it is retried later"),
             Field::integer("max_bytes").default_value(50 * 1024 * 1024).min(1).describe("Largest file accepted"),
             Field::enumeration("text_layer", {"use", "ocr"}).default_value("use")
                 .describe("use: a PDF page with text keeps it and skips OCR; ocr: always render and OCR"),
@@ -36,17 +57,39 @@ public:
         limits_.pdf_dpi = static_cast<int>(c.get_int("dpi"));
         limits_.max_pages = static_cast<int>(c.get_int("max_pages"));
         limits_.max_megapixels = c.get_number("max_megapixels");
+        limits_.max_aspect_ratio = c.get_number("max_aspect_ratio");
         limits_.max_bytes = static_cast<std::size_t>(c.get_int("max_bytes"));
         limits_.pdf_text_layer = c.get_string("text_layer") == "use";
+        max_document_megapixels_ = c.get_number("max_document_megapixels");
+        memory_wait_ = c.get_duration("memory_wait");
+        memory_setting_ = ImageMemory::process().configure(static_cast<std::size_t>(c.get_int("process_memory_mb")) << 20);
         quiet_libraries();
     }
 
     void process(const DocumentPtr& input, Outputs& out) override {
         if (input->parts.empty()) throw BadInput("document has no file to decode");
+        // Every part's pages are sized from their headers first; nothing is decoded until
+        // the whole document is known to fit.
+        std::vector<std::unique_ptr<PartDecoder>> parts;
+        double megapixels = 0;
+        std::size_t kept = 0, work = 0;
+        for (const auto& part : input->parts) {
+            parts.push_back(std::make_unique<PartDecoder>(part, limits_));
+            for (const auto& p : parts.back()->plan()) megapixels += static_cast<double>(p.pixels()) / 1e6;
+            kept += parts.back()->kept_bytes();
+            work = std::max(work, parts.back()->work_bytes());
+        }
+        const std::string& name = input->parts.front().name;
+        if (megapixels > max_document_megapixels_)
+            throw BadInput(fmt::format("{}: its pages would decode to {:.1f} megapixels together, above the limit of {} megapixels "
+                                       "per document (max_document_megapixels); not decoded",
+                                       name, megapixels, max_document_megapixels_));
+        const ImageMemory::Lease lease = ImageMemory::process().reserve(kept + work, memory_wait_, name);
+
         auto doc = std::make_shared<Document>(*input);
         doc->pages.clear();
-        for (const auto& part : input->parts) {
-            auto pages = is_pdf(part) ? decode_pdf(part, limits_) : decode_image(part, limits_);
+        for (auto& decoder : parts) {
+            auto pages = decoder->decode();
             for (auto& p : pages) {
                 p.index = static_cast<int>(doc->pages.size());
                 doc->pages.push_back(std::move(p));
@@ -59,6 +102,9 @@ public:
 private:
     Context& ctx_;
     DecodeLimits limits_;
+    double max_document_megapixels_ = 0;
+    std::chrono::milliseconds memory_wait_{0};
+    ImageMemory::Setting memory_setting_;
 };
 
 }  // namespace docpipe::imaging

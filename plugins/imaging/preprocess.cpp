@@ -2,6 +2,14 @@
 // optional border removal, denoise and contrast stretch, deskew, optional binarisation
 // (Sauvola or Otsu). Each step can be turned off.
 //
+// Limits: before a pixel is made, every page's scaled size is worked out (plan_recipe, the
+// host code both paths share) and checked: the input's `max_aspect_ratio`, the scaled
+// page's `max_megapixels` (a narrow strip scaled up to min_width explodes), and
+// `max_document_megapixels` for the document's pages together; each fails the document
+// alone as bad input. Then the image memory the clean-up needs at its peak is reserved from
+// the process-wide budget (`process_memory_mb`, shared with transform.pdf_pages), waiting up
+// to `memory_wait` when other documents hold it, else retried later.
+//
 // Device: `auto` runs the CUDA kernels when this build has them and a GPU answers, else the
 // CPU reference with one warning saying why; `cuda` refuses to start without a usable
 // GPU; `cpu` always uses the CPU. Both paths give the same pixels (preprocess_cuda.hpp).
@@ -10,11 +18,13 @@
 //   clean:
 //     component: transform.preprocess
 //     config: {device: "${OCR_DEVICE:-auto}", deskew: true, binarize: "off"}
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
 #include <fmt/core.h>
 
+#include "budget.hpp"
 #include "docpipe/plugin.hpp"
 #include "preprocess_cpu.hpp"
 #include "preprocess_cuda.hpp"
@@ -49,6 +59,19 @@ public:
                 .describe("off keeps gray (measured best on average for Tesseract); sauvola for unevenly lit pages"),
             Field::integer("sauvola_window").default_value(25).min(3).max(255).describe("Sauvola window, pixels"),
             Field::number("sauvola_k").default_value(0.2).min(0).max(1).describe("Sauvola k"),
+            Field::number("max_megapixels").default_value(40).min(0.01)
+                .describe("Largest page the clean-up makes, after scaling into the width range; checked before anything is "
+                          "allocated (a 1x1500 pixel strip scaled to min_width would be 1000x1500000)"),
+            Field::number("max_aspect_ratio").default_value(25).min(0)
+                .describe("Long side over short side of an input page; beyond it the page is refused as not a receipt "
+                          "(a long receipt, 80 x 600 mm, is 7.5). 0: no limit"),
+            Field::number("max_document_megapixels").default_value(300).min(0.01)
+                .describe("All cleaned pages of one document together; more fails that document alone"),
+            Field::integer("process_memory_mb").default_value(static_cast<std::int64_t>(ImageMemory::kDefaultBytes >> 20)).min(16)
+                .describe("Image memory all transform.pdf_pages and transform.preprocess calls of the process may hold at once "
+                          "(one budget; when nodes set different values the smallest applies)"),
+            Field::duration("memory_wait").default_value("60s").min(0)
+                .describe("How long a document waits for that memory while others hold it, before it is retried later"),
         };
         return d;
     }
@@ -67,6 +90,11 @@ public:
         recipe_.binarize = c.get_string("binarize");
         recipe_.sauvola_window = static_cast<int>(c.get_int("sauvola_window"));
         recipe_.sauvola_k = c.get_number("sauvola_k");
+        recipe_.max_megapixels = c.get_number("max_megapixels");
+        recipe_.max_aspect_ratio = c.get_number("max_aspect_ratio");
+        max_document_megapixels_ = c.get_number("max_document_megapixels");
+        memory_wait_ = c.get_duration("memory_wait");
+        memory_setting_ = ImageMemory::process().configure(static_cast<std::size_t>(c.get_int("process_memory_mb")) << 20);
 
         const std::string device = c.get_string("device");
         const CudaStatus& cuda = cuda_status();
@@ -91,6 +119,28 @@ public:
         std::string detail;
         const bool any_step = grayscale_ || recipe_.crop || recipe_.deskew || recipe_.border || recipe_.denoise || recipe_.contrast || recipe_.thicken ||
                               recipe_.binarize != "off" || recipe_.min_width > 0 || recipe_.max_width > 0;
+        // Every page's size and memory first: nothing is made until the whole document fits.
+        const std::string name = document_name(*input);
+        double megapixels = 0;
+        std::size_t kept = 0, extra = 0;
+        for (const auto& page : doc->pages) {
+            if (!page.image.pixels || !any_step) continue;
+            RecipePlan plan;
+            try {
+                plan = plan_recipe(recipe_, page.image.width, page.image.height, page.image.channels);
+            } catch (const BadInput& e) {
+                throw BadInput(fmt::format("{}: page {}: {}", name, page.index + 1, e.what()));
+            }
+            megapixels += static_cast<double>(plan.width) * plan.height / 1e6;
+            kept += plan.output_bytes;
+            extra = std::max(extra, plan.peak_bytes - plan.output_bytes);
+        }
+        if (megapixels > max_document_megapixels_)
+            throw BadInput(fmt::format("{}: its cleaned pages would be {:.1f} megapixels together, above the limit of {} megapixels "
+                                       "per document (max_document_megapixels); not cleaned",
+                                       name, megapixels, max_document_megapixels_));
+        const ImageMemory::Lease lease = ImageMemory::process().reserve(kept + extra, memory_wait_, name);
+
         for (auto& page : doc->pages) {
             if (!page.image.pixels || !any_step) continue;  // a PDF text layer: nothing to clean
             double skew = 0;
@@ -105,9 +155,19 @@ public:
     }
 
 private:
+    // Which file the document is, for messages: an attachment's name, else its part's.
+    static std::string document_name(const Document& doc) {
+        if (auto it = doc.attributes.find("filename"); it != doc.attributes.end() && !it->second.empty()) return it->second;
+        if (!doc.parts.empty() && !doc.parts.front().name.empty()) return doc.parts.front().name;
+        return "document " + doc.id;
+    }
+
     Context& ctx_;
     bool grayscale_;
     Recipe recipe_;
+    double max_document_megapixels_ = 0;
+    std::chrono::milliseconds memory_wait_{0};
+    ImageMemory::Setting memory_setting_;
     bool use_cuda_ = false;
     std::string device_note_;
 };

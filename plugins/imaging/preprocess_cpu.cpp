@@ -5,7 +5,13 @@
 #include <cstdint>
 #include <numbers>
 #include <stdexcept>
+#include <tuple>
 #include <vector>
+
+#include <fmt/core.h>
+
+#include "budget.hpp"
+#include "docpipe/component.hpp"
 
 namespace docpipe::imaging {
 
@@ -151,7 +157,14 @@ double estimate_skew(const Image& gray, double max_degrees) {
     // Work on at most ~1000 px wide: the angle does not need more, and it keeps this cheap.
     const int step = std::max(1, gray.width / 1000);
     const int threshold = otsu_threshold(gray);
+    // Counted first, so the samples take exactly their size (plan_recipe's estimate) and
+    // not the up to three times that of a vector growing while it is filled.
+    std::size_t count = 0;
+    for (int y = 0; y < gray.height; y += step)
+        for (int x = 0; x < gray.width; x += step)
+            count += (*gray.pixels)[static_cast<std::size_t>(y) * gray.width + x] <= threshold;
     std::vector<std::pair<int, int>> dark;
+    dark.reserve(count);
     for (int y = 0; y < gray.height; y += step)
         for (int x = 0; x < gray.width; x += step)
             if ((*gray.pixels)[static_cast<std::size_t>(y) * gray.width + x] <= threshold) dark.emplace_back(x / step, y / step);
@@ -408,7 +421,46 @@ Image crop_image(const Image& img, const ContentBox& box) {
     return out;
 }
 
+RecipePlan plan_recipe(const Recipe& r, int width, int height, int channels) {
+    if (width <= 0 || height <= 0) throw BadInput(fmt::format("{}x{} pixels: nothing to clean", width, height));
+    const double ratio = aspect_ratio(width, height);
+    if (r.max_aspect_ratio > 0 && ratio > r.max_aspect_ratio)
+        throw BadInput(fmt::format("{}x{} pixels, an aspect ratio of {}, beyond the limit of {} (max_aspect_ratio); "
+                                   "not a receipt page, not cleaned",
+                                   width, height, ratio_text(ratio), ratio_text(r.max_aspect_ratio)));
+    // The scaled size in floating point first: a narrow page scaled up to min_width can be
+    // far beyond what an int holds (1x90000 to 1000 wide is 90 million rows).
+    double target = width;
+    if (r.max_width > 0 && width > r.max_width) target = r.max_width;
+    if (r.min_width > 0 && width < r.min_width) target = r.min_width;
+    const double scaled_height = target == width ? height : std::max(1.0, std::round(height * target / width));
+    const double mp = target * scaled_height / 1e6;
+    if (r.max_megapixels > 0 && mp > r.max_megapixels)
+        throw BadInput(fmt::format("{}x{} pixels would be scaled to {:.0f}x{:.0f} ({:.1f} megapixels), above the limit of {} "
+                                   "megapixels (max_megapixels); not cleaned",
+                                   width, height, target, scaled_height, mp, r.max_megapixels));
+    if (scaled_height > 2147483647.0)
+        throw BadInput(fmt::format("{}x{} pixels would be scaled beyond 2^31 rows; not cleaned", width, height));
+    RecipePlan plan;
+    std::tie(plan.width, plan.height) = recipe_size(r, width, height);
+    const std::size_t in = static_cast<std::size_t>(width) * height, out = static_cast<std::size_t>(plan.width) * plan.height;
+    plan.output_bytes = out;
+    // Alive at the peak, over-counted on purpose (some are gone before the next is made):
+    // the cut-out receipt, the gray copy of a colour page, the page being worked on and the
+    // one being made, plus the larger of the deskew samples (8 bytes per sampled dark
+    // pixel, at most every one; its profile) and Sauvola's two 64-bit integral images.
+    const std::size_t crop = r.crop ? in * static_cast<std::size_t>(std::max(1, channels)) : 0;
+    const std::size_t gray = channels == 1 ? 0 : in;
+    const std::size_t step = static_cast<std::size_t>(std::max(1, plan.width / 1000));
+    const std::size_t samples = ((plan.width + step - 1) / step) * ((plan.height + step - 1) / step);
+    const std::size_t deskew = r.deskew ? 8 * samples + 8 * (static_cast<std::size_t>(plan.width) + plan.height + 2) : 0;
+    const std::size_t sauvola = r.binarize == "sauvola" ? 16 * (static_cast<std::size_t>(plan.width) + 1) * (plan.height + 1) : 0;
+    plan.peak_bytes = crop + gray + 2 * out + std::max(deskew, sauvola);
+    return plan;
+}
+
 RecipeInput recipe_input(const Image& page, const Recipe& r) {
+    plan_recipe(r, page.width, page.height, page.channels);  // refuses before anything is allocated
     const std::optional<ContentBox> box = r.crop ? find_content_box(page) : std::nullopt;
     if (!box) {
         const auto [w, h] = recipe_size(r, page.width, page.height);

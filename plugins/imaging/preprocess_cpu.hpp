@@ -88,13 +88,37 @@ struct Recipe {
     std::string binarize = "off";  // off | sauvola | otsu
     int sauvola_window = 25;
     double sauvola_k = 0.2;
+    // What the recipe may make, checked by plan_recipe before a pixel is allocated: the
+    // scaled page's megapixels (a 1x1500 strip scaled to min_width would be 1000x1500000)
+    // and the input page's long side over its short side (a real receipt is long, 80 x 600
+    // mm is 1:7.5, but not 1:1500). 0: no limit.
+    double max_megapixels = 40;
+    double max_aspect_ratio = 25;
 };
 // Target size for the width limits (height keeps the aspect ratio); the input size when
-// inside them.
+// inside them. Only for sizes plan_recipe accepted (larger ones would overflow int).
 std::pair<int, int> recipe_size(const Recipe& r, int width, int height);
+
+// What the recipe will make of a width x height page with `channels` channels, known
+// before any pixel is allocated: the scaled size (with `crop`, an upper bound: the receipt
+// cut out keeps the page's scale, so it is never bigger; deskew rotates within the same
+// size and pads nothing) and the image memory the run needs at its peak (every buffer
+// alive at once, the returned page included; the input page is not counted, it exists
+// already). Host code shared by the CPU and CUDA paths; the CUDA path holds less host
+// memory than this, and device buffers of about the same sizes.
+// Throws BadInput when the input's aspect ratio or the scaled page's megapixels break the
+// recipe's limits; the message starts with "WxH pixels" and the caller adds which document
+// and page it is.
+struct RecipePlan {
+    int width = 0, height = 0;
+    std::size_t output_bytes = 0;
+    std::size_t peak_bytes = 0;
+};
+RecipePlan plan_recipe(const Recipe& r, int width, int height, int channels);
 // Where both paths start: the page, or the receipt cut out of it when `r.crop` finds one,
 // and the size the recipe scales it to (a crop keeps the scale the whole page would have
-// had). Host code shared by the CPU and CUDA paths, so they start from the same pixels.
+// had). Host code shared by the CPU and CUDA paths, so they start from the same pixels and
+// both refuse, through plan_recipe, a page beyond the recipe's limits before allocating.
 struct RecipeInput {
     Image image;
     int width = 0, height = 0;  // target size after scaling

@@ -422,3 +422,29 @@ TEST_F(CudaMatchesCpu, CropCutsTheSameBoxAtTheSameScale) {
     ASSERT_EQ(cpu.height, gpu.height);
     EXPECT_LE(max_difference(cpu, gpu), 1);
 }
+
+// The size limits are checked by the same shared host code (plan_recipe through
+// recipe_input) before anything is uploaded: the CUDA path refuses what the CPU path does,
+// with the same reason, and a page within them still matches.
+TEST_F(CudaMatchesCpu, RefusesTheSameOversizedPagesBeforeUploading) {
+    Image strip;
+    strip.width = 1;
+    strip.height = 1500;
+    strip.channels = 1;
+    strip.pixels = std::make_shared<std::vector<std::uint8_t>>(1500, 255);
+    Recipe r;
+    r.max_aspect_ratio = 0;  // so the scaled size (1000x1500000) is what stops it
+    std::string cpu_reason, gpu_reason;
+    try {
+        run_recipe_cpu(strip, r);
+    } catch (const BadInput& e) {
+        cpu_reason = e.what();
+    }
+    try {
+        cuda_run_recipe(strip, r);
+    } catch (const BadInput& e) {
+        gpu_reason = e.what();
+    }
+    EXPECT_THAT(cpu_reason, HasSubstr("would be scaled to 1000x1500000"));
+    EXPECT_EQ(gpu_reason, cpu_reason);
+}
