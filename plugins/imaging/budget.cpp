@@ -151,4 +151,27 @@ ImageMemory::Setting::~Setting() {
     if (owner_) owner_->drop_setting(bytes_);
 }
 
+void DocumentBudget::add_fields(ConfigSpec& spec, std::string document_limit) {
+    spec.add(Field::number("max_document_megapixels").default_value(300).min(0.01).describe(std::move(document_limit)));
+    spec.add(Field::integer("process_memory_mb").default_value(static_cast<std::int64_t>(ImageMemory::kDefaultBytes >> 20)).min(16)
+                 .describe("Image memory all transform.pdf_pages and transform.preprocess calls of the process may hold at once "
+                           "(one budget; when nodes set different values the smallest applies)"));
+    spec.add(Field::duration("memory_wait").default_value("60s").min(0)
+                 .describe("How long a document waits for that memory while others hold it, before it is retried later"));
+}
+
+DocumentBudget::DocumentBudget(const Config& config)
+    : max_megapixels_(config.get_number("max_document_megapixels")),
+      memory_wait_(config.get_duration("memory_wait")),
+      setting_(ImageMemory::process().configure(static_cast<std::size_t>(config.get_int("process_memory_mb")) << 20)) {}
+
+ImageMemory::Lease DocumentBudget::admit(std::string_view name, std::string_view pages_would_be, double megapixels, std::size_t bytes,
+                                         std::string_view consequence) const {
+    if (megapixels > max_megapixels_)
+        throw BadInput(fmt::format("{}: its {} {:.1f} megapixels together, above the limit of {} megapixels per document "
+                                   "(max_document_megapixels){}",
+                                   name, pages_would_be, megapixels, max_megapixels_, consequence));
+    return ImageMemory::process().reserve(bytes, memory_wait_, name);
+}
+
 }  // namespace docpipe::imaging

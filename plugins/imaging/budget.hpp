@@ -28,6 +28,8 @@
 #include <string>
 #include <string_view>
 
+#include "docpipe/config_spec.hpp"
+
 namespace docpipe::imaging {
 
 struct PageLimits {
@@ -124,6 +126,30 @@ private:
     std::size_t in_use_ = 0;
     std::deque<std::uint64_t> queue_;  // waiting reservations, first come first served
     std::uint64_t next_ticket_ = 0;
+};
+
+// The per-document part of the budget, the same for every step that makes pixels
+// (transform.pdf_pages, transform.preprocess): the config fields max_document_megapixels,
+// process_memory_mb and memory_wait, the document limit, and the reservation in the
+// process's ImageMemory. Built once per node; admit() is thread-safe.
+class DocumentBudget {
+public:
+    // Adds the three fields to a component's spec; `document_limit` describes what
+    // max_document_megapixels counts for that component.
+    static void add_fields(ConfigSpec& spec, std::string document_limit);
+    explicit DocumentBudget(const Config& config);
+
+    // A document whose pages come to `megapixels` and need `bytes` of image memory: throws
+    // BadInput ("<name>: its <pages_would_be> N megapixels together, above the limit ...
+    // (max_document_megapixels)<consequence>") over the document limit, else waits for the
+    // memory like ImageMemory::reserve.
+    ImageMemory::Lease admit(std::string_view name, std::string_view pages_would_be, double megapixels, std::size_t bytes,
+                             std::string_view consequence) const;
+
+private:
+    double max_megapixels_ = 0;
+    std::chrono::milliseconds memory_wait_{0};
+    ImageMemory::Setting setting_;
 };
 
 }  // namespace docpipe::imaging

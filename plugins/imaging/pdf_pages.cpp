@@ -39,30 +39,21 @@ public:
             Field::number("max_aspect_ratio").default_value(25).min(0)
                 .describe("Long side over short side of a page, checked before decoding; beyond it the page is refused as not "
                           "a receipt (a long receipt, 80 x 600 mm, is 7.5; a 1x1500 pixel strip is 1500). 0: no limit"),
-            Field::number("max_document_megapixels").default_value(300).min(0.01)
-                .describe("All pages of one document together, checked before decoding; more fails that document alone"),
-            Field::integer("process_memory_mb").default_value(static_cast<std::int64_t>(ImageMemory::kDefaultBytes >> 20)).min(16)
-                .describe("Image memory all transform.pdf_pages and transform.preprocess calls of the process may hold at once "
-                          "(one budget; when nodes set different values the smallest applies)"),
-            Field::duration("memory_wait").default_value("60s").min(0)
-                .describe("How long a document waits for that memory while others hold it, before it is retried later"),
             Field::integer("max_bytes").default_value(50 * 1024 * 1024).min(1).describe("Largest file accepted"),
             Field::enumeration("text_layer", {"use", "ocr"}).default_value("use")
                 .describe("use: a PDF page with text keeps it and skips OCR; ocr: always render and OCR"),
         };
+        DocumentBudget::add_fields(d.config, "All pages of one document together, checked before decoding; more fails that document alone");
         return d;
     }
 
-    PdfPages(const Config& c, Context& ctx) : ctx_(ctx) {
+    PdfPages(const Config& c, Context& ctx) : ctx_(ctx), budget_(c) {
         limits_.pdf_dpi = static_cast<int>(c.get_int("dpi"));
         limits_.max_pages = static_cast<int>(c.get_int("max_pages"));
         limits_.max_megapixels = c.get_number("max_megapixels");
         limits_.max_aspect_ratio = c.get_number("max_aspect_ratio");
         limits_.max_bytes = static_cast<std::size_t>(c.get_int("max_bytes"));
         limits_.pdf_text_layer = c.get_string("text_layer") == "use";
-        max_document_megapixels_ = c.get_number("max_document_megapixels");
-        memory_wait_ = c.get_duration("memory_wait");
-        memory_setting_ = ImageMemory::process().configure(static_cast<std::size_t>(c.get_int("process_memory_mb")) << 20);
         quiet_libraries();
     }
 
@@ -80,11 +71,7 @@ public:
             work = std::max(work, parts.back()->work_bytes());
         }
         const std::string& name = input->parts.front().name;
-        if (megapixels > max_document_megapixels_)
-            throw BadInput(fmt::format("{}: its pages would decode to {:.1f} megapixels together, above the limit of {} megapixels "
-                                       "per document (max_document_megapixels); not decoded",
-                                       name, megapixels, max_document_megapixels_));
-        const ImageMemory::Lease lease = ImageMemory::process().reserve(kept + work, memory_wait_, name);
+        const ImageMemory::Lease lease = budget_.admit(name, "pages would decode to", megapixels, kept + work, "; not decoded");
 
         auto doc = std::make_shared<Document>(*input);
         doc->pages.clear();
@@ -102,9 +89,7 @@ public:
 private:
     Context& ctx_;
     DecodeLimits limits_;
-    double max_document_megapixels_ = 0;
-    std::chrono::milliseconds memory_wait_{0};
-    ImageMemory::Setting memory_setting_;
+    DocumentBudget budget_;
 };
 
 }  // namespace docpipe::imaging

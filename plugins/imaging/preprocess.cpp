@@ -65,18 +65,12 @@ public:
             Field::number("max_aspect_ratio").default_value(25).min(0)
                 .describe("Long side over short side of an input page; beyond it the page is refused as not a receipt "
                           "(a long receipt, 80 x 600 mm, is 7.5). 0: no limit"),
-            Field::number("max_document_megapixels").default_value(300).min(0.01)
-                .describe("All cleaned pages of one document together; more fails that document alone"),
-            Field::integer("process_memory_mb").default_value(static_cast<std::int64_t>(ImageMemory::kDefaultBytes >> 20)).min(16)
-                .describe("Image memory all transform.pdf_pages and transform.preprocess calls of the process may hold at once "
-                          "(one budget; when nodes set different values the smallest applies)"),
-            Field::duration("memory_wait").default_value("60s").min(0)
-                .describe("How long a document waits for that memory while others hold it, before it is retried later"),
         };
+        DocumentBudget::add_fields(d.config, "All cleaned pages of one document together; more fails that document alone");
         return d;
     }
 
-    Preprocess(const Config& c, Context& ctx) : ctx_(ctx), grayscale_(c.get_bool("grayscale")) {
+    Preprocess(const Config& c, Context& ctx) : ctx_(ctx), grayscale_(c.get_bool("grayscale")), budget_(c) {
         recipe_.crop = c.get_bool("crop");
         recipe_.min_width = static_cast<int>(c.get_int("min_width"));
         recipe_.max_width = static_cast<int>(c.get_int("max_width"));
@@ -92,9 +86,6 @@ public:
         recipe_.sauvola_k = c.get_number("sauvola_k");
         recipe_.max_megapixels = c.get_number("max_megapixels");
         recipe_.max_aspect_ratio = c.get_number("max_aspect_ratio");
-        max_document_megapixels_ = c.get_number("max_document_megapixels");
-        memory_wait_ = c.get_duration("memory_wait");
-        memory_setting_ = ImageMemory::process().configure(static_cast<std::size_t>(c.get_int("process_memory_mb")) << 20);
 
         const std::string device = c.get_string("device");
         const CudaStatus& cuda = cuda_status();
@@ -135,11 +126,7 @@ public:
             kept += plan.output_bytes;
             extra = std::max(extra, plan.peak_bytes - plan.output_bytes);
         }
-        if (megapixels > max_document_megapixels_)
-            throw BadInput(fmt::format("{}: its cleaned pages would be {:.1f} megapixels together, above the limit of {} megapixels "
-                                       "per document (max_document_megapixels); not cleaned",
-                                       name, megapixels, max_document_megapixels_));
-        const ImageMemory::Lease lease = ImageMemory::process().reserve(kept + extra, memory_wait_, name);
+        const ImageMemory::Lease lease = budget_.admit(name, "cleaned pages would be", megapixels, kept + extra, "; not cleaned");
 
         for (auto& page : doc->pages) {
             if (!page.image.pixels || !any_step) continue;  // a PDF text layer: nothing to clean
@@ -165,9 +152,7 @@ private:
     Context& ctx_;
     bool grayscale_;
     Recipe recipe_;
-    double max_document_megapixels_ = 0;
-    std::chrono::milliseconds memory_wait_{0};
-    ImageMemory::Setting memory_setting_;
+    DocumentBudget budget_;
     bool use_cuda_ = false;
     std::string device_note_;
 };

@@ -17,6 +17,14 @@ namespace docpipe::core {
 namespace flow = oneapi::tbb::flow;
 using std::chrono::milliseconds;
 
+namespace {
+// The attachment's file name, for the job's outcomes ("" when the document has none).
+std::string file_name(const Document& doc) {
+    auto it = doc.attributes.find("filename");
+    return it != doc.attributes.end() ? it->second : std::string();
+}
+}  // namespace
+
 // The TBB objects, kept out of the header (flow_graph.h is heavy).
 struct GraphExecutor::Flow {
     // The graph runs in its own arena sized to the sum of node concurrencies: a sink that
@@ -185,7 +193,6 @@ void GraphExecutor::fail(RuntimeNode& node, const Envelope& env, const std::stri
         stored = false;
         node.context->log().log(LogLevel::Error, fmt::format("could not store the dead letter: {}", e.what()), env.doc->id);
     }
-    auto name = env.doc->attributes.find("filename");
     {
         std::lock_guard lock(env.tracker->mutex);
         if (!env.tracker->failed) {
@@ -193,8 +200,7 @@ void GraphExecutor::fail(RuntimeNode& node, const Envelope& env, const std::stri
             env.tracker->reason = reason;
         }
         env.tracker->dead_letter_missing |= !stored;
-        env.tracker->outcomes.push_back({DescendantOutcome::Kind::Failed, env.doc->id,
-                                         name != env.doc->attributes.end() ? name->second : std::string(), node.name(), reason});
+        env.tracker->outcomes.push_back({DescendantOutcome::Kind::Failed, env.doc->id, file_name(*env.doc), node.name(), reason});
     }
     finish_hop(env);
 }
@@ -318,9 +324,7 @@ void GraphExecutor::run_transform(std::size_t index, const Envelope& env) {
     if (!outputs.skipped.empty() && outputs.emitted.empty()) {
         node.context->log().log(LogLevel::Info, "skipped: " + outputs.skipped, env.doc->id);
         s_.metrics.increment("skipped_total", 1, {{"node", node.name()}});
-        auto name = env.doc->attributes.find("filename");
-        env.tracker->add_outcome({DescendantOutcome::Kind::Skipped, env.doc->id,
-                                  name != env.doc->attributes.end() ? name->second : std::string(), node.name(), outputs.skipped});
+        env.tracker->add_outcome({DescendantOutcome::Kind::Skipped, env.doc->id, file_name(*env.doc), node.name(), outputs.skipped});
     }
     for (auto& [doc, port] : outputs.emitted) forward(node, port, std::move(doc), env.tracker);
     finish_hop(env);  // after forwarding: the tracker cannot reach zero early
@@ -340,8 +344,7 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
         result = node.sink->write(*env.doc);
     });
     if (!returned) return;
-    auto name_it = env.doc->attributes.find("filename");
-    const std::string name = name_it != env.doc->attributes.end() ? name_it->second : std::string();
+    const std::string name = file_name(*env.doc);
     if (delivered_before) {
         node.context->log().log(LogLevel::Info, "already delivered by this sink (ledger); not sent again", env.doc->id);
         const bool parked = delivered_before->rfind("review@", 0) == 0;
