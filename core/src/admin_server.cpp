@@ -292,7 +292,9 @@ std::optional<std::int64_t> parse_day(const std::string& text, bool end_of_day) 
     tm.tm_mon = std::stoi(m[2]) - 1;
     tm.tm_mday = std::stoi(m[3]);
     if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31) return std::nullopt;
-    std::time_t t = timegm(&tm);
+    const int month = tm.tm_mon, day = tm.tm_mday;
+    std::time_t t = timegm(&tm);  // normalises 2024-02-31 to 2024-03-02: refuse what moved
+    if (tm.tm_mon != month || tm.tm_mday != day) return std::nullopt;
     std::int64_t ms = static_cast<std::int64_t>(t) * 1000;
     return end_of_day ? ms + 86'400'000 - 1 : ms;
 }
@@ -530,6 +532,11 @@ struct AdminServer::Impl {
             if (!backend.store().get_job(id)) return error(req, res, 404, "JOB_NOT_FOUND", "no job with that id", {{"id", id}});
             answer_action(req, res, id, backend.retry_job(id));
         });
+        add("POST", "/api/v1/jobs/{}/review", false, [this](Request& req, Response& res) {
+            const std::string& id = req.captures[0];
+            if (!backend.store().get_job(id)) return error(req, res, 404, "JOB_NOT_FOUND", "no job with that id", {{"id", id}});
+            answer_action(req, res, id, backend.return_to_review(id));
+        });
         // The review queue is the jobs in status "review".
         add("GET", "/api/v1/exceptions", false, [this](Request& req, Response& res) { list_jobs(req, res, "review"); });
         add("POST", "/api/v1/exceptions/{}/approve", false, [this](Request& req, Response& res) {
@@ -623,7 +630,11 @@ struct AdminServer::Impl {
             q.status = *forced_status;
         } else if (auto s = req.param("status")) {
             if (is_job_status(*s)) q.status = *s;
-            else problems["status"] = "must be one of received, processing, extracted, submitted, review, approved, rejected, failed, skipped";
+            else {
+                std::string known;
+                for (const char* status : kJobStatuses) known += (known.empty() ? "" : ", ") + std::string(status);
+                problems["status"] = "must be one of " + known;
+            }
         }
         if (auto e = req.param("email_id")) q.email_id = *e;
         if (auto d = req.param("date_from")) {

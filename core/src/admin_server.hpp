@@ -69,6 +69,9 @@ public:
     // e.g. another reviewer acted first).
     virtual ActionResult approve(const std::string& id, const nlohmann::json& corrections, const std::string& notes) = 0;
     virtual ActionResult reject(const std::string& id, const std::string& reason) = 0;
+    // A job that failed after its approval (e.g. the NCB refused the corrected claim) goes
+    // back to the review queue with its parked documents; Conflict when it is not failed.
+    virtual ActionResult return_to_review(const std::string& id) = 0;
 };
 
 class AdminServer {

@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 
 #include "docpipe/claim.hpp"
+#include "field_check.hpp"
 #include "text.hpp"
 
 namespace docpipe::claims {
@@ -146,6 +147,10 @@ void ClaimsTransform::process(const DocumentPtr& input, Outputs& out) {
     ctx_.metrics().observe("claim_confidence", result.confidence);
     if (!result.missing.empty()) ctx_.metrics().increment("claims_missing_required_total");
     out.emit(std::move(doc));
+}
+
+std::map<std::string, std::string> ClaimsTransform::check_fields(const nlohmann::json& values) const {
+    return check_claim_corrections(values);
 }
 
 }  // namespace docpipe::claims

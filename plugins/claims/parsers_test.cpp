@@ -7,6 +7,7 @@
 #include "amount.hpp"
 #include "date.hpp"
 #include "extractor.hpp"
+#include "field_check.hpp"
 #include "text.hpp"
 
 using namespace docpipe::claims;
@@ -489,4 +490,39 @@ TEST(Robustness, RandomOcrNoiseIsHandled) {
         for (auto& l : lines) l.source = "email_body";
         ASSERT_NO_THROW(extractor.combine(f, extractor.from_email(lines, EmailContext{2024, 12, 1}, w2), w2)) << testing::PrintToString(text);
     }
+}
+
+// A reviewer's corrections are read with the receipt parsers: what extraction would never
+// produce is refused, each field with its reason.
+TEST(ClaimCorrections, RefusesWhatTheParsersWouldNotRead) {
+    using nlohmann::json;
+    auto problems = check_claim_corrections(json{{"total_amount", "-5; rm -rf /"},
+                                                 {"service_date", "not-a-date"},
+                                                 {"sst_amount", 1.234},
+                                                 {"member_id", "A\nB"},
+                                                 {"totl_amount", 5}});
+    EXPECT_EQ(problems.size(), 5u);
+    EXPECT_NE(problems["total_amount"].find("not an amount"), std::string::npos);
+    EXPECT_NE(problems["service_date"].find("YYYY-MM-DD"), std::string::npos);
+    EXPECT_NE(problems["sst_amount"].find("two decimals"), std::string::npos);
+    EXPECT_NE(problems["member_id"].find("control characters"), std::string::npos);
+    EXPECT_NE(problems["totl_amount"].find("not a claim field"), std::string::npos);
+
+    EXPECT_NE(check_claim_corrections(json{{"service_date", "2024-02-31"}})["service_date"].find("calendar"), std::string::npos);
+    EXPECT_NE(check_claim_corrections(json{{"total_amount", -5}})["total_amount"].find("more than 0"), std::string::npos);
+    EXPECT_NE(check_claim_corrections(json{{"total_amount", "RM 0.00"}})["total_amount"].find("more than 0"), std::string::npos);
+    EXPECT_NE(check_claim_corrections(json{{"total_amount", "12.5O"}})["total_amount"].find("not an amount"), std::string::npos)
+        << "OCR look-alikes are for scans, not for typed values";
+}
+
+TEST(ClaimCorrections, AcceptsWhatAReceiptWouldSay) {
+    using nlohmann::json;
+    EXPECT_TRUE(check_claim_corrections(json{{"total_amount", 479.05},
+                                             {"sst_amount", "RM 1,234.50"},
+                                             {"gst_amount", 0},
+                                             {"service_date", "2024-02-29"},
+                                             {"policy_number", "POL987654321"},
+                                             {"itemized_charges", json::array()}})
+                    .empty());
+    EXPECT_TRUE(check_claim_corrections(json{{"total_amount", " 479.05 "}}).empty());
 }

@@ -266,6 +266,128 @@ edges:
     EXPECT_TRUE(rt_->state().keys("review/").empty()) << "parked documents are cleared once decided";
 }
 
+// A reviewer's corrections are checked by the pipeline's own extraction (transform.claims
+// and its amount/date parsers) before anything changes.
+TEST_F(AdminApi, ApproveRefusesCorrectionsTheClaimsParsersReject) {
+    probe("src").feed(1);
+    start(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  route: {component: transform.route}
+  review: {component: sink.review}
+  claims: {component: transform.claims}
+  out: {component: sink.memory, config: {probe: out}}
+edges:
+  - in -> route
+  - route.even -> review
+  - route.odd -> claims -> out
+)", ", approved_node: out");
+    ASSERT_TRUE(wait_job("doc-0", "review"));
+    auto post = [&](const std::string& body_text) {
+        return client_->Post("/api/v1/exceptions/doc-0/approve", {{"X-API-Key", kKey}}, body_text, "application/json");
+    };
+    auto bad = post(R"({"fields": {"total_amount": "-5; rm -rf /", "service_date": "not-a-date", "receipt_number": "INV-1"}})");
+    ASSERT_EQ(bad->status, 422) << bad->body;
+    auto details = body(bad)["error"]["details"];
+    EXPECT_THAT(details["total_amount"].get<std::string>(), ::testing::HasSubstr("not an amount")) << details;
+    EXPECT_THAT(details["service_date"].get<std::string>(), ::testing::HasSubstr("YYYY-MM-DD")) << details;
+    EXPECT_FALSE(details.contains("receipt_number")) << "a good field is not reported: " << details;
+    auto impossible = post(R"({"fields": {"total_amount": -5, "service_date": "2024-02-31"}})");
+    ASSERT_EQ(impossible->status, 422) << impossible->body;
+    EXPECT_THAT(body(impossible)["error"]["details"]["service_date"].get<std::string>(), ::testing::HasSubstr("not a calendar date"));
+    EXPECT_THAT(body(impossible)["error"]["details"]["total_amount"].get<std::string>(), ::testing::HasSubstr("more than 0"));
+    EXPECT_EQ(body(get("/api/v1/jobs/doc-0"))["data"]["status"], "review") << "a refused approval changes nothing";
+
+    auto good = post(R"({"fields": {"total_amount": "RM 479.05", "service_date": "2024-02-29"}})");
+    ASSERT_EQ(good->status, 200) << good->body;
+    ASSERT_TRUE(wait_job("doc-0", "submitted"));
+}
+
+TEST_F(AdminApi, ConcurrentApprovesOnlyTheFirstWins) {
+    probe("src").feed(1);
+    start(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  route: {component: transform.route}
+  review: {component: sink.review}
+  out: {component: sink.memory, config: {probe: out}}
+edges:
+  - in -> route
+  - route.even -> review
+  - route.odd -> out
+)", ", approved_node: out");
+    ASSERT_TRUE(wait_job("doc-0", "review"));
+    std::vector<std::future<int>> answers;
+    for (int i = 0; i < 5; ++i)
+        answers.push_back(std::async(std::launch::async, [this, i] {
+            httplib::Client c("127.0.0.1", rt_->admin_port());
+            auto r = c.Post("/api/v1/exceptions/doc-0/approve", {{"X-API-Key", kKey}},
+                            R"({"fields": {"total_amount": )" + std::to_string(100 + i) + "}}", "application/json");
+            return r ? r->status : -1;
+        }));
+    std::map<int, int> by_status;
+    for (auto& a : answers) by_status[a.get()]++;
+    EXPECT_EQ(by_status[200], 1) << "exactly one reviewer's approval is taken";
+    EXPECT_EQ(by_status[409], 4) << "the others are told it moved on";
+    ASSERT_TRUE(wait_job("doc-0", "submitted"));
+    std::this_thread::sleep_for(100ms);  // a second, wrong delivery would land now
+    std::lock_guard lock(probe("out").mutex);
+    EXPECT_EQ(probe("out").accepted.at("doc-0"), 1) << "the approved claim is delivered once";
+    const double total = probe("out").fields.at("doc-0")["total_amount"]["value"].get<double>();
+    EXPECT_EQ(body(get("/api/v1/jobs/doc-0"))["data"]["fields"]["total_amount"]["value"].get<double>(), total)
+        << "the job keeps the total that was delivered";
+}
+
+TEST_F(AdminApi, AJobThatFailedAfterApprovalReturnsToReview) {
+    probe("src").feed(1);
+    start(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  route: {component: transform.route}
+  review: {component: sink.review}
+  out: {component: sink.memory, config: {probe: out}}
+  ncb:
+    component: sink.memory
+    retry: {attempts: 1}
+    config: {probe: ncb, fail_first: 1}
+edges:
+  - in -> route
+  - route.even -> review
+  - route.odd -> out
+  - route.odd -> ncb
+)", ", approved_node: ncb");
+    ASSERT_TRUE(wait_job("doc-0", "review"));
+    auto post = [&](const std::string& path, const std::string& body_text) {
+        return client_->Post(path, {{"X-API-Key", kKey}}, body_text, "application/json");
+    };
+    EXPECT_EQ(post("/api/v1/jobs/doc-0/review", "")->status, 409) << "a job in review cannot be returned to it";
+    ASSERT_EQ(post("/api/v1/exceptions/doc-0/approve", R"({"fields": {"total_amount": 12.5}})")->status, 200);
+    ASSERT_TRUE(wait_job("doc-0", "failed")) << "the NCB refused the approved claim";
+    EXPECT_FALSE(rt_->state().keys("deadletter-index/doc-0/").empty());
+
+    auto back = post("/api/v1/jobs/doc-0/review", "");
+    ASSERT_EQ(back->status, 200) << back->body;
+    EXPECT_EQ(body(back)["data"]["status"], "review");
+    EXPECT_THAT(body(back)["data"]["last_error"].get<std::string>(), ::testing::HasSubstr("returned to review"));
+    EXPECT_TRUE(rt_->state().keys("deadletter-index/doc-0/").empty()) << "the review decides now, not a retry";
+    EXPECT_EQ(body(get("/api/v1/exceptions"))["meta"]["pagination"]["total"], 1);
+
+    ASSERT_EQ(post("/api/v1/exceptions/doc-0/approve", R"({"fields": {"total_amount": 12.5}})")->status, 200);
+    ASSERT_TRUE(wait_job("doc-0", "submitted"));
+    std::lock_guard lock(probe("ncb").mutex);
+    EXPECT_EQ(probe("ncb").accepted.at("doc-0"), 1);
+}
+
+TEST_F(AdminApi, JobDateFilterRefusesImpossibleDates) {
+    start(kSimple);
+    auto r = get("/api/v1/jobs?date_from=2024-02-31");
+    ASSERT_EQ(r->status, 400) << r->body;
+    EXPECT_TRUE(body(r)["error"]["details"].contains("date_from"));
+    EXPECT_EQ(get("/api/v1/jobs?date_from=2024-02-29")->status, 200) << "a leap day is a date";
+    auto status = get("/api/v1/jobs?status=bogus");
+    EXPECT_THAT(body(status)["error"]["details"]["status"].get<std::string>(), ::testing::HasSubstr("partial"));
+}
+
 TEST_F(AdminApi, RateLimitAnswers429WithRetryAfter) {
     start(kSimple, ", rate_limit_per_second: 0.01, rate_limit_burst: 2");
     EXPECT_EQ(get("/api/v1/jobs")->status, 200);

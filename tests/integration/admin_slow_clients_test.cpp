@@ -173,6 +173,7 @@ public:
         return record("approve " + id + " " + corrections.dump() + " " + notes);
     }
     core::ActionResult reject(const std::string& id, const std::string& reason) override { return record("reject " + id + " " + reason); }
+    core::ActionResult return_to_review(const std::string& id) override { return record("review " + id); }
 
     void hold(bool on) {
         std::lock_guard lock(mutex_);

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
+#include <set>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,26 +20,45 @@ std::optional<std::size_t> AdminActions::node_index(const std::string& name) con
     return std::nullopt;
 }
 
-std::string AdminActions::retry(const std::string& id) {
+using Result = ActionResult::Outcome;
+
+nlohmann::json AdminActions::check_corrections(const nlohmann::json& corrections) const {
+    nlohmann::json problems = nlohmann::json::object();
+    for (const auto& node : nodes_) {
+        const auto* checker = dynamic_cast<const FieldChecker*>(node->component.get());
+        if (!checker) continue;
+        for (auto& [field, why] : checker->check_fields(corrections))
+            if (!problems.contains(field)) problems[field] = why;
+    }
+    return problems;
+}
+
+ActionResult AdminActions::retry_job(const std::string& id) {
     auto job = store_.get_job(id);
-    if (!job) return "no such job";
+    if (!job) return ActionResult::fail(Result::NotFound, "no such job");
     if (job->status != "failed" && job->status != "partial")
-        return fmt::format("job is '{}'; only failed or partial jobs can be retried", job->status);
-    if (store_.keys("deadletter-index/" + id + "/", 1).empty())
-        return "no dead letter is stored for this job, so there is nothing to re-run";
+        return ActionResult::fail(Result::Conflict, fmt::format("job is '{}'; only failed or partial jobs can be retried", job->status));
     auto letters = dead_letters_.for_job(id);
-    if (letters.empty()) return "the dead letters for this job are gone";
+    if (letters.empty())
+        return ActionResult::fail(Result::Invalid, "no dead letter is stored for this job, so there is nothing to re-run");
     std::vector<std::size_t> targets;
     for (const auto& letter : letters) {
         auto node = node_index(letter.node);
-        if (!node) return fmt::format("the dead letter names node '{}', which this pipeline no longer has", letter.node);
+        if (!node)
+            return ActionResult::fail(Result::Invalid,
+                                      fmt::format("the dead letter names node '{}', which this pipeline no longer has", letter.node));
         targets.push_back(*node);
     }
-    store_.update_job(id, [](Job& j) {
+    // Compare-and-set: two retries at once start the job once.
+    bool still_retryable = false;
+    store_.update_job(id, [&](Job& j) {
+        still_retryable = j.status == "failed" || j.status == "partial";
+        if (!still_retryable) return;
         j.status = "processing";
         j.attempts += 1;
         j.last_error.clear();
     });
+    if (!still_retryable) return ActionResult::fail(Result::Conflict, "job is no longer failed: it was retried or changed meanwhile");
     for (std::size_t i = 0; i < letters.size(); ++i) {
         const std::string key = letters[i].key, index_key = letters[i].index_key;
         graph_.inject(targets[i], id, std::make_shared<const Document>(std::move(letters[i].doc)), [this, key, index_key](const Outcome& o) {
@@ -46,16 +66,21 @@ std::string AdminActions::retry(const std::string& id) {
         }, DescendantOutcome::Kind::Failed);
     }
     log_.log(LogLevel::Info, fmt::format("retrying job from {} dead letter(s)", letters.size()), id);
-    return "";
+    return ActionResult::done();
 }
 
-std::string AdminActions::approve_job(const std::string& id, const nlohmann::json& corrections, const std::string& notes) {
+ActionResult AdminActions::approve(const std::string& id, const nlohmann::json& corrections, const std::string& notes) {
     auto job = store_.get_job(id);
-    if (!job) return "no such job";
-    if (job->status != "review") return fmt::format("job is '{}'; only jobs in review can be approved", job->status);
-    if (!approved_node_) return "admin.approved_node is not set: the pipeline names no node for approved documents";
+    if (!job) return ActionResult::fail(Result::NotFound, "no such job");
+    if (job->status != "review")
+        return ActionResult::fail(Result::Conflict, fmt::format("job is '{}'; only jobs in review can be approved", job->status));
+    if (!approved_node_)
+        return ActionResult::fail(Result::Invalid, "admin.approved_node is not set: the pipeline names no node for approved documents");
+    if (auto problems = check_corrections(corrections); !problems.empty())
+        return ActionResult::fail(Result::Invalid, fmt::format("{} corrected field(s) are not valid; nothing was changed", problems.size()),
+                                  problems);
     auto keys = store_.keys("review/" + id + "/", 1000);
-    if (keys.empty()) return "no parked document is stored for this job";
+    if (keys.empty()) return ActionResult::fail(Result::Invalid, "no parked document is stored for this job");
     std::vector<std::pair<std::string, Document>> docs;
     for (const auto& key : keys) {
         auto text = store_.get(key);
@@ -85,7 +110,7 @@ std::string AdminActions::approve_job(const std::string& id, const nlohmann::jso
         doc.attributes[kJobIdAttribute] = id;
         docs.emplace_back(key, std::move(doc));
     }
-    if (docs.empty()) return "the parked documents for this job are gone";
+    if (docs.empty()) return ActionResult::fail(Result::Invalid, "the parked documents for this job are gone");
     // Compare-and-set: of two reviewers acting at once, only the first finds it in review.
     bool still_in_review = false;
     store_.update_job(id, [&](Job& j) {
@@ -97,8 +122,10 @@ std::string AdminActions::approve_job(const std::string& id, const nlohmann::jso
         if (!notes.empty()) j.references["reviewer_notes"] = notes;
         j.last_error.clear();
     });
-    if (!still_in_review) return "job is no longer in review: another reviewer acted on it first";
+    if (!still_in_review) return ActionResult::fail(Result::Conflict, "job is no longer in review: another reviewer acted on it first");
     for (auto& [key, doc] : docs) {
+        // The parked document stays until its approval went through, so a job that fails
+        // after approval can be returned to review.
         const std::string review_key = key;
         graph_.inject(*approved_node_, id, std::make_shared<const Document>(std::move(doc)), [this, review_key](const Outcome& o) {
             if (!o.ok) return;
@@ -110,13 +137,14 @@ std::string AdminActions::approve_job(const std::string& id, const nlohmann::jso
     }
     log_.log(LogLevel::Info, fmt::format("approved by a reviewer with {} correction(s); sent to node '{}'", corrections.size(),
                                          nodes_[*approved_node_]->name()), id);
-    return "";
+    return ActionResult::done();
 }
 
-std::string AdminActions::reject_job(const std::string& id, const std::string& reason) {
+ActionResult AdminActions::reject(const std::string& id, const std::string& reason) {
     auto job = store_.get_job(id);
-    if (!job) return "no such job";
-    if (job->status != "review") return fmt::format("job is '{}'; only jobs in review can be rejected", job->status);
+    if (!job) return ActionResult::fail(Result::NotFound, "no such job");
+    if (job->status != "review")
+        return ActionResult::fail(Result::Conflict, fmt::format("job is '{}'; only jobs in review can be rejected", job->status));
     bool still_in_review = false;
     store_.update_job(id, [&](Job& j) {
         still_in_review = j.status == "review";
@@ -124,10 +152,41 @@ std::string AdminActions::reject_job(const std::string& id, const std::string& r
         j.status = "rejected";
         j.last_error = reason;
     });
-    if (!still_in_review) return "job is no longer in review: another reviewer acted on it first";
+    if (!still_in_review) return ActionResult::fail(Result::Conflict, "job is no longer in review: another reviewer acted on it first");
     for (const auto& key : store_.keys("review/" + id + "/", 1000)) store_.erase(key);
     log_.log(LogLevel::Info, "rejected by a reviewer", id);
-    return "";
+    return ActionResult::done();
+}
+
+ActionResult AdminActions::return_to_review(const std::string& id) {
+    auto job = store_.get_job(id);
+    if (!job) return ActionResult::fail(Result::NotFound, "no such job");
+    if (job->status != "failed" && job->status != "partial")
+        return ActionResult::fail(Result::Conflict, fmt::format("job is '{}'; only a job that failed can be returned to review", job->status));
+    // The documents still parked are the ones whose approval did not go through.
+    std::set<std::string> parked;
+    const std::string prefix = "review/" + id + "/";
+    for (const auto& key : store_.keys(prefix, 1000)) parked.insert(key.substr(prefix.size()));
+    if (parked.empty())
+        return ActionResult::fail(Result::Invalid, "this job has no parked review documents (it never was in review); retry it instead");
+    bool changed = false;
+    store_.update_job(id, [&](Job& j) {
+        changed = j.status == "failed" || j.status == "partial";
+        if (!changed) return;
+        for (auto& o : j.outcomes)
+            if (o.value("status", "") == "failed" && parked.count(o.value("doc_id", ""))) {
+                o["status"] = "review";
+                o["reason"] = "returned to review after a failed approval: " + o.value("reason", "");
+            }
+        j.status = "review";
+        j.last_error = "returned to review: " + j.last_error;
+    });
+    if (!changed) return ActionResult::fail(Result::Conflict, "job changed meanwhile; reload it");
+    // Its dead letters would re-send the same documents: the review decides now.
+    for (const auto& letter : dead_letters_.for_job(id))
+        if (parked.count(letter.doc.id)) dead_letters_.remove(letter.key, letter.index_key);
+    log_.log(LogLevel::Info, "returned to review after its approval failed", id);
+    return ActionResult::done();
 }
 
 std::string local_admin_key(const std::filesystem::path& file, Logger& log) {

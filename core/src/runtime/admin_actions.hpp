@@ -27,24 +27,14 @@ public:
     nlohmann::json health_detailed() override { return health_.detailed(); }
     std::string metrics_text() override { return render_metrics(metrics_, nodes_, flight_, counters_, store_); }
     Store& store() override { return store_; }
-    ActionResult retry_job(const std::string& id) override { return result(retry(id)); }
-    ActionResult approve(const std::string& id, const nlohmann::json& corrections, const std::string& notes) override {
-        return result(approve_job(id, corrections, notes));
-    }
-    ActionResult reject(const std::string& id, const std::string& reason) override { return result(reject_job(id, reason)); }
+    ActionResult retry_job(const std::string& id) override;
+    ActionResult approve(const std::string& id, const nlohmann::json& corrections, const std::string& notes) override;
+    ActionResult reject(const std::string& id, const std::string& reason) override;
+    ActionResult return_to_review(const std::string& id) override;
 
 private:
-    std::string retry(const std::string& id);
-    std::string approve_job(const std::string& id, const nlohmann::json& corrections, const std::string& notes);
-    std::string reject_job(const std::string& id, const std::string& reason);
-    // "" is done, "no such job" not found, "job is '<status>'..." a conflict (it moved on),
-    // anything else invalid.
-    static ActionResult result(const std::string& why) {
-        using O = ActionResult::Outcome;
-        if (why.empty()) return ActionResult::done();
-        if (why == "no such job") return ActionResult::fail(O::NotFound, why);
-        return ActionResult::fail(why.rfind("job is ", 0) == 0 ? O::Conflict : O::Invalid, why);
-    }
+    // What the pipeline's components (FieldChecker) find wrong with a reviewer's corrections.
+    nlohmann::json check_corrections(const nlohmann::json& corrections) const;
     std::optional<std::size_t> node_index(const std::string& name) const;
 
     const NodeList& nodes_;

@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -166,6 +167,22 @@ class Sink : public Component {
 public:
     // Sinks get documents read-only. Ok = accepted durably (the source may be acked).
     virtual SinkResult write(const Document& doc) = 0;
+};
+
+// ---- field checks -----------------------------------------------------------------------
+
+// An optional capability of a component that extracts fields: checking values a person typed
+// (a reviewer's corrections) with the same parsers and rules the component reads documents
+// with, so a correction cannot carry what extraction would never produce. Before the admin
+// API accepts corrections, the runtime asks every component of the pipeline that offers this
+// (found with dynamic_cast) and refuses the request naming each bad field.
+// Threading: may be called from any thread while the pipeline runs; must not do I/O.
+class FieldChecker {
+public:
+    virtual ~FieldChecker() = default;
+    // `values`: field name -> the value a person entered. Returns field name -> what is wrong
+    // with it, for the fields this component knows and finds wrong; empty when all are fine.
+    virtual std::map<std::string, std::string> check_fields(const nlohmann::json& values) const = 0;
 };
 
 // ---- descriptor -------------------------------------------------------------------------
