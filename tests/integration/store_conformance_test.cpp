@@ -112,6 +112,33 @@ TEST_P(StoreConformance, JobsCrud) {
     EXPECT_EQ(store_->list_jobs({.status = std::string("submitted")}).total, 1u);
 }
 
+// What the runtime does when a source document is taken (JobBook::start) and settled.
+TEST_P(StoreConformance, OpenJobCreatesOrReopensAndModifyJobChangesInPlace) {
+    Job fresh = job("j1", "processing", 1000);
+    fresh.owner = "host:1";
+    fresh.attempts = 1;
+    EXPECT_FALSE(store_->open_job(fresh)) << "a new job has no earlier status";
+    EXPECT_EQ(store_->get_job("j1")->attempts, 1);
+    EXPECT_TRUE(store_->modify_job("j1", [](Job& x) {
+        x.status = "review";
+        x.last_error = "low confidence";
+    }));
+    EXPECT_FALSE(store_->modify_job("missing", [](Job&) { FAIL() << "must not be called"; }));
+
+    fresh.owner = "host:2";
+    auto previous = store_->open_job(fresh);
+    ASSERT_TRUE(previous) << "a redelivery reopens the job";
+    EXPECT_EQ(*previous, "review");
+    auto reopened = store_->get_job("j1");
+    EXPECT_EQ(reopened->status, "processing");
+    EXPECT_EQ(reopened->attempts, 2);
+    EXPECT_EQ(reopened->owner, "host:2");
+    EXPECT_EQ(reopened->last_error, "");
+    EXPECT_EQ(reopened->created_ms, 1000);
+    EXPECT_EQ(store_->list_jobs({.status = std::string("review")}).total, 0u) << "the status index follows";
+    EXPECT_EQ(store_->list_jobs({.status = std::string("processing")}).total, 1u);
+}
+
 TEST_P(StoreConformance, JobFiltersAndPagination) {
     for (int i = 0; i < 30; ++i)
         store_->put_job(job(fmt::format("job-{:02}", i), i % 3 == 0 ? "failed" : "submitted", 1000 + i * 10,

@@ -96,28 +96,6 @@ JobBook::JobBook(Store& store, StoreGuard& guard, Logger& log, std::string pipel
     : store_(store), guard_(guard), log_(log), pipeline_hash_(std::move(pipeline_hash)), owner_(this_owner()) {}
 
 void JobBook::start(Tracker& t, Document& doc) {
-    std::string previous;
-    const bool existed = guard_.run(
-        [&] {
-            previous.clear();
-            auto updated = store_.update_job(t.doc_id, [&](Job& j) {
-                previous = j.status;
-                j.attempts += 1;  // a redelivery of the same content
-                j.status = "processing";
-                j.owner = owner_;
-                j.last_error.clear();
-            });
-            return updated.has_value();
-        },
-        "job record");
-    if (existed) {
-        t.previous_status = previous;
-        doc.attributes[kPreviousStatusAttribute] = previous;
-        std::lock_guard lock(interrupted_mutex_);
-        if (interrupted_.erase(t.doc_id)) reconciled_.fetch_add(1);  // re-driven by its source
-        return;
-    }
-    t.first_delivery = true;
     Job job;
     job.id = t.doc_id;
     job.root_id = t.doc_id;
@@ -128,7 +106,16 @@ void JobBook::start(Tracker& t, Document& doc) {
     if (auto it = doc.attributes.find("message_id"); it != doc.attributes.end()) job.email_id = it->second;
     job.attempts = 1;
     job.pipeline_hash = pipeline_hash_;
-    guard_.run([&] { store_.put_job(job); }, "job record");
+    // One store operation: created, or reopened for a redelivery.
+    const auto previous = guard_.run([&] { return store_.open_job(job); }, "job record");
+    if (!previous) {
+        t.first_delivery = true;
+        return;
+    }
+    t.previous_status = *previous;
+    doc.attributes[kPreviousStatusAttribute] = *previous;
+    std::lock_guard lock(interrupted_mutex_);
+    if (interrupted_.erase(t.doc_id)) reconciled_.fetch_add(1);  // re-driven by its source
 }
 
 JobEnd JobBook::end(Tracker& t) {
@@ -180,7 +167,7 @@ JobEnd JobBook::end(Tracker& t) {
         result.status = status;
     };
     try {
-        guard_.run([&] { store_.update_job(t.doc_id, write); }, "job record");
+        guard_.run([&] { store_.modify_job(t.doc_id, write); }, "job record");
     } catch (const StoreError& e) {
         // Past the horizon: the source keeps the document (nack) so nothing is lost.
         result.ack = {false, fmt::format("the state store stayed unavailable for {} s, so the job record could not be written: {}",

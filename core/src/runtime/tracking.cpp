@@ -39,11 +39,16 @@ void InFlight::enter_now(const std::shared_ptr<Tracker>& tracker) {
 }
 
 void InFlight::leave(const std::shared_ptr<Tracker>& tracker) {
+    bool wake;
     {
         std::lock_guard lock(mutex_);
+        const bool was_full = live_.size() >= max_;
         live_.erase(tracker);
+        // Only two things wait on this: a source for a free slot (only when it was full) and
+        // run() for the set to empty. Waking them on every settle costs a futex call each.
+        wake = was_full || live_.empty();
     }
-    cv_.notify_all();
+    if (wake) cv_.notify_all();
 }
 
 std::size_t InFlight::size() const {

@@ -46,6 +46,29 @@ public:
         it->second.updated_ms = now_ms();
         return it->second;
     }
+    bool modify_job(const std::string& id, const std::function<void(Job&)>& change) override {
+        std::lock_guard lock(mutex_);
+        auto it = jobs_.find(id);
+        if (it == jobs_.end()) return false;
+        change(it->second);
+        it->second.updated_ms = now_ms();
+        return true;
+    }
+    std::optional<std::string> open_job(const Job& fresh) override {
+        const std::int64_t now = now_ms();
+        std::lock_guard lock(mutex_);
+        auto [it, created] = jobs_.try_emplace(fresh.id, fresh);
+        Job& job = it->second;
+        if (created) {
+            job.created_ms = job.created_ms ? job.created_ms : now;
+            job.updated_ms = now;
+            return std::nullopt;
+        }
+        std::optional<std::string> previous = job.status;
+        reopen_job(job, fresh.owner);
+        job.updated_ms = now;
+        return previous;
+    }
     JobPage list_jobs(const JobQuery& q) override {
         std::lock_guard lock(mutex_);
         std::vector<const Job*> matches;

@@ -14,4 +14,26 @@ std::unique_ptr<Store> open_store(const std::string& backend, const std::string&
     throw StoreError("unknown state backend '" + backend + "' (sqlite, redis or memory)");
 }
 
+bool Store::modify_job(const std::string& id, const std::function<void(Job&)>& change) {
+    return update_job(id, change).has_value();
+}
+
+void reopen_job(Job& job, const std::string& owner) {
+    job.attempts += 1;  // a redelivery of the same content
+    job.status = "processing";
+    job.owner = owner;
+    job.last_error.clear();
+}
+
+std::optional<std::string> Store::open_job(const Job& fresh) {
+    std::optional<std::string> previous;
+    const bool existed = update_job(fresh.id, [&](Job& j) {
+        previous = j.status;
+        reopen_job(j, fresh.owner);
+    }).has_value();
+    if (existed) return previous;
+    put_job(fresh);
+    return std::nullopt;
+}
+
 }  // namespace docpipe::core

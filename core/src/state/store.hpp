@@ -116,12 +116,23 @@ public:
     // Atomic read-modify-write; `change` may run more than once (optimistic retry), so it
     // must only modify the job. Returns the stored result, or nullopt if no such job.
     virtual std::optional<Job> update_job(const std::string& id, const std::function<void(Job&)>& change) = 0;
+    // update_job for callers that do not need the result back: true when the job exists.
+    // Default: update_job; a backend may skip the copy.
+    virtual bool modify_job(const std::string& id, const std::function<void(Job&)>& change);
+    // A source document was taken: creates `fresh` when no job `fresh.id` exists, else
+    // reopens that job for a redelivery (status processing, attempts + 1, owner
+    // `fresh.owner`, last error cleared). Returns the status the job had before, or nullopt
+    // when it was created. Default: update_job, then put_job; backends may do it in one step.
+    virtual std::optional<std::string> open_job(const Job& fresh);
     virtual JobPage list_jobs(const JobQuery& query) = 0;
     // Number of jobs per status (all time).
     virtual std::map<std::string, std::size_t> count_jobs_by_status() = 0;
     // Default: pages through list_jobs(); backends may compute it in place.
     virtual JobAggregate aggregate_jobs(std::int64_t from_ms, std::int64_t to_ms);
 };
+
+// What open_job() does to a job that exists (shared by every backend's implementation).
+void reopen_job(Job& job, const std::string& owner);
 
 // Adds one job to an aggregate (shared by every backend's implementation).
 void accumulate(JobAggregate& a, const Job& job);
