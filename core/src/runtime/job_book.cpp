@@ -1,7 +1,7 @@
 #include "job_book.hpp"
 
+#include <algorithm>
 #include <csignal>
-#include <map>
 #include <unistd.h>
 
 #include <fmt/core.h>
@@ -125,7 +125,7 @@ JobEnd JobBook::end(Tracker& t) {
     DocumentPtr claim;
     {
         std::lock_guard lock(t.mutex);
-        mine = t.outcomes;
+        mine = std::move(t.outcomes);  // every hop is done: nothing adds to them any more
         failed = t.failed;
         failure = t.reason;
         letters_missing = t.dead_letter_missing;
@@ -133,13 +133,12 @@ JobEnd JobBook::end(Tracker& t) {
     }
     // One outcome per document id: the worst of its sinks (review beats delivered, a
     // failure beats both).
-    std::map<std::string, DescendantOutcome> by_doc;
-    for (auto& o : mine) {
-        auto [it, inserted] = by_doc.try_emplace(o.doc_id, o);
-        if (!inserted && severity(o.kind) > severity(it->second.kind)) it->second = std::move(o);
-    }
+    std::stable_sort(mine.begin(), mine.end(), [](const DescendantOutcome& a, const DescendantOutcome& b) {
+        return a.doc_id != b.doc_id ? a.doc_id < b.doc_id : severity(a.kind) > severity(b.kind);
+    });
     nlohmann::json fresh = nlohmann::json::array();
-    for (const auto& [id, o] : by_doc) fresh.push_back(to_json(o));
+    for (std::size_t i = 0; i < mine.size(); ++i)
+        if (i == 0 || mine[i].doc_id != mine[i - 1].doc_id) fresh.push_back(to_json(mine[i]));  // the worst of each
 
     JobEnd result;
     auto write = [&](Job& j) {
@@ -161,8 +160,9 @@ JobEnd JobBook::end(Tracker& t) {
             return;
         }
         j.status = status;
-        j.outcomes = outcomes;
-        j.last_error = outcomes.empty() ? (failed ? failure : "") : summary_error(outcomes, status);
+        j.outcomes = std::move(outcomes);
+        const auto& outcomes_now = j.outcomes;
+        j.last_error = outcomes_now.empty() ? (failed ? failure : "") : summary_error(outcomes_now, status);
         if (claim && !record_claim_on_job(*claim, j) && !claim->fields.empty()) j.fields = claim->fields;
         result.status = status;
     };
