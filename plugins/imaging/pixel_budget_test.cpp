@@ -21,6 +21,7 @@
 
 #include <fmt/core.h>
 
+#include "base64.hpp"
 #include "budget.hpp"
 #include "docpipe/testing.hpp"
 #include "harness.hpp"
@@ -95,24 +96,7 @@ std::string claimed_bmp() {
     return b + std::string(54 - b.size(), '\0');
 }
 
-std::string base64(const std::string& in) {
-    static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    int val = 0, bits = -6;
-    for (unsigned char c : in) {
-        val = (val << 8) + c;
-        bits += 8;
-        while (bits >= 0) {
-            out += k[(val >> bits) & 0x3F];
-            bits -= 6;
-        }
-    }
-    if (bits > -6) out += k[((val << 8) >> (bits + 8)) & 0x3F];
-    while (out.size() % 4) out += '=';
-    std::string wrapped;
-    for (std::size_t i = 0; i < out.size(); i += 76) wrapped += out.substr(i, 76) + "\r\n";
-    return wrapped;
-}
+std::string base64(const std::string& in) { return test::base64_mime(in); }
 
 struct Attachment {
     std::string type, name, bytes;

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "base64.hpp"
 #include "docpipe/testing.hpp"
 #include "email.hpp"
 #include "maildir_source.hpp"
@@ -27,24 +28,7 @@ std::string read(const fs::path& p) {
     return ss.str();
 }
 
-std::string base64(const std::string& in) {
-    static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    int val = 0, bits = -6;
-    for (unsigned char c : in) {
-        val = (val << 8) + c;
-        bits += 8;
-        while (bits >= 0) {
-            out += k[(val >> bits) & 0x3F];
-            bits -= 6;
-        }
-    }
-    if (bits > -6) out += k[((val << 8) >> (bits + 8)) & 0x3F];
-    while (out.size() % 4) out += '=';
-    std::string wrapped;
-    for (std::size_t i = 0; i < out.size(); i += 76) wrapped += out.substr(i, 76) + "\r\n";
-    return wrapped;
-}
+std::string base64(const std::string& in) { return test::base64_mime(in); }
 
 struct Att {
     std::string type, name, bytes;
