@@ -159,18 +159,24 @@ void Runtime::start() {
     m.watchdog = std::make_unique<StuckWatch>(*m.flight, m.nodes, m.metrics, m.stuck_after);
     m.health = std::make_unique<HealthReporter>(m.nodes, *m.state, *m.store_guard, *m.jobs, *m.clock, *m.flight, m.spec.file.string(),
                                                 m.running);
-    m.running.store(true);
-    start_admin();
-    // In service mode, jobs an earlier run left processing and that the sources did not
-    // deliver again in their first round are settled; with --once, after the run.
+    m.sources = std::make_unique<SourceDriver>(m.nodes, *m.flight, *m.graph, m.settlements, *m.store_guard, m.options.once, m.poll_wait);
+    // Jobs left processing by a process that is gone (found at start-up, and again each time
+    // the store comes back after an outage): those the sources do not deliver again in their
+    // next round are settled. With --once, at the end of the run instead.
     auto settle_interrupted = [&m] {
         if (const auto n = m.jobs->settle_unclaimed())
-            m.log->log(LogLevel::Warn, fmt::format("{} job(s) left processing by an earlier run were not delivered again by their "
-                                                   "source: settled as failed (re-drop their input to process them)", n));
+            m.log->log(LogLevel::Warn, fmt::format("{} job(s) left processing by a process that stopped were not delivered again by "
+                                                   "their source: settled as failed (re-drop their input to process them)", n));
         m.metrics.set_gauge("jobs_reconciled", static_cast<double>(m.jobs->reconciled()));
     };
-    m.sources = std::make_unique<SourceDriver>(m.nodes, *m.flight, *m.graph, m.settlements, *m.store_guard, m.options.once, m.poll_wait,
-                                               m.options.once ? std::function<void()>() : std::function<void()>(settle_interrupted));
+    if (!m.options.once) {
+        m.sources->after_next_round(settle_interrupted);
+        m.store_guard->on_recovered([&m, settle_interrupted] {
+            if (m.jobs->find_interrupted()) m.sources->after_next_round(settle_interrupted);
+        });
+    }
+    m.running.store(true);
+    start_admin();
     m.sources->start();
     m.log->log(LogLevel::Info, fmt::format("pipeline {} started: {} nodes, {} edges, max_in_flight {}{}", m.spec.file.string(), m.nodes.size(),
                                            m.spec.edges.size(), m.spec.max_in_flight, m.options.once ? ", --once" : ""));

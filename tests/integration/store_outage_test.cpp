@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <future>
 
 #include <httplib.h>
@@ -185,6 +187,60 @@ edges: [in -> dedup -> slow -> out]
     processing.status = "processing";
     EXPECT_EQ(store.list_jobs(processing).total, 0u) << "a job was left processing";
     EXPECT_THAT(store.keys("deadletter/"), ::testing::IsEmpty()) << "nothing may be dead-lettered because of the outage";
+}
+
+// After an outage the runtime looks again for jobs left `processing` by a process that is
+// gone (here: one on this host whose pid no longer runs, as a crashed sibling instance
+// sharing the Redis would leave them) and settles those no source delivers again.
+TEST(StoreOutageReconcile, JobsLeftByAGoneProcessAreSettledAfterTheStoreReturns) {
+    RedisServer redis(RedisServer::Persistence::AppendOnly);
+    Harness h;
+    auto rt = h.build("state: {backend: redis, url: '" + redis.url() + "'}\n" + "admin: {listen: '127.0.0.1:0', api_keys: ['" + kKey +
+                          "'], protect_health_detailed: false}\n" + R"(
+runtime: {poll_wait: 20ms}
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  out: {component: sink.memory, config: {probe: out}}
+edges: [in -> out]
+)",
+                      false);
+    rt->start();
+    auto done = std::async(std::launch::async, [&] { return rt->run(); });
+    Finally stop{[&] {
+        if (!redis.ping()) redis.start();
+        rt->request_stop();
+        if (done.valid()) done.get();
+    }};
+    httplib::Client client("127.0.0.1", rt->admin_port());
+    client.set_read_timeout(15, 0);
+
+    // A process of this host that has exited: its pid runs no more.
+    const pid_t gone = ::fork();
+    if (gone == 0) ::_exit(0);
+    ::waitpid(gone, nullptr, 0);
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    core::Job orphan;
+    orphan.id = "orphan-1";
+    orphan.root_id = orphan.id;
+    orphan.status = "processing";
+    orphan.owner = std::string(host) + ":" + std::to_string(gone);
+    rt->state().put_job(orphan);  // after start-up, so only the outage can find it
+
+    redis.stop();
+    EXPECT_TRUE(eventually(10s, [&] { return health(client)["state_store"].value("status", "") != "healthy"; }))
+        << "the outage is seen";
+    redis.start();
+    json after;
+    const bool settled = eventually(20s, [&] {
+        after = health(client);
+        auto job = rt->state().get_job("orphan-1");
+        return job && job->status == "failed";
+    });
+    ASSERT_TRUE(settled) << "the orphaned job is settled after the store came back; health:\n" << after.dump(2) << h.logs().substr(0, 3000);
+    auto job = rt->state().get_job("orphan-1");
+    EXPECT_THAT(job->last_error, ::testing::HasSubstr("interrupted"));
+    EXPECT_GE(health(client).value("jobs_reconciled", 0), 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Seconds, StoreOutage, ::testing::Values(3, 20), [](const auto& info) {

@@ -44,6 +44,10 @@ nlohmann::json HealthReporter::detailed() {
     }
     const auto t0 = steady::now();
     HealthReport store_report = store_.probe();  // a real round trip, reconnecting if needed
+    // The probe is news for the guard too: an idle pipeline learns of an outage (and of its
+    // end) from it.
+    if (store_report.status == Health::Healthy) store_guard_.mark_ok();
+    else store_guard_.mark_failed(store_report.detail, "health probe");
     nlohmann::json store_entry{{"backend", store_.backend()},
                                {"status", to_string(store_report.status)},
                                {"detail", store_report.detail},

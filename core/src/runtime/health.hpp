@@ -22,7 +22,7 @@ namespace docpipe::core {
 
 class HealthReporter {
 public:
-    HealthReporter(const NodeList& nodes, Store& store, const StoreGuard& store_guard, const JobBook& jobs, Clock& clock,
+    HealthReporter(const NodeList& nodes, Store& store, StoreGuard& store_guard, const JobBook& jobs, Clock& clock,
                    const InFlight& flight, std::string pipeline_file, const std::atomic<bool>& running)
         : nodes_(nodes), store_(store), store_guard_(store_guard), jobs_(jobs), clock_(clock), flight_(flight),
           pipeline_file_(std::move(pipeline_file)), running_(running) {}
@@ -36,7 +36,7 @@ private:
 
     const NodeList& nodes_;
     Store& store_;
-    const StoreGuard& store_guard_;
+    StoreGuard& store_guard_;
     const JobBook& jobs_;
     Clock& clock_;
     const InFlight& flight_;

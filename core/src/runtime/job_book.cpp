@@ -197,7 +197,7 @@ std::size_t JobBook::find_interrupted() {
         log_.log(LogLevel::Warn, fmt::format("could not look for jobs left processing by an earlier run: {}", e.what()));
     }
     if (found)
-        log_.log(LogLevel::Warn, fmt::format("{} job(s) were left processing by an earlier run that stopped abruptly; their sources "
+        log_.log(LogLevel::Warn, fmt::format("{} job(s) were left processing by a process that stopped abruptly; their sources "
                                              "deliver them again, and any that are not are settled as failed", found));
     return found;
 }

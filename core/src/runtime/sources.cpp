@@ -16,8 +16,6 @@ private:
 };
 
 void SourceDriver::start() {
-    for (const auto& node : nodes_) first_rounds_left_ += node->source != nullptr;
-    if (first_rounds_left_ == 0) first_round_done();
     for (std::size_t i = 0; i < nodes_.size(); ++i)
         if (nodes_[i]->source) threads_.emplace_back([this, i] { loop(i); });
 }
@@ -50,8 +48,30 @@ bool SourceDriver::admit(std::size_t index, Document doc, AckHandle ack) {
     return graph_.admit(index, std::move(doc), tracker);
 }
 
-void SourceDriver::first_round_done() {
-    if (after_first_round_) after_first_round_();
+void SourceDriver::after_next_round(std::function<void()> fn) {
+    std::size_t sources = 0;
+    for (const auto& node : nodes_) sources += node->source != nullptr;
+    if (sources == 0) {
+        fn();
+        return;
+    }
+    std::lock_guard lock(round_mutex_);
+    after_round_ = std::move(fn);
+    polled_since_.clear();
+}
+
+void SourceDriver::polled(std::size_t index) {
+    std::function<void()> run;
+    {
+        std::lock_guard lock(round_mutex_);
+        if (!after_round_) return;
+        polled_since_.insert(index);
+        std::size_t sources = 0;
+        for (const auto& node : nodes_) sources += node->source != nullptr;
+        if (polled_since_.size() < sources) return;
+        run.swap(after_round_);
+    }
+    run();  // outside the lock: it may use the store and take a while
 }
 
 void SourceDriver::loop(std::size_t index) {
@@ -65,7 +85,6 @@ void SourceDriver::loop(std::size_t index) {
         }
         return;
     }
-    bool first = true;
     while (!flight_.sources_stopping()) {
         if (!store_guard_.available()) {
             // Back-pressure during a state-store outage: taking more documents would only
@@ -75,8 +94,7 @@ void SourceDriver::loop(std::size_t index) {
         }
         try {
             node.source->poll(emitter, PollRequest{poll_wait_, false});
-            if (first && --first_rounds_left_ == 0) first_round_done();
-            first = false;
+            polled(index);
         } catch (const std::exception& e) {
             node.context->log().log(LogLevel::Error, fmt::format("poll failed: {}; trying again in 1 s", e.what()));
             flight_.pause_source(std::chrono::seconds(1));

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include <functional>
+#include <mutex>
+#include <set>
 
 #include "graph.hpp"
 #include "store_guard.hpp"
@@ -18,16 +20,18 @@ namespace docpipe::core {
 
 class SourceDriver {
 public:
-    // `after_first_round` runs once, when every source has finished its first poll (what
-    // was waiting at start-up has been delivered again).
     SourceDriver(NodeList& nodes, InFlight& flight, GraphExecutor& graph, Settlements& settlements, StoreGuard& store_guard, bool once,
-                 std::chrono::milliseconds poll_wait, std::function<void()> after_first_round)
+                 std::chrono::milliseconds poll_wait)
         : nodes_(nodes), flight_(flight), graph_(graph), settlements_(settlements), store_guard_(store_guard), once_(once),
-          poll_wait_(poll_wait), after_first_round_(std::move(after_first_round)) {}
+          poll_wait_(poll_wait) {}
     ~SourceDriver() { join(); }
 
     void start();
     void join();
+    // Runs `fn` once, on a source thread, when every source has finished a poll that began
+    // after this call (what was waiting has been delivered again). A later call replaces an
+    // earlier one that has not run yet. Service mode only: with --once, sources poll once.
+    void after_next_round(std::function<void()> fn);
 
 private:
     class Emitter;
@@ -41,9 +45,10 @@ private:
     StoreGuard& store_guard_;
     const bool once_;
     const std::chrono::milliseconds poll_wait_;
-    std::function<void()> after_first_round_;
-    std::atomic<std::size_t> first_rounds_left_{0};
-    void first_round_done();
+    void polled(std::size_t index);
+    std::mutex round_mutex_;
+    std::function<void()> after_round_;  // guarded by round_mutex_
+    std::set<std::size_t> polled_since_;  // sources that finished a poll since after_next_round()
     std::vector<std::thread> threads_;
 };
 

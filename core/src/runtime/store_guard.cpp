@@ -26,6 +26,7 @@ void StoreGuard::mark_ok() {
     cv_.notify_all();
     log_.log(LogLevel::Info, fmt::format("state store is back after {} ms; sources resume",
                                          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - since).count()));
+    if (on_recovered_) on_recovered_();
 }
 
 bool StoreGuard::wait_available(std::chrono::milliseconds max) {

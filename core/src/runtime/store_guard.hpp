@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -58,6 +59,9 @@ public:
     void mark_failed(const std::string& why, std::string_view what);
     void mark_ok();
     void give_up();
+    // Called once each time the store comes back after an outage, on the thread that saw it
+    // answer again. Set before the store is used.
+    void on_recovered(std::function<void()> fn) { on_recovered_ = std::move(fn); }
     std::chrono::milliseconds horizon() const { return horizon_; }
     std::uint64_t outages() const { return outages_.load(); }
 
@@ -72,6 +76,7 @@ private:
     std::mutex mutex_;
     std::condition_variable cv_;
     std::chrono::steady_clock::time_point down_since_;
+    std::function<void()> on_recovered_;
 };
 
 }  // namespace docpipe::core
