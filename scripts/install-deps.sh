@@ -6,7 +6,8 @@ set -euo pipefail
 
 # One line on purpose: libtesseract-dev depends on the virtual libcurl4-dev, and only
 # when libcurl4-openssl-dev is in the same transaction does apt pick the OpenSSL flavour
-# (see ../shared/notes/deps.md, gotcha 3).
+# (see ../shared/notes/deps.md, gotcha 3). python3-cryptography: the fake Google and
+# NCB servers in tests/fakes verify RS256 token requests with it.
 PACKAGES=(
   cmake g++ make pkg-config git
   libboost-dev libboost-filesystem-dev libtbb-dev libyaml-cpp-dev
@@ -16,6 +17,7 @@ PACKAGES=(
   libhiredis-dev redis-server libsqlite3-dev
   libgmime-3.0-dev libpoppler-cpp-dev libcpp-httplib-dev libssl-dev libsystemd-dev
   libcli11-dev imagemagick img2pdf python3 curl
+  python3-cryptography
 )
 
 missing=()

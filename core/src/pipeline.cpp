@@ -108,6 +108,9 @@ const ConfigSpec& retry_spec() {
         Field::duration("max_backoff").default_value("30s").min(0).describe("Upper bound of one wait"),
         Field::number("multiplier").default_value(2.0).min(1).describe("Growth of the wait per retry"),
         Field::number("jitter").default_value(0.2).min(0).max(1).describe("Random +- share of each wait"),
+        Field::duration("hold_for").default_value("1h").min(0).describe(
+            "Sinks only: how long to wait for an endpoint that is down (503 for a while, credentials refused, "
+            "circuit open) before the document is dead-lettered; these waits do not use up attempts"),
     };
     return spec;
 }
@@ -260,6 +263,7 @@ struct Loader {
             node.retry.max_backoff = std::chrono::milliseconds(retry["max_backoff"].get<std::int64_t>());
             node.retry.multiplier = retry["multiplier"].get<double>();
             node.retry.jitter = retry["jitter"].get<double>();
+            node.retry.hold_for = std::chrono::milliseconds(retry["hold_for"].get<std::int64_t>());
         }
         // Assigning a missing key's (invalid) node would throw; a default Node reads as "no config".
         if (value["config"]) node.config_node = value["config"];

@@ -32,6 +32,9 @@ struct RetryPolicy {
     std::chrono::milliseconds max_backoff{30'000};
     double multiplier = 2.0;
     double jitter = 0.2;  // +-20 %
+    // How long a sink that answers SinkResult::hold (its endpoint is down, not the
+    // document's fault) is waited for before the document is dead-lettered.
+    std::chrono::milliseconds hold_for{std::chrono::hours(1)};
     // Wait before try number `next_attempt` (2 = first retry), without jitter.
     std::chrono::milliseconds backoff_for(int next_attempt) const;
 };

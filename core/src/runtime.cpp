@@ -254,6 +254,7 @@ void Runtime::request_stop() {
 int Runtime::run() {
     Impl& m = *impl_;
     const auto& counters = m.settlements.counters;
+    if (!m.sources) throw std::logic_error("Runtime::run() called before start()");
     if (m.options.once) {
         // Sources end after one draining poll, unless a stop is requested first.
         m.sources->join();

@@ -308,10 +308,11 @@ static nlohmann::json convert_value(const Field& field, const YAML::Node& value,
         default: break;
     }
     if (check_range) {
+        const char* unit = field.type() == FieldType::Duration ? " s" : "";  // duration ranges are in seconds
         if (field.min_value() && numeric < *field.min_value())
-            return fail(fmt::format("{} is below the minimum {}", text, *field.min_value()));
+            return fail(fmt::format("{} is below the minimum {}{}", text, *field.min_value(), unit));
         if (field.max_value() && numeric > *field.max_value())
-            return fail(fmt::format("{} is above the maximum {}", text, *field.max_value()));
+            return fail(fmt::format("{} is above the maximum {}{}", text, *field.max_value(), unit));
     }
     return result;
 }

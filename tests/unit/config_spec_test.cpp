@@ -65,7 +65,7 @@ TEST(ConfigSpec, ValidationMessages) {
     EXPECT_EQ(issues_for("path: /in\nthreshold: 1.5"), std::vector<std::string>{"2:12 config.threshold: 1.5 is above the maximum 1"});
     EXPECT_EQ(issues_for("path: /in\nverbose: yes please"),
               std::vector<std::string>{"2:10 config.verbose: expected true or false, got 'yes please'"});
-    EXPECT_EQ(issues_for("path: /in\ntimeout: 10ms"), std::vector<std::string>{"2:10 config.timeout: 10ms is below the minimum 0.1"});
+    EXPECT_EQ(issues_for("path: /in\ntimeout: 10ms"), std::vector<std::string>{"2:10 config.timeout: 10ms is below the minimum 0.1 s"});
     EXPECT_EQ(issues_for("path: /in\nmode: fats"),
               std::vector<std::string>{"2:7 config.mode: 'fats' is not one of: fast, accurate (did you mean 'fast'?)"});
     EXPECT_EQ(issues_for("path: [a, b]"), std::vector<std::string>{"1:7 config.path: expected a string, got a list"});

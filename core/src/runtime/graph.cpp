@@ -241,6 +241,31 @@ void GraphExecutor::wait_for_store(std::size_t index, Envelope env, const std::s
     flow_->scheduler->at(now + delay, [this, index, env]() { put(index, env); });
 }
 
+// A sink said its endpoint is down (SinkResult::hold): like a store outage, not the
+// document's fault, so no attempt is used up; the document waits up to retry.hold_for.
+void GraphExecutor::hold(std::size_t index, Envelope env, const std::string& why, milliseconds hint) {
+    RuntimeNode& node = *s_.nodes[index];
+    const auto now = steady::now();
+    if (env.holding_since == steady::time_point{}) {
+        env.holding_since = now;
+        node.context->log().log(LogLevel::Warn, fmt::format("endpoint unavailable: {}; waiting up to {} s for it", why,
+                                                            std::chrono::duration_cast<std::chrono::seconds>(node.spec->retry.hold_for).count()),
+                                env.doc->id);
+    }
+    node.stats.set_last_error(why, s_.clock.now(), true);
+    if (now - env.holding_since > node.spec->retry.hold_for || give_up_retries_.load()) {
+        fail(node, env, why + fmt::format(" (the endpoint stayed unavailable for {} s)",
+                                          std::chrono::duration_cast<std::chrono::seconds>(now - env.holding_since).count()));
+        return;
+    }
+    const auto waited = std::chrono::duration_cast<milliseconds>(now - env.holding_since);
+    milliseconds delay = std::clamp(waited / 2, milliseconds(100), milliseconds(5000));
+    if (hint > delay) delay = std::min(hint, milliseconds(60'000));
+    node.stats.retries.fetch_add(1, std::memory_order_relaxed);
+    set_state(env, HopState::RetryWait);
+    flow_->scheduler->at(now + delay, [this, index, env]() { put(index, env); });
+}
+
 void GraphExecutor::succeeded(RuntimeNode& node) {
     if (node.stats.store_failing.load(std::memory_order_relaxed)) node.stats.clear_store_failure();
 }
@@ -379,7 +404,8 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
             {
                 std::lock_guard lock(env.tracker->mutex);
                 env.tracker->outcomes.push_back({parked ? DescendantOutcome::Kind::Review : DescendantOutcome::Kind::Submitted,
-                                                 env.doc->id, name, node.name(), parked ? result->reason() : std::string()});
+                                                 env.doc->id, name, node.name(), parked ? result->reason() : std::string(),
+                                                 result->references()});
                 if (env.doc->fields.contains("claim") || parked) env.tracker->claim = env.doc;
             }
             finish_hop(env);
@@ -387,6 +413,9 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
         }
         case SinkResult::Status::Retry:
             retry_or_fail(index, env, result->reason().empty() ? "asked to retry" : result->reason(), result->retry_after());
+            return;
+        case SinkResult::Status::Hold:
+            hold(index, env, result->reason().empty() ? "endpoint unavailable" : result->reason(), result->retry_after());
             return;
         case SinkResult::Status::Fail:
             fail(node, env, result->reason().empty() ? "failed without a reason" : result->reason());

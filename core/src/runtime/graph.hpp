@@ -85,6 +85,7 @@ private:
     void fail(RuntimeNode& node, const Envelope& env, const std::string& why);
     void retry_or_fail(std::size_t index, Envelope env, const std::string& why, std::chrono::milliseconds hint);
     void wait_for_store(std::size_t index, Envelope env, const std::string& why);
+    void hold(std::size_t index, Envelope env, const std::string& why, std::chrono::milliseconds hint);
     void succeeded(RuntimeNode& node);
     template <typename Call>
     bool guarded(std::size_t index, const Envelope& env, Call&& call);

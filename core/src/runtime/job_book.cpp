@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <map>
 #include <unistd.h>
 
 #include <fmt/core.h>
@@ -54,6 +55,7 @@ nlohmann::json to_json(const DescendantOutcome& o) {
     nlohmann::json j{{"doc_id", o.doc_id}, {"status", to_string(o.kind)}, {"node", o.node}};
     if (!o.name.empty()) j["name"] = o.name;
     if (!o.reason.empty()) j["reason"] = o.reason;
+    if (!o.references.empty()) j["references"] = o.references;
     return j;
 }
 
@@ -136,9 +138,17 @@ JobEnd JobBook::end(Tracker& t) {
     std::stable_sort(mine.begin(), mine.end(), [](const DescendantOutcome& a, const DescendantOutcome& b) {
         return a.doc_id != b.doc_id ? a.doc_id < b.doc_id : severity(a.kind) > severity(b.kind);
     });
+    // References come from every sink (NCB, Drive, Sheets), not only the one whose outcome is kept.
+    std::map<std::string, std::map<std::string, std::string>> references_by_doc;
+    for (const auto& o : mine)
+        for (const auto& [k, v] : o.references) references_by_doc[o.doc_id].emplace(k, v);
     nlohmann::json fresh = nlohmann::json::array();
-    for (std::size_t i = 0; i < mine.size(); ++i)
-        if (i == 0 || mine[i].doc_id != mine[i - 1].doc_id) fresh.push_back(to_json(mine[i]));  // the worst of each
+    for (std::size_t i = 0; i < mine.size(); ++i) {
+        if (i != 0 && mine[i].doc_id == mine[i - 1].doc_id) continue;
+        DescendantOutcome worst = mine[i];  // the worst of each
+        if (auto r = references_by_doc.find(worst.doc_id); r != references_by_doc.end()) worst.references = r->second;
+        fresh.push_back(to_json(worst));
+    }
 
     JobEnd result;
     auto write = [&](Job& j) {
@@ -160,6 +170,14 @@ JobEnd JobBook::end(Tracker& t) {
             return;
         }
         j.status = status;
+        // The job's references: one value per key, or every distinct value when attachments differ.
+        for (const auto& [doc_id, refs] : references_by_doc)
+            for (const auto& [k, v] : refs) {
+                auto& slot = j.references[k];
+                if (slot.is_null() || slot == v) slot = v;
+                else if (slot.is_array()) { if (std::find(slot.begin(), slot.end(), v) == slot.end()) slot.push_back(v); }
+                else slot = nlohmann::json::array({slot, v});
+            }
         j.outcomes = std::move(outcomes);
         const auto& outcomes_now = j.outcomes;
         j.last_error = outcomes_now.empty() ? (failed ? failure : "") : summary_error(outcomes_now, status);

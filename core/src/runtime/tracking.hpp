@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -49,6 +50,7 @@ struct DescendantOutcome {
     enum class Kind { Submitted, Review, Skipped, Failed };
     Kind kind = Kind::Submitted;
     std::string doc_id, name, node, reason;
+    std::map<std::string, std::string> references;  // SinkResult::with_reference
 };
 const char* to_string(DescendantOutcome::Kind kind);
 
@@ -88,6 +90,8 @@ struct Envelope {
     // When this hop first failed for want of the state store (zero: it has not): store
     // failures wait up to the outage horizon without using up the node's attempts.
     steady::time_point store_failing_since{};
+    // The same for a sink whose endpoint is down (SinkResult::hold), up to retry.hold_for.
+    steady::time_point holding_since{};
 };
 
 struct FailedDocument {

@@ -135,10 +135,18 @@ public:
 
 class SinkResult {
 public:
-    enum class Status { Ok, Retry, Fail };
+    // Ok: accepted durably. Retry: this document should be tried again (counts against the
+    // node's retry attempts). Hold: the endpoint cannot take anything right now (down, 503
+    // for a while, credentials refused, circuit breaker open) — not this document's fault,
+    // so the runtime waits and tries again without using up an attempt, until the node's
+    // `retry.hold_for` has passed. Fail: never worth retrying (dead letter).
+    enum class Status { Ok, Retry, Hold, Fail };
     static SinkResult ok() { return SinkResult(Status::Ok, {}, {}); }
     static SinkResult retry(std::chrono::milliseconds after, std::string reason) {
         return SinkResult(Status::Retry, after, std::move(reason));
+    }
+    static SinkResult hold(std::chrono::milliseconds after, std::string reason) {
+        return SinkResult(Status::Hold, after, std::move(reason));
     }
     static SinkResult fail(std::string reason) { return SinkResult(Status::Fail, {}, std::move(reason)); }
     // Accepted durably, but for a person to decide (a review queue): the document's job
@@ -148,11 +156,23 @@ public:
         r.parked_ = true;
         return r;
     }
+    // What the receiving system called the delivery (the NCB claim reference, a Drive file
+    // id, a Sheets row range): recorded on the source document's job under `key`, and on the
+    // descendant's outcome. Keys are snake_case; values must not carry personal data.
+    SinkResult&& with_reference(std::string key, std::string value) && {
+        references_[std::move(key)] = std::move(value);
+        return std::move(*this);
+    }
+    SinkResult& with_reference(std::string key, std::string value) & {
+        references_[std::move(key)] = std::move(value);
+        return *this;
+    }
 
     Status status() const { return status_; }
     std::chrono::milliseconds retry_after() const { return after_; }
     const std::string& reason() const { return reason_; }
     bool parked() const { return parked_; }
+    const std::map<std::string, std::string>& references() const { return references_; }
 
 private:
     SinkResult(Status s, std::chrono::milliseconds after, std::string reason)
@@ -161,6 +181,7 @@ private:
     std::chrono::milliseconds after_{0};
     std::string reason_;
     bool parked_ = false;
+    std::map<std::string, std::string> references_;
 };
 
 class Sink : public Component {

@@ -1,0 +1,234 @@
+#include "ncb_sink.hpp"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include "docpipe/claim.hpp"
+
+namespace docpipe::claims {
+
+namespace {
+
+std::string hex(const unsigned char* data, std::size_t n) {
+    static const char* digits = "0123456789abcdef";
+    std::string out;
+    for (std::size_t i = 0; i < n; ++i) {
+        out += digits[data[i] >> 4];
+        out += digits[data[i] & 15];
+    }
+    return out;
+}
+
+std::string sha256_hex(std::string_view text) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_Digest(text.data(), text.size(), digest, &n, EVP_sha256(), nullptr);
+    return hex(digest, n);
+}
+
+std::string request_id() {
+    unsigned char bytes[16];
+    if (RAND_bytes(bytes, sizeof bytes) != 1) throw std::runtime_error("no randomness for X-Request-ID");
+    return hex(bytes, sizeof bytes);
+}
+
+// NCB's reasons, field by field: {"error":{"message","details":[{"field","issue"}]}}.
+std::string ncb_details(const std::string& body) {
+    const auto j = nlohmann::json::parse(body, nullptr, false);
+    if (!j.is_object() || !j.contains("error") || !j["error"].is_object()) return {};
+    const auto& e = j["error"];
+    std::string out;
+    if (e.contains("details") && e["details"].is_array())
+        for (const auto& d : e["details"])
+            if (d.is_object() && d.contains("field"))
+                out += fmt::format("{}{}: {}", out.empty() ? "" : "; ", d.value("field", ""), d.value("issue", d.value("message", "")));
+    return out;
+}
+
+}  // namespace
+
+ComponentDescriptor NcbSink::describe() {
+    ComponentDescriptor d;
+    d.kind = ComponentKind::Sink;
+    d.name = "sink.ncb";
+    d.summary = "Submits claims to the insurer's NCB API (idempotent, retries, circuit breaker); refusals go to review";
+    d.concurrent_safe = true;
+    d.has_health_probe = true;
+    d.config = ConfigSpec{
+        Field::string("base_url").required().describe("NCB API root, e.g. https://ncb.insurer.example/api/v1"),
+        Field::string("claims_path").default_value("/claims").describe("Path of the claim submission endpoint under base_url"),
+        Field::string("api_key").required().secret().describe(
+            "Bearer token for NCB; give it as ${NCB_API_KEY} or ${file:${CREDENTIALS_DIRECTORY}/ncb-api-key}, never inline"),
+        Field::duration("timeout").default_value("30s").min(1).describe("Longest time one submission may take"),
+        Field::duration("connect_timeout").default_value("5s").min(0.1).describe("Longest time to open the connection"),
+        Field::string("ca_file").default_value("").describe("PEM file of CAs to trust for NCB's TLS certificate; empty: the system's"),
+        Field::integer("utc_offset_minutes").default_value(480).min(-720).max(840).describe(
+            "Time zone of \"Submission Date\" (Malaysia: 480 = +08:00)"),
+        Field::boolean("flag_for_review").default_value(false).describe(
+            "Add \"Review Flag\": true to each record (the medium-confidence route: submitted, and NCB staff check it)"),
+        Field::integer("breaker_threshold").default_value(5).min(1).describe("Failures in a row that open the circuit breaker"),
+        Field::duration("breaker_open_for").default_value("30s").min(0.1).describe("How long the breaker stays open before one trial call"),
+        Field::duration("remember_for").default_value("30d").min(1).describe(
+            "How long a claim's first submission time is kept (it keeps retries byte-identical under one idempotency key)"),
+    };
+    return d;
+}
+
+NcbSink::NcbSink(const Config& config, Context& context)
+    : ctx_(context),
+      http_(net::HttpClientOptions{config.get_duration("connect_timeout"), config.get_duration("timeout"), config.get_string("ca_file"),
+                                   "docpipe-ncb"}),
+      api_key_(config.get_string("api_key")),
+      utc_offset_minutes_(static_cast<int>(config.get_int("utc_offset_minutes"))),
+      flag_for_review_(config.get_bool("flag_for_review")),
+      remember_for_(std::chrono::duration_cast<std::chrono::seconds>(config.get_duration("remember_for"))),
+      breaker_(static_cast<int>(config.get_int("breaker_threshold")), config.get_duration("breaker_open_for")) {
+    std::string base = config.get_string("base_url");
+    if (base.rfind("https://", 0) != 0 && base.rfind("http://", 0) != 0)
+        throw std::invalid_argument(fmt::format("base_url '{}' must start with https:// (or http:// on a trusted network)", base));
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    std::string path = config.get_string("claims_path");
+    if (path.empty() || path.front() != '/') path = "/" + path;
+    url_ = base + path;
+    if (api_key_.empty())
+        throw std::invalid_argument("api_key is empty: set it from a file or the environment (e.g. ${file:/run/credentials/docpipe.service/ncb-api-key})");
+}
+
+std::chrono::system_clock::time_point NcbSink::submission_time(const Document& doc) {
+    const std::string key = "ncb/first_try/" + doc.id;
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(ctx_.clock().now().time_since_epoch()).count();
+    ctx_.state().put_if_absent(key, std::to_string(now_ms), remember_for_);
+    const auto stored = ctx_.state().get(key);
+    const std::int64_t ms = stored ? std::atoll(stored->c_str()) : now_ms;
+    return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+}
+
+SinkResult NcbSink::endpoint_down(const std::string& why, std::optional<std::chrono::milliseconds> hint) {
+    breaker_.record_failure(ctx_.clock().steady_now(), why);
+    ctx_.metrics().increment("ncb_unavailable_total");
+    // Without a Retry-After the runtime's own hold schedule applies (growing to a few
+    // seconds); the breaker keeps NCB from being hammered meanwhile.
+    return SinkResult::hold(hint.value_or(std::chrono::milliseconds(0)), why);
+}
+
+SinkResult NcbSink::write(const Document& doc) {
+    if (auto wait = breaker_.refuse(ctx_.clock().steady_now()))
+        return SinkResult::hold(*wait, fmt::format("NCB circuit breaker open after {} failures in a row (last: {})",
+                                                   breaker_.consecutive_failures(), breaker_.last_failure()));
+
+    auto record = claim::ncb_record(doc, submission_time(doc), utc_offset_minutes_);
+    if (!record.complete()) {
+        std::string missing;
+        for (const auto& m : record.missing) missing += (missing.empty() ? "" : ", ") + m;
+        return SinkResult::parked("not submitted to NCB: the claim lacks " + missing);
+    }
+    if (flag_for_review_) record.record["Review Flag"] = true;
+    const std::string body = record.record.dump();
+    const std::string idempotency_key = "docpipe-" + sha256_hex(doc.id + "\n" + body).substr(0, 40);
+    const std::string rid = request_id();
+
+    net::HttpResponse response;
+    try {
+        response = http_.send({"POST",
+                               url_,
+                               {{"Content-Type", "application/json"},
+                                {"Accept", "application/json"},
+                                {"Authorization", "Bearer " + api_key_},
+                                {"Idempotency-Key", idempotency_key},
+                                {"X-Request-ID", rid}},
+                               body,
+                               {}});
+    } catch (const net::TransportError& e) {
+        return endpoint_down(fmt::format("NCB unreachable: {}", e.what()), std::nullopt);
+    }
+    const auto c = net::classify(response, ctx_.clock().now());
+    const std::string where = fmt::format(" (X-Request-ID {})", rid);
+    switch (c.kind) {
+        case net::FailureKind::None: {
+            breaker_.record_success();
+            {
+                std::lock_guard lock(status_mutex_);
+                refused_key_.clear();
+                wrong_url_.clear();
+            }
+            const auto j = nlohmann::json::parse(response.body, nullptr, false);
+            std::string reference;
+            for (const char* k : {"claim_reference", "reference", "claimReference"})
+                if (j.is_object() && j.contains(k) && j[k].is_string()) {
+                    reference = j[k].get<std::string>();
+                    break;
+                }
+            submitted_.fetch_add(1, std::memory_order_relaxed);
+            ctx_.metrics().increment("ncb_submitted_total");
+            const bool replay = response.header("idempotent-replayed").value_or("") == "true";
+            if (reference.empty()) {
+                ctx_.log().log(LogLevel::Warn, fmt::format("NCB accepted the claim (HTTP {}) but sent no claim reference{}", response.status, where),
+                               doc.id);
+                return SinkResult::ok();
+            }
+            ctx_.log().log(LogLevel::Info, fmt::format("submitted to NCB as {}{}{}", reference, replay ? " (an earlier try had already reached NCB)" : "",
+                                                       where), doc.id);
+            return SinkResult::ok().with_reference("ncb_claim_reference", reference);
+        }
+        case net::FailureKind::RateLimited:
+            ctx_.metrics().increment("ncb_rate_limited_total");
+            return SinkResult::hold(c.retry_after.value_or(std::chrono::seconds(2)), "NCB rate limit: " + c.message + where);
+        case net::FailureKind::Auth: {
+            const std::string why = "NCB refused the API key (" + c.message + "): check sink.ncb api_key (its file or variable)" + where;
+            {
+                std::lock_guard lock(status_mutex_);
+                refused_key_ = why;
+            }
+            return endpoint_down(why, c.retry_after);
+        }
+        case net::FailureKind::Retryable:
+            if (response.status == 500) {
+                breaker_.record_failure(ctx_.clock().steady_now(), c.message);
+                return SinkResult::retry(c.retry_after.value_or(std::chrono::milliseconds(0)), "NCB internal error: " + c.message + where);
+            }
+            return endpoint_down("NCB unavailable: " + c.message + where, c.retry_after);
+        case net::FailureKind::Permanent: {
+            if (response.status == 403) {
+                const std::string why = "NCB forbids this API key (" + c.message + "): check its permissions" + where;
+                {
+                    std::lock_guard lock(status_mutex_);
+                    refused_key_ = why;
+                }
+                return endpoint_down(why, c.retry_after);
+            }
+            if (response.status == 404 || response.status == 405) {
+                const std::string why = fmt::format("NCB has no claims endpoint at {} ({}): check base_url and claims_path", url_, c.message);
+                {
+                    std::lock_guard lock(status_mutex_);
+                    wrong_url_ = why;
+                }
+                return endpoint_down(why, std::nullopt);
+            }
+            breaker_.record_success();  // NCB answered: it is up
+            ctx_.metrics().increment("ncb_refused_total");
+            const std::string details = ncb_details(response.body);
+            ctx_.log().log(LogLevel::Warn, fmt::format("NCB refused the claim (HTTP {}{}); parked for review{}", response.status,
+                                                       c.reason.empty() ? "" : ", " + c.reason, where), doc.id);
+            return SinkResult::parked("NCB refused the claim: " + c.message + (details.empty() ? "" : " [" + details + "]"));
+        }
+    }
+    return SinkResult::retry(std::chrono::seconds(1), "unexpected NCB answer: " + c.message + where);
+}
+
+HealthReport NcbSink::health() {
+    {
+        std::lock_guard lock(status_mutex_);
+        if (!refused_key_.empty()) return {Health::Unavailable, refused_key_};
+        if (!wrong_url_.empty()) return {Health::Unavailable, wrong_url_};
+    }
+    const auto state = breaker_.state();
+    if (state != net::CircuitBreaker::State::Closed)
+        return {Health::Degraded, fmt::format("circuit breaker {} after {} failures in a row; last: {}", net::to_string(state),
+                                              breaker_.consecutive_failures(), breaker_.last_failure())};
+    return {Health::Healthy, fmt::format("{} claims submitted since start", submitted_.load())};
+}
+
+}  // namespace docpipe::claims

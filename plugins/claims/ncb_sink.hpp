@@ -1,0 +1,61 @@
+// sink.ncb: submits each claim to the insurer's core claims system ("NCB") over its REST API.
+//
+// The request: POST <base_url><claims_path> with the NCB record (docpipe/claim.hpp:
+// "Event date", "Submission Date", "Claim Amount", "Invoice Number", "Policy Number" and
+// the source metadata), `Authorization: Bearer <api_key>`, a fresh `X-Request-ID` per try
+// and an `Idempotency-Key` derived from the document id and the record, so a redelivered
+// claim (after a crash between NCB's answer and the delivery ledger) is recognised by NCB
+// and not booked twice. The record's "Submission Date" is fixed at the first try (kept in
+// the state store) so every retry sends the same bytes under the same key.
+//
+// What each answer does:
+//   201/200          delivered; the claim reference goes on the job (ncb_claim_reference)
+//   400/409/422      NCB refused this claim: parked in the review queue with NCB's message
+//   401/403          the API key was refused: documents wait (hold), health says what to do
+//   429              rate limited: wait for Retry-After without using up attempts
+//   502/503/504, no answer   NCB is down: wait (hold); 5 in a row open the circuit breaker
+//   500              may be this claim: retried under the node's retry policy
+//   404/405          the URL is wrong: wait (hold), health says to check base_url
+// A claim whose record is incomplete (a required value missing) is parked for review
+// without calling NCB.
+//
+// Threading: write() may run concurrently (concurrent_safe); the HTTP client, the circuit
+// breaker and the counters are thread-safe. Ownership: the Context outlives the sink.
+#pragma once
+
+#include <atomic>
+#include <mutex>
+#include <string>
+
+#include "docpipe/component.hpp"
+#include "docpipe/net/http.hpp"
+
+namespace docpipe::claims {
+
+class NcbSink : public Sink {
+public:
+    static ComponentDescriptor describe();
+    NcbSink(const Config& config, Context& context);
+    SinkResult write(const Document& doc) override;
+    HealthReport health() override;
+
+private:
+    std::chrono::system_clock::time_point submission_time(const Document& doc);
+    SinkResult endpoint_down(const std::string& why, std::optional<std::chrono::milliseconds> hint);
+
+    Context& ctx_;
+    net::HttpClient http_;
+    std::string url_;
+    std::string api_key_;
+    int utc_offset_minutes_;
+    bool flag_for_review_;
+    std::chrono::seconds remember_for_;
+    net::CircuitBreaker breaker_;
+
+    std::atomic<std::uint64_t> submitted_{0};
+    std::mutex status_mutex_;
+    std::string refused_key_;  // the last 401/403 message, until a success
+    std::string wrong_url_;    // the last 404/405 message, until a success
+};
+
+}  // namespace docpipe::claims

@@ -1,0 +1,300 @@
+// docpipe_net: the HTTP client, Retry-After, classification, the breaker and Google auth.
+// The client and the auth talk real HTTP to the fakes in tests/fakes (loopback ports).
+#include <gtest/gtest.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "docpipe/net/google_auth.hpp"
+#include "docpipe/net/http.hpp"
+#include "fake_process.hpp"
+
+using namespace docpipe::net;
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+namespace {
+
+std::string fake(const char* name) { return std::string(DOCPIPE_SOURCE_DIR) + "/tests/fakes/" + name; }
+
+HttpResponse response(long status, std::string body, Headers headers = {}) {
+    HttpResponse r;
+    r.status = status;
+    r.body = std::move(body);
+    r.headers = std::move(headers);
+    return r;
+}
+
+// A fresh RSA key as PKCS#8 PEM (what Google puts in a service-account key file).
+std::string new_rsa_key_pem() {
+    EVP_PKEY* key = EVP_RSA_gen(2048);
+    BIO* bio = BIO_new(BIO_s_mem());
+    PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(bio, &data);
+    std::string pem(data, static_cast<std::size_t>(n));
+    BIO_free(bio);
+    EVP_PKEY_free(key);
+    return pem;
+}
+
+struct TempFile {
+    std::filesystem::path path;
+    explicit TempFile(const std::string& text) {
+        std::string pattern = (std::filesystem::temp_directory_path() / "docpipe-net-XXXXXX").string();
+        const int fd = mkstemp(pattern.data());
+        ::close(fd);
+        path = pattern;
+        std::ofstream(path) << text;
+    }
+    ~TempFile() { std::filesystem::remove(path); }
+};
+
+}  // namespace
+
+// ---- pure rules ----------------------------------------------------------------------------
+
+TEST(RetryAfter, ReadsSecondsAndHttpDates) {
+    const auto now = std::chrono::system_clock::from_time_t(1'800'000'000);
+    EXPECT_EQ(parse_retry_after("120", now), milliseconds(120'000));
+    EXPECT_EQ(parse_retry_after(" 0 ", now), milliseconds(0));
+    // 1'800'000'030 = Fri, 15 Jan 2027 08:00:30 GMT
+    EXPECT_EQ(parse_retry_after("Fri, 15 Jan 2027 08:00:30 GMT", now), milliseconds(30'000));
+    EXPECT_EQ(parse_retry_after("Thu, 01 Jan 2026 00:00:00 GMT", now), milliseconds(0)) << "a past date: now";
+    EXPECT_FALSE(parse_retry_after("soon", now));
+    EXPECT_FALSE(parse_retry_after("", now));
+}
+
+TEST(Classify, FollowsGooglesRetryRules) {
+    const auto now = std::chrono::system_clock::now();
+    const std::string rate_limited =
+        R"({"error":{"code":403,"message":"User Rate Limit Exceeded","errors":[{"domain":"usageLimits","reason":"userRateLimitExceeded"}],"status":"PERMISSION_DENIED"}})";
+    auto c = classify(response(403, rate_limited), now);
+    EXPECT_EQ(c.kind, FailureKind::RateLimited);
+    EXPECT_EQ(c.reason, "userRateLimitExceeded");
+    EXPECT_NE(c.message.find("User Rate Limit Exceeded"), std::string::npos);
+
+    const std::string sheets_429 =
+        R"({"error":{"code":429,"message":"Quota exceeded","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"RATE_LIMIT_EXCEEDED"}]}})";
+    c = classify(response(429, sheets_429, {{"retry-after", "3"}}), now);
+    EXPECT_EQ(c.kind, FailureKind::RateLimited);
+    EXPECT_EQ(c.reason, "RATE_LIMIT_EXCEEDED");
+    EXPECT_EQ(c.retry_after, milliseconds(3000));
+
+    EXPECT_EQ(classify(response(403, R"({"error":{"code":403,"message":"no","errors":[{"reason":"forbidden"}]}})"), now).kind,
+              FailureKind::Permanent);
+    for (long s : {408L, 500L, 502L, 503L, 504L}) EXPECT_EQ(classify(response(s, ""), now).kind, FailureKind::Retryable) << s;
+    EXPECT_EQ(classify(response(401, ""), now).kind, FailureKind::Auth);
+    EXPECT_EQ(classify(response(400, "bad"), now).kind, FailureKind::Permanent);
+    EXPECT_EQ(classify(response(201, ""), now).kind, FailureKind::None);
+
+    c = classify(response(400, R"({"error":"invalid_grant","error_description":"Invalid JWT Signature."})"), now);
+    EXPECT_EQ(c.kind, FailureKind::Permanent);
+    EXPECT_EQ(c.reason, "invalid_grant");
+    EXPECT_NE(c.message.find("Invalid JWT Signature."), std::string::npos);
+}
+
+TEST(CircuitBreaker, OpensAfterTheThresholdAndLetsOneTrialThrough) {
+    CircuitBreaker b(3, milliseconds(1000));
+    const auto t0 = CircuitBreaker::clock::now();
+    for (int i = 0; i < 2; ++i) {
+        EXPECT_FALSE(b.refuse(t0));
+        b.record_failure(t0, "503");
+    }
+    EXPECT_EQ(b.state(), CircuitBreaker::State::Closed);
+    b.record_failure(t0, "503");
+    EXPECT_EQ(b.state(), CircuitBreaker::State::Open);
+    auto wait = b.refuse(t0 + milliseconds(400));
+    ASSERT_TRUE(wait);
+    EXPECT_EQ(*wait, milliseconds(600));
+    EXPECT_FALSE(b.refuse(t0 + milliseconds(1000))) << "the trial call";
+    EXPECT_TRUE(b.refuse(t0 + milliseconds(1001))) << "only one trial at a time";
+    b.record_failure(t0 + milliseconds(1100), "still 503");
+    EXPECT_EQ(b.state(), CircuitBreaker::State::Open) << "a failed trial opens it again";
+    EXPECT_TRUE(b.refuse(t0 + milliseconds(1500)));
+    EXPECT_FALSE(b.refuse(t0 + milliseconds(2200)));
+    b.record_success();
+    EXPECT_EQ(b.state(), CircuitBreaker::State::Closed);
+    EXPECT_FALSE(b.refuse(t0 + milliseconds(2200)));
+}
+
+TEST(Base64, UrlAlphabetWithoutPaddingAndBack) {
+    EXPECT_EQ(base64url_encode(""), "");
+    EXPECT_EQ(base64url_encode("f"), "Zg");
+    EXPECT_EQ(base64url_encode("fo"), "Zm8");
+    EXPECT_EQ(base64url_encode("foo"), "Zm9v");
+    EXPECT_EQ(base64url_encode("\xfb\xff"), "-_8");
+    EXPECT_EQ(base64url_encode(R"({"alg":"RS256","typ":"JWT"})"), "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9");
+    EXPECT_EQ(base64_decode_any("-_8"), "\xfb\xff");
+    EXPECT_EQ(base64_decode_any("+/8="), "\xfb\xff");
+    EXPECT_THROW(base64_decode_any("a*b"), std::invalid_argument);
+}
+
+TEST(Jwt, SignatureVerifiesWithThePublicKey) {
+    const std::string pem = new_rsa_key_pem();
+    const std::string jwt = sign_jwt_rs256(json{{"iss", "sa@p.iam.gserviceaccount.com"}, {"iat", 1}}, pem, "kid-1");
+    const auto first_dot = jwt.find('.'), second_dot = jwt.rfind('.');
+    ASSERT_NE(first_dot, second_dot);
+    const auto header = json::parse(base64_decode_any(jwt.substr(0, first_dot)));
+    EXPECT_EQ(header["alg"], "RS256");
+    EXPECT_EQ(header["kid"], "kid-1");
+    const std::string signed_part = jwt.substr(0, second_dot);
+    const std::string signature = base64_decode_any(jwt.substr(second_dot + 1));
+    BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+    EVP_PKEY* key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ASSERT_EQ(EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, key), 1);
+    EXPECT_EQ(EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
+                               reinterpret_cast<const unsigned char*>(signed_part.data()), signed_part.size()),
+              1);
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(key);
+    BIO_free(bio);
+    EXPECT_THROW(sign_jwt_rs256(json::object(), "not a key"), std::invalid_argument);
+}
+
+TEST(GoogleCredentials, SaysWhatIsMissing) {
+    try {
+        GoogleCredentials::parse(R"({"type":"service_account","private_key":"x"})", "/etc/sa.json");
+        FAIL();
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("/etc/sa.json"), std::string::npos);
+        EXPECT_NE(std::string(e.what()).find("client_email"), std::string::npos);
+    }
+    EXPECT_THROW(GoogleCredentials::parse(R"({"type":"external_account"})", "f"), std::invalid_argument);
+    EXPECT_THROW(GoogleCredentials::load_file("/nonexistent/sa.json"), std::invalid_argument);
+    auto u = GoogleCredentials::parse(R"({"type":"authorized_user","client_id":"c","client_secret":"s","refresh_token":"r"})", "f");
+    EXPECT_EQ(u.type, GoogleCredentials::Type::AuthorizedUser);
+    EXPECT_EQ(u.token_uri, kGoogleTokenUrl);
+}
+
+// ---- the client over real sockets ----------------------------------------------------------
+
+TEST(HttpClient, SendsHeadersAndBodyAndReadsTheAnswer) {
+    docpipe::test::FakeProcess ncb({"python3", fake("fake_ncb.py"), "--port", "0", "--api-key", "k"});
+    HttpClient http;
+    auto r = http.send({"POST", ncb.base_url() + "/api/v1/claims",
+                        {{"Content-Type", "application/json"}, {"Authorization", "Bearer wrong"}, {"X-Request-ID", "rid-1"}}, "{}", {}});
+    EXPECT_EQ(r.status, 401);
+    EXPECT_EQ(r.header("X-Request-ID").value_or(""), "rid-1") << "headers are matched case-insensitively";
+    EXPECT_EQ(classify(r, std::chrono::system_clock::now()).kind, FailureKind::Auth);
+    EXPECT_EQ(http.send({"GET", ncb.base_url() + "/api/v1/health", {}, "", {}}).status, 200);
+}
+
+TEST(HttpClient, ATimeoutIsATransportErrorThatSaysSo) {
+    docpipe::test::FakeProcess ncb({"python3", fake("fake_ncb.py"), "--port", "0", "--api-key", "k"});
+    docpipe::test::fake_control(ncb.base_url(), "POST", "/_fake/script",
+                                R"({"target":"health","responses":[{"status":200,"body":"late","delay_ms":3000}]})");
+    HttpClient http;
+    try {
+        http.send({"GET", ncb.base_url() + "/api/v1/health", {}, "", milliseconds(300)});
+        FAIL() << "no timeout";
+    } catch (const TransportError& e) {
+        EXPECT_TRUE(e.timed_out) << e.what();
+        EXPECT_NE(std::string(e.what()).find("127.0.0.1"), std::string::npos) << e.what();
+    }
+}
+
+TEST(HttpClient, NothingListeningIsATransportError) {
+    int port;
+    { docpipe::test::FakeProcess ncb({"python3", fake("fake_ncb.py"), "--port", "0", "--api-key", "k"}); port = ncb.port(); }
+    HttpClient http({milliseconds(500), milliseconds(1000), "", "t"});
+    EXPECT_THROW(http.send({"GET", "http://127.0.0.1:" + std::to_string(port) + "/", {}, "", {}}), TransportError);
+}
+
+// ---- Google auth against the fake token endpoint -------------------------------------------
+
+class GoogleAuthTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        key_pem = new_rsa_key_pem();
+        sa_file = std::make_unique<TempFile>(json{{"type", "service_account"}, {"project_id", "p"}, {"private_key_id", "k1"},
+                                                  {"private_key", key_pem}, {"client_email", "docpipe@p.iam.gserviceaccount.com"},
+                                                  {"client_id", "1"}, {"token_uri", "https://oauth2.googleapis.com/token"}}
+                                                 .dump());
+        user_file = std::make_unique<TempFile>(
+            R"({"type":"authorized_user","client_id":"cid.apps.googleusercontent.com","client_secret":"sec","refresh_token":"1//rt"})");
+        google = std::make_unique<docpipe::test::FakeProcess>(std::vector<std::string>{
+            "python3", fake("fake_google.py"), "--port", "0", "--service-account", sa_file->path.string(), "--authorized-user",
+            user_file->path.string()});
+    }
+    GoogleAuthOptions options() {
+        GoogleAuthOptions o;
+        o.scopes = {"https://www.googleapis.com/auth/spreadsheets"};
+        o.token_url = google->base_url() + "/token";
+        o.initial_backoff = milliseconds(20);
+        return o;
+    }
+    int issued() { return json::parse(docpipe::test::fake_control(google->base_url(), "GET", "/_fake/tokens"))["issued"].get<int>(); }
+
+    std::string key_pem;
+    std::unique_ptr<TempFile> sa_file, user_file;
+    std::unique_ptr<docpipe::test::FakeProcess> google;
+    HttpClient http;
+};
+
+TEST_F(GoogleAuthTest, ServiceAccountTokenIsFetchedOnceAndCached) {
+    GoogleAuth auth(GoogleCredentials::load_file(sa_file->path), options(), http);
+    const std::string a = auth.access_token();
+    EXPECT_FALSE(a.empty());
+    EXPECT_EQ(auth.access_token(), a);
+    EXPECT_EQ(issued(), 1);
+    EXPECT_EQ(auth.authorization(), "Bearer " + a);
+    // The token works on the fake's APIs (it checks the bearer).
+    docpipe::test::fake_control(google->base_url(), "POST", "/_fake/sheets", R"({"spreadsheet_id":"s1","tabs":["Sheet1"]})");
+    auto r = http.send({"GET", google->base_url() + "/v4/spreadsheets/s1", {{"Authorization", auth.authorization()}}, "", {}});
+    EXPECT_EQ(r.status, 200) << r.body;
+}
+
+TEST_F(GoogleAuthTest, RefreshesBeforeExpiry) {
+    docpipe::test::fake_control(google->base_url(), "POST", "/_fake/token_lifetime", R"({"seconds":3})");
+    auto o = options();
+    o.refresh_before = seconds(2);
+    GoogleAuth auth(GoogleCredentials::load_file(sa_file->path), o, http);
+    const std::string first = auth.access_token();
+    EXPECT_EQ(auth.access_token(), first) << "3 s left, 2 s margin: still good";
+    std::this_thread::sleep_for(milliseconds(1200));
+    const std::string second = auth.access_token();
+    EXPECT_NE(second, first) << "inside the margin: fetched again before it expired";
+    EXPECT_EQ(issued(), 2);
+}
+
+TEST_F(GoogleAuthTest, AuthorizedUserRefreshToken) {
+    GoogleAuth auth(GoogleCredentials::load_file(user_file->path), options(), http);
+    EXPECT_FALSE(auth.access_token().empty());
+}
+
+TEST_F(GoogleAuthTest, ARejectedKeyIsAnAuthErrorThatSaysWhatToDoAndIsNotRetried) {
+    auto wrong = json::parse(std::ifstream(sa_file->path));
+    wrong["private_key"] = new_rsa_key_pem();  // not the key the fake knows: a deleted/rotated key
+    TempFile wrong_file(wrong.dump());
+    GoogleAuth auth(GoogleCredentials::load_file(wrong_file.path), options(), http);
+    try {
+        auth.access_token();
+        FAIL();
+    } catch (const AuthError& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find("invalid_grant"), std::string::npos) << what;
+        EXPECT_NE(what.find("create a new key"), std::string::npos) << what;
+        EXPECT_EQ(what.find("PRIVATE KEY"), std::string::npos) << "never the key itself";
+    }
+    EXPECT_TRUE(auth.status().refused);
+    auto requests = json::parse(docpipe::test::fake_control(google->base_url(), "GET", "/_fake/requests?target=token"));
+    EXPECT_EQ(requests.size(), 1u) << "invalid_grant is not retried";
+}
+
+TEST_F(GoogleAuthTest, ServerErrorsAreRetried) {
+    docpipe::test::fake_control(google->base_url(), "POST", "/_fake/script",
+                                R"({"target":"token","responses":[{"status":500,"body":{"error":"internal_failure"},"count":2}]})");
+    GoogleAuth auth(GoogleCredentials::load_file(sa_file->path), options(), http);
+    EXPECT_FALSE(auth.access_token().empty());
+    EXPECT_EQ(json::parse(docpipe::test::fake_control(google->base_url(), "GET", "/_fake/requests?target=token")).size(), 3u);
+}
