@@ -76,5 +76,35 @@ private:
 
 }  // namespace
 
-DOCPIPE_PLUGIN("test-crash", "0.1.0", "crash tests: a sink that can kill its own process",
-               docpipe::component<CrashFilesSink>())
+// Turns an attachment into a claim without OCR, so delivery crash tests run in seconds:
+// the amount comes from the attachment's bytes (stable across runs), the rest is fixed.
+class TestClaimTransform : public docpipe::Transform {
+public:
+    static docpipe::ComponentDescriptor describe() {
+        docpipe::ComponentDescriptor d;
+        d.kind = docpipe::ComponentKind::Transform;
+        d.name = "transform.test_claim";
+        d.summary = "test: a complete claim (fields.claim) made from the attachment, no OCR";
+        d.concurrent_safe = true;
+        return d;
+    }
+    TestClaimTransform(const docpipe::Config&, docpipe::Context&) {}
+    void process(const docpipe::DocumentPtr& input, docpipe::Outputs& out) override {
+        auto doc = std::make_shared<docpipe::Document>(*input);
+        std::size_t sum = 0;
+        for (const auto& part : doc->parts)
+            for (auto b : *part.bytes) sum = sum * 31 + static_cast<unsigned char>(b);
+        const double amount = 10.0 + static_cast<double>(sum % 90000) / 100.0;
+        const auto name = doc->attributes.count("filename") ? doc->attributes.at("filename") : doc->id;
+        doc->fields["claim"] = {{"total_amount", {{"value", amount}, {"confidence", 0.97}}},
+                                {"service_date", {{"value", "2024-12-24"}, {"confidence", 0.97}}},
+                                {"receipt_number", {{"value", "R-" + name}, {"confidence", 0.97}}},
+                                {"policy_number", {{"value", "POL123456789"}, {"confidence", 0.97}}}};
+        doc->fields["confidence"] = 0.97;
+        doc->fields["confidence_level"] = "high";
+        out.emit(doc);
+    }
+};
+
+DOCPIPE_PLUGIN("test-crash", "0.1.0", "crash tests: a sink that can kill its own process, claims without OCR",
+               docpipe::component<CrashFilesSink>(), docpipe::component<TestClaimTransform>())

@@ -2,6 +2,8 @@
 // point (comma-separated), reaching it kills the process with SIGKILL, once. The crash
 // recovery tests use them to stop the runtime between the steps that make delivery
 // exactly-once (job record, ack). With the variable unset this is one relaxed load.
+// Points: sink.after_write (a sink accepted a document, its ledger entry is not written
+// yet), settle.before_job_end, settle.before_ack, settle.after_ack.
 #pragma once
 
 namespace docpipe::core {

@@ -361,7 +361,8 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
     std::optional<SinkResult> result;
     const bool ledger = node.spec->ledger;
     const std::string ledger_key = ledger ? fmt::format("ledger/{}/{}", node.name(), env.doc->id) : std::string();
-    std::optional<std::string> delivered_before;  // the ledger's record: "submitted@time" or "review@time"
+    // The ledger's record: "submitted@time" or "review@time", then "\n" and the references as JSON if any.
+    std::optional<std::string> delivered_before;
     const bool returned = guarded(index, env, [&] {
         // A source document seen for the first time cannot have been delivered: skip the read.
         if (ledger && !env.tracker->first_delivery) delivered_before = s_.store.get(ledger_key);
@@ -373,22 +374,33 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
     if (delivered_before) {
         node.context->log().log(LogLevel::Info, "already delivered by this sink (ledger); not sent again", env.doc->id);
         const bool parked = delivered_before->rfind("review@", 0) == 0;
+        // The references the receiving system gave the first time ride along in the ledger.
+        std::map<std::string, std::string> references;
+        if (const auto nl = delivered_before->find('\n'); nl != std::string::npos) {
+            const auto j = nlohmann::json::parse(delivered_before->substr(nl + 1), nullptr, false);
+            if (j.is_object())
+                for (const auto& [k, v] : j.items())
+                    if (v.is_string()) references[k] = v.get<std::string>();
+        }
         env.tracker->add_outcome({parked ? DescendantOutcome::Kind::Review : DescendantOutcome::Kind::Submitted, env.doc->id, name,
-                                  node.name(), parked ? "parked for review" : ""});
+                                  node.name(), parked ? "parked for review" : "", std::move(references)});
         finish_hop(env);
         return;
     }
     node.stats.observe(t0);
     switch (result->status()) {
         case SinkResult::Status::Ok: {
+            // A crash here: the receiving system has the document, the ledger does not know.
+            failpoint("sink.after_write");
             const bool parked = result->parked();
             if (ledger) {
                 try {
                     // The write happened: this record must not be lost, or a redelivery sends it twice.
                     s_.store_guard.run([&] {
                         try {
-                            s_.store.put(ledger_key, fmt::format("{}@{}", parked ? "review" : "submitted", iso8601(s_.clock.now())),
-                                         s_.ledger_ttl);
+                            std::string entry = fmt::format("{}@{}", parked ? "review" : "submitted", iso8601(s_.clock.now()));
+                            if (!result->references().empty()) entry += "\n" + nlohmann::json(result->references()).dump();
+                            s_.store.put(ledger_key, entry, s_.ledger_ttl);
                         } catch (const StoreError& e) {
                             // This node waits for the store: /health/detailed shows it degraded meanwhile.
                             node.stats.set_last_error(fmt::format("delivery ledger: state store: {}", e.what()), s_.clock.now(), true);
