@@ -85,7 +85,8 @@ NcbSink::NcbSink(const Config& config, Context& context)
       utc_offset_minutes_(static_cast<int>(config.get_int("utc_offset_minutes"))),
       flag_for_review_(config.get_bool("flag_for_review")),
       remember_for_(std::chrono::duration_cast<std::chrono::seconds>(config.get_duration("remember_for"))),
-      breaker_(static_cast<int>(config.get_int("breaker_threshold")), config.get_duration("breaker_open_for")) {
+      breaker_(static_cast<int>(config.get_int("breaker_threshold")), config.get_duration("breaker_open_for")),
+      breaker_open_for_(config.get_duration("breaker_open_for")) {
     std::string base = config.get_string("base_url");
     if (base.rfind("https://", 0) != 0 && base.rfind("http://", 0) != 0)
         throw std::invalid_argument(fmt::format("base_url '{}' must start with https:// (or http:// on a trusted network)", base));
@@ -107,7 +108,12 @@ std::chrono::system_clock::time_point NcbSink::submission_time(const Document& d
 }
 
 SinkResult NcbSink::endpoint_down(const std::string& why, std::optional<std::chrono::milliseconds> hint) {
+    const bool was_open = breaker_.state() == net::CircuitBreaker::State::Open;
     breaker_.record_failure(ctx_.clock().steady_now(), why);
+    if (!was_open && breaker_.state() == net::CircuitBreaker::State::Open)
+        ctx_.log().log(LogLevel::Warn, fmt::format("circuit breaker open after {} failures in a row: no calls to NCB for {} ms, then one "
+                                                   "trial; claims wait meanwhile (last: {})",
+                                                   breaker_.consecutive_failures(), breaker_open_for_.count(), why));
     ctx_.metrics().increment("ncb_unavailable_total");
     // Without a Retry-After the runtime's own hold schedule applies (growing to a few
     // seconds); the breaker keeps NCB from being hammered meanwhile.
@@ -186,7 +192,7 @@ SinkResult NcbSink::write(const Document& doc) {
         }
         case net::FailureKind::Retryable:
             if (response.status == 500) {
-                breaker_.record_failure(ctx_.clock().steady_now(), c.message);
+                breaker_.record_failure(ctx_.clock().steady_now(), c.message);  // counts towards opening; the document retries
                 return SinkResult::retry(c.retry_after.value_or(std::chrono::milliseconds(0)), "NCB internal error: " + c.message + where);
             }
             return endpoint_down("NCB unavailable: " + c.message + where, c.retry_after);

@@ -51,6 +51,7 @@ private:
     bool flag_for_review_;
     std::chrono::seconds remember_for_;
     net::CircuitBreaker breaker_;
+    std::chrono::milliseconds breaker_open_for_;
 
     std::atomic<std::uint64_t> submitted_{0};
     std::mutex status_mutex_;

@@ -12,7 +12,9 @@
 #   settle.before_job_end, settle.before_ack, settle.after_ack.
 # Then `run --once` on the same folder must leave: NCB with exactly 2 claims (one per
 # attachment), the email in processed/, and its job `submitted` with both NCB references.
-# Each point runs twice.
+# Each point runs twice. Two more cases stop the service (SIGTERM) while NCB answers 503
+# with the circuit breaker open, or 401: the email must stay in the inbox, not be
+# dead-lettered, and the next run delivers both claims once.
 # Usage: delivery_crash.sh DOCPIPE SOURCE_DIR [CRASH_PLUGIN_DIR]
 set -uo pipefail
 DOCPIPE=$1
@@ -67,7 +69,7 @@ open(sys.argv[1], "wb").write(bytes(m))
 PY
 
 write_pipeline() {
-    local work=$1
+    local work=$1 key=${2:-$KEY}
     cat > "$work/p.yaml" <<YAML
 version: 1
 max_in_flight: 4
@@ -75,7 +77,7 @@ plugin_paths: ['$PLUGINS']
 state: {backend: sqlite, path: '$work/state.db'}
 admin: {enabled: false}
 logging: {level: debug}
-runtime: {poll_wait: 100ms, drain_timeout: 20s}
+runtime: {poll_wait: 100ms, drain_timeout: 2s}
 nodes:
   inbox:
     component: source.directory
@@ -87,31 +89,17 @@ nodes:
     component: sink.ncb
     concurrency: 1
     retry: {attempts: 3, initial_backoff: 50ms}
-    config: {base_url: '$NCB/api/v1', api_key: '$KEY'}
+    config: {base_url: '$NCB/api/v1', api_key: '$key', breaker_threshold: 2, breaker_open_for: 1s}
 edges:
   - inbox -> dedup -> mime -> claim -> ncb
 YAML
 }
 
-fails=0
-run_case() {
-    local point=$1 try=$2 work="$ROOT/$1-$2"
-    mkdir -p "$work/inbox"
-    cp "$ROOT/two.eml" "$work/inbox/"
+# recover_and_check WORK LABEL TRY: `run --once` with the right key and a healthy NCB, then
+# NCB must hold each receipt once and the job must be submitted with both references.
+recover_and_check() {
+    local work=$1 point=$2 try=$3
     write_pipeline "$work"
-    curl -sf -X POST "$NCB/_fake/reset" > /dev/null || { echo "FAIL: cannot reset the fake NCB"; return 1; }
-    DOCPIPE_FAILPOINTS=$point "$DOCPIPE" run -c "$work/p.yaml" > "$work/service.out" 2> "$work/service.log" &
-    SERVICE_PID=$!
-    local i
-    for ((i = 0; i < 300; ++i)); do kill -0 "$SERVICE_PID" 2> /dev/null || break; sleep 0.1; done
-    if kill -0 "$SERVICE_PID" 2> /dev/null; then
-        echo "FAIL [$point #$try]: the service did not reach the fail point in 30 s"; tail -20 "$work/service.log"
-        kill -KILL "$SERVICE_PID"; wait "$SERVICE_PID" 2> /dev/null; SERVICE_PID=""
-        return 1
-    fi
-    { wait "$SERVICE_PID"; } 2> /dev/null
-    SERVICE_PID=""
-    grep -q "fail point reached" "$work/service.log" || { echo "FAIL [$point #$try]: died without reaching the fail point"; tail -20 "$work/service.log"; return 1; }
     timeout 120 "$DOCPIPE" run --once -c "$work/p.yaml" > "$work/once.out" 2> "$work/once.log"
     local rc=$?
     curl -sf "$NCB/_fake/claims" > "$work/claims.json" || { echo "FAIL: cannot read the fake NCB"; return 1; }
@@ -140,13 +128,76 @@ for job in jobs[:1]:
 if problems:
     print(f"FAIL [{point} #{tr}]:"); [print("   -", p) for p in problems]
     sys.exit(1)
-print(f"ok   [{point} #{tr}]: NCB has 2 claims, {len(json.loads((work / 'claims.json').read_text()).get('claims', []))} recorded over {json.loads((work / 'claims.json').read_text())['attempts']} requests")
+attempts = json.loads((work / "claims.json").read_text())["attempts"]
+print(f"ok   [{point} #{tr}]: NCB has each of the 2 claims once, after {attempts} request(s)")
 PY
     local ok=$?
     if [ $ok -ne 0 ]; then echo "--- once.log (tail)"; tail -15 "$work/once.log"; fi
     return $ok
 }
 
+
+fails=0
+run_case() {
+    local point=$1 try=$2 work="$ROOT/$1-$2"
+    mkdir -p "$work/inbox"
+    cp "$ROOT/two.eml" "$work/inbox/"
+    write_pipeline "$work"
+    curl -sf -X POST "$NCB/_fake/reset" > /dev/null || { echo "FAIL: cannot reset the fake NCB"; return 1; }
+    DOCPIPE_FAILPOINTS=$point "$DOCPIPE" run -c "$work/p.yaml" > "$work/service.out" 2> "$work/service.log" &
+    SERVICE_PID=$!
+    local i
+    for ((i = 0; i < 300; ++i)); do kill -0 "$SERVICE_PID" 2> /dev/null || break; sleep 0.1; done
+    if kill -0 "$SERVICE_PID" 2> /dev/null; then
+        echo "FAIL [$point #$try]: the service did not reach the fail point in 30 s"; tail -20 "$work/service.log"
+        kill -KILL "$SERVICE_PID"; wait "$SERVICE_PID" 2> /dev/null; SERVICE_PID=""
+        return 1
+    fi
+    { wait "$SERVICE_PID"; } 2> /dev/null
+    SERVICE_PID=""
+    grep -q "fail point reached" "$work/service.log" || { echo "FAIL [$point #$try]: died without reaching the fail point"; tail -20 "$work/service.log"; return 1; }
+    recover_and_check "$work" "$point" "$try"
+}
+
+# down_case KIND: the service runs while NCB answers 503 (breaker opens) or refuses the key
+# (401), and is stopped with SIGTERM: the held claims are neither dead-lettered nor acked;
+# the email stays in the inbox and the next run delivers both claims once.
+down_case() {
+    local kind=$1 work="$ROOT/down-$1" key=$KEY
+    mkdir -p "$work/inbox"
+    cp "$ROOT/two.eml" "$work/inbox/"
+    curl -sf -X POST "$NCB/_fake/reset" > /dev/null || { echo "FAIL: cannot reset the fake NCB"; return 1; }
+    if [ "$kind" = 503 ]; then
+        curl -sf -X POST "$NCB/_fake/script" -d '{"target":"claims","for_seconds":600,"response":{"status":503,"body":"maintenance"}}' > /dev/null
+    else
+        key=not-the-key
+    fi
+    write_pipeline "$work" "$key"
+    "$DOCPIPE" run -c "$work/p.yaml" > "$work/service.out" 2> "$work/service.log" &
+    SERVICE_PID=$!
+    local i
+    for ((i = 0; i < 300; ++i)); do
+        grep -q "endpoint unavailable" "$work/service.log" 2> /dev/null && break
+        sleep 0.1
+    done
+    sleep 1.5  # let it hold a while (and the breaker open)
+    kill -TERM "$SERVICE_PID"
+    for ((i = 0; i < 200; ++i)); do kill -0 "$SERVICE_PID" 2> /dev/null || break; sleep 0.1; done
+    kill -KILL "$SERVICE_PID" 2> /dev/null
+    { wait "$SERVICE_PID"; } 2> /dev/null
+    SERVICE_PID=""
+    local problems=""
+    grep -q "endpoint unavailable" "$work/service.log" || problems+=" the sink never held;"
+    [ "$kind" != 503 ] || grep -q "circuit breaker open" "$work/service.log" || problems+=" the breaker never opened;"
+    [ -f "$work/inbox/two.eml" ] || problems+=" two.eml left the inbox (failed/ or processed/) while NCB was down;"
+    if [ -n "$problems" ]; then echo "FAIL [down-$kind]:$problems"; tail -15 "$work/service.log"; return 1; fi
+    curl -sf -X POST "$NCB/_fake/reset" > /dev/null
+    recover_and_check "$work" "down-$kind" 1
+}
+
+for kind in 503 401; do
+    down_case "$kind" || fails=$((fails + 1))
+done
 for point in sink.after_write settle.before_job_end settle.before_ack settle.after_ack; do
     for try in 1 2; do
         run_case "$point" "$try" || fails=$((fails + 1))

@@ -253,7 +253,14 @@ void GraphExecutor::hold(std::size_t index, Envelope env, const std::string& why
                                 env.doc->id);
     }
     node.stats.set_last_error(why, s_.clock.now(), true);
-    if (now - env.holding_since > node.spec->retry.hold_for || give_up_retries_.load()) {
+    if (give_up_retries_.load()) {
+        // Shutting down past the drain deadline: the endpoint is still down, which is no reason
+        // to dead-letter the document. Its hop is left open, so the source document is never
+        // settled: not acked, it is delivered again by its source after the restart.
+        node.context->log().log(LogLevel::Warn, "stopping while the endpoint is unavailable: left to the next run", env.doc->id);
+        return;
+    }
+    if (now - env.holding_since > node.spec->retry.hold_for) {
         fail(node, env, why + fmt::format(" (the endpoint stayed unavailable for {} s)",
                                           std::chrono::duration_cast<std::chrono::seconds>(now - env.holding_since).count()));
         return;
