@@ -13,3 +13,5 @@ echo "== ocr_eval: CER and seconds per page on ../shared/data/sroie-dev (one cor
 "$BUILD_DIR/bin/bench_ocr_eval" --psm 6,4,3
 echo "== preprocess: CPU megapixels/second per step on the sample receipt"
 "$BUILD_DIR/bin/bench_preprocess" 2>&1 | grep -v 'Library was built as DEBUG'
+echo "== delivery: sink.ncb with 8 workers against the fake NCB (goal: far above the 2 claims/s OCR delivers; p50/p99 added per claim)"
+"$BUILD_DIR/bin/bench_delivery" --claims 2000 --workers 8

@@ -506,6 +506,28 @@ struct AdminServer::Impl {
         routes_.push_back(std::move(r));
     }
 
+    void hook(Request& req, Response& res) {
+        HookRequest h;
+        h.method = req.method;
+        h.path = req.captures.size() > 1 ? "/" + req.captures[1] : std::string();
+        const std::string_view target(req.msg.target().data(), req.msg.target().size());
+        if (const auto q = target.find('?'); q != std::string_view::npos) h.query = std::string(target.substr(q + 1));
+        for (const auto& field : req.msg) {
+            std::string name(field.name_string());
+            std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+            h.headers[name] = std::string(field.value());
+        }
+        h.body = req.msg.body();
+        const auto answer = backend.hook(req.captures.at(0), h);
+        if (!answer) {
+            error(req, res, 404, "NOT_FOUND", "no node named '" + req.captures.at(0) + "' takes pushes at " + req.path);
+            return;
+        }
+        res.status = answer->status;
+        res.content_type = answer->content_type;
+        res.body = answer->body;
+    }
+
     void routes() {
         add("GET", "/health", true, [](Request&, Response& res) { send_json(res, 200, {{"status", "alive"}}); });
         add("GET", "/health/ready", false, [this](Request&, Response& res) {
@@ -521,6 +543,9 @@ struct AdminServer::Impl {
             res.content_type = "text/plain; version=0.0.4";
         });
 
+        // Pushes from outside (Pub/Sub push): no admin key, the component checks the caller.
+        add("POST", "/hooks/{}", false, [this](Request& req, Response& res) { hook(req, res); });
+        add("POST", "/hooks/{}/{}", false, [this](Request& req, Response& res) { hook(req, res); });
         add("GET", "/api/v1/jobs", false, [this](Request& req, Response& res) { list_jobs(req, res, std::nullopt); });
         add("GET", "/api/v1/jobs/{}", false, [this](Request& req, Response& res) {
             auto job = backend.store().get_job(req.captures[0]);

@@ -9,11 +9,13 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "docpipe/component.hpp"
 #include "docpipe/context.hpp"
 #include "state/store.hpp"
 
@@ -72,6 +74,13 @@ public:
     // A job that failed after its approval (e.g. the NCB refused the corrected claim) goes
     // back to the review queue with its parked documents; Conflict when it is not failed.
     virtual ActionResult return_to_review(const std::string& id) = 0;
+    // A request to /hooks/<node>[/...]: handed to that node's component when it offers
+    // HttpHook (it authenticates the caller itself); nullopt when the node has no hook.
+    virtual std::optional<HookResponse> hook(const std::string& node, const HookRequest& request) {
+        (void)node;
+        (void)request;
+        return std::nullopt;
+    }
 };
 
 class AdminServer {

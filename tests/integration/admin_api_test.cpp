@@ -61,6 +61,25 @@ nodes:
 edges: [in -> out]
 )";
 
+TEST_F(AdminApi, HooksReachTheNodesComponentWithoutAnAdminKey) {
+    start(kSimple);
+    auto& out = probe("out");
+    // No admin key: the component authenticates the push itself.
+    auto pushed = client_->Post("/hooks/in/push?x=1", {{"x-test-token", "ok"}}, "hooked-doc", "text/plain");
+    ASSERT_TRUE(pushed);
+    EXPECT_EQ(pushed->status, 204) << pushed->body;
+    EXPECT_TRUE(out.wait_for([&] { return out.accepted.count("hooked-doc") == 1; }));
+    {
+        std::lock_guard lock(out.mutex);
+        EXPECT_EQ(out.fields["hooked-doc"]["hook_path"], "/push");
+    }
+    auto refused = client_->Post("/hooks/in", {{"x-test-token", "forged"}}, "x", "text/plain");
+    EXPECT_EQ(refused->status, 401) << "the component's answer is what the caller gets";
+    EXPECT_EQ(client_->Post("/hooks/out", "x", "text/plain")->status, 404) << "a sink without HttpHook takes no pushes";
+    EXPECT_EQ(client_->Post("/hooks/nope", "x", "text/plain")->status, 404);
+    EXPECT_EQ(client_->Get("/hooks/in")->status, 405);
+}
+
 TEST_F(AdminApi, HealthEndpoints) {
     start(kSimple);
     auto live = client_->Get("/health");

@@ -61,7 +61,9 @@ bool Probe::wait_for(const std::function<bool()>& pred) {
 
 namespace {
 
-class MemorySource : public Source {
+// Also takes pushes through the admin server (HttpHook): POST /hooks/<node> with header
+// `x-test-token: ok` queues a document whose id is the body (and records the path).
+class MemorySource : public Source, public HttpHook {
 public:
     static ComponentDescriptor describe() {
         ComponentDescriptor d;
@@ -107,6 +109,21 @@ public:
                 return;
             }
         }
+    }
+
+    HookResponse handle_hook(const HookRequest& request) override {
+        auto token = request.headers.find("x-test-token");
+        if (token == request.headers.end() || token->second != "ok") return {401, "application/json", R"({"error":"bad token"})"};
+        if (request.body.empty()) return {400, "application/json", R"({"error":"empty body"})"};
+        Document doc;
+        doc.id = request.body;
+        doc.fields["hook_path"] = request.path;
+        {
+            std::lock_guard lock(probe_.mutex);
+            probe_.pending.push_back(std::move(doc));
+        }
+        probe_.cv.notify_all();
+        return {};
     }
 
 private:

@@ -211,4 +211,14 @@ std::string local_admin_key(const std::filesystem::path& file, Logger& log) {
     return key;
 }
 
+std::optional<HookResponse> AdminActions::hook(const std::string& node, const HookRequest& request) {
+    for (const auto& n : nodes_) {
+        if (n->name() != node) continue;
+        auto* hook = dynamic_cast<HttpHook*>(n->component.get());
+        if (!hook) return std::nullopt;
+        return hook->handle_hook(request);
+    }
+    return std::nullopt;
+}
+
 }  // namespace docpipe::core

@@ -31,6 +31,7 @@ public:
     ActionResult approve(const std::string& id, const nlohmann::json& corrections, const std::string& notes) override;
     ActionResult reject(const std::string& id, const std::string& reason) override;
     ActionResult return_to_review(const std::string& id) override;
+    std::optional<HookResponse> hook(const std::string& node, const HookRequest& request) override;
 
 private:
     // What the pipeline's components (FieldChecker) find wrong with a reviewer's corrections.

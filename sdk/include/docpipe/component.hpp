@@ -206,6 +206,39 @@ public:
     virtual std::map<std::string, std::string> check_fields(const nlohmann::json& values) const = 0;
 };
 
+// ---- HTTP hooks --------------------------------------------------------------------------
+
+// An optional capability of a component that is told about new input over HTTP (Pub/Sub
+// push, a webhook): the runtime's admin server passes it every request to
+// `/hooks/<node name>[/...]` (found with dynamic_cast, like FieldChecker).
+// - Authentication is the component's job: the admin server does not ask these requests for
+//   an admin key (Google cannot send one); it still applies its rate limit, size caps and
+//   timeouts. Verify the caller (e.g. Google's OIDC token) before trusting anything.
+// - Threading: called on the admin server's worker threads, possibly several at once, while
+//   the pipeline runs. Answer quickly: record what arrived durably (or in the component's
+//   own queue) and return; never call into the graph, never wait for documents.
+// - The answer's status is what the caller sees: Pub/Sub treats 2xx as "delivered" and
+//   anything else as "send again later".
+struct HookRequest {
+    std::string method;
+    std::string path;   // after /hooks/<node name>, e.g. "" or "/push"; percent-decoded
+    std::string query;  // raw, without '?'
+    std::map<std::string, std::string> headers;  // names lower-cased
+    std::string body;
+};
+
+struct HookResponse {
+    int status = 204;
+    std::string content_type = "application/json";
+    std::string body;
+};
+
+class HttpHook {
+public:
+    virtual ~HttpHook() = default;
+    virtual HookResponse handle_hook(const HookRequest& request) = 0;
+};
+
 // ---- descriptor -------------------------------------------------------------------------
 
 struct PortSpec {

@@ -332,6 +332,10 @@ def _json_or_empty(req):
 # --- HTTP -------------------------------------------------------------------------------------
 
 class Handler(BaseHTTPRequestHandler):
+    # Headers and body go out as separate writes: without TCP_NODELAY the body waits for the
+    # client's delayed ACK (40 ms a request), which would make every client look slow.
+    disable_nagle_algorithm = True
+
     protocol_version = "HTTP/1.1"
     server_version = "docpipe-fake/1"
     sys_version = ""
