@@ -5,7 +5,7 @@
 set -euo pipefail
 BUILD_DIR=${1:-build}
 cd "$(dirname "$0")/.."
-DEMO=var/demo
+DEMO="$PWD/var/demo"  # absolute: relative paths in a pipeline are relative to its file
 rm -rf "$DEMO"  # a fresh demo each time: state too, or dedup would skip re-sent emails
 mkdir -p "$DEMO/inbox"
 cp examples/inbox/*.eml "$DEMO/inbox/"

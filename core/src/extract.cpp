@@ -46,7 +46,15 @@ nlohmann::json result_line(const std::string& file, const Document& doc, const s
     if (auto it = doc.attributes.find("email_filename"); it != doc.attributes.end()) label += "#" + doc.attributes.at("filename");
     j["file"] = label;
     j["id"] = doc.id;
-    j["fields"] = doc.fields.value("claim", nlohmann::json::object());
+    // The claim layout where there is one; otherwise (another plugin's pipeline) every field.
+    const bool claim = doc.fields.contains("claim");
+    j["fields"] = claim ? doc.fields["claim"] : doc.fields;
+    if (claim) {
+        nlohmann::json other = nlohmann::json::object();
+        for (const auto& [k, v] : doc.fields.items())
+            if (k != "claim" && k != "confidence" && k != "warnings" && k != "missing") other[k] = v;
+        if (!other.empty()) j["other_fields"] = other;
+    }
     j["confidence"] = doc.fields.value("confidence", 0.0);
     j["route"] = route;
     j["warnings"] = doc.fields.value("warnings", nlohmann::json::array());
@@ -153,8 +161,11 @@ int extract_files(const PipelineSpec& spec, std::shared_ptr<const Registry> regi
     auto run_file = [&](const fs::path& file) -> std::pair<std::vector<nlohmann::json>, bool> {
         std::vector<nlohmann::json> lines;
         const std::string label = file.string();
+        std::error_code ec;
+        if (fs::is_directory(file, ec)) return {{problem_line(label, "failed: a folder, not a file (pass the files in it, e.g. DIR/*)")}, false};
+        if (!fs::exists(file, ec)) return {{problem_line(label, "failed: no such file")}, false};
         std::ifstream in(file, std::ios::binary);
-        if (!in) return {{problem_line(label, "failed: cannot read the file")}, false};
+        if (!in) return {{problem_line(label, "failed: cannot read the file (permissions?)")}, false};
         Bytes bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
         const std::string name = file.filename().string();
         Document doc = Document::from_bytes(name, media_type_for(name), std::move(bytes));
@@ -234,7 +245,12 @@ int extract_files(const PipelineSpec& spec, std::shared_ptr<const Registry> regi
     for (std::size_t i = 0; i < files.size(); ++i) {
         std::unique_lock lock(mutex);
         done.wait(lock, [&] { return results[i].has_value(); });
-        for (const auto& line : results[i]->first) out << line.dump() << "\n";
+        for (const auto& line : results[i]->first) {
+            out << line.dump() << "\n";
+            const std::string route = line.value("route", "");
+            if (route.rfind("failed: ", 0) == 0 && line.value("pages", nlohmann::json::array()).empty() && !line.contains("id"))
+                err << fmt::format("docpipe extract: {}: {}\n", line.value("file", "?"), route.substr(8));
+        }
         out.flush();
         all_ok = all_ok && results[i]->second;
         if (progress) err << fmt::format("\rdocpipe extract: {}/{} files", i + 1, files.size()) << std::flush;

@@ -12,6 +12,7 @@
 #include <fmt/core.h>
 
 #include "builtin/builtin.hpp"
+#include "describe.hpp"
 #include "extract.hpp"
 #include "pipeline.hpp"
 #include "runtime.hpp"
@@ -40,11 +41,15 @@ std::vector<fs::path> with_defaults(std::vector<fs::path> dirs) {
     return dirs;
 }
 
-void print_issues(std::vector<Issue> issues) {
-    // File order reads best; problems without a position (0) come first.
-    std::stable_sort(issues.begin(), issues.end(), [](const Issue& a, const Issue& b) {
-        return std::tie(a.line, a.column) < std::tie(b.line, b.column);
-    });
+// `first_graph_issue`: where the graph checks' issues start. The file's own problems (YAML,
+// keys, types) come first, since graph problems are often their consequences; each group
+// reads in file order.
+void print_issues(std::vector<Issue> issues, std::size_t first_graph_issue) {
+    auto by_position = [](const Issue& a, const Issue& b) { return std::tie(a.line, a.column) < std::tie(b.line, b.column); };
+    first_graph_issue = std::min(first_graph_issue, issues.size());
+    const auto middle = issues.begin() + static_cast<std::ptrdiff_t>(first_graph_issue);
+    std::stable_sort(issues.begin(), middle, by_position);
+    std::stable_sort(middle, issues.end(), by_position);
     for (const auto& i : issues) std::cerr << i.format() << "\n";
     std::cerr << fmt::format("{} error(s)\n", issues.size());
 }
@@ -54,9 +59,10 @@ std::optional<PipelineSpec> load_checked(const fs::path& file, std::shared_ptr<R
     std::vector<Issue> issues;
     PipelineSpec spec = load_pipeline(file, issues);
     registry = load_registry(plugin_directories(spec));
+    const std::size_t first_graph_issue = issues.size();
     resolve(spec, *registry, issues);
     if (!issues.empty()) {
-        print_issues(issues);
+        print_issues(issues, first_graph_issue);
         return std::nullopt;
     }
     return spec;
@@ -97,8 +103,20 @@ int cmd_plugins_list(const std::vector<fs::path>& extra, bool failed_only) {
     return 0;
 }
 
-int cmd_plugins_describe(const std::vector<fs::path>& extra, const std::string& name, bool json) {
+int cmd_plugins_describe(const std::vector<fs::path>& extra, const std::string& name, bool json, bool all, bool markdown) {
     auto registry = load_registry(with_defaults(extra));
+    if (all) {
+        if (!markdown) {
+            std::cerr << "docpipe plugins describe --all: add --markdown (the only format for every component at once)\n";
+            return 2;
+        }
+        std::cout << describe_all_markdown(*registry);
+        return 0;
+    }
+    if (name.empty()) {
+        std::cerr << "docpipe plugins describe: name a component (e.g. sink.files), or give --all --markdown\n";
+        return 2;
+    }
     const ComponentDescriptor* d = registry->find(name);
     if (!d) {
         std::string message = fmt::format("unknown component '{}'", name);
@@ -136,10 +154,16 @@ int cmd_plugins_describe(const std::vector<fs::path>& extra, const std::string& 
         if (f.is_secret()) extra_info += " secret";
         std::cout << fmt::format("    {:<16} {:<16}{}\n      {}\n", f.name(), to_string(f.type()), extra_info, f.description());
     }
+    // Every node takes a retry policy; its defaults are part of what a component does on failure.
+    std::string retry;
+    for (const auto& f : retry_spec().fields())
+        retry += fmt::format("{}{}={}", retry.empty() ? "" : ", ", f.name(),
+                             f.default_json()->is_string() ? f.default_json()->get<std::string>() : f.default_json()->dump());
+    std::cout << "  retry (node key `retry:`, defaults): " << retry << "\n";
     return 0;
 }
 
-int cmd_run(const fs::path& file, bool once) {
+int cmd_run(const fs::path& file, bool once, bool redeliver) {
     // Signals are taken by one thread with sigwait; every other thread (TBB workers, source
     // threads) inherits the blocked mask.
     sigset_t signals;
@@ -154,6 +178,7 @@ int cmd_run(const fs::path& file, bool once) {
     if (!spec) return 1;
     RuntimeOptions options;
     options.once = once;
+    options.redeliver = redeliver;
     auto runtime = std::make_unique<Runtime>(std::move(*spec), registry, options);
     try {
         runtime->start();
@@ -205,13 +230,8 @@ int cmd_extract(fs::path file, const std::vector<fs::path>& inputs, unsigned job
     std::shared_ptr<Registry> registry;
     auto spec = load_checked(file, registry);
     if (!spec) return 2;
-    for (const auto& f : inputs) {
-        std::error_code ec;
-        if (!fs::is_regular_file(f, ec)) {
-            std::cerr << "docpipe extract: " << f.string() << ": not a readable file\n";
-            return 2;
-        }
-    }
+    // A missing path or a folder among the arguments is reported for itself (a JSON line
+    // with route "failed: ..." and a message here); the other files are still read.
     ExtractOptions options;
     options.jobs = jobs;
     return extract_files(*spec, registry, inputs, std::cout, std::cerr, options);
@@ -228,7 +248,7 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", std::string(DOCPIPE_VERSION));
 
     fs::path file;
-    bool once = false, dot = false, json = false, failed_only = false;
+    bool once = false, redeliver = false, dot = false, json = false, failed_only = false, describe_all = false, markdown = false;
     std::string component;
     std::vector<fs::path> plugin_dirs;
 
@@ -242,6 +262,10 @@ int main(int argc, char** argv) {
     auto* run = app.add_subcommand("run", "Run a pipeline until SIGTERM/SIGINT (or once with --once)");
     run->add_option("-c,--config", file, "Pipeline YAML")->required();
     run->add_flag("--once", once, "Process what the sources hold now, print a summary and exit (1 if any document failed)");
+    run->add_flag("--redeliver", redeliver,
+                  "With --once, for development: process and send documents again although dedup or a sink's delivery ledger "
+                  "says they were handled (never use it against a production NCB)")
+        ->needs(run->get_option("--once"));
 
     std::vector<fs::path> inputs;
     unsigned jobs = 0;
@@ -257,8 +281,10 @@ int main(int argc, char** argv) {
     list->add_flag("--failed", failed_only, "Only list files that failed to load, with the reason");
     list->add_option("--plugin-path", plugin_dirs, "Extra plugin folder, searched first (repeatable)");
     auto* describe = plugins->add_subcommand("describe", "Show a component's config, ports and properties");
-    describe->add_option("name", component, "Component name, e.g. sink.files")->required();
+    describe->add_option("name", component, "Component name, e.g. sink.files");
     describe->add_flag("--json", json, "Machine-readable output");
+    describe->add_flag("--all", describe_all, "Every installed component (with --markdown: the reference in docs/components.md)");
+    describe->add_flag("--markdown", markdown, "Markdown output (with --all)");
     describe->add_option("--plugin-path", plugin_dirs, "Extra plugin folder, searched first (repeatable)");
 
     CLI11_PARSE(app, argc, argv);
@@ -266,10 +292,10 @@ int main(int argc, char** argv) {
     try {
         if (*validate) return cmd_validate(file);
         if (*graph) return cmd_graph(file);
-        if (*run) return cmd_run(file, once);
+        if (*run) return cmd_run(file, once, redeliver);
         if (*extract) return cmd_extract(file, inputs, jobs, argv[0]);
         if (*list) return cmd_plugins_list(plugin_dirs, failed_only);
-        if (*describe) return cmd_plugins_describe(plugin_dirs, component, json);
+        if (*describe) return cmd_plugins_describe(plugin_dirs, component, json, describe_all, markdown);
     } catch (const std::exception& e) {
         std::cerr << "docpipe: " << e.what() << "\n";
         return 1;

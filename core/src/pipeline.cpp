@@ -38,7 +38,7 @@ const ConfigSpec& state_section_spec() {
     static const ConfigSpec spec{
         Field::enumeration("backend", {"sqlite", "redis", "memory"}).default_value("sqlite")
             .describe("Where jobs, dead letters, dedup keys and checkpoints live (memory: lost at exit)"),
-        Field::string("path").default_value("./var/docpipe-state.db")
+        Field::string("path").path().default_value("./var/docpipe-state.db")
             .describe("SQLite database file (relative paths are relative to the working directory)"),
         Field::duration("ledger_ttl").default_value("30d").min(1)
             .describe("How long sinks remember which documents they accepted (redeliveries within it are not re-sent)"),
@@ -130,7 +130,17 @@ std::optional<std::string> substitute(const std::string& text, std::string& erro
             out += text[i++];
             continue;
         }
-        std::size_t end = text.find('}', i + 2);
+        // The matching '}': references nest, as in ${file:${CREDENTIALS_DIRECTORY}/ncb-key}.
+        std::size_t end = std::string::npos;
+        for (std::size_t j = i + 2, depth = 1; j < text.size(); ++j) {
+            if (text.compare(j, 2, "${") == 0) {
+                ++depth;
+                ++j;
+            } else if (text[j] == '}' && --depth == 0) {
+                end = j;
+                break;
+            }
+        }
         if (end == std::string::npos) {
             error = fmt::format("unterminated '${{' at offset {} (write $${{ for a literal)", i);
             return std::nullopt;
@@ -138,6 +148,11 @@ std::optional<std::string> substitute(const std::string& text, std::string& erro
         std::string expr = text.substr(i + 2, end - i - 2);
         if (expr.rfind("file:", 0) == 0) {
             std::string path = expr.substr(5);
+            if (path.find("${") != std::string::npos) {  // the folder from the environment (systemd credentials)
+                auto expanded = substitute(path, error);
+                if (!expanded) return std::nullopt;
+                path = *expanded;
+            }
             std::ifstream in(path, std::ios::binary);
             if (!in) {
                 error = fmt::format("cannot read secret file '{}' named by ${{file:...}}", path);
@@ -163,7 +178,11 @@ std::optional<std::string> substitute(const std::string& text, std::string& erro
             }
             const char* value = std::getenv(name.c_str());
             if (value && *value) out += value;
-            else if (has_default) out += fallback;
+            else if (has_default) {
+                auto expanded = substitute(fallback, error);  // a default may hold references too, used only when needed
+                if (!expanded) return std::nullopt;
+                out += *expanded;
+            }
             else {
                 error = fmt::format("environment variable '{}' is not set and has no default (set it, or write ${{{}:-default}})",
                                     name, name);
@@ -173,6 +192,28 @@ std::optional<std::string> substitute(const std::string& text, std::string& erro
         i = end + 1;
     }
     return out;
+}
+
+namespace {
+
+// The one rule for relative paths in a pipeline: relative to the pipeline file's folder
+// (like plugin_paths, Compose and systemd). Applied to every field declared Field::path().
+void absolutize_paths(const ConfigSpec& spec, nlohmann::json& values, const fs::path& base) {
+    for (const auto& f : spec.fields()) {
+        if (!f.is_path() || !values.contains(f.name()) || !values[f.name()].is_string()) continue;
+        const std::string text = values[f.name()].get<std::string>();
+        if (text.empty()) continue;  // "" means "not set" for optional paths
+        const fs::path given(text);
+        if (given.is_relative()) values[f.name()] = (base / given).lexically_normal().string();
+    }
+}
+
+}  // namespace
+
+fs::path pipeline_folder(const fs::path& file) {
+    std::error_code ec;
+    const fs::path absolute = fs::absolute(file, ec);
+    return (ec ? file : absolute).parent_path();
 }
 
 namespace {
@@ -188,13 +229,43 @@ struct Loader {
         for (const auto& i : found) issues.push_back({file.string(), i.line, i.column, i.path, i.message});
     }
 
+    // yaml-cpp keeps both entries of a repeated key (lookups find one, iteration both): a
+    // node named twice would be built twice. Every map at every depth is checked.
+    void check_duplicates(const YAML::Node& node, const std::string& path) {
+        if (node.IsSequence()) {
+            for (std::size_t i = 0; i < node.size(); ++i) check_duplicates(node[i], fmt::format("{}[{}]", path, i));
+        } else if (node.IsMap()) {
+            std::map<std::string, YAML::Mark> seen;
+            for (const auto& kv : node) {
+                const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : std::string();
+                const std::string here = path.empty() ? key : path + "." + key;
+                if (!key.empty()) {
+                    auto [it, fresh] = seen.emplace(key, kv.first.Mark());
+                    if (!fresh)
+                        add(kv.first.Mark(), here,
+                            fmt::format("duplicate key '{}' (first at line {}, column {}): YAML would keep only one of them; "
+                                        "rename or remove one", key, it->second.line + 1, it->second.column + 1));
+                }
+                check_duplicates(kv.second, here);
+            }
+        }
+    }
+
     void substitute_tree(YAML::Node node, const std::string& path) {
         if (node.IsScalar()) {
             const std::string& text = node.Scalar();
             if (text.find("${") == std::string::npos) return;
+            // A value that is one reference and nothing else ("${TIMEOUT}", quoted or not)
+            // takes the type its field wants: quoting it in flow style must not make 90 a string.
+            const bool whole = text.rfind("${", 0) == 0 && text.find("${", 2) == std::string::npos && text.back() == '}' &&
+                               text.find('}') == text.size() - 1;
             std::string error;
-            if (auto value = substitute(text, error)) node = *value;
-            else add(node.Mark(), path, error);
+            if (auto value = substitute(text, error)) {
+                node = *value;
+                if (whole) node.SetTag("?");
+            } else {
+                add(node.Mark(), path, error);
+            }
         } else if (node.IsSequence()) {
             for (std::size_t i = 0; i < node.size(); ++i) substitute_tree(node[i], fmt::format("{}[{}]", path, i));
         } else if (node.IsMap()) {
@@ -336,19 +407,69 @@ PipelineSpec load_pipeline(const fs::path& file, std::vector<Issue>& issues) {
     const std::string text = content.str();
     spec.text_hash = Document::content_id(text);
 
+    // Tabs in indentation: YAML forbids them, and yaml-cpp's own message does not say so.
+    {
+        int line = 1;
+        bool tab_reported = false;
+        for (std::size_t i = 0; i < text.size() && !tab_reported;) {
+            const std::size_t end = std::min(text.find('\n', i), text.size());
+            for (std::size_t j = i; j < end && (text[j] == ' ' || text[j] == '\t'); ++j)
+                if (text[j] == '\t') {
+                    issues.push_back({file.string(), line, static_cast<int>(j - i) + 1, "",
+                                      "a tab in the indentation: YAML indents with spaces only (replace the tab with spaces)"});
+                    tab_reported = true;  // one is enough: editors convert them all at once
+                    break;
+                }
+            i = end + 1;
+            ++line;
+        }
+    }
+
     YAML::Node root;
     try {
         root = YAML::Load(text);
     } catch (const YAML::ParserException& e) {
-        issues.push_back({file.string(), e.mark.line + 1, e.mark.column + 1, "", "YAML syntax error: " + e.msg});
+        std::string message = "YAML syntax error: " + e.msg;
+        // The commonest cause in a pipeline: an unquoted ${VAR} in flow style, where '{' opens a map.
+        std::size_t line_start = 0;
+        for (int l = 0; l < e.mark.line && line_start != std::string::npos; ++l) {
+            line_start = text.find('\n', line_start);
+            if (line_start != std::string::npos) ++line_start;
+        }
+        static const std::regex kUnquotedRef(R"([\[{,:]\s*\$\{)");
+        for (int back = 0; back < 3 && line_start != std::string::npos; ++back) {
+            const std::string here = text.substr(line_start, text.find('\n', line_start) - line_start);
+            if (std::regex_search(here, kUnquotedRef)) {
+                message += "; an unquoted ${...} inside { } or [ ] is read as YAML, not as a substitution: quote it "
+                           "(e.g. timeout: \"${TIMEOUT:-30s}\"); a quoted reference still takes the type its field wants";
+                break;
+            }
+            if (line_start == 0) break;
+            line_start = text.rfind('\n', line_start - 2);
+            line_start = line_start == std::string::npos ? 0 : line_start + 1;
+        }
+        issues.push_back({file.string(), e.mark.line + 1, e.mark.column + 1, "", message});
         return spec;
     }
     if (!root.IsMap()) {
         issues.push_back({file.string(), 1, 1, "", "expected a mapping with 'nodes:' and 'edges:'"});
         return spec;
     }
+    loader.check_duplicates(root, "");
     loader.substitute_tree(root, "");
-    loader.check_keys(root, {"version", "plugin_paths", "max_in_flight", "state", "admin", "logging", "runtime", "nodes", "edges"}, "");
+    const std::vector<std::string> top_level{"version", "plugin_paths", "max_in_flight", "state", "admin", "logging", "runtime",
+                                             "nodes", "edges"};
+    loader.check_keys(root, top_level, "");
+    // A misspelt top-level key: the key it was meant to be is missing as a consequence, and
+    // the graph checks would report dozens of consequences more. Report the cause only.
+    std::set<std::string> meant;
+    for (const auto& kv : root) {
+        const std::string key = kv.first.Scalar();
+        if (std::find(top_level.begin(), top_level.end(), key) != top_level.end()) continue;
+        spec.structure_broken = true;
+        if (auto near = closest_match(key, top_level)) meant.insert(*near);
+    }
+    if (root["admin"]) spec.admin_mark = root["admin"].Mark();
 
     if (root["version"] && (!root["version"].IsScalar() || root["version"].Scalar() != "1"))
         loader.add(root["version"].Mark(), "version", "only version 1 is supported");
@@ -356,7 +477,10 @@ PipelineSpec load_pipeline(const fs::path& file, std::vector<Issue>& issues) {
     if (const YAML::Node paths = root["plugin_paths"]) {
         auto add_path = [&](const YAML::Node& p) {
             fs::path dir = p.Scalar();
-            spec.plugin_paths.push_back(dir.is_relative() ? (file.parent_path() / dir).lexically_normal() : dir);
+            dir = dir.is_relative() ? (pipeline_folder(file) / dir).lexically_normal() : dir;
+            std::error_code ec;
+            if (!fs::is_directory(dir, ec)) spec.missing_plugin_paths.emplace_back(dir, p.Mark());
+            spec.plugin_paths.push_back(dir);
         };
         if (paths.IsScalar()) add_path(paths);
         else if (paths.IsSequence()) {
@@ -380,18 +504,25 @@ PipelineSpec load_pipeline(const fs::path& file, std::vector<Issue>& issues) {
     for (const auto& [name, section_spec] : sections) {
         std::vector<ConfigIssue> found;
         spec.sections[name] = detail::validate_config(*section_spec, root[name], name, YAML::Mark::null_mark(), found);
+        absolutize_paths(*section_spec, spec.sections[name], pipeline_folder(file));
         loader.add_all(found);
     }
 
     const YAML::Node nodes = root["nodes"];
     if (!nodes || !nodes.IsMap() || nodes.size() == 0) {
-        loader.add(nodes ? nodes.Mark() : YAML::Mark::null_mark(), "nodes", "expected a mapping of named nodes (at least a source and a sink)");
+        spec.structure_broken = true;
+        if (!(!nodes && meant.count("nodes")))
+            loader.add(nodes ? nodes.Mark() : root.Mark(), "nodes", "expected a mapping of named nodes (at least a source and a sink)");
     } else {
-        for (const auto& kv : nodes) loader.parse_node(spec, kv.first, kv.second);
+        std::set<std::string> names;  // a repeated name was reported above; build it once
+        for (const auto& kv : nodes)
+            if (!kv.first.IsScalar() || names.insert(kv.first.Scalar()).second) loader.parse_node(spec, kv.first, kv.second);
     }
     const YAML::Node edges = root["edges"];
     if (!edges || !edges.IsSequence()) {
-        loader.add(edges ? edges.Mark() : YAML::Mark::null_mark(), "edges", "expected a list of edges such as '- inbox -> out'");
+        spec.structure_broken = true;
+        if (!(!edges && meant.count("edges")))
+            loader.add(edges ? edges.Mark() : root.Mark(), "edges", "expected a list of edges such as '- inbox -> out'");
     } else {
         for (std::size_t i = 0; i < edges.size(); ++i) loader.parse_edge(spec, edges[i], i);
     }
@@ -450,6 +581,8 @@ void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& i
             message += "; installed: " + (list.empty() ? std::string("none") : list);
             for (const auto& r : registry.rejected())
                 message += fmt::format("; plugin {} failed to load: {}", r.path.string(), r.reason);
+            for (const auto& [dir, mark] : spec.missing_plugin_paths)
+                message += fmt::format("; the plugin_paths folder '{}' (line {}) does not exist", dir.string(), mark.line + 1);
             if (registry.plugins().empty() && registry.rejected().empty()) {
                 std::string dirs;
                 for (const auto& d : registry.searched_directories()) dirs += (dirs.empty() ? "" : ", ") + d;
@@ -460,6 +593,7 @@ void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& i
         }
         std::vector<ConfigIssue> found;
         auto values = detail::validate_config(node.descriptor->config, node.config_node, path + ".config", node.mark, found);
+        absolutize_paths(node.descriptor->config, values, pipeline_folder(spec.file));
         for (const auto& i : found) issues.push_back({file, i.line, i.column, i.path, i.message});
         node.config = Config(&node.descriptor->config, std::move(values));
         if (node.concurrency > 1 && !node.descriptor->concurrent_safe)
@@ -531,8 +665,11 @@ void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& i
         } else if (target->descriptor && target->descriptor->kind == ComponentKind::Source) {
             message = fmt::format("'{}' is a source and takes no input; name the node approved documents go to (e.g. the NCB sink)", name);
         }
-        if (!message.empty()) add(YAML::Mark::null_mark(), "admin.approved_node", message);
+        if (!message.empty()) add(spec.admin_mark, "admin.approved_node", message);
     }
+
+    // With the top level broken, the checks below would only report its consequences.
+    if (spec.structure_broken) return;
 
     // Every output port must lead somewhere: a document sent to an open port would be lost.
     for (const auto& node : spec.nodes) {
@@ -541,7 +678,8 @@ void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& i
             if (!used_ports.count({node.name, port.name}))
                 add(node.mark, "nodes." + node.name,
                     fmt::format("output port '{}.{}' is not connected; documents sent there would be lost "
-                                "(add an edge such as '{}.{} -> <node>')", node.name, port.name, node.name, port.name));
+                                "(add an edge such as '{}.{} -> <node>'; to drop them on purpose, send them to a node "
+                                "with component: sink.discard)", node.name, port.name, node.name, port.name));
     }
 
     // Cycles (DFS with colours), reported once per cycle with its path.
@@ -589,7 +727,7 @@ void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& i
     }
     bool all_resolved = std::all_of(spec.nodes.begin(), spec.nodes.end(), [](const NodeSpec& n) { return n.descriptor; });
     if (!any_source && all_resolved && !spec.nodes.empty())
-        add(YAML::Mark::null_mark(), "nodes", "the pipeline has no source node (a component of kind 'source', e.g. source.directory)");
+        add(spec.nodes.front().mark, "nodes", "the pipeline has no source node (a component of kind 'source', e.g. source.directory)");
     if (any_source)
         for (const auto& n : spec.nodes)
             if (n.descriptor && !reached.count(n.name))

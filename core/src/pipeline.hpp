@@ -66,6 +66,13 @@ struct PipelineSpec {
     std::map<std::string, nlohmann::json> sections;   // validated state/admin/logging/runtime values
     std::vector<NodeSpec> nodes;                      // in declaration order
     std::vector<EdgeSpec> edges;
+    // plugin_paths entries that are not folders, with where they were written: named when a
+    // component cannot be found, since that is the usual reason.
+    std::vector<std::pair<std::filesystem::path, YAML::Mark>> missing_plugin_paths;
+    // The file's top level is broken (an unknown top-level key, no nodes or no edges): the
+    // graph checks would only report consequences of it, so resolve() leaves them out.
+    bool structure_broken = false;
+    YAML::Mark admin_mark;  // where the admin section is, for issues about its values
 
     const NodeSpec* find(std::string_view name) const;
     // Successor node names for (node, port), in edge order.
@@ -85,6 +92,9 @@ const ConfigSpec& retry_spec();
 // Returns nullopt and sets `error` when a variable is unset without default or a file
 // cannot be read.
 std::optional<std::string> substitute(const std::string& text, std::string& error);
+
+// The folder relative paths in `file` are relative to (absolute).
+std::filesystem::path pipeline_folder(const std::filesystem::path& file);
 
 // Step 1: parse and substitute; checks the document's shape and top-level keys.
 // Issues are appended; the returned spec is partial when there are issues.

@@ -144,7 +144,8 @@ void Runtime::start() {
     m.jobs->find_interrupted();
     m.dead_letters = std::make_unique<DeadLetters>(*m.state, *m.clock, m.metrics, m.spec.text_hash);
     m.graph = std::make_unique<GraphExecutor>(GraphServices{m.nodes, *m.flight, m.settlements, *m.jobs, *m.dead_letters, m.metrics,
-                                                            *m.state, *m.store_guard, *m.clock, *m.log, m.ledger_ttl});
+                                                            *m.state, *m.store_guard, *m.clock, *m.log, m.ledger_ttl,
+                                                            m.options.redeliver});
     m.graph->build();
     // Start sinks and transforms before sources, so nothing is emitted into a cold graph.
     for (int pass = 0; pass < 2; ++pass)
@@ -296,6 +297,7 @@ RunSummary Runtime::summary() const {
     s.completed = m.settlements.counters.completed.load();
     s.failed = m.settlements.counters.failed.load();
     s.in_flight = m.flight ? m.flight->size() : 0;
+    s.already_delivered = m.settlements.counters.already_delivered.load();
     s.peak_in_flight = m.flight ? m.flight->peak() : 0;
     for (const auto& n : m.nodes)
         s.nodes.push_back({n->name(), n->spec->component, n->stats.in.load(), n->stats.out.load(), n->stats.failed.load(),
@@ -308,9 +310,13 @@ RunSummary Runtime::summary() const {
 std::string RunSummary::format() const {
     std::string out = fmt::format("documents: {} taken, {} completed, {} failed{}\n", taken, completed, failed,
                                   in_flight ? fmt::format(", {} still in flight", in_flight) : "");
-    out += fmt::format("  {:<20} {:<22} {:>8} {:>8} {:>8} {:>8}\n", "node", "component", "in", "out", "failed", "retries");
+    if (already_delivered)
+        out += fmt::format("  {} already delivered by a sink before, not sent again (its ledger; `docpipe run --once --redeliver` "
+                           "sends them anyway)\n", already_delivered);
+    // `tries` counts calls, retries included; `retries` says how many of them were retries.
+    out += fmt::format("  {:<20} {:<28} {:>8} {:>8} {:>8} {:>8}\n", "node", "component", "tries", "out", "failed", "retries");
     for (const auto& n : nodes)
-        out += fmt::format("  {:<20} {:<22} {:>8} {:>8} {:>8} {:>8}\n", n.name, n.component, n.in, n.out, n.failed, n.retries);
+        out += fmt::format("  {:<20} {:<28} {:>8} {:>8} {:>8} {:>8}\n", n.name, n.component, n.in, n.out, n.failed, n.retries);
     for (const auto& f : failures) out += fmt::format("  FAILED {} ({}): {}\n", f.label, f.doc_id, f.reason);
     return out;
 }

@@ -46,6 +46,8 @@ struct RunSummary {
     std::uint64_t completed = 0;  // acked
     std::uint64_t failed = 0;     // nacked and dead-lettered
     std::uint64_t in_flight = 0;  // neither (only after a drain timeout)
+    // Sink deliveries skipped because the sink's ledger says it accepted the document before.
+    std::uint64_t already_delivered = 0;
     std::uint64_t peak_in_flight = 0;
     std::vector<NodeSummary> nodes;
     std::vector<FailedDocument> failures;  // first 100
@@ -54,6 +56,10 @@ struct RunSummary {
 
 struct RuntimeOptions {
     bool once = false;
+    // Development: process documents again although dedup or a sink's delivery ledger says
+    // they were handled before (`docpipe run --once --redeliver`). The ledger is still
+    // written, so the next normal run is protected again.
+    bool redeliver = false;
     // Overrides for tests; when unset, the pipeline's sections decide.
     std::shared_ptr<Clock> clock;
     std::shared_ptr<spdlog::logger> logger;

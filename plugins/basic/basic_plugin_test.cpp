@@ -169,3 +169,16 @@ TEST(FilesSink, InvalidConfigIsRejectedByTheSpec) {
         EXPECT_NE(what.find("3:1: config.fsink: unknown key 'fsink' (did you mean 'fsync'?)"), std::string::npos) << what;
     }
 }
+
+TEST(NodeRunnerFromPlugin, AWrongComponentNameListsWhatTheLibraryProvides) {
+    try {
+        NodeRunner::from_plugin(kPlugin, "sink.file", "path: /tmp/x");
+        FAIL() << "no error for a component the plugin does not have";
+    } catch (const std::runtime_error& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find("does not provide component 'sink.file'"), std::string::npos) << what;
+        EXPECT_NE(what.find("did you mean 'sink.files'?"), std::string::npos) << what;
+        EXPECT_NE(what.find("it provides: "), std::string::npos) << what;
+        EXPECT_NE(what.find("source.directory"), std::string::npos) << what;
+    }
+}

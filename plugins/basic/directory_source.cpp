@@ -18,7 +18,7 @@ ComponentDescriptor DirectorySource::describe() {
     d.summary = "Drop folder: one document per complete file; moved to processed/ on ack, failed/ on nack";
     d.has_health_probe = true;
     d.config = ConfigSpec{
-        Field::string("path").required().describe("Folder to take files from (created if missing)"),
+        Field::string("path").path().required().describe("Folder to take files from (created if missing)"),
         Field::string_list("patterns").default_value(nlohmann::json::array({"*"}))
             .describe("Shell patterns of file names to take, e.g. [\"*.eml\", \"*.pdf\"]"),
         Field::duration("settle_time").default_value("1s").min(0)
@@ -26,8 +26,8 @@ ComponentDescriptor DirectorySource::describe() {
         Field::duration("poll_interval").default_value("1s").min(0.01).describe("How often the folder is scanned"),
         Field::duration("drain_wait").default_value("30s").min(0)
             .describe("With --once: how long to wait for files still being written before leaving them"),
-        Field::string("processed_dir").describe("Where acked files go (default: <path>/processed)"),
-        Field::string("failed_dir").describe("Where failed files and their .reason go (default: <path>/failed)"),
+        Field::string("processed_dir").path().describe("Where acked files go (default: <path>/processed)"),
+        Field::string("failed_dir").path().describe("Where failed files and their .reason go (default: <path>/failed)"),
         Field::integer("max_bytes").default_value(100 * 1024 * 1024).min(1)
             .describe("Larger files are moved to failed/ without processing"),
     };
@@ -47,6 +47,11 @@ DirectorySource::DirectorySource(const Config& config, Context& context)
 }
 
 void DirectorySource::start() {
+    std::error_code exists_ec;
+    if (!fs::exists(dir_, exists_ec))
+        // Usually a path meant relative to somewhere else: say which folder is watched.
+        ctx_.log().log(LogLevel::Warn, fmt::format("the folder to take files from, {}, did not exist: created it empty (a relative "
+                                                   "`path` is relative to the pipeline file's folder)", dir_.string()));
     for (const auto& d : {dir_, processed_dir_, failed_dir_}) {
         std::error_code ec;
         fs::create_directories(d, ec);

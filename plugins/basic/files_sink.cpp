@@ -23,7 +23,7 @@ ComponentDescriptor FilesSink::describe() {
     d.concurrent_safe = true;
     d.has_health_probe = true;
     d.config = ConfigSpec{
-        Field::string("path").required().describe("Output folder (created if missing)"),
+        Field::string("path").path().required().describe("Output folder (created if missing)"),
         Field::enumeration("format", {"json", "jsonl"}).default_value("json")
             .describe("json: one file per document; jsonl: one line per document in one file"),
         Field::string("file_name")

@@ -19,7 +19,7 @@ ComponentDescriptor ClaimsTransform::describe() {
                 "with per-field confidence and provenance";
     d.concurrent_safe = true;
     d.config = ConfigSpec{
-        Field::string("rules").default_value("")
+        Field::string("rules").path().default_value("")
             .describe("YAML rules file (keywords, labels, patterns, weights); empty = the built-in default-rules.yaml"),
         Field::boolean("use_email").default_value(true)
             .describe("Read fields from the email subject and body too, and fuse them with the receipt's"),

@@ -64,7 +64,7 @@ ComponentDescriptor NcbSink::describe() {
             "Bearer token for NCB; give it as ${NCB_API_KEY} or ${file:${CREDENTIALS_DIRECTORY}/ncb-api-key}, never inline"),
         Field::duration("timeout").default_value("30s").min(1).describe("Longest time one submission may take"),
         Field::duration("connect_timeout").default_value("5s").min(0.1).describe("Longest time to open the connection"),
-        Field::string("ca_file").default_value("").describe("PEM file of CAs to trust for NCB's TLS certificate; empty: the system's"),
+        Field::string("ca_file").path().default_value("").describe("PEM file of CAs to trust for NCB's TLS certificate; empty: the system's"),
         Field::integer("utc_offset_minutes").default_value(480).min(-720).max(840).describe(
             "Time zone of \"Submission Date\" (Malaysia: 480 = +08:00)"),
         Field::boolean("flag_for_review").default_value(false).describe(

@@ -204,7 +204,9 @@ PartDecoder::PartDecoder(const Part& part, const DecodeLimits& limits) : part_(p
             if (limits.pdf_text_layer) {
                 auto utf8 = page->text().to_utf8();
                 text.assign(utf8.begin(), utf8.end());
-                if (text.find_first_not_of(" \t\r\n\f") == std::string::npos) text.clear();
+                // poppler ends a page's text with "\n\f" (a form feed per page): not part of the text.
+                const auto last = text.find_last_not_of(" \t\r\n\f");
+                text.erase(last == std::string::npos ? 0 : last + 1);
             }
             if (!text.empty()) {  // born-digital: its own text beats OCR, nothing is rendered
                 plan_.push_back(PlannedPage{0, 0, 3, 0});

@@ -107,6 +107,8 @@ TEST(PdfPages, PdfTextLayerIsKeptOrRendered) {
     auto out = use.process(doc_of("invoice.pdf", bytes_of(make_pdf(2, true, false))));
     ASSERT_EQ(out[0].doc->pages.size(), 2u);
     EXPECT_THAT(out[0].doc->pages[0].text_layer, HasSubstr("TOTAL RM 479.05"));
+    EXPECT_NE(out[0].doc->pages[0].text_layer.back(), '\f') << "poppler's page-end form feed is dropped";
+    EXPECT_NE(out[0].doc->pages[0].text_layer.back(), '\n');
     EXPECT_FALSE(out[0].doc->pages[0].image.pixels) << "born-digital pages skip rendering";
 
     auto ocr = NodeRunner::from_plugin(kPlugin, "transform.pdf_pages", "text_layer: ocr\ndpi: 144");

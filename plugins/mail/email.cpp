@@ -3,6 +3,7 @@
 #include <gmime/gmime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <mutex>
 
@@ -12,9 +13,24 @@ namespace docpipe::mail {
 
 namespace {
 
+std::atomic<Logger*> library_logger{nullptr};
+
+void on_glib_message(const gchar* domain, GLogLevelFlags level, const gchar* message, gpointer) {
+    const std::string text = fmt::format("{}: {}", domain ? domain : "glib", message ? message : "");
+    Logger* logger = library_logger.load();
+    const bool serious = (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING)) != 0;
+    if (logger) logger->log(serious ? LogLevel::Warn : LogLevel::Debug, text);
+    // With no node to tell (a tool parsing mail outside a pipeline), stay silent: the parse
+    // result's `problems` say what could not be read.
+}
+
 void init_gmime() {
     static std::once_flag once;
-    std::call_once(once, [] { g_mime_init(); });
+    std::call_once(once, [] {
+        g_mime_init();
+        const auto levels = static_cast<GLogLevelFlags>(G_LOG_LEVEL_MASK | G_LOG_FLAG_FATAL | G_LOG_FLAG_RECURSION);
+        for (const char* domain : {"gmime", "GLib", "GLib-GObject", "GLib-GIO"}) g_log_set_handler(domain, levels, on_glib_message, nullptr);
+    });
 }
 
 // GLib/GMime objects are reference counted; this releases one reference at scope exit.
@@ -135,6 +151,16 @@ std::string address_list(InternetAddressList* list) {
 }
 
 }  // namespace
+
+void route_library_messages_to(Logger* logger) {
+    init_gmime();
+    library_logger.store(logger);
+}
+
+void stop_routing_library_messages_to(Logger* logger) {
+    Logger* expected = logger;
+    library_logger.compare_exchange_strong(expected, nullptr);
+}
 
 std::string sanitize_filename(const std::string& name, const std::string& fallback) {
     std::string base = name;

@@ -11,9 +11,17 @@
 #include <string>
 #include <vector>
 
+#include "docpipe/context.hpp"
 #include "docpipe/document.hpp"
 
 namespace docpipe::mail {
+
+// GMime reports through GLib's logging, which writes "gmime-CRITICAL **: ..." straight to
+// stderr. The mail components route those messages to a node's logger instead: the most
+// recently registered one (the process has one GLib log, not one per node). Register in a
+// constructor, unregister with the same pointer in the destructor. Thread-safe.
+void route_library_messages_to(Logger* logger);
+void stop_routing_library_messages_to(Logger* logger);
 
 struct Attachment {
     std::string filename;    // sanitised: no directories, no control characters

@@ -275,3 +275,19 @@ TEST(Maildir, NewToCurWithSeenOrFlaggedAndAReason) {
 }
 
 }  // namespace
+
+TEST(Mime, LibraryMessagesGoToTheNodesLogNotToStderr) {
+    auto runner = mime();
+    ::testing::internal::CaptureStderr();
+    Document empty = Document::from_bytes("empty.eml", "message/rfc822", Bytes{});
+    try {
+        runner.process(empty);
+    } catch (const std::exception&) {
+        // refusing an empty email is fine; writing on stderr is not
+    }
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_EQ(err.find("CRITICAL"), std::string::npos) << err;
+    bool routed = false;
+    for (const auto& line : runner.context().log_lines()) routed |= line.message.rfind("gmime: ", 0) == 0;
+    EXPECT_TRUE(routed) << "GMime's complaint about the empty email should be in the node's log";
+}

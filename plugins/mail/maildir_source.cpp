@@ -16,7 +16,7 @@ ComponentDescriptor MaildirSource::describe() {
     d.summary = "Emails from a Maildir: new/ -> cur/ with the Seen flag on success, Flagged plus a reason file on failure";
     d.has_health_probe = true;
     d.config = ConfigSpec{
-        Field::string("path").required().describe("Maildir root (the folder holding new/, cur/ and tmp/)"),
+        Field::string("path").path().required().describe("Maildir root (the folder holding new/, cur/ and tmp/)"),
         Field::duration("poll_interval").default_value("2s").min(0.01).describe("How often new/ is listed when idle"),
         Field::integer("max_bytes").default_value(50 * 1024 * 1024).min(1).describe("Larger messages fail with a reason, unread"),
     };

@@ -27,7 +27,10 @@ MimeTransform::MimeTransform(const Config& config, Context& context) : ctx_(cont
     limits_.max_parts = static_cast<std::size_t>(config.get_int("max_parts"));
     limits_.min_image_bytes = static_cast<std::size_t>(config.get_int("min_image_bytes"));
     limits_.max_attachment_bytes = static_cast<std::size_t>(config.get_int("max_attachment_bytes"));
+    route_library_messages_to(&ctx_.log());
 }
+
+MimeTransform::~MimeTransform() { stop_routing_library_messages_to(&ctx_.log()); }
 
 bool MimeTransform::is_email(const Part& part) { return part.media_type == "message/rfc822"; }
 

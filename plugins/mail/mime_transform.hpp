@@ -21,6 +21,7 @@ class MimeTransform : public Transform {
 public:
     static ComponentDescriptor describe();
     MimeTransform(const Config& config, Context& context);
+    ~MimeTransform() override;
     void process(const DocumentPtr& input, Outputs& out) override;
 
     static bool is_email(const Part& part);

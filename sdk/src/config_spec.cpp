@@ -43,10 +43,16 @@ Field& Field::default_value(nlohmann::json value) { default_ = std::move(value);
 Field& Field::min(double value) { min_ = value; return *this; }
 Field& Field::max(double value) { max_ = value; return *this; }
 Field& Field::secret() { secret_ = true; return *this; }
+Field& Field::path() {
+    if (type_ != FieldType::String) throw std::logic_error("config field '" + name_ + "': only a string field can be a path");
+    path_ = true;
+    return *this;
+}
 
 nlohmann::json Field::to_json() const {
     nlohmann::json j{{"name", name_}, {"type", to_string(type_)}, {"description", description_},
                      {"required", required_}, {"secret", secret_}};
+    if (path_) j["path"] = true;  // relative to the pipeline file
     if (default_) j["default"] = secret_ ? nlohmann::json("******") : *default_;
     if (min_) j["min"] = *min_;
     if (max_) j["max"] = *max_;
@@ -145,18 +151,18 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
     return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(value * factor)));
 }
 
+// Edit distance where swapping two neighbouring letters counts as one edit (optimal string
+// alignment): "egdes" is one slip from "edges" and two from "nodes", as a person sees it.
 static std::size_t edit_distance(std::string_view a, std::string_view b) {
-    std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
-    for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-        cur[0] = i;
+    std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+    for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+    for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i)
         for (std::size_t j = 1; j <= b.size(); ++j) {
-            std::size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
-            cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
         }
-        std::swap(prev, cur);
-    }
-    return prev[b.size()];
+    return d[a.size()][b.size()];
 }
 
 std::optional<std::string> closest_match(std::string_view word, const std::vector<std::string>& candidates) {

@@ -164,7 +164,13 @@ NodeRunner NodeRunner::from_plugin(const std::filesystem::path& plugin_file, std
     if (!registry->load_file(plugin_file))
         throw std::runtime_error(plugin_file.string() + ": " + registry->rejected().back().reason);
     const ComponentDescriptor* d = registry->find(component_name);
-    if (!d) throw std::runtime_error(plugin_file.string() + " does not provide component '" + std::string(component_name) + "'");
+    if (!d) {
+        std::string provided;
+        for (const auto& name : registry->component_names()) provided += (provided.empty() ? "" : ", ") + name;
+        std::string message = plugin_file.string() + " does not provide component '" + std::string(component_name) + "'";
+        if (auto near = closest_match(component_name, registry->component_names())) message += " (did you mean '" + *near + "'?)";
+        throw std::runtime_error(message + "; it provides: " + (provided.empty() ? std::string("nothing") : provided));
+    }
     NodeRunner runner(*d, yaml_config);
     runner.state_->registry = std::move(registry);
     return runner;

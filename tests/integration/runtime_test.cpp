@@ -423,3 +423,95 @@ edges: [in -> ok, in -> flaky, in -> unledgered]
     EXPECT_EQ(probe("flaky").accepted.at("doc-0"), 1);
     EXPECT_EQ(probe("plain").attempts.at("doc-0"), 2) << "ledger: false opts out";
 }
+
+TEST(Runtime, DiscardSinkDropsAPortOnPurposeAndCountsIt) {
+    Harness h;
+    auto rt = h.build(pipeline(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  route: {component: transform.route}
+  out: {component: sink.memory, config: {probe: kept}}
+  drop: {component: sink.discard, ledger: false}
+edges:
+  - in -> route
+  - route.even -> out
+  - route.odd -> drop
+)"), true);
+    auto& src = probe("src");
+    src.feed(4);  // doc-0 .. doc-3: two even, two odd
+    rt->start();
+    EXPECT_EQ(rt->run(), 0);
+    auto& kept = probe("kept");
+    EXPECT_EQ(kept.accepted.size(), 2u);
+    EXPECT_EQ(rt->metrics().value("discarded_total", {{"node", "drop"}}), 2);
+    for (const char* id : {"doc-1", "doc-3"}) {
+        auto job = rt->state().get_job(id);
+        ASSERT_TRUE(job) << id;
+        EXPECT_EQ(job->status, "submitted") << id;
+        EXPECT_TRUE(src.settled.at(id).ok) << id;
+    }
+}
+
+TEST(Runtime, TheJobKeepsATimelineOfEveryNodeCall) {
+    Harness h;
+    auto rt = h.build(pipeline(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  split: {component: transform.split, config: {children: 2}}
+  route: {component: transform.route}
+  out: {component: sink.memory, config: {probe: out}}
+  drop: {component: sink.discard}
+edges:
+  - in -> split -> route
+  - route.even -> out
+  - route.odd -> drop
+)"), true);
+    probe("src").feed(1);
+    rt->start();
+    EXPECT_EQ(rt->run(), 0);
+    auto job = rt->state().get_job("doc-0");
+    ASSERT_TRUE(job);
+    const auto& trace = job->trace;
+    ASSERT_TRUE(trace.is_array());
+    // split once, route twice (one per child), one delivery by each sink.
+    ASSERT_EQ(trace.size(), 5u) << trace.dump(2);
+    std::map<std::string, int> by_node;
+    for (const auto& e : trace) {
+        by_node[e["node"].get<std::string>()]++;
+        EXPECT_TRUE(e.contains("component") && e.contains("start") && e.contains("ms") && e.contains("attempt")) << e.dump();
+        EXPECT_GE(e["ms"].get<double>(), 0.0);
+    }
+    EXPECT_EQ(by_node["split"], 1);
+    EXPECT_EQ(by_node["route"], 2);
+    EXPECT_EQ(by_node["out"], 1);
+    EXPECT_EQ(by_node["drop"], 1);
+    EXPECT_EQ(trace[0]["node"], "split");
+    EXPECT_EQ(trace[0]["component"], "transform.split");
+    EXPECT_EQ(trace[0]["outcome"], "processed");
+    EXPECT_EQ(trace[0]["detail"], "2 document(s)");
+    for (const auto& e : trace)
+        if (e["node"] == "route") EXPECT_TRUE(e["detail"] == "even" || e["detail"] == "odd") << e.dump();
+        else if (e["node"] == "out" || e["node"] == "drop") EXPECT_EQ(e["outcome"], "delivered");
+}
+
+TEST(Runtime, TheTimelineShowsRetriesAndTheFailure) {
+    Harness h;
+    auto rt = h.build(pipeline(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  bad: {component: transform.misbehave, config: {mode: throw}, retry: {attempts: 2, initial_backoff: 1ms}}
+  out: {component: sink.memory, config: {probe: out}}
+edges: [in -> bad -> out]
+)"), true);
+    probe("src").feed(1);
+    rt->start();
+    EXPECT_EQ(rt->run(), 1);
+    auto job = rt->state().get_job("doc-0");
+    ASSERT_TRUE(job);
+    ASSERT_EQ(job->trace.size(), 2u) << job->trace.dump(2);
+    EXPECT_EQ(job->trace[0]["outcome"], "retry");
+    EXPECT_EQ(job->trace[0]["attempt"], 1);
+    EXPECT_EQ(job->trace[1]["outcome"], "failed");
+    EXPECT_EQ(job->trace[1]["attempt"], 2);
+    EXPECT_FALSE(job->trace[1]["detail"].get<std::string>().empty());
+}

@@ -106,5 +106,33 @@ public:
     }
 };
 
+// A non-claims transform: fields of its own (byte count and a tag), for tests of what
+// `docpipe extract` prints when there is no claim.
+class TestFieldsTransform : public docpipe::Transform {
+public:
+    static docpipe::ComponentDescriptor describe() {
+        docpipe::ComponentDescriptor d;
+        d.kind = docpipe::ComponentKind::Transform;
+        d.name = "transform.test_fields";
+        d.summary = "test: sets fields.bytes and fields.tag";
+        d.concurrent_safe = true;
+        d.config = docpipe::ConfigSpec{docpipe::Field::string("tag").default_value("t").describe("Written to fields.tag")};
+        return d;
+    }
+    TestFieldsTransform(const docpipe::Config& c, docpipe::Context&) : tag_(c.get_string("tag")) {}
+    void process(const docpipe::DocumentPtr& input, docpipe::Outputs& out) override {
+        auto doc = std::make_shared<docpipe::Document>(*input);
+        std::size_t n = 0;
+        for (const auto& part : doc->parts) n += part.bytes->size();
+        doc->fields["bytes"] = n;
+        doc->fields["tag"] = tag_;
+        out.emit(doc);
+    }
+
+private:
+    std::string tag_;
+};
+
 DOCPIPE_PLUGIN("test-crash", "0.1.0", "crash tests: a sink that can kill its own process, claims without OCR",
-               docpipe::component<CrashFilesSink>(), docpipe::component<TestClaimTransform>())
+               docpipe::component<CrashFilesSink>(), docpipe::component<TestClaimTransform>(),
+               docpipe::component<TestFieldsTransform>())

@@ -51,10 +51,92 @@ logging: {levl: debug}
         "p.yaml:5:24: nodes.in.config.prob: unknown key 'prob' (did you mean 'probe'?)",
         "p.yaml:7:1: edgs: unknown key 'edgs' (did you mean 'edges'?)",
         "p.yaml:8:11: logging.levl: unknown key 'levl' (did you mean 'level'?)",
-        "p.yaml: edges: expected a list of edges such as '- inbox -> out'",
-        "p.yaml:2:3: nodes.in: output port 'in.out' is not connected; documents sent there would be lost (add an edge such as 'in.out -> <node>')",
-        "p.yaml:6:3: nodes.out: node 'out' is not reached from any source; connect it or remove it",
+    })) << "the misspelt 'edgs' is the cause; its consequences (no edges, unconnected ports) are not reported";
+}
+
+TEST(PipelineErrors, ASwappedLetterSuggestsTheRightKeyAndNothingElse) {
+    Harness h;
+    auto issues = h.check(R"(nodes:
+  in: {component: source.memory, config: {probe: p}}
+  mid: {component: transform.pass}
+  out: {component: sink.memory, config: {probe: p}}
+egdes: [in -> mid -> out]
+)");
+    EXPECT_THAT(issues, ElementsAre("p.yaml:5:1: egdes: unknown key 'egdes' (did you mean 'edges'?)"));
+}
+
+TEST(PipelineErrors, DuplicateKeysAreReportedWithBothPlaces) {
+    Harness h;
+    auto issues = h.check(R"(state: {backend: memory}
+nodes:
+  in: {component: source.memory, config: {probe: p}}
+  ocr: {component: transform.pass}
+  ocr: {component: transform.pass}
+  out: {component: sink.memory, config: {probe: p, probe: q}}
+edges: [in -> ocr -> out]
+state: {backend: memory}
+)");
+    EXPECT_EQ(sorted(issues), sorted({
+        "p.yaml:5:3: nodes.ocr: duplicate key 'ocr' (first at line 4, column 3): YAML would keep only one of them; rename or remove one",
+        "p.yaml:6:52: nodes.out.config.probe: duplicate key 'probe' (first at line 6, column 42): YAML would keep only one of them; rename or remove one",
+        "p.yaml:8:1: state: duplicate key 'state' (first at line 1, column 1): YAML would keep only one of them; rename or remove one",
     }));
+    core::PipelineSpec spec;
+    h.check("nodes:\n  in: {component: source.memory, config: {probe: p}}\n  in: {component: source.memory, config: {probe: p}}\n"
+            "  out: {component: sink.memory, config: {probe: p}}\nedges: [in -> out]\n", &spec);
+    EXPECT_EQ(spec.nodes.size(), 2u) << "a repeated node is built once";
+}
+
+TEST(PipelineErrors, ATabInTheIndentationIsNamed) {
+    Harness h;
+    auto issues = h.check("nodes:\n\tin: {component: source.memory, config: {probe: p}}\nedges: []\n");
+    ASSERT_FALSE(issues.empty());
+    EXPECT_EQ(issues[0], "p.yaml:2:1: a tab in the indentation: YAML indents with spaces only (replace the tab with spaces)");
+}
+
+TEST(PipelineErrors, AnUnquotedReferenceInFlowStyleSaysToQuoteIt) {
+    Harness h;
+    auto issues = h.check("nodes:\n  in: {component: source.memory, config: {probe: ${P}}}\n  out: {component: sink.memory, config: {probe: p}}\n"
+                          "edges: [in -> out]\n");
+    ASSERT_EQ(issues.size(), 1u);
+    EXPECT_NE(issues[0].find("YAML syntax error"), std::string::npos) << issues[0];
+    EXPECT_NE(issues[0].find("quote it"), std::string::npos) << issues[0];
+}
+
+TEST(PipelineErrors, AQuotedReferenceTakesTheTypeItsFieldWants) {
+    setenv("DOCPIPE_TEST_CHILDREN", "3", 1);
+    Harness h;
+    core::PipelineSpec spec;
+    auto issues = h.check(R"(nodes:
+  in: {component: source.memory, config: {probe: p}}
+  split: {component: transform.split, config: {children: "${DOCPIPE_TEST_CHILDREN}"}}
+  split2:
+    component: transform.split
+    config:
+      children: '${DOCPIPE_TEST_UNSET_NUMBER:-4}'
+  out: {component: sink.memory, config: {probe: "${DOCPIPE_TEST_CHILDREN}"}}
+edges: [in -> split -> split2 -> out]
+)", &spec);
+    EXPECT_TRUE(issues.empty()) << issues.front();
+    ASSERT_EQ(spec.nodes.size(), 4u);
+    EXPECT_EQ(spec.nodes[1].config.get_int("children"), 3);
+    EXPECT_EQ(spec.nodes[2].config.get_int("children"), 4);
+    EXPECT_EQ(spec.nodes[3].config.get_string("probe"), "3") << "a string field still gets the text";
+    unsetenv("DOCPIPE_TEST_CHILDREN");
+}
+
+TEST(PipelineErrors, AMissingPluginFolderIsNamedWhenAComponentIsNotFound) {
+    Harness h;
+    auto issues = h.check(R"(plugin_paths: [./no-such-plugins]
+nodes:
+  in: {component: source.memory, config: {probe: p}}
+  count: {component: transform.word_count}
+  out: {component: sink.memory, config: {probe: p}}
+edges: [in -> count -> out]
+)");
+    ASSERT_FALSE(issues.empty());
+    EXPECT_NE(issues[0].find("unknown component 'transform.word_count'"), std::string::npos) << issues[0];
+    EXPECT_NE(issues[0].find("no-such-plugins' (line 1) does not exist"), std::string::npos) << issues[0];
 }
 
 TEST(PipelineErrors, TypeRangeEnumAndRequired) {
@@ -127,8 +209,8 @@ edges:
         "p.yaml:9:5: edges: route -> b: 'route' (transform.route) has no 'out' port; name one of its ports: even, odd (e.g. route.even -> b)",
         "p.yaml:10:18: edges: route.odd -> bb: unknown node 'bb' (did you mean 'b'?)",
         "p.yaml:11:5: edges: a -> in: 'a' is a sink (sink.memory) and has no outputs",
-        "p.yaml:3:3: nodes.route: output port 'route.even' is not connected; documents sent there would be lost (add an edge such as 'route.even -> <node>')",
-        "p.yaml:3:3: nodes.route: output port 'route.odd' is not connected; documents sent there would be lost (add an edge such as 'route.odd -> <node>')",
+        "p.yaml:3:3: nodes.route: output port 'route.even' is not connected; documents sent there would be lost (add an edge such as 'route.even -> <node>'; to drop them on purpose, send them to a node with component: sink.discard)",
+        "p.yaml:3:3: nodes.route: output port 'route.odd' is not connected; documents sent there would be lost (add an edge such as 'route.odd -> <node>'; to drop them on purpose, send them to a node with component: sink.discard)",
         "p.yaml:4:3: nodes.a: node 'a' is not reached from any source; connect it or remove it",
         "p.yaml:5:3: nodes.b: node 'b' is not reached from any source; connect it or remove it",
     }));
@@ -155,7 +237,7 @@ TEST(PipelineErrors, NoSourceAndUnreachableNodes) {
   out: {component: sink.memory, config: {probe: p}}
 edges: [a -> out]
 )");
-    EXPECT_THAT(issues, ElementsAre("p.yaml: nodes: the pipeline has no source node (a component of kind 'source', e.g. source.directory)"));
+    EXPECT_THAT(issues, ElementsAre("p.yaml:2:3: nodes: the pipeline has no source node (a component of kind 'source', e.g. source.directory)"));
 }
 
 TEST(PipelineErrors, ConcurrencyOnAComponentThatIsNotConcurrentSafe) {
@@ -200,6 +282,13 @@ TEST(Substitution, VariablesDefaultsFilesAndEscapes) {
     EXPECT_FALSE(core::substitute("${file:/nonexistent/key}", error));
     EXPECT_EQ(error, "cannot read secret file '/nonexistent/key' named by ${file:...}");
     EXPECT_FALSE(core::substitute("${oops", error));
+    // Nested: systemd's credentials folder from the environment, a default holding a reference.
+    setenv("DOCPIPE_TEST_CREDS", h.dir.path().c_str(), 1);
+    EXPECT_EQ(*core::substitute("${file:${DOCPIPE_TEST_CREDS}/secret}", error), "s3cr3t");
+    EXPECT_EQ(*core::substitute("${DOCPIPE_TEST_UNSET:-${DOCPIPE_TEST_PROBE}}/x", error), "from-env/x");
+    EXPECT_EQ(*core::substitute("${DOCPIPE_TEST_PROBE:-${DOCPIPE_TEST_UNSET}}", error), "from-env") << "an unused default is not expanded";
+    EXPECT_FALSE(core::substitute("${file:${DOCPIPE_TEST_UNSET}/secret}", error));
+    unsetenv("DOCPIPE_TEST_CREDS");
 }
 
 TEST(Substitution, AppliesInsidePipelinesAndReportsThePosition) {
@@ -247,9 +336,9 @@ nodes:
 edges: [in -> out]
 )";
     EXPECT_THAT(h.check("admin: {approved_node: ot}" + nodes),
-                ElementsAre("p.yaml: admin.approved_node: unknown node 'ot' (did you mean 'out'?)"));
+                ElementsAre("p.yaml:1:8: admin.approved_node: unknown node 'ot' (did you mean 'out'?)"));
     EXPECT_THAT(h.check("admin: {approved_node: in}" + nodes),
-                ElementsAre("p.yaml: admin.approved_node: 'in' is a source and takes no input; name the node approved documents go "
+                ElementsAre("p.yaml:1:8: admin.approved_node: 'in' is a source and takes no input; name the node approved documents go "
                             "to (e.g. the NCB sink)"));
     EXPECT_TRUE(h.check("admin: {approved_node: out}" + nodes).empty());
 }

@@ -20,6 +20,8 @@ inline constexpr const char* kJobIdAttribute = "job_id";
 // The job's status before this delivery began ("" for a new job), stamped by the runtime so
 // transform.dedup can tell a redelivery after a crash from a re-sent, already-accepted one.
 inline constexpr const char* kPreviousStatusAttribute = "previous_status";
+// Set on source documents taken with RuntimeOptions::redeliver: dedup lets them through.
+inline constexpr const char* kRedeliverAttribute = "redeliver";
 // Optional attribute a component sets to say why a document needs a reviewer.
 inline constexpr const char* kReviewReasonAttribute = "review_reason";
 

@@ -41,6 +41,11 @@ public:
         const std::string hash = content_hash(*input);
         const std::string job_id = attribute(*input, kJobIdAttribute, input->id);
         const std::string key = "dedup/" + hash;
+        if (input->attributes.count(kRedeliverAttribute)) {  // `run --once --redeliver`: on purpose
+            store_->put(key, job_id, ttl_);
+            out.emit(input);
+            return;
+        }
         // StoreError propagates: the runtime retries, so an outage never lets a duplicate through.
         if (store_->put_if_absent(key, job_id, ttl_)) {
             out.emit(input);

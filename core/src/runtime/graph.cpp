@@ -78,8 +78,10 @@ void GraphExecutor::wait_for_all() {
 bool GraphExecutor::admit(std::size_t index, Document doc, const std::shared_ptr<Tracker>& tracker) {
     RuntimeNode& node = *s_.nodes[index];
     doc.attributes[kJobIdAttribute] = doc.id;  // children inherit it (make_child copies attributes)
+    if (s_.redeliver) doc.attributes[kRedeliverAttribute] = "1";  // transform.dedup lets it through
     try {
         s_.jobs.start(*tracker, doc);
+        if (s_.redeliver) tracker->first_delivery = true;  // the sinks do not read their ledgers
     } catch (const StoreError& e) {
         node.context->log().log(LogLevel::Error, fmt::format("not taken: the job record could not be written: {}", e.what()), doc.id);
         s_.flight.leave(tracker);
@@ -180,8 +182,29 @@ void GraphExecutor::settle(const std::shared_ptr<Tracker>& tracker) {
     s_.flight.leave(tracker);
 }
 
+namespace {
+// When the current node call began: run() sets it on the TBB thread that makes the call,
+// and every outcome of that call is decided on the same thread.
+thread_local std::chrono::steady_clock::time_point hop_started_steady;
+thread_local std::int64_t hop_started_ms = 0;
+}  // namespace
+
+void GraphExecutor::note(const Envelope& env, const RuntimeNode& node, HopRecord::Result result, std::string detail) {
+    HopRecord r;
+    r.node = &node;
+    r.doc_id = env.doc->id;
+    r.started_ms = hop_started_ms;
+    r.micros = std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - hop_started_steady).count();
+    r.attempt = env.attempt;
+    r.result = result;
+    r.detail = std::move(detail);
+    std::lock_guard lock(env.tracker->mutex);
+    if (env.tracker->hops.size() < Tracker::kMaxHops) env.tracker->hops.push_back(std::move(r));
+}
+
 void GraphExecutor::fail(RuntimeNode& node, const Envelope& env, const std::string& why) {
     const std::string reason = fmt::format("{}: {}", node.label, why);
+    note(env, node, HopRecord::Result::Failed, why);
     node.stats.failed.fetch_add(1, std::memory_order_relaxed);
     node.stats.set_last_error(why, s_.clock.now(), false);
     node.context->log().log(LogLevel::Error, fmt::format("failed after {} attempt(s): {}", env.attempt, why), env.doc->id);
@@ -213,6 +236,7 @@ void GraphExecutor::retry_or_fail(std::size_t index, Envelope env, const std::st
         return;
     }
     const milliseconds delay = retry_delay(policy, env.attempt + 1, hint);
+    note(env, node, HopRecord::Result::Retry, why);
     node.stats.retries.fetch_add(1, std::memory_order_relaxed);
     node.context->log().log(LogLevel::Warn, fmt::format("attempt {} of {} failed: {}; retrying in {} ms", env.attempt, policy.attempts,
                                                         why, delay.count()), env.doc->id);
@@ -237,6 +261,7 @@ void GraphExecutor::wait_for_store(std::size_t index, Envelope env, const std::s
     }
     const auto waited = std::chrono::duration_cast<milliseconds>(now - env.store_failing_since);
     const milliseconds delay = std::clamp(waited / 2, milliseconds(100), milliseconds(2000));
+    note(env, node, HopRecord::Result::StoreWait, why);
     set_state(env, HopState::RetryWait);
     flow_->scheduler->at(now + delay, [this, index, env]() { put(index, env); });
 }
@@ -268,6 +293,7 @@ void GraphExecutor::hold(std::size_t index, Envelope env, const std::string& why
     const auto waited = std::chrono::duration_cast<milliseconds>(now - env.holding_since);
     milliseconds delay = std::clamp(waited / 2, milliseconds(100), milliseconds(5000));
     if (hint > delay) delay = std::min(hint, milliseconds(60'000));
+    note(env, node, HopRecord::Result::Hold, why);
     node.stats.retries.fetch_add(1, std::memory_order_relaxed);
     set_state(env, HopState::RetryWait);
     flow_->scheduler->at(now + delay, [this, index, env]() { put(index, env); });
@@ -336,6 +362,8 @@ bool GraphExecutor::guarded(std::size_t index, const Envelope& env, Call&& call)
 
 void GraphExecutor::run(std::size_t index, const Envelope& env) {
     RuntimeNode& node = *s_.nodes[index];
+    hop_started_steady = steady::now();
+    hop_started_ms = std::chrono::duration_cast<milliseconds>(s_.clock.now().time_since_epoch()).count();
     node.stats.in.fetch_add(1, std::memory_order_relaxed);
     node.stats.queued.fetch_sub(1, std::memory_order_relaxed);
     set_state(env, HopState::Running);
@@ -354,9 +382,17 @@ void GraphExecutor::run_transform(std::size_t index, const Envelope& env) {
         return;
     }
     if (!outputs.skipped.empty() && outputs.emitted.empty()) {
+        note(env, node, HopRecord::Result::Skipped, outputs.skipped);
         node.context->log().log(LogLevel::Info, "skipped: " + outputs.skipped, env.doc->id);
         s_.metrics.increment("skipped_total", 1, {{"node", node.name()}});
         env.tracker->add_outcome({DescendantOutcome::Kind::Skipped, env.doc->id, file_name(*env.doc), node.name(), outputs.skipped});
+    }
+    if (!outputs.emitted.empty() || outputs.skipped.empty()) {
+        std::string detail;  // where the documents went, when a node has ports to choose from
+        if (node.spec->descriptor->output_ports.size() > 1)
+            for (const auto& [doc, port] : outputs.emitted) detail += (detail.empty() ? "" : ", ") + port;
+        note(env, node, HopRecord::Result::Emitted, outputs.emitted.size() == 1 ? detail : fmt::format("{} document(s){}{}",
+             outputs.emitted.size(), detail.empty() ? "" : ": ", detail));
     }
     for (auto& [doc, port] : outputs.emitted) forward(node, port, std::move(doc), env.tracker);
     finish_hop(env);  // after forwarding: the tracker cannot reach zero early
@@ -379,7 +415,10 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
     if (!returned) return;
     const std::string name = file_name(*env.doc);
     if (delivered_before) {
-        node.context->log().log(LogLevel::Info, "already delivered by this sink (ledger); not sent again", env.doc->id);
+        node.context->log().log(LogLevel::Info, "already delivered by this sink (ledger); not sent again "
+                                                "(docpipe run --once --redeliver sends it anyway)", env.doc->id);
+        s_.settlements.counters.already_delivered.fetch_add(1, std::memory_order_relaxed);
+        note(env, node, HopRecord::Result::AlreadyDelivered);
         const bool parked = delivered_before->rfind("review@", 0) == 0;
         // The references the receiving system gave the first time ride along in the ledger.
         std::map<std::string, std::string> references;
@@ -420,6 +459,7 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
                                             env.doc->id);
                 }
             }
+            note(env, node, parked ? HopRecord::Result::Parked : HopRecord::Result::Delivered, parked ? result->reason() : std::string());
             {
                 std::lock_guard lock(env.tracker->mutex);
                 env.tracker->outcomes.push_back({parked ? DescendantOutcome::Kind::Review : DescendantOutcome::Kind::Submitted,

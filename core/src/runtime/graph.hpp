@@ -45,6 +45,7 @@ struct GraphServices {
     Clock& clock;
     NodeLogger& log;
     std::chrono::seconds ledger_ttl;
+    bool redeliver = false;  // RuntimeOptions::redeliver
 };
 
 class GraphExecutor {
@@ -86,6 +87,9 @@ private:
     void retry_or_fail(std::size_t index, Envelope env, const std::string& why, std::chrono::milliseconds hint);
     void wait_for_store(std::size_t index, Envelope env, const std::string& why);
     void hold(std::size_t index, Envelope env, const std::string& why, std::chrono::milliseconds hint);
+    // Adds this call to the job's timeline; called where a hop's outcome is decided, before
+    // the hop can settle the source document.
+    void note(const Envelope& env, const RuntimeNode& node, HopRecord::Result result, std::string detail = {});
     void succeeded(RuntimeNode& node);
     template <typename Call>
     bool guarded(std::size_t index, const Envelope& env, Call&& call);

@@ -8,6 +8,8 @@
 #include <fmt/core.h>
 
 #include "builtin/builtin.hpp"
+#include "node.hpp"
+#include "services.hpp"
 
 namespace docpipe::core {
 
@@ -122,12 +124,14 @@ void JobBook::start(Tracker& t, Document& doc) {
 
 JobEnd JobBook::end(Tracker& t) {
     std::vector<DescendantOutcome> mine;
+    std::vector<HopRecord> hops;
     bool failed, letters_missing;
     std::string failure;
     DocumentPtr claim;
     {
         std::lock_guard lock(t.mutex);
         mine = std::move(t.outcomes);  // every hop is done: nothing adds to them any more
+        hops = std::move(t.hops);
         failed = t.failed;
         failure = t.reason;
         letters_missing = t.dead_letter_missing;
@@ -150,6 +154,19 @@ JobEnd JobBook::end(Tracker& t) {
         fresh.push_back(to_json(worst));
     }
 
+    nlohmann::json timeline = nlohmann::json::array();
+    for (const auto& h : hops) {
+        nlohmann::json e{{"node", h.node ? h.node->name() : std::string()},
+                         {"component", h.node ? h.node->spec->component : std::string()},
+                         {"doc_id", h.doc_id},
+                         {"start", iso8601(std::chrono::system_clock::time_point(std::chrono::milliseconds(h.started_ms)))},
+                         {"ms", static_cast<double>(h.micros) / 1000.0},
+                         {"attempt", h.attempt},
+                         {"outcome", to_string(h.result)}};
+        if (!h.detail.empty()) e["detail"] = h.detail;
+        timeline.push_back(std::move(e));
+    }
+
     JobEnd result;
     auto write = [&](Job& j) {
         nlohmann::json outcomes = fresh;
@@ -170,6 +187,11 @@ JobEnd JobBook::end(Tracker& t) {
             return;
         }
         j.status = status;
+        if (t.replaces) {  // an approval or a retry continues the job's timeline
+            for (auto& e : timeline) j.trace.push_back(e);
+        } else {
+            j.trace = timeline;
+        }
         // The job's references: one value per key, or every distinct value when attachments differ.
         for (const auto& [doc_id, refs] : references_by_doc)
             for (const auto& [k, v] : refs) {

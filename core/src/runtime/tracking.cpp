@@ -104,4 +104,19 @@ void InFlight::pause_source(std::chrono::milliseconds timeout) {
     cv_.wait_for(lock, timeout, [&] { return stop_sources_.load(); });
 }
 
+const char* to_string(HopRecord::Result result) {
+    switch (result) {
+        case HopRecord::Result::Emitted: return "processed";
+        case HopRecord::Result::Skipped: return "skipped";
+        case HopRecord::Result::Delivered: return "delivered";
+        case HopRecord::Result::Parked: return "parked for review";
+        case HopRecord::Result::AlreadyDelivered: return "already delivered (ledger)";
+        case HopRecord::Result::Retry: return "retry";
+        case HopRecord::Result::Hold: return "endpoint unavailable, waiting";
+        case HopRecord::Result::StoreWait: return "state store unavailable, waiting";
+        case HopRecord::Result::Failed: return "failed";
+    }
+    return "?";
+}
+
 }  // namespace docpipe::core

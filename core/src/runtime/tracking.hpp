@@ -54,6 +54,22 @@ struct DescendantOutcome {
 };
 const char* to_string(DescendantOutcome::Kind kind);
 
+struct RuntimeNode;
+
+// One call of one node on one document: the job's timeline (Job::trace). Kept small: the
+// node is a pointer, the detail is empty on success.
+struct HopRecord {
+    enum class Result { Emitted, Skipped, Delivered, Parked, AlreadyDelivered, Retry, Hold, StoreWait, Failed };
+    const RuntimeNode* node = nullptr;
+    std::string doc_id;
+    std::int64_t started_ms = 0;  // wall clock, Unix epoch
+    std::int64_t micros = 0;      // time in the node's call
+    int attempt = 1;
+    Result result = Result::Emitted;
+    std::string detail;           // why, for anything but a plain success; never personal data
+};
+const char* to_string(HopRecord::Result result);
+
 struct Tracker {
     std::atomic<std::int64_t> outstanding{0};
     std::string doc_id, label, source_node;
@@ -75,6 +91,8 @@ struct Tracker {
     std::vector<DescendantOutcome> outcomes;
     bool dead_letter_missing = false;  // a failure whose dead letter the store did not take
     DocumentPtr claim;                 // the last claim delivered or parked, for the job record
+    std::vector<HopRecord> hops;       // capped at kMaxHops: a retry storm must not grow the job without bound
+    static constexpr std::size_t kMaxHops = 400;
 
     void add_outcome(DescendantOutcome outcome) {
         std::lock_guard lock(mutex);
@@ -101,6 +119,7 @@ struct FailedDocument {
 // Totals for the run summary and /metrics.
 struct RunCounters {
     std::atomic<std::uint64_t> taken{0}, completed{0}, failed{0};
+    std::atomic<std::uint64_t> already_delivered{0};  // sink hops skipped by the ledger
 };
 
 class InFlight {

@@ -69,6 +69,7 @@ nlohmann::json Job::to_json() const {
             {"duplicate_of", duplicate_of},
             {"outcomes", outcomes},
             {"owner", owner},
+            {"trace", trace},
             {"created_ms", created_ms},
             {"updated_ms", updated_ms}};
 }
@@ -91,6 +92,7 @@ Job Job::from_json(const nlohmann::json& j) {
     job.duplicate_of = j.value("duplicate_of", "");
     job.outcomes = j.value("outcomes", nlohmann::json::array());
     job.owner = j.value("owner", "");
+    job.trace = j.value("trace", nlohmann::json::array());
     job.created_ms = j.value("created_ms", std::int64_t{0});
     job.updated_ms = j.value("updated_ms", std::int64_t{0});
     return job;

@@ -57,6 +57,9 @@ struct Job {
     // How each descendant (attachment, claim) ended: [{doc_id, name, status, node, reason}],
     // status one of submitted|review|skipped|failed. The job's status is derived from these.
     nlohmann::json outcomes = nlohmann::json::array();
+    // The timeline of the latest delivery: one entry per node call on each descendant
+    // [{node, component, doc_id, start, ms, attempt, outcome, detail}], in order.
+    nlohmann::json trace = nlohmann::json::array();
     std::string owner;      // host:pid of the runtime that last took it (for reconciliation)
     std::int64_t created_ms = 0, updated_ms = 0;           // Unix epoch milliseconds
 

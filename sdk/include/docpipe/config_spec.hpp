@@ -46,12 +46,17 @@ public:
     Field& min(double value);
     Field& max(double value);
     Field& secret();  // masked in describe output, logs and dumps
+    // A file or folder path: in a pipeline, a relative value (also one that came from
+    // ${VAR}) is taken relative to the pipeline file's folder, so a pipeline means the same
+    // wherever it is started from. The component receives it absolute.
+    Field& path();
 
     const std::string& name() const { return name_; }
     FieldType type() const { return type_; }
     const std::string& description() const { return description_; }
     bool is_required() const { return required_; }
     bool is_secret() const { return secret_; }
+    bool is_path() const { return path_; }
     const std::optional<nlohmann::json>& default_json() const { return default_; }
     const std::optional<double>& min_value() const { return min_; }
     const std::optional<double>& max_value() const { return max_; }
@@ -66,6 +71,7 @@ private:
     std::string description_;
     bool required_ = false;
     bool secret_ = false;
+    bool path_ = false;
     std::optional<nlohmann::json> default_;
     std::optional<double> min_, max_;
     std::vector<std::string> allowed_;

@@ -73,7 +73,11 @@ struct Page {
     std::optional<OcrResult> ocr;   // filled by an `ocr` component
 };
 
-// One record per node a document passed through; kept small, it travels with the doc.
+// A component's own note about what it did to a document and why (the OCR layout it kept,
+// the skew preprocessing corrected, why a receipt is read again): add one when a reviewer or
+// a debugger would want to know. Kept small: it travels with the document. The runtime does
+// not add entries here; its per-node timeline (node, component, start, duration, attempt,
+// outcome) is kept on the job record (`trace` in the jobs API), one entry per node call.
 struct TraceEntry {
     std::string node;
     std::string event;   // "processed", "retry", "failed", ...

@@ -1,0 +1,14 @@
+// The component reference as Markdown (docs/components.md), from the registry's descriptors.
+#pragma once
+
+#include <string>
+
+#include "docpipe/registry.hpp"
+
+namespace docpipe::core {
+
+// Packages and components sorted by name; no file paths, so the output is the same on
+// every machine.
+std::string describe_all_markdown(const Registry& registry);
+
+}  // namespace docpipe::core
