@@ -1,0 +1,353 @@
+#include "sheets_sink.hpp"
+
+#include <cctype>
+#include <cmath>
+#include <map>
+
+#include <fmt/core.h>
+
+#include "docpipe/claim.hpp"
+
+namespace docpipe::google {
+
+using nlohmann::json;
+
+namespace {
+
+const std::vector<std::string> kHeader = {"Timestamp", "Email ID", "Sender",        "Attachment", "Member ID",  "Provider",
+                                          "Total Amount", "Confidence", "Route", "NCB Reference", "Warnings", "Document ID"};
+
+std::string as_text(const json& v) {
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_null()) return {};
+    return v.dump();
+}
+
+// 'It''s'!A1: A1 notation quotes a title in ' and doubles a ' inside it.
+std::string quoted(const std::string& tab) {
+    std::string out = "'";
+    for (char c : tab) {
+        if (c == '\'') out += '\'';
+        out += c;
+    }
+    return out + "'";
+}
+
+bool split_cell(std::string_view cell, std::string& column, long& row) {
+    std::size_t i = 0;
+    while (i < cell.size() && std::isalpha(static_cast<unsigned char>(cell[i]))) ++i;
+    if (i == 0 || i == cell.size()) return false;
+    column = std::string(cell.substr(0, i));
+    row = 0;
+    for (std::size_t j = i; j < cell.size(); ++j) {
+        if (!std::isdigit(static_cast<unsigned char>(cell[j]))) return false;
+        row = row * 10 + (cell[j] - '0');
+    }
+    return true;
+}
+
+// Each appended row's own range, from the append's updatedRange ('Tab'!A5:L14); `skip`
+// leading rows (the header) are not ours. Falls back to the whole range.
+std::vector<std::string> row_ranges(const std::string& updated, std::size_t skip, std::size_t count) {
+    std::vector<std::string> out(count, updated);
+    const auto bang = updated.rfind('!');
+    if (bang == std::string::npos) return out;
+    const std::string cells = updated.substr(bang + 1);
+    const auto colon = cells.find(':');
+    std::string c1, c2;
+    long r1 = 0, r2 = 0;
+    if (colon == std::string::npos) {
+        if (!split_cell(cells, c1, r1)) return out;
+        c2 = c1;
+        r2 = r1;
+    } else if (!split_cell(std::string_view(cells).substr(0, colon), c1, r1) || !split_cell(std::string_view(cells).substr(colon + 1), c2, r2)) {
+        return out;
+    }
+    if (r2 - r1 + 1 != static_cast<long>(skip + count)) return out;
+    const std::string sheet = updated.substr(0, bang);
+    for (std::size_t i = 0; i < count; ++i) {
+        const long r = r1 + static_cast<long>(skip + i);
+        out[i] = fmt::format("{}!{}{}:{}{}", sheet, c1, r, c2, r);
+    }
+    return out;
+}
+
+}  // namespace
+
+ComponentDescriptor SheetsSink::describe() {
+    ComponentDescriptor d;
+    d.kind = ComponentKind::Sink;
+    d.name = "sink.sheets";
+    d.summary = "Audit log: one row per document in a Google Sheets spreadsheet, one tab per month; batched appends";
+    d.concurrent_safe = true;
+    d.has_health_probe = true;
+    d.config = ConfigSpec{
+        Field::string("spreadsheet_id").required().describe(
+            "The spreadsheet's id (from its URL: /spreadsheets/d/<id>/edit); share it with the service account as editor"),
+        Field::string("tab_prefix").default_value("Claims ").describe("Monthly tabs are named <tab_prefix>YYYY-MM"),
+        Field::integer("batch_rows").default_value(20).min(1).max(1000).describe(
+            "Most rows in one append: a batch is sent as soon as this many documents wait"),
+        Field::duration("batch_wait").default_value("2s").min(0).describe(
+            "How long the first document of a batch waits for others to join (concurrent writes only; 0 with concurrency 1)"),
+        Field::integer("utc_offset_minutes").default_value(480).min(-720).max(840).describe(
+            "Time zone of the Timestamp column and of the monthly tabs (Malaysia: 480 = +08:00)"),
+        Field::string("sheets_url").default_value("https://sheets.googleapis.com").describe("Sheets API root (tests point it at a fake)"),
+    };
+    add_client_fields(d.config);
+    return d;
+}
+
+SheetsSink::SheetsSink(const Config& config, Context& context)
+    : client_(config, context, "Sheets", {"https://www.googleapis.com/auth/spreadsheets"},
+              "the spreadsheet " + config.get_string("spreadsheet_id")),
+      ctx_(context),
+      base_(base_url(config, "sheets_url")),
+      spreadsheet_id_(config.get_string("spreadsheet_id")),
+      tab_prefix_(config.get_string("tab_prefix")),
+      batch_rows_(static_cast<std::size_t>(config.get_int("batch_rows"))),
+      batch_wait_(config.get_duration("batch_wait")),
+      utc_offset_minutes_(static_cast<int>(config.get_int("utc_offset_minutes"))) {
+    if (spreadsheet_id_.empty()) throw std::invalid_argument("spreadsheet_id is empty");
+}
+
+std::string SheetsSink::neutralise(std::string text) {
+    if (!text.empty() && (text[0] == '=' || text[0] == '+' || text[0] == '-' || text[0] == '@' || text[0] == '\t' || text[0] == '\r'))
+        text.insert(text.begin(), '\'');
+    return text;
+}
+
+json SheetsSink::row_for(const Document& doc, std::chrono::system_clock::time_point at, int utc_offset_minutes) {
+    auto text = [](std::string s) { return json(neutralise(std::move(s))); };
+    auto claim_text = [&](const char* name) {
+        auto v = claim::field_value(doc, name);
+        return text(v ? as_text(*v) : std::string());
+    };
+    json total = "";
+    if (auto v = claim::field_value(doc, "total_amount")) total = v->is_number() ? json(std::round(v->get<double>() * 100.0) / 100.0) : text(as_text(*v));
+    json confidence = "";
+    if (auto c = doc.fields.find("confidence"); c != doc.fields.end() && c->is_number())
+        confidence = std::round(c->get<double>() * 1000.0) / 1000.0;
+
+    std::string level;
+    if (auto l = doc.fields.find("confidence_level"); l != doc.fields.end() && l->is_string()) level = l->get<std::string>();
+    std::string flag;
+    bool review = level == "low";
+    if (auto f = doc.fields.find("review_flag"); f != doc.fields.end()) {
+        if (f->is_string() && !f->get<std::string>().empty()) {
+            review = true;
+            flag = f->get<std::string>();
+        } else if (f->is_boolean() && f->get<bool>()) {
+            review = true;
+        }
+    }
+    std::string route = level;
+    if (review) {
+        const std::string mark = flag.empty() ? "review" : "review: " + flag;
+        route = route.empty() ? mark : route + " (" + mark + ")";
+    }
+
+    std::string ncb;
+    if (auto r = doc.fields.find("ncb_claim_reference"); r != doc.fields.end() && r->is_string()) ncb = r->get<std::string>();
+    if (ncb.empty()) ncb = attribute(doc, "ncb_claim_reference");
+
+    std::string warnings;
+    if (auto w = doc.fields.find("warnings"); w != doc.fields.end() && w->is_array())
+        for (const auto& item : *w) {
+            const std::string t = as_text(item);
+            if (!t.empty()) warnings += (warnings.empty() ? "" : "; ") + t;
+        }
+
+    return json::array({text(claim::iso8601_with_offset(at, utc_offset_minutes)), text(attribute(doc, "message_id")),
+                        text(attribute(doc, "from")), text(attribute(doc, "filename")), claim_text("member_id"), claim_text("provider_name"),
+                        total, confidence, text(route), text(ncb), text(warnings), text(doc.id)});
+}
+
+std::string SheetsSink::spreadsheet_url() const { return base_ + "/v4/spreadsheets/" + net::url_encode(spreadsheet_id_); }
+
+SinkResult SheetsSink::write(const Document& doc) {
+    const auto now = ctx_.clock().now();
+    const auto date = local_date(now, utc_offset_minutes_);
+    Row row{fmt::format("{}{:04}-{:02}", tab_prefix_, date.year, date.month), row_for(doc, now, utc_offset_minutes_), doc.id};
+
+    std::shared_ptr<Batch> batch;
+    std::size_t index = 0;
+    {
+        std::unique_lock lock(queue_mutex_);
+        const bool leader = !open_;
+        if (leader) open_ = std::make_shared<Batch>();
+        batch = open_;
+        index = batch->rows.size();
+        batch->rows.push_back(std::move(row));
+        if (batch->rows.size() >= batch_rows_) {
+            batch->sealed = true;
+            open_.reset();
+            batch->cv.notify_all();
+        }
+        if (!leader) {
+            batch->cv.wait(lock, [&] { return batch->done; });
+            return batch->results[index];
+        }
+        // The leader waits for others to join (real time: this is about threads meeting, not
+        // about the document's clock).
+        batch->cv.wait_for(lock, batch_wait_, [&] { return batch->sealed; });
+    }
+
+    std::vector<SinkResult> results;
+    {
+        // While an earlier append is still out, rows keep joining this batch; it closes when
+        // its turn comes (or when it is full).
+        std::lock_guard appending(append_mutex_);
+        {
+            std::lock_guard lock(queue_mutex_);
+            batch->sealed = true;
+            if (open_ == batch) open_.reset();
+        }
+        try {
+            results = flush(batch->rows);
+        } catch (const std::exception& e) {
+            // Whatever went wrong, no caller of the batch may be left waiting.
+            results.assign(batch->rows.size(),
+                           SinkResult::retry(std::chrono::seconds(1), std::string("sheets append failed: ") + e.what()));
+        }
+    }
+    {
+        std::lock_guard lock(queue_mutex_);
+        batch->results = results;
+        batch->done = true;
+    }
+    batch->cv.notify_all();
+    return results[index];
+}
+
+std::vector<SinkResult> SheetsSink::flush(const std::vector<Row>& rows) {
+    std::vector<std::optional<SinkResult>> results(rows.size());
+    // Rows of one batch normally share a tab; at the turn of a month they may not.
+    std::vector<std::string> order;
+    std::map<std::string, std::vector<std::size_t>> by_tab;
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        auto& group = by_tab[rows[i].tab];
+        if (group.empty()) order.push_back(rows[i].tab);
+        group.push_back(i);
+    }
+    for (const auto& tab : order) {
+        const auto& indices = by_tab[tab];
+        std::vector<const Row*> group;
+        for (auto i : indices) group.push_back(&rows[i]);
+        auto settle = [&](const std::vector<std::size_t>& which, const std::vector<const Row*>& part) {
+            const auto ranges = append(tab, part);
+            for (std::size_t k = 0; k < which.size(); ++k) {
+                ctx_.log().log(LogLevel::Info, fmt::format("audit row at {}", ranges[k]), rows[which[k]].doc_id);
+                results[which[k]] = SinkResult::ok().with_reference("sheets_range", ranges[k]);
+            }
+        };
+        try {
+            settle(indices, group);
+        } catch (Stop& stop) {
+            if (stop.result.status() == SinkResult::Status::Fail && group.size() > 1) {
+                // Google refused the whole batch: find the row it is about, so the others go in.
+                for (std::size_t k = 0; k < group.size(); ++k) {
+                    try {
+                        settle({indices[k]}, {group[k]});
+                    } catch (Stop& single) {
+                        results[indices[k]] = single.result;
+                    }
+                }
+            } else {
+                for (auto i : indices) results[i] = stop.result;
+            }
+        }
+    }
+    std::vector<SinkResult> out;
+    out.reserve(rows.size());
+    for (auto& r : results) out.push_back(r ? std::move(*r) : SinkResult::retry(std::chrono::seconds(1), "row was not sent"));
+    for (std::size_t i = 0; i < rows.size(); ++i)
+        if (out[i].status() != SinkResult::Status::Ok)
+            ctx_.log().log(LogLevel::Warn, fmt::format("audit row not written: {}", out[i].reason()), rows[i].doc_id);
+    return out;
+}
+
+std::vector<std::string> SheetsSink::append(const std::string& tab, const std::vector<const Row*>& rows) {
+    for (int round = 0;; ++round) {
+        ensure_tab(tab);
+        const bool header = needs_header_.count(tab) > 0;
+        json values = json::array();
+        if (header) values.push_back(kHeader);
+        for (const Row* r : rows) values.push_back(r->cells);
+        const json body{{"majorDimension", "ROWS"}, {"values", std::move(values)}};
+        const std::string what = fmt::format("append of {} row(s) to tab '{}' of spreadsheet {}", rows.size(), tab, spreadsheet_id_);
+        net::HttpResponse response;
+        try {
+            response = client_.send({"POST",
+                                     spreadsheet_url() + "/values/" + net::url_encode(quoted(tab) + "!A1") +
+                                         ":append?valueInputOption=RAW&insertDataOption=INSERT_ROWS",
+                                     {{"Content-Type", "application/json; charset=UTF-8"}},
+                                     body.dump(),
+                                     {}});
+        } catch (const net::TransportError& e) {
+            throw Stop{client_.unreachable(e, what)};
+        }
+        if (!response.ok()) {
+            if (response.status == 400 && round == 0 && response.body.find("Unable to parse range") != std::string::npos) {
+                // A person deleted or renamed the tab since we saw it: find or create it again.
+                known_tabs_.erase(tab);
+                continue;
+            }
+            throw Stop{client_.failure(response, what)};
+        }
+        needs_header_.erase(tab);
+        appends_.fetch_add(1, std::memory_order_relaxed);
+        rows_written_.fetch_add(rows.size(), std::memory_order_relaxed);
+        ctx_.metrics().increment("sheets_appends_total");
+        ctx_.metrics().increment("sheets_rows_total", static_cast<double>(rows.size()));
+        const auto j = json::parse(response.body, nullptr, false);
+        std::string updated;
+        if (j.is_object() && j.contains("updates") && j["updates"].is_object()) updated = j["updates"].value("updatedRange", "");
+        if (updated.empty()) updated = quoted(tab);
+        return row_ranges(updated, header ? 1 : 0, rows.size());
+    }
+}
+
+void SheetsSink::ensure_tab(const std::string& tab) {
+    if (known_tabs_.count(tab)) return;
+    const auto listed = client_.expect_ok({"GET", spreadsheet_url() + "?fields=" + net::url_encode("sheets.properties(title)"), {}, {}, {}},
+                                          "lookup of the tabs of spreadsheet " + spreadsheet_id_);
+    const auto j = json::parse(listed.body, nullptr, false);
+    known_tabs_.clear();
+    if (j.is_object() && j.contains("sheets") && j["sheets"].is_array())
+        for (const auto& s : j["sheets"])
+            if (s.is_object() && s.contains("properties") && s["properties"].is_object())
+                known_tabs_.insert(s["properties"].value("title", ""));
+    if (known_tabs_.count(tab)) return;
+
+    const json request{
+        {"requests",
+         json::array({{{"addSheet", {{"properties", {{"title", tab}, {"gridProperties", {{"frozenRowCount", 1}}}}}}}}})}};
+    const std::string what = fmt::format("creation of tab '{}' in spreadsheet {}", tab, spreadsheet_id_);
+    net::HttpResponse response;
+    try {
+        response = client_.send({"POST", spreadsheet_url() + ":batchUpdate", {{"Content-Type", "application/json; charset=UTF-8"}},
+                                 request.dump(), {}});
+    } catch (const net::TransportError& e) {
+        throw Stop{client_.unreachable(e, what)};
+    }
+    if (response.ok()) {
+        known_tabs_.insert(tab);
+        needs_header_.insert(tab);
+        ctx_.metrics().increment("sheets_tabs_created_total");
+        ctx_.log().log(LogLevel::Info, fmt::format("created tab '{}' in spreadsheet {}", tab, spreadsheet_id_));
+        return;
+    }
+    if (response.status == 400 && response.body.find("already exists") != std::string::npos) {
+        // Another worker or process created it meanwhile; it writes the header.
+        known_tabs_.insert(tab);
+        return;
+    }
+    throw Stop{client_.failure(response, what)};
+}
+
+HealthReport SheetsSink::health() {
+    return client_.health(fmt::format("{} rows in {} appends to spreadsheet {} since start", rows_written_.load(), appends_.load(),
+                                      spreadsheet_id_));
+}
+
+}  // namespace docpipe::google

@@ -1,0 +1,112 @@
+// sink.sheets: the audit log. One row per document in a Google Sheets spreadsheet, one tab
+// per month ("<tab_prefix>YYYY-MM", the month of the row's timestamp at utc_offset_minutes).
+//
+// A row: Timestamp (ISO 8601 with the offset), Email ID (attribute message_id), Sender
+// (attribute from, in full: the sheet is the audit log; it is never logged), Attachment
+// (attribute filename), Member ID, Provider, Total Amount (a number), Confidence (a number),
+// Route (fields.confidence_level, "(review)" added when fields.review_flag is set or the
+// level is low), NCB Reference (fields or attribute ncb_claim_reference; may be empty),
+// Warnings (fields.warnings joined with "; "), Document ID. Claim values come from
+// docpipe::claim::field_value.
+//
+// The calls:
+// - the month's tab is looked up (GET /v4/spreadsheets/{id}?fields=sheets.properties) and
+//   created when missing (batchUpdate addSheet, first row frozen); a 400 "already exists"
+//   from a concurrent creator counts as success. Known tabs are cached; a tab deleted by a
+//   person ("Unable to parse range" on append) is forgotten and created again, once.
+// - rows go in with values:append, valueInputOption=RAW (strings stay text) and
+//   insertDataOption=INSERT_ROWS, range '<tab>'!A1. The header row goes in the same append
+//   as the first rows of a tab this process created, so a tab never holds rows without it
+//   (a creator that dies between addSheet and its first append leaves a tab without header).
+// - formula injection is neutralised although RAW would store it as text anyway: a string
+//   cell starting with =, +, -, @, tab or CR gets a leading '. Numbers go as JSON numbers.
+//
+// Batching: write() returns Ok only once the row is in the sheet. Concurrent write() calls
+// (concurrent_safe; give the node a `concurrency` of a few) are grouped: the first caller
+// of a batch waits up to `batch_wait` (real time) or until `batch_rows` rows are queued, then
+// sends ONE append for them, and every caller of the batch returns that append's result.
+// Appends go out one at a time; while one is out, the next batch keeps taking rows. If Google refuses a batch outright (a 4xx that is not about
+// quota or access), each row is tried alone so only the culprit fails. With concurrency 1
+// nothing can join a batch: set batch_wait: 0 there.
+//
+// What each answer does: see google_client.hpp (2xx ok; 401 refresh once then hold; token
+// refused → hold + health Unavailable; 429/403 rate limit → hold for Retry-After or 1-16 s;
+// 403 permission / 404 spreadsheet → hold + health Unavailable; 5xx/no answer → hold +
+// circuit breaker; other 4xx → fail with Google's message).
+//
+// Not done: a local journal. While Sheets is unreachable rows are not lost (the runtime
+// keeps each document and tries again after the hold), but nothing is spooled to disk here.
+// A document retried after its row went in (a crash between the append and the delivery
+// ledger) can give a second row for it: the Document ID column tells them apart.
+//
+// Reference: sheets_range = the row's A1 range ('Claims 2026-11'!A7:L7).
+// Threading: write() may run on many threads at once; one mutex guards the queue, another
+// serialises the appends and the tab cache. Ownership: the Context outlives the sink.
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "docpipe/component.hpp"
+#include "google_client.hpp"
+
+namespace docpipe::google {
+
+class SheetsSink : public Sink {
+public:
+    static ComponentDescriptor describe();
+    SheetsSink(const Config& config, Context& context);
+    SinkResult write(const Document& doc) override;
+    HealthReport health() override;
+
+    // The audit row for a document (for tests): cells already neutralised.
+    static nlohmann::json row_for(const Document& doc, std::chrono::system_clock::time_point at, int utc_offset_minutes);
+    static std::string neutralise(std::string text);
+
+private:
+    struct Row {
+        std::string tab;
+        nlohmann::json cells;
+        std::string doc_id;
+    };
+    struct Batch {
+        std::vector<Row> rows;
+        std::vector<SinkResult> results;
+        bool sealed = false;  // no more rows join
+        bool done = false;    // results are in
+        std::condition_variable cv;
+    };
+
+    std::vector<SinkResult> flush(const std::vector<Row>& rows);
+    // Appends rows (all of one tab); returns each row's A1 range. Throws Stop.
+    std::vector<std::string> append(const std::string& tab, const std::vector<const Row*>& rows);
+    void ensure_tab(const std::string& tab);  // throws Stop
+    std::string spreadsheet_url() const;
+
+    GoogleClient client_;
+    Context& ctx_;
+    std::string base_;
+    std::string spreadsheet_id_;
+    std::string tab_prefix_;
+    std::size_t batch_rows_;
+    std::chrono::milliseconds batch_wait_;
+    int utc_offset_minutes_;
+
+    std::mutex queue_mutex_;
+    std::shared_ptr<Batch> open_;  // the batch new rows join, if any
+
+    std::mutex append_mutex_;  // one append at a time; guards the fields below
+    std::set<std::string> known_tabs_;
+    std::set<std::string> needs_header_;  // tabs this process created whose header is not in yet
+
+    std::atomic<std::uint64_t> rows_written_{0};
+    std::atomic<std::uint64_t> appends_{0};
+};
+
+}  // namespace docpipe::google
