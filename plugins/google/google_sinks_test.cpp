@@ -201,6 +201,27 @@ TEST(SheetsSink, RowsArriveWithTheRightColumnsAndAHeaderOnANewTab) {
     }
 }
 
+TEST(SheetsSink, ADocumentTriedAgainAfterItsRowWentInIsNotAppendedTwice) {
+    Google g;
+    g.control("POST", "/_fake/sheets", {{"spreadsheet_id", "book1"}, {"tabs", json::array({"Sheet1"})}});
+    auto runner = sheets(g);
+    auto first = runner.write(claim_doc("d1"));
+    ASSERT_EQ(first.status(), SinkResult::Status::Ok) << first.reason();
+    ASSERT_EQ(runner.write(claim_doc("d2")).status(), SinkResult::Status::Ok);
+    // The same document again, as after a crash between the append and the delivery ledger:
+    // its row is found by its id, nothing is appended.
+    auto again = runner.write(claim_doc("d1"));
+    ASSERT_EQ(again.status(), SinkResult::Status::Ok) << again.reason();
+    EXPECT_EQ(again.references().at("sheets_range"), first.references().at("sheets_range"));
+    const auto rows = g.tab(kTab);
+    ASSERT_EQ(rows.size(), 3u) << "header + one row per document: " << rows.dump();
+    // A first try whose append never happened (503) is appended on the next try.
+    g.control("POST", "/_fake/script", {{"target", "sheets.append"}, {"responses", json::array({{{"status", 503}, {"body", "down"}}})}});
+    EXPECT_EQ(runner.write(claim_doc("d3")).status(), SinkResult::Status::Hold);
+    EXPECT_EQ(runner.write(claim_doc("d3")).status(), SinkResult::Status::Ok);
+    EXPECT_EQ(g.tab(kTab).size(), 4u);
+}
+
 TEST(SheetsSink, FormulaLookingCellsArriveAsText) {
     Google g;
     g.control("POST", "/_fake/sheets", {{"spreadsheet_id", "book1"}, {"tabs", json::array({kTab})}});

@@ -84,6 +84,9 @@ ComponentDescriptor SheetsSink::describe() {
     d.config = ConfigSpec{
         Field::string("spreadsheet_id").required().describe(
             "The spreadsheet's id (from its URL: /spreadsheets/d/<id>/edit); share it with the service account as editor"),
+        Field::duration("remember_for").default_value("30d").min(60).describe(
+            "How long a document's append is remembered, so a retry after a lost answer or a crash finds its row instead "
+            "of adding a second one"),
         Field::string("tab_prefix").default_value("Claims ").describe("Monthly tabs are named <tab_prefix>YYYY-MM"),
         Field::integer("batch_rows").default_value(20).min(1).max(1000).describe(
             "Most rows in one append: a batch is sent as soon as this many documents wait"),
@@ -106,7 +109,8 @@ SheetsSink::SheetsSink(const Config& config, Context& context)
       tab_prefix_(config.get_string("tab_prefix")),
       batch_rows_(static_cast<std::size_t>(config.get_int("batch_rows"))),
       batch_wait_(config.get_duration("batch_wait")),
-      utc_offset_minutes_(static_cast<int>(config.get_int("utc_offset_minutes"))) {
+      utc_offset_minutes_(static_cast<int>(config.get_int("utc_offset_minutes"))),
+      remember_for_(std::chrono::duration_cast<std::chrono::seconds>(config.get_duration("remember_for"))) {
     if (spreadsheet_id_.empty()) throw std::invalid_argument("spreadsheet_id is empty");
 }
 
@@ -164,10 +168,48 @@ json SheetsSink::row_for(const Document& doc, std::chrono::system_clock::time_po
 
 std::string SheetsSink::spreadsheet_url() const { return base_ + "/v4/spreadsheets/" + net::url_encode(spreadsheet_id_); }
 
+// The row an earlier try appended for this document, if there is one: its Document ID
+// (column L) is looked up in the tab that try wrote to.
+std::optional<std::string> SheetsSink::find_row(const std::string& tab, const std::string& doc_id) {
+    const std::string range = quoted(tab) + "!L:L";
+    net::HttpResponse response;
+    try {
+        response = client_.send({"GET", spreadsheet_url() + "/values/" + net::url_encode(range), {}, {}, {}});
+    } catch (const net::TransportError& e) {
+        throw Stop{client_.unreachable(e, "look for an earlier row in '" + tab + "'")};
+    }
+    if (response.status == 400) return std::nullopt;  // "Unable to parse range": the tab is not there, so neither is the row
+    if (!response.ok()) throw Stop{client_.failure(response, "look for an earlier row in '" + tab + "'")};
+    const auto j = json::parse(response.body, nullptr, false);
+    if (!j.is_object() || !j.contains("values") || !j["values"].is_array()) return std::nullopt;
+    const auto& rows = j["values"];
+    for (std::size_t i = 0; i < rows.size(); ++i)
+        if (rows[i].is_array() && !rows[i].empty() && rows[i][0] == doc_id)
+            return fmt::format("{}!A{}:L{}", quoted(tab), i + 1, i + 1);
+    return std::nullopt;
+}
+
 SinkResult SheetsSink::write(const Document& doc) {
     const auto now = ctx_.clock().now();
     const auto date = local_date(now, utc_offset_minutes_);
     Row row{fmt::format("{}{:04}-{:02}", tab_prefix_, date.year, date.month), row_for(doc, now, utc_offset_minutes_), doc.id};
+
+    // Each row once. A marker in the state store, set before the first append, says that a
+    // row for this document may already be in the sheet: a try whose answer was lost, or a
+    // crash between the append and the delivery ledger. Only then is the sheet read (one GET
+    // of the Document ID column), so the normal path costs one store write.
+    const std::string marker = "sheets/" + spreadsheet_id_ + "/" + doc.id;
+    if (!ctx_.state().put_if_absent(marker, row.tab, remember_for_)) {
+        try {
+            if (auto earlier = find_row(ctx_.state().get(marker).value_or(row.tab), doc.id)) {
+                ctx_.log().log(LogLevel::Info, "its row is already in the sheet (an earlier try); not appended again", doc.id);
+                return SinkResult::ok().with_reference("sheets_range", *earlier);
+            }
+        } catch (Stop& stop) {
+            return stop.result;
+        }
+        ctx_.state().put(marker, row.tab, remember_for_);  // this try's tab, should it be cut short too
+    }
 
     std::shared_ptr<Batch> batch;
     std::size_t index = 0;

@@ -34,10 +34,14 @@
 // 403 permission / 404 spreadsheet → hold + health Unavailable; 5xx/no answer → hold +
 // circuit breaker; other 4xx → fail with Google's message).
 //
+// Each row once: before its first append a document gets a marker in the state store
+// (`sheets/<spreadsheet>/<doc id>`, kept `remember_for`); a later try that finds the marker
+// (an answer lost, or a crash between the append and the delivery ledger) first looks for
+// the document's id in the tab's Document ID column and, if the row is there, does not
+// append it again.
+//
 // Not done: a local journal. While Sheets is unreachable rows are not lost (the runtime
 // keeps each document and tries again after the hold), but nothing is spooled to disk here.
-// A document retried after its row went in (a crash between the append and the delivery
-// ledger) can give a second row for it: the Document ID column tells them apart.
 //
 // Reference: sheets_range = the row's A1 range ('Claims 2026-11'!A7:L7).
 // Threading: write() may run on many threads at once; one mutex guards the queue, another
@@ -47,6 +51,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -68,6 +73,11 @@ public:
     // The audit row for a document (for tests): cells already neutralised.
     static nlohmann::json row_for(const Document& doc, std::chrono::system_clock::time_point at, int utc_offset_minutes);
     static std::string neutralise(std::string text);
+
+private:
+    std::optional<std::string> find_row(const std::string& tab, const std::string& doc_id);
+
+public:
 
 private:
     struct Row {
@@ -97,6 +107,7 @@ private:
     std::size_t batch_rows_;
     std::chrono::milliseconds batch_wait_;
     int utc_offset_minutes_;
+    std::chrono::seconds remember_for_;
 
     std::mutex queue_mutex_;
     std::shared_ptr<Batch> open_;  // the batch new rows join, if any

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# End to end: claims reach the NCB API exactly once although the service is SIGKILLed in
-# the middle of delivery (issue "network delivery": kill the runtime mid-delivery, restart,
-# the fake NCB has each claim exactly once).
+# End to end: claims reach the NCB API, the audit sheet and the Drive archive exactly once
+# although the service is SIGKILLed in the middle of delivery (issue "network delivery").
 #
 # One email with two receipt attachments goes drop folder -> transform.dedup ->
 # transform.mime -> transform.test_claim (tests/plugins/crash_plugin.cpp: a claim without
-# OCR) -> sink.ncb -> the fake NCB (tests/fakes/fake_ncb.py) on a loopback port. The
-# service is killed at a fail point after the first claim reached NCB:
-#   sink.after_write        NCB has the claim, the delivery ledger does not (the idempotency
-#                           key must stop the second booking);
+# OCR) -> sink.ncb, sink.sheets and sink.drive, against the fake NCB
+# (tests/fakes/fake_ncb.py) and the fake Google (tests/fakes/fake_google.py) on loopback
+# ports. The service is killed at a fail point:
+#   sink.after_write.<ncb|sheets|drive>  that sink's system has the first receipt, the
+#                                        delivery ledger does not (NCB's idempotency key,
+#                                        the Sheets marker + lookup and Drive's content
+#                                        lookup must stop the second copy);
 #   settle.before_job_end, settle.before_ack, settle.after_ack.
-# Then `run --once` on the same folder must leave: NCB with exactly 2 claims (one per
-# attachment), the email in processed/, and its job `submitted` with both NCB references.
+# Then `run --once` on the same folder must leave: NCB with exactly 2 claims, the sheet with
+# exactly one row per receipt, Drive with exactly one file per receipt, the email in
+# processed/, and its job `submitted` with the NCB, Sheets and Drive references.
 # Each point runs twice. Two more cases stop the service (SIGTERM) while NCB answers 503
 # with the circuit breaker open, or 401: the email must stay in the inbox, not be
 # dead-lettered, and the next run delivers both claims once.
@@ -28,8 +31,9 @@ DOCPIPE=$(cd "$(dirname "$DOCPIPE")" && pwd)/$(basename "$DOCPIPE")
 ROOT=$(mktemp -d "${TMPDIR:-/tmp}/docpipe-delivery-XXXXXX")
 SERVICE_PID=""
 FAKE_PID=""
+GOOGLE_PID=""
 cleanup() {
-    for pid in "$SERVICE_PID" "$FAKE_PID"; do
+    for pid in "$SERVICE_PID" "$FAKE_PID" "$GOOGLE_PID"; do
         if [ -n "$pid" ] && kill -0 "$pid" 2> /dev/null; then
             kill -KILL "$pid" 2> /dev/null
             wait "$pid" 2> /dev/null
@@ -41,6 +45,27 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 KEY=e2e-ncb-key-$$
+# The fake Google (Sheets + Drive + token endpoint), trusting a service-account key made here.
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$ROOT/sa.pem" 2> /dev/null || { echo "FAIL: openssl genpkey"; exit 1; }
+python3 - "$ROOT/sa.pem" "$ROOT/sa.json" <<'PY'
+import json, sys
+pem = open(sys.argv[1]).read()
+json.dump({"type": "service_account", "project_id": "e2e", "private_key_id": "k1", "private_key": pem,
+           "client_email": "docpipe@e2e.iam.gserviceaccount.com", "token_uri": "https://oauth2.googleapis.com/token"},
+          open(sys.argv[2], "w"))
+PY
+mkfifo "$ROOT/google.out"
+python3 "$SRC/tests/fakes/fake_google.py" --port 0 --service-account "$ROOT/sa.json" > "$ROOT/google.out" 2> "$ROOT/google.log" &
+GOOGLE_PID=$!
+read -r -t 15 gword GPORT < "$ROOT/google.out" || { echo "FAIL: the fake Google did not start:"; cat "$ROOT/google.log"; exit 1; }
+[ "$gword" = LISTENING ] || { echo "FAIL: unexpected first line from the fake Google: $gword $GPORT"; exit 1; }
+exec 4< "$ROOT/google.out"
+GOOGLE="http://127.0.0.1:$GPORT"
+reset_google() {
+    curl -sf -X POST "$GOOGLE/_fake/reset" > /dev/null &&
+    curl -sf -X POST "$GOOGLE/_fake/sheets" -d '{"spreadsheet_id":"audit","tabs":["Sheet1"]}' > /dev/null &&
+    curl -sf -X POST "$GOOGLE/_fake/drive_root" -d '{"id":"archive-root","shared_drive":false}' > /dev/null
+}
 # The fake NCB, for the whole script: each case reads what it received, then resets it.
 mkfifo "$ROOT/fake.out"
 python3 "$SRC/tests/fakes/fake_ncb.py" --port 0 --api-key "$KEY" > "$ROOT/fake.out" 2> "$ROOT/fake.log" &
@@ -90,8 +115,16 @@ nodes:
     concurrency: 1
     retry: {attempts: 3, initial_backoff: 50ms}
     config: {base_url: '$NCB/api/v1', api_key: '$key', breaker_threshold: 2, breaker_open_for: 1s}
+  sheets:
+    component: sink.sheets
+    config: {credentials_file: '$ROOT/sa.json', token_url: '$GOOGLE/token', sheets_url: '$GOOGLE', spreadsheet_id: audit, batch_wait: 0s}
+  drive:
+    component: sink.drive
+    config: {credentials_file: '$ROOT/sa.json', token_url: '$GOOGLE/token', drive_url: '$GOOGLE', drive_upload_url: '$GOOGLE/upload', root_folder_id: archive-root}
 edges:
   - inbox -> dedup -> mime -> claim -> ncb
+  - claim -> sheets
+  - claim -> drive
 YAML
 }
 
@@ -103,6 +136,8 @@ recover_and_check() {
     timeout 120 "$DOCPIPE" run --once -c "$work/p.yaml" > "$work/once.out" 2> "$work/once.log"
     local rc=$?
     curl -sf "$NCB/_fake/claims" > "$work/claims.json" || { echo "FAIL: cannot read the fake NCB"; return 1; }
+    curl -sf "$GOOGLE/_fake/sheets/audit" > "$work/sheets.json" || { echo "FAIL: cannot read the fake Sheets"; return 1; }
+    curl -sf "$GOOGLE/_fake/drive/files" > "$work/drive.json" || { echo "FAIL: cannot read the fake Drive"; return 1; }
     python3 - "$work" "$point" "$try" "$rc" <<'PY'
 import json, sqlite3, sys
 from pathlib import Path
@@ -113,6 +148,13 @@ def want(cond, msg):
 claims = json.loads((work / "claims.json").read_text())["claims"]
 invoices = sorted(c["record"]["Invoice Number"] for c in claims)
 want(invoices == ["R-receipt-a.png", "R-receipt-b.png"], f"NCB holds {invoices}, want each receipt exactly once")
+tabs = json.loads((work / "sheets.json").read_text())["tabs"]
+rows = [r for title, t in tabs.items() if title.startswith("Claims ") for r in t[1:]]
+names = sorted(r[3] for r in rows)
+want(names == ["receipt-a.png", "receipt-b.png"], f"the audit sheet has rows for {names}, want each receipt exactly once")
+files = [f for f in json.loads((work / "drive.json").read_text())["files"] if f.get("mimeType") != "application/vnd.google-apps.folder"]
+want(len(files) == 2 and len({f.get("sha256") for f in files}) == 2, f"Drive holds {len(files)} file(s), want each receipt exactly once: "
+     f"{[f.get('name') for f in files]}")
 want(rc == 0, f"the recovery run exited {rc}")
 inbox = work / "inbox"
 want(sorted(p.name for p in (inbox / "processed").glob("*.eml*")) == ["two.eml"], "two.eml is not in processed/")
@@ -122,6 +164,8 @@ jobs = [json.loads(d) for (d,) in db.execute("SELECT data FROM jobs")]
 want(len(jobs) == 1, f"want 1 job, got {len(jobs)}")
 for job in jobs[:1]:
     want(job.get("status") == "submitted", f"job status {job.get('status')!r} ({job.get('last_error')!r})")
+    for key in ("sheets_range", "drive_file_id"):
+        want(key in job.get("references", {}), f"job references lack {key}: {job.get('references')}")
     refs = job.get("references", {}).get("ncb_claim_reference")
     want(isinstance(refs, list) and sorted(refs) == sorted(c["claim_reference"] for c in claims),
          f"job references {refs!r}, want both NCB references {[c['claim_reference'] for c in claims]}")
@@ -129,7 +173,7 @@ if problems:
     print(f"FAIL [{point} #{tr}]:"); [print("   -", p) for p in problems]
     sys.exit(1)
 attempts = json.loads((work / "claims.json").read_text())["attempts"]
-print(f"ok   [{point} #{tr}]: NCB has each of the 2 claims once, after {attempts} request(s)")
+print(f"ok   [{point} #{tr}]: NCB, the audit sheet and Drive have each receipt once ({attempts} NCB request(s))")
 PY
     local ok=$?
     if [ $ok -ne 0 ]; then echo "--- once.log (tail)"; tail -15 "$work/once.log"; fi
@@ -144,6 +188,7 @@ run_case() {
     cp "$ROOT/two.eml" "$work/inbox/"
     write_pipeline "$work"
     curl -sf -X POST "$NCB/_fake/reset" > /dev/null || { echo "FAIL: cannot reset the fake NCB"; return 1; }
+    reset_google || { echo "FAIL: cannot reset the fake Google"; return 1; }
     DOCPIPE_FAILPOINTS=$point "$DOCPIPE" run -c "$work/p.yaml" > "$work/service.out" 2> "$work/service.log" &
     SERVICE_PID=$!
     local i
@@ -167,6 +212,7 @@ down_case() {
     mkdir -p "$work/inbox"
     cp "$ROOT/two.eml" "$work/inbox/"
     curl -sf -X POST "$NCB/_fake/reset" > /dev/null || { echo "FAIL: cannot reset the fake NCB"; return 1; }
+    reset_google || { echo "FAIL: cannot reset the fake Google"; return 1; }
     if [ "$kind" = 503 ]; then
         curl -sf -X POST "$NCB/_fake/script" -d '{"target":"claims","for_seconds":600,"response":{"status":503,"body":"maintenance"}}' > /dev/null
     else
@@ -191,14 +237,14 @@ down_case() {
     [ "$kind" != 503 ] || grep -q "circuit breaker open" "$work/service.log" || problems+=" the breaker never opened;"
     [ -f "$work/inbox/two.eml" ] || problems+=" two.eml left the inbox (failed/ or processed/) while NCB was down;"
     if [ -n "$problems" ]; then echo "FAIL [down-$kind]:$problems"; tail -15 "$work/service.log"; return 1; fi
-    curl -sf -X POST "$NCB/_fake/reset" > /dev/null
+    curl -sf -X POST "$NCB/_fake/reset" > /dev/null  # Sheets and Drive keep what they took meanwhile
     recover_and_check "$work" "down-$kind" 1
 }
 
 for kind in 503 401; do
     down_case "$kind" || fails=$((fails + 1))
 done
-for point in sink.after_write settle.before_job_end settle.before_ack settle.after_ack; do
+for point in sink.after_write.ncb sink.after_write.sheets sink.after_write.drive settle.before_job_end settle.before_ack settle.after_ack; do
     for try in 1 2; do
         run_case "$point" "$try" || fails=$((fails + 1))
     done

@@ -18,6 +18,8 @@ const std::string& configured() {
 }
 }  // namespace
 
+bool failpoints_enabled() { return !configured().empty(); }
+
 void failpoint(const char* name) {
     const std::string& points = configured();
     if (points.empty()) return;

@@ -438,6 +438,7 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
         case SinkResult::Status::Ok: {
             // A crash here: the receiving system has the document, the ledger does not know.
             failpoint("sink.after_write");
+            if (failpoints_enabled()) failpoint(("sink.after_write." + node.name()).c_str());
             const bool parked = result->parked();
             if (ledger) {
                 try {

@@ -105,6 +105,8 @@ class Sheets:
                       op="sheets.batchUpdate")
         app.add_route("POST", rf"/v4/spreadsheets/{sid}/values/(?P<range>.+)", "sheets", self.append,
                       op="sheets.append")
+        app.add_route("GET", rf"/v4/spreadsheets/{sid}/values/(?P<range>.+)", "sheets", self.values_get,
+                      op="sheets.values_get")
         app.add_control("POST", r"/_fake/sheets", self._ctl_create)
         app.add_control("GET", r"/_fake/sheets/(?P<id>[^/]+)", self._ctl_get)
         app.add_control("POST", r"/_fake/sheets_quota", self._ctl_quota)
@@ -272,6 +274,43 @@ class Sheets:
         return Response.json(200, {"spreadsheetId": sid, "replies": replies})
 
     # --- POST /values/{range}:append ---
+    # --- GET /v4/spreadsheets/{id}/values/{range}: a column or block, rows trimmed like Google ---
+    def values_get(self, req, m):
+        rng = urllib.parse.unquote(m["range"])
+        sid, book, err = self._book(m)
+        if err:
+            return err
+        unparsable = google_error(400, f"Unable to parse range: {rng}")
+        try:
+            title, a1 = split_range(rng)
+        except ValueError:
+            return unparsable
+        tab = next((t for t in book["tabs"] if t["title"] == title), None) if title is not None else None
+        if tab is None:
+            return unparsable
+        m1 = _A1.fullmatch(a1 or "")
+        if not m1 or not (m1.group(1) or m1.group(2)):
+            return unparsable
+        first_col = col_number(m1.group(1)) if m1.group(1) else 1
+        last_col = col_number(m1.group(3)) if m1.group(3) else (first_col if not m1.group(4) else 26)
+        first_row = int(m1.group(2)) if m1.group(2) else 1
+        last_row = int(m1.group(4)) if m1.group(4) else len(tab["rows"])
+        err = self._over_quota("read")
+        if err:
+            return err
+        out_rows = []
+        for r in tab["rows"][first_row - 1:last_row]:
+            cells = r[first_col - 1:last_col]
+            while cells and cells[-1] in (None, ""):
+                cells = cells[:-1]
+            out_rows.append(["" if c is None else c for c in cells])
+        while out_rows and not out_rows[-1]:
+            out_rows.pop()
+        out = {"range": f"{quote_title(tab['title'])}!{a1}", "majorDimension": "ROWS"}
+        if out_rows:
+            out["values"] = out_rows
+        return Response.json(200, out)
+
     def append(self, req, m):
         decoded = urllib.parse.unquote(m["range"])
         if not decoded.endswith(":append"):
