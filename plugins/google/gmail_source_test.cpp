@@ -438,18 +438,18 @@ TEST(GmailSource, NotificationsForAnotherMailboxAreAckedAndIgnored) {
     EXPECT_EQ(h.status, Health::Healthy) << h.detail;
 }
 
-TEST(GmailSource, TwoHundredMailsPulledWhileFourThreadsDeliverAreEachEmittedOnce) {
+TEST(GmailSource, FiveHundredMailsPulledWhileFourThreadsDeliverAreEachEmittedOnce) {
     Google g;
     g.subscribe();
     auto runner = make_runner(g.config("pubsub_pull", fmt::format("topic: {}\nsubscription: {}\nmax_messages: 20\n", kTopic, kSubscription)));
     std::vector<std::thread> senders;
     for (int t = 0; t < 4; ++t)
         senders.emplace_back([&g, t] {
-            for (int i = 0; i < 50; ++i) g.deliver(mail(1000 + t * 50 + i));
+            for (int i = 0; i < 125; ++i) g.deliver(mail(1000 + t * 125 + i));
         });
     std::map<std::string, int> seen;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (seen.size() < 200 && std::chrono::steady_clock::now() < deadline) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (seen.size() < 500 && std::chrono::steady_clock::now() < deadline) {
         runner.clock().advance(milliseconds(100));
         for (auto& item : runner.poll({milliseconds(50), false})) {
             ++seen[item.doc.attributes.at("gmail_id")];
@@ -457,10 +457,10 @@ TEST(GmailSource, TwoHundredMailsPulledWhileFourThreadsDeliverAreEachEmittedOnce
         }
     }
     for (auto& s : senders) s.join();
-    // Our own label changes notified 200 times more: all synced, acked, and nothing emitted.
+    // Our own label changes notified 500 times more: all synced, acked, and nothing emitted.
     for (int i = 0; i < 60 && g.stats()["outstanding"] != 0; ++i)
         for (auto& item : poll_now(runner)) ++seen[item.doc.attributes.at("gmail_id")];
-    EXPECT_EQ(seen.size(), 200u);
+    EXPECT_EQ(seen.size(), 500u);
     for (const auto& [id, n] : seen) EXPECT_EQ(n, 1) << id;
     for (const auto& [id, m] : g.messages()) EXPECT_TRUE(Google::has(m, "docpipe-processed")) << id;
     EXPECT_EQ(g.stats()["outstanding"], 0) << g.stats().dump();
@@ -571,7 +571,7 @@ TEST(GmailSource, ANewSigningKeyIsFetchedForAnUnknownKid) {
     EXPECT_EQ(g.requests("jwks").size(), 2u);
 }
 
-TEST(GmailSource, TwoHundredPushesFromFourThreadsEmitEachMailOnce) {
+TEST(GmailSource, FiveHundredPushesFromFourThreadsEmitEachMailOnce) {
     Google g;
     auto runner = make_runner(push_config(g));
     auto& hook = dynamic_cast<HttpHook&>(runner.component());
@@ -581,8 +581,8 @@ TEST(GmailSource, TwoHundredPushesFromFourThreadsEmitEachMailOnce) {
     std::vector<std::thread> senders;
     for (int t = 0; t < 4; ++t)
         senders.emplace_back([&, t] {
-            for (int i = 0; i < 50; ++i) {
-                const auto d = g.deliver(mail(2000 + t * 50 + i));
+            for (int i = 0; i < 125; ++i) {
+                const auto d = g.deliver(mail(2000 + t * 125 + i));
                 for (auto h = last_history.load(); h < d["historyId"].get<std::uint64_t>() &&
                                                    !last_history.compare_exchange_weak(h, d["historyId"].get<std::uint64_t>());) {
                 }
@@ -592,8 +592,8 @@ TEST(GmailSource, TwoHundredPushesFromFourThreadsEmitEachMailOnce) {
             }
         });
     std::map<std::string, int> seen;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (seen.size() < 200 && std::chrono::steady_clock::now() < deadline) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (seen.size() < 500 && std::chrono::steady_clock::now() < deadline) {
         runner.clock().advance(milliseconds(100));
         for (auto& item : runner.poll({milliseconds(50), false})) {
             ++seen[item.doc.attributes.at("gmail_id")];
@@ -604,7 +604,7 @@ TEST(GmailSource, TwoHundredPushesFromFourThreadsEmitEachMailOnce) {
     for (int i = 0; i < 5; ++i)
         for (auto& item : runner.poll({milliseconds(20), false})) ++seen[item.doc.attributes.at("gmail_id")];
     EXPECT_EQ(refused.load(), 0);
-    EXPECT_EQ(seen.size(), 200u);
+    EXPECT_EQ(seen.size(), 500u);
     for (const auto& [id, n] : seen) EXPECT_EQ(n, 1) << id;
     EXPECT_GE(cursor(runner), last_history.load()) << "everything settled: the cursor is past the last mail";
 }
