@@ -73,7 +73,9 @@ struct Google {
         return "credentials_file: " + file.string() + "\ntoken_url: " + base() + "/token\nbreaker_threshold: 3\nbreaker_open_for: 1s\n";
     }
     std::string sheets_config(const std::string& extra = "batch_wait: 0\n") const {
-        return credentials(sa.path) + "sheets_url: " + base() + "\nspreadsheet_id: book1\n" + extra;
+        // The hold tests see Google's answers directly; the journal has tests of its own.
+        const std::string journal = extra.find("journal:") == std::string::npos ? "journal: false\n" : "";
+        return credentials(sa.path) + "sheets_url: " + base() + "\nspreadsheet_id: book1\n" + journal + extra;
     }
     std::string drive_config(const std::string& extra = "") const {
         return credentials(sa.path) + "drive_url: " + base() + "\ndrive_upload_url: " + base() + "/upload\nroot_folder_id: root-1\n" + extra;
@@ -220,6 +222,58 @@ TEST(SheetsSink, ADocumentTriedAgainAfterItsRowWentInIsNotAppendedTwice) {
     EXPECT_EQ(runner.write(claim_doc("d3")).status(), SinkResult::Status::Hold);
     EXPECT_EQ(runner.write(claim_doc("d3")).status(), SinkResult::Status::Ok);
     EXPECT_EQ(g.tab(kTab).size(), 4u);
+}
+
+TEST(SheetsSink, WhileSheetsIsDownRowsAreJournaledThenReplayedInOrderOnce) {
+    Google g;
+    g.control("POST", "/_fake/sheets", {{"spreadsheet_id", "book1"}, {"tabs", json::array({"Sheet1"})}});
+    auto runner = sheets(g, "batch_wait: 0\njournal: true\njournal_retry: 100ms\n");
+    ASSERT_EQ(runner.write(claim_doc("d1")).status(), SinkResult::Status::Ok);
+    // Sheets answers 503 for 2 s: the documents are not held back, their rows wait in the journal.
+    g.control("POST", "/_fake/script", {{"target", "sheets.append"}, {"for_seconds", 2}, {"response", {{"status", 503}, {"body", "down"}}}});
+    for (const char* id : {"d2", "d3", "d4"}) {
+        auto r = runner.write(claim_doc(id));
+        ASSERT_EQ(r.status(), SinkResult::Status::Ok) << r.reason();
+        EXPECT_EQ(r.references().at("sheets_range"), "journaled");
+    }
+    EXPECT_EQ(runner.component().health().status, Health::Degraded);
+    EXPECT_NE(runner.component().health().detail.find("journaled"), std::string::npos);
+    EXPECT_EQ(runner.context().state().keys("sheets-journal/book1/", 100).size(), 3u);
+    // Back up: the replayer appends them in the order they came, and nothing twice.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (runner.context().state().keys("sheets-journal/book1/", 100).size() > 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ASSERT_TRUE(runner.context().state().keys("sheets-journal/book1/", 100).empty()) << "the journal was not replayed";
+    // A row written after the recovery goes in behind the journaled ones.
+    ASSERT_EQ(runner.write(claim_doc("d5")).status(), SinkResult::Status::Ok);
+    const auto rows = g.tab(kTab);
+    std::vector<std::string> ids;
+    for (std::size_t i = 1; i < rows.size(); ++i) ids.push_back(rows[i][11].get<std::string>());
+    EXPECT_EQ(ids, (std::vector<std::string>{"d1", "d2", "d3", "d4", "d5"}));
+    EXPECT_EQ(runner.component().health().status, Health::Healthy) << runner.component().health().detail;
+}
+
+TEST(SheetsSink, AJournalLeftByAnEarlierRunIsReplayedFirst) {
+    Google g;
+    g.control("POST", "/_fake/sheets", {{"spreadsheet_id", "book1"}, {"tabs", json::array({"Sheet1"})}});
+    auto runner = sheets(g, "batch_wait: 0\njournal: true\njournal_retry: 100ms\n");
+    // What a process that stopped while Sheets was down leaves behind (same store, new process).
+    runner.component().stop();
+    auto row = [](const char* id) {
+        return json{{"tab", kTab}, {"cells", json::array({"2024-01-01T08:00:00+08:00", "", "", "", "", "", "", "", "", "", "", id})}, {"doc_id", id}}
+            .dump();
+    };
+    runner.context().state().put("sheets-journal/book1/00000000000000000007", row("old-1"));
+    runner.context().state().put("sheets-journal/book1/00000000000000000008", row("old-2"));
+    runner.component().start();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!runner.context().state().keys("sheets-journal/book1/", 100).empty() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ASSERT_EQ(runner.write(claim_doc("new")).status(), SinkResult::Status::Ok);
+    const auto rows = g.tab(kTab);
+    std::vector<std::string> ids;
+    for (std::size_t i = 1; i < rows.size(); ++i) ids.push_back(rows[i][11].get<std::string>());
+    EXPECT_EQ(ids, (std::vector<std::string>{"old-1", "old-2", "new"}));
 }
 
 TEST(SheetsSink, FormulaLookingCellsArriveAsText) {
@@ -411,7 +465,7 @@ TEST(SheetsSink, InvalidCredentialsHoldWithHealthUnavailable) {
     TempFile unknown(service_account_json(new_rsa_key_pem()));  // a key the fake never saw
     auto runner = docpipe::testing::NodeRunner::from_plugin(plugin_file(), "sink.sheets",
                                                    g.credentials(unknown.path) + "sheets_url: " + g.base() +
-                                                       "\nspreadsheet_id: book1\nbatch_wait: 0\n");
+                                                       "\nspreadsheet_id: book1\nbatch_wait: 0\njournal: false\n");
     auto result = runner.write(claim_doc("k1"));
     EXPECT_EQ(result.status(), SinkResult::Status::Hold) << result.reason();
     const auto health = runner.component().health();

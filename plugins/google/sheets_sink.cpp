@@ -84,6 +84,10 @@ ComponentDescriptor SheetsSink::describe() {
     d.config = ConfigSpec{
         Field::string("spreadsheet_id").required().describe(
             "The spreadsheet's id (from its URL: /spreadsheets/d/<id>/edit); share it with the service account as editor"),
+        Field::boolean("journal").default_value(true).describe(
+            "When Sheets cannot take a row, keep it in a journal in the state store and replay it later, in order, "
+            "instead of holding the document"),
+        Field::duration("journal_retry").default_value("30s").min(0.05).describe("How often the journal is replayed while it is not empty"),
         Field::duration("remember_for").default_value("30d").min(60).describe(
             "How long a document's append is remembered, so a retry after a lost answer or a crash finds its row instead "
             "of adding a second one"),
@@ -110,8 +114,129 @@ SheetsSink::SheetsSink(const Config& config, Context& context)
       batch_rows_(static_cast<std::size_t>(config.get_int("batch_rows"))),
       batch_wait_(config.get_duration("batch_wait")),
       utc_offset_minutes_(static_cast<int>(config.get_int("utc_offset_minutes"))),
-      remember_for_(std::chrono::duration_cast<std::chrono::seconds>(config.get_duration("remember_for"))) {
+      remember_for_(std::chrono::duration_cast<std::chrono::seconds>(config.get_duration("remember_for"))),
+      journal_enabled_(config.get_bool("journal")),
+      journal_retry_(config.get_duration("journal_retry")),
+      journal_prefix_("sheets-journal/" + config.get_string("spreadsheet_id") + "/") {
     if (spreadsheet_id_.empty()) throw std::invalid_argument("spreadsheet_id is empty");
+}
+
+SheetsSink::~SheetsSink() { stop(); }
+
+void SheetsSink::start() {
+    if (!journal_enabled_) return;
+    // Rows journaled by an earlier run are replayed first; new sequence numbers go after them.
+    const auto waiting = ctx_.state().keys(journal_prefix_, 1'000'000);
+    journaled_.store(static_cast<std::int64_t>(waiting.size()));
+    std::uint64_t last = 0;
+    for (const auto& k : waiting) last = std::max<std::uint64_t>(last, std::strtoull(k.c_str() + journal_prefix_.size(), nullptr, 10));
+    journal_sequence_.store(last);
+    if (!waiting.empty())
+        ctx_.log().log(LogLevel::Info, fmt::format("{} audit row(s) journaled by an earlier run are replayed first", waiting.size()));
+    std::lock_guard lock(thread_mutex_);
+    stopping_ = false;
+    replayer_ = std::thread([this] { replay_loop(); });
+}
+
+void SheetsSink::stop() {
+    {
+        std::lock_guard lock(thread_mutex_);
+        stopping_ = true;
+    }
+    thread_cv_.notify_all();
+    if (replayer_.joinable()) replayer_.join();
+}
+
+bool SheetsSink::journal_row(const Row& row) {
+    // Zero-padded so the store's sorted keys are the order the rows came in.
+    const std::string key = fmt::format("{}{:020}", journal_prefix_, journal_sequence_.fetch_add(1) + 1);
+    try {
+        ctx_.state().put(key, json{{"tab", row.tab}, {"cells", row.cells}, {"doc_id", row.doc_id}}.dump());
+    } catch (const std::exception& e) {
+        ctx_.log().log(LogLevel::Warn, fmt::format("could not journal the audit row: {}", e.what()), row.doc_id);
+        return false;
+    }
+    journaled_.fetch_add(1);
+    thread_cv_.notify_all();
+    return true;
+}
+
+void SheetsSink::replay_journal() {
+    std::lock_guard replaying(replay_mutex_);
+    while (journaled_.load() > 0) {
+        std::vector<std::string> keys;
+        try {
+            keys = ctx_.state().keys(journal_prefix_, batch_rows_);
+        } catch (const std::exception&) {
+            return;  // the store is down: next round
+        }
+        if (keys.empty()) {
+            journaled_.store(0);
+            return;
+        }
+        std::vector<Row> rows;
+        std::vector<std::string> taken;
+        for (const auto& k : keys) {
+            std::optional<std::string> value;
+            try {
+                value = ctx_.state().get(k);
+            } catch (const std::exception&) {
+                return;
+            }
+            const auto j = value ? json::parse(*value, nullptr, false) : json();
+            if (!j.is_object()) {  // unreadable: drop it rather than block the journal forever
+                ctx_.state().erase(k);
+                journaled_.fetch_sub(1);
+                continue;
+            }
+            const std::string doc_id = j.value("doc_id", "");
+            // Its row may be in already (a crash between an append and the erase below).
+            if (auto earlier = find_row_quietly(j.value("tab", ""), doc_id)) {
+                ctx_.state().erase(k);
+                journaled_.fetch_sub(1);
+                continue;
+            }
+            rows.push_back(Row{j.value("tab", ""), j["cells"], doc_id});
+            taken.push_back(k);
+        }
+        if (rows.empty()) continue;
+        std::vector<SinkResult> results;
+        {
+            std::lock_guard appending(append_mutex_);
+            try {
+                results = flush(rows);
+            } catch (const std::exception&) {
+                return;
+            }
+        }
+        for (std::size_t i = 0; i < rows.size(); ++i) {
+            if (results[i].status() != SinkResult::Status::Ok) {
+                // A row Google refuses for itself (a 4xx) would block everything behind it.
+                if (results[i].status() == SinkResult::Status::Fail) {
+                    ctx_.log().log(LogLevel::Error, "journaled audit row refused by Sheets, dropped: " + results[i].reason(), rows[i].doc_id);
+                    ctx_.state().erase(taken[i]);
+                    journaled_.fetch_sub(1);
+                    continue;
+                }
+                return;  // still down: keep the rest, in order, for the next round
+            }
+            ctx_.state().erase(taken[i]);
+            journaled_.fetch_sub(1);
+        }
+        ctx_.log().log(LogLevel::Info, fmt::format("replayed {} journaled audit row(s); {} left", rows.size(), std::max<std::int64_t>(0, journaled_.load())));
+    }
+}
+
+void SheetsSink::replay_loop() {
+    std::unique_lock lock(thread_mutex_);
+    while (!stopping_) {
+        thread_cv_.wait_for(lock, journal_retry_, [&] { return stopping_; });
+        if (stopping_) break;
+        if (journaled_.load() <= 0) continue;
+        lock.unlock();
+        replay_journal();
+        lock.lock();
+    }
 }
 
 std::string SheetsSink::neutralise(std::string text) {
@@ -189,6 +314,15 @@ std::optional<std::string> SheetsSink::find_row(const std::string& tab, const st
     return std::nullopt;
 }
 
+std::optional<std::string> SheetsSink::find_row_quietly(const std::string& tab, const std::string& doc_id) {
+    if (tab.empty() || doc_id.empty()) return std::nullopt;
+    try {
+        return find_row(tab, doc_id);
+    } catch (Stop&) {
+        return std::nullopt;  // cannot tell now: the append that follows will tell
+    }
+}
+
 SinkResult SheetsSink::write(const Document& doc) {
     const auto now = ctx_.clock().now();
     const auto date = local_date(now, utc_offset_minutes_);
@@ -210,7 +344,20 @@ SinkResult SheetsSink::write(const Document& doc) {
         }
         ctx_.state().put(marker, row.tab, remember_for_);  // this try's tab, should it be cut short too
     }
+    // While rows wait in the journal, new ones queue behind them: the sheet keeps the order.
+    if (journal_enabled_ && journaled_.load() > 0 && journal_row(row))
+        return SinkResult::ok().with_reference("sheets_range", "journaled");
+    const Row kept = row;
+    SinkResult result = append_batched(std::move(row));
+    if (journal_enabled_ && result.status() == SinkResult::Status::Hold && journal_row(kept)) {
+        ctx_.log().log(LogLevel::Warn, "Sheets cannot take the audit row now (" + result.reason() + "); journaled, replayed later",
+                       kept.doc_id);
+        return SinkResult::ok().with_reference("sheets_range", "journaled");
+    }
+    return result;
+}
 
+SinkResult SheetsSink::append_batched(Row row) {
     std::shared_ptr<Batch> batch;
     std::size_t index = 0;
     {
@@ -388,6 +535,14 @@ void SheetsSink::ensure_tab(const std::string& tab) {
 }
 
 HealthReport SheetsSink::health() {
+    if (const auto waiting = journaled_.load(); waiting > 0) {
+        // Rows are safe in the journal, but the sheet lags: at least degraded, and whatever
+        // the client knows (credentials refused: unavailable) stands.
+        auto h = client_.health("");
+        const Health status = h.status == Health::Unavailable ? Health::Unavailable : Health::Degraded;
+        return {status, fmt::format("{} audit row(s) journaled, waiting for Sheets{}", waiting,
+                                    h.detail.empty() ? std::string() : ": " + h.detail)};
+    }
     return client_.health(fmt::format("{} rows in {} appends to spreadsheet {} since start", rows_written_.load(), appends_.load(),
                                       spreadsheet_id_));
 }

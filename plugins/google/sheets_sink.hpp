@@ -40,20 +40,28 @@
 // the document's id in the tab's Document ID column and, if the row is there, does not
 // append it again.
 //
-// Not done: a local journal. While Sheets is unreachable rows are not lost (the runtime
-// keeps each document and tries again after the hold), but nothing is spooled to disk here.
+// The journal: when Sheets cannot take a row (down, rate-limited past a hold, credentials
+// refused, breaker open) the row goes to a journal in the state store
+// (`sheets-journal/<spreadsheet>/<sequence>`) and the document is done: the audit log must
+// not hold claims back from NCB. While anything is journaled, new rows queue behind it, so
+// the sheet keeps their order. A background thread replays the journal, oldest first, every
+// `journal_retry` until it is empty; each entry is erased after its append, and the
+// document's marker (above) stops a second copy when a crash falls between the two.
+// `journal: false` makes rows wait (hold) instead.
 //
 // Reference: sheets_range = the row's A1 range ('Claims 2026-11'!A7:L7).
 // Threading: write() may run on many threads at once; one mutex guards the queue, another
 // serialises the appends and the tab cache. Ownership: the Context outlives the sink.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -68,6 +76,9 @@ public:
     static ComponentDescriptor describe();
     SheetsSink(const Config& config, Context& context);
     SinkResult write(const Document& doc) override;
+    void start() override;
+    void stop() override;
+    ~SheetsSink() override;
     HealthReport health() override;
 
     // The audit row for a document (for tests): cells already neutralised.
@@ -76,6 +87,7 @@ public:
 
 private:
     std::optional<std::string> find_row(const std::string& tab, const std::string& doc_id);
+    std::optional<std::string> find_row_quietly(const std::string& tab, const std::string& doc_id);
 
 public:
 
@@ -94,6 +106,11 @@ private:
     };
 
     std::vector<SinkResult> flush(const std::vector<Row>& rows);
+    // Journal: add a row (true when stored), and replay what is there (the thread's loop).
+    bool journal_row(const Row& row);
+    SinkResult append_batched(Row row);  // the batching write path
+    void replay_journal();
+    void replay_loop();
     // Appends rows (all of one tab); returns each row's A1 range. Throws Stop.
     std::vector<std::string> append(const std::string& tab, const std::vector<const Row*>& rows);
     void ensure_tab(const std::string& tab);  // throws Stop
@@ -118,6 +135,17 @@ private:
 
     std::atomic<std::uint64_t> rows_written_{0};
     std::atomic<std::uint64_t> appends_{0};
+
+    bool journal_enabled_;
+    std::chrono::milliseconds journal_retry_;
+    std::string journal_prefix_;
+    std::atomic<std::int64_t> journaled_{0};  // entries waiting in the journal
+    std::atomic<std::uint64_t> journal_sequence_{0};
+    std::mutex replay_mutex_;                 // one replay at a time
+    std::mutex thread_mutex_;
+    std::condition_variable thread_cv_;
+    bool stopping_ = false;
+    std::thread replayer_;
 };
 
 }  // namespace docpipe::google
