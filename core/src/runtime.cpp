@@ -304,6 +304,7 @@ RunSummary Runtime::summary() const {
                            n->stats.retries.load()});
     std::lock_guard lock(m.settlements.failures_mutex);
     s.failures = m.settlements.failures;
+    s.jobs = m.settlements.jobs;
     return s;
 }
 
@@ -318,6 +319,31 @@ std::string RunSummary::format() const {
     for (const auto& n : nodes)
         out += fmt::format("  {:<20} {:<28} {:>8} {:>8} {:>8} {:>8}\n", n.name, n.component, n.in, n.out, n.failed, n.retries);
     for (const auto& f : failures) out += fmt::format("  FAILED {} ({}): {}\n", f.label, f.doc_id, f.reason);
+    // Each job's outcome with what the receiving systems called it (the NCB claim
+    // reference), or why it has none: what an operator checks after a run.
+    if (!jobs.empty()) out += "jobs:\n";
+    std::size_t shown = 0;
+    for (const auto& j : jobs) {
+        if (++shown > 200) {
+            out += fmt::format("  ... and {} more (GET /api/v1/jobs)\n", jobs.size() - 200);
+            break;
+        }
+        std::string refs;
+        if (j.references.is_object())
+            for (const auto& [k, v] : j.references.items()) {
+                if (k == "duplicate_deliveries") continue;
+                std::string values;
+                if (v.is_array())
+                    for (const auto& x : v) values += (values.empty() ? "" : ", ") + (x.is_string() ? x.get<std::string>() : x.dump());
+                else
+                    values = v.is_string() ? v.get<std::string>() : v.dump();
+                refs += fmt::format("{}{}: {}", refs.empty() ? "" : "; ", k, values);
+            }
+        std::string line = refs;
+        if (!j.detail.empty()) line += (line.empty() ? "" : "; ") + j.detail;
+        if (line.empty()) line = j.status == "submitted" ? "no reference from any sink" : "-";
+        out += fmt::format("  {:<32} {:<10} {}\n", j.label, j.status, line);
+    }
     return out;
 }
 

@@ -51,6 +51,7 @@ struct RunSummary {
     std::uint64_t peak_in_flight = 0;
     std::vector<NodeSummary> nodes;
     std::vector<FailedDocument> failures;  // first 100
+    std::vector<SettledJob> jobs;          // first 1000: each job's status and references
     std::string format() const;            // human-readable, for --once
 };
 

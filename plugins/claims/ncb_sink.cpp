@@ -1,7 +1,6 @@
 #include "ncb_sink.hpp"
 
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
@@ -29,12 +28,6 @@ std::string sha256_hex(std::string_view text) {
     return hex(digest, n);
 }
 
-std::string request_id() {
-    unsigned char bytes[16];
-    if (RAND_bytes(bytes, sizeof bytes) != 1) throw std::runtime_error("no randomness for X-Request-ID");
-    return hex(bytes, sizeof bytes);
-}
-
 // NCB's reasons, field by field: {"error":{"message","details":[{"field","issue"}]}}.
 std::string ncb_details(const std::string& body) {
     const auto j = nlohmann::json::parse(body, nullptr, false);
@@ -59,7 +52,7 @@ ComponentDescriptor NcbSink::describe() {
     d.has_health_probe = true;
     d.config = ConfigSpec{
         Field::string("base_url").required().describe("NCB API root, e.g. https://ncb.insurer.example/api/v1"),
-        Field::string("claims_path").default_value("/claims").describe("Path of the claim submission endpoint under base_url"),
+        Field::string("claims_path").default_value("/claims/submit").describe("Path of the claim submission endpoint under base_url"),
         Field::string("api_key").required().secret().describe(
             "Bearer token for NCB; give it as ${NCB_API_KEY} or ${file:${CREDENTIALS_DIRECTORY}/ncb-api-key}, never inline"),
         Field::duration("timeout").default_value("30s").min(1).describe("Longest time one submission may take"),
@@ -134,7 +127,9 @@ SinkResult NcbSink::write(const Document& doc) {
     if (flag_for_review_) record.record["Review Flag"] = true;
     const std::string body = record.record.dump();
     const std::string idempotency_key = "docpipe-" + sha256_hex(doc.id + "\n" + body).substr(0, 40);
-    const std::string rid = request_id();
+    // The document id: NCB's logs and ours meet on it (the Idempotency-Key tells tries apart
+    // from new claims; the request id tells which document a request was about).
+    const std::string& rid = doc.id;
 
     net::HttpResponse response;
     try {

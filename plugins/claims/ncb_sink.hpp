@@ -2,7 +2,7 @@
 //
 // The request: POST <base_url><claims_path> with the NCB record (docpipe/claim.hpp:
 // "Event date", "Submission Date", "Claim Amount", "Invoice Number", "Policy Number" and
-// the source metadata), `Authorization: Bearer <api_key>`, a fresh `X-Request-ID` per try
+// the source metadata), `Authorization: Bearer <api_key>`, `X-Request-ID` = the document id
 // and an `Idempotency-Key` derived from the document id and the record, so a redelivered
 // claim (after a crash between NCB's answer and the delivery ledger) is recognised by NCB
 // and not booked twice. The record's "Submission Date" is fixed at the first try (kept in

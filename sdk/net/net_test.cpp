@@ -181,7 +181,7 @@ TEST(GoogleCredentials, SaysWhatIsMissing) {
 TEST(HttpClient, SendsHeadersAndBodyAndReadsTheAnswer) {
     docpipe::test::FakeProcess ncb({"python3", fake("fake_ncb.py"), "--port", "0", "--api-key", "k"});
     HttpClient http;
-    auto r = http.send({"POST", ncb.base_url() + "/api/v1/claims",
+    auto r = http.send({"POST", ncb.base_url() + "/api/v1/claims/submit",
                         {{"Content-Type", "application/json"}, {"Authorization", "Bearer wrong"}, {"X-Request-ID", "rid-1"}}, "{}", {}});
     EXPECT_EQ(r.status, 401);
     EXPECT_EQ(r.header("X-Request-ID").value_or(""), "rid-1") << "headers are matched case-insensitively";

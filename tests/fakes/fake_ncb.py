@@ -7,7 +7,7 @@ API's definition as far as docpipe is concerned.
 Prints `LISTENING <port>` on stdout once bound; logs go to stderr (never bodies). Stops on
 SIGTERM/SIGINT, or when the process whose pid is in DOCPIPE_FAKE_PARENT_PID is gone.
 
-POST /api/v1/claims                                   target "claims"
+POST /api/v1/claims/submit                            target "claims"
   Headers: Authorization: Bearer <KEY>               required, else 401 UNAUTHORIZED
            Idempotency-Key: <opaque, non-empty>      required, else 400 MISSING_IDEMPOTENCY_KEY
            Content-Type: application/json            else 415 UNSUPPORTED_MEDIA_TYPE
@@ -39,7 +39,7 @@ GET /api/v1/health                                    target "health", no auth
 
 Control API (no auth), besides the common /_fake/reset, /_fake/script, /_fake/requests:
   GET /_fake/claims  {"claims": [{"claim_reference", "idempotency_key", "request_id", "record"}],
-                      "attempts": <POSTs to /api/v1/claims seen, including failed and scripted ones>}
+                      "attempts": <POSTs to /api/v1/claims/submit seen, including failed and scripted ones>}
 Scripts for target "claims" answer before any check (e.g. 503 + Retry-After, or a dropped connection).
 """
 
@@ -121,7 +121,7 @@ class Ncb:
     def register(self, app):
         self.app = app
         app.echo_headers.append("X-Request-ID")
-        app.add_route("POST", r"/api/v1/claims", "claims", self.post_claim)
+        app.add_route("POST", r"/api/v1/claims/submit", "claims", self.post_claim)
         app.add_route("GET", r"/api/v1/health", "health", lambda req, m: Response.json(200, {"status": "ok"}),
                       auth=False)
         app.add_control("GET", r"/_fake/claims", self._ctl_claims)

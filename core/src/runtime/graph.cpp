@@ -168,6 +168,10 @@ void GraphExecutor::settle(const std::shared_ptr<Tracker>& tracker) {
     }
     failpoint("settle.after_ack");
     auto& counters = s_.settlements.counters;
+    {
+        std::lock_guard lock(s_.settlements.failures_mutex);
+        if (s_.settlements.jobs.size() < 1000) s_.settlements.jobs.push_back({tracker->label, end.status, end.references, end.detail});
+    }
     if (outcome.ok) {
         counters.completed.fetch_add(1);
     } else {
@@ -290,9 +294,10 @@ void GraphExecutor::hold(std::size_t index, Envelope env, const std::string& why
                                           std::chrono::duration_cast<std::chrono::seconds>(now - env.holding_since).count()));
         return;
     }
-    const auto waited = std::chrono::duration_cast<milliseconds>(now - env.holding_since);
-    milliseconds delay = std::clamp(waited / 2, milliseconds(100), milliseconds(5000));
-    if (hint > delay) delay = std::min(hint, milliseconds(60'000));
+    // Exponential backoff with jitter under the node's retry policy (capped by its
+    // max_backoff), or the endpoint's Retry-After; no attempt is used up.
+    env.holds += 1;
+    const milliseconds delay = std::min(retry_delay(node.spec->retry, env.holds + 1, hint), milliseconds(300'000));
     note(env, node, HopRecord::Result::Hold, why);
     node.stats.retries.fetch_add(1, std::memory_order_relaxed);
     set_state(env, HopState::RetryWait);

@@ -31,6 +31,7 @@ struct Settlements {
     RunCounters counters;
     mutable std::mutex failures_mutex;
     std::vector<FailedDocument> failures;  // first 100
+    std::vector<SettledJob> jobs;          // first 1000, in the order they settled (guarded by failures_mutex)
 };
 
 struct GraphServices {

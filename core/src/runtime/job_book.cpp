@@ -184,6 +184,8 @@ JobEnd JobBook::end(Tracker& t) {
             j.status = t.previous_status;
             j.references["duplicate_deliveries"] = j.references.value("duplicate_deliveries", 0) + 1;
             result.status = j.status;
+            result.references = j.references;
+            result.detail = j.last_error;
             return;
         }
         j.status = status;
@@ -205,6 +207,8 @@ JobEnd JobBook::end(Tracker& t) {
         j.last_error = outcomes_now.empty() ? (failed ? failure : "") : summary_error(outcomes_now, status);
         if (claim && !record_claim_on_job(*claim, j) && !claim->fields.empty()) j.fields = claim->fields;
         result.status = status;
+        result.references = j.references;
+        result.detail = j.last_error;
     };
     try {
         guard_.run([&] { store_.modify_job(t.doc_id, write); }, "job record");

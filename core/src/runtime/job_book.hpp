@@ -28,6 +28,8 @@ namespace docpipe::core {
 struct JobEnd {
     std::string status;
     Outcome ack;  // what the source is told
+    nlohmann::json references = nlohmann::json::object();
+    std::string detail;  // last_error
 };
 
 class JobBook {

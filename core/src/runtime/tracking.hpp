@@ -110,10 +110,19 @@ struct Envelope {
     steady::time_point store_failing_since{};
     // The same for a sink whose endpoint is down (SinkResult::hold), up to retry.hold_for.
     steady::time_point holding_since{};
+    int holds = 0;  // waits so far for that endpoint: the backoff grows with them
 };
 
 struct FailedDocument {
     std::string doc_id, label, reason;
+};
+
+// How a source document's job ended, for the --once summary: what the receiving systems
+// called its deliveries (the NCB claim reference...) or why there are none.
+struct SettledJob {
+    std::string label, status;
+    nlohmann::json references;
+    std::string detail;  // the job's last_error
 };
 
 // Totals for the run summary and /metrics.
