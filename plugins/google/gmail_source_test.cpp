@@ -27,10 +27,14 @@
 #include "base64.hpp"
 #include "docpipe/testing.hpp"
 #include "fake_process.hpp"
+#include "test_keys.hpp"
 
 using namespace docpipe;
 using nlohmann::json;
 using std::chrono::milliseconds;
+
+using docpipe::test::new_rsa_key_pem;
+using docpipe::test::TempFile;
 
 namespace {
 
@@ -43,30 +47,6 @@ const std::string kAudience = "https://docpipe.example.com/hooks/gmail";
 const std::string kPushAccount = "pubsub-push@test-project.iam.gserviceaccount.com";
 
 std::string plugin_file() { return std::string(DOCPIPE_BUILD_PLUGIN_DIR) + "/libdocpipe-google.so"; }
-
-std::string new_rsa_key_pem() {
-    EVP_PKEY* key = EVP_RSA_gen(2048);
-    BIO* bio = BIO_new(BIO_s_mem());
-    PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
-    char* data = nullptr;
-    const long n = BIO_get_mem_data(bio, &data);
-    std::string pem(data, static_cast<std::size_t>(n));
-    BIO_free(bio);
-    EVP_PKEY_free(key);
-    return pem;
-}
-
-struct TempFile {
-    std::filesystem::path path;
-    explicit TempFile(const std::string& text) {
-        std::string pattern = (std::filesystem::temp_directory_path() / "docpipe-gmail-XXXXXX").string();
-        const int fd = mkstemp(pattern.data());
-        ::close(fd);
-        path = pattern;
-        std::ofstream(path) << text;
-    }
-    ~TempFile() { std::filesystem::remove(path); }
-};
 
 std::string service_account_json(const std::string& pem) {
     return json{{"type", "service_account"},

@@ -18,39 +18,18 @@
 
 #include "docpipe/testing.hpp"
 #include "fake_process.hpp"
+#include "test_keys.hpp"
 
 using namespace docpipe;
 using nlohmann::json;
 using std::chrono::milliseconds;
 
+using docpipe::test::new_rsa_key_pem;
+using docpipe::test::TempFile;
+
 namespace {
 
 std::string plugin_file() { return std::string(DOCPIPE_BUILD_PLUGIN_DIR) + "/libdocpipe-google.so"; }
-
-// A fresh RSA key as PKCS#8 PEM, as Google puts it in a service-account key file.
-std::string new_rsa_key_pem() {
-    EVP_PKEY* key = EVP_RSA_gen(2048);
-    BIO* bio = BIO_new(BIO_s_mem());
-    PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
-    char* data = nullptr;
-    const long n = BIO_get_mem_data(bio, &data);
-    std::string pem(data, static_cast<std::size_t>(n));
-    BIO_free(bio);
-    EVP_PKEY_free(key);
-    return pem;
-}
-
-struct TempFile {
-    std::filesystem::path path;
-    explicit TempFile(const std::string& text) {
-        std::string pattern = (std::filesystem::temp_directory_path() / "docpipe-google-XXXXXX").string();
-        const int fd = mkstemp(pattern.data());
-        ::close(fd);
-        path = pattern;
-        std::ofstream(path) << text;
-    }
-    ~TempFile() { std::filesystem::remove(path); }
-};
 
 std::string service_account_json(const std::string& pem, const std::string& email = "docpipe@test-project.iam.gserviceaccount.com") {
     return json{{"type", "service_account"},

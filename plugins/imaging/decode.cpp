@@ -7,6 +7,7 @@
 #include <poppler/cpp/poppler-page.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -165,14 +166,30 @@ PlannedPage planned(std::int64_t width, std::int64_t height, bool gray, std::siz
 
 }  // namespace
 
-void quiet_libraries() {
-    // Their own stderr chatter ("Error in pixReadStreamJpeg", "poppler/error: ...") would
-    // bypass our logs; every failure is reported through BadInput instead.
+namespace {
+std::atomic<Logger*> library_logger{nullptr};
+
+void to_library_logger(std::string_view library, std::string_view message) {
+    while (!message.empty() && (message.back() == '\n' || message.back() == '\r')) message.remove_suffix(1);
+    if (Logger* logger = library_logger.load(); logger && !message.empty())
+        logger->log(LogLevel::Debug, fmt::format("{}: {}", library, message));
+}
+}  // namespace
+
+void route_library_messages_to(Logger* logger) {
     static std::once_flag once;
     std::call_once(once, [] {
-        setMsgSeverity(L_SEVERITY_NONE);
-        poppler::set_debug_error_function([](const std::string&, void*) {}, nullptr);
+        // Leptonica's "Error in pixReadStreamJpeg: ..." and poppler's syntax warnings.
+        setMsgSeverity(L_SEVERITY_WARNING);
+        leptSetStderrHandler([](const char* text) { to_library_logger("leptonica", text ? text : ""); });
+        poppler::set_debug_error_function([](const std::string& text, void*) { to_library_logger("poppler", text); }, nullptr);
     });
+    library_logger.store(logger);
+}
+
+void stop_routing_library_messages_to(Logger* logger) {
+    Logger* expected = logger;
+    library_logger.compare_exchange_strong(expected, nullptr);
 }
 
 bool is_pdf(const Part& part) {

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "docpipe/context.hpp"
 #include "docpipe/document.hpp"
 
 namespace docpipe::imaging {
@@ -29,8 +30,12 @@ struct DecodeLimits {
 
 bool is_pdf(const Part& part);
 
-// Silences Leptonica's and poppler's own stderr messages (once per process).
-void quiet_libraries();
+// Leptonica and poppler write their own messages to stderr, past every log. Route them to
+// a node's logger at debug level instead (every failure also reaches the document as
+// BadInput with its reason): the most recently registered logger, since each library has
+// one handler per process. Unregister with the same pointer before the logger dies.
+void route_library_messages_to(Logger* logger);
+void stop_routing_library_messages_to(Logger* logger);
 
 // A page as it will come out of decode(), known before decoding.
 struct PlannedPage {

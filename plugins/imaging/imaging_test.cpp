@@ -119,6 +119,22 @@ TEST(PdfPages, PdfTextLayerIsKeptOrRendered) {
     EXPECT_TRUE(rendered[0].doc->pages[0].text_layer.empty());
 }
 
+TEST(PdfPages, LibraryMessagesGoToTheNodesLogNotToStderr) {
+    auto runner = NodeRunner::from_plugin(kPlugin, "transform.pdf_pages", "{}");
+    Bytes receipt = read_bytes(kReceipt);
+    Bytes truncated(receipt.begin(), receipt.begin() + static_cast<std::ptrdiff_t>(receipt.size() / 3));
+    ::testing::internal::CaptureStderr();
+    (void)error_of(runner, doc_of("photo.jpg", truncated));
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    // Leptonica's own lines ("Error in pixReadMemJpeg: ...") no longer reach stderr. libjpeg
+    // still prints its warning ("Premature end of JPEG file") itself: Leptonica installs
+    // libjpeg's default message handler, which no API lets us replace.
+    EXPECT_EQ(err.find("Error in"), std::string::npos) << err;
+    bool routed = false;
+    for (const auto& line : runner.context().log_lines()) routed |= line.message.rfind("leptonica: ", 0) == 0;
+    EXPECT_TRUE(routed) << "Leptonica's complaint about the truncated JPEG should be in the node's log";
+}
+
 TEST(PdfPages, BadInputGivesClearReasons) {
     auto runner = NodeRunner::from_plugin(kPlugin, "transform.pdf_pages", "max_pages: 50");
     Bytes receipt = read_bytes(kReceipt);

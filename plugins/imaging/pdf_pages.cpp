@@ -54,8 +54,9 @@ public:
         limits_.max_aspect_ratio = c.get_number("max_aspect_ratio");
         limits_.max_bytes = static_cast<std::size_t>(c.get_int("max_bytes"));
         limits_.pdf_text_layer = c.get_string("text_layer") == "use";
-        quiet_libraries();
+        route_library_messages_to(&ctx_.log());
     }
+    ~PdfPages() override { stop_routing_library_messages_to(&ctx_.log()); }
 
     void process(const DocumentPtr& input, Outputs& out) override {
         if (input->parts.empty()) throw BadInput("document has no file to decode");

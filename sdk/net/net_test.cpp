@@ -15,11 +15,15 @@
 #include "docpipe/net/google_auth.hpp"
 #include "docpipe/net/http.hpp"
 #include "fake_process.hpp"
+#include "test_keys.hpp"
 
 using namespace docpipe::net;
 using nlohmann::json;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+
+using docpipe::test::new_rsa_key_pem;
+using docpipe::test::TempFile;
 
 namespace {
 
@@ -32,31 +36,6 @@ HttpResponse response(long status, std::string body, Headers headers = {}) {
     r.headers = std::move(headers);
     return r;
 }
-
-// A fresh RSA key as PKCS#8 PEM (what Google puts in a service-account key file).
-std::string new_rsa_key_pem() {
-    EVP_PKEY* key = EVP_RSA_gen(2048);
-    BIO* bio = BIO_new(BIO_s_mem());
-    PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
-    char* data = nullptr;
-    const long n = BIO_get_mem_data(bio, &data);
-    std::string pem(data, static_cast<std::size_t>(n));
-    BIO_free(bio);
-    EVP_PKEY_free(key);
-    return pem;
-}
-
-struct TempFile {
-    std::filesystem::path path;
-    explicit TempFile(const std::string& text) {
-        std::string pattern = (std::filesystem::temp_directory_path() / "docpipe-net-XXXXXX").string();
-        const int fd = mkstemp(pattern.data());
-        ::close(fd);
-        path = pattern;
-        std::ofstream(path) << text;
-    }
-    ~TempFile() { std::filesystem::remove(path); }
-};
 
 }  // namespace
 
