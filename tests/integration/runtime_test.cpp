@@ -478,7 +478,7 @@ edges:
     std::map<std::string, int> by_node;
     for (const auto& e : trace) {
         by_node[e["node"].get<std::string>()]++;
-        EXPECT_TRUE(e.contains("component") && e.contains("start") && e.contains("ms") && e.contains("attempt")) << e.dump();
+        EXPECT_TRUE(e.contains("component") && e.contains("start_ms") && e.contains("ms") && e.contains("attempt")) << e.dump();
         EXPECT_GE(e["ms"].get<double>(), 0.0);
     }
     EXPECT_EQ(by_node["split"], 1);

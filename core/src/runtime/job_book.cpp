@@ -154,16 +154,20 @@ JobEnd JobBook::end(Tracker& t) {
         fresh.push_back(to_json(worst));
     }
 
+    // Cheap on purpose: this runs once per source document on the hot path. Times are epoch
+    // milliseconds (the API renders them); the doc id is left out when it is the job's own.
     nlohmann::json timeline = nlohmann::json::array();
-    for (const auto& h : hops) {
-        nlohmann::json e{{"node", h.node ? h.node->name() : std::string()},
-                         {"component", h.node ? h.node->spec->component : std::string()},
-                         {"doc_id", h.doc_id},
-                         {"start", iso8601(std::chrono::system_clock::time_point(std::chrono::milliseconds(h.started_ms)))},
-                         {"ms", static_cast<double>(h.micros) / 1000.0},
-                         {"attempt", h.attempt},
-                         {"outcome", to_string(h.result)}};
-        if (!h.detail.empty()) e["detail"] = h.detail;
+    timeline.get_ref<nlohmann::json::array_t&>().reserve(hops.size());
+    for (auto& h : hops) {
+        nlohmann::json e = nlohmann::json::object();
+        e["node"] = h.node ? h.node->name() : std::string();
+        e["component"] = h.node ? h.node->spec->component : std::string();
+        if (h.doc_id != t.doc_id) e["doc_id"] = std::move(h.doc_id);
+        e["start_ms"] = h.started_ms;
+        e["ms"] = static_cast<double>(h.micros) / 1000.0;
+        e["attempt"] = h.attempt;
+        e["outcome"] = to_string(h.result);
+        if (!h.detail.empty()) e["detail"] = std::move(h.detail);
         timeline.push_back(std::move(e));
     }
 
