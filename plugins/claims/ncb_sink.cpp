@@ -1,7 +1,5 @@
 #include "ncb_sink.hpp"
 
-#include <openssl/evp.h>
-
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
@@ -10,23 +8,6 @@
 namespace docpipe::claims {
 
 namespace {
-
-std::string hex(const unsigned char* data, std::size_t n) {
-    static const char* digits = "0123456789abcdef";
-    std::string out;
-    for (std::size_t i = 0; i < n; ++i) {
-        out += digits[data[i] >> 4];
-        out += digits[data[i] & 15];
-    }
-    return out;
-}
-
-std::string sha256_hex(std::string_view text) {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    EVP_Digest(text.data(), text.size(), digest, &n, EVP_sha256(), nullptr);
-    return hex(digest, n);
-}
 
 // NCB's reasons, field by field: {"error":{"message","details":[{"field","issue"}]}}.
 std::string ncb_details(const std::string& body) {
@@ -126,7 +107,8 @@ SinkResult NcbSink::write(const Document& doc) {
     }
     if (flag_for_review_) record.record["Review Flag"] = true;
     const std::string body = record.record.dump();
-    const std::string idempotency_key = "docpipe-" + sha256_hex(doc.id + "\n" + body).substr(0, 40);
+    // The SDK's content hash (SHA-256, 96 bits) of the document id and the record.
+    const std::string idempotency_key = "docpipe-" + Document::content_id(doc.id + "\n" + body);
     // The document id: NCB's logs and ours meet on it (the Idempotency-Key tells tries apart
     // from new claims; the request id tells which document a request was about).
     const std::string& rid = doc.id;
