@@ -1,6 +1,8 @@
 #include "services.hpp"
 
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -167,16 +169,25 @@ void NodeMetrics::observe(std::string_view name, double value, const Labels& lab
 void SystemClock::sleep_for(std::chrono::milliseconds duration) { std::this_thread::sleep_for(duration); }
 
 std::string iso8601(std::chrono::system_clock::time_point t) {
-    auto secs = std::chrono::time_point_cast<std::chrono::seconds>(t);
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t - secs).count();
-    std::time_t tt = std::chrono::system_clock::to_time_t(secs);
-    std::tm tm{};
-    gmtime_r(&tt, &tm);
-    char buf[40];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-    char out[48];
-    std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms));
-    return out;
+    // Written by hand rather than with gmtime_r + strftime: the delivery ledger stamps every
+    // delivery with it, on the graph's hot path. The date comes from the day count with the
+    // proleptic Gregorian calendar (eras of 400 years), as std::chrono's year_month_day does.
+    using namespace std::chrono;
+    const auto ms_total = duration_cast<milliseconds>(t.time_since_epoch()).count();
+    std::int64_t days = ms_total / 86'400'000;
+    std::int64_t ms_of_day = ms_total % 86'400'000;
+    if (ms_of_day < 0) {
+        ms_of_day += 86'400'000;
+        --days;
+    }
+    const year_month_day date{sys_days{std::chrono::days{days}}};
+    const int year = static_cast<int>(date.year());
+    const unsigned month = static_cast<unsigned>(date.month()), day = static_cast<unsigned>(date.day());
+    const auto hours = ms_of_day / 3'600'000, minutes = ms_of_day / 60'000 % 60, seconds = ms_of_day / 1000 % 60, millis = ms_of_day % 1000;
+    char out[40];
+    const int n = std::snprintf(out, sizeof out, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", year, month, day, static_cast<int>(hours),
+                                static_cast<int>(minutes), static_cast<int>(seconds), static_cast<int>(millis));
+    return std::string(out, static_cast<std::size_t>(n));
 }
 
 }  // namespace docpipe::core

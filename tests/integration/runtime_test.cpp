@@ -1,10 +1,12 @@
 // Graph semantics: acks, retries, dead letters, backpressure, shutdown, misbehaving plugins.
 #include <gtest/gtest.h>
 
+#include <ctime>
 #include <fstream>
 #include <future>
 
 #include "harness.hpp"
+#include "services.hpp"
 
 using namespace docpipe;
 using namespace docpipe::test;
@@ -471,7 +473,7 @@ edges:
     EXPECT_EQ(rt->run(), 0);
     auto job = rt->state().get_job("doc-0");
     ASSERT_TRUE(job);
-    const auto& trace = job->trace;
+    const auto trace = job->to_json()["trace"];  // stored as text, parsed by to_json()
     ASSERT_TRUE(trace.is_array());
     // split once, route twice (one per child), one delivery by each sink.
     ASSERT_EQ(trace.size(), 5u) << trace.dump(2);
@@ -489,9 +491,42 @@ edges:
     EXPECT_EQ(trace[0]["component"], "transform.split");
     EXPECT_EQ(trace[0]["outcome"], "processed");
     EXPECT_EQ(trace[0]["detail"], "2 document(s)");
-    for (const auto& e : trace)
-        if (e["node"] == "route") EXPECT_TRUE(e["detail"] == "even" || e["detail"] == "odd") << e.dump();
-        else if (e["node"] == "out" || e["node"] == "drop") EXPECT_EQ(e["outcome"], "delivered");
+    for (const auto& e : trace) {
+        if (e["node"] == "route") {
+            EXPECT_TRUE(e["detail"] == "even" || e["detail"] == "odd") << e.dump();
+        } else if (e["node"] == "out" || e["node"] == "drop") {
+            EXPECT_EQ(e["outcome"], "delivered");
+        }
+    }
+}
+
+// The timeline is stored as JSON text written by hand on the hot path: a reason with
+// quotes, a newline, a backslash and non-ASCII letters must still read back.
+TEST(Runtime, TheTimelineKeepsAnAwkwardReasonReadable) {
+    Harness h;
+    auto rt = h.build(pipeline(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  bad: {component: transform.misbehave, config: {mode: bad_input, message: "say \"no\"\nC:\\path \xff\xfe end"}}
+  out: {component: sink.memory, config: {probe: out}}
+edges: [in -> bad -> out]
+)"), true);
+    probe("src").feed(1);
+    rt->start();
+    EXPECT_EQ(rt->run(), 1);
+    auto job = rt->state().get_job("doc-0");
+    ASSERT_TRUE(job);
+    const auto parsed = nlohmann::json::parse(job->trace_json, nullptr, false);
+    ASSERT_TRUE(parsed.is_array()) << job->trace_json;
+    ASSERT_EQ(parsed.size(), 1u) << job->trace_json;
+    const auto detail = parsed[0].value("detail", "");
+    EXPECT_NE(detail.find("say \"no\"\nC:\\path "), std::string::npos) << detail;
+    EXPECT_NE(detail.find(" end"), std::string::npos) << detail;
+    // The job as the stores write it is valid JSON with the same timeline.
+    const auto stored = nlohmann::json::parse(job->to_json_text(), nullptr, false);
+    ASSERT_TRUE(stored.is_object()) << job->to_json_text();
+    EXPECT_EQ(stored["trace"], parsed);
+    EXPECT_EQ(stored["id"], "doc-0");
 }
 
 TEST(Runtime, TheTimelineShowsRetriesAndTheFailure) {
@@ -508,10 +543,43 @@ edges: [in -> bad -> out]
     EXPECT_EQ(rt->run(), 1);
     auto job = rt->state().get_job("doc-0");
     ASSERT_TRUE(job);
-    ASSERT_EQ(job->trace.size(), 2u) << job->trace.dump(2);
-    EXPECT_EQ(job->trace[0]["outcome"], "retry");
-    EXPECT_EQ(job->trace[0]["attempt"], 1);
-    EXPECT_EQ(job->trace[1]["outcome"], "failed");
-    EXPECT_EQ(job->trace[1]["attempt"], 2);
-    EXPECT_FALSE(job->trace[1]["detail"].get<std::string>().empty());
+    const auto trace = job->to_json()["trace"];
+    ASSERT_EQ(trace.size(), 2u) << trace.dump(2);
+    EXPECT_EQ(trace[0]["outcome"], "retry");
+    EXPECT_EQ(trace[0]["attempt"], 1);
+    EXPECT_EQ(trace[1]["outcome"], "failed");
+    EXPECT_EQ(trace[1]["attempt"], 2);
+    EXPECT_FALSE(trace[1]["detail"].get<std::string>().empty());
+}
+
+// iso8601() is written by hand (it stamps every ledger entry on the hot path): it must agree
+// with the C library's calendar everywhere, leap days, century years and before 1970 included.
+TEST(Runtime, Iso8601AgreesWithTheCLibrary) {
+    auto reference = [](std::int64_t ms) {
+        std::int64_t secs = ms / 1000, millis = ms % 1000;
+        if (millis < 0) {
+            millis += 1000;
+            --secs;
+        }
+        const std::time_t tt = static_cast<std::time_t>(secs);
+        std::tm tm{};
+        gmtime_r(&tt, &tm);
+        char buf[40], out[48];
+        std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+        std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(millis));
+        return std::string(out);
+    };
+    std::vector<std::int64_t> samples{0, 1, 999, 1000, -1, -1000, -86'400'000, 951'782'400'000 /* 2000-02-29 */,
+                                      4'107'542'399'999 /* 2100-02-28T23:59:59.999 */, 4'107'542'400'000, 1'798'761'599'000};
+    std::uint64_t x = 88172645463325252ull;  // xorshift: a reproducible spread over 1900..2197 (system_clock counts ns: it ends in 2262)
+    for (int i = 0; i < 20000; ++i) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        samples.push_back(static_cast<std::int64_t>(x % 9'400'000'000'000ull) - 2'208'988'800'000);
+    }
+    for (const auto ms : samples) {
+        const auto t = std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+        ASSERT_EQ(docpipe::core::iso8601(t), reference(ms)) << ms;
+    }
 }

@@ -175,10 +175,12 @@ public:
         d.summary = "test: breaks in the configured way";
         d.config = ConfigSpec{
             Field::enumeration("mode", {"throw", "bad_input", "null_doc", "bad_port", "ctor", "start", "retry_later", "ok"}).required(),
-            Field::string("probe").default_value("misbehave")};
+            Field::string("probe").default_value("misbehave"),
+            Field::string("message").default_value("").describe("bad_input: the reason given (default: an encrypted PDF)")};
         return d;
     }
-    MisbehavingTransform(const Config& c, Context&) : mode_(c.get_string("mode")), probe_(probe(c.get_string("probe"))) {
+    MisbehavingTransform(const Config& c, Context&)
+        : mode_(c.get_string("mode")), message_(c.get_string("message")), probe_(probe(c.get_string("probe"))) {
         if (mode_ == "ctor") throw std::runtime_error("constructor exploded on purpose");
     }
     void start() override {
@@ -190,7 +192,7 @@ public:
             probe_.attempts[in->id]++;
         }
         if (mode_ == "throw") throw std::runtime_error("process exploded on purpose");
-        if (mode_ == "bad_input") throw BadInput("receipt.pdf: encrypted PDF, no password");
+        if (mode_ == "bad_input") throw BadInput(message_.empty() ? "receipt.pdf: encrypted PDF, no password" : message_);
         if (mode_ == "retry_later") throw RetryLater("upstream busy", std::chrono::milliseconds(5));
         if (mode_ == "null_doc") {
             out.emit(nullptr);
@@ -205,6 +207,7 @@ public:
 
 private:
     std::string mode_;
+    std::string message_;
     Probe& probe_;
 };
 

@@ -227,7 +227,7 @@ void GraphExecutor::fail(RuntimeNode& node, const Envelope& env, const std::stri
             env.tracker->reason = reason;
         }
         env.tracker->dead_letter_missing |= !stored;
-        env.tracker->outcomes.push_back({DescendantOutcome::Kind::Failed, env.doc->id, file_name(*env.doc), node.name(), reason});
+        env.tracker->outcomes.push_back({DescendantOutcome::Kind::Failed, env.doc->id, file_name(*env.doc), node.name(), reason, {}});
     }
     finish_hop(env);
 }
@@ -390,7 +390,7 @@ void GraphExecutor::run_transform(std::size_t index, const Envelope& env) {
         note(env, node, HopRecord::Result::Skipped, outputs.skipped);
         node.context->log().log(LogLevel::Info, "skipped: " + outputs.skipped, env.doc->id);
         s_.metrics.increment("skipped_total", 1, {{"node", node.name()}});
-        env.tracker->add_outcome({DescendantOutcome::Kind::Skipped, env.doc->id, file_name(*env.doc), node.name(), outputs.skipped});
+        env.tracker->add_outcome({DescendantOutcome::Kind::Skipped, env.doc->id, file_name(*env.doc), node.name(), outputs.skipped, {}});
     }
     if (!outputs.emitted.empty() || outputs.skipped.empty()) {
         std::string detail;  // where the documents went, when a node has ports to choose from

@@ -1,6 +1,7 @@
 #include "job_book.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <csignal>
 #include <map>
 #include <unistd.h>
@@ -36,6 +37,28 @@ bool owner_is_gone(const std::string& owner, const std::string& self) {
     }
 }
 
+// Appends `value` as a JSON string. Names and ids are plain ASCII and copied as they are;
+// anything else goes through nlohmann's escaping, which also replaces invalid UTF-8.
+void append_json_string(std::string& out, std::string_view value) {
+    const bool plain = std::all_of(value.begin(), value.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u >= 0x20 && u < 0x7f && c != '"' && c != '\\';
+    });
+    if (plain) {
+        out += '"';
+        out += value;
+        out += '"';
+        return;
+    }
+    out += nlohmann::json(std::string(value)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+void append_integer(std::string& out, std::int64_t value) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+    out.append(digits, end);
+}
+
 int severity(DescendantOutcome::Kind k) {
     switch (k) {
         case DescendantOutcome::Kind::Skipped: return 0;
@@ -53,11 +76,16 @@ DescendantOutcome::Kind kind_of(const std::string& status) {
     return DescendantOutcome::Kind::Submitted;
 }
 
-nlohmann::json to_json(const DescendantOutcome& o) {
-    nlohmann::json j{{"doc_id", o.doc_id}, {"status", to_string(o.kind)}, {"node", o.node}};
-    if (!o.name.empty()) j["name"] = o.name;
-    if (!o.reason.empty()) j["reason"] = o.reason;
-    if (!o.references.empty()) j["references"] = o.references;
+// `references`: every sink's references for this document (null when none).
+nlohmann::json to_json(const DescendantOutcome& o, const std::map<std::string, std::string>* references) {
+    nlohmann::json j = nlohmann::json::object();
+    auto& members = j.get_ref<nlohmann::json::object_t&>();
+    members.emplace("doc_id", o.doc_id);
+    members.emplace("status", to_string(o.kind));
+    members.emplace("node", o.node);
+    if (!o.name.empty()) members.emplace("name", o.name);
+    if (!o.reason.empty()) members.emplace("reason", o.reason);
+    if (references && !references->empty()) members.emplace("references", *references);
     return j;
 }
 
@@ -100,18 +128,24 @@ JobBook::JobBook(Store& store, StoreGuard& guard, Logger& log, std::string pipel
     : store_(store), guard_(guard), log_(log), pipeline_hash_(std::move(pipeline_hash)), owner_(this_owner()) {}
 
 void JobBook::start(Tracker& t, Document& doc) {
-    Job job;
-    job.id = t.doc_id;
-    job.root_id = t.doc_id;
-    job.status = "processing";
-    job.source = t.source_node;
-    job.filename = t.label;
-    job.owner = owner_;
-    if (auto it = doc.attributes.find("message_id"); it != doc.attributes.end()) job.email_id = it->second;
-    job.attempts = 1;
-    job.pipeline_hash = pipeline_hash_;
+    const auto message_id = doc.attributes.find("message_id");
+    // Built afresh for each try (the guard tries again after a store outage), so the store
+    // can move it in.
+    auto fresh_job = [&] {
+        Job job;
+        job.id = t.doc_id;
+        job.root_id = t.doc_id;
+        job.status = "processing";
+        job.source = t.source_node;
+        job.filename = t.label;
+        job.owner = owner_;
+        if (message_id != doc.attributes.end()) job.email_id = message_id->second;
+        job.attempts = 1;
+        job.pipeline_hash = pipeline_hash_;
+        return job;
+    };
     // One store operation: created, or reopened for a redelivery.
-    const auto previous = guard_.run([&] { return store_.open_job(job); }, "job record");
+    const auto previous = guard_.run([&] { return store_.open_job(fresh_job()); }, "job record");
     if (!previous) {
         t.first_delivery = true;
         return;
@@ -146,39 +180,69 @@ JobEnd JobBook::end(Tracker& t) {
     std::map<std::string, std::map<std::string, std::string>> references_by_doc;
     for (const auto& o : mine)
         for (const auto& [k, v] : o.references) references_by_doc[o.doc_id].emplace(k, v);
-    nlohmann::json fresh = nlohmann::json::array();
-    for (std::size_t i = 0; i < mine.size(); ++i) {
-        if (i != 0 && mine[i].doc_id == mine[i - 1].doc_id) continue;
-        DescendantOutcome worst = mine[i];  // the worst of each
-        if (auto r = references_by_doc.find(worst.doc_id); r != references_by_doc.end()) worst.references = r->second;
-        fresh.push_back(to_json(worst));
-    }
-
-    // Cheap on purpose: this runs once per source document on the hot path. Times are epoch
-    // milliseconds (the API renders them); the doc id is left out when it is the job's own.
-    nlohmann::json timeline = nlohmann::json::array();
-    timeline.get_ref<nlohmann::json::array_t&>().reserve(hops.size());
-    for (auto& h : hops) {
-        nlohmann::json e = nlohmann::json::object();
-        e["node"] = h.node ? h.node->name() : std::string();
-        e["component"] = h.node ? h.node->spec->component : std::string();
-        if (h.doc_id != t.doc_id) e["doc_id"] = std::move(h.doc_id);
-        e["start_ms"] = h.started_ms;
-        e["ms"] = static_cast<double>(h.micros) / 1000.0;
-        e["attempt"] = h.attempt;
-        e["outcome"] = to_string(h.result);
-        if (!h.detail.empty()) e["detail"] = std::move(h.detail);
-        timeline.push_back(std::move(e));
-    }
+    // Both are built inside the store's write: it may run more than once (a backend's
+    // optimistic retry), and building there lets the common single run move them into the
+    // job instead of copying a timeline of several hundred entries.
+    auto build_fresh = [&] {
+        nlohmann::json fresh = nlohmann::json::array();
+        for (std::size_t i = 0; i < mine.size(); ++i) {
+            if (i != 0 && mine[i].doc_id == mine[i - 1].doc_id) continue;
+            const DescendantOutcome& worst = mine[i];  // the worst of each
+            const auto r = references_by_doc.find(worst.doc_id);
+            fresh.push_back(to_json(worst, r != references_by_doc.end() ? &r->second : nullptr));
+        }
+        return fresh;
+    };
+    // Cheap on purpose: this runs once per source document on the hot path, so the timeline
+    // is written straight as JSON text (Job::trace_json), not built as a tree. Times are
+    // epoch milliseconds (the API renders them); the doc id is left out when it is the job's own.
+    auto timeline_entries = [&] {
+        std::string text;
+        text.reserve(hops.size() * 120);
+        for (const auto& h : hops) {
+            if (!text.empty()) text += ',';
+            text += "{\"node\":";
+            append_json_string(text, h.node ? std::string_view(h.node->name()) : std::string_view());
+            text += ",\"component\":";
+            append_json_string(text, h.node ? std::string_view(h.node->spec->component) : std::string_view());
+            if (h.doc_id != t.doc_id) {
+                text += ",\"doc_id\":";
+                append_json_string(text, h.doc_id);
+            }
+            text += ",\"start_ms\":";
+            append_integer(text, h.started_ms);
+            text += ",\"ms\":";  // milliseconds with three decimals, from whole microseconds
+            append_integer(text, h.micros / 1000);
+            text += '.';
+            const auto frac = h.micros % 1000;
+            text += static_cast<char>('0' + frac / 100);
+            text += static_cast<char>('0' + frac / 10 % 10);
+            text += static_cast<char>('0' + frac % 10);
+            text += ",\"attempt\":";
+            append_integer(text, h.attempt);
+            text += ",\"outcome\":\"";
+            text += to_string(h.result);
+            text += '"';
+            if (!h.detail.empty()) {
+                text += ",\"detail\":";
+                append_json_string(text, h.detail);
+            }
+            text += '}';
+        }
+        return text;
+    };
 
     JobEnd result;
     auto write = [&](Job& j) {
-        nlohmann::json outcomes = fresh;
+        nlohmann::json fresh = build_fresh();
+        nlohmann::json outcomes;
         if (t.replaces) {  // an approval or a retry: the job's other outcomes stand
             outcomes = nlohmann::json::array();
             for (const auto& o : j.outcomes)
                 if (kind_of(o.value("status", "")) != *t.replaces) outcomes.push_back(o);
             for (const auto& o : fresh) outcomes.push_back(o);
+        } else {
+            outcomes = std::move(fresh);
         }
         std::string status = derive(outcomes);
         if (outcomes.empty() && failed) status = "failed";
@@ -193,10 +257,15 @@ JobEnd JobBook::end(Tracker& t) {
             return;
         }
         j.status = status;
-        if (t.replaces) {  // an approval or a retry continues the job's timeline
-            for (auto& e : timeline) j.trace.push_back(e);
-        } else {
-            j.trace = timeline;
+        // An approval or a retry continues the job's timeline; a delivery starts it anew.
+        std::string entries = timeline_entries();
+        const bool continues = t.replaces && j.trace_json.size() > 2 && j.trace_json.back() == ']';
+        if (!continues) {
+            j.trace_json = "[" + entries + "]";
+        } else if (!entries.empty()) {
+            j.trace_json.back() = ',';
+            j.trace_json += entries;
+            j.trace_json += ']';
         }
         // The job's references: one value per key, or every distinct value when attachments differ.
         for (const auto& [doc_id, refs] : references_by_doc)
@@ -223,8 +292,8 @@ JobEnd JobBook::end(Tracker& t) {
         log_.log(LogLevel::Error, result.ack.reason, t.doc_id);
         return result;
     }
-    if (result.status.empty()) result.status = derive(fresh);  // no job record (an admin re-entry of a deleted job)
-    if (result.status == "failed") result.ack = {false, failure.empty() ? summary_error(fresh, "failed") : failure};
+    if (result.status.empty()) result.status = derive(build_fresh());  // no job record (an admin re-entry of a deleted job)
+    if (result.status == "failed") result.ack = {false, failure.empty() ? summary_error(build_fresh(), "failed") : failure};
     else if (letters_missing) result.ack = {false, failure + " (its dead letter could not be stored, so the source keeps the input)"};
     return result;
 }

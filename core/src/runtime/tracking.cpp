@@ -25,7 +25,11 @@ const char* to_string(DescendantOutcome::Kind kind) {
 
 bool InFlight::enter(const std::shared_ptr<Tracker>& tracker) {
     std::unique_lock lock(mutex_);
-    cv_.wait(lock, [&] { return live_.size() < max_ || stop_sources_.load(); });
+    if (live_.size() >= max_) {
+        ++sources_waiting_;
+        cv_.wait(lock, [&] { return live_.size() <= resume_at_ || stop_sources_.load(); });
+        --sources_waiting_;
+    }
     if (stop_sources_.load()) return false;
     live_.insert(tracker);
     peak_ = std::max<std::uint64_t>(peak_, live_.size());
@@ -42,11 +46,10 @@ void InFlight::leave(const std::shared_ptr<Tracker>& tracker) {
     bool wake;
     {
         std::lock_guard lock(mutex_);
-        const bool was_full = live_.size() >= max_;
         live_.erase(tracker);
-        // Only two things wait on this: a source for a free slot (only when it was full) and
-        // run() for the set to empty. Waking them on every settle costs a futex call each.
-        wake = was_full || live_.empty();
+        // Only two things wait on this: a source for the set to drain to resume_at_, and
+        // run() for it to empty. Waking them on every settle costs a futex call each.
+        wake = (sources_waiting_ > 0 && live_.size() <= resume_at_) || live_.empty();
     }
     if (wake) cv_.notify_all();
 }

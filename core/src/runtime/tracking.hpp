@@ -12,6 +12,7 @@
 // them and by InFlight; the last one to let go frees it.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -133,7 +134,11 @@ struct RunCounters {
 
 class InFlight {
 public:
-    explicit InFlight(std::size_t max_in_flight) : max_(max_in_flight) {}
+    // A source that found the set full waits until it has drained to `resume_at` (three
+    // quarters of the bound), then admits a burst: one wake-up per quarter of the bound
+    // instead of one per settled document.
+    explicit InFlight(std::size_t max_in_flight)
+        : max_(max_in_flight), resume_at_(max_in_flight ? max_in_flight - std::max<std::size_t>(1, max_in_flight / 4) : 0) {}
 
     // Waits for a free slot (backpressure); false when sources are stopping (not taken).
     bool enter(const std::shared_ptr<Tracker>& tracker);
@@ -160,7 +165,9 @@ public:
 
 private:
     const std::size_t max_;
+    const std::size_t resume_at_;
     mutable std::mutex mutex_;
+    std::size_t sources_waiting_ = 0;  // sources blocked in enter() on a full set
     std::condition_variable cv_;
     std::set<std::shared_ptr<Tracker>> live_;
     std::uint64_t peak_ = 0;

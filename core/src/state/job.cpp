@@ -52,26 +52,45 @@ JobAggregate Store::aggregate_jobs(std::int64_t from_ms, std::int64_t to_ms) {
     return a;
 }
 
+namespace {
+// Every member but the timeline, which is stored as JSON text (Job::trace_json).
+nlohmann::json without_trace(const Job& job) {
+    return {{"id", job.id},
+            {"root_id", job.root_id},
+            {"status", job.status},
+            {"source", job.source},
+            {"filename", job.filename},
+            {"email_id", job.email_id},
+            {"fields", job.fields},
+            {"confidence", job.confidence},
+            {"confidence_level", job.confidence_level},
+            {"references", job.references},
+            {"attempts", job.attempts},
+            {"last_error", job.last_error},
+            {"pipeline_hash", job.pipeline_hash},
+            {"duplicate_of", job.duplicate_of},
+            {"outcomes", job.outcomes},
+            {"owner", job.owner},
+            {"created_ms", job.created_ms},
+            {"updated_ms", job.updated_ms}};
+}
+}  // namespace
+
 nlohmann::json Job::to_json() const {
-    return {{"id", id},
-            {"root_id", root_id},
-            {"status", status},
-            {"source", source},
-            {"filename", filename},
-            {"email_id", email_id},
-            {"fields", fields},
-            {"confidence", confidence},
-            {"confidence_level", confidence_level},
-            {"references", references},
-            {"attempts", attempts},
-            {"last_error", last_error},
-            {"pipeline_hash", pipeline_hash},
-            {"duplicate_of", duplicate_of},
-            {"outcomes", outcomes},
-            {"owner", owner},
-            {"trace", trace},
-            {"created_ms", created_ms},
-            {"updated_ms", updated_ms}};
+    nlohmann::json j = without_trace(*this);
+    auto timeline = nlohmann::json::parse(trace_json, nullptr, false);
+    j["trace"] = timeline.is_array() ? std::move(timeline) : nlohmann::json::array();
+    return j;
+}
+
+std::string Job::to_json_text() const {
+    std::string text = without_trace(*this).dump();
+    // Splice the stored timeline text in as the last member: {...,"trace":[...]}
+    text.pop_back();
+    text += ",\"trace\":";
+    text += trace_json.empty() ? std::string_view("[]") : std::string_view(trace_json);
+    text += '}';
+    return text;
 }
 
 Job Job::from_json(const nlohmann::json& j) {
@@ -92,7 +111,7 @@ Job Job::from_json(const nlohmann::json& j) {
     job.duplicate_of = j.value("duplicate_of", "");
     job.outcomes = j.value("outcomes", nlohmann::json::array());
     job.owner = j.value("owner", "");
-    job.trace = j.value("trace", nlohmann::json::array());
+    if (auto t = j.find("trace"); t != j.end() && t->is_array()) job.trace_json = t->dump();
     job.created_ms = j.value("created_ms", std::int64_t{0});
     job.updated_ms = j.value("updated_ms", std::int64_t{0});
     return job;

@@ -54,10 +54,12 @@ public:
         it->second.updated_ms = now_ms();
         return true;
     }
-    std::optional<std::string> open_job(const Job& fresh) override {
+    std::optional<std::string> open_job(Job fresh) override {
         const std::int64_t now = now_ms();
+        const std::string id = fresh.id;
+        const std::string owner = fresh.owner;
         std::lock_guard lock(mutex_);
-        auto [it, created] = jobs_.try_emplace(fresh.id, fresh);
+        auto [it, created] = jobs_.try_emplace(id, std::move(fresh));  // moved only when created
         Job& job = it->second;
         if (created) {
             job.created_ms = job.created_ms ? job.created_ms : now;
@@ -65,7 +67,7 @@ public:
             return std::nullopt;
         }
         std::optional<std::string> previous = job.status;
-        reopen_job(job, fresh.owner);
+        reopen_job(job, owner);
         job.updated_ms = now;
         return previous;
     }
@@ -86,7 +88,7 @@ public:
         JobPage page;
         page.total = matches.size();
         for (std::size_t i = q.offset; i < matches.size() && i < q.offset + q.limit; ++i) {
-            if (q.raw) page.raw.push_back(matches[i]->to_json().dump());
+            if (q.raw) page.raw.push_back(matches[i]->to_json_text());
             else page.jobs.push_back(*matches[i]);
         }
         return page;

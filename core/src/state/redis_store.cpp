@@ -169,7 +169,7 @@ public:
             if (j.status == *q.status) matching.push_back(std::move(j));
         page.total = matching.size();
         for (std::size_t i = q.offset; i < matching.size() && i < q.offset + q.limit; ++i) {
-            if (q.raw) page.raw.push_back(matching[i].to_json().dump());
+            if (q.raw) page.raw.push_back(matching[i].to_json_text());
             else page.jobs.push_back(matching[i]);
         }
         return page;
@@ -211,7 +211,7 @@ private:
         if (job.created_ms == 0) job.created_ms = previous ? previous->created_ms : job.updated_ms;
         const std::string score = std::to_string(job.created_ms);
         command_locked({"MULTI"});
-        command_locked({"SET", job_key(job.id), job.to_json().dump()});
+        command_locked({"SET", job_key(job.id), job.to_json_text()});
         command_locked({"ZADD", "docpipe:jobs", score, job.id});
         if (previous && previous->status != job.status) command_locked({"ZREM", "docpipe:jobs:status:" + previous->status, job.id});
         command_locked({"ZADD", "docpipe:jobs:status:" + job.status, score, job.id});

@@ -175,7 +175,7 @@ public:
         }
     }
     // One transaction instead of the default's two.
-    std::optional<std::string> open_job(const Job& fresh) override {
+    std::optional<std::string> open_job(Job fresh) override {
         std::lock_guard lock(mutex_);
         exec("BEGIN IMMEDIATE");
         try {
@@ -354,7 +354,7 @@ private:
         st.text(3, job.email_id);
         st.int64(4, job.created_ms);
         st.int64(5, job.updated_ms);
-        st.text(6, job.to_json().dump());
+        st.text(6, job.to_json_text());
         st.done();
     }
     std::int64_t now_ms() const {

@@ -25,7 +25,7 @@ void reopen_job(Job& job, const std::string& owner) {
     job.last_error.clear();
 }
 
-std::optional<std::string> Store::open_job(const Job& fresh) {
+std::optional<std::string> Store::open_job(Job fresh) {
     std::optional<std::string> previous;
     const bool existed = update_job(fresh.id, [&](Job& j) {
         previous = j.status;

@@ -58,12 +58,16 @@ struct Job {
     // status one of submitted|review|skipped|failed. The job's status is derived from these.
     nlohmann::json outcomes = nlohmann::json::array();
     // The timeline of the latest delivery: one entry per node call on each descendant
-    // [{node, component, doc_id, start, ms, attempt, outcome, detail}], in order.
-    nlohmann::json trace = nlohmann::json::array();
+    // [{node, component, doc_id, start_ms, ms, attempt, outcome, detail}], in order, kept as
+    // JSON array text: it is written once per source document on the hot path and read only
+    // by the admin API, so it is never built as a tree there (to_json() parses it).
+    std::string trace_json = "[]";
     std::string owner;      // host:pid of the runtime that last took it (for reconciliation)
     std::int64_t created_ms = 0, updated_ms = 0;           // Unix epoch milliseconds
 
     nlohmann::json to_json() const;
+    // The same as to_json().dump(), without parsing the timeline: what the stores write.
+    std::string to_json_text() const;
     static Job from_json(const nlohmann::json& j);
 };
 
@@ -126,7 +130,8 @@ public:
     // reopens that job for a redelivery (status processing, attempts + 1, owner
     // `fresh.owner`, last error cleared). Returns the status the job had before, or nullopt
     // when it was created. Default: update_job, then put_job; backends may do it in one step.
-    virtual std::optional<std::string> open_job(const Job& fresh);
+    // `fresh` is taken by value: a backend that keeps it (memory) moves it in.
+    virtual std::optional<std::string> open_job(Job fresh);
     virtual JobPage list_jobs(const JobQuery& query) = 0;
     // Number of jobs per status (all time).
     virtual std::map<std::string, std::size_t> count_jobs_by_status() = 0;
