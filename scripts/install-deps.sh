@@ -7,7 +7,9 @@ set -euo pipefail
 # One line on purpose: libtesseract-dev depends on the virtual libcurl4-dev, and only
 # when libcurl4-openssl-dev is in the same transaction does apt pick the OpenSSL flavour
 # (see ../shared/notes/deps.md, gotcha 3). python3-cryptography: the fake Google and
-# NCB servers in tests/fakes verify RS256 token requests with it.
+# NCB servers in tests/fakes verify RS256 token requests with it. chromium: the review UI's
+# browser tests (tests/ui) drive it headless; their npm package comes from the machine's npm.
+# systemd: systemd-analyze checks deploy/systemd (ctest ops.systemd_units).
 PACKAGES=(
   cmake g++ make pkg-config git
   libboost-dev libboost-filesystem-dev libtbb-dev libyaml-cpp-dev
@@ -18,6 +20,8 @@ PACKAGES=(
   libgmime-3.0-dev libpoppler-cpp-dev libcpp-httplib-dev libssl-dev libsystemd-dev
   libcli11-dev imagemagick img2pdf python3 curl
   python3-cryptography
+  systemd
+  chromium
 )
 
 missing=()

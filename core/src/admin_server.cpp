@@ -46,6 +46,8 @@
 #include <boost/beast/http.hpp>
 #include <fmt/core.h>
 
+#include "admin/review_data.hpp"
+#include "admin/ui_assets.hpp"
 #include "services.hpp"
 
 namespace docpipe::core {
@@ -118,6 +120,16 @@ constexpr auto kDrainTimeout = std::chrono::seconds(2);   // reading what a refu
 constexpr std::size_t kDrainLimit = 4 * 1024 * 1024;
 constexpr int kRetryAfterUnavailableSeconds = 5;
 constexpr int kWorkerThreads = 16;
+// Every answer carries these. The UI's pages load scripts and styles from /ui/ only (no
+// inline script or style, so an injected tag cannot run), images from /ui/ or blob: (page
+// images are fetched with the key and shown from a blob URL), and may not be framed.
+constexpr std::string_view kContentSecurityPolicy =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+std::int64_t now_epoch_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
 // Per-client token buckets. Old idle clients are forgotten so the map stays small.
 class RateLimiter {
@@ -232,6 +244,7 @@ struct Request {
     std::vector<std::pair<std::string, std::string>> params;
     std::string remote_addr;
     std::string id;           // request id, echoed in meta and in log lines
+    std::string key_label;    // whose API key authenticated it (empty on open endpoints)
 
     std::optional<std::string> param(std::string_view name) const {
         for (const auto& [k, v] : params)
@@ -416,7 +429,7 @@ struct AdminServer::Impl {
     }
 
     // Rate limit, then authentication. True when it answered (the request stops here).
-    bool gate(const Request& req, Response& res) {
+    bool gate(Request& req, Response& res) {
         const bool health = req.path == "/health" || req.path.rfind("/health/", 0) == 0;
         if (health && !is_protected_health(req.path)) return false;  // probes are never limited
         if (int wait = limiter.acquire(req.remote_addr); wait > 0) {
@@ -437,7 +450,13 @@ struct AdminServer::Impl {
             return true;
         }
         bool match = false;
-        for (const auto& k : settings.api_keys) match = keys_equal(key, k) || match;  // no early exit
+        for (std::size_t i = 0; i < settings.api_keys.size(); ++i)
+            if (keys_equal(key, settings.api_keys[i]) && !match) {  // every key is compared: no early exit
+                match = true;
+                req.key_label = i < settings.api_key_labels.size() && !settings.api_key_labels[i].empty()
+                                    ? settings.api_key_labels[i]
+                                    : fmt::format("key {}", i + 1);
+            }
         if (!match) {
             error(req, res, 403, "FORBIDDEN", "the API key is not valid");
             note_refusal(req, 403, "FORBIDDEN");
@@ -554,13 +573,20 @@ struct AdminServer::Impl {
         });
         add("POST", "/api/v1/jobs/{}/retry", false, [this](Request& req, Response& res) {
             const std::string& id = req.captures[0];
-            if (!backend.store().get_job(id)) return error(req, res, 404, "JOB_NOT_FOUND", "no job with that id", {{"id", id}});
-            answer_action(req, res, id, backend.retry_job(id));
+            auto job = backend.store().get_job(id);
+            if (!job) return error(req, res, 404, "JOB_NOT_FOUND", "no job with that id", {{"id", id}});
+            const auto result = backend.retry_job(id);
+            if (result.outcome == ActionResult::Outcome::Done) audit(req, id, {{"action", "retry"}, {"status_from", job->status}, {"status_to", "processing"}});
+            answer_action(req, res, id, result);
         });
         add("POST", "/api/v1/jobs/{}/review", false, [this](Request& req, Response& res) {
             const std::string& id = req.captures[0];
-            if (!backend.store().get_job(id)) return error(req, res, 404, "JOB_NOT_FOUND", "no job with that id", {{"id", id}});
-            answer_action(req, res, id, backend.return_to_review(id));
+            auto job = backend.store().get_job(id);
+            if (!job) return error(req, res, 404, "JOB_NOT_FOUND", "no job with that id", {{"id", id}});
+            const auto result = backend.return_to_review(id);
+            if (result.outcome == ActionResult::Outcome::Done)
+                audit(req, id, {{"action", "return_to_review"}, {"status_from", job->status}, {"status_to", "review"}});
+            answer_action(req, res, id, result);
         });
         // The review queue is the jobs in status "review".
         add("GET", "/api/v1/exceptions", false, [this](Request& req, Response& res) { list_jobs(req, res, "review"); });
@@ -584,7 +610,16 @@ struct AdminServer::Impl {
                 return error(req, res, 409, "CONFLICT",
                              fmt::format("job is '{}', not '{}' as expected", job->status, body["expected_status"].get<std::string>()),
                              {{"id", id}, {"status", job->status}});
-            answer_action(req, res, id, backend.approve(id, body.value("fields", json::object()), body.value("notes", "")));
+            const json corrections = body.value("fields", json::object());
+            const std::string notes = body.value("notes", "");
+            const auto result = backend.approve(id, corrections, notes);
+            if (result.outcome == ActionResult::Outcome::Done) {
+                json entry{{"action", "approve"}, {"status_from", job->status}, {"status_to", "approved"},
+                           {"changes", admin::field_changes(job->fields, corrections)}};
+                if (!notes.empty()) entry["notes"] = notes;
+                audit(req, id, std::move(entry));
+            }
+            answer_action(req, res, id, result);
         });
         add("POST", "/api/v1/exceptions/{}/reject", false, [this](Request& req, Response& res) {
             json body = json::object();
@@ -593,11 +628,126 @@ struct AdminServer::Impl {
             if (!body.contains("reason") || !body["reason"].is_string() || body["reason"].get<std::string>().empty())
                 return error(req, res, 400, "VALIDATION_ERROR", "a non-empty 'reason' is required to reject",
                              {{"reason", "required"}});
-            if (!backend.store().get_job(id)) return error(req, res, 404, "JOB_NOT_FOUND", "no job with that id", {{"id", id}});
-            answer_action(req, res, id, backend.reject(id, body["reason"]));
+            auto job = backend.store().get_job(id);
+            if (!job) return error(req, res, 404, "JOB_NOT_FOUND", "no job with that id", {{"id", id}});
+            const std::string reason = body["reason"].get<std::string>();
+            const auto result = backend.reject(id, reason);
+            if (result.outcome == ActionResult::Outcome::Done)
+                audit(req, id, {{"action", "reject"}, {"status_from", job->status}, {"status_to", "rejected"}, {"reason", reason}});
+            answer_action(req, res, id, result);
         });
         add("GET", "/api/v1/stats/dashboard", false, [this](Request& req, Response& res) { dashboard(req, res); });
+        add("GET", "/api/v1/stats/history", false, [this](Request& req, Response& res) { history(req, res); });
+        ui_routes();
         add("GET", "/api/v1/stats/daily", false, [this](Request& req, Response& res) { daily(req, res); });
+    }
+
+    // ---- review UI ------------------------------------------------------------------------
+
+    // Records a reviewer's action in the state store (who: the key's label). The action has
+    // happened already, so a store failure here is logged, not answered as a failure.
+    void audit(const Request& req, const std::string& id, json entry) {
+        entry["by"] = req.key_label;
+        entry["request_id"] = req.id;
+        const std::string action = entry.value("action", "");
+        try {
+            admin::append_audit(backend.store(), id, std::move(entry), now_epoch_ms());
+        } catch (const std::exception& e) {
+            log.log(LogLevel::Error, fmt::format("admin: {} of job {} by '{}' happened but its audit record could not be stored: {}", action,
+                                                 id, req.key_label, e.what()));
+            return;
+        }
+        log.log(LogLevel::Info, fmt::format("admin: {} by '{}' (request id {})", action, req.key_label, req.id), id);
+    }
+
+    static void serve_asset(const Request& req, Response& res, std::string_view name) {
+        const admin::UiAsset* asset = admin::find_ui_asset(name);
+        if (!asset) return error(req, res, 404, "NOT_FOUND", "no such file in the UI: " + req.path);
+        res.headers.emplace_back(http::field::etag, std::string(asset->etag));
+        res.headers.emplace_back(http::field::cache_control, "no-cache");  // revalidate: a new binary may ship new files
+        res.content_type = std::string(asset->content_type);
+        if (req.header(http::field::if_none_match) == asset->etag) {
+            res.status = 304;
+            return;
+        }
+        res.status = 200;
+        res.body = std::string(asset->body);
+    }
+
+    void ui_routes() {
+        // Static files, no key: they hold no data. Everything they show comes from /api/.
+        auto redirect = [](Request&, Response& res) {
+            res.status = 308;
+            res.headers.emplace_back(http::field::location, "/ui/");
+            res.content_type = "text/plain; charset=utf-8";
+            res.body = "The review UI is at /ui/\n";
+        };
+        add("GET", "/", true, redirect);
+        add("GET", "/ui", true, redirect);
+        add("GET", "/ui/", true, [](Request& req, Response& res) { serve_asset(req, res, "index.html"); });
+        add("GET", "/ui/{}", true, [](Request& req, Response& res) { serve_asset(req, res, req.captures[0]); });
+
+        // Who the key belongs to: the UI's sign-in check.
+        add("GET", "/api/v1/session", false, [](Request& req, Response& res) { ok(req, res, {{"label", req.key_label}}); });
+        add("GET", "/api/v1/exceptions/{}", false, [this](Request& req, Response& res) {
+            auto job = backend.store().get_job(req.captures[0]);
+            if (!job) return error(req, res, 404, "JOB_NOT_FOUND", "no job with that id", {{"id", req.captures[0]}});
+            json item = admin::review_item(backend.store(), *job);
+            item["audit"] = admin::read_audit(backend.store(), job->id);
+            ok(req, res, std::move(item));
+        });
+        add("GET", "/api/v1/exceptions/{}/documents/{}/pages/{}/image", false, [this](Request& req, Response& res) {
+            int page = -1;
+            try {
+                std::size_t used = 0;
+                page = std::stoi(req.captures[2], &used);
+                if (used != req.captures[2].size()) page = -1;
+            } catch (...) {
+            }
+            if (page < 0) return error(req, res, 400, "VALIDATION_ERROR", "the page must be a number from 0", {{"page", "expected an integer"}});
+            auto image = admin::page_image(backend.store(), req.captures[0], req.captures[1], page);
+            if (!image)
+                return error(req, res, 404, "IMAGE_NOT_FOUND",
+                             "no viewable image is stored for this page (only a parked JPEG/PNG/GIF/WebP/BMP receipt is kept as an image)");
+            res.status = 200;
+            res.content_type = image->media_type;
+            res.body = std::move(image->bytes);
+            res.headers.emplace_back(http::field::cache_control, "private, no-store");
+        });
+        add("GET", "/api/v1/jobs/{}/audit", false, [this](Request& req, Response& res) {
+            if (!backend.store().get_job(req.captures[0]))
+                return error(req, res, 404, "JOB_NOT_FOUND", "no job with that id", {{"id", req.captures[0]}});
+            ok(req, res, admin::read_audit(backend.store(), req.captures[0]));
+        });
+    }
+
+    // Per-day counts for the dashboard's chart: the last `days` UTC days, oldest first.
+    void history(const Request& req, Response& res) {
+        long days = 14;
+        if (auto d = req.param("days")) {
+            try {
+                std::size_t used = 0;
+                days = std::stol(*d, &used);
+                if (used != d->size()) days = -1;
+            } catch (...) {
+                days = -1;
+            }
+            if (days < 1 || days > 90)
+                return error(req, res, 400, "VALIDATION_ERROR", "'days' must be an integer from 1 to 90", {{"days", "1 to 90"}});
+        }
+        const std::int64_t day_ms = 86'400'000, now_ms = now_epoch_ms();
+        const std::int64_t today = now_ms - now_ms % day_ms;
+        json out = json::array();
+        for (long back = days - 1; back >= 0; --back) {
+            const std::int64_t from = today - back * day_ms;
+            json day = summarize(backend.store().aggregate_jobs(from, from + day_ms - 1));
+            const std::time_t t = static_cast<std::time_t>(from / 1000);
+            std::tm tm{};
+            gmtime_r(&t, &tm);
+            day["date"] = fmt::format("{:04}-{:02}-{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+            out.push_back(std::move(day));
+        }
+        ok(req, res, std::move(out));
     }
 
     void answer_action(const Request& req, Response& res, const std::string& id, const ActionResult& r) {
@@ -670,12 +820,20 @@ struct AdminServer::Impl {
             if (auto ms = parse_day(*d, true)) q.to_ms = *ms;
             else problems["date_to"] = "must be a date YYYY-MM-DD";
         }
-        if (auto s = req.param("sort")) {
-            if (*s == "created_at" || *s == "asc") q.newest_first = false;
-            else if (*s == "-created_at" || *s == "desc") q.newest_first = true;
-            else problems["sort"] = "must be created_at (oldest first) or -created_at (newest first)";
-        }
+        // The review UI's filters and sorts (route, confidence, age, provider, text search) are
+        // not store queries: those requests scan the matching jobs instead.
+        const admin::JobFilter filter = admin::parse_job_filter([&](std::string_view name) { return req.param(name); }, problems);
+        q.newest_first = filter.sort == "-created_at";
         if (!problems.empty()) return error(req, res, 400, "VALIDATION_ERROR", "invalid query parameters", problems);
+        if (admin::needs_scan(filter)) {
+            auto found = admin::filter_jobs(backend.store(), q, filter, q.limit, q.offset, now_epoch_ms());
+            json m = meta(req);
+            m["pagination"] = {{"total", found.total}, {"limit", q.limit}, {"offset", q.offset}};
+            if (found.truncated) m["truncated"] = true;
+            res.status = 200;
+            send_json(res, 200, {{"success", true}, {"data", std::move(found.jobs)}, {"meta", std::move(m)}});
+            return;
+        }
         q.raw = true;
         JobPage page = backend.store().list_jobs(q);
         // The stored records are JSON objects already: splice them in rather than parse each.
@@ -697,12 +855,16 @@ struct AdminServer::Impl {
             auto it = a.by_status.find(status);
             return it == a.by_status.end() ? std::size_t{0} : it->second;
         };
-        const std::size_t successful = count("submitted") + count("approved");
+        const std::size_t auto_submitted = count("submitted");
+        const std::size_t successful = auto_submitted + count("approved");
         const std::size_t review = count("review");
         const std::size_t failed = count("failed");
         auto ratio = [&](double n, std::size_t d) { return d ? n / static_cast<double>(d) : 0.0; };
         return {{"processed", a.total},
                 {"successful", successful},
+                {"auto_submitted", auto_submitted},
+                {"approved", count("approved")},
+                {"rejected", count("rejected")},
                 {"review", review},
                 {"failed", failed},
                 {"success_rate", ratio(static_cast<double>(successful), a.total)},
@@ -923,6 +1085,11 @@ struct AdminServer::Impl::Connection : std::enable_shared_from_this<Connection> 
         response.result(static_cast<unsigned>(res.status));
         response.set(http::field::content_type, res.content_type);
         for (auto& [field, value] : res.headers) response.set(field, value);
+        if (response.find(http::field::cache_control) == response.end()) response.set(http::field::cache_control, "no-store");
+        response.set("Content-Security-Policy", beast::string_view(kContentSecurityPolicy.data(), kContentSecurityPolicy.size()));
+        response.set("X-Frame-Options", "DENY");
+        response.set("X-Content-Type-Options", "nosniff");
+        response.set("Referrer-Policy", "no-referrer");
         response.body() = std::move(res.body);
         response.prepare_payload();
         response.keep_alive(keep);

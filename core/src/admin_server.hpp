@@ -1,5 +1,6 @@
-// The admin HTTP server: health, readiness, detailed health, Prometheus metrics and the
-// /api/v1 JSON API (jobs, stats), behind API keys, a per-client rate limit and a body cap.
+// The admin HTTP server: health, readiness, detailed health, Prometheus metrics, the
+// /api/v1 JSON API (jobs, stats, review queue) behind API keys, a per-client rate limit and
+// a body cap, and the review web UI at /ui/ (static files compiled in; see core/src/ui/).
 //
 // Ownership/threading: the Runtime owns the AdminServer and the AdminBackend it talks to,
 // and stops the server before tearing anything down. Handlers run on the server's own
@@ -25,6 +26,9 @@ struct AdminSettings {
     std::string host = "127.0.0.1";
     int port = 8080;                  // 0 = any free port (tests)
     std::vector<std::string> api_keys;
+    // Who holds each key, parallel to api_keys (admin.api_keys entries {label, key}); the
+    // label is recorded with every review action. A key without one is "key N" (1-based).
+    std::vector<std::string> api_key_labels;
     bool protect_metrics = true;      // /metrics needs a key too
     double rate_per_second = 20;      // per client address; token bucket
     int burst = 40;

@@ -13,6 +13,7 @@
 
 #include <fmt/core.h>
 
+#include "progress.hpp"
 #include "services.hpp"
 #include "state/store.hpp"
 
@@ -228,12 +229,18 @@ int extract_files(const PipelineSpec& spec, std::shared_ptr<const Registry> regi
     std::vector<std::optional<std::pair<std::vector<nlohmann::json>, bool>>> results(files.size());
     std::mutex mutex;
     std::condition_variable done;
-    std::atomic<std::size_t> next{0};
+    std::atomic<std::size_t> next{0}, finished{0}, failed{0};
+    // On a terminal only (progress.hpp): files done / total, rate, time left, failures.
+    ProgressLine progress("docpipe extract", "files", [&] {
+        return ProgressCounts{finished.load(), failed.load(), 0, files.size()};
+    }, options.progress && files.size() > 1);
     std::vector<std::thread> workers;
     for (unsigned w = 0; w < jobs; ++w)
         workers.emplace_back([&] {
             for (std::size_t i; (i = next.fetch_add(1)) < files.size();) {
                 auto r = run_file(files[i]);
+                if (!r.second) failed.fetch_add(1);
+                finished.fetch_add(1);
                 std::lock_guard lock(mutex);
                 results[i] = std::move(r);
                 done.notify_all();
@@ -241,22 +248,22 @@ int extract_files(const PipelineSpec& spec, std::shared_ptr<const Registry> regi
         });
     // Print in the order given, as soon as each file's turn is ready.
     bool all_ok = true;
-    const bool progress = isatty(STDERR_FILENO) && files.size() > 1;
     for (std::size_t i = 0; i < files.size(); ++i) {
         std::unique_lock lock(mutex);
         done.wait(lock, [&] { return results[i].has_value(); });
         for (const auto& line : results[i]->first) {
             out << line.dump() << "\n";
             const std::string route = line.value("route", "");
-            if (route.rfind("failed: ", 0) == 0 && line.value("pages", nlohmann::json::array()).empty() && !line.contains("id"))
-                err << fmt::format("docpipe extract: {}: {}\n", line.value("file", "?"), route.substr(8));
+            if (route.rfind("failed: ", 0) == 0 && line.value("pages", nlohmann::json::array()).empty() && !line.contains("id")) {
+                StatusLineGuard above_progress;
+                err << fmt::format("docpipe extract: {}: {}\n", line.value("file", "?"), route.substr(8)) << std::flush;
+            }
         }
         out.flush();
         all_ok = all_ok && results[i]->second;
-        if (progress) err << fmt::format("\rdocpipe extract: {}/{} files", i + 1, files.size()) << std::flush;
     }
-    if (progress) err << "\n";
     for (auto& t : workers) t.join();
+    progress.finish();
     for (auto& [name, node] : nodes) node->component->stop();
     return all_ok ? 0 : 1;
 }

@@ -21,6 +21,8 @@ namespace docpipe::core {
 struct ExtractOptions {
     unsigned jobs = 0;  // files at once; 0 = one per hardware thread
     std::string log_level = "warn";
+    // A progress line on stderr while files are worked on, when stderr is a terminal.
+    bool progress = false;
 };
 
 // Returns 0 when every file gave at least one document, 1 when any failed or was skipped,

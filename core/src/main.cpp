@@ -6,6 +6,8 @@
 
 #include <cstdio>
 #include <iostream>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -15,7 +17,9 @@
 #include "describe.hpp"
 #include "extract.hpp"
 #include "pipeline.hpp"
+#include "progress.hpp"
 #include "runtime.hpp"
+#include "service_notify.hpp"
 
 #ifndef DOCPIPE_VERSION
 #define DOCPIPE_VERSION "0.0.0"
@@ -163,6 +167,34 @@ int cmd_plugins_describe(const std::vector<fs::path>& extra, const std::string& 
     return 0;
 }
 
+// For a reload (SIGHUP): the new file parsed and checked against the plugins before anything
+// stops. The registry is reused when the plugin folders are unchanged (plugins already
+// loaded stay loaded); otherwise one is loaded for the new folders. Problems are printed.
+struct ReloadPlan {
+    PipelineSpec spec;
+    std::shared_ptr<Registry> registry;
+};
+std::optional<ReloadPlan> plan_reload(const fs::path& file, const std::shared_ptr<Registry>& current,
+                                      const std::vector<fs::path>& current_dirs) {
+    std::vector<Issue> issues;
+    PipelineSpec spec = load_pipeline(file, issues);
+    const auto dirs = plugin_directories(spec);
+    auto registry = dirs == current_dirs ? current : load_registry(dirs);
+    const std::size_t first_graph_issue = issues.size();
+    resolve(spec, *registry, issues);
+    if (!issues.empty()) {
+        print_issues(issues, first_graph_issue);
+        return std::nullopt;
+    }
+    return ReloadPlan{std::move(spec), std::move(registry)};
+}
+
+// `docpipe run`: until SIGTERM/SIGINT, or once over what the sources hold (--once). Under
+// systemd (Type=notify) it reports READY=1 once started, pings the watchdog while work moves
+// (service_notify.hpp), and on SIGHUP reloads the file: validated first (an invalid file
+// changes nothing), then the sources stop, the graph drains, and the new graph starts.
+// Nothing is lost: what does not drain in time is not acked, so its source delivers it
+// again, and dedup and the sinks' ledgers keep it from being delivered twice.
 int cmd_run(const fs::path& file, bool once, bool redeliver) {
     // Signals are taken by one thread with sigwait; every other thread (TBB workers, source
     // threads) inherits the blocked mask.
@@ -170,39 +202,136 @@ int cmd_run(const fs::path& file, bool once, bool redeliver) {
     sigemptyset(&signals);
     sigaddset(&signals, SIGINT);
     sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGHUP);
     sigaddset(&signals, SIGUSR1);  // our own wake-up for the signal thread at exit
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
     std::shared_ptr<Registry> registry;
     auto spec = load_checked(file, registry);
     if (!spec) return 1;
+    std::vector<fs::path> registry_dirs = plugin_directories(*spec);
     RuntimeOptions options;
     options.once = once;
     options.redeliver = redeliver;
-    auto runtime = std::make_unique<Runtime>(std::move(*spec), registry, options);
+    ServiceNotifier notifier;
+
+    PipelineSpec running_spec = *spec;  // to start the old graph again if a reloaded one cannot start
+    std::unique_ptr<Runtime> runtime = std::make_unique<Runtime>(std::move(*spec), registry, options);
     try {
         runtime->start();
     } catch (const StartError& e) {
         std::cerr << "docpipe: cannot start: " << e.what() << "\n";
         return 1;
     }
-    std::thread signal_thread([&signals, rt = runtime.get()] {
-        int count = 0;
+
+    // Shared with the signal thread, under `mutex`.
+    std::mutex mutex;
+    Runtime* current = runtime.get();
+    std::optional<ReloadPlan> pending;  // a validated reload, waiting for the old graph to drain
+    bool stopping = false;
+    std::thread signal_thread([&] {
+        int stops = 0;
         while (true) {
             int sig = 0;
             if (sigwait(&signals, &sig) != 0) continue;
             if (sig == SIGUSR1) return;
-            if (++count == 1) {
+            if (sig == SIGHUP) {
+                if (once) {
+                    std::cerr << "docpipe: SIGHUP ignored: --once runs do not reload\n";
+                    continue;
+                }
+                std::cerr << "docpipe: SIGHUP received: checking " << file.string() << " before reloading\n";
+                std::shared_ptr<Registry> reg;
+                std::vector<fs::path> dirs;
+                {
+                    std::lock_guard lock(mutex);
+                    reg = registry;
+                    dirs = registry_dirs;
+                }
+                auto plan = plan_reload(file, reg, dirs);
+                if (!plan) {
+                    std::cerr << "docpipe: reload refused: " << file.string()
+                              << " is not valid (problems above); the running pipeline goes on unchanged\n";
+                    continue;
+                }
+                std::lock_guard lock(mutex);
+                if (stopping || !current) continue;
+                std::cerr << "docpipe: reloading: sources stop and the graph drains, then the new graph starts\n";
+                notifier.reloading("reloading " + file.filename().string());
+                pending = std::move(plan);
+                current->request_stop();
+                continue;
+            }
+            if (++stops == 1) {
                 std::cerr << "docpipe: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
                           << " received: stopping sources and draining (send again to exit now)\n";
-                rt->request_stop();
+                notifier.stopping("stopping: draining documents in flight");
+                std::lock_guard lock(mutex);
+                stopping = true;
+                pending.reset();
+                if (current) current->request_stop();
             } else {
                 std::cerr << "docpipe: second signal: exiting without draining\n";
                 std::_Exit(130);
             }
         }
     });
-    int code = runtime->run();
+
+    int code = 0;
+    while (true) {
+        {
+            ServiceWatch watch(notifier, *runtime);
+            notifier.ready(watch.status_text());
+            // --once on a terminal: documents done (of those taken so far), failures, rate.
+            ProgressLine progress("docpipe run", "docs", [rt = runtime.get()] {
+                const RunSummary s = rt->summary();
+                return ProgressCounts{s.completed + s.failed, s.failed, s.in_flight, std::nullopt};
+            }, once);
+            code = runtime->run();
+        }
+        std::optional<ReloadPlan> plan;
+        {
+            std::lock_guard lock(mutex);
+            plan = std::move(pending);
+            pending.reset();
+            if (!plan || code == 3) current = nullptr;
+        }
+        if (!plan) break;
+        if (code == 3) {
+            // Documents are still inside a component: the old graph cannot be taken down
+            // safely. Exit; systemd (Restart=on-failure) starts the new file, and the sources
+            // deliver again what was not acked.
+            std::cerr << "docpipe: reload: the old graph did not drain in time; exiting so that the service restarts with the new file\n";
+            break;
+        }
+        runtime.reset();  // drained: its admin server releases the port for the new one
+        std::unique_ptr<Runtime> next;
+        try {
+            next = std::make_unique<Runtime>(plan->spec, plan->registry, options);
+            next->start();
+            running_spec = std::move(plan->spec);
+            std::lock_guard lock(mutex);
+            registry = plan->registry;
+            registry_dirs = plugin_directories(running_spec);
+            std::cerr << "docpipe: reloaded " << file.string() << "\n";
+        } catch (const StartError& e) {
+            std::cerr << "docpipe: reload: the new pipeline could not start: " << e.what() << "; starting the previous one again\n";
+            next.reset();
+            try {
+                next = std::make_unique<Runtime>(running_spec, registry, options);
+                next->start();
+            } catch (const StartError& again) {
+                std::cerr << "docpipe: the previous pipeline could not start again either: " << again.what() << "\n";
+                pthread_kill(signal_thread.native_handle(), SIGUSR1);
+                signal_thread.join();
+                return 1;
+            }
+        }
+        runtime = std::move(next);
+        std::lock_guard lock(mutex);
+        current = runtime.get();
+        if (stopping) current->request_stop();  // SIGTERM arrived during the swap
+    }
     if (once) std::cout << runtime->summary().format();
     pthread_kill(signal_thread.native_handle(), SIGUSR1);
     signal_thread.join();
@@ -234,6 +363,7 @@ int cmd_extract(fs::path file, const std::vector<fs::path>& inputs, unsigned job
     // with route "failed: ..." and a message here); the other files are still read.
     ExtractOptions options;
     options.jobs = jobs;
+    options.progress = true;  // drawn only when stderr is a terminal
     return extract_files(*spec, registry, inputs, std::cout, std::cerr, options);
 }
 

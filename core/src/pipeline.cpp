@@ -56,7 +56,8 @@ const ConfigSpec& admin_section_spec() {
         Field::boolean("enabled").default_value(true).describe("Serve the admin HTTP API"),
         Field::string("listen").default_value("127.0.0.1:8080").describe("host:port of the admin HTTP server"),
         Field::string_list("api_keys").secret()
-            .describe("Keys accepted in X-API-Key / Authorization: Bearer; empty entries are ignored. None on a loopback "
+            .describe("Keys accepted in X-API-Key / Authorization: Bearer, each a string or {label, key} (the label names "
+                      "who acted in the review UI's audit trail); empty keys are ignored. None on a loopback "
                       "address: a random key is generated into key_file"),
         Field::string("key_file").describe("Where a generated key is written (default: <state dir>/admin.key)"),
         Field::string("approved_node").describe("Node that documents approved in the review queue are sent to (e.g. the NCB sink)"),
@@ -393,6 +394,45 @@ struct Loader {
 
 }  // namespace
 
+// admin.api_keys entries may be `{label, key}` (the label names who acted in the review UI's
+// audit trail) or plain key strings. The keys are put back as a plain list for the section's
+// spec; the labels come back parallel to it ("" for a plain key), or empty when no entry
+// has one.
+static nlohmann::json split_labelled_keys(YAML::Node& root, Loader& loader) {
+    nlohmann::json labels = nlohmann::json::array();
+    YAML::Node admin = root["admin"];
+    if (!admin || !admin.IsMap()) return labels;
+    YAML::Node keys = admin["api_keys"];
+    if (!keys || !keys.IsSequence()) return labels;
+    bool labelled = false;
+    YAML::Node plain(YAML::NodeType::Sequence);
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        YAML::Node item = keys[i];
+        const std::string path = fmt::format("admin.api_keys[{}]", i);
+        if (!item.IsMap()) {
+            plain.push_back(item);
+            labels.push_back("");
+            continue;
+        }
+        labelled = true;
+        for (const auto& kv : item) {
+            const std::string k = kv.first.Scalar();
+            if (k != "label" && k != "key") loader.add(kv.first.Mark(), path, "unknown key '" + k + "': an entry is {label, key}");
+        }
+        const YAML::Node key = item["key"], label = item["label"];
+        if (!key || !key.IsScalar()) {
+            loader.add(item.Mark(), path + ".key", "expected the key as a string: {label: alice, key: \"${file:...}\"}");
+            continue;
+        }
+        if (label && !label.IsScalar()) loader.add(label.Mark(), path + ".label", "expected a name, e.g. label: alice");
+        plain.push_back(key);
+        labels.push_back(label && label.IsScalar() ? label.Scalar() : "");
+    }
+    if (!labelled) return nlohmann::json::array();
+    admin["api_keys"] = plain;
+    return labels;
+}
+
 PipelineSpec load_pipeline(const fs::path& file, std::vector<Issue>& issues) {
     PipelineSpec spec;
     spec.file = file;
@@ -497,6 +537,7 @@ PipelineSpec load_pipeline(const fs::path& file, std::vector<Issue>& issues) {
         else
             spec.max_in_flight = static_cast<std::size_t>(v.get<std::int64_t>());
     }
+    const nlohmann::json key_labels = split_labelled_keys(root, loader);
     const std::pair<const char*, const ConfigSpec*> sections[] = {{"state", &state_section_spec()},
                                                                     {"admin", &admin_section_spec()},
                                                                     {"logging", &logging_section_spec()},
@@ -507,6 +548,7 @@ PipelineSpec load_pipeline(const fs::path& file, std::vector<Issue>& issues) {
         absolutize_paths(*section_spec, spec.sections[name], pipeline_folder(file));
         loader.add_all(found);
     }
+    if (!key_labels.empty()) spec.sections["admin"]["api_key_labels"] = key_labels;
 
     const YAML::Node nodes = root["nodes"];
     if (!nodes || !nodes.IsMap() || nodes.size() == 0) {

@@ -197,9 +197,16 @@ void Runtime::start_admin() {
     } catch (const std::exception& e) {
         throw StartError(e.what());
     }
-    if (admin.contains("api_keys"))
-        for (const auto& k : admin.at("api_keys"))
-            if (!k.get<std::string>().empty()) settings.api_keys.push_back(k.get<std::string>());  // "${ADMIN_API_KEY:-}" may be empty
+    if (admin.contains("api_keys")) {
+        // api_key_labels: parallel to api_keys when entries were {label, key} (pipeline.cpp).
+        const auto labels = admin.contains("api_key_labels") ? admin.at("api_key_labels") : nlohmann::json::array();
+        for (std::size_t i = 0; i < admin.at("api_keys").size(); ++i) {
+            const std::string key = admin.at("api_keys")[i].get<std::string>();
+            if (key.empty()) continue;  // "${ADMIN_API_KEY:-}" may be empty
+            settings.api_keys.push_back(key);
+            settings.api_key_labels.push_back(i < labels.size() ? labels[i].get<std::string>() : "");
+        }
+    }
     if (settings.api_keys.empty()) {
         if (!is_loopback_host(settings.host))
             throw StartError(fmt::format("admin: refusing to serve the admin API on {} without an API key; set admin.api_keys "
@@ -213,6 +220,7 @@ void Runtime::start_admin() {
             key_file = (base.empty() ? std::filesystem::path(".") : base) / "admin.key";
         }
         settings.api_keys.push_back(local_admin_key(key_file, *m.log));
+        settings.api_key_labels.push_back("local key");
     }
     for (const auto& k : settings.api_keys)
         if (k.size() < 32)
@@ -349,6 +357,29 @@ std::string RunSummary::format() const {
 
 MetricsRegistry& Runtime::metrics() { return impl_->metrics; }
 Store& Runtime::state() { return *impl_->state; }
+Liveness Runtime::liveness() const {
+    const Impl& m = *impl_;
+    Liveness l;
+    l.running = m.running.load();
+    for (const auto& node : m.nodes) l.progress += node->stats.in.load(std::memory_order_relaxed);
+    l.settled = m.settlements.counters.completed.load() + m.settlements.counters.failed.load();
+    l.progress += l.settled;
+    l.in_flight = m.flight ? m.flight->size() : 0;
+    l.quietest_source = m.sources ? m.sources->quietest_source() : milliseconds(0);
+    l.stuck_after = m.stuck_after;
+    l.poll_wait = m.poll_wait;
+    return l;
+}
+
+std::optional<std::size_t> Runtime::review_queue_size() {
+    if (!impl_->state) return std::nullopt;
+    try {
+        return impl_->state->count_jobs_by_status()["review"];
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
 std::vector<std::string> Runtime::in_flight_report() const {
     return impl_->flight ? core::in_flight_report(*impl_->flight, impl_->nodes) : std::vector<std::string>{};
 }

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -55,6 +56,16 @@ struct RunSummary {
     std::string format() const;            // human-readable, for --once
 };
 
+// What the service watchdog (sd_notify WATCHDOG=1) and STATUS= read, cheaply and often.
+struct Liveness {
+    bool running = false;          // between start() and the beginning of shutdown
+    std::uint64_t progress = 0;    // node calls begun + source documents settled, ever: moves while work moves
+    std::uint64_t settled = 0;     // source documents acked or nacked, ever
+    std::size_t in_flight = 0;
+    std::chrono::milliseconds quietest_source{0};  // SourceDriver::quietest_source()
+    std::chrono::milliseconds stuck_after{0}, poll_wait{0};  // the pipeline's runtime settings
+};
+
 struct RuntimeOptions {
     bool once = false;
     // Development: process documents again although dedup or a sink's delivery ledger says
@@ -89,6 +100,9 @@ public:
     std::vector<std::string> in_flight_report() const;
     // The admin server's port (0 when it is not running).
     int admin_port() const;
+    Liveness liveness() const;
+    // Jobs waiting for a reviewer; nullopt when the state store cannot say.
+    std::optional<std::size_t> review_queue_size();
 
 private:
     void build_nodes();

@@ -3,22 +3,521 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/sinks/sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+
+#include "progress.hpp"
 
 
 namespace docpipe::core {
 
+// ---- personal data in logs --------------------------------------------------------------
+//
+// A hand-written scanner instead of std::regex: it runs on every log line. One pass decides
+// whether there is anything to look at (a digit, an '@' or a name label); then one pass tries
+// the matchers at each token start. See services.hpp for what is masked.
+
+namespace {
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool is_upper(char c) { return c >= 'A' && c <= 'Z'; }
+bool is_high(char c) { return static_cast<unsigned char>(c) >= 0x80; }  // part of a UTF-8 letter
+bool is_word(char c) { return is_alpha(c) || is_digit(c) || c == '_' || is_high(c); }
+char lower(char c) { return is_upper(c) ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool contains_ci(std::string_view text, std::string_view word) {
+    if (word.size() > text.size()) return false;
+    for (std::size_t i = 0; i + word.size() <= text.size(); ++i) {
+        std::size_t k = 0;
+        while (k < word.size() && lower(text[i + k]) == word[k]) ++k;
+        if (k == word.size()) return true;
+    }
+    return false;
+}
+
+enum class LabelKind { Name, NameLoose, NamePhrase, MemberId, Policy, Nric };
+
+struct Label {
+    std::string_view text;  // lower case; '_' matches ' ', '_', '-' or nothing
+    LabelKind kind;
+};
+
+// Longest first where one label starts another ("policy_number" before "policy").
+constexpr Label kLabels[] = {
+    {"my_name_is", LabelKind::NamePhrase},     {"nama_saya", LabelKind::NamePhrase},
+    {"full_name", LabelKind::Name},            {"member_name", LabelKind::Name},
+    {"patient_name", LabelKind::Name},         {"insured_name", LabelKind::Name},
+    {"claimant_name", LabelKind::Name},        {"customer_name", LabelKind::Name},
+    {"sender_name", LabelKind::Name},          {"person_name", LabelKind::Name},
+    {"nama_ahli", LabelKind::Name},            {"nama_pesakit", LabelKind::Name},
+    {"nama_penuh", LabelKind::Name},           {"name", LabelKind::Name},
+    {"nama", LabelKind::Name},                 {"insured_person", LabelKind::NameLoose},
+    {"patient", LabelKind::NameLoose},         {"pesakit", LabelKind::NameLoose},
+    {"claimant", LabelKind::NameLoose},        {"insured", LabelKind::NameLoose},
+    {"policyholder", LabelKind::NameLoose},    {"policy_holder", LabelKind::NameLoose},
+    {"membership_number", LabelKind::MemberId}, {"membership_no", LabelKind::MemberId},
+    {"membership_id", LabelKind::MemberId},    {"member_number", LabelKind::MemberId},
+    {"member_no", LabelKind::MemberId},        {"member_id", LabelKind::MemberId},
+    {"nombor_ahli", LabelKind::MemberId},      {"no_keahlian", LabelKind::MemberId},
+    {"id_ahli", LabelKind::MemberId},          {"no_ahli", LabelKind::MemberId},
+    {"ahli", LabelKind::MemberId},             {"member", LabelKind::MemberId},
+    {"policy_number", LabelKind::Policy},      {"policy_num", LabelKind::Policy},
+    {"policy_no", LabelKind::Policy},          {"policy_id", LabelKind::Policy},
+    {"nombor_polisi", LabelKind::Policy},      {"no_polisi", LabelKind::Policy},
+    {"policy", LabelKind::Policy},             {"polisi", LabelKind::Policy},
+    {"kad_pengenalan", LabelKind::Nric},       {"identity_card", LabelKind::Nric},
+    {"nric_no", LabelKind::Nric},              {"nric", LabelKind::Nric},
+    {"mykad", LabelKind::Nric},                {"i/c_no", LabelKind::Nric},
+    {"i/c", LabelKind::Nric},                  {"ic_no", LabelKind::Nric},
+    {"ic", LabelKind::Nric},                   {"no_kp", LabelKind::Nric},
+};
+
+// Words in front of "name" that make it something other than a person's name.
+constexpr std::string_view kNotAPerson[] = {
+    "file", "node", "component", "host", "tab", "sheet", "label", "queue", "topic", "subscription", "bucket", "folder",
+    "field", "plugin", "package", "key", "metric", "series", "column", "class", "type", "service", "model", "image",
+    "attachment", "drive", "domain", "server", "table", "index", "project", "device", "engine", "page", "path", "rule",
+    "stage", "step", "source", "sink", "kind", "event", "header", "parameter", "variable", "program", "command", "process",
+    "thread", "spreadsheet", "document", "credential", "secret", "token", "scope", "region", "instance", "unit", "dir",
+    "directory", "object", "resource", "account", "app", "function", "method", "property", "setting", "option", "font"};
+
+// Name particles written in lower case inside Malaysian and other names.
+constexpr std::string_view kParticles[] = {"bin", "binti", "bt", "bte", "a/l", "a/p", "al", "ap", "anak", "s/o", "d/o", "van",
+                                           "von", "de", "da", "del", "la", "le"};
+
+const char* placeholder(LabelKind kind) {
+    switch (kind) {
+        case LabelKind::Name:
+        case LabelKind::NameLoose:
+        case LabelKind::NamePhrase: return "[name]";
+        case LabelKind::MemberId: return "[member-id]";
+        case LabelKind::Policy: return "[policy-no]";
+        case LabelKind::Nric: return "[nric]";
+    }
+    return "[redacted]";
+}
+
+struct Match {
+    std::size_t value_begin = std::string_view::npos;  // text before it (a label) is kept
+    std::size_t end = 0;
+    const char* replacement = nullptr;
+    explicit operator bool() const { return replacement != nullptr; }
+};
+
+class Redactor {
+public:
+    explicit Redactor(std::string_view in) : in_(in), n_(in.size()) {}
+
+    std::string run(bool emails) {
+        emails_ = emails;
+        std::string out;
+        out.reserve(n_ + 16);
+        std::size_t copied = 0;
+        for (std::size_t i = 0; i < n_;) {
+            const char c = in_[i];
+            const bool token_start = i == 0 || !is_word(in_[i - 1]);
+            if (token_start && (is_word(c) || c == '+')) {
+                if (Match m = try_at(i)) {
+                    out.append(in_.substr(copied, m.value_begin - copied));
+                    if (m.value_begin > 0 && in_[m.value_begin - 1] == '<') mask_display_name(out);
+                    out += m.replacement;
+                    i = copied = m.end;
+                    continue;
+                }
+            }
+            ++i;
+        }
+        if (copied == 0) return std::string(in_);
+        out.append(in_.substr(copied));
+        return out;
+    }
+
+private:
+    char at(std::size_t i) const { return i < n_ ? in_[i] : '\0'; }
+
+    // `out` ends with "...Siti Aminah <" or '..."Tan, Ah Kow" <': an address's display name,
+    // a person's name more often than not.
+    static void mask_display_name(std::string& out) {
+        std::size_t end = out.size() - 1;  // the '<'
+        while (end > 0 && out[end - 1] == ' ') --end;
+        if (end == 0) return;
+        if (out[end - 1] == '"') {
+            const std::size_t open = out.rfind('"', end - 2 < end ? end - 2 : 0);
+            if (open == std::string::npos || open + 1 >= end - 1) return;
+            out.replace(open + 1, end - 2 - open, "[name]");
+            return;
+        }
+        // Capitalised words (and particles) back to the first one that is not.
+        std::size_t begin = end;
+        for (int words = 0; words < 6;) {
+            std::size_t b = begin;
+            while (b > 0 && out[b - 1] == ' ') --b;
+            std::size_t e = b;
+            while (b > 0 && (is_alpha(out[b - 1]) || is_high(out[b - 1]) || out[b - 1] == '\'' || out[b - 1] == '.' || out[b - 1] == '-' ||
+                             out[b - 1] == '/'))
+                --b;
+            if (b == e) break;
+            const bool capital = is_upper(out[b]) || is_high(out[b]);
+            bool particle = false;
+            for (auto p : kParticles) {
+                if (p.size() != e - b) continue;
+                bool same = true;
+                for (std::size_t k = 0; k < p.size() && same; ++k) same = lower(out[b + k]) == p[k];
+                particle = particle || same;
+            }
+            if (!capital && !particle) break;
+            begin = b;
+            ++words;
+        }
+        if (begin == end) return;
+        std::size_t stop = end;
+        while (stop > begin && out[stop - 1] == ' ') --stop;
+        out.replace(begin, stop - begin, "[name]");
+    }
+
+    std::size_t digits_from(std::size_t i) const {
+        std::size_t j = i;
+        while (j < n_ && is_digit(in_[j])) ++j;
+        return j - i;
+    }
+
+    // Numbers: not glued to a word, a decimal point or another number ("RM1,012.50", "v2-0123").
+    bool number_starts(std::size_t i) const {
+        if (i == 0) return true;
+        const char p = in_[i - 1];
+        return !is_word(p) && p != '.' && p != ',' && p != '-' && p != '/' && p != '+';
+    }
+    bool number_ends(std::size_t j) const {
+        if (j >= n_) return true;
+        const char c = in_[j];
+        if (is_word(c)) return false;
+        return !((c == '.' || c == ',' || c == '-' || c == '/') && is_digit(at(j + 1)));
+    }
+
+    Match make(std::size_t begin, std::size_t end, const char* what) const {
+        Match m;
+        m.value_begin = begin;
+        m.end = end;
+        m.replacement = what;
+        return m;
+    }
+
+    Match try_at(std::size_t i) {
+        if (emails_)
+            if (Match m = email(i)) return m;
+        if (is_alpha(in_[i]))
+            if (Match m = label(i)) return m;
+        if (is_digit(in_[i]) || in_[i] == '+') {
+            if (!number_starts(i)) return {};
+            if (Match m = nric(i)) return m;
+            return phone(i);
+        }
+        return prefixed_id(i);
+    }
+
+    // local@domain.tld
+    Match email(std::size_t i) const {
+        auto local_char = [](char c) { return is_alpha(c) || is_digit(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-'; };
+        std::size_t j = i;
+        while (j < n_ && local_char(in_[j])) ++j;
+        if (j == i || at(j) != '@') return {};
+        std::size_t k = j + 1, last_dot = std::string_view::npos;
+        while (k < n_ && (is_alpha(in_[k]) || is_digit(in_[k]) || in_[k] == '-' || in_[k] == '.')) ++k;
+        while (k > j + 1 && in_[k - 1] == '.') --k;  // a full stop after the address
+        for (std::size_t d = j + 1; d < k; ++d)
+            if (in_[d] == '.') last_dot = d;
+        if (last_dot == std::string_view::npos || last_dot <= j + 1 || k - last_dot - 1 < 2) return {};
+        for (std::size_t t = last_dot + 1; t < k; ++t)
+            if (!is_alpha(in_[t])) return {};
+        return make(i, k, "[email]");
+    }
+
+    // 900101-14-5678 (or with spaces)
+    Match nric(std::size_t i) const {
+        if (digits_from(i) != 6) return {};
+        const char sep = at(i + 6);
+        if (sep != '-' && sep != ' ') return {};
+        if (digits_from(i + 7) != 2 || at(i + 9) != sep || digits_from(i + 10) != 4) return {};
+        if (!number_ends(i + 14)) return {};
+        return make(i, i + 14, "[nric]");
+    }
+
+    // +60 12-345 6789, +6012-3456789, 6012 345 6789, 012-345 6789, 03-1234 5678, +44 20 7946 0958
+    Match phone(std::size_t i) const {
+        std::size_t j = i;
+        const bool plus = in_[j] == '+';
+        if (plus) ++j;
+        if (!is_digit(at(j))) return {};
+        const std::size_t first = j;
+        struct Group { std::size_t end; std::size_t total; };
+        Group groups[8];
+        std::size_t count = 0, total = 0;
+        while (count < 8) {
+            const std::size_t len = digits_from(j);
+            total += len;
+            j += len;
+            groups[count++] = {j, total};
+            const char sep = at(j);
+            if ((sep != ' ' && sep != '-') || !is_digit(at(j + 1))) break;
+            const std::size_t next = digits_from(j + 1);
+            // After the first group, groups have 3+ digits; a 2-digit one may follow a
+            // country code ("+60 12-345 6789").
+            const bool country_code = count == 1 && (plus || (len == 2 && in_[first] == '6' && in_[first + 1] == '0'));
+            if (next < 3 && !(country_code && next >= 1)) break;
+            ++j;
+        }
+        for (std::size_t g = count; g-- > 0;) {
+            const std::size_t digits = groups[g].total;
+            bool ok = false;
+            if (plus) ok = digits >= 8 && digits <= 15;
+            else if (in_[first] == '0') ok = digits >= 9 && digits <= 11 && in_[first + 1] != '0';
+            else if (in_[first] == '6' && at(first + 1) == '0') ok = digits >= 11 && digits <= 12 && at(first + 2) != '0';
+            if (ok && number_ends(groups[g].end)) return make(i, groups[g].end, "[phone]");
+        }
+        return {};
+    }
+
+    // M12345, MEM123456789, POL123456789 (the claims rules' own forms)
+    Match prefixed_id(std::size_t i) const {
+        auto prefix = [&](std::string_view p) {
+            for (std::size_t k = 0; k < p.size(); ++k)
+                if (lower(at(i + k)) != p[k]) return false;
+            return true;
+        };
+        auto id = [&](std::size_t plen, std::size_t lo, std::size_t hi, const char* what) -> Match {
+            const std::size_t d = digits_from(i + plen);
+            if (d < lo || d > hi || !number_ends(i + plen + d)) return {};
+            return make(i, i + plen + d, what);
+        };
+        if (prefix("mem"))
+            if (Match m = id(3, 6, 12, "[member-id]")) return m;
+        if (prefix("pol"))
+            if (Match m = id(3, 6, 14, "[policy-no]")) return m;
+        if (prefix("m")) return id(1, 5, 10, "[member-id]");
+        return {};
+    }
+
+    // Matches `text` (see Label) at i; returns the end, or npos.
+    std::size_t label_end(std::size_t i, std::string_view text) const {
+        std::size_t j = i;
+        for (char want : text) {
+            if (want == '_') {
+                if (at(j) == ' ' || at(j) == '_' || at(j) == '-') ++j;
+                continue;
+            }
+            if (lower(at(j)) != want) return std::string_view::npos;
+            ++j;
+        }
+        if (is_word(at(j))) return std::string_view::npos;  // "names", "policyId"... are other words
+        return j;
+    }
+
+    bool person_name_context(std::size_t i) const {
+        // "file name", "node.name", "host_name": not a person.
+        if (i == 0) return true;
+        const char p = in_[i - 1];
+        if (p == '.' || p == '/') return false;
+        if (p != ' ' && p != '_' && p != '-') return true;
+        std::size_t e = i - 1, b = e;
+        while (b > 0 && is_alpha(in_[b - 1])) --b;
+        if (b == e) return true;
+        std::string word;
+        for (std::size_t k = b; k < e; ++k) word += lower(in_[k]);
+        for (auto w : kNotAPerson)
+            if (word == w) return false;
+        return true;
+    }
+
+    std::size_t skip_spaces(std::size_t j) const {
+        while (j < n_ && (in_[j] == ' ' || in_[j] == '\t')) ++j;
+        return j;
+    }
+
+    // The extent of a quoted value starting at the quote `j`, or npos.
+    std::size_t quoted_end(std::size_t j) const {
+        const char q = in_[j];
+        for (std::size_t k = j + 1; k < n_ && k < j + 200; ++k) {
+            if (in_[k] == '\\') { ++k; continue; }
+            if (in_[k] == q) return k;
+        }
+        return std::string_view::npos;
+    }
+
+    std::size_t name_word_end(std::size_t j) const {
+        while (j < n_ && (is_alpha(in_[j]) || is_high(in_[j]) || in_[j] == '\'' || in_[j] == '.' || in_[j] == '-' || in_[j] == '/' ||
+                          in_[j] == '@'))
+            ++j;
+        return j;
+    }
+
+    bool is_particle(std::size_t b, std::size_t e) const {
+        for (auto p : kParticles) {
+            if (p.size() != e - b) continue;
+            bool same = true;
+            for (std::size_t k = 0; k < p.size() && same; ++k) same = lower(in_[b + k]) == p[k];
+            if (same) return true;
+        }
+        return false;
+    }
+
+    // A labelled name: the first word whatever its case, then capitalised words and particles.
+    std::size_t name_end(std::size_t j) const {
+        std::size_t end = name_word_end(j);
+        if (end == j || in_[j] == '.' || in_[j] == '-' || in_[j] == '/' || in_[j] == '\'' || in_[j] == '@') return std::string_view::npos;
+        for (int words = 1; words < 6 && at(end) == ' ';) {
+            const std::size_t b = end + 1, e = name_word_end(b);
+            if (e == b) break;
+            if (!(is_upper(in_[b]) || is_high(in_[b]) || is_particle(b, e))) break;
+            end = e;
+            ++words;
+        }
+        if (end > j + 1 && in_[end - 1] == '.') --end;  // the sentence's full stop
+        return end;
+    }
+
+    // An id-like value: letters, digits, '-' and '/', with at least `min_digits` digits.
+    std::size_t id_end(std::size_t j, std::size_t min_digits) const {
+        std::size_t k = j, digits = 0;
+        while (k < n_ && (is_alpha(in_[k]) || is_digit(in_[k]) || in_[k] == '-' || in_[k] == '/')) digits += is_digit(in_[k++]);
+        while (k > j && (in_[k - 1] == '-' || in_[k - 1] == '/')) --k;
+        return digits >= min_digits ? k : std::string_view::npos;
+    }
+
+    Match label(std::size_t i) const {
+        const char first = lower(in_[i]);
+        for (const auto& l : kLabels) {
+            if (l.text.front() != first) continue;
+            std::size_t j = label_end(i, l.text);
+            if (j == std::string_view::npos) continue;
+            if ((l.kind == LabelKind::Name) && !person_name_context(i)) continue;
+            if (Match m = labelled_value(j, l.kind)) return m;
+        }
+        return {};
+    }
+
+    Match labelled_value(std::size_t j, LabelKind kind) const {
+        if (at(j) == '.') ++j;                                 // "No.", "Policy No."
+        if (at(j) == '"' || at(j) == '\'') ++j;                // a JSON key's closing quote
+        std::size_t k = skip_spaces(j);
+        bool strong = false;
+        if (at(k) == ':' || at(k) == '=') {
+            strong = true;
+            k = skip_spaces(k + 1);
+        } else if (kind != LabelKind::NamePhrase) {
+            // "Member ID M12345", "patient Siti", "polisi saya ialah POL..."
+            if (k == j) return {};
+            for (std::string_view w : {"is", "ialah", "adalah", "saya", "was"}) {
+                std::size_t e = label_end(k, w);
+                if (e != std::string_view::npos && at(e) == ' ') k = skip_spaces(e);
+            }
+            if (at(k) == ':') k = skip_spaces(k + 1);
+        } else if (k == j) {
+            return {};
+        }
+        if (k >= n_ || in_[k] == '[') return {};  // nothing, or masked already
+        if (in_[k] == '"' || in_[k] == '\'') {
+            if (!strong) return {};
+            const std::size_t q = quoted_end(k);
+            if (q == std::string_view::npos || q == k + 1) return {};
+            if (in_[k + 1] == '[') return {};
+            return make(k + 1, q, placeholder(kind));
+        }
+        std::size_t end = std::string_view::npos;
+        switch (kind) {
+            case LabelKind::Name:
+                if (!strong) return {};
+                end = name_end(k);
+                break;
+            case LabelKind::NameLoose:
+                if (!strong && !(is_upper(in_[k]) || is_high(in_[k]))) return {};
+                end = name_end(k);
+                break;
+            case LabelKind::NamePhrase: end = name_end(k); break;
+            case LabelKind::MemberId:
+            case LabelKind::Policy: end = id_end(k, strong ? 1 : 5); break;
+            case LabelKind::Nric: end = id_end(k, 6); break;
+        }
+        if (end == std::string_view::npos || end == k) return {};
+        return make(k, end, placeholder(kind));
+    }
+
+    std::string_view in_;
+    std::size_t n_;
+    bool emails_ = false;
+};
+
+// Set while NodeLogger hands an already redacted line to the process logger's sink.
+thread_local bool t_line_redacted = false;
+
+struct RedactedScope {
+    RedactedScope() { t_line_redacted = true; }
+    ~RedactedScope() { t_line_redacted = false; }
+};
+
+// Redacts every line before the real sink formats it; on a terminal, keeps a progress line
+// (progress.hpp) below the log lines.
+class RedactingSink final : public spdlog::sinks::sink {
+public:
+    RedactingSink(std::shared_ptr<spdlog::sinks::sink> inner, bool terminal) : inner_(std::move(inner)), terminal_(terminal) {}
+    void log(const spdlog::details::log_msg& msg) override {
+        std::optional<StatusLineGuard> guard;
+        if (terminal_) guard.emplace();
+        if (t_line_redacted) {
+            inner_->log(msg);
+            return;
+        }
+        const std::string text = redact_personal_data(std::string_view(msg.payload.data(), msg.payload.size()));
+        spdlog::details::log_msg copy = msg;
+        copy.payload = spdlog::string_view_t(text.data(), text.size());
+        inner_->log(copy);
+    }
+    void flush() override { inner_->flush(); }
+    void set_pattern(const std::string& pattern) override { inner_->set_pattern(pattern); }
+    void set_formatter(std::unique_ptr<spdlog::formatter> formatter) override { inner_->set_formatter(std::move(formatter)); }
+
+private:
+    std::shared_ptr<spdlog::sinks::sink> inner_;
+    bool terminal_;
+};
+
+}  // namespace
+
+std::string redact_personal_data(std::string_view message) {
+    // One pass: a digit or an '@' means a full look; else only a name label can be there.
+    bool at_sign = false, look = false;
+    for (std::size_t i = 0; i < message.size(); ++i) {
+        const char c = message[i];
+        if (c == '@') at_sign = look = true;
+        if (look) continue;
+        if (is_digit(c)) {
+            look = true;
+            continue;
+        }
+        const char l = lower(c);
+        if (l != 'n' && l != 'p' && l != 'c' && l != 'i' && l != 'h') continue;
+        for (std::string_view hint : {std::string_view("nam"), std::string_view("patient"), std::string_view("pesakit"),
+                                      std::string_view("claimant"), std::string_view("insured"), std::string_view("holder")})
+            if (hint.front() == l && contains_ci(message.substr(i, hint.size()), hint)) look = true;
+    }
+    if (!look) return std::string(message);
+    return Redactor(message).run(at_sign);
+}
+
 // ---- logging -----------------------------------------------------------------------------
 
-std::shared_ptr<spdlog::logger> make_process_logger(const std::string& format, const std::string& level) {
-    auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-    auto logger = std::make_shared<spdlog::logger>("docpipe", sink);
+std::shared_ptr<spdlog::logger> make_process_logger(const std::string& format, const std::string& level,
+                                                    std::shared_ptr<spdlog::sinks::sink> sink) {
+    const bool terminal = !sink;
+    if (!sink) sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+    auto logger = std::make_shared<spdlog::logger>("docpipe", std::make_shared<RedactingSink>(std::move(sink), terminal));
     if (format == "json") logger->set_pattern("%v", spdlog::pattern_time_type::utc);
     else logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%-5l%$ %v", spdlog::pattern_time_type::utc);
     logger->set_level(spdlog::level::from_str(level));
@@ -45,17 +544,21 @@ bool NodeLogger::enabled(LogLevel level) const { return sink_->should_log(to_spd
 void NodeLogger::log(LogLevel level, std::string_view message, std::string_view doc_id) {
     const auto lvl = to_spdlog(level);
     if (!sink_->should_log(lvl)) return;
+    // Masked here, before the JSON encoding, whatever logger the runtime was given; the
+    // process logger's sink then leaves the line alone (the document id must stay readable).
+    const std::string text = redact_personal_data(message);
+    RedactedScope redacted;
     if (json_) {
         nlohmann::json line{{"ts", iso8601(std::chrono::system_clock::now())},
                             {"level", spdlog::level::to_string_view(lvl).data()},
                             {"node", node_},
-                            {"msg", message}};
+                            {"msg", text}};
         if (!doc_id.empty()) line["doc"] = doc_id;
         sink_->log(lvl, "{}", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     } else if (doc_id.empty()) {
-        sink_->log(lvl, "[{}] {}", node_, message);
+        sink_->log(lvl, "[{}] {}", node_, text);
     } else {
-        sink_->log(lvl, "[{}] {} (doc={})", node_, message, doc_id);
+        sink_->log(lvl, "[{}] {} (doc={})", node_, text, doc_id);
     }
 }
 

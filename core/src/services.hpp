@@ -18,14 +18,34 @@
 
 namespace spdlog {
 class logger;
+namespace sinks {
+class sink;
+}
 }
 
 namespace docpipe::core {
 
 // ---- logging -----------------------------------------------------------------------------
 
-// Creates the process logger ("text" or "json" format) writing to stderr.
-std::shared_ptr<spdlog::logger> make_process_logger(const std::string& format, const std::string& level);
+// Creates the process logger ("text" or "json" format) writing to stderr (or to `sink`, for
+// tests). Every line it writes goes through redact_personal_data() first, so a component that
+// logs through spdlog directly is covered too.
+std::shared_ptr<spdlog::logger> make_process_logger(const std::string& format, const std::string& level,
+                                                    std::shared_ptr<spdlog::sinks::sink> sink = nullptr);
+
+// Replaces personal data in a log message with a placeholder naming its kind:
+//   NRIC-like numbers (900101-14-5678; 12 digits after an IC/NRIC/MyKad label)  -> [nric]
+//   phone numbers (+60 12-345 6789, 012-3456789, 03-1234 5678, +<8-15 digits>)   -> [phone]
+//   e-mail addresses                                                             -> [email]
+//   member ids (M12345, MEM123456789, the value after "Member ID:", "No Ahli")   -> [member-id]
+//   policy numbers (POL123456, the value after "Policy No:", "Polisi")           -> [policy-no]
+//   person names, only where labelled: "name=...", "Name: ...", "patient ...",
+//     "member_name": "...", "my name is ...", "nama saya ..."                      -> [name]
+// An unlabelled name in free text ("sent by Siti Aminah") cannot be told from other words
+// and is NOT caught: components must not log names (the SDK's mask() is for that).
+// Cheap when there is nothing to do: a message with no digit, no '@' and no name label is
+// returned unchanged after one pass. Idempotent (placeholders match nothing).
+std::string redact_personal_data(std::string_view message);
 
 class NodeLogger : public Logger {
 public:

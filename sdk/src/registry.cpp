@@ -15,6 +15,10 @@
 #define DOCPIPE_INSTALL_PLUGIN_DIR "/usr/local/lib/docpipe/plugins"
 #endif
 
+#ifndef DOCPIPE_PLUGIN_DIR_FROM_BIN
+#define DOCPIPE_PLUGIN_DIR_FROM_BIN "../lib/docpipe/plugins"
+#endif
+
 namespace docpipe {
 
 namespace fs = std::filesystem;
@@ -171,7 +175,15 @@ std::vector<fs::path> default_plugin_directories() {
     }
     std::error_code ec;
     fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-    if (!ec) dirs.push_back((exe.parent_path() / ".." / "lib" / "docpipe" / "plugins").lexically_normal());
+    if (!ec) {
+        // Relative to the executable, so a relocated install finds its own plugins: the build
+        // tree's <bin>/../lib/docpipe/plugins, then the install's plugin folder seen from its
+        // bin folder (differs when libdir is lib64 or lib/<multiarch>).
+        for (const char* rel : {"../lib/docpipe/plugins", DOCPIPE_PLUGIN_DIR_FROM_BIN}) {
+            fs::path d = (exe.parent_path() / rel).lexically_normal();
+            if (std::find(dirs.begin(), dirs.end(), d) == dirs.end()) dirs.push_back(d);
+        }
+    }
     fs::path installed = DOCPIPE_INSTALL_PLUGIN_DIR;
     if (std::find(dirs.begin(), dirs.end(), installed) == dirs.end()) dirs.push_back(installed);
     return dirs;

@@ -12,8 +12,10 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <chrono>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "docpipe/plugin.hpp"
 
@@ -35,12 +37,15 @@ public:
                 .describe("SIGKILL this process after this many writes (0: never)"),
             docpipe::Field::string("marker")
                 .describe("If set, only kill while this file exists; it is deleted before the kill"),
+            docpipe::Field::string("journal")
+                .describe("If set, one line '<doc id> <file name>' is appended per write: a second delivery shows as a second line"),
         };
         return d;
     }
 
     CrashFilesSink(const docpipe::Config& c, docpipe::Context&)
-        : dir_(c.get_string("path")), kill_after_(c.get_int("kill_after_writes")), marker_(c.has("marker") ? c.get_string("marker") : "") {}
+        : dir_(c.get_string("path")), kill_after_(c.get_int("kill_after_writes")), marker_(c.has("marker") ? c.get_string("marker") : ""),
+          journal_(c.has("journal") ? c.get_string("journal") : "") {}
 
     void start() override { fs::create_directories(dir_); }
 
@@ -58,6 +63,14 @@ public:
             return docpipe::SinkResult::retry(std::chrono::milliseconds(100), "cannot write " + target.string());
         }
         ++writes_;
+        if (!journal_.empty()) {
+            const auto name = doc.attributes.count("filename") ? doc.attributes.at("filename") : std::string("-");
+            const std::string line = doc.id + " " + name + "\n";
+            const int jfd = ::open(journal_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+            const bool logged = jfd >= 0 && ::write(jfd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+            if (jfd >= 0) ::close(jfd);
+            if (!logged) return docpipe::SinkResult::fail("cannot append to the journal " + journal_);
+        }
         if (kill_after_ > 0 && writes_ == kill_after_) {
             std::error_code ec;
             // The write happened; the runtime has not heard of it yet.
@@ -72,6 +85,7 @@ private:
     std::int64_t kill_after_;
     std::int64_t writes_ = 0;
     std::string marker_;
+    std::string journal_;
 };
 
 }  // namespace
@@ -133,6 +147,32 @@ private:
     std::string tag_;
 };
 
-DOCPIPE_PLUGIN("test-crash", "0.1.0", "crash tests: a sink that can kill its own process, claims without OCR",
+// Wedges the graph on purpose: a document whose file name contains `wedge_on` never leaves
+// this node (the call sleeps until the process ends). For the service watchdog test: a
+// stuck graph must stop the WATCHDOG=1 pings so that systemd restarts the service.
+class WedgeTransform : public docpipe::Transform {
+public:
+    static docpipe::ComponentDescriptor describe() {
+        docpipe::ComponentDescriptor d;
+        d.kind = docpipe::ComponentKind::Transform;
+        d.name = "transform.test_wedge";
+        d.summary = "test: never returns for a document whose file name contains wedge_on";
+        d.concurrent_safe = true;
+        d.config = docpipe::ConfigSpec{docpipe::Field::string("wedge_on").default_value("wedge").describe("File-name fragment that wedges")};
+        return d;
+    }
+    WedgeTransform(const docpipe::Config& c, docpipe::Context&) : wedge_on_(c.get_string("wedge_on")) {}
+    void process(const docpipe::DocumentPtr& input, docpipe::Outputs& out) override {
+        const auto name = input->attributes.count("filename") ? input->attributes.at("filename") : input->id;
+        if (name.find(wedge_on_) != std::string::npos)
+            for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+        out.emit(input);
+    }
+
+private:
+    std::string wedge_on_;
+};
+
+DOCPIPE_PLUGIN("test-crash", "0.1.0", "crash tests: a sink that can kill its own process, claims without OCR, a wedged node",
                docpipe::component<CrashFilesSink>(), docpipe::component<TestClaimTransform>(),
-               docpipe::component<TestFieldsTransform>())
+               docpipe::component<TestFieldsTransform>(), docpipe::component<WedgeTransform>())

@@ -1,5 +1,7 @@
 #include "sources.hpp"
 
+#include <algorithm>
+
 #include <fmt/core.h>
 
 namespace docpipe::core {
@@ -7,7 +9,10 @@ namespace docpipe::core {
 class SourceDriver::Emitter : public SourceEmitter {
 public:
     Emitter(SourceDriver& driver, std::size_t index) : driver_(driver), index_(index) {}
-    bool emit(Document doc, AckHandle ack) override { return driver_.admit(index_, std::move(doc), std::move(ack)); }
+    bool emit(Document doc, AckHandle ack) override {
+        driver_.beat(index_);
+        return driver_.admit(index_, std::move(doc), std::move(ack));
+    }
     bool stop_requested() const override { return driver_.flight_.sources_stopping(); }
 
 private:
@@ -15,9 +20,30 @@ private:
     std::size_t index_;
 };
 
+namespace {
+std::int64_t steady_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
 void SourceDriver::start() {
+    beats_ = std::make_unique<std::atomic<std::int64_t>[]>(nodes_.size());
+    for (std::size_t i = 0; i < nodes_.size(); ++i) beats_[i].store(nodes_[i]->source ? steady_ms() : -1);
     for (std::size_t i = 0; i < nodes_.size(); ++i)
         if (nodes_[i]->source) threads_.emplace_back([this, i] { loop(i); });
+}
+
+void SourceDriver::beat(std::size_t index) {
+    if (beats_) beats_[index].store(steady_ms(), std::memory_order_relaxed);
+}
+
+std::chrono::milliseconds SourceDriver::quietest_source() const {
+    if (!beats_) return std::chrono::milliseconds(0);
+    const std::int64_t now = steady_ms();
+    std::int64_t longest = 0;
+    for (std::size_t i = 0; i < nodes_.size(); ++i)
+        if (const auto b = beats_[i].load(std::memory_order_relaxed); b >= 0) longest = std::max(longest, now - b);
+    return std::chrono::milliseconds(longest);
 }
 
 void SourceDriver::join() {
@@ -88,15 +114,18 @@ void SourceDriver::loop(std::size_t index) {
     while (!flight_.sources_stopping()) {
         if (!store_guard_.available()) {
             // Back-pressure during a state-store outage: taking more documents would only
-            // pile them up waiting for the store.
+            // pile them up waiting for the store. The source is waiting, not stuck.
+            beat(index);
             store_guard_.wait_available(poll_wait_);
             continue;
         }
         try {
             node.source->poll(emitter, PollRequest{poll_wait_, false});
+            beat(index);
             polled(index);
         } catch (const std::exception& e) {
             node.context->log().log(LogLevel::Error, fmt::format("poll failed: {}; trying again in 1 s", e.what()));
+            beat(index);  // failing and retrying is alive: the health report says why it fails
             flight_.pause_source(std::chrono::seconds(1));
         }
     }

@@ -5,7 +5,9 @@
 // Ownership: the Runtime owns the SourceDriver; join() before the graph goes away.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -32,6 +34,10 @@ public:
     // after this call (what was waiting has been delivered again). A later call replaces an
     // earlier one that has not run yet. Service mode only: with --once, sources poll once.
     void after_next_round(std::function<void()> fn);
+    // The longest any running source has gone without finishing a poll or emitting a
+    // document (zero before start and when there are none): a source stuck inside its poll
+    // shows here. Read by the service watchdog (sd_notify WATCHDOG=1).
+    std::chrono::milliseconds quietest_source() const;
 
 private:
     class Emitter;
@@ -50,6 +56,9 @@ private:
     std::function<void()> after_round_;  // guarded by round_mutex_
     std::set<std::size_t> polled_since_;  // sources that finished a poll since after_next_round()
     std::vector<std::thread> threads_;
+    // Per node index, the steady-clock time (ms) a source last showed life; -1: not a source.
+    std::unique_ptr<std::atomic<std::int64_t>[]> beats_;
+    void beat(std::size_t index);
 };
 
 }  // namespace docpipe::core

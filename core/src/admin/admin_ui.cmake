@@ -1,0 +1,17 @@
+# The admin server's review UI: its data helpers and its static files, embedded at build
+# time (no Node, no CDN at run time). Included from core/CMakeLists.txt.
+set(DOCPIPE_UI_DIR ${CMAKE_CURRENT_SOURCE_DIR}/src/ui)
+set(DOCPIPE_UI_ASSETS index.html app.css app.js api.js dom.js dashboard.js review.js jobs.js favicon.svg)
+set(DOCPIPE_UI_DEPENDS "")
+foreach(asset IN LISTS DOCPIPE_UI_ASSETS)
+  list(APPEND DOCPIPE_UI_DEPENDS ${DOCPIPE_UI_DIR}/${asset})
+endforeach()
+set(DOCPIPE_UI_GENERATED ${CMAKE_CURRENT_BINARY_DIR}/generated/ui_assets.cpp)
+string(REPLACE ";" "," DOCPIPE_UI_ASSET_ARG "${DOCPIPE_UI_ASSETS}")
+add_custom_command(OUTPUT ${DOCPIPE_UI_GENERATED}
+  COMMAND ${CMAKE_COMMAND} -DOUT=${DOCPIPE_UI_GENERATED} -DDIR=${DOCPIPE_UI_DIR} "-DASSETS=${DOCPIPE_UI_ASSET_ARG}"
+          -P ${CMAKE_CURRENT_SOURCE_DIR}/src/admin/embed_assets.cmake
+  DEPENDS ${DOCPIPE_UI_DEPENDS} ${CMAKE_CURRENT_SOURCE_DIR}/src/admin/embed_assets.cmake
+  COMMENT "Embedding the review UI (core/src/ui)"
+  VERBATIM)
+target_sources(docpipe_core PRIVATE src/admin/review_data.cpp ${DOCPIPE_UI_GENERATED})

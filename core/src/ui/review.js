@@ -1,0 +1,461 @@
+// The review queue and one review item: the page image with the words behind each field
+// outlined, the fields with confidence and provenance, warnings and conflicts; edit, approve,
+// reject with a reason, skip. Shortcuts: j/k next/previous, a approve, r reject, e edit,
+// s skip.
+import { api, blob, query } from './api.js';
+import {
+  announce, clear, confidenceMeter, formatAge, formatAmount, formatTime, formatValue, h, navigate, s, statusBadge,
+} from './dom.js';
+
+const FILTER_KEY = 'docpipe.queueFilter';
+const IDS_KEY = 'docpipe.queueIds';
+const NUMERIC = new Set(['total_amount', 'sst_amount', 'gst_amount']);
+const LABELS = {
+  total_amount: 'Total amount', service_date: 'Service date', receipt_number: 'Receipt number', policy_number: 'Policy number',
+  member_id: 'Member ID', member_name: 'Member name', provider_name: 'Provider', provider_address: 'Provider address',
+  currency: 'Currency', sst_amount: 'SST', gst_amount: 'GST', itemized_charges: 'Items',
+};
+
+function label(name) {
+  return LABELS[name] || name.replace(/_/g, ' ');
+}
+
+function loadFilter() {
+  try {
+    return JSON.parse(sessionStorage.getItem(FILTER_KEY)) || {};
+  } catch (_) {
+    return {};
+  }
+}
+
+function queuePath(f, limit = 100) {
+  const minC = f.min_confidence !== undefined && f.min_confidence !== '' ? Number(f.min_confidence) / 100 : undefined;
+  const maxC = f.max_confidence !== undefined && f.max_confidence !== '' ? Number(f.max_confidence) / 100 : undefined;
+  const age = { new24: { max_age_hours: 24 }, old1: { min_age_hours: 1 }, old24: { min_age_hours: 24 }, old72: { min_age_hours: 72 } }[f.age] || {};
+  return `/api/v1/exceptions${query({ limit, route: f.route, min_confidence: minC, max_confidence: maxC, provider: f.provider, sort: f.sort || 'created_at', ...age })}`;
+}
+
+function savedIds() {
+  try {
+    return JSON.parse(sessionStorage.getItem(IDS_KEY)) || [];
+  } catch (_) {
+    return [];
+  }
+}
+
+function fieldValue(job, name) {
+  const f = (job.fields || {})[name];
+  return f && typeof f === 'object' && 'value' in f ? f.value : f;
+}
+
+function reviewReason(job) {
+  const reasons = (job.outcomes || []).filter((o) => o.status === 'review' && o.reason).map((o) => o.reason);
+  return [...new Set(reasons)].join('; ') || job.last_error || '';
+}
+
+// ---- queue ----------------------------------------------------------------------------
+
+export async function showQueue(main) {
+  const f = loadFilter();
+  const field = (id, text, control) => h('div', { class: 'field' }, h('label', { for: id }, text), control);
+  const select = (id, value, options) => h('select', { id, name: id },
+    options.map(([v, t]) => h('option', { value: v, selected: v === (value || '') }, t)));
+  const form = h('form', { class: 'filters', 'aria-label': 'Filter the review queue' },
+    field('f-route', 'Route', select('f-route', f.route, [['', 'Any'], ['low', 'Low'], ['medium', 'Medium'], ['high', 'High']])),
+    field('f-min', 'Confidence from (%)', h('input', { id: 'f-min', type: 'number', min: '0', max: '100', step: '1', value: f.min_confidence ?? '' })),
+    field('f-max', 'Confidence to (%)', h('input', { id: 'f-max', type: 'number', min: '0', max: '100', step: '1', value: f.max_confidence ?? '' })),
+    field('f-age', 'Age', select('f-age', f.age, [['', 'Any'], ['new24', 'Newer than 24 h'], ['old1', 'Older than 1 h'], ['old24', 'Older than 24 h'], ['old72', 'Older than 3 days']])),
+    field('f-provider', 'Provider', h('input', { id: 'f-provider', type: 'search', value: f.provider || '' })),
+    field('f-sort', 'Sort by', select('f-sort', f.sort || 'created_at', [['created_at', 'Oldest first'], ['-created_at', 'Newest first'],
+      ['confidence', 'Lowest confidence'], ['-confidence', 'Highest confidence'], ['provider', 'Provider A–Z'], ['-amount', 'Largest amount'], ['amount', 'Smallest amount']])),
+    h('div', { class: 'field actions' }, h('button', { type: 'submit' }, 'Apply'), h('button', { type: 'reset', class: 'quiet' }, 'Clear')));
+  const results = h('div', { class: 'results' });
+  main.append(h('h1', {}, 'Review queue'), form, results);
+
+  let rows = [];
+  let cursor = 0;
+  let loads = 0; // the newest load() draws; an older one still on its way is dropped
+  const focusRow = (i) => {
+    if (!rows.length) return;
+    cursor = Math.max(0, Math.min(rows.length - 1, i));
+    rows.forEach((r, n) => r.classList.toggle('cursor', n === cursor));
+    rows[cursor].querySelector('a').focus();
+  };
+
+  async function load() {
+    const mine = ++loads;
+    const current = {
+      route: form.querySelector('#f-route').value,
+      min_confidence: form.querySelector('#f-min').value,
+      max_confidence: form.querySelector('#f-max').value,
+      age: form.querySelector('#f-age').value,
+      provider: form.querySelector('#f-provider').value.trim(),
+      sort: form.querySelector('#f-sort').value,
+    };
+    sessionStorage.setItem(FILTER_KEY, JSON.stringify(current));
+    const answer = await api(queuePath(current), { withMeta: true }).catch((e) => { if (mine === loads) throw e; });
+    if (mine !== loads) return;
+    const { data, meta } = answer;
+    clear(results);
+    sessionStorage.setItem(IDS_KEY, JSON.stringify(data.map((j) => j.id)));
+    const total = meta.pagination.total;
+    results.append(h('p', { class: 'count', 'data-count': String(total) },
+      total === 1 ? '1 claim waits for review' : `${total} claims wait for review`, data.length < total ? ` (first ${data.length} shown)` : ''));
+    if (!data.length) {
+      results.append(h('p', { class: 'empty' }, 'Nothing matches these filters.'));
+      rows = [];
+      announce(`${total} claims in the review queue`);
+      return;
+    }
+    rows = data.map((job, i) => h('tr', { dataset: { id: job.id }, onclick: () => { cursor = i; } },
+      h('td', {}, h('a', { href: `#/review/${encodeURIComponent(job.id)}` }, job.filename || job.id)),
+      h('td', { class: 'provider' }, formatValue(fieldValue(job, 'provider_name'))),
+      h('td', { class: 'num' }, formatAmount(fieldValue(job, 'total_amount'))),
+      h('td', {}, confidenceMeter(job.confidence)),
+      h('td', {}, job.confidence_level || '—'),
+      h('td', { title: formatTime(job.created_ms) }, formatAge(job.created_ms)),
+      h('td', { class: 'wrap' }, reviewReason(job))));
+    results.append(h('div', { class: 'table-wrap' }, h('table', { class: 'data queue' },
+      h('caption', { class: 'sr-only' }, 'Claims waiting for review'),
+      h('thead', {}, h('tr', {}, ['Claim', 'Provider', 'Total (RM)', 'Confidence', 'Route', 'Age', 'Why'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, rows))));
+    results.append(h('p', { class: 'hint' }, 'Keys: j / k move, Enter opens.'));
+    announce(`${total} claims in the review queue`);
+  }
+
+  form.addEventListener('submit', (e) => { e.preventDefault(); load().catch(showError); });
+  form.addEventListener('reset', () => setTimeout(() => { sessionStorage.removeItem(FILTER_KEY); load().catch(showError); }, 0));
+  const showError = (e) => { clear(results); results.append(h('p', { class: 'error', role: 'alert' }, e.message)); };
+  await load().catch(showError);
+  return {
+    onKey(event) {
+      if (event.key === 'j') { focusRow(document.activeElement && rows.includes(document.activeElement.closest('tr')) ? cursor + 1 : cursor); return true; }
+      if (event.key === 'k') { focusRow(cursor - 1); return true; }
+      return false;
+    },
+  };
+}
+
+// ---- one item -------------------------------------------------------------------------
+
+function provenanceText(f) {
+  const p = f.provenance || {};
+  const line = p.text !== undefined ? p : p.chosen && p[p.chosen] ? p[p.chosen] : p.receipt || p.email || null;
+  const parts = [];
+  if (f.source) parts.push(f.source);
+  if (line && line.text !== undefined) parts.push(`line ${line.line ?? '?'}${line.page !== undefined ? ` on page ${line.page + 1}` : ''}: “${line.text}”`);
+  if (p.reason) parts.push(p.reason);
+  if (p.note) parts.push(p.note);
+  if (p.as_written) parts.push(`written as ${p.as_written}`);
+  return parts.join(' · ');
+}
+
+function parseCorrection(name, text) {
+  const t = text.trim();
+  if (NUMERIC.has(name)) {
+    const n = Number(t.replace(/^RM\s*/i, '').replace(/,/g, ''));
+    if (!t || !Number.isFinite(n)) throw new Error(`${label(name)} must be a number such as 479.05`);
+    return Math.round(n * 100) / 100;
+  }
+  if (!t) throw new Error(`${label(name)} cannot be empty`);
+  return t;
+}
+
+// The page with the field boxes over it, in the page's own pixel coordinates.
+function pageView(jobId, doc, page, boxesByField, selected) {
+  const w = page.width || 1000, h0 = page.height || 1400;
+  const svg = s('svg', { viewBox: `0 0 ${w} ${h0}`, class: 'page', role: 'img', 'aria-label': `Page ${page.index + 1} of ${doc.name || 'the receipt'}` });
+  svg.append(s('rect', { x: 0, y: 0, width: w, height: h0, class: 'paper' }));
+  const figure = h('figure', { class: 'page-box', dataset: { page: page.index } }, svg);
+  if (page.has_image) {
+    const image = s('image', { x: 0, y: 0, width: w, height: h0, preserveAspectRatio: 'none' });
+    svg.append(image);
+    blob(`/api/v1/exceptions/${encodeURIComponent(jobId)}/documents/${encodeURIComponent(doc.doc_id)}/pages/${page.index}/image`)
+      .then((b) => {
+        const url = URL.createObjectURL(b);
+        image.addEventListener('load', () => { figure.dataset.imageLoaded = 'true'; }, { once: true });
+        image.setAttribute('href', url);
+        figure.dataset.objectUrl = url;
+        // The receipt's own size, for a reader of the page (and the browser test).
+        createImageBitmap(b).then((bitmap) => { figure.dataset.naturalSize = `${bitmap.width}x${bitmap.height}`; bitmap.close(); }).catch(() => {});
+      })
+      .catch((e) => figure.append(h('figcaption', { class: 'error' }, `The page image could not be loaded: ${e.message}`)));
+  } else {
+    figure.append(h('figcaption', { class: 'hint' }, 'No image is stored for this page (PDF and TIFF pages are not kept as images); the boxes show where the words were read.'));
+  }
+  for (const [name, boxes] of Object.entries(boxesByField)) {
+    for (const b of boxes) {
+      if (b.page !== page.index) continue;
+      svg.append(s('rect', {
+        x: b.x - 3, y: b.y - 3, width: b.width + 6, height: b.height + 6,
+        class: `box${name === selected ? ' selected' : ''}`, dataset: { field: name, kind: b.kind },
+      }, s('title', {}, label(name))));
+    }
+  }
+  return figure;
+}
+
+export async function showItem(main, id) {
+  const item = await api(`/api/v1/exceptions/${encodeURIComponent(id)}`);
+  const job = item.job;
+  let ids = savedIds();
+  if (!ids.includes(id)) {
+    try {
+      ids = (await api(queuePath(loadFilter()))).map((j) => j.id);
+    } catch (_) {
+      ids = [];
+    }
+  }
+  const pos = ids.indexOf(id);
+  const go = (offset) => {
+    const target = ids[pos + offset];
+    if (target) navigate(`#/review/${encodeURIComponent(target)}`);
+    else announce(offset > 0 ? 'This is the last claim in the queue' : 'This is the first claim in the queue');
+  };
+  const next = () => {
+    const rest = ids.filter((x) => x !== id);
+    sessionStorage.setItem(IDS_KEY, JSON.stringify(rest));
+    const target = rest[pos] || rest[pos - 1];
+    navigate(target ? `#/review/${encodeURIComponent(target)}` : '#/review');
+  };
+
+  const corrections = {};
+  const documents = item.documents || [];
+  const inReview = job.status === 'review';
+  const fieldNames = [];
+  for (const d of documents) {
+    for (const n of Object.keys(d.fields || {})) if (!fieldNames.includes(n)) fieldNames.push(n);
+    for (const m of d.missing || []) for (const n of String(m).split(' or ')) if (!fieldNames.includes(n)) fieldNames.push(n);
+  }
+  const order = ['total_amount', 'service_date', 'receipt_number', 'policy_number', 'member_id', 'member_name', 'provider_name'];
+  fieldNames.sort((a, b) => ((order.indexOf(a) + 1) || 99) - ((order.indexOf(b) + 1) || 99));
+  let selected = fieldNames.includes('total_amount') ? 'total_amount' : fieldNames[0];
+
+  const message = h('p', { class: 'message', role: 'alert' });
+  const header = h('div', { class: 'item-head' },
+    h('div', {},
+      h('h1', {}, job.filename || job.id),
+      h('p', { class: 'meta' }, statusBadge(job.status), ` received ${formatTime(job.created_ms)} · confidence `, confidenceMeter(job.confidence),
+        ` · route ${job.confidence_level || '—'}`, pos >= 0 ? ` · ${pos + 1} of ${ids.length} in the queue` : '')),
+    h('nav', { class: 'pager', 'aria-label': 'Queue position' },
+      h('button', { type: 'button', onclick: () => go(-1), disabled: pos <= 0, 'aria-keyshortcuts': 'k' }, '← Previous (k)'),
+      h('button', { type: 'button', onclick: () => go(1), disabled: pos < 0 || pos >= ids.length - 1, 'aria-keyshortcuts': 'j' }, 'Next (j) →')));
+  main.append(header, message);
+  if (!inReview) {
+    main.append(h('p', { class: 'notice' }, `This claim is ${job.status} now; it can no longer be approved or rejected here. `,
+      h('a', { href: `#/jobs/${encodeURIComponent(job.id)}` }, 'Open the job')));
+  }
+  if (!documents.length) {
+    main.append(h('p', { class: 'empty' }, 'No parked document is stored for this claim.'));
+  }
+
+  const layout = h('div', { class: 'item' });
+  const pagesCol = h('div', { class: 'pages' });
+  const fieldsCol = h('div', { class: 'fields' });
+  layout.append(pagesCol, fieldsCol);
+  main.append(layout);
+  const rowsByField = {};
+  const editors = {};
+
+  function drawPages() {
+    for (const fig of pagesCol.querySelectorAll('rect.box')) fig.classList.toggle('selected', fig.dataset.field === selected);
+  }
+
+  function select(name) {
+    selected = name;
+    for (const [n, row] of Object.entries(rowsByField)) row.classList.toggle('selected', n === name);
+    drawPages();
+  }
+
+  for (const doc of documents) {
+    const boxes = {};
+    for (const [n, f] of Object.entries(doc.fields || {})) boxes[n] = f.boxes || [];
+    if (documents.length > 1) pagesCol.append(h('h2', {}, doc.name || doc.doc_id));
+    for (const page of doc.pages || []) pagesCol.append(pageView(job.id, doc, page, boxes, selected));
+    const notes = [];
+    if (doc.reason) notes.push(h('li', {}, h('strong', {}, 'Why review: '), doc.reason));
+    for (const wng of doc.warnings || []) notes.push(h('li', { class: 'warning' }, h('strong', {}, 'Warning: '), wng));
+    for (const m of doc.missing || []) notes.push(h('li', { class: 'warning' }, h('strong', {}, 'Missing: '), label(String(m))));
+    for (const c of doc.conflicts || []) {
+      notes.push(h('li', { class: 'conflict' }, h('strong', {}, `Conflict (${c.kind}) in ${label(c.field)}: `),
+        `${formatValue(c.value)} vs ${formatValue(c.other)}`));
+    }
+    if (notes.length) fieldsCol.append(h('section', { 'aria-labelledby': `n-${doc.doc_id}` }, h('h2', { id: `n-${doc.doc_id}` }, 'Warnings and conflicts'), h('ul', { class: 'notes' }, notes)));
+  }
+  if (documents.length > 1) {
+    fieldsCol.append(h('p', { class: 'notice' }, `This email has ${documents.length} claim documents; a correction applies to each of them.`));
+  }
+
+  const tbody = h('tbody');
+  for (const name of fieldNames) {
+    const doc = documents.find((d) => d.fields && d.fields[name]) || documents[0] || {};
+    const f = (doc.fields || {})[name] || { value: null, confidence: null, source: '', provenance: {} };
+    const editable = !Array.isArray(f.value) && inReview;
+    const valueCell = h('td', { class: 'value', dataset: { value: name } }, formatValue(f.value));
+    const problem = h('p', { class: 'field-error', id: `err-${name}` });
+    const input = h('input', { id: `edit-${name}`, type: 'text', inputmode: NUMERIC.has(name) ? 'decimal' : 'text', 'aria-describedby': `err-${name}`, value: f.value === null ? '' : formatValue(f.value) });
+    const editor = h('div', { class: 'editor', hidden: true },
+      h('label', { for: `edit-${name}` }, `New ${label(name).toLowerCase()}`), input,
+      h('button', { type: 'button', class: 'primary', onclick: () => save() }, 'Keep'),
+      h('button', { type: 'button', class: 'quiet', onclick: () => close() }, 'Cancel'));
+    const editButton = h('button', { type: 'button', class: 'quiet', onclick: () => open(), disabled: !editable, 'aria-label': `Edit ${label(name)}` }, 'Edit');
+    const close = () => { editor.hidden = true; problem.textContent = ''; editButton.focus(); };
+    const open = () => { select(name); editor.hidden = false; input.focus(); input.select(); };
+    const save = () => {
+      try {
+        corrections[name] = parseCorrection(name, input.value);
+      } catch (e) {
+        problem.textContent = e.message;
+        return;
+      }
+      clear(valueCell).append(h('span', { class: 'corrected' }, formatValue(corrections[name])), h('span', { class: 'was' }, ` was ${formatValue(f.value)}`));
+      editor.hidden = true;
+      problem.textContent = '';
+      editButton.focus();
+      announce(`${label(name)} corrected to ${formatValue(corrections[name])}; approve to send it`);
+    };
+    input.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter') { e.preventDefault(); save(); }
+      if (e.key === 'Escape') { e.preventDefault(); close(); }
+    });
+    editors[name] = open;
+    const row = h('tr', { dataset: { field: name }, class: name === selected ? 'selected' : '' },
+      h('th', { scope: 'row' }, h('button', { type: 'button', class: 'link', onclick: () => select(name), 'aria-label': `Show ${label(name)} on the page` }, label(name))),
+      valueCell,
+      h('td', {}, confidenceMeter(f.confidence)),
+      h('td', { class: 'wrap prov' }, provenanceText(f)),
+      h('td', {}, editButton, editor, problem));
+    row.addEventListener('focusin', () => select(name));
+    rowsByField[name] = row;
+    tbody.append(row);
+  }
+  fieldsCol.append(h('section', { 'aria-labelledby': 'fields-h' }, h('h2', { id: 'fields-h' }, 'Fields'),
+    h('div', { class: 'table-wrap' }, h('table', { class: 'data fields-table' },
+      h('thead', {}, h('tr', {}, ['Field', 'Value', 'Confidence', 'Read from', ''].map((t) => h('th', { scope: 'col' }, t)))), tbody))));
+
+  // Decisions.
+  const notesInput = h('textarea', { id: 'review-notes', rows: '2' });
+  const approveButton = h('button', { type: 'button', class: 'primary', disabled: !inReview, 'aria-keyshortcuts': 'a', onclick: () => approve() }, 'Approve (a)');
+  const rejectButton = h('button', { type: 'button', class: 'danger', disabled: !inReview, 'aria-keyshortcuts': 'r', onclick: () => openReject() }, 'Reject… (r)');
+  const skipButton = h('button', { type: 'button', class: 'quiet', 'aria-keyshortcuts': 's', onclick: () => skip() }, 'Skip (s)');
+  fieldsCol.append(h('section', { class: 'decide', 'aria-labelledby': 'decide-h' }, h('h2', { id: 'decide-h' }, 'Decision'),
+    h('label', { for: 'review-notes' }, 'Note for the record (optional)'), notesInput,
+    h('div', { class: 'buttons' }, approveButton, rejectButton, skipButton),
+    h('p', { class: 'hint' }, 'Keys: j / k next / previous · a approve · r reject · e edit the selected field · s skip')));
+
+  const reason = h('textarea', { id: 'reject-reason', rows: '3', 'aria-required': 'true', 'aria-describedby': 'reject-error' });
+  const rejectError = h('p', { id: 'reject-error', class: 'field-error' });
+  const dialog = h('dialog', { 'aria-labelledby': 'reject-h', class: 'reject-dialog' },
+    h('form', { method: 'dialog' },
+      h('h2', { id: 'reject-h' }, 'Reject this claim'),
+      h('label', { for: 'reject-reason' }, 'Reason (recorded on the job)'), reason, rejectError,
+      h('div', { class: 'buttons' },
+        h('button', { type: 'submit', class: 'danger', value: 'reject' }, 'Reject'),
+        h('button', { type: 'button', class: 'quiet', onclick: () => dialog.close('cancel') }, 'Cancel'))));
+  dialog.querySelector('form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (!reason.value.trim()) {
+      rejectError.textContent = 'Say why the claim is rejected.';
+      reason.focus();
+      return;
+    }
+    reject(reason.value.trim());
+  });
+  dialog.addEventListener('close', () => { if (dialog.returnValue !== 'done') rejectButton.focus(); });
+  main.append(dialog);
+
+  const audit = item.audit || [];
+  if (audit.length) main.append(auditList(audit));
+
+  const fail = (e) => {
+    message.className = 'message error';
+    message.textContent = e.message;
+    const details = e.details || {};
+    for (const [n, why] of Object.entries(details)) {
+      const err = document.getElementById(`err-${n}`);
+      if (err) err.textContent = String(why);
+    }
+  };
+
+  async function approve() {
+    if (!inReview) return;
+    approveButton.disabled = true;
+    try {
+      await api(`/api/v1/exceptions/${encodeURIComponent(job.id)}/approve`, {
+        method: 'POST', body: { fields: corrections, notes: notesInput.value.trim(), expected_status: 'review' },
+      });
+      const n = Object.keys(corrections).length;
+      announce(`Approved ${job.filename || job.id}${n ? ` with ${n} correction(s)` : ''}`);
+      sessionStorage.setItem('docpipe.flash', `Approved ${job.filename || job.id}${n ? ` with ${n} correction(s)` : ''}.`);
+      next();
+    } catch (e) {
+      fail(e);
+      approveButton.disabled = false;
+    }
+  }
+
+  function openReject() {
+    if (!inReview) return;
+    rejectError.textContent = '';
+    dialog.showModal();
+    reason.focus();
+  }
+
+  async function reject(text) {
+    try {
+      await api(`/api/v1/exceptions/${encodeURIComponent(job.id)}/reject`, { method: 'POST', body: { reason: text } });
+      dialog.close('done');
+      announce(`Rejected ${job.filename || job.id}`);
+      sessionStorage.setItem('docpipe.flash', `Rejected ${job.filename || job.id}.`);
+      next();
+    } catch (e) {
+      rejectError.textContent = e.message;
+    }
+  }
+
+  function skip() {
+    announce('Skipped');
+    go(1);
+  }
+
+  const flash = sessionStorage.getItem('docpipe.flash');
+  if (flash) {
+    sessionStorage.removeItem('docpipe.flash');
+    message.className = 'message ok';
+    message.textContent = flash;
+  }
+  approveButton.focus();
+
+  return {
+    onKey(event) {
+      switch (event.key) {
+        case 'j': go(1); return true;
+        case 'k': go(-1); return true;
+        case 'a': approve(); return true;
+        case 'r': openReject(); return true;
+        case 's': skip(); return true;
+        case 'e': if (selected && editors[selected] && inReview) editors[selected](); return true;
+        default: return false;
+      }
+    },
+    leave() {
+      for (const fig of pagesCol.querySelectorAll('figure[data-object-url]')) URL.revokeObjectURL(fig.dataset.objectUrl);
+    },
+  };
+}
+
+// Who did what to the job, from the audit trail.
+export function auditList(entries) {
+  const describe = (e) => {
+    const parts = [];
+    for (const [field, c] of Object.entries(e.changes || {})) parts.push(`${label(field)}: ${formatValue(c.from)} → ${formatValue(c.to)}`);
+    if (e.reason) parts.push(`reason: ${e.reason}`);
+    if (e.notes) parts.push(`note: ${e.notes}`);
+    if (e.status_from) parts.push(`${e.status_from} → ${e.status_to}`);
+    return parts.join(' · ');
+  };
+  return h('section', { class: 'panel', 'aria-labelledby': 'audit-h' }, h('h2', { id: 'audit-h' }, 'Actions on this job'),
+    h('ol', { class: 'audit' }, entries.map((e) => h('li', { dataset: { action: e.action } },
+      h('time', { datetime: e.at }, formatTime(e.at_ms)), ' ', h('strong', {}, e.action.replace(/_/g, ' ')), ' by ',
+      h('span', { class: 'who' }, e.by || 'unknown'), ' — ', describe(e)))));
+}

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# The review UI in headless Chromium against the real docpipe binary: a claims pipeline
+# (drop folder -> mime -> pages -> OCR -> claims -> router -> NCB | review queue) with the fake
+# NCB, fed claim emails that land in the review queue (one naming its provider
+# `<img src=x onerror=alert(1)>`), one the NCB takes, and one broken email (a dead letter).
+# Then tests/ui/ui_test.js drives the UI with playwright-core. Screenshots of each page go to
+# ARTIFACTS.
+# Usage: run_ui_test.sh DOCPIPE SOURCE_DIR NODE_DIR ARTIFACTS
+#   NODE_DIR: where tests/ui/npm_install.sh installed playwright-core
+set -uo pipefail
+DOCPIPE=$1
+SRC=$(cd "$2" && pwd)
+NODE_DIR=$3
+ARTIFACTS=$4
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/docpipe-ui-XXXXXX")
+FAKE_PID=""
+PID=""
+cleanup() {
+    [ -n "$PID" ] && kill "$PID" 2> /dev/null && wait "$PID" 2> /dev/null
+    [ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2> /dev/null && wait "$FAKE_PID" 2> /dev/null
+    if [ -d "$ARTIFACTS" ]; then cp "$WORK/log.txt" "$ARTIFACTS/docpipe.log" 2> /dev/null; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; tail -30 "$WORK/log.txt" 2> /dev/null; exit 1; }
+
+# A missing browser is a failure, not a skip: CI installs it (scripts/install-deps.sh).
+[ -x "$CHROMIUM" ] || fail "headless Chromium not found at $CHROMIUM: install Debian's chromium package (scripts/install-deps.sh does), or set CHROMIUM"
+[ -f "$NODE_DIR/node_modules/playwright-core/package.json" ] \
+    || fail "playwright-core is not installed in $NODE_DIR (the ui.npm_install test does it: npm ci from tests/ui/package-lock.json)"
+command -v node > /dev/null || fail "node is not installed"
+rm -rf "$ARTIFACTS" && mkdir -p "$ARTIFACTS"
+
+mkfifo "$WORK/fake.out"
+python3 "$SRC/tests/fakes/fake_ncb.py" --port 0 --api-key ncb-key > "$WORK/fake.out" 2> "$WORK/fake.log" &
+FAKE_PID=$!
+read -r -t 15 _ NCB_PORT < "$WORK/fake.out" || fail "the fake NCB did not start"
+exec 3< "$WORK/fake.out"
+NCB="http://127.0.0.1:$NCB_PORT"
+
+# The inbox: two shipped samples that go to review, two made here, and a broken one.
+mkdir -p "$WORK/inbox"
+cp "$SRC/examples/inbox/02-malay-two-receipts.eml" "$SRC/examples/inbox/03-html-forwarded.eml" "$WORK/inbox/"
+python3 - "$SRC/examples/inbox/sources/malaysian_receipt_test.jpg" "$WORK/inbox" <<'PY'
+import sys
+from email.message import EmailMessage
+from email.policy import SMTP
+from pathlib import Path
+receipt, out = Path(sys.argv[1]).read_bytes(), Path(sys.argv[2])
+def mail(name, n, body):
+    m = EmailMessage(policy=SMTP)
+    m["From"] = "Siti binti Hassan <siti@example.my>"
+    m["To"] = "claims@tpa.example.my"
+    m["Subject"] = f"Claim {n}"
+    m["Date"] = "Fri, 27 Dec 2024 10:0%d:00 +0800" % n
+    m["Message-ID"] = f"<ui-test-{n}@docpipe.example>"
+    m.set_content(body)
+    m.add_attachment(receipt, maintype="image", subtype="jpeg", filename=f"receipt-{n}.jpg")
+    (out / name).write_bytes(m.as_bytes())
+# The body's total disagrees with the receipt's 479.05: the claim goes to review with a conflict;
+# everything else NCB needs is there, so an approved correction is accepted.
+mail("approve-me.eml", 1, "Member ID: MEM123456789\nPolicy No: POL987654321\nReceipt Number: INV-2024-001234\n"
+     "Total Amount: RM 512.00\n")
+mail("xss-provider.eml", 2, "Member ID: MEM555000111\nPolicy No: POL555000111\n"
+     "Provider: <img src=x onerror=alert(1)>\nTotal Amount: RM 99.00\n")
+PY
+head -c 3000 /dev/zero > "$WORK/inbox/99-garbage.eml"
+
+ALICE=alice-ui-test-0123456789abcdef01234567
+BOB=bob-ui-test-0123456789abcdef0123456789ab
+cat > "$WORK/p.yaml" <<YAML
+version: 1
+state: {backend: sqlite, path: $WORK/state.db}
+admin:
+  listen: 127.0.0.1:0
+  api_keys:
+    - {label: alice, key: "$ALICE"}
+    - {label: bob, key: "$BOB"}
+  approved_node: ncb_high
+  rate_limit_per_second: 500
+  rate_limit_burst: 1000
+nodes:
+  inbox:
+    component: source.directory
+    config: {path: $WORK/inbox, settle_time: 0s, patterns: ["*.eml"]}
+  mime:
+    component: transform.mime
+    config: {max_attachments: 20, min_image_bytes: 8192}
+  pages:
+    component: transform.pdf_pages
+    config: {dpi: 300, max_pages: 20, text_layer: use}
+  clean:
+    component: transform.preprocess
+    concurrency: 2
+    config: {device: cpu, deskew: true, binarize: "off"}
+  ocr:
+    component: ocr.tesseract
+    concurrency: 2
+    config: {languages: eng+msa, psm: 6, page_timeout: 120s}
+  claims:
+    component: transform.claims
+  router:
+    component: transform.confidence_router
+    config: {high: 0.90, medium: 0.75, qa_sample_rate: 0.0}
+  ncb_high:
+    component: sink.ncb
+    retry: {attempts: 3, initial_backoff: 200ms, max_backoff: 1s}
+    config: {base_url: "$NCB/api/v1", api_key: ncb-key}
+  ncb_medium:
+    component: sink.ncb
+    retry: {attempts: 3, initial_backoff: 200ms, max_backoff: 1s}
+    config: {base_url: "$NCB/api/v1", api_key: ncb-key, flag_for_review: true}
+  review:
+    component: sink.review
+    config: {reason: "low extraction confidence"}
+edges:
+  - inbox -> mime -> pages -> clean -> ocr -> claims -> router
+  - router.high -> ncb_high
+  - router.medium -> ncb_medium
+  - router.low -> review
+YAML
+export OMP_THREAD_LIMIT=1
+"$DOCPIPE" run -c "$WORK/p.yaml" > "$WORK/out.txt" 2> "$WORK/log.txt" &
+PID=$!
+PORT=""
+for _ in $(seq 1 300); do
+    PORT=$(grep -o 'admin API on http://127.0.0.1:[0-9]*' "$WORK/log.txt" 2> /dev/null | head -1 | sed 's/.*://')
+    [ -n "$PORT" ] && break
+    kill -0 "$PID" 2> /dev/null || fail "docpipe exited early"
+    sleep 0.1
+done
+[ -n "$PORT" ] || fail "docpipe did not report its admin port"
+BASE="http://127.0.0.1:$PORT"
+
+# Wait until every email's job has settled (OCR takes a while on a busy machine).
+python3 - "$BASE" "$ALICE" <<'PY' || fail "the jobs did not settle"
+import json, sys, time, urllib.request
+base, key = sys.argv[1], sys.argv[2]
+deadline = time.time() + 480
+while time.time() < deadline:
+    req = urllib.request.Request(base + "/api/v1/jobs?limit=100", headers={"X-API-Key": key})
+    jobs = json.load(urllib.request.urlopen(req))["data"]
+    settled = [j for j in jobs if j["status"] not in ("received", "processing", "extracted")]
+    if len(jobs) >= 5 and len(settled) == len(jobs):
+        print("jobs settled:", ", ".join(f"{j['filename']}={j['status']}" for j in jobs))
+        sys.exit(0)
+    time.sleep(1)
+print("jobs:", [(j["filename"], j["status"]) for j in jobs])
+sys.exit(1)
+PY
+
+NODE_PATH="$NODE_DIR/node_modules" BASE="$BASE" KEY_ALICE="$ALICE" KEY_BOB="$BOB" NCB="$NCB" ARTIFACTS="$ARTIFACTS" \
+    CHROMIUM="$CHROMIUM" node "$SRC/tests/ui/ui_test.js"
+status=$?
+kill "$PID" && wait "$PID" 2> /dev/null
+PID=""
+for k in "$ALICE" "$BOB"; do
+    grep -qF "$k" "$WORK/log.txt" "$WORK/out.txt" && fail "an admin key appears in docpipe's log"
+done
+[ "$status" = 0 ] || fail "the browser test failed (screenshots in $ARTIFACTS)"
+echo "ui browser test: ok (screenshots in $ARTIFACTS)"

@@ -1,0 +1,376 @@
+// Browser test of the review UI (run by run_ui_test.sh against a live docpipe + fake NCB).
+// Each step asserts what a user would see; a failed step stops the run with its reason and a
+// screenshot. Environment: BASE, KEY_ALICE, KEY_BOB, NCB, ARTIFACTS, CHROMIUM.
+'use strict';
+const assert = require('node:assert/strict');
+const path = require('node:path');
+const { chromium } = require('playwright-core');
+
+const { BASE, KEY_ALICE, KEY_BOB, NCB, ARTIFACTS, CHROMIUM } = process.env;
+const XSS = '<img src=x onerror=alert(1)>';
+let passed = 0;
+
+async function apiGet(p, key = KEY_ALICE) {
+  const r = await fetch(BASE + p, { headers: { 'X-API-Key': key } });
+  assert.equal(r.status, 200, `GET ${p}: ${r.status}`);
+  return (await r.json()).data;
+}
+
+async function poll(what, fn, timeoutMs = 60000) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < end) {
+    last = await fn();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+// Waits until the view for `hash` (#/review/<id>) is drawn and takes keys. The URL alone says
+// nothing about that: it changes before the app has reacted (the hashchange event comes a task
+// later), and most views share elements (an Approve button, a fields table) with the one before.
+const viewReady = (page, hash) => page.locator(`#main > .view[data-route="${hash}"][aria-busy="false"]`).waitFor();
+
+const shot = (page, name) => page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+
+async function main() {
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+  const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+  const page = await context.newPage();
+  const problems = [];
+  const dialogs = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error' && !/status of 4\d\d/.test(m.text())) problems.push(`console: ${m.text()}`); });
+  page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss().catch(() => {}); });
+  page.on('request', (r) => {
+    if (r.url().includes(KEY_ALICE) || r.url().includes(KEY_BOB)) problems.push(`a key in a URL: ${r.url()}`);
+  });
+
+  async function step(name, fn) {
+    try {
+      await fn();
+      passed += 1;
+      console.log(`ok ${passed} - ${name}`);
+    } catch (e) {
+      console.log(`not ok - ${name}\n  ${String(e.stack || e).split('\n').slice(0, 6).join('\n  ')}`);
+      await shot(page, `failed-${name.replace(/[^a-z0-9]+/gi, '-')}`).catch(() => {});
+      throw e;
+    }
+  }
+
+  const jobs = await apiGet('/api/v1/jobs?limit=100');
+  const byFile = (f) => jobs.find((j) => j.filename === f);
+  for (const f of ['approve-me.eml', 'xss-provider.eml', '03-html-forwarded.eml', '02-malay-two-receipts.eml']) {
+    assert.ok(byFile(f), `no job for ${f}`);
+    assert.equal(byFile(f).status, 'review', `${f} is ${byFile(f).status}, the test needs it in review`);
+  }
+
+  await step('a wrong key is refused with a clear message', async () => {
+    await page.goto(`${BASE}/ui/`);
+    await page.getByLabel('Admin key').fill('not-the-key-not-the-key-not-the-key');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('#sign-in-error').getByText('That admin key was not accepted').waitFor();
+    assert.equal(await page.locator('#topbar').isVisible(), false, 'the app opened with a wrong key');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('docpipe.adminKey')), null, 'a wrong key was kept');
+    await shot(page, '01-sign-in-wrong-key');
+  });
+
+  await step('the right key signs in, named by its label', async () => {
+    await page.getByLabel('Admin key').fill(KEY_ALICE);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+    assert.equal(await page.locator('#who').textContent(), 'Signed in as alice');
+    assert.ok(!page.url().includes(KEY_ALICE), 'the key is in the URL');
+    assert.equal(await page.evaluate(() => localStorage.length), 0, 'something was written to localStorage');
+  });
+
+  await step('dashboard numbers equal the API', async () => {
+    await page.locator('svg.chart').waitFor();
+    const api = await apiGet('/api/v1/stats/dashboard');
+    const fmt = (n) => n.toLocaleString('en-GB');
+    for (const w of ['today', 'this_week', 'this_month']) {
+      for (const k of ['processed', 'auto_submitted', 'review', 'failed']) {
+        const shown = await page.locator(`[data-stat="${w}.${k}"]`).textContent();
+        assert.equal(shown, fmt(api[w][k]), `${w}.${k}: page ${shown}, API ${api[w][k]}`);
+      }
+      const conf = await page.locator(`[data-stat="${w}.average_confidence"]`).textContent();
+      assert.equal(conf, api[w].average_confidence === null ? '—' : `${(api[w].average_confidence * 100).toFixed(1)}%`, `${w} confidence`);
+    }
+    assert.equal(api.today.processed, jobs.length, 'the API does not count today\'s jobs');
+    assert.equal(api.today.review, 4);
+    for (const q of ['review', 'processing', 'failed']) {
+      assert.equal(await page.locator(`[data-stat="queues.${q}"]`).textContent(), fmt(api.queues[q]), `queue ${q}`);
+    }
+    const history = await apiGet('/api/v1/stats/history?days=14');
+    const bars = page.locator('svg.chart g.bar');
+    assert.equal(await bars.count(), 14, 'the chart has 14 days');
+    for (let i = 0; i < 14; i++) {
+      assert.equal(await bars.nth(i).getAttribute('data-date'), history[i].date);
+      assert.equal(Number(await bars.nth(i).getAttribute('data-processed')), history[i].processed, `chart ${history[i].date}`);
+    }
+    assert.ok(await page.locator('svg.chart g.bar').last().locator('rect').count() > 0, 'today has no bar');
+    const health = page.locator('tr[data-component="router"]');
+    await health.waitFor();
+    assert.match(await health.locator('td').nth(1).textContent(), /healthy/);
+    assert.match(await health.locator('td').nth(2).textContent(), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/, 'no last-check time');
+    await shot(page, '02-dashboard');
+  });
+
+  await step('the review queue lists what the API lists, and filters', async () => {
+    await page.getByRole('link', { name: 'Review queue' }).click();
+    await page.getByRole('heading', { name: 'Review queue' }).waitFor();
+    await page.locator('table.queue tbody tr').first().waitFor();
+    const api = await apiGet('/api/v1/exceptions?limit=100&sort=created_at');
+    const ids = await page.locator('table.queue tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.id));
+    assert.deepEqual(ids, api.map((j) => j.id), 'queue order or content differs from the API');
+    await shot(page, '03-review-queue');
+    // Sort by confidence, lowest first.
+    await page.getByLabel('Sort by').selectOption('confidence');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    const sorted = await apiGet('/api/v1/exceptions?limit=100&sort=confidence');
+    await poll('the sorted list', async () => {
+      const now = await page.locator('table.queue tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.id));
+      return JSON.stringify(now) === JSON.stringify(sorted.map((j) => j.id));
+    }, 10000);
+    // The provider filter narrows the list to the one claim.
+    await page.getByLabel('Provider').fill('onerror');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await poll('the filtered list', async () => (await page.locator('table.queue tbody tr').count()) === 1, 10000);
+    assert.equal(await page.locator('p.count').getAttribute('data-count'), '1');
+    await page.getByRole('button', { name: 'Clear' }).click();
+    await poll('the cleared list', async () => (await page.locator('table.queue tbody tr').count()) === api.length, 10000);
+  });
+
+  await step('a provider named like markup stays text', async () => {
+    const xss = byFile('xss-provider.eml');
+    const provider = xss.fields.provider_name ? xss.fields.provider_name.value : null;
+    assert.equal(provider, XSS, `the XSS email's provider was read as ${JSON.stringify(provider)}`);
+    const cell = page.locator(`tr[data-id="${xss.id}"] td.provider`);
+    assert.equal(await cell.textContent(), XSS);
+    assert.equal(await page.locator('main img').count(), 0, 'an <img> element was created from data');
+    await page.goto(`${BASE}/ui/#/review/${encodeURIComponent(xss.id)}`);
+    await viewReady(page, `#/review/${encodeURIComponent(xss.id)}`);
+    assert.equal(await page.locator('tr[data-field="provider_name"] td.value').textContent(), XSS);
+    await page.goto(`${BASE}/ui/#/jobs/${encodeURIComponent(xss.id)}`);
+    await viewReady(page, `#/jobs/${encodeURIComponent(xss.id)}`);
+    assert.equal(await page.locator('tr[data-field="provider_name"] td.value').textContent(), XSS);
+    assert.equal(await page.locator('main img').count(), 0);
+    assert.deepEqual(dialogs, [], 'a script ran: an alert was shown');
+  });
+
+  const target = byFile('approve-me.eml');
+  await step('a review item shows the page with the total\'s words outlined', async () => {
+    await page.goto(`${BASE}/ui/#/review/${encodeURIComponent(target.id)}`);
+    await page.locator('figure.page-box[data-image-loaded="true"]').waitFor({ timeout: 15000 });
+    const item = await apiGet(`/api/v1/exceptions/${encodeURIComponent(target.id)}`);
+    const total = item.documents[0].fields.total_amount;
+    assert.ok(total.boxes.length > 0, 'the API has no box for the total');
+    assert.equal(total.boxes[0].kind, 'words', 'the total was not located word by word');
+    const rect = page.locator('svg.page rect.box[data-field="total_amount"]').first();
+    assert.equal(Number(await rect.getAttribute('x')), total.boxes[0].x - 3);
+    assert.equal(Number(await rect.getAttribute('y')), total.boxes[0].y - 3);
+    assert.match(await rect.getAttribute('class'), /selected/, 'the total is not the highlighted field');
+    const box = await rect.boundingBox();
+    const img = await page.locator('svg.page').boundingBox();
+    assert.ok(box && box.width > 5 && box.height > 3, 'the outline is not drawn');
+    assert.ok(box.x >= img.x && box.y >= img.y && box.x + box.width <= img.x + img.width + 1 && box.y + box.height <= img.y + img.height + 1, 'the outline lies off the page');
+    // The image is the receipt itself, scaled into the page's coordinates.
+    await page.locator('figure.page-box[data-natural-size]').waitFor();
+    const [w, h] = (await page.locator('figure.page-box').getAttribute('data-natural-size')).split('x').map(Number);
+    assert.ok(w > 300 && h > 300, `page image ${w}x${h}`);
+    const href = await page.locator('svg.page image').getAttribute('href');
+    assert.ok(href.startsWith('blob:'), 'the image is not loaded through the authenticated fetch');
+    assert.ok(item.documents[0].conflicts.length + item.documents[0].warnings.length > 0, 'no warning or conflict for a claim whose email disagrees');
+    assert.ok(await page.getByText(/Warning|Conflict/).first().isVisible());
+    await shot(page, '04-review-item');
+  });
+
+  await step('correct the total, approve: NCB receives the corrected amount', async () => {
+    const row = page.locator('tr[data-field="total_amount"]');
+    await page.getByLabel('Note for the record (optional)').fill('total corrected from the receipt');
+    await row.getByRole('button', { name: 'Edit Total amount' }).click();
+    await page.getByLabel('New total amount').fill('RM 481.10');
+    await page.getByLabel('New total amount').press('Enter');
+    assert.match(await row.locator('td.value').textContent(), /^481\.10 was /);
+    assert.equal(await page.evaluate(() => document.activeElement.getAttribute('aria-label')), 'Edit Total amount');
+    await page.keyboard.press('a'); // the approve shortcut (focus is back on the Edit button)
+    await poll('the job leaving review', async () => (await apiGet(`/api/v1/jobs/${target.id}`)).status !== 'review', 15000);
+    const claim = await poll('the claim at the fake NCB', async () => {
+      const r = await (await fetch(`${NCB}/_fake/claims`)).json();
+      return r.claims.find((c) => c.record['Claim Amount'] === 481.1);
+    }, 60000);
+    assert.equal(claim.record['Policy Number'], 'POL987654321');
+    const job = await poll('the job submitted', async () => {
+      const j = await apiGet(`/api/v1/jobs/${target.id}`);
+      return j.references && j.references.ncb_claim_reference ? j : null;
+    }, 30000);
+    assert.equal(job.references.ncb_claim_reference, claim.claim_reference);
+    const audit = await apiGet(`/api/v1/jobs/${target.id}/audit`);
+    assert.equal(audit.length, 1);
+    assert.equal(audit[0].action, 'approve');
+    assert.equal(audit[0].by, 'alice');
+    assert.equal(audit[0].changes.total_amount.to, 481.1);
+    assert.equal(audit[0].changes.total_amount.from, target.fields.total_amount.value);
+    assert.equal(audit[0].notes, 'total corrected from the receipt');
+  });
+
+  await step('the job page shows the timeline, the NCB reference and who approved', async () => {
+    await page.goto(`${BASE}/ui/#/jobs/${encodeURIComponent(target.id)}`);
+    await viewReady(page, `#/jobs/${encodeURIComponent(target.id)}`);
+    await page.getByRole('heading', { name: 'Timeline' }).waitFor();
+    const job = await apiGet(`/api/v1/jobs/${target.id}`);
+    assert.equal(await page.locator('[data-ref="NCB claim reference"]').textContent(), job.references.ncb_claim_reference);
+    // The approval continues the job's timeline: the steps before the review queue stay.
+    for (const stage of ['received', 'attachments', 'OCR', 'claims', 'routed', 'review queue', 'approve by alice', 'submitted to NCB']) {
+      assert.ok(await page.locator(`ol.timeline li[data-stage="${stage}"]`).count() > 0, `no '${stage}' in the timeline`);
+    }
+    const audit = page.locator('ol.audit li[data-action="approve"]');
+    assert.match(await audit.textContent(), /approve by alice — Total amount: .* → 481\.10/);
+    await shot(page, '05-job-detail');
+    // A job still in review shows its whole way so far.
+    const xss = byFile('xss-provider.eml');
+    await page.goto(`${BASE}/ui/#/jobs/${encodeURIComponent(xss.id)}`);
+    await viewReady(page, `#/jobs/${encodeURIComponent(xss.id)}`);
+    await page.getByRole('heading', { name: 'Timeline' }).waitFor();
+    for (const stage of ['received', 'attachments', 'pages', 'page clean-up', 'OCR', 'claims', 'routed', 'review queue']) {
+      assert.ok(await page.locator(`ol.timeline li[data-stage="${stage}"]`).count() > 0, `no '${stage}' in the timeline`);
+    }
+  });
+
+  await step('reject with a reason', async () => {
+    const other = byFile('03-html-forwarded.eml');
+    await page.goto(`${BASE}/ui/#/review/${encodeURIComponent(other.id)}`);
+    await page.getByRole('button', { name: 'Reject… (r)' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Reject this claim' });
+    await dialog.waitFor();
+    await dialog.getByRole('button', { name: 'Reject' }).click();
+    await dialog.getByText('Say why the claim is rejected.').waitFor();
+    await dialog.getByLabel('Reason (recorded on the job)').fill('Member is not on this policy');
+    await shot(page, '06-reject-dialog');
+    await dialog.getByRole('button', { name: 'Reject' }).click();
+    const job = await poll('the rejection', async () => {
+      const j = await apiGet(`/api/v1/jobs/${other.id}`);
+      return j.status === 'rejected' ? j : null;
+    }, 10000);
+    assert.equal(job.last_error, 'Member is not on this policy');
+    const audit = await apiGet(`/api/v1/jobs/${other.id}/audit`);
+    assert.equal(audit[0].action, 'reject');
+    assert.equal(audit[0].reason, 'Member is not on this policy');
+    assert.equal(audit[0].by, 'alice');
+  });
+
+  await step('a dead letter shows its reason and a retry button', async () => {
+    const broken = byFile('99-garbage.eml');
+    assert.equal(broken.status, 'failed');
+    await page.goto(`${BASE}/ui/#/jobs/${encodeURIComponent(broken.id)}`);
+    await viewReady(page, `#/jobs/${encodeURIComponent(broken.id)}`);
+    await page.getByRole('heading', { name: 'Dead letter' }).waitFor();
+    assert.equal(await page.locator('.dead-letter .reason').textContent(), broken.last_error);
+    await page.getByRole('button', { name: 'Retry from the dead letter' }).click();
+    await page.locator('p.message:not(:empty)').waitFor();
+    await shot(page, '07-dead-letter');
+  });
+
+  await step('jobs search', async () => {
+    await page.goto(`${BASE}/ui/#/jobs`);
+    await page.getByRole('searchbox', { name: 'Search' }).fill('approve-me');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await poll('one result', async () => (await page.locator('table.jobs tbody tr').count()) === 1, 10000);
+    assert.equal(await page.locator('table.jobs tbody tr').getAttribute('data-id'), target.id);
+    await shot(page, '08-jobs');
+  });
+
+  await step('keyboard only: sign in, open the queue, j/k, e, reject', async () => {
+    const kb = await context.newPage();
+    kb.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    kb.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss().catch(() => {}); });
+    await kb.goto(`${BASE}/ui/`);
+    await kb.keyboard.type(KEY_BOB); // the key field has focus
+    await kb.keyboard.press('Enter');
+    await viewReady(kb, '#/dashboard');
+    assert.equal(await kb.locator('#who').textContent(), 'Signed in as bob');
+    for (let i = 0; i < 12; i++) {
+      await kb.keyboard.press('Tab');
+      if ((await kb.evaluate(() => document.activeElement.textContent)) === 'Review queue') break;
+    }
+    assert.equal(await kb.evaluate(() => document.activeElement.textContent), 'Review queue', 'Tab never reached the Review queue link');
+    await kb.keyboard.press('Enter');
+    await viewReady(kb, '#/review');
+    const ids = await kb.locator('table.queue tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.id));
+    assert.ok(ids.length >= 2, `the queue has ${ids.length} claims; the keyboard test needs 2`);
+    await kb.keyboard.press('j');
+    assert.equal(await kb.evaluate(() => document.activeElement.closest('tr').dataset.id), ids[0]);
+    await kb.keyboard.press('Enter');
+    await viewReady(kb, `#/review/${encodeURIComponent(ids[0])}`);
+    await kb.keyboard.press('j');
+    await viewReady(kb, `#/review/${encodeURIComponent(ids[1])}`);
+    await kb.keyboard.press('k');
+    await viewReady(kb, `#/review/${encodeURIComponent(ids[0])}`);
+    await kb.keyboard.press('e');
+    const editing = await kb.evaluate(() => document.activeElement.id);
+    assert.match(editing, /^edit-/, `'e' did not open a field editor (focus on ${editing})`);
+    await kb.keyboard.press('Escape');
+    assert.match(await kb.evaluate(() => document.activeElement.getAttribute('aria-label') || ''), /^Edit /, 'Escape did not return to the Edit button');
+    assert.equal(await kb.locator('.editor:not([hidden])').count(), 0, 'Escape did not close the field editor');
+    await kb.keyboard.press('r');
+    await kb.getByRole('dialog', { name: 'Reject this claim' }).waitFor();
+    assert.equal(await kb.evaluate(() => document.activeElement.id), 'reject-reason');
+    assert.equal(await kb.evaluate(() => document.querySelector('dialog[open]').matches(':modal')), true, 'the reject dialog is not modal');
+    await kb.keyboard.type('Receipt unreadable; asked the member for a new scan');
+    await kb.keyboard.press('Tab');
+    const onButton = await kb.evaluate(() => document.activeElement.textContent);
+    assert.equal(onButton, 'Reject', `Tab from the reason went to '${onButton}'`);
+    await kb.keyboard.press('Enter');
+    await shot(kb, '09-keyboard-rejected');
+    const job = await poll('the keyboard rejection', async () => {
+      const j = await apiGet(`/api/v1/jobs/${ids[0]}`);
+      return j.status === 'rejected' ? j : null;
+    }, 10000);
+    assert.equal(job.last_error, 'Receipt unreadable; asked the member for a new scan');
+    const audit = await apiGet(`/api/v1/jobs/${ids[0]}/audit`);
+    assert.equal(audit[audit.length - 1].by, 'bob', 'the action is not attributed to the key that did it');
+    await kb.waitForURL(/#\/review/);
+    await shot(kb, '09-after-keyboard-reject');
+    await kb.close();
+  });
+
+  await step('tablet layout: one column, no sideways scrolling', async () => {
+    const tab = await browser.newContext({ viewport: { width: 820, height: 1180 }, hasTouch: true });
+    const p = await tab.newPage();
+    await p.goto(`${BASE}/ui/`);
+    await p.getByLabel('Admin key').fill(KEY_ALICE);
+    await p.getByRole('button', { name: 'Sign in' }).click();
+    await p.getByRole('heading', { name: 'Dashboard' }).waitFor();
+    const remaining = await apiGet('/api/v1/exceptions?limit=1');
+    await p.goto(`${BASE}/ui/#/review/${encodeURIComponent(remaining[0].id)}`);
+    await p.locator('tr[data-field]').first().waitFor();
+    const [scroll, inner] = await p.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+    assert.ok(scroll <= inner, `the page scrolls sideways on a tablet (${scroll} > ${inner})`);
+    const pageBox = await p.locator('.pages').boundingBox();
+    const fieldsBox = await p.locator('.fields').boundingBox();
+    assert.ok(fieldsBox.y >= pageBox.y + pageBox.height - 1, 'the fields are not below the page on a narrow screen');
+    await p.screenshot({ path: path.join(ARTIFACTS, '10-tablet-review-item.png'), fullPage: true });
+    await tab.close();
+  });
+
+  await step('sign out forgets the key', async () => {
+    await page.goto(`${BASE}/ui/#/dashboard`);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Admin key').waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('docpipe.adminKey')), null);
+  });
+
+  await step('no script errors, CSP violations, alerts or keys in URLs', async () => {
+    assert.deepEqual(problems, []);
+    assert.deepEqual(dialogs, []);
+  });
+  await browser.close();
+  console.log(`${passed} passed, 0 failed`);
+}
+
+main().catch((e) => {
+  console.error(`FAIL: ${e.message}`);
+  console.log(`${passed} passed, 1 failed`);
+  process.exit(1);
+});

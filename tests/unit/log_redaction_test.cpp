@@ -1,0 +1,146 @@
+// Personal data never reaches the log: the logging layer (services.cpp) masks it whatever a
+// component passes, in the text and the JSON format, and keeps the document id readable as
+// the correlation id.
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include "services.hpp"
+#include "state/store.hpp"
+
+using namespace docpipe;
+using namespace docpipe::core;
+
+namespace {
+
+const std::string kDocId = "3f9a0c2b7d41e8a95b6c0d17";  // Document::content_id: 24 hex digits
+
+// What a claims component could be tempted to log, and the values that must not show.
+struct Case {
+    std::string message;
+    std::vector<std::string> secrets;
+    std::string placeholder;
+};
+
+const std::vector<Case> kCases = {
+    {"claimant NRIC 900101-14-5678 on the form", {"900101-14-5678", "900101"}, "[nric]"},
+    {"IC No: 850312105544 checked", {"850312105544"}, "[nric]"},
+    {"call back on +60 12-345 6789", {"345 6789", "+60 12"}, "[phone]"},
+    {"mobile 012-3456789, office 03-1234 5678", {"012-3456789", "1234 5678"}, "[phone]"},
+    {"reply sent to siti.aminah+claims@gmail.com.", {"siti.aminah", "gmail.com"}, "[email]"},
+    {"From: \"Tan Ah Kow\" <tan.ahkow@example.com.my>", {"Tan Ah Kow", "tan.ahkow"}, "[email]"},
+    {"Member ID: M12345 found on the receipt", {"M12345"}, "[member-id]"},
+    {"member id MEM123456789 and nombor ahli saya M22222", {"MEM123456789", "M22222"}, "[member-id]"},
+    {"Policy POL123456789 is active", {"POL123456789"}, "[policy-no]"},
+    {"policy no: AB-1234567", {"AB-1234567"}, "[policy-no]"},
+    {"Name: Siti Aminah binti Abu, total RM 45.00", {"Siti", "Aminah", "Abu"}, "[name]"},
+    {"name=ahmad not matched by rules", {"ahmad"}, "[name]"},
+    {"patient Lim Mei Ling seen on 12 May", {"Lim", "Mei", "Ling"}, "[name]"},
+    {R"(fields {"member_name": "Rajesh a/l Kumar", "total": 12.5})", {"Rajesh", "Kumar"}, "[name]"},
+    {"my name is Nur Aisyah and I claim", {"Nur", "Aisyah"}, "[name]"},
+};
+
+class Capture {
+public:
+    explicit Capture(const std::string& format)
+        : json_(format == "json"),
+          logger_(make_process_logger(format, "debug", std::make_shared<spdlog::sinks::ostream_sink_mt>(out_))),
+          store_(open_store("memory", "", clock_)),
+          context_("claims", logger_, json_, metrics_, *store_, clock_) {}
+
+    // The logger a plugin gets: Context::log(), through the SDK interface only.
+    Logger& plugin_log() { return static_cast<Context&>(context_).log(); }
+    spdlog::logger& process_logger() { return *logger_; }
+    std::string text() const { return out_.str(); }
+    bool json() const { return json_; }
+
+private:
+    std::ostringstream out_;
+    bool json_;
+    SystemClock clock_;
+    MetricsRegistry metrics_;
+    std::shared_ptr<spdlog::logger> logger_;
+    std::unique_ptr<Store> store_;
+    NodeContext context_;
+};
+
+class LogRedaction : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(LogRedaction, PluginLoggerMasksEveryKindAndKeepsTheDocumentId) {
+    Capture capture(GetParam());
+    Logger& log = capture.plugin_log();
+    for (const auto& c : kCases) {
+        log.log(LogLevel::Info, c.message, kDocId);  // with the correlation id
+        log.warn("{}", c.message);                     // the format helpers, no id
+    }
+    const std::string out = capture.text();
+    for (const auto& c : kCases) {
+        for (const auto& secret : c.secrets) EXPECT_EQ(out.find(secret), std::string::npos) << "'" << secret << "' leaked from: " << c.message << "\n" << out;
+        EXPECT_NE(out.find(c.placeholder), std::string::npos) << c.placeholder << " missing for: " << c.message;
+    }
+    // The document id is the correlation id: present, unmasked, on every line logged with it.
+    std::istringstream lines(out);
+    std::size_t with_id = 0, total = 0;
+    for (std::string line; std::getline(lines, line);) {
+        ++total;
+        if (capture.json()) {
+            auto j = nlohmann::json::parse(line);  // each line is one JSON object
+            EXPECT_EQ(j.value("node", ""), "claims");
+            if (j.contains("doc")) {
+                EXPECT_EQ(j["doc"], kDocId);
+                ++with_id;
+            }
+        } else if (line.find("(doc=" + kDocId + ")") != std::string::npos) {
+            ++with_id;
+        }
+    }
+    EXPECT_EQ(total, 2 * kCases.size()) << out;
+    EXPECT_EQ(with_id, kCases.size()) << out;
+}
+
+TEST_P(LogRedaction, DirectSpdlogUseIsMaskedToo) {
+    Capture capture(GetParam());
+    capture.process_logger().info("member id M44444 wrote from 0198765432 as ali@example.org");
+    capture.process_logger().flush();
+    const std::string out = capture.text();
+    EXPECT_EQ(out.find("M44444"), std::string::npos) << out;
+    EXPECT_EQ(out.find("0198765432"), std::string::npos) << out;
+    EXPECT_EQ(out.find("ali@example.org"), std::string::npos) << out;
+    EXPECT_NE(out.find("[member-id]"), std::string::npos) << out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, LogRedaction, ::testing::Values("text", "json"));
+
+TEST(Redaction, LeavesOperationalDetailAlone) {
+    // Timestamps, dates, amounts, durations, ports, hex ids, component names, counts.
+    for (const std::string s : {
+             "Gmail watch set; it expires 2026-11-29T10:00:00.123Z",
+             "total RM1,012.50 on 05/06/2026, admin API on http://127.0.0.1:8080",
+             "document stuck for 60000 ms; retry policy 3 attempts, hold 3600000 ms",
+             "doc 0123456789abcdef01234567 settled",
+             "Gmail sync from history 220101123456: 3 new message(s)",
+             "file name: receipt.jpg, node name=ocr, component name=sink.files",
+             "epoch 1796148004000, version 0.1.0, 42 pages",
+             "document settled: all sinks accepted",
+         })
+        EXPECT_EQ(redact_personal_data(s), s);
+}
+
+TEST(Redaction, IsIdempotent) {
+    for (const auto& c : kCases) {
+        const std::string once = redact_personal_data(c.message);
+        EXPECT_EQ(redact_personal_data(once), once) << c.message;
+    }
+}
+
+TEST(Redaction, UnlabelledNamesAreNotCaught) {
+    // The documented limit: a name with no label, address or phrase around it is just words.
+    EXPECT_EQ(redact_personal_data("sent by Siti Aminah yesterday"), "sent by Siti Aminah yesterday");
+}
+
+}  // namespace
