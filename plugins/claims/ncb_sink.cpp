@@ -70,6 +70,7 @@ NcbSink::NcbSink(const Config& config, Context& context)
     url_ = base + path;
     if (api_key_.empty())
         throw std::invalid_argument("api_key is empty: set it from a file or the environment (e.g. ${file:/run/credentials/docpipe.service/ncb-api-key})");
+    publish_breaker();  // 0 from the start: an alert needs the series before the first failure
 }
 
 std::chrono::system_clock::time_point NcbSink::submission_time(const Document& doc) {
@@ -89,15 +90,22 @@ SinkResult NcbSink::endpoint_down(const std::string& why, std::optional<std::chr
                                                    "trial; claims wait meanwhile (last: {})",
                                                    breaker_.consecutive_failures(), breaker_open_for_.count(), why));
     ctx_.metrics().increment("ncb_unavailable_total");
+    publish_breaker();
     // Without a Retry-After the runtime's own hold schedule applies (growing to a few
     // seconds); the breaker keeps NCB from being hammered meanwhile.
     return SinkResult::hold(hint.value_or(std::chrono::milliseconds(0)), why);
 }
 
+void NcbSink::publish_breaker() {
+    ctx_.metrics().set_gauge("ncb_circuit_open", breaker_.state() == net::CircuitBreaker::State::Closed ? 0.0 : 1.0);
+}
+
 SinkResult NcbSink::write(const Document& doc) {
-    if (auto wait = breaker_.refuse(ctx_.clock().steady_now()))
+    if (auto wait = breaker_.refuse(ctx_.clock().steady_now())) {
+        publish_breaker();
         return SinkResult::hold(*wait, fmt::format("NCB circuit breaker open after {} failures in a row (last: {})",
                                                    breaker_.consecutive_failures(), breaker_.last_failure()));
+    }
 
     auto record = claim::ncb_record(doc, submission_time(doc), utc_offset_minutes_);
     if (!record.complete()) {
@@ -132,6 +140,7 @@ SinkResult NcbSink::write(const Document& doc) {
     switch (c.kind) {
         case net::FailureKind::None: {
             breaker_.record_success();
+            publish_breaker();
             {
                 std::lock_guard lock(status_mutex_);
                 refused_key_.clear();
@@ -191,6 +200,7 @@ SinkResult NcbSink::write(const Document& doc) {
                 return endpoint_down(why, std::nullopt);
             }
             breaker_.record_success();  // NCB answered: it is up
+            publish_breaker();
             ctx_.metrics().increment("ncb_refused_total");
             const std::string details = ncb_details(response.body);
             ctx_.log().log(LogLevel::Warn, fmt::format("NCB refused the claim (HTTP {}{}); parked for review{}", response.status,

@@ -42,6 +42,9 @@ public:
 private:
     std::chrono::system_clock::time_point submission_time(const Document& doc);
     SinkResult endpoint_down(const std::string& why, std::optional<std::chrono::milliseconds> hint);
+    // docpipe_ncb_circuit_open{node}: 1 while the breaker refuses calls or allows its one
+    // trial, 0 once NCB answers (the alert NcbCircuitOpen reads it).
+    void publish_breaker();
 
     Context& ctx_;
     net::HttpClient http_;

@@ -126,6 +126,7 @@ TEST(NcbSink, UnavailableHoldsAndTheBreakerOpensThenLetsOneTrialThrough) {
     auto ncb = start_ncb();
     script(ncb, json::array({{{"status", 503}, {"count", 3}, {"body", "upstream down"}}}));
     auto runner = docpipe::testing::NodeRunner::from_plugin(plugin_file(), "sink.ncb", sink_config(ncb));
+    EXPECT_EQ(runner.context().counter("ncb_circuit_open"), 0.0);  // the gauge exists before any failure
     for (int i = 0; i < 3; ++i) {
         auto r = runner.write(claim_doc("c1"));
         EXPECT_EQ(r.status(), SinkResult::Status::Hold);
@@ -137,11 +138,13 @@ TEST(NcbSink, UnavailableHoldsAndTheBreakerOpensThenLetsOneTrialThrough) {
     EXPECT_NE(refused.reason().find("circuit breaker open"), std::string::npos) << refused.reason();
     EXPECT_EQ(claims_at(ncb)["attempts"], 3);
     EXPECT_EQ(runner.component().health().status, Health::Degraded);
+    EXPECT_EQ(runner.context().counter("ncb_circuit_open"), 1.0);  // docpipe_ncb_circuit_open: the alert's series
     // After open_for, one trial call goes out; NCB is back, so the breaker closes.
     runner.clock().advance(std::chrono::milliseconds(1100));
     auto trial = runner.write(claim_doc("c1"));
     EXPECT_EQ(trial.status(), SinkResult::Status::Ok) << trial.reason();
     EXPECT_EQ(runner.component().health().status, Health::Healthy);
+    EXPECT_EQ(runner.context().counter("ncb_circuit_open"), 0.0);
     EXPECT_EQ(claims_at(ncb)["claims"].size(), 1u);
 }
 
