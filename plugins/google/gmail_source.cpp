@@ -585,6 +585,8 @@ std::uint64_t GmailSource::watch() {
         if (expiration - epoch_ms(ctx_.clock().now()) <= watch_renew_before_.count()) next_watch_try_ = now + std::chrono::minutes(1);
     }
     ctx_.metrics().increment("gmail_watch_calls_total");
+    // What the GmailWatchNearExpiry alert compares with time(): renewals are due a day before.
+    ctx_.metrics().set_gauge("gmail_watch_expiry_timestamp_seconds", static_cast<double>(expiration) / 1000.0);
     ctx_.log().info("Gmail watch set; it expires {}", iso8601_ms(expiration));
     return to_u64(j.value("historyId", json()));
 }

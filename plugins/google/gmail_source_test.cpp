@@ -475,11 +475,18 @@ TEST(GmailSource, RenewsTheWatchWhenItExpiresWithinWatchRenewBefore) {
     EXPECT_EQ(body["topic"], kTopic);
     EXPECT_EQ(body["labelIds"], json::array({"INBOX"}));
     EXPECT_EQ(body["behavior"], "include");
+    // docpipe_gmail_watch_expiry_timestamp_seconds: the expiry Google gave, in Unix seconds.
+    auto hours_left = [&] {
+        const double now_s = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+        return (runner.context().counter("gmail_watch_expiry_timestamp_seconds") - now_s) / 3600.0;
+    };
+    EXPECT_NEAR(hours_left(), 2.0, 0.1);
 
     g.control("POST", "/_fake/gmail/watch_expiration", {{"lifetime_ms", 7LL * 24 * 3600 * 1000}});
     runner.clock().advance(std::chrono::minutes(2));
     poll_now(runner);
     EXPECT_EQ(g.requests("gmail.watch").size(), 2u) << "2 h left is within the default 1 d";
+    EXPECT_NEAR(hours_left(), 7 * 24.0, 0.1) << "the gauge follows the renewed watch";
     runner.clock().advance(std::chrono::minutes(10));
     poll_now(runner);
     EXPECT_EQ(g.requests("gmail.watch").size(), 2u) << "7 d left: no renewal";
