@@ -59,10 +59,15 @@ void print_issues(std::vector<Issue> issues, std::size_t first_graph_issue) {
 }
 
 // Loads and fully checks a pipeline. On error prints every issue and returns nullopt.
-std::optional<PipelineSpec> load_checked(const fs::path& file, std::shared_ptr<Registry>& registry) {
+// Loads `file` and checks it against the plugins; prints the problems and returns nullopt if
+// any. `registry` is loaded for the file's plugin folders, unless it is already set and was
+// loaded from those same folders (`loaded_from`): a reload keeps the plugins it has.
+std::optional<PipelineSpec> load_checked(const fs::path& file, std::shared_ptr<Registry>& registry,
+                                         const std::vector<fs::path>& loaded_from = {}) {
     std::vector<Issue> issues;
     PipelineSpec spec = load_pipeline(file, issues);
-    registry = load_registry(plugin_directories(spec));
+    const auto dirs = plugin_directories(spec);
+    if (!registry || dirs != loaded_from) registry = load_registry(dirs);
     const std::size_t first_graph_issue = issues.size();
     resolve(spec, *registry, issues);
     if (!issues.empty()) {
@@ -167,27 +172,11 @@ int cmd_plugins_describe(const std::vector<fs::path>& extra, const std::string& 
     return 0;
 }
 
-// For a reload (SIGHUP): the new file parsed and checked against the plugins before anything
-// stops. The registry is reused when the plugin folders are unchanged (plugins already
-// loaded stay loaded); otherwise one is loaded for the new folders. Problems are printed.
+// A reload (SIGHUP) whose file passed load_checked(), waiting for the old graph to drain.
 struct ReloadPlan {
     PipelineSpec spec;
     std::shared_ptr<Registry> registry;
 };
-std::optional<ReloadPlan> plan_reload(const fs::path& file, const std::shared_ptr<Registry>& current,
-                                      const std::vector<fs::path>& current_dirs) {
-    std::vector<Issue> issues;
-    PipelineSpec spec = load_pipeline(file, issues);
-    const auto dirs = plugin_directories(spec);
-    auto registry = dirs == current_dirs ? current : load_registry(dirs);
-    const std::size_t first_graph_issue = issues.size();
-    resolve(spec, *registry, issues);
-    if (!issues.empty()) {
-        print_issues(issues, first_graph_issue);
-        return std::nullopt;
-    }
-    return ReloadPlan{std::move(spec), std::move(registry)};
-}
 
 // `docpipe run`: until SIGTERM/SIGINT, or once over what the sources hold (--once). Under
 // systemd (Type=notify) it reports READY=1 once started, pings the watchdog while work moves
@@ -248,8 +237,8 @@ int cmd_run(const fs::path& file, bool once, bool redeliver) {
                     reg = registry;
                     dirs = registry_dirs;
                 }
-                auto plan = plan_reload(file, reg, dirs);
-                if (!plan) {
+                auto fresh = load_checked(file, reg, dirs);  // reg: reused when the plugin folders are the same
+                if (!fresh) {
                     std::cerr << "docpipe: reload refused: " << file.string()
                               << " is not valid (problems above); the running pipeline goes on unchanged\n";
                     continue;
@@ -258,7 +247,7 @@ int cmd_run(const fs::path& file, bool once, bool redeliver) {
                 if (stopping || !current) continue;
                 std::cerr << "docpipe: reloading: sources stop and the graph drains, then the new graph starts\n";
                 notifier.reloading("reloading " + file.filename().string());
-                pending = std::move(plan);
+                pending = ReloadPlan{std::move(*fresh), std::move(reg)};
                 current->request_stop();
                 continue;
             }

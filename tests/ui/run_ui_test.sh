@@ -23,6 +23,8 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 fail() { echo "FAIL: $*"; tail -30 "$WORK/log.txt" 2> /dev/null; exit 1; }
 
 # A missing browser is a failure, not a skip: CI installs it (scripts/install-deps.sh).
@@ -121,17 +123,7 @@ edges:
   - router.low -> review
 YAML
 export OMP_THREAD_LIMIT=1
-"$DOCPIPE" run -c "$WORK/p.yaml" > "$WORK/out.txt" 2> "$WORK/log.txt" &
-PID=$!
-PORT=""
-for _ in $(seq 1 300); do
-    PORT=$(grep -o 'admin API on http://127.0.0.1:[0-9]*' "$WORK/log.txt" 2> /dev/null | head -1 | sed 's/.*://')
-    [ -n "$PORT" ] && break
-    kill -0 "$PID" 2> /dev/null || fail "docpipe exited early"
-    sleep 0.1
-done
-[ -n "$PORT" ] || fail "docpipe did not report its admin port"
-BASE="http://127.0.0.1:$PORT"
+start_docpipe "$WORK/p.yaml" 300
 
 # Wait until every email's job has settled (OCR takes a while on a busy machine).
 python3 - "$BASE" "$ALICE" <<'PY' || fail "the jobs did not settle"

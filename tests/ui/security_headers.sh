@@ -16,6 +16,8 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 fail() { echo "FAIL: $*"; tail -20 "$WORK/log.txt" 2> /dev/null; exit 1; }
 
 ALICE=alice-0123456789abcdef0123456789abcdef
@@ -41,17 +43,7 @@ edges:
   - inbox -> out
 YAML
 "$DOCPIPE" validate "$WORK/p.yaml" > "$WORK/validate.txt" 2>&1 || { cat "$WORK/validate.txt"; fail "labelled api_keys were not accepted by validate"; }
-"$DOCPIPE" run -c "$WORK/p.yaml" > "$WORK/out.txt" 2> "$WORK/log.txt" &
-PID=$!
-PORT=""
-for _ in $(seq 1 100); do
-    PORT=$(grep -o 'admin API on http://127.0.0.1:[0-9]*' "$WORK/log.txt" 2> /dev/null | head -1 | sed 's/.*://')
-    [ -n "$PORT" ] && break
-    kill -0 "$PID" 2> /dev/null || fail "docpipe exited early"
-    sleep 0.1
-done
-[ -n "$PORT" ] || fail "docpipe did not report its admin port"
-BASE="http://127.0.0.1:$PORT"
+start_docpipe "$WORK/p.yaml" 100
 checks=0
 pass() { checks=$((checks + 1)); }
 
