@@ -1,0 +1,373 @@
+// source.imap, loaded from the plugin file, against a real Dovecot that each test starts on
+// free loopback ports (tests/support/dovecot_server.hpp): IDLE, polling, flags and moves only
+// after the ack, restart from the cursor, a UIDVALIDITY change, a refused login, the TLS
+// modes; and `docpipe run --once` with source.imap -> transform.mime -> sink.files.
+// Skipped (with the reason) only where Dovecot is not installed; install-deps.sh installs it.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "base64.hpp"
+#include "docpipe/testing.hpp"
+#include "dovecot_server.hpp"
+
+using namespace docpipe;
+namespace fs = std::filesystem;
+using docpipe::test::DovecotServer;
+using docpipe::testing::NodeRunner;
+using docpipe::testing::SourceItem;
+using namespace std::chrono_literals;
+
+namespace {
+
+const fs::path kPlugin = fs::path(DOCPIPE_BUILD_PLUGIN_DIR) / "libdocpipe-mail.so";
+
+#define SKIP_WITHOUT_DOVECOT()                                                                                   \
+    if (DovecotServer::binary().empty())                                                                         \
+    GTEST_SKIP() << "dovecot is not installed (Debian dovecot-imapd; scripts/install-deps.sh installs it)"
+
+std::string read_file(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::string message(int n, const std::string& attachment = "") {
+    std::string m = "From: Ahmad <ahmad@example.my>\r\nTo: claims@tpa.example.my\r\nSubject: Claim " + std::to_string(n) +
+                    "\r\nDate: Fri, 27 Dec 2024 09:00:00 +0800\r\nMessage-ID: <claim-" + std::to_string(n) + "@example.my>\r\nMIME-Version: 1.0\r\n";
+    if (attachment.empty()) return m + "Content-Type: text/plain\r\n\r\nClaim number " + std::to_string(n) + "\r\n";
+    return m + "Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nClaim " + std::to_string(n) +
+           "\r\n--B\r\nContent-Type: image/jpeg\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; "
+           "filename=\"receipt" + std::to_string(n) + ".jpg\"\r\n\r\n" + test::base64_mime(attachment) + "--B--\r\n";
+}
+
+std::string config(const DovecotServer& d, const std::string& extra = "", const std::string& password = "") {
+    return "{host: 127.0.0.1, port: " + std::to_string(d.imaps_port()) + ", ca_file: '" + d.ca_file().string() + "', user: " + d.user() +
+           ", password: '" + (password.empty() ? d.password() : password) + "', mailbox: Claims" + (extra.empty() ? "" : ", " + extra) + "}";
+}
+
+std::string bytes_of(const Document& d) {
+    return std::string(d.parts.at(0).bytes->begin(), d.parts.at(0).bytes->end());
+}
+
+bool logged(NodeRunner& r, const std::string& needle) {
+    for (const auto& l : r.context().log_lines())
+        if (l.message.find(needle) != std::string::npos) return true;
+    return false;
+}
+
+std::string all_logs(NodeRunner& r) {
+    std::string out;
+    for (const auto& l : r.context().log_lines()) out += l.message + "\n";
+    return out;
+}
+
+// Polls (draining) until `want` items came or `tries` polls passed, moving the manual clock
+// past any reconnect backoff between tries.
+std::vector<SourceItem> poll_until(NodeRunner& r, std::size_t want, int tries = 20) {
+    std::vector<SourceItem> got;
+    for (int i = 0; i < tries && got.size() < want; ++i) {
+        for (auto& item : r.poll()) got.push_back(std::move(item));
+        if (got.size() >= want) break;
+        r.clock().advance(10min);
+        std::this_thread::sleep_for(100ms);
+    }
+    return got;
+}
+
+class Imap : public ::testing::Test {
+protected:
+    void SetUp() override {
+        SKIP_WITHOUT_DOVECOT();
+        server = std::make_unique<DovecotServer>();
+        auto probe = server->probe();
+        ASSERT_NE(probe.command("CREATE Claims").find("OK"), std::string::npos);
+    }
+    void TearDown() override {
+        if (HasFailure() && server) std::cerr << "dovecot log:\n" << server->log();
+    }
+    std::unique_ptr<DovecotServer> server;
+};
+
+TEST_F(Imap, NewMailArrivesThroughIdleWithoutWaitingForThePollInterval) {
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.imap", config(*server, "poll_interval: 1h"));
+    EXPECT_TRUE(runner.poll().empty());  // connects and finds nothing
+    ASSERT_EQ(runner.component().health().status, Health::Healthy) << runner.component().health().detail;
+    EXPECT_NE(runner.component().health().detail.find("IDLE"), std::string::npos);
+
+    std::thread deliver([&] {
+        std::this_thread::sleep_for(1s);  // the source is in IDLE by then
+        server->probe().append("Claims", message(1));
+    });
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<SourceItem> items;
+    while (items.empty() && std::chrono::steady_clock::now() - t0 < 20s)
+        for (auto& i : runner.poll({std::chrono::milliseconds(20000), false})) items.push_back(std::move(i));
+    const auto took = std::chrono::steady_clock::now() - t0;
+    deliver.join();
+    ASSERT_EQ(items.size(), 1u);
+    EXPECT_LT(took, 10s) << "IDLE should report the new mail at once, not after poll_interval (1h)";
+    EXPECT_GE(runner.context().counter("imap_idle_wakeups_total"), 1);
+    const Document& d = items[0].doc;
+    EXPECT_EQ(d.attributes.at("source"), "imap");
+    EXPECT_EQ(d.attributes.at("imap_uid"), "1");
+    EXPECT_EQ(d.attributes.at("imap_mailbox"), "Claims");
+    EXPECT_FALSE(d.attributes.at("received_at").empty());
+    ASSERT_EQ(d.parts.size(), 1u);
+    EXPECT_EQ(d.parts[0].media_type, "message/rfc822");
+    EXPECT_EQ(bytes_of(d), message(1));  // the exact RFC 822 bytes
+    // The same bytes give the same id as the other mail sources' documents.
+    const std::string raw = message(1);
+    EXPECT_EQ(d.id, Document::from_bytes("x.eml", "message/rfc822", Bytes(raw.begin(), raw.end())).id);
+    items[0].ack(Outcome{});
+}
+
+TEST_F(Imap, PollsWhenIdleIsOff) {
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.imap", config(*server, "idle: false, poll_interval: 300ms"));
+    EXPECT_TRUE(runner.poll().empty());
+    EXPECT_NE(runner.component().health().detail.find("polling every 300 ms"), std::string::npos) << runner.component().health().detail;
+    server->probe().append("Claims", message(1));
+    server->probe().append("Claims", message(2));
+    std::vector<SourceItem> items;
+    const auto t0 = std::chrono::steady_clock::now();
+    while (items.size() < 2 && std::chrono::steady_clock::now() - t0 < 15s)
+        for (auto& i : runner.poll({std::chrono::milliseconds(1000), false})) items.push_back(std::move(i));
+    ASSERT_EQ(items.size(), 2u);
+    EXPECT_EQ(bytes_of(items[0].doc), message(1));
+    EXPECT_EQ(bytes_of(items[1].doc), message(2));
+    EXPECT_EQ(runner.context().counter("imap_idle_wakeups_total"), 0);
+    EXPECT_NE(runner.component().health().detail.find("last check 20"), std::string::npos) << runner.component().health().detail;
+}
+
+TEST_F(Imap, SeenAndFailedFlagsAreSetOnlyAfterTheAck) {
+    auto probe = server->probe();
+    probe.append("Claims", message(1));
+    probe.append("Claims", message(2));
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.imap", config(*server));
+    auto items = runner.poll();
+    ASSERT_EQ(items.size(), 2u);
+    // Read (BODY.PEEK) and handed over, but not acked: no flag yet, even after more polls.
+    EXPECT_TRUE(runner.poll().empty());
+    EXPECT_EQ(probe.flags("Claims", 1).find("\\Seen"), std::string::npos) << probe.flags("Claims", 1);
+    EXPECT_EQ(probe.flags("Claims", 2).find("\\Seen"), std::string::npos);
+
+    items[0].ack(Outcome{});
+    runner.poll();
+    EXPECT_NE(probe.flags("Claims", 1).find("\\Seen"), std::string::npos) << probe.flags("Claims", 1);
+    EXPECT_EQ(probe.flags("Claims", 2).find("\\Seen"), std::string::npos);
+    // The cursor waits for UID 2.
+    EXPECT_NE(runner.context().state().get(runner.context().state().keys("imap/", 10).at(0))->find(":1"), std::string::npos);
+
+    items[1].ack(Outcome{false, "no claim attachment"});
+    runner.poll();
+    const std::string f2 = probe.flags("Claims", 2);
+    EXPECT_NE(f2.find("\\Flagged"), std::string::npos) << f2;
+    EXPECT_EQ(f2.find("\\Seen"), std::string::npos) << f2;
+    const auto keys = runner.context().state().keys("imap/", 10);
+    ASSERT_EQ(keys.size(), 1u);
+    EXPECT_EQ(keys[0], "imap/127.0.0.1:" + std::to_string(server->imaps_port()) + "/claims/Claims/cursor");
+    const std::string cursor = *runner.context().state().get(keys[0]);
+    EXPECT_EQ(cursor.substr(cursor.find(':')), ":2") << cursor;
+}
+
+TEST_F(Imap, MoveToProcessedFolderOnlyAfterTheAck) {
+    auto probe = server->probe();
+    probe.append("Claims", message(1));
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.imap", config(*server, "processed_folder: Done"));
+    auto items = runner.poll();
+    ASSERT_EQ(items.size(), 1u);
+    runner.poll();
+    EXPECT_EQ(probe.uids("Claims").size(), 1u);
+    EXPECT_TRUE(probe.uids("Done").empty());
+    items[0].ack(Outcome{});
+    runner.poll();
+    EXPECT_TRUE(probe.uids("Claims").empty());
+    ASSERT_EQ(probe.uids("Done").size(), 1u);
+    EXPECT_NE(probe.flags("Done", probe.uids("Done")[0]).find("\\Seen"), std::string::npos);
+}
+
+TEST_F(Imap, RestartResumesFromTheCursorWithoutEmittingAgain) {
+    auto probe = server->probe();
+    probe.append("Claims", message(1));
+    probe.append("Claims", message(2));
+    // A keyword as the processed flag, removed again below: only the cursor can then keep
+    // the first two messages from being taken again.
+    const std::string cfg = config(*server, "processed_flag: $DocpipeDone");
+    std::vector<std::pair<std::string, std::string>> state;
+    {
+        auto first = NodeRunner::from_plugin(kPlugin, "source.imap", cfg);
+        auto items = first.poll();
+        ASSERT_EQ(items.size(), 2u);
+        for (auto& i : items) i.ack(Outcome{});
+        first.poll();
+        for (const auto& k : first.context().state().keys("imap/", 10)) state.emplace_back(k, *first.context().state().get(k));
+    }  // stop(): logout
+    ASSERT_EQ(state.size(), 1u);
+    EXPECT_NE(probe.flags("Claims", 2).find("$DocpipeDone"), std::string::npos);
+    probe.command("SELECT Claims");
+    probe.command("UID STORE 1:2 -FLAGS.SILENT ($DocpipeDone)");
+    probe.append("Claims", message(3));
+
+    auto second = NodeRunner::from_plugin(kPlugin, "source.imap", cfg);
+    for (const auto& [k, v] : state) second.context().state().put(k, v, std::chrono::seconds(0));
+    auto items = second.poll();
+    ASSERT_EQ(items.size(), 1u);
+    EXPECT_EQ(bytes_of(items[0].doc), message(3));
+    EXPECT_EQ(items[0].doc.attributes.at("imap_uid"), "3");
+    EXPECT_TRUE(logged(second, "resuming after UID 2")) << all_logs(second);
+
+    // Without the cursor, the same mailbox gives all three again: it was the cursor.
+    auto fresh = NodeRunner::from_plugin(kPlugin, "source.imap", cfg);
+    EXPECT_EQ(fresh.poll().size(), 3u);
+}
+
+TEST_F(Imap, UidValidityChangeRescansTheMailboxAndSaysSo) {
+    auto probe = server->probe();
+    probe.append("Claims", message(1));
+    probe.append("Claims", message(2));
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.imap", config(*server));
+    auto before = runner.poll();
+    ASSERT_EQ(before.size(), 2u);
+    const std::string id1 = before[0].doc.id;
+    for (auto& i : before) i.ack(Outcome{});
+    runner.poll();
+
+    // The mailbox is recreated under the source's feet: new UIDVALIDITY, UIDs from 1 again.
+    probe.command("SELECT INBOX");
+    ASSERT_NE(probe.command("DELETE Claims").find("OK"), std::string::npos);
+    ASSERT_NE(probe.command("CREATE Claims").find("OK"), std::string::npos);
+    probe.append("Claims", message(1));  // the same email again (e.g. restored from a backup)
+    probe.append("Claims", message(3));
+
+    auto after = poll_until(runner, 2);
+    ASSERT_EQ(after.size(), 2u) << all_logs(runner);
+    EXPECT_EQ(bytes_of(after[0].doc), message(1));
+    EXPECT_EQ(after[0].doc.id, id1) << "the same bytes must map to the same id, so the runtime's dedup skips it";
+    EXPECT_EQ(bytes_of(after[1].doc), message(3));
+    EXPECT_TRUE(logged(runner, "UIDVALIDITY of mailbox 'Claims'")) << all_logs(runner);
+    EXPECT_TRUE(logged(runner, "scanned again")) << all_logs(runner);
+    EXPECT_EQ(runner.context().counter("imap_uidvalidity_changes_total"), 1);
+    for (auto& i : after) i.ack(Outcome{});
+    runner.poll();
+    EXPECT_NE(probe.flags("Claims", 2).find("\\Seen"), std::string::npos);
+    EXPECT_EQ(runner.component().health().status, Health::Healthy) << runner.component().health().detail;
+}
+
+TEST_F(Imap, BadPasswordIsReportedClearlyAndRetriedWithoutCrashing) {
+    const std::string wrong = "not-the-Password-42";
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.imap", config(*server, "", wrong));
+    EXPECT_TRUE(runner.poll().empty());
+    auto h = runner.component().health();
+    EXPECT_EQ(h.status, Health::Unavailable);
+    EXPECT_NE(h.detail.find("127.0.0.1:" + std::to_string(server->imaps_port())), std::string::npos) << h.detail;
+    EXPECT_NE(h.detail.find("'claims'"), std::string::npos) << h.detail;
+    EXPECT_NE(h.detail.find("AUTHENTICATIONFAILED"), std::string::npos) << h.detail;
+    EXPECT_EQ(h.detail.find(wrong), std::string::npos);
+    EXPECT_TRUE(logged(runner, "login failed")) << all_logs(runner);
+
+    // Within the backoff nothing is tried; after it, again (and again refused).
+    EXPECT_TRUE(runner.poll().empty());
+    EXPECT_EQ(runner.context().counter("imap_connection_failures_total"), 1);
+    runner.clock().advance(10min);
+    EXPECT_TRUE(runner.poll().empty());
+    EXPECT_EQ(runner.context().counter("imap_connection_failures_total"), 2);
+    EXPECT_EQ(all_logs(runner).find(wrong), std::string::npos) << "the password must never be logged";
+    EXPECT_EQ(runner.config().to_json().dump().find(wrong), std::string::npos);
+}
+
+// XOAUTH2 is an option for Gmail / Microsoft 365; this Dovecot does not offer it, which must
+// read as a configuration problem naming the server, not as a crash or a silent retry loop.
+TEST_F(Imap, XOauth2AgainstAServerWithoutItSaysSo) {
+    const fs::path token = server->dir() / "token";
+    std::ofstream(token) << "ya29.not-a-real-token\n";
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.imap",
+                                          "{host: 127.0.0.1, port: " + std::to_string(server->imaps_port()) + ", ca_file: '" +
+                                              server->ca_file().string() + "', user: claims, auth: xoauth2, oauth_token_file: '" +
+                                              token.string() + "', mailbox: Claims}");
+    EXPECT_TRUE(runner.poll().empty());
+    const auto h = runner.component().health();
+    EXPECT_EQ(h.status, Health::Unavailable);
+    EXPECT_NE(h.detail.find("does not offer AUTH=XOAUTH2"), std::string::npos) << h.detail;
+    EXPECT_EQ(h.detail.find("ya29"), std::string::npos) << "the token must never be shown";
+    EXPECT_EQ(all_logs(runner).find("ya29"), std::string::npos);
+}
+
+TEST_F(Imap, StartTlsAndPlainTextOnlyWhenAskedFor) {
+    server->probe().append("Claims", message(1));
+    const std::string base = "{host: 127.0.0.1, port: " + std::to_string(server->imap_port()) + ", ca_file: '" + server->ca_file().string() +
+                             "', user: claims, password: '" + server->password() + "', mailbox: Claims";
+    EXPECT_THROW(
+        {
+            try {
+                NodeRunner::from_plugin(kPlugin, "source.imap", base + ", security: plain}");
+            } catch (const std::exception& e) {
+                EXPECT_NE(std::string(e.what()).find("allow_plaintext"), std::string::npos) << e.what();
+                throw;
+            }
+        },
+        std::exception);
+    auto starttls = NodeRunner::from_plugin(kPlugin, "source.imap", base + ", security: starttls}");
+    EXPECT_EQ(starttls.poll().size(), 1u) << all_logs(starttls);
+    auto plain = NodeRunner::from_plugin(kPlugin, "source.imap", base + ", security: plain, allow_plaintext: true}");
+    EXPECT_EQ(plain.poll().size(), 1u) << all_logs(plain);
+    // IMAPS with a certificate the system's CAs do not vouch for is refused, saying why.
+    auto untrusted = NodeRunner::from_plugin(kPlugin, "source.imap",
+                                             "{host: 127.0.0.1, port: " + std::to_string(server->imaps_port()) + ", user: claims, password: x}");
+    EXPECT_TRUE(untrusted.poll().empty());
+    const std::string why = untrusted.component().health().detail;
+    EXPECT_NE(why.find("certificate not trusted"), std::string::npos) << why;
+    EXPECT_NE(why.find("ca_file"), std::string::npos) << why;
+}
+
+TEST_F(Imap, BatchSizePacesTheFetches) {
+    auto probe = server->probe();
+    for (int i = 1; i <= 5; ++i) probe.append("Claims", message(i));
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.imap", config(*server, "batch_size: 2, idle: false, poll_interval: 50ms"));
+    // --once drains batch after batch; a running pipeline takes one batch per poll.
+    EXPECT_EQ(runner.poll().size(), 5u);
+    for (int i = 6; i <= 8; ++i) probe.append("Claims", message(i));
+    EXPECT_EQ(runner.poll({std::chrono::milliseconds(2000), false}).size(), 2u);
+    EXPECT_EQ(runner.poll({std::chrono::milliseconds(2000), false}).size(), 1u);
+}
+
+// docpipe run --once: source.imap -> transform.mime -> sink.files, two emails with a receipt
+// photo each; the password comes from a file through ${file:...}.
+TEST_F(Imap, DocpipeRunOnceTakesMailThroughMimeToFiles) {
+    auto probe = server->probe();
+    const std::string receipt = read_file(fs::path(DOCPIPE_SOURCE_DIR) / "examples/inbox/sources/malaysian_receipt_test.jpg");
+    ASSERT_FALSE(receipt.empty());
+    probe.append("Claims", message(1, receipt));
+    probe.append("Claims", message(2, receipt));
+    const fs::path work = server->dir() / "e2e";
+    fs::create_directories(work);
+    std::ofstream(work / "imap-password") << server->password();
+    std::ofstream(work / "p.yaml") << "state: {backend: sqlite, path: " << (work / "state.db").string() << "}\n"
+                                   << "admin: {listen: '127.0.0.1:0'}\n"
+                                   << "nodes:\n"
+                                   << "  inbox:\n    component: source.imap\n    config: {host: 127.0.0.1, port: " << server->imaps_port()
+                                   << ", ca_file: '" << server->ca_file().string() << "', user: claims, password: \"${file:" << (work / "imap-password").string() << "}\", mailbox: Claims}\n"
+                                   << "  mime:\n    component: transform.mime\n"
+                                   << "  out:\n    component: sink.files\n    config: {path: " << (work / "out").string() << "}\n"
+                                   << "edges:\n  - inbox -> mime -> out\n";
+    const std::string cmd = "DOCPIPE_PLUGIN_PATH='" + std::string(DOCPIPE_BUILD_PLUGIN_DIR) + "' '" +
+                            DOCPIPE_BINARY + "' run -c '" + (work / "p.yaml").string() + "' --once > '" + (work / "summary.txt").string() +
+                            "' 2> '" + (work / "log.txt").string() + "'";
+    const int rc = std::system(cmd.c_str());
+    const auto read = read_file;
+    ASSERT_EQ(rc, 0) << read(work / "summary.txt") << read(work / "log.txt");
+    std::size_t outputs = 0;
+    for (const auto& e : fs::directory_iterator(work / "out")) outputs += e.path().extension() == ".json";
+    EXPECT_EQ(outputs, 2u) << read(work / "summary.txt") << read(work / "log.txt");
+    EXPECT_EQ(read(work / "log.txt").find(server->password()), std::string::npos) << "the password must never be logged";
+    // Acked by the pipeline, so flagged by the source before it exited.
+    EXPECT_NE(probe.flags("Claims", 1).find("\\Seen"), std::string::npos) << read(work / "log.txt");
+    EXPECT_NE(probe.flags("Claims", 2).find("\\Seen"), std::string::npos);
+}
+
+}  // namespace
