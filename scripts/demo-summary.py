@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 demo = Path(sys.argv[1] if len(sys.argv) > 1 else "var/demo")
-out = demo / "out"
+out = Path(sys.argv[2]) if len(sys.argv) > 2 else demo / "out"
 
 # Claim documents written by the sinks, keyed by the email file they came from.
 by_email = {}

@@ -9,7 +9,11 @@ set -euo pipefail
 # (see ../shared/notes/deps.md, gotcha 3). python3-cryptography: the fake Google and
 # NCB servers in tests/fakes verify RS256 token requests with it. chromium: the review UI's
 # browser tests (tests/ui) drive it headless; their npm package comes from the machine's npm.
-# systemd: systemd-analyze checks deploy/systemd (ctest ops.systemd_units).
+# systemd: systemd-analyze checks deploy/systemd (ctest ops.systemd_units). gcovr: the line
+# coverage gate (`make coverage`, scripts/run-gates.sh). clang for `make fuzz` is installed
+# by scripts/run-fuzz.sh itself, as no other target needs it.
+# dovecot-imapd: the IMAP server source.imap is tested against (plugins/mail/imap_test.cpp);
+# the tests start their own instance (own config, ports and base_dir), not the system service.
 PACKAGES=(
   cmake g++ make pkg-config git
   libboost-dev libboost-filesystem-dev libtbb-dev libyaml-cpp-dev
@@ -21,7 +25,9 @@ PACKAGES=(
   libcli11-dev imagemagick img2pdf python3 curl
   python3-cryptography
   systemd
+  gcovr
   chromium
+  dovecot-imapd
 )
 
 missing=()

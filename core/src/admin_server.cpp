@@ -32,7 +32,6 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <regex>
 #include <thread>
 #include <unordered_map>
 
@@ -46,6 +45,7 @@
 #include <boost/beast/http.hpp>
 #include <fmt/core.h>
 
+#include "admin/request_parsing.hpp"
 #include "admin/review_data.hpp"
 #include "admin/ui_assets.hpp"
 #include "services.hpp"
@@ -198,41 +198,7 @@ private:
     std::unordered_map<std::string, Entry> entries_;
 };
 
-// %XX-decoding for paths and query strings; a malformed escape is kept as written.
-std::string percent_decode(std::string_view in, bool plus_is_space) {
-    auto hex = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-    };
-    std::string out;
-    out.reserve(in.size());
-    for (std::size_t i = 0; i < in.size(); ++i) {
-        if (in[i] == '%' && i + 2 < in.size() && hex(in[i + 1]) >= 0 && hex(in[i + 2]) >= 0) {
-            out += static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2]));
-            i += 2;
-        } else if (plus_is_space && in[i] == '+') {
-            out += ' ';
-        } else {
-            out += in[i];
-        }
-    }
-    return out;
-}
-
-std::vector<std::string_view> split_path(std::string_view path) {
-    std::vector<std::string_view> parts;
-    if (path.empty() || path.front() != '/') return parts;
-    path.remove_prefix(1);
-    while (true) {
-        auto slash = path.find('/');
-        parts.push_back(path.substr(0, slash));
-        if (slash == std::string_view::npos) break;
-        path.remove_prefix(slash + 1);
-    }
-    return parts;
-}
+using admin::split_path;
 
 // One request as the handlers see it: the parsed message plus what we derived from it.
 struct Request {
@@ -266,10 +232,7 @@ struct Response {
 std::string new_request_id(const http::request_header<>& h) {
     // Accept a caller's id when it is a plain token, so logs on both sides line up.
     const auto given = h["X-Request-ID"];
-    const bool token = !given.empty() && given.size() <= 64 && std::all_of(given.begin(), given.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-    });
-    if (token) return std::string(given);
+    if (admin::is_request_id_token(std::string_view(given.data(), given.size()))) return std::string(given);
     unsigned char bytes[8];
     RAND_bytes(bytes, sizeof bytes);
     return fmt::format("{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}", bytes[0], bytes[1], bytes[2], bytes[3], bytes[4],
@@ -296,21 +259,7 @@ void error(const Request& req, Response& res, int status, const std::string& cod
               {{"success", false}, {"error", {{"code", code}, {"message", message}, {"details", std::move(details)}}}, {"meta", meta(req)}});
 }
 
-std::optional<std::int64_t> parse_day(const std::string& text, bool end_of_day) {
-    static const std::regex kDate(R"((\d{4})-(\d{2})-(\d{2}))");
-    std::smatch m;
-    if (!std::regex_match(text, m, kDate)) return std::nullopt;
-    std::tm tm{};
-    tm.tm_year = std::stoi(m[1]) - 1900;
-    tm.tm_mon = std::stoi(m[2]) - 1;
-    tm.tm_mday = std::stoi(m[3]);
-    if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31) return std::nullopt;
-    const int month = tm.tm_mon, day = tm.tm_mday;
-    std::time_t t = timegm(&tm);  // normalises 2024-02-31 to 2024-03-02: refuse what moved
-    if (tm.tm_mon != month || tm.tm_mday != day) return std::nullopt;
-    std::int64_t ms = static_cast<std::int64_t>(t) * 1000;
-    return end_of_day ? ms + 86'400'000 - 1 : ms;
-}
+using admin::parse_day;
 
 // The client address as a plain string; IPv4 clients of a dual-stack socket read as IPv4.
 std::string client_address(const tcp::socket& socket) {
@@ -439,11 +388,7 @@ struct AdminServer::Impl {
             return true;
         }
         if (!needs_key(req.path)) return false;
-        std::string key = req.header("X-API-Key");
-        if (key.empty()) {
-            const std::string auth = req.header(http::field::authorization);
-            if (auth.rfind("Bearer ", 0) == 0) key = auth.substr(7);
-        }
+        const std::string key = admin::api_key_from_headers(req.header("X-API-Key"), req.header(http::field::authorization));
         if (key.empty()) {
             error(req, res, 401, "UNAUTHORIZED", "an API key is required: send X-API-Key: <key> or Authorization: Bearer <key>");
             note_refusal(req, 401, "UNAUTHORIZED");
@@ -470,20 +415,10 @@ struct AdminServer::Impl {
         const auto parts = split_path(req.raw_path);
         std::vector<std::string> allowed;
         for (const auto& r : routes_) {
-            if (r.segments.size() != parts.size()) continue;
-            std::vector<std::string> captures;
-            bool match = true;
-            for (std::size_t i = 0; i < parts.size() && match; ++i) {
-                if (r.segments[i] == "{}") {
-                    match = !parts[i].empty();
-                    captures.push_back(percent_decode(parts[i], false));
-                } else {
-                    match = r.segments[i] == percent_decode(parts[i], false);
-                }
-            }
-            if (!match) continue;
+            auto captures = admin::match_route(r.segments, parts);
+            if (!captures) continue;
             if (r.method == req.method || (r.method == "GET" && req.method == "HEAD")) {
-                req.captures = std::move(captures);
+                req.captures = std::move(*captures);
                 return &r;
             }
             allowed.push_back(r.method);
@@ -597,6 +532,20 @@ struct AdminServer::Impl {
             if (body.contains("fields") && !body["fields"].is_object())
                 return error(req, res, 400, "VALIDATION_ERROR", "'fields' must be an object of corrected field values",
                              {{"fields", "expected an object"}});
+            // Per-document corrections: {"<doc id>": {"fields": {...}}}, the ids the review item lists.
+            if (body.contains("documents")) {
+                const json& docs = body["documents"];
+                if (!docs.is_object())
+                    return error(req, res, 400, "VALIDATION_ERROR", "'documents' must be an object of document id -> {\"fields\": {...}}",
+                                 {{"documents", "expected an object"}});
+                for (const auto& [doc_id, entry] : docs.items()) {
+                    const std::string where = "documents." + doc_id;
+                    if (!entry.is_object() || !entry.contains("fields") || !entry["fields"].is_object() || entry.size() != 1)
+                        return error(req, res, 400, "VALIDATION_ERROR",
+                                     fmt::format("'documents.{}' must be {{\"fields\": {{...corrected field values}}}}", doc_id),
+                                     {{where, "expected an object with one key, 'fields', holding an object"}});
+                }
+            }
             if (body.contains("notes") && !body["notes"].is_string())
                 return error(req, res, 400, "VALIDATION_ERROR", "'notes' must be a string", {{"notes", "expected a string"}});
             if (body.contains("expected_status") && (!body["expected_status"].is_string() || !is_job_status(body["expected_status"].get<std::string>())))
@@ -610,12 +559,16 @@ struct AdminServer::Impl {
                 return error(req, res, 409, "CONFLICT",
                              fmt::format("job is '{}', not '{}' as expected", job->status, body["expected_status"].get<std::string>()),
                              {{"id", id}, {"status", job->status}});
-            const json corrections = body.value("fields", json::object());
+            Corrections corrections;
+            corrections.fields = body.value("fields", json::object());
+            const json per_document = body.value("documents", json::object());
+            for (const auto& [doc_id, entry] : per_document.items()) corrections.documents[doc_id] = entry.at("fields");
             const std::string notes = body.value("notes", "");
             const auto result = backend.approve(id, corrections, notes);
             if (result.outcome == ActionResult::Outcome::Done) {
-                json entry{{"action", "approve"}, {"status_from", job->status}, {"status_to", "approved"},
-                           {"changes", admin::field_changes(job->fields, corrections)}};
+                json entry{{"action", "approve"}, {"status_from", job->status}, {"status_to", "approved"}, {"changes", json::object()}};
+                // The backend read the parked documents: it knows each one's value before.
+                if (result.audit.is_object()) entry.update(result.audit);
                 if (!notes.empty()) entry["notes"] = notes;
                 audit(req, id, std::move(entry));
             }
@@ -697,18 +650,14 @@ struct AdminServer::Impl {
             ok(req, res, std::move(item));
         });
         add("GET", "/api/v1/exceptions/{}/documents/{}/pages/{}/image", false, [this](Request& req, Response& res) {
-            int page = -1;
-            try {
-                std::size_t used = 0;
-                page = std::stoi(req.captures[2], &used);
-                if (used != req.captures[2].size()) page = -1;
-            } catch (...) {
-            }
+            const auto parsed = admin::parse_integer(req.captures[2], 0, std::numeric_limits<int>::max());
+            const int page = parsed ? static_cast<int>(*parsed) : -1;
             if (page < 0) return error(req, res, 400, "VALIDATION_ERROR", "the page must be a number from 0", {{"page", "expected an integer"}});
             auto image = admin::page_image(backend.store(), req.captures[0], req.captures[1], page);
             if (!image)
                 return error(req, res, 404, "IMAGE_NOT_FOUND",
-                             "no viewable image is stored for this page (only a parked JPEG/PNG/GIF/WebP/BMP receipt is kept as an image)");
+                             "no viewable image is stored for this page (no page raster was stored when it was parked, and its "
+                             "original is not a one-page JPEG/PNG/GIF/WebP/BMP)");
             res.status = 200;
             res.content_type = image->media_type;
             res.body = std::move(image->bytes);
@@ -725,15 +674,10 @@ struct AdminServer::Impl {
     void history(const Request& req, Response& res) {
         long days = 14;
         if (auto d = req.param("days")) {
-            try {
-                std::size_t used = 0;
-                days = std::stol(*d, &used);
-                if (used != d->size()) days = -1;
-            } catch (...) {
-                days = -1;
-            }
-            if (days < 1 || days > 90)
+            const auto parsed = admin::parse_integer(*d, 1, 90);
+            if (!parsed)
                 return error(req, res, 400, "VALIDATION_ERROR", "'days' must be an integer from 1 to 90", {{"days", "1 to 90"}});
+            days = *parsed;
         }
         const std::int64_t day_ms = 86'400'000, now_ms = now_epoch_ms();
         const std::int64_t today = now_ms - now_ms % day_ms;
@@ -762,6 +706,8 @@ struct AdminServer::Impl {
             return error(req, res, 409, "CONFLICT", r.message, {{"id", id}});
         case O::Invalid:
             return error(req, res, 422, "VALIDATION_ERROR", r.message, r.field_errors.is_object() ? r.field_errors : json::object());
+        case O::Malformed:
+            return error(req, res, 400, "VALIDATION_ERROR", r.message, r.field_errors.is_object() ? r.field_errors : json::object());
         case O::Unavailable:
             res.headers.emplace_back(http::field::retry_after, std::to_string(kRetryAfterUnavailableSeconds));
             return error(req, res, 503, "UNAVAILABLE", r.message.empty() ? "temporarily unavailable; retry later" : r.message, {{"id", id}});
@@ -770,15 +716,8 @@ struct AdminServer::Impl {
 
     // Empty body = {}. Otherwise it must be a JSON object.
     static bool parse_body(const Request& req, Response& res, json& out) {
-        if (req.msg.body().empty()) return true;
-        try {
-            out = json::parse(req.msg.body());
-        } catch (const json::parse_error& e) {
-            error(req, res, 400, "VALIDATION_ERROR", std::string("request body is not valid JSON: ") + e.what());
-            return false;
-        }
-        if (!out.is_object()) {
-            error(req, res, 400, "VALIDATION_ERROR", "request body must be a JSON object");
+        if (auto problem = admin::parse_json_object_body(req.msg.body(), out)) {
+            error(req, res, 400, "VALIDATION_ERROR", *problem);
             return false;
         }
         return true;
@@ -790,12 +729,7 @@ struct AdminServer::Impl {
         auto integer = [&](const char* name, long lo, long hi, long fallback) -> long {
             auto v = req.param(name);
             if (!v) return fallback;
-            try {
-                std::size_t used = 0;
-                long n = std::stol(*v, &used);
-                if (used == v->size() && n >= lo && n <= hi) return n;
-            } catch (...) {
-            }
+            if (auto n = admin::parse_integer(*v, lo, hi)) return *n;
             problems[name] = fmt::format("must be an integer from {} to {}", lo, hi);
             return fallback;
         };
@@ -977,24 +911,10 @@ struct AdminServer::Impl::Connection : std::enable_shared_from_this<Connection> 
         version = h.version();
         client_keeps_alive = h.keep_alive();
         request.method = std::string(h.method_string());
-        const std::string_view target_text(h.target().data(), h.target().size());
-        const auto q = target_text.find('?');
-        request.raw_path = std::string(target_text.substr(0, q));
-        request.path = percent_decode(request.raw_path, false);
-        if (q != std::string_view::npos) {
-            std::string_view query = target_text.substr(q + 1);
-            while (!query.empty()) {
-                auto amp = query.find('&');
-                auto pair = query.substr(0, amp);
-                if (!pair.empty()) {
-                    auto eq = pair.find('=');
-                    request.params.emplace_back(percent_decode(pair.substr(0, eq), true),
-                                                eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1), true));
-                }
-                if (amp == std::string_view::npos) break;
-                query.remove_prefix(amp + 1);
-            }
-        }
+        auto target_parts = admin::parse_target(std::string_view(h.target().data(), h.target().size()));
+        request.raw_path = std::move(target_parts.raw_path);
+        request.path = std::move(target_parts.path);
+        request.params = std::move(target_parts.params);
         request.remote_addr = address;
         request.id = new_request_id(h);
 

@@ -51,12 +51,25 @@ struct AdminSettings {
 
 // What a review or retry action did; the server maps it to an HTTP status.
 struct ActionResult {
-    enum class Outcome { Done, NotFound, Conflict, Invalid, Unavailable };
+    // Malformed: the request cannot be carried out as asked whatever the values (400), e.g. a
+    // job-wide correction of a field the job's documents disagree on. Invalid: a value is
+    // wrong (422).
+    enum class Outcome { Done, NotFound, Conflict, Invalid, Malformed, Unavailable };
     Outcome outcome = Outcome::Done;
     std::string message;                                     // why not, for a person
-    nlohmann::json field_errors = nlohmann::json::object();  // Invalid: field -> what is wrong with it
+    nlohmann::json field_errors = nlohmann::json::object();  // Invalid, Malformed: field -> what is wrong with it
+    nlohmann::json audit = nlohmann::json::object();         // Done: facts for the action's audit entry (approve: changes)
     static ActionResult done() { return {}; }
     static ActionResult fail(Outcome o, std::string why, nlohmann::json fields = nlohmann::json::object());
+};
+
+// A reviewer's corrections to a job in review. `fields` applies to every parked document of
+// the job; `documents` to one document each and wins over `fields` for the same field. A
+// job-wide correction of a field whose value differs between the job's documents is
+// refused (Malformed): which document's value was wrong is not known.
+struct Corrections {
+    nlohmann::json fields = nlohmann::json::object();     // field -> corrected value
+    nlohmann::json documents = nlohmann::json::object();  // doc id -> {field -> corrected value}
 };
 
 // What the server asks the runtime. All methods are called from server threads.
@@ -72,8 +85,11 @@ public:
     // (field_errors become the error details), Unavailable 503 with Retry-After.
     virtual ActionResult retry_job(const std::string& id) = 0;
     // Review queue decisions; outcomes as for retry_job (Conflict: no longer in review,
-    // e.g. another reviewer acted first).
-    virtual ActionResult approve(const std::string& id, const nlohmann::json& corrections, const std::string& notes) = 0;
+    // e.g. another reviewer acted first; Malformed 400: corrections naming a document that
+    // is not parked, or an ambiguous job-wide one). A Done approval fills `audit` with
+    // `changes` ({field: {from, to}}: the document's for a one-document job, else the
+    // job-wide corrections) and `documents` ({doc id: {name, changes}} per changed document).
+    virtual ActionResult approve(const std::string& id, const Corrections& corrections, const std::string& notes) = 0;
     virtual ActionResult reject(const std::string& id, const std::string& reason) = 0;
     // A job that failed after its approval (e.g. the NCB refused the corrected claim) goes
     // back to the review queue with its parked documents; Conflict when it is not failed.

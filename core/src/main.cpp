@@ -271,10 +271,13 @@ int cmd_run(const fs::path& file, bool once, bool redeliver) {
         {
             ServiceWatch watch(notifier, *runtime);
             notifier.ready(watch.status_text());
-            // --once on a terminal: documents done (of those taken so far), failures, rate.
+            // --once on a terminal: documents done of the total (done + in flight + what the
+            // sources still hold), failures, rate and time left.
             ProgressLine progress("docpipe run", "docs", [rt = runtime.get()] {
                 const RunSummary s = rt->summary();
-                return ProgressCounts{s.completed + s.failed, s.failed, s.in_flight, std::nullopt};
+                std::optional<std::uint64_t> total;
+                if (const auto waiting = rt->source_backlog()) total = s.completed + s.failed + s.in_flight + *waiting;
+                return ProgressCounts{s.completed + s.failed, s.failed, s.in_flight, total};
             }, once);
             code = runtime->run();
         }

@@ -434,17 +434,22 @@ static nlohmann::json split_labelled_keys(YAML::Node& root, Loader& loader) {
 }
 
 PipelineSpec load_pipeline(const fs::path& file, std::vector<Issue>& issues) {
-    PipelineSpec spec;
-    spec.file = file;
-    Loader loader{file, issues};
     std::ifstream in(file, std::ios::binary);
     if (!in) {
+        PipelineSpec spec;
+        spec.file = file;
         issues.push_back({file.string(), 0, 0, "", "cannot read the pipeline file (does it exist? is it readable?)"});
         return spec;
     }
     std::stringstream content;
     content << in.rdbuf();
-    const std::string text = content.str();
+    return load_pipeline_text(file, content.str(), issues);
+}
+
+PipelineSpec load_pipeline_text(const fs::path& file, const std::string& text, std::vector<Issue>& issues) {
+    PipelineSpec spec;
+    spec.file = file;
+    Loader loader{file, issues};
     spec.text_hash = Document::content_id(text);
 
     // Tabs in indentation: YAML forbids them, and yaml-cpp's own message does not say so.

@@ -99,6 +99,9 @@ std::filesystem::path pipeline_folder(const std::filesystem::path& file);
 // Step 1: parse and substitute; checks the document's shape and top-level keys.
 // Issues are appended; the returned spec is partial when there are issues.
 PipelineSpec load_pipeline(const std::filesystem::path& file, std::vector<Issue>& issues);
+// The same over text already in memory (the fuzz target, tools); `file` names it in issues
+// and anchors its relative paths.
+PipelineSpec load_pipeline_text(const std::filesystem::path& file, const std::string& text, std::vector<Issue>& issues);
 
 // Plugin directories for this pipeline: its plugin_paths, then the defaults.
 std::vector<std::filesystem::path> plugin_directories(const PipelineSpec& spec);

@@ -298,6 +298,12 @@ int Runtime::run() {
     return m.options.once && counters.failed.load() > 0 ? 1 : 0;
 }
 
+std::optional<std::uint64_t> Runtime::source_backlog() const {
+    const Impl& m = *impl_;
+    if (!m.sources) return std::nullopt;
+    return m.sources->backlog();
+}
+
 RunSummary Runtime::summary() const {
     const Impl& m = *impl_;
     RunSummary s;

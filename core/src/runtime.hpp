@@ -101,6 +101,9 @@ public:
     // The admin server's port (0 when it is not running).
     int admin_port() const;
     Liveness liveness() const;
+    // Source documents the sources know are waiting and not yet taken (Source::backlog());
+    // nullopt when a source cannot tell. With `done + in_flight`, the total of a --once run.
+    std::optional<std::uint64_t> source_backlog() const;
     // Jobs waiting for a reviewer; nullopt when the state store cannot say.
     std::optional<std::size_t> review_queue_size();
 

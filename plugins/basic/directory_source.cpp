@@ -80,6 +80,12 @@ bool DirectorySource::settled(const fs::path& path, std::uintmax_t size, fs::fil
     return fs::file_time_type::clock::now() - mtime >= settle_time_;
 }
 
+std::optional<std::uint64_t> DirectorySource::backlog() const {
+    const std::int64_t n = backlog_.load();
+    if (n < 0) return std::nullopt;
+    return static_cast<std::uint64_t>(n);
+}
+
 DirectorySource::ScanResult DirectorySource::scan(SourceEmitter& emitter, std::size_t& pending, std::size_t& emitted) {
     pending = 0;
     std::vector<fs::path> ready;
@@ -108,8 +114,10 @@ DirectorySource::ScanResult DirectorySource::scan(SourceEmitter& emitter, std::s
             o = seen.count(o->first) ? std::next(o) : observed_.erase(o);
     }
     std::sort(ready.begin(), ready.end());  // oldest-name-first is predictable for operators
+    backlog_.store(static_cast<std::int64_t>(ready.size() + pending));
     for (const auto& path : ready) {
         if (emitter.stop_requested()) return ScanResult::Stopped;
+        backlog_.fetch_sub(1);  // taken off the list whatever happens to it below
         const std::string name = path.filename().string();
         auto size = fs::file_size(path, ec);
         if (ec) continue;  // vanished between listing and reading

@@ -15,6 +15,7 @@
 //       settle_time: 2s
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -34,6 +35,8 @@ public:
     void start() override;
     void poll(SourceEmitter& emitter, const PollRequest& request) override;
     HealthReport health() override;
+    // Files seen in the last scan and not emitted yet (settling ones included).
+    std::optional<std::uint64_t> backlog() const override;
 
 private:
     struct Observation {
@@ -60,6 +63,7 @@ private:
     std::set<std::filesystem::path> in_flight_;     // emitted, not yet settled
     std::map<std::filesystem::path, Observation> observed_;
     std::string last_error_;
+    std::atomic<std::int64_t> backlog_{-1};  // -1 until the first scan: unknown
 };
 
 }  // namespace docpipe::basic

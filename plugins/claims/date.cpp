@@ -167,7 +167,11 @@ std::vector<DateMatch> find_dates(std::string_view line, const DateLimits& limit
     }
 
     // Named months: "12 Dis 2024", "12-DEC-18", "12DEC2018", "December 12, 2024".
-    static const std::regex day_month_year(R"((^|[^0-9A-Za-z])([0-9]{1,2})(?:st|nd|rd|th)?\s*(?:of\s+)?[-./ ]?\s*([A-Za-z]{3,9}\.?)\s*[-./ ,]?\s*([0-9]{2,4})(?![0-9]))",
+    // Whitespace runs are bounded ({0,8}, not *): libstdc++'s regex matcher recurses once per
+    // character a repeat consumes, so "12" followed by some 30,000 spaces (a broken or hostile
+    // email body line) overflowed the stack and killed the process. No date is written with
+    // more than 8 blanks between its parts.
+    static const std::regex day_month_year(R"((^|[^0-9A-Za-z])([0-9]{1,2})(?:st|nd|rd|th)?\s{0,8}(?:of\s{1,8})?[-./ ]?\s{0,8}([A-Za-z]{3,9}\.?)\s{0,8}[-./ ,]?\s{0,8}([0-9]{2,4})(?![0-9]))",
                                               std::regex::icase);
     for (auto it = std::sregex_iterator(text.begin(), text.end(), day_month_year); it != std::sregex_iterator(); ++it) {
         const auto& m = *it;
@@ -221,7 +225,7 @@ std::vector<DateMatch> find_dates(std::string_view line, const DateLimits& limit
         d.note = fmt::format("'{}' has no separators; read as day, month, year", d.text);
         out.push_back(d);
     }
-    static const std::regex month_day_year(R"((^|[^0-9A-Za-z])([A-Za-z]{3,9}\.?)\s+([0-9]{1,2})(?:st|nd|rd|th)?,?\s+([0-9]{4})(?![0-9]))", std::regex::icase);
+    static const std::regex month_day_year(R"((^|[^0-9A-Za-z])([A-Za-z]{3,9}\.?)\s{1,8}([0-9]{1,2})(?:st|nd|rd|th)?,?\s{1,8}([0-9]{4})(?![0-9]))", std::regex::icase);
     for (auto it = std::sregex_iterator(text.begin(), text.end(), month_day_year); it != std::sregex_iterator(); ++it) {
         const auto& m = *it;
         const int month = month_from_name(m.str(2));

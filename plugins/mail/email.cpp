@@ -120,10 +120,18 @@ struct Walker {
         a.media_type = media_type;
         a.depth = depth;
         a.inline_part = !attachment;
+        // The extension comes from the sender's Content-Type, so it is used only when it looks
+        // like one: a sender's "image/<25 KB of anything>" made a 25 KB file name that skipped
+        // sanitize_filename (found by tests/fuzz/mime_fuzz.cpp).
+        const std::string subtype = media_type.rfind("image/", 0) == 0 ? media_type.substr(6) : "";
+        const bool plain_subtype = !subtype.empty() && subtype.size() <= 10 && std::all_of(subtype.begin(), subtype.end(), [](unsigned char c) {
+            return std::isalnum(c) || c == '-' || c == '+' || c == '.';
+        });
         const std::string fallback = fmt::format("attachment-{}{}", email.attachments.size() + 1,
                                                  media_type == "application/pdf" ? ".pdf"
-                                                 : media_type.rfind("image/", 0) == 0 ? "." + media_type.substr(6)
-                                                                                      : ".bin");
+                                                 : plain_subtype                 ? "." + subtype
+                                                 : subtype.empty()               ? ".bin"
+                                                                                 : ".img");
         a.filename = sanitize_filename(raw_name ? raw_name : "", fallback);
         if (a.media_type == "application/octet-stream") {
             const std::string by_name = media_type_for(a.filename);

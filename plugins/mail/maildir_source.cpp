@@ -49,6 +49,12 @@ std::string MaildirSource::with_flag(const std::string& name, char flag) {
     return base + ":2," + flags;
 }
 
+std::optional<std::uint64_t> MaildirSource::backlog() const {
+    const std::int64_t n = backlog_.load();
+    if (n < 0) return std::nullopt;
+    return static_cast<std::uint64_t>(n);
+}
+
 std::size_t MaildirSource::scan(SourceEmitter& emitter, bool& stopped) {
     std::vector<fs::path> ready;
     std::error_code ec;
@@ -63,12 +69,14 @@ std::size_t MaildirSource::scan(SourceEmitter& emitter, bool& stopped) {
         return 0;
     }
     std::sort(ready.begin(), ready.end());  // Maildir names start with the delivery time
+    backlog_.store(static_cast<std::int64_t>(ready.size()));
     std::size_t emitted = 0;
     for (const auto& path : ready) {
         if (emitter.stop_requested()) {
             stopped = true;
             return emitted;
         }
+        backlog_.fetch_sub(1);  // taken off the list whatever happens to it below
         const std::string name = path.filename().string();
         {
             std::lock_guard lock(mutex_);

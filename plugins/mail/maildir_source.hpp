@@ -12,6 +12,7 @@
 // thread (guarded by mutex_).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <mutex>
@@ -30,6 +31,8 @@ public:
     void start() override;
     void poll(SourceEmitter& emitter, const PollRequest& request) override;
     HealthReport health() override;
+    // Messages in new/ seen by the last scan and not emitted yet.
+    std::optional<std::uint64_t> backlog() const override;
 
     // "1733.M1P2.host" -> "1733.M1P2.host:2,S"; keeps and extends existing flags, sorted.
     static std::string with_flag(const std::string& name, char flag);
@@ -46,6 +49,7 @@ private:
     std::mutex mutex_;  // guards in_flight_ and last_error_
     std::set<std::filesystem::path> in_flight_;
     std::string last_error_;
+    std::atomic<std::int64_t> backlog_{-1};  // -1 until the first scan: unknown
 };
 
 }  // namespace docpipe::mail

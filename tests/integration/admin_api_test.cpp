@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <cmath>
+#include <cstdio>
 #include <future>
 
 #include <httplib.h>
@@ -395,6 +397,197 @@ edges:
     ASSERT_TRUE(wait_job("doc-0", "submitted"));
     std::lock_guard lock(probe("ncb").mutex);
     EXPECT_EQ(probe("ncb").accepted.at("doc-0"), 1);
+}
+
+// A two-page PDF made here (no tool needed): page 1 US Letter, page 2 half letter, each with
+// one black box, so pdf_pages renders real rasters of two different sizes.
+std::string two_page_pdf() {
+    const std::vector<std::string> pages = {"0 0 0 rg 72 600 300 40 re f", "0 0 0 rg 36 300 200 30 re f"};
+    std::vector<std::string> objects = {
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R 4 0 R] /Count 2 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 5 0 R >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 396 612] /Contents 6 0 R >>",
+    };
+    for (const auto& content : pages)
+        objects.push_back("<< /Length " + std::to_string(content.size()) + " >>\nstream\n" + content + "\nendstream");
+    std::string pdf = "%PDF-1.4\n";
+    std::vector<std::size_t> offsets;
+    for (std::size_t i = 0; i < objects.size(); ++i) {
+        offsets.push_back(pdf.size());
+        pdf += std::to_string(i + 1) + " 0 obj\n" + objects[i] + "\nendobj\n";
+    }
+    const std::size_t xref = pdf.size();
+    pdf += "xref\n0 " + std::to_string(objects.size() + 1) + "\n0000000000 65535 f \n";
+    for (auto o : offsets) {
+        char line[32];
+        std::snprintf(line, sizeof line, "%010zu 00000 n \n", o);
+        pdf += line;
+    }
+    pdf += "trailer\n<< /Size " + std::to_string(objects.size() + 1) + " /Root 1 0 R >>\nstartxref\n" + std::to_string(xref) + "\n%%EOF\n";
+    return pdf;
+}
+
+// A PNG's size from its IHDR chunk; {0, 0} when the bytes are not a PNG.
+std::pair<int, int> png_size(const std::string& png) {
+    if (png.size() < 24 || png.compare(0, 8, "\x89PNG\r\n\x1a\n") != 0 || png.compare(12, 4, "IHDR") != 0) return {0, 0};
+    auto be32 = [&](std::size_t at) {
+        return static_cast<int>((static_cast<unsigned char>(png[at]) << 24) | (static_cast<unsigned char>(png[at + 1]) << 16) |
+                                (static_cast<unsigned char>(png[at + 2]) << 8) | static_cast<unsigned char>(png[at + 3]));
+    };
+    return {be32(16), be32(20)};
+}
+
+// A PDF receipt (pages a browser cannot show) parked for review: each page's raster is kept
+// as a PNG scaled to at most 1600 px on its long side, with the same aspect ratio, so the
+// OCR boxes (raster pixels) still fall on the words; rejecting the claim removes them.
+TEST_F(AdminApi, ReviewServesPdfPagesAsScaledPngs) {
+    {
+        const std::string pdf = two_page_pdf();
+        Document d = Document::from_bytes("receipt.pdf", "application/pdf", Bytes(pdf.begin(), pdf.end()));
+        d.id = "doc-0";
+        std::lock_guard lock(probe("src").mutex);
+        probe("src").pending.push_back(std::move(d));
+    }
+    start(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  pages: {component: transform.pdf_pages, config: {dpi: 200}}
+  review: {component: sink.review}
+edges:
+  - in -> pages -> review
+)", ", rate_limit_per_second: 1000, rate_limit_burst: 1000");  // wait_job polls while the PDF renders
+    ASSERT_TRUE(wait_job("doc-0", "review")) << harness_.logs();
+    auto answer = get("/api/v1/exceptions/doc-0");
+    ASSERT_EQ(answer->status, 200) << answer->body;
+    const json item = body(answer)["data"];
+    ASSERT_EQ(item["documents"].size(), 1u) << item;
+    const auto& doc = item["documents"][0];
+    ASSERT_EQ(doc["pages"].size(), 2u) << doc;
+    const std::string base = "/api/v1/exceptions/doc-0/documents/" + doc["doc_id"].get<std::string>() + "/pages/";
+    // Letter at 200 dpi is 1700 x 2200; half letter 1100 x 1700 (poppler may round a pixel).
+    const std::pair<int, int> rasters[] = {{1700, 2200}, {1100, 1700}};
+    for (int i = 0; i < 2; ++i) {
+        const auto& page = doc["pages"][i];
+        const int w = page["width"], h = page["height"];
+        EXPECT_NEAR(w, rasters[i].first, 2) << page;
+        EXPECT_NEAR(h, rasters[i].second, 2) << page;
+        EXPECT_EQ(page["has_image"], true) << "a PDF page now has an image: " << page;
+        EXPECT_EQ(page["image"]["source"], "raster") << page;
+        const double scale = 1600.0 / std::max(w, h);
+        const int want_w = static_cast<int>(std::lround(w * scale)), want_h = static_cast<int>(std::lround(h * scale));
+        EXPECT_EQ(page["image"]["width"], want_w) << page;
+        EXPECT_EQ(page["image"]["height"], want_h) << page;
+        EXPECT_NEAR(page["image"]["scale"].get<double>(), scale, 1e-9) << page;
+
+        auto r = get(base + std::to_string(i) + "/image");
+        ASSERT_EQ(r->status, 200) << r->body;
+        EXPECT_EQ(r->get_header_value("Content-Type"), "image/png");
+        const auto [png_w, png_h] = png_size(r->body);
+        EXPECT_EQ(png_w, want_w) << "page " << i;
+        EXPECT_EQ(png_h, want_h) << "page " << i;
+        EXPECT_EQ(std::max(png_w, png_h), 1600) << "the long side is scaled to 1600 px";
+        // The aspect ratio stays the raster's (to rounding), so stretched boxes line up.
+        EXPECT_NEAR(static_cast<double>(png_w) / png_h, static_cast<double>(w) / h, 1.0 / png_h);
+    }
+    EXPECT_EQ(get(base + "2/image")->status, 404) << "no third page";
+    EXPECT_EQ(get("/api/v1/exceptions/doc-0/documents/nope/pages/0/image")->status, 404);
+    const std::string record = *rt_->state().get("review/doc-0/" + doc["doc_id"].get<std::string>());
+    EXPECT_LT(record.size(), 20'000u) << "the pixels are not inside the review record";
+
+    EXPECT_EQ(rt_->state().keys("review_page/doc-0/").size(), 2u);
+    auto rejected = client_->Post("/api/v1/exceptions/doc-0/reject", {{"X-API-Key", kKey}}, R"({"reason": "not a receipt"})",
+                                  "application/json");
+    ASSERT_EQ(rejected->status, 200) << rejected->body;
+    EXPECT_TRUE(rt_->state().keys("review/").empty());
+    EXPECT_TRUE(rt_->state().keys("review_page/").empty()) << "page images go with the parked document";
+}
+
+// An email with two receipts is one job with two parked claim documents. A reviewer corrects
+// each on its own (`documents`); a job-wide `fields` correction of a field they disagree on
+// is refused, since it would overwrite the receipt that was right.
+TEST_F(AdminApi, ApprovePerDocumentCorrectionsOfATwoReceiptClaim) {
+    probe("src").feed(1);
+    start(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  route: {component: transform.route}
+  split: {component: transform.split, config: {children: 2}}
+  review: {component: sink.review}
+  out: {component: sink.memory, config: {probe: out}}
+edges:
+  - in -> route
+  - route.even -> split -> review
+  - route.odd -> out
+)", ", approved_node: out");
+    ASSERT_TRUE(wait_job("doc-0", "review"));
+    auto& store = rt_->state();
+    auto keys = store.keys("review/doc-0/", 10);
+    ASSERT_EQ(keys.size(), 2u);
+    // The two receipts as transform.claims would have read them (the test split gives bare
+    // children): different totals, the same policy number; and a page image each, as
+    // sink.review stores it, to see it cleared with the approval.
+    std::vector<std::string> ids;
+    const double totals[] = {12.0, 30.0};
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        json record = json::parse(*store.get(keys[i]));
+        auto& d = record["document"];
+        ids.push_back(d["id"]);
+        d["fields"] = {{"claim", {{"total_amount", {{"value", totals[i]}, {"confidence", 0.4}, {"source", "receipt"}}},
+                                  {"policy_number", {{"value", "POL1"}, {"confidence", 0.5}, {"source", "email"}}}}},
+                       {"confidence", 0.4},
+                       {"missing", json::array()}};
+        store.put(keys[i], record.dump());
+        store.put("review_page/doc-0/" + ids[i] + "/0", "png bytes");
+    }
+    const std::string a = ids[0], b = ids[1];
+    auto post = [&](const std::string& body_text) {
+        return client_->Post("/api/v1/exceptions/doc-0/approve", {{"X-API-Key", kKey}}, body_text, "application/json");
+    };
+
+    auto ambiguous = post(R"({"fields": {"total_amount": 31.5}})");
+    ASSERT_EQ(ambiguous->status, 400) << ambiguous->body;
+    EXPECT_THAT(body(ambiguous)["error"]["message"].get<std::string>(), ::testing::HasSubstr("per-document corrections under 'documents'"));
+    const std::string why = body(ambiguous)["error"]["details"]["total_amount"];
+    EXPECT_THAT(why, ::testing::HasSubstr(a + ": 12.0"));
+    EXPECT_THAT(why, ::testing::HasSubstr(b + ": 30.0"));
+    auto unknown = post(R"({"documents": {"not-parked": {"fields": {"total_amount": 1}}}})");
+    ASSERT_EQ(unknown->status, 400) << unknown->body;
+    EXPECT_TRUE(body(unknown)["error"]["details"].contains("documents.not-parked")) << unknown->body;
+    EXPECT_EQ(post(R"({"documents": {"x": {"total_amount": 1}}})")->status, 400) << "a document's corrections sit under 'fields'";
+    EXPECT_EQ(post(R"({"documents": [1]})")->status, 400);
+    EXPECT_EQ(body(get("/api/v1/jobs/doc-0"))["data"]["status"], "review") << "refused approvals change nothing";
+
+    // B's total and, job-wide, the policy number both receipts agree on.
+    auto approved = post(R"({"fields": {"policy_number": "POL2"}, "documents": {")" + b +
+                         R"(": {"fields": {"total_amount": 31.5}}}, "notes": "second receipt re-read"})");
+    ASSERT_EQ(approved->status, 200) << approved->body;
+    ASSERT_TRUE(wait_job("doc-0", "submitted"));
+    ASSERT_TRUE(probe("out").wait_for([&] { return probe("out").accepted.count(a) == 1 && probe("out").accepted.count(b) == 1; }));
+    {
+        std::lock_guard lock(probe("out").mutex);
+        const json& fa = probe("out").fields.at(a)["claim"];
+        const json& fb = probe("out").fields.at(b)["claim"];
+        EXPECT_EQ(fa["total_amount"]["value"], 12.0) << "A's total is A's: " << fa;
+        EXPECT_EQ(fa["total_amount"]["source"], "receipt");
+        EXPECT_EQ(fb["total_amount"]["value"], 31.5) << fb;
+        EXPECT_EQ(fb["total_amount"]["source"], "reviewer");
+        EXPECT_EQ(fa["policy_number"]["value"], "POL2");
+        EXPECT_EQ(fb["policy_number"]["value"], "POL2");
+    }
+    auto audit = body(get("/api/v1/jobs/doc-0/audit"))["data"];
+    ASSERT_EQ(audit.size(), 1u) << audit;
+    json e = audit[0];
+    EXPECT_EQ(e["action"], "approve");
+    EXPECT_EQ(e["notes"], "second receipt re-read");
+    EXPECT_EQ(e["documents"][b]["changes"]["total_amount"], json({{"from", 30.0}, {"to", 31.5}})) << e;
+    EXPECT_FALSE(e["documents"][a]["changes"].contains("total_amount")) << e;
+    EXPECT_EQ(e["documents"][a]["changes"]["policy_number"], json({{"from", "POL1"}, {"to", "POL2"}})) << e;
+    EXPECT_EQ(e["changes"], json({{"policy_number", {{"from", "POL1"}, {"to", "POL2"}}}})) << "job-wide changes, as before: " << e;
+    // Cleared once each approved document went through (its delivery callback).
+    for (int i = 0; i < 250 && !(store.keys("review/").empty() && store.keys("review_page/").empty()); ++i) std::this_thread::sleep_for(20ms);
+    EXPECT_TRUE(store.keys("review/").empty());
+    EXPECT_TRUE(store.keys("review_page/").empty()) << "page images are cleared with their approved documents";
 }
 
 TEST_F(AdminApi, JobDateFilterRefusesImpossibleDates) {

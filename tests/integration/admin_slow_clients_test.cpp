@@ -169,8 +169,8 @@ public:
     std::string metrics_text() override { return "up 1\n"; }
     core::Store& store() override { return *store_; }
     core::ActionResult retry_job(const std::string& id) override { return record("retry " + id); }
-    core::ActionResult approve(const std::string& id, const json& corrections, const std::string& notes) override {
-        return record("approve " + id + " " + corrections.dump() + " " + notes);
+    core::ActionResult approve(const std::string& id, const core::Corrections& corrections, const std::string& notes) override {
+        return record("approve " + id + " " + corrections.fields.dump() + " " + corrections.documents.dump() + " " + notes);
     }
     core::ActionResult reject(const std::string& id, const std::string& reason) override { return record("reject " + id + " " + reason); }
     core::ActionResult return_to_review(const std::string& id) override { return record("review " + id); }

@@ -19,5 +19,7 @@ add_test(NAME ops.install_layout COMMAND bash ${OPS_DIR}/install_layout.sh ${PRO
   ${TEST_PLUGIN_ROOT}/good)
 # The progress line of `extract` and `run --once` on a pty, and none on a pipe.
 add_test(NAME ops.progress_tty COMMAND python3 ${OPS_DIR}/progress_tty.py $<TARGET_FILE:docpipe> ${TEST_PLUGIN_ROOT}/crash)
-set_tests_properties(ops.systemd_units ops.alert_rules PROPERTIES SKIP_RETURN_CODE 77)
-set_tests_properties(ops.install_layout ops.progress_tty PROPERTIES TIMEOUT 300)
+# `make run` from a read-only copy of the checkout (reuses this build folder).
+add_test(NAME ops.make_run_readonly COMMAND bash ${OPS_DIR}/make_run_readonly.sh ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR})
+set_tests_properties(ops.systemd_units ops.alert_rules ops.make_run_readonly PROPERTIES SKIP_RETURN_CODE 77)
+set_tests_properties(ops.install_layout ops.progress_tty ops.make_run_readonly PROPERTIES TIMEOUT 300)

@@ -92,7 +92,8 @@ edges: [in -> fields -> out]
     want(err_pipe.strip() == f"docpipe extract: {root}/missing.txt: no such file", f"extract to a pipe: stderr {err_pipe!r}")
     want(out_pipe == out_tty, "extract: stdout differs between a tty and a pipe")
 
-    # run --once: a drop folder of 30 documents, info logs on stderr meanwhile.
+    # run --once: a drop folder of 30 documents, info logs on stderr meanwhile; 40 ms a
+    # document, so the line is drawn several times while documents are still waiting.
     for tty in (True, False):
         inbox = root / f"inbox-{tty}"
         inbox.mkdir()
@@ -102,10 +103,13 @@ edges: [in -> fields -> out]
 state: {{backend: memory}}
 admin: {{enabled: false}}
 logging: {{level: info, format: text}}
+plugin_paths: ['{PLUGINS}']
+max_in_flight: 4
 nodes:
   in: {{component: source.directory, config: {{path: '{inbox}', settle_time: 0s}}}}
+  slow: {{component: transform.test_fields, config: {{delay: 40ms}}}}
   out: {{component: sink.discard, config: {{log: true}}}}
-edges: [in -> out]
+edges: [in -> slow -> out]
 """)
         rc, out, err = run([DOCPIPE, "run", "-c", str(root / "run.yaml"), "--once"], tty, str(root))
         where = "run --once on a tty" if tty else "run --once to a pipe"
@@ -113,8 +117,12 @@ edges: [in -> out]
         want("documents: 30 taken, 30 completed, 0 failed" in out, f"{where}: summary: {out[:300]}")
         if tty:
             lines = shown_lines(err)
-            final = [l for l in lines if l.startswith("docpipe run: 30 docs done, 0 failed")]
-            want(final and "took" in final[-1], f"{where}: no final progress line: {lines[-5:]}")
+            # The sources say how many files wait, so the line shows a total and time left.
+            final = [l for l in lines if l.startswith("docpipe run: 30/30 docs (100%), 0 failed")]
+            want(final and "took" in final[-1], f"{where}: no final progress line with the total: {lines[-5:]}")
+            drawn = re.findall(r"docpipe run: (\d+)/30 docs \(\d+%\), 0 failed[^\r\n]*left", err)
+            want(drawn and min(int(n) for n in drawn) < 30,
+                 f"{where}: no line with done/total and time left while documents were waiting: {err[:800]!r}")
             mixed = [l for l in lines if "docpipe run:" in l and re.search(r"\d{4}-\d\d-\d\dT", l)]
             want(not mixed, f"{where}: a log line and the progress line share a line: {mixed[:3]}")
             want(any("discarded" in l for l in lines), f"{where}: the sink's log lines are missing: {lines[:5]}")

@@ -130,11 +130,14 @@ public:
         d.name = "transform.test_fields";
         d.summary = "test: sets fields.bytes and fields.tag";
         d.concurrent_safe = true;
-        d.config = docpipe::ConfigSpec{docpipe::Field::string("tag").default_value("t").describe("Written to fields.tag")};
+        d.config = docpipe::ConfigSpec{
+            docpipe::Field::string("tag").default_value("t").describe("Written to fields.tag"),
+            docpipe::Field::duration("delay").default_value("0s").min(0).describe("Sleeps this long per document (a run long enough to watch)")};
         return d;
     }
-    TestFieldsTransform(const docpipe::Config& c, docpipe::Context&) : tag_(c.get_string("tag")) {}
+    TestFieldsTransform(const docpipe::Config& c, docpipe::Context&) : tag_(c.get_string("tag")), delay_(c.get_duration("delay")) {}
     void process(const docpipe::DocumentPtr& input, docpipe::Outputs& out) override {
+        if (delay_.count() > 0) std::this_thread::sleep_for(delay_);
         auto doc = std::make_shared<docpipe::Document>(*input);
         std::size_t n = 0;
         for (const auto& part : doc->parts) n += part.bytes->size();
@@ -145,6 +148,7 @@ public:
 
 private:
     std::string tag_;
+    std::chrono::milliseconds delay_;
 };
 
 // Wedges the graph on purpose: a document whose file name contains `wedge_on` never leaves

@@ -41,16 +41,20 @@ read -r -t 15 _ NCB_PORT < "$WORK/fake.out" || fail "the fake NCB did not start"
 exec 3< "$WORK/fake.out"
 NCB="http://127.0.0.1:$NCB_PORT"
 
-# The inbox: two shipped samples that go to review, two made here, and a broken one.
+# The inbox: two shipped samples that go to review, three made here, and a broken one.
 mkdir -p "$WORK/inbox"
 cp "$SRC/examples/inbox/02-malay-two-receipts.eml" "$SRC/examples/inbox/03-html-forwarded.eml" "$WORK/inbox/"
-python3 - "$SRC/examples/inbox/sources/malaysian_receipt_test.jpg" "$WORK/inbox" <<'PY'
+# The same receipt as a PDF (a browser cannot show it; the review UI gets its rendered page):
+# at 300 dpi, so pdf_pages' 300 dpi raster is the JPEG's 1240 x 1748.
+command -v img2pdf > /dev/null || fail "img2pdf is not installed (scripts/install-deps.sh installs it)"
+img2pdf --imgsize 300dpi "$SRC/examples/inbox/sources/malaysian_receipt_test.jpg" -o "$WORK/receipt.pdf" || fail "img2pdf failed"
+python3 - "$SRC/examples/inbox/sources/malaysian_receipt_test.jpg" "$WORK/inbox" "$WORK/receipt.pdf" <<'PY'
 import sys
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
-receipt, out = Path(sys.argv[1]).read_bytes(), Path(sys.argv[2])
-def mail(name, n, body):
+receipt, out, pdf = Path(sys.argv[1]).read_bytes(), Path(sys.argv[2]), Path(sys.argv[3]).read_bytes()
+def mail(name, n, body, pdf_receipt=False):
     m = EmailMessage(policy=SMTP)
     m["From"] = "Siti binti Hassan <siti@example.my>"
     m["To"] = "claims@tpa.example.my"
@@ -58,7 +62,10 @@ def mail(name, n, body):
     m["Date"] = "Fri, 27 Dec 2024 10:0%d:00 +0800" % n
     m["Message-ID"] = f"<ui-test-{n}@docpipe.example>"
     m.set_content(body)
-    m.add_attachment(receipt, maintype="image", subtype="jpeg", filename=f"receipt-{n}.jpg")
+    if pdf_receipt:
+        m.add_attachment(pdf, maintype="application", subtype="pdf", filename=f"receipt-{n}.pdf")
+    else:
+        m.add_attachment(receipt, maintype="image", subtype="jpeg", filename=f"receipt-{n}.jpg")
     (out / name).write_bytes(m.as_bytes())
 # The body's total disagrees with the receipt's 479.05: the claim goes to review with a conflict;
 # everything else NCB needs is there, so an approved correction is accepted.
@@ -66,6 +73,9 @@ mail("approve-me.eml", 1, "Member ID: MEM123456789\nPolicy No: POL987654321\nRec
      "Total Amount: RM 512.00\n")
 mail("xss-provider.eml", 2, "Member ID: MEM555000111\nPolicy No: POL555000111\n"
      "Provider: <img src=x onerror=alert(1)>\nTotal Amount: RM 99.00\n")
+# Like approve-me (the body's total disagrees with the receipt's: review), as a PDF.
+mail("pdf-receipt.eml", 3, "Member ID: MEM123456780\nPolicy No: POL987654320\nReceipt Number: INV-2024-001235\n"
+     "Total Amount: RM 512.00\n", pdf_receipt=True)
 PY
 head -c 3000 /dev/zero > "$WORK/inbox/99-garbage.eml"
 
@@ -134,7 +144,7 @@ while time.time() < deadline:
     req = urllib.request.Request(base + "/api/v1/jobs?limit=100", headers={"X-API-Key": key})
     jobs = json.load(urllib.request.urlopen(req))["data"]
     settled = [j for j in jobs if j["status"] not in ("received", "processing", "extracted")]
-    if len(jobs) >= 5 and len(settled) == len(jobs):
+    if len(jobs) >= 6 and len(settled) == len(jobs):
         print("jobs settled:", ", ".join(f"{j['filename']}={j['status']}" for j in jobs))
         sys.exit(0)
     time.sleep(1)

@@ -61,7 +61,7 @@ async function main() {
 
   const jobs = await apiGet('/api/v1/jobs?limit=100');
   const byFile = (f) => jobs.find((j) => j.filename === f);
-  for (const f of ['approve-me.eml', 'xss-provider.eml', '03-html-forwarded.eml', '02-malay-two-receipts.eml']) {
+  for (const f of ['approve-me.eml', 'xss-provider.eml', '03-html-forwarded.eml', '02-malay-two-receipts.eml', 'pdf-receipt.eml']) {
     assert.ok(byFile(f), `no job for ${f}`);
     assert.equal(byFile(f).status, 'review', `${f} is ${byFile(f).status}, the test needs it in review`);
   }
@@ -98,7 +98,7 @@ async function main() {
       assert.equal(conf, api[w].average_confidence === null ? '—' : `${(api[w].average_confidence * 100).toFixed(1)}%`, `${w} confidence`);
     }
     assert.equal(api.today.processed, jobs.length, 'the API does not count today\'s jobs');
-    assert.equal(api.today.review, 4);
+    assert.equal(api.today.review, 5);
     for (const q of ['review', 'processing', 'failed']) {
       assert.equal(await page.locator(`[data-stat="queues.${q}"]`).textContent(), fmt(api.queues[q]), `queue ${q}`);
     }
@@ -213,6 +213,86 @@ async function main() {
     assert.equal(audit[0].changes.total_amount.to, 481.1);
     assert.equal(audit[0].changes.total_amount.from, target.fields.total_amount.value);
     assert.equal(audit[0].notes, 'total corrected from the receipt');
+  });
+
+  await step('a PDF receipt shows its rendered page, the total outlined where it is printed', async () => {
+    const pdfJob = byFile('pdf-receipt.eml');
+    await page.goto(`${BASE}/ui/#/review/${encodeURIComponent(pdfJob.id)}`);
+    await page.locator('figure.page-box[data-image-loaded="true"]').waitFor({ timeout: 15000 });
+    const item = await apiGet(`/api/v1/exceptions/${encodeURIComponent(pdfJob.id)}`);
+    const doc = item.documents[0];
+    assert.match(doc.name, /\.pdf$/);
+    const pg = doc.pages[0];
+    assert.equal(pg.image.source, 'raster', 'the PDF page is not served from its stored raster');
+    assert.ok(Math.max(pg.image.width, pg.image.height) <= 1600, `preview ${pg.image.width}x${pg.image.height}`);
+    const figure = page.locator('figure.page-box').first();
+    assert.equal(await figure.getAttribute('data-image-source'), 'raster');
+    await page.locator('figure.page-box[data-natural-size]').waitFor();
+    assert.equal(await figure.getAttribute('data-natural-size'), `${pg.image.width}x${pg.image.height}`, 'the browser did not get the PNG preview');
+    // The preview may be smaller than the raster; it is drawn over the raster's box, the
+    // coordinates the OCR boxes are in.
+    assert.equal(Number(await page.locator('svg.page image').first().getAttribute('width')), pg.width);
+    const total = doc.fields.total_amount;
+    assert.ok(total && total.boxes.length > 0, 'the API has no box for the total');
+    assert.equal(total.boxes[0].kind, 'words', 'the total was not located word by word');
+    const rect = page.locator('svg.page rect.box[data-field="total_amount"]').first();
+    assert.equal(Number(await rect.getAttribute('x')), total.boxes[0].x - 3);
+    assert.match(await rect.getAttribute('class'), /selected/, 'the total is not the highlighted field');
+    // On screen: the outline sits where the raster box falls on the drawn page (the <image>,
+    // centred in the svg), give or take its stroke.
+    const drawnPage = await page.locator('svg.page image').first().boundingBox();
+    const drawn = await rect.boundingBox();
+    const want = drawnPage.x + ((total.boxes[0].x - 3) * drawnPage.width) / pg.width;
+    assert.ok(Math.abs(drawn.x - want) < 3, `the outline is drawn at x=${drawn.x}, expected ${want}`);
+    // And there is print under it in the preview itself: the box, scaled into the PNG's
+    // pixels, holds dark pixels (it would not when the preview and the boxes disagreed on scale).
+    const ink = await page.evaluate(async ({ href, box, scale }) => {
+      // An <img> rather than fetch(): the CSP allows blob: images, not blob: connections.
+      const img = new Image();
+      img.src = href;
+      await img.decode();
+      const bitmap = await createImageBitmap(img);
+      const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+      const ctx = canvas.getContext('2d');
+      ctx.drawImage(bitmap, 0, 0);
+      const x = Math.floor(box.x * scale), y = Math.floor(box.y * scale);
+      const w = Math.max(1, Math.ceil(box.width * scale)), h = Math.max(1, Math.ceil(box.height * scale));
+      const px = ctx.getImageData(x, y, w, h).data;
+      let dark = 0;
+      for (let i = 0; i < px.length; i += 4) if (px[i] + px[i + 1] + px[i + 2] < 3 * 110) dark += 1;
+      return dark / (w * h);
+    }, { href: await page.locator('svg.page image').first().getAttribute('href'), box: total.boxes[0], scale: pg.image.scale });
+    assert.ok(ink > 0.05, `the total's box covers no print in the preview (${(ink * 100).toFixed(1)}% dark)`);
+    await shot(page, '04b-review-item-pdf');
+  });
+
+  await step('an email with two receipts: each is corrected on its own', async () => {
+    const two = byFile('02-malay-two-receipts.eml');
+    const item = await apiGet(`/api/v1/exceptions/${encodeURIComponent(two.id)}`);
+    assert.equal(item.documents.length, 2, 'the two-receipt email does not have two parked documents');
+    const [a, b] = item.documents;
+    await page.goto(`${BASE}/ui/#/review/${encodeURIComponent(two.id)}`);
+    await viewReady(page, `#/review/${encodeURIComponent(two.id)}`);
+    assert.equal(await page.locator('section[data-doc-id]').count(), 2, 'not one fields table per document');
+    const rowB = page.locator(`section[data-doc-id="${b.doc_id}"] tr[data-field="total_amount"]`);
+    await rowB.getByRole('button', { name: `Edit Total amount of ${b.name}` }).click();
+    await page.getByLabel(`New total amount of ${b.name}`).fill('RM 123.45');
+    await page.getByLabel(`New total amount of ${b.name}`).press('Enter');
+    assert.match(await rowB.locator('td.value').textContent(), /^123\.45 was /);
+    const rowA = page.locator(`section[data-doc-id="${a.doc_id}"] tr[data-field="total_amount"]`);
+    if (await rowA.count()) assert.doesNotMatch(await rowA.locator('td.value').textContent(), /123\.45/, 'the correction shows on the other receipt');
+    await shot(page, '04c-two-receipts-one-corrected');
+    const request = page.waitForRequest((r) => r.url().endsWith('/approve') && r.method() === 'POST');
+    await page.getByRole('button', { name: 'Approve (a)' }).click();
+    const sent = (await request).postDataJSON();
+    assert.equal(sent.fields, undefined, 'a job-wide correction was sent for a two-document claim');
+    assert.deepEqual(Object.keys(sent.documents), [b.doc_id]);
+    assert.deepEqual(sent.documents[b.doc_id], { fields: { total_amount: 123.45 } });
+    const entry = await poll('the approval in the audit', async () => (await apiGet(`/api/v1/jobs/${two.id}/audit`)).find((e) => e.action === 'approve'), 10000);
+    assert.equal(entry.documents[b.doc_id].changes.total_amount.to, 123.45);
+    assert.equal(entry.documents[b.doc_id].changes.total_amount.from, b.fields.total_amount ? b.fields.total_amount.value : null);
+    assert.equal(entry.documents[a.doc_id], undefined, 'the other receipt is recorded as changed');
+    assert.equal(entry.by, 'alice');
   });
 
   await step('the job page shows the timeline, the NCB reference and who approved', async () => {

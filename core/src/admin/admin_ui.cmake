@@ -14,4 +14,8 @@ add_custom_command(OUTPUT ${DOCPIPE_UI_GENERATED}
   DEPENDS ${DOCPIPE_UI_DEPENDS} ${CMAKE_CURRENT_SOURCE_DIR}/src/admin/embed_assets.cmake
   COMMENT "Embedding the review UI (core/src/ui)"
   VERBATIM)
-target_sources(docpipe_core PRIVATE src/admin/review_data.cpp ${DOCPIPE_UI_GENERATED})
+target_sources(docpipe_core PRIVATE src/admin/review_data.cpp src/admin/page_preview.cpp ${DOCPIPE_UI_GENERATED})
+# Page previews (sink.review scales and PNG-encodes the OCR'd rasters): Leptonica, which the
+# imaging plugin needs anyway. Its own prefix, so the plugin's pkg-config lookup is untouched.
+pkg_check_modules(DOCPIPE_CORE_LEPT REQUIRED IMPORTED_TARGET lept)
+target_link_libraries(docpipe_core PRIVATE PkgConfig::DOCPIPE_CORE_LEPT)

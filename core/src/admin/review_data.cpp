@@ -6,9 +6,12 @@
 #include <cctype>
 #include <chrono>
 #include <cmath>
+#include <map>
+#include <set>
 
 #include <fmt/core.h>
 
+#include "admin/page_preview.hpp"
 #include "docpipe/document.hpp"
 #include "services.hpp"
 
@@ -73,6 +76,11 @@ std::vector<std::string> value_tokens(const json& field, const json& line) {
     }
     (void)line;
     return tokens;
+}
+
+// Media types every browser shows in an <img>.
+bool browser_image(const std::string& t) {
+    return t == "image/jpeg" || t == "image/png" || t == "image/gif" || t == "image/webp" || t == "image/bmp";
 }
 
 json box_entry(int page, const json& box, const char* kind) {
@@ -145,16 +153,41 @@ json review_item(Store& store, const Job& job) {
         const std::string name = parts.empty() || !parts[0].is_object() ? std::string() : parts[0].value("name", std::string());
 
         json pages = json::array();
-        const auto image_parts = std::count_if(parts.begin(), parts.end(), [](const json& p) {
-            const std::string t = p.value("media_type", "");
-            return t == "image/jpeg" || t == "image/png" || t == "image/gif" || t == "image/webp" || t == "image/bmp";
-        });
-        for (const auto& p : pages_in)
-            pages.push_back({{"index", p.value("index", 0)},
-                             {"width", p.value("width", 0)},
-                             {"height", p.value("height", 0)},
-                             {"words", p.contains("ocr") ? p["ocr"].value("words", json::array()).size() : 0},
-                             {"has_image", image_parts == 1 && pages_in.size() == 1}});
+        const auto image_parts = std::count_if(parts.begin(), parts.end(), [](const json& p) { return browser_image(p.value("media_type", "")); });
+        const bool original_viewable = image_parts == 1 && pages_in.size() == 1;
+        // The page rasters sink.review stored as PNGs (by page index), with their scale.
+        const std::string doc_id = doc.value("id", "");
+        std::map<int, json> previews;
+        for (const auto& e : record.value("page_images", json::array()))
+            if (e.is_object() && e.value("page", -1) >= 0) previews[e.value("page", -1)] = e;
+        std::set<int> stored;
+        if (!doc_id.empty() && doc_id.find('/') == std::string::npos) {
+            const std::string page_prefix = review_page_prefix(job.id, doc_id);
+            for (const auto& k : store.keys(page_prefix, 10000)) {
+                try {
+                    stored.insert(std::stoi(k.substr(page_prefix.size())));
+                } catch (const std::exception&) {
+                }
+            }
+        }
+        for (const auto& p : pages_in) {
+            const int index = p.value("index", 0);
+            json entry{{"index", index},
+                       {"width", p.value("width", 0)},
+                       {"height", p.value("height", 0)},
+                       {"words", p.contains("ocr") ? p["ocr"].value("words", json::array()).size() : 0},
+                       {"has_image", stored.count(index) > 0 || original_viewable}};
+            // What the image endpoint serves. Boxes are in raster pixels (width x height); the
+            // PNG is the raster scaled by `scale`, so a viewer stretches it over the raster's size.
+            if (stored.count(index)) {
+                const json& e = previews.count(index) ? previews[index] : json::object();
+                entry["image"] = {{"source", "raster"}, {"width", e.value("width", json())}, {"height", e.value("height", json())},
+                                  {"scale", e.value("scale", json())}};
+            } else if (original_viewable) {
+                entry["image"] = {{"source", "original"}};
+            }
+            pages.push_back(std::move(entry));
+        }
 
         json out_fields = json::object();
         json conflicts = json::array();
@@ -196,7 +229,10 @@ json review_item(Store& store, const Job& job) {
 
 std::optional<PageImage> page_image(Store& store, const std::string& job_id, const std::string& doc_id, int page) {
     // A doc id is a content hash; refuse anything that could step out of the job's prefix.
-    if (doc_id.empty() || doc_id.find('/') != std::string::npos || page < 0) return std::nullopt;
+    if (doc_id.empty() || doc_id.find('/') != std::string::npos || job_id.find('/') != std::string::npos || page < 0) return std::nullopt;
+    // The raster the OCR read, as sink.review stored it: any page of a PDF or TIFF too.
+    if (auto png = store.get(review_page_key(job_id, doc_id, page))) return PageImage{"image/png", std::move(*png)};
+    // Documents parked before page rasters were stored: the original, when a browser can show it.
     auto text = store.get("review/" + job_id + "/" + doc_id);
     if (!text) return std::nullopt;
     json record = json::parse(*text, nullptr, false);
@@ -206,7 +242,7 @@ std::optional<PageImage> page_image(Store& store, const std::string& job_id, con
     std::optional<PageImage> found;
     for (const auto& part : doc.parts) {
         const auto& t = part.media_type;
-        if (t != "image/jpeg" && t != "image/png" && t != "image/gif" && t != "image/webp" && t != "image/bmp") continue;
+        if (!browser_image(t)) continue;
         if (found) return std::nullopt;  // more than one: which is the page is not known
         found = PageImage{t, std::string(part.bytes->begin(), part.bytes->end())};
     }

@@ -24,9 +24,11 @@ namespace docpipe::core::admin {
 // ---- review items -----------------------------------------------------------------------
 
 // The job's parked documents, each with its claim fields, the boxes of the OCR words each
-// field was read from ({page, x, y, width, height, kind: "words"|"line"}), its pages
-// (index, width, height, has_image), warnings, missing fields, conflicts and the review
-// reason. `documents` is empty when nothing is parked (e.g. the job left review meanwhile).
+// field was read from ({page, x, y, width, height, kind: "words"|"line"}, in raster pixels),
+// its pages (index, width, height: the raster's; has_image; image: {source: "raster", width,
+// height, scale} for a stored PNG preview, {source: "original"} for the attachment itself),
+// warnings, missing fields, conflicts and the review reason. `documents` is empty when
+// nothing is parked (e.g. the job left review meanwhile).
 nlohmann::json review_item(Store& store, const Job& job);
 
 // Where a claim field's value sits on the page, from its provenance and the page's OCR
@@ -39,9 +41,10 @@ struct PageImage {
     std::string bytes;
 };
 
-// The original image behind a parked document's page, when the browser can show it (a
-// JPEG/PNG/GIF/WebP/BMP part of a one-page document). nullopt otherwise (PDF, TIFF: their
-// rasters are not stored).
+// The image behind a parked document's page: the PNG preview of its raster that sink.review
+// stored (admin/page_preview.hpp: any page, PDF and TIFF included), else — for documents
+// parked without previews — the original when the browser can show it (a JPEG/PNG/GIF/
+// WebP/BMP part of a one-page document). nullopt when neither exists.
 std::optional<PageImage> page_image(Store& store, const std::string& job_id, const std::string& doc_id, int page);
 
 // ---- job lists --------------------------------------------------------------------------
@@ -80,7 +83,8 @@ void append_audit(Store& store, const std::string& job_id, nlohmann::json entry,
 // The job's audit entries, oldest first.
 nlohmann::json read_audit(Store& store, const std::string& job_id);
 
-// What an approval changes: {field: {from, to}} against the job's current fields.
+// What an approval changes: {field: {from, to}} against current fields (a job's, or one
+// document's claim fields), each field's value or the field itself when it is not an object.
 nlohmann::json field_changes(const nlohmann::json& job_fields, const nlohmann::json& corrections);
 
 }  // namespace docpipe::core::admin

@@ -8,7 +8,8 @@
 namespace docpipe::core {
 
 // sink.review — parks a document in the review (exception) queue: the document (with its
-// bytes) is stored under review/<job id>/<doc id>, and the job's status becomes "review"
+// bytes) is stored under review/<job id>/<doc id>, each page raster as a scaled PNG under
+// review_page/<job id>/<doc id>/<page> (admin/page_preview.hpp), and the job's status becomes "review"
 // with the reason. A reviewer then approves it (with corrections) through
 // POST /api/v1/exceptions/{id}/approve, which sends it on to the node named by
 // admin.approved_node, or rejects it.

@@ -1,6 +1,10 @@
 // sink.review — see builtin.hpp.
+#include <optional>
+#include <set>
+
 #include <fmt/core.h>
 
+#include "admin/page_preview.hpp"
 #include "builtin.hpp"
 #include "state/store.hpp"
 
@@ -38,6 +42,10 @@ public:
         // attachments are settled too (the runtime derives it). A StoreError propagates: the
         // runtime waits for the store without using up the document's retries.
         nlohmann::json record{{"job_id", job_id}, {"reason", reason}, {"node", ctx_.node_name()}, {"document", doc.to_json(true)}};
+        // Page pixels are not part of the document's JSON, and a browser cannot show a PDF or
+        // TIFF page: each page raster goes in as a scaled PNG under its own key, written
+        // before the record so a parked document never names a preview that is not there.
+        record["page_images"] = store_page_previews(job_id, doc);
         store_->put(fmt::format("review/{}/{}", job_id, doc.id), record.dump());
         ctx_.metrics().increment("review_parked_total");
         return SinkResult::parked(reason);
@@ -46,6 +54,29 @@ public:
     HealthReport health() override { return store_->probe(); }
 
 private:
+    // One entry per stored preview: {page, width, height, scale} (PNG size; PNG pixels per
+    // raster pixel). A page that cannot be encoded is parked without its image (the
+    // reviewer still sees the boxes), not failed: the preview is a convenience.
+    nlohmann::json store_page_previews(const std::string& job_id, const Document& doc) {
+        nlohmann::json stored = nlohmann::json::array();
+        std::set<int> seen;
+        for (const auto& page : doc.pages) {
+            if (!seen.insert(page.index).second) continue;  // one key per page index; the first raster wins
+            std::optional<admin::PagePreview> preview;
+            try {
+                preview = admin::encode_page_preview(page.image);
+            } catch (const std::exception& e) {
+                ctx_.log().log(LogLevel::Warn, fmt::format("page {}: no review image stored: {}", page.index + 1, e.what()), doc.id);
+                continue;
+            }
+            if (!preview) continue;
+            store_->put(admin::review_page_key(job_id, doc.id, page.index), preview->png);
+            stored.push_back({{"page", page.index}, {"width", preview->width}, {"height", preview->height}, {"scale", preview->scale},
+                              {"raster_width", page.image.width}, {"raster_height", page.image.height}});
+        }
+        return stored;
+    }
+
     Context& ctx_;
     std::string default_reason_;
     Store* store_ = nullptr;  // the runtime's; outlives this component

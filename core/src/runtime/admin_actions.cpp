@@ -1,5 +1,6 @@
 #include "admin_actions.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
@@ -8,7 +9,10 @@
 #include <unistd.h>
 
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 
+#include "admin/page_preview.hpp"
+#include "admin/review_data.hpp"
 #include "builtin/builtin.hpp"
 #include "runtime.hpp"
 
@@ -69,75 +73,180 @@ ActionResult AdminActions::retry_job(const std::string& id) {
     return ActionResult::done();
 }
 
-ActionResult AdminActions::approve(const std::string& id, const nlohmann::json& corrections, const std::string& notes) {
+namespace {
+
+// A document's claim fields: under "claim" for a claim document (docpipe/claim.hpp), else
+// at the top of its fields.
+const nlohmann::json& claim_fields(const Document& doc) {
+    static const nlohmann::json none = nlohmann::json::object();
+    if (auto c = doc.fields.find("claim"); c != doc.fields.end() && c->is_object()) return *c;
+    return doc.fields.is_object() ? doc.fields : none;
+}
+
+nlohmann::json current_value(const Document& doc, const std::string& field) {
+    const auto& fields = claim_fields(doc);
+    auto it = fields.find(field);
+    if (it == fields.end()) return nullptr;
+    return it->is_object() ? it->value("value", nlohmann::json()) : *it;
+}
+
+std::string document_name(const Document& doc) { return doc.parts.empty() ? std::string() : doc.parts.front().name; }
+
+// Writes a reviewer's value into a parked document, as transform.claims would have.
+void apply_correction(Document& doc, const std::string& field, const nlohmann::json& value) {
+    nlohmann::json corrected{{"value", value}, {"confidence", 1.0}, {"source", "reviewer"}, {"provenance", {{"source", "reviewer"}}}};
+    if (!doc.fields.contains("claim")) {
+        doc.fields[field] = std::move(corrected);
+        return;
+    }
+    doc.fields["claim"][field] = std::move(corrected);
+    if (auto m = doc.fields.find("missing"); m != doc.fields.end() && m->is_array()) {
+        nlohmann::json still = nlohmann::json::array();
+        for (const auto& x : *m) {
+            const auto name = x.is_string() ? x.get<std::string>() : x.dump();
+            const bool fixed = name == field || (name == "member_id or policy_number" && (field == "member_id" || field == "policy_number"));
+            if (!fixed) still.push_back(x);
+        }
+        *m = still;
+    }
+}
+
+}  // namespace
+
+ActionResult AdminActions::approve(const std::string& id, const Corrections& corrections, const std::string& notes) {
     auto job = store_.get_job(id);
     if (!job) return ActionResult::fail(Result::NotFound, "no such job");
     if (job->status != "review")
         return ActionResult::fail(Result::Conflict, fmt::format("job is '{}'; only jobs in review can be approved", job->status));
     if (!approved_node_)
         return ActionResult::fail(Result::Invalid, "admin.approved_node is not set: the pipeline names no node for approved documents");
-    if (auto problems = check_corrections(corrections); !problems.empty())
-        return ActionResult::fail(Result::Invalid, fmt::format("{} corrected field(s) are not valid; nothing was changed", problems.size()),
-                                  problems);
+    const nlohmann::json& job_wide = corrections.fields.is_object() ? corrections.fields : nlohmann::json::object();
+    const nlohmann::json& per_doc = corrections.documents.is_object() ? corrections.documents : nlohmann::json::object();
+    {
+        nlohmann::json problems = check_corrections(job_wide);
+        for (const auto& [doc_id, fields] : per_doc.items()) {
+            const nlohmann::json own = check_corrections(fields);
+            for (const auto& [field, why] : own.items()) problems["documents." + doc_id + "." + field] = why;
+        }
+        if (!problems.empty())
+            return ActionResult::fail(Result::Invalid, fmt::format("{} corrected field(s) are not valid; nothing was changed", problems.size()),
+                                      problems);
+    }
     auto keys = store_.keys("review/" + id + "/", 1000);
     if (keys.empty()) return ActionResult::fail(Result::Invalid, "no parked document is stored for this job");
     std::vector<std::pair<std::string, Document>> docs;
     for (const auto& key : keys) {
         auto text = store_.get(key);
         if (!text) continue;
-        Document doc = Document::from_json(nlohmann::json::parse(*text).at("document"));
-        // A claim document keeps its fields under "claim" (docpipe/claim.hpp); others at the top.
-        const bool claim = doc.fields.contains("claim");
-        for (const auto& [field, value] : corrections.items()) {
-            nlohmann::json corrected{{"value", value}, {"confidence", 1.0}, {"source", "reviewer"}, {"provenance", {{"source", "reviewer"}}}};
-            if (claim) {
-                doc.fields["claim"][field] = std::move(corrected);
-                if (auto m = doc.fields.find("missing"); m != doc.fields.end() && m->is_array()) {
-                    nlohmann::json still = nlohmann::json::array();
-                    for (const auto& x : *m) {
-                        const auto name = x.get<std::string>();
-                        const bool fixed = name == field || (name == "member_id or policy_number" && (field == "member_id" || field == "policy_number"));
-                        if (!fixed) still.push_back(x);
-                    }
-                    *m = still;
-                }
-            } else {
-                doc.fields[field] = std::move(corrected);
-            }
-        }
-        if (claim) doc.fields["reviewed"] = true;
-        if (!notes.empty()) doc.attributes["reviewer_notes"] = notes;
-        doc.attributes[kJobIdAttribute] = id;
-        docs.emplace_back(key, std::move(doc));
+        docs.emplace_back(key, Document::from_json(nlohmann::json::parse(*text).at("document")));
     }
     if (docs.empty()) return ActionResult::fail(Result::Invalid, "the parked documents for this job are gone");
+
+    // Per-document corrections name documents of this job.
+    std::vector<std::string> parked_ids;
+    for (const auto& [key, doc] : docs) parked_ids.push_back(doc.id);
+    nlohmann::json unknown = nlohmann::json::object();
+    for (const auto& [doc_id, fields] : per_doc.items())
+        if (std::find(parked_ids.begin(), parked_ids.end(), doc_id) == parked_ids.end())
+            unknown["documents." + doc_id] = fmt::format("no document with this id is parked for this job (parked: {})", fmt::join(parked_ids, ", "));
+    if (!unknown.empty())
+        return ActionResult::fail(Result::Malformed, "the corrections name a document this job has not parked; nothing was changed", unknown);
+
+    // A job-wide correction is only unambiguous when every document it reaches (those
+    // without their own correction of the field) says the same thing now: with two receipts
+    // totalling 12.00 and 30.00, "total_amount: 31.00" would overwrite the right one too.
+    nlohmann::json ambiguous = nlohmann::json::object();
+    std::vector<std::string> ambiguous_names;
+    for (const auto& [field, value] : job_wide.items()) {
+        std::vector<std::string> seen;  // "doc: value", one per document it reaches
+        std::vector<nlohmann::json> values;
+        for (const auto& [key, doc] : docs) {
+            if (auto own = per_doc.find(doc.id); own != per_doc.end() && own->contains(field)) continue;
+            const nlohmann::json v = current_value(doc, field);
+            if (std::find(values.begin(), values.end(), v) == values.end()) values.push_back(v);
+            seen.push_back(fmt::format("{}: {}", doc.id, v.dump()));
+        }
+        if (values.size() > 1) {
+            ambiguous[field] = fmt::format("the job's documents differ ({}); correct each under 'documents' -> doc id -> 'fields'",
+                                           fmt::join(seen, "; "));
+            ambiguous_names.push_back(field);
+        }
+    }
+    if (!ambiguous.empty())
+        return ActionResult::fail(Result::Malformed,
+                                  fmt::format("'fields' would set {} on all {} documents of this job, which differ in it now; send "
+                                              "per-document corrections under 'documents' instead; nothing was changed",
+                                              fmt::join(ambiguous_names, ", "), docs.size()),
+                                  ambiguous);
+
+    // The job-wide changes of a job with several documents, from the value every document
+    // it reaches shares (checked above), read before anything is corrected.
+    nlohmann::json job_wide_changes = nlohmann::json::object();
+    for (const auto& [field, value] : job_wide.items()) {
+        nlohmann::json from = nullptr;
+        for (const auto& [key, doc] : docs)
+            if (auto own = per_doc.find(doc.id); own == per_doc.end() || !own->contains(field)) {
+                from = current_value(doc, field);
+                break;
+            }
+        job_wide_changes[field] = {{"from", from}, {"to", value}};
+    }
+
+    nlohmann::json by_doc = nlohmann::json::object();
+    std::size_t changed_fields = 0;
+    for (auto& [key, doc] : docs) {
+        nlohmann::json effective = job_wide;
+        if (auto own = per_doc.find(doc.id); own != per_doc.end()) effective.update(*own);
+        if (!effective.empty()) {
+            by_doc[doc.id] = {{"name", document_name(doc)}, {"changes", admin::field_changes(claim_fields(doc), effective)}};
+            changed_fields += effective.size();
+        }
+        for (const auto& [field, value] : effective.items()) apply_correction(doc, field, value);
+        if (doc.fields.contains("claim")) doc.fields["reviewed"] = true;
+        if (!notes.empty()) doc.attributes["reviewer_notes"] = notes;
+        doc.attributes[kJobIdAttribute] = id;
+    }
+    // The job's own fields mirror one claim: with one document, its corrections; with
+    // several, the job-wide ones (the same on each). Per-document corrections of a job with
+    // several documents reach its fields when the approved claims settle.
+    nlohmann::json job_corrections = job_wide;
+    if (docs.size() == 1)
+        if (auto own = per_doc.find(docs.front().second.id); own != per_doc.end()) job_corrections.update(*own);
+    nlohmann::json audit{{"documents", by_doc}};
+    if (docs.size() == 1) audit["changes"] = by_doc.contains(docs.front().second.id) ? by_doc[docs.front().second.id]["changes"] : nlohmann::json::object();
+    else audit["changes"] = std::move(job_wide_changes);
+
     // Compare-and-set: of two reviewers acting at once, only the first finds it in review.
     bool still_in_review = false;
     store_.update_job(id, [&](Job& j) {
         still_in_review = j.status == "review";
         if (!still_in_review) return;
         j.status = "approved";
-        for (const auto& [field, value] : corrections.items())
+        for (const auto& [field, value] : job_corrections.items())
             j.fields[field] = {{"value", value}, {"confidence", 1.0}, {"provenance", {{"source", "reviewer"}}}};
         if (!notes.empty()) j.references["reviewer_notes"] = notes;
         j.last_error.clear();
     });
     if (!still_in_review) return ActionResult::fail(Result::Conflict, "job is no longer in review: another reviewer acted on it first");
     for (auto& [key, doc] : docs) {
-        // The parked document stays until its approval went through, so a job that fails
-        // after approval can be returned to review.
+        // The parked document (and its page images) stays until its approval went through,
+        // so a job that fails after approval can be returned to review.
         const std::string review_key = key;
-        graph_.inject(*approved_node_, id, std::make_shared<const Document>(std::move(doc)), [this, review_key](const Outcome& o) {
+        const std::string pages_prefix = admin::review_page_prefix(id, doc.id);
+        graph_.inject(*approved_node_, id, std::make_shared<const Document>(std::move(doc)), [this, review_key, pages_prefix](const Outcome& o) {
             if (!o.ok) return;
             try {
                 store_.erase(review_key);
+                for (const auto& page_key : store_.keys(pages_prefix, 1000)) store_.erase(page_key);
             } catch (const std::exception&) {
             }
         }, DescendantOutcome::Kind::Review);
     }
-    log_.log(LogLevel::Info, fmt::format("approved by a reviewer with {} correction(s); sent to node '{}'", corrections.size(),
-                                         nodes_[*approved_node_]->name()), id);
-    return ActionResult::done();
+    log_.log(LogLevel::Info, fmt::format("approved by a reviewer with {} correction(s) over {} document(s); sent to node '{}'",
+                                         changed_fields, docs.size(), nodes_[*approved_node_]->name()), id);
+    ActionResult done = ActionResult::done();
+    done.audit = std::move(audit);
+    return done;
 }
 
 ActionResult AdminActions::reject(const std::string& id, const std::string& reason) {
@@ -154,6 +263,7 @@ ActionResult AdminActions::reject(const std::string& id, const std::string& reas
     });
     if (!still_in_review) return ActionResult::fail(Result::Conflict, "job is no longer in review: another reviewer acted on it first");
     for (const auto& key : store_.keys("review/" + id + "/", 1000)) store_.erase(key);
+    for (const auto& key : store_.keys(admin::review_page_prefix(id), 10000)) store_.erase(key);
     log_.log(LogLevel::Info, "rejected by a reviewer", id);
     return ActionResult::done();
 }

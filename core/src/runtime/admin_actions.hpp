@@ -28,7 +28,7 @@ public:
     std::string metrics_text() override { return render_metrics(metrics_, nodes_, flight_, counters_, store_); }
     Store& store() override { return store_; }
     ActionResult retry_job(const std::string& id) override;
-    ActionResult approve(const std::string& id, const nlohmann::json& corrections, const std::string& notes) override;
+    ActionResult approve(const std::string& id, const Corrections& corrections, const std::string& notes) override;
     ActionResult reject(const std::string& id, const std::string& reason) override;
     ActionResult return_to_review(const std::string& id) override;
     std::optional<HookResponse> hook(const std::string& node, const HookRequest& request) override;

@@ -46,6 +46,17 @@ std::chrono::milliseconds SourceDriver::quietest_source() const {
     return std::chrono::milliseconds(longest);
 }
 
+std::optional<std::uint64_t> SourceDriver::backlog() const {
+    std::uint64_t total = 0;
+    for (const auto& node : nodes_) {
+        if (!node->source) continue;
+        const auto waiting = node->source->backlog();
+        if (!waiting) return std::nullopt;
+        total += *waiting;
+    }
+    return total;
+}
+
 void SourceDriver::join() {
     for (auto& t : threads_)
         if (t.joinable()) t.join();

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -38,6 +39,9 @@ public:
     // document (zero before start and when there are none): a source stuck inside its poll
     // shows here. Read by the service watchdog (sd_notify WATCHDOG=1).
     std::chrono::milliseconds quietest_source() const;
+    // What the sources know is still waiting to be emitted, summed (Source::backlog());
+    // nullopt when any source cannot tell. For the progress line of `run --once`.
+    std::optional<std::uint64_t> backlog() const;
 
 private:
     class Emitter;

@@ -161,12 +161,15 @@ function parseCorrection(name, text) {
   return t;
 }
 
-// The page with the field boxes over it, in the page's own pixel coordinates.
+// The page with the field boxes over it, in the page's own pixel coordinates: the OCR'd
+// raster's width x height. The image (the raster's PNG preview, scaled by page.image.scale,
+// or the original attachment) is stretched over that same box, so the boxes fall on the words
+// whatever size the image itself has.
 function pageView(jobId, doc, page, boxesByField, selected) {
   const w = page.width || 1000, h0 = page.height || 1400;
   const svg = s('svg', { viewBox: `0 0 ${w} ${h0}`, class: 'page', role: 'img', 'aria-label': `Page ${page.index + 1} of ${doc.name || 'the receipt'}` });
   svg.append(s('rect', { x: 0, y: 0, width: w, height: h0, class: 'paper' }));
-  const figure = h('figure', { class: 'page-box', dataset: { page: page.index } }, svg);
+  const figure = h('figure', { class: 'page-box', dataset: { page: page.index, imageSource: (page.image && page.image.source) || 'none' } }, svg);
   if (page.has_image) {
     const image = s('image', { x: 0, y: 0, width: w, height: h0, preserveAspectRatio: 'none' });
     svg.append(image);
@@ -181,7 +184,7 @@ function pageView(jobId, doc, page, boxesByField, selected) {
       })
       .catch((e) => figure.append(h('figcaption', { class: 'error' }, `The page image could not be loaded: ${e.message}`)));
   } else {
-    figure.append(h('figcaption', { class: 'hint' }, 'No image is stored for this page (PDF and TIFF pages are not kept as images); the boxes show where the words were read.'));
+    figure.append(h('figcaption', { class: 'hint' }, 'No image is stored for this page; the boxes show where the words were read.'));
   }
   for (const [name, boxes] of Object.entries(boxesByField)) {
     for (const b of boxes) {
@@ -219,17 +222,26 @@ export async function showItem(main, id) {
     navigate(target ? `#/review/${encodeURIComponent(target)}` : '#/review');
   };
 
-  const corrections = {};
   const documents = item.documents || [];
+  const multi = documents.length > 1;
+  // Corrections by document id: with several claim documents (an email with two receipts)
+  // each is corrected on its own, since their totals and dates differ.
+  const corrections = Object.fromEntries(documents.map((d) => [d.doc_id, {}]));
   const inReview = job.status === 'review';
-  const fieldNames = [];
-  for (const d of documents) {
-    for (const n of Object.keys(d.fields || {})) if (!fieldNames.includes(n)) fieldNames.push(n);
-    for (const m of d.missing || []) for (const n of String(m).split(' or ')) if (!fieldNames.includes(n)) fieldNames.push(n);
-  }
   const order = ['total_amount', 'service_date', 'receipt_number', 'policy_number', 'member_id', 'member_name', 'provider_name'];
-  fieldNames.sort((a, b) => ((order.indexOf(a) + 1) || 99) - ((order.indexOf(b) + 1) || 99));
-  let selected = fieldNames.includes('total_amount') ? 'total_amount' : fieldNames[0];
+  const namesOf = (d) => {
+    const names = [];
+    for (const n of Object.keys(d.fields || {})) if (!names.includes(n)) names.push(n);
+    for (const m of d.missing || []) for (const n of String(m).split(' or ')) if (!names.includes(n)) names.push(n);
+    return names.sort((x, y) => ((order.indexOf(x) + 1) || 99) - ((order.indexOf(y) + 1) || 99));
+  };
+  // A field is named by its document's position and its name: "0:total_amount".
+  const keyOf = (i, name) => `${i}:${name}`;
+  const firstNames = documents.length ? namesOf(documents[0]) : [];
+  let selected = keyOf(0, firstNames.includes('total_amount') ? 'total_amount' : firstNames[0]);
+  // Element ids stay as they were for a one-document claim (edit-total_amount).
+  const idOf = (i, name) => (multi ? `${i}-${name}` : name);
+  const docName = (d) => d.name || d.doc_id;
 
   const message = h('p', { class: 'message', role: 'alert' });
   const header = h('div', { class: 'item-head' },
@@ -254,24 +266,34 @@ export async function showItem(main, id) {
   const fieldsCol = h('div', { class: 'fields' });
   layout.append(pagesCol, fieldsCol);
   main.append(layout);
-  const rowsByField = {};
+  const rowsByKey = {};
   const editors = {};
 
   function drawPages() {
-    for (const fig of pagesCol.querySelectorAll('rect.box')) fig.classList.toggle('selected', fig.dataset.field === selected);
+    for (const rect of pagesCol.querySelectorAll('rect.box')) {
+      rect.classList.toggle('selected', keyOf(rect.closest('figure').dataset.doc, rect.dataset.field) === selected);
+    }
   }
 
-  function select(name) {
-    selected = name;
-    for (const [n, row] of Object.entries(rowsByField)) row.classList.toggle('selected', n === name);
+  function select(key) {
+    selected = key;
+    for (const [k, row] of Object.entries(rowsByKey)) row.classList.toggle('selected', k === key);
     drawPages();
   }
 
-  for (const doc of documents) {
+  if (multi) {
+    fieldsCol.append(h('p', { class: 'notice' }, `This email has ${documents.length} claim documents. Each has its own fields below; `
+      + 'a correction applies to that document only.'));
+  }
+  documents.forEach((doc, i) => {
     const boxes = {};
     for (const [n, f] of Object.entries(doc.fields || {})) boxes[n] = f.boxes || [];
-    if (documents.length > 1) pagesCol.append(h('h2', {}, doc.name || doc.doc_id));
-    for (const page of doc.pages || []) pagesCol.append(pageView(job.id, doc, page, boxes, selected));
+    if (multi) pagesCol.append(h('h2', {}, docName(doc)));
+    for (const page of doc.pages || []) {
+      const figure = pageView(job.id, doc, page, boxes, null);
+      figure.dataset.doc = String(i);
+      pagesCol.append(figure);
+    }
     const notes = [];
     if (doc.reason) notes.push(h('li', {}, h('strong', {}, 'Why review: '), doc.reason));
     for (const wng of doc.warnings || []) notes.push(h('li', { class: 'warning' }, h('strong', {}, 'Warning: '), wng));
@@ -280,58 +302,64 @@ export async function showItem(main, id) {
       notes.push(h('li', { class: 'conflict' }, h('strong', {}, `Conflict (${c.kind}) in ${label(c.field)}: `),
         `${formatValue(c.value)} vs ${formatValue(c.other)}`));
     }
-    if (notes.length) fieldsCol.append(h('section', { 'aria-labelledby': `n-${doc.doc_id}` }, h('h2', { id: `n-${doc.doc_id}` }, 'Warnings and conflicts'), h('ul', { class: 'notes' }, notes)));
-  }
-  if (documents.length > 1) {
-    fieldsCol.append(h('p', { class: 'notice' }, `This email has ${documents.length} claim documents; a correction applies to each of them.`));
-  }
+    if (notes.length) {
+      fieldsCol.append(h('section', { 'aria-labelledby': `n-${doc.doc_id}` },
+        h('h2', { id: `n-${doc.doc_id}` }, multi ? `Warnings and conflicts: ${docName(doc)}` : 'Warnings and conflicts'), h('ul', { class: 'notes' }, notes)));
+    }
 
-  const tbody = h('tbody');
-  for (const name of fieldNames) {
-    const doc = documents.find((d) => d.fields && d.fields[name]) || documents[0] || {};
-    const f = (doc.fields || {})[name] || { value: null, confidence: null, source: '', provenance: {} };
-    const editable = !Array.isArray(f.value) && inReview;
-    const valueCell = h('td', { class: 'value', dataset: { value: name } }, formatValue(f.value));
-    const problem = h('p', { class: 'field-error', id: `err-${name}` });
-    const input = h('input', { id: `edit-${name}`, type: 'text', inputmode: NUMERIC.has(name) ? 'decimal' : 'text', 'aria-describedby': `err-${name}`, value: f.value === null ? '' : formatValue(f.value) });
-    const editor = h('div', { class: 'editor', hidden: true },
-      h('label', { for: `edit-${name}` }, `New ${label(name).toLowerCase()}`), input,
-      h('button', { type: 'button', class: 'primary', onclick: () => save() }, 'Keep'),
-      h('button', { type: 'button', class: 'quiet', onclick: () => close() }, 'Cancel'));
-    const editButton = h('button', { type: 'button', class: 'quiet', onclick: () => open(), disabled: !editable, 'aria-label': `Edit ${label(name)}` }, 'Edit');
-    const close = () => { editor.hidden = true; problem.textContent = ''; editButton.focus(); };
-    const open = () => { select(name); editor.hidden = false; input.focus(); input.select(); };
-    const save = () => {
-      try {
-        corrections[name] = parseCorrection(name, input.value);
-      } catch (e) {
-        problem.textContent = e.message;
-        return;
-      }
-      clear(valueCell).append(h('span', { class: 'corrected' }, formatValue(corrections[name])), h('span', { class: 'was' }, ` was ${formatValue(f.value)}`));
-      editor.hidden = true;
-      problem.textContent = '';
-      editButton.focus();
-      announce(`${label(name)} corrected to ${formatValue(corrections[name])}; approve to send it`);
-    };
-    input.addEventListener('keydown', (e) => {
-      if (e.key === 'Enter') { e.preventDefault(); save(); }
-      if (e.key === 'Escape') { e.preventDefault(); close(); }
-    });
-    editors[name] = open;
-    const row = h('tr', { dataset: { field: name }, class: name === selected ? 'selected' : '' },
-      h('th', { scope: 'row' }, h('button', { type: 'button', class: 'link', onclick: () => select(name), 'aria-label': `Show ${label(name)} on the page` }, label(name))),
-      valueCell,
-      h('td', {}, confidenceMeter(f.confidence)),
-      h('td', { class: 'wrap prov' }, provenanceText(f)),
-      h('td', {}, editButton, editor, problem));
-    row.addEventListener('focusin', () => select(name));
-    rowsByField[name] = row;
-    tbody.append(row);
-  }
-  fieldsCol.append(h('section', { 'aria-labelledby': 'fields-h' }, h('h2', { id: 'fields-h' }, 'Fields'),
-    h('div', { class: 'table-wrap' }, h('table', { class: 'data fields-table' },
-      h('thead', {}, h('tr', {}, ['Field', 'Value', 'Confidence', 'Read from', ''].map((t) => h('th', { scope: 'col' }, t)))), tbody))));
+    const tbody = h('tbody');
+    for (const name of namesOf(doc)) {
+      const key = keyOf(i, name);
+      const id = idOf(i, name);
+      const f = (doc.fields || {})[name] || { value: null, confidence: null, source: '', provenance: {} };
+      const editable = !Array.isArray(f.value) && inReview;
+      const valueCell = h('td', { class: 'value', dataset: { value: name } }, formatValue(f.value));
+      const problem = h('p', { class: 'field-error', id: `err-${id}` });
+      const input = h('input', { id: `edit-${id}`, type: 'text', inputmode: NUMERIC.has(name) ? 'decimal' : 'text', 'aria-describedby': `err-${id}`, value: f.value === null ? '' : formatValue(f.value) });
+      const what = multi ? `${label(name)} of ${docName(doc)}` : label(name);
+      const editor = h('div', { class: 'editor', hidden: true },
+        h('label', { for: `edit-${id}` }, multi ? `New ${label(name).toLowerCase()} of ${docName(doc)}` : `New ${label(name).toLowerCase()}`), input,
+        h('button', { type: 'button', class: 'primary', onclick: () => save() }, 'Keep'),
+        h('button', { type: 'button', class: 'quiet', onclick: () => close() }, 'Cancel'));
+      const editButton = h('button', { type: 'button', class: 'quiet', onclick: () => open(), disabled: !editable, 'aria-label': `Edit ${what}` }, 'Edit');
+      const close = () => { editor.hidden = true; problem.textContent = ''; editButton.focus(); };
+      const open = () => { select(key); editor.hidden = false; input.focus(); input.select(); };
+      const save = () => {
+        try {
+          corrections[doc.doc_id][name] = parseCorrection(name, input.value);
+        } catch (e) {
+          problem.textContent = e.message;
+          return;
+        }
+        const now = corrections[doc.doc_id][name];
+        clear(valueCell).append(h('span', { class: 'corrected' }, formatValue(now)), h('span', { class: 'was' }, ` was ${formatValue(f.value)}`));
+        editor.hidden = true;
+        problem.textContent = '';
+        editButton.focus();
+        announce(`${what} corrected to ${formatValue(now)}; approve to send it`);
+      };
+      input.addEventListener('keydown', (e) => {
+        if (e.key === 'Enter') { e.preventDefault(); save(); }
+        if (e.key === 'Escape') { e.preventDefault(); close(); }
+      });
+      editors[key] = open;
+      const row = h('tr', { dataset: { field: name, doc: String(i) }, class: key === selected ? 'selected' : '' },
+        h('th', { scope: 'row' }, h('button', { type: 'button', class: 'link', onclick: () => select(key), 'aria-label': `Show ${what} on the page` }, label(name))),
+        valueCell,
+        h('td', {}, confidenceMeter(f.confidence)),
+        h('td', { class: 'wrap prov' }, provenanceText(f)),
+        h('td', {}, editButton, editor, problem));
+      row.addEventListener('focusin', () => select(key));
+      rowsByKey[key] = row;
+      tbody.append(row);
+    }
+    const headingId = multi ? `fields-h-${i}` : 'fields-h';
+    fieldsCol.append(h('section', { 'aria-labelledby': headingId, dataset: { doc: String(i), docId: doc.doc_id } },
+      h('h2', { id: headingId }, multi ? `Fields: ${docName(doc)}` : 'Fields'),
+      h('div', { class: 'table-wrap' }, h('table', { class: 'data fields-table' },
+        h('thead', {}, h('tr', {}, ['Field', 'Value', 'Confidence', 'Read from', ''].map((t) => h('th', { scope: 'col' }, t)))), tbody))));
+  });
+  drawPages();
 
   // Decisions.
   const notesInput = h('textarea', { id: 'review-notes', rows: '2' });
@@ -372,19 +400,40 @@ export async function showItem(main, id) {
     message.textContent = e.message;
     const details = e.details || {};
     for (const [n, why] of Object.entries(details)) {
-      const err = document.getElementById(`err-${n}`);
+      // A job-wide field ("total_amount"), or one document's ("documents.<doc id>.total_amount").
+      let id = n;
+      const m = /^documents\.([^.]+)\.(.+)$/.exec(n);
+      if (m) {
+        const i = documents.findIndex((d) => d.doc_id === m[1]);
+        if (i < 0) continue;
+        id = idOf(i, m[2]);
+      }
+      const err = document.getElementById(`err-${id}`);
       if (err) err.textContent = String(why);
     }
   };
+
+  // One document: its corrections as the job's `fields`, as before. Several: each under its
+  // own id in `documents`, so a correction reaches that document alone.
+  function approvalBody() {
+    const body = { notes: notesInput.value.trim(), expected_status: 'review' };
+    if (!multi) {
+      body.fields = documents.length ? corrections[documents[0].doc_id] : {};
+      return body;
+    }
+    body.documents = {};
+    for (const d of documents) {
+      if (Object.keys(corrections[d.doc_id]).length) body.documents[d.doc_id] = { fields: corrections[d.doc_id] };
+    }
+    return body;
+  }
 
   async function approve() {
     if (!inReview) return;
     approveButton.disabled = true;
     try {
-      await api(`/api/v1/exceptions/${encodeURIComponent(job.id)}/approve`, {
-        method: 'POST', body: { fields: corrections, notes: notesInput.value.trim(), expected_status: 'review' },
-      });
-      const n = Object.keys(corrections).length;
+      await api(`/api/v1/exceptions/${encodeURIComponent(job.id)}/approve`, { method: 'POST', body: approvalBody() });
+      const n = Object.values(corrections).reduce((sum, c) => sum + Object.keys(c).length, 0);
       announce(`Approved ${job.filename || job.id}${n ? ` with ${n} correction(s)` : ''}`);
       sessionStorage.setItem('docpipe.flash', `Approved ${job.filename || job.id}${n ? ` with ${n} correction(s)` : ''}.`);
       next();
@@ -449,6 +498,15 @@ export function auditList(entries) {
   const describe = (e) => {
     const parts = [];
     for (const [field, c] of Object.entries(e.changes || {})) parts.push(`${label(field)}: ${formatValue(c.from)} → ${formatValue(c.to)}`);
+    // With several documents, what each one alone had changed (the job-wide ones are above).
+    const docs = Object.values(e.documents || {});
+    if (docs.length > 1 || (docs.length === 1 && !Object.keys(e.changes || {}).length)) {
+      for (const d of docs) {
+        for (const [field, c] of Object.entries(d.changes || {})) {
+          if (!(e.changes || {})[field]) parts.push(`${d.name || 'document'}: ${label(field)}: ${formatValue(c.from)} → ${formatValue(c.to)}`);
+        }
+      }
+    }
     if (e.reason) parts.push(`reason: ${e.reason}`);
     if (e.notes) parts.push(`note: ${e.notes}`);
     if (e.status_from) parts.push(`${e.status_from} → ${e.status_to}`);

@@ -101,6 +101,11 @@ public:
     // Emits what is available; returns when nothing more is ready within request.max_wait
     // or when emitter.stop_requested(). Called repeatedly on one runtime-owned thread.
     virtual void poll(SourceEmitter& emitter, const PollRequest& request) = 0;
+    // How many documents the source knows are waiting and has not emitted yet (files in a
+    // folder, messages in a mailbox): the total and time left of `docpipe run --once`'s
+    // progress line. nullopt when it cannot tell (a push subscription) or has not looked
+    // yet. Called from any thread while poll() runs: must be cheap and must not do I/O.
+    virtual std::optional<std::uint64_t> backlog() const { return std::nullopt; }
 };
 
 // ---- transform and ocr ------------------------------------------------------------------

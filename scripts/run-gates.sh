@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Quality gates on one instrumented build (build-gates: ASan + UBSan + gcov, -O1, no CUDA,
+# no benchmarks): the ctest suite runs clean under the sanitizers, then line coverage of
+# core/, sdk/ and plugins/ (tests excluded) must reach COVERAGE_MIN percent.
+#
+#   scripts/run-gates.sh asan       the suite under ASan+UBSan        (make test-asan)
+#   scripts/run-gates.sh coverage   the same run, then the coverage   (make coverage)
+#
+# One build serves both because a second instrumented build would double CI's compile time
+# on a 2-core machine; counting coverage from the sanitizer run changes no line counts.
+set -euo pipefail
+MODE=${1:-coverage}
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+GATES_DIR=${GATES_BUILD_DIR:-build-gates}
+COVERAGE_MIN=${COVERAGE_MIN:-80}
+JOBS=${JOBS:-$(nproc)}
+
+if [ ! -f "$GATES_DIR/CMakeCache.txt" ]; then
+  cmake -S . -B "$GATES_DIR" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" -DCMAKE_C_FLAGS_DEBUG="-O1 -g1" \
+    -DDOCPIPE_CUDA=OFF -DDOCPIPE_BUILD_BENCH=OFF -DDOCPIPE_SANITIZE=address,undefined -DDOCPIPE_COVERAGE=ON
+fi
+cmake --build "$GATES_DIR" -j"$JOBS"
+
+# Counts from this run only.
+find "$GATES_DIR" -name '*.gcda' -delete
+
+# halt_on_error: a sanitizer report fails the test that caused it, naming the line. Leak
+# suppressions cover third-party libraries only (tests/sanitizers/lsan.supp says which, why).
+export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=0:strict_string_checks=1"
+export LSAN_OPTIONS="suppressions=$ROOT/tests/sanitizers/lsan.supp:print_suppressions=0"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:suppressions=$ROOT/tests/sanitizers/ubsan.supp"
+export OMP_THREAD_LIMIT=1
+echo "gates: ctest under ASan+UBSan in $GATES_DIR"
+ctest --test-dir "$GATES_DIR" --output-on-failure -j"$JOBS" --timeout 900 ${GATES_CTEST_ARGS:-}
+
+[ "$MODE" = coverage ] || exit 0
+echo "gates: line coverage of core/, sdk/, plugins/ (tests excluded), minimum ${COVERAGE_MIN}%"
+gcovr --root "$ROOT" --object-directory "$GATES_DIR" -j "$JOBS" \
+  --filter "$ROOT/core/" --filter "$ROOT/sdk/" --filter "$ROOT/plugins/" \
+  --exclude '.*_test\.cpp$' --exclude '.*/tests/.*' \
+  --gcov-ignore-parse-errors \
+  --txt "$GATES_DIR/coverage.txt" --html-details "$GATES_DIR/coverage/index.html" \
+  --print-summary --fail-under-line "$COVERAGE_MIN"
+echo "gates: per-file report $GATES_DIR/coverage.txt, browsable $GATES_DIR/coverage/index.html"
