@@ -2,6 +2,7 @@
 // plugin file), the email parsing on the prototype's six fixture bodies, fusion, the NCB
 // record, the rules file, and an accuracy floor on the SROIE dev text.
 #include <gtest/gtest.h>
+#include <pthread.h>
 
 #include <cmath>
 #include <filesystem>
@@ -226,6 +227,47 @@ TEST(ClaimsTransform, FillsTheClaimLayout) {
     EXPECT_EQ(f["claim"]["service_date"]["value"], "2024-12-24");
     EXPECT_EQ(f["claim"]["member_id"]["source"], "receipt+email");
     EXPECT_GT(f["confidence"].get<double>(), 0.9);
+}
+
+// A hostile or broken email can carry one enormous line (a run of blanks, a wall of
+// digits). libstdc++'s regex engine recurses per character, so a pattern run over such a line
+// overflowed the stack and killed the process on every redelivery. Lines are read up to a
+// cap instead, on a thread with a graph worker's stack size, and the claim is still read.
+TEST(ClaimsTransform, EnormousLinesAreCutNotFatal) {
+    auto runner = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.claims", "{}");
+    const std::string blanks(300000, ' ');
+    const std::string body = "Member ID: MEM123456789\nTotal" + blanks + "RM 5.00\n" + std::string(300000, '9') +
+                             "\nDate: 12" + blanks + "Dec 2024\n" + std::string(300000, '\t') + "x\n";
+    std::vector<docpipe::testing::Emitted> out;
+    std::string error;
+    // 2 MiB: below the 4 MiB oneTBB gives its workers, so the test has margin to spare.
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 2u << 20);
+    struct Job {
+        docpipe::testing::NodeRunner* runner;
+        Document doc;
+        std::vector<docpipe::testing::Emitted>* out;
+        std::string* error;
+    } job{&runner, ocr_document(clinic_receipt(), body), &out, &error};
+    pthread_t thread;
+    ASSERT_EQ(pthread_create(&thread, &attr, [](void* arg) -> void* {
+        auto* j = static_cast<Job*>(arg);
+        try {
+            *j->out = j->runner->process(j->doc);
+        } catch (const std::exception& e) {
+            *j->error = e.what();
+        }
+        return nullptr;
+    }, &job), 0);
+    pthread_join(thread, nullptr);
+    pthread_attr_destroy(&attr);
+    ASSERT_EQ(error, "");
+    ASSERT_EQ(out.size(), 1u);
+    const auto& f = out[0].doc->fields;
+    EXPECT_DOUBLE_EQ(f["claim"]["total_amount"]["value"].get<double>(), 479.05);
+    EXPECT_EQ(f["claim"]["member_id"]["value"], "MEM123456789");
+    EXPECT_NE(f.dump().find("characters long"), std::string::npos) << "no warning names the cut line: " << f.dump().substr(0, 2000);
 }
 
 TEST(ClaimsTransform, NoTextIsBadInput) {

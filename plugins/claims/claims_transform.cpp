@@ -112,9 +112,32 @@ int ClaimsTransform::reading_number(const Document& doc) {
     }
 }
 
+namespace {
+
+// The longest line the extractor reads. Lines holding claim fields are short; libstdc++'s
+// regex engine recurses once per character, so one line of a few hundred thousand characters
+// (a broken or hostile email, a PDF text layer without line breaks) overflowed a worker
+// thread's stack and killed the process on every redelivery of the document.
+constexpr std::size_t kMaxLineChars = 2000;
+
+std::vector<TextLine> capped(std::vector<TextLine> lines, std::vector<std::string>& warnings) {
+    for (auto& line : lines) {
+        if (line.text.size() <= kMaxLineChars) continue;
+        const std::string where = line.source == "receipt" ? fmt::format("receipt page {} line {}", line.page + 1, line.index + 1)
+                                                           : fmt::format("{} line {}", line.source, line.index + 1);
+        warnings.push_back(fmt::format("{} is {} characters long; only its first {} were read", where, line.text.size(),
+                                       kMaxLineChars));
+        line.text.resize(kMaxLineChars);
+        std::erase_if(line.word_confidences, [](const auto& w) { return w.end > kMaxLineChars; });
+    }
+    return lines;
+}
+
+}  // namespace
+
 ClaimResult ClaimsTransform::extract(const Document& doc, nlohmann::json* readings_out) const {
     std::vector<std::string> warnings;
-    FieldMap receipt = extractor_->from_receipt(receipt_lines(doc), warnings);
+    FieldMap receipt = extractor_->from_receipt(capped(receipt_lines(doc), warnings), warnings);
     // Earlier OCR readings of this receipt (transform.claims_reread sent it back): merge.
     const int reading = reading_number(doc);
     nlohmann::json readings = nlohmann::json::array();
@@ -129,7 +152,7 @@ ClaimResult ClaimsTransform::extract(const Document& doc, nlohmann::json* readin
     }
     if (readings_out) *readings_out = std::move(readings);
     FieldMap email;
-    if (use_email_) email = extractor_->from_email(email_lines(doc), email_context(doc), warnings);
+    if (use_email_) email = extractor_->from_email(capped(email_lines(doc), warnings), email_context(doc), warnings);
     return extractor_->combine(std::move(receipt), std::move(email), std::move(warnings));
 }
 

@@ -94,4 +94,15 @@ std::string reply_string(const redisReply* r) {
 
 bool reply_is_nil(const redisReply* r) { return !r || r->type == REDIS_REPLY_NIL; }
 
+Field redis_url_field(std::string_view verb) {
+    return Field::string("redis").default_value("redis://127.0.0.1:6379/0")
+        .describe(fmt::format("Redis to {}, redis://host[:port][/db] — usually the state store's Redis (${{REDIS_URL}}); "
+                              "give a password in `password`, not here", verb));
+}
+
+Field redis_password_field() {
+    return Field::string("password").secret().describe("Redis AUTH password, e.g. \"${file:/etc/docpipe/credentials/redis}\" "
+                                                       "(overrides one in the URL)");
+}
+
 }  // namespace docpipe::streams

@@ -18,6 +18,8 @@
 #include <string_view>
 #include <vector>
 
+#include "docpipe/config_spec.hpp"
+
 struct redisContext;
 struct redisReply;
 
@@ -77,5 +79,10 @@ private:
 // Small reply helpers: they throw RedisReplyError when the reply has an unexpected shape.
 std::string reply_string(const redisReply* r);
 bool reply_is_nil(const redisReply* r);
+
+// The connection options both stream components take, described once. `verb`: what the
+// component does with the stream ("write to", "read from").
+Field redis_url_field(std::string_view verb);
+Field redis_password_field();
 
 }  // namespace docpipe::streams

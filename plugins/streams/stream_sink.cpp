@@ -51,11 +51,8 @@ ComponentDescriptor StreamSink::describe() {
     d.summary = "Appends each document (parts, pages, fields) to a Redis stream for the next pipeline stage; large buffers as blobs";
     d.has_health_probe = true;
     d.config = ConfigSpec{
-        Field::string("redis").default_value("redis://127.0.0.1:6379/0")
-            .describe("Redis to write to, redis://host[:port][/db] — usually the state store's Redis (${REDIS_URL}); "
-                      "give a password in `password`, not here"),
-        Field::string("password").secret().describe("Redis AUTH password, e.g. \"${file:/etc/docpipe/credentials/redis}\" "
-                                                    "(overrides one in the URL)"),
+        redis_url_field("write to"),
+        redis_password_field(),
         Field::string("stream").required().describe("Stream key to XADD to, e.g. docpipe:ocr"),
         Field::integer("max_length").default_value(100000).min(1)
             .describe("XADD MAXLEN: the stream is trimmed to about this many entries (Redis trims unread entries too: "

@@ -102,11 +102,8 @@ ComponentDescriptor StreamSource::describe() {
     d.summary = "Reads documents from a Redis stream as one consumer of a consumer group; XACK only after the pipeline acked";
     d.has_health_probe = true;
     d.config = ConfigSpec{
-        Field::string("redis").default_value("redis://127.0.0.1:6379/0")
-            .describe("Redis to read from, redis://host[:port][/db] — usually the state store's Redis (${REDIS_URL}); "
-                      "give a password in `password`, not here"),
-        Field::string("password").secret().describe("Redis AUTH password, e.g. \"${file:/etc/docpipe/credentials/redis}\" "
-                                                    "(overrides one in the URL)"),
+        redis_url_field("read from"),
+        redis_password_field(),
         Field::string("stream").required().describe("Stream key written by sink.redis_stream, e.g. docpipe:ocr"),
         Field::string("group").default_value("docpipe")
             .describe("Consumer group; every worker of one stage uses the same group (created with MKSTREAM if missing)"),
