@@ -45,8 +45,10 @@ void RetryScheduler::loop() {
             cv_.wait(lock);
             continue;
         }
-        if (steady::now() < queue_.top().due) {
-            cv_.wait_until(lock, queue_.top().due);
+        // A copy: wait_until keeps reading its deadline while the lock is released, and a
+        // schedule() meanwhile can move the queue's storage (ASan: heap-use-after-free).
+        if (const auto due = queue_.top().due; steady::now() < due) {
+            cv_.wait_until(lock, due);
             continue;
         }
         auto fn = queue_.top().fn;
