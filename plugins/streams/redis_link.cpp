@@ -94,6 +94,16 @@ std::string reply_string(const redisReply* r) {
 
 bool reply_is_nil(const redisReply* r) { return !r || r->type == REDIS_REPLY_NIL; }
 
+RedisAddress redis_address_from(const Config& config, std::string_view node) {
+    try {
+        RedisAddress address = parse_redis_url(config.get_string("redis"));
+        if (config.has("password") && !config.get_string("password").empty()) address.password = config.get_string("password");
+        return address;
+    } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(fmt::format("node '{}': config 'redis': {}", node, e.what()));
+    }
+}
+
 Field redis_url_field(std::string_view verb) {
     return Field::string("redis").default_value("redis://127.0.0.1:6379/0")
         .describe(fmt::format("Redis to {}, redis://host[:port][/db] — usually the state store's Redis (${{REDIS_URL}}); "

@@ -37,6 +37,11 @@ struct RedisAddress {
 // expected form (the URL itself is not repeated: it may carry a password).
 RedisAddress parse_redis_url(const std::string& url);
 
+// The address a stream component's `redis` and `password` options give (redis_url_field(),
+// redis_password_field()); `password` wins over one in the URL. Throws std::invalid_argument
+// naming the node and the option.
+RedisAddress redis_address_from(const Config& config, std::string_view node);
+
 class RedisDown : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;

@@ -87,15 +87,7 @@ StreamSink::StreamSink(const Config& config, Context& context)
       blob_ttl_(config.get_duration("blob_ttl")),
       dedup_ttl_(config.get_duration("dedup_ttl")),
       hold_after_(config.get_duration("hold_after")),
-      link_([&] {
-          try {
-              RedisAddress address = parse_redis_url(config.get_string("redis"));
-              if (config.has("password") && !config.get_string("password").empty()) address.password = config.get_string("password");
-              return address;
-          } catch (const std::invalid_argument& e) {
-              throw std::invalid_argument(fmt::format("node '{}': config 'redis': {}", context.node_name(), e.what()));
-          }
-      }(), config.get_duration("connect_timeout"), config.get_duration("command_timeout")) {
+      link_(redis_address_from(config, context.node_name()), config.get_duration("connect_timeout"), config.get_duration("command_timeout")) {
     if (stream_.empty()) throw std::invalid_argument(fmt::format("node '{}': config 'stream' is empty", context.node_name()));
 }
 

@@ -140,15 +140,7 @@ StreamSource::StreamSource(const Config& config, Context& context)
       claim_every_(config.get_duration("claim_every")),
       backoff_max_(config.get_duration("reconnect_backoff_max")),
       release_blobs_(config.get_bool("release_blobs")),
-      reader_([&] {
-          try {
-              RedisAddress address = parse_redis_url(config.get_string("redis"));
-              if (config.has("password") && !config.get_string("password").empty()) address.password = config.get_string("password");
-              return address;
-          } catch (const std::invalid_argument& e) {
-              throw std::invalid_argument(fmt::format("node '{}': config 'redis': {}", context.node_name(), e.what()));
-          }
-      }(), config.get_duration("connect_timeout"), config.get_duration("block") + std::chrono::seconds(10)),
+      reader_(redis_address_from(config, context.node_name()), config.get_duration("connect_timeout"), config.get_duration("block") + std::chrono::seconds(10)),
       acker_(reader_.address(), config.get_duration("connect_timeout"), std::chrono::seconds(10)) {
     if (stream_.empty() || group_.empty())
         throw std::invalid_argument(fmt::format("node '{}': config 'stream' and 'group' must not be empty", context.node_name()));
