@@ -46,9 +46,9 @@ bool split_cell(std::string_view cell, std::string& column, long& row) {
     return true;
 }
 
-// Each appended row's own range, from the append's updatedRange ('Tab'!A5:L14); `skip`
-// leading rows (the header) are not ours. Falls back to the whole range.
-std::vector<std::string> row_ranges(const std::string& updated, std::size_t skip, std::size_t count) {
+// Each appended row's own range, from the append's updatedRange ('Tab'!A5:L14). Falls back
+// to the whole range.
+std::vector<std::string> row_ranges(const std::string& updated, std::size_t count) {
     std::vector<std::string> out(count, updated);
     const auto bang = updated.rfind('!');
     if (bang == std::string::npos) return out;
@@ -63,10 +63,10 @@ std::vector<std::string> row_ranges(const std::string& updated, std::size_t skip
     } else if (!split_cell(std::string_view(cells).substr(0, colon), c1, r1) || !split_cell(std::string_view(cells).substr(colon + 1), c2, r2)) {
         return out;
     }
-    if (r2 - r1 + 1 != static_cast<long>(skip + count)) return out;
+    if (r2 - r1 + 1 != static_cast<long>(count)) return out;
     const std::string sheet = updated.substr(0, bang);
     for (std::size_t i = 0; i < count; ++i) {
-        const long r = r1 + static_cast<long>(skip + i);
+        const long r = r1 + static_cast<long>(i);
         out[i] = fmt::format("{}!{}{}:{}{}", sheet, c1, r, c2, r);
     }
     return out;
@@ -458,9 +458,11 @@ std::vector<SinkResult> SheetsSink::flush(const std::vector<Row>& rows) {
 std::vector<std::string> SheetsSink::append(const std::string& tab, const std::vector<const Row*>& rows) {
     for (int round = 0;; ++round) {
         ensure_tab(tab);
-        const bool header = needs_header_.count(tab) > 0;
+        if (needs_header_.count(tab)) {
+            write_header(tab);
+            needs_header_.erase(tab);
+        }
         json values = json::array();
-        if (header) values.push_back(kHeader);
         for (const Row* r : rows) values.push_back(r->cells);
         const json body{{"majorDimension", "ROWS"}, {"values", std::move(values)}};
         const std::string what = fmt::format("append of {} row(s) to tab '{}' of spreadsheet {}", rows.size(), tab, spreadsheet_id_);
@@ -483,7 +485,6 @@ std::vector<std::string> SheetsSink::append(const std::string& tab, const std::v
             }
             throw Stop{client_.failure(response, what)};
         }
-        needs_header_.erase(tab);
         appends_.fetch_add(1, std::memory_order_relaxed);
         rows_written_.fetch_add(rows.size(), std::memory_order_relaxed);
         ctx_.metrics().increment("sheets_appends_total");
@@ -492,8 +493,37 @@ std::vector<std::string> SheetsSink::append(const std::string& tab, const std::v
         std::string updated;
         if (j.is_object() && j.contains("updates") && j["updates"].is_object()) updated = j["updates"].value("updatedRange", "");
         if (updated.empty()) updated = quoted(tab);
-        return row_ranges(updated, header ? 1 : 0, rows.size());
+        return row_ranges(updated, rows.size());
     }
+}
+
+// The header is written in place (values.update of row 1), never appended: writing it twice
+// leaves one header, so a process that finds a tab with an empty row 1 can always write it,
+// whether the tab's creator stopped before its header went in or is about to write it now.
+void SheetsSink::write_header(const std::string& tab) {
+    const std::string range = quoted(tab) + "!A1";
+    const json body{{"range", range}, {"majorDimension", "ROWS"}, {"values", json::array({kHeader})}};
+    const std::string what = fmt::format("header of tab '{}' of spreadsheet {}", tab, spreadsheet_id_);
+    net::HttpResponse response;
+    try {
+        response = client_.send({"PUT", spreadsheet_url() + "/values/" + net::url_encode(range) + "?valueInputOption=RAW",
+                                 {{"Content-Type", "application/json; charset=UTF-8"}}, body.dump(), {}});
+    } catch (const net::TransportError& e) {
+        throw Stop{client_.unreachable(e, what)};
+    }
+    if (!response.ok()) throw Stop{client_.failure(response, what)};
+}
+
+// Whether row 1 of a tab this process did not create is empty (a tab a person added, or one
+// whose creator was stopped between adding it and writing its header).
+bool SheetsSink::header_missing(const std::string& tab) {
+    const std::string range = quoted(tab) + "!A1:L1";
+    const auto got = client_.expect_ok({"GET", spreadsheet_url() + "/values/" + net::url_encode(range), {}, {}, {}},
+                                       fmt::format("look-up of the header of tab '{}' of spreadsheet {}", tab, spreadsheet_id_));
+    const auto j = json::parse(got.body, nullptr, false);
+    if (!j.is_object() || !j.contains("values") || !j["values"].is_array() || j["values"].empty()) return true;
+    const auto& first = j["values"][0];
+    return !first.is_array() || first.empty();
 }
 
 void SheetsSink::ensure_tab(const std::string& tab) {
@@ -506,7 +536,10 @@ void SheetsSink::ensure_tab(const std::string& tab) {
         for (const auto& s : j["sheets"])
             if (s.is_object() && s.contains("properties") && s["properties"].is_object())
                 known_tabs_.insert(s["properties"].value("title", ""));
-    if (known_tabs_.count(tab)) return;
+    if (known_tabs_.count(tab)) {
+        if (header_missing(tab)) needs_header_.insert(tab);
+        return;
+    }
 
     const json request{
         {"requests",
@@ -527,8 +560,10 @@ void SheetsSink::ensure_tab(const std::string& tab) {
         return;
     }
     if (response.status == 400 && response.body.find("already exists") != std::string::npos) {
-        // Another worker or process created it meanwhile; it writes the header.
+        // Another worker or process created it meanwhile. Its header may not be in yet; writing
+        // the same header in place is harmless, so do not rely on the creator to finish.
         known_tabs_.insert(tab);
+        if (header_missing(tab)) needs_header_.insert(tab);
         return;
     }
     throw Stop{client_.failure(response, what)};

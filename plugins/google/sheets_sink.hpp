@@ -113,7 +113,9 @@ private:
     void replay_loop();
     // Appends rows (all of one tab); returns each row's A1 range. Throws Stop.
     std::vector<std::string> append(const std::string& tab, const std::vector<const Row*>& rows);
-    void ensure_tab(const std::string& tab);  // throws Stop
+    void ensure_tab(const std::string& tab);     // throws Stop
+    bool header_missing(const std::string& tab);  // throws Stop
+    void write_header(const std::string& tab);    // throws Stop
     std::string spreadsheet_url() const;
 
     GoogleClient client_;
@@ -131,7 +133,9 @@ private:
 
     std::mutex append_mutex_;  // one append at a time; guards the fields below
     std::set<std::string> known_tabs_;
-    std::set<std::string> needs_header_;  // tabs this process created whose header is not in yet
+    // Tabs whose row 1 is empty: this process created them, or a process stopped between
+    // creating a tab and writing its header. The header goes in before the next append.
+    std::set<std::string> needs_header_;
 
     std::atomic<std::uint64_t> rows_written_{0};
     std::atomic<std::uint64_t> appends_{0};

@@ -3,6 +3,8 @@
   GET  /v4/spreadsheets/{id}                                   spreadsheet + tab properties (fields is ignored)
   POST /v4/spreadsheets/{id}:batchUpdate                       addSheet only; all-or-nothing
   POST /v4/spreadsheets/{id}/values/{range}:append?valueInputOption=RAW|USER_ENTERED[&insertDataOption=..]
+  PUT  /v4/spreadsheets/{id}/values/{range}?valueInputOption=RAW|USER_ENTERED  (values.update: overwrite a block)
+  GET  /v4/spreadsheets/{id}/values/{range}                    a block of cells, trailing blanks trimmed
 
 Cells are stored exactly as received (USER_ENTERED is not interpreted). A tab is a grid of rows;
 append writes after the last row that has a non-empty cell, starting at the range's first column.
@@ -107,6 +109,8 @@ class Sheets:
                       op="sheets.append")
         app.add_route("GET", rf"/v4/spreadsheets/{sid}/values/(?P<range>.+)", "sheets", self.values_get,
                       op="sheets.values_get")
+        app.add_route("PUT", rf"/v4/spreadsheets/{sid}/values/(?P<range>.+)", "sheets", self.values_update,
+                      op="sheets.values_update")
         app.add_control("POST", r"/_fake/sheets", self._ctl_create)
         app.add_control("GET", r"/_fake/sheets/(?P<id>[^/]+)", self._ctl_get)
         app.add_control("POST", r"/_fake/sheets_quota", self._ctl_quota)
@@ -310,6 +314,51 @@ class Sheets:
         if out_rows:
             out["values"] = out_rows
         return Response.json(200, out)
+
+    # --- PUT /v4/spreadsheets/{id}/values/{range}: overwrite the cells from the range's top-left ---
+    def values_update(self, req, m):
+        rng = urllib.parse.unquote(m["range"])
+        sid, book, err = self._book(m)
+        if err:
+            return err
+        vio = req.q("valueInputOption")
+        if vio is None:
+            return google_error(400, "'valueInputOption' is required but not specified", reason="badRequest")
+        if vio not in ("RAW", "USER_ENTERED"):
+            return google_error(400, f"Invalid value at 'value_input_option' "
+                                     f"(type.googleapis.com/google.apps.sheets.v4.ValueInputOption), \"{vio}\"")
+        unparsable = google_error(400, f"Unable to parse range: {rng}")
+        try:
+            title, a1 = split_range(rng)
+        except ValueError:
+            return unparsable
+        tab = next((t for t in book["tabs"] if t["title"] == title), None) if title is not None else None
+        m1 = _A1.fullmatch(a1 or "")
+        if tab is None or not m1 or not m1.group(1) or not m1.group(2):
+            return unparsable
+        try:
+            body = req.json()
+        except BadRequest as e:
+            return google_error(400, f"Invalid JSON payload received. {e}")
+        values = body.get("values", []) if isinstance(body, dict) else None
+        if not isinstance(values, list) or not all(isinstance(r, list) for r in values):
+            return google_error(400, "Invalid JSON payload received. Invalid value at 'data.values'")
+        err = self._over_quota("write")
+        if err:
+            return err
+        col0, row0 = col_number(m1.group(1)), int(m1.group(2))
+        rows = tab["rows"]
+        for i, values_row in enumerate(values):
+            while len(rows) < row0 + i:
+                rows.append([])
+            row = rows[row0 - 1 + i]
+            row.extend([None] * max(0, col0 - 1 + len(values_row) - len(row)))
+            row[col0 - 1:col0 - 1 + len(values_row)] = list(values_row)
+        width = max((len(r) for r in values), default=0)
+        qt = quote_title(tab["title"])
+        updated = (f"{qt}!{col_letters(col0)}{row0}:{col_letters(col0 + max(width, 1) - 1)}{row0 + max(len(values), 1) - 1}")
+        return Response.json(200, {"spreadsheetId": sid, "updatedRange": updated, "updatedRows": len(values),
+                                   "updatedColumns": width, "updatedCells": sum(1 for r in values for c in r if c is not None)})
 
     def append(self, req, m):
         decoded = urllib.parse.unquote(m["range"])
