@@ -503,6 +503,69 @@ edges:
     EXPECT_TRUE(rt_->state().keys("review_page/").empty()) << "page images go with the parked document";
 }
 
+// A born-digital PDF (an A4 page with a text layer): pdf_pages reads its text and renders no
+// raster, so there are no OCR boxes; the review still shows the page, rendered from the PDF
+// by sink.review with its long side at most 1600 px, at the rendered image's own size.
+TEST_F(AdminApi, ReviewRendersABornDigitalPdfPageFromThePdf) {
+    {
+        const std::string content = "BT /F1 24 Tf 72 700 Td (KEDAI CONTOH SDN BHD) Tj 0 -40 Td (TOTAL RM 479.05) Tj ET";
+        const std::vector<std::string> objects = {
+            "<< /Type /Catalog /Pages 2 0 R >>",
+            "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+            "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+            "<< /Length " + std::to_string(content.size()) + " >>\nstream\n" + content + "\nendstream",
+        };
+        std::string pdf = "%PDF-1.4\n";
+        std::vector<std::size_t> offsets;
+        for (std::size_t i = 0; i < objects.size(); ++i) {
+            offsets.push_back(pdf.size());
+            pdf += std::to_string(i + 1) + " 0 obj\n" + objects[i] + "\nendobj\n";
+        }
+        const std::size_t xref = pdf.size();
+        pdf += "xref\n0 " + std::to_string(objects.size() + 1) + "\n0000000000 65535 f \n";
+        for (auto o : offsets) {
+            char line[32];
+            std::snprintf(line, sizeof line, "%010zu 00000 n \n", o);
+            pdf += line;
+        }
+        pdf += "trailer\n<< /Size " + std::to_string(objects.size() + 1) + " /Root 1 0 R >>\nstartxref\n" + std::to_string(xref) + "\n%%EOF\n";
+        Document d = Document::from_bytes("invoice.pdf", "application/pdf", Bytes(pdf.begin(), pdf.end()));
+        d.id = "doc-0";
+        std::lock_guard lock(probe("src").mutex);
+        probe("src").pending.push_back(std::move(d));
+    }
+    start(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  pages: {component: transform.pdf_pages, config: {text_layer: use}}
+  review: {component: sink.review}
+edges:
+  - in -> pages -> review
+)", ", rate_limit_per_second: 1000, rate_limit_burst: 1000");
+    ASSERT_TRUE(wait_job("doc-0", "review")) << harness_.logs();
+    const json item = body(get("/api/v1/exceptions/doc-0"))["data"];
+    ASSERT_EQ(item["documents"].size(), 1u) << item;
+    const auto& doc = item["documents"][0];
+    ASSERT_EQ(doc["pages"].size(), 1u) << doc;
+    const auto& page = doc["pages"][0];
+    EXPECT_EQ(page["words"], 0) << "read from the text layer, not by OCR: " << page;
+    EXPECT_EQ(page["has_image"], true) << page;
+    EXPECT_EQ(page["image"]["source"], "pdf") << page;
+    // 842 points at floor(72 * 1600 / 842) = 136 dpi: 1590 px (poppler may round a pixel).
+    EXPECT_NEAR(page["image"]["height"].get<int>(), 1590, 2) << page;
+    EXPECT_NEAR(page["image"]["width"].get<int>(), 1124, 2) << page;
+    EXPECT_EQ(page["width"], page["image"]["width"]) << "the page is drawn at the rendered size: " << page;
+    EXPECT_EQ(page["height"], page["image"]["height"]) << page;
+    auto r = get("/api/v1/exceptions/doc-0/documents/" + doc["doc_id"].get<std::string>() + "/pages/0/image");
+    ASSERT_EQ(r->status, 200) << r->body;
+    EXPECT_EQ(r->get_header_value("Content-Type"), "image/png");
+    EXPECT_EQ(png_size(r->body), std::make_pair(page["image"]["width"].get<int>(), page["image"]["height"].get<int>()));
+    // Text drawn on a white page: the PNG is not one flat colour (a blank render compresses to
+    // a few hundred bytes).
+    EXPECT_GT(r->body.size(), 2000u) << "the rendered page looks blank";
+}
+
 // An email with two receipts is one job with two parked claim documents. A reviewer corrects
 // each on its own (`documents`); a job-wide `fields` correction of a field they disagree on
 // is refused, since it would overwrite the receipt that was right.

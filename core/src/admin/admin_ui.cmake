@@ -18,4 +18,7 @@ target_sources(docpipe_core PRIVATE src/admin/review_data.cpp src/admin/page_pre
 # Page previews (sink.review scales and PNG-encodes the OCR'd rasters): Leptonica, which the
 # imaging plugin needs anyway. Its own prefix, so the plugin's pkg-config lookup is untouched.
 pkg_check_modules(DOCPIPE_CORE_LEPT REQUIRED IMPORTED_TARGET lept)
-target_link_libraries(docpipe_core PRIVATE PkgConfig::DOCPIPE_CORE_LEPT)
+# A born-digital PDF page is read from its text layer and never rasterised for the OCR; its
+# review image is rendered from the PDF with poppler, which the imaging plugin needs anyway.
+pkg_check_modules(DOCPIPE_CORE_POPPLER REQUIRED IMPORTED_TARGET poppler-cpp)
+target_link_libraries(docpipe_core PRIVATE PkgConfig::DOCPIPE_CORE_LEPT PkgConfig::DOCPIPE_CORE_POPPLER)

@@ -1,6 +1,10 @@
 #include "admin/page_preview.hpp"
 
 #include <leptonica/allheaders.h>
+#include <poppler-document.h>
+#include <poppler-image.h>
+#include <poppler-page-renderer.h>
+#include <poppler-page.h>
 
 #include <algorithm>
 #include <cmath>
@@ -84,6 +88,45 @@ std::string review_page_key(const std::string& job_id, const std::string& doc_id
 
 std::string review_page_prefix(const std::string& job_id, const std::string& doc_id) {
     return doc_id.empty() ? fmt::format("review_page/{}/", job_id) : fmt::format("review_page/{}/{}/", job_id, doc_id);
+}
+
+PagePreview render_pdf_page_preview(const Bytes& pdf, int page_index, int max_side) {
+    std::unique_ptr<poppler::document> doc(
+        poppler::document::load_from_raw_data(reinterpret_cast<const char*>(pdf.data()), static_cast<int>(pdf.size())));
+    if (!doc) throw std::runtime_error("not a readable PDF");
+    if (doc->is_locked()) throw std::runtime_error("encrypted PDF");
+    if (page_index < 0 || page_index >= doc->pages())
+        throw std::runtime_error(fmt::format("the PDF has {} page(s), not a page {}", doc->pages(), page_index + 1));
+    std::unique_ptr<poppler::page> page(doc->create_page(page_index));
+    if (!page) throw std::runtime_error(fmt::format("PDF page {} cannot be read", page_index + 1));
+    // The resolution that makes the long side max_side, from the page's size in points: the
+    // pixel count is bounded whatever size the page claims.
+    const auto rect = page->page_rect();
+    const double long_points = std::max(std::abs(rect.width()), std::abs(rect.height()));
+    if (!(long_points > 0)) throw std::runtime_error(fmt::format("PDF page {} has no size", page_index + 1));
+    const double dpi = std::min(300.0, std::floor(72.0 * max_side / long_points));
+    if (dpi < 1) throw std::runtime_error(fmt::format("PDF page {} is too large to preview ({} points)", page_index + 1, long_points));
+    poppler::page_renderer renderer;
+    renderer.set_render_hint(poppler::page_renderer::antialiasing, true);
+    renderer.set_render_hint(poppler::page_renderer::text_antialiasing, true);
+    renderer.set_image_format(poppler::image::format_rgb24);
+    const poppler::image rendered = renderer.render_page(page.get(), dpi, dpi);
+    if (!rendered.is_valid()) throw std::runtime_error(fmt::format("PDF page {} cannot be rendered", page_index + 1));
+    Image image;
+    image.width = rendered.width();
+    image.height = rendered.height();
+    image.channels = 3;
+    auto pixels = std::make_shared<Bytes>(static_cast<std::size_t>(image.width) * image.height * 3);
+    // poppler's rows are padded (bytes_per_row); the Image is packed.
+    for (int y = 0; y < image.height; ++y) {
+        const char* row = rendered.const_data() + static_cast<std::ptrdiff_t>(y) * rendered.bytes_per_row();
+        std::copy(row, row + image.width * 3, reinterpret_cast<char*>(pixels->data()) + static_cast<std::size_t>(y) * image.width * 3);
+    }
+    image.pixels = std::move(pixels);
+    auto out = encode_page_preview(image, max_side);
+    if (!out) throw std::runtime_error(fmt::format("PDF page {} rendered empty", page_index + 1));
+    out->scale = 1.0;  // there are no OCR boxes to line up with
+    return *out;
 }
 
 }  // namespace docpipe::core::admin

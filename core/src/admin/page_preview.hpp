@@ -6,8 +6,10 @@
 // - The OCR word boxes are in raster pixels. A preview keeps the raster's aspect ratio
 //   (each side scaled by `scale`, rounded), so a viewer that stretches the PNG over the
 //   raster's width x height draws the boxes where the words are.
-// - encode_page_preview is thread-safe (no shared state); it throws std::runtime_error with
-//   the reason when Leptonica cannot scale or encode the raster.
+// - A page read from a born-digital PDF's text layer has no raster (and no OCR boxes): its
+//   preview is rendered from the PDF itself (render_pdf_page_preview), scale 1.
+// - Both functions are thread-safe (no shared state); they throw std::runtime_error with the
+//   reason when Leptonica or poppler cannot read, render, scale or encode the page.
 #pragma once
 
 #include <optional>
@@ -31,6 +33,10 @@ struct PagePreview {
 
 // nullopt when the page has no raster (a PDF page read from its text layer).
 std::optional<PagePreview> encode_page_preview(const Image& image, int max_side = kPreviewMaxSide);
+
+// Page `page_index` (0-based) of the PDF in `pdf`, rendered so its long side is at most
+// `max_side` pixels (and at most 300 dpi: a small page is not blown up past print quality).
+PagePreview render_pdf_page_preview(const Bytes& pdf, int page_index, int max_side = kPreviewMaxSide);
 
 // Keys: review_page/<job>/<doc>/<page index>. The prefix differs from review/<job>/, so a
 // scan of the parked documents never meets a page image.

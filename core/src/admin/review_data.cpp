@@ -181,8 +181,15 @@ json review_item(Store& store, const Job& job) {
             // PNG is the raster scaled by `scale`, so a viewer stretches it over the raster's size.
             if (stored.count(index)) {
                 const json& e = previews.count(index) ? previews[index] : json::object();
-                entry["image"] = {{"source", "raster"}, {"width", e.value("width", json())}, {"height", e.value("height", json())},
+                const std::string source = e.value("source", "raster");
+                entry["image"] = {{"source", source}, {"width", e.value("width", json())}, {"height", e.value("height", json())},
                                   {"scale", e.value("scale", json())}};
+                if (source == "pdf") {
+                    // No raster and no OCR boxes (the text came from the PDF): the page is drawn
+                    // at the rendered image's own size.
+                    entry["width"] = e.value("width", 0);
+                    entry["height"] = e.value("height", 0);
+                }
             } else if (original_viewable) {
                 entry["image"] = {{"source", "original"}};
             }

@@ -1,4 +1,5 @@
 // sink.review — see builtin.hpp.
+#include <algorithm>
 #include <optional>
 #include <set>
 
@@ -63,8 +64,17 @@ private:
         for (const auto& page : doc.pages) {
             if (!seen.insert(page.index).second) continue;  // one key per page index; the first raster wins
             std::optional<admin::PagePreview> preview;
+            const char* source = "raster";
             try {
                 preview = admin::encode_page_preview(page.image);
+                if (!preview && !page.text_layer.empty()) {
+                    // Born-digital: read from its text layer, never rasterised. Render it from
+                    // the PDF, when the document has exactly one (whose page this is).
+                    if (const Part* pdf = only_pdf(doc)) {
+                        preview = admin::render_pdf_page_preview(*pdf->bytes, page.index);
+                        source = "pdf";
+                    }
+                }
             } catch (const std::exception& e) {
                 ctx_.log().log(LogLevel::Warn, fmt::format("page {}: no review image stored: {}", page.index + 1, e.what()), doc.id);
                 continue;
@@ -72,9 +82,21 @@ private:
             if (!preview) continue;
             store_->put(admin::review_page_key(job_id, doc.id, page.index), preview->png);
             stored.push_back({{"page", page.index}, {"width", preview->width}, {"height", preview->height}, {"scale", preview->scale},
-                              {"raster_width", page.image.width}, {"raster_height", page.image.height}});
+                              {"raster_width", page.image.width}, {"raster_height", page.image.height}, {"source", source}});
         }
         return stored;
+    }
+
+    static const Part* only_pdf(const Document& doc) {
+        const Part* found = nullptr;
+        for (const auto& part : doc.parts) {
+            const bool pdf = part.media_type == "application/pdf" ||
+                             (part.bytes && part.bytes->size() >= 5 && std::equal(part.bytes->begin(), part.bytes->begin() + 5, "%PDF-"));
+            if (!pdf) continue;
+            if (found) return nullptr;  // two PDFs: a page index alone does not say whose page it is
+            found = &part;
+        }
+        return found && found->bytes ? found : nullptr;
     }
 
     Context& ctx_;

@@ -164,7 +164,8 @@ function parseCorrection(name, text) {
 // The page with the field boxes over it, in the page's own pixel coordinates: the OCR'd
 // raster's width x height. The image (the raster's PNG preview, scaled by page.image.scale,
 // or the original attachment) is stretched over that same box, so the boxes fall on the words
-// whatever size the image itself has.
+// whatever size the image itself has. A born-digital PDF page (source "pdf") has no raster:
+// the API gives the rendered image's own size, and there are no boxes.
 function pageView(jobId, doc, page, boxesByField, selected) {
   const w = page.width || 1000, h0 = page.height || 1400;
   const svg = s('svg', { viewBox: `0 0 ${w} ${h0}`, class: 'page', role: 'img', 'aria-label': `Page ${page.index + 1} of ${doc.name || 'the receipt'}` });
@@ -183,6 +184,9 @@ function pageView(jobId, doc, page, boxesByField, selected) {
         createImageBitmap(b).then((bitmap) => { figure.dataset.naturalSize = `${bitmap.width}x${bitmap.height}`; bitmap.close(); }).catch(() => {});
       })
       .catch((e) => figure.append(h('figcaption', { class: 'error' }, `The page image could not be loaded: ${e.message}`)));
+    if (page.image && page.image.source === 'pdf') {
+      figure.append(h('figcaption', { class: 'hint' }, 'Rendered from the PDF. Its text was read from the PDF itself, not by OCR, so no words are outlined.'));
+    }
   } else {
     figure.append(h('figcaption', { class: 'hint' }, 'No image is stored for this page; the boxes show where the words were read.'));
   }
