@@ -504,7 +504,9 @@ struct AdminServer::Impl {
         add("GET", "/api/v1/jobs/{}", false, [this](Request& req, Response& res) {
             auto job = backend.store().get_job(req.captures[0]);
             if (!job) return error(req, res, 404, "JOB_NOT_FOUND", "no job with that id", {{"id", req.captures[0]}});
-            ok(req, res, job->to_json());
+            json data = job->to_json();
+            data["stages"] = later_stages(job->id);
+            ok(req, res, std::move(data));
         });
         add("POST", "/api/v1/jobs/{}/retry", false, [this](Request& req, Response& res) {
             const std::string& id = req.captures[0];
@@ -806,6 +808,32 @@ struct AdminServer::Impl {
                 {"average_confidence", a.confidence_count ? json(a.confidence_sum / a.confidence_count) : json(nullptr)},
                 {"average_processing_seconds", a.processing_count ? json(a.processing_ms_sum / a.processing_count / 1000) : json(nullptr)},
                 {"average_submission_seconds", a.submission_count ? json(a.submission_ms_sum / a.submission_count / 1000) : json(nullptr)}};
+    }
+
+    // The jobs that later stages opened for this job's documents after they crossed a Redis
+    // stream (pipelines/distributed: intake -> OCR workers -> delivery), oldest first: with
+    // the shared Redis state, any stage's admin API shows an email's whole journey.
+    json later_stages(const std::string& job_id) {
+        JobQuery q;
+        q.root_id = job_id;
+        q.limit = 200;
+        q.newest_first = false;
+        const JobPage page = backend.store().list_jobs(q);
+        json stages = json::array();
+        for (const auto& s : page.jobs)
+            stages.push_back({{"id", s.id},
+                              {"status", s.status},
+                              {"source", s.source},
+                              {"filename", s.filename},
+                              {"owner", s.owner},
+                              {"pipeline_hash", s.pipeline_hash},
+                              {"confidence", s.confidence},
+                              {"references", s.references},
+                              {"outcomes", s.outcomes},
+                              {"last_error", s.last_error},
+                              {"created_ms", s.created_ms},
+                              {"updated_ms", s.updated_ms}});
+        return stages;
     }
 
     void dashboard(const Request& req, Response& res) {

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <future>
 
+#include <fmt/core.h>
+
 #include <httplib.h>
 
 #include "harness.hpp"
@@ -151,6 +153,44 @@ TEST_F(AdminApi, EnvelopeJobsAndPagination) {
     EXPECT_NE(metrics.find("docpipe_documents_in_total{node=\"out\"} 5"), std::string::npos) << metrics;
     EXPECT_NE(metrics.find("docpipe_processing_seconds_count{node=\"out\"} 5"), std::string::npos) << metrics;
     EXPECT_NE(metrics.find("docpipe_source_documents_total{outcome=\"completed\"} 5"), std::string::npos) << metrics;
+}
+
+// Across a Redis stream each stage opens its own job; the documents carry the first job's
+// id (root_job_id), so the root job's detail lists the later stages' jobs, and each later
+// job names its root. A document without the attribute is a root of its own.
+TEST_F(AdminApi, AJobShowsTheJobsItsDocumentsOpenedInLaterStages) {
+    {
+        std::lock_guard lock(probe("src").mutex);
+        for (int i = 0; i < 2; ++i) {
+            Document d = Document::from_bytes(fmt::format("receipt-{}.jpg", i), "image/jpeg", Bytes{1, 2, static_cast<std::uint8_t>(i)});
+            d.id = fmt::format("attachment-{}", i);
+            d.attributes["root_job_id"] = "email-1";  // as source.redis_stream delivers it
+            probe("src").pending.push_back(std::move(d));
+        }
+        Document own = Document::from_bytes("loose.jpg", "image/jpeg", Bytes{9});
+        own.id = "loose";
+        probe("src").pending.push_back(std::move(own));
+    }
+    start(kSimple);
+    ASSERT_TRUE(wait_job("loose", "submitted"));
+    ASSERT_TRUE(wait_job("attachment-1", "submitted"));
+    core::Job email;
+    email.id = email.root_id = "email-1";
+    email.status = "submitted";
+    email.source = "inbox";
+    rt_->state().put_job(email);  // what the intake stage wrote (shared Redis in production)
+
+    const json root = body(get("/api/v1/jobs/email-1"))["data"];
+    ASSERT_EQ(root["stages"].size(), 2u) << root;
+    EXPECT_EQ(root["stages"][0]["id"], "attachment-0");
+    EXPECT_EQ(root["stages"][1]["id"], "attachment-1");
+    EXPECT_EQ(root["stages"][0]["status"], "submitted");
+    EXPECT_EQ(root["stages"][0]["source"], "in");
+    EXPECT_TRUE(root["stages"][0]["owner"].is_string());
+    EXPECT_EQ(body(get("/api/v1/jobs/attachment-0"))["data"]["root_id"], "email-1");
+    const json loose = body(get("/api/v1/jobs/loose"))["data"];
+    EXPECT_EQ(loose["root_id"], "loose");
+    EXPECT_TRUE(loose["stages"].empty()) << loose;
 }
 
 TEST_F(AdminApi, DashboardAndDailyStats) {

@@ -176,6 +176,35 @@ TEST_P(StoreConformance, JobFiltersAndPagination) {
     EXPECT_EQ(counts["submitted"], 20u);
 }
 
+// A distributed pipeline's later stages open jobs of their own whose root_id is the email's
+// job: the root's admin view finds them (and not itself, nor another email's stages).
+TEST_P(StoreConformance, LaterStagesAreFoundByTheirRootJob) {
+    store_->put_job(job("email-1", "submitted", 1000));
+    store_->put_job(job("email-2", "submitted", 1001));
+    for (int i = 0; i < 3; ++i) {
+        Job stage = job(fmt::format("attachment-{}", i), i == 2 ? "review" : "submitted", 1100 + i);
+        stage.root_id = "email-1";
+        store_->put_job(stage);
+    }
+    Job other = job("attachment-x", "submitted", 1200);
+    other.root_id = "email-2";
+    store_->put_job(other);
+    // Rewritten (a stage settling later): still one entry.
+    ASSERT_TRUE(store_->update_job("attachment-1", [](Job& j) { j.status = "failed"; }));
+
+    auto stages = store_->list_jobs({.root_id = std::string("email-1"), .limit = 100, .newest_first = false});
+    EXPECT_EQ(stages.total, 3u);
+    ASSERT_EQ(stages.jobs.size(), 3u);
+    EXPECT_EQ(stages.jobs[0].id, "attachment-0") << "oldest first when asked";
+    EXPECT_EQ(stages.jobs[1].status, "failed");
+    EXPECT_EQ(stages.jobs[2].id, "attachment-2");
+    auto reviewing = store_->list_jobs({.status = std::string("review"), .root_id = std::string("email-1"), .limit = 100});
+    ASSERT_EQ(reviewing.total, 1u);
+    EXPECT_EQ(reviewing.jobs[0].id, "attachment-2");
+    EXPECT_EQ(store_->list_jobs({.root_id = std::string("email-2"), .limit = 100}).total, 1u);
+    EXPECT_EQ(store_->list_jobs({.root_id = std::string("attachment-0"), .limit = 100}).total, 0u) << "a leaf has no later stages";
+}
+
 TEST_P(StoreConformance, AggregatesForStats) {
     const std::int64_t day = 1'700'000'000'000 - 1'700'000'000'000 % 86'400'000;  // a UTC midnight
     auto add = [&](const std::string& id, const std::string& status, std::int64_t created, double confidence, const std::string& provider) {

@@ -21,6 +21,10 @@ inline constexpr const char* kJobIdAttribute = "job_id";
 // The job's status before this delivery began ("" for a new job), stamped by the runtime so
 // transform.dedup can tell a redelivery after a crash from a re-sent, already-accepted one.
 inline constexpr const char* kPreviousStatusAttribute = "previous_status";
+// The first job of a document's journey: the runtime that takes a source document without
+// one stamps the document's own id; documents that crossed a stream keep it (attributes
+// travel), so every stage's job of one email carries the email's job id as its root_id.
+inline constexpr const char* kRootJobAttribute = "root_job_id";
 // Set on source documents taken with RuntimeOptions::redeliver: dedup lets them through.
 inline constexpr const char* kRedeliverAttribute = "redeliver";
 // Optional attribute a component sets to say why a document needs a reviewer.

@@ -78,6 +78,7 @@ void GraphExecutor::wait_for_all() {
 bool GraphExecutor::admit(std::size_t index, Document doc, const std::shared_ptr<Tracker>& tracker) {
     RuntimeNode& node = *s_.nodes[index];
     doc.attributes[kJobIdAttribute] = doc.id;  // children inherit it (make_child copies attributes)
+    doc.attributes.try_emplace(kRootJobAttribute, doc.id);  // set upstream when it crossed a stream
     if (s_.redeliver) doc.attributes[kRedeliverAttribute] = "1";  // transform.dedup lets it through
     try {
         s_.jobs.start(*tracker, doc);

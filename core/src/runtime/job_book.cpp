@@ -129,12 +129,14 @@ JobBook::JobBook(Store& store, StoreGuard& guard, Logger& log, std::string pipel
 
 void JobBook::start(Tracker& t, Document& doc) {
     const auto message_id = doc.attributes.find("message_id");
+    const auto root = doc.attributes.find(kRootJobAttribute);
     // Built afresh for each try (the guard tries again after a store outage), so the store
     // can move it in.
     auto fresh_job = [&] {
         Job job;
         job.id = t.doc_id;
-        job.root_id = t.doc_id;
+        // An upstream stage's job (the email's, at intake) when the document crossed a stream.
+        job.root_id = root != doc.attributes.end() && !root->second.empty() ? root->second : t.doc_id;
         job.status = "processing";
         job.source = t.source_node;
         job.filename = t.label;

@@ -77,6 +77,7 @@ public:
         for (const auto& [id, job] : jobs_) {
             if (q.status && job.status != *q.status) continue;
             if (q.email_id && job.email_id != *q.email_id) continue;
+            if (q.root_id && (job.root_id != *q.root_id || job.id == *q.root_id)) continue;
             if (q.from_ms && job.created_ms < *q.from_ms) continue;
             if (q.to_ms && job.created_ms > *q.to_ms) continue;
             matches.push_back(&job);

@@ -3,7 +3,8 @@
 // reconnects — a Redis restart costs the calls made while it is down, nothing more.
 //
 // Layout (prefix "docpipe:"): kv:<key> strings with PX expiry; job:<id> the job JSON;
-// zsets jobs, jobs:status:<status>, jobs:email:<email_id> scored by created_ms.
+// zsets jobs, jobs:status:<status>, jobs:email:<email_id>, jobs:root:<root job id> (later
+// stages only) scored by created_ms.
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
@@ -143,6 +144,9 @@ public:
         if (q.email_id) {
             index = "docpipe:jobs:email:" + *q.email_id;
             filter_status_in_memory = q.status.has_value();
+        } else if (q.root_id) {
+            index = "docpipe:jobs:root:" + *q.root_id;  // holds only jobs of later stages
+            filter_status_in_memory = q.status.has_value();
         } else if (q.status) {
             index = "docpipe:jobs:status:" + *q.status;
         }
@@ -160,7 +164,7 @@ public:
             else page.jobs = fetch(ids);
             return page;
         }
-        // email + status: one email has few jobs; filter them here.
+        // email (or root) + status: one email has few jobs; filter them here.
         Reply r = q.newest_first ? command({"ZREVRANGEBYSCORE", index, hi, lo}) : command({"ZRANGEBYSCORE", index, lo, hi});
         for (std::size_t i = 0; i < r->elements; ++i) ids.emplace_back(r->element[i]->str, r->element[i]->len);
         std::vector<Job> all = fetch(ids);
@@ -218,6 +222,8 @@ private:
         if (previous && previous->email_id != job.email_id && !previous->email_id.empty())
             command_locked({"ZREM", "docpipe:jobs:email:" + previous->email_id, job.id});
         if (!job.email_id.empty()) command_locked({"ZADD", "docpipe:jobs:email:" + job.email_id, score, job.id});
+        // A later stage's job (its documents crossed a stream): found from its root's job.
+        if (!job.root_id.empty() && job.root_id != job.id) command_locked({"ZADD", "docpipe:jobs:root:" + job.root_id, score, job.id});
         Reply r = command_locked({"EXEC"});
         return r->type != REDIS_REPLY_NIL;
     }

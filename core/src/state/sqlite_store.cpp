@@ -204,14 +204,17 @@ public:
         if (q.email_id) where += " AND email_id=?2";
         if (q.from_ms) where += " AND created_ms>=?3";
         if (q.to_ms) where += " AND created_ms<=?4";
+        // No column of its own: a job's stages are few and this is an admin look-up.
+        if (q.root_id) where += " AND json_extract(data,'$.root_id')=?7 AND id<>?7";
         auto bind = [&](Statement& st) {
             if (q.status) st.text(1, *q.status);
             if (q.email_id) st.text(2, *q.email_id);
             if (q.from_ms) st.int64(3, *q.from_ms);
             if (q.to_ms) st.int64(4, *q.to_ms);
+            if (q.root_id) st.text(7, *q.root_id);
         };
         JobPage page;
-        if (!q.email_id && !q.from_ms && !q.to_ms) {
+        if (!q.email_id && !q.root_id && !q.from_ms && !q.to_ms) {
             Statement st(db, q.status ? "SELECT n FROM job_counts WHERE status=?1" : "SELECT total(n) FROM job_counts");
             if (q.status) st.text(1, *q.status);
             if (st.step() == SQLITE_ROW) page.total = static_cast<std::size_t>(sqlite3_column_int64(st.s, 0));

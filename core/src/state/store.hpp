@@ -76,6 +76,9 @@ struct JobQuery {
     std::optional<std::string> status = std::nullopt;
     std::optional<std::int64_t> from_ms = std::nullopt, to_ms = std::nullopt;  // created_ms range, inclusive
     std::optional<std::string> email_id = std::nullopt;
+    // Jobs whose root_id is this and whose id is not: the later stages of a job whose
+    // documents crossed a stream (email_id and root_id are not combined).
+    std::optional<std::string> root_id = std::nullopt;
     std::size_t limit = 50;
     std::size_t offset = 0;
     bool newest_first = true;
