@@ -338,14 +338,6 @@ StreamSource::Step StreamSource::handle(SourceEmitter& emitter, Entry& entry, st
              fmt::format("node '{}': stream '{}' entry {} cannot be decoded: {}", ctx_.node_name(), stream_, entry.id, e.what()));
         return Step::Nothing;
     }
-    if (deliveries > max_deliveries_) {
-        park(decoded.doc.id, decoded.job_id, decoded.doc.to_json(true),
-             fmt::format("node '{}': stream '{}' entry {} was delivered {} times (max_deliveries {}) without being acked: it "
-                         "keeps crashing or stalling workers; fix the cause, then re-run it from this dead letter",
-                         ctx_.node_name(), stream_, entry.id, deliveries, max_deliveries_));
-        return Step::Nothing;
-    }
-
     Document doc = std::move(decoded.doc);
     doc.attributes["stream"] = stream_;
     doc.attributes["stream_entry_id"] = entry.id;
@@ -356,7 +348,23 @@ StreamSource::Step StreamSource::handle(SourceEmitter& emitter, Entry& entry, st
         in_flight_[entry.id] = blobs;
     }
     auto on_settled = [this, id = entry.id, blobs](const Outcome& outcome) { settle(id, blobs, outcome); };
-    if (!emitter.emit(std::move(doc), std::move(on_settled))) {
+    const bool poison = deliveries > max_deliveries_;
+    // A poison entry goes to the runtime as a failure at this node (a failed job, a dead
+    // letter the admin API can retry from here), not through the graph; acked once recorded.
+    const bool taken = poison ? emitter.reject(std::move(doc),
+                                               fmt::format("stream '{}' entry {} was delivered {} times (max_deliveries {}) without "
+                                                           "being acked: it keeps crashing or stalling workers; fix the cause, then "
+                                                           "retry the job (POST /api/v1/jobs/{{id}}/retry)",
+                                                           stream_, entry.id, deliveries, max_deliveries_),
+                                               std::move(on_settled))
+                              : emitter.emit(std::move(doc), std::move(on_settled));
+    if (poison && taken) {
+        ctx_.metrics().increment("stream_dead_letters_total", 1, {{"stream", stream_}});
+        std::lock_guard lock(state_mutex_);
+        ++dead_lettered_;
+        return Step::Nothing;
+    }
+    if (!taken) {
         // Not taken (the runtime is stopping): still pending on this consumer, read again
         // from the PEL by the next poll or claimed by another worker.
         std::lock_guard lock(state_mutex_);
@@ -391,6 +399,16 @@ bool StreamSource::send_ack(const PendingAck& ack) {
 }
 
 void StreamSource::settle(const std::string& entry_id, const std::vector<std::string>& blobs, const Outcome& outcome) {
+    if (!outcome.ok && outcome.keep_input) {
+        // The runtime could not record the failure: the entry is the only copy. Left pending,
+        // read again from this consumer's pending list by the next poll.
+        ctx_.log().log(LogLevel::Error, fmt::format("stream '{}' entry {} failed and could not be recorded ({}); left pending to be "
+                                                    "read again", stream_, entry_id, outcome.reason));
+        std::lock_guard lock(state_mutex_);
+        in_flight_.erase(entry_id);
+        recover_own_ = true;
+        return;
+    }
     if (!outcome.ok)
         // The runtime already stored the failing document in its dead letters with the
         // reason; the entry is done here, so it is acked rather than handed to another worker.

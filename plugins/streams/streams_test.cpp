@@ -342,7 +342,10 @@ TEST_F(Streams, ASlowLiveWorkerKeepsItsEntries) {
     EXPECT_EQ(pending("s"), 0);
 }
 
-TEST_F(Streams, APoisonEntryGoesToTheDeadLettersAfterMaxDeliveries) {
+// Past max_deliveries the entry is handed to the runtime with SourceEmitter::reject (it
+// records a failed job and a dead letter at this node, retryable through the admin API;
+// tests/integration/streams_runtime_test.cpp checks that part) and acked once recorded.
+TEST_F(Streams, APoisonEntryIsRejectedToTheRuntimeAfterMaxDeliveries) {
     auto out = sink("inline_limit: 1024\n");
     ASSERT_EQ(out.write(rich_document(4096)).status(), SinkResult::Status::Ok);
     const std::string opts = "claim_idle: 100ms\nclaim_every: 10ms\nmax_deliveries: 2";
@@ -352,23 +355,33 @@ TEST_F(Streams, APoisonEntryGoesToTheDeadLettersAfterMaxDeliveries) {
         w.clock().advance(1s);
         auto items = poll(w);
         ASSERT_EQ(items.size(), 1u) << "delivery " << delivery;
+        EXPECT_TRUE(items[0].rejected.empty());
         EXPECT_EQ(items[0].doc.attributes.at("stream_deliveries"), std::to_string(delivery));
         // ... and the worker crashes on it, never acking.
     }
     auto last = source("w3", opts);
     std::this_thread::sleep_for(150ms);
     last.clock().advance(1s);
-    EXPECT_TRUE(poll(last).empty()) << "the poison entry was emitted a third time";
-    EXPECT_EQ(pending("s"), 0) << "dead-lettered entries are acked";
-    auto letters = last.context().state().keys("deadletter/", 10);
-    ASSERT_EQ(letters.size(), 1u);
-    auto record = nlohmann::json::parse(*last.context().state().get(letters[0]));
-    EXPECT_NE(record["reason"].get<std::string>().find("delivered 3 times (max_deliveries 2)"), std::string::npos) << record["reason"];
-    EXPECT_EQ(record["node"], "node-under-test");
-    EXPECT_EQ(record["attempts"], 3);
-    EXPECT_EQ(record["document"]["id"], rich_document(4096).id);
-    EXPECT_EQ(record["root_id"], "job-42");
-    // Its blobs were released with the ack.
+    auto items = poll(last);
+    ASSERT_EQ(items.size(), 1u) << "the poison entry was not handed over";
+    EXPECT_NE(items[0].rejected.find("delivered 3 times (max_deliveries 2)"), std::string::npos) << items[0].rejected;
+    EXPECT_EQ(items[0].doc.id, rich_document(4096).id);
+    EXPECT_EQ(items[0].doc.attributes.at("upstream_job_id"), "job-42");
+    EXPECT_EQ(items[0].doc.attributes.at("stream_deliveries"), "3");
+    EXPECT_EQ(pending("s"), 1) << "not acked before the runtime recorded it";
+    last.clock().advance(1s);
+    EXPECT_TRUE(poll(last).empty()) << "handed over twice while the runtime records it";
+
+    // The runtime could not record it (its store is down): the entry stays pending.
+    items[0].ack(Outcome{false, "its dead letter could not be stored", true});
+    EXPECT_EQ(pending("s"), 1) << "an unrecorded failure was acked: the entry would be lost";
+    last.clock().advance(1s);
+    items = poll(last);
+    ASSERT_EQ(items.size(), 1u) << "left pending, it is read again";
+    EXPECT_FALSE(items[0].rejected.empty());
+    // Recorded: acked, and its blobs released.
+    items[0].ack(Outcome{false, "recorded as a dead letter"});
+    EXPECT_EQ(pending("s"), 0) << "a recorded rejection is acked";
     auto blobs = cmd({"KEYS", "docpipe:blob:*"});
     EXPECT_EQ(blobs->elements, 0u);
 }

@@ -199,7 +199,11 @@ public:
 class CollectingEmitter : public SourceEmitter {
 public:
     bool emit(Document doc, AckHandle ack) override {
-        items.push_back({std::move(doc), std::move(ack)});
+        items.push_back({std::move(doc), std::move(ack), {}});
+        return true;
+    }
+    bool reject(Document doc, std::string reason, AckHandle ack) override {
+        items.push_back({std::move(doc), std::move(ack), std::move(reason)});
         return true;
     }
     bool stop_requested() const override { return false; }

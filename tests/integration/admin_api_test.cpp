@@ -276,6 +276,48 @@ edges: [in -> out]
     EXPECT_EQ(body(again)["error"]["message"], "job is 'submitted'; only failed or partial jobs can be retried");
 }
 
+// A source that gives up on a document (a poison stream entry: SourceEmitter::reject) gets
+// it recorded like a failure in the graph: a failed job with the reason, a dead letter at
+// the source node, the source told it failed; a retry sends it on from the source's outputs.
+TEST_F(AdminApi, ADocumentASourceRejectsIsAFailedJobThatARetrySendsOn) {
+    {
+        Document d = Document::from_bytes("entry.bin", "application/octet-stream", Bytes{7, 7, 7});
+        d.id = "poison-1";
+        d.attributes["test_reject"] = "stream 's' entry 1-0 was delivered 6 times (max_deliveries 5)";
+        std::lock_guard lock(probe("src").mutex);
+        probe("src").pending.push_back(std::move(d));
+    }
+    start(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  out: {component: sink.memory, config: {probe: out}}
+edges: [in -> out]
+)");
+    ASSERT_TRUE(wait_job("poison-1", "failed")) << harness_.logs();
+    ASSERT_TRUE(probe("src").wait_for([&] { return probe("src").settled.count("poison-1") > 0; }));
+    {
+        std::lock_guard lock(probe("src").mutex);
+        const Outcome o = probe("src").settled.at("poison-1");
+        EXPECT_FALSE(o.ok);
+        EXPECT_FALSE(o.keep_input) << "recorded: the source may let its input go";
+        EXPECT_NE(o.reason.find("delivered 6 times"), std::string::npos) << o.reason;
+    }
+    EXPECT_EQ(probe("out").accepted.count("poison-1"), 0u) << "a rejected document does not enter the graph";
+    const json job = body(get("/api/v1/jobs/poison-1"))["data"];
+    EXPECT_NE(job["last_error"].get<std::string>().find("delivered 6 times"), std::string::npos) << job;
+    ASSERT_EQ(job["outcomes"].size(), 1u) << job;
+    EXPECT_EQ(job["outcomes"][0]["node"], "in");
+    const auto letters = rt_->state().keys("deadletter/");
+    ASSERT_EQ(letters.size(), 1u);
+    EXPECT_EQ(json::parse(*rt_->state().get(letters[0]))["node"], "in");
+
+    auto retry = client_->Post("/api/v1/jobs/poison-1/retry", {{"X-API-Key", kKey}}, "", "application/json");
+    ASSERT_EQ(retry->status, 200) << retry->body;
+    ASSERT_TRUE(wait_job("poison-1", "submitted")) << harness_.logs();
+    EXPECT_EQ(probe("out").accepted.at("poison-1"), 1) << "the retry went on from the source's outputs";
+    EXPECT_TRUE(rt_->state().keys("deadletter/").empty()) << "the dead letter is cleared after the retry";
+}
+
 TEST_F(AdminApi, ReviewQueueApproveWithCorrectionsAndReject) {
     probe("src").feed(4);
     start(R"(

@@ -93,13 +93,18 @@ public:
             }
             const std::string id = doc.id;
             Document copy = doc;
-            bool taken = emitter.emit(std::move(doc), [this, id](const Outcome& o) {
+            AckHandle ack = [this, id](const Outcome& o) {
                 std::lock_guard lock(probe_.mutex);
                 probe_.settled[id] = o;
                 probe_.settle_calls++;
                 probe_.outstanding--;
                 probe_.cv.notify_all();
-            });
+            };
+            // A document fed with the attribute "test_reject" is given up on at the source
+            // (SourceEmitter::reject) with that reason, as a poison stream entry is.
+            auto reject = doc.attributes.find("test_reject");
+            bool taken = reject != doc.attributes.end() ? emitter.reject(std::move(doc), reject->second, std::move(ack))
+                                                        : emitter.emit(std::move(doc), std::move(ack));
             if (!taken) {
                 std::lock_guard lock(probe_.mutex);
                 probe_.outstanding--;

@@ -65,9 +65,13 @@ ActionResult AdminActions::retry_job(const std::string& id) {
     if (!still_retryable) return ActionResult::fail(Result::Conflict, "job is no longer failed: it was retried or changed meanwhile");
     for (std::size_t i = 0; i < letters.size(); ++i) {
         const std::string key = letters[i].key, index_key = letters[i].index_key;
-        graph_.inject(targets[i], id, std::make_shared<const Document>(std::move(letters[i].doc)), [this, key, index_key](const Outcome& o) {
+        AckHandle done = [this, key, index_key](const Outcome& o) {
             if (o.ok) dead_letters_.remove(key, index_key);  // else the failing node wrote a new letter
-        }, DescendantOutcome::Kind::Failed);
+        };
+        auto doc = std::make_shared<const Document>(std::move(letters[i].doc));
+        // A letter a source recorded (SourceEmitter::reject) re-enters after that source.
+        if (graph_.is_source(targets[i])) graph_.inject_after_source(targets[i], id, std::move(doc), std::move(done));
+        else graph_.inject(targets[i], id, std::move(doc), std::move(done), DescendantOutcome::Kind::Failed);
     }
     log_.log(LogLevel::Info, fmt::format("retrying job from {} dead letter(s)", letters.size()), id);
     return ActionResult::done();

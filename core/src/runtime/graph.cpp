@@ -233,6 +233,48 @@ void GraphExecutor::fail(RuntimeNode& node, const Envelope& env, const std::stri
     finish_hop(env);
 }
 
+bool GraphExecutor::reject(std::size_t index, Document doc, const std::shared_ptr<Tracker>& tracker, const std::string& reason) {
+    RuntimeNode& node = *s_.nodes[index];
+    doc.attributes[kJobIdAttribute] = doc.id;
+    doc.attributes.try_emplace(kRootJobAttribute, doc.id);
+    try {
+        s_.jobs.start(*tracker, doc);
+    } catch (const StoreError& e) {
+        node.context->log().log(LogLevel::Error, fmt::format("not taken: the job record could not be written: {}", e.what()), doc.id);
+        s_.flight.leave(tracker);
+        return false;
+    }
+    s_.settlements.counters.taken.fetch_add(1);
+    node.stats.in.fetch_add(1, std::memory_order_relaxed);
+    hop_started_steady = steady::now();
+    hop_started_ms = std::chrono::duration_cast<milliseconds>(s_.clock.now().time_since_epoch()).count();
+    tracker->outstanding.fetch_add(1);
+    std::uint64_t token;
+    {
+        std::lock_guard lock(tracker->mutex);
+        token = tracker->next_token++;
+    }
+    // The one hop this document makes: it fails where it is, at its source.
+    fail(node, Envelope{std::make_shared<const Document>(std::move(doc)), tracker, token, 1}, reason);
+    return true;
+}
+
+bool GraphExecutor::is_source(std::size_t index) const { return s_.nodes[index]->source != nullptr; }
+
+void GraphExecutor::inject_after_source(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack) {
+    auto tracker = std::make_shared<Tracker>();
+    tracker->doc_id = job_id;
+    tracker->label = doc->parts.empty() ? doc->id : doc->parts.front().name;
+    tracker->source_node = "admin retry";
+    tracker->ack = std::move(ack);
+    tracker->started = steady::now();
+    tracker->replaces = DescendantOutcome::Kind::Failed;
+    s_.flight.enter_now(tracker);
+    tracker->outstanding.fetch_add(1);  // held while forwarding, as in admit()
+    forward(*s_.nodes[index], "out", std::move(doc), tracker);
+    if (tracker->outstanding.fetch_sub(1) == 1) settle(tracker);
+}
+
 void GraphExecutor::retry_or_fail(std::size_t index, Envelope env, const std::string& why, milliseconds hint) {
     RuntimeNode& node = *s_.nodes[index];
     const RetryPolicy& policy = node.spec->retry;

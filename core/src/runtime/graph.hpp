@@ -63,6 +63,14 @@ public:
     // False when the job record could not be written (the store stayed down past the
     // horizon): nothing entered the graph, the tracker left InFlight, the source keeps it.
     bool admit(std::size_t index, Document doc, const std::shared_ptr<Tracker>& tracker);
+    // SourceEmitter::reject: the document gets its job like admit(), then fails at its source
+    // node at once (a dead letter with `reason`, the job `failed`, the source nacked) without
+    // entering the graph. Same false as admit().
+    bool reject(std::size_t index, Document doc, const std::shared_ptr<Tracker>& tracker, const std::string& reason);
+    // Re-entry of a dead letter recorded at source node `index`: the document goes on from
+    // the source's outputs. Otherwise as inject().
+    void inject_after_source(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack);
+    bool is_source(std::size_t index) const;
     // Puts a document straight into a node (admin retry, approval) under its own tracker.
     // `replaces`: the kind of outcome of the job this re-entry settles anew (review for an
     // approval, failed for a retry).

@@ -290,13 +290,14 @@ JobEnd JobBook::end(Tracker& t) {
     } catch (const StoreError& e) {
         // Past the horizon: the source keeps the document (nack) so nothing is lost.
         result.ack = {false, fmt::format("the state store stayed unavailable for {} s, so the job record could not be written: {}",
-                                         guard_.horizon().count() / 1000, e.what())};
+                                         guard_.horizon().count() / 1000, e.what()), true};
         log_.log(LogLevel::Error, result.ack.reason, t.doc_id);
         return result;
     }
     if (result.status.empty()) result.status = derive(build_fresh());  // no job record (an admin re-entry of a deleted job)
     if (result.status == "failed") result.ack = {false, failure.empty() ? summary_error(build_fresh(), "failed") : failure};
     else if (letters_missing) result.ack = {false, failure + " (its dead letter could not be stored, so the source keeps the input)"};
+    if (letters_missing) result.ack.keep_input = true;
     return result;
 }
 

@@ -13,6 +13,10 @@ public:
         driver_.beat(index_);
         return driver_.admit(index_, std::move(doc), std::move(ack));
     }
+    bool reject(Document doc, std::string reason, AckHandle ack) override {
+        driver_.beat(index_);
+        return driver_.admit(index_, std::move(doc), std::move(ack), &reason);
+    }
     bool stop_requested() const override { return driver_.flight_.sources_stopping(); }
 
 private:
@@ -63,7 +67,7 @@ void SourceDriver::join() {
     threads_.clear();
 }
 
-bool SourceDriver::admit(std::size_t index, Document doc, AckHandle ack) {
+bool SourceDriver::admit(std::size_t index, Document doc, AckHandle ack, const std::string* rejected) {
     RuntimeNode& node = *nodes_[index];
     if (doc.id.empty()) {
         if (!doc.parts.empty() && doc.parts.front().bytes) {
@@ -82,6 +86,7 @@ bool SourceDriver::admit(std::size_t index, Document doc, AckHandle ack) {
     tracker->ack = std::move(ack);
     tracker->started = steady::now();
     if (!flight_.enter(tracker)) return false;  // not taken: the source keeps it
+    if (rejected) return graph_.reject(index, std::move(doc), tracker, *rejected);
     return graph_.admit(index, std::move(doc), tracker);
 }
 

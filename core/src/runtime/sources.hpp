@@ -45,7 +45,8 @@ public:
 
 private:
     class Emitter;
-    bool admit(std::size_t index, Document doc, AckHandle ack);
+    // `rejected`: the reason, for SourceEmitter::reject (recorded as failed at the source).
+    bool admit(std::size_t index, Document doc, AckHandle ack, const std::string* rejected = nullptr);
     void loop(std::size_t index);
 
     NodeList& nodes_;

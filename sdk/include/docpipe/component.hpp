@@ -72,6 +72,10 @@ public:
 struct Outcome {
     bool ok = true;
     std::string reason;  // why it failed (empty when ok)
+    // Failed, and the runtime could not record it (no dead letter or job record stored): the
+    // input exists nowhere else, so a source that would drop a failed input (acknowledge a
+    // stream entry) must keep it for a later delivery instead.
+    bool keep_input = false;
 };
 
 // Settles one source document. The source decides what acking means (move a file, flag a
@@ -85,6 +89,15 @@ public:
     // are in the graph (backpressure). Returns false if the runtime is stopping and did not
     // take the document: do not ack it, keep it for the next run.
     virtual bool emit(Document doc, AckHandle ack) = 0;
+    // Hands over a document the source gives up on without sending it through the graph
+    // (a stream entry delivered too many times: it keeps crashing or stalling workers). The
+    // runtime records it as a failure at this source node, like a document that failed in
+    // the graph: a job with status `failed` and a dead letter with `reason` (visible in the
+    // admin API; POST /api/v1/jobs/{id}/retry sends the document on from this node's
+    // outputs). Then it calls `ack` with a failed Outcome: the input is recorded, the source
+    // may let it go. Returns false when the runtime is stopping or its state store stayed
+    // down (nothing recorded, `ack` not called: keep the input and offer it again later).
+    virtual bool reject(Document doc, std::string reason, AckHandle ack) = 0;
     virtual bool stop_requested() const = 0;
 };
 

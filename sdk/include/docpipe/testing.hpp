@@ -101,6 +101,7 @@ struct Emitted {
 struct SourceItem {
     Document doc;
     AckHandle ack;
+    std::string rejected;  // the reason, when the source handed it over with SourceEmitter::reject
 };
 
 class NodeRunner {
