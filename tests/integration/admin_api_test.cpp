@@ -481,18 +481,9 @@ edges:
     EXPECT_EQ(probe("ncb").accepted.at("doc-0"), 1);
 }
 
-// A two-page PDF made here (no tool needed): page 1 US Letter, page 2 half letter, each with
-// one black box, so pdf_pages renders real rasters of two different sizes.
-std::string two_page_pdf() {
-    const std::vector<std::string> pages = {"0 0 0 rg 72 600 300 40 re f", "0 0 0 rg 36 300 200 30 re f"};
-    std::vector<std::string> objects = {
-        "<< /Type /Catalog /Pages 2 0 R >>",
-        "<< /Type /Pages /Kids [3 0 R 4 0 R] /Count 2 >>",
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 5 0 R >>",
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 396 612] /Contents 6 0 R >>",
-    };
-    for (const auto& content : pages)
-        objects.push_back("<< /Length " + std::to_string(content.size()) + " >>\nstream\n" + content + "\nendstream");
+// A PDF file of the given objects (object n is objects[n-1]; 1 is the catalog), with its
+// cross-reference table, so tests need no tool to make one.
+std::string pdf_of(const std::vector<std::string>& objects) {
     std::string pdf = "%PDF-1.4\n";
     std::vector<std::size_t> offsets;
     for (std::size_t i = 0; i < objects.size(); ++i) {
@@ -508,6 +499,24 @@ std::string two_page_pdf() {
     }
     pdf += "trailer\n<< /Size " + std::to_string(objects.size() + 1) + " /Root 1 0 R >>\nstartxref\n" + std::to_string(xref) + "\n%%EOF\n";
     return pdf;
+}
+
+// A stream object holding `content`.
+std::string pdf_stream(const std::string& content) {
+    return "<< /Length " + std::to_string(content.size()) + " >>\nstream\n" + content + "\nendstream";
+}
+
+// A two-page PDF made here (no tool needed): page 1 US Letter, page 2 half letter, each with
+// one black box, so pdf_pages renders real rasters of two different sizes.
+std::string two_page_pdf() {
+    return pdf_of({
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R 4 0 R] /Count 2 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 5 0 R >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 396 612] /Contents 6 0 R >>",
+        pdf_stream("0 0 0 rg 72 600 300 40 re f"),
+        pdf_stream("0 0 0 rg 36 300 200 30 re f"),
+    });
 }
 
 // A PNG's size from its IHDR chunk; {0, 0} when the bytes are not a PNG.
@@ -590,28 +599,13 @@ edges:
 // by sink.review with its long side at most 1600 px, at the rendered image's own size.
 TEST_F(AdminApi, ReviewRendersABornDigitalPdfPageFromThePdf) {
     {
-        const std::string content = "BT /F1 24 Tf 72 700 Td (KEDAI CONTOH SDN BHD) Tj 0 -40 Td (TOTAL RM 479.05) Tj ET";
-        const std::vector<std::string> objects = {
+        const std::string pdf = pdf_of({
             "<< /Type /Catalog /Pages 2 0 R >>",
             "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
             "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
             "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-            "<< /Length " + std::to_string(content.size()) + " >>\nstream\n" + content + "\nendstream",
-        };
-        std::string pdf = "%PDF-1.4\n";
-        std::vector<std::size_t> offsets;
-        for (std::size_t i = 0; i < objects.size(); ++i) {
-            offsets.push_back(pdf.size());
-            pdf += std::to_string(i + 1) + " 0 obj\n" + objects[i] + "\nendobj\n";
-        }
-        const std::size_t xref = pdf.size();
-        pdf += "xref\n0 " + std::to_string(objects.size() + 1) + "\n0000000000 65535 f \n";
-        for (auto o : offsets) {
-            char line[32];
-            std::snprintf(line, sizeof line, "%010zu 00000 n \n", o);
-            pdf += line;
-        }
-        pdf += "trailer\n<< /Size " + std::to_string(objects.size() + 1) + " /Root 1 0 R >>\nstartxref\n" + std::to_string(xref) + "\n%%EOF\n";
+            pdf_stream("BT /F1 24 Tf 72 700 Td (KEDAI CONTOH SDN BHD) Tj 0 -40 Td (TOTAL RM 479.05) Tj ET"),
+        });
         Document d = Document::from_bytes("invoice.pdf", "application/pdf", Bytes(pdf.begin(), pdf.end()));
         d.id = "doc-0";
         std::lock_guard lock(probe("src").mutex);

@@ -75,8 +75,9 @@ void GraphExecutor::wait_for_all() {
 
 // ---- entering the graph ------------------------------------------------------------------
 
-bool GraphExecutor::admit(std::size_t index, Document doc, const std::shared_ptr<Tracker>& tracker) {
-    RuntimeNode& node = *s_.nodes[index];
+// A source document is taken: stamps its job attributes and starts its job. False (the
+// tracker left InFlight) when the job record could not be written.
+bool GraphExecutor::take(RuntimeNode& node, Document& doc, const std::shared_ptr<Tracker>& tracker) {
     doc.attributes[kJobIdAttribute] = doc.id;  // children inherit it (make_child copies attributes)
     doc.attributes.try_emplace(kRootJobAttribute, doc.id);  // set upstream when it crossed a stream
     if (s_.redeliver) doc.attributes[kRedeliverAttribute] = "1";  // transform.dedup lets it through
@@ -90,6 +91,12 @@ bool GraphExecutor::admit(std::size_t index, Document doc, const std::shared_ptr
     }
     s_.settlements.counters.taken.fetch_add(1);
     node.stats.in.fetch_add(1, std::memory_order_relaxed);
+    return true;
+}
+
+bool GraphExecutor::admit(std::size_t index, Document doc, const std::shared_ptr<Tracker>& tracker) {
+    RuntimeNode& node = *s_.nodes[index];
+    if (!take(node, doc, tracker)) return false;
     if (s_.log.enabled(LogLevel::Debug)) node.context->log().log(LogLevel::Debug, "taken", doc.id);
     // Hold one extra count while forwarding so a fast graph cannot settle mid-fan-out.
     tracker->outstanding.fetch_add(1);
@@ -98,16 +105,23 @@ bool GraphExecutor::admit(std::size_t index, Document doc, const std::shared_ptr
     return true;
 }
 
-void GraphExecutor::inject(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack,
-                           DescendantOutcome::Kind replaces) {
+// The tracker of an admin re-entry (retry, approval) of job `job_id`, already in InFlight.
+std::shared_ptr<Tracker> GraphExecutor::re_entry(const std::string& job_id, const Document& doc, AckHandle ack,
+                                                 DescendantOutcome::Kind replaces) {
     auto tracker = std::make_shared<Tracker>();
     tracker->doc_id = job_id;
-    tracker->label = doc->parts.empty() ? doc->id : doc->parts.front().name;
+    tracker->label = doc.parts.empty() ? doc.id : doc.parts.front().name;
     tracker->source_node = "admin retry";
     tracker->ack = std::move(ack);
     tracker->started = steady::now();
     tracker->replaces = replaces;
     s_.flight.enter_now(tracker);
+    return tracker;
+}
+
+void GraphExecutor::inject(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack,
+                           DescendantOutcome::Kind replaces) {
+    auto tracker = re_entry(job_id, *doc, std::move(ack), replaces);
     tracker->outstanding.fetch_add(1);
     put(index, Envelope{std::move(doc), tracker, 0, 1});
 }
@@ -235,17 +249,7 @@ void GraphExecutor::fail(RuntimeNode& node, const Envelope& env, const std::stri
 
 bool GraphExecutor::reject(std::size_t index, Document doc, const std::shared_ptr<Tracker>& tracker, const std::string& reason) {
     RuntimeNode& node = *s_.nodes[index];
-    doc.attributes[kJobIdAttribute] = doc.id;
-    doc.attributes.try_emplace(kRootJobAttribute, doc.id);
-    try {
-        s_.jobs.start(*tracker, doc);
-    } catch (const StoreError& e) {
-        node.context->log().log(LogLevel::Error, fmt::format("not taken: the job record could not be written: {}", e.what()), doc.id);
-        s_.flight.leave(tracker);
-        return false;
-    }
-    s_.settlements.counters.taken.fetch_add(1);
-    node.stats.in.fetch_add(1, std::memory_order_relaxed);
+    if (!take(node, doc, tracker)) return false;
     hop_started_steady = steady::now();
     hop_started_ms = std::chrono::duration_cast<milliseconds>(s_.clock.now().time_since_epoch()).count();
     tracker->outstanding.fetch_add(1);
@@ -262,14 +266,7 @@ bool GraphExecutor::reject(std::size_t index, Document doc, const std::shared_pt
 bool GraphExecutor::is_source(std::size_t index) const { return s_.nodes[index]->source != nullptr; }
 
 void GraphExecutor::inject_after_source(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack) {
-    auto tracker = std::make_shared<Tracker>();
-    tracker->doc_id = job_id;
-    tracker->label = doc->parts.empty() ? doc->id : doc->parts.front().name;
-    tracker->source_node = "admin retry";
-    tracker->ack = std::move(ack);
-    tracker->started = steady::now();
-    tracker->replaces = DescendantOutcome::Kind::Failed;
-    s_.flight.enter_now(tracker);
+    auto tracker = re_entry(job_id, *doc, std::move(ack), DescendantOutcome::Kind::Failed);
     tracker->outstanding.fetch_add(1);  // held while forwarding, as in admit()
     forward(*s_.nodes[index], "out", std::move(doc), tracker);
     if (tracker->outstanding.fetch_sub(1) == 1) settle(tracker);

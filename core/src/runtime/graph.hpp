@@ -84,6 +84,8 @@ public:
     }
 
 private:
+    bool take(RuntimeNode& node, Document& doc, const std::shared_ptr<Tracker>& tracker);
+    std::shared_ptr<Tracker> re_entry(const std::string& job_id, const Document& doc, AckHandle ack, DescendantOutcome::Kind replaces);
     class CollectingOutputs;
     struct Flow;
 

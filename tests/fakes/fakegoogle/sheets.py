@@ -79,6 +79,17 @@ def split_range(r):
     return None, r
 
 
+def _check_value_input_option(req):
+    """The 400 Sheets answers for a missing or unknown valueInputOption, else None."""
+    vio = req.q("valueInputOption")
+    if vio is None:
+        return google_error(400, "'valueInputOption' is required but not specified", reason="badRequest")
+    if vio not in ("RAW", "USER_ENTERED"):
+        return google_error(400, f"Invalid value at 'value_input_option' "
+                                 f"(type.googleapis.com/google.apps.sheets.v4.ValueInputOption), \"{vio}\"")
+    return None
+
+
 def parse_a1(a1):
     """-> (first column number, first row number or None). ValueError if it is not A1 notation."""
     m = _A1.fullmatch(a1 or "")
@@ -321,12 +332,9 @@ class Sheets:
         sid, book, err = self._book(m)
         if err:
             return err
-        vio = req.q("valueInputOption")
-        if vio is None:
-            return google_error(400, "'valueInputOption' is required but not specified", reason="badRequest")
-        if vio not in ("RAW", "USER_ENTERED"):
-            return google_error(400, f"Invalid value at 'value_input_option' "
-                                     f"(type.googleapis.com/google.apps.sheets.v4.ValueInputOption), \"{vio}\"")
+        err = _check_value_input_option(req)
+        if err:
+            return err
         unparsable = google_error(400, f"Unable to parse range: {rng}")
         try:
             title, a1 = split_range(rng)
@@ -368,12 +376,9 @@ class Sheets:
         sid, book, err = self._book(m)
         if err:
             return err
-        vio = req.q("valueInputOption")
-        if vio is None:
-            return google_error(400, "'valueInputOption' is required but not specified", reason="badRequest")
-        if vio not in ("RAW", "USER_ENTERED"):
-            return google_error(400, f"Invalid value at 'value_input_option' "
-                                     f"(type.googleapis.com/google.apps.sheets.v4.ValueInputOption), \"{vio}\"")
+        err = _check_value_input_option(req)
+        if err:
+            return err
         ido = req.q("insertDataOption")
         if ido is not None and ido not in ("OVERWRITE", "INSERT_ROWS"):
             return google_error(400, f"Invalid value at 'insert_data_option' "
