@@ -5,7 +5,7 @@ BUILD_DIR ?= $(shell [ -w . ] && echo build || echo "$${XDG_CACHE_HOME:-$$HOME/.
 JOBS ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build run test test-asan coverage bench install clean fuzz
+.PHONY: all deps configure build run test test-asan coverage bench load install clean fuzz
 
 all: build
 
@@ -37,6 +37,14 @@ coverage: deps
 
 bench: build
 	@bash scripts/run-bench.sh $(BUILD_DIR)
+
+# The distributed load test (bench/load/README.md): redis-server, the fake NCB and 4 docpipe
+# processes (intake, 2 OCR workers, delivery) on this machine, 500 claim emails at once, then
+# again with one OCR worker SIGKILLed halfway. Report in $(BUILD_DIR)/load/. Takes a while
+# (OCR-bound); options: make load LOAD_ARGS="--emails 100 --no-kill".
+LOAD_ARGS ?=
+load: build
+	@python3 bench/load/load_test.py --docpipe $(BUILD_DIR)/bin/docpipe --out $(BUILD_DIR)/load $(LOAD_ARGS)
 
 # libFuzzer targets (tests/fuzz) built with clang in build-fuzz, 60 s each; see tests/fuzz/README.md.
 fuzz: deps

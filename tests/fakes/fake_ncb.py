@@ -38,8 +38,15 @@ GET /api/v1/health                                    target "health", no auth
   200 {"status": "ok"}
 
 Control API (no auth), besides the common /_fake/reset, /_fake/script, /_fake/requests:
-  GET /_fake/claims  {"claims": [{"claim_reference", "idempotency_key", "request_id", "record"}],
-                      "attempts": <POSTs to /api/v1/claims/submit seen, including failed and scripted ones>}
+  GET /_fake/claims  {"claims": [{"claim_reference", "idempotency_key", "request_id", "record",
+                                  "received_ms", "replays"}],
+                      "attempts": <POSTs to /api/v1/claims/submit seen, including failed and scripted ones>,
+                      "replayed": <200 Idempotent-Replayed answers>, "key_reused": <422 IDEMPOTENCY_KEY_REUSED answers>}
+      received_ms  when the request that booked the claim arrived (epoch milliseconds; load tests measure
+                   email -> NCB latency with it)
+      replays      how many later requests repeated this claim's Idempotency-Key with the same body (each
+                   answered 200 + Idempotent-Replayed, not booked): a client resending the same claim shows
+                   here, where "claims" alone would hide it
 Scripts for target "claims" answer before any check (e.g. 503 + Retry-After, or a dropped connection).
 """
 
@@ -116,7 +123,9 @@ class Ncb:
 
     def reset(self):
         self.claims = []
-        self.by_key = {}            # idempotency key -> (canonical body, response body)
+        self.by_key = {}            # idempotency key -> (canonical body, response body, index in claims)
+        self.replayed = 0           # 200 Idempotent-Replayed answers
+        self.key_reused = 0         # 422 IDEMPOTENCY_KEY_REUSED answers
 
     def register(self, app):
         self.app = app
@@ -135,8 +144,9 @@ class Ncb:
 
     def _ctl_claims(self, req, m):
         with self.app.lock:
-            return Response.json(200, {"claims": list(self.claims),
-                                       "attempts": self.app.count_requests("claims", "POST")})
+            return Response.json(200, {"claims": [dict(c) for c in self.claims],
+                                       "attempts": self.app.count_requests("claims", "POST"),
+                                       "replayed": self.replayed, "key_reused": self.key_reused})
 
     def post_claim(self, req, m):
         if req.media_type() != "application/json":
@@ -156,16 +166,20 @@ class Ncb:
         seen = self.by_key.get(key)
         if seen is not None:
             if seen[0] != canonical:
+                self.key_reused += 1
                 return ncb_error(422, "IDEMPOTENCY_KEY_REUSED",
                                  "This Idempotency-Key was already used with a different request body")
+            self.replayed += 1
+            self.claims[seen[2]]["replays"] += 1
             return Response.json(200, seen[1], {"Idempotent-Replayed": "true"})
         self.sequence += 1
         now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
         body = {"claim_reference": f"NCB-{self.sequence:06d}", "status": "RECEIVED",
                 "received_at": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
-        self.by_key[key] = (canonical, body)
+        self.by_key[key] = (canonical, body, len(self.claims))
         self.claims.append({"claim_reference": body["claim_reference"], "idempotency_key": key,
-                            "request_id": req.header("x-request-id"), "record": record})
+                            "request_id": req.header("x-request-id"), "record": record,
+                            "received_ms": req.arrived_ms, "replays": 0})
         return Response.json(201, body, {"Location": f"/api/v1/claims/{body['claim_reference']}"})
 
 
