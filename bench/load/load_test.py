@@ -50,6 +50,7 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 PREFIX = "docpipe:claims"  # STREAM_PREFIX, the shipped default
 STREAMS = {"ocr": (f"{PREFIX}:ocr", "ocr"), "delivery": (f"{PREFIX}:delivery", "delivery")}
 PROCS = ["intake", "ocr-1", "ocr-2", "delivery"]
+REDIS_TIMEOUT = 30.0  # seconds; Redis starved of CPU on a loaded 2-core box has taken 29 s to answer
 
 
 class SetupError(Exception):
@@ -169,7 +170,7 @@ class Stack:
         deadline = time.time() + 20
         while time.time() < deadline:
             try:
-                r = Redis(self.redis_port)
+                r = Redis(self.redis_port, timeout=REDIS_TIMEOUT)
                 if r("PING") == "PONG":
                     self.redis = r
                     return
@@ -330,6 +331,26 @@ class Observer:
         self.dead = {}        # key -> {message_id, filename, node, reason, seen}
         self.ncb = {"claims": [], "attempts": 0, "replayed": 0, "key_reused": 0}
 
+    def reconnect(self):
+        """After a timeout the connection is out of step with its replies: start a new one."""
+        self.r.close()
+        self.r = self.stack.redis = Redis(self.stack.redis_port, timeout=REDIS_TIMEOUT)
+
+    def retrying(self, fn, *args, tries=6):
+        """fn(*args), again after a reconnect when Redis or the fake did not answer in time (a
+        2-core machine under heavy load can starve Redis of CPU for tens of seconds)."""
+        for i in range(tries):
+            try:
+                return fn(*args)
+            except (OSError, RedisError, ValueError):
+                if i == tries - 1:
+                    raise
+                time.sleep(2.0 * (i + 1))
+                try:
+                    self.reconnect()
+                except OSError:
+                    pass
+
     def _fetch_doc(self, key):
         raw = self.r("GET", key)
         if raw is None:
@@ -340,7 +361,7 @@ class Observer:
             return {}
 
     def poll(self, now):
-        self.ncb = http_json(f"{self.stack.ncb_url}/_fake/claims")
+        self.ncb = http_json(f"{self.stack.ncb_url}/_fake/claims", timeout=30)
         for key in self.r.scan("docpipe:kv:review/*"):
             if key in self.review:
                 continue
@@ -491,6 +512,10 @@ def monitor(args, stack, phase, plans, n_claims):
             st = obs.streams()
             used, peak = obs.memory()
         except (OSError, urllib.error.URLError, RedisError, ValueError) as e:
+            try:
+                obs.reconnect()
+            except OSError:
+                pass
             # A slow answer from the fake or Redis on a busy machine: skip this sample. The
             # stall timeout still ends a phase where nothing answers any more.
             if now - last_progress > args.stall:
@@ -549,7 +574,7 @@ def monitor(args, stack, phase, plans, n_claims):
             raise PhaseFailed(f"{why} ({settled_claims} of {n_claims} receipts settled): {stuck_stage(s, st, len(plans))}")
     # Wait one more sample interval: anything still arriving would be a duplicate.
     time.sleep(max(args.sample, 1.0))
-    obs.poll(time.time())
+    obs.retrying(lambda: obs.poll(time.time()))
     outcomes, stray = obs.outcomes()
     return analyse(args, stack, obs, plans, outcomes, stray, drop_time, t0, t_dropped, samples, kill_info, peak_mem)
 
@@ -567,7 +592,7 @@ def stuck_stage(s, st, n):
 
 
 def kill_worker(args, stack, obs, t0):
-    consumers = obs.consumers("ocr")
+    consumers = obs.retrying(obs.consumers, "ocr")
 
     def consumer_of(name):
         pid = stack.procs[name].pid
@@ -578,7 +603,7 @@ def kill_worker(args, stack, obs, t0):
         max(("ocr-1", "ocr-2"), key=lambda n: consumer_of(n).get("pending", 0) or 0)
     p = stack.procs[name]
     consumer = consumer_of(name)
-    before = obs.streams()
+    before = obs.retrying(obs.streams)
     p.send_signal(signal.SIGKILL)
     p.wait()
     info = {"worker": name, "pid": p.pid, "killed_at": round(time.time() - t0, 3),
@@ -660,12 +685,12 @@ def analyse(args, stack, obs, plans, outcomes, stray, drop_time, t0, t_dropped, 
     for what, ids in (("ncb", [c.get("request_id") for c in obs.ncb["claims"]]),
                       ("review", [r.get("doc_id") for r in obs.review.values()])):
         for doc_id in ids:
-            raw = obs.r("GET", f"docpipe:job:{doc_id}") if doc_id else None
+            raw = obs.retrying(lambda: obs.r("GET", f"docpipe:job:{doc_id}")) if doc_id else None
             st = json.loads(raw).get("status", "?") if raw else "no job record"
             job_status[what][st] = job_status[what].get(st, 0) + 1
     autoclaims = autoclaimed(stack, t0, kill_info)
-    consumers_end = obs.consumers("ocr")
-    used_end, peak_end = obs.memory()
+    consumers_end = obs.retrying(obs.consumers, "ocr")
+    used_end, peak_end = obs.retrying(obs.memory)
     res = {
         "receipts": n_claims,
         "counts": {

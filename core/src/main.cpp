@@ -365,6 +365,10 @@ int main(int argc, char** argv) {
     // Before any plugin is loaded: libgomp (pulled in by Tesseract) reads this once, when it
     // is loaded. One OpenMP thread per engine; parallelism comes from node concurrency.
     setenv("OMP_THREAD_LIMIT", "1", 0);
+    // A peer that hung up (Redis restarted, an IMAP server dropping an IDLE, a browser leaving
+    // the admin API) must be a write error the component handles, not a signal that kills the
+    // service: hiredis and OpenSSL write with write(2), which raises SIGPIPE.
+    ::signal(SIGPIPE, SIG_IGN);
     CLI::App app{"docpipe — plugin-based document pipeline runtime"};
     app.require_subcommand(1);
     app.set_version_flag("--version", std::string(DOCPIPE_VERSION));

@@ -255,7 +255,9 @@ TEST_F(Imap, UidValidityChangeRescansTheMailboxAndSaysSo) {
     EXPECT_EQ(runner.context().counter("imap_uidvalidity_changes_total"), 1);
     for (auto& i : after) i.ack(Outcome{});
     runner.poll();
-    EXPECT_NE(probe.flags("Claims", 2).find("\\Seen"), std::string::npos);
+    // A new session to look: the one that deleted and recreated the mailbox can keep a stale
+    // index of it (Dovecot logs "duplicate transaction log sequence") and miss the flag.
+    EXPECT_NE(server->probe().flags("Claims", 2).find("\\Seen"), std::string::npos);
     EXPECT_EQ(runner.component().health().status, Health::Healthy) << runner.component().health().detail;
 }
 

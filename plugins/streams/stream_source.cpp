@@ -30,6 +30,26 @@ end
 return n
 )lua";
 
+// KEYS: stream   ARGV: group, consumer, entry ids...
+// Resets the idle time of those of the ids that are still pending on this consumer, in one
+// step: checking and claiming apart would let another worker's XAUTOCLAIM slip in between
+// and then be undone. JUSTID: no delivery is counted. Returns how many were refreshed.
+constexpr const char* kRefreshScript = R"lua(
+local held = {}
+for i = 3, #ARGV do held[ARGV[i]] = true end
+local mine = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', #ARGV + 1000, ARGV[2])
+local ids = {}
+for _, e in ipairs(mine) do
+  if held[e[1]] then ids[#ids + 1] = e[1] end
+end
+if #ids == 0 then return 0 end
+local args = {'XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0}
+for _, id in ipairs(ids) do args[#args + 1] = id end
+args[#args + 1] = 'JUSTID'
+redis.call(unpack(args))
+return #ids
+)lua";
+
 std::string default_consumer() {
     char host[256] = {};
     if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::snprintf(host, sizeof host, "host");
@@ -146,7 +166,7 @@ StreamSource::StreamSource(const Config& config, Context& context)
         throw std::invalid_argument(fmt::format("node '{}': config 'stream' and 'group' must not be empty", context.node_name()));
 }
 
-StreamSource::~StreamSource() = default;
+StreamSource::~StreamSource() { stop_refresher(); }
 
 void StreamSource::start() {
     // Not fatal when Redis is down at start-up: poll() keeps trying (with backoff), and the
@@ -158,9 +178,13 @@ void StreamSource::start() {
         ctx_.log().log(LogLevel::Warn, fmt::format("{}; will keep trying", last_error_));
     }
     ctx_.log().log(LogLevel::Info, fmt::format("reading stream '{}' as consumer '{}' of group '{}'", stream_, consumer_, group_));
+    refresher_ = std::thread([this] { refresh_loop(); });
 }
 
-void StreamSource::stop() { flush_acks(); }
+void StreamSource::stop() {
+    stop_refresher();
+    flush_acks();
+}
 
 void StreamSource::set_error(std::string error) {
     std::lock_guard lock(state_mutex_);
@@ -219,26 +243,43 @@ std::vector<StreamSource::Entry> StreamSource::autoclaim() {
     return out;
 }
 
-void StreamSource::refresh_in_flight() {
-    std::vector<std::string> ids;
+void StreamSource::refresh_loop() {
+    // Real time, not ctx_.clock(): Redis measures idle time on its own clock.
+    const auto every = std::max(std::chrono::milliseconds(10), claim_idle_ / 3);
+    std::unique_lock lock(refresh_mutex_);
+    while (!refresh_wake_.wait_for(lock, every, [this] { return refresh_stop_; })) {
+        lock.unlock();
+        try {
+            refresh_held();
+        } catch (const std::exception& e) {
+            // Redis down or slow: poll() reports it; entries idle past claim_idle meanwhile
+            // may go to another worker, which the sinks' ledgers make harmless.
+            ctx_.log().log(LogLevel::Debug, fmt::format("stream '{}': refreshing held entries failed: {}", stream_, e.what()));
+        }
+        lock.lock();
+    }
+}
+
+void StreamSource::refresh_held() {
+    std::vector<std::string> args{"EVAL", kRefreshScript, "1", stream_, group_, consumer_};
     {
         std::lock_guard lock(state_mutex_);
-        for (const auto& [id, blobs] : in_flight_) ids.push_back(id);
+        for (const auto& [id, blobs] : in_flight_) args.push_back(id);
+        for (const auto& id : fetched_)
+            if (!in_flight_.count(id)) args.push_back(id);
     }
-    if (ids.empty()) return;
-    // Only those still pending on this consumer: XCLAIM would otherwise take back an entry
-    // another worker claimed meanwhile.
-    // ids is sorted as strings (binary_search below); the XPENDING range is numeric, so it
-    // asks for this consumer's whole PEL.
-    Reply mine = reader_.command({"XPENDING", stream_, group_, "-", "+", std::to_string(ids.size() + 1000), consumer_});
-    std::vector<std::string> args{"XCLAIM", stream_, group_, consumer_, "0"};
-    for (std::size_t i = 0; i < mine->elements; ++i) {
-        std::string id = reply_string(mine->element[i]->element[0]);
-        if (std::binary_search(ids.begin(), ids.end(), id)) args.push_back(std::move(id));
+    if (args.size() == 6) return;
+    std::lock_guard lock(ack_mutex_);
+    acker_.command(args);
+}
+
+void StreamSource::stop_refresher() {
+    {
+        std::lock_guard lock(refresh_mutex_);
+        refresh_stop_ = true;
     }
-    if (args.size() == 5) return;
-    args.push_back("JUSTID");  // resets the idle time without counting a delivery
-    reader_.command(args);
+    refresh_wake_.notify_all();
+    if (refresher_.joinable()) refresher_.join();
 }
 
 std::map<std::string, std::int64_t> StreamSource::delivery_counts(const std::vector<Entry>& entries) {
@@ -449,11 +490,28 @@ void StreamSource::poll(SourceEmitter& emitter, const PollRequest& request) {
             flush_acks();
             ensure_group();
             auto run = [&](std::vector<Entry>& entries, bool counted) -> bool {
+                // Held from here: emit() may block under backpressure for longer than
+                // claim_idle, and the refresh thread must keep these entries ours meanwhile.
+                {
+                    std::lock_guard lock(state_mutex_);
+                    for (const auto& e : entries) fetched_.insert(e.id);
+                }
+                struct Unhold {
+                    StreamSource* self;
+                    ~Unhold() {
+                        std::lock_guard lock(self->state_mutex_);
+                        self->fetched_.clear();
+                    }
+                } unhold{this};
                 std::map<std::string, std::int64_t> counts;
                 if (counted) counts = delivery_counts(entries);
                 for (auto& e : entries) {
                     auto c = counts.find(e.id);
                     Step s = handle(emitter, e, c == counts.end() ? 1 : c->second);
+                    {
+                        std::lock_guard lock(state_mutex_);
+                        fetched_.erase(e.id);
+                    }
                     if (s == Step::Stopped) return false;
                     emitted |= s == Step::Emitted;
                 }
@@ -473,10 +531,6 @@ void StreamSource::poll(SourceEmitter& emitter, const PollRequest& request) {
                 recover_own_ = false;
             }
             const auto now = clock.steady_now();
-            if (now - last_refresh_ >= claim_idle_ / 3) {
-                refresh_in_flight();
-                last_refresh_ = now;
-            }
             if (now - last_claim_ >= claim_every_) {
                 auto claimed = autoclaim();
                 last_claim_ = now;
@@ -526,8 +580,8 @@ void StreamSource::poll(SourceEmitter& emitter, const PollRequest& request) {
 
 HealthReport StreamSource::health() {
     std::lock_guard lock(state_mutex_);
-    const std::string counts = fmt::format("{} in flight, {} emitted, {} acked, {} dead-lettered", in_flight_.size(), emitted_, acked_,
-                                           dead_lettered_);
+    const std::string counts = fmt::format("{} in flight, {} waiting to be emitted, {} emitted, {} acked, {} dead-lettered",
+                                           in_flight_.size(), fetched_.size(), emitted_, acked_, dead_lettered_);
     if (!last_error_.empty()) return {Health::Unavailable, fmt::format("{} ({})", last_error_, counts)};
     return {Health::Healthy, fmt::format("redis {}: stream '{}' group '{}' consumer '{}': {}", reader_.address().describe(), stream_,
                                          group_, consumer_, counts)};

@@ -7,9 +7,11 @@
 //   document's ack handle, i.e. after the local pipeline settled the document. A process
 //   that dies before that leaves the entry pending.
 // - Every `claim_every`, XAUTOCLAIM takes entries that sat pending (on any consumer) longer
-//   than `claim_idle`: a dead worker's entries move to a live one. Entries this source is
-//   still working on are kept fresh (XCLAIM ... JUSTID on its own pending entries), so a
-//   slow but live worker does not lose them to another.
+//   than `claim_idle`: a dead worker's entries move to a live one. Entries this source
+//   holds — in the local pipeline, or read and still waiting to be emitted while emit()
+//   blocks under backpressure — are kept fresh by a timer thread (XCLAIM ... JUSTID on its
+//   own pending entries every claim_idle/3), so a slow or busy but live worker does not
+//   lose them to another, which would OCR them a second time.
 // - An entry delivered more than `max_deliveries` times (it keeps crashing or stalling
 //   workers), or one that can never be decoded (unknown format version, a blob gone), is
 //   stored in the state store's dead letters (`deadletter/<time>-<doc id>-<node>`, with the
@@ -28,8 +30,9 @@
 // each blob's reference count, deleting the blob at zero (`release_blobs`).
 //
 // Threading: poll() runs on the runtime's source thread and owns the reading connection
-// (blocked in XREADGROUP); ack handles run on any runtime thread and use a second,
-// mutex-guarded connection. health() may run on another thread at any time.
+// (blocked in XREADGROUP); ack handles and the refresh thread (started in start(), joined
+// in stop() and the destructor) share a second, mutex-guarded connection. health() may
+// run on another thread at any time.
 //
 // Example config:
 //   from_intake:
@@ -39,10 +42,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "docpipe/component.hpp"
@@ -78,7 +83,9 @@ private:
     void ensure_group();
     std::vector<Entry> read_group(const std::string& from_id, std::chrono::milliseconds block);
     std::vector<Entry> autoclaim();
-    void refresh_in_flight();
+    void refresh_loop();
+    void refresh_held();  // on acker_, under ack_mutex_
+    void stop_refresher();
     std::map<std::string, std::int64_t> delivery_counts(const std::vector<Entry>& entries);
     Step handle(SourceEmitter& emitter, Entry& entry, std::int64_t deliveries);
     void settle(const std::string& entry_id, const std::vector<std::string>& blobs, const Outcome& outcome);
@@ -98,7 +105,7 @@ private:
     RedisLink reader_;  // poll thread only
     bool group_ready_ = false;
     bool recover_own_ = true;  // re-read this consumer's PEL before new entries
-    std::chrono::steady_clock::time_point last_claim_{}, last_refresh_{};
+    std::chrono::steady_clock::time_point last_claim_{};
     std::chrono::milliseconds backoff_{0};
 
     std::mutex ack_mutex_;  // guards acker_, acks_waiting_
@@ -107,9 +114,15 @@ private:
 
     mutable std::mutex state_mutex_;                        // guards the members below
     std::map<std::string, std::vector<std::string>> in_flight_;  // entry id -> blob shas, emitted not yet XACKed
+    std::set<std::string> fetched_;  // read by poll(), not yet emitted (poll may be blocked in emit)
     std::string last_error_;
     std::string last_entry_;
     std::uint64_t emitted_ = 0, acked_ = 0, dead_lettered_ = 0;
+
+    std::mutex refresh_mutex_;  // guards refresh_stop_; refresh_wake_ waits on it
+    std::condition_variable refresh_wake_;
+    bool refresh_stop_ = false;
+    std::thread refresher_;  // owned; runs refresh_loop() from start() until stop_refresher()
 };
 
 }  // namespace docpipe::streams

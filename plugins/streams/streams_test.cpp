@@ -342,6 +342,43 @@ TEST_F(Streams, ASlowLiveWorkerKeepsItsEntries) {
     EXPECT_EQ(pending("s"), 0);
 }
 
+// A worker whose pipeline is full blocks in emit() (backpressure) with the rest of its
+// XREADGROUP batch read but not yet emitted, and cannot poll. Those entries, and the one in
+// its pipeline, must stay its own: the refresh thread keeps them fresh, so another worker
+// does not claim them and OCR them a second time (the load test saw exactly that).
+TEST_F(Streams, EntriesWaitingBehindBackpressureAreNotClaimedAway) {
+    auto out = sink();
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(out.write(small_doc(i)).status(), SinkResult::Status::Ok);
+    auto busy = source("busy", "batch: 10\nclaim_idle: 600ms\nclaim_every: 10ms");
+    auto other = source("other", "claim_idle: 600ms\nclaim_every: 10ms");
+
+    // Takes the first document, then blocks the next emit for 1.8 s (three claim_idle).
+    class FullPipeline : public SourceEmitter {
+    public:
+        bool emit(Document doc, AckHandle ack) override {
+            if (!taken.empty()) std::this_thread::sleep_for(1800ms);
+            taken.push_back({std::move(doc), std::move(ack), ""});
+            return true;
+        }
+        bool reject(Document, std::string, AckHandle) override { return false; }
+        bool stop_requested() const override { return false; }
+        std::vector<docpipe::testing::SourceItem> taken;
+    } full;
+    std::thread poller([&] { static_cast<Source&>(busy.component()).poll(full, PollRequest{0ms, false}); });
+    for (int i = 0; i < 10; ++i) {  // 1.5 s while `busy` is stuck in emit
+        std::this_thread::sleep_for(150ms);
+        other.clock().advance(1s);
+        EXPECT_TRUE(poll(other).empty()) << "an entry of a live, busy worker was claimed away after " << (i + 1) * 150 << " ms";
+    }
+    poller.join();
+    ASSERT_EQ(full.taken.size(), 3u);
+    for (auto& item : full.taken) {
+        EXPECT_EQ(item.doc.attributes.at("stream_deliveries"), "1");
+        item.ack(Outcome{});
+    }
+    EXPECT_EQ(pending("s"), 0);
+}
+
 // Past max_deliveries the entry is handed to the runtime with SourceEmitter::reject (it
 // records a failed job and a dead letter at this node, retryable through the admin API;
 // tests/integration/streams_runtime_test.cpp checks that part) and acked once recorded.
