@@ -685,7 +685,13 @@ def analyse(args, stack, obs, plans, outcomes, stray, drop_time, t0, t_dropped, 
     for what, ids in (("ncb", [c.get("request_id") for c in obs.ncb["claims"]]),
                       ("review", [r.get("doc_id") for r in obs.review.values()])):
         for doc_id in ids:
-            raw = obs.retrying(lambda: obs.r("GET", f"docpipe:job:{doc_id}")) if doc_id else None
+            # The delivery stage's own job (`<doc id>@<its source node>`, since the receipt keeps
+            # its id across the stream); before that split, the one record both stages wrote.
+            raw = None
+            for job_id in ((f"{doc_id}@from_ocr", doc_id) if doc_id else ()):
+                raw = obs.retrying(lambda: obs.r("GET", f"docpipe:job:{job_id}"))
+                if raw:
+                    break
             st = json.loads(raw).get("status", "?") if raw else "no job record"
             job_status[what][st] = job_status[what].get(st, 0) + 1
     autoclaims = autoclaimed(stack, t0, kill_info)

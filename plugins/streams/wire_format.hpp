@@ -13,7 +13,8 @@
 //   id) and transform.dedup key on, so a redelivered entry is recognised downstream;
 // - `job_id`: the producing runtime's job (its source document), kept as the attribute
 //   `upstream_job_id` on the receiving side, because the receiving runtime starts a job of
-//   its own keyed by the document id (and overwrites `job_id`);
+//   its own (and overwrites `job_id`), keyed by the document id, or by `<id>@<source node>`
+//   when the upstream job already has the document's id;
 // - attributes, parts (name, media type, bytes), pages (index, raster with dpi, text layer,
 //   OCR words/lines with boxes and confidences), `fields` as JSON (per-field confidence and
 //   provenance are whatever the SDK's fields JSON holds), and the trace.

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <future>
+#include <set>
 
 #include <fmt/core.h>
 
@@ -191,6 +192,51 @@ TEST_F(AdminApi, AJobShowsTheJobsItsDocumentsOpenedInLaterStages) {
     const json loose = body(get("/api/v1/jobs/loose"))["data"];
     EXPECT_EQ(loose["root_id"], "loose");
     EXPECT_TRUE(loose["stages"].empty()) << loose;
+}
+
+// An attachment crosses from the OCR stage to delivery with its id unchanged, and the OCR
+// stage keeps a job under that id in the shared store. The delivery stage must open a job
+// of its own (`<id>@<source node>`), not reopen and overwrite the OCR stage's: with one
+// record, whichever stage wrote last decided the status (a claim in review read
+// `submitted` and was missing from the review queue).
+TEST_F(AdminApi, AStageThatKeepsTheDocumentsIdOpensAJobOfItsOwn) {
+    start(kSimple);
+    core::Job ocr_stage;
+    ocr_stage.id = "claim-0";
+    ocr_stage.root_id = "email-1";
+    ocr_stage.status = "review";
+    ocr_stage.source = "from_intake";
+    rt_->state().put_job(ocr_stage);
+    {
+        std::lock_guard lock(probe("src").mutex);
+        Document d = Document::from_bytes("receipt.jpg", "image/jpeg", Bytes{7, 7, 7});
+        d.id = "claim-0";
+        d.attributes["upstream_job_id"] = "claim-0";  // as source.redis_stream delivers it
+        d.attributes["root_job_id"] = "email-1";
+        probe("src").pending.push_back(std::move(d));
+        Document other = Document::from_bytes("other.jpg", "image/jpeg", Bytes{8});
+        other.id = "claim-1";
+        other.attributes["upstream_job_id"] = "email-1";  // a new id in this stage: its own job id
+        probe("src").pending.push_back(std::move(other));
+    }
+    ASSERT_TRUE(wait_job("claim-0@in", "submitted"));
+    ASSERT_TRUE(wait_job("claim-1", "submitted"));
+    const json mine = body(get("/api/v1/jobs/claim-0@in"))["data"];
+    EXPECT_EQ(mine["root_id"], "email-1");
+    EXPECT_EQ(mine["source"], "in");
+    const json theirs = body(get("/api/v1/jobs/claim-0"))["data"];
+    EXPECT_EQ(theirs["status"], "review") << "the OCR stage's job was overwritten: " << theirs;
+    EXPECT_EQ(theirs["source"], "from_intake");
+    EXPECT_EQ(theirs["attempts"], ocr_stage.attempts) << "reopened as a redelivery: " << theirs;
+    core::Job email;
+    email.id = email.root_id = "email-1";
+    email.status = "submitted";
+    email.source = "inbox";
+    rt_->state().put_job(email);
+    const json root = body(get("/api/v1/jobs/email-1"))["data"];
+    std::set<std::string> stages;
+    for (const auto& j : root["stages"]) stages.insert(j["id"].get<std::string>());
+    EXPECT_EQ(stages, (std::set<std::string>{"claim-0", "claim-0@in"})) << "claim-1 has no root_job_id: a root of its own; " << root;
 }
 
 TEST_F(AdminApi, DashboardAndDailyStats) {

@@ -15,9 +15,16 @@ namespace docpipe::core {
 // admin.approved_node, or rejects it.
 const PluginManifest& builtin_manifest();
 
-// The job a document belongs to: the runtime stamps the source document's id into this
-// attribute, and Document::make_child copies attributes to children.
+// The job a document belongs to: the runtime stamps the source document's job id (its
+// document id, see kUpstreamJobAttribute for the exception) into this attribute, and
+// Document::make_child copies attributes to children.
 inline constexpr const char* kJobIdAttribute = "job_id";
+// Set by a source whose documents come from another runtime's job (source.redis_stream:
+// the producing stage's job id). When it equals the document's own id — an attachment that
+// crosses from the OCR stage to delivery unchanged — that stage already keeps a job under
+// this id in the shared store, so this runtime's job is `<doc id>@<source node>` instead:
+// one record per stage, not one that the last stage to write decides.
+inline constexpr const char* kUpstreamJobAttribute = "upstream_job_id";
 // The job's status before this delivery began ("" for a new job), stamped by the runtime so
 // transform.dedup can tell a redelivery after a crash from a re-sent, already-accepted one.
 inline constexpr const char* kPreviousStatusAttribute = "previous_status";

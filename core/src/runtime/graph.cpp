@@ -78,8 +78,8 @@ void GraphExecutor::wait_for_all() {
 // A source document is taken: stamps its job attributes and starts its job. False (the
 // tracker left InFlight) when the job record could not be written.
 bool GraphExecutor::take(RuntimeNode& node, Document& doc, const std::shared_ptr<Tracker>& tracker) {
-    doc.attributes[kJobIdAttribute] = doc.id;  // children inherit it (make_child copies attributes)
-    doc.attributes.try_emplace(kRootJobAttribute, doc.id);  // set upstream when it crossed a stream
+    doc.attributes[kJobIdAttribute] = tracker->doc_id;  // children inherit it (make_child copies attributes)
+    doc.attributes.try_emplace(kRootJobAttribute, tracker->doc_id);  // set upstream when it crossed a stream
     if (s_.redeliver) doc.attributes[kRedeliverAttribute] = "1";  // transform.dedup lets it through
     try {
         s_.jobs.start(*tracker, doc);

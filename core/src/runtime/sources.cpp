@@ -4,6 +4,8 @@
 
 #include <fmt/core.h>
 
+#include "builtin/builtin.hpp"
+
 namespace docpipe::core {
 
 class SourceDriver::Emitter : public SourceEmitter {
@@ -79,7 +81,8 @@ bool SourceDriver::admit(std::size_t index, Document doc, AckHandle ack, const s
         }
     }
     auto tracker = std::make_shared<Tracker>();
-    tracker->doc_id = doc.id;
+    const auto upstream = doc.attributes.find(kUpstreamJobAttribute);
+    tracker->doc_id = upstream != doc.attributes.end() && upstream->second == doc.id ? doc.id + "@" + node.name() : doc.id;
     auto name = doc.attributes.find("filename");
     tracker->label = name != doc.attributes.end() ? name->second : (doc.parts.empty() ? "" : doc.parts.front().name);
     tracker->source_node = node.name();
