@@ -5,8 +5,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -24,6 +22,8 @@
 
 #include <fmt/core.h>
 
+#include "docpipe/no_sigpipe.hpp"
+
 namespace docpipe::mail::imap {
 
 using std::chrono::milliseconds;
@@ -31,40 +31,6 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
-// OpenSSL writes to the socket with write(2), which raises SIGPIPE when the server has
-// closed the connection (a mailbox deleted under an IDLE, a server restart). The default
-// action kills the whole process, and a plugin cannot count on its host ignoring the
-// signal. While alive, this blocks SIGPIPE on the calling thread; on destruction it
-// discards a SIGPIPE the write raised and restores the mask, so the failed write is just
-// an error (EPIPE) that the caller reports and reconnects from.
-class SigpipeSuppressed {
-public:
-    SigpipeSuppressed() {
-        sigemptyset(&pipe_);
-        sigaddset(&pipe_, SIGPIPE);
-        pthread_sigmask(SIG_BLOCK, &pipe_, &previous_);
-        sigset_t pending;
-        sigpending(&pending);
-        was_pending_ = sigismember(&pending, SIGPIPE) == 1;
-    }
-    ~SigpipeSuppressed() {
-        if (!was_pending_) {
-            sigset_t pending;
-            sigpending(&pending);
-            if (sigismember(&pending, SIGPIPE) == 1) {
-                timespec now{0, 0};
-                sigtimedwait(&pipe_, nullptr, &now);
-            }
-        }
-        pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
-    }
-    SigpipeSuppressed(const SigpipeSuppressed&) = delete;
-    SigpipeSuppressed& operator=(const SigpipeSuppressed&) = delete;
-
-private:
-    sigset_t pipe_{}, previous_{};
-    bool was_pending_ = false;
-};
 
 
 constexpr std::size_t kMaxLine = 1 << 20;           // one protocol line, literals excluded
@@ -227,6 +193,7 @@ void Connection::start_tls() {
     }
     if (!is_ip_literal(ep_.host)) SSL_set_tlsext_host_name(ssl_, ep_.host.c_str());
     SSL_set_fd(ssl_, fd_);
+    ScopedNoSigpipe no_sigpipe;  // the handshake writes too
     if (SSL_connect(ssl_) != 1) {
         const long verify = SSL_get_verify_result(ssl_);
         std::string why = openssl_error();
@@ -241,7 +208,7 @@ void Connection::write_all(std::string_view data) {
         int n;
         if (ssl_) {
             ERR_clear_error();
-            SigpipeSuppressed no_sigpipe;
+            ScopedNoSigpipe no_sigpipe;
             n = SSL_write(ssl_, data.data(), static_cast<int>(std::min<std::size_t>(data.size(), 1 << 20)));
             if (n <= 0) fail_network("write failed: " + openssl_error());
         } else {
@@ -269,6 +236,7 @@ bool Connection::fill(Deadline deadline) {
     int n;
     if (ssl_) {
         ERR_clear_error();
+        ScopedNoSigpipe no_sigpipe;  // TLS 1.3 may answer a KeyUpdate or send an alert
         n = SSL_read(ssl_, buf, sizeof buf);
         if (n <= 0) {
             const int err = SSL_get_error(ssl_, n);
@@ -521,7 +489,7 @@ void Connection::logout() noexcept {
         // the connection is going away either way
     }
     if (ssl_) {
-        SigpipeSuppressed no_sigpipe;  // close_notify to a server that already hung up
+        ScopedNoSigpipe no_sigpipe;  // close_notify to a server that already hung up
         SSL_shutdown(ssl_);
     }
 }

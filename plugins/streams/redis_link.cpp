@@ -6,6 +6,8 @@
 
 #include <fmt/core.h>
 
+#include "docpipe/no_sigpipe.hpp"
+
 namespace docpipe::streams {
 
 std::string RedisAddress::describe() const { return fmt::format("{}:{}/{}", host, port, db); }
@@ -69,6 +71,7 @@ Reply RedisLink::command(const std::vector<std::string>& args) {
         argv.push_back(a.data());
         lens.push_back(a.size());
     }
+    ScopedNoSigpipe no_sigpipe;  // hiredis writes with write(2): a restarted Redis must be an error, not a signal
     auto* raw = static_cast<redisReply*>(redisCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()));
     if (!raw) {
         std::string why = ctx_->errstr;

@@ -42,11 +42,13 @@ local ids = {}
 for _, e in ipairs(mine) do
   if held[e[1]] then ids[#ids + 1] = e[1] end
 end
-if #ids == 0 then return 0 end
-local args = {'XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0}
-for _, id in ipairs(ids) do args[#args + 1] = id end
-args[#args + 1] = 'JUSTID'
-redis.call(unpack(args))
+-- In chunks: Redis's Lua cannot unpack more than a few thousand values into one call.
+for first = 1, #ids, 200 do
+  local args = {'XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0}
+  for i = first, math.min(first + 199, #ids) do args[#args + 1] = ids[i] end
+  args[#args + 1] = 'JUSTID'
+  redis.call(unpack(args))
+end
 return #ids
 )lua";
 
@@ -178,6 +180,11 @@ void StreamSource::start() {
         ctx_.log().log(LogLevel::Warn, fmt::format("{}; will keep trying", last_error_));
     }
     ctx_.log().log(LogLevel::Info, fmt::format("reading stream '{}' as consumer '{}' of group '{}'", stream_, consumer_, group_));
+    if (refresher_.joinable()) return;  // started already
+    {
+        std::lock_guard lock(refresh_mutex_);
+        refresh_stop_ = false;  // started again after a stop()
+    }
     refresher_ = std::thread([this] { refresh_loop(); });
 }
 
@@ -247,17 +254,33 @@ void StreamSource::refresh_loop() {
     // Real time, not ctx_.clock(): Redis measures idle time on its own clock.
     const auto every = std::max(std::chrono::milliseconds(10), claim_idle_ / 3);
     std::unique_lock lock(refresh_mutex_);
-    while (!refresh_wake_.wait_for(lock, every, [this] { return refresh_stop_; })) {
+    while (!refresh_stop_) {
+        refresh_wake_.wait_for(lock, every, [this] { return refresh_stop_ || refresh_now_; });
+        if (refresh_stop_) break;
+        refresh_now_ = false;
         lock.unlock();
         try {
             refresh_held();
-        } catch (const std::exception& e) {
+        } catch (const RedisDown& e) {
             // Redis down or slow: poll() reports it; entries idle past claim_idle meanwhile
             // may go to another worker, which the sinks' ledgers make harmless.
             ctx_.log().log(LogLevel::Debug, fmt::format("stream '{}': refreshing held entries failed: {}", stream_, e.what()));
+        } catch (const std::exception& e) {
+            // Anything else is a defect here or in Redis: say so, as other workers will now
+            // take this worker's entries after claim_idle.
+            ctx_.log().log(LogLevel::Warn, fmt::format("stream '{}': refreshing held entries failed ({}); entries held longer "
+                                                       "than claim_idle may be claimed by another worker", stream_, e.what()));
         }
         lock.lock();
     }
+}
+
+void StreamSource::request_refresh() {
+    {
+        std::lock_guard lock(refresh_mutex_);
+        refresh_now_ = true;
+    }
+    refresh_wake_.notify_one();
 }
 
 void StreamSource::refresh_held() {
@@ -496,6 +519,9 @@ void StreamSource::poll(SourceEmitter& emitter, const PollRequest& request) {
                     std::lock_guard lock(state_mutex_);
                     for (const auto& e : entries) fetched_.insert(e.id);
                 }
+                // Entries read again from the PEL or claimed are idle already (those reads
+                // do not reset it): refresh them now, not up to claim_idle/3 later.
+                if (counted && !entries.empty()) request_refresh();
                 struct Unhold {
                     StreamSource* self;
                     ~Unhold() {
@@ -517,9 +543,11 @@ void StreamSource::poll(SourceEmitter& emitter, const PollRequest& request) {
                 }
                 return true;
             };
-            if (recover_own_) {
+            if (recover_own_.exchange(false)) {
                 // This consumer's own pending entries first (after a reconnect, or entries the
-                // runtime did not take when stopping), paging through the PEL.
+                // runtime did not take when stopping), paging through the PEL. Cleared before
+                // reading: a settle() that asks again meanwhile is not lost; a failure below
+                // asks again itself.
                 std::string from = "0";
                 while (true) {
                     auto entries = read_group(from, milliseconds(0));
@@ -528,7 +556,6 @@ void StreamSource::poll(SourceEmitter& emitter, const PollRequest& request) {
                     if (!run(entries, true)) return;
                     if (static_cast<std::int64_t>(entries.size()) < batch_) break;
                 }
-                recover_own_ = false;
             }
             const auto now = clock.steady_now();
             if (now - last_claim_ >= claim_every_) {
@@ -566,6 +593,7 @@ void StreamSource::poll(SourceEmitter& emitter, const PollRequest& request) {
                 recover_own_ = true;
                 ctx_.log().log(LogLevel::Warn, fmt::format("stream '{}': consumer group '{}' is gone; creating it again", stream_, group_));
             } else {
+                recover_own_ = true;  // it may have failed while re-reading our PEL
                 std::string error = fmt::format("stream '{}' group '{}': {}", stream_, group_, what);
                 ctx_.log().log(LogLevel::Error, error);
                 set_error(std::move(error));

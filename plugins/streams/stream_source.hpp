@@ -84,6 +84,7 @@ private:
     std::vector<Entry> read_group(const std::string& from_id, std::chrono::milliseconds block);
     std::vector<Entry> autoclaim();
     void refresh_loop();
+    void request_refresh();  // wakes refresh_loop() now
     void refresh_held();  // on acker_, under ack_mutex_
     void stop_refresher();
     std::map<std::string, std::int64_t> delivery_counts(const std::vector<Entry>& entries);
@@ -104,7 +105,7 @@ private:
 
     RedisLink reader_;  // poll thread only
     bool group_ready_ = false;
-    bool recover_own_ = true;  // re-read this consumer's PEL before new entries
+    std::atomic<bool> recover_own_{true};  // re-read this consumer's PEL before new entries (set from ack threads too)
     std::chrono::steady_clock::time_point last_claim_{};
     std::chrono::milliseconds backoff_{0};
 
@@ -119,9 +120,10 @@ private:
     std::string last_entry_;
     std::uint64_t emitted_ = 0, acked_ = 0, dead_lettered_ = 0;
 
-    std::mutex refresh_mutex_;  // guards refresh_stop_; refresh_wake_ waits on it
+    std::mutex refresh_mutex_;  // guards refresh_stop_, refresh_now_; refresh_wake_ waits on it
     std::condition_variable refresh_wake_;
     bool refresh_stop_ = false;
+    bool refresh_now_ = false;
     std::thread refresher_;  // owned; runs refresh_loop() from start() until stop_refresher()
 };
 

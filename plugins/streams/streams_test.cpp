@@ -342,6 +342,24 @@ TEST_F(Streams, ASlowLiveWorkerKeepsItsEntries) {
     EXPECT_EQ(pending("s"), 0);
 }
 
+// A local pipeline with room for one document: the first emit() is taken at once, the
+// next one blocks for `wait` (backpressure), as the runtime's emitter does when full.
+class FullPipeline : public SourceEmitter {
+public:
+    explicit FullPipeline(std::chrono::milliseconds wait) : wait_(wait) {}
+    bool emit(Document doc, AckHandle ack) override {
+        if (!taken.empty()) std::this_thread::sleep_for(wait_);
+        taken.push_back({std::move(doc), std::move(ack), ""});
+        return true;
+    }
+    bool reject(Document, std::string, AckHandle) override { return false; }
+    bool stop_requested() const override { return false; }
+    std::vector<docpipe::testing::SourceItem> taken;
+
+private:
+    std::chrono::milliseconds wait_;
+};
+
 // A worker whose pipeline is full blocks in emit() (backpressure) with the rest of its
 // XREADGROUP batch read but not yet emitted, and cannot poll. Those entries, and the one in
 // its pipeline, must stay its own: the refresh thread keeps them fresh, so another worker
@@ -352,18 +370,7 @@ TEST_F(Streams, EntriesWaitingBehindBackpressureAreNotClaimedAway) {
     auto busy = source("busy", "batch: 10\nclaim_idle: 600ms\nclaim_every: 10ms");
     auto other = source("other", "claim_idle: 600ms\nclaim_every: 10ms");
 
-    // Takes the first document, then blocks the next emit for 1.8 s (three claim_idle).
-    class FullPipeline : public SourceEmitter {
-    public:
-        bool emit(Document doc, AckHandle ack) override {
-            if (!taken.empty()) std::this_thread::sleep_for(1800ms);
-            taken.push_back({std::move(doc), std::move(ack), ""});
-            return true;
-        }
-        bool reject(Document, std::string, AckHandle) override { return false; }
-        bool stop_requested() const override { return false; }
-        std::vector<docpipe::testing::SourceItem> taken;
-    } full;
+    FullPipeline full(1800ms);  // three claim_idle
     std::thread poller([&] { static_cast<Source&>(busy.component()).poll(full, PollRequest{0ms, false}); });
     for (int i = 0; i < 10; ++i) {  // 1.5 s while `busy` is stuck in emit
         std::this_thread::sleep_for(150ms);
@@ -377,6 +384,27 @@ TEST_F(Streams, EntriesWaitingBehindBackpressureAreNotClaimedAway) {
         item.ack(Outcome{});
     }
     EXPECT_EQ(pending("s"), 0);
+}
+
+// The refresh resets only entries still pending on this worker: one that another worker
+// claimed meanwhile (this one looked dead for a while) stays with that worker.
+TEST_F(Streams, TheRefreshNeverTakesBackAnEntryAnotherWorkerClaimed) {
+    auto out = sink();
+    for (int i = 0; i < 2; ++i) ASSERT_EQ(out.write(small_doc(i)).status(), SinkResult::Status::Ok);
+    auto busy = source("busy", "batch: 10\nclaim_idle: 300ms\nclaim_every: 10ms");
+    FullPipeline full(1200ms);
+    std::thread poller([&] { static_cast<Source&>(busy.component()).poll(full, PollRequest{0ms, false}); });
+    std::this_thread::sleep_for(200ms);  // both read; the second waits in emit()
+    auto mine = cmd({"XPENDING", "s", "g", "-", "+", "10", "busy"});
+    ASSERT_EQ(mine->elements, 2u);
+    const std::string second = mine->element[1]->element[0]->str;
+    ASSERT_EQ(cmd({"XCLAIM", "s", "g", "thief", "0", second, "JUSTID"})->elements, 1u);
+    std::this_thread::sleep_for(600ms);  // six refresh periods (claim_idle/3)
+    auto thief = cmd({"XPENDING", "s", "g", "-", "+", "10", "thief"});
+    ASSERT_EQ(thief->elements, 1u) << "the refresh took the entry back from the worker that claimed it";
+    EXPECT_EQ(std::string(thief->element[0]->element[0]->str), second);
+    poller.join();
+    for (auto& item : full.taken) item.ack(Outcome{});
 }
 
 // Past max_deliveries the entry is handed to the runtime with SourceEmitter::reject (it

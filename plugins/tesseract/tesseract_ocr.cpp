@@ -40,7 +40,9 @@ public:
             Field::integer("psm").default_value(6).min(0).max(13)
                 .describe("Page segmentation mode; 6 (one uniform block) keeps receipt rows together"),
             Field::string("tessdata_dir").describe("Folder with <lang>.traineddata (default: Tesseract's own)"),
-            Field::duration("page_timeout").default_value("30s").min(0.1).describe("Longest OCR of one page"),
+            Field::duration("page_timeout").default_value("30s").min(0.001)
+                .describe("Longest OCR of one page; a page that takes longer is cancelled and retried (the node's retry policy), "
+                          "as a starved CPU slows good pages too"),
             Field::number("max_megapixels").default_value(40).min(0.01)
                 .describe("Largest page image recognised; a bigger one is refused as bad input at once instead of running "
                           "for minutes (pages come cleaned and scaled; a receipt is well under 40)"),
@@ -135,8 +137,13 @@ private:
         monitor.set_deadline_msecs(static_cast<int32_t>(timeout_.count()));
         if (api->Recognize(&monitor) != 0 || monitor.deadline_exceeded()) {
             api->Clear();
+            // Not BadInput: on a machine short of CPU a good page takes longer too, and the
+            // retry (with backoff) usually finishes it. A page that times out every time
+            // fails after the node's attempts, with this reason.
             if (monitor.deadline_exceeded())
-                throw BadInput(fmt::format("page {}: OCR took longer than {} ms and was cancelled", page.index + 1, timeout_.count()));
+                throw std::runtime_error(fmt::format("page {}: OCR took longer than {} ms (page_timeout) and was cancelled; it is "
+                                                     "retried, as a busy machine slows every page",
+                                                     page.index + 1, timeout_.count()));
             throw std::runtime_error(fmt::format("page {}: tesseract recognition failed", page.index + 1));
         }
         OcrResult result;

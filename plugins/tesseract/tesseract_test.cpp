@@ -44,6 +44,25 @@ TEST(TesseractOcr, RealReceiptReadsTotalInvoiceAndDate) {
     EXPECT_THAT(r.lines.at(static_cast<std::size_t>(total->line)).text, HasSubstr("TOTAL"));
 }
 
+// A page over page_timeout is cancelled with an error the runtime retries, not BadInput
+// (which is final): under CPU contention good pages run over too. 1 ms is far below what
+// any real page takes, so the deadline is always hit.
+TEST(TesseractOcr, APageOverItsTimeoutIsCancelledAndRetriedNotRefused) {
+    auto pages = NodeRunner::from_plugin(kImagingPlugin, "transform.pdf_pages", "");
+    auto ocr = NodeRunner::from_plugin(kOcrPlugin, "ocr.tesseract", "{languages: eng, page_timeout: 1ms}");
+    const fs::path file = fs::path(DOCPIPE_SOURCE_DIR) / "tests/data/malaysian_receipt_test.jpg";
+    auto decoded = pages.process(Document::from_bytes(file.filename().string(), "image/jpeg", read_bytes(file)));
+    try {
+        ocr.process(*decoded.at(0).doc);
+        FAIL() << "a 1 ms page_timeout did not cancel the OCR";
+    } catch (const BadInput& e) {
+        FAIL() << "a timeout must not be final (BadInput): " << e.what();
+    } catch (const std::runtime_error& e) {
+        EXPECT_THAT(e.what(), HasSubstr("took longer than 1 ms"));
+        EXPECT_THAT(e.what(), HasSubstr("retried"));
+    }
+}
+
 TEST(TesseractOcr, RenderedLineReadsExactly) {
     test::TempDir dir;
     const auto png = dir.path() / "line.png";

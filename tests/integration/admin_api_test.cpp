@@ -200,11 +200,16 @@ TEST_F(AdminApi, AJobShowsTheJobsItsDocumentsOpenedInLaterStages) {
 // record, whichever stage wrote last decided the status (a claim in review read
 // `submitted` and was missing from the review queue).
 TEST_F(AdminApi, AStageThatKeepsTheDocumentsIdOpensAJobOfItsOwn) {
-    start(kSimple);
+    start(R"(
+nodes:
+  from_ocr: {component: source.memory, config: {probe: src}}
+  review: {component: sink.review}
+edges: [from_ocr -> review]
+)");
     core::Job ocr_stage;
     ocr_stage.id = "claim-0";
     ocr_stage.root_id = "email-1";
-    ocr_stage.status = "review";
+    ocr_stage.status = "submitted";  // it delivered the receipt to the next stream
     ocr_stage.source = "from_intake";
     rt_->state().put_job(ocr_stage);
     {
@@ -214,20 +219,29 @@ TEST_F(AdminApi, AStageThatKeepsTheDocumentsIdOpensAJobOfItsOwn) {
         d.attributes["upstream_job_id"] = "claim-0";  // as source.redis_stream delivers it
         d.attributes["root_job_id"] = "email-1";
         probe("src").pending.push_back(std::move(d));
+        Document third = Document::from_bytes("again.jpg", "image/jpeg", Bytes{6});
+        third.id = "claim-2";
+        third.attributes["upstream_job_id"] = "claim-2@from_intake";  // a third stage: still not the first one's job
+        probe("src").pending.push_back(std::move(third));
         Document other = Document::from_bytes("other.jpg", "image/jpeg", Bytes{8});
         other.id = "claim-1";
         other.attributes["upstream_job_id"] = "email-1";  // a new id in this stage: its own job id
         probe("src").pending.push_back(std::move(other));
     }
-    ASSERT_TRUE(wait_job("claim-0@in", "submitted"));
-    ASSERT_TRUE(wait_job("claim-1", "submitted"));
-    const json mine = body(get("/api/v1/jobs/claim-0@in"))["data"];
+    ASSERT_TRUE(wait_job("claim-0@from_ocr", "review"));
+    ASSERT_TRUE(wait_job("claim-2@from_ocr", "review"));
+    ASSERT_TRUE(wait_job("claim-1", "review"));
+    const json mine = body(get("/api/v1/jobs/claim-0@from_ocr"))["data"];
     EXPECT_EQ(mine["root_id"], "email-1");
-    EXPECT_EQ(mine["source"], "in");
+    EXPECT_EQ(mine["source"], "from_ocr");
+    // The review item is filed under this stage's job (the job_id attribute the runtime
+    // stamps), so the review queue shows it and an approval re-enters this stage.
+    EXPECT_EQ(body(get("/api/v1/exceptions/claim-0@from_ocr"))["data"]["documents"].size(), 1u);
     const json theirs = body(get("/api/v1/jobs/claim-0"))["data"];
-    EXPECT_EQ(theirs["status"], "review") << "the OCR stage's job was overwritten: " << theirs;
+    EXPECT_EQ(theirs["status"], "submitted") << "the OCR stage's job was overwritten: " << theirs;
     EXPECT_EQ(theirs["source"], "from_intake");
     EXPECT_EQ(theirs["attempts"], ocr_stage.attempts) << "reopened as a redelivery: " << theirs;
+    EXPECT_EQ(get("/api/v1/jobs/claim-2")->status, 404) << "a third stage reopened a job under the bare id";
     core::Job email;
     email.id = email.root_id = "email-1";
     email.status = "submitted";
@@ -236,7 +250,7 @@ TEST_F(AdminApi, AStageThatKeepsTheDocumentsIdOpensAJobOfItsOwn) {
     const json root = body(get("/api/v1/jobs/email-1"))["data"];
     std::set<std::string> stages;
     for (const auto& j : root["stages"]) stages.insert(j["id"].get<std::string>());
-    EXPECT_EQ(stages, (std::set<std::string>{"claim-0", "claim-0@in"})) << "claim-1 has no root_job_id: a root of its own; " << root;
+    EXPECT_EQ(stages, (std::set<std::string>{"claim-0", "claim-0@from_ocr"})) << "claim-1 has no root_job_id: a root of its own; " << root;
 }
 
 TEST_F(AdminApi, DashboardAndDailyStats) {

@@ -81,8 +81,12 @@ bool SourceDriver::admit(std::size_t index, Document doc, AckHandle ack, const s
         }
     }
     auto tracker = std::make_shared<Tracker>();
+    // The stage before keeps a job under the document's id (or `<id>@<its source>` if it was
+    // itself a later stage): this stage's job gets an id of its own (kUpstreamJobAttribute).
     const auto upstream = doc.attributes.find(kUpstreamJobAttribute);
-    tracker->doc_id = upstream != doc.attributes.end() && upstream->second == doc.id ? doc.id + "@" + node.name() : doc.id;
+    const bool same_document = upstream != doc.attributes.end() &&
+                               (upstream->second == doc.id || upstream->second.rfind(doc.id + "@", 0) == 0);
+    tracker->doc_id = same_document ? doc.id + "@" + node.name() : doc.id;
     auto name = doc.attributes.find("filename");
     tracker->label = name != doc.attributes.end() ? name->second : (doc.parts.empty() ? "" : doc.parts.front().name);
     tracker->source_node = node.name();

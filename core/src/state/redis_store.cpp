@@ -13,6 +13,7 @@
 
 #include <fmt/core.h>
 
+#include "docpipe/no_sigpipe.hpp"
 #include "store.hpp"
 
 namespace docpipe::core {
@@ -261,6 +262,7 @@ private:
             argv.push_back(a.data());
             lens.push_back(a.size());
         }
+        ScopedNoSigpipe no_sigpipe;  // hiredis writes with write(2): a restarted Redis must be an error, not a signal
         auto* raw = static_cast<redisReply*>(redisCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()));
         if (!raw) {
             std::string why = ctx_->errstr;
