@@ -1,16 +1,21 @@
 // source.imap, loaded from the plugin file, against a real Dovecot that each test starts on
 // free loopback ports (tests/support/dovecot_server.hpp): IDLE, polling, flags and moves only
 // after the ack, restart from the cursor, a UIDVALIDITY change, a refused login, the TLS
-// modes; and `docpipe run --once` with source.imap -> transform.mime -> sink.files.
+// modes; XOAUTH2 against a Dovecot whose oauth2 passdb asks a token introspection endpoint the
+// test serves (httplib); and `docpipe run --once` with source.imap -> transform.mime -> sink.files.
 // Skipped (with the reason) only where Dovecot is not installed; install-deps.sh installs it.
 #include <gtest/gtest.h>
+#include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "base64.hpp"
 #include "docpipe/testing.hpp"
@@ -81,6 +86,78 @@ std::vector<SourceItem> poll_until(NodeRunner& r, std::size_t want, int tries = 
     return got;
 }
 
+// An OAuth 2.0 token introspection endpoint (RFC 7662) for Dovecot's oauth2 passdb, on a free
+// loopback port: POST /introspect with the form field token=...; {"active": true, "username":
+// <user>} for the one good token, {"active": false} for any other. It keeps every token it was
+// asked about, so a test can tell that Dovecot really checked the token with it.
+class IntrospectionEndpoint {
+public:
+    IntrospectionEndpoint(std::string good_token, std::string user) : good_(std::move(good_token)), user_(std::move(user)) {
+        http_.set_keep_alive_max_count(1);  // one request a connection: nothing lingers at stop()
+        http_.Post("/introspect", [this](const httplib::Request& req, httplib::Response& res) {
+            const std::string token = form_field(req.body, "token");
+            bool active;
+            {
+                std::lock_guard lock(mutex_);
+                asked_.push_back(token);
+                active = token == good_;
+            }
+            res.set_content(active ? "{\"active\": true, \"username\": \"" + user_ + "\"}" : std::string("{\"active\": false}"),
+                            "application/json");
+        });
+        port_ = http_.bind_to_any_port("127.0.0.1");
+        if (port_ <= 0) throw std::runtime_error("IntrospectionEndpoint: cannot bind a loopback port");
+        thread_ = std::thread([this] { http_.listen_after_bind(); });
+        // stop() before the accept loop runs would be missed (and join() would wait forever).
+        for (int i = 0; i < 500 && !http_.is_running(); ++i) std::this_thread::sleep_for(10ms);
+    }
+    ~IntrospectionEndpoint() {
+        http_.stop();
+        thread_.join();
+    }
+    IntrospectionEndpoint(const IntrospectionEndpoint&) = delete;
+    IntrospectionEndpoint& operator=(const IntrospectionEndpoint&) = delete;
+
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/introspect"; }
+    // The tokens it was asked about, in order.
+    std::vector<std::string> asked() const {
+        std::lock_guard lock(mutex_);
+        return asked_;
+    }
+    bool was_asked_about(const std::string& token) const {
+        const auto a = asked();
+        return std::find(a.begin(), a.end(), token) != a.end();
+    }
+
+private:
+    // The value of `name` in an application/x-www-form-urlencoded body ("" if absent).
+    static std::string form_field(const std::string& body, const std::string& name) {
+        std::istringstream pairs(body);
+        std::string pair;
+        while (std::getline(pairs, pair, '&')) {
+            if (pair.rfind(name + "=", 0) != 0) continue;
+            const std::string raw = pair.substr(name.size() + 1);
+            std::string out;
+            for (std::size_t i = 0; i < raw.size(); ++i) {
+                if (raw[i] == '+') out += ' ';
+                else if (raw[i] == '%' && i + 2 < raw.size()) {
+                    out += static_cast<char>(std::stoi(raw.substr(i + 1, 2), nullptr, 16));
+                    i += 2;
+                } else out += raw[i];
+            }
+            return out;
+        }
+        return "";
+    }
+
+    httplib::Server http_;
+    std::thread thread_;
+    int port_ = 0;
+    const std::string good_, user_;
+    mutable std::mutex mutex_;
+    std::vector<std::string> asked_;
+};
+
 class Imap : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -92,6 +169,22 @@ protected:
     void TearDown() override {
         if (HasFailure() && server) std::cerr << "dovecot log:\n" << server->log();
     }
+    // Replaces the server from SetUp (no XOAUTH2) with one that offers XOAUTH2 and checks
+    // tokens with a new introspection endpoint, for which only `good_token` is active.
+    void use_a_server_with_xoauth2(const std::string& good_token) {
+        introspection = std::make_unique<IntrospectionEndpoint>(good_token, "claims");
+        server.reset();
+        DovecotServer::Options options;
+        options.oauth2_introspection_url = introspection->url();
+        server = std::make_unique<DovecotServer>(options);
+        auto probe = server->probe();  // still logs in with the password
+        ASSERT_NE(probe.command("CREATE Claims").find("OK"), std::string::npos);
+    }
+    std::string xoauth2_config(const fs::path& token_file) const {
+        return "{host: 127.0.0.1, port: " + std::to_string(server->imaps_port()) + ", ca_file: '" + server->ca_file().string() +
+               "', user: claims, auth: xoauth2, oauth_token_file: '" + token_file.string() + "', mailbox: Claims}";
+    }
+    std::unique_ptr<IntrospectionEndpoint> introspection;  // declared first: outlives the server
     std::unique_ptr<DovecotServer> server;
 };
 
@@ -298,6 +391,74 @@ TEST_F(Imap, XOauth2AgainstAServerWithoutItSaysSo) {
     EXPECT_NE(h.detail.find("does not offer AUTH=XOAUTH2"), std::string::npos) << h.detail;
     EXPECT_EQ(h.detail.find("ya29"), std::string::npos) << "the token must never be shown";
     EXPECT_EQ(all_logs(runner).find("ya29"), std::string::npos);
+}
+
+// XOAUTH2 against a Dovecot that offers it: the token from oauth_token_file goes through
+// Dovecot's oauth2 passdb to the introspection endpoint, and the session then reads mail and
+// sets flags like a password one.
+TEST_F(Imap, XOauth2LogsInWithAValidTokenAndReadsMail) {
+    const std::string good = "ya29.a0Af-claims-inbox-7f3c";
+    ASSERT_NO_FATAL_FAILURE(use_a_server_with_xoauth2(good));
+    server->probe().append("Claims", message(1));
+    const fs::path token = server->dir() / "token";
+    std::ofstream(token) << good << "\n";  // token helpers write a line; the source trims it
+
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.imap", xoauth2_config(token));
+    auto items = runner.poll();
+    ASSERT_EQ(items.size(), 1u) << runner.component().health().detail << "\n" << all_logs(runner);
+    EXPECT_EQ(bytes_of(items[0].doc), message(1));
+    EXPECT_EQ(items[0].doc.attributes.at("imap_uid"), "1");
+    EXPECT_EQ(items[0].doc.attributes.at("imap_mailbox"), "Claims");
+    EXPECT_TRUE(introspection->was_asked_about(good)) << "Dovecot let the source in without checking its token";
+    const auto h = runner.component().health();
+    EXPECT_EQ(h.status, Health::Healthy) << h.detail;
+    EXPECT_EQ(runner.context().counter("imap_connection_failures_total"), 0);
+
+    items[0].ack(Outcome{});
+    runner.poll();
+    EXPECT_NE(server->probe().flags("Claims", 1).find("\\Seen"), std::string::npos);
+
+    EXPECT_EQ(runner.component().health().detail.find("ya29"), std::string::npos) << "the token must never be shown";
+    EXPECT_EQ(all_logs(runner).find("ya29"), std::string::npos) << "the token must never be logged";
+    EXPECT_EQ(runner.config().to_json().dump().find("ya29"), std::string::npos);
+}
+
+// A token the identity provider calls inactive (revoked, expired, another client's): no mail,
+// Unavailable with the server's refusal and a hint, never the token; and as oauth_token_file
+// is read again at every login, a refreshed token gets in after the backoff.
+TEST_F(Imap, XOauth2ARejectedTokenIsReportedClearly) {
+    const std::string good = "ya29.a0Af-claims-inbox-7f3c";
+    const std::string revoked = "ya29.a0Af-revoked-91ab";
+    ASSERT_NO_FATAL_FAILURE(use_a_server_with_xoauth2(good));
+    server->probe().append("Claims", message(1));
+    const fs::path token = server->dir() / "token";
+    std::ofstream(token) << revoked << "\n";
+
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.imap", xoauth2_config(token));
+    EXPECT_TRUE(runner.poll().empty());
+    EXPECT_TRUE(introspection->was_asked_about(revoked)) << "the refusal must come from the token check, not before it";
+    const auto h = runner.component().health();
+    EXPECT_EQ(h.status, Health::Unavailable);
+    EXPECT_NE(h.detail.find("127.0.0.1:" + std::to_string(server->imaps_port())), std::string::npos) << h.detail;
+    EXPECT_NE(h.detail.find("refused the XOAUTH2 login of user 'claims'"), std::string::npos) << h.detail;
+    EXPECT_NE(h.detail.find("AUTHENTICATIONFAILED"), std::string::npos) << h.detail;
+    EXPECT_NE(h.detail.find("is the access token current"), std::string::npos) << h.detail;
+    EXPECT_EQ(h.detail.find("ya29"), std::string::npos) << "the token must never be shown";
+    EXPECT_TRUE(logged(runner, "login failed")) << all_logs(runner);
+    EXPECT_EQ(runner.context().counter("imap_connection_failures_total"), 1);
+
+    // Within the backoff nothing is tried; a refreshed token in the file gets in after it.
+    EXPECT_TRUE(runner.poll().empty());
+    EXPECT_EQ(introspection->asked().size(), 1u);
+    std::ofstream(token) << good << "\n";
+    auto items = poll_until(runner, 1);
+    ASSERT_EQ(items.size(), 1u) << runner.component().health().detail << "\n" << all_logs(runner);
+    EXPECT_EQ(bytes_of(items[0].doc), message(1));
+    EXPECT_TRUE(introspection->was_asked_about(good));
+    EXPECT_EQ(runner.component().health().status, Health::Healthy) << runner.component().health().detail;
+
+    EXPECT_EQ(all_logs(runner).find("ya29"), std::string::npos) << "the token must never be logged";
+    EXPECT_EQ(runner.config().to_json().dump().find("ya29"), std::string::npos);
 }
 
 TEST_F(Imap, StartTlsAndPlainTextOnlyWhenAskedFor) {

@@ -5,6 +5,12 @@
 // IMAPS listener (what the code under test uses) and one plain listener for the test's own
 // checks through ImapProbe.
 //
+// OAuth 2.0 (Options::oauth2_introspection_url): Dovecot then also offers AUTH=XOAUTH2 and
+// AUTH=OAUTHBEARER through its oauth2 passdb, which asks that RFC 7662 introspection endpoint
+// (POST, form field token=...) about every token and accepts it only when the answer has
+// "active": true and "username" equal to the user logging in. The password passdb stays first
+// (for PLAIN and LOGIN only), so ImapProbe still logs in with the password.
+//
 // Root: Dovecot refuses to give mail to uid 0 (passwd-file "invalid UID"), so when the test
 // runs as root the mail user is `nobody` and the Maildir is chowned to it; otherwise it is
 // the current user, and Dovecot's login/internal users are the current user too.
@@ -32,6 +38,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace docpipe::test {
@@ -147,7 +154,13 @@ public:
         return "";
     }
 
-    DovecotServer() {
+    struct Options {
+        // e.g. http://127.0.0.1:PORT/introspect; empty: no OAuth 2.0 mechanisms.
+        std::string oauth2_introspection_url;
+    };
+
+    DovecotServer() : DovecotServer(Options{}) {}
+    explicit DovecotServer(Options options) : options_(std::move(options)) {
         std::string pattern = (std::filesystem::temp_directory_path() / "docpipe-dovecot-XXXXXX").string();
         if (!mkdtemp(pattern.data())) throw std::runtime_error("DovecotServer: mkdtemp failed");
         dir_ = pattern;
@@ -272,6 +285,7 @@ private:
 
     void write_config() {
         const std::string d = dir_.string();
+        const bool oauth2 = !options_.oauth2_introspection_url.empty();
         std::ofstream pw(dir_ / "passwd");
         pw << user_ << ":{PLAIN}" << password_ << ":" << uid_ << ":" << gid_ << "::" << d << "/home::\n";
         std::ofstream c(dir_ / "dovecot.conf");
@@ -285,7 +299,7 @@ private:
           << "ssl_cert = <" << d << "/cert.pem\n"
           << "ssl_key = <" << d << "/key.pem\n"
           << "disable_plaintext_auth = no\n"
-          << "auth_mechanisms = plain login\n"
+          << "auth_mechanisms = plain login" << (oauth2 ? " xoauth2 oauthbearer" : "") << "\n"
           << "auth_failure_delay = 1 secs\n"
           << "mail_location = maildir:" << d << "/mail/%u\n"
           << "mailbox_idle_check_interval = 1 secs\n"
@@ -302,13 +316,28 @@ private:
               << "default_internal_user = " << name << "\n"
               << "default_internal_group = " << (g ? g->gr_name : name) << "\n";
         }
-        c << "passdb {\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u " << d << "/passwd\n}\n"
-          << "userdb {\n  driver = passwd-file\n  args = username_format=%u " << d << "/passwd\n}\n"
+        c << "passdb {\n  driver = passwd-file\n" << (oauth2 ? "  mechanisms = plain login\n" : "")
+          << "  args = scheme=PLAIN username_format=%u " << d << "/passwd\n}\n";
+        if (oauth2) {
+            // No tokeninfo_url: every token goes straight to the introspection endpoint, with
+            // force_introspection as the documentation asks for when active_attribute is set.
+            std::ofstream o(dir_ / "dovecot-oauth2.conf.ext");
+            o << "introspection_mode = post\n"
+              << "introspection_url = " << options_.oauth2_introspection_url << "\n"
+              << "force_introspection = yes\n"
+              << "username_attribute = username\n"
+              << "active_attribute = active\n"
+              << "active_value = true\n"
+              << "timeout_msecs = 10000\n";
+            c << "passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = " << d << "/dovecot-oauth2.conf.ext\n}\n";
+        }
+        c << "userdb {\n  driver = passwd-file\n  args = username_format=%u " << d << "/passwd\n}\n"
           << "service imap-login {\n  chroot =\n"
           << "  inet_listener imap {\n    port = " << imap_port_ << "\n  }\n"
           << "  inet_listener imaps {\n    port = " << imaps_port_ << "\n    ssl = yes\n  }\n}\n";
     }
 
+    Options options_;
     std::filesystem::path dir_;
     int imaps_port_ = 0, imap_port_ = 0;
     uid_t uid_ = 0;
