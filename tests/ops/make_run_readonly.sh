@@ -27,7 +27,9 @@ touch "$WORK/copied"
 
 run_readonly() {  # run_readonly OUTFILE [VAR=value...]: make run in the read-only checkout
   local out=$1; shift
-  env -i PATH="$PATH" HOME="$WORK/home" XDG_STATE_HOME="$WORK/state" OCR_DEVICE=cpu OMP_THREAD_LIMIT=1 "$@" \
+  env -i PATH="$PATH" HOME="$WORK/home" XDG_STATE_HOME="$WORK/state" OCR_DEVICE=cpu OMP_THREAD_LIMIT=1 \
+    ${ASAN_OPTIONS:+ASAN_OPTIONS="$ASAN_OPTIONS"} ${LSAN_OPTIONS:+LSAN_OPTIONS="$LSAN_OPTIONS"} \
+    ${UBSAN_OPTIONS:+UBSAN_OPTIONS="$UBSAN_OPTIONS"} "$@" \
     unshare -m --propagation private bash -c '
       mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" || exit 90
       touch "$1/.probe" 2>/dev/null && { echo "checkout is still writable" >&2; exit 91; }

@@ -24,6 +24,8 @@ def want(cond, message):
 def run(cmd, tty, cwd):
     """Runs cmd with stderr on a pty (tty=True) or a pipe; returns (rc, stdout, stderr)."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": cwd, "TERM": "xterm", "OMP_THREAD_LIMIT": "1"}
+    # Under make test-asan the sanitizers' options (suppressions for third-party code) pass on.
+    env.update({k: v for k, v in os.environ.items() if k in ("ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS")})
     with tempfile.TemporaryFile() as out:
         if not tty:
             p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, env=env, cwd=cwd, timeout=300)
