@@ -360,26 +360,25 @@ class Observer:
         except ValueError:
             return {}
 
-    def poll(self, now):
-        self.ncb = http_json(f"{self.stack.ncb_url}/_fake/claims", timeout=30)
-        for key in self.r.scan("docpipe:kv:review/*"):
-            if key in self.review:
+    def _unseen(self, pattern, seen):
+        """(key, record) for each key matching `pattern` not yet in `seen` whose record is there."""
+        for key in self.r.scan(pattern):
+            if key in seen:
                 continue
             rec = self._fetch_doc(key)
-            if rec is None:
-                continue
+            if rec is not None:
+                yield key, rec
+
+    def poll(self, now):
+        self.ncb = http_json(f"{self.stack.ncb_url}/_fake/claims", timeout=30)
+        for key, rec in self._unseen("docpipe:kv:review/*", self.review):
             doc = rec.get("document", {})
             attrs = doc.get("attributes", {})
             claim = doc.get("fields", {}).get("claim", {})
             member = claim.get("member_id", {}).get("value") if isinstance(claim.get("member_id"), dict) else None
             self.review[key] = {"message_id": attrs.get("message_id"), "filename": attrs.get("filename"),
                                 "member_id": member, "doc_id": doc.get("id"), "reason": rec.get("reason"), "seen": now}
-        for key in self.r.scan("docpipe:kv:deadletter/*"):
-            if key in self.dead:
-                continue
-            rec = self._fetch_doc(key)
-            if rec is None:
-                continue
+        for key, rec in self._unseen("docpipe:kv:deadletter/*", self.dead):
             doc = rec.get("document") or rec.get("doc") or {}
             attrs = doc.get("attributes", {}) if isinstance(doc, dict) else {}
             self.dead[key] = {"message_id": attrs.get("message_id"), "filename": attrs.get("filename"),
