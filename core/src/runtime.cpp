@@ -88,6 +88,7 @@ void Runtime::build_nodes() {
         auto node = std::make_unique<RuntimeNode>();
         node->spec = &ns;
         node->label = fmt::format("node '{}' ({})", ns.name, ns.component);
+        node->trace_prefix = timeline_prefix(ns.name, ns.component);
         node->context = std::make_unique<NodeContext>(ns.name, m.logger, m.json_logs, m.metrics, *m.state, *m.clock);
         try {
             node->component = ns.descriptor->create(ns.config, *node->context);

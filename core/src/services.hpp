@@ -131,5 +131,7 @@ private:
 
 // ISO 8601 UTC with milliseconds: 2026-11-29T10:00:00.123Z
 std::string iso8601(std::chrono::system_clock::time_point t);
+// The same text appended to `out` (no temporary string: the delivery ledger stamps every delivery).
+void append_iso8601(std::string& out, std::chrono::system_clock::time_point t);
 
 }  // namespace docpipe::core

@@ -109,9 +109,11 @@ std::string render_metrics(const MetricsRegistry& metrics, const NodeList& nodes
     series("processing_seconds", "histogram", "Time inside a component's process()/write()");
     for (const auto& n : nodes) {
         if (n->source) continue;
-        for (std::size_t b = 0; b < kBucketCount; ++b)
-            out += fmt::format("docpipe_processing_seconds_bucket{{node=\"{}\",le=\"{}\"}} {}\n", n->name(), kLatencyBuckets[b],
-                               n->stats.buckets[b].load());
+        std::uint64_t cumulative = 0;  // Prometheus buckets count every call up to their bound
+        for (std::size_t b = 0; b < kBucketCount; ++b) {
+            cumulative += n->stats.buckets[b].load();
+            out += fmt::format("docpipe_processing_seconds_bucket{{node=\"{}\",le=\"{}\"}} {}\n", n->name(), kLatencyBuckets[b], cumulative);
+        }
         out += fmt::format("docpipe_processing_seconds_bucket{{node=\"{}\",le=\"+Inf\"}} {}\n", n->name(), n->stats.calls.load());
         out += fmt::format("docpipe_processing_seconds_sum{{node=\"{}\"}} {}\n", n->name(), n->stats.busy_us.load() / 1e6);
         out += fmt::format("docpipe_processing_seconds_count{{node=\"{}\"}} {}\n", n->name(), n->stats.calls.load());

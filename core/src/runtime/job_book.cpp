@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <csignal>
 #include <map>
+#include <optional>
 #include <unistd.h>
 
 #include <fmt/core.h>
@@ -53,11 +55,6 @@ void append_json_string(std::string& out, std::string_view value) {
     out += nlohmann::json(std::string(value)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-void append_integer(std::string& out, std::int64_t value) {
-    char digits[24];
-    const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
-    out.append(digits, end);
-}
 
 int severity(DescendantOutcome::Kind k) {
     switch (k) {
@@ -124,6 +121,14 @@ std::string summary_error(const nlohmann::json& outcomes, const std::string& sta
 
 }  // namespace
 
+std::string timeline_prefix(std::string_view node, std::string_view component) {
+    std::string prefix = R"({"node":)";
+    append_json_string(prefix, node);
+    prefix += R"(,"component":)";
+    append_json_string(prefix, component);
+    return prefix;
+}
+
 JobBook::JobBook(Store& store, StoreGuard& guard, Logger& log, std::string pipeline_hash)
     : store_(store), guard_(guard), log_(log), pipeline_hash_(std::move(pipeline_hash)), owner_(this_owner()) {}
 
@@ -175,9 +180,12 @@ JobEnd JobBook::end(Tracker& t) {
     }
     // One outcome per document id: the worst of its sinks (review beats delivered, a
     // failure beats both).
-    std::stable_sort(mine.begin(), mine.end(), [](const DescendantOutcome& a, const DescendantOutcome& b) {
+    const auto worst_first = [](const DescendantOutcome& a, const DescendantOutcome& b) {
         return a.doc_id != b.doc_id ? a.doc_id < b.doc_id : severity(a.kind) > severity(b.kind);
-    });
+    };
+    // Usually in order already (one document, every sink alike): stable_sort would still
+    // allocate its buffer.
+    if (!std::is_sorted(mine.begin(), mine.end(), worst_first)) std::stable_sort(mine.begin(), mine.end(), worst_first);
     // References come from every sink (NCB, Drive, Sheets), not only the one whose outcome is kept.
     std::map<std::string, std::map<std::string, std::string>> references_by_doc;
     for (const auto& o : mine)
@@ -199,55 +207,109 @@ JobEnd JobBook::end(Tracker& t) {
     // is written straight as JSON text (Job::trace_json), not built as a tree. Times are
     // epoch milliseconds (the API renders them); the doc id is left out when it is the job's own.
     auto timeline_entries = [&] {
-        std::string text;
-        text.reserve(hops.size() * 120);
+        std::string text;  // the whole array, brackets included: it becomes Job::trace_json as it is
+        text.reserve(2 + hops.size() * 160);
+        text += '[';
         for (const auto& h : hops) {
-            if (!text.empty()) text += ',';
-            text += "{\"node\":";
-            append_json_string(text, h.node ? std::string_view(h.node->name()) : std::string_view());
-            text += ",\"component\":";
-            append_json_string(text, h.node ? std::string_view(h.node->spec->component) : std::string_view());
-            if (h.doc_id != t.doc_id) {
-                text += ",\"doc_id\":";
+            std::string_view prefix = h.node ? std::string_view(h.node->trace_prefix) : std::string_view(R"({"node":"","component":"")");
+            std::string built;  // a node not built by the Runtime has no cached prefix
+            if (prefix.empty()) prefix = built = timeline_prefix(h.node->name(), h.node->spec->component);
+            // The fixed part is written in place: the prefix, three integers of at most 20
+            // characters, the outcome word and fewer than 60 characters of names.
+            const std::string_view outcome = to_string(h.result);
+            const std::size_t at = text.size();
+            text.resize(at + 1 + prefix.size() + 3 * 20 + outcome.size() + 64);
+            char* out = text.data() + at;
+            auto literal = [&out](std::string_view s) {
+                std::memcpy(out, s.data(), s.size());
+                out += s.size();
+            };
+            auto number = [&out](std::int64_t value) { out = std::to_chars(out, out + 20, value).ptr; };
+            if (at > 1) *out++ = ',';
+            literal(prefix);
+            literal(R"(,"start_ms":)");
+            number(h.started_ms);
+            literal(R"(,"ms":)");  // milliseconds with three decimals, from whole microseconds
+            number(h.micros / 1000);
+            const auto frac = h.micros % 1000;
+            *out++ = '.';
+            *out++ = static_cast<char>('0' + frac / 100);
+            *out++ = static_cast<char>('0' + frac / 10 % 10);
+            *out++ = static_cast<char>('0' + frac % 10);
+            literal(R"(,"attempt":)");
+            number(h.attempt);
+            literal(R"(,"outcome":")");
+            literal(outcome);
+            *out++ = '"';
+            text.resize(static_cast<std::size_t>(out - text.data()));
+            // The parts that are usually absent, escaped as needed.
+            if (!h.doc_id.empty() && h.doc_id != t.doc_id) {
+                text += R"(,"doc_id":)";
                 append_json_string(text, h.doc_id);
             }
-            text += ",\"start_ms\":";
-            append_integer(text, h.started_ms);
-            text += ",\"ms\":";  // milliseconds with three decimals, from whole microseconds
-            append_integer(text, h.micros / 1000);
-            text += '.';
-            const auto frac = h.micros % 1000;
-            text += static_cast<char>('0' + frac / 100);
-            text += static_cast<char>('0' + frac / 10 % 10);
-            text += static_cast<char>('0' + frac % 10);
-            text += ",\"attempt\":";
-            append_integer(text, h.attempt);
-            text += ",\"outcome\":\"";
-            text += to_string(h.result);
-            text += '"';
             if (!h.detail.empty()) {
-                text += ",\"detail\":";
+                text += R"(,"detail":)";
                 append_json_string(text, h.detail);
             }
             text += '}';
         }
+        text += ']';
         return text;
     };
 
+    // Everything that does not depend on the stored job is built here, outside the store's
+    // write: a backend may run that write under a lock every graph thread contends for (the
+    // memory store's mutex) or more than once (an optimistic retry). The first run moves what
+    // was built into the job; a second run builds it again.
+    nlohmann::json fresh_built = build_fresh();
+    std::string entries_built = timeline_entries();
+    std::optional<std::string> status_built;               // the status when no outcome is replaced
+    std::string error_built;
+    if (!t.replaces) {
+        // derive() and summary_error() over the structs the JSON was built from (the worst
+        // outcome of each document): the same answer without reading the JSON back.
+        std::vector<const DescendantOutcome*> worst;
+        worst.reserve(mine.size());
+        for (std::size_t i = 0; i < mine.size(); ++i)
+            if (i == 0 || mine[i].doc_id != mine[i - 1].doc_id) worst.push_back(&mine[i]);
+        std::size_t counts[4] = {0, 0, 0, 0};  // by Kind
+        for (const auto* o : worst) ++counts[static_cast<int>(o->kind)];
+        using K = DescendantOutcome::Kind;
+        const std::size_t n_failed = counts[static_cast<int>(K::Failed)], n_review = counts[static_cast<int>(K::Review)],
+                          n_submitted = counts[static_cast<int>(K::Submitted)], n_skipped = counts[static_cast<int>(K::Skipped)];
+        const char* status = n_review ? "review" : (n_failed && n_submitted) ? "partial" : n_failed ? "failed"
+                           : n_submitted ? "submitted" : n_skipped ? "skipped" : "submitted";
+        if (worst.empty() && failed) status = "failed";
+        status_built = status;
+        if (worst.empty()) {
+            error_built = failed ? failure : "";
+        } else {
+            const K wanted = *status_built == "review" ? K::Review : *status_built == "skipped" ? K::Skipped : K::Failed;
+            for (const auto* o : worst) {
+                if (o->kind != wanted) continue;
+                std::string line = wanted == K::Skipped ? o->node + ": " + o->reason : o->reason;
+                if (!o->name.empty() && wanted != K::Skipped && worst.size() > 1) line = o->name + ": " + line;
+                error_built += (error_built.empty() ? "" : "; ") + line;
+            }
+        }
+    }
+    int runs = 0;
+
     JobEnd result;
     auto write = [&](Job& j) {
-        nlohmann::json fresh = build_fresh();
+        const bool first_run = runs++ == 0;
+        nlohmann::json fresh = first_run ? std::move(fresh_built) : build_fresh();
         nlohmann::json outcomes;
         if (t.replaces) {  // an approval or a retry: the job's other outcomes stand
             outcomes = nlohmann::json::array();
             for (const auto& o : j.outcomes)
                 if (kind_of(o.value("status", "")) != *t.replaces) outcomes.push_back(o);
-            for (const auto& o : fresh) outcomes.push_back(o);
+            for (auto& o : fresh) outcomes.push_back(std::move(o));
         } else {
             outcomes = std::move(fresh);
         }
-        std::string status = derive(outcomes);
-        if (outcomes.empty() && failed) status = "failed";
+        std::string status = status_built ? *status_built : derive(outcomes);
+        if (!status_built && outcomes.empty() && failed) status = "failed";
         const bool all_skipped = status == "skipped" && !outcomes.empty();
         if (all_skipped && is_terminal_status(t.previous_status) && t.previous_status != "skipped") {
             // The same document again, skipped as a duplicate of itself: its first outcome stands.
@@ -260,14 +322,13 @@ JobEnd JobBook::end(Tracker& t) {
         }
         j.status = status;
         // An approval or a retry continues the job's timeline; a delivery starts it anew.
-        std::string entries = timeline_entries();
+        std::string entries = first_run ? std::move(entries_built) : timeline_entries();
         const bool continues = t.replaces && j.trace_json.size() > 2 && j.trace_json.back() == ']';
         if (!continues) {
-            j.trace_json = "[" + entries + "]";
-        } else if (!entries.empty()) {
+            j.trace_json = std::move(entries);
+        } else if (entries.size() > 2) {  // "[...]": its entries follow the job's own
             j.trace_json.back() = ',';
-            j.trace_json += entries;
-            j.trace_json += ']';
+            j.trace_json.append(entries, 1, std::string::npos);
         }
         // The job's references: one value per key, or every distinct value when attachments differ.
         for (const auto& [doc_id, refs] : references_by_doc)
@@ -279,14 +340,16 @@ JobEnd JobBook::end(Tracker& t) {
             }
         j.outcomes = std::move(outcomes);
         const auto& outcomes_now = j.outcomes;
-        j.last_error = outcomes_now.empty() ? (failed ? failure : "") : summary_error(outcomes_now, status);
+        if (status_built) j.last_error = first_run ? std::move(error_built) : (outcomes_now.empty() ? (failed ? failure : "") : summary_error(outcomes_now, status));
+        else j.last_error = outcomes_now.empty() ? (failed ? failure : "") : summary_error(outcomes_now, status);
         if (claim && !record_claim_on_job(*claim, j) && !claim->fields.empty()) j.fields = claim->fields;
         result.status = status;
-        result.references = j.references;
+        if (!j.references.empty()) result.references = j.references;
         result.detail = j.last_error;
     };
     try {
-        guard_.run([&] { store_.modify_job(t.doc_id, write); }, "job record");
+        // std::function keeps a closure of one pointer in place; `write` itself captures a dozen.
+        guard_.run([&] { store_.modify_job(t.doc_id, [&write](Job& j) { write(j); }); }, "job record");
     } catch (const StoreError& e) {
         // Past the horizon: the source keeps the document (nack) so nothing is lost.
         result.ack = {false, fmt::format("the state store stayed unavailable for {} s, so the job record could not be written: {}",

@@ -32,6 +32,10 @@ struct JobEnd {
     std::string detail;  // last_error
 };
 
+// The opening of a node's entries in a job's timeline (Job::trace_json),
+// `{"node":"<name>","component":"<component>"`, cached on each RuntimeNode.
+std::string timeline_prefix(std::string_view node, std::string_view component);
+
 class JobBook {
 public:
     JobBook(Store& store, StoreGuard& guard, Logger& log, std::string pipeline_hash);

@@ -31,7 +31,7 @@ struct NodeStats {
     std::atomic<std::int64_t> queued{0};    // put to the node, not yet started
     std::atomic<std::uint64_t> busy_us{0};  // time spent inside the component's calls
     std::atomic<std::uint64_t> calls{0};
-    std::array<std::atomic<std::uint64_t>, kBucketCount> buckets{};  // cumulative "le" counts
+    std::array<std::atomic<std::uint64_t>, kBucketCount> buckets{};  // calls per bucket (not cumulative: see observe())
     std::atomic<bool> store_failing{false};  // the last error was a state-store failure
 
     // Records one component call that started at t0.
@@ -62,6 +62,9 @@ struct RuntimeNode {
     std::map<std::string, std::vector<std::size_t>, std::less<>> successors;  // port -> node indexes
     NodeStats stats;
     std::string label;  // "node 'x' (component)"
+    // The start of each of this node's entries in a job's timeline, `{"node":…,"component":…`,
+    // built once: the timeline is written for every source document on the hot path.
+    std::string trace_prefix;
 
     const std::string& name() const { return spec->name; }
 };

@@ -23,40 +23,65 @@ const char* to_string(DescendantOutcome::Kind kind) {
     return "?";
 }
 
+InFlight::~InFlight() {
+    std::vector<std::shared_ptr<Tracker>> left;
+    for (Tracker* t = head_; t; t = t->in_flight_next) left.push_back(std::move(t->in_flight_self));
+    head_ = nullptr;
+    size_ = 0;
+    // `left` frees them here, after the walk.
+}
+
 bool InFlight::enter(const std::shared_ptr<Tracker>& tracker) {
     std::unique_lock lock(mutex_);
-    if (live_.size() >= max_) {
+    if (size_ >= max_) {
         ++sources_waiting_;
-        cv_.wait(lock, [&] { return live_.size() <= resume_at_ || stop_sources_.load(); });
+        cv_.wait(lock, [&] { return size_ <= resume_at_ || stop_sources_.load(); });
         --sources_waiting_;
     }
     if (stop_sources_.load()) return false;
-    live_.insert(tracker);
-    peak_ = std::max<std::uint64_t>(peak_, live_.size());
+    link(tracker);
     return true;
 }
 
 void InFlight::enter_now(const std::shared_ptr<Tracker>& tracker) {
     std::lock_guard lock(mutex_);
-    live_.insert(tracker);
-    peak_ = std::max<std::uint64_t>(peak_, live_.size());
+    link(tracker);
+}
+
+void InFlight::link(const std::shared_ptr<Tracker>& tracker) {
+    if (tracker->in_flight_self) return;  // already in flight
+    tracker->in_flight_self = tracker;
+    tracker->in_flight_prev = nullptr;
+    tracker->in_flight_next = head_;
+    if (head_) head_->in_flight_prev = tracker.get();
+    head_ = tracker.get();
+    ++size_;
+    peak_ = std::max<std::uint64_t>(peak_, size_);
 }
 
 void InFlight::leave(const std::shared_ptr<Tracker>& tracker) {
     bool wake;
+    std::shared_ptr<Tracker> self;  // released after the lock: the tracker may be freed with it
     {
         std::lock_guard lock(mutex_);
-        live_.erase(tracker);
+        if (!tracker->in_flight_self) return;  // not in flight
+        Tracker* t = tracker.get();
+        if (t->in_flight_prev) t->in_flight_prev->in_flight_next = t->in_flight_next;
+        else head_ = t->in_flight_next;
+        if (t->in_flight_next) t->in_flight_next->in_flight_prev = t->in_flight_prev;
+        t->in_flight_prev = t->in_flight_next = nullptr;
+        self = std::move(t->in_flight_self);
+        --size_;
         // Only two things wait on this: a source for the set to drain to resume_at_, and
         // run() for it to empty. Waking them on every settle costs a futex call each.
-        wake = (sources_waiting_ > 0 && live_.size() <= resume_at_) || live_.empty();
+        wake = (sources_waiting_ > 0 && size_ <= resume_at_) || size_ == 0;
     }
     if (wake) cv_.notify_all();
 }
 
 std::size_t InFlight::size() const {
     std::lock_guard lock(mutex_);
-    return live_.size();
+    return size_;
 }
 
 std::uint64_t InFlight::peak() const {
@@ -66,7 +91,10 @@ std::uint64_t InFlight::peak() const {
 
 std::vector<std::shared_ptr<Tracker>> InFlight::snapshot() const {
     std::lock_guard lock(mutex_);
-    return {live_.begin(), live_.end()};
+    std::vector<std::shared_ptr<Tracker>> out;
+    out.reserve(size_);
+    for (Tracker* t = head_; t; t = t->in_flight_next) out.push_back(t->in_flight_self);
+    return out;
 }
 
 void InFlight::request_stop() {
@@ -88,8 +116,8 @@ void InFlight::stop_sources() {
 
 bool InFlight::wait_empty_or_stop() {
     std::unique_lock lock(mutex_);
-    cv_.wait(lock, [&] { return live_.empty() || stop_requested_.load(); });
-    return live_.empty();
+    cv_.wait(lock, [&] { return size_ == 0 || stop_requested_.load(); });
+    return size_ == 0;
 }
 
 void InFlight::wait_stop() {
@@ -99,7 +127,7 @@ void InFlight::wait_stop() {
 
 bool InFlight::wait_empty_for(std::chrono::milliseconds timeout) {
     std::unique_lock lock(mutex_);
-    return cv_.wait_for(lock, timeout, [&] { return live_.empty(); });
+    return cv_.wait_for(lock, timeout, [&] { return size_ == 0; });
 }
 
 void InFlight::pause_source(std::chrono::milliseconds timeout) {

@@ -62,7 +62,7 @@ struct RuntimeNode;
 struct HopRecord {
     enum class Result { Emitted, Skipped, Delivered, Parked, AlreadyDelivered, Retry, Hold, StoreWait, Failed };
     const RuntimeNode* node = nullptr;
-    std::string doc_id;
+    std::string doc_id;           // empty when it is the job's own document (the common case)
     std::int64_t started_ms = 0;  // wall clock, Unix epoch
     std::int64_t micros = 0;      // time in the node's call
     int attempt = 1;
@@ -95,8 +95,19 @@ struct Tracker {
     std::vector<HopRecord> hops;       // capped at kMaxHops: a retry storm must not grow the job without bound
     static constexpr std::size_t kMaxHops = 400;
 
+    // InFlight's list links, guarded by InFlight's mutex. While the tracker is in flight,
+    // `in_flight_self` keeps it alive (an abandoned hop drops its envelope, not the tracker).
+    std::shared_ptr<Tracker> in_flight_self;
+    Tracker* in_flight_prev = nullptr;
+    Tracker* in_flight_next = nullptr;
+
     void add_outcome(DescendantOutcome outcome) {
         std::lock_guard lock(mutex);
+        push_outcome(std::move(outcome));
+    }
+    // Caller holds `mutex`.
+    void push_outcome(DescendantOutcome outcome) {
+        if (outcomes.capacity() == 0) outcomes.reserve(4);  // a document and its sinks: one allocation
         outcomes.push_back(std::move(outcome));
     }
 };
@@ -139,6 +150,10 @@ public:
     // instead of one per settled document.
     explicit InFlight(std::size_t max_in_flight)
         : max_(max_in_flight), resume_at_(max_in_flight ? max_in_flight - std::max<std::size_t>(1, max_in_flight / 4) : 0) {}
+    // Releases the trackers still in flight (a hop abandoned at shutdown never settles).
+    ~InFlight();
+    InFlight(const InFlight&) = delete;
+    InFlight& operator=(const InFlight&) = delete;
 
     // Waits for a free slot (backpressure); false when sources are stopping (not taken).
     bool enter(const std::shared_ptr<Tracker>& tracker);
@@ -169,7 +184,11 @@ private:
     mutable std::mutex mutex_;
     std::size_t sources_waiting_ = 0;  // sources blocked in enter() on a full set
     std::condition_variable cv_;
-    std::set<std::shared_ptr<Tracker>> live_;
+    // The live trackers, as an intrusive list through Tracker::in_flight_*: taking and
+    // settling a document allocates nothing here.
+    Tracker* head_ = nullptr;
+    std::size_t size_ = 0;
+    void link(const std::shared_ptr<Tracker>& tracker);
     std::uint64_t peak_ = 0;
     std::atomic<bool> stop_requested_{false}, stop_sources_{false};
 };
