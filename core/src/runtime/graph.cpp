@@ -497,9 +497,11 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
                     // The write happened: this record must not be lost, or a redelivery sends it twice.
                     s_.store_guard.run([&] {
                         try {
-                            std::string entry;
-                            entry.reserve(40);
-                            entry += parked ? "review@" : "submitted@";
+                            // A per-thread buffer that keeps its capacity (the store copies what it
+                            // keeps); nothing between here and put() can run another hop on this thread.
+                            static thread_local std::string entry_buffer;
+                            std::string& entry = entry_buffer;
+                            entry.assign(parked ? "review@" : "submitted@");
                             append_iso8601(entry, s_.clock.now());
                             if (!result->references().empty()) entry += "\n" + nlohmann::json(result->references()).dump();
                             s_.store.put(ledger_key, entry, s_.ledger_ttl);
