@@ -10,8 +10,8 @@
 // `scripts/claims-eval.sh` does both. For tuning the rules without re-running OCR,
 // --ocr-json DIR re-extracts from documents saved by the ocr-folder pipeline.
 //
-// Reports exact-match accuracy (total as a 2-decimal number, date as day/month/year,
-// company and address case- and whitespace-normalised), the share routed high/medium/low,
+// Reports exact-match accuracy (total as a 2-decimal number, a truth written "$8.60" read
+// as 8.60; date as day/month/year; company and address case- and whitespace-normalised), the share routed high/medium/low,
 // and a calibration table: per confidence band, how often total and date were both right.
 // With --floor it exits 1 when an accuracy falls under its floor (the regression test).
 #include <algorithm>
@@ -62,7 +62,7 @@ struct Row {
     bool total = false, date = false, company = false, address = false;
     // Whether the ground truth has the field at all (SROIE receipt 033 has no total).
     bool has_total = false, has_date = false, has_company = false, has_address = false;
-    double confidence = 0, receipt_score = 0;
+    double confidence = 0, receipt_score = 0, total_confidence = 0;
     std::string route;
     std::string got_total, want_total, got_date, want_date, got_company, want_company;
 };
@@ -88,9 +88,14 @@ Row score(const std::string& id, const json& result, const json& truth) {
     r.confidence = result.value("confidence", 0.0);
     r.route = result.value("route", "");
     r.receipt_score = std::min(conf(fields, "total_amount"), conf(fields, "service_date"));
+    r.total_confidence = conf(fields, "total_amount");
     // Truth totals are written "80.90", "RM8.50", "RM 68.10"; one is empty (reported apart).
-    auto want = find_amounts(truth.value("total", ""));
-    if (want.empty()) want = find_amounts("RM " + truth.value("total", ""));
+    // "$8.60" (the UNIHAKKA receipts) is 8.60: find_amounts reads a glued "$" as the digit 5,
+    // as OCR does, so the sign goes before the number is read.
+    std::string want_text = trim(truth.value("total", ""));
+    if (!want_text.empty() && want_text.front() == '$') want_text.erase(0, 1);
+    auto want = find_amounts(want_text);
+    if (want.empty()) want = find_amounts("RM " + want_text);
     r.want_total = want.empty() ? "(none)" : format_cents(want.front().cents);
     r.got_total = value_string(fields, "total_amount");
     r.has_total = !want.empty();
@@ -231,8 +236,8 @@ int main(int argc, char** argv) {
         if (verbose) {
             const Row& r = rows.back();
             if (verbose > 1 || !r.total || !r.date || !r.company)
-                std::printf("%s score %.2f total %s%s (want %s) date %s%s (want %s) company %s'%s' (want '%s')\n", id.c_str(), r.receipt_score, r.total ? "ok " : "BAD ",
-                            r.got_total.c_str(), r.want_total.c_str(), r.date ? "ok " : "BAD ", r.got_date.c_str(), r.want_date.c_str(),
+                std::printf("%s score %.2f total %s%s (want %s, confidence %.2f) date %s%s (want %s) company %s'%s' (want '%s')\n", id.c_str(), r.receipt_score, r.total ? "ok " : "BAD ",
+                            r.got_total.c_str(), r.want_total.c_str(), r.total_confidence, r.date ? "ok " : "BAD ", r.got_date.c_str(), r.want_date.c_str(),
                             r.company ? "ok " : "BAD ", r.got_company.c_str(), r.want_company.c_str());
         }
     }
@@ -283,7 +288,7 @@ int main(int argc, char** argv) {
         for (const auto& r : rows)
             if (r.receipt_score >= lo && r.receipt_score < hi) ++count, right += r.total && r.date;
         std::printf("| %s | %.1f%% (%zu) | %s |\n", name, 100.0 * static_cast<double>(count) / n, count,
-                    count ? (std::to_string(static_cast<int>(std::round(100.0 * right / count))) + "%").c_str() : "-");
+                    count ? (std::to_string(right) + " (" + std::to_string(static_cast<int>(std::round(100.0 * right / count))) + "%)").c_str() : "-");
     }
 
     // Calibration: does a score mean what it says? Per band of the receipt score
@@ -299,7 +304,20 @@ int main(int argc, char** argv) {
                 right += r.total && r.date;
             }
         std::printf("| %.2f-%.2f | %zu | %s |\n", bands[b], std::min(1.0, bands[b + 1]), count,
-                    count ? (std::to_string(static_cast<int>(std::round(100.0 * right / count))) + "%").c_str() : "-");
+                    count ? (std::to_string(right) + " (" + std::to_string(static_cast<int>(std::round(100.0 * right / count))) + "%)").c_str() : "-");
+    }
+
+    // The total alone: what its own confidence says (the arithmetic cross-checks raise it).
+    std::printf("\nTotal alone (confidence of total_amount; right = total right)\n\n| score band | documents | right |\n|---|---|---|\n");
+    for (int b = 0; b < 4; ++b) {
+        std::size_t count = 0, right = 0;
+        for (const auto& r : rows)
+            if (r.total_confidence >= bands[b] && r.total_confidence < bands[b + 1]) {
+                ++count;
+                right += r.total;
+            }
+        std::printf("| %.2f-%.2f | %zu | %s |\n", bands[b], std::min(1.0, bands[b + 1]), count,
+                    count ? (std::to_string(right) + " (" + std::to_string(static_cast<int>(std::round(100.0 * right / count))) + "%)").c_str() : "-");
     }
 
     int status = 0;

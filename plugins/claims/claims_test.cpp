@@ -714,7 +714,10 @@ struct SroieScore {
     int n = 0, total = 0, date = 0, company = 0, address = 0;
     void add(FieldMap& f, const nlohmann::json& truth) {
         ++n;
-        auto want_total = find_amounts("RM " + truth.value("total", ""));
+        // "$8.20" is 8.20: without the sign first, find_amounts reads it as 58.20 (as OCR does).
+        std::string total_text = truth.value("total", "");
+        if (!total_text.empty() && total_text.front() == '$') total_text.erase(0, 1);
+        auto want_total = find_amounts("RM " + total_text);
         if (!want_total.empty() && f.count("total_amount") &&
             std::llround(f["total_amount"].value.get<double>() * 100) == want_total.back().cents)
             ++total;

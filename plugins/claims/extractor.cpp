@@ -4,10 +4,12 @@
 #include <cctype>
 #include <cmath>
 #include <regex>
+#include <map>
 #include <set>
 
 #include <fmt/core.h>
 
+#include "arithmetic.hpp"
 #include "text.hpp"
 
 namespace docpipe::claims {
@@ -431,6 +433,23 @@ void labelled_fields(const std::vector<TextLine>& lines, const std::vector<std::
     }
 }
 
+// Same length, one digit different, and that digit one Tesseract confuses on receipts with
+// the one meant (printed 8 read as 6: "65.10" for 85.10).
+bool one_look_alike(const std::string& read, const std::string& meant) {
+    static const std::map<char, std::string> kReadFor = {{'1', "47"}, {'4', "1"}, {'7', "1"}, {'0', "689"}, {'6', "058"},
+                                                         {'8', "0369"}, {'9', "08"}, {'3', "8"}, {'5', "6"}, {'2', "7"}};
+    if (read.size() != meant.size()) return false;
+    int diff = 0;
+    bool alike = false;
+    for (std::size_t k = 0; k < read.size(); ++k) {
+        if (read[k] == meant[k]) continue;
+        ++diff;
+        auto it = kReadFor.find(meant[k]);
+        alike = it != kReadFor.end() && it->second.find(read[k]) != std::string::npos;
+    }
+    return diff == 1 && alike;
+}
+
 // Items: a description and one amount, between the header and the totals.
 nlohmann::json itemized(const std::vector<TextLine>& lines, const std::vector<Classified>& cls, std::size_t stop, std::int64_t& sum) {
     nlohmann::json items = nlohmann::json::array();
@@ -468,6 +487,9 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
         std::size_t line = 0;
         double weight = 0;
         std::string misread_from;  // set on a digit-repaired candidate: what the OCR printed
+        std::string misread_how;   // how it was misread, when not one digit ("leading '5' taken for a currency sign")
+        std::int64_t rounded_from = 0;  // set on a total rounded to 5 sen: the amount before rounding
+        int rounded_at = -1;            // the line that shows the rounded amount, when one does
     };
     std::vector<Candidate> totals;
     std::vector<std::int64_t> subtotals, taxes, roundings, cash, change;
@@ -507,7 +529,7 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
                     if (c > 0) summary_totals.push_back(c);
                     break;
                 }
-                if (c > 0) totals.push_back({a->first, a->second, cls[i].weight, {}});
+                if (c > 0) totals.push_back({a->first, a->second, cls[i].weight, {}, {}, 0});
                 first_total_line = std::min(first_total_line, i);
                 break;
             case LineKind::Subtotal: subtotals.push_back(c); first_total_line = std::min(first_total_line, i); break;
@@ -525,6 +547,71 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
             default: break;
         }
     }
+
+    // "GST @6% included in total RM 0.66", "TOTAL INCLUDES 6% GST 0.53": a total label on a
+    // line that says a tax is included, with an amount a tenth or less of another total,
+    // subtotal or cash amount on the receipt: no tax rate makes that the total; it is the
+    // tax inside it.
+    std::set<std::size_t> included_tax_lines;
+    {
+        auto says_included_tax = [&](std::size_t i) {
+            bool tax = false, incl = false;
+            for (const auto& w : words[i]) {
+                tax = tax || w.norm == "GST" || w.norm == "SST" || w.norm == "TAX";
+                incl = incl || w.norm.rfind("INCL", 0) == 0;
+            }
+            return tax && incl;
+        };
+        std::vector<Candidate> kept;
+        for (const auto& t : totals) {
+            std::int64_t larger = 0;
+            for (const auto& o : totals) larger = std::max(larger, &o == &t ? 0 : o.amount.cents);
+            for (auto v : subtotals) larger = std::max(larger, v);
+            for (auto v : cash) larger = std::max(larger, v);
+            if (t.amount.cents > 0 && 10 * t.amount.cents <= larger && says_included_tax(t.line)) {
+                included_taxes.push_back(t.amount.cents);
+                included_tax_lines.insert(t.line);
+                continue;
+            }
+            kept.push_back(t);
+        }
+        totals = std::move(kept);
+    }
+
+    // The receipt's arithmetic (arithmetic.hpp): each line's amounts with the role its label gives.
+    const ReceiptArithmetic arith = [&] {
+        std::vector<ArithmeticLine> al(lines.size());
+        bool summary = false;
+        for (std::size_t i = 0; i < lines.size(); ++i) {
+            if (!summary && best_hit(words[i], rules_.summary_headings)) summary = true;
+            ArithmeticLine& a = al[i];
+            a.amounts = cls[i].amounts;
+            a.text = lines[i].text;
+            a.index = lines[i].index;
+            bool total_word = false, supply_word = false;
+            for (const auto& w : words[i]) {
+                total_word = total_word || w.norm == "TOTAL";
+                supply_word = supply_word || w.norm.rfind("SUPP", 0) == 0;
+            }
+            switch (cls[i].kind) {
+                case LineKind::Total: a.role = summary ? AmountRole::Summary : AmountRole::Total; break;
+                case LineKind::Subtotal: a.role = AmountRole::Subtotal; break;
+                case LineKind::Tax:
+                    a.role = std::any_of(words[i].begin(), words[i].end(), [](const Word& w) { return w.norm.rfind("INCL", 0) == 0; })
+                                 ? AmountRole::TaxIncluded
+                                 : AmountRole::Tax;
+                    break;
+                case LineKind::Rounding: a.role = AmountRole::Rounding; break;
+                case LineKind::Cash: a.role = AmountRole::Cash; break;
+                case LineKind::Change: a.role = AmountRole::Change; break;
+                case LineKind::Ignore: a.role = AmountRole::Ignore; break;
+                default: a.role = summary ? AmountRole::Summary : AmountRole::None;
+            }
+            if (total_word && supply_word) a.role = AmountRole::Summary;
+            if (included_tax_lines.count(i)) a.role = AmountRole::TaxIncluded;
+        }
+        return ReceiptArithmetic(std::move(al));
+    }();
 
     // Amounts paid minus change given: what the customer actually paid.
     std::vector<std::int64_t> paid;
@@ -554,7 +641,7 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
             for (const auto& a : cls[i].amounts)
                 if (a.cents > 0 && contains(paid, a.cents)) {
                     const bool known = std::any_of(totals.begin(), totals.end(), [&](const Candidate& t) { return t.amount.cents == a.cents; });
-                    if (!known) totals.push_back({a, i, 0.6, {}});
+                    if (!known) totals.push_back({a, i, 0.6, {}, {}, 0});
                 }
         }
     }
@@ -657,7 +744,7 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
             for (char ch : lines[i].text)
                 if (std::isdigit(static_cast<unsigned char>(ch))) digits += ch;
             if (digits.size() < 3 || !within_one_edit(digits, want)) continue;
-            Candidate c{Amount{}, i, cls[i].weight, lines[i].text};
+            Candidate c{Amount{}, i, cls[i].weight, lines[i].text, {}, 0};
             c.amount.cents = *class_sum;
             c.amount.decimals = true;
             c.amount.repaired = true;
@@ -667,6 +754,153 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
             totals.push_back(c);
         }
     }
+
+    // Agreement with the receipt's arithmetic strong enough to stand for the total: one
+    // equation over several other lines, or two weaker ones.
+    auto strong = [](const std::vector<Equation>& eqs) {
+        double sum = 0;
+        for (const auto& e : eqs) {
+            if (e.weight >= 0.1) return true;
+            sum += e.weight;
+        }
+        return eqs.size() >= 2 && sum >= 0.09;
+    };
+    // A total printed with a currency sign that OCR read as a digit or a letter ("$8.20"
+    // read "58.20", "S8.20"): the amount without its first character, when the arithmetic
+    // gives that and not what was read.
+    {
+        const std::size_t before = totals.size();
+        for (std::size_t k = 0; k < before; ++k) {
+            const Candidate cand = totals[k];
+            if (!cand.misread_from.empty() || contains(checks, cand.amount.cents) || strong(arith.confirming(cand.amount.cents, cand.line)))
+                continue;
+            for (const auto& m : currency_sign_misreadings(cand.amount)) {
+                if (!contains(checks, m.cents) && !strong(arith.confirming(m.cents, cand.line))) continue;
+                Candidate r = cand;
+                r.misread_from = cand.amount.text;
+                r.misread_how = m.how;
+                r.amount.cents = m.cents;
+                r.amount.repaired = true;
+                totals.push_back(std::move(r));
+            }
+        }
+    }
+    // The digits at the end of a line, over the number-like tokens there ("Grand Total : 3g .60"
+    // -> "360", "TOTAL 2 50" -> "250"), with the byte range they were read from.
+    auto trailing_digits = [](const std::string& text, std::size_t& begin, std::size_t& end) {
+        const auto toks = split_whitespace(text);
+        std::string digits;
+        begin = end = text.size();
+        for (std::size_t k = toks.size(); k-- > 0;) {
+            int d = 0, letters = 0, other = 0;
+            for (unsigned char ch : toks[k].text) {
+                if (std::isdigit(ch)) ++d;
+                else if (std::isalpha(ch)) ++letters;
+                else if (ch != '.' && ch != ',' && ch != ':' && ch != '-') ++other;
+            }
+            if ((d == 0 && toks[k].text.find_first_not_of(".,:-") != std::string::npos) || letters > 1 || other > 0) break;
+            if (d == 0) continue;  // a lone separator between the parts
+            std::string part;
+            for (unsigned char ch : toks[k].text)
+                if (std::isdigit(ch)) part += static_cast<char>(ch);
+            digits = part + digits;
+            begin = toks[k].begin;
+            if (end == text.size()) end = toks[k].end;
+        }
+        return digits;
+    };
+    // A payable-total label whose amount was misread past parsing or by a lost or added
+    // digit ("Grand Total : 3g .60", "TOTAL 2 50") while an equation over other lines gives
+    // an amount whose digits are those, or one slip away: that amount, as a repaired
+    // candidate (a person confirms it).
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        if (cls[i].kind != LineKind::Total || cls[i].weight < 0.85 || included_tax_lines.count(i)) continue;
+        const bool settled = std::any_of(totals.begin(), totals.end(), [&](const Candidate& t) {
+            return t.line == i && (contains(checks, t.amount.cents) || strong(arith.confirming(t.amount.cents, i)));
+        });
+        if (settled) continue;
+        std::size_t b = 0, e = 0;
+        const std::string digits = trailing_digits(lines[i].text, b, e);
+        if (digits.size() < 3) continue;
+        // Where the amount did not parse, or parsed from part of those digits (".60" of
+        // "3g .60"), one equation will do; an amount read whole is second-guessed only when
+        // two kinds of equation (say cash minus change and the tax summary) agree against it.
+        const bool read_whole = std::any_of(cls[i].amounts.begin(), cls[i].amounts.end(), [&](const Amount& a) {
+            std::string d;
+            for (unsigned char ch : a.text)
+                if (std::isdigit(ch)) d += static_cast<char>(ch);
+            return d.size() >= digits.size();
+        });
+        std::set<std::int64_t> tried;
+        for (const auto& eq : arith.all_for(i)) {
+            if (eq.weight < 0.1 || eq.cents <= 0 || !tried.insert(eq.cents).second) continue;
+            const std::string want = std::to_string(eq.cents);
+            if (want.size() < 3 || (digits != want && !within_one_edit(digits, want))) continue;
+            if (read_whole && arith.confirming(eq.cents, i).size() < 2 && !one_look_alike(digits, want)) continue;
+            if (std::any_of(totals.begin(), totals.end(), [&](const Candidate& t) { return t.line == i && t.amount.cents == eq.cents; })) continue;
+            Candidate c{Amount{}, i, cls[i].weight, lines[i].text.substr(b, e - b), digits == want ? "its decimal point lost" : "one digit slip", 0};
+            c.amount.cents = eq.cents;
+            c.amount.decimals = true;
+            c.amount.repaired = true;
+            c.amount.text = c.misread_from;
+            c.amount.begin = b;
+            c.amount.end = e;
+            totals.push_back(std::move(c));
+        }
+    }
+    // Cash payments are rounded to 5 sen: a total of 42.48 with a rounding line, a later
+    // total line that reads 42 50, or cash minus change of 42.50, was paid as 42.50.
+    bool rounding_line = false;  // a rounding adjustment that is not 0.00
+    for (std::size_t i = 0; i < lines.size(); ++i)
+        if (cls[i].kind == LineKind::Rounding && (cls[i].amounts.empty() || cls[i].amounts.back().cents != 0)) rounding_line = true;
+    {
+        const std::size_t before = totals.size();
+        for (std::size_t k = 0; k < before; ++k) {
+            const Candidate cand = totals[k];
+            const std::int64_t v = cand.amount.cents;
+            if (!cand.misread_from.empty() || v <= 0 || v % 5 == 0) continue;
+            const std::int64_t r = (v + 2) / 5 * 5;
+            if (std::any_of(totals.begin(), totals.end(), [&](const Candidate& t) { return t.amount.cents == r; })) continue;
+            std::optional<std::size_t> at;
+            double weight = cand.weight;
+            if (strong(arith.confirming(r, cand.line))) at = cand.line;
+            for (std::size_t j = cand.line + 1; !at && rounding_line && j < lines.size(); ++j) {
+                if (cls[j].kind != LineKind::Total && cls[j].kind != LineKind::None && cls[j].kind != LineKind::Rounding) continue;
+                std::size_t b = 0, e = 0;
+                const bool written = std::any_of(cls[j].amounts.begin(), cls[j].amounts.end(), [&](const Amount& a) { return a.cents == r; });
+                if (written || trailing_digits(lines[j].text, b, e) == std::to_string(r)) {
+                    at = j;
+                    if (cls[j].kind == LineKind::Total) weight = std::max(weight, cls[j].weight);
+                }
+            }
+            if (!at) continue;
+            // Kept on the line it was read from: the rounded amount is that reading plus the
+            // rounding; the line that shows it (often misread) is named in the reason.
+            Candidate c = cand;
+            c.amount.cents = r;
+            c.weight = weight;
+            c.rounded_from = v;
+            if (*at != cand.line) c.rounded_at = lines[*at].index;
+            totals.push_back(std::move(c));
+        }
+    }
+    // No total label read, or none the arithmetic backs: an unlabelled amount in the totals
+    // block (or the lower half, with no block) that the arithmetic gives is a candidate
+    // with the weight of a weak label; it needs that agreement to be one at all.
+    {
+        const std::size_t from = arith.totals_start() < lines.size() ? arith.totals_start() : lines.size() / 2;
+        for (std::size_t i = from; i < lines.size() && i < from + 60; ++i) {
+            if (cls[i].kind != LineKind::None) continue;
+            for (const auto& a : cls[i].amounts) {
+                if (a.cents <= 0 || !a.decimals) continue;
+                const bool known = std::any_of(totals.begin(), totals.end(), [&](const Candidate& t) { return t.amount.cents == a.cents; });
+                if (known || !strong(arith.confirming(a.cents, i))) continue;
+                totals.push_back({a, i, 0.5, {}, {}, 0});
+            }
+        }
+    }
+    bool any_strong = false;
+    for (const auto& cand : totals) any_strong = any_strong || strong(arith.confirming(cand.amount.cents, cand.line));
 
     // The tax summary's total (or that rounded to 5 sen) is arithmetic on the receipt too.
     auto summary_confirms = [&](std::int64_t v) {
@@ -694,6 +928,7 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
     double best_score = -1;
     const Candidate* best = nullptr;
     std::string best_why;
+    nlohmann::json best_equations = nlohmann::json::array();
     for (const auto& cand : totals) {
         double score = 0.3 + 0.55 * cand.weight;
         std::string why = fmt::format("label weight {:.2f}", cand.weight);
@@ -739,21 +974,56 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
             score += 0.05;
             why += ", items add up";
         }
+        // The equations of arithmetic.hpp, for what the checks above did not already count.
+        // A total rounded to 5 sen keeps what confirms the amount before rounding.
+        auto eqs = arith.confirming(v, cand.line);
+        if (cand.rounded_from)
+            for (auto& e : arith.confirming(cand.rounded_from, cand.line))
+                if (std::none_of(eqs.begin(), eqs.end(), [&](const Equation& x) { return x.kind == e.kind; })) eqs.push_back(std::move(e));
+        nlohmann::json equations = nlohmann::json::array();
+        {
+            double extra = 0;
+            for (const auto& e : eqs) {
+                equations.push_back(e.text);
+                const bool counted = (e.kind == "cash-change" && !change.empty() && contains(paid, v)) ||
+                                     (e.kind == "paid" && change.empty() && contains(paid, v)) ||
+                                     (e.kind == "items" && items.size() >= 2 && items_sum == v) || (e.kind == "subtotal" && sums) ||
+                                     (e.kind == "tax-summary" && (summary_confirms(v) || (class_sum && *class_sum == v))) ||
+                                     (e.kind == "tax-included" && tax_included_fits(v));
+                if (!counted) extra += e.weight;
+            }
+            score += std::min(extra, 0.2);
+            if (!eqs.empty()) why += ", arithmetic: " + eqs.front().text + (eqs.size() > 1 ? fmt::format(" (+{} more)", eqs.size() - 1) : "");
+        }
         // Calibration on the SROIE dev split: a total that no arithmetic confirms was right
         // less often than 0.9 claims, so only a cross-checked total may score that high.
         const bool confirmed = why.find("cash minus change") != std::string::npos || sums ||
-                               (items.size() >= 2 && items_sum == v) || summary_confirms(v);
+                               (items.size() >= 2 && items_sum == v) || summary_confirms(v) || strong(eqs);
         if (!confirmed) score = std::min(score, 0.88);
+        // Another candidate is what the receipt's arithmetic gives; this one is not.
+        if (!confirmed && any_strong) {
+            score -= 0.1;
+            why += ", another amount is what the arithmetic gives";
+        }
         // The receipt's own arithmetic (subtotal + tax, tax summary) gives other amounts.
         if (!confirmed && !checks.empty()) {
             score -= 0.05;
             why += ", not what the subtotal/tax arithmetic gives";
         }
+        if (cand.rounded_from) {
+            why += fmt::format(", {} rounded to 5 sen", format_cents(cand.rounded_from));
+            if (cand.rounded_at >= 0) why += fmt::format(" (line {} shows it)", cand.rounded_at);
+            if (rounding_line) {
+                score += 0.1;
+                why += " as the rounding line says";
+            }
+        }
         if (cand.amount.repaired) score -= cand.misread_from.empty() ? 0.1 : 0.05;
         if (cand.amount.comma_decimal) score -= 0.05;
         // Later lines carry the final amount (after rounding); a small nudge breaks ties.
         if (!cand.misread_from.empty()) {
-            why += fmt::format(", read as '{}', one misread digit from what the arithmetic gives", cand.misread_from);
+            if (cand.misread_how.empty()) why += fmt::format(", read as '{}', one misread digit from what the arithmetic gives", cand.misread_from);
+            else why += fmt::format(", read as '{}' ({}), what the arithmetic gives", cand.misread_from, cand.misread_how);
         }
         const bool summary = summary_confirms(v);
         if (summary) {
@@ -780,6 +1050,7 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
             best_score = score;
             best = &cand;
             best_why = why;
+            best_equations = equations;
         }
     }
     // Cash totals are rounded to 5 sen in Malaysia: when the chosen amount is not, and the
@@ -795,11 +1066,19 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
     if (best && rounded) {
         FieldValue f = make_field(rounded->first / 100.0, std::min(0.95, best_score), lines[rounded->second]);
         f.provenance["reason"] = best_why + ", rounded to 5 sen as written on line " + std::to_string(lines[rounded->second].index);
+        if (!best_equations.empty()) f.provenance["arithmetic"] = best_equations;
         fields["total_amount"] = f;
     } else if (best) {
         FieldValue f = make_field(best->amount.value(), std::min(0.99, best_score), lines[best->line]);
         f.provenance["reason"] = best_why;
+        if (!best_equations.empty()) f.provenance["arithmetic"] = best_equations;
         if (!best->misread_from.empty()) f.provenance["confidence_cap"] = 0.85;
+        if (!best->misread_how.empty()) {
+            f.provenance["misread_from"] = best->misread_from;
+            warnings.push_back(fmt::format("total_amount: read '{}' on line {} ({}); the receipt's arithmetic gives {}: {}", best->misread_from,
+                                           lines[best->line].index, best->misread_how, format_cents(best->amount.cents),
+                                           best_equations.empty() ? std::string("subtotal + tax") : best_equations.front().get<std::string>()));
+        }
         if (auto alt = alternatives(best->amount.cents); !alt.empty()) f.provenance["alternatives"] = alt;
         fields["total_amount"] = f;
         // A distinct larger labelled total that is not what was paid is worth a warning.
