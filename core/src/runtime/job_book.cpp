@@ -190,9 +190,8 @@ JobEnd JobBook::end(Tracker& t) {
     std::map<std::string, std::map<std::string, std::string>> references_by_doc;
     for (const auto& o : mine)
         for (const auto& [k, v] : o.references) references_by_doc[o.doc_id].emplace(k, v);
-    // Both are built inside the store's write: it may run more than once (a backend's
-    // optimistic retry), and building there lets the common single run move them into the
-    // job instead of copying a timeline of several hundred entries.
+    // The outcomes and the timeline are built once before the store's write (below) and
+    // moved into the job; these builders run again only if a backend repeats the write.
     auto build_fresh = [&] {
         nlohmann::json fresh = nlohmann::json::array();
         for (std::size_t i = 0; i < mine.size(); ++i) {
@@ -344,7 +343,10 @@ JobEnd JobBook::end(Tracker& t) {
         else j.last_error = outcomes_now.empty() ? (failed ? failure : "") : summary_error(outcomes_now, status);
         if (claim && !record_claim_on_job(*claim, j) && !claim->fields.empty()) j.fields = claim->fields;
         result.status = status;
+        // Copied only when there is something to copy (an empty object stays as built); a
+        // repeated write resets what an earlier run left.
         if (!j.references.empty()) result.references = j.references;
+        else if (!result.references.empty()) result.references = nlohmann::json::object();
         result.detail = j.last_error;
     };
     try {

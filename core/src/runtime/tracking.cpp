@@ -24,11 +24,14 @@ const char* to_string(DescendantOutcome::Kind kind) {
 }
 
 InFlight::~InFlight() {
-    std::vector<std::shared_ptr<Tracker>> left;
-    for (Tracker* t = head_; t; t = t->in_flight_next) left.push_back(std::move(t->in_flight_self));
-    head_ = nullptr;
+    // Unlinks and releases each; the next link is read before its tracker can be freed.
+    while (head_) {
+        Tracker* t = head_;
+        head_ = t->in_flight_next;
+        t->in_flight_prev = t->in_flight_next = nullptr;
+        const auto self = std::move(t->in_flight_self);
+    }
     size_ = 0;
-    // `left` frees them here, after the walk.
 }
 
 bool InFlight::enter(const std::shared_ptr<Tracker>& tracker) {
