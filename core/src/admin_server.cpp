@@ -829,7 +829,7 @@ struct AdminServer::Impl {
                               {"pipeline_hash", s.pipeline_hash},
                               {"confidence", s.confidence},
                               {"references", s.references},
-                              {"outcomes", s.outcomes},
+                              {"outcomes", s.outcomes()},
                               {"last_error", s.last_error},
                               {"created_ms", s.created_ms},
                               {"updated_ms", s.updated_ms}});

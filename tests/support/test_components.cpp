@@ -7,6 +7,7 @@
 namespace docpipe::test {
 
 std::atomic<std::uint64_t> null_sink_writes{0};
+SequenceAcks sequence_acks;
 
 namespace {
 std::mutex registry_mutex;
@@ -258,6 +259,43 @@ private:
     Probe& probe_;
 };
 
+// Bench: emits `count` documents ("<prefix><n>", one byte each, a file name) made as it
+// goes, the way bench/graph_overhead's raw oneTBB graph is fed from a loop: what is timed
+// is the runtime, not a test probe's queue and copies. Acks are counted (sequence_acks).
+class SequenceSource : public Source {
+public:
+    static ComponentDescriptor describe() {
+        ComponentDescriptor d;
+        d.kind = ComponentKind::Source;
+        d.name = "source.sequence";
+        d.summary = "bench: emits a numbered sequence of one-byte documents, counts the acks";
+        d.config = ConfigSpec{Field::integer("count").required().min(0).describe("how many documents"),
+                              Field::string("prefix").default_value("seq-").describe("document id prefix")};
+        return d;
+    }
+    SequenceSource(const Config& c, Context&) : count_(c.get_int("count")), prefix_(c.get_string("prefix")) {}
+
+    void poll(SourceEmitter& emitter, const PollRequest&) override {
+        const auto bytes = std::make_shared<const Bytes>(Bytes{'x'});
+        static const AckHandle ack = [](const Outcome& o) {
+            (o.ok ? sequence_acks.ok : sequence_acks.failed).fetch_add(1, std::memory_order_relaxed);
+        };
+        for (; next_ < count_ && !emitter.stop_requested(); ++next_) {
+            Document d;
+            d.id = prefix_;
+            d.id += std::to_string(next_);
+            d.attributes.emplace("filename", d.id);
+            d.parts.push_back(Part{d.id, "text/plain", bytes});
+            if (!emitter.emit(std::move(d), ack)) return;  // not taken (stopping): emitted again next poll
+        }
+    }
+
+private:
+    std::int64_t count_;
+    std::string prefix_;
+    std::int64_t next_ = 0;
+};
+
 class NullSink : public Sink {
 public:
     static ComponentDescriptor describe() {
@@ -336,7 +374,8 @@ const PluginManifest& test_manifest() {
     static const PluginManifest manifest{"test", "0", "in-process test components", kSdkAbiVersion, kCompilerTag,
                                          {component<MemorySource>(), component<SplitTransform>(), component<RouteTransform>(),
                                           component<MisbehavingTransform>(), component<MemorySink>(),
-                                          component<PassTransform>(), component<SleepTransform>(), component<NullSink>()}};
+                                          component<PassTransform>(), component<SleepTransform>(), component<NullSink>(),
+                                          component<SequenceSource>()}};
     return manifest;
 }
 

@@ -49,8 +49,14 @@ void reset_probes();
 // Total writes accepted by every sink.null instance.
 extern std::atomic<std::uint64_t> null_sink_writes;
 
+// Acks received by every source.sequence instance, by outcome.
+struct SequenceAcks {
+    std::atomic<std::uint64_t> ok{0}, failed{0};
+};
+extern SequenceAcks sequence_acks;
+
 // The manifest with source.memory, transform.split, transform.misbehave, transform.route,
-// transform.pass, transform.sleep, sink.memory and sink.null.
+// transform.pass, transform.sleep, sink.memory, sink.null and source.sequence.
 const PluginManifest& test_manifest();
 
 }  // namespace docpipe::test

@@ -287,11 +287,13 @@ ActionResult AdminActions::return_to_review(const std::string& id) {
     store_.update_job(id, [&](Job& j) {
         changed = j.status == "failed" || j.status == "partial";
         if (!changed) return;
-        for (auto& o : j.outcomes)
+        nlohmann::json outcomes = j.outcomes();
+        for (auto& o : outcomes)
             if (o.value("status", "") == "failed" && parked.count(o.value("doc_id", ""))) {
                 o["status"] = "review";
                 o["reason"] = "returned to review after a failed approval: " + o.value("reason", "");
             }
+        j.outcomes_json = outcomes.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
         j.status = "review";
         j.last_error = "returned to review: " + j.last_error;
     });

@@ -202,6 +202,47 @@ JobEnd JobBook::end(Tracker& t) {
         }
         return fresh;
     };
+    // The same outcomes as build_fresh(), written straight as JSON array text (Job::outcomes_json)
+    // for the hot path; members in the order nlohmann's dump() gives them (sorted by name).
+    auto fresh_text = [&] {
+        std::string text;
+        text.reserve(2 + mine.size() * 96);
+        text += '[';
+        for (std::size_t i = 0; i < mine.size(); ++i) {
+            if (i != 0 && mine[i].doc_id == mine[i - 1].doc_id) continue;
+            const DescendantOutcome& o = mine[i];
+            if (text.size() > 1) text += ',';
+            text += R"({"doc_id":)";
+            append_json_string(text, o.doc_id);
+            if (!o.name.empty()) {
+                text += R"(,"name":)";
+                append_json_string(text, o.name);
+            }
+            text += R"(,"node":)";
+            append_json_string(text, o.node);
+            if (!o.reason.empty()) {
+                text += R"(,"reason":)";
+                append_json_string(text, o.reason);
+            }
+            if (const auto r = references_by_doc.find(o.doc_id); r != references_by_doc.end() && !r->second.empty()) {
+                text += R"(,"references":{)";
+                bool first = true;
+                for (const auto& [k, v] : r->second) {
+                    if (!first) text += ',';
+                    first = false;
+                    append_json_string(text, k);
+                    text += ':';
+                    append_json_string(text, v);
+                }
+                text += '}';
+            }
+            text += R"(,"status":")";
+            text += to_string(o.kind);
+            text += R"("})";
+        }
+        text += ']';
+        return text;
+    };
     // Cheap on purpose: this runs once per source document on the hot path, so the timeline
     // is written straight as JSON text (Job::trace_json), not built as a tree. Times are
     // epoch milliseconds (the API renders them); the doc id is left out when it is the job's own.
@@ -260,56 +301,66 @@ JobEnd JobBook::end(Tracker& t) {
     // write: a backend may run that write under a lock every graph thread contends for (the
     // memory store's mutex) or more than once (an optimistic retry). The first run moves what
     // was built into the job; a second run builds it again.
-    nlohmann::json fresh_built = build_fresh();
+    // An approval or a retry merges with the stored outcomes, as JSON; a delivery writes text.
+    nlohmann::json fresh_built = t.replaces ? build_fresh() : nlohmann::json();
+    std::string outcomes_built = t.replaces ? std::string() : fresh_text();
     std::string entries_built = timeline_entries();
     std::optional<std::string> status_built;               // the status when no outcome is replaced
+    // derive() and summary_error() over the structs the text is built from (the worst
+    // outcome of each document): the same answers without building or reading JSON.
+    std::vector<const DescendantOutcome*> worst;
+    using K = DescendantOutcome::Kind;
+    auto error_text = [&] {
+        if (worst.empty()) return failed ? failure : std::string();
+        std::string text;
+        const K wanted = *status_built == "review" ? K::Review : *status_built == "skipped" ? K::Skipped : K::Failed;
+        for (const auto* o : worst) {
+            if (o->kind != wanted) continue;
+            std::string line = wanted == K::Skipped ? o->node + ": " + o->reason : o->reason;
+            if (!o->name.empty() && wanted != K::Skipped && worst.size() > 1) line = o->name + ": " + line;
+            text += (text.empty() ? "" : "; ") + line;
+        }
+        return text;
+    };
     std::string error_built;
     if (!t.replaces) {
-        // derive() and summary_error() over the structs the JSON was built from (the worst
-        // outcome of each document): the same answer without reading the JSON back.
-        std::vector<const DescendantOutcome*> worst;
         worst.reserve(mine.size());
         for (std::size_t i = 0; i < mine.size(); ++i)
             if (i == 0 || mine[i].doc_id != mine[i - 1].doc_id) worst.push_back(&mine[i]);
         std::size_t counts[4] = {0, 0, 0, 0};  // by Kind
         for (const auto* o : worst) ++counts[static_cast<int>(o->kind)];
-        using K = DescendantOutcome::Kind;
         const std::size_t n_failed = counts[static_cast<int>(K::Failed)], n_review = counts[static_cast<int>(K::Review)],
                           n_submitted = counts[static_cast<int>(K::Submitted)], n_skipped = counts[static_cast<int>(K::Skipped)];
         const char* status = n_review ? "review" : (n_failed && n_submitted) ? "partial" : n_failed ? "failed"
                            : n_submitted ? "submitted" : n_skipped ? "skipped" : "submitted";
         if (worst.empty() && failed) status = "failed";
         status_built = status;
-        if (worst.empty()) {
-            error_built = failed ? failure : "";
-        } else {
-            const K wanted = *status_built == "review" ? K::Review : *status_built == "skipped" ? K::Skipped : K::Failed;
-            for (const auto* o : worst) {
-                if (o->kind != wanted) continue;
-                std::string line = wanted == K::Skipped ? o->node + ": " + o->reason : o->reason;
-                if (!o->name.empty() && wanted != K::Skipped && worst.size() > 1) line = o->name + ": " + line;
-                error_built += (error_built.empty() ? "" : "; ") + line;
-            }
-        }
+        error_built = error_text();
     }
     int runs = 0;
 
     JobEnd result;
     auto write = [&](Job& j) {
         const bool first_run = runs++ == 0;
-        nlohmann::json fresh = first_run ? std::move(fresh_built) : build_fresh();
+        // The job's outcomes after this delivery: as JSON (an approval or a retry, merged
+        // with the stored ones) or as text (a delivery: status_built has the status).
         nlohmann::json outcomes;
+        std::string status;
+        bool no_outcomes;
         if (t.replaces) {  // an approval or a retry: the job's other outcomes stand
+            nlohmann::json fresh = first_run ? std::move(fresh_built) : build_fresh();
             outcomes = nlohmann::json::array();
-            for (const auto& o : j.outcomes)
-                if (kind_of(o.value("status", "")) != *t.replaces) outcomes.push_back(o);
+            for (auto& o : j.outcomes())
+                if (kind_of(o.value("status", "")) != *t.replaces) outcomes.push_back(std::move(o));
             for (auto& o : fresh) outcomes.push_back(std::move(o));
+            status = derive(outcomes);
+            no_outcomes = outcomes.empty();
+            if (no_outcomes && failed) status = "failed";
         } else {
-            outcomes = std::move(fresh);
+            status = *status_built;
+            no_outcomes = mine.empty();
         }
-        std::string status = status_built ? *status_built : derive(outcomes);
-        if (!status_built && outcomes.empty() && failed) status = "failed";
-        const bool all_skipped = status == "skipped" && !outcomes.empty();
+        const bool all_skipped = status == "skipped" && !no_outcomes;
         if (all_skipped && is_terminal_status(t.previous_status) && t.previous_status != "skipped") {
             // The same document again, skipped as a duplicate of itself: its first outcome stands.
             j.status = t.previous_status;
@@ -337,10 +388,13 @@ JobEnd JobBook::end(Tracker& t) {
                 else if (slot.is_array()) { if (std::find(slot.begin(), slot.end(), v) == slot.end()) slot.push_back(v); }
                 else slot = nlohmann::json::array({slot, v});
             }
-        j.outcomes = std::move(outcomes);
-        const auto& outcomes_now = j.outcomes;
-        if (status_built) j.last_error = first_run ? std::move(error_built) : (outcomes_now.empty() ? (failed ? failure : "") : summary_error(outcomes_now, status));
-        else j.last_error = outcomes_now.empty() ? (failed ? failure : "") : summary_error(outcomes_now, status);
+        if (t.replaces) {
+            j.last_error = no_outcomes ? (failed ? failure : "") : summary_error(outcomes, status);
+            j.outcomes_json = outcomes.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        } else {
+            j.last_error = first_run ? std::move(error_built) : error_text();
+            j.outcomes_json = first_run ? std::move(outcomes_built) : fresh_text();
+        }
         if (claim && !record_claim_on_job(*claim, j) && !claim->fields.empty()) j.fields = claim->fields;
         result.status = status;
         // Copied only when there is something to copy (an empty object stays as built); a

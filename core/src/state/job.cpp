@@ -53,7 +53,7 @@ JobAggregate Store::aggregate_jobs(std::int64_t from_ms, std::int64_t to_ms) {
 }
 
 namespace {
-// Every member but the timeline, which is stored as JSON text (Job::trace_json).
+// Every member but the outcomes and the timeline, which are stored as JSON text.
 nlohmann::json without_trace(const Job& job) {
     return {{"id", job.id},
             {"root_id", job.root_id},
@@ -69,15 +69,20 @@ nlohmann::json without_trace(const Job& job) {
             {"last_error", job.last_error},
             {"pipeline_hash", job.pipeline_hash},
             {"duplicate_of", job.duplicate_of},
-            {"outcomes", job.outcomes},
             {"owner", job.owner},
             {"created_ms", job.created_ms},
             {"updated_ms", job.updated_ms}};
 }
 }  // namespace
 
+nlohmann::json Job::outcomes() const {
+    auto parsed = nlohmann::json::parse(outcomes_json, nullptr, false);
+    return parsed.is_array() ? parsed : nlohmann::json::array();
+}
+
 nlohmann::json Job::to_json() const {
     nlohmann::json j = without_trace(*this);
+    j["outcomes"] = outcomes();
     auto timeline = nlohmann::json::parse(trace_json, nullptr, false);
     j["trace"] = timeline.is_array() ? std::move(timeline) : nlohmann::json::array();
     return j;
@@ -85,8 +90,10 @@ nlohmann::json Job::to_json() const {
 
 std::string Job::to_json_text() const {
     std::string text = without_trace(*this).dump();
-    // Splice the stored timeline text in as the last member: {...,"trace":[...]}
+    // Splice the stored texts in as the last members: {...,"outcomes":[...],"trace":[...]}
     text.pop_back();
+    text += ",\"outcomes\":";
+    text += outcomes_json.empty() ? std::string_view("[]") : std::string_view(outcomes_json);
     text += ",\"trace\":";
     text += trace_json.empty() ? std::string_view("[]") : std::string_view(trace_json);
     text += '}';
@@ -109,7 +116,7 @@ Job Job::from_json(const nlohmann::json& j) {
     job.last_error = j.value("last_error", "");
     job.pipeline_hash = j.value("pipeline_hash", "");
     job.duplicate_of = j.value("duplicate_of", "");
-    job.outcomes = j.value("outcomes", nlohmann::json::array());
+    if (auto o = j.find("outcomes"); o != j.end() && o->is_array()) job.outcomes_json = o->dump();
     job.owner = j.value("owner", "");
     if (auto t = j.find("trace"); t != j.end() && t->is_array()) job.trace_json = t->dump();
     job.created_ms = j.value("created_ms", std::int64_t{0});

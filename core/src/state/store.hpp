@@ -56,7 +56,10 @@ struct Job {
     std::string duplicate_of;
     // How each descendant (attachment, claim) ended: [{doc_id, name, status, node, reason}],
     // status one of submitted|review|skipped|failed. The job's status is derived from these.
-    nlohmann::json outcomes = nlohmann::json::array();
+    // Kept as JSON array text, like the timeline: written once per source document on the
+    // hot path, read as a tree only by the admin API and the review actions (outcomes()).
+    std::string outcomes_json = "[]";
+    nlohmann::json outcomes() const;  // outcomes_json parsed; an empty array if it is not one
     // The timeline of the latest delivery: one entry per node call on each descendant
     // [{node, component, doc_id, start_ms, ms, attempt, outcome, detail}], in order, kept as
     // JSON array text: it is written once per source document on the hot path and read only
