@@ -150,12 +150,12 @@ void GraphExecutor::forward(RuntimeNode& from, std::string_view port, DocumentPt
     for (std::size_t t : targets) put(t, Envelope{doc, tracker, 0, 1});
 }
 
-void GraphExecutor::set_state(const Envelope& env, HopState state) {
+void GraphExecutor::set_state(const Envelope& env, HopState state, steady::time_point since) {
     std::lock_guard lock(env.tracker->mutex);
     for (auto& p : env.tracker->positions)
         if (p.token == env.token) {
             p.state = state;
-            p.since = steady::now();
+            p.since = since;
             p.warned = false;
         }
 }
@@ -209,7 +209,7 @@ thread_local std::chrono::steady_clock::time_point hop_started_steady;
 thread_local std::int64_t hop_started_ms = 0;
 }  // namespace
 
-void GraphExecutor::note(const Envelope& env, const RuntimeNode& node, HopRecord::Result result, std::string detail) {
+HopRecord GraphExecutor::hop_record(const Envelope& env, const RuntimeNode& node, HopRecord::Result result, std::string detail) {
     HopRecord r;
     r.node = &node;
     if (env.doc->id != env.tracker->doc_id) r.doc_id = env.doc->id;  // empty: the job's own document
@@ -218,10 +218,36 @@ void GraphExecutor::note(const Envelope& env, const RuntimeNode& node, HopRecord
     r.attempt = env.attempt;
     r.result = result;
     r.detail = std::move(detail);
-    std::lock_guard lock(env.tracker->mutex);
-    auto& hops = env.tracker->hops;
+    return r;
+}
+
+// Caller holds the tracker's mutex.
+static void push_hop(Tracker& tracker, HopRecord&& r) {
+    auto& hops = tracker.hops;
     if (hops.empty()) hops.reserve(8);  // a source document and its children make a few hops each
     if (hops.size() < Tracker::kMaxHops) hops.push_back(std::move(r));
+}
+
+void GraphExecutor::note(const Envelope& env, const RuntimeNode& node, HopRecord::Result result, std::string detail) {
+    HopRecord r = hop_record(env, node, result, std::move(detail));
+    std::lock_guard lock(env.tracker->mutex);
+    push_hop(*env.tracker, std::move(r));
+}
+
+// A sink's hop ends: its timeline entry, its outcome and the end of its position are one
+// step under the tracker's lock (three would each contend with the other sinks of the
+// same document), then the hop is released.
+void GraphExecutor::finish_sink_hop(const Envelope& env, HopRecord&& record, DescendantOutcome&& outcome, bool keep_claim) {
+    {
+        std::lock_guard lock(env.tracker->mutex);
+        Tracker& t = *env.tracker;
+        push_hop(t, std::move(record));
+        t.push_outcome(std::move(outcome));
+        if (keep_claim) t.claim = env.doc;
+        auto& ps = t.positions;
+        ps.erase(std::remove_if(ps.begin(), ps.end(), [&](const Position& p) { return p.token == env.token; }), ps.end());
+    }
+    if (env.tracker->outstanding.fetch_sub(1) == 1) settle(env.tracker);
 }
 
 void GraphExecutor::fail(RuntimeNode& node, const Envelope& env, const std::string& why) {
@@ -287,7 +313,7 @@ void GraphExecutor::retry_or_fail(std::size_t index, Envelope env, const std::st
     node.stats.retries.fetch_add(1, std::memory_order_relaxed);
     node.context->log().log(LogLevel::Warn, fmt::format("attempt {} of {} failed: {}; retrying in {} ms", env.attempt, policy.attempts,
                                                         why, delay.count()), env.doc->id);
-    set_state(env, HopState::RetryWait);
+    set_state(env, HopState::RetryWait, steady::now());
     env.attempt += 1;
     flow_->scheduler->at(steady::now() + delay, [this, index, env]() { put(index, env); });
 }
@@ -309,7 +335,7 @@ void GraphExecutor::wait_for_store(std::size_t index, Envelope env, const std::s
     const auto waited = std::chrono::duration_cast<milliseconds>(now - env.store_failing_since);
     const milliseconds delay = std::clamp(waited / 2, milliseconds(100), milliseconds(2000));
     note(env, node, HopRecord::Result::StoreWait, why);
-    set_state(env, HopState::RetryWait);
+    set_state(env, HopState::RetryWait, steady::now());
     flow_->scheduler->at(now + delay, [this, index, env]() { put(index, env); });
 }
 
@@ -343,7 +369,7 @@ void GraphExecutor::hold(std::size_t index, Envelope env, const std::string& why
     const milliseconds delay = std::min(retry_delay(node.spec->retry, env.holds + 1, hint), milliseconds(300'000));
     note(env, node, HopRecord::Result::Hold, why);
     node.stats.retries.fetch_add(1, std::memory_order_relaxed);
-    set_state(env, HopState::RetryWait);
+    set_state(env, HopState::RetryWait, steady::now());
     flow_->scheduler->at(now + delay, [this, index, env]() { put(index, env); });
 }
 
@@ -414,7 +440,7 @@ void GraphExecutor::run(std::size_t index, const Envelope& env) {
     hop_started_ms = std::chrono::duration_cast<milliseconds>(s_.clock.now().time_since_epoch()).count();
     node.stats.in.fetch_add(1, std::memory_order_relaxed);
     node.stats.queued.fetch_sub(1, std::memory_order_relaxed);
-    set_state(env, HopState::Running);
+    set_state(env, HopState::Running, hop_started_steady);
     if (node.sink) run_sink(index, env);
     else run_transform(index, env);
 }
@@ -470,7 +496,6 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
         node.context->log().log(LogLevel::Info, "already delivered by this sink (ledger); not sent again "
                                                 "(docpipe run --once --redeliver sends it anyway)", env.doc->id);
         s_.settlements.counters.already_delivered.fetch_add(1, std::memory_order_relaxed);
-        note(env, node, HopRecord::Result::AlreadyDelivered);
         const bool parked = delivered_before->rfind("review@", 0) == 0;
         // The references the receiving system gave the first time ride along in the ledger.
         std::map<std::string, std::string> references;
@@ -480,9 +505,10 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
                 for (const auto& [k, v] : j.items())
                     if (v.is_string()) references[k] = v.get<std::string>();
         }
-        env.tracker->add_outcome({parked ? DescendantOutcome::Kind::Review : DescendantOutcome::Kind::Submitted, env.doc->id, name,
-                                  node.name(), parked ? "parked for review" : "", std::move(references)});
-        finish_hop(env);
+        finish_sink_hop(env, hop_record(env, node, HopRecord::Result::AlreadyDelivered),
+                        {parked ? DescendantOutcome::Kind::Review : DescendantOutcome::Kind::Submitted, env.doc->id, name,
+                         node.name(), parked ? "parked for review" : "", std::move(references)},
+                        false);
         return;
     }
     node.stats.observe(t0);
@@ -517,15 +543,12 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
                                             env.doc->id);
                 }
             }
-            note(env, node, parked ? HopRecord::Result::Parked : HopRecord::Result::Delivered, parked ? result->reason() : std::string());
-            {
-                std::lock_guard lock(env.tracker->mutex);
-                env.tracker->push_outcome({parked ? DescendantOutcome::Kind::Review : DescendantOutcome::Kind::Submitted,
-                                                 env.doc->id, name, node.name(), parked ? result->reason() : std::string(),
-                                                 result->references()});
-                if (env.doc->fields.contains("claim") || parked) env.tracker->claim = env.doc;
-            }
-            finish_hop(env);
+            finish_sink_hop(env,
+                            hop_record(env, node, parked ? HopRecord::Result::Parked : HopRecord::Result::Delivered,
+                                       parked ? result->reason() : std::string()),
+                            {parked ? DescendantOutcome::Kind::Review : DescendantOutcome::Kind::Submitted, env.doc->id, name,
+                             node.name(), parked ? result->reason() : std::string(), result->references()},
+                            env.doc->fields.contains("claim") || parked);
             return;
         }
         case SinkResult::Status::Retry:

@@ -91,7 +91,7 @@ private:
 
     void put(std::size_t index, Envelope env);
     void forward(RuntimeNode& from, std::string_view port, DocumentPtr doc, const std::shared_ptr<Tracker>& tracker);
-    void set_state(const Envelope& env, HopState state);
+    void set_state(const Envelope& env, HopState state, steady::time_point since);
     void finish_hop(const Envelope& env);
     void settle(const std::shared_ptr<Tracker>& tracker);
     void fail(RuntimeNode& node, const Envelope& env, const std::string& why);
@@ -101,6 +101,9 @@ private:
     // Adds this call to the job's timeline; called where a hop's outcome is decided, before
     // the hop can settle the source document.
     void note(const Envelope& env, const RuntimeNode& node, HopRecord::Result result, std::string detail = {});
+    // The timeline entry of the hop ending now (the current node call on this thread).
+    static HopRecord hop_record(const Envelope& env, const RuntimeNode& node, HopRecord::Result result, std::string detail = {});
+    void finish_sink_hop(const Envelope& env, HopRecord&& record, DescendantOutcome&& outcome, bool keep_claim);
     void succeeded(RuntimeNode& node);
     template <typename Call>
     bool guarded(std::size_t index, const Envelope& env, Call&& call);
