@@ -112,6 +112,34 @@ TEST_P(StoreConformance, JobsCrud) {
     EXPECT_EQ(store_->list_jobs({.status = std::string("submitted")}).total, 1u);
 }
 
+// The outcomes and the timeline are stored as JSON text: every backend keeps them as they
+// were written, parsed views (outcomes(), to_json) read them back, the raw listing splices them.
+TEST_P(StoreConformance, OutcomeAndTimelineTextsRoundTrip) {
+    Job j = job("j1", "partial", 1000);
+    j.outcomes_json = R"([{"doc_id":"a","name":"r\u00e9\"1.jpg","node":"ncb","status":"submitted"},)"
+                      R"({"doc_id":"b","node":"ocr","reason":"bad input","status":"failed"}])";
+    j.trace_json = R"([{"node":"ocr","outcome":"failed"}])";
+    store_->put_job(j);
+    const auto back = store_->get_job("j1");
+    ASSERT_TRUE(back);
+    const auto outcomes = back->outcomes();
+    ASSERT_EQ(outcomes.size(), 2u) << back->outcomes_json;
+    EXPECT_EQ(outcomes[0]["name"], "r\u00e9\"1.jpg");
+    EXPECT_EQ(outcomes[1]["reason"], "bad input");
+    const auto as_json = back->to_json();
+    EXPECT_EQ(as_json["outcomes"], outcomes);
+    EXPECT_EQ(as_json["trace"][0]["outcome"], "failed");
+    const auto page = store_->list_jobs({.raw = true});
+    ASSERT_EQ(page.raw.size(), 1u);
+    const auto raw = nlohmann::json::parse(page.raw.front());
+    EXPECT_EQ(raw["outcomes"], outcomes);
+    EXPECT_EQ(raw["trace"], as_json["trace"]);
+    EXPECT_EQ(Job::from_json(raw).outcomes(), outcomes) << "from_json keeps them";
+    // Text that is not an array (a hand-edited record) reads as no outcomes, not a crash.
+    j.outcomes_json = "{oops";
+    EXPECT_EQ(j.outcomes(), nlohmann::json::array());
+}
+
 // What the runtime does when a source document is taken (JobBook::start) and settled.
 TEST_P(StoreConformance, OpenJobCreatesOrReopensAndModifyJobChangesInPlace) {
     Job fresh = job("j1", "processing", 1000);
