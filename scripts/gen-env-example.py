@@ -29,6 +29,9 @@ DESCRIPTIONS = {
     "ADMIN_LISTEN": "host:port of the admin HTTP server (/health, /metrics, /api/v1). Loopback by default.",
     "CLAIM_RULES": "A claims rules file replacing the built-in rules of transform.claims (empty: the built-in ones; the "
                    "installed copy is share/docpipe/claims/rules.yaml).",
+    "CLAIM_CONFIDENCE_MODEL": "A calibrated confidence model for transform.claims' total and date (JSON written by "
+                              "scripts/fit-claims-confidence.py from labelled receipts); empty: the built-in "
+                              "plugins/claims/confidence-model.json.",
     "CLAIM_SCORER": "Weights of transform.claims' learned scorer (JSON written by scripts/fit-claims-scorer.sh from "
                     "labelled receipts); empty: the built-in ones.",
     "CREDENTIALS_DIRECTORY": "Folder holding the secret files admin-key, ncb-api-key and google.json. Set by systemd from "

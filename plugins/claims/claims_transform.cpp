@@ -5,6 +5,7 @@
 
 #include <fmt/core.h>
 
+#include "confidence_model.hpp"
 #include "docpipe/claim.hpp"
 #include "field_check.hpp"
 #include "text.hpp"
@@ -21,6 +22,9 @@ ComponentDescriptor ClaimsTransform::describe() {
     d.config = ConfigSpec{
         Field::string("rules").path().default_value("")
             .describe("YAML rules file (keywords, labels, patterns, weights); empty = the built-in default-rules.yaml"),
+        Field::string("confidence_model").path().default_value("")
+            .describe("Calibrated confidence model for total_amount and service_date (JSON, refit with "
+                      "scripts/fit-claims-confidence.py); empty = the built-in confidence-model.json"),
         Field::boolean("use_email").default_value(true)
             .describe("Read fields from the email subject and body too, and fuse them with the receipt's"),
     };
@@ -36,6 +40,13 @@ ClaimsTransform::ClaimsTransform(const Config& config, Context& context) : ctx_(
         ctx_.log().log(LogLevel::Info, fmt::format("claim rules from {}", path));
     }
     extractor_ = std::make_unique<ClaimExtractor>(*rules_);
+    const std::string model = config.get_string("confidence_model");
+    if (model.empty()) {
+        model_ = std::make_shared<ConfidenceModel>(ConfidenceModel::builtin());
+    } else {
+        model_ = std::make_shared<ConfidenceModel>(ConfidenceModel::load_file(model));  // names file, field, feature
+        ctx_.log().log(LogLevel::Info, fmt::format("claim confidence model from {}", model));
+    }
 }
 
 std::vector<TextLine> ClaimsTransform::receipt_lines(const Document& doc) {
@@ -151,6 +162,9 @@ ClaimResult ClaimsTransform::extract(const Document& doc, nlohmann::json* readin
         receipt = ClaimExtractor::merge_readings(all, warnings);
     }
     if (readings_out) *readings_out = std::move(readings);
+    // The readings above keep the extractor's confidence (the next merge reads it); the
+    // claim gets the calibrated one.
+    model_->apply(receipt);
     FieldMap email;
     if (use_email_) email = extractor_->from_email(capped(email_lines(doc), warnings), email_context(doc), warnings);
     return extractor_->combine(std::move(receipt), std::move(email), std::move(warnings));

@@ -4,7 +4,13 @@
 //
 // Ownership/threading: holds the loaded Rules (immutable) and a stateless extractor;
 // process() may run on several threads at once. A rules file that cannot be read or
-// parsed fails construction with file:line:column.
+// parsed fails construction with file:line:column; a confidence model file that is not
+// valid (confidence_model.hpp) fails it naming the file, the field and the feature.
+//
+// Confidence: the receipt's total and date get the calibrated probability of being right
+// (confidence_model.hpp) after the readings are merged and before the email is fused in;
+// the extractor's own confidence stays in provenance.extractor_confidence (and in
+// fields.readings), which is what transform.claims_reread gates on.
 #pragma once
 
 #include <memory>
@@ -13,6 +19,8 @@
 #include "extractor.hpp"
 
 namespace docpipe::claims {
+
+class ConfidenceModel;
 
 class ClaimsTransform : public Transform, public FieldChecker {
 public:
@@ -38,6 +46,8 @@ private:
     Context& ctx_;
     bool use_email_;
     std::shared_ptr<const Rules> rules_;
+    // Calibrated confidence of total and date (confidence_model.hpp); immutable.
+    std::shared_ptr<const ConfidenceModel> model_;
     std::unique_ptr<ClaimExtractor> extractor_;
 };
 

@@ -84,15 +84,38 @@ void ConfidenceRouter::process(const DocumentPtr& input, Outputs& out) {
                 }
             }
         if (!weakest.empty() && reason.rfind("missing", 0) != 0) why += fmt::format(" (weakest: {} {:.2f})", weakest, weakest_confidence);
+        bool named = false;  // a warning about the weakest field is in the reason
         if (auto w = doc->fields.find("warnings"); w != doc->fields.end() && w->is_array() && !w->empty()) {
             std::string first = (*w)[0].get<std::string>();
             for (const auto& x : *w)
                 if (x.is_string() && !weakest.empty() && x.get<std::string>().rfind(weakest + ":", 0) == 0) {
                     first = x.get<std::string>();
+                    named = true;
                     break;
                 }
             why += "; " + first;
         }
+        // No warning about it (a calibrated confidence can be low with nothing wrong to say):
+        // its value and the runner-up the extractor weighed against it, so a reviewer knows
+        // what to look at.
+        if (!named && !weakest.empty() && reason.rfind("missing", 0) != 0)
+            if (auto claim = doc->fields.find("claim"); claim != doc->fields.end() && claim->contains(weakest)) {
+                const auto& f = (*claim)[weakest];
+                const auto show = [](const nlohmann::json& v) {
+                    if (v.is_number_float()) return fmt::format("{:.2f}", v.get<double>());
+                    return v.is_string() ? v.get<std::string>() : v.dump();
+                };
+                std::string what = fmt::format("{}: {}", weakest, show(f.value("value", nlohmann::json())));
+                const auto& p = f.value("provenance", nlohmann::json::object());
+                if (p.is_object() && p.contains("alternatives") && p["alternatives"].is_array() && !p["alternatives"].empty()) {
+                    const auto& alt = p["alternatives"][0];
+                    what += fmt::format(", runner-up {}", show(alt.value("value", nlohmann::json())));
+                    if (alt.contains("line")) what += fmt::format(" (line {})", alt["line"].dump());
+                } else if (p.is_object() && p.contains("line")) {
+                    what += fmt::format(" (line {})", p["line"].dump());
+                }
+                why += "; " + what;
+            }
         doc->attributes["review_reason"] = why;
     }
     if (route == "high" && qa_rate_ > 0) {

@@ -112,6 +112,18 @@ double ocr_factor_at(const TextLine& line, std::size_t begin, std::size_t end) {
     return lowest > 100 ? ocr_factor(line) : confidence_factor(lowest);
 }
 
+// The OCR engine's own confidence (0..1) of the words that overlap bytes [begin, end) of
+// the line, the lowest of them; the line's when the word confidences are not known; 1 for
+// email text. A feature of the confidence model (confidence_model.hpp).
+double word_confidence_at(const TextLine& line, std::size_t begin, std::size_t end) {
+    if (line.source != "receipt") return 1.0;
+    double lowest = 101;
+    for (const auto& w : line.word_confidences)
+        if (w.begin < end && begin < w.end) lowest = std::min(lowest, w.confidence);
+    if (lowest > 100) lowest = line.ocr_confidence;
+    return std::clamp(lowest, 0.0, 100.0) / 100.0;
+}
+
 // Text after a label on the raw line, without the ":", "-", "#" that separate them.
 std::string after_label(const TextLine& line, const std::vector<Word>& words, const PhraseHit& hit) {
     const std::size_t end = words[hit.first_word + hit.word_count - 1].end;
@@ -927,6 +939,7 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
     };
     double best_score = -1;
     const Candidate* best = nullptr;
+    bool best_confirmed = false;  // for the confidence model's features
     std::string best_why;
     nlohmann::json best_equations = nlohmann::json::array();
     for (const auto& cand : totals) {
@@ -1049,6 +1062,7 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
         if (score > best_score) {
             best_score = score;
             best = &cand;
+            best_confirmed = confirmed;
             best_why = why;
             best_equations = equations;
         }
@@ -1063,13 +1077,48 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
                 if (a.cents == r && (cls[i].kind == LineKind::Total || cls[i].kind == LineKind::Cash || cls[i].kind == LineKind::None))
                     rounded = std::make_pair(r, i);
     }
+    // What the extractor knows about the chosen total, for the confidence model
+    // (confidence_model.hpp, which documents each feature; merge and calibration add the
+    // readings' agreement and the extractor's confidence itself).
+    auto total_features = [&](std::int64_t cents, std::size_t line, std::size_t begin, std::size_t end, double label_weight, bool confirmed,
+                              std::size_t equations, bool repaired, bool fallback) {
+        double rival = -1;
+        std::set<std::int64_t> values;
+        for (const auto& s : scored) {
+            values.insert(s.cents);
+            if (s.cents != cents) rival = std::max(rival, s.score);
+        }
+        std::int64_t largest = 0;
+        for (std::size_t i = 0; i < lines.size(); ++i) {
+            if (cls[i].kind == LineKind::Cash || cls[i].kind == LineKind::Change) continue;
+            for (const auto& a : cls[i].amounts)
+                if (a.decimals) largest = std::max(largest, a.cents);
+        }
+        return nlohmann::json{
+            {"label_weight", label_weight},
+            {"arith_confirmed", confirmed ? 1.0 : 0.0},
+            {"arith_equations", static_cast<double>(std::min<std::size_t>(equations, 3))},
+            {"repaired", repaired ? 1.0 : 0.0},
+            {"ocr_word_conf", word_confidence_at(lines[line], begin, end)},
+            {"largest_amount", cents >= largest ? 1.0 : 0.0},
+            {"position", static_cast<double>(line + 1) / static_cast<double>(lines.size())},
+            {"margin", rival < 0 ? 0.5 : std::clamp(best_score - rival, 0.0, 0.5)},
+            {"candidates", static_cast<double>(std::min<std::size_t>(values.size(), 5))},
+            {"no_label", fallback ? 1.0 : 0.0},
+        };
+    };
     if (best && rounded) {
         FieldValue f = make_field(rounded->first / 100.0, std::min(0.95, best_score), lines[rounded->second]);
+        f.provenance["features"] = total_features(rounded->first, best->line, best->amount.begin, best->amount.end, best->weight, best_confirmed,
+                                                  best_equations.size(), !best->misread_from.empty(), false);
         f.provenance["reason"] = best_why + ", rounded to 5 sen as written on line " + std::to_string(lines[rounded->second].index);
         if (!best_equations.empty()) f.provenance["arithmetic"] = best_equations;
         fields["total_amount"] = f;
     } else if (best) {
         FieldValue f = make_field(best->amount.value(), std::min(0.99, best_score), lines[best->line]);
+        f.provenance["features"] = total_features(best->amount.cents, best->line, best->amount.begin, best->amount.end, best->weight,
+                                                  best_confirmed, best_equations.size(), !best->misread_from.empty() || best->amount.repaired,
+                                                  false);
         f.provenance["reason"] = best_why;
         if (!best_equations.empty()) f.provenance["arithmetic"] = best_equations;
         if (!best->misread_from.empty()) f.provenance["confidence_cap"] = 0.85;
@@ -1092,6 +1141,7 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
         for (std::size_t i = 0; i < lines.size(); ++i)
             if (cls[i].kind == LineKind::Cash) {
                 FieldValue f = make_field(paid.front() / 100.0, 0.5 * ocr_factor(lines[i]), lines[i]);
+                f.provenance["features"] = total_features(paid.front(), i, 0, lines[i].text.size(), 0.0, false, 0, false, true);
                 f.provenance["reason"] = "no total label; cash minus change";
                 fields["total_amount"] = f;
                 warnings.push_back("total_amount: no total label read; used cash minus change");
@@ -1133,6 +1183,8 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
         const auto& date_labels = rules_.field_labels.count("service_date") ? rules_.field_labels.at("service_date") : std::vector<std::string>{};
         double best_conf = 0;
         std::vector<std::string> seen;  // every date read as a candidate, ISO
+        std::vector<double> seen_conf;  // and its score
+        nlohmann::json best_features;   // for the confidence model
         for (std::size_t i = 0; i < lines.size(); ++i) {
             auto dates = find_dates(lines[i].text);
             if (dates.empty() || best_hit(words[i], rules_.date_ignore_labels)) continue;
@@ -1143,13 +1195,35 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
             // Judged by the date's own words: "P9341 8055885 11/05/2018" has noise before it.
             double conf = d.confidence * (labelled ? 0.95 : 0.85) * ocr_factor_at(lines[i], d.begin, d.end) - 0.002 * static_cast<double>(i);
             seen.push_back(d.iso());
+            seen_conf.push_back(conf);
             if (conf > best_conf) {
                 best_conf = conf;
+                best_features = {
+                    {"labelled", labelled ? 1.0 : 0.0},
+                    {"parse_conf", d.confidence},
+                    {"ocr_word_conf", word_confidence_at(lines[i], d.begin, d.end)},
+                    {"position", static_cast<double>(i + 1) / static_cast<double>(lines.size())},
+                };
                 FieldValue f = make_field(d.iso(), conf, lines[i]);
                 f.provenance["as_written"] = d.text;
                 if (!d.note.empty()) f.provenance["note"] = d.note;
                 fields["service_date"] = f;
             }
+        }
+        if (auto it = fields.find("service_date"); it != fields.end()) {
+            const std::string chosen = it->second.value.get<std::string>();
+            double rival = -1;
+            std::size_t repeats = 0;
+            std::set<std::string> distinct(seen.begin(), seen.end());
+            for (std::size_t k = 0; k < seen.size(); ++k) {
+                if (seen[k] == chosen) ++repeats;
+                else rival = std::max(rival, seen_conf[k]);
+            }
+            best_features["repeats"] = static_cast<double>(std::min<std::size_t>(repeats - 1, 3));
+            best_features["other_dates"] = static_cast<double>(std::min<std::size_t>(distinct.size() - 1, 3));
+            best_features["margin"] = rival < 0 ? 0.5 : std::clamp(best_conf - rival, 0.0, 0.5);
+            best_features["conflict"] = 0.0;
+            it->second.provenance["features"] = best_features;
         }
         if (auto it = fields.find("service_date"); it != fields.end() && it->second.provenance.contains("note"))
             warnings.push_back("service_date: " + it->second.provenance["note"].get<std::string>());
@@ -1164,6 +1238,7 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
                 if (diff != 1) continue;
                 it->second.confidence *= 0.8;
                 it->second.provenance["conflict"] = other;
+                it->second.provenance["features"]["conflict"] = 1.0;
                 warnings.push_back(fmt::format("service_date: the receipt also reads {} (one digit apart from {}); kept {}", other, chosen, chosen));
                 break;
             }
@@ -1231,10 +1306,23 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
                 name += " " + clean_company(lines[i + 1].text);
                 ++i;
             }
+            const std::string as_read = name;
             name = repair_vocabulary(name, rules_.provider_vocabulary);
+            const bool vocabulary = name != as_read;
+            const std::string before_website = name;
             name = complete_from_website(name, lines);
             if (name.size() >= 3) {
                 fields["provider_name"] = make_field(name, conf * ocr_factor(lines[*chosen]), lines[*chosen]);
+                // For the confidence model (confidence_model.hpp).
+                fields["provider_name"].provenance["features"] = {
+                    {"marker", conf >= 0.85 ? 1.0 : 0.0},
+                    {"ocr_line_conf", std::clamp(lines[*chosen].ocr_confidence, 0.0, 100.0) / 100.0},
+                    {"legal_form", legal_end(name) ? 1.0 : 0.0},
+                    {"line", static_cast<double>(*chosen) / 12.0},
+                    {"wrapped", as_read != clean_company(lines[*chosen].text) ? 1.0 : 0.0},  // joined with the line above or below
+                    {"vocabulary", vocabulary ? 1.0 : 0.0},
+                    {"website", name != before_website ? 1.0 : 0.0},
+                };
                 // Address: the lines that follow, until a phone/GST/heading line.
                 std::string address;
                 std::size_t used = 0, skipped = 0;
@@ -1547,6 +1635,7 @@ FieldMap ClaimExtractor::merge_readings(const std::vector<FieldMap>& readings, s
         nlohmann::json passes = nlohmann::json::array();
         for (std::size_t p : groups[win].passes) passes.push_back(p + 1);
         f.provenance["readings"] = passes;
+        f.provenance["readings_total"] = readings.size();
         if (groups.size() > 1 && name != "itemized_charges") {
             double rival = 0;
             std::string others;
@@ -1557,6 +1646,7 @@ FieldMap ClaimExtractor::merge_readings(const std::vector<FieldMap>& readings, s
             }
             // A close rival means the OCR could not decide: keep the value, trust it less.
             f.confidence = std::max(0.05, f.confidence - 0.5 * rival);
+            f.provenance["rival_support"] = std::round(rival * 1000.0) / 1000.0;
             warnings.push_back(fmt::format("{}: OCR readings disagree: kept '{}' (reading {}), other: {}", name, show(f.value),
                                            groups[win].passes.front() + 1, others));
         }

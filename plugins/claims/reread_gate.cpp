@@ -14,7 +14,7 @@ ComponentDescriptor RereadGate::describe() {
                       {"reread", "OCR cleared: wire an OCR node (other settings) and transform.claims after it"}};
     d.config = ConfigSpec{
         Field::number("below").default_value(0.9).min(0).max(1.01)
-            .describe("Reread when one of `fields` is missing or its confidence is below this"),
+            .describe("Reread when one of `fields` is missing or its confidence is below this (the extractor's own, provenance.extractor_confidence, when the claim was calibrated)"),
         Field::string_list("fields").default_value(nlohmann::json::array({"total_amount", "service_date"}))
             .describe("Receipt fields whose confidence decides"),
         Field::integer("max_readings").default_value(2).min(2).max(10)
@@ -37,7 +37,14 @@ std::vector<std::string> RereadGate::weak_fields(const Document& doc) const {
             weak.push_back(name + " missing");
             continue;
         }
-        const double c = (*claim)[name].value("confidence", 0.0);
+        // The extractor's own confidence, before calibration (confidence_model.hpp), when
+        // the field has one: the confidence model was fitted on readings gated this way, so
+        // gating on it keeps the readings it sees like the ones it learned from.
+        const auto& field = (*claim)[name];
+        const auto& prov = field.contains("provenance") ? field["provenance"] : nlohmann::json::object();
+        const double c = prov.is_object() && prov.contains("extractor_confidence") && prov["extractor_confidence"].is_number()
+                             ? prov["extractor_confidence"].get<double>()
+                             : field.value("confidence", 0.0);
         if (c < below_) weak.push_back(fmt::format("{} {:.2f}", name, c));
     }
     return weak;

@@ -5,7 +5,10 @@
 // a second reading with another page segmentation fixed totals and dates the first one
 // misread). A claim whose total or date is below `below` leaves on port `reread` with its
 // OCR cleared, so the OCR node wired after that port reads the page again its own way; the
-// transform.claims after it merges the readings (ClaimExtractor::merge_readings). Claims
+// transform.claims after it merges the readings (ClaimExtractor::merge_readings). The
+// confidence compared with `below` is the extractor's own (provenance.extractor_confidence,
+// before calibration by confidence_model.hpp) when the field has one: the calibrated
+// model was fitted on readings chosen that way, so the gate keeps them the same. Claims
 // that are good enough, have no image to read again, or were already read `max_readings`
 // times leave on `done`.
 //
