@@ -73,19 +73,6 @@ DescendantOutcome::Kind kind_of(const std::string& status) {
     return DescendantOutcome::Kind::Submitted;
 }
 
-// `references`: every sink's references for this document (null when none).
-nlohmann::json to_json(const DescendantOutcome& o, const std::map<std::string, std::string>* references) {
-    nlohmann::json j = nlohmann::json::object();
-    auto& members = j.get_ref<nlohmann::json::object_t&>();
-    members.emplace("doc_id", o.doc_id);
-    members.emplace("status", to_string(o.kind));
-    members.emplace("node", o.node);
-    if (!o.name.empty()) members.emplace("name", o.name);
-    if (!o.reason.empty()) members.emplace("reason", o.reason);
-    if (references && !references->empty()) members.emplace("references", *references);
-    return j;
-}
-
 // The job status from its descendants' outcomes (one per document id, the worst kind).
 std::string derive(const nlohmann::json& outcomes) {
     std::size_t failed = 0, review = 0, submitted = 0, skipped = 0;
@@ -192,18 +179,9 @@ JobEnd JobBook::end(Tracker& t) {
         for (const auto& [k, v] : o.references) references_by_doc[o.doc_id].emplace(k, v);
     // The outcomes and the timeline are built once before the store's write (below) and
     // moved into the job; these builders run again only if a backend repeats the write.
-    auto build_fresh = [&] {
-        nlohmann::json fresh = nlohmann::json::array();
-        for (std::size_t i = 0; i < mine.size(); ++i) {
-            if (i != 0 && mine[i].doc_id == mine[i - 1].doc_id) continue;
-            const DescendantOutcome& worst = mine[i];  // the worst of each
-            const auto r = references_by_doc.find(worst.doc_id);
-            fresh.push_back(to_json(worst, r != references_by_doc.end() ? &r->second : nullptr));
-        }
-        return fresh;
-    };
-    // The same outcomes as build_fresh(), written straight as JSON array text (Job::outcomes_json)
-    // for the hot path; members in the order nlohmann's dump() gives them (sorted by name).
+    // The outcomes of this delivery, one per document (the worst of its sinks), written
+    // straight as JSON array text (Job::outcomes_json): this runs once per source document on
+    // the hot path. Members in the order nlohmann's dump() gives them (sorted by name).
     auto fresh_text = [&] {
         std::string text;
         text.reserve(2 + mine.size() * 96);
@@ -243,6 +221,8 @@ JobEnd JobBook::end(Tracker& t) {
         text += ']';
         return text;
     };
+    // The same as a tree, for an approval or a retry, which merge them with the stored ones.
+    auto build_fresh = [&] { return nlohmann::json::parse(fresh_text()); };
     // Cheap on purpose: this runs once per source document on the hot path, so the timeline
     // is written straight as JSON text (Job::trace_json), not built as a tree. Times are
     // epoch milliseconds (the API renders them); the doc id is left out when it is the job's own.
