@@ -2,9 +2,12 @@
 # Claim-field accuracy over the SROIE dev split with the shipped path
 # (image -> preprocess -> OCR -> claims), then the six original email bodies.
 #
-#   scripts/claims-eval.sh [BUILD_DIR] [DATA_DIR]
+#   scripts/claims-eval.sh [BUILD_DIR] [DATA_DIR] [bench_claims_eval options...]
 #
-# DATA_DIR defaults to ../shared/data/sroie-dev (outside the repository).
+# DATA_DIR defaults to ../shared/data/sroie-dev (outside the repository). It first times
+# plain `tesseract IMG stdout --psm 3` (OMP_THREAD_LIMIT=1, JOBS=2 at a time) on the same
+# images, the speed yardstick, then the shipped pipeline with JOBS files at once.
+# PIPELINE=FILE evaluates another pipeline; PLAIN_TESSERACT=0 skips the yardstick.
 set -euo pipefail
 BUILD_DIR=${1:-build}
 cd "$(dirname "$0")/.."
@@ -12,10 +15,24 @@ DATA=${2:-../shared/data/sroie-dev}
 [ -d "$DATA" ] || { echo "claims-eval: no data folder $DATA (give it as the second argument)" >&2; exit 2; }
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-echo "== docpipe extract over $(ls "$DATA"/*.jpg | wc -l) receipts in $DATA"
-start=$(date +%s)
-OCR_DEVICE=cpu "$BUILD_DIR/bin/docpipe" extract "$DATA"/*.jpg > "$OUT/results.jsonl" || true
-echo "   $(( $(date +%s) - start )) s"
+COUNT=$(ls "$DATA"/*.jpg | wc -l)
+JOBS=${JOBS:-2}
+# The yardstick, in the same run: plain Tesseract (automatic layout, one OpenMP thread per
+# process, JOBS processes at once) on the same images, its text thrown away.
+if [ "${PLAIN_TESSERACT:-1}" = 1 ] && command -v tesseract > /dev/null; then
+  echo "== plain tesseract IMG stdout --psm 3 over $COUNT receipts, $JOBS at a time"
+  start=$(date +%s.%N)
+  ls "$DATA"/*.jpg | OMP_THREAD_LIMIT=1 xargs -P "$JOBS" -I{} tesseract {} stdout --psm 3 > /dev/null 2>&1
+  plain=$(echo "$(date +%s.%N) - $start" | bc)
+  printf '   %.1f s (%.2f s per receipt)\n' "$plain" "$(echo "$plain / $COUNT" | bc -l)"
+fi
+echo "== docpipe extract over $COUNT receipts in $DATA, $JOBS at a time"
+start=$(date +%s.%N)
+OCR_DEVICE=cpu "$BUILD_DIR/bin/docpipe" extract -j "$JOBS" ${PIPELINE:+-c "$PIPELINE"} "$DATA"/*.jpg > "$OUT/results.jsonl" || true
+took=$(echo "$(date +%s.%N) - $start" | bc)
+printf '   %.1f s (%.2f s per receipt)' "$took" "$(echo "$took / $COUNT" | bc -l)"
+[ -n "${plain:-}" ] && printf ', %.2fx plain tesseract' "$(echo "$took / $plain" | bc -l)"
+echo
 "$BUILD_DIR/bin/bench_claims_eval" --truth "$DATA" --results "$OUT/results.jsonl" "${@:3}"
 echo
 echo "== email bodies (original fixtures): ctest -R EmailBodies"

@@ -573,6 +573,33 @@ TEST(MergeReadings, TwoAgreeingReadingsOutvoteOneStrongerReading) {
     EXPECT_EQ(m["service_date"].value, "2018-03-05");
 }
 
+// Two readings that disagree have no majority: a judge (the calibrated model, rating each
+// value on its own evidence) picks, not the engine's confidence; a value it cannot rate
+// leaves the choice to the support.
+TEST(MergeReadings, AJudgeDecidesBetweenTwoReadingsThatDisagree) {
+    std::vector<std::string> warnings;
+    FieldMap page{{"total_amount", receipt_value(9.69, 0.8)}}, line{{"total_amount", receipt_value(12.15, 0.6)}};
+    line["total_amount"].provenance["arithmetic"] = "subtotal + tax";
+    const auto arithmetic_wins = [](const std::string&, const FieldValue& v) -> std::optional<double> {
+        return v.provenance.contains("arithmetic") ? 0.97 : 0.4;
+    };
+    FieldMap judged = ClaimExtractor::merge_readings({page, line}, warnings, arithmetic_wins);
+    EXPECT_DOUBLE_EQ(judged["total_amount"].value.get<double>(), 12.15);
+    EXPECT_EQ(judged["total_amount"].provenance["readings"], nlohmann::json::array({2}));
+    EXPECT_LT(judged["total_amount"].confidence, 0.6);  // the rival still costs confidence
+    ASSERT_EQ(warnings.size(), 1u);
+    EXPECT_NE(warnings[0].find("9.69"), std::string::npos);
+
+    const auto cannot_rate = [](const std::string&, const FieldValue&) -> std::optional<double> { return std::nullopt; };
+    FieldMap by_support = ClaimExtractor::merge_readings({page, line}, warnings, cannot_rate);
+    EXPECT_DOUBLE_EQ(by_support["total_amount"].value.get<double>(), 9.69);
+
+    // Two readings that agree outvote a third, however well the judge rates it.
+    FieldMap another_page{{"total_amount", receipt_value(9.69, 0.7)}};
+    FieldMap majority = ClaimExtractor::merge_readings({page, line, another_page}, warnings, arithmetic_wins);
+    EXPECT_DOUBLE_EQ(majority["total_amount"].value.get<double>(), 9.69);
+}
+
 TEST(MergeReadings, FieldsRoundTripThroughJson) {
     FieldMap a{{"total_amount", receipt_value(12.5, 0.8)}};
     a["total_amount"].provenance = {{"line", 3}};
@@ -645,6 +672,67 @@ TEST(ClaimsReread, StrongClaimsAndPagesWithoutImageAreDone) {
     auto out = gate.process(weak);
     EXPECT_EQ(out[0].port, "reread");
     EXPECT_NE(out[0].doc->trace.back().detail.find("service_date missing"), std::string::npos);
+}
+
+// mode: lines — the page keeps its OCR; the gate names the weak value's line with a crop box
+// for transform.ocr_lines, and transform.claims merges what that line read again into the
+// fields it was read for, and only those.
+TEST(ClaimsReread, LinesModeAsksForTheWeakValuesLineAndMergesOnlyThoseFields) {
+    auto claims = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.claims", "{}");
+    auto gate = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.claims_reread", "{mode: lines}");
+    Document receipt = receipt_with_image({"KEDAI ABC SDN BHD", "Date: 17/01/2018", "TOTAL : 26.00 1.56"});
+    for (std::size_t i = 0; i < receipt.pages[0].ocr->lines.size(); ++i)
+        receipt.pages[0].ocr->lines[i].box = {10, 40 * static_cast<int>(i), 300, 30};
+    // The total line's words: a smudge makes the line box taller than its text, the crop
+    // takes the words' band.
+    receipt.pages[0].ocr->lines[2].box = {10, 70, 300, 60};
+    receipt.pages[0].ocr->words = {{"TOTAL", {10, 90, 60, 20}, 90.0f, 2}, {"26.00", {200, 91, 50, 20}, 60.0f, 2}};
+    auto first = claims.process(receipt);
+    ASSERT_EQ(first.size(), 1u);
+    ASSERT_EQ(first[0].doc->fields["claim"]["total_amount"]["provenance"]["line"], 2);
+    auto gated = gate.process(*first[0].doc);
+    ASSERT_EQ(gated.size(), 1u);
+    ASSERT_EQ(gated[0].port, "reread");
+    const Document& asked = *gated[0].doc;
+    EXPECT_TRUE(asked.pages[0].ocr.has_value());  // the first reading stays
+    EXPECT_EQ(asked.attributes.at("ocr_reading"), "2");
+    const auto& request = asked.fields["reread_lines"];
+    EXPECT_EQ(request["reading"], 2);
+    EXPECT_NE(request["fields"].dump().find("total_amount"), std::string::npos);
+    ASSERT_GE(request["lines"].size(), 1u);
+    EXPECT_EQ(request["lines"][0]["line"], 2);
+    EXPECT_EQ(request["lines"][0]["page"], 0);
+    // As wide as the line, as tall as its words (+1/8 of their height each side).
+    EXPECT_EQ(request["lines"][0]["box"], nlohmann::json::array({10, 89, 300, 24}));
+
+    // What transform.ocr_lines answers: the total's line read alone.
+    Document read_again = asked;
+    read_again.fields.erase("reread_lines");
+    read_again.fields["line_readings"] = {{"reading", 2},
+                                          {"fields", request["fields"]},
+                                          {"lines", {{{"page", 0}, {"line", 2}, {"text", "TOTAL : 27.56"}, {"confidence", 93.0},
+                                                      {"words", {{{"text", "TOTAL"}, {"confidence", 95.0}}, {{"text", "27.56"}, {"confidence", 91.0}}}}}}}};
+    auto merged = claims.process(read_again);
+    const auto& f = merged[0].doc->fields;
+    ASSERT_EQ(f["readings"].size(), 2u);
+    EXPECT_EQ(f["readings"][1]["covers"], request["fields"]);
+    EXPECT_TRUE(f["readings"][1]["fields"].contains("total_amount"));
+    EXPECT_FALSE(f["readings"][1]["fields"].contains("provider_name"));  // not read again: not its say
+    EXPECT_EQ(f["claim"]["total_amount"]["provenance"]["readings_total"], 2);
+    EXPECT_FALSE(f["claim"]["provider_name"]["provenance"].contains("readings_total"));
+    bool disagree = false;
+    for (const auto& w : f["warnings"]) disagree = disagree || w.get<std::string>().find("27.56") != std::string::npos;
+    EXPECT_TRUE(disagree) << f["warnings"].dump();
+    EXPECT_EQ(gate.process(*merged[0].doc)[0].port, "done");  // max_readings 2
+}
+
+TEST(ClaimsReread, LinesModeLeavesAMissingFieldToAPageReading) {
+    auto gate = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.claims_reread", "{mode: lines}");
+    Document weak = receipt_with_image({"x"});
+    weak.fields["claim"] = {{"total_amount", {{"value", 5.0}, {"confidence", 0.95}}}};  // no date: no line to point at
+    auto out = gate.process(weak);
+    EXPECT_EQ(out[0].port, "done");
+    EXPECT_FALSE(out[0].doc->fields.contains("reread_lines"));
 }
 
 TEST(ClaimsReread, UnclaimedDocumentIsBadInput) {

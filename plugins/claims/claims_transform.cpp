@@ -1,7 +1,9 @@
 // transform.claims — see claims_transform.hpp.
 #include "claims_transform.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <set>
 
 #include <fmt/core.h>
 
@@ -146,21 +148,84 @@ std::vector<TextLine> capped(std::vector<TextLine> lines, std::vector<std::strin
 
 }  // namespace
 
+namespace {
+
+// A lines reading (ocr.tesseract_lines): each line read again takes the place of the page
+// reading's line, with its own words' confidences.
+void put_line_readings(std::vector<TextLine>& lines, const nlohmann::json& line_readings) {
+    for (const auto& r : line_readings) {
+        const std::string text = r.value("text", std::string());
+        if (text.empty()) continue;  // nothing read: the page reading's line stands
+        const int page = r.value("page", -1), index = r.value("line", -1);
+        auto line = std::find_if(lines.begin(), lines.end(), [&](const TextLine& l) { return l.page == page && l.index == index; });
+        if (line == lines.end()) continue;
+        line->text = text;
+        line->ocr_confidence = r.value("confidence", line->ocr_confidence);
+        line->word_confidences.clear();
+        std::size_t cursor = 0;
+        for (const auto& w : r.value("words", nlohmann::json::array())) {
+            const std::string word = w.value("text", std::string());
+            const std::size_t at = word.empty() ? std::string::npos : text.find(word, cursor);
+            if (at == std::string::npos) continue;
+            line->word_confidences.push_back({at, at + word.size(), w.value("confidence", 0.0)});
+            cursor = at + word.size();
+        }
+    }
+}
+
+// The readings merged field by field: a whole-page reading has every field's say; a lines
+// reading ("covers") only for the fields whose lines it read again. Counting it for the
+// others would look like a second reading that failed to see them.
+FieldMap merge_by_coverage(const nlohmann::json& readings, const ConfidenceModel& model, std::vector<std::string>& warnings) {
+    std::vector<FieldMap> pages;
+    for (const auto& x : readings)
+        if (!x.contains("covers")) pages.push_back(ClaimExtractor::fields_from_json(x["fields"]));
+    FieldMap merged = pages.size() == 1 ? pages.front() : ClaimExtractor::merge_readings(pages, warnings);
+    std::set<std::string> covered;
+    for (const auto& x : readings)
+        if (x.contains("covers"))
+            for (const auto& name : x["covers"]) covered.insert(name.get<std::string>());
+    for (const auto& name : covered) {
+        std::vector<FieldMap> some;
+        for (const auto& x : readings) {
+            if (x.contains("covers") && std::find(x["covers"].begin(), x["covers"].end(), name) == x["covers"].end()) continue;
+            FieldMap one;
+            if (auto all = ClaimExtractor::fields_from_json(x["fields"]); all.count(name)) one[name] = all[name];
+            some.push_back(std::move(one));
+        }
+        // Mostly two readings: no majority, so the model judges each value on its own evidence.
+        const auto judge = [&model](const std::string& field, const FieldValue& v) { return model.probability_of(field, v); };
+        FieldMap field = some.size() == 1 ? some.front() : ClaimExtractor::merge_readings(some, warnings, judge);
+        if (auto it = field.find(name); it != field.end()) merged[name] = it->second;
+    }
+    return merged;
+}
+
+}  // namespace
+
 ClaimResult ClaimsTransform::extract(const Document& doc, nlohmann::json* readings_out) const {
     std::vector<std::string> warnings;
-    FieldMap receipt = extractor_->from_receipt(capped(receipt_lines(doc), warnings), warnings);
-    // Earlier OCR readings of this receipt (transform.claims_reread sent it back): merge.
     const int reading = reading_number(doc);
+    std::vector<TextLine> lines = receipt_lines(doc);
+    // A lines reading of this receipt: the fields it read again, on the page reading's lines.
+    nlohmann::json covers;
+    if (auto lr = doc.fields.find("line_readings");
+        lr != doc.fields.end() && lr->is_object() && lr->value("reading", 0) == reading && lr->contains("lines")) {
+        put_line_readings(lines, (*lr)["lines"]);
+        covers = lr->value("fields", nlohmann::json::array());
+    }
+    FieldMap receipt = extractor_->from_receipt(capped(std::move(lines), warnings), warnings);
+    if (covers.is_array())
+        std::erase_if(receipt, [&](const auto& f) { return std::find(covers.begin(), covers.end(), f.first) == covers.end(); });
+    // Earlier OCR readings of this receipt (transform.claims_reread sent it back): merge.
     nlohmann::json readings = nlohmann::json::array();
     if (auto r = doc.fields.find("readings"); r != doc.fields.end() && r->is_array())
         for (const auto& x : *r)
             if (x.value("reading", 0) != reading) readings.push_back(x);
-    readings.push_back({{"reading", reading}, {"fields", ClaimExtractor::fields_to_json(receipt)}});
-    if (readings.size() > 1) {
-        std::vector<FieldMap> all;
-        for (const auto& x : readings) all.push_back(ClaimExtractor::fields_from_json(x["fields"]));
-        receipt = ClaimExtractor::merge_readings(all, warnings);
-    }
+    nlohmann::json this_reading{{"reading", reading}, {"fields", ClaimExtractor::fields_to_json(receipt)}};
+    if (covers.is_array()) this_reading["covers"] = covers;
+    readings.push_back(std::move(this_reading));
+    if (readings.size() > 1) receipt = merge_by_coverage(readings, *model_, warnings);
     if (readings_out) *readings_out = std::move(readings);
     // The readings above keep the extractor's confidence (the next merge reads it); the
     // claim gets the calibrated one.

@@ -223,4 +223,20 @@ void ConfidenceModel::apply(FieldMap& receipt) const {
     }
 }
 
+std::optional<double> ConfidenceModel::probability_of(const std::string& name, const FieldValue& value) const {
+    const auto model = fields_.find(name);
+    if (model == fields_.end()) return std::nullopt;
+    nlohmann::json x = feature_vector(value);
+    if (x.is_null()) return std::nullopt;
+    for (auto& [k, v] : x.items())
+        if (v.is_number()) v = std::round(v.get<double>() * 10000.0) / 10000.0;
+    try {
+        double p = model->second.probability(x);
+        if (const auto& cap = value.provenance.value("confidence_cap", nlohmann::json()); cap.is_number()) p = std::min(p, cap.get<double>());
+        return p;
+    } catch (const ConfidenceModelError&) {
+        return std::nullopt;
+    }
+}
+
 }  // namespace docpipe::claims

@@ -54,6 +54,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -112,6 +113,11 @@ public:
     // probability (under the field's confidence_cap, if a rule set one), the extractor's own
     // in provenance.extractor_confidence, the vector in provenance.features.
     void apply(FieldMap& receipt) const;
+
+    // The calibrated probability that this one value of a modelled field is right, judged
+    // on its own features; nullopt for a field the model does not cover or a value without
+    // its features. (merge_readings' judge between readings that disagree.)
+    std::optional<double> probability_of(const std::string& name, const FieldValue& value) const;
 
     const FieldConfidenceModel* field(const std::string& name) const;
     const nlohmann::json& metadata() const { return metadata_; }

@@ -195,6 +195,28 @@ TEST(ConfidenceModel, ExtractorRecordsEveryFeatureTheModelCanUse) {
     EXPECT_EQ(p["legal_form"], 1.0);
 }
 
+// probability_of rates one value on its own features (merge_readings' judge): the same
+// probability apply() gives a receipt read once; nothing for what the model cannot rate.
+TEST(ConfidenceModel, ProbabilityOfOneValueIsWhatApplyGivesASingleReading) {
+    ClaimExtractor extractor(Rules::builtin());
+    std::vector<std::string> w;
+    auto fields = extractor.from_receipt(receipt(kShop), w);
+    const auto& model = ConfidenceModel::builtin();
+    const auto total = model.probability_of("total_amount", fields["total_amount"]);
+    const auto date = model.probability_of("service_date", fields["service_date"]);
+    ASSERT_TRUE(total && date);
+    FieldMap applied = fields;
+    model.apply(applied);
+    EXPECT_DOUBLE_EQ(*total, applied["total_amount"].confidence);
+    EXPECT_DOUBLE_EQ(*date, applied["service_date"].confidence);
+    EXPECT_FALSE(model.probability_of("receipt_number", fields["receipt_number"]));  // not modelled
+    FieldValue bare{8.10, 0.9, "receipt", json::object()};
+    EXPECT_FALSE(model.probability_of("total_amount", bare));  // no features to judge by
+    FieldValue capped = fields["total_amount"];
+    capped.provenance["confidence_cap"] = 0.5;
+    EXPECT_LE(*model.probability_of("total_amount", capped), 0.5);
+}
+
 TEST(ConfidenceModel, ProviderNameIsOptionalAndCalibratedWhenPresent) {
     json m = model_json();
     m["fields"]["provider_name"] = field_spec({"marker"}, {1.0}, {{0.0, 0.2}, {1.0, 0.2}});

@@ -1559,7 +1559,8 @@ ClaimResult ClaimExtractor::combine(FieldMap receipt, FieldMap email, std::vecto
     return r;
 }
 
-FieldMap ClaimExtractor::merge_readings(const std::vector<FieldMap>& readings, std::vector<std::string>& warnings) {
+FieldMap ClaimExtractor::merge_readings(const std::vector<FieldMap>& readings, std::vector<std::string>& warnings,
+                                        const ValueJudge& judge) {
     if (readings.size() == 1) return readings.front();
     std::set<std::string> names;
     for (const auto& r : readings)
@@ -1599,6 +1600,25 @@ FieldMap ClaimExtractor::merge_readings(const std::vector<FieldMap>& readings, s
         for (std::size_t k = 0; k < groups.size(); ++k) {
             const double s = support(groups[k], readings, name);
             if (s > win_support + 1e-9) win = k, win_support = s;
+        }
+        // The judge only breaks a tie in readings: a value that more readings agree on wins
+        // whatever the judge thinks (measured: overruling a majority lost more than it won).
+        if (judge && groups.size() > 1) {
+            std::size_t most = 0;
+            for (const auto& g : groups) most = std::max(most, g.passes.size());
+            std::optional<std::size_t> best;
+            double best_rating = -1;
+            bool rated = true;
+            for (std::size_t k = 0; k < groups.size() && rated; ++k) {
+                if (groups[k].passes.size() != most) continue;
+                const auto r = judge(name, *groups[k].best);
+                rated = r.has_value();
+                if (r && *r > best_rating + 1e-9) best = k, best_rating = *r;
+            }
+            if (rated && best) {
+                win = *best;
+                win_support = support(groups[win], readings, name);
+            }
         }
         // Two readings of one letterhead that differ only at the end, where one has the whole
         // legal form and the other not ("BEMED (SP) SDN. fo" / "BEMED (SP) SDN. BHD."): the

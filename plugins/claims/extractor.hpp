@@ -6,6 +6,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -83,7 +84,16 @@ public:
     // each other; the best-supported value wins; a disagreement lowers its confidence and
     // adds a warning naming the values. `readings` must not be empty; the first is the
     // primary reading (its fields win ties).
-    static FieldMap merge_readings(const std::vector<FieldMap>& readings, std::vector<std::string>& warnings);
+    //
+    // `judge`, when given, breaks ties in readings instead: among the values read by the
+    // most readings, it rates each as if its reading were the only one (the calibrated
+    // model does: arithmetic, labels, the value's own OCR confidence), and the best rated
+    // wins. Two readings that disagree have no majority, and the engine's confidence alone
+    // picked the wrong one about as often as the right one (train receipts, a page and a
+    // line reading). A value the judge cannot rate (nullopt) leaves it to the support.
+    using ValueJudge = std::function<std::optional<double>(const std::string& field, const FieldValue& value)>;
+    static FieldMap merge_readings(const std::vector<FieldMap>& readings, std::vector<std::string>& warnings,
+                                   const ValueJudge& judge = {});
     // FieldMap <-> {"name": {value, confidence, source, provenance}} (the "claim" layout).
     static nlohmann::json fields_to_json(const FieldMap& fields);
     static FieldMap fields_from_json(const nlohmann::json& claim);

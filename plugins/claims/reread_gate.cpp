@@ -1,5 +1,7 @@
 #include "reread_gate.hpp"
 
+#include <algorithm>
+
 #include <fmt/core.h>
 
 namespace docpipe::claims {
@@ -19,6 +21,11 @@ ComponentDescriptor RereadGate::describe() {
             .describe("Receipt fields whose confidence decides"),
         Field::integer("max_readings").default_value(2).min(2).max(10)
             .describe("Readings per receipt at most (counting the first)"),
+        Field::enumeration("mode", {"page", "lines"}).default_value("page")
+            .describe("page: clear the OCR so the next OCR node reads whole pages again; lines: keep it and ask "
+                      "transform.ocr_lines to read only the weak fields' lines again (fields.reread_lines)"),
+        Field::integer("max_lines").default_value(6).min(1).max(50)
+            .describe("lines mode: lines asked for at most (the weak value's own line, then its runners-up's)"),
     };
     return d;
 }
@@ -27,9 +34,11 @@ RereadGate::RereadGate(const Config& config, Context& context)
     : ctx_(context),
       below_(config.get_number("below")),
       fields_(config.get_string_list("fields")),
-      max_readings_(static_cast<int>(config.get_int("max_readings"))) {}
+      max_readings_(static_cast<int>(config.get_int("max_readings"))),
+      lines_mode_(config.get_string("mode") == "lines"),
+      max_lines_(static_cast<int>(config.get_int("max_lines"))) {}
 
-std::vector<std::string> RereadGate::weak_fields(const Document& doc) const {
+std::vector<std::string> RereadGate::weak_fields(const Document& doc, std::vector<std::string>* names) const {
     std::vector<std::string> weak;
     const auto claim = doc.fields.find("claim");
     for (const auto& name : fields_) {
@@ -45,9 +54,69 @@ std::vector<std::string> RereadGate::weak_fields(const Document& doc) const {
         const double c = prov.is_object() && prov.contains("extractor_confidence") && prov["extractor_confidence"].is_number()
                              ? prov["extractor_confidence"].get<double>()
                              : field.value("confidence", 0.0);
-        if (c < below_) weak.push_back(fmt::format("{} {:.2f}", name, c));
+        if (c < below_) {
+            weak.push_back(fmt::format("{} {:.2f}", name, c));
+            if (names) names->push_back(name);
+        }
     }
     return weak;
+}
+
+namespace {
+
+// The band of a line that holds its text: as wide as the line, as tall as its typical word
+// around their median centre. Tesseract's line box takes in a smudge or the tails of the
+// line above, and a crop two lines tall reads as neither of them.
+Box text_band(const OcrResult& ocr, int line_index) {
+    const Box& line = ocr.lines[static_cast<std::size_t>(line_index)].box;
+    std::vector<int> centres, heights;
+    for (const auto& w : ocr.words)
+        if (w.line == line_index && w.box.height > 0) {
+            centres.push_back(w.box.y + w.box.height / 2);
+            heights.push_back(w.box.height);
+        }
+    if (centres.empty()) return line;
+    auto median = [](std::vector<int>& v) {
+        std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+        return v[v.size() / 2];
+    };
+    const int centre = median(centres), height = median(heights);
+    const int top = std::max(line.y, centre - height / 2 - height / 8);
+    const int bottom = std::min(line.y + line.height, centre + height / 2 + height / 8);
+    if (bottom <= top) return line;
+    return {line.x, top, line.width, bottom - top};
+}
+
+}  // namespace
+
+nlohmann::json RereadGate::lines_to_read(const Document& doc, const std::vector<std::string>& fields) const {
+    nlohmann::json lines = nlohmann::json::array();
+    const auto& claim = doc.fields["claim"];
+    auto add = [&](int page_index, int line_index, const std::string& why) {
+        if (static_cast<int>(lines.size()) >= max_lines_ || page_index < 0 || line_index < 0) return;
+        for (const auto& l : lines)
+            if (l["page"] == page_index && l["line"] == line_index) return;
+        const auto page = std::find_if(doc.pages.begin(), doc.pages.end(), [&](const Page& p) { return p.index == page_index; });
+        if (page == doc.pages.end() || !page->ocr || !page->image.pixels ||
+            static_cast<std::size_t>(line_index) >= page->ocr->lines.size())
+            return;
+        const Box b = text_band(*page->ocr, line_index);
+        if (b.width <= 0 || b.height <= 0) return;
+        lines.push_back({{"page", page_index}, {"line", line_index}, {"box", {b.x, b.y, b.width, b.height}}, {"why", why}});
+    };
+    for (const auto& name : fields) {
+        if (!claim.contains(name)) continue;  // nothing to point at: a page reading's job
+        const auto& prov = claim[name].value("provenance", nlohmann::json::object());
+        // Only receipt lines have a page; a value read from the email has nothing to crop.
+        if (!prov.contains("page") || !prov["page"].is_number_integer()) continue;
+        const int page = prov["page"].get<int>();
+        add(page, prov.value("line", -1), name);
+        // The runners-up: a misread total is often the digit-for-digit twin of one of them.
+        if (prov.contains("alternatives") && prov["alternatives"].is_array())
+            for (const auto& alt : prov["alternatives"])
+                if (alt.is_object()) add(page, alt.value("line", -1), name + " runner-up");
+    }
+    return lines;
 }
 
 void RereadGate::process(const DocumentPtr& input, Outputs& out) {
@@ -56,14 +125,31 @@ void RereadGate::process(const DocumentPtr& input, Outputs& out) {
     const int readings = input->fields.contains("readings") ? static_cast<int>(input->fields["readings"].size()) : 1;
     bool has_image = false;
     for (const auto& page : input->pages) has_image = has_image || (page.image.pixels && page.ocr);
-    const auto weak = weak_fields(*input);
+    std::vector<std::string> weak_names;
+    const auto weak = weak_fields(*input, &weak_names);
     if (weak.empty() || !has_image || readings >= max_readings_) {
         out.emit(input, "done");
         return;
     }
+    nlohmann::json lines;
+    if (lines_mode_) {
+        lines = lines_to_read(*input, weak_names);
+        // A missing field has no line to point at: leave it to a page reading after this.
+        if (lines.empty()) {
+            out.emit(input, "done");
+            return;
+        }
+    }
     auto doc = std::make_shared<Document>(*input);
-    for (auto& page : doc->pages)
-        if (page.image.pixels) page.ocr.reset();  // the next OCR node reads these pages again
+    if (lines_mode_) {
+        nlohmann::json covers = nlohmann::json::array();
+        for (const auto& name : weak_names)
+            if (input->fields["claim"].contains(name)) covers.push_back(name);
+        doc->fields["reread_lines"] = {{"reading", readings + 1}, {"fields", covers}, {"lines", lines}};
+    } else {
+        for (auto& page : doc->pages)
+            if (page.image.pixels) page.ocr.reset();  // the next OCR node reads these pages again
+    }
     doc->attributes["ocr_reading"] = std::to_string(readings + 1);
     std::string why;
     for (const auto& w : weak) why += (why.empty() ? "" : ", ") + w;

@@ -15,6 +15,14 @@
 // Graph:   claims -> reread;  reread.done -> router;
 //          reread.reread -> ocr_layout -> claims_again -> router
 //
+// `mode: lines` reads less: the page keeps its OCR, and fields.reread_lines names the weak
+// values' lines (and their runners-up's) with their boxes for transform.ocr_lines, which
+// reads each cropped line alone (psm 7); transform.claims after it puts those readings in
+// place of the lines and merges only the fields that were read again. A weak field with
+// no value has no line to point at: the claim leaves on `done` for a page gate after it.
+//   claims -> lines_gate;  lines_gate.reread -> ocr_lines -> claims_lines -> page_gate
+//   lines_gate.done -> page_gate
+//
 // Ownership/threading: stateless after construction; process() may run concurrently.
 #pragma once
 
@@ -31,14 +39,21 @@ public:
     RereadGate(const Config& config, Context& context);
     void process(const DocumentPtr& input, Outputs& out) override;
 
-    // The fields that are weak (missing or below the threshold); empty = good enough.
-    std::vector<std::string> weak_fields(const Document& doc) const;
+    // The fields that are weak (missing or below the threshold), each with why; empty =
+    // good enough. `names`, when given, gets the names of those below the threshold.
+    std::vector<std::string> weak_fields(const Document& doc, std::vector<std::string>* names = nullptr) const;
+
+    // lines mode: the lines to read again for these fields, as transform.ocr_lines takes
+    // them ({page, line, box, why}); the value's own line first, then its runners-up'.
+    nlohmann::json lines_to_read(const Document& doc, const std::vector<std::string>& fields) const;
 
 private:
     Context& ctx_;
     double below_;
     std::vector<std::string> fields_;
     int max_readings_;
+    bool lines_mode_;
+    int max_lines_;
 };
 
 }  // namespace docpipe::claims

@@ -113,3 +113,44 @@ TEST(TesseractOcr, HocrAndTsvGoIntoTheTraceWhenAsked) {
     auto out = plain.process(*decoded.at(0).doc);
     for (const auto& t : out.at(0).doc->trace) EXPECT_NE(t.event, "hocr");
 }
+
+// transform.ocr_lines: the line a gate asked for is cropped from the page and read alone;
+// what it read comes back beside the first reading, which is left as it was.
+TEST(OcrLines, ReadsTheAskedLineAloneAndKeepsThePageReading) {
+    test::TempDir dir;
+    const auto png = dir.path() / "two.png";
+    ASSERT_EQ(std::system(("convert -size 700x220 xc:white -fill black -pointsize 36 -annotate +10+70 'TOTAL RM 12.50' "
+                           "-annotate +10+170 'CASH RM 20.00' " + png.string()).c_str()), 0);
+    auto pages = NodeRunner::from_plugin(kImagingPlugin, "transform.pdf_pages", "");
+    auto ocr = NodeRunner::from_plugin(kOcrPlugin, "ocr.tesseract", "languages: eng");
+    auto lines = NodeRunner::from_plugin(kOcrPlugin, "transform.ocr_lines", "{}");
+    auto decoded = pages.process(Document::from_bytes("two.png", "image/png", read_bytes(png)));
+    Document doc = *ocr.process(*decoded.at(0).doc).at(0).doc;
+    ASSERT_EQ(doc.pages.at(0).ocr->lines.size(), 2u);
+    const Box b = doc.pages[0].ocr->lines[1].box;
+    doc.fields["reread_lines"] = {{"reading", 2},
+                                  {"fields", {"total_amount"}},
+                                  {"lines", {{{"page", 0}, {"line", 1}, {"box", {b.x, b.y, b.width, b.height}}, {"why", "total_amount"}},
+                                             {{"page", 0}, {"line", 0}, {"box", {5000, 5000, 10, 10}}, {"why", "off the page"}}}}};
+    auto out = lines.process(doc);
+    ASSERT_EQ(out.size(), 1u);
+    const Document& read = *out[0].doc;
+    EXPECT_FALSE(read.fields.contains("reread_lines"));
+    const auto& got = read.fields["line_readings"];
+    EXPECT_EQ(got["reading"], 2);
+    EXPECT_EQ(got["fields"], nlohmann::json::array({"total_amount"}));
+    ASSERT_EQ(got["lines"].size(), 1u);  // the box off the page is skipped, not an error
+    EXPECT_EQ(got["lines"][0]["line"], 1);
+    EXPECT_EQ(got["lines"][0]["text"], "CASH RM 20.00");
+    EXPECT_GT(got["lines"][0]["confidence"].get<double>(), 50);
+    ASSERT_EQ(got["lines"][0]["words"].size(), 3u);
+    EXPECT_EQ(got["lines"][0]["words"][2]["text"], "20.00");
+    EXPECT_EQ(read.pages[0].ocr->lines[1].text, doc.pages[0].ocr->lines[1].text);  // the page reading is untouched
+    ASSERT_FALSE(read.trace.empty());
+    EXPECT_THAT(read.trace.back().detail, HasSubstr("1 line(s) read again"));
+    EXPECT_THAT(read.trace.back().detail, HasSubstr("box off the page image"));
+
+    // A document nobody asked lines for passes as it came.
+    auto untouched = lines.process(*decoded.at(0).doc);
+    EXPECT_FALSE(untouched.at(0).doc->fields.contains("line_readings"));
+}
