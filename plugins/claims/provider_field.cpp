@@ -1,0 +1,278 @@
+// The provider (the letterhead's company name) and its address: the first line with a
+// company marker (SDN BHD ...) in the receipt's head, else the first clean letter line;
+// a name wrapped onto the next line is joined, OCR slips in business words are repaired
+// from the rules' vocabulary, and the address is the lines that follow until a phone, tax
+// id, date or heading line.
+#include <algorithm>
+
+#include "receipt_reading.hpp"
+#include "text.hpp"
+
+namespace docpipe::claims {
+
+using namespace reading;
+
+// A company name that ends with its legal form ("... SDN BHD", "... BERHAD").
+bool legal_end(const nlohmann::json& v) {
+    if (!v.is_string()) return false;
+    const std::string n = " " + normalize_label(v.get<std::string>());
+    for (std::string_view form : {" SDN BHD", " BHD", " BERHAD", " PLT"})
+        if (n.size() >= form.size() && n.compare(n.size() - form.size(), std::string::npos, form) == 0) return true;
+    return false;
+}
+
+namespace {
+
+std::string fix_legal_suffix(std::string out) {
+    const std::vector<Word> ws = words_of(out);
+    if (ws.size() >= 3) {
+        const Word& sdn = ws[ws.size() - 2];
+        const Word& bhd = ws.back();
+        // SDN keeps its three letters; BHD may lose its last one ("SON BH").
+        const bool bhd_like = bhd.norm.size() == 3 ? within_one_edit(bhd.norm, "BHD") : bhd.norm == "BH";
+        if (sdn.norm.size() == 3 && within_one_edit(sdn.norm, "SDN") && bhd_like &&
+            (sdn.norm == "SDN" || bhd.norm == "BHD" || sdn.norm == "SON") && !(sdn.norm == "SDN" && bhd.norm == "BHD")) {
+            const std::string tail = out.substr(bhd.end);
+            out = out.substr(0, sdn.begin) + "SDN" + out.substr(sdn.end, bhd.begin - sdn.end) + "BHD" + tail;
+        }
+    }
+    return out;
+}
+
+// A letterhead cut at the paper's left edge ("OPAC MARKETING SDN BHD") whose website names
+// the whole brand (".vivopac.com"): the first word is completed from the domain when the
+// domain ends with it. Only letters, only a longer word, only a domain on the receipt.
+std::string complete_from_website(const std::string& name, const std::vector<TextLine>& lines) {
+    const auto name_words = words_of(name);
+    if (name_words.empty() || name_words.front().norm.size() < 3) return name;
+    const std::string& first = name_words.front().norm;
+    if (!std::all_of(first.begin(), first.end(), [](unsigned char c) { return std::isalpha(c); })) return name;
+    static const std::regex domain(R"((?:www\.|@|^|[\s.])([A-Za-z]{4,30})\.(?:com|net|org|my|biz)\b)", std::regex::icase);
+    for (const auto& line : lines) {
+        for (auto it = std::sregex_iterator(line.text.begin(), line.text.end(), domain); it != std::sregex_iterator(); ++it) {
+            const std::string label = upper_ascii((*it)[1].str());
+            if (label.size() > first.size() && label.compare(label.size() - first.size(), first.size(), first) == 0 && label != "WWW")
+                return name.substr(0, name_words.front().begin) + label + name.substr(name_words.front().end);
+        }
+    }
+    return name;
+}
+
+// An address line as printed, its commas and full stops kept (they are part of how the
+// provider writes it), without the OCR edge noise ("! KAWASAN ...", "... JALAN PENGKALAN 5, :").
+std::string clean_address_line(const std::string& raw) {
+    std::string s = trim(raw);
+    auto noise = [](char c) { return c == '|' || c == '!' || c == ':' || c == ';' || c == '_' || c == '~' || c == '/' || c == '\\' || c == '-' || c == '\'' || c == ' '; };
+    while (!s.empty() && (noise(s.back()) || static_cast<unsigned char>(s.back()) >= 0x80)) s.pop_back();
+    while (!s.empty() && (noise(s.front()) || static_cast<unsigned char>(s.front()) >= 0x80)) s.erase(s.begin());
+    std::string out;
+    for (char ch : s) {
+        if (ch == ' ' && !out.empty() && out.back() == ' ') continue;
+        out += ch;
+    }
+    return out;
+}
+
+// "03-41318972", "Tel: +603-3362 4137" misread as "fel: 03. 55423228": a line that is mostly a
+// phone number ends the address.
+bool is_phone_line(const std::string& text) {
+    int digits = 0, letters = 0;
+    for (unsigned char ch : text) {
+        if (std::isdigit(ch)) ++digits;
+        else if (std::isalpha(ch)) ++letters;
+    }
+    return digits >= 8 && letters <= 4 && digits >= 2 * letters;
+}
+
+std::string clean_company(std::string s) {
+    // Registration numbers in brackets "(001310559-U)" go; other brackets "(KL)" stay.
+    for (std::size_t open = s.find('('); open != std::string::npos; open = s.find('(', open + 1)) {
+        const std::size_t close = s.find(')', open);
+        const std::size_t end = close == std::string::npos ? s.size() : close + 1;
+        const bool has_digit = std::any_of(s.begin() + static_cast<long>(open), s.begin() + static_cast<long>(end),
+                                           [](unsigned char c) { return std::isdigit(c); });
+        if (has_digit && open > 3) {
+            s.erase(open, end - open);
+            if (open == 0) break;
+            --open;
+        }
+    }
+    s = fix_legal_suffix(s);  // before the edges are trimmed, so "SDN. BHA." keeps its dot
+    // OCR edge noise: "|", ".", a lone stray letter or digit after the name ("SDN BHD I").
+    auto strip_edges = [&] {
+        // The dot of "BHD." is the company's own spelling; other trailing marks are noise.
+        while (!s.empty() && !std::isalnum(static_cast<unsigned char>(s.back())) && s.back() != ')' &&
+               !(s.back() == '.' && s.size() > 4 && upper_ascii(s.substr(s.size() - 4, 3)) == "BHD"))
+            s.pop_back();
+        while (!s.empty() && !std::isalnum(static_cast<unsigned char>(s.front()))) s.erase(s.begin());
+    };
+    strip_edges();
+    if (s.size() > 4 && s[s.size() - 2] == ' ' && std::isalnum(static_cast<unsigned char>(s.back()))) {
+        s.resize(s.size() - 2);
+        strip_edges();
+    }
+    std::string out;
+    for (char ch : s) {
+        if (ch == ' ' && !out.empty() && out.back() == ' ') continue;
+        out += ch;
+    }
+    // Letters OCR reads as marks: "JIAWE| HOUSE", "JIAWE! HOUSE" (an I after capitals), and
+    // "(SETIA ALAM}" (a closing bracket read as a brace).
+    for (std::size_t k = 1; k < out.size(); ++k) {
+        const bool after_capital = std::isupper(static_cast<unsigned char>(out[k - 1]));
+        const bool word_ends = k + 1 == out.size() || out[k + 1] == ' ';
+        if ((out[k] == '|' || out[k] == '!') && after_capital && word_ends) out[k] = 'I';
+        if (out[k] == '}' && out.rfind('(', k) != std::string::npos) out[k] = ')';
+    }
+    // Brackets hug their words: "(KL )SDN" -> "(KL) SDN".
+    {
+        std::string spaced;
+        for (std::size_t k = 0; k < out.size(); ++k) {
+            const char ch = out[k];
+            if (ch == ' ' && ((!spaced.empty() && spaced.back() == '(') || (k + 1 < out.size() && out[k + 1] == ')'))) continue;
+            if (ch == '(' && !spaced.empty() && std::isalnum(static_cast<unsigned char>(spaced.back()))) spaced += ' ';
+            spaced += ch;
+            if (ch == ')' && k + 1 < out.size() && std::isalnum(static_cast<unsigned char>(out[k + 1]))) spaced += ' ';
+        }
+        out = std::move(spaced);
+    }
+    out = fix_legal_suffix(out);
+    return trim(out);
+}
+
+// Replaces each word of six letters or more that is one OCR slip away from a vocabulary
+// word ("ENIERPRISE", "BAKERIS") by that word; exact words and short words stay.
+std::string repair_vocabulary(const std::string& name, const std::vector<std::string>& vocabulary) {
+    std::string out;
+    std::size_t last = 0;
+    for (const Word& w : words_of(name)) {
+        out += name.substr(last, w.begin - last);
+        std::string replacement = name.substr(w.begin, w.end - w.begin);
+        const bool all_letters = std::all_of(w.norm.begin(), w.norm.end(), [](unsigned char c) { return std::isalpha(c); });
+        if (w.norm.size() >= 6 && all_letters && std::find(vocabulary.begin(), vocabulary.end(), w.norm) == vocabulary.end()) {
+            for (const auto& v : vocabulary)
+                // A plural or singular of a vocabulary word ("SERVICE", "RESTAURANTS") is a word, not a slip.
+                if (v.size() >= 6 && word_matches(w.norm, v) && w.norm + "S" != v && v + "S" != w.norm) {
+                    replacement = v;
+                    break;
+                }
+        }
+        out += replacement;
+        last = w.end;
+    }
+    return out + name.substr(last);
+}
+
+bool is_registration_line(const std::string& text) {
+    // "(JM0517726)", "Co. Reg: 1241045-D", "(001310559-U)": mostly digits, short.
+    int digits = 0, letters = 0;
+    for (unsigned char ch : text) {
+        if (std::isdigit(ch)) ++digits;
+        else if (std::isalpha(ch)) ++letters;
+    }
+    return digits >= 5 && letters <= 4;
+}
+
+}  // namespace
+
+void read_provider(const std::vector<TextLine>& lines, const std::vector<std::vector<Word>>& words, const Rules& rules, FieldMap& fields) {
+    const std::size_t head = std::min<std::size_t>(lines.size(), 12);
+    std::optional<std::size_t> chosen;
+    double conf = 0;
+    for (std::size_t i = 0; i < head && !chosen; ++i) {
+        // Judge the letters without the registration number: "AEON CO. (M) BHD. (126926-H)".
+        if (best_hit(words[i], rules.provider_markers) && is_letter_line(clean_company(lines[i].text), 0.6)) {
+            chosen = i;
+            conf = 0.85;
+        }
+    }
+    if (!chosen) {
+        for (std::size_t i = 0; i < head && !chosen; ++i) {
+            const auto& w = words[i];
+            if (w.size() < 1 || !is_letter_line(lines[i].text, 0.75) || lines[i].ocr_confidence < 60) continue;
+            if (best_hit(w, rules.provider_headings)) continue;
+            chosen = i;
+            conf = 0.6;
+        }
+    }
+    if (chosen) {
+        std::size_t i = *chosen;
+        std::string name = clean_company(lines[i].text);
+        // "SDN BHD" alone on its line belongs to the line above; a name may also wrap
+        // onto a line that starts with the marker.
+        auto is_marker_word = [&](const Word& w) {
+            return w.norm.size() == 1 ||  // "(M)"
+                   std::find(rules.provider_markers.begin(), rules.provider_markers.end(), w.norm) != rules.provider_markers.end();
+        };
+        auto continues_name = [&](const std::string& above, const std::string& below) {
+            const auto below_words = words_of(below);
+            if (best_hit(below_words, rules.provider_markers)) return true;
+            for (const auto& b : below_words)
+                for (const auto& a : words_of(above))
+                    if (b.norm.size() >= 3 && a.norm == b.norm) return true;
+            return false;
+        };
+        const bool only_marker = std::all_of(words[i].begin(), words[i].end(), is_marker_word);
+        // "POPULAR BOOK" / "CO. (M) SDN BHD": the legal form wrapped onto the next line.
+        const bool next_is_legal_form = i + 1 < lines.size() && !words[i + 1].empty() && words[i + 1].size() <= 5 &&
+                                        best_hit({words[i + 1].front()}, {"CO", "SDN", "BHD", "BERHAD", "S"}) &&
+                                        std::all_of(words[i + 1].begin(), words[i + 1].end(), is_marker_word);
+        if (only_marker && i > 0 && is_letter_line(lines[i - 1].text, 0.7)) name = clean_company(lines[i - 1].text) + " " + name;
+        else if (i + 1 < lines.size() && (next_is_legal_form || (words[i + 1].size() <= 3 && best_hit(words[i + 1], rules.provider_markers))) &&
+                 is_letter_line(clean_company(lines[i + 1].text), 0.7) && !best_hit(words[i], {"SDN BHD", "BHD", "BERHAD"})) {
+            name += " " + clean_company(lines[i + 1].text);
+            ++i;
+        } else if (i + 2 < lines.size() && !words[i + 1].empty() && words[i + 1].size() <= 3 && !legal_end(name) &&
+                   is_letter_line(clean_company(lines[i + 1].text), 0.8) && !best_hit(words[i + 1], rules.address_stops) &&
+                   !best_hit(words[i + 1], rules.provider_headings) && is_registration_line(lines[i + 2].text) &&
+                   continues_name(name, clean_company(lines[i + 1].text))) {
+            // "RESTAURANT JIAWEI" / "JIAWEI HOUSE" / "002693074-K": the name wraps onto a
+            // short line that the registration number closes, and that repeats one of its
+            // words or carries a business word (a place name such as "SETIA ALAM" does not).
+            name += " " + clean_company(lines[i + 1].text);
+            ++i;
+        }
+        const std::string as_read = name;
+        name = repair_vocabulary(name, rules.provider_vocabulary);
+        const bool vocabulary = name != as_read;
+        const std::string before_website = name;
+        name = complete_from_website(name, lines);
+        if (name.size() >= 3) {
+            fields["provider_name"] = make_field(name, conf * ocr_factor(lines[*chosen]), lines[*chosen]);
+            // For the confidence model (confidence_model.hpp).
+            fields["provider_name"].provenance["features"] = {
+                {"marker", conf >= 0.85 ? 1.0 : 0.0},
+                {"ocr_line_conf", std::clamp(lines[*chosen].ocr_confidence, 0.0, 100.0) / 100.0},
+                {"legal_form", legal_end(name) ? 1.0 : 0.0},
+                {"line", static_cast<double>(*chosen) / 12.0},
+                {"wrapped", as_read != clean_company(lines[*chosen].text) ? 1.0 : 0.0},  // joined with the line above or below
+                {"vocabulary", vocabulary ? 1.0 : 0.0},
+                {"website", name != before_website ? 1.0 : 0.0},
+            };
+            // Address: the lines that follow, until a phone/GST/heading line.
+            std::string address;
+            std::size_t used = 0, skipped = 0;
+            for (std::size_t j = i + 1; j < lines.size() && used < 5; ++j) {
+                // Registration lines between the name and the address ("Co-REG:860671-D",
+                // "(GST ID No : 000144596992)") are stepped over; after the address has
+                // begun, they end it, as phone lines and headings do.
+                const bool registration = is_registration_line(lines[j].text) || best_hit(words[j], rules.registration_labels);
+                if (address.empty() && registration && skipped < 3) {
+                    ++skipped;
+                    continue;
+                }
+                if (best_hit(words[j], rules.address_stops) || !find_dates(lines[j].text).empty() || is_phone_line(lines[j].text))
+                    break;
+                if (words[j].empty()) continue;
+                std::string part = clean_address_line(lines[j].text);
+                if (part.empty()) continue;
+                address += (address.empty() ? "" : " ") + part;
+                ++used;
+            }
+            if (!address.empty())
+                fields["provider_address"] = make_field(address, 0.6 * ocr_factor(lines[i]), lines[std::min(i + 1, lines.size() - 1)]);
+        }
+    }
+}
+
+}  // namespace docpipe::claims
