@@ -1,5 +1,5 @@
-// The reading kit that the receipt's field readers share (extractor.cpp for amounts and
-// the labelled ids, date_field.cpp, provider_field.cpp): a line's words with their byte
+// The reading kit that the receipt's field readers share (total_field.cpp, date_field.cpp,
+// provider_field.cpp, ids_field.cpp; extractor.cpp runs them in turn): a line's words with their byte
 // ranges, label phrases matched on them, and how far the OCR engine's confidence lets a
 // value read from a line be trusted. Internal to the claims plugin.
 //
@@ -66,6 +66,12 @@ void read_service_date(const std::vector<TextLine>& lines, const std::vector<std
                        FieldMap& fields, std::vector<std::string>& warnings);                    // date_field.cpp
 void read_provider(const std::vector<TextLine>& lines, const std::vector<std::vector<reading::Word>>& words, const Rules& rules,
                    FieldMap& fields);                                                              // provider_field.cpp
+void read_amounts(const std::vector<TextLine>& lines, const std::vector<std::vector<reading::Word>>& words, const Rules& rules,
+                  FieldMap& fields, std::vector<std::string>& warnings);                       // total_field.cpp
+// Labelled ids and names (receipt and email alike), and keeping the more confident of two.
+void labelled_fields(const std::vector<TextLine>& lines, const std::vector<std::vector<reading::Word>>& words, const Rules& rules,
+                     FieldMap& fields);                                                          // ids_field.cpp
+void keep_better(FieldMap& fields, const std::string& name, FieldValue candidate);               // ids_field.cpp
 // A company name that ends with its legal form ("... SDN BHD", "... BERHAD").
 bool legal_end(const nlohmann::json& v);                                                         // provider_field.cpp
 
