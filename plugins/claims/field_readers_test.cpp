@@ -1,0 +1,103 @@
+// Each field family's reader on its own (receipt_reading.hpp), on synthetic receipt lines as
+// OCR gives them, with the built-in rules: what it chooses, and the evidence it records.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "receipt_reading.hpp"
+#include "rules.hpp"
+
+using namespace docpipe::claims;
+
+namespace {
+
+struct Receipt {
+    std::vector<TextLine> lines;
+    std::vector<std::vector<reading::Word>> words;
+    explicit Receipt(const std::vector<std::string>& text, double ocr = 90) {
+        for (const auto& t : text) {
+            lines.push_back(TextLine{t, "receipt", 0, static_cast<int>(lines.size()), std::nullopt, ocr, {}});
+            words.push_back(reading::words_of(t));
+        }
+    }
+};
+
+std::string text_of(const FieldMap& fields, const std::string& name) {
+    return fields.count(name) ? fields.at(name).value.get<std::string>() : std::string("(none)");
+}
+
+}  // namespace
+
+TEST(DateReader, TheLabelledTransactionDateWinsOverALaterPrintDate) {
+    Receipt r({"KEDAI ABC SDN BHD", "Date: 24/12/2024 10:02", "Bread 4.40", "TOTAL 4.40", "Printed 02/01/2025"});
+    FieldMap fields;
+    std::vector<std::string> warnings;
+    read_service_date(r.lines, r.words, Rules::builtin(), fields, warnings);
+    EXPECT_EQ(text_of(fields, "service_date"), "2024-12-24");
+    const auto& features = fields.at("service_date").provenance["features"];
+    EXPECT_EQ(features["labelled"], 1.0);
+    EXPECT_EQ(features["other_dates"], 1.0);
+    EXPECT_EQ(features["repeats"], 0.0);
+    EXPECT_EQ(fields.at("service_date").provenance["line"], 1);
+    EXPECT_TRUE(warnings.empty());
+}
+
+TEST(DateReader, TheSameDateReadOneDigitApartWarnsAndCostsConfidence) {
+    Receipt once({"Date: 11/05/2018"});
+    Receipt twice({"Date: 11/05/2018", "TOTAL 4.40", "11/08/2018 12:01"});
+    FieldMap a, b;
+    std::vector<std::string> wa, wb;
+    read_service_date(once.lines, once.words, Rules::builtin(), a, wa);
+    read_service_date(twice.lines, twice.words, Rules::builtin(), b, wb);
+    ASSERT_EQ(text_of(b, "service_date"), "2018-05-11");
+    EXPECT_EQ(b.at("service_date").provenance["features"]["conflict"], 1.0);
+    EXPECT_EQ(b.at("service_date").provenance["conflict"], "2018-08-11");
+    EXPECT_LT(b.at("service_date").confidence, a.at("service_date").confidence);
+    ASSERT_EQ(wb.size(), 1u);
+    EXPECT_NE(wb[0].find("one digit apart"), std::string::npos);
+}
+
+TEST(ProviderReader, TheCompanyMarkerLineAndTheAddressUpToThePhone) {
+    Receipt r({"KEDAI ABC SDN BHD", "(123456-X)", "12 JALAN MAJU", "47300 PETALING JAYA", "TEL: 03-1234 5678", "Date: 24/12/2024"});
+    FieldMap fields;
+    read_provider(r.lines, r.words, Rules::builtin(), fields);
+    EXPECT_EQ(text_of(fields, "provider_name"), "KEDAI ABC SDN BHD");
+    const auto& features = fields.at("provider_name").provenance["features"];
+    EXPECT_EQ(features["marker"], 1.0);
+    EXPECT_EQ(features["legal_form"], 1.0);
+    EXPECT_EQ(features["wrapped"], 0.0);
+    // The registration number is stepped over; the phone line ends the address.
+    EXPECT_EQ(text_of(fields, "provider_address"), "12 JALAN MAJU 47300 PETALING JAYA");
+}
+
+TEST(ProviderReader, ALegalFormWrappedOntoTheNextLineIsJoined) {
+    Receipt r({"POPULAR BOOK", "CO. (M) SDN BHD", "12 JALAN MAJU"});
+    FieldMap fields;
+    read_provider(r.lines, r.words, Rules::builtin(), fields);
+    EXPECT_EQ(text_of(fields, "provider_name"), "POPULAR BOOK CO. (M) SDN BHD");
+    EXPECT_EQ(fields.at("provider_name").provenance["features"]["wrapped"], 1.0);
+}
+
+TEST(IdsReader, AReceiptNumberAfterItsLabelOrOnTheNextLine) {
+    Receipt same({"Receipt No : INV-2024-001"});
+    Receipt next({"Invoice No.", "CS00241999"});
+    FieldMap a, b;
+    labelled_fields(same.lines, same.words, Rules::builtin(), a);
+    labelled_fields(next.lines, next.words, Rules::builtin(), b);
+    EXPECT_EQ(text_of(a, "receipt_number"), "INV-2024-001");
+    EXPECT_EQ(text_of(b, "receipt_number"), "CS00241999");
+}
+
+TEST(AmountsReader, TheTotalThatTheItemsAndTheChangeConfirm) {
+    Receipt r({"Bread 4.40", "Milk 3.70", "SUBTOTAL 8.10", "TOTAL 8.10", "CASH 10.00", "CHANGE 1.90"});
+    FieldMap fields;
+    std::vector<std::string> warnings;
+    read_amounts(r.lines, r.words, Rules::builtin(), fields, warnings);
+    ASSERT_TRUE(fields.count("total_amount"));
+    EXPECT_DOUBLE_EQ(fields.at("total_amount").value.get<double>(), 8.10);
+    EXPECT_EQ(fields.at("total_amount").provenance["line"], 3);
+    EXPECT_EQ(fields.at("total_amount").provenance["features"]["arith_confirmed"], 1.0);
+    ASSERT_TRUE(fields.count("itemized_charges"));
+    EXPECT_EQ(fields.at("itemized_charges").value.size(), 2u);
+}
