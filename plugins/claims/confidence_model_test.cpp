@@ -334,6 +334,10 @@ TEST(ConfidenceModel, RereadGateUsesTheExtractorsConfidence) {
     };
     EXPECT_EQ(gate.process(doc(0.99, 0.5))[0].port, "reread");
     EXPECT_EQ(gate.process(doc(0.5, 0.95))[0].port, "done");
+    // confidence: calibrated — only what the model doubts is read again.
+    auto calibrated = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.claims_reread", "{confidence: calibrated}");
+    EXPECT_EQ(calibrated.process(doc(0.99, 0.5))[0].port, "done");
+    EXPECT_EQ(calibrated.process(doc(0.5, 0.95))[0].port, "reread");
 }
 
 // A weakest field with no warning of its own: the reason names its value and the runner-up.

@@ -24,6 +24,10 @@ ComponentDescriptor RereadGate::describe() {
         Field::enumeration("mode", {"page", "lines"}).default_value("page")
             .describe("page: clear the OCR so the next OCR node reads whole pages again; lines: keep it and ask "
                       "transform.ocr_lines to read only the weak fields' lines again (fields.reread_lines)"),
+        Field::enumeration("confidence", {"extractor", "calibrated"}).default_value("extractor")
+            .describe("Which confidence is compared with `below`: the extractor's own (provenance.extractor_confidence; "
+                      "the readings are then chosen as when the shipped model was fitted) or the calibrated probability "
+                      "(fewer rereads: only claims the model doubts)"),
         Field::integer("max_lines").default_value(6).min(1).max(50)
             .describe("lines mode: lines asked for at most (the weak value's own line, then its runners-up's)"),
     };
@@ -36,6 +40,7 @@ RereadGate::RereadGate(const Config& config, Context& context)
       fields_(config.get_string_list("fields")),
       max_readings_(static_cast<int>(config.get_int("max_readings"))),
       lines_mode_(config.get_string("mode") == "lines"),
+      calibrated_(config.get_string("confidence") == "calibrated"),
       max_lines_(static_cast<int>(config.get_int("max_lines"))) {}
 
 std::vector<std::string> RereadGate::weak_fields(const Document& doc, std::vector<std::string>* names) const {
@@ -51,7 +56,7 @@ std::vector<std::string> RereadGate::weak_fields(const Document& doc, std::vecto
         // gating on it keeps the readings it sees like the ones it learned from.
         const auto& field = (*claim)[name];
         const auto& prov = field.contains("provenance") ? field["provenance"] : nlohmann::json::object();
-        const double c = prov.is_object() && prov.contains("extractor_confidence") && prov["extractor_confidence"].is_number()
+        const double c = !calibrated_ && prov.is_object() && prov.contains("extractor_confidence") && prov["extractor_confidence"].is_number()
                              ? prov["extractor_confidence"].get<double>()
                              : field.value("confidence", 0.0);
         if (c < below_) {

@@ -53,6 +53,7 @@ private:
     std::vector<std::string> fields_;
     int max_readings_;
     bool lines_mode_;
+    bool calibrated_;  // compare the calibrated confidence, not the extractor's own
     int max_lines_;
 };
 
