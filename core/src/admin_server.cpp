@@ -828,7 +828,7 @@ struct AdminServer::Impl {
                               {"owner", s.owner},
                               {"pipeline_hash", s.pipeline_hash},
                               {"confidence", s.confidence},
-                              {"references", s.references},
+                              {"references", Job::or_empty(s.references)},
                               {"outcomes", s.outcomes()},
                               {"last_error", s.last_error},
                               {"created_ms", s.created_ms},

@@ -3,6 +3,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <limits>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -683,6 +685,23 @@ void append_iso8601(std::string& text, std::chrono::system_clock::time_point t) 
     // proleptic Gregorian calendar (eras of 400 years), as std::chrono's year_month_day does.
     using namespace std::chrono;
     const auto ms_total = duration_cast<milliseconds>(t.time_since_epoch()).count();
+    // The text up to the second is the same for every stamp within that second: each thread
+    // keeps the last one it wrote and only writes the milliseconds when the second is
+    // unchanged (a busy sink stamps many deliveries a second). Per thread, so no lock.
+    struct LastStamp {
+        std::int64_t second = std::numeric_limits<std::int64_t>::min();
+        char text[25] = {};  // "YYYY-MM-DDTHH:MM:SS.mmmZ"
+    };
+    static thread_local LastStamp last;
+    const std::int64_t second = ms_total >= 0 ? ms_total / 1000 : -((-ms_total + 999) / 1000);  // floor
+    if (second == last.second) {
+        const auto millis = ms_total - second * 1000;
+        last.text[20] = static_cast<char>('0' + millis / 100);
+        last.text[21] = static_cast<char>('0' + millis / 10 % 10);
+        last.text[22] = static_cast<char>('0' + millis % 10);
+        text.append(last.text, 24);
+        return;
+    }
     std::int64_t days = ms_total / 86'400'000;
     std::int64_t ms_of_day = ms_total % 86'400'000;
     if (ms_of_day < 0) {
@@ -714,6 +733,8 @@ void append_iso8601(std::string& text, std::chrono::system_clock::time_point t) 
     put(17, seconds, 2);
     put(20, millis, 3);
     text.append(out, sizeof out - 1);
+    last.second = second;
+    std::memcpy(last.text, out, sizeof out - 1);
 }
 
 }  // namespace docpipe::core

@@ -1,6 +1,7 @@
 #include "graph.hpp"
 
 #include <algorithm>
+#include <array>
 #include <thread>
 
 #include <fmt/core.h>
@@ -131,14 +132,22 @@ void GraphExecutor::inject(std::size_t index, const std::string& job_id, Documen
 void GraphExecutor::put(std::size_t index, Envelope env) {
     {
         std::lock_guard lock(env.tracker->mutex);
-        if (env.token == 0) env.token = env.tracker->next_token++;
-        auto& ps = env.tracker->positions;
-        if (ps.capacity() == 0) ps.reserve(4);  // one growth instead of three for a typical fan-out
-        auto it = std::find_if(ps.begin(), ps.end(), [&](const Position& p) { return p.token == env.token; });
-        const Position here{env.token, index, HopState::Queued, steady::now(), false, env.attempt};
-        if (it == ps.end()) ps.push_back(here);
-        else *it = here;
+        queue_position(*env.tracker, index, env, steady::now());
     }
+    enqueue(index, env);
+}
+
+void GraphExecutor::queue_position(Tracker& tracker, std::size_t index, Envelope& env, steady::time_point since) {
+    if (env.token == 0) env.token = tracker.next_token++;
+    auto& ps = tracker.positions;
+    if (ps.capacity() == 0) ps.reserve(4);  // one growth instead of three for a typical fan-out
+    auto it = std::find_if(ps.begin(), ps.end(), [&](const Position& p) { return p.token == env.token; });
+    const Position here{env.token, index, HopState::Queued, since, false, env.attempt};
+    if (it == ps.end()) ps.push_back(here);
+    else *it = here;
+}
+
+void GraphExecutor::enqueue(std::size_t index, const Envelope& env) {
     s_.nodes[index]->stats.queued.fetch_add(1, std::memory_order_relaxed);
     flow_->nodes[index]->try_put(env);  // spawns into the graph's arena
 }
@@ -209,12 +218,14 @@ thread_local std::chrono::steady_clock::time_point hop_started_steady;
 thread_local std::int64_t hop_started_ms = 0;
 }  // namespace
 
-HopRecord GraphExecutor::hop_record(const Envelope& env, const RuntimeNode& node, HopRecord::Result result, std::string detail) {
+HopRecord GraphExecutor::hop_record(const Envelope& env, const RuntimeNode& node, HopRecord::Result result, std::string detail,
+                                     steady::time_point ended) {
+    if (ended == steady::time_point{}) ended = steady::now();
     HopRecord r;
     r.node = &node;
     if (env.doc->id != env.tracker->doc_id) r.doc_id = env.doc->id;  // empty: the job's own document
     r.started_ms = hop_started_ms;
-    r.micros = std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - hop_started_steady).count();
+    r.micros = std::chrono::duration_cast<std::chrono::microseconds>(ended - hop_started_steady).count();
     r.attempt = env.attempt;
     r.result = result;
     r.detail = std::move(detail);
@@ -248,6 +259,48 @@ void GraphExecutor::finish_sink_hop(const Envelope& env, HopRecord&& record, Des
         ps.erase(std::remove_if(ps.begin(), ps.end(), [&](const Position& p) { return p.token == env.token; }), ps.end());
     }
     if (env.tracker->outstanding.fetch_sub(1) == 1) settle(env.tracker);
+}
+
+void GraphExecutor::hand_over(RuntimeNode& from, const Envelope& env, HopRecord&& record,
+                              std::vector<std::pair<DocumentPtr, std::string>>& emitted, steady::time_point ended) {
+    Tracker& t = *env.tracker;
+    // The envelopes to queue, built under the lock (each gets its token there). A pass-through
+    // node emits one document to one or two successors: up to four need no allocation.
+    struct Pending {
+        std::size_t index = 0;
+        Envelope env;
+    };
+    std::array<Pending, 4> few;
+    std::vector<Pending> more;
+    std::size_t queued = 0;
+    auto next_slot = [&]() -> Pending& {
+        if (queued < few.size()) return few[queued++];
+        ++queued;
+        return more.emplace_back();
+    };
+    {
+        std::lock_guard lock(t.mutex);
+        push_hop(t, std::move(record));
+        for (auto& [doc, port] : emitted)
+            for (std::size_t target : from.successors.find(port)->second) {  // resolve() guarantees every port is connected
+                Pending& p = next_slot();
+                p.index = target;
+                p.env = Envelope{doc, env.tracker, 0, 1};
+                queue_position(t, target, p.env, ended);
+            }
+        auto& ps = t.positions;
+        ps.erase(std::remove_if(ps.begin(), ps.end(), [&](const Position& p) { return p.token == env.token; }), ps.end());
+    }
+    // Counted before any of them is queued, as forward() does: the count cannot reach zero
+    // while this hop still holds its own.
+    t.outstanding.fetch_add(static_cast<std::int64_t>(queued));
+    from.stats.out.fetch_add(emitted.size(), std::memory_order_relaxed);
+    for (std::size_t i = 0; i < queued; ++i) {
+        const Pending& p = i < few.size() ? few[i] : more[i - few.size()];
+        enqueue(p.index, p.env);
+    }
+    // This hop's own count, released after the queueing (as finish_hop() does after forwarding).
+    if (t.outstanding.fetch_sub(1) == 1) settle(env.tracker);
 }
 
 void GraphExecutor::fail(RuntimeNode& node, const Envelope& env, const std::string& why) {
@@ -379,9 +432,32 @@ void GraphExecutor::succeeded(RuntimeNode& node) {
 
 // ---- node bodies -------------------------------------------------------------------------
 
+namespace {
+// A per-thread spare for CollectingOutputs::emitted, so a transform's hop does not allocate
+// the list of what it emitted: the outputs of a call take it (and give it back, emptied,
+// with its capacity). A call nested on the same thread (a component waiting on oneTBB work
+// may run another hop meanwhile) finds it taken and uses a list of its own.
+thread_local std::vector<std::pair<DocumentPtr, std::string>> spare_emitted;
+thread_local bool spare_emitted_taken = false;
+}  // namespace
+
+// Collects what one component call emits. Lives on the stack of the hop that makes the call.
 class GraphExecutor::CollectingOutputs : public Outputs {
 public:
-    explicit CollectingOutputs(const ComponentDescriptor& d) : descriptor(d) {}
+    explicit CollectingOutputs(const ComponentDescriptor& d) : descriptor(d) {
+        if (!spare_emitted_taken) {
+            spare_emitted_taken = owns_spare_ = true;
+            emitted.swap(spare_emitted);
+        }
+    }
+    ~CollectingOutputs() override {
+        if (!owns_spare_) return;
+        emitted.clear();  // releases the documents now; the capacity stays for the next call
+        spare_emitted.swap(emitted);
+        spare_emitted_taken = false;
+    }
+    CollectingOutputs(const CollectingOutputs&) = delete;
+    CollectingOutputs& operator=(const CollectingOutputs&) = delete;
     void emit(DocumentPtr doc, std::string_view port) override {
         // Violations are recorded, not thrown: a plugin could swallow an exception.
         if (!doc) {
@@ -409,6 +485,9 @@ public:
     std::vector<std::pair<DocumentPtr, std::string>> emitted;
     std::string skipped;
     std::string violation;
+
+private:
+    bool owns_spare_ = false;  // `emitted` is this thread's spare, to give back
 };
 
 // Runs a component call; an exception becomes a failure (BadInput) or a retry under the
@@ -448,9 +527,11 @@ void GraphExecutor::run(std::size_t index, const Envelope& env) {
 void GraphExecutor::run_transform(std::size_t index, const Envelope& env) {
     RuntimeNode& node = *s_.nodes[index];
     CollectingOutputs outputs(*node.spec->descriptor);
-    const auto t0 = steady::now();
     if (!guarded(index, env, [&] { node.transform->process(env.doc, outputs); })) return;
-    node.stats.observe(t0);
+    // One clock read for the end of the call: its latency, its timeline entry and the time
+    // the forwarded documents start waiting in their next queue.
+    const auto ended = steady::now();
+    node.stats.observe(hop_started_steady, ended);
     if (!outputs.violation.empty()) {
         fail(node, env, "broke the component contract: " + outputs.violation);
         return;
@@ -460,27 +541,41 @@ void GraphExecutor::run_transform(std::size_t index, const Envelope& env) {
         node.context->log().log(LogLevel::Info, "skipped: " + outputs.skipped, env.doc->id);
         s_.metrics.increment("skipped_total", 1, {{"node", node.name()}});
         env.tracker->add_outcome({DescendantOutcome::Kind::Skipped, env.doc->id, file_name(*env.doc), node.name(), outputs.skipped, {}});
+        // A component may skip and still emit (a part it could not use, the rest passed
+        // on): only a call that emitted nothing ends here.
+        if (outputs.emitted.empty()) {
+            finish_hop(env);
+            return;
+        }
     }
-    if (!outputs.emitted.empty() || outputs.skipped.empty()) {
-        std::string detail;  // where the documents went, when a node has ports to choose from
-        if (node.spec->descriptor->output_ports.size() > 1)
-            for (const auto& [doc, port] : outputs.emitted) detail += (detail.empty() ? "" : ", ") + port;
-        note(env, node, HopRecord::Result::Emitted, outputs.emitted.size() == 1 ? detail : fmt::format("{} document(s){}{}",
-             outputs.emitted.size(), detail.empty() ? "" : ": ", detail));
-    }
-    for (auto& [doc, port] : outputs.emitted) forward(node, port, std::move(doc), env.tracker);
-    finish_hop(env);  // after forwarding: the tracker cannot reach zero early
+    std::string detail;  // where the documents went, when a node has ports to choose from
+    if (node.spec->descriptor->output_ports.size() > 1)
+        for (const auto& [doc, port] : outputs.emitted) detail += (detail.empty() ? "" : ", ") + port;
+    if (outputs.emitted.size() != 1)
+        detail = fmt::format("{} document(s){}{}", outputs.emitted.size(), detail.empty() ? "" : ": ", detail);
+    hand_over(node, env, hop_record(env, node, HopRecord::Result::Emitted, std::move(detail), ended), outputs.emitted, ended);
 }
 
 void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
     RuntimeNode& node = *s_.nodes[index];
-    const auto t0 = steady::now();
     std::optional<SinkResult> result;
     const bool ledger = node.spec->ledger;
-    std::string ledger_key;
+    // "ledger/<node>/<doc id>", written into a buffer on the stack when it fits (it usually
+    // does: the store copies what it keeps), so the hop does not allocate it.
+    char ledger_key_buffer[128];
+    std::string ledger_key_long;
+    std::string_view ledger_key;
     if (ledger) {
-        ledger_key.reserve(8 + node.name().size() + env.doc->id.size());
-        ledger_key.append("ledger/").append(node.name()).append("/").append(env.doc->id);
+        const std::string_view parts[] = {"ledger/", node.name(), "/", env.doc->id};
+        std::size_t size = 0;
+        for (const auto part : parts) size += part.size();
+        char* out = ledger_key_buffer;
+        if (size > sizeof ledger_key_buffer) {
+            ledger_key_long.resize(size);
+            out = ledger_key_long.data();
+        }
+        ledger_key = std::string_view(out, size);
+        for (const auto part : parts) out = std::copy(part.begin(), part.end(), out);
     }
     // The ledger's record: "submitted@time" or "review@time", then "\n" and the references as JSON if any.
     std::optional<std::string> delivered_before;
@@ -491,6 +586,9 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
         result = node.sink->write(*env.doc);
     });
     if (!returned) return;
+    // One clock read for the end of the call: its latency and its timeline entry (which so
+    // leaves out the ledger write below: it is the component's time, as the stats are).
+    const auto ended = steady::now();
     const std::string name = file_name(*env.doc);
     if (delivered_before) {
         node.context->log().log(LogLevel::Info, "already delivered by this sink (ledger); not sent again "
@@ -505,13 +603,13 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
                 for (const auto& [k, v] : j.items())
                     if (v.is_string()) references[k] = v.get<std::string>();
         }
-        finish_sink_hop(env, hop_record(env, node, HopRecord::Result::AlreadyDelivered),
+        finish_sink_hop(env, hop_record(env, node, HopRecord::Result::AlreadyDelivered, {}, ended),
                         {parked ? DescendantOutcome::Kind::Review : DescendantOutcome::Kind::Submitted, env.doc->id, name,
                          node.name(), parked ? "parked for review" : "", std::move(references)},
                         false);
         return;
     }
-    node.stats.observe(t0);
+    node.stats.observe(hop_started_steady, ended);
     switch (result->status()) {
         case SinkResult::Status::Ok: {
             // A crash here: the receiving system has the document, the ledger does not know.
@@ -545,7 +643,7 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
             }
             finish_sink_hop(env,
                             hop_record(env, node, parked ? HopRecord::Result::Parked : HopRecord::Result::Delivered,
-                                       parked ? result->reason() : std::string()),
+                                       parked ? result->reason() : std::string(), ended),
                             {parked ? DescendantOutcome::Kind::Review : DescendantOutcome::Kind::Submitted, env.doc->id, name,
                              node.name(), parked ? result->reason() : std::string(), result->references()},
                             env.doc->fields.contains("claim") || parked);

@@ -90,6 +90,10 @@ private:
     struct Flow;
 
     void put(std::size_t index, Envelope env);
+    // put()'s two halves: records where the document waits (caller holds the tracker's
+    // mutex), and hands it to the node's queue (without the lock).
+    static void queue_position(Tracker& tracker, std::size_t index, Envelope& env, steady::time_point since);
+    void enqueue(std::size_t index, const Envelope& env);
     void forward(RuntimeNode& from, std::string_view port, DocumentPtr doc, const std::shared_ptr<Tracker>& tracker);
     void set_state(const Envelope& env, HopState state, steady::time_point since);
     void finish_hop(const Envelope& env);
@@ -101,8 +105,17 @@ private:
     // Adds this call to the job's timeline; called where a hop's outcome is decided, before
     // the hop can settle the source document.
     void note(const Envelope& env, const RuntimeNode& node, HopRecord::Result result, std::string detail = {});
-    // The timeline entry of the hop ending now (the current node call on this thread).
-    static HopRecord hop_record(const Envelope& env, const RuntimeNode& node, HopRecord::Result result, std::string detail = {});
+    // The timeline entry of the hop ending at `ended` (the current node call on this thread);
+    // a default `ended` reads the clock.
+    static HopRecord hop_record(const Envelope& env, const RuntimeNode& node, HopRecord::Result result, std::string detail = {},
+                                steady::time_point ended = {});
+    // A transform's hop ends with documents to pass on: its timeline entry, the positions of
+    // the documents it forwards and the end of its own position are one step under the
+    // tracker's lock (instead of one lock each), then the documents are queued and the hop
+    // is released.
+    // `emitted`: each document and the port it was emitted on.
+    void hand_over(RuntimeNode& from, const Envelope& env, HopRecord&& record,
+                   std::vector<std::pair<DocumentPtr, std::string>>& emitted, steady::time_point ended);
     void finish_sink_hop(const Envelope& env, HopRecord&& record, DescendantOutcome&& outcome, bool keep_claim);
     void succeeded(RuntimeNode& node);
     template <typename Call>

@@ -42,11 +42,23 @@ bool owner_is_gone(const std::string& owner, const std::string& self) {
 // Appends `value` as a JSON string. Names and ids are plain ASCII and copied as they are;
 // anything else goes through nlohmann's escaping, which also replaces invalid UTF-8.
 void append_json_string(std::string& out, std::string_view value) {
-    const bool plain = std::all_of(value.begin(), value.end(), [](char c) {
+    // Checked without an early exit, so the compiler can test several characters at once:
+    // the names and ids written on the hot path are short and plain.
+    bool plain = true;
+    for (const char c : value) {
         const auto u = static_cast<unsigned char>(c);
-        return u >= 0x20 && u < 0x7f && c != '"' && c != '\\';
-    });
+        plain &= (u >= 0x20) & (u < 0x7f) & (c != '"') & (c != '\\');
+    }
     if (plain) {
+        // One append instead of three (each checks the capacity).
+        char quoted[64];
+        if (value.size() + 2 <= sizeof quoted) {
+            quoted[0] = '"';
+            std::memcpy(quoted + 1, value.data(), value.size());
+            quoted[value.size() + 1] = '"';
+            out.append(quoted, value.size() + 2);
+            return;
+        }
         out += '"';
         out += value;
         out += '"';
@@ -344,7 +356,9 @@ JobEnd JobBook::end(Tracker& t) {
         if (all_skipped && is_terminal_status(t.previous_status) && t.previous_status != "skipped") {
             // The same document again, skipped as a duplicate of itself: its first outcome stands.
             j.status = t.previous_status;
-            j.references["duplicate_deliveries"] = j.references.value("duplicate_deliveries", 0) + 1;
+            // A null references member is an empty object (Job): value() would throw on it.
+            const int before = j.references.is_object() ? j.references.value("duplicate_deliveries", 0) : 0;
+            j.references["duplicate_deliveries"] = before + 1;
             result.status = j.status;
             result.references = j.references;
             result.detail = j.last_error;
@@ -377,10 +391,10 @@ JobEnd JobBook::end(Tracker& t) {
         }
         if (claim && !record_claim_on_job(*claim, j) && !claim->fields.empty()) j.fields = claim->fields;
         result.status = status;
-        // Copied only when there is something to copy (an empty object stays as built); a
+        // Copied only when there is something to copy (null, no references, stays as built); a
         // repeated write resets what an earlier run left.
         if (!j.references.empty()) result.references = j.references;
-        else if (!result.references.empty()) result.references = nlohmann::json::object();
+        else if (!result.references.is_null()) result.references = nlohmann::json();
         result.detail = j.last_error;
     };
     try {

@@ -28,7 +28,7 @@ namespace docpipe::core {
 struct JobEnd {
     std::string status;
     Outcome ack;  // what the source is told
-    nlohmann::json references = nlohmann::json::object();
+    nlohmann::json references;  // the job's references; null when it has none (no allocation per job)
     std::string detail;  // last_error
 };
 

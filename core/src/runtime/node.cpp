@@ -4,8 +4,8 @@
 
 namespace docpipe::core {
 
-void NodeStats::observe(std::chrono::steady_clock::time_point t0) {
-    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
+void NodeStats::observe(std::chrono::steady_clock::time_point t0, std::chrono::steady_clock::time_point ended) {
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(ended - t0).count();
     busy_us.fetch_add(static_cast<std::uint64_t>(us), std::memory_order_relaxed);
     calls.fetch_add(1, std::memory_order_relaxed);
     // One increment in the bucket the call falls in (none past the last bound: +Inf is

@@ -34,8 +34,9 @@ struct NodeStats {
     std::array<std::atomic<std::uint64_t>, kBucketCount> buckets{};  // calls per bucket (not cumulative: see observe())
     std::atomic<bool> store_failing{false};  // the last error was a state-store failure
 
-    // Records one component call that started at t0.
-    void observe(std::chrono::steady_clock::time_point t0);
+    // Records one component call that ran from t0 to `ended` (the caller's clock reading,
+    // shared with the hop's timeline entry: one clock read per hop end, not two).
+    void observe(std::chrono::steady_clock::time_point t0, std::chrono::steady_clock::time_point ended);
 
     // The last failure, for /health/detailed. A store failure marks the node degraded.
     void set_last_error(std::string why, std::chrono::system_clock::time_point at, bool store_failure);

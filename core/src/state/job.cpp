@@ -61,10 +61,10 @@ nlohmann::json without_trace(const Job& job) {
             {"source", job.source},
             {"filename", job.filename},
             {"email_id", job.email_id},
-            {"fields", job.fields},
+            {"fields", Job::or_empty(job.fields)},
             {"confidence", job.confidence},
             {"confidence_level", job.confidence_level},
-            {"references", job.references},
+            {"references", Job::or_empty(job.references)},
             {"attempts", job.attempts},
             {"last_error", job.last_error},
             {"pipeline_hash", job.pipeline_hash},
@@ -74,6 +74,11 @@ nlohmann::json without_trace(const Job& job) {
             {"updated_ms", job.updated_ms}};
 }
 }  // namespace
+
+const nlohmann::json& Job::or_empty(const nlohmann::json& member) {
+    static const nlohmann::json empty_object = nlohmann::json::object();
+    return member.is_null() ? empty_object : member;
+}
 
 nlohmann::json Job::outcomes() const {
     auto parsed = nlohmann::json::parse(outcomes_json, nullptr, false);

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <mutex>
 
 #include "store.hpp"
@@ -13,6 +14,25 @@ namespace docpipe::core {
 
 namespace {
 
+// A key and its std::hash, computed once per store operation (see HashedKeyValues): the
+// table's hash function only reads it back. KeyView is the borrowed form used to look up.
+struct KeyView {
+    std::string_view text;
+    std::size_t hash;
+};
+struct HashedKey {
+    std::string text;
+    std::size_t hash;
+    bool operator==(const HashedKey& other) const { return hash == other.hash && text == other.text; }
+    bool operator==(const KeyView& other) const { return hash == other.hash && text == other.text; }
+};
+struct HashedKeyHash {
+    using is_transparent = void;
+    std::size_t operator()(const HashedKey& key) const noexcept { return key.hash; }
+    std::size_t operator()(const KeyView& key) const noexcept { return key.hash; }
+};
+inline KeyView hash_of(std::string_view text) { return {text, std::hash<std::string_view>{}(text)}; }
+
 // The key/value half, with the SDK testing store's semantics (TTL, put_if_absent), hashed
 // rather than ordered: the delivery ledger puts a key per sink per document, and an
 // ordered map of keys sharing their "ledger/<node>/" prefix costs a long comparison at
@@ -20,44 +40,53 @@ namespace {
 // backend that holds one process's state.
 // Split in shards, each with its own lock: two sinks writing their ledger entries at once
 // rarely wait for each other.
+// Each key is hashed once per operation: the hash picks the shard and is kept beside the key
+// (Record), so the shard's table neither hashes it again to look it up nor to insert it
+// (a ledger put used to hash its key three times).
+// Threading: every method may be called from any thread; a shard's table is guarded by its
+// mutex, keys() takes the shard locks one at a time.
 class HashedKeyValues {
 public:
     explicit HashedKeyValues(Clock& clock) : clock_(clock) {}
 
     std::optional<std::string> get(std::string_view key) {
-        Shard& shard = shard_of(key);
+        const KeyView hashed = hash_of(key);
+        Shard& shard = shard_of(hashed);
         std::lock_guard lock(shard.mutex);
-        const auto it = shard.entries.find(key);
-        if (it == shard.entries.end() || !live(it->second)) return std::nullopt;
-        return it->second.value;
+        const auto it = shard.entries.find(hashed);
+        if (it == shard.entries.end() || !live(*it)) return std::nullopt;
+        return std::string(it->value());
     }
     void put(std::string_view key, std::string_view value, std::chrono::seconds ttl) {
         const auto expires = expiry(ttl);
-        Shard& shard = shard_of(key);
+        const KeyView hashed = hash_of(key);
+        Shard& shard = shard_of(hashed);
         std::lock_guard lock(shard.mutex);
-        auto it = shard.entries.find(key);
-        if (it != shard.entries.end()) it->second = Entry{std::string(value), expires};
-        else shard.entries.emplace(std::string(key), Entry{std::string(value), expires});
+        auto it = shard.entries.find(hashed);
+        if (it != shard.entries.end()) it->replace(value, expires);
+        else shard.entries.insert(Record(hashed, value, expires));
     }
     bool put_if_absent(std::string_view key, std::string_view value, std::chrono::seconds ttl) {
         const auto expires = expiry(ttl);
-        Shard& shard = shard_of(key);
+        const KeyView hashed = hash_of(key);
+        Shard& shard = shard_of(hashed);
         std::lock_guard lock(shard.mutex);
-        auto it = shard.entries.find(key);
+        auto it = shard.entries.find(hashed);
         if (it != shard.entries.end()) {
-            if (live(it->second)) return false;
-            it->second = Entry{std::string(value), expires};
+            if (live(*it)) return false;
+            it->replace(value, expires);
             return true;
         }
-        shard.entries.emplace(std::string(key), Entry{std::string(value), expires});
+        shard.entries.insert(Record(hashed, value, expires));
         return true;
     }
     bool erase(std::string_view key) {
-        Shard& shard = shard_of(key);
+        const KeyView hashed = hash_of(key);
+        Shard& shard = shard_of(hashed);
         std::lock_guard lock(shard.mutex);
-        const auto it = shard.entries.find(key);
+        const auto it = shard.entries.find(hashed);
         if (it == shard.entries.end()) return false;
-        const bool was_live = live(it->second);
+        const bool was_live = live(*it);
         shard.entries.erase(it);
         return was_live;
     }
@@ -65,8 +94,8 @@ public:
         std::vector<std::string> out;
         for (auto& shard : shards_) {
             std::lock_guard lock(shard.mutex);
-            for (const auto& [key, entry] : shard.entries)
-                if (key.compare(0, prefix.size(), prefix) == 0 && live(entry)) out.push_back(key);
+            for (const auto& record : shard.entries)
+                if (record.key().substr(0, prefix.size()) == prefix && live(record)) out.emplace_back(record.key());
         }
         std::sort(out.begin(), out.end());  // the order every backend lists keys in
         if (out.size() > limit) out.resize(limit);
@@ -74,20 +103,51 @@ public:
     }
 
 private:
-    struct Entry {
-        std::string value;
-        std::chrono::system_clock::time_point expires;
+    // One entry: its key and value share one buffer (one allocation per entry, not two), with
+    // the key's hash and the entry's expiry. The set's elements are const; replace() changes
+    // only the value and expiry, never the key or hash the set is ordered by.
+    class Record {
+    public:
+        Record(const KeyView& key, std::string_view value, std::chrono::system_clock::time_point expires)
+            : key_size_(key.text.size()), hash_(key.hash), expires_(expires) {
+            key_and_value_.reserve(key.text.size() + value.size());
+            key_and_value_.append(key.text).append(value);
+        }
+        std::string_view key() const { return std::string_view(key_and_value_).substr(0, key_size_); }
+        std::string_view value() const { return std::string_view(key_and_value_).substr(key_size_); }
+        std::size_t hash() const { return hash_; }
+        std::chrono::system_clock::time_point expires() const { return expires_; }
+        void replace(std::string_view value, std::chrono::system_clock::time_point expires) const {
+            key_and_value_.resize(key_size_);
+            key_and_value_.append(value);
+            expires_ = expires;
+        }
+
+    private:
+        mutable std::string key_and_value_;
+        std::size_t key_size_;
+        std::size_t hash_;
+        mutable std::chrono::system_clock::time_point expires_;
     };
-    struct Hash {
+    struct RecordHash {
         using is_transparent = void;
-        std::size_t operator()(std::string_view key) const noexcept { return std::hash<std::string_view>{}(key); }
+        std::size_t operator()(const Record& r) const noexcept { return r.hash(); }
+        std::size_t operator()(const KeyView& k) const noexcept { return k.hash; }
+    };
+    struct RecordEqual {
+        using is_transparent = void;
+        bool operator()(const Record& a, const Record& b) const { return a.hash() == b.hash() && a.key() == b.key(); }
+        bool operator()(const Record& a, const KeyView& b) const { return a.hash() == b.hash && a.key() == b.text; }
+        bool operator()(const KeyView& a, const Record& b) const { return a.hash == b.hash() && a.text == b.key(); }
     };
     struct Shard {
         std::mutex mutex;
-        std::unordered_map<std::string, Entry, Hash, std::equal_to<>> entries;
+        std::unordered_set<Record, RecordHash, RecordEqual> entries;
     };
-    Shard& shard_of(std::string_view key) { return shards_[std::hash<std::string_view>{}(key) % kShards]; }
-    bool live(const Entry& e) const { return e.expires == std::chrono::system_clock::time_point::max() || e.expires > clock_.now(); }
+    Shard& shard_of(const KeyView& key) { return shards_[key.hash % kShards]; }
+    bool live(const Record& r) const {
+        return r.expires() == std::chrono::system_clock::time_point::max() || r.expires() > clock_.now();
+    }
     std::chrono::system_clock::time_point expiry(std::chrono::seconds ttl) const {
         return ttl.count() > 0 ? clock_.now() + ttl : std::chrono::system_clock::time_point::max();
     }
@@ -115,30 +175,35 @@ public:
         Job copy = job;
         copy.updated_ms = now_ms();
         if (copy.created_ms == 0) copy.created_ms = copy.updated_ms;
-        JobShard& shard = job_shard(job.id);
-        std::lock_guard lock(shard.mutex);
-        shard.jobs[job.id] = std::move(copy);
-    }
-    std::optional<Job> get_job(const std::string& id) override {
+        const KeyView id = hash_of(job.id);
         JobShard& shard = job_shard(id);
         std::lock_guard lock(shard.mutex);
-        auto it = shard.jobs.find(id);
+        if (auto it = shard.jobs.find(id); it != shard.jobs.end()) it->second = std::move(copy);
+        else shard.jobs.emplace(HashedKey{job.id, id.hash}, std::move(copy));
+    }
+    std::optional<Job> get_job(const std::string& id) override {
+        const KeyView key = hash_of(id);
+        JobShard& shard = job_shard(key);
+        std::lock_guard lock(shard.mutex);
+        auto it = shard.jobs.find(key);
         if (it == shard.jobs.end()) return std::nullopt;
         return it->second;
     }
     std::optional<Job> update_job(const std::string& id, const std::function<void(Job&)>& change) override {
-        JobShard& shard = job_shard(id);
+        const KeyView key = hash_of(id);
+        JobShard& shard = job_shard(key);
         std::lock_guard lock(shard.mutex);
-        auto it = shard.jobs.find(id);
+        auto it = shard.jobs.find(key);
         if (it == shard.jobs.end()) return std::nullopt;
         change(it->second);
         it->second.updated_ms = now_ms();
         return it->second;
     }
     bool modify_job(const std::string& id, const std::function<void(Job&)>& change) override {
-        JobShard& shard = job_shard(id);
+        const KeyView key = hash_of(id);
+        JobShard& shard = job_shard(key);
         std::lock_guard lock(shard.mutex);
-        auto it = shard.jobs.find(id);
+        auto it = shard.jobs.find(key);
         if (it == shard.jobs.end()) return false;
         change(it->second);
         it->second.updated_ms = now_ms();
@@ -146,13 +211,14 @@ public:
     }
     std::optional<std::string> open_job(Job fresh) override {
         const std::int64_t now = now_ms();
-        JobShard& shard = job_shard(fresh.id);
+        const KeyView key = hash_of(fresh.id);
+        JobShard& shard = job_shard(key);
         std::lock_guard lock(shard.mutex);
-        auto it = shard.jobs.find(fresh.id);
+        auto it = shard.jobs.find(key);
         if (it == shard.jobs.end()) {
             fresh.created_ms = fresh.created_ms ? fresh.created_ms : now;
             fresh.updated_ms = now;
-            std::string id = fresh.id;
+            HashedKey id{fresh.id, key.hash};  // copied before `fresh` (and the text `key` views) is moved
             shard.jobs.emplace(std::move(id), std::move(fresh));
             return std::nullopt;
         }
@@ -201,13 +267,14 @@ private:
     Clock& clock_;
     HashedKeyValues kv_;  // same semantics as the SDK's testing store
     // Jobs in shards by id, each with its own lock: a source opening jobs and graph threads
-    // ending others rarely wait for each other. Listings lock every shard, in order.
+    // ending others rarely wait for each other. Listings lock every shard, in order. Like the
+    // key/value half, an id is hashed once per operation (HashedKey).
     struct JobShard {
         std::mutex mutex;
-        std::unordered_map<std::string, Job> jobs;  // list_jobs sorts its matches itself
+        std::unordered_map<HashedKey, Job, HashedKeyHash, std::equal_to<>> jobs;  // list_jobs sorts its matches itself
     };
     static constexpr std::size_t kJobShards = 16;
-    JobShard& job_shard(const std::string& id) { return job_shards_[std::hash<std::string>{}(id) % kJobShards]; }
+    JobShard& job_shard(const KeyView& id) { return job_shards_[id.hash % kJobShards]; }
     std::vector<std::unique_lock<std::mutex>> lock_all_jobs() {
         std::vector<std::unique_lock<std::mutex>> locks;
         locks.reserve(kJobShards);

@@ -46,10 +46,14 @@ struct Job {
     std::string source;     // source node name
     std::string filename;
     std::string email_id;   // Message-ID when the source is an email
-    nlohmann::json fields = nlohmann::json::object();      // per-field value/confidence/provenance
+    // fields and references are null until something is set, and a null one means an empty
+    // object: to_json() and to_json_text() write {} for it (use or_empty() when handing one
+    // out elsewhere), and find/contains/items/operator[] treat it as one. Most jobs never get
+    // claim fields, and an empty object would cost an allocation per job on the hot path.
+    nlohmann::json fields;      // per-field value/confidence/provenance
     double confidence = 0;
     std::string confidence_level;                          // high|medium|low
-    nlohmann::json references = nlohmann::json::object(); // ncb_reference, sheets_row, drive_file_id
+    nlohmann::json references; // ncb_reference, sheets_row, drive_file_id
     int attempts = 0;
     std::string last_error;
     std::string pipeline_hash;
@@ -69,6 +73,8 @@ struct Job {
     std::int64_t created_ms = 0, updated_ms = 0;           // Unix epoch milliseconds
 
     nlohmann::json to_json() const;
+    // `member` (fields or references) as the API shows it: an empty object while null.
+    static const nlohmann::json& or_empty(const nlohmann::json& member);
     // The same as to_json().dump(), without parsing the timeline: what the stores write.
     std::string to_json_text() const;
     static Job from_json(const nlohmann::json& j);
