@@ -726,6 +726,23 @@ TEST(ClaimsReread, LinesModeAsksForTheWeakValuesLineAndMergesOnlyThoseFields) {
     EXPECT_EQ(gate.process(*merged[0].doc)[0].port, "done");  // max_readings 2
 }
 
+// line_readings travel with the document: malformed entries are left out, the rest used.
+TEST(ClaimsReread, MalformedLineReadingsAreLeftOutNotAFailure) {
+    auto claims = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.claims", "{}");
+    Document doc = receipt_with_image({"KEDAI ABC SDN BHD", "Date: 17/01/2018", "TOTAL : 26.00 1.56"});
+    doc.attributes["ocr_reading"] = "2";
+    doc.fields["line_readings"] = {{"reading", 2},
+                                   {"fields", {"total_amount", 5}},
+                                   {"lines", {7, {{"page", "0"}, {"line", 2}, {"text", "TOTAL 1.00"}},
+                                              {{"page", 0}, {"line", 2}, {"text", "TOTAL : 27.56"}, {"confidence", "high"}, {"words", "x"}}}}};
+    std::vector<docpipe::testing::Emitted> out;
+    ASSERT_NO_THROW(out = claims.process(doc));
+    const auto& f = out.at(0).doc->fields;
+    ASSERT_EQ(f["readings"].size(), 1u);  // no earlier reading stored: this one alone
+    EXPECT_EQ(f["readings"][0]["covers"], nlohmann::json::array({"total_amount"}));
+    EXPECT_DOUBLE_EQ(f["readings"][0]["fields"]["total_amount"]["value"].get<double>(), 27.56);
+}
+
 TEST(ClaimsReread, LinesModeLeavesAMissingFieldToAPageReading) {
     auto gate = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.claims_reread", "{mode: lines}");
     Document weak = receipt_with_image({"x"});

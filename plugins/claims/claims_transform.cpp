@@ -154,20 +154,28 @@ namespace {
 // reading's line, with its own words' confidences.
 void put_line_readings(std::vector<TextLine>& lines, const nlohmann::json& line_readings) {
     for (const auto& r : line_readings) {
+        // Written by transform.ocr_lines, but it travels with the document: a malformed entry
+        // is left out (the page reading's line stands), not a failure of the receipt.
+        if (!r.is_object() || !r.contains("text") || !r["text"].is_string() || !r.contains("page") || !r["page"].is_number_integer() ||
+            !r.contains("line") || !r["line"].is_number_integer())
+            continue;
         const std::string text = r.value("text", std::string());
         if (text.empty()) continue;  // nothing read: the page reading's line stands
         const int page = r.value("page", -1), index = r.value("line", -1);
         auto line = std::find_if(lines.begin(), lines.end(), [&](const TextLine& l) { return l.page == page && l.index == index; });
         if (line == lines.end()) continue;
         line->text = text;
-        line->ocr_confidence = r.value("confidence", line->ocr_confidence);
+        if (r.contains("confidence") && r["confidence"].is_number()) line->ocr_confidence = r["confidence"].get<double>();
         line->word_confidences.clear();
         std::size_t cursor = 0;
-        for (const auto& w : r.value("words", nlohmann::json::array())) {
-            const std::string word = w.value("text", std::string());
+        const nlohmann::json words = r.contains("words") && r["words"].is_array() ? r["words"] : nlohmann::json::array();
+        for (const auto& w : words) {
+            if (!w.is_object() || !w.contains("text") || !w["text"].is_string() || !w.contains("confidence") || !w["confidence"].is_number())
+                continue;
+            const std::string word = w["text"].get<std::string>();
             const std::size_t at = word.empty() ? std::string::npos : text.find(word, cursor);
             if (at == std::string::npos) continue;
-            line->word_confidences.push_back({at, at + word.size(), w.value("confidence", 0.0)});
+            line->word_confidences.push_back({at, at + word.size(), w["confidence"].get<double>()});
             cursor = at + word.size();
         }
     }
@@ -210,9 +218,13 @@ ClaimResult ClaimsTransform::extract(const Document& doc, nlohmann::json* readin
     // A lines reading of this receipt: the fields it read again, on the page reading's lines.
     nlohmann::json covers;
     if (auto lr = doc.fields.find("line_readings");
-        lr != doc.fields.end() && lr->is_object() && lr->value("reading", 0) == reading && lr->contains("lines")) {
-        put_line_readings(lines, (*lr)["lines"]);
-        covers = lr->value("fields", nlohmann::json::array());
+        lr != doc.fields.end() && lr->is_object() && lr->contains("reading") && lr->at("reading").is_number_integer() &&
+        lr->at("reading").get<int>() == reading && lr->contains("lines") && lr->at("lines").is_array()) {
+        put_line_readings(lines, lr->at("lines"));
+        covers = nlohmann::json::array();
+        if (lr->contains("fields") && lr->at("fields").is_array())
+            for (const auto& name : lr->at("fields"))
+                if (name.is_string()) covers.push_back(name);
     }
     FieldMap receipt = extractor_->from_receipt(capped(std::move(lines), warnings), warnings);
     if (covers.is_array())

@@ -85,7 +85,7 @@ LineReader::Crop LineReader::crop_line(const Image& page, const Box& box, int li
 
 void LineReader::process(const DocumentPtr& input, Outputs& out) {
     const auto request = input->fields.find("reread_lines");
-    if (request == input->fields.end() || !request->is_object() || !request->contains("lines")) {
+    if (request == input->fields.end() || !request->is_object() || !request->contains("lines") || !request->at("lines").is_array()) {
         out.emit(input);
         return;
     }
@@ -98,11 +98,18 @@ void LineReader::process(const DocumentPtr& input, Outputs& out) {
             skipped.push_back("over max_lines");
             break;
         }
-        const int page_index = want.value("page", -1), line_index = want.value("line", -1);
+        // The request travels with the document (a queue between processes may carry it):
+        // anything malformed in it is skipped with the reason, never an error of the page.
+        const auto integer = [](const nlohmann::json& j, const char* key) {
+            return j.is_object() && j.contains(key) && j[key].is_number_integer() ? j[key].get<int>() : -1;
+        };
+        const int page_index = integer(want, "page"), line_index = integer(want, "line");
         const auto page = std::find_if(doc->pages.begin(), doc->pages.end(), [&](const Page& p) { return p.index == page_index; });
-        const auto& b = want.contains("box") && want["box"].is_array() && want["box"].size() == 4 ? want["box"] : nlohmann::json();
-        if (page == doc->pages.end() || b.is_null()) {
-            skipped.push_back(fmt::format("page {} line {}: no such page or no box", page_index + 1, line_index + 1));
+        const nlohmann::json b = want.is_object() ? want.value("box", nlohmann::json()) : nlohmann::json();
+        const bool box_ok = b.is_array() && b.size() == 4 &&
+                            std::all_of(b.begin(), b.end(), [](const nlohmann::json& v) { return v.is_number_integer(); });
+        if (page == doc->pages.end() || !box_ok) {
+            skipped.push_back(fmt::format("page {} line {}: no such page, or no box of four whole numbers", page_index + 1, line_index + 1));
             continue;
         }
         const Box box{b[0].get<int>(), b[1].get<int>(), b[2].get<int>(), b[3].get<int>()};
@@ -142,8 +149,10 @@ void LineReader::process(const DocumentPtr& input, Outputs& out) {
                             {"box", b},
                             {"words", std::move(words)}});
     }
-    doc->fields["line_readings"] = {{"reading", request->value("reading", 0)},
-                                    {"fields", request->value("fields", nlohmann::json::array())},
+    const nlohmann::json reading = request->value("reading", nlohmann::json());
+    const nlohmann::json fields = request->value("fields", nlohmann::json());
+    doc->fields["line_readings"] = {{"reading", reading.is_number_integer() ? reading.get<int>() : 0},
+                                    {"fields", fields.is_array() ? fields : nlohmann::json::array()},
                                     {"lines", std::move(readings)}};
     doc->fields.erase("reread_lines");
     std::string note = fmt::format("{} line(s) read again as single lines", read);

@@ -154,3 +154,23 @@ TEST(OcrLines, ReadsTheAskedLineAloneAndKeepsThePageReading) {
     auto untouched = lines.process(*decoded.at(0).doc);
     EXPECT_FALSE(untouched.at(0).doc->fields.contains("line_readings"));
 }
+
+// The request travels with the document: malformed entries are skipped with the reason.
+TEST(OcrLines, AMalformedRequestIsSkippedWithTheReasonNotAnError) {
+    test::TempDir dir;
+    const auto png = dir.path() / "one.png";
+    ASSERT_EQ(std::system(("convert -size 600x120 xc:white -fill black -pointsize 36 -annotate +10+70 'TOTAL RM 12.50' " + png.string()).c_str()), 0);
+    auto pages = NodeRunner::from_plugin(kImagingPlugin, "transform.pdf_pages", "");
+    auto lines = NodeRunner::from_plugin(kOcrPlugin, "transform.ocr_lines", "{}");
+    Document doc = *pages.process(Document::from_bytes("one.png", "image/png", read_bytes(png))).at(0).doc;
+    doc.fields["reread_lines"] = {{"reading", "two"},
+                                  {"fields", 5},
+                                  {"lines", {7, {{"page", "0"}, {"line", 0}, {"box", {1, 2, 3, 4}}}, {{"page", 0}, {"line", 0}, {"box", {1, "y", 3, 4}}}}}};
+    auto out = lines.process(doc);
+    ASSERT_EQ(out.size(), 1u);
+    const auto& got = out[0].doc->fields["line_readings"];
+    EXPECT_TRUE(got["lines"].empty());
+    EXPECT_EQ(got["reading"], 0);
+    EXPECT_EQ(got["fields"], nlohmann::json::array());
+    EXPECT_THAT(out[0].doc->trace.back().detail, HasSubstr("no box of four whole numbers"));
+}
