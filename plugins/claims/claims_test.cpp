@@ -750,6 +750,17 @@ TEST(ClaimsReread, LinesModeLeavesAMissingFieldToAPageReading) {
     auto out = gate.process(weak);
     EXPECT_EQ(out[0].port, "done");
     EXPECT_FALSE(out[0].doc->fields.contains("reread_lines"));
+
+    // Two weak fields, only one read from a receipt line: only that one is read again, so
+    // the lines reading speaks for it alone.
+    Document mixed = receipt_with_image({"TOTAL 5.00"});
+    mixed.pages[0].ocr->lines[0].box = {0, 0, 8, 8};
+    mixed.fields["claim"] = {{"total_amount", {{"value", 5.0}, {"confidence", 0.5}, {"provenance", {{"page", 0}, {"line", 0}}}}},
+                             {"service_date", {{"value", "2018-01-01"}, {"confidence", 0.5}, {"provenance", {{"source", "email_body"}, {"line", 2}}}}}};
+    auto asked = gate.process(mixed);
+    ASSERT_EQ(asked[0].port, "reread");
+    EXPECT_EQ(asked[0].doc->fields["reread_lines"]["fields"], nlohmann::json::array({"total_amount"}));
+    EXPECT_EQ(asked[0].doc->fields["reread_lines"]["lines"].size(), 1u);
 }
 
 TEST(ClaimsReread, UnclaimedDocumentIsBadInput) {

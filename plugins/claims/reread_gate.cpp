@@ -94,20 +94,24 @@ Box text_band(const OcrResult& ocr, int line_index) {
 
 }  // namespace
 
-nlohmann::json RereadGate::lines_to_read(const Document& doc, const std::vector<std::string>& fields) const {
+nlohmann::json RereadGate::lines_to_read(const Document& doc, const std::vector<std::string>& fields,
+                                         std::vector<std::string>* covered) const {
     nlohmann::json lines = nlohmann::json::array();
     const auto& claim = doc.fields["claim"];
+    // True when the line is (or already was) among those to read.
     auto add = [&](int page_index, int line_index, const std::string& why) {
-        if (static_cast<int>(lines.size()) >= max_lines_ || page_index < 0 || line_index < 0) return;
+        if (page_index < 0 || line_index < 0) return false;
         for (const auto& l : lines)
-            if (l["page"] == page_index && l["line"] == line_index) return;
+            if (l["page"] == page_index && l["line"] == line_index) return true;
+        if (static_cast<int>(lines.size()) >= max_lines_) return false;
         const auto page = std::find_if(doc.pages.begin(), doc.pages.end(), [&](const Page& p) { return p.index == page_index; });
         if (page == doc.pages.end() || !page->ocr || !page->image.pixels ||
             static_cast<std::size_t>(line_index) >= page->ocr->lines.size())
-            return;
+            return false;
         const Box b = text_band(*page->ocr, line_index);
-        if (b.width <= 0 || b.height <= 0) return;
+        if (b.width <= 0 || b.height <= 0) return false;
         lines.push_back({{"page", page_index}, {"line", line_index}, {"box", {b.x, b.y, b.width, b.height}}, {"why", why}});
+        return true;
     };
     for (const auto& name : fields) {
         if (!claim.contains(name)) continue;  // nothing to point at: a page reading's job
@@ -115,7 +119,9 @@ nlohmann::json RereadGate::lines_to_read(const Document& doc, const std::vector<
         // Only receipt lines have a page; a value read from the email has nothing to crop.
         if (!prov.contains("page") || !prov["page"].is_number_integer()) continue;
         const int page = prov["page"].get<int>();
-        add(page, prov.value("line", -1), name);
+        // A field is read again only when its own line is: the reading then speaks for it.
+        if (!add(page, prov.value("line", -1), name)) continue;
+        if (covered) covered->push_back(name);
         // The runners-up: a misread total is often the digit-for-digit twin of one of them.
         if (prov.contains("alternatives") && prov["alternatives"].is_array())
             for (const auto& alt : prov["alternatives"])
@@ -137,8 +143,9 @@ void RereadGate::process(const DocumentPtr& input, Outputs& out) {
         return;
     }
     nlohmann::json lines;
+    std::vector<std::string> covers;  // lines mode: the fields whose own line is read again
     if (lines_mode_) {
-        lines = lines_to_read(*input, weak_names);
+        lines = lines_to_read(*input, weak_names, &covers);
         // A missing field has no line to point at: leave it to a page reading after this.
         if (lines.empty()) {
             out.emit(input, "done");
@@ -147,9 +154,6 @@ void RereadGate::process(const DocumentPtr& input, Outputs& out) {
     }
     auto doc = std::make_shared<Document>(*input);
     if (lines_mode_) {
-        nlohmann::json covers = nlohmann::json::array();
-        for (const auto& name : weak_names)
-            if (input->fields["claim"].contains(name)) covers.push_back(name);
         doc->fields["reread_lines"] = {{"reading", readings + 1}, {"fields", covers}, {"lines", lines}};
     } else {
         for (auto& page : doc->pages)

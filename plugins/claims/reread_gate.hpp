@@ -45,7 +45,9 @@ public:
 
     // lines mode: the lines to read again for these fields, as transform.ocr_lines takes
     // them ({page, line, box, why}); the value's own line first, then its runners-up'.
-    nlohmann::json lines_to_read(const Document& doc, const std::vector<std::string>& fields) const;
+    // `covered` gets the fields whose own line is among them (only those are read again).
+    nlohmann::json lines_to_read(const Document& doc, const std::vector<std::string>& fields,
+                                 std::vector<std::string>* covered = nullptr) const;
 
 private:
     Context& ctx_;
