@@ -79,6 +79,45 @@ TEST(ProviderReader, ALegalFormWrappedOntoTheNextLineIsJoined) {
     EXPECT_EQ(fields.at("provider_name").provenance["features"]["wrapped"], 1.0);
 }
 
+TEST(ProviderReader, ARegistrationLineIsNotTheCompanyThoughItSaysCompany) {
+    // COMPANY is a company marker, but "COMPANY REG NO" is the registration line.
+    Receipt r({"COMPANY REG NO. :75495-W", "GL HANDICRAFT & TAILORING", "12 JALAN MAJU"});
+    FieldMap fields;
+    read_provider(r.lines, r.words, Rules::builtin(), fields);
+    EXPECT_EQ(text_of(fields, "provider_name"), "GL HANDICRAFT & TAILORING");
+}
+
+TEST(ProviderReader, ABareRegistrationNumberAndALabelBeforeTheNameGo) {
+    Receipt bare({"MOONLIGHT CAKE HOUSE SDN BHD 862725-U", "12 JALAN MAJU"});
+    Receipt label({"OWN BY: CHEF LEE SDN BHD", "12 JALAN MAJU"});
+    FieldMap a, b;
+    read_provider(bare.lines, bare.words, Rules::builtin(), a);
+    read_provider(label.lines, label.words, Rules::builtin(), b);
+    EXPECT_EQ(text_of(a, "provider_name"), "MOONLIGHT CAKE HOUSE SDN BHD");
+    EXPECT_EQ(text_of(b, "provider_name"), "CHEF LEE SDN BHD");
+}
+
+TEST(ProviderReader, ALoneLetterBeforeTheNameIsNoiseButAnInitialIsNot) {
+    auto name = [](const char* line) {
+        Receipt r({line, "12 JALAN MAJU"});
+        FieldMap fields;
+        read_provider(r.lines, r.words, Rules::builtin(), fields);
+        return text_of(fields, "provider_name");
+    };
+    EXPECT_EQ(name("a UNIHAKKA INTERNATIONAL SDN BHD"), "UNIHAKKA INTERNATIONAL SDN BHD");
+    EXPECT_EQ(name("D . UNIHAKKA INTERNATIONAL SDN BHD"), "UNIHAKKA INTERNATIONAL SDN BHD");
+    EXPECT_EQ(name("A & W RESTAURANT SDN BHD"), "A & W RESTAURANT SDN BHD");
+    EXPECT_EQ(name("K MART ENTERPRISE"), "K MART ENTERPRISE");
+}
+
+TEST(ProviderReader, ABracketLeftOpenRunsOnToTheNextLine) {
+    Receipt r({"AIK HUAT HARDWARE ENTERPRISE (SETIA", "ALAM) SDN BHD", "(1234567-X)", "NO. 12 JALAN MAJU"});
+    FieldMap fields;
+    read_provider(r.lines, r.words, Rules::builtin(), fields);
+    EXPECT_EQ(text_of(fields, "provider_name"), "AIK HUAT HARDWARE ENTERPRISE (SETIA ALAM) SDN BHD");
+    EXPECT_EQ(text_of(fields, "provider_address"), "NO. 12 JALAN MAJU");
+}
+
 TEST(IdsReader, AReceiptNumberAfterItsLabelOrOnTheNextLine) {
     Receipt same({"Receipt No : INV-2024-001"});
     Receipt next({"Invoice No.", "CS00241999"});

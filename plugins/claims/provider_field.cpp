@@ -97,6 +97,27 @@ std::string clean_company(std::string s) {
             --open;
         }
     }
+    // "OWN BY: CHEF LEE SDN BHD": a short label before a colon, the company after it.
+    if (const std::size_t colon = s.find(':'); colon != std::string::npos && colon > 0 && words_of(s.substr(0, colon)).size() <= 3) {
+        const std::string after = s.substr(colon + 1);
+        // The name after it has words of its own besides the legal form.
+        if (words_of(after).size() >= 3 && legal_end(fix_legal_suffix(trim(after)))) s = after;
+    }
+    // "... SDN BHD 862725-U": a registration number printed after the name without brackets
+    // goes too: a short tail of digits (four or more), letters and dashes after the legal form.
+    {
+        const auto ws = words_of(s);
+        for (std::size_t k = 0; k + 1 < ws.size(); ++k) {
+            if (ws[k].norm != "BHD" && ws[k].norm != "BERHAD") continue;
+            std::size_t cut = ws[k].end;
+            if (cut < s.size() && s[cut] == '.') ++cut;  // "BHD." as printed
+            const std::string tail = trim(s.substr(cut));
+            const auto digits = std::count_if(tail.begin(), tail.end(), [](unsigned char c) { return std::isdigit(c); });
+            const bool number_like = std::all_of(tail.begin(), tail.end(), [](unsigned char c) { return std::isalnum(c) || c == '-' || c == ' '; });
+            if (digits >= 4 && number_like && tail.size() <= 16) s.resize(cut);
+            break;
+        }
+    }
     s = fix_legal_suffix(s);  // before the edges are trimmed, so "SDN. BHA." keeps its dot
     // OCR edge noise: "|", ".", a lone stray letter or digit after the name ("SDN BHD I").
     auto strip_edges = [&] {
@@ -107,6 +128,19 @@ std::string clean_company(std::string s) {
         while (!s.empty() && !std::isalnum(static_cast<unsigned char>(s.front()))) s.erase(s.begin());
     };
     strip_edges();
+    // A logo or smudge read as a lone letter before the name: "a UNIHAKKA ..." (lower case
+    // in a capitalised name) or "D . UNIHAKKA ..." (a letter with a stray mark after it).
+    if (const auto ws = words_of(s); ws.size() >= 3 && ws[0].norm.size() == 1 && ws[0].begin == 0 && ws[1].norm.size() >= 3) {
+        const std::string between = s.substr(ws[0].end, ws[1].begin - ws[0].end);
+        const bool lower_in_capitals = std::islower(static_cast<unsigned char>(s[0])) &&
+                                       std::none_of(s.begin() + static_cast<long>(ws[1].begin), s.end(), [](unsigned char c) { return std::islower(c); });
+        const bool stray_mark = between.size() >= 3 && between.front() == ' ' && between.back() == ' ' &&
+                                std::none_of(between.begin(), between.end(), [](unsigned char c) { return c == '&' || c == '(' || c == '\''; });
+        if (lower_in_capitals || stray_mark) {
+            s.erase(0, ws[1].begin);
+            strip_edges();
+        }
+    }
     if (s.size() > 4 && s[s.size() - 2] == ' ' && std::isalnum(static_cast<unsigned char>(s.back()))) {
         s.resize(s.size() - 2);
         strip_edges();
@@ -181,7 +215,11 @@ void read_provider(const std::vector<TextLine>& lines, const std::vector<std::ve
     double conf = 0;
     for (std::size_t i = 0; i < head && !chosen; ++i) {
         // Judge the letters without the registration number: "AEON CO. (M) BHD. (126926-H)".
-        if (best_hit(words[i], rules.provider_markers) && is_letter_line(clean_company(lines[i].text), 0.6)) {
+        // "COMPANY REG NO. : 75495-W" carries the marker COMPANY but is the registration line
+        // (judged without brackets: "... SDN BHD (Co. No: 20154-T)" is the name).
+        const std::string cleaned = clean_company(lines[i].text);
+        if (best_hit(words[i], rules.provider_markers) && !best_hit(words_of(cleaned), rules.registration_labels) &&
+            is_letter_line(cleaned, 0.6)) {
             chosen = i;
             conf = 0.85;
         }
@@ -190,7 +228,7 @@ void read_provider(const std::vector<TextLine>& lines, const std::vector<std::ve
         for (std::size_t i = 0; i < head && !chosen; ++i) {
             const auto& w = words[i];
             if (w.size() < 1 || !is_letter_line(lines[i].text, 0.75) || lines[i].ocr_confidence < 60) continue;
-            if (best_hit(w, rules.provider_headings)) continue;
+            if (best_hit(w, rules.provider_headings) || best_hit(words_of(clean_company(lines[i].text)), rules.registration_labels)) continue;
             chosen = i;
             conf = 0.6;
         }
@@ -231,6 +269,17 @@ void read_provider(const std::vector<TextLine>& lines, const std::vector<std::ve
             // words or carries a business word (a place name such as "SETIA ALAM" does not).
             name += " " + clean_company(lines[i + 1].text);
             ++i;
+        }
+        // "AIK HUAT HARDWARE ENTERPRISE (SETIA" / "ALAM) SDN BHD": a bracket left open is
+        // closed on the next line, and the name runs on to there.
+        if (std::count(name.begin(), name.end(), '(') > std::count(name.begin(), name.end(), ')') && i + 1 < lines.size()) {
+            const std::string next = clean_company(lines[i + 1].text);
+            const std::size_t close = next.find(')');
+            if (close != std::string::npos && words_of(next.substr(0, close)).size() <= 3 && next.find('(') > close &&
+                is_letter_line(next, 0.7)) {
+                name += " " + next;
+                ++i;
+            }
         }
         const std::string as_read = name;
         name = repair_vocabulary(name, rules.provider_vocabulary);
