@@ -2,6 +2,8 @@
 // OCR gives them, with the built-in rules: what it chooses, and the evidence it records.
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include <string>
 #include <vector>
 
@@ -41,6 +43,30 @@ TEST(DateReader, TheLabelledTransactionDateWinsOverALaterPrintDate) {
     EXPECT_EQ(features["repeats"], 0.0);
     EXPECT_EQ(fields.at("service_date").provenance["line"], 1);
     EXPECT_TRUE(warnings.empty());
+}
+
+TEST(DateReader, AFutureYearIsAMisreadAndTheLatestPastYearOneDigitAwayIsTaken) {
+    // Today's year, so the test holds in any year: "2097" is one tens digit from 2007,
+    // 2017, 2027 ...; the latest of those not after this year is the reading.
+    const int now = static_cast<int>(std::chrono::year_month_day{std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now())}.year());
+    int want = 0;
+    for (int tens = 0; tens <= 9; ++tens)
+        if (2007 + 10 * tens <= now) want = 2007 + 10 * tens;
+    Receipt r({"Date: 19/01/2097", "TOTAL 4.40"});
+    FieldMap fields;
+    std::vector<std::string> warnings;
+    read_service_date(r.lines, r.words, Rules::builtin(), fields, warnings);
+    EXPECT_EQ(text_of(fields, "service_date"), std::to_string(want) + "-01-19");
+    EXPECT_LT(fields.at("service_date").provenance["features"]["parse_conf"].get<double>(), 1.0);
+    ASSERT_EQ(warnings.size(), 1u);
+    EXPECT_NE(warnings[0].find("the year reads 2097, a future year"), std::string::npos) << warnings[0];
+    // A date in this year or before is left as read.
+    Receipt past({"Date: 19/01/2017"});
+    FieldMap kept;
+    std::vector<std::string> none;
+    read_service_date(past.lines, past.words, Rules::builtin(), kept, none);
+    EXPECT_EQ(text_of(kept, "service_date"), "2017-01-19");
+    EXPECT_TRUE(none.empty());
 }
 
 TEST(DateReader, TheSameDateReadOneDigitApartWarnsAndCostsConfidence) {
