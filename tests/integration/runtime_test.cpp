@@ -516,9 +516,9 @@ edges: [in -> bad -> out]
     EXPECT_EQ(rt->run(), 1);
     auto job = rt->state().get_job("doc-0");
     ASSERT_TRUE(job);
-    const auto parsed = nlohmann::json::parse(job->trace_json, nullptr, false);
-    ASSERT_TRUE(parsed.is_array()) << job->trace_json;
-    ASSERT_EQ(parsed.size(), 1u) << job->trace_json;
+    const auto parsed = nlohmann::json::parse(job->trace_text(), nullptr, false);
+    ASSERT_TRUE(parsed.is_array()) << job->trace_text();
+    ASSERT_EQ(parsed.size(), 1u) << job->trace_text();
     const auto detail = parsed[0].value("detail", "");
     EXPECT_NE(detail.find("say \"no\"\nC:\\path "), std::string::npos) << detail;
     EXPECT_NE(detail.find(" end"), std::string::npos) << detail;

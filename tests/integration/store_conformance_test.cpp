@@ -116,14 +116,14 @@ TEST_P(StoreConformance, JobsCrud) {
 // were written, parsed views (outcomes(), to_json) read them back, the raw listing splices them.
 TEST_P(StoreConformance, OutcomeAndTimelineTextsRoundTrip) {
     Job j = job("j1", "partial", 1000);
-    j.outcomes_json = R"([{"doc_id":"a","name":"r\u00e9\"1.jpg","node":"ncb","status":"submitted"},)"
-                      R"({"doc_id":"b","node":"ocr","reason":"bad input","status":"failed"}])";
-    j.trace_json = R"([{"node":"ocr","outcome":"failed"}])";
+    j.set_outcomes_text(R"([{"doc_id":"a","name":"r\u00e9\"1.jpg","node":"ncb","status":"submitted"},)"
+                        R"({"doc_id":"b","node":"ocr","reason":"bad input","status":"failed"}])");
+    j.set_trace_text(R"([{"node":"ocr","outcome":"failed"}])");
     store_->put_job(j);
     const auto back = store_->get_job("j1");
     ASSERT_TRUE(back);
     const auto outcomes = back->outcomes();
-    ASSERT_EQ(outcomes.size(), 2u) << back->outcomes_json;
+    ASSERT_EQ(outcomes.size(), 2u) << back->outcomes_text();
     EXPECT_EQ(outcomes[0]["name"], "r\u00e9\"1.jpg");
     EXPECT_EQ(outcomes[1]["reason"], "bad input");
     const auto as_json = back->to_json();
@@ -136,8 +136,77 @@ TEST_P(StoreConformance, OutcomeAndTimelineTextsRoundTrip) {
     EXPECT_EQ(raw["trace"], as_json["trace"]);
     EXPECT_EQ(Job::from_json(raw).outcomes(), outcomes) << "from_json keeps them";
     // Text that is not an array (a hand-edited record) reads as no outcomes, not a crash.
-    j.outcomes_json = "{oops";
+    j.set_outcomes_text("{oops");
     EXPECT_EQ(j.outcomes(), nlohmann::json::array());
+}
+
+// A delivery kept as structs (Job::set_delivery) reads and stores as the texts it writes: every
+// backend keeps them, copies share the record, and setting one text keeps the other.
+TEST_P(StoreConformance, DeliveryRecordIsWrittenAsTextWhenRead) {
+    struct FixedDelivery : DeliveryRecord {
+        void append_outcomes(std::string& out) const override { out += R"([{"doc_id":"a","node":"s","status":"submitted"}])"; }
+        void append_trace(std::string& out) const override { out += R"([{"node":"s","outcome":"delivered"}])"; }
+    };
+    Job j = job("j1", "submitted", 1000);
+    j.set_delivery(std::make_shared<FixedDelivery>());
+    EXPECT_EQ(j.outcomes_text(), R"([{"doc_id":"a","node":"s","status":"submitted"}])");
+    EXPECT_EQ(j.trace_text(), R"([{"node":"s","outcome":"delivered"}])");
+    const auto as_json = nlohmann::json::parse(j.to_json_text());
+    EXPECT_EQ(as_json["outcomes"][0]["doc_id"], "a");
+    EXPECT_EQ(as_json["trace"][0]["outcome"], "delivered");
+    EXPECT_EQ(j.to_json(), as_json);
+    store_->put_job(j);
+    auto back = store_->get_job("j1");
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->outcomes(), as_json["outcomes"]);
+    EXPECT_EQ(nlohmann::json::parse(back->trace_text()), as_json["trace"]);
+    const auto page = store_->list_jobs({.raw = true});
+    ASSERT_EQ(page.raw.size(), 1u);
+    EXPECT_EQ(nlohmann::json::parse(page.raw.front())["trace"], as_json["trace"]);
+    // Replacing the outcomes keeps the delivery's timeline, and the other way round.
+    Job outcomes_replaced = j;
+    outcomes_replaced.set_outcomes_text("[]");
+    EXPECT_EQ(outcomes_replaced.outcomes(), nlohmann::json::array());
+    EXPECT_EQ(outcomes_replaced.trace_text(), j.trace_text());
+    Job trace_replaced = j;
+    trace_replaced.set_trace_text("[]");
+    EXPECT_EQ(trace_replaced.trace_text(), "[]");
+    EXPECT_EQ(trace_replaced.outcomes_text(), j.outcomes_text());
+}
+
+// open_job_from(): the same from the parts JobBook::start has, as every backend stores them.
+TEST_P(StoreConformance, OpenJobFromPartsCreatesOrReopens) {
+    const std::string owner = "host:1";
+    JobOpening opening{.id = "j1", .root_id = "mail-1", .source = "in", .filename = "a.pdf", .email_id = "<m@x>",
+                       .owner = owner, .pipeline_hash = "abc"};
+    EXPECT_FALSE(store_->open_job_from(opening)) << "a new job has no earlier status";
+    auto created = store_->get_job("j1");
+    ASSERT_TRUE(created);
+    EXPECT_EQ(created->to_json_text(), [&] {
+        Job expected = opening.job();
+        expected.created_ms = created->created_ms;
+        expected.updated_ms = created->updated_ms;
+        return expected.to_json_text();
+    }());
+    EXPECT_EQ(created->status, "processing");
+    EXPECT_EQ(created->attempts, 1);
+    EXPECT_EQ(created->root_id, "mail-1");
+    EXPECT_EQ(created->email_id, "<m@x>");
+    EXPECT_GT(created->created_ms, 0);
+    EXPECT_TRUE(store_->modify_job("j1", [](Job& x) {
+        x.status = "failed";
+        x.last_error = "boom";
+    }));
+    opening.owner = "host:2";
+    const auto previous = store_->open_job_from(opening);
+    ASSERT_TRUE(previous) << "a redelivery reopens the job";
+    EXPECT_EQ(*previous, "failed");
+    auto reopened = store_->get_job("j1");
+    EXPECT_EQ(reopened->status, "processing");
+    EXPECT_EQ(reopened->attempts, 2);
+    EXPECT_EQ(reopened->owner, "host:2");
+    EXPECT_EQ(reopened->last_error, "");
+    EXPECT_EQ(reopened->created_ms, created->created_ms);
 }
 
 // What the runtime does when a source document is taken (JobBook::start) and settled.

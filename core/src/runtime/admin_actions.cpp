@@ -293,7 +293,7 @@ ActionResult AdminActions::return_to_review(const std::string& id) {
                 o["status"] = "review";
                 o["reason"] = "returned to review after a failed approval: " + o.value("reason", "");
             }
-        j.outcomes_json = outcomes.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        j.set_outcomes_text(outcomes.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
         j.status = "review";
         j.last_error = "returned to review: " + j.last_error;
     });

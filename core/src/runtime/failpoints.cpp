@@ -18,9 +18,11 @@ const std::string& configured() {
 }
 }  // namespace
 
-bool failpoints_enabled() { return !configured().empty(); }
+namespace detail {
 
-void failpoint(const char* name) {
+bool failpoints_configured() { return !configured().empty(); }
+
+void reach_failpoint(const char* name) {
     const std::string& points = configured();
     if (points.empty()) return;
     if (points.find("," + std::string(name) + ",") == std::string::npos) return;
@@ -28,5 +30,7 @@ void failpoint(const char* name) {
     [[maybe_unused]] auto n = ::write(2, kMessage, sizeof kMessage - 1);
     ::kill(::getpid(), SIGKILL);
 }
+
+}  // namespace detail
 
 }  // namespace docpipe::core

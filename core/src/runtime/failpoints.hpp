@@ -9,8 +9,20 @@
 
 namespace docpipe::core {
 
-void failpoint(const char* name);
-// Whether DOCPIPE_FAILPOINTS is set at all (to skip building a point's name).
-bool failpoints_enabled();
+namespace detail {
+bool failpoints_configured();            // reads DOCPIPE_FAILPOINTS (once)
+void reach_failpoint(const char* name);  // kills the process if `name` is configured
+}  // namespace detail
+
+// Whether DOCPIPE_FAILPOINTS is set at all (to skip building a point's name). Inline: the
+// settle and sink paths pass several points per document.
+inline bool failpoints_enabled() {
+    static const bool enabled = detail::failpoints_configured();
+    return enabled;
+}
+
+inline void failpoint(const char* name) {
+    if (failpoints_enabled()) detail::reach_failpoint(name);
+}
 
 }  // namespace docpipe::core

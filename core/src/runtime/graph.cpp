@@ -20,9 +20,10 @@ using std::chrono::milliseconds;
 
 namespace {
 // The attachment's file name, for the job's outcomes ("" when the document has none).
-std::string file_name(const Document& doc) {
-    auto it = doc.attributes.find("filename");
-    return it != doc.attributes.end() ? it->second : std::string();
+std::string_view file_name(const Document& doc) {
+    static const std::string key = "filename";  // the map's find() would build it on every call
+    auto it = doc.attributes.find(key);
+    return it != doc.attributes.end() ? std::string_view(it->second) : std::string_view();
 }
 }  // namespace
 
@@ -95,7 +96,7 @@ bool GraphExecutor::take(RuntimeNode& node, Document& doc, const std::shared_ptr
     return true;
 }
 
-bool GraphExecutor::admit(std::size_t index, Document doc, const std::shared_ptr<Tracker>& tracker) {
+bool GraphExecutor::admit(std::size_t index, Document&& doc, const std::shared_ptr<Tracker>& tracker) {
     RuntimeNode& node = *s_.nodes[index];
     if (!take(node, doc, tracker)) return false;
     if (s_.log.enabled(LogLevel::Debug)) node.context->log().log(LogLevel::Debug, "taken", doc.id);
@@ -138,13 +139,23 @@ void GraphExecutor::put(std::size_t index, Envelope env) {
 }
 
 void GraphExecutor::queue_position(Tracker& tracker, std::size_t index, Envelope& env, steady::time_point since) {
-    if (env.token == 0) env.token = tracker.next_token++;
+    if (env.token == 0) {  // a document's first hop here: a new token has no position yet
+        env.token = new_position(tracker, index, env.attempt, since);
+        return;
+    }
     auto& ps = tracker.positions;
-    if (ps.capacity() == 0) ps.reserve(4);  // one growth instead of three for a typical fan-out
     auto it = std::find_if(ps.begin(), ps.end(), [&](const Position& p) { return p.token == env.token; });
     const Position here{env.token, index, HopState::Queued, since, false, env.attempt};
     if (it == ps.end()) ps.push_back(here);
     else *it = here;
+}
+
+std::uint64_t GraphExecutor::new_position(Tracker& tracker, std::size_t index, int attempt, steady::time_point since) {
+    const std::uint64_t token = tracker.next_token++;
+    auto& ps = tracker.positions;
+    if (ps.capacity() == 0) ps.reserve(4);  // one growth instead of three for a typical fan-out
+    ps.push_back(Position{token, index, HopState::Queued, since, false, attempt});
+    return token;
 }
 
 void GraphExecutor::enqueue(std::size_t index, const Envelope& env) {
@@ -193,9 +204,10 @@ void GraphExecutor::settle(const std::shared_ptr<Tracker>& tracker) {
     }
     failpoint("settle.after_ack");
     auto& counters = s_.settlements.counters;
-    {
+    if (!s_.settlements.jobs_full.load(std::memory_order_relaxed)) {
         std::lock_guard lock(s_.settlements.failures_mutex);
         if (s_.settlements.jobs.size() < 1000) s_.settlements.jobs.push_back({tracker->label, end.status, end.references, end.detail});
+        else s_.settlements.jobs_full.store(true, std::memory_order_relaxed);
     }
     if (outcome.ok) {
         counters.completed.fetch_add(1);
@@ -239,6 +251,23 @@ static void push_hop(Tracker& tracker, HopRecord&& r) {
     if (hops.size() < Tracker::kMaxHops) hops.push_back(std::move(r));
 }
 
+// The same for the hop ending at `end.ended` on this thread, written straight into the
+// tracker's list: the hot paths (hand_over, finish_sink_hop) so skip building a HopRecord and
+// moving it in. Caller holds the tracker's mutex.
+void GraphExecutor::push_hop_end(const Envelope& env, const HopEnd& end) {
+    auto& hops = env.tracker->hops;
+    if (hops.empty()) hops.reserve(8);
+    if (hops.size() >= Tracker::kMaxHops) return;
+    HopRecord& r = hops.emplace_back();
+    r.node = &end.node;
+    if (env.doc->id != env.tracker->doc_id) r.doc_id = env.doc->id;  // empty: the job's own document
+    r.started_ms = hop_started_ms;
+    r.micros = std::chrono::duration_cast<std::chrono::microseconds>(end.ended - hop_started_steady).count();
+    r.attempt = env.attempt;
+    r.result = end.result;
+    if (!end.detail.empty()) r.detail = end.detail;  // usually empty: the new record's is
+}
+
 void GraphExecutor::note(const Envelope& env, const RuntimeNode& node, HopRecord::Result result, std::string detail) {
     HopRecord r = hop_record(env, node, result, std::move(detail));
     std::lock_guard lock(env.tracker->mutex);
@@ -248,12 +277,19 @@ void GraphExecutor::note(const Envelope& env, const RuntimeNode& node, HopRecord
 // A sink's hop ends: its timeline entry, its outcome and the end of its position are one
 // step under the tracker's lock (three would each contend with the other sinks of the
 // same document), then the hop is released.
-void GraphExecutor::finish_sink_hop(const Envelope& env, HopRecord&& record, DescendantOutcome&& outcome, bool keep_claim) {
+void GraphExecutor::finish_sink_hop(const Envelope& env, const HopEnd& end, const SinkOutcome& outcome, bool keep_claim) {
     {
         std::lock_guard lock(env.tracker->mutex);
         Tracker& t = *env.tracker;
-        push_hop(t, std::move(record));
-        t.push_outcome(std::move(outcome));
+        push_hop_end(env, end);
+        // Written in place, as the hop: the strings are copied once, not built and moved in.
+        DescendantOutcome& o = t.new_outcome();
+        o.kind = outcome.kind;
+        o.doc_id = env.doc->id;
+        if (!outcome.name.empty()) o.name = outcome.name;
+        o.node = end.node.name();
+        if (!outcome.reason.empty()) o.reason = outcome.reason;
+        if (!outcome.references.empty()) o.references = outcome.references;
         if (keep_claim) t.claim = env.doc;
         auto& ps = t.positions;
         ps.erase(std::remove_if(ps.begin(), ps.end(), [&](const Position& p) { return p.token == env.token; }), ps.end());
@@ -261,14 +297,17 @@ void GraphExecutor::finish_sink_hop(const Envelope& env, HopRecord&& record, Des
     if (env.tracker->outstanding.fetch_sub(1) == 1) settle(env.tracker);
 }
 
-void GraphExecutor::hand_over(RuntimeNode& from, const Envelope& env, HopRecord&& record,
-                              std::vector<std::pair<DocumentPtr, std::string>>& emitted, steady::time_point ended) {
+void GraphExecutor::hand_over(RuntimeNode& from, const Envelope& env, const HopEnd& end,
+                              std::vector<std::pair<DocumentPtr, std::string>>& emitted) {
+    const steady::time_point ended = end.ended;
     Tracker& t = *env.tracker;
-    // The envelopes to queue, built under the lock (each gets its token there). A pass-through
-    // node emits one document to one or two successors: up to four need no allocation.
+    // What to queue, noted under the lock (each document gets its token there) and made into
+    // envelopes after it. A pass-through node emits one document to one or two successors: up
+    // to four need no allocation, and unused slots cost nothing (plain values).
     struct Pending {
-        std::size_t index = 0;
-        Envelope env;
+        std::size_t index;
+        std::uint64_t token;
+        const DocumentPtr* doc;  // in `emitted`
     };
     std::array<Pending, 4> few;
     std::vector<Pending> more;
@@ -280,13 +319,10 @@ void GraphExecutor::hand_over(RuntimeNode& from, const Envelope& env, HopRecord&
     };
     {
         std::lock_guard lock(t.mutex);
-        push_hop(t, std::move(record));
+        push_hop_end(env, end);
         for (auto& [doc, port] : emitted)
             for (std::size_t target : from.successors.find(port)->second) {  // resolve() guarantees every port is connected
-                Pending& p = next_slot();
-                p.index = target;
-                p.env = Envelope{doc, env.tracker, 0, 1};
-                queue_position(t, target, p.env, ended);
+                next_slot() = Pending{target, new_position(t, target, 1, ended), &doc};
             }
         auto& ps = t.positions;
         ps.erase(std::remove_if(ps.begin(), ps.end(), [&](const Position& p) { return p.token == env.token; }), ps.end());
@@ -297,7 +333,7 @@ void GraphExecutor::hand_over(RuntimeNode& from, const Envelope& env, HopRecord&
     from.stats.out.fetch_add(emitted.size(), std::memory_order_relaxed);
     for (std::size_t i = 0; i < queued; ++i) {
         const Pending& p = i < few.size() ? few[i] : more[i - few.size()];
-        enqueue(p.index, p.env);
+        enqueue(p.index, Envelope{*p.doc, env.tracker, p.token, 1});
     }
     // This hop's own count, released after the queueing (as finish_hop() does after forwarding).
     if (t.outstanding.fetch_sub(1) == 1) settle(env.tracker);
@@ -324,12 +360,13 @@ void GraphExecutor::fail(RuntimeNode& node, const Envelope& env, const std::stri
             env.tracker->reason = reason;
         }
         env.tracker->dead_letter_missing |= !stored;
-        env.tracker->push_outcome({DescendantOutcome::Kind::Failed, env.doc->id, file_name(*env.doc), node.name(), reason, {}});
+        env.tracker->push_outcome(
+            {DescendantOutcome::Kind::Failed, env.doc->id, std::string(file_name(*env.doc)), node.name(), reason, {}});
     }
     finish_hop(env);
 }
 
-bool GraphExecutor::reject(std::size_t index, Document doc, const std::shared_ptr<Tracker>& tracker, const std::string& reason) {
+bool GraphExecutor::reject(std::size_t index, Document&& doc, const std::shared_ptr<Tracker>& tracker, const std::string& reason) {
     RuntimeNode& node = *s_.nodes[index];
     if (!take(node, doc, tracker)) return false;
     hop_started_steady = steady::now();
@@ -540,7 +577,8 @@ void GraphExecutor::run_transform(std::size_t index, const Envelope& env) {
         note(env, node, HopRecord::Result::Skipped, outputs.skipped);
         node.context->log().log(LogLevel::Info, "skipped: " + outputs.skipped, env.doc->id);
         s_.metrics.increment("skipped_total", 1, {{"node", node.name()}});
-        env.tracker->add_outcome({DescendantOutcome::Kind::Skipped, env.doc->id, file_name(*env.doc), node.name(), outputs.skipped, {}});
+        env.tracker->add_outcome(
+            {DescendantOutcome::Kind::Skipped, env.doc->id, std::string(file_name(*env.doc)), node.name(), outputs.skipped, {}});
         // A component may skip and still emit (a part it could not use, the rest passed
         // on): only a call that emitted nothing ends here.
         if (outputs.emitted.empty()) {
@@ -553,7 +591,7 @@ void GraphExecutor::run_transform(std::size_t index, const Envelope& env) {
         for (const auto& [doc, port] : outputs.emitted) detail += (detail.empty() ? "" : ", ") + port;
     if (outputs.emitted.size() != 1)
         detail = fmt::format("{} document(s){}{}", outputs.emitted.size(), detail.empty() ? "" : ": ", detail);
-    hand_over(node, env, hop_record(env, node, HopRecord::Result::Emitted, std::move(detail), ended), outputs.emitted, ended);
+    hand_over(node, env, HopEnd{node, HopRecord::Result::Emitted, detail, ended}, outputs.emitted);
 }
 
 void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
@@ -589,7 +627,7 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
     // One clock read for the end of the call: its latency and its timeline entry (which so
     // leaves out the ledger write below: it is the component's time, as the stats are).
     const auto ended = steady::now();
-    const std::string name = file_name(*env.doc);
+    const std::string_view name = file_name(*env.doc);
     if (delivered_before) {
         node.context->log().log(LogLevel::Info, "already delivered by this sink (ledger); not sent again "
                                                 "(docpipe run --once --redeliver sends it anyway)", env.doc->id);
@@ -603,9 +641,9 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
                 for (const auto& [k, v] : j.items())
                     if (v.is_string()) references[k] = v.get<std::string>();
         }
-        finish_sink_hop(env, hop_record(env, node, HopRecord::Result::AlreadyDelivered, {}, ended),
-                        {parked ? DescendantOutcome::Kind::Review : DescendantOutcome::Kind::Submitted, env.doc->id, name,
-                         node.name(), parked ? "parked for review" : "", std::move(references)},
+        finish_sink_hop(env, HopEnd{node, HopRecord::Result::AlreadyDelivered, {}, ended},
+                        SinkOutcome{parked ? DescendantOutcome::Kind::Review : DescendantOutcome::Kind::Submitted, name,
+                                    parked ? "parked for review" : "", references},
                         false);
         return;
     }
@@ -641,11 +679,10 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
                                             env.doc->id);
                 }
             }
-            finish_sink_hop(env,
-                            hop_record(env, node, parked ? HopRecord::Result::Parked : HopRecord::Result::Delivered,
-                                       parked ? result->reason() : std::string(), ended),
-                            {parked ? DescendantOutcome::Kind::Review : DescendantOutcome::Kind::Submitted, env.doc->id, name,
-                             node.name(), parked ? result->reason() : std::string(), result->references()},
+            const std::string_view reason = parked ? std::string_view(result->reason()) : std::string_view();
+            finish_sink_hop(env, HopEnd{node, parked ? HopRecord::Result::Parked : HopRecord::Result::Delivered, reason, ended},
+                            SinkOutcome{parked ? DescendantOutcome::Kind::Review : DescendantOutcome::Kind::Submitted, name, reason,
+                                        result->references()},
                             env.doc->fields.contains("claim") || parked);
             return;
         }

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -32,6 +33,8 @@ struct Settlements {
     mutable std::mutex failures_mutex;
     std::vector<FailedDocument> failures;  // first 100
     std::vector<SettledJob> jobs;          // first 1000, in the order they settled (guarded by failures_mutex)
+    // Set once `jobs` holds its 1000: later settlements skip failures_mutex for it.
+    std::atomic<bool> jobs_full{false};
 };
 
 struct GraphServices {
@@ -62,11 +65,13 @@ public:
     // to the source's successors, and settles it if the graph finished it already.
     // False when the job record could not be written (the store stayed down past the
     // horizon): nothing entered the graph, the tracker left InFlight, the source keeps it.
-    bool admit(std::size_t index, Document doc, const std::shared_ptr<Tracker>& tracker);
+    // `doc` is taken by reference (moved once, into the graph's shared copy) to save a move
+    // per document; once admitted it is moved from.
+    bool admit(std::size_t index, Document&& doc, const std::shared_ptr<Tracker>& tracker);
     // SourceEmitter::reject: the document gets its job like admit(), then fails at its source
     // node at once (a dead letter with `reason`, the job `failed`, the source nacked) without
     // entering the graph. Same false as admit().
-    bool reject(std::size_t index, Document doc, const std::shared_ptr<Tracker>& tracker, const std::string& reason);
+    bool reject(std::size_t index, Document&& doc, const std::shared_ptr<Tracker>& tracker, const std::string& reason);
     // Re-entry of a dead letter recorded at source node `index`: the document goes on from
     // the source's outputs. Otherwise as inject().
     void inject_after_source(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack);
@@ -93,6 +98,9 @@ private:
     // put()'s two halves: records where the document waits (caller holds the tracker's
     // mutex), and hands it to the node's queue (without the lock).
     static void queue_position(Tracker& tracker, std::size_t index, Envelope& env, steady::time_point since);
+    // The position of a document queued at `index` for the first time; returns its new token.
+    // Caller holds the tracker's mutex.
+    static std::uint64_t new_position(Tracker& tracker, std::size_t index, int attempt, steady::time_point since);
     void enqueue(std::size_t index, const Envelope& env);
     void forward(RuntimeNode& from, std::string_view port, DocumentPtr doc, const std::shared_ptr<Tracker>& tracker);
     void set_state(const Envelope& env, HopState state, steady::time_point since);
@@ -109,14 +117,30 @@ private:
     // a default `ended` reads the clock.
     static HopRecord hop_record(const Envelope& env, const RuntimeNode& node, HopRecord::Result result, std::string detail = {},
                                 steady::time_point ended = {});
+    // How the current node call on this thread ended, for its timeline entry (HopRecord),
+    // which push_hop_end() writes in place under the tracker's lock. `detail` is copied.
+    struct HopEnd {
+        const RuntimeNode& node;
+        HopRecord::Result result;
+        std::string_view detail;
+        steady::time_point ended;
+    };
+    // A sink's outcome for the document (the rest of its DescendantOutcome comes from the
+    // envelope and the node), copied in place into the tracker's list.
+    struct SinkOutcome {
+        DescendantOutcome::Kind kind;
+        std::string_view name, reason;
+        const std::map<std::string, std::string>& references;
+    };
+    static void push_hop_end(const Envelope& env, const HopEnd& end);
     // A transform's hop ends with documents to pass on: its timeline entry, the positions of
     // the documents it forwards and the end of its own position are one step under the
     // tracker's lock (instead of one lock each), then the documents are queued and the hop
     // is released.
     // `emitted`: each document and the port it was emitted on.
-    void hand_over(RuntimeNode& from, const Envelope& env, HopRecord&& record,
-                   std::vector<std::pair<DocumentPtr, std::string>>& emitted, steady::time_point ended);
-    void finish_sink_hop(const Envelope& env, HopRecord&& record, DescendantOutcome&& outcome, bool keep_claim);
+    void hand_over(RuntimeNode& from, const Envelope& env, const HopEnd& end,
+                   std::vector<std::pair<DocumentPtr, std::string>>& emitted);
+    void finish_sink_hop(const Envelope& env, const HopEnd& end, const SinkOutcome& outcome, bool keep_claim);
     void succeeded(RuntimeNode& node);
     template <typename Call>
     bool guarded(std::size_t index, const Envelope& env, Call&& call);

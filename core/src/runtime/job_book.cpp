@@ -128,80 +128,30 @@ std::string timeline_prefix(std::string_view node, std::string_view component) {
     return prefix;
 }
 
-JobBook::JobBook(Store& store, StoreGuard& guard, Logger& log, std::string pipeline_hash)
-    : store_(store), guard_(guard), log_(log), pipeline_hash_(std::move(pipeline_hash)), owner_(this_owner()) {}
+namespace {
 
-void JobBook::start(Tracker& t, Document& doc) {
-    const auto message_id = doc.attributes.find("message_id");
-    const auto root = doc.attributes.find(kRootJobAttribute);
-    // Built afresh for each try (the guard tries again after a store outage), so the store
-    // can move it in.
-    auto fresh_job = [&] {
-        Job job;
-        job.id = t.doc_id;
-        // An upstream stage's job (the email's, at intake) when the document crossed a stream.
-        job.root_id = root != doc.attributes.end() && !root->second.empty() ? root->second : t.doc_id;
-        job.status = "processing";
-        job.source = t.source_node;
-        job.filename = t.label;
-        job.owner = owner_;
-        if (message_id != doc.attributes.end()) job.email_id = message_id->second;
-        job.attempts = 1;
-        job.pipeline_hash = pipeline_hash_;
-        return job;
-    };
-    // One store operation: created, or reopened for a redelivery.
-    const auto previous = guard_.run([&] { return store_.open_job(fresh_job()); }, "job record");
-    if (!previous) {
-        t.first_delivery = true;
-        return;
-    }
-    t.previous_status = *previous;
-    doc.attributes[kPreviousStatusAttribute] = *previous;
-    std::lock_guard lock(interrupted_mutex_);
-    if (interrupted_.erase(t.doc_id)) reconciled_.fetch_add(1);  // re-driven by its source
-}
-
-JobEnd JobBook::end(Tracker& t) {
-    std::vector<DescendantOutcome> mine;
+// One delivery of a source document as the runtime recorded it: the outcomes (sorted by
+// document id, each document's worst first) and the hops. Kept on the job as they are
+// (Job::set_delivery) and written as JSON text only when the job is read: a job ends for
+// every source document on the hot path, and the memory store never reads it.
+// The hops point at the Runtime's nodes (their cached timeline prefixes): the Runtime owns
+// its store and destroys it after the nodes, and nothing writes a job's text out meanwhile.
+class Delivery final : public DeliveryRecord {
+public:
+    std::vector<DescendantOutcome> outcomes;
     std::vector<HopRecord> hops;
-    bool failed, letters_missing;
-    std::string failure;
-    DocumentPtr claim;
-    {
-        std::lock_guard lock(t.mutex);
-        mine = std::move(t.outcomes);  // every hop is done: nothing adds to them any more
-        hops = std::move(t.hops);
-        failed = t.failed;
-        failure = t.reason;
-        letters_missing = t.dead_letter_missing;
-        claim = t.claim;
-    }
-    // One outcome per document id: the worst of its sinks (review beats delivered, a
-    // failure beats both).
-    const auto worst_first = [](const DescendantOutcome& a, const DescendantOutcome& b) {
-        return a.doc_id != b.doc_id ? a.doc_id < b.doc_id : severity(a.kind) > severity(b.kind);
-    };
-    // Usually in order already (one document, every sink alike): stable_sort would still
-    // allocate its buffer.
-    if (!std::is_sorted(mine.begin(), mine.end(), worst_first)) std::stable_sort(mine.begin(), mine.end(), worst_first);
-    // References come from every sink (NCB, Drive, Sheets), not only the one whose outcome is kept.
-    std::map<std::string, std::map<std::string, std::string>> references_by_doc;
-    for (const auto& o : mine)
-        for (const auto& [k, v] : o.references) references_by_doc[o.doc_id].emplace(k, v);
-    // The outcomes and the timeline are built once before the store's write (below) and
-    // moved into the job; these builders run again only if a backend repeats the write.
-    // The outcomes of this delivery, one per document (the worst of its sinks), written
-    // straight as JSON array text (Job::outcomes_json): this runs once per source document on
-    // the hot path. Members in the order nlohmann's dump() gives them (sorted by name).
-    auto fresh_text = [&] {
-        std::string text;
-        text.reserve(2 + mine.size() * 96);
+
+    // One entry per document (the worst of its sinks), members in the order nlohmann's
+    // dump() gives them (sorted by name).
+    void append_outcomes(std::string& text) const override {
+        text.reserve(text.size() + 2 + outcomes.size() * 96);
         text += '[';
-        for (std::size_t i = 0; i < mine.size(); ++i) {
-            if (i != 0 && mine[i].doc_id == mine[i - 1].doc_id) continue;
-            const DescendantOutcome& o = mine[i];
-            if (text.size() > 1) text += ',';
+        bool first_entry = true;
+        for (std::size_t i = 0; i < outcomes.size(); ++i) {
+            if (i != 0 && outcomes[i].doc_id == outcomes[i - 1].doc_id) continue;
+            const DescendantOutcome& o = outcomes[i];
+            if (!first_entry) text += ',';
+            first_entry = false;
             text += R"({"doc_id":)";
             append_json_string(text, o.doc_id);
             if (!o.name.empty()) {
@@ -214,15 +164,20 @@ JobEnd JobBook::end(Tracker& t) {
                 text += R"(,"reason":)";
                 append_json_string(text, o.reason);
             }
-            if (const auto r = references_by_doc.find(o.doc_id); r != references_by_doc.end() && !r->second.empty()) {
+            // References come from every sink of the document, not only the one whose outcome
+            // is kept: the first value of each key, in the outcomes' order.
+            std::map<std::string, std::string> references;
+            for (std::size_t k = i; k < outcomes.size() && outcomes[k].doc_id == o.doc_id; ++k)
+                for (const auto& [key, value] : outcomes[k].references) references.emplace(key, value);
+            if (!references.empty()) {
                 text += R"(,"references":{)";
                 bool first = true;
-                for (const auto& [k, v] : r->second) {
+                for (const auto& [key, value] : references) {
                     if (!first) text += ',';
                     first = false;
-                    append_json_string(text, k);
+                    append_json_string(text, key);
                     text += ':';
-                    append_json_string(text, v);
+                    append_json_string(text, value);
                 }
                 text += '}';
             }
@@ -231,17 +186,14 @@ JobEnd JobBook::end(Tracker& t) {
             text += R"("})";
         }
         text += ']';
-        return text;
-    };
-    // The same as a tree, for an approval or a retry, which merge them with the stored ones.
-    auto build_fresh = [&] { return nlohmann::json::parse(fresh_text()); };
-    // Cheap on purpose: this runs once per source document on the hot path, so the timeline
-    // is written straight as JSON text (Job::trace_json), not built as a tree. Times are
-    // epoch milliseconds (the API renders them); the doc id is left out when it is the job's own.
-    auto timeline_entries = [&] {
-        std::string text;  // the whole array, brackets included: it becomes Job::trace_json as it is
-        text.reserve(2 + hops.size() * 160);
+    }
+
+    // Times are epoch milliseconds (the API renders them); the doc id is left out when it is
+    // the job's own (HopRecord::doc_id is empty then).
+    void append_trace(std::string& text) const override {
+        text.reserve(text.size() + 2 + hops.size() * 160);
         text += '[';
+        bool first_entry = true;
         for (const auto& h : hops) {
             std::string_view prefix = h.node ? std::string_view(h.node->trace_prefix) : std::string_view(R"({"node":"","component":"")");
             std::string built;  // a node not built by the Runtime has no cached prefix
@@ -257,7 +209,8 @@ JobEnd JobBook::end(Tracker& t) {
                 out += s.size();
             };
             auto number = [&out](std::int64_t value) { out = std::to_chars(out, out + 20, value).ptr; };
-            if (at > 1) *out++ = ',';
+            if (!first_entry) *out++ = ',';
+            first_entry = false;
             literal(prefix);
             literal(R"(,"start_ms":)");
             number(h.started_ms);
@@ -275,7 +228,7 @@ JobEnd JobBook::end(Tracker& t) {
             *out++ = '"';
             text.resize(static_cast<std::size_t>(out - text.data()));
             // The parts that are usually absent, escaped as needed.
-            if (!h.doc_id.empty() && h.doc_id != t.doc_id) {
+            if (!h.doc_id.empty()) {
                 text += R"(,"doc_id":)";
                 append_json_string(text, h.doc_id);
             }
@@ -286,48 +239,115 @@ JobEnd JobBook::end(Tracker& t) {
             text += '}';
         }
         text += ']';
+    }
+};
+
+}  // namespace
+
+JobBook::JobBook(Store& store, StoreGuard& guard, Logger& log, std::string pipeline_hash)
+    : store_(store), guard_(guard), log_(log), pipeline_hash_(std::move(pipeline_hash)), owner_(this_owner()) {}
+
+void JobBook::start(Tracker& t, Document& doc) {
+    // Keys built once: the attribute map's find() would build a string for each lookup.
+    static const std::string message_id_key = "message_id", root_key = kRootJobAttribute;
+    const auto message_id = doc.attributes.find(message_id_key);
+    const auto root = doc.attributes.find(root_key);
+    JobOpening opening;
+    opening.id = t.doc_id;
+    // An upstream stage's job (the email's, at intake) when the document crossed a stream.
+    opening.root_id = root != doc.attributes.end() && !root->second.empty() ? std::string_view(root->second) : std::string_view(t.doc_id);
+    opening.source = t.source_node;
+    opening.filename = t.label;
+    opening.owner = owner_;
+    if (message_id != doc.attributes.end()) opening.email_id = message_id->second;
+    opening.pipeline_hash = pipeline_hash_;
+    // One store operation: created, or reopened for a redelivery.
+    const auto previous = guard_.run([&] { return store_.open_job_from(opening); }, "job record");
+    if (!previous) {
+        t.first_delivery = true;
+        return;
+    }
+    t.previous_status = *previous;
+    doc.attributes[kPreviousStatusAttribute] = *previous;
+    std::lock_guard lock(interrupted_mutex_);
+    if (interrupted_.erase(t.doc_id)) reconciled_.fetch_add(1);  // re-driven by its source
+}
+
+JobEnd JobBook::end(Tracker& t) {
+    auto delivery = std::make_shared<Delivery>();
+    std::vector<DescendantOutcome>& mine = delivery->outcomes;
+    bool failed, letters_missing;
+    std::string failure;
+    DocumentPtr claim;
+    {
+        std::lock_guard lock(t.mutex);
+        mine = std::move(t.outcomes);  // every hop is done: nothing adds to them any more
+        delivery->hops = std::move(t.hops);
+        failed = t.failed;
+        failure = t.reason;
+        letters_missing = t.dead_letter_missing;
+        claim = t.claim;
+    }
+    // One outcome per document id: the worst of its sinks (review beats delivered, a
+    // failure beats both).
+    const auto worst_first = [](const DescendantOutcome& a, const DescendantOutcome& b) {
+        return a.doc_id != b.doc_id ? a.doc_id < b.doc_id : severity(a.kind) > severity(b.kind);
+    };
+    // Usually in order already (one document, every sink alike): stable_sort would still
+    // allocate its buffer.
+    if (!std::is_sorted(mine.begin(), mine.end(), worst_first)) std::stable_sort(mine.begin(), mine.end(), worst_first);
+    // References come from every sink (NCB, Drive, Sheets), not only the one whose outcome is kept.
+    std::map<std::string, std::map<std::string, std::string>> references_by_doc;
+    for (const auto& o : mine)
+        for (const auto& [k, v] : o.references) references_by_doc[o.doc_id].emplace(k, v);
+    // The outcomes and the timeline of this delivery stay structs (`delivery`): the job
+    // writes them as text only when it is read or stored as text (Job::set_delivery).
+    // An approval or a retry merges the fresh outcomes with the stored ones, as JSON.
+    auto fresh_text = [&] {
+        std::string text;
+        delivery->append_outcomes(text);
         return text;
     };
+    auto build_fresh = [&] { return nlohmann::json::parse(fresh_text()); };
+    const std::shared_ptr<const DeliveryRecord> record = delivery;
 
     // Everything that does not depend on the stored job is built here, outside the store's
     // write: a backend may run that write under a lock every graph thread contends for (the
-    // memory store's mutex) or more than once (an optimistic retry). The first run moves what
-    // was built into the job; a second run builds it again.
-    // An approval or a retry merges with the stored outcomes, as JSON; a delivery writes text.
+    // memory store's mutex) or more than once (an optimistic retry).
     nlohmann::json fresh_built = t.replaces ? build_fresh() : nlohmann::json();
-    std::string outcomes_built = t.replaces ? std::string() : fresh_text();
-    std::string entries_built = timeline_entries();
-    std::optional<std::string> status_built;               // the status when no outcome is replaced
-    // derive() and summary_error() over the structs the text is built from (the worst
-    // outcome of each document): the same answers without building or reading JSON.
-    std::vector<const DescendantOutcome*> worst;
+    // derive() and summary_error() over the structs (the worst outcome of each document, the
+    // first of its run in `mine`): the same answers without building or reading JSON.
     using K = DescendantOutcome::Kind;
-    auto error_text = [&] {
-        if (worst.empty()) return failed ? failure : std::string();
-        std::string text;
-        const K wanted = *status_built == "review" ? K::Review : *status_built == "skipped" ? K::Skipped : K::Failed;
-        for (const auto* o : worst) {
-            if (o->kind != wanted) continue;
-            std::string line = wanted == K::Skipped ? o->node + ": " + o->reason : o->reason;
-            if (!o->name.empty() && wanted != K::Skipped && worst.size() > 1) line = o->name + ": " + line;
-            text += (text.empty() ? "" : "; ") + line;
-        }
-        return text;
-    };
+    const char* status_built = nullptr;  // the status when no outcome is replaced
     std::string error_built;
     if (!t.replaces) {
-        worst.reserve(mine.size());
+        std::size_t counts[4] = {0, 0, 0, 0};  // by Kind, one per document
+        std::size_t documents = 0;
         for (std::size_t i = 0; i < mine.size(); ++i)
-            if (i == 0 || mine[i].doc_id != mine[i - 1].doc_id) worst.push_back(&mine[i]);
-        std::size_t counts[4] = {0, 0, 0, 0};  // by Kind
-        for (const auto* o : worst) ++counts[static_cast<int>(o->kind)];
+            if (i == 0 || mine[i].doc_id != mine[i - 1].doc_id) {
+                ++counts[static_cast<int>(mine[i].kind)];
+                ++documents;
+            }
         const std::size_t n_failed = counts[static_cast<int>(K::Failed)], n_review = counts[static_cast<int>(K::Review)],
                           n_submitted = counts[static_cast<int>(K::Submitted)], n_skipped = counts[static_cast<int>(K::Skipped)];
-        const char* status = n_review ? "review" : (n_failed && n_submitted) ? "partial" : n_failed ? "failed"
-                           : n_submitted ? "submitted" : n_skipped ? "skipped" : "submitted";
-        if (worst.empty() && failed) status = "failed";
-        status_built = status;
-        error_built = error_text();
+        status_built = n_review ? "review" : (n_failed && n_submitted) ? "partial" : n_failed ? "failed"
+                     : n_submitted ? "submitted" : n_skipped ? "skipped" : "submitted";
+        if (documents == 0) {
+            if (failed) {
+                status_built = "failed";
+                error_built = failure;
+            }
+        } else if (n_review + n_failed + n_skipped != 0) {  // a delivered document has no reason to give
+            const std::string_view status = status_built;
+            const K wanted = status == "review" ? K::Review : status == "skipped" ? K::Skipped : K::Failed;
+            for (std::size_t i = 0; i < mine.size(); ++i) {
+                const DescendantOutcome& o = mine[i];
+                if ((i != 0 && o.doc_id == mine[i - 1].doc_id) || o.kind != wanted) continue;
+                std::string line = wanted == K::Skipped ? o.node + ": " + o.reason : o.reason;
+                if (!o.name.empty() && wanted != K::Skipped && documents > 1) line = o.name + ": " + line;
+                error_built += (error_built.empty() ? "" : "; ") + line;
+            }
+        }
     }
     int runs = 0;
 
@@ -335,9 +355,10 @@ JobEnd JobBook::end(Tracker& t) {
     auto write = [&](Job& j) {
         const bool first_run = runs++ == 0;
         // The job's outcomes after this delivery: as JSON (an approval or a retry, merged
-        // with the stored ones) or as text (a delivery: status_built has the status).
+        // with the stored ones) or as the delivery's structs (status_built has the status).
         nlohmann::json outcomes;
-        std::string status;
+        std::string merged_status;  // an approval's or a retry's, derived from the merged outcomes
+        std::string_view status;
         bool no_outcomes;
         if (t.replaces) {  // an approval or a retry: the job's other outcomes stand
             nlohmann::json fresh = first_run ? std::move(fresh_built) : build_fresh();
@@ -345,11 +366,12 @@ JobEnd JobBook::end(Tracker& t) {
             for (auto& o : j.outcomes())
                 if (kind_of(o.value("status", "")) != *t.replaces) outcomes.push_back(std::move(o));
             for (auto& o : fresh) outcomes.push_back(std::move(o));
-            status = derive(outcomes);
+            merged_status = derive(outcomes);
             no_outcomes = outcomes.empty();
-            if (no_outcomes && failed) status = "failed";
+            if (no_outcomes && failed) merged_status = "failed";
+            status = merged_status;
         } else {
-            status = *status_built;
+            status = status_built;
             no_outcomes = mine.empty();
         }
         const bool all_skipped = status == "skipped" && !no_outcomes;
@@ -365,15 +387,6 @@ JobEnd JobBook::end(Tracker& t) {
             return;
         }
         j.status = status;
-        // An approval or a retry continues the job's timeline; a delivery starts it anew.
-        std::string entries = first_run ? std::move(entries_built) : timeline_entries();
-        const bool continues = t.replaces && j.trace_json.size() > 2 && j.trace_json.back() == ']';
-        if (!continues) {
-            j.trace_json = std::move(entries);
-        } else if (entries.size() > 2) {  // "[...]": its entries follow the job's own
-            j.trace_json.back() = ',';
-            j.trace_json.append(entries, 1, std::string::npos);
-        }
         // The job's references: one value per key, or every distinct value when attachments differ.
         for (const auto& [doc_id, refs] : references_by_doc)
             for (const auto& [k, v] : refs) {
@@ -383,11 +396,24 @@ JobEnd JobBook::end(Tracker& t) {
                 else slot = nlohmann::json::array({slot, v});
             }
         if (t.replaces) {
-            j.last_error = no_outcomes ? (failed ? failure : "") : summary_error(outcomes, status);
-            j.outcomes_json = outcomes.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+            // An approval or a retry continues the job's timeline (a delivery starts it anew).
+            std::string timeline = j.trace_text();
+            std::string entries;
+            delivery->append_trace(entries);
+            if (timeline.size() > 2 && timeline.back() == ']') {
+                if (entries.size() > 2) {  // "[...]": its entries follow the job's own
+                    timeline.back() = ',';
+                    timeline.append(entries, 1, std::string::npos);
+                }
+            } else {
+                timeline = std::move(entries);
+            }
+            j.last_error = no_outcomes ? (failed ? failure : "") : summary_error(outcomes, merged_status);
+            j.set_outcomes_text(outcomes.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+            j.set_trace_text(std::move(timeline));
         } else {
-            j.last_error = first_run ? std::move(error_built) : error_text();
-            j.outcomes_json = first_run ? std::move(outcomes_built) : fresh_text();
+            j.last_error = error_built;
+            j.set_delivery(record);
         }
         if (claim && !record_claim_on_job(*claim, j) && !claim->fields.empty()) j.fields = claim->fields;
         result.status = status;

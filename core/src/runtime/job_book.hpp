@@ -32,7 +32,7 @@ struct JobEnd {
     std::string detail;  // last_error
 };
 
-// The opening of a node's entries in a job's timeline (Job::trace_json),
+// The opening of a node's entries in a job's timeline (Job::trace_text()),
 // `{"node":"<name>","component":"<component>"`, cached on each RuntimeNode.
 std::string timeline_prefix(std::string_view node, std::string_view component);
 

@@ -69,7 +69,7 @@ void SourceDriver::join() {
     threads_.clear();
 }
 
-bool SourceDriver::admit(std::size_t index, Document doc, AckHandle ack, const std::string* rejected) {
+bool SourceDriver::admit(std::size_t index, Document&& doc, AckHandle&& ack, const std::string* rejected) {
     RuntimeNode& node = *nodes_[index];
     if (doc.id.empty()) {
         if (!doc.parts.empty() && doc.parts.front().bytes) {
@@ -83,11 +83,13 @@ bool SourceDriver::admit(std::size_t index, Document doc, AckHandle ack, const s
     auto tracker = std::make_shared<Tracker>();
     // The stage before keeps a job under the document's id (or `<id>@<its source>` if it was
     // itself a later stage): this stage's job gets an id of its own (kUpstreamJobAttribute).
-    const auto upstream = doc.attributes.find(kUpstreamJobAttribute);
+    // Keys built once: the attribute map's find() would build a string for each lookup.
+    static const std::string upstream_key = kUpstreamJobAttribute, filename_key = "filename";
+    const auto upstream = doc.attributes.find(upstream_key);
     const bool same_document = upstream != doc.attributes.end() &&
                                (upstream->second == doc.id || upstream->second.rfind(doc.id + "@", 0) == 0);
     tracker->doc_id = same_document ? doc.id + "@" + node.name() : doc.id;
-    auto name = doc.attributes.find("filename");
+    auto name = doc.attributes.find(filename_key);
     tracker->label = name != doc.attributes.end() ? name->second : (doc.parts.empty() ? "" : doc.parts.front().name);
     tracker->source_node = node.name();
     tracker->ack = std::move(ack);

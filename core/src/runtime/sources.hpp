@@ -46,7 +46,7 @@ public:
 private:
     class Emitter;
     // `rejected`: the reason, for SourceEmitter::reject (recorded as failed at the source).
-    bool admit(std::size_t index, Document doc, AckHandle ack, const std::string* rejected = nullptr);
+    bool admit(std::size_t index, Document&& doc, AckHandle&& ack, const std::string* rejected = nullptr);
     void loop(std::size_t index);
 
     NodeList& nodes_;

@@ -101,14 +101,16 @@ struct Tracker {
     Tracker* in_flight_prev = nullptr;
     Tracker* in_flight_next = nullptr;
 
-    void add_outcome(DescendantOutcome outcome) {
+    void add_outcome(DescendantOutcome&& outcome) {
         std::lock_guard lock(mutex);
         push_outcome(std::move(outcome));
     }
-    // Caller holds `mutex`.
-    void push_outcome(DescendantOutcome outcome) {
+    // Caller holds `mutex`. Taken by reference: moved once, into the list.
+    void push_outcome(DescendantOutcome&& outcome) { new_outcome() = std::move(outcome); }
+    // A new, empty outcome at the end of the list, to fill in place. Caller holds `mutex`.
+    DescendantOutcome& new_outcome() {
         if (outcomes.capacity() == 0) outcomes.reserve(4);  // a document and its sinks: one allocation
-        outcomes.push_back(std::move(outcome));
+        return outcomes.emplace_back();
     }
 };
 

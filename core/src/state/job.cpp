@@ -80,27 +80,67 @@ const nlohmann::json& Job::or_empty(const nlohmann::json& member) {
     return member.is_null() ? empty_object : member;
 }
 
+std::string Job::outcomes_text() const {
+    if (!delivery_) return outcomes_json_;
+    std::string text;
+    delivery_->append_outcomes(text);
+    return text;
+}
+
+std::string Job::trace_text() const {
+    if (!delivery_) return trace_json_;
+    std::string text;
+    delivery_->append_trace(text);
+    return text;
+}
+
+void Job::set_outcomes_text(std::string text) {
+    if (delivery_) {  // the timeline stays the delivery's
+        trace_json_ = trace_text();
+        delivery_.reset();
+    }
+    outcomes_json_ = std::move(text);
+}
+
+void Job::set_trace_text(std::string text) {
+    if (delivery_) {  // the outcomes stay the delivery's
+        outcomes_json_ = outcomes_text();
+        delivery_.reset();
+    }
+    trace_json_ = std::move(text);
+}
+
+void Job::set_delivery(std::shared_ptr<const DeliveryRecord> delivery) {
+    delivery_ = std::move(delivery);
+    if (!delivery_) return;
+    // Superseded: not kept twice.
+    outcomes_json_.clear();
+    trace_json_.clear();
+}
+
 nlohmann::json Job::outcomes() const {
-    auto parsed = nlohmann::json::parse(outcomes_json, nullptr, false);
+    auto parsed = nlohmann::json::parse(outcomes_text(), nullptr, false);
     return parsed.is_array() ? parsed : nlohmann::json::array();
 }
 
 nlohmann::json Job::to_json() const {
     nlohmann::json j = without_trace(*this);
     j["outcomes"] = outcomes();
-    auto timeline = nlohmann::json::parse(trace_json, nullptr, false);
+    auto timeline = nlohmann::json::parse(trace_text(), nullptr, false);
     j["trace"] = timeline.is_array() ? std::move(timeline) : nlohmann::json::array();
     return j;
 }
 
 std::string Job::to_json_text() const {
     std::string text = without_trace(*this).dump();
-    // Splice the stored texts in as the last members: {...,"outcomes":[...],"trace":[...]}
+    // Splice the texts in as the last members: {...,"outcomes":[...],"trace":[...]}
     text.pop_back();
     text += ",\"outcomes\":";
-    text += outcomes_json.empty() ? std::string_view("[]") : std::string_view(outcomes_json);
+    if (delivery_) delivery_->append_outcomes(text);
+    else text += outcomes_json_.empty() ? std::string_view("[]") : std::string_view(outcomes_json_);
     text += ",\"trace\":";
-    text += trace_json.empty() ? std::string_view("[]") : std::string_view(trace_json);
+    if (delivery_) delivery_->append_trace(text);
+    else text += trace_json_.empty() ? std::string_view("[]") : std::string_view(trace_json_);
     text += '}';
     return text;
 }
@@ -121,9 +161,9 @@ Job Job::from_json(const nlohmann::json& j) {
     job.last_error = j.value("last_error", "");
     job.pipeline_hash = j.value("pipeline_hash", "");
     job.duplicate_of = j.value("duplicate_of", "");
-    if (auto o = j.find("outcomes"); o != j.end() && o->is_array()) job.outcomes_json = o->dump();
+    if (auto o = j.find("outcomes"); o != j.end() && o->is_array()) job.outcomes_json_ = o->dump();
     job.owner = j.value("owner", "");
-    if (auto t = j.find("trace"); t != j.end() && t->is_array()) job.trace_json = t->dump();
+    if (auto t = j.find("trace"); t != j.end() && t->is_array()) job.trace_json_ = t->dump();
     job.created_ms = j.value("created_ms", std::int64_t{0});
     job.updated_ms = j.value("updated_ms", std::int64_t{0});
     return job;

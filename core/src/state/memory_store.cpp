@@ -1,6 +1,7 @@
 // The "memory" backend: for tests and throwaway runs; nothing survives the process.
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <string_view>
@@ -62,22 +63,21 @@ public:
         const KeyView hashed = hash_of(key);
         Shard& shard = shard_of(hashed);
         std::lock_guard lock(shard.mutex);
-        auto it = shard.entries.find(hashed);
-        if (it != shard.entries.end()) it->replace(value, expires);
-        else shard.entries.insert(Record(hashed, value, expires));
+        // One lookup for a new key (the common case: a ledger entry per delivery); a key that
+        // exists costs the entry built for nothing, then its value is replaced.
+        const auto [it, inserted] = shard.entries.emplace(hashed, value, expires);
+        if (!inserted) it->replace(value, expires);
     }
     bool put_if_absent(std::string_view key, std::string_view value, std::chrono::seconds ttl) {
         const auto expires = expiry(ttl);
         const KeyView hashed = hash_of(key);
         Shard& shard = shard_of(hashed);
         std::lock_guard lock(shard.mutex);
-        auto it = shard.entries.find(hashed);
-        if (it != shard.entries.end()) {
-            if (live(*it)) return false;
-            it->replace(value, expires);
-            return true;
-        }
-        shard.entries.insert(Record(hashed, value, expires));
+        // One lookup for a new key, as put().
+        const auto [it, inserted] = shard.entries.emplace(hashed, value, expires);
+        if (inserted) return true;
+        if (live(*it)) return false;
+        it->replace(value, expires);
         return true;
     }
     bool erase(std::string_view key) {
@@ -103,31 +103,55 @@ public:
     }
 
 private:
-    // One entry: its key and value share one buffer (one allocation per entry, not two), with
-    // the key's hash and the entry's expiry. The set's elements are const; replace() changes
-    // only the value and expiry, never the key or hash the set is ordered by.
+    // One entry: its key and value share one buffer, with the key's hash and the entry's
+    // expiry. The buffer is inside the entry while they fit (a ledger entry, a dedup key: the
+    // set's node is then the entry's only allocation), else on the heap. Built in place in
+    // the set (emplace) and never moved. The set's elements are const; replace() changes only
+    // the value and expiry, never the key or hash the set is ordered by.
     class Record {
     public:
         Record(const KeyView& key, std::string_view value, std::chrono::system_clock::time_point expires)
             : key_size_(key.text.size()), hash_(key.hash), expires_(expires) {
-            key_and_value_.reserve(key.text.size() + value.size());
-            key_and_value_.append(key.text).append(value);
+            const std::size_t size = key.text.size() + value.size();
+            if (size > kInline) {
+                data_ = new char[size];
+                capacity_ = size;
+            }
+            std::memcpy(data_, key.text.data(), key.text.size());
+            std::memcpy(data_ + key_size_, value.data(), value.size());
+            value_size_ = value.size();
         }
-        std::string_view key() const { return std::string_view(key_and_value_).substr(0, key_size_); }
-        std::string_view value() const { return std::string_view(key_and_value_).substr(key_size_); }
+        Record(const Record&) = delete;
+        Record& operator=(const Record&) = delete;
+        ~Record() {
+            if (data_ != inline_) delete[] data_;
+        }
+        std::string_view key() const { return std::string_view(data_, key_size_); }
+        std::string_view value() const { return std::string_view(data_ + key_size_, value_size_); }
         std::size_t hash() const { return hash_; }
         std::chrono::system_clock::time_point expires() const { return expires_; }
         void replace(std::string_view value, std::chrono::system_clock::time_point expires) const {
-            key_and_value_.resize(key_size_);
-            key_and_value_.append(value);
+            if (key_size_ + value.size() > capacity_) {
+                char* grown = new char[key_size_ + value.size()];
+                std::memcpy(grown, data_, key_size_);
+                if (data_ != inline_) delete[] data_;
+                data_ = grown;
+                capacity_ = key_size_ + value.size();
+            }
+            std::memcpy(data_ + key_size_, value.data(), value.size());
+            value_size_ = value.size();
             expires_ = expires;
         }
 
     private:
-        mutable std::string key_and_value_;
+        static constexpr std::size_t kInline = 72;
         std::size_t key_size_;
         std::size_t hash_;
         mutable std::chrono::system_clock::time_point expires_;
+        mutable std::size_t value_size_ = 0;
+        mutable std::size_t capacity_ = kInline;
+        mutable char* data_ = inline_;
+        mutable char inline_[kInline];
     };
     struct RecordHash {
         using is_transparent = void;
@@ -213,18 +237,35 @@ public:
         const std::int64_t now = now_ms();
         const KeyView key = hash_of(fresh.id);
         JobShard& shard = job_shard(key);
+        fresh.created_ms = fresh.created_ms ? fresh.created_ms : now;
+        fresh.updated_ms = now;
+        HashedKey id{fresh.id, key.hash};  // copied before `fresh` (and the text `key` views) is moved
         std::lock_guard lock(shard.mutex);
-        auto it = shard.jobs.find(key);
-        if (it == shard.jobs.end()) {
-            fresh.created_ms = fresh.created_ms ? fresh.created_ms : now;
-            fresh.updated_ms = now;
-            HashedKey id{fresh.id, key.hash};  // copied before `fresh` (and the text `key` views) is moved
-            shard.jobs.emplace(std::move(id), std::move(fresh));
-            return std::nullopt;
-        }
+        // One lookup: try_emplace moves `fresh` in only when no job has its id.
+        const auto [it, created] = shard.jobs.try_emplace(std::move(id), std::move(fresh));
+        if (created) return std::nullopt;
         Job& job = it->second;
         std::optional<std::string> previous = job.status;
         reopen_job(job, fresh.owner);
+        job.updated_ms = now;
+        return previous;
+    }
+    std::optional<std::string> open_job_from(const JobOpening& opening) override {
+        const std::int64_t now = now_ms();
+        const KeyView key = hash_of(opening.id);
+        JobShard& shard = job_shard(key);
+        HashedKey id{std::string(opening.id), key.hash};
+        std::lock_guard lock(shard.mutex);
+        // One lookup; a new job is built in its place in the table, not built and moved in.
+        const auto [it, created] = shard.jobs.try_emplace(std::move(id));
+        Job& job = it->second;
+        if (created) {
+            opening.fill(job);
+            job.created_ms = job.updated_ms = now;
+            return std::nullopt;
+        }
+        std::optional<std::string> previous = job.status;
+        reopen_job(job, std::string(opening.owner));
         job.updated_ms = now;
         return previous;
     }

@@ -25,6 +25,26 @@ void reopen_job(Job& job, const std::string& owner) {
     job.last_error.clear();
 }
 
+void JobOpening::fill(Job& job) const {
+    job.id = id;
+    job.root_id = root_id;
+    job.status = "processing";
+    job.source = source;
+    job.filename = filename;
+    job.owner = owner;
+    job.email_id = email_id;
+    job.attempts = 1;
+    job.pipeline_hash = pipeline_hash;
+}
+
+Job JobOpening::job() const {
+    Job job;
+    fill(job);
+    return job;
+}
+
+std::optional<std::string> Store::open_job_from(const JobOpening& opening) { return open_job(opening.job()); }
+
 std::optional<std::string> Store::open_job(Job fresh) {
     std::optional<std::string> previous;
     const bool existed = update_job(fresh.id, [&](Job& j) {

@@ -39,6 +39,15 @@ inline constexpr const char* kJobStatuses[] = {"received", "processing", "extrac
                                                "approved", "rejected",   "failed",    "skipped",   "partial"};
 bool is_job_status(std::string_view status);
 
+// Writes a job's outcomes and timeline (Job::set_delivery) as JSON array text on demand.
+// Immutable once made: copies of a job share it, and any thread may write it out.
+class DeliveryRecord {
+public:
+    virtual ~DeliveryRecord() = default;
+    virtual void append_outcomes(std::string& out) const = 0;  // appends `[...]`
+    virtual void append_trace(std::string& out) const = 0;     // appends `[...]`
+};
+
 struct Job {
     std::string id;         // document id
     std::string root_id;    // the source document it came from (the email)
@@ -60,15 +69,21 @@ struct Job {
     std::string duplicate_of;
     // How each descendant (attachment, claim) ended: [{doc_id, name, status, node, reason}],
     // status one of submitted|review|skipped|failed. The job's status is derived from these.
-    // Kept as JSON array text, like the timeline: written once per source document on the
-    // hot path, read as a tree only by the admin API and the review actions (outcomes()).
-    std::string outcomes_json = "[]";
-    nlohmann::json outcomes() const;  // outcomes_json parsed; an empty array if it is not one
+    // As JSON array text (outcomes_text()), parsed as a tree only by the admin API and the
+    // review actions (outcomes()).
+    nlohmann::json outcomes() const;  // outcomes_text() parsed; an empty array if it is not one
+    std::string outcomes_text() const;
+    void set_outcomes_text(std::string text);
     // The timeline of the latest delivery: one entry per node call on each descendant
-    // [{node, component, doc_id, start_ms, ms, attempt, outcome, detail}], in order, kept as
-    // JSON array text: it is written once per source document on the hot path and read only
-    // by the admin API, so it is never built as a tree there (to_json() parses it).
-    std::string trace_json = "[]";
+    // [{node, component, doc_id, start_ms, ms, attempt, outcome, detail}], in order, as JSON
+    // array text; read only by the admin API (to_json() parses it).
+    std::string trace_text() const;
+    void set_trace_text(std::string text);
+    // A delivery's outcomes and timeline as the runtime recorded them, written as text only
+    // when they are read (the accessors above) or stored as text (SQLite, Redis): a job ends
+    // for every source document on the hot path, and the memory store never needs the text.
+    // Replaces both texts; a set_*_text() afterwards writes the other one out first.
+    void set_delivery(std::shared_ptr<const DeliveryRecord> delivery);
     std::string owner;      // host:pid of the runtime that last took it (for reconciliation)
     std::int64_t created_ms = 0, updated_ms = 0;           // Unix epoch milliseconds
 
@@ -78,6 +93,22 @@ struct Job {
     // The same as to_json().dump(), without parsing the timeline: what the stores write.
     std::string to_json_text() const;
     static Job from_json(const nlohmann::json& j);
+
+private:
+    // The texts, unless `delivery_` holds them. Copies of a job share `delivery_` (immutable).
+    std::string outcomes_json_ = "[]";
+    std::string trace_json_ = "[]";
+    std::shared_ptr<const DeliveryRecord> delivery_;
+};
+
+// A new job as a source document is taken (Store::open_job_from): status processing, one
+// attempt. The views must stay valid for the call.
+struct JobOpening {
+    std::string_view id, root_id, source, filename, email_id, owner, pipeline_hash;
+
+    // Sets these on `job` (a default Job: the rest stays as it is).
+    void fill(Job& job) const;
+    Job job() const;
 };
 
 struct JobQuery {
@@ -144,6 +175,10 @@ public:
     // when it was created. Default: update_job, then put_job; backends may do it in one step.
     // `fresh` is taken by value: a backend that keeps it (memory) moves it in.
     virtual std::optional<std::string> open_job(Job fresh);
+    // open_job() from the parts the runtime has when it takes a source document (once per
+    // document): a backend that keeps jobs as structs (memory) builds the new job in place
+    // instead of moving a whole Job in. Default: open_job(opening.job()).
+    virtual std::optional<std::string> open_job_from(const JobOpening& opening);
     virtual JobPage list_jobs(const JobQuery& query) = 0;
     // Number of jobs per status (all time).
     virtual std::map<std::string, std::size_t> count_jobs_by_status() = 0;
