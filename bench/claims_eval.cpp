@@ -24,6 +24,13 @@
 // right. --features OUT.jsonl writes one row per receipt and field (total_amount,
 // service_date, provider_name) for scripts/fit-claims-confidence.py:
 //   {"id", "field", "features": {...}, "right", "labelled", "confidence", "extractor_confidence", "cap"?}
+//
+// The total's candidate chooser (plugins/claims/candidate_chooser.hpp): with --ocr-json the
+// total is chosen by the model file's fitted chooser (--chooser fitted, the default, as
+// transform.claims does) or by the hand-set score (--chooser hand), to compare the two.
+// --candidates OUT.jsonl writes, per receipt, every total candidate with its features and
+// whether it is the labelled total, for scripts/fit-claims-chooser.py:
+//   {"id", "labelled", "chosen_right", "candidates": [{"cents", "line", "hand_score", "features", "right"}]}
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -221,7 +228,8 @@ std::map<std::string, double> parse_floors(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    fs::path truth_dir, results_file, features_file;
+    fs::path truth_dir, results_file, features_file, candidates_file;
+    std::string chooser_name = "fitted";  // fitted: the model file's chooser; hand: the hand-set score
     std::vector<fs::path> ocr_dirs;  // the first is the primary reading; later ones are rereads
     double reread_below = 1.01;       // reread when the total or date confidence is below this
     std::string floors_text;
@@ -242,11 +250,13 @@ int main(int argc, char** argv) {
         else if (a == "--reread-below") reread_below = std::stod(next());
         else if (a == "--floor") floors_text = next();
         else if (a == "--features") features_file = next();
+        else if (a == "--candidates") candidates_file = next();
+        else if (a == "--chooser") chooser_name = next();
         else if (a == "-v" || a == "--verbose") verbose = std::max(verbose, 1);
         else if (a == "-vv") verbose = 2;
         else if (a == "--show") show_ids.insert(next());
         else {
-            std::cerr << "usage: bench_claims_eval --truth DIR (--results FILE.jsonl | --ocr-json DIR [--ocr-json DIR2 ... --reread-below 0.9]) [--floor total=0.9,date=0.9] [--features OUT.jsonl] [-v|-vv]\n";
+            std::cerr << "usage: bench_claims_eval --truth DIR (--results FILE.jsonl | --ocr-json DIR [--ocr-json DIR2 ... --reread-below 0.9]) [--floor total=0.9,date=0.9] [--features OUT.jsonl] [--candidates OUT.jsonl] [--chooser fitted|hand] [-v|-vv]\n";
             return 2;
         }
     }
@@ -270,7 +280,12 @@ int main(int argc, char** argv) {
             results[fs::path(j.value("file", "")).stem().string()] = j;
         }
     } else {
-        ClaimExtractor extractor(Rules::builtin());
+        if (chooser_name != "fitted" && chooser_name != "hand") {
+            std::cerr << "--chooser must be fitted or hand, not " << chooser_name << "\n";
+            return 2;
+        }
+        ClaimExtractor extractor(Rules::builtin(), chooser_name == "fitted" ? ConfidenceModel::builtin().chooser("total_amount") : nullptr);
+        extractor.keep_candidates(!candidates_file.empty());
         // Later OCR folders: the same receipts read another way, found by file name.
         std::vector<std::map<std::string, fs::path>> rereads(ocr_dirs.size());
         for (std::size_t k = 1; k < ocr_dirs.size(); ++k)
@@ -323,6 +338,18 @@ int main(int argc, char** argv) {
         }
     }
     std::size_t feature_rows = 0;
+    std::ofstream candidates_out;
+    if (!candidates_file.empty()) {
+        if (ocr_dirs.empty()) {
+            std::cerr << "--candidates needs --ocr-json (the candidates come from extracting here)\n";
+            return 2;
+        }
+        candidates_out.open(candidates_file);
+        if (!candidates_out) {
+            std::cerr << "cannot write " << candidates_file << "\n";
+            return 2;
+        }
+    }
     for (const auto& e : fs::directory_iterator(truth_dir)) {
         if (e.path().extension() != ".json") continue;
         const std::string id = e.path().stem().string();
@@ -332,6 +359,16 @@ int main(int argc, char** argv) {
             continue;
         }
         rows.push_back(score(id, it->second, json::parse(read(e.path()))));
+        if (candidates_out.is_open()) {
+            // Every total candidate of the chosen reading with its features and whether it is
+            // the labelled total (scripts/fit-claims-chooser.py fits on these).
+            const Row& r = rows.back();
+            const json fields = it->second.value("fields", json::object());
+            json cands = json::array();
+            if (fields.contains("total_amount")) cands = fields["total_amount"].value("provenance", json::object()).value("candidates", json::array());
+            for (auto& c : cands) c["right"] = r.has_total && format_cents(c["cents"].get<std::int64_t>()) == r.want_total;
+            candidates_out << json{{"id", id}, {"labelled", r.has_total}, {"chosen_right", r.total}, {"candidates", cands}}.dump() << "\n";
+        }
         if (features_out.is_open()) {
             // One row per modelled field the extraction gave a value for, with its features
             // (provenance.features, as transform.claims computed them) and whether it is right.

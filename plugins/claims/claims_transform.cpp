@@ -41,7 +41,6 @@ ClaimsTransform::ClaimsTransform(const Config& config, Context& context) : ctx_(
         rules_ = std::make_shared<Rules>(Rules::load_file(path));  // RulesError names file:line:column
         ctx_.log().log(LogLevel::Info, fmt::format("claim rules from {}", path));
     }
-    extractor_ = std::make_unique<ClaimExtractor>(*rules_);
     const std::string model = config.get_string("confidence_model");
     if (model.empty()) {
         model_ = std::make_shared<ConfidenceModel>(ConfidenceModel::builtin());
@@ -49,6 +48,8 @@ ClaimsTransform::ClaimsTransform(const Config& config, Context& context) : ctx_(
         model_ = std::make_shared<ConfidenceModel>(ConfidenceModel::load_file(model));  // names file, field, feature
         ctx_.log().log(LogLevel::Info, fmt::format("claim confidence model from {}", model));
     }
+    // The model file's fitted total chooser (owned by model_, which outlives extractor_).
+    extractor_ = std::make_unique<ClaimExtractor>(*rules_, model_->chooser("total_amount"));
 }
 
 std::vector<TextLine> ClaimsTransform::receipt_lines(const Document& doc) {

@@ -149,8 +149,22 @@ ConfidenceModel ConfidenceModel::parse(const std::string& text, const std::strin
     for (const auto& name : modelled_fields())
         if (!m.fields_.count(name)) throw ConfidenceModelError(fmt::format("{}: field '{}' is missing (a model needs {})", origin, name,
                                                                            join(modelled_fields())));
+    // Optional: the fitted candidate choosers (candidate_chooser.hpp). Only the total has one.
+    if (j.contains("choosers")) {
+        if (!j["choosers"].is_object()) throw ConfidenceModelError(fmt::format("{}: 'choosers' must be an object (field -> chooser)", origin));
+        for (const auto& [name, spec] : j["choosers"].items()) {
+            if (name != "total_amount")
+                throw ConfidenceModelError(fmt::format("{}: chooser '{}': only total_amount has a fitted candidate chooser", origin, name));
+            m.choosers_[name] = CandidateChooser::parse(spec, total_candidate_features(), fmt::format("{}: chooser '{}'", origin, name));
+        }
+    }
     m.metadata_ = j.value("metadata", nlohmann::json::object());
     return m;
+}
+
+const CandidateChooser* ConfidenceModel::chooser(const std::string& field) const {
+    const auto it = choosers_.find(field);
+    return it == choosers_.end() ? nullptr : &it->second;
 }
 
 ConfidenceModel ConfidenceModel::load_file(const std::string& path) {

@@ -62,6 +62,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "candidate_chooser.hpp"
 #include "extractor.hpp"
 
 namespace docpipe::claims {
@@ -120,11 +121,15 @@ public:
     std::optional<double> probability_of(const std::string& name, const FieldValue& value) const;
 
     const FieldConfidenceModel* field(const std::string& name) const;
+    // The fitted chooser of a field's candidates ("choosers" in the file); null when the file
+    // has none for it (the extractor then chooses by its hand-set score).
+    const CandidateChooser* chooser(const std::string& field) const;
     const nlohmann::json& metadata() const { return metadata_; }
     const std::string& origin() const { return origin_; }
 
 private:
     std::map<std::string, FieldConfidenceModel> fields_;
+    std::map<std::string, CandidateChooser> choosers_;
     nlohmann::json metadata_ = nlohmann::json::object();
     std::string origin_;
 };

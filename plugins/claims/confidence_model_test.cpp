@@ -149,6 +149,39 @@ TEST(ConfidenceModel, MalformedFilesNameTheFileTheFieldAndTheFeature) {
     EXPECT_THROW(ConfidenceModel::load_file("/nonexistent/model.json"), ConfidenceModelError);
 }
 
+TEST(ConfidenceModel, ABadTotalChooserNamesTheFileTheChooserAndTheFeature) {
+    auto with = [](json chooser, const std::string& field = "total_amount") {
+        json m = model_json();
+        m["choosers"][field] = std::move(chooser);
+        return error_of(m);
+    };
+    const json good = {{"features", {"label_weight", "position"}}, {"weights", {2.0, 0.5}}, {"intercept", -1.0}};
+    EXPECT_EQ(with(good), "");
+    EXPECT_NE(ConfidenceModel::parse([&] { json m = model_json(); m["choosers"]["total_amount"] = good; return m.dump(); }(), "m.json")
+                  .chooser("total_amount"),
+              nullptr);
+    // A model file without choosers leaves the choice to the hand-set score.
+    EXPECT_EQ(ConfidenceModel::parse(model_json().dump(), "m.json").chooser("total_amount"), nullptr);
+    std::string e = with({{"features", {"label_weight", "shoe_size"}}, {"weights", {1.0, 1.0}}, {"intercept", 0.0}});
+    EXPECT_HAS(e, "my-model.json: chooser 'total_amount'");
+    EXPECT_HAS(e, "feature 'shoe_size' is not one the code computes for a candidate");
+    e = with({{"features", {"label_weight", "position"}}, {"weights", {1.0}}, {"intercept", 0.0}});
+    EXPECT_HAS(e, "chooser 'total_amount'");
+    EXPECT_HAS(e, "1 weights for 2 features");
+    e = with({{"features", {"label_weight"}}, {"weights", {"heavy"}}, {"intercept", 0.0}});
+    EXPECT_HAS(e, "the weight of feature 'label_weight' must be a finite number");
+    e = with({{"features", {"label_weight"}}, {"weights", {1.0}}});
+    EXPECT_HAS(e, "'intercept' is missing");
+    e = with({{"features", {"position", "position"}}, {"weights", {1.0, 1.0}}, {"intercept", 0.0}});
+    EXPECT_HAS(e, "listed twice");
+    e = with(good, "service_date");
+    EXPECT_HAS(e, "chooser 'service_date': only total_amount has a fitted candidate chooser");
+    // The shipped model carries the fitted total chooser, over features the code computes.
+    const CandidateChooser* shipped = ConfidenceModel::builtin().chooser("total_amount");
+    ASSERT_NE(shipped, nullptr);
+    EXPECT_FALSE(shipped->features().empty());
+}
+
 std::vector<TextLine> receipt(const std::vector<std::string>& texts, double ocr = 93) {
     std::vector<TextLine> lines;
     int i = 0;

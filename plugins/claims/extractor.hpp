@@ -69,9 +69,19 @@ struct EmailContext {
     int day = 0;
 };
 
+class CandidateChooser;
+
 class ClaimExtractor {
 public:
-    explicit ClaimExtractor(const Rules& rules) : rules_(rules) {}
+    // `total_chooser`, when given, picks the total among its candidates (candidate_chooser.hpp;
+    // the weights fitted on labelled receipts); without it the hand-set score does. It must
+    // outlive the extractor, as the Rules must.
+    explicit ClaimExtractor(const Rules& rules, const CandidateChooser* total_chooser = nullptr)
+        : rules_(rules), total_chooser_(total_chooser) {}
+
+    // Keep every total candidate with its features in the total's provenance.candidates (for
+    // fitting the chooser; off in the pipeline, where nobody reads them).
+    void keep_candidates(bool keep) { keep_candidates_ = keep; }
 
     FieldMap from_receipt(const std::vector<TextLine>& lines, std::vector<std::string>& warnings) const;
     FieldMap from_email(const std::vector<TextLine>& lines, const EmailContext& context, std::vector<std::string>& warnings) const;
@@ -100,6 +110,8 @@ public:
 
 private:
     const Rules& rules_;
+    const CandidateChooser* total_chooser_ = nullptr;
+    bool keep_candidates_ = false;
 };
 
 

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "candidate_chooser.hpp"
+#include "confidence_model.hpp"
 #include "receipt_reading.hpp"
 #include "rules.hpp"
 
@@ -165,4 +167,68 @@ TEST(AmountsReader, TheTotalThatTheItemsAndTheChangeConfirm) {
     EXPECT_EQ(fields.at("total_amount").provenance["features"]["arith_confirmed"], 1.0);
     ASSERT_TRUE(fields.count("itemized_charges"));
     EXPECT_EQ(fields.at("itemized_charges").value.size(), 2u);
+}
+
+TEST(AmountsReader, TheFittedChooserDecidesBetweenTwoLabelledTotalsAndEveryCandidateIsKept) {
+    // Two total lines alike but for their place: whichever way the chooser's position weight
+    // points, that candidate wins, so the choice is the chooser's and not the hand-set score's.
+    Receipt r({"KEDAI ABC", "TOTAL 50.00", "Thank you", "TOTAL 25.00"});
+    auto chooser = [](double position_weight) {
+        return CandidateChooser::parse({{"features", {"label_weight", "position"}}, {"weights", {1.0, position_weight}}, {"intercept", 0.0}},
+                                       total_candidate_features(), "test chooser");
+    };
+    const CandidateChooser earlier = chooser(-5.0), later = chooser(5.0);
+    auto total = [&](const CandidateChooser* c, bool keep = false) {
+        FieldMap fields;
+        std::vector<std::string> warnings;
+        read_amounts(r.lines, r.words, Rules::builtin(), fields, warnings, TotalChoice{c, keep});
+        return fields.at("total_amount");
+    };
+    EXPECT_DOUBLE_EQ(total(&earlier).value.get<double>(), 50.00);
+    EXPECT_DOUBLE_EQ(total(&later).value.get<double>(), 25.00);
+    EXPECT_FALSE(total(&later).provenance.contains("candidates"));  // only when asked
+
+    const auto kept = total(&later, true).provenance["candidates"];
+    ASSERT_EQ(kept.size(), 2u);
+    for (const auto& c : kept) {
+        EXPECT_TRUE(c.contains("hand_score"));
+        for (const auto& name : total_candidate_features()) EXPECT_TRUE(c["features"].contains(name)) << name;
+    }
+    EXPECT_EQ(kept[0]["cents"], 5000);
+    EXPECT_EQ(kept[0]["features"]["largest"], 1.0);
+    EXPECT_EQ(kept[1]["features"]["largest"], 0.0);
+    EXPECT_LT(kept[0]["features"]["position"].get<double>(), kept[1]["features"]["position"].get<double>());
+}
+
+TEST(AmountsReader, TheCashAndChangeEvidenceIsAFeatureOfTheCandidateItConfirms) {
+    Receipt r({"TOTAL 31.80", "CASH 50.00", "CHANGE 18.20"});
+    FieldMap fields;
+    std::vector<std::string> warnings;
+    read_amounts(r.lines, r.words, Rules::builtin(), fields, warnings, TotalChoice{ConfidenceModel::builtin().chooser("total_amount"), true});
+    ASSERT_TRUE(fields.count("total_amount"));
+    EXPECT_DOUBLE_EQ(fields.at("total_amount").value.get<double>(), 31.80);
+    const auto& c = fields.at("total_amount").provenance["candidates"].at(0);
+    EXPECT_EQ(c["features"]["cash_change"], 1.0);
+    EXPECT_EQ(c["features"]["confirmed"], 1.0);
+    EXPECT_GT(c["features"]["label_weight"].get<double>(), 0.5);  // the rules file's weight of TOTAL
+}
+
+TEST(AmountsReader, WithoutATotalLineTheSubtotalPlusTaxAndRoundingIsProposedForReview) {
+    Receipt r({"KEDAI ABC", "Bread 40.00", "Milk 7.80", "SUBTOTAL 47.80", "SST 10% 4.78", "ROUNDING -0.03", "THANK YOU"});
+    FieldMap fields;
+    std::vector<std::string> warnings;
+    read_amounts(r.lines, r.words, Rules::builtin(), fields, warnings);
+    ASSERT_TRUE(fields.count("total_amount"));
+    const auto& total = fields.at("total_amount");
+    EXPECT_DOUBLE_EQ(total.value.get<double>(), 52.55);
+    EXPECT_EQ(total.provenance["reason"], "no total label; the subtotal + tax + rounding");
+    EXPECT_EQ(total.provenance["confidence_cap"], 0.7);
+    EXPECT_LE(total.confidence, 0.7);
+    ASSERT_FALSE(warnings.empty());
+    EXPECT_NE(warnings.back().find("no total label read"), std::string::npos) << warnings.back();
+    // A labelled total, when there is one, is what counts.
+    Receipt labelled({"SUBTOTAL 47.80", "SST 10% 4.78", "TOTAL 52.60"});
+    FieldMap with_total;
+    read_amounts(labelled.lines, labelled.words, Rules::builtin(), with_total, warnings);
+    EXPECT_DOUBLE_EQ(with_total.at("total_amount").value.get<double>(), 52.60);
 }

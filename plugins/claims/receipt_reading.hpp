@@ -66,8 +66,15 @@ void read_service_date(const std::vector<TextLine>& lines, const std::vector<std
                        FieldMap& fields, std::vector<std::string>& warnings);                    // date_field.cpp
 void read_provider(const std::vector<TextLine>& lines, const std::vector<std::vector<reading::Word>>& words, const Rules& rules,
                    FieldMap& fields);                                                              // provider_field.cpp
+// How the total is chosen among its candidates: by the fitted chooser when there is one (else
+// the hand-set score); keep_candidates puts every candidate with its features in the total's
+// provenance.candidates (for fitting the chooser: bench_claims_eval --candidates).
+struct TotalChoice {
+    const CandidateChooser* chooser = nullptr;
+    bool keep_candidates = false;
+};
 void read_amounts(const std::vector<TextLine>& lines, const std::vector<std::vector<reading::Word>>& words, const Rules& rules,
-                  FieldMap& fields, std::vector<std::string>& warnings);                       // total_field.cpp
+                  FieldMap& fields, std::vector<std::string>& warnings, const TotalChoice& choice = {});  // total_field.cpp
 // Labelled ids and names (receipt and email alike), and keeping the more confident of two.
 void labelled_fields(const std::vector<TextLine>& lines, const std::vector<std::vector<reading::Word>>& words, const Rules& rules,
                      FieldMap& fields);                                                          // ids_field.cpp

@@ -13,6 +13,7 @@
 #include <fmt/core.h>
 
 #include "arithmetic.hpp"
+#include "candidate_chooser.hpp"
 #include "receipt_reading.hpp"
 #include "text.hpp"
 
@@ -115,7 +116,7 @@ nlohmann::json itemized(const std::vector<TextLine>& lines, const std::vector<Cl
 }  // namespace
 
 void read_amounts(const std::vector<TextLine>& lines, const std::vector<std::vector<Word>>& words, const Rules& rules, FieldMap& fields,
-                  std::vector<std::string>& warnings) {
+                  std::vector<std::string>& warnings, const TotalChoice& choice) {
     std::vector<Classified> cls;
     cls.reserve(lines.size());
     for (std::size_t i = 0; i < lines.size(); ++i) cls.push_back(classify(lines[i], words[i], rules));
@@ -555,6 +556,14 @@ void read_amounts(const std::vector<TextLine>& lines, const std::vector<std::vec
         int line;
         std::string why;
     };
+    // The largest amount with decimals outside cash/change lines (a candidate feature).
+    std::int64_t largest_amount = 0;
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        if (cls[i].kind == LineKind::Cash || cls[i].kind == LineKind::Change) continue;
+        for (const auto& a : cls[i].amounts)
+            if (a.decimals) largest_amount = std::max(largest_amount, a.cents);
+    }
+    nlohmann::json kept_candidates = nlohmann::json::array();  // choice.keep_candidates
     std::vector<Scored> scored;
     auto alternatives = [&](std::int64_t chosen) {
         std::sort(scored.begin(), scored.end(), [](const Scored& a, const Scored& b) { return a.score > b.score; });
@@ -564,7 +573,8 @@ void read_amounts(const std::vector<TextLine>& lines, const std::vector<std::vec
                 out.push_back({{"value", s.cents / 100.0}, {"score", std::round(s.score * 1000) / 1000}, {"line", s.line}, {"reason", s.why}});
         return out;
     };
-    double best_score = -1;
+    double best_score = -1;   // the hand-set score of the chosen candidate
+    double best_choice = -1e300;  // the chooser's score of it (the hand-set score without a chooser)
     const Candidate* best = nullptr;
     bool best_confirmed = false;  // for the confidence model's features
     std::string best_why;
@@ -686,7 +696,51 @@ void read_amounts(const std::vector<TextLine>& lines, const std::vector<std::vec
         // A repaired amount is not what is printed: however well it adds up, a person confirms it.
         if (!cand.misread_from.empty()) score = std::min(score, 0.85);
         scored.push_back({cand.amount.cents, score, lines[cand.line].index, why});
-        if (score > best_score) {
+        // The same evidence as named numbers, for the fitted chooser (candidate_chooser.hpp).
+        bool paid_change = !change.empty() && contains(paid, v), paid_only = change.empty() && contains(paid, v);
+        double other_equations = 0;
+        for (const auto& e : eqs) {
+            const bool counted = (e.kind == "cash-change" && paid_change) || (e.kind == "paid" && paid_only) ||
+                                 (e.kind == "items" && items.size() >= 2 && items_sum == v) || (e.kind == "subtotal" && sums) ||
+                                 (e.kind == "tax-summary" && (summary || (class_sum && *class_sum == v))) ||
+                                 (e.kind == "tax-included" && tax_included_fits(v));
+            if (!counted) other_equations += e.weight;
+        }
+        const auto& row = cls[cand.line].amounts;
+        const CandidateFeatures fx = {
+            {"label_weight", cand.weight},
+            {"cash_change", paid_change ? 1.0 : 0.0},
+            {"paid", paid_only ? 1.0 : 0.0},
+            {"subtotal_sum", sums ? 1.0 : 0.0},
+            {"repeats", static_cast<double>(std::min(repeats, 2))},
+            {"items_sum", items.size() >= 2 && items_sum == v ? 1.0 : 0.0},
+            {"other_equations", std::min(other_equations, 0.2)},
+            {"confirmed", confirmed ? 1.0 : 0.0},
+            {"other_confirmed", !confirmed && any_strong ? 1.0 : 0.0},
+            {"checks_disagree", !confirmed && !checks.empty() ? 1.0 : 0.0},
+            {"rounded", cand.rounded_from ? 1.0 : 0.0},
+            {"rounding_line", cand.rounded_from && rounding_line ? 1.0 : 0.0},
+            {"repaired", cand.amount.repaired && cand.misread_from.empty() ? 1.0 : 0.0},
+            {"misread", cand.misread_from.empty() ? 0.0 : 1.0},
+            {"comma_decimal", cand.amount.comma_decimal ? 1.0 : 0.0},
+            {"summary", summary ? 1.0 : 0.0},
+            {"table_row", row.size() >= 2 && row.back().cents == v && cand.amount.decimals && row[row.size() - 2].decimals &&
+                                  row[row.size() - 2].cents > v
+                              ? 1.0
+                              : 0.0},
+            {"position", static_cast<double>(cand.line + 1) / static_cast<double>(lines.size())},
+            {"ocr_factor", factor},
+            {"largest", v >= largest_amount ? 1.0 : 0.0},
+            {"decimals", cand.amount.decimals ? 1.0 : 0.0},
+        };
+        const double chosen_by = choice.chooser ? choice.chooser->score(fx) : score;
+        if (choice.keep_candidates) {
+            nlohmann::json named = nlohmann::json::object();
+            for (const auto& [name, x] : fx) named[std::string(name)] = x;
+            kept_candidates.push_back({{"cents", v}, {"line", lines[cand.line].index}, {"hand_score", score}, {"features", named}});
+        }
+        if (chosen_by > best_choice) {
+            best_choice = chosen_by;
             best_score = score;
             best = &cand;
             best_confirmed = confirmed;
@@ -774,6 +828,36 @@ void read_amounts(const std::vector<TextLine>& lines, const std::vector<std::vec
                 warnings.push_back("total_amount: no total label read; used cash minus change");
                 break;
             }
+    } else {
+        // No total label and nothing paid read, but a subtotal: the amount due is the subtotal
+        // plus the tax added to it and any rounding (receipts that print no TOTAL line, or
+        // whose TOTAL line the OCR lost). Weak evidence: it goes to review.
+        for (std::size_t i = lines.size(); i-- > 0;) {
+            if (cls[i].kind != LineKind::Subtotal) continue;
+            const auto a = labelled_amount(cls, i);
+            if (!a || a->first.cents <= 0) continue;
+            std::int64_t due = a->first.cents;
+            std::string how = "no total label; the subtotal";
+            for (std::size_t j = i + 1; j < lines.size(); ++j) {
+                if (cls[j].kind != LineKind::Tax && cls[j].kind != LineKind::Rounding) continue;
+                const auto extra = labelled_amount(cls, j);
+                if (!extra || included_tax_lines.count(j)) continue;
+                const bool included = cls[j].kind == LineKind::Tax &&
+                                      std::any_of(words[j].begin(), words[j].end(), [](const Word& w) { return w.norm.rfind("INCL", 0) == 0; });
+                if (included || extra->first.cents == 0) continue;
+                // A tax or rounding is a small part of the bill; a larger amount is something else.
+                if (std::llabs(extra->first.cents) * 4 > a->first.cents) continue;
+                due += extra->first.cents;
+                how += cls[j].kind == LineKind::Tax ? " + tax" : " + rounding";
+            }
+            FieldValue f = make_field(due / 100.0, 0.45 * ocr_factor(lines[i]), lines[i]);
+            f.provenance["features"] = total_features(due, i, a->first.begin, a->first.end, 0.0, false, 0, false, true);
+            f.provenance["reason"] = how;
+            f.provenance["confidence_cap"] = 0.7;  // never routed past a person, whatever the model says
+            fields["total_amount"] = f;
+            warnings.push_back(fmt::format("total_amount: no total label read; used {} on line {}", how.substr(how.find(';') + 2), lines[i].index));
+            break;
+        }
     }
     if (auto t = fields.find("total_amount"); t != fields.end() && t->second.value.get<double>() <= 0) fields.erase(t);
     if (auto t = fields.find("total_amount"); t != fields.end()) {
@@ -790,6 +874,9 @@ void read_amounts(const std::vector<TextLine>& lines, const std::vector<std::vec
             break;
         }
     }
+
+    if (choice.keep_candidates)
+        if (auto t = fields.find("total_amount"); t != fields.end()) t->second.provenance["candidates"] = std::move(kept_candidates);
 
     if (tax_amount && tax_amount->first.cents > 0) {
         const std::string norm = normalize_label(lines[tax_amount->second].text);
