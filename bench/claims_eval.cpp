@@ -119,7 +119,7 @@ struct Row {
     // (the same when the result carries no provenance.extractor_confidence).
     double cal_total = 0, cal_date = 0, ext_total = 0, ext_date = 0;
     std::string route;
-    std::string got_total, want_total, got_date, want_date, got_company, want_company;
+    std::string got_total, want_total, got_date, want_date, got_company, want_company, got_address, want_address;
 };
 
 std::string value_string(const json& fields, const char* name) {
@@ -202,6 +202,8 @@ Row score(const std::string& id, const json& result, const json& truth) {
     r.has_address = !norm(truth.value("address", "")).empty();
     r.got_company = norm(value_string(fields, "provider_name"));
     r.company = r.got_company == r.want_company;
+    r.got_address = value_string(fields, "provider_address");
+    r.want_address = truth.value("address", "");
     r.address_exact = norm(value_string(fields, "provider_address")) == norm(truth.value("address", ""));
     r.address = r.has_address &&
                 similarity(norm_words(value_string(fields, "provider_address")), norm_words(truth.value("address", ""))) >= kAddressSimilarity;
@@ -254,6 +256,7 @@ int main(int argc, char** argv) {
         else if (a == "--chooser") chooser_name = next();
         else if (a == "-v" || a == "--verbose") verbose = std::max(verbose, 1);
         else if (a == "-vv") verbose = 2;
+        else if (a == "-vvv") verbose = 3;  // and every address that is not right
         else if (a == "--show") show_ids.insert(next());
         else {
             std::cerr << "usage: bench_claims_eval --truth DIR (--results FILE.jsonl | --ocr-json DIR [--ocr-json DIR2 ... --reread-below 0.9]) [--floor total=0.9,date=0.9] [--features OUT.jsonl] [--candidates OUT.jsonl] [--chooser fitted|hand] [-v|-vv]\n";
@@ -409,6 +412,8 @@ int main(int argc, char** argv) {
                 std::printf("%s score %.2f total %s%s (want %s, confidence %.2f) date %s%s (want %s) company %s'%s' (want '%s')\n", id.c_str(), r.receipt_score, r.total ? "ok " : "BAD ",
                             r.got_total.c_str(), r.want_total.c_str(), r.total_confidence, r.date ? "ok " : "BAD ", r.got_date.c_str(), r.want_date.c_str(),
                             r.company ? "ok " : "BAD ", r.got_company.c_str(), r.want_company.c_str());
+            if (verbose > 2 && r.has_address && !r.address)
+                std::printf("%s address BAD '%s' (want '%s')\n", id.c_str(), r.got_address.c_str(), r.want_address.c_str());
         }
     }
     std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.id < b.id; });

@@ -4,6 +4,8 @@
 // from the rules' vocabulary, and the address is the lines that follow until a phone, tax
 // id, date or heading line.
 #include <algorithm>
+#include <optional>
+#include <regex>
 
 #include "receipt_reading.hpp"
 #include "text.hpp"
@@ -82,6 +84,51 @@ bool is_phone_line(const std::string& text) {
         else if (std::isalpha(ch)) ++letters;
     }
     return digits >= 8 && letters <= 4 && digits >= 2 * letters;
+}
+
+// Where a phone number ("Pel: 03- 55423228", "Tel No.: 07-387 3322") or a website
+// ("waw.moonlightcake.com") starts inside an address line: the address ends there. The label
+// before a phone number goes with it, however the OCR spelled it.
+std::optional<std::size_t> address_end_in_line(const std::string& line) {
+    static const std::regex phone(R"((?:\+?6)?0\d{1,2}\s?[-.]\s?\d{3,4}\s?\d{3,5})");
+    static const std::regex web(R"((?:\bw[wa]w\b|\bhttps?\b|\.com\b|\.my\b))", std::regex::icase);
+    std::optional<std::size_t> end;
+    if (std::smatch m; std::regex_search(line, m, phone)) end = static_cast<std::size_t>(m.position(0));
+    if (std::smatch m; std::regex_search(line, m, web)) {
+        // From the start of the word the website is in.
+        std::size_t at = static_cast<std::size_t>(m.position(0));
+        while (at > 0 && !std::isspace(static_cast<unsigned char>(line[at - 1]))) --at;
+        end = std::min(end.value_or(at), at);
+    }
+    if (!end) return std::nullopt;
+    // Drop the label words left before the cut ("Tel No.:", "Pel:", "Kax:") and stray marks.
+    std::string head = line.substr(0, *end);
+    while (true) {
+        while (!head.empty() && std::isspace(static_cast<unsigned char>(head.back()))) head.pop_back();
+        const std::size_t b = head.find_last_of(" \t");
+        const std::string word = head.substr(b == std::string::npos ? 0 : b + 1);
+        const std::string bare = upper_ascii(word.substr(0, word.find_first_of(".:;")));
+        const bool stray = std::none_of(word.begin(), word.end(), [](unsigned char c) { return std::isalnum(c); });  // ". ", "-"
+        const bool label = !word.empty() && (stray || word.back() == ':' || word.back() == ';' || bare == "TEL" || bare == "FAX" || bare == "NO" ||
+                                             bare == "PHONE" || bare == "HP" || bare == "T" || bare == "F");
+        if (!label) break;
+        head.erase(b == std::string::npos ? 0 : b);
+    }
+    return head.size();
+}
+
+// "Site: 2076", "Table : Counter": a short label and one value is a receipt detail, not a
+// line of the street address.
+bool label_value_line(const std::string& line) {
+    static const std::regex re(R"(^\s*[A-Za-z][A-Za-z .#]{0,15}\s*[:;]\s*\S+\s*$)");
+    return std::regex_match(line, re);
+}
+
+// A five-digit Malaysian postcode before its town ("47400 Petaling Jaya", also glued:
+// "Jalan SS21/39,47400 Petaling"); a lot number ("LOT P.T. 33198, BATU 4") is not one.
+bool has_postcode(const std::string& line) {
+    static const std::regex re(R"((?:^|[^\d/])[0-9]{5}\s+[A-Za-z]{3})");
+    return std::regex_search(line, re);
 }
 
 std::string clean_company(std::string s) {
@@ -301,22 +348,55 @@ void read_provider(const std::vector<TextLine>& lines, const std::vector<std::ve
             // Address: the lines that follow, until a phone/GST/heading line.
             std::string address;
             std::size_t used = 0, skipped = 0;
+            bool postcode_read = false;
+            // A street-address line: an address word ("JALAN", "LOT", "NO") or a leading
+            // number ("4-20, Jalan Ria", "27, JALAN DEDAP").
+            auto street_line = [&](std::size_t j) {
+                const std::string t = clean_address_line(lines[j].text);
+                return best_hit(words[j], rules.address_words).has_value() || (!t.empty() && std::isdigit(static_cast<unsigned char>(t[0])));
+            };
+            // A branch, outlet or licensee line before the street address ("MYDIN MART SRI
+            // MUDA", "Licensee of McDonald's", "(TONYMOLY SHOP (95874))", "Dimiliki: banh mi
+            // cafe sdn bhd 1110644-H"), when the next line is the street address.
+            auto branch_line = [&](std::size_t j) {
+                if (rules.address_words.empty() || j + 1 >= lines.size() || !street_line(j + 1) || street_line(j)) return false;
+                const std::string t = clean_address_line(lines[j].text);
+                const auto digits = std::count_if(t.begin(), t.end(), [](unsigned char c) { return std::isdigit(c); });
+                const bool bracketed = !t.empty() && t.front() == '(' && t.back() == ')';
+                const bool company = match_phrase(words[j], "SDN BHD") || match_phrase(words[j], "BHD") || match_phrase(words[j], "BERHAD");
+                return digits <= 1 || bracketed || company;
+            };
             for (std::size_t j = i + 1; j < lines.size() && used < 5; ++j) {
                 // Registration lines between the name and the address ("Co-REG:860671-D",
                 // "(GST ID No : 000144596992)") are stepped over; after the address has
                 // begun, they end it, as phone lines and headings do.
                 const bool registration = is_registration_line(lines[j].text) || best_hit(words[j], rules.registration_labels);
-                if (address.empty() && registration && skipped < 3) {
+                if (address.empty() && (registration || label_value_line(lines[j].text) || branch_line(j)) && skipped < 3) {
                     ++skipped;
                     continue;
                 }
-                if (best_hit(words[j], rules.address_stops) || !find_dates(lines[j].text).empty() || is_phone_line(lines[j].text))
+                if (best_hit(words[j], rules.address_stops) || !find_dates(lines[j].text).empty() || is_phone_line(lines[j].text) ||
+                    label_value_line(lines[j].text))
                     break;
                 if (words[j].empty()) continue;
                 std::string part = clean_address_line(lines[j].text);
-                if (part.empty()) continue;
-                address += (address.empty() ? "" : " ") + part;
-                ++used;
+                // A phone number or website inside the line: the address ends there.
+                const auto cut = address_end_in_line(part);
+                if (cut) part = clean_address_line(part.substr(0, *cut));
+                // After the postcode line: a state or the country ("SELANGOR DARUL EHSAN"), a
+                // street-address line (a branch's "1558-TMN PUSAT KEPONG"), or a town whose
+                // state follows ("CAMERON HIGHLANDS," / "PAHANG"); anything else ends it.
+                if (postcode_read && !rules.address_regions.empty()) {
+                    auto region = [&](std::size_t k) { return k < lines.size() && best_hit(words[k], rules.address_regions).has_value(); };
+                    const bool letters_only = std::none_of(part.begin(), part.end(), [](unsigned char c) { return std::isdigit(c); });
+                    if (!region(j) && !best_hit(words[j], rules.address_words) && !(letters_only && region(j + 1))) break;
+                }
+                if (!part.empty()) {
+                    address += (address.empty() ? "" : " ") + part;
+                    ++used;
+                    postcode_read = postcode_read || has_postcode(part);
+                }
+                if (cut) break;
             }
             if (!address.empty())
                 fields["provider_address"] = make_field(address, 0.6 * ocr_factor(lines[i]), lines[std::min(i + 1, lines.size() - 1)]);

@@ -43,6 +43,9 @@ struct Rules {
     // Business words a provider name is checked against: a word one OCR slip away from one
     // of them ("ENIERPRISE") is replaced by it.
     std::vector<std::string> provider_vocabulary;
+    // Street-address words (a line before the address without any is a branch name) and the
+    // states/country that may follow the postcode line (optional keys; empty: no such rule).
+    std::vector<std::string> address_words, address_regions;
     // Dates on lines with these labels are never the service date (card expiry, best before).
     std::vector<std::string> date_ignore_labels;
 
