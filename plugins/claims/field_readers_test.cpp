@@ -270,3 +270,26 @@ TEST(ProviderReader, AfterThePostcodeOnlyATownAndStateGoOnAndALotNumberIsNoPostc
     EXPECT_EQ(text_of(b, "provider_address"), "Lot 1626, Mukim Kampung Laut 16200 Palekbang, Kelantan");
     EXPECT_EQ(text_of(c, "provider_address"), "LOT P.T. 33198, BATU 4 JALAN KAPAR, MUKIM KAPAR 42100 KLANG, SELANGOR");
 }
+
+TEST(ProviderReader, TheLegalFormMisreadInItsOwnLettersAndWhatFollowsItAreMended) {
+    auto name_of = [](std::vector<std::string> text) {
+        Receipt r(text);
+        FieldMap fields;
+        read_provider(r.lines, r.words, Rules::builtin(), fields);
+        return text_of(fields, "provider_name");
+    };
+    EXPECT_EQ(name_of({"GARDENIA BAKERIES (KL) SDN BILD", "Lot 3, Jalan Pelabur"}), "GARDENIA BAKERIES (KL) SDN BHD");
+    EXPECT_EQ(name_of({"AIK HUAT HARDWARE ENTERPRISE SUM BHE", "Lot 3, Jalan Pelabur"}), "AIK HUAT HARDWARE ENTERPRISE SDN BHD");
+    EXPECT_EQ(name_of({"MOONLIGHT CAKE HOUSE SDN BHD 80Z7Z5-U : .", "No.1, Jalan Permas"}), "MOONLIGHT CAKE HOUSE SDN BHD");
+    EXPECT_EQ(name_of({"BEMED (SP) SDN. BHD. (P Y)", "No.1, Jalan Permas"}), "BEMED (SP) SDN. BHD.");
+    EXPECT_EQ(name_of({"MR. D.I.Y. (M) SDN", "Lot 3, Jalan Pelabur"}), "MR. D.I.Y. (M) SDN BHD");
+    // A word that only looks like the legal form stays: "SPA BAR" has no H or D after the B.
+    EXPECT_EQ(name_of({"HAPPY SPA BAR CAFE", "Lot 3, Jalan Pelabur"}), "HAPPY SPA BAR CAFE");
+}
+
+TEST(ProviderReader, WithoutACompanyMarkerAnAddressLineIsNotTheName) {
+    Receipt r({"SELANGOR DARUL EHSAN", "THREE STOOGES", "109, SS21/1A,"});
+    FieldMap fields;
+    read_provider(r.lines, r.words, Rules::builtin(), fields);
+    EXPECT_EQ(text_of(fields, "provider_name"), "THREE STOOGES");
+}

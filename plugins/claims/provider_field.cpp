@@ -32,7 +32,15 @@ std::string fix_legal_suffix(std::string out) {
         const Word& bhd = ws.back();
         // SDN keeps its three letters; BHD may lose its last one ("SON BH").
         const bool bhd_like = bhd.norm.size() == 3 ? within_one_edit(bhd.norm, "BHD") : bhd.norm == "BH";
-        if (sdn.norm.size() == 3 && within_one_edit(sdn.norm, "SDN") && bhd_like &&
+        // "SDN BILD", "SDN BLD", "STN BHE", "SUM BHE": an S-word of three letters and a short
+        // B-word with an H or a D in it are the legal form misread in its own letters.
+        const bool b_word = bhd.norm.size() >= 2 && bhd.norm.size() <= 4 && bhd.norm[0] == 'B' &&
+                            bhd.norm.find_first_of("HD", 1) != std::string::npos;
+        const bool s_word = sdn.norm.size() == 3 && sdn.norm[0] == 'S' && (within_one_edit(sdn.norm, "SDN") || sdn.norm[2] == 'N' || sdn.norm[2] == 'M');
+        if (s_word && b_word && !(sdn.norm == "SDN" && bhd.norm == "BHD")) {
+            const std::string tail = out.substr(bhd.end);
+            out = out.substr(0, sdn.begin) + "SDN" + out.substr(sdn.end, bhd.begin - sdn.end) + "BHD" + tail;
+        } else if (sdn.norm.size() == 3 && within_one_edit(sdn.norm, "SDN") && bhd_like &&
             (sdn.norm == "SDN" || bhd.norm == "BHD" || sdn.norm == "SON") && !(sdn.norm == "SDN" && bhd.norm == "BHD")) {
             const std::string tail = out.substr(bhd.end);
             out = out.substr(0, sdn.begin) + "SDN" + out.substr(sdn.end, bhd.begin - sdn.end) + "BHD" + tail;
@@ -161,7 +169,16 @@ std::string clean_company(std::string s) {
             const std::string tail = trim(s.substr(cut));
             const auto digits = std::count_if(tail.begin(), tail.end(), [](unsigned char c) { return std::isdigit(c); });
             const bool number_like = std::all_of(tail.begin(), tail.end(), [](unsigned char c) { return std::isalnum(c) || c == '-' || c == ' '; });
-            if (digits >= 4 && number_like && tail.size() <= 16) s.resize(cut);
+            // Its first word alone may be the number, with OCR letters for digits and noise or
+            // a branch code after it ("80Z7Z5-U : .", "273500-U (KSB)").
+            const std::string first = tail.substr(0, tail.find(' '));
+            const auto first_digits = std::count_if(first.begin(), first.end(), [](unsigned char c) { return std::isdigit(c); });
+            const bool registration_word = first_digits >= 3 && first.size() >= 5 && first.find('-') != std::string::npos &&
+                                           std::all_of(first.begin(), first.end(), [](unsigned char c) { return std::isalnum(c) || c == '-'; });
+            // "SDN. BHD. (P Y)": a bracket of stray single letters is a smudge.
+            const bool stray_bracket = tail.size() >= 3 && tail.front() == '(' && tail.back() == ')' && digits == 0 &&
+                                       std::all_of(words_of(tail).begin(), words_of(tail).end(), [](const Word& w) { return w.norm.size() == 1; });
+            if ((digits >= 4 && number_like && tail.size() <= 16) || registration_word || stray_bracket) s.resize(cut);
             break;
         }
     }
@@ -276,6 +293,8 @@ void read_provider(const std::vector<TextLine>& lines, const std::vector<std::ve
             const auto& w = words[i];
             if (w.size() < 1 || !is_letter_line(lines[i].text, 0.75) || lines[i].ocr_confidence < 60) continue;
             if (best_hit(w, rules.provider_headings) || best_hit(words_of(clean_company(lines[i].text)), rules.registration_labels)) continue;
+            // A line of the address ("SELANGOR DARUL EHSAN", "TEMASYA INDUSTRIAL PARK") is not the name.
+            if (best_hit(w, rules.address_regions) || best_hit(w, rules.address_words)) continue;
             chosen = i;
             conf = 0.6;
         }
@@ -328,6 +347,9 @@ void read_provider(const std::vector<TextLine>& lines, const std::vector<std::ve
                 ++i;
             }
         }
+        // "MR. D.I.Y. (M) SDN" with its BHD lost at the paper's edge: SDN is never alone.
+        if (const auto nw = words_of(name); nw.size() >= 2 && nw.back().norm == "SDN" && trim(name.substr(nw.back().end)).empty())
+            name = name.substr(0, nw.back().end) + " BHD";
         const std::string as_read = name;
         name = repair_vocabulary(name, rules.provider_vocabulary);
         const bool vocabulary = name != as_read;
