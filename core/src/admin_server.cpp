@@ -826,7 +826,7 @@ struct AdminServer::Impl {
                               {"source", s.source},
                               {"filename", s.filename},
                               {"owner", s.owner},
-                              {"pipeline_hash", s.pipeline_hash},
+                              {"pipeline_hash", s.pipeline_hash.str()},
                               {"confidence", s.confidence},
                               {"references", Job::or_empty(s.references)},
                               {"outcomes", s.outcomes()},

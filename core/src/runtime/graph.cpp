@@ -80,8 +80,10 @@ void GraphExecutor::wait_for_all() {
 // A source document is taken: stamps its job attributes and starts its job. False (the
 // tracker left InFlight) when the job record could not be written.
 bool GraphExecutor::take(RuntimeNode& node, Document& doc, const std::shared_ptr<Tracker>& tracker) {
-    doc.attributes[kJobIdAttribute] = tracker->doc_id;  // children inherit it (make_child copies attributes)
-    doc.attributes.try_emplace(kRootJobAttribute, tracker->doc_id);  // set upstream when it crossed a stream
+    // Keys built once: operator[] and try_emplace would build a string from each for every document.
+    static const std::string job_id_key = kJobIdAttribute, root_job_key = kRootJobAttribute;
+    doc.attributes[job_id_key] = tracker->doc_id;  // children inherit it (make_child copies attributes)
+    doc.attributes.try_emplace(root_job_key, tracker->doc_id);  // set upstream when it crossed a stream
     if (s_.redeliver) doc.attributes[kRedeliverAttribute] = "1";  // transform.dedup lets it through
     try {
         s_.jobs.start(*tracker, doc);
@@ -125,7 +127,7 @@ void GraphExecutor::inject(std::size_t index, const std::string& job_id, Documen
                            DescendantOutcome::Kind replaces) {
     auto tracker = re_entry(job_id, *doc, std::move(ack), replaces);
     tracker->outstanding.fetch_add(1);
-    put(index, Envelope{std::move(doc), tracker, 0, 1});
+    put(index, Envelope{std::move(doc), tracker, 0, nullptr, 1});
 }
 
 // ---- hops --------------------------------------------------------------------------------
@@ -140,22 +142,24 @@ void GraphExecutor::put(std::size_t index, Envelope env) {
 
 void GraphExecutor::queue_position(Tracker& tracker, std::size_t index, Envelope& env, steady::time_point since) {
     if (env.token == 0) {  // a document's first hop here: a new token has no position yet
-        env.token = new_position(tracker, index, env.attempt, since);
+        Position& p = new_position(tracker, index, env.attempt, since);
+        env.token = p.token;
+        env.position = &p;
         return;
     }
-    auto& ps = tracker.positions;
-    auto it = std::find_if(ps.begin(), ps.end(), [&](const Position& p) { return p.token == env.token; });
-    const Position here{env.token, index, HopState::Queued, since, false, env.attempt};
-    if (it == ps.end()) ps.push_back(here);
-    else *it = here;
+    Position* p = position_of(tracker, env);
+    if (!p) {
+        env.position = &tracker.positions.add(env.token, index, since, env.attempt);
+        return;
+    }
+    p->node = index;
+    p->attempt = env.attempt;
+    p->set(HopState::Queued, since);
+    env.position = p;
 }
 
-std::uint64_t GraphExecutor::new_position(Tracker& tracker, std::size_t index, int attempt, steady::time_point since) {
-    const std::uint64_t token = tracker.next_token++;
-    auto& ps = tracker.positions;
-    if (ps.capacity() == 0) ps.reserve(4);  // one growth instead of three for a typical fan-out
-    ps.push_back(Position{token, index, HopState::Queued, since, false, attempt});
-    return token;
+Position& GraphExecutor::new_position(Tracker& tracker, std::size_t index, int attempt, steady::time_point since) {
+    return tracker.positions.add(tracker.next_token++, index, since, attempt);
 }
 
 void GraphExecutor::enqueue(std::size_t index, const Envelope& env) {
@@ -167,24 +171,29 @@ void GraphExecutor::forward(RuntimeNode& from, std::string_view port, DocumentPt
     const auto& targets = from.successors.find(port)->second;  // resolve() guarantees every port is connected
     tracker->outstanding.fetch_add(static_cast<std::int64_t>(targets.size()));
     from.stats.out.fetch_add(1, std::memory_order_relaxed);
-    for (std::size_t t : targets) put(t, Envelope{doc, tracker, 0, 1});
+    for (std::size_t t : targets) put(t, Envelope{doc, tracker, 0, nullptr, 1});
 }
 
 void GraphExecutor::set_state(const Envelope& env, HopState state, steady::time_point since) {
     std::lock_guard lock(env.tracker->mutex);
-    for (auto& p : env.tracker->positions)
-        if (p.token == env.token) {
-            p.state = state;
-            p.since = since;
-            p.warned = false;
-        }
+    if (Position* p = position_of(*env.tracker, env)) p->set(state, since);
+}
+
+Position* GraphExecutor::position_of(Tracker& tracker, const Envelope& env) {
+    // The envelope's slot, unless it is not (or no longer) this token's: then by token, as
+    // the positions were searched before they had slots.
+    if (env.position && env.position->token == env.token) return env.position;
+    return env.token != 0 ? tracker.positions.find(env.token) : nullptr;
+}
+
+void GraphExecutor::end_position(Tracker& tracker, const Envelope& env) {
+    if (Position* p = position_of(tracker, env)) tracker.positions.remove(*p);
 }
 
 void GraphExecutor::finish_hop(const Envelope& env) {
     {
         std::lock_guard lock(env.tracker->mutex);
-        auto& ps = env.tracker->positions;
-        ps.erase(std::remove_if(ps.begin(), ps.end(), [&](const Position& p) { return p.token == env.token; }), ps.end());
+        end_position(*env.tracker, env);
     }
     if (env.tracker->outstanding.fetch_sub(1) == 1) settle(env.tracker);
 }
@@ -291,8 +300,7 @@ void GraphExecutor::finish_sink_hop(const Envelope& env, const HopEnd& end, cons
         if (!outcome.reason.empty()) o.reason = outcome.reason;
         if (!outcome.references.empty()) o.references = outcome.references;
         if (keep_claim) t.claim = env.doc;
-        auto& ps = t.positions;
-        ps.erase(std::remove_if(ps.begin(), ps.end(), [&](const Position& p) { return p.token == env.token; }), ps.end());
+        end_position(t, env);
     }
     if (env.tracker->outstanding.fetch_sub(1) == 1) settle(env.tracker);
 }
@@ -306,7 +314,7 @@ void GraphExecutor::hand_over(RuntimeNode& from, const Envelope& env, const HopE
     // to four need no allocation, and unused slots cost nothing (plain values).
     struct Pending {
         std::size_t index;
-        std::uint64_t token;
+        Position* position;
         const DocumentPtr* doc;  // in `emitted`
     };
     std::array<Pending, 4> few;
@@ -322,10 +330,9 @@ void GraphExecutor::hand_over(RuntimeNode& from, const Envelope& env, const HopE
         push_hop_end(env, end);
         for (auto& [doc, port] : emitted)
             for (std::size_t target : from.successors.find(port)->second) {  // resolve() guarantees every port is connected
-                next_slot() = Pending{target, new_position(t, target, 1, ended), &doc};
+                next_slot() = Pending{target, &new_position(t, target, 1, ended), &doc};
             }
-        auto& ps = t.positions;
-        ps.erase(std::remove_if(ps.begin(), ps.end(), [&](const Position& p) { return p.token == env.token; }), ps.end());
+        end_position(t, env);
     }
     // Counted before any of them is queued, as forward() does: the count cannot reach zero
     // while this hop still holds its own.
@@ -333,7 +340,7 @@ void GraphExecutor::hand_over(RuntimeNode& from, const Envelope& env, const HopE
     from.stats.out.fetch_add(emitted.size(), std::memory_order_relaxed);
     for (std::size_t i = 0; i < queued; ++i) {
         const Pending& p = i < few.size() ? few[i] : more[i - few.size()];
-        enqueue(p.index, Envelope{*p.doc, env.tracker, p.token, 1});
+        enqueue(p.index, Envelope{*p.doc, env.tracker, p.position->token, p.position, 1});
     }
     // This hop's own count, released after the queueing (as finish_hop() does after forwarding).
     if (t.outstanding.fetch_sub(1) == 1) settle(env.tracker);
@@ -378,7 +385,7 @@ bool GraphExecutor::reject(std::size_t index, Document&& doc, const std::shared_
         token = tracker->next_token++;
     }
     // The one hop this document makes: it fails where it is, at its source.
-    fail(node, Envelope{std::make_shared<const Document>(std::move(doc)), tracker, token, 1}, reason);
+    fail(node, Envelope{std::make_shared<const Document>(std::move(doc)), tracker, token, nullptr, 1}, reason);
     return true;
 }
 
@@ -556,7 +563,9 @@ void GraphExecutor::run(std::size_t index, const Envelope& env) {
     hop_started_ms = std::chrono::duration_cast<milliseconds>(s_.clock.now().time_since_epoch()).count();
     node.stats.in.fetch_add(1, std::memory_order_relaxed);
     node.stats.queued.fetch_sub(1, std::memory_order_relaxed);
-    set_state(env, HopState::Running, hop_started_steady);
+    // Running from now, for the watchdog: stored in the envelope's slot without the tracker's
+    // lock (the watchdog reads it under the lock, see Position::running_since).
+    if (env.position) env.position->mark_running(hop_started_steady);
     if (node.sink) run_sink(index, env);
     else run_transform(index, env);
 }

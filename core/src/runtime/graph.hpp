@@ -98,9 +98,13 @@ private:
     // put()'s two halves: records where the document waits (caller holds the tracker's
     // mutex), and hands it to the node's queue (without the lock).
     static void queue_position(Tracker& tracker, std::size_t index, Envelope& env, steady::time_point since);
-    // The position of a document queued at `index` for the first time; returns its new token.
+    // The position of a document queued at `index` for the first time, with a new token.
     // Caller holds the tracker's mutex.
-    static std::uint64_t new_position(Tracker& tracker, std::size_t index, int attempt, steady::time_point since);
+    static Position& new_position(Tracker& tracker, std::size_t index, int attempt, steady::time_point since);
+    // The envelope's position (null when it has none), and the end of it. Caller holds the
+    // tracker's mutex.
+    static Position* position_of(Tracker& tracker, const Envelope& env);
+    static void end_position(Tracker& tracker, const Envelope& env);
     void enqueue(std::size_t index, const Envelope& env);
     void forward(RuntimeNode& from, std::string_view port, DocumentPtr doc, const std::shared_ptr<Tracker>& tracker);
     void set_state(const Envelope& env, HopState state, steady::time_point since);

@@ -245,7 +245,7 @@ public:
 }  // namespace
 
 JobBook::JobBook(Store& store, StoreGuard& guard, Logger& log, std::string pipeline_hash)
-    : store_(store), guard_(guard), log_(log), pipeline_hash_(std::move(pipeline_hash)), owner_(this_owner()) {}
+    : store_(store), guard_(guard), log_(log), pipeline_hash_(pipeline_hash), owner_(this_owner()) {}
 
 void JobBook::start(Tracker& t, Document& doc) {
     // Keys built once: the attribute map's find() would build a string for each lookup.

@@ -58,7 +58,7 @@ private:
     Store& store_;
     StoreGuard& guard_;
     Logger& log_;
-    std::string pipeline_hash_;
+    SharedText pipeline_hash_;  // shared by every job this book opens (one allocation, not one per job)
     std::string owner_;  // host:pid
     std::mutex interrupted_mutex_;
     std::set<std::string> interrupted_;  // found at start-up, not yet re-driven or settled

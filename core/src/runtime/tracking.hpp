@@ -7,12 +7,13 @@
 // InFlight is the set of live trackers: the bound on documents in flight (backpressure),
 // the stop flags sources and run() wait on, and the report of where each one is.
 //
-// Threading: Tracker::outstanding is atomic; everything else in a Tracker is guarded by its
-// mutex. InFlight is thread-safe. Ownership: trackers are shared by the envelopes that carry
-// them and by InFlight; the last one to let go frees it.
+// Threading: Tracker::outstanding and Position::running_since are atomic; everything else
+// in a Tracker is guarded by its mutex. InFlight is thread-safe. Ownership: trackers are
+// shared by the envelopes that carry them and by InFlight; the last one to let go frees it.
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -36,12 +37,106 @@ enum class HopState { Queued, Running, RetryWait };
 const char* describe_state(HopState s);
 
 struct Position {
-    std::uint64_t token;
-    std::size_t node;
-    HopState state;
-    steady::time_point since;
+    std::uint64_t token = 0;  // 0: a free slot (Positions)
+    std::size_t node = 0;
+    HopState state = HopState::Queued;
+    steady::time_point since{};
     bool warned = false;
     int attempt = 1;
+    // When the node's call on this document began, in steady-clock ticks; 0 while it is not
+    // in a call. The thread that makes the call stores it without the tracker's lock: taking
+    // it at the start of every hop only for the watchdog cost a lock per hop, contended by
+    // the other sinks of the same document. The watchdog and the in-flight report read it
+    // under the lock; whatever queues the document again, puts it to wait for a retry or
+    // ends its hop clears it under the lock, so it is never stale for a later call.
+    std::atomic<steady::rep> running_since{0};
+
+    // The position's state and since, counting a call that has begun as Running since then.
+    // Caller holds the tracker's mutex.
+    HopState current_state() const {
+        return running_since.load(std::memory_order_relaxed) != 0 ? HopState::Running : state;
+    }
+    steady::time_point current_since() const {
+        const auto running = running_since.load(std::memory_order_relaxed);
+        return running != 0 ? steady::time_point(steady::duration(running)) : since;
+    }
+    // Makes a call that has begun the position's own state, warned afresh: what a lock taken
+    // at the start of every call used to write. Caller holds the tracker's mutex.
+    void catch_up() {
+        const auto running = running_since.load(std::memory_order_relaxed);
+        if (running == 0 || state == HopState::Running) return;
+        state = HopState::Running;
+        since = steady::time_point(steady::duration(running));
+        warned = false;
+    }
+    // The start of a node's call, stored by the thread that makes it (no lock).
+    void mark_running(steady::time_point started) {
+        running_since.store(std::max<steady::rep>(1, started.time_since_epoch().count()), std::memory_order_relaxed);
+    }
+    // A new state from the queueing side. Caller holds the tracker's mutex.
+    void set(HopState new_state, steady::time_point new_since) {
+        state = new_state;
+        since = new_since;
+        warned = false;
+        running_since.store(0, std::memory_order_relaxed);
+    }
+};
+
+// Where a source document's hops are, in slots that never move: an envelope keeps a pointer
+// to its own slot (Envelope::position), so a hop marks itself running without the tracker's
+// lock. A freed slot (token 0) is reused; the first few live inside the tracker, so a
+// typical document allocates nothing here. Guarded by the tracker's mutex, except
+// Position::running_since (see there).
+class Positions {
+public:
+    Positions() = default;
+    Positions(const Positions&) = delete;
+    Positions& operator=(const Positions&) = delete;
+
+    // A new position for `token`, queued at `node` since `since`.
+    Position& add(std::uint64_t token, std::size_t node, steady::time_point since, int attempt) {
+        Position* p = nullptr;
+        if (free_ > 0) {
+            for (std::size_t i = 0; i < used_ && !p; ++i)
+                if (slot(i).token == 0) p = &slot(i);
+            --free_;
+        } else {
+            if (used_ >= kInline && (used_ - kInline) % kChunk == 0) chunks_.push_back(std::make_unique<Position[]>(kChunk));
+            p = &slot(used_++);
+        }
+        p->token = token;
+        p->node = node;
+        p->attempt = attempt;
+        p->set(HopState::Queued, since);
+        return *p;
+    }
+    void remove(Position& p) {
+        p.token = 0;
+        p.running_since.store(0, std::memory_order_relaxed);
+        ++free_;
+    }
+    // The live position of `token`; null if it has none.
+    Position* find(std::uint64_t token) {
+        for (std::size_t i = 0; i < used_; ++i)
+            if (slot(i).token == token) return &slot(i);
+        return nullptr;
+    }
+    // The live positions in the order they were added (by token), as a vector once held them.
+    std::vector<Position*> live() {
+        std::vector<Position*> out;
+        for (std::size_t i = 0; i < used_; ++i)
+            if (slot(i).token != 0) out.push_back(&slot(i));
+        std::sort(out.begin(), out.end(), [](const Position* a, const Position* b) { return a->token < b->token; });
+        return out;
+    }
+
+private:
+    static constexpr std::size_t kInline = 4, kChunk = 16;
+    Position& slot(std::size_t i) { return i < kInline ? inline_[i] : chunks_[(i - kInline) / kChunk][(i - kInline) % kChunk]; }
+    std::array<Position, kInline> inline_;
+    std::vector<std::unique_ptr<Position[]>> chunks_;  // kChunk slots each, allocated as needed
+    std::size_t used_ = 0;  // slots handed out so far, live or freed
+    std::size_t free_ = 0;  // freed slots among them
 };
 
 // How one descendant of a source document ended: delivered by a sink, parked for review,
@@ -88,7 +183,7 @@ struct Tracker {
     bool failed = false;
     std::string reason;
     std::uint64_t next_token = 1;
-    std::vector<Position> positions;
+    Positions positions;
     std::vector<DescendantOutcome> outcomes;
     bool dead_letter_missing = false;  // a failure whose dead letter the store did not take
     DocumentPtr claim;                 // the last claim delivered or parked, for the job record
@@ -118,6 +213,10 @@ struct Envelope {
     DocumentPtr doc;
     std::shared_ptr<Tracker> tracker;
     std::uint64_t token = 0;
+    // The slot of this token in the tracker's positions (null before the document is queued,
+    // and for a hop that never queues, as a rejected document's): the hop marks itself
+    // running there without the tracker's lock. It stays this token's until the hop ends.
+    Position* position = nullptr;
     int attempt = 1;
     // When this hop first failed for want of the state store (zero: it has not): store
     // failures wait up to the outage horizon without using up the node's attempts.

@@ -14,9 +14,10 @@ std::vector<std::string> in_flight_report(const InFlight& flight, const NodeList
     for (const auto& t : flight.snapshot()) {
         std::lock_guard tl(t->mutex);
         std::string where;
-        for (const auto& p : t->positions)
-            where += fmt::format("{}node '{}' for {} ms, {}", where.empty() ? "" : "; ", nodes[p.node]->name(),
-                                 std::chrono::duration_cast<milliseconds>(now - p.since).count(), describe_state(p.state));
+        for (const Position* p : t->positions.live())
+            where += fmt::format("{}node '{}' for {} ms, {}", where.empty() ? "" : "; ", nodes[p->node]->name(),
+                                 std::chrono::duration_cast<milliseconds>(now - p->current_since()).count(),
+                                 describe_state(p->current_state()));
         lines.push_back(fmt::format("doc {} ({}) from '{}': {}", t->doc_id, t->label, t->source_node, where.empty() ? "between nodes" : where));
     }
     return lines;
@@ -41,7 +42,11 @@ void StuckWatch::loop() {
         const auto now = steady::now();
         for (const auto& t : flight_.snapshot()) {
             std::lock_guard tl(t->mutex);
-            for (auto& p : t->positions) {
+            for (Position* pp : t->positions.live()) {
+                Position& p = *pp;
+                // A call that began since the last look: running, and not yet warned about
+                // (the hop marks itself running without the lock, see Position::running_since).
+                p.catch_up();
                 if (p.warned || now - p.since < stuck_after_) continue;
                 p.warned = true;
                 const RuntimeNode& node = *nodes_[p.node];

@@ -67,7 +67,7 @@ nlohmann::json without_trace(const Job& job) {
             {"references", Job::or_empty(job.references)},
             {"attempts", job.attempts},
             {"last_error", job.last_error},
-            {"pipeline_hash", job.pipeline_hash},
+            {"pipeline_hash", job.pipeline_hash.str()},
             {"duplicate_of", job.duplicate_of},
             {"owner", job.owner},
             {"created_ms", job.created_ms},
@@ -159,7 +159,7 @@ Job Job::from_json(const nlohmann::json& j) {
     job.references = j.value("references", nlohmann::json::object());
     job.attempts = j.value("attempts", 0);
     job.last_error = j.value("last_error", "");
-    job.pipeline_hash = j.value("pipeline_hash", "");
+    job.pipeline_hash = SharedText(j.value("pipeline_hash", ""));
     job.duplicate_of = j.value("duplicate_of", "");
     if (auto o = j.find("outcomes"); o != j.end() && o->is_array()) job.outcomes_json_ = o->dump();
     job.owner = j.value("owner", "");

@@ -48,6 +48,30 @@ public:
     virtual void append_trace(std::string& out) const = 0;     // appends `[...]`
 };
 
+// Immutable text that copies share instead of each allocating its own: a job's pipeline
+// hash, the same for every job a runtime opens and longer than a std::string holds inline
+// (a job is opened for every source document on the hot path). Reads as a const std::string&.
+class SharedText {
+public:
+    SharedText() = default;
+    SharedText(const char* text) : SharedText(std::string_view(text)) {}
+    SharedText(std::string_view text) {
+        if (!text.empty()) text_ = std::make_shared<const std::string>(text);
+    }
+    SharedText(const std::string& text) : SharedText(std::string_view(text)) {}
+    const std::string& str() const { return text_ ? *text_ : empty(); }
+    operator const std::string&() const { return str(); }
+    bool empty_text() const { return !text_; }
+    friend bool operator==(const SharedText& a, std::string_view b) { return a.str() == b; }
+
+private:
+    static const std::string& empty() {
+        static const std::string none;
+        return none;
+    }
+    std::shared_ptr<const std::string> text_;  // null: empty
+};
+
 struct Job {
     std::string id;         // document id
     std::string root_id;    // the source document it came from (the email)
@@ -65,7 +89,7 @@ struct Job {
     nlohmann::json references; // ncb_reference, sheets_row, drive_file_id
     int attempts = 0;
     std::string last_error;
-    std::string pipeline_hash;
+    SharedText pipeline_hash;
     std::string duplicate_of;
     // How each descendant (attachment, claim) ended: [{doc_id, name, status, node, reason}],
     // status one of submitted|review|skipped|failed. The job's status is derived from these.
@@ -104,7 +128,8 @@ private:
 // A new job as a source document is taken (Store::open_job_from): status processing, one
 // attempt. The views must stay valid for the call.
 struct JobOpening {
-    std::string_view id, root_id, source, filename, email_id, owner, pipeline_hash;
+    std::string_view id, root_id, source, filename, email_id, owner;
+    SharedText pipeline_hash;  // shared with the new job, not copied
 
     // Sets these on `job` (a default Job: the rest stays as it is).
     void fill(Job& job) const;
