@@ -25,12 +25,13 @@
 // service_date, provider_name) for scripts/fit-claims-confidence.py:
 //   {"id", "field", "features": {...}, "right", "labelled", "confidence", "extractor_confidence", "cap"?}
 //
-// The total's candidate chooser (plugins/claims/candidate_chooser.hpp): with --ocr-json the
-// total is chosen by the model file's fitted chooser (--chooser fitted, the default, as
+// The candidate choosers (plugins/claims/candidate_chooser.hpp): with --ocr-json the total
+// and the date are chosen by the model file's fitted choosers (--chooser fitted, the default, as
 // transform.claims does) or by the hand-set score (--chooser hand), to compare the two.
 // --candidates OUT.jsonl writes, per receipt, every total candidate with its features and
-// whether it is the labelled total, for scripts/fit-claims-chooser.py:
-//   {"id", "labelled", "chosen_right", "candidates": [{"cents", "line", "hand_score", "features", "right"}]}
+// whether it is the labelled total, and the same for the service date, for
+// scripts/fit-claims-chooser.py:
+//   {"id", "field", "labelled", "chosen_right", "candidates": [{"cents"|"iso", "line", "hand_score", "features", "right"}]}
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -287,7 +288,9 @@ int main(int argc, char** argv) {
             std::cerr << "--chooser must be fitted or hand, not " << chooser_name << "\n";
             return 2;
         }
-        ClaimExtractor extractor(Rules::builtin(), chooser_name == "fitted" ? ConfidenceModel::builtin().chooser("total_amount") : nullptr);
+        const bool fitted = chooser_name == "fitted";
+        ClaimExtractor extractor(Rules::builtin(), fitted ? ConfidenceModel::builtin().chooser("total_amount") : nullptr,
+                                 fitted ? ConfidenceModel::builtin().chooser("service_date") : nullptr);
         extractor.keep_candidates(!candidates_file.empty());
         // Later OCR folders: the same receipts read another way, found by file name.
         std::vector<std::map<std::string, fs::path>> rereads(ocr_dirs.size());
@@ -367,10 +370,18 @@ int main(int argc, char** argv) {
             // the labelled total (scripts/fit-claims-chooser.py fits on these).
             const Row& r = rows.back();
             const json fields = it->second.value("fields", json::object());
-            json cands = json::array();
-            if (fields.contains("total_amount")) cands = fields["total_amount"].value("provenance", json::object()).value("candidates", json::array());
-            for (auto& c : cands) c["right"] = r.has_total && format_cents(c["cents"].get<std::int64_t>()) == r.want_total;
-            candidates_out << json{{"id", id}, {"labelled", r.has_total}, {"chosen_right", r.total}, {"candidates", cands}}.dump() << "\n";
+            for (const char* field : {"total_amount", "service_date"}) {
+                const bool total = std::string(field) == "total_amount";
+                json cands = json::array();
+                if (fields.contains(field)) cands = fields[field].value("provenance", json::object()).value("candidates", json::array());
+                for (auto& c : cands)
+                    c["right"] = total ? r.has_total && format_cents(c["cents"].get<std::int64_t>()) == r.want_total
+                                       : r.has_date && c["iso"].get<std::string>() == r.want_date;
+                candidates_out << json{{"id", id}, {"field", field}, {"labelled", total ? r.has_total : r.has_date},
+                                       {"chosen_right", total ? r.total : r.date}, {"candidates", cands}}
+                                      .dump()
+                               << "\n";
+            }
         }
         if (features_out.is_open()) {
             // One row per modelled field the extraction gave a value for, with its features

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Fit the total's candidate chooser of transform.claims (the "choosers" entry of
-plugins/claims/confidence-model.json; plugins/claims/candidate_chooser.hpp says how the
-plugin uses it).
+"""Fit a candidate chooser of transform.claims: the total's or the service date's (the
+"choosers" entry of plugins/claims/confidence-model.json; plugins/claims/candidate_chooser.hpp
+says how the plugin uses it).
 
 One command refits it from labelled receipts (ID.jpg with ID.json truth "total", as in
 ../shared/data/sroie-train), given their OCR readings saved once by
@@ -9,10 +9,10 @@ scripts/claims-ocr-dumps.sh:
 
     scripts/claims-ocr-dumps.sh ../shared/data/sroie-train /tmp/ocr-train
     scripts/fit-claims-chooser.py --data ../shared/data/sroie-train --ocr /tmp/ocr-train \\
-        [--eval-data ../shared/data/sroie-dev --eval-ocr /tmp/ocr-dev] [--write]
+        [--field total_amount|service_date] [--eval-data ../shared/data/sroie-dev --eval-ocr /tmp/ocr-dev] [--write]
 
 It runs `build/bin/bench_claims_eval --candidates` (the plugin's own C++ lists every total
-candidate with its features), fits, prints how often the chosen candidate is right (5-fold
+and date candidate with its features), fits, prints how often the chosen candidate is right (5-fold
 cross-validated on the fit set, beside the hand-set score's choice; and on the evaluation set
 when given) and, with --write, puts the chooser into the model file (--model, default the
 shipped one; rebuild to compile it in). With candidates already dumped:
@@ -38,17 +38,25 @@ import subprocess
 import sys
 import tempfile
 
-FEATURES = ["label_weight", "cash_change", "paid", "subtotal_sum", "repeats", "items_sum", "other_equations", "confirmed",
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from claims_fit_lib import solve  # noqa: E402
+
+FEATURES = {}
+FEATURES["total_amount"] = ["label_weight", "cash_change", "paid", "subtotal_sum", "repeats", "items_sum", "other_equations", "confirmed",
             "other_confirmed", "checks_disagree", "rounded", "rounding_line", "repaired", "misread", "comma_decimal", "summary",
             "table_row", "position", "ocr_factor", "largest", "decimals"]
+FEATURES["service_date"] = ["labelled", "parse_conf", "ocr_factor", "position", "first", "repeats", "has_time", "latest",
+                            "year_repaired"]
 
 
-def load(path):
+def load(path, field):
     rows = []
     with open(path) as f:
         for line in f:
             if line.strip():
-                rows.append(json.loads(line))
+                row = json.loads(line)
+                if row.get("field", "total_amount") == field:
+                    rows.append(row)
     return rows
 
 
@@ -83,22 +91,6 @@ def standardiser(receipts, n):
         var = sum((a - mean[k]) ** 2 for a in v) / len(v) if v else 0.0
         sd.append(math.sqrt(var) if var > 1e-12 else 1.0)
     return mean, sd
-
-
-def solve(a, b):
-    n = len(b)
-    m = [row[:] + [b[i]] for i, row in enumerate(a)]
-    for c in range(n):
-        p = max(range(c, n), key=lambda r: abs(m[r][c]))
-        m[c], m[p] = m[p], m[c]
-        if abs(m[c][c]) < 1e-12:
-            continue
-        for r in range(n):
-            if r != c and m[r][c] != 0:
-                f = m[r][c] / m[c][c]
-                for k in range(c, n + 1):
-                    m[r][k] -= f * m[c][k]
-    return [m[i][n] / m[i][i] if abs(m[i][i]) >= 1e-12 else 0.0 for i in range(n)]
 
 
 def softmax(scores):
@@ -150,24 +142,22 @@ def fit(receipts, n, l2):
                         continue
                     for b in range(n):
                         hess[a][b] += p[i] * da * (xs[i][b] - ep[b]) - q[i] * ga * (xs[i][b] - eq[b])
-        step = solve(hess, grad)
-        t = 1.0
-        while t > 1e-4:
-            trial = [wk - t * sk for wk, sk in zip(w, step)]
-            value = objective(trial, data, l2)
-            if value < current:
-                break
-            t /= 2
-        if t <= 1e-4:
-            # Newton's direction does not descend (the Hessian is not positive there): a gradient step.
+        def descend(direction, smallest):
+            """The first of steps 1, 1/2, 1/4 ... along -direction that lowers the objective."""
             t = 1.0
-            while t > 1e-8:
-                trial = [wk - t * gk for wk, gk in zip(w, grad)]
+            while t > smallest:
+                trial = [wk - t * dk for wk, dk in zip(w, direction)]
                 value = objective(trial, data, l2)
                 if value < current:
-                    break
+                    return trial, value
                 t /= 2
-            if t <= 1e-8:
+            return None, None
+
+        trial, value = descend(solve(hess, grad), 1e-4)
+        if trial is None:
+            # Newton's direction does not descend (the Hessian is not positive there): a gradient step.
+            trial, value = descend(grad, 1e-8)
+            if trial is None:
                 break
         done = current - value < 1e-9
         w, current = trial, value
@@ -202,6 +192,7 @@ def folds_of(ids, k, seed):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--field", default="total_amount", choices=sorted(FEATURES), help="the field whose chooser to fit")
     ap.add_argument("--candidates", help="candidate rows of the fit set (bench_claims_eval --candidates)")
     ap.add_argument("--data", help="labelled receipts to fit on (with --ocr)")
     ap.add_argument("--ocr", help="their OCR readings (scripts/claims-ocr-dumps.sh)")
@@ -229,12 +220,13 @@ def main():
         dump_candidates(a.eval_data, a.eval_ocr, a.eval)
 
     drop = {d for d in a.drop.split(",") if d}
-    unknown = drop - set(FEATURES)
+    known = FEATURES[a.field]
+    unknown = drop - set(known)
     if unknown:
-        ap.error(f"--drop: unknown feature(s) {sorted(unknown)} (known: {FEATURES})")
-    names = [f for f in FEATURES if f not in drop]
+        ap.error(f"--drop: unknown feature(s) {sorted(unknown)} (known: {known})")
+    names = [f for f in known if f not in drop]
     n = len(names)
-    receipts = matrix(load(a.candidates), names)
+    receipts = matrix(load(a.candidates, a.field), names)
     fitted_on = sum(1 for r in receipts if len(r[1]) >= 2 and any(r[2]) and not all(r[2]))
 
     # Cross-validated: each fold chosen by a chooser fitted on the other folds.
@@ -246,17 +238,17 @@ def main():
         cv_right += sum(1 for r in receipts if fold[r[0]] == k and r[4] and r[1] and r[2][choose(w, b, r[1])])
     hand = accuracy(receipts, hand_pick)
     labelled = hand[2]
-    print(f"fit set: {len(receipts)} receipts, {labelled} with a labelled total, {hand[1]} with the right amount among the candidates, "
+    print(f"{a.field}: fit set: {len(receipts)} receipts, {labelled} labelled, {hand[1]} with the right value among the candidates, "
           f"{fitted_on} with a choice to learn from")
     print(f"  hand-set score chooses right:        {hand[0]} / {labelled} = {100.0 * hand[0] / labelled:.1f}%")
     print(f"  fitted chooser, {a.folds}-fold out of fold: {cv_right} / {labelled} = {100.0 * cv_right / labelled:.1f}%")
 
     weights, intercept = fit(receipts, n, a.l2)
     if a.eval:
-        ev = matrix(load(a.eval), names)
+        ev = matrix(load(a.eval, a.field), names)
         h = accuracy(ev, hand_pick)
         f = accuracy(ev, lambda r: choose(weights, intercept, r[1]))
-        print(f"evaluation set: {len(ev)} receipts, {h[2]} labelled, {h[1]} with the right amount among the candidates")
+        print(f"evaluation set: {len(ev)} receipts, {h[2]} labelled, {h[1]} with the right value among the candidates")
         print(f"  hand-set score chooses right: {h[0]} / {h[2]} = {100.0 * h[0] / h[2]:.1f}%")
         print(f"  fitted chooser chooses right: {f[0]} / {f[2]} = {100.0 * f[0] / f[2]:.1f}%")
     print("weights (raw features):")
@@ -266,7 +258,7 @@ def main():
     if a.write:
         with open(a.model) as fh:
             model = json.load(fh)
-        model.setdefault("choosers", {})["total_amount"] = {
+        model.setdefault("choosers", {})[a.field] = {
             "features": names,
             "weights": [round(w, 6) for w in weights],
             "intercept": round(intercept, 6),

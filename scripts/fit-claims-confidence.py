@@ -39,6 +39,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from claims_fit_lib import solve  # noqa: E402
+
 FIELDS = ["total_amount", "service_date"]  # the high band: both >= HIGH
 OPTIONAL_FIELDS = ["provider_name"]  # fitted when the rows have it; decides no route
 FORMAT = "docpipe-claims-confidence"
@@ -59,23 +62,6 @@ def sigmoid(z):
         return 1.0 / (1.0 + math.exp(-z))
     e = math.exp(z)
     return e / (1.0 + e)
-
-
-def solve(a, b):
-    """Solves a x = b (Gaussian elimination with partial pivoting)."""
-    n = len(b)
-    m = [row[:] + [b[i]] for i, row in enumerate(a)]
-    for c in range(n):
-        p = max(range(c, n), key=lambda r: abs(m[r][c]))
-        m[c], m[p] = m[p], m[c]
-        if abs(m[c][c]) < 1e-12:
-            continue
-        for r in range(n):
-            if r != c and m[r][c] != 0:
-                f = m[r][c] / m[c][c]
-                for k in range(c, n + 1):
-                    m[r][k] -= f * m[c][k]
-    return [m[i][n] / m[i][i] if abs(m[i][i]) >= 1e-12 else 0.0 for i in range(n)]
 
 
 def fit_logistic(xs, ys, l2):
@@ -228,7 +214,19 @@ def model_text(model):
         for k, key in enumerate(keys):
             out.append(f"   {json.dumps(key)}: {json.dumps(spec[key])}" + ("," if k + 1 < len(keys) else ""))
         out.append("  }" + ("," if n + 1 < len(names) else ""))
-    out += [" }", "}"]
+    out.append(" }," if model.get("choosers") else " }")
+    choosers = list(model.get("choosers") or {})
+    if choosers:
+        out.append(' "choosers": {')
+        for n, name in enumerate(choosers):
+            spec = model["choosers"][name]
+            keys = list(spec)
+            out.append(f"  {json.dumps(name)}: {{")
+            for k, key in enumerate(keys):
+                out.append(f"   {json.dumps(key)}: {json.dumps(spec[key])}" + ("," if k + 1 < len(keys) else ""))
+            out.append("  }" + ("," if n + 1 < len(choosers) else ""))
+        out.append(" }")
+    out.append("}")
     return "\n".join(out) + "\n"
 
 
@@ -362,6 +360,16 @@ def main():
         "left_out": args.drop,
         "refit": "scripts/fit-claims-confidence.py --data DIR (see its header)",
     }
+    # The candidate choosers (scripts/fit-claims-chooser.py) live in the same file: a refit of
+    # the confidence keeps the ones the file being replaced has.
+    if os.path.exists(args.out):
+        with open(args.out) as f:
+            try:
+                previous = json.load(f)
+            except json.JSONDecodeError:
+                previous = {}
+        if isinstance(previous, dict) and isinstance(previous.get("choosers"), dict):
+            model["choosers"] = previous["choosers"]
     text = model_text(model)
     if args.dry_run:
         print("\n(dry run: no model written)")

@@ -60,6 +60,22 @@ inline const std::vector<std::string>& total_candidate_features() {
     return names;
 }
 
+// The features date_field.cpp computes for each service-date candidate.
+//   labelled       a date label is on its line or the line above
+//   parse_conf     how sure the date parser is (day/month order, OCR look-alikes; 0..1)
+//   ocr_factor     how far its own words' OCR confidence lets it be trusted (0.55..1)
+//   position       its line / the receipt's lines (0..1]
+//   first          it is the first date on the receipt
+//   repeats        other lines that read the same date (0..2)
+//   has_time       a time of day follows it on its line
+//   latest         it is later than every other date read (print, expiry dates are)
+//   year_repaired  its year read as a future year was mended
+inline const std::vector<std::string>& date_candidate_features() {
+    static const std::vector<std::string> names = {"labelled", "parse_conf", "ocr_factor", "position", "first",
+                                                   "repeats", "has_time", "latest", "year_repaired"};
+    return names;
+}
+
 class CandidateChooser {
 public:
     CandidateChooser() = default;

@@ -25,8 +25,9 @@ ComponentDescriptor ClaimsTransform::describe() {
         Field::string("rules").path().default_value("")
             .describe("YAML rules file (keywords, labels, patterns, weights); empty = the built-in default-rules.yaml"),
         Field::string("confidence_model").path().default_value("")
-            .describe("Calibrated confidence model for total_amount and service_date (JSON, refit with "
-                      "scripts/fit-claims-confidence.py); empty = the built-in confidence-model.json"),
+            .describe("Calibrated confidence model and fitted candidate choosers for total_amount and service_date (JSON, refit "
+                      "with scripts/fit-claims-confidence.py and scripts/fit-claims-chooser.py); empty = the built-in "
+                      "confidence-model.json"),
         Field::boolean("use_email").default_value(true)
             .describe("Read fields from the email subject and body too, and fuse them with the receipt's"),
     };
@@ -48,8 +49,8 @@ ClaimsTransform::ClaimsTransform(const Config& config, Context& context) : ctx_(
         model_ = std::make_shared<ConfidenceModel>(ConfidenceModel::load_file(model));  // names file, field, feature
         ctx_.log().log(LogLevel::Info, fmt::format("claim confidence model from {}", model));
     }
-    // The model file's fitted total chooser (owned by model_, which outlives extractor_).
-    extractor_ = std::make_unique<ClaimExtractor>(*rules_, model_->chooser("total_amount"));
+    // The model file's fitted total and date choosers (owned by model_, which outlives extractor_).
+    extractor_ = std::make_unique<ClaimExtractor>(*rules_, model_->chooser("total_amount"), model_->chooser("service_date"));
 }
 
 std::vector<TextLine> ClaimsTransform::receipt_lines(const Document& doc) {

@@ -149,13 +149,15 @@ ConfidenceModel ConfidenceModel::parse(const std::string& text, const std::strin
     for (const auto& name : modelled_fields())
         if (!m.fields_.count(name)) throw ConfidenceModelError(fmt::format("{}: field '{}' is missing (a model needs {})", origin, name,
                                                                            join(modelled_fields())));
-    // Optional: the fitted candidate choosers (candidate_chooser.hpp). Only the total has one.
+    // Optional: the fitted candidate choosers (candidate_chooser.hpp) of the total and the date.
     if (j.contains("choosers")) {
         if (!j["choosers"].is_object()) throw ConfidenceModelError(fmt::format("{}: 'choosers' must be an object (field -> chooser)", origin));
         for (const auto& [name, spec] : j["choosers"].items()) {
-            if (name != "total_amount")
-                throw ConfidenceModelError(fmt::format("{}: chooser '{}': only total_amount has a fitted candidate chooser", origin, name));
-            m.choosers_[name] = CandidateChooser::parse(spec, total_candidate_features(), fmt::format("{}: chooser '{}'", origin, name));
+            if (name != "total_amount" && name != "service_date")
+                throw ConfidenceModelError(
+                    fmt::format("{}: chooser '{}': only total_amount and service_date have a fitted candidate chooser", origin, name));
+            m.choosers_[name] = CandidateChooser::parse(spec, name == "total_amount" ? total_candidate_features() : date_candidate_features(),
+                                                        fmt::format("{}: chooser '{}'", origin, name));
         }
     }
     m.metadata_ = j.value("metadata", nlohmann::json::object());

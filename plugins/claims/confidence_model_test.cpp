@@ -174,8 +174,12 @@ TEST(ConfidenceModel, ABadTotalChooserNamesTheFileTheChooserAndTheFeature) {
     EXPECT_HAS(e, "'intercept' is missing");
     e = with({{"features", {"position", "position"}}, {"weights", {1.0, 1.0}}, {"intercept", 0.0}});
     EXPECT_HAS(e, "listed twice");
+    e = with(good, "provider_name");
+    EXPECT_HAS(e, "chooser 'provider_name': only total_amount and service_date have a fitted candidate chooser");
+    // A total feature is not a date feature.
     e = with(good, "service_date");
-    EXPECT_HAS(e, "chooser 'service_date': only total_amount has a fitted candidate chooser");
+    EXPECT_HAS(e, "chooser 'service_date'");
+    EXPECT_HAS(e, "feature 'label_weight' is not one the code computes for a candidate");
     // The shipped model carries the fitted total chooser, over features the code computes.
     const CandidateChooser* shipped = ConfidenceModel::builtin().chooser("total_amount");
     ASSERT_NE(shipped, nullptr);

@@ -4,10 +4,12 @@
 // become the confidence model's features.
 #include <algorithm>
 #include <chrono>
+#include <regex>
 #include <set>
 
 #include <fmt/core.h>
 
+#include "candidate_chooser.hpp"
 #include "date.hpp"
 #include "receipt_reading.hpp"
 
@@ -45,13 +47,17 @@ std::optional<DateMatch> past_year(DateMatch d, int now) {
 }  // namespace
 
 void read_service_date(const std::vector<TextLine>& lines, const std::vector<std::vector<Word>>& words, const Rules& rules,
-                       FieldMap& fields, std::vector<std::string>& warnings) {
+                       FieldMap& fields, std::vector<std::string>& warnings, const FieldChoice& choice) {
     const auto& date_labels = rules.field_labels.count("service_date") ? rules.field_labels.at("service_date") : std::vector<std::string>{};
-    double best_conf = 0;
-    std::vector<std::string> seen;  // every date read as a candidate, ISO
-    std::vector<double> seen_conf;  // and its score
-    nlohmann::json best_features;   // for the confidence model
     const int now = this_year();
+    // Every date on the receipt (outside ignored lines: expiry, best before) is a candidate.
+    struct Candidate {
+        std::size_t line;
+        DateMatch date;
+        bool labelled;
+        double hand_score;  // the hand-set score: parse, label, own words' OCR confidence, place
+    };
+    std::vector<Candidate> candidates;
     for (std::size_t i = 0; i < lines.size(); ++i) {
         auto dates = find_dates(lines[i].text);
         if (dates.empty() || best_hit(words[i], rules.date_ignore_labels)) continue;
@@ -62,22 +68,65 @@ void read_service_date(const std::vector<TextLine>& lines, const std::vector<std
         const DateMatch& d = *past;
         // Earlier dates are the transaction's; later ones are often expiry or print dates.
         // Judged by the date's own words: "P9341 8055885 11/05/2018" has noise before it.
-        double conf = d.confidence * (labelled ? 0.95 : 0.85) * ocr_factor_at(lines[i], d.begin, d.end) - 0.002 * static_cast<double>(i);
-        seen.push_back(d.iso());
-        seen_conf.push_back(conf);
-        if (conf > best_conf) {
-            best_conf = conf;
-            best_features = {
-                {"labelled", labelled ? 1.0 : 0.0},
-                {"parse_conf", d.confidence},
-                {"ocr_word_conf", word_confidence_at(lines[i], d.begin, d.end)},
-                {"position", static_cast<double>(i + 1) / static_cast<double>(lines.size())},
-            };
-            FieldValue f = make_field(d.iso(), conf, lines[i]);
-            f.provenance["as_written"] = d.text;
-            if (!d.note.empty()) f.provenance["note"] = d.note;
-            fields["service_date"] = f;
+        const double conf = d.confidence * (labelled ? 0.95 : 0.85) * ocr_factor_at(lines[i], d.begin, d.end) - 0.002 * static_cast<double>(i);
+        candidates.push_back({i, d, labelled, conf});
+    }
+    std::vector<std::string> seen;  // every date read as a candidate, ISO
+    std::vector<double> seen_conf;  // and its hand-set score
+    for (const auto& c : candidates) {
+        seen.push_back(c.date.iso());
+        seen_conf.push_back(c.hand_score);
+    }
+    // The chooser (candidate_chooser.hpp) over each candidate's evidence as named numbers;
+    // without one, the hand-set score.
+    static const std::regex time_of_day(R"(\b\d{1,2}[:.]\d{2}(?:[:.]\d{2})?\b)");
+    const Candidate* best = nullptr;
+    double best_choice = -1e300;
+    nlohmann::json kept = nlohmann::json::array();
+    for (std::size_t k = 0; k < candidates.size(); ++k) {
+        const Candidate& c = candidates[k];
+        if (c.hand_score <= 0) continue;  // too unsure to be the date at all
+        const std::string iso = c.date.iso();
+        const auto repeats = std::count(seen.begin(), seen.end(), iso) - 1;
+        const bool latest = std::all_of(seen.begin(), seen.end(), [&](const std::string& o) { return o == iso || o < iso; }) &&
+                            std::any_of(seen.begin(), seen.end(), [&](const std::string& o) { return o != iso; });
+        std::string rest = lines[c.line].text.substr(std::min(c.date.end, lines[c.line].text.size()));
+        const CandidateFeatures fx = {
+            {"labelled", c.labelled ? 1.0 : 0.0},
+            {"parse_conf", c.date.confidence},
+            {"ocr_factor", ocr_factor_at(lines[c.line], c.date.begin, c.date.end)},
+            {"position", static_cast<double>(c.line + 1) / static_cast<double>(lines.size())},
+            {"first", k == 0 ? 1.0 : 0.0},
+            {"repeats", static_cast<double>(std::min<long>(repeats, 2))},
+            {"has_time", std::regex_search(rest, time_of_day) ? 1.0 : 0.0},
+            {"latest", latest ? 1.0 : 0.0},
+            {"year_repaired", c.date.note.empty() ? 0.0 : 1.0},
+        };
+        const double chosen_by = choice.chooser ? choice.chooser->score(fx) : c.hand_score;
+        if (choice.keep_candidates) {
+            nlohmann::json named = nlohmann::json::object();
+            for (const auto& [name, x] : fx) named[std::string(name)] = x;
+            kept.push_back({{"iso", iso}, {"line", lines[c.line].index}, {"hand_score", c.hand_score}, {"features", named}});
         }
+        if (chosen_by > best_choice) {
+            best_choice = chosen_by;
+            best = &c;
+        }
+    }
+    const double best_conf = best ? best->hand_score : 0;
+    if (best) {
+        const DateMatch& d = best->date;
+        FieldValue f = make_field(d.iso(), best->hand_score, lines[best->line]);
+        f.provenance["as_written"] = d.text;
+        if (!d.note.empty()) f.provenance["note"] = d.note;
+        f.provenance["features"] = {
+            {"labelled", best->labelled ? 1.0 : 0.0},
+            {"parse_conf", d.confidence},
+            {"ocr_word_conf", word_confidence_at(lines[best->line], d.begin, d.end)},
+            {"position", static_cast<double>(best->line + 1) / static_cast<double>(lines.size())},
+        };
+        if (choice.keep_candidates) f.provenance["candidates"] = std::move(kept);
+        fields["service_date"] = f;
     }
     if (auto it = fields.find("service_date"); it != fields.end()) {
         const std::string chosen = it->second.value.get<std::string>();
@@ -88,11 +137,11 @@ void read_service_date(const std::vector<TextLine>& lines, const std::vector<std
             if (seen[k] == chosen) ++repeats;
             else rival = std::max(rival, seen_conf[k]);
         }
+        auto& best_features = it->second.provenance["features"];
         best_features["repeats"] = static_cast<double>(std::min<std::size_t>(repeats - 1, 3));
         best_features["other_dates"] = static_cast<double>(std::min<std::size_t>(distinct.size() - 1, 3));
         best_features["margin"] = rival < 0 ? 0.5 : std::clamp(best_conf - rival, 0.0, 0.5);
         best_features["conflict"] = 0.0;
-        it->second.provenance["features"] = best_features;
     }
     if (auto it = fields.find("service_date"); it != fields.end() && it->second.provenance.contains("note"))
         warnings.push_back("service_date: " + it->second.provenance["note"].get<std::string>());

@@ -27,10 +27,10 @@ FieldMap ClaimExtractor::from_receipt(const std::vector<TextLine>& lines, std::v
     for (const auto& l : lines) words.push_back(words_of(l.text));
 
     // ---- amounts: the total, subtotal, tax, items (total_field.cpp) -------------------
-    read_amounts(lines, words, rules_, fields, warnings, TotalChoice{total_chooser_, keep_candidates_});
+    read_amounts(lines, words, rules_, fields, warnings, FieldChoice{total_chooser_, keep_candidates_});
 
     // ---- date (date_field.cpp) ----------------------------------------------------------
-    read_service_date(lines, words, rules_, fields, warnings);
+    read_service_date(lines, words, rules_, fields, warnings, FieldChoice{date_chooser_, keep_candidates_});
 
     // ---- labelled ids and names --------------------------------------------------------
     labelled_fields(lines, words, rules_, fields);

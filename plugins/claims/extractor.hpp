@@ -73,14 +73,15 @@ class CandidateChooser;
 
 class ClaimExtractor {
 public:
-    // `total_chooser`, when given, picks the total among its candidates (candidate_chooser.hpp;
-    // the weights fitted on labelled receipts); without it the hand-set score does. It must
-    // outlive the extractor, as the Rules must.
-    explicit ClaimExtractor(const Rules& rules, const CandidateChooser* total_chooser = nullptr)
-        : rules_(rules), total_chooser_(total_chooser) {}
+    // `total_chooser` and `date_chooser`, when given, pick the total and the service date
+    // among their candidates (candidate_chooser.hpp; weights fitted on labelled receipts);
+    // without them the hand-set scores do. They must outlive the extractor, as the Rules must.
+    explicit ClaimExtractor(const Rules& rules, const CandidateChooser* total_chooser = nullptr,
+                            const CandidateChooser* date_chooser = nullptr)
+        : rules_(rules), total_chooser_(total_chooser), date_chooser_(date_chooser) {}
 
-    // Keep every total candidate with its features in the total's provenance.candidates (for
-    // fitting the chooser; off in the pipeline, where nobody reads them).
+    // Keep every total and date candidate with its features in the field's
+    // provenance.candidates (for fitting the choosers; off in the pipeline, where nobody reads them).
     void keep_candidates(bool keep) { keep_candidates_ = keep; }
 
     FieldMap from_receipt(const std::vector<TextLine>& lines, std::vector<std::string>& warnings) const;
@@ -111,6 +112,7 @@ public:
 private:
     const Rules& rules_;
     const CandidateChooser* total_chooser_ = nullptr;
+    const CandidateChooser* date_chooser_ = nullptr;
     bool keep_candidates_ = false;
 };
 

@@ -181,7 +181,7 @@ TEST(AmountsReader, TheFittedChooserDecidesBetweenTwoLabelledTotalsAndEveryCandi
     auto total = [&](const CandidateChooser* c, bool keep = false) {
         FieldMap fields;
         std::vector<std::string> warnings;
-        read_amounts(r.lines, r.words, Rules::builtin(), fields, warnings, TotalChoice{c, keep});
+        read_amounts(r.lines, r.words, Rules::builtin(), fields, warnings, FieldChoice{c, keep});
         return fields.at("total_amount");
     };
     EXPECT_DOUBLE_EQ(total(&earlier).value.get<double>(), 50.00);
@@ -204,7 +204,7 @@ TEST(AmountsReader, TheCashAndChangeEvidenceIsAFeatureOfTheCandidateItConfirms) 
     Receipt r({"TOTAL 31.80", "CASH 50.00", "CHANGE 18.20"});
     FieldMap fields;
     std::vector<std::string> warnings;
-    read_amounts(r.lines, r.words, Rules::builtin(), fields, warnings, TotalChoice{ConfidenceModel::builtin().chooser("total_amount"), true});
+    read_amounts(r.lines, r.words, Rules::builtin(), fields, warnings, FieldChoice{ConfidenceModel::builtin().chooser("total_amount"), true});
     ASSERT_TRUE(fields.count("total_amount"));
     EXPECT_DOUBLE_EQ(fields.at("total_amount").value.get<double>(), 31.80);
     const auto& c = fields.at("total_amount").provenance["candidates"].at(0);
@@ -283,6 +283,7 @@ TEST(ProviderReader, TheLegalFormMisreadInItsOwnLettersAndWhatFollowsItAreMended
     EXPECT_EQ(name_of({"MOONLIGHT CAKE HOUSE SDN BHD 80Z7Z5-U : .", "No.1, Jalan Permas"}), "MOONLIGHT CAKE HOUSE SDN BHD");
     EXPECT_EQ(name_of({"BEMED (SP) SDN. BHD. (P Y)", "No.1, Jalan Permas"}), "BEMED (SP) SDN. BHD.");
     EXPECT_EQ(name_of({"MR. D.I.Y. (M) SDN", "Lot 3, Jalan Pelabur"}), "MR. D.I.Y. (M) SDN BHD");
+    EXPECT_EQ(name_of({"KING\u2019S CONFECTIONERY S/B 273500-U (KSB)", "Lot 3, Jalan Pelabur"}), "KING'S CONFECTIONERY S/B");
     // A word that only looks like the legal form stays: "SPA BAR" has no H or D after the B.
     EXPECT_EQ(name_of({"HAPPY SPA BAR CAFE", "Lot 3, Jalan Pelabur"}), "HAPPY SPA BAR CAFE");
 }
@@ -292,4 +293,29 @@ TEST(ProviderReader, WithoutACompanyMarkerAnAddressLineIsNotTheName) {
     FieldMap fields;
     read_provider(r.lines, r.words, Rules::builtin(), fields);
     EXPECT_EQ(text_of(fields, "provider_name"), "THREE STOOGES");
+}
+
+TEST(DateReader, TheFittedChooserDecidesBetweenTwoDatesAndEveryCandidateIsKept) {
+    Receipt r({"KEDAI ABC", "24/12/2024 10:02", "Bread 4.40", "TOTAL 4.40", "02/01/2025"});
+    auto chooser = [](double latest_weight) {
+        return CandidateChooser::parse({{"features", {"latest"}}, {"weights", {latest_weight}}, {"intercept", 0.0}}, date_candidate_features(),
+                                       "test chooser");
+    };
+    const CandidateChooser earlier = chooser(-3.0), later = chooser(3.0);
+    auto date = [&](const CandidateChooser* c, bool keep = false) {
+        FieldMap fields;
+        std::vector<std::string> warnings;
+        read_service_date(r.lines, r.words, Rules::builtin(), fields, warnings, FieldChoice{c, keep});
+        return fields.at("service_date");
+    };
+    EXPECT_EQ(date(&earlier).value, "2024-12-24");
+    EXPECT_EQ(date(&later).value, "2025-01-02");
+    const auto kept = date(&earlier, true).provenance["candidates"];
+    ASSERT_EQ(kept.size(), 2u);
+    for (const auto& name : date_candidate_features()) EXPECT_TRUE(kept[0]["features"].contains(name)) << name;
+    EXPECT_EQ(kept[0]["features"]["has_time"], 1.0);
+    EXPECT_EQ(kept[0]["features"]["first"], 1.0);
+    EXPECT_EQ(kept[1]["features"]["latest"], 1.0);
+    // The shipped chooser takes the transaction's date over a later print date.
+    EXPECT_EQ(date(ConfidenceModel::builtin().chooser("service_date")).value, "2024-12-24");
 }

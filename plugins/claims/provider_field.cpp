@@ -140,6 +140,9 @@ bool has_postcode(const std::string& line) {
 }
 
 std::string clean_company(std::string s) {
+    // Typographic apostrophes as plain ones: "KING’S" is "KING'S" in every record.
+    for (const std::string_view curly : {"\u2019", "\u2018"})
+        for (std::size_t at = s.find(curly); at != std::string::npos; at = s.find(curly, at + 1)) s.replace(at, curly.size(), "'");
     // Registration numbers in brackets "(001310559-U)" go; other brackets "(KL)" stay.
     for (std::size_t open = s.find('('); open != std::string::npos; open = s.find('(', open + 1)) {
         const std::size_t close = s.find(')', open);
@@ -163,7 +166,10 @@ std::string clean_company(std::string s) {
     {
         const auto ws = words_of(s);
         for (std::size_t k = 0; k + 1 < ws.size(); ++k) {
-            if (ws[k].norm != "BHD" && ws[k].norm != "BERHAD") continue;
+            // "S/B" is the short form of SDN BHD ("KING'S CONFECTIONERY S/B 273500-U").
+            const bool short_form = ws[k].norm == "B" && k > 0 && ws[k - 1].norm == "S" && ws[k - 1].end + 1 == ws[k].begin &&
+                                    s[ws[k - 1].end] == '/';
+            if (ws[k].norm != "BHD" && ws[k].norm != "BERHAD" && !short_form) continue;
             std::size_t cut = ws[k].end;
             if (cut < s.size() && s[cut] == '.') ++cut;  // "BHD." as printed
             const std::string tail = trim(s.substr(cut));
@@ -176,8 +182,9 @@ std::string clean_company(std::string s) {
             const bool registration_word = first_digits >= 3 && first.size() >= 5 && first.find('-') != std::string::npos &&
                                            std::all_of(first.begin(), first.end(), [](unsigned char c) { return std::isalnum(c) || c == '-'; });
             // "SDN. BHD. (P Y)": a bracket of stray single letters is a smudge.
+            const auto tail_words = words_of(tail);
             const bool stray_bracket = tail.size() >= 3 && tail.front() == '(' && tail.back() == ')' && digits == 0 &&
-                                       std::all_of(words_of(tail).begin(), words_of(tail).end(), [](const Word& w) { return w.norm.size() == 1; });
+                                       std::all_of(tail_words.begin(), tail_words.end(), [](const Word& w) { return w.norm.size() == 1; });
             if ((digits >= 4 && number_like && tail.size() <= 16) || registration_word || stray_bracket) s.resize(cut);
             break;
         }

@@ -62,19 +62,19 @@ namespace docpipe::claims {
 
 // The field readers that have their own file. Each reads one field family from a receipt's
 // lines (`words` = reading::words_of of each line, computed once) into `fields`.
-void read_service_date(const std::vector<TextLine>& lines, const std::vector<std::vector<reading::Word>>& words, const Rules& rules,
-                       FieldMap& fields, std::vector<std::string>& warnings);                    // date_field.cpp
-void read_provider(const std::vector<TextLine>& lines, const std::vector<std::vector<reading::Word>>& words, const Rules& rules,
-                   FieldMap& fields);                                                              // provider_field.cpp
-// How the total is chosen among its candidates: by the fitted chooser when there is one (else
-// the hand-set score); keep_candidates puts every candidate with its features in the total's
-// provenance.candidates (for fitting the chooser: bench_claims_eval --candidates).
-struct TotalChoice {
+// How a field (the total, the date) is chosen among its candidates: by the fitted chooser
+// when there is one (else the hand-set score); keep_candidates puts every candidate with its
+// features in the field's provenance.candidates (for fitting: bench_claims_eval --candidates).
+struct FieldChoice {
     const CandidateChooser* chooser = nullptr;
     bool keep_candidates = false;
 };
+void read_service_date(const std::vector<TextLine>& lines, const std::vector<std::vector<reading::Word>>& words, const Rules& rules,
+                       FieldMap& fields, std::vector<std::string>& warnings, const FieldChoice& choice = {});                    // date_field.cpp
+void read_provider(const std::vector<TextLine>& lines, const std::vector<std::vector<reading::Word>>& words, const Rules& rules,
+                   FieldMap& fields);                                                              // provider_field.cpp
 void read_amounts(const std::vector<TextLine>& lines, const std::vector<std::vector<reading::Word>>& words, const Rules& rules,
-                  FieldMap& fields, std::vector<std::string>& warnings, const TotalChoice& choice = {});  // total_field.cpp
+                  FieldMap& fields, std::vector<std::string>& warnings, const FieldChoice& choice = {});  // total_field.cpp
 // Labelled ids and names (receipt and email alike), and keeping the more confident of two.
 void labelled_fields(const std::vector<TextLine>& lines, const std::vector<std::vector<reading::Word>>& words, const Rules& rules,
                      FieldMap& fields);                                                          // ids_field.cpp

@@ -116,7 +116,7 @@ nlohmann::json itemized(const std::vector<TextLine>& lines, const std::vector<Cl
 }  // namespace
 
 void read_amounts(const std::vector<TextLine>& lines, const std::vector<std::vector<Word>>& words, const Rules& rules, FieldMap& fields,
-                  std::vector<std::string>& warnings, const TotalChoice& choice) {
+                  std::vector<std::string>& warnings, const FieldChoice& choice) {
     std::vector<Classified> cls;
     cls.reserve(lines.size());
     for (std::size_t i = 0; i < lines.size(); ++i) cls.push_back(classify(lines[i], words[i], rules));
