@@ -631,8 +631,9 @@ void read_amounts(const std::vector<TextLine>& lines, const std::vector<std::vec
             for (auto& e : arith.confirming(cand.rounded_from, cand.line))
                 if (std::none_of(eqs.begin(), eqs.end(), [&](const Equation& x) { return x.kind == e.kind; })) eqs.push_back(std::move(e));
         nlohmann::json equations = nlohmann::json::array();
+        double other_equations = 0;  // the weight of those equations (also a chooser feature)
         {
-            double extra = 0;
+            double& extra = other_equations;
             for (const auto& e : eqs) {
                 equations.push_back(e.text);
                 const bool counted = (e.kind == "cash-change" && !change.empty() && contains(paid, v)) ||
@@ -697,15 +698,7 @@ void read_amounts(const std::vector<TextLine>& lines, const std::vector<std::vec
         if (!cand.misread_from.empty()) score = std::min(score, 0.85);
         scored.push_back({cand.amount.cents, score, lines[cand.line].index, why});
         // The same evidence as named numbers, for the fitted chooser (candidate_chooser.hpp).
-        bool paid_change = !change.empty() && contains(paid, v), paid_only = change.empty() && contains(paid, v);
-        double other_equations = 0;
-        for (const auto& e : eqs) {
-            const bool counted = (e.kind == "cash-change" && paid_change) || (e.kind == "paid" && paid_only) ||
-                                 (e.kind == "items" && items.size() >= 2 && items_sum == v) || (e.kind == "subtotal" && sums) ||
-                                 (e.kind == "tax-summary" && (summary || (class_sum && *class_sum == v))) ||
-                                 (e.kind == "tax-included" && tax_included_fits(v));
-            if (!counted) other_equations += e.weight;
-        }
+        const bool paid_change = !change.empty() && contains(paid, v), paid_only = change.empty() && contains(paid, v);
         const auto& row = cls[cand.line].amounts;
         const CandidateFeatures fx = {
             {"label_weight", cand.weight},
