@@ -208,9 +208,10 @@ std::vector<DateMatch> find_dates(std::string_view line, const DateLimits& limit
         d.note = fmt::format("'{}': month name read with one OCR slip", d.text);
         out.push_back(d);
     }
-    // Eight digits with no separator ("27032018"): only day, month and a 20xx year that
-    // make a real date, and weakly — a number that happens to look like a date is possible.
-    static const std::regex compact(R"((^|[^0-9A-Za-z])([0-9]{2})([0-9]{2})(20[0-9]{2})(?![0-9]))");
+    // Eight digits with no separator ("27032018"), or with only the one before the year left
+    // ("1202/2018", the first one lost): only day, month and a 20xx year that make a real
+    // date, and weakly — a number that happens to look like a date is possible.
+    static const std::regex compact(R"((^|[^0-9A-Za-z])([0-9]{2})([0-9]{2})[/.\-]?(20[0-9]{2})(?![0-9]))");
     for (auto it = std::sregex_iterator(text.begin(), text.end(), compact); it != std::sregex_iterator(); ++it) {
         const auto& m = *it;
         DateMatch d;
@@ -222,7 +223,8 @@ std::vector<DateMatch> find_dates(std::string_view line, const DateLimits& limit
         d.end = static_cast<std::size_t>(m.position(4) + m.length(4));
         d.text = text.substr(d.begin, d.end - d.begin);
         d.confidence = 0.6;
-        d.note = fmt::format("'{}' has no separators; read as day, month, year", d.text);
+        d.note = d.text.size() == 8 ? fmt::format("'{}' has no separators; read as day, month, year", d.text)
+                                    : fmt::format("'{}' has lost a separator; read as day, month, year", d.text);
         out.push_back(d);
     }
     static const std::regex month_day_year(R"((^|[^0-9A-Za-z])([A-Za-z]{3,9}\.?)\s{1,8}([0-9]{1,2})(?:st|nd|rd|th)?,?\s{1,8}([0-9]{4})(?![0-9]))", std::regex::icase);

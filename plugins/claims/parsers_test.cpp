@@ -211,6 +211,8 @@ INSTANTIATE_TEST_SUITE_P(MalaysianAndEnglish, DateTest, ::testing::Values(
     DateCase{"14 dun 2017", "", false},
     // Eight digits without separators: a real day/month/20xx, weakly.
     DateCase{"27032018 NO. CS-20242", "2018-03-27", true},
+    DateCase{"Salesperson: Date: 1202/2018 .", "2018-02-12", true},
+    DateCase{"INV 3513/2018", "", false},
     DateCase{"GST ID 000750673920", "", false},
     DateCase{"INV 35132018", "", false},
     DateCase{"31/02/2024", "", false},
