@@ -1,7 +1,9 @@
-// The service date of a receipt: every date on it is a candidate, scored by its parse, its
-// label, its own words' OCR confidence and its place (earlier dates are the transaction's;
-// later ones are often expiry or print dates); repeats, rivals and a one-digit conflict
-// become the confidence model's features.
+// The service date of a receipt: every date on it is a candidate. The fitted chooser
+// (candidate_chooser.hpp) picks one from each candidate's evidence (label, parse, its own
+// words' OCR confidence, place, repeats, a time of day after it, whether it is the latest);
+// without a chooser, the hand-set score does (parse x label x OCR, earlier lines first:
+// later dates are often expiry or print dates). That hand score stays the extractor's own
+// confidence; repeats, rivals and a one-digit conflict become the confidence model's features.
 #include <algorithm>
 #include <chrono>
 #include <regex>

@@ -1,9 +1,11 @@
 // The amounts of a receipt: the total (and subtotal, tax, rounding, cash and change around
 // it) and the itemised charges. Every line is classified once by its label (rules file);
-// amount candidates are scored by label weight, place, their own words' OCR confidence and
-// whether the receipt's arithmetic over other lines (arithmetic.hpp) confirms them; a
-// digit or currency sign misread is repaired only when that arithmetic says so. The chosen
-// total's evidence becomes the confidence model's features.
+// each total candidate's evidence (label weight, place, its own words' OCR confidence,
+// whether the receipt's arithmetic over other lines confirms it: arithmetic.hpp) becomes
+// named features, and the fitted chooser (candidate_chooser.hpp) picks one; a digit or
+// currency sign misread is repaired only when that arithmetic says so. The hand-set score of
+// the same evidence stays the extractor's own confidence and orders the alternatives a
+// reviewer sees; the chosen total's evidence becomes the confidence model's features.
 #include <algorithm>
 #include <cctype>
 #include <cmath>
