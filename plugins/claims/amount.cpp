@@ -75,6 +75,15 @@ std::optional<Amount> parse_number_token(std::string_view token) {
     }
     if (token.empty() || token.size() > 16) return std::nullopt;
 
+    // A section sign before the number ("Net Amt : \u00A73.55") is a 5 or a "$" that OCR read
+    // through: taken as "$", so it maps to 5 like a glued "$" and the receipt's arithmetic
+    // can still take it for a currency sign (total_field.cpp, currency_sign_misreadings).
+    const std::string_view printed = token;
+    std::string with_dollar;
+    if (token.size() > 2 && token.substr(0, 2) == "\u00A7") {
+        with_dollar = "$" + std::string(token.substr(2));
+        token = with_dollar;
+    }
     Amount a;
     std::string digits;  // the token with look-alikes mapped, separators kept
     int real_digits = 0, mapped = 0;
@@ -141,7 +150,7 @@ std::optional<Amount> parse_number_token(std::string_view token) {
     a.cents = std::stoll(plain) * 100 + std::stoll(fraction);
     if (negative) a.cents = -a.cents;
     a.repaired = mapped > 0;
-    a.text = std::string(token);
+    a.text = std::string(printed);
     return a;
 }
 

@@ -73,6 +73,9 @@ INSTANTIATE_TEST_SUITE_P(Malaysian, AmountTest, ::testing::Values(
     AmountCase{"TOTAL 8O.90", 8090, false, true},
     AmountCase{"TOTAL 1O.00", 1000, false, true},
     AmountCase{"TOTAL 4l.50", 4150, false, true},
+    // A section sign before the number is read as a glued "$": the digit 5 (the arithmetic
+    // may still take it for a currency sign).
+    AmountCase{"Net Amt : \u00A73.55", 5355, false, true},
     AmountCase{"TOTAL 4i.50", 4150, false, true},
     AmountCase{"TOTAL 5S.00", 5500, false, true},
     AmountCase{"TOTAL B8.00", 8800, false, true},
