@@ -319,3 +319,20 @@ TEST(DateReader, TheFittedChooserDecidesBetweenTwoDatesAndEveryCandidateIsKept) 
     // The shipped chooser takes the transaction's date over a later print date.
     EXPECT_EQ(date(ConfidenceModel::builtin().chooser("service_date")).value, "2024-12-24");
 }
+
+TEST(AmountsReader, AnUnreadableCharacterInTheTotalIsFilledFromTheOneAmountThatFitsIt) {
+    Receipt r({"FIVE STAR CASH & CARRY", "15755 2 19.80", "KISHIS 500GM 9.90", "NET TOTAL : i?.80", "THANK YOU"});
+    FieldMap fields;
+    std::vector<std::string> warnings;
+    read_amounts(r.lines, r.words, Rules::builtin(), fields, warnings);
+    ASSERT_TRUE(fields.count("total_amount"));
+    const auto& total = fields.at("total_amount");
+    EXPECT_DOUBLE_EQ(total.value.get<double>(), 19.80);
+    EXPECT_LE(total.confidence, 0.85);  // repaired: a person confirms it
+    EXPECT_EQ(total.provenance["misread_from"], "i?.80");
+    // Two amounts fit ("?9.80": 19.80 and 29.80): nothing is guessed.
+    Receipt two({"15755 2 19.80", "ABC 29.80", "NET TOTAL : ?9.80"});
+    FieldMap none;
+    read_amounts(two.lines, two.words, Rules::builtin(), none, warnings);
+    EXPECT_FALSE(none.count("total_amount"));
+}

@@ -10,6 +10,7 @@
 #include <cctype>
 #include <cmath>
 #include <map>
+#include <regex>
 #include <set>
 
 #include <fmt/core.h>
@@ -487,6 +488,47 @@ void read_amounts(const std::vector<TextLine>& lines, const std::vector<std::vec
             c.amount.text = c.misread_from;
             c.amount.begin = b;
             c.amount.end = e;
+            totals.push_back(std::move(c));
+        }
+    }
+    // A strong total label whose amount has one or two characters OCR could not read in its
+    // whole part ("NET TOTAL : i?.80"), with no other total candidate: the one amount printed
+    // elsewhere on the receipt (an item line, cash) whose digits fit the readable ones, as a
+    // repaired candidate (a person confirms it).
+    if (totals.empty()) {
+        static const std::regex blurred(R"((?:^|\s)(\S{1,4})[.,]([0-9]{2})\s*$)");
+        for (std::size_t i = 0; i < lines.size() && totals.empty(); ++i) {
+            if (cls[i].kind != LineKind::Total || cls[i].weight < 0.85 || !cls[i].amounts.empty()) continue;
+            std::smatch m;
+            if (!std::regex_search(lines[i].text, m, blurred)) continue;
+            const std::string whole = m.str(1), cents = m.str(2);
+            const auto unreadable = std::count_if(whole.begin(), whole.end(), [](unsigned char c) { return !std::isdigit(c); });
+            if (unreadable == 0 || unreadable > 2) continue;
+            if (std::any_of(whole.begin(), whole.end(), [](unsigned char c) { return c >= 0x80; })) continue;  // one byte per digit
+            auto fits = [&](const Amount& a) {
+                if (!a.decimals || a.cents <= 0) return false;
+                const std::string text = std::to_string(a.cents / 100);
+                if (text.size() != whole.size() || std::to_string(a.cents % 100 + 100).substr(1) != cents) return false;
+                for (std::size_t k = 0; k < whole.size(); ++k)
+                    if (std::isdigit(static_cast<unsigned char>(whole[k])) && whole[k] != text[k]) return false;
+                return true;
+            };
+            std::set<std::int64_t> matches;
+            std::size_t at = 0;
+            for (std::size_t j = 0; j < lines.size(); ++j)
+                if (j != i)
+                    for (const auto& a : cls[j].amounts)
+                        if (fits(a) && matches.insert(a.cents).second) at = j;
+            if (matches.size() != 1) continue;
+            const std::size_t b = static_cast<std::size_t>(m.position(1));
+            Candidate c{Amount{}, i, cls[i].weight, lines[i].text.substr(b, static_cast<std::size_t>(m.position(2) + m.length(2)) - b),
+                        fmt::format("unreadable characters; the amount on line {} fits it", lines[at].index), 0};
+            c.amount.cents = *matches.begin();
+            c.amount.decimals = true;
+            c.amount.repaired = true;
+            c.amount.text = c.misread_from;
+            c.amount.begin = b;
+            c.amount.end = lines[i].text.size();
             totals.push_back(std::move(c));
         }
     }
