@@ -336,3 +336,14 @@ TEST(AmountsReader, AnUnreadableCharacterInTheTotalIsFilledFromTheOneAmountThatF
     read_amounts(two.lines, two.words, Rules::builtin(), none, warnings);
     EXPECT_FALSE(none.count("total_amount"));
 }
+
+TEST(AmountsReader, ATotalOneDigitFromThePerRateTotalsSumIsRepairedToIt) {
+    Receipt r({"GARDENIA BAKERIES (KL) SDN BHD", "O.C. WHITE 2 6.39", "Total 0% supplies: 35.14", "Total 6% supplies (excl. GST): 36.24",
+               "Total 6% supplies (Inc. GST): 38.41", "Total Pays. 9: 3.55"});
+    FieldMap fields;
+    std::vector<std::string> warnings;
+    read_amounts(r.lines, r.words, Rules::builtin(), fields, warnings, FieldChoice{ConfidenceModel::builtin().chooser("total_amount"), false});
+    ASSERT_TRUE(fields.count("total_amount"));
+    EXPECT_DOUBLE_EQ(fields.at("total_amount").value.get<double>(), 73.55);  // 35.14 + 38.41
+    EXPECT_LE(fields.at("total_amount").confidence, 0.85);
+}

@@ -475,14 +475,20 @@ void read_amounts(const std::vector<TextLine>& lines, const std::vector<std::vec
             return d.size() >= digits.size();
         });
         std::set<std::int64_t> tried;
-        for (const auto& eq : arith.all_for(i)) {
-            if (eq.weight < 0.1 || eq.cents <= 0 || !tried.insert(eq.cents).second) continue;
-            const std::string want = std::to_string(eq.cents);
+        // What the equations over other lines give, and the per-rate totals' sum ("Total 0%
+        // supplies" + "Total 6% supplies (Inc. GST)"), which no equation covers.
+        std::vector<std::int64_t> wanted;
+        for (const auto& eq : arith.all_for(i))
+            if (eq.weight >= 0.1) wanted.push_back(eq.cents);
+        if (class_sum) wanted.push_back(*class_sum);
+        for (const std::int64_t cents : wanted) {
+            if (cents <= 0 || !tried.insert(cents).second) continue;
+            const std::string want = std::to_string(cents);
             if (want.size() < 3 || (digits != want && !within_one_edit(digits, want))) continue;
-            if (read_whole && arith.confirming(eq.cents, i).size() < 2 && !one_look_alike(digits, want)) continue;
-            if (std::any_of(totals.begin(), totals.end(), [&](const Candidate& t) { return t.line == i && t.amount.cents == eq.cents; })) continue;
+            if (read_whole && arith.confirming(cents, i).size() < 2 && !one_look_alike(digits, want)) continue;
+            if (std::any_of(totals.begin(), totals.end(), [&](const Candidate& t) { return t.line == i && t.amount.cents == cents; })) continue;
             Candidate c{Amount{}, i, cls[i].weight, lines[i].text.substr(b, e - b), digits == want ? "its decimal point lost" : "one digit slip", 0};
-            c.amount.cents = eq.cents;
+            c.amount.cents = cents;
             c.amount.decimals = true;
             c.amount.repaired = true;
             c.amount.text = c.misread_from;

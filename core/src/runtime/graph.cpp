@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <array>
 #include <thread>
-#include <cstdlib>
 
 #include <fmt/core.h>
 #include <oneapi/tbb/flow_graph.h>
@@ -55,7 +54,6 @@ void GraphExecutor::build() {
     for (const auto& node : s_.nodes)
         if (!node->source) threads += static_cast<std::size_t>(node->spec->concurrency);
     threads = std::clamp<std::size_t>(threads, std::max(2u, std::thread::hardware_concurrency()), 256);
-    if (const char* e = std::getenv("H25_ARENA")) threads = std::atoi(e);
     const auto allowed = oneapi::tbb::global_control::active_value(oneapi::tbb::global_control::max_allowed_parallelism);
     f.parallelism = std::make_unique<oneapi::tbb::global_control>(oneapi::tbb::global_control::max_allowed_parallelism,
                                                                   std::max(threads + 1, allowed));
