@@ -203,29 +203,27 @@ def dump_features(data, build, out):
 
 
 def model_text(model):
-    """The model as JSON, one line per key of each field (diffs stay readable)."""
-    out = ["{", f' "format": {json.dumps(model["format"])},', f' "version": {model["version"]},',
-           f' "metadata": {json.dumps(model["metadata"])},', ' "fields": {']
-    names = list(model["fields"])
-    for n, name in enumerate(names):
-        spec = model["fields"][name]
-        keys = list(spec)
-        out.append(f"  {json.dumps(name)}: {{")
-        for k, key in enumerate(keys):
-            out.append(f"   {json.dumps(key)}: {json.dumps(spec[key])}" + ("," if k + 1 < len(keys) else ""))
-        out.append("  }" + ("," if n + 1 < len(names) else ""))
-    out.append(" }," if model.get("choosers") else " }")
-    choosers = list(model.get("choosers") or {})
-    if choosers:
-        out.append(' "choosers": {')
-        for n, name in enumerate(choosers):
-            spec = model["choosers"][name]
+    """The model as JSON, one line per key of each field and chooser (diffs stay readable)."""
+    def section(key, entries, last):
+        lines = [f' {json.dumps(key)}: {{']
+        names = list(entries)
+        for n, name in enumerate(names):
+            spec = entries[name]
             keys = list(spec)
-            out.append(f"  {json.dumps(name)}: {{")
-            for k, key in enumerate(keys):
-                out.append(f"   {json.dumps(key)}: {json.dumps(spec[key])}" + ("," if k + 1 < len(keys) else ""))
-            out.append("  }" + ("," if n + 1 < len(choosers) else ""))
-        out.append(" }")
+            lines.append(f"  {json.dumps(name)}: {{")
+            for k, item in enumerate(keys):
+                lines.append(f"   {json.dumps(item)}: {json.dumps(spec[item])}" + ("," if k + 1 < len(keys) else ""))
+            lines.append("  }" + ("," if n + 1 < len(names) else ""))
+        lines.append(" }" + ("" if last else ","))
+        return lines
+
+    choosers = model.get("choosers") or {}
+    out = ["{", f' "format": {json.dumps(model["format"])},', f' "version": {model["version"]},',
+           f' "metadata": {json.dumps(model["metadata"])},']
+    out += section("fields", model["fields"], last=not choosers)
+    # The candidate choosers (scripts/fit-claims-chooser.py), kept from the file replaced.
+    if choosers:
+        out += section("choosers", choosers, last=True)
     out.append("}")
     return "\n".join(out) + "\n"
 

@@ -31,6 +31,15 @@ std::string text_of(const FieldMap& fields, const std::string& name) {
     return fields.count(name) ? fields.at(name).value.get<std::string>() : std::string("(none)");
 }
 
+// What read_provider gives for one field of a receipt's lines.
+std::string provider_field(const std::vector<std::string>& text, const std::string& name) {
+    Receipt r(text);
+    FieldMap fields;
+    read_provider(r.lines, r.words, Rules::builtin(), fields);
+    return text_of(fields, name);
+}
+std::string address_of(const std::vector<std::string>& text) { return provider_field(text, "provider_address"); }
+
 }  // namespace
 
 TEST(DateReader, TheLabelledTransactionDateWinsOverALaterPrintDate) {
@@ -234,50 +243,36 @@ TEST(AmountsReader, WithoutATotalLineTheSubtotalPlusTaxAndRoundingIsProposedForR
 }
 
 TEST(ProviderReader, TheAddressEndsAtAPhoneNumberOrWebsiteInsideItsLine) {
-    Receipt phone({"KEDAI ABC SDN BHD", "Lot 3, Jalan Pelabur 23/1,", "40300 Shah Alam, Selangor. Pel: 03- 55423228 Kax:03- 55423213", "THANK YOU"});
-    Receipt web({"KEDAI ABC SDN BHD", "No.1, Jalan Permas 10/5,", "81750 Johor Bahru, Johor. . waw.kedaiabc.com", "Table : Counter"});
-    FieldMap a, b;
-    read_provider(phone.lines, phone.words, Rules::builtin(), a);
-    read_provider(web.lines, web.words, Rules::builtin(), b);
-    EXPECT_EQ(text_of(a, "provider_address"), "Lot 3, Jalan Pelabur 23/1, 40300 Shah Alam, Selangor.");
-    EXPECT_EQ(text_of(b, "provider_address"), "No.1, Jalan Permas 10/5, 81750 Johor Bahru, Johor.");
+    EXPECT_EQ(address_of({"KEDAI ABC SDN BHD", "Lot 3, Jalan Pelabur 23/1,", "40300 Shah Alam, Selangor. Pel: 03- 55423228 Kax:03- 55423213",
+                          "THANK YOU"}),
+              "Lot 3, Jalan Pelabur 23/1, 40300 Shah Alam, Selangor.");
+    EXPECT_EQ(address_of({"KEDAI ABC SDN BHD", "No.1, Jalan Permas 10/5,", "81750 Johor Bahru, Johor. . waw.kedaiabc.com", "Table : Counter"}),
+              "No.1, Jalan Permas 10/5, 81750 Johor Bahru, Johor.");
 }
 
 TEST(ProviderReader, ABranchOrLicenseeLineBeforeTheStreetIsNotTheAddress) {
-    Receipt branch({"TRI SHAAS SDN BHD (728515-M)", "MYDIN MART SRI MUDA", "4-20, Jalan Ria 25/62 Taman Sri Muda", "Seksyen 25, 40400 Shah Alam Selangor",
-                    "Tel : 03-51217970"});
-    Receipt owner({"BANH MI CAFE", "Dimiliki: banh mi cafe sdn bhd 1110644-H", "No. 1 Jalan Puteri 7/16", "Bandar Puteri, 47100 Puchong",
-                   "Selangor, Malaysia", "GUEST CHECK"});
-    Receipt site({"SUN WONG KUT SDN BHD", "Company No: 20965-Y", "Site: 1046", "176 JLN SUNGEI BESI", "57100 KUALA LUMPUR", "Invoice 6000"});
-    FieldMap a, b, c;
-    read_provider(branch.lines, branch.words, Rules::builtin(), a);
-    read_provider(owner.lines, owner.words, Rules::builtin(), b);
-    read_provider(site.lines, site.words, Rules::builtin(), c);
-    EXPECT_EQ(text_of(a, "provider_address"), "4-20, Jalan Ria 25/62 Taman Sri Muda Seksyen 25, 40400 Shah Alam Selangor");
-    EXPECT_EQ(text_of(b, "provider_address"), "No. 1 Jalan Puteri 7/16 Bandar Puteri, 47100 Puchong Selangor, Malaysia");
-    EXPECT_EQ(text_of(c, "provider_address"), "176 JLN SUNGEI BESI 57100 KUALA LUMPUR");
+    EXPECT_EQ(address_of({"TRI SHAAS SDN BHD (728515-M)", "MYDIN MART SRI MUDA", "4-20, Jalan Ria 25/62 Taman Sri Muda",
+                          "Seksyen 25, 40400 Shah Alam Selangor", "Tel : 03-51217970"}),
+              "4-20, Jalan Ria 25/62 Taman Sri Muda Seksyen 25, 40400 Shah Alam Selangor");
+    EXPECT_EQ(address_of({"BANH MI CAFE", "Dimiliki: banh mi cafe sdn bhd 1110644-H", "No. 1 Jalan Puteri 7/16", "Bandar Puteri, 47100 Puchong",
+                          "Selangor, Malaysia", "GUEST CHECK"}),
+              "No. 1 Jalan Puteri 7/16 Bandar Puteri, 47100 Puchong Selangor, Malaysia");
+    EXPECT_EQ(address_of({"SUN WONG KUT SDN BHD", "Company No: 20965-Y", "Site: 1046", "176 JLN SUNGEI BESI", "57100 KUALA LUMPUR", "Invoice 6000"}),
+              "176 JLN SUNGEI BESI 57100 KUALA LUMPUR");
 }
 
 TEST(ProviderReader, AfterThePostcodeOnlyATownAndStateGoOnAndALotNumberIsNoPostcode) {
-    Receipt town({"SINNATHAMBY HOLDINGS SDN BHD", "NO.17, JALAN BESAR,", "39100 BRINCHANG,", "CAMERON HIGHLANDS,", "PAHANG", "PREPAY CHIT NUMBER"});
-    Receipt detail({"BHPETROL PALEKBANG SDN BHD", "Lot 1626, Mukim Kampung Laut", "16200 Palekbang, Kelantan", "PREPAY CHIT NUMBER", "29721"});
-    Receipt lot({"99 SPEED MART SDN BHD", "LOT P.T. 33198, BATU 4", "JALAN KAPAR, MUKIM KAPAR", "42100 KLANG, SELANGOR"});
-    FieldMap a, b, c;
-    read_provider(town.lines, town.words, Rules::builtin(), a);
-    read_provider(detail.lines, detail.words, Rules::builtin(), b);
-    read_provider(lot.lines, lot.words, Rules::builtin(), c);
-    EXPECT_EQ(text_of(a, "provider_address"), "NO.17, JALAN BESAR, 39100 BRINCHANG, CAMERON HIGHLANDS, PAHANG");
-    EXPECT_EQ(text_of(b, "provider_address"), "Lot 1626, Mukim Kampung Laut 16200 Palekbang, Kelantan");
-    EXPECT_EQ(text_of(c, "provider_address"), "LOT P.T. 33198, BATU 4 JALAN KAPAR, MUKIM KAPAR 42100 KLANG, SELANGOR");
+    EXPECT_EQ(address_of({"SINNATHAMBY HOLDINGS SDN BHD", "NO.17, JALAN BESAR,", "39100 BRINCHANG,", "CAMERON HIGHLANDS,", "PAHANG",
+                          "PREPAY CHIT NUMBER"}),
+              "NO.17, JALAN BESAR, 39100 BRINCHANG, CAMERON HIGHLANDS, PAHANG");
+    EXPECT_EQ(address_of({"BHPETROL PALEKBANG SDN BHD", "Lot 1626, Mukim Kampung Laut", "16200 Palekbang, Kelantan", "PREPAY CHIT NUMBER", "29721"}),
+              "Lot 1626, Mukim Kampung Laut 16200 Palekbang, Kelantan");
+    EXPECT_EQ(address_of({"99 SPEED MART SDN BHD", "LOT P.T. 33198, BATU 4", "JALAN KAPAR, MUKIM KAPAR", "42100 KLANG, SELANGOR"}),
+              "LOT P.T. 33198, BATU 4 JALAN KAPAR, MUKIM KAPAR 42100 KLANG, SELANGOR");
 }
 
 TEST(ProviderReader, TheLegalFormMisreadInItsOwnLettersAndWhatFollowsItAreMended) {
-    auto name_of = [](std::vector<std::string> text) {
-        Receipt r(text);
-        FieldMap fields;
-        read_provider(r.lines, r.words, Rules::builtin(), fields);
-        return text_of(fields, "provider_name");
-    };
+    auto name_of = [](const std::vector<std::string>& text) { return provider_field(text, "provider_name"); };
     EXPECT_EQ(name_of({"GARDENIA BAKERIES (KL) SDN BILD", "Lot 3, Jalan Pelabur"}), "GARDENIA BAKERIES (KL) SDN BHD");
     EXPECT_EQ(name_of({"AIK HUAT HARDWARE ENTERPRISE SUM BHE", "Lot 3, Jalan Pelabur"}), "AIK HUAT HARDWARE ENTERPRISE SDN BHD");
     EXPECT_EQ(name_of({"MOONLIGHT CAKE HOUSE SDN BHD 80Z7Z5-U : .", "No.1, Jalan Permas"}), "MOONLIGHT CAKE HOUSE SDN BHD");
