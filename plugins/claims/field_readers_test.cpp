@@ -259,6 +259,10 @@ TEST(ProviderReader, ABranchOrLicenseeLineBeforeTheStreetIsNotTheAddress) {
               "No. 1 Jalan Puteri 7/16 Bandar Puteri, 47100 Puchong Selangor, Malaysia");
     EXPECT_EQ(address_of({"SUN WONG KUT SDN BHD", "Company No: 20965-Y", "Site: 1046", "176 JLN SUNGEI BESI", "57100 KUALA LUMPUR", "Invoice 6000"}),
               "176 JLN SUNGEI BESI 57100 KUALA LUMPUR");
+    // A tax id under a misspelt label is stepped over like a registration line.
+    EXPECT_EQ(address_of({"DOMINO'S PIZZA", "GST REF NO : 001694261248", "DOMINO'S PIZZA PERMAS JAYA", ": No.12, Jalan Permas Jaya 10, .",
+                          "Bandar Baru Permas Jaya, 81750 Masai :", "Johor : -", "TAX INVOICE"}),
+              "No.12, Jalan Permas Jaya 10, . Bandar Baru Permas Jaya, 81750 Masai Johor");
 }
 
 TEST(ProviderReader, AfterThePostcodeOnlyATownAndStateGoOnAndALotNumberIsNoPostcode) {

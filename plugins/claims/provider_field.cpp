@@ -128,7 +128,7 @@ std::optional<std::size_t> address_end_in_line(const std::string& line) {
 // "Site: 2076", "Table : Counter": a short label and one value is a receipt detail, not a
 // line of the street address.
 bool label_value_line(const std::string& line) {
-    static const std::regex re(R"(^\s*[A-Za-z][A-Za-z .#]{0,15}\s*[:;]\s*\S+\s*$)");
+    static const std::regex re(R"(^\s*[A-Za-z][A-Za-z .#]{0,15}\s*[:;]\s*\S*[A-Za-z0-9]\S*\s*$)");  // "Johor : -" is no value
     return std::regex_match(line, re);
 }
 
@@ -399,7 +399,11 @@ void read_provider(const std::vector<TextLine>& lines, const std::vector<std::ve
                 // Registration lines between the name and the address ("Co-REG:860671-D",
                 // "(GST ID No : 000144596992)") are stepped over; after the address has
                 // begun, they end it, as phone lines and headings do.
-                const bool registration = is_registration_line(lines[j].text) || best_hit(words[j], rules.registration_labels);
+                // A tax or company id under a label OCR misspelled ("GST REF NO : 001694261248",
+                // "(GST Ree No. 001492992000)"): a stop word with a long number after it.
+                static const std::regex long_number(R"(\d{8,})");
+                const bool registration = is_registration_line(lines[j].text) || best_hit(words[j], rules.registration_labels) ||
+                                          (best_hit(words[j], rules.address_stops) && std::regex_search(lines[j].text, long_number));
                 if (address.empty() && (registration || label_value_line(lines[j].text) || branch_line(j)) && skipped < 3) {
                     ++skipped;
                     continue;
