@@ -37,11 +37,9 @@ std::string fix_legal_suffix(std::string out) {
         const bool b_word = bhd.norm.size() >= 2 && bhd.norm.size() <= 4 && bhd.norm[0] == 'B' &&
                             bhd.norm.find_first_of("HD", 1) != std::string::npos;
         const bool s_word = sdn.norm.size() == 3 && sdn.norm[0] == 'S' && (within_one_edit(sdn.norm, "SDN") || sdn.norm[2] == 'N' || sdn.norm[2] == 'M');
-        if (s_word && b_word && !(sdn.norm == "SDN" && bhd.norm == "BHD")) {
-            const std::string tail = out.substr(bhd.end);
-            out = out.substr(0, sdn.begin) + "SDN" + out.substr(sdn.end, bhd.begin - sdn.end) + "BHD" + tail;
-        } else if (sdn.norm.size() == 3 && within_one_edit(sdn.norm, "SDN") && bhd_like &&
-            (sdn.norm == "SDN" || bhd.norm == "BHD" || sdn.norm == "SON") && !(sdn.norm == "SDN" && bhd.norm == "BHD")) {
+        const bool one_slip = sdn.norm.size() == 3 && within_one_edit(sdn.norm, "SDN") && bhd_like &&
+                              (sdn.norm == "SDN" || bhd.norm == "BHD" || sdn.norm == "SON");
+        if (((s_word && b_word) || one_slip) && !(sdn.norm == "SDN" && bhd.norm == "BHD")) {
             const std::string tail = out.substr(bhd.end);
             out = out.substr(0, sdn.begin) + "SDN" + out.substr(sdn.end, bhd.begin - sdn.end) + "BHD" + tail;
         }

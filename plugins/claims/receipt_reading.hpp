@@ -60,8 +60,6 @@ bool is_letter_line(const std::string& text, double min_ratio);
 
 namespace docpipe::claims {
 
-// The field readers that have their own file. Each reads one field family from a receipt's
-// lines (`words` = reading::words_of of each line, computed once) into `fields`.
 // How a field (the total, the date) is chosen among its candidates: by the fitted chooser
 // when there is one (else the hand-set score); keep_candidates puts every candidate with its
 // features in the field's provenance.candidates (for fitting: bench_claims_eval --candidates).
@@ -69,6 +67,9 @@ struct FieldChoice {
     const CandidateChooser* chooser = nullptr;
     bool keep_candidates = false;
 };
+
+// The field readers that have their own file. Each reads one field family from a receipt's
+// lines (`words` = reading::words_of of each line, computed once) into `fields`.
 void read_service_date(const std::vector<TextLine>& lines, const std::vector<std::vector<reading::Word>>& words, const Rules& rules,
                        FieldMap& fields, std::vector<std::string>& warnings, const FieldChoice& choice = {});                    // date_field.cpp
 void read_provider(const std::vector<TextLine>& lines, const std::vector<std::vector<reading::Word>>& words, const Rules& rules,
