@@ -25,6 +25,31 @@ std::string_view file_name(const Document& doc) {
     auto it = doc.attributes.find(key);
     return it != doc.attributes.end() ? std::string_view(it->second) : std::string_view();
 }
+
+// Fills RuntimeNode::hops_per_document and outcomes_per_document of node `i` and of everything
+// downstream of it. The targets of one port add up (each gets the document); a node's ports
+// count as the largest of them, since a node with several ports usually routes a document to
+// one. A document a transform splits makes more hops (its list grows as before); a cycle (the
+// spec rejects them) would count its first pass only. `visit`: 0 not yet, 1 in progress, 2 done.
+void count_per_document(NodeList& nodes, std::size_t i, std::vector<char>& visit) {
+    RuntimeNode& node = *nodes[i];
+    if (visit[i] != 0) return;
+    visit[i] = 1;
+    std::size_t hops = 0, outcomes = 0;
+    for (const auto& [port, targets] : node.successors) {
+        std::size_t port_hops = 0, port_outcomes = 0;
+        for (const std::size_t t : targets) {
+            count_per_document(nodes, t, visit);
+            port_hops += nodes[t]->hops_per_document;
+            port_outcomes += nodes[t]->outcomes_per_document;
+        }
+        hops = std::max(hops, port_hops);
+        outcomes = std::max(outcomes, port_outcomes);
+    }
+    node.hops_per_document = std::min<std::size_t>((node.source ? 0 : 1) + hops, Tracker::kMaxHops);
+    node.outcomes_per_document = std::min<std::size_t>((node.sink ? 1 : 0) + outcomes, 64);
+    visit[i] = 2;
+}
 }  // namespace
 
 // The TBB objects, kept out of the header (flow_graph.h is heavy).
@@ -59,6 +84,11 @@ void GraphExecutor::build() {
                                                                   std::max(threads + 1, allowed));
     f.arena = std::make_unique<oneapi::tbb::task_arena>(static_cast<int>(threads), 0);
     f.arena->execute([&f] { f.graph = std::make_unique<flow::graph>(); });
+    std::vector<char> visit(s_.nodes.size(), 0);
+    for (std::size_t i = 0; i < s_.nodes.size(); ++i) {
+        count_per_document(s_.nodes, i, visit);
+        if (s_.nodes[i]->sink) s_.nodes[i]->ledger_prefix = "ledger/" + s_.nodes[i]->name() + "/";
+    }
     f.nodes.resize(s_.nodes.size());
     for (std::size_t i = 0; i < s_.nodes.size(); ++i) {
         auto& node = *s_.nodes[i];
@@ -82,6 +112,7 @@ void GraphExecutor::wait_for_all() {
 bool GraphExecutor::take(RuntimeNode& node, Document& doc, const std::shared_ptr<Tracker>& tracker) {
     // Keys built once: operator[] and try_emplace would build a string from each for every document.
     static const std::string job_id_key = kJobIdAttribute, root_job_key = kRootJobAttribute;
+    size_for(*tracker, node);  // before the tracker is shared with the graph's threads
     doc.attributes[job_id_key] = tracker->doc_id;  // children inherit it (make_child copies attributes)
     doc.attributes.try_emplace(root_job_key, tracker->doc_id);  // set upstream when it crossed a stream
     if (s_.redeliver) doc.attributes[kRedeliverAttribute] = "1";  // transform.dedup lets it through
@@ -110,7 +141,7 @@ bool GraphExecutor::admit(std::size_t index, Document&& doc, const std::shared_p
 }
 
 // The tracker of an admin re-entry (retry, approval) of job `job_id`, already in InFlight.
-std::shared_ptr<Tracker> GraphExecutor::re_entry(const std::string& job_id, const Document& doc, AckHandle ack,
+std::shared_ptr<Tracker> GraphExecutor::re_entry(const RuntimeNode& entry, const std::string& job_id, const Document& doc, AckHandle ack,
                                                  DescendantOutcome::Kind replaces) {
     auto tracker = std::make_shared<Tracker>();
     tracker->doc_id = job_id;
@@ -119,13 +150,19 @@ std::shared_ptr<Tracker> GraphExecutor::re_entry(const std::string& job_id, cons
     tracker->ack = std::move(ack);
     tracker->started = steady::now();
     tracker->replaces = replaces;
+    size_for(*tracker, entry);
     s_.flight.enter_now(tracker);
     return tracker;
 }
 
+void GraphExecutor::size_for(Tracker& tracker, const RuntimeNode& entry) {
+    tracker.expected_hops = static_cast<std::uint32_t>(entry.hops_per_document);
+    tracker.expected_outcomes = static_cast<std::uint32_t>(entry.outcomes_per_document);
+}
+
 void GraphExecutor::inject(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack,
                            DescendantOutcome::Kind replaces) {
-    auto tracker = re_entry(job_id, *doc, std::move(ack), replaces);
+    auto tracker = re_entry(*s_.nodes[index], job_id, *doc, std::move(ack), replaces);
     tracker->outstanding.fetch_add(1);
     put(index, Envelope{std::move(doc), tracker, 0, nullptr, 1});
 }
@@ -168,7 +205,7 @@ void GraphExecutor::enqueue(std::size_t index, const Envelope& env) {
 }
 
 void GraphExecutor::forward(RuntimeNode& from, std::string_view port, DocumentPtr doc, const std::shared_ptr<Tracker>& tracker) {
-    const auto& targets = from.successors.find(port)->second;  // resolve() guarantees every port is connected
+    const auto& targets = from.targets(port);
     tracker->outstanding.fetch_add(static_cast<std::int64_t>(targets.size()));
     from.stats.out.fetch_add(1, std::memory_order_relaxed);
     for (std::size_t t : targets) put(t, Envelope{doc, tracker, 0, nullptr, 1});
@@ -256,7 +293,7 @@ HopRecord GraphExecutor::hop_record(const Envelope& env, const RuntimeNode& node
 // Caller holds the tracker's mutex.
 static void push_hop(Tracker& tracker, HopRecord&& r) {
     auto& hops = tracker.hops;
-    if (hops.empty()) hops.reserve(8);  // a source document and its children make a few hops each
+    if (hops.empty()) hops.reserve(std::max<std::uint32_t>(1, tracker.expected_hops));  // one allocation
     if (hops.size() < Tracker::kMaxHops) hops.push_back(std::move(r));
 }
 
@@ -265,7 +302,7 @@ static void push_hop(Tracker& tracker, HopRecord&& r) {
 // moving it in. Caller holds the tracker's mutex.
 void GraphExecutor::push_hop_end(const Envelope& env, const HopEnd& end) {
     auto& hops = env.tracker->hops;
-    if (hops.empty()) hops.reserve(8);
+    if (hops.empty()) hops.reserve(std::max<std::uint32_t>(1, env.tracker->expected_hops));
     if (hops.size() >= Tracker::kMaxHops) return;
     HopRecord& r = hops.emplace_back();
     r.node = &end.node;
@@ -329,7 +366,7 @@ void GraphExecutor::hand_over(RuntimeNode& from, const Envelope& env, const HopE
         std::lock_guard lock(t.mutex);
         push_hop_end(env, end);
         for (auto& [doc, port] : emitted)
-            for (std::size_t target : from.successors.find(port)->second) {  // resolve() guarantees every port is connected
+            for (std::size_t target : from.targets(port)) {
                 next_slot() = Pending{target, &new_position(t, target, 1, ended), &doc};
             }
         end_position(t, env);
@@ -392,7 +429,7 @@ bool GraphExecutor::reject(std::size_t index, Document&& doc, const std::shared_
 bool GraphExecutor::is_source(std::size_t index) const { return s_.nodes[index]->source != nullptr; }
 
 void GraphExecutor::inject_after_source(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack) {
-    auto tracker = re_entry(job_id, *doc, std::move(ack), DescendantOutcome::Kind::Failed);
+    auto tracker = re_entry(*s_.nodes[index], job_id, *doc, std::move(ack), DescendantOutcome::Kind::Failed);
     tracker->outstanding.fetch_add(1);  // held while forwarding, as in admit()
     forward(*s_.nodes[index], "out", std::move(doc), tracker);
     if (tracker->outstanding.fetch_sub(1) == 1) settle(tracker);
@@ -613,7 +650,7 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
     std::string ledger_key_long;
     std::string_view ledger_key;
     if (ledger) {
-        const std::string_view parts[] = {"ledger/", node.name(), "/", env.doc->id};
+        const std::string_view parts[] = {node.ledger_prefix, env.doc->id};
         std::size_t size = 0;
         for (const auto part : parts) size += part.size();
         char* out = ledger_key_buffer;

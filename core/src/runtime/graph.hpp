@@ -90,7 +90,11 @@ public:
 
 private:
     bool take(RuntimeNode& node, Document& doc, const std::shared_ptr<Tracker>& tracker);
-    std::shared_ptr<Tracker> re_entry(const std::string& job_id, const Document& doc, AckHandle ack, DescendantOutcome::Kind replaces);
+    // Sizes a new tracker's lists for a document entering at `entry` (RuntimeNode::hops_per_document).
+    static void size_for(Tracker& tracker, const RuntimeNode& entry);
+    // The tracker of an admin re-entry at node `entry`.
+    std::shared_ptr<Tracker> re_entry(const RuntimeNode& entry, const std::string& job_id, const Document& doc, AckHandle ack,
+                                      DescendantOutcome::Kind replaces);
     class CollectingOutputs;
     struct Flow;
 

@@ -66,8 +66,21 @@ struct RuntimeNode {
     // The start of each of this node's entries in a job's timeline, `{"node":…,"component":…`,
     // built once: the timeline is written for every source document on the hot path.
     std::string trace_prefix;
+    // What a document entering here usually costs its tracker: its hops here and downstream,
+    // and the sink outcomes among them (GraphExecutor::build()). A tracker reserves that many
+    // instead of a fixed guess: the lists move into the document's job record and stay in
+    // memory with it, so unused slots cost memory (and page faults) per document.
+    std::size_t hops_per_document = 0, outcomes_per_document = 0;
+    // "ledger/<name>/", the start of this sink's delivery-ledger keys (GraphExecutor::build()),
+    // so a sink's hop writes its key in two copies, not four.
+    std::string ledger_prefix;
 
     const std::string& name() const { return spec->name; }
+    // Where a document emitted on `port` goes (resolve() connects every declared port, and an
+    // emitted port is a declared one). Most nodes have a single port: no lookup by its name.
+    const std::vector<std::size_t>& targets(std::string_view port) const {
+        return successors.size() == 1 ? successors.begin()->second : successors.find(port)->second;
+    }
 };
 
 using NodeList = std::vector<std::unique_ptr<RuntimeNode>>;

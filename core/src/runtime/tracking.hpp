@@ -178,6 +178,10 @@ struct Tracker {
     // Admin re-entries settle only part of a job: an approval replaces its review outcomes,
     // a retry its failed ones; the job's other outcomes stand.
     std::optional<DescendantOutcome::Kind> replaces;
+    // How many hops and outcomes to reserve room for at the first of each (see
+    // RuntimeNode::hops_per_document); set before the tracker is shared. The defaults are
+    // for trackers made without a pipeline's counts.
+    std::uint32_t expected_hops = 8, expected_outcomes = 4;
 
     std::mutex mutex;  // guards everything below
     bool failed = false;
@@ -204,7 +208,7 @@ struct Tracker {
     void push_outcome(DescendantOutcome&& outcome) { new_outcome() = std::move(outcome); }
     // A new, empty outcome at the end of the list, to fill in place. Caller holds `mutex`.
     DescendantOutcome& new_outcome() {
-        if (outcomes.capacity() == 0) outcomes.reserve(4);  // a document and its sinks: one allocation
+        if (outcomes.capacity() == 0) outcomes.reserve(std::max<std::uint32_t>(1, expected_outcomes));  // one allocation
         return outcomes.emplace_back();
     }
 };

@@ -3,10 +3,13 @@
 #include <array>
 #include <cstring>
 #include <map>
+#include <memory>
+#include <new>
+#include <type_traits>
+#include <utility>
 #include <optional>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 #include <mutex>
 
 #include "store.hpp"
@@ -41,61 +44,63 @@ inline KeyView hash_of(std::string_view text) { return {text, std::hash<std::str
 // backend that holds one process's state.
 // Split in shards, each with its own lock: two sinks writing their ledger entries at once
 // rarely wait for each other.
-// Each key is hashed once per operation: the hash picks the shard and is kept beside the key
-// (Record), so the shard's table neither hashes it again to look it up nor to insert it
-// (a ledger put used to hash its key three times).
+// Each key is hashed once per operation: the hash picks the shard and is kept in the entry
+// (Record), so the shard's table neither hashes it again to look it up nor to insert it.
+// A shard is a chained table of its own (Shard) rather than a std::unordered_set, so that an
+// entry is allocated and written before the shard's lock is taken and freed after it is
+// released: under the lock a put only finds the key's chain and links the entry in (and,
+// each time a shard's entries double, relinks them into twice the buckets). The
+// ledger's puts are the most contended lock of a run with the ledger on, and an allocation
+// (a page fault, now and then) under it made every other sink of that shard wait.
 // Threading: every method may be called from any thread; a shard's table is guarded by its
 // mutex, keys() takes the shard locks one at a time.
 class HashedKeyValues {
 public:
     explicit HashedKeyValues(Clock& clock) : clock_(clock) {}
+    HashedKeyValues(const HashedKeyValues&) = delete;
+    HashedKeyValues& operator=(const HashedKeyValues&) = delete;
 
     std::optional<std::string> get(std::string_view key) {
         const KeyView hashed = hash_of(key);
         Shard& shard = shard_of(hashed);
         std::lock_guard lock(shard.mutex);
-        const auto it = shard.entries.find(hashed);
-        if (it == shard.entries.end() || !live(*it)) return std::nullopt;
-        return std::string(it->value());
+        const Record* r = *shard.link_of(hashed);
+        if (!r || !live(*r)) return std::nullopt;
+        return std::string(r->value());
     }
     void put(std::string_view key, std::string_view value, std::chrono::seconds ttl) {
-        const auto expires = expiry(ttl);
         const KeyView hashed = hash_of(key);
+        RecordPtr fresh = Record::make(hashed, value, expiry(ttl));  // outside the lock
         Shard& shard = shard_of(hashed);
+        RecordPtr replaced;  // freed after the lock is released
         std::lock_guard lock(shard.mutex);
-        // One lookup for a new key (the common case: a ledger entry per delivery); a key that
-        // exists costs the entry built for nothing, then its value is replaced.
-        const auto [it, inserted] = shard.entries.emplace(hashed, value, expires);
-        if (!inserted) it->replace(value, expires);
+        replaced = shard.put(std::move(fresh));
     }
     bool put_if_absent(std::string_view key, std::string_view value, std::chrono::seconds ttl) {
-        const auto expires = expiry(ttl);
         const KeyView hashed = hash_of(key);
+        RecordPtr fresh = Record::make(hashed, value, expiry(ttl));  // outside the lock; freed after it when not taken
         Shard& shard = shard_of(hashed);
+        RecordPtr replaced;
         std::lock_guard lock(shard.mutex);
-        // One lookup for a new key, as put().
-        const auto [it, inserted] = shard.entries.emplace(hashed, value, expires);
-        if (inserted) return true;
-        if (live(*it)) return false;
-        it->replace(value, expires);
+        if (const Record* existing = *shard.link_of(hashed); existing && live(*existing)) return false;
+        replaced = shard.put(std::move(fresh));  // new, or in place of an expired entry
         return true;
     }
     bool erase(std::string_view key) {
         const KeyView hashed = hash_of(key);
         Shard& shard = shard_of(hashed);
+        RecordPtr removed;  // freed after the lock is released
         std::lock_guard lock(shard.mutex);
-        const auto it = shard.entries.find(hashed);
-        if (it == shard.entries.end()) return false;
-        const bool was_live = live(*it);
-        shard.entries.erase(it);
-        return was_live;
+        removed = shard.remove(hashed);
+        return removed && live(*removed);
     }
     std::vector<std::string> keys(std::string_view prefix, std::size_t limit) {
         std::vector<std::string> out;
         for (auto& shard : shards_) {
             std::lock_guard lock(shard.mutex);
-            for (const auto& record : shard.entries)
-                if (record.key().substr(0, prefix.size()) == prefix && live(record)) out.emplace_back(record.key());
+            for (const Record* chain : shard.buckets)
+                for (const Record* r = chain; r; r = r->next)
+                    if (r->key().substr(0, prefix.size()) == prefix && live(*r)) out.emplace_back(r->key());
         }
         std::sort(out.begin(), out.end());  // the order every backend lists keys in
         if (out.size() > limit) out.resize(limit);
@@ -103,80 +108,109 @@ public:
     }
 
 private:
-    // One entry: its key and value share one buffer, with the key's hash and the entry's
-    // expiry. The buffer is inside the entry while they fit (a ledger entry, a dedup key: the
-    // set's node is then the entry's only allocation), else on the heap. Built in place in
-    // the set (emplace) and never moved. The set's elements are const; replace() changes only
-    // the value and expiry, never the key or hash the set is ordered by.
-    class Record {
-    public:
-        Record(const KeyView& key, std::string_view value, std::chrono::system_clock::time_point expires)
-            : key_size_(key.text.size()), hash_(key.hash), expires_(expires) {
-            const std::size_t size = key.text.size() + value.size();
-            if (size > kInline) {
-                data_ = new char[size];
-                capacity_ = size;
-            }
-            std::memcpy(data_, key.text.data(), key.text.size());
-            std::memcpy(data_ + key_size_, value.data(), value.size());
-            value_size_ = value.size();
+    // The shard is picked by the hash's low bits, a bucket within it by the bits above them
+    // (the low ones are the same for every key of a shard).
+    static constexpr unsigned kShardBits = 4;
+    static constexpr std::size_t kShards = std::size_t{1} << kShardBits;
+
+    // One entry: a header followed by its key and value in the same allocation, sized to them
+    // (a ledger entry is one small block). Never changed once linked: a put of an existing key
+    // links a new entry in its place.
+    struct Record;
+    struct FreeRecord {
+        void operator()(Record* r) const noexcept { ::operator delete(static_cast<void*>(r)); }
+    };
+    using RecordPtr = std::unique_ptr<Record, FreeRecord>;
+    struct Record {
+        Record* next;  // the rest of its bucket's chain; owned by the shard while linked
+        std::size_t hash;
+        std::chrono::system_clock::time_point expires;
+        std::size_t key_size, value_size;
+
+        static RecordPtr make(const KeyView& key, std::string_view value, std::chrono::system_clock::time_point expires) {
+            void* memory = ::operator new(sizeof(Record) + key.text.size() + value.size());
+            RecordPtr r(new (memory) Record{nullptr, key.hash, expires, key.text.size(), value.size()});
+            char* chars = r->chars();
+            if (!key.text.empty()) std::memcpy(chars, key.text.data(), key.text.size());
+            if (!value.empty()) std::memcpy(chars + key.text.size(), value.data(), value.size());
+            return r;
         }
-        Record(const Record&) = delete;
-        Record& operator=(const Record&) = delete;
-        ~Record() {
-            if (data_ != inline_) delete[] data_;
+        char* chars() { return reinterpret_cast<char*>(this + 1); }
+        const char* chars() const { return reinterpret_cast<const char*>(this + 1); }
+        std::string_view key() const { return std::string_view(chars(), key_size); }
+        std::string_view value() const { return std::string_view(chars() + key_size, value_size); }
+        bool is(const KeyView& k) const { return hash == k.hash && key() == k.text; }
+    };
+    static_assert(std::is_trivially_destructible_v<Record>, "FreeRecord frees a Record's memory without destroying it");
+
+    // A chained hash table, power-of-two buckets, at most one entry per bucket on average.
+    // Owns its linked entries. Caller holds `mutex` for everything but construction.
+    struct Shard {
+        std::mutex mutex;
+        std::vector<Record*> buckets;  // chains; empty until the first entry
+        std::size_t size = 0;
+
+        Shard() = default;
+        Shard(const Shard&) = delete;
+        Shard& operator=(const Shard&) = delete;
+        ~Shard() {
+            for (Record* chain : buckets)
+                while (chain) FreeRecord{}(std::exchange(chain, chain->next));
         }
-        std::string_view key() const { return std::string_view(data_, key_size_); }
-        std::string_view value() const { return std::string_view(data_ + key_size_, value_size_); }
-        std::size_t hash() const { return hash_; }
-        std::chrono::system_clock::time_point expires() const { return expires_; }
-        void replace(std::string_view value, std::chrono::system_clock::time_point expires) const {
-            if (key_size_ + value.size() > capacity_) {
-                char* grown = new char[key_size_ + value.size()];
-                std::memcpy(grown, data_, key_size_);
-                if (data_ != inline_) delete[] data_;
-                data_ = grown;
-                capacity_ = key_size_ + value.size();
-            }
-            std::memcpy(data_ + key_size_, value.data(), value.size());
-            value_size_ = value.size();
-            expires_ = expires;
+        // The link that points at `key`'s entry, or the null link at the end of its chain.
+        Record** link_of(const KeyView& key) {
+            if (buckets.empty()) return &no_chain_;
+            Record** link = &buckets[bucket_of(key.hash)];
+            while (*link && !(*link)->is(key)) link = &(*link)->next;
+            return link;
+        }
+        // Links `fresh` in, in place of the entry with its key if any, which it returns.
+        RecordPtr put(RecordPtr fresh) {
+            const KeyView key{fresh->key(), fresh->hash};
+            if (buckets.empty() || size + 1 > buckets.size()) grow();
+            Record** link = link_of(key);
+            RecordPtr old(*link);
+            fresh->next = old ? old->next : nullptr;
+            *link = fresh.release();
+            if (old) old->next = nullptr;
+            else ++size;
+            return old;
+        }
+        // Unlinks the entry with `key` and returns it (null when there is none).
+        RecordPtr remove(const KeyView& key) {
+            Record** link = link_of(key);
+            RecordPtr old(*link);
+            if (!old) return old;
+            *link = old->next;
+            old->next = nullptr;
+            --size;
+            return old;
+        }
+        // Doubles the buckets and relinks every entry (no entry moves or is copied).
+        void grow() {
+            std::vector<Record*> wider(buckets.empty() ? 16 : buckets.size() * 2, nullptr);
+            for (Record* chain : buckets)
+                while (chain) {
+                    Record* r = std::exchange(chain, chain->next);
+                    Record*& head = wider[(r->hash >> kShardBits) & (wider.size() - 1)];
+                    r->next = head;
+                    head = r;
+                }
+            buckets.swap(wider);
         }
 
     private:
-        static constexpr std::size_t kInline = 72;
-        std::size_t key_size_;
-        std::size_t hash_;
-        mutable std::chrono::system_clock::time_point expires_;
-        mutable std::size_t value_size_ = 0;
-        mutable std::size_t capacity_ = kInline;
-        mutable char* data_ = inline_;
-        mutable char inline_[kInline];
+        std::size_t bucket_of(std::size_t hash) const { return (hash >> kShardBits) & (buckets.size() - 1); }
+        Record* no_chain_ = nullptr;  // what link_of() points at while there are no buckets
     };
-    struct RecordHash {
-        using is_transparent = void;
-        std::size_t operator()(const Record& r) const noexcept { return r.hash(); }
-        std::size_t operator()(const KeyView& k) const noexcept { return k.hash; }
-    };
-    struct RecordEqual {
-        using is_transparent = void;
-        bool operator()(const Record& a, const Record& b) const { return a.hash() == b.hash() && a.key() == b.key(); }
-        bool operator()(const Record& a, const KeyView& b) const { return a.hash() == b.hash && a.key() == b.text; }
-        bool operator()(const KeyView& a, const Record& b) const { return a.hash == b.hash() && a.text == b.key(); }
-    };
-    struct Shard {
-        std::mutex mutex;
-        std::unordered_set<Record, RecordHash, RecordEqual> entries;
-    };
-    Shard& shard_of(const KeyView& key) { return shards_[key.hash % kShards]; }
+    Shard& shard_of(const KeyView& key) { return shards_[key.hash & (kShards - 1)]; }
     bool live(const Record& r) const {
-        return r.expires() == std::chrono::system_clock::time_point::max() || r.expires() > clock_.now();
+        return r.expires == std::chrono::system_clock::time_point::max() || r.expires > clock_.now();
     }
     std::chrono::system_clock::time_point expiry(std::chrono::seconds ttl) const {
         return ttl.count() > 0 ? clock_.now() + ttl : std::chrono::system_clock::time_point::max();
     }
 
-    static constexpr std::size_t kShards = 16;
     Clock& clock_;
     std::array<Shard, kShards> shards_;
 };
