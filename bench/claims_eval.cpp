@@ -8,7 +8,12 @@
 //   bench_claims_eval --truth ../shared/data/sroie-dev --results results.jsonl [--floor total=0.9,date=0.9]
 //
 // `scripts/claims-eval.sh` does both. For tuning the rules without re-running OCR,
-// --ocr-json DIR re-extracts from documents saved by the ocr-folder pipeline.
+// --ocr-json DIR re-extracts from documents saved by the ocr-folder pipeline; more
+// --ocr-json DIRs are the rereads, taken while the total or date is below --reread-below
+// (by the extractor's own confidence, or with --reread-on calibrated by the calibrated
+// probability, as transform.claims_reread's `confidence`). --confidence-model FILE uses a
+// refitted model file in place of the compiled-in one. --reread-fields F1,F2 are the fields
+// whose weakness sends a receipt to the next reading (claims_reread's `fields`).
 //
 // Reports exact-match accuracy (total as a 2-decimal number, a truth written "$8.60" read
 // as 8.60; date as day/month/year; company case- and whitespace-normalised; address right when
@@ -234,7 +239,12 @@ int main(int argc, char** argv) {
     fs::path truth_dir, results_file, features_file, candidates_file;
     std::string chooser_name = "fitted";  // fitted: the model file's chooser; hand: the hand-set score
     std::vector<fs::path> ocr_dirs;  // the first is the primary reading; later ones are rereads
-    double reread_below = 1.01;       // reread when the total or date confidence is below this
+    // Reread while a field's confidence is below this; one per gate (`0.9,0.75`: the gate
+    // before the second reading, then the one before the third and later ones).
+    std::vector<double> reread_below{1.01};
+    fs::path model_file;  // a confidence model file in place of the compiled-in one
+    std::string reread_on = "extractor";
+    std::vector<std::string> reread_fields{"total_amount", "service_date"};  // as claims_reread's `fields`  // which confidence --reread-below compares, as claims_reread's `confidence`
     std::string floors_text;
     std::set<std::string> show_ids;  // print these documents' extracted fields and warnings
     int verbose = 0;  // 1: wrong documents, 2: every document
@@ -250,7 +260,19 @@ int main(int argc, char** argv) {
         if (a == "--truth") truth_dir = next();
         else if (a == "--results") results_file = next();
         else if (a == "--ocr-json") ocr_dirs.push_back(next());
-        else if (a == "--reread-below") reread_below = std::stod(next());
+        else if (a == "--reread-below") {
+            reread_below.clear();
+            std::stringstream list(next());
+            for (std::string v; std::getline(list, v, ',');) reread_below.push_back(std::stod(v));
+            if (reread_below.empty()) reread_below.push_back(1.01);
+        }
+        else if (a == "--reread-on") reread_on = next();
+        else if (a == "--reread-fields") {
+            reread_fields.clear();
+            std::stringstream list(next());
+            for (std::string f; std::getline(list, f, ',');) reread_fields.push_back(f);
+        }
+        else if (a == "--confidence-model") model_file = next();
         else if (a == "--floor") floors_text = next();
         else if (a == "--features") features_file = next();
         else if (a == "--candidates") candidates_file = next();
@@ -260,7 +282,7 @@ int main(int argc, char** argv) {
         else if (a == "-vvv") verbose = 3;  // and every address that is not right
         else if (a == "--show") show_ids.insert(next());
         else {
-            std::cerr << "usage: bench_claims_eval --truth DIR (--results FILE.jsonl | --ocr-json DIR [--ocr-json DIR2 ... --reread-below 0.9]) [--floor total=0.9,date=0.9] [--features OUT.jsonl] [--candidates OUT.jsonl] [--chooser fitted|hand] [-v|-vv]\n";
+            std::cerr << "usage: bench_claims_eval --truth DIR (--results FILE.jsonl | --ocr-json DIR [--ocr-json DIR2 ... --reread-below 0.9 [--reread-on extractor|calibrated] [--reread-fields total_amount,service_date]] [--confidence-model FILE]) [--floor total=0.9,date=0.9] [--features OUT.jsonl] [--candidates OUT.jsonl] [--chooser fitted|hand] [-v|-vv]\n";
             return 2;
         }
     }
@@ -284,13 +306,19 @@ int main(int argc, char** argv) {
             results[fs::path(j.value("file", "")).stem().string()] = j;
         }
     } else {
+        if (reread_on != "extractor" && reread_on != "calibrated") {
+            std::cerr << "--reread-on must be extractor or calibrated, not " << reread_on << "\n";
+            return 2;
+        }
         if (chooser_name != "fitted" && chooser_name != "hand") {
             std::cerr << "--chooser must be fitted or hand, not " << chooser_name << "\n";
             return 2;
         }
         const bool fitted = chooser_name == "fitted";
-        ClaimExtractor extractor(Rules::builtin(), fitted ? ConfidenceModel::builtin().chooser("total_amount") : nullptr,
-                                 fitted ? ConfidenceModel::builtin().chooser("service_date") : nullptr);
+        // Refitted weights are tried without a rebuild; a malformed file stops here with its error.
+        const ConfidenceModel model = model_file.empty() ? ConfidenceModel::builtin() : ConfidenceModel::load_file(model_file.string());
+        ClaimExtractor extractor(Rules::builtin(), fitted ? model.chooser("total_amount") : nullptr,
+                                 fitted ? model.chooser("service_date") : nullptr);
         extractor.keep_candidates(!candidates_file.empty());
         // Later OCR folders: the same receipts read another way, found by file name.
         std::vector<std::map<std::string, fs::path>> rereads(ocr_dirs.size());
@@ -300,17 +328,28 @@ int main(int argc, char** argv) {
                 auto j = json::parse(read(e.path()));
                 rereads[k][j["attributes"].value("filename", "")] = e.path();
             }
-        std::size_t reread_count = 0;
+        std::size_t reread_count = 0, pages_read = 0;
         for (const auto& e : fs::directory_iterator(ocr_dirs.front())) {
             if (e.path().extension() != ".json") continue;
             auto doc = docpipe::Document::from_json(json::parse(read(e.path())));
             std::vector<std::string> warnings;
             auto receipt = extractor.from_receipt(ClaimsTransform::receipt_lines(doc), warnings);
-            auto weak = [&](const char* f) { return !receipt.count(f) || receipt.at(f).confidence < reread_below; };
+            // As transform.claims_reread's `confidence`: the extractor's own, or the calibrated
+            // probability (the model applied to a copy, as the claims node before the gate does).
+            std::size_t gate = 0;  // which of reread_below decides the next reading
+            auto weak = [&](const std::string& f) {
+                const double below = reread_below[std::min(gate, reread_below.size() - 1)];
+                if (!receipt.count(f)) return true;
+                if (reread_on == "extractor") return receipt.at(f).confidence < below;
+                FieldMap calibrated = receipt;
+                model.apply(calibrated);
+                return calibrated.at(f).confidence < below;
+            };
             // As the pipeline's transform.claims_reread gates do: the next reading only while
             // total or date is still weak, every reading so far merged.
             std::vector<FieldMap> readings{receipt};
-            for (std::size_t k = 1; k < ocr_dirs.size() && (weak("total_amount") || weak("service_date")); ++k) {
+            auto any_weak = [&] { return std::any_of(reread_fields.begin(), reread_fields.end(), weak); };
+            for (std::size_t k = 1; k < ocr_dirs.size() && any_weak(); ++k, ++gate) {
                 auto it = rereads[k].find(doc.attributes["filename"]);
                 if (it == rereads[k].end()) continue;
                 reread_count += readings.size() == 1;
@@ -318,7 +357,8 @@ int main(int argc, char** argv) {
                 readings.push_back(extractor.from_receipt(ClaimsTransform::receipt_lines(other), warnings));
                 receipt = ClaimExtractor::merge_readings(readings, warnings);
             }
-            ConfidenceModel::builtin().apply(receipt);  // as transform.claims does
+            pages_read += readings.size();
+            model.apply(receipt);  // as transform.claims does
             auto result = extractor.combine(std::move(receipt), {}, std::move(warnings));
             json j = result.to_json();
             j["fields"] = j["claim"];
@@ -330,7 +370,8 @@ int main(int argc, char** argv) {
             results[fs::path(j["file"].get<std::string>()).stem().string()] = j;
         }
         if (ocr_dirs.size() > 1)
-            std::printf("reread: %zu of %zu receipts (total or date confidence below %.2f)\n", reread_count, results.size(), reread_below);
+            std::printf("reread: %zu of %zu receipts (a --reread-fields field's %s confidence below %.2f); %zu page readings in all\n", reread_count,
+                        results.size(), reread_on.c_str(), reread_below.front(), pages_read);
     }
 
     std::vector<Row> rows;

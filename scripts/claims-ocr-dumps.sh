@@ -10,6 +10,8 @@
 # instead (pipelines/claims-local.yaml: Tesseract psm 4 on the cleaned page; psm 4 after
 # thickening the strokes), for bench_claims_eval --ocr-json PSM6 --ocr-json PSM4
 # --ocr-json THICK --reread-below 0.9 (the rereads as transform.claims_reread makes them).
+# LANGUAGES=eng reads with other Tesseract languages than the shipped eng+msa (the first
+# reading of an eng-first wiring, say).
 #
 # The images are not touched: source.directory moves what it has read, so it reads links
 # to them from a scratch inbox. One process, one page at a time, one OpenMP thread, CPU
@@ -27,6 +29,7 @@ for f in "$DATA"/*.jpg "$DATA"/*.jpeg "$DATA"/*.png; do
   [ -e "$f" ] && ln -s "$f" "$SCRATCH/inbox/"
 done
 sed -e 's/concurrency: [0-9]*/concurrency: 1/' pipelines/ocr-folder.yaml > "$SCRATCH/ocr-folder.yaml"
+sed -i -e "s/languages: eng+msa/languages: ${LANGUAGES:-eng+msa}/" "$SCRATCH/ocr-folder.yaml"
 case "${READING:-psm6}" in
   psm6) ;;
   psm4|thick)
