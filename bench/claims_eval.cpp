@@ -9,11 +9,13 @@
 //
 // `scripts/claims-eval.sh` does both. For tuning the rules without re-running OCR,
 // --ocr-json DIR re-extracts from documents saved by the ocr-folder pipeline; more
-// --ocr-json DIRs are the rereads, taken while the total or date is below --reread-below
-// (by the extractor's own confidence, or with --reread-on calibrated by the calibrated
-// probability, as transform.claims_reread's `confidence`). --confidence-model FILE uses a
-// refitted model file in place of the compiled-in one. --reread-fields F1,F2 are the fields
-// whose weakness sends a receipt to the next reading (claims_reread's `fields`).
+// --ocr-json DIRs are the rereads, taken as the shipped transform.claims_reread gates take
+// them: while one of --reread-fields (default total_amount,service_date; the gate's
+// `fields`) is missing or below --reread-below, one threshold per gate (`0.9,0.75`: before
+// the second reading, then before the third and later ones), by the extractor's own
+// confidence or with --reread-on calibrated by the calibrated probability (the gate's
+// `confidence`). It prints how many page readings that took. --confidence-model FILE uses a
+// refitted model file in place of the compiled-in one.
 //
 // Reports exact-match accuracy (total as a 2-decimal number, a truth written "$8.60" read
 // as 8.60; date as day/month/year; company case- and whitespace-normalised; address right when
@@ -242,9 +244,10 @@ int main(int argc, char** argv) {
     // Reread while a field's confidence is below this; one per gate (`0.9,0.75`: the gate
     // before the second reading, then the one before the third and later ones).
     std::vector<double> reread_below{1.01};
+    std::string reread_below_text = "1.01";  // as given, for the summary line
+    std::string reread_on = "extractor";  // which confidence --reread-below compares, as claims_reread's `confidence`
+    std::vector<std::string> reread_fields{"total_amount", "service_date"};  // as claims_reread's `fields`
     fs::path model_file;  // a confidence model file in place of the compiled-in one
-    std::string reread_on = "extractor";
-    std::vector<std::string> reread_fields{"total_amount", "service_date"};  // as claims_reread's `fields`  // which confidence --reread-below compares, as claims_reread's `confidence`
     std::string floors_text;
     std::set<std::string> show_ids;  // print these documents' extracted fields and warnings
     int verbose = 0;  // 1: wrong documents, 2: every document
@@ -262,7 +265,8 @@ int main(int argc, char** argv) {
         else if (a == "--ocr-json") ocr_dirs.push_back(next());
         else if (a == "--reread-below") {
             reread_below.clear();
-            std::stringstream list(next());
+            reread_below_text = next();
+            std::stringstream list(reread_below_text);
             for (std::string v; std::getline(list, v, ',');) reread_below.push_back(std::stod(v));
             if (reread_below.empty()) reread_below.push_back(1.01);
         }
@@ -334,21 +338,25 @@ int main(int argc, char** argv) {
             auto doc = docpipe::Document::from_json(json::parse(read(e.path())));
             std::vector<std::string> warnings;
             auto receipt = extractor.from_receipt(ClaimsTransform::receipt_lines(doc), warnings);
-            // As transform.claims_reread's `confidence`: the extractor's own, or the calibrated
-            // probability (the model applied to a copy, as the claims node before the gate does).
-            std::size_t gate = 0;  // which of reread_below decides the next reading
-            auto weak = [&](const std::string& f) {
-                const double below = reread_below[std::min(gate, reread_below.size() - 1)];
-                if (!receipt.count(f)) return true;
-                if (reread_on == "extractor") return receipt.at(f).confidence < below;
-                FieldMap calibrated = receipt;
-                model.apply(calibrated);
-                return calibrated.at(f).confidence < below;
-            };
             // As the pipeline's transform.claims_reread gates do: the next reading only while
-            // total or date is still weak, every reading so far merged.
+            // one of the fields is still missing or weak, every reading so far merged. Weak by
+            // the extractor's own confidence, or by the calibrated probability (the model
+            // applied to a copy, as the claims node before the gate does).
+            std::size_t gate = 0;  // which of reread_below decides the next reading
+            auto any_weak = [&] {
+                const double below = reread_below[std::min(gate, reread_below.size() - 1)];
+                FieldMap calibrated;
+                if (reread_on == "calibrated") {
+                    calibrated = receipt;
+                    model.apply(calibrated);
+                }
+                const FieldMap& judged = reread_on == "calibrated" ? calibrated : receipt;
+                return std::any_of(reread_fields.begin(), reread_fields.end(), [&](const std::string& f) {
+                    const auto it = judged.find(f);
+                    return it == judged.end() || it->second.confidence < below;
+                });
+            };
             std::vector<FieldMap> readings{receipt};
-            auto any_weak = [&] { return std::any_of(reread_fields.begin(), reread_fields.end(), weak); };
             for (std::size_t k = 1; k < ocr_dirs.size() && any_weak(); ++k, ++gate) {
                 auto it = rereads[k].find(doc.attributes["filename"]);
                 if (it == rereads[k].end()) continue;
@@ -370,8 +378,8 @@ int main(int argc, char** argv) {
             results[fs::path(j["file"].get<std::string>()).stem().string()] = j;
         }
         if (ocr_dirs.size() > 1)
-            std::printf("reread: %zu of %zu receipts (a --reread-fields field's %s confidence below %.2f); %zu page readings in all\n", reread_count,
-                        results.size(), reread_on.c_str(), reread_below.front(), pages_read);
+            std::printf("reread: %zu of %zu receipts (a --reread-fields field's %s confidence below %s); %zu page readings in all\n",
+                        reread_count, results.size(), reread_on.c_str(), reread_below_text.c_str(), pages_read);
     }
 
     std::vector<Row> rows;
