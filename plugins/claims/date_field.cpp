@@ -21,6 +21,10 @@ using namespace reading;
 
 namespace {
 
+// The most a contested date (the fitted chooser and the hand-set score pick different
+// dates) may score: below the high band.
+constexpr double kContestedDateCap = 0.85;
+
 int this_year() {
     const auto today = std::chrono::year_month_day{std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now())};
     return static_cast<int>(today.year());
@@ -128,6 +132,18 @@ void read_service_date(const std::vector<TextLine>& lines, const std::vector<std
             {"position", static_cast<double>(best->line + 1) / static_cast<double>(lines.size())},
         };
         if (choice.keep_candidates) f.provenance["candidates"] = std::move(kept);
+        // The fitted chooser and the hand-set score picked different dates: contested, so a
+        // person confirms it (the same rule as for the total, total_field.cpp).
+        if (choice.chooser) {
+            const Candidate* hand_best = nullptr;
+            for (const auto& c : candidates)
+                if (c.hand_score > 0 && (!hand_best || c.hand_score > hand_best->hand_score)) hand_best = &c;
+            if (hand_best && hand_best->date.iso() != d.iso() && hand_best->hand_score > best->hand_score) {
+                f.provenance["confidence_cap"] = kContestedDateCap;
+                warnings.push_back(fmt::format("service_date: contested: chose {} on line {}, but the rules prefer {} on line {}", d.iso(),
+                                               lines[best->line].index, hand_best->date.iso(), lines[hand_best->line].index));
+            }
+        }
         fields["service_date"] = f;
     }
     if (auto it = fields.find("service_date"); it != fields.end()) {

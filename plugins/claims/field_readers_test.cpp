@@ -209,6 +209,39 @@ TEST(AmountsReader, TheFittedChooserDecidesBetweenTwoLabelledTotalsAndEveryCandi
     EXPECT_LT(kept[0]["features"]["position"].get<double>(), kept[1]["features"]["position"].get<double>());
 }
 
+TEST(AmountsReader, ATotalTheChooserAndTheRulesDisagreeOnIsContestedAndCappedBelowTheHighBand) {
+    // 8.10 is what the items add up to and what cash - change gives; a chooser weighted to the
+    // earlier line takes 9.10 instead. Two judges disagree: a person must decide.
+    Receipt r({"Bread 4.40", "Milk 3.70", "TOTAL 9.10", "TOTAL 8.10", "CASH 10.00", "CHANGE 1.90"});
+    auto chooser = [](double position_weight) {
+        return CandidateChooser::parse({{"features", {"label_weight", "position"}}, {"weights", {1.0, position_weight}}, {"intercept", 0.0}},
+                                       total_candidate_features(), "test chooser");
+    };
+    const CandidateChooser earlier = chooser(-5.0), later = chooser(5.0);
+    auto read = [&](const CandidateChooser* c, std::vector<std::string>& warnings) {
+        FieldMap fields;
+        read_amounts(r.lines, r.words, Rules::builtin(), fields, warnings, FieldChoice{c, false});
+        return fields.at("total_amount");
+    };
+    std::vector<std::string> contested_warnings, agreed_warnings;
+    const FieldValue contested = read(&earlier, contested_warnings);
+    EXPECT_DOUBLE_EQ(contested.value.get<double>(), 9.10);
+    ASSERT_TRUE(contested.provenance.contains("confidence_cap"));
+    EXPECT_LT(contested.provenance["confidence_cap"].get<double>(), 0.90);
+    const std::string all = [&] {
+        std::string joined;
+        for (const auto& w : contested_warnings) joined += w + "\n";
+        return joined;
+    }();
+    EXPECT_NE(all.find("contested: chose 9.10 on line 2, but the rules prefer 8.10 on line 3"), std::string::npos) << all;
+
+    // The same receipt where the chooser takes what the rules prefer: nothing is contested.
+    const FieldValue agreed = read(&later, agreed_warnings);
+    EXPECT_DOUBLE_EQ(agreed.value.get<double>(), 8.10);
+    EXPECT_FALSE(agreed.provenance.contains("confidence_cap"));
+    for (const auto& w : agreed_warnings) EXPECT_EQ(w.find("contested"), std::string::npos) << w;
+}
+
 TEST(AmountsReader, TheCashAndChangeEvidenceIsAFeatureOfTheCandidateItConfirms) {
     Receipt r({"TOTAL 31.80", "CASH 50.00", "CHANGE 18.20"});
     FieldMap fields;
@@ -306,6 +339,11 @@ TEST(DateReader, TheFittedChooserDecidesBetweenTwoDatesAndEveryCandidateIsKept) 
     };
     EXPECT_EQ(date(&earlier).value, "2024-12-24");
     EXPECT_EQ(date(&later).value, "2025-01-02");
+    // The rules prefer the earlier date: where the chooser takes the later one the date is
+    // contested and capped below the high band; where both agree it is not.
+    ASSERT_TRUE(date(&later).provenance.contains("confidence_cap"));
+    EXPECT_LT(date(&later).provenance["confidence_cap"].get<double>(), 0.90);
+    EXPECT_FALSE(date(&earlier).provenance.contains("confidence_cap"));
     const auto kept = date(&earlier, true).provenance["candidates"];
     ASSERT_EQ(kept.size(), 2u);
     for (const auto& name : date_candidate_features()) EXPECT_TRUE(kept[0]["features"].contains(name)) << name;

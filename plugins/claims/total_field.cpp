@@ -7,6 +7,7 @@
 // the same evidence stays the extractor's own confidence and orders the alternatives a
 // reviewer sees; the chosen total's evidence becomes the confidence model's features.
 #include <algorithm>
+#include <optional>
 #include <cctype>
 #include <cmath>
 #include <map>
@@ -25,6 +26,10 @@ namespace docpipe::claims {
 using namespace reading;
 
 namespace {
+
+// The most a contested total (the fitted chooser and the hand-set score pick different
+// amounts) may score: below the high band, so a person confirms which one was paid.
+constexpr double kContestedTotalCap = 0.85;
 
 // ---------------------------------------------------------------------------------------
 // Receipt lines, classified once.
@@ -791,6 +796,15 @@ void read_amounts(const std::vector<TextLine>& lines, const std::vector<std::vec
             best_equations = equations;
         }
     }
+    // The fitted chooser and the hand-set score are two judges of the same evidence. Where
+    // they pick different amounts the total is contested (the dev receipt whose 'Total
+    // Rounded 28.20' agrees with cash - change and the items, while the chooser took a
+    // '28.29' read one line above): a person decides, and the review reason names the rival.
+    // A copy: alternatives() sorts `scored`.
+    std::optional<Scored> hand_rival;
+    if (choice.chooser && best)
+        for (const auto& s : scored)
+            if (s.cents != best->amount.cents && s.score > best_score && (!hand_rival || s.score > hand_rival->score)) hand_rival = s;
     // Cash totals are rounded to 5 sen in Malaysia: when the chosen amount is not, and the
     // rounded amount is written on the receipt too, that is what was paid.
     std::optional<std::pair<std::int64_t, std::size_t>> rounded;
@@ -831,12 +845,20 @@ void read_amounts(const std::vector<TextLine>& lines, const std::vector<std::vec
             {"no_label", fallback ? 1.0 : 0.0},
         };
     };
+    // Caps a contested total below the high band and says which amount the rules preferred.
+    auto mark_contested = [&](FieldValue& f, std::int64_t chosen, int chosen_line) {
+        if (!hand_rival || hand_rival->cents == chosen) return;
+        f.provenance["confidence_cap"] = std::min(f.provenance.value("confidence_cap", 1.0), kContestedTotalCap);
+        warnings.push_back(fmt::format("total_amount: contested: chose {} on line {}, but the rules prefer {} on line {} ({})", format_cents(chosen),
+                                       chosen_line, format_cents(hand_rival->cents), hand_rival->line, hand_rival->why));
+    };
     if (best && rounded) {
         FieldValue f = make_field(rounded->first / 100.0, std::min(0.95, best_score), lines[rounded->second]);
         f.provenance["features"] = total_features(rounded->first, best->line, best->amount.begin, best->amount.end, best->weight, best_confirmed,
                                                   best_equations.size(), !best->misread_from.empty(), false);
         f.provenance["reason"] = best_why + ", rounded to 5 sen as written on line " + std::to_string(lines[rounded->second].index);
         if (!best_equations.empty()) f.provenance["arithmetic"] = best_equations;
+        mark_contested(f, rounded->first, lines[rounded->second].index);
         fields["total_amount"] = f;
     } else if (best) {
         FieldValue f = make_field(best->amount.value(), std::min(0.99, best_score), lines[best->line]);
@@ -852,6 +874,7 @@ void read_amounts(const std::vector<TextLine>& lines, const std::vector<std::vec
                                            lines[best->line].index, best->misread_how, format_cents(best->amount.cents),
                                            best_equations.empty() ? std::string("subtotal + tax") : best_equations.front().get<std::string>()));
         }
+        mark_contested(f, best->amount.cents, lines[best->line].index);
         if (auto alt = alternatives(best->amount.cents); !alt.empty()) f.provenance["alternatives"] = alt;
         fields["total_amount"] = f;
         // A distinct larger labelled total that is not what was paid is worth a warning.
