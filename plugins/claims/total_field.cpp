@@ -7,10 +7,10 @@
 // the same evidence stays the extractor's own confidence and orders the alternatives a
 // reviewer sees; the chosen total's evidence becomes the confidence model's features.
 #include <algorithm>
-#include <optional>
 #include <cctype>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <regex>
 #include <set>
 
