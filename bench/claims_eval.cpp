@@ -213,9 +213,10 @@ Row score(const std::string& id, const json& result, const json& truth) {
     // on a receipt (a run of eight digits is more often an id there): read here as YYYYMMDD.
     const std::string want_date_text = trim(truth.value("date", ""));
     auto dates = find_dates(want_date_text);
-    r.want_date = dates.empty() ? compact_iso_date(want_date_text).value_or(want_date_text) : dates.front().iso();
+    const auto compact = dates.empty() ? compact_iso_date(want_date_text) : std::nullopt;
+    r.want_date = dates.empty() ? compact.value_or(want_date_text) : dates.front().iso();
     r.got_date = value_string(fields, "service_date");
-    r.has_date = !dates.empty() || compact_iso_date(want_date_text).has_value();
+    r.has_date = !dates.empty() || compact.has_value();
     r.date = r.has_date && r.got_date == r.want_date;
     r.want_company = norm(truth.value("company", ""));
     r.has_company = !r.want_company.empty();

@@ -21,10 +21,6 @@ using namespace reading;
 
 namespace {
 
-// The most a contested date (the fitted chooser and the hand-set score pick different
-// dates) may score: below the high band.
-constexpr double kContestedDateCap = 0.85;
-
 int this_year() {
     const auto today = std::chrono::year_month_day{std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now())};
     return static_cast<int>(today.year());
@@ -138,11 +134,9 @@ void read_service_date(const std::vector<TextLine>& lines, const std::vector<std
             const Candidate* hand_best = nullptr;
             for (const auto& c : candidates)
                 if (c.hand_score > 0 && (!hand_best || c.hand_score > hand_best->hand_score)) hand_best = &c;
-            if (hand_best && hand_best->date.iso() != d.iso() && hand_best->hand_score > best->hand_score) {
-                f.provenance["confidence_cap"] = kContestedDateCap;
-                warnings.push_back(fmt::format("service_date: contested: chose {} on line {}, but the rules prefer {} on line {}", d.iso(),
-                                               lines[best->line].index, hand_best->date.iso(), lines[hand_best->line].index));
-            }
+            if (hand_best && hand_best->date.iso() != d.iso() && hand_best->hand_score > best->hand_score)
+                mark_contested(f, "service_date", d.iso(), lines[best->line].index, hand_best->date.iso(), lines[hand_best->line].index, "",
+                               warnings);
         }
         fields["service_date"] = f;
     }

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include <fmt/core.h>
+
 #include "text.hpp"
 
 namespace docpipe::claims::reading {
@@ -134,6 +136,15 @@ FieldValue make_field(nlohmann::json value, double confidence, const TextLine& l
     f.source = line.source;
     f.provenance = provenance_of(line);
     return f;
+}
+
+void mark_contested(FieldValue& f, std::string_view field, std::string_view chosen, int chosen_line, std::string_view preferred,
+                    int preferred_line, std::string_view why, std::vector<std::string>& warnings) {
+    f.provenance["confidence_cap"] = std::min(f.provenance.value("confidence_cap", 1.0), kContestedCap);
+    std::string warning = fmt::format("{}: contested: chose {} on line {}, but the rules prefer {} on line {}", field, chosen, chosen_line,
+                                      preferred, preferred_line);
+    if (!why.empty()) warning += fmt::format(" ({})", why);
+    warnings.push_back(std::move(warning));
 }
 
 }  // namespace docpipe::claims::reading

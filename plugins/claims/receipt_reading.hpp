@@ -43,6 +43,14 @@ nlohmann::json provenance_of(const TextLine& line);
 // A value read from `line` with its provenance.
 FieldValue make_field(nlohmann::json value, double confidence, const TextLine& line);
 
+// The most a contested value may score: below the high band (0.90), so a person confirms it.
+inline constexpr double kContestedCap = 0.85;
+// Marks `f` (field `field`, read as `chosen` on line `chosen_line`) contested: the fitted
+// chooser took it where the hand-set score preferred `preferred` on `preferred_line` (for
+// the reasons `why`, if given). Caps its confidence at kContestedCap and warns with both.
+void mark_contested(FieldValue& f, std::string_view field, std::string_view chosen, int chosen_line, std::string_view preferred,
+                    int preferred_line, std::string_view why, std::vector<std::string>& warnings);
+
 // How much the OCR engine's confidence (0..100) lets us trust a value read from a line:
 // 0.55..1; 1 for email text. ocr_factor_at judges by the words overlapping bytes [begin,
 // end) only (the value's own characters).

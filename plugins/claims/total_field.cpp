@@ -27,10 +27,6 @@ using namespace reading;
 
 namespace {
 
-// The most a contested total (the fitted chooser and the hand-set score pick different
-// amounts) may score: below the high band, so a person confirms which one was paid.
-constexpr double kContestedTotalCap = 0.85;
-
 // ---------------------------------------------------------------------------------------
 // Receipt lines, classified once.
 
@@ -846,11 +842,10 @@ void read_amounts(const std::vector<TextLine>& lines, const std::vector<std::vec
         };
     };
     // Caps a contested total below the high band and says which amount the rules preferred.
-    auto mark_contested = [&](FieldValue& f, std::int64_t chosen, int chosen_line) {
-        if (!hand_rival || hand_rival->cents == chosen) return;
-        f.provenance["confidence_cap"] = std::min(f.provenance.value("confidence_cap", 1.0), kContestedTotalCap);
-        warnings.push_back(fmt::format("total_amount: contested: chose {} on line {}, but the rules prefer {} on line {} ({})", format_cents(chosen),
-                                       chosen_line, format_cents(hand_rival->cents), hand_rival->line, hand_rival->why));
+    auto mark_if_contested = [&](FieldValue& f, std::int64_t chosen, int chosen_line) {
+        if (hand_rival && hand_rival->cents != chosen)
+            mark_contested(f, "total_amount", format_cents(chosen), chosen_line, format_cents(hand_rival->cents), hand_rival->line,
+                           hand_rival->why, warnings);
     };
     if (best && rounded) {
         FieldValue f = make_field(rounded->first / 100.0, std::min(0.95, best_score), lines[rounded->second]);
@@ -858,7 +853,7 @@ void read_amounts(const std::vector<TextLine>& lines, const std::vector<std::vec
                                                   best_equations.size(), !best->misread_from.empty(), false);
         f.provenance["reason"] = best_why + ", rounded to 5 sen as written on line " + std::to_string(lines[rounded->second].index);
         if (!best_equations.empty()) f.provenance["arithmetic"] = best_equations;
-        mark_contested(f, rounded->first, lines[rounded->second].index);
+        mark_if_contested(f, rounded->first, lines[rounded->second].index);
         fields["total_amount"] = f;
     } else if (best) {
         FieldValue f = make_field(best->amount.value(), std::min(0.99, best_score), lines[best->line]);
@@ -874,7 +869,7 @@ void read_amounts(const std::vector<TextLine>& lines, const std::vector<std::vec
                                            lines[best->line].index, best->misread_how, format_cents(best->amount.cents),
                                            best_equations.empty() ? std::string("subtotal + tax") : best_equations.front().get<std::string>()));
         }
-        mark_contested(f, best->amount.cents, lines[best->line].index);
+        mark_if_contested(f, best->amount.cents, lines[best->line].index);
         if (auto alt = alternatives(best->amount.cents); !alt.empty()) f.provenance["alternatives"] = alt;
         fields["total_amount"] = f;
         // A distinct larger labelled total that is not what was paid is worth a warning.
