@@ -491,7 +491,7 @@ edges:
     std::map<int, int> by_status;
     for (auto& a : answers) by_status[a.get()]++;
     EXPECT_EQ(by_status[200], 1) << "exactly one reviewer's approval is taken";
-    EXPECT_EQ(by_status[409], 4) << "the others are told it moved on";
+    EXPECT_EQ(by_status[409], 4) << "the others are told it moved on" << ::testing::PrintToString(by_status);
     ASSERT_TRUE(wait_job("doc-0", "submitted"));
     std::this_thread::sleep_for(100ms);  // a second, wrong delivery would land now
     std::lock_guard lock(probe("out").mutex);

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -136,15 +137,24 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
             return ActionResult::fail(Result::Invalid, fmt::format("{} corrected field(s) are not valid; nothing was changed", problems.size()),
                                       problems);
     }
+    // Another reviewer's approval may go through between the status read above and here,
+    // and its delivery removes the parked documents: then this one lost the race (409), it
+    // did not send anything invalid.
+    auto moved_on = [&]() -> std::optional<ActionResult> {
+        auto now = store_.get_job(id);
+        if (now && now->status != "review")
+            return ActionResult::fail(Result::Conflict, "job is no longer in review: another reviewer acted on it first");
+        return std::nullopt;
+    };
     auto keys = store_.keys("review/" + id + "/", 1000);
-    if (keys.empty()) return ActionResult::fail(Result::Invalid, "no parked document is stored for this job");
+    if (keys.empty()) return moved_on().value_or(ActionResult::fail(Result::Invalid, "no parked document is stored for this job"));
     std::vector<std::pair<std::string, Document>> docs;
     for (const auto& key : keys) {
         auto text = store_.get(key);
         if (!text) continue;
         docs.emplace_back(key, Document::from_json(nlohmann::json::parse(*text).at("document")));
     }
-    if (docs.empty()) return ActionResult::fail(Result::Invalid, "the parked documents for this job are gone");
+    if (docs.empty()) return moved_on().value_or(ActionResult::fail(Result::Invalid, "the parked documents for this job are gone"));
 
     // Per-document corrections name documents of this job.
     std::vector<std::string> parked_ids;
