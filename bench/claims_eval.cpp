@@ -129,6 +129,9 @@ std::string read(const fs::path& p) {
 struct Row {
     std::string id;
     bool total = false, date = false, company = false, address = false, address_exact = false;
+    // The company's words equal the truth's once case and punctuation are set aside (as the
+    // address is compared): 'SDN. BHD.' for a labelled 'SDN BHD'. `company` is the strict figure.
+    bool company_words = false;
     // Whether the ground truth has the field at all (SROIE receipt 033 has no total).
     bool has_total = false, has_date = false, has_company = false, has_address = false;
     double confidence = 0, receipt_score = 0, total_confidence = 0;
@@ -223,6 +226,7 @@ Row score(const std::string& id, const json& result, const json& truth) {
     r.has_address = !norm(truth.value("address", "")).empty();
     r.got_company = norm(value_string(fields, "provider_name"));
     r.company = r.got_company == r.want_company;
+    r.company_words = r.has_company && norm_words(r.got_company) == norm_words(r.want_company);
     r.got_address = value_string(fields, "provider_address");
     r.want_address = truth.value("address", "");
     r.address_exact = norm(value_string(fields, "provider_address")) == norm(truth.value("address", ""));
@@ -500,6 +504,7 @@ int main(int argc, char** argv) {
         {"total", share([](const Row& r) { return r.total; })},
         {"date", share([](const Row& r) { return r.date; })},
         {"company", share([](const Row& r) { return r.company; })},
+        {"company_words", share([](const Row& r) { return r.company_words; })},
         {"address", share([](const Row& r) { return r.address; })},
         {"address_exact", share([](const Row& r) { return r.address_exact; })},
     };
@@ -515,11 +520,12 @@ int main(int argc, char** argv) {
         add("total", r.has_total, r.total);
         add("date", r.has_date, r.date);
         add("company", r.has_company, r.company);
+        add("company_words", r.has_company, r.company_words);
         add("address", r.has_address, r.address);
         add("address_exact", r.has_address, r.address_exact);
     }
     std::printf("| field   | right (all %zu) | right / with ground truth |\n|---|---|---|\n", rows.size());
-    for (const char* f : {"total", "date", "company", "address", "address_exact"}) {
+    for (const char* f : {"total", "date", "company", "company_words", "address", "address_exact"}) {
         const auto [right, with] = labelled[f];
         std::printf("| %-7s | %5.1f%% | %zu / %zu = %.1f%% |\n", f, 100 * accuracy[f], right, with,
                     with ? 100.0 * static_cast<double>(right) / static_cast<double>(with) : 0.0);

@@ -341,11 +341,19 @@ def main():
     n = len(receipts)
     print(f"\n=== high band (total and date both >= {HIGH:.2f}) over {n} receipts, out of fold")
     print("| confidence | receipts in the band | both right among them |\n|---|---|---|")
+    high_wrong = ""
     for label, idx in (("calibrated (out of fold)", 0), ("extractor's (before)", 1)):
         band = [i for i in receipts if all(f in per_receipt[i] and per_receipt[i][f][idx] >= HIGH for f in FIELDS)]
         both = sum(all(per_receipt[i][f][2] for f in FIELDS) for i in band)
         print(f"| {label} | {len(band)} of {n} ({100.0 * len(band) / n:.1f}%) | "
               + (f"{both} ({100.0 * both / len(band):.1f}%) |" if band else "- |"))
+        if idx == 0:
+            # The receipts that would reach the insurer with a wrong total or date, unseen by a
+            # person: the ones to study next.
+            wrong = [i for i in band if not all(per_receipt[i][f][2] for f in FIELDS)]
+            high_wrong = ", ".join(f"{i} ({' and '.join(f for f in FIELDS if not per_receipt[i][f][2])} wrong)" for i in wrong)
+    if high_wrong:
+        print(f"wrong in the calibrated high band: {high_wrong}")
     for f in FIELDS + [f for f in OPTIONAL_FIELDS if f in model["fields"]]:
         acc = sum(1 for i in receipts if f in per_receipt[i] and per_receipt[i][f][2])
         print(f"accuracy {f}: {acc} / {n} = {100.0 * acc / n:.1f}%")

@@ -255,6 +255,25 @@ TEST(AmountsReader, TheCashAndChangeEvidenceIsAFeatureOfTheCandidateItConfirms) 
     EXPECT_GT(c["features"]["label_weight"].get<double>(), 0.5);  // the rules file's weight of TOTAL
 }
 
+// Train receipt 324: the TOTAL line's amount is unreadable and the tax summary below it says
+// "Tax TOTAL: 1.64". That is the tax (the longest label wins: TAX TOTAL over TOTAL), never
+// the bill; what was paid, 28.90, is.
+TEST(AmountsReader, ATaxTotalLineIsTheTaxNotTheTotal) {
+    Receipt r({"SUB-TOTAL 27.27", "ROUNDING -0.01", "TOTAL 2R.", "CASH 28.90", "Tax TOTAL: 1.64"});
+    FieldMap fields;
+    std::vector<std::string> warnings;
+    read_amounts(r.lines, r.words, Rules::builtin(), fields, warnings);
+    ASSERT_TRUE(fields.count("total_amount"));
+    EXPECT_DOUBLE_EQ(fields.at("total_amount").value.get<double>(), 28.90);
+    EXPECT_LT(fields.at("total_amount").confidence, 0.9);  // no total label read: a person confirms
+    for (const char* tax : {"GST TOTAL 3.10", "SST TOTAL : 3.10"}) {
+        Receipt t({"TOTAL 54.80", tax});
+        FieldMap f;
+        read_amounts(t.lines, t.words, Rules::builtin(), f, warnings);
+        EXPECT_DOUBLE_EQ(f.at("total_amount").value.get<double>(), 54.80) << tax;
+    }
+}
+
 TEST(AmountsReader, WithoutATotalLineTheSubtotalPlusTaxAndRoundingIsProposedForReview) {
     Receipt r({"KEDAI ABC", "Bread 40.00", "Milk 7.80", "SUBTOTAL 47.80", "SST 10% 4.78", "ROUNDING -0.03", "THANK YOU"});
     FieldMap fields;
