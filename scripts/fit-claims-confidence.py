@@ -228,37 +228,13 @@ def model_text(model):
     return "\n".join(out) + "\n"
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", help="folder of labelled receipts (ID.jpg + ID.json): run the shipped path over it first")
-    src.add_argument("--features", help="feature rows from bench_claims_eval --features")
-    ap.add_argument("--build", default="build", help="build folder with bin/docpipe and bin/bench_claims_eval (with --data)")
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "plugins", "claims",
-                                                  "confidence-model.json"), help="model file to write")
-    ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--l2", type=float, default=1.0, help="L2 penalty on the standardised weights")
-    ap.add_argument("--seed", type=int, default=13)
-    ap.add_argument("--fitted-on", help="name of the receipts for the metadata (default: the data folder or features file)")
-    ap.add_argument("--drop", default=DEFAULT_DROP,
-                    help=f"features to leave out, comma-separated, field:feature for one field (default {DEFAULT_DROP}; "
-                         "'' keeps all)")
-    ap.add_argument("--dry-run", action="store_true", help="print the tables, write nothing")
-    args = ap.parse_args()
-
-    if args.data:
-        tmp = tempfile.mkdtemp(prefix="docpipe-fit-")
-        features_path = os.path.join(tmp, "features.jsonl")
-        dump_features(args.data, args.build, features_path)
-        fitted_on = args.fitted_on or os.path.basename(os.path.normpath(args.data))
-    else:
-        features_path = args.features
-        fitted_on = args.fitted_on or os.path.basename(features_path)
-    rows = load_rows(features_path)
-    receipts = sorted({r["id"] for r in rows})
-    if len(receipts) < args.folds * 4:
-        sys.exit(f"fit-claims-confidence: {len(receipts)} receipts is too few for {args.folds}-fold cross-validation")
-    fold = folds_of(receipts, args.folds, args.seed)
+def fit_and_report(rows, receipts, fold, args, quiet=False):
+    """Fits every field on `rows` with the folds `fold`; prints the tables unless quiet.
+    Returns the model (without metadata), the calibrated out-of-fold high band as
+    (receipts in it, both right) and the ids wrong in it."""
+    def say(*a, **k):
+        if not quiet:
+            print(*a, **k)
 
     model = {"format": FORMAT, "version": VERSION, "fields": {}}
     # id -> field -> (calibrated out-of-fold probability, extractor's confidence, right)
@@ -327,40 +303,101 @@ def main():
             if r.get("features") is not None and not r.get("labelled", True):
                 per_receipt[r["id"]][field] = (0.0, float(r.get("extractor_confidence", 0.0)), False)
 
-        print(f"\n=== {field}: fitted on {len(fit_rows)} receipts with a value and a label, {int(right)} right "
+        say(f"\n=== {field}: fitted on {len(fit_rows)} receipts with a value and a label, {int(right)} right "
               f"({100.0 * right / len(fit_rows):.1f}%), {len(capped)} capped by a rule left out; features: {', '.join(names)}")
-        print("| feature | weight |\n|---|---|")
+        say("| feature | weight |\n|---|---|")
         for n, w in zip(names, weights):
-            print(f"| {n} | {w:+.3f} |")
-        print(f"| (intercept) | {intercept:+.3f} |")
+            say(f"| {n} | {w:+.3f} |")
+        say(f"| (intercept) | {intercept:+.3f} |")
         table_right = [int(bool(r["right"])) for r in table_rows]
         table(f"{field}: out-of-fold calibrated probability (capped values under their cap)", table_p, table_right)
         table(f"{field}: extractor's confidence (before calibration)",
               [float(r.get("extractor_confidence", 0.0)) for r in table_rows], table_right)
 
     n = len(receipts)
-    print(f"\n=== high band (total and date both >= {HIGH:.2f}) over {n} receipts, out of fold")
-    print("| confidence | receipts in the band | both right among them |\n|---|---|---|")
+    say(f"\n=== high band (total and date both >= {HIGH:.2f}) over {n} receipts, out of fold")
+    say("| confidence | receipts in the band | both right among them |\n|---|---|---|")
     high_wrong = ""
     for label, idx in (("calibrated (out of fold)", 0), ("extractor's (before)", 1)):
         band = [i for i in receipts if all(f in per_receipt[i] and per_receipt[i][f][idx] >= HIGH for f in FIELDS)]
         both = sum(all(per_receipt[i][f][2] for f in FIELDS) for i in band)
-        print(f"| {label} | {len(band)} of {n} ({100.0 * len(band) / n:.1f}%) | "
+        say(f"| {label} | {len(band)} of {n} ({100.0 * len(band) / n:.1f}%) | "
               + (f"{both} ({100.0 * both / len(band):.1f}%) |" if band else "- |"))
         if idx == 0:
+            calibrated_band = (len(band), both)
             # The receipts that would reach the insurer with a wrong total or date, unseen by a
             # person: the ones to study next.
             wrong = [i for i in band if not all(per_receipt[i][f][2] for f in FIELDS)]
             high_wrong = ", ".join(f"{i} ({' and '.join(f for f in FIELDS if not per_receipt[i][f][2])} wrong)" for i in wrong)
     if high_wrong:
-        print(f"wrong in the calibrated high band: {high_wrong}")
+        say(f"wrong in the calibrated high band: {high_wrong}")
     for f in FIELDS + [f for f in OPTIONAL_FIELDS if f in model["fields"]]:
         acc = sum(1 for i in receipts if f in per_receipt[i] and per_receipt[i][f][2])
-        print(f"accuracy {f}: {acc} / {n} = {100.0 * acc / n:.1f}%")
+        say(f"accuracy {f}: {acc} / {n} = {100.0 * acc / n:.1f}%")
+
+    wrong_ids = [i for i in receipts if all(f in per_receipt[i] and per_receipt[i][f][0] >= HIGH for f in FIELDS)
+                 and not all(per_receipt[i][f][2] for f in FIELDS)]
+    return model, calibrated_band, wrong_ids
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help="folder of labelled receipts (ID.jpg + ID.json): run the shipped path over it first")
+    src.add_argument("--features", help="feature rows from bench_claims_eval --features")
+    ap.add_argument("--build", default="build", help="build folder with bin/docpipe and bin/bench_claims_eval (with --data)")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "plugins", "claims",
+                                                  "confidence-model.json"), help="model file to write")
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--l2", type=float, default=1.0, help="L2 penalty on the standardised weights")
+    ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="also report the out-of-fold high band averaged over this many splits (seeds from --seed on)")
+    ap.add_argument("--fitted-on", help="name of the receipts for the metadata (default: the data folder or features file)")
+    ap.add_argument("--drop", default=DEFAULT_DROP,
+                    help=f"features to leave out, comma-separated, field:feature for one field (default {DEFAULT_DROP}; "
+                         "'' keeps all)")
+    ap.add_argument("--dry-run", action="store_true", help="print the tables, write nothing")
+    args = ap.parse_args()
+
+    if args.data:
+        tmp = tempfile.mkdtemp(prefix="docpipe-fit-")
+        features_path = os.path.join(tmp, "features.jsonl")
+        dump_features(args.data, args.build, features_path)
+        fitted_on = args.fitted_on or os.path.basename(os.path.normpath(args.data))
+    else:
+        features_path = args.features
+        fitted_on = args.fitted_on or os.path.basename(features_path)
+    rows = load_rows(features_path)
+    receipts = sorted({r["id"] for r in rows})
+    if len(receipts) < args.folds * 4:
+        sys.exit(f"fit-claims-confidence: {len(receipts)} receipts is too few for {args.folds}-fold cross-validation")
+    fold = folds_of(receipts, args.folds, args.seed)
+
+    model, _, _ = fit_and_report(rows, receipts, fold, args)
+    if args.repeats > 1:
+        # One split into folds is one draw: with about 5 wrong receipts in a band of 150, the
+        # band's precision moves by a point or more from one seed to the next. The mean over
+        # several splits is the figure to compare changes by.
+        bands, rights, wrong_count = [], [], {}
+        for seed in range(args.seed, args.seed + args.repeats):
+            _, (b, r), wrong = fit_and_report(rows, receipts, folds_of(receipts, args.folds, seed), args, quiet=True)
+            bands.append(b)
+            rights.append(r)
+            for i in wrong:
+                wrong_count[i] = wrong_count.get(i, 0) + 1
+        mean_band, mean_right = sum(bands) / len(bands), sum(rights) / len(rights)
+        print(f"\n=== high band out of fold over {args.repeats} splits (seeds {args.seed}-{args.seed + args.repeats - 1})")
+        print(f"mean {mean_band:.1f} of {len(receipts)} receipts ({100.0 * mean_band / len(receipts):.1f}%), "
+              f"{mean_right:.1f} both right ({100.0 * mean_right / mean_band if mean_band else 0.0:.1f}%); "
+              f"per split {min(bands)}-{max(bands)} receipts, "
+              f"{min(100.0 * r / b for b, r in zip(bands, rights) if b):.1f}-{max(100.0 * r / b for b, r in zip(bands, rights) if b):.1f}% right")
+        if wrong_count:
+            print("wrong in the band (splits): " + ", ".join(f"{i} ({n})" for i, n in sorted(wrong_count.items(), key=lambda x: (-x[1], x[0]))))
 
     model["metadata"] = {
         "fitted_on": fitted_on,
-        "receipts": n,
+        "receipts": len(receipts),
         "method": f"L2 logistic regression (l2={args.l2}, standardised features), isotonic calibration of "
                   f"{args.folds}-fold out-of-fold scores (seed {args.seed})",
         "left_out": args.drop,

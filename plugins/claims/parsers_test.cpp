@@ -341,6 +341,11 @@ INSTANTIATE_TEST_SUITE_P(Receipts, TotalTest, ::testing::Values(
     TotalCase{"tax summary repairs the misread payable", {"2 27755 5.80 11.60", "Item Discount 10%  _ -1.16", "2 Type: 1 Total \u2014 11.60 fs 5",
                                                           "Rounding Adj NEO Ola", "Total Inclusive GST: \u201C40.45. )\u201D", "CASH [00",
                                                           "Change 9.55", "GST Summary", "Code % Net Amt GST Total", "Total 9.85 0.59 10.44"}, 1045},
+    // The bill's label unread ("Due"); the only total label is the included tax, a tenth or
+    // less of an unlabelled amount: not a total (train receipt 168 took 1.42 at 0.87).
+    TotalCase{"included tax beside an unlabelled amount is not the total", {"Bread 12.50", "Due 20.49", "Pay 2a", "Change 0.00",
+                                                                            "(Total Included GST @ 6% : 1.42)"}, -1},
+    TotalCase{"an included tax total as large as the items stays the total", {"Bread 12.50", "Total Incl GST 13.25"}, 1325},
     TotalCase{"nothing", {"THANK YOU", "PLEASE COME AGAIN"}, -1},
     TotalCase{"zero total ignored", {"TOTAL 0.00"}, -1}));
 
