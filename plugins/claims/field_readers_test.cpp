@@ -155,6 +155,21 @@ TEST(ProviderReader, ABracketLeftOpenRunsOnToTheNextLine) {
     EXPECT_EQ(text_of(fields, "provider_address"), "NO. 12 JALAN MAJU");
 }
 
+TEST(ProviderReader, ANameEndingWithAnAmpersandRunsOnToTheNextLine) {
+    // Train receipt 298: the legal name is the second line; the first ends with '&'.
+    Receipt above({"THE COFFEE BEAN &", "TEA LEAF (M) SDN. BHD.", "(1234567-X)", "NO. 12 JALAN MAJU"});
+    Receipt below({"SRI MURNI TRADING &", "ENGINEERING", "NO. 12 JALAN MAJU"});
+    Receipt leading({"THE COFFEE BEAN", "& TEA LEAF (M) SDN. BHD.", "Company No. :441970-H", "NO. 12 JALAN MAJU"});
+    FieldMap a, b, c;
+    read_provider(above.lines, above.words, Rules::builtin(), a);
+    read_provider(below.lines, below.words, Rules::builtin(), b);
+    read_provider(leading.lines, leading.words, Rules::builtin(), c);
+    EXPECT_EQ(text_of(c, "provider_name"), "THE COFFEE BEAN & TEA LEAF (M) SDN. BHD.");
+    EXPECT_EQ(text_of(a, "provider_name"), "THE COFFEE BEAN & TEA LEAF (M) SDN. BHD.");
+    EXPECT_EQ(text_of(b, "provider_name"), "SRI MURNI TRADING & ENGINEERING");
+    EXPECT_EQ(text_of(b, "provider_address"), "NO. 12 JALAN MAJU");
+}
+
 TEST(IdsReader, AReceiptNumberAfterItsLabelOrOnTheNextLine) {
     Receipt same({"Receipt No : INV-2024-001"});
     Receipt next({"Invoice No.", "CS00241999"});

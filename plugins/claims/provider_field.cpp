@@ -352,6 +352,29 @@ void read_provider(const std::vector<TextLine>& lines, const std::vector<std::ve
                 ++i;
             }
         }
+        // "THE COFFEE BEAN" / "& TEA LEAF (M) SDN. BHD." (or the '&' at the end of the first
+        // line): a name line that ends with '&' runs on to the next line, and one that starts
+        // with '&' begins on the line above.
+        auto ends_with_and = [](const std::string& text) {
+            const std::string t = trim(text);
+            return !t.empty() && t.back() == '&';
+        };
+        auto starts_with_and = [](const std::string& text) {
+            const std::string t = trim(text);
+            return !t.empty() && t.front() == '&';
+        };
+        // (clean_company drops a trailing '&' as noise, so the join puts it back.)
+        auto joined = [&](const std::string& first, const std::string& second) {
+            return ends_with_and(first) || starts_with_and(second) ? first + " " + second : first + " & " + second;
+        };
+        if (!only_marker && *chosen > 0 && (ends_with_and(lines[*chosen - 1].text) || starts_with_and(lines[*chosen].text)) &&
+            is_letter_line(clean_company(lines[*chosen - 1].text), 0.7))
+            name = joined(clean_company(lines[*chosen - 1].text), name);
+        if (ends_with_and(lines[i].text) && i + 1 < lines.size() && is_letter_line(clean_company(lines[i + 1].text), 0.7) &&
+            !best_hit(words[i + 1], rules.address_words) && !best_hit(words[i + 1], rules.address_regions)) {
+            name = joined(name, clean_company(lines[i + 1].text));
+            ++i;
+        }
         // "MR. D.I.Y. (M) SDN" with its BHD lost at the paper's edge: SDN is never alone.
         if (const auto nw = words_of(name); nw.size() >= 2 && nw.back().norm == "SDN" && trim(name.substr(nw.back().end)).empty())
             name = name.substr(0, nw.back().end) + " BHD";
