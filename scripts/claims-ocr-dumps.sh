@@ -11,7 +11,9 @@
 # thickening the strokes), for bench_claims_eval --ocr-json PSM6 --ocr-json PSM4
 # --ocr-json THICK --reread-below 0.9 (the rereads as transform.claims_reread makes them).
 # LANGUAGES=eng reads with other Tesseract languages than the shipped eng+msa (the first
-# reading of an eng-first wiring, say).
+# reading of an eng-first wiring, say). READING=sauvola reads psm 4 after a contrast stretch
+# and a local (Sauvola) threshold instead of the thickening; PREPROCESS_STEP='contrast: true,
+# thicken: true' (transform.preprocess keys) measures another clean-up in that place.
 #
 # The images are not touched: source.directory moves what it has read, so it reads links
 # to them from a scratch inbox. One process, one page at a time, one OpenMP thread, CPU
@@ -32,21 +34,24 @@ sed -e 's/concurrency: [0-9]*/concurrency: 1/' pipelines/ocr-folder.yaml > "$SCR
 sed -i -e "s/languages: eng+msa/languages: ${LANGUAGES:-eng+msa}/" "$SCRATCH/ocr-folder.yaml"
 case "${READING:-psm6}" in
   psm6) ;;
-  psm4|thick)
+  psm4|thick|sauvola)
     sed -i -e 's/psm: 6, page_timeout: [0-9]*s/psm: 4, page_timeout: 60s/' "$SCRATCH/ocr-folder.yaml"
-    if [ "$READING" = thick ]; then
+    if [ "$READING" = thick ] || [ "$READING" = sauvola ]; then
       # As claims-local.yaml's thicken node: the 3x3 minimum on the cleaned page.
       python3 - "$SCRATCH/ocr-folder.yaml" <<'PY'
-import sys
+import os, sys
 p = sys.argv[1]
 s = open(p).read()
+step = ("thicken: true" if os.environ["READING"] == "thick" else
+        "contrast: true, binarize: sauvola")  # faint print: stretched, then thresholded locally
+step = os.environ.get("PREPROCESS_STEP", step)  # another clean-up to measure
 s = s.replace("  ocr:\n", "  thicken:\n    component: transform.preprocess\n    concurrency: 1\n"
-              "    config: {device: \"${OCR_DEVICE:-auto}\", thicken: true, deskew: false, min_width: 0, max_width: 0}\n\n  ocr:\n", 1)
+              "    config: {device: \"${OCR_DEVICE:-auto}\", " + step + ", deskew: false, min_width: 0, max_width: 0}\n\n  ocr:\n", 1)
 s = s.replace("clean -> ocr", "clean -> thicken -> ocr")
 open(p, "w").write(s)
 PY
     fi ;;
-  *) echo "claims-ocr-dumps: READING is psm6, psm4 or thick" >&2; exit 2 ;;
+  *) echo "claims-ocr-dumps: READING is psm6, psm4, thick or sauvola" >&2; exit 2 ;;
 esac
 start=$(date +%s)
 status=0
