@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The refit a user runs on their own labelled receipts (scripts/fit-claims-confidence.py):
+# from feature rows it writes a model file that docpipe loads and uses, keeps the candidate
+# choosers of the file it replaces, reports the out-of-fold high band (over several splits
+# with --repeats), and docpipe refuses a damaged model naming the file.
+# The feature rows are synthetic (the names the shipped model uses, a signal the fit must
+# find); the receipt is tests/data/malaysian_receipt_test.jpg.
+# Usage: refit_confidence.sh DOCPIPE PROJECT_ROOT
+set -uo pipefail
+DOCPIPE=$1
+PROJECT=$(cd "$2" && pwd)
+ROOT=$(mktemp -d "${TMPDIR:-/tmp}/docpipe-refit-XXXXXX")
+trap 'rm -rf "$ROOT"' EXIT
+SHIPPED="$PROJECT/plugins/claims/confidence-model.json"
+RECEIPT="$PROJECT/tests/data/malaysian_receipt_test.jpg"
+
+# 80 receipts: for each modelled field, a row whose rightness follows its first feature.
+python3 - "$SHIPPED" "$ROOT/features.jsonl" <<'PY'
+import json, random, sys
+model = json.load(open(sys.argv[1]))
+rng = random.Random(7)
+with open(sys.argv[2], "w") as out:
+    for n in range(80):
+        for field, spec in model["fields"].items():
+            names = spec["features"]
+            x = {name: round(rng.random(), 4) for name in names}
+            right = x[names[0]] + 0.3 * rng.random() > 0.45
+            out.write(json.dumps({"id": f"{n:03d}", "field": field, "features": x, "right": right, "labelled": True,
+                                  "confidence": 0.5, "extractor_confidence": 0.5}) + "\n")
+PY
+cp "$SHIPPED" "$ROOT/model.json"
+python3 "$PROJECT/scripts/fit-claims-confidence.py" --features "$ROOT/features.jsonl" --out "$ROOT/model.json" --repeats 3 \
+    > "$ROOT/fit.txt" 2>&1
+fit_rc=$?
+
+# The refitted model and the shipped one, each on the same receipt.
+CLAIM_CONFIDENCE_MODEL="$ROOT/model.json" OCR_DEVICE=cpu "$DOCPIPE" extract "$RECEIPT" > "$ROOT/refit.jsonl" 2> "$ROOT/refit.err"
+refit_rc=$?
+OCR_DEVICE=cpu "$DOCPIPE" extract "$RECEIPT" > "$ROOT/shipped.jsonl" 2> "$ROOT/shipped.err"
+shipped_rc=$?
+# A model whose weights no longer match its features.
+python3 - "$ROOT/model.json" "$ROOT/broken.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+m["fields"]["total_amount"]["weights"] = m["fields"]["total_amount"]["weights"][:-1]
+json.dump(m, open(sys.argv[2], "w"))
+PY
+CLAIM_CONFIDENCE_MODEL="$ROOT/broken.json" OCR_DEVICE=cpu "$DOCPIPE" extract "$RECEIPT" > "$ROOT/broken.jsonl" 2> "$ROOT/broken.err"
+broken_rc=$?
+
+python3 - "$ROOT" "$SHIPPED" "$fit_rc" "$refit_rc" "$shipped_rc" "$broken_rc" <<'PY'
+import json, re, sys
+from pathlib import Path
+root, shipped_path = Path(sys.argv[1]), sys.argv[2]
+fit_rc, refit_rc, shipped_rc, broken_rc = map(int, sys.argv[3:7])
+fit = (root / "fit.txt").read_text()
+problems = []
+def want(c, m):
+    if not c: problems.append(m)
+want(fit_rc == 0, f"fit-claims-confidence.py exited {fit_rc}:\n{fit[-2000:]}")
+model = json.loads((root / "model.json").read_text())
+shipped = json.loads(Path(shipped_path).read_text())
+want(model.get("format") == shipped["format"] and model.get("version") == shipped["version"], "format and version kept")
+for field, spec in model.get("fields", {}).items():
+    want(spec["weights"] != shipped["fields"][field]["weights"], f"{field}: weights not refitted")
+    knots = spec["calibration"]
+    want(all(0 <= p <= 1 for _, p in knots) and all(a[1] <= b[1] and a[0] < b[0] for a, b in zip(knots, knots[1:])),
+         f"{field}: calibration not monotonic in [0, 1]: {knots}")
+    # The first feature carries the signal the rows were made with.
+    w = dict(zip(spec["features"], spec["weights"]))
+    first = shipped["fields"][field]["features"][0]
+    want(w.get(first, 0) > 0 and all(abs(v) < w[first] for k, v in w.items() if k != first),
+         f"{field}: the fit missed the signal in {first}: {w}")
+want(set(model.get("fields", {})) == set(shipped["fields"]), f"fields {sorted(model.get('fields', {}))}")
+want(model.get("choosers") == shipped.get("choosers"), "the candidate choosers of the replaced file are kept")
+want(re.search(r"high band out of fold over 3 splits .*\nmean [0-9.]+ of 80 receipts", fit) is not None, "the --repeats summary")
+
+def total(path):
+    lines = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+    return lines[0]["fields"]["total_amount"] if lines and "total_amount" in lines[0].get("fields", {}) else None
+want(refit_rc == 0 and shipped_rc == 0, f"extract exited {refit_rc} (refitted model), {shipped_rc} (shipped): "
+     f"{(root / 'refit.err').read_text()[-800:]}")
+refit_total, shipped_total = total(root / "refit.jsonl"), total(root / "shipped.jsonl")
+want(refit_total is not None and shipped_total is not None, "a total with each model")
+if refit_total and shipped_total:
+    want(refit_total["value"] == shipped_total["value"], "the model scores, it does not choose the value")
+    want(refit_total["confidence"] != shipped_total["confidence"],
+         f"the refitted model was not used: confidence {refit_total['confidence']} both times")
+err = (root / "broken.err").read_text()
+want(broken_rc != 0, "a damaged model is refused")
+want("broken.json" in err and "total_amount" in err, f"the refusal names the file and the field: {err[-600:]}")
+if problems:
+    print("refit_confidence: " + "\n  ".join(problems))
+    sys.exit(1)
+print("refit_confidence: the refit model loads and is used; choosers kept; a damaged one is refused")
+PY
