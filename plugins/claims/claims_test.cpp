@@ -277,6 +277,31 @@ TEST(ClaimsTransform, NoTextIsBadInput) {
     EXPECT_THROW(runner.process(d), BadInput);
 }
 
+// Train receipts 387, 404 and 414 (faint print on a bright page) come back from Tesseract
+// with no text. The reviewer is told to look at the image, not only which fields are missing.
+TEST(ClaimsTransform, APageTheOcrReadNothingOnIsNamedInTheReviewReason) {
+    auto claims = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.claims", "{}");
+    auto router = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.confidence_router", "{}");
+    Document blank = ocr_document({}, "Member ID: MEM123456789");
+    Page second = blank.pages.front();
+    second.index = 1;
+    second.ocr->lines = {{"| ~ .", {}, 10.0f}};  // marks, no letter or digit
+    blank.pages.push_back(second);
+    auto out = claims.process(blank);
+    ASSERT_EQ(out.size(), 1u);
+    const std::string warnings = out[0].doc->fields["warnings"].dump();
+    EXPECT_NE(warnings.find("page 1: the OCR read no text on it"), std::string::npos) << warnings;
+    EXPECT_NE(warnings.find("page 2: the OCR read no text on it"), std::string::npos) << warnings;
+    auto routed = router.process(*out[0].doc);
+    EXPECT_EQ(routed[0].port, "low");
+    const std::string why = routed[0].doc->attributes.at("review_reason");
+    EXPECT_NE(why.find("missing required field(s): total_amount"), std::string::npos) << why;
+    EXPECT_NE(why.find("look at the image"), std::string::npos) << why;
+    // A page with text says nothing of the kind.
+    auto read = claims.process(ocr_document(clinic_receipt(), "Member ID: MEM123456789"));
+    EXPECT_EQ(read[0].doc->fields["warnings"].dump().find("read no text"), std::string::npos);
+}
+
 TEST(ClaimsTransform, RulesFileErrorsNameFileLineColumn) {
     const fs::path dir = fs::temp_directory_path() / "docpipe-claims-rules-test";
     fs::create_directories(dir);

@@ -3,6 +3,8 @@
 #include <tesseract/baseapi.h>
 #include <tesseract/resultiterator.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
@@ -82,7 +84,12 @@ OcrResult read_result(tesseract::TessBaseAPI& api) {
     result.text = text ? text.get() : "";
     result.mean_confidence = static_cast<float>(api.MeanTextConf());
     std::unique_ptr<tesseract::ResultIterator> it(api.GetIterator());
-    if (!it) return result;
+    // A page with no word read has no text confidence: Tesseract's mean over no words is not
+    // 0, and a blank page must not look well read.
+    if (!it) {
+        result.mean_confidence = 0;
+        return result;
+    }
     do {
         if (it->IsAtBeginningOf(tesseract::RIL_TEXTLINE)) {
             std::unique_ptr<char[]> line(it->GetUTF8Text(tesseract::RIL_TEXTLINE));
@@ -104,6 +111,10 @@ OcrResult read_result(tesseract::TessBaseAPI& api) {
         w.line = static_cast<int>(result.lines.size()) - 1;
         result.words.push_back(std::move(w));
     } while (it->Next(tesseract::RIL_WORD));
+    if (std::none_of(result.words.begin(), result.words.end(), [](const OcrWord& w) {
+            return std::any_of(w.text.begin(), w.text.end(), [](unsigned char c) { return !std::isspace(c); });
+        }))
+        result.mean_confidence = 0;
     return result;
 }
 

@@ -75,6 +75,17 @@ TEST(TesseractOcr, RenderedLineReadsExactly) {
     EXPECT_EQ(r.words[2].text, "12.50");
 }
 
+// A page Tesseract reads nothing on has no confidence to report: it must not say 95 (what
+// Tesseract's mean over no words gave on train receipt 404, faint print on a bright page).
+TEST(TesseractOcr, ABlankPageHasNoTextAndZeroConfidence) {
+    test::TempDir dir;
+    const auto png = dir.path() / "blank.png";
+    ASSERT_EQ(std::system(("convert -size 600x400 xc:white " + png.string()).c_str()), 0);
+    OcrResult r = ocr_file(png);
+    EXPECT_EQ(r.text.find_first_not_of(" \n\f"), std::string::npos) << r.text;
+    EXPECT_EQ(r.mean_confidence, 0.0f);
+}
+
 TEST(TesseractOcr, MissingTraineddataNamesLanguageAndFolder) {
     try {
         NodeRunner::from_plugin(kOcrPlugin, "ocr.tesseract", "languages: eng+xyz");
