@@ -2,7 +2,6 @@
 #include "claims_transform.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <cstdio>
 #include <set>
 
@@ -218,13 +217,11 @@ ClaimResult ClaimsTransform::extract(const Document& doc, nlohmann::json* readin
     std::vector<std::string> warnings;
     const int reading = reading_number(doc);
     std::vector<TextLine> lines = receipt_lines(doc);
-    // A page the OCR read no letter or digit on is faint print, a blank page or a photo of
-    // something else: the reviewer's first look is at the image, not at missing fields.
+    // A page the OCR read no letter or digit on (its lines, what the fields are read from) is
+    // faint print, a blank page or a photo of something else: the reviewer's first look is at
+    // the image, not at missing fields.
     for (const auto& page : doc.pages)
-        if (page.ocr && std::none_of(page.ocr->text.begin(), page.ocr->text.end(), [](unsigned char c) { return std::isalnum(c); }) &&
-            std::none_of(page.ocr->lines.begin(), page.ocr->lines.end(), [](const auto& l) {
-                return std::any_of(l.text.begin(), l.text.end(), [](unsigned char c) { return std::isalnum(c); });
-            }))
+        if (page.ocr && std::all_of(page.ocr->lines.begin(), page.ocr->lines.end(), [](const OcrLine& l) { return normalize_label(l.text).empty(); }))
             warnings.push_back(fmt::format("page {}: the OCR read no text on it (faint print, a blank page or no receipt in the image): "
                                            "look at the image",
                                            page.index + 1));

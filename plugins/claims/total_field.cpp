@@ -206,19 +206,21 @@ void read_amounts(const std::vector<TextLine>& lines, const std::vector<std::vec
             }
             return tax && incl;
         };
+        // An unlabelled amount counts too ("| Due 20.49" above "(Total Included GST @ 6% :
+        // 1.42)", whose label the rules do not know): an amount with decimals on a line that
+        // names no tax.
+        std::int64_t largest_unlabelled = 0;
+        for (std::size_t i = 0; i < lines.size(); ++i)
+            if (cls[i].kind == LineKind::None && !says_included_tax(i))
+                for (const auto& a : cls[i].amounts)
+                    if (a.decimals) largest_unlabelled = std::max(largest_unlabelled, a.cents);
         std::vector<Candidate> kept;
         for (const auto& t : totals) {
             std::int64_t larger = 0;
             for (const auto& o : totals) larger = std::max(larger, &o == &t ? 0 : o.amount.cents);
             for (auto v : subtotals) larger = std::max(larger, v);
             for (auto v : cash) larger = std::max(larger, v);
-            // An unlabelled amount counts too ("| Due 20.49" above "(Total Included GST @ 6% :
-            // 1.42)", whose label the rules do not know): an amount with decimals on a line
-            // that names no tax.
-            for (std::size_t i = 0; i < lines.size(); ++i)
-                if (i != t.line && cls[i].kind == LineKind::None && !says_included_tax(i))
-                    for (const auto& a : cls[i].amounts)
-                        if (a.decimals) larger = std::max(larger, a.cents);
+            larger = std::max(larger, largest_unlabelled);
             if (t.amount.cents > 0 && 10 * t.amount.cents <= larger && says_included_tax(t.line)) {
                 included_taxes.push_back(t.amount.cents);
                 included_tax_lines.insert(t.line);

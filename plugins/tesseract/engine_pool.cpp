@@ -84,13 +84,8 @@ OcrResult read_result(tesseract::TessBaseAPI& api) {
     result.text = text ? text.get() : "";
     result.mean_confidence = static_cast<float>(api.MeanTextConf());
     std::unique_ptr<tesseract::ResultIterator> it(api.GetIterator());
-    // A page with no word read has no text confidence: Tesseract's mean over no words is not
-    // 0, and a blank page must not look well read.
-    if (!it) {
-        result.mean_confidence = 0;
-        return result;
-    }
-    do {
+    // Word by word (a `continue` below moves on to the next word).
+    for (bool more = it != nullptr; more; more = it->Next(tesseract::RIL_WORD)) {
         if (it->IsAtBeginningOf(tesseract::RIL_TEXTLINE)) {
             std::unique_ptr<char[]> line(it->GetUTF8Text(tesseract::RIL_TEXTLINE));
             OcrLine l;
@@ -110,7 +105,9 @@ OcrResult read_result(tesseract::TessBaseAPI& api) {
         w.confidence = it->Confidence(tesseract::RIL_WORD);
         w.line = static_cast<int>(result.lines.size()) - 1;
         result.words.push_back(std::move(w));
-    } while (it->Next(tesseract::RIL_WORD));
+    }
+    // A page with no word read (or only blank ones: a border strip) has no text confidence;
+    // Tesseract's mean over such a page is not 0, and a blank page must not look well read.
     if (std::none_of(result.words.begin(), result.words.end(), [](const OcrWord& w) {
             return std::any_of(w.text.begin(), w.text.end(), [](unsigned char c) { return !std::isspace(c); });
         }))
