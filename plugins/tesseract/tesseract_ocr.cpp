@@ -10,8 +10,12 @@
 //     component: ocr.tesseract
 //     concurrency: 2
 //     config: {languages: eng+msa, psm: 6, page_timeout: 30s, max_megapixels: 40}
+#include <leptonica/allheaders.h>
 #include <tesseract/baseapi.h>
 #include <tesseract/ocrclass.h>
+
+#include <algorithm>
+#include <cctype>
 
 #include <fmt/core.h>
 
@@ -43,6 +47,10 @@ public:
                           "for minutes (pages come cleaned and scaled; a receipt is well under 40)"),
             Field::integer("default_dpi").default_value(300).min(50).max(1200)
                 .describe("Resolution assumed for images that do not state one"),
+            Field::boolean("faint_page_retry").default_value(true)
+                .describe("A page read with no letter or digit on it is read once more with its gray levels stretched (1% "
+                          "clipped at each end) and its strokes thickened (3x3 minimum): faint thermal print on a bright page "
+                          "that Tesseract's own threshold wipes out. The reading with text is kept, and its engine says so"),
             Field::enumeration("trace_format", {"none", "hocr", "tsv"}).default_value("none")
                 .describe("Also put each page's hOCR or TSV (Tesseract's layout with boxes) in the document's trace; "
                           "it holds the page's text, so only for debugging"),
@@ -56,6 +64,7 @@ public:
           max_megapixels_(c.get_number("max_megapixels")),
           default_dpi_(static_cast<int>(c.get_int("default_dpi"))),
           trace_format_(c.get_string("trace_format")),
+          faint_page_retry_(c.get_bool("faint_page_retry")),
           pool_(c.has("tessdata_dir") ? c.get_string("tessdata_dir") : EnginePool::default_tessdata(), c.get_string("languages"),
                 static_cast<int>(c.get_int("psm"))) {}
 
@@ -99,11 +108,29 @@ private:
                                        page.index + 1, img.width, img.height, kMaxSide));
         auto api = pool_.acquire();
         api->SetImage(img.pixels->data(), img.width, img.height, img.channels, img.width * img.channels);
-        api->SetSourceResolution(img.dpi > 0 ? img.dpi : default_dpi_);
+        OcrResult result = recognize_set_image(*api.get(), page, layout);
+        if (!faint_page_retry_ || has_letter_or_digit(result.text)) return result;
+        // Nothing read: faint print, or truly nothing there. One more look at a darkened copy;
+        // a truly blank page stays blank and the first (empty) reading stands.
+        PixPtr darkened = stretched_and_thickened(img);
+        if (!darkened) return result;  // one flat gray: nothing to stretch
+        api->SetImage(darkened.get());
+        std::string retry_layout;
+        OcrResult retry = recognize_set_image(*api.get(), page, layout ? &retry_layout : nullptr);
+        ctx_.metrics().increment("ocr_faint_page_retries_total");
+        if (!has_letter_or_digit(retry.text)) return result;
+        retry.engine += " (faint page: contrast stretched, strokes thickened)";
+        if (layout) *layout = std::move(retry_layout);
+        return retry;
+    }
+
+    // Recognises the image already set on `api` and reads the result; clears the engine.
+    OcrResult recognize_set_image(tesseract::TessBaseAPI& api, const Page& page, std::string* layout) {
+        api.SetSourceResolution(page.image.dpi > 0 ? page.image.dpi : default_dpi_);
         tesseract::ETEXT_DESC monitor;
         monitor.set_deadline_msecs(static_cast<int32_t>(timeout_.count()));
-        if (api->Recognize(&monitor) != 0 || monitor.deadline_exceeded()) {
-            api->Clear();
+        if (api.Recognize(&monitor) != 0 || monitor.deadline_exceeded()) {
+            api.Clear();
             // Not BadInput: on a machine short of CPU a good page takes longer too, and the
             // retry (with backoff) usually finishes it. A page that times out every time
             // fails after the node's attempts, with this reason.
@@ -113,15 +140,55 @@ private:
                                                      page.index + 1, timeout_.count()));
             throw std::runtime_error(fmt::format("page {}: tesseract recognition failed", page.index + 1));
         }
-        OcrResult result = read_result(*api.get());
+        OcrResult result = read_result(api);
         result.engine = fmt::format("tesseract {} {} psm{}", tesseract::TessBaseAPI::Version(), pool_.languages(), pool_.psm());
         if (layout) {
-            std::unique_ptr<char[]> text(trace_format_ == "hocr" ? api->GetHOCRText(page.index) : api->GetTSVText(page.index));
+            std::unique_ptr<char[]> text(trace_format_ == "hocr" ? api.GetHOCRText(page.index) : api.GetTSVText(page.index));
             *layout = text ? text.get() : "";
         }
-        api->Clear();
+        api.Clear();
         return result;
     }
+
+    static bool has_letter_or_digit(const std::string& text) {
+        return std::any_of(text.begin(), text.end(), [](unsigned char c) { return std::isalnum(c) != 0; });
+    }
+
+    struct PixDeleter {
+        void operator()(Pix* pix) const { pixDestroy(&pix); }
+    };
+    using PixPtr = std::unique_ptr<Pix, PixDeleter>;
+
+    // A gray copy of the page with the darkest and brightest 1% of pixels clipped and the
+    // levels between stretched to 0..255, then a 3x3 minimum (dark strokes one pixel
+    // thicker), done by Leptonica. Same size as the page, so word boxes need no mapping.
+    // Null when the page is one flat gray.
+    static PixPtr stretched_and_thickened(const Image& img) {
+        PixPtr gray(pixCreate(img.width, img.height, 8));
+        if (!gray) throw std::bad_alloc();
+        l_uint32* data = pixGetData(gray.get());
+        const int words_per_line = pixGetWpl(gray.get());
+        const std::uint8_t* src = img.pixels->data();
+        for (int y = 0; y < img.height; ++y) {
+            l_uint32* line = data + static_cast<std::ptrdiff_t>(y) * words_per_line;
+            const std::uint8_t* row = src + static_cast<std::ptrdiff_t>(y) * img.width * img.channels;
+            for (int x = 0; x < img.width; ++x) {
+                const std::uint8_t* p = row + static_cast<std::ptrdiff_t>(x) * img.channels;
+                // RGB to luma with the Rec. 601 weights, as the clean-up's grayscale step.
+                const int v = img.channels >= 3 ? (p[0] * 299 + p[1] * 587 + p[2] * 114) / 1000 : p[0];
+                SET_DATA_BYTE(line, x, v);
+            }
+        }
+        l_uint32 low = 0, high = 255;
+        if (pixGetRankValue(gray.get(), 1, kFaintClip, &low) != 0 || pixGetRankValue(gray.get(), 1, 1.0f - kFaintClip, &high) != 0)
+            return nullptr;
+        if (high <= low) return nullptr;
+        PixPtr stretched(pixGammaTRC(nullptr, gray.get(), 1.0f, static_cast<l_int32>(low), static_cast<l_int32>(high)));
+        if (!stretched) return nullptr;
+        return PixPtr(pixErodeGray(stretched.get(), 3, 3));
+    }
+
+    static constexpr float kFaintClip = 0.01f;  // share clipped at each end, as transform.preprocess's contrast_clip
 
     static constexpr int kMaxSide = 32767;  // Tesseract refuses larger images ("Image too large")
 
@@ -130,6 +197,7 @@ private:
     double max_megapixels_;
     int default_dpi_;
     std::string trace_format_;  // none | hocr | tsv
+    bool faint_page_retry_;
     EnginePool pool_;           // `concurrency: N` borrows at most N engines
 };
 

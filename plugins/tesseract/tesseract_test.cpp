@@ -87,6 +87,30 @@ TEST(TesseractOcr, ABlankPageHasNoTextAndZeroConfidence) {
     EXPECT_EQ(r.mean_confidence, 0.0f);
 }
 
+// Faint print (light gray) on a page with thin dark scan edges: Tesseract's own threshold
+// goes between the edges and everything else, and the page reads empty (as train receipts
+// 387, 404 and 414 did). The retry stretches the gray levels and thickens the strokes.
+TEST(TesseractOcr, AFaintPageThatReadsEmptyIsReadAgainDarkened) {
+    test::TempDir dir;
+    const auto png = dir.path() / "faint.png";
+    const std::string cmd =
+        "convert -size 900x700 xc:white -fill '#B0B0B0' -pointsize 36 -annotate +60+100 'TOTAL RM 12.50' "
+        "-annotate +60+200 'CASH RM 20.00' -fill black -draw 'rectangle 0,0 3,699' -draw 'rectangle 896,0 899,699' "
+        "-colorspace gray " + png.string();
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+    OcrResult plain = ocr_file(png, "{languages: eng, faint_page_retry: false}");
+    EXPECT_EQ(plain.text.find_first_not_of(" \n\f"), std::string::npos) << "the fixture is no longer faint enough: " << plain.text;
+
+    OcrResult r = ocr_file(png);
+    ASSERT_EQ(r.lines.size(), 2u) << r.text;
+    EXPECT_EQ(r.lines[0].text, "TOTAL RM 12.50");
+    EXPECT_EQ(r.lines[1].text, "CASH RM 20.00");
+    EXPECT_THAT(r.engine, HasSubstr("faint page"));
+    EXPECT_GT(r.mean_confidence, 50);
+    // Boxes are in the page's own pixels: the darkened copy is the same size.
+    EXPECT_NEAR(r.lines[0].box.x, 60, 10);
+}
+
 TEST(TesseractOcr, MissingTraineddataNamesLanguageAndFolder) {
     try {
         NodeRunner::from_plugin(kOcrPlugin, "ocr.tesseract", "languages: eng+xyz");
