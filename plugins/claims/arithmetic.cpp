@@ -231,7 +231,7 @@ std::vector<Equation> ReceiptArithmetic::confirming(std::int64_t cents, std::siz
     }
     // "GST included 1.75": 6% (8%, 10%) of the total, tax included, to the sen.
     for (std::size_t i = 0; i < lines_.size() && !best.count("tax-included"); ++i) {
-        if (lines_[i].role != AmountRole::TaxIncluded || lines_[i].amounts.empty() || i == own) continue;
+        if (lines_[i].role != AmountRole::TaxIncluded || lines_[i].amounts.empty() || same_printed_line(i, own)) continue;
         const std::int64_t t = lines_[i].amounts.back().cents;
         for (int rate : {6, 8, 10})
             if (t > 0 && std::llround(static_cast<double>(cents) * rate / (100.0 + rate)) == t) {
@@ -247,10 +247,16 @@ std::vector<Equation> ReceiptArithmetic::confirming(std::int64_t cents, std::siz
     return out;
 }
 
+bool ReceiptArithmetic::same_printed_line(std::size_t i, std::size_t own) const {
+    if (i == own) return true;
+    if (i >= lines_.size() || own >= lines_.size()) return false;
+    return lines_[own].printed_line >= 0 && lines_[i].printed_line == lines_[own].printed_line;
+}
+
 std::vector<Equation> ReceiptArithmetic::all_for(std::size_t own) const {
     std::vector<Equation> all;
     auto consider = [&](Equation e) {
-        if (std::find(e.lines.begin(), e.lines.end(), own) != e.lines.end()) return;
+        if (std::any_of(e.lines.begin(), e.lines.end(), [&](std::size_t l) { return same_printed_line(l, own); })) return;
         all.push_back(std::move(e));
     };
     for (const auto& e : equations_) consider(e);

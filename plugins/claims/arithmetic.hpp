@@ -38,6 +38,8 @@ struct ArithmeticLine {
     std::vector<Amount> amounts;  // find_amounts() of the line, left to right
     std::string text;             // the raw line (tax rates "6%" are read from it)
     int index = 0;                // the line's number as the provenance shows it
+    int printed_line = -1;        // pieces of one OCR line (two amounts side by side) share this
+                                  // number, >= 0; -1: a whole line. A piece never confirms its sibling.
 };
 
 struct Equation {
@@ -52,8 +54,8 @@ class ReceiptArithmetic {
 public:
     explicit ReceiptArithmetic(std::vector<ArithmeticLine> lines);
 
-    // The equations that give `cents` without reading line `own` (the candidate's line),
-    // strongest first, at most one per kind.
+    // The equations that give `cents` without reading line `own` (the candidate's line, and
+    // the other pieces of it: ArithmeticLine::printed_line), strongest first, at most one per kind.
     std::vector<Equation> confirming(std::int64_t cents, std::size_t own) const;
     // Every equation that does not read line `own`, whatever total it gives (for a total
     // label whose amount was misread past parsing: "Grand Total : 3g .60").
@@ -67,6 +69,8 @@ public:
 
 private:
     std::vector<Equation> chains_to(std::size_t own) const;
+    // Line `i` is `own` or another piece of the same OCR line.
+    bool same_printed_line(std::size_t i, std::size_t own) const;
 
     std::vector<ArithmeticLine> lines_;
     std::vector<Equation> equations_;  // candidate-independent ones

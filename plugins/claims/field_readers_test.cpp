@@ -1,5 +1,6 @@
 // Each field family's reader on its own (receipt_reading.hpp), on synthetic receipt lines as
 // OCR gives them, with the built-in rules: what it chooses, and the evidence it records.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -13,6 +14,8 @@
 #include "rules.hpp"
 
 using namespace docpipe::claims;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 namespace {
 
@@ -287,6 +290,54 @@ TEST(AmountsReader, ATaxTotalLineIsTheTaxNotTheTotal) {
         read_amounts(t.lines, t.words, Rules::builtin(), f, warnings);
         EXPECT_DOUBLE_EQ(f.at("total_amount").value.get<double>(), 54.80) << tax;
     }
+}
+
+// psm 6 joins a receipt's two columns into one line. Train receipt 404 read "TOTAL SAVING;
+// 0.00 TOTAL 6.85": whole, the line took the longest label (TOTAL SAVING, ignored) and the
+// payable total was lost; the 6.83 before rounding was taken instead.
+TEST(AmountsReader, TwoLabelledAmountsSideBySideAreReadApart) {
+    Receipt r({"Samudra Bun 3.05", "Siew Pak Choy 3.78", "ITEM 2 Total with GST @ 6% 6.83", "TOTAL SAVING: 0.00   TOTAL 6.85",
+               "Cash 20.00 CHANGE 13.15"});
+    FieldMap fields;
+    std::vector<std::string> warnings;
+    read_amounts(r.lines, r.words, Rules::builtin(), fields, warnings);
+    ASSERT_TRUE(fields.count("total_amount"));
+    const auto& total = fields.at("total_amount");
+    EXPECT_DOUBLE_EQ(total.value.get<double>(), 6.85);
+    EXPECT_EQ(total.provenance["text"], "TOTAL 6.85");  // the piece read, not the whole line
+    EXPECT_EQ(total.provenance["line"], 3);
+    // Cash and change side by side are both read: 20.00 - 13.15 confirms the total.
+    EXPECT_THAT(total.provenance["arithmetic"].dump(), HasSubstr("20.00")) << total.provenance.dump();
+}
+
+// Two pieces of one printed line are one printing: "Total SV : 10.56  Total GV : 10.56"
+// (loyalty points) must not confirm each other as an earlier total or a repeat.
+TEST(AmountsReader, PiecesOfOneLineDoNotConfirmEachOther) {
+    Receipt r({"Total SV : 10.56 Total GV : 10.56"});
+    FieldMap fields;
+    std::vector<std::string> warnings;
+    read_amounts(r.lines, r.words, Rules::builtin(), fields, warnings);
+    ASSERT_TRUE(fields.count("total_amount"));
+    const auto& total = fields.at("total_amount");
+    EXPECT_DOUBLE_EQ(total.value.get<double>(), 10.56);
+    EXPECT_FALSE(total.provenance.contains("arithmetic")) << total.provenance.dump();
+    EXPECT_EQ(total.provenance["features"]["arith_equations"], 0.0);
+    EXPECT_THAT(total.provenance["reason"].get<std::string>(), Not(HasSubstr("repeated")));
+    // Printed again on a line of its own, it is a repeat.
+    Receipt twice({"Total SV : 10.56 Total GV : 10.56", "TOTAL 10.56"});
+    FieldMap f2;
+    read_amounts(twice.lines, twice.words, Rules::builtin(), f2, warnings);
+    EXPECT_THAT(f2.at("total_amount").provenance["reason"].get<std::string>(), HasSubstr("repeated"));
+}
+
+// An item line with a quantity and a price, no label between its amounts, stays one line.
+TEST(AmountsReader, AnItemLineWithTwoAmountsIsNotCut) {
+    Receipt r({"Samudra Bun 3.05*1 3.05 S", "Siew Pak Choy 0.94*2 1.88 Z", "TOTAL 4.93"});
+    FieldMap fields;
+    std::vector<std::string> warnings;
+    read_amounts(r.lines, r.words, Rules::builtin(), fields, warnings);
+    ASSERT_TRUE(fields.count("total_amount"));
+    EXPECT_THAT(fields.at("total_amount").provenance["arithmetic"].dump(), HasSubstr("3.05 + 1.88"));
 }
 
 TEST(AmountsReader, WithoutATotalLineTheSubtotalPlusTaxAndRoundingIsProposedForReview) {

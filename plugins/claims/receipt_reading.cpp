@@ -69,7 +69,8 @@ std::optional<PhraseHit> best_hit(const std::vector<Word>& words, const std::vec
 }
 
 nlohmann::json provenance_of(const TextLine& line) {
-    nlohmann::json p{{"source", line.source}, {"line", line.index}, {"text", line.text}};
+    // Trimmed: a piece of a line (total_field.cpp's side-by-side amounts) is blanked around.
+    nlohmann::json p{{"source", line.source}, {"line", line.index}, {"text", trim(line.text)}};
     if (line.page >= 0) p["page"] = line.page;
     if (line.box) p["box"] = *line.box;
     return p;

@@ -83,6 +83,58 @@ std::optional<std::pair<Amount, std::size_t>> labelled_amount(const std::vector<
     return std::nullopt;
 }
 
+// psm 6 reads a receipt's two columns as one line, so one line can hold two labelled amounts
+// side by side ("TOTAL SAVING: 0.00   TOTAL 6.85", "Cash 20.00 Change 13.15"). Read whole,
+// such a line takes the longest label for both amounts and the rightmost amount for it (the
+// payable total read as a saving). So a line is cut after an amount when the text up to the
+// next amount carries a label of its own, and each piece is classified alone. A piece keeps
+// the line's text with the rest blanked out, so byte ranges (word confidences, amounts)
+// stay those of the OCR line.
+bool has_amount_label(const std::vector<Word>& words, const Rules& rules) {
+    for (const auto& wp : rules.total_labels)
+        if (match_phrase(words, wp.phrase)) return true;
+    for (const auto* phrases : {&rules.subtotal_labels, &rules.tax_labels, &rules.rounding_labels, &rules.cash_labels,
+                                &rules.change_labels, &rules.ignore_labels})
+        if (best_hit(words, *phrases)) return true;
+    return false;
+}
+
+std::string blank_outside(const std::string& text, std::size_t begin, std::size_t end) {
+    std::string piece(text.size(), ' ');
+    for (std::size_t k = begin; k < end && k < text.size(); ++k) piece[k] = text[k];
+    return piece;
+}
+
+// `printed[k]` is the position in page_lines of the line piece k was cut from; -1 for a
+// line kept whole.
+void split_side_by_side(const std::vector<TextLine>& page_lines, const std::vector<std::vector<Word>>& page_words, const Rules& rules,
+                        std::vector<TextLine>& lines, std::vector<std::vector<Word>>& words, std::vector<int>& printed) {
+    for (std::size_t i = 0; i < page_lines.size(); ++i) {
+        const std::string& text = page_lines[i].text;
+        const auto amounts = find_amounts(text);
+        std::vector<std::size_t> cuts;  // byte offsets where a new piece starts
+        for (std::size_t k = 1; k < amounts.size(); ++k)
+            if (has_amount_label(words_of(blank_outside(text, amounts[k - 1].end, amounts[k].end)), rules))
+                cuts.push_back(amounts[k - 1].end);
+        if (cuts.empty()) {
+            lines.push_back(page_lines[i]);
+            words.push_back(page_words[i]);
+            printed.push_back(-1);
+            continue;
+        }
+        cuts.push_back(text.size());
+        std::size_t from = 0;
+        for (const std::size_t to : cuts) {
+            TextLine piece = page_lines[i];
+            piece.text = blank_outside(text, from, to);
+            words.push_back(words_of(piece.text));
+            lines.push_back(std::move(piece));
+            printed.push_back(static_cast<int>(i));
+            from = to;
+        }
+    }
+}
+
 // Same length, one digit different, and that digit one Tesseract confuses on receipts with
 // the one meant (printed 8 read as 6: "65.10" for 85.10).
 bool one_look_alike(const std::string& read, const std::string& meant) {
@@ -119,8 +171,13 @@ nlohmann::json itemized(const std::vector<TextLine>& lines, const std::vector<Cl
 
 }  // namespace
 
-void read_amounts(const std::vector<TextLine>& lines, const std::vector<std::vector<Word>>& words, const Rules& rules, FieldMap& fields,
-                  std::vector<std::string>& warnings, const FieldChoice& choice) {
+void read_amounts(const std::vector<TextLine>& page_lines, const std::vector<std::vector<Word>>& page_words, const Rules& rules,
+                  FieldMap& fields, std::vector<std::string>& warnings, const FieldChoice& choice) {
+    std::vector<TextLine> lines;
+    std::vector<std::vector<Word>> words;
+    std::vector<int> printed;
+    split_side_by_side(page_lines, page_words, rules, lines, words, printed);
+    auto same_printed_line = [&](std::size_t a, std::size_t b) { return a == b || (printed[a] >= 0 && printed[a] == printed[b]); };
     std::vector<Classified> cls;
     cls.reserve(lines.size());
     for (std::size_t i = 0; i < lines.size(); ++i) cls.push_back(classify(lines[i], words[i], rules));
@@ -241,6 +298,7 @@ void read_amounts(const std::vector<TextLine>& lines, const std::vector<std::vec
             a.amounts = cls[i].amounts;
             a.text = lines[i].text;
             a.index = lines[i].index;
+            a.printed_line = printed[i];
             bool total_word = false, supply_word = false;
             for (const auto& w : words[i]) {
                 total_word = total_word || w.norm == "TOTAL";
@@ -674,8 +732,10 @@ void read_amounts(const std::vector<TextLine>& lines, const std::vector<std::vec
             why += ", subtotal + tax/rounding adds up";
         }
         int repeats = 0;
+        // Printed again on another line; two pieces of one OCR line (side by side) are one
+        // printing ("Total SV : 10.56  Total GV : 10.56" are points, not the bill twice).
         for (const auto& other : totals)
-            if (&other != &cand && other.amount.cents == v) ++repeats;
+            if (&other != &cand && other.amount.cents == v && !same_printed_line(other.line, cand.line)) ++repeats;
         if (repeats) {
             score += std::min(0.1, 0.05 * repeats);
             why += ", repeated";
