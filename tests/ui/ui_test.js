@@ -32,6 +32,16 @@ async function poll(what, fn, timeoutMs = 60000) {
 // later), and most views share elements (an Approve button, a fields table) with the one before.
 const viewReady = (page, hash) => page.locator(`#main > .view[data-route="${hash}"][aria-busy="false"]`).waitFor();
 
+// Approve and reject move the page on by themselves, to the next claim in the queue (which
+// says what was done), once the browser has the server's answer. The API shows the new status
+// as soon as the server has it, which on a busy machine can be well before the browser has
+// handled that answer: a step that checked the API and went on to another page could see its
+// page taken over by the late move. So a decision is done when the page has moved on.
+async function movedOn(page, fromHash, flash) {
+  await page.waitForFunction((h) => location.hash !== h, fromHash);
+  await page.locator('#main > .view[aria-busy="false"] p.message.ok').filter({ hasText: flash }).waitFor();
+}
+
 const shot = (page, name) => page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
 
 async function main() {
@@ -199,6 +209,7 @@ async function main() {
     assert.equal(await page.evaluate(() => document.activeElement.getAttribute('aria-label')), 'Edit Total amount');
     await page.keyboard.press('a'); // the approve shortcut (focus is back on the Edit button)
     await poll('the job leaving review', async () => (await apiGet(`/api/v1/jobs/${target.id}`)).status !== 'review', 15000);
+    await movedOn(page, `#/review/${encodeURIComponent(target.id)}`, 'Approved approve-me.eml with 1 correction(s).');
     const claim = await poll('the claim at the fake NCB', async () => {
       const r = await (await fetch(`${NCB}/_fake/claims`)).json();
       return r.claims.find((c) => c.record['Claim Amount'] === 481.1);
@@ -303,6 +314,7 @@ async function main() {
     assert.equal(entry.documents[b.doc_id].changes.total_amount.from, b.fields.total_amount ? b.fields.total_amount.value : null);
     assert.equal(entry.documents[a.doc_id], undefined, 'the other receipt is recorded as changed');
     assert.equal(entry.by, 'alice');
+    await movedOn(page, `#/review/${encodeURIComponent(two.id)}`, 'Approved 02-malay-two-receipts.eml with 1 correction(s).');
   });
 
   await step('the job page shows the timeline, the NCB reference and who approved', async () => {
@@ -344,6 +356,7 @@ async function main() {
       return j.status === 'rejected' ? j : null;
     }, 10000);
     assert.equal(job.last_error, 'Member is not on this policy');
+    await movedOn(page, `#/review/${encodeURIComponent(other.id)}`, 'Rejected 03-html-forwarded.eml.');
     const audit = await apiGet(`/api/v1/jobs/${other.id}/audit`);
     assert.equal(audit[0].action, 'reject');
     assert.equal(audit[0].reason, 'Member is not on this policy');
@@ -420,7 +433,7 @@ async function main() {
     assert.equal(job.last_error, 'Receipt unreadable; asked the member for a new scan');
     const audit = await apiGet(`/api/v1/jobs/${ids[0]}/audit`);
     assert.equal(audit[audit.length - 1].by, 'bob', 'the action is not attributed to the key that did it');
-    await kb.waitForURL(/#\/review/);
+    await movedOn(kb, `#/review/${encodeURIComponent(ids[0])}`, `Rejected ${jobs.find((j) => j.id === ids[0]).filename}.`);
     await shot(kb, '09-after-keyboard-reject');
     await kb.close();
   });
@@ -442,6 +455,37 @@ async function main() {
     assert.ok(fieldsBox.y >= pageBox.y + pageBox.height - 1, 'the fields are not below the page on a narrow screen');
     await p.screenshot({ path: path.join(ARTIFACTS, '10-tablet-review-item.png'), fullPage: true });
     await tab.close();
+  });
+
+  await step('a decision answered after the reviewer left does not pull them back', async () => {
+    const [item] = await apiGet('/api/v1/exceptions?limit=1');
+    assert.ok(item, 'no claim left in review for this step');
+    const hash = `#/review/${encodeURIComponent(item.id)}`;
+    await page.goto(`${BASE}/ui/${hash}`);
+    await viewReady(page, hash);
+    // The server's answer reaches the browser a second late (a slow link), by when the
+    // reviewer has opened another page.
+    let delivered;
+    const answered = new Promise((resolve) => { delivered = resolve; });
+    await page.route('**/reject', async (route) => {
+      const response = await route.fetch();
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await route.fulfill({ response });
+      delivered();
+    });
+    await page.getByRole('button', { name: 'Reject… (r)' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Reject this claim' });
+    await dialog.getByLabel('Reason (recorded on the job)').fill('Duplicate of an earlier claim');
+    await dialog.getByRole('button', { name: 'Reject' }).click();
+    await poll('the rejection', async () => (await apiGet(`/api/v1/jobs/${item.id}`)).status === 'rejected', 10000);
+    await page.goto(`${BASE}/ui/#/jobs`);
+    await viewReady(page, '#/jobs');
+    await answered;
+    // The late answer is handled (it announces the rejection) and leaves the page alone.
+    await page.locator('#status').filter({ hasText: 'Rejected' }).waitFor();
+    await page.unroute('**/reject');
+    assert.equal(await page.evaluate(() => location.hash), '#/jobs', 'a late answer moved the reviewer off the page they had opened');
+    assert.equal(await page.locator('#main > .view').getAttribute('data-route'), '#/jobs');
   });
 
   await step('sign out forgets the key', async () => {

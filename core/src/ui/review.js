@@ -219,9 +219,15 @@ export async function showItem(main, id) {
     if (target) navigate(`#/review/${encodeURIComponent(target)}`);
     else announce(offset > 0 ? 'This is the last claim in the queue' : 'This is the first claim in the queue');
   };
-  const next = () => {
+  // Set when the reviewer has gone to another page. An approve or reject answered after that
+  // must not pull them back to this queue: their next click would land on a claim they never
+  // chose (a slow server, a quick reviewer).
+  let left = false;
+  const next = (flash) => {
     const rest = ids.filter((x) => x !== id);
     sessionStorage.setItem(IDS_KEY, JSON.stringify(rest));
+    if (left) return;
+    sessionStorage.setItem('docpipe.flash', flash);
     const target = rest[pos] || rest[pos - 1];
     navigate(target ? `#/review/${encodeURIComponent(target)}` : '#/review');
   };
@@ -439,8 +445,7 @@ export async function showItem(main, id) {
       await api(`/api/v1/exceptions/${encodeURIComponent(job.id)}/approve`, { method: 'POST', body: approvalBody() });
       const n = Object.values(corrections).reduce((sum, c) => sum + Object.keys(c).length, 0);
       announce(`Approved ${job.filename || job.id}${n ? ` with ${n} correction(s)` : ''}`);
-      sessionStorage.setItem('docpipe.flash', `Approved ${job.filename || job.id}${n ? ` with ${n} correction(s)` : ''}.`);
-      next();
+      next(`Approved ${job.filename || job.id}${n ? ` with ${n} correction(s)` : ''}.`);
     } catch (e) {
       fail(e);
       approveButton.disabled = false;
@@ -459,8 +464,7 @@ export async function showItem(main, id) {
       await api(`/api/v1/exceptions/${encodeURIComponent(job.id)}/reject`, { method: 'POST', body: { reason: text } });
       dialog.close('done');
       announce(`Rejected ${job.filename || job.id}`);
-      sessionStorage.setItem('docpipe.flash', `Rejected ${job.filename || job.id}.`);
-      next();
+      next(`Rejected ${job.filename || job.id}.`);
     } catch (e) {
       rejectError.textContent = e.message;
     }
@@ -492,6 +496,7 @@ export async function showItem(main, id) {
       }
     },
     leave() {
+      left = true;
       for (const fig of pagesCol.querySelectorAll('figure[data-object-url]')) URL.revokeObjectURL(fig.dataset.objectUrl);
     },
   };
