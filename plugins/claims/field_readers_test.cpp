@@ -119,6 +119,27 @@ TEST(ProviderReader, ALegalFormWrappedOntoTheNextLineIsJoined) {
     EXPECT_EQ(fields.at("provider_name").provenance["features"]["wrapped"], 1.0);
 }
 
+// Brackets and initials as OCR misreads them (train receipts 381, 364, 241, 201, 104): the
+// name is mended, not cut at a bracket it takes for a registration number's.
+TEST(ProviderReader, MisreadBracketsAndInitialsAreMended) {
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"COSWAY (Mi SDN BHD \u20ac0118-4)", "COSWAY (M) SDN BHD"},         // ')' read as 'i', '(' of the number as '€'
+        {"GARDENIA BAKERIES IKL) SDN BHD", "GARDENIA BAKERIES (KL) SDN BHD"},  // '(' read as 'I'
+        {"BEMED {SP} SDN. BHD.", "BEMED (SP) SDN. BHD."},                      // brackets read as braces
+        {"MR. D.1.Y. (M) SDN BHD", "MR. D.I.Y. (M) SDN BHD"},                  // an I read as 1
+        {"T.A.5 LEISURE SDN BHD", "T.A.S LEISURE SDN BHD"},                    // an S read as 5
+        // Left alone: a bracket that is closed, a number that is not an initialism.
+        {"KEDAI (KL) SDN BHD", "KEDAI (KL) SDN BHD"},
+        {"RESTORAN 1.2.3 SDN BHD", "RESTORAN 1.2.3 SDN BHD"},
+    };
+    for (const auto& [line, want] : cases) {
+        Receipt r({line, "12 JALAN MAJU"});
+        FieldMap fields;
+        read_provider(r.lines, r.words, Rules::builtin(), fields);
+        EXPECT_EQ(text_of(fields, "provider_name"), want) << line;
+    }
+}
+
 TEST(ProviderReader, ARegistrationLineIsNotTheCompanyThoughItSaysCompany) {
     // COMPANY is a company marker, but "COMPANY REG NO" is the registration line.
     Receipt r({"COMPANY REG NO. :75495-W", "GL HANDICRAFT & TAILORING", "12 JALAN MAJU"});

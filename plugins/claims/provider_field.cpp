@@ -4,6 +4,8 @@
 // from the rules' vocabulary, and the address is the lines that follow until a phone, tax
 // id, date or heading line.
 #include <algorithm>
+#include <cctype>
+#include <map>
 #include <optional>
 #include <regex>
 
@@ -137,10 +139,58 @@ bool has_postcode(const std::string& line) {
     return std::regex_search(line, re);
 }
 
+// Brackets and initials as OCR misreads them in a company name, mended before the name is
+// cut up (so a short bracket is not taken for the start of a registration number):
+//   "COSWAY (Mi SDN BHD"        -> "(M)": a short bracket closed by a stroke read as i, l, J, 1, |, ]
+//   "GARDENIA BAKERIES IKL) SDN" -> "(KL)": one opened by a stroke read as I, l, 1, |, [
+//   "BEMED {SP} SDN. BHD."       -> "(SP)": braces are brackets (no company name has braces)
+//   "MR. D.1.Y. (M) SDN BHD"     -> "D.I.Y.", "T.A.5 LEISURE" -> "T.A.S": a digit among the
+//                                   dotted letters of an initialism is the letter it looks like
+std::string mend_brackets_and_initials(std::string s) {
+    static const std::string kCloseLike = "iIlJ1|]", kOpenLike = "Il1|[";
+    static const std::map<char, char> kLetterFor = {{'1', 'I'}, {'0', 'O'}, {'5', 'S'}, {'8', 'B'}};
+    static const std::regex kInitials(R"(^([A-Z0-9]\.){2,}[A-Z0-9]?\.?$)");
+    for (char& ch : s) {
+        if (ch == '{') ch = '(';
+        if (ch == '}') ch = ')';
+    }
+    auto short_capitals = [](std::string_view v) {
+        return !v.empty() && v.size() <= 3 && std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isupper(c); });
+    };
+    // Token by token (runs of characters between spaces).
+    for (std::size_t from = 0; from < s.size();) {
+        if (s[from] == ' ') {
+            ++from;
+            continue;
+        }
+        const std::size_t to = std::min(s.find(' ', from), s.size());
+        const std::string token = s.substr(from, to - from);
+        const std::string_view inner = std::string_view(token).substr(1, token.size() >= 2 ? token.size() - 2 : 0);
+        const auto opened_before = std::count(s.begin(), s.begin() + static_cast<long>(from), '(');
+        const auto closed_before = std::count(s.begin(), s.begin() + static_cast<long>(from), ')');
+        if (token.size() >= 3 && token.front() == '(' && kCloseLike.find(token.back()) != std::string::npos && short_capitals(inner) &&
+            to < s.size()) {
+            s[to - 1] = ')';
+        } else if (token.size() >= 3 && kOpenLike.find(token.front()) != std::string::npos && token.back() == ')' && short_capitals(inner) &&
+                   opened_before == closed_before) {
+            s[from] = '(';
+        } else if (std::regex_match(token, kInitials)) {
+            const auto letters = std::count_if(token.begin(), token.end(), [](unsigned char c) { return std::isalpha(c); });
+            const auto digits = std::count_if(token.begin(), token.end(), [](unsigned char c) { return std::isdigit(c); });
+            if (digits > 0 && letters >= 2)
+                for (std::size_t k = from; k < to; ++k)
+                    if (auto it = kLetterFor.find(s[k]); it != kLetterFor.end()) s[k] = it->second;
+        }
+        from = to;
+    }
+    return s;
+}
+
 std::string clean_company(std::string s) {
     // Typographic apostrophes as plain ones: "KING’S" is "KING'S" in every record.
     for (const std::string_view curly : {"\u2019", "\u2018"})
         for (std::size_t at = s.find(curly); at != std::string::npos; at = s.find(curly, at + 1)) s.replace(at, curly.size(), "'");
+    s = mend_brackets_and_initials(std::move(s));
     // Registration numbers in brackets "(001310559-U)" go; other brackets "(KL)" stay.
     for (std::size_t open = s.find('('); open != std::string::npos; open = s.find('(', open + 1)) {
         const std::size_t close = s.find(')', open);
@@ -183,7 +233,9 @@ std::string clean_company(std::string s) {
             const auto tail_words = words_of(tail);
             const bool stray_bracket = tail.size() >= 3 && tail.front() == '(' && tail.back() == ')' && digits == 0 &&
                                        std::all_of(tail_words.begin(), tail_words.end(), [](const Word& w) { return w.norm.size() == 1; });
-            if ((digits >= 4 && number_like && tail.size() <= 16) || registration_word || stray_bracket) s.resize(cut);
+            // "(M) SDN BHD €0118-4)": a bracketed number whose opening bracket was misread.
+            const bool half_bracketed = digits >= 4 && tail.size() <= 16 && tail.back() == ')' && tail.find('(') == std::string::npos;
+            if ((digits >= 4 && number_like && tail.size() <= 16) || registration_word || stray_bracket || half_bracketed) s.resize(cut);
             break;
         }
     }
