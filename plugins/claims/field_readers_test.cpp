@@ -140,6 +140,31 @@ TEST(ProviderReader, MisreadBracketsAndInitialsAreMended) {
     }
 }
 
+// A shop name, then the company that owns it under the same name with its legal form
+// (train 077): the company is the owner. An owner under another name is not the shop's name.
+TEST(ProviderReader, TheOwnerUnderTheSameNameWithItsLegalFormIsTheCompany) {
+    Receipt r({"Banh Mi CafE", "Dimiliki: banh mi cafe sdn bhd 1110644-H", "No. 1 Jalan Puteri 7/16"});
+    FieldMap fields;
+    read_provider(r.lines, r.words, Rules::builtin(), fields);
+    EXPECT_EQ(text_of(fields, "provider_name"), "banh mi cafe sdn bhd");
+    EXPECT_EQ(fields.at("provider_name").provenance["line"], 1);
+
+    Receipt other({"SANYU STATIONERY SHOP", "Owned By: SANYU SUPPLY SDN BHD", "NO. 31G, JALAN SETIA INDAH"});
+    FieldMap f2;
+    read_provider(other.lines, other.words, Rules::builtin(), f2);
+    EXPECT_EQ(text_of(f2, "provider_name"), "SANYU STATIONERY SHOP");
+}
+
+// "FKA" (formerly known as) and what follows it are not the name (train 517).
+TEST(ProviderReader, AFormerNameIsLeftOut) {
+    for (const std::string line : {"MYNEWS RETAIL SB FKA BISON STORES SB", "MYNEWS RETAIL SB (FORMERLY BISON STORES SB)"}) {
+        Receipt r({line, "12 JALAN MAJU"});
+        FieldMap fields;
+        read_provider(r.lines, r.words, Rules::builtin(), fields);
+        EXPECT_EQ(text_of(fields, "provider_name"), "MYNEWS RETAIL SB") << line;
+    }
+}
+
 TEST(ProviderReader, ARegistrationLineIsNotTheCompanyThoughItSaysCompany) {
     // COMPANY is a company marker, but "COMPANY REG NO" is the registration line.
     Receipt r({"COMPANY REG NO. :75495-W", "GL HANDICRAFT & TAILORING", "12 JALAN MAJU"});

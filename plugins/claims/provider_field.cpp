@@ -203,6 +203,16 @@ std::string clean_company(std::string s) {
             --open;
         }
     }
+    // "MYNEWS RETAIL SB FKA BISON STORES SB": the name the company was formerly known by is not its name.
+    {
+        const auto ws = words_of(s);
+        for (std::size_t k = 2; k < ws.size(); ++k)
+            if (ws[k].norm == "FKA" || ws[k].norm == "FORMERLY") {
+                s.resize(ws[k].begin);
+                while (!s.empty() && (s.back() == ' ' || s.back() == '(')) s.pop_back();
+                break;
+            }
+    }
     // "OWN BY: CHEF LEE SDN BHD": a short label before a colon, the company after it.
     if (const std::size_t colon = s.find(':'); colon != std::string::npos && colon > 0 && words_of(s.substr(0, colon)).size() <= 3) {
         const std::string after = s.substr(colon + 1);
@@ -426,6 +436,26 @@ void read_provider(const std::vector<TextLine>& lines, const std::vector<std::ve
             !best_hit(words[i + 1], rules.address_words) && !best_hit(words[i + 1], rules.address_regions)) {
             name = joined(name, clean_company(lines[i + 1].text));
             ++i;
+        }
+        // "Banh Mi Cafe" / "Dimiliki: banh mi cafe sdn bhd": a shop name followed by the
+        // company that owns it, under the same name with its legal form: the company is that.
+        if (!legal_end(name)) {
+            const auto name_words = words_of(name);
+            for (std::size_t j = i + 1; j < lines.size() && j <= i + 2 && !name_words.empty(); ++j) {
+                std::string owner = clean_company(lines[j].text);
+                // After a short label ("Dimiliki:", "Owned by:").
+                if (const std::size_t colon = owner.find(':'); colon != std::string::npos && words_of(owner.substr(0, colon)).size() <= 3)
+                    owner = trim(owner.substr(colon + 1));
+                const auto owner_words = words_of(owner);
+                if (!legal_end(owner) || owner_words.size() <= name_words.size()) continue;
+                if (std::equal(name_words.begin(), name_words.end(), owner_words.begin(),
+                               [](const Word& a, const Word& b) { return a.norm == b.norm; })) {
+                    name = owner;
+                    chosen = j;
+                    i = j;
+                    break;
+                }
+            }
         }
         // "MR. D.I.Y. (M) SDN" with its BHD lost at the paper's edge: SDN is never alone.
         if (const auto nw = words_of(name); nw.size() >= 2 && nw.back().norm == "SDN" && trim(name.substr(nw.back().end)).empty())
