@@ -218,6 +218,9 @@ INSTANTIATE_TEST_SUITE_P(MalaysianAndEnglish, DateTest, ::testing::Values(
     DateCase{"INV 3513/2018", "", false},
     DateCase{"GST ID 000750673920", "", false},
     DateCase{"INV 35132018", "", false},
+    DateCase{"Date/Time 20180428/191200", "2018-04-28", true},
+    DateCase{"Invoice No: 20130312100680010139", "", false},  // a date inside a longer number is not one
+    DateCase{"SO NO 20181342", "", false},
     DateCase{"31/02/2024", "", false},
     DateCase{"29/02/2023", "", false},
     DateCase{"13/13/2024", "", false},
@@ -493,7 +496,9 @@ TEST(Robustness, RandomOcrNoiseIsHandled) {
             EXPECT_LE(f["total_amount"].confidence, 1.0);
             EXPECT_GE(f["total_amount"].confidence, 0.0);
         }
-        if (f.count("service_date")) EXPECT_EQ(f["service_date"].value.get<std::string>().size(), 10u);
+        if (f.count("service_date")) {
+            EXPECT_EQ(f["service_date"].value.get<std::string>().size(), 10u);
+        }
         std::vector<std::string> w2;
         ASSERT_NO_THROW(ClaimExtractor::merge_readings({f, extractor.from_receipt(lines, w2)}, w2));
         // The same noise as an email body.
