@@ -507,6 +507,26 @@ TEST(Robustness, RandomOcrNoiseIsHandled) {
     }
 }
 
+// Lines no printer makes, built to hit the per-token and per-amount work of the newer rules:
+// one dotted "initialism" 40,000 characters long as the company line (std::regex recurses once
+// per character it repeats over), and a line of 4,000 labelled amounts side by side (each
+// pair would be re-read with the whole line blanked around it).
+TEST(Robustness, HugeTokensAndLongAmountLinesAreHandled) {
+    std::string initials;
+    for (int k = 0; k < 20000; ++k) initials += "A.";
+    std::string amounts;
+    for (int k = 0; k < 2000; ++k) amounts += "TOTAL 1.00 CASH 2.00 ";
+    std::vector<TextLine> lines;
+    for (const std::string& t : {initials + " SDN BHD", std::string("12 JALAN MAJU"), amounts, std::string("TOTAL 12.50")})
+        lines.push_back(TextLine{t, "receipt", 0, static_cast<int>(lines.size()), std::nullopt, 90, {}});
+    ClaimExtractor extractor(Rules::builtin());
+    std::vector<std::string> warnings;
+    FieldMap f;
+    ASSERT_NO_THROW(f = extractor.from_receipt(lines, warnings));
+    ASSERT_TRUE(f.count("total_amount"));
+    EXPECT_GT(f["total_amount"].value.get<double>(), 0);
+}
+
 // A reviewer's corrections are read with the receipt parsers: what extraction would never
 // produce is refused, each field with its reason.
 TEST(ClaimCorrections, RefusesWhatTheParsersWouldNotRead) {

@@ -174,7 +174,7 @@ std::string mend_brackets_and_initials(std::string s) {
         } else if (token.size() >= 3 && kOpenLike.find(token.front()) != std::string::npos && token.back() == ')' && short_capitals(inner) &&
                    opened_before == closed_before) {
             s[from] = '(';
-        } else if (std::regex_match(token, kInitials)) {
+        } else if (token.size() <= 16 && std::regex_match(token, kInitials)) {  // short: std::regex recurses per character
             const auto letters = std::count_if(token.begin(), token.end(), [](unsigned char c) { return std::isalpha(c); });
             const auto digits = std::count_if(token.begin(), token.end(), [](unsigned char c) { return std::isdigit(c); });
             if (digits > 0 && letters >= 2)

@@ -90,6 +90,8 @@ std::optional<std::pair<Amount, std::size_t>> labelled_amount(const std::vector<
 // next amount carries a label of its own, and each piece is classified alone. A piece keeps
 // the line's text with the rest blanked out, so byte ranges (word confidences, amounts)
 // stay those of the OCR line.
+constexpr std::size_t kMaxSideBySide = 8;
+
 bool has_amount_label(const std::vector<Word>& words, const Rules& rules) {
     for (const auto& wp : rules.total_labels)
         if (match_phrase(words, wp.phrase)) return true;
@@ -113,7 +115,10 @@ void split_side_by_side(const std::vector<TextLine>& page_lines, const std::vect
         const std::string& text = page_lines[i].text;
         const auto amounts = find_amounts(text);
         std::vector<std::size_t> cuts;  // byte offsets where a new piece starts
-        for (std::size_t k = 1; k < amounts.size(); ++k)
+        // A printed line holds a few amounts; a long run of them (noise, a hostile email body)
+        // is left whole rather than re-read once per amount.
+        const std::size_t pairs = amounts.size() <= kMaxSideBySide ? amounts.size() : 0;
+        for (std::size_t k = 1; k < pairs; ++k)
             if (has_amount_label(words_of(blank_outside(text, amounts[k - 1].end, amounts[k].end)), rules))
                 cuts.push_back(amounts[k - 1].end);
         if (cuts.empty()) {
