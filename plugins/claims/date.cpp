@@ -210,39 +210,29 @@ std::vector<DateMatch> find_dates(std::string_view line, const DateLimits& limit
     }
     // Eight digits with no separator ("27032018"), or with only the one before the year left
     // ("1202/2018", the first one lost): only day, month and a 20xx year that make a real
-    // date, and weakly — a number that happens to look like a date is possible.
+    // date, and weakly — a number that happens to look like a date is possible. The same
+    // year first ("Date/Time 20180428/191200", ISO 8601's basic form). `day`, `month`, `year`
+    // are the regex groups; group 2 starts the date and group 4 ends it in both forms.
+    auto read_compact = [&](const std::regex& form, int day, int month, int year, const char* order) {
+        for (auto it = std::sregex_iterator(text.begin(), text.end(), form); it != std::sregex_iterator(); ++it) {
+            const auto& m = *it;
+            DateMatch d;
+            d.day = std::stoi(m.str(day));
+            d.month = std::stoi(m.str(month));
+            d.year = std::stoi(m.str(year));
+            if (!valid_date(d.year, d.month, d.day) || !in_limits(d.year, limits)) continue;
+            d.begin = static_cast<std::size_t>(m.position(2));
+            d.end = static_cast<std::size_t>(m.position(4) + m.length(4));
+            d.text = text.substr(d.begin, d.end - d.begin);
+            d.confidence = 0.6;
+            d.note = fmt::format("'{}' has {}; read as {}", d.text, d.text.size() == 8 ? "no separators" : "lost a separator", order);
+            out.push_back(d);
+        }
+    };
     static const std::regex compact(R"((^|[^0-9A-Za-z])([0-9]{2})([0-9]{2})[/.\-]?(20[0-9]{2})(?![0-9]))");
-    for (auto it = std::sregex_iterator(text.begin(), text.end(), compact); it != std::sregex_iterator(); ++it) {
-        const auto& m = *it;
-        DateMatch d;
-        d.day = std::stoi(m.str(2));
-        d.month = std::stoi(m.str(3));
-        d.year = std::stoi(m.str(4));
-        if (!valid_date(d.year, d.month, d.day) || !in_limits(d.year, limits)) continue;
-        d.begin = static_cast<std::size_t>(m.position(2));
-        d.end = static_cast<std::size_t>(m.position(4) + m.length(4));
-        d.text = text.substr(d.begin, d.end - d.begin);
-        d.confidence = 0.6;
-        d.note = d.text.size() == 8 ? fmt::format("'{}' has no separators; read as day, month, year", d.text)
-                                    : fmt::format("'{}' has lost a separator; read as day, month, year", d.text);
-        out.push_back(d);
-    }
-    // The same year first ("Date/Time 20180428/191200", ISO 8601's basic form), also weakly.
     static const std::regex compact_year_first(R"((^|[^0-9A-Za-z])(20[0-9]{2})([0-9]{2})([0-9]{2})(?![0-9]))");
-    for (auto it = std::sregex_iterator(text.begin(), text.end(), compact_year_first); it != std::sregex_iterator(); ++it) {
-        const auto& m = *it;
-        DateMatch d;
-        d.year = std::stoi(m.str(2));
-        d.month = std::stoi(m.str(3));
-        d.day = std::stoi(m.str(4));
-        if (!valid_date(d.year, d.month, d.day) || !in_limits(d.year, limits)) continue;
-        d.begin = static_cast<std::size_t>(m.position(2));
-        d.end = static_cast<std::size_t>(m.position(4) + m.length(4));
-        d.text = text.substr(d.begin, d.end - d.begin);
-        d.confidence = 0.6;
-        d.note = fmt::format("'{}' has no separators; read as year, month, day", d.text);
-        out.push_back(d);
-    }
+    read_compact(compact, 2, 3, 4, "day, month, year");
+    read_compact(compact_year_first, 4, 3, 2, "year, month, day");
     static const std::regex month_day_year(R"((^|[^0-9A-Za-z])([A-Za-z]{3,9}\.?)\s{1,8}([0-9]{1,2})(?:st|nd|rd|th)?,?\s{1,8}([0-9]{4})(?![0-9]))", std::regex::icase);
     for (auto it = std::sregex_iterator(text.begin(), text.end(), month_day_year); it != std::sregex_iterator(); ++it) {
         const auto& m = *it;
