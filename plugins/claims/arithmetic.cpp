@@ -231,7 +231,7 @@ std::vector<Equation> ReceiptArithmetic::confirming(std::int64_t cents, std::siz
     }
     // "GST included 1.75": 6% (8%, 10%) of the total, tax included, to the sen.
     for (std::size_t i = 0; i < lines_.size() && !best.count("tax-included"); ++i) {
-        if (lines_[i].role != AmountRole::TaxIncluded || lines_[i].amounts.empty() || same_printed_line(i, own)) continue;
+        if (lines_[i].role != AmountRole::TaxIncluded || lines_[i].amounts.empty() || i == own) continue;
         const std::int64_t t = lines_[i].amounts.back().cents;
         for (int rate : {6, 8, 10})
             if (t > 0 && std::llround(static_cast<double>(cents) * rate / (100.0 + rate)) == t) {
@@ -255,8 +255,13 @@ bool ReceiptArithmetic::same_printed_line(std::size_t i, std::size_t own) const 
 
 std::vector<Equation> ReceiptArithmetic::all_for(std::size_t own) const {
     std::vector<Equation> all;
+    // Never the candidate's own line; and not the same amount read off another piece of that
+    // printed line ("Total SV : 10.56  Total GV : 10.56"): that is one printing, not a check.
+    // A sum that uses a sibling piece with other lines ("GST 0.60   TOTAL 10.60" under a
+    // subtotal) is a check.
     auto consider = [&](Equation e) {
-        if (std::any_of(e.lines.begin(), e.lines.end(), [&](std::size_t l) { return same_printed_line(l, own); })) return;
+        if (std::find(e.lines.begin(), e.lines.end(), own) != e.lines.end()) return;
+        if (e.lines.size() == 1 && same_printed_line(e.lines.front(), own)) return;
         all.push_back(std::move(e));
     };
     for (const auto& e : equations_) consider(e);

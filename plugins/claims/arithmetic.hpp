@@ -39,7 +39,7 @@ struct ArithmeticLine {
     std::string text;             // the raw line (tax rates "6%" are read from it)
     int index = 0;                // the line's number as the provenance shows it
     int printed_line = -1;        // pieces of one OCR line (two amounts side by side) share this
-                                  // number, >= 0; -1: a whole line. A piece never confirms its sibling.
+                                  // number, >= 0; -1: a whole line. A piece's amount alone never confirms its sibling.
 };
 
 struct Equation {
@@ -54,8 +54,9 @@ class ReceiptArithmetic {
 public:
     explicit ReceiptArithmetic(std::vector<ArithmeticLine> lines);
 
-    // The equations that give `cents` without reading line `own` (the candidate's line, and
-    // the other pieces of it: ArithmeticLine::printed_line), strongest first, at most one per kind.
+    // The equations that give `cents` without reading line `own` (the candidate's line; nor
+    // the same amount from another piece of it: ArithmeticLine::printed_line), strongest
+    // first, at most one per kind.
     std::vector<Equation> confirming(std::int64_t cents, std::size_t own) const;
     // Every equation that does not read line `own`, whatever total it gives (for a total
     // label whose amount was misread past parsing: "Grand Total : 3g .60").

@@ -153,6 +153,11 @@ TEST(ProviderReader, TheOwnerUnderTheSameNameWithItsLegalFormIsTheCompany) {
     FieldMap f2;
     read_provider(other.lines, other.words, Rules::builtin(), f2);
     EXPECT_EQ(text_of(f2, "provider_name"), "SANYU STATIONERY SHOP");
+    // More than the legal form after the shop's name is another company (a franchisor).
+    Receipt franchise({"SUBWAY CAFE", "Owned by: SUBWAY CAFE FRANCHISE SDN BHD", "NO. 1 JALAN MAJU"});
+    FieldMap f3;
+    read_provider(franchise.lines, franchise.words, Rules::builtin(), f3);
+    EXPECT_EQ(text_of(f3, "provider_name"), "SUBWAY CAFE");
 }
 
 // "FKA" (formerly known as) and what follows it are not the name (train 517).
@@ -369,6 +374,12 @@ TEST(AmountsReader, PiecesOfOneLineDoNotConfirmEachOther) {
     EXPECT_FALSE(total.provenance.contains("arithmetic")) << total.provenance.dump();
     EXPECT_EQ(total.provenance["features"]["arith_equations"], 0.0);
     EXPECT_THAT(total.provenance["reason"].get<std::string>(), Not(HasSubstr("repeated")));
+    // A sum that uses a sibling piece with another line is a check: the subtotal above plus
+    // the tax beside the total.
+    Receipt summed({"SUBTOTAL 10.00", "GST 6% 0.60   TOTAL 10.60"});
+    FieldMap f1;
+    read_amounts(summed.lines, summed.words, Rules::builtin(), f1, warnings);
+    EXPECT_THAT(f1.at("total_amount").provenance["arithmetic"].dump(), HasSubstr("subtotal 10.00 + 0.60")) << f1.at("total_amount").provenance.dump();
     // Printed again on a line of its own, it is a repeat.
     Receipt twice({"Total SV : 10.56 Total GV : 10.56", "TOTAL 10.56"});
     FieldMap f2;

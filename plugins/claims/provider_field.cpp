@@ -157,7 +157,8 @@ std::string mend_brackets_and_initials(std::string s) {
     auto short_capitals = [](std::string_view v) {
         return !v.empty() && v.size() <= 3 && std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isupper(c); });
     };
-    // Token by token (runs of characters between spaces).
+    // Token by token (runs of characters between spaces), counting the brackets before each.
+    std::size_t opened_before = 0, closed_before = 0;
     for (std::size_t from = 0; from < s.size();) {
         if (s[from] == ' ') {
             ++from;
@@ -166,8 +167,6 @@ std::string mend_brackets_and_initials(std::string s) {
         const std::size_t to = std::min(s.find(' ', from), s.size());
         const std::string token = s.substr(from, to - from);
         const std::string_view inner = std::string_view(token).substr(1, token.size() >= 2 ? token.size() - 2 : 0);
-        const auto opened_before = std::count(s.begin(), s.begin() + static_cast<long>(from), '(');
-        const auto closed_before = std::count(s.begin(), s.begin() + static_cast<long>(from), ')');
         if (token.size() >= 3 && token.front() == '(' && kCloseLike.find(token.back()) != std::string::npos && short_capitals(inner) &&
             to < s.size()) {
             s[to - 1] = ')';
@@ -181,6 +180,8 @@ std::string mend_brackets_and_initials(std::string s) {
                 for (std::size_t k = from; k < to; ++k)
                     if (auto it = kLetterFor.find(s[k]); it != kLetterFor.end()) s[k] = it->second;
         }
+        opened_before += static_cast<std::size_t>(std::count(s.begin() + static_cast<long>(from), s.begin() + static_cast<long>(to), '('));
+        closed_before += static_cast<std::size_t>(std::count(s.begin() + static_cast<long>(from), s.begin() + static_cast<long>(to), ')'));
         from = to;
     }
     return s;
@@ -448,8 +449,14 @@ void read_provider(const std::vector<TextLine>& lines, const std::vector<std::ve
                     owner = trim(owner.substr(colon + 1));
                 const auto owner_words = words_of(owner);
                 if (!legal_end(owner) || owner_words.size() <= name_words.size()) continue;
-                if (std::equal(name_words.begin(), name_words.end(), owner_words.begin(),
-                               [](const Word& a, const Word& b) { return a.norm == b.norm; })) {
+                // Nothing but the legal form after the name: "SUBWAY FRANCHISE SDN BHD" is
+                // another company than "SUBWAY".
+                const bool only_legal_form_after = std::all_of(owner_words.begin() + static_cast<long>(name_words.size()), owner_words.end(), [](const Word& w) {
+                    return w.norm == "SDN" || w.norm == "BHD" || w.norm == "BERHAD" || w.norm == "M" || w.norm == "CO" || w.norm == "PLT" ||
+                           w.norm == "S" || w.norm == "B";  // "(M)", "CO.", "S/B"
+                });
+                if (only_legal_form_after && std::equal(name_words.begin(), name_words.end(), owner_words.begin(),
+                                                        [](const Word& a, const Word& b) { return a.norm == b.norm; })) {
                     name = owner;
                     chosen = j;
                     i = j;

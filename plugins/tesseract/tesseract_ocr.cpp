@@ -113,12 +113,18 @@ private:
         // Nothing read: faint print, or truly nothing there. One more look at a darkened copy;
         // a truly blank page stays blank and the first (empty) reading stands.
         PixPtr darkened = stretched_and_thickened(img);
-        if (!darkened) return result;  // one flat gray: nothing to stretch
+        if (!darkened) return result;  // nearly one flat gray: a blank page, nothing to stretch
         api->SetImage(darkened.get());
         std::string retry_layout;
-        OcrResult retry = recognize_set_image(*api.get(), page, layout ? &retry_layout : nullptr);
+        OcrResult retry;
+        try {
+            retry = recognize_set_image(*api.get(), page, layout ? &retry_layout : nullptr);
+        } catch (const std::runtime_error&) {
+            return result;  // out of time on the retry: the page did read, empty; that stands
+        }
         ctx_.metrics().increment("ocr_faint_page_retries_total");
-        if (!has_letter_or_digit(retry.text)) return result;
+        // Faint print read this way scored 64-82 on train; texture blown up into "text" scores low.
+        if (!has_letter_or_digit(retry.text) || retry.mean_confidence < kFaintMinConfidence) return result;
         retry.engine += " (faint page: contrast stretched, strokes thickened)";
         if (layout) *layout = std::move(retry_layout);
         return retry;
@@ -150,8 +156,11 @@ private:
         return result;
     }
 
+    // An ASCII letter or digit, or the first byte of a UTF-8 character outside U+2000-U+2FFF
+    // (punctuation, arrows, box drawing: what noise reads as), so a page read in another
+    // script is not taken for an empty one.
     static bool has_letter_or_digit(const std::string& text) {
-        return std::any_of(text.begin(), text.end(), [](unsigned char c) { return std::isalnum(c) != 0; });
+        return std::any_of(text.begin(), text.end(), [](unsigned char c) { return std::isalnum(c) != 0 || (c >= 0xC0 && c != 0xE2); });
     }
 
     struct PixDeleter {
@@ -182,13 +191,17 @@ private:
         l_uint32 low = 0, high = 255;
         if (pixGetRankValue(gray.get(), 1, kFaintClip, &low) != 0 || pixGetRankValue(gray.get(), 1, 1.0f - kFaintClip, &high) != 0)
             return nullptr;
-        if (high <= low) return nullptr;
+        // A narrow range is a blank page's texture (paper grain, JPEG noise): stretched, it
+        // turns into letters. The faint receipts on train span 60-200 gray levels.
+        if (high < low + kFaintMinRange) return nullptr;
         PixPtr stretched(pixGammaTRC(nullptr, gray.get(), 1.0f, static_cast<l_int32>(low), static_cast<l_int32>(high)));
         if (!stretched) return nullptr;
         return PixPtr(pixErodeGray(stretched.get(), 3, 3));
     }
 
     static constexpr float kFaintClip = 0.01f;  // share clipped at each end, as transform.preprocess's contrast_clip
+    static constexpr l_uint32 kFaintMinRange = 32;  // gray levels between the 1% and 99% ranks
+    static constexpr float kFaintMinConfidence = 50;  // mean word confidence of a retry that is kept
 
     static constexpr int kMaxSide = 32767;  // Tesseract refuses larger images ("Image too large")
 

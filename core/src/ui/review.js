@@ -224,9 +224,13 @@ export async function showItem(main, id) {
   // chose (a slow server, a quick reviewer).
   let left = false;
   const next = (flash) => {
+    if (left) {
+      // The queue saved since may differ from this page's copy: only take this claim out of it.
+      sessionStorage.setItem(IDS_KEY, JSON.stringify(savedIds().filter((x) => x !== id)));
+      return;
+    }
     const rest = ids.filter((x) => x !== id);
     sessionStorage.setItem(IDS_KEY, JSON.stringify(rest));
-    if (left) return;
     sessionStorage.setItem('docpipe.flash', flash);
     const target = rest[pos] || rest[pos - 1];
     navigate(target ? `#/review/${encodeURIComponent(target)}` : '#/review');
