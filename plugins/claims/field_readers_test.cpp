@@ -357,6 +357,8 @@ TEST(AmountsReader, TwoLabelledAmountsSideBySideAreReadApart) {
     EXPECT_DOUBLE_EQ(total.value.get<double>(), 6.85);
     EXPECT_EQ(total.provenance["text"], "TOTAL 6.85");  // the piece read, not the whole line
     EXPECT_EQ(total.provenance["line"], 3);
+    // Its place among the printed lines, as before the cut (the model was fitted on that).
+    EXPECT_DOUBLE_EQ(total.provenance["features"]["position"].get<double>(), 4.0 / 5.0);
     // Cash and change side by side are both read: 20.00 - 13.15 confirms the total.
     EXPECT_THAT(total.provenance["arithmetic"].dump(), HasSubstr("20.00")) << total.provenance.dump();
 }

@@ -108,9 +108,10 @@ std::string blank_outside(const std::string& text, std::size_t begin, std::size_
 }
 
 // `printed[k]` is the position in page_lines of the line piece k was cut from; -1 for a
-// line kept whole.
+// line kept whole. `origin[k]` is that position for every line, whole or cut.
 void split_side_by_side(const std::vector<TextLine>& page_lines, const std::vector<std::vector<Word>>& page_words, const Rules& rules,
-                        std::vector<TextLine>& lines, std::vector<std::vector<Word>>& words, std::vector<int>& printed) {
+                        std::vector<TextLine>& lines, std::vector<std::vector<Word>>& words, std::vector<int>& printed,
+                        std::vector<std::size_t>& origin) {
     for (std::size_t i = 0; i < page_lines.size(); ++i) {
         const std::string& text = page_lines[i].text;
         const auto amounts = find_amounts(text);
@@ -125,6 +126,7 @@ void split_side_by_side(const std::vector<TextLine>& page_lines, const std::vect
             lines.push_back(page_lines[i]);
             words.push_back(page_words[i]);
             printed.push_back(-1);
+            origin.push_back(i);
             continue;
         }
         cuts.push_back(text.size());
@@ -135,6 +137,7 @@ void split_side_by_side(const std::vector<TextLine>& page_lines, const std::vect
             words.push_back(words_of(piece.text));
             lines.push_back(std::move(piece));
             printed.push_back(static_cast<int>(i));
+            origin.push_back(i);
             from = to;
         }
     }
@@ -181,7 +184,11 @@ void read_amounts(const std::vector<TextLine>& page_lines, const std::vector<std
     std::vector<TextLine> lines;
     std::vector<std::vector<Word>> words;
     std::vector<int> printed;
-    split_side_by_side(page_lines, page_words, rules, lines, words, printed);
+    std::vector<std::size_t> origin;
+    split_side_by_side(page_lines, page_words, rules, lines, words, printed, origin);
+    // Where a line is on the receipt, as a share of its printed lines (a model feature: the
+    // pieces of a cut line do not move the lines after them).
+    auto position = [&](std::size_t k) { return static_cast<double>(origin[k] + 1) / static_cast<double>(page_lines.size()); };
     auto same_printed_line = [&](std::size_t a, std::size_t b) { return a == b || (printed[a] >= 0 && printed[a] == printed[b]); };
     std::vector<Classified> cls;
     cls.reserve(lines.size());
@@ -846,7 +853,7 @@ void read_amounts(const std::vector<TextLine>& page_lines, const std::vector<std
                                   row[row.size() - 2].cents > v
                               ? 1.0
                               : 0.0},
-            {"position", static_cast<double>(cand.line + 1) / static_cast<double>(lines.size())},
+            {"position", position(cand.line)},
             {"ocr_factor", factor},
             {"largest", v >= largest_amount ? 1.0 : 0.0},
             {"decimals", cand.amount.decimals ? 1.0 : 0.0},
@@ -909,7 +916,7 @@ void read_amounts(const std::vector<TextLine>& page_lines, const std::vector<std
             {"repaired", repaired ? 1.0 : 0.0},
             {"ocr_word_conf", word_confidence_at(lines[line], begin, end)},
             {"largest_amount", cents >= largest ? 1.0 : 0.0},
-            {"position", static_cast<double>(line + 1) / static_cast<double>(lines.size())},
+            {"position", position(line)},
             {"margin", rival < 0 ? 0.5 : std::clamp(best_score - rival, 0.0, 0.5)},
             {"candidates", static_cast<double>(std::min<std::size_t>(values.size(), 5))},
             {"no_label", fallback ? 1.0 : 0.0},
