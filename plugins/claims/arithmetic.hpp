@@ -38,8 +38,9 @@ struct ArithmeticLine {
     std::vector<Amount> amounts;  // find_amounts() of the line, left to right
     std::string text;             // the raw line (tax rates "6%" are read from it)
     int index = 0;                // the line's number as the provenance shows it
-    int printed_line = -1;        // pieces of one OCR line (two amounts side by side) share this
-                                  // number, >= 0; -1: a whole line. A piece's amount alone never confirms its sibling.
+    int printed_line = -1;        // which OCR line it is (>= 0): pieces of one line (two amounts side
+                                  // by side) share it; -1: not given. A piece's amount alone never
+                                  // confirms its sibling.
 };
 
 struct Equation {

@@ -107,11 +107,10 @@ std::string blank_outside(const std::string& text, std::size_t begin, std::size_
     return piece;
 }
 
-// `printed[k]` is the position in page_lines of the line piece k was cut from; -1 for a
-// line kept whole. `origin[k]` is that position for every line, whole or cut.
+// `origin[k]` is the position in page_lines of the line that line k is, or was cut from:
+// pieces of one printed line share it.
 void split_side_by_side(const std::vector<TextLine>& page_lines, const std::vector<std::vector<Word>>& page_words, const Rules& rules,
-                        std::vector<TextLine>& lines, std::vector<std::vector<Word>>& words, std::vector<int>& printed,
-                        std::vector<std::size_t>& origin) {
+                        std::vector<TextLine>& lines, std::vector<std::vector<Word>>& words, std::vector<std::size_t>& origin) {
     for (std::size_t i = 0; i < page_lines.size(); ++i) {
         const std::string& text = page_lines[i].text;
         const auto amounts = find_amounts(text);
@@ -125,7 +124,6 @@ void split_side_by_side(const std::vector<TextLine>& page_lines, const std::vect
         if (cuts.empty()) {
             lines.push_back(page_lines[i]);
             words.push_back(page_words[i]);
-            printed.push_back(-1);
             origin.push_back(i);
             continue;
         }
@@ -136,7 +134,6 @@ void split_side_by_side(const std::vector<TextLine>& page_lines, const std::vect
             piece.text = blank_outside(text, from, to);
             words.push_back(words_of(piece.text));
             lines.push_back(std::move(piece));
-            printed.push_back(static_cast<int>(i));
             origin.push_back(i);
             from = to;
         }
@@ -183,13 +180,12 @@ void read_amounts(const std::vector<TextLine>& page_lines, const std::vector<std
                   FieldMap& fields, std::vector<std::string>& warnings, const FieldChoice& choice) {
     std::vector<TextLine> lines;
     std::vector<std::vector<Word>> words;
-    std::vector<int> printed;
     std::vector<std::size_t> origin;
-    split_side_by_side(page_lines, page_words, rules, lines, words, printed, origin);
+    split_side_by_side(page_lines, page_words, rules, lines, words, origin);
     // Where a line is on the receipt, as a share of its printed lines (a model feature: the
     // pieces of a cut line do not move the lines after them).
     auto position = [&](std::size_t k) { return static_cast<double>(origin[k] + 1) / static_cast<double>(page_lines.size()); };
-    auto same_printed_line = [&](std::size_t a, std::size_t b) { return a == b || (printed[a] >= 0 && printed[a] == printed[b]); };
+    auto same_printed_line = [&](std::size_t a, std::size_t b) { return origin[a] == origin[b]; };
     std::vector<Classified> cls;
     cls.reserve(lines.size());
     for (std::size_t i = 0; i < lines.size(); ++i) cls.push_back(classify(lines[i], words[i], rules));
@@ -310,7 +306,7 @@ void read_amounts(const std::vector<TextLine>& page_lines, const std::vector<std
             a.amounts = cls[i].amounts;
             a.text = lines[i].text;
             a.index = lines[i].index;
-            a.printed_line = printed[i];
+            a.printed_line = static_cast<int>(origin[i]);
             bool total_word = false, supply_word = false;
             for (const auto& w : words[i]) {
                 total_word = total_word || w.norm == "TOTAL";

@@ -50,7 +50,9 @@ public:
             Field::boolean("faint_page_retry").default_value(true)
                 .describe("A page read with no letter or digit on it is read once more with its gray levels stretched (1% "
                           "clipped at each end) and its strokes thickened (3x3 minimum): faint thermal print on a bright page "
-                          "that Tesseract's own threshold wipes out. The reading with text is kept, and its engine says so"),
+                          "that Tesseract's own threshold wipes out. Not tried when the page's grays span under 32 levels "
+                          "(a blank page's shading); the second reading is kept when it has text at mean word confidence 50 "
+                          "or more, and its engine says so"),
             Field::enumeration("trace_format", {"none", "hocr", "tsv"}).default_value("none")
                 .describe("Also put each page's hOCR or TSV (Tesseract's layout with boxes) in the document's trace; "
                           "it holds the page's text, so only for debugging"),
@@ -171,7 +173,7 @@ private:
     // A gray copy of the page with the darkest and brightest 1% of pixels clipped and the
     // levels between stretched to 0..255, then a 3x3 minimum (dark strokes one pixel
     // thicker), done by Leptonica. Same size as the page, so word boxes need no mapping.
-    // Null when the page is one flat gray.
+    // Null when the page's grays span under kFaintMinRange levels (nothing to bring out).
     static PixPtr stretched_and_thickened(const Image& img) {
         PixPtr gray(pixCreate(img.width, img.height, 8));
         if (!gray) throw std::bad_alloc();
