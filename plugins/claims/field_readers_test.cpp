@@ -324,6 +324,20 @@ TEST(AmountsReader, TheCashAndChangeEvidenceIsAFeatureOfTheCandidateItConfirms) 
     EXPECT_GT(c["features"]["label_weight"].get<double>(), 0.5);  // the rules file's weight of TOTAL
 }
 
+// A pay station's receipt (train 584, 587): "Accepted total" is the money put in, not
+// the bill; the fee is what it less the change gives. Without ACCEPTED among the cash
+// labels, 10.00 was the total.
+TEST(AmountsReader, TheAmountAPayStationAcceptedIsPaymentNotTheTotal) {
+    Receipt r({"Pay parking ticket 5.00 RM", "Amount Incl. GST 5.00 RM", "Accepted total 10.00 RM", "Change 5.00 RM"});
+    FieldMap fields;
+    std::vector<std::string> warnings;
+    read_amounts(r.lines, r.words, Rules::builtin(), fields, warnings, FieldChoice{ConfidenceModel::builtin().chooser("total_amount"), true});
+    ASSERT_TRUE(fields.count("total_amount"));
+    EXPECT_DOUBLE_EQ(fields.at("total_amount").value.get<double>(), 5.00);
+    EXPECT_NE(fields.at("total_amount").provenance.dump().find("cash 10.00 - change 5.00"), std::string::npos)
+        << fields.at("total_amount").provenance.dump();
+}
+
 // Train receipt 324: the TOTAL line's amount is unreadable and the tax summary below it says
 // "Tax TOTAL: 1.64". That is the tax (the longest label wins: TAX TOTAL over TOTAL), never
 // the bill; what was paid, 28.90, is.
