@@ -46,12 +46,41 @@ std::optional<DateMatch> past_year(DateMatch d, int now) {
     return d;
 }
 
+// Malaysia charged GST from 1 April 2015 to 31 August 2018, so a receipt that prints GST
+// was not issued before 2015: an earlier year was misread ("15-03-13" for 15-03-18: 3 and
+// 8 look alike in dot-matrix print). The latest year of that period one digit away (tens or
+// units) is taken, with less confidence and a note, as for a future year; without one the
+// date stands as read.
+constexpr int kFirstGstYear = 2015, kLastGstYear = 2018;
+DateMatch gst_era_year(DateMatch d, bool prints_gst) {
+    if (!prints_gst || d.year >= kFirstGstYear) return d;
+    const int read_as = d.year;
+    int best = 0;
+    for (int place : {10, 1})
+        for (int digit = 0; digit <= 9; ++digit) {
+            const int year = read_as - (read_as / place % 10) * place + digit * place;
+            if (year >= kFirstGstYear && year <= kLastGstYear && year > best && valid_date(year, d.month, d.day)) best = year;
+        }
+    if (!best) return d;
+    d.year = best;
+    d.confidence *= 0.8;
+    d.note = fmt::format("the year reads {}, before GST began (2015) on a receipt that prints GST; {} is the latest GST year "
+                         "one digit away", read_as, best);
+    return d;
+}
+
+bool prints_gst(const std::vector<TextLine>& lines) {
+    static const std::regex gst(R"((^|[^A-Za-z])GST($|[^A-Za-z]))", std::regex::icase);
+    return std::any_of(lines.begin(), lines.end(), [](const TextLine& l) { return std::regex_search(l.text, gst); });
+}
+
 }  // namespace
 
 void read_service_date(const std::vector<TextLine>& lines, const std::vector<std::vector<Word>>& words, const Rules& rules,
                        FieldMap& fields, std::vector<std::string>& warnings, const FieldChoice& choice) {
     const auto& date_labels = rules.field_labels.count("service_date") ? rules.field_labels.at("service_date") : std::vector<std::string>{};
     const int now = this_year();
+    const bool gst = prints_gst(lines);
     // Every date on the receipt (outside ignored lines: expiry, best before) is a candidate.
     struct Candidate {
         std::size_t line;
@@ -65,7 +94,7 @@ void read_service_date(const std::vector<TextLine>& lines, const std::vector<std
         if (dates.empty() || best_hit(words[i], rules.date_ignore_labels)) continue;
         bool labelled = best_hit(words[i], date_labels).has_value() || (i > 0 && best_hit(words[i - 1], date_labels) &&
                                                                          find_dates(lines[i - 1].text).empty());
-        const auto past = past_year(dates.front(), now);
+        const auto past = past_year(gst_era_year(dates.front(), gst), now);
         if (!past) continue;
         const DateMatch& d = *past;
         // Earlier dates are the transaction's; later ones are often expiry or print dates.

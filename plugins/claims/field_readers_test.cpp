@@ -83,6 +83,31 @@ TEST(DateReader, AFutureYearIsAMisreadAndTheLatestPastYearOneDigitAwayIsTaken) {
     EXPECT_TRUE(none.empty());
 }
 
+// Train 231 and 588: dot-matrix "15-03-13" for 15-03-18 on receipts that print GST, which
+// Malaysia charged only from 2015 to 2018. Without "GST" on the receipt, 2013 stands.
+TEST(DateReader, AYearBeforeGstOnAReceiptThatPrintsGstIsAMisread) {
+    Receipt r({"GST ID : 000305020352", "15-03-13 15:41 SH01 T2", "TOTAL 4.40"});
+    FieldMap fields;
+    std::vector<std::string> warnings;
+    read_service_date(r.lines, r.words, Rules::builtin(), fields, warnings);
+    EXPECT_EQ(text_of(fields, "service_date"), "2018-03-15");
+    EXPECT_LT(fields.at("service_date").provenance["features"]["parse_conf"].get<double>(), 1.0);
+    ASSERT_EQ(warnings.size(), 1u);
+    EXPECT_NE(warnings[0].find("the year reads 2013, before GST began"), std::string::npos) << warnings[0];
+    // The year of a receipt without GST, and a GST-era year, are left as read.
+    for (const auto& [text, want] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+             {{"15-03-13 15:41", "TOTAL 4.40"}, "2013-03-15"},
+             {{"GST 6% 0.25", "15-03-16 15:41"}, "2016-03-15"},
+             {{"GST@6%: 0.25", "Date 02/01/2004"}, "2004-01-02"}}) {  // nothing GST-era one digit from 2004
+        Receipt other(text);
+        FieldMap f;
+        std::vector<std::string> w;
+        read_service_date(other.lines, other.words, Rules::builtin(), f, w);
+        EXPECT_EQ(text_of(f, "service_date"), want) << text.back();
+        EXPECT_TRUE(w.empty()) << text.back();
+    }
+}
+
 TEST(DateReader, TheSameDateReadOneDigitApartWarnsAndCostsConfidence) {
     Receipt once({"Date: 11/05/2018"});
     Receipt twice({"Date: 11/05/2018", "TOTAL 4.40", "11/08/2018 12:01"});
