@@ -167,6 +167,24 @@ TEST(ProviderReader, MisreadBracketsAndInitialsAreMended) {
 
 // A shop name, then the company that owns it under the same name with its legal form
 // (train 077): the company is the owner. An owner under another name is not the shop's name.
+// Train 471 and others: the letterhead's "SANYU" reads "SANYO"; the receipt's footer prints
+// the shop's Facebook name in a plain font.
+TEST(ProviderReader, ANameWordOneLetterFromTheShopsOwnWebNameTakesItsSpelling) {
+    const std::vector<std::string> body = {"SANYO STATIONERY SHOP", "NO. 31G, JALAN SETIA INDAH X ,U13/X", "40170 SETIA ALAM",
+                                           "Total Sales Inclusive GST @6% 8.70"};
+    auto with = [&](const std::string& footer) {
+        auto lines = body;
+        lines.push_back(footer);
+        return provider_field(lines, "provider_name");
+    };
+    EXPECT_EQ(with("Follow us in Facebook: Sanyu.Stationery"), "SANYU STATIONERY SHOP");
+    EXPECT_EQ(with("Visit www.sanyu.com.my"), "SANYU STATIONERY SHOP");
+    EXPECT_EQ(with("Thank you"), "SANYO STATIONERY SHOP");  // no web name: as read
+    EXPECT_EQ(with("Facebook: Sanyi.Sanyu"), "SANYO STATIONERY SHOP");  // two candidates: as read
+    EXPECT_EQ(with("Facebook: Sunyu.Stationery"), "SANYO STATIONERY SHOP");  // two letters away: as read
+    EXPECT_EQ(with("Facebook: Sanyo.Stationery"), "SANYO STATIONERY SHOP");  // spelt the same: as read
+}
+
 TEST(ProviderReader, TheOwnerUnderTheSameNameWithItsLegalFormIsTheCompany) {
     Receipt r({"Banh Mi CafE", "Dimiliki: banh mi cafe sdn bhd 1110644-H", "No. 1 Jalan Puteri 7/16"});
     FieldMap fields;

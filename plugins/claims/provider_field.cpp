@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <regex>
+#include <set>
 
 #include "receipt_reading.hpp"
 #include "text.hpp"
@@ -66,6 +67,46 @@ std::string complete_from_website(const std::string& name, const std::vector<Tex
         }
     }
     return name;
+}
+
+// "SANYO STATIONERY SHOP" above "Follow us in Facebook: Sanyu.Stationery": the shop's own
+// web or social name, printed small in a plain font, spells a word of the name that the
+// letterhead's large print lost a letter of. A name word (4+ letters) one letter away from
+// exactly one such word, of the same length, takes its spelling.
+std::string spell_as_web_name(const std::string& name, const std::vector<TextLine>& lines) {
+    static const std::regex domain(R"((?:www\.|@|^|[\s.])([A-Za-z]{4,30})\.(?:com|net|org|my|biz)\b)", std::regex::icase);
+    static const std::regex social(R"(\b(?:facebook|fb|instagram|ig|twitter)\b\s*[:\-]?\s*@?([A-Za-z0-9._]{4,60}))", std::regex::icase);
+    std::set<std::string> web_words;
+    auto add_words_of = [&](const std::string& handle) {
+        for (const auto& w : words_of(handle))
+            if (w.norm.size() >= 4 && w.norm.size() <= 30) web_words.insert(w.norm);
+    };
+    for (const auto& line : lines) {
+        if (line.text.size() > 200) continue;  // no printed handle line is that long
+        for (auto it = std::sregex_iterator(line.text.begin(), line.text.end(), domain); it != std::sregex_iterator(); ++it)
+            add_words_of((*it)[1].str());
+        for (auto it = std::sregex_iterator(line.text.begin(), line.text.end(), social); it != std::sregex_iterator(); ++it) {
+            std::string handle = (*it)[1].str();
+            std::replace_if(handle.begin(), handle.end(), [](char c) { return c == '.' || c == '_'; }, ' ');
+            add_words_of(handle);
+        }
+    }
+    if (web_words.empty()) return name;
+    std::string out = name;
+    const auto words = words_of(name);
+    for (auto w = words.rbegin(); w != words.rend(); ++w) {  // from the back, so earlier offsets hold
+        if (w->norm.size() < 4 || w->end - w->begin != w->norm.size() || web_words.count(w->norm)) continue;
+        if (!std::all_of(w->norm.begin(), w->norm.end(), [](unsigned char c) { return std::isalpha(c); })) continue;
+        std::vector<std::string> near;
+        for (const auto& web : web_words) {
+            if (web.size() != w->norm.size()) continue;
+            std::size_t differ = 0;
+            for (std::size_t k = 0; k < web.size() && differ <= 1; ++k) differ += web[k] != w->norm[k];
+            if (differ == 1 && std::isalpha(static_cast<unsigned char>(web[0]))) near.push_back(web);
+        }
+        if (near.size() == 1) out = out.substr(0, w->begin) + near.front() + out.substr(w->end);
+    }
+    return out;
 }
 
 // An address line as printed, its commas and full stops kept (they are part of how the
@@ -471,7 +512,7 @@ void read_provider(const std::vector<TextLine>& lines, const std::vector<std::ve
         name = repair_vocabulary(name, rules.provider_vocabulary);
         const bool vocabulary = name != as_read;
         const std::string before_website = name;
-        name = complete_from_website(name, lines);
+        name = spell_as_web_name(complete_from_website(name, lines), lines);
         if (name.size() >= 3) {
             fields["provider_name"] = make_field(name, conf * ocr_factor(lines[*chosen]), lines[*chosen]);
             // For the confidence model (confidence_model.hpp).
