@@ -5,6 +5,7 @@
 // later dates are often expiry or print dates). That hand score stays the extractor's own
 // confidence; repeats, rivals and a one-digit conflict become the confidence model's features.
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <regex>
 #include <set>
@@ -46,32 +47,53 @@ std::optional<DateMatch> past_year(DateMatch d, int now) {
     return d;
 }
 
-// Malaysia charged GST from 1 April 2015 to 31 August 2018, so a receipt that prints GST
-// was not issued before 2015: an earlier year was misread ("15-03-13" for 15-03-18: 3 and
-// 8 look alike in dot-matrix print). The latest year of that period one digit away (tens or
-// units) is taken, with less confidence and a note, as for a future year; without one the
-// date stands as read.
-constexpr int kFirstGstYear = 2015, kLastGstYear = 2018;
-DateMatch gst_era_year(DateMatch d, bool prints_gst) {
-    if (!prints_gst || d.year >= kFirstGstYear) return d;
+// Malaysia charged GST from 1 April 2015 to 31 August 2018, so a Malaysian receipt that
+// prints GST was not issued before 2015: an earlier year was misread ("15-03-13" for
+// 15-03-18: 3 and 8 look alike in dot-matrix print; "2011" for 2017). The year's units,
+// then tens, digit is read as the digits it is most often mistaken for, in that order; the
+// first that gives a date inside the GST period is taken, with less confidence and a note,
+// as for a future year. Without one the date stands as read, at half its confidence; a date
+// already repaired some other way is left alone.
+DateMatch gst_era_year(DateMatch d, bool malaysian_gst) {
+    constexpr int kFirstGstYear = 2015, kLastGstYear = 2018;
+    if (!malaysian_gst || d.year >= kFirstGstYear || !d.note.empty()) return d;
+    // Digits each digit is misread for on receipts, the likelier first.
+    static const std::array<std::string_view, 10> look_alikes = {"86", "74", "7", "85", "9", "63", "85", "1", "306", "4"};
     const int read_as = d.year;
-    int best = 0;
-    for (int place : {10, 1})
-        for (int digit = 0; digit <= 9; ++digit) {
-            const int year = read_as - (read_as / place % 10) * place + digit * place;
-            if (year >= kFirstGstYear && year <= kLastGstYear && year > best && valid_date(year, d.month, d.day)) best = year;
+    for (int place : {1, 10}) {
+        const int digit = read_as / place % 10;
+        for (char other : look_alikes[static_cast<std::size_t>(digit)]) {
+            const int year = read_as + ((other - '0') - digit) * place;
+            const bool in_period = year >= kFirstGstYear && year <= kLastGstYear && !(year == kFirstGstYear && d.month < 4) &&
+                                   !(year == kLastGstYear && d.month > 8);
+            if (!in_period || !valid_date(year, d.month, d.day)) continue;
+            d.year = year;
+            d.confidence *= 0.8;
+            d.note = fmt::format("the year reads {}, before GST began (2015) on a Malaysian receipt that prints GST; {} is the "
+                                 "year it is most likely misread for", read_as, year);
+            return d;
         }
-    if (!best) return d;
-    d.year = best;
-    d.confidence *= 0.8;
-    d.note = fmt::format("the year reads {}, before GST began (2015) on a receipt that prints GST; {} is the latest GST year "
-                         "one digit away", read_as, best);
+    }
+    // No likely misreading: kept as read, but a date GST rules out is weak evidence, so
+    // another reading of it (or another date) that fits the period wins.
+    d.confidence *= 0.5;
+    d.note = fmt::format("the year reads {}, before GST began (2015) on a Malaysian receipt that prints GST; kept as read, "
+                         "unsure", read_as);
     return d;
 }
 
-bool prints_gst(const std::vector<TextLine>& lines) {
+// GST on the receipt, and a sign that it is Malaysia's: its 12-digit GST number, the 6%
+// rate or ringgit. (Singapore's GST receipts carry none of them.)
+bool prints_malaysian_gst(const std::vector<TextLine>& lines) {
     static const std::regex gst(R"((^|[^A-Za-z])GST($|[^A-Za-z]))", std::regex::icase);
-    return std::any_of(lines.begin(), lines.end(), [](const TextLine& l) { return std::regex_search(l.text, gst); });
+    static const std::regex malaysian(R"((^|[^0-9])([0-9]{12}($|[^0-9])|6 ?%)|(^|[^A-Za-z])RM($|[^A-Za-z]))");
+    bool gst_seen = false, malaysian_seen = false;
+    for (const auto& l : lines) {
+        if (l.text.size() > 500) continue;  // no receipt line is that long
+        gst_seen = gst_seen || std::regex_search(l.text, gst);
+        malaysian_seen = malaysian_seen || std::regex_search(l.text, malaysian);
+    }
+    return gst_seen && malaysian_seen;
 }
 
 }  // namespace
@@ -80,7 +102,7 @@ void read_service_date(const std::vector<TextLine>& lines, const std::vector<std
                        FieldMap& fields, std::vector<std::string>& warnings, const FieldChoice& choice) {
     const auto& date_labels = rules.field_labels.count("service_date") ? rules.field_labels.at("service_date") : std::vector<std::string>{};
     const int now = this_year();
-    const bool gst = prints_gst(lines);
+    const bool gst = prints_malaysian_gst(lines);
     // Every date on the receipt (outside ignored lines: expiry, best before) is a candidate.
     struct Candidate {
         std::size_t line;

@@ -8,7 +8,8 @@
 #include <map>
 #include <optional>
 #include <regex>
-#include <set>
+
+#include <fmt/core.h>
 
 #include "receipt_reading.hpp"
 #include "text.hpp"
@@ -71,40 +72,64 @@ std::string complete_from_website(const std::string& name, const std::vector<Tex
 
 // "SANYO STATIONERY SHOP" above "Follow us in Facebook: Sanyu.Stationery": the shop's own
 // web or social name, printed small in a plain font, spells a word of the name that the
-// letterhead's large print lost a letter of. A name word (4+ letters) one letter away from
-// exactly one such word, of the same length, takes its spelling.
-std::string spell_as_web_name(const std::string& name, const std::vector<TextLine>& lines) {
-    static const std::regex domain(R"((?:www\.|@|^|[\s.])([A-Za-z]{4,30})\.(?:com|net|org|my|biz)\b)", std::regex::icase);
-    static const std::regex social(R"(\b(?:facebook|fb|instagram|ig|twitter)\b\s*[:\-]?\s*@?([A-Za-z0-9._]{4,60}))", std::regex::icase);
-    std::set<std::string> web_words;
-    auto add_words_of = [&](const std::string& handle) {
+// letterhead's large print misread. A name word of 5+ letters that differs in one letter,
+// and by a pair of letters OCR confuses (O/U, C/G, I/L ...), from exactly one word of such a
+// name takes its spelling, in the name word's case. Business words ("STATIONERY") are left
+// alone: a shop may misspell its own handle. `how` says what changed and why.
+std::string spell_as_web_name(const std::string& name, const std::vector<TextLine>& lines, const Rules& rules, std::string& how) {
+    static const std::regex domain(R"((?:www\.|@|^|[\s.])([A-Za-z]{5,30})\.(?:com|net|org|my|biz)\b)", std::regex::icase);
+    // "Facebook: Sanyu.Stationery", "IG @kedai_abc", "facebook.com/KedaiAbc": the handle after a
+    // colon, an @ or the site's address, never the words of a sentence ("Like our Facebook page").
+    static const std::regex social(R"(\b(?:facebook|fb|instagram|ig|twitter)(?:\.com/|\s*[:@]\s*@?)([A-Za-z0-9._]{5,60}))",
+                                   std::regex::icase);
+    static const std::string_view look_alikes[] = {"OU", "OD", "OQ", "OC", "CG", "CE", "IL", "IJ", "IT", "EF", "EB",
+                                                   "KR", "HN", "MN", "VY", "UV", "PR", "PF", "BR"};
+    auto confused = [](char a, char b) {
+        for (auto pair : look_alikes)
+            if ((pair[0] == a && pair[1] == b) || (pair[0] == b && pair[1] == a)) return true;
+        return false;
+    };
+    std::map<std::string, std::string> web_words;  // upper-case word -> the line it came from
+    auto add_words_of = [&](const std::string& handle, const std::string& line) {
         for (const auto& w : words_of(handle))
-            if (w.norm.size() >= 4 && w.norm.size() <= 30) web_words.insert(w.norm);
+            if (w.norm.size() >= 5 && w.norm.size() <= 30 &&
+                std::all_of(w.norm.begin(), w.norm.end(), [](unsigned char c) { return std::isalpha(c); }))
+                web_words.emplace(w.norm, line);
     };
     for (const auto& line : lines) {
         if (line.text.size() > 200) continue;  // no printed handle line is that long
         for (auto it = std::sregex_iterator(line.text.begin(), line.text.end(), domain); it != std::sregex_iterator(); ++it)
-            add_words_of((*it)[1].str());
+            add_words_of((*it)[1].str(), line.text);
         for (auto it = std::sregex_iterator(line.text.begin(), line.text.end(), social); it != std::sregex_iterator(); ++it) {
             std::string handle = (*it)[1].str();
             std::replace_if(handle.begin(), handle.end(), [](char c) { return c == '.' || c == '_'; }, ' ');
-            add_words_of(handle);
+            add_words_of(handle, line.text);
         }
     }
     if (web_words.empty()) return name;
     std::string out = name;
-    const auto words = words_of(name);
-    for (auto w = words.rbegin(); w != words.rend(); ++w) {  // from the back, so earlier offsets hold
-        if (w->norm.size() < 4 || w->end - w->begin != w->norm.size() || web_words.count(w->norm)) continue;
-        if (!std::all_of(w->norm.begin(), w->norm.end(), [](unsigned char c) { return std::isalpha(c); })) continue;
-        std::vector<std::string> near;
-        for (const auto& web : web_words) {
-            if (web.size() != w->norm.size()) continue;
-            std::size_t differ = 0;
-            for (std::size_t k = 0; k < web.size() && differ <= 1; ++k) differ += web[k] != w->norm[k];
-            if (differ == 1 && std::isalpha(static_cast<unsigned char>(web[0]))) near.push_back(web);
+    for (const auto& w : words_of(name)) {  // each change keeps the length, so offsets hold
+        if (w.norm.size() < 5 || web_words.count(w.norm) || best_hit({w}, rules.provider_vocabulary) || best_hit({w}, rules.provider_markers))
+            continue;
+        if (!std::all_of(w.norm.begin(), w.norm.end(), [](unsigned char c) { return std::isalpha(c); })) continue;
+        const std::pair<const std::string, std::string>* only = nullptr;
+        std::size_t at = 0;
+        int found = 0;
+        for (const auto& entry : web_words) {
+            const std::string& web = entry.first;
+            if (web.size() != w.norm.size()) continue;
+            std::size_t differ = 0, where = 0;
+            for (std::size_t k = 0; k < web.size() && differ <= 1; ++k)
+                if (web[k] != w.norm[k]) ++differ, where = k;
+            if (differ == 1 && confused(web[where], w.norm[where])) ++found, only = &entry, at = where;
         }
-        if (near.size() == 1) out = out.substr(0, w->begin) + near.front() + out.substr(w->end);
+        if (found != 1) continue;
+        const char was = out[w.begin + at];
+        const char now = std::islower(static_cast<unsigned char>(was)) ? static_cast<char>(std::tolower(static_cast<unsigned char>(only->first[at])))
+                                                                         : only->first[at];
+        out[w.begin + at] = now;
+        how += fmt::format("{}{} taken as {}, as the receipt's web name spells it ('{}')", how.empty() ? "" : "; ", w.norm, only->first,
+                           trim(only->second));
     }
     return out;
 }
@@ -512,7 +537,8 @@ void read_provider(const std::vector<TextLine>& lines, const std::vector<std::ve
         name = repair_vocabulary(name, rules.provider_vocabulary);
         const bool vocabulary = name != as_read;
         const std::string before_website = name;
-        name = spell_as_web_name(complete_from_website(name, lines), lines);
+        std::string web_spelling;
+        name = spell_as_web_name(complete_from_website(name, lines), lines, rules, web_spelling);
         if (name.size() >= 3) {
             fields["provider_name"] = make_field(name, conf * ocr_factor(lines[*chosen]), lines[*chosen]);
             // For the confidence model (confidence_model.hpp).
@@ -525,6 +551,7 @@ void read_provider(const std::vector<TextLine>& lines, const std::vector<std::ve
                 {"vocabulary", vocabulary ? 1.0 : 0.0},
                 {"website", name != before_website ? 1.0 : 0.0},
             };
+            if (!web_spelling.empty()) fields["provider_name"].provenance["web_spelling"] = web_spelling;
             // Address: the lines that follow, until a phone/GST/heading line.
             std::string address;
             std::size_t used = 0, skipped = 0;
