@@ -51,6 +51,13 @@ std::string fix_legal_suffix(std::string out) {
     return out;
 }
 
+// The name in a web address printed on the receipt ("www.gardenia.com.my", "x@name.com"):
+// group 1. Shared by the two rules below that read a shop's name from its web address.
+const std::regex& web_domain() {
+    static const std::regex domain(R"((?:www\.|@|^|[\s.])([A-Za-z]{4,30})\.(?:com|net|org|my|biz)\b)", std::regex::icase);
+    return domain;
+}
+
 // A letterhead cut at the paper's left edge ("OPAC MARKETING SDN BHD") whose website names
 // the whole brand (".vivopac.com"): the first word is completed from the domain when the
 // domain ends with it. Only letters, only a longer word, only a domain on the receipt.
@@ -59,7 +66,7 @@ std::string complete_from_website(const std::string& name, const std::vector<Tex
     if (name_words.empty() || name_words.front().norm.size() < 3) return name;
     const std::string& first = name_words.front().norm;
     if (!std::all_of(first.begin(), first.end(), [](unsigned char c) { return std::isalpha(c); })) return name;
-    static const std::regex domain(R"((?:www\.|@|^|[\s.])([A-Za-z]{4,30})\.(?:com|net|org|my|biz)\b)", std::regex::icase);
+    const std::regex& domain = web_domain();
     for (const auto& line : lines) {
         for (auto it = std::sregex_iterator(line.text.begin(), line.text.end(), domain); it != std::sregex_iterator(); ++it) {
             const std::string label = upper_ascii((*it)[1].str());
@@ -77,7 +84,7 @@ std::string complete_from_website(const std::string& name, const std::vector<Tex
 // name takes its spelling, in the name word's case. Business words ("STATIONERY") are left
 // alone: a shop may misspell its own handle. `how` says what changed and why.
 std::string spell_as_web_name(const std::string& name, const std::vector<TextLine>& lines, const Rules& rules, std::string& how) {
-    static const std::regex domain(R"((?:www\.|@|^|[\s.])([A-Za-z]{5,30})\.(?:com|net|org|my|biz)\b)", std::regex::icase);
+    const std::regex& domain = web_domain();  // names under 5 letters are left out below
     // "Facebook: Sanyu.Stationery", "IG @kedai_abc", "facebook.com/KedaiAbc": the handle after a
     // colon, an @ or the site's address, never the words of a sentence ("Like our Facebook page").
     static const std::regex social(R"(\b(?:facebook|fb|instagram|ig|twitter)(?:\.com/|\s*[:@]\s*@?)([A-Za-z0-9._]{5,60}))",
