@@ -414,6 +414,25 @@ TEST(AmountsReader, TheAmountAPayStationAcceptedIsPaymentNotTheTotal) {
     for (const auto& c : f.at("total_amount").provenance["candidates"]) EXPECT_EQ(c["features"]["paid"], 0.0) << c.dump();
 }
 
+// Train receipts 381 and 184: a loyalty-points line says "Total" ("Total SV : 10.56"), and
+// the bill is only on the payment line, where the amount before tax plus the tax give it.
+// What was paid and what the arithmetic gives agree: that is a candidate, and it wins.
+TEST(AmountsReader, APaymentTheArithmeticGivesIsACandidateBesideAnUnconfirmedTotalLine) {
+    Receipt r({"Amt Paid excl. GST RM 106.57", "GST AMT : RM 5.33", "PAID BY : CC*7186 RM 111.90", "Total SV : 10.56"});
+    FieldMap fields;
+    std::vector<std::string> warnings;
+    read_amounts(r.lines, r.words, Rules::builtin(), fields, warnings, FieldChoice{ConfidenceModel::builtin().chooser("total_amount"), true});
+    ASSERT_TRUE(fields.count("total_amount"));
+    EXPECT_DOUBLE_EQ(fields.at("total_amount").value.get<double>(), 111.90) << fields.at("total_amount").provenance.dump();
+    // Cash that needed change is not what the bill came to, however the arithmetic falls.
+    Receipt change({"SUBTOTAL 94.40", "GST 5.60", "CASH 100.00", "CHANGE 0.50", "Total SV : 10.56"});
+    FieldMap f;
+    read_amounts(change.lines, change.words, Rules::builtin(), f, warnings, FieldChoice{ConfidenceModel::builtin().chooser("total_amount"), true});
+    ASSERT_TRUE(f.count("total_amount"));
+    ASSERT_FALSE(f.at("total_amount").provenance["candidates"].empty());
+    for (const auto& c : f.at("total_amount").provenance["candidates"]) EXPECT_NE(c["cents"], 10000) << c.dump();
+}
+
 // Train receipt 324: the TOTAL line's amount is unreadable and the tax summary below it says
 // "Tax TOTAL: 1.64". That is the tax (the longest label wins: TAX TOTAL over TOTAL), never
 // the bill; what was paid, 28.90, is.

@@ -389,6 +389,20 @@ void read_amounts(const std::vector<TextLine>& page_lines, const std::vector<std
         if (*class_sum > 0) checks.push_back(*class_sum);
         else class_sum.reset();
     }
+    // What was paid, where the receipt's own arithmetic gives that amount and no total line
+    // reads it ("Amt Paid excl. GST RM 106.57", "GST AMT : RM5.33", "PAID BY : CC*7186:RM111.90"
+    // beside a "Total SV : 10.56" of loyalty points): two independent readings agree on it, so
+    // it is a candidate with the weight of a weak label. Cash that needed change is not the
+    // total, so this takes a payment only where no change amount was read.
+    if (change.empty() && !checks.empty()) {
+        for (std::size_t i = 0; i < lines.size(); ++i) {
+            if (cls[i].kind != LineKind::Cash) continue;
+            auto a = labelled_amount(cls, i);
+            if (!a || a->first.cents <= 0 || !a->first.decimals || !contains(checks, a->first.cents)) continue;
+            const bool known = std::any_of(totals.begin(), totals.end(), [&](const Candidate& t) { return t.amount.cents == a->first.cents; });
+            if (!known) totals.push_back({a->first, a->second, 0.6, {}, {}, 0});
+        }
+    }
     // The tax a receipt says is included is 6% (GST; SST on services), 8% or 10% (SST) of
     // the total, to the sen.
     auto tax_included_fits = [&](std::int64_t v) {
