@@ -425,12 +425,25 @@ TEST(AmountsReader, APaymentTheArithmeticGivesIsACandidateBesideAnUnconfirmedTot
     ASSERT_TRUE(fields.count("total_amount"));
     EXPECT_DOUBLE_EQ(fields.at("total_amount").value.get<double>(), 111.90) << fields.at("total_amount").provenance.dump();
     // Cash that needed change is not what the bill came to, however the arithmetic falls.
-    Receipt change({"SUBTOTAL 94.40", "GST 5.60", "CASH 100.00", "CHANGE 0.50", "Total SV : 10.56"});
+    Receipt change({"SUBTOTAL 94.40", "GST 5.60", "CASH 100.00", "CHANGE 0.50", "Total Sales : 10.56"});
     FieldMap f;
     read_amounts(change.lines, change.words, Rules::builtin(), f, warnings, FieldChoice{ConfidenceModel::builtin().chooser("total_amount"), true});
     ASSERT_TRUE(f.count("total_amount"));
     ASSERT_FALSE(f.at("total_amount").provenance["candidates"].empty());
     for (const auto& c : f.at("total_amount").provenance["candidates"]) EXPECT_NE(c["cents"], 10000) << c.dump();
+}
+
+// A direct-selling shop's receipt prints the points a sale earns as totals (train 381 and
+// 397: "Total SV : 10.56 Total GV : 10.56", "Total eV : 2.10"): never the bill.
+TEST(AmountsReader, PointVolumeTotalsOfADirectSellingShopAreNotTheBill) {
+    for (const char* points : {"Total PV : 18.50", "Total BV: 18.50", "Total SV : 18.50 Total GV : 18.50", "Total eV :18.50"}) {
+        Receipt r({"AMOUNT 21.20", points});
+        FieldMap fields;
+        std::vector<std::string> warnings;
+        read_amounts(r.lines, r.words, Rules::builtin(), fields, warnings);
+        ASSERT_TRUE(fields.count("total_amount")) << points;
+        EXPECT_DOUBLE_EQ(fields.at("total_amount").value.get<double>(), 21.20) << points;
+    }
 }
 
 // Train receipt 324: the TOTAL line's amount is unreadable and the tax summary below it says
@@ -472,10 +485,10 @@ TEST(AmountsReader, TwoLabelledAmountsSideBySideAreReadApart) {
     EXPECT_THAT(total.provenance["arithmetic"].dump(), HasSubstr("20.00")) << total.provenance.dump();
 }
 
-// Two pieces of one printed line are one printing: "Total SV : 10.56  Total GV : 10.56"
-// (loyalty points) must not confirm each other as an earlier total or a repeat.
+// Two pieces of one printed line are one printing: "Total Sales : 10.56  Total : 10.56"
+// (two columns read as one line) must not confirm each other as an earlier total or a repeat.
 TEST(AmountsReader, PiecesOfOneLineDoNotConfirmEachOther) {
-    Receipt r({"Total SV : 10.56 Total GV : 10.56"});
+    Receipt r({"Total Sales : 10.56 Total : 10.56"});
     FieldMap fields;
     std::vector<std::string> warnings;
     read_amounts(r.lines, r.words, Rules::builtin(), fields, warnings);
@@ -492,7 +505,7 @@ TEST(AmountsReader, PiecesOfOneLineDoNotConfirmEachOther) {
     read_amounts(summed.lines, summed.words, Rules::builtin(), f1, warnings);
     EXPECT_THAT(f1.at("total_amount").provenance["arithmetic"].dump(), HasSubstr("subtotal 10.00 + 0.60")) << f1.at("total_amount").provenance.dump();
     // Printed again on a line of its own, it is a repeat.
-    Receipt twice({"Total SV : 10.56 Total GV : 10.56", "TOTAL 10.56"});
+    Receipt twice({"Total Sales : 10.56 Total : 10.56", "TOTAL 10.56"});
     FieldMap f2;
     read_amounts(twice.lines, twice.words, Rules::builtin(), f2, warnings);
     EXPECT_THAT(f2.at("total_amount").provenance["reason"].get<std::string>(), HasSubstr("repeated"));
