@@ -11,7 +11,9 @@
 # thickening the strokes), for bench_claims_eval --ocr-json PSM6 --ocr-json PSM4
 # --ocr-json THICK --reread-below 0.9 (the rereads as transform.claims_reread makes them).
 # LANGUAGES=eng reads with other Tesseract languages than the shipped eng+msa (the first
-# reading of an eng-first wiring, say). READING=sauvola reads psm 4 after a contrast stretch
+# reading of an eng-first wiring, say); CLEAN_STEP adds keys to its first clean-up
+# (CLEAN_STEP='min_width: 0': no scaling up of narrow pages). READING=sauvola reads psm 4
+# after a contrast stretch
 # and a local (Sauvola) threshold instead of the thickening; PREPROCESS_STEP='contrast: true,
 # thicken: true' (transform.preprocess keys) measures another clean-up in that place.
 #
@@ -32,6 +34,11 @@ for f in "$DATA"/*.jpg "$DATA"/*.jpeg "$DATA"/*.png; do
 done
 sed -e 's/concurrency: [0-9]*/concurrency: 1/' pipelines/ocr-folder.yaml > "$SCRATCH/ocr-folder.yaml"
 sed -i -e "s/languages: eng+msa/languages: ${LANGUAGES:-eng+msa}/" "$SCRATCH/ocr-folder.yaml"
+# CLEAN_STEP='min_width: 0' adds transform.preprocess keys to the first clean-up (what scaling
+# narrow pages up to 1000 pixels costs and buys, say).
+if [ -n "${CLEAN_STEP:-}" ]; then
+  sed -i -e "s/^      deskew: true$/      deskew: true\n      ${CLEAN_STEP//\//\\/}/" "$SCRATCH/ocr-folder.yaml"
+fi
 case "${READING:-psm6}" in
   psm6) ;;
   psm4|thick|sauvola)

@@ -21,11 +21,14 @@ What it fits, per field (total_amount, service_date), from the feature rows
 (bench_claims_eval --features: {id, field, features{...}, right, labelled}):
   1. a logistic regression with an L2 penalty (Newton's method, features standardised for
      the fit, weights given back on the raw features);
-  2. out-of-fold scores by 5-fold cross-validation over the receipts;
+  2. out-of-fold scores by 5-fold cross-validation over the receipts, the folds split by
+     shop (the labelled company: every receipt of one shop in one fold, so the scores are
+     those of shops the regression never saw; --shops none splits by receipt);
   3. isotonic regression (pool adjacent violators) of right/wrong on those scores, each
      block's rate shrunk towards 1/2 by half a receipt each way, pooled again so it stays
      monotonic: the calibration knots (score, probability), linearly interpolated by the
-     plugin;
+     plugin; the map shipped is the mean of the maps of 10 such splits
+     (--calibration-splits), so it does not hang on one draw of the folds;
   4. the final regression on all receipts, with that calibration.
 The reliability tables printed are out of fold twice over: each fold's scores come from a
 regression that did not see it, calibrated by a map fitted on the other folds only.
@@ -167,10 +170,44 @@ def calibrate(knots, s):
     return knots[-1][1]
 
 
-def folds_of(ids, k, seed):
+def folds_of(ids, k, seed, shop_of=None):
+    """Receipt id -> fold. With shop_of (id -> shop), every receipt of one shop is in the same
+    fold, so each fold's figures are those of shops the fit never saw (a shop's receipts
+    share a layout; split across folds they flatter the model). Shops are dealt, the largest
+    first, to the fold with the fewest receipts so far; ties go by the seeded shuffle."""
     ids = sorted(ids)
-    random.Random(seed).shuffle(ids)
-    return {i: n % k for n, i in enumerate(ids)}
+    if not shop_of:
+        random.Random(seed).shuffle(ids)
+        return {i: n % k for n, i in enumerate(ids)}
+    shops = {}
+    for i in ids:
+        shops.setdefault(shop_of.get(i, "receipt " + i), []).append(i)
+    order = sorted(shops)
+    random.Random(seed).shuffle(order)
+    order.sort(key=lambda name: -len(shops[name]))  # stable: the shuffle breaks ties
+    sizes = [0] * k
+    fold = {}
+    for name in order:
+        f = min(range(k), key=lambda x: (sizes[x], x))
+        for i in shops[name]:
+            fold[i] = f
+        sizes[f] += len(shops[name])
+    return fold
+
+
+def shops_of(data):
+    """Receipt id -> shop: the labelled company name of DATA/ID.json, upper case, letters and
+    digits only ("MR. D.I.Y. (M) SDN BHD" and "MR D.I.Y. (M) SDN. BHD." are one shop)."""
+    out = {}
+    for path in glob.glob(os.path.join(data, "*.json")):
+        try:
+            with open(path) as f:
+                company = json.load(f).get("company", "")
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(company, str) and company.strip():
+            out[os.path.basename(path)[:-5]] = " ".join("".join(c if c.isalnum() else " " for c in company.upper()).split())
+    return out
 
 
 def table(title, conf, right):
@@ -232,10 +269,32 @@ def model_text(model):
     return "\n".join(out) + "\n"
 
 
-def fit_and_report(rows, receipts, fold, args, quiet=False):
+def averaged_knots(maps):
+    """One calibration map from several: their mean probability at every knot of any of them
+    (each map is monotonic and linear between its knots, so the mean is too)."""
+    xs = sorted({k[0] for m in maps for k in m})
+    knots = [[x, round(sum(calibrate(m, x) for m in maps) / len(maps), 6)] for x in xs]
+    # A knot inside a flat run says nothing the run's two ends do not.
+    return [k for n, k in enumerate(knots) if n in (0, len(knots) - 1) or not (knots[n - 1][1] == k[1] == knots[n + 1][1])]
+
+
+def out_of_fold_scores(xs, ys, ids, fold, folds, l2):
+    oof = [0.0] * len(xs)
+    for k in range(folds):
+        train = [i for i, r in enumerate(ids) if fold[r] != k]
+        w, b = fit_logistic([xs[i] for i in train], [ys[i] for i in train], l2)
+        for i, r in enumerate(ids):
+            if fold[r] == k:
+                oof[i] = score(w, b, xs[i])
+    return oof
+
+
+def fit_and_report(rows, receipts, fold, args, quiet=False, calibration_folds=()):
     """Fits every field on `rows` with the folds `fold`; prints the tables unless quiet.
     Returns the model (without metadata), the calibrated out-of-fold high band as
-    (receipts in it, both right) and the ids wrong in it."""
+    (receipts in it, both right) and the ids wrong in it. With calibration_folds (more
+    splits into folds), the model's calibration is the mean of the maps fitted on each
+    split's out-of-fold scores, so it does not hang on one draw of the folds."""
     def say(*a, **k):
         if not quiet:
             print(*a, **k)
@@ -291,6 +350,10 @@ def fit_and_report(rows, receipts, fold, args, quiet=False):
         table_rows = fit_rows + capped
         table_p = cal_oof + cal_capped
         knots = isotonic_knots(oof, ys)
+        if calibration_folds:
+            ids = [r["id"] for r in fit_rows]
+            knots = averaged_knots([knots] + [isotonic_knots(out_of_fold_scores(xs, ys, ids, f, args.folds, args.l2), ys)
+                                              for f in calibration_folds])
         weights, intercept = fit_logistic(xs, ys, args.l2)
         right = sum(ys)
         model["fields"][field] = {
@@ -361,6 +424,10 @@ def main():
     ap.add_argument("--drop", default=DEFAULT_DROP,
                     help=f"features to leave out, comma-separated, field:feature for one field (default {DEFAULT_DROP}; "
                          "'' keeps all)")
+    ap.add_argument("--calibration-splits", type=int, default=10,
+                    help="splits into folds whose calibration maps the model's map averages (1: one split)")
+    ap.add_argument("--shops", help="labelled receipts folder (ID.json with a company) whose shops group the folds "
+                                    "(default with --data: that folder); 'none' splits by receipt")
     ap.add_argument("--dry-run", action="store_true", help="print the tables, write nothing")
     args = ap.parse_args()
 
@@ -376,16 +443,23 @@ def main():
     receipts = sorted({r["id"] for r in rows})
     if len(receipts) < args.folds * 4:
         sys.exit(f"fit-claims-confidence: {len(receipts)} receipts is too few for {args.folds}-fold cross-validation")
-    fold = folds_of(receipts, args.folds, args.seed)
+    shops_dir = args.shops if args.shops is not None else args.data
+    shop_of = shops_of(shops_dir) if shops_dir and shops_dir != "none" else None
+    if shops_dir and shops_dir != "none" and not shop_of:
+        sys.exit(f"fit-claims-confidence: --shops {shops_dir}: no ID.json with a company there")
+    fold = folds_of(receipts, args.folds, args.seed, shop_of)
 
-    model, _, _ = fit_and_report(rows, receipts, fold, args)
+    # The shipped calibration averages the maps of --calibration-splits splits (seeds from
+    # --seed on); the tables printed are those of the first split.
+    extra = [folds_of(receipts, args.folds, seed, shop_of) for seed in range(args.seed + 1, args.seed + args.calibration_splits)]
+    model, _, _ = fit_and_report(rows, receipts, fold, args, calibration_folds=extra)
     if args.repeats > 1:
         # One split into folds is one draw: with about 5 wrong receipts in a band of 150, the
         # band's precision moves by a point or more from one seed to the next. The mean over
         # several splits is the figure to compare changes by.
         bands, rights, wrong_count = [], [], {}
         for seed in range(args.seed, args.seed + args.repeats):
-            _, (b, r), wrong = fit_and_report(rows, receipts, folds_of(receipts, args.folds, seed), args, quiet=True)
+            _, (b, r), wrong = fit_and_report(rows, receipts, folds_of(receipts, args.folds, seed, shop_of), args, quiet=True)
             bands.append(b)
             rights.append(r)
             for i in wrong:
@@ -403,7 +477,9 @@ def main():
         "fitted_on": fitted_on,
         "receipts": len(receipts),
         "method": f"L2 logistic regression (l2={args.l2}, standardised features), isotonic calibration of "
-                  f"{args.folds}-fold out-of-fold scores (seed {args.seed})",
+                  f"{args.folds}-fold out-of-fold scores (seed {args.seed}"
+                  + (f", mean of {args.calibration_splits} splits' maps" if args.calibration_splits > 1 else "")
+                  + (f"; folds by shop, {len(set(shop_of.values()))} shops" if shop_of else "") + ")",
         "left_out": args.drop,
         "refit": "scripts/fit-claims-confidence.py --data DIR (see its header)",
     }

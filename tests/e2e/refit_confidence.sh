@@ -28,10 +28,42 @@ with open(sys.argv[2], "w") as out:
             out.write(json.dumps({"id": f"{n:03d}", "field": field, "features": x, "right": right, "labelled": True,
                                   "confidence": 0.5, "extractor_confidence": 0.5}) + "\n")
 PY
+# Their shops: 16, of 1 to 9 receipts each, named as labels name them ("SHOP 3 SDN. BHD.").
+mkdir -p "$ROOT/labels"
+python3 - "$ROOT/labels" <<'PY'
+import json, sys
+n = 0
+for shop in range(16):
+    for _ in range(1 + shop % 9 if n < 80 else 0):
+        if n < 80:
+            json.dump({"company": f"Shop {shop} Sdn. Bhd." if n % 2 else f"SHOP {shop} SDN BHD"}, open(f"{sys.argv[1]}/{n:03d}.json", "w"))
+            n += 1
+while n < 80:
+    json.dump({"company": "LAST SHOP"}, open(f"{sys.argv[1]}/{n:03d}.json", "w"))
+    n += 1
+PY
 cp "$SHIPPED" "$ROOT/model.json"
 python3 "$PROJECT/scripts/fit-claims-confidence.py" --features "$ROOT/features.jsonl" --out "$ROOT/model.json" --repeats 3 \
-    > "$ROOT/fit.txt" 2>&1
+    --shops "$ROOT/labels" > "$ROOT/fit.txt" 2>&1
 fit_rc=$?
+# The folds by shop: every receipt of a shop in one fold, and the folds about equal.
+python3 - "$PROJECT/scripts" "$ROOT/labels" > "$ROOT/folds.txt" 2>&1 <<'PY'
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("fit", sys.argv[1] + "/fit-claims-confidence.py")
+fit = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(fit)
+shop_of = fit.shops_of(sys.argv[2])
+ids = sorted(shop_of)
+for seed in (1, 2, 3):
+    fold = fit.folds_of(ids, 5, seed, shop_of)
+    for shop in set(shop_of.values()):
+        assert len({fold[i] for i in ids if shop_of[i] == shop}) == 1, f"seed {seed}: {shop} split across folds"
+    sizes = [sum(1 for i in ids if fold[i] == k) for k in range(5)]
+    assert max(sizes) - min(sizes) <= 9, f"seed {seed}: fold sizes {sizes}"
+assert len(set(shop_of.values())) == 17, sorted(set(shop_of.values()))
+print("folds by shop ok")
+PY
+folds_rc=$?
 
 # The refitted model and the shipped one, each on the same receipt.
 CLAIM_CONFIDENCE_MODEL="$ROOT/model.json" OCR_DEVICE=cpu "$DOCPIPE" extract "$RECEIPT" > "$ROOT/refit.jsonl" 2> "$ROOT/refit.err"
@@ -48,17 +80,20 @@ PY
 CLAIM_CONFIDENCE_MODEL="$ROOT/broken.json" OCR_DEVICE=cpu "$DOCPIPE" extract "$RECEIPT" > "$ROOT/broken.jsonl" 2> "$ROOT/broken.err"
 broken_rc=$?
 
-python3 - "$ROOT" "$SHIPPED" "$fit_rc" "$refit_rc" "$shipped_rc" "$broken_rc" <<'PY'
+python3 - "$ROOT" "$SHIPPED" "$fit_rc" "$refit_rc" "$shipped_rc" "$broken_rc" "$folds_rc" <<'PY'
 import json, re, sys
 from pathlib import Path
 root, shipped_path = Path(sys.argv[1]), sys.argv[2]
-fit_rc, refit_rc, shipped_rc, broken_rc = map(int, sys.argv[3:7])
+fit_rc, refit_rc, shipped_rc, broken_rc, folds_rc = map(int, sys.argv[3:8])
 fit = (root / "fit.txt").read_text()
 problems = []
 def want(c, m):
     if not c: problems.append(m)
 want(fit_rc == 0, f"fit-claims-confidence.py exited {fit_rc}:\n{fit[-2000:]}")
+want(folds_rc == 0, "folds by shop: " + (root / "folds.txt").read_text()[-1500:])
 model = json.loads((root / "model.json").read_text())
+want("folds by shop, 17 shops" in model.get("metadata", {}).get("method", "") and
+     "mean of 10 splits' maps" in model.get("metadata", {}).get("method", ""), f"metadata: {model.get('metadata')}")
 shipped = json.loads(Path(shipped_path).read_text())
 want(model.get("format") == shipped["format"] and model.get("version") == shipped["version"], "format and version kept")
 for field, spec in model.get("fields", {}).items():
