@@ -13,9 +13,9 @@
 # LANGUAGES=eng reads with other Tesseract languages than the shipped eng+msa (the first
 # reading of an eng-first wiring, say); CLEAN_STEP adds keys to its first clean-up
 # (CLEAN_STEP='min_width: 0': no scaling up of narrow pages). READING=sauvola reads psm 4
-# after a contrast stretch
-# and a local (Sauvola) threshold instead of the thickening; PREPROCESS_STEP='contrast: true,
-# thicken: true' (transform.preprocess keys) measures another clean-up in that place.
+# after a contrast stretch and a local (Sauvola) threshold instead of the thickening;
+# PREPROCESS_STEP='contrast: true, thicken: true' (transform.preprocess keys) measures
+# another clean-up in that place.
 #
 # The images are not touched: source.directory moves what it has read, so it reads links
 # to them from a scratch inbox. One process, one page at a time, one OpenMP thread, CPU
