@@ -315,6 +315,30 @@ TEST(ConfidenceModel, MergedReadingsGiveAgreementFeatures) {
     EXPECT_EQ(d["rival"], 0.0);
 }
 
+// Train 008: two readings found 112.48 contested (the rules preferred another amount) and
+// capped it under the high band; a third read the same amount cleanly and more confidently.
+// The cap holds on the merged value, also after the model scores it afresh.
+TEST(ConfidenceModel, ACapOnAnyReadingOfTheWinningValueHoldsAfterTheMerge) {
+    ClaimExtractor extractor(Rules::builtin());
+    std::vector<std::string> w;
+    auto clean = extractor.from_receipt(receipt(kShop), w);
+    ASSERT_FALSE(clean["total_amount"].provenance.contains("confidence_cap"));
+    auto contested = clean;
+    contested["total_amount"].confidence = 0.80;
+    contested["total_amount"].provenance["confidence_cap"] = 0.85;
+    for (const auto& readings : {std::vector<FieldMap>{clean, contested}, std::vector<FieldMap>{contested, clean, contested}}) {
+        auto merged = ClaimExtractor::merge_readings(readings, w);
+        ASSERT_DOUBLE_EQ(merged["total_amount"].value.get<double>(), clean["total_amount"].value.get<double>());
+        ASSERT_TRUE(merged["total_amount"].provenance.contains("confidence_cap")) << merged["total_amount"].provenance.dump();
+        EXPECT_DOUBLE_EQ(merged["total_amount"].provenance["confidence_cap"].get<double>(), 0.85);
+        ConfidenceModel::builtin().apply(merged);
+        EXPECT_LE(merged["total_amount"].confidence, 0.85);
+    }
+    // Readings that all agree with no cap keep none.
+    auto agreed = ClaimExtractor::merge_readings({clean, clean}, w);
+    EXPECT_FALSE(agreed["total_amount"].provenance.contains("confidence_cap"));
+}
+
 TEST(ConfidenceModel, TransformClaimsLoadsTheConfiguredModelAndRefusesABadOne) {
     const fs::path dir = fs::temp_directory_path() / "docpipe-claims-model-test";
     fs::create_directories(dir);

@@ -329,10 +329,17 @@ FieldMap ClaimExtractor::merge_readings(const std::vector<FieldMap>& readings, s
                     f = v;
             }
         f.confidence = win_support;
-        // A cap set by a rule (not by OCR doubt) holds whatever the readings agree on.
+        // A cap set by a rule (not by OCR doubt) holds whatever the readings agree on: a total
+        // one reading found contested stays capped when another reading of the same amount
+        // was not (train 008: 112.48 contested in two readings, clean in the third). It goes
+        // into the provenance too, since the confidence model scores the merged value afresh
+        // and applies the cap it finds there.
         for (std::size_t p : groups[win].passes)
-            if (const auto& pv = readings[p].at(name).provenance; pv.contains("confidence_cap"))
-                f.confidence = std::min(f.confidence, pv["confidence_cap"].get<double>());
+            if (const auto& pv = readings[p].at(name).provenance; pv.contains("confidence_cap") && pv["confidence_cap"].is_number()) {
+                const double cap = pv["confidence_cap"].get<double>();
+                f.confidence = std::min(f.confidence, cap);
+                f.provenance["confidence_cap"] = std::min(f.provenance.value("confidence_cap", 1.0), cap);
+            }
         nlohmann::json passes = nlohmann::json::array();
         for (std::size_t p : groups[win].passes) passes.push_back(p + 1);
         f.provenance["readings"] = passes;
