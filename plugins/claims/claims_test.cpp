@@ -13,6 +13,7 @@
 #include "docpipe/testing.hpp"
 #include "claims_transform.hpp"
 #include "extractor.hpp"
+#include "receipt_reading.hpp"
 #include "text.hpp"
 
 using namespace docpipe;
@@ -585,9 +586,40 @@ TEST(MergeReadings, DisagreementKeepsTheStrongerAndWarnsWithBothValues) {
     EXPECT_LT(m["total_amount"].confidence, 0.85);  // a rival reading lowers it
     EXPECT_EQ(m["service_date"].value, "2018-01-17");  // read once: kept as it was
     EXPECT_DOUBLE_EQ(m["service_date"].confidence, 0.8);
-    ASSERT_EQ(warnings.size(), 1u);
+    ASSERT_EQ(warnings.size(), 2u);  // the disagreement, and no majority for the total (below)
     EXPECT_NE(warnings[0].find("27.55"), std::string::npos);
     EXPECT_NE(warnings[0].find("1.56"), std::string::npos);
+}
+
+// Train 398: one reading says "2,10", another "2.18", the third reads no total, and no line
+// of the receipt adds up to either: whichever wins, a person confirms it. A majority of the
+// readings, or the receipt's arithmetic, lifts the cap; a date is not capped this way.
+TEST(MergeReadings, ATotalWithoutAMajorityOrArithmeticIsCappedForAPerson) {
+    std::vector<std::string> warnings;
+    FieldMap a{{"total_amount", receipt_value(2.10, 0.95)}, {"service_date", receipt_value("2016-06-04", 0.9)}};
+    FieldMap b{{"total_amount", receipt_value(2.18, 0.97)}, {"service_date", receipt_value("2016-04-16", 0.95)}};
+    FieldMap c{{"service_date", receipt_value("2016-06-04", 0.9)}};
+    FieldMap m = ClaimExtractor::merge_readings({a, b, c}, warnings);
+    ASSERT_TRUE(m.count("total_amount"));
+    EXPECT_LE(m["total_amount"].confidence, reading::kUndecidedReadingsCap);
+    ASSERT_TRUE(m["total_amount"].provenance.contains("confidence_cap")) << m["total_amount"].provenance.dump();
+    EXPECT_DOUBLE_EQ(m["total_amount"].provenance["confidence_cap"].get<double>(), reading::kUndecidedReadingsCap);
+    std::string all;
+    for (const auto& w : warnings) all += w + "\n";
+    EXPECT_NE(all.find("no majority of the OCR readings"), std::string::npos) << all;
+    EXPECT_FALSE(m["service_date"].provenance.contains("confidence_cap"));
+
+    // The receipt's arithmetic confirms the winner: no cap.
+    a["total_amount"].provenance["features"] = {{"arith_confirmed", 1.0}};
+    b["total_amount"].provenance["features"] = {{"arith_confirmed", 1.0}};
+    FieldMap confirmed = ClaimExtractor::merge_readings({a, b, c}, warnings);
+    EXPECT_FALSE(confirmed["total_amount"].provenance.contains("confidence_cap")) << confirmed["total_amount"].provenance.dump();
+
+    // Two readings of three agree: no cap.
+    FieldMap again{{"total_amount", receipt_value(2.10, 0.9)}};
+    FieldMap majority = ClaimExtractor::merge_readings({FieldMap{{"total_amount", receipt_value(2.10, 0.95)}}, b, again}, warnings);
+    EXPECT_DOUBLE_EQ(majority["total_amount"].value.get<double>(), 2.10);
+    EXPECT_FALSE(majority["total_amount"].provenance.contains("confidence_cap"));
 }
 
 TEST(MergeReadings, TwoAgreeingReadingsOutvoteOneStrongerReading) {
@@ -605,6 +637,7 @@ TEST(MergeReadings, AJudgeDecidesBetweenTwoReadingsThatDisagree) {
     std::vector<std::string> warnings;
     FieldMap page{{"total_amount", receipt_value(9.69, 0.8)}}, line{{"total_amount", receipt_value(12.15, 0.6)}};
     line["total_amount"].provenance["arithmetic"] = "subtotal + tax";
+    line["total_amount"].provenance["features"] = {{"arith_confirmed", 1.0}};
     const auto arithmetic_wins = [](const std::string&, const FieldValue& v) -> std::optional<double> {
         return v.provenance.contains("arithmetic") ? 0.97 : 0.4;
     };

@@ -357,6 +357,21 @@ FieldMap ClaimExtractor::merge_readings(const std::vector<FieldMap>& readings, s
             f.provenance["rival_support"] = std::round(rival * 1000.0) / 1000.0;
             warnings.push_back(fmt::format("{}: OCR readings disagree: kept '{}' (reading {}), other: {}", name, show(f.value),
                                            groups[win].passes.front() + 1, others));
+            // A total that no more than half the readings give, against another reading's
+            // amount, with nothing on the receipt adding up to it, is the OCR's guess: on the
+            // train receipts half such totals were wrong (train 398: "2,10" in one reading,
+            // "2.18" in another). It goes to a person.
+            const nlohmann::json features =
+                f.provenance.is_object() ? f.provenance.value("features", nlohmann::json::object()) : nlohmann::json::object();
+            const bool arithmetic = features.is_object() && features.contains("arith_confirmed") && features["arith_confirmed"].is_number() &&
+                                    features["arith_confirmed"].get<double>() > 0;
+            if (name == "total_amount" && 2 * groups[win].passes.size() <= readings.size() && !arithmetic) {
+                f.confidence = std::min(f.confidence, kUndecidedReadingsCap);
+                f.provenance["confidence_cap"] = std::min(f.provenance.value("confidence_cap", 1.0), kUndecidedReadingsCap);
+                warnings.push_back(fmt::format("{}: no majority of the OCR readings and no arithmetic on the receipt confirms '{}': "
+                                               "confirm the amount",
+                                               name, show(f.value)));
+            }
         }
         merged[name] = std::move(f);
     }

@@ -45,6 +45,9 @@ FieldValue make_field(nlohmann::json value, double confidence, const TextLine& l
 
 // The most a contested value may score: below the high band (0.90), so a person confirms it.
 inline constexpr double kContestedCap = 0.85;
+// A total the OCR readings of a receipt do not agree on by majority, and that nothing on the
+// receipt adds up to (ClaimExtractor::merge_readings): under the high band.
+inline constexpr double kUndecidedReadingsCap = 0.85;
 // Marks `f` (field `field`, read as `chosen` on line `chosen_line`) contested: the fitted
 // chooser took it where the hand-set score preferred `preferred` on `preferred_line` (for
 // the reasons `why`, if given). Caps its confidence at kContestedCap and warns with both.
