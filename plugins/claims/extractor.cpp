@@ -338,7 +338,7 @@ FieldMap ClaimExtractor::merge_readings(const std::vector<FieldMap>& readings, s
             if (const auto& pv = readings[p].at(name).provenance; pv.contains("confidence_cap") && pv["confidence_cap"].is_number()) {
                 const double cap = pv["confidence_cap"].get<double>();
                 f.confidence = std::min(f.confidence, cap);
-                f.provenance["confidence_cap"] = std::min(f.provenance.value("confidence_cap", 1.0), cap);
+                add_confidence_cap(f, cap);
             }
         nlohmann::json passes = nlohmann::json::array();
         for (std::size_t p : groups[win].passes) passes.push_back(p + 1);
@@ -367,7 +367,7 @@ FieldMap ClaimExtractor::merge_readings(const std::vector<FieldMap>& readings, s
                                     features["arith_confirmed"].get<double>() > 0;
             if (name == "total_amount" && 2 * groups[win].passes.size() <= readings.size() && !arithmetic) {
                 f.confidence = std::min(f.confidence, kUndecidedReadingsCap);
-                f.provenance["confidence_cap"] = std::min(f.provenance.value("confidence_cap", 1.0), kUndecidedReadingsCap);
+                add_confidence_cap(f, kUndecidedReadingsCap);
                 warnings.push_back(fmt::format("{}: no majority of the OCR readings and no arithmetic on the receipt confirms '{}': "
                                                "confirm the amount",
                                                name, show(f.value)));

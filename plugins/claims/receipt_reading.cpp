@@ -139,9 +139,13 @@ FieldValue make_field(nlohmann::json value, double confidence, const TextLine& l
     return f;
 }
 
+void add_confidence_cap(FieldValue& f, double cap) {
+    f.provenance["confidence_cap"] = std::min(f.provenance.value("confidence_cap", 1.0), cap);
+}
+
 void mark_contested(FieldValue& f, std::string_view field, std::string_view chosen, int chosen_line, std::string_view preferred,
                     int preferred_line, std::string_view why, std::vector<std::string>& warnings) {
-    f.provenance["confidence_cap"] = std::min(f.provenance.value("confidence_cap", 1.0), kContestedCap);
+    add_confidence_cap(f, kContestedCap);
     std::string warning = fmt::format("{}: contested: chose {} on line {}, but the rules prefer {} on line {}", field, chosen, chosen_line,
                                       preferred, preferred_line);
     if (!why.empty()) warning += fmt::format(" ({})", why);

@@ -43,6 +43,10 @@ nlohmann::json provenance_of(const TextLine& line);
 // A value read from `line` with its provenance.
 FieldValue make_field(nlohmann::json value, double confidence, const TextLine& line);
 
+// Records in `f`'s provenance that its confidence may not exceed `cap` (the lowest cap set
+// wins). The confidence model applies it after scoring, and merging readings keeps it.
+void add_confidence_cap(FieldValue& f, double cap);
+
 // The most a contested value may score: below the high band (0.90), so a person confirms it.
 inline constexpr double kContestedCap = 0.85;
 // A total the OCR readings of a receipt do not agree on by majority, and that nothing on the

@@ -207,6 +207,10 @@ void read_amounts(const std::vector<TextLine>& page_lines, const std::vector<std
     std::size_t first_total_line = lines.size();
     bool in_summary = false;
     auto contains = [](const std::vector<std::int64_t>& v, std::int64_t x) { return std::find(v.begin(), v.end(), x) != v.end(); };
+    // Whether some candidate already proposes this amount (a later source adds none twice).
+    auto proposed = [&totals](std::int64_t cents) {
+        return std::any_of(totals.begin(), totals.end(), [&](const Candidate& t) { return t.amount.cents == cents; });
+    };
     std::vector<std::int64_t> class_totals;  // per tax rate, tax included
     std::vector<std::int64_t> included_taxes;  // "GST Included 1.75"
     for (std::size_t i = 0; i < lines.size(); ++i) {
@@ -359,8 +363,7 @@ void read_amounts(const std::vector<TextLine>& page_lines, const std::vector<std
             if (cls[i].kind != LineKind::None) continue;
             for (const auto& a : cls[i].amounts)
                 if (a.cents > 0 && contains(paid, a.cents)) {
-                    const bool known = std::any_of(totals.begin(), totals.end(), [&](const Candidate& t) { return t.amount.cents == a.cents; });
-                    if (!known) totals.push_back({a, i, 0.6, {}, {}, 0});
+                    if (!proposed(a.cents)) totals.push_back({a, i, 0.6, {}, {}, 0});
                 }
         }
     }
@@ -399,8 +402,7 @@ void read_amounts(const std::vector<TextLine>& page_lines, const std::vector<std
             if (cls[i].kind != LineKind::Cash) continue;
             auto a = labelled_amount(cls, i);
             if (!a || a->first.cents <= 0 || !a->first.decimals || !contains(checks, a->first.cents)) continue;
-            const bool known = std::any_of(totals.begin(), totals.end(), [&](const Candidate& t) { return t.amount.cents == a->first.cents; });
-            if (!known) totals.push_back({a->first, a->second, 0.6, {}, {}, 0});
+            if (!proposed(a->first.cents)) totals.push_back({a->first, a->second, 0.6, {}, {}, 0});
         }
     }
     // The tax a receipt says is included is 6% (GST; SST on services), 8% or 10% (SST) of
@@ -673,8 +675,7 @@ void read_amounts(const std::vector<TextLine>& page_lines, const std::vector<std
             if (cls[i].kind != LineKind::None) continue;
             for (const auto& a : cls[i].amounts) {
                 if (a.cents <= 0 || !a.decimals) continue;
-                const bool known = std::any_of(totals.begin(), totals.end(), [&](const Candidate& t) { return t.amount.cents == a.cents; });
-                if (known || !strong(arith.confirming(a.cents, i))) continue;
+                if (proposed(a.cents) || !strong(arith.confirming(a.cents, i))) continue;
                 totals.push_back({a, i, 0.5, {}, {}, 0});
             }
         }
