@@ -278,15 +278,20 @@ def averaged_knots(maps):
     return [k for n, k in enumerate(knots) if n in (0, len(knots) - 1) or not (knots[n - 1][1] == k[1] == knots[n + 1][1])]
 
 
-def out_of_fold_scores(xs, ys, ids, fold, folds, l2):
-    oof = [0.0] * len(xs)
+def out_of_fold_scores(xs, ys, ids, fold, folds, l2, more_xs=(), more_ids=()):
+    """Each row's score from the regression fitted on the other folds; rows in more_xs
+    (receipts more_ids, not fitted on) are scored by their own fold's regression too."""
+    oof, more = [0.0] * len(xs), [0.0] * len(more_xs)
     for k in range(folds):
         train = [i for i, r in enumerate(ids) if fold[r] != k]
         w, b = fit_logistic([xs[i] for i in train], [ys[i] for i in train], l2)
         for i, r in enumerate(ids):
             if fold[r] == k:
                 oof[i] = score(w, b, xs[i])
-    return oof
+        for i, r in enumerate(more_ids):
+            if fold[r] == k:
+                more[i] = score(w, b, more_xs[i])
+    return oof, more
 
 
 def fit_and_report(rows, receipts, fold, args, quiet=False, calibration_folds=()):
@@ -323,17 +328,9 @@ def fit_and_report(rows, receipts, fold, args, quiet=False, calibration_folds=()
         names = [n for n in names if n not in dropped]
         xs = [[float(r["features"][n]) for n in names] for r in fit_rows]
         ys = [1.0 if r["right"] else 0.0 for r in fit_rows]
-        oof = [0.0] * len(fit_rows)
-        capped_oof = [0.0] * len(capped)
-        for k in range(args.folds):
-            train = [i for i, r in enumerate(fit_rows) if fold[r["id"]] != k]
-            w, b = fit_logistic([xs[i] for i in train], [ys[i] for i in train], args.l2)
-            for i, r in enumerate(fit_rows):
-                if fold[r["id"]] == k:
-                    oof[i] = score(w, b, xs[i])
-            for i, r in enumerate(capped):
-                if fold[r["id"]] == k:
-                    capped_oof[i] = score(w, b, [float(r["features"][n]) for n in names])
+        ids = [r["id"] for r in fit_rows]
+        oof, capped_oof = out_of_fold_scores(xs, ys, ids, fold, args.folds, args.l2,
+                                             [[float(r["features"][n]) for n in names] for r in capped], [r["id"] for r in capped])
         # Calibrated out-of-fold: fold k's scores through a map fitted on the other folds.
         cal_oof = [0.0] * len(fit_rows)
         cal_capped = [0.0] * len(capped)
@@ -351,8 +348,7 @@ def fit_and_report(rows, receipts, fold, args, quiet=False, calibration_folds=()
         table_p = cal_oof + cal_capped
         knots = isotonic_knots(oof, ys)
         if calibration_folds:
-            ids = [r["id"] for r in fit_rows]
-            knots = averaged_knots([knots] + [isotonic_knots(out_of_fold_scores(xs, ys, ids, f, args.folds, args.l2), ys)
+            knots = averaged_knots([knots] + [isotonic_knots(out_of_fold_scores(xs, ys, ids, f, args.folds, args.l2)[0], ys)
                                               for f in calibration_folds])
         weights, intercept = fit_logistic(xs, ys, args.l2)
         right = sum(ys)
