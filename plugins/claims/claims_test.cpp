@@ -622,6 +622,40 @@ TEST(MergeReadings, ATotalWithoutAMajorityOrArithmeticIsCappedForAPerson) {
     EXPECT_FALSE(majority["total_amount"].provenance.contains("confidence_cap"));
 }
 
+// Dev 183: one reading of three reads "03/01/2018" from characters Tesseract rates 0%, the
+// other two read "03/0:/2018" (no date). Nothing disagrees with it, yet it is a guess: a
+// person confirms it. The same date from sure characters, or from most readings, is not
+// capped.
+TEST(MergeReadings, ADateFromUnsureCharactersInAMinorityOfReadingsIsCappedForAPerson) {
+    auto date_read = [](double word_confidence) {
+        FieldValue v = receipt_value("2018-01-03", 0.9);
+        v.provenance["features"] = {{"ocr_word_conf", word_confidence}};
+        return v;
+    };
+    const FieldMap no_date{{"total_amount", receipt_value(21.20, 0.95)}};
+    std::vector<std::string> warnings;
+    FieldMap m = ClaimExtractor::merge_readings({FieldMap{{"service_date", date_read(0.0)}}, no_date, no_date}, warnings);
+    ASSERT_TRUE(m.count("service_date"));
+    EXPECT_LE(m["service_date"].confidence, reading::kUndecidedReadingsCap);
+    ASSERT_TRUE(m["service_date"].provenance.contains("confidence_cap")) << m["service_date"].provenance.dump();
+    EXPECT_DOUBLE_EQ(m["service_date"].provenance["confidence_cap"].get<double>(), reading::kUndecidedReadingsCap);
+    std::string all;
+    for (const auto& w : warnings) all += w + "\n";
+    EXPECT_NE(all.find("service_date: '2018-01-03' was read by 1 of 3 OCR readings"), std::string::npos) << all;
+    EXPECT_FALSE(m["total_amount"].provenance.contains("confidence_cap"));  // the total has its majority
+
+    // Sure characters (Tesseract's 80%): not capped.
+    warnings.clear();
+    m = ClaimExtractor::merge_readings({FieldMap{{"service_date", date_read(0.8)}}, no_date, no_date}, warnings);
+    EXPECT_FALSE(m["service_date"].provenance.contains("confidence_cap")) << m["service_date"].provenance.dump();
+    EXPECT_TRUE(warnings.empty());
+
+    // Two readings of three give it: not capped, however unsure the characters.
+    m = ClaimExtractor::merge_readings({FieldMap{{"service_date", date_read(0.0)}}, FieldMap{{"service_date", date_read(0.1)}}, no_date},
+                                       warnings);
+    EXPECT_FALSE(m["service_date"].provenance.contains("confidence_cap")) << m["service_date"].provenance.dump();
+}
+
 TEST(MergeReadings, TwoAgreeingReadingsOutvoteOneStrongerReading) {
     std::vector<std::string> warnings;
     FieldMap a{{"service_date", receipt_value("2018-03-05", 0.7)}}, b{{"service_date", receipt_value("2018-05-31", 0.75)}},

@@ -52,6 +52,10 @@ inline constexpr double kContestedCap = 0.85;
 // A total the OCR readings of a receipt do not agree on by majority, and that nothing on the
 // receipt adds up to (ClaimExtractor::merge_readings): under the high band.
 inline constexpr double kUndecidedReadingsCap = 0.85;
+// The OCR engine's word confidence (0..1) under which a value's own characters are unsure:
+// a date read from such words by no more than half the readings is capped like an undecided
+// total (ClaimExtractor::merge_readings). A round number, not fitted: train has no such date.
+inline constexpr double kUnsureWordsConfidence = 0.50;
 // Marks `f` (field `field`, read as `chosen` on line `chosen_line`) contested: the fitted
 // chooser took it where the hand-set score preferred `preferred` on `preferred_line` (for
 // the reasons `why`, if given). Caps its confidence at kContestedCap and warns with both.
