@@ -15,7 +15,8 @@ file. The plugin compiles it in at the next build (or point transform.claims'
 
 To judge a change to the extraction, compare `--dry-run --repeats 10` before and after: the
 out-of-fold high band averaged over 10 splits into folds (one split moves it by a point or
-more) and the receipts wrong in it.
+more) and the receipts wrong in it. k-fold over two labelled sets together (train and dev):
+concatenate their feature rows and name both folders, `--shops TRAIN_DIR,DEV_DIR`.
 
 What it fits, per field (total_amount, service_date), from the feature rows
 (bench_claims_eval --features: {id, field, features{...}, right, labelled}):
@@ -197,9 +198,11 @@ def folds_of(ids, k, seed, shop_of=None):
 
 def shops_of(data):
     """Receipt id -> shop: the labelled company name of DATA/ID.json, upper case, letters and
-    digits only ("MR. D.I.Y. (M) SDN BHD" and "MR D.I.Y. (M) SDN. BHD." are one shop)."""
+    digits only ("MR. D.I.Y. (M) SDN BHD" and "MR D.I.Y. (M) SDN. BHD." are one shop). DATA
+    may name several folders, comma-separated (features of two sets fitted together)."""
     out = {}
-    for path in glob.glob(os.path.join(data, "*.json")):
+    paths = [p for d in data.split(",") if d for p in glob.glob(os.path.join(d, "*.json"))]
+    for path in paths:
         try:
             with open(path) as f:
                 company = json.load(f).get("company", "")
@@ -423,7 +426,8 @@ def main():
     ap.add_argument("--calibration-splits", type=int, default=10,
                     help="splits into folds whose calibration maps the model's map averages (1: one split)")
     ap.add_argument("--shops", help="labelled receipts folder (ID.json with a company) whose shops group the folds "
-                                    "(default with --data: that folder); 'none' splits by receipt")
+                                    "(default with --data: that folder); several, comma-separated, for features of "
+                                    "several sets; 'none' splits by receipt")
     ap.add_argument("--dry-run", action="store_true", help="print the tables, write nothing")
     args = ap.parse_args()
 

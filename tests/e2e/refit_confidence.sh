@@ -42,6 +42,12 @@ while n < 80:
     json.dump({"company": "LAST SHOP"}, open(f"{sys.argv[1]}/{n:03d}.json", "w"))
     n += 1
 PY
+# The same labels as two sets (the first 40 receipts and the rest), for --shops A,B.
+mkdir -p "$ROOT/labels-a" "$ROOT/labels-b"
+for f in "$ROOT"/labels/*.json; do
+  n=$(basename "$f" .json)
+  if [ $((10#$n)) -lt 40 ]; then cp "$f" "$ROOT/labels-a/"; else cp "$f" "$ROOT/labels-b/"; fi
+done
 cp "$SHIPPED" "$ROOT/model.json"
 python3 "$PROJECT/scripts/fit-claims-confidence.py" --features "$ROOT/features.jsonl" --out "$ROOT/model.json" --repeats 3 \
     --shops "$ROOT/labels" > "$ROOT/fit.txt" 2>&1
@@ -61,6 +67,10 @@ for seed in (1, 2, 3):
     sizes = [sum(1 for i in ids if fold[i] == k) for k in range(5)]
     assert max(sizes) - min(sizes) <= 9, f"seed {seed}: fold sizes {sizes}"
 assert len(set(shop_of.values())) == 17, sorted(set(shop_of.values()))
+# Two folders, comma-separated, are one set of labels.
+two = fit.shops_of(sys.argv[2] + "-a," + sys.argv[2] + "-b")
+assert two == shop_of, f"--shops A,B: {len(two)} receipts, {len(shop_of)} in one folder"
+assert len(fit.shops_of(sys.argv[2] + "-a")) == 40
 print("folds by shop ok")
 PY
 folds_rc=$?
