@@ -238,6 +238,21 @@ TEST(ProviderReader, AFormerNameIsLeftOut) {
     }
 }
 
+// Train 021: the letterhead is a logo the OCR cannot read, so no line carries a company
+// marker; the first wordy line is then the payment heading "CASH", and after it the items.
+// No name is better than either. Train 278 (a third reading): "Quantity Dut : 2" is a detail
+// of the bill; a name after such a line is still found.
+TEST(ProviderReader, TheBillsHeadingOrADetailLineIsNotTheNameUnderAnUnreadableLetterhead) {
+    EXPECT_EQ(provider_field({"(001451637-M)", "NO. 53, JALAN BESAR, 45600 BATANG BERJUNTAI", "SIMPLIFIED TAX INVOICE", "CASH",
+                              "JIANYU STEEL RULER THICK", "TOTAL 3.30"},
+                             "provider_name"),
+              "(none)");
+    EXPECT_EQ(provider_field({"TAX INVOICE", "Quantity Dut : 2", "Bread 4.40"}, "provider_name"), "(none)");
+    EXPECT_EQ(provider_field({"Table No: 12", "DAPUR SELERA", "Nasi Lemak 6.00"}, "provider_name"), "DAPUR SELERA");
+    // A name with a payment word in it is a name ("FIVE STAR CASH & CARRY").
+    EXPECT_EQ(provider_field({"FIVE STAR CASH & CARRY", "Plaza Seri Setia"}, "provider_name"), "FIVE STAR CASH & CARRY");
+}
+
 TEST(ProviderReader, ARegistrationLineIsNotTheCompanyThoughItSaysCompany) {
     // COMPANY is a company marker, but "COMPANY REG NO" is the registration line.
     Receipt r({"COMPANY REG NO. :75495-W", "GL HANDICRAFT & TAILORING", "12 JALAN MAJU"});

@@ -414,6 +414,23 @@ bool is_registration_line(const std::string& text) {
 
 }  // namespace
 
+// "Quantity Dut : 2", "Table No: 12": a short label and a value with a digit after a colon.
+static bool label_value_detail(const std::string& text) {
+    static const std::regex label_number(R"(^[^:]{1,24}:\s*\S*\d)");
+    return std::regex_search(text, label_number);
+}
+
+// The heading the bill starts with: every word of the line a payment, change or column label
+// of the rules ("CASH", "QTY DESCRIPTION AMOUNT").
+static bool bill_heading(const std::vector<Word>& words, const Rules& rules) {
+    auto listed = [&](const Word& word) {
+        for (const auto* list : {&rules.cash_labels, &rules.change_labels, &rules.table_header_words})
+            if (std::find(list->begin(), list->end(), word.norm) != list->end()) return true;
+        return false;
+    };
+    return !words.empty() && std::all_of(words.begin(), words.end(), listed);
+}
+
 void read_provider(const std::vector<TextLine>& lines, const std::vector<std::vector<Word>>& words, const Rules& rules, FieldMap& fields) {
     const std::size_t head = std::min<std::size_t>(lines.size(), 12);
     std::optional<std::size_t> chosen;
@@ -436,6 +453,12 @@ void read_provider(const std::vector<TextLine>& lines, const std::vector<std::ve
             if (best_hit(w, rules.provider_headings) || best_hit(words_of(clean_company(lines[i].text)), rules.registration_labels)) continue;
             // A line of the address ("SELANGOR DARUL EHSAN", "TEMASYA INDUSTRIAL PARK") is not the name.
             if (best_hit(w, rules.address_regions) || best_hit(w, rules.address_words)) continue;
+            // Nor is a line of the bill under a letterhead the OCR could not read: a "label :
+            // value" line ("Quantity Dut : 2") is stepped over, and the payment or column
+            // heading ("CASH", "QTY DESCRIPTION AMOUNT") ends the search, since the bill's
+            // item lines follow it (train 021: no name rather than "CASH", or an item).
+            if (label_value_detail(lines[i].text)) continue;
+            if (bill_heading(w, rules)) break;
             chosen = i;
             conf = 0.6;
         }
