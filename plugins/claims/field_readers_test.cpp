@@ -448,6 +448,32 @@ TEST(AmountsReader, APaymentTheArithmeticGivesIsACandidateBesideAnUnconfirmedTot
     for (const auto& c : f.at("total_amount").provenance["candidates"]) EXPECT_NE(c["cents"], 10000) << c.dump();
 }
 
+// Dev 393: "TakeOut Total (incl GST) 28.29" is a misread 28.20, which the items, cash -
+// change and "Total Rounded" all give. "TOTAL INCLUDES 6% GST 1.60" fits both (6/106 of
+// either rounds to 1.60), so it confirms neither against the exact equations.
+TEST(AmountsReader, TheTaxIncludedDoesNotConfirmAnAmountBesideAnExactlyConfirmedOne) {
+    Receipt r({"2 VM McChicken 15.90", "1 McChicken 4.00", "2 SundaeChoc 6.40", "1 ChocTop 1.90", "TakeOut Total (incl GST) 28.29",
+               "Total Rounded 28.20", "Cash Tendered 100.00", "Change 71.80", "TOTAL INCLUDES 6% GST 1.60"});
+    FieldMap fields;
+    std::vector<std::string> warnings;
+    read_amounts(r.lines, r.words, Rules::builtin(), fields, warnings, FieldChoice{ConfidenceModel::builtin().chooser("total_amount"), true});
+    ASSERT_TRUE(fields.count("total_amount"));
+    const auto& total = fields.at("total_amount");
+    EXPECT_DOUBLE_EQ(total.value.get<double>(), 28.20) << total.provenance.dump();
+    for (const auto& c : total.provenance["candidates"])
+        if (c["cents"] == 2829) EXPECT_EQ(c["features"]["subtotal_sum"], 0.0) << c.dump();
+    // Alone, the tax included still confirms the total it fits.
+    Receipt alone({"Nasi Lemak 6.00", "Teh Tarik 2.20", "TOTAL (incl GST) 8.20", "TOTAL INCLUDES 6% GST 0.46"});
+    FieldMap f;
+    read_amounts(alone.lines, alone.words, Rules::builtin(), f, warnings, FieldChoice{ConfidenceModel::builtin().chooser("total_amount"), true});
+    ASSERT_TRUE(f.count("total_amount"));
+    EXPECT_DOUBLE_EQ(f.at("total_amount").value.get<double>(), 8.20);
+    bool fits = false;
+    for (const auto& c : f.at("total_amount").provenance["candidates"])
+        if (c["cents"] == 820) fits = fits || c["features"]["subtotal_sum"] == 1.0;
+    EXPECT_TRUE(fits) << f.at("total_amount").provenance.dump();
+}
+
 // A direct-selling shop's receipt prints the points a sale earns as totals (train 381 and
 // 397: "Total SV : 10.56 Total GV : 10.56", "Total eV : 2.10"): never the bill.
 TEST(AmountsReader, PointVolumeTotalsOfADirectSellingShopAreNotTheBill) {

@@ -704,6 +704,23 @@ void read_amounts(const std::vector<TextLine>& page_lines, const std::vector<std
         for (const auto& a : cls[i].amounts)
             if (a.decimals) largest_amount = std::max(largest_amount, a.cents);
     }
+    // Another candidate's amount that the tax included fits as well, and that an exact
+    // equation gives: cash - change, the items, subtotal + tax (+ rounding).
+    auto closer_amount_exactly_confirmed = [&](std::int64_t v) {
+        auto exact = [&](std::int64_t u) {
+            if (!change.empty() && contains(paid, u)) return true;
+            if (items.size() >= 2 && items_sum == u) return true;
+            for (auto st : subtotals) {
+                for (auto t : taxes)
+                    if (t > 0 && st + t == u) return true;
+                for (auto r : roundings)
+                    if (r != 0 && st + r == u) return true;
+            }
+            return false;
+        };
+        return std::any_of(totals.begin(), totals.end(),
+                           [&](const Candidate& c) { return c.amount.cents != v && tax_included_fits(c.amount.cents) && exact(c.amount.cents); });
+    };
     nlohmann::json kept_candidates = nlohmann::json::array();  // choice.keep_candidates
     std::vector<Scored> scored;
     auto alternatives = [&](std::int64_t chosen) {
@@ -742,7 +759,11 @@ void read_amounts(const std::vector<TextLine>& page_lines, const std::vector<std
                 for (auto r : roundings)
                     if (s + t + r == v) sums = true;
         }
-        if (tax_included_fits(v)) {
+        // The tax included ("TOTAL INCLUDES 6% GST 1.60") fits, to the sen, every amount within
+        // about 8 sen of the total, so it cannot choose between two close amounts: it confirms
+        // none where another of them is exactly what cash - change, the items or subtotal +
+        // tax give (dev 393: "28.29" misread beside 28.20 that the items and payment give).
+        if (tax_included_fits(v) && !closer_amount_exactly_confirmed(v)) {
             sums = true;
             why += ", the tax included fits it";
         }
