@@ -412,17 +412,15 @@ bool is_registration_line(const std::string& text) {
     return digits >= 5 && letters <= 4;
 }
 
-}  // namespace
-
 // "Quantity Dut : 2", "Table No: 12": a short label and a value with a digit after a colon.
-static bool label_value_detail(const std::string& text) {
+bool label_value_detail(const std::string& text) {
     static const std::regex label_number(R"(^[^:]{1,24}:\s*\S*\d)");
     return std::regex_search(text, label_number);
 }
 
 // The heading the bill starts with: every word of the line a payment, change or column label
 // of the rules ("CASH", "QTY DESCRIPTION AMOUNT").
-static bool bill_heading(const std::vector<Word>& words, const Rules& rules) {
+bool bill_heading(const std::vector<Word>& words, const Rules& rules) {
     auto listed = [&](const Word& word) {
         for (const auto* list : {&rules.cash_labels, &rules.change_labels, &rules.table_header_words})
             if (std::find(list->begin(), list->end(), word.norm) != list->end()) return true;
@@ -430,6 +428,8 @@ static bool bill_heading(const std::vector<Word>& words, const Rules& rules) {
     };
     return !words.empty() && std::all_of(words.begin(), words.end(), listed);
 }
+
+}  // namespace
 
 void read_provider(const std::vector<TextLine>& lines, const std::vector<std::vector<Word>>& words, const Rules& rules, FieldMap& fields) {
     const std::size_t head = std::min<std::size_t>(lines.size(), 12);

@@ -704,9 +704,9 @@ void read_amounts(const std::vector<TextLine>& page_lines, const std::vector<std
         for (const auto& a : cls[i].amounts)
             if (a.decimals) largest_amount = std::max(largest_amount, a.cents);
     }
-    // Another candidate's amount that the tax included fits as well, and that an exact
-    // equation gives: cash - change, the items, subtotal + tax (+ rounding).
-    auto closer_amount_exactly_confirmed = [&](std::int64_t v) {
+    // Whether another candidate's amount, one the tax included fits as well as `v`, is what an
+    // exact equation gives: cash - change, the items, subtotal + tax or subtotal + rounding.
+    auto another_fit_exactly_confirmed = [&](std::int64_t v) {
         auto exact = [&](std::int64_t u) {
             if (!change.empty() && contains(paid, u)) return true;
             if (items.size() >= 2 && items_sum == u) return true;
@@ -763,7 +763,7 @@ void read_amounts(const std::vector<TextLine>& page_lines, const std::vector<std
         // about 8 sen of the total, so it cannot choose between two close amounts: it confirms
         // none where another of them is exactly what cash - change, the items or subtotal +
         // tax give (dev 393: "28.29" misread beside 28.20 that the items and payment give).
-        if (tax_included_fits(v) && !closer_amount_exactly_confirmed(v)) {
+        if (tax_included_fits(v) && !another_fit_exactly_confirmed(v)) {
             sums = true;
             why += ", the tax included fits it";
         }
