@@ -12,6 +12,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <oneapi/tbb/global_control.h>
 
 #include "builtin/builtin.hpp"
 #include "describe.hpp"
@@ -184,7 +185,20 @@ struct ReloadPlan {
 // changes nothing), then the sources stop, the graph drains, and the new graph starts.
 // Nothing is lost: what does not drain in time is not acked, so its source delivers it
 // again, and dedup and the sinks' ledgers keep it from being delivered twice.
+// TBB's worker threads run plugin code (a sink's per-thread libcurl handle, OpenSSL's
+// per-thread state), and the destructors of those thread-locals run when a worker ends.
+// Joined once the runtime is gone, the workers end while the plugins (their Registry) and the
+// libraries' global state are still there; left to TBB, they end whenever its scheduler
+// lets them go, which can be while the main thread is already running the process's exit
+// handlers and static destructors. Returns false when TBB could not join them (another part
+// of the program still holds a task arena): they are then left as before.
+bool join_tbb_workers(oneapi::tbb::task_scheduler_handle& workers) {
+    return workers && oneapi::tbb::finalize(workers, std::nothrow);
+}
+
 int cmd_run(const fs::path& file, bool once, bool redeliver) {
+    // Held from before the first TBB use; joined after the runtime (join_tbb_workers).
+    oneapi::tbb::task_scheduler_handle tbb_workers{oneapi::tbb::attach{}};
     // Signals are taken by one thread with sigwait; every other thread (TBB workers, source
     // threads) inherits the blocked mask.
     sigset_t signals;
@@ -333,6 +347,7 @@ int cmd_run(const fs::path& file, bool once, bool redeliver) {
         std::_Exit(code);
     }
     runtime.reset();
+    join_tbb_workers(tbb_workers);
     return code;
 }
 
@@ -348,6 +363,7 @@ int cmd_extract(fs::path file, const std::vector<fs::path>& inputs, unsigned job
             return 2;
         }
     }
+    oneapi::tbb::task_scheduler_handle tbb_workers{oneapi::tbb::attach{}};  // see join_tbb_workers
     std::shared_ptr<Registry> registry;
     auto spec = load_checked(file, registry);
     if (!spec) return 2;
@@ -356,7 +372,9 @@ int cmd_extract(fs::path file, const std::vector<fs::path>& inputs, unsigned job
     ExtractOptions options;
     options.jobs = jobs;
     options.progress = true;  // drawn only when stderr is a terminal
-    return extract_files(*spec, registry, inputs, std::cout, std::cerr, options);
+    const int code = extract_files(*spec, registry, inputs, std::cout, std::cerr, options);
+    join_tbb_workers(tbb_workers);
+    return code;
 }
 
 }  // namespace
