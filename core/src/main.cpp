@@ -179,12 +179,6 @@ struct ReloadPlan {
     std::shared_ptr<Registry> registry;
 };
 
-// `docpipe run`: until SIGTERM/SIGINT, or once over what the sources hold (--once). Under
-// systemd (Type=notify) it reports READY=1 once started, pings the watchdog while work moves
-// (service_notify.hpp), and on SIGHUP reloads the file: validated first (an invalid file
-// changes nothing), then the sources stop, the graph drains, and the new graph starts.
-// Nothing is lost: what does not drain in time is not acked, so its source delivers it
-// again, and dedup and the sinks' ledgers keep it from being delivered twice.
 // TBB's worker threads run plugin code (a sink's per-thread libcurl handle, OpenSSL's
 // per-thread state), and the destructors of those thread-locals run when a worker ends.
 // Joined once the runtime is gone, the workers end while the plugins (their Registry) and the
@@ -196,6 +190,12 @@ bool join_tbb_workers(oneapi::tbb::task_scheduler_handle& workers) {
     return workers && oneapi::tbb::finalize(workers, std::nothrow);
 }
 
+// `docpipe run`: until SIGTERM/SIGINT, or once over what the sources hold (--once). Under
+// systemd (Type=notify) it reports READY=1 once started, pings the watchdog while work moves
+// (service_notify.hpp), and on SIGHUP reloads the file: validated first (an invalid file
+// changes nothing), then the sources stop, the graph drains, and the new graph starts.
+// Nothing is lost: what does not drain in time is not acked, so its source delivers it
+// again, and dedup and the sinks' ledgers keep it from being delivered twice.
 int cmd_run(const fs::path& file, bool once, bool redeliver) {
     // Held from before the first TBB use; joined after the runtime (join_tbb_workers).
     oneapi::tbb::task_scheduler_handle tbb_workers{oneapi::tbb::attach{}};

@@ -181,6 +181,14 @@ std::string show(const nlohmann::json& v) {
     return v.dump();
 }
 
+// A number the reader recorded among the value's features (provenance.features), if any.
+std::optional<double> feature_of(const FieldValue& f, const char* name) {
+    if (!f.provenance.is_object() || !f.provenance.contains("features")) return std::nullopt;
+    const auto& features = f.provenance["features"];
+    if (!features.is_object() || !features.contains(name) || !features[name].is_number()) return std::nullopt;
+    return features[name].get<double>();
+}
+
 }  // namespace
 
 ClaimResult ClaimExtractor::combine(FieldMap receipt, FieldMap email, std::vector<std::string> warnings) const {
@@ -361,10 +369,7 @@ FieldMap ClaimExtractor::merge_readings(const std::vector<FieldMap>& readings, s
             // amount, with nothing on the receipt adding up to it, is the OCR's guess: on the
             // train receipts half such totals were wrong (train 398: "2,10" in one reading,
             // "2.18" in another). It goes to a person.
-            const nlohmann::json features =
-                f.provenance.is_object() ? f.provenance.value("features", nlohmann::json::object()) : nlohmann::json::object();
-            const bool arithmetic = features.is_object() && features.contains("arith_confirmed") && features["arith_confirmed"].is_number() &&
-                                    features["arith_confirmed"].get<double>() > 0;
+            const bool arithmetic = feature_of(f, "arith_confirmed").value_or(0) > 0;
             if (name == "total_amount" && 2 * groups[win].passes.size() <= readings.size() && !arithmetic) {
                 f.confidence = std::min(f.confidence, kUndecidedReadingsCap);
                 add_confidence_cap(f, kUndecidedReadingsCap);
@@ -378,18 +383,14 @@ FieldMap ClaimExtractor::merge_readings(const std::vector<FieldMap>& readings, s
         // with word confidence 0 in one reading, "03/0:/2018" in the other two. No reading
         // disagrees with it, so the rule above does not see it, and the date model (fitted on
         // train, where no such date was wrong) cannot. It goes to a person.
-        if (name == "service_date" && 2 * groups[win].passes.size() <= readings.size() && f.provenance.is_object() &&
-            f.provenance.contains("features") && f.provenance["features"].is_object()) {
-            const auto& features = f.provenance["features"];
-            if (features.contains("ocr_word_conf") && features["ocr_word_conf"].is_number() &&
-                features["ocr_word_conf"].get<double>() < kUnsureWordsConfidence) {
-                f.confidence = std::min(f.confidence, kUndecidedReadingsCap);
-                add_confidence_cap(f, kUndecidedReadingsCap);
-                warnings.push_back(fmt::format("{}: '{}' was read by {} of {} OCR readings, from characters the OCR rated {:.0f}%: "
-                                               "confirm the date",
-                                               name, show(f.value), groups[win].passes.size(), readings.size(),
-                                               100.0 * features["ocr_word_conf"].get<double>()));
-            }
+        if (const auto word_confidence = feature_of(f, "ocr_word_conf");
+            name == "service_date" && 2 * groups[win].passes.size() <= readings.size() && word_confidence &&
+            *word_confidence < kUnsureWordsConfidence) {
+            f.confidence = std::min(f.confidence, kUndecidedReadingsCap);
+            add_confidence_cap(f, kUndecidedReadingsCap);
+            warnings.push_back(fmt::format("{}: '{}' was read by {} of {} OCR readings, from characters the OCR rated {:.0f}%: "
+                                           "confirm the date",
+                                           name, show(f.value), groups[win].passes.size(), readings.size(), 100.0 * *word_confidence));
         }
         merged[name] = std::move(f);
     }
