@@ -379,8 +379,27 @@ std::string clean_company(std::string s) {
     return trim(out);
 }
 
+// Whether a short word is a vocabulary word with one letter swapped for one that Tesseract
+// takes it for on letterheads' capitals ("HART" for MART: the legs of an M closed into an H).
+// Any other slip in a word this short is as likely another word, so it stays as read.
+bool confusable_with(const std::string& word, const std::string& vocabulary_word) {
+    static constexpr std::pair<char, char> kLookAlikes[] = {{'H', 'M'}, {'N', 'M'}, {'O', 'D'}, {'O', 'U'}, {'O', 'Q'},
+                                                            {'C', 'G'}, {'E', 'F'}, {'P', 'F'}, {'R', 'K'}, {'I', 'L'}};
+    if (word.size() != vocabulary_word.size()) return false;
+    std::optional<std::pair<char, char>> slip;
+    for (std::size_t k = 0; k < word.size(); ++k) {
+        if (word[k] == vocabulary_word[k]) continue;
+        if (slip) return false;
+        slip = std::pair{word[k], vocabulary_word[k]};
+    }
+    return slip && std::any_of(std::begin(kLookAlikes), std::end(kLookAlikes), [&](const auto& pair) {
+               return (pair.first == slip->first && pair.second == slip->second) || (pair.first == slip->second && pair.second == slip->first);
+           });
+}
+
 // Replaces each word of six letters or more that is one OCR slip away from a vocabulary
-// word ("ENIERPRISE", "BAKERIS") by that word; exact words and short words stay.
+// word ("ENIERPRISE", "BAKERIS") by that word, and a word of four or five letters that is a
+// vocabulary word with one look-alike letter ("99 SPEED HART"); exact words stay.
 std::string repair_vocabulary(const std::string& name, const std::vector<std::string>& vocabulary) {
     std::string out;
     std::size_t last = 0;
@@ -392,6 +411,13 @@ std::string repair_vocabulary(const std::string& name, const std::vector<std::st
             for (const auto& v : vocabulary)
                 // A plural or singular of a vocabulary word ("SERVICE", "RESTAURANTS") is a word, not a slip.
                 if (v.size() >= 6 && word_matches(w.norm, v) && w.norm + "S" != v && v + "S" != w.norm) {
+                    replacement = v;
+                    break;
+                }
+        } else if ((w.norm.size() == 4 || w.norm.size() == 5) && all_letters &&
+                   std::find(vocabulary.begin(), vocabulary.end(), w.norm) == vocabulary.end()) {
+            for (const auto& v : vocabulary)
+                if (confusable_with(w.norm, v)) {
                     replacement = v;
                     break;
                 }
