@@ -524,6 +524,9 @@ TEST(Letterhead, BracketsLegalFormAndWrapsBeforeTheRegistrationNumber) {
     // SDN BHD one letter off in either word, the dots as printed.
     EXPECT_EQ(name({"BEMED (SP) SDN. BHA.", "No.49. Jalan Dinar G"}), "BEMED (SP) SDN. BHD.");
     EXPECT_EQ(name({"HERO TRADING SON BH", "Lot 1"}), "HERO TRADING SDN BHD");
+    // Before a BHD read right, a short S-word and the OCR's punctuation are the SDN (train 518).
+    EXPECT_EQ(name({"RAPID RAIL SC): BHD", "Lot 1"}), "RAPID RAIL SDN BHD");
+    EXPECT_EQ(name({"RAPID RAIL SLI : BHD", "Lot 1"}), "RAPID RAIL SDN BHD");
     EXPECT_EQ(name({"Dian Realties Sdn Bhd (Co. No: 20154-T)", "Lot 1"}), "Dian Realties Sdn Bhd");
     // The name wraps onto a short line closed by the registration number; "|"/"!" after
     // capitals is an I.

@@ -43,9 +43,16 @@ std::string fix_legal_suffix(std::string out) {
         const bool s_word = sdn.norm.size() == 3 && sdn.norm[0] == 'S' && (within_one_edit(sdn.norm, "SDN") || sdn.norm[2] == 'N' || sdn.norm[2] == 'M');
         const bool one_slip = sdn.norm.size() == 3 && within_one_edit(sdn.norm, "SDN") && bhd_like &&
                               (sdn.norm == "SDN" || bhd.norm == "BHD" || sdn.norm == "SON");
-        if (((s_word && b_word) || one_slip) && !(sdn.norm == "SDN" && bhd.norm == "BHD")) {
+        // "RAPID RAIL SC): BHD", "SLI : BHD": before a BHD read right, a short S-word is the
+        // SDN, whatever else the OCR made of its letters and of the space after it.
+        const bool s_before_bhd = bhd.norm == "BHD" && (sdn.norm.size() == 2 || sdn.norm.size() == 3) && sdn.norm[0] == 'S' &&
+                                  std::all_of(sdn.norm.begin(), sdn.norm.end(), [](unsigned char c) { return std::isalpha(c); });
+        if (((s_word && b_word) || one_slip || s_before_bhd) && !(sdn.norm == "SDN" && bhd.norm == "BHD")) {
             const std::string tail = out.substr(bhd.end);
-            out = out.substr(0, sdn.begin) + "SDN" + out.substr(sdn.end, bhd.begin - sdn.end) + "BHD" + tail;
+            std::string between = out.substr(sdn.end, bhd.begin - sdn.end);
+            // Keep "SDN. BHD." as printed; "): " between them is the OCR's, not the shop's.
+            if (s_before_bhd && between.find_first_not_of(". ") != std::string::npos) between = " ";
+            out = out.substr(0, sdn.begin) + "SDN" + between + "BHD" + tail;
         }
     }
     return out;
