@@ -8,6 +8,8 @@
 #include <map>
 #include <optional>
 #include <regex>
+#include <span>
+#include <string_view>
 
 #include <fmt/core.h>
 
@@ -58,6 +60,24 @@ std::string fix_legal_suffix(std::string out) {
     return out;
 }
 
+// Where two words of one length differ in exactly one letter, and the two letters are a pair
+// of `look_alikes` (either way round): that letter's position. The name rules below each
+// bring their own pairs, since how sure a repair must be depends on the word and the source.
+std::optional<std::size_t> one_look_alike_letter(std::string_view a, std::string_view b, std::span<const std::string_view> look_alikes) {
+    if (a.size() != b.size()) return std::nullopt;
+    std::optional<std::size_t> at;
+    for (std::size_t k = 0; k < a.size(); ++k) {
+        if (a[k] == b[k]) continue;
+        if (at) return std::nullopt;
+        at = k;
+    }
+    if (!at) return std::nullopt;
+    const bool alike = std::any_of(look_alikes.begin(), look_alikes.end(), [&](std::string_view pair) {
+        return (pair[0] == a[*at] && pair[1] == b[*at]) || (pair[0] == b[*at] && pair[1] == a[*at]);
+    });
+    return alike ? at : std::nullopt;
+}
+
 // The name in a web address printed on the receipt ("www.gardenia.com.my", "x@name.com"):
 // group 1. Shared by the two rules below that read a shop's name from its web address.
 const std::regex& web_domain() {
@@ -98,11 +118,6 @@ std::string spell_as_web_name(const std::string& name, const std::vector<TextLin
                                    std::regex::icase);
     static const std::string_view look_alikes[] = {"OU", "OD", "OQ", "OC", "CG", "CE", "IL", "IJ", "IT", "EF", "EB",
                                                    "KR", "HN", "MN", "VY", "UV", "PR", "PF", "BR"};
-    auto confused = [](char a, char b) {
-        for (auto pair : look_alikes)
-            if ((pair[0] == a && pair[1] == b) || (pair[0] == b && pair[1] == a)) return true;
-        return false;
-    };
     std::map<std::string, std::string> web_words;  // upper-case word -> the line it came from
     auto add_words_of = [&](const std::string& handle, const std::string& line) {
         for (const auto& w : words_of(handle))
@@ -130,12 +145,7 @@ std::string spell_as_web_name(const std::string& name, const std::vector<TextLin
         std::size_t at = 0;
         int found = 0;
         for (const auto& entry : web_words) {
-            const std::string& web = entry.first;
-            if (web.size() != w.norm.size()) continue;
-            std::size_t differ = 0, where = 0;
-            for (std::size_t k = 0; k < web.size() && differ <= 1; ++k)
-                if (web[k] != w.norm[k]) ++differ, where = k;
-            if (differ == 1 && confused(web[where], w.norm[where])) ++found, only = &entry, at = where;
+            if (const auto where = one_look_alike_letter(entry.first, w.norm, look_alikes)) ++found, only = &entry, at = *where;
         }
         if (found != 1) continue;
         const char was = out[w.begin + at];
@@ -386,23 +396,10 @@ std::string clean_company(std::string s) {
     return trim(out);
 }
 
-// Whether a short word is a vocabulary word with one letter swapped for one that Tesseract
-// takes it for on letterheads' capitals ("HART" for MART: the legs of an M closed into an H).
-// Any other slip in a word this short is as likely another word, so it stays as read.
-bool confusable_with(const std::string& word, const std::string& vocabulary_word) {
-    static constexpr std::pair<char, char> kLookAlikes[] = {{'H', 'M'}, {'N', 'M'}, {'O', 'D'}, {'O', 'U'}, {'O', 'Q'},
-                                                            {'C', 'G'}, {'E', 'F'}, {'P', 'F'}, {'R', 'K'}, {'I', 'L'}};
-    if (word.size() != vocabulary_word.size()) return false;
-    std::optional<std::pair<char, char>> slip;
-    for (std::size_t k = 0; k < word.size(); ++k) {
-        if (word[k] == vocabulary_word[k]) continue;
-        if (slip) return false;
-        slip = std::pair{word[k], vocabulary_word[k]};
-    }
-    return slip && std::any_of(std::begin(kLookAlikes), std::end(kLookAlikes), [&](const auto& pair) {
-               return (pair.first == slip->first && pair.second == slip->second) || (pair.first == slip->second && pair.second == slip->first);
-           });
-}
+// The letters Tesseract takes for one another on letterheads' capitals, for the short words
+// of the vocabulary ("HART" for MART: the legs of an M closed into an H). Any other slip in a
+// word this short is as likely another word, so it stays as read.
+constexpr std::string_view kShortWordLookAlikes[] = {"HM", "NM", "OD", "OU", "OQ", "CG", "EF", "PF", "RK", "IL"};
 
 // Replaces each word of six letters or more that is one OCR slip away from a vocabulary
 // word ("ENIERPRISE", "BAKERIS") by that word, and a word of four or five letters that is a
@@ -424,7 +421,7 @@ std::string repair_vocabulary(const std::string& name, const std::vector<std::st
         } else if ((w.norm.size() == 4 || w.norm.size() == 5) && all_letters &&
                    std::find(vocabulary.begin(), vocabulary.end(), w.norm) == vocabulary.end()) {
             for (const auto& v : vocabulary)
-                if (confusable_with(w.norm, v)) {
+                if (one_look_alike_letter(w.norm, v, kShortWordLookAlikes)) {
                     replacement = v;
                     break;
                 }
