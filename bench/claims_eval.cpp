@@ -11,8 +11,9 @@
 // --ocr-json DIR re-extracts from documents saved by the ocr-folder pipeline; more
 // --ocr-json DIRs are the rereads, taken as the shipped transform.claims_reread gates take
 // them: while one of --reread-fields (default total_amount,service_date; the gate's
-// `fields`) is missing or below --reread-below, one threshold per gate (`0.9,0.75`: before
-// the second reading, then before the third and later ones), by the extractor's own
+// `fields`) is missing or below --reread-below, one threshold per gate (`0.9,0.6`: before
+// the second reading, then before the third and later ones; --reread-field-below
+// service_date=0.87,0.6 gives a field its own, as the gate's `field_below`), by the extractor's own
 // confidence or with --reread-on calibrated by the calibrated probability (the gate's
 // `confidence`). It prints how many page readings that took. --confidence-model FILE uses a
 // refitted model file in place of the compiled-in one.
@@ -264,6 +265,7 @@ int main(int argc, char** argv) {
     std::string reread_below_text = "1.01";  // as given, for the summary line
     std::string reread_on = "extractor";  // which confidence --reread-below compares, as claims_reread's `confidence`
     std::vector<std::string> reread_fields{"total_amount", "service_date"};  // as claims_reread's `fields`
+    std::map<std::string, std::vector<double>> reread_field_below;  // as claims_reread's `field_below`, per gate
     fs::path model_file;  // a confidence model file in place of the compiled-in one
     std::string floors_text;
     std::set<std::string> show_ids;  // print these documents' extracted fields and warnings
@@ -287,6 +289,19 @@ int main(int argc, char** argv) {
             for (std::string v; std::getline(list, v, ',');) reread_below.push_back(std::stod(v));
             if (reread_below.empty()) reread_below.push_back(1.01);
         }
+        else if (a == "--reread-field-below") {
+            // FIELD=V[,V2...]: the field's own threshold at each gate, as claims_reread's field_below.
+            const std::string spec = next();
+            const auto eq = spec.find('=');
+            if (eq == std::string::npos) {
+                std::cerr << "--reread-field-below takes FIELD=V[,V2...], not " << spec << "\n";
+                return 2;
+            }
+            std::stringstream list(spec.substr(eq + 1));
+            auto& own = reread_field_below[spec.substr(0, eq)];
+            for (std::string v; std::getline(list, v, ',');) own.push_back(std::stod(v));
+            reread_below_text += " (" + spec + ")";
+        }
         else if (a == "--reread-on") reread_on = next();
         else if (a == "--reread-fields") {
             reread_fields.clear();
@@ -303,7 +318,7 @@ int main(int argc, char** argv) {
         else if (a == "-vvv") verbose = 3;  // and every address that is not right
         else if (a == "--show") show_ids.insert(next());
         else {
-            std::cerr << "usage: bench_claims_eval --truth DIR (--results FILE.jsonl | --ocr-json DIR [--ocr-json DIR2 ... --reread-below 0.9 [--reread-on extractor|calibrated] [--reread-fields total_amount,service_date]] [--confidence-model FILE]) [--floor total=0.9,date=0.9] [--features OUT.jsonl] [--candidates OUT.jsonl] [--chooser fitted|hand] [-v|-vv]\n";
+            std::cerr << "usage: bench_claims_eval --truth DIR (--results FILE.jsonl | --ocr-json DIR [--ocr-json DIR2 ... --reread-below 0.9 [--reread-field-below FIELD=V[,V2]] [--reread-on extractor|calibrated] [--reread-fields total_amount,service_date]] [--confidence-model FILE]) [--floor total=0.9,date=0.9] [--features OUT.jsonl] [--candidates OUT.jsonl] [--chooser fitted|hand] [-v|-vv]\n";
             return 2;
         }
     }
@@ -370,7 +385,10 @@ int main(int argc, char** argv) {
                 const FieldMap& judged = reread_on == "calibrated" ? calibrated : receipt;
                 return std::any_of(reread_fields.begin(), reread_fields.end(), [&](const std::string& f) {
                     const auto it = judged.find(f);
-                    return it == judged.end() || it->second.confidence < below;
+                    double threshold = below;
+                    if (const auto own = reread_field_below.find(f); own != reread_field_below.end() && !own->second.empty())
+                        threshold = own->second[std::min(gate, own->second.size() - 1)];
+                    return it == judged.end() || it->second.confidence < threshold;
                 });
             };
             std::vector<FieldMap> readings{receipt};

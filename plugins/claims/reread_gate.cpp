@@ -1,8 +1,10 @@
 #include "reread_gate.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 
 namespace docpipe::claims {
 
@@ -19,6 +21,10 @@ ComponentDescriptor RereadGate::describe() {
             .describe("Reread when one of `fields` is missing or its confidence is below this (the extractor's own, provenance.extractor_confidence, when the claim was calibrated)"),
         Field::string_list("fields").default_value(nlohmann::json::array({"total_amount", "service_date"}))
             .describe("Receipt fields whose confidence decides"),
+        Field::object("field_below").default_value(nlohmann::json::object())
+            .describe("A field's own threshold in place of `below`, e.g. {service_date: 0.87}: a date read with a label "
+                      "and a whole parse is right almost always after one reading, and another whole-page reading "
+                      "rarely changes it (README, Claims: Speed)"),
         Field::integer("max_readings").default_value(2).min(2).max(10)
             .describe("Readings per receipt at most (counting the first)"),
         Field::enumeration("mode", {"page", "lines"}).default_value("page")
@@ -41,7 +47,22 @@ RereadGate::RereadGate(const Config& config, Context& context)
       max_readings_(static_cast<int>(config.get_int("max_readings"))),
       lines_mode_(config.get_string("mode") == "lines"),
       calibrated_(config.get_string("confidence") == "calibrated"),
-      max_lines_(static_cast<int>(config.get_int("max_lines"))) {}
+      max_lines_(static_cast<int>(config.get_int("max_lines"))) {
+    const nlohmann::json own = config.get_object("field_below");  // a mapping: the config schema checked that
+    for (const auto& [name, value] : own.items()) {
+        if (std::find(fields_.begin(), fields_.end(), name) == fields_.end())
+            throw std::invalid_argument(fmt::format("field_below names {}, which is not one of `fields` ({}): add it to `fields` or remove it",
+                                                    name, fmt::join(fields_, ", ")));
+        if (!value.is_number() || value.get<double>() < 0 || value.get<double>() > 1.01)
+            throw std::invalid_argument(fmt::format("field_below.{} is {}: give a number from 0 to 1.01", name, value.dump()));
+        field_below_[name] = value.get<double>();
+    }
+}
+
+double RereadGate::threshold(const std::string& field) const {
+    const auto own = field_below_.find(field);
+    return own == field_below_.end() ? below_ : own->second;
+}
 
 std::vector<std::string> RereadGate::weak_fields(const Document& doc, std::vector<std::string>* names) const {
     std::vector<std::string> weak;
@@ -59,7 +80,7 @@ std::vector<std::string> RereadGate::weak_fields(const Document& doc, std::vecto
         const double c = !calibrated_ && prov.is_object() && prov.contains("extractor_confidence") && prov["extractor_confidence"].is_number()
                              ? prov["extractor_confidence"].get<double>()
                              : field.value("confidence", 0.0);
-        if (c < below_) {
+        if (c < threshold(name)) {
             weak.push_back(fmt::format("{} {:.2f}", name, c));
             if (names) names->push_back(name);
         }

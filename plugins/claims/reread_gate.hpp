@@ -3,7 +3,8 @@
 //
 // Why: Tesseract fails on different receipts with different settings (measured on SROIE:
 // a second reading with another page segmentation fixed totals and dates the first one
-// misread). A claim whose total or date is below `below` leaves on port `reread` with its
+// misread). A claim whose total or date is below `below` (or below the field's own threshold
+// in `field_below`: {service_date: 0.87} in the shipped pipelines) leaves on port `reread` with its
 // OCR cleared, so the OCR node wired after that port reads the page again its own way; the
 // transform.claims after it merges the readings (ClaimExtractor::merge_readings). The
 // confidence compared with `below` is the extractor's own (provenance.extractor_confidence,
@@ -26,6 +27,7 @@
 // Ownership/threading: stateless after construction; process() may run concurrently.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -50,8 +52,11 @@ public:
                                  std::vector<std::string>* covered = nullptr) const;
 
 private:
+    double threshold(const std::string& field) const;  // field_below's, else below_
+
     Context& ctx_;
     double below_;
+    std::map<std::string, double> field_below_;
     std::vector<std::string> fields_;
     int max_readings_;
     bool lines_mode_;
