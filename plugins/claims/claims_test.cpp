@@ -881,6 +881,8 @@ TEST(ClaimsReread, AFieldsOwnThresholdReplacesBelowForThatField) {
              {"{field_below: {provider_name: 0.8}}", "field_below names provider_name, which is not one of `fields`"},
              {"{field_below: {service_date: high}}", "field_below.service_date is \"high\""},
              {"{field_below: {service_date: 1.5}}", "field_below.service_date is 1.5"},
+             {"{field_below: {service_date: .nan}}", "field_below.service_date is"},
+             {"{field_below: ~}", "config.field_below: expected a mapping"},
              {"{field_below: [service_date]}", "config.field_below: expected a mapping"}}) {
         try {
             docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.claims_reread", config);
