@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # How Tesseract's own settings trade time for what a claim needs, measured with the plain
 # command line on labelled receipts: the evidence behind the claims path's choice of
-# language and page mode (README, "Speed").
+# language and page mode (docs/claims-measurements.md).
 #
 #   scripts/tesseract-variants.sh [DATA_DIR] [COUNT] [-- 'NAME=tesseract args' ...]
 #
@@ -15,7 +15,7 @@
 #
 # Each run of the command line loads its models again: `-l Latin` loads 89 MB each time
 # (about 0.28 s here against 0.07 s for eng), which a pipeline that keeps the engine pays
-# once. The default variants are the ones the README reports; a language that is not
+# once. The default variants are the ones docs/claims-measurements.md reports; a language that is not
 # installed (Debian: tesseract-ocr-script-latn for Latin) is skipped with a note.
 set -euo pipefail
 positional=()

@@ -24,7 +24,7 @@ ComponentDescriptor RereadGate::describe() {
         Field::object("field_below").default_value(nlohmann::json::object())
             .describe("A field's own threshold in place of `below`, e.g. {service_date: 0.87}: a date read with a label "
                       "and a whole parse is right almost always after one reading, and another whole-page reading "
-                      "rarely changes it (README, Claims: Speed)"),
+                      "rarely changes it (docs/claims-measurements.md, session 24)"),
         Field::integer("max_readings").default_value(2).min(2).max(10)
             .describe("Readings per receipt at most (counting the first)"),
         Field::enumeration("mode", {"page", "lines"}).default_value("page")
