@@ -7,7 +7,9 @@
 //   docpipe extract ../shared/data/sroie-dev/*.jpg > results.jsonl
 //   bench_claims_eval --truth ../shared/data/sroie-dev --results results.jsonl [--floor total=0.9,date=0.9]
 //
-// `scripts/claims-eval.sh` does both. For tuning the rules without re-running OCR,
+// `scripts/claims-eval.sh` does both. It first prints how many OCR readings the path made
+// (a merged field's provenance.readings_total; a receipt read once counts one), since the
+// readings are where the path's time goes. For tuning the rules without re-running OCR,
 // --ocr-json DIR re-extracts from documents saved by the ocr-folder pipeline; more
 // --ocr-json DIRs are the rereads, taken as the shipped transform.claims_reread gates take
 // them: while one of --reread-fields (default total_amount,service_date; the gate's
@@ -340,6 +342,32 @@ int main(int argc, char** argv) {
             if (line.empty()) continue;
             json j = json::parse(line);
             results[fs::path(j.value("file", "")).stem().string()] = j;
+        }
+        // How many OCR readings the path made, which is where its time goes: a merged total
+        // or date says how many readings were merged (provenance.readings_total); one read
+        // once says nothing, so it counts one.
+        std::map<std::size_t, std::size_t> receipts_by_readings;
+        std::size_t readings_in_all = 0;
+        for (const auto& [stem, r] : results) {
+            std::size_t readings = 1;
+            const json fields = r.value("fields", json::object());
+            for (const char* field : {"total_amount", "service_date"})
+                if (fields.contains(field) && fields[field].is_object()) {
+                    const json provenance = fields[field].value("provenance", json::object());
+                    if (provenance.contains("readings_total") && provenance["readings_total"].is_number_unsigned())
+                        readings = std::max(readings, provenance["readings_total"].get<std::size_t>());
+                }
+            ++receipts_by_readings[readings];
+            readings_in_all += readings;
+        }
+        if (!results.empty()) {
+            std::printf("OCR readings: %zu for %zu receipts (%.2f a receipt:", readings_in_all, results.size(),
+                        static_cast<double>(readings_in_all) / static_cast<double>(results.size()));
+            for (const auto& [readings, receipts] : receipts_by_readings) {
+                const std::string times = readings == 1 ? "once" : readings == 2 ? "twice" : std::to_string(readings) + " times";
+                std::printf(" %zu read %s%s", receipts, times.c_str(), readings == receipts_by_readings.rbegin()->first ? "" : ",");
+            }
+            std::printf(")\n");
         }
     } else {
         if (reread_on != "extractor" && reread_on != "calibrated") {
