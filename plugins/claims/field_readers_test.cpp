@@ -479,8 +479,11 @@ TEST(AmountsReader, TheTaxIncludedDoesNotConfirmAnAmountBesideAnExactlyConfirmed
     ASSERT_TRUE(fields.count("total_amount"));
     const auto& total = fields.at("total_amount");
     EXPECT_DOUBLE_EQ(total.value.get<double>(), 28.20) << total.provenance.dump();
-    for (const auto& c : total.provenance["candidates"])
-        if (c["cents"] == 2829) EXPECT_EQ(c["features"]["subtotal_sum"], 0.0) << c.dump();
+    for (const auto& c : total.provenance["candidates"]) {
+        if (c["cents"] == 2829) {
+            EXPECT_EQ(c["features"]["subtotal_sum"], 0.0) << c.dump();
+        }
+    }
     // Alone, the tax included still confirms the total it fits.
     Receipt alone({"Nasi Lemak 6.00", "Teh Tarik 2.20", "TOTAL (incl GST) 8.20", "TOTAL INCLUDES 6% GST 0.46"});
     FieldMap f;
