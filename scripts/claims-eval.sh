@@ -8,6 +8,9 @@
 # plain `tesseract IMG stdout --psm 3` (OMP_THREAD_LIMIT=1, JOBS=2 at a time) on the same
 # images, the speed yardstick, then the shipped pipeline with JOBS files at once.
 # PIPELINE=FILE evaluates another pipeline; PLAIN_TESSERACT=0 skips the yardstick.
+# SEEN_SHOPS=DIR[,DIR2] (default ../shared/data/sroie-train, the receipts the model is
+# fitted on, when DATA is another folder) splits the figures into receipts of shops found
+# there and of shops that are not: how the rules and the model do on shops never shown.
 set -euo pipefail
 BUILD_DIR=${1:-build}
 cd "$(dirname "$0")/.."
@@ -33,7 +36,12 @@ took=$(echo "$(date +%s.%N) - $start" | bc)
 printf '   %.1f s (%.2f s per receipt)' "$took" "$(echo "$took / $COUNT" | bc -l)"
 [ -n "${plain:-}" ] && printf ', %.2fx plain tesseract' "$(echo "$took / $plain" | bc -l)"
 echo
-"$BUILD_DIR/bin/bench_claims_eval" --truth "$DATA" --results "$OUT/results.jsonl" "${@:3}"
+SEEN_SHOPS=${SEEN_SHOPS-../shared/data/sroie-train}
+seen=()
+if [ -n "$SEEN_SHOPS" ] && [ -d "${SEEN_SHOPS%%,*}" ] && [ "$(realpath "${SEEN_SHOPS%%,*}")" != "$(realpath "$DATA")" ]; then
+  seen=(--seen-shops "$SEEN_SHOPS")
+fi
+"$BUILD_DIR/bin/bench_claims_eval" --truth "$DATA" --results "$OUT/results.jsonl" "${seen[@]}" "${@:3}"
 echo
 echo "== email bodies (original fixtures): ctest -R EmailBodies"
 "$BUILD_DIR/bin/claims_test" --gtest_filter='EmailBodies.*' | tail -1
