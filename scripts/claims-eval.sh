@@ -29,6 +29,14 @@ if [ "${PLAIN_TESSERACT:-1}" = 1 ] && command -v tesseract > /dev/null; then
   plain=$(echo "$(date +%s.%N) - $start" | bc)
   printf '   %.1f s (%.2f s per receipt)\n' "$plain" "$(echo "$plain / $COUNT" | bc -l)"
 fi
+# Start-up, apart: plugins, pipeline and the OCR engines loaded, one blank page read (what a
+# `docpipe extract` of one file pays on top of its OCR).
+if command -v convert > /dev/null; then
+  convert -size 200x100 xc:white "$OUT/blank.png"
+  start=$(date +%s.%N)
+  OCR_DEVICE=cpu "$BUILD_DIR/bin/docpipe" extract ${PIPELINE:+-c "$PIPELINE"} "$OUT/blank.png" > /dev/null 2>&1 || true
+  printf '== docpipe extract start-up (one blank page): %.2f s\n' "$(echo "$(date +%s.%N) - $start" | bc)"
+fi
 echo "== docpipe extract over $COUNT receipts in $DATA, $JOBS at a time"
 start=$(date +%s.%N)
 OCR_DEVICE=cpu "$BUILD_DIR/bin/docpipe" extract -j "$JOBS" ${PIPELINE:+-c "$PIPELINE"} "$DATA"/*.jpg > "$OUT/results.jsonl" || true

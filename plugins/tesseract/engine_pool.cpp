@@ -7,6 +7,9 @@
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
+#include <mutex>
+#include <utility>
 #include <stdexcept>
 
 #include <fmt/core.h>
@@ -15,34 +18,110 @@ namespace docpipe::tesseract_ocr {
 
 namespace fs = std::filesystem;
 
-EnginePool::EnginePool(std::string tessdata_dir, std::string languages, int psm)
-    : tessdata_(std::move(tessdata_dir)), languages_(std::move(languages)), psm_(psm) {
+struct EnginePool::Stock {
+    Stock(std::string tessdata_dir, std::string langs) : tessdata(std::move(tessdata_dir)), languages(std::move(langs)) {}
+    ~Stock() {
+        for (auto* api : idle) {
+            api->End();
+            delete api;
+        }
+    }
+    Stock(const Stock&) = delete;
+    Stock& operator=(const Stock&) = delete;
+
+    // An idle engine, or a newly loaded one; the caller sets its page segmentation mode.
+    tesseract::TessBaseAPI* take() {
+        {
+            std::lock_guard lock(mutex);
+            if (!idle.empty()) {
+                auto* api = idle.back();
+                idle.pop_back();
+                return api;
+            }
+        }
+        // Loaded outside the lock: another thread may take an idle engine meanwhile.
+        auto api = std::make_unique<tesseract::TessBaseAPI>();
+        if (api->Init(tessdata.c_str(), languages.c_str(), tesseract::OEM_LSTM_ONLY) != 0)
+            throw std::runtime_error(fmt::format("tesseract init failed for languages '{}' with tessdata {}", languages, tessdata));
+        // Tesseract prints its own diagnostics ("Detected 145 diacritics", "Image too small to
+        // scale!!") straight to stderr, one per page, interleaved with docpipe's log and naming
+        // no document. They say nothing an operator can act on, so they go nowhere; what
+        // matters (empty pages, low confidence) is in the OCR result and our log.
+        api->SetVariable("debug_file", "/dev/null");
+        std::lock_guard lock(mutex);
+        ++created;
+        return api.release();
+    }
+
+    void release(tesseract::TessBaseAPI* api) {
+        std::lock_guard lock(mutex);
+        idle.push_back(api);
+    }
+
+    const std::string tessdata, languages;
+    mutable std::mutex mutex;                   // guards idle, created and pools
+    std::vector<tesseract::TessBaseAPI*> idle;  // owned; engines not lent out
+    int created = 0;
+    int pools = 0;  // EnginePools holding this stock
+};
+
+namespace {
+
+// The live stocks, by tessdata folder and languages. A stock lives as long as a pool holds
+// it; the registry only finds it for the next pool.
+std::shared_ptr<EnginePool::Stock> shared_stock(const std::string& tessdata, const std::string& languages, bool* is_new) {
+    static std::mutex registry_mutex;
+    static std::map<std::pair<std::string, std::string>, std::weak_ptr<EnginePool::Stock>> registry;
+    std::lock_guard lock(registry_mutex);
+    auto& slot = registry[{tessdata, languages}];
+    if (auto stock = slot.lock()) {
+        *is_new = false;
+        return stock;
+    }
+    auto stock = std::make_shared<EnginePool::Stock>(tessdata, languages);
+    slot = stock;
+    *is_new = true;
+    return stock;
+}
+
+}  // namespace
+
+EnginePool::EnginePool(std::string tessdata_dir, std::string languages, int psm) : languages_(std::move(languages)), psm_(psm) {
     // Say which language is missing and where we looked, before Tesseract's own message.
     std::size_t start = 0;
     while (start <= languages_.size()) {
         std::size_t end = languages_.find('+', start);
         if (end == std::string::npos) end = languages_.size();
         const std::string lang = languages_.substr(start, end - start);
-        if (!lang.empty() && !fs::exists(fs::path(tessdata_) / (lang + ".traineddata")))
+        if (!lang.empty() && !fs::exists(fs::path(tessdata_dir) / (lang + ".traineddata")))
             throw std::runtime_error(fmt::format("tesseract: traineddata for language '{}' not found in {} (install "
-                                                 "tesseract-ocr-{} or set tessdata_dir)", lang, tessdata_, lang));
+                                                 "tesseract-ocr-{} or set tessdata_dir)", lang, tessdata_dir, lang));
         start = end + 1;
     }
-    release(take());  // one engine now, so a broken setup fails at start-up
+    bool is_new = false;
+    stock_ = shared_stock(tessdata_dir, languages_, &is_new);
+    // One engine now, so a broken setup fails at start-up; a stock that another pool made
+    // has loaded one already (a stock whose first load failed is dropped with that pool).
+    if (is_new || created() == 0) stock_->release(stock_->take());
+    std::lock_guard lock(stock_->mutex);
+    ++stock_->pools;
 }
 
 EnginePool::~EnginePool() {
-    for (auto* api : idle_) {
-        api->End();
-        delete api;
-    }
+    std::lock_guard lock(stock_->mutex);
+    --stock_->pools;
 }
 
 EnginePool::Lease EnginePool::acquire() { return Lease(*this, take()); }
 
 int EnginePool::created() const {
-    std::lock_guard lock(mutex_);
-    return created_;
+    std::lock_guard lock(stock_->mutex);
+    return stock_->created;
+}
+
+int EnginePool::sharing() const {
+    std::lock_guard lock(stock_->mutex);
+    return stock_->pools;
 }
 
 std::string EnginePool::default_tessdata() {
@@ -51,32 +130,13 @@ std::string EnginePool::default_tessdata() {
 }
 
 tesseract::TessBaseAPI* EnginePool::take() {
-    {
-        std::lock_guard lock(mutex_);
-        if (!idle_.empty()) {
-            auto* api = idle_.back();
-            idle_.pop_back();
-            return api;
-        }
-    }
-    auto api = std::make_unique<tesseract::TessBaseAPI>();
-    if (api->Init(tessdata_.c_str(), languages_.c_str(), tesseract::OEM_LSTM_ONLY) != 0)
-        throw std::runtime_error(fmt::format("tesseract init failed for languages '{}' with tessdata {}", languages_, tessdata_));
+    auto* api = stock_->take();
+    // The engine may last have read for another node with another layout mode.
     api->SetPageSegMode(static_cast<tesseract::PageSegMode>(psm_));
-    // Tesseract prints its own diagnostics ("Detected 145 diacritics", "Image too small to
-    // scale!!") straight to stderr, one per page, interleaved with docpipe's log and naming
-    // no document. They say nothing an operator can act on, so they go nowhere; what
-    // matters (empty pages, low confidence) is in the OCR result and our log.
-    api->SetVariable("debug_file", "/dev/null");
-    std::lock_guard lock(mutex_);
-    ++created_;
-    return api.release();
+    return api;
 }
 
-void EnginePool::release(tesseract::TessBaseAPI* api) {
-    std::lock_guard lock(mutex_);
-    idle_.push_back(api);
-}
+void EnginePool::release(tesseract::TessBaseAPI* api) { stock_->release(api); }
 
 OcrResult read_result(tesseract::TessBaseAPI& api) {
     OcrResult result;

@@ -1,7 +1,9 @@
 // ocr.tesseract — Tesseract 5 LSTM OCR, one engine per concurrent call.
 //
 // Engines are pooled: process() borrows one (creating it on first need) and returns it,
-// so `concurrency: N` means at most N engines. The runtime sets OMP_THREAD_LIMIT=1 before
+// so `concurrency: N` means at most N engines at once for this node. Nodes with the same
+// tessdata and languages (the claims pipelines' three readings) draw on one stock of
+// engines (engine_pool.hpp). The runtime sets OMP_THREAD_LIMIT=1 before
 // any plugin loads: Debian's Tesseract is built with OpenMP, and one engine per core with
 // OpenMP threads on top oversubscribes the CPU (6x slower measured on 2 cores).
 //
@@ -71,8 +73,8 @@ public:
                 static_cast<int>(c.get_int("psm"))) {}
 
     HealthReport health() override {
-        return {Health::Healthy, fmt::format("tesseract {} ({}, psm {}), {} engine(s)", tesseract::TessBaseAPI::Version(),
-                                             pool_.languages(), pool_.psm(), pool_.created())};
+        return {Health::Healthy, fmt::format("tesseract {} ({}, psm {}), {} engine(s) shared by {} node(s)", tesseract::TessBaseAPI::Version(),
+                                             pool_.languages(), pool_.psm(), pool_.created(), pool_.sharing())};
     }
 
     OcrResult recognize(const Page& page) override { return recognize_page(page, nullptr); }

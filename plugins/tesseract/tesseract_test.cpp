@@ -156,6 +156,34 @@ TEST(TesseractOcr, HealthSaysWhichEngine) {
     EXPECT_THAT(h.detail, HasSubstr("tesseract 5"));
 }
 
+// Nodes reading with the same languages share one stock of engines (engine_pool.hpp): the
+// second node loads none at start-up, and an engine lent to it reads with its own layout
+// mode, whichever node used it last.
+TEST(TesseractOcr, NodesWithTheSameLanguagesShareEnginesEachWithItsOwnLayoutMode) {
+    test::TempDir dir;
+    const auto png = dir.path() / "two-lines.png";
+    const std::string cmd = "convert -size 700x260 xc:white -fill black -pointsize 36 -annotate +20+80 'TOTAL RM 12.50' "
+                            "-annotate +20+190 'CASH RM 20.00' " + png.string();
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << "ImageMagick (installed by scripts/install-deps.sh) renders the fixture";
+    auto pages = NodeRunner::from_plugin(kImagingPlugin, "transform.pdf_pages", "");
+    const auto page = pages.process(Document::from_bytes("two-lines.png", "image/png", read_bytes(png))).at(0).doc;
+    auto block = NodeRunner::from_plugin(kOcrPlugin, "ocr.tesseract", "{languages: eng, psm: 6}");
+    auto single_line = NodeRunner::from_plugin(kOcrPlugin, "ocr.tesseract", "{languages: eng, psm: 7}");
+    EXPECT_THAT(block.component().health().detail, HasSubstr("1 engine(s) shared by 2 node(s)"));
+    EXPECT_THAT(single_line.component().health().detail, HasSubstr("1 engine(s) shared by 2 node(s)"));
+    const auto lines_read = [&](NodeRunner& node) { return node.process(*page).at(0).doc->pages.at(0).ocr->lines.size(); };
+    // One engine in all, so each reading below is made by the engine the other node used last.
+    EXPECT_EQ(lines_read(block), 2u);        // psm 6: a block of lines
+    EXPECT_EQ(lines_read(single_line), 1u);  // psm 7: the page as one line
+    EXPECT_EQ(lines_read(block), 2u);
+    EXPECT_THAT(block.component().health().detail, HasSubstr("1 engine(s) shared by 2 node(s)"));
+    // Other languages are another stock.
+    auto other = NodeRunner::from_plugin(kOcrPlugin, "ocr.tesseract", "{languages: eng+msa, psm: 6}");
+    EXPECT_THAT(other.component().health().detail, HasSubstr("1 engine(s) shared by 1 node(s)"));
+    EXPECT_EQ(lines_read(other), 2u);
+    EXPECT_THAT(block.component().health().detail, HasSubstr("1 engine(s) shared by 2 node(s)"));
+}
+
 TEST(TesseractOcr, HocrAndTsvGoIntoTheTraceWhenAsked) {
     test::TempDir dir;
     const auto png = dir.path() / "line.png";
