@@ -276,6 +276,25 @@ Row score(const std::string& id, const json& result, const json& truth) {
     return r;
 }
 
+// Per field, over the rows `keep` accepts: how many are right and how many have the field
+// in their ground truth (a field the truth lacks is neither).
+template <class Keep>
+std::map<std::string, std::pair<std::size_t, std::size_t>> right_with_truth(const std::vector<Row>& rows, Keep keep) {
+    std::map<std::string, std::pair<std::size_t, std::size_t>> tally;  // field -> right, with truth
+    for (const auto& r : rows) {
+        if (!keep(r)) continue;
+        for (const auto& [f, has, ok] : {std::tuple{"total", r.has_total, r.total}, std::tuple{"date", r.has_date, r.date},
+                                         std::tuple{"company", r.has_company, r.company},
+                                         std::tuple{"company_words", r.has_company, r.company_words},
+                                         std::tuple{"address", r.has_address, r.address},
+                                         std::tuple{"address_exact", r.has_address, r.address_exact}}) {
+            tally[f].second += has;
+            tally[f].first += has && ok;
+        }
+    }
+    return tally;
+}
+
 std::string fmt_share(std::size_t part, std::size_t whole) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%zu (%.1f%%)", part, 100.0 * static_cast<double>(part) / static_cast<double>(whole));
@@ -597,19 +616,7 @@ int main(int argc, char** argv) {
     std::printf("claims_eval: %zu documents (%zu without a result)\n\n", rows.size(), missing_results);
     // Two views: over every document (a field the truth lacks counts as wrong), and over the
     // documents whose truth has the field (what the extraction can be judged on).
-    std::map<std::string, std::pair<std::size_t, std::size_t>> labelled;  // field -> right, with truth
-    for (const auto& r : rows) {
-        auto add = [&](const char* f, bool has, bool ok) {
-            labelled[f].second += has;
-            labelled[f].first += has && ok;
-        };
-        add("total", r.has_total, r.total);
-        add("date", r.has_date, r.date);
-        add("company", r.has_company, r.company);
-        add("company_words", r.has_company, r.company_words);
-        add("address", r.has_address, r.address);
-        add("address_exact", r.has_address, r.address_exact);
-    }
+    auto labelled = right_with_truth(rows, [](const Row&) { return true; });
     std::printf("| field   | right (all %zu) | right / with ground truth |\n|---|---|---|\n", rows.size());
     for (const char* f : {"total", "date", "company", "company_words", "address", "address_exact"}) {
         const auto [right, with] = labelled[f];
@@ -626,16 +633,12 @@ int main(int argc, char** argv) {
         std::printf("| receipts | count | total | date | company | address | high band (calibrated): in it, both right |\n"
                     "|---|---|---|---|---|---|---|\n");
         for (const bool in_seen : {true, false}) {
+            const auto among = [&](const Row& r) { return (seen.count(r.shop) != 0) == in_seen; };
+            auto per = right_with_truth(rows, among);
             std::size_t count = 0, band = 0, band_right = 0;
-            std::map<std::string, std::pair<std::size_t, std::size_t>> per;  // field -> right, with truth
             for (const auto& r : rows) {
-                if ((seen.count(r.shop) != 0) != in_seen) continue;
+                if (!among(r)) continue;
                 ++count;
-                for (const auto& [f, has, ok] : {std::tuple{"total", r.has_total, r.total}, std::tuple{"date", r.has_date, r.date},
-                                                 std::tuple{"company", r.has_company, r.company}, std::tuple{"address", r.has_address, r.address}}) {
-                    per[f].second += has;
-                    per[f].first += has && ok;
-                }
                 if (r.cal_total >= 0.90 && r.cal_date >= 0.90) ++band, band_right += r.total && r.date;
             }
             auto cell = [&](const char* f) {
