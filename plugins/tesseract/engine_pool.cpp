@@ -65,26 +65,21 @@ struct EnginePool::Stock {
     int pools = 0;  // EnginePools holding this stock
 };
 
-namespace {
-
-// The live stocks, by tessdata folder and languages. A stock lives as long as a pool holds
-// it; the registry only finds it for the next pool.
-std::shared_ptr<EnginePool::Stock> shared_stock(const std::string& tessdata, const std::string& languages, bool* is_new) {
+// The registry finds a live stock for the next pool; it holds none alive itself.
+std::shared_ptr<EnginePool::Stock> EnginePool::shared_stock(const std::string& tessdata, const std::string& languages, bool* is_new) {
     static std::mutex registry_mutex;
-    static std::map<std::pair<std::string, std::string>, std::weak_ptr<EnginePool::Stock>> registry;
+    static std::map<std::pair<std::string, std::string>, std::weak_ptr<Stock>> registry;
     std::lock_guard lock(registry_mutex);
     auto& slot = registry[{tessdata, languages}];
     if (auto stock = slot.lock()) {
         *is_new = false;
         return stock;
     }
-    auto stock = std::make_shared<EnginePool::Stock>(tessdata, languages);
+    auto stock = std::make_shared<Stock>(tessdata, languages);
     slot = stock;
     *is_new = true;
     return stock;
 }
-
-}  // namespace
 
 EnginePool::EnginePool(std::string tessdata_dir, std::string languages, int psm) : languages_(std::move(languages)), psm_(psm) {
     // Say which language is missing and where we looked, before Tesseract's own message.

@@ -68,10 +68,12 @@ public:
     // Tesseract's tessdata folder: $TESSDATA_PREFIX, else Debian's.
     static std::string default_tessdata();
 
+private:
     // The stock of engines for one tessdata folder and language set (engine_pool.cpp).
     struct Stock;
+    // The live stock for these, or a new one (`is_new`); a stock lives while a pool holds it.
+    static std::shared_ptr<Stock> shared_stock(const std::string& tessdata, const std::string& languages, bool* is_new);
 
-private:
     tesseract::TessBaseAPI* take();
     void release(tesseract::TessBaseAPI* api);
 
