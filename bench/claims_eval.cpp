@@ -577,8 +577,9 @@ int main(int argc, char** argv) {
                     if (v.is_number()) v = std::round(v.get<double>() * 10000.0) / 10000.0;
                 json row{{"id", id}, {"field", field}, {"features", x}, {"right", right}, {"labelled", labelled},
                          {"confidence", conf(fields, field)}, {"extractor_confidence", extractor_conf(fields, field)}};
-                // A rule's cap (a repaired total, a voucher) holds over the model: the fit's tables apply it too.
-                if (p.contains("confidence_cap")) row["cap"] = p["confidence_cap"];
+                // A rule's cap (a repaired total, a voucher) or a reading's doubt (a mended year)
+                // holds over the model: the fit's tables apply it too.
+                if (const auto cap = fv.cap()) row["cap"] = *cap;
                 features_out << row.dump() << "\n";
                 ++feature_rows;
             }

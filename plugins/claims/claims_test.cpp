@@ -659,6 +659,35 @@ TEST(MergeReadings, ADateFromUnsureCharactersInAMinorityOfReadingsIsCappedForAPe
     EXPECT_FALSE(m["service_date"].provenance.contains("confidence_cap")) << m["service_date"].provenance.dump();
 }
 
+// Train 344: two readings mend "Date: 05/09/2617" to 2017-09-05 (a doubt, capped under the
+// high band); a third reads "DD: 05/09/2017" as printed. The clean reading settles the doubt;
+// without it the cap holds. A rule's cap (confidence_cap) is not lifted that way.
+TEST(MergeReadings, AMendedYearsDoubtHoldsUntilAnotherReadingGivesTheDateClean) {
+    auto mended = [] {
+        FieldValue v = receipt_value("2017-09-05", 0.85);
+        v.provenance["doubt_cap"] = 0.85;
+        return v;
+    };
+    std::vector<std::string> warnings;
+    FieldMap doubtful = ClaimExtractor::merge_readings({FieldMap{{"service_date", mended()}}, FieldMap{{"service_date", mended()}}}, warnings);
+    ASSERT_TRUE(doubtful.count("service_date"));
+    EXPECT_LE(doubtful["service_date"].confidence, 0.85);
+    EXPECT_EQ(doubtful["service_date"].cap(), 0.85);
+
+    FieldMap settled = ClaimExtractor::merge_readings(
+        {FieldMap{{"service_date", mended()}}, FieldMap{{"service_date", mended()}}, FieldMap{{"service_date", receipt_value("2017-09-05", 0.6)}}},
+        warnings);
+    EXPECT_GT(settled["service_date"].confidence, 0.85);
+    EXPECT_FALSE(settled["service_date"].cap().has_value()) << settled["service_date"].provenance.dump();
+
+    // A rule's cap in one reading holds whatever the others say.
+    FieldValue contested = receipt_value("2017-09-05", 0.9);
+    reading::add_confidence_cap(contested, reading::kContestedCap);
+    FieldMap held = ClaimExtractor::merge_readings({FieldMap{{"service_date", contested}}, FieldMap{{"service_date", receipt_value("2017-09-05", 0.9)}}},
+                                                   warnings);
+    EXPECT_EQ(held["service_date"].cap(), reading::kContestedCap);
+}
+
 TEST(MergeReadings, TwoAgreeingReadingsOutvoteOneStrongerReading) {
     std::vector<std::string> warnings;
     FieldMap a{{"service_date", receipt_value("2018-03-05", 0.7)}}, b{{"service_date", receipt_value("2018-05-31", 0.75)}},

@@ -231,8 +231,7 @@ void ConfidenceModel::apply(FieldMap& receipt) const {
             f.confidence = std::min(f.confidence, kUncalibratedCap);
             continue;
         }
-        if (f.provenance.contains("confidence_cap") && f.provenance["confidence_cap"].is_number())
-            p = std::min(p, f.provenance["confidence_cap"].get<double>());
+        if (const auto cap = f.cap()) p = std::min(p, *cap);
         f.provenance["extractor_confidence"] = std::round(heuristic * 1000.0) / 1000.0;
         f.provenance["features"] = std::move(x);
         f.confidence = p;
@@ -248,7 +247,7 @@ std::optional<double> ConfidenceModel::probability_of(const std::string& name, c
         if (v.is_number()) v = std::round(v.get<double>() * 10000.0) / 10000.0;
     try {
         double p = model->second.probability(x);
-        if (const auto& cap = value.provenance.value("confidence_cap", nlohmann::json()); cap.is_number()) p = std::min(p, cap.get<double>());
+        if (const auto cap = value.cap()) p = std::min(p, *cap);
         return p;
     } catch (const ConfidenceModelError&) {
         return std::nullopt;

@@ -206,8 +206,7 @@ ClaimResult ClaimExtractor::combine(FieldMap receipt, FieldMap email, std::vecto
             FieldValue f = rv;
             f.confidence = std::min(0.995, 1.0 - (1.0 - rv.confidence) * (1.0 - ev.confidence * 0.9));
             f.source = "receipt+email";
-            if (rv.provenance.contains("confidence_cap"))
-                f.confidence = std::min(f.confidence, rv.provenance["confidence_cap"].get<double>());
+            if (const auto cap = rv.cap()) f.confidence = std::min(f.confidence, *cap);
             f.provenance = {{"receipt", rv.provenance}, {"email", ev.provenance}};
             r.fields[name] = f;
         } else {
@@ -348,6 +347,24 @@ FieldMap ClaimExtractor::merge_readings(const std::vector<FieldMap>& readings, s
                 f.confidence = std::min(f.confidence, cap);
                 add_confidence_cap(f, cap);
             }
+        // A doubt about one reading (a mended year) holds only if every reading that gives
+        // the value had it: one reading of the same value without it settles the doubt
+        // (train 344: "Date: 05/09/2617" mended in two readings, "DD: 05/09/2017" in a third).
+        f.provenance.erase("doubt_cap");
+        std::optional<double> doubt;
+        for (std::size_t p : groups[win].passes) {
+            const auto& pv = readings[p].at(name).provenance;
+            const auto it = pv.find("doubt_cap");
+            if (it == pv.end() || !it->is_number()) {
+                doubt.reset();
+                break;
+            }
+            doubt = std::min(doubt.value_or(1.0), it->get<double>());
+        }
+        if (doubt) {
+            f.confidence = std::min(f.confidence, *doubt);
+            f.provenance["doubt_cap"] = *doubt;
+        }
         nlohmann::json passes = nlohmann::json::array();
         for (std::size_t p : groups[win].passes) passes.push_back(p + 1);
         f.provenance["readings"] = passes;

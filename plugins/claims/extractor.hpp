@@ -5,6 +5,7 @@
 // several threads at once. The Rules must outlive it.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <functional>
 #include <map>
@@ -42,6 +43,18 @@ struct FieldValue {
     double confidence = 0;   // 0..1
     std::string source;      // receipt | email_subject | email_body | receipt+email
     nlohmann::json provenance = nlohmann::json::object();
+
+    // The most this value may score, if anything caps it: provenance's `confidence_cap`
+    // (set by a rule, held whatever the OCR readings agree on) and `doubt_cap` (doubt about
+    // one reading, such as a mended year, lifted when another reading gives the same value
+    // without it: ClaimExtractor::merge_readings). The lower wins.
+    std::optional<double> cap() const {
+        std::optional<double> lowest;
+        for (const char* key : {"confidence_cap", "doubt_cap"})
+            if (const auto it = provenance.find(key); it != provenance.end() && it->is_number())
+                lowest = std::min(lowest.value_or(1.0), it->get<double>());
+        return lowest;
+    }
 };
 
 using FieldMap = std::map<std::string, FieldValue>;

@@ -45,6 +45,34 @@ std::string address_of(const std::vector<std::string>& text) { return provider_f
 
 }  // namespace
 
+// "2617" for 2017 (0 read as 6) and "2516" for 2016: a year in the 2100s-2900s is this
+// century's with its hundreds digit misread. The date is the likeliest reading, under a
+// doubt that keeps it below the high band. The thousands digit is never mended ("4117").
+TEST(DateReader, AYearWithItsHundredsDigitMisreadIsMendedAndKeptUnderTheHighBand) {
+    auto date_of = [](const std::vector<std::string>& text, FieldMap& fields, std::vector<std::string>& warnings) {
+        Receipt r(text);
+        read_service_date(r.lines, r.words, Rules::builtin(), fields, warnings);
+        return text_of(fields, "service_date");
+    };
+    FieldMap fields;
+    std::vector<std::string> warnings;
+    EXPECT_EQ(date_of({"KEDAI ABC SDN BHD", "Date: 05/09/2617", "TOTAL 4.40"}, fields, warnings), "2017-09-05");
+    EXPECT_EQ(fields.at("service_date").cap(), 0.85);
+    EXPECT_LE(fields.at("service_date").confidence, 0.85);
+    ASSERT_EQ(warnings.size(), 1u);
+    EXPECT_THAT(warnings[0], HasSubstr("the year reads 2617, a future year; 2017"));
+
+    // A year mended in its tens or units is no such doubt (train: right in the high band).
+    FieldMap tens;
+    std::vector<std::string> tens_warnings;
+    EXPECT_EQ(date_of({"Date: 23/03/2078"}, tens, tens_warnings), "2018-03-23");
+    EXPECT_FALSE(tens.at("service_date").cap().has_value());
+
+    FieldMap none;
+    std::vector<std::string> none_warnings;
+    EXPECT_EQ(date_of({"Paid Time 30/04/4117 (Sun) 21:51", "TOTAL 4.40"}, none, none_warnings), "(none)");
+}
+
 TEST(DateReader, TheLabelledTransactionDateWinsOverALaterPrintDate) {
     Receipt r({"KEDAI ABC SDN BHD", "Date: 24/12/2024 10:02", "Bread 4.40", "TOTAL 4.40", "Printed 02/01/2025"});
     FieldMap fields;
