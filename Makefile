@@ -23,15 +23,19 @@ build: configure
 run: build
 	@bash scripts/run-demo.sh $(BUILD_DIR)
 
-# Every test on the normal build, then the quality gates (scripts/run-gates.sh ci): the unit
-# and integration tests again on a second build under ASan+UBSan with coverage counters, and
-# line coverage of core/, sdk/, plugins/ >= 80%. `make test GATES=0` skips the gates (the
-# instrumented build takes as long as the normal one).
+# Each test once: the end-to-end tests on the normal build (the binaries as shipped), then
+# the quality gates (scripts/run-gates.sh ci): every other test on a second build under
+# ASan+UBSan with coverage counters, and line coverage of core/, sdk/, plugins/ >= 80%.
+# scripts/test-sets.sh says which test is which. `make test GATES=0` runs every test on the
+# normal build and skips the gates (the instrumented build takes as long as the normal one).
 GATES ?= 1
-test: build
-	@bash scripts/run-tests.sh $(BUILD_DIR)
 ifneq ($(GATES),0)
-	@bash scripts/run-gates.sh ci
+test: build
+	@bash scripts/run-tests.sh $(BUILD_DIR) end-to-end
+	@bash scripts/run-gates.sh ci $(BUILD_DIR)
+else
+test: build
+	@bash scripts/run-tests.sh $(BUILD_DIR) all
 endif
 
 # The whole suite (end-to-end scripts and OCR floors included) under ASan+UBSan on the

@@ -5,17 +5,19 @@
 #
 #   scripts/run-gates.sh asan       the suite under ASan+UBSan        (make test-asan)
 #   scripts/run-gates.sh coverage   the same run, then the coverage   (make coverage)
-#   scripts/run-gates.sh ci         both, on the unit and integration tests (make test)
+#   scripts/run-gates.sh ci [BUILD] both, on the unit and integration tests (make test); BUILD is
+#                                   the normal build whose end-to-end tests ran instead
 #
-# `ci` leaves out what already ran on the normal build in the same `make test` and costs
-# most under the sanitizers: the end-to-end scripts (e2e., ui., ops., docs.: separate
-# docpipe processes, a browser) and the OCR accuracy floors over saved receipts. The
-# coverage figure is then that of the unit and integration tests alone (a lower bound).
+# `ci` leaves out the end-to-end tests (scripts/test-sets.sh), which `make test` runs on the
+# normal build just before: separate docpipe processes, a browser, the OCR accuracy floors
+# over saved receipts, which cost the most under the sanitizers. Every other test runs here
+# only. The coverage figure is then that of the unit and integration tests (a lower bound).
 #
 # One build serves both because a second instrumented build would double CI's compile time
 # on a 2-core machine; counting coverage from the sanitizer run changes no line counts.
 set -euo pipefail
 MODE=${1:-coverage}
+NORMAL_BUILD_DIR=${2:-}
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 GATES_DIR=${GATES_BUILD_DIR:-build-gates}
@@ -39,7 +41,21 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:suppressions=$ROOT/test
 export OMP_THREAD_LIMIT=1
 CTEST_ARGS=(${GATES_CTEST_ARGS:-})
 if [ "$MODE" = ci ]; then
-  CTEST_ARGS+=(-E '^(e2e|ui|ops|docs)\.|Floor\.|^Robustness\.RandomOcrNoise')
+  source scripts/test-sets.sh
+  CTEST_ARGS+=(-E "$END_TO_END_TESTS")
+  # Each test runs once only if every test the normal build left to this one is here too: a
+  # test that only the normal build defines (as bench.* is) must be named in END_TO_END_TESTS.
+  if [ -n "$NORMAL_BUILD_DIR" ]; then
+    list_tests() { ctest --test-dir "$1" -N | sed -n 's/^ *Test *#[0-9]*: //p' | sort; }
+    missing=$(comm -23 <(list_tests "$NORMAL_BUILD_DIR" | grep -Ev "$END_TO_END_TESTS" || true) \
+                       <(list_tests "$GATES_DIR"))
+    if [ -n "$missing" ]; then
+      echo "gates: these tests of $NORMAL_BUILD_DIR are not in $GATES_DIR, so make test would run" \
+           "them nowhere; add them to END_TO_END_TESTS in scripts/test-sets.sh:" >&2
+      echo "$missing" | sed 's/^/  /' >&2
+      exit 1
+    fi
+  fi
 fi
 echo "gates: ctest under ASan+UBSan in $GATES_DIR ${CTEST_ARGS[*]}"
 ctest --test-dir "$GATES_DIR" --output-on-failure -j"$JOBS" --timeout 900 "${CTEST_ARGS[@]}"
