@@ -2,7 +2,9 @@
 # packages, configure and build incrementally, then run. Everything lives in scripts/.
 # In the project when it is writable; a read-only checkout builds under ~/.cache instead.
 BUILD_DIR ?= $(shell [ -w . ] && echo build || echo "$${XDG_CACHE_HOME:-$$HOME/.cache}/docpipe/build")
-JOBS ?= $(shell nproc)
+# All cores: nproc alone counts no more than OMP_THREAD_LIMIT / OMP_NUM_THREADS allow, and
+# OMP_THREAD_LIMIT=1 is the usual setting for Tesseract.
+JOBS ?= $(shell env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 CMAKE_ARGS ?=
 
 .PHONY: all deps configure build run test test-asan coverage bench load install clean fuzz

@@ -28,7 +28,7 @@ fi
 
 echo "== build with CUDA (DOCPIPE_CUDA=ON) in $BUILD_DIR"
 cmake -S . -B "$BUILD_DIR" -DDOCPIPE_CUDA=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD_DIR" -j"$(nproc)" --target docpipe-imaging docpipe-tesseract preprocess_test bench_preprocess >/dev/null
+cmake --build "$BUILD_DIR" -j"$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)" --target docpipe-imaging docpipe-tesseract preprocess_test bench_preprocess >/dev/null
 
 echo "== device as docpipe sees it"
 "$BUILD_DIR/bin/preprocess_test" --gtest_filter='PreprocessComponent.DeviceIsReported*' --gtest_brief=1 | tail -3

@@ -14,7 +14,7 @@ ROOT=$PWD
 BUILD_DIR=${1:-build-fuzz}
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-60}
 TARGETS=${FUZZ_TARGETS:-"pipeline_yaml mime image_header amount_date admin_request"}
-JOBS=${JOBS:-$(nproc)}
+JOBS=${JOBS:-$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)}
 CORPUS_ROOT=$ROOT/tests/fuzz/corpus
 
 # Longest input per target. Each target ignores longer ones anyway; telling libFuzzer keeps

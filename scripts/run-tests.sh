@@ -19,6 +19,9 @@ case "$SET" in
   end-to-end) CTEST_ARGS+=(-R "$END_TO_END_TESTS") ;;
   *) echo "run-tests.sh: unknown test set '$SET' (use all or end-to-end)" >&2; exit 2 ;;
 esac
+# The core count, before OMP_THREAD_LIMIT=1 is set: nproc counts no more cores than OpenMP may
+# use, so `nproc` after the export says 1 and the suite would run one test at a time.
+JOBS=${JOBS:-$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)}
 export OMP_THREAD_LIMIT=1
-echo "tests: ctest on $BUILD_DIR, set '$SET'"
-ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$(nproc)" --timeout 600 "${CTEST_ARGS[@]}"
+echo "tests: ctest on $BUILD_DIR, set '$SET', $JOBS at a time"
+ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$JOBS" --timeout 600 "${CTEST_ARGS[@]}"

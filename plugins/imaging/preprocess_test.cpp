@@ -7,7 +7,9 @@
 #include "harness.hpp"
 #include "preprocess_cpu.hpp"
 #include "preprocess_cuda.hpp"
+#include <cmath>
 #include <random>
+#include <string>
 
 using namespace docpipe;
 using namespace docpipe::imaging;
@@ -90,7 +92,10 @@ TEST_P(Deskew, RecoversTheAngleWithinHalfADegree) {
     EXPECT_NEAR(estimate_skew(level, 15), 0.0, 0.5) << "after rotating by the estimate the page is level";
 }
 
-INSTANTIATE_TEST_SUITE_P(Angles, Deskew, ::testing::Values(7.0, -3.0, 12.0, 0.0));
+INSTANTIATE_TEST_SUITE_P(Angles, Deskew, ::testing::Values(7.0, -3.0, 12.0, 0.0), [](const auto& info) {
+    const long degrees = std::lround(info.param);
+    return (degrees < 0 ? "minus" + std::to_string(-degrees) : std::to_string(degrees)) + "deg";
+});
 
 TEST(PreprocessCpu, SauvolaKeepsTextOnAGradientLitPageWhereOtsuLosesIt) {
     test::TempDir dir;

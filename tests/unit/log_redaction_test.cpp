@@ -114,7 +114,8 @@ TEST_P(LogRedaction, DirectSpdlogUseIsMaskedToo) {
     EXPECT_NE(out.find("[member-id]"), std::string::npos) << out;
 }
 
-INSTANTIATE_TEST_SUITE_P(Formats, LogRedaction, ::testing::Values("text", "json"));
+INSTANTIATE_TEST_SUITE_P(Formats, LogRedaction, ::testing::Values("text", "json"),
+                         [](const auto& info) { return std::string(info.param); });
 
 TEST(Redaction, LeavesOperationalDetailAlone) {
     // Timestamps, dates, amounts, durations, ports, hex ids, component names, counts.
