@@ -13,9 +13,15 @@ DOCPIPE=$1
 WORK=$(mktemp -d)
 REDIS_PID=""
 PIDS=()
+# Every process is gone before its folder is removed: redis-server writes its append-only
+# files as it shuts down, and it is no child of this script (--daemonize), so it is polled,
+# not waited for. Removing the folder under it failed the test after every check had passed
+# ("rm: cannot remove ...: Directory not empty"), when tests ran 2 at a time.
 cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null || true
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+    if [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null; then
+        for _ in $(seq 200); do kill -0 "$REDIS_PID" 2>/dev/null || break; sleep 0.05; done
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
