@@ -32,7 +32,10 @@ mkdir -p "$SCRATCH/inbox" "$SCRATCH/state" "$OUT"
 for f in "$DATA"/*.jpg "$DATA"/*.jpeg "$DATA"/*.png; do
   [ -e "$f" ] && ln -s "$f" "$SCRATCH/inbox/"
 done
-sed -e 's/concurrency: [0-9]*/concurrency: 1/' pipelines/ocr-folder.yaml > "$SCRATCH/ocr-folder.yaml"
+# follow_links: the inbox holds links to the images (source.directory refuses links by default).
+sed -e 's/concurrency: [0-9]*/concurrency: 1/' \
+    -e 's|^      path: ${DOCPIPE_INBOX:-../var/inbox}$|&\n      follow_links: true|' pipelines/ocr-folder.yaml > "$SCRATCH/ocr-folder.yaml"
+grep -q 'follow_links: true' "$SCRATCH/ocr-folder.yaml" || { echo "claims-ocr-dumps.sh: could not set follow_links in the pipeline copy" >&2; exit 1; }
 sed -i -e "s/languages: eng+msa/languages: ${LANGUAGES:-eng+msa}/" "$SCRATCH/ocr-folder.yaml"
 # CLEAN_STEP='min_width: 0' adds transform.preprocess keys to the first clean-up (what scaling
 # narrow pages up to 1000 pixels costs and buys, say).

@@ -74,6 +74,17 @@ nlohmann::json problem_line(const std::string& file, const std::string& route) {
             {"warnings", nlohmann::json::array()}, {"missing", nlohmann::json::array()}, {"pages", nlohmann::json::array()}};
 }
 
+// What a path that is not a regular file is, in the words of a refusal.
+const char* special_file_kind(fs::file_type type) {
+    switch (type) {
+        case fs::file_type::fifo: return "a named pipe (FIFO)";
+        case fs::file_type::character:
+        case fs::file_type::block: return "a device";
+        case fs::file_type::socket: return "a socket";
+        default: return "a special file";
+    }
+}
+
 }  // namespace
 
 fs::path default_claims_pipeline(const fs::path& executable) {
@@ -164,7 +175,19 @@ int extract_files(const PipelineSpec& spec, std::shared_ptr<const Registry> regi
         const std::string label = file.string();
         std::error_code ec;
         if (fs::is_directory(file, ec)) return {{problem_line(label, "failed: a folder, not a file (pass the files in it, e.g. DIR/*)")}, false};
-        if (!fs::exists(file, ec)) return {{problem_line(label, "failed: no such file")}, false};
+        if (!fs::exists(file, ec)) {
+            const bool dangling = fs::is_symlink(fs::symlink_status(file, ec));
+            return {{problem_line(label, dangling ? "failed: a link to a file that does not exist" : "failed: no such file")}, false};
+        }
+        // A link is followed, but what it names must be a file: a FIFO blocks the read for
+        // ever and /dev/zero never ends.
+        if (const fs::file_status status = fs::status(file, ec); !fs::is_regular_file(status))
+            return {{problem_line(label, fmt::format("failed: {}, not a regular file; only files are read", special_file_kind(status.type())))},
+                    false};
+        if (const auto size = fs::file_size(file, ec); !ec && size > options.max_bytes)
+            return {{problem_line(label, fmt::format("failed: the file is {} bytes, above the limit of {} MB (--max-mb)", size,
+                                                             options.max_bytes / (1024 * 1024)))},
+                    false};
         std::ifstream in(file, std::ios::binary);
         if (!in) return {{problem_line(label, "failed: cannot read the file (permissions?)")}, false};
         Bytes bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -9,6 +9,7 @@
 // worked on in parallel; the output keeps the order of the files given.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <iosfwd>
 #include <memory>
@@ -23,6 +24,8 @@ struct ExtractOptions {
     std::string log_level = "warn";
     // A progress line on stderr while files are worked on, when stderr is a terminal.
     bool progress = false;
+    // Larger files fail with the reason, unread (source.directory's max_bytes default).
+    std::uint64_t max_bytes = 100ULL * 1024 * 1024;
 };
 
 // Returns 0 when every file gave at least one document, 1 when any failed or was skipped,

@@ -351,7 +351,7 @@ int cmd_run(const fs::path& file, bool once, bool redeliver) {
     return code;
 }
 
-int cmd_extract(fs::path file, const std::vector<fs::path>& inputs, unsigned jobs, const char* argv0) {
+int cmd_extract(fs::path file, const std::vector<fs::path>& inputs, unsigned jobs, std::uint64_t max_mb, const char* argv0) {
     if (file.empty()) {
         std::error_code ec;
         fs::path self = fs::read_symlink("/proc/self/exe", ec);
@@ -371,6 +371,7 @@ int cmd_extract(fs::path file, const std::vector<fs::path>& inputs, unsigned job
     // with route "failed: ..." and a message here); the other files are still read.
     ExtractOptions options;
     options.jobs = jobs;
+    options.max_bytes = max_mb * 1024 * 1024;
     options.progress = true;  // drawn only when stderr is a terminal
     const int code = extract_files(*spec, registry, inputs, std::cout, std::cerr, options);
     join_tbb_workers(tbb_workers);
@@ -413,10 +414,12 @@ int main(int argc, char** argv) {
 
     std::vector<fs::path> inputs;
     unsigned jobs = 0;
+    std::uint64_t extract_max_mb = 100;
     auto* extract = app.add_subcommand("extract",
                                        "Run a pipeline's extraction path (no sources, no sinks) on files; print one JSON line per document");
     extract->add_option("-c,--config", file, "Pipeline YAML (default: the shipped claims-local.yaml)");
     extract->add_option("-j,--jobs", jobs, "Files worked on at once (default: one per CPU)");
+    extract->add_option("--max-mb", extract_max_mb, "Larger files fail with the reason, unread")->default_val(100)->check(CLI::PositiveNumber);
     extract->add_option("files", inputs, "Images, PDFs or .eml files")->required();
 
     auto* plugins = app.add_subcommand("plugins", "Inspect installed plugins");
@@ -437,7 +440,7 @@ int main(int argc, char** argv) {
         if (*validate) return cmd_validate(file);
         if (*graph) return cmd_graph(file);
         if (*run) return cmd_run(file, once, redeliver);
-        if (*extract) return cmd_extract(file, inputs, jobs, argv[0]);
+        if (*extract) return cmd_extract(file, inputs, jobs, extract_max_mb, argv[0]);
         if (*list) return cmd_plugins_list(plugin_dirs, failed_only);
         if (*describe) return cmd_plugins_describe(plugin_dirs, component, json, describe_all, markdown);
     } catch (const std::exception& e) {

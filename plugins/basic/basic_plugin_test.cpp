@@ -1,6 +1,8 @@
 // source.directory and sink.files, run through the SDK testing kit against the built .so.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <fstream>
 #include <sstream>
 
@@ -97,6 +99,53 @@ TEST(DirectorySource, PatternsAndMaxBytes) {
     EXPECT_EQ(items[0].doc.attributes.at("filename"), "keep.eml");
     EXPECT_EQ(read_file(dir.path() / "failed" / "huge.eml.reason"), "huge.eml: file is 100 bytes, above max_bytes 50\n");
     EXPECT_TRUE(fs::exists(dir.path() / "skip.txt"));
+}
+
+// A named pipe, a device or a link never becomes a complete file: each goes to failed/ with
+// its reason (it used to stay in the folder with no word), and nothing blocks on reading it.
+TEST(DirectorySource, APipeADeviceOrALinkIsMovedToFailedWithItsReason) {
+    test::TempDir dir;
+    write_file(dir.path() / "real.in", "From: x\n\nhello");
+    write_file(dir.path() / "outside.eml", "From: y\n\nnot dropped here");  // not wanted: only *.in
+    ASSERT_EQ(::mkfifo((dir.path() / "pipe.in").c_str(), 0600), 0);
+    fs::create_symlink("/dev/zero", dir.path() / "zero.in");
+    fs::create_symlink(dir.path() / "nowhere.eml", dir.path() / "dangling.in");
+    fs::create_symlink(dir.path() / "outside.eml", dir.path() / "link.in");
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.directory",
+                                          "path: " + dir.path().string() + "\nsettle_time: 0s\npatterns: ['*.in']");
+    auto items = runner.poll({0ms, false});
+    ASSERT_EQ(items.size(), 1u);
+    EXPECT_EQ(items[0].doc.attributes.at("filename"), "real.in");
+    const fs::path failed = dir.path() / "failed";
+    EXPECT_EQ(read_file(failed / "pipe.in.reason"), "pipe.in: a named pipe (FIFO), not a file\n");
+    EXPECT_EQ(read_file(failed / "zero.in.reason"), "zero.in: a symbolic link, not followed (follow_links: false); drop the file itself\n");
+    EXPECT_EQ(read_file(failed / "dangling.in.reason"), "dangling.in: a symbolic link, not followed (follow_links: false); drop the file itself\n");
+    EXPECT_EQ(read_file(failed / "link.in.reason"), "link.in: a symbolic link, not followed (follow_links: false); drop the file itself\n");
+    // Moved as they are: the pipe is still a pipe and the links still links, nothing read.
+    EXPECT_TRUE(fs::is_fifo(fs::symlink_status(failed / "pipe.in")));
+    EXPECT_TRUE(fs::is_symlink(fs::symlink_status(failed / "zero.in")));
+    EXPECT_TRUE(fs::exists(dir.path() / "outside.eml"));
+    EXPECT_TRUE(runner.poll({0ms, false}).empty()) << "nothing is left to take";
+}
+
+TEST(DirectorySource, WithFollowLinksALinkToAFileIsReadAndALinkToADeviceIsNot) {
+    test::TempDir dir;
+    test::TempDir elsewhere;
+    write_file(elsewhere.path() / "receipt.eml", "From: x\n\nlinked");
+    fs::create_symlink(elsewhere.path() / "receipt.eml", dir.path() / "linked.eml");
+    fs::create_symlink("/dev/zero", dir.path() / "zero.eml");
+    fs::create_symlink(elsewhere.path() / "gone.eml", dir.path() / "dangling.eml");
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.directory",
+                                          "path: " + dir.path().string() + "\nsettle_time: 0s\nfollow_links: true");
+    auto items = runner.poll({0ms, false});
+    ASSERT_EQ(items.size(), 1u);
+    EXPECT_EQ(items[0].doc.attributes.at("filename"), "linked.eml");
+    EXPECT_EQ(items[0].doc.parts[0].bytes->size(), std::string("From: x\n\nlinked").size());
+    EXPECT_EQ(read_file(dir.path() / "failed" / "zero.eml.reason"), "zero.eml: a symbolic link to a named pipe, device or socket, not a file\n");
+    EXPECT_EQ(read_file(dir.path() / "failed" / "dangling.eml.reason"), "dangling.eml: a symbolic link to a file that does not exist\n");
+    items[0].ack({true, ""});
+    EXPECT_TRUE(fs::is_symlink(fs::symlink_status(dir.path() / "processed" / "linked.eml"))) << "the link is moved, not its file";
+    EXPECT_TRUE(fs::exists(elsewhere.path() / "receipt.eml"));
 }
 
 TEST(DirectorySource, NameCollisionInProcessedKeepsBoth) {

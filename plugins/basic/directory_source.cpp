@@ -30,6 +30,9 @@ ComponentDescriptor DirectorySource::describe() {
         Field::string("failed_dir").path().describe("Where failed files and their .reason go (default: <path>/failed)"),
         Field::integer("max_bytes").default_value(100 * 1024 * 1024).min(1)
             .describe("Larger files are moved to failed/ without processing"),
+        Field::boolean("follow_links").default_value(false)
+            .describe("Read the file a symbolic link names. Off: a link is moved to failed/ with the reason, so that "
+                      "whoever can drop files cannot make docpipe read one elsewhere"),
     };
     return d;
 }
@@ -41,7 +44,8 @@ DirectorySource::DirectorySource(const Config& config, Context& context)
       settle_time_(config.get_duration("settle_time")),
       poll_interval_(config.get_duration("poll_interval")),
       drain_wait_(config.get_duration("drain_wait")),
-      max_bytes_(config.get_int("max_bytes")) {
+      max_bytes_(config.get_int("max_bytes")),
+      follow_links_(config.get_bool("follow_links")) {
     processed_dir_ = config.has("processed_dir") ? fs::path(config.get_string("processed_dir")) : dir_ / "processed";
     failed_dir_ = config.has("failed_dir") ? fs::path(config.get_string("failed_dir")) : dir_ / "failed";
 }
@@ -86,9 +90,31 @@ std::optional<std::uint64_t> DirectorySource::backlog() const {
     return static_cast<std::uint64_t>(n);
 }
 
+// Why a wanted entry is not taken as a document ("" when it is a file, or a folder, which is
+// passed over). Such an entry never becomes complete, so it is moved to failed/ with this
+// reason rather than left in the folder without a word.
+std::string DirectorySource::refusal(const fs::directory_entry& entry) const {
+    std::error_code ec;
+    const fs::file_status own = entry.symlink_status(ec);
+    if (ec) return {};  // gone since the listing
+    if (fs::is_symlink(own)) {
+        if (!follow_links_) return "a symbolic link, not followed (follow_links: false); drop the file itself";
+        const fs::file_status target = fs::status(entry.path(), ec);
+        if (!fs::exists(target)) return "a symbolic link to a file that does not exist";
+        if (fs::is_regular_file(target) || fs::is_directory(target)) return {};
+        return "a symbolic link to a named pipe, device or socket, not a file";
+    }
+    if (fs::is_regular_file(own) || fs::is_directory(own)) return {};
+    if (fs::is_fifo(own)) return "a named pipe (FIFO), not a file";
+    if (fs::is_character_file(own) || fs::is_block_file(own)) return "a device, not a file";
+    if (fs::is_socket(own)) return "a socket, not a file";
+    return "not a regular file";
+}
+
 DirectorySource::ScanResult DirectorySource::scan(SourceEmitter& emitter, std::size_t& pending, std::size_t& emitted) {
     pending = 0;
     std::vector<fs::path> ready;
+    std::vector<std::pair<fs::path, std::string>> refused;  // settled after the lock: settle() takes it
     std::error_code ec;
     {
         std::lock_guard lock(mutex_);
@@ -101,7 +127,12 @@ DirectorySource::ScanResult DirectorySource::scan(SourceEmitter& emitter, std::s
         last_error_.clear();
         std::set<fs::path> seen;
         for (const auto& entry : it) {
-            if (!entry.is_regular_file(ec) || !wanted(entry.path()) || in_flight_.count(entry.path())) continue;
+            if (!wanted(entry.path()) || in_flight_.count(entry.path())) continue;
+            if (std::string why = refusal(entry); !why.empty()) {
+                refused.emplace_back(entry.path(), std::move(why));
+                continue;
+            }
+            if (!entry.is_regular_file(ec)) continue;  // a folder: processed/, failed/ or the user's own
             seen.insert(entry.path());
             auto size = entry.file_size(ec);
             if (ec) continue;
@@ -112,6 +143,10 @@ DirectorySource::ScanResult DirectorySource::scan(SourceEmitter& emitter, std::s
         }
         for (auto o = observed_.begin(); o != observed_.end();)  // forget files that went away
             o = seen.count(o->first) ? std::next(o) : observed_.erase(o);
+    }
+    for (const auto& [path, why] : refused) {
+        ctx_.log().warn("{}: {}; moved to {}", path.filename().string(), why, failed_dir_.string());
+        settle(path, Outcome{false, fmt::format("{}: {}", path.filename().string(), why)});
     }
     std::sort(ready.begin(), ready.end());  // oldest-name-first is predictable for operators
     backlog_.store(static_cast<std::int64_t>(ready.size() + pending));

@@ -50,6 +50,7 @@ private:
     ScanResult scan(SourceEmitter& emitter, std::size_t& pending, std::size_t& emitted);
     bool settled(const std::filesystem::path& path, std::uintmax_t size, std::filesystem::file_time_type mtime);
     bool wanted(const std::filesystem::path& path) const;
+    std::string refusal(const std::filesystem::directory_entry& entry) const;
     void settle(const std::filesystem::path& path, const Outcome& outcome);
     std::filesystem::path move_into(const std::filesystem::path& file, const std::filesystem::path& dir);
 
@@ -58,6 +59,7 @@ private:
     std::vector<std::string> patterns_;
     std::chrono::milliseconds settle_time_, poll_interval_, drain_wait_;
     std::int64_t max_bytes_;
+    bool follow_links_;
 
     std::mutex mutex_;                              // guards the two members below and last_error_
     std::set<std::filesystem::path> in_flight_;     // emitted, not yet settled

@@ -270,7 +270,11 @@ static nlohmann::json convert_value(const Field& field, const YAML::Node& value,
         }
         return arr;
     }
-    if (!value.IsScalar()) return fail(fmt::format("expected a {}, got {}", to_string(field.type()), shown()));
+    if (!value.IsScalar()) {
+        const std::string type(to_string(field.type()));
+        const bool vowel = !type.empty() && std::string_view("aeiou").find(type.front()) != std::string_view::npos;
+        return fail(fmt::format("expected {} {}, got {}", vowel ? "an" : "a", type, shown()));  // "an integer", "a number"
+    }
 
     const std::string& text = value.Scalar();
     nlohmann::json typed = yaml_to_json(value);

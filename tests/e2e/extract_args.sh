@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `docpipe extract`: every field of a non-claims pipeline is printed, and a missing path or a
-# folder among the arguments is reported for itself while the other files are still read.
+# `docpipe extract`: every field of a non-claims pipeline is printed, and a missing path, a
+# folder, a named pipe, a link to a device or to nothing, or a file above --max-mb among the
+# arguments is reported for itself (at once: a pipe or /dev/zero is never read) while the
+# other files are still read, a link to a file included.
 # Usage: extract_args.sh DOCPIPE TEST_PLUGIN_DIR
 set -uo pipefail
 DOCPIPE=$1
@@ -10,6 +12,11 @@ trap 'rm -rf "$ROOT"' EXIT
 mkdir -p "$ROOT/a-folder"
 printf 'hello' > "$ROOT/one.txt"
 printf 'hello world' > "$ROOT/two.txt"
+mkfifo "$ROOT/pipe.txt"
+ln -s /dev/zero "$ROOT/zero.txt"
+ln -s "$ROOT/nowhere.txt" "$ROOT/dangling.txt"
+ln -s "$ROOT/one.txt" "$ROOT/link.txt"
+head -c $((2 * 1024 * 1024)) /dev/zero > "$ROOT/big.txt"
 cat > "$ROOT/p.yaml" <<YAML
 version: 1
 plugin_paths: ['$PLUGINS']
@@ -19,8 +26,8 @@ nodes:
   out: {component: sink.discard}
 edges: [in -> fields -> out]
 YAML
-"$DOCPIPE" extract -c "$ROOT/p.yaml" -j 1 "$ROOT/one.txt" "$ROOT/missing.txt" "$ROOT/a-folder" "$ROOT/two.txt" \
-    > "$ROOT/out.jsonl" 2> "$ROOT/err.txt"
+timeout 60 "$DOCPIPE" extract -c "$ROOT/p.yaml" -j 1 --max-mb 1 "$ROOT/one.txt" "$ROOT/missing.txt" "$ROOT/a-folder" "$ROOT/two.txt" \
+    "$ROOT/pipe.txt" "$ROOT/zero.txt" "$ROOT/dangling.txt" "$ROOT/link.txt" "$ROOT/big.txt" > "$ROOT/out.jsonl" 2> "$ROOT/err.txt"
 rc=$?
 python3 - "$ROOT" "$rc" <<'PY'
 import json, sys
@@ -32,12 +39,18 @@ problems = []
 def want(c, m):
     if not c: problems.append(m)
 want(rc == 1, f"exit status {rc}, want 1 (some inputs failed)")
-want([Path(l["file"]).name for l in lines] == ["one.txt", "missing.txt", "a-folder", "two.txt"], f"files in order: {[l['file'] for l in lines]}")
-if len(lines) == 4:
+names = ["one.txt", "missing.txt", "a-folder", "two.txt", "pipe.txt", "zero.txt", "dangling.txt", "link.txt", "big.txt"]
+want([Path(l["file"]).name for l in lines] == names, f"files in order: {[l['file'] for l in lines]}")
+if len(lines) == len(names):
     want(lines[0]["fields"] == {"bytes": 5, "tag": "counted"}, f"one.txt fields: {lines[0]['fields']}")
     want(lines[3]["fields"] == {"bytes": 11, "tag": "counted"}, f"two.txt fields: {lines[3]['fields']}")
     want(lines[1]["route"] == "failed: no such file", f"missing.txt: {lines[1]['route']}")
     want(lines[2]["route"].startswith("failed: a folder"), f"a-folder: {lines[2]['route']}")
+    want(lines[4]["route"] == "failed: a named pipe (FIFO), not a regular file; only files are read", f"pipe.txt: {lines[4]['route']}")
+    want(lines[5]["route"] == "failed: a device, not a regular file; only files are read", f"zero.txt: {lines[5]['route']}")
+    want(lines[6]["route"] == "failed: a link to a file that does not exist", f"dangling.txt: {lines[6]['route']}")
+    want(lines[7]["fields"] == {"bytes": 5, "tag": "counted"}, f"link.txt (to one.txt) fields: {lines[7]['fields']}")
+    want(lines[8]["route"] == "failed: the file is 2097152 bytes, above the limit of 1 MB (--max-mb)", f"big.txt: {lines[8]['route']}")
 want("missing.txt: no such file" in err, f"stderr does not name the missing file: {err!r}")
 want("a-folder: a folder" in err, f"stderr does not name the folder: {err!r}")
 if problems:
