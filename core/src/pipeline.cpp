@@ -230,6 +230,23 @@ struct Loader {
         for (const auto& i : found) issues.push_back({file.string(), i.line, i.column, i.path, i.message});
     }
 
+    // An alias (*name) stands for its anchor's (&name) whole value, so a few lines of nested
+    // aliases expand to billions of values, and every walk of the tree below would run for
+    // hours. The values are counted as those walks see them, up to a bound no pipeline nears;
+    // the mark is where the count passed it.
+    static constexpr std::size_t kMaxValues = 100000;
+    std::optional<YAML::Mark> expands_too_far(const YAML::Node& node, std::size_t& count) {
+        if (++count > kMaxValues) return node.Mark();
+        if (node.IsSequence()) {
+            for (const auto& item : node)
+                if (auto mark = expands_too_far(item, count)) return mark;
+        } else if (node.IsMap()) {
+            for (const auto& kv : node)
+                if (auto mark = expands_too_far(kv.second, count)) return mark;
+        }
+        return std::nullopt;
+    }
+
     // yaml-cpp keeps both entries of a repeated key (lookups find one, iteration both): a
     // node named twice would be built twice. Every map at every depth is checked.
     void check_duplicates(const YAML::Node& node, const std::string& path) {
@@ -498,6 +515,14 @@ PipelineSpec load_pipeline_text(const fs::path& file, const std::string& text, s
     }
     if (!root.IsMap()) {
         issues.push_back({file.string(), 1, 1, "", "expected a mapping with 'nodes:' and 'edges:'"});
+        return spec;
+    }
+    std::size_t values = 0;
+    if (auto mark = loader.expands_too_far(root, values)) {
+        loader.add(*mark, "",
+                   fmt::format("the file expands to more than {} values by this point: YAML aliases (*name) repeat their anchor's "
+                               "(&name) whole value, and nested ones multiply; a pipeline needs a few hundred, so write the "
+                               "values out or anchor smaller pieces", Loader::kMaxValues));
         return spec;
     }
     loader.check_duplicates(root, "");

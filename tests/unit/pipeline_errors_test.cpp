@@ -87,6 +87,31 @@ state: {backend: memory}
     EXPECT_EQ(spec.nodes.size(), 2u) << "a repeated node is built once";
 }
 
+// Twelve lines of nested aliases stand for 10^11 values: refused at once, not walked for hours.
+TEST(PipelineErrors, NestedAliasesThatExpandBeyondAnyPipelineAreRefusedNamingThem) {
+    Harness h;
+    std::string text = "version: 1\nx0: &a0 [\"lol\"]\n";
+    for (int level = 1; level < 12; ++level) {
+        text += "x" + std::to_string(level) + ": &a" + std::to_string(level) + " [";
+        for (int i = 0; i < 10; ++i) text += (i ? ",*a" : "*a") + std::to_string(level - 1);
+        text += "]\n";
+    }
+    text += "nodes:\n  in: {component: source.memory, config: {probe: p}}\n  out: {component: sink.memory, config: {probe: p}}\n"
+            "edges: [in -> out]\n";
+    auto issues = h.check(text);
+    ASSERT_EQ(issues.size(), 1u) << ::testing::PrintToString(issues);
+    EXPECT_THAT(issues[0], ::testing::StartsWith("p.yaml:")) << issues[0];
+    EXPECT_THAT(issues[0], ::testing::HasSubstr("expands to more than 100000 values")) << issues[0];
+    EXPECT_THAT(issues[0], ::testing::HasSubstr("YAML aliases (*name)")) << issues[0];
+    // A few aliases, as people use them to share a config block, are fine.
+    EXPECT_THAT(h.check(R"(
+nodes:
+  in: {component: source.memory, config: &probe {probe: p}}
+  out: {component: sink.memory, config: *probe}
+edges: [in -> out]
+)"), ::testing::IsEmpty());
+}
+
 TEST(PipelineErrors, ATabInTheIndentationIsNamed) {
     Harness h;
     auto issues = h.check("nodes:\n\tin: {component: source.memory, config: {probe: p}}\nedges: []\n");
