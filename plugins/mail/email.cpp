@@ -175,8 +175,18 @@ std::string sanitize_filename(const std::string& name, const std::string& fallba
     const auto slash = base.find_last_of("/\\");
     if (slash != std::string::npos) base = base.substr(slash + 1);
     std::string out;
-    for (unsigned char c : base) {
+    for (std::size_t i = 0; i < base.size(); ++i) {
+        const auto c = static_cast<unsigned char>(base[i]);
         if (c < 0x20 || c == 0x7f || c == ':' || c == '*' || c == '?' || c == '"' || c == '<' || c == '>' || c == '|') continue;
+        // Invisible characters that reorder or hide text: "\u202Egpj.exe" shows as "exe.jpg" in a
+        // review screen. Dropped (UTF-8): C1 controls U+0080-009F; U+200B-200F zero-width
+        // spaces and marks; U+202A-202E embeddings and overrides; U+2060-2069 joiners and
+        // isolates; U+FEFF.
+        const auto at = [&](std::size_t k) { return i + k < base.size() ? static_cast<unsigned char>(base[i + k]) : 0; };
+        if (c == 0xC2 && at(1) >= 0x80 && at(1) <= 0x9F) { ++i; continue; }
+        if (c == 0xE2 && ((at(1) == 0x80 && ((at(2) >= 0x8B && at(2) <= 0x8F) || (at(2) >= 0xAA && at(2) <= 0xAE))) ||
+                          (at(1) == 0x81 && at(2) >= 0xA0 && at(2) <= 0xA9))) { i += 2; continue; }
+        if (c == 0xEF && at(1) == 0xBB && at(2) == 0xBF) { i += 2; continue; }
         out += static_cast<char>(c);
     }
     while (!out.empty() && (out.front() == '.' || out.front() == ' ')) out.erase(out.begin());

@@ -207,6 +207,11 @@ TEST(MimeBadInput, PathInFileNameIsRemoved) {
     EXPECT_EQ(out[2].doc->attributes.at("filename"), "badname.jpg");
     EXPECT_EQ(mail::sanitize_filename("...", "attachment-1.jpg"), "attachment-1.jpg");
     EXPECT_EQ(mail::sanitize_filename("/", "attachment-1.jpg"), "attachment-1.jpg");
+    // A right-to-left override would show "\u202Egpj.exe" as "exe.jpg": the name keeps what it says.
+    EXPECT_EQ(mail::sanitize_filename("receipt\u202Egpj.exe", "a.jpg"), "receiptgpj.exe");
+    EXPECT_EQ(mail::sanitize_filename("\u2067x\u200B\uFEFFy\u2069.pdf", "a.pdf"), "xy.pdf");
+    EXPECT_EQ(mail::sanitize_filename("re\xC2\x85\xC2\x9F" "cu.jpg", "a.jpg"), "recu.jpg");  // C1 controls
+    EXPECT_EQ(mail::sanitize_filename("Résit – Klinik 医疗.jpg", "a.jpg"), "Résit – Klinik 医疗.jpg") << "other text is kept";
 }
 
 TEST(MimeBadInput, BrokenBoundaryDoesNotCrash) {
