@@ -677,6 +677,7 @@ void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& i
     // Edges.
     std::map<std::string, std::set<std::string>> adjacency;
     std::set<std::pair<std::string, std::string>> used_ports;
+    bool edge_dropped = false;  // an edge reported below and left out of the graph
     for (std::size_t i = 0; i < spec.edges.size(); ++i) {
         const auto& e = spec.edges[i];
         const std::string path = fmt::format("edges: {}{}{} -> {}", e.from, e.port.empty() ? "" : ".", e.port, e.to);
@@ -690,13 +691,18 @@ void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& i
             if (auto near = closest_match(name, node_names)) message += fmt::format(" (did you mean '{}'?)", *near);
             add(mark, path, message);
         }
-        if (!ok) continue;
+        if (!ok) {
+            edge_dropped = true;
+            continue;
+        }
         if (from->descriptor && from->descriptor->kind == ComponentKind::Sink) {
             add(e.from_mark, path, fmt::format("'{}' is a sink ({}) and has no outputs", e.from, from->component));
+            edge_dropped = true;
             continue;
         }
         if (to->descriptor && to->descriptor->kind == ComponentKind::Source) {
             add(e.mark, path, fmt::format("'{}' is a source ({}) and takes no input", e.to, to->component));
+            edge_dropped = true;
             continue;
         }
         if (from->descriptor) {
@@ -719,6 +725,7 @@ void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& i
                     message += "; ports: " + list;
                 }
                 add(e.from_mark, path, message);
+                edge_dropped = true;
                 continue;
             }
             used_ports.insert({e.from, port});
@@ -744,7 +751,11 @@ void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& i
     if (spec.structure_broken) return;
 
     // Every output port must lead somewhere: a document sent to an open port would be lost.
+    // Not checked while an edge is broken: one misspelt port or node would otherwise be
+    // reported after a handful of its consequences ("not connected", "not reached"), which
+    // come first in the file. What remains shows once the edge is fixed.
     for (const auto& node : spec.nodes) {
+        if (edge_dropped) break;
         if (!node.descriptor || node.descriptor->kind == ComponentKind::Sink) continue;
         for (const auto& port : node.descriptor->output_ports)
             if (!used_ports.count({node.name, port.name}))
@@ -800,7 +811,7 @@ void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& i
     bool all_resolved = std::all_of(spec.nodes.begin(), spec.nodes.end(), [](const NodeSpec& n) { return n.descriptor; });
     if (!any_source && all_resolved && !spec.nodes.empty())
         add(spec.nodes.front().mark, "nodes", "the pipeline has no source node (a component of kind 'source', e.g. source.directory)");
-    if (any_source)
+    if (any_source && !edge_dropped)
         for (const auto& n : spec.nodes)
             if (n.descriptor && !reached.count(n.name))
                 add(n.mark, "nodes." + n.name, fmt::format("node '{}' is not reached from any source; connect it or remove it", n.name));

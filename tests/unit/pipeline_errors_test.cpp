@@ -234,9 +234,22 @@ edges:
         "p.yaml:9:5: edges: route -> b: 'route' (transform.route) has no 'out' port; name one of its ports: even, odd (e.g. route.even -> b)",
         "p.yaml:10:18: edges: route.odd -> bb: unknown node 'bb' (did you mean 'b'?)",
         "p.yaml:11:5: edges: a -> in: 'a' is a sink (sink.memory) and has no outputs",
-        "p.yaml:3:3: nodes.route: output port 'route.even' is not connected; documents sent there would be lost (add an edge such as 'route.even -> <node>'; to drop them on purpose, send them to a node with component: sink.discard)",
+    })) << "the broken edges only: their consequences (ports not connected, nodes not reached) would come first in the file";
+}
+
+TEST(PipelineErrors, OnceTheEdgesAreRightAnOpenPortAndAnUnreachedNodeAreReported) {
+    Harness h;
+    auto issues = h.check(R"(nodes:
+  in: {component: source.memory, config: {probe: p}}
+  route: {component: transform.route}
+  a: {component: sink.memory, config: {probe: p}}
+  b: {component: sink.memory, config: {probe: p}}
+edges:
+  - in -> route
+  - route.even -> a
+)");
+    EXPECT_EQ(sorted(issues), sorted({
         "p.yaml:3:3: nodes.route: output port 'route.odd' is not connected; documents sent there would be lost (add an edge such as 'route.odd -> <node>'; to drop them on purpose, send them to a node with component: sink.discard)",
-        "p.yaml:4:3: nodes.a: node 'a' is not reached from any source; connect it or remove it",
         "p.yaml:5:3: nodes.b: node 'b' is not reached from any source; connect it or remove it",
     }));
 }
