@@ -178,6 +178,19 @@ TEST(MimeBadInput, TinyImagesAndZipsAreSkippedWithReasons) {
     EXPECT_NE(why.find("'bomb.zip': not an image or PDF (application/zip)"), std::string::npos) << why;
 }
 
+TEST(MimeBadInput, ManySkippedAttachmentsNameTheFirstTenAndCountTheRest) {
+    auto runner = mime("{max_parts: 500}");
+    std::vector<Att> logos;
+    for (int i = 0; i < 200; ++i) logos.push_back({"image/png", "logo" + std::to_string(i) + ".png", std::string(300, 'x')});
+    EXPECT_TRUE(runner.process(eml(email("x", logos))).empty());
+    const std::string why = runner.last_skip_reason();
+    EXPECT_NE(why.find("'logo9.png': image of 300 bytes"), std::string::npos) << why;
+    EXPECT_EQ(why.find("'logo10.png'"), std::string::npos) << why;
+    EXPECT_NE(why.find("; and 190 more attachments skipped"), std::string::npos) << why;
+    EXPECT_LT(why.size(), 1500u) << why;
+    EXPECT_LE(runner.context().log_lines().size(), 12u);
+}
+
 TEST(MimeBadInput, TooManyAttachmentsIsRefusedWithBothNumbers) {
     auto runner = mime("{max_attachments: 20, max_parts: 5000}");
     std::vector<Att> many(1000, Att{"image/jpeg", "r.jpg", std::string(9000, 'x')});
