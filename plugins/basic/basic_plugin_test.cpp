@@ -128,6 +128,29 @@ TEST(DirectorySource, APipeADeviceOrALinkIsMovedToFailedWithItsReason) {
     EXPECT_TRUE(runner.poll({0ms, false}).empty()) << "nothing is left to take";
 }
 
+// A refused entry whose move fails (failed/ is not a folder here) is reported once, like a
+// file whose move fails, not again on every scan of the run.
+TEST(DirectorySource, ARefusedEntryThatCannotBeMovedIsReportedOnceNotEveryScan) {
+    test::TempDir dir;
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.directory", "path: " + dir.path().string() + "\nsettle_time: 0s\npatterns: ['*.eml']");
+    fs::remove_all(dir.path() / "failed");
+    write_file(dir.path() / "failed", "a file where the failed/ folder should be");
+    ASSERT_EQ(::mkfifo((dir.path() / "pipe.eml").c_str(), 0600), 0);
+    auto count_lines = [&](std::string_view part) {
+        std::size_t n = 0;
+        for (const auto& line : runner.context().log_lines()) n += line.message.find(part) != std::string::npos;
+        return n;
+    };
+    EXPECT_TRUE(runner.poll({0ms, false}).empty());
+    EXPECT_EQ(count_lines("cannot move pipe.eml"), 1u);
+    EXPECT_EQ(runner.component().health().status, Health::Degraded);
+    EXPECT_TRUE(runner.poll({0ms, false}).empty());
+    EXPECT_TRUE(runner.poll({0ms, false}).empty());
+    EXPECT_EQ(count_lines("pipe.eml: a named pipe"), 1u) << "refused once in the run, not on every scan";
+    EXPECT_EQ(count_lines("cannot move pipe.eml"), 1u);
+    EXPECT_TRUE(fs::is_fifo(fs::symlink_status(dir.path() / "pipe.eml"))) << "left where it was, for the operator";
+}
+
 TEST(DirectorySource, WithFollowLinksALinkToAFileIsReadAndALinkToADeviceIsNot) {
     test::TempDir dir;
     test::TempDir elsewhere;

@@ -129,6 +129,9 @@ DirectorySource::ScanResult DirectorySource::scan(SourceEmitter& emitter, std::s
         for (const auto& entry : it) {
             if (!wanted(entry.path()) || in_flight_.count(entry.path())) continue;
             if (std::string why = refusal(entry); !why.empty()) {
+                // In flight like a file until settle() has moved it: if the move fails it is not
+                // refused again (and warned about again) on every scan of this run.
+                in_flight_.insert(entry.path());
                 refused.emplace_back(entry.path(), std::move(why));
                 continue;
             }
