@@ -182,6 +182,31 @@ TEST(HttpClient, ATimeoutIsATransportErrorThatSaysSo) {
     }
 }
 
+// An answer larger than the client takes, plain or as a small gzip that unpacks to more, is
+// cut off with an error that says so, instead of filling the process's memory.
+TEST(HttpClient, AnAnswerOverTheLimitIsRefusedPlainOrCompressed) {
+    docpipe::test::FakeProcess ncb({"python3", fake("fake_ncb.py"), "--port", "0", "--api-key", "k"});
+    const std::string big(3u << 20, 'x');
+    docpipe::test::fake_control(ncb.base_url(), "POST", "/_fake/script",
+                                json{{"target", "health"}, {"responses", json::array({{{"status", 200}, {"body", big}},
+                                                                                       {{"status", 200}, {"body", big}, {"gzip", true}},
+                                                                                       {{"status", 200}, {"body", "small"}, {"gzip", true}}})}}
+                                    .dump());
+    HttpClientOptions options;
+    options.max_response_bytes = 1u << 20;
+    HttpClient http(options);
+    for (const char* kind : {"plain", "gzip"}) {
+        try {
+            http.send({"GET", ncb.base_url() + "/api/v1/health", {}, "", {}});
+            ADD_FAILURE() << kind << ": a 3 MiB answer was taken";
+        } catch (const TransportError& e) {
+            EXPECT_NE(std::string(e.what()).find("larger than 1048576 bytes"), std::string::npos) << kind << ": " << e.what();
+            EXPECT_FALSE(e.timed_out);
+        }
+    }
+    EXPECT_EQ(http.send({"GET", ncb.base_url() + "/api/v1/health", {}, "", {}}).body, "small") << "a compressed answer under the limit is unpacked";
+}
+
 TEST(HttpClient, NothingListeningIsATransportError) {
     int port;
     { docpipe::test::FakeProcess ncb({"python3", fake("fake_ncb.py"), "--port", "0", "--api-key", "k"}); port = ncb.port(); }

@@ -48,8 +48,19 @@ std::string_view trim(std::string_view s) {
     return s;
 }
 
+struct BodySink {
+    std::string& body;
+    std::size_t limit;
+    bool too_large = false;
+};
+
 std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
-    static_cast<std::string*>(user)->append(data, size * count);
+    auto* sink = static_cast<BodySink*>(user);
+    if (size * count > sink->limit - std::min(sink->limit, sink->body.size())) {
+        sink->too_large = true;
+        return 0;  // libcurl ends the transfer with a write error
+    }
+    sink->body.append(data, size * count);
     return size * count;
 }
 
@@ -114,7 +125,8 @@ HttpResponse HttpClient::send(const HttpRequest& request) const {
     curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");  // whatever libcurl can decode
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.list);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response.body);
+    BodySink body_sink{response.body, options_.max_response_bytes};
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body_sink);
     curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(curl, CURLOPT_HEADERDATA, &response);
     const std::string method = request.method.empty() ? "GET" : request.method;
@@ -144,7 +156,10 @@ HttpResponse HttpClient::send(const HttpRequest& request) const {
             }
             curl_url_cleanup(u);
         }
-        const std::string detail = error[0] ? error : curl_easy_strerror(rc);
+        const std::string detail = body_sink.too_large
+                                       ? "the answer is larger than " + std::to_string(options_.max_response_bytes) +
+                                             " bytes (unpacked); refused, the connection is closed"
+                                       : std::string(error[0] ? error : curl_easy_strerror(rc));
         throw TransportError(method + " " + (host.empty() ? "(bad URL)" : host) + ": " + detail, rc == CURLE_OPERATION_TIMEDOUT);
     }
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);

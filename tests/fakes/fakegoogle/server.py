@@ -18,12 +18,14 @@ Built-in control API (no auth):
   POST /_fake/reset     {"requests_only": false}  clears records, scripts and (unless
                         requests_only) every service's state back to the CLI configuration
   POST /_fake/script    {"target": "t", "responses": [{"status", "body", "headers", "count",
-                        "delay_ms", "drop_connection", "for_seconds"}]}
+                        "delay_ms", "drop_connection", "for_seconds", "gzip"}]}
+                        ("gzip": true sends the body gzip-compressed, with Content-Encoding)
                         or {"target": "t", "for_seconds": 5, "response": {...}}
   GET  /_fake/requests[?target=t]   recorded requests (target matches target or op)
   GET  /_fake/health    {"ok": true}
 """
 
+import gzip
 import json
 import os
 import signal
@@ -174,6 +176,9 @@ class ScriptEntry:
             if not any(k.lower() == "content-type" for k in headers):
                 headers["Content-Type"] = "application/json; charset=UTF-8"
             resp = Response(status, dumps(body), headers)
+        if spec.get("gzip"):
+            resp.body = gzip.compress(resp.body)
+            resp.headers.append(("Content-Encoding", "gzip"))
         if spec.get("drop_connection"):
             resp.drop = True
         return resp

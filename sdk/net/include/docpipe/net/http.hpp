@@ -64,6 +64,11 @@ struct HttpClientOptions {
     std::chrono::milliseconds total_timeout{30'000};
     std::string ca_file;  // PEM bundle; empty = the system's trust store
     std::string user_agent = "docpipe";
+    // The largest answer body kept, counted after decompression: a server (or a proxy in front
+    // of it) sending more, or a small gzip that unpacks to gigabytes, ends the call with a
+    // TransportError instead of the process running out of memory. Gmail's largest raw
+    // message (25 MB of attachments) is about 35 MB as base64.
+    std::size_t max_response_bytes = 64u << 20;
 };
 
 class HttpClient {
