@@ -46,15 +46,16 @@ ComponentDescriptor NcbSink::describe() {
         Field::integer("breaker_threshold").default_value(5).min(1).describe("Failures in a row that open the circuit breaker"),
         Field::duration("breaker_open_for").default_value("30s").min(0.1).describe("How long the breaker stays open before one trial call"),
         Field::duration("remember_for").default_value("30d").min(1).describe(
-            "How long a claim's first submission time is kept (it keeps retries byte-identical under one idempotency key)"),
+            "How long the record first sent for a claim is kept (every retry sends those bytes under one idempotency key)"),
     };
     return d;
 }
 
 NcbSink::NcbSink(const Config& config, Context& context)
     : ctx_(context),
+      // NCB answers with a few hundred bytes; 1 MiB bounds what a proxy or a broken server can send.
       http_(net::HttpClientOptions{config.get_duration("connect_timeout"), config.get_duration("timeout"), config.get_string("ca_file"),
-                                   "docpipe-ncb"}),
+                                   "docpipe-ncb", 1u << 20}),
       api_key_(config.get_string("api_key")),
       utc_offset_minutes_(static_cast<int>(config.get_int("utc_offset_minutes"))),
       flag_for_review_(config.get_bool("flag_for_review")),
@@ -82,18 +83,56 @@ std::chrono::system_clock::time_point NcbSink::submission_time(const Document& d
     return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
 }
 
-SinkResult NcbSink::endpoint_down(const std::string& why, std::optional<std::chrono::milliseconds> hint) {
+std::string NcbSink::first_sent(const Document& doc, const std::string& body) {
+    const std::string key = "ncb/sent/" + doc.id;
+    const bool reviewed = doc.fields.is_object() && doc.fields.value("reviewed", false) == true;
+    if (reviewed) {
+        // A reviewer's approval is a submission of its own: their corrections are what NCB
+        // gets, and its tries keep these bytes from here on.
+        if (const auto pinned = ctx_.state().get(key); !pinned || *pinned != body) ctx_.state().put(key, body, remember_for_);
+        return body;
+    }
+    ctx_.state().put_if_absent(key, body, remember_for_);
+    const auto pinned = ctx_.state().get(key);
+    if (!pinned) return body;
+    if (*pinned != body)
+        ctx_.log().log(LogLevel::Warn, "the claim was extracted again since it was first sent, with other values: the first record is "
+                                       "sent again as it was (NCB may have booked it already; a new one could book the claim twice). "
+                                       "A person can correct it in NCB",
+                       doc.id);
+    return *pinned;
+}
+
+void NcbSink::record_failure(const std::string& why) {
     const bool was_open = breaker_.state() == net::CircuitBreaker::State::Open;
     breaker_.record_failure(ctx_.clock().steady_now(), why);
     if (!was_open && breaker_.state() == net::CircuitBreaker::State::Open)
         ctx_.log().log(LogLevel::Warn, fmt::format("circuit breaker open after {} failures in a row: no calls to NCB for {} ms, then one "
                                                    "trial; claims wait meanwhile (last: {})",
                                                    breaker_.consecutive_failures(), breaker_open_for_.count(), why));
-    ctx_.metrics().increment("ncb_unavailable_total");
     publish_breaker();
+}
+
+SinkResult NcbSink::endpoint_down(const std::string& why, std::optional<std::chrono::milliseconds> hint) {
+    record_failure(why);
+    ctx_.metrics().increment("ncb_unavailable_total");
     // Without a Retry-After the runtime's own hold schedule applies (growing to a few
     // seconds); the breaker keeps NCB from being hammered meanwhile.
     return SinkResult::hold(hint.value_or(std::chrono::milliseconds(0)), why);
+}
+
+SinkResult NcbSink::wrong_url(const std::string& why) {
+    {
+        std::lock_guard lock(status_mutex_);
+        wrong_url_ = why;
+    }
+    return endpoint_down(why, std::nullopt);
+}
+
+std::string NcbSink::masked(std::string text) const {
+    if (api_key_.size() < 4) return text;  // too short to tell from ordinary text
+    for (auto at = text.find(api_key_); at != std::string::npos; at = text.find(api_key_, at)) text.replace(at, api_key_.size(), "[api key]");
+    return text;
 }
 
 void NcbSink::publish_breaker() {
@@ -114,7 +153,7 @@ SinkResult NcbSink::write(const Document& doc) {
         return SinkResult::parked("not submitted to NCB: the claim lacks " + missing);
     }
     if (flag_for_review_) record.record["Review Flag"] = true;
-    const std::string body = record.record.dump();
+    const std::string body = first_sent(doc, record.record.dump());
     // The SDK's content hash (SHA-256, 96 bits) of the document id and the record.
     const std::string idempotency_key = "docpipe-" + Document::content_id(doc.id + "\n" + body);
     // The document id: NCB's logs and ours meet on it (the Idempotency-Key tells tries apart
@@ -135,17 +174,15 @@ SinkResult NcbSink::write(const Document& doc) {
     } catch (const net::TransportError& e) {
         return endpoint_down(fmt::format("NCB unreachable: {}", e.what()), std::nullopt);
     }
-    const auto c = net::classify(response, ctx_.clock().now());
     const std::string where = fmt::format(" (X-Request-ID {})", rid);
+    if (response.status >= 300 && response.status < 400)
+        return wrong_url(fmt::format("NCB's address {} answers HTTP {} (a redirect to '{}'): set base_url to the address that serves "
+                                     "the API itself; claims wait meanwhile",
+                                     url_, response.status, masked(response.header("location").value_or("nowhere"))));
+    auto c = net::classify(response, ctx_.clock().now());
+    c.message = masked(std::move(c.message));
     switch (c.kind) {
         case net::FailureKind::None: {
-            breaker_.record_success();
-            publish_breaker();
-            {
-                std::lock_guard lock(status_mutex_);
-                refused_key_.clear();
-                wrong_url_.clear();
-            }
             const auto j = nlohmann::json::parse(response.body, nullptr, false);
             std::string reference;
             for (const char* k : {"claim_reference", "reference", "claimReference"})
@@ -153,14 +190,28 @@ SinkResult NcbSink::write(const Document& doc) {
                     reference = j[k].get<std::string>();
                     break;
                 }
+            if (reference.empty()) {
+                // NCB's API always gives a reference with a booked claim. Without one, this is
+                // no proof that NCB has it: a proxy, a login page or a half-configured gateway
+                // answers 200 too. The claim waits, and the next try under the same key gets
+                // NCB's own answer (its reference, replayed if it had booked it).
+                const std::string content_type = response.header("content-type").value_or("no Content-Type");
+                return endpoint_down(fmt::format("NCB answered HTTP {} without a claim reference ({}, {} bytes): not taken as booked; "
+                                                 "something other than the NCB API may be answering at {} (check base_url); the claim "
+                                                 "is sent again under the same Idempotency-Key{}",
+                                                 response.status, masked(content_type), response.body.size(), url_, where),
+                                     std::nullopt);
+            }
+            breaker_.record_success();
+            publish_breaker();
+            {
+                std::lock_guard lock(status_mutex_);
+                refused_key_.clear();
+                wrong_url_.clear();
+            }
             submitted_.fetch_add(1, std::memory_order_relaxed);
             ctx_.metrics().increment("ncb_submitted_total");
             const bool replay = response.header("idempotent-replayed").value_or("") == "true";
-            if (reference.empty()) {
-                ctx_.log().log(LogLevel::Warn, fmt::format("NCB accepted the claim (HTTP {}) but sent no claim reference{}", response.status, where),
-                               doc.id);
-                return SinkResult::ok();
-            }
             ctx_.log().log(LogLevel::Info, fmt::format("submitted to NCB as {}{}{}", reference, replay ? " (an earlier try had already reached NCB)" : "",
                                                        where), doc.id);
             return SinkResult::ok().with_reference("ncb_claim_reference", reference);
@@ -178,7 +229,7 @@ SinkResult NcbSink::write(const Document& doc) {
         }
         case net::FailureKind::Retryable:
             if (response.status == 500) {
-                breaker_.record_failure(ctx_.clock().steady_now(), c.message);  // counts towards opening; the document retries
+                record_failure(c.message);  // counts towards opening; the document retries
                 return SinkResult::retry(c.retry_after.value_or(std::chrono::milliseconds(0)), "NCB internal error: " + c.message + where);
             }
             return endpoint_down("NCB unavailable: " + c.message + where, c.retry_after);
@@ -191,18 +242,17 @@ SinkResult NcbSink::write(const Document& doc) {
                 }
                 return endpoint_down(why, c.retry_after);
             }
-            if (response.status == 404 || response.status == 405) {
-                const std::string why = fmt::format("NCB has no claims endpoint at {} ({}): check base_url and claims_path", url_, c.message);
-                {
-                    std::lock_guard lock(status_mutex_);
-                    wrong_url_ = why;
-                }
-                return endpoint_down(why, std::nullopt);
-            }
+            if (response.status == 404 || response.status == 405)
+                return wrong_url(fmt::format("NCB has no claims endpoint at {} ({}): check base_url and claims_path", url_, c.message));
+            // A 5xx outside the usual ones (501, 505, a gateway's 52x) is NCB or its gateway
+            // failing, not a judgement of this claim (a 524 may even come after NCB booked it).
+            if (response.status >= 500) return endpoint_down("NCB unavailable: " + c.message + where, c.retry_after);
             breaker_.record_success();  // NCB answered: it is up
             publish_breaker();
             ctx_.metrics().increment("ncb_refused_total");
-            const std::string details = ncb_details(response.body);
+            // Not booked: a reviewer's corrected claim is a new submission, with a key of its own.
+            ctx_.state().erase("ncb/sent/" + doc.id);
+            const std::string details = masked(ncb_details(response.body));
             ctx_.log().log(LogLevel::Warn, fmt::format("NCB refused the claim (HTTP {}{}); parked for review{}", response.status,
                                                        c.reason.empty() ? "" : ", " + c.reason, where), doc.id);
             return SinkResult::parked("NCB refused the claim: " + c.message + (details.empty() ? "" : " [" + details + "]"));

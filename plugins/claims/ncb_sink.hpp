@@ -5,19 +5,27 @@
 // the source metadata), `Authorization: Bearer <api_key>`, `X-Request-ID` = the document id
 // and an `Idempotency-Key` derived from the document id and the record, so a redelivered
 // claim (after a crash between NCB's answer and the delivery ledger) is recognised by NCB
-// and not booked twice. The record's "Submission Date" is fixed at the first try (kept in
-// the state store) so every retry sends the same bytes under the same key.
+// and not booked twice. The record sent first is kept in the state store (remember_for), and
+// every later try of the document sends those same bytes under the same key, even when the
+// document was extracted again meanwhile with other results (a restart after a model refit
+// or a rules change): NCB answers a known key with another body 422, and a new key would
+// book the claim twice. Only a refusal (the claim was not booked) or a reviewer's approval
+// starts a new submission.
 //
 // What each answer does:
-//   201/200          delivered; the claim reference goes on the job (ncb_claim_reference)
+//   201/200 with a claim reference   delivered; the reference goes on the job (ncb_claim_reference)
+//   2xx without one  not proof that NCB booked it (a proxy or login page may answer): wait
+//                    (hold) and send again under the same key, which NCB answers with the reference
 //   400/409/422      NCB refused this claim: parked in the review queue with NCB's message
 //   401/403          the API key was refused: documents wait (hold), health says what to do
 //   429              rate limited: wait for Retry-After without using up attempts
-//   502/503/504, no answer   NCB is down: wait (hold); 5 in a row open the circuit breaker
-//   500              may be this claim: retried under the node's retry policy
-//   404/405          the URL is wrong: wait (hold), health says to check base_url
+//   other 5xx, no answer   NCB is down: wait (hold); 5 in a row open the circuit breaker
+//   500              may be this claim: retried under the node's retry policy, then the
+//                    dead-letter queue (it counts towards the breaker too)
+//   3xx, 404/405     the URL is wrong: wait (hold), health says to check base_url
 // A claim whose record is incomplete (a required value missing) is parked for review
-// without calling NCB.
+// without calling NCB. NCB's error text is quoted in reasons and logs with the API key
+// masked, and an answer over 1 MiB is not read.
 //
 // Threading: write() may run concurrently (concurrent_safe); the HTTP client, the circuit
 // breaker and the counters are thread-safe. Ownership: the Context outlives the sink.
@@ -41,7 +49,15 @@ public:
 
 private:
     std::chrono::system_clock::time_point submission_time(const Document& doc);
+    // The record as first sent for this document (pinned in the state store), or `body` when
+    // this is a new submission.
+    std::string first_sent(const Document& doc, const std::string& body);
     SinkResult endpoint_down(const std::string& why, std::optional<std::chrono::milliseconds> hint);
+    SinkResult wrong_url(const std::string& why);
+    // Counts a failure towards the breaker, logging and publishing the moment it opens.
+    void record_failure(const std::string& why);
+    // `text` with the API key masked: NCB (or a proxy) may echo the request's headers.
+    std::string masked(std::string text) const;
     // docpipe_ncb_circuit_open{node}: 1 while the breaker refuses calls or allows its one
     // trial, 0 once NCB answers (the alert NcbCircuitOpen reads it).
     void publish_breaker();

@@ -85,6 +85,99 @@ TEST(NcbSink, ARetryOfTheSameClaimIsRecognisedByItsIdempotencyKey) {
     EXPECT_EQ(claims_at(ncb)["claims"].size(), 2u);
 }
 
+// A restart may extract the same document again with other results (a refitted confidence
+// model, new rules). NCB may already have booked the first try whose answer was lost, and
+// a new body under a new key would book the claim twice; the same key with a new body NCB
+// refuses (422). So every try of one document sends the record as it was first sent.
+TEST(NcbSink, ADocumentExtractedAgainIsSentAsFirstSentNotBookedTwice) {
+    auto ncb = start_ncb();
+    auto runner = docpipe::testing::NodeRunner::from_plugin(plugin_file(), "sink.ncb", sink_config(ncb));
+    auto first = runner.write(claim_doc("c1"));
+    ASSERT_EQ(first.status(), SinkResult::Status::Ok) << first.reason();
+    Document again = claim_doc("c1");
+    again.fields["confidence"] = 0.91;  // what a refitted model gives the same receipt
+    auto second = runner.write(again);
+    ASSERT_EQ(second.status(), SinkResult::Status::Ok) << second.reason();
+    EXPECT_FALSE(second.parked()) << second.reason();
+    EXPECT_EQ(first.references(), second.references()) << "NCB replays the first booking";
+    const auto claims = claims_at(ncb);
+    EXPECT_EQ(claims["claims"].size(), 1u) << claims.dump();
+    EXPECT_EQ(claims["key_reused"], 0) << "the same key never travels with another body";
+    bool warned = false;
+    for (const auto& line : runner.context().log_lines()) warned |= line.message.find("extracted again") != std::string::npos;
+    EXPECT_TRUE(warned);
+}
+
+// After a refusal nothing was booked: a reviewer's corrected claim is a new submission.
+TEST(NcbSink, AfterARefusalTheReviewersCorrectedClaimIsANewSubmission) {
+    auto ncb = start_ncb();
+    script(ncb, json::array({{{"status", 422}, {"body", {{"error", {{"code", "VALIDATION_ERROR"}, {"message", "over the limit"}}}}}}}));
+    auto runner = docpipe::testing::NodeRunner::from_plugin(plugin_file(), "sink.ncb", sink_config(ncb));
+    ASSERT_TRUE(runner.write(claim_doc("c1")).parked());
+    Document corrected = claim_doc("c1", 120.0);
+    corrected.fields["reviewed"] = true;
+    auto result = runner.write(corrected);
+    ASSERT_EQ(result.status(), SinkResult::Status::Ok) << result.reason();
+    EXPECT_FALSE(result.parked()) << result.reason();
+    const auto claims = claims_at(ncb);
+    ASSERT_EQ(claims["claims"].size(), 1u) << claims.dump();
+    EXPECT_EQ(claims["claims"][0]["record"]["Claim Amount"], 120.0);
+}
+
+// A 2xx without NCB's claim reference is no proof of a booking: a login page or a proxy
+// answers 200 too. The claim waits and goes again under the same key.
+TEST(NcbSink, ASuccessWithoutAClaimReferenceIsNotTakenAsBooked) {
+    auto ncb = start_ncb();
+    script(ncb, json::array({{{"status", 200}, {"headers", {{"Content-Type", "text/html"}}}, {"body", "<html>Sign in</html>"}}}));
+    auto runner = docpipe::testing::NodeRunner::from_plugin(plugin_file(), "sink.ncb", sink_config(ncb));
+    auto first = runner.write(claim_doc("c1"));
+    EXPECT_EQ(first.status(), SinkResult::Status::Hold);
+    EXPECT_NE(first.reason().find("without a claim reference (text/html, 20 bytes)"), std::string::npos) << first.reason();
+    EXPECT_NE(first.reason().find("check base_url"), std::string::npos) << first.reason();
+    auto second = runner.write(claim_doc("c1"));
+    ASSERT_EQ(second.status(), SinkResult::Status::Ok) << second.reason();
+    EXPECT_TRUE(second.references().count("ncb_claim_reference"));
+    const auto claims = claims_at(ncb);
+    ASSERT_EQ(claims["claims"].size(), 1u);
+}
+
+// A redirect means base_url points at the wrong place (http:// for an https:// API, an old
+// host); a gateway's unusual 5xx means NCB is not reachable. Neither judges the claim, so
+// neither parks it as refused.
+TEST(NcbSink, ARedirectOrAGatewaysOddServerErrorWaitsAndIsNotARefusal) {
+    auto ncb = start_ncb();
+    script(ncb, json::array({{{"status", 307}, {"headers", {{"Location", "https://ncb.example/api/v1/claims/submit"}}}, {"body", ""}},
+                             {{"status", 524}, {"body", "A timeout occurred"}}}));
+    auto runner = docpipe::testing::NodeRunner::from_plugin(plugin_file(), "sink.ncb", sink_config(ncb));
+    auto redirected = runner.write(claim_doc("c1"));
+    EXPECT_EQ(redirected.status(), SinkResult::Status::Hold) << redirected.reason();
+    EXPECT_NE(redirected.reason().find("a redirect to 'https://ncb.example/api/v1/claims/submit'"), std::string::npos) << redirected.reason();
+    const auto health = runner.component().health();
+    EXPECT_EQ(health.status, Health::Unavailable);
+    EXPECT_NE(health.detail.find("base_url"), std::string::npos) << health.detail;
+    auto gateway = runner.write(claim_doc("c1"));
+    EXPECT_EQ(gateway.status(), SinkResult::Status::Hold) << gateway.reason();
+    EXPECT_NE(gateway.reason().find("524"), std::string::npos) << gateway.reason();
+    EXPECT_TRUE(claims_at(ncb)["claims"].empty());
+}
+
+// NCB's own error text is quoted, but a server or proxy that echoes the request's
+// Authorization header must not put the API key into logs and reasons.
+TEST(NcbSink, AnErrorTextThatEchoesTheApiKeyIsQuotedWithTheKeyMasked) {
+    auto ncb = start_ncb();
+    script(ncb, json::array({{{"status", 401}, {"body", {{"error", {{"code", "UNAUTHORIZED"}, {"message", "token 'Bearer " + kKey + "' is not valid"}}}}}},
+                             {{"status", 400}, {"body", {{"error", {{"code", "BAD"}, {"message", "bad"}, {"details", json::array({{{"field", "Authorization"}, {"issue", kKey}}})}}}}}}}));
+    auto runner = docpipe::testing::NodeRunner::from_plugin(plugin_file(), "sink.ncb", sink_config(ncb));
+    auto refused_key = runner.write(claim_doc("c1"));
+    EXPECT_EQ(refused_key.status(), SinkResult::Status::Hold);
+    EXPECT_NE(refused_key.reason().find("Bearer [api key]"), std::string::npos) << refused_key.reason();
+    EXPECT_EQ(runner.component().health().detail.find(kKey), std::string::npos);
+    auto refused = runner.write(claim_doc("c1"));
+    EXPECT_TRUE(refused.parked());
+    EXPECT_EQ(refused.reason().find(kKey), std::string::npos) << refused.reason();
+    for (const auto& line : runner.context().log_lines()) EXPECT_EQ(line.message.find(kKey), std::string::npos) << line.message;
+}
+
 TEST(NcbSink, ARefusedClaimIsParkedWithNcbsMessage) {
     auto ncb = start_ncb();
     // A claim docpipe finds complete but NCB does not accept (its own rules).
@@ -168,6 +261,19 @@ TEST(NcbSink, AnInternalErrorIsRetriedAsThisDocumentsFailure) {
     auto r = runner.write(claim_doc("c1"));
     EXPECT_EQ(r.status(), SinkResult::Status::Retry);
     EXPECT_NE(r.reason().find("boom"), std::string::npos);
+}
+
+// 500s count towards the breaker like an outage, and its opening is logged and published
+// (docpipe_ncb_circuit_open, which the NcbCircuitOpen alert reads): it opened in silence.
+TEST(NcbSink, InternalErrorsInARowOpenTheBreakerVisibly) {
+    auto ncb = start_ncb();
+    script(ncb, json::array({{{"status", 500}, {"count", 3}, {"body", {{"error", {{"code", "INTERNAL"}, {"message", "deadlock"}}}}}}}));
+    auto runner = docpipe::testing::NodeRunner::from_plugin(plugin_file(), "sink.ncb", sink_config(ncb));
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(runner.write(claim_doc("c" + std::to_string(i))).status(), SinkResult::Status::Retry);
+    EXPECT_EQ(runner.context().counter("ncb_circuit_open"), 1.0);
+    bool logged = false;
+    for (const auto& line : runner.context().log_lines()) logged |= line.message.find("circuit breaker open after 3 failures") != std::string::npos;
+    EXPECT_TRUE(logged);
 }
 
 TEST(NcbSink, NoServerListeningIsAHoldNotAFailure) {

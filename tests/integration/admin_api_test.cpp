@@ -12,6 +12,7 @@
 
 #include <httplib.h>
 
+#include "fake_process.hpp"
 #include "harness.hpp"
 #include "redis_server.hpp"
 
@@ -539,6 +540,45 @@ edges:
     ASSERT_TRUE(wait_job("doc-0", "submitted"));
     std::lock_guard lock(probe("ncb").mutex);
     EXPECT_EQ(probe("ncb").accepted.at("doc-0"), 1);
+}
+
+// NCB refuses a claim (422): sink.ncb parks it, the runtime stores it in the review queue
+// (before, nothing was stored and the approval the runbook prescribes answered "no parked
+// document is stored for this job"), and the reviewer's corrected approval reaches NCB
+// through the same node, whose ledger had recorded the park.
+TEST_F(AdminApi, AClaimNcbRefusedIsCorrectedAndApprovedIntoNcb) {
+    const std::string ncb_key = "ncb-key-for-tests-0123456789";
+    FakeProcess ncb({"python3", std::string(DOCPIPE_SOURCE_DIR) + "/tests/fakes/fake_ncb.py", "--port", "0", "--api-key", ncb_key});
+    fake_control(ncb.base_url(), "POST", "/_fake/script",
+                 json{{"target", "claims"},
+                      {"responses", json::array({{{"status", 422},
+                                                  {"body", {{"error", {{"code", "VALIDATION_ERROR"}, {"message", "Claim Amount over the policy limit"}}}}}}})}}
+                     .dump());
+    Document claim = Document::from_bytes("receipt.jpg", "image/jpeg", Bytes{1, 2, 3});
+    claim.id = "claim-1";
+    claim.attributes["filename"] = "receipt.jpg";
+    claim.fields["claim"] = {{"total_amount", {{"value", 4790.50}, {"confidence", 0.95}}},
+                             {"service_date", {{"value", "2024-12-24"}, {"confidence", 0.93}}},
+                             {"receipt_number", {{"value", "INV-1"}, {"confidence", 0.95}}},
+                             {"member_id", {{"value", "MEM123456789"}, {"confidence", 0.95}}}};
+    claim.fields["confidence_level"] = "high";
+    probe("src").pending.push_back(claim);
+    start("nodes:\n  in: {component: source.memory, config: {probe: src}}\n"
+          "  ncb: {component: sink.ncb, config: {base_url: '" + ncb.base_url() + "/api/v1', api_key: " + ncb_key + "}}\n"
+          "edges: [in -> ncb]\n",
+          ", approved_node: ncb");
+    ASSERT_TRUE(wait_job("claim-1", "review"));
+    const json item = body(get("/api/v1/exceptions/claim-1"))["data"];
+    ASSERT_EQ(item["documents"].size(), 1u) << item;
+    EXPECT_THAT(item.dump(), ::testing::HasSubstr("over the policy limit"));
+    auto approved = client_->Post("/api/v1/exceptions/claim-1/approve", {{"X-API-Key", kKey}}, R"({"fields": {"total_amount": 479.05}})",
+                                  "application/json");
+    ASSERT_EQ(approved->status, 200) << approved->body;
+    ASSERT_TRUE(wait_job("claim-1", "submitted"));
+    const json claims = json::parse(fake_control(ncb.base_url(), "GET", "/_fake/claims"));
+    ASSERT_EQ(claims["claims"].size(), 1u) << claims;
+    EXPECT_EQ(claims["claims"][0]["record"]["Claim Amount"], 479.05);
+    EXPECT_TRUE(body(get("/api/v1/jobs/claim-1"))["data"]["references"].contains("ncb_claim_reference"));
 }
 
 // A PDF file of the given objects (object n is objects[n-1]; 1 is the catalog), with its

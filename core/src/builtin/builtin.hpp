@@ -15,6 +15,15 @@ namespace docpipe::core {
 // admin.approved_node, or rejects it.
 const PluginManifest& builtin_manifest();
 
+class Store;
+
+// Stores `doc` in the review queue as sink.review does (the record under review/<job id>/<doc
+// id> with `reason` and ctx's node name, each page raster as a PNG preview), so a reviewer
+// can see, correct and approve it. sink.review calls it, and so does the runtime for a
+// document another sink parked (sink.ncb, when NCB refuses a claim): without the record the
+// approval the runbook prescribes would find nothing to send. Throws StoreError.
+void store_for_review(Store& store, Context& ctx, const Document& doc, const std::string& reason);
+
 // The job a document belongs to: the runtime stamps the source document's job id (its
 // document id, see kUpstreamJobAttribute for the exception) into this attribute, and
 // Document::make_child copies attributes to children.

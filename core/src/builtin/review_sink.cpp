@@ -13,6 +13,50 @@ namespace docpipe::core {
 
 namespace {
 
+const Part* only_pdf(const Document& doc) {
+    const Part* found = nullptr;
+    for (const auto& part : doc.parts) {
+        const bool pdf = part.media_type == "application/pdf" ||
+                         (part.bytes && part.bytes->size() >= 5 && std::equal(part.bytes->begin(), part.bytes->begin() + 5, "%PDF-"));
+        if (!pdf) continue;
+        if (found) return nullptr;  // two PDFs: a page index alone does not say whose page it is
+        found = &part;
+    }
+    return found && found->bytes ? found : nullptr;
+}
+
+// One entry per stored preview: {page, width, height, scale} (PNG size; PNG pixels per
+// raster pixel). A page that cannot be encoded is parked without its image (the
+// reviewer still sees the boxes), not failed: the preview is a convenience.
+nlohmann::json store_page_previews(Store& store, Context& ctx, const std::string& job_id, const Document& doc) {
+    nlohmann::json stored = nlohmann::json::array();
+    std::set<int> seen;
+    for (const auto& page : doc.pages) {
+        if (!seen.insert(page.index).second) continue;  // one key per page index; the first raster wins
+        std::optional<admin::PagePreview> preview;
+        const char* source = "raster";
+        try {
+            preview = admin::encode_page_preview(page.image);
+            if (!preview && !page.text_layer.empty()) {
+                // Born-digital: read from its text layer, never rasterised. Render it from
+                // the PDF, when the document has exactly one (whose page this is).
+                if (const Part* pdf = only_pdf(doc)) {
+                    preview = admin::render_pdf_page_preview(*pdf->bytes, page.index);
+                    source = "pdf";
+                }
+            }
+        } catch (const std::exception& e) {
+            ctx.log().log(LogLevel::Warn, fmt::format("page {}: no review image stored: {}", page.index + 1, e.what()), doc.id);
+            continue;
+        }
+        if (!preview) continue;
+        store.put(admin::review_page_key(job_id, doc.id, page.index), preview->png);
+        stored.push_back({{"page", page.index}, {"width", preview->width}, {"height", preview->height}, {"scale", preview->scale},
+                          {"raster_width", page.image.width}, {"raster_height", page.image.height}, {"source", source}});
+    }
+    return stored;
+}
+
 class ReviewSink : public Sink {
 public:
     static ComponentDescriptor describe() {
@@ -35,19 +79,12 @@ public:
     }
 
     SinkResult write(const Document& doc) override {
-        auto job_it = doc.attributes.find(kJobIdAttribute);
-        const std::string job_id = job_it != doc.attributes.end() ? job_it->second : doc.id;
         auto reason_it = doc.attributes.find(kReviewReasonAttribute);
         const std::string reason = reason_it != doc.attributes.end() ? reason_it->second : default_reason_;
         // The job's status is not set here: it becomes `review` when all the email's other
         // attachments are settled too (the runtime derives it). A StoreError propagates: the
         // runtime waits for the store without using up the document's retries.
-        nlohmann::json record{{"job_id", job_id}, {"reason", reason}, {"node", ctx_.node_name()}, {"document", doc.to_json(true)}};
-        // Page pixels are not part of the document's JSON, and a browser cannot show a PDF or
-        // TIFF page: each page raster goes in as a scaled PNG under its own key, written
-        // before the record so a parked document never names a preview that is not there.
-        record["page_images"] = store_page_previews(job_id, doc);
-        store_->put(fmt::format("review/{}/{}", job_id, doc.id), record.dump());
+        store_for_review(*store_, ctx_, doc, reason);
         ctx_.metrics().increment("review_parked_total");
         return SinkResult::parked(reason);
     }
@@ -55,50 +92,6 @@ public:
     HealthReport health() override { return store_->probe(); }
 
 private:
-    // One entry per stored preview: {page, width, height, scale} (PNG size; PNG pixels per
-    // raster pixel). A page that cannot be encoded is parked without its image (the
-    // reviewer still sees the boxes), not failed: the preview is a convenience.
-    nlohmann::json store_page_previews(const std::string& job_id, const Document& doc) {
-        nlohmann::json stored = nlohmann::json::array();
-        std::set<int> seen;
-        for (const auto& page : doc.pages) {
-            if (!seen.insert(page.index).second) continue;  // one key per page index; the first raster wins
-            std::optional<admin::PagePreview> preview;
-            const char* source = "raster";
-            try {
-                preview = admin::encode_page_preview(page.image);
-                if (!preview && !page.text_layer.empty()) {
-                    // Born-digital: read from its text layer, never rasterised. Render it from
-                    // the PDF, when the document has exactly one (whose page this is).
-                    if (const Part* pdf = only_pdf(doc)) {
-                        preview = admin::render_pdf_page_preview(*pdf->bytes, page.index);
-                        source = "pdf";
-                    }
-                }
-            } catch (const std::exception& e) {
-                ctx_.log().log(LogLevel::Warn, fmt::format("page {}: no review image stored: {}", page.index + 1, e.what()), doc.id);
-                continue;
-            }
-            if (!preview) continue;
-            store_->put(admin::review_page_key(job_id, doc.id, page.index), preview->png);
-            stored.push_back({{"page", page.index}, {"width", preview->width}, {"height", preview->height}, {"scale", preview->scale},
-                              {"raster_width", page.image.width}, {"raster_height", page.image.height}, {"source", source}});
-        }
-        return stored;
-    }
-
-    static const Part* only_pdf(const Document& doc) {
-        const Part* found = nullptr;
-        for (const auto& part : doc.parts) {
-            const bool pdf = part.media_type == "application/pdf" ||
-                             (part.bytes && part.bytes->size() >= 5 && std::equal(part.bytes->begin(), part.bytes->begin() + 5, "%PDF-"));
-            if (!pdf) continue;
-            if (found) return nullptr;  // two PDFs: a page index alone does not say whose page it is
-            found = &part;
-        }
-        return found && found->bytes ? found : nullptr;
-    }
-
     Context& ctx_;
     std::string default_reason_;
     Store* store_ = nullptr;  // the runtime's; outlives this component
@@ -107,5 +100,16 @@ private:
 }  // namespace
 
 ComponentDescriptor review_sink_descriptor() { return component<ReviewSink>(); }
+
+void store_for_review(Store& store, Context& ctx, const Document& doc, const std::string& reason) {
+    auto job_it = doc.attributes.find(kJobIdAttribute);
+    const std::string job_id = job_it != doc.attributes.end() ? job_it->second : doc.id;
+    nlohmann::json record{{"job_id", job_id}, {"reason", reason}, {"node", ctx.node_name()}, {"document", doc.to_json(true)}};
+    // Page pixels are not part of the document's JSON, and a browser cannot show a PDF or
+    // TIFF page: each page raster goes in as a scaled PNG under its own key, written
+    // before the record so a parked document never names a preview that is not there.
+    record["page_images"] = store_page_previews(store, ctx, job_id, doc);
+    store.put(fmt::format("review/{}/{}", job_id, doc.id), record.dump());
+}
 
 }  // namespace docpipe::core

@@ -666,6 +666,10 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
     const bool returned = guarded(index, env, [&] {
         // A source document seen for the first time cannot have been delivered: skip the read.
         if (ledger && !env.tracker->first_delivery) delivered_before = s_.store.get(ledger_key);
+        // This sink parked the document before (sink.ncb, on NCB's refusal) and a reviewer has
+        // approved it since: the approval is what the park waited for, so it goes through.
+        if (delivered_before && env.tracker->replaces == DescendantOutcome::Kind::Review && delivered_before->rfind("review@", 0) == 0)
+            delivered_before.reset();
         if (delivered_before) return;  // accepted by this sink before (a redelivery): not sent twice
         result = node.sink->write(*env.doc);
     });
@@ -700,6 +704,17 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
             failpoint("sink.after_write");
             if (failpoints_enabled()) failpoint(("sink.after_write." + node.name()).c_str());
             const bool parked = result->parked();
+            // A sink other than sink.review that parks a document (sink.ncb on a refusal) does
+            // not store it: the review queue does, so that the approval has a document to send.
+            if (parked && node.spec->descriptor->name != "sink.review") {
+                try {
+                    s_.store_guard.run([&] { store_for_review(s_.store, *node.context, *env.doc, result->reason()); }, "review record");
+                } catch (const std::exception& e) {
+                    node.context->log().log(LogLevel::Error,
+                                            fmt::format("parked, but not stored for review (it cannot be approved; retry the job): {}", e.what()),
+                                            env.doc->id);
+                }
+            }
             if (ledger) {
                 try {
                     // The write happened: this record must not be lost, or a redelivery sends it twice.
