@@ -48,6 +48,9 @@ struct Runtime::Impl {
     std::unique_ptr<AdminActions> admin_actions;
     std::unique_ptr<AdminServer> admin;
 
+    // `--once`: the sources that could not read all their input this run (see source_problems()).
+    std::vector<std::string> source_problems;
+
     std::optional<std::size_t> node_index(const std::string& name) const {
         for (std::size_t i = 0; i < nodes.size(); ++i)
             if (nodes[i]->name() == name) return i;
@@ -261,6 +264,30 @@ void Runtime::request_stop() {
     if (impl_->flight) impl_->flight->request_stop();
 }
 
+namespace {
+
+// A source that could not read its input (a refused login, a mail server that dropped the
+// connection, a folder it cannot move files out of) takes nothing and fails nothing: the
+// `--once` summary said "0 taken, 0 failed" and the exit code 0 told cron all was well.
+// The sources' own health probes say it, once they have finished their round.
+std::vector<std::string> source_problems(const NodeList& nodes) {
+    std::vector<std::string> problems;
+    for (const auto& node : nodes) {
+        if (!node->source || !node->spec->descriptor->has_health_probe) continue;
+        HealthReport report;
+        try {
+            report = node->component->health();
+        } catch (const std::exception& e) {
+            report = {Health::Unavailable, std::string("health probe threw: ") + e.what()};
+        }
+        if (report.status != Health::Healthy)
+            problems.push_back(fmt::format("source '{}' is {}: {}", node->name(), to_string(report.status), report.detail));
+    }
+    return problems;
+}
+
+}  // namespace
+
 int Runtime::run() {
     Impl& m = *impl_;
     const auto& counters = m.settlements.counters;
@@ -273,7 +300,11 @@ int Runtime::run() {
             if (const auto n = m.jobs->settle_unclaimed())
                 m.log->log(LogLevel::Warn, fmt::format("{} job(s) left processing by an earlier run were not delivered again by their "
                                                        "source: settled as failed (re-drop their input to process them)", n));
-            return counters.failed.load() > 0 ? 1 : 0;
+            m.source_problems = source_problems(m.nodes);
+            for (const auto& problem : m.source_problems)
+                m.log->log(LogLevel::Error, problem + "; what it could not read is left for the next run");
+            if (counters.failed.load() > 0) return 1;
+            return m.source_problems.empty() ? 0 : 2;
         }
     } else {
         m.flight->wait_stop();
@@ -317,6 +348,7 @@ RunSummary Runtime::summary() const {
     for (const auto& n : m.nodes)
         s.nodes.push_back({n->name(), n->spec->component, n->stats.in.load(), n->stats.out.load(), n->stats.failed.load(),
                            n->stats.retries.load()});
+    s.source_problems = m.source_problems;
     std::lock_guard lock(m.settlements.failures_mutex);
     s.failures = m.settlements.failures;
     s.jobs = m.settlements.jobs;
@@ -334,6 +366,7 @@ std::string RunSummary::format() const {
     for (const auto& n : nodes)
         out += fmt::format("  {:<20} {:<28} {:>8} {:>8} {:>8} {:>8}\n", n.name, n.component, n.in, n.out, n.failed, n.retries);
     for (const auto& f : failures) out += fmt::format("  FAILED {} ({}): {}\n", f.label, f.doc_id, f.reason);
+    for (const auto& problem : source_problems) out += fmt::format("  SOURCE PROBLEM {}\n", problem);
     // Each job's outcome with what the receiving systems called it (the NCB claim
     // reference), or why it has none: what an operator checks after a run.
     if (!jobs.empty()) out += "jobs:\n";

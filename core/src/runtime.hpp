@@ -53,6 +53,10 @@ struct RunSummary {
     std::vector<NodeSummary> nodes;
     std::vector<FailedDocument> failures;  // first 100
     std::vector<SettledJob> jobs;          // first 1000: each job's status and references
+    // `--once`: each source whose health probe was not healthy after its round ("source
+    // 'imap' is unavailable: ..."): it may have left input unread. Exit code 2 when no
+    // document failed.
+    std::vector<std::string> source_problems;
     std::string format() const;            // human-readable, for --once
 };
 

@@ -106,6 +106,28 @@ edges: [in -> out]
     EXPECT_EQ(s.nodes[1].retries, 2u);
 }
 
+// A source that cannot read its input (a refused login, a server down) takes nothing and
+// fails nothing. `--once` used to print "0 taken, 0 failed" and exit 0, so cron saw success.
+TEST(Runtime, OnceExitsTwoAndNamesASourceThatCouldNotReadItsInput) {
+    Harness h;
+    auto rt = h.build(pipeline(R"(
+nodes:
+  mail: {component: source.memory, config: {probe: mail, unreachable: "imap.example:993 refused the login"}}
+  drop: {component: source.memory, config: {probe: drop}}
+  out: {component: sink.memory, config: {probe: out}}
+edges: [mail -> out, drop -> out]
+)"), true);
+    probe("drop").feed(1);
+    rt->start();
+    EXPECT_EQ(rt->run(), 2);
+    const auto summary = rt->summary();
+    EXPECT_EQ(summary.completed, 1u) << "the other source's document went through";
+    ASSERT_EQ(summary.source_problems.size(), 1u);
+    EXPECT_EQ(summary.source_problems[0], "source 'mail' is unavailable: imap.example:993 refused the login");
+    EXPECT_NE(summary.format().find("SOURCE PROBLEM source 'mail' is unavailable"), std::string::npos) << summary.format();
+    EXPECT_NE(h.logs().find("what it could not read is left for the next run"), std::string::npos);
+}
+
 TEST(Runtime, TransientFailureRecoversWithinRetryBudget) {
     Harness h;
     auto rt = h.build(pipeline(R"(

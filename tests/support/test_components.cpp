@@ -71,12 +71,21 @@ public:
         d.kind = ComponentKind::Source;
         d.name = "source.memory";
         d.summary = "test: emits documents fed through a probe";
-        d.config = ConfigSpec{Field::string("probe").required().describe("probe name")};
+        d.has_health_probe = true;
+        d.config = ConfigSpec{Field::string("probe").required().describe("probe name"),
+                              Field::string("unreachable").default_value("").describe(
+                                  "when set: takes nothing, and its health probe says unavailable with this text (a server down)")};
         return d;
     }
-    MemorySource(const Config& c, Context&) : probe_(probe(c.get_string("probe"))) {}
+    MemorySource(const Config& c, Context&) : probe_(probe(c.get_string("probe"))), unreachable_(c.get_string("unreachable")) {}
+
+    HealthReport health() override {
+        if (!unreachable_.empty()) return {Health::Unavailable, unreachable_};
+        return {Health::Healthy, "reading its probe"};
+    }
 
     void poll(SourceEmitter& emitter, const PollRequest& request) override {
+        if (!unreachable_.empty()) return;
         while (!emitter.stop_requested()) {
             Document doc;
             {
@@ -134,6 +143,7 @@ public:
 
 private:
     Probe& probe_;
+    std::string unreachable_;
 };
 
 class SplitTransform : public Transform {
