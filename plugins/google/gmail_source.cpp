@@ -703,17 +703,23 @@ bool GmailSource::take(SourceEmitter& emitter, const std::string& id, Checkpoint
     }
     if (!r.ok()) throw ApiError(fmt::format("Gmail messages.get {} answered {}: {}", id, r.status, classify_message(r, ctx_)), r.status);
     const json j = json::parse(r.body, nullptr, false);
-    if (!j.is_object() || !j.contains("raw") || !j["raw"].is_string())
-        throw ApiError(fmt::format("Gmail messages.get {} answered without raw", id), r.status);
-    if (j.contains("labelIds") && j["labelIds"].is_array())
+    if (j.is_object() && j.contains("labelIds") && j["labelIds"].is_array())
         for (const auto& l : j["labelIds"])
             if (l.is_string() && (l.get<std::string>() == processed_id_ || l.get<std::string>() == failed_id_)) return true;  // done before
-    std::string raw;
-    try {
-        raw = net::base64_decode_any(j["raw"].get<std::string>());
-    } catch (const std::exception&) {
-        throw ApiError(fmt::format("Gmail messages.get {}: raw is not base64", id), r.status);
+    std::string raw, unreadable;
+    if (!j.is_object()) unreadable = "the answer is not a JSON object";
+    else if (!j.contains("raw") || !j["raw"].is_string()) unreadable = "the answer has no raw field";
+    else {
+        try {
+            raw = net::base64_decode_any(j["raw"].get<std::string>());
+        } catch (const std::exception&) {
+            unreadable = "its raw field is not base64";
+        }
     }
+    // One unreadable message must not stop the sync: throwing here would fail every sync from
+    // this cursor, forever, and no later mail would be taken. It is handed over as a rejected
+    // document instead (a failed job with the reason, the failed label on the message).
+    if (!unreadable.empty()) return reject_unreadable(emitter, id, unreadable, open);
     Document doc = Document::from_bytes(id + ".eml", "message/rfc822", Bytes(raw.begin(), raw.end()));
     doc.attributes["source"] = "gmail";
     doc.attributes["filename"] = id + ".eml";
@@ -738,6 +744,32 @@ bool GmailSource::take(SourceEmitter& emitter, const std::string& id, Checkpoint
     ctx_.metrics().increment("gmail_messages_total");
     std::lock_guard lock(mutex_);
     ++emitted_;
+    return true;
+}
+
+bool GmailSource::reject_unreadable(SourceEmitter& emitter, const std::string& id, const std::string& what, Checkpoint& open) {
+    const std::string reason = fmt::format(
+        "Gmail messages.get {} answered 200 but {}: the message cannot be read, so it is labelled {} and the sync goes on; "
+        "open it in Gmail to check it (if many fail so, check gmail_url and any proxy in between)",
+        id, what, failed_name_);
+    // The document holds only the reason: there are no message bytes to give.
+    Document doc = Document::from_bytes(id + ".eml", "text/plain", Bytes(reason.begin(), reason.end()));
+    doc.attributes["source"] = "gmail";
+    doc.attributes["filename"] = id + ".eml";
+    doc.attributes["gmail_id"] = id;
+    {
+        std::lock_guard lock(mutex_);
+        in_flight_.insert(id);
+        open.pending.insert(id);
+    }
+    ctx_.log().warn("Gmail message {} cannot be read ({}): handed over as failed", id, what);
+    ctx_.metrics().increment("gmail_unreadable_messages_total");
+    if (!emitter.reject(std::move(doc), reason, [this, id](const Outcome& o) { settle(id, o); })) {
+        std::lock_guard lock(mutex_);
+        in_flight_.erase(id);
+        open.pending.erase(id);
+        return false;
+    }
     return true;
 }
 

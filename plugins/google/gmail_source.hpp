@@ -14,7 +14,9 @@
 // `label`, every page), then messages.get?format=raw for each new message id, emitted as
 // one document (part message/rfc822 holding the exact RFC 2822 bytes, id from those bytes,
 // attributes source, filename, gmail_id, gmail_thread_id, message_id, received_at) — what
-// transform.mime reads. A message deleted since (404) is skipped; one carrying
+// transform.mime reads. A message deleted since (404) is skipped; one
+// whose answer has no `raw` or a `raw` that is not base64 is handed over with
+// SourceEmitter::reject (failed, labelled failed_label) and the sync goes on; one carrying
 // processed_label or failed_label, or already in flight, is not emitted again. A cursor older
 // than Gmail keeps history for (404) leads to one bounded resync: messages.list with
 // resync_query (at most resync_max), after which the cursor is the getProfile historyId taken
@@ -153,6 +155,9 @@ private:
     std::uint64_t resync(SourceEmitter& emitter, std::uint64_t start, Checkpoint& open, bool& stopped);
     // Fetches and emits one message; false if the emitter refused it (stopping).
     bool take(SourceEmitter& emitter, const std::string& id, Checkpoint& open);
+    // Hands over a message whose messages.get answer cannot be read (`what`) as a rejected
+    // document, so it is failed and labelled like any failed message; false if refused (stopping).
+    bool reject_unreadable(SourceEmitter& emitter, const std::string& id, const std::string& what, Checkpoint& open);
     void settle(const std::string& id, const Outcome& outcome);
     void modify_labels(const std::string& id, const std::vector<std::string>& add, const std::vector<std::string>& remove);
     void advance_locked();   // mutex_ held

@@ -287,6 +287,46 @@ TEST(GmailSource, SkipsDeletedMailAndKeepsPagingThroughEmptyPages) {
     EXPECT_GT(cursor(runner), kept["historyId"].get<std::uint64_t>()) << "past the deletion too";
 }
 
+// A hostile or broken answer for one message (raw that is not base64, or no raw at all) used
+// to fail the whole sync from that cursor on every try: no later mail was ever taken.
+TEST(GmailSource, AnUnreadableMessageIsRejectedWithItsReasonAndTheSyncGoesOn) {
+    Google g;
+    auto runner = make_runner(g.config("poll"));
+    std::vector<json> d;
+    for (int i = 1; i <= 4; ++i) d.push_back(g.deliver(mail(i)));
+    const std::string bad_raw = d[0]["id"], no_raw = d[1]["id"];
+    // The first two messages.get answers (oldest first) are broken, each its own way.
+    g.control("POST", "/_fake/script",
+              {{"target", "gmail.get"},
+               {"responses",
+                {{{"status", 200}, {"body", {{"id", bad_raw}, {"threadId", bad_raw}, {"raw", "%%% not base64 %%%"}}}},
+                 {{"status", 200}, {"body", {{"id", no_raw}, {"threadId", no_raw}, {"labelIds", json::array({"INBOX"})}}}}}}});
+    auto items = poll_now(runner);
+    ASSERT_EQ(items.size(), 4u) << "the sync went on past the unreadable ones";
+    EXPECT_EQ(items[0].doc.attributes.at("gmail_id"), bad_raw);
+    EXPECT_NE(items[0].rejected.find(bad_raw), std::string::npos) << items[0].rejected;
+    EXPECT_NE(items[0].rejected.find("not base64"), std::string::npos) << items[0].rejected;
+    EXPECT_EQ(items[1].doc.attributes.at("gmail_id"), no_raw);
+    EXPECT_NE(items[1].rejected.find(no_raw), std::string::npos) << items[1].rejected;
+    EXPECT_NE(items[1].rejected.find("no raw"), std::string::npos) << items[1].rejected;
+    for (int i = 2; i < 4; ++i) {
+        EXPECT_TRUE(items[i].rejected.empty());
+        EXPECT_EQ(bytes_of(items[i].doc), mail(i + 1));
+    }
+    // The runtime acks a rejected document with a failed Outcome once it is recorded.
+    items[0].ack(Outcome{false, items[0].rejected});
+    items[1].ack(Outcome{false, items[1].rejected});
+    for (int i = 2; i < 4; ++i) items[i].ack(Outcome{});
+    const auto messages = g.messages();
+    EXPECT_TRUE(Google::has(messages.at(bad_raw), "docpipe-failed"));
+    EXPECT_TRUE(Google::has(messages.at(no_raw), "docpipe-failed"));
+    EXPECT_TRUE(Google::has(messages.at(d[3]["id"]), "docpipe-processed"));
+    EXPECT_GE(cursor(runner), d[3]["historyId"].get<std::uint64_t>()) << "the cursor is not stuck behind them";
+    EXPECT_EQ(runner.component().health().status, Health::Healthy) << runner.component().health().detail;
+    EXPECT_TRUE(sweep(runner).empty());
+    expect_no_personal_data(runner);
+}
+
 TEST(GmailSource, AnExpiredCursorLeadsToOneBoundedResyncOfTheUnprocessedMail) {
     Google g;
     auto runner = make_runner(g.config("poll", "resync_max: 10\n"));
