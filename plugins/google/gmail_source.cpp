@@ -613,11 +613,29 @@ void GmailSource::maybe_renew_watch() {
 
 // ---- sync -------------------------------------------------------------------------------------
 
-void GmailSource::list_history(std::uint64_t start, std::vector<std::string>& ids, std::uint64_t& latest) {
-    std::set<std::string> seen;
+bool GmailSource::stop_wanted(const SourceEmitter& emitter) const {
+    if (emitter.stop_requested()) return true;
+    std::lock_guard lock(mutex_);
+    return stopping_;
+}
+
+void GmailSource::check_page_token(std::set<std::string>& tokens, const std::string& token, std::string_view listing) const {
+    if (token.empty() || tokens.insert(token).second) return;
+    // Gmail never repeats a token within one listing: following it again would only fetch the
+    // same pages until kMaxPages, thousands of requests in which nothing new can come.
+    throw ApiError(fmt::format("Gmail {} gave the nextPageToken '{}' a second time in one listing, so the listing would never "
+                               "end; it is given up and tried again on the next sync (if it keeps happening, the API answers "
+                               "are wrong: check gmail_url and any proxy in between)",
+                               listing, token.size() > 40 ? token.substr(0, 40) + "..." : token),
+                   0);
+}
+
+bool GmailSource::list_history(SourceEmitter& emitter, std::uint64_t start, std::vector<std::string>& ids, std::uint64_t& latest) {
+    std::set<std::string> seen, tokens;
     std::string page;
     for (int pages = 0;; ++pages) {
         if (pages >= kMaxPages) throw ApiError(fmt::format("history.list from {}: more than {} pages", start, kMaxPages), 0);
+        if (pages > 0 && stop_wanted(emitter)) return false;  // a long listing must not hold up shutdown
         std::string path = fmt::format("/history?startHistoryId={}&historyTypes=messageAdded&labelId={}&maxResults=500", start,
                                        net::url_encode(label_id_));
         if (!page.empty()) path += "&pageToken=" + net::url_encode(page);
@@ -636,7 +654,8 @@ void GmailSource::list_history(std::uint64_t start, std::vector<std::string>& id
         }
         latest = std::max(latest, to_u64(j.value("historyId", json())));
         page = j.value("nextPageToken", "");
-        if (page.empty()) return;  // the top-level historyId of the last page is where we are
+        if (page.empty()) return true;  // the top-level historyId of the last page is where we are
+        check_page_token(tokens, page, fmt::format("history.list from {}", start));
     }
 }
 
@@ -654,10 +673,17 @@ std::uint64_t GmailSource::resync(SourceEmitter& emitter, std::uint64_t start, C
                     resync_max_, profile_history);
     ctx_.metrics().increment("gmail_resyncs_total");
     std::vector<std::string> ids;
-    std::set<std::string> seen;
+    std::set<std::string> seen, tokens;
     std::string page;
     for (int pages = 0; ids.size() < resync_max_; ++pages) {
-        if (pages >= kMaxPages) break;
+        if (pages >= kMaxPages) {
+            ctx_.log().warn("resync: messages.list gave more than {} pages; taking the {} message(s) found so far", kMaxPages, ids.size());
+            break;
+        }
+        if (pages > 0 && stop_wanted(emitter)) {  // a long listing must not hold up shutdown
+            stopped = true;
+            return profile_history;
+        }
         std::string path = fmt::format("/messages?q={}&labelIds={}&maxResults={}", net::url_encode(resync_query_), net::url_encode(label_id_),
                                        std::min<std::size_t>(500, resync_max_ - ids.size()));
         if (!page.empty()) path += "&pageToken=" + net::url_encode(page);
@@ -669,6 +695,7 @@ std::uint64_t GmailSource::resync(SourceEmitter& emitter, std::uint64_t start, C
             }
         page = j.value("nextPageToken", "");
         if (page.empty()) break;
+        check_page_token(tokens, page, "messages.list (resync)");
     }
     if (ids.size() >= resync_max_ && !page.empty())
         ctx_.log().warn("resync stopped at resync_max ({}) messages; older ones matching the query are left", resync_max_);
@@ -804,13 +831,13 @@ bool GmailSource::sync(SourceEmitter& emitter) {
         std::uint64_t latest = start;
         bool resynced = false;
         try {
-            list_history(start, ids, latest);
+            stopped = !list_history(emitter, start, ids, latest);
         } catch (const ApiError& e) {
             if (e.status != 404) throw;
             target = resync(emitter, start, *open, stopped);
             resynced = true;
         }
-        if (!resynced) {
+        if (!resynced && !stopped) {
             target = latest;
             for (const auto& id : ids) {
                 if (emitter.stop_requested() || !take(emitter, id, *open)) {

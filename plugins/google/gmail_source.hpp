@@ -150,7 +150,11 @@ private:
 
     bool sync_wanted();
     bool sync(SourceEmitter& emitter);  // false: stopped or failed (last_error_ says why)
-    void list_history(std::uint64_t start, std::vector<std::string>& ids, std::uint64_t& latest);
+    // false: stopped between pages (shutdown), `ids` incomplete.
+    bool list_history(SourceEmitter& emitter, std::uint64_t start, std::vector<std::string>& ids, std::uint64_t& latest);
+    bool stop_wanted(const SourceEmitter& emitter) const;
+    // Throws ApiError when `token` was already given in this listing (`tokens`): it would loop.
+    void check_page_token(std::set<std::string>& tokens, const std::string& token, std::string_view listing) const;
     // Returns the getProfile history id the cursor may move to once what it emitted is settled.
     std::uint64_t resync(SourceEmitter& emitter, std::uint64_t start, Checkpoint& open, bool& stopped);
     // Fetches and emits one message; false if the emitter refused it (stopping).

@@ -327,6 +327,48 @@ TEST(GmailSource, AnUnreadableMessageIsRejectedWithItsReasonAndTheSyncGoesOn) {
     expect_no_personal_data(runner);
 }
 
+// A server that repeats a nextPageToken used to be followed for 10,000 pages (with SIGTERM
+// waiting behind it); a token seen before in the same listing now ends it with an error.
+TEST(GmailSource, ARepeatedPageTokenEndsTheListingWithAClearError) {
+    Google g;
+    auto runner = make_runner(g.config("poll"));
+    const auto d = g.deliver(mail(1));
+    const json looping{{"history", json::array()}, {"nextPageToken", "same-token"}, {"historyId", d["historyId"].get<std::uint64_t>()}};
+    g.control("POST", "/_fake/script", {{"target", "gmail.history"}, {"responses", {{{"status", 200}, {"body", looping}, {"count", 50}}}}});
+    EXPECT_TRUE(poll_now(runner).empty());
+    EXPECT_EQ(g.requests("gmail.history").size(), 2u) << "the first page, then the one that repeats its token";
+    const auto h = runner.component().health();
+    EXPECT_EQ(h.status, Health::Degraded);
+    EXPECT_NE(h.detail.find("nextPageToken 'same-token' a second time"), std::string::npos) << h.detail;
+
+    // The same in the resync's messages.list.
+    g.control("POST", "/_fake/reset", {{"requests_only", true}});  // drops the script
+    g.control("POST", "/_fake/gmail/retention", {{"floor_history_id", g.mailbox_history()}});
+    const json listing_loops{{"messages", json::array()}, {"nextPageToken", "again"}};
+    g.control("POST", "/_fake/script", {{"target", "gmail.list"}, {"responses", {{{"status", 200}, {"body", listing_loops}, {"count", 50}}}}});
+    EXPECT_TRUE(sweep(runner).empty());
+    EXPECT_EQ(g.requests("gmail.list").size(), 2u);
+    EXPECT_NE(runner.component().health().detail.find("messages.list (resync)"), std::string::npos) << runner.component().health().detail;
+}
+
+// Paging is checked for a stop between pages: a listing of thousands of pages must not hold up
+// a shutdown (SIGTERM) until it ends.
+TEST(GmailSource, StopEndsALongListingBetweenPages) {
+    Google g;
+    auto runner = make_runner(g.config("poll"));
+    g.deliver(mail(1));
+    g.control("POST", "/_fake/gmail/paging", {{"empty_pages", 9000}});
+    std::vector<docpipe::testing::SourceItem> items;
+    std::thread polling([&] { items = poll_now(runner); });
+    std::this_thread::sleep_for(milliseconds(300));
+    const auto stop_at = std::chrono::steady_clock::now();
+    dynamic_cast<Source&>(runner.component()).stop();
+    polling.join();
+    EXPECT_LT(std::chrono::steady_clock::now() - stop_at, std::chrono::seconds(2)) << "stopped between two pages";
+    EXPECT_TRUE(items.empty());
+    EXPECT_LT(g.requests("gmail.history").size(), 9000u);
+}
+
 TEST(GmailSource, AnExpiredCursorLeadsToOneBoundedResyncOfTheUnprocessedMail) {
     Google g;
     auto runner = make_runner(g.config("poll", "resync_max: 10\n"));
