@@ -723,8 +723,11 @@ bool GmailSource::take(SourceEmitter& emitter, const std::string& id, Checkpoint
     }
     const auto r = gmail("GET", "/messages/" + net::url_encode(id) + "?format=raw", "", "messages.get");
     if (r.status == 404) {
-        // Deleted since the history record, or not visible yet: nothing to take.
-        ctx_.log().debug("Gmail message {} is gone (404); skipped", id);
+        // Deleted since the history record, or not visible yet: nothing to take. Normal now and
+        // then, but a warning lets an operator see mail that was listed and never taken.
+        ctx_.log().warn("Gmail message {} was listed but messages.get answered 404 (deleted since, or not visible to the "
+                        "credentials): skipped",
+                        id);
         ctx_.metrics().increment("gmail_messages_gone_total");
         return true;
     }

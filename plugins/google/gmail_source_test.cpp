@@ -369,6 +369,23 @@ TEST(GmailSource, StopEndsALongListingBetweenPages) {
     EXPECT_LT(g.requests("gmail.history").size(), 9000u);
 }
 
+// A listed message that messages.get answers 404 for is skipped (deleted since: normal), but
+// at warn with its id, not at debug where no operator sees it; the metric counts it too.
+TEST(GmailSource, AListedMessageThatIsGoneIsLoggedAsAWarningWithItsId) {
+    Google g;
+    auto runner = make_runner(g.config("poll"));
+    const std::string gone = g.deliver(mail(1))["id"];
+    g.control("POST", "/_fake/gmail/delete", {{"user", kUser}, {"id", gone}});
+    EXPECT_TRUE(poll_now(runner).empty());
+    bool warned = false;
+    for (const auto& line : runner.context().log_lines())
+        if (line.level == LogLevel::Warn && line.message.find(gone) != std::string::npos && line.message.find("404") != std::string::npos)
+            warned = true;
+    EXPECT_TRUE(warned);
+    EXPECT_EQ(runner.context().counter("gmail_messages_gone_total"), 1.0);
+    expect_no_personal_data(runner);
+}
+
 TEST(GmailSource, AnExpiredCursorLeadsToOneBoundedResyncOfTheUnprocessedMail) {
     Google g;
     auto runner = make_runner(g.config("poll", "resync_max: 10\n"));
