@@ -382,6 +382,7 @@ void ImapSource::select_mailbox() {
                 }
             dropped += outstanding_.size();
             outstanding_.clear();
+            unfetched_.clear();
             cursor_uid_ = 0;
             taken_max_ = 0;
         }
@@ -408,14 +409,17 @@ bool ImapSource::scan(SourceEmitter& emitter, bool& stopped, bool reselect) {
     if (reselect && steady::now() - last_select_ >= milliseconds(50)) select_mailbox();
     else conn_->checked("NOOP", "NOOP");  // lets the server show mail that arrived since the last command
     std::uint64_t from, validity;
-    std::set<std::uint64_t> busy;
+    std::set<std::uint64_t> busy, unfetched;
     {
         std::lock_guard lock(mutex_);
         from = taken_max_ + 1;
         validity = uidvalidity_;
         busy = outstanding_;
+        unfetched = unfetched_;
     }
-    const auto found = conn_->checked(fmt::format("UID SEARCH UID {}:* UNDELETED{}", from, without_flag(processed_flag_)),
+    // UIDs below `from` that a FETCH answered nothing for are asked about again by name.
+    const std::string again = unfetched.empty() ? "" : uid_set({unfetched.begin(), unfetched.end()}) + ",";
+    const auto found = conn_->checked(fmt::format("UID SEARCH UID {}{}:* UNDELETED{}", again, from, without_flag(processed_flag_)),
                                       fmt::format("UID SEARCH in '{}'", mailbox_));
     std::vector<std::uint64_t> uids;
     for (const auto& u : found.untagged) {
@@ -426,11 +430,24 @@ bool ImapSource::scan(SourceEmitter& emitter, bool& stopped, bool reselect) {
             if (w.find_first_not_of("0123456789") != std::string::npos) continue;
             const auto uid = std::stoull(w);
             // "n:*" also matches the highest UID when it is below n.
-            if (uid >= from && !busy.count(uid)) uids.push_back(uid);
+            if ((uid >= from || unfetched.count(uid)) && !busy.count(uid)) uids.push_back(uid);
         }
     }
     std::sort(uids.begin(), uids.end());
     uids.erase(std::unique(uids.begin(), uids.end()), uids.end());
+    bool let_go = false;
+    {
+        // One the search no longer finds was expunged (or marked by someone else): nothing to wait for.
+        std::lock_guard lock(mutex_);
+        for (const auto uid : unfetched)
+            if (!std::binary_search(uids.begin(), uids.end(), uid)) {
+                unfetched_.erase(uid);
+                let_go = true;
+                ctx_.log().info("IMAP UID {} in '{}' is no longer in the mailbox (expunged since): no longer waited for", uid, mailbox_);
+            }
+        if (let_go) cursor_uid_ = std::max(cursor_uid_, settled_to_locked());
+    }
+    if (let_go) persist_cursor();
     {
         std::lock_guard lock(mutex_);
         last_check_ = ctx_.clock().now();
@@ -453,13 +470,13 @@ bool ImapSource::scan(SourceEmitter& emitter, bool& stopped, bool reselect) {
             return true;
         }
         const auto size_it = sizes.find(uid);
-        if (size_it == sizes.end()) {  // expunged since the search
-            std::lock_guard lock(mutex_);
-            taken_max_ = std::max(taken_max_, uid);
+        if (size_it == sizes.end()) {
+            note_unfetched(uid, "gave no RFC822.SIZE");
             continue;
         }
         if (static_cast<std::int64_t>(size_it->second) > max_bytes_) {
             std::lock_guard lock(mutex_);
+            unfetched_.erase(uid);
             outstanding_.insert(uid);
             taken_max_ = std::max(taken_max_, uid);
             settlements_.push_back({validity, uid,
@@ -474,8 +491,7 @@ bool ImapSource::scan(SourceEmitter& emitter, bool& stopped, bool reselect) {
         for (const auto& u : fetched.untagged)
             if (!u.literals.empty() && imap::number_after(u.text, "UID") == uid) body = &u;
         if (!body) {
-            std::lock_guard lock(mutex_);
-            taken_max_ = std::max(taken_max_, uid);
+            note_unfetched(uid, "gave no message body");
             continue;
         }
         const std::string& raw = body->literals.back();
@@ -505,6 +521,7 @@ bool ImapSource::scan(SourceEmitter& emitter, bool& stopped, bool reselect) {
             stopped = true;
             return true;
         }
+        unfetched_.erase(uid);
         taken_max_ = std::max(taken_max_, uid);
         ++emitted_;
         ctx_.metrics().increment("imap_messages_total");
@@ -512,6 +529,25 @@ bool ImapSource::scan(SourceEmitter& emitter, bool& stopped, bool reselect) {
         ctx_.log().log(LogLevel::Debug, fmt::format("IMAP UID {} (UIDVALIDITY {}) handed over", uid, validity), doc_id);
     }
     return more;
+}
+
+void ImapSource::note_unfetched(std::uint64_t uid, std::string_view what) {
+    // An OK FETCH without the data does not prove the message is gone: a server may answer so
+    // under load or for a message it cannot read now. Moving the cursor past it would lose it
+    // for good; so it stays below the cursor and is searched for again on the next scan (a
+    // message that really was expunged is not found then, and is let go).
+    std::lock_guard lock(mutex_);
+    const bool first = unfetched_.insert(uid).second;
+    ctx_.metrics().increment("imap_unfetched_total");
+    ctx_.log().warn("IMAP UID {} in '{}': UID FETCH answered OK but {}; the cursor stays before it and it is looked at again "
+                    "on the next scan{}",
+                    uid, mailbox_, what, first ? "" : " (again: if this keeps happening, check the message on the server)");
+}
+
+std::uint64_t ImapSource::settled_to_locked() const {
+    std::uint64_t to = outstanding_.empty() ? taken_max_ : *outstanding_.begin() - 1;
+    if (!unfetched_.empty()) to = std::min(to, *unfetched_.begin() - 1);
+    return to;
 }
 
 // ---- settling -----------------------------------------------------------------------------------
@@ -572,8 +608,7 @@ void ImapSource::apply_settlements() {
         std::lock_guard lock(mutex_);
         for (auto u : ok) outstanding_.erase(u);
         for (auto u : failed) outstanding_.erase(u);
-        const std::uint64_t settled_to = outstanding_.empty() ? taken_max_ : *outstanding_.begin() - 1;
-        cursor_uid_ = std::max(cursor_uid_, settled_to);
+        cursor_uid_ = std::max(cursor_uid_, settled_to_locked());
         ctx_.metrics().set_gauge("imap_in_flight", static_cast<double>(outstanding_.size()));
     }
     persist_cursor();

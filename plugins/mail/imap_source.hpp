@@ -58,6 +58,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "docpipe/component.hpp"
@@ -94,6 +95,10 @@ private:
     bool scan(SourceEmitter& emitter, bool& stopped, bool reselect);
     void apply_settlements();
     void mark(const std::vector<std::uint64_t>& uids, bool ok);
+    // A UID that UID FETCH answered OK for without its data (`what`): kept in unfetched_, warned.
+    void note_unfetched(std::uint64_t uid, std::string_view what);
+    // The highest UID the cursor may name: below anything in flight or unfetched. mutex_ held.
+    std::uint64_t settled_to_locked() const;
     void persist_cursor();
     // Waits (IDLE or polling) until there is news or the deadline; true when IDLE reported
     // new mail (scan_due_ is set then, and when a sweep is due).
@@ -139,6 +144,7 @@ private:
     std::uint64_t persisted_validity_ = 0, persisted_uid_ = 0;
     std::uint64_t taken_max_ = 0;         // highest UID emitted (or found settled) this validity
     std::set<std::uint64_t> outstanding_; // emitted, not yet settled and marked
+    std::set<std::uint64_t> unfetched_;   // found by SEARCH, but FETCH answered OK without their data: tried again
     std::deque<Settlement> settlements_;  // acked, to be marked by the source thread
     int failures_ = 0;
     std::chrono::steady_clock::time_point next_connect_{};

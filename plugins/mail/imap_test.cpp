@@ -7,15 +7,24 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <mutex>
 #include <sstream>
 #include <thread>
 #include <vector>
+
+#include <fmt/core.h>
 
 #include "base64.hpp"
 #include "docpipe/testing.hpp"
@@ -531,6 +540,259 @@ TEST_F(Imap, DocpipeRunOnceTakesMailThroughMimeToFiles) {
     // Acked by the pipeline, so flagged by the source before it exited.
     EXPECT_NE(probe.flags("Claims", 1).find("\\Seen"), std::string::npos) << read(work / "log.txt");
     EXPECT_NE(probe.flags("Claims", 2).find("\\Seen"), std::string::npos);
+}
+
+// ---- a scripted IMAP server ---------------------------------------------------------------------
+// Dovecot answers correctly; these tests need a server that does not: one that answers a UID
+// FETCH with OK and no data, announces a size it does not keep to, or quotes the password back
+// in a refused LOGIN. Plain text on a free loopback port, one connection at a time, UIDVALIDITY 7.
+class ScriptedImap {
+public:
+    struct Message {
+        std::string bytes;
+        std::set<std::string> flags;
+    };
+    ScriptedImap() {
+        listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof a;
+        if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_fd_, 4) != 0 ||
+            ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+            throw std::runtime_error("ScriptedImap: cannot listen on a loopback port");
+        port_ = ntohs(a.sin_port);
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~ScriptedImap() {
+        stop_ = true;
+        thread_.join();
+        ::close(listen_fd_);
+    }
+    ScriptedImap(const ScriptedImap&) = delete;
+    ScriptedImap& operator=(const ScriptedImap&) = delete;
+
+    int port() const { return port_; }
+    std::string config(const std::string& password, const std::string& extra = "") const {
+        return "{host: 127.0.0.1, port: " + std::to_string(port_) + ", security: plain, allow_plaintext: true, user: claims, password: '" +
+               password + "', mailbox: Claims, idle: false, timeout: 5s" + (extra.empty() ? "" : ", " + extra) + "}";
+    }
+    void add(std::uint64_t uid, std::string bytes) {
+        std::lock_guard lock(mutex_);
+        mailbox_[uid] = {std::move(bytes), {}};
+    }
+    void expunge(std::uint64_t uid) {
+        std::lock_guard lock(mutex_);
+        mailbox_.erase(uid);
+    }
+    // UID FETCH answers OK without this UID's size / body.
+    void hide_size_of(std::uint64_t uid, bool hide = true) { set(hidden_size_, uid, hide); }
+    void hide_body_of(std::uint64_t uid, bool hide = true) { set(hidden_body_, uid, hide); }
+    // RFC822.SIZE announces `size` for this UID, whatever the body is.
+    void announce_size(std::uint64_t uid, std::uint64_t size) {
+        std::lock_guard lock(mutex_);
+        announced_[uid] = size;
+    }
+    // LOGIN is answered with this NO text.
+    void refuse_login_with(std::string text) {
+        std::lock_guard lock(mutex_);
+        login_refusal_ = std::move(text);
+    }
+    std::set<std::string> flags(std::uint64_t uid) const {
+        std::lock_guard lock(mutex_);
+        auto it = mailbox_.find(uid);
+        return it == mailbox_.end() ? std::set<std::string>{} : it->second.flags;
+    }
+    // Commands received (tags left out), in order.
+    std::vector<std::string> commands() const {
+        std::lock_guard lock(mutex_);
+        return commands_;
+    }
+    std::size_t count(const std::string& prefix) const {
+        std::size_t n = 0;
+        for (const auto& c : commands()) n += c.rfind(prefix, 0) == 0;
+        return n;
+    }
+
+private:
+    void set(std::set<std::uint64_t>& s, std::uint64_t uid, bool on) {
+        std::lock_guard lock(mutex_);
+        if (on) s.insert(uid);
+        else s.erase(uid);
+    }
+    // The UIDs of "1,4,7:*" (with * = the highest UID) that are in the mailbox.
+    std::vector<std::uint64_t> uids_in(const std::string& set) const {
+        std::vector<std::uint64_t> out;
+        const std::uint64_t top = mailbox_.empty() ? 0 : mailbox_.rbegin()->first;
+        std::istringstream items(set);
+        std::string item;
+        while (std::getline(items, item, ',')) {
+            const auto colon = item.find(':');
+            auto num = [&](const std::string& t) { return t == "*" ? top : std::stoull(t); };
+            std::uint64_t lo = num(item.substr(0, colon)), hi = colon == std::string::npos ? lo : num(item.substr(colon + 1));
+            if (lo > hi) std::swap(lo, hi);
+            for (const auto& [uid, m] : mailbox_)
+                if (uid >= lo && uid <= hi) out.push_back(uid);
+        }
+        std::sort(out.begin(), out.end());
+        out.erase(std::unique(out.begin(), out.end()), out.end());
+        return out;
+    }
+    void serve() {
+        while (!stop_) {
+            pollfd p{listen_fd_, POLLIN, 0};
+            if (::poll(&p, 1, 50) <= 0) continue;
+            const int fd = ::accept(listen_fd_, nullptr, nullptr);
+            if (fd < 0) continue;
+            session(fd);
+            ::close(fd);
+        }
+    }
+    void session(int fd) {
+        auto send = [fd](const std::string& s) { return ::send(fd, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size()); };
+        send("* OK [CAPABILITY IMAP4rev1 UIDPLUS] scripted\r\n");
+        std::string buffer;
+        while (!stop_) {
+            const auto eol = buffer.find("\r\n");
+            if (eol == std::string::npos) {
+                pollfd p{fd, POLLIN, 0};
+                if (::poll(&p, 1, 50) <= 0) continue;
+                char chunk[4096];
+                const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+                if (n <= 0) return;
+                buffer.append(chunk, static_cast<std::size_t>(n));
+                continue;
+            }
+            const std::string line = buffer.substr(0, eol);
+            buffer.erase(0, eol + 2);
+            const auto sp = line.find(' ');
+            const std::string tag = line.substr(0, sp), cmd = sp == std::string::npos ? "" : line.substr(sp + 1);
+            if (!send(answer(tag, cmd))) return;
+            if (cmd == "LOGOUT") return;
+        }
+    }
+    std::string answer(const std::string& tag, const std::string& cmd) {
+        std::lock_guard lock(mutex_);
+        commands_.push_back(cmd);
+        std::istringstream words(cmd);
+        std::string verb, sub;
+        words >> verb;
+        if (verb == "CAPABILITY") return "* CAPABILITY IMAP4rev1 UIDPLUS\r\n" + tag + " OK done\r\n";
+        if (verb == "LOGIN") {
+            if (!login_refusal_.empty()) return tag + " NO " + login_refusal_ + "\r\n";
+            return tag + " OK [CAPABILITY IMAP4rev1 UIDPLUS] logged in\r\n";
+        }
+        if (verb == "SELECT")
+            return fmt::format("* {} EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n{} OK [READ-WRITE] selected\r\n", mailbox_.size(), tag);
+        if (verb == "NOOP" || verb == "LOGOUT") return (verb == "LOGOUT" ? "* BYE bye\r\n" : "") + tag + " OK done\r\n";
+        if (verb != "UID") return tag + " BAD unknown\r\n";
+        words >> sub;
+        std::string set;
+        if (sub == "SEARCH") {
+            std::string uid_word;
+            words >> uid_word >> set;
+            std::string out = "* SEARCH";
+            for (auto uid : uids_in(set))
+                if (!mailbox_.at(uid).flags.count("\\Seen")) out += " " + std::to_string(uid);
+            return out + "\r\n" + tag + " OK searched\r\n";
+        }
+        words >> set;
+        std::string rest;
+        std::getline(words, rest);
+        if (sub == "FETCH") {
+            std::string out;
+            for (auto uid : uids_in(set)) {
+                const auto seq = std::distance(mailbox_.begin(), mailbox_.find(uid)) + 1;
+                const std::string& bytes = mailbox_.at(uid).bytes;
+                if (rest.find("RFC822.SIZE") != std::string::npos) {
+                    if (hidden_size_.count(uid)) continue;
+                    const auto size = announced_.count(uid) ? announced_.at(uid) : bytes.size();
+                    out += fmt::format("* {} FETCH (UID {} RFC822.SIZE {})\r\n", seq, uid, size);
+                } else {
+                    if (hidden_body_.count(uid)) continue;
+                    out += fmt::format("* {} FETCH (UID {} INTERNALDATE \"01-Dec-2026 10:00:00 +0800\" BODY[] {{{}}}\r\n{})\r\n", seq, uid,
+                                       bytes.size(), bytes);
+                }
+            }
+            return out + tag + " OK fetched\r\n";
+        }
+        if (sub == "STORE") {
+            const auto open = rest.find('('), close = rest.find(')');
+            const std::string flag = open == std::string::npos ? "" : rest.substr(open + 1, close - open - 1);
+            for (auto uid : uids_in(set)) mailbox_.at(uid).flags.insert(flag);
+            return tag + " OK stored\r\n";
+        }
+        return tag + " BAD unknown\r\n";
+    }
+
+    int listen_fd_ = -1;
+    int port_ = 0;
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+    mutable std::mutex mutex_;
+    std::map<std::uint64_t, Message> mailbox_;
+    std::set<std::uint64_t> hidden_size_, hidden_body_;
+    std::map<std::uint64_t, std::uint64_t> announced_;
+    std::string login_refusal_;
+    std::vector<std::string> commands_;
+};
+
+std::uint64_t stored_cursor_uid(NodeRunner& r) {
+    for (const auto& key : r.context().state().keys("imap/"))
+        if (key.size() > 7 && key.substr(key.size() - 7) == "/cursor") {
+            const std::string value = r.context().state().get(key).value_or("0:0");
+            return std::stoull(value.substr(value.find(':') + 1));
+        }
+    return 0;
+}
+
+// A UID FETCH that answers OK without a UID's data used to move the cursor past that UID
+// ("expunged since the search"): a message that still existed was never fetched again.
+TEST(ImapScripted, AUidFetchedWithoutDataIsTriedAgainAndTheCursorWaitsForIt) {
+    ScriptedImap s;
+    for (std::uint64_t uid = 1; uid <= 3; ++uid) s.add(uid, message(static_cast<int>(uid)));
+    s.hide_size_of(2);
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.imap", s.config("pw-for-tests"));
+    auto items = runner.poll();
+    ASSERT_EQ(items.size(), 2u) << all_logs(runner);
+    EXPECT_EQ(items[0].doc.attributes.at("imap_uid"), "1");
+    EXPECT_EQ(items[1].doc.attributes.at("imap_uid"), "3");
+    EXPECT_TRUE(logged(runner, "UID 2")) << all_logs(runner);
+    for (auto& i : items) i.ack(Outcome{});
+    EXPECT_TRUE(runner.poll().empty()) << "the server still gives no size";  // applies the settlements
+    EXPECT_EQ(stored_cursor_uid(runner), 1u) << "the cursor stays before UID 2";
+
+    // The server answers for it again: it is taken, and then the cursor moves past all three.
+    s.hide_size_of(2, false);
+    s.hide_body_of(2);
+    EXPECT_TRUE(runner.poll().empty()) << "a size but no body: still not taken";
+    s.hide_body_of(2, false);
+    items = runner.poll();
+    ASSERT_EQ(items.size(), 1u) << all_logs(runner);
+    EXPECT_EQ(items[0].doc.attributes.at("imap_uid"), "2");
+    EXPECT_EQ(bytes_of(items[0].doc), message(2));
+    items[0].ack(Outcome{});
+    EXPECT_TRUE(runner.poll().empty());
+    EXPECT_EQ(stored_cursor_uid(runner), 3u);
+    EXPECT_FALSE(logged(runner, "pw-for-tests"));
+}
+
+// And a UID that really was expunged is not waited for forever: the next SEARCH does not find
+// it, so it is let go and the cursor moves on (no loop of FETCHes for it).
+TEST(ImapScripted, AUidFetchedWithoutDataThatIsThenExpungedIsLetGo) {
+    ScriptedImap s;
+    for (std::uint64_t uid = 1; uid <= 3; ++uid) s.add(uid, message(static_cast<int>(uid)));
+    s.hide_size_of(2);
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.imap", s.config("pw-for-tests"));
+    auto items = runner.poll();
+    ASSERT_EQ(items.size(), 2u) << all_logs(runner);
+    for (auto& i : items) i.ack(Outcome{});
+    s.expunge(2);
+    EXPECT_TRUE(runner.poll().empty());
+    EXPECT_EQ(stored_cursor_uid(runner), 3u) << all_logs(runner);
+    const auto fetches = s.count("UID FETCH");
+    EXPECT_TRUE(runner.poll().empty());
+    EXPECT_EQ(s.count("UID FETCH"), fetches) << "nothing left to fetch";
 }
 
 }  // namespace
