@@ -495,6 +495,22 @@ bool ImapSource::scan(SourceEmitter& emitter, bool& stopped, bool reselect) {
             continue;
         }
         const std::string& raw = body->literals.back();
+        // The announced RFC822.SIZE is only the server's word: a server that announces 17 KB and
+        // sends 100 MB must not get the 100 MB through. The same failure as an announced over-size.
+        if (static_cast<std::int64_t>(raw.size()) > max_bytes_) {
+            std::lock_guard lock(mutex_);
+            unfetched_.erase(uid);
+            outstanding_.insert(uid);
+            taken_max_ = std::max(taken_max_, uid);
+            settlements_.push_back({validity, uid,
+                                    Outcome{false, fmt::format("IMAP message UID {} in '{}' is {} bytes, above max_bytes {} (the server "
+                                                               "announced {} bytes); not processed",
+                                                               uid, mailbox_, raw.size(), max_bytes_, size_it->second)}});
+            ctx_.log().warn("IMAP message UID {} in '{}' came with {} bytes though the server announced {}, above max_bytes {}: marked "
+                            "failed, not processed",
+                            uid, mailbox_, raw.size(), size_it->second, max_bytes_);
+            continue;
+        }
         const std::string name = fmt::format("imap-{}-{}.eml", validity, uid);
         Document doc = Document::from_bytes(name, "message/rfc822", Bytes(raw.begin(), raw.end()));
         doc.attributes["source"] = "imap";

@@ -795,4 +795,25 @@ TEST(ImapScripted, AUidFetchedWithoutDataThatIsThenExpungedIsLetGo) {
     EXPECT_EQ(s.count("UID FETCH"), fetches) << "nothing left to fetch";
 }
 
+// max_bytes was only checked against the size the server announced: one announcing 200 bytes
+// and sending far more got it all through.
+TEST(ImapScripted, ABodyLargerThanMaxBytesFailsEvenWhenTheServerAnnouncedLess) {
+    ScriptedImap s;
+    s.add(1, message(1) + std::string(20000, 'x'));
+    s.announce_size(1, 200);
+    s.add(2, message(2));
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.imap", s.config("pw-for-tests", "max_bytes: 5000"));
+    auto items = runner.poll();
+    ASSERT_EQ(items.size(), 1u) << all_logs(runner);
+    EXPECT_EQ(items[0].doc.attributes.at("imap_uid"), "2");
+    EXPECT_TRUE(logged(runner, "UID 1")) << all_logs(runner);
+    EXPECT_TRUE(logged(runner, "max_bytes 5000")) << all_logs(runner);
+    items[0].ack(Outcome{});
+    EXPECT_TRUE(runner.poll().empty());
+    EXPECT_TRUE(s.flags(1).count("\\Flagged")) << "failed like an over-size message the server announced";
+    EXPECT_FALSE(s.flags(1).count("\\Seen"));
+    EXPECT_TRUE(s.flags(2).count("\\Seen"));
+    EXPECT_EQ(stored_cursor_uid(runner), 2u);
+}
+
 }  // namespace
