@@ -392,6 +392,11 @@ GmailSource::GmailSource(const Config& config, Context& context)
 
 GmailSource::~GmailSource() = default;
 
+std::string GmailSource::answer_text(const net::HttpResponse& r) {
+    // Google's (or a proxy's) error text may echo the request's token: never pass it on as is.
+    return client_.redact(classify_message(r, ctx_));
+}
+
 std::string GmailSource::state_key(const char* name) const { return fmt::format("gmail/{}/{}", address_, name); }
 
 void GmailSource::set_error(std::string why) {
@@ -420,7 +425,7 @@ net::HttpResponse GmailSource::gmail(const std::string& method, const std::strin
 json GmailSource::gmail_json(const std::string& method, const std::string& path_and_query, const std::string& body,
                              std::string_view what) {
     const auto r = gmail(method, path_and_query, body, what);
-    if (!r.ok()) throw ApiError(fmt::format("Gmail {} answered {}: {}", what, r.status, classify_message(r, ctx_)), r.status);
+    if (!r.ok()) throw ApiError(fmt::format("Gmail {} answered {}: {}", what, r.status, answer_text(r)), r.status);
     auto j = json::parse(r.body, nullptr, false);
     if (!j.is_object()) throw ApiError(fmt::format("Gmail {} answered {} without a JSON object", what, r.status), r.status);
     return j;
@@ -434,14 +439,16 @@ net::HttpResponse GmailSource::pubsub(const std::string& method, const std::stri
         if (pubsub_auth_) {
             try {
                 r.headers.back().second = pubsub_auth_->authorization();
+                client_.add_secret(std::string_view(r.headers.back().second).substr(7));  // after "Bearer "
             } catch (const net::AuthError& e) {
+                const std::string why = client_.redact(e.what());
                 {
                     std::lock_guard lock(mutex_);
-                    pubsub_auth_problem_ = e.what();
+                    pubsub_auth_problem_ = why;
                 }
-                throw ApiError(fmt::format("Pub/Sub {}: {}", what, e.what()), 0);
+                throw ApiError(fmt::format("Pub/Sub {}: {}", what, why), 0);
             } catch (const std::exception& e) {
-                throw ApiError(fmt::format("Pub/Sub {}: no access token: {}", what, e.what()), 0);
+                throw ApiError(fmt::format("Pub/Sub {}: no access token: {}", what, client_.redact(e.what())), 0);
             }
         }
         net::HttpResponse response;
@@ -460,7 +467,7 @@ net::HttpResponse GmailSource::pubsub(const std::string& method, const std::stri
         } else if (response.status == 401 || response.status == 403) {
             std::lock_guard lock(mutex_);
             pubsub_auth_problem_ = fmt::format("Pub/Sub refused {} ({}): check that the credentials' account may subscribe to {}",
-                                               what, classify_message(response, ctx_), subscription_);
+                                               what, answer_text(response), subscription_);
         }
         return response;
     }
@@ -532,7 +539,7 @@ void GmailSource::ensure_labels() {
                     if (l.is_object() && lower(l.value("name", "")) == lower(*name)) *slot = l.value("id", "");
             }
         } else {
-            throw ApiError(fmt::format("Gmail labels.create for '{}' answered {}: {}", *name, r.status, classify_message(r, ctx_)), r.status);
+            throw ApiError(fmt::format("Gmail labels.create for '{}' answered {}: {}", *name, r.status, answer_text(r)), r.status);
         }
         if (slot->empty()) throw ApiError(fmt::format("cannot create or find the label '{}'", *name), 0);
         ctx_.log().info("created the Gmail label '{}' ({})", *name, *slot);
@@ -731,7 +738,7 @@ bool GmailSource::take(SourceEmitter& emitter, const std::string& id, Checkpoint
         ctx_.metrics().increment("gmail_messages_gone_total");
         return true;
     }
-    if (!r.ok()) throw ApiError(fmt::format("Gmail messages.get {} answered {}: {}", id, r.status, classify_message(r, ctx_)), r.status);
+    if (!r.ok()) throw ApiError(fmt::format("Gmail messages.get {} answered {}: {}", id, r.status, answer_text(r)), r.status);
     const json j = json::parse(r.body, nullptr, false);
     if (j.is_object() && j.contains("labelIds") && j["labelIds"].is_array())
         for (const auto& l : j["labelIds"])
@@ -930,7 +937,7 @@ void GmailSource::modify_labels(const std::string& id, const std::vector<std::st
                 ctx_.log().info("Gmail message {} is gone; its labels were not changed", id);
                 return;
             }
-            why = fmt::format("HTTP {}: {}", r.status, classify_message(r, ctx_));
+            why = fmt::format("HTTP {}: {}", r.status, answer_text(r));
             const auto kind = net::classify(r, ctx_.clock().now()).kind;
             if (kind == net::FailureKind::Permanent) attempt = kModifyAttempts;  // no retry can help
         } catch (const std::exception& e) {
@@ -995,7 +1002,7 @@ void GmailSource::pull_notifications() {
     // returnImmediately is discouraged for busy subscriptions, but a held pull would outlast
     // poll()'s max_wait, and messages handed to a pull we stop waiting for sit out their deadline.
     const auto r = pubsub("POST", "/v1/" + subscription_ + ":pull", body.dump(), "pull");
-    if (!r.ok()) throw ApiError(fmt::format("Pub/Sub pull answered {}: {}", r.status, classify_message(r, ctx_)), r.status);
+    if (!r.ok()) throw ApiError(fmt::format("Pub/Sub pull answered {}: {}", r.status, answer_text(r)), r.status);
     const json j = json::parse(r.body, nullptr, false);
     if (!j.is_object()) throw ApiError("Pub/Sub pull answered without a JSON object", r.status);
     {
@@ -1040,7 +1047,7 @@ void GmailSource::acknowledge(const std::vector<std::string>& ack_ids) {
             const auto r = pubsub("POST", "/v1/" + subscription_ + ":acknowledge", json{{"ackIds", chunk}}.dump(), "acknowledge");
             if (!r.ok())
                 ctx_.log().warn("Pub/Sub acknowledge of {} notification(s) answered {}: {} (they come back; harmless)", chunk.size(), r.status,
-                                classify_message(r, ctx_));
+                                answer_text(r));
         } catch (const std::exception& e) {
             ctx_.log().warn("Pub/Sub acknowledge of {} notification(s) failed: {} (they come back; harmless)", chunk.size(), e.what());
         }
@@ -1076,7 +1083,7 @@ void GmailSource::extend_deadlines() {
         const json body{{"ackIds", chunk}, {"ackDeadlineSeconds", std::chrono::duration_cast<seconds>(ack_extend_).count()}};
         try {
             const auto r = pubsub("POST", "/v1/" + subscription_ + ":modifyAckDeadline", body.dump(), "modifyAckDeadline");
-            if (!r.ok()) ctx_.log().warn("Pub/Sub modifyAckDeadline answered {}: {}", r.status, classify_message(r, ctx_));
+            if (!r.ok()) ctx_.log().warn("Pub/Sub modifyAckDeadline answered {}: {}", r.status, answer_text(r));
         } catch (const std::exception& e) {
             ctx_.log().warn("Pub/Sub modifyAckDeadline failed: {}", e.what());
         }

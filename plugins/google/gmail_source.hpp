@@ -177,6 +177,8 @@ private:
 
     void wait_for_input(SourceEmitter& emitter, std::chrono::milliseconds max_wait);
     void set_error(std::string why);
+    // classify_message() with any token or secret the answer echoes replaced by "[secret]".
+    std::string answer_text(const net::HttpResponse& r);
     std::string state_key(const char* name) const;
 
     Context& ctx_;

@@ -415,6 +415,31 @@ TEST(GmailSource, AnExpiredCursorLeadsToOneBoundedResyncOfTheUnprocessedMail) {
     (void)first;
 }
 
+// An error answer that echoes the request's Authorization header (as some proxies and API
+// gateways do) put the access token into the log and /health/detailed.
+TEST(GmailSource, AnAccessTokenTheServerEchoesIsNotLoggedOrShownInHealth) {
+    Google g;
+    auto runner = make_runner(g.config("poll"));
+    std::string token;
+    for (const auto& r : g.requests("gmail.getProfile"))
+        for (const auto& [name, value] : r["headers"].items())
+            if (name == "Authorization" || name == "authorization") token = value.get<std::string>().substr(7);
+    ASSERT_FALSE(token.empty());
+    const json refusal{{"error",
+                        {{"code", 401},
+                         {"message", "Request had invalid authentication credentials (Authorization: Bearer " + token + ")"},
+                         {"status", "UNAUTHENTICATED"}}}};
+    // Twice: the source tries once more with a new token after a 401.
+    g.control("POST", "/_fake/script", {{"target", "gmail.history"}, {"responses", {{{"status", 401}, {"body", refusal}, {"count", 2}}}}});
+    g.deliver(mail(1));
+    EXPECT_TRUE(poll_now(runner).empty());
+    const auto h = runner.component().health();
+    EXPECT_NE(h.status, Health::Healthy);
+    EXPECT_NE(h.detail.find("Bearer [secret]"), std::string::npos) << h.detail;
+    EXPECT_EQ(h.detail.find(token), std::string::npos) << h.detail;
+    for (const auto& line : runner.context().log_lines()) EXPECT_EQ(line.message.find(token), std::string::npos) << line.message;
+}
+
 TEST(GmailSource, RefusedCredentialsMakeHealthUnavailableWithWhatToDo) {
     Google g;
     g.control("POST", "/_fake/script",

@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <ctime>
 
@@ -93,7 +94,29 @@ GoogleClient::GoogleClient(const Config& config, Context& ctx, std::string servi
     // Two quick tries: a token endpoint that stays down is a hold, and the runtime waits.
     options.attempts = 2;
     options.initial_backoff = milliseconds(500);
-    auth_ = std::make_unique<net::GoogleAuth>(load_credentials(config), std::move(options), http_);
+    auto credentials = load_credentials(config);
+    for (const std::string* secret : {&credentials.client_secret, &credentials.refresh_token, &credentials.private_key_pem})
+        if (!secret->empty()) fixed_secrets_.push_back(*secret);
+    auth_ = std::make_unique<net::GoogleAuth>(std::move(credentials), std::move(options), http_);
+}
+
+void GoogleClient::add_secret(std::string_view secret) {
+    if (secret.empty()) return;
+    std::lock_guard lock(secrets_mutex_);
+    if (std::find(recent_tokens_.begin(), recent_tokens_.end(), secret) != recent_tokens_.end()) return;
+    recent_tokens_.emplace_back(secret);
+    while (recent_tokens_.size() > 8) recent_tokens_.pop_front();  // older tokens expired long ago
+}
+
+std::string GoogleClient::redact(std::string text) const {
+    auto hide = [&text](const std::string& secret) {
+        if (secret.empty()) return;
+        for (auto at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 8)) text.replace(at, secret.size(), "[secret]");
+    };
+    std::lock_guard lock(secrets_mutex_);
+    for (const auto& s : fixed_secrets_) hide(s);
+    for (const auto& t : recent_tokens_) hide(t);
+    return text;
 }
 
 void GoogleClient::set_problem(std::string& slot, std::string why) {
@@ -116,15 +139,18 @@ net::HttpResponse GoogleClient::send(net::HttpRequest request) {
     for (int attempt = 1;; ++attempt) {
         try {
             request.headers[auth_header].second = auth_->authorization();
+            add_secret(std::string_view(request.headers[auth_header].second).substr(7));  // after "Bearer "
         } catch (const net::AuthError& e) {
             // Google refused the credentials: nothing works until a person fixes them.
-            set_problem(auth_problem_, e.what());
-            breaker_.record_failure(ctx_.clock().steady_now(), e.what());
+            const std::string why = redact(e.what());
+            set_problem(auth_problem_, why);
+            breaker_.record_failure(ctx_.clock().steady_now(), why);
             ctx_.metrics().increment("google_auth_refused_total");
-            throw Stop{endpoint_down(e.what(), std::nullopt)};
+            throw Stop{endpoint_down(why, std::nullopt)};
         } catch (const std::exception& e) {
-            breaker_.record_failure(ctx_.clock().steady_now(), e.what());
-            throw Stop{endpoint_down(fmt::format("no Google access token: {}", e.what()), std::nullopt)};
+            const std::string why = redact(e.what());
+            breaker_.record_failure(ctx_.clock().steady_now(), why);
+            throw Stop{endpoint_down(fmt::format("no Google access token: {}", why), std::nullopt)};
         }
         net::HttpResponse response;
         try {
@@ -171,7 +197,8 @@ SinkResult GoogleClient::unreachable(const net::TransportError& error, std::stri
 }
 
 SinkResult GoogleClient::failure(const net::HttpResponse& response, std::string_view what) {
-    const auto c = net::classify(response, ctx_.clock().now());
+    auto c = net::classify(response, ctx_.clock().now());
+    c.message = redact(std::move(c.message));
     switch (c.kind) {
         case net::FailureKind::None:
             return SinkResult::ok();

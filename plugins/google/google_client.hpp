@@ -30,6 +30,7 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -73,6 +74,13 @@ public:
     std::string account() const { return auth_->account(); }
     Context& context() { return ctx_; }
     std::chrono::milliseconds upload_timeout() const { return upload_timeout_; }
+    // `text` with the access tokens this client sent and the credentials' secrets (client
+    // secret, refresh token, private key) replaced by "[secret]": an error text from Google or
+    // a proxy may echo the request (its Authorization header), and that text goes into logs,
+    // job reasons and /health/detailed.
+    std::string redact(std::string text) const;
+    // Adds a secret redact() hides from now on (a token another client of the caller sent).
+    void add_secret(std::string_view secret);
 
 private:
     SinkResult endpoint_down(std::string why, std::optional<std::chrono::milliseconds> hint);
@@ -88,6 +96,9 @@ private:
     std::chrono::milliseconds upload_timeout_;
     std::atomic<int> rate_limited_in_a_row_{0};
 
+    mutable std::mutex secrets_mutex_;
+    std::vector<std::string> fixed_secrets_;   // from the credentials file
+    std::deque<std::string> recent_tokens_;    // the last few access tokens sent (a refresh makes a new one)
     mutable std::mutex problems_mutex_;
     std::string auth_problem_;    // credentials or token refused, until a success
     std::string config_problem_;  // 403 permission / 404 on the configured resource, until a success

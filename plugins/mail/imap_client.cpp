@@ -387,8 +387,12 @@ void Connection::login(const std::string& user, const std::string& password) {
     }
     Response r = command(cmd);
     std::fill(cmd.begin(), cmd.end(), '\0');
-    if (!r.ok())
-        throw ImapError(ImapError::Kind::Auth, fmt::format("{} refused the login of user '{}': {} {}", server(), user, r.status, r.text));
+    if (!r.ok()) {
+        // Some servers quote the refused command back, password included (as sent, or quoted).
+        const std::string quoted = quote(password);
+        const std::string said = redact_secrets(r.text, {std::string_view(quoted).substr(1, quoted.size() - 2), password});
+        throw ImapError(ImapError::Kind::Auth, fmt::format("{} refused the login of user '{}': {} {}", server(), user, r.status, said));
+    }
     read_capabilities_from(r.text);
     if (r.text.find("[CAPABILITY ") == std::string::npos) refresh_capabilities();  // they may change after login
 }
@@ -419,11 +423,14 @@ void Connection::authenticate_xoauth2(const std::string& user, const std::string
         r.text = sp == std::string::npos ? "" : u.text.substr(sp + 1);
         break;
     }
-    std::fill(blob.begin(), blob.end(), '\0');
-    if (!r.ok())
+    if (!r.ok()) {
+        const std::string said = redact_secrets(r.text, {blob, access_token});  // a server may echo what it was sent
+        std::fill(blob.begin(), blob.end(), '\0');
         throw ImapError(ImapError::Kind::Auth,
                         fmt::format("{} refused the XOAUTH2 login of user '{}': {} {} (is the access token current and for this user?)",
-                                    server(), user, r.status, r.text));
+                                    server(), user, r.status, said));
+    }
+    std::fill(blob.begin(), blob.end(), '\0');
     read_capabilities_from(r.text);
     if (r.text.find("[CAPABILITY ") == std::string::npos) refresh_capabilities();
 }
@@ -495,6 +502,15 @@ void Connection::logout() noexcept {
 }
 
 // ---- helpers ------------------------------------------------------------------------------------
+
+std::string redact_secrets(std::string text, std::initializer_list<std::string_view> secrets) {
+    for (const auto secret : secrets) {
+        if (secret.empty()) continue;
+        for (auto at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 8))
+            text.replace(at, secret.size(), "[secret]");
+    }
+    return text;
+}
 
 std::optional<std::uint64_t> number_after(std::string_view text, std::string_view key) {
     std::size_t pos = 0;

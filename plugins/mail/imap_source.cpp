@@ -247,7 +247,18 @@ std::string ImapSource::credential() const {
 
 // ---- connection ---------------------------------------------------------------------------------
 
-void ImapSource::note_failure(const std::string& why) {
+void ImapSource::note_failure(const std::string& said) {
+    // Any server text may echo the credential (not only a refused login): keep it out of the
+    // log and health. The token file's current token is what the last login sent.
+    std::string token_in_file;
+    if (auth_ == Auth::XOAuth2 && oauth_token_.empty()) {
+        try {
+            token_in_file = credential();
+        } catch (const std::exception&) {
+            // unreadable now: then there is nothing of it to hide
+        }
+    }
+    const std::string why = imap::redact_secrets(said, {password_, oauth_token_, token_in_file});
     std::lock_guard lock(mutex_);
     ++failures_;
     // Exponential backoff with jitter: half fixed, half random, so many instances that lost

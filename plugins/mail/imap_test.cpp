@@ -816,4 +816,19 @@ TEST(ImapScripted, ABodyLargerThanMaxBytesFailsEvenWhenTheServerAnnouncedLess) {
     EXPECT_EQ(stored_cursor_uid(runner), 2u);
 }
 
+// A server that quotes the refused LOGIN back put the password into the log and health.
+TEST(ImapScripted, APasswordTheServerEchoesIsNotLoggedOrShownInHealth) {
+    ScriptedImap s;
+    s.refuse_login_with("[AUTHENTICATIONFAILED] Authentication failed: you sent \"claims\" \"S3cretPassw0rd!\"");
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.imap", s.config("S3cretPassw0rd!"));
+    EXPECT_TRUE(runner.poll().empty());
+    const auto h = runner.component().health();
+    EXPECT_EQ(h.status, Health::Unavailable);
+    EXPECT_NE(h.detail.find("AUTHENTICATIONFAILED"), std::string::npos) << h.detail;
+    EXPECT_NE(h.detail.find("[secret]"), std::string::npos) << h.detail;
+    EXPECT_EQ(h.detail.find("S3cretPassw0rd!"), std::string::npos) << h.detail;
+    EXPECT_FALSE(logged(runner, "S3cretPassw0rd!")) << all_logs(runner);
+    EXPECT_TRUE(logged(runner, "[secret]")) << all_logs(runner);
+}
+
 }  // namespace
