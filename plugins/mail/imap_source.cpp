@@ -296,7 +296,8 @@ bool ImapSource::ensure_connected() {
         std::uint64_t validity, cursor;
         {
             std::lock_guard lock(mutex_);
-            failures_ = 0;
+            // failures_ is not reset here but after a scan that worked: a mailbox that fails
+            // every scan right after a good login must back off, not reconnect every second.
             connected_ = true;
             last_error_.clear();
             validity = uidvalidity_;
@@ -414,6 +415,13 @@ void ImapSource::select_mailbox() {
 // ---- scan ---------------------------------------------------------------------------------------
 
 bool ImapSource::scan(SourceEmitter& emitter, bool& stopped, bool reselect) {
+    const bool more = scan_once(emitter, stopped, reselect);
+    std::lock_guard lock(mutex_);
+    failures_ = 0;  // the connection is good for real work: the next failure starts the backoff afresh
+    return more;
+}
+
+bool ImapSource::scan_once(SourceEmitter& emitter, bool& stopped, bool reselect) {
     // A mailbox deleted and created again under a session that has it selected does not
     // always end the session (Dovecot keeps serving the old view): only a new SELECT shows
     // the new UIDVALIDITY. So the sweeps select again; scans woken by IDLE only NOOP.
@@ -497,7 +505,14 @@ bool ImapSource::scan(SourceEmitter& emitter, bool& stopped, bool reselect) {
                             size_it->second, max_bytes_);
             continue;
         }
-        const auto fetched = conn_->checked(fmt::format("UID FETCH {} (UID INTERNALDATE BODY.PEEK[])", uid), "UID FETCH message");
+        const auto fetched = conn_->command(fmt::format("UID FETCH {} (UID INTERNALDATE BODY.PEEK[])", uid));
+        if (!fetched.ok()) {
+            // One message the server will not give (NO: unreadable, being moved...) is that
+            // message's problem: dropping the connection for it reconnected and hit it again,
+            // over and over, and no later mail was taken.
+            note_unfetched(uid, fmt::format("answered {} {}", fetched.status, fetched.text.substr(0, 200)));
+            continue;
+        }
         const imap::Untagged* body = nullptr;
         for (const auto& u : fetched.untagged)
             if (!u.literals.empty() && imap::number_after(u.text, "UID") == uid) body = &u;

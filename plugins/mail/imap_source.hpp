@@ -92,7 +92,8 @@ private:
     void select_mailbox();
     // Scans from the cursor and emits at most batch_size; true if more may be waiting.
     // `reselect`: SELECT the mailbox again first (sees a changed UIDVALIDITY), else NOOP.
-    bool scan(SourceEmitter& emitter, bool& stopped, bool reselect);
+    bool scan(SourceEmitter& emitter, bool& stopped, bool reselect);  // scan_once(), then failures_ = 0
+    bool scan_once(SourceEmitter& emitter, bool& stopped, bool reselect);
     void apply_settlements();
     void mark(const std::vector<std::uint64_t>& uids, bool ok);
     // A UID that UID FETCH answered OK for without its data (`what`): kept in unfetched_, warned.

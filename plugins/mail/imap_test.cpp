@@ -593,6 +593,13 @@ public:
         std::lock_guard lock(mutex_);
         announced_[uid] = size;
     }
+    // The body FETCH of this UID is answered NO.
+    void refuse_fetch_of(std::uint64_t uid, bool refuse = true) { set(refused_body_, uid, refuse); }
+    // UID SEARCH is answered NO.
+    void refuse_search(bool refuse = true) {
+        std::lock_guard lock(mutex_);
+        refuse_search_ = refuse;
+    }
     // LOGIN is answered with this NO text.
     void refuse_login_with(std::string text) {
         std::lock_guard lock(mutex_);
@@ -689,6 +696,7 @@ private:
         words >> sub;
         std::string set;
         if (sub == "SEARCH") {
+            if (refuse_search_) return tag + " NO [SERVERBUG] search index broken\r\n";
             std::string uid_word;
             words >> uid_word >> set;
             std::string out = "* SEARCH";
@@ -701,6 +709,9 @@ private:
         std::getline(words, rest);
         if (sub == "FETCH") {
             std::string out;
+            if (rest.find("BODY.PEEK") != std::string::npos)
+                for (auto uid : uids_in(set))
+                    if (refused_body_.count(uid)) return tag + " NO [SERVERBUG] cannot read the message\r\n";
             for (auto uid : uids_in(set)) {
                 const auto seq = std::distance(mailbox_.begin(), mailbox_.find(uid)) + 1;
                 const std::string& bytes = mailbox_.at(uid).bytes;
@@ -731,7 +742,8 @@ private:
     std::thread thread_;
     mutable std::mutex mutex_;
     std::map<std::uint64_t, Message> mailbox_;
-    std::set<std::uint64_t> hidden_size_, hidden_body_;
+    std::set<std::uint64_t> hidden_size_, hidden_body_, refused_body_;
+    bool refuse_search_ = false;
     std::map<std::uint64_t, std::uint64_t> announced_;
     std::string login_refusal_;
     std::vector<std::string> commands_;
@@ -793,6 +805,47 @@ TEST(ImapScripted, AUidFetchedWithoutDataThatIsThenExpungedIsLetGo) {
     const auto fetches = s.count("UID FETCH");
     EXPECT_TRUE(runner.poll().empty());
     EXPECT_EQ(s.count("UID FETCH"), fetches) << "nothing left to fetch";
+}
+
+// A NO to one message's FETCH dropped the connection: the source reconnected, hit the same
+// message and dropped it again, every second, and no later mail was taken. It is that
+// message's problem: the others are taken on the same connection and it is tried again.
+TEST(ImapScripted, AMessageTheServerRefusesToFetchIsTriedAgainWithoutDroppingTheConnection) {
+    ScriptedImap s;
+    for (std::uint64_t uid = 1; uid <= 3; ++uid) s.add(uid, message(static_cast<int>(uid)));
+    s.refuse_fetch_of(2);
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.imap", s.config("pw-for-tests"));
+    auto items = runner.poll();
+    ASSERT_EQ(items.size(), 2u) << all_logs(runner);
+    EXPECT_EQ(items[1].doc.attributes.at("imap_uid"), "3");
+    EXPECT_TRUE(logged(runner, "UID 2")) << all_logs(runner);
+    for (auto& i : items) i.ack(Outcome{});
+    s.refuse_fetch_of(2, false);
+    items = runner.poll();
+    ASSERT_EQ(items.size(), 1u) << all_logs(runner);
+    EXPECT_EQ(items[0].doc.attributes.at("imap_uid"), "2");
+    EXPECT_EQ(s.count("LOGIN"), 1u) << "one connection all along";
+    EXPECT_EQ(runner.component().health().status, Health::Healthy);
+}
+
+// failures_ was reset by every good login, so a mailbox whose scan fails right after login
+// was reconnected every ~0.7 s forever. The backoff now grows until a scan works.
+TEST(ImapScripted, AScanThatFailsAfterAGoodLoginBacksOffLongerEachTime) {
+    ScriptedImap s;
+    s.add(1, message(1));
+    s.refuse_search();
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.imap", s.config("pw-for-tests"));
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_TRUE(runner.poll().empty());
+        runner.clock().advance(10min);
+    }
+    EXPECT_EQ(s.count("LOGIN"), 3u);
+    EXPECT_TRUE(logged(runner, "(3 failure(s) in a row")) << all_logs(runner);
+    s.refuse_search(false);
+    EXPECT_EQ(runner.poll().size(), 1u) << all_logs(runner);
+    s.refuse_search();
+    EXPECT_TRUE(runner.poll().empty());
+    EXPECT_TRUE(logged(runner, "(1 failure(s) in a row")) << "a scan that worked starts the backoff afresh";
 }
 
 // max_bytes was only checked against the size the server announced: one announcing 200 bytes
