@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cctype>
 #include <cmath>
 #include <fstream>
@@ -447,7 +448,14 @@ bool ImapSource::scan_once(SourceEmitter& emitter, bool& stopped, bool reselect)
         std::string w;
         while (words >> w) {
             if (w.find_first_not_of("0123456789") != std::string::npos) continue;
-            const auto uid = std::stoull(w);
+            // A UID is a non-zero 32-bit number (RFC 3501). Anything else from the server is
+            // left out: std::stoull threw on 25 digits, which dropped the connection on every scan.
+            std::uint64_t uid = 0;
+            const auto [end, error] = std::from_chars(w.data(), w.data() + w.size(), uid);
+            if (error != std::errc() || end != w.data() + w.size() || uid == 0 || uid > 0xFFFFFFFFull) {
+                ctx_.log().warn("UID SEARCH in '{}' answered '{}', which is not a UID; left out", mailbox_, w.substr(0, 40));
+                continue;
+            }
             // "n:*" also matches the highest UID when it is below n.
             if ((uid >= from || unfetched.count(uid)) && !busy.count(uid)) uids.push_back(uid);
         }

@@ -595,6 +595,11 @@ public:
     }
     // The body FETCH of this UID is answered NO.
     void refuse_fetch_of(std::uint64_t uid, bool refuse = true) { set(refused_body_, uid, refuse); }
+    // UID SEARCH answers this word too, as if it were a UID.
+    void add_search_word(std::string word) {
+        std::lock_guard lock(mutex_);
+        search_extra_ += " " + word;
+    }
     // UID SEARCH is answered NO.
     void refuse_search(bool refuse = true) {
         std::lock_guard lock(mutex_);
@@ -702,7 +707,7 @@ private:
             std::string out = "* SEARCH";
             for (auto uid : uids_in(set))
                 if (!mailbox_.at(uid).flags.count("\\Seen")) out += " " + std::to_string(uid);
-            return out + "\r\n" + tag + " OK searched\r\n";
+            return out + search_extra_ + "\r\n" + tag + " OK searched\r\n";
         }
         words >> set;
         std::string rest;
@@ -744,6 +749,7 @@ private:
     std::map<std::uint64_t, Message> mailbox_;
     std::set<std::uint64_t> hidden_size_, hidden_body_, refused_body_;
     bool refuse_search_ = false;
+    std::string search_extra_;
     std::map<std::uint64_t, std::uint64_t> announced_;
     std::string login_refusal_;
     std::vector<std::string> commands_;
@@ -846,6 +852,22 @@ TEST(ImapScripted, AScanThatFailsAfterAGoodLoginBacksOffLongerEachTime) {
     s.refuse_search();
     EXPECT_TRUE(runner.poll().empty());
     EXPECT_TRUE(logged(runner, "(1 failure(s) in a row")) << "a scan that worked starts the backoff afresh";
+}
+
+// A 25-digit "UID" in a SEARCH answer made std::stoull throw out of the scan: the connection
+// was dropped on every scan and no mail was taken. A word that is no UID is left out.
+TEST(ImapScripted, ASearchAnswerWithANumberThatIsNoUidIsLeftOutAndTheRestTaken) {
+    ScriptedImap s;
+    s.add(1, message(1));
+    s.add_search_word("1234567890123456789012345");
+    s.add_search_word("4294967296");
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.imap", s.config("pw-for-tests"));
+    const auto items = runner.poll();
+    ASSERT_EQ(items.size(), 1u) << all_logs(runner);
+    EXPECT_EQ(items[0].doc.attributes.at("imap_uid"), "1");
+    EXPECT_TRUE(logged(runner, "'1234567890123456789012345', which is not a UID")) << all_logs(runner);
+    EXPECT_EQ(s.count("LOGIN"), 1u);
+    EXPECT_EQ(runner.component().health().status, Health::Healthy);
 }
 
 // max_bytes was only checked against the size the server announced: one announcing 200 bytes
