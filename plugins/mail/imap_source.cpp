@@ -11,6 +11,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <utility>
 
 #include <fmt/core.h>
 
@@ -54,10 +55,30 @@ std::string without_flag(const std::string& flag) {
     return " UNKEYWORD " + flag;
 }
 
+// UID sets like "1:3,7,9:12" (sorted, duplicates dropped, runs as ranges), split so that no
+// set is longer than max_chars: one UID STORE of 10,000 single UIDs was an 80 KB command line,
+// and servers may refuse lines over 8192 octets (RFC 7162 section 4).
+std::vector<std::string> uid_sets(std::vector<std::uint64_t> uids, std::size_t max_chars = 1000) {
+    std::sort(uids.begin(), uids.end());
+    uids.erase(std::unique(uids.begin(), uids.end()), uids.end());
+    std::vector<std::string> sets;
+    std::string set;
+    for (std::size_t i = 0; i < uids.size();) {
+        std::size_t last = i;
+        while (last + 1 < uids.size() && uids[last + 1] == uids[last] + 1) ++last;
+        const std::string item = last == i ? std::to_string(uids[i]) : fmt::format("{}:{}", uids[i], uids[last]);
+        if (!set.empty() && set.size() + 1 + item.size() > max_chars) sets.push_back(std::exchange(set, ""));
+        set += (set.empty() ? "" : ",") + item;
+        i = last + 1;
+    }
+    if (!set.empty()) sets.push_back(std::move(set));
+    return sets;
+}
+
+// All of `uids` as one set, for a log line or a SEARCH of a few UIDs.
 std::string uid_set(const std::vector<std::uint64_t>& uids) {
-    std::string out;
-    for (auto u : uids) out += (out.empty() ? "" : ",") + std::to_string(u);
-    return out;
+    const auto sets = uid_sets(uids, std::string::npos);
+    return sets.empty() ? "" : sets.front();
 }
 
 std::string iso_now(std::chrono::system_clock::time_point t) {
@@ -484,11 +505,13 @@ bool ImapSource::scan_once(SourceEmitter& emitter, bool& stopped, bool reselect)
     if (uids.empty()) return false;
 
     std::map<std::uint64_t, std::uint64_t> sizes;
-    const auto sized = conn_->checked("UID FETCH " + uid_set(uids) + " (UID RFC822.SIZE)", "UID FETCH sizes");
-    for (const auto& u : sized.untagged) {
-        const auto uid = imap::number_after(u.text, "UID");
-        const auto size = imap::number_after(u.text, "RFC822.SIZE");
-        if (uid && size) sizes[*uid] = *size;
+    for (const auto& set : uid_sets(uids)) {
+        const auto sized = conn_->checked("UID FETCH " + set + " (UID RFC822.SIZE)", "UID FETCH sizes");
+        for (const auto& u : sized.untagged) {
+            const auto uid = imap::number_after(u.text, "UID");
+            const auto size = imap::number_after(u.text, "RFC822.SIZE");
+            if (uid && size) sizes[*uid] = *size;
+        }
     }
 
     for (const auto uid : uids) {
@@ -603,8 +626,10 @@ std::uint64_t ImapSource::settled_to_locked() const {
 // ---- settling -----------------------------------------------------------------------------------
 
 void ImapSource::mark(const std::vector<std::uint64_t>& uids, bool ok) {
-    if (uids.empty()) return;
-    const std::string set = uid_set(uids);
+    for (const auto& set : uid_sets(uids)) mark_set(set, ok);
+}
+
+void ImapSource::mark_set(const std::string& set, bool ok) {
     const std::string& flag = ok ? processed_flag_ : failed_flag_;
     if (!flag.empty()) conn_->checked(fmt::format("UID STORE {} +FLAGS.SILENT ({})", set, flag), fmt::format("UID STORE {}", flag));
     if (!ok || processed_folder_.empty()) return;

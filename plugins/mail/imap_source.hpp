@@ -95,7 +95,8 @@ private:
     bool scan(SourceEmitter& emitter, bool& stopped, bool reselect);  // scan_once(), then failures_ = 0
     bool scan_once(SourceEmitter& emitter, bool& stopped, bool reselect);
     void apply_settlements();
-    void mark(const std::vector<std::uint64_t>& uids, bool ok);
+    void mark(const std::vector<std::uint64_t>& uids, bool ok);  // in UID sets of at most 1000 characters
+    void mark_set(const std::string& set, bool ok);
     // A UID that UID FETCH answered OK for without its data (`what`): kept in unfetched_, warned.
     void note_unfetched(std::uint64_t uid, std::string_view what);
     // The highest UID the cursor may name: below anything in flight or unfetched. mutex_ held.

@@ -870,6 +870,31 @@ TEST(ImapScripted, ASearchAnswerWithANumberThatIsNoUidIsLeftOutAndTheRestTaken) 
     EXPECT_EQ(runner.component().health().status, Health::Healthy);
 }
 
+// One UID STORE named every settled UID singly: 10,000 of them made an 80 KB command line,
+// which servers may refuse (RFC 7162: 8192 octets). Runs are now ranges, and long sets split.
+TEST(ImapScripted, ManySettledUidsAreFlaggedInCommandsOfBoundedLength) {
+    ScriptedImap s;
+    for (std::uint64_t uid = 1; uid < 3000; uid += 2) s.add(uid, message(static_cast<int>(uid)));  // no two in a row
+    for (std::uint64_t uid = 5001; uid <= 5500; ++uid) s.add(uid, message(static_cast<int>(uid)));  // one run
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.imap", s.config("pw-for-tests", "batch_size: 1000"));
+    auto items = runner.poll();
+    ASSERT_EQ(items.size(), 2000u) << all_logs(runner);
+    for (auto& i : items) i.ack(Outcome{});
+    EXPECT_TRUE(runner.poll().empty());
+    std::size_t longest = 0, stores = 0;
+    for (const auto& c : s.commands()) {
+        longest = std::max(longest, c.size());
+        if (c.rfind("UID STORE", 0) == 0) {
+            ++stores;
+            if (c.find("5500") != std::string::npos) EXPECT_NE(c.find("5001:5500"), std::string::npos) << c;
+        }
+    }
+    EXPECT_LE(longest, 1100u);
+    EXPECT_GE(stores, 2u);
+    for (std::uint64_t uid : {1ull, 1501ull, 2999ull, 5001ull, 5500ull}) EXPECT_TRUE(s.flags(uid).count("\\Seen")) << uid;
+    EXPECT_EQ(stored_cursor_uid(runner), 5500u);
+}
+
 // max_bytes was only checked against the size the server announced: one announcing 200 bytes
 // and sending far more got it all through.
 TEST(ImapScripted, ABodyLargerThanMaxBytesFailsEvenWhenTheServerAnnouncedLess) {
