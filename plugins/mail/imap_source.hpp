@@ -39,10 +39,16 @@
 // mailbox is scanned again; the runtime's content-derived ids keep documents processed
 // before from being processed twice.
 //
+// A UID that UID FETCH answers without its data (or with a NO) is not skipped: the cursor
+// stays before it, a warning names it, and the next scan asks for it again by UID; only a
+// search that no longer finds it (expunged) lets it go. A body larger than max_bytes is
+// failed (failed_flag, the reason) whatever size the server announced.
+//
 // Failures: a dropped connection, a refused login or an unreadable answer closes the
 // connection; the next try waits an exponential backoff with jitter (1 s doubling to
-// reconnect_max). health() says connected or not, the server, mailbox, cursor, the mode
-// (IDLE / polling), the last check and the last error — never the password or token.
+// reconnect_max; the count is reset by a scan that worked, not by a login). health() says
+// connected or not, the server, mailbox, cursor, the mode (IDLE / polling), the last check
+// and the last error — never the password or token, also where the server echoes them.
 //
 // Threading: poll() and the IMAP connection belong to the runtime's source thread (conn_mutex_
 // also lets stop() use it once poll() has returned); ack handles run on any thread and only
