@@ -388,7 +388,10 @@ void GraphExecutor::fail(RuntimeNode& node, const Envelope& env, const std::stri
     note(env, node, HopRecord::Result::Failed, why);
     node.stats.failed.fetch_add(1, std::memory_order_relaxed);
     node.stats.set_last_error(why, s_.clock.now(), false);
-    node.context->log().log(LogLevel::Error, fmt::format("failed after {} attempt(s): {}", env.attempt, why), env.doc->id);
+    // A reason from retry_or_fail() already ends "(gave up after N attempt(s))": not twice.
+    const bool counted = why.find("(gave up after ") != std::string::npos;
+    node.context->log().log(LogLevel::Error, counted ? "failed: " + why : fmt::format("failed after {} attempt(s): {}", env.attempt, why),
+                            env.doc->id);
     bool stored = true;
     try {
         s_.store_guard.run([&] { s_.dead_letters.store(node, env, reason); }, "dead letter");
