@@ -108,7 +108,7 @@ void NcbSink::record_failure(const std::string& why) {
     breaker_.record_failure(ctx_.clock().steady_now(), why);
     if (!was_open && breaker_.state() == net::CircuitBreaker::State::Open)
         ctx_.log().log(LogLevel::Warn, fmt::format("circuit breaker open after {} failures in a row: no calls to NCB for {} ms, then one "
-                                                   "trial; claims wait meanwhile (last: {})",
+                                                   "trial; claims wait meanwhile, held (a 500 is retried under the node's retry policy) (last: {})",
                                                    breaker_.consecutive_failures(), breaker_open_for_.count(), why));
     publish_breaker();
 }

@@ -521,7 +521,7 @@ bool ImapSource::scan_once(SourceEmitter& emitter, bool& stopped, bool reselect)
         }
         const auto size_it = sizes.find(uid);
         if (size_it == sizes.end()) {
-            note_unfetched(uid, "gave no RFC822.SIZE");
+            note_unfetched(uid, "answered OK but gave no RFC822.SIZE");
             continue;
         }
         if (static_cast<std::int64_t>(size_it->second) > max_bytes_) {
@@ -548,7 +548,7 @@ bool ImapSource::scan_once(SourceEmitter& emitter, bool& stopped, bool reselect)
         for (const auto& u : fetched.untagged)
             if (!u.literals.empty() && imap::number_after(u.text, "UID") == uid) body = &u;
         if (!body) {
-            note_unfetched(uid, "gave no message body");
+            note_unfetched(uid, "answered OK but gave no message body");
             continue;
         }
         const std::string& raw = body->literals.back();
@@ -612,7 +612,7 @@ void ImapSource::note_unfetched(std::uint64_t uid, std::string_view what) {
     std::lock_guard lock(mutex_);
     const bool first = unfetched_.insert(uid).second;
     ctx_.metrics().increment("imap_unfetched_total");
-    ctx_.log().warn("IMAP UID {} in '{}': UID FETCH answered OK but {}; the cursor stays before it and it is looked at again "
+    ctx_.log().warn("IMAP UID {} in '{}': UID FETCH {}; the cursor stays before it and it is looked at again "
                     "on the next scan{}",
                     uid, mailbox_, what, first ? "" : " (again: if this keeps happening, check the message on the server)");
 }
@@ -854,6 +854,11 @@ HealthReport ImapSource::health() {
                                      use_idle_ ? std::string("IDLE") : fmt::format("polling every {} ms", poll_interval_.count()),
                                      iso_now(last_check_), outstanding_.size());
     if (!previous_error_.empty()) detail += fmt::format("; last error {}: {}", iso_now(previous_error_at_), previous_error_);
+    // Mail the server would not give is mail not taken: `run --once` names this source, and an
+    // operator looks at those messages on the server.
+    if (!unfetched_.empty())
+        return {Health::Degraded, fmt::format("{} message(s) the server would not give (UID {}{}), asked for again on every scan; {}",
+                                              unfetched_.size(), *unfetched_.begin(), unfetched_.size() > 1 ? " and more" : "", detail)};
     return {Health::Healthy, detail};
 }
 

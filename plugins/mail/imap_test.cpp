@@ -779,6 +779,9 @@ TEST(ImapScripted, AUidFetchedWithoutDataIsTriedAgainAndTheCursorWaitsForIt) {
     for (auto& i : items) i.ack(Outcome{});
     EXPECT_TRUE(runner.poll().empty()) << "the server still gives no size";  // applies the settlements
     EXPECT_EQ(stored_cursor_uid(runner), 1u) << "the cursor stays before UID 2";
+    const auto waiting = runner.component().health();
+    EXPECT_EQ(waiting.status, Health::Degraded) << "mail not taken shows (run --once names the source)";
+    EXPECT_NE(waiting.detail.find("1 message(s) the server would not give (UID 2)"), std::string::npos) << waiting.detail;
 
     // The server answers for it again: it is taken, and then the cursor moves past all three.
     s.hide_size_of(2, false);
@@ -792,6 +795,7 @@ TEST(ImapScripted, AUidFetchedWithoutDataIsTriedAgainAndTheCursorWaitsForIt) {
     items[0].ack(Outcome{});
     EXPECT_TRUE(runner.poll().empty());
     EXPECT_EQ(stored_cursor_uid(runner), 3u);
+    EXPECT_EQ(runner.component().health().status, Health::Healthy);
     EXPECT_FALSE(logged(runner, "pw-for-tests"));
 }
 
