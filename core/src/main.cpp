@@ -235,6 +235,7 @@ int cmd_run(const fs::path& file, bool once, bool redeliver) {
     std::thread signal_thread([&] {
         int stops = 0;
         std::chrono::steady_clock::time_point first_stop;
+        int first_signal = 0;
         while (true) {
             int sig = 0;
             if (sigwait(&signals, &sig) != 0) continue;
@@ -269,12 +270,13 @@ int cmd_run(const fs::path& file, bool once, bool redeliver) {
             // GNU `timeout` (and a shell killing a process group) delivers one SIGTERM twice:
             // to the process and to its group, microseconds apart. That is one request to stop,
             // not a second one asking to skip the drain (which lost the --once summary).
-            if (stops == 1 && std::chrono::steady_clock::now() - first_stop < std::chrono::seconds(1)) {
+            if (stops == 1 && sig == first_signal && std::chrono::steady_clock::now() - first_stop < std::chrono::seconds(1)) {
                 std::cerr << "docpipe: the same stop signal again within a second: still draining (send it again later to exit now)\n";
                 continue;
             }
             if (++stops == 1) {
                 first_stop = std::chrono::steady_clock::now();
+                first_signal = sig;
                 std::cerr << "docpipe: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
                           << " received: stopping sources and draining (send again to exit now)\n";
                 notifier.stopping("stopping: draining documents in flight");

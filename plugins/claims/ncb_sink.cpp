@@ -22,6 +22,14 @@ std::string ncb_details(const std::string& body) {
     return out;
 }
 
+// NCB's error code ({"error":{"code"}}), or "".
+std::string ncb_error_code(const std::string& body) {
+    const auto j = nlohmann::json::parse(body, nullptr, false);
+    if (!j.is_object() || !j.contains("error") || !j["error"].is_object()) return {};
+    const auto& code = j["error"].value("code", nlohmann::json());
+    return code.is_string() ? code.get<std::string>() : std::string();
+}
+
 }  // namespace
 
 ComponentDescriptor NcbSink::describe() {
@@ -83,24 +91,28 @@ std::chrono::system_clock::time_point NcbSink::submission_time(const Document& d
     return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
 }
 
-std::string NcbSink::first_sent(const Document& doc, const std::string& body) {
+NcbSink::Submission NcbSink::submission(const Document& doc, const std::string& body) {
     const std::string key = "ncb/sent/" + doc.id;
     const bool reviewed = doc.fields.is_object() && doc.fields.value("reviewed", false) == true;
     if (reviewed) {
-        // A reviewer's approval is a submission of its own: their corrections are what NCB
-        // gets, and its tries keep these bytes from here on.
-        if (const auto pinned = ctx_.state().get(key); !pinned || *pinned != body) ctx_.state().put(key, body, remember_for_);
-        return body;
+        // A reviewer's approval sends their corrections. With no earlier try on record (none,
+        // or one NCB refused) it is a new submission, pinned from here on. After a try whose
+        // answer was lost (NCB may have booked it), the corrections go under that try's key:
+        // NCB books them if it had nothing, and answers IDEMPOTENCY_KEY_REUSED if it holds the
+        // earlier claim, which then stays the one booked (see write()), never a second one.
+        ctx_.state().put_if_absent(key, body, remember_for_);
+        const auto pinned = ctx_.state().get(key);
+        return {body, pinned.value_or(body)};
     }
     ctx_.state().put_if_absent(key, body, remember_for_);
     const auto pinned = ctx_.state().get(key);
-    if (!pinned) return body;
+    if (!pinned) return {body, body};
     if (*pinned != body)
         ctx_.log().log(LogLevel::Warn, "the claim was extracted again since it was first sent, with other values: the first record is "
                                        "sent again as it was (NCB may have booked it already; a new one could book the claim twice). "
                                        "A person can correct it in NCB",
                        doc.id);
-    return *pinned;
+    return {*pinned, *pinned};
 }
 
 void NcbSink::record_failure(const std::string& why) {
@@ -131,7 +143,9 @@ SinkResult NcbSink::wrong_url(const std::string& why) {
 
 std::string NcbSink::masked(std::string text) const {
     if (api_key_.size() < 4) return text;  // too short to tell from ordinary text
-    for (auto at = text.find(api_key_); at != std::string::npos; at = text.find(api_key_, at)) text.replace(at, api_key_.size(), "[api key]");
+    static constexpr std::string_view kMask = "[api key]";
+    for (auto at = text.find(api_key_); at != std::string::npos; at = text.find(api_key_, at + kMask.size()))
+        text.replace(at, api_key_.size(), kMask);
     return text;
 }
 
@@ -153,9 +167,9 @@ SinkResult NcbSink::write(const Document& doc) {
         return SinkResult::parked("not submitted to NCB: the claim lacks " + missing);
     }
     if (flag_for_review_) record.record["Review Flag"] = true;
-    const std::string body = first_sent(doc, record.record.dump());
-    // The SDK's content hash (SHA-256, 96 bits) of the document id and the record.
-    const std::string idempotency_key = "docpipe-" + Document::content_id(doc.id + "\n" + body);
+    const auto [body, key_body] = submission(doc, record.record.dump());
+    // The SDK's content hash (SHA-256, 96 bits) of the document id and the record first sent.
+    const std::string idempotency_key = "docpipe-" + Document::content_id(doc.id + "\n" + key_body);
     // The document id: NCB's logs and ours meet on it (the Idempotency-Key tells tries apart
     // from new claims; the request id tells which document a request was about).
     const std::string& rid = doc.id;
@@ -249,6 +263,17 @@ SinkResult NcbSink::write(const Document& doc) {
             if (response.status >= 500) return endpoint_down("NCB unavailable: " + c.message + where, c.retry_after);
             breaker_.record_success();  // NCB answered: it is up
             publish_breaker();
+            if (ncb_error_code(response.body) == "IDEMPOTENCY_KEY_REUSED") {
+                // A reviewer's corrections, sent under the key of an earlier try whose answer was
+                // lost: NCB holds that earlier claim. It stays the one booked (a new key would
+                // book a second); a person corrects it in NCB.
+                ctx_.log().log(LogLevel::Warn, fmt::format("NCB already holds an earlier try of this claim{}; the corrections were not "
+                                                           "booked", where), doc.id);
+                return SinkResult::parked(fmt::format("NCB already holds this claim from an earlier try whose answer was lost "
+                                                      "(X-Request-ID {}): the reviewer's corrections were not booked; correct the "
+                                                      "claim in NCB",
+                                                      rid));
+            }
             ctx_.metrics().increment("ncb_refused_total");
             // Not booked: a reviewer's corrected claim is a new submission, with a key of its own.
             ctx_.state().erase("ncb/sent/" + doc.id);

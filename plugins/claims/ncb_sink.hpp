@@ -10,7 +10,8 @@
 // document was extracted again meanwhile with other results (a restart after a model refit
 // or a rules change): NCB answers a known key with another body 422, and a new key would
 // book the claim twice. Only a refusal (the claim was not booked) or a reviewer's approval
-// starts a new submission.
+// starts a new submission (after a lost answer, a reviewer's corrections go under the earlier
+// try's key, and NCB's IDEMPOTENCY_KEY_REUSED parks them: NCB holds the earlier claim).
 //
 // What each answer does:
 //   201/200 with a claim reference   delivered; the reference goes on the job (ncb_claim_reference)
@@ -49,9 +50,14 @@ public:
 
 private:
     std::chrono::system_clock::time_point submission_time(const Document& doc);
-    // The record as first sent for this document (pinned in the state store), or `body` when
-    // this is a new submission.
-    std::string first_sent(const Document& doc, const std::string& body);
+    // What to send: `body` for a new submission (pinned in the state store from here on), else
+    // the record as first sent; and the record the Idempotency-Key is made from (the first
+    // sent: a reviewer's corrections after a lost answer keep the earlier try's key).
+    struct Submission {
+        std::string body;
+        std::string key_body;
+    };
+    Submission submission(const Document& doc, const std::string& body);
     SinkResult endpoint_down(const std::string& why, std::optional<std::chrono::milliseconds> hint);
     SinkResult wrong_url(const std::string& why);
     // Counts a failure towards the breaker, logging and publishing the moment it opens.

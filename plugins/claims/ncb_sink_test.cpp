@@ -124,6 +124,36 @@ TEST(NcbSink, AfterARefusalTheReviewersCorrectedClaimIsANewSubmission) {
     EXPECT_EQ(claims["claims"][0]["record"]["Claim Amount"], 120.0);
 }
 
+// After a try whose answer was lost, NCB may or may not hold the claim. A reviewer's
+// corrections go under that try's key: booked if NCB had nothing (here the 500 came before
+// NCB booked anything), and refused as IDEMPOTENCY_KEY_REUSED if it holds the earlier claim,
+// which then stays the only one (a new key would book the claim twice).
+TEST(NcbSink, AReviewersCorrectionsAfterALostAnswerNeverBookASecondClaim) {
+    auto ncb = start_ncb();
+    auto runner = docpipe::testing::NodeRunner::from_plugin(plugin_file(), "sink.ncb", sink_config(ncb));
+    script(ncb, json::array({{{"status", 500}, {"body", {{"error", {{"code", "INTERNAL"}, {"message", "lost"}}}}}}}));
+    ASSERT_EQ(runner.write(claim_doc("unbooked")).status(), SinkResult::Status::Retry);
+    Document corrected = claim_doc("unbooked", 120.0);
+    corrected.fields["reviewed"] = true;
+    auto result = runner.write(corrected);
+    ASSERT_EQ(result.status(), SinkResult::Status::Ok) << result.reason();
+    EXPECT_FALSE(result.parked()) << result.reason();
+
+    ASSERT_EQ(runner.write(claim_doc("booked")).status(), SinkResult::Status::Ok);  // say its answer was lost
+    Document late = claim_doc("booked", 120.0);
+    late.fields["reviewed"] = true;
+    auto refused = runner.write(late);
+    ASSERT_EQ(refused.status(), SinkResult::Status::Ok) << refused.reason();
+    EXPECT_TRUE(refused.parked());
+    EXPECT_NE(refused.reason().find("NCB already holds this claim"), std::string::npos) << refused.reason();
+    EXPECT_TRUE(runner.write(late).parked()) << "and again: the earlier try's key is kept";
+
+    const auto claims = claims_at(ncb);
+    ASSERT_EQ(claims["claims"].size(), 2u) << claims.dump();
+    for (const auto& c : claims["claims"])
+        EXPECT_EQ(c["record"]["Claim Amount"], c["request_id"] == "unbooked" ? 120.0 : 479.05) << c.dump();
+}
+
 // A 2xx without NCB's claim reference is no proof of a booking: a login page or a proxy
 // answers 200 too. The claim waits and goes again under the same key.
 TEST(NcbSink, ASuccessWithoutAClaimReferenceIsNotTakenAsBooked) {

@@ -743,9 +743,11 @@ bool GmailSource::take(SourceEmitter& emitter, const std::string& id, Checkpoint
     if (j.is_object() && j.contains("labelIds") && j["labelIds"].is_array())
         for (const auto& l : j["labelIds"])
             if (l.is_string() && (l.get<std::string>() == processed_id_ || l.get<std::string>() == failed_id_)) return true;  // done before
+    // A 200 that is not JSON at all (a proxy's or login page's HTML) says nothing about the
+    // message: the sync fails and is tried again, and the message is not labelled failed.
+    if (!j.is_object()) throw ApiError(fmt::format("Gmail messages.get {} answered {} without a JSON object", id, r.status), r.status);
     std::string raw, unreadable;
-    if (!j.is_object()) unreadable = "the answer is not a JSON object";
-    else if (!j.contains("raw") || !j["raw"].is_string()) unreadable = "the answer has no raw field";
+    if (!j.contains("raw") || !j["raw"].is_string()) unreadable = "the answer has no raw field";
     else {
         try {
             raw = net::base64_decode_any(j["raw"].get<std::string>());
@@ -1110,6 +1112,12 @@ void GmailSource::poll(SourceEmitter& emitter, const PollRequest& request) {
     }
     maybe_renew_watch();
     persist_cursor();  // a write that failed earlier
+    if (request.drain) {
+        // `run --once`: this is the one round; no further sync is due, so health must not
+        // call the time since it stale while the graph is still working on what it took.
+        std::lock_guard lock(mutex_);
+        drained_ = true;
+    }
 
     auto take_hints = [&] {
         if (mode_ != Mode::PubsubPull) return;
@@ -1228,7 +1236,7 @@ HealthReport GmailSource::health() {
     if (!last_error_.empty()) return {Health::Degraded, last_error_};
     if (!pull_error_.empty()) return {Health::Degraded, pull_error_};
     const auto since = ctx_.clock().steady_now() - last_sync_;
-    if (last_sync_ != std::chrono::steady_clock::time_point{} && since > 3 * poll_interval_ + std::chrono::minutes(1))
+    if (!drained_ && last_sync_ != std::chrono::steady_clock::time_point{} && since > 3 * poll_interval_ + std::chrono::minutes(1))
         return {Health::Degraded, fmt::format("no Gmail sync for {} s", std::chrono::duration_cast<seconds>(since).count())};
     std::string detail = fmt::format("history {}, {} message(s) in flight", cursor_, in_flight_.size());
     if (last_sync_wall_ != std::chrono::system_clock::time_point{}) detail += ", last sync " + iso8601_ms(epoch_ms(last_sync_wall_));

@@ -211,6 +211,7 @@ private:
     mutable std::mutex mutex_;  // guards everything below
     std::condition_variable wake_;
     bool stopping_ = false;
+    bool drained_ = false;  // polled with PollRequest::drain (`run --once`): no later sync is due
     std::uint64_t cursor_ = 0;      // settled up to here (stored)
     std::uint64_t persisted_ = 0;   // what the state store holds
     std::uint64_t listed_to_ = 0;   // history listed up to here in this run

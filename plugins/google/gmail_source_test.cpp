@@ -327,6 +327,22 @@ TEST(GmailSource, AnUnreadableMessageIsRejectedWithItsReasonAndTheSyncGoesOn) {
     expect_no_personal_data(runner);
 }
 
+// A 200 that is no JSON at all (a proxy's login page) says nothing about the message: the
+// sync fails and is tried again, and the message is not labelled failed for good.
+TEST(GmailSource, AnAnswerThatIsNoJsonFailsTheSyncAndDoesNotFailTheMessage) {
+    Google g;
+    auto runner = make_runner(g.config("poll"));
+    const json d = g.deliver(mail(1));
+    g.control("POST", "/_fake/script", {{"target", "gmail.get"}, {"responses", {{{"status", 200}, {"body", "<html>Sign in</html>"}}}}});
+    EXPECT_TRUE(poll_now(runner).empty());
+    EXPECT_EQ(runner.component().health().status, Health::Degraded);
+    EXPECT_FALSE(Google::has(g.messages().at(d["id"]), "docpipe-failed"));
+    auto items = sweep(runner);
+    ASSERT_EQ(items.size(), 1u) << "taken once the answer is real";
+    EXPECT_TRUE(items[0].rejected.empty());
+    EXPECT_EQ(bytes_of(items[0].doc), mail(1));
+}
+
 // A server that repeats a nextPageToken used to be followed for 10,000 pages (with SIGTERM
 // waiting behind it); a token seen before in the same listing now ends it with an error.
 TEST(GmailSource, ARepeatedPageTokenEndsTheListingWithAClearError) {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <iterator>
 #include <charconv>
 #include <cctype>
 #include <cmath>
@@ -500,8 +501,17 @@ bool ImapSource::scan_once(SourceEmitter& emitter, bool& stopped, bool reselect)
         std::lock_guard lock(mutex_);
         last_check_ = ctx_.clock().now();
     }
-    const bool more = uids.size() > batch_size_;
-    if (more) uids.resize(batch_size_);
+    // UIDs waiting to be fetched again sort before the new ones: a batch of them alone would
+    // be fetched (and fail) on every scan, no new mail would be taken, and `run --once`, which
+    // scans while there is more, would never end. So a scan takes a full batch of new UIDs and,
+    // beside it, at most a batch of the waiting ones, which do not count as "more".
+    std::vector<std::uint64_t> fresh, waiting;
+    for (const auto uid : uids) (unfetched.count(uid) ? waiting : fresh).push_back(uid);
+    const bool more = fresh.size() > batch_size_;
+    if (more) fresh.resize(batch_size_);
+    if (waiting.size() > batch_size_) waiting.resize(batch_size_);
+    uids.clear();
+    std::merge(fresh.begin(), fresh.end(), waiting.begin(), waiting.end(), std::back_inserter(uids));
     if (uids.empty()) return false;
 
     std::map<std::uint64_t, std::uint64_t> sizes;

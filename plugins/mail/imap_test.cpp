@@ -838,6 +838,22 @@ TEST(ImapScripted, AMessageTheServerRefusesToFetchIsTriedAgainWithoutDroppingThe
     EXPECT_EQ(runner.component().health().status, Health::Healthy);
 }
 
+// A batch of UIDs the server keeps refusing sorted first and filled every scan: no new mail
+// was taken, and `run --once` (which scans while there is more) never ended. The waiting
+// ones are asked for beside a full batch of new ones now.
+TEST(ImapScripted, ABatchOfRefusedMessagesDoesNotHoldBackNewMail) {
+    ScriptedImap s;
+    for (std::uint64_t uid = 1; uid <= 5; ++uid) s.add(uid, message(static_cast<int>(uid)));
+    s.refuse_fetch_of(1);
+    s.refuse_fetch_of(2);
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.imap", s.config("pw-for-tests", "batch_size: 2"));
+    auto items = runner.poll();  // the --once round: returns once nothing more is new
+    ASSERT_EQ(items.size(), 3u) << all_logs(runner);
+    for (std::size_t i = 0; i < items.size(); ++i) EXPECT_EQ(items[i].doc.attributes.at("imap_uid"), std::to_string(i + 3));
+    EXPECT_LE(s.count("UID FETCH 1 (UID INTERNALDATE"), 3u) << "a refused one is asked for once a scan, not in a loop";
+    EXPECT_EQ(runner.component().health().status, Health::Degraded);
+}
+
 // failures_ was reset by every good login, so a mailbox whose scan fails right after login
 // was reconnected every ~0.7 s forever. The backoff now grows until a scan works.
 TEST(ImapScripted, AScanThatFailsAfterAGoodLoginBacksOffLongerEachTime) {

@@ -552,6 +552,7 @@ TEST_F(AdminApi, AClaimNcbRefusedIsCorrectedAndApprovedIntoNcb) {
     fake_control(ncb.base_url(), "POST", "/_fake/script",
                  json{{"target", "claims"},
                       {"responses", json::array({{{"status", 422},
+                                                  {"count", 2},
                                                   {"body", {{"error", {{"code", "VALIDATION_ERROR"}, {"message", "Claim Amount over the policy limit"}}}}}}})}}
                      .dump());
     Document claim = Document::from_bytes("receipt.jpg", "image/jpeg", Bytes{1, 2, 3});
@@ -571,10 +572,19 @@ TEST_F(AdminApi, AClaimNcbRefusedIsCorrectedAndApprovedIntoNcb) {
     const json item = body(get("/api/v1/exceptions/claim-1"))["data"];
     ASSERT_EQ(item["documents"].size(), 1u) << item;
     EXPECT_THAT(item.dump(), ::testing::HasSubstr("over the policy limit"));
-    auto approved = client_->Post("/api/v1/exceptions/claim-1/approve", {{"X-API-Key", kKey}}, R"({"fields": {"total_amount": 479.05}})",
-                                  "application/json");
+    auto approve = [&](const char* corrections) {
+        return client_->Post("/api/v1/exceptions/claim-1/approve", {{"X-API-Key", kKey}}, corrections, "application/json");
+    };
+    // The first correction is refused too: the claim is back in review, and can be approved again.
+    auto approved = approve(R"({"fields": {"total_amount": 1200.0}})");
+    ASSERT_EQ(approved->status, 200) << approved->body;
+    ASSERT_TRUE(wait_job("claim-1", "review"));
+    ASSERT_EQ(body(get("/api/v1/exceptions/claim-1"))["data"]["documents"].size(), 1u) << "the second refusal's record is kept";
+    approved = approve(R"({"fields": {"total_amount": 479.05}})");
     ASSERT_EQ(approved->status, 200) << approved->body;
     ASSERT_TRUE(wait_job("claim-1", "submitted"));
+    for (int i = 0; i < 500 && !rt_->state().keys("review/claim-1/").empty(); ++i) std::this_thread::sleep_for(10ms);
+    EXPECT_TRUE(rt_->state().keys("review/claim-1/").empty()) << "the record goes once the approval went through";
     const json claims = json::parse(fake_control(ncb.base_url(), "GET", "/_fake/claims"));
     ASSERT_EQ(claims["claims"].size(), 1u) << claims;
     EXPECT_EQ(claims["claims"][0]["record"]["Claim Amount"], 479.05);

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <map>
+
 #include <fmt/core.h>
 #include <fmt/ranges.h>
 
@@ -149,10 +151,12 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
     auto keys = store_.keys("review/" + id + "/", 1000);
     if (keys.empty()) return moved_on().value_or(ActionResult::fail(Result::Invalid, "no parked document is stored for this job"));
     std::vector<std::pair<std::string, Document>> docs;
+    std::map<std::string, std::string> records;  // key -> the parked record as read here
     for (const auto& key : keys) {
         auto text = store_.get(key);
         if (!text) continue;
         docs.emplace_back(key, Document::from_json(nlohmann::json::parse(*text).at("document")));
+        records[key] = *text;
     }
     if (docs.empty()) return moved_on().value_or(ActionResult::fail(Result::Invalid, "the parked documents for this job are gone"));
 
@@ -247,9 +251,13 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
         // so a job that fails after approval can be returned to review.
         const std::string review_key = key;
         const std::string pages_prefix = admin::review_page_prefix(id, doc.id);
-        graph_.inject(*approved_node_, id, std::make_shared<const Document>(std::move(doc)), [this, review_key, pages_prefix](const Outcome& o) {
+        graph_.inject(*approved_node_, id, std::make_shared<const Document>(std::move(doc)),
+                      [this, review_key, pages_prefix, parked = records[key]](const Outcome& o) {
             if (!o.ok) return;
             try {
+                // Parked again by this very delivery (NCB refused the corrected claim too): the
+                // record was rewritten, and it is what the next approval needs.
+                if (store_.get(review_key) != parked) return;
                 store_.erase(review_key);
                 for (const auto& page_key : store_.keys(pages_prefix, 1000)) store_.erase(page_key);
             } catch (const std::exception&) {

@@ -66,9 +66,9 @@ struct HttpClientOptions {
     std::string user_agent = "docpipe";
     // The largest answer body kept, counted after decompression: a server (or a proxy in front
     // of it) sending more, or a small gzip that unpacks to gigabytes, ends the call with a
-    // TransportError instead of the process running out of memory. Gmail's largest raw
-    // message (25 MB of attachments) is about 35 MB as base64.
-    std::size_t max_response_bytes = 64u << 20;
+    // TransportError instead of the process running out of memory. Gmail takes messages of
+    // up to 50 MB (150 MB imported), 200 MB as base64 in messages.get's raw.
+    std::size_t max_response_bytes = 256u << 20;
 };
 
 class HttpClient {
