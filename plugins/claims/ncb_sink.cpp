@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "docpipe/claim.hpp"
+#include "docpipe/secrets.hpp"
 
 namespace docpipe::claims {
 
@@ -143,10 +144,7 @@ SinkResult NcbSink::wrong_url(const std::string& why) {
 
 std::string NcbSink::masked(std::string text) const {
     if (api_key_.size() < 4) return text;  // too short to tell from ordinary text
-    static constexpr std::string_view kMask = "[api key]";
-    for (auto at = text.find(api_key_); at != std::string::npos; at = text.find(api_key_, at + kMask.size()))
-        text.replace(at, api_key_.size(), kMask);
-    return text;
+    return mask_secrets(std::move(text), {api_key_}, "[api key]");
 }
 
 void NcbSink::publish_breaker() {

@@ -10,6 +10,8 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "docpipe/secrets.hpp"
+
 namespace docpipe::google {
 
 using std::chrono::milliseconds;
@@ -109,14 +111,10 @@ void GoogleClient::add_secret(std::string_view secret) {
 }
 
 std::string GoogleClient::redact(std::string text) const {
-    auto hide = [&text](const std::string& secret) {
-        if (secret.empty()) return;
-        for (auto at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 8)) text.replace(at, secret.size(), "[secret]");
-    };
     std::lock_guard lock(secrets_mutex_);
-    for (const auto& s : fixed_secrets_) hide(s);
-    for (const auto& t : recent_tokens_) hide(t);
-    return text;
+    std::vector<std::string_view> secrets(fixed_secrets_.begin(), fixed_secrets_.end());
+    secrets.insert(secrets.end(), recent_tokens_.begin(), recent_tokens_.end());
+    return mask_secrets(std::move(text), std::move(secrets));
 }
 
 void GoogleClient::set_problem(std::string& slot, std::string why) {

@@ -23,6 +23,7 @@
 #include <fmt/core.h>
 
 #include "docpipe/no_sigpipe.hpp"
+#include "docpipe/secrets.hpp"
 
 namespace docpipe::mail::imap {
 
@@ -390,7 +391,7 @@ void Connection::login(const std::string& user, const std::string& password) {
     if (!r.ok()) {
         // Some servers quote the refused command back, password included (as sent, or quoted).
         const std::string quoted = quote(password);
-        const std::string said = redact_secrets(r.text, {std::string_view(quoted).substr(1, quoted.size() - 2), password});
+        const std::string said = docpipe::mask_secrets(r.text, {std::string_view(quoted).substr(1, quoted.size() - 2), password});
         throw ImapError(ImapError::Kind::Auth, fmt::format("{} refused the login of user '{}': {} {}", server(), user, r.status, said));
     }
     read_capabilities_from(r.text);
@@ -424,7 +425,7 @@ void Connection::authenticate_xoauth2(const std::string& user, const std::string
         break;
     }
     if (!r.ok()) {
-        const std::string said = redact_secrets(r.text, {blob, access_token});  // a server may echo what it was sent
+        const std::string said = docpipe::mask_secrets(r.text, {blob, access_token});  // a server may echo what it was sent
         std::fill(blob.begin(), blob.end(), '\0');
         throw ImapError(ImapError::Kind::Auth,
                         fmt::format("{} refused the XOAUTH2 login of user '{}': {} {} (is the access token current and for this user?)",
@@ -502,15 +503,6 @@ void Connection::logout() noexcept {
 }
 
 // ---- helpers ------------------------------------------------------------------------------------
-
-std::string redact_secrets(std::string text, std::initializer_list<std::string_view> secrets) {
-    for (const auto secret : secrets) {
-        if (secret.empty()) continue;
-        for (auto at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 8))
-            text.replace(at, secret.size(), "[secret]");
-    }
-    return text;
-}
 
 std::optional<std::uint64_t> number_after(std::string_view text, std::string_view key) {
     std::size_t pos = 0;

@@ -136,10 +136,6 @@ private:
 // Helpers for untagged lines.
 // "UIDVALIDITY 123" inside "[...]" or "(...)"; nullopt when the key is absent.
 std::optional<std::uint64_t> number_after(std::string_view text, std::string_view key);
-// `text` with every occurrence of each non-empty secret replaced by "[secret]". A server's
-// answer may echo what it was sent (a refused LOGIN quoting the password back), and that
-// answer goes into errors, logs and /health/detailed.
-std::string redact_secrets(std::string text, std::initializer_list<std::string_view> secrets);
 // The flags of a "FLAGS (\Seen $X)" group, as written.
 std::vector<std::string> flags_in(std::string_view text);
 // "INTERNALDATE "17-Jul-1996 02:44:25 -0700"" -> "1996-07-17T09:44:25Z"; "" when absent.

@@ -16,6 +16,8 @@
 
 #include <fmt/core.h>
 
+#include "docpipe/secrets.hpp"
+
 namespace docpipe::mail {
 
 using imap::ImapError;
@@ -281,7 +283,7 @@ void ImapSource::note_failure(const std::string& said) {
             // unreadable now: then there is nothing of it to hide
         }
     }
-    const std::string why = imap::redact_secrets(said, {password_, oauth_token_, token_in_file});
+    const std::string why = docpipe::mask_secrets(said, {password_, oauth_token_, token_in_file});
     std::lock_guard lock(mutex_);
     ++failures_;
     // Exponential backoff with jitter: half fixed, half random, so many instances that lost

@@ -1,6 +1,7 @@
 // Personal data never reaches the log: the logging layer (services.cpp) masks it whatever a
 // component passes, in the text and the JSON format, and keeps the document id readable as
-// the correlation id.
+// the correlation id. A component's own credentials, echoed back by a server, are masked by
+// the SDK's mask_secrets() where the component quotes the server.
 #include <sstream>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include "docpipe/secrets.hpp"
 #include "services.hpp"
 #include "state/store.hpp"
 
@@ -142,6 +144,26 @@ TEST(Redaction, IsIdempotent) {
 TEST(Redaction, UnlabelledNamesAreNotCaught) {
     // The documented limit: a name with no label, address or phrase around it is just words.
     EXPECT_EQ(redact_personal_data("sent by Siti Aminah yesterday"), "sent by Siti Aminah yesterday");
+}
+
+// The SDK's mask_secrets(): the credentials a component sent, echoed back in a server's words.
+TEST(MaskSecrets, MasksEveryOccurrenceOfEachSecretAndLeavesTheRestAsIs) {
+    EXPECT_EQ(mask_secrets("a1 NO [AUTHENTICATIONFAILED] LOGIN alice hunter22 hunter22", {"hunter22"}),
+              "a1 NO [AUTHENTICATIONFAILED] LOGIN alice [secret] [secret]");
+    EXPECT_EQ(mask_secrets("Bearer tok-1 then tok-2", {"tok-1", "", "tok-2"}), "Bearer [secret] then [secret]");
+    EXPECT_EQ(mask_secrets("nothing to hide here", {"hunter22"}), "nothing to hide here");
+    EXPECT_EQ(mask_secrets("key=k3y-123456 refused", {"k3y-123456"}, "[api key]"), "key=[api key] refused");
+}
+
+TEST(MaskSecrets, ASecretThatHoldsAnotherIsMaskedWhole) {
+    // The quoted form of a password and the password itself: the longer one goes first, so no
+    // quote or escape of it is left beside a mask.
+    EXPECT_EQ(mask_secrets(R"(LOGIN bob "pa\"ss" failed)", {"pa\\\"ss", R"("pa\"ss")"}), "LOGIN bob [secret] failed");
+}
+
+TEST(MaskSecrets, DoesNotLoopWhenTheMaskHoldsTheSecret) {
+    EXPECT_EQ(mask_secrets("secret secret", {"secret"}), "[secret] [secret]");
+    EXPECT_EQ(mask_secrets("ccc", {"c"}, "cc"), "cccccc");
 }
 
 }  // namespace
