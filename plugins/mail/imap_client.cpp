@@ -137,8 +137,13 @@ void Connection::connect_socket() {
         }
         int rc = ::connect(fd, a->ai_addr, a->ai_addrlen);
         if (rc != 0 && errno == EINPROGRESS) {
-            pollfd p{fd, POLLOUT, 0};
-            rc = ::poll(&p, 1, static_cast<int>(ep_.connect_timeout.count()));
+            try {
+                rc = wait_for(fd, POLLOUT, steady::now() + ep_.connect_timeout, "connecting");
+            } catch (...) {
+                ::close(fd);
+                freeaddrinfo(found);
+                throw;
+            }
             if (rc == 0) {
                 last = fmt::format("no answer within {} ms", ep_.connect_timeout.count());
                 ::close(fd);
@@ -223,12 +228,23 @@ void Connection::write_all(std::string_view data) {
     }
 }
 
+int Connection::wait_for(int fd, short events, Deadline deadline, std::string_view doing) {
+    // In slices, so that a stop asked for by the caller ends the wait within one slice.
+    constexpr long long kSliceMs = 250;
+    while (true) {
+        if (ep_.cancelled && ep_.cancelled())
+            throw ImapError(ImapError::Kind::Cancelled, fmt::format("{}: stopped while {}", server(), doing));
+        const long long left = std::chrono::duration_cast<milliseconds>(deadline - steady::now()).count();
+        if (left <= 0) return 0;
+        pollfd p{fd, events, 0};
+        const int rc = ::poll(&p, 1, static_cast<int>(ep_.cancelled ? std::min(left, kSliceMs) : std::min<long long>(left, 1 << 30)));
+        if (rc != 0) return rc;
+    }
+}
+
 bool Connection::fill(Deadline deadline) {
     if (!(ssl_ && SSL_pending(ssl_) > 0)) {
-        const auto left = std::chrono::duration_cast<milliseconds>(deadline - steady::now()).count();
-        if (left <= 0) return false;
-        pollfd p{fd_, POLLIN, 0};
-        const int rc = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 1 << 30)));
+        const int rc = wait_for(fd_, POLLIN, deadline, "waiting for its answer");
         if (rc == 0) return false;
         if (rc < 0 && errno != EINTR) fail_network(fmt::format("poll failed: {}", std::strerror(errno)));
         if (rc < 0) return true;

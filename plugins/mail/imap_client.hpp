@@ -15,12 +15,14 @@
 //   calling into the Connection.
 // - Errors: every failure throws ImapError with the server (host:port) in the message and a
 //   kind, so the source can tell a refused login (fix the configuration) from a dropped
-//   connection (reconnect). Messages never contain the password or token.
+//   connection (reconnect) or its own stop (Cancelled: a command was cut off, so the
+//   connection is left mid-answer; destroy it). Messages never contain the password or token.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <initializer_list>
+#include <functional>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -43,6 +45,10 @@ struct Endpoint {
     bool verify = true;   // check the certificate chain and that it names `host`
     std::chrono::milliseconds connect_timeout{15000};
     std::chrono::milliseconds timeout{60000};  // one command's answer
+    // Asked every 250 ms while connecting or waiting for an answer; when it returns true the
+    // wait ends with ImapError(Cancelled). A stopping source thus stops within a quarter second
+    // rather than after `timeout`. Called on the connection's thread; must be quick.
+    std::function<bool()> cancelled;
 };
 
 class ImapError : public std::runtime_error {
@@ -51,6 +57,7 @@ public:
         Network,   // cannot connect, TLS failed, connection dropped or timed out
         Auth,      // the server refused the credentials
         Protocol,  // the server said NO/BAD, or answered something we cannot read
+        Cancelled, // Endpoint::cancelled said stop while waiting; the connection is unusable now
     };
     ImapError(Kind kind, const std::string& what) : std::runtime_error(what), kind(kind) {}
     Kind kind;
@@ -101,6 +108,9 @@ public:
     void idle_done();
     bool idling() const { return idle_tag_.has_value(); }
 
+    // Lowers the time allowed for each answer from now on (a goodbye at stop must not take
+    // `timeout` per command on a server that stopped answering).
+    void limit_timeout(std::chrono::milliseconds most) { ep_.timeout = std::min(ep_.timeout, most); }
     // Best effort: LOGOUT with a short timeout; never throws.
     void logout() noexcept;
 
@@ -113,6 +123,9 @@ private:
     void connect_socket();
     void start_tls();
     void write_all(std::string_view data);
+    // poll() of `fd` for `events` until `deadline` (0: it passed), asking ep_.cancelled
+    // between slices; `doing` completes "stopped while ..." when it says stop.
+    int wait_for(int fd, short events, Deadline deadline, std::string_view doing);
     bool fill(Deadline deadline);  // false on timeout
     std::string read_line(Deadline deadline);
     // Reads one response unit: a line with its literals. `line` is what is left after them.

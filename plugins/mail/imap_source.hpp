@@ -50,6 +50,13 @@
 // connected or not, the server, mailbox, cursor, the mode (IDLE / polling), the last check
 // and the last error — never the password or token, also where the server echoes them.
 //
+// Stopping: the runtime asks poll() to return through its emitter's stop_requested(). The
+// connection asks that every 250 ms while it waits on the server, so a command in progress
+// (a slow FETCH, a server that stopped answering) is cut off within a quarter second instead
+// of after `timeout`. The cut-off connection is dropped; messages settled but not yet marked
+// then are marked on the next start (their documents are known to the ledger, so nothing is
+// processed twice).
+//
 // Threading: poll() and the IMAP connection belong to the runtime's source thread (conn_mutex_
 // also lets stop() use it once poll() has returned); ack handles run on any thread and only
 // take mutex_ and write to the wake eventfd; health() takes mutex_ only.
@@ -94,6 +101,9 @@ private:
     bool ensure_connected();              // false: not connected (last_error_ says why)
     void connect();                       // throws imap::ImapError
     void disconnect(const std::string& why);
+    // The runtime's stop cut a command off (ImapError Cancelled): drop the connection, no
+    // backoff, no failure counted.
+    void cut_off(const std::string& what);
     std::string credential() const;       // password or access token; never logged
     void select_mailbox();
     // Scans from the cursor and emits at most batch_size; true if more may be waiting.
@@ -132,6 +142,8 @@ private:
     const std::string processed_flag_, processed_folder_, failed_flag_;
     const std::int64_t max_bytes_;
     int wake_fd_ = -1;
+    // The emitter of the poll() in progress (null outside one): endpoint_.cancelled asks it.
+    std::atomic<const SourceEmitter*> polling_emitter_{nullptr};
 
     // The connection and what belongs to it: the source thread (or stop()) with conn_mutex_.
     std::mutex conn_mutex_;

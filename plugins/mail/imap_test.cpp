@@ -605,6 +605,11 @@ public:
         std::lock_guard lock(mutex_);
         refuse_search_ = refuse;
     }
+    // Commands that start with `prefix` get no answer at all: a server that stopped answering.
+    void go_silent_on(std::string prefix) {
+        std::lock_guard lock(mutex_);
+        silent_on_ = std::move(prefix);
+    }
     // LOGIN is answered with this NO text.
     void refuse_login_with(std::string text) {
         std::lock_guard lock(mutex_);
@@ -679,13 +684,16 @@ private:
             buffer.erase(0, eol + 2);
             const auto sp = line.find(' ');
             const std::string tag = line.substr(0, sp), cmd = sp == std::string::npos ? "" : line.substr(sp + 1);
-            if (!send(answer(tag, cmd))) return;
+            const std::string said = answer(tag, cmd);
+            if (said.empty()) continue;  // silent
+            if (!send(said)) return;
             if (cmd == "LOGOUT") return;
         }
     }
     std::string answer(const std::string& tag, const std::string& cmd) {
         std::lock_guard lock(mutex_);
         commands_.push_back(cmd);
+        if (!silent_on_.empty() && cmd.rfind(silent_on_, 0) == 0) return "";
         std::istringstream words(cmd);
         std::string verb, sub;
         words >> verb;
@@ -752,6 +760,7 @@ private:
     std::string search_extra_;
     std::map<std::uint64_t, std::uint64_t> announced_;
     std::string login_refusal_;
+    std::string silent_on_;
     std::vector<std::string> commands_;
 };
 
@@ -951,6 +960,37 @@ TEST(ImapScripted, APasswordTheServerEchoesIsNotLoggedOrShownInHealth) {
     EXPECT_EQ(h.detail.find("S3cretPassw0rd!"), std::string::npos) << h.detail;
     EXPECT_FALSE(logged(runner, "S3cretPassw0rd!")) << all_logs(runner);
     EXPECT_TRUE(logged(runner, "[secret]")) << all_logs(runner);
+}
+
+// A command in progress held the runtime's stop until its `timeout` (60 s by default): a
+// server that stopped answering kept SIGTERM waiting that long, at login or in a scan. The
+// connection now asks the runtime's stop every quarter second and cuts the command off.
+TEST(ImapScripted, AStopCutsOffACommandTheServerNeverAnswers) {
+    for (const std::string silent_on : {"SELECT", "UID SEARCH"}) {
+        SCOPED_TRACE(silent_on);
+        ScriptedImap s;
+        s.add(1, message(1));
+        s.go_silent_on(silent_on);
+        std::string config = s.config("pw-for-tests");
+        config.replace(config.find("timeout: 5s"), 11, "timeout: 200s");  // far beyond the wait below
+        auto runner = NodeRunner::from_plugin(kPlugin, "source.imap", config);
+        std::thread stopper([&] {
+            for (int i = 0; i < 6000 && s.count(silent_on) == 0; ++i) std::this_thread::sleep_for(10ms);
+            runner.request_stop();
+        });
+        const auto started = std::chrono::steady_clock::now();
+        const auto items = runner.poll({10s, false});
+        const auto took = std::chrono::steady_clock::now() - started;
+        stopper.join();
+        ASSERT_EQ(s.count(silent_on), 1u) << all_logs(runner);
+        EXPECT_TRUE(items.empty());
+        EXPECT_LT(took, 60s) << "held until the 200 s timeout, not cut off by the stop";
+        EXPECT_TRUE(logged(runner, "cut off the command in progress")) << all_logs(runner);
+        EXPECT_FALSE(logged(runner, "failure(s) in a row")) << "a stop is no failure: " << all_logs(runner);
+        const auto h = runner.component().health();
+        EXPECT_EQ(h.status, Health::Unavailable);
+        EXPECT_NE(h.detail.find("the runtime stopped this source"), std::string::npos) << h.detail;
+    }
 }
 
 }  // namespace

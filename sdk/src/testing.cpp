@@ -1,5 +1,6 @@
 #include "docpipe/testing.hpp"
 
+#include <atomic>
 #include <stdexcept>
 
 #include "docpipe/detail/yaml_config.hpp"
@@ -137,6 +138,7 @@ struct NodeRunner::State {
     TestContext context;
     std::unique_ptr<Component> component;
     std::string last_skip_reason;
+    std::atomic<bool> stop_requested{false};
     ~State() {
         if (component) component->stop();
         component.reset();  // code lives in the registry's library: destroy it first
@@ -198,6 +200,7 @@ public:
 
 class CollectingEmitter : public SourceEmitter {
 public:
+    explicit CollectingEmitter(const std::atomic<bool>& stop) : stop_(stop) {}
     bool emit(Document doc, AckHandle ack) override {
         items.push_back({std::move(doc), std::move(ack), {}});
         return true;
@@ -206,8 +209,11 @@ public:
         items.push_back({std::move(doc), std::move(ack), std::move(reason)});
         return true;
     }
-    bool stop_requested() const override { return false; }
+    bool stop_requested() const override { return stop_.load(); }
     std::vector<SourceItem> items;
+
+private:
+    const std::atomic<bool>& stop_;
 };
 }  // namespace
 
@@ -229,10 +235,12 @@ SinkResult NodeRunner::write(const Document& doc) {
 std::vector<SourceItem> NodeRunner::poll(PollRequest request) {
     auto* source = dynamic_cast<Source*>(state_->component.get());
     if (!source) throw std::logic_error(state_->descriptor.name + " is not a source");
-    CollectingEmitter emitter;
+    CollectingEmitter emitter(state_->stop_requested);
     source->poll(emitter, request);
     return std::move(emitter.items);
 }
+
+void NodeRunner::request_stop() { state_->stop_requested = true; }
 
 Component& NodeRunner::component() { return *state_->component; }
 TestContext& NodeRunner::context() { return state_->context; }

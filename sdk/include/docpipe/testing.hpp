@@ -10,6 +10,7 @@
 //
 // Contract:
 // - Calls are synchronous and run on the calling thread; nothing runs in the background.
+//   NodeRunner::request_stop() is the one call meant for another thread, during poll().
 // - The ManualClock only moves when the test advances it (sleep_for advances it too), so
 //   tests never depend on the machine's speed.
 // - NodeRunner owns the component, its Config, Context and (for from_plugin) the Registry
@@ -124,6 +125,10 @@ public:
     SinkResult write(const Document& doc);
     // source: runs poll() once and returns what it emitted, each with its ack handle.
     std::vector<SourceItem> poll(PollRequest request = {std::chrono::milliseconds{0}, true});
+    // From now on the emitter's stop_requested() is true, as when the runtime stops: for
+    // testing that a source's poll() returns promptly. Safe to call from another thread
+    // while poll() runs (the one call of the kit that is); it cannot be taken back.
+    void request_stop();
 
     Component& component();
     TestContext& context();
