@@ -316,11 +316,28 @@ int Runtime::run() {
     m.log->log(LogLevel::Info, fmt::format("stopping: sources stop, draining up to {} ms", m.drain_timeout.count()));
     m.flight->stop_sources();
     m.sources->join();
-    if (!m.flight->wait_empty_for(m.drain_timeout)) {
+    const auto drain_deadline = std::chrono::steady_clock::now() + m.drain_timeout;
+    bool drained = false, only_held = false;
+    while (!drained && !only_held) {
+        const auto left = std::chrono::duration_cast<milliseconds>(drain_deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) break;
+        drained = m.flight->wait_empty_for(std::min(left, milliseconds(200)));
+        // Documents that wait only for endpoints that are down (NCB answering 503, its breaker
+        // open), none of them due to be tried again before the deadline: waiting for the
+        // deadline would change nothing and only hold up the stop.
+        if (!drained)
+            if (const auto next = core::next_try_if_all_held(*m.flight)) only_held = *next >= drain_deadline;
+    }
+    if (!drained) {
         auto lines = core::in_flight_report(*m.flight, m.nodes);
-        m.log->log(LogLevel::Error, fmt::format("drain deadline passed with {} document(s) in flight; they are not acked "
-                                                "and will be delivered again on restart:", lines.size()));
-        for (const auto& l : lines) m.log->log(LogLevel::Error, "  in flight: " + l);
+        if (only_held)
+            m.log->log(LogLevel::Warn, fmt::format("stopping with {} document(s) waiting for an endpoint that is down, none to be "
+                                                   "tried again within the drain timeout; they are not acked and will be "
+                                                   "delivered again on restart:", lines.size()));
+        else
+            m.log->log(LogLevel::Error, fmt::format("drain deadline passed with {} document(s) in flight; they are not acked "
+                                                    "and will be delivered again on restart:", lines.size()));
+        for (const auto& l : lines) m.log->log(only_held ? LogLevel::Warn : LogLevel::Error, "  in flight: " + l);
         // Pending retries would only wait; give up on them so the graph can empty.
         m.graph->give_up_retries();
         return 3;

@@ -418,6 +418,58 @@ edges: [in -> out]
     out.open_gate();  // let the component return so the runtime can be destroyed
 }
 
+// A document waiting for an endpoint that is down (NCB answering 503 with Retry-After, its
+// breaker open) kept a service's stop waiting for the whole drain_timeout, though its next
+// try was due after it. The stop now ends as soon as that is all that is left in flight.
+TEST(Runtime, AStopDoesNotWaitForTheDrainDeadlineWhenOnlyHeldDocumentsAreLeft) {
+    Harness h;
+    auto rt = h.build(R"(
+state: {backend: memory}
+admin: {enabled: false}
+runtime: {drain_timeout: 200s, poll_wait: 10ms}
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  out: {component: sink.memory, config: {probe: out, hold_first: 1000, retry_after: 250s}}
+edges: [in -> out]
+)", false);
+    probe("src").feed(1);
+    rt->start();
+    auto done = run_async(*rt);
+    auto& out = probe("out");
+    ASSERT_TRUE(out.wait_for([&] { return out.attempts.count("doc-0") && out.attempts.at("doc-0") >= 1; }));
+    rt->request_stop();
+    ASSERT_EQ(done.wait_for(100s), std::future_status::ready) << "the stop waited for the 200 s drain deadline";
+    EXPECT_EQ(done.get(), 3) << "documents were left for the next start";
+    const std::string logs = h.logs();
+    EXPECT_NE(logs.find("stopping with 1 document(s) waiting for an endpoint that is down"), std::string::npos) << logs;
+    EXPECT_NE(logs.find("waiting for its endpoint to come back"), std::string::npos) << logs;
+    EXPECT_TRUE(probe("src").settled.empty()) << "not acked: its source delivers it again";
+    EXPECT_EQ(out.attempts.at("doc-0"), 1);
+}
+
+// But a held document whose next try comes before the deadline is waited for, and delivered.
+TEST(Runtime, AStopWaitsForAHeldDocumentWhoseNextTryIsDueBeforeTheDeadline) {
+    Harness h;
+    auto rt = h.build(R"(
+state: {backend: memory}
+admin: {enabled: false}
+runtime: {drain_timeout: 200s, poll_wait: 10ms}
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  out: {component: sink.memory, config: {probe: out, hold_first: 1, retry_after: 500ms}}
+edges: [in -> out]
+)", false);
+    probe("src").feed(1);
+    rt->start();
+    auto done = run_async(*rt);
+    auto& out = probe("out");
+    ASSERT_TRUE(out.wait_for([&] { return out.attempts.count("doc-0") && out.attempts.at("doc-0") >= 1; }));
+    rt->request_stop();
+    EXPECT_EQ(done.get(), 0) << h.logs();
+    EXPECT_EQ(out.accepted.at("doc-0"), 1);
+    EXPECT_EQ(probe("src").settled.size(), 1u);
+}
+
 TEST(Runtime, DeliveryLedgerSkipsWhatASinkAlreadyAccepted) {
     // doc fans out to `ok` and `flaky`; flaky fails, the source is nacked and redelivers:
     // `ok` must not receive the document twice, `flaky` gets it again.

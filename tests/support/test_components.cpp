@@ -334,6 +334,7 @@ public:
         d.config = ConfigSpec{
             Field::string("probe").required(),
             Field::integer("fail_first").default_value(0).min(0).describe("answer retry to the first N writes of each document"),
+            Field::integer("hold_first").default_value(0).min(0).describe("answer hold (endpoint down) to the first N writes of each document"),
             Field::boolean("fail_always").default_value(false),
             Field::boolean("throw").default_value(false),
             Field::duration("retry_after").default_value("0ms"),
@@ -344,6 +345,7 @@ public:
     MemorySink(const Config& c, Context&)
         : probe_(probe(c.get_string("probe"))),
           fail_first_(static_cast<int>(c.get_int("fail_first"))),
+          hold_first_(static_cast<int>(c.get_int("hold_first"))),
           fail_always_(c.get_bool("fail_always")),
           throw_(c.get_bool("throw")),
           retry_after_(c.get_duration("retry_after")) {
@@ -365,6 +367,7 @@ public:
         if (throw_) throw std::runtime_error("sink exploded on purpose");
         if (fail_always_) return SinkResult::fail("endpoint rejected the document (400)");
         if (attempt <= fail_first_) return SinkResult::retry(retry_after_, "endpoint answered 503");
+        if (attempt <= hold_first_) return SinkResult::hold(retry_after_, "endpoint down (503, Retry-After)");
         probe_.accepted[doc.id]++;
         probe_.fields[doc.id] = doc.fields;
         probe_.cv.notify_all();
@@ -373,7 +376,7 @@ public:
 
 private:
     Probe& probe_;
-    int fail_first_;
+    int fail_first_, hold_first_;
     bool fail_always_, throw_;
     std::chrono::milliseconds retry_after_;
 };

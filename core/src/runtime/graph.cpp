@@ -211,9 +211,9 @@ void GraphExecutor::forward(RuntimeNode& from, std::string_view port, DocumentPt
     for (std::size_t t : targets) put(t, Envelope{doc, tracker, 0, nullptr, 1});
 }
 
-void GraphExecutor::set_state(const Envelope& env, HopState state, steady::time_point since) {
+void GraphExecutor::set_state(const Envelope& env, HopState state, steady::time_point since, steady::time_point due) {
     std::lock_guard lock(env.tracker->mutex);
-    if (Position* p = position_of(*env.tracker, env)) p->set(state, since);
+    if (Position* p = position_of(*env.tracker, env)) p->set(state, since, due);
 }
 
 Position* GraphExecutor::position_of(Tracker& tracker, const Envelope& env) {
@@ -506,7 +506,7 @@ void GraphExecutor::hold(std::size_t index, Envelope env, const std::string& why
     const milliseconds delay = std::min(retry_delay(node.spec->retry, env.holds + 1, hint), milliseconds(300'000));
     note(env, node, HopRecord::Result::Hold, why);
     node.stats.retries.fetch_add(1, std::memory_order_relaxed);
-    set_state(env, HopState::RetryWait, steady::now());
+    set_state(env, HopState::Held, steady::now(), now + delay);
     flow_->scheduler->at(now + delay, [this, index, env]() { put(index, env); });
 }
 

@@ -111,7 +111,7 @@ private:
     static void end_position(Tracker& tracker, const Envelope& env);
     void enqueue(std::size_t index, const Envelope& env);
     void forward(RuntimeNode& from, std::string_view port, DocumentPtr doc, const std::shared_ptr<Tracker>& tracker);
-    void set_state(const Envelope& env, HopState state, steady::time_point since);
+    void set_state(const Envelope& env, HopState state, steady::time_point since, steady::time_point due = {});
     void finish_hop(const Envelope& env);
     void settle(const std::shared_ptr<Tracker>& tracker);
     void fail(RuntimeNode& node, const Envelope& env, const std::string& why);

@@ -9,6 +9,7 @@ const char* describe_state(HopState s) {
         case HopState::Queued: return "waiting in the node's queue for a free worker";
         case HopState::Running: return "waiting for the component's call to return";
         case HopState::RetryWait: return "waiting for its next retry";
+        case HopState::Held: return "waiting for its endpoint to come back";
     }
     return "?";
 }

@@ -33,7 +33,8 @@ namespace docpipe::core {
 
 using steady = std::chrono::steady_clock;
 
-enum class HopState { Queued, Running, RetryWait };
+// Held: a sink said its endpoint is down (SinkResult::hold); the next try is at `due`.
+enum class HopState { Queued, Running, RetryWait, Held };
 const char* describe_state(HopState s);
 
 struct Position {
@@ -41,6 +42,7 @@ struct Position {
     std::size_t node = 0;
     HopState state = HopState::Queued;
     steady::time_point since{};
+    steady::time_point due{};  // Held: when the next try is scheduled
     bool warned = false;
     int attempt = 1;
     // When the node's call on this document began, in steady-clock ticks; 0 while it is not
@@ -74,9 +76,10 @@ struct Position {
         running_since.store(std::max<steady::rep>(1, started.time_since_epoch().count()), std::memory_order_relaxed);
     }
     // A new state from the queueing side. Caller holds the tracker's mutex.
-    void set(HopState new_state, steady::time_point new_since) {
+    void set(HopState new_state, steady::time_point new_since, steady::time_point new_due = {}) {
         state = new_state;
         since = new_since;
+        due = new_due;
         warned = false;
         running_since.store(0, std::memory_order_relaxed);
     }

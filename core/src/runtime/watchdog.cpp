@@ -23,6 +23,20 @@ std::vector<std::string> in_flight_report(const InFlight& flight, const NodeList
     return lines;
 }
 
+std::optional<steady::time_point> next_try_if_all_held(const InFlight& flight) {
+    std::optional<steady::time_point> earliest;
+    for (const auto& t : flight.snapshot()) {
+        std::lock_guard tl(t->mutex);
+        const auto live = t->positions.live();
+        if (live.empty()) return std::nullopt;  // between nodes: about to be queued somewhere
+        for (const Position* p : live) {
+            if (p->current_state() != HopState::Held) return std::nullopt;
+            if (!earliest || p->due < *earliest) earliest = p->due;
+        }
+    }
+    return earliest;
+}
+
 StuckWatch::StuckWatch(const InFlight& flight, const NodeList& nodes, MetricsRegistry& metrics, milliseconds stuck_after)
     : flight_(flight), nodes_(nodes), metrics_(metrics), stuck_after_(stuck_after), thread_([this] { loop(); }) {}
 

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,6 +20,12 @@ namespace docpipe::core {
 
 // One line per source document in flight: its id, label, source and each node it is in.
 std::vector<std::string> in_flight_report(const InFlight& flight, const NodeList& nodes);
+
+// When every document in flight waits only for endpoints that are down (each of its hops
+// Held), the earliest of their next tries; nullopt when something else is in flight (or
+// nothing is). A drain at shutdown stops waiting when that is past its deadline: nothing can
+// move before it.
+std::optional<steady::time_point> next_try_if_all_held(const InFlight& flight);
 
 class StuckWatch {
 public:
