@@ -184,6 +184,11 @@ SinkResult NcbSink::write(const Document& doc) {
                                body,
                                {}});
     } catch (const net::TransportError& e) {
+        if (e.answer_too_large)  // reachable, but NCB's API never answers that much
+            return endpoint_down(fmt::format("NCB's address {} answered with more than {} bytes, which NCB's API never sends "
+                                             "(check base_url and any proxy in front of NCB); the claim waits: {}",
+                                             url_, http_.options().max_response_bytes, e.what()),
+                                 std::nullopt);
         return endpoint_down(fmt::format("NCB unreachable: {}", e.what()), std::nullopt);
     }
     const std::string where = fmt::format(" (X-Request-ID {})", rid);

@@ -191,6 +191,22 @@ TEST(NcbSink, ARedirectOrAGatewaysOddServerErrorWaitsAndIsNotARefusal) {
     EXPECT_TRUE(claims_at(ncb)["claims"].empty());
 }
 
+// An answer over the 1 MiB cap (plain, or a small gzip that unpacks to more) was worded "NCB
+// unreachable", which sends an operator to check the network, while something did answer.
+TEST(NcbSink, AnAnswerTooLargeForNcbWaitsAndSaysSomethingElseAnswered) {
+    auto ncb = start_ncb();
+    const std::string big(2u << 20, 'x');
+    script(ncb, json::array({{{"status", 200}, {"body", big}}, {{"status", 200}, {"body", big}, {"gzip", true}}}));
+    auto runner = docpipe::testing::NodeRunner::from_plugin(plugin_file(), "sink.ncb", sink_config(ncb));
+    for (const char* kind : {"plain", "gzip"}) {
+        const auto r = runner.write(claim_doc("c1"));
+        EXPECT_EQ(r.status(), SinkResult::Status::Hold) << kind << ": " << r.reason();
+        EXPECT_NE(r.reason().find("answered with more than 1048576 bytes"), std::string::npos) << kind << ": " << r.reason();
+        EXPECT_NE(r.reason().find("check base_url"), std::string::npos) << kind << ": " << r.reason();
+        EXPECT_EQ(r.reason().find("unreachable"), std::string::npos) << kind << ": " << r.reason();
+    }
+}
+
 // NCB's own error text is quoted, but a server or proxy that echoes the request's
 // Authorization header must not put the API key into logs and reasons.
 TEST(NcbSink, AnErrorTextThatEchoesTheApiKeyIsQuotedWithTheKeyMasked) {

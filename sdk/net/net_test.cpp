@@ -202,6 +202,7 @@ TEST(HttpClient, AnAnswerOverTheLimitIsRefusedPlainOrCompressed) {
         } catch (const TransportError& e) {
             EXPECT_NE(std::string(e.what()).find("larger than 1048576 bytes"), std::string::npos) << kind << ": " << e.what();
             EXPECT_FALSE(e.timed_out);
+            EXPECT_TRUE(e.answer_too_large) << kind;
         }
     }
     EXPECT_EQ(http.send({"GET", ncb.base_url() + "/api/v1/health", {}, "", {}}).body, "small") << "a compressed answer under the limit is unpacked";
@@ -211,7 +212,12 @@ TEST(HttpClient, NothingListeningIsATransportError) {
     int port;
     { docpipe::test::FakeProcess ncb({"python3", fake("fake_ncb.py"), "--port", "0", "--api-key", "k"}); port = ncb.port(); }
     HttpClient http({milliseconds(500), milliseconds(1000), "", "t"});
-    EXPECT_THROW(http.send({"GET", "http://127.0.0.1:" + std::to_string(port) + "/", {}, "", {}}), TransportError);
+    try {
+        http.send({"GET", "http://127.0.0.1:" + std::to_string(port) + "/", {}, "", {}});
+        ADD_FAILURE() << "nothing listens, yet an answer came";
+    } catch (const TransportError& e) {
+        EXPECT_FALSE(e.answer_too_large) << e.what();
+    }
 }
 
 // ---- Google auth against the fake token endpoint -------------------------------------------

@@ -160,7 +160,8 @@ HttpResponse HttpClient::send(const HttpRequest& request) const {
                                        ? "the answer is larger than " + std::to_string(options_.max_response_bytes) +
                                              " bytes (unpacked); refused, the connection is closed"
                                        : std::string(error[0] ? error : curl_easy_strerror(rc));
-        throw TransportError(method + " " + (host.empty() ? "(bad URL)" : host) + ": " + detail, rc == CURLE_OPERATION_TIMEDOUT);
+        throw TransportError(method + " " + (host.empty() ? "(bad URL)" : host) + ": " + detail, rc == CURLE_OPERATION_TIMEDOUT,
+                             body_sink.too_large);
     }
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
     return response;

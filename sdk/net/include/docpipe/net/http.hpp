@@ -52,11 +52,15 @@ struct HttpResponse {
     bool ok() const { return status >= 200 && status < 300; }
 };
 
-// No HTTP answer at all: the request may or may not have reached the server.
+// No usable HTTP answer: the request may or may not have reached the server.
 class TransportError : public std::runtime_error {
 public:
-    TransportError(const std::string& what, bool timed_out) : std::runtime_error(what), timed_out(timed_out) {}
+    TransportError(const std::string& what, bool timed_out, bool answer_too_large = false)
+        : std::runtime_error(what), timed_out(timed_out), answer_too_large(answer_too_large) {}
     bool timed_out;
+    // The server did answer, with more than HttpClientOptions::max_response_bytes: it is
+    // reachable, and what answers is probably not the API (a proxy, a wrong address).
+    bool answer_too_large;
 };
 
 struct HttpClientOptions {
