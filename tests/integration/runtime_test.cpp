@@ -33,6 +33,28 @@ std::future<int> run_async(core::Runtime& rt) {
     return std::async(std::launch::async, [&rt] { return rt.run(); });
 }
 
+// One document into a sink that answers "hold" (endpoint down) to its first `holds` writes
+// with Retry-After `retry_after`; the runtime (drain_timeout 200 s) is asked to stop once the
+// sink has been tried. The run's exit code comes when the stop ends.
+std::future<int> stop_after_a_hold(Harness& h, int holds, const std::string& retry_after) {
+    auto rt = std::shared_ptr<core::Runtime>(h.build(R"(
+state: {backend: memory}
+admin: {enabled: false}
+runtime: {drain_timeout: 200s, poll_wait: 10ms}
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  out: {component: sink.memory, config: {probe: out, hold_first: )" + std::to_string(holds) + ", retry_after: " + retry_after + R"(}}
+edges: [in -> out]
+)", false));
+    probe("src").feed(1);
+    rt->start();
+    auto done = std::async(std::launch::async, [rt] { return rt->run(); });
+    auto& out = probe("out");
+    EXPECT_TRUE(out.wait_for([&] { return out.attempts.count("doc-0") > 0; })) << "the sink was never tried";
+    rt->request_stop();
+    return done;
+}
+
 }  // namespace
 
 TEST(Runtime, FanOutAcksOnlyAfterEveryBranchAccepted) {
@@ -423,50 +445,22 @@ edges: [in -> out]
 // try was due after it. The stop now ends as soon as that is all that is left in flight.
 TEST(Runtime, AStopDoesNotWaitForTheDrainDeadlineWhenOnlyHeldDocumentsAreLeft) {
     Harness h;
-    auto rt = h.build(R"(
-state: {backend: memory}
-admin: {enabled: false}
-runtime: {drain_timeout: 200s, poll_wait: 10ms}
-nodes:
-  in: {component: source.memory, config: {probe: src}}
-  out: {component: sink.memory, config: {probe: out, hold_first: 1000, retry_after: 250s}}
-edges: [in -> out]
-)", false);
-    probe("src").feed(1);
-    rt->start();
-    auto done = run_async(*rt);
-    auto& out = probe("out");
-    ASSERT_TRUE(out.wait_for([&] { return out.attempts.count("doc-0") && out.attempts.at("doc-0") >= 1; }));
-    rt->request_stop();
-    ASSERT_EQ(done.wait_for(100s), std::future_status::ready) << "the stop waited for the 200 s drain deadline";
-    EXPECT_EQ(done.get(), 3) << "documents were left for the next start";
+    auto stopped = stop_after_a_hold(h, 1000, "250s");
+    ASSERT_EQ(stopped.wait_for(100s), std::future_status::ready) << "the stop waited for the 200 s drain deadline";
+    EXPECT_EQ(stopped.get(), 3) << "documents were left for the next start";
     const std::string logs = h.logs();
     EXPECT_NE(logs.find("stopping with 1 document(s) waiting for an endpoint that is down"), std::string::npos) << logs;
     EXPECT_NE(logs.find("waiting for its endpoint to come back"), std::string::npos) << logs;
     EXPECT_TRUE(probe("src").settled.empty()) << "not acked: its source delivers it again";
-    EXPECT_EQ(out.attempts.at("doc-0"), 1);
+    EXPECT_EQ(probe("out").attempts.at("doc-0"), 1);
 }
 
 // But a held document whose next try comes before the deadline is waited for, and delivered.
 TEST(Runtime, AStopWaitsForAHeldDocumentWhoseNextTryIsDueBeforeTheDeadline) {
     Harness h;
-    auto rt = h.build(R"(
-state: {backend: memory}
-admin: {enabled: false}
-runtime: {drain_timeout: 200s, poll_wait: 10ms}
-nodes:
-  in: {component: source.memory, config: {probe: src}}
-  out: {component: sink.memory, config: {probe: out, hold_first: 1, retry_after: 500ms}}
-edges: [in -> out]
-)", false);
-    probe("src").feed(1);
-    rt->start();
-    auto done = run_async(*rt);
-    auto& out = probe("out");
-    ASSERT_TRUE(out.wait_for([&] { return out.attempts.count("doc-0") && out.attempts.at("doc-0") >= 1; }));
-    rt->request_stop();
-    EXPECT_EQ(done.get(), 0) << h.logs();
-    EXPECT_EQ(out.accepted.at("doc-0"), 1);
+    auto stopped = stop_after_a_hold(h, 1, "500ms");
+    EXPECT_EQ(stopped.get(), 0) << h.logs();
+    EXPECT_EQ(probe("out").accepted.at("doc-0"), 1);
     EXPECT_EQ(probe("src").settled.size(), 1u);
 }
 
