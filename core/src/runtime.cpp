@@ -318,15 +318,17 @@ int Runtime::run() {
     m.sources->join();
     const auto drain_deadline = std::chrono::steady_clock::now() + m.drain_timeout;
     bool drained = false, only_held = false;
-    while (!drained && !only_held) {
+    while (true) {  // at least once: with drain_timeout 0 an empty graph is still a clean stop
         const auto left = std::chrono::duration_cast<milliseconds>(drain_deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) break;
-        drained = m.flight->wait_empty_for(std::min(left, milliseconds(200)));
+        drained = m.flight->wait_empty_for(std::clamp(left, milliseconds(0), milliseconds(200)));
+        if (drained || left.count() <= 0) break;
         // Documents that wait only for endpoints that are down (NCB answering 503, its breaker
         // open), none of them due to be tried again before the deadline: waiting for the
         // deadline would change nothing and only hold up the stop.
-        if (!drained)
-            if (const auto next = core::next_try_if_all_held(*m.flight)) only_held = *next >= drain_deadline;
+        if (const auto next = core::next_try_if_all_held(*m.flight); next && *next >= drain_deadline) {
+            only_held = true;
+            break;
+        }
     }
     if (!drained) {
         auto lines = core::in_flight_report(*m.flight, m.nodes);

@@ -200,7 +200,26 @@ void Connection::start_tls() {
     if (!is_ip_literal(ep_.host)) SSL_set_tlsext_host_name(ssl_, ep_.host.c_str());
     SSL_set_fd(ssl_, fd_);
     ScopedNoSigpipe no_sigpipe;  // the handshake writes too
-    if (SSL_connect(ssl_) != 1) {
+    // Non-blocking during the handshake, so that its waits go through wait_for(): bounded by
+    // `timeout` as a whole and cut off by a stop, where a blocking SSL_connect() would sit in
+    // the socket's receive timeout on a server that accepted and never speaks TLS.
+    const int flags = ::fcntl(fd_, F_GETFL);
+    ::fcntl(fd_, F_SETFL, flags | O_NONBLOCK);
+    struct RestoreFlags {
+        int fd, flags;
+        ~RestoreFlags() { ::fcntl(fd, F_SETFL, flags); }
+    } restore{fd_, flags};
+    const auto deadline = steady::now() + ep_.timeout;
+    while (true) {
+        ERR_clear_error();
+        const int rc = SSL_connect(ssl_);
+        if (rc == 1) return;
+        const int err = SSL_get_error(ssl_, rc);
+        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+            if (wait_for(fd_, err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline, "in the TLS handshake") == 0)
+                fail_network(fmt::format("TLS handshake failed: no answer within {} ms", ep_.timeout.count()));
+            continue;
+        }
         const long verify = SSL_get_verify_result(ssl_);
         std::string why = openssl_error();
         if (verify != X509_V_OK)
@@ -229,16 +248,19 @@ void Connection::write_all(std::string_view data) {
 }
 
 int Connection::wait_for(int fd, short events, Deadline deadline, std::string_view doing) {
-    // In slices, so that a stop asked for by the caller ends the wait within one slice.
+    // In slices, so that a stop asked for by the caller ends the wait within one slice. The
+    // stop is asked only after a slice the server was silent in: an answer that is there, or
+    // comes in time, is still read (a STORE that marks settled mail, the EXISTS of an IDLE).
     constexpr long long kSliceMs = 250;
     while (true) {
-        if (ep_.cancelled && ep_.cancelled())
-            throw ImapError(ImapError::Kind::Cancelled, fmt::format("{}: stopped while {}", server(), doing));
         const long long left = std::chrono::duration_cast<milliseconds>(deadline - steady::now()).count();
         if (left <= 0) return 0;
         pollfd p{fd, events, 0};
         const int rc = ::poll(&p, 1, static_cast<int>(ep_.cancelled ? std::min(left, kSliceMs) : std::min<long long>(left, 1 << 30)));
+        if (rc < 0 && errno == EINTR) continue;
         if (rc != 0) return rc;
+        if (ep_.cancelled && ep_.cancelled())
+            throw ImapError(ImapError::Kind::Cancelled, fmt::format("{}: stopped while {}", server(), doing));
     }
 }
 
@@ -246,8 +268,7 @@ bool Connection::fill(Deadline deadline) {
     if (!(ssl_ && SSL_pending(ssl_) > 0)) {
         const int rc = wait_for(fd_, POLLIN, deadline, "waiting for its answer");
         if (rc == 0) return false;
-        if (rc < 0 && errno != EINTR) fail_network(fmt::format("poll failed: {}", std::strerror(errno)));
-        if (rc < 0) return true;
+        if (rc < 0) fail_network(fmt::format("poll failed: {}", std::strerror(errno)));
     }
     char buf[16384];
     int n;
@@ -500,6 +521,14 @@ void Connection::idle_done() {
     write_all("DONE\r\n");
     Response r = read_until_tagged(tag, steady::now() + ep_.timeout);
     if (!r.ok()) throw ImapError(ImapError::Kind::Protocol, fmt::format("IDLE: {} answered {} {}", server(), r.status, r.text));
+}
+
+void Connection::limit_timeout(milliseconds most) {
+    if (ep_.timeout <= most) return;
+    ep_.timeout = most;
+    timeval tv{static_cast<time_t>(most.count() / 1000), static_cast<suseconds_t>((most.count() % 1000) * 1000)};
+    setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }
 
 void Connection::logout() noexcept {

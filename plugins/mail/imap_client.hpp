@@ -45,8 +45,9 @@ struct Endpoint {
     bool verify = true;   // check the certificate chain and that it names `host`
     std::chrono::milliseconds connect_timeout{15000};
     std::chrono::milliseconds timeout{60000};  // one command's answer
-    // Asked every 250 ms while connecting or waiting for an answer; when it returns true the
-    // wait ends with ImapError(Cancelled). A stopping source thus stops within a quarter second
+    // Asked after every 250 ms that the server was silent while connecting, in the TLS
+    // handshake or waiting for an answer; when it returns true the wait ends with
+    // ImapError(Cancelled). A stopping source thus stops within a quarter second of silence
     // rather than after `timeout`. Called on the connection's thread; must be quick.
     std::function<bool()> cancelled;
 };
@@ -108,9 +109,9 @@ public:
     void idle_done();
     bool idling() const { return idle_tag_.has_value(); }
 
-    // Lowers the time allowed for each answer from now on (a goodbye at stop must not take
-    // `timeout` per command on a server that stopped answering).
-    void limit_timeout(std::chrono::milliseconds most) { ep_.timeout = std::min(ep_.timeout, most); }
+    // Lowers the time allowed for each answer and each write from now on (a goodbye at stop
+    // must not take `timeout` per command on a server that stopped answering).
+    void limit_timeout(std::chrono::milliseconds most);
     // Best effort: LOGOUT with a short timeout; never throws.
     void logout() noexcept;
 

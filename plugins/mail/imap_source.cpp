@@ -148,7 +148,7 @@ ComponentDescriptor ImapSource::describe() {
         Field::integer("max_bytes").default_value(50 * 1024 * 1024).min(1).describe(
             "Larger messages are not downloaded; they fail with a reason (and get failed_flag)"),
         Field::duration("connect_timeout").default_value("15s").min(0.1).describe("TCP connect limit"),
-        Field::duration("timeout").default_value("60s").min(0.1).describe("Longest wait for one command's answer (a stop cuts the wait off within 0.25 s)"),
+        Field::duration("timeout").default_value("60s").min(0.1).describe("Longest wait for one command's answer (a stop cuts off a wait the server is silent in within 0.25 s)"),
         Field::duration("reconnect_max").default_value("5m").min(1).describe(
             "Reconnect backoff: 1 s doubling up to this, with jitter, after a failed connect, login or command"),
     };
@@ -238,9 +238,32 @@ void ImapSource::stop() {
     }
     wake();
     std::lock_guard conn_lock(conn_mutex_);
-    if (!conn_) return;
+    // A goodbye, not a reason to hold the stop for minutes.
+    constexpr milliseconds kGoodbye{5000};
+    endpoint_.connect_timeout = std::min(endpoint_.connect_timeout, kGoodbye);
+    endpoint_.timeout = std::min(endpoint_.timeout, kGoodbye);
+    if (!conn_) {
+        // The stop cut a command off (or the server was away): the messages settled since, in
+        // the drain, are marked on a short connection of their own, so that the next start does
+        // not take them again.
+        std::size_t waiting;
+        {
+            std::lock_guard lock(mutex_);
+            waiting = uidvalidity_ == 0 ? 0 : settlements_.size();
+        }
+        if (waiting == 0) return;
+        try {
+            connect();
+        } catch (const std::exception& e) {
+            conn_.reset();
+            ctx_.log().warn("at stop, cannot connect to {} to mark {} settled message(s): {} (they are taken again next start; "
+                            "the delivery ledger keeps them from being delivered twice)",
+                            where(), waiting, docpipe::mask_secrets(e.what(), {password_, oauth_token_}));
+            return;
+        }
+    }
     try {
-        conn_->limit_timeout(milliseconds(5000));  // a goodbye, not a reason to hold the stop for minutes
+        conn_->limit_timeout(kGoodbye);
         if (conn_->idling()) conn_->idle_done();
         apply_settlements();
         persist_cursor();
@@ -882,7 +905,8 @@ void ImapSource::cut_off(const std::string& what) {
         last_error_ = fmt::format("not connected: the runtime stopped this source ({})", what);
         unmarked = settlements_.size();
     }
-    ctx_.log().info("stopping: cut off the command in progress on {} ({}); {} settled message(s) are marked on the next start",
+    ctx_.log().info("stopping: cut off the command in progress on {} ({}); the {} message(s) settled so far, and those the drain "
+                    "settles, are marked on a new connection at stop",
                     where(), what, unmarked);
 }
 

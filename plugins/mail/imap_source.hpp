@@ -51,11 +51,11 @@
 // and the last error — never the password or token, also where the server echoes them.
 //
 // Stopping: the runtime asks poll() to return through its emitter's stop_requested(). The
-// connection asks that every 250 ms while it waits on the server, so a command in progress
-// (a slow FETCH, a server that stopped answering) is cut off within a quarter second instead
-// of after `timeout`. The cut-off connection is dropped; messages settled but not yet marked
-// then are marked on the next start (their documents are known to the ledger, so nothing is
-// processed twice).
+// connection asks that after every 250 ms the server was silent, so a command the server does
+// not answer (at connect, in the TLS handshake, in a scan) is cut off within a quarter second
+// instead of after `timeout`. The cut-off connection is dropped (no failure counted); stop(),
+// after the runtime's drain, marks what was settled on a new connection, with 5 s limits.
+// stop()'s goodbye on a live connection has the same 5 s limits.
 //
 // Threading: poll() and the IMAP connection belong to the runtime's source thread (conn_mutex_
 // also lets stop() use it once poll() has returned); ack handles run on any thread and only

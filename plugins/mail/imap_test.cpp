@@ -17,6 +17,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <mutex>
@@ -962,6 +963,30 @@ TEST(ImapScripted, APasswordTheServerEchoesIsNotLoggedOrShownInHealth) {
     EXPECT_TRUE(logged(runner, "[secret]")) << all_logs(runner);
 }
 
+// Polls `runner` (a source.imap whose server stops answering once `asked()`) on this thread,
+// asks it to stop from another as soon as `asked()` is true, and returns how long poll() took.
+std::chrono::steady_clock::duration poll_then_stop(NodeRunner& runner, const std::function<bool()>& asked,
+                                                   PollRequest request = {10s, false}) {
+    std::thread stopper([&] {
+        for (int i = 0; i < 6000 && !asked(); ++i) std::this_thread::sleep_for(10ms);
+        runner.request_stop();
+    });
+    const auto started = std::chrono::steady_clock::now();
+    const auto items = runner.poll(request);
+    const auto took = std::chrono::steady_clock::now() - started;
+    stopper.join();
+    EXPECT_TRUE(items.empty());
+    return took;
+}
+
+void expect_cut_off_cleanly(NodeRunner& runner) {
+    EXPECT_TRUE(logged(runner, "cut off the command in progress")) << all_logs(runner);
+    EXPECT_FALSE(logged(runner, "failure(s) in a row")) << "a stop is no failure: " << all_logs(runner);
+    const auto h = runner.component().health();
+    EXPECT_EQ(h.status, Health::Unavailable);
+    EXPECT_NE(h.detail.find("the runtime stopped this source"), std::string::npos) << h.detail;
+}
+
 // A command in progress held the runtime's stop until its `timeout` (60 s by default): a
 // server that stopped answering kept SIGTERM waiting that long, at login or in a scan. The
 // connection now asks the runtime's stop every quarter second and cuts the command off.
@@ -974,23 +999,53 @@ TEST(ImapScripted, AStopCutsOffACommandTheServerNeverAnswers) {
         std::string config = s.config("pw-for-tests");
         config.replace(config.find("timeout: 5s"), 11, "timeout: 200s");  // far beyond the wait below
         auto runner = NodeRunner::from_plugin(kPlugin, "source.imap", config);
-        std::thread stopper([&] {
-            for (int i = 0; i < 6000 && s.count(silent_on) == 0; ++i) std::this_thread::sleep_for(10ms);
-            runner.request_stop();
-        });
-        const auto started = std::chrono::steady_clock::now();
-        const auto items = runner.poll({10s, false});
-        const auto took = std::chrono::steady_clock::now() - started;
-        stopper.join();
+        const auto took = poll_then_stop(runner, [&] { return s.count(silent_on) > 0; });
         ASSERT_EQ(s.count(silent_on), 1u) << all_logs(runner);
-        EXPECT_TRUE(items.empty());
         EXPECT_LT(took, 60s) << "held until the 200 s timeout, not cut off by the stop";
-        EXPECT_TRUE(logged(runner, "cut off the command in progress")) << all_logs(runner);
-        EXPECT_FALSE(logged(runner, "failure(s) in a row")) << "a stop is no failure: " << all_logs(runner);
-        const auto h = runner.component().health();
-        EXPECT_EQ(h.status, Health::Unavailable);
-        EXPECT_NE(h.detail.find("the runtime stopped this source"), std::string::npos) << h.detail;
+        expect_cut_off_cleanly(runner);
     }
+}
+
+// Mail the runtime's drain settles after the stop cut a command off used to stay unmarked: the
+// connection was gone, so stop() marked nothing and the next start took it all again. stop()
+// now marks it on a short connection of its own.
+TEST(ImapScripted, MailSettledAfterAStopCutACommandOffIsMarkedAtStop) {
+    ScriptedImap s;
+    s.add(1, message(1));
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.imap", s.config("pw-for-tests"));
+    auto items = runner.poll();
+    ASSERT_EQ(items.size(), 1u) << all_logs(runner);
+    s.go_silent_on("UID SEARCH");
+    poll_then_stop(runner, [&] { return s.count("UID SEARCH") >= 2; }, {0s, true});
+    expect_cut_off_cleanly(runner);
+    s.go_silent_on("");
+    items[0].ack(Outcome{});  // the drain: its document is delivered after the source stopped
+    EXPECT_TRUE(s.flags(1).empty());
+    runner.component().stop();
+    EXPECT_EQ(s.flags(1), std::set<std::string>{"\\Seen"}) << all_logs(runner);
+    EXPECT_EQ(s.count("LOGIN"), 2u) << "one more connection, at stop";
+}
+
+// The same for a server that accepts the connection and never starts TLS: the handshake sat in
+// a blocking SSL_connect() for the whole timeout.
+TEST(ImapScripted, AStopCutsOffATlsHandshakeTheServerNeverAnswers) {
+    const int listener = ::socket(AF_INET, SOCK_STREAM, 0);  // the kernel accepts; nobody answers
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ASSERT_EQ(::listen(listener, 4), 0);
+    ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len), 0);
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.imap",
+                                          "{host: 127.0.0.1, port: " + std::to_string(ntohs(a.sin_port)) +
+                                              ", security: tls, user: claims, password: pw, mailbox: Claims, timeout: 200s}");
+    const auto started = std::chrono::steady_clock::now();
+    const auto took = poll_then_stop(runner, [&] { return std::chrono::steady_clock::now() - started > 300ms; });
+    ::close(listener);
+    EXPECT_LT(took, 60s) << "held until the 200 s timeout, not cut off by the stop";
+    expect_cut_off_cleanly(runner);
+    EXPECT_TRUE(logged(runner, "in the TLS handshake")) << all_logs(runner);
 }
 
 }  // namespace

@@ -464,6 +464,25 @@ TEST(Runtime, AStopWaitsForAHeldDocumentWhoseNextTryIsDueBeforeTheDeadline) {
     EXPECT_EQ(probe("src").settled.size(), 1u);
 }
 
+// drain_timeout 0 means "do not wait": with nothing in flight the stop is still clean.
+TEST(Runtime, ADrainTimeoutOfZeroWithNothingInFlightStopsCleanly) {
+    Harness h;
+    auto rt = h.build(R"(
+state: {backend: memory}
+admin: {enabled: false}
+runtime: {drain_timeout: 0s, poll_wait: 10ms}
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  out: {component: sink.memory, config: {probe: out}}
+edges: [in -> out]
+)", false);
+    rt->start();
+    auto done = run_async(*rt);
+    rt->request_stop();
+    EXPECT_EQ(done.get(), 0) << h.logs();
+    EXPECT_EQ(h.logs().find("drain deadline passed"), std::string::npos) << h.logs();
+}
+
 TEST(Runtime, DeliveryLedgerSkipsWhatASinkAlreadyAccepted) {
     // doc fans out to `ok` and `flaky`; flaky fails, the source is nacked and redelivers:
     // `ok` must not receive the document twice, `flaky` gets it again.
