@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <regex>
 #include <thread>
 
 #include <fmt/core.h>
@@ -253,6 +254,87 @@ TEST(SheetsSink, AJournalLeftByAnEarlierRunIsReplayedFirst) {
     std::vector<std::string> ids;
     for (std::size_t i = 1; i < rows.size(); ++i) ids.push_back(rows[i][11].get<std::string>());
     EXPECT_EQ(ids, (std::vector<std::string>{"old-1", "old-2", "new"}));
+}
+
+std::vector<std::string> document_ids_in(const json& rows) {
+    std::vector<std::string> ids;
+    for (std::size_t i = 1; i < rows.size(); ++i) ids.push_back(rows[i][11].get<std::string>());
+    return ids;
+}
+
+// A --once run that journaled rows while Sheets was down left them in the store for good: the
+// replay came journal_retry after the start, and the run had ended by then. At stop, after the
+// drain, the journal is written out if Sheets takes it.
+TEST(SheetsSink, AtStopTheJournalIsWrittenOutWhenSheetsIsBack) {
+    Google g;
+    g.control("POST", "/_fake/sheets", {{"spreadsheet_id", "book1"}, {"tabs", json::array({kTab})}});
+    auto runner = sheets(g, "batch_wait: 0\njournal: true\njournal_retry: 1h\n");
+    g.script("sheets.append", json::array({{{"status", 503}, {"body", "down"}}}));
+    auto r = runner.write(claim_doc("d1"));
+    ASSERT_EQ(r.references().at("sheets_range"), "journaled") << r.reason();
+    const auto keys = runner.context().state().keys("sheets-journal/book1/", 100);
+    ASSERT_EQ(keys.size(), 1u);
+    // Time, sequence and the process: two processes sharing one Redis never write the same key.
+    EXPECT_TRUE(std::regex_match(keys[0], std::regex(R"(sheets-journal/book1/\d{15}-\d{10}-[0-9a-f]{16})"))) << keys[0];
+    runner.component().stop();
+    EXPECT_EQ(document_ids_in(g.tab(kTab)), (std::vector<std::string>{"d1"}));
+    EXPECT_TRUE(runner.context().state().keys("sheets-journal/book1/", 100).empty());
+}
+
+// A journaled row that Sheets refused on replay (a 4xx: a cell too long, the workbook full) was
+// erased with a log line: the audit row was gone, and the job said it was written.
+TEST(SheetsSink, ARowSheetsRefusesOnReplayIsKeptAsideWithItsReason) {
+    Google g;
+    g.control("POST", "/_fake/sheets", {{"spreadsheet_id", "book1"}, {"tabs", json::array({kTab})}});
+    auto runner = sheets(g, "batch_wait: 0\njournal: true\njournal_retry: 1h\n");
+    g.script("sheets.append", json::parse(R"([{"status": 503, "body": "down"}, {"status": 400, "count": 2, "body": {"error":
+        {"code": 400, "message": "This action would increase the number of cells above the limit", "status": "INVALID_ARGUMENT"}}}])"));
+    ASSERT_EQ(runner.write(claim_doc("d1")).references().at("sheets_range"), "journaled");
+    runner.component().stop();
+    EXPECT_TRUE(runner.context().state().keys("sheets-journal/book1/", 100).empty());
+    const auto aside = runner.context().state().keys("sheets-journal-refused/book1/", 100);
+    ASSERT_EQ(aside.size(), 1u);
+    const auto kept = json::parse(runner.context().state().get(aside[0]).value_or("{}"));
+    EXPECT_EQ(kept.value("doc_id", ""), "d1");
+    EXPECT_NE(kept.value("refused", "").find("above the limit"), std::string::npos) << kept.dump();
+    const auto h = runner.component().health();
+    EXPECT_EQ(h.status, Health::Degraded);
+    EXPECT_NE(h.detail.find("refused by Sheets"), std::string::npos) << h.detail;
+}
+
+// A journal entry another process (sharing the Redis store) has claimed is left to it: both
+// replaying the same entries appended each row twice.
+TEST(SheetsSink, AJournalEntryAnotherProcessClaimedIsLeftToIt) {
+    Google g;
+    g.control("POST", "/_fake/sheets", {{"spreadsheet_id", "book1"}, {"tabs", json::array({kTab})}});
+    auto runner = sheets(g, "batch_wait: 0\njournal: true\njournal_retry: 1h\n");
+    runner.component().stop();
+    auto row = [](const char* id) {
+        return json{{"tab", kTab}, {"cells", json::array({"2024-01-01T08:00:00+08:00", "", "", "", "", "", "", "", "", "", "", id})}, {"doc_id", id}}
+            .dump();
+    };
+    auto& state = runner.context().state();
+    state.put("sheets-journal/book1/001700000000000-0000000001-aaaaaaaaaaaaaaaa", row("theirs"));
+    state.put("sheets-journal/book1/001700000000001-0000000001-bbbbbbbbbbbbbbbb", row("ours"));
+    state.put("sheets-journal-claim/book1/001700000000000-0000000001-aaaaaaaaaaaaaaaa", "another-process", std::chrono::seconds(300));
+    runner.component().start();
+    runner.component().stop();  // a replay at start, and one at stop
+    EXPECT_EQ(document_ids_in(g.tab(kTab)), (std::vector<std::string>{"ours"}));
+    EXPECT_EQ(state.keys("sheets-journal/book1/", 100), (std::vector<std::string>{"sheets-journal/book1/001700000000000-0000000001-aaaaaaaaaaaaaaaa"}));
+}
+
+// A 200 without `updates` (a proxy's or login page's answer) was taken as a written row.
+TEST(SheetsSink, AnAppendAnsweredWithoutItsRangeIsNotTakenAsWritten) {
+    Google g;
+    g.control("POST", "/_fake/sheets", {{"spreadsheet_id", "book1"}, {"tabs", json::array({kTab})}});
+    auto runner = sheets(g);
+    g.script("sheets.append", json::array({{{"status", 200}, {"body", json::object()}}}));
+    auto r = runner.write(claim_doc("d1"));
+    EXPECT_EQ(r.status(), SinkResult::Status::Hold) << r.reason();
+    EXPECT_NE(r.reason().find("without the appended range"), std::string::npos) << r.reason();
+    r = runner.write(claim_doc("d1"));  // the next try: looked up first, then appended once
+    EXPECT_EQ(r.status(), SinkResult::Status::Ok) << r.reason();
+    EXPECT_EQ(document_ids_in(g.tab(kTab)), (std::vector<std::string>{"d1"}));
 }
 
 TEST(SheetsSink, FormulaLookingCellsArriveAsText) {

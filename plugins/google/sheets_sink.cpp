@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cmath>
 #include <map>
+#include <random>
 
 #include <fmt/core.h>
 
@@ -119,37 +120,66 @@ SheetsSink::SheetsSink(const Config& config, Context& context)
       journal_retry_(config.get_duration("journal_retry")),
       journal_prefix_("sheets-journal/" + config.get_string("spreadsheet_id") + "/") {
     if (spreadsheet_id_.empty()) throw std::invalid_argument("spreadsheet_id is empty");
+    std::random_device random;
+    instance_ = fmt::format("{:08x}{:08x}", random(), random());
+}
+
+namespace {
+constexpr auto kClaimLease = std::chrono::seconds(300);
+std::string refused_prefix(const std::string& spreadsheet_id) { return "sheets-journal-refused/" + spreadsheet_id + "/"; }
+}  // namespace
+
+bool SheetsSink::claim_entry(const std::string& key) {
+    const std::string claim = "sheets-journal-claim/" + key.substr(std::string("sheets-journal/").size());
+    if (ctx_.state().put_if_absent(claim, instance_, kClaimLease)) return true;
+    return ctx_.state().get(claim).value_or("") == instance_;  // ours from an earlier round
+}
+
+void SheetsSink::release_entry(const std::string& key) {
+    ctx_.state().erase(key);
+    ctx_.state().erase("sheets-journal-claim/" + key.substr(std::string("sheets-journal/").size()));
 }
 
 SheetsSink::~SheetsSink() { stop(); }
 
 void SheetsSink::start() {
     if (!journal_enabled_) return;
-    // Rows journaled by an earlier run are replayed first; new sequence numbers go after them.
+    // Rows already in the journal (an earlier run's, or another process's) go first.
     const auto waiting = ctx_.state().keys(journal_prefix_, 1'000'000);
     journaled_.store(static_cast<std::int64_t>(waiting.size()));
-    std::uint64_t last = 0;
-    for (const auto& k : waiting) last = std::max<std::uint64_t>(last, std::strtoull(k.c_str() + journal_prefix_.size(), nullptr, 10));
-    journal_sequence_.store(last);
+    refused_.store(static_cast<std::int64_t>(ctx_.state().keys(refused_prefix(spreadsheet_id_), 1'000'000).size()));
     if (!waiting.empty())
-        ctx_.log().log(LogLevel::Info, fmt::format("{} audit row(s) journaled by an earlier run are replayed first", waiting.size()));
+        ctx_.log().log(LogLevel::Info, fmt::format("{} audit row(s) wait in the journal; they are replayed first", waiting.size()));
+    if (refused_.load() > 0)
+        ctx_.log().log(LogLevel::Warn, fmt::format("{} journaled audit row(s) that Sheets refused are kept under {}", refused_.load(),
+                                                   refused_prefix(spreadsheet_id_)));
     std::lock_guard lock(thread_mutex_);
-    stopping_ = false;
+    stopping_ = stopped_ = false;
     replayer_ = std::thread([this] { replay_loop(); });
 }
 
 void SheetsSink::stop() {
     {
         std::lock_guard lock(thread_mutex_);
-        stopping_ = true;
+        if (stopped_) return;
+        stopped_ = stopping_ = true;
     }
     thread_cv_.notify_all();
     if (replayer_.joinable()) replayer_.join();
+    if (!journal_enabled_ || journaled_.load() <= 0) return;
+    // The documents are done by now (the runtime drained): write the journal out if Sheets
+    // takes it, so that a --once run leaves nothing behind when Sheets is back.
+    if (!replay_journal())
+        ctx_.log().warn("{} audit row(s) stay in the journal in the state store; the next start replays them",
+                        std::max<std::int64_t>(0, journaled_.load()));
 }
 
 bool SheetsSink::journal_row(const Row& row) {
-    // Zero-padded so the store's sorted keys are the order the rows came in.
-    const std::string key = fmt::format("{}{:020}", journal_prefix_, journal_sequence_.fetch_add(1) + 1);
+    // Time first, so that the sorted keys of all processes sharing the store are (about) the
+    // order the rows came in; the sequence orders one process's rows within a millisecond;
+    // the process's id keeps two processes from writing the same key.
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(ctx_.clock().now().time_since_epoch()).count();
+    const std::string key = fmt::format("{}{:015}-{:010}-{}", journal_prefix_, now_ms, journal_sequence_.fetch_add(1) + 1, instance_);
     try {
         ctx_.state().put(key, json{{"tab", row.tab}, {"cells", row.cells}, {"doc_id", row.doc_id}}.dump());
     } catch (const std::exception& e) {
@@ -161,76 +191,87 @@ bool SheetsSink::journal_row(const Row& row) {
     return true;
 }
 
-void SheetsSink::replay_journal() {
+bool SheetsSink::replay_journal() {
     std::lock_guard replaying(replay_mutex_);
-    while (journaled_.load() > 0) {
-        std::vector<std::string> keys;
-        try {
-            keys = ctx_.state().keys(journal_prefix_, batch_rows_);
-        } catch (const std::exception&) {
-            return;  // the store is down: next round
-        }
-        if (keys.empty()) {
-            journaled_.store(0);
-            return;
-        }
-        std::vector<Row> rows;
-        std::vector<std::string> taken;
-        for (const auto& k : keys) {
-            std::optional<std::string> value;
-            try {
-                value = ctx_.state().get(k);
-            } catch (const std::exception&) {
-                return;
+    try {
+        while (journaled_.load() > 0) {
+            const auto keys = ctx_.state().keys(journal_prefix_, batch_rows_);
+            if (keys.empty()) {
+                journaled_.store(0);
+                return true;
             }
-            const auto j = value ? json::parse(*value, nullptr, false) : json();
-            if (!j.is_object()) {  // unreadable: drop it rather than block the journal forever
-                ctx_.state().erase(k);
-                journaled_.fetch_sub(1);
-                continue;
-            }
-            const std::string doc_id = j.value("doc_id", "");
-            // Its row may be in already (a crash between an append and the erase below).
-            if (auto earlier = find_row_quietly(j.value("tab", ""), doc_id)) {
-                ctx_.state().erase(k);
-                journaled_.fetch_sub(1);
-                continue;
-            }
-            rows.push_back(Row{j.value("tab", ""), j["cells"], doc_id});
-            taken.push_back(k);
-        }
-        if (rows.empty()) continue;
-        std::vector<SinkResult> results;
-        {
-            std::lock_guard appending(append_mutex_);
-            try {
-                results = flush(rows);
-            } catch (const std::exception&) {
-                return;
-            }
-        }
-        for (std::size_t i = 0; i < rows.size(); ++i) {
-            if (results[i].status() != SinkResult::Status::Ok) {
-                // A row Google refuses for itself (a 4xx) would block everything behind it.
-                if (results[i].status() == SinkResult::Status::Fail) {
-                    ctx_.log().log(LogLevel::Error, "journaled audit row refused by Sheets, dropped: " + results[i].reason(), rows[i].doc_id);
-                    ctx_.state().erase(taken[i]);
+            std::vector<Row> rows;
+            std::vector<std::string> taken, values;
+            std::size_t others = 0;
+            for (const auto& k : keys) {
+                if (!claim_entry(k)) {  // another process sharing the store replays it
+                    ++others;
+                    continue;
+                }
+                const std::optional<std::string> value = ctx_.state().get(k);
+                const auto j = value ? json::parse(*value, nullptr, false) : json();
+                if (!j.is_object()) {  // gone meanwhile, or unreadable: nothing to append
+                    release_entry(k);
                     journaled_.fetch_sub(1);
                     continue;
                 }
-                return;  // still down: keep the rest, in order, for the next round
+                const std::string doc_id = j.value("doc_id", "");
+                // Its row may be in already (a crash between an append and the erase below).
+                if (auto earlier = find_row_quietly(j.value("tab", ""), doc_id)) {
+                    release_entry(k);
+                    journaled_.fetch_sub(1);
+                    continue;
+                }
+                rows.push_back(Row{j.value("tab", ""), j["cells"], doc_id});
+                taken.push_back(k);
+                values.push_back(*value);
             }
-            ctx_.state().erase(taken[i]);
-            journaled_.fetch_sub(1);
+            if (rows.empty()) {
+                if (others == 0) continue;  // all were settled here: look again
+                return false;               // the rest is another process's now
+            }
+            std::vector<SinkResult> results;
+            {
+                std::lock_guard appending(append_mutex_);
+                results = flush(rows);
+            }
+            for (std::size_t i = 0; i < rows.size(); ++i) {
+                if (results[i].status() == SinkResult::Status::Fail) {
+                    // A row Google refuses for itself (a 4xx) would block everything behind it:
+                    // set aside with its reason, where an operator finds it, never dropped.
+                    const std::string aside = refused_prefix(spreadsheet_id_) + taken[i].substr(journal_prefix_.size());
+                    auto kept = json::parse(values[i], nullptr, false);
+                    if (!kept.is_object()) kept = json::object();
+                    kept["refused"] = results[i].reason();
+                    ctx_.state().put(aside, kept.dump());
+                    release_entry(taken[i]);
+                    journaled_.fetch_sub(1);
+                    refused_.fetch_add(1);
+                    ctx_.log().log(LogLevel::Error,
+                                   fmt::format("journaled audit row refused by Sheets, kept under {}: {}", aside, results[i].reason()),
+                                   rows[i].doc_id);
+                    continue;
+                }
+                if (results[i].status() != SinkResult::Status::Ok) return false;  // still down: the rest waits, in order
+                release_entry(taken[i]);
+                journaled_.fetch_sub(1);
+            }
+            ctx_.log().log(LogLevel::Info,
+                           fmt::format("replayed {} journaled audit row(s); {} left", rows.size(), std::max<std::int64_t>(0, journaled_.load())));
         }
-        ctx_.log().log(LogLevel::Info, fmt::format("replayed {} journaled audit row(s); {} left", rows.size(), std::max<std::int64_t>(0, journaled_.load())));
+        return true;
+    } catch (const std::exception& e) {
+        ctx_.log().log(LogLevel::Debug, fmt::format("journal replay stopped for now: {}", e.what()));
+        return false;  // the store or Sheets is away: next round
     }
 }
 
 void SheetsSink::replay_loop() {
     std::unique_lock lock(thread_mutex_);
+    bool first = true;  // what the start found goes out at once, not after journal_retry
     while (!stopping_) {
-        thread_cv_.wait_for(lock, journal_retry_, [&] { return stopping_; });
+        if (!first || journaled_.load() <= 0) thread_cv_.wait_for(lock, journal_retry_, [&] { return stopping_; });
+        first = false;
         if (stopping_) break;
         if (journaled_.load() <= 0) continue;
         lock.unlock();
@@ -485,14 +526,22 @@ std::vector<std::string> SheetsSink::append(const std::string& tab, const std::v
             }
             throw Stop{client_.failure(response, what)};
         }
+        const auto j = json::parse(response.body, nullptr, false);
+        std::string updated;
+        if (j.is_object() && j.contains("updates") && j["updates"].is_object()) updated = j["updates"].value("updatedRange", "");
+        if (updated.empty())
+            // Sheets always says where the rows went: a 200 without it is not Sheets (a proxy, a
+            // login page). The rows may or may not be in: the next try looks them up first
+            // (each row's marker), so waiting can neither lose nor double them.
+            throw Stop{SinkResult::hold(std::chrono::seconds(30),
+                                        fmt::format("{}: Sheets answered HTTP {} without the appended range ({} bytes, Content-Type '{}'): "
+                                                    "not taken as written; check sheets_url and any proxy in between",
+                                                    what, response.status, response.body.size(),
+                                                    response.header("content-type").value_or("none")))};
         appends_.fetch_add(1, std::memory_order_relaxed);
         rows_written_.fetch_add(rows.size(), std::memory_order_relaxed);
         ctx_.metrics().increment("sheets_appends_total");
         ctx_.metrics().increment("sheets_rows_total", static_cast<double>(rows.size()));
-        const auto j = json::parse(response.body, nullptr, false);
-        std::string updated;
-        if (j.is_object() && j.contains("updates") && j["updates"].is_object()) updated = j["updates"].value("updatedRange", "");
-        if (updated.empty()) updated = quoted(tab);
         return row_ranges(updated, rows.size());
     }
 }
@@ -570,6 +619,10 @@ void SheetsSink::ensure_tab(const std::string& tab) {
 }
 
 HealthReport SheetsSink::health() {
+    if (const auto refused = refused_.load(); refused > 0)
+        return {Health::Degraded, fmt::format("{} journaled audit row(s) were refused by Sheets and are kept under {} with the reason; "
+                                              "add them by hand, then erase the keys",
+                                              refused, refused_prefix(spreadsheet_id_))};
     if (const auto waiting = journaled_.load(); waiting > 0) {
         // Rows are safe in the journal, but the sheet lags: at least degraded, and whatever
         // the client knows (credentials refused: unavailable) stands.

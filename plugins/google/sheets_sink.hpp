@@ -42,12 +42,17 @@
 //
 // The journal: when Sheets cannot take a row (down, rate-limited past a hold, credentials
 // refused, breaker open) the row goes to a journal in the state store
-// (`sheets-journal/<spreadsheet>/<sequence>`) and the document is done: the audit log must
-// not hold claims back from NCB. While anything is journaled, new rows queue behind it, so
-// the sheet keeps their order. A background thread replays the journal, oldest first, every
-// `journal_retry` until it is empty; each entry is erased after its append, and the
-// document's marker (above) stops a second copy when a crash falls between the two.
-// `journal: false` makes rows wait (hold) instead.
+// (`sheets-journal/<spreadsheet>/<epoch ms>-<sequence>-<process>`) and the document is done:
+// the audit log must not hold claims back from NCB. While anything is journaled, new rows
+// queue behind it, so the sheet keeps their order. A background thread replays the journal,
+// oldest first: at start, then every `journal_retry` until it is empty, and once more at
+// stop (a `--once` run writes its journal out before it exits if Sheets is back). Each entry
+// is erased after its append, and the document's marker (above) stops a second copy when a
+// crash falls between the two. Processes that share one state store (Redis) share the
+// journal: keys name the process, so none overwrites another's, and a replaying process
+// first claims each entry (`sheets-journal-claim/...`, 5 min lease), so no two append it. A
+// row Sheets refuses on replay (a 4xx) is moved to `sheets-journal-refused/...` with the
+// reason, logged, and shown by health, not dropped. `journal: false` makes rows wait (hold).
 //
 // Reference: sheets_range = the row's A1 range ('Claims 2026-11'!A7:L7).
 // Threading: write() may run on many threads at once; one mutex guards the queue, another
@@ -109,8 +114,12 @@ private:
     // Journal: add a row (true when stored), and replay what is there (the thread's loop).
     bool journal_row(const Row& row);
     SinkResult append_batched(Row row);  // the batching write path
-    void replay_journal();
+    // Replays until the journal is empty or Sheets cannot take more; true when it is empty.
+    bool replay_journal();
     void replay_loop();
+    // Claims a journal entry for this process's replay; false when another process holds it.
+    bool claim_entry(const std::string& key);
+    void release_entry(const std::string& key);
     // Appends rows (all of one tab); returns each row's A1 range. Throws Stop.
     std::vector<std::string> append(const std::string& tab, const std::vector<const Row*>& rows);
     void ensure_tab(const std::string& tab);     // throws Stop
@@ -145,6 +154,9 @@ private:
     std::string journal_prefix_;
     std::atomic<std::int64_t> journaled_{0};  // entries waiting in the journal
     std::atomic<std::uint64_t> journal_sequence_{0};
+    std::atomic<std::int64_t> refused_{0};     // entries Sheets refused on replay, kept aside
+    std::string instance_;                     // this process's part of journal keys and claims
+    bool stopped_ = false;                     // stop() ran (the destructor calls it again)
     std::mutex replay_mutex_;                 // one replay at a time
     std::mutex thread_mutex_;
     std::condition_variable thread_cv_;
