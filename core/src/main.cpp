@@ -417,7 +417,7 @@ int main(int argc, char** argv) {
 
     auto* run = app.add_subcommand("run", "Run a pipeline until SIGTERM/SIGINT (or once with --once)");
     run->add_option("-c,--config", file, "Pipeline YAML")->required();
-    run->add_flag("--once", once, "Process what the sources hold now, print a summary and exit (1 if any document failed, 2 if none did but a source "
+    run->add_flag("--once", once, "Process what the sources hold now, print a summary and exit (1 if any document failed or was only partly delivered, 2 if none did but a source "
                                       "could not read its input)");
     run->add_flag("--redeliver", redeliver,
                   "With --once, for development: process and send documents again although dedup or a sink's delivery ledger "

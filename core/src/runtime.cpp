@@ -303,7 +303,7 @@ int Runtime::run() {
             m.source_problems = source_problems(m.nodes);
             for (const auto& problem : m.source_problems)
                 m.log->log(LogLevel::Error, problem + "; what it could not read is left for the next run");
-            if (counters.failed.load() > 0) return 1;
+            if (counters.failed.load() > 0 || counters.partial.load() > 0) return 1;
             return m.source_problems.empty() ? 0 : 2;
         }
     } else {
@@ -346,7 +346,7 @@ int Runtime::run() {
     }
     m.graph->wait_for_all();
     m.log->log(LogLevel::Info, fmt::format("stopped cleanly: {} acked, {} failed", counters.completed.load(), counters.failed.load()));
-    return m.options.once && counters.failed.load() > 0 ? 1 : 0;
+    return m.options.once && (counters.failed.load() > 0 || counters.partial.load() > 0) ? 1 : 0;
 }
 
 std::optional<std::uint64_t> Runtime::source_backlog() const {
@@ -361,6 +361,7 @@ RunSummary Runtime::summary() const {
     s.taken = m.settlements.counters.taken.load();
     s.completed = m.settlements.counters.completed.load();
     s.failed = m.settlements.counters.failed.load();
+    s.partial = m.settlements.counters.partial.load();
     s.in_flight = m.flight ? m.flight->size() : 0;
     s.already_delivered = m.settlements.counters.already_delivered.load();
     s.peak_in_flight = m.flight ? m.flight->peak() : 0;
@@ -375,7 +376,8 @@ RunSummary Runtime::summary() const {
 }
 
 std::string RunSummary::format() const {
-    std::string out = fmt::format("documents: {} taken, {} completed, {} failed{}\n", taken, completed, failed,
+    std::string out = fmt::format("documents: {} taken, {} completed, {} failed{}{}\n", taken, completed, failed,
+                                  partial ? fmt::format(" ({} of the completed with a delivery that failed: dead-lettered there)", partial) : "",
                                   in_flight ? fmt::format(", {} still in flight", in_flight) : "");
     if (already_delivered)
         out += fmt::format("  {} already delivered by a sink before, not sent again (its ledger; `docpipe run --once --redeliver` "

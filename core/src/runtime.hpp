@@ -46,6 +46,7 @@ struct RunSummary {
     std::uint64_t taken = 0;      // source documents that entered the graph
     std::uint64_t completed = 0;  // acked
     std::uint64_t failed = 0;     // nacked and dead-lettered
+    std::uint64_t partial = 0;    // of the completed, those with a delivery that failed (job `partial`)
     std::uint64_t in_flight = 0;  // neither (only after a drain timeout)
     // Sink deliveries skipped because the sink's ledger says it accepted the document before.
     std::uint64_t already_delivered = 0;

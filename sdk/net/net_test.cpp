@@ -6,6 +6,13 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -206,6 +213,83 @@ TEST(HttpClient, AnAnswerOverTheLimitIsRefusedPlainOrCompressed) {
         }
     }
     EXPECT_EQ(http.send({"GET", ncb.base_url() + "/api/v1/health", {}, "", {}}).body, "small") << "a compressed answer under the limit is unpacked";
+}
+
+// A server that answers GETs with keep-alive and closes the connection on a POST without a
+// word (as if it applied it and the answer got lost), counting the POSTs it received.
+class ClosesOnPost {
+public:
+    ClosesOnPost() {
+        listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof a;
+        if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_fd_, 8) != 0 ||
+            ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+            throw std::runtime_error("ClosesOnPost: cannot listen");
+        port_ = ntohs(a.sin_port);
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~ClosesOnPost() {
+        stop_ = true;
+        thread_.join();
+        ::close(listen_fd_);
+    }
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+    int posts() const { return posts_.load(); }
+
+private:
+    void serve() {
+        std::vector<std::thread> sessions;
+        while (!stop_) {
+            pollfd p{listen_fd_, POLLIN, 0};
+            if (::poll(&p, 1, 50) <= 0) continue;
+            const int fd = ::accept(listen_fd_, nullptr, nullptr);
+            if (fd >= 0) sessions.emplace_back([this, fd] { session(fd); });
+        }
+        for (auto& s : sessions) s.join();
+    }
+    void session(int fd) {
+        std::string got;
+        while (!stop_) {
+            const auto end = got.find("\r\n\r\n");
+            if (end != std::string::npos) {
+                const bool post = got.rfind("POST", 0) == 0;
+                got.erase(0, end + 4);
+                if (post) {
+                    ++posts_;
+                    break;  // closed without an answer
+                }
+                const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok";
+                if (::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL) < 0) break;
+                continue;
+            }
+            pollfd p{fd, POLLIN, 0};
+            if (::poll(&p, 1, 50) <= 0) continue;
+            char buf[4096];
+            const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+            if (n <= 0) break;
+            got.append(buf, static_cast<std::size_t>(n));
+        }
+        ::close(fd);
+    }
+    int listen_fd_ = -1;
+    int port_ = 0;
+    std::atomic<bool> stop_{false};
+    std::atomic<int> posts_{0};
+    std::thread thread_;
+};
+
+// libcurl sent a POST again by itself when the kept-alive connection it reused died before an
+// answer: a Sheets row or a Drive file the server had applied was made twice, unseen by the
+// sink. A POST now goes on a new connection, so the lost answer reaches the caller instead.
+TEST(HttpClient, APostWhoseAnswerIsLostIsNotSentAgainBehindTheCallersBack) {
+    ClosesOnPost server;
+    HttpClient http({milliseconds(2000), milliseconds(5000), "", "t"});
+    ASSERT_EQ(http.send({"GET", server.url() + "/", {}, "", {}}).body, "ok");  // leaves a kept-alive connection
+    EXPECT_THROW(http.send({"POST", server.url() + "/append", {{"Content-Type", "application/json"}}, "{}", {}}), TransportError);
+    EXPECT_EQ(server.posts(), 1) << "the POST reached the server more than once";
 }
 
 TEST(HttpClient, NothingListeningIsATransportError) {

@@ -464,6 +464,52 @@ TEST(Runtime, AStopWaitsForAHeldDocumentWhoseNextTryIsDueBeforeTheDeadline) {
     EXPECT_EQ(probe("src").settled.size(), 1u);
 }
 
+// A sink's Retry-After of an hour kept the document waiting an hour (capped at 5 min) though
+// the node's hold_for was seconds: a --once run hung. The wait now ends at hold_for.
+TEST(Runtime, ALongRetryAfterDoesNotHoldADocumentPastHoldFor) {
+    Harness h;
+    auto rt = h.build(R"(
+state: {backend: memory}
+admin: {enabled: false}
+runtime: {poll_wait: 10ms}
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  out: {component: sink.memory, retry: {hold_for: 300ms}, config: {probe: out, hold_first: 1000, retry_after: 3600s}}
+edges: [in -> out]
+)", true);
+    probe("src").feed(1);
+    rt->start();
+    auto done = run_async(*rt);
+    ASSERT_EQ(done.wait_for(100s), std::future_status::ready) << "held for the hour of Retry-After";
+    EXPECT_EQ(done.get(), 1);
+    EXPECT_NE(h.logs().find("the endpoint stayed unavailable"), std::string::npos) << h.logs();
+    EXPECT_EQ(probe("out").attempts.at("doc-0"), 2) << "the first try, then one at the end of hold_for";
+}
+
+// A job `partial` (the receipts delivered, the email's archive dead-lettered) counted as
+// completed: `--once` said "0 failed" and exited 0, so cron saw success.
+TEST(Runtime, OnceExitsOneWhenADocumentWasOnlyPartlyDelivered) {
+    Harness h;
+    auto rt = h.build(pipeline(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  split: {component: transform.split, config: {children: 2}}
+  delivered: {component: sink.memory, config: {probe: delivered}}
+  archive: {component: sink.memory, retry: {attempts: 1}, config: {probe: archive, fail_always: true}}
+edges: [in -> split, split -> delivered, in -> archive]
+)"), true);
+    probe("src").feed(1);
+    rt->start();
+    EXPECT_EQ(rt->run(), 1);
+    const auto summary = rt->summary();
+    EXPECT_EQ(summary.partial, 1u);
+    const std::string text = summary.format();
+    EXPECT_NE(text.find("1 of the completed with a delivery that failed"), std::string::npos) << text;
+    EXPECT_NE(text.find("partly delivered: "), std::string::npos) << text;
+    ASSERT_EQ(summary.jobs.size(), 1u);
+    EXPECT_EQ(summary.jobs[0].status, "partial");
+}
+
 // drain_timeout 0 means "do not wait": with nothing in flight the stop is still clean.
 TEST(Runtime, ADrainTimeoutOfZeroWithNothingInFlightStopsCleanly) {
     Harness h;

@@ -161,6 +161,17 @@ TEST(MaskSecrets, ASecretThatHoldsAnotherIsMaskedWhole) {
     EXPECT_EQ(mask_secrets(R"(LOGIN bob "pa\"ss" failed)", {"pa\\\"ss", R"("pa\"ss")"}), "LOGIN bob [secret] failed");
 }
 
+// A token endpoint or proxy that answers with the form body it received echoes the refresh
+// token percent-encoded ("1//0g" as "1%2F%2F0g"), and a JSON encoder may write '/' as "\/":
+// the raw token matched neither, and the token showed in the log, the summary and the job.
+TEST(MaskSecrets, AFormEncodedOrJsonEscapedSecretIsMaskedToo) {
+    const std::string token = "1//0gAbC-d_e.f~g h";
+    EXPECT_EQ(mask_secrets("invalid_grant: refresh_token=1%2F%2F0gAbC-d_e.f~g+h&grant_type=refresh_token", {token}),
+              "invalid_grant: refresh_token=[secret]&grant_type=refresh_token");
+    EXPECT_EQ(mask_secrets("token=1%2f%2f0gAbC-d_e.f~g+h", {token}), "token=[secret]");
+    EXPECT_EQ(mask_secrets(R"({"refresh_token":"1\/\/0gAbC-d_e.f~g h"})", {token}), R"({"refresh_token":"[secret]"})");
+}
+
 TEST(MaskSecrets, DoesNotLoopWhenTheMaskHoldsTheSecret) {
     EXPECT_EQ(mask_secrets("secret secret", {"secret"}), "[secret] [secret]");
     EXPECT_EQ(mask_secrets("ccc", {"c"}, "cc"), "cccccc");

@@ -257,6 +257,12 @@ void GraphExecutor::settle(const std::shared_ptr<Tracker>& tracker) {
     }
     if (outcome.ok) {
         counters.completed.fetch_add(1);
+        if (end.status == "partial") {
+            counters.partial.fetch_add(1);
+            std::lock_guard lock(s_.settlements.failures_mutex);
+            if (s_.settlements.failures.size() < 100)
+                s_.settlements.failures.push_back({tracker->doc_id, tracker->label, "partly delivered: " + end.detail});
+        }
     } else {
         counters.failed.fetch_add(1);
         std::lock_guard lock(s_.settlements.failures_mutex);
@@ -503,7 +509,10 @@ void GraphExecutor::hold(std::size_t index, Envelope env, const std::string& why
     // Exponential backoff with jitter under the node's retry policy (capped by its
     // max_backoff), or the endpoint's Retry-After; no attempt is used up.
     env.holds += 1;
-    const milliseconds delay = std::min(retry_delay(node.spec->retry, env.holds + 1, hint), milliseconds(300'000));
+    // Never past hold_for: a Retry-After of an hour (or a year, from a long digit string) must
+    // not keep the document, or a --once run, waiting beyond what the node allows.
+    const auto hold_left = std::chrono::duration_cast<milliseconds>(node.spec->retry.hold_for - (now - env.holding_since)) + milliseconds(1);
+    const milliseconds delay = std::min({retry_delay(node.spec->retry, env.holds + 1, hint), milliseconds(300'000), hold_left});
     note(env, node, HopRecord::Result::Hold, why);
     node.stats.retries.fetch_add(1, std::memory_order_relaxed);
     set_state(env, HopState::Held, steady::now(), now + delay);

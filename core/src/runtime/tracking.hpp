@@ -248,6 +248,9 @@ struct SettledJob {
 // Totals for the run summary and /metrics.
 struct RunCounters {
     std::atomic<std::uint64_t> taken{0}, completed{0}, failed{0};
+    // Completed (acked: what could be delivered was), with a delivery that failed and was
+    // dead-lettered (a job `partial`: the receipt went to NCB, the email's archive did not).
+    std::atomic<std::uint64_t> partial{0};
     std::atomic<std::uint64_t> already_delivered{0};  // sink hops skipped by the ledger
 };
 
