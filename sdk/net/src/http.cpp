@@ -113,12 +113,13 @@ HttpResponse HttpClient::send(const HttpRequest& request) const {
 
     const auto total = request.timeout.count() > 0 ? request.timeout : options_.total_timeout;
     curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
-    // When a kept-alive connection dies before any answer, libcurl sends the request again on
-    // a new one by itself, though the server may have applied it: a Sheets append or a Drive
-    // upload would then be made twice, and the caller never learns of the first. A POST or
-    // PATCH goes on a new connection, so that a lost answer reaches the caller, whose own
-    // checks (markers, look-ups, Idempotency-Key) decide what to do.
-    if (request.method == "POST" || request.method == "PATCH") curl_easy_setopt(curl, CURLOPT_FRESH_CONNECT, 1L);
+    // When a kept-alive connection dies before any answer, libcurl sends the request again by
+    // itself, once per kept-alive connection it tries, though the server may have applied it:
+    // a Sheets append or a Drive upload would then be made twice, and the caller never learns
+    // of the first. A request that changes something (anything but GET and HEAD) goes on a new
+    // connection, so that a lost answer reaches the caller, whose own checks (markers,
+    // look-ups, the upload session's status, Idempotency-Key) decide what to do.
+    if (request.method != "GET" && request.method != "HEAD") curl_easy_setopt(curl, CURLOPT_FRESH_CONNECT, 1L);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(total.count()));
