@@ -146,6 +146,18 @@ std::string DriveSink::file_name(const Document& doc) {
     return name;
 }
 
+namespace {
+// "https://host:port" of a URL, host in lower case; "" when it has no scheme.
+std::string origin_of(std::string_view url) {
+    const auto scheme = url.find("://");
+    if (scheme == std::string_view::npos) return {};
+    const auto end = url.find_first_of("/?#", scheme + 3);
+    std::string origin(url.substr(0, end));
+    for (auto& c : origin) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return origin;
+}
+}  // namespace
+
 std::string DriveSink::files_url(bool upload) const { return (upload ? upload_url_ : drive_url_) + "/drive/v3/files"; }
 
 std::vector<json> DriveSink::list(const std::string& q, const std::string& what) {
@@ -307,6 +319,12 @@ std::string DriveSink::start_session(const json& metadata, const Part& part, con
     auto location = response.header("location");
     if (!location || location->empty())
         throw Stop{SinkResult::retry(std::chrono::seconds(1), "Drive started a resumable upload without a Location header")};
+    // The session URL gets the access token with every chunk: only where uploads go.
+    if (origin_of(*location) != origin_of(upload_url_))
+        throw Stop{SinkResult::hold(std::chrono::seconds(60),
+                                    fmt::format("Drive's resumable upload session is at {}, not at drive_upload_url's {}: the access token "
+                                                "is not sent there; check drive_upload_url and any proxy in between",
+                                                origin_of(*location), origin_of(upload_url_)))};
     return *location;
 }
 
@@ -353,8 +371,10 @@ std::string DriveSink::upload_resumable(const json& metadata, const Part& part, 
     std::size_t offset = 0;
     if (auto stored = ctx_.state().get(key)) {
         const auto j = json::parse(*stored, nullptr, false);
+        // A session URL elsewhere than uploads go (a store someone else can write) is not asked:
+        // asking would send it the access token.
         if (j.is_object() && j.value("folder", "") == folder_id && j.value("size", std::uint64_t{0}) == total && j.contains("url") &&
-            j["url"].is_string()) {
+            j["url"].is_string() && origin_of(j["url"].get<std::string>()) == origin_of(upload_url_)) {
             const auto st = ask(j["url"].get<std::string>());
             if (st.kind == Status::Done) return finish(st.id);
             if (st.kind == Status::Partial) {

@@ -361,6 +361,32 @@ TEST(SheetsSink, FormulaLookingCellsArriveAsText) {
     EXPECT_EQ(rows[1][6], -5) << "numbers stay numbers";
 }
 
+// Sheets refuses a cell over 50,000 characters, and with it the row: a 60 KB From header cost
+// the claim its audit row. The cell is cut, on a character boundary, and says so.
+TEST(SheetsSink, ACellOverSheetsLimitIsCutAndSaysSo) {
+    Google g;
+    g.control("POST", "/_fake/sheets", {{"spreadsheet_id", "book1"}, {"tabs", json::array({kTab})}});
+    auto runner = sheets(g);
+    Document d = claim_doc("long");
+    std::string from;
+    while (from.size() < 60'000) from += "\xc3\xa9";  // é, two bytes each
+    d.attributes["from"] = from;
+    ASSERT_EQ(runner.write(d).status(), SinkResult::Status::Ok);
+    const auto rows = g.tab(kTab);
+    ASSERT_EQ(rows.size(), 2u);
+    bool cut = false;
+    for (const auto& cell : rows[1]) {
+        if (!cell.is_string()) continue;
+        const std::string text = cell.get<std::string>();
+        EXPECT_LE(text.size(), 50'000u);
+        if (const auto at = text.find(" [cut: over 50,000 characters]"); at != std::string::npos) {
+            cut = true;
+            EXPECT_EQ(at % 2, 0u) << "a character was split";
+        }
+    }
+    EXPECT_TRUE(cut) << rows[1].dump().substr(0, 300);
+}
+
 TEST(SheetsSink, ConcurrentWritesAreBatchedAndEveryRowArrivesOnce) {
     Google g;
     g.control("POST", "/_fake/sheets", {{"spreadsheet_id", "book1"}, {"tabs", json::array({"Sheet1"})}});
@@ -717,6 +743,19 @@ TEST(DriveSink, ALargeFileGoesUpResumablyInChunks) {
     // A small file still goes in one multipart request.
     ASSERT_EQ(runner.write(sized_doc("small", 100 * 1024)).status(), SinkResult::Status::Ok);
     EXPECT_EQ(g.requests("drive.upload_chunk"), 3u);
+}
+
+// Every chunk carries the access token to the session URL that Drive's Location (or the state
+// store) names: one on another host collected it.
+TEST(DriveSink, AnUploadSessionOnAnotherHostIsNotGivenTheToken) {
+    Google g;
+    g.control("POST", "/_fake/drive_root", {{"id", "root-1"}});
+    auto runner = drive(g, "resumable_above: 300KiB\nchunk_size: 256KiB\n");
+    g.script("drive.upload", json::array({{{"status", 200}, {"headers", {{"Location", "http://collector.example:8080/upload?upload_id=x"}}}, {"body", ""}}}));
+    auto result = runner.write(sized_doc("elsewhere", 400 * 1024));
+    EXPECT_EQ(result.status(), SinkResult::Status::Hold) << result.reason();
+    EXPECT_NE(result.reason().find("is at http://collector.example:8080, not at drive_upload_url"), std::string::npos) << result.reason();
+    EXPECT_EQ(g.requests("drive.upload_chunk"), 0u);
 }
 
 TEST(DriveSink, ABrokenUploadResumesFromWhatTheServerHas) {

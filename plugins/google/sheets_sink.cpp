@@ -283,6 +283,16 @@ void SheetsSink::replay_loop() {
 std::string SheetsSink::neutralise(std::string text) {
     if (!text.empty() && (text[0] == '=' || text[0] == '+' || text[0] == '-' || text[0] == '@' || text[0] == '\t' || text[0] == '\r'))
         text.insert(text.begin(), '\'');
+    // Sheets refuses a cell over 50,000 characters, and with it the whole row (a 60 KB From
+    // header would cost the claim its audit row): keep the start, say it was cut.
+    constexpr std::size_t kMaxCell = 50'000;
+    static constexpr std::string_view kCut = " [cut: over 50,000 characters]";
+    if (text.size() > kMaxCell) {
+        std::size_t keep = kMaxCell - kCut.size();
+        while (keep > 0 && (static_cast<unsigned char>(text[keep]) & 0xC0) == 0x80) --keep;  // not inside a UTF-8 character
+        text.resize(keep);
+        text += kCut;
+    }
     return text;
 }
 
