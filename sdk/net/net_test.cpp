@@ -385,6 +385,31 @@ TEST_F(GoogleAuthTest, ARejectedKeyIsAnAuthErrorThatSaysWhatToDoAndIsNotRetried)
     EXPECT_EQ(requests.size(), 1u) << "invalid_grant is not retried";
 }
 
+// A token endpoint that hangs: every writer queued behind the one fetching asked again when its
+// turn came, each ask up to `attempts` timeouts long (211 s for one email in a probe). Those that
+// waited through a failed fetch now take its answer.
+TEST_F(GoogleAuthTest, ThreadsThatWaitedThroughAFailedFetchShareItsAnswer) {
+    docpipe::test::fake_control(google->base_url(), "POST", "/_fake/script",
+                                R"({"target":"token","for_seconds":60,"response":{"status":503,"body":{"error":"temporarily_unavailable"},"delay_ms":800}})");
+    auto o = options();
+    o.attempts = 1;
+    GoogleAuth auth(GoogleCredentials::load_file(sa_file->path), o, http);
+    std::atomic<int> failed{0};
+    std::vector<std::thread> writers;
+    for (int i = 0; i < 4; ++i)
+        writers.emplace_back([&] {
+            try {
+                auth.access_token();
+            } catch (const std::exception& e) {
+                if (std::string(e.what()).find("temporarily_unavailable") != std::string::npos) ++failed;
+            }
+        });
+    for (auto& w : writers) w.join();
+    EXPECT_EQ(failed.load(), 4) << "each writer learns why";
+    const auto asked = json::parse(docpipe::test::fake_control(google->base_url(), "GET", "/_fake/requests?target=token")).size();
+    EXPECT_LT(asked, 4u) << "every queued writer asked the failing endpoint again";
+}
+
 TEST_F(GoogleAuthTest, ServerErrorsAreRetried) {
     docpipe::test::fake_control(google->base_url(), "POST", "/_fake/script",
                                 R"({"target":"token","responses":[{"status":500,"body":{"error":"internal_failure"},"count":2}]})");

@@ -160,8 +160,18 @@ std::string GoogleAuth::access_token() {
         return !token_.empty() && now + options_.refresh_before < expires_at_ ? token_ : std::string();
     };
     if (auto t = fresh(); !t.empty()) return t;
+    const auto waited_since = std::chrono::steady_clock::now();
     std::lock_guard fetching(fetch_mutex_);
     if (auto t = fresh(); !t.empty()) return t;  // another thread fetched it meanwhile
+    {
+        // Another thread's fetch failed while this one waited: its answer is this one's too.
+        // Each queued writer used to ask again, every ask up to `attempts` timeouts long.
+        std::lock_guard lock(mutex_);
+        if (failed_at_ >= waited_since) {
+            if (refused_) throw AuthError(last_error_);
+            throw std::runtime_error(last_error_);
+        }
+    }
     return fetch();
 }
 
@@ -181,6 +191,7 @@ std::string GoogleAuth::fetch() {
         std::lock_guard lock(mutex_);
         last_error_ = why;
         refused_ = refused;
+        failed_at_ = std::chrono::steady_clock::now();
     };
     std::string last;
     for (int attempt = 1; attempt <= std::max(1, options_.attempts); ++attempt) {

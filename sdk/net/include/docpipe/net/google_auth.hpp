@@ -109,6 +109,9 @@ private:
     bool refused_ = false;
     std::string last_error_;
     int fetched_ = 0;
+    // When the last fetch failed: a thread that waited for fetch_mutex_ while it did takes that
+    // answer instead of asking a token endpoint that just failed (or hung) all over again.
+    std::chrono::steady_clock::time_point failed_at_{};
 };
 
 }  // namespace docpipe::net
