@@ -281,6 +281,22 @@ TEST(SheetsSink, AtStopTheJournalIsWrittenOutWhenSheetsIsBack) {
     EXPECT_TRUE(runner.context().state().keys("sheets-journal/book1/", 100).empty());
 }
 
+// A replay that Sheets did not take left its claims for their 5 min lease: the next run (or a
+// process sharing the store) could not replay those rows until then.
+TEST(SheetsSink, AReplayThatFailsGivesItsClaimsBack) {
+    Google g;
+    g.control("POST", "/_fake/sheets", {{"spreadsheet_id", "book1"}, {"tabs", json::array({kTab})}});
+    auto runner = sheets(g, "batch_wait: 0\njournal: true\njournal_retry: 1h\n");
+    g.control("POST", "/_fake/script", {{"target", "sheets.append"}, {"for_seconds", 60}, {"response", {{"status", 503}, {"body", "down"}}}});
+    ASSERT_EQ(runner.write(claim_doc("d1")).references().at("sheets_range"), "journaled");
+    runner.component().stop();  // its replay meets the 503
+    EXPECT_EQ(runner.context().state().keys("sheets-journal/book1/", 100).size(), 1u) << "kept for later";
+    EXPECT_TRUE(runner.context().state().keys("sheets-journal-claim/", 100).empty()) << "the claim was left behind";
+    bool warned = false;
+    for (const auto& line : runner.context().log_lines()) warned = warned || line.message.find("stay in the journal") != std::string::npos;
+    EXPECT_TRUE(warned);
+}
+
 // A journaled row that Sheets refused on replay (a 4xx: a cell too long, the workbook full) was
 // erased with a log line: the audit row was gone, and the job said it was written.
 TEST(SheetsSink, ARowSheetsRefusesOnReplayIsKeptAsideWithItsReason) {

@@ -168,9 +168,14 @@ void SheetsSink::stop() {
     if (replayer_.joinable()) replayer_.join();
     if (!journal_enabled_ || journaled_.load() <= 0) return;
     // The documents are done by now (the runtime drained): write the journal out if Sheets
-    // takes it, so that a --once run leaves nothing behind when Sheets is back.
-    if (!replay_journal())
-        ctx_.log().warn("{} audit row(s) stay in the journal in the state store; the next start replays them",
+    // takes it, so that a --once run leaves nothing behind when Sheets is back. Not when a
+    // replay just stopped short: Sheets is away, and trying again would only hold up the stop
+    // by another request timeout.
+    const auto failed_at = std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(last_replay_failure_.load()));
+    const bool just_failed = last_replay_failure_.load() != 0 && std::chrono::steady_clock::now() - failed_at < std::chrono::seconds(10);
+    if (just_failed || !replay_journal())
+        ctx_.log().warn("{} audit row(s) stay in the journal in the state store, for the next start (or another process sharing "
+                        "the store) to replay; with `state: memory` they are lost at exit",
                         std::max<std::int64_t>(0, journaled_.load()));
 }
 
@@ -193,8 +198,25 @@ bool SheetsSink::journal_row(const Row& row) {
 
 bool SheetsSink::replay_journal() {
     std::lock_guard replaying(replay_mutex_);
+    // Entries this round claimed and has not settled: their claims go when the round ends
+    // without them, so the next round, this process's next start or another process can take
+    // them at once (only a crash leaves a claim to its lease).
+    std::vector<std::string> claimed;
+    auto give_back = [&] {
+        for (const auto& k : claimed) {
+            try {
+                ctx_.state().erase("sheets-journal-claim/" + k.substr(std::string("sheets-journal/").size()));
+            } catch (const std::exception&) {
+                // the store is away: the lease ends the claim
+            }
+        }
+        claimed.clear();
+        last_replay_failure_.store(std::chrono::steady_clock::now().time_since_epoch().count());
+        return false;
+    };
     try {
         while (journaled_.load() > 0) {
+            claimed.clear();  // the last batch was settled
             const auto keys = ctx_.state().keys(journal_prefix_, batch_rows_);
             if (keys.empty()) {
                 journaled_.store(0);
@@ -224,11 +246,12 @@ bool SheetsSink::replay_journal() {
                 }
                 rows.push_back(Row{j.value("tab", ""), j["cells"], doc_id});
                 taken.push_back(k);
+                claimed.push_back(k);
                 values.push_back(*value);
             }
             if (rows.empty()) {
                 if (others == 0) continue;  // all were settled here: look again
-                return false;               // the rest is another process's now
+                return give_back();         // the rest is another process's now
             }
             std::vector<SinkResult> results;
             {
@@ -252,7 +275,10 @@ bool SheetsSink::replay_journal() {
                                    rows[i].doc_id);
                     continue;
                 }
-                if (results[i].status() != SinkResult::Status::Ok) return false;  // still down: the rest waits, in order
+                if (results[i].status() != SinkResult::Status::Ok) {  // still down: the rest waits, in order
+                    claimed.erase(claimed.begin(), claimed.begin() + static_cast<std::ptrdiff_t>(i));  // those before are settled
+                    return give_back();
+                }
                 release_entry(taken[i]);
                 journaled_.fetch_sub(1);
             }
@@ -262,7 +288,7 @@ bool SheetsSink::replay_journal() {
         return true;
     } catch (const std::exception& e) {
         ctx_.log().log(LogLevel::Debug, fmt::format("journal replay stopped for now: {}", e.what()));
-        return false;  // the store or Sheets is away: next round
+        return give_back();  // the store or Sheets is away: next round
     }
 }
 

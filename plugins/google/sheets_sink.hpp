@@ -155,6 +155,7 @@ private:
     std::atomic<std::int64_t> journaled_{0};  // entries waiting in the journal
     std::atomic<std::uint64_t> journal_sequence_{0};
     std::atomic<std::int64_t> refused_{0};     // entries Sheets refused on replay, kept aside
+    std::atomic<std::chrono::steady_clock::rep> last_replay_failure_{0};  // when a replay last stopped short
     std::string instance_;                     // this process's part of journal keys and claims
     bool stopped_ = false;                     // stop() ran (the destructor calls it again)
     std::mutex replay_mutex_;                 // one replay at a time
