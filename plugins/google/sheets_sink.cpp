@@ -127,17 +127,19 @@ SheetsSink::SheetsSink(const Config& config, Context& context)
 namespace {
 constexpr auto kClaimLease = std::chrono::seconds(300);
 std::string refused_prefix(const std::string& spreadsheet_id) { return "sheets-journal-refused/" + spreadsheet_id + "/"; }
+// The claim of journal entry "sheets-journal/<book>/<entry>": "sheets-journal-claim/<book>/<entry>".
+std::string claim_key(const std::string& entry_key) { return "sheets-journal-claim/" + entry_key.substr(std::string("sheets-journal/").size()); }
 }  // namespace
 
 bool SheetsSink::claim_entry(const std::string& key) {
-    const std::string claim = "sheets-journal-claim/" + key.substr(std::string("sheets-journal/").size());
+    const std::string claim = claim_key(key);
     if (ctx_.state().put_if_absent(claim, instance_, kClaimLease)) return true;
     return ctx_.state().get(claim).value_or("") == instance_;  // ours from an earlier round
 }
 
 void SheetsSink::release_entry(const std::string& key) {
     ctx_.state().erase(key);
-    ctx_.state().erase("sheets-journal-claim/" + key.substr(std::string("sheets-journal/").size()));
+    ctx_.state().erase(claim_key(key));
 }
 
 SheetsSink::~SheetsSink() { stop(); }
@@ -205,7 +207,7 @@ bool SheetsSink::replay_journal() {
     auto give_back = [&] {
         for (const auto& k : claimed) {
             try {
-                ctx_.state().erase("sheets-journal-claim/" + k.substr(std::string("sheets-journal/").size()));
+                ctx_.state().erase(claim_key(k));
             } catch (const std::exception&) {
                 // the store is away: the lease ends the claim
             }
