@@ -158,6 +158,33 @@ std::string address_list(InternetAddressList* list) {
     return GString_(internet_address_list_to_string(list, nullptr, FALSE)).str();
 }
 
+// GMime gives no address at all for a header it cannot parse: "@SUM(A1) <x@example.my>" (an
+// unquoted @ in the name) became an empty sender in the audit row and the review screen. The
+// header as written, decoded, on one line and bounded, tells a person more than nothing.
+std::string address_header(GMimeMessage* message, InternetAddressList* parsed, const char* name) {
+    std::string addresses = address_list(parsed);
+    if (!addresses.empty()) return addresses;
+    const char* raw = g_mime_object_get_header(GMIME_OBJECT(message), name);
+    if (!raw) return {};
+    GString_ decoded(g_mime_utils_header_decode_text(nullptr, raw));
+    std::string written;
+    for (const char c : decoded.str()) {
+        const bool space = c == '\t' || c == '\r' || c == '\n' || c == ' ';
+        if (space) {
+            if (!written.empty() && written.back() != ' ') written += ' ';
+        } else if (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) {
+            written += c;
+        }
+    }
+    while (!written.empty() && written.back() == ' ') written.pop_back();
+    if (written.size() > 1000) {
+        std::size_t cut = 1000;
+        while (cut > 0 && (static_cast<unsigned char>(written[cut]) & 0xC0) == 0x80) --cut;  // a UTF-8 boundary
+        written.resize(cut);
+    }
+    return written;
+}
+
 }  // namespace
 
 void route_library_messages_to(Logger* logger) {
@@ -214,8 +241,8 @@ ParsedEmail parse_email(const std::uint8_t* data, std::size_t size, const EmailL
     }
     if (const char* id = g_mime_message_get_message_id(message.p)) email.message_id = id;
     if (const char* subject = g_mime_message_get_subject(message.p)) email.subject = subject;  // RFC 2047 decoded
-    email.from = address_list(g_mime_message_get_from(message.p));
-    email.to = address_list(g_mime_message_get_to(message.p));
+    email.from = address_header(message.p, g_mime_message_get_from(message.p), "From");
+    email.to = address_header(message.p, g_mime_message_get_to(message.p), "To");
     if (GDateTime* date = g_mime_message_get_date(message.p)) email.date_iso = GString_(g_date_time_format_iso8601(date)).str();
     // A subject of megabytes is an attack or a mistake; keep a readable prefix.
     if (email.subject.size() > 1000) email.subject.resize(1000);

@@ -1048,4 +1048,23 @@ TEST(ImapScripted, AStopCutsOffATlsHandshakeTheServerNeverAnswers) {
     EXPECT_TRUE(logged(runner, "in the TLS handshake")) << all_logs(runner);
 }
 
+// IDLE mode: a stop during the wait ends poll() within its quarter-second slice, the mail the
+// drain settles afterwards is marked at stop on the live connection (DONE, then STORE), and
+// none of it counts as a failure.
+TEST_F(Imap, AStopDuringIdleEndsThePollAndTheMailSettledAfterIsMarked) {
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.imap", config(*server, "poll_interval: 1h"));
+    server->probe().append("Claims", message(1));
+    auto items = poll_until(runner, 1);
+    ASSERT_EQ(items.size(), 1u) << all_logs(runner);
+    EXPECT_NE(runner.component().health().detail.find("IDLE"), std::string::npos) << runner.component().health().detail;
+    const auto started = std::chrono::steady_clock::now();
+    const auto took = poll_then_stop(runner, [&] { return std::chrono::steady_clock::now() - started > 1500ms; }, {60s, false});
+    EXPECT_LT(took, 30s) << "waited out the 60 s poll in IDLE instead of stopping";
+    EXPECT_FALSE(logged(runner, "failure(s) in a row")) << "a stop is no failure: " << all_logs(runner);
+    items[0].ack(Outcome{});  // the drain delivers it after the source stopped polling
+    runner.component().stop();
+    const std::string flags = server->probe().flags("Claims", 1);
+    EXPECT_NE(flags.find("\\Seen"), std::string::npos) << flags << "\n" << all_logs(runner);
+}
+
 }  // namespace

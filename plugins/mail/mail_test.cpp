@@ -262,6 +262,20 @@ TEST(MimeBadInput, HugeHeaderIsBounded) {
     EXPECT_LE(out[0].doc->attributes.at("subject").size(), 1000u);
 }
 
+// GMime cannot parse "@SUM(A1) <x@example.my>" (an unquoted @ in the name) and gave no sender at
+// all; the header as written is kept, on one line.
+TEST(MimeBadInput, ASenderGMimeCannotParseIsKeptAsWritten) {
+    auto runner = mime();
+    std::string m = email("x", {{"image/jpeg", "r.jpg", receipt()}});
+    const std::string from = "From: Ahmad <ahmad@example.my>\r\n";
+    ASSERT_NE(m.find(from), std::string::npos);
+    m.replace(m.find(from), from.size(), "From: @SUM(A1)\r\n <x@example.my>\r\n");
+    auto out = runner.process(eml(m));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].doc->attributes.at("from"), "@SUM(A1) <x@example.my>");
+    EXPECT_EQ(out[0].doc->attributes.at("to"), "claims@tpa.example.my") << "a To GMime reads stays as GMime writes it";
+}
+
 TEST(MimeBadInput, GarbageIsBadInput) {
     auto runner = mime();
     std::string junk(4096, '\0');

@@ -410,6 +410,68 @@ TEST_F(GoogleAuthTest, ThreadsThatWaitedThroughAFailedFetchShareItsAnswer) {
     EXPECT_LT(asked, 4u) << "every queued writer asked the failing endpoint again";
 }
 
+// A token endpoint that keeps failing is not asked again by every try of every held document:
+// its failure is the answer for a quiet spell that doubles while it keeps failing, and a token
+// that comes ends it.
+TEST_F(GoogleAuthTest, AFailedFetchIsTheAnswerForAQuietSpellThatDoublesWhileItKeepsFailing) {
+    docpipe::test::fake_control(google->base_url(), "POST", "/_fake/script",
+                                R"({"target":"token","responses":[{"status":503,"body":{"error":"temporarily_unavailable"},"count":2}]})");
+    auto o = options();
+    o.attempts = 1;
+    o.quiet_after_failure = milliseconds(1000);
+    o.quiet_after_failure_max = milliseconds(10'000);
+    GoogleAuth auth(GoogleCredentials::load_file(sa_file->path), o, http);
+    auto asked = [&] { return json::parse(docpipe::test::fake_control(google->base_url(), "GET", "/_fake/requests?target=token")).size(); };
+    auto failure = [&] {
+        try {
+            auth.access_token();
+        } catch (const std::runtime_error& e) {
+            return std::string(e.what());
+        }
+        return std::string("(a token came)");
+    };
+    EXPECT_NE(failure().find("temporarily_unavailable"), std::string::npos);
+    EXPECT_EQ(asked(), 1u);
+    const std::string remembered = failure();
+    EXPECT_NE(remembered.find("temporarily_unavailable"), std::string::npos) << remembered;
+    EXPECT_NE(remembered.find("asked again in"), std::string::npos) << remembered;
+    EXPECT_EQ(asked(), 1u) << "asked again inside the quiet spell";
+    EXPECT_FALSE(auth.status().has_token);
+
+    std::this_thread::sleep_for(milliseconds(1100));
+    EXPECT_NE(failure().find("temporarily_unavailable"), std::string::npos);
+    EXPECT_EQ(asked(), 2u) << "the spell is over: asked again";
+    std::this_thread::sleep_for(milliseconds(200));
+    failure();
+    EXPECT_EQ(asked(), 2u) << "a second failure in a row doubles the spell (2 s)";
+
+    std::this_thread::sleep_for(milliseconds(2000));
+    EXPECT_FALSE(auth.access_token().empty()) << "the endpoint is back";
+    EXPECT_EQ(asked(), 3u);
+    auth.invalidate();
+    EXPECT_FALSE(auth.access_token().empty());
+    EXPECT_EQ(asked(), 4u) << "a token ended the quiet spell: a new one is fetched at once";
+}
+
+// A token endpoint that accepts the connection and never answers costs `request_timeout` per
+// try, not the client's total timeout (30 s in the Google plugins, sized for uploads).
+TEST_F(GoogleAuthTest, ATokenEndpointThatHangsIsGivenUpOnAfterRequestTimeout) {
+    docpipe::test::fake_control(google->base_url(), "POST", "/_fake/script",
+                                R"({"target":"token","for_seconds":60,"response":{"status":200,"body":{},"delay_ms":6000}})");
+    auto o = options();
+    o.attempts = 1;
+    o.request_timeout = milliseconds(300);
+    GoogleAuth auth(GoogleCredentials::load_file(sa_file->path), o, http);  // the client's own timeout is 30 s
+    const auto start = std::chrono::steady_clock::now();
+    try {
+        auth.access_token();
+        ADD_FAILURE() << "a token came from an endpoint that never answers";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("unreachable"), std::string::npos) << e.what();
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(5)) << "waited for the answer, not for request_timeout";
+}
+
 TEST_F(GoogleAuthTest, ServerErrorsAreRetried) {
     docpipe::test::fake_control(google->base_url(), "POST", "/_fake/script",
                                 R"({"target":"token","responses":[{"status":500,"body":{"error":"internal_failure"},"count":2}]})");

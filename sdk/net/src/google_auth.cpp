@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include <algorithm>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -164,12 +165,20 @@ std::string GoogleAuth::access_token() {
     std::lock_guard fetching(fetch_mutex_);
     if (auto t = fresh(); !t.empty()) return t;  // another thread fetched it meanwhile
     {
-        // Another thread's fetch failed while this one waited: its answer is this one's too.
-        // Each queued writer used to ask again, every ask up to `attempts` timeouts long.
         std::lock_guard lock(mutex_);
-        if (failed_at_ >= waited_since) {
-            if (refused_) throw AuthError(last_error_);
-            throw std::runtime_error(last_error_);
+        const auto now = std::chrono::steady_clock::now();
+        // Another thread's fetch failed while this one waited, or the last fetch failed so
+        // recently that asking again would only fail (or hang) again: its answer is this one's.
+        // Each queued writer, and each try of a held document, used to ask again, every ask
+        // up to `attempts` timeouts long.
+        if (failed_at_ >= waited_since || now < quiet_until_) {
+            std::string why = last_error_;
+            if (now < quiet_until_) {
+                const auto left = std::chrono::ceil<std::chrono::seconds>(quiet_until_ - now).count();
+                why += " (the token endpoint is asked again in " + std::to_string(left) + " s)";
+            }
+            if (refused_) throw AuthError(why);
+            throw std::runtime_error(why);
         }
     }
     return fetch();
@@ -192,14 +201,25 @@ std::string GoogleAuth::fetch() {
         last_error_ = why;
         refused_ = refused;
         failed_at_ = std::chrono::steady_clock::now();
+        ++failed_in_a_row_;
+        if (options_.quiet_after_failure.count() > 0) {
+            // 0.5 s, 1 s, 2 s ... : a blip costs a moment, an outage asks once a minute.
+            auto quiet = options_.quiet_after_failure;
+            for (int i = 1; i < failed_in_a_row_ && quiet < options_.quiet_after_failure_max; ++i) quiet *= 2;
+            quiet_until_ = failed_at_ + std::min(quiet, std::max(options_.quiet_after_failure, options_.quiet_after_failure_max));
+        }
     };
     std::string last;
+    // A zero or negative option means the client's own timeout.
+    std::chrono::milliseconds request_timeout = http_.options().total_timeout;
+    if (options_.request_timeout.count() > 0 && (request_timeout.count() <= 0 || options_.request_timeout < request_timeout))
+        request_timeout = options_.request_timeout;
     for (int attempt = 1; attempt <= std::max(1, options_.attempts); ++attempt) {
         if (attempt > 1) std::this_thread::sleep_for(backoff_delay(attempt - 1, options_.initial_backoff, std::chrono::seconds(30), 2.0,
                                                                    options_.initial_backoff / 10));
         HttpResponse r;
         try {
-            r = http_.send({"POST", token_url_, {{"Content-Type", "application/x-www-form-urlencoded"}}, token_request_body(), {}});
+            r = http_.send({"POST", token_url_, {{"Content-Type", "application/x-www-form-urlencoded"}}, token_request_body(), request_timeout});
         } catch (const TransportError& e) {
             last = std::string("token endpoint unreachable: ") + e.what();
             continue;
@@ -224,6 +244,8 @@ std::string GoogleAuth::fetch() {
             expires_at_ = std::chrono::system_clock::now() + std::chrono::seconds(expires_in);
             refused_ = false;
             last_error_.clear();
+            failed_in_a_row_ = 0;
+            quiet_until_ = {};
             ++fetched_;
             return token;
         }

@@ -18,6 +18,11 @@
 //   `unauthorized_client`, ...): no retry can help until a person fixes the credentials,
 //   and the message says what to do. A transport failure or a 5xx/429 that persists after
 //   `attempts` tries throws std::runtime_error (try again later).
+// - Failures are remembered: after a fetch that failed (either way), access_token() throws that
+//   same error at once, without asking the endpoint, for a quiet spell that starts at
+//   `quiet_after_failure` and doubles with each failed fetch in a row up to
+//   `quiet_after_failure_max`. A token endpoint that hangs would otherwise cost every caller
+//   `attempts` timeouts on every try of every held document. A fetch that succeeds ends it.
 #pragma once
 
 #include <chrono>
@@ -72,6 +77,12 @@ struct GoogleAuthOptions {
     std::chrono::seconds refresh_before{225};
     int attempts = 3;  // token requests, for 5xx, 429 and transport failures
     std::chrono::milliseconds initial_backoff{1000};
+    // The longest one token request may take. Google answers in well under a second; the
+    // HttpClient's own total timeout (often 30 s, sized for uploads) applies when it is lower.
+    std::chrono::milliseconds request_timeout{10'000};
+    // See "Failures are remembered" above; 0 turns it off.
+    std::chrono::milliseconds quiet_after_failure{500};
+    std::chrono::milliseconds quiet_after_failure_max{60'000};
 };
 
 class GoogleAuth {
@@ -112,6 +123,8 @@ private:
     // When the last fetch failed: a thread that waited for fetch_mutex_ while it did takes that
     // answer instead of asking a token endpoint that just failed (or hung) all over again.
     std::chrono::steady_clock::time_point failed_at_{};
+    int failed_in_a_row_ = 0;
+    std::chrono::steady_clock::time_point quiet_until_{};  // no token request before this
 };
 
 }  // namespace docpipe::net
