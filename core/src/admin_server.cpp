@@ -14,7 +14,7 @@
 // below are our own.
 //
 // Threads: one I/O thread runs every socket operation and answers /health, the cheap
-// refusals (401/403/429, 404/405, 411, 413) and nothing that touches the backend, so
+// refusals (401/403/429, 404/405, 413) and nothing that touches the backend, so
 // liveness stays prompt however busy the backend is. Everything that calls the backend runs
 // on a small worker pool; the answer is handed back to the I/O thread to write.
 #include "admin_server.hpp"
@@ -950,16 +950,12 @@ struct AdminServer::Impl::Connection : std::enable_shared_from_this<Connection> 
         const bool chunked = parser->chunked();
         const bool body_follows = chunked || (length && *length > 0);
         Response res;
-        // Framing first. A body-carrying method without a length would make us wait for bytes
-        // that may never come; ask for the length at once instead.
-        const bool wants_body = h.method() == http::verb::post || h.method() == http::verb::put || h.method() == http::verb::patch;
-        if (wants_body && !length && !chunked) {
-            error(request, res, 411, "LENGTH_REQUIRED", "send the body with a Content-Length header (or chunked)");
-            res.close = true;
-            return write(std::move(res));
-        }
+        // Framing first. A request with neither Content-Length nor chunked encoding has an
+        // empty body (RFC 9112 6.3), so nothing is waited for: `curl -X POST URL`, as the
+        // RUNBOOK writes it, sends such a POST. It was answered 411, and the RUNBOOK's
+        // dead-letter replay loop retried nothing.
         if (length && *length > server.settings.max_body_bytes) {
-            error(request, res, 413, "VALIDATION_ERROR",
+            error(request, res, 413, "PAYLOAD_TOO_LARGE",
                   fmt::format("request body too large: {} bytes, the limit is {}", *length, server.settings.max_body_bytes));
             res.close = true;
             return write(std::move(res));

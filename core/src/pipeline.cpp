@@ -11,7 +11,9 @@
 
 #include <fmt/core.h>
 
+#include "admin_server.hpp"
 #include "docpipe/detail/yaml_config.hpp"
+#include "state/store.hpp"
 
 namespace docpipe::core {
 
@@ -153,6 +155,11 @@ std::optional<std::string> substitute(const std::string& text, std::string& erro
                 auto expanded = substitute(path, error);
                 if (!expanded) return std::nullopt;
                 path = *expanded;
+            }
+            std::error_code ec;
+            if (std::filesystem::is_directory(path, ec)) {  // opens fine on Linux and reads as nothing
+                error = fmt::format("'{}' named by ${{file:...}} is a folder, not a file: name the file that holds the value", path);
+                return std::nullopt;
             }
             std::ifstream in(path, std::ios::binary);
             if (!in) {
@@ -415,6 +422,29 @@ struct Loader {
 // audit trail) or plain key strings. The keys are put back as a plain list for the section's
 // spec; the labels come back parallel to it ("" for a plain key), or empty when no entry
 // has one.
+// Values that only the state store or the admin server would refuse, at start ("cannot start:
+// state store (redis): cannot parse url"): refused here, with their line, so that a pipeline
+// `docpipe validate` passes is one `docpipe run` can start.
+static void check_section_values(const PipelineSpec& spec, YAML::Node& root, Loader& loader) {
+    auto mark_of = [&](const char* section, const char* key) {
+        const YAML::Node s = root[section];
+        if (s && s.IsMap() && s[key]) return s[key].Mark();
+        return s ? s.Mark() : root.Mark();
+    };
+    if (spec.section_string("state", "backend") == "redis") {
+        if (auto why = redis_url_problem(spec.section_string("state", "url")); !why.empty())
+            loader.add(mark_of("state", "url"), "state.url", why);
+    }
+    const auto& admin = spec.sections.at("admin");
+    if (!admin.contains("enabled") || admin.at("enabled") == true) {
+        try {
+            parse_listen_address(spec.section_string("admin", "listen"));
+        } catch (const std::invalid_argument& e) {
+            loader.add(mark_of("admin", "listen"), "admin.listen", e.what());
+        }
+    }
+}
+
 static nlohmann::json split_labelled_keys(YAML::Node& root, Loader& loader) {
     nlohmann::json labels = nlohmann::json::array();
     YAML::Node admin = root["admin"];
@@ -579,6 +609,7 @@ PipelineSpec load_pipeline_text(const fs::path& file, const std::string& text, s
         loader.add_all(found);
     }
     if (!key_labels.empty()) spec.sections["admin"]["api_key_labels"] = key_labels;
+    check_section_values(spec, root, loader);
 
     const YAML::Node nodes = root["nodes"];
     if (!nodes || !nodes.IsMap() || nodes.size() == 0) {

@@ -1,5 +1,8 @@
 #include "runtime.hpp"
 
+#include <optional>
+#include <thread>
+
 #include <fmt/core.h>
 #include <spdlog/spdlog.h>
 
@@ -292,15 +295,55 @@ int Runtime::run() {
     Impl& m = *impl_;
     const auto& counters = m.settlements.counters;
     if (!m.sources) throw std::logic_error("Runtime::run() called before start()");
+    // Joins the source threads. A source blocked on a state store that is down (writing a job
+    // record waits up to the store's outage_horizon, 10 min by default) held a stop that long,
+    // past systemd's stop timeout. Once a stop is asked for, the store guard gives up after
+    // drain_timeout: the document being taken is not taken and stays with its source.
+    auto join_sources = [&m] {
+        std::atomic<bool> joined{false};
+        std::thread watcher([&] {
+            std::optional<std::chrono::steady_clock::time_point> give_up_at;
+            while (!joined.load()) {
+                const auto now = std::chrono::steady_clock::now();
+                if (!give_up_at && (m.flight->stop_requested() || m.flight->sources_stopping())) give_up_at = now + m.drain_timeout;
+                if (give_up_at && now >= *give_up_at && !m.store_guard->available()) {
+                    m.log->log(LogLevel::Warn, "stopping: the state store is still down after the drain timeout; what the sources "
+                                               "were taking is left with them");
+                    m.store_guard->give_up();
+                    return;
+                }
+                std::this_thread::sleep_for(milliseconds(50));
+            }
+        });
+        m.sources->join();
+        joined.store(true);
+        watcher.join();
+    };
+
+    // Documents the sources could not hand over because the state store was down: the `--once`
+    // exit code and summary say so (they said "0 taken, 0 failed", exit 0).
+    auto note_documents_not_taken = [&m] {
+        const auto n = m.settlements.not_taken.load();
+        if (n == 0) return;
+        std::string names;
+        {
+            std::lock_guard lock(m.settlements.failures_mutex);
+            for (const auto& label : m.settlements.not_taken_labels) names += (names.empty() ? "" : ", ") + label;
+        }
+        m.source_problems.push_back(fmt::format("{} document(s) not taken because the state store was unavailable; they stay with "
+                                                "their source for the next run: {}{}",
+                                                n, names, n > m.settlements.not_taken_labels.size() ? ", ..." : ""));
+    };
     if (m.options.once) {
         // Sources end after one draining poll, unless a stop is requested first.
-        m.sources->join();
+        join_sources();
         if (m.flight->wait_empty_or_stop()) {
             m.graph->wait_for_all();
             if (const auto n = m.jobs->settle_unclaimed())
                 m.log->log(LogLevel::Warn, fmt::format("{} job(s) left processing by an earlier run were not delivered again by their "
                                                        "source: settled as failed (re-drop their input to process them)", n));
             m.source_problems = source_problems(m.nodes);
+            note_documents_not_taken();
             for (const auto& problem : m.source_problems)
                 m.log->log(LogLevel::Error, problem + "; what it could not read is left for the next run");
             if (counters.failed.load() > 0 || counters.partial.load() > 0) return 1;
@@ -315,8 +358,8 @@ int Runtime::run() {
     m.running.store(false);
     m.log->log(LogLevel::Info, fmt::format("stopping: sources stop, draining up to {} ms", m.drain_timeout.count()));
     m.flight->stop_sources();
-    m.sources->join();
     const auto drain_deadline = std::chrono::steady_clock::now() + m.drain_timeout;
+    join_sources();
     bool drained = false, only_held = false;
     while (true) {  // at least once: with drain_timeout 0 an empty graph is still a clean stop
         const auto left = std::chrono::duration_cast<milliseconds>(drain_deadline - std::chrono::steady_clock::now());
@@ -340,13 +383,19 @@ int Runtime::run() {
             m.log->log(LogLevel::Error, fmt::format("drain deadline passed with {} document(s) in flight; they are not acked "
                                                     "and will be delivered again on restart:", lines.size()));
         for (const auto& l : lines) m.log->log(only_held ? LogLevel::Warn : LogLevel::Error, "  in flight: " + l);
-        // Pending retries would only wait; give up on them so the graph can empty.
+        // Pending retries would only wait; give up on them so the graph can empty. So would
+        // documents waiting for a state store that is down (up to its outage_horizon).
         m.graph->give_up_retries();
+        m.store_guard->give_up();
+        if (m.options.once) note_documents_not_taken();
         return 3;
     }
     m.graph->wait_for_all();
     m.log->log(LogLevel::Info, fmt::format("stopped cleanly: {} acked, {} failed", counters.completed.load(), counters.failed.load()));
-    return m.options.once && (counters.failed.load() > 0 || counters.partial.load() > 0) ? 1 : 0;
+    if (!m.options.once) return 0;
+    note_documents_not_taken();
+    if (counters.failed.load() > 0 || counters.partial.load() > 0) return 1;
+    return m.source_problems.empty() ? 0 : 2;
 }
 
 std::optional<std::uint64_t> Runtime::source_backlog() const {

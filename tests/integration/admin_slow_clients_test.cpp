@@ -438,7 +438,10 @@ TEST(AdminHttp, WrongMethodOnAKnownPathIs405WithAllow) {
     EXPECT_TRUE(server.backend.calls().empty());
 }
 
-TEST(AdminHttp, PostWithoutContentLengthIs411AtOnce) {
+// `curl -X POST URL` (the RUNBOOK's replay loop) sends neither Content-Length nor a chunked
+// body: that is an empty body (RFC 9112 6.3), answered at once. It was refused 411, so the
+// loop retried nothing.
+TEST(AdminHttp, APostWithoutContentLengthHasAnEmptyBodyAndIsAnsweredAtOnce) {
     Served server;
     server.backend.add_job("j1", "failed");
     RawClient c(server.port());
@@ -446,13 +449,13 @@ TEST(AdminHttp, PostWithoutContentLengthIs411AtOnce) {
     const auto t0 = Steady::now();
     ASSERT_TRUE(c.send("POST /api/v1/jobs/j1/retry HTTP/1.1\r\nHost: t\r\nX-API-Key: " + kKey + "\r\n\r\n"));
     auto r = c.read(3s, complete_response);
-    EXPECT_LT(ms_since(t0), 1000);
-    ASSERT_EQ(r.data.rfind("HTTP/1.1 411", 0), 0u) << r.data;
-    EXPECT_THAT(r.data, HasSubstr("LENGTH_REQUIRED"));
-    EXPECT_TRUE(server.backend.calls().empty()) << "nothing ran";
-    // An explicit empty body is fine.
-    auto ok = server.client()->Post("/api/v1/jobs/j1/retry", {{"X-API-Key", kKey}}, "", "application/json");
-    EXPECT_EQ(ok->status, 200) << ok->body;
+    EXPECT_LT(ms_since(t0), 3000) << "it waited for a body";
+    ASSERT_EQ(r.data.rfind("HTTP/1.1 200", 0), 0u) << r.data;
+    ASSERT_EQ(server.backend.calls().size(), 1u) << "the retry ran";
+    // The connection stays usable: the next request on it is read as a request.
+    ASSERT_TRUE(c.send("GET /health HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto again = c.read(3s, complete_response);
+    EXPECT_EQ(again.data.rfind("HTTP/1.1 200", 0), 0u) << again.data;
 }
 
 TEST(AdminHttp, ChunkedAndExpectContinueBodiesAreReadAndCapped) {

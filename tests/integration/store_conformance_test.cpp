@@ -396,4 +396,28 @@ TEST(RedisStore, BadUrlIsAClearError) {
     }
 }
 
+// A database number the server does not have: SELECT failed, the connection was kept and every
+// key went to database 0, where another pipeline's ledgers and dedup keys may live.
+TEST(RedisStore, ADatabaseTheServerDoesNotHaveIsAnOutageNotDatabaseZero) {
+    test::RedisServer redis;
+    SystemClock clock;
+    const std::string url = "redis://127.0.0.1:" + std::to_string(redis.port()) + "/99";  // 16 databases by default
+    auto store = open_store("redis", url, clock);
+    try {
+        store->put("k", "v");
+        FAIL() << "written somewhere although database 99 does not exist";
+    } catch (const StoreError& e) {
+        EXPECT_NE(std::string(e.what()).find("database number in state.url, 99"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(store->probe().status, Health::Unavailable);
+    auto db0 = open_store("redis", redis.url(), clock);
+    EXPECT_FALSE(db0->get("k").has_value()) << "the key went to database 0";
+}
+
+TEST(RedisStore, AUrlOfAnotherSchemeSaysItMustStartWithRedis) {
+    EXPECT_NE(redis_url_problem("http://localhost:6399").find("must start with redis://"), std::string::npos);
+    EXPECT_NE(redis_url_problem("redis://h:70000/0").find("not 1-65535"), std::string::npos);
+    EXPECT_EQ(redis_url_problem("redis://:pw@h:6380/2"), "");
+}
+
 }  // namespace

@@ -121,6 +121,11 @@ edges: [in -> dedup -> slow -> out]
         return during.is_object() && during["state_store"].value("status", "") != "healthy" &&
                !nodes_with_status(during, "degraded").empty();
     });
+    // Not ready while the store is down: sources are paused (it said "ready").
+    auto ready = client.Get("/health/ready");
+    ASSERT_TRUE(ready);
+    EXPECT_EQ(ready->status, 503) << ready->body;
+    EXPECT_THAT(ready->body, ::testing::HasSubstr("state store is unavailable"));
     std::this_thread::sleep_until(outage_started + outage);
     EXPECT_EQ(rt->summary().failed, 0u) << "documents failed during the outage (spent their retries on it):\n"
                                         << rt->summary().format();
@@ -241,6 +246,60 @@ edges: [in -> out]
     auto job = rt->state().get_job("orphan-1");
     EXPECT_THAT(job->last_error, ::testing::HasSubstr("interrupted"));
     EXPECT_GE(health(client).value("jobs_reconciled", 0), 1);
+}
+
+// A stop while the store is down: a source blocked writing a job record waited for the whole
+// outage_horizon (10 min by default), past systemd's stop timeout. Now the stop gives up on the
+// store after drain_timeout; what was not taken stays with its source (nothing acked).
+TEST(StoreOutageStop, AStopWhileTheStoreIsDownEndsAfterTheDrainTimeout) {
+    RedisServer redis;
+    redis.stop();  // down from the start
+    Harness h;
+    auto rt = h.build("state: {backend: redis, url: '" + redis.url() + "', outage_horizon: 10m}\nadmin: {enabled: false}\n" + R"(
+runtime: {poll_wait: 20ms, drain_timeout: 1s}
+nodes:
+  in: {component: source.memory, config: {probe: stop-src}}
+  out: {component: sink.memory, config: {probe: stop-out}}
+edges: [in -> out]
+)",
+                      false);
+    auto& src = probe("stop-src");
+    src.feed_distinct(3);
+    rt->start();
+    auto done = std::async(std::launch::async, [&] { return rt->run(); });
+    std::this_thread::sleep_for(1s);  // the source is waiting for the store by now
+    const auto stop_asked = steady::now();
+    rt->request_stop();
+    ASSERT_EQ(done.wait_for(60s), std::future_status::ready) << "the stop waited for the store's outage_horizon (10 min)";
+    EXPECT_LT(steady::now() - stop_asked, 30s);
+    done.get();
+    std::lock_guard lock(src.mutex);
+    EXPECT_TRUE(src.settled.empty()) << "nothing was taken, so nothing may be acked or nacked";
+    EXPECT_THAT(h.logs(), ::testing::HasSubstr("still down after the drain timeout"));
+}
+
+// `--once` with the store down said "0 taken, 0 completed, 0 failed" and exited 0.
+TEST(StoreOutageOnce, OnceWithTheStoreDownExitsTwoAndNamesWhatWasNotTaken) {
+    RedisServer redis;
+    redis.stop();
+    Harness h;
+    auto rt = h.build("state: {backend: redis, url: '" + redis.url() + "', outage_horizon: 1s}\nadmin: {enabled: false}\n" + R"(
+runtime: {poll_wait: 20ms}
+nodes:
+  in: {component: source.memory, config: {probe: once-src}}
+  out: {component: sink.memory, config: {probe: once-out}}
+edges: [in -> out]
+)",
+                      true);
+    probe("once-src").feed_distinct(2);
+    rt->start();
+    auto done = std::async(std::launch::async, [&] { return rt->run(); });
+    ASSERT_EQ(done.wait_for(60s), std::future_status::ready);
+    EXPECT_EQ(done.get(), 2) << rt->summary().format();
+    const std::string summary = rt->summary().format();
+    EXPECT_THAT(summary, ::testing::HasSubstr("SOURCE PROBLEM"));
+    EXPECT_THAT(summary, ::testing::HasSubstr("not taken because the state store was unavailable"));
+    EXPECT_THAT(h.logs(), ::testing::HasSubstr("not taken: "));
 }
 
 INSTANTIATE_TEST_SUITE_P(Seconds, StoreOutage, ::testing::Values(3, 20), [](const auto& info) {

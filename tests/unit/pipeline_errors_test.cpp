@@ -303,6 +303,24 @@ edges: [in -> out, in -> y]
 
 // ---- substitution ------------------------------------------------------------------------
 
+// Values only the store or the admin server refused, at start ("cannot start: state store
+// (redis): cannot parse url"): `validate` said "valid" and `run` then refused the file.
+TEST(PipelineErrors, AStateUrlOrAdminAddressRunWouldRefuseIsAnIssueWithItsLine) {
+    Harness h;
+    auto issues = h.check(R"(state: {backend: redis, url: "http://localhost:6399"}
+admin: {listen: localhost}
+nodes:
+  in: {component: source.memory, config: {probe: p}}
+  out: {component: sink.memory, config: {probe: q}}
+edges: [in -> out]
+)");
+    ASSERT_EQ(issues.size(), 2u) << ::testing::PrintToString(issues);
+    EXPECT_EQ(sorted(issues), sorted({
+        "p.yaml:1:30: state.url: redis: cannot parse url: it must start with redis:// (redis://[:password@]host:port/db)",
+        "p.yaml:2:17: admin.listen: admin.listen 'localhost' must be host:port, e.g. 127.0.0.1:8080",
+    }));
+}
+
 TEST(Substitution, VariablesDefaultsFilesAndEscapes) {
     Harness h;
     setenv("DOCPIPE_TEST_PROBE", "from-env", 1);
@@ -319,6 +337,8 @@ TEST(Substitution, VariablesDefaultsFilesAndEscapes) {
                      "${DOCPIPE_TEST_UNSET:-default})");
     EXPECT_FALSE(core::substitute("${file:/nonexistent/key}", error));
     EXPECT_EQ(error, "cannot read secret file '/nonexistent/key' named by ${file:...}");
+    EXPECT_FALSE(core::substitute("${file:" + h.dir.path().string() + "}", error)) << "a folder reads as nothing";
+    EXPECT_NE(error.find("is a folder, not a file"), std::string::npos) << error;
     EXPECT_FALSE(core::substitute("${oops", error));
     // Nested: systemd's credentials folder from the environment, a default holding a reference.
     setenv("DOCPIPE_TEST_CREDS", h.dir.path().c_str(), 1);

@@ -120,7 +120,17 @@ bool GraphExecutor::take(RuntimeNode& node, Document& doc, const std::shared_ptr
         s_.jobs.start(*tracker, doc);
         if (s_.redeliver) tracker->first_delivery = true;  // the sinks do not read their ledgers
     } catch (const StoreError& e) {
-        node.context->log().log(LogLevel::Error, fmt::format("not taken: the job record could not be written: {}", e.what()), doc.id);
+        // The file or message name, not only the id: the operator looks for it where the source keeps it.
+        node.context->log().log(LogLevel::Error,
+                                fmt::format("not taken: {}: the job record could not be written (the state store is down): {}; "
+                                            "the source keeps it for the next round",
+                                            tracker->label.empty() ? std::string("(no name)") : tracker->label, e.what()),
+                                doc.id);
+        s_.settlements.not_taken.fetch_add(1);
+        {
+            std::lock_guard lock(s_.settlements.failures_mutex);
+            if (s_.settlements.not_taken_labels.size() < 20) s_.settlements.not_taken_labels.push_back(tracker->label.empty() ? doc.id : tracker->label);
+        }
         s_.flight.leave(tracker);
         return false;
     }

@@ -35,6 +35,10 @@ struct Settlements {
     std::vector<SettledJob> jobs;          // first 1000, in the order they settled (guarded by failures_mutex)
     // Set once `jobs` holds its 1000: later settlements skip failures_mutex for it.
     std::atomic<bool> jobs_full{false};
+    // Source documents not taken because their job record could not be written (the state
+    // store was down past its horizon, or the stop gave up on it): left with their source.
+    std::atomic<std::uint64_t> not_taken{0};
+    std::vector<std::string> not_taken_labels;  // first 20 (guarded by failures_mutex)
 };
 
 struct GraphServices {

@@ -72,6 +72,11 @@ bool HealthReporter::ready(std::string& why_not) {
         why_not = "the pipeline is not running (starting or stopping)";
         return false;
     }
+    if (!store_guard_.available()) {
+        // Sources are paused and documents wait for it: nothing new is taken meanwhile.
+        why_not = "the state store is unavailable: sources are paused until it answers again (see /health/detailed)";
+        return false;
+    }
     for (const auto& node : nodes_) {
         if (node->transform || !node->spec->descriptor->has_health_probe) continue;
         HealthReport r;

@@ -33,15 +33,18 @@ struct RedisUrl {
 };
 
 RedisUrl parse_url(const std::string& url) {
-    static const std::regex kUrl(R"(redis://(?::([^@]*)@)?([^:/]+)(?::(\d+))?(?:/(\d+))?/?)");
+    static const std::regex kUrl(R"(redis://(?::([^@]*)@)?([^:/]+)(?::(\d{1,5}))?(?:/(\d{1,6}))?/?)");
     std::smatch m;
     if (!std::regex_match(url, m, kUrl))
-        throw StoreError(fmt::format("redis: cannot parse url (expected redis://[:password@]host:port/db)"));
+        throw StoreError(url.rfind("redis://", 0) == 0 ? "redis: cannot parse url (expected redis://[:password@]host:port/db)"
+                                                       : "redis: cannot parse url: it must start with redis:// "
+                                                         "(redis://[:password@]host:port/db)");
     RedisUrl u;
     u.password = m[1].str();
     u.host = m[2].str();
     if (m[3].matched) u.port = std::stoi(m[3].str());
     if (m[4].matched) u.db = std::stoi(m[4].str());
+    if (u.port < 1 || u.port > 65535) throw StoreError(fmt::format("redis: the url's port {} is not 1-65535", u.port));
     return u;
 }
 
@@ -288,8 +291,21 @@ private:
         timeval command_timeout{5, 0};
         redisSetTimeout(c, command_timeout);
         ctx_ = c;
-        if (!url_.password.empty()) command_locked({"AUTH", url_.password});
-        if (url_.db != 0) command_locked({"SELECT", std::to_string(url_.db)});
+        // A connection that could not log in or select the URL's database must not be kept:
+        // it would read and write database 0, where another pipeline's ledgers and dedup
+        // keys may live ("SELECT 99: ERR DB index is out of range" went on in db 0).
+        try {
+            if (!url_.password.empty()) command_locked({"AUTH", url_.password});
+            if (url_.db != 0) command_locked({"SELECT", std::to_string(url_.db)});
+        } catch (const StoreError& e) {
+            drop_locked();
+            const bool select_failed = std::string_view(e.what()).find("SELECT") != std::string_view::npos;
+            throw StoreError(fmt::format("redis {}:{}: {} ({}); nothing is read or written until it is fixed", url_.host, url_.port,
+                                         e.what(),
+                                         select_failed ? fmt::format("the database number in state.url, {}, is not one this server has: "
+                                                                     "check its `databases` setting or the URL", url_.db)
+                                                       : std::string("check the password in state.url")));
+        }
     }
 
     void drop_locked() {
@@ -311,5 +327,14 @@ private:
 }  // namespace
 
 std::unique_ptr<Store> make_redis_store(const std::string& url, Clock& clock) { return std::make_unique<RedisStore>(url, clock); }
+
+std::string redis_url_problem(const std::string& url) {
+    try {
+        parse_url(url);
+        return {};
+    } catch (const StoreError& e) {
+        return e.what();
+    }
+}
 
 }  // namespace docpipe::core

@@ -217,6 +217,10 @@ void reopen_job(Job& job, const std::string& owner);
 // Adds one job to an aggregate (shared by every backend's implementation).
 void accumulate(JobAggregate& a, const Job& job);
 
+// Why `url` is not a Redis URL this store can use (redis://[:password@]host:port/db), or ""
+// when it is one. Never quotes the URL: it may hold the password.
+std::string redis_url_problem(const std::string& url);
+
 // backend "sqlite" (path) or "redis" (url: redis://[:password@]host:port/db) or "memory".
 std::unique_ptr<Store> open_store(const std::string& backend, const std::string& path_or_url, Clock& clock);
 
