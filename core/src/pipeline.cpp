@@ -61,7 +61,8 @@ const ConfigSpec& admin_section_spec() {
             .describe("Keys accepted in X-API-Key / Authorization: Bearer, each a string or {label, key} (the label names "
                       "who acted in the review UI's audit trail); empty keys are ignored. None on a loopback "
                       "address: a random key is generated into key_file"),
-        Field::string("key_file").describe("Where a generated key is written (default: <state dir>/admin.key)"),
+        Field::string("key_file").path().describe("Where a generated key is written (default: admin.key in the state folder: the "
+                                                  "SQLite file's; with redis or memory $DOCPIPE_STATE_DIR, else var/ beside the pipeline)"),
         Field::string("approved_node").describe("Node that documents approved in the review queue are sent to (e.g. the NCB sink)"),
         Field::boolean("protect_metrics").default_value(true).describe("Require an API key for /metrics too"),
         Field::number("rate_limit_per_second").default_value(20).min(0.001).describe("Requests per second per client address"),

@@ -1,5 +1,6 @@
 #include "runtime.hpp"
 
+#include <cstdlib>
 #include <optional>
 #include <thread>
 
@@ -221,9 +222,13 @@ void Runtime::start_admin() {
                                          admin.at("listen").get<std::string>()));
         std::filesystem::path key_file = admin.contains("key_file") ? admin.at("key_file").get<std::string>() : "";
         if (key_file.empty()) {
-            std::filesystem::path base = m.state->backend() == "sqlite"
-                                             ? std::filesystem::path(m.spec.section_string("state", "path")).parent_path()
-                                             : std::filesystem::path("var");
+            // The state folder: the SQLite file's; with Redis or memory, $DOCPIPE_STATE_DIR (the
+            // systemd units set it), else var/ beside the pipeline file. It was var/ under the
+            // working directory, which is / under systemd.
+            std::filesystem::path base;
+            if (m.state->backend() == "sqlite") base = std::filesystem::path(m.spec.section_string("state", "path")).parent_path();
+            else if (const char* dir = std::getenv("DOCPIPE_STATE_DIR"); dir && *dir) base = dir;
+            else base = std::filesystem::absolute(m.spec.file).parent_path() / "var";
             key_file = (base.empty() ? std::filesystem::path(".") : base) / "admin.key";
         }
         settings.api_keys.push_back(local_admin_key(key_file, *m.log));
@@ -435,8 +440,9 @@ std::string RunSummary::format() const {
     out += fmt::format("  {:<20} {:<28} {:>8} {:>8} {:>8} {:>8}\n", "node", "component", "tries", "out", "failed", "retries");
     for (const auto& n : nodes)
         out += fmt::format("  {:<20} {:<28} {:>8} {:>8} {:>8} {:>8}\n", n.name, n.component, n.in, n.out, n.failed, n.retries);
-    for (const auto& f : failures) out += fmt::format("  FAILED {} ({}): {}\n", f.label, f.doc_id, f.reason);
-    for (const auto& problem : source_problems) out += fmt::format("  SOURCE PROBLEM {}\n", problem);
+    // File names and reasons come from outside (a sender, a scanner): one line each.
+    for (const auto& f : failures) out += fmt::format("  FAILED {} ({}): {}\n", one_line(f.label), f.doc_id, one_line(f.reason));
+    for (const auto& problem : source_problems) out += fmt::format("  SOURCE PROBLEM {}\n", one_line(problem));
     // Each job's outcome with what the receiving systems called it (the NCB claim
     // reference), or why it has none: what an operator checks after a run.
     if (!jobs.empty()) out += "jobs:\n";
@@ -459,8 +465,8 @@ std::string RunSummary::format() const {
             }
         std::string line = refs;
         if (!j.detail.empty()) line += (line.empty() ? "" : "; ") + j.detail;
-        if (line.empty()) line = j.status == "submitted" ? "no reference from any sink" : "-";
-        out += fmt::format("  {:<32} {:<10} {}\n", j.label, j.status, line);
+        if (line.empty()) line = "-";
+        out += fmt::format("  {:<32} {:<10} {}\n", one_line(j.label), j.status, one_line(line));
     }
     return out;
 }

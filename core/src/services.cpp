@@ -1,5 +1,6 @@
 #include "services.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -543,6 +544,22 @@ NodeLogger::NodeLogger(std::shared_ptr<spdlog::logger> sink, std::string node, b
 
 bool NodeLogger::enabled(LogLevel level) const { return sink_->should_log(to_spdlog(level)); }
 
+std::string one_line(std::string_view text) {
+    const auto is_control = [](unsigned char c) { return c < 0x20 || c == 0x7f; };
+    if (std::none_of(text.begin(), text.end(), [&](char c) { return is_control(static_cast<unsigned char>(c)); })) return std::string(text);
+    std::string out;
+    out.reserve(text.size() + 8);
+    for (const char ch : text) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (!is_control(c)) out += ch;
+        else if (c == '\n') out += "\\n";
+        else if (c == '\r') out += "\\r";
+        else if (c == '\t') out += "\\t";
+        else out += fmt::format("\\x{:02x}", c);
+    }
+    return out;
+}
+
 void NodeLogger::log(LogLevel level, std::string_view message, std::string_view doc_id) {
     const auto lvl = to_spdlog(level);
     if (!sink_->should_log(lvl)) return;
@@ -558,9 +575,9 @@ void NodeLogger::log(LogLevel level, std::string_view message, std::string_view 
         if (!doc_id.empty()) line["doc"] = doc_id;
         sink_->log(lvl, "{}", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     } else if (doc_id.empty()) {
-        sink_->log(lvl, "[{}] {}", node_, text);
+        sink_->log(lvl, "[{}] {}", node_, one_line(text));  // JSON escapes by itself
     } else {
-        sink_->log(lvl, "[{}] {} (doc={})", node_, text, doc_id);
+        sink_->log(lvl, "[{}] {} (doc={})", node_, one_line(text), one_line(doc_id));
     }
 }
 

@@ -47,6 +47,11 @@ std::shared_ptr<spdlog::logger> make_process_logger(const std::string& format, c
 // returned unchanged after one pass. Idempotent (placeholders match nothing).
 std::string redact_personal_data(std::string_view message);
 
+// One line of text, whatever the message holds: a file named "x\n2026-... info [runtime]
+// stopped cleanly" wrote a convincing false line into the text log and the --once summary.
+// Line breaks and tabs become \n \r \t, other control characters \xNN; UTF-8 stays.
+std::string one_line(std::string_view text);
+
 class NodeLogger : public Logger {
 public:
     NodeLogger(std::shared_ptr<spdlog::logger> sink, std::string node, bool json);

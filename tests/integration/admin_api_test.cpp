@@ -892,6 +892,25 @@ TEST(AdminKeys, GeneratedKeyOnLoopbackIsWrittenPrivatelyAndWorks) {
     EXPECT_EQ(done.get(), 0);
 }
 
+// With Redis or memory state the key went to var/ under the working directory: / under systemd.
+// It goes beside the pipeline file (or to $DOCPIPE_STATE_DIR), wherever the process started.
+TEST(AdminKeys, WithoutASqliteFileTheKeyGoesBesideThePipelineNotTheWorkingDirectory) {
+    Harness h;
+    unsetenv("DOCPIPE_STATE_DIR");
+    const auto elsewhere = h.dir.path() / "cwd";
+    std::filesystem::create_directories(elsewhere);
+    const auto previous = std::filesystem::current_path();
+    std::filesystem::current_path(elsewhere);
+    auto rt = h.build(std::string("state: {backend: memory}\nadmin: {listen: '127.0.0.1:0'}\n") + kSimple, false);
+    rt->start();
+    std::filesystem::current_path(previous);
+    EXPECT_TRUE(std::filesystem::exists(h.dir.path() / "var" / "admin.key")) << h.logs();
+    EXPECT_FALSE(std::filesystem::exists(elsewhere / "var" / "admin.key")) << "written under the working directory";
+    auto done = std::async(std::launch::async, [&] { return rt->run(); });
+    rt->request_stop();
+    EXPECT_EQ(done.get(), 0);
+}
+
 TEST(AdminKeys, NonLoopbackWithoutKeyRefusesToStart) {
     Harness h;
     auto rt = h.build(std::string("state: {backend: memory}\nadmin: {listen: '0.0.0.0:0', api_keys: ['']}\n") + kSimple, false);

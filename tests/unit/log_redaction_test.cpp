@@ -116,6 +116,22 @@ TEST_P(LogRedaction, DirectSpdlogUseIsMaskedToo) {
     EXPECT_NE(out.find("[member-id]"), std::string::npos) << out;
 }
 
+// A file name is the sender's or the scanner's text: "x\n<a fake log line>" wrote a convincing
+// false line into the text log. Each message is one line in both formats.
+TEST_P(LogRedaction, AMessageWithLineBreaksStaysOneLine) {
+    Capture capture(GetParam());
+    capture.plugin_log().log(LogLevel::Error, "cannot read evil\n2026-12-05T12:00:00.000Z info  [runtime] stopped cleanly\tx\x1b[2J.jpg",
+                             kDocId);
+    const std::string out = capture.text();
+    ASSERT_FALSE(out.empty());
+    EXPECT_EQ(out.find('\n'), out.size() - 1) << "more than one line: " << out;
+    EXPECT_EQ(out.find('\x1b'), std::string::npos) << "a terminal escape went through: " << out;
+    if (!capture.json()) {
+        EXPECT_NE(out.find("cannot read evil\\n2026-12-05T12:00:00.000Z"), std::string::npos) << out;
+        EXPECT_NE(out.find("\\x1b[2J"), std::string::npos) << out;
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Formats, LogRedaction, ::testing::Values("text", "json"),
                          [](const auto& info) { return std::string(info.param); });
 
