@@ -193,8 +193,9 @@ std::optional<std::string> substitute(const std::string& text, std::string& erro
                 out += *expanded;
             }
             else {
-                error = fmt::format("environment variable '{}' is not set and has no default (set it, or write ${{{}:-default}})",
-                                    name, name);
+                // Set but empty counts as unset (as ${NAME:-default} does in a shell); say which.
+                error = fmt::format("environment variable '{}' is {} and has no default (set it, or write ${{{}:-default}})", name,
+                                    value ? "set but empty" : "not set", name);
                 return std::nullopt;
             }
         }

@@ -101,6 +101,55 @@ TEST(DirectorySource, PatternsAndMaxBytes) {
     EXPECT_TRUE(fs::exists(dir.path() / "skip.txt"));
 }
 
+// Every shipped pipeline lists lower-case patterns ("*.jpg"); a phone names its photos
+// IMG_0001.JPG, and such a file sat in the inbox for ever, never taken and never logged.
+TEST(DirectorySource, PatternsMatchWithoutRegardToCase) {
+    test::TempDir dir;
+    write_file(dir.path() / "RECEIPT.JPG", "JPEGDATA");
+    write_file(dir.path() / "Scan.Pdf", "%PDF");
+    write_file(dir.path() / "notes.txt", "not a receipt");
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.directory",
+                                          "path: " + dir.path().string() + "\nsettle_time: 0s\npatterns: ['*.jpg', '*.pdf']");
+    auto items = runner.poll({0ms, false});
+    ASSERT_EQ(items.size(), 2u);
+    EXPECT_EQ(items[0].doc.attributes.at("filename"), "RECEIPT.JPG");
+    EXPECT_EQ(items[0].doc.parts[0].media_type, "image/jpeg");
+    EXPECT_EQ(items[1].doc.attributes.at("filename"), "Scan.Pdf");
+    items[0].ack({true, ""});
+    items[1].ack({true, ""});
+    EXPECT_EQ(names_in(dir.path() / "processed"), (std::vector<std::string>{"RECEIPT.JPG", "Scan.Pdf"}));
+    EXPECT_EQ(names_in(dir.path()), std::vector<std::string>{"notes.txt"});
+}
+
+// A file that matches no pattern stays in the folder; the operator reads why in the log, once
+// (not on every poll), and again only if it is dropped again after it went away.
+TEST(DirectorySource, AFileThatMatchesNoPatternIsNamedOnceInTheLog) {
+    test::TempDir dir;
+    write_file(dir.path() / "IMG_0001.HEIC", "photo");
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.directory",
+                                          "path: " + dir.path().string() + "\nsettle_time: 0s\npatterns: ['*.jpg', '*.pdf']");
+    auto lines_naming = [&](std::string_view name) {
+        std::vector<LogLine> out;
+        for (const auto& line : runner.context().log_lines())
+            if (line.message.find(name) != std::string::npos) out.push_back(line);
+        return out;
+    };
+    for (int i = 0; i < 3; ++i) EXPECT_TRUE(runner.poll({0ms, false}).empty());
+    auto lines = lines_naming("IMG_0001.HEIC");
+    ASSERT_EQ(lines.size(), 1u) << "named once, not on every poll";
+    EXPECT_EQ(lines[0].level, LogLevel::Info);
+    EXPECT_NE(lines[0].message.find("IMG_0001.HEIC: matches none of the patterns (*.jpg, *.pdf); left in "), std::string::npos)
+        << lines[0].message;
+    EXPECT_TRUE(lines_naming("processed: matches").empty()) << "the source's own folders are not files to report";
+    EXPECT_TRUE(lines_naming("failed: matches").empty()) << "the source's own folders are not files to report";
+    EXPECT_TRUE(fs::exists(dir.path() / "IMG_0001.HEIC"));
+    fs::remove(dir.path() / "IMG_0001.HEIC");
+    EXPECT_TRUE(runner.poll({0ms, false}).empty());
+    write_file(dir.path() / "IMG_0001.HEIC", "photo, dropped again");
+    EXPECT_TRUE(runner.poll({0ms, false}).empty());
+    EXPECT_EQ(lines_naming("IMG_0001.HEIC").size(), 2u) << "dropped again after it went away: named again";
+}
+
 // A named pipe, a device or a link never becomes a complete file: each goes to failed/ with
 // its reason (it used to stay in the folder with no word), and nothing blocks on reading it.
 TEST(DirectorySource, APipeADeviceOrALinkIsMovedToFailedWithItsReason) {

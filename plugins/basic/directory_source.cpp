@@ -20,7 +20,8 @@ ComponentDescriptor DirectorySource::describe() {
     d.config = ConfigSpec{
         Field::string("path").path().required().describe("Folder to take files from (created if missing)"),
         Field::string_list("patterns").default_value(nlohmann::json::array({"*"}))
-            .describe("Shell patterns of file names to take, e.g. [\"*.eml\", \"*.pdf\"]"),
+            .describe("Shell patterns of file names to take, e.g. [\"*.eml\", \"*.pdf\"], matched without regard to case "
+                      "(\"*.jpg\" takes IMG_0001.JPG). A file that matches none stays in the folder and is named once in the log"),
         Field::duration("settle_time").default_value("1s").min(0)
             .describe("A file is complete once its size and mtime are unchanged for this long"),
         Field::duration("poll_interval").default_value("1s").min(0.01).describe("How often the folder is scanned"),
@@ -63,15 +64,28 @@ void DirectorySource::start() {
     }
 }
 
-bool DirectorySource::wanted(const fs::path& path) const {
+bool DirectorySource::never_taken(const fs::path& path) {
     const std::string name = path.filename().string();
     // Hidden files and the usual partial-download names are never complete documents.
-    if (name.empty() || name[0] == '.' || name[0] == '~') return false;
+    if (name.empty() || name[0] == '.' || name[0] == '~') return true;
     for (const char* suffix : {".tmp", ".part", ".partial", ".crdownload", ".reason"})
-        if (path.extension() == suffix) return false;
-    for (const auto& pattern : patterns_)
-        if (fnmatch(pattern.c_str(), name.c_str(), 0) == 0) return true;
+        if (path.extension() == suffix) return true;
     return false;
+}
+
+bool DirectorySource::matches(const fs::path& path) const {
+    const std::string name = path.filename().string();
+    // Without regard to case: every shipped pipeline lists "*.jpg", and a phone's IMG_0001.JPG
+    // sat in the inbox for ever, never taken and never logged.
+    for (const auto& pattern : patterns_)
+        if (fnmatch(pattern.c_str(), name.c_str(), FNM_CASEFOLD) == 0) return true;
+    return false;
+}
+
+std::string DirectorySource::patterns_text() const {
+    std::string out;
+    for (const auto& pattern : patterns_) out += (out.empty() ? "" : ", ") + pattern;
+    return out;
 }
 
 bool DirectorySource::settled(const fs::path& path, std::uintmax_t size, fs::file_time_type mtime) {
@@ -115,6 +129,8 @@ DirectorySource::ScanResult DirectorySource::scan(SourceEmitter& emitter, std::s
     pending = 0;
     std::vector<fs::path> ready;
     std::vector<std::pair<fs::path, std::string>> refused;  // settled after the lock: settle() takes it
+    std::vector<std::string> unmatched;                      // files that match no pattern, named for the first time
+    bool unmatched_overflow = false;
     std::error_code ec;
     {
         std::lock_guard lock(mutex_);
@@ -126,8 +142,27 @@ DirectorySource::ScanResult DirectorySource::scan(SourceEmitter& emitter, std::s
         }
         last_error_.clear();
         std::set<fs::path> seen;
+        std::set<std::string> unmatched_now;  // of the names already reported, those still here
         for (const auto& entry : it) {
-            if (!wanted(entry.path()) || in_flight_.count(entry.path())) continue;
+            if (never_taken(entry.path())) continue;
+            if (!matches(entry.path())) {
+                // Named once while it stays (a folder, like processed/, is no one's document).
+                std::error_code file_ec;
+                if (!entry.is_regular_file(file_ec)) continue;
+                const std::string name = entry.path().filename().string();
+                if (unmatched_reported_.count(name)) {
+                    unmatched_now.insert(name);
+                } else if (unmatched_reported_.size() < kMaxUnmatchedNamed) {
+                    unmatched_reported_.insert(name);
+                    unmatched_now.insert(name);
+                    unmatched.push_back(name);
+                } else if (!unmatched_overflow_reported_) {
+                    unmatched_overflow_reported_ = true;
+                    unmatched_overflow = true;
+                }
+                continue;
+            }
+            if (in_flight_.count(entry.path())) continue;
             if (std::string why = refusal(entry); !why.empty()) {
                 // In flight like a file until settle() has moved it: if the move fails it is not
                 // refused again (and warned about again) on every scan of this run.
@@ -146,7 +181,14 @@ DirectorySource::ScanResult DirectorySource::scan(SourceEmitter& emitter, std::s
         }
         for (auto o = observed_.begin(); o != observed_.end();)  // forget files that went away
             o = seen.count(o->first) ? std::next(o) : observed_.erase(o);
+        for (auto u = unmatched_reported_.begin(); u != unmatched_reported_.end();)  // one dropped again is named again
+            u = unmatched_now.count(*u) ? std::next(u) : unmatched_reported_.erase(u);
     }
+    for (const auto& name : unmatched)
+        ctx_.log().info("{}: matches none of the patterns ({}); left in {}, not taken", name, patterns_text(), dir_.string());
+    if (unmatched_overflow)
+        ctx_.log().info("more than {} files in {} match none of the patterns ({}); the others are not named", kMaxUnmatchedNamed,
+                        dir_.string(), patterns_text());
     for (const auto& [path, why] : refused) {
         ctx_.log().warn("{}: {}; moved to {}", path.filename().string(), why, failed_dir_.string());
         settle(path, Outcome{false, fmt::format("{}: {}", path.filename().string(), why)});

@@ -6,6 +6,9 @@
 // nack to `failed/`, next to a `<name>.reason` file that says why. Files still in the
 // folder when the runtime stops are taken again on the next start (at-least-once).
 //
+// File names are matched against `patterns` without regard to case. A file that matches none
+// is left in the folder and named once in the log (at info), so an operator knows why.
+//
 // Example config:
 //   inbox:
 //     component: source.directory
@@ -49,7 +52,9 @@ private:
     // One pass over the folder: emits settled files; `pending` counts files still settling.
     ScanResult scan(SourceEmitter& emitter, std::size_t& pending, std::size_t& emitted);
     bool settled(const std::filesystem::path& path, std::uintmax_t size, std::filesystem::file_time_type mtime);
-    bool wanted(const std::filesystem::path& path) const;
+    static bool never_taken(const std::filesystem::path& path);  // hidden or a partial download
+    bool matches(const std::filesystem::path& path) const;      // by `patterns`, case-insensitively
+    std::string patterns_text() const;
     std::string refusal(const std::filesystem::directory_entry& entry) const;
     void settle(const std::filesystem::path& path, const Outcome& outcome);
     std::filesystem::path move_into(const std::filesystem::path& file, const std::filesystem::path& dir);
@@ -65,6 +70,11 @@ private:
     std::set<std::filesystem::path> in_flight_;     // emitted, not yet settled
     std::map<std::filesystem::path, Observation> observed_;
     std::string last_error_;
+    // Files in the folder that match no pattern and were named in the log: each is named once
+    // while it stays, at most kMaxUnmatchedNamed of them (guarded by mutex_).
+    static constexpr std::size_t kMaxUnmatchedNamed = 1000;
+    std::set<std::string> unmatched_reported_;
+    bool unmatched_overflow_reported_ = false;
     std::atomic<std::int64_t> backlog_{-1};  // -1 until the first scan: unknown
 };
 

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "docpipe/registry.hpp"
 #include "docpipe/testing.hpp"
 #include "harness.hpp"
 
@@ -163,6 +164,22 @@ TEST(PdfPages, BadInputGivesClearReasons) {
               "book.pdf: 500 pages, above the limit of 50 pages");
     std::string pdf = make_pdf(1, true, false);
     EXPECT_THAT(error_of(runner, doc_of("cut.pdf", bytes_of(pdf.substr(0, 40)))), HasSubstr("cut.pdf: "));
+}
+
+// `docpipe plugins describe` and docs/components.md said "the document goes to review", while
+// a document over max_pages fails as bad input and is dead-lettered: an operator who read
+// the description looked in the review queue for it. The description says what happens.
+TEST(PdfPages, MaxPagesDescriptionSaysTheDocumentFailsAsBadInput) {
+    Registry registry;
+    ASSERT_TRUE(registry.load_file(kPlugin));
+    const ComponentDescriptor* d = registry.find("transform.pdf_pages");
+    ASSERT_NE(d, nullptr);
+    const Field* field = d->config.find("max_pages");
+    ASSERT_NE(field, nullptr);
+    EXPECT_THAT(field->description(), HasSubstr("fails the document as bad input (dead-lettered"));
+    EXPECT_EQ(field->description().find("review"), std::string::npos) << field->description();
+    auto runner = NodeRunner::from_plugin(kPlugin, "transform.pdf_pages", "max_pages: 2");
+    EXPECT_EQ(error_of(runner, doc_of("three.pdf", bytes_of(make_pdf(3, false, false)))), "three.pdf: 3 pages, above the limit of 2 pages");
 }
 
 TEST(PdfPages, LimitsAreConfigurable) {

@@ -32,7 +32,9 @@ public:
         d.concurrent_safe = true;
         d.config = ConfigSpec{
             Field::integer("dpi").default_value(300).min(50).max(1200).describe("PDF rendering resolution"),
-            Field::integer("max_pages").default_value(50).min(1).describe("More pages than this: the document goes to review"),
+            Field::integer("max_pages").default_value(50).min(1)
+                .describe("Most pages of one PDF or TIFF; more fails the document as bad input (dead-lettered, with the page "
+                          "count and the limit in the reason), before any page is decoded"),
             Field::number("max_megapixels").default_value(100).min(0.01)
                 .describe("Largest page, from the image header or the PDF page box at `dpi`, checked before decoding "
                           "(decompression bombs)"),

@@ -77,6 +77,43 @@ Bytes decoded_content(GMimePart* part) {
     return out;
 }
 
+// A sender's text (a boundary, an encoding name) fit for a reason line: printable ASCII only,
+// at most `max` bytes.
+std::string printable(const char* text, std::size_t max) {
+    std::string out;
+    for (const char* c = text ? text : ""; *c && out.size() < max; ++c)
+        if (*c >= 0x20 && *c < 0x7f) out += *c;
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    while (!out.empty() && out.front() == ' ') out.erase(out.begin());
+    return out;
+}
+
+bool blank(const char* text) {
+    for (const char* c = text ? text : ""; *c; ++c)
+        if (!std::isspace(static_cast<unsigned char>(*c))) return false;
+    return true;
+}
+
+// Characters in a base64 part's encoded text that are neither base64 nor white space. GMime's
+// decoder drops them without a word: a body of "!!!!@@@@" decoded to nothing and a body
+// with a few stray characters to shifted, meaningless bytes, and the email was then
+// "skipped: no claim attachment" when its attachment had only been damaged in transit.
+std::size_t base64_junk(GMimePart* part) {
+    GMimeDataWrapper* wrapper = g_mime_part_get_content(part);
+    GMimeStream* raw = wrapper ? g_mime_data_wrapper_get_stream(wrapper) : nullptr;
+    if (!raw) return 0;
+    std::size_t junk = 0;
+    char buf[16384];
+    g_mime_stream_reset(raw);
+    for (gssize n; (n = g_mime_stream_read(raw, buf, sizeof buf)) > 0;)
+        for (gssize i = 0; i < n; ++i) {
+            const auto c = static_cast<unsigned char>(buf[i]);
+            if (!std::isalnum(c) && c != '+' && c != '/' && c != '=' && !std::isspace(c)) ++junk;
+        }
+    g_mime_stream_reset(raw);
+    return junk;
+}
+
 struct Walker {
     const EmailLimits& limits;
     ParsedEmail& email;
@@ -98,6 +135,7 @@ struct Walker {
         if (GMIME_IS_MULTIPART(object)) {
             GMimeMultipart* mp = GMIME_MULTIPART(object);
             const int n = g_mime_multipart_get_count(mp);
+            if (n == 0) check_partless(object, mp, depth);
             for (int i = 0; i < n && !email.too_many_parts; ++i) walk(g_mime_multipart_get_part(mp, i), depth);
             return;
         }
@@ -139,9 +177,19 @@ struct Walker {
         }
         if (!is_claim_type(a.media_type, a.filename)) {
             a.skipped = fmt::format("not an image or PDF ({})", a.media_type);
+        } else if (const char* cte = g_mime_object_get_header(object, "Content-Transfer-Encoding");
+                   !blank(cte) && g_mime_part_get_content_encoding(part) == GMIME_CONTENT_ENCODING_DEFAULT) {
+            // GMime reads an encoding it does not know as 7bit: the encoded text itself went on as
+            // the image and failed later as "r.jpg: not a readable image", the encoding unsaid.
+            a.skipped = fmt::format("unknown Content-Transfer-Encoding \"{}\": its content cannot be decoded", printable(cte, 60));
+            report_unreadable(a);
+        } else if (const std::size_t junk = g_mime_part_get_content_encoding(part) == GMIME_CONTENT_ENCODING_BASE64 ? base64_junk(part) : 0;
+                   junk > 0) {
+            a.skipped = fmt::format("its base64 cannot be decoded ({} characters outside the base64 alphabet)", junk);
+            report_unreadable(a);
         } else {
             a.bytes = decoded_content(part);
-            if (a.bytes.empty()) a.skipped = "empty after decoding (broken base64 or an empty part)";
+            if (a.bytes.empty()) a.skipped = "empty: the part has no content";
             else if (a.bytes.size() > limits.max_attachment_bytes)
                 a.skipped = fmt::format("{} bytes is over the {}-byte limit (max_attachment_bytes)", a.bytes.size(), limits.max_attachment_bytes);
             else if (a.media_type.rfind("image/", 0) == 0 && a.bytes.size() < limits.min_image_bytes)
@@ -150,6 +198,29 @@ struct Walker {
             if (!a.skipped.empty()) a.bytes.clear();
         }
         email.attachments.push_back(std::move(a));
+    }
+
+    void report_unreadable(const Attachment& a) {
+        email.unreadable.push_back(fmt::format("'{}': {}", a.filename, a.skipped));
+        email.problems.push_back(email.unreadable.back());
+    }
+
+    // A multipart GMime found no parts in while it holds text: without a boundary parameter
+    // (GMime then keeps the whole body as the multipart's preamble), or with one that never
+    // appears. Whatever it carries, attachments included, cannot be told apart.
+    void check_partless(GMimeObject* object, GMimeMultipart* mp, int depth) {
+        if (blank(g_mime_multipart_get_prologue(mp)) && blank(g_mime_multipart_get_epilogue(mp))) return;  // empty: hides nothing
+        GMimeContentType* ct = g_mime_object_get_content_type(object);
+        const std::string mime_type = ct ? lower(GString_(g_mime_content_type_get_mime_type(ct)).str()) : "multipart/mixed";
+        const std::string type = printable(mime_type.c_str(), 60);
+        const char* boundary = g_mime_object_get_content_type_parameter(object, "boundary");
+        std::string what = blank(boundary)
+                               ? fmt::format("{} without a boundary: its attachments cannot be told apart", type)
+                               : fmt::format("{} whose boundary \"{}\" never appears: its attachments cannot be told apart", type,
+                                             printable(boundary, 70));
+        if (depth > 0) what = "in a forwarded message, " + what;
+        email.unreadable.push_back(what);
+        email.problems.push_back(std::move(what));
     }
 };
 

@@ -46,6 +46,12 @@ struct ParsedEmail {
     std::string body_text;     // text/plain, else HTML converted to text
     std::vector<Attachment> attachments;  // every leaf part that has a file name or is an image/PDF
     std::vector<std::string> problems;    // what GMime could not read
+    // The problems that may have hidden a claim attachment, each naming the part or file: a
+    // multipart without a boundary (or whose boundary never appears), an image/PDF whose
+    // base64 cannot be decoded, an unknown Content-Transfer-Encoding. Also in `problems`.
+    // An email with no claim attachment and one of these fails as bad input (a person must
+    // look), where one with no attachment at all is only skipped.
+    std::vector<std::string> unreadable;
     bool too_many_parts = false;
 };
 

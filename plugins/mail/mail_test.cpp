@@ -237,20 +237,114 @@ TEST(MimeBadInput, BrokenBoundaryDoesNotCrash) {
     EXPECT_GT(out[0].doc->parts[0].bytes->size(), 100000u);
     std::string wrong = email("x", {{"image/jpeg", "r.jpg", receipt()}});
     for (auto pos = wrong.find("--B1"); pos != std::string::npos; pos = wrong.find("--B1", pos)) wrong.replace(pos, 4, "--ZZ");
-    EXPECT_NO_THROW(runner.process(eml(wrong)));  // boundaries that match nothing: one text body, no attachment
+    // Boundaries that match nothing: the attachment is in there but cannot be told apart, so
+    // the email fails for a person to see rather than being skipped as having none.
+    try {
+        runner.process(eml(wrong));
+        FAIL() << "an email whose boundary never appears must not be skipped";
+    } catch (const BadInput& e) {
+        EXPECT_NE(std::string(e.what()).find("claim.eml: no claim attachment could be read: multipart/mixed whose boundary \"B1\" never "
+                                             "appears: its attachments cannot be told apart"),
+                  std::string::npos)
+            << e.what();
+    }
+}
+
+// GMime's decoder drops characters outside the base64 alphabet without a word: "!!!!@@@@" gave
+// no bytes at all, and the email was recorded as "skipped: no claim attachment" and moved to
+// processed/, its claim lost. An attachment that cannot be decoded fails the email instead,
+// naming the file.
+TEST(MimeBadInput, AnAttachmentWhoseBase64CannotBeDecodedFailsNamingItNotSkipped) {
+    auto runner = mime();
+    const auto with_body = [](const std::string& encoded) {
+        return "From: a@example.my\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n"
+               "--B\r\nContent-Type: image/jpeg\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=r.jpg\r\n\r\n" +
+               encoded + "\r\n--B--\r\n";
+    };
+    // Nothing left after decoding (the probe's badb64.eml), and a few letters left (far under an image).
+    for (const std::string& encoded : {std::string(12000, '!'), std::string("!!!! this is ~~~ not base64 @@@@")}) {
+        try {
+            runner.process(eml(with_body(encoded)));
+            FAIL() << "an undecodable attachment must fail the email, not skip it: " << encoded.substr(0, 40);
+        } catch (const BadInput& e) {
+            EXPECT_NE(std::string(e.what()).find("claim.eml: no claim attachment could be read: 'r.jpg': its base64 cannot be decoded ("),
+                      std::string::npos)
+                << e.what();
+            EXPECT_NE(std::string(e.what()).find("characters outside the base64 alphabet)"), std::string::npos) << e.what();
+        }
+    }
+    // Damage in transit: one stray character in a real receipt's base64 shifts every byte after it.
+    std::string damaged = base64(receipt());
+    damaged.insert(damaged.size() / 2, "#");
+    try {
+        runner.process(eml(with_body(damaged)));
+        FAIL() << "a damaged receipt must fail the email";
+    } catch (const BadInput& e) {
+        EXPECT_NE(std::string(e.what()).find("'r.jpg': its base64 cannot be decoded (1 characters outside the base64 alphabet)"),
+                  std::string::npos)
+            << e.what();
+    }
+}
+
+// The probe's noboundary-real.eml: "Content-Type: multipart/mixed" with no boundary parameter,
+// carrying a real JPEG. GMime keeps the whole body as one preamble and finds no part, so the
+// email was skipped as having no attachment. It fails with the reason instead.
+TEST(MimeBadInput, AMultipartWithoutBoundaryFailsWithTheReasonNotSkipped) {
+    auto runner = mime();
+    std::string m = email("Please find my receipt attached", {{"image/jpeg", "r.jpg", receipt()}});
+    const std::string param = "; boundary=\"B1\"";
+    ASSERT_NE(m.find(param), std::string::npos);
+    m.erase(m.find(param), param.size());
+    try {
+        runner.process(eml(m));
+        FAIL() << "a multipart without a boundary must not be skipped";
+    } catch (const BadInput& e) {
+        EXPECT_NE(std::string(e.what()).find(
+                      "claim.eml: no claim attachment could be read: multipart/mixed without a boundary: its attachments cannot be told apart"),
+                  std::string::npos)
+            << e.what();
+    }
+    // With nothing in it, the same header hides nothing: skipped as an email without attachment.
+    const std::string empty = "From: a@example.my\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed\r\n\r\n\r\n";
+    EXPECT_TRUE(runner.process(eml(empty)).empty());
     EXPECT_NE(runner.last_skip_reason().find("no claim attachment"), std::string::npos);
 }
 
-TEST(MimeBadInput, InvalidBase64IsNotFatal) {
+// The probe's wrongcte.eml: GMime reads an unknown Content-Transfer-Encoding as 7bit, so the
+// base64 text itself went on as the image and failed as "r.jpg: not a readable image", the
+// encoding unsaid. The reason now names the encoding and the file.
+TEST(MimeBadInput, AnUnknownTransferEncodingFailsNamingTheEncoding) {
     auto runner = mime();
-    std::string m = "From: a@example.my\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n"
-                    "--B\r\nContent-Type: image/jpeg\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=r.jpg\r\n\r\n"
-                    "!!!! this is ~~~ not base64 @@@@\r\n--B--\r\n";
+    std::string m = email("x", {{"image/jpeg", "r.jpg", receipt()}});
+    const std::string cte = "Content-Transfer-Encoding: base64";
+    ASSERT_NE(m.find(cte), std::string::npos);
+    m.replace(m.find(cte), cte.size(), "Content-Transfer-Encoding: x-uuencode-bogus");
+    try {
+        runner.process(eml(m));
+        FAIL() << "an attachment in an unknown encoding must fail the email";
+    } catch (const BadInput& e) {
+        EXPECT_NE(std::string(e.what()).find(
+                      "claim.eml: no claim attachment could be read: 'r.jpg': unknown Content-Transfer-Encoding \"x-uuencode-bogus\": its "
+                      "content cannot be decoded"),
+                  std::string::npos)
+            << e.what();
+    }
+}
+
+// Only an email left with no claim attachment fails: next to a readable receipt, an unreadable
+// attachment is skipped with its reason, and the receipt goes on.
+TEST(MimeBadInput, AnUnreadableAttachmentNextToAReadableOneIsSkippedWithItsReason) {
+    auto runner = mime();
+    std::string m = email("x", {{"image/jpeg", "good.jpg", receipt()}, {"image/jpeg", "bad.jpg", receipt()}});
+    const std::string second = "filename=\"bad.jpg\"\r\n\r\n";
+    ASSERT_NE(m.find(second), std::string::npos);
+    m.insert(m.find(second) + second.size(), "!!!!");
     auto out = runner.process(eml(m));
-    // GMime skips the characters outside the alphabet; what remains is far under a real
-    // image, so it is skipped with a reason rather than passed on as garbage.
-    EXPECT_TRUE(out.empty());
-    EXPECT_FALSE(runner.last_skip_reason().empty());
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].doc->attributes.at("filename"), "good.jpg");
+    EXPECT_NE(out[0].doc->attributes.at("skipped_attachments").find("'bad.jpg': its base64 cannot be decoded (4 characters"),
+              std::string::npos)
+        << out[0].doc->attributes.at("skipped_attachments");
 }
 
 TEST(MimeBadInput, HugeHeaderIsBounded) {

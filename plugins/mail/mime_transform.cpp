@@ -68,6 +68,17 @@ void MimeTransform::process(const DocumentPtr& input, Outputs& out) {
     if (claim_count > limits_.max_attachments)
         throw BadInput(fmt::format("{}: {} claim attachments, more than max_attachments ({}); split the claim or raise the limit",
                                    part.name, claim_count, limits_.max_attachments));
+    if (claim_count == 0 && !email.unreadable.empty()) {
+        // Failed, not skipped: a skipped email goes to processed/, and its claim was lost with
+        // no one seeing it. Here a part that could be (or could hide) the claim attachment could
+        // not be read, so the email fails as bad input, is dead-lettered and a person reads why.
+        constexpr std::size_t kNamedProblems = 5;
+        std::string why;
+        for (std::size_t i = 0; i < email.unreadable.size() && i < kNamedProblems; ++i)
+            why += (i ? "; " : "") + email.unreadable[i];
+        if (email.unreadable.size() > kNamedProblems) why += fmt::format("; and {} more", email.unreadable.size() - kNamedProblems);
+        throw BadInput(fmt::format("{}: no claim attachment could be read: {}", part.name, why));
+    }
     if (claim_count == 0) {
         ctx_.metrics().increment("emails_without_attachment_total");
         out.skip(skipped_summary.empty() ? "no claim attachment (image or PDF) in the email"

@@ -335,6 +335,10 @@ TEST(Substitution, VariablesDefaultsFilesAndEscapes) {
     EXPECT_FALSE(core::substitute("${DOCPIPE_TEST_UNSET}", error));
     EXPECT_EQ(error, "environment variable 'DOCPIPE_TEST_UNSET' is not set and has no default (set it, or write "
                      "${DOCPIPE_TEST_UNSET:-default})");
+    setenv("DOCPIPE_TEST_EMPTY", "", 1);
+    EXPECT_FALSE(core::substitute("${DOCPIPE_TEST_EMPTY}", error));
+    EXPECT_NE(error.find("'DOCPIPE_TEST_EMPTY' is set but empty"), std::string::npos) << error;
+    unsetenv("DOCPIPE_TEST_EMPTY");
     EXPECT_FALSE(core::substitute("${file:/nonexistent/key}", error));
     EXPECT_EQ(error, "cannot read secret file '/nonexistent/key' named by ${file:...}");
     EXPECT_FALSE(core::substitute("${file:" + h.dir.path().string() + "}", error)) << "a folder reads as nothing";
