@@ -87,6 +87,24 @@ TEST(DirectorySource, DrainModeWaitsForSettlingFiles) {
     ASSERT_EQ(items.size(), 1u);
 }
 
+// What the runtime does with a document the source rejects (a file it cannot take): a failed
+// job, then the ack with the reason, which moves the file to failed/. Returns the documents
+// emitted; `rejected` gets the rejected ones' reasons.
+std::vector<SourceItem> settle_rejected(std::vector<SourceItem> items, std::vector<std::string>* rejected = nullptr) {
+    std::vector<SourceItem> emitted;
+    for (auto& item : items) {
+        if (item.rejected.empty()) {
+            emitted.push_back(std::move(item));
+            continue;
+        }
+        EXPECT_TRUE(item.doc.parts.empty()) << "nothing is read from a file that is refused";
+        EXPECT_FALSE(item.doc.id.empty());
+        if (rejected) rejected->push_back(item.rejected);
+        item.ack(Outcome{false, item.rejected});
+    }
+    return emitted;
+}
+
 TEST(DirectorySource, PatternsAndMaxBytes) {
     test::TempDir dir;
     write_file(dir.path() / "keep.eml", "ok");
@@ -94,7 +112,9 @@ TEST(DirectorySource, PatternsAndMaxBytes) {
     write_file(dir.path() / "huge.eml", std::string(100, 'x'));
     auto runner = NodeRunner::from_plugin(kPlugin, "source.directory",
                                           "path: " + dir.path().string() + "\nsettle_time: 0s\npatterns: ['*.eml']\nmax_bytes: 50");
-    auto items = runner.poll({0ms, false});
+    std::vector<std::string> rejected;
+    auto items = settle_rejected(runner.poll({0ms, false}), &rejected);
+    EXPECT_EQ(rejected, std::vector<std::string>{"huge.eml: file is 100 bytes, above max_bytes 50"}) << "handed to the runtime as a failure";
     ASSERT_EQ(items.size(), 1u);
     EXPECT_EQ(items[0].doc.attributes.at("filename"), "keep.eml");
     EXPECT_EQ(read_file(dir.path() / "failed" / "huge.eml.reason"), "huge.eml: file is 100 bytes, above max_bytes 50\n");
@@ -162,7 +182,9 @@ TEST(DirectorySource, APipeADeviceOrALinkIsMovedToFailedWithItsReason) {
     fs::create_symlink(dir.path() / "outside.eml", dir.path() / "link.in");
     auto runner = NodeRunner::from_plugin(kPlugin, "source.directory",
                                           "path: " + dir.path().string() + "\nsettle_time: 0s\npatterns: ['*.in']");
-    auto items = runner.poll({0ms, false});
+    std::vector<std::string> rejected;
+    auto items = settle_rejected(runner.poll({0ms, false}), &rejected);
+    EXPECT_EQ(rejected.size(), 4u) << "each refused entry is a failure the runtime counts (run --once said 0 failed)";
     ASSERT_EQ(items.size(), 1u);
     EXPECT_EQ(items[0].doc.attributes.at("filename"), "real.in");
     const fs::path failed = dir.path() / "failed";
@@ -190,7 +212,9 @@ TEST(DirectorySource, ARefusedEntryThatCannotBeMovedIsReportedOnceNotEveryScan) 
         for (const auto& line : runner.context().log_lines()) n += line.message.find(part) != std::string::npos;
         return n;
     };
-    EXPECT_TRUE(runner.poll({0ms, false}).empty());
+    std::vector<std::string> rejected;
+    EXPECT_TRUE(settle_rejected(runner.poll({0ms, false}), &rejected).empty());
+    EXPECT_EQ(rejected.size(), 1u);
     EXPECT_EQ(count_lines("cannot move pipe.eml"), 1u);
     EXPECT_EQ(runner.component().health().status, Health::Degraded);
     EXPECT_TRUE(runner.poll({0ms, false}).empty());
@@ -209,7 +233,7 @@ TEST(DirectorySource, WithFollowLinksALinkToAFileIsReadAndALinkToADeviceIsNot) {
     fs::create_symlink(elsewhere.path() / "gone.eml", dir.path() / "dangling.eml");
     auto runner = NodeRunner::from_plugin(kPlugin, "source.directory",
                                           "path: " + dir.path().string() + "\nsettle_time: 0s\nfollow_links: true");
-    auto items = runner.poll({0ms, false});
+    auto items = settle_rejected(runner.poll({0ms, false}));
     ASSERT_EQ(items.size(), 1u);
     EXPECT_EQ(items[0].doc.attributes.at("filename"), "linked.eml");
     EXPECT_EQ(items[0].doc.parts[0].bytes->size(), std::string("From: x\n\nlinked").size());

@@ -88,6 +88,24 @@ std::string DirectorySource::patterns_text() const {
     return out;
 }
 
+bool DirectorySource::reject_unread(SourceEmitter& emitter, const fs::path& path, const std::string& why) {
+    const std::string name = path.filename().string();
+    // Nothing was read: the id comes from the name and the reason, so the same file refused
+    // again (after a crash before its move) is the same job.
+    std::string identity = name;
+    identity.push_back('\0');
+    identity += why;
+    Document doc;
+    doc.id = Document::content_id(reinterpret_cast<const std::uint8_t*>(identity.data()), identity.size());
+    doc.attributes["source"] = "directory";
+    doc.attributes["filename"] = name;
+    auto ack = [this, path](const Outcome& outcome) { settle(path, outcome); };
+    if (emitter.reject(std::move(doc), fmt::format("{}: {}", name, why), ack)) return true;
+    std::lock_guard lock(mutex_);
+    in_flight_.erase(path);  // not recorded: stays in the folder for the next run
+    return false;
+}
+
 bool DirectorySource::settled(const fs::path& path, std::uintmax_t size, fs::file_time_type mtime) {
     const auto now = ctx_.clock().steady_now();
     auto [it, inserted] = observed_.try_emplace(path, Observation{size, mtime, now});
@@ -191,7 +209,7 @@ DirectorySource::ScanResult DirectorySource::scan(SourceEmitter& emitter, std::s
                         dir_.string(), patterns_text());
     for (const auto& [path, why] : refused) {
         ctx_.log().warn("{}: {}; moved to {}", path.filename().string(), why, failed_dir_.string());
-        settle(path, Outcome{false, fmt::format("{}: {}", path.filename().string(), why)});
+        if (!reject_unread(emitter, path, why)) return ScanResult::Stopped;
     }
     std::sort(ready.begin(), ready.end());  // oldest-name-first is predictable for operators
     backlog_.store(static_cast<std::int64_t>(ready.size() + pending));
@@ -213,13 +231,13 @@ DirectorySource::ScanResult DirectorySource::scan(SourceEmitter& emitter, std::s
             observed_.erase(path);
         }
         if (static_cast<std::int64_t>(size) > max_bytes_) {
-            settle(path, Outcome{false, fmt::format("{}: file is {} bytes, above max_bytes {}", name, size, max_bytes_)});
+            if (!reject_unread(emitter, path, fmt::format("file is {} bytes, above max_bytes {}", size, max_bytes_))) return ScanResult::Stopped;
             continue;
         }
         std::ifstream in(path, std::ios::binary);
         Bytes bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
         if (!in.good() && !in.eof()) {
-            settle(path, Outcome{false, fmt::format("{}: read failed", name)});
+            if (!reject_unread(emitter, path, "read failed")) return ScanResult::Stopped;
             continue;
         }
         // The id covers the name as well as the content: the same file delivered again (after

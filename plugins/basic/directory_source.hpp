@@ -57,6 +57,11 @@ private:
     std::string patterns_text() const;
     std::string refusal(const std::filesystem::directory_entry& entry) const;
     void settle(const std::filesystem::path& path, const Outcome& outcome);
+    // Hands a file that cannot be taken (a pipe, a link, too big, unreadable) to the runtime as
+    // a rejected document with `why`: a failed job and a dead letter, counted by `run --once`
+    // (which said "0 failed" and exited 0 while such files went to failed/). The runtime's ack
+    // moves it to failed/. False when the runtime did not record it: the file stays here.
+    bool reject_unread(SourceEmitter& emitter, const std::filesystem::path& path, const std::string& why);
     std::filesystem::path move_into(const std::filesystem::path& file, const std::filesystem::path& dir);
 
     Context& ctx_;
