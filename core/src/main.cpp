@@ -116,8 +116,20 @@ int cmd_plugins_list(const std::vector<fs::path>& extra, bool failed_only) {
 int cmd_plugins_describe(const std::vector<fs::path>& extra, const std::string& name, bool json, bool all, bool markdown) {
     auto registry = load_registry(with_defaults(extra));
     if (all) {
+        if (json) {  // one array, each entry as `describe NAME --json` prints it
+            auto out = nlohmann::json::array();
+            for (const auto& component : registry->component_names()) {
+                const ComponentDescriptor* d = registry->find(component);
+                if (!d) continue;
+                auto j = d->to_json();
+                j["file"] = registry->provider_of(component).string();
+                out.push_back(std::move(j));
+            }
+            std::cout << out.dump(2) << "\n";
+            return 0;
+        }
         if (!markdown) {
-            std::cerr << "docpipe plugins describe --all: add --markdown (the only format for every component at once)\n";
+            std::cerr << "docpipe plugins describe --all: add --markdown (the reference in docs/components.md) or --json\n";
             return 2;
         }
         std::cout << describe_all_markdown(*registry);

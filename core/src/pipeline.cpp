@@ -483,6 +483,12 @@ static nlohmann::json split_labelled_keys(YAML::Node& root, Loader& loader) {
 }
 
 PipelineSpec load_pipeline(const fs::path& file, std::vector<Issue>& issues) {
+    if (std::error_code ec; fs::is_directory(file, ec)) {  // opens, and reads as an empty file
+        PipelineSpec spec;
+        spec.file = file;
+        issues.push_back({file.string(), 0, 0, "", "is a folder, not a pipeline file: name the .yaml file in it"});
+        return spec;
+    }
     std::ifstream in(file, std::ios::binary);
     if (!in) {
         PipelineSpec spec;

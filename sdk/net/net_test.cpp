@@ -297,10 +297,13 @@ TEST(HttpClient, NothingListeningIsATransportError) {
     { docpipe::test::FakeProcess ncb({"python3", fake("fake_ncb.py"), "--port", "0", "--api-key", "k"}); port = ncb.port(); }
     HttpClient http({milliseconds(500), milliseconds(1000), "", "t"});
     try {
-        http.send({"GET", "http://127.0.0.1:" + std::to_string(port) + "/", {}, "", {}});
+        http.send({"GET", "http://127.0.0.1:" + std::to_string(port) + "/v1/claims?member=M1", {}, "", {}});
         ADD_FAILURE() << "nothing listens, yet an answer came";
     } catch (const TransportError& e) {
         EXPECT_FALSE(e.answer_too_large) << e.what();
+        // Which endpoint, without the query (it may carry ids): "GET 127.0.0.1" said too little.
+        EXPECT_NE(std::string(e.what()).find("GET 127.0.0.1:" + std::to_string(port) + "/v1/claims:"), std::string::npos) << e.what();
+        EXPECT_EQ(std::string(e.what()).find("member"), std::string::npos) << e.what();
     }
 }
 

@@ -309,6 +309,8 @@ static nlohmann::json convert_value(const Field& field, const YAML::Node& value,
             break;
         case FieldType::Duration: {
             auto d = parse_duration(text);
+            if (!d && !text.empty() && text.front() == '-' && parse_duration(std::string_view(text).substr(1)))
+                return fail(fmt::format("a duration cannot be negative, got '{}'", text));
             if (!d) return fail(fmt::format("expected a duration such as 500ms, 5s, 2m or 1h, got '{}'", text));
             result = d->count();
             numeric = static_cast<double>(d->count()) / 1000.0;  // ranges are in seconds

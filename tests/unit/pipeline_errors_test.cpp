@@ -321,6 +321,26 @@ edges: [in -> out]
     }));
 }
 
+TEST(PipelineErrors, AFolderNamedAsThePipelineIsSaidToBeAFolder) {
+    Harness h;
+    std::vector<core::Issue> issues;
+    core::load_pipeline(h.dir.path(), issues);
+    ASSERT_EQ(issues.size(), 1u);
+    EXPECT_NE(issues[0].message.find("is a folder, not a pipeline file"), std::string::npos) << issues[0].message;
+}
+
+TEST(PipelineErrors, ANegativeDurationIsSaidToBeNegative) {
+    Harness h;
+    auto issues = h.check(R"(runtime: {drain_timeout: -5s}
+nodes:
+  in: {component: source.memory, config: {probe: p}}
+  out: {component: sink.memory, config: {probe: q}}
+edges: [in -> out]
+)");
+    ASSERT_EQ(issues.size(), 1u) << ::testing::PrintToString(issues);
+    EXPECT_NE(issues[0].find("a duration cannot be negative, got '-5s'"), std::string::npos) << issues[0];
+}
+
 TEST(Substitution, VariablesDefaultsFilesAndEscapes) {
     Harness h;
     setenv("DOCPIPE_TEST_PROBE", "from-env", 1);

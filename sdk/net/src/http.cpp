@@ -153,13 +153,24 @@ HttpResponse HttpClient::send(const HttpRequest& request) const {
     const CURLcode rc = curl_easy_perform(curl);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);  // the list dies with this call
     if (rc != CURLE_OK) {
-        // The URL may carry a query with ids; the host part is what an operator needs.
+        // The URL may carry a query with ids: the host, port and path are what an operator needs
+        // ("POST 127.0.0.1" did not say which of the fakes or endpoints it was).
         std::string host;
         if (CURLU* u = curl_url()) {
-            char* h = nullptr;
-            if (curl_url_set(u, CURLUPART_URL, request.url.c_str(), 0) == CURLUE_OK && curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK) {
-                host = h;
-                curl_free(h);
+            if (curl_url_set(u, CURLUPART_URL, request.url.c_str(), 0) == CURLUE_OK) {
+                auto part = [&](CURLUPart which) {
+                    char* p = nullptr;
+                    std::string text;
+                    if (curl_url_get(u, which, &p, 0) == CURLUE_OK && p) text = p;
+                    curl_free(p);
+                    return text;
+                };
+                host = part(CURLUPART_HOST);
+                if (const std::string port = part(CURLUPART_PORT); !host.empty() && !port.empty()) host += ":" + port;
+                if (std::string path = part(CURLUPART_PATH); !host.empty() && path.size() > 1) {
+                    if (path.size() > 80) path = path.substr(0, 80) + "...";
+                    host += path;
+                }
             }
             curl_url_cleanup(u);
         }
