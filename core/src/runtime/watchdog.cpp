@@ -64,10 +64,14 @@ void StuckWatch::loop() {
                 if (p.warned || now - p.since < stuck_after_) continue;
                 p.warned = true;
                 const RuntimeNode& node = *nodes_[p.node];
+                // The hop's clock restarts with each try of a held document: the time since it was
+                // taken says how long it has really waited ("stuck for 60 s" at 4, 6 and 10 min).
+                const auto in_pipeline = std::chrono::duration_cast<std::chrono::seconds>(now - t->started).count();
+                const auto in_hop = std::chrono::duration_cast<std::chrono::seconds>(now - p.since).count();
                 node.context->log().log(LogLevel::Warn,
-                                        fmt::format("document stuck for {} s in this node ({}), {}",
-                                                    std::chrono::duration_cast<std::chrono::seconds>(now - p.since).count(),
-                                                    node.spec->component, describe_state(p.state)),
+                                        fmt::format("document stuck for {} s in this node ({}), {}{}", in_hop, node.spec->component,
+                                                    describe_state(p.state),
+                                                    in_pipeline > in_hop + 1 ? fmt::format("; {} s since it was taken", in_pipeline) : ""),
                                         t->doc_id);
                 metrics_.increment("stuck_documents_total", 1, {{"node", node.name()}});
             }
