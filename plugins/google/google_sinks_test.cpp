@@ -279,6 +279,12 @@ TEST(SheetsSink, AtStopTheJournalIsWrittenOutWhenSheetsIsBack) {
     runner.component().stop();
     EXPECT_EQ(document_ids_in(g.tab(kTab)), (std::vector<std::string>{"d1"}));
     EXPECT_TRUE(runner.context().state().keys("sheets-journal/book1/", 100).empty());
+    // The job keeps "journaled"; the log says where the row went, under the document's id.
+    bool said_where = false;
+    for (const auto& line : runner.context().log_lines())
+        said_where = said_where || (line.doc_id == "d1" && line.message.find("journaled audit row written at ") != std::string::npos &&
+                                    line.message.find(kTab) != std::string::npos);
+    EXPECT_TRUE(said_where);
 }
 
 // A replay that Sheets did not take left its claims for their 5 min lease: the next run (or a

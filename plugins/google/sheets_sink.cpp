@@ -283,6 +283,13 @@ bool SheetsSink::replay_journal() {
                 }
                 release_entry(taken[i]);
                 journaled_.fetch_sub(1);
+                // The job still reads "sheets_range: journaled" (a sink cannot amend a settled
+                // job's references): this line, under the document's id, says where it went.
+                const auto range = results[i].references().find("sheets_range");
+                ctx_.log().log(LogLevel::Info,
+                               fmt::format("journaled audit row written at {}",
+                                           range != results[i].references().end() ? range->second : std::string("(range not given)")),
+                               rows[i].doc_id);
             }
             ctx_.log().log(LogLevel::Info,
                            fmt::format("replayed {} journaled audit row(s); {} left", rows.size(), std::max<std::int64_t>(0, journaled_.load())));
