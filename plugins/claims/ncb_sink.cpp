@@ -152,18 +152,26 @@ void NcbSink::publish_breaker() {
 }
 
 SinkResult NcbSink::write(const Document& doc) {
-    if (auto wait = breaker_.refuse(ctx_.clock().steady_now())) {
-        publish_breaker();
-        return SinkResult::hold(*wait, fmt::format("NCB circuit breaker open after {} failures in a row (last: {})",
-                                                   breaker_.consecutive_failures(), breaker_.last_failure()));
-    }
-
+    // An incomplete claim is parked before the breaker is asked: it needs no call to NCB, and
+    // as the breaker's one trial after an outage it recorded no answer, so the breaker stayed
+    // half-open and held every claim until a restart.
     auto record = claim::ncb_record(doc, submission_time(doc), utc_offset_minutes_);
     if (!record.complete()) {
         std::string missing;
         for (const auto& m : record.missing) missing += (missing.empty() ? "" : ", ") + m;
         return SinkResult::parked("not submitted to NCB: the claim lacks " + missing);
     }
+    if (auto wait = breaker_.refuse(ctx_.clock().steady_now())) {
+        publish_breaker();
+        return SinkResult::hold(*wait, fmt::format("NCB circuit breaker open after {} failures in a row (last: {})",
+                                                   breaker_.consecutive_failures(), breaker_.last_failure()));
+    }
+    // Any way out of this try that records no answer (a state-store error below, say) gives the
+    // trial back; after an answer was recorded this changes nothing.
+    struct GiveBackTrial {
+        net::CircuitBreaker& breaker;
+        ~GiveBackTrial() { breaker.release_trial(); }
+    } give_back_trial{breaker_};
     if (flag_for_review_) record.record["Review Flag"] = true;
     const auto [body, key_body] = submission(doc, record.record.dump());
     // The SDK's content hash (SHA-256, 96 bits) of the document id and the record first sent.
@@ -234,6 +242,8 @@ SinkResult NcbSink::write(const Document& doc) {
             return SinkResult::ok().with_reference("ncb_claim_reference", reference);
         }
         case net::FailureKind::RateLimited:
+            breaker_.record_success();  // NCB answered: it is up, only busy
+            publish_breaker();
             ctx_.metrics().increment("ncb_rate_limited_total");
             return SinkResult::hold(c.retry_after.value_or(std::chrono::seconds(2)), "NCB rate limit: " + c.message + where);
         case net::FailureKind::Auth: {

@@ -322,6 +322,24 @@ TEST(NcbSink, InternalErrorsInARowOpenTheBreakerVisibly) {
     EXPECT_TRUE(logged);
 }
 
+// The breaker's one trial after an outage went to a claim parked without a call (a field
+// missing): no answer was recorded, the breaker stayed half-open, and no claim reached NCB
+// until a restart.
+TEST(NcbSink, AnIncompleteClaimDoesNotTakeTheBreakersTrialAndStallIt) {
+    auto ncb = start_ncb();
+    script(ncb, json::array({{{"status", 500}, {"count", 3}, {"body", {{"error", {{"code", "INTERNAL"}, {"message", "deadlock"}}}}}}}));
+    auto runner = docpipe::testing::NodeRunner::from_plugin(plugin_file(), "sink.ncb", sink_config(ncb));
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(runner.write(claim_doc("c" + std::to_string(i))).status(), SinkResult::Status::Retry);
+    ASSERT_EQ(runner.write(claim_doc("held")).status(), SinkResult::Status::Hold) << "the breaker is open";
+    runner.clock().advance(std::chrono::seconds(2));  // past breaker_open_for: the next call is the trial
+    Document incomplete = claim_doc("incomplete");
+    incomplete.fields["claim"].erase("total_amount");
+    EXPECT_TRUE(runner.write(incomplete).parked());
+    const auto next = runner.write(claim_doc("next"));
+    EXPECT_EQ(next.status(), SinkResult::Status::Ok) << next.reason();
+    EXPECT_EQ(runner.context().counter("ncb_circuit_open"), 0.0);
+}
+
 TEST(NcbSink, NoServerListeningIsAHoldNotAFailure) {
     int port;
     {

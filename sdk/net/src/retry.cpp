@@ -153,6 +153,11 @@ void CircuitBreaker::record_failure(clock::time_point now, std::string why) {
     }
 }
 
+void CircuitBreaker::release_trial() {
+    std::lock_guard lock(mutex_);
+    if (state_ == State::HalfOpen) trial_in_flight_ = false;
+}
+
 CircuitBreaker::State CircuitBreaker::state() const {
     std::lock_guard lock(mutex_);
     return state_;

@@ -141,6 +141,10 @@ public:
     std::optional<std::chrono::milliseconds> refuse(clock::time_point now);
     void record_success();
     void record_failure(clock::time_point now, std::string why);
+    // The trial call ended without an answer to judge by (the caller gave up before calling,
+    // or failed for its own reasons): the next call may make the trial. Without this a trial
+    // that records nothing left the breaker half-open, refusing every call, for good.
+    void release_trial();
 
     State state() const;
     int consecutive_failures() const;
