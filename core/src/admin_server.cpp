@@ -580,7 +580,11 @@ struct AdminServer::Impl {
             json body = json::object();
             if (!parse_body(req, res, body)) return;
             const std::string& id = req.captures[0];
-            if (!body.contains("reason") || !body["reason"].is_string() || body["reason"].get<std::string>().empty())
+            if (body.contains("reason") && !body["reason"].is_string())
+                return error(req, res, 400, "VALIDATION_ERROR", "'reason' must be text saying why the claim is rejected",
+                             {{"reason", "must be a string"}});
+            // Blank is no reason: the audit trail kept "   " as why a claim was rejected.
+            if (!body.contains("reason") || body["reason"].get<std::string>().find_first_not_of(" \t\r\n") == std::string::npos)
                 return error(req, res, 400, "VALIDATION_ERROR", "a non-empty 'reason' is required to reject",
                              {{"reason", "required"}});
             auto job = backend.store().get_job(id);

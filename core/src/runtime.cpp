@@ -150,6 +150,7 @@ void Runtime::start() {
     m.flight = std::make_unique<InFlight>(m.spec.max_in_flight);
     m.jobs = std::make_unique<JobBook>(*m.state, *m.store_guard, *m.log, m.spec.text_hash);
     m.jobs->find_interrupted();
+    m.jobs->return_interrupted_approvals();
     m.dead_letters = std::make_unique<DeadLetters>(*m.state, *m.clock, m.metrics, m.spec.text_hash);
     m.graph = std::make_unique<GraphExecutor>(GraphServices{m.nodes, *m.flight, m.settlements, *m.jobs, *m.dead_letters, m.metrics,
                                                             *m.state, *m.store_guard, *m.clock, *m.log, m.ledger_ttl,
@@ -255,7 +256,7 @@ void Runtime::start_admin() {
     settings.max_connections = static_cast<int>(admin.at("max_connections").get<std::int64_t>());
     settings.refusal_log_interval = milliseconds(admin.at("refusal_log_interval").get<std::int64_t>());
     m.admin_actions = std::make_unique<AdminActions>(m.nodes, *m.state, *m.graph, *m.dead_letters, *m.health, m.metrics, *m.flight,
-                                                     m.settlements.counters, *m.log, approved_node);
+                                                     m.settlements.counters, *m.log, approved_node, m.jobs->owner());
     m.admin = std::make_unique<AdminServer>(settings, *m.admin_actions, *m.log);
     try {
         m.admin->start();

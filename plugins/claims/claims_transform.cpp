@@ -277,4 +277,6 @@ std::map<std::string, std::string> ClaimsTransform::check_fields(const nlohmann:
     return check_claim_corrections(values);
 }
 
+nlohmann::json ClaimsTransform::normalize_fields(const nlohmann::json& values) const { return normalize_claim_corrections(values); }
+
 }  // namespace docpipe::claims

@@ -29,6 +29,7 @@ public:
     void process(const DocumentPtr& input, Outputs& out) override;
     // A reviewer's corrections, checked with the parsers extraction uses (field_check.hpp).
     std::map<std::string, std::string> check_fields(const nlohmann::json& values) const override;
+    nlohmann::json normalize_fields(const nlohmann::json& values) const override;
 
     // The extraction without the graph (used by the tests and bench/claims_eval).
     // Readings of the receipt by earlier OCR passes (fields.readings, one entry per pass,

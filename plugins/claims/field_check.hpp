@@ -14,7 +14,13 @@ namespace docpipe::claims {
 
 // field name -> what is wrong, for each bad value in `corrections` (field name -> value).
 // Names outside the claim layout (docpipe/claim.hpp) are refused too: a typo there would
-// otherwise be accepted and silently ignored by every sink.
+// otherwise be accepted and silently ignored by every sink. A service date after `today`
+// (UTC, a day's grace for time zones) and a blank policy, member or receipt number are
+// refused: NCB would book the first and refuse the second.
 std::map<std::string, std::string> check_claim_corrections(const nlohmann::json& corrections);
+
+// The accepted corrections in their stored form: amounts as numbers (sen exact), text
+// trimmed. Call with values check_claim_corrections() found no fault in.
+nlohmann::json normalize_claim_corrections(const nlohmann::json& corrections);
 
 }  // namespace docpipe::claims

@@ -5,6 +5,7 @@
 
 #include "docpipe/claim.hpp"
 #include "docpipe/secrets.hpp"
+#include "field_check.hpp"
 
 namespace docpipe::claims {
 
@@ -298,6 +299,10 @@ SinkResult NcbSink::write(const Document& doc) {
     }
     return SinkResult::retry(std::chrono::seconds(1), "unexpected NCB answer: " + c.message + where);
 }
+
+std::map<std::string, std::string> NcbSink::check_fields(const nlohmann::json& values) const { return check_claim_corrections(values); }
+
+nlohmann::json NcbSink::normalize_fields(const nlohmann::json& values) const { return normalize_claim_corrections(values); }
 
 HealthReport NcbSink::health() {
     {

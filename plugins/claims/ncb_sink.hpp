@@ -41,12 +41,16 @@
 
 namespace docpipe::claims {
 
-class NcbSink : public Sink {
+// Also a FieldChecker: a reviewer's corrections are checked and stored in the form this sink
+// sends (an amount as a number), also in a pipeline without transform.claims before it.
+class NcbSink : public Sink, public FieldChecker {
 public:
     static ComponentDescriptor describe();
     NcbSink(const Config& config, Context& context);
     SinkResult write(const Document& doc) override;
     HealthReport health() override;
+    std::map<std::string, std::string> check_fields(const nlohmann::json& values) const override;
+    nlohmann::json normalize_fields(const nlohmann::json& values) const override;
 
 private:
     std::chrono::system_clock::time_point submission_time(const Document& doc);

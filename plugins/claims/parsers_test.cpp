@@ -589,3 +589,27 @@ TEST(ClaimCorrections, AcceptsWhatAReceiptWouldSay) {
                     .empty());
     EXPECT_TRUE(check_claim_corrections(json{{"total_amount", " 479.05 "}}).empty());
 }
+
+// What a probe of the review queue got booked at NCB, or accepted and then refused later.
+TEST(ClaimCorrections, RefusesAFutureDateABillionAndABlankNumber) {
+    using nlohmann::json;
+    EXPECT_NE(check_claim_corrections(json{{"service_date", "2099-01-01"}})["service_date"].find("in the future"), std::string::npos);
+    EXPECT_NE(check_claim_corrections(json{{"total_amount", 1e9}})["total_amount"].find("check the digits"), std::string::npos);
+    EXPECT_NE(check_claim_corrections(json{{"total_amount", 1e300}})["total_amount"].find("check the digits"), std::string::npos);
+    EXPECT_NE(check_claim_corrections(json{{"policy_number", "   "}})["policy_number"].find("blank"), std::string::npos);
+    EXPECT_NE(check_claim_corrections(json{{"receipt_number", ""}})["receipt_number"].find("blank"), std::string::npos);
+    EXPECT_TRUE(check_claim_corrections(json{{"total_amount", 9'999'999.99}, {"provider_name", ""}}).empty());
+}
+
+// Accepted text is stored in the form a sink sends: "RM 1,234.50" was kept as text and NCB
+// could not be sent it.
+TEST(ClaimCorrections, AcceptedValuesAreStoredAsNumbersAndTrimmedText) {
+    using nlohmann::json;
+    const json stored = normalize_claim_corrections(
+        json{{"total_amount", "RM 1,234.50"}, {"sst_amount", 12.5}, {"policy_number", "  POL47 "}, {"service_date", "2024-02-29"}});
+    EXPECT_EQ(stored["total_amount"], 1234.5);
+    EXPECT_TRUE(stored["total_amount"].is_number());
+    EXPECT_EQ(stored["sst_amount"], 12.5);
+    EXPECT_EQ(stored["policy_number"], "POL47");
+    EXPECT_EQ(stored["service_date"], "2024-02-29");
+}

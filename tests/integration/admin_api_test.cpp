@@ -2,6 +2,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -423,6 +425,10 @@ edges:
     EXPECT_EQ(body(get("/api/v1/jobs/doc-0"))["data"]["references"]["reviewer_notes"], "checked the receipt");
 
     EXPECT_EQ(post("/api/v1/exceptions/doc-2/reject", "{}")->status, 400) << "a reason is required";
+    EXPECT_EQ(post("/api/v1/exceptions/doc-2/reject", R"({"reason": "   "})")->status, 400) << "a blank reason is none";
+    auto numeric = post("/api/v1/exceptions/doc-2/reject", R"({"reason": 123})");
+    EXPECT_EQ(numeric->status, 400);
+    EXPECT_THAT(numeric->body, ::testing::HasSubstr("must be text"));
     auto rejected = post("/api/v1/exceptions/doc-2/reject", R"({"reason": "duplicate of an earlier claim"})");
     ASSERT_EQ(rejected->status, 200) << rejected->body;
     EXPECT_EQ(body(rejected)["data"]["status"], "rejected");
@@ -589,6 +595,136 @@ TEST_F(AdminApi, AClaimNcbRefusedIsCorrectedAndApprovedIntoNcb) {
     ASSERT_EQ(claims["claims"].size(), 1u) << claims;
     EXPECT_EQ(claims["claims"][0]["record"]["Claim Amount"], 479.05);
     EXPECT_TRUE(body(get("/api/v1/jobs/claim-1"))["data"]["references"].contains("ncb_claim_reference"));
+}
+
+namespace {
+
+Document ncb_claim(const std::string& id) {
+    Document claim = Document::from_bytes("receipt.jpg", "image/jpeg", Bytes{1, 2, 3});
+    claim.id = id;
+    claim.attributes["filename"] = "receipt.jpg";
+    claim.fields["claim"] = {{"total_amount", {{"value", 479.05}, {"confidence", 0.95}}},
+                             {"service_date", {{"value", "2024-12-24"}, {"confidence", 0.93}}},
+                             {"receipt_number", {{"value", "INV-1"}, {"confidence", 0.95}}},
+                             {"member_id", {{"value", "MEM123456789"}, {"confidence", 0.95}}}};
+    claim.fields["confidence_level"] = "high";
+    return claim;
+}
+
+void script_ncb(const FakeProcess& ncb, int status, int count) {
+    fake_control(ncb.base_url(), "POST", "/_fake/script",
+                 json{{"target", "claims"},
+                      {"responses", json::array({{{"status", status},
+                                                  {"count", count},
+                                                  {"body", {{"error", {{"code", status == 422 ? "VALIDATION_ERROR" : "INTERNAL"},
+                                                                       {"message", "not today"}}}}}}})}}
+                     .dump());
+}
+
+}  // namespace
+
+// Three faults of the approval flow, one claim: a total typed as text ("RM 1,200.00") passed
+// the check and was then no amount NCB could be sent; approving again with the same
+// corrections while NCB kept refusing erased the parked claim (the re-parked record equalled
+// the one read), so it could not be approved any more; and what went back to review was the
+// claim from before the corrections.
+TEST_F(AdminApi, CorrectionsAreKeptAsNumbersAndSurviveARefusedApprovalApprovedAgain) {
+    const std::string ncb_key = "ncb-key-for-tests-0123456789";
+    FakeProcess ncb({"python3", std::string(DOCPIPE_SOURCE_DIR) + "/tests/fakes/fake_ncb.py", "--port", "0", "--api-key", ncb_key});
+    script_ncb(ncb, 422, 3);  // the first delivery and two approvals are refused
+    probe("src").pending.push_back(ncb_claim("claim-2"));
+    start("nodes:\n  in: {component: source.memory, config: {probe: src}}\n"
+          "  ncb: {component: sink.ncb, config: {base_url: '" + ncb.base_url() + "/api/v1', api_key: " + ncb_key + "}}\n"
+          "edges: [in -> ncb]\n",
+          ", approved_node: ncb");
+    ASSERT_TRUE(wait_job("claim-2", "review"));
+    auto approve = [&](const char* corrections) {
+        return client_->Post("/api/v1/exceptions/claim-2/approve", {{"X-API-Key", kKey}}, corrections, "application/json");
+    };
+    auto parked_total = [&] {
+        const json item = body(get("/api/v1/exceptions/claim-2"))["data"];
+        return item["documents"].empty() ? json() : item["documents"][0]["fields"]["total_amount"]["value"];
+    };
+    for (int round = 0; round < 2; ++round) {  // the same corrections twice, both refused by NCB
+        SCOPED_TRACE(round);
+        auto approved = approve(R"({"fields": {"total_amount": "RM 1,200.00"}})");
+        ASSERT_EQ(approved->status, 200) << approved->body;
+        ASSERT_TRUE(wait_job("claim-2", "review"));
+        for (int i = 0; i < 200 && rt_->state().keys("review/claim-2/").empty(); ++i) std::this_thread::sleep_for(10ms);
+        ASSERT_FALSE(rt_->state().keys("review/claim-2/").empty()) << "the parked claim was erased";
+        EXPECT_EQ(parked_total(), 1200.0) << "what is back in review carries the correction, as a number";
+    }
+    auto approved = approve("{}");  // NCB takes it now: the corrected claim, not the one read
+    ASSERT_EQ(approved->status, 200) << approved->body;
+    ASSERT_TRUE(wait_job("claim-2", "submitted"));
+    const json claims = json::parse(fake_control(ncb.base_url(), "GET", "/_fake/claims"));
+    ASSERT_EQ(claims["claims"].size(), 1u) << claims;
+    EXPECT_EQ(claims["claims"][0]["record"]["Claim Amount"], 1200.0);
+}
+
+// An approval whose delivery failed (NCB answering 500 until the claim was dead-lettered),
+// returned to review and approved again without changes, booked the amount from before the
+// reviewer's correction.
+TEST_F(AdminApi, AFailedApprovalReturnedToReviewKeepsTheReviewersCorrection) {
+    const std::string ncb_key = "ncb-key-for-tests-0123456789";
+    FakeProcess ncb({"python3", std::string(DOCPIPE_SOURCE_DIR) + "/tests/fakes/fake_ncb.py", "--port", "0", "--api-key", ncb_key});
+    script_ncb(ncb, 422, 1);  // to review
+    probe("src").pending.push_back(ncb_claim("claim-3"));
+    start("nodes:\n  in: {component: source.memory, config: {probe: src}}\n"
+          "  ncb:\n    component: sink.ncb\n    retry: {attempts: 1}\n"
+          "    config: {base_url: '" + ncb.base_url() + "/api/v1', api_key: " + ncb_key + "}\n"
+          "edges: [in -> ncb]\n",
+          ", approved_node: ncb");
+    ASSERT_TRUE(wait_job("claim-3", "review"));
+    script_ncb(ncb, 500, 1);  // the approval fails, and is dead-lettered
+    auto approved = client_->Post("/api/v1/exceptions/claim-3/approve", {{"X-API-Key", kKey}}, R"({"fields": {"total_amount": 777}})",
+                                  "application/json");
+    ASSERT_EQ(approved->status, 200) << approved->body;
+    ASSERT_TRUE(wait_job("claim-3", "failed"));
+    auto back = client_->Post("/api/v1/jobs/claim-3/review", {{"X-API-Key", kKey}}, "", "application/json");
+    ASSERT_EQ(back->status, 200) << back->body;
+    ASSERT_TRUE(wait_job("claim-3", "review"));
+    approved = client_->Post("/api/v1/exceptions/claim-3/approve", {{"X-API-Key", kKey}}, "{}", "application/json");
+    ASSERT_EQ(approved->status, 200) << approved->body;
+    ASSERT_TRUE(wait_job("claim-3", "submitted"));
+    const json claims = json::parse(fake_control(ncb.base_url(), "GET", "/_fake/claims"));
+    ASSERT_EQ(claims["claims"].size(), 1u) << claims;
+    EXPECT_EQ(claims["claims"][0]["record"]["Claim Amount"], 777.0) << "the amount from before the correction was booked";
+}
+
+// A claim approved on a process that stopped before delivering it stayed `approved` for good:
+// no source delivers an approval again, and retry, review and approve all answered 409.
+TEST(AdminApprovals, AnApprovalAProcessStoppedBeforeDeliveringGoesBackToReview) {
+    Harness h;
+    const auto db = h.dir.path() / "state.db";
+    const pid_t gone = ::fork();
+    if (gone == 0) ::_exit(0);
+    ::waitpid(gone, nullptr, 0);  // a pid that no longer runs
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    {
+        core::SystemClock clock;
+        auto store = core::open_store("sqlite", db.string(), clock);
+        core::Job job;
+        job.id = "approved-1";
+        job.status = "approved";
+        job.owner = std::string(host) + ":" + std::to_string(gone);
+        store->put_job(job);
+        core::Job elsewhere = job;  // approved on a process that still runs: not this start's to return
+        elsewhere.id = "approved-2";
+        elsewhere.owner = std::string(host) + ":" + std::to_string(::getppid());
+        store->put_job(elsewhere);
+    }
+    auto rt = h.build("state: {backend: sqlite, path: " + db.string() + "}\nadmin: {enabled: false}\n" + kSimple, false);
+    rt->start();
+    auto done = std::async(std::launch::async, [&] { return rt->run(); });
+    const auto job = rt->state().get_job("approved-1");
+    ASSERT_TRUE(job);
+    EXPECT_EQ(job->status, "review");
+    EXPECT_THAT(job->last_error, ::testing::HasSubstr("approve it again"));
+    EXPECT_EQ(rt->state().get_job("approved-2")->status, "approved");
+    rt->request_stop();
+    EXPECT_EQ(done.get(), 0);
 }
 
 // A PDF file of the given objects (object n is objects[n-1]; 1 is the catalog), with its

@@ -212,9 +212,13 @@ json review_item(Store& store, const Job& job) {
                 conflicts.push_back({{"field", field_name}, {"kind", "receipt vs email"}, {"value", f["value"]}, {"other", *c}});
             if (auto a = prov.find("alternatives"); a != prov.end() && a->is_array() && !a->empty())
                 conflicts.push_back({{"field", field_name}, {"kind", "competing values"}, {"value", f["value"]}, {"other", *a}});
-            if (prov.contains("receipt") && prov.contains("email") && prov.contains("chosen"))
+            if (prov.contains("receipt") && prov.contains("email") && prov.contains("chosen")) {
+                // The value that was not chosen: "vs chosen from the receipt" told a reviewer nothing.
+                const bool receipt_chosen = prov.value("chosen", std::string("receipt")) == "receipt";
                 conflicts.push_back({{"field", field_name}, {"kind", "receipt vs email"}, {"value", f["value"]},
-                                     {"other", "chosen from the " + prov.value("chosen", std::string("receipt"))}});
+                                     {"other", prov[receipt_chosen ? "email" : "receipt"]},
+                                     {"chosen", receipt_chosen ? "receipt" : "email"}});
+            }
         }
         const json attrs = doc.value("attributes", json::object());
         item["documents"].push_back({{"doc_id", doc.value("id", "")},
@@ -228,7 +232,8 @@ json review_item(Store& store, const Job& job) {
                                      {"missing", fields.value("missing", json::array())},
                                      {"conflicts", std::move(conflicts)},
                                      {"subject", attrs.value("subject", "")},
-                                     {"sender", attrs.value("sender", "")},
+                                     // transform.mime names it `from`; `sender` where a source set it
+                                     {"sender", attrs.value("sender", attrs.value("from", std::string()))},
                                      {"pages", std::move(pages)}});
     }
     return item;

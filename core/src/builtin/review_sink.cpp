@@ -1,5 +1,6 @@
 // sink.review — see builtin.hpp.
 #include <algorithm>
+#include <atomic>
 #include <optional>
 #include <set>
 
@@ -7,6 +8,7 @@
 
 #include "admin/page_preview.hpp"
 #include "builtin.hpp"
+#include "services.hpp"
 #include "state/store.hpp"
 
 namespace docpipe::core {
@@ -104,7 +106,16 @@ ComponentDescriptor review_sink_descriptor() { return component<ReviewSink>(); }
 void store_for_review(Store& store, Context& ctx, const Document& doc, const std::string& reason) {
     auto job_it = doc.attributes.find(kJobIdAttribute);
     const std::string job_id = job_it != doc.attributes.end() ? job_it->second : doc.id;
-    nlohmann::json record{{"job_id", job_id}, {"reason", reason}, {"node", ctx.node_name()}, {"document", doc.to_json(true)}};
+    // Each parking is a record of its own (parked_at, a sequence): an approval's callback erases
+    // the record only if it is still the one the approval read, and a claim parked again by
+    // that very delivery, identical otherwise, was erased with it.
+    static std::atomic<std::uint64_t> parkings{0};
+    nlohmann::json record{{"job_id", job_id},
+                          {"reason", reason},
+                          {"node", ctx.node_name()},
+                          {"parked_at", iso8601(ctx.clock().now())},
+                          {"parking", parkings.fetch_add(1) + 1},
+                          {"document", doc.to_json(true)}};
     // Page pixels are not part of the document's JSON, and a browser cannot show a PDF or
     // TIFF page: each page raster goes in as a scaled PNG under its own key, written
     // before the record so a parked document never names a preview that is not there.

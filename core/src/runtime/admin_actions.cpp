@@ -29,6 +29,12 @@ std::optional<std::size_t> AdminActions::node_index(const std::string& name) con
 
 using Result = ActionResult::Outcome;
 
+nlohmann::json AdminActions::normalize_corrections(nlohmann::json corrections) const {
+    for (const auto& node : nodes_)
+        if (const auto* checker = dynamic_cast<const FieldChecker*>(node->component.get())) corrections = checker->normalize_fields(corrections);
+    return corrections;
+}
+
 nlohmann::json AdminActions::check_corrections(const nlohmann::json& corrections) const {
     nlohmann::json problems = nlohmann::json::object();
     for (const auto& node : nodes_) {
@@ -127,8 +133,8 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
         return ActionResult::fail(Result::Conflict, fmt::format("job is '{}'; only jobs in review can be approved", job->status));
     if (!approved_node_)
         return ActionResult::fail(Result::Invalid, "admin.approved_node is not set: the pipeline names no node for approved documents");
-    const nlohmann::json& job_wide = corrections.fields.is_object() ? corrections.fields : nlohmann::json::object();
-    const nlohmann::json& per_doc = corrections.documents.is_object() ? corrections.documents : nlohmann::json::object();
+    nlohmann::json job_wide = corrections.fields.is_object() ? corrections.fields : nlohmann::json::object();
+    nlohmann::json per_doc = corrections.documents.is_object() ? corrections.documents : nlohmann::json::object();
     {
         nlohmann::json problems = check_corrections(job_wide);
         for (const auto& [doc_id, fields] : per_doc.items()) {
@@ -139,6 +145,10 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
             return ActionResult::fail(Result::Invalid, fmt::format("{} corrected field(s) are not valid; nothing was changed", problems.size()),
                                       problems);
     }
+    // Stored as the pipeline's components store them: "RM 479.05" passed the check and then,
+    // kept as text, was no amount NCB could be sent.
+    job_wide = normalize_corrections(std::move(job_wide));
+    for (auto& [doc_id, fields] : per_doc.items()) fields = normalize_corrections(fields);
     // Another reviewer's approval may go through between the status read above and here,
     // and its delivery removes the parked documents: then this one lost the race (409), it
     // did not send anything invalid.
@@ -240,6 +250,7 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
         still_in_review = j.status == "review";
         if (!still_in_review) return;
         j.status = "approved";
+        j.owner = owner_;  // a restart after this process stopped returns it to review (JobBook)
         for (const auto& [field, value] : job_corrections.items())
             j.fields[field] = {{"value", value}, {"confidence", 1.0}, {"provenance", {{"source", "reviewer"}}}};
         if (!notes.empty()) j.references["reviewer_notes"] = notes;
@@ -248,11 +259,23 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
     if (!still_in_review) return ActionResult::fail(Result::Conflict, "job is no longer in review: another reviewer acted on it first");
     for (auto& [key, doc] : docs) {
         // The parked document (and its page images) stays until its approval went through,
-        // so a job that fails after approval can be returned to review.
+        // so a job that fails after approval (or whose process stops first) can be returned to
+        // review. It is parked corrected: returned to review, it used to show the values from
+        // before the corrections, and approving it again booked those at NCB.
+        std::string parked = records[key];
+        try {
+            auto record = nlohmann::json::parse(parked);
+            record["document"] = doc.to_json(true);
+            record["approved_once"] = true;
+            parked = record.dump();
+            store_.put(key, parked);
+        } catch (const std::exception& e) {
+            log_.log(LogLevel::Warn, fmt::format("the parked document could not be updated with the corrections: {}", e.what()), id);
+        }
         const std::string review_key = key;
         const std::string pages_prefix = admin::review_page_prefix(id, doc.id);
         graph_.inject(*approved_node_, id, std::make_shared<const Document>(std::move(doc)),
-                      [this, review_key, pages_prefix, parked = records[key]](const Outcome& o) {
+                      [this, review_key, pages_prefix, parked](const Outcome& o) {
             if (!o.ok) return;
             try {
                 // Parked again by this very delivery (NCB refused the corrected claim too): the

@@ -19,9 +19,9 @@ class AdminActions : public AdminBackend {
 public:
     AdminActions(const NodeList& nodes, Store& store, GraphExecutor& graph, DeadLetters& dead_letters, HealthReporter& health,
                  const MetricsRegistry& metrics, const InFlight& flight, const RunCounters& counters, NodeLogger& log,
-                 std::optional<std::size_t> approved_node)
+                 std::optional<std::size_t> approved_node, std::string owner)
         : nodes_(nodes), store_(store), graph_(graph), dead_letters_(dead_letters), health_(health), metrics_(metrics),
-          flight_(flight), counters_(counters), log_(log), approved_node_(approved_node) {}
+          flight_(flight), counters_(counters), log_(log), approved_node_(approved_node), owner_(std::move(owner)) {}
 
     bool ready(std::string& why_not) override { return health_.ready(why_not); }
     nlohmann::json health_detailed() override { return health_.detailed(); }
@@ -36,6 +36,8 @@ public:
 private:
     // What the pipeline's components (FieldChecker) find wrong with a reviewer's corrections.
     nlohmann::json check_corrections(const nlohmann::json& corrections) const;
+    // The checked corrections in the form the components store them (FieldChecker::normalize_fields).
+    nlohmann::json normalize_corrections(nlohmann::json corrections) const;
     std::optional<std::size_t> node_index(const std::string& name) const;
 
     const NodeList& nodes_;
@@ -48,6 +50,7 @@ private:
     const RunCounters& counters_;
     NodeLogger& log_;
     std::optional<std::size_t> approved_node_;
+    const std::string owner_;  // this process (JobBook::owner()): an approved job names it until delivered
 };
 
 // The admin key when none is configured: reuse `file`, else generate one and write it

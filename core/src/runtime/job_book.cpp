@@ -461,6 +461,34 @@ std::size_t JobBook::find_interrupted() {
     return found;
 }
 
+std::size_t JobBook::return_interrupted_approvals() {
+    std::size_t returned = 0;
+    try {
+        JobQuery q;
+        q.status = "approved";
+        q.limit = 1000;
+        for (const auto& job : store_.list_jobs(q).jobs) {
+            if (!owner_is_gone(job.owner, owner_)) continue;
+            bool changed = false;
+            store_.update_job(job.id, [&](Job& j) {
+                changed = j.status == "approved" && owner_is_gone(j.owner, owner_);
+                if (!changed) return;
+                j.status = "review";
+                j.last_error = "the approval was not delivered: the process stopped first; approve it again (the corrections "
+                               "made are kept)";
+            });
+            returned += changed;
+        }
+    } catch (const StoreError& e) {
+        log_.log(LogLevel::Warn, fmt::format("could not look for approvals left undelivered by an earlier run: {}", e.what()));
+    }
+    if (returned)
+        log_.log(LogLevel::Warn, fmt::format("{} approved job(s) were not delivered before their process stopped: back in review",
+                                             returned));
+    reconciled_.fetch_add(returned);
+    return returned;
+}
+
 std::size_t JobBook::settle_unclaimed() {
     std::set<std::string> left;
     {

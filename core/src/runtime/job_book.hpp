@@ -52,6 +52,13 @@ public:
     // the rest as failed with the reason. Both return how many jobs they touched.
     std::size_t find_interrupted();
     std::size_t settle_unclaimed();
+    // Jobs a reviewer approved on a process that is gone before the claim was delivered: no
+    // source delivers an approval again, so they stayed `approved` for good, with no way to
+    // retry, review or approve them. They go back to review (the parked record holds the
+    // reviewer's corrections) with a reason. Returns how many.
+    std::size_t return_interrupted_approvals();
+    // host:pid of this process, as job records name their owner.
+    const std::string& owner() const { return owner_; }
     std::uint64_t reconciled() const { return reconciled_.load(); }
 
 private:

@@ -222,6 +222,11 @@ public:
     // `values`: field name -> the value a person entered. Returns field name -> what is wrong
     // with it, for the fields this component knows and finds wrong; empty when all are fine.
     virtual std::map<std::string, std::string> check_fields(const nlohmann::json& values) const = 0;
+    // The values as they are to be stored, called only with values check_fields() accepted:
+    // a component turns what a person typed into its canonical form ("RM 1,234.50" into the
+    // number 1234.5), so that what it accepted is what the next node can use (a total typed
+    // as text passed the check and then could not be sent to NCB). The default keeps them.
+    virtual nlohmann::json normalize_fields(const nlohmann::json& values) const { return values; }
 };
 
 // ---- HTTP hooks --------------------------------------------------------------------------
