@@ -215,7 +215,11 @@ ClaimResult ClaimExtractor::combine(FieldMap receipt, FieldMap email, std::vecto
                                           : rv.confidence > ev.confidence;
             FieldValue f = receipt_wins ? rv : ev;
             f.confidence = std::min(rv.confidence, ev.confidence) * 0.6;
-            f.provenance = {{"chosen", receipt_wins ? "receipt" : "email"}, {"receipt", rv.provenance}, {"email", ev.provenance}};
+            // The value not chosen goes along: a reviewer sees what the other source said.
+            f.provenance = {{"chosen", receipt_wins ? "receipt" : "email"},
+                            {"receipt", rv.provenance},
+                            {"email", ev.provenance},
+                            {"not_chosen", receipt_wins ? ev.value : rv.value}};
             r.warnings.push_back(fmt::format("{}: receipt says '{}', email says '{}'; kept the {} value", name, show(rv.value),
                                              show(ev.value), receipt_wins ? "receipt" : "email"));
             r.fields[name] = f;

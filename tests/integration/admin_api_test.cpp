@@ -623,6 +623,24 @@ void script_ncb(const FakeProcess& ncb, int status, int count) {
 
 }  // namespace
 
+// The review item named no sender (transform.mime calls it `from`), and for a total the receipt
+// and the email disagree on it said "479.05 vs chosen from the receipt" instead of the email's value.
+TEST_F(AdminApi, AReviewItemShowsTheSenderAndWhatTheOtherSourceSaid) {
+    Document claim = ncb_claim("claim-4");
+    claim.attributes["from"] = "Ahmad <ahmad@example.my>";
+    claim.fields["claim"]["total_amount"]["provenance"] = {
+        {"chosen", "receipt"}, {"receipt", {{"line", 7}}}, {"email", {{"line", 2}}}, {"not_chosen", 450.0}};
+    probe("src").pending.push_back(claim);
+    start("nodes:\n  in: {component: source.memory, config: {probe: src}}\n  review: {component: sink.review}\n"
+          "edges: [in -> review]\n");
+    ASSERT_TRUE(wait_job("claim-4", "review"));
+    const json doc = body(get("/api/v1/exceptions/claim-4"))["data"]["documents"][0];
+    EXPECT_EQ(doc["sender"], "Ahmad <ahmad@example.my>");
+    ASSERT_EQ(doc["conflicts"].size(), 1u) << doc["conflicts"];
+    EXPECT_EQ(doc["conflicts"][0]["other"], 450.0);
+    EXPECT_EQ(doc["conflicts"][0]["chosen"], "receipt");
+}
+
 // Three faults of the approval flow, one claim: a total typed as text ("RM 1,200.00") passed
 // the check and was then no amount NCB could be sent; approving again with the same
 // corrections while NCB kept refusing erased the parked claim (the re-parked record equalled

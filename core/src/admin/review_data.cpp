@@ -214,10 +214,10 @@ json review_item(Store& store, const Job& job) {
                 conflicts.push_back({{"field", field_name}, {"kind", "competing values"}, {"value", f["value"]}, {"other", *a}});
             if (prov.contains("receipt") && prov.contains("email") && prov.contains("chosen")) {
                 // The value that was not chosen: "vs chosen from the receipt" told a reviewer nothing.
-                const bool receipt_chosen = prov.value("chosen", std::string("receipt")) == "receipt";
+                const std::string chosen = prov.value("chosen", std::string("receipt"));
                 conflicts.push_back({{"field", field_name}, {"kind", "receipt vs email"}, {"value", f["value"]},
-                                     {"other", prov[receipt_chosen ? "email" : "receipt"]},
-                                     {"chosen", receipt_chosen ? "receipt" : "email"}});
+                                     {"other", prov.contains("not_chosen") ? prov["not_chosen"] : json("chosen from the " + chosen)},
+                                     {"chosen", chosen}});
             }
         }
         const json attrs = doc.value("attributes", json::object());
