@@ -266,7 +266,6 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
         try {
             auto record = nlohmann::json::parse(parked);
             record["document"] = doc.to_json(true);
-            record["approved_once"] = true;
             parked = record.dump();
             store_.put(key, parked);
         } catch (const std::exception& e) {
