@@ -303,6 +303,32 @@ TEST(ClaimsTransform, APageTheOcrReadNothingOnIsNamedInTheReviewReason) {
     EXPECT_EQ(read[0].doc->fields["warnings"].dump().find("read no text"), std::string::npos);
 }
 
+// transform.pdf_pages keeps a page whose JPEG is damaged but mostly there (train 427: a
+// garbled band under the barcode), with a "damaged page" trace entry. The total may be in the
+// part that is missing, so what is read from it goes to a person, with the reason.
+TEST(ClaimsTransform, AClaimReadFromADamagedPageGoesToAPersonWithTheReason) {
+    auto claims = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.claims", "{}");
+    auto router = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.confidence_router", "{}");
+    Document whole = ocr_document(clinic_receipt(), "Member ID: MEM123456789");
+    auto clean = claims.process(whole);
+    ASSERT_GT(clean[0].doc->fields["confidence"].get<double>(), 0.9) << "the same receipt, undamaged, is high";
+
+    Document damaged = whole;
+    damaged.trace.push_back({"pages", std::string(kDamagedPageEvent), 0.0,
+                             "receipt.jpg: page 1: damaged JPEG: the data ends at row 1700 of 1748; the rows after it are blank"});
+    auto out = claims.process(damaged);
+    const auto& f = out[0].doc->fields;
+    EXPECT_DOUBLE_EQ(f["claim"]["total_amount"]["value"].get<double>(), 479.05) << "the fields are still read";
+    EXPECT_LE(f["claim"]["total_amount"]["confidence"].get<double>(), 0.5);
+    EXPECT_LE(f["claim"]["service_date"]["confidence"].get<double>(), 0.5);
+    EXPECT_NE(f["warnings"].dump().find("the data ends at row 1700 of 1748; the rows after it are blank: check every field"), std::string::npos)
+        << f["warnings"].dump();
+    auto routed = router.process(*out[0].doc);
+    EXPECT_EQ(routed[0].port, "low");
+    EXPECT_NE(routed[0].doc->attributes.at("review_reason").find("damaged JPEG"), std::string::npos)
+        << routed[0].doc->attributes.at("review_reason");
+}
+
 TEST(ClaimsTransform, RulesFileErrorsNameFileLineColumn) {
     const fs::path dir = fs::temp_directory_path() / "docpipe-claims-rules-test";
     fs::create_directories(dir);

@@ -213,6 +213,9 @@ FieldMap merge_by_coverage(const nlohmann::json& readings, const ConfidenceModel
 
 }  // namespace
 
+// Under the router's `medium` (0.75 by default): a claim read from a damaged page goes to a person.
+constexpr double kDamagedPageCap = 0.5;
+
 ClaimResult ClaimsTransform::extract(const Document& doc, nlohmann::json* readings_out) const {
     std::vector<std::string> warnings;
     const int reading = reading_number(doc);
@@ -249,6 +252,15 @@ ClaimResult ClaimsTransform::extract(const Document& doc, nlohmann::json* readin
     readings.push_back(std::move(this_reading));
     if (readings.size() > 1) receipt = merge_by_coverage(readings, *model_, warnings);
     if (readings_out) *readings_out = std::move(readings);
+    // A page decoded from a damaged file (transform.pdf_pages keeps one that is mostly
+    // there): the total may sit in the part that is missing or garbled, and no check on the
+    // rest can tell. Every field read from the receipt is held under the review threshold.
+    for (const auto& entry : doc.trace) {
+        if (entry.event != kDamagedPageEvent) continue;
+        warnings.push_back(fmt::format("{}: check every field against the image", entry.detail));
+        for (auto& [name, field] : receipt)
+            field.provenance["confidence_cap"] = std::min(field.cap().value_or(1.0), kDamagedPageCap);
+    }
     // The readings above keep the extractor's confidence (the next merge reads it); the
     // claim gets the calibrated one.
     model_->apply(receipt);

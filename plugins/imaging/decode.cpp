@@ -9,12 +9,19 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <csetjmp>
+#include <optional>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
 
 #include <poppler/cpp/poppler-global.h>
+
+// After <cstdio>: jpeglib.h uses FILE and size_t without including their headers.
+#include <jpeglib.h>
+// The message codes (JWRN_JPEG_EOF): jpeglib.h brings them only with its internals.
+#include <jerror.h>
 
 #include <fmt/core.h>
 
@@ -150,6 +157,139 @@ Image to_image(PIX* pix) {
     return img;
 }
 
+// libjpeg's messages kept for the caller instead of printed. Leptonica's JPEG reader installs
+// libjpeg's default handlers, which write warnings such as "Premature end of JPEG file"
+// straight to stderr, through an operator's progress line and outside the node's log; so a
+// JPEG is decoded here, with libjpeg itself, and its messages go into the error it causes.
+struct JpegMessages {
+    jpeg_error_mgr mgr;  // libjpeg reaches this struct through cinfo->err, which points here
+    std::jmp_buf fatal;
+    int warnings = 0;
+    char first_warning[JMSG_LENGTH_MAX] = {};
+    char error[JMSG_LENGTH_MAX] = {};
+    // "Premature end of JPEG file": the rows from here on are libjpeg's gray filling.
+    std::optional<unsigned> data_ended_at_row;
+
+    static JpegMessages& of(j_common_ptr cinfo) { return *reinterpret_cast<JpegMessages*>(cinfo->err); }
+    static void on_error(j_common_ptr cinfo) {
+        JpegMessages& self = of(cinfo);
+        (*cinfo->err->format_message)(cinfo, self.error);
+        std::longjmp(self.fatal, 1);
+    }
+    static void on_message(j_common_ptr cinfo, int level) {
+        if (level >= 0) return;  // trace messages: libjpeg's debugging aid
+        JpegMessages& self = of(cinfo);
+        if (self.warnings++ == 0) (*cinfo->err->format_message)(cinfo, self.first_warning);
+        if (cinfo->err->msg_code == JWRN_JPEG_EOF && cinfo->is_decompressor && !self.data_ended_at_row)
+            self.data_ended_at_row = reinterpret_cast<j_decompress_ptr>(cinfo)->output_scanline;
+    }
+    static void print_nothing(j_common_ptr) {}
+};
+
+// A JPEG's size and components from its header, read with the handlers above: a header
+// libjpeg cannot read fails with libjpeg's reason. (Warnings are left to decode_jpeg.)
+struct JpegHeader {
+    std::int64_t width = 0, height = 0;
+    int components = 0;
+};
+JpegHeader read_jpeg_header(const Part& part, const std::uint8_t* data, std::size_t size) {
+    jpeg_decompress_struct cinfo{};
+    JpegMessages messages;
+    cinfo.err = jpeg_std_error(&messages.mgr);
+    messages.mgr.error_exit = &JpegMessages::on_error;
+    messages.mgr.emit_message = &JpegMessages::on_message;
+    messages.mgr.output_message = &JpegMessages::print_nothing;
+    if (setjmp(messages.fatal) != 0) {
+        jpeg_destroy_decompress(&cinfo);
+        bad(part, fmt::format("not a readable image (corrupt JPEG header: {}; libjpeg)", messages.error));
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
+    jpeg_read_header(&cinfo, TRUE);
+    const JpegHeader header{cinfo.image_width, cinfo.image_height, cinfo.num_components};
+    jpeg_destroy_decompress(&cinfo);
+    return header;
+}
+
+// The JPEG as an Image: gray stays one channel, colour becomes RGB, CMYK (as Photoshop
+// writes it, inverted, or plain) becomes RGB. The pixels and the dpi are those Leptonica's
+// reader gives, from the same libjpeg with its default (accurate) settings.
+//
+// libjpeg decodes a damaged file with warnings rather than failing: the rows after the end
+// of a truncated file are gray, and corrupt data garbles the blocks it covers (train 427: a
+// band under the barcode). A file whose data ends before `kWholeEnough` of its rows is bad
+// input (a progressive one is kept: its every scan covers the whole page). Otherwise the page is kept, and `damage` says what libjpeg found, so that the
+// document carries it (a trace entry) and a person checks what was read from it.
+constexpr double kWholeEnough = 0.9;
+
+Image decode_jpeg(const Part& part, const std::uint8_t* data, std::size_t size, std::string& damage) {
+    jpeg_decompress_struct cinfo{};
+    JpegMessages messages;
+    cinfo.err = jpeg_std_error(&messages.mgr);
+    messages.mgr.error_exit = &JpegMessages::on_error;
+    messages.mgr.emit_message = &JpegMessages::on_message;
+    messages.mgr.output_message = &JpegMessages::print_nothing;
+    // Made before setjmp, so a longjmp skips no constructor or destructor.
+    Image img;
+    auto pixels = std::make_shared<std::vector<std::uint8_t>>();
+    std::vector<JSAMPLE> cmyk_row;
+    if (setjmp(messages.fatal) != 0) {
+        jpeg_destroy_decompress(&cinfo);
+        bad(part, fmt::format("corrupt JPEG: {} (libjpeg)", messages.error));
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
+    jpeg_read_header(&cinfo, TRUE);
+    const bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+    const bool gray = cinfo.num_components == 1;
+    cinfo.out_color_space = gray ? JCS_GRAYSCALE : cmyk ? JCS_CMYK : JCS_RGB;
+    jpeg_start_decompress(&cinfo);
+    img.width = static_cast<int>(cinfo.output_width);
+    img.height = static_cast<int>(cinfo.output_height);
+    img.channels = gray ? 1 : 3;
+    if (cinfo.density_unit == 1) img.dpi = cinfo.X_density;  // dots per inch
+    if (cinfo.density_unit == 2) img.dpi = static_cast<int>(cinfo.X_density * 2.54 + 0.5);  // per centimetre
+    pixels->resize(static_cast<std::size_t>(img.width) * img.height * img.channels);
+    if (cmyk) cmyk_row.resize(static_cast<std::size_t>(img.width) * 4);
+    // Adobe's files store CMYK inverted (255 is no ink); others store ink.
+    const bool inverted = cinfo.saw_Adobe_marker != 0;
+    while (cinfo.output_scanline < cinfo.output_height) {
+        std::uint8_t* out = pixels->data() + static_cast<std::size_t>(cinfo.output_scanline) * img.width * img.channels;
+        JSAMPROW row = cmyk ? cmyk_row.data() : out;
+        jpeg_read_scanlines(&cinfo, &row, 1);
+        if (!cmyk) continue;
+        for (int x = 0; x < img.width; ++x) {
+            int ink[4];
+            for (int c = 0; c < 4; ++c) ink[c] = inverted ? cmyk_row[4 * x + c] : 255 - cmyk_row[4 * x + c];
+            for (int c = 0; c < 3; ++c) out[3 * x + c] = static_cast<std::uint8_t>(ink[c] * ink[3] / 255);
+        }
+    }
+    // A progressive file is read whole before any row comes out: where its data ended says
+    // nothing of which rows are whole (each scan refines the whole page).
+    const bool progressive = cinfo.progressive_mode != 0;
+    jpeg_finish_decompress(&cinfo);
+    jpeg_destroy_decompress(&cinfo);
+    if (messages.warnings > 0) {
+        const std::string warnings = fmt::format("libjpeg: {}{}", messages.first_warning,
+                                                 messages.warnings > 1 ? fmt::format(", and {} more warning(s)", messages.warnings - 1) : "");
+        if (messages.data_ended_at_row && progressive) {
+            damage = fmt::format("damaged JPEG: the data ends early; in a progressive JPEG that leaves the page blurred or partly blank ({})",
+                                 warnings);
+            img.pixels = std::move(pixels);
+            return img;
+        }
+        if (messages.data_ended_at_row && *messages.data_ended_at_row < kWholeEnough * img.height)
+            bad(part, fmt::format("truncated JPEG: the data ends at row {} of {}, so {:.0f}% of the page is missing ({})", *messages.data_ended_at_row,
+                                  img.height, 100.0 * (img.height - *messages.data_ended_at_row) / img.height, warnings));
+        damage = messages.data_ended_at_row
+                     ? fmt::format("damaged JPEG: the data ends at row {} of {}; the rows after it are blank ({})", *messages.data_ended_at_row,
+                                   img.height, warnings)
+                     : fmt::format("damaged JPEG: parts of the page may be garbled ({})", warnings);
+    }
+    img.pixels = std::move(pixels);
+    return img;
+}
+
 // Decoding a page holds, besides the page we keep: Leptonica's PIX (up to 4 bytes a pixel)
 // and its converted copy (as much again); rendering a PDF page, poppler's bitmap and image
 // (4 bytes a pixel each). An over-estimate for gray and bilevel sources, on purpose.
@@ -262,6 +402,12 @@ PartDecoder::PartDecoder(const Part& part, const DecodeLimits& limits) : part_(p
         w = static_cast<l_int32>(own->width);
         h = static_cast<l_int32>(own->height);
         cmap = format == IFF_GIF;
+    } else if (format == IFF_JFIF_JPEG) {
+        const JpegHeader header = read_jpeg_header(part, data, size);
+        check_planned(part, 0, header.width, header.height, limits);
+        w = static_cast<l_int32>(header.width);
+        h = static_cast<l_int32>(header.height);
+        spp = header.components;
     } else if (pixReadHeaderMem(data, size, &format, &w, &h, &bps, &spp, &cmap) != 0 || w <= 0 || h <= 0) {
         bad(part, "not a readable image (unknown format, or a corrupt header)");
     }
@@ -349,16 +495,13 @@ std::vector<Page> PartDecoder::decode() {
         }
         return pages;
     }
-    PixPtr pix;
     if (format_ == IFF_JFIF_JPEG) {
-        // libjpeg only warns on a truncated file and fills the rest with gray; count the warnings.
-        l_int32 warnings = 0;
-        pix.reset(pixReadMemJpeg(data, size, 0, 1, &warnings, 0));
-        if (!pix || warnings > 0)
-            bad(part_, fmt::format("truncated or corrupt JPEG (the data ends early or is damaged; {} decoder warning(s))", warnings));
-    } else {
-        pix.reset(pixReadMem(data, size));
+        std::string damage;
+        pages.push_back(Page{0, decode_jpeg(part_, data, size, damage), {}, std::nullopt});
+        if (!damage.empty()) damage_.push_back(fmt::format("{}: page 1: {}", part_.name, damage));
+        return pages;
     }
+    PixPtr pix(pixReadMem(data, size));
     if (!pix) bad(part_, "the image data cannot be decoded (truncated or corrupt)");
     check_planned(part_, 0, pixGetWidth(pix.get()), pixGetHeight(pix.get()), limits_);
     pages.push_back(Page{0, to_image(pix.get()), {}, std::nullopt});

@@ -30,7 +30,8 @@ struct DecodeLimits {
 
 bool is_pdf(const Part& part);
 
-// Leptonica and poppler write their own messages to stderr, past every log. Route them to
+// Leptonica and poppler write their own messages to stderr, past every log (libjpeg's are
+// kept by the JPEG decoder, which puts them in its error). Route them to
 // a node's logger at debug level instead (every failure also reaches the document as
 // BadInput with its reason): the most recently registered logger, since each library has
 // one handler per process. Unregister with the same pointer before the logger dies.
@@ -47,7 +48,7 @@ struct PlannedPage {
 
 class PartDecoder {
 public:
-    // Images: JPEG, PNG, TIFF (every page), BMP, GIF, WebP — whatever Leptonica reads.
+    // Images: JPEG (libjpeg), PNG, TIFF (every page), BMP, GIF, WebP — whatever Leptonica reads.
     // PDFs through poppler: each page rendered at limits.pdf_dpi, or its text layer kept.
     // Reads headers and checks limits only; throws BadInput naming the file and page.
     PartDecoder(const Part& part, const DecodeLimits& limits);
@@ -62,6 +63,10 @@ public:
     std::size_t work_bytes() const;
 
     std::vector<Page> decode();
+    // After decode(): one line per page that was decoded in spite of damage the decoder
+    // reported ("photo.jpg: page 1: damaged JPEG: ... (libjpeg: ...)"). Such a page is
+    // kept because most of it is there; what was read from it needs a person's check.
+    const std::vector<std::string>& damage() const { return damage_; }
 
 private:
     struct Pdf;
@@ -71,6 +76,7 @@ private:
     std::vector<PlannedPage> plan_;
     std::vector<std::string> text_layers_;  // PDF: per page, kept text ("" = render)
     std::unique_ptr<Pdf> pdf_;
+    std::vector<std::string> damage_;
 };
 
 // Plan and decode in one go (tests, tools): the pages of an image or PDF part.

@@ -6,6 +6,9 @@
 #include <fstream>
 #include <sstream>
 
+#include <leptonica/allheaders.h>
+
+#include "decode.hpp"
 #include "docpipe/registry.hpp"
 #include "docpipe/testing.hpp"
 #include "harness.hpp"
@@ -120,27 +123,140 @@ TEST(PdfPages, PdfTextLayerIsKeptOrRendered) {
     EXPECT_TRUE(rendered[0].doc->pages[0].text_layer.empty());
 }
 
-TEST(PdfPages, LibraryMessagesGoToTheNodesLogNotToStderr) {
+// libjpeg's own warning ("Premature end of JPEG file") went straight to stderr, through the
+// operator's progress line, because Leptonica's JPEG reader installs libjpeg's default
+// message handler. JPEGs are now decoded with libjpeg directly: its warning is in the
+// document's error instead, and nothing reaches stderr.
+TEST(PdfPages, LibraryMessagesReachTheErrorAndTheLogNotStderr) {
     auto runner = NodeRunner::from_plugin(kPlugin, "transform.pdf_pages", "{}");
     Bytes receipt = read_bytes(kReceipt);
     Bytes truncated(receipt.begin(), receipt.begin() + static_cast<std::ptrdiff_t>(receipt.size() / 3));
     ::testing::internal::CaptureStderr();
-    (void)error_of(runner, doc_of("photo.jpg", truncated));
+    const std::string error = error_of(runner, doc_of("photo.jpg", truncated));
+    // Not a JPEG at all past its first bytes: libjpeg's fatal error, in the error too.
+    Bytes mangled(receipt.begin(), receipt.begin() + 600);
+    mangled.resize(2000, std::uint8_t{0x41});
+    const std::string fatal = error_of(runner, doc_of("mangled.jpg", mangled));
+    // A PNG cut short: Leptonica's complaint goes to the node's log.
+    test::TempDir dir;
+    ASSERT_EQ(std::system(("convert -size 300x300 plasma:fractal " + (dir.path() / "p.png").string() + " 2>/dev/null").c_str()), 0);
+    Bytes png = read_bytes(dir.path() / "p.png");
+    png.resize(png.size() / 2);
+    (void)error_of(runner, doc_of("cut.png", png));
     const std::string err = ::testing::internal::GetCapturedStderr();
-    // Leptonica's own lines ("Error in pixReadMemJpeg: ...") no longer reach stderr. libjpeg
-    // still prints its warning ("Premature end of JPEG file") itself: Leptonica installs
-    // libjpeg's default message handler, which no API lets us replace.
+    // (libpng's own "libpng error: ..." still reaches stderr: Leptonica installs libpng's
+    // default handlers too. PNG receipts are rare; a JPEG photo is the usual attachment.)
+    EXPECT_EQ(err.find("JPEG"), std::string::npos) << err;
     EXPECT_EQ(err.find("Error in"), std::string::npos) << err;
+    EXPECT_THAT(error, HasSubstr("photo.jpg: truncated JPEG: the data ends at row "));
+    EXPECT_THAT(error, HasSubstr("(libjpeg: Premature end of JPEG file"));
+    EXPECT_THAT(fatal, HasSubstr("mangled.jpg: not a readable image (corrupt JPEG header: "));
+    EXPECT_THAT(fatal, HasSubstr("libjpeg)"));
     bool routed = false;
     for (const auto& line : runner.context().log_lines()) routed |= line.message.rfind("leptonica: ", 0) == 0;
-    EXPECT_TRUE(routed) << "Leptonica's complaint about the truncated JPEG should be in the node's log";
+    EXPECT_TRUE(routed) << "Leptonica's complaint about the cut PNG should be in the node's log";
+}
+
+// A JPEG cut short near its end, or with junk before its end marker, is mostly there: it
+// used to fail as bad input, so a legible receipt (train 427) never reached the OCR. The
+// page is now kept, and the document says what is damaged (a "damaged page" trace entry,
+// which sends a claim to a person) and the log warns. A file cut early still fails.
+TEST(PdfPages, AJpegDamagedNearItsEndIsKeptAndMarkedDamaged) {
+    auto runner = NodeRunner::from_plugin(kPlugin, "transform.pdf_pages", "{}");
+    const Bytes receipt = read_bytes(kReceipt);
+    auto damage_of = [](const std::vector<Emitted>& out) {
+        std::string found;
+        for (const auto& t : out.at(0).doc->trace)
+            if (t.event == kDamagedPageEvent) found += t.detail;
+        return found;
+    };
+
+    Bytes nearly(receipt.begin(), receipt.end() - static_cast<std::ptrdiff_t>(receipt.size() / 50));
+    auto out = runner.process(doc_of("nearly.jpg", nearly));
+    ASSERT_EQ(out.at(0).doc->pages.size(), 1u);
+    EXPECT_EQ(out[0].doc->pages[0].image.height, 1748);
+    EXPECT_THAT(damage_of(out), ::testing::MatchesRegex(
+                                    "nearly\\.jpg: page 1: damaged JPEG: the data ends at row [0-9]+ of 1748; the rows after it are blank "
+                                    "\\(libjpeg: Premature end of JPEG file.*\\)"));
+
+    Bytes junk_before_end = receipt;
+    junk_before_end.insert(junk_before_end.end() - 2, {0x12, 0x34, 0x56, 0x78, 0x9A});
+    auto junk = runner.process(doc_of("junk.jpg", junk_before_end));
+    EXPECT_THAT(damage_of(junk), HasSubstr("junk.jpg: page 1: damaged JPEG: parts of the page may be garbled (libjpeg: Corrupt JPEG data: "));
+    bool warned = false;
+    for (const auto& line : runner.context().log_lines()) warned |= line.level == LogLevel::Warn && line.message.find("junk.jpg: page 1: damaged JPEG") != std::string::npos;
+    EXPECT_TRUE(warned);
+
+    // A progressive JPEG cut in half: each scan covers the whole page, so it is kept, marked.
+    test::TempDir dir;
+    const fs::path progressive = dir.path() / "progressive.jpg";
+    ASSERT_EQ(std::system(("convert " + kReceipt.string() + " -interlace JPEG " + progressive.string()).c_str()), 0);
+    Bytes cut = read_bytes(progressive);
+    cut.resize(cut.size() / 2);
+    auto blurred = runner.process(doc_of("progressive.jpg", cut));
+    EXPECT_THAT(damage_of(blurred), HasSubstr("progressive.jpg: page 1: damaged JPEG: the data ends early; in a progressive JPEG that "
+                                              "leaves the page blurred or partly blank (libjpeg: Premature end of JPEG file"));
+
+    auto whole = runner.process(doc_of("whole.jpg", receipt));
+    EXPECT_EQ(damage_of(whole), "") << "an undamaged JPEG has no such entry";
+
+    Bytes half(receipt.begin(), receipt.begin() + static_cast<std::ptrdiff_t>(receipt.size() / 2));
+    EXPECT_THAT(error_of(runner, doc_of("half.jpg", half)),
+                ::testing::MatchesRegex("half\\.jpg: truncated JPEG: the data ends at row [0-9]+ of 1748, so [0-9]+% of the page is missing "
+                                        "\\(libjpeg: Premature end of JPEG file.*\\)"));
+}
+
+// The JPEG decoder that replaced Leptonica's gives the pixels and the dpi Leptonica gave, so
+// the OCR reads the same page: colour, gray, CMYK (inverted, as Adobe writes it) and a
+// density in dots per centimetre.
+TEST(JpegDecode, GivesLeptonicasPixelsAndDpi) {
+    test::TempDir dir;
+    const std::vector<std::pair<std::string, std::string>> variants = {
+        {"colour.jpg", "-density 200 -units PixelsPerInch"},
+        {"gray.jpg", "-colorspace Gray"},
+        {"cmyk.jpg", "-colorspace CMYK"},
+        {"dpcm.jpg", "-units PixelsPerCentimeter -density 118"},
+    };
+    for (const auto& [name, options] : variants) {
+        SCOPED_TRACE(name);
+        const fs::path file = dir.path() / name;
+        ASSERT_EQ(std::system(("convert " + kReceipt.string() + " -resize 40% " + options + " " + file.string()).c_str()), 0);
+        const Bytes bytes = read_bytes(file);
+        const Part part{name, "image/jpeg", std::make_shared<const Bytes>(bytes)};
+        const Image img = imaging::decode_image(part, imaging::DecodeLimits{}).at(0).image;
+
+        PIX* pix = pixReadMemJpeg(bytes.data(), bytes.size(), 0, 1, nullptr, 0);
+        ASSERT_NE(pix, nullptr);
+        PIX* rgb = pixGetDepth(pix) == 32 ? pixClone(pix) : nullptr;
+        EXPECT_EQ(img.width, pixGetWidth(pix));
+        EXPECT_EQ(img.height, pixGetHeight(pix));
+        EXPECT_EQ(img.dpi, pixGetXRes(pix));
+        EXPECT_EQ(img.channels, rgb ? 3 : 1);
+        std::size_t differing = 0;
+        for (int y = 0; y < img.height; ++y)
+            for (int x = 0; x < img.width; ++x) {
+                l_uint32 value = 0;
+                pixGetPixel(pix, x, y, &value);
+                const std::uint8_t* got = img.pixels->data() + (static_cast<std::size_t>(y) * img.width + x) * img.channels;
+                if (rgb) {
+                    l_int32 r, g, b;
+                    extractRGBValues(value, &r, &g, &b);
+                    differing += got[0] != r || got[1] != g || got[2] != b;
+                } else {
+                    differing += got[0] != value;
+                }
+            }
+        EXPECT_EQ(differing, 0u);
+        if (rgb) pixDestroy(&rgb);
+        pixDestroy(&pix);
+    }
 }
 
 TEST(PdfPages, BadInputGivesClearReasons) {
     auto runner = NodeRunner::from_plugin(kPlugin, "transform.pdf_pages", "max_pages: 50");
     Bytes receipt = read_bytes(kReceipt);
     Bytes truncated(receipt.begin(), receipt.begin() + static_cast<std::ptrdiff_t>(receipt.size() / 3));
-    EXPECT_THAT(error_of(runner, doc_of("photo.jpg", truncated)), HasSubstr("photo.jpg: truncated or corrupt JPEG"));
+    EXPECT_THAT(error_of(runner, doc_of("photo.jpg", truncated)), HasSubstr("photo.jpg: truncated JPEG: the data ends at row "));
     EXPECT_EQ(error_of(runner, doc_of("empty.png", Bytes{})), "empty.png: empty file (0 bytes)");
     EXPECT_THAT(error_of(runner, doc_of("noise.png", bytes_of("not an image at all, just text"))),
                 HasSubstr("noise.png: not a readable image"));

@@ -84,6 +84,11 @@ public:
                 p.index = static_cast<int>(doc->pages.size());
                 doc->pages.push_back(std::move(p));
             }
+            for (const std::string& damage : decoder->damage()) {
+                ctx_.log().log(LogLevel::Warn, fmt::format("{}: {}; the page is read, and what is read from it needs a check", doc->id, damage));
+                doc->trace.push_back({ctx_.node_name(), std::string(kDamagedPageEvent), 0.0, damage});
+                ctx_.metrics().increment("damaged_pages_total");
+            }
         }
         ctx_.metrics().increment("pages_total", static_cast<double>(doc->pages.size()));
         out.emit(std::move(doc));

@@ -30,7 +30,7 @@ set -e
 grep -q "3 taken, 1 completed, 2 failed" "$WORK/summary.txt" || { cat "$WORK/summary.txt"; fail "summary"; }
 grep -q '479.05' "$WORK/out/"*.json || fail "OCR text of the receipt lacks 479.05"
 grep -q 'INV-2024-001234' "$WORK/out/"*.json || fail "OCR text lacks the invoice number"
-grep -q "broken.jpg: truncated or corrupt JPEG" "$WORK/inbox/failed/broken.jpg.reason" || { cat "$WORK/inbox/failed/broken.jpg.reason"; fail "reason for the truncated JPEG"; }
+grep -q "broken.jpg: truncated JPEG: the data ends at row" "$WORK/inbox/failed/broken.jpg.reason" || { cat "$WORK/inbox/failed/broken.jpg.reason"; fail "reason for the truncated JPEG"; }
 grep -q "empty.png: empty file (0 bytes)" "$WORK/inbox/failed/empty.png.reason" || fail "reason for the empty file"
 [ -e "$WORK/inbox/processed/receipt.jpg" ] || fail "the good receipt should be in processed/"
 echo "ok: receipt OCR'd, bad files failed with reasons, the run went on"

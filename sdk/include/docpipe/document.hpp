@@ -85,6 +85,12 @@ struct TraceEntry {
     std::string detail;  // error text for failures; never personal data
 };
 
+// The trace event of a page that was decoded although its file is damaged (a JPEG cut short
+// or with corrupt data, most of the page still there); `detail` names the file, the page and
+// what the decoder found. What is read from such a page may be incomplete: a component
+// that acts on its content unchecked (transform.claims) sends the document to a person.
+inline constexpr std::string_view kDamagedPageEvent = "damaged page";
+
 class Document {
 public:
     std::string id;
