@@ -603,10 +603,12 @@ struct AdminServer::Impl {
 
     // ---- review UI ------------------------------------------------------------------------
 
-    // Records a reviewer's action in the state store (who: the key's label). The action has
-    // happened already, so a store failure here is logged, not answered as a failure.
+    // Records a reviewer's action in the state store (who: the key's label; via: the review
+    // UI, which says so in X-Docpipe-Client, or the API from a script or curl). The action
+    // has happened already, so a store failure here is logged, not answered as a failure.
     void audit(const Request& req, const std::string& id, json entry) {
         entry["by"] = req.key_label;
+        entry["via"] = req.header("X-Docpipe-Client") == "review-ui" ? "review UI" : "API";
         entry["request_id"] = req.id;
         const std::string action = entry.value("action", "");
         try {

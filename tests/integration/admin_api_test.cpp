@@ -432,6 +432,11 @@ edges:
     auto rejected = post("/api/v1/exceptions/doc-2/reject", R"({"reason": "duplicate of an earlier claim"})");
     ASSERT_EQ(rejected->status, 200) << rejected->body;
     EXPECT_EQ(body(rejected)["data"]["status"], "rejected");
+    // The document's own outcome says so too (it kept saying "review" before).
+    const json outcomes = body(get("/api/v1/jobs/doc-2"))["data"]["outcomes"];
+    ASSERT_EQ(outcomes.size(), 1u) << outcomes;
+    EXPECT_EQ(outcomes[0]["status"], "rejected") << outcomes;
+    EXPECT_EQ(outcomes[0]["reason"], "rejected by a reviewer: duplicate of an earlier claim") << outcomes;
     EXPECT_EQ(body(get("/api/v1/exceptions"))["meta"]["pagination"]["total"], 0);
     EXPECT_TRUE(rt_->state().keys("review/").empty()) << "parked documents are cleared once decided";
 }
@@ -695,13 +700,16 @@ TEST_F(AdminApi, AFailedApprovalReturnedToReviewKeepsTheReviewersCorrection) {
           ", approved_node: ncb");
     ASSERT_TRUE(wait_job("claim-3", "review"));
     script_ncb(ncb, 500, 1);  // the approval fails, and is dead-lettered
-    auto approved = client_->Post("/api/v1/exceptions/claim-3/approve", {{"X-API-Key", kKey}}, R"({"fields": {"total_amount": 777}})",
-                                  "application/json");
+    auto approved = client_->Post("/api/v1/exceptions/claim-3/approve", {{"X-API-Key", kKey}},
+                                  R"({"fields": {"total_amount": 777}, "notes": "amount from the second page"})", "application/json");
     ASSERT_EQ(approved->status, 200) << approved->body;
     ASSERT_TRUE(wait_job("claim-3", "failed"));
+    EXPECT_EQ(body(get("/api/v1/jobs/claim-3"))["data"]["references"]["reviewer_notes"], "amount from the second page");
     auto back = client_->Post("/api/v1/jobs/claim-3/review", {{"X-API-Key", kKey}}, "", "application/json");
     ASSERT_EQ(back->status, 200) << back->body;
     ASSERT_TRUE(wait_job("claim-3", "review"));
+    // Back in review, the failed approval's note is in the audit only, not shown as the job's.
+    EXPECT_FALSE(body(get("/api/v1/jobs/claim-3"))["data"]["references"].contains("reviewer_notes"));
     approved = client_->Post("/api/v1/exceptions/claim-3/approve", {{"X-API-Key", kKey}}, "{}", "application/json");
     ASSERT_EQ(approved->status, 200) << approved->body;
     ASSERT_TRUE(wait_job("claim-3", "submitted"));
@@ -982,6 +990,7 @@ edges:
     ASSERT_EQ(audit.size(), 1u) << audit;
     json e = audit[0];
     EXPECT_EQ(e["action"], "approve");
+    EXPECT_EQ(e["via"], "API") << "a request without the review UI's X-Docpipe-Client header is the API's";
     EXPECT_EQ(e["notes"], "second receipt re-read");
     EXPECT_EQ(e["documents"][b]["changes"]["total_amount"], json({{"from", 30.0}, {"to", 31.5}})) << e;
     EXPECT_FALSE(e["documents"][a]["changes"].contains("total_amount")) << e;

@@ -203,6 +203,17 @@ async function main() {
     const row = page.locator('tr[data-field="total_amount"]');
     await page.getByLabel('Note for the record (optional)').fill('total corrected from the receipt');
     await row.getByRole('button', { name: 'Edit Total amount' }).click();
+    // Not an amount as a receipt prints one: refused in the form (Number() took 0x1F for 31).
+    for (const typed of ['0x1F', '1e3', '481.105']) {
+      await page.getByLabel('New total amount').fill(typed);
+      await page.getByLabel('New total amount').press('Enter');
+      assert.match(await row.locator('p.field-error').textContent(), /must be an amount such as 479\.05/, typed);
+    }
+    // A slipped decimal point is kept, with a warning to check it, and then typed again.
+    await page.getByLabel('New total amount').fill('48110');
+    await page.getByLabel('New total amount').press('Enter');
+    assert.match(await row.locator('p.field-warning').textContent(), /^48110 is \d+ times the .* read from the receipt: check the digits/);
+    await row.getByRole('button', { name: 'Edit Total amount' }).click();
     await page.getByLabel('New total amount').fill('RM 481.10');
     await page.getByLabel('New total amount').press('Enter');
     assert.match(await row.locator('td.value').textContent(), /^481\.10 was /);
@@ -224,6 +235,7 @@ async function main() {
     assert.equal(audit.length, 1);
     assert.equal(audit[0].action, 'approve');
     assert.equal(audit[0].by, 'alice');
+    assert.equal(audit[0].via, 'review UI', 'an action taken in the UI is recorded as such');
     assert.equal(audit[0].changes.total_amount.to, 481.1);
     assert.equal(audit[0].changes.total_amount.from, target.fields.total_amount.value);
     assert.equal(audit[0].notes, 'total corrected from the receipt');
@@ -329,6 +341,7 @@ async function main() {
     }
     const audit = page.locator('ol.audit li[data-action="approve"]');
     assert.match(await audit.textContent(), /approve by alice — Total amount: .* → 481\.10/);
+    assert.match(await page.locator('ol.timeline li[data-stage="approve by alice"]').textContent(), /approve by alice \(review UI\)/);
     await shot(page, '05-job-detail');
     // A job still in review shows its whole way so far.
     const xss = byFile('xss-provider.eml');

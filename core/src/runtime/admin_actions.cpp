@@ -304,6 +304,14 @@ ActionResult AdminActions::reject(const std::string& id, const std::string& reas
         if (!still_in_review) return;
         j.status = "rejected";
         j.last_error = reason;
+        // The documents the reviewer decided on: their outcomes said "review" for good.
+        nlohmann::json outcomes = j.outcomes();
+        for (auto& o : outcomes)
+            if (o.value("status", "") == "review") {
+                o["status"] = "rejected";
+                o["reason"] = "rejected by a reviewer: " + reason;
+            }
+        j.set_outcomes_text(outcomes.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     });
     if (!still_in_review) return ActionResult::fail(Result::Conflict, "job is no longer in review: another reviewer acted on it first");
     for (const auto& key : store_.keys("review/" + id + "/", 1000)) store_.erase(key);
@@ -335,6 +343,8 @@ ActionResult AdminActions::return_to_review(const std::string& id) {
             }
         j.set_outcomes_text(outcomes.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
         j.status = "review";
+        // The failed approval's note is in the audit trail; the next approval brings its own.
+        if (j.references.is_object()) j.references.erase("reviewer_notes");
         j.last_error = "returned to review: " + j.last_error;
     });
     if (!changed) return ActionResult::fail(Result::Conflict, "job changed meanwhile; reload it");

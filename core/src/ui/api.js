@@ -41,7 +41,8 @@ async function errorOf(response) {
 }
 
 async function send(path, options, key) {
-  const headers = { 'X-API-Key': key, Accept: 'application/json' };
+  // X-Docpipe-Client: the audit trail says an action came from this UI, not a script.
+  const headers = { 'X-API-Key': key, Accept: 'application/json', 'X-Docpipe-Client': 'review-ui' };
   if (options.body !== undefined) headers['Content-Type'] = 'application/json';
   let response;
   try {

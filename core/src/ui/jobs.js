@@ -87,7 +87,7 @@ function timeline(job, audit) {
   for (const t of job.trace || []) {
     events.push({ at: t.start_ms, what: stage(t.component), node: t.node, ms: t.ms, outcome: t.outcome, detail: t.detail || '', attempt: t.attempt, doc: t.doc_id });
   }
-  for (const a of audit) events.push({ at: a.at_ms, what: `${a.action.replace(/_/g, ' ')} by ${a.by || 'unknown'}`, node: 'review UI', outcome: 'ok', detail: a.reason || a.notes || '' });
+  for (const a of audit) events.push({ at: a.at_ms, what: `${a.action.replace(/_/g, ' ')} by ${a.by || 'unknown'}`, node: a.via || '', outcome: 'ok', detail: a.reason || a.notes || '' });
   events.sort((x, y) => (x.at || 0) - (y.at || 0));
   return h('ol', { class: 'timeline' }, events.map((e) => h('li', { class: `outcome-${String(e.outcome).replace(/[^a-z_]/g, '')}`, dataset: { stage: e.what } },
     h('time', {}, formatTime(e.at)), ' ',

@@ -153,9 +153,11 @@ function provenanceText(f) {
 function parseCorrection(name, text) {
   const t = text.trim();
   if (NUMERIC.has(name)) {
-    const n = Number(t.replace(/^RM\s*/i, '').replace(/,/g, ''));
-    if (!t || !Number.isFinite(n)) throw new Error(`${label(name)} must be a number such as 479.05`);
-    return Math.round(n * 100) / 100;
+    // Digits with at most two decimals, as a receipt prints an amount: Number() alone took
+    // "0x1F" for 31, "1e3" for 1000 and rounded away a third decimal the reviewer typed.
+    const digits = t.replace(/^RM\s*/i, '').replace(/,/g, '');
+    if (!/^(\d+|\d*\.\d{1,2})$/.test(digits)) throw new Error(`${label(name)} must be an amount such as 479.05`);
+    return Number(digits);
   }
   if (!t) throw new Error(`${label(name)} cannot be empty`);
   return t;
@@ -343,14 +345,19 @@ export async function showItem(main, id) {
           corrections[doc.doc_id][name] = parseCorrection(name, input.value);
         } catch (e) {
           problem.textContent = e.message;
+          problem.classList.remove('field-warning');
           return;
         }
         const now = corrections[doc.doc_id][name];
         clear(valueCell).append(h('span', { class: 'corrected' }, formatValue(now)), h('span', { class: 'was' }, ` was ${formatValue(f.value)}`));
         editor.hidden = true;
-        problem.textContent = '';
+        // A slipped decimal point ("47905" for 479.05) still parses: say so, without refusing
+        // it, when the new amount is far above the one read from the receipt.
+        const far = NUMERIC.has(name) && typeof f.value === 'number' && f.value > 0 && now >= 5 * f.value;
+        problem.textContent = far ? `${formatValue(now)} is ${Math.round(now / f.value)} times the ${formatValue(f.value)} read from the receipt: check the digits before approving` : '';
+        problem.classList.toggle('field-warning', far);
         editButton.focus();
-        announce(`${what} corrected to ${formatValue(now)}; approve to send it`);
+        announce(`${what} corrected to ${formatValue(now)}; approve to send it${far ? '. ' + problem.textContent : ''}`);
       };
       input.addEventListener('keydown', (e) => {
         if (e.key === 'Enter') { e.preventDefault(); save(); }
