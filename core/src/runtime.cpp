@@ -97,6 +97,10 @@ void Runtime::build_nodes() {
         node->label = fmt::format("node '{}' ({})", ns.name, ns.component);
         node->trace_prefix = timeline_prefix(ns.name, ns.component);
         node->context = std::make_unique<NodeContext>(ns.name, m.logger, m.json_logs, m.metrics, *m.state, *m.clock);
+        // Called from the component's threads once running; the job book exists by then.
+        node->context->set_reference_amender([&m](std::string_view job, std::string_view doc, std::string_view key, std::string_view value) {
+            return m.jobs && m.jobs->amend_reference(std::string(job), std::string(doc), std::string(key), std::string(value));
+        });
         try {
             node->component = ns.descriptor->create(ns.config, *node->context);
             if (!node->component) throw std::runtime_error("the factory returned no component");

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -125,9 +126,17 @@ public:
     Metrics& metrics() override { return metrics_; }
     StateStore& state() override { return state_; }
     Clock& clock() override { return clock_; }
+    bool amend_reference(std::string_view job_id, std::string_view doc_id, std::string_view key, std::string_view value) override {
+        return reference_amender_ && reference_amender_(job_id, doc_id, key, value);
+    }
+    // The runtime's job book, reached through this (set before the component starts; unset:
+    // `docpipe extract`, which keeps no jobs).
+    using ReferenceAmender = std::function<bool(std::string_view, std::string_view, std::string_view, std::string_view)>;
+    void set_reference_amender(ReferenceAmender amender) { reference_amender_ = std::move(amender); }
 
 private:
     std::string name_;
+    ReferenceAmender reference_amender_;
     NodeLogger logger_;
     NodeMetrics metrics_;
     StateStore& state_;

@@ -279,7 +279,15 @@ TEST(SheetsSink, AtStopTheJournalIsWrittenOutWhenSheetsIsBack) {
     runner.component().stop();
     EXPECT_EQ(document_ids_in(g.tab(kTab)), (std::vector<std::string>{"d1"}));
     EXPECT_TRUE(runner.context().state().keys("sheets-journal/book1/", 100).empty());
-    // The job keeps "journaled"; the log says where the row went, under the document's id.
+    // The job read "journaled": it is told where the row went (its job is its own id here,
+    // a source document), and the log says it too, under the document's id.
+    const auto amended = runner.context().amended_references();
+    ASSERT_EQ(amended.size(), 1u);
+    EXPECT_EQ(amended[0].job_id, "d1");
+    EXPECT_EQ(amended[0].doc_id, "d1");
+    EXPECT_EQ(amended[0].key, "sheets_range");
+    EXPECT_NE(amended[0].value.find(kTab), std::string::npos) << amended[0].value;
+    EXPECT_NE(amended[0].value, "journaled");
     bool said_where = false;
     for (const auto& line : runner.context().log_lines())
         said_where = said_where || (line.doc_id == "d1" && line.message.find("journaled audit row written at ") != std::string::npos &&

@@ -168,6 +168,8 @@ void SheetsSink::stop() {
     }
     thread_cv_.notify_all();
     if (replayer_.joinable()) replayer_.join();
+    // The runtime has drained: the jobs of rows written meanwhile are settled now.
+    amend_waiting_jobs();
     if (!journal_enabled_ || journaled_.load() <= 0) return;
     // The documents are done by now (the runtime drained): write the journal out if Sheets
     // takes it, so that a --once run leaves nothing behind when Sheets is back. Not when a
@@ -175,7 +177,9 @@ void SheetsSink::stop() {
     // by another request timeout.
     const auto failed_at = std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(last_replay_failure_.load()));
     const bool just_failed = last_replay_failure_.load() != 0 && std::chrono::steady_clock::now() - failed_at < std::chrono::seconds(10);
-    if (just_failed || !replay_journal())
+    const bool replayed = !just_failed && replay_journal();
+    amend_waiting_jobs();  // the rows this last replay wrote
+    if (!replayed)
         ctx_.log().warn("{} audit row(s) stay in the journal in the state store, for the next start (or another process sharing "
                         "the store) to replay; with `state: memory` they are lost at exit",
                         std::max<std::int64_t>(0, journaled_.load()));
@@ -188,7 +192,7 @@ bool SheetsSink::journal_row(const Row& row) {
     const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(ctx_.clock().now().time_since_epoch()).count();
     const std::string key = fmt::format("{}{:015}-{:010}-{}", journal_prefix_, now_ms, journal_sequence_.fetch_add(1) + 1, instance_);
     try {
-        ctx_.state().put(key, json{{"tab", row.tab}, {"cells", row.cells}, {"doc_id", row.doc_id}}.dump());
+        ctx_.state().put(key, json{{"tab", row.tab}, {"cells", row.cells}, {"doc_id", row.doc_id}, {"job_id", row.job_id}}.dump());
     } catch (const std::exception& e) {
         ctx_.log().log(LogLevel::Warn, fmt::format("could not journal the audit row: {}", e.what()), row.doc_id);
         return false;
@@ -246,7 +250,8 @@ bool SheetsSink::replay_journal() {
                     journaled_.fetch_sub(1);
                     continue;
                 }
-                rows.push_back(Row{j.value("tab", ""), j["cells"], doc_id});
+                // An entry journaled before SDK ABI 7 has no job id: a source document's is its own.
+                rows.push_back(Row{j.value("tab", ""), j["cells"], doc_id, j.value("job_id", doc_id)});
                 taken.push_back(k);
                 claimed.push_back(k);
                 values.push_back(*value);
@@ -283,13 +288,13 @@ bool SheetsSink::replay_journal() {
                 }
                 release_entry(taken[i]);
                 journaled_.fetch_sub(1);
-                // The job still reads "sheets_range: journaled" (a sink cannot amend a settled
-                // job's references): this line, under the document's id, says where it went.
+                // The job read "sheets_range: journaled" since the row was journaled: it now
+                // says where the row went. This line, under the document's id, says it too
+                // (and is all there is when the job is not settled yet, or not kept).
                 const auto range = results[i].references().find("sheets_range");
-                ctx_.log().log(LogLevel::Info,
-                               fmt::format("journaled audit row written at {}",
-                                           range != results[i].references().end() ? range->second : std::string("(range not given)")),
-                               rows[i].doc_id);
+                const std::string where = range != results[i].references().end() ? range->second : std::string("(range not given)");
+                ctx_.log().log(LogLevel::Info, fmt::format("journaled audit row written at {}", where), rows[i].doc_id);
+                if (range != results[i].references().end()) amend_job(rows[i], range->second);
             }
             ctx_.log().log(LogLevel::Info,
                            fmt::format("replayed {} journaled audit row(s); {} left", rows.size(), std::max<std::int64_t>(0, journaled_.load())));
@@ -301,6 +306,25 @@ bool SheetsSink::replay_journal() {
     }
 }
 
+void SheetsSink::amend_job(const Row& row, const std::string& range) {
+    if (ctx_.amend_reference(row.job_id, row.doc_id, "sheets_range", range)) return;
+    std::lock_guard lock(unamended_mutex_);
+    if (unamended_.size() < 10'000) unamended_.push_back({row.job_id, row.doc_id, range});  // the log line above says it anyway
+}
+
+void SheetsSink::amend_waiting_jobs() {
+    std::vector<Unamended> waiting;
+    {
+        std::lock_guard lock(unamended_mutex_);
+        waiting.swap(unamended_);
+    }
+    std::vector<Unamended> still;
+    for (auto& w : waiting)
+        if (!ctx_.amend_reference(w.job_id, w.doc_id, "sheets_range", w.range)) still.push_back(std::move(w));
+    std::lock_guard lock(unamended_mutex_);
+    unamended_.insert(unamended_.end(), std::make_move_iterator(still.begin()), std::make_move_iterator(still.end()));
+}
+
 void SheetsSink::replay_loop() {
     std::unique_lock lock(thread_mutex_);
     bool first = true;  // what the start found goes out at once, not after journal_retry
@@ -308,6 +332,9 @@ void SheetsSink::replay_loop() {
         if (!first || journaled_.load() <= 0) thread_cv_.wait_for(lock, journal_retry_, [&] { return stopping_; });
         first = false;
         if (stopping_) break;
+        lock.unlock();
+        amend_waiting_jobs();
+        lock.lock();
         if (journaled_.load() <= 0) continue;
         lock.unlock();
         replay_journal();
@@ -412,7 +439,9 @@ std::optional<std::string> SheetsSink::find_row_quietly(const std::string& tab, 
 SinkResult SheetsSink::write(const Document& doc) {
     const auto now = ctx_.clock().now();
     const auto date = local_date(now, utc_offset_minutes_);
-    Row row{fmt::format("{}{:04}-{:02}", tab_prefix_, date.year, date.month), row_for(doc, now, utc_offset_minutes_), doc.id};
+    const auto job = doc.attributes.find("job_id");
+    Row row{fmt::format("{}{:04}-{:02}", tab_prefix_, date.year, date.month), row_for(doc, now, utc_offset_minutes_), doc.id,
+            job != doc.attributes.end() && !job->second.empty() ? job->second : doc.id};
 
     // Each row once. A marker in the state store, set before the first append, says that a
     // row for this document may already be in the sheet: a try whose answer was lost, or a

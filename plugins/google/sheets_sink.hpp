@@ -101,6 +101,7 @@ private:
         std::string tab;
         nlohmann::json cells;
         std::string doc_id;
+        std::string job_id;  // the document's job (its "job_id" attribute, else its own id)
     };
     struct Batch {
         std::vector<Row> rows;
@@ -117,6 +118,11 @@ private:
     // Replays until the journal is empty or Sheets cannot take more; true when it is empty.
     bool replay_journal();
     void replay_loop();
+    // A replayed row's range goes on its job (Context::amend_reference). A job not settled
+    // yet (the row was journaled and written while its documents were still in flight) is
+    // tried again at the next round and at stop, when the runtime has drained.
+    void amend_job(const Row& row, const std::string& range);
+    void amend_waiting_jobs();
     // Claims a journal entry for this process's replay; false when another process holds it.
     bool claim_entry(const std::string& key);
     void release_entry(const std::string& key);
@@ -159,6 +165,11 @@ private:
     std::string instance_;                     // this process's part of journal keys and claims
     bool stopped_ = false;                     // stop() ran (the destructor calls it again)
     std::mutex replay_mutex_;                 // one replay at a time
+    struct Unamended {
+        std::string job_id, doc_id, range;
+    };
+    std::mutex unamended_mutex_;
+    std::vector<Unamended> unamended_;  // written rows whose job did not take the range yet
     std::mutex thread_mutex_;
     std::condition_variable thread_cv_;
     bool stopping_ = false;

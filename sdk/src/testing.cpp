@@ -110,6 +110,17 @@ public:
     std::map<std::string, double, std::less<>> values;
 };
 
+bool TestContext::amend_reference(std::string_view job_id, std::string_view doc_id, std::string_view key, std::string_view value) {
+    std::lock_guard lock(amended_mutex_);
+    amended_.push_back({std::string(job_id), std::string(doc_id), std::string(key), std::string(value)});
+    return true;
+}
+
+std::vector<TestContext::AmendedReference> TestContext::amended_references() const {
+    std::lock_guard lock(amended_mutex_);
+    return amended_;
+}
+
 TestContext::TestContext(std::string node_name)
     : node_name_(std::move(node_name)),
       logger_(std::make_shared<RecordingLogger>()),

@@ -81,7 +81,9 @@ int severity(DescendantOutcome::Kind k) {
 DescendantOutcome::Kind kind_of(const std::string& status) {
     if (status == "review") return DescendantOutcome::Kind::Review;
     if (status == "failed") return DescendantOutcome::Kind::Failed;
-    if (status == "skipped") return DescendantOutcome::Kind::Skipped;
+    // A document a reviewer rejected (AdminActions::reject) is, like a skipped one, consumed
+    // and not delivered; a rejected job is final, so this is for completeness.
+    if (status == "skipped" || status == "rejected") return DescendantOutcome::Kind::Skipped;
     return DescendantOutcome::Kind::Submitted;
 }
 
@@ -461,6 +463,41 @@ std::size_t JobBook::find_interrupted() {
     return found;
 }
 
+bool JobBook::amend_reference(const std::string& job_id, const std::string& doc_id, const std::string& key, const std::string& value) {
+    bool amended = false;
+    try {
+        store_.modify_job(job_id, [&](Job& j) {
+            amended = false;  // `change` may run again (optimistic retry)
+            nlohmann::json outcomes = j.outcomes();
+            std::optional<nlohmann::json> old;
+            for (auto& o : outcomes) {
+                if (o.value("doc_id", "") != doc_id) continue;
+                nlohmann::json& refs = o["references"];
+                if (!refs.is_object()) refs = nlohmann::json::object();
+                if (refs.contains(key)) old = refs[key];
+                refs[key] = value;
+                amended = true;
+            }
+            if (!amended) return;
+            j.set_outcomes_text(outcomes.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+            nlohmann::json& slot = j.references[key];
+            if (slot.is_null() || (old && slot == *old)) {
+                slot = value;
+            } else if (slot.is_array()) {
+                const auto stale = old ? std::find(slot.begin(), slot.end(), *old) : slot.end();
+                if (stale != slot.end()) *stale = value;
+                else if (std::find(slot.begin(), slot.end(), value) == slot.end()) slot.push_back(value);
+            } else if (slot != value) {
+                slot = nlohmann::json::array({slot, value});
+            }
+        });
+    } catch (const std::exception& e) {
+        log_.log(LogLevel::Warn, fmt::format("could not set {} on the job's record: {}", key, e.what()), job_id);
+        return false;
+    }
+    return amended;
+}
+
 std::size_t JobBook::return_interrupted_approvals() {
     std::size_t returned = 0;
     try {
@@ -474,6 +511,7 @@ std::size_t JobBook::return_interrupted_approvals() {
                 changed = j.status == "approved" && owner_is_gone(j.owner, owner_);
                 if (!changed) return;
                 j.status = "review";
+                if (j.references.is_object()) j.references.erase("reviewer_notes");  // the next approval's note; this one is in the audit
                 j.last_error = "the approval was not delivered: the process stopped first; approve it again (the corrections "
                                "made are kept)";
             });

@@ -57,6 +57,11 @@ public:
     // retry, review or approve them. They go back to review (the parked record holds the
     // reviewer's corrections) with a reason. Returns how many.
     std::size_t return_interrupted_approvals();
+    // Context::amend_reference: sets `key` to `value` in the references of `doc_id`'s outcome
+    // in job `job_id`, and in the job's own references where that outcome's old value stood
+    // (a job of several documents keeps every distinct value). False when the job or the
+    // outcome is not there (not settled yet) or the store is away; never throws.
+    bool amend_reference(const std::string& job_id, const std::string& doc_id, const std::string& key, const std::string& value);
     // host:pid of this process, as job records name their owner.
     const std::string& owner() const { return owner_; }
     std::uint64_t reconciled() const { return reconciled_.load(); }

@@ -11,7 +11,7 @@
 #include <cstdint>
 
 // Bump when any SDK type that crosses the plugin boundary changes layout or semantics.
-#define DOCPIPE_SDK_ABI_VERSION 6
+#define DOCPIPE_SDK_ABI_VERSION 7
 
 #define DOCPIPE_STRINGIFY_IMPL(x) #x
 #define DOCPIPE_STRINGIFY(x) DOCPIPE_STRINGIFY_IMPL(x)

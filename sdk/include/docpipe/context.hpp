@@ -97,6 +97,18 @@ public:
     virtual Metrics& metrics() = 0;
     virtual StateStore& state() = 0;
     virtual Clock& clock() = 0;
+
+    // For a sink that delivers a document after its own call returned (sink.sheets writes a
+    // journaled row once Sheets is back): sets reference `key` to `value` on the document's
+    // outcome in job `job_id` (the document's "job_id" attribute, or its own id for a source
+    // document), and on the job's references where the document's old value stood. Returns
+    // false when there is no such job, or the job has no settled outcome for `doc_id` yet,
+    // or the runtime keeps no jobs (`docpipe extract`; this default). Blocks on the state
+    // store; never throws.
+    virtual bool amend_reference(std::string_view job_id, std::string_view doc_id, std::string_view key, std::string_view value) {
+        (void)job_id, (void)doc_id, (void)key, (void)value;
+        return false;
+    }
 };
 
 }  // namespace docpipe

@@ -84,9 +84,18 @@ public:
     std::vector<LogLine> log_lines() const;
     double counter(std::string_view name) const;
 
+    // Records each call and answers true, as a runtime that keeps the job would.
+    struct AmendedReference {
+        std::string job_id, doc_id, key, value;
+    };
+    bool amend_reference(std::string_view job_id, std::string_view doc_id, std::string_view key, std::string_view value) override;
+    std::vector<AmendedReference> amended_references() const;
+
 private:
     class RecordingLogger;
     class RecordingMetrics;
+    mutable std::mutex amended_mutex_;
+    std::vector<AmendedReference> amended_;
     std::string node_name_;
     ManualClock clock_;
     MemoryStateStore state_{clock_};
