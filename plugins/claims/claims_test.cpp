@@ -319,8 +319,14 @@ TEST(ClaimsTransform, AClaimReadFromADamagedPageGoesToAPersonWithTheReason) {
     auto out = claims.process(damaged);
     const auto& f = out[0].doc->fields;
     EXPECT_DOUBLE_EQ(f["claim"]["total_amount"]["value"].get<double>(), 479.05) << "the fields are still read";
-    EXPECT_LE(f["claim"]["total_amount"]["confidence"].get<double>(), 0.5);
-    EXPECT_LE(f["claim"]["service_date"]["confidence"].get<double>(), 0.5);
+    // Every field read from the receipt, calibrated or not (the receipt number, the currency).
+    int from_receipt = 0;
+    for (const auto& [name, field] : f["claim"].items())
+        if (field.is_object() && field.value("source", "") == "receipt") {
+            ++from_receipt;
+            EXPECT_LE(field["confidence"].get<double>(), 0.5) << name;
+        }
+    EXPECT_GE(from_receipt, 4);
     EXPECT_NE(f["warnings"].dump().find("the data ends at row 1700 of 1748; the rows after it are blank: check every field"), std::string::npos)
         << f["warnings"].dump();
     auto routed = router.process(*out[0].doc);

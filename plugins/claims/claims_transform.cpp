@@ -252,18 +252,21 @@ ClaimResult ClaimsTransform::extract(const Document& doc, nlohmann::json* readin
     readings.push_back(std::move(this_reading));
     if (readings.size() > 1) receipt = merge_by_coverage(readings, *model_, warnings);
     if (readings_out) *readings_out = std::move(readings);
-    // A page decoded from a damaged file (transform.pdf_pages keeps one that is mostly
-    // there): the total may sit in the part that is missing or garbled, and no check on the
-    // rest can tell. Every field read from the receipt is held under the review threshold.
-    for (const auto& entry : doc.trace) {
-        if (entry.event != kDamagedPageEvent) continue;
-        warnings.push_back(fmt::format("{}: check every field against the image", entry.detail));
-        for (auto& [name, field] : receipt)
-            field.provenance["confidence_cap"] = std::min(field.cap().value_or(1.0), kDamagedPageCap);
-    }
     // The readings above keep the extractor's confidence (the next merge reads it); the
     // claim gets the calibrated one.
     model_->apply(receipt);
+    // A page decoded from a damaged file (transform.pdf_pages keeps one that is mostly
+    // there): the total may sit in the part that is missing or garbled, and no check on the
+    // rest can tell. Every field read from the receipt is held under the review threshold,
+    // the ones the model calibrates and the others alike.
+    for (const auto& entry : doc.trace) {
+        if (entry.event != kDamagedPageEvent) continue;
+        warnings.push_back(fmt::format("{}: check every field against the image", entry.detail));
+        for (auto& [name, field] : receipt) {
+            field.provenance["confidence_cap"] = std::min(field.cap().value_or(1.0), kDamagedPageCap);
+            field.confidence = std::min(field.confidence, kDamagedPageCap);
+        }
+    }
     FieldMap email;
     if (use_email_) email = extractor_->from_email(capped(email_lines(doc), warnings), email_context(doc), warnings);
     return extractor_->combine(std::move(receipt), std::move(email), std::move(warnings));
