@@ -173,6 +173,20 @@ TEST(ProviderReader, TheCompanyMarkerLineAndTheAddressUpToThePhone) {
     EXPECT_EQ(text_of(fields, "provider_address"), "12 JALAN MAJU 47300 PETALING JAYA");
 }
 
+// "Perniagaan" (trading) and "Syarikat" (company) open many Malaysian trading names with no
+// legal form after them (train 008, 034: "PERNIAGAAN ZHENG HUI"). Without them as markers, the
+// customer's company printed under the bill's heading was taken for the shop.
+TEST(ProviderReader, AMalayTradingNameIsTheShopNotTheCustomerCompanyUnderTheHeading) {
+    for (const std::string& shop : {std::string("PERNIAGAAN ZHENG HUI"), std::string("SYARIKAT LIM DAN ANAK")}) {
+        Receipt r({"Hooi", shop, "JM0325965-V", "NO.59 JALAN PERMAS 9/5", "81750 JOHOR BAHRU", "SIMPLIFIED TAX INVOICE",
+                   "GOGIANT ENGINEERING (M) SDN BHD", "Receipt #: 000084670"});
+        FieldMap fields;
+        read_provider(r.lines, r.words, Rules::builtin(), fields);
+        EXPECT_EQ(text_of(fields, "provider_name"), shop);
+        EXPECT_EQ(fields.at("provider_name").provenance["features"]["marker"], 1.0);
+    }
+}
+
 TEST(ProviderReader, ALegalFormWrappedOntoTheNextLineIsJoined) {
     Receipt r({"POPULAR BOOK", "CO. (M) SDN BHD", "12 JALAN MAJU"});
     FieldMap fields;
