@@ -13,6 +13,7 @@
 #include <optional>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <mutex>
 
@@ -20,6 +21,7 @@
 
 // After <cstdio>: jpeglib.h uses FILE and size_t without including their headers.
 #include <jpeglib.h>
+#include <png.h>
 // The message codes (JWRN_JPEG_EOF): jpeglib.h brings them only with its internals.
 #include <jerror.h>
 
@@ -38,6 +40,9 @@ struct PixDeleter {
 using PixPtr = std::unique_ptr<PIX, PixDeleter>;
 
 [[noreturn]] void bad(const Part& part, const std::string& why) { throw BadInput(part.name + ": " + why); }
+
+// A library's message, to the node's log at debug level (defined with the routing below).
+void to_library_logger(std::string_view library, std::string_view message);
 
 void check_size(const Part& part, const DecodeLimits& limits) {
     if (!part.bytes || part.bytes->empty()) bad(part, "empty file (0 bytes)");
@@ -290,6 +295,95 @@ Image decode_jpeg(const Part& part, const std::uint8_t* data, std::size_t size, 
     return img;
 }
 
+// A PNG as an Image, decoded with libpng itself for the same reason as a JPEG: Leptonica
+// installs libpng's default handlers, which print "libpng warning: iCCP: known incorrect
+// sRGB profile" and the like to stderr. Warnings (about ancillary chunks: they do not touch
+// the pixels) go to the node's log at debug level; an error fails the part with libpng's
+// reason. The pixels and the dpi are those Leptonica's reader gave: 16-bit samples cut to
+// 8, alpha left out, gray (and a palette of grays) one channel, everything else (gray with
+// alpha too) RGB.
+struct PngMessages {
+    std::jmp_buf fatal;
+    char error[256] = {};
+    static void on_error(png_structp png, png_const_charp message) {
+        auto* self = static_cast<PngMessages*>(png_get_error_ptr(png));
+        std::snprintf(self->error, sizeof self->error, "%s", message ? message : "unknown error");
+        std::longjmp(self->fatal, 1);
+    }
+    static void on_warning(png_structp, png_const_charp message) { to_library_logger("libpng", message ? message : ""); }
+};
+
+struct PngBytes {
+    const std::uint8_t* data;
+    std::size_t size, at = 0;
+    static void read(png_structp png, png_bytep out, png_size_t count) {
+        auto* self = static_cast<PngBytes*>(png_get_io_ptr(png));
+        if (self->size - self->at < count) png_error(png, "the data ends early (truncated file)");
+        std::memcpy(out, self->data + self->at, count);
+        self->at += count;
+    }
+};
+
+Image decode_png(const Part& part, const std::uint8_t* data, std::size_t size) {
+    PngMessages messages;
+    PngBytes source{data, size};
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &messages, &PngMessages::on_error, &PngMessages::on_warning);
+    if (!png) bad(part, "the PNG decoder could not start (out of memory)");
+    png_infop info = png_create_info_struct(png);
+    // Made before setjmp, so a longjmp skips no constructor or destructor.
+    Image img;
+    auto pixels = std::make_shared<std::vector<std::uint8_t>>();
+    std::vector<std::uint8_t> rgb;
+    std::vector<png_bytep> rows;
+    if (setjmp(messages.fatal) != 0) {
+        png_destroy_read_struct(&png, &info, nullptr);
+        bad(part, fmt::format("corrupt PNG: {} (libpng)", messages.error));
+    }
+    if (!info) png_error(png, "out of memory");
+    png_set_read_fn(png, &source, &PngBytes::read);
+    png_read_info(png, info);
+    const int color_type = png_get_color_type(png, info);
+    // Gray with alpha becomes RGB, as Leptonica (which made it RGBA) gave it.
+    bool gray = color_type == PNG_COLOR_TYPE_GRAY;
+    if (color_type == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
+    if (color_type == PNG_COLOR_TYPE_PALETTE) {
+        png_colorp palette = nullptr;
+        int entries = 0;
+        png_get_PLTE(png, info, &palette, &entries);
+        gray = true;
+        for (int k = 0; k < entries; ++k) gray = gray && palette[k].red == palette[k].green && palette[k].green == palette[k].blue;
+        png_set_palette_to_rgb(png);
+    }
+    if (color_type == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(png, info) < 8) png_set_expand_gray_1_2_4_to_8(png);
+    png_set_strip_16(png);
+    png_set_strip_alpha(png);
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    img.width = static_cast<int>(png_get_image_width(png, info));
+    img.height = static_cast<int>(png_get_image_height(png, info));
+    const int decoded_channels = png_get_channels(png, info);  // 1 or 3 after the transforms above
+    img.channels = gray ? 1 : 3;
+    png_uint_32 x_per_metre = 0, y_per_metre = 0;
+    int unit = 0;
+    if (png_get_pHYs(png, info, &x_per_metre, &y_per_metre, &unit) && unit == PNG_RESOLUTION_METER)
+        img.dpi = static_cast<int>(static_cast<float>(x_per_metre) / 39.37f + 0.5f);
+    // A palette of grays is decoded as RGB and kept as one channel.
+    rgb.resize(static_cast<std::size_t>(img.width) * img.height * decoded_channels);
+    rows.resize(static_cast<std::size_t>(img.height));
+    for (int y = 0; y < img.height; ++y) rows[static_cast<std::size_t>(y)] = rgb.data() + static_cast<std::size_t>(y) * img.width * decoded_channels;
+    png_read_image(png, rows.data());
+    png_read_end(png, nullptr);
+    png_destroy_read_struct(&png, &info, nullptr);
+    if (decoded_channels == img.channels) {
+        *pixels = std::move(rgb);
+    } else {
+        pixels->resize(static_cast<std::size_t>(img.width) * img.height);
+        for (std::size_t k = 0; k < pixels->size(); ++k) (*pixels)[k] = rgb[k * static_cast<std::size_t>(decoded_channels)];
+    }
+    img.pixels = std::move(pixels);
+    return img;
+}
+
 // Decoding a page holds, besides the page we keep: Leptonica's PIX (up to 4 bytes a pixel)
 // and its converted copy (as much again); rendering a PDF page, poppler's bitmap and image
 // (4 bytes a pixel each). An over-estimate for gray and bilevel sources, on purpose.
@@ -499,6 +593,10 @@ std::vector<Page> PartDecoder::decode() {
         std::string damage;
         pages.push_back(Page{0, decode_jpeg(part_, data, size, damage), {}, std::nullopt});
         if (!damage.empty()) damage_.push_back(fmt::format("{}: page 1: {}", part_.name, damage));
+        return pages;
+    }
+    if (format_ == IFF_PNG) {
+        pages.push_back(Page{0, decode_png(part_, data, size), {}, std::nullopt});
         return pages;
     }
     PixPtr pix(pixReadMem(data, size));

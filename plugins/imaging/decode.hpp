@@ -30,8 +30,8 @@ struct DecodeLimits {
 
 bool is_pdf(const Part& part);
 
-// Leptonica and poppler write their own messages to stderr, past every log (libjpeg's are
-// kept by the JPEG decoder, which puts them in its error). Route them to
+// Leptonica and poppler write their own messages to stderr, past every log (libjpeg's and
+// libpng's are kept by the JPEG and PNG decoders here). Route them to
 // a node's logger at debug level instead (every failure also reaches the document as
 // BadInput with its reason): the most recently registered logger, since each library has
 // one handler per process. Unregister with the same pointer before the logger dies.
@@ -48,7 +48,7 @@ struct PlannedPage {
 
 class PartDecoder {
 public:
-    // Images: JPEG (libjpeg), PNG, TIFF (every page), BMP, GIF, WebP — whatever Leptonica reads.
+    // Images: JPEG (libjpeg), PNG (libpng), TIFF (every page), BMP, GIF, WebP — whatever Leptonica reads.
     // PDFs through poppler: each page rendered at limits.pdf_dpi, or its text layer kept.
     // Reads headers and checks limits only; throws BadInput naming the file and page.
     PartDecoder(const Part& part, const DecodeLimits& limits);
