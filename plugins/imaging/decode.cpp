@@ -191,6 +191,65 @@ struct JpegMessages {
     static void print_nothing(j_common_ptr) {}
 };
 
+// The EXIF orientation (1-8) of a JPEG's APP1 segment, 1 when there is none or it cannot be
+// read. A phone stores a portrait photo's pixels as the sensor saw them, sideways, and says
+// so here (6: turn 90 degrees clockwise to view); Leptonica and libjpeg ignore it, and the
+// OCR then read the receipt on its side. Every offset is checked: the segment is the
+// sender's bytes.
+int exif_orientation(const jpeg_decompress_struct& cinfo) {
+    for (jpeg_saved_marker_ptr m = cinfo.marker_list; m; m = m->next) {
+        if (m->marker != JPEG_APP0 + 1 || m->data_length < 14 || std::memcmp(m->data, "Exif\0\0", 6) != 0) continue;
+        const std::uint8_t* tiff = m->data + 6;
+        const std::size_t size = m->data_length - 6;
+        const bool big = tiff[0] == 'M' && tiff[1] == 'M';
+        if (!big && !(tiff[0] == 'I' && tiff[1] == 'I')) return 1;
+        auto u16 = [&](std::size_t at) -> std::uint32_t { return big ? (tiff[at] << 8) | tiff[at + 1] : tiff[at] | (tiff[at + 1] << 8); };
+        auto u32 = [&](std::size_t at) -> std::uint32_t { return big ? (u16(at) << 16) | u16(at + 2) : u16(at) | (u16(at + 2) << 16); };
+        if (u16(2) != 42) return 1;
+        const std::size_t ifd = u32(4);
+        if (ifd + 2 > size) return 1;
+        const std::size_t entries = u16(ifd);
+        for (std::size_t k = 0; k < entries && ifd + 2 + 12 * (k + 1) <= size; ++k) {
+            const std::size_t entry = ifd + 2 + 12 * k;
+            if (u16(entry) != 0x0112) continue;                            // Orientation
+            if (u16(entry + 2) != 3 || u32(entry + 4) != 1) return 1;     // one SHORT
+            const std::uint32_t value = u16(entry + 8);
+            return value >= 1 && value <= 8 ? static_cast<int>(value) : 1;
+        }
+        return 1;
+    }
+    return 1;
+}
+
+// The image as it is meant to be viewed, for EXIF orientation 2-8 (the TIFF convention: 2
+// and 4 are mirrored, 3 is upside down, 5-8 are turned a quarter, 5 and 7 mirrored too).
+Image oriented(const Image& in, int orientation) {
+    if (orientation <= 1 || orientation > 8) return in;
+    const bool turned = orientation >= 5;
+    Image out = in;
+    out.width = turned ? in.height : in.width;
+    out.height = turned ? in.width : in.height;
+    auto pixels = std::make_shared<std::vector<std::uint8_t>>(in.pixels->size());
+    const int c = in.channels, W = in.width, H = in.height;
+    for (int y = 0; y < out.height; ++y)
+        for (int x = 0; x < out.width; ++x) {
+            int sx = x, sy = y;
+            switch (orientation) {
+                case 2: sx = W - 1 - x; break;
+                case 3: sx = W - 1 - x, sy = H - 1 - y; break;
+                case 4: sy = H - 1 - y; break;
+                case 5: sx = y, sy = x; break;
+                case 6: sx = y, sy = H - 1 - x; break;
+                case 7: sx = W - 1 - y, sy = H - 1 - x; break;
+                case 8: sx = W - 1 - y, sy = x; break;
+            }
+            std::memcpy(pixels->data() + (static_cast<std::size_t>(y) * out.width + x) * c,
+                        in.pixels->data() + (static_cast<std::size_t>(sy) * W + sx) * c, static_cast<std::size_t>(c));
+        }
+    out.pixels = std::move(pixels);
+    return out;
+}
+
 // A JPEG's size and components from its header, read with the handlers above: a header
 // libjpeg cannot read fails with libjpeg's reason. (Warnings are left to decode_jpeg.)
 struct JpegHeader {
@@ -227,7 +286,7 @@ JpegHeader read_jpeg_header(const Part& part, const std::uint8_t* data, std::siz
 // document carries it (a trace entry) and a person checks what was read from it.
 constexpr double kWholeEnough = 0.9;
 
-Image decode_jpeg(const Part& part, const std::uint8_t* data, std::size_t size, std::string& damage) {
+Image decode_jpeg(const Part& part, const std::uint8_t* data, std::size_t size, std::string& damage, int& orientation) {
     jpeg_decompress_struct cinfo{};
     JpegMessages messages;
     cinfo.err = jpeg_std_error(&messages.mgr);
@@ -244,7 +303,9 @@ Image decode_jpeg(const Part& part, const std::uint8_t* data, std::size_t size, 
     }
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
+    jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xFFFF);  // EXIF, for the orientation
     jpeg_read_header(&cinfo, TRUE);
+    orientation = exif_orientation(cinfo);
     const bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
     const bool gray = cinfo.num_components == 1;
     cinfo.out_color_space = gray ? JCS_GRAYSCALE : cmyk ? JCS_CMYK : JCS_RGB;
@@ -591,7 +652,9 @@ std::vector<Page> PartDecoder::decode() {
     }
     if (format_ == IFF_JFIF_JPEG) {
         std::string damage;
-        pages.push_back(Page{0, decode_jpeg(part_, data, size, damage), {}, std::nullopt});
+        int orientation = 1;
+        Image as_stored = decode_jpeg(part_, data, size, damage, orientation);
+        pages.push_back(Page{0, oriented(as_stored, orientation), {}, std::nullopt});
         if (!damage.empty()) damage_.push_back(fmt::format("{}: page 1: {}", part_.name, damage));
         return pages;
     }

@@ -3,7 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <leptonica/allheaders.h>
@@ -295,6 +297,79 @@ TEST(PdfPages, AJpegDamagedNearItsEndIsKeptAndMarkedDamaged) {
     EXPECT_THAT(error_of(runner, doc_of("half.jpg", half)),
                 ::testing::MatchesRegex("half\\.jpg: truncated JPEG: the data ends at row [0-9]+ of 1748, so [0-9]+% of the page is missing "
                                         "\\(libjpeg: Premature end of JPEG file.*\\)"));
+}
+
+// A JPEG with an EXIF APP1 segment holding only the orientation, right after SOI: as a phone
+// writes a portrait photo whose pixels are stored sideways.
+Bytes with_exif_orientation(const Bytes& jpeg, int orientation, bool big_endian) {
+    auto u16 = [&](std::uint32_t v) {
+        return big_endian ? Bytes{static_cast<std::uint8_t>(v >> 8), static_cast<std::uint8_t>(v)}
+                          : Bytes{static_cast<std::uint8_t>(v), static_cast<std::uint8_t>(v >> 8)};
+    };
+    auto u32 = [&](std::uint32_t v) {
+        Bytes hi = u16(v >> 16), lo = u16(v & 0xFFFF);
+        Bytes out = big_endian ? hi : lo;
+        const Bytes& second = big_endian ? lo : hi;
+        out.insert(out.end(), second.begin(), second.end());
+        return out;
+    };
+    Bytes tiff = big_endian ? Bytes{'M', 'M'} : Bytes{'I', 'I'};
+    for (const Bytes& part : {u16(42), u32(8), u16(1), u16(0x0112), u16(3), u32(1), u16(static_cast<std::uint32_t>(orientation)), u16(0), u32(0)})
+        tiff.insert(tiff.end(), part.begin(), part.end());
+    Bytes app1 = {0xFF, 0xE1};
+    const std::size_t length = 2 + 6 + tiff.size();
+    app1.push_back(static_cast<std::uint8_t>(length >> 8));
+    app1.push_back(static_cast<std::uint8_t>(length));
+    for (char ch : std::string("Exif\0\0", 6)) app1.push_back(static_cast<std::uint8_t>(ch));
+    app1.insert(app1.end(), tiff.begin(), tiff.end());
+    Bytes out(jpeg.begin(), jpeg.begin() + 2);  // SOI
+    out.insert(out.end(), app1.begin(), app1.end());
+    out.insert(out.end(), jpeg.begin() + 2, jpeg.end());
+    return out;
+}
+
+double mean_difference(const Image& a, const Image& b) {
+    double sum = 0;
+    for (std::size_t k = 0; k < a.pixels->size(); ++k) sum += std::abs(int((*a.pixels)[k]) - int((*b.pixels)[k]));
+    return sum / static_cast<double>(a.pixels->size());
+}
+
+// Phones store a portrait photo sideways and say so in EXIF (orientation 6); the OCR read
+// such a receipt on its side. Each of the eight orientations now comes out upright, in
+// either byte order, and an EXIF segment that lies about its offsets changes nothing.
+TEST(JpegDecode, TheExifOrientationIsApplied) {
+    test::TempDir dir;
+    // The receipt through the same encoder as the variants below, so only the turn differs.
+    const fs::path reference = dir.path() / "upright.jpg";
+    ASSERT_EQ(std::system(("convert " + kReceipt.string() + " -quality 95 " + reference.string()).c_str()), 0);
+    const Image upright = imaging::decode_image(Part{"r.jpg", "image/jpeg", std::make_shared<const Bytes>(read_bytes(reference))},
+                                                imaging::DecodeLimits{})
+                              .at(0)
+                              .image;
+    // How the pixels are stored for each orientation, made from the upright receipt.
+    const std::map<int, std::string> stored = {{1, ""}, {2, "-flop"}, {3, "-rotate 180"}, {4, "-flip"},
+                                               {5, "-transpose"}, {6, "-rotate -90"}, {7, "-transverse"}, {8, "-rotate 90"}};
+    for (const auto& [orientation, op] : stored) {
+        SCOPED_TRACE(orientation);
+        const fs::path file = dir.path() / ("o" + std::to_string(orientation) + ".jpg");
+        ASSERT_EQ(std::system(("convert " + kReceipt.string() + " " + op + " -quality 95 " + file.string()).c_str()), 0);
+        const Bytes bytes = with_exif_orientation(read_bytes(file), orientation, orientation % 2 == 0);
+        const Image img = imaging::decode_image(Part{"o.jpg", "image/jpeg", std::make_shared<const Bytes>(bytes)}, imaging::DecodeLimits{})
+                              .at(0)
+                              .image;
+        ASSERT_EQ(img.width, upright.width);
+        ASSERT_EQ(img.height, upright.height);
+        ASSERT_EQ(img.channels, upright.channels);
+        EXPECT_LT(mean_difference(img, upright), 3.0) << "not upright";
+    }
+    // An IFD offset past the segment's end: read as no orientation, without a crash.
+    Bytes lying = with_exif_orientation(read_bytes(reference), 6, false);
+    lying[2 + 4 + 6 + 4] = 0xF0;  // the IFD offset's low byte (little-endian)
+    const Image img = imaging::decode_image(Part{"l.jpg", "image/jpeg", std::make_shared<const Bytes>(lying)}, imaging::DecodeLimits{})
+                          .at(0)
+                          .image;
+    EXPECT_EQ(img.width, upright.width);
+    EXPECT_EQ(mean_difference(img, upright), 0.0);
 }
 
 // The JPEG decoder that replaced Leptonica's gives the pixels and the dpi Leptonica gave, so
