@@ -166,14 +166,26 @@ Image to_image(PIX* pix) {
 // libjpeg's default handlers, which write warnings such as "Premature end of JPEG file"
 // straight to stderr, through an operator's progress line and outside the node's log; so a
 // JPEG is decoded here, with libjpeg itself, and its messages go into the error it causes.
+//
+// A warning while the header is read (an unknown JFIF revision, padding before a table) says
+// nothing of the pixels: it goes to the node's log. One after it is about the image data:
+// the first is kept with the row and the scan it came at. A hostile file can make libjpeg
+// warn or start a scan endlessly (a 200 KB progressive file of 20,000 empty scans held a
+// CPU for over a minute), so past kMaxWarnings warnings or kMaxScans scans it stops.
+constexpr int kMaxWarnings = 1000;
+constexpr int kMaxScans = 500;  // an ordinary progressive file has about ten
+
 struct JpegMessages {
     jpeg_error_mgr mgr;  // libjpeg reaches this struct through cinfo->err, which points here
+    jpeg_progress_mgr progress{};
     std::jmp_buf fatal;
-    int warnings = 0;
+    bool header_read = false;
+    int warnings = 0;  // about the image data
     char first_warning[JMSG_LENGTH_MAX] = {};
+    int first_code = 0;
+    unsigned first_row = 0;  // output_scanline at the first data warning
+    int first_scan = 0;      // input_scan_number at the first data warning
     char error[JMSG_LENGTH_MAX] = {};
-    // "Premature end of JPEG file": the rows from here on are libjpeg's gray filling.
-    std::optional<unsigned> data_ended_at_row;
 
     static JpegMessages& of(j_common_ptr cinfo) { return *reinterpret_cast<JpegMessages*>(cinfo->err); }
     static void on_error(j_common_ptr cinfo) {
@@ -181,14 +193,43 @@ struct JpegMessages {
         (*cinfo->err->format_message)(cinfo, self.error);
         std::longjmp(self.fatal, 1);
     }
+    [[noreturn]] static void give_up(j_common_ptr cinfo, const char* why) {
+        JpegMessages& self = of(cinfo);
+        std::snprintf(self.error, sizeof self.error, "%s", why);
+        std::longjmp(self.fatal, 1);
+    }
     static void on_message(j_common_ptr cinfo, int level) {
         if (level >= 0) return;  // trace messages: libjpeg's debugging aid
         JpegMessages& self = of(cinfo);
-        if (self.warnings++ == 0) (*cinfo->err->format_message)(cinfo, self.first_warning);
-        if (cinfo->err->msg_code == JWRN_JPEG_EOF && cinfo->is_decompressor && !self.data_ended_at_row)
-            self.data_ended_at_row = reinterpret_cast<j_decompress_ptr>(cinfo)->output_scanline;
+        char text[JMSG_LENGTH_MAX] = {};
+        (*cinfo->err->format_message)(cinfo, text);
+        if (!self.header_read) {
+            to_library_logger("libjpeg", text);
+            return;
+        }
+        if (self.warnings++ == 0) {
+            std::memcpy(self.first_warning, text, sizeof text);
+            self.first_code = cinfo->err->msg_code;
+            const auto* d = reinterpret_cast<j_decompress_ptr>(cinfo);
+            self.first_row = d->output_scanline;
+            self.first_scan = d->input_scan_number;
+        }
+        if (self.warnings > kMaxWarnings) give_up(cinfo, "more than 1000 corrupt-data warnings; not read further");
+    }
+    static void on_progress(j_common_ptr cinfo) {
+        if (reinterpret_cast<j_decompress_ptr>(cinfo)->input_scan_number > kMaxScans)
+            give_up(cinfo, "more than 500 scans (an ordinary progressive JPEG has about ten); not read further");
     }
     static void print_nothing(j_common_ptr) {}
+
+    void install(jpeg_decompress_struct& cinfo) {
+        cinfo.err = jpeg_std_error(&mgr);
+        mgr.error_exit = &on_error;
+        mgr.emit_message = &on_message;
+        mgr.output_message = &print_nothing;
+        progress.progress_monitor = &on_progress;
+        cinfo.progress = &progress;
+    }
 };
 
 // The EXIF orientation (1-8) of a JPEG's APP1 segment, 1 when there is none or it cannot be
@@ -259,10 +300,7 @@ struct JpegHeader {
 JpegHeader read_jpeg_header(const Part& part, const std::uint8_t* data, std::size_t size) {
     jpeg_decompress_struct cinfo{};
     JpegMessages messages;
-    cinfo.err = jpeg_std_error(&messages.mgr);
-    messages.mgr.error_exit = &JpegMessages::on_error;
-    messages.mgr.emit_message = &JpegMessages::on_message;
-    messages.mgr.output_message = &JpegMessages::print_nothing;
+    messages.install(cinfo);
     if (setjmp(messages.fatal) != 0) {
         jpeg_destroy_decompress(&cinfo);
         bad(part, fmt::format("not a readable image (corrupt JPEG header: {}; libjpeg)", messages.error));
@@ -275,24 +313,27 @@ JpegHeader read_jpeg_header(const Part& part, const std::uint8_t* data, std::siz
     return header;
 }
 
-// The JPEG as an Image: gray stays one channel, colour becomes RGB, CMYK (as Photoshop
-// writes it, inverted, or plain) becomes RGB. The pixels and the dpi are those Leptonica's
-// reader gives, from the same libjpeg with its default (accurate) settings.
+// The JPEG as an Image: gray stays one channel, colour becomes RGB, CMYK becomes RGB. The
+// pixels and the dpi are those Leptonica's reader gives, from the same libjpeg with its
+// default (accurate) settings; but for CMYK without Adobe's marker, where Leptonica left the
+// black ink uninverted and turned white paper black.
 //
 // libjpeg decodes a damaged file with warnings rather than failing: the rows after the end
-// of a truncated file are gray, and corrupt data garbles the blocks it covers (train 427: a
-// band under the barcode). A file whose data ends before `kWholeEnough` of its rows is bad
-// input (a progressive one is kept: its every scan covers the whole page). Otherwise the page is kept, and `damage` says what libjpeg found, so that the
-// document carries it (a trace entry) and a person checks what was read from it.
+// of a truncated file are gray, and corrupt data garbles or blanks the blocks after it
+// (train 427: a band under the barcode). Where the first data warning came says how much is
+// whole. In a file of one scan with no restart markers, the rows from there on are lost: when
+// that leaves less than `kWholeEnough` of the page, the file is bad input naming the row. A
+// file of several scans (progressive, or one scan per colour) is read whole before a row
+// comes out: a break in its first scan leaves most of the page missing (bad input), a later
+// one leaves it whole but blurred or pale. Otherwise the page is kept, and `damage` says
+// what libjpeg found, so the document carries it (a trace entry) and a person checks what
+// was read from it. A file that only lacks its end marker after the last row is whole.
 constexpr double kWholeEnough = 0.9;
 
 Image decode_jpeg(const Part& part, const std::uint8_t* data, std::size_t size, std::string& damage, int& orientation) {
     jpeg_decompress_struct cinfo{};
     JpegMessages messages;
-    cinfo.err = jpeg_std_error(&messages.mgr);
-    messages.mgr.error_exit = &JpegMessages::on_error;
-    messages.mgr.emit_message = &JpegMessages::on_message;
-    messages.mgr.output_message = &JpegMessages::print_nothing;
+    messages.install(cinfo);
     // Made before setjmp, so a longjmp skips no constructor or destructor.
     Image img;
     auto pixels = std::make_shared<std::vector<std::uint8_t>>();
@@ -305,7 +346,10 @@ Image decode_jpeg(const Part& part, const std::uint8_t* data, std::size_t size, 
     jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
     jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xFFFF);  // EXIF, for the orientation
     jpeg_read_header(&cinfo, TRUE);
+    messages.header_read = true;
     orientation = exif_orientation(cinfo);
+    const bool several_scans = jpeg_has_multiple_scans(&cinfo) != 0;
+    const bool restarts = cinfo.restart_interval != 0;
     const bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
     const bool gray = cinfo.num_components == 1;
     cinfo.out_color_space = gray ? JCS_GRAYSCALE : cmyk ? JCS_CMYK : JCS_RGB;
@@ -313,6 +357,9 @@ Image decode_jpeg(const Part& part, const std::uint8_t* data, std::size_t size, 
     img.width = static_cast<int>(cinfo.output_width);
     img.height = static_cast<int>(cinfo.output_height);
     img.channels = gray ? 1 : 3;
+    // The rows one decoding step yields: a warning about the end marker may come while the
+    // last of them are still being put out, though their data was all there.
+    const unsigned last_step_rows = static_cast<unsigned>(cinfo.max_v_samp_factor) * DCTSIZE;
     if (cinfo.density_unit == 1) img.dpi = cinfo.X_density;  // dots per inch
     if (cinfo.density_unit == 2) img.dpi = static_cast<int>(cinfo.X_density * 2.54 + 0.5);  // per centimetre
     pixels->resize(static_cast<std::size_t>(img.width) * img.height * img.channels);
@@ -330,29 +377,41 @@ Image decode_jpeg(const Part& part, const std::uint8_t* data, std::size_t size, 
             for (int c = 0; c < 3; ++c) out[3 * x + c] = static_cast<std::uint8_t>(ink[c] * ink[3] / 255);
         }
     }
-    // A progressive file is read whole before any row comes out: where its data ended says
-    // nothing of which rows are whole (each scan refines the whole page).
-    const bool progressive = cinfo.progressive_mode != 0;
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
-    if (messages.warnings > 0) {
-        const std::string warnings = fmt::format("libjpeg: {}{}", messages.first_warning,
-                                                 messages.warnings > 1 ? fmt::format(", and {} more warning(s)", messages.warnings - 1) : "");
-        if (messages.data_ended_at_row && progressive) {
-            damage = fmt::format("damaged JPEG: the data ends early; in a progressive JPEG that leaves the page blurred or partly blank ({})",
-                                 warnings);
-            img.pixels = std::move(pixels);
-            return img;
-        }
-        if (messages.data_ended_at_row && *messages.data_ended_at_row < kWholeEnough * img.height)
-            bad(part, fmt::format("truncated JPEG: the data ends at row {} of {}, so {:.0f}% of the page is missing ({})", *messages.data_ended_at_row,
-                                  img.height, 100.0 * (img.height - *messages.data_ended_at_row) / img.height, warnings));
-        damage = messages.data_ended_at_row
-                     ? fmt::format("damaged JPEG: the data ends at row {} of {}; the rows after it are blank ({})", *messages.data_ended_at_row,
-                                   img.height, warnings)
-                     : fmt::format("damaged JPEG: parts of the page may be garbled ({})", warnings);
-    }
     img.pixels = std::move(pixels);
+    if (messages.warnings == 0) return img;
+
+    const std::string warnings = fmt::format("libjpeg: {}{}", messages.first_warning,
+                                             messages.warnings > 1 ? fmt::format(", and {} more warning(s)", messages.warnings - 1) : "");
+    const bool ended = messages.first_code == JWRN_JPEG_EOF;
+    const unsigned row = messages.first_row, height = static_cast<unsigned>(img.height);
+    if (several_scans) {
+        if (messages.first_scan <= 1)
+            bad(part, fmt::format("{} JPEG: the data {} in the first of its scans, so most of the page is missing ({})",
+                                  ended ? "truncated" : "corrupt", ended ? "ends" : "breaks", warnings));
+        damage = fmt::format("damaged JPEG: the data {} in scan {}; in a JPEG of several scans that leaves the page blurred or "
+                             "its colours partly missing ({})",
+                             ended ? "ends" : "breaks", messages.first_scan, warnings);
+        return img;
+    }
+    if (ended && messages.warnings == 1 && row + last_step_rows >= height) {
+        to_library_logger("libjpeg", fmt::format("{}: the file ends without its end marker, after its last row", part.name));
+        return img;
+    }
+    if (row >= height) {  // after the last row: junk before the end marker, data out of step somewhere
+        damage = fmt::format("damaged JPEG: parts of the page may be garbled ({})", warnings);
+        return img;
+    }
+    if (restarts && !ended) {  // the decoder picks up again at the next restart marker
+        damage = fmt::format("damaged JPEG: corrupt data from row {} of {}; a band after it may be garbled ({})", row, height, warnings);
+        return img;
+    }
+    if (row < kWholeEnough * height)
+        bad(part, fmt::format("{} JPEG: the data {} at row {} of {}, so {:.0f}% of the page is missing ({})", ended ? "truncated" : "corrupt",
+                              ended ? "ends" : "breaks", row, height, 100.0 * (height - row) / height, warnings));
+    damage = fmt::format("damaged JPEG: the data {} at row {} of {}; the rows after it are blank or garbled ({})", ended ? "ends" : "breaks",
+                         row, height, warnings);
     return img;
 }
 

@@ -269,8 +269,8 @@ TEST(PdfPages, AJpegDamagedNearItsEndIsKeptAndMarkedDamaged) {
     ASSERT_EQ(out.at(0).doc->pages.size(), 1u);
     EXPECT_EQ(out[0].doc->pages[0].image.height, 1748);
     EXPECT_THAT(damage_of(out), ::testing::MatchesRegex(
-                                    "nearly\\.jpg: page 1: damaged JPEG: the data ends at row [0-9]+ of 1748; the rows after it are blank "
-                                    "\\(libjpeg: Premature end of JPEG file.*\\)"));
+                                    "nearly\\.jpg: page 1: damaged JPEG: the data ends at row [0-9]+ of 1748; the rows after it are blank or "
+                                    "garbled \\(libjpeg: Premature end of JPEG file.*\\)"));
 
     Bytes junk_before_end = receipt;
     junk_before_end.insert(junk_before_end.end() - 2, {0x12, 0x34, 0x56, 0x78, 0x9A});
@@ -287,11 +287,59 @@ TEST(PdfPages, AJpegDamagedNearItsEndIsKeptAndMarkedDamaged) {
     Bytes cut = read_bytes(progressive);
     cut.resize(cut.size() / 2);
     auto blurred = runner.process(doc_of("progressive.jpg", cut));
-    EXPECT_THAT(damage_of(blurred), HasSubstr("progressive.jpg: page 1: damaged JPEG: the data ends early; in a progressive JPEG that "
-                                              "leaves the page blurred or partly blank (libjpeg: Premature end of JPEG file"));
+    EXPECT_THAT(damage_of(blurred), ::testing::MatchesRegex("progressive\\.jpg: page 1: damaged JPEG: the data ends in scan [0-9]+; in a JPEG "
+                                                            "of several scans that leaves the page blurred or its colours partly missing "
+                                                            "\\(libjpeg: Premature end of JPEG file.*"));
+    // ... but cut in its first scan, most of the page is missing.
+    const Bytes whole_progressive = read_bytes(progressive);
+    std::size_t first_scan = 0;
+    for (std::size_t k = 2; k + 1 < whole_progressive.size(); ++k)
+        if (whole_progressive[k] == 0xFF && whole_progressive[k + 1] == 0xDA) {
+            first_scan = k;
+            break;
+        }
+    ASSERT_GT(first_scan, 0u);
+    const Bytes in_first_scan(whole_progressive.begin(), whole_progressive.begin() + static_cast<std::ptrdiff_t>(first_scan + 200));
+    EXPECT_THAT(error_of(runner, doc_of("p1.jpg", in_first_scan)),
+                HasSubstr("p1.jpg: truncated JPEG: the data ends in the first of its scans, so most of the page is missing (libjpeg: "));
 
     auto whole = runner.process(doc_of("whole.jpg", receipt));
     EXPECT_EQ(damage_of(whole), "") << "an undamaged JPEG has no such entry";
+
+    // Only the end marker missing, after the last row: the page is whole.
+    const Bytes no_end_marker(receipt.begin(), receipt.end() - 2);
+    EXPECT_EQ(damage_of(runner.process(doc_of("no-eoi.jpg", no_end_marker))), "");
+    // A warning about the header (an unknown JFIF revision) says nothing of the pixels.
+    Bytes jfif2 = receipt;
+    ASSERT_EQ(std::string(jfif2.begin() + 6, jfif2.begin() + 10), "JFIF");
+    jfif2[11] = 2;
+    EXPECT_EQ(damage_of(runner.process(doc_of("jfif2.jpg", jfif2))), "");
+
+    // An end marker in the middle of the data: the rows after it are blank, as in a file cut
+    // there ("premature end of data segment"), so it is refused the same way.
+    std::size_t scan = 0;
+    for (std::size_t k = 2; k + 1 < receipt.size(); ++k)
+        if (receipt[k] == 0xFF && receipt[k + 1] == 0xDA) {
+            scan = k;
+            break;
+        }
+    Bytes early_end = receipt;
+    early_end.insert(early_end.begin() + static_cast<std::ptrdiff_t>(scan + (receipt.size() - scan) / 5), {0xFF, 0xD9});
+    EXPECT_THAT(error_of(runner, doc_of("early.jpg", early_end)),
+                ::testing::MatchesRegex("early\\.jpg: corrupt JPEG: the data breaks at row [0-9]+ of 1748, so [0-9]+% of the page is missing "
+                                        "\\(libjpeg: Corrupt JPEG data: .*\\)"));
+
+    // 600 empty scans (a 200 KB file of 20,000 held a CPU for a minute): refused at once.
+    Bytes endless(whole_progressive.begin(), whole_progressive.begin() + static_cast<std::ptrdiff_t>(first_scan));
+    const std::size_t sos_length = (whole_progressive[first_scan + 2] << 8) | whole_progressive[first_scan + 3];
+    const Bytes sos(whole_progressive.begin() + static_cast<std::ptrdiff_t>(first_scan),
+                    whole_progressive.begin() + static_cast<std::ptrdiff_t>(first_scan + 2 + sos_length));
+    for (int k = 0; k < 600; ++k) endless.insert(endless.end(), sos.begin(), sos.end());
+    endless.insert(endless.end(), {0xFF, 0xD9});
+    // (Each repeated scan also draws a warning, so the warning limit stops this one first.)
+    const std::string endless_error = error_of(runner, doc_of("endless.jpg", endless));
+    EXPECT_THAT(endless_error, HasSubstr("endless.jpg: corrupt JPEG: more than "));
+    EXPECT_THAT(endless_error, HasSubstr("; not read further (libjpeg)"));
 
     Bytes half(receipt.begin(), receipt.begin() + static_cast<std::ptrdiff_t>(receipt.size() / 2));
     EXPECT_THAT(error_of(runner, doc_of("half.jpg", half)),
