@@ -510,6 +510,33 @@ edges: [in -> split, split -> delivered, in -> archive]
     EXPECT_EQ(summary.jobs[0].status, "partial");
 }
 
+// A job in review that also lost a delivery (an email: one receipt to review, its archive
+// failed) showed only the review reason; the failure was in the outcomes alone, and the
+// reviewer, the one person who looks at the job, never heard of it.
+TEST(Runtime, AJobInReviewAlsoNamesADeliveryThatFailed) {
+    Harness h;
+    auto rt = h.build(pipeline(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  split: {component: transform.split, config: {children: 1}}
+  review: {component: sink.review, config: {reason: the total is unreadable}}
+  archive: {component: sink.memory, retry: {attempts: 1}, config: {probe: archive, fail_always: true}}
+edges: [in -> split, split -> review, in -> archive]
+)"), true);
+    probe("src").feed(1);
+    rt->start();
+    rt->run();
+    const auto summary = rt->summary();
+    ASSERT_EQ(summary.jobs.size(), 1u);
+    EXPECT_EQ(summary.jobs[0].status, "review");
+    EXPECT_NE(summary.jobs[0].detail.find("the total is unreadable"), std::string::npos) << summary.jobs[0].detail;
+    EXPECT_NE(summary.jobs[0].detail.find("failed: "), std::string::npos) << summary.jobs[0].detail;
+    const auto job = rt->state().get_job("doc-0");
+    ASSERT_TRUE(job);
+    EXPECT_NE(job->last_error.find("failed: node 'archive' (sink.memory): endpoint rejected the document (400)"), std::string::npos)
+        << job->last_error;
+}
+
 // drain_timeout 0 means "do not wait": with nothing in flight the stop is still clean.
 TEST(Runtime, ADrainTimeoutOfZeroWithNothingInFlightStopsCleanly) {
     Harness h;

@@ -117,6 +117,10 @@ std::string summary_error(const nlohmann::json& outcomes, const std::string& sta
         if (!o.value("name", "").empty() && status != "skipped" && outcomes.size() > 1) line = o.value("name", "") + ": " + line;
         text += (text.empty() ? "" : "; ") + line;
     }
+    if (status == "review")  // and an attachment that failed beside it, as end() says it
+        for (const auto& o : outcomes)
+            if (o.value("status", "") == "failed")
+                text += "; " + (o.value("name", "").empty() ? std::string() : o.value("name", "") + ": ") + "failed: " + o.value("reason", "");
     return text;
 }
 
@@ -349,6 +353,14 @@ JobEnd JobBook::end(Tracker& t) {
                 if (!o.name.empty() && wanted != K::Skipped && documents > 1) line = o.name + ": " + line;
                 error_built += (error_built.empty() ? "" : "; ") + line;
             }
+            // A job in review that also lost an attachment: the reviewer is the person who
+            // sees the job, so the failure is named too (else it showed only in the outcomes).
+            if (wanted == K::Review)
+                for (std::size_t i = 0; i < mine.size(); ++i) {
+                    const DescendantOutcome& o = mine[i];
+                    if ((i != 0 && o.doc_id == mine[i - 1].doc_id) || o.kind != K::Failed) continue;
+                    error_built += "; " + (o.name.empty() ? std::string() : o.name + ": ") + "failed: " + o.reason;
+                }
         }
     }
     int runs = 0;
