@@ -334,10 +334,11 @@ Image decode_jpeg(const Part& part, const std::uint8_t* data, std::size_t size, 
     jpeg_decompress_struct cinfo{};
     JpegMessages messages;
     messages.install(cinfo);
-    // Made before setjmp, so a longjmp skips no constructor or destructor.
+    // Made before setjmp, so a longjmp skips no constructor or destructor; the buffers are
+    // on the heap, since a local changed after setjmp is indeterminate after a longjmp.
     Image img;
     auto pixels = std::make_shared<std::vector<std::uint8_t>>();
-    std::vector<JSAMPLE> cmyk_row;
+    const auto cmyk_buffer = std::make_unique<std::vector<JSAMPLE>>();
     if (setjmp(messages.fatal) != 0) {
         jpeg_destroy_decompress(&cinfo);
         bad(part, fmt::format("corrupt JPEG: {} (libjpeg)", messages.error));
@@ -363,6 +364,7 @@ Image decode_jpeg(const Part& part, const std::uint8_t* data, std::size_t size, 
     if (cinfo.density_unit == 1) img.dpi = cinfo.X_density;  // dots per inch
     if (cinfo.density_unit == 2) img.dpi = static_cast<int>(cinfo.X_density * 2.54 + 0.5);  // per centimetre
     pixels->resize(static_cast<std::size_t>(img.width) * img.height * img.channels);
+    std::vector<JSAMPLE>& cmyk_row = *cmyk_buffer;
     if (cmyk) cmyk_row.resize(static_cast<std::size_t>(img.width) * 4);
     // Adobe's files store CMYK inverted (255 is no ink); others store ink.
     const bool inverted = cinfo.saw_Adobe_marker != 0;
@@ -450,11 +452,12 @@ Image decode_png(const Part& part, const std::uint8_t* data, std::size_t size) {
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &messages, &PngMessages::on_error, &PngMessages::on_warning);
     if (!png) bad(part, "the PNG decoder could not start (out of memory)");
     png_infop info = png_create_info_struct(png);
-    // Made before setjmp, so a longjmp skips no constructor or destructor.
+    // Made before setjmp, so a longjmp skips no constructor or destructor; the buffers are
+    // on the heap, since a local changed after setjmp is indeterminate after a longjmp.
     Image img;
     auto pixels = std::make_shared<std::vector<std::uint8_t>>();
-    std::vector<std::uint8_t> rgb;
-    std::vector<png_bytep> rows;
+    const auto rgb_buffer = std::make_unique<std::vector<std::uint8_t>>();
+    const auto row_buffer = std::make_unique<std::vector<png_bytep>>();
     if (setjmp(messages.fatal) != 0) {
         png_destroy_read_struct(&png, &info, nullptr);
         bad(part, fmt::format("corrupt PNG: {} (libpng)", messages.error));
@@ -488,6 +491,8 @@ Image decode_png(const Part& part, const std::uint8_t* data, std::size_t size) {
     if (png_get_pHYs(png, info, &x_per_metre, &y_per_metre, &unit) && unit == PNG_RESOLUTION_METER)
         img.dpi = static_cast<int>(static_cast<float>(x_per_metre) / 39.37f + 0.5f);
     // A palette of grays is decoded as RGB and kept as one channel.
+    std::vector<std::uint8_t>& rgb = *rgb_buffer;
+    std::vector<png_bytep>& rows = *row_buffer;
     rgb.resize(static_cast<std::size_t>(img.width) * img.height * decoded_channels);
     rows.resize(static_cast<std::size_t>(img.height));
     for (int y = 0; y < img.height; ++y) rows[static_cast<std::size_t>(y)] = rgb.data() + static_cast<std::size_t>(y) * img.width * decoded_channels;
