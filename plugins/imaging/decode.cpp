@@ -623,7 +623,6 @@ PartDecoder::PartDecoder(const Part& part, const DecodeLimits& limits) : part_(p
         cmap = format == IFF_GIF;
     } else if (format == IFF_JFIF_JPEG) {
         const JpegHeader header = read_jpeg_header(part, data, size);
-        check_planned(part, 0, header.width, header.height, limits);
         w = static_cast<l_int32>(header.width);
         h = static_cast<l_int32>(header.height);
         spp = header.components;
