@@ -29,6 +29,7 @@
 
 #include "budget.hpp"
 #include "docpipe/component.hpp"
+#include "tiff_decode.hpp"
 
 namespace docpipe::imaging {
 
@@ -40,9 +41,6 @@ struct PixDeleter {
 using PixPtr = std::unique_ptr<PIX, PixDeleter>;
 
 [[noreturn]] void bad(const Part& part, const std::string& why) { throw BadInput(part.name + ": " + why); }
-
-// A library's message, to the node's log at debug level (defined with the routing below).
-void to_library_logger(std::string_view library, std::string_view message);
 
 void check_size(const Part& part, const DecodeLimits& limits) {
     if (!part.bytes || part.bytes->empty()) bad(part, "empty file (0 bytes)");
@@ -56,6 +54,7 @@ void check_planned(const Part& part, int page, std::int64_t width, std::int64_t 
                "; not decoded");
 }
 
+// Leptonica only names the format here; libtiff reads the pages (tiff_decode.cpp).
 bool is_tiff(l_int32 format) {
     return format == IFF_TIFF || format == IFF_TIFF_G3 || format == IFF_TIFF_G4 || format == IFF_TIFF_LZW || format == IFF_TIFF_ZIP ||
            format == IFF_TIFF_PACKBITS || format == IFF_TIFF_RLE || format == IFF_TIFF_JPEG;
@@ -527,13 +526,13 @@ PlannedPage planned(std::int64_t width, std::int64_t height, bool gray, std::siz
 
 namespace {
 std::atomic<Logger*> library_logger{nullptr};
+}  // namespace
 
 void to_library_logger(std::string_view library, std::string_view message) {
     while (!message.empty() && (message.back() == '\n' || message.back() == '\r')) message.remove_suffix(1);
     if (Logger* logger = library_logger.load(); logger && !message.empty())
         logger->log(LogLevel::Debug, fmt::format("{}: {}", library, message));
 }
-}  // namespace
 
 void route_library_messages_to(Logger* logger) {
     static std::once_flag once;
@@ -604,6 +603,16 @@ PartDecoder::PartDecoder(const Part& part, const DecodeLimits& limits) : part_(p
 
     l_int32 format = 0;
     findFileFormatBuffer(data, &format);
+    format_ = format;
+    if (is_tiff(format)) {
+        tiff_pages_ = read_tiff_pages(part.name, data, size, limits.max_pages);
+        for (std::size_t i = 0; i < tiff_pages_.size(); ++i) {
+            const TiffPage& page = tiff_pages_[i];
+            check_planned(part, static_cast<int>(i), page.width, page.height, limits);
+            plan_.push_back(planned(page.width, page.height, page.gray, page.decoder_bytes));
+        }
+        return;
+    }
     std::optional<HeaderSize> own;
     if (format == IFF_GIF) own = gif_size(data, size);
     if (format == IFF_BMP) own = bmp_size(data, size);
@@ -628,25 +637,6 @@ PartDecoder::PartDecoder(const Part& part, const DecodeLimits& limits) : part_(p
         spp = header.components;
     } else if (pixReadHeaderMem(data, size, &format, &w, &h, &bps, &spp, &cmap) != 0 || w <= 0 || h <= 0) {
         bad(part, "not a readable image (unknown format, or a corrupt header)");
-    }
-    format_ = format;
-    if (is_tiff(format)) {
-        l_int32 count = 0;
-        FILE* f = fmemopen(const_cast<l_uint8*>(data), size, "rb");
-        if (!f || tiffGetCount(f, &count) != 0) {
-            if (f) fclose(f);
-            bad(part, "corrupt TIFF (page count unreadable)");
-        }
-        fclose(f);
-        if (count > limits.max_pages) bad(part, fmt::format("{} pages, above the limit of {} pages", count, limits.max_pages));
-        for (l_int32 i = 0; i < count; ++i) {
-            l_int32 pw = 0, ph = 0, pbps = 0, pspp = 0, pres = 0, pcmap = 0, pformat = 0;
-            if (readHeaderMemTiff(data, size, i, &pw, &ph, &pbps, &pspp, &pres, &pcmap, &pformat) != 0 || pw <= 0 || ph <= 0)
-                bad(part, fmt::format("TIFF page {} has an unreadable header", i + 1));
-            check_planned(part, i, pw, ph, limits);
-            plan_.push_back(planned(pw, ph, pspp == 1 && !pcmap));
-        }
-        return;
     }
     check_planned(part, 0, w, h, limits);
     plan_.push_back(planned(w, h, spp == 1 && !cmap, own ? own->frame_pixels : 0));
@@ -705,11 +695,12 @@ std::vector<Page> PartDecoder::decode() {
     }
 
     if (is_tiff(format_)) {
-        for (l_int32 i = 0; i < static_cast<l_int32>(plan_.size()); ++i) {
-            PixPtr pix(pixReadMemTiff(data, size, i));
-            if (!pix) bad(part_, fmt::format("TIFF page {} cannot be decoded", i + 1));
-            check_planned(part_, i, pixGetWidth(pix.get()), pixGetHeight(pix.get()), limits_);
-            pages.push_back(Page{i, to_image(pix.get()), {}, std::nullopt});
+        for (std::size_t i = 0; i < tiff_pages_.size(); ++i) {
+            const TiffPage& page = tiff_pages_[i];
+            std::string damage;
+            const Image as_stored = decode_tiff_page(part_.name, data, size, static_cast<int>(i), damage);
+            pages.push_back(Page{static_cast<int>(i), oriented(to_square_pixels(as_stored, page.x_dpi, page.y_dpi), page.orientation), {}, std::nullopt});
+            if (!damage.empty()) damage_.push_back(fmt::format("{}: page {}: {}", part_.name, i + 1, damage));
         }
         return pages;
     }

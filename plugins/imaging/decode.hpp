@@ -12,10 +12,12 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "docpipe/context.hpp"
 #include "docpipe/document.hpp"
+#include "tiff_decode.hpp"
 
 namespace docpipe::imaging {
 
@@ -37,6 +39,8 @@ bool is_pdf(const Part& part);
 // one handler per process. Unregister with the same pointer before the logger dies.
 void route_library_messages_to(Logger* logger);
 void stop_routing_library_messages_to(Logger* logger);
+// A library's message, to that logger at debug level (the decoders in this folder).
+void to_library_logger(std::string_view library, std::string_view message);
 
 // A page as it will come out of decode(), known before decoding.
 struct PlannedPage {
@@ -48,7 +52,7 @@ struct PlannedPage {
 
 class PartDecoder {
 public:
-    // Images: JPEG (libjpeg), PNG (libpng), TIFF (every page), BMP, GIF, WebP — whatever Leptonica reads.
+    // Images: JPEG (libjpeg), PNG (libpng), TIFF (libtiff, every page), and BMP, GIF, WebP through Leptonica.
     // PDFs through poppler: each page rendered at limits.pdf_dpi, or its text layer kept.
     // Reads headers and checks limits only; throws BadInput naming the file and page.
     PartDecoder(const Part& part, const DecodeLimits& limits);
@@ -75,6 +79,7 @@ private:
     int format_ = 0;  // Leptonica's IFF_* for images
     std::vector<PlannedPage> plan_;
     std::vector<std::string> text_layers_;  // PDF: per page, kept text ("" = render)
+    std::vector<TiffPage> tiff_pages_;      // TIFF: per page, what its header says
     std::unique_ptr<Pdf> pdf_;
     std::vector<std::string> damage_;
 };

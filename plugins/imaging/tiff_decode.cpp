@@ -1,0 +1,306 @@
+#include "tiff_decode.hpp"
+
+#include <tiffio.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include <fmt/core.h>
+
+#include "decode.hpp"
+#include "docpipe/component.hpp"
+
+namespace docpipe::imaging {
+
+namespace {
+
+[[noreturn]] void bad(const std::string& name, const std::string& why) { throw BadInput(name + ": " + why); }
+
+// The part's bytes as the file libtiff reads; it writes nothing and maps nothing.
+struct MemoryFile {
+    const std::uint8_t* data;
+    toff_t size;
+    toff_t at = 0;
+
+    static MemoryFile& of(thandle_t handle) { return *static_cast<MemoryFile*>(handle); }
+    static tmsize_t read(thandle_t handle, void* out, tmsize_t count) {
+        MemoryFile& f = of(handle);
+        if (count <= 0 || f.at >= f.size) return 0;
+        const auto n = static_cast<tmsize_t>(std::min<toff_t>(static_cast<toff_t>(count), f.size - f.at));
+        std::memcpy(out, f.data + f.at, static_cast<std::size_t>(n));
+        f.at += static_cast<toff_t>(n);
+        return n;
+    }
+    static tmsize_t write(thandle_t, void*, tmsize_t) { return -1; }
+    static toff_t seek(thandle_t handle, toff_t offset, int whence) {
+        MemoryFile& f = of(handle);
+        const toff_t base = whence == SEEK_CUR ? f.at : whence == SEEK_END ? f.size : 0;
+        if (offset > ~toff_t{0} - base) return static_cast<toff_t>(-1);  // past what an offset can hold
+        f.at = base + offset;
+        return f.at;
+    }
+    static int close(thandle_t) { return 0; }
+    static toff_t file_size(thandle_t handle) { return of(handle).size; }
+    static int map(thandle_t, void**, toff_t*) { return 0; }
+    static void unmap(thandle_t, void*, toff_t) {}
+};
+
+// libtiff's messages for one file. Errors are counted, and the first is kept for the error or
+// the damage line; warnings (an unknown tag, a string without its terminator) say nothing of
+// the pixels and go to the node's log, the first few of them: a hostile file can hold
+// thousands.
+struct TiffMessages {
+    std::string name;
+    int errors = 0;
+    std::string first_error;
+    int warnings = 0;
+
+    static constexpr int kWarningsLogged = 20;
+
+    static std::string text_of(const char* format, va_list args) {
+        char text[512];
+        std::vsnprintf(text, sizeof text, format, args);
+        return text;
+    }
+    static int on_error(TIFF*, void* self_ptr, const char*, const char* format, va_list args) {
+        auto& self = *static_cast<TiffMessages*>(self_ptr);
+        std::string text = text_of(format, args);
+        if (self.errors++ == 0) self.first_error = std::move(text);
+        return 1;  // handled: libtiff's process-wide handler (stderr) is not called
+    }
+    static int on_warning(TIFF*, void* self_ptr, const char*, const char* format, va_list args) {
+        auto& self = *static_cast<TiffMessages*>(self_ptr);
+        if (self.warnings++ < kWarningsLogged) to_library_logger("libtiff", fmt::format("{}: {}", self.name, text_of(format, args)));
+        return 1;
+    }
+    std::string reason() const {
+        return fmt::format("libtiff: {}{}", first_error.empty() ? "no reason given" : first_error,
+                           errors > 1 ? fmt::format(", and {} more error(s)", errors - 1) : "");
+    }
+};
+
+// One libtiff handle over the bytes, with the messages above. Opened with "rm": read, and no
+// memory mapping (there is no file to map).
+class TiffFile {
+public:
+    TiffFile(const std::string& name, const std::uint8_t* data, std::size_t size) : file_{data, static_cast<toff_t>(size)} {
+        messages_.name = name;
+        std::unique_ptr<TIFFOpenOptions, void (*)(TIFFOpenOptions*)> options(TIFFOpenOptionsAlloc(), &TIFFOpenOptionsFree);
+        if (!options) bad(name, "the TIFF decoder could not start (out of memory)");
+        TIFFOpenOptionsSetErrorHandlerExtR(options.get(), &TiffMessages::on_error, &messages_);
+        TIFFOpenOptionsSetWarningHandlerExtR(options.get(), &TiffMessages::on_warning, &messages_);
+        // A header can claim any strip size; no single buffer of libtiff's beyond this.
+        TIFFOpenOptionsSetMaxSingleMemAlloc(options.get(), tmsize_t{1} << 30);
+        tif_ = TIFFClientOpenExt(name.c_str(), "rm", &file_, &MemoryFile::read, &MemoryFile::write, &MemoryFile::seek,
+                                 &MemoryFile::close, &MemoryFile::file_size, &MemoryFile::map, &MemoryFile::unmap, options.get());
+        if (!tif_) bad(name, fmt::format("not a readable image (corrupt TIFF header; {})", messages_.reason()));
+    }
+    ~TiffFile() { TIFFClose(tif_); }
+    TiffFile(const TiffFile&) = delete;
+    TiffFile& operator=(const TiffFile&) = delete;
+
+    TIFF* get() const { return tif_; }
+    TiffMessages& messages() { return messages_; }
+
+private:
+    MemoryFile file_;
+    TiffMessages messages_;
+    TIFF* tif_ = nullptr;
+};
+
+// Bilevel and gray pages, and a palette of grays only, stay one channel (as Leptonica gave them).
+bool is_gray(TIFF* tif) {
+    std::uint16_t photometric = 0, bits = 1;
+    if (!TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &photometric)) return false;
+    if (photometric == PHOTOMETRIC_MINISWHITE || photometric == PHOTOMETRIC_MINISBLACK) return true;
+    if (photometric != PHOTOMETRIC_PALETTE) return false;
+    TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bits);
+    std::uint16_t *red = nullptr, *green = nullptr, *blue = nullptr;
+    if (bits > 16 || !TIFFGetField(tif, TIFFTAG_COLORMAP, &red, &green, &blue)) return false;
+    for (std::size_t k = 0; k < (std::size_t{1} << bits); ++k)
+        if (red[k] != green[k] || green[k] != blue[k]) return false;
+    return true;
+}
+
+struct Resolution {
+    double x = 0, y = 0;
+};
+Resolution resolution_of(TIFF* tif) {
+    float x = 0, y = 0;
+    // Without a unit the numbers are taken as per inch, as Leptonica took them: the tools
+    // that leave the unit out (ImageMagick without -units) mean dots per inch.
+    std::uint16_t unit = RESUNIT_INCH;
+    TIFFGetFieldDefaulted(tif, TIFFTAG_RESOLUTIONUNIT, &unit);
+    if (!TIFFGetField(tif, TIFFTAG_XRESOLUTION, &x) || !std::isfinite(x) || x <= 0) return {};
+    if (!TIFFGetField(tif, TIFFTAG_YRESOLUTION, &y) || !std::isfinite(y) || y <= 0) y = x;
+    const double per_inch = unit == RESUNIT_CENTIMETER ? 2.54 : 1.0;
+    return {x * per_inch, y * per_inch};
+}
+
+// Rows of one band: a strip, or a row of tiles.
+std::uint32_t band_rows(TIFF* tif, std::uint32_t height) {
+    std::uint32_t rows = height;
+    if (TIFFIsTiled(tif)) {
+        TIFFGetField(tif, TIFFTAG_TILELENGTH, &rows);
+    } else {
+        TIFFGetFieldDefaulted(tif, TIFFTAG_ROWSPERSTRIP, &rows);
+    }
+    return std::clamp<std::uint32_t>(rows, 1, height);
+}
+
+// A page past this share of blank rows is too damaged to read (as for a JPEG).
+constexpr double kWholeEnough = 0.9;
+
+}  // namespace
+
+void square_size(std::int64_t& width, std::int64_t& height, double x_dpi, double y_dpi) {
+    if (x_dpi <= 0 || y_dpi <= 0) return;
+    const double ratio = x_dpi / y_dpi;
+    if (ratio > 4 || ratio < 0.25 || std::abs(ratio - 1) < 0.1) return;
+    if (ratio > 1) height = std::llround(static_cast<double>(height) * ratio);
+    else width = std::llround(static_cast<double>(width) / ratio);
+}
+
+Image to_square_pixels(const Image& in, double x_dpi, double y_dpi) {
+    std::int64_t width = in.width, height = in.height;
+    square_size(width, height, x_dpi, y_dpi);
+    if (width == in.width && height == in.height) return in;
+    Image out = in;
+    out.width = static_cast<int>(width);
+    out.height = static_cast<int>(height);
+    out.dpi = static_cast<int>(std::lround(std::max(x_dpi, y_dpi)));
+    const int c = in.channels;
+    auto pixels = std::make_shared<std::vector<std::uint8_t>>(static_cast<std::size_t>(out.width) * out.height * c);
+    const std::uint8_t* src = in.pixels->data();
+    const bool stretch_rows = height != in.height;  // else the columns
+    const int from = stretch_rows ? in.height : in.width, to = stretch_rows ? out.height : out.width;
+    for (int k = 0; k < to; ++k) {
+        // The centre of output line k, in the input's coordinates.
+        const double at = std::clamp((k + 0.5) * from / to - 0.5, 0.0, static_cast<double>(from - 1));
+        const int a = static_cast<int>(at), b = std::min(a + 1, from - 1);
+        const double w = at - a;
+        if (stretch_rows) {
+            const std::uint8_t* ra = src + static_cast<std::size_t>(a) * in.width * c;
+            const std::uint8_t* rb = src + static_cast<std::size_t>(b) * in.width * c;
+            std::uint8_t* o = pixels->data() + static_cast<std::size_t>(k) * out.width * c;
+            for (int i = 0; i < in.width * c; ++i) o[i] = static_cast<std::uint8_t>(std::lround(ra[i] * (1 - w) + rb[i] * w));
+        } else {
+            for (int y = 0; y < out.height; ++y) {
+                const std::uint8_t* row = src + static_cast<std::size_t>(y) * in.width * c;
+                std::uint8_t* o = pixels->data() + (static_cast<std::size_t>(y) * out.width + k) * c;
+                for (int i = 0; i < c; ++i) o[i] = static_cast<std::uint8_t>(std::lround(row[a * c + i] * (1 - w) + row[b * c + i] * w));
+            }
+        }
+    }
+    out.pixels = std::move(pixels);
+    return out;
+}
+
+std::vector<TiffPage> read_tiff_pages(const std::string& name, const std::uint8_t* data, std::size_t size, int max_pages) {
+    TiffFile file(name, data, size);
+    TIFF* tif = file.get();
+    std::vector<TiffPage> pages;
+    for (;;) {
+        const int number = static_cast<int>(pages.size()) + 1;
+        if (number > max_pages) bad(name, fmt::format("more than {} pages, above the limit of {} pages", max_pages, max_pages));
+        std::uint32_t width = 0, height = 0;
+        if (!TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &width) || !TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &height) || width == 0 || height == 0)
+            bad(name, fmt::format("TIFF page {} has an unreadable header (no width or height)", number));
+        char why[1024] = {};
+        if (!TIFFRGBAImageOK(tif, why)) bad(name, fmt::format("TIFF page {} cannot be decoded: {} (libtiff)", number, why));
+        TiffPage page;
+        page.stored_width = page.width = width;
+        page.stored_height = page.height = height;
+        page.gray = is_gray(tif);
+        std::uint16_t orientation = ORIENTATION_TOPLEFT;
+        TIFFGetFieldDefaulted(tif, TIFFTAG_ORIENTATION, &orientation);
+        page.orientation = orientation >= 1 && orientation <= 8 ? orientation : 1;
+        const Resolution dpi = resolution_of(tif);
+        page.x_dpi = dpi.x;
+        page.y_dpi = dpi.y;
+        square_size(page.width, page.height, dpi.x, dpi.y);
+        if (page.orientation >= 5) std::swap(page.width, page.height);
+        // One band as RGBA, and libtiff's own buffer for its encoded data.
+        const std::size_t band = static_cast<std::size_t>(width) * band_rows(tif, height);
+        const tmsize_t encoded = TIFFIsTiled(tif) ? TIFFTileSize(tif) : TIFFStripSize(tif);
+        page.decoder_bytes = band * 4 + static_cast<std::size_t>(std::max<tmsize_t>(encoded, 0));
+        pages.push_back(page);
+        const int errors = file.messages().errors;
+        if (TIFFReadDirectory(tif)) continue;
+        // No next page, or one libtiff could not read: the latter is not a silent end.
+        if (file.messages().errors > errors)
+            bad(name, fmt::format("TIFF page {} has an unreadable header ({})", number + 1, file.messages().reason()));
+        break;
+    }
+    return pages;
+}
+
+Image decode_tiff_page(const std::string& name, const std::uint8_t* data, std::size_t size, int index, std::string& damage) {
+    TiffFile file(name, data, size);
+    TIFF* tif = file.get();
+    TiffMessages& messages = file.messages();
+    if (!TIFFSetDirectory(tif, static_cast<tdir_t>(index))) bad(name, fmt::format("TIFF page {} cannot be read ({})", index + 1, messages.reason()));
+    TIFFRGBAImage reader{};
+    char why[1024] = {};
+    if (!TIFFRGBAImageBegin(&reader, tif, 1, why)) bad(name, fmt::format("TIFF page {} cannot be decoded: {} (libtiff)", index + 1, why));
+    std::unique_ptr<TIFFRGBAImage, void (*)(TIFFRGBAImage*)> ending(&reader, &TIFFRGBAImageEnd);
+    // The rows as stored, top first: the Orientation tag is applied by the caller, for all
+    // eight values (libtiff's reader would do the flips and not the quarter turns).
+    reader.req_orientation = reader.orientation;
+
+    Image img;
+    img.width = static_cast<int>(reader.width);
+    img.height = static_cast<int>(reader.height);
+    img.channels = is_gray(tif) ? 1 : 3;
+    img.dpi = static_cast<int>(std::lround(resolution_of(tif).x));
+    auto pixels = std::make_shared<std::vector<std::uint8_t>>(static_cast<std::size_t>(img.width) * img.height * img.channels, 255);
+    const std::uint32_t rows_per_band = band_rows(tif, reader.height);
+    std::vector<std::uint32_t> raster(static_cast<std::size_t>(reader.width) * rows_per_band);
+    std::uint32_t blank_rows = 0, first_blank = 0;
+    for (std::uint32_t row = 0; row < reader.height; row += rows_per_band) {
+        const std::uint32_t rows = std::min(rows_per_band, reader.height - row);
+        reader.row_offset = static_cast<int>(row);
+        reader.col_offset = 0;
+        const int errors = messages.errors;
+        std::fill(raster.begin(), raster.end(), 0xFFFFFFFFu);
+        // A band libtiff cannot read stays white: a failed strip can leave the one before it
+        // in the buffer, and a repeated "TOTAL 12.50" line is worse than a blank one.
+        if (!TIFFRGBAImageGet(&reader, raster.data(), reader.width, rows) || messages.errors > errors) {
+            if (blank_rows == 0) first_blank = row;
+            blank_rows += rows;
+            continue;
+        }
+        for (std::uint32_t r = 0; r < rows; ++r) {
+            const std::uint32_t* in = raster.data() + static_cast<std::size_t>(r) * reader.width;
+            std::uint8_t* out = pixels->data() + (static_cast<std::size_t>(row) + r) * img.width * img.channels;
+            for (std::uint32_t x = 0; x < reader.width; ++x) {
+                // Premultiplied by alpha (libtiff does that for unassociated alpha too), so
+                // laying it over white paper adds what alpha leaves out.
+                const std::uint32_t abgr = in[x];
+                const unsigned clear = 255 - TIFFGetA(abgr);
+                if (img.channels == 1) {
+                    out[x] = static_cast<std::uint8_t>(std::min(255u, TIFFGetR(abgr) + clear));
+                } else {
+                    out[3 * x] = static_cast<std::uint8_t>(std::min(255u, TIFFGetR(abgr) + clear));
+                    out[3 * x + 1] = static_cast<std::uint8_t>(std::min(255u, TIFFGetG(abgr) + clear));
+                    out[3 * x + 2] = static_cast<std::uint8_t>(std::min(255u, TIFFGetB(abgr) + clear));
+                }
+            }
+        }
+    }
+    img.pixels = std::move(pixels);
+    if (blank_rows == 0) return img;
+    const double blank_share = static_cast<double>(blank_rows) / reader.height;
+    if (blank_share > 1 - kWholeEnough)
+        bad(name, fmt::format("damaged TIFF: page {}'s data cannot be read from row {} of {}, so {:.0f}% of the page is missing ({})", index + 1,
+                              first_blank, reader.height, 100 * blank_share, messages.reason()));
+    damage = fmt::format("damaged TIFF: {} of its {} rows cannot be read, from row {} on; they are left blank ({})", blank_rows,
+                         reader.height, first_blank, messages.reason());
+    return img;
+}
+
+}  // namespace docpipe::imaging

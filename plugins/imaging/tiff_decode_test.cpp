@@ -1,0 +1,240 @@
+// TIFF pages read with libtiff itself (tiff_decode.cpp): the same pixels Leptonica's reader
+// gave for the TIFFs it could read, the pages it could not (16-bit with alpha), a fax's
+// non-square pixels made square, the Orientation tag, and damaged strips kept or refused
+// with libtiff's reason and the rows, nothing on stderr.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <map>
+
+#include <leptonica/allheaders.h>
+
+#include "decode.hpp"
+#include "docpipe/testing.hpp"
+#include "harness.hpp"
+
+using namespace docpipe;
+using namespace docpipe::testing;
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+// imaging_test.cpp: the Image docpipe made of Leptonica's PIX, pixel for pixel.
+void expect_leptonicas_pixels(const Image& img, PIX* pix);
+
+namespace {
+const fs::path kPlugin = fs::path(DOCPIPE_BUILD_PLUGIN_DIR) / "libdocpipe-imaging.so";
+const fs::path kReceipt = fs::path(DOCPIPE_SOURCE_DIR) / "tests/data/malaysian_receipt_test.jpg";
+using test::read_bytes;
+
+// The receipt through ImageMagick into a TIFF, with `options` before the output name.
+Bytes receipt_tiff(const test::TempDir& dir, const std::string& name, const std::string& options) {
+    const fs::path file = dir.path() / name;
+    const std::string cmd = "convert " + kReceipt.string() + " " + options + " " + file.string() + " 2>/dev/null";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    return read_bytes(file);
+}
+
+Image decode(const std::string& name, const Bytes& bytes, std::vector<std::string>* damage = nullptr) {
+    const Part part{name, "image/tiff", std::make_shared<const Bytes>(bytes)};
+    imaging::PartDecoder decoder(part, imaging::DecodeLimits{});
+    const auto planned = decoder.plan().at(0);
+    std::vector<Page> pages = decoder.decode();
+    EXPECT_EQ(pages.at(0).image.width, planned.width) << "the page comes out the size its header was checked at";
+    EXPECT_EQ(pages.at(0).image.height, planned.height);
+    if (damage) *damage = decoder.damage();
+    return pages.at(0).image;
+}
+
+std::string error_of(const std::string& name, const Bytes& bytes) {
+    try {
+        decode(name, bytes);
+    } catch (const BadInput& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+double mean_difference(const Image& a, const Image& b) {
+    double sum = 0;
+    for (std::size_t k = 0; k < a.pixels->size(); ++k) sum += std::abs(int((*a.pixels)[k]) - int((*b.pixels)[k]));
+    return sum / static_cast<double>(a.pixels->size());
+}
+
+// A gray uncompressed TIFF written by hand: `rows_per_strip` rows to a strip, a dark band
+// across rows 40-59, and optionally a private tag libtiff does not know.
+Bytes handmade_tiff(std::uint32_t width, std::uint32_t height, std::uint32_t rows_per_strip, bool unknown_tag) {
+    std::vector<std::uint8_t> pixels(static_cast<std::size_t>(width) * height, 255);
+    for (std::uint32_t y = 40; y < 60 && y < height; ++y) std::fill_n(pixels.begin() + y * width, width, 0);
+    const std::uint32_t strips = (height + rows_per_strip - 1) / rows_per_strip;
+    struct Entry {
+        std::uint16_t tag, type;
+        std::uint32_t count, value;
+    };
+    std::vector<Entry> entries = {{256, 4, 1, width}, {257, 4, 1, height}, {258, 3, 1, 8}, {259, 3, 1, 1}, {262, 3, 1, 1},
+                                  {273, 4, strips, 0}, {277, 3, 1, 1},     {278, 4, 1, rows_per_strip}, {279, 4, strips, 0}};
+    if (unknown_tag) entries.push_back({65000, 3, 1, 7});
+    const std::uint32_t ifd = 8, after_ifd = ifd + 2 + 12 * static_cast<std::uint32_t>(entries.size()) + 4;
+    const std::uint32_t offsets_at = after_ifd, counts_at = offsets_at + 4 * strips, data_at = counts_at + 4 * strips;
+    Bytes out = {'I', 'I', 42, 0};
+    auto u16 = [&](std::uint32_t v) { out.insert(out.end(), {std::uint8_t(v), std::uint8_t(v >> 8)}); };
+    auto u32 = [&](std::uint32_t v) { u16(v & 0xFFFF), u16(v >> 16); };
+    u32(ifd);
+    u16(static_cast<std::uint32_t>(entries.size()));
+    for (const Entry& e : entries) {
+        u16(e.tag), u16(e.type), u32(e.count);
+        if (e.tag == 273) u32(strips == 1 ? data_at : offsets_at);
+        else if (e.tag == 279) u32(strips == 1 ? width * height : counts_at);
+        else if (e.type == 3) u16(e.value), u16(0);
+        else u32(e.value);
+    }
+    u32(0);  // no next page
+    for (std::uint32_t s = 0; s < strips; ++s) u32(data_at + s * rows_per_strip * width);
+    for (std::uint32_t s = 0; s < strips; ++s) u32(std::min(rows_per_strip, height - s * rows_per_strip) * width);
+    out.insert(out.end(), pixels.begin(), pixels.end());
+    return out;
+}
+}  // namespace
+
+// For the TIFFs Leptonica could read, the pixels and the dpi are the ones it gave, so the OCR
+// reads the same page as before.
+TEST(TiffDecode, GivesLeptonicasPixelsAndDpi) {
+    test::TempDir dir;
+    const std::vector<std::pair<std::string, std::string>> variants = {
+        {"rgb-lzw.tif", "-resize 20% -compress LZW -density 200 -units PixelsPerInch"},
+        {"gray-zip.tif", "-resize 20% -colorspace Gray -compress Zip"},
+        {"bilevel-g4.tif", "-resize 20% -colorspace Gray -threshold 50% -type Bilevel -compress Group4 -density 204x196"},
+        {"palette.tif", "-resize 20% -colors 16 -type Palette"},
+        {"graypalette.tif", "-resize 20% -colorspace Gray -colors 8 -type Palette"},
+        {"strips.tif", "-resize 20% -colorspace Gray -define tiff:rows-per-strip=7 -compress RLE"},
+        {"dpcm.tif", "-resize 20% -units PixelsPerCentimeter -density 118"},
+    };
+    for (const auto& [name, options] : variants) {
+        SCOPED_TRACE(name);
+        const Bytes bytes = receipt_tiff(dir, name, options);
+        const Image img = decode(name, bytes);
+        PIX* pix = pixReadMemTiff(bytes.data(), bytes.size(), 0);
+        ASSERT_NE(pix, nullptr);
+        expect_leptonicas_pixels(img, pix);
+        pixDestroy(&pix);
+    }
+    // Leptonica could not read a tiled TIFF at all ("tiled format is not supported").
+    const Image strips = decode("strips.tif", receipt_tiff(dir, "s.tif", "-resize 20% -compress LZW"));
+    const Image tiles = decode("tiled.tif", receipt_tiff(dir, "t.tif", "-resize 20% -compress LZW -define tiff:tile-geometry=64x48"));
+    ASSERT_EQ(tiles.width, strips.width);
+    ASSERT_EQ(tiles.height, strips.height);
+    EXPECT_EQ(mean_difference(tiles, strips), 0.0);
+}
+
+// Leptonica failed a 16-bit page with alpha ("TIFF page 1 cannot be decoded", no reason).
+// libtiff reads it, and the transparent paper comes out white, not black.
+TEST(TiffDecode, ASixteenBitPageWithAlphaIsRead) {
+    test::TempDir dir;
+    const Image plain = decode("gray.tif", receipt_tiff(dir, "gray.tif", "-resize 20% -colorspace Gray"));
+    const Image deep = decode("deep.tif", receipt_tiff(dir, "deep.tif", "-resize 20% -colorspace Gray -depth 16 -alpha set"));
+    ASSERT_EQ(deep.width, plain.width);
+    ASSERT_EQ(deep.channels, 1);
+    EXPECT_LT(mean_difference(deep, plain), 1.0);
+    const Image clear = decode("clear.tif", receipt_tiff(dir, "clear.tif", "-resize 20% -alpha set -channel A -evaluate set 0 +channel"));
+    EXPECT_EQ(*std::min_element(clear.pixels->begin(), clear.pixels->end()), 255) << "fully transparent is blank paper";
+}
+
+// A fax at standard resolution (204 x 98 dpi) is stored at half its height: the OCR read
+// squashed letters. It comes out with square pixels, as the fine-resolution fax of the same
+// page, and the header check sees that size before decoding.
+TEST(TiffDecode, AFaxAtStandardResolutionComesOutWithSquarePixels) {
+    test::TempDir dir;
+    const std::string bilevel = "-colorspace Gray -resize 1728x -threshold 60% -type Bilevel -compress Group4 -units PixelsPerInch";
+    const Image fine = decode("fine.tif", receipt_tiff(dir, "fine.tif", bilevel + " -density 204x204"));
+    const Bytes standard_bytes = receipt_tiff(dir, "standard.tif", bilevel + " -sample 100%x48.0392% -density 204x98");
+    const Image standard = decode("standard.tif", standard_bytes);
+    PIX* stored = pixReadMemTiff(standard_bytes.data(), standard_bytes.size(), 0);
+    ASSERT_NE(stored, nullptr);
+    EXPECT_EQ(standard.width, 1728);
+    EXPECT_NEAR(standard.height, std::lround(pixGetHeight(stored) * 204.0 / 98.0), 1);
+    EXPECT_EQ(standard.dpi, 204);
+    pixDestroy(&stored);
+    ASSERT_NEAR(standard.height, fine.height, 3);
+    // The same page: compared over the rows both have, a few pixels differ along the edges.
+    Image common = fine;
+    common.height = std::min(fine.height, standard.height);
+    auto cut = [&](const Image& img) {
+        return std::make_shared<std::vector<std::uint8_t>>(img.pixels->begin(), img.pixels->begin() + static_cast<std::ptrdiff_t>(common.width) * common.height);
+    };
+    Image a = common, b = common;
+    a.pixels = cut(fine);
+    b.pixels = cut(standard);
+    EXPECT_LT(mean_difference(a, b), 20.0);
+    // Square or near-square pixels are left as they are.
+    EXPECT_EQ(decode("near.tif", receipt_tiff(dir, "near.tif", bilevel + " -density 204x196")).height, fine.height);
+}
+
+// The Orientation tag: each of the eight comes out upright (libtiff's own reader does the
+// flips but not the quarter turns).
+TEST(TiffDecode, TheOrientationTagIsApplied) {
+    test::TempDir dir;
+    const Image upright = decode("upright.tif", receipt_tiff(dir, "upright.tif", "-resize 20%"));
+    const std::map<int, std::pair<std::string, std::string>> stored = {
+        {1, {"", "TopLeft"}},          {2, {"-flop", "TopRight"}},      {3, {"-rotate 180", "BottomRight"}},
+        {4, {"-flip", "BottomLeft"}},  {5, {"-transpose", "LeftTop"}},  {6, {"-rotate -90", "RightTop"}},
+        {7, {"-transverse", "RightBottom"}}, {8, {"-rotate 90", "LeftBottom"}}};
+    for (const auto& [orientation, how] : stored) {
+        SCOPED_TRACE(orientation);
+        const std::string name = "o" + std::to_string(orientation) + ".tif";
+        const Image img = decode(name, receipt_tiff(dir, name, "-resize 20% " + how.first + " -orient " + how.second));
+        ASSERT_EQ(img.width, upright.width);
+        ASSERT_EQ(img.height, upright.height);
+        EXPECT_EQ(mean_difference(img, upright), 0.0) << "not upright";
+    }
+}
+
+// A strip libtiff cannot read (the file cut short) leaves its rows blank. A few rows missing:
+// the page is kept, and the damage is named with libtiff's reason and the rows, so the
+// claim goes to a person (the "damaged page" trace entry). Most of the page missing: bad
+// input naming the row. Nothing reaches stderr; libtiff's warnings reach the node's log.
+TEST(TiffDecode, ADamagedStripIsBlankAndNamedOrTheFileRefused) {
+    const Bytes whole = handmade_tiff(200, 400, 16, false);
+    ::testing::internal::CaptureStderr();
+    Bytes nearly = whole;
+    nearly.resize(whole.size() - 200 * 20);  // the last 20 rows: two strips, one of them in part
+    std::vector<std::string> damage;
+    const Image kept = decode("nearly.tif", nearly, &damage);
+    ASSERT_EQ(damage.size(), 1u);
+    EXPECT_THAT(damage[0], ::testing::MatchesRegex("nearly\\.tif: page 1: damaged TIFF: 32 of its 400 rows cannot be read, from row 368 on; "
+                                                   "they are left blank \\(libtiff: .*\\)"));
+    EXPECT_EQ((*kept.pixels)[50 * 200], 0) << "the rows before the damage are read";
+    EXPECT_EQ((*kept.pixels)[399 * 200], 255);
+
+    Bytes half = whole;
+    half.resize(whole.size() / 2);
+    EXPECT_THAT(error_of("half.tif", half),
+                ::testing::MatchesRegex("half\\.tif: damaged TIFF: page 1's data cannot be read from row 1[0-9][0-9] of 400, so [45][0-9]% "
+                                        "of the page is missing \\(libtiff: .*\\)"));
+    EXPECT_THAT(error_of("header.tif", Bytes(whole.begin(), whole.begin() + 30)), HasSubstr("header.tif: not a readable image (corrupt TIFF header; libtiff: "));
+
+    auto runner = NodeRunner::from_plugin(kPlugin, "transform.pdf_pages", "{}");
+    auto out = runner.process(Document::from_bytes("nearly.tif", "image/tiff", nearly));
+    std::string traced;
+    for (const auto& t : out.at(0).doc->trace)
+        if (t.event == kDamagedPageEvent) traced += t.detail;
+    EXPECT_THAT(traced, HasSubstr("nearly.tif: page 1: damaged TIFF: "));
+    auto tagged = runner.process(Document::from_bytes("tagged.tif", "image/tiff", handmade_tiff(200, 100, 100, true)));
+    EXPECT_EQ(tagged.at(0).doc->pages.at(0).image.height, 100);
+    EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+    bool logged = false;
+    for (const auto& line : runner.context().log_lines()) logged |= line.message.rfind("libtiff: tagged.tif: ", 0) == 0;
+    EXPECT_TRUE(logged) << "libtiff's warning about the unknown tag goes to the node's log";
+}
+
+TEST(TiffDecode, TooManyPagesIsBadInputBeforeAnyIsDecoded) {
+    test::TempDir dir;
+    const fs::path file = dir.path() / "three.tif";
+    ASSERT_EQ(std::system(("convert -size 60x40 xc:white xc:gray xc:black " + file.string()).c_str()), 0);
+    auto runner = NodeRunner::from_plugin(kPlugin, "transform.pdf_pages", "max_pages: 2");
+    try {
+        runner.process(Document::from_bytes("three.tif", "image/tiff", read_bytes(file)));
+        ADD_FAILURE() << "three pages went through a limit of two";
+    } catch (const BadInput& e) {
+        EXPECT_STREQ(e.what(), "three.tif: more than 2 pages, above the limit of 2 pages");
+    }
+}
