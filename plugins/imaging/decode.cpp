@@ -29,6 +29,7 @@
 
 #include "budget.hpp"
 #include "docpipe/component.hpp"
+#include "heif_decode.hpp"
 #include "tiff_decode.hpp"
 
 namespace docpipe::imaging {
@@ -601,6 +602,13 @@ PartDecoder::PartDecoder(const Part& part, const DecodeLimits& limits) : part_(p
         return;
     }
 
+    if (is_heif(data, size)) {
+        heif_ = true;
+        const HeifSize photo = read_heif_size(part.name, data, size);
+        check_planned(part, 0, photo.width, photo.height, limits);
+        plan_.push_back(planned(photo.width, photo.height, false));
+        return;
+    }
     l_int32 format = 0;
     findFileFormatBuffer(data, &format);
     format_ = format;
@@ -694,6 +702,10 @@ std::vector<Page> PartDecoder::decode() {
         return pages;
     }
 
+    if (heif_) {
+        pages.push_back(Page{0, decode_heif(part_.name, data, size), {}, std::nullopt});
+        return pages;
+    }
     if (is_tiff(format_)) {
         for (std::size_t i = 0; i < tiff_pages_.size(); ++i) {
             const TiffPage& page = tiff_pages_[i];

@@ -52,7 +52,8 @@ struct PlannedPage {
 
 class PartDecoder {
 public:
-    // Images: JPEG (libjpeg), PNG (libpng), TIFF (libtiff, every page), and BMP, GIF, WebP through Leptonica.
+    // Images: JPEG (libjpeg), PNG (libpng), TIFF (libtiff, every page), HEIC and AVIF (libheif),
+    // and BMP, GIF, WebP through Leptonica.
     // PDFs through poppler: each page rendered at limits.pdf_dpi, or its text layer kept.
     // Reads headers and checks limits only; throws BadInput naming the file and page.
     PartDecoder(const Part& part, const DecodeLimits& limits);
@@ -80,6 +81,7 @@ private:
     std::vector<PlannedPage> plan_;
     std::vector<std::string> text_layers_;  // PDF: per page, kept text ("" = render)
     std::vector<TiffPage> tiff_pages_;      // TIFF: per page, what its header says
+    bool heif_ = false;                     // a HEIC or AVIF photo (libheif)
     std::unique_ptr<Pdf> pdf_;
     std::vector<std::string> damage_;
 };

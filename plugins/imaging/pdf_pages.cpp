@@ -28,7 +28,7 @@ public:
         ComponentDescriptor d;
         d.kind = ComponentKind::Transform;
         d.name = "transform.pdf_pages";
-        d.summary = "Decodes image parts (JPEG, PNG, TIFF pages, BMP, GIF, WebP) and renders PDF pages into page images";
+        d.summary = "Decodes image parts (JPEG, PNG, TIFF pages, HEIC and AVIF photos, BMP, GIF, WebP) and renders PDF pages into page images";
         d.concurrent_safe = true;
         d.config = ConfigSpec{
             Field::integer("dpi").default_value(300).min(50).max(1200).describe("PDF rendering resolution"),

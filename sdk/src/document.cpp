@@ -170,6 +170,7 @@ std::string media_type_for(std::string_view filename) {
     static const std::pair<const char*, const char*> kTypes[] = {
         {"jpg", "image/jpeg"}, {"jpeg", "image/jpeg"}, {"png", "image/png"}, {"tif", "image/tiff"},
         {"tiff", "image/tiff"}, {"bmp", "image/bmp"}, {"gif", "image/gif"}, {"webp", "image/webp"},
+        {"heic", "image/heic"}, {"heif", "image/heif"}, {"avif", "image/avif"},
         {"pdf", "application/pdf"}, {"eml", "message/rfc822"}, {"txt", "text/plain"}, {"json", "application/json"},
         {"html", "text/html"}, {"htm", "text/html"}};
     for (const auto& [e, type] : kTypes)

@@ -1,6 +1,6 @@
 // Fuzz target: the checks transform.pdf_pages runs on an image or PDF part before anything
 // large is decoded (plugins/imaging/decode.cpp, PartDecoder's constructor): format sniffing,
-// Leptonica's header reader, our own BMP and GIF header walkers, TIFF page headers, and
+// Leptonica's header reader, our own BMP and GIF header walkers, libtiff's TIFF page headers, and
 // poppler opening a PDF, counting its pages, reading their boxes and text layers.
 //
 // Every failure must be BadInput (what the runtime turns into "this document is bad"); any
