@@ -710,7 +710,7 @@ std::vector<Page> PartDecoder::decode() {
         for (std::size_t i = 0; i < tiff_pages_.size(); ++i) {
             const TiffPage& page = tiff_pages_[i];
             std::string damage;
-            const Image as_stored = decode_tiff_page(part_.name, data, size, static_cast<int>(i), damage);
+            const Image as_stored = decode_tiff_page(part_.name, data, size, page, static_cast<int>(i) + 1, damage);
             pages.push_back(Page{static_cast<int>(i), oriented(to_square_pixels(as_stored, page.x_dpi, page.y_dpi), page.orientation), {}, std::nullopt});
             if (!damage.empty()) damage_.push_back(fmt::format("{}: page {}: {}", part_.name, i + 1, damage));
         }

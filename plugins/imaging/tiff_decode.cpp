@@ -8,8 +8,10 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <string_view>
 
 #include <fmt/core.h>
+#include <fmt/format.h>
 
 #include "decode.hpp"
 #include "docpipe/component.hpp"
@@ -49,37 +51,61 @@ struct MemoryFile {
     static void unmap(thandle_t, void*, toff_t) {}
 };
 
-// libtiff's messages for one file. Errors are counted, and the first is kept for the error or
-// the damage line; warnings (an unknown tag, a string without its terminator) say nothing of
-// the pixels and go to the node's log, the first few of them: a hostile file can hold
-// thousands.
+// libtiff's messages for one file, kept in order (the first kKept of each kind), so that a
+// failure names what libtiff said while that page or band was read, not a harmless complaint
+// from opening the file (a bad Orientation value). Warnings also go to the node's log: most
+// say nothing of the pixels (an unknown tag), but a codec's warning while a band is decoded
+// ("Premature EOL", "Premature end of JPEG file") means rows of it are lost or garbled.
 struct TiffMessages {
     std::string name;
-    int errors = 0;
-    std::string first_error;
-    int warnings = 0;
+    std::vector<std::string> errors, warnings;
+    int error_count = 0, warning_count = 0;
 
-    static constexpr int kWarningsLogged = 20;
+    static constexpr std::size_t kKept = 20;
 
-    static std::string text_of(const char* format, va_list args) {
+    // libtiff's text, without the file name some of its messages start with (the name is
+    // already at the head of every error docpipe gives).
+    std::string text_of(const char* format, va_list args) const {
         char text[512];
         std::vsnprintf(text, sizeof text, format, args);
-        return text;
+        std::string_view t = text;
+        if (t.size() > name.size() + 2 && t.substr(0, name.size()) == name && t.substr(name.size(), 2) == ": ") t.remove_prefix(name.size() + 2);
+        return std::string(t);
     }
     static int on_error(TIFF*, void* self_ptr, const char*, const char* format, va_list args) {
         auto& self = *static_cast<TiffMessages*>(self_ptr);
-        std::string text = text_of(format, args);
-        if (self.errors++ == 0) self.first_error = std::move(text);
+        ++self.error_count;
+        if (self.errors.size() < kKept) self.errors.push_back(self.text_of(format, args));
         return 1;  // handled: libtiff's process-wide handler (stderr) is not called
     }
     static int on_warning(TIFF*, void* self_ptr, const char*, const char* format, va_list args) {
         auto& self = *static_cast<TiffMessages*>(self_ptr);
-        if (self.warnings++ < kWarningsLogged) to_library_logger("libtiff", fmt::format("{}: {}", self.name, text_of(format, args)));
+        ++self.warning_count;
+        std::string text = self.text_of(format, args);
+        if (self.warnings.size() < kKept) {
+            to_library_logger("libtiff", fmt::format("{}: {}", self.name, text));
+            self.warnings.push_back(std::move(text));
+        }
         return 1;
     }
-    std::string reason() const {
-        return fmt::format("libtiff: {}{}", first_error.empty() ? "no reason given" : first_error,
-                           errors > 1 ? fmt::format(", and {} more error(s)", errors - 1) : "");
+
+    // Where the messages stand now; what came after a mark is what a step caused.
+    struct Mark {
+        int errors, warnings;
+    };
+    Mark mark() const { return {error_count, warning_count}; }
+    bool errors_since(Mark m) const { return error_count > m.errors; }
+    bool warnings_since(Mark m) const { return warning_count > m.warnings; }
+    // libtiff's first error after the mark (or, with none, its first warning), and how many
+    // more there were: "libtiff: Read error on strip 3 ..., and 2 more error(s)".
+    std::string reason_since(Mark m = Mark{0, 0}) const {
+        const bool use_errors = error_count > m.errors;
+        const std::vector<std::string>& kept = use_errors ? errors : warnings;
+        const int from = use_errors ? m.errors : m.warnings, count = (use_errors ? error_count : warning_count) - from;
+        if (count <= 0) return "libtiff gave no reason";
+        const std::string first = static_cast<std::size_t>(from) < kept.size() ? kept[static_cast<std::size_t>(from)] : "(not kept)";
+        return fmt::format("libtiff: {}{}", first,
+                           count > 1 ? fmt::format(", and {} more {}(s)", count - 1, use_errors ? "error" : "warning") : "");
     }
 };
 
@@ -97,7 +123,7 @@ public:
         TIFFOpenOptionsSetMaxSingleMemAlloc(options.get(), tmsize_t{1} << 30);
         tif_ = TIFFClientOpenExt(name.c_str(), "rm", &file_, &MemoryFile::read, &MemoryFile::write, &MemoryFile::seek,
                                  &MemoryFile::close, &MemoryFile::file_size, &MemoryFile::map, &MemoryFile::unmap, options.get());
-        if (!tif_) bad(name, fmt::format("not a readable image (corrupt TIFF header; {})", messages_.reason()));
+        if (!tif_) bad(name, fmt::format("not a readable image (corrupt TIFF header; {})", messages_.reason_since()));
     }
     ~TiffFile() { TIFFClose(tif_); }
     TiffFile(const TiffFile&) = delete;
@@ -203,50 +229,76 @@ Image to_square_pixels(const Image& in, double x_dpi, double y_dpi) {
 std::vector<TiffPage> read_tiff_pages(const std::string& name, const std::uint8_t* data, std::size_t size, int max_pages) {
     TiffFile file(name, data, size);
     TIFF* tif = file.get();
+    TiffMessages& messages = file.messages();
     std::vector<TiffPage> pages;
-    for (;;) {
+    for (tdir_t directory = 0;; ++directory) {
         const int number = static_cast<int>(pages.size()) + 1;
-        if (number > max_pages) bad(name, fmt::format("more than {} pages, above the limit of {} pages", max_pages, max_pages));
-        std::uint32_t width = 0, height = 0;
-        if (!TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &width) || !TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &height) || width == 0 || height == 0)
-            bad(name, fmt::format("TIFF page {} has an unreadable header (no width or height)", number));
-        char why[1024] = {};
-        if (!TIFFRGBAImageOK(tif, why)) bad(name, fmt::format("TIFF page {} cannot be decoded: {} (libtiff)", number, why));
-        TiffPage page;
-        page.stored_width = page.width = width;
-        page.stored_height = page.height = height;
-        page.gray = is_gray(tif);
-        std::uint16_t orientation = ORIENTATION_TOPLEFT;
-        TIFFGetFieldDefaulted(tif, TIFFTAG_ORIENTATION, &orientation);
-        page.orientation = orientation >= 1 && orientation <= 8 ? orientation : 1;
-        const Resolution dpi = resolution_of(tif);
-        page.x_dpi = dpi.x;
-        page.y_dpi = dpi.y;
-        square_size(page.width, page.height, dpi.x, dpi.y);
-        if (page.orientation >= 5) std::swap(page.width, page.height);
-        // One band as RGBA, and libtiff's own buffer for its encoded data.
-        const std::size_t band = static_cast<std::size_t>(width) * band_rows(tif, height);
-        const tmsize_t encoded = TIFFIsTiled(tif) ? TIFFTileSize(tif) : TIFFStripSize(tif);
-        page.decoder_bytes = band * 4 + static_cast<std::size_t>(std::max<tmsize_t>(encoded, 0));
-        pages.push_back(page);
-        const int errors = file.messages().errors;
+        // A scanner's thumbnail of the page before it, or a transparency mask: not a page.
+        std::uint32_t subfile = 0;
+        const bool page_itself = !TIFFGetField(tif, TIFFTAG_SUBFILETYPE, &subfile) || (subfile & (FILETYPE_REDUCEDIMAGE | FILETYPE_MASK)) == 0;
+        if (page_itself) {
+            if (number > max_pages) bad(name, fmt::format("more than {} pages, above the limit of {} pages", max_pages, max_pages));
+            std::uint32_t width = 0, height = 0;
+            if (!TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &width) || !TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &height) || width == 0 || height == 0)
+                bad(name, fmt::format("TIFF page {} has an unreadable header (no width or height)", number));
+            char why[1024] = {};
+            if (!TIFFRGBAImageOK(tif, why)) bad(name, fmt::format("TIFF page {} cannot be decoded: {} (libtiff)", number, why));
+            if (TIFFIsTiled(tif)) {
+                std::uint32_t tile_width = 0, tile_length = 0;
+                TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tile_width);
+                TIFFGetField(tif, TIFFTAG_TILELENGTH, &tile_length);
+                if (tile_width == 0 || tile_length == 0 || tile_width > 65536 || tile_length > 65536)
+                    bad(name, fmt::format("TIFF page {} has a corrupt header: tiles of {}x{} pixels", number, tile_width, tile_length));
+                // libtiff 4.5's reader refuses an uncompressed tile whose size is not a
+                // multiple of 1024 bytes ("Invalid tile byte count"), though the file is sound.
+                std::uint16_t compression = COMPRESSION_NONE;
+                TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &compression);
+                if (compression == COMPRESSION_NONE && TIFFTileSize(tif) % 1024 != 0)
+                    bad(name, fmt::format("TIFF page {} is tiled and uncompressed in tiles of {}x{} pixels, which this libtiff (4.5) cannot "
+                                          "read; save it again with compression (LZW, Zip) or without tiles",
+                                          number, tile_width, tile_length));
+            }
+            TiffPage page;
+            page.directory = static_cast<int>(directory);
+            page.stored_width = page.width = width;
+            page.stored_height = page.height = height;
+            page.gray = is_gray(tif);
+            std::uint16_t orientation = ORIENTATION_TOPLEFT;
+            TIFFGetFieldDefaulted(tif, TIFFTAG_ORIENTATION, &orientation);
+            page.orientation = orientation >= 1 && orientation <= 8 ? orientation : 1;
+            const Resolution dpi = resolution_of(tif);
+            page.x_dpi = dpi.x;
+            page.y_dpi = dpi.y;
+            square_size(page.width, page.height, dpi.x, dpi.y);
+            if (page.orientation >= 5) std::swap(page.width, page.height);
+            // One band as RGBA, and libtiff's own buffer for its encoded data.
+            const std::size_t band = static_cast<std::size_t>(width) * band_rows(tif, height);
+            const tmsize_t encoded = TIFFIsTiled(tif) ? TIFFTileSize(tif) : TIFFStripSize(tif);
+            page.decoder_bytes = band * 4 + static_cast<std::size_t>(std::max<tmsize_t>(encoded, 0));
+            pages.push_back(page);
+        }
+        const TiffMessages::Mark before = messages.mark();
         if (TIFFReadDirectory(tif)) continue;
         // No next page, or one libtiff could not read: the latter is not a silent end.
-        if (file.messages().errors > errors)
-            bad(name, fmt::format("TIFF page {} has an unreadable header ({})", number + 1, file.messages().reason()));
+        if (messages.errors_since(before))
+            bad(name, fmt::format("TIFF page {} has an unreadable header ({})", pages.size() + 1, messages.reason_since(before)));
         break;
     }
+    if (pages.empty()) bad(name, "a TIFF file with no page, only thumbnails or masks");
     return pages;
 }
 
-Image decode_tiff_page(const std::string& name, const std::uint8_t* data, std::size_t size, int index, std::string& damage) {
+Image decode_tiff_page(const std::string& name, const std::uint8_t* data, std::size_t size, const TiffPage& page, int number,
+                       std::string& damage) {
     TiffFile file(name, data, size);
     TIFF* tif = file.get();
     TiffMessages& messages = file.messages();
-    if (!TIFFSetDirectory(tif, static_cast<tdir_t>(index))) bad(name, fmt::format("TIFF page {} cannot be read ({})", index + 1, messages.reason()));
+    TiffMessages::Mark opened = messages.mark();
+    if (!TIFFSetDirectory(tif, static_cast<tdir_t>(page.directory)))
+        bad(name, fmt::format("TIFF page {} cannot be read ({})", number, messages.reason_since(opened)));
     TIFFRGBAImage reader{};
     char why[1024] = {};
-    if (!TIFFRGBAImageBegin(&reader, tif, 1, why)) bad(name, fmt::format("TIFF page {} cannot be decoded: {} (libtiff)", index + 1, why));
+    if (!TIFFRGBAImageBegin(&reader, tif, 1, why)) bad(name, fmt::format("TIFF page {} cannot be decoded: {} (libtiff)", number, why));
     std::unique_ptr<TIFFRGBAImage, void (*)(TIFFRGBAImage*)> ending(&reader, &TIFFRGBAImageEnd);
     // The rows as stored, top first: the Orientation tag is applied by the caller, for all
     // eight values (libtiff's reader would do the flips and not the quarter turns).
@@ -260,19 +312,26 @@ Image decode_tiff_page(const std::string& name, const std::uint8_t* data, std::s
     auto pixels = std::make_shared<std::vector<std::uint8_t>>(static_cast<std::size_t>(img.width) * img.height * img.channels, 255);
     const std::uint32_t rows_per_band = band_rows(tif, reader.height);
     std::vector<std::uint32_t> raster(static_cast<std::size_t>(reader.width) * rows_per_band);
-    std::uint32_t blank_rows = 0, first_blank = 0;
+    // Bands libtiff could not read (left blank), and bands it decoded with a codec's warning
+    // (rows of them lost or garbled): the first of each, with what libtiff said then.
+    std::uint32_t blank_rows = 0, first_blank = 0, warned_rows = 0, first_warned = 0;
+    std::string blank_reason, warned_reason;
     for (std::uint32_t row = 0; row < reader.height; row += rows_per_band) {
         const std::uint32_t rows = std::min(rows_per_band, reader.height - row);
         reader.row_offset = static_cast<int>(row);
         reader.col_offset = 0;
-        const int errors = messages.errors;
+        const TiffMessages::Mark before = messages.mark();
         std::fill(raster.begin(), raster.end(), 0xFFFFFFFFu);
         // A band libtiff cannot read stays white: a failed strip can leave the one before it
         // in the buffer, and a repeated "TOTAL 12.50" line is worse than a blank one.
-        if (!TIFFRGBAImageGet(&reader, raster.data(), reader.width, rows) || messages.errors > errors) {
-            if (blank_rows == 0) first_blank = row;
+        if (!TIFFRGBAImageGet(&reader, raster.data(), reader.width, rows) || messages.errors_since(before)) {
+            if (blank_rows == 0) first_blank = row, blank_reason = messages.reason_since(before);
             blank_rows += rows;
             continue;
+        }
+        if (messages.warnings_since(before)) {
+            if (warned_rows == 0) first_warned = row, warned_reason = messages.reason_since(before);
+            warned_rows += rows;
         }
         for (std::uint32_t r = 0; r < rows; ++r) {
             const std::uint32_t* in = raster.data() + static_cast<std::size_t>(r) * reader.width;
@@ -293,13 +352,24 @@ Image decode_tiff_page(const std::string& name, const std::uint8_t* data, std::s
         }
     }
     img.pixels = std::move(pixels);
-    if (blank_rows == 0) return img;
-    const double blank_share = static_cast<double>(blank_rows) / reader.height;
-    if (blank_share > 1 - kWholeEnough)
-        bad(name, fmt::format("damaged TIFF: page {}'s data cannot be read from row {} of {}, so {:.0f}% of the page is missing ({})", index + 1,
-                              first_blank, reader.height, 100 * blank_share, messages.reason()));
-    damage = fmt::format("damaged TIFF: {} of its {} rows cannot be read, from row {} on; they are left blank ({})", blank_rows,
-                         reader.height, first_blank, messages.reason());
+    // More than a tenth of the rows blank: too little is left to read (as for a JPEG).
+    if (static_cast<std::uint64_t>(blank_rows) * 10 > reader.height) {
+        if (blank_rows == reader.height && rows_per_band == reader.height)
+            bad(name, fmt::format("damaged TIFF: page {} is stored as one strip, and libtiff cannot read it, so none of the page is "
+                                  "read ({})",
+                                  number, blank_reason));
+        bad(name, fmt::format("damaged TIFF: page {}'s data cannot be read from row {} of {}, so {:.0f}% of the page is missing ({})",
+                              number, first_blank, reader.height, 100.0 * blank_rows / reader.height, blank_reason));
+    }
+    std::vector<std::string> notes;
+    if (blank_rows > 0)
+        notes.push_back(fmt::format("{} of its {} rows cannot be read, from row {} on; they are left blank ({})", blank_rows,
+                                    reader.height, first_blank, blank_reason));
+    if (warned_rows > 0)
+        notes.push_back(fmt::format("rows {} to {} of {} were decoded with a warning, so some of them may be blank or garbled ({})",
+                                    first_warned, first_warned + std::min(warned_rows, reader.height - first_warned) - 1, reader.height,
+                                    warned_reason));
+    if (!notes.empty()) damage = "damaged TIFF: " + fmt::format("{}", fmt::join(notes, "; "));
     return img;
 }
 

@@ -62,8 +62,9 @@ double mean_difference(const Image& a, const Image& b) {
 }
 
 // A gray uncompressed TIFF written by hand: `rows_per_strip` rows to a strip, a dark band
-// across rows 40-59, and optionally a private tag libtiff does not know.
-Bytes handmade_tiff(std::uint32_t width, std::uint32_t height, std::uint32_t rows_per_strip, bool unknown_tag) {
+// across rows 40-59, optionally a private tag libtiff does not know, and optionally an
+// Orientation tag (entries in tag order).
+Bytes handmade_tiff(std::uint32_t width, std::uint32_t height, std::uint32_t rows_per_strip, bool unknown_tag, int orientation = -1) {
     std::vector<std::uint8_t> pixels(static_cast<std::size_t>(width) * height, 255);
     for (std::uint32_t y = 40; y < 60 && y < height; ++y) std::fill_n(pixels.begin() + y * width, width, 0);
     const std::uint32_t strips = (height + rows_per_strip - 1) / rows_per_strip;
@@ -73,6 +74,7 @@ Bytes handmade_tiff(std::uint32_t width, std::uint32_t height, std::uint32_t row
     };
     std::vector<Entry> entries = {{256, 4, 1, width}, {257, 4, 1, height}, {258, 3, 1, 8}, {259, 3, 1, 1}, {262, 3, 1, 1},
                                   {273, 4, strips, 0}, {277, 3, 1, 1},     {278, 4, 1, rows_per_strip}, {279, 4, strips, 0}};
+    if (orientation >= 0) entries.push_back({274, 3, 1, static_cast<std::uint32_t>(orientation)});
     if (unknown_tag) entries.push_back({65000, 3, 1, 7});
     const std::uint32_t ifd = 8, after_ifd = ifd + 2 + 12 * static_cast<std::uint32_t>(entries.size()) + 4;
     const std::uint32_t offsets_at = after_ifd, counts_at = offsets_at + 4 * strips, data_at = counts_at + 4 * strips;
@@ -93,6 +95,24 @@ Bytes handmade_tiff(std::uint32_t width, std::uint32_t height, std::uint32_t row
     for (std::uint32_t s = 0; s < strips; ++s) u32(std::min(rows_per_strip, height - s * rows_per_strip) * width);
     out.insert(out.end(), pixels.begin(), pixels.end());
     return out;
+}
+// Sets a tag's value held in its directory entry (SHORT or LONG, one value) in directory
+// `page` of a little-endian TIFF, as ImageMagick writes them here: a damaged or unusual file
+// made from a sound one.
+void set_tag(Bytes& tiff, int page, std::uint16_t tag, std::uint32_t value) {
+    auto u16 = [&](std::size_t at) { return static_cast<std::uint32_t>(tiff.at(at) | (tiff.at(at + 1) << 8)); };
+    auto u32 = [&](std::size_t at) { return u16(at) | (u16(at + 2) << 16); };
+    ASSERT_EQ(tiff.at(0), 'I') << "a little-endian TIFF";
+    std::size_t ifd = u32(4);
+    for (int k = 0; k < page; ++k) ifd = u32(ifd + 2 + 12 * u16(ifd));
+    for (std::uint32_t e = 0; e < u16(ifd); ++e) {
+        const std::size_t entry = ifd + 2 + 12 * e;
+        if (u16(entry) != tag) continue;
+        const bool is_short = u16(entry + 2) == 3;
+        for (int b = 0; b < (is_short ? 2 : 4); ++b) tiff[entry + 8 + static_cast<std::size_t>(b)] = static_cast<std::uint8_t>(value >> (8 * b));
+        return;
+    }
+    FAIL() << "no tag " << tag << " in directory " << page;
 }
 }  // namespace
 
@@ -237,4 +257,59 @@ TEST(TiffDecode, TooManyPagesIsBadInputBeforeAnyIsDecoded) {
     } catch (const BadInput& e) {
         EXPECT_STREQ(e.what(), "three.tif: more than 2 pages, above the limit of 2 pages");
     }
+}
+
+// Found by a hostile probe of the decoder: damage libtiff reports only as a codec's warning
+// (a fax strip cut short: "Premature EOL"), a refusal's reason that named a harmless tag
+// from the file's opening, exactly a tenth of the rows missing, a scanner's thumbnail read
+// as a second page, and a sound uncompressed tiled file refused as damaged.
+TEST(TiffDecode, DamageLibtiffOnlyWarnsAboutIsNamedAndThumbnailsAreNotPages) {
+    test::TempDir dir;
+    Bytes fax = receipt_tiff(dir, "fax.tif", "-resize 25% -colorspace Gray -threshold 50% -type Bilevel -compress Group4");
+    const std::size_t whole = fax.size();
+    set_tag(fax, 0, 279, static_cast<std::uint32_t>(whole / 2));  // the strip's byte count: half the data
+    ::testing::internal::CaptureStderr();
+    std::vector<std::string> damage;
+    decode("fax.tif", fax, &damage);
+    ASSERT_EQ(damage.size(), 1u) << "kept, and marked";
+    EXPECT_THAT(damage[0], ::testing::MatchesRegex("fax\\.tif: page 1: damaged TIFF: rows 0 to [0-9]+ of [0-9]+ were decoded with a warning, so "
+                                                   "some of them may be blank or garbled \\(libtiff: .*\\)"));
+
+    // An Orientation of 0 (libtiff complains on opening, and reads on) in a file cut in half:
+    // the refusal gives libtiff's reason for the missing rows, not the complaint.
+    Bytes odd_orientation = handmade_tiff(200, 400, 16, false, 0);
+    odd_orientation.resize(odd_orientation.size() / 2);
+    const std::string refused = error_of("half.tif", odd_orientation);
+    EXPECT_THAT(refused, HasSubstr("half.tif: damaged TIFF: page 1's data cannot be read from row "));
+    EXPECT_THAT(refused, ::testing::Not(HasSubstr("Orientation"))) << refused;
+    EXPECT_THAT(refused, ::testing::Not(HasSubstr("libtiff: half.tif"))) << "the file name once, at the head";
+
+    // Exactly a tenth of the rows missing: kept, as a JPEG is.
+    Bytes tenth = handmade_tiff(200, 200, 20, false);
+    tenth.resize(tenth.size() - 200 * 20);
+    decode("tenth.tif", tenth, &damage);
+    ASSERT_EQ(damage.size(), 1u);
+    EXPECT_THAT(damage[0], HasSubstr("20 of its 200 rows cannot be read, from row 180 on"));
+
+    // A one-strip page that cannot be read at all (its byte count runs past the file's end)
+    // says so.
+    Bytes one_strip = receipt_tiff(dir, "one.tif", "-resize 25% -colorspace Gray -threshold 50% -type Bilevel -compress Group4");
+    set_tag(one_strip, 0, 279, static_cast<std::uint32_t>(one_strip.size() * 2));
+    EXPECT_THAT(error_of("one.tif", one_strip), HasSubstr("one.tif: damaged TIFF: page 1 is stored as one strip, and libtiff cannot read it, "
+                                                          "so none of the page is read (libtiff: "));
+
+    // A scanner's thumbnail after the page (NewSubfileType 1) is not a second page.
+    const fs::path two = dir.path() / "two.tif";
+    ASSERT_EQ(std::system(("convert -size 60x40 xc:white xc:gray " + two.string()).c_str()), 0);
+    Bytes thumbnail = read_bytes(two);
+    set_tag(thumbnail, 1, 254, 1);
+    const Part part{"thumb.tif", "image/tiff", std::make_shared<const Bytes>(thumbnail)};
+    EXPECT_EQ(imaging::decode_image(part, imaging::DecodeLimits{}).size(), 1u);
+
+    // A sound tiled file libtiff 4.5 cannot read (uncompressed tiles of 16x16 gray: 256
+    // bytes) is refused as what it is, not as damaged.
+    EXPECT_THAT(error_of("tiles.tif", receipt_tiff(dir, "tiles.tif", "-resize 10% -colorspace Gray -depth 8 -compress None "
+                                                                     "-define tiff:tile-geometry=16x16")),
+                HasSubstr("tiles.tif: TIFF page 1 is tiled and uncompressed in tiles of 16x16 pixels, which this libtiff (4.5) cannot read"));
+    EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
 }
