@@ -80,12 +80,13 @@ struct TiffMessages {
     }
     static int on_warning(TIFF*, void* self_ptr, const char*, const char* format, va_list args) {
         auto& self = *static_cast<TiffMessages*>(self_ptr);
-        ++self.warning_count;
         std::string text = self.text_of(format, args);
-        if (self.warnings.size() < kKept) {
-            to_library_logger("libtiff", fmt::format("{}: {}", self.name, text));
-            self.warnings.push_back(std::move(text));
-        }
+        // libtiff says this of every old-style JPEG page it decodes, sound or not: only logged.
+        const bool about_the_format = text.rfind("Deprecated and troublesome old-style JPEG", 0) == 0;
+        if (self.warnings.size() < kKept) to_library_logger("libtiff", fmt::format("{}: {}", self.name, text));
+        if (about_the_format) return 1;
+        ++self.warning_count;
+        if (self.warnings.size() < kKept) self.warnings.push_back(std::move(text));
         return 1;
     }
 
@@ -243,6 +244,14 @@ std::vector<TiffPage> read_tiff_pages(const std::string& name, const std::uint8_
                 bad(name, fmt::format("TIFF page {} has an unreadable header (no width or height)", number));
             char why[1024] = {};
             if (!TIFFRGBAImageOK(tif, why)) bad(name, fmt::format("TIFF page {} cannot be decoded: {} (libtiff)", number, why));
+            std::uint16_t compression = COMPRESSION_NONE;
+            TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &compression);
+            if (!TIFFIsCODECConfigured(compression)) {
+                const TIFFCodec* codec = TIFFFindCODEC(compression);
+                bad(name, fmt::format("TIFF page {} is compressed with {} ({}), which this libtiff cannot decode; save it again as LZW, "
+                                      "Zip, JPEG or fax (G3/G4)",
+                                      number, codec && codec->name ? codec->name : "an unknown scheme", compression));
+            }
             if (TIFFIsTiled(tif)) {
                 std::uint32_t tile_width = 0, tile_length = 0;
                 TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tile_width);
@@ -251,8 +260,6 @@ std::vector<TiffPage> read_tiff_pages(const std::string& name, const std::uint8_
                     bad(name, fmt::format("TIFF page {} has a corrupt header: tiles of {}x{} pixels", number, tile_width, tile_length));
                 // libtiff 4.5's reader refuses an uncompressed tile whose size is not a
                 // multiple of 1024 bytes ("Invalid tile byte count"), though the file is sound.
-                std::uint16_t compression = COMPRESSION_NONE;
-                TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &compression);
                 if (compression == COMPRESSION_NONE && TIFFTileSize(tif) % 1024 != 0)
                     bad(name, fmt::format("TIFF page {} is tiled and uncompressed in tiles of {}x{} pixels, which this libtiff (4.5) cannot "
                                           "read; save it again with compression (LZW, Zip) or without tiles",

@@ -311,5 +311,10 @@ TEST(TiffDecode, DamageLibtiffOnlyWarnsAboutIsNamedAndThumbnailsAreNotPages) {
     EXPECT_THAT(error_of("tiles.tif", receipt_tiff(dir, "tiles.tif", "-resize 10% -colorspace Gray -depth 8 -compress None "
                                                                      "-define tiff:tile-geometry=16x16")),
                 HasSubstr("tiles.tif: TIFF page 1 is tiled and uncompressed in tiles of 16x16 pixels, which this libtiff (4.5) cannot read"));
+    // A compression libtiff is not built with (JPEG 2000, 34712) is named, not "damaged".
+    Bytes jpeg2000 = handmade_tiff(200, 100, 100, false);
+    set_tag(jpeg2000, 0, 259, 34712);
+    EXPECT_EQ(error_of("j2k.tif", jpeg2000), "j2k.tif: TIFF page 1 is compressed with an unknown scheme (34712), which this libtiff cannot "
+                                             "decode; save it again as LZW, Zip, JPEG or fax (G3/G4)");
     EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
 }
