@@ -603,10 +603,9 @@ PartDecoder::PartDecoder(const Part& part, const DecodeLimits& limits) : part_(p
     }
 
     if (is_heif(data, size)) {
-        heif_ = true;
-        const HeifSize photo = read_heif_size(part.name, data, size);
-        check_planned(part, 0, photo.width, photo.height, limits);
-        plan_.push_back(planned(photo.width, photo.height, false));
+        heif_ = std::make_unique<HeifFile>(part.name, data, size);
+        check_planned(part, 0, heif_->width(), heif_->height(), limits);
+        plan_.push_back(planned(heif_->width(), heif_->height(), false, heif_->decoder_bytes()));
         return;
     }
     l_int32 format = 0;
@@ -703,7 +702,7 @@ std::vector<Page> PartDecoder::decode() {
     }
 
     if (heif_) {
-        pages.push_back(Page{0, decode_heif(part_.name, data, size), {}, std::nullopt});
+        pages.push_back(Page{0, heif_->decode(), {}, std::nullopt});
         return pages;
     }
     if (is_tiff(format_)) {

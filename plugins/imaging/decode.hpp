@@ -17,6 +17,7 @@
 
 #include "docpipe/context.hpp"
 #include "docpipe/document.hpp"
+#include "heif_decode.hpp"
 #include "tiff_decode.hpp"
 
 namespace docpipe::imaging {
@@ -81,7 +82,7 @@ private:
     std::vector<PlannedPage> plan_;
     std::vector<std::string> text_layers_;  // PDF: per page, kept text ("" = render)
     std::vector<TiffPage> tiff_pages_;      // TIFF: per page, what its header says
-    bool heif_ = false;                     // a HEIC or AVIF photo (libheif)
+    std::unique_ptr<HeifFile> heif_;        // a HEIC or AVIF photo (libheif), parsed once
     std::unique_ptr<Pdf> pdf_;
     std::vector<std::string> damage_;
 };

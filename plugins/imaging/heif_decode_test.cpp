@@ -6,6 +6,8 @@
 
 #include <libheif/heif.h>
 
+#include <algorithm>
+
 #include "decode.hpp"
 #include "docpipe/testing.hpp"
 #include "harness.hpp"
@@ -93,6 +95,17 @@ TEST(HeifDecode, AnIphonesHeicPhotoIsReadAsTheImageThatWentIn) {
     EXPECT_LT(mean_difference(page, receipt), 4.0) << "lossy at quality 90, but the same picture";
 }
 
+// A file whose main brand is the generic 'mif1', with 'heic' among its compatible brands (as
+// some tools write it), is a HEIC all the same.
+TEST(HeifDecode, AGenericMainBrandWithHeicCompatibleIsRead) {
+    const Image receipt = small_receipt();
+    Bytes heic = encode_heic(receipt, false);
+    ASSERT_EQ(std::string(heic.begin() + 4, heic.begin() + 12), "ftypheic");
+    std::copy_n("mif1", 4, heic.begin() + 8);
+    const Part part{"generic.heic", "image/heic", std::make_shared<const Bytes>(heic)};
+    EXPECT_EQ(imaging::decode_image(part, imaging::DecodeLimits{}).at(0).image.width, receipt.width);
+}
+
 TEST(HeifDecode, TransparencyIsWhitePaper) {
     const Image receipt = small_receipt();
     const Part part{"clear.heic", "image/heic", std::make_shared<const Bytes>(encode_heic(receipt, true))};
@@ -120,6 +133,28 @@ TEST(HeifDecode, ABrokenHeicFailsWithLibheifsReason) {
     Bytes short_data = heic;
     short_data.resize(heic.size() * 2 / 3);
     EXPECT_THAT(error_of("short.heic", short_data), ::testing::MatchesRegex("short\\.heic: .*\\(libheif\\).*"));
+    EXPECT_EQ(error_of("cut.heic", Bytes(heic.begin(), heic.begin() + 200)).find('\n'), std::string::npos) << "libheif's line break is not passed on";
+    // A file that declares a small picture and codes a big one (the 'ispe' box says 64x64):
+    // refused before the big one is decoded, not after (a hostile probe's 652-byte file
+    // declaring 640x320 held a 30000x30000 canvas: 5 GB).
+    // Every 'ispe' box (libheif writes one per item property set) set to the given size.
+    const std::string marker = "ispe";
+    auto with_ispe = [&](std::uint32_t width, std::uint32_t height) {
+        Bytes b = heic;
+        for (auto it = std::search(b.begin(), b.end(), marker.begin(), marker.end()); it != b.end();
+             it = std::search(it + 4, b.end(), marker.begin(), marker.end())) {
+            const auto at = static_cast<std::size_t>(it - b.begin()) + 8;  // after the box type and its version and flags
+            for (int k = 0; k < 4; ++k) {
+                b.at(at + static_cast<std::size_t>(k)) = static_cast<std::uint8_t>(width >> (24 - 8 * k));
+                b.at(at + 4 + static_cast<std::size_t>(k)) = static_cast<std::uint8_t>(height >> (24 - 8 * k));
+            }
+        }
+        return b;
+    };
+    ASSERT_NE(std::search(heic.begin(), heic.end(), marker.begin(), marker.end()), heic.end());
+    EXPECT_THAT(error_of("small.heic", with_ispe(64, 64)),
+                ::testing::AllOf(HasSubstr("small.heic: corrupt HEIF image: "), HasSubstr("exceeds the maximum image size")));
+    EXPECT_EQ(error_of("none.heic", with_ispe(0, 0)), "none.heic: not a readable image (a HEIF image without a width or height)");
     // Over the page limits, from the header alone.
     imaging::DecodeLimits tight;
     tight.max_megapixels = 0.01;
