@@ -55,6 +55,10 @@ bool has_brand(const std::uint8_t* data, std::size_t size, const std::initialize
     return false;
 }
 
+// How much wider or taller than declared a coded picture may be (HEVC and AV1 code whole
+// blocks, and libheif crops them back).
+constexpr std::int64_t kCodingPadding = 256;
+
 bool is_avif(const std::uint8_t* data, std::size_t size) { return has_brand(data, size, {"avif", "avis"}); }
 
 // The AV1 decoder to ask for: libaom, which reports through return values. dav1d, libheif's
@@ -104,7 +108,6 @@ HeifFile::HeifFile(const std::string& name, const std::uint8_t* data, std::size_
     // not from the declared size checked against the page limits: a 652-byte file declaring
     // 640x320 held a 30000x30000 canvas. Nothing wider or taller than declared, give or take
     // the coder's padding, is decoded.
-    constexpr std::int64_t kCodingPadding = 256;
     heif_context_set_maximum_image_size_limit(
         f.context.get(), static_cast<int>(std::min<std::int64_t>(std::max(f.coded_width, f.coded_height) + kCodingPadding, INT_MAX)));
 }
@@ -113,7 +116,12 @@ HeifFile::~HeifFile() = default;
 
 std::int64_t HeifFile::width() const { return parsed_->width; }
 std::int64_t HeifFile::height() const { return parsed_->height; }
-std::size_t HeifFile::decoder_bytes() const { return static_cast<std::size_t>(parsed_->coded_width * parsed_->coded_height) * 6; }
+// libheif's size limit is one length for both sides, so a file declaring 240x6000 may code
+// up to 6256x6256 before it is refused: the budget holds room for that square, YCbCr and RGB.
+std::size_t HeifFile::decoder_bytes() const {
+    const auto side = static_cast<std::size_t>(std::max(parsed_->coded_width, parsed_->coded_height) + kCodingPadding);
+    return side * side * 6;
+}
 
 Image HeifFile::decode() {
     Parsed& f = *parsed_;

@@ -7,7 +7,10 @@
 // The file is parsed once, when it is made; its primary image is decoded by decode(). libheif
 // reports through return values, and its message goes into the BadInput. libheif's own tile
 // threads are off (the pipeline already decodes documents in parallel); its HEVC decoder,
-// libde265, still runs one worker thread while it decodes a tile.
+// libde265, still runs one worker thread while it decodes a tile. One exception to "nothing
+// on stderr": libde265 prints a line for some corrupt HEVC headers ("SPS error: CB
+// alignment") with fprintf, past its own logging switch; the part still fails with
+// libheif's reason. (AV1 goes through libaom, which prints nothing; dav1d would.)
 #pragma once
 
 #include <cstddef>
@@ -36,8 +39,8 @@ public:
     // the file asks for. decode() never gives more.
     std::int64_t width() const;
     std::int64_t height() const;
-    // What libheif holds while it decodes: the image as coded (before any crop), in YCbCr
-    // and in RGB.
+    // What libheif may hold while it decodes: the largest picture it lets the file code (one
+    // side limit for both sides), in YCbCr and in RGB.
     std::size_t decoder_bytes() const;
 
     // The primary image, upright (libheif applies the file's own rotation and mirroring; the

@@ -47,7 +47,16 @@ struct MemoryFile {
     }
     static int close(thandle_t) { return 0; }
     static toff_t file_size(thandle_t handle) { return of(handle).size; }
-    static int map(thandle_t, void**, toff_t*) { return 0; }
+    // The bytes as libtiff's "mapped file": read in place, never written (libtiff copies a
+    // strip before it changes it, e.g. to reverse its bit order). Mapped, libtiff 4.5 also
+    // reads an uncompressed tile whose size is not a multiple of 1024 bytes, which its
+    // unmapped path refuses ("Invalid tile byte count").
+    static int map(thandle_t handle, void** base, toff_t* size) {
+        MemoryFile& f = of(handle);
+        *base = const_cast<std::uint8_t*>(f.data);
+        *size = f.size;
+        return 1;
+    }
     static void unmap(thandle_t, void*, toff_t) {}
 };
 
@@ -68,6 +77,7 @@ struct TiffMessages {
     std::string text_of(const char* format, va_list args) const {
         char text[512];
         std::vsnprintf(text, sizeof text, format, args);
+        std::replace(std::begin(text), std::end(text), '\n', ' ');  // one line: it goes into an error
         std::string_view t = text;
         if (t.size() > name.size() + 2 && t.substr(0, name.size()) == name && t.substr(name.size(), 2) == ": ") t.remove_prefix(name.size() + 2);
         return std::string(t);
@@ -75,18 +85,24 @@ struct TiffMessages {
     static int on_error(TIFF*, void* self_ptr, const char*, const char* format, va_list args) {
         auto& self = *static_cast<TiffMessages*>(self_ptr);
         ++self.error_count;
-        if (self.errors.size() < kKept) self.errors.push_back(self.text_of(format, args));
+        try {  // nothing may unwind through libtiff's C frames
+            if (self.errors.size() < kKept) self.errors.push_back(self.text_of(format, args));
+        } catch (...) {
+        }
         return 1;  // handled: libtiff's process-wide handler (stderr) is not called
     }
     static int on_warning(TIFF*, void* self_ptr, const char*, const char* format, va_list args) {
         auto& self = *static_cast<TiffMessages*>(self_ptr);
-        std::string text = self.text_of(format, args);
-        // libtiff says this of every old-style JPEG page it decodes, sound or not: only logged.
-        const bool about_the_format = text.rfind("Deprecated and troublesome old-style JPEG", 0) == 0;
-        if (self.warnings.size() < kKept) to_library_logger("libtiff", fmt::format("{}: {}", self.name, text));
-        if (about_the_format) return 1;
-        ++self.warning_count;
-        if (self.warnings.size() < kKept) self.warnings.push_back(std::move(text));
+        try {  // nothing may unwind through libtiff's C frames
+            std::string text = self.text_of(format, args);
+            if (self.warnings.size() < kKept) to_library_logger("libtiff", fmt::format("{}: {}", self.name, text));
+            // libtiff says this of every old-style JPEG page it decodes, sound or not: only logged.
+            if (text.rfind("Deprecated and troublesome old-style JPEG", 0) == 0) return 1;
+            ++self.warning_count;
+            if (self.warnings.size() < kKept) self.warnings.push_back(std::move(text));
+        } catch (...) {
+            ++self.warning_count;
+        }
         return 1;
     }
 
@@ -110,8 +126,8 @@ struct TiffMessages {
     }
 };
 
-// One libtiff handle over the bytes, with the messages above. Opened with "rm": read, and no
-// memory mapping (there is no file to map).
+// One libtiff handle over the bytes, with the messages above, opened for reading with the
+// bytes "mapped" (MemoryFile::map).
 class TiffFile {
 public:
     TiffFile(const std::string& name, const std::uint8_t* data, std::size_t size) : file_{data, static_cast<toff_t>(size)} {
@@ -122,7 +138,7 @@ public:
         TIFFOpenOptionsSetWarningHandlerExtR(options.get(), &TiffMessages::on_warning, &messages_);
         // A header can claim any strip size; no single buffer of libtiff's beyond this.
         TIFFOpenOptionsSetMaxSingleMemAlloc(options.get(), tmsize_t{1} << 30);
-        tif_ = TIFFClientOpenExt(name.c_str(), "rm", &file_, &MemoryFile::read, &MemoryFile::write, &MemoryFile::seek,
+        tif_ = TIFFClientOpenExt(name.c_str(), "r", &file_, &MemoryFile::read, &MemoryFile::write, &MemoryFile::seek,
                                  &MemoryFile::close, &MemoryFile::file_size, &MemoryFile::map, &MemoryFile::unmap, options.get());
         if (!tif_) bad(name, fmt::format("not a readable image (corrupt TIFF header; {})", messages_.reason_since()));
     }
@@ -167,6 +183,38 @@ Resolution resolution_of(TIFF* tif) {
     const double per_inch = unit == RESUNIT_CENTIMETER ? 2.54 : 1.0;
     return {x * per_inch, y * per_inch};
 }
+
+// A gray page's alpha, as libtiff's RGBA reader gives it: 0 without alpha, else the
+// ExtraSamples kind (associated: gray already multiplied by alpha; unassociated: not).
+std::uint16_t gray_alpha(TIFF* tif) {
+    std::uint16_t photometric = 0, count = 0;
+    std::uint16_t* kinds = nullptr;
+    if (!TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &photometric) || (photometric != PHOTOMETRIC_MINISWHITE && photometric != PHOTOMETRIC_MINISBLACK))
+        return 0;
+    if (!TIFFGetField(tif, TIFFTAG_EXTRASAMPLES, &count, &kinds) || count == 0 || !kinds) return 0;
+    return kinds[0] == EXTRASAMPLE_ASSOCALPHA || kinds[0] == EXTRASAMPLE_UNASSALPHA ? kinds[0] : 0;
+}
+
+// Runs of rows, as a reviewer reads them: "rows 0-15, 160-175" (the first few, then a count).
+struct RowRuns {
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> runs;  // first and last row of each
+    std::uint32_t rows = 0;
+    void add(std::uint32_t first, std::uint32_t count) {
+        rows += count;
+        if (!runs.empty() && runs.back().second + 1 == first) {
+            runs.back().second = first + count - 1;
+        } else {
+            runs.emplace_back(first, first + count - 1);
+        }
+    }
+    std::string text() const {
+        std::string out;
+        for (std::size_t k = 0; k < runs.size() && k < 4; ++k)
+            out += fmt::format("{}{}-{}", k ? ", " : "", runs[k].first, runs[k].second);
+        if (runs.size() > 4) out += fmt::format(" and {} more run(s)", runs.size() - 4);
+        return out;
+    }
+};
 
 // Rows of one band: a strip, or a row of tiles.
 std::uint32_t band_rows(TIFF* tif, std::uint32_t height) {
@@ -258,13 +306,13 @@ std::vector<TiffPage> read_tiff_pages(const std::string& name, const std::uint8_
                 TIFFGetField(tif, TIFFTAG_TILELENGTH, &tile_length);
                 if (tile_width == 0 || tile_length == 0 || tile_width > 65536 || tile_length > 65536)
                     bad(name, fmt::format("TIFF page {} has a corrupt header: tiles of {}x{} pixels", number, tile_width, tile_length));
-                // libtiff 4.5's reader refuses an uncompressed tile whose size is not a
-                // multiple of 1024 bytes ("Invalid tile byte count"), though the file is sound.
-                if (compression == COMPRESSION_NONE && TIFFTileSize(tif) % 1024 != 0)
-                    bad(name, fmt::format("TIFF page {} is tiled and uncompressed in tiles of {}x{} pixels, which this libtiff (4.5) cannot "
-                                          "read; save it again with compression (LZW, Zip) or without tiles",
-                                          number, tile_width, tile_length));
             }
+            std::uint16_t bits = 1;
+            TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bits);
+            if (gray_alpha(tif) != 0 && bits != 8)
+                bad(name, fmt::format("TIFF page {} is {}-bit gray with transparency, which libtiff's reader cannot lay over white "
+                                      "paper (its transparent parts would come out black); save it at 8 bits or without transparency",
+                                      number, bits));
             TiffPage page;
             page.directory = static_cast<int>(directory);
             page.stored_width = page.width = width;
@@ -320,9 +368,10 @@ Image decode_tiff_page(const std::string& name, const std::uint8_t* data, std::s
     const std::uint32_t rows_per_band = band_rows(tif, reader.height);
     std::vector<std::uint32_t> raster(static_cast<std::size_t>(reader.width) * rows_per_band);
     // Bands libtiff could not read (left blank), and bands it decoded with a codec's warning
-    // (rows of them lost or garbled): the first of each, with what libtiff said then.
-    std::uint32_t blank_rows = 0, first_blank = 0, warned_rows = 0, first_warned = 0;
+    // (rows of them lost or garbled), with what libtiff said at the first of each.
+    RowRuns blank, warned;
     std::string blank_reason, warned_reason;
+    const bool unassociated_gray = gray_alpha(tif) == EXTRASAMPLE_UNASSALPHA;
     for (std::uint32_t row = 0; row < reader.height; row += rows_per_band) {
         const std::uint32_t rows = std::min(rows_per_band, reader.height - row);
         reader.row_offset = static_cast<int>(row);
@@ -332,24 +381,26 @@ Image decode_tiff_page(const std::string& name, const std::uint8_t* data, std::s
         // A band libtiff cannot read stays white: a failed strip can leave the one before it
         // in the buffer, and a repeated "TOTAL 12.50" line is worse than a blank one.
         if (!TIFFRGBAImageGet(&reader, raster.data(), reader.width, rows) || messages.errors_since(before)) {
-            if (blank_rows == 0) first_blank = row, blank_reason = messages.reason_since(before);
-            blank_rows += rows;
+            if (blank.rows == 0) blank_reason = messages.reason_since(before);
+            blank.add(row, rows);
             continue;
         }
         if (messages.warnings_since(before)) {
-            if (warned_rows == 0) first_warned = row, warned_reason = messages.reason_since(before);
-            warned_rows += rows;
+            if (warned.rows == 0) warned_reason = messages.reason_since(before);
+            warned.add(row, rows);
         }
         for (std::uint32_t r = 0; r < rows; ++r) {
             const std::uint32_t* in = raster.data() + static_cast<std::size_t>(r) * reader.width;
             std::uint8_t* out = pixels->data() + (static_cast<std::size_t>(row) + r) * img.width * img.channels;
             for (std::uint32_t x = 0; x < reader.width; ++x) {
-                // Premultiplied by alpha (libtiff does that for unassociated alpha too), so
-                // laying it over white paper adds what alpha leaves out.
+                // Laid over white paper. libtiff gives colour multiplied by alpha (it does that
+                // for unassociated alpha too), so what alpha leaves out is added as white; gray
+                // with unassociated alpha it gives as stored, so it is multiplied here.
                 const std::uint32_t abgr = in[x];
-                const unsigned clear = 255 - TIFFGetA(abgr);
+                const unsigned a = TIFFGetA(abgr), clear = 255 - a;
                 if (img.channels == 1) {
-                    out[x] = static_cast<std::uint8_t>(std::min(255u, TIFFGetR(abgr) + clear));
+                    const unsigned g = TIFFGetR(abgr);
+                    out[x] = static_cast<std::uint8_t>(unassociated_gray ? (g * a + 255 * clear + 127) / 255 : std::min(255u, g + clear));
                 } else {
                     out[3 * x] = static_cast<std::uint8_t>(std::min(255u, TIFFGetR(abgr) + clear));
                     out[3 * x + 1] = static_cast<std::uint8_t>(std::min(255u, TIFFGetG(abgr) + clear));
@@ -360,22 +411,21 @@ Image decode_tiff_page(const std::string& name, const std::uint8_t* data, std::s
     }
     img.pixels = std::move(pixels);
     // More than a tenth of the rows blank: too little is left to read (as for a JPEG).
-    if (static_cast<std::uint64_t>(blank_rows) * 10 > reader.height) {
-        if (blank_rows == reader.height && rows_per_band == reader.height)
+    if (static_cast<std::uint64_t>(blank.rows) * 10 > reader.height) {
+        if (blank.rows == reader.height && rows_per_band == reader.height)
             bad(name, fmt::format("damaged TIFF: page {} is stored as one strip, and libtiff cannot read it, so none of the page is "
                                   "read ({})",
                                   number, blank_reason));
         bad(name, fmt::format("damaged TIFF: page {}'s data cannot be read from row {} of {}, so {:.0f}% of the page is missing ({})",
-                              number, first_blank, reader.height, 100.0 * blank_rows / reader.height, blank_reason));
+                              number, blank.runs.front().first, reader.height, 100.0 * blank.rows / reader.height, blank_reason));
     }
     std::vector<std::string> notes;
-    if (blank_rows > 0)
-        notes.push_back(fmt::format("{} of its {} rows cannot be read, from row {} on; they are left blank ({})", blank_rows,
-                                    reader.height, first_blank, blank_reason));
-    if (warned_rows > 0)
-        notes.push_back(fmt::format("rows {} to {} of {} were decoded with a warning, so some of them may be blank or garbled ({})",
-                                    first_warned, first_warned + std::min(warned_rows, reader.height - first_warned) - 1, reader.height,
-                                    warned_reason));
+    if (blank.rows > 0)
+        notes.push_back(fmt::format("{} of its {} rows cannot be read (rows {}); they are left blank ({})", blank.rows, reader.height,
+                                    blank.text(), blank_reason));
+    if (warned.rows > 0)
+        notes.push_back(fmt::format("rows {} of {} were decoded with a warning, so some of them may be blank or garbled ({})",
+                                    warned.text(), reader.height, warned_reason));
     if (!notes.empty()) damage = "damaged TIFF: " + fmt::format("{}", fmt::join(notes, "; "));
     return img;
 }
