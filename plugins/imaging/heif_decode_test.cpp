@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "decode.hpp"
+#include "imaging_test_support.hpp"
 #include "docpipe/testing.hpp"
 #include "harness.hpp"
 
@@ -18,8 +19,9 @@ using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
 namespace {
-const fs::path kPlugin = fs::path(DOCPIPE_BUILD_PLUGIN_DIR) / "libdocpipe-imaging.so";
-const fs::path kReceipt = fs::path(DOCPIPE_SOURCE_DIR) / "tests/data/malaysian_receipt_test.jpg";
+using imaging::test_support::kPlugin;
+using imaging::test_support::kReceipt;
+using imaging::test_support::mean_difference;
 
 // The test receipt, a quarter of its size, as RGB.
 Image small_receipt() {
@@ -71,11 +73,6 @@ Bytes encode_heic(const Image& rgb, bool clear_band) {
     return out;
 }
 
-double mean_difference(const Image& a, const Image& b) {
-    double sum = 0;
-    for (std::size_t k = 0; k < a.pixels->size(); ++k) sum += std::abs(int((*a.pixels)[k]) - int((*b.pixels)[k]));
-    return sum / static_cast<double>(a.pixels->size());
-}
 }  // namespace
 
 TEST(HeifDecode, AnIphonesHeicPhotoIsReadAsTheImageThatWentIn) {

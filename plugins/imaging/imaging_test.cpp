@@ -12,6 +12,7 @@
 
 #include "decode.hpp"
 #include "docpipe/registry.hpp"
+#include "imaging_test_support.hpp"
 #include "docpipe/testing.hpp"
 #include "harness.hpp"
 
@@ -21,8 +22,9 @@ using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
 namespace {
-const fs::path kPlugin = fs::path(DOCPIPE_BUILD_PLUGIN_DIR) / "libdocpipe-imaging.so";
-const fs::path kReceipt = fs::path(DOCPIPE_SOURCE_DIR) / "tests/data/malaysian_receipt_test.jpg";
+using imaging::test_support::kPlugin;
+using imaging::test_support::kReceipt;
+using imaging::test_support::mean_difference;
 
 using test::read_bytes;
 
@@ -165,8 +167,7 @@ TEST(PdfPages, LibraryMessagesReachTheErrorAndTheLogNotStderr) {
     EXPECT_TRUE(routed) << "Leptonica's complaint about the cut BMP should be in the node's log";
 }
 
-// What the decoder replaced gave for the same file: Leptonica's PIX as docpipe turned it into
-// an Image (gray when it has no colour, else RGB, alpha left out), pixel for pixel.
+namespace docpipe::imaging::test_support {
 void expect_leptonicas_pixels(const Image& img, PIX* pix) {
     bool gray = pixGetDepth(pix) < 32;
     if (PIXCMAP* cmap = pixGetColormap(pix)) {
@@ -196,6 +197,8 @@ void expect_leptonicas_pixels(const Image& img, PIX* pix) {
     EXPECT_EQ(differing, 0u);
     pixDestroy(&converted);
 }
+}  // namespace docpipe::imaging::test_support
+using docpipe::imaging::test_support::expect_leptonicas_pixels;
 
 // libpng's warnings (an sRGB profile it knows to be wrong, as many tools write) went to
 // stderr too; now to the node's log, at debug level, and the page is read.
@@ -380,12 +383,6 @@ Bytes with_exif_orientation(const Bytes& jpeg, int orientation, bool big_endian)
     out.insert(out.end(), app1.begin(), app1.end());
     out.insert(out.end(), jpeg.begin() + 2, jpeg.end());
     return out;
-}
-
-double mean_difference(const Image& a, const Image& b) {
-    double sum = 0;
-    for (std::size_t k = 0; k < a.pixels->size(); ++k) sum += std::abs(int((*a.pixels)[k]) - int((*b.pixels)[k]));
-    return sum / static_cast<double>(a.pixels->size());
 }
 
 // Phones store a portrait photo sideways and say so in EXIF (orientation 6); the OCR read

@@ -12,6 +12,7 @@
 #include <leptonica/allheaders.h>
 
 #include "decode.hpp"
+#include "imaging_test_support.hpp"
 #include "docpipe/testing.hpp"
 #include "harness.hpp"
 
@@ -20,12 +21,12 @@ using namespace docpipe::testing;
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
-// imaging_test.cpp: the Image docpipe made of Leptonica's PIX, pixel for pixel.
-void expect_leptonicas_pixels(const Image& img, PIX* pix);
+using imaging::test_support::expect_leptonicas_pixels;
 
 namespace {
-const fs::path kPlugin = fs::path(DOCPIPE_BUILD_PLUGIN_DIR) / "libdocpipe-imaging.so";
-const fs::path kReceipt = fs::path(DOCPIPE_SOURCE_DIR) / "tests/data/malaysian_receipt_test.jpg";
+using imaging::test_support::kPlugin;
+using imaging::test_support::kReceipt;
+using imaging::test_support::mean_difference;
 using test::read_bytes;
 
 // The receipt through ImageMagick into a TIFF, with `options` before the output name.
@@ -54,12 +55,6 @@ std::string error_of(const std::string& name, const Bytes& bytes) {
         return e.what();
     }
     return "(no error)";
-}
-
-double mean_difference(const Image& a, const Image& b) {
-    double sum = 0;
-    for (std::size_t k = 0; k < a.pixels->size(); ++k) sum += std::abs(int((*a.pixels)[k]) - int((*b.pixels)[k]));
-    return sum / static_cast<double>(a.pixels->size());
 }
 
 // A gray uncompressed TIFF written by hand: `rows_per_strip` rows to a strip, a dark band
