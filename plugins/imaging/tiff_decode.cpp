@@ -3,6 +3,7 @@
 #include <tiffio.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
@@ -79,8 +80,20 @@ struct TiffMessages {
         std::vsnprintf(text, sizeof text, format, args);
         std::replace(std::begin(text), std::end(text), '\n', ' ');  // one line: it goes into an error
         std::string_view t = text;
+        // Reading a mapped file, libtiff reports a strip that starts past the end as "got
+        // 18446744072709631818 bytes" (the file's size less the offset, wrapped around).
+        if (const auto got = t.find("; got "); got != std::string_view::npos) {
+            const std::size_t digits = got + 6;
+            std::size_t end = digits;
+            while (end < t.size() && std::isdigit(static_cast<unsigned char>(t[end]))) ++end;
+            if (end - digits >= 16 && t.substr(end, 6) == " bytes")
+                return fmt::format("{}: it starts past the end of the file", strip_name(t.substr(0, got)));
+        }
+        return std::string(strip_name(t));
+    }
+    std::string_view strip_name(std::string_view t) const {
         if (t.size() > name.size() + 2 && t.substr(0, name.size()) == name && t.substr(name.size(), 2) == ": ") t.remove_prefix(name.size() + 2);
-        return std::string(t);
+        return t;
     }
     static int on_error(TIFF*, void* self_ptr, const char*, const char* format, va_list args) {
         auto& self = *static_cast<TiffMessages*>(self_ptr);

@@ -322,6 +322,8 @@ TEST(TiffDecode, DamageLibtiffOnlyWarnsAboutIsNamedAndThumbnailsAreNotPages) {
     decode("two.tif", handmade_tiff(200, 400, 16, false, -1, {2, 10}), &damage);
     ASSERT_EQ(damage.size(), 1u);
     EXPECT_THAT(damage[0], HasSubstr("32 of its 400 rows cannot be read (rows 32-47, 160-175)"));
+    EXPECT_THAT(damage[0], HasSubstr("(libtiff: Read error on strip 2: it starts past the end of the file)"))
+        << "not libtiff's wrapped-around byte count";
 
     // A one-strip page that cannot be read at all (its byte count runs past the file's end)
     // says so.
