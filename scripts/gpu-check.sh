@@ -21,10 +21,10 @@ fi
 command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ] || { echo "gpu-check: no nvcc (CUDA toolkit) on this machine" >&2; exit 2; }
 [ -x /usr/local/cuda/bin/nvcc ] && export PATH=/usr/local/cuda/bin:$PATH
 
-if ! dpkg -s libtesseract-dev libleptonica-dev libtbb-dev >/dev/null 2>&1; then
-  echo "== installing build dependencies (scripts/install-deps.sh)"
-  bash scripts/install-deps.sh
-fi
+# Idempotent: apt is not touched when every package is there (the list grows: libtiff-dev and
+# libheif-dev came in session 33).
+echo "== build dependencies (scripts/install-deps.sh)"
+bash scripts/install-deps.sh
 
 echo "== build with CUDA (DOCPIPE_CUDA=ON) in $BUILD_DIR"
 cmake -S . -B "$BUILD_DIR" -DDOCPIPE_CUDA=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
