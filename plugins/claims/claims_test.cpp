@@ -589,6 +589,23 @@ TEST(MergeReadings, TheWholeLetterheadWins) {
     EXPECT_EQ(ClaimExtractor::merge_readings({garbled, legal}, warnings)["provider_name"].value, "BEMED (SP) SDN. BHD.");
 }
 
+// Train 197: one reading mended "12/03/2516" to 2016 (a guess), another read "2518" beside
+// invoice 2018031210060010139 and took the number's 2018. The number-settled year wins,
+// though its reading alone is no more sure; a reading of another day is no such case.
+TEST(MergeReadings, AYearAReceiptNumberSettledWinsOverAnotherReadingsGuess) {
+    std::vector<std::string> warnings;
+    FieldValue settled = receipt_value("2018-03-12", 0.6);
+    settled.provenance["year_from_number"] = "2018031210060010139";
+    const FieldMap guessed{{"service_date", receipt_value("2016-03-12", 0.8)}}, numbered{{"service_date", settled}};
+    EXPECT_EQ(ClaimExtractor::merge_readings({guessed, numbered}, warnings)["service_date"].value, "2018-03-12");
+    // Without the number, the more confident reading.
+    const FieldMap plain{{"service_date", receipt_value("2018-03-12", 0.6)}};
+    EXPECT_EQ(ClaimExtractor::merge_readings({guessed, plain}, warnings)["service_date"].value, "2016-03-12");
+    // Another day and month in the other reading: the number does not speak to it.
+    const FieldMap other_day{{"service_date", receipt_value("2016-03-18", 0.8)}};
+    EXPECT_EQ(ClaimExtractor::merge_readings({other_day, numbered}, warnings)["service_date"].value, "2016-03-18");
+}
+
 TEST(MergeReadings, ReceiptNumberKeepsItsPrefix) {
     std::vector<std::string> warnings;
     FieldMap cut{{"receipt_number", receipt_value("241999", 0.9)}}, whole{{"receipt_number", receipt_value("CS00241999", 0.7)}};

@@ -103,6 +103,63 @@ bool prints_malaysian_gst(const std::vector<TextLine>& lines) {
     return gst_seen && malaysian_seen;
 }
 
+// A date a receipt number carries in it: "Invoice No: 2018031210060010139" and
+// "KPB02201605190112" (POS systems number receipts from the day's date, as yyyymmdd
+// inside a run of digits). Every valid yyyymmdd from 2000 to this year in a run of 8 or
+// more digits, with the number it was found in.
+struct DateInNumber {
+    int year = 0, month = 0, day = 0;
+    std::string number;
+};
+
+std::vector<DateInNumber> dates_in_numbers(const std::vector<TextLine>& lines, int now) {
+    static const std::regex digit_run(R"(\d{8,40})");
+    std::vector<DateInNumber> found;
+    auto value = [](const std::string& s, std::size_t at, std::size_t n) { return std::stoi(s.substr(at, n)); };
+    for (const auto& l : lines) {
+        if (l.text.size() > 500) continue;  // no receipt line is that long
+        for (auto it = std::sregex_iterator(l.text.begin(), l.text.end(), digit_run); it != std::sregex_iterator(); ++it) {
+            const std::string run = it->str();
+            for (std::size_t at = 0; at + 8 <= run.size(); ++at) {
+                if (run.compare(at, 2, "20") != 0) continue;
+                const int year = value(run, at, 4), month = value(run, at + 4, 2), day = value(run, at + 6, 2);
+                if (year >= DateLimits{}.min_year && year <= now && valid_date(year, month, day)) found.push_back({year, month, day, run});
+            }
+        }
+    }
+    return found;
+}
+
+// Train 197, 404 and 427: "12/03/2016" printed beside receipt number 2018031210060010139.
+// The day and month agree with a date inside a receipt number, and the years differ in one
+// digit: the printed year was misread (6 for 8, 5 for 6 on thermal print), since a number
+// that holds this day and month by chance would not also hold a year one digit away. The
+// number's year is taken, with a note. Only the year: a number may be dated a day apart
+// from its sale (a batch opened before midnight), so other digits are left as printed.
+// Nothing changes when a number holds the printed date itself, or two numbers disagree.
+// The date keeps the confidence of its reading as printed: the year is not a guess.
+std::optional<std::pair<DateMatch, std::string>> year_from_number(const DateMatch& d, const DateMatch& as_read, const std::vector<DateInNumber>& numbers) {
+    const int year_as_read = as_read.year;
+    const DateInNumber* only = nullptr;
+    for (const auto& n : numbers) {
+        if (n.month != d.month || n.day != d.day) continue;
+        if (only && only->year != n.year) return std::nullopt;  // numbers that disagree decide nothing
+        only = &n;
+    }
+    if (!only || only->year == year_as_read) return std::nullopt;  // none, or the printed year confirmed
+    const std::string read = std::to_string(year_as_read), from_number = std::to_string(only->year);
+    if (read.size() != from_number.size()) return std::nullopt;
+    int differ = 0;
+    for (std::size_t k = 0; k < read.size(); ++k) differ += read[k] != from_number[k];
+    if (differ != 1) return std::nullopt;
+    DateMatch out = d;
+    out.year = only->year;
+    out.confidence = as_read.confidence;  // not a guess, so not the lower confidence of one
+    out.note = fmt::format("the year reads {}; receipt number {} carries this day and month in {}, one digit away, so {} is taken",
+                           year_as_read, only->number, only->year, only->year);
+    return std::pair{out, only->number};
+}
+
 }  // namespace
 
 void read_service_date(const std::vector<TextLine>& lines, const std::vector<std::vector<Word>>& words, const Rules& rules,
@@ -110,6 +167,7 @@ void read_service_date(const std::vector<TextLine>& lines, const std::vector<std
     const auto& date_labels = rules.field_labels.count("service_date") ? rules.field_labels.at("service_date") : std::vector<std::string>{};
     const int now = this_year();
     const bool gst = prints_malaysian_gst(lines);
+    const std::vector<DateInNumber> in_numbers = dates_in_numbers(lines, now);
     // Every date on the receipt (outside ignored lines: expiry, best before) is a candidate.
     struct Candidate {
         std::size_t line;
@@ -117,6 +175,7 @@ void read_service_date(const std::vector<TextLine>& lines, const std::vector<std
         bool labelled;
         double hand_score;  // the hand-set score: parse, label, own words' OCR confidence, place
         bool hundreds_mended;  // the year was read 21xx-29xx ("2617" for 2017)
+        std::string year_number;  // the receipt number that settled the year, if one did
     };
     std::vector<Candidate> candidates;
     for (std::size_t i = 0; i < lines.size(); ++i) {
@@ -127,11 +186,15 @@ void read_service_date(const std::vector<TextLine>& lines, const std::vector<std
                                                                          find_dates(lines[i - 1].text).empty());
         const auto past = past_year(gst_era_year(dates.front(), gst), now);
         if (!past) continue;
-        const DateMatch& d = *past;
+        // A year a receipt number settles replaces any other mending of it ("2518" mended to
+        // 2018 by past_year is no longer a guess when the number says 2018 too).
+        const auto numbered = year_from_number(*past, dates.front(), in_numbers);
+        const DateMatch& d = numbered ? numbered->first : *past;
         // Earlier dates are the transaction's; later ones are often expiry or print dates.
         // Judged by the date's own words: "P9341 8055885 11/05/2018" has noise before it.
         const double conf = d.confidence * (labelled ? 0.95 : 0.85) * ocr_factor_at(lines[i], d.begin, d.end) - 0.002 * static_cast<double>(i);
-        candidates.push_back({i, d, labelled, conf, d.year / 100 != dates.front().year / 100});
+        candidates.push_back({i, d, labelled, conf, !numbered && d.year / 100 != dates.front().year / 100,
+                              numbered ? numbered->second : std::string()});
     }
     std::vector<std::string> seen;  // every date read as a candidate, ISO
     std::vector<double> seen_conf;  // and its hand-set score
@@ -181,6 +244,8 @@ void read_service_date(const std::vector<TextLine>& lines, const std::vector<std
         FieldValue f = make_field(d.iso(), best->hand_score, lines[best->line]);
         f.provenance["as_written"] = d.text;
         if (!d.note.empty()) f.provenance["note"] = d.note;
+        // Read by merge_readings: a year a number settled outweighs another reading's guess.
+        if (!best->year_number.empty()) f.provenance["year_from_number"] = best->year_number;
         // A year whose hundreds digit was misread ("2516") comes from a reading bad enough
         // to have misread more: train's single readings gave 3 right dates and 2 wrong ones
         // (another digit misread too). It is the likeliest date, not a sure one, so the

@@ -312,6 +312,33 @@ FieldMap ClaimExtractor::merge_readings(const std::vector<FieldMap>& readings, s
                 win_support = support(groups[win], readings, name);
             }
         }
+        // A date whose year a receipt number settled (date_field.cpp: "12/03/2518" beside
+        // invoice 2018031210060010139) wins over other readings of it, whose year is a
+        // misread or a guess at one (train 197: "2516" mended to 2016 in another reading),
+        // when the readings agree on its day and month and only one number-settled year is
+        // among them.
+        if (name == "service_date" && groups.size() > 1) {
+            auto settled = [&](const Group& g) {
+                return std::any_of(g.passes.begin(), g.passes.end(),
+                                   [&](std::size_t p) { return readings[p].at(name).provenance.contains("year_from_number"); });
+            };
+            auto day_and_month = [](const FieldValue& v) {
+                const std::string iso = v.value.is_string() ? v.value.get<std::string>() : "";
+                return iso.size() == 10 ? iso.substr(4) : iso;
+            };
+            std::optional<std::size_t> only;
+            bool one = true, same_day = true;
+            for (std::size_t k = 0; k < groups.size(); ++k) {
+                same_day = same_day && day_and_month(*groups[k].best) == day_and_month(*groups[0].best);
+                if (!settled(groups[k])) continue;
+                one = one && !only;
+                only = k;
+            }
+            if (only && one && same_day && *only != win) {
+                win = *only;
+                win_support = support(groups[win], readings, name);
+            }
+        }
         // Two readings of one letterhead that differ only at the end, where one has the whole
         // legal form and the other not ("BEMED (SP) SDN. fo" / "BEMED (SP) SDN. BHD."): the
         // complete one was read better, whatever the engine's confidence says.

@@ -145,6 +145,46 @@ TEST(DateReader, AYearBeforeGstOnAReceiptThatPrintsGstIsAMisread) {
     }
 }
 
+// Train 197, 404 and 427: the printed year misread ("12/03/2016", "19/05/15") beside a
+// receipt number that holds the sale's date as yyyymmdd. The number's year is taken when
+// its day and month agree and the years are one digit apart; nothing else changes.
+TEST(DateReader, AYearOneDigitFromTheDateInsideAReceiptNumberTakesTheNumbersYear) {
+    struct Case {
+        std::vector<std::string> lines;
+        std::string want, warning;  // warning: a part of the one warning, or "" for none
+    };
+    for (const auto& c : std::vector<Case>{
+             {{"Invoice No: 2018031210060010139", "12/03/2016 13:07 1698"}, "2018-03-12", "receipt number 2018031210060010139 carries"},
+             // Letters before the digits, a two-digit year.
+             {{"KPB02201605190112 19/05/15 12:01:43 pm"}, "2016-05-19", "the year reads 2015"},
+             // "2518": a hundreds digit past_year would mend as a guess; the number settles it.
+             {{"Invoice No: 2018031210060010139", "12/03/2518 13:07"}, "2018-03-12", "the year reads 2518"},
+             // The number confirms the printed date: nothing to say.
+             {{"Invoice No: 2018031210060010139", "12/03/2018 13:07"}, "2018-03-12", ""},
+             // Another day in the number, or a year two digits away: the print stands.
+             {{"Invoice No: 2018031310060010139", "12/03/2016 13:07"}, "2016-03-12", ""},
+             {{"Invoice No: 2018031210060010139", "12/03/2006 13:07"}, "2006-03-12", ""},
+             // Two numbers that disagree on the year decide nothing.
+             {{"Invoice No: 2018031210060010139", "Ref 2017031200001", "12/03/2016 13:07"}, "2016-03-12", ""},
+             // A number dated in the future is no date of a sale.
+             {{"Ref 2099031200001", "12/03/2098 13:07"}, "", ""}}) {
+        Receipt r(c.lines);
+        FieldMap f;
+        std::vector<std::string> w;
+        read_service_date(r.lines, r.words, Rules::builtin(), f, w);
+        const std::string got = f.count("service_date") ? text_of(f, "service_date") : "";
+        if (!c.want.empty()) EXPECT_EQ(got, c.want) << c.lines.back();
+        if (c.warning.empty()) {
+            for (const auto& x : w) EXPECT_THAT(x, Not(HasSubstr("receipt number"))) << c.lines.back();
+        } else {
+            ASSERT_EQ(w.size(), 1u) << c.lines.back();
+            EXPECT_THAT(w[0], HasSubstr(c.warning));
+            // Settled by the number, a mended hundreds digit is no longer held under the high band.
+            EXPECT_FALSE(f.at("service_date").provenance.contains("doubt_cap")) << c.lines.back();
+        }
+    }
+}
+
 TEST(DateReader, TheSameDateReadOneDigitApartWarnsAndCostsConfidence) {
     Receipt once({"Date: 11/05/2018"});
     Receipt twice({"Date: 11/05/2018", "TOTAL 4.40", "11/08/2018 12:01"});
