@@ -30,6 +30,7 @@
 #include "budget.hpp"
 #include "docpipe/component.hpp"
 #include "heif_decode.hpp"
+#include "pdf_jpegs.hpp"
 #include "tiff_decode.hpp"
 
 namespace docpipe::imaging {
@@ -330,7 +331,11 @@ JpegHeader read_jpeg_header(const Part& part, const std::uint8_t* data, std::siz
 // was read from it. A file that only lacks its end marker after the last row is whole.
 constexpr double kWholeEnough = 0.9;
 
-Image decode_jpeg(const Part& part, const std::uint8_t* data, std::size_t size, std::string& damage, int& orientation) {
+// `scale_denom` (1, 2, 4 or 8) decodes at that fraction of the size: libjpeg still reads all
+// of the coded data, so damage is found as at full size, for much less work (the check of a
+// PDF's JPEGs). Rows in the messages are then rows of the smaller picture.
+Image decode_jpeg(const Part& part, const std::uint8_t* data, std::size_t size, std::string& damage, int& orientation,
+                  unsigned scale_denom = 1) {
     jpeg_decompress_struct cinfo{};
     JpegMessages messages;
     messages.install(cinfo);
@@ -354,13 +359,15 @@ Image decode_jpeg(const Part& part, const std::uint8_t* data, std::size_t size, 
     const bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
     const bool gray = cinfo.num_components == 1;
     cinfo.out_color_space = gray ? JCS_GRAYSCALE : cmyk ? JCS_CMYK : JCS_RGB;
+    cinfo.scale_num = 1;
+    cinfo.scale_denom = scale_denom;
     jpeg_start_decompress(&cinfo);
     img.width = static_cast<int>(cinfo.output_width);
     img.height = static_cast<int>(cinfo.output_height);
     img.channels = gray ? 1 : 3;
     // The rows one decoding step yields: a warning about the end marker may come while the
     // last of them are still being put out, though their data was all there.
-    const unsigned last_step_rows = static_cast<unsigned>(cinfo.max_v_samp_factor) * DCTSIZE;
+    const unsigned last_step_rows = std::max(1u, static_cast<unsigned>(cinfo.max_v_samp_factor) * DCTSIZE / scale_denom);
     if (cinfo.density_unit == 1) img.dpi = cinfo.X_density;  // dots per inch
     if (cinfo.density_unit == 2) img.dpi = static_cast<int>(cinfo.X_density * 2.54 + 0.5);  // per centimetre
     pixels->resize(static_cast<std::size_t>(img.width) * img.height * img.channels);
@@ -379,6 +386,7 @@ Image decode_jpeg(const Part& part, const std::uint8_t* data, std::size_t size, 
             for (int c = 0; c < 3; ++c) out[3 * x + c] = static_cast<std::uint8_t>(ink[c] * ink[3] / 255);
         }
     }
+    const unsigned full_height = cinfo.image_height;
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
     img.pixels = std::move(pixels);
@@ -388,6 +396,8 @@ Image decode_jpeg(const Part& part, const std::uint8_t* data, std::size_t size, 
                                              messages.warnings > 1 ? fmt::format(", and {} more warning(s)", messages.warnings - 1) : "");
     const bool ended = messages.first_code == JWRN_JPEG_EOF;
     const unsigned row = messages.first_row, height = static_cast<unsigned>(img.height);
+    // Messages name rows of the picture as stored, whatever scale it was decoded at.
+    const unsigned shown_height = full_height, shown_row = std::min(row * scale_denom, full_height);
     if (several_scans) {
         if (messages.first_scan <= 1)
             bad(part, fmt::format("{} JPEG: the data {} in the first of its scans, so most of the page is missing ({})",
@@ -406,14 +416,14 @@ Image decode_jpeg(const Part& part, const std::uint8_t* data, std::size_t size, 
         return img;
     }
     if (restarts && !ended) {  // the decoder picks up again at the next restart marker
-        damage = fmt::format("damaged JPEG: corrupt data from row {} of {}; a band after it may be garbled ({})", row, height, warnings);
+        damage = fmt::format("damaged JPEG: corrupt data from row {} of {}; a band after it may be garbled ({})", shown_row, shown_height, warnings);
         return img;
     }
     if (row < kWholeEnough * height)
         bad(part, fmt::format("{} JPEG: the data {} at row {} of {}, so {:.0f}% of the page is missing ({})", ended ? "truncated" : "corrupt",
-                              ended ? "ends" : "breaks", row, height, 100.0 * (height - row) / height, warnings));
+                              ended ? "ends" : "breaks", shown_row, shown_height, 100.0 * (height - row) / height, warnings));
     damage = fmt::format("damaged JPEG: the data {} at row {} of {}; the rows after it are blank or garbled ({})", ended ? "ends" : "breaks",
-                         row, height, warnings);
+                         shown_row, shown_height, warnings);
     return img;
 }
 
@@ -514,6 +524,32 @@ Image decode_png(const Part& part, const std::uint8_t* data, std::size_t size) {
 // (4 bytes a pixel each). An over-estimate for gray and bilevel sources, on purpose.
 constexpr std::size_t kDecoderBytesPerPixel = 8;
 
+// What is wrong with one JPEG a PDF page draws (pdf_jpegs.hpp), or "" when nothing is: the
+// judgement decode_jpeg makes of a JPEG file, at an eighth of the size. Even a JPEG that as a
+// file would be refused ("truncated JPEG: ... 40% of the page is missing") is only a note
+// here: the rest of the page may hold the receipt's text, so the page is read, and the note
+// sends what is read from it to a person. A JPEG over kCheckedMegapixels is left to poppler
+// unchecked (said in the log), so the check never costs more than a page's worth of memory.
+constexpr double kCheckedMegapixels = 200;
+
+std::string pdf_jpeg_damage(const PdfJpeg& jpeg) {
+    Part image;
+    image.name = "its image " + jpeg.name;
+    try {
+        const JpegHeader header = read_jpeg_header(image, jpeg.bytes.data(), jpeg.bytes.size());
+        if (static_cast<double>(header.width) * static_cast<double>(header.height) > kCheckedMegapixels * 1e6) {
+            to_library_logger("libjpeg", fmt::format("{} is {}x{} pixels; not checked for damage", image.name, header.width, header.height));
+            return "";
+        }
+        std::string damage;
+        int orientation = 1;
+        decode_jpeg(image, jpeg.bytes.data(), jpeg.bytes.size(), damage, orientation, 8);
+        return damage.empty() ? "" : image.name + ": " + damage;
+    } catch (const BadInput& e) {
+        return e.what();
+    }
+}
+
 PlannedPage planned(std::int64_t width, std::int64_t height, bool gray, std::size_t extra = 0) {
     PlannedPage p;
     p.width = static_cast<int>(width);
@@ -558,6 +594,11 @@ bool is_pdf(const Part& part) {
 
 struct PartDecoder::Pdf {
     std::unique_ptr<poppler::document> doc;
+    // The JPEGs its pages draw (read at the first rendered page) and what was found wrong
+    // with each (checked at the first page that draws it; "" for nothing).
+    bool jpegs_read = false;
+    std::optional<PdfJpegs> jpegs;
+    std::vector<std::optional<std::string>> verdicts;
 };
 
 PartDecoder::PartDecoder(const Part& part, const DecodeLimits& limits) : part_(part), limits_(limits) {
@@ -683,6 +724,25 @@ std::vector<Page> PartDecoder::decode() {
             }
             std::unique_ptr<poppler::page> page(pdf_->doc->create_page(i));
             if (!page) bad(part_, fmt::format("PDF page {} cannot be read", i + 1));
+            // The page's JPEGs, checked before poppler renders them (it says nothing of their
+            // damage), each once however many pages draw it.
+            if (!pdf_->jpegs_read) {
+                pdf_->jpegs_read = true;
+                std::string why_not;
+                pdf_->jpegs = pdf_jpegs(data, size, static_cast<int>(plan_.size()), why_not);
+                if (!pdf_->jpegs) to_library_logger("qpdf", fmt::format("{}: {}", part_.name, why_not));
+                else pdf_->verdicts.resize(pdf_->jpegs->images.size());
+                if (pdf_->jpegs && pdf_->jpegs->unchecked > 0)
+                    to_library_logger("qpdf", fmt::format("{}: {} of its JPEGs are not checked for damage (over {} on a page, or over "
+                                                          "twice the file's size together)",
+                                                          part_.name, pdf_->jpegs->unchecked, kMaxJpegsPerPage));
+            }
+            if (pdf_->jpegs)
+                for (std::size_t k : pdf_->jpegs->pages[static_cast<std::size_t>(i)]) {
+                    std::optional<std::string>& verdict = pdf_->verdicts[k];
+                    if (!verdict) verdict = pdf_jpeg_damage(pdf_->jpegs->images[k]);
+                    if (!verdict->empty()) damage_.push_back(fmt::format("{}: page {}: {}", part_.name, i + 1, *verdict));
+                }
             poppler::image img = renderer.render_page(page.get(), limits_.pdf_dpi, limits_.pdf_dpi);
             if (!img.is_valid()) bad(part_, fmt::format("PDF page {} cannot be rendered", i + 1));
             Image image;

@@ -83,6 +83,38 @@ std::string make_pdf(int pages, bool with_text, bool encrypted) {
 
 Bytes bytes_of(const std::string& s) { return Bytes(s.begin(), s.end()); }
 
+// A PDF written by hand whose `pages` pages each draw one JPEG, the same image object /Im0
+// (a scanner's PDF of a receipt photo), stored as given with /DCTDecode.
+std::string pdf_of_jpeg(const Bytes& jpeg, int width, int height, int pages = 1) {
+    std::vector<std::string> objects;
+    objects.push_back("<< /Type /Catalog /Pages 2 0 R >>");
+    std::string kids;
+    for (int i = 0; i < pages; ++i) kids += std::to_string(5 + i) + " 0 R ";
+    objects.push_back("<< /Type /Pages /Kids [" + kids + "] /Count " + std::to_string(pages) + " >>");
+    objects.push_back("<< /Type /XObject /Subtype /Image /Width " + std::to_string(width) + " /Height " + std::to_string(height) +
+                      " /ColorSpace /DeviceGray /BitsPerComponent 8 /Filter /DCTDecode /Length " + std::to_string(jpeg.size()) +
+                      " >>\nstream\n" + std::string(jpeg.begin(), jpeg.end()) + "\nendstream");
+    const std::string content = "q 298 0 0 420 0 0 cm /Im0 Do Q";
+    objects.push_back("<< /Length " + std::to_string(content.size()) + " >>\nstream\n" + content + "\nendstream");
+    for (int i = 0; i < pages; ++i)
+        objects.push_back("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 298 420] /Resources << /XObject << /Im0 3 0 R >> >> /Contents 4 0 R >>");
+    std::string out = "%PDF-1.4\n";
+    std::vector<std::size_t> offsets;
+    for (std::size_t i = 0; i < objects.size(); ++i) {
+        offsets.push_back(out.size());
+        out += std::to_string(i + 1) + " 0 obj\n" + objects[i] + "\nendobj\n";
+    }
+    const std::size_t xref = out.size();
+    out += "xref\n0 " + std::to_string(offsets.size() + 1) + "\n0000000000 65535 f \n";
+    for (auto o : offsets) {
+        char line[32];
+        std::snprintf(line, sizeof line, "%010zu 00000 n \n", o);
+        out += line;
+    }
+    out += "trailer\n<< /Size " + std::to_string(offsets.size() + 1) + " /Root 1 0 R >>\nstartxref\n" + std::to_string(xref) + "\n%%EOF\n";
+    return out;
+}
+
 }  // namespace
 
 TEST(PdfPages, DecodesTheRealReceipt) {
@@ -131,6 +163,58 @@ TEST(PdfPages, PdfTextLayerIsKeptOrRendered) {
 // operator's progress line, because Leptonica's JPEG reader installs libjpeg's default
 // message handler. JPEGs are now decoded with libjpeg directly: its warning is in the
 // document's error instead, and nothing reaches stderr.
+// poppler renders a truncated JPEG inside a PDF part grey and says nothing (a corrupt one
+// only to stderr), so each page's JPEGs are checked as a JPEG file is, before rendering
+// (pdf_jpegs.hpp). A damaged one is noted on every page that draws it; the page is still
+// read, even where a JPEG file that damaged would be refused, since the rest of the page may
+// hold the receipt.
+TEST(PdfPages, AJpegInsideAPdfIsCheckedAndADamagedOneMarksItsPage) {
+    auto runner = NodeRunner::from_plugin(kPlugin, "transform.pdf_pages", "{}");
+    test::TempDir dir;
+    const fs::path gray = dir.path() / "gray.jpg";
+    ASSERT_EQ(std::system(("convert " + kReceipt.string() + " -colorspace Gray " + gray.string()).c_str()), 0);
+    const Bytes jpeg = read_bytes(gray);
+    auto damage_of = [](const std::vector<Emitted>& out) {
+        std::vector<std::string> found;
+        for (const auto& t : out.at(0).doc->trace)
+            if (t.event == kDamagedPageEvent) found.push_back(t.detail);
+        return found;
+    };
+
+    auto whole = runner.process(doc_of("scan.pdf", bytes_of(pdf_of_jpeg(jpeg, 1240, 1748))));
+    ASSERT_EQ(whole.at(0).doc->pages.size(), 1u);
+    EXPECT_TRUE(damage_of(whole).empty());
+
+    // Cut at 40%: rendered all the same (the top of the receipt is there), and noted with the
+    // row of the picture as stored.
+    const Bytes cut(jpeg.begin(), jpeg.begin() + static_cast<std::ptrdiff_t>(jpeg.size() * 2 / 5));
+    auto truncated = runner.process(doc_of("cut.pdf", bytes_of(pdf_of_jpeg(cut, 1240, 1748))));
+    ASSERT_EQ(truncated.at(0).doc->pages.size(), 1u);
+    EXPECT_GT(truncated[0].doc->pages[0].image.width, 0);
+    ASSERT_EQ(damage_of(truncated).size(), 1u);
+    EXPECT_THAT(damage_of(truncated)[0], ::testing::MatchesRegex("cut\\.pdf: page 1: its image /Im0: truncated JPEG: the data ends at row "
+                                                                 "[0-9]+ of 1748, so [0-9]+% of the page is missing \\(libjpeg: Premature "
+                                                                 "end of JPEG file.*\\)"));
+    bool warned = false;
+    for (const auto& line : runner.context().log_lines())
+        warned |= line.level == LogLevel::Warn && line.message.find("cut.pdf: page 1: its image /Im0: truncated JPEG") != std::string::npos;
+    EXPECT_TRUE(warned);
+
+    // Junk before the end marker, in an image two pages draw: each page says so.
+    Bytes junk = jpeg;
+    junk.insert(junk.end() - 2, {0x12, 0x34, 0x56, 0x78, 0x9A});
+    auto both = runner.process(doc_of("two.pdf", bytes_of(pdf_of_jpeg(junk, 1240, 1748, 2))));
+    ASSERT_EQ(both.at(0).doc->pages.size(), 2u);
+    const auto notes = damage_of(both);
+    ASSERT_EQ(notes.size(), 2u);
+    EXPECT_THAT(notes[0], HasSubstr("two.pdf: page 1: its image /Im0: damaged JPEG: parts of the page may be garbled (libjpeg: Corrupt JPEG data"));
+    EXPECT_THAT(notes[1], HasSubstr("two.pdf: page 2: its image /Im0: damaged JPEG: parts of the page may be garbled"));
+
+    // Only the end marker missing, after the last row: whole, as for a JPEG file.
+    const Bytes no_end_marker(jpeg.begin(), jpeg.end() - 2);
+    EXPECT_TRUE(damage_of(runner.process(doc_of("no-eoi.pdf", bytes_of(pdf_of_jpeg(no_end_marker, 1240, 1748))))).empty());
+}
+
 TEST(PdfPages, LibraryMessagesReachTheErrorAndTheLogNotStderr) {
     auto runner = NodeRunner::from_plugin(kPlugin, "transform.pdf_pages", "{}");
     Bytes receipt = read_bytes(kReceipt);

@@ -1,0 +1,48 @@
+// The JPEG images that a PDF's pages draw, as the bytes stored in the file, read with qpdf.
+//
+// Why: poppler decodes a PDF's JPEGs (DCTDecode streams) with libjpeg's default message
+// output. A truncated one renders part grey and says nothing; a corrupt one prints "Corrupt
+// JPEG data: ..." to stderr and nowhere else. poppler-cpp offers no hook for either. So the
+// decoder (decode.cpp) reads each page's JPEGs here and checks them itself, as it checks a
+// JPEG file, before poppler renders the page; a damaged one gets the page a `damaged page`
+// note instead of passing unseen.
+//
+// Contract: a pure function of the bytes; thread-safe (each call parses with its own qpdf
+// object, which prints nothing: its warnings are suppressed). It never throws. poppler stays
+// the judge of whether a PDF can be read at all, so a file qpdf cannot parse, or whose page
+// count qpdf sees differently from poppler's, gives no images and a reason in `why_not`
+// (for the node's log). Each image is returned once, however many pages draw it, and is
+// copied out of the file, all of them together at most twice the file's size (a hostile file
+// can point many image objects at one large run of bytes); the JPEGs past that, or past
+// kMaxJpegsPerPage on a page, are counted in `unchecked` and left to poppler.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace docpipe::imaging {
+
+struct PdfJpeg {
+    std::string name;                // its resource name on the first page that draws it ("/Im0")
+    std::vector<std::uint8_t> bytes; // the stream's stored data: a whole JPEG file
+};
+
+struct PdfJpegs {
+    std::vector<PdfJpeg> images;                   // each image once
+    std::vector<std::vector<std::size_t>> pages;   // per page, in page order: indices into images
+    std::size_t copied_bytes = 0;                  // the images' bytes together: at most twice the file's size
+    std::size_t unchecked = 0;                     // JPEGs left out by the limits below
+};
+
+// At most this many JPEGs are taken from one page (a receipt page draws one or two); the
+// rest are left to poppler unchecked, so a page of ten thousand tiny images costs nothing.
+inline constexpr std::size_t kMaxJpegsPerPage = 16;
+
+// The JPEG images (streams whose only filter is DCTDecode) each page draws, including those
+// inside form XObjects. std::nullopt, with `why_not` set, where qpdf cannot tell.
+std::optional<PdfJpegs> pdf_jpegs(const std::uint8_t* data, std::size_t size, int expected_pages, std::string& why_not);
+
+}  // namespace docpipe::imaging
