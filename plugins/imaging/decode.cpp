@@ -297,6 +297,7 @@ Image oriented(const Image& in, int orientation) {
 struct JpegHeader {
     std::int64_t width = 0, height = 0;
     int components = 0;
+    bool several_scans = false;  // progressive, or one scan per colour
 };
 JpegHeader read_jpeg_header(const Part& part, const std::uint8_t* data, std::size_t size) {
     jpeg_decompress_struct cinfo{};
@@ -309,7 +310,7 @@ JpegHeader read_jpeg_header(const Part& part, const std::uint8_t* data, std::siz
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
     jpeg_read_header(&cinfo, TRUE);
-    const JpegHeader header{cinfo.image_width, cinfo.image_height, cinfo.num_components};
+    const JpegHeader header{cinfo.image_width, cinfo.image_height, cinfo.num_components, jpeg_has_multiple_scans(&cinfo) != 0};
     jpeg_destroy_decompress(&cinfo);
     return header;
 }
@@ -334,8 +335,11 @@ constexpr double kWholeEnough = 0.9;
 // `scale_denom` (1, 2, 4 or 8) decodes at that fraction of the size: libjpeg still reads all
 // of the coded data, so damage is found as at full size, for much less work (the check of a
 // PDF's JPEGs). Rows in the messages are then rows of the smaller picture.
+// `pdf_image`: the JPEG is one a PDF page draws, which poppler renders. Its damage is said
+// of the image, not the page, and a JPEG of several scans that is damaged (or only lacks
+// its end marker) is said to be missing, since poppler then draws none of it.
 Image decode_jpeg(const Part& part, const std::uint8_t* data, std::size_t size, std::string& damage, int& orientation,
-                  unsigned scale_denom = 1) {
+                  unsigned scale_denom = 1, bool pdf_image = false) {
     jpeg_decompress_struct cinfo{};
     JpegMessages messages;
     messages.install(cinfo);
@@ -398,6 +402,12 @@ Image decode_jpeg(const Part& part, const std::uint8_t* data, std::size_t size, 
     const unsigned row = messages.first_row, height = static_cast<unsigned>(img.height);
     // Messages name rows of the picture as stored, whatever scale it was decoded at.
     const unsigned shown_height = full_height, shown_row = std::min(row * scale_denom, full_height);
+    if (several_scans && pdf_image) {
+        damage = fmt::format("{} JPEG of several scans (progressive, or one scan per colour): the data {} in scan {}, and poppler "
+                             "draws none of such an image, so it is missing from the page ({})",
+                             ended ? "truncated" : "corrupt", ended ? "ends" : "breaks", messages.first_scan, warnings);
+        return img;
+    }
     if (several_scans) {
         if (messages.first_scan <= 1)
             bad(part, fmt::format("{} JPEG: the data {} in the first of its scans, so most of the page is missing ({})",
@@ -420,8 +430,9 @@ Image decode_jpeg(const Part& part, const std::uint8_t* data, std::size_t size, 
         return img;
     }
     if (row < kWholeEnough * height)
-        bad(part, fmt::format("{} JPEG: the data {} at row {} of {}, so {:.0f}% of the page is missing ({})", ended ? "truncated" : "corrupt",
-                              ended ? "ends" : "breaks", shown_row, shown_height, 100.0 * (height - row) / height, warnings));
+        bad(part, fmt::format("{} JPEG: the data {} at row {} of {}, so {:.0f}% of the {} is missing ({})", ended ? "truncated" : "corrupt",
+                              ended ? "ends" : "breaks", shown_row, shown_height, 100.0 * (height - row) / height,
+                              pdf_image ? "image" : "page", warnings));
     damage = fmt::format("damaged JPEG: the data {} at row {} of {}; the rows after it are blank or garbled ({})", ended ? "ends" : "breaks",
                          shown_row, shown_height, warnings);
     return img;
@@ -526,27 +537,52 @@ constexpr std::size_t kDecoderBytesPerPixel = 8;
 
 // What is wrong with one JPEG a PDF page draws (pdf_jpegs.hpp), or "" when nothing is: the
 // judgement decode_jpeg makes of a JPEG file, at an eighth of the size. Even a JPEG that as a
-// file would be refused ("truncated JPEG: ... 40% of the page is missing") is only a note
+// file would be refused ("truncated JPEG: ... 40% of the image is missing") is only a note
 // here: the rest of the page may hold the receipt's text, so the page is read, and the note
-// sends what is read from it to a person. A JPEG over kCheckedMegapixels is left to poppler
-// unchecked (said in the log), so the check never costs more than a page's worth of memory.
-constexpr double kCheckedMegapixels = 200;
+// sends what is read from it to a person.
+//
+// The check costs what the picture's header declares, not what its bytes hold: a 1.5 KB
+// progressive JPEG declaring 190 megapixels made libjpeg hold 1.6 GB and work for seconds.
+// So a JPEG over kCheckedMegapixels (one of several scans over kCheckedMultiScanMegapixels)
+// is left to poppler unchecked, as is every JPEG once a PDF's checks have declared
+// kCheckedMegapixelsPerPdf together; each is said in the log. A receipt photo is 2-16 MP.
+constexpr double kCheckedMegapixels = 50;
+constexpr double kCheckedMultiScanMegapixels = 16;
+constexpr double kCheckedMegapixelsPerPdf = 400;
 
-std::string pdf_jpeg_damage(const PdfJpeg& jpeg) {
+struct PdfJpegVerdict {
+    std::string damage;  // "" when none was found
+    std::string unchecked;  // why it was not checked, when it was not
+};
+
+PdfJpegVerdict pdf_jpeg_damage(const PdfJpeg& jpeg, double& megapixels_checked) {
     Part image;
-    image.name = "its image " + jpeg.name;
+    image.name = "image";  // the caller names the PDF, the page and the image
+    // Bytes before the JPEG's start marker (a line break, zero padding) are skipped, as
+    // poppler's decoder skips them.
+    std::size_t start = 0;
+    while (start + 1 < jpeg.bytes.size() && !(jpeg.bytes[start] == 0xFF && jpeg.bytes[start + 1] == 0xD8)) ++start;
+    if (start + 1 >= jpeg.bytes.size()) start = 0;  // no start marker: libjpeg says what it is not
+    const std::uint8_t* data = jpeg.bytes.data() + start;
+    const std::size_t size = jpeg.bytes.size() - start;
+    auto without_name = [](std::string message) { return message.rfind("image: ", 0) == 0 ? message.substr(7) : message; };
     try {
-        const JpegHeader header = read_jpeg_header(image, jpeg.bytes.data(), jpeg.bytes.size());
-        if (static_cast<double>(header.width) * static_cast<double>(header.height) > kCheckedMegapixels * 1e6) {
-            to_library_logger("libjpeg", fmt::format("{} is {}x{} pixels; not checked for damage", image.name, header.width, header.height));
-            return "";
-        }
+        const JpegHeader header = read_jpeg_header(image, data, size);
+        const double megapixels = static_cast<double>(header.width) * static_cast<double>(header.height) / 1e6;
+        const double limit = header.several_scans ? kCheckedMultiScanMegapixels : kCheckedMegapixels;
+        if (megapixels > limit)
+            return {"", fmt::format("it declares {}x{} pixels, over the {} megapixels checked{}", header.width, header.height, limit,
+                                    header.several_scans ? " for a JPEG of several scans" : "")};
+        if (megapixels_checked + megapixels > kCheckedMegapixelsPerPdf)
+            return {"", fmt::format("the PDF's JPEGs checked before it declare {:.0f} megapixels together, the most checked in one PDF",
+                                    megapixels_checked)};
+        megapixels_checked += megapixels;
         std::string damage;
         int orientation = 1;
-        decode_jpeg(image, jpeg.bytes.data(), jpeg.bytes.size(), damage, orientation, 8);
-        return damage.empty() ? "" : image.name + ": " + damage;
+        decode_jpeg(image, data, size, damage, orientation, 8, true);
+        return {damage, ""};
     } catch (const BadInput& e) {
-        return e.what();
+        return {without_name(e.what()), ""};
     }
 }
 
@@ -598,7 +634,8 @@ struct PartDecoder::Pdf {
     // with each (checked at the first page that draws it; "" for nothing).
     bool jpegs_read = false;
     std::optional<PdfJpegs> jpegs;
-    std::vector<std::optional<std::string>> verdicts;
+    std::vector<std::optional<PdfJpegVerdict>> verdicts;
+    double megapixels_checked = 0;  // what the checks so far declared together
 };
 
 PartDecoder::PartDecoder(const Part& part, const DecodeLimits& limits) : part_(part), limits_(limits) {
@@ -738,10 +775,18 @@ std::vector<Page> PartDecoder::decode() {
                                                           part_.name, pdf_->jpegs->unchecked, kMaxJpegsPerPage));
             }
             if (pdf_->jpegs)
-                for (std::size_t k : pdf_->jpegs->pages[static_cast<std::size_t>(i)]) {
-                    std::optional<std::string>& verdict = pdf_->verdicts[k];
-                    if (!verdict) verdict = pdf_jpeg_damage(pdf_->jpegs->images[k]);
-                    if (!verdict->empty()) damage_.push_back(fmt::format("{}: page {}: {}", part_.name, i + 1, *verdict));
+                for (std::size_t n = 0; n < pdf_->jpegs->pages[static_cast<std::size_t>(i)].size(); ++n) {
+                    const std::size_t k = pdf_->jpegs->pages[static_cast<std::size_t>(i)][n];
+                    const std::string& name = pdf_->jpegs->names[static_cast<std::size_t>(i)][n];
+                    std::optional<PdfJpegVerdict>& verdict = pdf_->verdicts[k];
+                    if (!verdict) {
+                        verdict = pdf_jpeg_damage(pdf_->jpegs->images[k], pdf_->megapixels_checked);
+                        if (!verdict->unchecked.empty())
+                            to_library_logger("libjpeg", fmt::format("{}: page {}: its image {} is not checked for damage: {}", part_.name, i + 1,
+                                                                     name, verdict->unchecked));
+                    }
+                    if (!verdict->damage.empty())
+                        damage_.push_back(fmt::format("{}: page {}: its image {}: {}", part_.name, i + 1, name, verdict->damage));
                 }
             poppler::image img = renderer.render_page(page.get(), limits_.pdf_dpi, limits_.pdf_dpi);
             if (!img.is_valid()) bad(part_, fmt::format("PDF page {} cannot be rendered", i + 1));

@@ -84,20 +84,28 @@ std::string make_pdf(int pages, bool with_text, bool encrypted) {
 Bytes bytes_of(const std::string& s) { return Bytes(s.begin(), s.end()); }
 
 // A PDF written by hand whose `pages` pages each draw one JPEG, the same image object /Im0
-// (a scanner's PDF of a receipt photo), stored as given with /DCTDecode.
-std::string pdf_of_jpeg(const Bytes& jpeg, int width, int height, int pages = 1) {
+// (a scanner's PDF of a receipt photo), stored as given with /DCTDecode. The resources are
+// on /Pages, inherited by every page, as scanners write them; `listed_not_drawn`, when
+// given, is a second JPEG (/Im1) listed there that no page draws.
+std::string pdf_of_jpeg(const Bytes& jpeg, int width, int height, int pages = 1, const Bytes& listed_not_drawn = {}) {
+    auto image = [&](const Bytes& bytes) {
+        return "<< /Type /XObject /Subtype /Image /Width " + std::to_string(width) + " /Height " + std::to_string(height) +
+               " /ColorSpace /DeviceGray /BitsPerComponent 8 /Filter /DCTDecode /Length " + std::to_string(bytes.size()) + " >>\nstream\n" +
+               std::string(bytes.begin(), bytes.end()) + "\nendstream";
+    };
+    const bool second = !listed_not_drawn.empty();
+    const int first_page = second ? 6 : 5;
     std::vector<std::string> objects;
     objects.push_back("<< /Type /Catalog /Pages 2 0 R >>");
     std::string kids;
-    for (int i = 0; i < pages; ++i) kids += std::to_string(5 + i) + " 0 R ";
-    objects.push_back("<< /Type /Pages /Kids [" + kids + "] /Count " + std::to_string(pages) + " >>");
-    objects.push_back("<< /Type /XObject /Subtype /Image /Width " + std::to_string(width) + " /Height " + std::to_string(height) +
-                      " /ColorSpace /DeviceGray /BitsPerComponent 8 /Filter /DCTDecode /Length " + std::to_string(jpeg.size()) +
-                      " >>\nstream\n" + std::string(jpeg.begin(), jpeg.end()) + "\nendstream");
+    for (int i = 0; i < pages; ++i) kids += std::to_string(first_page + i) + " 0 R ";
+    objects.push_back("<< /Type /Pages /Kids [" + kids + "] /Count " + std::to_string(pages) + " /Resources << /XObject << /Im0 3 0 R" +
+                      (second ? " /Im1 5 0 R" : "") + " >> >> >>");
+    objects.push_back(image(jpeg));
     const std::string content = "q 298 0 0 420 0 0 cm /Im0 Do Q";
     objects.push_back("<< /Length " + std::to_string(content.size()) + " >>\nstream\n" + content + "\nendstream");
-    for (int i = 0; i < pages; ++i)
-        objects.push_back("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 298 420] /Resources << /XObject << /Im0 3 0 R >> >> /Contents 4 0 R >>");
+    if (second) objects.push_back(image(listed_not_drawn));
+    for (int i = 0; i < pages; ++i) objects.push_back("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 298 420] /Contents 4 0 R >>");
     std::string out = "%PDF-1.4\n";
     std::vector<std::size_t> offsets;
     for (std::size_t i = 0; i < objects.size(); ++i) {
@@ -193,7 +201,7 @@ TEST(PdfPages, AJpegInsideAPdfIsCheckedAndADamagedOneMarksItsPage) {
     EXPECT_GT(truncated[0].doc->pages[0].image.width, 0);
     ASSERT_EQ(damage_of(truncated).size(), 1u);
     EXPECT_THAT(damage_of(truncated)[0], ::testing::MatchesRegex("cut\\.pdf: page 1: its image /Im0: truncated JPEG: the data ends at row "
-                                                                 "[0-9]+ of 1748, so [0-9]+% of the page is missing \\(libjpeg: Premature "
+                                                                 "[0-9]+ of 1748, so [0-9]+% of the image is missing \\(libjpeg: Premature "
                                                                  "end of JPEG file.*\\)"));
     bool warned = false;
     for (const auto& line : runner.context().log_lines())
@@ -213,6 +221,22 @@ TEST(PdfPages, AJpegInsideAPdfIsCheckedAndADamagedOneMarksItsPage) {
     // Only the end marker missing, after the last row: whole, as for a JPEG file.
     const Bytes no_end_marker(jpeg.begin(), jpeg.end() - 2);
     EXPECT_TRUE(damage_of(runner.process(doc_of("no-eoi.pdf", bytes_of(pdf_of_jpeg(no_end_marker, 1240, 1748))))).empty());
+    // A line break before the start marker, which poppler skips: no damage.
+    Bytes padded = jpeg;
+    padded.insert(padded.begin(), {0x0D, 0x0A});
+    EXPECT_TRUE(damage_of(runner.process(doc_of("padded.pdf", bytes_of(pdf_of_jpeg(padded, 1240, 1748))))).empty());
+    // A damaged JPEG the resources list but no page draws is not on any page: no note.
+    EXPECT_TRUE(damage_of(runner.process(doc_of("listed.pdf", bytes_of(pdf_of_jpeg(jpeg, 1240, 1748, 2, cut))))).empty());
+    // A progressive JPEG cut after its first scan: poppler draws none of it, and says nothing.
+    const fs::path progressive = dir.path() / "progressive.jpg";
+    ASSERT_EQ(std::system(("convert " + gray.string() + " -interlace JPEG " + progressive.string()).c_str()), 0);
+    const Bytes whole_progressive = read_bytes(progressive);
+    const Bytes half_progressive(whole_progressive.begin(), whole_progressive.begin() + static_cast<std::ptrdiff_t>(whole_progressive.size() / 2));
+    const auto missing = damage_of(runner.process(doc_of("prog.pdf", bytes_of(pdf_of_jpeg(half_progressive, 1240, 1748)))));
+    ASSERT_EQ(missing.size(), 1u);
+    EXPECT_THAT(missing[0], ::testing::MatchesRegex("prog\\.pdf: page 1: its image /Im0: truncated JPEG of several scans \\(progressive, or one "
+                                                    "scan per colour\\): the data ends in scan [0-9]+, and poppler draws none of such an "
+                                                    "image, so it is missing from the page \\(libjpeg: Premature end of JPEG file.*"));
 }
 
 TEST(PdfPages, LibraryMessagesReachTheErrorAndTheLogNotStderr) {

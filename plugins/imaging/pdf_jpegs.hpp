@@ -26,13 +26,13 @@
 namespace docpipe::imaging {
 
 struct PdfJpeg {
-    std::string name;                // its resource name on the first page that draws it ("/Im0")
     std::vector<std::uint8_t> bytes; // the stream's stored data: a whole JPEG file
 };
 
 struct PdfJpegs {
     std::vector<PdfJpeg> images;                   // each image once
     std::vector<std::vector<std::size_t>> pages;   // per page, in page order: indices into images
+    std::vector<std::vector<std::string>> names;   // per page: each of those images' name there ("/Im0")
     std::size_t copied_bytes = 0;                  // the images' bytes together: at most twice the file's size
     std::size_t unchecked = 0;                     // JPEGs left out by the limits below
 };
@@ -41,8 +41,12 @@ struct PdfJpegs {
 // rest are left to poppler unchecked, so a page of ten thousand tiny images costs nothing.
 inline constexpr std::size_t kMaxJpegsPerPage = 16;
 
-// The JPEG images (streams whose only filter is DCTDecode) each page draws, including those
-// inside form XObjects. std::nullopt, with `why_not` set, where qpdf cannot tell.
+// The JPEG images (streams whose only filter is DCTDecode) each page draws: named by a `Do`
+// in its content or in a form XObject it draws (an image its resources list but no content
+// draws is not on the page: scanners list every page's image in one shared dictionary).
+// Not looked at: inline images, soft masks, patterns and annotation appearances. A page
+// whose content is over 32 MB decoded, or whose forms nest deeper than 8, counts once in
+// `unchecked`. std::nullopt, with `why_not` set, where qpdf cannot tell.
 std::optional<PdfJpegs> pdf_jpegs(const std::uint8_t* data, std::size_t size, int expected_pages, std::string& why_not);
 
 }  // namespace docpipe::imaging
