@@ -39,6 +39,27 @@ std::string error_of(NodeRunner& runner, Document doc) {
     return "(no error)";
 }
 
+// A PDF file of these objects (object k + 1 is objects[k]), with its cross-reference table;
+// `trailer_extra` goes into the trailer dictionary.
+std::string pdf_file(const std::vector<std::string>& objects, const std::string& trailer_extra = "") {
+    std::string out = "%PDF-1.4\n";
+    std::vector<std::size_t> offsets;
+    for (std::size_t i = 0; i < objects.size(); ++i) {
+        offsets.push_back(out.size());
+        out += std::to_string(i + 1) + " 0 obj\n" + objects[i] + "\nendobj\n";
+    }
+    const std::size_t xref = out.size();
+    out += "xref\n0 " + std::to_string(offsets.size() + 1) + "\n0000000000 65535 f \n";
+    for (auto o : offsets) {
+        char line[32];
+        std::snprintf(line, sizeof line, "%010zu 00000 n \n", o);
+        out += line;
+    }
+    out += "trailer\n<< /Size " + std::to_string(offsets.size() + 1) + " /Root 1 0 R" + trailer_extra + " >>\nstartxref\n" +
+           std::to_string(xref) + "\n%%EOF\n";
+    return out;
+}
+
 // A PDF written by hand: `pages` empty pages, optionally one line of text on each, and an
 // optional /Encrypt dictionary whose password is not empty.
 std::string make_pdf(int pages, bool with_text, bool encrypted) {
@@ -54,31 +75,11 @@ std::string make_pdf(int pages, bool with_text, bool encrypted) {
         std::string content = with_text ? "BT /F1 12 Tf 10 50 Td (TOTAL RM 479.05) Tj ET" : "";
         objects.push_back("<< /Length " + std::to_string(content.size()) + " >>\nstream\n" + content + "\nendstream");
     }
-    std::string out = "%PDF-1.4\n";
-    std::vector<std::size_t> offsets;
-    for (std::size_t i = 0; i < objects.size(); ++i) {
-        offsets.push_back(out.size());
-        out += std::to_string(i + 1) + " 0 obj\n" + objects[i] + "\nendobj\n";
-    }
-    std::string encrypt;
-    if (encrypted) {
-        offsets.push_back(out.size());
-        const std::string h32(64, 'A');  // O and U that no empty password matches
-        out += std::to_string(objects.size() + 1) + " 0 obj\n<< /Filter /Standard /V 1 /R 2 /O <" + h32 + "> /U <" + h32 +
-               "> /P -44 >>\nendobj\n";
-        encrypt = " /Encrypt " + std::to_string(objects.size() + 1) + " 0 R /ID [<0123456789ABCDEF0123456789ABCDEF> "
-                  "<0123456789ABCDEF0123456789ABCDEF>]";
-    }
-    const std::size_t xref = out.size();
-    out += "xref\n0 " + std::to_string(offsets.size() + 1) + "\n0000000000 65535 f \n";
-    for (auto o : offsets) {
-        char line[32];
-        std::snprintf(line, sizeof line, "%010zu 00000 n \n", o);
-        out += line;
-    }
-    out += "trailer\n<< /Size " + std::to_string(offsets.size() + 1) + " /Root 1 0 R" + encrypt + " >>\nstartxref\n" +
-           std::to_string(xref) + "\n%%EOF\n";
-    return out;
+    if (!encrypted) return pdf_file(objects);
+    const std::string h32(64, 'A');  // O and U that no empty password matches
+    objects.push_back("<< /Filter /Standard /V 1 /R 2 /O <" + h32 + "> /U <" + h32 + "> /P -44 >>");
+    return pdf_file(objects, " /Encrypt " + std::to_string(objects.size()) + " 0 R /ID [<0123456789ABCDEF0123456789ABCDEF> "
+                                                                             "<0123456789ABCDEF0123456789ABCDEF>]");
 }
 
 Bytes bytes_of(const std::string& s) { return Bytes(s.begin(), s.end()); }
@@ -106,21 +107,7 @@ std::string pdf_of_jpeg(const Bytes& jpeg, int width, int height, int pages = 1,
     objects.push_back("<< /Length " + std::to_string(content.size()) + " >>\nstream\n" + content + "\nendstream");
     if (second) objects.push_back(image(listed_not_drawn));
     for (int i = 0; i < pages; ++i) objects.push_back("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 298 420] /Contents 4 0 R >>");
-    std::string out = "%PDF-1.4\n";
-    std::vector<std::size_t> offsets;
-    for (std::size_t i = 0; i < objects.size(); ++i) {
-        offsets.push_back(out.size());
-        out += std::to_string(i + 1) + " 0 obj\n" + objects[i] + "\nendobj\n";
-    }
-    const std::size_t xref = out.size();
-    out += "xref\n0 " + std::to_string(offsets.size() + 1) + "\n0000000000 65535 f \n";
-    for (auto o : offsets) {
-        char line[32];
-        std::snprintf(line, sizeof line, "%010zu 00000 n \n", o);
-        out += line;
-    }
-    out += "trailer\n<< /Size " + std::to_string(offsets.size() + 1) + " /Root 1 0 R >>\nstartxref\n" + std::to_string(xref) + "\n%%EOF\n";
-    return out;
+    return pdf_file(objects);
 }
 
 }  // namespace
