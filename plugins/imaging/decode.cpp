@@ -770,8 +770,9 @@ std::vector<Page> PartDecoder::decode() {
                 if (!pdf_->jpegs) to_library_logger("qpdf", fmt::format("{}: {}", part_.name, why_not));
                 else pdf_->verdicts.resize(pdf_->jpegs->images.size());
                 if (pdf_->jpegs && pdf_->jpegs->unchecked > 0)
-                    to_library_logger("qpdf", fmt::format("{}: {} of its JPEGs are not checked for damage (over {} on a page, or over "
-                                                          "twice the file's size together)",
+                    to_library_logger("qpdf", fmt::format("{}: {} of its JPEGs or pages are not checked for damage (JPEGs over {} on a "
+                                                          "page or over twice the file's size together; pages whose content is over "
+                                                          "32 MB or whose forms nest deeper than 8)",
                                                           part_.name, pdf_->jpegs->unchecked, kMaxJpegsPerPage));
             }
             if (pdf_->jpegs)

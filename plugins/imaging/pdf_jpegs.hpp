@@ -34,7 +34,7 @@ struct PdfJpegs {
     std::vector<std::vector<std::size_t>> pages;   // per page, in page order: indices into images
     std::vector<std::vector<std::string>> names;   // per page: each of those images' name there ("/Im0")
     std::size_t copied_bytes = 0;                  // the images' bytes together: at most twice the file's size
-    std::size_t unchecked = 0;                     // JPEGs left out by the limits below
+    std::size_t unchecked = 0;                     // JPEGs, and pages, left out by the limits below
 };
 
 // At most this many JPEGs are taken from one page (a receipt page draws one or two); the
