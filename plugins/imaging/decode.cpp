@@ -783,11 +783,11 @@ std::vector<Page> PartDecoder::decode() {
                     if (!verdict) {
                         verdict = pdf_jpeg_damage(pdf_->jpegs->images[k], pdf_->megapixels_checked);
                         if (!verdict->unchecked.empty())
-                            to_library_logger("libjpeg", fmt::format("{}: page {}: its image {} is not checked for damage: {}", part_.name, i + 1,
+                            to_library_logger("libjpeg", fmt::format("{}: page {}: {} is not checked for damage: {}", part_.name, i + 1,
                                                                      name, verdict->unchecked));
                     }
                     if (!verdict->damage.empty())
-                        damage_.push_back(fmt::format("{}: page {}: its image {}: {}", part_.name, i + 1, name, verdict->damage));
+                        damage_.push_back(fmt::format("{}: page {}: {}: {}", part_.name, i + 1, name, verdict->damage));
                 }
             poppler::image img = renderer.render_page(page.get(), limits_.pdf_dpi, limits_.pdf_dpi);
             if (!img.is_valid()) bad(part_, fmt::format("PDF page {} cannot be rendered", i + 1));

@@ -226,6 +226,111 @@ TEST(PdfPages, AJpegInsideAPdfIsCheckedAndADamagedOneMarksItsPage) {
                                                     "image, so it is missing from the page \\(libjpeg: Premature end of JPEG file.*"));
 }
 
+// A page can draw a JPEG in other ways than an image XObject: as an inline image in its
+// content (BI ... ID ... EI), as the soft mask of an image, inside a form it draws, or in
+// an annotation's appearance (a photo stamped onto a page). poppler draws each, and says
+// nothing of their damage either, so each is checked and named.
+TEST(PdfPages, AJpegInlineInAMaskAFormOrAnAnnotationIsCheckedToo) {
+    auto runner = NodeRunner::from_plugin(kPlugin, "transform.pdf_pages", "dpi: 72");
+    test::TempDir dir;
+    const fs::path small = dir.path() / "small.jpg";
+    ASSERT_EQ(std::system(("convert " + kReceipt.string() + " -colorspace Gray -resize 240x338! " + small.string()).c_str()), 0);
+    const Bytes jpeg = read_bytes(small);
+    const Bytes cut(jpeg.begin(), jpeg.begin() + static_cast<std::ptrdiff_t>(jpeg.size() * 2 / 5));
+    auto text = [](const Bytes& b) { return std::string(b.begin(), b.end()); };
+    auto stream = [](const std::string& dict, const std::string& data) {
+        return "<< " + dict + " /Length " + std::to_string(data.size()) + " >>\nstream\n" + data + "\nendstream";
+    };
+    auto image = [&](const Bytes& bytes, const std::string& extra = "") {
+        return stream("/Type /XObject /Subtype /Image /Width 240 /Height 338 /ColorSpace /DeviceGray /BitsPerComponent 8 /Filter /DCTDecode" +
+                          extra,
+                      text(bytes));
+    };
+    // One page, 240 x 338 pt: `page_extra` goes into the page's dictionary; objects[k] is
+    // object k + 5.
+    auto one_page = [&](const std::string& page_extra, const std::string& content, const std::vector<std::string>& objects) {
+        std::vector<std::string> all = {"<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                                        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 240 338] /Contents 4 0 R " + page_extra + " >>",
+                                        stream("", content)};
+        all.insert(all.end(), objects.begin(), objects.end());
+        return bytes_of(pdf_file(all));
+    };
+    struct Seen {
+        std::vector<std::string> notes;
+        double ink = 0;  // the share of dark pixels on the rendered page
+    };
+    auto read = [&](const std::string& name, const Bytes& pdf) {
+        auto out = runner.process(doc_of(name, pdf));
+        Seen seen;
+        for (const auto& t : out.at(0).doc->trace)
+            if (t.event == kDamagedPageEvent) seen.notes.push_back(t.detail);
+        const Image& img = out.at(0).doc->pages.at(0).image;
+        std::size_t dark = 0;
+        for (std::size_t k = 0; k < img.pixels->size(); k += static_cast<std::size_t>(img.channels)) dark += (*img.pixels)[k] < 128;
+        seen.ink = static_cast<double>(dark) / (static_cast<double>(img.pixels->size()) / img.channels);
+        return seen;
+    };
+    const std::string draw = "q 240 0 0 338 0 0 cm /Im0 Do Q";
+    const std::string xobject = "/Resources << /XObject << /Im0 5 0 R >> >>";
+
+    // Inline: poppler draws it (the receipt's print is on the page); cut, it is named by its
+    // number in the content. "EI" inside the JPEG's bytes is not taken for the end of the data.
+    auto inline_image = [&](const Bytes& bytes) {
+        return "q 240 0 0 338 0 0 cm BI /W 240 /H 338 /CS /G /BPC 8 /F [/DCT] ID\n" + text(bytes) + "\nEI Q";
+    };
+    const Seen inline_whole = read("inline.pdf", one_page("", inline_image(jpeg), {}));
+    EXPECT_TRUE(inline_whole.notes.empty());
+    EXPECT_GT(inline_whole.ink, 0.002) << "poppler draws the inline JPEG";
+    const Seen inline_cut = read("inline-cut.pdf", one_page("", "BI /W 1 /H 1 /CS /G /BPC 8 ID\n\x80\nEI " + inline_image(cut), {}));
+    ASSERT_EQ(inline_cut.notes.size(), 1u);
+    EXPECT_THAT(inline_cut.notes[0], HasSubstr("inline-cut.pdf: page 1: its inline image 2: truncated JPEG: the data ends at row "));
+    Bytes ei_inside = jpeg;
+    const std::string ei = " EI ";
+    ei_inside.insert(ei_inside.end() - 2, ei.begin(), ei.end());
+    const Seen inline_ei = read("inline-ei.pdf", one_page("", inline_image(ei_inside), {}));
+    ASSERT_EQ(inline_ei.notes.size(), 1u);
+    EXPECT_THAT(inline_ei.notes[0], HasSubstr("page 1: its inline image 1: damaged JPEG: parts of the page may be garbled"))
+        << "the junk is read as part of the JPEG, not as its end";
+    EXPECT_TRUE(read("inline-flate.pdf", one_page("", "BI /W 240 /H 338 /CS /G /BPC 8 /F [/Fl /DCT] ID\n" + text(cut) + "\nEI", {})).notes.empty())
+        << "a JPEG behind another filter is left to poppler";
+
+    // A soft mask: an uncompressed image whose mask is a cut JPEG.
+    const std::string gray_pixels(240 * 338, '\x20');
+    const Bytes masked = one_page(xobject, draw,
+                                  {stream("/Type /XObject /Subtype /Image /Width 240 /Height 338 /ColorSpace /DeviceGray /BitsPerComponent 8 "
+                                          "/SMask 6 0 R",
+                                          gray_pixels),
+                                   image(cut)});
+    const Seen mask = read("mask.pdf", masked);
+    ASSERT_EQ(mask.notes.size(), 1u);
+    EXPECT_THAT(mask.notes[0], HasSubstr("mask.pdf: page 1: its image /Im0's soft mask: truncated JPEG"));
+
+    // A form the page draws, which draws the image.
+    const Bytes form = one_page("/Resources << /XObject << /Fm0 5 0 R >> >>", "/Fm0 Do",
+                                {stream("/Type /XObject /Subtype /Form /BBox [0 0 240 338] /Resources << /XObject << /Im0 6 0 R >> >>", draw),
+                                 image(cut)});
+    ASSERT_EQ(read("form.pdf", form).notes.size(), 1u);
+    EXPECT_THAT(read("form.pdf", form).notes[0], HasSubstr("form.pdf: page 1: its form /Fm0's image /Im0: truncated JPEG"));
+
+    // A photo stamped on an empty page as an annotation: poppler draws its appearance.
+    auto stamped = [&](const Bytes& bytes, const std::string& flags) {
+        return one_page("/Annots [<< /Type /Annot /Subtype /Link /Rect [0 0 1 1] >> << /Type /Annot /Subtype /Stamp /Rect [0 0 240 338] " +
+                            flags + " /AP << /N 5 0 R >> >>]",
+                        "", {stream("/Type /XObject /Subtype /Form /BBox [0 0 240 338] /Resources << /XObject << /Im0 6 0 R >> >>", draw),
+                             image(bytes)});
+    };
+    const Seen stamp_whole = read("stamp.pdf", stamped(jpeg, ""));
+    EXPECT_TRUE(stamp_whole.notes.empty());
+    EXPECT_GT(stamp_whole.ink, 0.002) << "poppler draws the annotation's appearance";
+    const Seen stamp_cut = read("stamp-cut.pdf", stamped(cut, ""));
+    ASSERT_EQ(stamp_cut.notes.size(), 1u);
+    EXPECT_THAT(stamp_cut.notes[0], HasSubstr("stamp-cut.pdf: page 1: its annotation 2's image /Im0: truncated JPEG"));
+    // Hidden, it is not drawn, and not noted.
+    const Seen stamp_hidden = read("stamp-hidden.pdf", stamped(cut, "/F 2"));
+    EXPECT_TRUE(stamp_hidden.notes.empty());
+    EXPECT_LT(stamp_hidden.ink, 0.0001);
+}
+
 TEST(PdfPages, LibraryMessagesReachTheErrorAndTheLogNotStderr) {
     auto runner = NodeRunner::from_plugin(kPlugin, "transform.pdf_pages", "{}");
     Bytes receipt = read_bytes(kReceipt);

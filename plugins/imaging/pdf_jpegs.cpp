@@ -4,6 +4,8 @@
 // not warn that a program has not said so).
 #define POINTERHOLDER_TRANSITION 4
 #include <qpdf/Buffer.hh>
+#include <qpdf/Constants.h>
+#include <qpdf/QPDFAnnotationObjectHelper.hh>
 #include <qpdf/Pipeline.hh>
 #include <qpdf/QPDF.hh>
 #include <qpdf/QPDFObjGen.hh>
@@ -17,6 +19,7 @@
 #include <map>
 #include <set>
 #include <string_view>
+#include <utility>
 
 #include <fmt/core.h>
 
@@ -59,13 +62,47 @@ class ContentCollector : public Pipeline {
 bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\f' || c == '\0'; }
 bool is_delimiter(char c) { return std::string_view("()<>[]{}/%").find(c) != std::string_view::npos; }
 
-// The names before each `Do` operator in a content stream ("/Im0 Do"): the XObjects it
-// draws. A light tokenizer: comments, literal and hex strings are stepped over, so text
-// shown on the page is not taken for an operator; inline image data may rarely produce a
-// stray name, which only means one more image is checked.
-std::vector<std::string> drawn_names(const std::string& content) {
-    std::vector<std::string> names;
+// What a content stream draws: the names before each `Do` operator ("/Im0 Do"), and its
+// inline images (BI ... ID data EI) whose only filter is DCT, as the stored bytes.
+struct ContentDraws {
+    std::vector<std::string> xobjects;
+    std::vector<std::pair<int, std::string>> inline_jpegs;  // the inline image's number in the stream (from 1), its bytes
+};
+
+bool is_token_end(const std::string& content, std::size_t at) {
+    return at >= content.size() || is_space(content[at]) || is_delimiter(content[at]);
+}
+
+// Where the data of an inline image that starts at `data` ends: at the "EI" operator after
+// it. For a JPEG, the first "EI" after an end marker (FF D9) and white space, so that "EI"
+// inside the compressed bytes is not taken for the end; otherwise, or when no end marker is
+// followed by one, the first "EI" between white space, as poppler finds it.
+std::size_t inline_data_end(const std::string& content, std::size_t data, bool jpeg) {
+    auto ei_at = [&](std::size_t k) {
+        return k + 1 < content.size() && content[k] == 'E' && content[k + 1] == 'I' && is_token_end(content, k + 2);
+    };
+    if (jpeg) {
+        for (std::size_t k = content.find("\xFF\xD9", data); k != std::string::npos; k = content.find("\xFF\xD9", k + 2)) {
+            std::size_t after = k + 2;
+            while (after < content.size() && is_space(content[after])) ++after;
+            if (after > k + 2 && ei_at(after)) return k + 2;
+        }
+    }
+    for (std::size_t k = data; k + 1 < content.size(); ++k)
+        if (is_space(content[k]) && ei_at(k + 1)) return k;
+    return content.size();
+}
+
+// A light tokenizer: comments, literal and hex strings and inline image data are stepped
+// over, so text shown on the page is not taken for an operator.
+ContentDraws content_draws(const std::string& content) {
+    ContentDraws draws;
     std::string last_name;  // the token before, when it was a name
+    bool in_inline_dictionary = false;  // between BI and ID
+    bool inline_is_jpeg = false;
+    std::string inline_key;  // the key the next value belongs to, in an inline image's dictionary
+    int filters_in_array = -1;  // inside the array of its filters: how many so far
+    int inline_images = 0;
     for (std::size_t k = 0; k < content.size();) {
         const char c = content[k];
         if (is_space(c)) {
@@ -89,44 +126,94 @@ std::vector<std::string> drawn_names(const std::string& content) {
             std::size_t end = k + 1;
             while (end < content.size() && !is_space(content[end]) && !is_delimiter(content[end])) ++end;
             last_name = content.substr(k, end - k);
+            if (in_inline_dictionary) {
+                // The filter, abbreviated or not: a name, or an array of them.
+                const bool dct = last_name == "/DCT" || last_name == "/DCTDecode";
+                if (filters_in_array >= 0) {
+                    inline_is_jpeg = ++filters_in_array == 1 && dct;
+                } else if (inline_key == "/F" || inline_key == "/Filter") {
+                    inline_is_jpeg = dct;
+                    inline_key.clear();
+                } else {
+                    inline_key = last_name;
+                }
+            }
             k = end;
         } else if (is_delimiter(c)) {
+            if (in_inline_dictionary) {
+                if (c == '[' && (inline_key == "/F" || inline_key == "/Filter")) {
+                    filters_in_array = 0;
+                } else if (c == ']' && filters_in_array >= 0) {
+                    inline_is_jpeg = inline_is_jpeg && filters_in_array == 1;  // DCT behind another filter is left to poppler
+                    filters_in_array = -1;
+                }
+                inline_key.clear();
+            }
             ++k;
             last_name.clear();
         } else {
             std::size_t end = k;
             while (end < content.size() && !is_space(content[end]) && !is_delimiter(content[end])) ++end;
-            if (content.compare(k, end - k, "Do") == 0 && !last_name.empty()) names.push_back(last_name);
+            const std::string_view token(content.data() + k, end - k);
+            if (token == "Do" && !last_name.empty()) {
+                draws.xobjects.push_back(last_name);
+            } else if (token == "BI") {
+                in_inline_dictionary = true;
+                inline_is_jpeg = false;
+                inline_key.clear();
+                filters_in_array = -1;
+            } else if (token == "ID" && in_inline_dictionary) {
+                // One white-space byte, then the data up to "EI".
+                in_inline_dictionary = false;
+                ++inline_images;
+                const std::size_t data = std::min(end + 1, content.size());
+                const std::size_t data_end = inline_data_end(content, data, inline_is_jpeg);
+                if (inline_is_jpeg) draws.inline_jpegs.emplace_back(inline_images, content.substr(data, data_end - data));
+                end = data_end;
+            } else if (in_inline_dictionary) {
+                inline_key.clear();  // a number or a boolean: the value of the key before it
+            }
             last_name.clear();
             k = end;
         }
     }
-    return names;
+    return draws;
 }
 
 // Forms drawn inside forms are followed this deep (a real page nests two or three).
 constexpr int kMaxFormDepth = 8;
 
+// An image is read once however many pages draw it: an image or soft-mask stream by its
+// object, an inline image by the object whose content holds it and its number there.
+using ImageKey = std::pair<QPDFObjGen, int>;
+
 struct PageWalk {
     PdfJpegs& out;
-    std::map<QPDFObjGen, std::size_t>& seen;
+    std::map<ImageKey, std::size_t>& seen;
     std::size_t file_size;
     std::vector<std::size_t>& on_page;
     std::vector<std::string>& names_on_page;
     std::set<QPDFObjGen> forms_entered;
     bool incomplete = false;  // a content stream too large, or a form nested too deep
 
-    // The images drawn by `owner` (a page or a form XObject) and the forms it draws.
-    void walk(QPDFPageObjectHelper owner, QPDFObjectHandle inherited_resources, int depth) {
+    // The images drawn by `owner` (a page, a form XObject or an annotation's appearance) and
+    // the forms it draws. `whose` names the owner for the page's notes: "its " for the page,
+    // "its form /Fm0's " for a form it draws.
+    void walk(QPDFPageObjectHelper owner, QPDFObjectHandle inherited_resources, int depth, const std::string& whose) {
         ContentCollector content;
         owner.pipeContents(&content);
         if (content.overflow) incomplete = true;
+        const ContentDraws draws = content_draws(content.text);
+        const QPDFObjGen owner_id = owner.getObjectHandle().getObjGen();
+        for (const auto& [number, bytes] : draws.inline_jpegs)
+            take_bytes(ImageKey{owner_id, number}, owner_id.isIndirect(), bytes.data(), bytes.size(),
+                       fmt::format("{}inline image {}", whose, number));
         QPDFObjectHandle resources = owner.getAttribute("/Resources", false);
         if (!resources.isDictionary()) resources = inherited_resources;  // a form without its own
         if (!resources.isDictionary()) return;
         QPDFObjectHandle xobjects = resources.getKey("/XObject");
         if (!xobjects.isDictionary()) return;
-        for (const std::string& name : drawn_names(content.text)) {
+        for (const std::string& name : draws.xobjects) {
             QPDFObjectHandle x = xobjects.getKey(name);
             if (!x.isStream()) continue;
             QPDFObjectHandle subtype = x.getDict().getKey("/Subtype");  // (qpdf 11: its getters are not const)
@@ -136,41 +223,73 @@ struct PageWalk {
                     continue;
                 }
                 if (x.getObjGen().isIndirect() && !forms_entered.insert(x.getObjGen()).second) continue;  // a loop, or drawn twice
-                walk(QPDFPageObjectHelper(x), resources, depth + 1);
-            } else if (subtype.isName() && subtype.getName() == "/Image" && jpeg_only(x)) {
-                take(x, name);
+                walk(QPDFPageObjectHelper(x), resources, depth + 1, fmt::format("{}form {}'s ", whose, name));
+            } else if (subtype.isName() && subtype.getName() == "/Image") {
+                const std::string image_name = fmt::format("{}image {}", whose, name);
+                if (jpeg_only(x)) take(x, image_name);
+                // Its soft mask, which says where the image shows: a damaged one leaves parts
+                // of the image out, whatever the image's own filter.
+                QPDFObjectHandle mask = x.getDict().getKey("/SMask");
+                if (mask.isStream() && jpeg_only(mask)) take(mask, image_name + "'s soft mask");
             }
+        }
+    }
+
+    // The appearances poppler draws with the page: each annotation's normal appearance (in its
+    // current state), unless the annotation is hidden or not for the screen.
+    void walk_annotations(QPDFPageObjectHelper& page) {
+        int number = 0;
+        for (QPDFAnnotationObjectHelper& annotation : page.getAnnotations()) {
+            ++number;
+            if (annotation.getFlags() & (an_hidden | an_no_view)) continue;
+            QPDFObjectHandle appearance = annotation.getAppearanceStream("/N");
+            if (!appearance.isStream()) continue;
+            if (appearance.getObjGen().isIndirect() && !forms_entered.insert(appearance.getObjGen()).second) continue;
+            // An appearance has its own resources: it does not inherit the page's.
+            walk(QPDFPageObjectHelper(appearance), QPDFObjectHandle(), 1, fmt::format("its annotation {}'s ", number));
         }
     }
 
     void take(QPDFObjectHandle& image, const std::string& name) {
         const QPDFObjGen id = image.getObjGen();
-        if (auto it = seen.find(id); it != seen.end() && id.isIndirect()) {
-            if (std::find(on_page.begin(), on_page.end(), it->second) == on_page.end()) {
-                on_page.push_back(it->second);
-                names_on_page.push_back(name);
-            }
-            return;
-        }
-        if (on_page.size() >= kMaxJpegsPerPage) {
-            ++out.unchecked;
-            return;
-        }
-        // A hostile file can point many image objects at one large run of bytes: what is
-        // copied (and then decoded) stays within twice the file's size. qpdf reads a stream
-        // no further than the file goes, whatever its /Length says.
+        if (note_again(ImageKey{id, 0}, id.isIndirect(), name) || full()) return;
+        // qpdf reads a stream no further than the file goes, whatever its /Length says.
         const std::shared_ptr<Buffer> stored = image.getRawStreamData();
-        if (out.copied_bytes + stored->getSize() > 2 * file_size) {
+        take_bytes(ImageKey{id, 0}, id.isIndirect(), reinterpret_cast<const char*>(stored->getBuffer()), stored->getSize(), name);
+    }
+
+    void take_bytes(const ImageKey& key, bool keyed, const char* bytes, std::size_t size, const std::string& name) {
+        if (note_again(key, keyed, name) || full()) return;
+        // A hostile file can point many image objects at one large run of bytes: what is
+        // copied (and then decoded) stays within twice the file's size.
+        if (out.copied_bytes + size > 2 * file_size) {
             ++out.unchecked;
             return;
         }
-        out.copied_bytes += stored->getSize();
+        out.copied_bytes += size;
         PdfJpeg jpeg;
-        jpeg.bytes.assign(stored->getBuffer(), stored->getBuffer() + stored->getSize());
+        jpeg.bytes.assign(bytes, bytes + size);
         out.images.push_back(std::move(jpeg));
-        if (id.isIndirect()) seen.emplace(id, out.images.size() - 1);
+        if (keyed) seen.emplace(key, out.images.size() - 1);
         on_page.push_back(out.images.size() - 1);
         names_on_page.push_back(name);
+    }
+
+    // An image read before (on this page or another): noted on this page too, once.
+    bool note_again(const ImageKey& key, bool keyed, const std::string& name) {
+        auto it = seen.find(key);
+        if (!keyed || it == seen.end()) return false;
+        if (std::find(on_page.begin(), on_page.end(), it->second) == on_page.end()) {
+            on_page.push_back(it->second);
+            names_on_page.push_back(name);
+        }
+        return true;
+    }
+
+    bool full() {
+        if (on_page.size() < kMaxJpegsPerPage) return false;
+        ++out.unchecked;
+        return true;
     }
 };
 
@@ -187,12 +306,13 @@ std::optional<PdfJpegs> pdf_jpegs(const std::uint8_t* data, std::size_t size, in
             return std::nullopt;
         }
         PdfJpegs out;
-        std::map<QPDFObjGen, std::size_t> seen;  // an image drawn on several pages is read once
+        std::map<ImageKey, std::size_t> seen;
         for (auto& page : pages) {
             std::vector<std::size_t>& on_page = out.pages.emplace_back();
             std::vector<std::string>& names = out.names.emplace_back();
             PageWalk walk{out, seen, size, on_page, names, {}};
-            walk.walk(page, QPDFObjectHandle(), 0);
+            walk.walk(page, QPDFObjectHandle(), 0, "its ");
+            walk.walk_annotations(page);
             if (walk.incomplete) ++out.unchecked;
         }
         return out;

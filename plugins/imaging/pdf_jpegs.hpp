@@ -32,7 +32,9 @@ struct PdfJpeg {
 struct PdfJpegs {
     std::vector<PdfJpeg> images;                   // each image once
     std::vector<std::vector<std::size_t>> pages;   // per page, in page order: indices into images
-    std::vector<std::vector<std::string>> names;   // per page: each of those images' name there ("/Im0")
+    std::vector<std::vector<std::string>> names;   // per page: each of those images, as the page's note names it:
+                                                   // "its image /Im0", "its image /Im0's soft mask", "its inline
+                                                   // image 2", "its form /Fm0's image /Im1", "its annotation 1's image /Im0"
     std::size_t copied_bytes = 0;                  // the images' bytes together: at most twice the file's size
     std::size_t unchecked = 0;                     // JPEGs, and pages, left out by the limits below
 };
@@ -41,12 +43,14 @@ struct PdfJpegs {
 // rest are left to poppler unchecked, so a page of ten thousand tiny images costs nothing.
 inline constexpr std::size_t kMaxJpegsPerPage = 16;
 
-// The JPEG images (streams whose only filter is DCTDecode) each page draws: named by a `Do`
-// in its content or in a form XObject it draws (an image its resources list but no content
-// draws is not on the page: scanners list every page's image in one shared dictionary).
-// Not looked at: inline images, soft masks, patterns and annotation appearances. A page
-// whose content is over 32 MB decoded, or whose forms nest deeper than 8, counts once in
-// `unchecked`. std::nullopt, with `why_not` set, where qpdf cannot tell.
+// The JPEG images (whose only filter is DCTDecode) each page draws: an image XObject named
+// by a `Do` in its content, in a form XObject it draws, or in the normal appearance of an
+// annotation shown on screen; the soft mask of such an image; and inline images (BI ... ID
+// ... EI) in those contents. An image its resources list but no content draws is not on the
+// page: scanners list every page's image in one shared dictionary. Not looked at: patterns,
+// and images behind another filter. A page whose content is over 32 MB decoded, or whose
+// forms nest deeper than 8, counts once in `unchecked`. std::nullopt, with `why_not` set,
+// where qpdf cannot tell.
 std::optional<PdfJpegs> pdf_jpegs(const std::uint8_t* data, std::size_t size, int expected_pages, std::string& why_not);
 
 }  // namespace docpipe::imaging
