@@ -208,6 +208,52 @@ std::uint16_t gray_alpha(TIFF* tif) {
     return kinds[0] == EXTRASAMPLE_ASSOCALPHA || kinds[0] == EXTRASAMPLE_UNASSALPHA ? kinds[0] : 0;
 }
 
+// One band of a 16-bit gray page with alpha, in the form TIFFRGBAImageGet gives (ABGR, top
+// row first), with the gray as stored and the alpha beside it. libtiff's RGBA reader takes
+// the gray of such a page and drops its alpha, so what is transparent would come out as
+// whatever gray is stored under it, often black. The band is the rows of one strip, or of
+// one row of tiles (band_rows). False when libtiff cannot read part of it.
+bool read_gray_alpha16_band(TIFF* tif, std::uint32_t row, std::uint32_t rows, std::uint32_t width, std::vector<std::uint32_t>& raster) {
+    std::uint16_t samples = 1, planar = PLANARCONFIG_CONTIG, photometric = PHOTOMETRIC_MINISBLACK;
+    TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &samples);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &planar);
+    TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &photometric);
+    if (samples < 2) return false;
+    const bool separate = planar == PLANARCONFIG_SEPARATE;
+    const bool tiled = TIFFIsTiled(tif);
+    std::uint32_t piece_width = width;  // a tile's width, or the page's for strips
+    if (tiled) TIFFGetField(tif, TIFFTAG_TILEWIDTH, &piece_width);
+    const tmsize_t piece_bytes = tiled ? TIFFTileSize(tif) : TIFFStripSize(tif);
+    if (piece_bytes <= 0 || piece_width == 0) return false;
+    // Samples of one pixel that follow each other in a piece: all of them, or one per plane.
+    const std::size_t step = separate ? 1 : samples;
+    const std::size_t needed = static_cast<std::size_t>(piece_width) * rows * step * 2;
+    std::vector<std::uint8_t> gray_piece(static_cast<std::size_t>(piece_bytes)), alpha_piece;
+    if (separate) alpha_piece.resize(static_cast<std::size_t>(piece_bytes));
+    auto read_piece = [&](std::uint32_t x, std::uint16_t sample, std::vector<std::uint8_t>& into) {
+        const tmsize_t got = tiled ? TIFFReadTile(tif, into.data(), x, row, 0, sample)
+                                   : TIFFReadEncodedStrip(tif, TIFFComputeStrip(tif, row, sample), into.data(), piece_bytes);
+        return got >= 0 && static_cast<std::size_t>(got) >= needed;
+    };
+    auto to_8_bits = [](std::uint16_t v) { return static_cast<std::uint32_t>((v * 255u + 32767u) / 65535u); };
+    for (std::uint32_t x0 = 0; x0 < width; x0 += piece_width) {
+        if (!read_piece(x0, 0, gray_piece) || (separate && !read_piece(x0, 1, alpha_piece))) return false;
+        // libtiff gives the samples in this machine's byte order.
+        const auto* gray = reinterpret_cast<const std::uint16_t*>(gray_piece.data());
+        const auto* alpha = separate ? reinterpret_cast<const std::uint16_t*>(alpha_piece.data()) : gray + 1;
+        const std::uint32_t columns = std::min(piece_width, width - x0);
+        for (std::uint32_t r = 0; r < rows; ++r)
+            for (std::uint32_t c = 0; c < columns; ++c) {
+                const std::size_t at = (static_cast<std::size_t>(r) * piece_width + c) * step;
+                std::uint16_t g = gray[at];
+                if (photometric == PHOTOMETRIC_MINISWHITE) g = static_cast<std::uint16_t>(65535 - g);
+                const std::uint32_t g8 = to_8_bits(g);
+                raster[static_cast<std::size_t>(r) * width + x0 + c] = g8 | g8 << 8 | g8 << 16 | to_8_bits(alpha[at]) << 24;
+            }
+    }
+    return true;
+}
+
 // Runs of rows, as a reviewer reads them: "rows 0-15, 160-175" (the first few, then a count).
 struct RowRuns {
     std::vector<std::pair<std::uint32_t, std::uint32_t>> runs;  // first and last row of each
@@ -322,10 +368,12 @@ std::vector<TiffPage> read_tiff_pages(const std::string& name, const std::uint8_
             }
             std::uint16_t bits = 1;
             TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bits);
-            if (gray_alpha(tif) != 0 && bits != 8)
-                bad(name, fmt::format("TIFF page {} is {}-bit gray with transparency, which libtiff's reader cannot lay over white "
-                                      "paper (its transparent parts would come out black); save it at 8 bits or without transparency",
-                                      number, bits));
+            std::uint16_t sample_format = SAMPLEFORMAT_UINT;
+            TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLEFORMAT, &sample_format);
+            if (gray_alpha(tif) != 0 && ((bits != 8 && bits != 16) || sample_format != SAMPLEFORMAT_UINT))
+                bad(name, fmt::format("TIFF page {} is {}-bit{} gray with transparency, which is read only at 8 or 16 bits (its "
+                                      "transparent parts would come out black); save it at 8 bits or without transparency",
+                                      number, bits, sample_format == SAMPLEFORMAT_IEEEFP ? " floating-point" : ""));
             TiffPage page;
             page.directory = static_cast<int>(directory);
             page.stored_width = page.width = width;
@@ -385,6 +433,9 @@ Image decode_tiff_page(const std::string& name, const std::uint8_t* data, std::s
     RowRuns blank, warned;
     std::string blank_reason, warned_reason;
     const bool unassociated_gray = gray_alpha(tif) == EXTRASAMPLE_UNASSALPHA;
+    std::uint16_t bits = 8;
+    TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bits);
+    const bool gray_alpha16 = gray_alpha(tif) != 0 && bits == 16;
     for (std::uint32_t row = 0; row < reader.height; row += rows_per_band) {
         const std::uint32_t rows = std::min(rows_per_band, reader.height - row);
         reader.row_offset = static_cast<int>(row);
@@ -393,7 +444,9 @@ Image decode_tiff_page(const std::string& name, const std::uint8_t* data, std::s
         std::fill(raster.begin(), raster.end(), 0xFFFFFFFFu);
         // A band libtiff cannot read stays white: a failed strip can leave the one before it
         // in the buffer, and a repeated "TOTAL 12.50" line is worse than a blank one.
-        if (!TIFFRGBAImageGet(&reader, raster.data(), reader.width, rows) || messages.errors_since(before)) {
+        const bool read = gray_alpha16 ? read_gray_alpha16_band(tif, row, rows, reader.width, raster)
+                                       : TIFFRGBAImageGet(&reader, raster.data(), reader.width, rows) != 0;
+        if (!read || messages.errors_since(before)) {
             if (blank.rows == 0) blank_reason = messages.reason_since(before);
             blank.add(row, rows);
             continue;
