@@ -73,24 +73,27 @@ bool is_token_end(const std::string& content, std::size_t at) {
     return at >= content.size() || is_space(content[at]) || is_delimiter(content[at]);
 }
 
-// Where the data of an inline image that starts at `data` ends: at the "EI" operator after
-// it. For a JPEG, the first "EI" after an end marker (FF D9) and white space, so that "EI"
-// inside the compressed bytes is not taken for the end; otherwise, or when no end marker is
-// followed by one, the first "EI" between white space, as poppler finds it.
+// Where the data of an inline image that starts at `data` ends: before the "EI" operator
+// after it, an "EI" between white space. For a JPEG, the first such "EI" that follows its
+// end marker (FF D9), so that "EI" inside the compressed bytes is not taken for the end; when
+// none of the next kEndCandidates does (a JPEG cut short), the first "EI", as poppler finds
+// it. The bound keeps a content stream of many inline images lacking an end marker from
+// being searched to its end once per image.
+constexpr int kEndCandidates = 16;
+
 std::size_t inline_data_end(const std::string& content, std::size_t data, bool jpeg) {
-    auto ei_at = [&](std::size_t k) {
-        return k + 1 < content.size() && content[k] == 'E' && content[k + 1] == 'I' && is_token_end(content, k + 2);
-    };
-    if (jpeg) {
-        for (std::size_t k = content.find("\xFF\xD9", data); k != std::string::npos; k = content.find("\xFF\xD9", k + 2)) {
-            std::size_t after = k + 2;
-            while (after < content.size() && is_space(content[after])) ++after;
-            if (after > k + 2 && ei_at(after)) return k + 2;
-        }
+    std::size_t first = std::string::npos;
+    int candidates = 0;
+    for (std::size_t k = data; k + 2 < content.size(); ++k) {
+        if (!is_space(content[k]) || content[k + 1] != 'E' || content[k + 2] != 'I' || !is_token_end(content, k + 3)) continue;
+        if (!jpeg) return k;
+        if (first == std::string::npos) first = k;
+        std::size_t end = k;  // the data's end, white space before "EI" left out
+        while (end > data && is_space(content[end - 1])) --end;
+        if (end >= data + 2 && content[end - 2] == '\xFF' && content[end - 1] == '\xD9') return end;
+        if (++candidates == kEndCandidates) break;
     }
-    for (std::size_t k = data; k + 1 < content.size(); ++k)
-        if (is_space(content[k]) && ei_at(k + 1)) return k;
-    return content.size();
+    return first == std::string::npos ? content.size() : first;
 }
 
 // A light tokenizer: comments, literal and hex strings and inline image data are stepped
