@@ -248,8 +248,9 @@ TEST(PdfPages, AJpegInlineInAMaskAFormOrAnAnnotationIsCheckedToo) {
     };
     // One page, 240 x 338 pt: `page_extra` goes into the page's dictionary; objects[k] is
     // object k + 5.
-    auto one_page = [&](const std::string& page_extra, const std::string& content, const std::vector<std::string>& objects) {
-        std::vector<std::string> all = {"<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+    auto one_page = [&](const std::string& page_extra, const std::string& content, const std::vector<std::string>& objects,
+                        const std::string& catalog_extra = "") {
+        std::vector<std::string> all = {"<< /Type /Catalog /Pages 2 0 R " + catalog_extra + " >>", "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
                                         "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 240 338] /Contents 4 0 R " + page_extra + " >>",
                                         stream("", content)};
         all.insert(all.end(), objects.begin(), objects.end());
@@ -312,23 +313,40 @@ TEST(PdfPages, AJpegInlineInAMaskAFormOrAnAnnotationIsCheckedToo) {
     ASSERT_EQ(read("form.pdf", form).notes.size(), 1u);
     EXPECT_THAT(read("form.pdf", form).notes[0], HasSubstr("form.pdf: page 1: its form /Fm0's image /Im0: truncated JPEG"));
 
-    // A photo stamped on an empty page as an annotation: poppler draws its appearance.
-    auto stamped = [&](const Bytes& bytes, const std::string& flags) {
-        return one_page("/Annots [<< /Type /Annot /Subtype /Link /Rect [0 0 1 1] >> << /Type /Annot /Subtype /Stamp /Rect [0 0 240 338] " +
-                            flags + " /AP << /N 5 0 R >> >>]",
-                        "", {stream("/Type /XObject /Subtype /Form /BBox [0 0 240 338] /Resources << /XObject << /Im0 6 0 R >> >>", draw),
-                             image(bytes)});
+    // A photo stamped on an empty page as an annotation: poppler draws its appearance. The
+    // annotation is named by its place in /Annots (a null entry counts).
+    const std::string layer_off = "/OCProperties << /OCGs [7 0 R] /D << /OFF [7 0 R] >> >>";
+    auto stamped = [&](const Bytes& bytes, const std::string& extra, const std::string& catalog_extra = "",
+                       const std::string& appearance = "/N 5 0 R") {
+        return one_page("/Annots [null << /Type /Annot /Subtype /Link /Rect [0 0 1 1] >> << /Type /Annot /Subtype /Stamp /Rect [0 0 240 338] " +
+                            extra + " /AP << " + appearance + " >> >>]",
+                        "",
+                        {stream("/Type /XObject /Subtype /Form /BBox [0 0 240 338] /Resources << /XObject << /Im0 6 0 R >> >>", draw), image(bytes),
+                         "<< /Type /OCG /Name (layer) >>"},
+                        catalog_extra);
     };
     const Seen stamp_whole = read("stamp.pdf", stamped(jpeg, ""));
     EXPECT_TRUE(stamp_whole.notes.empty());
     EXPECT_GT(stamp_whole.ink, 0.002) << "poppler draws the annotation's appearance";
     const Seen stamp_cut = read("stamp-cut.pdf", stamped(cut, ""));
     ASSERT_EQ(stamp_cut.notes.size(), 1u);
-    EXPECT_THAT(stamp_cut.notes[0], HasSubstr("stamp-cut.pdf: page 1: its annotation 2's image /Im0: truncated JPEG"));
-    // Hidden, it is not drawn, and not noted.
-    const Seen stamp_hidden = read("stamp-hidden.pdf", stamped(cut, "/F 2"));
-    EXPECT_TRUE(stamp_hidden.notes.empty());
-    EXPECT_LT(stamp_hidden.ink, 0.0001);
+    EXPECT_THAT(stamp_cut.notes[0], HasSubstr("stamp-cut.pdf: page 1: its annotation 3's image /Im0: truncated JPEG"));
+    // Its appearance as a dictionary of states with no /AS: poppler draws the only one.
+    const Seen one_state = read("one-state.pdf", stamped(cut, "", "", "/N << /Stamped 5 0 R >>"));
+    ASSERT_EQ(one_state.notes.size(), 1u);
+    EXPECT_GT(one_state.ink, 0.002);
+    // Hidden, or in a layer switched off, it is not drawn, and not noted.
+    for (const auto& [extra, catalog] : std::vector<std::pair<std::string, std::string>>{{"/F 2", ""}, {"/OC 7 0 R", layer_off}}) {
+        const Seen unseen = read("stamp-hidden.pdf", stamped(cut, extra, catalog));
+        EXPECT_TRUE(unseen.notes.empty()) << extra;
+        EXPECT_LT(unseen.ink, 0.0001) << extra;
+    }
+    // Nor an inline image in marked content of that layer.
+    const Seen layered = read("layer.pdf", one_page("/Resources << /Properties << /MC0 5 0 R >> >>", "/OC /MC0 BDC " + inline_image(cut) + " EMC",
+                                                    {"<< /Type /OCG /Name (layer) >>"},
+                                                    "/OCProperties << /OCGs [5 0 R] /D << /OFF [5 0 R] >> >>"));
+    EXPECT_TRUE(layered.notes.empty());
+    EXPECT_LT(layered.ink, 0.0001);
 }
 
 TEST(PdfPages, LibraryMessagesReachTheErrorAndTheLogNotStderr) {

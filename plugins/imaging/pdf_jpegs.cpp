@@ -1,5 +1,7 @@
 #include "pdf_jpegs.hpp"
 
+#include "pdf_content.hpp"
+
 // Nothing here uses qpdf's old PointerHolder: its headers then need not define it (and do
 // not warn that a program has not said so).
 #define POINTERHOLDER_TRANSITION 4
@@ -59,132 +61,56 @@ class ContentCollector : public Pipeline {
     bool overflow = false;
 };
 
-bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\f' || c == '\0'; }
-bool is_delimiter(char c) { return std::string_view("()<>[]{}/%").find(c) != std::string_view::npos; }
-
-// What a content stream draws: the names before each `Do` operator ("/Im0 Do"), and its
-// inline images (BI ... ID data EI) whose only filter is DCT, as the stored bytes.
-struct ContentDraws {
-    std::vector<std::string> xobjects;
-    std::vector<std::pair<int, std::string>> inline_jpegs;  // the inline image's number in the stream (from 1), its bytes
-};
-
-bool is_token_end(const std::string& content, std::size_t at) {
-    return at >= content.size() || is_space(content[at]) || is_delimiter(content[at]);
-}
-
-// Where the data of an inline image that starts at `data` ends: before the "EI" operator
-// after it, an "EI" between white space. For a JPEG, the first such "EI" that follows its
-// end marker (FF D9), so that "EI" inside the compressed bytes is not taken for the end; when
-// none of the next kEndCandidates does (a JPEG cut short), the first "EI", as poppler finds
-// it. The bound keeps a content stream of many inline images lacking an end marker from
-// being searched to its end once per image.
-constexpr int kEndCandidates = 16;
-
-std::size_t inline_data_end(const std::string& content, std::size_t data, bool jpeg) {
-    std::size_t first = std::string::npos;
-    int candidates = 0;
-    for (std::size_t k = data; k + 2 < content.size(); ++k) {
-        if (!is_space(content[k]) || content[k + 1] != 'E' || content[k + 2] != 'I' || !is_token_end(content, k + 3)) continue;
-        if (!jpeg) return k;
-        if (first == std::string::npos) first = k;
-        std::size_t end = k;  // the data's end, white space before "EI" left out
-        while (end > data && is_space(content[end - 1])) --end;
-        if (end >= data + 2 && content[end - 2] == '\xFF' && content[end - 1] == '\xD9') return end;
-        if (++candidates == kEndCandidates) break;
-    }
-    return first == std::string::npos ? content.size() : first;
-}
-
-// A light tokenizer: comments, literal and hex strings and inline image data are stepped
-// over, so text shown on the page is not taken for an operator.
-ContentDraws content_draws(const std::string& content) {
-    ContentDraws draws;
-    std::string last_name;  // the token before, when it was a name
-    bool in_inline_dictionary = false;  // between BI and ID
-    bool inline_is_jpeg = false;
-    std::string inline_key;  // the key the next value belongs to, in an inline image's dictionary
-    int filters_in_array = -1;  // inside the array of its filters: how many so far
-    int inline_images = 0;
-    for (std::size_t k = 0; k < content.size();) {
-        const char c = content[k];
-        if (is_space(c)) {
-            ++k;
-        } else if (c == '%') {
-            while (k < content.size() && content[k] != '\n' && content[k] != '\r') ++k;
-        } else if (c == '(') {
-            int depth = 0;
-            for (; k < content.size(); ++k) {
-                if (content[k] == '\\') ++k;
-                else if (content[k] == '(') ++depth;
-                else if (content[k] == ')' && --depth == 0) break;
-            }
-            ++k;
-            last_name.clear();
-        } else if (c == '<' && k + 1 < content.size() && content[k + 1] != '<') {
-            k = content.find('>', k);
-            k = k == std::string::npos ? content.size() : k + 1;
-            last_name.clear();
-        } else if (c == '/') {
-            std::size_t end = k + 1;
-            while (end < content.size() && !is_space(content[end]) && !is_delimiter(content[end])) ++end;
-            last_name = content.substr(k, end - k);
-            if (in_inline_dictionary) {
-                // The filter, abbreviated or not: a name, or an array of them.
-                const bool dct = last_name == "/DCT" || last_name == "/DCTDecode";
-                if (filters_in_array >= 0) {
-                    inline_is_jpeg = ++filters_in_array == 1 && dct;
-                } else if (inline_key == "/F" || inline_key == "/Filter") {
-                    inline_is_jpeg = dct;
-                    inline_key.clear();
-                } else {
-                    inline_key = last_name;
-                }
-            }
-            k = end;
-        } else if (is_delimiter(c)) {
-            if (in_inline_dictionary) {
-                if (c == '[' && (inline_key == "/F" || inline_key == "/Filter")) {
-                    filters_in_array = 0;
-                } else if (c == ']' && filters_in_array >= 0) {
-                    inline_is_jpeg = inline_is_jpeg && filters_in_array == 1;  // DCT behind another filter is left to poppler
-                    filters_in_array = -1;
-                }
-                inline_key.clear();
-            }
-            ++k;
-            last_name.clear();
-        } else {
-            std::size_t end = k;
-            while (end < content.size() && !is_space(content[end]) && !is_delimiter(content[end])) ++end;
-            const std::string_view token(content.data() + k, end - k);
-            if (token == "Do" && !last_name.empty()) {
-                draws.xobjects.push_back(last_name);
-            } else if (token == "BI") {
-                in_inline_dictionary = true;
-                inline_is_jpeg = false;
-                inline_key.clear();
-                filters_in_array = -1;
-            } else if (token == "ID" && in_inline_dictionary) {
-                // One white-space byte, then the data up to "EI".
-                in_inline_dictionary = false;
-                ++inline_images;
-                const std::size_t data = std::min(end + 1, content.size());
-                const std::size_t data_end = inline_data_end(content, data, inline_is_jpeg);
-                if (inline_is_jpeg) draws.inline_jpegs.emplace_back(inline_images, content.substr(data, data_end - data));
-                end = data_end;
-            } else if (in_inline_dictionary) {
-                inline_key.clear();  // a number or a boolean: the value of the key before it
-            }
-            last_name.clear();
-            k = end;
-        }
-    }
-    return draws;
-}
-
 // Forms drawn inside forms are followed this deep (a real page nests two or three).
 constexpr int kMaxFormDepth = 8;
+
+// Optional content (layers) switched off in the document's default view: poppler does not
+// draw what it holds, so it is not checked.
+class OptionalContent {
+  public:
+    explicit OptionalContent(QPDF& pdf) {
+        QPDFObjectHandle view = pdf.getRoot().getKey("/OCProperties").getKey("/D");
+        if (!view.isDictionary()) return;
+        QPDFObjectHandle base = view.getKey("/BaseState");
+        base_off_ = base.isName() && base.getName() == "/OFF";
+        read_groups(view.getKey("/ON"), on_);
+        read_groups(view.getKey("/OFF"), off_);
+    }
+
+    // Whether `group`, an optional content group or membership dictionary (an /OC value),
+    // is hidden. A membership dictionary's /VE expression is not evaluated: its /P policy is.
+    bool hidden(QPDFObjectHandle group) const {
+        if (!group.isDictionary()) return false;
+        QPDFObjectHandle type = group.getKey("/Type");
+        if (!(type.isName() && type.getName() == "/OCMD")) return off(group);
+        std::vector<QPDFObjectHandle> groups;
+        QPDFObjectHandle listed = group.getKey("/OCGs");
+        if (listed.isDictionary()) groups.push_back(listed);
+        if (listed.isArray())
+            for (int k = 0; k < listed.getArrayNItems() && k < 256; ++k)
+                if (QPDFObjectHandle g = listed.getArrayItem(k); g.isDictionary()) groups.push_back(g);
+        if (groups.empty()) return false;
+        const auto count_off = static_cast<std::size_t>(std::count_if(groups.begin(), groups.end(), [&](auto& g) { return off(g); }));
+        QPDFObjectHandle policy = group.getKey("/P");
+        const std::string p = policy.isName() ? policy.getName() : "/AnyOn";
+        if (p == "/AllOn") return count_off > 0;
+        if (p == "/AnyOff") return count_off == 0;
+        if (p == "/AllOff") return count_off < groups.size();
+        return count_off == groups.size();  // /AnyOn
+    }
+
+  private:
+    static void read_groups(QPDFObjectHandle list, std::set<QPDFObjGen>& into) {
+        if (!list.isArray()) return;
+        for (int k = 0; k < list.getArrayNItems() && k < 4096; ++k) into.insert(list.getArrayItem(k).getObjGen());
+    }
+    bool off(QPDFObjectHandle& group) const {
+        const QPDFObjGen id = group.getObjGen();
+        return base_off_ ? on_.count(id) == 0 : off_.count(id) > 0;
+    }
+    bool base_off_ = false;
+    std::set<QPDFObjGen> on_, off_;
+};
 
 // An image is read once however many pages draw it: an image or soft-mask stream by its
 // object, an inline image by the object whose content holds it and its number there.
@@ -193,42 +119,52 @@ using ImageKey = std::pair<QPDFObjGen, int>;
 struct PageWalk {
     PdfJpegs& out;
     std::map<ImageKey, std::size_t>& seen;
+    const OptionalContent& optional_content;
     std::size_t file_size;
     std::vector<std::size_t>& on_page;
     std::vector<std::string>& names_on_page;
-    std::set<QPDFObjGen> forms_entered;
+    // The forms entered on this page, each with the object whose resources it borrows (a
+    // form without its own draws another image /Im0 in each place it is drawn from).
+    std::set<std::pair<QPDFObjGen, QPDFObjGen>> forms_entered;
     bool incomplete = false;  // a content stream too large, or a form nested too deep
 
     // The images drawn by `owner` (a page, a form XObject or an annotation's appearance) and
     // the forms it draws. `whose` names the owner for the page's notes: "its " for the page,
     // "its form /Fm0's " for a form it draws.
     void walk(QPDFPageObjectHelper owner, QPDFObjectHandle inherited_resources, int depth, const std::string& whose) {
-        ContentCollector content;
-        owner.pipeContents(&content);
-        if (content.overflow) incomplete = true;
-        const ContentDraws draws = content_draws(content.text);
-        const QPDFObjGen owner_id = owner.getObjectHandle().getObjGen();
-        for (const auto& [number, bytes] : draws.inline_jpegs)
-            take_bytes(ImageKey{owner_id, number}, owner_id.isIndirect(), bytes.data(), bytes.size(),
-                       fmt::format("{}inline image {}", whose, number));
+        ContentDraws draws;
+        {
+            ContentCollector content;
+            owner.pipeContents(&content);
+            if (content.overflow) incomplete = true;
+            draws = content_draws(content.text);
+        }  // the content's text is let go before the forms it draws are read
         QPDFObjectHandle resources = owner.getAttribute("/Resources", false);
         if (!resources.isDictionary()) resources = inherited_resources;  // a form without its own
+        const QPDFObjGen owner_id = owner.getObjectHandle().getObjGen();
+        for (ContentInlineJpeg& jpeg : draws.inline_jpegs)
+            if (shown(jpeg, resources))
+                take_bytes(ImageKey{owner_id, jpeg.number}, owner_id.isIndirect(), jpeg.bytes.data(), jpeg.bytes.size(),
+                           fmt::format("{}inline image {}", whose, jpeg.number));
+        draws.inline_jpegs.clear();
         if (!resources.isDictionary()) return;
         QPDFObjectHandle xobjects = resources.getKey("/XObject");
         if (!xobjects.isDictionary()) return;
-        for (const std::string& name : draws.xobjects) {
-            QPDFObjectHandle x = xobjects.getKey(name);
-            if (!x.isStream()) continue;
+        for (const ContentXObject& drawn : draws.xobjects) {
+            QPDFObjectHandle x = xobjects.getKey(drawn.name);
+            if (!x.isStream() || !shown(drawn, resources) || optional_content.hidden(x.getDict().getKey("/OC"))) continue;
             QPDFObjectHandle subtype = x.getDict().getKey("/Subtype");  // (qpdf 11: its getters are not const)
             if (subtype.isName() && subtype.getName() == "/Form") {
                 if (depth >= kMaxFormDepth) {
                     incomplete = true;
                     continue;
                 }
-                if (x.getObjGen().isIndirect() && !forms_entered.insert(x.getObjGen()).second) continue;  // a loop, or drawn twice
-                walk(QPDFPageObjectHelper(x), resources, depth + 1, fmt::format("{}form {}'s ", whose, name));
+                const bool own_resources = x.getDict().getKey("/Resources").isDictionary();
+                if (x.getObjGen().isIndirect() && !forms_entered.emplace(x.getObjGen(), own_resources ? QPDFObjGen() : owner_id).second)
+                    continue;  // a loop, or drawn twice
+                walk(QPDFPageObjectHelper(x), resources, depth + 1, fmt::format("{}form {}'s ", whose, drawn.name));
             } else if (subtype.isName() && subtype.getName() == "/Image") {
-                const std::string image_name = fmt::format("{}image {}", whose, name);
+                const std::string image_name = fmt::format("{}image {}", whose, drawn.name);
                 if (jpeg_only(x)) take(x, image_name);
                 // Its soft mask, which says where the image shows: a damaged one leaves parts
                 // of the image out, whatever the image's own filter.
@@ -238,18 +174,40 @@ struct PageWalk {
         }
     }
 
-    // The appearances poppler draws with the page: each annotation's normal appearance (in its
-    // current state), unless the annotation is hidden or not for the screen.
+    // Whether what the content draws is outside every /OC marked-content section that is
+    // switched off (the sections name optional content in the resources' /Properties).
+    bool shown(const ContentDraw& drawn, QPDFObjectHandle& resources) const {
+        if (drawn.optional_content.empty() || !resources.isDictionary()) return true;
+        QPDFObjectHandle properties = resources.getKey("/Properties");
+        if (!properties.isDictionary()) return true;
+        for (const std::string& name : drawn.optional_content)
+            if (optional_content.hidden(properties.getKey(name))) return false;
+        return true;
+    }
+
+    // The appearances poppler draws with the page: each annotation's normal appearance, in
+    // its state (/AS; without one, the only state there is, else "/Off", as poppler takes
+    // it), unless the annotation is hidden, not for the screen, or in optional content
+    // switched off. Annotations are numbered by their place in the page's /Annots.
     void walk_annotations(QPDFPageObjectHelper& page) {
-        int number = 0;
-        for (QPDFAnnotationObjectHelper& annotation : page.getAnnotations()) {
-            ++number;
-            if (annotation.getFlags() & (an_hidden | an_no_view)) continue;
-            QPDFObjectHandle appearance = annotation.getAppearanceStream("/N");
+        QPDFObjectHandle annotations = page.getObjectHandle().getKey("/Annots");
+        if (!annotations.isArray()) return;
+        for (int k = 0; k < annotations.getArrayNItems(); ++k) {
+            QPDFObjectHandle annotation = annotations.getArrayItem(k);
+            if (!annotation.isDictionary()) continue;
+            QPDFObjectHandle flags = annotation.getKey("/F");
+            if (flags.isInteger() && (flags.getIntValue() & (an_hidden | an_no_view))) continue;
+            if (optional_content.hidden(annotation.getKey("/OC"))) continue;
+            QPDFObjectHandle appearance = annotation.getKey("/AP").getKey("/N");
+            if (appearance.isDictionary()) {
+                QPDFObjectHandle state = annotation.getKey("/AS");
+                const std::set<std::string> states = appearance.getKeys();
+                appearance = appearance.getKey(state.isName() ? state.getName() : states.size() == 1 ? *states.begin() : "/Off");
+            }
             if (!appearance.isStream()) continue;
-            if (appearance.getObjGen().isIndirect() && !forms_entered.insert(appearance.getObjGen()).second) continue;
+            if (appearance.getObjGen().isIndirect() && !forms_entered.emplace(appearance.getObjGen(), QPDFObjGen()).second) continue;
             // An appearance has its own resources: it does not inherit the page's.
-            walk(QPDFPageObjectHelper(appearance), QPDFObjectHandle(), 1, fmt::format("its annotation {}'s ", number));
+            walk(QPDFPageObjectHelper(appearance), QPDFObjectHandle(), 1, fmt::format("its annotation {}'s ", k + 1));
         }
     }
 
@@ -310,10 +268,11 @@ std::optional<PdfJpegs> pdf_jpegs(const std::uint8_t* data, std::size_t size, in
         }
         PdfJpegs out;
         std::map<ImageKey, std::size_t> seen;
+        const OptionalContent optional_content(pdf);
         for (auto& page : pages) {
             std::vector<std::size_t>& on_page = out.pages.emplace_back();
             std::vector<std::string>& names = out.names.emplace_back();
-            PageWalk walk{out, seen, size, on_page, names, {}};
+            PageWalk walk{out, seen, optional_content, size, on_page, names, {}};
             walk.walk(page, QPDFObjectHandle(), 0, "its ");
             walk.walk_annotations(page);
             if (walk.incomplete) ++out.unchecked;

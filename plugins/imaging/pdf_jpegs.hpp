@@ -46,11 +46,13 @@ inline constexpr std::size_t kMaxJpegsPerPage = 16;
 // The JPEG images (whose only filter is DCTDecode) each page draws: an image XObject named
 // by a `Do` in its content, in a form XObject it draws, or in the normal appearance of an
 // annotation shown on screen; the soft mask of such an image; and inline images (BI ... ID
-// ... EI) in those contents. An image its resources list but no content draws is not on the
-// page: scanners list every page's image in one shared dictionary. Not looked at: patterns,
-// and images behind another filter. A page whose content is over 32 MB decoded, or whose
-// forms nest deeper than 8, counts once in `unchecked`. std::nullopt, with `why_not` set,
-// where qpdf cannot tell.
+// ... EI) in those contents (pdf_content.hpp reads the operators). What poppler does not
+// draw is left out: an image its resources list but no content draws (scanners list every
+// page's image in one shared dictionary), a hidden or no-view annotation, and optional
+// content switched off in the document's default view (an annotation's or XObject's /OC, or
+// an /OC marked-content section). Not looked at: patterns, and images behind another
+// filter. A page whose content is over 32 MB decoded, or whose forms nest deeper than 8,
+// counts once in `unchecked`. std::nullopt, with `why_not` set, where qpdf cannot tell.
 std::optional<PdfJpegs> pdf_jpegs(const std::uint8_t* data, std::size_t size, int expected_pages, std::string& why_not);
 
 }  // namespace docpipe::imaging

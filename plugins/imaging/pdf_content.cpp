@@ -1,0 +1,328 @@
+#include "pdf_content.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <utility>
+
+namespace docpipe::imaging {
+
+namespace {
+
+bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\f' || c == '\0'; }
+bool is_delimiter(char c) { return std::string_view("()<>[]{}/%").find(c) != std::string_view::npos; }
+bool token_ends_at(std::string_view s, std::size_t at) { return at >= s.size() || is_space(s[at]) || is_delimiter(s[at]); }
+
+enum class Kind { Name, Word, ArrayOpen, ArrayClose, DictOpen, DictClose, String, End };
+
+struct Token {
+    Kind kind = Kind::End;
+    std::string_view text;  // a name with its slash; a word (operator, number, true, false, null)
+};
+
+// The content's tokens, one at a time. A stray ")" or ">" is a word of its own: it ends
+// nothing, so the tokens after it are read as they are.
+class Lexer {
+  public:
+    explicit Lexer(std::string_view s) : s_(s) {}
+    std::size_t at() const { return at_; }
+    void seek(std::size_t to) { at_ = std::min(to, s_.size()); }
+
+    Token next() {
+        for (;;) {
+            while (at_ < s_.size() && is_space(s_[at_])) ++at_;
+            if (at_ < s_.size() && s_[at_] == '%') {
+                while (at_ < s_.size() && s_[at_] != '\n' && s_[at_] != '\r') ++at_;
+                continue;
+            }
+            break;
+        }
+        if (at_ >= s_.size()) return {};
+        const std::size_t start = at_;
+        const char c = s_[at_];
+        auto two = [&](char second) { return at_ + 1 < s_.size() && s_[at_ + 1] == second; };
+        if (c == '/') {
+            ++at_;
+            while (at_ < s_.size() && !token_ends_at(s_, at_)) ++at_;
+            return {Kind::Name, s_.substr(start, at_ - start)};
+        }
+        if (c == '(') {
+            int depth = 0;
+            for (; at_ < s_.size(); ++at_) {
+                if (s_[at_] == '\\') ++at_;
+                else if (s_[at_] == '(') ++depth;
+                else if (s_[at_] == ')' && --depth == 0) break;
+            }
+            at_ = std::min(at_ + 1, s_.size());
+            return {Kind::String, s_.substr(start, at_ - start)};
+        }
+        if (c == '<' && two('<')) return at_ += 2, Token{Kind::DictOpen, s_.substr(start, 2)};
+        if (c == '>' && two('>')) return at_ += 2, Token{Kind::DictClose, s_.substr(start, 2)};
+        if (c == '<') {
+            const std::size_t close = s_.find('>', at_);
+            at_ = close == std::string_view::npos ? s_.size() : close + 1;
+            return {Kind::String, s_.substr(start, at_ - start)};
+        }
+        if (c == '[') return ++at_, Token{Kind::ArrayOpen, s_.substr(start, 1)};
+        if (c == ']') return ++at_, Token{Kind::ArrayClose, s_.substr(start, 1)};
+        if (is_delimiter(c)) return ++at_, Token{Kind::Word, s_.substr(start, 1)};
+        while (at_ < s_.size() && !token_ends_at(s_, at_)) ++at_;
+        return {Kind::Word, s_.substr(start, at_ - start)};
+    }
+
+  private:
+    std::string_view s_;
+    std::size_t at_ = 0;
+};
+
+// Steps over the rest of an array or dictionary whose opening token was just read.
+void skip_nested(Lexer& lexer) {
+    int depth = 1;
+    for (Token t = lexer.next(); t.kind != Kind::End; t = lexer.next()) {
+        if (t.kind == Kind::ArrayOpen || t.kind == Kind::DictOpen) ++depth;
+        else if ((t.kind == Kind::ArrayClose || t.kind == Kind::DictClose) && --depth == 0) return;
+    }
+}
+
+std::optional<std::uint64_t> number_of(const Token& t) {
+    if (t.kind != Kind::Word || t.text.empty() || t.text.size() > 12) return std::nullopt;
+    std::uint64_t n = 0;
+    for (char c : t.text) {
+        if (c == '.') break;  // a real where an integer belongs: its whole part, as poppler takes it
+        if (c < '0' || c > '9') return std::nullopt;
+        n = n * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return n;
+}
+
+// What an inline image's dictionary says of how its data is stored.
+struct InlineImage {
+    std::vector<std::string> filters;
+    std::optional<std::uint64_t> width, height, bits;
+    int components = 0;  // from its colour space: 0 where a name of the page's resources, or unknown
+    bool mask = false;   // /ImageMask true: one bit a pixel
+    bool ended = false;  // the content ended before ID
+
+    bool jpeg() const { return filters.size() == 1 && (filters[0] == "/DCT" || filters[0] == "/DCTDecode"); }
+    // The data's length when it is stored unfiltered and its size is known.
+    std::optional<std::uint64_t> raw_length() const {
+        if (!filters.empty() || !width || !height) return std::nullopt;
+        const std::uint64_t bits_per_pixel = mask ? 1 : (bits && components ? *bits * static_cast<std::uint64_t>(components) : 0);
+        if (bits_per_pixel == 0 || *width > (1u << 24) || *height > (1u << 24) || bits_per_pixel > 64) return std::nullopt;
+        return *height * ((*width * bits_per_pixel + 7) / 8);
+    }
+};
+
+int components_of(std::string_view space) {
+    if (space == "/G" || space == "/DeviceGray" || space == "/I" || space == "/Indexed") return 1;
+    if (space == "/RGB" || space == "/DeviceRGB") return 3;
+    if (space == "/CMYK" || space == "/DeviceCMYK") return 4;
+    return 0;
+}
+
+// The dictionary after BI, read up to its ID operator.
+InlineImage read_inline_dictionary(Lexer& lexer) {
+    InlineImage image;
+    std::string key;
+    for (Token t = lexer.next();; t = lexer.next()) {
+        if (t.kind == Kind::End) {
+            image.ended = true;
+            return image;
+        }
+        if (t.kind == Kind::Word && t.text == "ID") return image;
+        if (key.empty()) {
+            if (t.kind == Kind::Name) key = decoded_pdf_name(t.text);
+            else if (t.kind == Kind::ArrayOpen || t.kind == Kind::DictOpen) skip_nested(lexer);
+            continue;
+        }
+        if (key == "/F" || key == "/Filter") {
+            image.filters.clear();
+            if (t.kind == Kind::Name) image.filters.push_back(decoded_pdf_name(t.text));
+            else if (t.kind == Kind::ArrayOpen)
+                for (Token f = lexer.next(); f.kind != Kind::End && f.kind != Kind::ArrayClose; f = lexer.next()) {
+                    if (f.kind == Kind::Name) image.filters.push_back(decoded_pdf_name(f.text));
+                    else if (f.kind == Kind::ArrayOpen || f.kind == Kind::DictOpen) skip_nested(lexer), image.filters.push_back("?");
+                    else image.filters.push_back("?");
+                }
+        } else if (key == "/W" || key == "/Width") {
+            image.width = number_of(t);
+        } else if (key == "/H" || key == "/Height") {
+            image.height = number_of(t);
+        } else if (key == "/BPC" || key == "/BitsPerComponent") {
+            image.bits = number_of(t);
+        } else if (key == "/IM" || key == "/ImageMask") {
+            image.mask = t.kind == Kind::Word && t.text == "true";
+        } else if (key == "/CS" || key == "/ColorSpace") {
+            image.components = 0;
+            if (t.kind == Kind::Name) {
+                image.components = components_of(decoded_pdf_name(t.text));
+            } else if (t.kind == Kind::ArrayOpen) {  // [/I /RGB 255 <...>]: one index a pixel
+                const Token first = lexer.next();
+                if (first.kind == Kind::Name && (first.text == "/I" || first.text == "/Indexed")) image.components = 1;
+                if (first.kind != Kind::ArrayClose) skip_nested(lexer);
+            }
+        } else if (t.kind == Kind::ArrayOpen || t.kind == Kind::DictOpen) {
+            skip_nested(lexer);
+        }
+        key.clear();
+    }
+}
+
+// The first "EI" at or after `from` that begins the data or follows white space, and ends
+// a token: where poppler ends an inline image it cannot measure.
+std::size_t first_ei(std::string_view content, std::size_t data, std::size_t from) {
+    for (std::size_t k = from; k + 1 < content.size(); ++k)
+        if (content[k] == 'E' && content[k + 1] == 'I' && token_ends_at(content, k + 2) && (k == data || is_space(content[k - 1])))
+            return k;
+    return content.size();
+}
+
+struct Extent {
+    std::size_t data_end;  // the image's data is [data, data_end)
+    std::size_t resume;    // where the operators go on: its "EI"
+};
+
+Extent inline_extent(std::string_view content, std::size_t data, const InlineImage& image, std::size_t& budget) {
+    auto ei_after = [&](std::size_t end) {
+        std::size_t k = end;
+        while (k < content.size() && is_space(content[k])) ++k;
+        if (k + 1 < content.size() && content[k] == 'E' && content[k + 1] == 'I') return k;
+        const std::size_t found = content.find("EI", end);  // poppler's own search after an image it has read
+        return found == std::string_view::npos ? content.size() : found;
+    };
+    if (image.jpeg()) {
+        if (const std::size_t length = jpeg_length(content, data, budget); length > 0) return {data + length, ei_after(data + length)};
+    } else if (const auto length = image.raw_length()) {
+        const std::size_t end = data + static_cast<std::size_t>(std::min<std::uint64_t>(*length, content.size() - data));
+        return {end, ei_after(end)};
+    }
+    const std::size_t ei = first_ei(content, data, data);
+    std::size_t end = ei;
+    while (end > data && is_space(content[end - 1])) --end;
+    return {end, ei};
+}
+
+}  // namespace
+
+std::string decoded_pdf_name(std::string_view raw) {
+    std::string out;
+    out.reserve(raw.size());
+    auto hex = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    for (std::size_t k = 0; k < raw.size(); ++k) {
+        if (raw[k] == '#' && k + 2 < raw.size() && hex(raw[k + 1]) >= 0 && hex(raw[k + 2]) >= 0) {
+            out += static_cast<char>(hex(raw[k + 1]) * 16 + hex(raw[k + 2]));
+            k += 2;
+        } else {
+            out += raw[k];
+        }
+    }
+    return out;
+}
+
+std::size_t jpeg_length(std::string_view bytes, std::size_t at, std::size_t& budget) {
+    const auto byte = [&](std::size_t k) { return static_cast<std::uint8_t>(bytes[k]); };
+    std::size_t p = at;
+    while (p < bytes.size() && is_space(bytes[p])) ++p;
+    if (p + 1 >= bytes.size() || byte(p) != 0xFF || byte(p + 1) != 0xD8) return 0;
+    p += 2;
+    bool in_scan = false;
+    for (;;) {
+        if (budget == 0) return 0;
+        --budget;
+        if (in_scan) {  // entropy-coded data, to the next marker that is not a stuffed zero or a restart
+            while (p + 1 < bytes.size()) {
+                if (budget == 0) return 0;
+                --budget;
+                if (byte(p) == 0xFF) {
+                    const std::uint8_t next = byte(p + 1);
+                    if (next == 0x00 || (next >= 0xD0 && next <= 0xD7)) {
+                        p += 2;
+                        continue;
+                    }
+                    if (next != 0xFF) break;
+                }
+                ++p;
+            }
+            in_scan = false;
+        }
+        if (p + 1 >= bytes.size() || byte(p) != 0xFF) return 0;
+        while (p + 1 < bytes.size() && byte(p + 1) == 0xFF) ++p;  // fill bytes before a marker
+        if (p + 1 >= bytes.size()) return 0;
+        const std::uint8_t marker = byte(p + 1);
+        p += 2;
+        if (marker == 0xD9) return p - at;
+        if (marker == 0xD8 || marker == 0x00) return 0;  // another JPEG's start: this one was cut short
+        if ((marker >= 0xD0 && marker <= 0xD7) || marker == 0x01) continue;  // no length follows
+        if (p + 1 >= bytes.size()) return 0;
+        const std::size_t length = static_cast<std::size_t>(byte(p)) << 8 | byte(p + 1);
+        if (length < 2 || length > bytes.size() - p) return 0;
+        p += length;
+        in_scan = marker == 0xDA;
+    }
+}
+
+ContentDraws content_draws(std::string_view content) {
+    ContentDraws draws;
+    Lexer lexer(content);
+    std::vector<Token> operands;  // since the last operator (the last few: no operator takes more)
+    // The marked-content sections open here: the /OC resource name of each, or "" for another.
+    std::vector<std::string> marked;
+    auto optional_content = [&] {
+        std::vector<std::string> names;
+        for (const auto& m : marked)
+            if (!m.empty()) names.push_back(m);
+        return names;
+    };
+    std::size_t budget = 2 * content.size() + 4096;
+    int inline_images = 0;
+    for (Token t = lexer.next(); t.kind != Kind::End; t = lexer.next()) {
+        if (t.kind != Kind::Word) {
+            if (operands.size() == 8) operands.erase(operands.begin());
+            operands.push_back(t);
+            continue;
+        }
+        const auto operand = [&](std::size_t from_end) -> const Token* {
+            return operands.size() >= from_end ? &operands[operands.size() - from_end] : nullptr;
+        };
+        if (t.text == "Do") {
+            if (const Token* name = operand(1); name && name->kind == Kind::Name) {
+                ContentXObject x;
+                x.name = decoded_pdf_name(name->text);
+                x.optional_content = optional_content();
+                draws.xobjects.push_back(std::move(x));
+            }
+        } else if (t.text == "BDC") {
+            const Token* tag = operand(2);
+            const Token* properties = operand(1);
+            const bool oc = tag && properties && tag->kind == Kind::Name && decoded_pdf_name(tag->text) == "/OC" && properties->kind == Kind::Name;
+            marked.push_back(oc ? decoded_pdf_name(properties->text) : "");
+        } else if (t.text == "BMC") {
+            marked.emplace_back();
+        } else if (t.text == "EMC") {
+            if (!marked.empty()) marked.pop_back();
+        } else if (t.text == "BI") {
+            const InlineImage image = read_inline_dictionary(lexer);
+            if (image.ended) break;
+            ++inline_images;
+            const std::size_t data = std::min(lexer.at() + 1, content.size());  // one white-space byte after ID
+            const Extent extent = inline_extent(content, data, image, budget);
+            if (image.jpeg() && extent.data_end > data) {
+                ContentInlineJpeg jpeg;
+                jpeg.number = inline_images;
+                jpeg.bytes.assign(content.substr(data, extent.data_end - data));
+                jpeg.optional_content = optional_content();
+                draws.inline_jpegs.push_back(std::move(jpeg));
+            }
+            lexer.seek(extent.resume);
+        }
+        operands.clear();
+    }
+    return draws;
+}
+
+}  // namespace docpipe::imaging

@@ -1,0 +1,59 @@
+// What one PDF content stream draws, read from its operators: the XObjects it names with `Do`
+// and the JPEGs it holds as inline images (BI ... ID data EI), each with the marked-content
+// sections around it that optional content may switch off.
+//
+// Why its own reader: pdf_jpegs.cpp must know which images a page draws, and where an inline
+// image's data ends, which no qpdf call says without decoding the image. The rules follow
+// poppler's, since what poppler draws is what is checked: a JPEG inline image ends where its
+// own structure (marker segments, entropy-coded data, end marker) ends; an unfiltered one
+// after its width x height x bits; any other at the first "EI" after white space.
+//
+// Contract: pure functions of the bytes given; thread-safe; never throw (beyond
+// std::bad_alloc). The work is linear in the content's size: a JPEG's structure is followed
+// within a budget of twice the content's size for the whole stream, past which an inline
+// JPEG ends at its first "EI".
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace docpipe::imaging {
+
+struct ContentDraw {
+    // The resource names (as qpdf keys them, "#xx" escapes decoded) of the /OC marked-content
+    // sections the operator is in ("/OC /MC0 BDC ... EMC"), outermost first. Optional content
+    // switched off hides what is inside, so the caller looks them up in /Properties.
+    std::vector<std::string> optional_content;
+};
+
+struct ContentXObject : ContentDraw {
+    std::string name;  // "/Im0"
+};
+
+struct ContentInlineJpeg : ContentDraw {
+    int number = 0;     // the inline image's number in the stream, counting every inline image from 1
+    std::string bytes;  // its stored data: a JPEG file, or what is left of one
+};
+
+struct ContentDraws {
+    std::vector<ContentXObject> xobjects;
+    std::vector<ContentInlineJpeg> inline_jpegs;
+};
+
+// A name token's text ("/Im#30", with its slash) with its "#xx" escapes decoded ("/Im0").
+std::string decoded_pdf_name(std::string_view raw);
+
+// The length of the JPEG that starts at `at` (white space before its start marker is
+// skipped, and counted), found by following its structure to its end marker; 0 when it does
+// not start with a start marker, or its structure breaks before an end marker (a JPEG cut
+// short runs into whatever follows it, and meets another start marker or garbage). Reads at
+// most `budget` bytes and segments, taken off it; 0 when that runs out.
+std::size_t jpeg_length(std::string_view bytes, std::size_t at, std::size_t& budget);
+
+// A light tokenizer: comments, literal and hex strings and inline image data are stepped
+// over, so text shown on the page or bytes of an image are not taken for an operator.
+ContentDraws content_draws(std::string_view content);
+
+}  // namespace docpipe::imaging
