@@ -7,13 +7,13 @@
 #
 # Usage: scripts/run-fuzz.sh [BUILD_DIR]       (default build-fuzz)
 # Environment: FUZZ_SECONDS (60), FUZZ_TARGETS (all: "pipeline_yaml mime image_header
-# amount_date admin_request"), JOBS (nproc), FUZZ_MERGE=0 to leave the corpora untouched.
+# amount_date admin_request pdf_content"), JOBS (nproc), FUZZ_MERGE=0 to leave the corpora untouched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BUILD_DIR=${1:-build-fuzz}
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-60}
-TARGETS=${FUZZ_TARGETS:-"pipeline_yaml mime image_header amount_date admin_request"}
+TARGETS=${FUZZ_TARGETS:-"pipeline_yaml mime image_header amount_date admin_request pdf_content"}
 JOBS=${JOBS:-$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)}
 CORPUS_ROOT=$ROOT/tests/fuzz/corpus
 
@@ -26,6 +26,7 @@ max_len() {
     image_header) echo 8192 ;;
     amount_date) echo 512 ;;
     admin_request) echo 2048 ;;
+    pdf_content) echo 8192 ;;
     *) echo 4096 ;;
     esac
 }

@@ -7,7 +7,6 @@
 #define POINTERHOLDER_TRANSITION 4
 #include <qpdf/Buffer.hh>
 #include <qpdf/Constants.h>
-#include <qpdf/QPDFAnnotationObjectHelper.hh>
 #include <qpdf/Pipeline.hh>
 #include <qpdf/QPDF.hh>
 #include <qpdf/QPDFObjGen.hh>
@@ -20,7 +19,6 @@
 #include <memory>
 #include <map>
 #include <set>
-#include <string_view>
 #include <utility>
 
 #include <fmt/core.h>
