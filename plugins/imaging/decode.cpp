@@ -599,10 +599,22 @@ PlannedPage planned(std::int64_t width, std::int64_t height, bool gray, std::siz
 
 namespace {
 std::atomic<Logger*> library_logger{nullptr};
+
+// What poppler first said on this thread since it was cleared, so that a page it refuses is
+// refused with its reason ("PDF page 1 cannot be read (poppler: Page annotations object (page 1) is wrong
+// type (dictionary))"). Its messages are about the file's syntax, never the page's text.
+thread_local std::string poppler_said;
+
+// " (poppler: ...)" with what poppler first said since `poppler_said` was cleared, or "".
+std::string poppler_reason() {
+    if (poppler_said.empty()) return "";
+    return fmt::format(" (poppler: {})", poppler_said);
+}
 }  // namespace
 
 void to_library_logger(std::string_view library, std::string_view message) {
     while (!message.empty() && (message.back() == '\n' || message.back() == '\r')) message.remove_suffix(1);
+    if (library == "poppler" && poppler_said.empty()) poppler_said.assign(message.substr(0, 300));  // the first: the cause
     if (Logger* logger = library_logger.load(); logger && !message.empty())
         logger->log(LogLevel::Debug, fmt::format("{}: {}", library, message));
 }
@@ -652,8 +664,9 @@ PartDecoder::PartDecoder(const Part& part, const DecodeLimits& limits) : part_(p
         if (count <= 0) bad(part, "PDF without pages");
         if (count > limits.max_pages) bad(part, fmt::format("{} pages, above the limit of {} pages", count, limits.max_pages));
         for (int i = 0; i < count; ++i) {
+            poppler_said.clear();
             std::unique_ptr<poppler::page> page(pdf_->doc->create_page(i));
-            if (!page) bad(part, fmt::format("PDF page {} cannot be read", i + 1));
+            if (!page) bad(part, fmt::format("PDF page {} cannot be read{}", i + 1, poppler_reason()));
             std::string text;
             if (limits.pdf_text_layer) {
                 auto utf8 = page->text().to_utf8();
@@ -759,8 +772,9 @@ std::vector<Page> PartDecoder::decode() {
                 pages.push_back(std::move(out));
                 continue;
             }
+            poppler_said.clear();
             std::unique_ptr<poppler::page> page(pdf_->doc->create_page(i));
-            if (!page) bad(part_, fmt::format("PDF page {} cannot be read", i + 1));
+            if (!page) bad(part_, fmt::format("PDF page {} cannot be read{}", i + 1, poppler_reason()));
             // The page's JPEGs, checked before poppler renders them (it says nothing of their
             // damage), each once however many pages draw it.
             if (!pdf_->jpegs_read) {

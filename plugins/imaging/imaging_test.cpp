@@ -695,6 +695,11 @@ TEST(PdfPages, BadInputGivesClearReasons) {
               "book.pdf: 500 pages, above the limit of 50 pages");
     std::string pdf = make_pdf(1, true, false);
     EXPECT_THAT(error_of(runner, doc_of("cut.pdf", bytes_of(pdf.substr(0, 40)))), HasSubstr("cut.pdf: "));
+    // A page poppler refuses is refused with poppler's reason.
+    const std::string bad_annots = pdf_file({"<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                                             "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 100] /Annots << /A 1 >> >>"});
+    EXPECT_EQ(error_of(runner, doc_of("annots.pdf", bytes_of(bad_annots))),
+              "annots.pdf: PDF page 1 cannot be read (poppler: error: Page annotations object (page 1) is wrong type (dictionary))");
 }
 
 // `docpipe plugins describe` and docs/components.md said "the document goes to review", while
