@@ -341,6 +341,19 @@ TEST(PdfPages, AJpegInlineInAMaskAFormOrAnAnnotationIsCheckedToo) {
         EXPECT_TRUE(unseen.notes.empty()) << extra;
         EXPECT_LT(unseen.ink, 0.0001) << extra;
     }
+    // A membership dictionary over that layer: shown where its policy holds with the layer off.
+    for (const auto& [policy, drawn] : std::vector<std::pair<std::string, bool>>{{"/AllOff", true}, {"/AnyOff", true}, {"/AnyOn", false}, {"/AllOn", false}}) {
+        const Seen member = read("member.pdf", stamped(cut, "/OC << /Type /OCMD /OCGs [7 0 R] /P " + policy + " >>", layer_off));
+        EXPECT_EQ(member.notes.size(), drawn ? 1u : 0u) << policy;
+        EXPECT_EQ(member.ink > 0.002, drawn) << policy << ": poppler agrees";
+    }
+    // An appearance without resources of its own draws the page's /Im0, as poppler looks it up.
+    const Bytes borrowed = one_page("/Resources << /XObject << /Im0 6 0 R >> >> /Annots [<< /Type /Annot /Subtype /Stamp /Rect [0 0 240 338] /AP << /N 5 0 R >> >>]",
+                                    "", {stream("/Type /XObject /Subtype /Form /BBox [0 0 240 338]", draw), image(cut)});
+    const Seen borrowing = read("borrow.pdf", borrowed);
+    ASSERT_EQ(borrowing.notes.size(), 1u);
+    EXPECT_THAT(borrowing.notes[0], HasSubstr("borrow.pdf: page 1: its annotation 1's image /Im0: truncated JPEG"));
+    EXPECT_GT(borrowing.ink, 0.002) << "poppler draws it";
     // Nor an inline image in marked content of that layer.
     const Seen layered = read("layer.pdf", one_page("/Resources << /Properties << /MC0 5 0 R >> >>", "/OC /MC0 BDC " + inline_image(cut) + " EMC",
                                                     {"<< /Type /OCG /Name (layer) >>"},

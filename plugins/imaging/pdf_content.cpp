@@ -266,24 +266,41 @@ std::size_t jpeg_length(std::string_view bytes, std::size_t at, std::size_t& bud
     }
 }
 
+std::vector<std::string> sections_around(const ContentDraws& draws, int section) {
+    std::vector<std::string> names;
+    for (int k = section; k >= 0 && static_cast<std::size_t>(k) < draws.sections.size(); k = draws.sections[static_cast<std::size_t>(k)].parent)
+        names.insert(names.begin(), draws.sections[static_cast<std::size_t>(k)].name);
+    return names;
+}
+
 ContentDraws content_draws(std::string_view content) {
     ContentDraws draws;
     Lexer lexer(content);
     std::vector<Token> operands;  // since the last operator (the last few: no operator takes more)
-    // The marked-content sections open here: the /OC resource name of each, or "" for another.
-    std::vector<std::string> marked;
-    auto optional_content = [&] {
-        std::vector<std::string> names;
-        for (const auto& m : marked)
-            if (!m.empty()) names.push_back(m);
-        return names;
-    };
+    // The marked-content sections open here, innermost last: for each, the innermost /OC
+    // section at or around it (an index into draws.sections), or -1.
+    std::vector<int> marked;
+    const auto innermost = [&] { return marked.empty() ? -1 : marked.back(); };
     std::size_t budget = 2 * content.size() + 4096;
+    int nesting = 0;  // arrays and dictionaries open: their words are members, not operators
     int inline_images = 0;
     for (Token t = lexer.next(); t.kind != Kind::End; t = lexer.next()) {
-        if (t.kind != Kind::Word) {
+        const auto push_operand = [&](const Token& operand) {
             if (operands.size() == 8) operands.erase(operands.begin());
-            operands.push_back(t);
+            operands.push_back(operand);
+        };
+        // An array or dictionary is one operand, which its closing token stands for.
+        if (t.kind == Kind::ArrayOpen || t.kind == Kind::DictOpen) {
+            ++nesting;
+            continue;
+        }
+        if ((t.kind == Kind::ArrayClose || t.kind == Kind::DictClose) && nesting > 0) {
+            if (--nesting == 0) push_operand(t);
+            continue;
+        }
+        if (nesting > 0) continue;
+        if (t.kind != Kind::Word) {
+            push_operand(t);
             continue;
         }
         const auto operand = [&](std::size_t from_end) -> const Token* {
@@ -293,16 +310,26 @@ ContentDraws content_draws(std::string_view content) {
             if (const Token* name = operand(1); name && name->kind == Kind::Name) {
                 ContentXObject x;
                 x.name = decoded_pdf_name(name->text);
-                x.optional_content = optional_content();
+                x.section = innermost();
                 draws.xobjects.push_back(std::move(x));
             }
         } else if (t.text == "BDC") {
+            // A tag and its properties: a name (in /Properties) or a dictionary. A tag
+            // beginning "OC" marks optional content, as poppler reads it. With operands
+            // of other kinds poppler does not run it, so nothing opens (an EMC still closes).
             const Token* tag = operand(2);
             const Token* properties = operand(1);
-            const bool oc = tag && properties && tag->kind == Kind::Name && decoded_pdf_name(tag->text) == "/OC" && properties->kind == Kind::Name;
-            marked.push_back(oc ? decoded_pdf_name(properties->text) : "");
+            const bool properties_ok = properties && (properties->kind == Kind::Name || properties->kind == Kind::DictClose);
+            if (tag && tag->kind == Kind::Name && properties_ok) {
+                if (decoded_pdf_name(tag->text).rfind("/OC", 0) == 0 && properties->kind == Kind::Name) {
+                    draws.sections.push_back({decoded_pdf_name(properties->text), innermost()});
+                    marked.push_back(static_cast<int>(draws.sections.size()) - 1);
+                } else {
+                    marked.push_back(innermost());
+                }
+            }
         } else if (t.text == "BMC") {
-            marked.emplace_back();
+            if (const Token* tag = operand(1); tag && tag->kind == Kind::Name) marked.push_back(innermost());
         } else if (t.text == "EMC") {
             if (!marked.empty()) marked.pop_back();
         } else if (t.text == "BI") {
@@ -315,10 +342,10 @@ ContentDraws content_draws(std::string_view content) {
                 ContentInlineJpeg jpeg;
                 jpeg.number = inline_images;
                 jpeg.bytes.assign(content.substr(data, extent.data_end - data));
-                jpeg.optional_content = optional_content();
+                jpeg.section = innermost();
                 draws.inline_jpegs.push_back(std::move(jpeg));
             }
-            lexer.seek(extent.resume);
+            lexer.seek(extent.resume + 2);  // past "EI": poppler goes on right after it ("EIBI" is two operators)
         }
         operands.clear();
     }

@@ -1,6 +1,6 @@
 // What one PDF content stream draws, read from its operators: the XObjects it names with `Do`
-// and the JPEGs it holds as inline images (BI ... ID data EI), each with the marked-content
-// sections around it that optional content may switch off.
+// and the JPEGs it holds as inline images (BI ... ID data EI), each with the /OC
+// marked-content sections around it, which optional content may switch off.
 //
 // Why its own reader: pdf_jpegs.cpp must know which images a page draws, and where an inline
 // image's data ends, which no qpdf call says without decoding the image. The rules follow
@@ -21,11 +21,18 @@
 
 namespace docpipe::imaging {
 
+// An /OC marked-content section ("/OC /MC0 BDC ... EMC"): optional content, which a view
+// may switch off, hiding what is inside.
+struct OptionalSection {
+    std::string name;  // its resource name in /Properties, "#xx" escapes decoded
+    int parent = -1;   // the /OC section it is in, or -1
+};
+
 struct ContentDraw {
-    // The resource names (as qpdf keys them, "#xx" escapes decoded) of the /OC marked-content
-    // sections the operator is in ("/OC /MC0 BDC ... EMC"), outermost first. Optional content
-    // switched off hides what is inside, so the caller looks them up in /Properties.
-    std::vector<std::string> optional_content;
+    // The innermost /OC section the operator is in (an index into ContentDraws::sections),
+    // or -1. The sections around it follow `parent`: each section is kept once, however many
+    // operators it holds, so a stream of nested sections costs no more than its length.
+    int section = -1;
 };
 
 struct ContentXObject : ContentDraw {
@@ -40,7 +47,11 @@ struct ContentInlineJpeg : ContentDraw {
 struct ContentDraws {
     std::vector<ContentXObject> xobjects;
     std::vector<ContentInlineJpeg> inline_jpegs;
+    std::vector<OptionalSection> sections;
 };
+
+// The names of the /OC sections around `section`, outermost first (for tests and logs).
+std::vector<std::string> sections_around(const ContentDraws& draws, int section);
 
 // A name token's text ("/Im#30", with its slash) with its "#xx" escapes decoded ("/Im0").
 std::string decoded_pdf_name(std::string_view raw);
@@ -53,7 +64,10 @@ std::string decoded_pdf_name(std::string_view raw);
 std::size_t jpeg_length(std::string_view bytes, std::size_t at, std::size_t& budget);
 
 // A light tokenizer: comments, literal and hex strings and inline image data are stepped
-// over, so text shown on the page or bytes of an image are not taken for an operator.
+// over, so text shown on the page or bytes of an image are not taken for an operator; an
+// operator inside an array or dictionary is a member of it, not run. Not followed: poppler
+// stops drawing a stream at an operator given too few operands; here the operators after it
+// are still read.
 ContentDraws content_draws(std::string_view content);
 
 }  // namespace docpipe::imaging

@@ -111,12 +111,43 @@ TEST(PdfContent, NamesAreDecodedAndOptionalContentIsNamed) {
         "/Im2 Do EMC EMC");
     ASSERT_EQ(draws.xobjects.size(), 3u);
     EXPECT_EQ(draws.xobjects[0].name, "/Im0");
-    EXPECT_TRUE(draws.xobjects[0].optional_content.empty());
+    EXPECT_TRUE(sections_around(draws, draws.xobjects[0].section).empty());
     EXPECT_EQ(draws.xobjects[1].name, "/Im1");
-    EXPECT_THAT(draws.xobjects[1].optional_content, ElementsAre("/MC0"));
+    EXPECT_THAT(sections_around(draws, draws.xobjects[1].section), ElementsAre("/MC0"));
     ASSERT_EQ(draws.inline_jpegs.size(), 1u);
-    EXPECT_THAT(draws.inline_jpegs[0].optional_content, ElementsAre("/MC0"));
+    EXPECT_THAT(sections_around(draws, draws.inline_jpegs[0].section), ElementsAre("/MC0"));
     EXPECT_EQ(draws.xobjects[2].name, "/Im2");
-    EXPECT_TRUE(draws.xobjects[2].optional_content.empty()) << "the sections are closed; extra EMCs are ignored";
+    EXPECT_TRUE(sections_around(draws, draws.xobjects[2].section).empty()) << "the sections are closed; extra EMCs are ignored";
     EXPECT_EQ(decoded_pdf_name("/A#20B#2"), "/A B#2");
+}
+
+// What poppler's parser does with operators that are not run: a word inside an array or a
+// dictionary is a member of it; a BDC whose operands are of the wrong kind opens nothing (an
+// EMC still closes); "EI" runs straight into the next operator.
+TEST(PdfContent, OperatorsAreReadAsPopplerRunsThem) {
+    auto names = [](const ContentDraws& draws) {
+        std::vector<std::string> out;
+        for (const auto& x : draws.xobjects) out.push_back(x.name + (x.section >= 0 ? "@" + draws.sections[static_cast<std::size_t>(x.section)].name : ""));
+        return out;
+    };
+    EXPECT_THAT(names(content_draws("[/Im0 Do] /Im1 Do << /K /Im2 Do /A [1 [2] << >>] >> /Im3 Do")), ElementsAre("/Im1", "/Im3"));
+    EXPECT_THAT(names(content_draws("/OC /MC0 BDC (x) /MC1 BDC EMC /Im0 Do EMC /Im1 Do")), ElementsAre("/Im0", "/Im1"));
+    EXPECT_THAT(names(content_draws("/OCMD /MC1 BDC /Im3 Do EMC /Tag << /MCID 0 >> BDC /Im4 Do EMC")), ElementsAre("/Im3@/MC1", "/Im4"));
+
+    const std::string& jpeg = small_jpeg();
+    const ContentDraws touching = content_draws("BI /F /DCT ID\n" + jpeg + "\nEIBI /F /DCT ID\n" + jpeg + "\nEI/Im5 Do");
+    ASSERT_EQ(touching.inline_jpegs.size(), 2u);
+    EXPECT_EQ(touching.inline_jpegs[1].bytes, jpeg);
+    EXPECT_THAT(names(touching), ElementsAre("/Im5"));
+
+    // Each section is kept once, however many operators it holds.
+    std::string nested;
+    for (int k = 0; k < 500; ++k) nested += "/OC /L" + std::to_string(k) + " BDC ";
+    for (int k = 0; k < 500; ++k) nested += "/Im9 Do ";
+    const ContentDraws deep = content_draws(nested);
+    EXPECT_EQ(deep.sections.size(), 500u);
+    ASSERT_EQ(deep.xobjects.size(), 500u);
+    EXPECT_EQ(deep.xobjects.back().section, 499);
+    EXPECT_EQ(sections_around(deep, 499).size(), 500u);
+    EXPECT_EQ(sections_around(deep, 499).front(), "/L0");
 }

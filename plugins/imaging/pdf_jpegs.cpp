@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <map>
 #include <set>
 #include <utility>
@@ -63,52 +64,88 @@ class ContentCollector : public Pipeline {
 constexpr int kMaxFormDepth = 8;
 
 // Optional content (layers) switched off in the document's default view: poppler does not
-// draw what it holds, so it is not checked.
+// draw what it holds, so it is not checked. The rules are poppler's (OptionalContent.cc):
+// only the groups /OCProperties lists count, each on unless the view's /BaseState is /OFF;
+// /ON, then /OFF, set those they list, up to the first entry that is not a listed group.
 class OptionalContent {
   public:
     explicit OptionalContent(QPDF& pdf) {
-        QPDFObjectHandle view = pdf.getRoot().getKey("/OCProperties").getKey("/D");
+        QPDFObjectHandle properties = pdf.getRoot().getKey("/OCProperties");
+        QPDFObjectHandle groups = properties.getKey("/OCGs");
+        if (!groups.isArray()) return;  // poppler then draws everything
+        enabled_ = true;
+        for (int k = 0; k < groups.getArrayNItems() && k < kMaxGroups; ++k)
+            if (const QPDFObjGen id = groups.getArrayItem(k).getObjGen(); id.isIndirect()) on_[id] = true;
+        QPDFObjectHandle view = properties.getKey("/D");
         if (!view.isDictionary()) return;
         QPDFObjectHandle base = view.getKey("/BaseState");
-        base_off_ = base.isName() && base.getName() == "/OFF";
-        read_groups(view.getKey("/ON"), on_);
-        read_groups(view.getKey("/OFF"), off_);
+        if (base.isName() && base.getName() == "/OFF")
+            for (auto& group : on_) group.second = false;
+        set(view.getKey("/ON"), true);
+        set(view.getKey("/OFF"), false);
     }
 
-    // Whether `group`, an optional content group or membership dictionary (an /OC value),
-    // is hidden. A membership dictionary's /VE expression is not evaluated: its /P policy is.
-    bool hidden(QPDFObjectHandle group) const {
-        if (!group.isDictionary()) return false;
-        QPDFObjectHandle type = group.getKey("/Type");
-        if (!(type.isName() && type.getName() == "/OCMD")) return off(group);
-        std::vector<QPDFObjectHandle> groups;
-        QPDFObjectHandle listed = group.getKey("/OCGs");
-        if (listed.isDictionary()) groups.push_back(listed);
-        if (listed.isArray())
-            for (int k = 0; k < listed.getArrayNItems() && k < 256; ++k)
-                if (QPDFObjectHandle g = listed.getArrayItem(k); g.isDictionary()) groups.push_back(g);
-        if (groups.empty()) return false;
-        const auto count_off = static_cast<std::size_t>(std::count_if(groups.begin(), groups.end(), [&](auto& g) { return off(g); }));
-        QPDFObjectHandle policy = group.getKey("/P");
-        const std::string p = policy.isName() ? policy.getName() : "/AnyOn";
-        if (p == "/AllOn") return count_off > 0;
-        if (p == "/AnyOff") return count_off == 0;
-        if (p == "/AllOff") return count_off < groups.size();
-        return count_off == groups.size();  // /AnyOn
+    // Whether `oc`, an /OC value (a group, or a membership dictionary over groups), hides
+    // what it marks. A membership dictionary's /VE expression is not evaluated: it is shown.
+    bool hidden(QPDFObjectHandle oc) const {
+        if (!enabled_ || !oc.isDictionary()) return false;
+        QPDFObjectHandle type = oc.getKey("/Type");
+        if (type.isName() && type.getName() == "/OCG") return oc.getObjGen().isIndirect() && is_on(oc) == false;
+        if (!(type.isName() && type.getName() == "/OCMD") || oc.getKey("/VE").isArray()) return false;
+        QPDFObjectHandle groups = oc.getKey("/OCGs");
+        if (!groups.isArray()) return groups.getObjGen().isIndirect() && is_on(groups) == false;  // one group: its state alone
+        QPDFObjectHandle policy = oc.getKey("/P");
+        const std::string rule = policy.isName() ? policy.getName() : "/AnyOn";
+        // Groups not listed in /OCProperties are passed over, as poppler passes them.
+        bool any_on = false, any_off = false;
+        for (int k = 0; k < groups.getArrayNItems() && k < kMaxGroups; ++k) {
+            const std::optional<bool> on = is_on(groups.getArrayItem(k));
+            any_on = any_on || on == true;
+            any_off = any_off || on == false;
+        }
+        if (rule == "/AnyOn") return !any_on;
+        if (rule == "/AllOn") return any_off;
+        if (rule == "/AnyOff") return !any_off;
+        if (rule == "/AllOff") return any_on;
+        return false;
     }
 
   private:
-    static void read_groups(QPDFObjectHandle list, std::set<QPDFObjGen>& into) {
+    static constexpr int kMaxGroups = 4096;
+
+    void set(QPDFObjectHandle list, bool on) {
         if (!list.isArray()) return;
-        for (int k = 0; k < list.getArrayNItems() && k < 4096; ++k) into.insert(list.getArrayItem(k).getObjGen());
+        for (int k = 0; k < list.getArrayNItems() && k < kMaxGroups; ++k) {
+            const auto it = on_.find(list.getArrayItem(k).getObjGen());
+            if (it == on_.end()) break;
+            it->second = on;
+        }
     }
-    bool off(QPDFObjectHandle& group) const {
+    // A listed group's state; nothing for anything else.
+    std::optional<bool> is_on(QPDFObjectHandle group) const {
         const QPDFObjGen id = group.getObjGen();
-        return base_off_ ? on_.count(id) == 0 : off_.count(id) > 0;
+        if (!id.isIndirect()) return std::nullopt;
+        const auto it = on_.find(id);
+        return it == on_.end() ? std::nullopt : std::optional<bool>(it->second);
     }
-    bool base_off_ = false;
-    std::set<QPDFObjGen> on_, off_;
+
+    bool enabled_ = false;
+    std::map<QPDFObjGen, bool> on_;
 };
+
+// The resources in force where a content stream is drawn, innermost first: a form's own,
+// then those of the forms and the page around it. poppler looks a name up through them in
+// that order, so a form (or an annotation's appearance) that lacks /Im0 draws the /Im0 of
+// the page that draws it.
+using Resources = std::vector<QPDFObjectHandle>;
+
+QPDFObjectHandle look_up(Resources& resources, const char* category, const std::string& name) {
+    for (QPDFObjectHandle& r : resources) {
+        QPDFObjectHandle names = r.getKey(category);
+        if (names.isDictionary() && names.hasKey(name)) return names.getKey(name);
+    }
+    return QPDFObjectHandle::newNull();
+}
 
 // An image is read once however many pages draw it: an image or soft-mask stream by its
 // object, an inline image by the object whose content holds it and its number there.
@@ -127,9 +164,10 @@ struct PageWalk {
     bool incomplete = false;  // a content stream too large, or a form nested too deep
 
     // The images drawn by `owner` (a page, a form XObject or an annotation's appearance) and
-    // the forms it draws. `whose` names the owner for the page's notes: "its " for the page,
-    // "its form /Fm0's " for a form it draws.
-    void walk(QPDFPageObjectHelper owner, QPDFObjectHandle inherited_resources, int depth, const std::string& whose) {
+    // the forms it draws, with `around` the resources in force where it is drawn. `whose`
+    // names the owner for the page's notes: "its " for the page, "its form /Fm0's " for a
+    // form it draws.
+    void walk(QPDFPageObjectHelper owner, const Resources& around, int depth, const std::string& whose) {
         ContentDraws draws;
         {
             ContentCollector content;
@@ -137,20 +175,20 @@ struct PageWalk {
             if (content.overflow) incomplete = true;
             draws = content_draws(content.text);
         }  // the content's text is let go before the forms it draws are read
-        QPDFObjectHandle resources = owner.getAttribute("/Resources", false);
-        if (!resources.isDictionary()) resources = inherited_resources;  // a form without its own
+        Resources resources;
+        if (QPDFObjectHandle own = owner.getAttribute("/Resources", false); own.isDictionary()) resources.push_back(own);
+        resources.insert(resources.end(), around.begin(), around.end());
+        const std::vector<bool> section_hidden = hidden_sections(draws, resources);
+        auto shown = [&](const ContentDraw& drawn) { return drawn.section < 0 || !section_hidden[static_cast<std::size_t>(drawn.section)]; };
         const QPDFObjGen owner_id = owner.getObjectHandle().getObjGen();
         for (ContentInlineJpeg& jpeg : draws.inline_jpegs)
-            if (shown(jpeg, resources))
+            if (shown(jpeg))
                 take_bytes(ImageKey{owner_id, jpeg.number}, owner_id.isIndirect(), jpeg.bytes.data(), jpeg.bytes.size(),
                            fmt::format("{}inline image {}", whose, jpeg.number));
         draws.inline_jpegs.clear();
-        if (!resources.isDictionary()) return;
-        QPDFObjectHandle xobjects = resources.getKey("/XObject");
-        if (!xobjects.isDictionary()) return;
         for (const ContentXObject& drawn : draws.xobjects) {
-            QPDFObjectHandle x = xobjects.getKey(drawn.name);
-            if (!x.isStream() || !shown(drawn, resources) || optional_content.hidden(x.getDict().getKey("/OC"))) continue;
+            QPDFObjectHandle x = look_up(resources, "/XObject", drawn.name);
+            if (!x.isStream() || !shown(drawn) || optional_content.hidden(x.getDict().getKey("/OC"))) continue;
             QPDFObjectHandle subtype = x.getDict().getKey("/Subtype");  // (qpdf 11: its getters are not const)
             if (subtype.isName() && subtype.getName() == "/Form") {
                 if (depth >= kMaxFormDepth) {
@@ -172,15 +210,20 @@ struct PageWalk {
         }
     }
 
-    // Whether what the content draws is outside every /OC marked-content section that is
-    // switched off (the sections name optional content in the resources' /Properties).
-    bool shown(const ContentDraw& drawn, QPDFObjectHandle& resources) const {
-        if (drawn.optional_content.empty() || !resources.isDictionary()) return true;
-        QPDFObjectHandle properties = resources.getKey("/Properties");
-        if (!properties.isDictionary()) return true;
-        for (const std::string& name : drawn.optional_content)
-            if (optional_content.hidden(properties.getKey(name))) return false;
-        return true;
+    // For each /OC marked-content section of the content, whether it hides what it holds:
+    // its own optional content (named in /Properties) is off, or a section around it hides.
+    // A section's parent comes before it, so one pass in order does it, and each name is
+    // looked up once however often the content opens a section with it.
+    std::vector<bool> hidden_sections(const ContentDraws& draws, Resources& resources) const {
+        std::vector<bool> hidden(draws.sections.size(), false);
+        std::map<std::string, bool> by_name;
+        for (std::size_t k = 0; k < draws.sections.size(); ++k) {
+            const OptionalSection& section = draws.sections[k];
+            auto [it, fresh] = by_name.emplace(section.name, false);
+            if (fresh) it->second = optional_content.hidden(look_up(resources, "/Properties", section.name));
+            hidden[k] = it->second || (section.parent >= 0 && hidden[static_cast<std::size_t>(section.parent)]);
+        }
+        return hidden;
     }
 
     // The appearances poppler draws with the page: each annotation's normal appearance, in
@@ -190,6 +233,8 @@ struct PageWalk {
     void walk_annotations(QPDFPageObjectHelper& page) {
         QPDFObjectHandle annotations = page.getObjectHandle().getKey("/Annots");
         if (!annotations.isArray()) return;
+        Resources page_resources;
+        if (QPDFObjectHandle own = page.getAttribute("/Resources", false); own.isDictionary()) page_resources.push_back(own);
         for (int k = 0; k < annotations.getArrayNItems(); ++k) {
             QPDFObjectHandle annotation = annotations.getArrayItem(k);
             if (!annotation.isDictionary()) continue;
@@ -204,8 +249,8 @@ struct PageWalk {
             }
             if (!appearance.isStream()) continue;
             if (appearance.getObjGen().isIndirect() && !forms_entered.emplace(appearance.getObjGen(), QPDFObjGen()).second) continue;
-            // An appearance has its own resources: it does not inherit the page's.
-            walk(QPDFPageObjectHelper(appearance), QPDFObjectHandle(), 1, fmt::format("its annotation {}'s ", k + 1));
+            // poppler draws it with the page's resources around its own.
+            walk(QPDFPageObjectHelper(appearance), page_resources, 1, fmt::format("its annotation {}'s ", k + 1));
         }
     }
 
@@ -271,7 +316,7 @@ std::optional<PdfJpegs> pdf_jpegs(const std::uint8_t* data, std::size_t size, in
             std::vector<std::size_t>& on_page = out.pages.emplace_back();
             std::vector<std::string>& names = out.names.emplace_back();
             PageWalk walk{out, seen, optional_content, size, on_page, names, {}};
-            walk.walk(page, QPDFObjectHandle(), 0, "its ");
+            walk.walk(page, Resources{}, 0, "its ");
             walk.walk_annotations(page);
             if (walk.incomplete) ++out.unchecked;
         }

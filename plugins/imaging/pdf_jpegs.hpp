@@ -50,9 +50,14 @@ inline constexpr std::size_t kMaxJpegsPerPage = 16;
 // draw is left out: an image its resources list but no content draws (scanners list every
 // page's image in one shared dictionary), a hidden or no-view annotation, and optional
 // content switched off in the document's default view (an annotation's or XObject's /OC, or
-// an /OC marked-content section). Not looked at: patterns, and images behind another
-// filter. A page whose content is over 32 MB decoded, or whose forms nest deeper than 8,
-// counts once in `unchecked`. std::nullopt, with `why_not` set, where qpdf cannot tell.
+// an /OC marked-content section, by poppler's rules; a membership dictionary's /VE
+// expression is not evaluated). Names are looked up as poppler looks them up: in a form's
+// own resources, then those around it, out to the page's (an annotation's appearance too).
+// Not looked at: patterns, and images behind another filter. Not followed: poppler stops
+// drawing a content stream at an operator with too few operands, and sizes an unfiltered
+// inline image whose colour space is a resource name; here the first "EI" ends the latter.
+// A page whose content is over 32 MB decoded, or whose forms nest deeper than 8, counts once
+// in `unchecked`. std::nullopt, with `why_not` set, where qpdf cannot tell.
 std::optional<PdfJpegs> pdf_jpegs(const std::uint8_t* data, std::size_t size, int expected_pages, std::string& why_not);
 
 }  // namespace docpipe::imaging

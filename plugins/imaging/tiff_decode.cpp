@@ -238,17 +238,23 @@ bool read_gray_alpha16_band(TIFF* tif, std::uint32_t row, std::uint32_t rows, st
     auto to_8_bits = [](std::uint16_t v) { return static_cast<std::uint32_t>((v * 255u + 32767u) / 65535u); };
     for (std::uint32_t x0 = 0; x0 < width; x0 += piece_width) {
         if (!read_piece(x0, 0, gray_piece) || (separate && !read_piece(x0, 1, alpha_piece))) return false;
-        // libtiff gives the samples in this machine's byte order.
-        const auto* gray = reinterpret_cast<const std::uint16_t*>(gray_piece.data());
-        const auto* alpha = separate ? reinterpret_cast<const std::uint16_t*>(alpha_piece.data()) : gray + 1;
+        // libtiff gives the samples in this machine's byte order; copied out, not cast, as
+        // the buffer holds bytes.
+        auto sample = [](const std::vector<std::uint8_t>& piece, std::size_t index) {
+            std::uint16_t v = 0;
+            std::memcpy(&v, piece.data() + 2 * index, sizeof v);
+            return v;
+        };
+        const std::vector<std::uint8_t>& alpha_samples = separate ? alpha_piece : gray_piece;
+        const std::size_t alpha_offset = separate ? 0 : 1;
         const std::uint32_t columns = std::min(piece_width, width - x0);
         for (std::uint32_t r = 0; r < rows; ++r)
             for (std::uint32_t c = 0; c < columns; ++c) {
                 const std::size_t at = (static_cast<std::size_t>(r) * piece_width + c) * step;
-                std::uint16_t g = gray[at];
+                std::uint16_t g = sample(gray_piece, at);
                 if (photometric == PHOTOMETRIC_MINISWHITE) g = static_cast<std::uint16_t>(65535 - g);
                 const std::uint32_t g8 = to_8_bits(g);
-                raster[static_cast<std::size_t>(r) * width + x0 + c] = g8 | g8 << 8 | g8 << 16 | to_8_bits(alpha[at]) << 24;
+                raster[static_cast<std::size_t>(r) * width + x0 + c] = g8 | g8 << 8 | g8 << 16 | to_8_bits(sample(alpha_samples, at + alpha_offset)) << 24;
             }
     }
     return true;

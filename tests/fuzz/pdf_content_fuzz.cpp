@@ -35,9 +35,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         check(jpeg.number > last);
         last = jpeg.number;
         check(!jpeg.bytes.empty() && content.find(jpeg.bytes) != std::string_view::npos);
-        for (const std::string& name : jpeg.optional_content) check(!name.empty() && name[0] == '/');
+        check(jpeg.section < static_cast<int>(draws.sections.size()));
     }
-    for (const ContentXObject& x : draws.xobjects) check(!x.name.empty() && x.name[0] == '/');
+    for (const ContentXObject& x : draws.xobjects) {
+        check(!x.name.empty() && x.name[0] == '/');
+        check(x.section < static_cast<int>(draws.sections.size()));
+    }
+    // A section's parent comes before it, so the sections around a draw are found in order.
+    for (std::size_t k = 0; k < draws.sections.size(); ++k) {
+        check(draws.sections[k].parent < static_cast<int>(k));
+        check(!draws.sections[k].name.empty() && draws.sections[k].name[0] == '/');
+    }
 
     for (std::size_t at : {std::size_t{0}, size / 2}) {
         const std::size_t given = 2 * size + 16;
