@@ -14,6 +14,8 @@ set -euo pipefail
 # by scripts/run-fuzz.sh itself, as no other target needs it.
 # dovecot-imapd: the IMAP server source.imap is tested against (plugins/mail/imap_test.cpp);
 # the tests start their own instance (own config, ports and base_dir), not the system service.
+# prometheus: its promtool checks deploy/prometheus/alerts.yml and runs the rules' unit tests
+# (ctest ops.alert_rules, which skipped without it); the tests do not use its service.
 PACKAGES=(
   cmake g++ make pkg-config git
   libboost-dev libboost-filesystem-dev libtbb-dev libyaml-cpp-dev
@@ -28,6 +30,7 @@ PACKAGES=(
   gcovr
   chromium
   dovecot-imapd
+  prometheus
 )
 
 missing=()

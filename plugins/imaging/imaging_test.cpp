@@ -294,6 +294,12 @@ TEST(PdfPages, AJpegInlineInAMaskAFormOrAnAnnotationIsCheckedToo) {
         << "the junk is read as part of the JPEG, not as its end";
     EXPECT_TRUE(read("inline-flate.pdf", one_page("", "BI /W 240 /H 338 /CS /G /BPC 8 /F [/Fl /DCT] ID\n" + text(cut) + "\nEI", {})).notes.empty())
         << "a JPEG behind another filter is left to poppler";
+    // Behind a small image in a colour space of the resources, whose pixels hold " EI (".
+    const Seen after_rgb = read("inline-rgb.pdf", one_page("/Resources << /ColorSpace << /CS0 [/ICCBased 5 0 R] >> >>",
+                                                           "BI /W 3 /H 1 /CS /CS0 /BPC 8 ID \x01 EI (abc EI " + inline_image(cut),
+                                                           {stream("/N 3 /Alternate /DeviceRGB", "")}));
+    ASSERT_EQ(after_rgb.notes.size(), 1u);
+    EXPECT_THAT(after_rgb.notes[0], HasSubstr("inline-rgb.pdf: page 1: its inline image 2: truncated JPEG"));
 
     // A soft mask: an uncompressed image whose mask is a cut JPEG.
     const std::string gray_pixels(240 * 338, '\x20');
@@ -347,6 +353,12 @@ TEST(PdfPages, AJpegInlineInAMaskAFormOrAnAnnotationIsCheckedToo) {
         EXPECT_EQ(member.notes.size(), drawn ? 1u : 0u) << policy;
         EXPECT_EQ(member.ink > 0.002, drawn) << policy << ": poppler agrees";
     }
+    // An appearance stream that does not say it is a form: poppler draws it all the same.
+    const Bytes untyped = one_page("/Annots [<< /Type /Annot /Subtype /Stamp /Rect [0 0 240 338] /AP << /N 5 0 R >> >>]", "",
+                                   {stream("/BBox [0 0 240 338] /Resources << /XObject << /Im0 6 0 R >> >>", draw), image(cut)});
+    const Seen untyped_seen = read("untyped.pdf", untyped);
+    EXPECT_EQ(untyped_seen.notes.size(), 1u);
+    EXPECT_GT(untyped_seen.ink, 0.002) << "poppler draws it";
     // An appearance without resources of its own draws the page's /Im0, as poppler looks it up.
     const Bytes borrowed = one_page("/Resources << /XObject << /Im0 6 0 R >> >> /Annots [<< /Type /Annot /Subtype /Stamp /Rect [0 0 240 338] /AP << /N 5 0 R >> >>]",
                                     "", {stream("/Type /XObject /Subtype /Form /BBox [0 0 240 338]", draw), image(cut)});

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <unordered_map>
 #include <utility>
 
 namespace docpipe::imaging {
@@ -75,6 +76,25 @@ class Lexer {
     std::size_t at_ = 0;
 };
 
+// A word that is an operand, not an operator: a number, true, false or null.
+bool is_operand_word(std::string_view word) {
+    if (word == "true" || word == "false" || word == "null") return true;
+    return !word.empty() && word.find_first_not_of("+-.0123456789") == std::string_view::npos;
+}
+
+// How many operands poppler requires of an operator that takes a fixed number (Gfx.cc's
+// table; 0 for the others). Given fewer, poppler stops drawing the content stream there.
+int operands_required(std::string_view op) {
+    static const std::unordered_map<std::string_view, int> required = {
+        {"\"", 3}, {"'", 1},  {"BDC", 2}, {"BMC", 1}, {"CS", 1}, {"DP", 2}, {"Do", 1}, {"G", 1},  {"J", 1},  {"K", 4},
+        {"M", 1},  {"MP", 1}, {"RG", 3},  {"TD", 2},  {"TJ", 1}, {"TL", 1}, {"Tc", 1}, {"Td", 2}, {"Tf", 2}, {"Tj", 1},
+        {"Tm", 6}, {"Tr", 1}, {"Ts", 1},  {"Tw", 1},  {"Tz", 1}, {"c", 6},  {"cm", 6}, {"cs", 1}, {"d", 2},  {"d0", 2},
+        {"d1", 6}, {"g", 1},  {"gs", 1},  {"i", 1},   {"j", 1},  {"k", 4},  {"l", 2},  {"m", 2},  {"re", 4}, {"rg", 3},
+        {"ri", 1}, {"sh", 1}, {"v", 4},   {"w", 1},   {"y", 4}};
+    const auto it = required.find(op);
+    return it == required.end() ? 0 : it->second;
+}
+
 // Steps over the rest of an array or dictionary whose opening token was just read.
 void skip_nested(Lexer& lexer) {
     int depth = 1;
@@ -113,7 +133,7 @@ struct InlineImage {
     }
 };
 
-int components_of(std::string_view space) {
+int device_components(std::string_view space) {
     if (space == "/G" || space == "/DeviceGray" || space == "/I" || space == "/Indexed") return 1;
     if (space == "/RGB" || space == "/DeviceRGB") return 3;
     if (space == "/CMYK" || space == "/DeviceCMYK") return 4;
@@ -121,7 +141,7 @@ int components_of(std::string_view space) {
 }
 
 // The dictionary after BI, read up to its ID operator.
-InlineImage read_inline_dictionary(Lexer& lexer) {
+InlineImage read_inline_dictionary(Lexer& lexer, const ColourSpaceComponents& components_of) {
     InlineImage image;
     std::string key;
     for (Token t = lexer.next();; t = lexer.next()) {
@@ -155,7 +175,9 @@ InlineImage read_inline_dictionary(Lexer& lexer) {
         } else if (key == "/CS" || key == "/ColorSpace") {
             image.components = 0;
             if (t.kind == Kind::Name) {
-                image.components = components_of(decoded_pdf_name(t.text));
+                const std::string space = decoded_pdf_name(t.text);
+                image.components = device_components(space);
+                if (image.components == 0 && components_of) image.components = components_of(space);
             } else if (t.kind == Kind::ArrayOpen) {  // [/I /RGB 255 <...>]: one index a pixel
                 const Token first = lexer.next();
                 if (first.kind == Kind::Name && (first.text == "/I" || first.text == "/Indexed")) image.components = 1;
@@ -273,10 +295,11 @@ std::vector<std::string> sections_around(const ContentDraws& draws, int section)
     return names;
 }
 
-ContentDraws content_draws(std::string_view content) {
+ContentDraws content_draws(std::string_view content, const ColourSpaceComponents& components_of) {
     ContentDraws draws;
     Lexer lexer(content);
     std::vector<Token> operands;  // since the last operator (the last few: no operator takes more)
+    std::size_t operand_count = 0;  // all of them
     // The marked-content sections open here, innermost last: for each, the innermost /OC
     // section at or around it (an index into draws.sections), or -1.
     std::vector<int> marked;
@@ -288,6 +311,7 @@ ContentDraws content_draws(std::string_view content) {
         const auto push_operand = [&](const Token& operand) {
             if (operands.size() == 8) operands.erase(operands.begin());
             operands.push_back(operand);
+            ++operand_count;
         };
         // An array or dictionary is one operand, which its closing token stands for.
         if (t.kind == Kind::ArrayOpen || t.kind == Kind::DictOpen) {
@@ -299,10 +323,11 @@ ContentDraws content_draws(std::string_view content) {
             continue;
         }
         if (nesting > 0) continue;
-        if (t.kind != Kind::Word) {
+        if (t.kind != Kind::Word || is_operand_word(t.text)) {
             push_operand(t);
             continue;
         }
+        if (operand_count < static_cast<std::size_t>(operands_required(t.text))) break;  // poppler draws no further
         const auto operand = [&](std::size_t from_end) -> const Token* {
             return operands.size() >= from_end ? &operands[operands.size() - from_end] : nullptr;
         };
@@ -333,7 +358,7 @@ ContentDraws content_draws(std::string_view content) {
         } else if (t.text == "EMC") {
             if (!marked.empty()) marked.pop_back();
         } else if (t.text == "BI") {
-            const InlineImage image = read_inline_dictionary(lexer);
+            const InlineImage image = read_inline_dictionary(lexer, components_of);
             if (image.ended) break;
             ++inline_images;
             const std::size_t data = std::min(lexer.at() + 1, content.size());  // one white-space byte after ID
@@ -348,6 +373,7 @@ ContentDraws content_draws(std::string_view content) {
             lexer.seek(extent.resume + 2);  // past "EI": poppler goes on right after it ("EIBI" is two operators)
         }
         operands.clear();
+        operand_count = 0;
     }
     return draws;
 }

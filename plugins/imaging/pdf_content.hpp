@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -65,9 +66,14 @@ std::size_t jpeg_length(std::string_view bytes, std::size_t at, std::size_t& bud
 
 // A light tokenizer: comments, literal and hex strings and inline image data are stepped
 // over, so text shown on the page or bytes of an image are not taken for an operator; an
-// operator inside an array or dictionary is a member of it, not run. Not followed: poppler
-// stops drawing a stream at an operator given too few operands; here the operators after it
-// are still read.
-ContentDraws content_draws(std::string_view content);
+// operator inside an array or dictionary is a member of it, not run; and, as poppler does,
+// reading stops at an operator given fewer operands than it takes ("Do" alone, "cm" with
+// five numbers): poppler draws nothing of the stream after it.
+//
+// `components_of`, when given, says how many colour components a colour space named in the
+// resources has (0 when it cannot tell), so that an unfiltered inline image whose /CS is
+// such a name is sized as poppler sizes it.
+using ColourSpaceComponents = std::function<int(const std::string& name)>;
+ContentDraws content_draws(std::string_view content, const ColourSpaceComponents& components_of = {});
 
 }  // namespace docpipe::imaging

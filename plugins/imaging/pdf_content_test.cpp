@@ -151,3 +151,29 @@ TEST(PdfContent, OperatorsAreReadAsPopplerRunsThem) {
     EXPECT_EQ(sections_around(deep, 499).size(), 500u);
     EXPECT_EQ(sections_around(deep, 499).front(), "/L0");
 }
+
+// poppler stops drawing a content stream at an operator given fewer operands than it takes.
+TEST(PdfContent, ReadingStopsWherePopplerStopsDrawing) {
+    auto names = [](const ContentDraws& draws) {
+        std::vector<std::string> out;
+        for (const auto& x : draws.xobjects) out.push_back(x.name);
+        return out;
+    };
+    EXPECT_THAT(names(content_draws("q 1 0 0 1 0 0 cm /Im0 Do Q Do /Im1 Do")), ElementsAre("/Im0"));
+    EXPECT_THAT(names(content_draws("q 1 0 0 1 0 cm /Im0 Do")), ElementsAre());
+    EXPECT_THAT(names(content_draws("/MC1 BDC /Im0 Do EMC")), ElementsAre());
+    // Operators of any number of operands, unknown operators and numbers are no such stop.
+    EXPECT_THAT(names(content_draws("sc 1 2 scn BX xyz EX 0.5 -3 +.2 true null /Im2 Do")), ElementsAre("/Im2"));
+}
+
+// An unfiltered inline image whose colour space is named in the resources is sized by it, as
+// poppler sizes it: its pixels are stepped over, whatever they hold.
+TEST(PdfContent, AnInlineImageInAResourceColourSpaceIsSteppedOverByItsSize) {
+    const std::string nine_bytes = "\x01 EI (abc";  // three RGB pixels: " EI" and the start of a string among them
+    const std::string content = "BI /W 3 /H 1 /CS /CS0 /BPC 8 ID " + nine_bytes + " EI /Im0 Do";
+    const ContentDraws sized = content_draws(content, [](const std::string& name) { return name == "/CS0" ? 3 : 0; });
+    ASSERT_EQ(sized.xobjects.size(), 1u);
+    EXPECT_EQ(sized.xobjects[0].name, "/Im0");
+    // Without knowing the space, the first "EI" ends it, and the "(" then hides the Do.
+    EXPECT_TRUE(content_draws(content).xobjects.empty());
+}

@@ -133,6 +133,32 @@ class OptionalContent {
     std::map<QPDFObjGen, bool> on_;
 };
 
+// How many components a colour space from the resources has: a device space by name, or an
+// array naming its family ([/ICCBased stream], [/Indexed ...], [/DeviceN [names] ...]). 0 when
+// it cannot tell, and a pattern space has none an image can use.
+int colour_components(QPDFObjectHandle space) {
+    if (space.isArray() && space.getArrayNItems() >= 1) {
+        QPDFObjectHandle family = space.getArrayItem(0);
+        if (!family.isName()) return 0;
+        const std::string name = family.getName();
+        if (name == "/ICCBased" && space.getArrayNItems() >= 2) {
+            QPDFObjectHandle n = space.getArrayItem(1).isStream() ? space.getArrayItem(1).getDict().getKey("/N") : QPDFObjectHandle::newNull();
+            return n.isInteger() && n.getIntValue() >= 1 && n.getIntValue() <= 4 ? static_cast<int>(n.getIntValue()) : 0;
+        }
+        if (name == "/DeviceN" && space.getArrayNItems() >= 2 && space.getArrayItem(1).isArray())
+            return std::min(space.getArrayItem(1).getArrayNItems(), 32);
+        if (name == "/Indexed" || name == "/I" || name == "/CalGray" || name == "/Separation") return 1;
+        if (name == "/CalRGB" || name == "/Lab") return 3;
+        space = family;  // [/DeviceRGB]
+    }
+    if (!space.isName()) return 0;
+    const std::string name = space.getName();
+    if (name == "/DeviceGray" || name == "/G") return 1;
+    if (name == "/DeviceRGB" || name == "/RGB") return 3;
+    if (name == "/DeviceCMYK" || name == "/CMYK") return 4;
+    return 0;
+}
+
 // The resources in force where a content stream is drawn, innermost first: a form's own,
 // then those of the forms and the page around it. poppler looks a name up through them in
 // that order, so a form (or an annotation's appearance) that lacks /Im0 draws the /Im0 of
@@ -168,19 +194,25 @@ struct PageWalk {
     // names the owner for the page's notes: "its " for the page, "its form /Fm0's " for a
     // form it draws.
     void walk(QPDFPageObjectHelper owner, const Resources& around, int depth, const std::string& whose) {
+        // A form's content is its stream's data; so is an appearance's, which poppler draws
+        // as a form whatever its /Subtype says (qpdf reads a stream without /Subtype /Form as
+        // a page, which has none).
+        QPDFObjectHandle object = owner.getObjectHandle();
+        Resources resources;
+        QPDFObjectHandle own = object.isStream() ? object.getDict().getKey("/Resources") : owner.getAttribute("/Resources", false);
+        if (own.isDictionary()) resources.push_back(own);
+        resources.insert(resources.end(), around.begin(), around.end());
         ContentDraws draws;
         {
             ContentCollector content;
-            owner.pipeContents(&content);
+            if (object.isStream()) object.pipeStreamData(&content, 0, qpdf_dl_specialized);
+            else owner.pipeContents(&content);
             if (content.overflow) incomplete = true;
-            draws = content_draws(content.text);
+            draws = content_draws(content.text, [&](const std::string& name) { return colour_components(look_up(resources, "/ColorSpace", name)); });
         }  // the content's text is let go before the forms it draws are read
-        Resources resources;
-        if (QPDFObjectHandle own = owner.getAttribute("/Resources", false); own.isDictionary()) resources.push_back(own);
-        resources.insert(resources.end(), around.begin(), around.end());
         const std::vector<bool> section_hidden = hidden_sections(draws, resources);
         auto shown = [&](const ContentDraw& drawn) { return drawn.section < 0 || !section_hidden[static_cast<std::size_t>(drawn.section)]; };
-        const QPDFObjGen owner_id = owner.getObjectHandle().getObjGen();
+        const QPDFObjGen owner_id = object.getObjGen();
         for (ContentInlineJpeg& jpeg : draws.inline_jpegs)
             if (shown(jpeg))
                 take_bytes(ImageKey{owner_id, jpeg.number}, owner_id.isIndirect(), jpeg.bytes.data(), jpeg.bytes.size(),
