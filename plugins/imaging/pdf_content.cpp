@@ -133,13 +133,6 @@ struct InlineImage {
     }
 };
 
-int device_components(std::string_view space) {
-    if (space == "/G" || space == "/DeviceGray" || space == "/I" || space == "/Indexed") return 1;
-    if (space == "/RGB" || space == "/DeviceRGB") return 3;
-    if (space == "/CMYK" || space == "/DeviceCMYK") return 4;
-    return 0;
-}
-
 // The dictionary after BI, read up to its ID operator.
 InlineImage read_inline_dictionary(Lexer& lexer, const ColourSpaceComponents& components_of) {
     InlineImage image;
@@ -176,7 +169,7 @@ InlineImage read_inline_dictionary(Lexer& lexer, const ColourSpaceComponents& co
             image.components = 0;
             if (t.kind == Kind::Name) {
                 const std::string space = decoded_pdf_name(t.text);
-                image.components = device_components(space);
+                image.components = device_colour_components(space);
                 if (image.components == 0 && components_of) image.components = components_of(space);
             } else if (t.kind == Kind::ArrayOpen) {  // [/I /RGB 255 <...>]: one index a pixel
                 const Token first = lexer.next();
@@ -225,6 +218,13 @@ Extent inline_extent(std::string_view content, std::size_t data, const InlineIma
 }
 
 }  // namespace
+
+int device_colour_components(std::string_view space) {
+    if (space == "/G" || space == "/DeviceGray" || space == "/I" || space == "/Indexed") return 1;
+    if (space == "/RGB" || space == "/DeviceRGB") return 3;
+    if (space == "/CMYK" || space == "/DeviceCMYK") return 4;
+    return 0;
+}
 
 std::string decoded_pdf_name(std::string_view raw) {
     std::string out;

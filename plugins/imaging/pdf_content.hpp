@@ -57,6 +57,10 @@ std::vector<std::string> sections_around(const ContentDraws& draws, int section)
 // A name token's text ("/Im#30", with its slash) with its "#xx" escapes decoded ("/Im0").
 std::string decoded_pdf_name(std::string_view raw);
 
+// How many components a device colour space has, by its name or its inline abbreviation
+// ("/DeviceRGB", "/RGB": 3; an indexed space: 1); 0 for any other name.
+int device_colour_components(std::string_view space);
+
 // The length of the JPEG that starts at `at` (white space before its start marker is
 // skipped, and counted), found by following its structure to its end marker; 0 when it does
 // not start with a start marker, or its structure breaks before an end marker (a JPEG cut

@@ -151,12 +151,7 @@ int colour_components(QPDFObjectHandle space) {
         if (name == "/CalRGB" || name == "/Lab") return 3;
         space = family;  // [/DeviceRGB]
     }
-    if (!space.isName()) return 0;
-    const std::string name = space.getName();
-    if (name == "/DeviceGray" || name == "/G") return 1;
-    if (name == "/DeviceRGB" || name == "/RGB") return 3;
-    if (name == "/DeviceCMYK" || name == "/CMYK") return 4;
-    return 0;
+    return space.isName() ? device_colour_components(space.getName()) : 0;
 }
 
 // The resources in force where a content stream is drawn, innermost first: a form's own,
@@ -213,10 +208,12 @@ struct PageWalk {
         const std::vector<bool> section_hidden = hidden_sections(draws, resources);
         auto shown = [&](const ContentDraw& drawn) { return drawn.section < 0 || !section_hidden[static_cast<std::size_t>(drawn.section)]; };
         const QPDFObjGen owner_id = object.getObjGen();
-        for (ContentInlineJpeg& jpeg : draws.inline_jpegs)
-            if (shown(jpeg))
-                take_bytes(ImageKey{owner_id, jpeg.number}, owner_id.isIndirect(), jpeg.bytes.data(), jpeg.bytes.size(),
-                           fmt::format("{}inline image {}", whose, jpeg.number));
+        for (ContentInlineJpeg& jpeg : draws.inline_jpegs) {
+            const ImageKey key{owner_id, jpeg.number};
+            const std::string name = fmt::format("{}inline image {}", whose, jpeg.number);
+            if (shown(jpeg) && !note_again(key, owner_id.isIndirect(), name) && !full())
+                store(key, owner_id.isIndirect(), jpeg.bytes.data(), jpeg.bytes.size(), name);
+        }
         draws.inline_jpegs.clear();
         for (const ContentXObject& drawn : draws.xobjects) {
             QPDFObjectHandle x = look_up(resources, "/XObject", drawn.name);
@@ -291,11 +288,11 @@ struct PageWalk {
         if (note_again(ImageKey{id, 0}, id.isIndirect(), name) || full()) return;
         // qpdf reads a stream no further than the file goes, whatever its /Length says.
         const std::shared_ptr<Buffer> stored = image.getRawStreamData();
-        take_bytes(ImageKey{id, 0}, id.isIndirect(), reinterpret_cast<const char*>(stored->getBuffer()), stored->getSize(), name);
+        store(ImageKey{id, 0}, id.isIndirect(), reinterpret_cast<const char*>(stored->getBuffer()), stored->getSize(), name);
     }
 
-    void take_bytes(const ImageKey& key, bool keyed, const char* bytes, std::size_t size, const std::string& name) {
-        if (note_again(key, keyed, name) || full()) return;
+    // A JPEG not seen before, on a page with room for it: copied out and listed for the page.
+    void store(const ImageKey& key, bool keyed, const char* bytes, std::size_t size, const std::string& name) {
         // A hostile file can point many image objects at one large run of bytes: what is
         // copied (and then decoded) stays within twice the file's size.
         if (out.copied_bytes + size > 2 * file_size) {
