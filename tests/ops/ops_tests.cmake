@@ -10,10 +10,12 @@ add_test(NAME ops.systemd_units COMMAND bash ${OPS_DIR}/systemd_units.sh ${PROJE
 add_test(NAME ops.env_example COMMAND python3 ${PROJECT_SOURCE_DIR}/scripts/gen-env-example.py --check)
 # docs/metrics.md lists every docpipe_ series; the alert rules use only those.
 add_test(NAME ops.metrics_doc COMMAND python3 ${OPS_DIR}/check_metrics_doc.py ${PROJECT_SOURCE_DIR})
-# promtool (Debian package `prometheus`, not in install-deps: it also enables a Prometheus
-# server) checks the rules and runs their unit tests; skipped when it is not installed.
+# promtool (Debian package `prometheus`, which scripts/install-deps.sh installs) checks the
+# rules and runs their unit tests; skipped where it is not installed.
 add_test(NAME ops.alert_rules COMMAND bash -c
   "command -v promtool >/dev/null || { echo 'SKIP: promtool not installed (apt-get install prometheus)'; exit 77; }; promtool check rules ${PROJECT_SOURCE_DIR}/deploy/prometheus/alerts.yml && cd ${OPS_DIR} && promtool test rules alerts_test.yml")
+# make test's sanitizer gates retry only LeakSanitizer's own exit-time crash (run-gates.sh).
+add_test(NAME ops.sanitizer_tracer_crashes COMMAND python3 ${OPS_DIR}/sanitizer_tracer_crashes_test.py ${PROJECT_SOURCE_DIR})
 # cmake --install into a temporary prefix; needs every installed target built (`make`).
 add_test(NAME ops.install_layout COMMAND bash ${OPS_DIR}/install_layout.sh ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR}
   ${TEST_PLUGIN_ROOT}/good)
