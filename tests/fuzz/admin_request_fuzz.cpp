@@ -22,6 +22,7 @@
 #include "admin/request_parsing.hpp"
 #include "admin/review_data.hpp"
 #include "admin_server.hpp"
+#include "fuzz_check.hpp"
 
 namespace http = boost::beast::http;
 using namespace docpipe::core;
@@ -29,10 +30,6 @@ using namespace docpipe::core;
 namespace {
 
 constexpr std::size_t kMaxInput = 32 * 1024;
-
-void check(bool ok) {
-    if (!ok) std::abort();
-}
 
 // The server's route patterns (AdminServer::Impl::routes() and ui_routes()); only their
 // shapes matter here, to reach the capture paths.
@@ -62,7 +59,7 @@ std::optional<std::string> param(const admin::QueryParams& params, std::string_v
 
 void integer(const admin::QueryParams& params, const char* name, long lo, long hi) {
     if (auto v = param(params, name))
-        if (auto n = admin::parse_integer(*v, lo, hi)) check(*n >= lo && *n <= hi);
+        if (auto n = admin::parse_integer(*v, lo, hi)) FUZZ_CHECK(*n >= lo && *n <= hi);
 }
 
 }  // namespace
@@ -88,9 +85,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (const auto& pattern : route_patterns()) {
         auto captures = admin::match_route(pattern, raw_segments);
         if (!captures) continue;
-        for (const std::string& c : *captures) check(!c.empty());
+        for (const std::string& c : *captures) FUZZ_CHECK(!c.empty());
         if (captures->size() == 3) {  // .../pages/{}/image: the page number
-            if (auto page = admin::parse_integer((*captures)[2], 0, std::numeric_limits<int>::max())) check(*page >= 0);
+            if (auto page = admin::parse_integer((*captures)[2], 0, std::numeric_limits<int>::max())) FUZZ_CHECK(*page >= 0);
         }
     }
 
@@ -102,8 +99,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!key.empty()) (void)keys_equal(key, "fuzz-key");
     const std::string request_id = header("X-Request-ID");
     if (admin::is_request_id_token(request_id)) {
-        check(request_id.size() <= 64);
-        for (char c : request_id) check(c != '\r' && c != '\n' && c != ' ' && c != '"');
+        FUZZ_CHECK(request_id.size() <= 64);
+        for (char c : request_id) FUZZ_CHECK(c != '\r' && c != '\n' && c != ' ' && c != '"');
     }
 
     integer(target.params, "limit", 1, 100);
@@ -112,15 +109,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (const char* name : {"date", "date_from", "date_to"})
         if (auto d = param(target.params, name)) {
             const auto from = admin::parse_day(*d, false), to = admin::parse_day(*d, true);
-            check(from.has_value() == to.has_value());
-            if (from) check(*to - *from == 86'400'000 - 1);
+            FUZZ_CHECK(from.has_value() == to.has_value());
+            if (from) FUZZ_CHECK(*to - *from == 86'400'000 - 1);
         }
     nlohmann::json problems = nlohmann::json::object();
     (void)admin::parse_job_filter([&](std::string_view name) { return param(target.params, name); }, problems);
 
     if (parser.is_done()) {
         nlohmann::json body;
-        if (!admin::parse_json_object_body(msg.body(), body)) check(body.is_object());
+        if (!admin::parse_json_object_body(msg.body(), body)) FUZZ_CHECK(body.is_object());
     }
     // admin.listen from a pipeline file is the other text the server parses.
     try {

@@ -14,6 +14,7 @@
 #include "amount.hpp"
 #include "date.hpp"
 #include "text.hpp"
+#include "fuzz_check.hpp"
 
 using namespace docpipe::claims;
 
@@ -24,28 +25,24 @@ namespace {
 // one line overflowed the regex matcher's stack before date.cpp bounded its repeats).
 constexpr std::size_t kMaxInput = 64 * 1024;
 
-void check(bool ok) {
-    if (!ok) std::abort();
-}
-
 void one_line(std::string_view line) {
     for (const Amount& a : find_amounts(line)) {
-        check(a.begin <= a.end && a.end <= line.size());
-        check(!format_cents(a.cents).empty());
+        FUZZ_CHECK(a.begin <= a.end && a.end <= line.size());
+        FUZZ_CHECK(!format_cents(a.cents).empty());
     }
     for (const DateLimits& limits : {DateLimits{}, DateLimits{1, 9999}}) {
         for (const DateMatch& d : find_dates(line, limits)) {
-            check(d.begin <= d.end && d.end <= line.size());
-            check(valid_date(d.year, d.month, d.day));
-            check(d.year >= limits.min_year && d.year <= limits.max_year);
-            check(d.confidence >= 0 && d.confidence <= 1);
-            check(d.iso().size() >= 10);
+            FUZZ_CHECK(d.begin <= d.end && d.end <= line.size());
+            FUZZ_CHECK(valid_date(d.year, d.month, d.day));
+            FUZZ_CHECK(d.year >= limits.min_year && d.year <= limits.max_year);
+            FUZZ_CHECK(d.confidence >= 0 && d.confidence <= 1);
+            FUZZ_CHECK(d.iso().size() >= 10);
         }
     }
     for (const Token& t : split_whitespace(line)) {
-        if (auto a = parse_number_token(t.text)) check(!format_cents(a->cents).empty());
+        if (auto a = parse_number_token(t.text)) FUZZ_CHECK(!format_cents(a->cents).empty());
         const int month = month_from_name(t.text);
-        check(month >= 0 && month <= 12);
+        FUZZ_CHECK(month >= 0 && month <= 12);
     }
 }
 

@@ -16,6 +16,7 @@
 #include "budget.hpp"
 #include "decode.hpp"
 #include "docpipe/component.hpp"
+#include "fuzz_check.hpp"
 
 using namespace docpipe;
 using namespace docpipe::imaging;
@@ -23,10 +24,6 @@ using namespace docpipe::imaging;
 namespace {
 
 constexpr std::size_t kMaxInput = 64 * 1024;
-
-void check(bool ok) {
-    if (!ok) std::abort();
-}
 
 }  // namespace
 
@@ -53,15 +50,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     try {
         PartDecoder decoder(part, limits);
         const auto& plan = decoder.plan();
-        check(!plan.empty() && plan.size() <= static_cast<std::size_t>(limits.max_pages));
+        FUZZ_CHECK(!plan.empty() && plan.size() <= static_cast<std::size_t>(limits.max_pages));
         for (const PlannedPage& p : plan) {
-            check(p.width >= 0 && p.height >= 0);
-            check(static_cast<double>(p.pixels()) <= limits.max_megapixels * 1e6);
+            FUZZ_CHECK(p.width >= 0 && p.height >= 0);
+            FUZZ_CHECK(static_cast<double>(p.pixels()) <= limits.max_megapixels * 1e6);
         }
         if (is_pdf(part)) return 0;
         for (const Page& page : decoder.decode()) {
-            check(page.image.width > 0 && page.image.height > 0);
-            check(static_cast<double>(page.image.width) * page.image.height <= limits.max_megapixels * 1e6);
+            FUZZ_CHECK(page.image.width > 0 && page.image.height > 0);
+            FUZZ_CHECK(static_cast<double>(page.image.width) * page.image.height <= limits.max_megapixels * 1e6);
         }
     } catch (const BadInput&) {
         // The expected answer to a broken or hostile file.

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "email.hpp"
+#include "fuzz_check.hpp"
 
 using namespace docpipe::mail;
 
@@ -18,14 +19,10 @@ namespace {
 // Emails in the corpus are small; big inputs only slow each run down.
 constexpr std::size_t kMaxInput = 64 * 1024;
 
-void check(bool ok) {
-    if (!ok) std::abort();
-}
-
 void check_filename(const std::string& name) {
-    check(!name.empty() && name.size() <= 150);
-    for (unsigned char c : name) check(c >= 0x20 && c != 0x7f && c != '/' && c != '\\');
-    check(name.front() != '.');
+    FUZZ_CHECK(!name.empty() && name.size() <= 150);
+    for (unsigned char c : name) FUZZ_CHECK(c >= 0x20 && c != 0x7f && c != '/' && c != '\\');
+    FUZZ_CHECK(name.front() != '.');
 }
 
 }  // namespace
@@ -40,11 +37,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     limits.max_attachment_bytes = 16 * 1024;
     limits.max_body_chars = 2000;
     const ParsedEmail email = parse_email(data, size, limits);
-    check(email.body_text.size() <= limits.max_body_chars);
-    check(email.subject.size() <= 1000);
+    FUZZ_CHECK(email.body_text.size() <= limits.max_body_chars);
+    FUZZ_CHECK(email.subject.size() <= 1000);
     for (const Attachment& a : email.attachments) {
         check_filename(a.filename);
-        check(a.depth >= 0);
+        FUZZ_CHECK(a.depth >= 0);
     }
 
     const std::string text(reinterpret_cast<const char*>(data), size);

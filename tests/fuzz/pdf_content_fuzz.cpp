@@ -12,16 +12,13 @@
 #include <string_view>
 
 #include "pdf_content.hpp"
+#include "fuzz_check.hpp"
 
 using namespace docpipe::imaging;
 
 namespace {
 
 constexpr std::size_t kMaxInput = 64 * 1024;
-
-void check(bool ok) {
-    if (!ok) std::abort();
-}
 
 }  // namespace
 
@@ -32,28 +29,28 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const ContentDraws draws = content_draws(content);
     int last = 0;
     for (const ContentInlineJpeg& jpeg : draws.inline_jpegs) {
-        check(jpeg.number > last);
+        FUZZ_CHECK(jpeg.number > last);
         last = jpeg.number;
-        check(!jpeg.bytes.empty() && content.find(jpeg.bytes) != std::string_view::npos);
-        check(jpeg.section < static_cast<int>(draws.sections.size()));
+        FUZZ_CHECK(!jpeg.bytes.empty() && content.find(jpeg.bytes) != std::string_view::npos);
+        FUZZ_CHECK(jpeg.section < static_cast<int>(draws.sections.size()));
     }
     for (const ContentXObject& x : draws.xobjects) {
-        check(!x.name.empty() && x.name[0] == '/');
-        check(x.section < static_cast<int>(draws.sections.size()));
+        FUZZ_CHECK(!x.name.empty() && x.name[0] == '/');
+        FUZZ_CHECK(x.section < static_cast<int>(draws.sections.size()));
     }
     // A section's parent comes before it, so the sections around a draw are found in order.
     for (std::size_t k = 0; k < draws.sections.size(); ++k) {
-        check(draws.sections[k].parent < static_cast<int>(k));
-        check(!draws.sections[k].name.empty() && draws.sections[k].name[0] == '/');
+        FUZZ_CHECK(draws.sections[k].parent < static_cast<int>(k));
+        FUZZ_CHECK(!draws.sections[k].name.empty() && draws.sections[k].name[0] == '/');
     }
 
     for (std::size_t at : {std::size_t{0}, size / 2}) {
         const std::size_t given = 2 * size + 16;
         std::size_t budget = given;
         const std::size_t length = jpeg_length(content, at, budget);
-        check(budget <= given);
-        check(length <= size - std::min(at, size));
-        if (length > 0) check(static_cast<std::uint8_t>(content[at + length - 2]) == 0xFF && static_cast<std::uint8_t>(content[at + length - 1]) == 0xD9);
+        FUZZ_CHECK(budget <= given);
+        FUZZ_CHECK(length <= size - std::min(at, size));
+        if (length > 0) FUZZ_CHECK(static_cast<std::uint8_t>(content[at + length - 2]) == 0xFF && static_cast<std::uint8_t>(content[at + length - 1]) == 0xD9);
     }
     return 0;
 }

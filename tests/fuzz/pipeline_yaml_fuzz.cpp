@@ -15,6 +15,7 @@
 
 #include "builtin/builtin.hpp"
 #include "docpipe/registry.hpp"
+#include "fuzz_check.hpp"
 #include "pipeline.hpp"
 
 using namespace docpipe;
@@ -84,7 +85,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     core::PipelineSpec spec = core::load_pipeline_text("/nonexistent/fuzz/pipeline.yaml", text, issues);
     core::resolve(spec, registry(), issues);
     for (const core::Issue& issue : issues) {
-        if (issue.line < 0 || issue.column < 0) std::abort();  // positions are 1-based, 0 = unknown
+        FUZZ_CHECK(issue.line >= 0 && issue.column >= 0);  // positions are 1-based, 0 = unknown
         (void)issue.format();
     }
     (void)core::to_dot(spec);
