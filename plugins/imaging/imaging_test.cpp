@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <sstream>
 
 #include <leptonica/allheaders.h>
+#include <zlib.h>
 
 #include "decode.hpp"
 #include "docpipe/registry.hpp"
@@ -372,6 +374,81 @@ TEST(PdfPages, AJpegInlineInAMaskAFormOrAnAnnotationIsCheckedToo) {
                                                     "/OCProperties << /OCGs [5 0 R] /D << /OFF [5 0 R] >> >>"));
     EXPECT_TRUE(layered.notes.empty());
     EXPECT_LT(layered.ink, 0.0001);
+}
+
+// Some PDF tools store a JPEG behind another filter ([/FlateDecode /DCTDecode]). poppler
+// undoes the outer filters and hands libjpeg the JPEG, damage and all, as for any other; so
+// the check undoes them too (qpdf) and looks at the same JPEG.
+TEST(PdfPages, AJpegBehindAnotherFilterIsCheckedToo) {
+    auto runner = NodeRunner::from_plugin(kPlugin, "transform.pdf_pages", "dpi: 72");
+    test::TempDir dir;
+    const fs::path small = dir.path() / "small.jpg";
+    ASSERT_EQ(std::system(("convert " + kReceipt.string() + " -colorspace Gray -resize 240x338! " + small.string()).c_str()), 0);
+    const Bytes jpeg = read_bytes(small);
+    const Bytes cut(jpeg.begin(), jpeg.begin() + static_cast<std::ptrdiff_t>(jpeg.size() * 2 / 5));
+    auto deflated = [](const Bytes& b) {
+        uLongf size = compressBound(static_cast<uLong>(b.size()));
+        std::string packed(size, '\0');
+        EXPECT_EQ(compress2(reinterpret_cast<Bytef*>(packed.data()), &size, b.data(), static_cast<uLong>(b.size()), 9), Z_OK);
+        packed.resize(size);
+        return packed;
+    };
+    auto hex = [](const std::string& b) {
+        std::string out;
+        for (unsigned char c : b) {
+            char two[3];
+            std::snprintf(two, sizeof two, "%02X", c);
+            out += two;
+        }
+        return out + ">";
+    };
+    // One page, 240 x 338 pt, drawing /Im0, which is `data` under `filter`.
+    auto page_drawing = [&](const std::string& filter, const std::string& data, const std::string& extra = "") {
+        const std::string draw = "q 240 0 0 338 0 0 cm /Im0 Do Q";
+        return bytes_of(pdf_file({"<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                                  "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 240 338] /Contents 4 0 R /Resources << /XObject << /Im0 5 0 R >> >> >>",
+                                  "<< /Length " + std::to_string(draw.size()) + " >>\nstream\n" + draw + "\nendstream",
+                                  "<< /Type /XObject /Subtype /Image /Width 240 /Height 338 /ColorSpace /DeviceGray /BitsPerComponent 8 /Filter " +
+                                      filter + extra + " /Length " + std::to_string(data.size()) + " >>\nstream\n" + data + "\nendstream"}));
+    };
+    struct Seen {
+        std::vector<std::string> notes;
+        double ink = 0;  // the share of dark pixels on the rendered page
+    };
+    auto read = [&](const std::string& name, const Bytes& pdf) {
+        auto out = runner.process(doc_of(name, pdf));
+        Seen seen;
+        for (const auto& t : out.at(0).doc->trace)
+            if (t.event == kDamagedPageEvent) seen.notes.push_back(t.detail);
+        const Image& img = out.at(0).doc->pages.at(0).image;
+        std::size_t dark = 0;
+        for (std::size_t k = 0; k < img.pixels->size(); k += static_cast<std::size_t>(img.channels)) dark += (*img.pixels)[k] < 128;
+        seen.ink = static_cast<double>(dark) / (static_cast<double>(img.pixels->size()) / img.channels);
+        return seen;
+    };
+
+    const Seen whole = read("flate.pdf", page_drawing("[/FlateDecode /DCTDecode]", deflated(jpeg)));
+    EXPECT_TRUE(whole.notes.empty());
+    EXPECT_GT(whole.ink, 0.002) << "poppler draws the JPEG behind the Flate";
+    const Seen cut_seen = read("flate-cut.pdf", page_drawing("[/FlateDecode /DCTDecode]", deflated(cut)));
+    ASSERT_EQ(cut_seen.notes.size(), 1u);
+    EXPECT_THAT(cut_seen.notes[0], HasSubstr("flate-cut.pdf: page 1: its image /Im0: truncated JPEG: the data ends at row "));
+    // Two filters before it, with their parameters given as an array of nulls.
+    const Seen two = read("hex.pdf", page_drawing("[/ASCIIHexDecode /FlateDecode /DCTDecode]", hex(deflated(cut)), " /DecodeParms [null null null]"));
+    ASSERT_EQ(two.notes.size(), 1u);
+    EXPECT_THAT(two.notes[0], HasSubstr("hex.pdf: page 1: its image /Im0: truncated JPEG"));
+    EXPECT_TRUE(read("hex-whole.pdf", page_drawing("[/AHx /Fl /DCT]", hex(deflated(jpeg)))).notes.empty())
+        << "abbreviated filter names, which poppler takes in any stream, are undone too";
+    ASSERT_EQ(read("hex-cut.pdf", page_drawing("[/AHx /Fl /DCT]", hex(deflated(cut)))).notes.size(), 1u);
+    ASSERT_EQ(read("dct.pdf", page_drawing("/DCT", std::string(cut.begin(), cut.end()))).notes.size(), 1u);
+    // The Flate itself cut short: poppler draws what it inflates, and the JPEG is cut there.
+    const std::string packed = deflated(jpeg);
+    const Seen short_flate = read("flate-short.pdf", page_drawing("[/FlateDecode /DCTDecode]", packed.substr(0, packed.size() / 2)));
+    ASSERT_EQ(short_flate.notes.size(), 1u);
+    EXPECT_THAT(short_flate.notes[0], HasSubstr("flate-short.pdf: page 1: its image /Im0: truncated JPEG"));
+    EXPECT_GT(short_flate.ink, 0.0005) << "poppler draws the top of the receipt";
+    // A JPEG before another filter is not a JPEG file: not checked, and no note.
+    EXPECT_TRUE(read("dct-first.pdf", page_drawing("[/DCTDecode /FlateDecode]", deflated(cut))).notes.empty());
 }
 
 TEST(PdfPages, LibraryMessagesReachTheErrorAndTheLogNotStderr) {

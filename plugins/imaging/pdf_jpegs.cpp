@@ -28,16 +28,19 @@ namespace docpipe::imaging {
 
 namespace {
 
-// A stream whose filter is DCTDecode alone ("/DCTDecode" or "[/DCTDecode]"): its stored
-// bytes are a JPEG file. One behind another filter (Flate, then DCT) is left to poppler.
-bool jpeg_only(QPDFObjectHandle& stream) {
+// How a stream's stored bytes hold a JPEG file: as they are (DCTDecode alone, "/DCTDecode"
+// or "[/DCT]"), or behind filters that come before a last DCTDecode ("[/FlateDecode
+// /DCTDecode]"), which qpdf undoes. poppler draws both through libjpeg alike.
+enum class JpegStorage { none, plain, behind_filters };
+
+JpegStorage jpeg_storage(QPDFObjectHandle& stream) {
     QPDFObjectHandle filter = stream.getDict().getKey("/Filter");
-    if (filter.isName()) return filter.getName() == "/DCTDecode";
-    if (filter.isArray() && filter.getArrayNItems() == 1) {
-        QPDFObjectHandle only = filter.getArrayItem(0);
-        return only.isName() && only.getName() == "/DCTDecode";
-    }
-    return false;
+    // poppler takes the abbreviation in any stream, not only in an inline image.
+    auto dct = [](QPDFObjectHandle name) { return name.isName() && (name.getName() == "/DCTDecode" || name.getName() == "/DCT"); };
+    if (dct(filter)) return JpegStorage::plain;
+    if (!filter.isArray() || filter.getArrayNItems() < 1 || !dct(filter.getArrayItem(filter.getArrayNItems() - 1)))
+        return JpegStorage::none;
+    return filter.getArrayNItems() == 1 ? JpegStorage::plain : JpegStorage::behind_filters;
 }
 
 // A page's (or form's) decoded content, kept up to kMaxContentBytes: past that the rest is
@@ -47,9 +50,9 @@ constexpr std::size_t kMaxContentBytes = 32u << 20;
 
 class ContentCollector : public Pipeline {
   public:
-    ContentCollector() : Pipeline("content", nullptr) {}
+    explicit ContentCollector(std::size_t max_bytes = kMaxContentBytes) : Pipeline("content", nullptr), max_bytes_(max_bytes) {}
     void write(unsigned char const* data, size_t len) override {
-        if (overflow || text.size() + len > kMaxContentBytes) {
+        if (overflow || text.size() + len > max_bytes_) {
             overflow = true;
             return;
         }
@@ -58,6 +61,9 @@ class ContentCollector : public Pipeline {
     void finish() override {}
     std::string text;
     bool overflow = false;
+
+  private:
+    std::size_t max_bytes_;
 };
 
 // Forms drawn inside forms are followed this deep (a real page nests two or three).
@@ -230,11 +236,11 @@ struct PageWalk {
                 walk(QPDFPageObjectHelper(x), resources, depth + 1, fmt::format("{}form {}'s ", whose, drawn.name));
             } else if (subtype.isName() && subtype.getName() == "/Image") {
                 const std::string image_name = fmt::format("{}image {}", whose, drawn.name);
-                if (jpeg_only(x)) take(x, image_name);
+                take(x, image_name);
                 // Its soft mask, which says where the image shows: a damaged one leaves parts
                 // of the image out, whatever the image's own filter.
                 QPDFObjectHandle mask = x.getDict().getKey("/SMask");
-                if (mask.isStream() && jpeg_only(mask)) take(mask, image_name + "'s soft mask");
+                if (mask.isStream()) take(mask, image_name + "'s soft mask");
             }
         }
     }
@@ -283,12 +289,50 @@ struct PageWalk {
         }
     }
 
+    // An image or soft-mask stream, when it holds a JPEG.
     void take(QPDFObjectHandle& image, const std::string& name) {
+        const JpegStorage storage = jpeg_storage(image);
+        if (storage == JpegStorage::none) return;
         const QPDFObjGen id = image.getObjGen();
         if (note_again(ImageKey{id, 0}, id.isIndirect(), name) || full()) return;
         // qpdf reads a stream no further than the file goes, whatever its /Length says.
         const std::shared_ptr<Buffer> stored = image.getRawStreamData();
-        store(ImageKey{id, 0}, id.isIndirect(), reinterpret_cast<const char*>(stored->getBuffer()), stored->getSize(), name);
+        if (storage == JpegStorage::plain) {
+            store(ImageKey{id, 0}, id.isIndirect(), reinterpret_cast<const char*>(stored->getBuffer()), stored->getSize(), name);
+            return;
+        }
+        // Behind other filters: a scratch stream holds the stored bytes under those filters
+        // alone, and qpdf undoes them, no further than the copy budget; what comes out is
+        // the JPEG poppler hands libjpeg. Data a filter cannot undo to the end (a Flate cut
+        // short) gives what it could, as poppler does, and that JPEG is then found cut.
+        const std::size_t room = 2 * file_size - std::min(out.copied_bytes, 2 * file_size);
+        QPDF* const pdf = image.getOwningQPDF();
+        if (room == 0 || pdf == nullptr) {
+            ++out.unchecked;
+            return;
+        }
+        ContentCollector jpeg(room);
+        bool undone = false;
+        QPDFObjectHandle scratch = QPDFObjectHandle::newStream(pdf);
+        scratch.replaceStreamData(stored, all_but_last(image.getDict().getKey("/Filter")), all_but_last(image.getDict().getKey("/DecodeParms")));
+        scratch.pipeStreamData(&jpeg, &undone, 0, qpdf_dl_specialized, true);
+        // The scratch stream stays in the document's objects: it lets go of the bytes now, so
+        // many images over one large run of bytes do not hold a copy each.
+        scratch.replaceStreamData(std::string(), QPDFObjectHandle::newNull(), QPDFObjectHandle::newNull());
+        if (!undone || jpeg.overflow) {  // a filter qpdf does not undo (JBIG2, JPX), or past the budget
+            ++out.unchecked;
+            return;
+        }
+        store(ImageKey{id, 0}, id.isIndirect(), jpeg.text.data(), jpeg.text.size(), name);
+    }
+
+    // A /Filter or /DecodeParms array without its last entry (that of DCTDecode); null for
+    // anything else (parameters given as one dictionary belong to a single filter).
+    static QPDFObjectHandle all_but_last(QPDFObjectHandle list) {
+        if (!list.isArray() || list.getArrayNItems() < 2) return QPDFObjectHandle::newNull();
+        std::vector<QPDFObjectHandle> items = list.getArrayAsVector();
+        items.pop_back();
+        return QPDFObjectHandle::newArray(items);
     }
 
     // A JPEG not seen before, on a page with room for it: copied out and listed for the page.

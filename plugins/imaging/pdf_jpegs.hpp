@@ -26,7 +26,7 @@
 namespace docpipe::imaging {
 
 struct PdfJpeg {
-    std::vector<std::uint8_t> bytes; // the stream's stored data: a whole JPEG file
+    std::vector<std::uint8_t> bytes; // the JPEG file: the stream's stored data, or what qpdf undid of its other filters
 };
 
 struct PdfJpegs {
@@ -43,7 +43,8 @@ struct PdfJpegs {
 // rest are left to poppler unchecked, so a page of ten thousand tiny images costs nothing.
 inline constexpr std::size_t kMaxJpegsPerPage = 16;
 
-// The JPEG images (whose only filter is DCTDecode) each page draws: an image XObject named
+// The JPEG images (DCTDecode streams: alone, or behind filters qpdf undoes, as in
+// [/FlateDecode /DCTDecode]) each page draws: an image XObject named
 // by a `Do` in its content, in a form XObject it draws, or in the normal appearance of an
 // annotation shown on screen; the soft mask of such an image; and inline images (BI ... ID
 // ... EI) in those contents (pdf_content.hpp reads the operators). What poppler does not
@@ -53,9 +54,7 @@ inline constexpr std::size_t kMaxJpegsPerPage = 16;
 // an /OC marked-content section, by poppler's rules; a membership dictionary's /VE
 // expression is not evaluated). Names are looked up as poppler looks them up: in a form's
 // own resources, then those around it, out to the page's (an annotation's appearance too).
-// Not looked at: patterns, and images behind another filter. Not followed: poppler sizes an
-// unfiltered inline image whose colour space is a resource name; here the first "EI" after
-// white space ends it.
+// Not looked at: patterns, and inline images behind another filter ([/Fl /DCT]).
 // A page whose content is over 32 MB decoded, or whose forms nest deeper than 8, counts once
 // in `unchecked`. std::nullopt, with `why_not` set, where qpdf cannot tell.
 std::optional<PdfJpegs> pdf_jpegs(const std::uint8_t* data, std::size_t size, int expected_pages, std::string& why_not);
