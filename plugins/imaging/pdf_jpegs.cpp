@@ -40,7 +40,19 @@ JpegStorage jpeg_storage(QPDFObjectHandle& stream) {
     if (dct(filter)) return JpegStorage::plain;
     if (!filter.isArray() || filter.getArrayNItems() < 1 || !dct(filter.getArrayItem(filter.getArrayNItems() - 1)))
         return JpegStorage::none;
-    return filter.getArrayNItems() == 1 ? JpegStorage::plain : JpegStorage::behind_filters;
+    if (filter.getArrayNItems() == 1) return JpegStorage::plain;
+    // A predictor belongs to image samples, not to a JPEG's bytes, and qpdf sizes its rows
+    // from /Columns (a hostile 2e9 took 770 MB where poppler refuses the row): left to poppler.
+    QPDFObjectHandle parameters = stream.getDict().getKey("/DecodeParms");
+    if (parameters.isArray())
+        for (int k = 0; k < parameters.getArrayNItems(); ++k) {
+            QPDFObjectHandle entry = parameters.getArrayItem(k);
+            QPDFObjectHandle predictor = entry.isDictionary() ? entry.getKey("/Predictor") : QPDFObjectHandle::newNull();
+            if (!predictor.isNull() && !(predictor.isInteger() && predictor.getIntValue() == 1)) return JpegStorage::none;
+        }
+    else if (!parameters.isNull())
+        return JpegStorage::none;  // one dictionary for several filters: malformed
+    return JpegStorage::behind_filters;
 }
 
 // A page's (or form's) decoded content, kept up to kMaxContentBytes: past that the rest is
