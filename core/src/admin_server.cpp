@@ -797,15 +797,17 @@ struct AdminServer::Impl {
             auto it = a.by_status.find(status);
             return it == a.by_status.end() ? std::size_t{0} : it->second;
         };
-        const std::size_t auto_submitted = count("submitted");
-        const std::size_t successful = auto_submitted + count("approved");
+        // A claim a reviewer approved ends `submitted` once delivered: it counts as approved.
+        const std::size_t approved = count("approved") + a.submitted_after_approval;
+        const std::size_t auto_submitted = count("submitted") - std::min(count("submitted"), a.submitted_after_approval);
+        const std::size_t successful = auto_submitted + approved;
         const std::size_t review = count("review");
         const std::size_t failed = count("failed");
         auto ratio = [&](double n, std::size_t d) { return d ? n / static_cast<double>(d) : 0.0; };
         return {{"processed", a.total},
                 {"successful", successful},
                 {"auto_submitted", auto_submitted},
-                {"approved", count("approved")},
+                {"approved", approved},
                 {"rejected", count("rejected")},
                 {"review", review},
                 {"failed", failed},

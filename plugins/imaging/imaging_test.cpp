@@ -112,6 +112,25 @@ std::string pdf_of_jpeg(const Bytes& jpeg, int width, int height, int pages = 1,
     return pdf_file(objects);
 }
 
+// What the node made of a one-page PDF: its `damaged page` notes, and how much ink poppler
+// put on the page (so a test can tell what poppler really drew).
+struct RenderedPdf {
+    std::vector<std::string> notes;
+    double ink = 0;  // the share of dark pixels on the rendered page
+};
+
+RenderedPdf render_pdf(NodeRunner& runner, const std::string& name, const Bytes& pdf) {
+    auto out = runner.process(doc_of(name, pdf));
+    RenderedPdf seen;
+    for (const auto& t : out.at(0).doc->trace)
+        if (t.event == kDamagedPageEvent) seen.notes.push_back(t.detail);
+    const Image& img = out.at(0).doc->pages.at(0).image;
+    std::size_t dark = 0;
+    for (std::size_t k = 0; k < img.pixels->size(); k += static_cast<std::size_t>(img.channels)) dark += (*img.pixels)[k] < 128;
+    seen.ink = static_cast<double>(dark) / (static_cast<double>(img.pixels->size()) / img.channels);
+    return seen;
+}
+
 }  // namespace
 
 TEST(PdfPages, DecodesTheRealReceipt) {
@@ -258,21 +277,7 @@ TEST(PdfPages, AJpegInlineInAMaskAFormOrAnAnnotationIsCheckedToo) {
         all.insert(all.end(), objects.begin(), objects.end());
         return bytes_of(pdf_file(all));
     };
-    struct Seen {
-        std::vector<std::string> notes;
-        double ink = 0;  // the share of dark pixels on the rendered page
-    };
-    auto read = [&](const std::string& name, const Bytes& pdf) {
-        auto out = runner.process(doc_of(name, pdf));
-        Seen seen;
-        for (const auto& t : out.at(0).doc->trace)
-            if (t.event == kDamagedPageEvent) seen.notes.push_back(t.detail);
-        const Image& img = out.at(0).doc->pages.at(0).image;
-        std::size_t dark = 0;
-        for (std::size_t k = 0; k < img.pixels->size(); k += static_cast<std::size_t>(img.channels)) dark += (*img.pixels)[k] < 128;
-        seen.ink = static_cast<double>(dark) / (static_cast<double>(img.pixels->size()) / img.channels);
-        return seen;
-    };
+    auto read = [&](const std::string& name, const Bytes& pdf) { return render_pdf(runner, name, pdf); };
     const std::string draw = "q 240 0 0 338 0 0 cm /Im0 Do Q";
     const std::string xobject = "/Resources << /XObject << /Im0 5 0 R >> >>";
 
@@ -281,23 +286,23 @@ TEST(PdfPages, AJpegInlineInAMaskAFormOrAnAnnotationIsCheckedToo) {
     auto inline_image = [&](const Bytes& bytes) {
         return "q 240 0 0 338 0 0 cm BI /W 240 /H 338 /CS /G /BPC 8 /F [/DCT] ID\n" + text(bytes) + "\nEI Q";
     };
-    const Seen inline_whole = read("inline.pdf", one_page("", inline_image(jpeg), {}));
+    const RenderedPdf inline_whole = read("inline.pdf", one_page("", inline_image(jpeg), {}));
     EXPECT_TRUE(inline_whole.notes.empty());
     EXPECT_GT(inline_whole.ink, 0.002) << "poppler draws the inline JPEG";
-    const Seen inline_cut = read("inline-cut.pdf", one_page("", "BI /W 1 /H 1 /CS /G /BPC 8 ID\n\x80\nEI " + inline_image(cut), {}));
+    const RenderedPdf inline_cut = read("inline-cut.pdf", one_page("", "BI /W 1 /H 1 /CS /G /BPC 8 ID\n\x80\nEI " + inline_image(cut), {}));
     ASSERT_EQ(inline_cut.notes.size(), 1u);
     EXPECT_THAT(inline_cut.notes[0], HasSubstr("inline-cut.pdf: page 1: its inline image 2: truncated JPEG: the data ends at row "));
     Bytes ei_inside = jpeg;
     const std::string ei = " EI ";
     ei_inside.insert(ei_inside.end() - 2, ei.begin(), ei.end());
-    const Seen inline_ei = read("inline-ei.pdf", one_page("", inline_image(ei_inside), {}));
+    const RenderedPdf inline_ei = read("inline-ei.pdf", one_page("", inline_image(ei_inside), {}));
     ASSERT_EQ(inline_ei.notes.size(), 1u);
     EXPECT_THAT(inline_ei.notes[0], HasSubstr("page 1: its inline image 1: damaged JPEG: parts of the page may be garbled"))
         << "the junk is read as part of the JPEG, not as its end";
     EXPECT_TRUE(read("inline-flate.pdf", one_page("", "BI /W 240 /H 338 /CS /G /BPC 8 /F [/Fl /DCT] ID\n" + text(cut) + "\nEI", {})).notes.empty())
         << "a JPEG behind another filter is left to poppler";
     // Behind a small image in a colour space of the resources, whose pixels hold " EI (".
-    const Seen after_rgb = read("inline-rgb.pdf", one_page("/Resources << /ColorSpace << /CS0 [/ICCBased 5 0 R] >> >>",
+    const RenderedPdf after_rgb = read("inline-rgb.pdf", one_page("/Resources << /ColorSpace << /CS0 [/ICCBased 5 0 R] >> >>",
                                                            "BI /W 3 /H 1 /CS /CS0 /BPC 8 ID \x01 EI (abc EI " + inline_image(cut),
                                                            {stream("/N 3 /Alternate /DeviceRGB", "")}));
     ASSERT_EQ(after_rgb.notes.size(), 1u);
@@ -310,7 +315,7 @@ TEST(PdfPages, AJpegInlineInAMaskAFormOrAnAnnotationIsCheckedToo) {
                                           "/SMask 6 0 R",
                                           gray_pixels),
                                    image(cut)});
-    const Seen mask = read("mask.pdf", masked);
+    const RenderedPdf mask = read("mask.pdf", masked);
     ASSERT_EQ(mask.notes.size(), 1u);
     EXPECT_THAT(mask.notes[0], HasSubstr("mask.pdf: page 1: its image /Im0's soft mask: truncated JPEG"));
 
@@ -333,43 +338,43 @@ TEST(PdfPages, AJpegInlineInAMaskAFormOrAnAnnotationIsCheckedToo) {
                          "<< /Type /OCG /Name (layer) >>"},
                         catalog_extra);
     };
-    const Seen stamp_whole = read("stamp.pdf", stamped(jpeg, ""));
+    const RenderedPdf stamp_whole = read("stamp.pdf", stamped(jpeg, ""));
     EXPECT_TRUE(stamp_whole.notes.empty());
     EXPECT_GT(stamp_whole.ink, 0.002) << "poppler draws the annotation's appearance";
-    const Seen stamp_cut = read("stamp-cut.pdf", stamped(cut, ""));
+    const RenderedPdf stamp_cut = read("stamp-cut.pdf", stamped(cut, ""));
     ASSERT_EQ(stamp_cut.notes.size(), 1u);
     EXPECT_THAT(stamp_cut.notes[0], HasSubstr("stamp-cut.pdf: page 1: its annotation 3's image /Im0: truncated JPEG"));
     // Its appearance as a dictionary of states with no /AS: poppler draws the only one.
-    const Seen one_state = read("one-state.pdf", stamped(cut, "", "", "/N << /Stamped 5 0 R >>"));
+    const RenderedPdf one_state = read("one-state.pdf", stamped(cut, "", "", "/N << /Stamped 5 0 R >>"));
     ASSERT_EQ(one_state.notes.size(), 1u);
     EXPECT_GT(one_state.ink, 0.002);
     // Hidden, or in a layer switched off, it is not drawn, and not noted.
     for (const auto& [extra, catalog] : std::vector<std::pair<std::string, std::string>>{{"/F 2", ""}, {"/OC 7 0 R", layer_off}}) {
-        const Seen unseen = read("stamp-hidden.pdf", stamped(cut, extra, catalog));
+        const RenderedPdf unseen = read("stamp-hidden.pdf", stamped(cut, extra, catalog));
         EXPECT_TRUE(unseen.notes.empty()) << extra;
         EXPECT_LT(unseen.ink, 0.0001) << extra;
     }
     // A membership dictionary over that layer: shown where its policy holds with the layer off.
     for (const auto& [policy, drawn] : std::vector<std::pair<std::string, bool>>{{"/AllOff", true}, {"/AnyOff", true}, {"/AnyOn", false}, {"/AllOn", false}}) {
-        const Seen member = read("member.pdf", stamped(cut, "/OC << /Type /OCMD /OCGs [7 0 R] /P " + policy + " >>", layer_off));
+        const RenderedPdf member = read("member.pdf", stamped(cut, "/OC << /Type /OCMD /OCGs [7 0 R] /P " + policy + " >>", layer_off));
         EXPECT_EQ(member.notes.size(), drawn ? 1u : 0u) << policy;
         EXPECT_EQ(member.ink > 0.002, drawn) << policy << ": poppler agrees";
     }
     // An appearance stream that does not say it is a form: poppler draws it all the same.
     const Bytes untyped = one_page("/Annots [<< /Type /Annot /Subtype /Stamp /Rect [0 0 240 338] /AP << /N 5 0 R >> >>]", "",
                                    {stream("/BBox [0 0 240 338] /Resources << /XObject << /Im0 6 0 R >> >>", draw), image(cut)});
-    const Seen untyped_seen = read("untyped.pdf", untyped);
+    const RenderedPdf untyped_seen = read("untyped.pdf", untyped);
     EXPECT_EQ(untyped_seen.notes.size(), 1u);
     EXPECT_GT(untyped_seen.ink, 0.002) << "poppler draws it";
     // An appearance without resources of its own draws the page's /Im0, as poppler looks it up.
     const Bytes borrowed = one_page("/Resources << /XObject << /Im0 6 0 R >> >> /Annots [<< /Type /Annot /Subtype /Stamp /Rect [0 0 240 338] /AP << /N 5 0 R >> >>]",
                                     "", {stream("/Type /XObject /Subtype /Form /BBox [0 0 240 338]", draw), image(cut)});
-    const Seen borrowing = read("borrow.pdf", borrowed);
+    const RenderedPdf borrowing = read("borrow.pdf", borrowed);
     ASSERT_EQ(borrowing.notes.size(), 1u);
     EXPECT_THAT(borrowing.notes[0], HasSubstr("borrow.pdf: page 1: its annotation 1's image /Im0: truncated JPEG"));
     EXPECT_GT(borrowing.ink, 0.002) << "poppler draws it";
     // Nor an inline image in marked content of that layer.
-    const Seen layered = read("layer.pdf", one_page("/Resources << /Properties << /MC0 5 0 R >> >>", "/OC /MC0 BDC " + inline_image(cut) + " EMC",
+    const RenderedPdf layered = read("layer.pdf", one_page("/Resources << /Properties << /MC0 5 0 R >> >>", "/OC /MC0 BDC " + inline_image(cut) + " EMC",
                                                     {"<< /Type /OCG /Name (layer) >>"},
                                                     "/OCProperties << /OCGs [5 0 R] /D << /OFF [5 0 R] >> >>"));
     EXPECT_TRUE(layered.notes.empty());
@@ -411,30 +416,16 @@ TEST(PdfPages, AJpegBehindAnotherFilterIsCheckedToo) {
                                   "<< /Type /XObject /Subtype /Image /Width 240 /Height 338 /ColorSpace /DeviceGray /BitsPerComponent 8 /Filter " +
                                       filter + extra + " /Length " + std::to_string(data.size()) + " >>\nstream\n" + data + "\nendstream"}));
     };
-    struct Seen {
-        std::vector<std::string> notes;
-        double ink = 0;  // the share of dark pixels on the rendered page
-    };
-    auto read = [&](const std::string& name, const Bytes& pdf) {
-        auto out = runner.process(doc_of(name, pdf));
-        Seen seen;
-        for (const auto& t : out.at(0).doc->trace)
-            if (t.event == kDamagedPageEvent) seen.notes.push_back(t.detail);
-        const Image& img = out.at(0).doc->pages.at(0).image;
-        std::size_t dark = 0;
-        for (std::size_t k = 0; k < img.pixels->size(); k += static_cast<std::size_t>(img.channels)) dark += (*img.pixels)[k] < 128;
-        seen.ink = static_cast<double>(dark) / (static_cast<double>(img.pixels->size()) / img.channels);
-        return seen;
-    };
+    auto read = [&](const std::string& name, const Bytes& pdf) { return render_pdf(runner, name, pdf); };
 
-    const Seen whole = read("flate.pdf", page_drawing("[/FlateDecode /DCTDecode]", deflated(jpeg)));
+    const RenderedPdf whole = read("flate.pdf", page_drawing("[/FlateDecode /DCTDecode]", deflated(jpeg)));
     EXPECT_TRUE(whole.notes.empty());
     EXPECT_GT(whole.ink, 0.002) << "poppler draws the JPEG behind the Flate";
-    const Seen cut_seen = read("flate-cut.pdf", page_drawing("[/FlateDecode /DCTDecode]", deflated(cut)));
+    const RenderedPdf cut_seen = read("flate-cut.pdf", page_drawing("[/FlateDecode /DCTDecode]", deflated(cut)));
     ASSERT_EQ(cut_seen.notes.size(), 1u);
     EXPECT_THAT(cut_seen.notes[0], HasSubstr("flate-cut.pdf: page 1: its image /Im0: truncated JPEG: the data ends at row "));
     // Two filters before it, with their parameters given as an array of nulls.
-    const Seen two = read("hex.pdf", page_drawing("[/ASCIIHexDecode /FlateDecode /DCTDecode]", hex(deflated(cut)), " /DecodeParms [null null null]"));
+    const RenderedPdf two = read("hex.pdf", page_drawing("[/ASCIIHexDecode /FlateDecode /DCTDecode]", hex(deflated(cut)), " /DecodeParms [null null null]"));
     ASSERT_EQ(two.notes.size(), 1u);
     EXPECT_THAT(two.notes[0], HasSubstr("hex.pdf: page 1: its image /Im0: truncated JPEG"));
     EXPECT_TRUE(read("hex-whole.pdf", page_drawing("[/AHx /Fl /DCT]", hex(deflated(jpeg)))).notes.empty())
@@ -443,7 +434,7 @@ TEST(PdfPages, AJpegBehindAnotherFilterIsCheckedToo) {
     ASSERT_EQ(read("dct.pdf", page_drawing("/DCT", std::string(cut.begin(), cut.end()))).notes.size(), 1u);
     // The Flate itself cut short: poppler draws what it inflates, and the JPEG is cut there.
     const std::string packed = deflated(jpeg);
-    const Seen short_flate = read("flate-short.pdf", page_drawing("[/FlateDecode /DCTDecode]", packed.substr(0, packed.size() / 2)));
+    const RenderedPdf short_flate = read("flate-short.pdf", page_drawing("[/FlateDecode /DCTDecode]", packed.substr(0, packed.size() / 2)));
     ASSERT_EQ(short_flate.notes.size(), 1u);
     EXPECT_THAT(short_flate.notes[0], HasSubstr("flate-short.pdf: page 1: its image /Im0: truncated JPEG"));
     EXPECT_GT(short_flate.ink, 0.0005) << "poppler draws the top of the receipt";

@@ -423,6 +423,14 @@ edges:
         EXPECT_EQ(probe("out").fields.at("doc-0")["total_amount"]["provenance"]["source"], "reviewer");
     }
     EXPECT_EQ(body(get("/api/v1/jobs/doc-0"))["data"]["references"]["reviewer_notes"], "checked the receipt");
+    EXPECT_TRUE(body(get("/api/v1/jobs/doc-0"))["data"]["references"]["approved_at"].is_string());
+    {
+        // Delivered, the approved claim is `submitted`, and the dashboard counts it as approved.
+        const json today = body(get("/api/v1/stats/dashboard"))["data"]["today"];
+        EXPECT_EQ(today["approved"], 1) << today;
+        EXPECT_EQ(today["auto_submitted"], 2) << "doc-1 and doc-3, which no person looked at: " << today;
+        EXPECT_EQ(today["successful"], 3) << today;
+    }
 
     EXPECT_EQ(post("/api/v1/exceptions/doc-2/reject", "{}")->status, 400) << "a reason is required";
     EXPECT_EQ(post("/api/v1/exceptions/doc-2/reject", R"({"reason": "   "})")->status, 400) << "a blank reason is none";
@@ -439,6 +447,38 @@ edges:
     EXPECT_EQ(outcomes[0]["reason"], "rejected by a reviewer: duplicate of an earlier claim") << outcomes;
     EXPECT_EQ(body(get("/api/v1/exceptions"))["meta"]["pagination"]["total"], 0);
     EXPECT_TRUE(rt_->state().keys("review/").empty()) << "parked documents are cleared once decided";
+}
+
+// With the SQLite store too, which counts in SQL: a claim a reviewer approved ends
+// `submitted` once delivered, and counts as approved, not as submitted without a person.
+TEST_F(AdminApi, AnApprovedClaimCountsAsApprovedNotAsAutoSubmitted) {
+    probe("src").feed(4);
+    start(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  route: {component: transform.route}
+  review: {component: sink.review, config: {reason: low confidence}}
+  out: {component: sink.memory, config: {probe: out}}
+edges:
+  - in -> route
+  - route.even -> review
+  - route.odd -> out
+)", ", approved_node: out", "{backend: sqlite, path: '" + (harness_.dir.path() / "s.db").string() + "'}");
+    ASSERT_TRUE(wait_job("doc-0", "review"));
+    ASSERT_TRUE(wait_job("doc-2", "review"));
+    ASSERT_TRUE(wait_job("doc-1", "submitted"));
+    ASSERT_TRUE(wait_job("doc-3", "submitted"));
+    auto approved = client_->Post("/api/v1/exceptions/doc-0/approve", {{"X-API-Key", kKey}}, "{}", "application/json");
+    ASSERT_EQ(approved->status, 200) << approved->body;
+    ASSERT_TRUE(wait_job("doc-0", "submitted"));
+    const json d = body(get("/api/v1/stats/dashboard"))["data"];
+    for (const char* window : {"today", "this_week", "this_month"}) {
+        EXPECT_EQ(d[window]["processed"], 4) << window;
+        EXPECT_EQ(d[window]["approved"], 1) << window << ": " << d[window];
+        EXPECT_EQ(d[window]["auto_submitted"], 2) << window << ": " << d[window];
+        EXPECT_EQ(d[window]["review"], 1) << window;
+        EXPECT_EQ(d[window]["successful"], 3) << window;
+    }
 }
 
 // A reviewer's corrections are checked by the pipeline's own extraction (transform.claims

@@ -254,6 +254,9 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
         for (const auto& [field, value] : job_corrections.items())
             j.fields[field] = {{"value", value}, {"confidence", 1.0}, {"provenance", {{"source", "reviewer"}}}};
         if (!notes.empty()) j.references["reviewer_notes"] = notes;
+        // Stays once the approved claims are delivered and the job is `submitted`: the
+        // dashboard tells a reviewer's claims from those no person looked at.
+        j.references["approved_at"] = iso8601(std::chrono::system_clock::now());
         j.last_error.clear();
     });
     if (!still_in_review) return ActionResult::fail(Result::Conflict, "job is no longer in review: another reviewer acted on it first");

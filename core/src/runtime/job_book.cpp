@@ -523,7 +523,10 @@ std::size_t JobBook::return_interrupted_approvals() {
                 changed = j.status == "approved" && owner_is_gone(j.owner, owner_);
                 if (!changed) return;
                 j.status = "review";
-                if (j.references.is_object()) j.references.erase("reviewer_notes");  // the next approval's note; this one is in the audit
+                if (j.references.is_object()) {  // the next approval's; this one's are in the audit
+                    j.references.erase("reviewer_notes");
+                    j.references.erase("approved_at");
+                }
                 j.last_error = "the approval was not delivered: the process stopped first; approve it again (the corrections "
                                "made are kept)";
             });

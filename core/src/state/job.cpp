@@ -16,6 +16,7 @@ bool is_terminal_status(std::string_view status) {
 void accumulate(JobAggregate& a, const Job& job) {
     a.total++;
     a.by_status[job.status]++;
+    if (job.status == "submitted" && job.references.is_object() && job.references.contains("approved_at")) a.submitted_after_approval++;
     if (job.confidence > 0) {
         a.confidence_sum += job.confidence;
         a.confidence_count++;

@@ -280,6 +280,8 @@ public:
                 a.confidence_count += n;
                 a.confidence_sum += sqlite3_column_double(st.s, 2);
             });
+        run(std::string("SELECT count(*)") + range + " AND status='submitted' AND json_extract(data,'$.references.approved_at') IS NOT NULL",
+            [&](Statement& st) { a.submitted_after_approval = static_cast<std::size_t>(sqlite3_column_int64(st.s, 0)); });
         run(std::string("SELECT (created_ms/3600000)%24, count(*)") + range + " GROUP BY 1", [&](Statement& st) {
             a.by_hour[static_cast<std::size_t>(sqlite3_column_int64(st.s, 0))] = static_cast<std::size_t>(sqlite3_column_int64(st.s, 1));
         });

@@ -168,6 +168,9 @@ struct JobAggregate {
     std::size_t processing_count = 0;
     double submission_ms_sum = 0;  // the same, over submitted jobs only
     std::size_t submission_count = 0;
+    // Of the submitted jobs, those a reviewer approved first (references.approved_at): the
+    // dashboard counts them as approved, not as submitted without a person.
+    std::size_t submitted_after_approval = 0;
     std::array<std::size_t, 24> by_hour{};               // by UTC hour of creation
     std::array<std::size_t, 10> confidence_histogram{};  // [0,0.1), ..., [0.9,1.0]
     std::map<std::string, std::size_t> providers;        // fields.provider_name.value
