@@ -66,12 +66,16 @@ fi
 echo "gates: ctest under ASan+UBSan in $GATES_DIR ${CTEST_ARGS[*]}"
 JUNIT="$ROOT/$GATES_DIR/gates-junit.xml"
 [[ "$GATES_DIR" = /* ]] && JUNIT="$GATES_DIR/gates-junit.xml"
-if ! ctest --test-dir "$GATES_DIR" --output-on-failure -j"$JOBS" --timeout 900 --output-junit "$JUNIT" "${CTEST_ARGS[@]}"; then
+CONSOLE="${JUNIT%.xml}.log"
+# An earlier run's report or failed list must not stand in for this run's.
+rm -f "$JUNIT" "$CONSOLE" "$GATES_DIR"/Testing/Temporary/LastTestsFailed*.log
+if ! ctest --test-dir "$GATES_DIR" --output-on-failure -j"$JOBS" --timeout 900 --output-junit "$JUNIT" "${CTEST_ARGS[@]}" 2>&1 |
+     tee "$CONSOLE"; then
   # LeakSanitizer's exit-time tracer sometimes segfaults after a test has passed (gcc 12's
   # runtime; scripts/sanitizer_tracer_crashes.py says how that is told apart). Only when
   # every failure is that crash are those tests run once more, leak check and all; any
   # other failure, or the crash twice, fails the gates.
-  if ! crashed=$(python3 scripts/sanitizer_tracer_crashes.py "$JUNIT"); then
+  if ! crashed=$(python3 scripts/sanitizer_tracer_crashes.py "$JUNIT" "$CONSOLE"); then
     exit 1
   fi
   echo "gates: LeakSanitizer's tracer crashed after these tests passed; running them once more:" >&2

@@ -785,8 +785,9 @@ std::vector<Page> PartDecoder::decode() {
                 else pdf_->verdicts.resize(pdf_->jpegs->images.size());
                 if (pdf_->jpegs && pdf_->jpegs->unchecked > 0)
                     to_library_logger("qpdf", fmt::format("{}: {} of its JPEGs or pages are not checked for damage (JPEGs over {} on a "
-                                                          "page or over twice the file's size together; pages whose content is over "
-                                                          "32 MB or whose forms nest deeper than 8)",
+                                                          "page or over twice the file's size together, or behind filters that "
+                                                          "are not undone here: a predictor, more than 4, JBIG2 or JPX; pages "
+                                                          "whose content is over 32 MB or whose forms nest deeper than 8)",
                                                           part_.name, pdf_->jpegs->unchecked, kMaxJpegsPerPage));
             }
             if (pdf_->jpegs)

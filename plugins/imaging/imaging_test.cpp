@@ -445,6 +445,38 @@ TEST(PdfPages, AJpegBehindAnotherFilterIsCheckedToo) {
                     .notes.empty());
     // A JPEG before another filter is not a JPEG file: not checked, and no note.
     EXPECT_TRUE(read("dct-first.pdf", page_drawing("[/DCTDecode /FlateDecode]", deflated(cut))).notes.empty());
+
+    // Bad data in an outer filter (a character ASCIIHex does not have): poppler's decoder
+    // stops there, and so does the check, which finds the JPEG cut (qpdf throws on it; that
+    // once turned the check off for the whole file).
+    std::string bad_hex = hex(std::string(jpeg.begin(), jpeg.end()));
+    bad_hex[bad_hex.size() / 2] = 'Z';
+    const RenderedPdf bad = read("bad-hex.pdf", page_drawing("[/AHx /DCT]", bad_hex));
+    ASSERT_EQ(bad.notes.size(), 1u);
+    EXPECT_THAT(bad.notes[0], HasSubstr("bad-hex.pdf: page 1: its image /Im0: truncated JPEG"));
+    // Fewer parameters than filters: poppler reads the missing ones as null.
+    ASSERT_EQ(read("short-parms.pdf", page_drawing("[/AHx /Fl /DCT]", hex(deflated(cut)), " /DecodeParms [null null]")).notes.size(), 1u);
+    // The abbreviated keys, which poppler reads in any stream when the full ones are absent.
+    ASSERT_EQ(read("f-key.pdf", page_drawing("null /F [/Fl /DCT]", deflated(cut))).notes.size(), 1u);
+    const RenderedPdf f_whole = read("f-key-whole.pdf", page_drawing("null /F [/Fl /DCT]", deflated(jpeg)));
+    EXPECT_TRUE(f_whole.notes.empty());
+    EXPECT_GT(f_whole.ink, 0.002) << "poppler draws the JPEG its /F names";
+    auto said_unchecked = [&](const std::string& name) {
+        for (const auto& line : runner.context().log_lines())
+            if (line.message.find(name + ": 1 of its JPEGs or pages are not checked for damage") != std::string::npos) return true;
+        return false;
+    };
+    // Left to poppler, and said in the log: a predictor (also under /DP), more than 4 filters
+    // before the JPEG, and one that inflates past twice the file's size (nested Flate).
+    EXPECT_TRUE(read("dp-key.pdf", page_drawing("null /F [/Fl /DCT]", deflated(cut), " /DP [<< /Predictor 12 /Columns 99 >> null]")).notes.empty());
+    EXPECT_TRUE(said_unchecked("dp-key.pdf"));
+    EXPECT_TRUE(read("five.pdf", page_drawing("[/Fl /Fl /Fl /Fl /Fl /DCT]", deflated(cut))).notes.empty());
+    EXPECT_TRUE(said_unchecked("five.pdf"));
+    Bytes padded_jpeg = jpeg;
+    padded_jpeg.resize(jpeg.size() + (4u << 20), 0);
+    const std::string packed_once = deflated(padded_jpeg);
+    EXPECT_TRUE(read("bomb.pdf", page_drawing("[/Fl /Fl /DCT]", deflated(Bytes(packed_once.begin(), packed_once.end())))).notes.empty());
+    EXPECT_TRUE(said_unchecked("bomb.pdf"));
 }
 
 TEST(PdfPages, LibraryMessagesReachTheErrorAndTheLogNotStderr) {

@@ -30,28 +30,38 @@ namespace {
 
 // How a stream's stored bytes hold a JPEG file: as they are (DCTDecode alone, "/DCTDecode"
 // or "[/DCT]"), or behind filters that come before a last DCTDecode ("[/FlateDecode
-// /DCTDecode]"), which qpdf undoes. poppler draws both through libjpeg alike.
-enum class JpegStorage { none, plain, behind_filters };
+// /DCTDecode]"), which qpdf undoes. poppler draws both through libjpeg alike. `unchecked`:
+// a JPEG this check leaves to poppler (predictors, more than kMaxFiltersBeforeJpeg filters).
+enum class JpegStorage { none, plain, behind_filters, unchecked };
+
+constexpr int kMaxFiltersBeforeJpeg = 4;
+
+// A stream's filters and their parameters as poppler reads them: /Filter, or /F where there
+// is none; /DecodeParms, or /DP (poppler takes the inline-image abbreviations in any stream).
+QPDFObjectHandle stream_key(QPDFObjectHandle& stream, const char* key, const char* abbreviation) {
+    QPDFObjectHandle value = stream.getDict().getKey(key);
+    return value.isNull() ? stream.getDict().getKey(abbreviation) : value;
+}
 
 JpegStorage jpeg_storage(QPDFObjectHandle& stream) {
-    QPDFObjectHandle filter = stream.getDict().getKey("/Filter");
-    // poppler takes the abbreviation in any stream, not only in an inline image.
+    QPDFObjectHandle filter = stream_key(stream, "/Filter", "/F");
     auto dct = [](QPDFObjectHandle name) { return name.isName() && (name.getName() == "/DCTDecode" || name.getName() == "/DCT"); };
     if (dct(filter)) return JpegStorage::plain;
     if (!filter.isArray() || filter.getArrayNItems() < 1 || !dct(filter.getArrayItem(filter.getArrayNItems() - 1)))
         return JpegStorage::none;
     if (filter.getArrayNItems() == 1) return JpegStorage::plain;
+    if (filter.getArrayNItems() - 1 > kMaxFiltersBeforeJpeg) return JpegStorage::unchecked;
     // A predictor belongs to image samples, not to a JPEG's bytes, and qpdf sizes its rows
     // from /Columns (a hostile 2e9 took 770 MB where poppler refuses the row): left to poppler.
-    QPDFObjectHandle parameters = stream.getDict().getKey("/DecodeParms");
+    QPDFObjectHandle parameters = stream_key(stream, "/DecodeParms", "/DP");
     if (parameters.isArray())
         for (int k = 0; k < parameters.getArrayNItems(); ++k) {
             QPDFObjectHandle entry = parameters.getArrayItem(k);
             QPDFObjectHandle predictor = entry.isDictionary() ? entry.getKey("/Predictor") : QPDFObjectHandle::newNull();
-            if (!predictor.isNull() && !(predictor.isInteger() && predictor.getIntValue() == 1)) return JpegStorage::none;
+            if (!predictor.isNull() && !(predictor.isInteger() && predictor.getIntValue() == 1)) return JpegStorage::unchecked;
         }
     else if (!parameters.isNull())
-        return JpegStorage::none;  // one dictionary for several filters: malformed
+        return JpegStorage::unchecked;  // one dictionary for several filters: malformed
     return JpegStorage::behind_filters;
 }
 
@@ -60,12 +70,20 @@ JpegStorage jpeg_storage(QPDFObjectHandle& stream) {
 // but no memory (poppler must inflate it too, to draw the page).
 constexpr std::size_t kMaxContentBytes = 32u << 20;
 
+// Thrown by a collector made with `stop_past_limit`: the decoding stops there, instead of
+// inflating the rest of a bomb for nothing.
+struct PastLimit : std::exception {
+    const char* what() const noexcept override { return "past the limit"; }
+};
+
 class ContentCollector : public Pipeline {
   public:
-    explicit ContentCollector(std::size_t max_bytes = kMaxContentBytes) : Pipeline("content", nullptr), max_bytes_(max_bytes) {}
+    explicit ContentCollector(std::size_t max_bytes = kMaxContentBytes, bool stop_past_limit = false)
+        : Pipeline("content", nullptr), max_bytes_(max_bytes), stop_past_limit_(stop_past_limit) {}
     void write(unsigned char const* data, size_t len) override {
         if (overflow || text.size() + len > max_bytes_) {
             overflow = true;
+            if (stop_past_limit_) throw PastLimit();
             return;
         }
         text.append(reinterpret_cast<const char*>(data), len);
@@ -76,6 +94,7 @@ class ContentCollector : public Pipeline {
 
   private:
     std::size_t max_bytes_;
+    bool stop_past_limit_;
 };
 
 // Forms drawn inside forms are followed this deep (a real page nests two or three).
@@ -305,45 +324,68 @@ struct PageWalk {
     void take(QPDFObjectHandle& image, const std::string& name) {
         const JpegStorage storage = jpeg_storage(image);
         if (storage == JpegStorage::none) return;
+        if (storage == JpegStorage::unchecked) {
+            ++out.unchecked;
+            return;
+        }
         const QPDFObjGen id = image.getObjGen();
         if (note_again(ImageKey{id, 0}, id.isIndirect(), name) || full()) return;
         // qpdf reads a stream no further than the file goes, whatever its /Length says.
-        const std::shared_ptr<Buffer> stored = image.getRawStreamData();
+        std::shared_ptr<Buffer> stored = image.getRawStreamData();
         if (storage == JpegStorage::plain) {
             store(ImageKey{id, 0}, id.isIndirect(), reinterpret_cast<const char*>(stored->getBuffer()), stored->getSize(), name);
             return;
         }
-        // Behind other filters: a scratch stream holds the stored bytes under those filters
-        // alone, and qpdf undoes them, no further than the copy budget; what comes out is
-        // the JPEG poppler hands libjpeg. Data a filter cannot undo to the end (a Flate cut
-        // short) gives what it could, as poppler does, and that JPEG is then found cut.
-        const std::size_t room = 2 * file_size - std::min(out.copied_bytes, 2 * file_size);
-        QPDF* const pdf = image.getOwningQPDF();
-        if (room == 0 || pdf == nullptr) {
+        if (std::optional<std::string> jpeg = undo_outer_filters(image, std::move(stored)))
+            store(ImageKey{id, 0}, id.isIndirect(), jpeg->data(), jpeg->size(), name);
+        else
             ++out.unchecked;
-            return;
-        }
-        ContentCollector jpeg(room);
-        bool undone = false;
-        QPDFObjectHandle scratch = QPDFObjectHandle::newStream(pdf);
-        scratch.replaceStreamData(stored, all_but_last(image.getDict().getKey("/Filter")), all_but_last(image.getDict().getKey("/DecodeParms")));
-        scratch.pipeStreamData(&jpeg, &undone, 0, qpdf_dl_specialized, true);
-        // The scratch stream stays in the document's objects: it lets go of the bytes now, so
-        // many images over one large run of bytes do not hold a copy each.
-        scratch.replaceStreamData(std::string(), QPDFObjectHandle::newNull(), QPDFObjectHandle::newNull());
-        if (!undone || jpeg.overflow) {  // a filter qpdf does not undo (JBIG2, JPX), or past the budget
-            ++out.unchecked;
-            return;
-        }
-        store(ImageKey{id, 0}, id.isIndirect(), jpeg.text.data(), jpeg.text.size(), name);
     }
 
-    // A /Filter or /DecodeParms array without its last entry (that of DCTDecode); null for
-    // anything else (parameters given as one dictionary belong to a single filter).
-    static QPDFObjectHandle all_but_last(QPDFObjectHandle list) {
-        if (!list.isArray() || list.getArrayNItems() < 2) return QPDFObjectHandle::newNull();
-        std::vector<QPDFObjectHandle> items = list.getArrayAsVector();
-        items.pop_back();
+    // The JPEG inside a stream whose filters before DCTDecode qpdf undoes: a scratch stream
+    // holds the stored bytes under those filters alone, and qpdf decodes it, no further than
+    // the copy budget. A filter that meets bad data (a corrupt or cut Flate) ends the JPEG
+    // there, as poppler's decoder does, and the JPEG is then found cut. Nothing when qpdf
+    // cannot undo a filter (JBIG2, JPX) or the budget runs out.
+    std::optional<std::string> undo_outer_filters(QPDFObjectHandle& image, std::shared_ptr<Buffer> stored) {
+        const std::size_t room = 2 * file_size - std::min(out.copied_bytes, 2 * file_size);
+        QPDF* const pdf = image.getOwningQPDF();
+        if (room == 0 || pdf == nullptr) return std::nullopt;
+        QPDFObjectHandle filters = stream_key(image, "/Filter", "/F");
+        const int outer = filters.getArrayNItems() - 1;
+        ContentCollector jpeg(room, true);
+        bool undone = false;
+        QPDFObjectHandle scratch = QPDFObjectHandle::newStream(pdf);
+        // The scratch stream stays among the document's objects: it lets go of the bytes
+        // when done, so many images over one large run of bytes do not hold a copy each.
+        struct Release {
+            QPDFObjectHandle& stream;
+            ~Release() {
+                try {
+                    stream.replaceStreamData(std::string(), QPDFObjectHandle::newNull(), QPDFObjectHandle::newNull());
+                } catch (const std::exception&) {
+                }
+            }
+        } release{scratch};
+        scratch.replaceStreamData(std::move(stored), first_entries(filters, outer), first_entries(stream_key(image, "/DecodeParms", "/DP"), outer));
+        try {
+            // qpdf does not catch what a filter throws on data given this way: bad data ends here.
+            scratch.pipeStreamData(&jpeg, &undone, 0, qpdf_dl_specialized, true);
+        } catch (const PastLimit&) {
+            return std::nullopt;
+        } catch (const std::exception&) {
+            undone = true;  // decoded up to the bad data
+        }
+        if (!undone || jpeg.overflow) return std::nullopt;
+        return std::move(jpeg.text);
+    }
+
+    // The first `n` entries of a /Filter or /DecodeParms array, null past its end (as poppler
+    // reads a parameter list shorter than the filters); null for no array.
+    static QPDFObjectHandle first_entries(QPDFObjectHandle list, int n) {
+        if (!list.isArray()) return QPDFObjectHandle::newNull();
+        std::vector<QPDFObjectHandle> items;
+        for (int k = 0; k < n; ++k) items.push_back(k < list.getArrayNItems() ? list.getArrayItem(k) : QPDFObjectHandle::newNull());
         return QPDFObjectHandle::newArray(items);
     }
 

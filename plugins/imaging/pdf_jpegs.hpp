@@ -54,7 +54,9 @@ inline constexpr std::size_t kMaxJpegsPerPage = 16;
 // an /OC marked-content section, by poppler's rules; a membership dictionary's /VE
 // expression is not evaluated). Names are looked up as poppler looks them up: in a form's
 // own resources, then those around it, out to the page's (an annotation's appearance too).
-// Not looked at: patterns, and inline images behind another filter ([/Fl /DCT]).
+// Not looked at: patterns, and inline images behind another filter ([/Fl /DCT]). Counted in
+// `unchecked`: image JPEGs behind filters with a predictor, behind more than 4 filters, or
+// behind one qpdf does not undo (JBIG2, JPX).
 // A page whose content is over 32 MB decoded, or whose forms nest deeper than 8, counts once
 // in `unchecked`. std::nullopt, with `why_not` set, where qpdf cannot tell.
 std::optional<PdfJpegs> pdf_jpegs(const std::uint8_t* data, std::size_t size, int expected_pages, std::string& why_not);

@@ -586,9 +586,11 @@ edges:
     EXPECT_THAT(body(back)["data"]["last_error"].get<std::string>(), ::testing::HasSubstr("returned to review"));
     EXPECT_TRUE(rt_->state().keys("deadletter-index/doc-0/").empty()) << "the review decides now, not a retry";
     EXPECT_EQ(body(get("/api/v1/exceptions"))["meta"]["pagination"]["total"], 1);
+    EXPECT_FALSE(body(get("/api/v1/jobs/doc-0"))["data"]["references"].contains("approved_at")) << "the approval did not go out";
 
     ASSERT_EQ(post("/api/v1/exceptions/doc-0/approve", R"({"fields": {"total_amount": 12.5}})")->status, 200);
     ASSERT_TRUE(wait_job("doc-0", "submitted"));
+    EXPECT_TRUE(body(get("/api/v1/jobs/doc-0"))["data"]["references"]["approved_at"].is_string());
     std::lock_guard lock(probe("ncb").mutex);
     EXPECT_EQ(probe("ncb").accepted.at("doc-0"), 1);
 }
@@ -631,9 +633,11 @@ TEST_F(AdminApi, AClaimNcbRefusedIsCorrectedAndApprovedIntoNcb) {
     ASSERT_EQ(approved->status, 200) << approved->body;
     ASSERT_TRUE(wait_job("claim-1", "review"));
     ASSERT_EQ(body(get("/api/v1/exceptions/claim-1"))["data"]["documents"].size(), 1u) << "the second refusal's record is kept";
+    EXPECT_FALSE(body(get("/api/v1/jobs/claim-1"))["data"]["references"].contains("approved_at")) << "NCB refused the approved claim";
     approved = approve(R"({"fields": {"total_amount": 479.05}})");
     ASSERT_EQ(approved->status, 200) << approved->body;
     ASSERT_TRUE(wait_job("claim-1", "submitted"));
+    EXPECT_TRUE(body(get("/api/v1/jobs/claim-1"))["data"]["references"]["approved_at"].is_string());
     for (int i = 0; i < 500 && !rt_->state().keys("review/claim-1/").empty(); ++i) std::this_thread::sleep_for(10ms);
     EXPECT_TRUE(rt_->state().keys("review/claim-1/").empty()) << "the record goes once the approval went through";
     const json claims = json::parse(fake_control(ncb.base_url(), "GET", "/_fake/claims"));

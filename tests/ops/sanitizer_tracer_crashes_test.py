@@ -39,17 +39,29 @@ def report(cases):
     body = "".join(
         f'<testcase name="{name}" classname="{name}" time="1" status="{status}">'
         f"<system-out>{escape(out)}</system-out></testcase>\n"
-        for name, status, out in cases)
+        for name, status, out, _ in cases)
     return f'<?xml version="1.0" encoding="UTF-8"?>\n<testsuite name="x" tests="{len(cases)}">\n{body}</testsuite>\n'
 
 
+def console(cases):
+    """ctest's console lines, as it prints each verdict."""
+    lines = []
+    for k, (name, status, _, verdict) in enumerate(cases, 1):
+        if status == "fail":
+            lines.append(f"{k}/{len(cases)} Test #{k}: {name} ........{verdict}   1.00 sec")
+        else:
+            lines.append(f"{k}/{len(cases)} Test #{k}: {name} ........   Passed    1.00 sec")
+    return "\n".join(lines) + "\n"
+
+
 def run(cases):
-    with tempfile.NamedTemporaryFile("w", suffix=".xml", delete=False) as f:
-        f.write(report(cases))
-    try:
-        done = subprocess.run([sys.executable, SCRIPT, f.name], capture_output=True, text=True)
-    finally:
-        os.unlink(f.name)
+    with tempfile.TemporaryDirectory() as folder:
+        junit, log = os.path.join(folder, "j.xml"), os.path.join(folder, "j.log")
+        with open(junit, "w") as f:
+            f.write(report(cases))
+        with open(log, "w") as f:
+            f.write(console(cases))
+        done = subprocess.run([sys.executable, SCRIPT, junit, log], capture_output=True, text=True)
     return done.returncode, done.stdout.split(), done.stderr
 
 
@@ -61,23 +73,35 @@ def expect(label, got, want):
         failures.append(f"{label}: got {got!r}, want {want!r}")
 
 
+FAILED_VERDICT = "***Failed"
 # The tracer crashing after a passed test: named for a retry, the passed ones left alone.
-rc, names, _ = run([("A.Ok", "run", PASSED), ("PdfPages.AJpeg", "fail", PASSED + TRACER), ("B/C.D/0", "fail", PASSED + TRACER)])
+rc, names, _ = run([("A.Ok", "run", PASSED, ""), ("PdfPages.AJpeg", "fail", PASSED + TRACER, FAILED_VERDICT),
+                    ("B/C.D/0", "fail", PASSED + TRACER, FAILED_VERDICT)])
 expect("tracer crash only", (rc, names), (0, ["PdfPages.AJpeg", "B/C.D/0"]))
 
 # Any failure of another kind beside it: nothing is retried, and that test is named.
-for label, output in [("assertion", FAILED + TRACER), ("leak report", PASSED + LEAK), ("UBSan", PASSED + UBSAN + TRACER),
-                      ("crash before the end", "[ RUN      ] X.Y\n" + TRACER), ("timeout", "[ RUN      ] X.Y\n")]:
-    rc, names, err = run([("PdfPages.AJpeg", "fail", PASSED + TRACER), ("Other.Case", "fail", output)])
+for label, output, verdict in [
+        ("assertion", FAILED + TRACER, FAILED_VERDICT),
+        ("leak report", PASSED + LEAK, FAILED_VERDICT),
+        ("UBSan", PASSED + UBSAN + TRACER, FAILED_VERDICT),
+        ("crash before the end", "[ RUN      ] X.Y\n" + TRACER, FAILED_VERDICT),
+        ("a child's tracer crash before the test passed", TRACER + PASSED, FAILED_VERDICT),
+        ("output after the tracer's lines", PASSED + TRACER + "terminate called without an active exception\n", FAILED_VERDICT),
+        ("LeakSanitizer's fatal error for another reason", PASSED + "==9==LeakSanitizer: ptrace failed\n"
+         "==9==LeakSanitizer has encountered a fatal error.\n", FAILED_VERDICT),
+        ("timeout", PASSED + TRACER, "***Timeout"),
+        ("signal", PASSED + TRACER, "Subprocess aborted***Exception:"),
+        ("plain failure", "[ RUN      ] X.Y\n", FAILED_VERDICT)]:
+    rc, names, err = run([("PdfPages.AJpeg", "fail", PASSED + TRACER, FAILED_VERDICT), ("Other.Case", "fail", output, verdict)])
     expect(label, (rc, names), (1, []))
     expect(label + " is named", "Other.Case" in err, True)
 
 # ctest failed, but no test in the report did: not a tracer crash either.
-rc, names, err = run([("A.Ok", "run", PASSED)])
+rc, names, err = run([("A.Ok", "run", PASSED, "")])
 expect("no failure", (rc, names), (1, []))
 
 # An unreadable report says which file.
-done = subprocess.run([sys.executable, SCRIPT, "/nonexistent/gates-junit.xml"], capture_output=True, text=True)
+done = subprocess.run([sys.executable, SCRIPT, "/nonexistent/gates-junit.xml", "/nonexistent/gates-junit.log"], capture_output=True, text=True)
 expect("missing report", (done.returncode, "/nonexistent/gates-junit.xml" in done.stderr), (1, True))
 
 if failures:

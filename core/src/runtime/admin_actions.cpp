@@ -346,8 +346,11 @@ ActionResult AdminActions::return_to_review(const std::string& id) {
             }
         j.set_outcomes_text(outcomes.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
         j.status = "review";
-        // The failed approval's note is in the audit trail; the next approval brings its own.
-        if (j.references.is_object()) j.references.erase("reviewer_notes");
+        // The failed approval's note and time are in the audit trail; the next approval brings its own.
+        if (j.references.is_object()) {
+            j.references.erase("reviewer_notes");
+            j.references.erase("approved_at");
+        }
         j.last_error = "returned to review: " + j.last_error;
     });
     if (!changed) return ActionResult::fail(Result::Conflict, "job changed meanwhile; reload it");

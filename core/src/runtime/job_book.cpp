@@ -401,6 +401,10 @@ JobEnd JobBook::end(Tracker& t) {
             return;
         }
         j.status = status;
+        // approved_at says a reviewer's approval went out: not once the job is back in review
+        // (NCB refused the corrected claim), nor after a fresh run of the pipeline decided
+        // anew (the source delivered the document again).
+        if (j.references.is_object() && (status == "review" || !t.replaces)) j.references.erase("approved_at");
         // The job's references: one value per key, or every distinct value when attachments differ.
         for (const auto& [doc_id, refs] : references_by_doc)
             for (const auto& [k, v] : refs) {
