@@ -112,6 +112,14 @@ std::string pdf_of_jpeg(const Bytes& jpeg, int width, int height, int pages = 1,
     return pdf_file(objects);
 }
 
+// The receipt as a small gray JPEG, 240 x 338 (a page of that many points at 72 dpi).
+Bytes small_receipt_jpeg() {
+    test::TempDir dir;
+    const fs::path small = dir.path() / "small.jpg";
+    if (std::system(("convert " + kReceipt.string() + " -colorspace Gray -resize 240x338! " + small.string()).c_str()) != 0) return {};
+    return read_bytes(small);
+}
+
 // What the node made of a one-page PDF: its `damaged page` notes, and how much ink poppler
 // put on the page (so a test can tell what poppler really drew).
 struct RenderedPdf {
@@ -253,10 +261,8 @@ TEST(PdfPages, AJpegInsideAPdfIsCheckedAndADamagedOneMarksItsPage) {
 // nothing of their damage either, so each is checked and named.
 TEST(PdfPages, AJpegInlineInAMaskAFormOrAnAnnotationIsCheckedToo) {
     auto runner = NodeRunner::from_plugin(kPlugin, "transform.pdf_pages", "dpi: 72");
-    test::TempDir dir;
-    const fs::path small = dir.path() / "small.jpg";
-    ASSERT_EQ(std::system(("convert " + kReceipt.string() + " -colorspace Gray -resize 240x338! " + small.string()).c_str()), 0);
-    const Bytes jpeg = read_bytes(small);
+    const Bytes jpeg = small_receipt_jpeg();
+    ASSERT_FALSE(jpeg.empty());
     const Bytes cut(jpeg.begin(), jpeg.begin() + static_cast<std::ptrdiff_t>(jpeg.size() * 2 / 5));
     auto text = [](const Bytes& b) { return std::string(b.begin(), b.end()); };
     auto stream = [](const std::string& dict, const std::string& data) {
@@ -386,10 +392,8 @@ TEST(PdfPages, AJpegInlineInAMaskAFormOrAnAnnotationIsCheckedToo) {
 // the check undoes them too (qpdf) and looks at the same JPEG.
 TEST(PdfPages, AJpegBehindAnotherFilterIsCheckedToo) {
     auto runner = NodeRunner::from_plugin(kPlugin, "transform.pdf_pages", "dpi: 72");
-    test::TempDir dir;
-    const fs::path small = dir.path() / "small.jpg";
-    ASSERT_EQ(std::system(("convert " + kReceipt.string() + " -colorspace Gray -resize 240x338! " + small.string()).c_str()), 0);
-    const Bytes jpeg = read_bytes(small);
+    const Bytes jpeg = small_receipt_jpeg();
+    ASSERT_FALSE(jpeg.empty());
     const Bytes cut(jpeg.begin(), jpeg.begin() + static_cast<std::ptrdiff_t>(jpeg.size() * 2 / 5));
     auto deflated = [](const Bytes& b) {
         uLongf size = compressBound(static_cast<uLong>(b.size()));

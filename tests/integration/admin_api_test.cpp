@@ -69,6 +69,19 @@ nodes:
 edges: [in -> out]
 )";
 
+// Even-numbered documents go to the review queue, odd ones straight out.
+const char* kEvenToReview = R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  route: {component: transform.route}
+  review: {component: sink.review, config: {reason: low confidence}}
+  out: {component: sink.memory, config: {probe: out}}
+edges:
+  - in -> route
+  - route.even -> review
+  - route.odd -> out
+)";
+
 TEST_F(AdminApi, HooksReachTheNodesComponentWithoutAnAdminKey) {
     start(kSimple);
     auto& out = probe("out");
@@ -383,17 +396,7 @@ edges: [in -> out]
 
 TEST_F(AdminApi, ReviewQueueApproveWithCorrectionsAndReject) {
     probe("src").feed(4);
-    start(R"(
-nodes:
-  in: {component: source.memory, config: {probe: src}}
-  route: {component: transform.route}
-  review: {component: sink.review, config: {reason: low confidence}}
-  out: {component: sink.memory, config: {probe: out}}
-edges:
-  - in -> route
-  - route.even -> review
-  - route.odd -> out
-)", ", approved_node: out");
+    start(kEvenToReview, ", approved_node: out");
     ASSERT_TRUE(wait_job("doc-0", "review"));
     ASSERT_TRUE(wait_job("doc-2", "review"));
     ASSERT_TRUE(wait_job("doc-3", "submitted"));
@@ -453,17 +456,7 @@ edges:
 // `submitted` once delivered, and counts as approved, not as submitted without a person.
 TEST_F(AdminApi, AnApprovedClaimCountsAsApprovedNotAsAutoSubmitted) {
     probe("src").feed(4);
-    start(R"(
-nodes:
-  in: {component: source.memory, config: {probe: src}}
-  route: {component: transform.route}
-  review: {component: sink.review, config: {reason: low confidence}}
-  out: {component: sink.memory, config: {probe: out}}
-edges:
-  - in -> route
-  - route.even -> review
-  - route.odd -> out
-)", ", approved_node: out", "{backend: sqlite, path: '" + (harness_.dir.path() / "s.db").string() + "'}");
+    start(kEvenToReview, ", approved_node: out", "{backend: sqlite, path: '" + (harness_.dir.path() / "s.db").string() + "'}");
     ASSERT_TRUE(wait_job("doc-0", "review"));
     ASSERT_TRUE(wait_job("doc-2", "review"));
     ASSERT_TRUE(wait_job("doc-1", "submitted"));
