@@ -474,6 +474,53 @@ TEST_F(AdminApi, AnApprovedClaimCountsAsApprovedNotAsAutoSubmitted) {
     }
 }
 
+// approved_at belongs to the delivery a reviewer approved. The source delivering the same
+// document again: where the sink's ledger answers "already delivered", the approved delivery
+// stands, mark included; where the pipeline delivers it anew (to a sink it never reached),
+// no person approved that, so the mark goes.
+TEST_F(AdminApi, TheApprovalMarkStaysWithTheApprovedDeliveryOnly) {
+    const std::string state = "{backend: sqlite, path: '" + (harness_.dir.path() / "s.db").string() + "'}";
+    probe("src").feed(1);
+    start(kEvenToReview, ", approved_node: out", state);
+    ASSERT_TRUE(wait_job("doc-0", "review"));
+    ASSERT_EQ(client_->Post("/api/v1/exceptions/doc-0/approve", {{"X-API-Key", kKey}}, "{}", "application/json")->status, 200);
+    ASSERT_TRUE(wait_job("doc-0", "submitted"));
+    const json approved_at = body(get("/api/v1/jobs/doc-0"))["data"]["references"]["approved_at"];
+    ASSERT_TRUE(approved_at.is_string());
+    int settled_before = 0;
+    auto restart = [&](const std::string& nodes) {
+        rt_->request_stop();
+        ASSERT_EQ(done_.get(), 0);
+        {
+            std::lock_guard lock(probe("src").mutex);
+            settled_before = probe("src").settle_calls;
+        }
+        probe("src").feed(1);  // doc-0 again
+        start(nodes, "", state);
+    };
+
+    // Straight to the sink that delivered it: its ledger answers, and nothing changes.
+    restart(kSimple);
+    ASSERT_TRUE(probe("src").wait_for([&] { return probe("src").settle_calls > settled_before; }));
+    json job = body(get("/api/v1/jobs/doc-0"))["data"];
+    EXPECT_EQ(job["status"], "submitted") << job;
+    EXPECT_EQ(job["references"].value("approved_at", json()), approved_at) << job;
+
+    // To a sink it never reached: delivered anew by the pipeline alone.
+    restart(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  archive: {component: sink.memory, config: {probe: archive}}
+edges: [in -> archive]
+)");
+    ASSERT_TRUE(probe("archive").wait_for([&] { return probe("archive").accepted.count("doc-0") == 1; }));
+    for (int i = 0; i < 200 && body(get("/api/v1/jobs/doc-0"))["data"]["references"].contains("approved_at"); ++i)
+        std::this_thread::sleep_for(10ms);
+    job = body(get("/api/v1/jobs/doc-0"))["data"];
+    EXPECT_EQ(job["status"], "submitted") << job;
+    EXPECT_FALSE(job["references"].contains("approved_at")) << job;
+}
+
 // A reviewer's corrections are checked by the pipeline's own extraction (transform.claims
 // and its amount/date parsers) before anything changes.
 TEST_F(AdminApi, ApproveRefusesCorrectionsTheClaimsParsersReject) {

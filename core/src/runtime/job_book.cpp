@@ -402,9 +402,13 @@ JobEnd JobBook::end(Tracker& t) {
         }
         j.status = status;
         // approved_at says a reviewer's approval went out: not once the job is back in review
-        // (NCB refused the corrected claim), nor after a fresh run of the pipeline decided
-        // anew (the source delivered the document again).
-        if (j.references.is_object() && (status == "review" || !t.replaces)) j.references.erase("approved_at");
+        // (NCB refused the corrected claim), nor once the pipeline alone delivered the
+        // document anew (the source delivered it again, and a sink took it). Where every sink
+        // answered from its ledger, the approved delivery stands.
+        const bool delivered_anew = !t.replaces && std::any_of(delivery->hops.begin(), delivery->hops.end(), [](const HopRecord& h) {
+            return h.result == HopRecord::Result::Delivered;
+        });
+        if (j.references.is_object() && (status == "review" || delivered_anew)) j.references.erase("approved_at");
         // The job's references: one value per key, or every distinct value when attachments differ.
         for (const auto& [doc_id, refs] : references_by_doc)
             for (const auto& [k, v] : refs) {
