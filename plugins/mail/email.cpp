@@ -2,6 +2,9 @@
 
 #include <gmime/gmime.h>
 
+#include "archive.hpp"
+#include "smime.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -119,6 +122,7 @@ struct Walker {
     ParsedEmail& email;
     std::size_t parts_seen = 0;
     std::string plain, html;
+    int smime_nesting = 0;
 
     void walk(GMimeObject* object, int depth) {
         if (!object || email.too_many_parts) return;
@@ -130,6 +134,17 @@ struct Walker {
             // A forwarded email: its attachments count, its body does not replace ours.
             GMimeMessage* inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(object));
             if (inner) walk(g_mime_message_get_mime_part(inner), depth + 1);
+            return;
+        }
+        if (GMIME_IS_MULTIPART_ENCRYPTED(object)) {
+            // PGP/MIME: every part, attachments included, is inside the encrypted one.
+            report_container(depth, "a PGP-encrypted email (multipart/encrypted): its attachments cannot be read without the recipient's key; "
+                                    "ask the sender to send it unencrypted");
+            return;
+        }
+        if (GMIME_IS_MULTIPART_SIGNED(object) && g_mime_multipart_get_count(GMIME_MULTIPART(object)) >= 1) {
+            // The signature part is no attachment; the signed content is the email.
+            walk(g_mime_multipart_get_part(GMIME_MULTIPART(object), GMIME_MULTIPART_SIGNED_CONTENT), depth);
             return;
         }
         if (GMIME_IS_MULTIPART(object)) {
@@ -175,7 +190,23 @@ struct Walker {
             const std::string by_name = media_type_for(a.filename);
             if (by_name != "application/octet-stream") a.media_type = by_name;
         }
-        if (!is_claim_type(a.media_type, a.filename)) {
+        const std::string lower_name = lower(a.filename);
+        const bool zip = is_zip(a.media_type, a.filename);
+        const bool pkcs7 = GMIME_IS_APPLICATION_PKCS7_MIME(object) || a.media_type == "application/pkcs7-mime" ||
+                           a.media_type == "application/x-pkcs7-mime" ||
+                           (a.media_type == "application/octet-stream" && lower_name.size() > 4 && lower_name.ends_with(".p7m"));
+        const bool tnef = a.media_type == "application/ms-tnef" || a.media_type == "application/vnd.ms-tnef" || lower_name == "winmail.dat";
+        if (tnef) {
+            // Outlook's rich-text wrapper: the sender's files are inside it, in a format GMime
+            // does not read. Failing the email (when nothing else is claimable) puts it before
+            // a person; skipping it lost the claim.
+            a.skipped = "an Outlook TNEF attachment (winmail.dat): the files inside it are not read; ask the sender to send them as "
+                        "ordinary attachments (plain text or HTML email)";
+            report_unreadable(a);
+        } else if (is_unopened_archive(a.media_type, a.filename)) {
+            a.skipped = "a 7-Zip or RAR archive: not opened (only ZIP archives are read); ask the sender to attach the files or a ZIP";
+            report_unreadable(a);
+        } else if (!is_claim_type(a.media_type, a.filename) && !zip && !pkcs7) {
             a.skipped = fmt::format("not an image or PDF ({})", a.media_type);
         } else if (const char* cte = g_mime_object_get_header(object, "Content-Transfer-Encoding");
                    !blank(cte) && g_mime_part_get_content_encoding(part) == GMIME_CONTENT_ENCODING_DEFAULT) {
@@ -187,6 +218,12 @@ struct Walker {
                    junk > 0) {
             a.skipped = fmt::format("its base64 cannot be decoded ({} characters outside the base64 alphabet)", junk);
             report_unreadable(a);
+        } else if (pkcs7) {
+            open_smime(a, decoded_content(part));
+            return;
+        } else if (zip) {
+            open_zip(a, decoded_content(part));
+            return;
         } else {
             a.bytes = decoded_content(part);
             if (a.bytes.empty()) a.skipped = "empty: the part has no content";
@@ -201,8 +238,123 @@ struct Walker {
     }
 
     void report_unreadable(const Attachment& a) {
-        email.unreadable.push_back(fmt::format("'{}': {}", a.filename, a.skipped));
+        email.unreadable.push_back(fmt::format("'{}': {}", a.shown_name(), a.skipped));
         email.problems.push_back(email.unreadable.back());
+    }
+
+    void report_container(int depth, std::string what) {
+        if (depth > 0) what = "in a forwarded message, " + what;
+        email.unreadable.push_back(what);
+        email.problems.push_back(std::move(what));
+    }
+
+    // An opaque-signed S/MIME email carries the whole email inside one binary part: that
+    // entity is walked as if it stood there. An encrypted one cannot be read at all.
+    void open_smime(Attachment& a, const Bytes& der) {
+        const SmimeContent smime = smime_content(der);
+        switch (smime.kind) {
+            case SmimeKind::SignedContent: {
+                if (smime_nesting >= 4) {
+                    a.skipped = "S/MIME signed data nested more than 4 deep: not opened";
+                    report_unreadable(a);
+                    break;
+                }
+                ++smime_nesting;
+                GRef<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(reinterpret_cast<const char*>(smime.content.data()),
+                                                                           smime.content.size()));
+                GRef<GMimeParser> parser(g_mime_parser_new_with_stream(stream.p));
+                GRef<GMimeObject> inner(g_mime_parser_construct_part(parser.p, nullptr));
+                if (inner.p) {
+                    walk(inner.p, a.depth);
+                    --smime_nesting;
+                    return;
+                }
+                --smime_nesting;
+                a.skipped = "S/MIME signed data whose content is not a MIME entity";
+                report_unreadable(a);
+                return;
+            }
+            case SmimeKind::Encrypted:
+                report_container(a.depth, fmt::format("'{}': an S/MIME-encrypted email: its attachments cannot be read without the "
+                                                      "recipient's private key; ask the sender to send it unencrypted",
+                                                      a.shown_name()));
+                return;
+            case SmimeKind::Compressed:
+                a.skipped = "S/MIME compressed data: not read";
+                report_unreadable(a);
+                break;
+            case SmimeKind::NoContent:
+                a.skipped = "an S/MIME signature or certificates, no content";
+                break;
+            case SmimeKind::Unreadable:
+                a.skipped = "not a readable S/MIME (PKCS #7) structure: " + smime.error;
+                report_unreadable(a);
+                break;
+        }
+        email.attachments.push_back(std::move(a));
+    }
+
+    // The images and PDFs inside a ZIP attachment are claim attachments of their own, named by
+    // their file name (the archive's in `archive`). What the ZIP holds counts towards
+    // max_parts like MIME parts do.
+    void open_zip(Attachment& zip, const Bytes& bytes) {
+        if (bytes.empty()) {
+            zip.skipped = "empty: the part has no content";
+            email.attachments.push_back(std::move(zip));
+            return;
+        }
+        const std::size_t parts_left = limits.max_parts > parts_seen ? limits.max_parts - parts_seen : 0;
+        const ZipLimits zip_limits{parts_left, limits.max_attachment_bytes, limits.max_archive_bytes};
+        const auto claimable = [](std::string_view path) {
+            const std::string name = std::string(path.substr(path.find_last_of('/') == std::string_view::npos ? 0 : path.find_last_of('/') + 1));
+            return is_claim_type(media_type_for(name), name);
+        };
+        const ZipListing listing = read_zip(bytes, zip_limits, claimable);
+        if (listing.not_listed > 0) {
+            email.too_many_parts = true;
+            return;
+        }
+        std::size_t taken = 0;
+        for (const ZipEntry& entry : listing.entries) {
+            // macOS adds a resource-fork twin of every file ("__MACOSX/._IMG_1.jpg"): no receipt.
+            const std::size_t slash = entry.path.find_last_of('/');
+            const std::string base = slash == std::string::npos ? entry.path : entry.path.substr(slash + 1);
+            if (entry.path.rfind("__MACOSX/", 0) == 0 || base.rfind("._", 0) == 0) continue;
+            ++parts_seen;
+            Attachment a;
+            a.archive = zip.filename;
+            a.depth = zip.depth;
+            a.filename = sanitize_filename(base, fmt::format("file-{}", taken + 1));
+            a.media_type = media_type_for(a.filename);
+            ++taken;
+            if (is_zip(a.media_type, a.filename) || is_unopened_archive(a.media_type, a.filename)) {
+                a.skipped = "an archive inside an archive: not opened";
+                report_unreadable(a);
+            } else if (!entry.wanted) {
+                a.skipped = fmt::format("not an image or PDF ({})", a.media_type);
+            } else if (!entry.problem.empty()) {
+                a.skipped = entry.problem;
+                // A file only over a size limit is skipped as an attachment that size is; one
+                // that cannot be read at all may be the claim.
+                if (entry.encrypted || entry.problem.rfind("cannot be decompressed", 0) == 0) report_unreadable(a);
+            } else if (entry.bytes.empty()) {
+                a.skipped = "empty: the file has no content";
+            } else if (a.media_type.rfind("image/", 0) == 0 && entry.bytes.size() < limits.min_image_bytes) {
+                a.skipped = fmt::format("image of {} bytes is under min_image_bytes ({}): a logo or signature", entry.bytes.size(),
+                                        limits.min_image_bytes);
+            } else {
+                a.bytes = entry.bytes;
+            }
+            email.attachments.push_back(std::move(a));
+        }
+        if (!listing.error.empty()) {
+            zip.skipped = listing.error;
+            report_unreadable(zip);
+            email.attachments.push_back(std::move(zip));
+        } else if (taken == 0) {
+            zip.skipped = "a ZIP archive with no files in it";
+            email.attachments.push_back(std::move(zip));
+        }
     }
 
     // A multipart GMime found no parts in while it holds text: without a boundary parameter
@@ -318,7 +470,7 @@ ParsedEmail parse_email(const std::uint8_t* data, std::size_t size, const EmailL
     // A subject of megabytes is an attack or a mistake; keep a readable prefix.
     if (email.subject.size() > 1000) email.subject.resize(1000);
 
-    Walker walker{limits, email, 0, {}, {}};
+    Walker walker{limits, email, 0, {}, {}, 0};
     walker.walk(g_mime_message_get_mime_part(message.p), 0);
     email.body_text = !walker.plain.empty() ? walker.plain : html_to_text(walker.html);
     if (email.body_text.size() > limits.max_body_chars) {

@@ -17,7 +17,9 @@ ComponentDescriptor MimeTransform::describe() {
         Field::integer("min_image_bytes").default_value(8192).min(0)
             .describe("Images smaller than this are logos or signatures and are skipped"),
         Field::integer("max_attachment_bytes").default_value(25 * 1024 * 1024).min(1)
-            .describe("Attachments larger than this are skipped with a reason"),
+            .describe("Attachments larger than this are skipped with a reason (a file inside a ZIP too, once decompressed)"),
+        Field::integer("max_archive_bytes").default_value(100 * 1024 * 1024).min(1)
+            .describe("What the files of one ZIP attachment may decompress to; files past it are skipped with the reason"),
     };
     return d;
 }
@@ -27,6 +29,7 @@ MimeTransform::MimeTransform(const Config& config, Context& context) : ctx_(cont
     limits_.max_parts = static_cast<std::size_t>(config.get_int("max_parts"));
     limits_.min_image_bytes = static_cast<std::size_t>(config.get_int("min_image_bytes"));
     limits_.max_attachment_bytes = static_cast<std::size_t>(config.get_int("max_attachment_bytes"));
+    limits_.max_archive_bytes = static_cast<std::size_t>(config.get_int("max_archive_bytes"));
     route_library_messages_to(&ctx_.log());
 }
 
@@ -57,8 +60,8 @@ void MimeTransform::process(const DocumentPtr& input, Outputs& out) {
         if (a.skipped.empty()) {
             ++claim_count;
         } else if (++skipped <= kNamedSkips) {
-            ctx_.log().log(LogLevel::Info, fmt::format("{}: attachment '{}' skipped: {}", part.name, a.filename, a.skipped), input->id);
-            skipped_summary += fmt::format("{}'{}': {}", skipped_summary.empty() ? "" : "; ", a.filename, a.skipped);
+            ctx_.log().log(LogLevel::Info, fmt::format("{}: attachment '{}' skipped: {}", part.name, a.shown_name(), a.skipped), input->id);
+            skipped_summary += fmt::format("{}'{}': {}", skipped_summary.empty() ? "" : "; ", a.shown_name(), a.skipped);
         }
     }
     if (skipped > kNamedSkips) {
@@ -101,6 +104,7 @@ void MimeTransform::process(const DocumentPtr& input, Outputs& out) {
         child.attributes["body_text"] = email.body_text;
         child.attributes["attachment"] = fmt::format("{}/{}", index, claim_count);
         if (a.depth > 0) child.attributes["forwarded"] = "true";
+        if (!a.archive.empty()) child.attributes["archive"] = a.archive;
         if (!skipped_summary.empty()) child.attributes["skipped_attachments"] = skipped_summary;
         const std::string media_type = a.media_type;
         child.parts.push_back(Part{a.filename, media_type, std::make_shared<const Bytes>(std::move(a.bytes))});

@@ -1,0 +1,380 @@
+// transform.mime on the wrappers claim attachments arrive in: ZIP archives (built here with
+// libarchive's writer, encrypted ones included), opaque-signed and encrypted S/MIME (built
+// here with OpenSSL's CMS, with a throwaway key), PGP/MIME, clear-signed mail, Outlook's
+// winmail.dat and 7-Zip/RAR archives. Every email either yields its receipts or fails as
+// bad input naming what could not be read: none is skipped with its claim inside.
+#include <archive.h>
+#include <archive_entry.h>
+#include <gtest/gtest.h>
+#include <openssl/cms.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "archive.hpp"
+#include "base64.hpp"
+#include "docpipe/testing.hpp"
+#include "email.hpp"
+
+using namespace docpipe;
+namespace fs = std::filesystem;
+using docpipe::testing::NodeRunner;
+
+namespace {
+
+const fs::path kSource = DOCPIPE_SOURCE_DIR;
+const fs::path kPlugin = fs::path(DOCPIPE_BUILD_PLUGIN_DIR) / "libdocpipe-mail.so";
+
+const std::string& receipt() {
+    static const std::string r = [] {
+        std::ifstream in(kSource / "examples/inbox/sources/malaysian_receipt_test.jpg", std::ios::binary);
+        std::ostringstream ss;
+        ss << in.rdbuf();
+        return ss.str();
+    }();
+    return r;
+}
+
+struct File {
+    std::string path, bytes;
+};
+
+// A ZIP as an archiver writes it. `encryption` is libarchive's zip option ("zipcrypt",
+// "aes256"), with the passphrase "secret".
+std::string zip_of(const std::vector<File>& files, const std::string& encryption = "") {
+    std::unique_ptr<struct archive, decltype(&archive_write_free)> w(archive_write_new(), archive_write_free);
+    EXPECT_EQ(archive_write_set_format_zip(w.get()), ARCHIVE_OK);
+    if (!encryption.empty()) {
+        EXPECT_EQ(archive_write_set_options(w.get(), ("zip:encryption=" + encryption).c_str()), ARCHIVE_OK) << archive_error_string(w.get());
+        EXPECT_EQ(archive_write_set_passphrase(w.get(), "secret"), ARCHIVE_OK);
+    }
+    std::vector<char> buffer(8u << 20);
+    std::size_t used = 0;
+    EXPECT_EQ(archive_write_open_memory(w.get(), buffer.data(), buffer.size(), &used), ARCHIVE_OK);
+    for (const auto& f : files) {
+        std::unique_ptr<struct archive_entry, decltype(&archive_entry_free)> e(archive_entry_new(), archive_entry_free);
+        archive_entry_set_pathname(e.get(), f.path.c_str());
+        const bool dir = !f.path.empty() && f.path.back() == '/';
+        archive_entry_set_filetype(e.get(), dir ? AE_IFDIR : AE_IFREG);
+        archive_entry_set_perm(e.get(), 0644);
+        archive_entry_set_size(e.get(), static_cast<la_int64_t>(f.bytes.size()));
+        EXPECT_EQ(archive_write_header(w.get(), e.get()), ARCHIVE_OK) << archive_error_string(w.get());
+        if (!dir) {
+            EXPECT_EQ(archive_write_data(w.get(), f.bytes.data(), f.bytes.size()), static_cast<la_ssize_t>(f.bytes.size()));
+        }
+    }
+    EXPECT_EQ(archive_write_close(w.get()), ARCHIVE_OK);
+    return std::string(buffer.data(), used);
+}
+
+struct Att {
+    std::string type, name, bytes;
+};
+
+std::string email_with(const std::vector<Att>& atts, const std::string& body = "Please find my receipts attached") {
+    std::string m =
+        "From: Ahmad <ahmad@example.my>\r\nTo: claims@tpa.example.my\r\nSubject: Claim\r\nDate: Fri, 27 Dec 2024 09:00:00 +0800\r\n"
+        "Message-ID: <z1@example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B1\"\r\n\r\n"
+        "--B1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" +
+        body + "\r\n";
+    for (const auto& a : atts)
+        m += "--B1\r\nContent-Type: " + a.type + "\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"" +
+             a.name + "\"\r\n\r\n" + test::base64_mime(a.bytes);
+    return m + "--B1--\r\n";
+}
+
+Document eml(const std::string& text) { return Document::from_bytes("claim.eml", "message/rfc822", Bytes(text.begin(), text.end())); }
+
+NodeRunner mime(const std::string& config = "{}") { return NodeRunner::from_plugin(kPlugin, "transform.mime", config); }
+
+std::string bytes_of(const docpipe::testing::Emitted& e) {
+    const auto& b = *e.doc->parts.at(0).bytes;
+    return std::string(b.begin(), b.end());
+}
+
+// Runs the email and returns the BadInput's text ("" when it did not fail).
+std::string failure_of(NodeRunner& runner, const std::string& text) {
+    try {
+        runner.process(eml(text));
+    } catch (const BadInput& e) {
+        return e.what();
+    }
+    return "";
+}
+
+TEST(MimeZip, TheReceiptsInsideAZipAreClaimAttachments) {
+    const std::string small_pdf = "%PDF-1.4\n" + std::string(9000, ' ') + "\n%%EOF\n";
+    const std::string zip = zip_of({{"claims/", ""},
+                                    {"claims/IMG_0001.jpg", receipt()},
+                                    {"claims/bill.pdf", small_pdf},
+                                    {"claims/notes.txt", "see the receipts"},
+                                    {"__MACOSX/claims/._IMG_0001.jpg", std::string(4096, 'x')}});
+    for (const std::string& type : {std::string("application/zip"), std::string("application/octet-stream"),
+                                    std::string("application/x-zip-compressed")}) {
+        auto runner = mime();
+        auto out = runner.process(eml(email_with({{type, "receipts.zip", zip}})));
+        ASSERT_EQ(out.size(), 2u) << type;
+        EXPECT_EQ(out[0].doc->attributes.at("filename"), "IMG_0001.jpg");
+        EXPECT_EQ(out[0].doc->attributes.at("archive"), "receipts.zip");
+        EXPECT_EQ(out[0].doc->parts.at(0).media_type, "image/jpeg");
+        EXPECT_EQ(bytes_of(out[0]), receipt());
+        EXPECT_EQ(out[0].doc->attributes.at("attachment"), "1/2");
+        EXPECT_EQ(out[1].doc->attributes.at("filename"), "bill.pdf");
+        EXPECT_EQ(out[1].doc->parts.at(0).media_type, "application/pdf");
+        EXPECT_EQ(bytes_of(out[1]), small_pdf);
+        // The email's own fields go with each file, and the text file is named as skipped; the
+        // macOS resource fork is no attachment at all.
+        EXPECT_EQ(out[1].doc->attributes.at("message_id"), "z1@example");
+        const std::string skipped = out[0].doc->attributes.at("skipped_attachments");
+        EXPECT_EQ(skipped, "'receipts.zip/notes.txt': not an image or PDF (text/plain)");
+    }
+}
+
+TEST(MimeZip, AZipNextToAPlainAttachmentAddsItsFiles) {
+    auto runner = mime();
+    auto out = runner.process(eml(email_with({{"image/jpeg", "first.jpg", receipt()},
+                                              {"application/zip", "more.zip", zip_of({{"second.jpg", receipt()}})}})));
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_EQ(out[0].doc->attributes.at("filename"), "first.jpg");
+    EXPECT_EQ(out[0].doc->attributes.count("archive"), 0u);
+    EXPECT_EQ(out[1].doc->attributes.at("filename"), "second.jpg");
+    EXPECT_EQ(out[1].doc->attributes.at("archive"), "more.zip");
+}
+
+TEST(MimeZip, APasswordProtectedReceiptFailsTheEmailNamingIt) {
+    for (const std::string& encryption : {std::string("zipcrypt"), std::string("aes256")}) {
+        auto runner = mime();
+        const std::string why = failure_of(runner, email_with({{"application/zip", "secret.zip", zip_of({{"r.jpg", receipt()}}, encryption)}}));
+        EXPECT_NE(why.find("claim.eml: no claim attachment could be read: 'secret.zip/r.jpg': password-protected: it cannot be read "
+                           "without the password"),
+                  std::string::npos)
+            << encryption << ": " << why;
+    }
+}
+
+TEST(MimeZip, ADamagedZipFailsNamingItAndKeepsWhatCameBeforeTheDamage) {
+    auto runner = mime();
+    // Nothing but a local header's signature and zeros: no file can be read.
+    const std::string junk = "PK\x03\x04" + std::string(50000, '\0');
+    std::string why = failure_of(runner, email_with({{"application/zip", "bomb.zip", junk}}));
+    EXPECT_NE(why.find("claim.eml: no claim attachment could be read: 'bomb.zip': "), std::string::npos) << why;
+
+    // Cut in transit after the first file: that file goes on, the cut is named beside it.
+    const std::string whole = zip_of({{"a.jpg", receipt()}, {"b.jpg", receipt() + "second"}});
+    const std::string cut = whole.substr(0, receipt().size() + 200);
+    auto out = runner.process(eml(email_with({{"application/zip", "cut.zip", cut}})));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].doc->attributes.at("filename"), "a.jpg");
+    EXPECT_EQ(bytes_of(out[0]), receipt());
+    EXPECT_NE(out[0].doc->attributes.at("skipped_attachments").find("'cut.zip': "), std::string::npos)
+        << out[0].doc->attributes.at("skipped_attachments");
+
+    // Not a ZIP at all, under a ZIP's name: said, not skipped.
+    why = failure_of(runner, email_with({{"application/octet-stream", "scan.zip", receipt()}}));
+    EXPECT_NE(why.find("'scan.zip': not a readable ZIP archive"), std::string::npos) << why;
+}
+
+TEST(MimeZip, WhatAZipDecompressesToIsBounded) {
+    // Zeros compress about a thousandfold: the limits apply to the decompressed bytes.
+    // The file limit just fits the receipt; the archive's takes the receipt, the oversized
+    // file's bytes read before it was dropped, and 49,000 more.
+    const std::size_t per_file = receipt().size() + 1000, per_archive = 2 * receipt().size() + 50000;
+    auto runner = mime("{max_attachment_bytes: " + std::to_string(per_file) + ", max_archive_bytes: " + std::to_string(per_archive) + "}");
+    const std::string zip = zip_of({{"big.jpg", std::string(3 * receipt().size(), '\0')},
+                                    {"ok1.jpg", receipt()},
+                                    {"ok2.jpg", std::string(40000, '\0')},
+                                    {"late.jpg", std::string(40000, '\0')}});
+    ASSERT_LT(zip.size(), receipt().size() + 5000) << "the zeros must have been compressed";
+    auto out = runner.process(eml(email_with({{"application/zip", "z.zip", zip}})));
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_EQ(out[0].doc->attributes.at("filename"), "ok1.jpg");
+    EXPECT_EQ(out[1].doc->attributes.at("filename"), "ok2.jpg");
+    const std::string skipped = out[0].doc->attributes.at("skipped_attachments");
+    EXPECT_NE(skipped.find("'z.zip/big.jpg': over " + std::to_string(per_file) + " bytes when decompressed (the limit for one file)"),
+              std::string::npos)
+        << skipped;
+    EXPECT_NE(skipped.find("'z.zip/late.jpg': not read whole: the archive's files came to more than " + std::to_string(per_archive) + " bytes"),
+              std::string::npos)
+        << skipped;
+
+    // Entries count towards max_parts like MIME parts do: 60 files in a ZIP with max_parts 50.
+    std::vector<File> many;
+    for (int i = 0; i < 60; ++i) many.push_back({"r" + std::to_string(i) + ".txt", "x"});
+    auto strict = mime("{max_parts: 50}");
+    const std::string why = failure_of(strict, email_with({{"application/zip", "many.zip", zip_of(many)}}));
+    EXPECT_NE(why.find("more than 50 MIME parts (max_parts)"), std::string::npos) << why;
+}
+
+TEST(MimeZip, AnArchiveInsideAZipAndA7zOrRarAreNamedNotSkipped) {
+    auto runner = mime();
+    std::string why = failure_of(runner, email_with({{"application/zip", "outer.zip", zip_of({{"inner.zip", zip_of({{"r.jpg", receipt()}})}})}}));
+    EXPECT_NE(why.find("'outer.zip/inner.zip': an archive inside an archive: not opened"), std::string::npos) << why;
+    why = failure_of(runner, email_with({{"application/x-7z-compressed", "receipts.7z", "7z\xbc\xaf\x27\x1c" + std::string(100, 'x')}}));
+    EXPECT_NE(why.find("'receipts.7z': a 7-Zip or RAR archive: not opened (only ZIP archives are read)"), std::string::npos) << why;
+    why = failure_of(runner, email_with({{"application/octet-stream", "receipts.rar", "Rar!\x1a\x07" + std::string(100, 'x')}}));
+    EXPECT_NE(why.find("'receipts.rar': a 7-Zip or RAR archive"), std::string::npos) << why;
+}
+
+TEST(MimeZip, NamesThatAreNotUtf8OrCarryPathsAreMadeSafe) {
+    auto runner = mime();
+    // A CP437 name (0x82 is é there) and a path climbing out of the folder.
+    const std::string zip = zip_of({{std::string("caf\x82.jpg"), receipt()}, {"../../etc/r2.jpg", receipt()}});
+    auto out = runner.process(eml(email_with({{"application/zip", "z.zip", zip}})));
+    ASSERT_EQ(out.size(), 2u);
+    for (const auto& o : out) {
+        const std::string name = o.doc->attributes.at("filename");
+        EXPECT_EQ(name.find('/'), std::string::npos) << name;
+        EXPECT_NO_THROW((void)nlohmann::json(name).dump()) << "the name must be valid UTF-8 for the job's JSON";
+    }
+    EXPECT_EQ(out[1].doc->attributes.at("filename"), "r2.jpg");
+}
+
+TEST(MimeZip, ReadZipAloneListsWhatItReadAndWhy) {
+    const std::string zip = zip_of({{"a.jpg", "aaaa"}, {"b.txt", "bb"}});
+    const mail::ZipListing listing =
+        mail::read_zip(Bytes(zip.begin(), zip.end()), {}, [](std::string_view path) { return path.ends_with(".jpg"); });
+    ASSERT_EQ(listing.entries.size(), 2u);
+    EXPECT_TRUE(listing.entries[0].wanted);
+    EXPECT_EQ(std::string(listing.entries[0].bytes.begin(), listing.entries[0].bytes.end()), "aaaa");
+    EXPECT_FALSE(listing.entries[1].wanted);
+    EXPECT_TRUE(listing.entries[1].bytes.empty()) << "a file not wanted is not decompressed";
+    EXPECT_TRUE(listing.error.empty()) << listing.error;
+}
+
+// --- S/MIME and PGP/MIME ------------------------------------------------------------------
+
+struct Signer {
+    EVP_PKEY* key = nullptr;
+    X509* cert = nullptr;
+    Signer() {
+        key = EVP_EC_gen("P-256");
+        cert = X509_new();
+        ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+        X509_gmtime_adj(X509_getm_notBefore(cert), 0);
+        X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
+        X509_set_pubkey(cert, key);
+        X509_NAME* name = X509_get_subject_name(cert);
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("claimant@example.my"), -1, -1, 0);
+        X509_set_issuer_name(cert, name);
+        X509_sign(cert, key, EVP_sha256());
+    }
+    ~Signer() {
+        X509_free(cert);
+        EVP_PKEY_free(key);
+    }
+};
+
+std::string der_of(CMS_ContentInfo* cms) {
+    BIO* out = BIO_new(BIO_s_mem());
+    EXPECT_EQ(i2d_CMS_bio(out, cms), 1);
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(out, &data);
+    std::string der(data, static_cast<std::size_t>(n));
+    BIO_free(out);
+    CMS_ContentInfo_free(cms);
+    return der;
+}
+
+// The email Outlook sends when "sign" is on and "send clear-text signed" is off.
+std::string opaque_signed_email(const std::string& entity) {
+    static Signer signer;
+    BIO* in = BIO_new_mem_buf(entity.data(), static_cast<int>(entity.size()));
+    CMS_ContentInfo* cms = CMS_sign(signer.cert, signer.key, nullptr, in, CMS_BINARY);
+    BIO_free(in);
+    EXPECT_NE(cms, nullptr);
+    return "From: a@example.my\r\nSubject: Claim\r\nMessage-ID: <s1@example>\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: application/pkcs7-mime; smime-type=signed-data; name=smime.p7m\r\n"
+           "Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=smime.p7m\r\n\r\n" +
+           test::base64_mime(der_of(cms));
+}
+
+std::string inner_entity() {
+    return "Content-Type: multipart/mixed; boundary=\"IN\"\r\n\r\n"
+           "--IN\r\nContent-Type: text/plain\r\n\r\nMy receipt, member M-1234\r\n"
+           "--IN\r\nContent-Type: image/jpeg\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=r.jpg\r\n\r\n" +
+           test::base64_mime(receipt()) + "--IN--\r\n";
+}
+
+TEST(MimeSmime, AnOpaqueSignedEmailsAttachmentsAndBodyAreRead) {
+    auto runner = mime();
+    auto out = runner.process(eml(opaque_signed_email(inner_entity())));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].doc->attributes.at("filename"), "r.jpg");
+    EXPECT_EQ(bytes_of(out[0]), receipt());
+    EXPECT_EQ(out[0].doc->attributes.at("body_text"), "My receipt, member M-1234");
+    EXPECT_EQ(out[0].doc->attributes.at("message_id"), "s1@example");
+    EXPECT_EQ(out[0].doc->attributes.count("skipped_attachments"), 0u);
+}
+
+TEST(MimeSmime, AnEncryptedEmailFailsSayingItIsEncrypted) {
+    static Signer recipient;
+    const std::string entity = inner_entity();
+    BIO* in = BIO_new_mem_buf(entity.data(), static_cast<int>(entity.size()));
+    STACK_OF(X509)* to = sk_X509_new_null();
+    sk_X509_push(to, recipient.cert);
+    CMS_ContentInfo* cms = CMS_encrypt(to, in, EVP_aes_128_cbc(), CMS_BINARY);
+    sk_X509_free(to);
+    BIO_free(in);
+    ASSERT_NE(cms, nullptr);
+    const std::string m = "From: a@example.my\r\nSubject: Claim\r\nMIME-Version: 1.0\r\n"
+                          "Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\n"
+                          "Content-Transfer-Encoding: base64\r\n\r\n" +
+                          test::base64_mime(der_of(cms));
+    auto runner = mime();
+    const std::string why = failure_of(runner, m);
+    EXPECT_NE(why.find("no claim attachment could be read: 'smime.p7m': an S/MIME-encrypted email: its attachments cannot be read without "
+                       "the recipient's private key"),
+              std::string::npos)
+        << why;
+
+    // Damaged S/MIME: said as such.
+    const std::string damaged = "From: a@example.my\r\nSubject: Claim\r\nMIME-Version: 1.0\r\n"
+                                "Content-Type: application/pkcs7-mime; smime-type=signed-data; name=smime.p7m\r\n"
+                                "Content-Transfer-Encoding: base64\r\n\r\n" +
+                                test::base64_mime(std::string(2000, 'Z'));
+    EXPECT_NE(failure_of(runner, damaged).find("'smime.p7m': not a readable S/MIME (PKCS #7) structure: "), std::string::npos);
+}
+
+TEST(MimeSmime, PgpEncryptedMailFailsAndClearSignedMailIsReadWithoutItsSignature) {
+    auto runner = mime();
+    const std::string pgp =
+        "From: a@example.my\r\nSubject: Claim\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=\"E\"\r\n\r\n"
+        "--E\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n"
+        "--E\r\nContent-Type: application/octet-stream; name=encrypted.asc\r\n\r\n-----BEGIN PGP MESSAGE-----\r\nhQEMA\r\n-----END PGP "
+        "MESSAGE-----\r\n--E--\r\n";
+    EXPECT_NE(failure_of(runner, pgp).find("a PGP-encrypted email (multipart/encrypted): its attachments cannot be read"), std::string::npos);
+
+    const std::string clear_signed = "From: a@example.my\r\nSubject: Claim\r\nMIME-Version: 1.0\r\n"
+                                     "Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256; boundary=\"S\"\r\n\r\n"
+                                     "--S\r\n" +
+                                     inner_entity() +
+                                     "\r\n--S\r\nContent-Type: application/pkcs7-signature; name=smime.p7s\r\nContent-Transfer-Encoding: base64\r\n"
+                                     "Content-Disposition: attachment; filename=smime.p7s\r\n\r\nMIAGCSqGSIb3DQEHAqCAMIACAQEx\r\n--S--\r\n";
+    auto out = runner.process(eml(clear_signed));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(bytes_of(out[0]), receipt());
+    EXPECT_EQ(out[0].doc->attributes.count("skipped_attachments"), 0u) << "the signature is no skipped attachment";
+}
+
+TEST(MimeBadInput, AnOutlookWinmailDatFailsTheEmailNamingIt) {
+    auto runner = mime();
+    const std::string tnef = "\x78\x9f\x3e\x22" + std::string(20000, 'x');
+    std::string why = failure_of(runner, email_with({{"application/ms-tnef", "winmail.dat", tnef}}));
+    EXPECT_NE(why.find("no claim attachment could be read: 'winmail.dat': an Outlook TNEF attachment (winmail.dat): the files inside it are "
+                       "not read"),
+              std::string::npos)
+        << why;
+    // Next to a receipt, it is only named beside it.
+    auto out = runner.process(eml(email_with({{"image/jpeg", "r.jpg", receipt()}, {"application/vnd.ms-tnef", "winmail.dat", tnef}})));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_NE(out[0].doc->attributes.at("skipped_attachments").find("'winmail.dat': an Outlook TNEF attachment"), std::string::npos);
+}
+
+}  // namespace
