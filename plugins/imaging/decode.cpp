@@ -605,6 +605,18 @@ std::atomic<Logger*> library_logger{nullptr};
 // type (dictionary))"). Its messages are about the file's syntax, never the page's text.
 thread_local std::string poppler_said;
 
+// What poppler first said on this thread, since it was cleared, about image or content data
+// it could not decode while drawing a page: a CCITT fax, JBIG2 or JPEG 2000 image, or a
+// Flate, LZW or ASCIIHex stream, damaged in the file. poppler draws what it can and goes
+// on, so the page comes out partly blank or garbled with nothing else saying so. (JPEG
+// damage it does not report: pdf_jpegs.hpp checks those.)
+thread_local std::string poppler_data_damage;
+
+bool names_data_damage(std::string_view message) {
+    static constexpr std::string_view kMarkers[] = {"CCITTFax", "JBIG2", "JPX Stream", "in flate stream", "LZW stream", "ASCIIHex stream"};
+    return std::any_of(std::begin(kMarkers), std::end(kMarkers), [&](std::string_view m) { return message.find(m) != std::string_view::npos; });
+}
+
 // " (poppler: ...)" with what poppler first said since `poppler_said` was cleared, or "".
 std::string poppler_reason() {
     if (poppler_said.empty()) return "";
@@ -615,6 +627,7 @@ std::string poppler_reason() {
 void to_library_logger(std::string_view library, std::string_view message) {
     while (!message.empty() && (message.back() == '\n' || message.back() == '\r')) message.remove_suffix(1);
     if (library == "poppler" && poppler_said.empty()) poppler_said.assign(message.substr(0, 300));  // the first: the cause
+    if (library == "poppler" && poppler_data_damage.empty() && names_data_damage(message)) poppler_data_damage.assign(message.substr(0, 300));
     if (Logger* logger = library_logger.load(); logger && !message.empty())
         logger->log(LogLevel::Debug, fmt::format("{}: {}", library, message));
 }
@@ -790,6 +803,7 @@ std::vector<Page> PartDecoder::decode() {
                                                           "whose content is over 32 MB or whose forms nest deeper than 8)",
                                                           part_.name, pdf_->jpegs->unchecked, kMaxJpegsPerPage));
             }
+            const std::size_t notes_before = damage_.size();
             if (pdf_->jpegs)
                 for (std::size_t n = 0; n < pdf_->jpegs->pages[static_cast<std::size_t>(i)].size(); ++n) {
                     const std::size_t k = pdf_->jpegs->pages[static_cast<std::size_t>(i)][n];
@@ -804,8 +818,14 @@ std::vector<Page> PartDecoder::decode() {
                     if (!verdict->damage.empty())
                         damage_.push_back(fmt::format("{}: page {}: {}: {}", part_.name, i + 1, name, verdict->damage));
                 }
+            poppler_data_damage.clear();
             poppler::image img = renderer.render_page(page.get(), limits_.pdf_dpi, limits_.pdf_dpi);
             if (!img.is_valid()) bad(part_, fmt::format("PDF page {} cannot be rendered", i + 1));
+            // A JPEG found damaged above says it better (where, how much): its outer Flate's
+            // complaint is the same damage.
+            if (!poppler_data_damage.empty() && damage_.size() == notes_before)
+                damage_.push_back(fmt::format("{}: page {}: damaged image or content data: parts of the page may be blank or garbled (poppler: {})",
+                                              part_.name, i + 1, poppler_data_damage));
             Image image;
             image.width = img.width();
             image.height = img.height();
