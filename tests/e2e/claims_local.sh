@@ -3,8 +3,9 @@
 # broken one, with real GMime, Tesseract and SQLite; then `docpipe extract`.
 #  - the clinic receipt's claim is an NCB record with 479.05 (not the subtotal 435.50)
 #  - a conflicting body sends claims to review with the conflict named
-#  - an email without attachment is `skipped`; a broken one fails with a reason file and
-#    the run goes on
+#  - a receipt zipped by its sender is read from the ZIP and submitted like the plain one
+#  - an email without attachment is `skipped`; a broken one, and one whose only attachment
+#    is Outlook's winmail.dat, fail with a reason file and the run goes on
 #  - extract prints one JSON line per claim document
 set -euo pipefail
 DOCPIPE=$1
@@ -16,12 +17,33 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 mkdir -p "$WORK/inbox"
 cp "$SRC"/examples/inbox/*.eml "$WORK/inbox/"
 head -c 3000 /dev/zero > "$WORK/inbox/99-garbage.eml"  # no header, no body: not an email
+# The clinic receipt's email again, from another claimant, with the receipt zipped; and an
+# Outlook email whose only attachment is winmail.dat, which fails naming it.
+python3 - "$SRC/examples/inbox/01-clinic-receipt.eml" "$WORK/inbox" <<'PY'
+import email, email.policy, io, sys, zipfile
+from email.message import EmailMessage
+src = email.message_from_bytes(open(sys.argv[1], "rb").read(), policy=email.policy.default)
+jpeg = next(p for p in src.iter_attachments()).get_content()
+buf = io.BytesIO()
+with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr("scans/receipt.jpg", jpeg)
+    z.writestr("__MACOSX/scans/._receipt.jpg", b"x" * 200)
+for name, body, attachment in (
+        ("06-zipped-receipt.eml", src.get_body(("plain",)).get_content().replace("Ahmad", "Siti"), ("receipts.zip", buf.getvalue(), "application", "zip")),
+        ("98-winmail.eml", "Please see attached.", ("winmail.dat", b"\x78\x9f\x3e\x22" + b"\0" * 20000, "application", "ms-tnef"))):
+    m = EmailMessage()
+    m["From"], m["To"], m["Subject"] = "Siti <siti@example.my>", "claims@tpa.example.my", "Claim"
+    m["Date"], m["Message-ID"] = "Fri, 27 Dec 2024 10:00:00 +0800", "<" + name + "@docpipe.example>"
+    m.set_content(body)
+    m.add_attachment(attachment[1], maintype=attachment[2], subtype=attachment[3], filename=attachment[0])
+    open(f"{sys.argv[2]}/{name}", "wb").write(bytes(m))
+PY
 export DOCPIPE_INBOX="$WORK/inbox" DOCPIPE_OUT="$WORK/out" DOCPIPE_STATE_DIR="$WORK" ADMIN_LISTEN=127.0.0.1:0 OCR_DEVICE=cpu
 status=0
 "$DOCPIPE" run -c "$SRC/pipelines/claims-local.yaml" --once > "$WORK/summary.txt" 2> "$WORK/log.txt" || status=$?
 cat "$WORK/summary.txt"
 [ "$status" = 1 ] || fail "--once must exit 1 when a document failed (got $status)"
-grep -q "documents: 6 taken, 5 completed, 1 failed" "$WORK/summary.txt" || fail "summary: $(head -1 "$WORK/summary.txt")"
+grep -q "documents: 8 taken, 6 completed, 2 failed" "$WORK/summary.txt" || fail "summary: $(head -1 "$WORK/summary.txt")"
 
 ls "$WORK/out/ncb"/*.json >/dev/null 2>&1 || fail "no NCB record written"
 python3 - "$WORK" <<'PY'
@@ -31,14 +53,14 @@ work = Path(sys.argv[1])
 def fail(msg):
     print("FAIL:", msg); sys.exit(1)
 records = [json.loads(p.read_text()) for p in sorted((work / "out" / "ncb").glob("*.json"))]
-if len(records) != 1: fail(f"expected 1 high-confidence NCB record, got {len(records)}")
-r = records[0]
-if r["Claim Amount"] != 479.05: fail(f"Claim Amount {r['Claim Amount']} (435.50 would be the subtotal)")
-for key, want in (("Event date", "2024-12-24"), ("Invoice Number", "INV-2024-001234"), ("Policy Number", "POL987654321"),
-                  ("source_email_id", "sample-01@docpipe.example"), ("source_filename", "malaysian_receipt_test.jpg"),
-                  ("confidence_level", "high")):
-    if r.get(key) != want: fail(f"{key} = {r.get(key)!r}, want {want!r}")
-if not r["Submission Date"].endswith("+08:00"): fail("Submission Date without +08:00: " + r["Submission Date"])
+if len(records) != 2: fail(f"expected 2 high-confidence NCB records (the receipt, and the same one zipped), got {len(records)}")
+expected = (("06-zipped-receipt.eml@docpipe.example", "receipt.jpg"), ("sample-01@docpipe.example", "malaysian_receipt_test.jpg"))
+for r, (email_id, filename) in zip(sorted(records, key=lambda r: r["source_email_id"]), expected):
+    if r["Claim Amount"] != 479.05: fail(f"Claim Amount {r['Claim Amount']} (435.50 would be the subtotal)")
+    for key, want in (("Event date", "2024-12-24"), ("Invoice Number", "INV-2024-001234"), ("Policy Number", "POL987654321"),
+                      ("source_email_id", email_id), ("source_filename", filename), ("confidence_level", "high")):
+        if r.get(key) != want: fail(f"{key} = {r.get(key)!r}, want {want!r}")
+    if not r["Submission Date"].endswith("+08:00"): fail("Submission Date without +08:00: " + r["Submission Date"])
 review = [json.loads(p.read_text()) for p in (work / "out" / "review").glob("*.json")]
 if len(review) != 4: fail(f"expected 4 claims in review, got {len(review)}")
 reasons = " | ".join(d["attributes"].get("review_reason", "") for d in review)
@@ -46,11 +68,13 @@ if "receipt says" not in reasons: fail("review reasons do not name the conflict:
 db = sqlite3.connect(work / "state.db")
 jobs = {json.loads(d)["filename"]: json.loads(d) for (d,) in db.execute("SELECT data FROM jobs")}
 want = {"01-clinic-receipt.eml": "submitted", "02-malay-two-receipts.eml": "review", "03-html-forwarded.eml": "review",
-        "04-no-attachment.eml": "skipped", "05-mixed-language.eml": "review", "99-garbage.eml": "failed"}
+        "04-no-attachment.eml": "skipped", "05-mixed-language.eml": "review", "99-garbage.eml": "failed",
+        "06-zipped-receipt.eml": "submitted", "98-winmail.eml": "failed"}
 for name, status in want.items():
     got = jobs.get(name, {}).get("status")
     if got != status: fail(f"job {name}: status {got}, want {status}")
 if "no claim attachment" not in jobs["04-no-attachment.eml"]["last_error"]: fail("skipped job without its reason")
+if "'winmail.dat': an Outlook TNEF attachment" not in jobs["98-winmail.eml"]["last_error"]: fail("winmail.dat job: " + jobs["98-winmail.eml"]["last_error"])
 high = jobs["01-clinic-receipt.eml"]
 if abs(high["fields"]["total_amount"]["value"] - 479.05) > 1e-9 or high["confidence_level"] != "high":
     fail("the submitted job does not carry its claim fields")
@@ -58,6 +82,7 @@ print("claims-local: NCB record, review queue, skipped and failed jobs as expect
 PY
 reason=$(cat "$WORK/inbox/failed/99-garbage.eml.reason")
 echo "$reason" | grep -q "not an email" || fail "garbage email reason: $reason"
+grep -q "winmail.dat" "$WORK/inbox/failed/98-winmail.eml.reason" || fail "winmail.dat reason: $(cat "$WORK/inbox/failed/98-winmail.eml.reason")"
 grep -q "fsync\|panic\|terminate" "$WORK/log.txt" && fail "unexpected crash text in the log"
 
 # docpipe extract: the shipped pipeline by default, one line per claim document.
