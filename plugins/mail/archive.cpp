@@ -82,6 +82,12 @@ bool is_unopened_archive(std::string_view media_type, std::string_view filename)
     return (type == "application/octet-stream" || type.empty()) && (ends_with(filename, ".7z") || ends_with(filename, ".rar"));
 }
 
+bool is_macos_metadata(std::string_view path) {
+    const std::size_t slash = path.find_last_of('/');
+    const std::string_view base = slash == std::string_view::npos ? path : path.substr(slash + 1);
+    return path.rfind("__MACOSX/", 0) == 0 || base.rfind("._", 0) == 0;
+}
+
 ZipListing read_zip(const Bytes& bytes, const ZipLimits& limits, const std::function<bool(std::string_view path)>& wanted) {
     ZipListing listing;
     std::unique_ptr<struct archive, ReaderDeleter> reader(archive_read_new());
@@ -90,64 +96,106 @@ ZipListing read_zip(const Bytes& bytes, const ZipLimits& limits, const std::func
         return listing;
     }
     // ZIP only, and no external filter programs (archive_read_support_filter_all would let a
-    // crafted file run lrzip or lzop).
+    // crafted file run lrzip or lzop). libarchive reads the central directory when there is
+    // one, and the local headers one after another when it is missing (a cut file).
     archive_read_support_format_zip(reader.get());
     if (archive_read_open_memory(reader.get(), bytes.data(), bytes.size()) != ARCHIVE_OK) {
         listing.error = fmt::format("not a readable ZIP archive: {}", reader_error(reader.get(), "unknown format"));
         return listing;
     }
-    std::size_t seen = 0, total = 0;
-    for (;;) {
+    const std::string over_budget =
+        fmt::format("the email's ZIP files came to more than {} bytes when decompressed (max_archive_bytes); the rest is not read",
+                    limits.budget_named ? limits.budget_named : limits.max_total_bytes);
+    std::size_t headers = 0;
+    unsigned char buf[65536];
+    // Reads what is left of the current entry into nothing, charging the budget. Needed only
+    // for an entry whose size is not in its header (written with a data descriptor, read
+    // without the central directory): libarchive finds the end of such an entry only by
+    // decompressing it, so a skip is as costly as a read and must be bounded like one.
+    // False when the budget ran out or the data is damaged.
+    auto drain = [&]() {
+        for (;;) {
+            const la_ssize_t n = archive_read_data(reader.get(), buf, sizeof buf);
+            if (n == 0) return true;
+            if (n < 0) return false;
+            listing.decompressed += static_cast<std::size_t>(n);
+            if (listing.decompressed > limits.max_total_bytes) {
+                listing.error = over_budget;
+                return false;
+            }
+        }
+    };
+    for (int retries = 0;;) {
         struct archive_entry* entry = nullptr;
         const int status = archive_read_next_header(reader.get(), &entry);
         if (status == ARCHIVE_EOF) break;
-        if (status < ARCHIVE_WARN) {
+        if (status == ARCHIVE_RETRY && ++retries <= 3) continue;
+        if (status == ARCHIVE_FATAL || status == ARCHIVE_RETRY || !entry) {
             // A cut or damaged archive: the entries read so far stand, the rest is unknown.
-            listing.error = fmt::format("the archive is damaged after {} entries: {}", seen, reader_error(reader.get(), "unreadable header"));
+            const std::string why = reader_error(reader.get(), "a header that cannot be read");
+            listing.error = listing.entries.empty() ? fmt::format("the archive is damaged: {}", why)
+                                                    : fmt::format("the archive is damaged after its first {} files: {}", listing.entries.size(), why);
             break;
         }
-        if (archive_entry_filetype(entry) != AE_IFREG) continue;  // directories, links
-        if (++seen > limits.max_entries) {
-            ++listing.not_listed;
-            continue;
+        retries = 0;
+        // Folders and macOS metadata do not count as files, but reading their headers is work
+        // too: a ZIP of a million empty folders stops here.
+        if (++headers > 4 * limits.max_entries + 100) {
+            listing.too_many_entries = true;
+            break;
         }
-        ZipEntry file;
         const char* name = archive_entry_pathname_utf8(entry);
         if (!name) name = archive_entry_pathname(entry);
-        file.path = valid_utf8(name ? name : "");
+        const std::string path = valid_utf8(name ? name : "");
+        const bool size_known = archive_entry_size_is_set(entry) != 0;
+        // Directories, links, and the resource-fork twin macOS adds for every file
+        // ("__MACOSX/._IMG_1.jpg") are no files of the sender's.
+        if (archive_entry_filetype(entry) != AE_IFREG || is_macos_metadata(path)) {
+            if (!size_known && !drain()) break;
+            continue;
+        }
+        if (listing.entries.size() >= limits.max_entries) {
+            listing.too_many_entries = true;
+            break;
+        }
+        ZipEntry file;
+        file.path = path;
         file.wanted = wanted(file.path);
         file.encrypted = archive_entry_is_data_encrypted(entry) != 0 || archive_entry_is_encrypted(entry) != 0;
-        if (file.wanted && file.encrypted) {
+        bool rest_unread = !size_known;
+        if (status == ARCHIVE_FAILED) {
+            // This entry's header says something libarchive cannot follow; the next may be fine.
+            file.problem = fmt::format("cannot be read: {}", reader_error(reader.get(), "unreadable entry"));
+            rest_unread = false;
+        } else if (file.wanted && file.encrypted) {
             file.problem = "password-protected: it cannot be read without the password";
-        } else if (file.wanted && total >= limits.max_total_bytes) {
-            file.problem = fmt::format("not read: the archive's files already came to {} bytes (the limit for one archive)", limits.max_total_bytes);
+            rest_unread = false;  // libarchive steps over what it cannot decrypt
+        } else if (file.wanted && listing.decompressed >= limits.max_total_bytes) {
+            file.problem = over_budget;
         } else if (file.wanted) {
             // Read at most one byte past what this entry may take, to tell a file over it.
-            const std::size_t room = std::min(limits.max_entry_bytes, limits.max_total_bytes - total);
-            unsigned char buf[65536];
-            bool failed = false;
+            const std::size_t room = std::min(limits.max_entry_bytes, limits.max_total_bytes - listing.decompressed);
             while (file.bytes.size() <= room) {
                 const la_ssize_t n = archive_read_data(reader.get(), buf, std::min(sizeof buf, room + 1 - file.bytes.size()));
                 if (n == 0) break;
                 if (n < 0) {
                     file.problem = fmt::format("cannot be decompressed: {}", reader_error(reader.get(), "read error"));
-                    failed = true;
                     break;
                 }
                 file.bytes.insert(file.bytes.end(), buf, buf + n);
             }
-            total += std::min(file.bytes.size(), room);
-            if (!failed && file.bytes.size() > room) {
+            listing.decompressed += std::min(file.bytes.size(), room);
+            if (file.problem.empty() && file.bytes.size() > room)
                 file.problem = room == limits.max_entry_bytes
-                                   ? fmt::format("over {} bytes when decompressed (the limit for one file)", limits.max_entry_bytes)
-                                   : fmt::format("not read whole: the archive's files came to more than {} bytes (the limit for one archive)",
-                                                 limits.max_total_bytes);
-            }
+                                   ? fmt::format("over {} bytes when decompressed (max_attachment_bytes)", limits.max_entry_bytes)
+                                   : over_budget;
+            else rest_unread = false;  // read to its end, or its data is damaged
             if (!file.problem.empty()) file.bytes.clear();
         }
         listing.entries.push_back(std::move(file));
-        // What is left of an entry is skipped by the next header call; for a ZIP that steps
-        // over the compressed bytes without decompressing them.
+        // What is left of an entry with its size in its header is stepped over by the next
+        // header call without being decompressed.
+        if (rest_unread && !drain()) break;
     }
     return listing;
 }

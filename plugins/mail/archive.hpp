@@ -7,15 +7,20 @@
 // is said in the listing, entry by entry or for the archive as a whole.
 //
 // Bounds, because a ZIP is a decompression bomb as easily as a receipt folder:
-// - at most `max_entries` entries are looked at; the rest are counted, not read;
-// - only the entries `wanted` asks for are decompressed (the others are skipped by their
-//   compressed size), each one at most `max_entry_bytes` (one byte more is read to tell a
-//   file over the limit, which is then dropped);
-// - the decompressed bytes of one archive stop at `max_total_bytes`; later entries are
-//   listed with that reason.
-// Only ZIP is read (with ZIP64 and the usual Deflate, Deflate64, BZip2, LZMA, XZ and stored
-// methods). 7-Zip and RAR are not opened: skipping an entry in their solid blocks means
-// decompressing it, which no byte budget bounds without reading the whole archive.
+// - at most `max_entries` files are listed (and at most 4 x max_entries + 100 headers of
+//   any kind read: folders, links, macOS metadata); past that the archive is not read
+//   further and the listing says so;
+// - only the entries `wanted` asks for are decompressed, each one at most `max_entry_bytes`
+//   (one byte more is read to tell a file over the limit, which is then dropped). An entry
+//   not wanted is stepped over by its compressed size when its header gives it; when it
+//   does not (a data descriptor, read without the central directory) libarchive can find
+//   its end only by decompressing it, and those bytes count too;
+// - every byte decompressed counts towards `max_total_bytes`; past it, the rest of the
+//   archive is not read and the listing says so.
+// Only ZIP is read (with ZIP64 and the Deflate, BZip2, LZMA, XZ and stored methods;
+// libarchive 3.6 does not read Deflate64, which Windows uses for ZIPs over 2 GB: such a
+// file "cannot be decompressed"). 7-Zip and RAR are not opened: skipping an entry in their
+// solid blocks means decompressing it.
 #pragma once
 
 #include <cstddef>
@@ -32,6 +37,9 @@ struct ZipLimits {
     std::size_t max_entries = 500;
     std::size_t max_entry_bytes = 25u << 20;
     std::size_t max_total_bytes = 100u << 20;
+    // The limit a reason names, when max_total_bytes is what is left of a larger budget (an
+    // email's max_archive_bytes); 0: max_total_bytes.
+    std::size_t budget_named = 0;
 };
 
 struct ZipEntry {
@@ -43,10 +51,14 @@ struct ZipEntry {
 };
 
 struct ZipListing {
-    std::vector<ZipEntry> entries;  // regular files only, in the archive's order
+    std::vector<ZipEntry> entries;  // the sender's files, in the archive's order (no folders, links or macOS metadata)
     std::string error;              // the archive as a whole could not be read (further), and why
-    std::size_t not_listed = 0;     // entries past max_entries
+    bool too_many_entries = false;  // more than max_entries; not read further
+    std::size_t decompressed = 0;   // bytes decompressed, files kept or not
 };
+
+// macOS's resource-fork twins ("__MACOSX/...", "._name"), which are no files of the sender's.
+bool is_macos_metadata(std::string_view path);
 
 // `wanted(path)` says which files to decompress (e.g. images and PDFs by their extension).
 ZipListing read_zip(const Bytes& bytes, const ZipLimits& limits, const std::function<bool(std::string_view path)>& wanted);

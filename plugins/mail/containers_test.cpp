@@ -47,7 +47,9 @@ struct File {
 
 // A ZIP as an archiver writes it. `encryption` is libarchive's zip option ("zipcrypt",
 // "aes256"), with the passphrase "secret".
-std::string zip_of(const std::vector<File>& files, const std::string& encryption = "") {
+// `sizes_unknown`: written as a stream is (sizes in a data descriptor after each file's
+// data, not in its header), as phones and web apps zip on the fly.
+std::string zip_of(const std::vector<File>& files, const std::string& encryption = "", bool sizes_unknown = false) {
     std::unique_ptr<struct archive, decltype(&archive_write_free)> w(archive_write_new(), archive_write_free);
     EXPECT_EQ(archive_write_set_format_zip(w.get()), ARCHIVE_OK);
     if (!encryption.empty()) {
@@ -63,7 +65,7 @@ std::string zip_of(const std::vector<File>& files, const std::string& encryption
         const bool dir = !f.path.empty() && f.path.back() == '/';
         archive_entry_set_filetype(e.get(), dir ? AE_IFDIR : AE_IFREG);
         archive_entry_set_perm(e.get(), 0644);
-        archive_entry_set_size(e.get(), static_cast<la_int64_t>(f.bytes.size()));
+        if (!sizes_unknown || dir) archive_entry_set_size(e.get(), static_cast<la_int64_t>(f.bytes.size()));
         EXPECT_EQ(archive_write_header(w.get(), e.get()), ARCHIVE_OK) << archive_error_string(w.get());
         if (!dir) {
             EXPECT_EQ(archive_write_data(w.get(), f.bytes.data(), f.bytes.size()), static_cast<la_ssize_t>(f.bytes.size()));
@@ -71,6 +73,14 @@ std::string zip_of(const std::vector<File>& files, const std::string& encryption
     }
     EXPECT_EQ(archive_write_close(w.get()), ARCHIVE_OK);
     return std::string(buffer.data(), used);
+}
+
+// The same ZIP without its central directory (cut in transit): libarchive then reads the
+// local headers one after another.
+std::string without_central_directory(const std::string& zip) {
+    const std::size_t at = zip.find("PK\x01\x02");
+    EXPECT_NE(at, std::string::npos);
+    return zip.substr(0, at);
 }
 
 struct Att {
@@ -163,7 +173,10 @@ TEST(MimeZip, ADamagedZipFailsNamingItAndKeepsWhatCameBeforeTheDamage) {
     // Nothing but a local header's signature and zeros: no file can be read.
     const std::string junk = "PK\x03\x04" + std::string(50000, '\0');
     std::string why = failure_of(runner, email_with({{"application/zip", "bomb.zip", junk}}));
-    EXPECT_NE(why.find("claim.eml: no claim attachment could be read: 'bomb.zip': "), std::string::npos) << why;
+    EXPECT_NE(why.find("claim.eml: no claim attachment could be read: 'bomb.zip': the archive is damaged after its first 1 files: a "
+                       "header that cannot be read"),
+              std::string::npos)
+        << why;
 
     // Cut in transit after the first file: that file goes on, the cut is named beside it.
     const std::string whole = zip_of({{"a.jpg", receipt()}, {"b.jpg", receipt() + "second"}});
@@ -196,19 +209,78 @@ TEST(MimeZip, WhatAZipDecompressesToIsBounded) {
     EXPECT_EQ(out[0].doc->attributes.at("filename"), "ok1.jpg");
     EXPECT_EQ(out[1].doc->attributes.at("filename"), "ok2.jpg");
     const std::string skipped = out[0].doc->attributes.at("skipped_attachments");
-    EXPECT_NE(skipped.find("'z.zip/big.jpg': over " + std::to_string(per_file) + " bytes when decompressed (the limit for one file)"),
+    EXPECT_NE(skipped.find("'z.zip/big.jpg': over " + std::to_string(per_file) + " bytes when decompressed (max_attachment_bytes)"),
               std::string::npos)
         << skipped;
-    EXPECT_NE(skipped.find("'z.zip/late.jpg': not read whole: the archive's files came to more than " + std::to_string(per_archive) + " bytes"),
+    EXPECT_NE(skipped.find("'z.zip/late.jpg': the email's ZIP files came to more than " + std::to_string(per_archive) +
+                           " bytes when decompressed (max_archive_bytes); the rest is not read"),
               std::string::npos)
         << skipped;
 
-    // Entries count towards max_parts like MIME parts do: 60 files in a ZIP with max_parts 50.
+    // The budget is the email's, not each ZIP's: the same files split over two ZIPs.
+    auto split = runner.process(eml(email_with({{"application/zip", "one.zip", zip_of({{"big.jpg", std::string(3 * receipt().size(), '\0')},
+                                                                                        {"ok1.jpg", receipt()}})},
+                                                {"application/zip", "two.zip", zip_of({{"ok2.jpg", std::string(40000, '\0')},
+                                                                                        {"late.jpg", std::string(40000, '\0')}})}})));
+    ASSERT_EQ(split.size(), 2u);
+    EXPECT_EQ(split[1].doc->attributes.at("archive"), "two.zip");
+    EXPECT_NE(split[0].doc->attributes.at("skipped_attachments").find("'two.zip/late.jpg': the email's ZIP files came to more than " +
+                                                                      std::to_string(per_archive)),
+              std::string::npos)
+        << split[0].doc->attributes.at("skipped_attachments");
+
+    // Files count towards max_parts like MIME parts do: 60 files in a ZIP with max_parts 50.
     std::vector<File> many;
     for (int i = 0; i < 60; ++i) many.push_back({"r" + std::to_string(i) + ".txt", "x"});
     auto strict = mime("{max_parts: 50}");
     const std::string why = failure_of(strict, email_with({{"application/zip", "many.zip", zip_of(many)}}));
-    EXPECT_NE(why.find("more than 50 MIME parts (max_parts)"), std::string::npos) << why;
+    EXPECT_NE(why.find("claim.eml: 'many.zip' holds more files than max_parts (50) leaves room for, with the email's other parts; refused"),
+              std::string::npos)
+        << why;
+    // macOS's resource-fork twins and folders are not the sender's files: 40 photos zipped by
+    // macOS (80 entries and a folder) fit max_parts 50.
+    std::vector<File> mac{{"photos/", ""}};
+    for (int i = 0; i < 40; ++i) {
+        mac.push_back({"photos/r" + std::to_string(i) + ".txt", "x"});
+        mac.push_back({"__MACOSX/photos/._r" + std::to_string(i) + ".txt", "fork"});
+    }
+    mac.push_back({"photos/receipt.jpg", receipt()});
+    auto mac_out = strict.process(eml(email_with({{"application/zip", "Archive.zip", zip_of(mac)}})));
+    ASSERT_EQ(mac_out.size(), 1u);
+    EXPECT_EQ(mac_out[0].doc->attributes.at("filename"), "receipt.jpg");
+    EXPECT_EQ(mac_out[0].doc->attributes.at("skipped_attachments").find("._r"), std::string::npos);
+}
+
+// A ZIP written as a stream puts each file's size after its data. Without the central
+// directory libarchive finds such a file's end only by decompressing it, so stepping over a
+// file that is not wanted costs as much as reading it, and counts the same.
+TEST(MimeZip, StreamedZipsAreBoundedWhenTheirFilesAreSteppedOver) {
+    const std::string zeros(3u << 20, '\0');
+    const std::string streamed = zip_of({{"notes.txt", zeros}, {"r.jpg", receipt()}}, "", true);
+    const mail::ZipLimits limits{500, 25u << 20, 1u << 20};
+    const auto jpg = [](std::string_view p) { return p.ends_with(".jpg"); };
+
+    const std::string cut = without_central_directory(streamed);
+    const mail::ZipListing bounded = mail::read_zip(Bytes(cut.begin(), cut.end()), limits, jpg);
+    EXPECT_NE(bounded.error.find("the email's ZIP files came to more than 1048576 bytes when decompressed (max_archive_bytes)"), std::string::npos)
+        << bounded.error;
+    EXPECT_LE(bounded.decompressed, (1u << 20) + 65536) << "decompressing stops at the budget";
+    EXPECT_TRUE(bounded.entries.empty() || bounded.entries.back().path != "r.jpg" || bounded.entries.back().bytes.empty());
+
+    // With its central directory the text file is stepped over without a byte decompressed,
+    // and the receipt after it is read.
+    const mail::ZipListing whole = mail::read_zip(Bytes(streamed.begin(), streamed.end()), limits, jpg);
+    EXPECT_TRUE(whole.error.empty()) << whole.error;
+    ASSERT_EQ(whole.entries.size(), 2u);
+    EXPECT_EQ(whole.entries[1].bytes.size(), receipt().size());
+    EXPECT_EQ(whole.decompressed, receipt().size()) << "notes.txt must not have been decompressed";
+
+    // A small streamed ZIP without its central directory still gives its receipt.
+    const std::string small = without_central_directory(zip_of({{"notes.txt", "hello"}, {"r.jpg", receipt()}}, "", true));
+    auto runner = mime();
+    auto out = runner.process(eml(email_with({{"application/zip", "phone.zip", small}})));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(bytes_of(out[0]), receipt());
 }
 
 TEST(MimeZip, AnArchiveInsideAZipAndA7zOrRarAreNamedNotSkipped) {
@@ -232,7 +304,12 @@ TEST(MimeZip, NamesThatAreNotUtf8OrCarryPathsAreMadeSafe) {
         EXPECT_EQ(name.find('/'), std::string::npos) << name;
         EXPECT_NO_THROW((void)nlohmann::json(name).dump()) << "the name must be valid UTF-8 for the job's JSON";
     }
+    EXPECT_EQ(out[0].doc->attributes.at("filename"), "caf_.jpg") << "the byte that is no UTF-8 becomes '_'";
     EXPECT_EQ(out[1].doc->attributes.at("filename"), "r2.jpg");
+    // Judged by the name it is given: "r.jpg " (a trailing space) is a receipt.
+    auto spaced = runner.process(eml(email_with({{"application/zip", "z.zip", zip_of({{"r.jpg ", receipt()}})}})));
+    ASSERT_EQ(spaced.size(), 1u);
+    EXPECT_EQ(spaced[0].doc->attributes.at("filename"), "r.jpg");
 }
 
 TEST(MimeZip, ReadZipAloneListsWhatItReadAndWhy) {
@@ -282,16 +359,32 @@ std::string der_of(CMS_ContentInfo* cms) {
 }
 
 // The email Outlook sends when "sign" is on and "send clear-text signed" is off.
-std::string opaque_signed_email(const std::string& entity) {
+// `ber`: streamed, with indefinite lengths, as Outlook and Thunderbird write it.
+std::string opaque_signed_email(const std::string& entity, bool ber = false) {
     static Signer signer;
     BIO* in = BIO_new_mem_buf(entity.data(), static_cast<int>(entity.size()));
-    CMS_ContentInfo* cms = CMS_sign(signer.cert, signer.key, nullptr, in, CMS_BINARY);
+    std::string encoded;
+    if (ber) {
+        CMS_ContentInfo* cms = CMS_sign(signer.cert, signer.key, nullptr, in, CMS_BINARY | CMS_STREAM);
+        EXPECT_NE(cms, nullptr);
+        BIO* out = BIO_new(BIO_s_mem());
+        EXPECT_EQ(i2d_CMS_bio_stream(out, cms, in, CMS_BINARY | CMS_STREAM), 1);
+        char* data = nullptr;
+        const long n = BIO_get_mem_data(out, &data);
+        encoded.assign(data, static_cast<std::size_t>(n));
+        EXPECT_EQ(static_cast<unsigned char>(encoded.at(1)), 0x80) << "indefinite length";
+        BIO_free(out);
+        CMS_ContentInfo_free(cms);
+    } else {
+        CMS_ContentInfo* cms = CMS_sign(signer.cert, signer.key, nullptr, in, CMS_BINARY);
+        EXPECT_NE(cms, nullptr);
+        encoded = der_of(cms);
+    }
     BIO_free(in);
-    EXPECT_NE(cms, nullptr);
     return "From: a@example.my\r\nSubject: Claim\r\nMessage-ID: <s1@example>\r\nMIME-Version: 1.0\r\n"
            "Content-Type: application/pkcs7-mime; smime-type=signed-data; name=smime.p7m\r\n"
            "Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=smime.p7m\r\n\r\n" +
-           test::base64_mime(der_of(cms));
+           test::base64_mime(encoded);
 }
 
 std::string inner_entity() {
@@ -303,6 +396,11 @@ std::string inner_entity() {
 
 TEST(MimeSmime, AnOpaqueSignedEmailsAttachmentsAndBodyAreRead) {
     auto runner = mime();
+    for (const bool ber : {false, true}) {
+        auto out = runner.process(eml(opaque_signed_email(inner_entity(), ber)));
+        ASSERT_EQ(out.size(), 1u) << (ber ? "BER (streamed, as mail clients write it)" : "DER");
+        EXPECT_EQ(bytes_of(out[0]), receipt());
+    }
     auto out = runner.process(eml(opaque_signed_email(inner_entity())));
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(out[0].doc->attributes.at("filename"), "r.jpg");
@@ -322,12 +420,18 @@ TEST(MimeSmime, AnEncryptedEmailFailsSayingItIsEncrypted) {
     sk_X509_free(to);
     BIO_free(in);
     ASSERT_NE(cms, nullptr);
+    const std::string der = der_of(cms);
     const std::string m = "From: a@example.my\r\nSubject: Claim\r\nMIME-Version: 1.0\r\n"
                           "Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\n"
                           "Content-Transfer-Encoding: base64\r\n\r\n" +
-                          test::base64_mime(der_of(cms));
+                          test::base64_mime(der);
     auto runner = mime();
     const std::string why = failure_of(runner, m);
+    // Forwarded next to a receipt: the receipt goes on, the encrypted part named beside it.
+    auto out = runner.process(eml(email_with({{"image/jpeg", "r.jpg", receipt()}, {"application/pkcs7-mime", "fwd.p7m", der}})));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_NE(out[0].doc->attributes.at("skipped_attachments").find("'fwd.p7m': an S/MIME-encrypted email"), std::string::npos)
+        << out[0].doc->attributes.at("skipped_attachments");
     EXPECT_NE(why.find("no claim attachment could be read: 'smime.p7m': an S/MIME-encrypted email: its attachments cannot be read without "
                        "the recipient's private key"),
               std::string::npos)
@@ -350,6 +454,14 @@ TEST(MimeSmime, PgpEncryptedMailFailsAndClearSignedMailIsReadWithoutItsSignature
         "--E\r\nContent-Type: application/octet-stream; name=encrypted.asc\r\n\r\n-----BEGIN PGP MESSAGE-----\r\nhQEMA\r\n-----END PGP "
         "MESSAGE-----\r\n--E--\r\n";
     EXPECT_NE(failure_of(runner, pgp).find("a PGP-encrypted email (multipart/encrypted): its attachments cannot be read"), std::string::npos);
+    // Inside an email with a receipt: named beside it.
+    const std::string pgp_part = pgp.substr(pgp.find("Content-Type: multipart/encrypted"));
+    std::string mixed = email_with({{"image/jpeg", "r.jpg", receipt()}});
+    mixed.insert(mixed.rfind("--B1--"), "--B1\r\n" + pgp_part);
+    auto with_receipt = runner.process(eml(mixed));
+    ASSERT_EQ(with_receipt.size(), 1u);
+    EXPECT_NE(with_receipt[0].doc->attributes.at("skipped_attachments").find("a PGP-encrypted email (multipart/encrypted)"), std::string::npos)
+        << with_receipt[0].doc->attributes.at("skipped_attachments");
 
     const std::string clear_signed = "From: a@example.my\r\nSubject: Claim\r\nMIME-Version: 1.0\r\n"
                                      "Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256; boundary=\"S\"\r\n\r\n"

@@ -123,6 +123,7 @@ struct Walker {
     std::size_t parts_seen = 0;
     std::string plain, html;
     int smime_nesting = 0;
+    std::size_t archive_bytes_used = 0;  // decompressed from this email's ZIPs so far
 
     void walk(GMimeObject* object, int depth) {
         if (!object || email.too_many_parts) return;
@@ -142,9 +143,13 @@ struct Walker {
                                     "ask the sender to send it unencrypted");
             return;
         }
-        if (GMIME_IS_MULTIPART_SIGNED(object) && g_mime_multipart_get_count(GMIME_MULTIPART(object)) >= 1) {
-            // The signature part is no attachment; the signed content is the email.
-            walk(g_mime_multipart_get_part(GMIME_MULTIPART(object), GMIME_MULTIPART_SIGNED_CONTENT), depth);
+        if (GMIME_IS_MULTIPART_SIGNED(object)) {
+            // The signature part is no attachment; the signed content is the email (and a
+            // part a sender added after the signature is walked too).
+            GMimeMultipart* mp = GMIME_MULTIPART(object);
+            const int n = g_mime_multipart_get_count(mp);
+            for (int i = 0; i < n && !email.too_many_parts; ++i)
+                if (i != GMIME_MULTIPART_SIGNED_SIGNATURE) walk(g_mime_multipart_get_part(mp, i), depth);
             return;
         }
         if (GMIME_IS_MULTIPART(object)) {
@@ -242,9 +247,12 @@ struct Walker {
         email.problems.push_back(email.unreadable.back());
     }
 
+    // What cannot be read and is no attachment of its own (an encrypted body, a multipart
+    // without its boundary): named beside the claim attachments too.
     void report_container(int depth, std::string what) {
         if (depth > 0) what = "in a forwarded message, " + what;
         email.unreadable.push_back(what);
+        email.unreadable_elsewhere.push_back(what);
         email.problems.push_back(std::move(what));
     }
 
@@ -275,10 +283,10 @@ struct Walker {
                 return;
             }
             case SmimeKind::Encrypted:
-                report_container(a.depth, fmt::format("'{}': an S/MIME-encrypted email: its attachments cannot be read without the "
-                                                      "recipient's private key; ask the sender to send it unencrypted",
-                                                      a.shown_name()));
-                return;
+                a.skipped = "an S/MIME-encrypted email: its attachments cannot be read without the recipient's private key; ask the "
+                            "sender to send it unencrypted";
+                report_unreadable(a);
+                break;
             case SmimeKind::Compressed:
                 a.skipped = "S/MIME compressed data: not read";
                 report_unreadable(a);
@@ -295,38 +303,49 @@ struct Walker {
     }
 
     // The images and PDFs inside a ZIP attachment are claim attachments of their own, named by
-    // their file name (the archive's in `archive`). What the ZIP holds counts towards
-    // max_parts like MIME parts do.
-    void open_zip(Attachment& zip, const Bytes& bytes) {
+    // their file name (the archive's in `archive`). The files a ZIP holds count towards
+    // max_parts like MIME parts do, and what all of one email's ZIPs decompress to towards
+    // max_archive_bytes.
+    void open_zip(Attachment& zip, Bytes bytes) {
         if (bytes.empty()) {
             zip.skipped = "empty: the part has no content";
             email.attachments.push_back(std::move(zip));
             return;
         }
-        const std::size_t parts_left = limits.max_parts > parts_seen ? limits.max_parts - parts_seen : 0;
-        const ZipLimits zip_limits{parts_left, limits.max_attachment_bytes, limits.max_archive_bytes};
-        const auto claimable = [](std::string_view path) {
-            const std::string name = std::string(path.substr(path.find_last_of('/') == std::string_view::npos ? 0 : path.find_last_of('/') + 1));
-            return is_claim_type(media_type_for(name), name);
-        };
-        const ZipListing listing = read_zip(bytes, zip_limits, claimable);
-        if (listing.not_listed > 0) {
-            email.too_many_parts = true;
+        if (archive_bytes_used >= limits.max_archive_bytes) {
+            zip.skipped = fmt::format("not opened: this email's ZIPs already came to {} bytes when decompressed (max_archive_bytes)",
+                                      limits.max_archive_bytes);
+            report_unreadable(zip);
+            email.attachments.push_back(std::move(zip));
             return;
         }
-        std::size_t taken = 0;
-        for (const ZipEntry& entry : listing.entries) {
-            // macOS adds a resource-fork twin of every file ("__MACOSX/._IMG_1.jpg"): no receipt.
+        const std::size_t parts_left = limits.max_parts > parts_seen ? limits.max_parts - parts_seen : 0;
+        const ZipLimits zip_limits{parts_left, limits.max_attachment_bytes, limits.max_archive_bytes - archive_bytes_used, limits.max_archive_bytes};
+        // Judged by the name it will carry: "r.jpg " (a trailing space) is r.jpg.
+        const auto claimable = [](std::string_view path) {
+            const std::size_t slash = path.find_last_of('/');
+            const std::string name = sanitize_filename(std::string(slash == std::string_view::npos ? path : path.substr(slash + 1)), "");
+            return is_claim_type(media_type_for(name), name);
+        };
+        ZipListing listing = read_zip(bytes, zip_limits, claimable);
+        bytes = {};
+        archive_bytes_used += listing.decompressed;
+        if (listing.too_many_entries) {
+            email.too_many_parts = true;
+            email.too_many_parts_reason = fmt::format("'{}' holds more files than max_parts ({}) leaves room for, with the email's "
+                                                      "other parts; refused",
+                                                      zip.shown_name(), limits.max_parts);
+            return;
+        }
+        parts_seen += listing.entries.size();
+        for (ZipEntry& entry : listing.entries) {
             const std::size_t slash = entry.path.find_last_of('/');
-            const std::string base = slash == std::string::npos ? entry.path : entry.path.substr(slash + 1);
-            if (entry.path.rfind("__MACOSX/", 0) == 0 || base.rfind("._", 0) == 0) continue;
-            ++parts_seen;
             Attachment a;
             a.archive = zip.filename;
             a.depth = zip.depth;
-            a.filename = sanitize_filename(base, fmt::format("file-{}", taken + 1));
+            a.filename = sanitize_filename(slash == std::string::npos ? entry.path : entry.path.substr(slash + 1),
+                                           fmt::format("file-{}", email.attachments.size() + 1));
             a.media_type = media_type_for(a.filename);
-            ++taken;
             if (is_zip(a.media_type, a.filename) || is_unopened_archive(a.media_type, a.filename)) {
                 a.skipped = "an archive inside an archive: not opened";
                 report_unreadable(a);
@@ -334,16 +353,16 @@ struct Walker {
                 a.skipped = fmt::format("not an image or PDF ({})", a.media_type);
             } else if (!entry.problem.empty()) {
                 a.skipped = entry.problem;
-                // A file only over a size limit is skipped as an attachment that size is; one
-                // that cannot be read at all may be the claim.
-                if (entry.encrypted || entry.problem.rfind("cannot be decompressed", 0) == 0) report_unreadable(a);
+                // A file only over max_attachment_bytes is skipped as an attachment that size
+                // is; one that cannot be read whole may be the claim.
+                if (entry.problem.find("(max_attachment_bytes)") == std::string::npos) report_unreadable(a);
             } else if (entry.bytes.empty()) {
                 a.skipped = "empty: the file has no content";
             } else if (a.media_type.rfind("image/", 0) == 0 && entry.bytes.size() < limits.min_image_bytes) {
                 a.skipped = fmt::format("image of {} bytes is under min_image_bytes ({}): a logo or signature", entry.bytes.size(),
                                         limits.min_image_bytes);
             } else {
-                a.bytes = entry.bytes;
+                a.bytes = std::move(entry.bytes);
             }
             email.attachments.push_back(std::move(a));
         }
@@ -351,7 +370,7 @@ struct Walker {
             zip.skipped = listing.error;
             report_unreadable(zip);
             email.attachments.push_back(std::move(zip));
-        } else if (taken == 0) {
+        } else if (listing.entries.empty()) {
             zip.skipped = "a ZIP archive with no files in it";
             email.attachments.push_back(std::move(zip));
         }
@@ -370,9 +389,7 @@ struct Walker {
                                ? fmt::format("{} without a boundary: its attachments cannot be told apart", type)
                                : fmt::format("{} whose boundary \"{}\" never appears: its attachments cannot be told apart", type,
                                              printable(boundary, 70));
-        if (depth > 0) what = "in a forwarded message, " + what;
-        email.unreadable.push_back(what);
-        email.problems.push_back(std::move(what));
+        report_container(depth, std::move(what));
     }
 };
 
@@ -470,7 +487,7 @@ ParsedEmail parse_email(const std::uint8_t* data, std::size_t size, const EmailL
     // A subject of megabytes is an attack or a mistake; keep a readable prefix.
     if (email.subject.size() > 1000) email.subject.resize(1000);
 
-    Walker walker{limits, email, 0, {}, {}, 0};
+    Walker walker{limits, email, 0, {}, {}, 0, 0};
     walker.walk(g_mime_message_get_mime_part(message.p), 0);
     email.body_text = !walker.plain.empty() ? walker.plain : html_to_text(walker.html);
     if (email.body_text.size() > limits.max_body_chars) {

@@ -45,7 +45,7 @@ struct EmailLimits {
     std::size_t max_parts = 500;               // MIME parts walked
     std::size_t min_image_bytes = 8 * 1024;    // smaller images are logos and signatures
     std::size_t max_attachment_bytes = 25u << 20;
-    std::size_t max_archive_bytes = 100u << 20;  // what one ZIP attachment's files may decompress to
+    std::size_t max_archive_bytes = 100u << 20;  // what one email's ZIP attachments may decompress to
     std::size_t max_body_chars = 100'000;
 };
 
@@ -64,7 +64,11 @@ struct ParsedEmail {
     // An email with no claim attachment and one of these fails as bad input (a person must
     // look), where one with no attachment at all is only skipped.
     std::vector<std::string> unreadable;
+    // The part of `unreadable` that is no entry of `attachments` (an encrypted PGP/MIME body,
+    // a multipart without its boundary), so that it can be named beside the attachments.
+    std::vector<std::string> unreadable_elsewhere;
     bool too_many_parts = false;
+    std::string too_many_parts_reason;  // "" (more than max_parts MIME parts), or the ZIP whose files went over it
 };
 
 ParsedEmail parse_email(const std::uint8_t* data, std::size_t size, const EmailLimits& limits = {});

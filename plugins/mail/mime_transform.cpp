@@ -13,13 +13,14 @@ ComponentDescriptor MimeTransform::describe() {
     d.config = ConfigSpec{
         Field::integer("max_attachments").default_value(20).min(1).max(10000)
             .describe("Claim attachments one email may carry; more fails the email as bad input"),
-        Field::integer("max_parts").default_value(500).min(1).max(100000).describe("MIME parts walked before the email is refused"),
+        Field::integer("max_parts").default_value(500).min(1).max(100000)
+            .describe("MIME parts walked, and files in its ZIP attachments, before the email is refused"),
         Field::integer("min_image_bytes").default_value(8192).min(0)
             .describe("Images smaller than this are logos or signatures and are skipped"),
         Field::integer("max_attachment_bytes").default_value(25 * 1024 * 1024).min(1)
             .describe("Attachments larger than this are skipped with a reason (a file inside a ZIP too, once decompressed)"),
         Field::integer("max_archive_bytes").default_value(100 * 1024 * 1024).min(1)
-            .describe("What the files of one ZIP attachment may decompress to; files past it are skipped with the reason"),
+            .describe("What one email's ZIP attachments may decompress to; past it, the rest is not read and is named as unreadable"),
     };
     return d;
 }
@@ -47,6 +48,8 @@ void MimeTransform::process(const DocumentPtr& input, Outputs& out) {
     ParsedEmail email = parse_email(bytes.data(), bytes.size(), limits_);
     if (email.message_id.empty() && email.subject.empty() && email.from.empty() && email.attachments.empty() && email.body_text.empty())
         throw BadInput(fmt::format("{}: not an email: no headers, body or attachments could be read", part.name));
+    if (email.too_many_parts && !email.too_many_parts_reason.empty())
+        throw BadInput(fmt::format("{}: {}", part.name, email.too_many_parts_reason));
     if (email.too_many_parts)
         throw BadInput(fmt::format("{}: more than {} MIME parts (max_parts); refused without decoding", part.name, limits_.max_parts));
 
@@ -63,6 +66,10 @@ void MimeTransform::process(const DocumentPtr& input, Outputs& out) {
             ctx_.log().log(LogLevel::Info, fmt::format("{}: attachment '{}' skipped: {}", part.name, a.shown_name(), a.skipped), input->id);
             skipped_summary += fmt::format("{}'{}': {}", skipped_summary.empty() ? "" : "; ", a.shown_name(), a.skipped);
         }
+    }
+    for (const std::string& what : email.unreadable_elsewhere) {
+        ctx_.log().log(LogLevel::Info, fmt::format("{}: {}", part.name, what), input->id);
+        skipped_summary += (skipped_summary.empty() ? "" : "; ") + what;
     }
     if (skipped > kNamedSkips) {
         skipped_summary += fmt::format("; and {} more attachments skipped", skipped - kNamedSkips);
