@@ -717,6 +717,7 @@ void script_ncb(const FakeProcess& ncb, int status, int count) {
 TEST_F(AdminApi, AReviewItemShowsTheSenderAndWhatTheOtherSourceSaid) {
     Document claim = ncb_claim("claim-4");
     claim.attributes["from"] = "Ahmad <ahmad@example.my>";
+    claim.attributes["skipped_attachments"] = "'fwd.p7m': an S/MIME-encrypted email";
     claim.fields["claim"]["total_amount"]["provenance"] = {
         {"chosen", "receipt"}, {"receipt", {{"line", 7}}}, {"email", {{"line", 2}}}, {"not_chosen", 450.0}};
     probe("src").pending.push_back(claim);
@@ -725,6 +726,7 @@ TEST_F(AdminApi, AReviewItemShowsTheSenderAndWhatTheOtherSourceSaid) {
     ASSERT_TRUE(wait_job("claim-4", "review"));
     const json doc = body(get("/api/v1/exceptions/claim-4"))["data"]["documents"][0];
     EXPECT_EQ(doc["sender"], "Ahmad <ahmad@example.my>");
+    EXPECT_EQ(doc["skipped_attachments"], "'fwd.p7m': an S/MIME-encrypted email") << "what else the email held, not read";
     ASSERT_EQ(doc["conflicts"].size(), 1u) << doc["conflicts"];
     EXPECT_EQ(doc["conflicts"][0]["other"], 450.0);
     EXPECT_EQ(doc["conflicts"][0]["chosen"], "receipt");

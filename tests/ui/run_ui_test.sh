@@ -54,7 +54,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
 receipt, out, pdf = Path(sys.argv[1]).read_bytes(), Path(sys.argv[2]), Path(sys.argv[3]).read_bytes()
-def mail(name, n, body, pdf_receipt=False):
+def mail(name, n, body, pdf_receipt=False, winmail=False):
     m = EmailMessage(policy=SMTP)
     m["From"] = "Siti binti Hassan <siti@example.my>"
     m["To"] = "claims@tpa.example.my"
@@ -66,11 +66,13 @@ def mail(name, n, body, pdf_receipt=False):
         m.add_attachment(pdf, maintype="application", subtype="pdf", filename=f"receipt-{n}.pdf")
     else:
         m.add_attachment(receipt, maintype="image", subtype="jpeg", filename=f"receipt-{n}.jpg")
+    if winmail:  # Outlook's wrapper beside the receipt: named on the review screen, not read
+        m.add_attachment(b"\x78\x9f\x3e\x22" + bytes(2000), maintype="application", subtype="ms-tnef", filename="winmail.dat")
     (out / name).write_bytes(m.as_bytes())
 # The body's total disagrees with the receipt's 479.05: the claim goes to review with a conflict;
 # everything else NCB needs is there, so an approved correction is accepted.
 mail("approve-me.eml", 1, "Member ID: MEM123456789\nPolicy No: POL987654321\nReceipt Number: INV-2024-001234\n"
-     "Total Amount: RM 512.00\n")
+     "Total Amount: RM 512.00\n", winmail=True)
 mail("xss-provider.eml", 2, "Member ID: MEM555000111\nPolicy No: POL555000111\n"
      "Provider: <img src=x onerror=alert(1)>\nTotal Amount: RM 99.00\n")
 # Like approve-me (the body's total disagrees with the receipt's: review), as a PDF.

@@ -196,6 +196,9 @@ async function main() {
     assert.ok(href.startsWith('blob:'), 'the image is not loaded through the authenticated fetch');
     assert.ok(item.documents[0].conflicts.length + item.documents[0].warnings.length > 0, 'no warning or conflict for a claim whose email disagrees');
     assert.ok(await page.getByText(/Warning|Conflict/).first().isVisible());
+    // The email's winmail.dat was not read: the reviewer is told, as the claim may need it.
+    assert.match(item.documents[0].skipped_attachments, /^'winmail\.dat': an Outlook TNEF attachment/);
+    assert.ok(await page.getByText(/Not read from the email:/).isVisible(), 'the unread winmail.dat is not shown');
     await shot(page, '04-review-item');
   });
 

@@ -234,6 +234,8 @@ json review_item(Store& store, const Job& job) {
                                      {"subject", attrs.value("subject", "")},
                                      // transform.mime names it `from`; `sender` where a source set it
                                      {"sender", attrs.value("sender", attrs.value("from", std::string()))},
+                                     // What else the email held that was not read (transform.mime): the claim may need it.
+                                     {"skipped_attachments", attrs.value("skipped_attachments", std::string())},
                                      {"pages", std::move(pages)}});
     }
     return item;

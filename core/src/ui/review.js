@@ -314,6 +314,9 @@ export async function showItem(main, id) {
     if (doc.reason) notes.push(h('li', {}, h('strong', {}, 'Why review: '), doc.reason));
     for (const wng of doc.warnings || []) notes.push(h('li', { class: 'warning' }, h('strong', {}, 'Warning: '), wng));
     for (const m of doc.missing || []) notes.push(h('li', { class: 'warning' }, h('strong', {}, 'Missing: '), label(String(m))));
+    // Other parts of the email that were not read (encrypted, winmail.dat, a password-protected
+    // file in a ZIP): the claim may need them.
+    if (doc.skipped_attachments) notes.push(h('li', { class: 'warning' }, h('strong', {}, 'Not read from the email: '), doc.skipped_attachments));
     for (const c of doc.conflicts || []) {
       notes.push(h('li', { class: 'conflict' }, h('strong', {}, `Conflict (${c.kind}) in ${label(c.field)}: `),
         `${formatValue(c.value)} vs ${formatValue(c.other)}`));
