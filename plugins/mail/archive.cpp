@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <clocale>
+#include <cstring>
+#include <locale.h>
 #include <memory>
 
 #include <fmt/core.h>
@@ -16,16 +19,6 @@ namespace {
 struct ReaderDeleter {
     void operator()(struct archive* a) const { archive_read_free(a); }
 };
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
-
-bool ends_with(std::string_view s, std::string_view suffix) {
-    return s.size() >= suffix.size() && lower(s.substr(s.size() - suffix.size())) == suffix;
-}
 
 // A ZIP stores names in UTF-8 only when a flag says so; older tools wrote CP437 or the
 // sender's code page, which libarchive cannot always convert. Such a name goes into a
@@ -61,26 +54,64 @@ std::string valid_utf8(std::string_view in) {
 
 std::string reader_error(struct archive* a, const char* fallback) {
     const char* text = archive_error_string(a);
-    return valid_utf8(text && *text ? text : fallback);
+    std::string out = valid_utf8(text && *text ? text : fallback);
+    while (!out.empty() && std::isspace(static_cast<unsigned char>(out.back()))) out.pop_back();  // some end in "\n"
+    return out;
+}
+
+// libarchive converts entry names to the locale's character set. docpipe does not set a
+// locale, so under "C" a name the ZIP flags as UTF-8 ("收据.jpg", "reçu.jpg": what macOS,
+// Windows and phones write) could not be converted, and came back as no name at all. The
+// reader runs in a UTF-8 locale on its own thread only (uselocale), leaving the process's alone.
+class Utf8Locale {
+public:
+    Utf8Locale() {
+        static const locale_t utf8 = [] {
+            locale_t l = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(0));
+            return l ? l : newlocale(LC_CTYPE_MASK, "en_US.UTF-8", static_cast<locale_t>(0));
+        }();
+        if (utf8) previous_ = uselocale(utf8);
+    }
+    ~Utf8Locale() {
+        if (previous_) uselocale(previous_);
+    }
+    Utf8Locale(const Utf8Locale&) = delete;
+    Utf8Locale& operator=(const Utf8Locale&) = delete;
+
+private:
+    locale_t previous_ = static_cast<locale_t>(0);
+};
+
+std::uint64_t little_endian(const std::uint8_t* p, int bytes) {
+    std::uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | p[i];
+    return v;
+}
+
+// How many entries the end-of-central-directory record (or its ZIP64 form) declares, or 0
+// when there is none. libarchive parses the whole central directory before the first header
+// is returned: a 87 MB ZIP declaring 1.2 million entries held 630 MB, so a count past the
+// limit is refused before it starts.
+std::uint64_t declared_entries(const Bytes& zip) {
+    if (zip.size() < 22) return 0;
+    const std::size_t lowest = zip.size() > 22 + 65535 ? zip.size() - 22 - 65535 : 0;
+    for (std::size_t at = zip.size() - 22;; --at) {
+        const std::uint8_t* p = zip.data() + at;
+        if (p[0] == 'P' && p[1] == 'K' && p[2] == 5 && p[3] == 6) {
+            std::uint64_t entries = little_endian(p + 10, 2);
+            // ZIP64: a locator 20 bytes before points at the larger record.
+            if (entries == 0xFFFF && at >= 20 && std::memcmp(p - 20, "PK\x06\x07", 4) == 0) {
+                const std::uint64_t record = little_endian(p - 20 + 8, 8);
+                if (record + 40 <= zip.size() && std::memcmp(zip.data() + record, "PK\x06\x06", 4) == 0)
+                    entries = little_endian(zip.data() + record + 32, 8);
+            }
+            return entries;
+        }
+        if (at == lowest) return 0;
+    }
 }
 
 }  // namespace
-
-bool is_zip(std::string_view media_type, std::string_view filename) {
-    const std::string type = lower(media_type);
-    if (type == "application/zip" || type == "application/x-zip" || type == "application/x-zip-compressed" ||
-        type == "multipart/x-zip")
-        return true;
-    return (type == "application/octet-stream" || type.empty()) && ends_with(filename, ".zip");
-}
-
-bool is_unopened_archive(std::string_view media_type, std::string_view filename) {
-    const std::string type = lower(media_type);
-    if (type == "application/x-7z-compressed" || type == "application/vnd.rar" || type == "application/x-rar-compressed" ||
-        type == "application/x-rar")
-        return true;
-    return (type == "application/octet-stream" || type.empty()) && (ends_with(filename, ".7z") || ends_with(filename, ".rar"));
-}
 
 bool is_macos_metadata(std::string_view path) {
     const std::size_t slash = path.find_last_of('/');
@@ -98,6 +129,12 @@ ZipListing read_zip(const Bytes& bytes, const ZipLimits& limits, const std::func
     // ZIP only, and no external filter programs (archive_read_support_filter_all would let a
     // crafted file run lrzip or lzop). libarchive reads the central directory when there is
     // one, and the local headers one after another when it is missing (a cut file).
+    const std::uint64_t most_headers = 4 * static_cast<std::uint64_t>(limits.max_entries) + 100;
+    if (declared_entries(bytes) > most_headers) {
+        listing.too_many_entries = true;
+        return listing;
+    }
+    const Utf8Locale utf8_names;
     archive_read_support_format_zip(reader.get());
     if (archive_read_open_memory(reader.get(), bytes.data(), bytes.size()) != ARCHIVE_OK) {
         listing.error = fmt::format("not a readable ZIP archive: {}", reader_error(reader.get(), "unknown format"));
@@ -140,7 +177,7 @@ ZipListing read_zip(const Bytes& bytes, const ZipLimits& limits, const std::func
         retries = 0;
         // Folders and macOS metadata do not count as files, but reading their headers is work
         // too: a ZIP of a million empty folders stops here.
-        if (++headers > 4 * limits.max_entries + 100) {
+        if (++headers > most_headers) {
             listing.too_many_entries = true;
             break;
         }

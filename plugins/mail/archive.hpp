@@ -63,11 +63,4 @@ bool is_macos_metadata(std::string_view path);
 // `wanted(path)` says which files to decompress (e.g. images and PDFs by their extension).
 ZipListing read_zip(const Bytes& bytes, const ZipLimits& limits, const std::function<bool(std::string_view path)>& wanted);
 
-// Whether a part is a ZIP archive: by its media type, or by its name when the type says
-// nothing ("application/octet-stream").
-bool is_zip(std::string_view media_type, std::string_view filename);
-
-// 7-Zip and RAR archives (by media type or name): not opened, see above.
-bool is_unopened_archive(std::string_view media_type, std::string_view filename);
-
 }  // namespace docpipe::mail

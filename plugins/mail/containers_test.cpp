@@ -11,7 +11,9 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <clocale>
 #include <filesystem>
+#include <locale.h>
 #include <nlohmann/json.hpp>
 #include <fstream>
 #include <memory>
@@ -49,9 +51,22 @@ struct File {
 // "aes256"), with the passphrase "secret".
 // `sizes_unknown`: written as a stream is (sizes in a data descriptor after each file's
 // data, not in its header), as phones and web apps zip on the fly.
-std::string zip_of(const std::vector<File>& files, const std::string& encryption = "", bool sizes_unknown = false) {
+// `utf8_names`: names written with the ZIP's UTF-8 flag, as macOS, Windows and phones do.
+std::string zip_of(const std::vector<File>& files, const std::string& encryption = "", bool sizes_unknown = false, bool utf8_names = false) {
+    struct LocaleScope {
+        locale_t previous = static_cast<locale_t>(0);
+        explicit LocaleScope(bool on) {
+            if (on) previous = uselocale(newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(0)));
+        }
+        ~LocaleScope() {
+            if (previous) freelocale(uselocale(previous));
+        }
+    } locale(utf8_names);
     std::unique_ptr<struct archive, decltype(&archive_write_free)> w(archive_write_new(), archive_write_free);
     EXPECT_EQ(archive_write_set_format_zip(w.get()), ARCHIVE_OK);
+    if (utf8_names) {
+        EXPECT_EQ(archive_write_set_options(w.get(), "zip:hdrcharset=UTF-8"), ARCHIVE_OK) << archive_error_string(w.get());
+    }
     if (!encryption.empty()) {
         EXPECT_EQ(archive_write_set_options(w.get(), ("zip:encryption=" + encryption).c_str()), ARCHIVE_OK) << archive_error_string(w.get());
         EXPECT_EQ(archive_write_set_passphrase(w.get(), "secret"), ARCHIVE_OK);
@@ -286,11 +301,79 @@ TEST(MimeZip, StreamedZipsAreBoundedWhenTheirFilesAreSteppedOver) {
 TEST(MimeZip, AnArchiveInsideAZipAndA7zOrRarAreNamedNotSkipped) {
     auto runner = mime();
     std::string why = failure_of(runner, email_with({{"application/zip", "outer.zip", zip_of({{"inner.zip", zip_of({{"r.jpg", receipt()}})}})}}));
-    EXPECT_NE(why.find("'outer.zip/inner.zip': an archive inside an archive: not opened"), std::string::npos) << why;
+    EXPECT_NE(why.find("'outer.zip/inner.zip': an archive or S/MIME file inside a ZIP: not opened"), std::string::npos) << why;
     why = failure_of(runner, email_with({{"application/x-7z-compressed", "receipts.7z", "7z\xbc\xaf\x27\x1c" + std::string(100, 'x')}}));
-    EXPECT_NE(why.find("'receipts.7z': a 7-Zip or RAR archive: not opened (only ZIP archives are read)"), std::string::npos) << why;
+    EXPECT_NE(why.find("'receipts.7z': an archive of a kind docpipe does not open (7-Zip, RAR, tar, gzip, bzip2 or xz; only ZIP archives are "
+                       "read)"),
+              std::string::npos)
+        << why;
     why = failure_of(runner, email_with({{"application/octet-stream", "receipts.rar", "Rar!\x1a\x07" + std::string(100, 'x')}}));
-    EXPECT_NE(why.find("'receipts.rar': a 7-Zip or RAR archive"), std::string::npos) << why;
+    EXPECT_NE(why.find("'receipts.rar': an archive of a kind docpipe does not open"), std::string::npos) << why;
+}
+
+// Found by a hostile probe: each of these was "skipped: no claim attachment", its email moved
+// to processed/. Each now fails the email (nothing else in it is claimable), naming the file.
+TEST(MimeBadInput, OtherArchivesEncryptedFilesAndUnnamedWrappersFailTheEmailNamingThem) {
+    auto runner = mime();
+    const std::string gzip = "\x1f\x8b\x08" + std::string(200, 'x');
+    const struct {
+        Att att;
+        std::string said;
+    } cases[] = {
+        {{"application/gzip", "receipts.tar.gz", gzip}, "'receipts.tar.gz': an archive of a kind docpipe does not open"},
+        {{"application/octet-stream", "receipt.jpg.gpg", std::string(300, 'x')}, "'receipt.jpg.gpg': a PGP-encrypted file"},
+        {{"application/octet-stream", "attachment", "7z\xbc\xaf\x27\x1c" + std::string(100, 'x')}, "'attachment': an archive of a kind"},
+        {{"application/octet-stream", "noname", "\x78\x9f\x3e\x22" + std::string(100, '\0')}, "'noname': an Outlook TNEF attachment"},
+        {{"application/zip", "mail.zip", zip_of({{"winmail.dat", "\x78\x9f\x3e\x22" + std::string(100, '\0')}})},
+         "'mail.zip/winmail.dat': an Outlook TNEF attachment"},
+        {{"application/zip", "nested.zip", zip_of({{"inner.7z", "7z\xbc\xaf\x27\x1c"}})}, "'nested.zip/inner.7z': an archive of a kind"},
+    };
+    for (const auto& c : cases) {
+        const std::string why = failure_of(runner, email_with({c.att}));
+        EXPECT_NE(why.find("no claim attachment could be read: " + c.said), std::string::npos) << c.att.name << ": " << why;
+    }
+}
+
+// Phones and webmail send receipts as "application/octet-stream" named "receipt", or as
+// "WhatsApp Image ....jfif": what the name does not say, the bytes do.
+TEST(MimeZip, AFileWhoseNameSaysNothingIsJudgedByItsBytes) {
+    auto runner = mime();
+    const std::string pdf = "%PDF-1.4\n" + std::string(9000, ' ') + "\n%%EOF\n";
+    const std::string zip = zip_of({{"receipt", receipt()}, {"WhatsApp Image 2024-12-27.jfif", receipt()}, {"data.bin", std::string(9000, 't')}});
+    auto out = runner.process(eml(email_with({{"application/zip", "z.zip", zip}, {"application/octet-stream", "scan", pdf}})));
+    ASSERT_EQ(out.size(), 3u);
+    EXPECT_EQ(out[0].doc->attributes.at("filename"), "receipt");
+    EXPECT_EQ(out[0].doc->parts.at(0).media_type, "image/jpeg");
+    EXPECT_EQ(out[1].doc->parts.at(0).media_type, "image/jpeg");
+    EXPECT_EQ(out[2].doc->attributes.at("filename"), "scan");
+    EXPECT_EQ(out[2].doc->parts.at(0).media_type, "application/pdf");
+    EXPECT_NE(out[0].doc->attributes.at("skipped_attachments").find("'z.zip/data.bin': not an image or PDF (application/octet-stream)"),
+              std::string::npos)
+        << out[0].doc->attributes.at("skipped_attachments");
+}
+
+// A ZIP flags its names as UTF-8 (macOS, Windows, phones). docpipe runs in the "C" locale,
+// where libarchive could not convert them and gave no name at all: the receipt was skipped.
+TEST(MimeZip, NamesInAnyScriptAreKept) {
+    auto runner = mime();
+    const std::string zip = zip_of({{"\xe6\x94\xb6\xe6\x8d\xae.jpg", receipt()}, {"re\xc3\xa7u m\xc3\xa9" "dical.jpg", receipt()}}, "", false, true);
+    auto out = runner.process(eml(email_with({{"application/zip", "z.zip", zip}})));
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_EQ(out[0].doc->attributes.at("filename"), "\xe6\x94\xb6\xe6\x8d\xae.jpg");  // 收据.jpg
+    EXPECT_EQ(out[1].doc->attributes.at("filename"), "re\xc3\xa7u m\xc3\xa9" "dical.jpg");
+}
+
+// libarchive reads the whole central directory before the first entry: a ZIP whose end
+// record declares more entries than could be read is refused before that.
+TEST(MimeZip, AZipDeclaringTooManyEntriesIsRefusedBeforeItIsParsed) {
+    std::string zip = zip_of({{"a.jpg", "aaaa"}, {"b.jpg", "bbbb"}});
+    const std::size_t end = zip.rfind("PK\x05\x06");
+    ASSERT_NE(end, std::string::npos);
+    zip[end + 8] = zip[end + 10] = '\x60';  // 0xEA60 = 60000 entries, on this disk and in all
+    zip[end + 9] = zip[end + 11] = '\xEA';
+    const mail::ZipListing listing = mail::read_zip(Bytes(zip.begin(), zip.end()), {10, 1000, 100000}, [](std::string_view) { return true; });
+    EXPECT_TRUE(listing.too_many_entries);
+    EXPECT_TRUE(listing.entries.empty());
 }
 
 TEST(MimeZip, NamesThatAreNotUtf8OrCarryPathsAreMadeSafe) {

@@ -3,6 +3,7 @@
 #include <gmime/gmime.h>
 
 #include "archive.hpp"
+#include "attachment_kind.hpp"
 #include "smime.hpp"
 
 #include <algorithm>
@@ -58,15 +59,6 @@ struct GString_ {
 std::string lower(std::string s) {
     for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return s;
-}
-
-bool is_claim_type(const std::string& media_type, const std::string& filename) {
-    if (media_type.rfind("image/", 0) == 0 || media_type == "application/pdf") return true;
-    if (media_type == "application/octet-stream" || media_type == "application/x-pdf") {
-        const std::string by_name = media_type_for(filename);
-        return by_name.rfind("image/", 0) == 0 || by_name == "application/pdf";
-    }
-    return false;
 }
 
 Bytes decoded_content(GMimePart* part) {
@@ -191,27 +183,15 @@ struct Walker {
                                                  : subtype.empty()               ? ".bin"
                                                                                  : ".img");
         a.filename = sanitize_filename(raw_name ? raw_name : "", fallback);
-        if (a.media_type == "application/octet-stream") {
-            const std::string by_name = media_type_for(a.filename);
-            if (by_name != "application/octet-stream") a.media_type = by_name;
-        }
-        const std::string lower_name = lower(a.filename);
-        const bool zip = is_zip(a.media_type, a.filename);
-        const bool pkcs7 = GMIME_IS_APPLICATION_PKCS7_MIME(object) || a.media_type == "application/pkcs7-mime" ||
-                           a.media_type == "application/x-pkcs7-mime" ||
-                           (a.media_type == "application/octet-stream" && lower_name.size() > 4 && lower_name.ends_with(".p7m"));
-        const bool tnef = a.media_type == "application/ms-tnef" || a.media_type == "application/vnd.ms-tnef" || lower_name == "winmail.dat";
-        if (tnef) {
-            // Outlook's rich-text wrapper: the sender's files are inside it, in a format GMime
-            // does not read. Failing the email (when nothing else is claimable) puts it before
-            // a person; skipping it lost the claim.
-            a.skipped = "an Outlook TNEF attachment (winmail.dat): the files inside it are not read; ask the sender to send them as "
-                        "ordinary attachments (plain text or HTML email)";
+        Classified kind = classify_declared(a.media_type, a.filename);
+        if (kind.kind == AttachmentKind::Claim) a.media_type = kind.media_type;  // "application/octet-stream" named r.jpg
+        if (const std::string why_not = not_read_reason(kind.kind); !why_not.empty()) {
+            // Outlook's winmail.dat, a 7-Zip archive, a PGP-encrypted file: the sender's files are
+            // inside, in a form docpipe does not read. Failing the email (when nothing else is
+            // claimable) puts it before a person; skipping it lost the claim.
+            a.skipped = why_not;
             report_unreadable(a);
-        } else if (is_unopened_archive(a.media_type, a.filename)) {
-            a.skipped = "a 7-Zip or RAR archive: not opened (only ZIP archives are read); ask the sender to attach the files or a ZIP";
-            report_unreadable(a);
-        } else if (!is_claim_type(a.media_type, a.filename) && !zip && !pkcs7) {
+        } else if (kind.kind == AttachmentKind::Other && !GMIME_IS_APPLICATION_PKCS7_MIME(object)) {
             a.skipped = fmt::format("not an image or PDF ({})", a.media_type);
         } else if (const char* cte = g_mime_object_get_header(object, "Content-Transfer-Encoding");
                    !blank(cte) && g_mime_part_get_content_encoding(part) == GMIME_CONTENT_ENCODING_DEFAULT) {
@@ -223,21 +203,37 @@ struct Walker {
                    junk > 0) {
             a.skipped = fmt::format("its base64 cannot be decoded ({} characters outside the base64 alphabet)", junk);
             report_unreadable(a);
-        } else if (pkcs7) {
-            open_smime(a, decoded_content(part));
-            return;
-        } else if (zip) {
-            open_zip(a, decoded_content(part));
-            return;
         } else {
-            a.bytes = decoded_content(part);
-            if (a.bytes.empty()) a.skipped = "empty: the part has no content";
-            else if (a.bytes.size() > limits.max_attachment_bytes)
-                a.skipped = fmt::format("{} bytes is over the {}-byte limit (max_attachment_bytes)", a.bytes.size(), limits.max_attachment_bytes);
-            else if (a.media_type.rfind("image/", 0) == 0 && a.bytes.size() < limits.min_image_bytes)
-                a.skipped = fmt::format("image of {} bytes is under min_image_bytes ({}): a logo or signature", a.bytes.size(),
-                                        limits.min_image_bytes);
-            if (!a.skipped.empty()) a.bytes.clear();
+            Bytes bytes = decoded_content(part);
+            if (GMIME_IS_APPLICATION_PKCS7_MIME(object)) kind = {AttachmentKind::Pkcs7, {}};
+            if (kind.kind == AttachmentKind::Unknown) {
+                // "application/octet-stream" named "receipt" or "scan.dat": its bytes say what it is.
+                kind = classify_bytes(bytes.data(), bytes.size());
+                if (kind.kind == AttachmentKind::Claim) a.media_type = kind.media_type;
+            }
+            if (kind.kind == AttachmentKind::Pkcs7) {
+                open_smime(a, std::move(bytes));
+                return;
+            }
+            if (kind.kind == AttachmentKind::Zip) {
+                open_zip(a, std::move(bytes));
+                return;
+            }
+            if (const std::string why_not = not_read_reason(kind.kind); !why_not.empty()) {
+                a.skipped = why_not;
+                report_unreadable(a);
+            } else if (kind.kind != AttachmentKind::Claim) {
+                a.skipped = fmt::format("not an image or PDF ({}, and its content is neither)", a.media_type);
+            } else {
+                a.bytes = std::move(bytes);
+                if (a.bytes.empty()) a.skipped = "empty: the part has no content";
+                else if (a.bytes.size() > limits.max_attachment_bytes)
+                    a.skipped = fmt::format("{} bytes is over the {}-byte limit (max_attachment_bytes)", a.bytes.size(), limits.max_attachment_bytes);
+                else if (a.media_type.rfind("image/", 0) == 0 && a.bytes.size() < limits.min_image_bytes)
+                    a.skipped = fmt::format("image of {} bytes is under min_image_bytes ({}): a logo or signature", a.bytes.size(),
+                                            limits.min_image_bytes);
+                if (!a.skipped.empty()) a.bytes.clear();
+            }
         }
         email.attachments.push_back(std::move(a));
     }
@@ -258,8 +254,9 @@ struct Walker {
 
     // An opaque-signed S/MIME email carries the whole email inside one binary part: that
     // entity is walked as if it stood there. An encrypted one cannot be read at all.
-    void open_smime(Attachment& a, const Bytes& der) {
-        const SmimeContent smime = smime_content(der);
+    void open_smime(Attachment& a, Bytes der) {
+        SmimeContent smime = smime_content(der);
+        Bytes().swap(der);  // each level of nesting holds one copy of its content, not three
         switch (smime.kind) {
             case SmimeKind::SignedContent: {
                 if (smime_nesting >= 4) {
@@ -268,8 +265,10 @@ struct Walker {
                     break;
                 }
                 ++smime_nesting;
-                GRef<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(reinterpret_cast<const char*>(smime.content.data()),
-                                                                           smime.content.size()));
+                GByteArray* content = g_byte_array_sized_new(static_cast<guint>(smime.content.size()));
+                g_byte_array_append(content, smime.content.data(), static_cast<guint>(smime.content.size()));
+                Bytes().swap(smime.content);
+                GRef<GMimeStream> stream(g_mime_stream_mem_new_with_byte_array(content));  // owns `content`
                 GRef<GMimeParser> parser(g_mime_parser_new_with_stream(stream.p));
                 GRef<GMimeObject> inner(g_mime_parser_construct_part(parser.p, nullptr));
                 if (inner.p) {
@@ -321,11 +320,13 @@ struct Walker {
         }
         const std::size_t parts_left = limits.max_parts > parts_seen ? limits.max_parts - parts_seen : 0;
         const ZipLimits zip_limits{parts_left, limits.max_attachment_bytes, limits.max_archive_bytes - archive_bytes_used, limits.max_archive_bytes};
-        // Judged by the name it will carry: "r.jpg " (a trailing space) is r.jpg.
+        // Judged by the name it will carry ("r.jpg " with a trailing space is r.jpg); a file
+        // whose name says nothing ("receipt", a name that cannot be read) is read to look at.
         const auto claimable = [](std::string_view path) {
             const std::size_t slash = path.find_last_of('/');
             const std::string name = sanitize_filename(std::string(slash == std::string_view::npos ? path : path.substr(slash + 1)), "");
-            return is_claim_type(media_type_for(name), name);
+            const AttachmentKind kind = classify_declared("application/octet-stream", name).kind;
+            return kind == AttachmentKind::Claim || kind == AttachmentKind::Unknown;
         };
         ZipListing listing = read_zip(bytes, zip_limits, claimable);
         bytes = {};
@@ -346,10 +347,18 @@ struct Walker {
             a.filename = sanitize_filename(slash == std::string::npos ? entry.path : entry.path.substr(slash + 1),
                                            fmt::format("file-{}", email.attachments.size() + 1));
             a.media_type = media_type_for(a.filename);
-            if (is_zip(a.media_type, a.filename) || is_unopened_archive(a.media_type, a.filename)) {
-                a.skipped = "an archive inside an archive: not opened";
+            Classified kind = classify_declared(a.media_type, a.filename);
+            if (entry.wanted && entry.problem.empty() && kind.kind == AttachmentKind::Unknown) {
+                kind = classify_bytes(entry.bytes.data(), entry.bytes.size());
+                if (kind.kind == AttachmentKind::Claim) a.media_type = kind.media_type;
+            }
+            if (kind.kind == AttachmentKind::Zip || kind.kind == AttachmentKind::Pkcs7) {
+                a.skipped = "an archive or S/MIME file inside a ZIP: not opened";
                 report_unreadable(a);
-            } else if (!entry.wanted) {
+            } else if (const std::string why_not = not_read_reason(kind.kind); !why_not.empty()) {
+                a.skipped = why_not;
+                report_unreadable(a);
+            } else if (!entry.wanted || (entry.problem.empty() && kind.kind != AttachmentKind::Claim)) {
                 a.skipped = fmt::format("not an image or PDF ({})", a.media_type);
             } else if (!entry.problem.empty()) {
                 a.skipped = entry.problem;

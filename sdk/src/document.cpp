@@ -168,7 +168,7 @@ std::string media_type_for(std::string_view filename) {
     std::string ext(filename.substr(dot + 1));
     std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
     static const std::pair<const char*, const char*> kTypes[] = {
-        {"jpg", "image/jpeg"}, {"jpeg", "image/jpeg"}, {"png", "image/png"}, {"tif", "image/tiff"},
+        {"jpg", "image/jpeg"}, {"jpeg", "image/jpeg"}, {"jfif", "image/jpeg"}, {"jpe", "image/jpeg"}, {"png", "image/png"}, {"tif", "image/tiff"},
         {"tiff", "image/tiff"}, {"bmp", "image/bmp"}, {"gif", "image/gif"}, {"webp", "image/webp"},
         {"heic", "image/heic"}, {"heif", "image/heif"}, {"avif", "image/avif"},
         {"pdf", "application/pdf"}, {"eml", "message/rfc822"}, {"txt", "text/plain"}, {"json", "application/json"},

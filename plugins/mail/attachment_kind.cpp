@@ -1,0 +1,100 @@
+#include "attachment_kind.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+
+#include "docpipe/document.hpp"
+
+namespace docpipe::mail {
+
+namespace {
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+    return s.size() >= suffix.size() && lower(s.substr(s.size() - suffix.size())) == suffix;
+}
+
+bool any_of(std::string_view value, std::initializer_list<std::string_view> options) {
+    return std::find(options.begin(), options.end(), value) != options.end();
+}
+
+bool starts(const std::uint8_t* data, std::size_t size, std::string_view magic, std::size_t at = 0) {
+    return size >= at + magic.size() && std::memcmp(data + at, magic.data(), magic.size()) == 0;
+}
+
+}  // namespace
+
+Classified classify_declared(std::string_view declared_type, std::string_view filename) {
+    std::string type = lower(declared_type);
+    const std::string name = lower(filename);
+    // Types that say nothing: the name decides, and failing that the bytes.
+    const bool says_nothing = type.empty() || any_of(type, {"application/octet-stream", "binary/octet-stream", "application/x-download",
+                                                            "application/download", "application/force-download", "application/unknown"});
+    if (says_nothing) type = media_type_for(filename);
+    if (type == "application/x-pdf" || type == "application/acrobat") type = "application/pdf";
+    if (type.rfind("image/", 0) == 0 || type == "application/pdf") return {AttachmentKind::Claim, type};
+    if (any_of(type, {"application/zip", "application/x-zip", "application/x-zip-compressed", "multipart/x-zip"}) || ends_with(name, ".zip"))
+        return {AttachmentKind::Zip, {}};
+    if (any_of(type, {"application/pkcs7-mime", "application/x-pkcs7-mime"}) || ends_with(name, ".p7m")) return {AttachmentKind::Pkcs7, {}};
+    if (any_of(type, {"application/ms-tnef", "application/vnd.ms-tnef"}) || name == "winmail.dat") return {AttachmentKind::Tnef, {}};
+    if (any_of(type, {"application/x-7z-compressed", "application/vnd.rar", "application/x-rar-compressed", "application/x-rar",
+                      "application/x-tar", "application/gzip", "application/x-gzip", "application/x-bzip2", "application/x-xz",
+                      "application/x-compressed-tar"}) ||
+        ends_with(name, ".7z") || ends_with(name, ".rar") || ends_with(name, ".tar") || ends_with(name, ".tgz") || ends_with(name, ".gz") ||
+        ends_with(name, ".bz2") || ends_with(name, ".xz"))
+        return {AttachmentKind::UnopenedArchive, {}};
+    if (type == "application/pgp-encrypted" || ends_with(name, ".gpg") || ends_with(name, ".pgp")) return {AttachmentKind::PgpEncrypted, {}};
+    if (type == "application/octet-stream") return {AttachmentKind::Unknown, {}};
+    return {AttachmentKind::Other, {}};
+}
+
+Classified classify_bytes(const std::uint8_t* d, std::size_t n) {
+    if (starts(d, n, "\xFF\xD8\xFF")) return {AttachmentKind::Claim, "image/jpeg"};
+    if (starts(d, n, "\x89PNG\r\n\x1A\n")) return {AttachmentKind::Claim, "image/png"};
+    if (starts(d, n, std::string_view("II*\0", 4)) || starts(d, n, std::string_view("MM\0*", 4))) return {AttachmentKind::Claim, "image/tiff"};
+    if (starts(d, n, "GIF87a") || starts(d, n, "GIF89a")) return {AttachmentKind::Claim, "image/gif"};
+    if (starts(d, n, "RIFF") && starts(d, n, "WEBP", 8)) return {AttachmentKind::Claim, "image/webp"};
+    if (starts(d, n, "ftyp", 4)) {
+        for (const char* brand : {"heic", "heix", "hevc", "heim", "heis", "mif1", "msf1"})
+            if (starts(d, n, brand, 8)) return {AttachmentKind::Claim, "image/heic"};
+        if (starts(d, n, "avif", 8) || starts(d, n, "avis", 8)) return {AttachmentKind::Claim, "image/avif"};
+    }
+    // A PDF's header may come after a little junk (a scanner's or a mail gateway's).
+    if (std::string_view(reinterpret_cast<const char*>(d), std::min<std::size_t>(n, 1024)).find("%PDF-") != std::string_view::npos)
+        return {AttachmentKind::Claim, "application/pdf"};
+    if (starts(d, n, "PK\x03\x04") || starts(d, n, "PK\x05\x06")) return {AttachmentKind::Zip, {}};
+    if (starts(d, n, "\x78\x9F\x3E\x22")) return {AttachmentKind::Tnef, {}};
+    if (starts(d, n, "7z\xBC\xAF\x27\x1C") || starts(d, n, "Rar!\x1A\x07") || starts(d, n, "\x1F\x8B") || starts(d, n, "BZh") ||
+        starts(d, n, std::string_view("\xFD" "7zXZ\0", 6)) || starts(d, n, "ustar", 257))
+        return {AttachmentKind::UnopenedArchive, {}};
+    if (starts(d, n, "-----BEGIN PGP MESSAGE-----")) return {AttachmentKind::PgpEncrypted, {}};
+    // DER or BER PKCS #7: a SEQUENCE, then the OID 1.2.840.113549.1.7.x.
+    if (n > 16 && d[0] == 0x30) {
+        const std::size_t at = d[1] == 0x80 ? 2 : d[1] < 0x80 ? 2 : 2 + (d[1] & 0x7F);
+        if (starts(d, n, "\x06\x09\x2A\x86\x48\x86\xF7\x0D\x01\x07", at)) return {AttachmentKind::Pkcs7, {}};
+    }
+    return {AttachmentKind::Other, {}};
+}
+
+std::string not_read_reason(AttachmentKind kind) {
+    switch (kind) {
+        case AttachmentKind::Tnef:
+            return "an Outlook TNEF attachment (winmail.dat): the files inside it are not read; ask the sender to send them as ordinary "
+                   "attachments (plain text or HTML email)";
+        case AttachmentKind::UnopenedArchive:
+            return "an archive of a kind docpipe does not open (7-Zip, RAR, tar, gzip, bzip2 or xz; only ZIP archives are read); ask the "
+                   "sender to attach the files or a ZIP";
+        case AttachmentKind::PgpEncrypted:
+            return "a PGP-encrypted file: it cannot be read without the recipient's key; ask the sender to send it unencrypted";
+        default:
+            return "";
+    }
+}
+
+}  // namespace docpipe::mail
