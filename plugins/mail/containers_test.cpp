@@ -430,44 +430,42 @@ struct Signer {
     }
 };
 
-std::string der_of(CMS_ContentInfo* cms) {
+// What `write` put into a memory BIO; frees `cms`.
+template <typename Write>
+std::string encoded(CMS_ContentInfo* cms, Write write) {
     BIO* out = BIO_new(BIO_s_mem());
-    EXPECT_EQ(i2d_CMS_bio(out, cms), 1);
+    EXPECT_EQ(write(out, cms), 1);
     char* data = nullptr;
     const long n = BIO_get_mem_data(out, &data);
-    std::string der(data, static_cast<std::size_t>(n));
+    std::string bytes(data, static_cast<std::size_t>(n));
     BIO_free(out);
     CMS_ContentInfo_free(cms);
-    return der;
+    return bytes;
 }
+
+std::string der_of(CMS_ContentInfo* cms) { return encoded(cms, [](BIO* out, CMS_ContentInfo* c) { return i2d_CMS_bio(out, c); }); }
 
 // The email Outlook sends when "sign" is on and "send clear-text signed" is off.
 // `ber`: streamed, with indefinite lengths, as Outlook and Thunderbird write it.
 std::string opaque_signed_email(const std::string& entity, bool ber = false) {
     static Signer signer;
     BIO* in = BIO_new_mem_buf(entity.data(), static_cast<int>(entity.size()));
-    std::string encoded;
+    std::string ber_or_der;
     if (ber) {
         CMS_ContentInfo* cms = CMS_sign(signer.cert, signer.key, nullptr, in, CMS_BINARY | CMS_STREAM);
         EXPECT_NE(cms, nullptr);
-        BIO* out = BIO_new(BIO_s_mem());
-        EXPECT_EQ(i2d_CMS_bio_stream(out, cms, in, CMS_BINARY | CMS_STREAM), 1);
-        char* data = nullptr;
-        const long n = BIO_get_mem_data(out, &data);
-        encoded.assign(data, static_cast<std::size_t>(n));
-        EXPECT_EQ(static_cast<unsigned char>(encoded.at(1)), 0x80) << "indefinite length";
-        BIO_free(out);
-        CMS_ContentInfo_free(cms);
+        ber_or_der = encoded(cms, [in](BIO* out, CMS_ContentInfo* c) { return i2d_CMS_bio_stream(out, c, in, CMS_BINARY | CMS_STREAM); });
+        EXPECT_EQ(static_cast<unsigned char>(ber_or_der.at(1)), 0x80) << "indefinite length";
     } else {
         CMS_ContentInfo* cms = CMS_sign(signer.cert, signer.key, nullptr, in, CMS_BINARY);
         EXPECT_NE(cms, nullptr);
-        encoded = der_of(cms);
+        ber_or_der = der_of(cms);
     }
     BIO_free(in);
     return "From: a@example.my\r\nSubject: Claim\r\nMessage-ID: <s1@example>\r\nMIME-Version: 1.0\r\n"
            "Content-Type: application/pkcs7-mime; smime-type=signed-data; name=smime.p7m\r\n"
            "Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=smime.p7m\r\n\r\n" +
-           test::base64_mime(encoded);
+           test::base64_mime(ber_or_der);
 }
 
 std::string inner_entity() {
