@@ -88,30 +88,48 @@ std::uint64_t little_endian(const std::uint8_t* p, int bytes) {
     return v;
 }
 
-// How many entries the end-of-central-directory record (or its ZIP64 form) declares, or 0
-// when there is none. libarchive parses the whole central directory before the first header
-// is returned: a 87 MB ZIP declaring 1.2 million entries held 630 MB, so a count past the
-// limit is refused before it starts.
-std::uint64_t declared_entries(const Bytes& zip) {
-    if (zip.size() < 22) return 0;
-    const std::size_t lowest = zip.size() > 22 + 65535 ? zip.size() - 22 - 65535 : 0;
-    for (std::size_t at = zip.size() - 22;; --at) {
+}  // namespace
+
+// libarchive parses the whole central directory before the first header is returned (a 87 MB
+// ZIP of 1.2 million entries held 630 MB), so a ZIP with more records than could be read is
+// refused before that. The records themselves are counted, as libarchive reads them: the end
+// record's own count can lie. The end record is the one libarchive takes (the last that passes
+// its checks), and the directory is the `size` bytes before it, as libarchive corrects for
+// junk before the ZIP.
+std::uint64_t central_directory_records(const Bytes& zip, std::uint64_t most) {
+    const std::size_t n = zip.size();
+    if (n < 22) return 0;
+    const std::size_t lowest = n > 22 + 65535 ? n - 22 - 65535 : 0;
+    std::size_t end = n;  // the end record's offset
+    for (std::size_t at = n - 22;; --at) {
         const std::uint8_t* p = zip.data() + at;
-        if (p[0] == 'P' && p[1] == 'K' && p[2] == 5 && p[3] == 6) {
-            std::uint64_t entries = little_endian(p + 10, 2);
-            // ZIP64: a locator 20 bytes before points at the larger record.
-            if (entries == 0xFFFF && at >= 20 && std::memcmp(p - 20, "PK\x06\x07", 4) == 0) {
-                const std::uint64_t record = little_endian(p - 20 + 8, 8);
-                if (record + 40 <= zip.size() && std::memcmp(zip.data() + record, "PK\x06\x06", 4) == 0)
-                    entries = little_endian(zip.data() + record + 32, 8);
-            }
-            return entries;
+        // The checks libarchive makes, so that both take the same record: one disk, all the
+        // directory on it, and the directory before the record.
+        if (p[0] == 'P' && p[1] == 'K' && p[2] == 5 && p[3] == 6 && little_endian(p + 4, 2) == 0 && little_endian(p + 6, 2) == 0 &&
+            little_endian(p + 8, 2) == little_endian(p + 10, 2) && little_endian(p + 12, 4) + little_endian(p + 16, 4) <= at) {
+            end = at;
+            break;
         }
         if (at == lowest) return 0;
     }
+    std::uint64_t size = little_endian(zip.data() + end + 12, 4);
+    std::size_t directory_end = end;
+    // ZIP64: the locator (20 bytes before) and the larger record (56 bytes before that) give
+    // the real size when the small record says 0xFFFFFFFF.
+    if (size == 0xFFFFFFFFu && end >= 20 + 56 && std::memcmp(zip.data() + end - 20, "PK\x06\x07", 4) == 0 &&
+        std::memcmp(zip.data() + end - 20 - 56, "PK\x06\x06", 4) == 0) {
+        directory_end = end - 20 - 56;
+        size = little_endian(zip.data() + directory_end + 40, 8);
+    }
+    if (size > directory_end) return 0;  // a lying size: libarchive will say what is wrong
+    std::uint64_t records = 0;
+    for (std::size_t at = directory_end - static_cast<std::size_t>(size); at + 46 <= directory_end && records <= most; ++records) {
+        const std::uint8_t* p = zip.data() + at;
+        if (std::memcmp(p, "PK\x01\x02", 4) != 0) break;
+        at += 46 + little_endian(p + 28, 2) + little_endian(p + 30, 2) + little_endian(p + 32, 2);
+    }
+    return records;
 }
-
-}  // namespace
 
 bool is_macos_metadata(std::string_view path) {
     const std::size_t slash = path.find_last_of('/');
@@ -119,7 +137,8 @@ bool is_macos_metadata(std::string_view path) {
     return path.rfind("__MACOSX/", 0) == 0 || base.rfind("._", 0) == 0;
 }
 
-ZipListing read_zip(const Bytes& bytes, const ZipLimits& limits, const std::function<bool(std::string_view path)>& wanted) {
+ZipListing read_zip(const Bytes& bytes, const ZipLimits& limits, const std::function<ZipWant(std::string_view path)>& want,
+                    const std::function<bool(const Bytes& head)>& read_rest) {
     ZipListing listing;
     std::unique_ptr<struct archive, ReaderDeleter> reader(archive_read_new());
     if (!reader) {
@@ -130,7 +149,7 @@ ZipListing read_zip(const Bytes& bytes, const ZipLimits& limits, const std::func
     // crafted file run lrzip or lzop). libarchive reads the central directory when there is
     // one, and the local headers one after another when it is missing (a cut file).
     const std::uint64_t most_headers = 4 * static_cast<std::uint64_t>(limits.max_entries) + 100;
-    if (declared_entries(bytes) > most_headers) {
+    if (central_directory_records(bytes, most_headers) > most_headers) {
         listing.too_many_entries = true;
         return listing;
     }
@@ -145,6 +164,7 @@ ZipListing read_zip(const Bytes& bytes, const ZipLimits& limits, const std::func
                     limits.budget_named ? limits.budget_named : limits.max_total_bytes);
     std::size_t headers = 0;
     unsigned char buf[65536];
+    constexpr std::size_t kSniffBytes = 4096;
     // Reads what is left of the current entry into nothing, charging the budget. Needed only
     // for an entry whose size is not in its header (written with a data descriptor, read
     // without the central directory): libarchive finds the end of such an entry only by
@@ -197,7 +217,8 @@ ZipListing read_zip(const Bytes& bytes, const ZipLimits& limits, const std::func
         }
         ZipEntry file;
         file.path = path;
-        file.wanted = wanted(file.path);
+        const ZipWant wish = want(file.path);
+        file.wanted = wish != ZipWant::Skip;
         file.encrypted = archive_entry_is_data_encrypted(entry) != 0 || archive_entry_is_encrypted(entry) != 0;
         bool rest_unread = !size_known;
         if (status == ARCHIVE_FAILED) {
@@ -212,15 +233,35 @@ ZipListing read_zip(const Bytes& bytes, const ZipLimits& limits, const std::func
         } else if (file.wanted) {
             // Read at most one byte past what this entry may take, to tell a file over it.
             const std::size_t room = std::min(limits.max_entry_bytes, limits.max_total_bytes - listing.decompressed);
-            while (file.bytes.size() <= room) {
-                const la_ssize_t n = archive_read_data(reader.get(), buf, std::min(sizeof buf, room + 1 - file.bytes.size()));
-                if (n == 0) break;
-                if (n < 0) {
-                    file.problem = fmt::format("cannot be decompressed: {}", reader_error(reader.get(), "read error"));
-                    break;
+            bool ended = false;
+            auto read_up_to = [&](std::size_t until) {
+                while (file.bytes.size() < until) {
+                    const la_ssize_t n = archive_read_data(reader.get(), buf, std::min(sizeof buf, until - file.bytes.size()));
+                    if (n == 0) {
+                        ended = true;
+                        return;
+                    }
+                    if (n < 0) {
+                        file.problem = fmt::format("cannot be decompressed: {}", reader_error(reader.get(), "read error"));
+                        return;
+                    }
+                    file.bytes.insert(file.bytes.end(), buf, buf + n);
                 }
-                file.bytes.insert(file.bytes.end(), buf, buf + n);
+            };
+            // A file whose name says nothing: its first bytes decide whether the rest is read.
+            if (wish == ZipWant::Sniff) {
+                read_up_to(std::min(kSniffBytes, room + 1));
+                if (file.problem.empty() && read_rest && !read_rest(file.bytes)) {
+                    listing.decompressed += std::min(file.bytes.size(), room);
+                    file.head = std::move(file.bytes);
+                    file.bytes.clear();
+                    file.wanted = false;
+                    listing.entries.push_back(std::move(file));
+                    if (!ended && rest_unread && !drain()) break;
+                    continue;
+                }
             }
+            if (file.problem.empty() && !ended) read_up_to(room + 1);
             listing.decompressed += std::min(file.bytes.size(), room);
             if (file.problem.empty() && file.bytes.size() > room)
                 file.problem = room == limits.max_entry_bytes

@@ -10,7 +10,8 @@
 // - at most `max_entries` files are listed (and at most 4 x max_entries + 100 headers of
 //   any kind read: folders, links, macOS metadata); past that the archive is not read
 //   further and the listing says so;
-// - only the entries `wanted` asks for are decompressed, each one at most `max_entry_bytes`
+// - only the entries `want` asks for are decompressed (of one whose name says nothing, its
+//   first 4 KB, and the rest only when they show a receipt), each one at most `max_entry_bytes`
 //   (one byte more is read to tell a file over the limit, which is then dropped). An entry
 //   not wanted is stepped over by its compressed size when its header gives it; when it
 //   does not (a data descriptor, read without the central directory) libarchive can find
@@ -42,9 +43,14 @@ struct ZipLimits {
     std::size_t budget_named = 0;
 };
 
+// What to do with a file, by its path: step over it, read it, or read its first 4 KB and let
+// `read_rest` decide from them (a file whose name says nothing).
+enum class ZipWant { Skip, Read, Sniff };
+
 struct ZipEntry {
     std::string path;     // as stored, made valid UTF-8 ('_' for bytes that are not)
     Bytes bytes;          // the decompressed file, when wanted and read whole
+    Bytes head;           // its first bytes, when sniffed and not read further
     std::string problem;  // why it was not read ("" = read, or not wanted)
     bool wanted = false;
     bool encrypted = false;
@@ -57,10 +63,15 @@ struct ZipListing {
     std::size_t decompressed = 0;   // bytes decompressed, files kept or not
 };
 
+// How many records a ZIP's central directory holds (counted up to `most` + 1), found from the
+// end record libarchive takes; 0 when there is none. See read_zip.
+std::uint64_t central_directory_records(const Bytes& zip, std::uint64_t most);
+
 // macOS's resource-fork twins ("__MACOSX/...", "._name"), which are no files of the sender's.
 bool is_macos_metadata(std::string_view path);
 
-// `wanted(path)` says which files to decompress (e.g. images and PDFs by their extension).
-ZipListing read_zip(const Bytes& bytes, const ZipLimits& limits, const std::function<bool(std::string_view path)>& wanted);
+// `want(path)` says which files to decompress (e.g. images and PDFs by their extension).
+ZipListing read_zip(const Bytes& bytes, const ZipLimits& limits, const std::function<ZipWant(std::string_view path)>& want,
+                    const std::function<bool(const Bytes& head)>& read_rest = {});
 
 }  // namespace docpipe::mail

@@ -28,6 +28,17 @@ bool starts(const std::uint8_t* data, std::size_t size, std::string_view magic, 
     return size >= at + magic.size() && std::memcmp(data + at, magic.data(), magic.size()) == 0;
 }
 
+// "claim_form.docx": yes. "receipt", "Receipt 27.12.2024" (digits), "scan.dat", "x.bin",
+// "IMG_1 (1).download": no, those say nothing of the content.
+bool has_own_extension(std::string_view name) {
+    const std::size_t dot = name.rfind('.');
+    if (dot == std::string_view::npos || dot + 1 >= name.size()) return false;
+    const std::string_view ext = name.substr(dot + 1);
+    if (ext.size() > 5 || std::all_of(ext.begin(), ext.end(), [](unsigned char c) { return std::isdigit(c); })) return false;
+    if (!std::all_of(ext.begin(), ext.end(), [](unsigned char c) { return std::isalnum(c); })) return false;
+    return !any_of(ext, {"bin", "dat", "tmp", "file", "data", "raw", "att"});
+}
+
 }  // namespace
 
 Classified classify_declared(std::string_view declared_type, std::string_view filename) {
@@ -50,7 +61,10 @@ Classified classify_declared(std::string_view declared_type, std::string_view fi
         ends_with(name, ".bz2") || ends_with(name, ".xz"))
         return {AttachmentKind::UnopenedArchive, {}};
     if (type == "application/pgp-encrypted" || ends_with(name, ".gpg") || ends_with(name, ".pgp")) return {AttachmentKind::PgpEncrypted, {}};
-    if (type == "application/octet-stream") return {AttachmentKind::Unknown, {}};
+    // Nothing is known of it. A name with an extension of its own ("claim_form.docx",
+    // "setup.exe") says it is some other document; one without ("receipt", "Receipt
+    // 27.12.2024", "scan.dat") says nothing, and its bytes decide.
+    if (type == "application/octet-stream" && !has_own_extension(name)) return {AttachmentKind::Unknown, {}};
     return {AttachmentKind::Other, {}};
 }
 
@@ -65,9 +79,11 @@ Classified classify_bytes(const std::uint8_t* d, std::size_t n) {
             if (starts(d, n, brand, 8)) return {AttachmentKind::Claim, "image/heic"};
         if (starts(d, n, "avif", 8) || starts(d, n, "avis", 8)) return {AttachmentKind::Claim, "image/avif"};
     }
-    // A PDF's header may come after a little junk (a scanner's or a mail gateway's).
-    if (std::string_view(reinterpret_cast<const char*>(d), std::min<std::size_t>(n, 1024)).find("%PDF-") != std::string_view::npos)
-        return {AttachmentKind::Claim, "application/pdf"};
+    // A PDF's header, after at most a byte-order mark or white space (a note that quotes
+    // "%PDF-" in its text is no PDF).
+    std::size_t lead = starts(d, n, "\xEF\xBB\xBF") ? 3 : 0;
+    while (lead < n && lead < 16 && std::isspace(d[lead])) ++lead;
+    if (starts(d, n, "%PDF-", lead)) return {AttachmentKind::Claim, "application/pdf"};
     if (starts(d, n, "PK\x03\x04") || starts(d, n, "PK\x05\x06")) return {AttachmentKind::Zip, {}};
     if (starts(d, n, "\x78\x9F\x3E\x22")) return {AttachmentKind::Tnef, {}};
     if (starts(d, n, "7z\xBC\xAF\x27\x1C") || starts(d, n, "Rar!\x1A\x07") || starts(d, n, "\x1F\x8B") || starts(d, n, "BZh") ||

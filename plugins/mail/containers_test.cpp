@@ -273,7 +273,7 @@ TEST(MimeZip, StreamedZipsAreBoundedWhenTheirFilesAreSteppedOver) {
     const std::string zeros(3u << 20, '\0');
     const std::string streamed = zip_of({{"notes.txt", zeros}, {"r.jpg", receipt()}}, "", true);
     const mail::ZipLimits limits{500, 25u << 20, 1u << 20};
-    const auto jpg = [](std::string_view p) { return p.ends_with(".jpg"); };
+    const auto jpg = [](std::string_view p) { return p.ends_with(".jpg") ? mail::ZipWant::Read : mail::ZipWant::Skip; };
 
     const std::string cut = without_central_directory(streamed);
     const mail::ZipListing bounded = mail::read_zip(Bytes(cut.begin(), cut.end()), limits, jpg);
@@ -350,6 +350,23 @@ TEST(MimeZip, AFileWhoseNameSaysNothingIsJudgedByItsBytes) {
     EXPECT_NE(out[0].doc->attributes.at("skipped_attachments").find("'z.zip/data.bin': not an image or PDF (application/octet-stream)"),
               std::string::npos)
         << out[0].doc->attributes.at("skipped_attachments");
+
+    // Only a file's first 4 KB are decompressed to judge it: 3 MB of LICENSE text before the
+    // receipt does not spend a 1 MB budget.
+    auto budget = mime("{max_archive_bytes: " + std::to_string(receipt().size() + (1u << 20)) + "}");
+    auto licensed = budget.process(eml(email_with({{"application/zip", "l.zip", zip_of({{"LICENSE", std::string(3u << 20, 'x')}, {"r.jpg", receipt()}})}})));
+    ASSERT_EQ(licensed.size(), 1u) << budget.last_skip_reason();
+    EXPECT_EQ(licensed[0].doc->attributes.at("filename"), "r.jpg");
+
+    // A name with an extension of its own says what it is: an Office file (a ZIP inside) sent
+    // as octet-stream is a document, not a ZIP of claims; a note quoting "%PDF-" is no PDF.
+    const std::string docx = zip_of({{"word/document.xml", "<w/>"}, {"word/media/image1.jpeg", receipt()}});
+    EXPECT_TRUE(runner.process(eml(email_with({{"application/octet-stream", "claim_form.docx", docx},
+                                                {"application/octet-stream", "notes", "see the %PDF-1.4 copy I sent before"}})))
+                    .empty());
+    const std::string why = runner.last_skip_reason();
+    EXPECT_NE(why.find("'claim_form.docx': not an image or PDF (application/octet-stream)"), std::string::npos) << why;
+    EXPECT_NE(why.find("'notes': not an image or PDF (application/octet-stream, and its content is neither)"), std::string::npos) << why;
 }
 
 // A ZIP flags its names as UTF-8 (macOS, Windows, phones). docpipe runs in the "C" locale,
@@ -363,17 +380,53 @@ TEST(MimeZip, NamesInAnyScriptAreKept) {
     EXPECT_EQ(out[1].doc->attributes.at("filename"), "re\xc3\xa7u m\xc3\xa9" "dical.jpg");
 }
 
-// libarchive reads the whole central directory before the first entry: a ZIP whose end
-// record declares more entries than could be read is refused before that.
-TEST(MimeZip, AZipDeclaringTooManyEntriesIsRefusedBeforeItIsParsed) {
-    std::string zip = zip_of({{"a.jpg", "aaaa"}, {"b.jpg", "bbbb"}});
+// libarchive reads the whole central directory before the first entry (1.2 million records
+// held 630 MB), so a ZIP with more records than could be read is refused before that. The
+// records are counted, not taken from the end record, which can lie; the end record is the one
+// libarchive takes, not a fake one in a comment.
+TEST(MimeZip, TheCentralDirectoryIsCountedBeforeLibarchiveParsesIt) {
+    std::vector<File> folders;
+    for (int i = 0; i < 200; ++i) folders.push_back({"d" + std::to_string(i) + "/", ""});
+    std::string zip = zip_of(folders);
+    const Bytes as_is(zip.begin(), zip.end());
+    EXPECT_EQ(mail::central_directory_records(as_is, 1000), 200u);
+    EXPECT_EQ(mail::central_directory_records(as_is, 50), 51u) << "counting stops past the limit";
+    const mail::ZipListing refused = mail::read_zip(as_is, {10, 1000, 100000}, [](std::string_view) { return mail::ZipWant::Read; });
+    EXPECT_TRUE(refused.too_many_entries);
+
     const std::size_t end = zip.rfind("PK\x05\x06");
     ASSERT_NE(end, std::string::npos);
-    zip[end + 8] = zip[end + 10] = '\x60';  // 0xEA60 = 60000 entries, on this disk and in all
-    zip[end + 9] = zip[end + 11] = '\xEA';
-    const mail::ZipListing listing = mail::read_zip(Bytes(zip.begin(), zip.end()), {10, 1000, 100000}, [](std::string_view) { return true; });
-    EXPECT_TRUE(listing.too_many_entries);
-    EXPECT_TRUE(listing.entries.empty());
+    std::string lying = zip;  // the end record says 1 entry
+    lying[end + 8] = lying[end + 10] = 1;
+    lying[end + 9] = lying[end + 11] = 0;
+    EXPECT_EQ(mail::central_directory_records(Bytes(lying.begin(), lying.end()), 1000), 200u);
+
+    // Junk before the ZIP (a self-extractor) does not move the count.
+    const std::string prefixed = std::string(5000, 'J') + zip;
+    EXPECT_EQ(mail::central_directory_records(Bytes(prefixed.begin(), prefixed.end()), 1000), 200u);
+
+    // A comment holding a fake end record that claims 60,000 entries on this disk but 1 in all
+    // (libarchive passes over it): the real one stands.
+    const std::string small = zip_of({{"r.jpg", receipt()}});
+    std::string commented = small;
+    const std::string fake =
+        std::string("PK\x05\x06", 4) + std::string(4, '\0') + std::string("\x60\xEA\x01\x00", 4) + std::string(10, '\0') + " and so on";
+    const std::size_t small_end = commented.rfind("PK\x05\x06");
+    commented[small_end + 20] = static_cast<char>(fake.size());
+    commented += fake;
+    EXPECT_EQ(mail::central_directory_records(Bytes(commented.begin(), commented.end()), 1000), 1u);
+    auto runner = mime();
+    auto out = runner.process(eml(email_with({{"application/zip", "c.zip", commented}})));
+    ASSERT_EQ(out.size(), 1u) << runner.last_skip_reason();
+
+    // ZIP64 records whose sizes and offsets wrap around are not followed out of the buffer.
+    std::string zip64 = small;
+    const std::size_t at = zip64.rfind("PK\x05\x06");
+    for (int k = 12; k < 16; ++k) zip64[at + k] = '\xFF';  // size: see the ZIP64 record
+    std::string record = std::string("PK\x06\x06", 4) + std::string(52, '\xFF');
+    std::string locator = std::string("PK\x06\x07", 4) + std::string(4, '\0') + std::string(8, '\xD8') + std::string(4, '\xFF');
+    zip64.insert(at, record + locator);
+    EXPECT_EQ(mail::central_directory_records(Bytes(zip64.begin(), zip64.end()), 1000), 0u);
 }
 
 TEST(MimeZip, NamesThatAreNotUtf8OrCarryPathsAreMadeSafe) {
@@ -398,7 +451,7 @@ TEST(MimeZip, NamesThatAreNotUtf8OrCarryPathsAreMadeSafe) {
 TEST(MimeZip, ReadZipAloneListsWhatItReadAndWhy) {
     const std::string zip = zip_of({{"a.jpg", "aaaa"}, {"b.txt", "bb"}});
     const mail::ZipListing listing =
-        mail::read_zip(Bytes(zip.begin(), zip.end()), {}, [](std::string_view path) { return path.ends_with(".jpg"); });
+        mail::read_zip(Bytes(zip.begin(), zip.end()), {}, [](std::string_view path) { return path.ends_with(".jpg") ? mail::ZipWant::Read : mail::ZipWant::Skip; });
     ASSERT_EQ(listing.entries.size(), 2u);
     EXPECT_TRUE(listing.entries[0].wanted);
     EXPECT_EQ(std::string(listing.entries[0].bytes.begin(), listing.entries[0].bytes.end()), "aaaa");

@@ -72,6 +72,33 @@ Bytes decoded_content(GMimePart* part) {
     return out;
 }
 
+// The first `max` decoded bytes of a part, without decoding the rest (a 60 MB part of unknown
+// type is looked at, not decoded whole, before it is judged).
+Bytes decoded_head(GMimePart* part, std::size_t max) {
+    Bytes out;
+    GMimeDataWrapper* wrapper = g_mime_part_get_content(part);
+    GMimeStream* raw = wrapper ? g_mime_data_wrapper_get_stream(wrapper) : nullptr;
+    if (!raw) return out;
+    g_mime_stream_reset(raw);
+    GRef<GMimeStream> filtered(g_mime_stream_filter_new(raw));
+    if (const GMimeContentEncoding encoding = g_mime_data_wrapper_get_encoding(wrapper);
+        encoding == GMIME_CONTENT_ENCODING_BASE64 || encoding == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE ||
+        encoding == GMIME_CONTENT_ENCODING_UUENCODE) {
+        GRef<GMimeFilter> decoder(g_mime_filter_basic_new(encoding, FALSE));
+        g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered.p), decoder.p);
+    }
+    out.resize(max);
+    std::size_t got = 0;
+    while (got < max) {
+        const gssize n = g_mime_stream_read(filtered.p, reinterpret_cast<char*>(out.data() + got), max - got);
+        if (n <= 0) break;
+        got += static_cast<std::size_t>(n);
+    }
+    out.resize(got);
+    g_mime_stream_reset(raw);
+    return out;
+}
+
 // A sender's text (a boundary, an encoding name) fit for a reason line: printable ASCII only,
 // at most `max` bytes.
 std::string printable(const char* text, std::size_t max) {
@@ -204,13 +231,16 @@ struct Walker {
             a.skipped = fmt::format("its base64 cannot be decoded ({} characters outside the base64 alphabet)", junk);
             report_unreadable(a);
         } else {
-            Bytes bytes = decoded_content(part);
             if (GMIME_IS_APPLICATION_PKCS7_MIME(object)) kind = {AttachmentKind::Pkcs7, {}};
             if (kind.kind == AttachmentKind::Unknown) {
-                // "application/octet-stream" named "receipt" or "scan.dat": its bytes say what it is.
-                kind = classify_bytes(bytes.data(), bytes.size());
+                // "application/octet-stream" named "receipt" or "scan.dat": its first bytes say
+                // what it is, and only then is the whole part decoded.
+                const Bytes head = decoded_head(part, 4096);
+                kind = classify_bytes(head.data(), head.size());
                 if (kind.kind == AttachmentKind::Claim) a.media_type = kind.media_type;
             }
+            const bool worth_decoding = kind.kind == AttachmentKind::Claim || kind.kind == AttachmentKind::Zip || kind.kind == AttachmentKind::Pkcs7;
+            Bytes bytes = worth_decoding ? decoded_content(part) : Bytes{};
             if (kind.kind == AttachmentKind::Pkcs7) {
                 open_smime(a, std::move(bytes));
                 return;
@@ -326,9 +356,10 @@ struct Walker {
             const std::size_t slash = path.find_last_of('/');
             const std::string name = sanitize_filename(std::string(slash == std::string_view::npos ? path : path.substr(slash + 1)), "");
             const AttachmentKind kind = classify_declared("application/octet-stream", name).kind;
-            return kind == AttachmentKind::Claim || kind == AttachmentKind::Unknown;
+            return kind == AttachmentKind::Claim ? ZipWant::Read : kind == AttachmentKind::Unknown ? ZipWant::Sniff : ZipWant::Skip;
         };
-        ZipListing listing = read_zip(bytes, zip_limits, claimable);
+        const auto shows_a_claim = [](const Bytes& head) { return classify_bytes(head.data(), head.size()).kind == AttachmentKind::Claim; };
+        ZipListing listing = read_zip(bytes, zip_limits, claimable, shows_a_claim);
         bytes = {};
         archive_bytes_used += listing.decompressed;
         if (listing.too_many_entries) {
@@ -348,8 +379,9 @@ struct Walker {
                                            fmt::format("file-{}", email.attachments.size() + 1));
             a.media_type = media_type_for(a.filename);
             Classified kind = classify_declared(a.media_type, a.filename);
-            if (entry.wanted && entry.problem.empty() && kind.kind == AttachmentKind::Unknown) {
-                kind = classify_bytes(entry.bytes.data(), entry.bytes.size());
+            // A file whose name says nothing: what its first bytes showed.
+            if (const Bytes& seen = entry.bytes.empty() ? entry.head : entry.bytes; kind.kind == AttachmentKind::Unknown && !seen.empty()) {
+                kind = classify_bytes(seen.data(), seen.size());
                 if (kind.kind == AttachmentKind::Claim) a.media_type = kind.media_type;
             }
             if (kind.kind == AttachmentKind::Zip || kind.kind == AttachmentKind::Pkcs7) {
