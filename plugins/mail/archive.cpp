@@ -1,5 +1,7 @@
 #include "archive.hpp"
 
+#include "email.hpp"  // valid_utf8
+
 #include <archive.h>
 #include <archive_entry.h>
 
@@ -19,38 +21,6 @@ namespace {
 struct ReaderDeleter {
     void operator()(struct archive* a) const { archive_read_free(a); }
 };
-
-// A ZIP stores names in UTF-8 only when a flag says so; older tools wrote CP437 or the
-// sender's code page, which libarchive cannot always convert. Such a name goes into a
-// document's attributes (JSON), so every byte that is not part of valid UTF-8 becomes '_'.
-std::string valid_utf8(std::string_view in) {
-    std::string out;
-    out.reserve(in.size());
-    for (std::size_t i = 0; i < in.size();) {
-        const auto c = static_cast<unsigned char>(in[i]);
-        std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-        bool ok = len > 0 && i + len <= in.size();
-        for (std::size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(in[i + k]) & 0xC0) == 0x80;
-        // Overlong forms and surrogates are not valid either.
-        if (ok && len == 2) ok = c >= 0xC2;
-        if (ok && len == 3) {
-            const auto c1 = static_cast<unsigned char>(in[i + 1]);
-            ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);
-        }
-        if (ok && len == 4) {
-            const auto c1 = static_cast<unsigned char>(in[i + 1]);
-            ok = c <= 0xF4 && !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);
-        }
-        if (ok) {
-            out.append(in.substr(i, len));
-            i += len;
-        } else {
-            out += '_';
-            ++i;
-        }
-    }
-    return out;
-}
 
 std::string reader_error(struct archive* a, const char* fallback) {
     const char* text = archive_error_string(a);

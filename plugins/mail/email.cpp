@@ -478,8 +478,39 @@ void stop_routing_library_messages_to(Logger* logger) {
     library_logger.compare_exchange_strong(expected, nullptr);
 }
 
+std::string valid_utf8(std::string_view in) {
+    std::string out;
+    out.reserve(in.size());
+    for (std::size_t i = 0; i < in.size();) {
+        const auto c = static_cast<unsigned char>(in[i]);
+        std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+        bool ok = len > 0 && i + len <= in.size();
+        for (std::size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(in[i + k]) & 0xC0) == 0x80;
+        // Overlong forms and surrogates are not valid either.
+        if (ok && len == 2) ok = c >= 0xC2;
+        if (ok && len == 3) {
+            const auto c1 = static_cast<unsigned char>(in[i + 1]);
+            ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);
+        }
+        if (ok && len == 4) {
+            const auto c1 = static_cast<unsigned char>(in[i + 1]);
+            ok = c <= 0xF4 && !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);
+        }
+        if (ok) {
+            out.append(in.substr(i, len));
+            i += len;
+        } else {
+            out += '_';
+            ++i;
+        }
+    }
+    return out;
+}
+
 std::string sanitize_filename(const std::string& name, const std::string& fallback) {
-    std::string base = name;
+    // Valid UTF-8 first: the name goes into JSON, and the cut below steps back over UTF-8
+    // continuation bytes (150 of them with no lead byte cut a name down to its extension alone).
+    std::string base = valid_utf8(name);
     const auto slash = base.find_last_of("/\\");
     if (slash != std::string::npos) base = base.substr(slash + 1);
     std::string out;
@@ -506,6 +537,7 @@ std::string sanitize_filename(const std::string& name, const std::string& fallba
         std::size_t cut = 150 - ext.size();
         while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
         out = out.substr(0, cut) + ext;
+        while (!out.empty() && (out.front() == '.' || out.front() == ' ')) out.erase(out.begin());
     }
     return out.empty() ? fallback : out;
 }

@@ -73,8 +73,12 @@ struct ParsedEmail {
 
 ParsedEmail parse_email(const std::uint8_t* data, std::size_t size, const EmailLimits& limits = {});
 
-// "../../etc/passwd" -> "passwd"; control characters, path separators and leading dots
-// removed; at most 150 bytes; "" becomes `fallback`.
+// `in` with every byte that is not part of valid UTF-8 (nor an overlong form or a surrogate)
+// replaced by '_': names from ZIPs and senders go into JSON attributes.
+std::string valid_utf8(std::string_view in);
+
+// "../../etc/passwd" -> "passwd"; invalid UTF-8 made valid, control characters, path
+// separators and leading dots removed; at most 150 bytes; "" becomes `fallback`.
 std::string sanitize_filename(const std::string& name, const std::string& fallback);
 
 // Plain text of an HTML body: tags dropped, block elements to line breaks, table cells

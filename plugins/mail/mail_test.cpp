@@ -227,6 +227,18 @@ TEST(MimeBadInput, PathInFileNameIsRemoved) {
     EXPECT_EQ(mail::sanitize_filename("Résit – Klinik 医疗.jpg", "a.jpg"), "Résit – Klinik 医疗.jpg") << "other text is kept";
 }
 
+// Found by the fuzzer: 150 bytes that are all UTF-8 continuation bytes, then ".": the cut to
+// 150 bytes stepped back over all of them and left the name "." alone.
+TEST(MimeBadInput, ALongNameOfBrokenUtf8IsCutToAValidName) {
+    const std::string name = "#" + std::string(160, '\x82') + std::string(40, '\x96') + "\xff.";
+    const std::string safe = mail::sanitize_filename(name, "attachment");
+    ASSERT_FALSE(safe.empty());
+    EXPECT_NE(safe.front(), '.') << safe;
+    EXPECT_LE(safe.size(), 150u);
+    EXPECT_EQ(mail::valid_utf8(safe), safe) << "valid UTF-8";
+    EXPECT_EQ(mail::valid_utf8("caf\xc3\xa9 \xff\xfe \xed\xa0\x80 \xc0\xaf"), "caf\xc3\xa9 __ ___ __");
+}
+
 TEST(MimeBadInput, BrokenBoundaryDoesNotCrash) {
     auto runner = mime();
     std::string m = email("x", {{"image/jpeg", "r.jpg", receipt()}});
