@@ -63,8 +63,8 @@ struct ZipListing {
     std::size_t decompressed = 0;   // bytes decompressed, files kept or not
 };
 
-// How many records a ZIP's central directory holds (counted up to `most` + 1), found from the
-// end record libarchive takes; 0 when there is none. See read_zip.
+// At most how many records a ZIP's central directory can hold (counted up to `most` + 1): the
+// directory-record signatures anywhere in it. See read_zip.
 std::uint64_t central_directory_records(const Bytes& zip, std::uint64_t most);
 
 // macOS's resource-fork twins ("__MACOSX/...", "._name"), which are no files of the sender's.

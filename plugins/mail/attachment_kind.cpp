@@ -28,15 +28,15 @@ bool starts(const std::uint8_t* data, std::size_t size, std::string_view magic, 
     return size >= at + magic.size() && std::memcmp(data + at, magic.data(), magic.size()) == 0;
 }
 
-// "claim_form.docx": yes. "receipt", "Receipt 27.12.2024" (digits), "scan.dat", "x.bin",
-// "IMG_1 (1).download": no, those say nothing of the content.
-bool has_own_extension(std::string_view name) {
+// Extensions of documents that are not receipts, sent as octet-stream. Any other suffix after
+// a dot says nothing ("Klinik Dr.Tan", "Resit No.A123", "receipt.jpg.part"): the bytes decide.
+bool other_document(std::string_view name) {
     const std::size_t dot = name.rfind('.');
-    if (dot == std::string_view::npos || dot + 1 >= name.size()) return false;
-    const std::string_view ext = name.substr(dot + 1);
-    if (ext.size() > 5 || std::all_of(ext.begin(), ext.end(), [](unsigned char c) { return std::isdigit(c); })) return false;
-    if (!std::all_of(ext.begin(), ext.end(), [](unsigned char c) { return std::isalnum(c); })) return false;
-    return !any_of(ext, {"bin", "dat", "tmp", "file", "data", "raw", "att"});
+    if (dot == std::string_view::npos) return false;
+    return any_of(name.substr(dot + 1), {"doc", "docx", "docm", "dot", "dotx", "xls", "xlsx", "xlsm", "ppt", "pptx", "odt", "ods", "odp",
+                                         "rtf", "txt", "csv", "htm", "html", "xml", "json", "ics", "vcf", "eml", "msg", "p7s", "sig",
+                                         "asc", "exe", "dll", "msi", "js", "vbs", "bat", "cmd", "ps1", "lnk", "iso", "mp3", "mp4",
+                                         "m4a", "mov", "avi", "wav", "ogg", "amr", "3gp", "apk"});
 }
 
 }  // namespace
@@ -61,10 +61,10 @@ Classified classify_declared(std::string_view declared_type, std::string_view fi
         ends_with(name, ".bz2") || ends_with(name, ".xz"))
         return {AttachmentKind::UnopenedArchive, {}};
     if (type == "application/pgp-encrypted" || ends_with(name, ".gpg") || ends_with(name, ".pgp")) return {AttachmentKind::PgpEncrypted, {}};
-    // Nothing is known of it. A name with an extension of its own ("claim_form.docx",
-    // "setup.exe") says it is some other document; one without ("receipt", "Receipt
-    // 27.12.2024", "scan.dat") says nothing, and its bytes decide.
-    if (type == "application/octet-stream" && !has_own_extension(name)) return {AttachmentKind::Unknown, {}};
+    // Nothing is known of it. A document's extension ("claim_form.docx", "setup.exe") says it
+    // is that; any other name ("receipt", "Klinik Dr.Tan", "scan.dat") says nothing, and its
+    // bytes decide.
+    if (type == "application/octet-stream" && !other_document(name)) return {AttachmentKind::Unknown, {}};
     return {AttachmentKind::Other, {}};
 }
 
@@ -84,6 +84,10 @@ Classified classify_bytes(const std::uint8_t* d, std::size_t n) {
     std::size_t lead = starts(d, n, "\xEF\xBB\xBF") ? 3 : 0;
     while (lead < n && lead < 16 && std::isspace(d[lead])) ++lead;
     if (starts(d, n, "%PDF-", lead)) return {AttachmentKind::Claim, "application/pdf"};
+    // A print job's PDF: the printer language's prefix, then the PDF within its first KB.
+    if ((starts(d, n, "\x1B%-12345X") || starts(d, n, "@PJL")) &&
+        std::string_view(reinterpret_cast<const char*>(d), std::min<std::size_t>(n, 1024)).find("%PDF-") != std::string_view::npos)
+        return {AttachmentKind::Claim, "application/pdf"};
     if (starts(d, n, "PK\x03\x04") || starts(d, n, "PK\x05\x06")) return {AttachmentKind::Zip, {}};
     if (starts(d, n, "\x78\x9F\x3E\x22")) return {AttachmentKind::Tnef, {}};
     if (starts(d, n, "7z\xBC\xAF\x27\x1C") || starts(d, n, "Rar!\x1A\x07") || starts(d, n, "\x1F\x8B") || starts(d, n, "BZh") ||

@@ -367,6 +367,22 @@ TEST(MimeZip, AFileWhoseNameSaysNothingIsJudgedByItsBytes) {
     const std::string why = runner.last_skip_reason();
     EXPECT_NE(why.find("'claim_form.docx': not an image or PDF (application/octet-stream)"), std::string::npos) << why;
     EXPECT_NE(why.find("'notes': not an image or PDF (application/octet-stream, and its content is neither)"), std::string::npos) << why;
+    // The same Office file with no name to tell: opened, seen to be a document, not taken apart.
+    EXPECT_TRUE(runner.process(eml(email_with({{"application/octet-stream", "form", zip_of({{"[Content_Types].xml", "<Types/>"},
+                                                                                            {"word/media/image1.jpeg", receipt()}})}})))
+                    .empty());
+    EXPECT_NE(runner.last_skip_reason().find("'form': an Office or OpenDocument file"), std::string::npos) << runner.last_skip_reason();
+
+    // A dot in a name is no extension unless it is a document's: "Klinik Dr.Tan" is a JPEG, and
+    // a print job's PDF (its PJL prefix before the header) is a PDF.
+    const std::string pjl = "\x1B%-12345X@PJL JOB\r\n@PJL ENTER LANGUAGE=PDF\r\n" + pdf;
+    auto dotted = runner.process(eml(email_with({{"application/octet-stream", "Klinik Dr.Tan", receipt()},
+                                                 {"application/zip", "z.zip", zip_of({{"Resit No.A123", receipt()}})},
+                                                 {"application/octet-stream", "job", pjl}})));
+    ASSERT_EQ(dotted.size(), 3u) << runner.last_skip_reason();
+    EXPECT_EQ(dotted[0].doc->parts.at(0).media_type, "image/jpeg");
+    EXPECT_EQ(dotted[1].doc->attributes.at("filename"), "Resit No.A123");
+    EXPECT_EQ(dotted[2].doc->parts.at(0).media_type, "application/pdf");
 }
 
 // A ZIP flags its names as UTF-8 (macOS, Windows, phones). docpipe runs in the "C" locale,
@@ -426,7 +442,15 @@ TEST(MimeZip, TheCentralDirectoryIsCountedBeforeLibarchiveParsesIt) {
     std::string record = std::string("PK\x06\x06", 4) + std::string(52, '\xFF');
     std::string locator = std::string("PK\x06\x07", 4) + std::string(4, '\0') + std::string(8, '\xD8') + std::string(4, '\xFF');
     zip64.insert(at, record + locator);
-    EXPECT_EQ(mail::central_directory_records(Bytes(zip64.begin(), zip64.end()), 1000), 0u);
+    EXPECT_EQ(mail::central_directory_records(Bytes(zip64.begin(), zip64.end()), 1000), 1u);
+
+    // A directory that lists no file of a ZIP that holds one: said, not skipped as empty.
+    std::string hidden = small;
+    const std::size_t e = hidden.rfind("PK\x05\x06");
+    for (int k = 8; k < 16; ++k) hidden[e + k] = '\0';                     // 0 entries, a 0-byte directory
+    for (int k = 0; k < 4; ++k) hidden[e + 16 + k] = static_cast<char>((e >> (8 * k)) & 0xFF);  // that starts at the end record
+    const std::string why = failure_of(runner, email_with({{"application/zip", "h.zip", hidden}}));
+    EXPECT_NE(why.find("'h.zip': a ZIP whose directory lists no files although it holds some"), std::string::npos) << why;
 }
 
 TEST(MimeZip, NamesThatAreNotUtf8OrCarryPathsAreMadeSafe) {

@@ -360,6 +360,10 @@ struct Walker {
         };
         const auto shows_a_claim = [](const Bytes& head) { return classify_bytes(head.data(), head.size()).kind == AttachmentKind::Claim; };
         ZipListing listing = read_zip(bytes, zip_limits, claimable, shows_a_claim);
+        // A directory that lists no file of a ZIP that holds some (a local file header): damaged
+        // or crafted, and what it holds may be the claim.
+        static constexpr std::uint8_t kLocalHeader[] = {'P', 'K', 3, 4};
+        const bool holds_files = std::search(bytes.begin(), bytes.end(), std::begin(kLocalHeader), std::end(kLocalHeader)) != bytes.end();
         bytes = {};
         archive_bytes_used += listing.decompressed;
         if (listing.too_many_entries) {
@@ -367,6 +371,14 @@ struct Walker {
             email.too_many_parts_reason = fmt::format("'{}' holds more files than max_parts ({}) leaves room for, with the email's "
                                                       "other parts; refused",
                                                       zip.shown_name(), limits.max_parts);
+            return;
+        }
+        // An Office or OpenDocument file is a ZIP too; one that came with no telling name is a
+        // document, not a folder of receipts.
+        if (std::any_of(listing.entries.begin(), listing.entries.end(),
+                        [](const ZipEntry& e) { return e.path == "[Content_Types].xml" || e.path == "mimetype"; })) {
+            zip.skipped = "an Office or OpenDocument file (a ZIP of its own parts), not an image or PDF";
+            email.attachments.push_back(std::move(zip));
             return;
         }
         parts_seen += listing.entries.size();
@@ -409,6 +421,10 @@ struct Walker {
         }
         if (!listing.error.empty()) {
             zip.skipped = listing.error;
+            report_unreadable(zip);
+            email.attachments.push_back(std::move(zip));
+        } else if (listing.entries.empty() && holds_files) {
+            zip.skipped = "a ZIP whose directory lists no files although it holds some: damaged, or made to hide them";
             report_unreadable(zip);
             email.attachments.push_back(std::move(zip));
         } else if (listing.entries.empty()) {
