@@ -249,9 +249,14 @@ TEST(MimeZip, WhatAZipDecompressesToIsBounded) {
     for (int i = 0; i < 60; ++i) many.push_back({"r" + std::to_string(i) + ".txt", "x"});
     auto strict = mime("{max_parts: 50}");
     const std::string why = failure_of(strict, email_with({{"application/zip", "many.zip", zip_of(many)}}));
-    EXPECT_NE(why.find("claim.eml: 'many.zip' holds more files than max_parts (50) leaves room for, with the email's other parts; refused"),
+    EXPECT_NE(why.find("claim.eml: no claim attachment could be read: 'many.zip': holds more files than max_parts (50) leaves room for, "
+                       "with the email's other parts; not opened"),
               std::string::npos)
         << why;
+    // Beside a receipt, only the ZIP is refused: the receipt goes on, the ZIP named.
+    auto beside = strict.process(eml(email_with({{"image/jpeg", "r.jpg", receipt()}, {"application/zip", "many.zip", zip_of(many)}})));
+    ASSERT_EQ(beside.size(), 1u);
+    EXPECT_NE(beside[0].doc->attributes.at("skipped_attachments").find("'many.zip': holds more files than max_parts"), std::string::npos);
     // macOS's resource-fork twins and folders are not the sender's files: 40 photos zipped by
     // macOS (80 entries and a folder) fit max_parts 50.
     std::vector<File> mac{{"photos/", ""}};

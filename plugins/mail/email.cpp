@@ -367,10 +367,12 @@ struct Walker {
         bytes = {};
         archive_bytes_used += listing.decompressed;
         if (listing.too_many_entries) {
-            email.too_many_parts = true;
-            email.too_many_parts_reason = fmt::format("'{}' holds more files than max_parts ({}) leaves room for, with the email's "
-                                                      "other parts; refused",
-                                                      zip.shown_name(), limits.max_parts);
+            // The ZIP is refused, not the email: a receipt beside it still goes on, and an email
+            // with nothing else fails naming the ZIP.
+            zip.skipped = fmt::format("holds more files than max_parts ({}) leaves room for, with the email's other parts; not opened",
+                                      limits.max_parts);
+            report_unreadable(zip);
+            email.attachments.push_back(std::move(zip));
             return;
         }
         // An Office or OpenDocument file is a ZIP too; one that came with no telling name is a

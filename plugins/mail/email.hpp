@@ -68,7 +68,6 @@ struct ParsedEmail {
     // a multipart without its boundary), so that it can be named beside the attachments.
     std::vector<std::string> unreadable_elsewhere;
     bool too_many_parts = false;
-    std::string too_many_parts_reason;  // "" (more than max_parts MIME parts), or the ZIP whose files went over it
 };
 
 ParsedEmail parse_email(const std::uint8_t* data, std::size_t size, const EmailLimits& limits = {});

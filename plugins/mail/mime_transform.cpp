@@ -14,7 +14,7 @@ ComponentDescriptor MimeTransform::describe() {
         Field::integer("max_attachments").default_value(20).min(1).max(10000)
             .describe("Claim attachments one email may carry; more fails the email as bad input"),
         Field::integer("max_parts").default_value(500).min(1).max(100000)
-            .describe("MIME parts walked, and files in its ZIP attachments, before the email is refused"),
+            .describe("MIME parts walked before the email is refused; a ZIP attachment whose files would go past it is not opened"),
         Field::integer("min_image_bytes").default_value(8192).min(0)
             .describe("Images smaller than this are logos or signatures and are skipped"),
         Field::integer("max_attachment_bytes").default_value(25 * 1024 * 1024).min(1)
@@ -48,8 +48,6 @@ void MimeTransform::process(const DocumentPtr& input, Outputs& out) {
     ParsedEmail email = parse_email(bytes.data(), bytes.size(), limits_);
     if (email.message_id.empty() && email.subject.empty() && email.from.empty() && email.attachments.empty() && email.body_text.empty())
         throw BadInput(fmt::format("{}: not an email: no headers, body or attachments could be read", part.name));
-    if (email.too_many_parts && !email.too_many_parts_reason.empty())
-        throw BadInput(fmt::format("{}: {}", part.name, email.too_many_parts_reason));
     if (email.too_many_parts)
         throw BadInput(fmt::format("{}: more than {} MIME parts (max_parts); refused without decoding", part.name, limits_.max_parts));
 
