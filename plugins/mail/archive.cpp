@@ -52,6 +52,13 @@ private:
     locale_t previous_ = static_cast<locale_t>(0);
 };
 
+// macOS's resource-fork twins ("__MACOSX/...", "._name"), which are no files of the sender's.
+bool is_macos_metadata(std::string_view path) {
+    const std::size_t slash = path.find_last_of('/');
+    const std::string_view base = slash == std::string_view::npos ? path : path.substr(slash + 1);
+    return path.rfind("__MACOSX/", 0) == 0 || base.rfind("._", 0) == 0;
+}
+
 }  // namespace
 
 // libarchive parses the whole central directory before the first header is returned (a 87 MB
@@ -70,12 +77,6 @@ std::uint64_t central_directory_records(const Bytes& zip, std::uint64_t most) {
         at += 4;
     }
     return records;
-}
-
-bool is_macos_metadata(std::string_view path) {
-    const std::size_t slash = path.find_last_of('/');
-    const std::string_view base = slash == std::string_view::npos ? path : path.substr(slash + 1);
-    return path.rfind("__MACOSX/", 0) == 0 || base.rfind("._", 0) == 0;
 }
 
 ZipListing read_zip(const Bytes& bytes, const ZipLimits& limits, const std::function<ZipWant(std::string_view path)>& want,

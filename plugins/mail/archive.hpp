@@ -67,9 +67,6 @@ struct ZipListing {
 // directory-record signatures anywhere in it. See read_zip.
 std::uint64_t central_directory_records(const Bytes& zip, std::uint64_t most);
 
-// macOS's resource-fork twins ("__MACOSX/...", "._name"), which are no files of the sender's.
-bool is_macos_metadata(std::string_view path);
-
 // `want(path)` says which files to decompress (e.g. images and PDFs by their extension).
 ZipListing read_zip(const Bytes& bytes, const ZipLimits& limits, const std::function<ZipWant(std::string_view path)>& want,
                     const std::function<bool(const Bytes& head)>& read_rest = {});

@@ -104,9 +104,6 @@ Classified classify_bytes(const std::uint8_t* d, std::size_t n) {
 
 std::string not_read_reason(AttachmentKind kind) {
     switch (kind) {
-        case AttachmentKind::Tnef:
-            return "an Outlook TNEF attachment (winmail.dat): the files inside it are not read; ask the sender to send them as ordinary "
-                   "attachments (plain text or HTML email)";
         case AttachmentKind::UnopenedArchive:
             return "an archive of a kind docpipe does not open (7-Zip, RAR, tar, gzip, bzip2 or xz; only ZIP archives are read); ask the "
                    "sender to attach the files or a ZIP";

@@ -1,7 +1,7 @@
 // transform.mime on the wrappers claim attachments arrive in: ZIP archives (built here with
 // libarchive's writer, encrypted ones included), opaque-signed and encrypted S/MIME (built
 // here with OpenSSL's CMS, with a throwaway key), PGP/MIME, clear-signed mail, Outlook's
-// winmail.dat and 7-Zip/RAR archives. Every email either yields its receipts or fails as
+// winmail.dat (TNEF, built here as Outlook lays it out) and 7-Zip/RAR archives. Every email either yields its receipts or fails as
 // bad input naming what could not be read: none is skipped with its claim inside.
 #include <archive.h>
 #include <archive_entry.h>
@@ -23,6 +23,7 @@
 #include "base64.hpp"
 #include "docpipe/testing.hpp"
 #include "email.hpp"
+#include "tnef.hpp"
 
 using namespace docpipe;
 namespace fs = std::filesystem;
@@ -306,7 +307,7 @@ TEST(MimeZip, StreamedZipsAreBoundedWhenTheirFilesAreSteppedOver) {
 TEST(MimeZip, AnArchiveInsideAZipAndA7zOrRarAreNamedNotSkipped) {
     auto runner = mime();
     std::string why = failure_of(runner, email_with({{"application/zip", "outer.zip", zip_of({{"inner.zip", zip_of({{"r.jpg", receipt()}})}})}}));
-    EXPECT_NE(why.find("'outer.zip/inner.zip': an archive or S/MIME file inside a ZIP: not opened"), std::string::npos) << why;
+    EXPECT_NE(why.find("'outer.zip/inner.zip': an archive, winmail.dat or S/MIME file inside outer.zip: not opened"), std::string::npos) << why;
     why = failure_of(runner, email_with({{"application/x-7z-compressed", "receipts.7z", "7z\xbc\xaf\x27\x1c" + std::string(100, 'x')}}));
     EXPECT_NE(why.find("'receipts.7z': an archive of a kind docpipe does not open (7-Zip, RAR, tar, gzip, bzip2 or xz; only ZIP archives are "
                        "read)"),
@@ -330,7 +331,7 @@ TEST(MimeBadInput, OtherArchivesEncryptedFilesAndUnnamedWrappersFailTheEmailNami
         {{"application/octet-stream", "attachment", "7z\xbc\xaf\x27\x1c" + std::string(100, 'x')}, "'attachment': an archive of a kind"},
         {{"application/octet-stream", "noname", "\x78\x9f\x3e\x22" + std::string(100, '\0')}, "'noname': an Outlook TNEF attachment"},
         {{"application/zip", "mail.zip", zip_of({{"winmail.dat", "\x78\x9f\x3e\x22" + std::string(100, '\0')}})},
-         "'mail.zip/winmail.dat': an Outlook TNEF attachment"},
+         "'mail.zip/winmail.dat': an archive, winmail.dat or S/MIME file inside mail.zip: not opened"},
         {{"application/zip", "nested.zip", zip_of({{"inner.7z", "7z\xbc\xaf\x27\x1c"}})}, "'nested.zip/inner.7z': an archive of a kind"},
     };
     for (const auto& c : cases) {
@@ -638,18 +639,239 @@ TEST(MimeSmime, PgpEncryptedMailFailsAndClearSignedMailIsReadWithoutItsSignature
     EXPECT_EQ(out[0].doc->attributes.count("skipped_attachments"), 0u) << "the signature is no skipped attachment";
 }
 
-TEST(MimeBadInput, AnOutlookWinmailDatFailsTheEmailNamingIt) {
+// ---- Outlook's winmail.dat (TNEF) -------------------------------------------------------
+
+void put16(std::string& s, std::uint16_t v) {
+    s += static_cast<char>(v & 0xFF);
+    s += static_cast<char>(v >> 8);
+}
+void put32(std::string& s, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) s += static_cast<char>((v >> (8 * i)) & 0xFF);
+}
+void pad4(std::string& s) {
+    while (s.size() % 4) s += '\0';
+}
+
+// One TNEF record: level, attribute id, length, data, and the sum of the data's bytes.
+std::string tnef_record(std::uint8_t level, std::uint32_t id, const std::string& data) {
+    std::string r(1, static_cast<char>(level));
+    put32(r, id);
+    put32(r, static_cast<std::uint32_t>(data.size()));
+    r += data;
+    std::uint32_t sum = 0;
+    for (const char c : data) sum += static_cast<unsigned char>(c);
+    put16(r, static_cast<std::uint16_t>(sum & 0xFFFF));
+    return r;
+}
+
+std::string utf16le(const std::u16string& text) {
+    std::string out;
+    for (const char16_t c : text) put16(out, static_cast<std::uint16_t>(c));
+    put16(out, 0);
+    return out;
+}
+
+struct TnefAttachment {
+    std::string title;          // the 8.3 name ("" = no title record)
+    std::u16string long_name;   // PR_ATTACH_LONG_FILENAME ("" = none)
+    std::string mime_tag;       // PR_ATTACH_MIME_TAG ("" = none)
+    std::string data;           // the file
+    std::string attached_item;  // a whole TNEF stream: an attached Outlook item in place of a file
+    bool data_as_property = false;  // the file in PR_ATTACH_DATA_BIN, as Exchange writes it, not in attAttachData
+};
+
+// A winmail.dat as Outlook lays one out: the message's attributes, then per attachment its
+// rendering, title, data and MAPI properties (with a named property first, as Outlook adds).
+std::string tnef_of(const std::vector<TnefAttachment>& attachments) {
+    std::string s;
+    put32(s, 0x223E9F78);
+    put16(s, 0x5A1F);
+    s += tnef_record(1, 0x00089006, std::string("\0\0\1\0", 4));                 // attTnefVersion
+    s += tnef_record(1, 0x00069007, std::string("\xE4\x04\0\0\0\0\0\0", 8));     // attOemCodepage 1252
+    s += tnef_record(1, 0x00078008, std::string("IPM.Microsoft Mail.Note\0", 24));  // attMessageClass
+    s += tnef_record(1, 0x00018004, std::string("Claim for December\0", 19));     // attSubject
+    for (const auto& a : attachments) {
+        std::string rendering;
+        put16(rendering, 1);
+        put32(rendering, 0xFFFFFFFF);
+        put16(rendering, 0xFFFF);
+        put16(rendering, 0xFFFF);
+        put32(rendering, 0);
+        s += tnef_record(2, 0x00069002, rendering);
+        if (!a.title.empty()) s += tnef_record(2, 0x00018010, a.title + '\0');
+        if (a.attached_item.empty() && !a.data_as_property) s += tnef_record(2, 0x0006800F, a.data);
+        std::string props;
+        std::uint32_t count = 0;
+        std::string list;
+        {  // a named property (a GUID and a UTF-16 name), as Outlook adds to attachments
+            put32(list, 0x80050003);
+            list += std::string(16, '\x11');
+            put32(list, 1);
+            const std::string name = utf16le(u"AttachmentHidden");
+            put32(list, static_cast<std::uint32_t>(name.size()));
+            list += name;
+            pad4(list);
+            put32(list, 0);
+            ++count;
+        }
+        put32(list, (0x3705u << 16) | 0x0003);  // PR_ATTACH_METHOD
+        put32(list, a.attached_item.empty() ? 1 : 5);
+        ++count;
+        if (!a.long_name.empty()) {
+            put32(list, (0x3707u << 16) | 0x001F);
+            put32(list, 1);
+            const std::string name = utf16le(a.long_name);
+            put32(list, static_cast<std::uint32_t>(name.size()));
+            list += name;
+            pad4(list);
+            ++count;
+        }
+        if (!a.mime_tag.empty()) {
+            put32(list, (0x370Eu << 16) | 0x001E);
+            put32(list, 1);
+            put32(list, static_cast<std::uint32_t>(a.mime_tag.size() + 1));
+            list += a.mime_tag + '\0';
+            pad4(list);
+            ++count;
+        }
+        if (a.data_as_property) {
+            put32(list, (0x3701u << 16) | 0x0102);  // PR_ATTACH_DATA_BIN
+            put32(list, 1);
+            put32(list, static_cast<std::uint32_t>(a.data.size()));
+            list += a.data;
+            pad4(list);
+            ++count;
+        }
+        if (!a.attached_item.empty()) {
+            put32(list, (0x3701u << 16) | 0x000D);  // PR_ATTACH_DATA_OBJ: an interface id, then the item's TNEF
+            put32(list, 1);
+            put32(list, static_cast<std::uint32_t>(16 + a.attached_item.size()));
+            list += std::string(16, '\x22') + a.attached_item;
+            pad4(list);
+            ++count;
+        }
+        put32(props, count);
+        s += tnef_record(2, 0x00069005, props + list);
+    }
+    return s;
+}
+
+TEST(MimeTnef, TheFilesInsideAWinmailDatAreClaimAttachmentsUnderTheirLongNames) {
+    const std::string small_pdf = "%PDF-1.4\n" + std::string(9000, ' ') + "\n%%EOF\n";
+    const std::string winmail = tnef_of({{"KLINIK~1.JPG", u"Klinik Dr Tan receipt 27 Dec.jpg", "image/jpeg", receipt(), ""},
+                                         {"BILL.PDF", u"", "", small_pdf, ""},
+                                         {"FORM~1.DOC", u"claim form.docx", "", std::string(3000, 'd'), ""},
+                                         {"SCAN", u"\u6536\u636E", "", receipt(), ""}});
     auto runner = mime();
-    const std::string tnef = "\x78\x9f\x3e\x22" + std::string(20000, 'x');
-    std::string why = failure_of(runner, email_with({{"application/ms-tnef", "winmail.dat", tnef}}));
-    EXPECT_NE(why.find("no claim attachment could be read: 'winmail.dat': an Outlook TNEF attachment (winmail.dat): the files inside it are "
-                       "not read"),
+    auto out = runner.process(eml(email_with({{"application/ms-tnef", "winmail.dat", winmail}})));
+    ASSERT_EQ(out.size(), 3u);
+    EXPECT_EQ(out[0].doc->attributes.at("filename"), "Klinik Dr Tan receipt 27 Dec.jpg");
+    EXPECT_EQ(out[0].doc->attributes.at("archive"), "winmail.dat");
+    EXPECT_EQ(out[0].doc->parts.at(0).media_type, "image/jpeg");
+    EXPECT_EQ(bytes_of(out[0]), receipt());
+    EXPECT_EQ(out[1].doc->attributes.at("filename"), "BILL.PDF") << "no long name: the 8.3 title";
+    EXPECT_EQ(out[1].doc->parts.at(0).media_type, "application/pdf");
+    EXPECT_EQ(bytes_of(out[1]), small_pdf);
+    EXPECT_EQ(out[2].doc->attributes.at("filename"), "\u6536\u636E") << "UTF-16 names are UTF-8";
+    EXPECT_EQ(out[2].doc->parts.at(0).media_type, "image/jpeg") << "a name that says nothing: judged by the bytes";
+    EXPECT_EQ(out[0].doc->attributes.at("attachment"), "1/3");
+    EXPECT_NE(out[0].doc->attributes.at("skipped_attachments").find("'winmail.dat/claim form.docx': not an image or PDF"), std::string::npos)
+        << out[0].doc->attributes.at("skipped_attachments");
+}
+
+TEST(MimeTnef, AForwardedOutlookItemAZipAndAFileKeptAsAPropertyAreOpened) {
+    const std::string forwarded = tnef_of({{"RECEIPT.JPG", u"receipt.jpg", "image/jpeg", receipt(), ""}});
+    const std::string winmail = tnef_of({{"", u"Fwd: my claim", "", "", forwarded},
+                                         {"RECEIPTS.ZIP", u"receipts.zip", "application/x-zip-compressed", zip_of({{"IMG_2.jpg", receipt()}}), ""},
+                                         {"", u"from exchange.jpg", "", receipt(), "", true}});
+    auto runner = mime();
+    auto out = runner.process(eml(email_with({{"application/ms-tnef", "winmail.dat", winmail}})));
+    ASSERT_EQ(out.size(), 3u);
+    EXPECT_EQ(out[0].doc->attributes.at("filename"), "receipt.jpg");
+    EXPECT_EQ(out[0].doc->attributes.at("archive"), "winmail.dat/Fwd my claim") << "the item's name, sanitised";
+    EXPECT_EQ(bytes_of(out[0]), receipt());
+    EXPECT_EQ(out[1].doc->attributes.at("filename"), "IMG_2.jpg");
+    EXPECT_EQ(out[1].doc->attributes.at("archive"), "winmail.dat/receipts.zip");
+    EXPECT_EQ(bytes_of(out[1]), receipt());
+    EXPECT_EQ(out[2].doc->attributes.at("filename"), "from exchange.jpg") << "the file in PR_ATTACH_DATA_BIN";
+    EXPECT_EQ(bytes_of(out[2]), receipt());
+}
+
+// Damage in transit or a crafted stream: what was read before it is kept, and what could not
+// be read is named (failing the email when nothing else is claimable).
+TEST(MimeTnef, ADamagedWinmailDatKeepsWhatWasReadAndNamesWhatWasNot) {
+    auto runner = mime();
+    const std::string whole = tnef_of({{"R1.JPG", u"r1.jpg", "", receipt(), ""}, {"R2.JPG", u"r2.jpg", "", receipt(), ""}});
+    // Cut inside the second receipt: the first goes on, the winmail.dat is named.
+    auto out = runner.process(eml(email_with({{"application/ms-tnef", "winmail.dat", whole.substr(0, whole.size() - receipt().size() / 2)}})));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].doc->attributes.at("filename"), "r1.jpg");
+    EXPECT_NE(out[0].doc->attributes.at("skipped_attachments")
+                  .find("'winmail.dat': an Outlook TNEF attachment (winmail.dat) that cannot be read: the record at byte "),
+              std::string::npos)
+        << out[0].doc->attributes.at("skipped_attachments");
+
+    // A byte changed inside a file: its checksum says so, and the email fails naming it.
+    std::string changed = tnef_of({{"R1.JPG", u"r1.jpg", "", receipt(), ""}});
+    changed[changed.find(receipt().substr(0, 64)) + 5000] ^= 0x40;
+    std::string why = failure_of(runner, email_with({{"application/ms-tnef", "winmail.dat", changed}}));
+    EXPECT_NE(why.find("no claim attachment could be read: 'winmail.dat/r1.jpg': damaged: its bytes do not match their checksum"),
               std::string::npos)
         << why;
-    // Next to a receipt, it is only named beside it.
-    auto out = runner.process(eml(email_with({{"image/jpeg", "r.jpg", receipt()}, {"application/vnd.ms-tnef", "winmail.dat", tnef}})));
+
+    // Not TNEF at all behind the name, or zeros after the signature.
+    why = failure_of(runner, email_with({{"application/ms-tnef", "winmail.dat", std::string(20000, 'x')}}));
+    EXPECT_NE(why.find("'winmail.dat': an Outlook TNEF attachment (winmail.dat) that cannot be read: not a TNEF stream"), std::string::npos)
+        << why;
+    why = failure_of(runner, email_with({{"application/octet-stream", "noname", "\x78\x9f\x3e\x22" + std::string(100, '\0')}}));
+    EXPECT_NE(why.find("'noname': an Outlook TNEF attachment (winmail.dat) that cannot be read: a record of level 0 at byte 6"), std::string::npos)
+        << why;
+
+    // A winmail.dat with no files (Outlook's rich text alone) hides nothing: skipped, not failed.
+    out = runner.process(eml(email_with({{"application/ms-tnef", "winmail.dat", tnef_of({})}})));
+    EXPECT_TRUE(out.empty());
+    // Next to a receipt, a damaged one is named beside it.
+    out = runner.process(eml(email_with({{"image/jpeg", "r.jpg", receipt()}, {"application/vnd.ms-tnef", "winmail.dat", changed}})));
     ASSERT_EQ(out.size(), 1u);
-    EXPECT_NE(out[0].doc->attributes.at("skipped_attachments").find("'winmail.dat': an Outlook TNEF attachment"), std::string::npos);
+    EXPECT_NE(out[0].doc->attributes.at("skipped_attachments").find("'winmail.dat/r1.jpg': damaged"), std::string::npos);
+}
+
+TEST(MimeTnef, ReadingIsBoundedByTheEmailsLimits) {
+    // More files than max_parts leaves room for: the winmail.dat is refused alone.
+    std::vector<TnefAttachment> many(30, TnefAttachment{"R.JPG", u"r.jpg", "", receipt().substr(0, 100), ""});
+    auto runner = mime(R"({"max_parts": 20})");
+    std::string why = failure_of(runner, email_with({{"application/ms-tnef", "winmail.dat", tnef_of(many)}}));
+    EXPECT_NE(why.find("'winmail.dat': an Outlook TNEF attachment (winmail.dat) holding more files than max_parts (20)"), std::string::npos)
+        << why;
+
+    // Attached items nested deeper than 4 are not opened, and say so.
+    std::string item = tnef_of({{"R.JPG", u"r.jpg", "", receipt(), ""}});
+    for (int i = 0; i < 6; ++i) item = tnef_of({{"", u"Fwd", "", "", item}});
+    why = failure_of(runner, email_with({{"application/ms-tnef", "winmail.dat", item}}));
+    EXPECT_NE(why.find("an attached Outlook item that cannot be read: "), std::string::npos) << why;
+    EXPECT_NE(why.find("attached items nested more than 4 deep: not opened"), std::string::npos) << why;
+
+    // A record that claims 4 GB, and a property list that claims 4 billion properties.
+    std::string huge = tnef_of({});
+    huge += std::string("\x02\x02\x90\x06\x00\xFF\xFF\xFF\xFF", 9) + std::string(100, 'z');
+    const mail::TnefListing listing = mail::read_tnef(Bytes(huge.begin(), huge.end()), mail::TnefLimits{});
+    EXPECT_TRUE(listing.files.empty());
+    EXPECT_NE(listing.error.find("says it holds 4294967295 bytes, more than the 100 left"), std::string::npos) << listing.error;
+    std::string props_claim = tnef_of({{"R.JPG", u"r.jpg", "", receipt(), ""}});
+    const std::size_t props_at = props_claim.rfind(std::string("\x05\x90\x06\x00", 4));
+    ASSERT_NE(props_at, std::string::npos);
+    std::string crafted = props_claim.substr(0, props_at + 8);  // the record's id and length kept
+    crafted += std::string("\xFF\xFF\xFF\xFF", 4) + props_claim.substr(props_at + 12);
+    std::uint32_t sum = 0;
+    const std::size_t length = static_cast<unsigned char>(props_claim[props_at + 4]) | static_cast<unsigned char>(props_claim[props_at + 5]) << 8;
+    for (std::size_t i = 0; i < length; ++i) sum += static_cast<unsigned char>(crafted[props_at + 8 + i]);
+    crafted[crafted.size() - 2] = static_cast<char>(sum & 0xFF);
+    crafted[crafted.size() - 1] = static_cast<char>((sum >> 8) & 0xFF);
+    const mail::TnefListing read = mail::read_tnef(Bytes(crafted.begin(), crafted.end()), mail::TnefLimits{});
+    EXPECT_TRUE(read.error.empty()) << read.error;
+    ASSERT_EQ(read.files.size(), 1u);
+    EXPECT_EQ(read.files[0].name, "r.jpg") << "the properties read before the bytes ran out are kept";
+    EXPECT_EQ(read.files[0].bytes.size(), receipt().size());
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include "archive.hpp"
 #include "attachment_kind.hpp"
 #include "smime.hpp"
+#include "tnef.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -239,7 +240,8 @@ struct Walker {
                 kind = classify_bytes(head.data(), head.size());
                 if (kind.kind == AttachmentKind::Claim) a.media_type = kind.media_type;
             }
-            const bool worth_decoding = kind.kind == AttachmentKind::Claim || kind.kind == AttachmentKind::Zip || kind.kind == AttachmentKind::Pkcs7;
+            const bool worth_decoding = kind.kind == AttachmentKind::Claim || kind.kind == AttachmentKind::Zip ||
+                                        kind.kind == AttachmentKind::Pkcs7 || kind.kind == AttachmentKind::Tnef;
             Bytes bytes = worth_decoding ? decoded_content(part) : Bytes{};
             if (kind.kind == AttachmentKind::Pkcs7) {
                 open_smime(a, std::move(bytes));
@@ -249,23 +251,32 @@ struct Walker {
                 open_zip(a, std::move(bytes));
                 return;
             }
+            if (kind.kind == AttachmentKind::Tnef) {
+                open_tnef(a, std::move(bytes));
+                return;
+            }
             if (const std::string why_not = not_read_reason(kind.kind); !why_not.empty()) {
                 a.skipped = why_not;
                 report_unreadable(a);
             } else if (kind.kind != AttachmentKind::Claim) {
                 a.skipped = fmt::format("not an image or PDF ({}, and its content is neither)", a.media_type);
-            } else {
+            } else if (a.skipped = size_problem(a.media_type, bytes.size(), "part"); a.skipped.empty()) {
                 a.bytes = std::move(bytes);
-                if (a.bytes.empty()) a.skipped = "empty: the part has no content";
-                else if (a.bytes.size() > limits.max_attachment_bytes)
-                    a.skipped = fmt::format("{} bytes is over the {}-byte limit (max_attachment_bytes)", a.bytes.size(), limits.max_attachment_bytes);
-                else if (a.media_type.rfind("image/", 0) == 0 && a.bytes.size() < limits.min_image_bytes)
-                    a.skipped = fmt::format("image of {} bytes is under min_image_bytes ({}): a logo or signature", a.bytes.size(),
-                                            limits.min_image_bytes);
-                if (!a.skipped.empty()) a.bytes.clear();
             }
         }
         email.attachments.push_back(std::move(a));
+    }
+
+    // Why a claim file of `size` bytes is not read ("" = it is): empty, over
+    // max_attachment_bytes, or an image too small to be more than a logo. `what` names it
+    // ("part", "file").
+    std::string size_problem(const std::string& media_type, std::size_t size, const char* what) const {
+        if (size == 0) return fmt::format("empty: the {} has no content", what);
+        if (size > limits.max_attachment_bytes)
+            return fmt::format("{} bytes is over the {}-byte limit (max_attachment_bytes)", size, limits.max_attachment_bytes);
+        if (media_type.rfind("image/", 0) == 0 && size < limits.min_image_bytes)
+            return fmt::format("image of {} bytes is under min_image_bytes ({}): a logo or signature", size, limits.min_image_bytes);
+        return {};
     }
 
     void report_unreadable(const Attachment& a) {
@@ -387,39 +398,13 @@ struct Walker {
         for (ZipEntry& entry : listing.entries) {
             const std::size_t slash = entry.path.find_last_of('/');
             Attachment a;
-            a.archive = zip.filename;
+            a.archive = zip.shown_name();
             a.depth = zip.depth;
             a.filename = sanitize_filename(slash == std::string::npos ? entry.path : entry.path.substr(slash + 1),
                                            fmt::format("file-{}", email.attachments.size() + 1));
             a.media_type = media_type_for(a.filename);
-            Classified kind = classify_declared(a.media_type, a.filename);
-            // A file whose name says nothing: what its first bytes showed.
-            if (const Bytes& seen = entry.bytes.empty() ? entry.head : entry.bytes; kind.kind == AttachmentKind::Unknown && !seen.empty()) {
-                kind = classify_bytes(seen.data(), seen.size());
-                if (kind.kind == AttachmentKind::Claim) a.media_type = kind.media_type;
-            }
-            if (kind.kind == AttachmentKind::Zip || kind.kind == AttachmentKind::Pkcs7) {
-                a.skipped = "an archive or S/MIME file inside a ZIP: not opened";
-                report_unreadable(a);
-            } else if (const std::string why_not = not_read_reason(kind.kind); !why_not.empty()) {
-                a.skipped = why_not;
-                report_unreadable(a);
-            } else if (!entry.wanted || (entry.problem.empty() && kind.kind != AttachmentKind::Claim)) {
-                a.skipped = fmt::format("not an image or PDF ({})", a.media_type);
-            } else if (!entry.problem.empty()) {
-                a.skipped = entry.problem;
-                // A file only over max_attachment_bytes is skipped as an attachment that size
-                // is; one that cannot be read whole may be the claim.
-                if (entry.problem.find("(max_attachment_bytes)") == std::string::npos) report_unreadable(a);
-            } else if (entry.bytes.empty()) {
-                a.skipped = "empty: the file has no content";
-            } else if (a.media_type.rfind("image/", 0) == 0 && entry.bytes.size() < limits.min_image_bytes) {
-                a.skipped = fmt::format("image of {} bytes is under min_image_bytes ({}): a logo or signature", entry.bytes.size(),
-                                        limits.min_image_bytes);
-            } else {
-                a.bytes = std::move(entry.bytes);
-            }
-            email.attachments.push_back(std::move(a));
+            const Bytes head = std::move(entry.head);
+            add_contained_file(std::move(a), std::move(entry.bytes), head, entry.wanted, entry.problem, false);
         }
         if (!listing.error.empty()) {
             zip.skipped = listing.error;
@@ -432,6 +417,90 @@ struct Walker {
         } else if (listing.entries.empty()) {
             zip.skipped = "a ZIP archive with no files in it";
             email.attachments.push_back(std::move(zip));
+        }
+    }
+
+    // A file out of a ZIP or a winmail.dat, judged as a MIME part is: a claim attachment, or
+    // skipped with its reason. `bytes` is the file when it was read whole; `head` its first
+    // bytes when only those were looked at; `wanted` whether it was read at all; `problem`
+    // why it could not be read. A ZIP is opened only out of a winmail.dat (`may_open_zip`):
+    // Outlook wraps a zipped folder of receipts like any file, where a ZIP inside a ZIP is
+    // more often a bomb than a folder.
+    void add_contained_file(Attachment a, Bytes bytes, const Bytes& head, bool wanted, const std::string& problem, bool may_open_zip) {
+        Classified kind = classify_declared(a.media_type, a.filename);
+        // A file whose name says nothing: what its first bytes showed.
+        if (const Bytes& seen = bytes.empty() ? head : bytes; kind.kind == AttachmentKind::Unknown && !seen.empty()) {
+            kind = classify_bytes(seen.data(), seen.size());
+            if (kind.kind == AttachmentKind::Claim) a.media_type = kind.media_type;
+        }
+        if (kind.kind == AttachmentKind::Zip && may_open_zip) {
+            a.filename = a.shown_name();
+            a.archive.clear();
+            open_zip(a, std::move(bytes));
+            return;
+        }
+        if (kind.kind == AttachmentKind::Zip || kind.kind == AttachmentKind::Pkcs7 || kind.kind == AttachmentKind::Tnef) {
+            a.skipped = fmt::format("an archive, winmail.dat or S/MIME file inside {}: not opened", a.archive);
+            report_unreadable(a);
+        } else if (const std::string why_not = not_read_reason(kind.kind); !why_not.empty()) {
+            a.skipped = why_not;
+            report_unreadable(a);
+        } else if (!wanted || (problem.empty() && kind.kind != AttachmentKind::Claim)) {
+            a.skipped = fmt::format("not an image or PDF ({})", a.media_type);
+        } else if (!problem.empty()) {
+            a.skipped = problem;
+            // A file only over max_attachment_bytes is skipped as an attachment that size is;
+            // one that cannot be read whole may be the claim.
+            if (problem.find("(max_attachment_bytes)") == std::string::npos) report_unreadable(a);
+        } else if (a.skipped = size_problem(a.media_type, bytes.size(), "file"); a.skipped.empty()) {
+            a.bytes = std::move(bytes);
+        }
+        email.attachments.push_back(std::move(a));
+    }
+
+    // The files in an Outlook winmail.dat are claim attachments of their own, named by their
+    // long file name (the winmail.dat's in `archive`, with the attached Outlook item's name
+    // when one held them). They count towards max_parts like MIME parts do.
+    void open_tnef(Attachment& tnef, Bytes bytes) {
+        if (bytes.empty()) {
+            tnef.skipped = "empty: the part has no content";
+            email.attachments.push_back(std::move(tnef));
+            return;
+        }
+        const std::size_t parts_left = limits.max_parts > parts_seen ? limits.max_parts - parts_seen : 0;
+        TnefListing listing = read_tnef(bytes, TnefLimits{parts_left, limits.max_attachment_bytes, 4});
+        Bytes().swap(bytes);
+        if (listing.too_many_files) {
+            tnef.skipped = fmt::format("an Outlook TNEF attachment (winmail.dat) holding more files than max_parts ({}) leaves room for, "
+                                       "with the email's other parts; not opened",
+                                       limits.max_parts);
+            report_unreadable(tnef);
+            email.attachments.push_back(std::move(tnef));
+            return;
+        }
+        parts_seen += listing.files.size();
+        for (TnefFile& file : listing.files) {
+            Attachment a;
+            a.archive = tnef.shown_name();
+            if (!file.item.empty()) a.archive += "/" + sanitize_filename(file.item, "item");
+            a.depth = tnef.depth;
+            a.filename = sanitize_filename(file.name, fmt::format("file-{}", email.attachments.size() + 1));
+            // The sender's MIME tag when it is one ("image/jpeg"), else the name's extension.
+            const std::string tag = lower(file.media_type);
+            const bool plain_tag = !tag.empty() && tag.size() <= 100 && tag.find('/') != std::string::npos &&
+                                   std::all_of(tag.begin(), tag.end(), [](unsigned char c) {
+                                       return std::isalnum(c) || c == '/' || c == '-' || c == '+' || c == '.';
+                                   });
+            a.media_type = plain_tag ? tag : media_type_for(a.filename);
+            add_contained_file(std::move(a), std::move(file.bytes), {}, true, file.problem, true);
+        }
+        if (!listing.error.empty()) {
+            tnef.skipped = "an Outlook TNEF attachment (winmail.dat) that cannot be read: " + listing.error;
+            report_unreadable(tnef);
+            email.attachments.push_back(std::move(tnef));
+        } else if (listing.files.empty()) {
+            tnef.skipped = "an Outlook TNEF attachment (winmail.dat) with no files in it";
+            email.attachments.push_back(std::move(tnef));
         }
     }
 

@@ -2,8 +2,8 @@
 // (decoded to UTF-8), the body as plain text, and the claim attachments.
 //
 // The claim attachments are found where senders put them: as parts, inside forwarded
-// messages, inside ZIP attachments (archive.hpp) and inside opaque-signed S/MIME emails
-// (smime.hpp; the signature is not verified).
+// messages, inside ZIP attachments (archive.hpp), inside Outlook's winmail.dat (tnef.hpp)
+// and inside opaque-signed S/MIME emails (smime.hpp; the signature is not verified).
 //
 // parse_email() is a pure function over the bytes (thread-safe; GMime is initialised once
 // per process). It never throws for a malformed email: GMime reads what can be read, and
@@ -34,7 +34,7 @@ struct Attachment {
     std::string skipped;     // why it is not a claim attachment ("" = it is one)
     bool inline_part = false;
     int depth = 0;           // 0 = this email; 1 = inside a forwarded message/rfc822
-    std::string archive;     // the ZIP attachment it came out of ("" = none)
+    std::string archive;     // the ZIP or winmail.dat it came out of ("" = none), e.g. "winmail.dat/receipts.zip"
 
     // How reasons name it: "receipts.zip/IMG_1.jpg" for a file from a ZIP.
     std::string shown_name() const { return archive.empty() ? filename : archive + "/" + filename; }
@@ -58,7 +58,7 @@ struct ParsedEmail {
     // The problems that may have hidden a claim attachment, each naming the part or file: a
     // multipart without a boundary (or whose boundary never appears), an image/PDF whose
     // base64 cannot be decoded, an unknown Content-Transfer-Encoding, an encrypted email
-    // (PGP/MIME or S/MIME), an Outlook TNEF attachment (winmail.dat), a 7-Zip or RAR archive,
+    // (PGP/MIME or S/MIME), a damaged Outlook TNEF attachment (winmail.dat), a 7-Zip or RAR archive,
     // a ZIP that is damaged, or an image/PDF in one that is password-protected or cannot be
     // decompressed. Also in `problems`.
     // An email with no claim attachment and one of these fails as bad input (a person must

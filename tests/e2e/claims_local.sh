@@ -3,9 +3,10 @@
 # broken one, with real GMime, Tesseract and SQLite; then `docpipe extract`.
 #  - the clinic receipt's claim is an NCB record with 479.05 (not the subtotal 435.50)
 #  - a conflicting body sends claims to review with the conflict named
-#  - a receipt zipped by its sender is read from the ZIP and submitted like the plain one
+#  - a receipt zipped by its sender is read from the ZIP, and one sent by Outlook inside its
+#    winmail.dat (TNEF) is read from that; both are submitted like the plain one
 #  - an email without attachment is `skipped`; a broken one, and one whose only attachment
-#    is Outlook's winmail.dat, fail with a reason file and the run goes on
+#    is a damaged winmail.dat, fail with a reason file and the run goes on
 #  - extract prints one JSON line per claim document
 set -euo pipefail
 DOCPIPE=$1
@@ -17,10 +18,11 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 mkdir -p "$WORK/inbox"
 cp "$SRC"/examples/inbox/*.eml "$WORK/inbox/"
 head -c 3000 /dev/zero > "$WORK/inbox/99-garbage.eml"  # no header, no body: not an email
-# The clinic receipt's email again, from another claimant, with the receipt zipped; and an
-# Outlook email whose only attachment is winmail.dat, which fails naming it.
+# The clinic receipt's email again, from two other claimants, with the receipt zipped and
+# inside an Outlook winmail.dat; and an Outlook email whose only attachment is a damaged
+# winmail.dat, which fails naming it.
 python3 - "$SRC/examples/inbox/01-clinic-receipt.eml" "$WORK/inbox" <<'PY'
-import email, email.policy, io, sys, zipfile
+import email, email.policy, io, struct, sys, zipfile
 from email.message import EmailMessage
 src = email.message_from_bytes(open(sys.argv[1], "rb").read(), policy=email.policy.default)
 jpeg = next(p for p in src.iter_attachments()).get_content()
@@ -28,8 +30,19 @@ buf = io.BytesIO()
 with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
     z.writestr("scans/receipt.jpg", jpeg)
     z.writestr("__MACOSX/scans/._receipt.jpg", b"x" * 200)
+def tnef_record(level, attribute, data):  # MS-OXTNEF: level, id, length, data, checksum
+    return struct.pack("<BII", level, attribute, len(data)) + data + struct.pack("<H", sum(data) & 0xFFFF)
+long_name = "Klinik receipt.jpg".encode("utf-16-le") + b"\0\0"
+properties = (struct.pack("<I", 2) + struct.pack("<II", 0x37050003, 1)  # PR_ATTACH_METHOD: by value
+              + struct.pack("<III", 0x3707001F, 1, len(long_name)) + long_name + b"\0" * (-len(long_name) % 4))
+winmail = (struct.pack("<IH", 0x223E9F78, 1) + tnef_record(1, 0x00089006, b"\0\0\1\0")
+           + tnef_record(2, 0x00069002, struct.pack("<HIHHI", 1, 0xFFFFFFFF, 0xFFFF, 0xFFFF, 0))
+           + tnef_record(2, 0x00018010, b"KLINIK~1.JPG\0") + tnef_record(2, 0x0006800F, jpeg)
+           + tnef_record(2, 0x00069005, properties))
+body = src.get_body(("plain",)).get_content()
 for name, body, attachment in (
-        ("06-zipped-receipt.eml", src.get_body(("plain",)).get_content().replace("Ahmad", "Siti"), ("receipts.zip", buf.getvalue(), "application", "zip")),
+        ("06-zipped-receipt.eml", body.replace("Ahmad", "Siti"), ("receipts.zip", buf.getvalue(), "application", "zip")),
+        ("07-outlook-winmail.eml", body.replace("Ahmad", "Mei Ling"), ("winmail.dat", winmail, "application", "ms-tnef")),
         ("98-winmail.eml", "Please see attached.", ("winmail.dat", b"\x78\x9f\x3e\x22" + b"\0" * 20000, "application", "ms-tnef"))):
     m = EmailMessage()
     m["From"], m["To"], m["Subject"] = "Siti <siti@example.my>", "claims@tpa.example.my", "Claim"
@@ -43,7 +56,7 @@ status=0
 "$DOCPIPE" run -c "$SRC/pipelines/claims-local.yaml" --once > "$WORK/summary.txt" 2> "$WORK/log.txt" || status=$?
 cat "$WORK/summary.txt"
 [ "$status" = 1 ] || fail "--once must exit 1 when a document failed (got $status)"
-grep -q "documents: 8 taken, 6 completed, 2 failed" "$WORK/summary.txt" || fail "summary: $(head -1 "$WORK/summary.txt")"
+grep -q "documents: 9 taken, 7 completed, 2 failed" "$WORK/summary.txt" || fail "summary: $(head -1 "$WORK/summary.txt")"
 
 ls "$WORK/out/ncb"/*.json >/dev/null 2>&1 || fail "no NCB record written"
 python3 - "$WORK" <<'PY'
@@ -53,8 +66,9 @@ work = Path(sys.argv[1])
 def fail(msg):
     print("FAIL:", msg); sys.exit(1)
 records = [json.loads(p.read_text()) for p in sorted((work / "out" / "ncb").glob("*.json"))]
-if len(records) != 2: fail(f"expected 2 high-confidence NCB records (the receipt, and the same one zipped), got {len(records)}")
-expected = (("06-zipped-receipt.eml@docpipe.example", "receipt.jpg"), ("sample-01@docpipe.example", "malaysian_receipt_test.jpg"))
+if len(records) != 3: fail(f"expected 3 high-confidence NCB records (the receipt, zipped, in a winmail.dat), got {len(records)}")
+expected = (("06-zipped-receipt.eml@docpipe.example", "receipt.jpg"), ("07-outlook-winmail.eml@docpipe.example", "Klinik receipt.jpg"),
+            ("sample-01@docpipe.example", "malaysian_receipt_test.jpg"))
 for r, (email_id, filename) in zip(sorted(records, key=lambda r: r["source_email_id"]), expected):
     if r["Claim Amount"] != 479.05: fail(f"Claim Amount {r['Claim Amount']} (435.50 would be the subtotal)")
     for key, want in (("Event date", "2024-12-24"), ("Invoice Number", "INV-2024-001234"), ("Policy Number", "POL987654321"),
@@ -69,7 +83,7 @@ db = sqlite3.connect(work / "state.db")
 jobs = {json.loads(d)["filename"]: json.loads(d) for (d,) in db.execute("SELECT data FROM jobs")}
 want = {"01-clinic-receipt.eml": "submitted", "02-malay-two-receipts.eml": "review", "03-html-forwarded.eml": "review",
         "04-no-attachment.eml": "skipped", "05-mixed-language.eml": "review", "99-garbage.eml": "failed",
-        "06-zipped-receipt.eml": "submitted", "98-winmail.eml": "failed"}
+        "06-zipped-receipt.eml": "submitted", "07-outlook-winmail.eml": "submitted", "98-winmail.eml": "failed"}
 for name, status in want.items():
     got = jobs.get(name, {}).get("status")
     if got != status: fail(f"job {name}: status {got}, want {status}")

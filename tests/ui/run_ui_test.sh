@@ -66,7 +66,7 @@ def mail(name, n, body, pdf_receipt=False, winmail=False):
         m.add_attachment(pdf, maintype="application", subtype="pdf", filename=f"receipt-{n}.pdf")
     else:
         m.add_attachment(receipt, maintype="image", subtype="jpeg", filename=f"receipt-{n}.jpg")
-    if winmail:  # Outlook's wrapper beside the receipt: named on the review screen, not read
+    if winmail:  # a damaged Outlook winmail.dat beside the receipt: named on the review screen
         m.add_attachment(b"\x78\x9f\x3e\x22" + bytes(2000), maintype="application", subtype="ms-tnef", filename="winmail.dat")
     (out / name).write_bytes(m.as_bytes())
 # The body's total disagrees with the receipt's 479.05: the claim goes to review with a conflict;
