@@ -79,17 +79,19 @@ std::uint64_t central_directory_records(const Bytes& zip, std::uint64_t most) {
     return records;
 }
 
-ZipListing read_zip(const Bytes& bytes, const ZipLimits& limits, const std::function<ZipWant(std::string_view path)>& want,
+ArchiveListing read_archive(const Bytes& bytes, const ArchiveLimits& limits, const std::function<ArchiveWant(std::string_view path)>& want,
                     const std::function<bool(const Bytes& head)>& read_rest) {
-    ZipListing listing;
+    ArchiveListing listing;
     std::unique_ptr<struct archive, ReaderDeleter> reader(archive_read_new());
     if (!reader) {
         listing.error = "libarchive could not make a reader (out of memory)";
         return listing;
     }
-    // ZIP only, and no external filter programs (archive_read_support_filter_all would let a
-    // crafted file run lrzip or lzop). libarchive reads the central directory when there is
-    // one, and the local headers one after another when it is missing (a cut file).
+    // ZIP, RAR and tar only, and no external filter programs (archive_read_support_filter_all
+    // would let a crafted file run lrzip or lzop; a filter libarchive could run only as a
+    // program answers ARCHIVE_WARN and is not used). libarchive reads a ZIP's central
+    // directory when there is one, and the local headers one after another when it is missing
+    // (a cut file). The pre-check below is the ZIP's; RAR and tar have no directory up front.
     const std::uint64_t most_headers = 4 * static_cast<std::uint64_t>(limits.max_entries) + 100;
     if (central_directory_records(bytes, most_headers) > most_headers) {
         listing.too_many_entries = true;
@@ -97,14 +99,23 @@ ZipListing read_zip(const Bytes& bytes, const ZipLimits& limits, const std::func
     }
     const Utf8Locale utf8_names;
     archive_read_support_format_zip(reader.get());
+    archive_read_support_format_rar(reader.get());
+    archive_read_support_format_rar5(reader.get());
+    archive_read_support_format_tar(reader.get());
+    for (auto* filter : {archive_read_support_filter_gzip, archive_read_support_filter_bzip2, archive_read_support_filter_xz}) {
+        std::unique_ptr<struct archive, ReaderDeleter> probe(archive_read_new());
+        if (filter(probe.get()) == ARCHIVE_OK) filter(reader.get());  // built in, not an external program
+    }
     if (archive_read_open_memory(reader.get(), bytes.data(), bytes.size()) != ARCHIVE_OK) {
-        listing.error = fmt::format("not a readable ZIP archive: {}", reader_error(reader.get(), "unknown format"));
+        listing.error = fmt::format("not a readable archive (ZIP, RAR or tar): {}; ask the sender to attach the files or a ZIP",
+                                    reader_error(reader.get(), "unknown format"));
         return listing;
     }
     const std::string over_budget =
-        fmt::format("the email's ZIP files came to more than {} bytes when decompressed (max_archive_bytes); the rest is not read",
+        fmt::format("the email's archives came to more than {} bytes when decompressed (max_archive_bytes); the rest is not read",
                     limits.budget_named ? limits.budget_named : limits.max_total_bytes);
     std::size_t headers = 0;
+    bool skips_decompress = false;
     unsigned char buf[65536];
     constexpr std::size_t kSniffBytes = 4096;
     // Reads what is left of the current entry into nothing, charging the budget. Needed only
@@ -116,7 +127,12 @@ ZipListing read_zip(const Bytes& bytes, const ZipLimits& limits, const std::func
         for (;;) {
             const la_ssize_t n = archive_read_data(reader.get(), buf, sizeof buf);
             if (n == 0) return true;
-            if (n < 0) return false;
+            if (n < 0) {
+                // The files after this one cannot be reached: said, not dropped.
+                listing.error = fmt::format("the archive is damaged after its first {} files: {}", listing.entries.size(),
+                                            reader_error(reader.get(), "a file that cannot be decompressed"));
+                return false;
+            }
             listing.decompressed += static_cast<std::size_t>(n);
             if (listing.decompressed > limits.max_total_bytes) {
                 listing.error = over_budget;
@@ -137,6 +153,14 @@ ZipListing read_zip(const Bytes& bytes, const ZipLimits& limits, const std::func
             break;
         }
         retries = 0;
+        if (listing.format.empty()) {
+            const int format = archive_format(reader.get()) & ARCHIVE_FORMAT_BASE_MASK;
+            listing.format = format == ARCHIVE_FORMAT_ZIP ? "zip" : format == ARCHIVE_FORMAT_TAR ? "tar" : "rar";
+            // Outside a ZIP, stepping over a file costs decompressing it: a compressed tar
+            // has one stream, and a solid RAR one run of files. So every file stepped over is
+            // read into nothing, and counted.
+            skips_decompress = format != ARCHIVE_FORMAT_ZIP || archive_filter_code(reader.get(), 0) != ARCHIVE_FILTER_NONE;
+        }
         // Folders and macOS metadata do not count as files, but reading their headers is work
         // too: a ZIP of a million empty folders stops here.
         if (++headers > most_headers) {
@@ -146,7 +170,7 @@ ZipListing read_zip(const Bytes& bytes, const ZipLimits& limits, const std::func
         const char* name = archive_entry_pathname_utf8(entry);
         if (!name) name = archive_entry_pathname(entry);
         const std::string path = valid_utf8(name ? name : "");
-        const bool size_known = archive_entry_size_is_set(entry) != 0;
+        const bool size_known = archive_entry_size_is_set(entry) != 0 && !skips_decompress;
         // Directories, links, and the resource-fork twin macOS adds for every file
         // ("__MACOSX/._IMG_1.jpg") are no files of the sender's.
         if (archive_entry_filetype(entry) != AE_IFREG || is_macos_metadata(path)) {
@@ -157,19 +181,19 @@ ZipListing read_zip(const Bytes& bytes, const ZipLimits& limits, const std::func
             listing.too_many_entries = true;
             break;
         }
-        ZipEntry file;
+        ArchiveEntry file;
         file.path = path;
-        const ZipWant wish = want(file.path);
-        file.wanted = wish != ZipWant::Skip;
+        const ArchiveWant wish = want(file.path);
+        file.wanted = wish != ArchiveWant::Skip;
         file.encrypted = archive_entry_is_data_encrypted(entry) != 0 || archive_entry_is_encrypted(entry) != 0;
-        bool rest_unread = !size_known;
+        // libarchive steps over what it cannot decrypt by its stored size.
+        bool rest_unread = !size_known && !file.encrypted;
         if (status == ARCHIVE_FAILED) {
             // This entry's header says something libarchive cannot follow; the next may be fine.
             file.problem = fmt::format("cannot be read: {}", reader_error(reader.get(), "unreadable entry"));
             rest_unread = false;
         } else if (file.wanted && file.encrypted) {
             file.problem = "password-protected: it cannot be read without the password";
-            rest_unread = false;  // libarchive steps over what it cannot decrypt
         } else if (file.wanted && listing.decompressed >= limits.max_total_bytes) {
             file.problem = over_budget;
         } else if (file.wanted) {
@@ -191,7 +215,7 @@ ZipListing read_zip(const Bytes& bytes, const ZipLimits& limits, const std::func
                 }
             };
             // A file whose name says nothing: its first bytes decide whether the rest is read.
-            if (wish == ZipWant::Sniff) {
+            if (wish == ArchiveWant::Sniff) {
                 read_up_to(std::min(kSniffBytes, room + 1));
                 if (file.problem.empty() && read_rest && !read_rest(file.bytes)) {
                     listing.decompressed += std::min(file.bytes.size(), room);

@@ -1,27 +1,30 @@
-// Reading the files out of a ZIP attachment with libarchive: a claimant who sends ten
-// receipts often zips them, and an email whose only attachment was "receipts.zip" was
-// recorded as "skipped: no claim attachment" and moved to processed/, its claim unseen.
+// Reading the files out of an archive attachment with libarchive: a claimant who sends ten
+// receipts often zips them (or packs them with WinRAR), and an email whose only attachment was
+// "receipts.zip" was recorded as "skipped: no claim attachment" and moved to processed/, its
+// claim unseen.
 //
-// read_zip() is a pure function over the bytes (thread-safe: each call has its own
+// read_archive() is a pure function over the bytes (thread-safe: each call has its own
 // libarchive reader). It never throws for a damaged or hostile archive; what cannot be read
 // is said in the listing, entry by entry or for the archive as a whole.
 //
-// Bounds, because a ZIP is a decompression bomb as easily as a receipt folder:
+// Bounds, because an archive is a decompression bomb as easily as a receipt folder:
 // - at most `max_entries` files are listed (and at most 4 x max_entries + 100 headers of
 //   any kind read: folders, links, macOS metadata); past that the archive is not read
 //   further and the listing says so;
 // - only the entries `want` asks for are decompressed (of one whose name says nothing, its
 //   first 4 KB, and the rest only when they show a receipt), each one at most `max_entry_bytes`
-//   (one byte more is read to tell a file over the limit, which is then dropped). An entry
-//   not wanted is stepped over by its compressed size when its header gives it; when it
-//   does not (a data descriptor, read without the central directory) libarchive can find
-//   its end only by decompressing it, and those bytes count too;
+//   (one byte more is read to tell a file over the limit, which is then dropped). In a ZIP,
+//   an entry not wanted is stepped over by its compressed size when its header gives it;
+//   when it does not (a data descriptor, read without the central directory), and in every
+//   RAR and compressed tar (one stream, or a solid run of files), libarchive can find its end
+//   only by decompressing it, so it is read into nothing and those bytes count too;
 // - every byte decompressed counts towards `max_total_bytes`; past it, the rest of the
 //   archive is not read and the listing says so.
-// Only ZIP is read (with ZIP64 and the Deflate, BZip2, LZMA, XZ and stored methods;
-// libarchive 3.6 does not read Deflate64, which Windows uses for ZIPs over 2 GB: such a
-// file "cannot be decompressed"). 7-Zip and RAR are not opened: skipping an entry in their
-// solid blocks means decompressing it.
+// Read: ZIP (with ZIP64 and the Deflate, BZip2, LZMA, XZ and stored methods; libarchive 3.6
+// does not read Deflate64, which Windows uses for ZIPs over 2 GB: such a file "cannot be
+// decompressed"), RAR 4 and 5, and tar, plain or compressed with gzip, bzip2 or xz.
+// 7-Zip is not opened: libarchive reads a 7-Zip archive's whole index, compressed, before its
+// first file, and a crafted index makes that unbounded.
 #pragma once
 
 #include <cstddef>
@@ -34,7 +37,7 @@
 
 namespace docpipe::mail {
 
-struct ZipLimits {
+struct ArchiveLimits {
     std::size_t max_entries = 500;
     std::size_t max_entry_bytes = 25u << 20;
     std::size_t max_total_bytes = 100u << 20;
@@ -45,9 +48,9 @@ struct ZipLimits {
 
 // What to do with a file, by its path: step over it, read it, or read its first 4 KB and let
 // `read_rest` decide from them (a file whose name says nothing).
-enum class ZipWant { Skip, Read, Sniff };
+enum class ArchiveWant { Skip, Read, Sniff };
 
-struct ZipEntry {
+struct ArchiveEntry {
     std::string path;     // as stored, made valid UTF-8 ('_' for bytes that are not)
     Bytes bytes;          // the decompressed file, when wanted and read whole
     Bytes head;           // its first bytes, when sniffed and not read further
@@ -56,19 +59,20 @@ struct ZipEntry {
     bool encrypted = false;
 };
 
-struct ZipListing {
-    std::vector<ZipEntry> entries;  // the sender's files, in the archive's order (no folders, links or macOS metadata)
+struct ArchiveListing {
+    std::vector<ArchiveEntry> entries;  // the sender's files, in the archive's order (no folders, links or macOS metadata)
+    std::string format;             // "zip", "rar" or "tar", once a header was read
     std::string error;              // the archive as a whole could not be read (further), and why
     bool too_many_entries = false;  // more than max_entries; not read further
     std::size_t decompressed = 0;   // bytes decompressed, files kept or not
 };
 
 // At most how many records a ZIP's central directory can hold (counted up to `most` + 1): the
-// directory-record signatures anywhere in it. See read_zip.
+// directory-record signatures anywhere in it. See read_archive.
 std::uint64_t central_directory_records(const Bytes& zip, std::uint64_t most);
 
 // `want(path)` says which files to decompress (e.g. images and PDFs by their extension).
-ZipListing read_zip(const Bytes& bytes, const ZipLimits& limits, const std::function<ZipWant(std::string_view path)>& want,
+ArchiveListing read_archive(const Bytes& bytes, const ArchiveLimits& limits, const std::function<ArchiveWant(std::string_view path)>& want,
                     const std::function<bool(const Bytes& head)>& read_rest = {});
 
 }  // namespace docpipe::mail

@@ -143,7 +143,7 @@ struct Walker {
     std::size_t parts_seen = 0;
     std::string plain, html;
     int smime_nesting = 0;
-    std::size_t archive_bytes_used = 0;  // decompressed from this email's ZIPs so far
+    std::size_t archive_bytes_used = 0;  // decompressed from this email's archives so far
 
     void walk(GMimeObject* object, int depth) {
         if (!object || email.too_many_parts) return;
@@ -240,15 +240,15 @@ struct Walker {
                 kind = classify_bytes(head.data(), head.size());
                 if (kind.kind == AttachmentKind::Claim) a.media_type = kind.media_type;
             }
-            const bool worth_decoding = kind.kind == AttachmentKind::Claim || kind.kind == AttachmentKind::Zip ||
+            const bool worth_decoding = kind.kind == AttachmentKind::Claim || kind.kind == AttachmentKind::Archive ||
                                         kind.kind == AttachmentKind::Pkcs7 || kind.kind == AttachmentKind::Tnef;
             Bytes bytes = worth_decoding ? decoded_content(part) : Bytes{};
             if (kind.kind == AttachmentKind::Pkcs7) {
                 open_smime(a, std::move(bytes));
                 return;
             }
-            if (kind.kind == AttachmentKind::Zip) {
-                open_zip(a, std::move(bytes));
+            if (kind.kind == AttachmentKind::Archive) {
+                open_archive(a, std::move(bytes));
                 return;
             }
             if (kind.kind == AttachmentKind::Tnef) {
@@ -342,35 +342,36 @@ struct Walker {
         email.attachments.push_back(std::move(a));
     }
 
-    // The images and PDFs inside a ZIP attachment are claim attachments of their own, named by
-    // their file name (the archive's in `archive`). The files a ZIP holds count towards
-    // max_parts like MIME parts do, and what all of one email's ZIPs decompress to towards
-    // max_archive_bytes.
-    void open_zip(Attachment& zip, Bytes bytes) {
+    // The images and PDFs inside a ZIP, RAR or tar attachment are claim attachments of their
+    // own, named by their file name (the archive's in `archive`). The files an archive holds
+    // count towards max_parts like MIME parts do, and what all of one email's archives
+    // decompress to towards max_archive_bytes.
+    void open_archive(Attachment& archive, Bytes bytes) {
         if (bytes.empty()) {
-            zip.skipped = "empty: the part has no content";
-            email.attachments.push_back(std::move(zip));
+            archive.skipped = "empty: the part has no content";
+            email.attachments.push_back(std::move(archive));
             return;
         }
         if (archive_bytes_used >= limits.max_archive_bytes) {
-            zip.skipped = fmt::format("not opened: this email's ZIPs already came to {} bytes when decompressed (max_archive_bytes)",
-                                      limits.max_archive_bytes);
-            report_unreadable(zip);
-            email.attachments.push_back(std::move(zip));
+            archive.skipped = fmt::format("not opened: this email's archives already came to {} bytes when decompressed (max_archive_bytes)",
+                                          limits.max_archive_bytes);
+            report_unreadable(archive);
+            email.attachments.push_back(std::move(archive));
             return;
         }
         const std::size_t parts_left = limits.max_parts > parts_seen ? limits.max_parts - parts_seen : 0;
-        const ZipLimits zip_limits{parts_left, limits.max_attachment_bytes, limits.max_archive_bytes - archive_bytes_used, limits.max_archive_bytes};
+        const ArchiveLimits archive_limits{parts_left, limits.max_attachment_bytes, limits.max_archive_bytes - archive_bytes_used,
+                                           limits.max_archive_bytes};
         // Judged by the name it will carry ("r.jpg " with a trailing space is r.jpg); a file
         // whose name says nothing ("receipt", a name that cannot be read) is read to look at.
         const auto claimable = [](std::string_view path) {
             const std::size_t slash = path.find_last_of('/');
             const std::string name = sanitize_filename(std::string(slash == std::string_view::npos ? path : path.substr(slash + 1)), "");
             const AttachmentKind kind = classify_declared("application/octet-stream", name).kind;
-            return kind == AttachmentKind::Claim ? ZipWant::Read : kind == AttachmentKind::Unknown ? ZipWant::Sniff : ZipWant::Skip;
+            return kind == AttachmentKind::Claim ? ArchiveWant::Read : kind == AttachmentKind::Unknown ? ArchiveWant::Sniff : ArchiveWant::Skip;
         };
         const auto shows_a_claim = [](const Bytes& head) { return classify_bytes(head.data(), head.size()).kind == AttachmentKind::Claim; };
-        ZipListing listing = read_zip(bytes, zip_limits, claimable, shows_a_claim);
+        ArchiveListing listing = read_archive(bytes, archive_limits, claimable, shows_a_claim);
         // A directory that lists no file of a ZIP that holds some (a local file header): damaged
         // or crafted, and what it holds may be the claim.
         static constexpr std::uint8_t kLocalHeader[] = {'P', 'K', 3, 4};
@@ -378,28 +379,28 @@ struct Walker {
         bytes = {};
         archive_bytes_used += listing.decompressed;
         if (listing.too_many_entries) {
-            // The ZIP is refused, not the email: a receipt beside it still goes on, and an email
-            // with nothing else fails naming the ZIP.
-            zip.skipped = fmt::format("holds more files than max_parts ({}) leaves room for, with the email's other parts; not opened",
-                                      limits.max_parts);
-            report_unreadable(zip);
-            email.attachments.push_back(std::move(zip));
+            // The archive is refused, not the email: a receipt beside it still goes on, and an
+            // email with nothing else fails naming the archive.
+            archive.skipped = fmt::format("holds more files than max_parts ({}) leaves room for, with the email's other parts; not opened",
+                                          limits.max_parts);
+            report_unreadable(archive);
+            email.attachments.push_back(std::move(archive));
             return;
         }
         // An Office or OpenDocument file is a ZIP too; one that came with no telling name is a
         // document, not a folder of receipts.
         if (std::any_of(listing.entries.begin(), listing.entries.end(),
-                        [](const ZipEntry& e) { return e.path == "[Content_Types].xml" || e.path == "mimetype"; })) {
-            zip.skipped = "an Office or OpenDocument file (a ZIP of its own parts), not an image or PDF";
-            email.attachments.push_back(std::move(zip));
+                        [](const ArchiveEntry& e) { return e.path == "[Content_Types].xml" || e.path == "mimetype"; })) {
+            archive.skipped = "an Office or OpenDocument file (a ZIP of its own parts), not an image or PDF";
+            email.attachments.push_back(std::move(archive));
             return;
         }
         parts_seen += listing.entries.size();
-        for (ZipEntry& entry : listing.entries) {
+        for (ArchiveEntry& entry : listing.entries) {
             const std::size_t slash = entry.path.find_last_of('/');
             Attachment a;
-            a.archive = zip.shown_name();
-            a.depth = zip.depth;
+            a.archive = archive.shown_name();
+            a.depth = archive.depth;
             a.filename = sanitize_filename(slash == std::string::npos ? entry.path : entry.path.substr(slash + 1),
                                            fmt::format("file-{}", email.attachments.size() + 1));
             a.media_type = media_type_for(a.filename);
@@ -407,39 +408,39 @@ struct Walker {
             add_contained_file(std::move(a), std::move(entry.bytes), head, entry.wanted, entry.problem, false);
         }
         if (!listing.error.empty()) {
-            zip.skipped = listing.error;
-            report_unreadable(zip);
-            email.attachments.push_back(std::move(zip));
-        } else if (listing.entries.empty() && holds_files) {
-            zip.skipped = "a ZIP whose directory lists no files although it holds some: damaged, or made to hide them";
-            report_unreadable(zip);
-            email.attachments.push_back(std::move(zip));
+            archive.skipped = listing.error;
+            report_unreadable(archive);
+            email.attachments.push_back(std::move(archive));
+        } else if (listing.entries.empty() && holds_files && listing.format != "rar" && listing.format != "tar") {
+            archive.skipped = "a ZIP whose directory lists no files although it holds some: damaged, or made to hide them";
+            report_unreadable(archive);
+            email.attachments.push_back(std::move(archive));
         } else if (listing.entries.empty()) {
-            zip.skipped = "a ZIP archive with no files in it";
-            email.attachments.push_back(std::move(zip));
+            archive.skipped = "an archive with no files in it";
+            email.attachments.push_back(std::move(archive));
         }
     }
 
-    // A file out of a ZIP or a winmail.dat, judged as a MIME part is: a claim attachment, or
+    // A file out of an archive or a winmail.dat, judged as a MIME part is: a claim attachment, or
     // skipped with its reason. `bytes` is the file when it was read whole; `head` its first
     // bytes when only those were looked at; `wanted` whether it was read at all; `problem`
-    // why it could not be read. A ZIP is opened only out of a winmail.dat (`may_open_zip`):
-    // Outlook wraps a zipped folder of receipts like any file, where a ZIP inside a ZIP is
-    // more often a bomb than a folder.
-    void add_contained_file(Attachment a, Bytes bytes, const Bytes& head, bool wanted, const std::string& problem, bool may_open_zip) {
+    // why it could not be read. An archive is opened only out of a winmail.dat
+    // (`may_open_archive`): Outlook wraps a zipped folder of receipts like any file, where an
+    // archive inside an archive is more often a bomb than a folder.
+    void add_contained_file(Attachment a, Bytes bytes, const Bytes& head, bool wanted, const std::string& problem, bool may_open_archive) {
         Classified kind = classify_declared(a.media_type, a.filename);
         // A file whose name says nothing: what its first bytes showed.
         if (const Bytes& seen = bytes.empty() ? head : bytes; kind.kind == AttachmentKind::Unknown && !seen.empty()) {
             kind = classify_bytes(seen.data(), seen.size());
             if (kind.kind == AttachmentKind::Claim) a.media_type = kind.media_type;
         }
-        if (kind.kind == AttachmentKind::Zip && may_open_zip) {
+        if (kind.kind == AttachmentKind::Archive && may_open_archive) {
             a.filename = a.shown_name();
             a.archive.clear();
-            open_zip(a, std::move(bytes));
+            open_archive(a, std::move(bytes));
             return;
         }
-        if (kind.kind == AttachmentKind::Zip || kind.kind == AttachmentKind::Pkcs7 || kind.kind == AttachmentKind::Tnef) {
+        if (kind.kind == AttachmentKind::Archive || kind.kind == AttachmentKind::Pkcs7 || kind.kind == AttachmentKind::Tnef) {
             a.skipped = fmt::format("an archive, winmail.dat or S/MIME file inside {}: not opened", a.archive);
             report_unreadable(a);
         } else if (const std::string why_not = not_read_reason(kind.kind); !why_not.empty()) {

@@ -2,7 +2,7 @@
 // (decoded to UTF-8), the body as plain text, and the claim attachments.
 //
 // The claim attachments are found where senders put them: as parts, inside forwarded
-// messages, inside ZIP attachments (archive.hpp), inside Outlook's winmail.dat (tnef.hpp)
+// messages, inside ZIP, RAR and tar attachments (archive.hpp), inside Outlook's winmail.dat (tnef.hpp)
 // and inside opaque-signed S/MIME emails (smime.hpp; the signature is not verified).
 //
 // parse_email() is a pure function over the bytes (thread-safe; GMime is initialised once
@@ -34,9 +34,9 @@ struct Attachment {
     std::string skipped;     // why it is not a claim attachment ("" = it is one)
     bool inline_part = false;
     int depth = 0;           // 0 = this email; 1 = inside a forwarded message/rfc822
-    std::string archive;     // the ZIP or winmail.dat it came out of ("" = none), e.g. "winmail.dat/receipts.zip"
+    std::string archive;     // the archive or winmail.dat it came out of ("" = none), e.g. "winmail.dat/receipts.zip"
 
-    // How reasons name it: "receipts.zip/IMG_1.jpg" for a file from a ZIP.
+    // How reasons name it: "receipts.zip/IMG_1.jpg" for a file from an archive.
     std::string shown_name() const { return archive.empty() ? filename : archive + "/" + filename; }
 };
 
@@ -45,7 +45,7 @@ struct EmailLimits {
     std::size_t max_parts = 500;               // MIME parts walked
     std::size_t min_image_bytes = 8 * 1024;    // smaller images are logos and signatures
     std::size_t max_attachment_bytes = 25u << 20;
-    std::size_t max_archive_bytes = 100u << 20;  // what one email's ZIP attachments may decompress to
+    std::size_t max_archive_bytes = 100u << 20;  // what one email's archives may decompress to
     std::size_t max_body_chars = 100'000;
 };
 
@@ -58,9 +58,9 @@ struct ParsedEmail {
     // The problems that may have hidden a claim attachment, each naming the part or file: a
     // multipart without a boundary (or whose boundary never appears), an image/PDF whose
     // base64 cannot be decoded, an unknown Content-Transfer-Encoding, an encrypted email
-    // (PGP/MIME or S/MIME), a damaged Outlook TNEF attachment (winmail.dat), a 7-Zip or RAR archive,
-    // a ZIP that is damaged, or an image/PDF in one that is password-protected or cannot be
-    // decompressed. Also in `problems`.
+    // (PGP/MIME or S/MIME), a damaged Outlook TNEF attachment (winmail.dat), a 7-Zip archive,
+    // an archive that is damaged, or an image/PDF in one that is password-protected or cannot
+    // be decompressed. Also in `problems`.
     // An email with no claim attachment and one of these fails as bad input (a person must
     // look), where one with no attachment at all is only skipped.
     std::vector<std::string> unreadable;

@@ -14,13 +14,13 @@ ComponentDescriptor MimeTransform::describe() {
         Field::integer("max_attachments").default_value(20).min(1).max(10000)
             .describe("Claim attachments one email may carry; more fails the email as bad input"),
         Field::integer("max_parts").default_value(500).min(1).max(100000)
-            .describe("MIME parts walked before the email is refused; a ZIP or winmail.dat whose files would go past it is not opened"),
+            .describe("MIME parts walked before the email is refused; an archive or winmail.dat whose files would go past it is not opened"),
         Field::integer("min_image_bytes").default_value(8192).min(0)
             .describe("Images smaller than this are logos or signatures and are skipped"),
         Field::integer("max_attachment_bytes").default_value(25 * 1024 * 1024).min(1)
-            .describe("Attachments larger than this are skipped with a reason (a file inside a ZIP or winmail.dat too)"),
+            .describe("Attachments larger than this are skipped with a reason (a file inside an archive or winmail.dat too)"),
         Field::integer("max_archive_bytes").default_value(100 * 1024 * 1024).min(1)
-            .describe("What one email's ZIP attachments may decompress to; past it, the rest is not read and is named as unreadable"),
+            .describe("What one email's archives (ZIP, RAR, tar) may decompress to, files stepped over included; past it, the rest is not read and is named as unreadable"),
     };
     return d;
 }

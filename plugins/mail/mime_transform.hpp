@@ -1,13 +1,13 @@
 // transform.mime: one email (a part of type message/rfc822, e.g. an .eml file or a maildir
 // message) becomes one document per claim attachment (image or PDF, also inline images,
-// those of a forwarded message, the images and PDFs inside a ZIP attachment, an Outlook
-// winmail.dat and an opaque-signed S/MIME email), each carrying the email's message_id,
-// from, to, email_date, subject and body_text attributes for the claims step (and `archive`,
-// the ZIP's or winmail.dat's name).
+// those of a forwarded message, the images and PDFs inside a ZIP, RAR or tar attachment, an
+// Outlook winmail.dat and an opaque-signed S/MIME email), each carrying the email's
+// message_id, from, to, email_date, subject and body_text attributes for the claims step (and
+// `archive`, the archive's or winmail.dat's name).
 //
 // - An email with no claim attachment that also holds something unreadable which could be
-//   one (an encrypted email, a damaged winmail.dat, a 7-Zip/RAR archive, a damaged ZIP, a
-//   password-protected file in a ZIP, undecodable base64) fails as bad input, naming it: a
+//   one (an encrypted email, a damaged winmail.dat, a 7-Zip archive, a damaged archive, a
+//   password-protected file in an archive, undecodable base64) fails as bad input, naming it: a
 //   person must look.
 // - An email with no claim attachment is consumed and its job recorded as skipped, with
 //   the reason (Outputs::skip); tiny images (logos, signatures) are skipped with a reason.
