@@ -87,35 +87,51 @@ ArchiveListing read_archive(const Bytes& bytes, const ArchiveLimits& limits, con
         listing.error = "libarchive could not make a reader (out of memory)";
         return listing;
     }
-    // ZIP, RAR and tar only, and no external filter programs (archive_read_support_filter_all
-    // would let a crafted file run lrzip or lzop; a filter libarchive could run only as a
-    // program answers ARCHIVE_WARN and is not used). libarchive reads a ZIP's central
-    // directory when there is one, and the local headers one after another when it is missing
-    // (a cut file). The pre-check below is the ZIP's; RAR and tar have no directory up front.
+    // ZIP and tar only, and no external filter programs (archive_read_support_filter_all would
+    // let a crafted file run lrzip or lzop; a filter libarchive could run only as a program
+    // answers ARCHIVE_WARN and is not used). libarchive reads a ZIP's central directory when
+    // there is one, and the local headers one after another when it is missing (a cut file).
+    // The pre-check below is the ZIP's; a tar has no directory up front (and one that stores a
+    // ZIP holds that ZIP's directory records).
     const std::uint64_t most_headers = 4 * static_cast<std::uint64_t>(limits.max_entries) + 100;
-    if (central_directory_records(bytes, most_headers) > most_headers) {
+    static constexpr std::string_view kUstar = "ustar";
+    const bool looks_like_tar = bytes.size() > 262 && std::equal(kUstar.begin(), kUstar.end(), bytes.begin() + 257);
+    const bool compressed = bytes.size() > 3 && ((bytes[0] == 0x1F && bytes[1] == 0x8B) ||
+                                                 (bytes[0] == 'B' && bytes[1] == 'Z' && bytes[2] == 'h') ||
+                                                 (bytes[0] == 0xFD && bytes[1] == '7' && bytes[2] == 'z'));
+    if (!looks_like_tar && !compressed && central_directory_records(bytes, most_headers) > most_headers) {
         listing.too_many_entries = true;
         return listing;
     }
     const Utf8Locale utf8_names;
     archive_read_support_format_zip(reader.get());
-    archive_read_support_format_rar(reader.get());
-    archive_read_support_format_rar5(reader.get());
     archive_read_support_format_tar(reader.get());
     for (auto* filter : {archive_read_support_filter_gzip, archive_read_support_filter_bzip2, archive_read_support_filter_xz}) {
         std::unique_ptr<struct archive, ReaderDeleter> probe(archive_read_new());
         if (filter(probe.get()) == ARCHIVE_OK) filter(reader.get());  // built in, not an external program
     }
     if (archive_read_open_memory(reader.get(), bytes.data(), bytes.size()) != ARCHIVE_OK) {
-        listing.error = fmt::format("not a readable archive (ZIP, RAR or tar): {}; ask the sender to attach the files or a ZIP",
+        listing.error = fmt::format("not a readable archive (ZIP or tar): {}; ask the sender to attach the files or a ZIP",
                                     reader_error(reader.get(), "unknown format"));
         return listing;
     }
     const std::string over_budget =
         fmt::format("the email's archives came to more than {} bytes when decompressed (max_archive_bytes); the rest is not read",
                     limits.budget_named ? limits.budget_named : limits.max_total_bytes);
+    bool skips_decompress = false;  // stepping over a file means decompressing it (a compressed tar)
+    // In a compressed tar, libarchive decompresses the headers too, inside
+    // archive_read_next_header (a GNU long name can be megabytes, and a few kilobytes of bzip2
+    // make gigabytes of them): the position in the decompressed stream is charged, not only
+    // the files' bytes.
+    const auto charge_stream = [&] {
+        if (!skips_decompress || listing.format != "tar") return true;
+        const la_int64_t position = archive_filter_bytes(reader.get(), 0);
+        if (position > 0) listing.decompressed = std::max(listing.decompressed, static_cast<std::size_t>(position));
+        if (listing.decompressed <= limits.max_total_bytes) return true;
+        listing.error = over_budget;
+        return false;
+    };
     std::size_t headers = 0;
-    bool skips_decompress = false;
     unsigned char buf[65536];
     constexpr std::size_t kSniffBytes = 4096;
     // Reads what is left of the current entry into nothing, charging the budget. Needed only
@@ -153,14 +169,13 @@ ArchiveListing read_archive(const Bytes& bytes, const ArchiveLimits& limits, con
             break;
         }
         retries = 0;
-        if (listing.format.empty()) {
-            const int format = archive_format(reader.get()) & ARCHIVE_FORMAT_BASE_MASK;
-            listing.format = format == ARCHIVE_FORMAT_ZIP ? "zip" : format == ARCHIVE_FORMAT_TAR ? "tar" : "rar";
-            // Outside a ZIP, stepping over a file costs decompressing it: a compressed tar
-            // has one stream, and a solid RAR one run of files. So every file stepped over is
-            // read into nothing, and counted.
-            skips_decompress = format != ARCHIVE_FORMAT_ZIP || archive_filter_code(reader.get(), 0) != ARCHIVE_FILTER_NONE;
+        if (const int format = archive_format(reader.get()) & ARCHIVE_FORMAT_BASE_MASK; listing.format.empty() && format != 0) {
+            listing.format = format == ARCHIVE_FORMAT_ZIP ? "zip" : "tar";
+            // In a compressed tar, one stream, stepping over a file costs decompressing it: so
+            // every file stepped over is read into nothing, and counted.
+            skips_decompress = format != ARCHIVE_FORMAT_ZIP && archive_filter_code(reader.get(), 0) != ARCHIVE_FILTER_NONE;
         }
+        if (!charge_stream()) break;
         // Folders and macOS metadata do not count as files, but reading their headers is work
         // too: a ZIP of a million empty folders stops here.
         if (++headers > most_headers) {
@@ -173,7 +188,8 @@ ArchiveListing read_archive(const Bytes& bytes, const ArchiveLimits& limits, con
         const bool size_known = archive_entry_size_is_set(entry) != 0 && !skips_decompress;
         // Directories, links, and the resource-fork twin macOS adds for every file
         // ("__MACOSX/._IMG_1.jpg") are no files of the sender's.
-        if (archive_entry_filetype(entry) != AE_IFREG || is_macos_metadata(path)) {
+        // (A type of 0 is a file whose writer set no type bits: read as one.)
+        if ((archive_entry_filetype(entry) != AE_IFREG && archive_entry_filetype(entry) != 0) || is_macos_metadata(path)) {
             if (!size_known && !drain()) break;
             continue;
         }

@@ -1,5 +1,5 @@
 // Reading the files out of an archive attachment with libarchive: a claimant who sends ten
-// receipts often zips them (or packs them with WinRAR), and an email whose only attachment was
+// receipts often zips them, and an email whose only attachment was
 // "receipts.zip" was recorded as "skipped: no claim attachment" and moved to processed/, its
 // claim unseen.
 //
@@ -15,16 +15,19 @@
 //   first 4 KB, and the rest only when they show a receipt), each one at most `max_entry_bytes`
 //   (one byte more is read to tell a file over the limit, which is then dropped). In a ZIP,
 //   an entry not wanted is stepped over by its compressed size when its header gives it;
-//   when it does not (a data descriptor, read without the central directory), and in every
-//   RAR and compressed tar (one stream, or a solid run of files), libarchive can find its end
-//   only by decompressing it, so it is read into nothing and those bytes count too;
-// - every byte decompressed counts towards `max_total_bytes`; past it, the rest of the
-//   archive is not read and the listing says so.
+//   when it does not (a data descriptor, read without the central directory), and in a
+//   compressed tar (one stream), libarchive can find its end only by decompressing it, so it
+//   is read into nothing and those bytes count too;
+// - every byte decompressed counts towards `max_total_bytes` (in a compressed tar, the
+//   headers' too: the stream's position is charged); past it, the rest of the archive is not
+//   read and the listing says so.
 // Read: ZIP (with ZIP64 and the Deflate, BZip2, LZMA, XZ and stored methods; libarchive 3.6
 // does not read Deflate64, which Windows uses for ZIPs over 2 GB: such a file "cannot be
-// decompressed"), RAR 4 and 5, and tar, plain or compressed with gzip, bzip2 or xz.
-// 7-Zip is not opened: libarchive reads a 7-Zip archive's whole index, compressed, before its
-// first file, and a crafted index makes that unbounded.
+// decompressed"), and tar, plain or compressed with gzip, bzip2 or xz.
+// 7-Zip and RAR are not opened: libarchive reads a 7-Zip archive's whole index, compressed,
+// before its first file (a crafted index makes that unbounded); and it checks no checksum of
+// a file stored in a RAR, nor says when a RAR is one volume of several, so a damaged or
+// partial receipt would go on as whole.
 #pragma once
 
 #include <cstddef>
@@ -61,7 +64,7 @@ struct ArchiveEntry {
 
 struct ArchiveListing {
     std::vector<ArchiveEntry> entries;  // the sender's files, in the archive's order (no folders, links or macOS metadata)
-    std::string format;             // "zip", "rar" or "tar", once a header was read
+    std::string format;             // "zip" or "tar", once a header was read
     std::string error;              // the archive as a whole could not be read (further), and why
     bool too_many_entries = false;  // more than max_entries; not read further
     std::size_t decompressed = 0;   // bytes decompressed, files kept or not

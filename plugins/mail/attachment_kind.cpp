@@ -50,15 +50,17 @@ Classified classify_declared(std::string_view declared_type, std::string_view fi
     if (says_nothing) type = media_type_for(filename);
     if (type == "application/x-pdf" || type == "application/acrobat") type = "application/pdf";
     if (type.rfind("image/", 0) == 0 || type == "application/pdf") return {AttachmentKind::Claim, type};
-    if (any_of(type, {"application/zip", "application/x-zip", "application/x-zip-compressed", "multipart/x-zip", "application/vnd.rar",
-                      "application/x-rar-compressed", "application/x-rar", "application/x-tar", "application/x-gtar",
-                      "application/x-compressed-tar", "application/gzip", "application/x-gzip", "application/x-bzip2", "application/x-xz"}) ||
-        ends_with(name, ".zip") || ends_with(name, ".rar") || ends_with(name, ".tar") || ends_with(name, ".tgz") || ends_with(name, ".gz") ||
-        ends_with(name, ".bz2") || ends_with(name, ".xz") || ends_with(name, ".tbz2") || ends_with(name, ".txz"))
+    if (any_of(type, {"application/zip", "application/x-zip", "application/x-zip-compressed", "multipart/x-zip", "application/x-tar",
+                      "application/x-gtar", "application/x-compressed-tar", "application/gzip", "application/x-gzip", "application/x-bzip2",
+                      "application/x-xz"}) ||
+        ends_with(name, ".zip") || ends_with(name, ".tar") || ends_with(name, ".tgz") || ends_with(name, ".gz") || ends_with(name, ".bz2") ||
+        ends_with(name, ".xz") || ends_with(name, ".tbz2") || ends_with(name, ".txz"))
         return {AttachmentKind::Archive, {}};
     if (any_of(type, {"application/pkcs7-mime", "application/x-pkcs7-mime"}) || ends_with(name, ".p7m")) return {AttachmentKind::Pkcs7, {}};
     if (any_of(type, {"application/ms-tnef", "application/vnd.ms-tnef"}) || name == "winmail.dat") return {AttachmentKind::Tnef, {}};
-    if (type == "application/x-7z-compressed" || ends_with(name, ".7z")) return {AttachmentKind::UnopenedArchive, {}};
+    if (any_of(type, {"application/x-7z-compressed", "application/vnd.rar", "application/x-rar-compressed", "application/x-rar"}) ||
+        ends_with(name, ".7z") || ends_with(name, ".rar"))
+        return {AttachmentKind::UnopenedArchive, {}};
     if (type == "application/pgp-encrypted" || ends_with(name, ".gpg") || ends_with(name, ".pgp")) return {AttachmentKind::PgpEncrypted, {}};
     // Nothing is known of it. A document's extension ("claim_form.docx", "setup.exe") says it
     // is that; any other name ("receipt", "Klinik Dr.Tan", "scan.dat") says nothing, and its
@@ -87,12 +89,12 @@ Classified classify_bytes(const std::uint8_t* d, std::size_t n) {
     if ((starts(d, n, "\x1B%-12345X") || starts(d, n, "@PJL")) &&
         std::string_view(reinterpret_cast<const char*>(d), std::min<std::size_t>(n, 1024)).find("%PDF-") != std::string_view::npos)
         return {AttachmentKind::Claim, "application/pdf"};
-    // ZIP, RAR (4 and 5), tar, and the compressions a tar comes in.
-    if (starts(d, n, "PK\x03\x04") || starts(d, n, "PK\x05\x06") || starts(d, n, "Rar!\x1A\x07") || starts(d, n, "ustar", 257) ||
+    // ZIP, tar, and the compressions a tar comes in.
+    if (starts(d, n, "PK\x03\x04") || starts(d, n, "PK\x05\x06") || starts(d, n, "ustar", 257) ||
         starts(d, n, "\x1F\x8B") || starts(d, n, "BZh") || starts(d, n, std::string_view("\xFD" "7zXZ\0", 6)))
         return {AttachmentKind::Archive, {}};
     if (starts(d, n, "\x78\x9F\x3E\x22")) return {AttachmentKind::Tnef, {}};
-    if (starts(d, n, "7z\xBC\xAF\x27\x1C")) return {AttachmentKind::UnopenedArchive, {}};
+    if (starts(d, n, "7z\xBC\xAF\x27\x1C") || starts(d, n, "Rar!\x1A\x07")) return {AttachmentKind::UnopenedArchive, {}};
     if (starts(d, n, "-----BEGIN PGP MESSAGE-----")) return {AttachmentKind::PgpEncrypted, {}};
     // DER or BER PKCS #7: a SEQUENCE, then the OID 1.2.840.113549.1.7.x.
     if (n > 16 && d[0] == 0x30) {
@@ -105,8 +107,9 @@ Classified classify_bytes(const std::uint8_t* d, std::size_t n) {
 std::string not_read_reason(AttachmentKind kind) {
     switch (kind) {
         case AttachmentKind::UnopenedArchive:
-            return "a 7-Zip archive: docpipe does not open these (7-Zip reads its whole index before any file, which a crafted "
-                   "archive can make unbounded; ZIP, RAR and tar archives are read); ask the sender to attach the files or a ZIP";
+            return "a 7-Zip or RAR archive: docpipe does not open these (libarchive reads a 7-Zip archive's whole index before any "
+                   "file, and does not check the checksum of a file stored in a RAR, nor say when a RAR is one volume of several; ZIP "
+                   "and tar archives are read); ask the sender to attach the files or a ZIP";
         case AttachmentKind::PgpEncrypted:
             return "a PGP-encrypted file: it cannot be read without the recipient's key; ask the sender to send it unencrypted";
         default:

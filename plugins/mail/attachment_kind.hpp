@@ -1,6 +1,6 @@
 // What an email attachment (or a file in a ZIP) is, for transform.mime: a claim file (image
-// or PDF), a wrapper docpipe opens (ZIP, RAR and tar archives, opaque-signed S/MIME, Outlook's
-// winmail.dat), a wrapper it cannot open (7-Zip, PGP-encrypted files), or something else.
+// or PDF), a wrapper docpipe opens (ZIP and tar archives, opaque-signed S/MIME, Outlook's
+// winmail.dat), a wrapper it cannot open (7-Zip, RAR, PGP-encrypted files), or something else.
 //
 // Senders label files loosely: phones and webmail send receipts as
 // "application/octet-stream", named "receipt" or "WhatsApp Image ... .jfif". What the type
@@ -17,10 +17,10 @@ namespace docpipe::mail {
 
 enum class AttachmentKind {
     Claim,            // an image or a PDF; `media_type` says which
-    Archive,          // ZIP, RAR or tar (plain, gzip, bzip2, xz): opened (archive.hpp)
+    Archive,          // ZIP or tar (plain, gzip, bzip2, xz): opened (archive.hpp)
     Pkcs7,            // S/MIME, opened when signed (smime.hpp)
     Tnef,             // Outlook's winmail.dat: opened (tnef.hpp)
-    UnopenedArchive,  // 7-Zip: not read
+    UnopenedArchive,  // 7-Zip, RAR: not read
     PgpEncrypted,     // a .gpg/.pgp file or an armoured PGP message: not read
     Unknown,          // nothing declared says what it is: look at its bytes
     Other,            // a document of another kind (text, a spreadsheet, a signature): skipped

@@ -342,7 +342,7 @@ struct Walker {
         email.attachments.push_back(std::move(a));
     }
 
-    // The images and PDFs inside a ZIP, RAR or tar attachment are claim attachments of their
+    // The images and PDFs inside a ZIP or tar attachment are claim attachments of their
     // own, named by their file name (the archive's in `archive`). The files an archive holds
     // count towards max_parts like MIME parts do, and what all of one email's archives
     // decompress to towards max_archive_bytes.
@@ -388,8 +388,8 @@ struct Walker {
             return;
         }
         // An Office or OpenDocument file is a ZIP too; one that came with no telling name is a
-        // document, not a folder of receipts.
-        if (std::any_of(listing.entries.begin(), listing.entries.end(),
+        // document, not a folder of receipts (a tar is never one).
+        if (listing.format == "zip" && std::any_of(listing.entries.begin(), listing.entries.end(),
                         [](const ArchiveEntry& e) { return e.path == "[Content_Types].xml" || e.path == "mimetype"; })) {
             archive.skipped = "an Office or OpenDocument file (a ZIP of its own parts), not an image or PDF";
             email.attachments.push_back(std::move(archive));
@@ -411,7 +411,7 @@ struct Walker {
             archive.skipped = listing.error;
             report_unreadable(archive);
             email.attachments.push_back(std::move(archive));
-        } else if (listing.entries.empty() && holds_files && listing.format != "rar" && listing.format != "tar") {
+        } else if (listing.entries.empty() && holds_files && listing.format != "tar") {
             archive.skipped = "a ZIP whose directory lists no files although it holds some: damaged, or made to hide them";
             report_unreadable(archive);
             email.attachments.push_back(std::move(archive));
@@ -434,25 +434,25 @@ struct Walker {
             kind = classify_bytes(seen.data(), seen.size());
             if (kind.kind == AttachmentKind::Claim) a.media_type = kind.media_type;
         }
-        if (kind.kind == AttachmentKind::Archive && may_open_archive) {
+        if (kind.kind == AttachmentKind::Archive && may_open_archive && problem.empty() && !bytes.empty()) {
             a.filename = a.shown_name();
             a.archive.clear();
             open_archive(a, std::move(bytes));
             return;
         }
-        if (kind.kind == AttachmentKind::Archive || kind.kind == AttachmentKind::Pkcs7 || kind.kind == AttachmentKind::Tnef) {
+        if (!problem.empty() && wanted) {
+            a.skipped = problem;
+            // A file only over max_attachment_bytes is skipped as an attachment that size is;
+            // one that cannot be read whole may be the claim.
+            if (problem.find("(max_attachment_bytes)") == std::string::npos || kind.kind == AttachmentKind::Archive) report_unreadable(a);
+        } else if (kind.kind == AttachmentKind::Archive || kind.kind == AttachmentKind::Pkcs7 || kind.kind == AttachmentKind::Tnef) {
             a.skipped = fmt::format("an archive, winmail.dat or S/MIME file inside {}: not opened", a.archive);
             report_unreadable(a);
         } else if (const std::string why_not = not_read_reason(kind.kind); !why_not.empty()) {
             a.skipped = why_not;
             report_unreadable(a);
-        } else if (!wanted || (problem.empty() && kind.kind != AttachmentKind::Claim)) {
+        } else if (!wanted || kind.kind != AttachmentKind::Claim) {
             a.skipped = fmt::format("not an image or PDF ({})", a.media_type);
-        } else if (!problem.empty()) {
-            a.skipped = problem;
-            // A file only over max_attachment_bytes is skipped as an attachment that size is;
-            // one that cannot be read whole may be the claim.
-            if (problem.find("(max_attachment_bytes)") == std::string::npos) report_unreadable(a);
         } else if (a.skipped = size_problem(a.media_type, bytes.size(), "file"); a.skipped.empty()) {
             a.bytes = std::move(bytes);
         }
@@ -483,7 +483,11 @@ struct Walker {
         for (TnefFile& file : listing.files) {
             Attachment a;
             a.archive = tnef.shown_name();
-            if (!file.item.empty()) a.archive += "/" + sanitize_filename(file.item, "item");
+            for (std::string item : file.items) {
+                std::replace(item.begin(), item.end(), '/', '_');  // "Fwd: 1/2 receipts" is one name
+                std::replace(item.begin(), item.end(), '\\', '_');
+                a.archive += "/" + sanitize_filename(item, "item");
+            }
             a.depth = tnef.depth;
             a.filename = sanitize_filename(file.name, fmt::format("file-{}", email.attachments.size() + 1));
             // The sender's MIME tag when it is one ("image/jpeg"), else the name's extension.

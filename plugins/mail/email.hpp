@@ -2,7 +2,7 @@
 // (decoded to UTF-8), the body as plain text, and the claim attachments.
 //
 // The claim attachments are found where senders put them: as parts, inside forwarded
-// messages, inside ZIP, RAR and tar attachments (archive.hpp), inside Outlook's winmail.dat (tnef.hpp)
+// messages, inside ZIP and tar attachments (archive.hpp), inside Outlook's winmail.dat (tnef.hpp)
 // and inside opaque-signed S/MIME emails (smime.hpp; the signature is not verified).
 //
 // parse_email() is a pure function over the bytes (thread-safe; GMime is initialised once

@@ -1,6 +1,6 @@
 // transform.mime: one email (a part of type message/rfc822, e.g. an .eml file or a maildir
 // message) becomes one document per claim attachment (image or PDF, also inline images,
-// those of a forwarded message, the images and PDFs inside a ZIP, RAR or tar attachment, an
+// those of a forwarded message, the images and PDFs inside a ZIP or tar attachment, an
 // Outlook winmail.dat and an opaque-signed S/MIME email), each carrying the email's
 // message_id, from, to, email_date, subject and body_text attributes for the claims step (and
 // `archive`, the archive's or winmail.dat's name).

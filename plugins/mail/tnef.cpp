@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include <fmt/core.h>
+#include <glib.h>
 
 namespace docpipe::mail {
 
@@ -20,13 +21,14 @@ constexpr std::uint32_t kAttachRendData = 0x00069002;  // starts an attachment
 constexpr std::uint32_t kAttachTitle = 0x00018010;     // its 8.3 name
 constexpr std::uint32_t kAttachData = 0x0006800F;      // its bytes
 constexpr std::uint32_t kAttachment = 0x00069005;      // its MAPI properties
+constexpr std::uint32_t kOemCodepage = 0x00069007;     // the code page of the stream's 8-bit strings
 
 // MAPI property ids and types (MS-OXPROPS, MS-OXCDATA).
 constexpr std::uint16_t kPropDisplayName = 0x3001, kPropAttachDataObj = 0x3701, kPropAttachFilename = 0x3704,
                         kPropAttachMethod = 0x3705, kPropAttachLongFilename = 0x3707, kPropAttachMimeTag = 0x370E;
 constexpr std::uint16_t kTypeString8 = 0x001E, kTypeUnicode = 0x001F, kTypeBinary = 0x0102, kTypeObject = 0x000D, kTypeLong = 0x0003;
 constexpr std::uint16_t kMultiValued = 0x1000;
-constexpr std::uint32_t kAttachEmbeddedMessage = 5;
+constexpr std::uint32_t kAttachEmbeddedMessage = 5, kAttachOle = 6;
 
 // Reads little-endian values from a span; every read checks the bytes left first.
 class Cursor {
@@ -74,11 +76,19 @@ private:
     std::size_t pos_ = 0;
 };
 
-// A name up to its first NUL, in the sender's 8-bit code page: valid UTF-8 is kept, any other
-// byte becomes '_' (the name is sanitised later; its extension is what matters).
-std::string string8(std::string_view raw) {
-    const std::size_t nul = raw.find('\0');
-    return valid_utf8(raw.substr(0, nul));
+// A name up to its first NUL, in the sender's code page (attOemCodepage: 1252 in Western
+// Windows, 936 in Chinese, 932 in Japanese), as UTF-8. Valid UTF-8 is kept as it is; bytes no
+// conversion explains become '_' (the name is sanitised later; its extension is what matters).
+std::string string8(std::string_view raw, std::uint32_t code_page) {
+    raw = raw.substr(0, raw.find('\0'));
+    if (valid_utf8(raw) == raw || code_page == 0 || code_page == 65001) return valid_utf8(raw);
+    const std::string from = fmt::format("CP{}", code_page);
+    gsize written = 0;
+    gchar* converted = g_convert(raw.data(), static_cast<gssize>(raw.size()), "UTF-8", from.c_str(), nullptr, &written, nullptr);
+    if (!converted) return valid_utf8(raw);
+    std::string out = valid_utf8(std::string_view(converted, written));
+    g_free(converted);
+    return out;
 }
 
 // UTF-16LE up to its first NUL, as UTF-8; a lone surrogate becomes U+FFFD.
@@ -148,7 +158,7 @@ struct AttachmentProps {
 
 // Reads the property list; a property whose type is not known ends the reading there, with
 // what was found before it kept (the ones a claim needs come first in what Outlook writes).
-AttachmentProps read_props(std::string_view record) {
+AttachmentProps read_props(std::string_view record, std::uint32_t code_page) {
     AttachmentProps props;
     Cursor in(reinterpret_cast<const std::uint8_t*>(record.data()), record.size());
     std::uint32_t count = 0;
@@ -180,7 +190,7 @@ AttachmentProps read_props(std::string_view record) {
                 if (!in.padded(fixed_size(base), value)) return props;
             }
             if (v != 0 || (type & kMultiValued)) continue;
-            const auto text = [&] { return base == kTypeUnicode ? utf16le(value) : string8(value); };
+            const auto text = [&] { return base == kTypeUnicode ? utf16le(value) : string8(value, code_page); };
             if (id == kPropAttachLongFilename && (base == kTypeUnicode || base == kTypeString8)) props.long_name = text();
             if (id == kPropAttachFilename && (base == kTypeUnicode || base == kTypeString8)) props.short_name = text();
             if (id == kPropDisplayName && (base == kTypeUnicode || base == kTypeString8)) props.display_name = text();
@@ -198,6 +208,12 @@ AttachmentProps read_props(std::string_view record) {
     return props;
 }
 
+bool padding_only(const std::uint8_t* data, std::size_t size) {
+    for (std::size_t i = 0; i < size; ++i)
+        if (data[i] != 0 && data[i] != '\r' && data[i] != '\n' && data[i] != ' ') return false;
+    return true;
+}
+
 bool starts_with_signature(std::string_view bytes) {
     return bytes.size() >= 4 && static_cast<unsigned char>(bytes[0]) == 0x78 && static_cast<unsigned char>(bytes[1]) == 0x9F &&
            static_cast<unsigned char>(bytes[2]) == 0x3E && static_cast<unsigned char>(bytes[3]) == 0x22;
@@ -208,18 +224,22 @@ public:
     Reader(const TnefLimits& limits, TnefListing& listing) : limits_(limits), listing_(listing) {}
 
     // Returns "" when the stream was read to its end, else why not.
-    std::string read(const std::uint8_t* data, std::size_t size, const std::string& item, int nesting) {
+    std::string read(const std::uint8_t* data, std::size_t size, const std::vector<std::string>& items, int nesting) {
         Cursor in(data, size);
         std::uint32_t signature = 0;
         if (!in.u32(signature) || signature != kSignature) return "not a TNEF stream: its first bytes are not TNEF's signature";
         if (!in.skip(2)) return "cut short after its signature";
         std::optional<Pending> pending;
         std::string why;
+        std::uint32_t code_page = 0;
+        std::size_t records = 0;
         while (in.left() > 0 && why.empty() && !listing_.too_many_files) {
             const std::size_t at = in.pos();
             std::uint8_t level = 0;
             std::uint32_t id = 0, length = 0;
             std::uint16_t checksum = 0;
+            // Zeros or line breaks a mail program added after the last record (not in place of every record).
+            if (records > 0 && padding_only(data + at, size - at)) break;
             if (!in.u8(level) || !in.u32(id) || !in.u32(length)) {
                 why = fmt::format("cut short in the record at byte {}", at);
                 break;
@@ -229,24 +249,37 @@ public:
                 break;
             }
             if (length > in.left() || in.left() - length < 2) {
-                why = fmt::format("the record at byte {} says it holds {} bytes, more than the {} left: cut short or damaged", at, length,
-                                  in.left());
+                why = fmt::format("the record at byte {} says it holds {} bytes and a 2-byte checksum, more than the {} left: cut short or "
+                                  "damaged",
+                                  at, length, in.left());
                 break;
             }
             const std::string_view value(reinterpret_cast<const char*>(in.here()), length);
             in.skip(length);
             in.u16(checksum);
+            ++records;
             std::uint32_t sum = 0;
             for (const char c : value) sum += static_cast<unsigned char>(c);
             const bool intact = (sum & 0xFFFF) == checksum;
+            if (level == kLevelMessage && id == kOemCodepage && intact && length >= 4)
+                code_page = static_cast<std::uint32_t>(static_cast<unsigned char>(value[0]) | static_cast<unsigned char>(value[1]) << 8 |
+                                                       static_cast<unsigned char>(value[2]) << 16 |
+                                                       static_cast<std::uint32_t>(static_cast<unsigned char>(value[3])) << 24);
             if (level != kLevelAttachment) continue;  // the message's own attributes: its body is in the email's text part
-            if (id == kAttachRendData) {
-                if (pending) finish(*pending, item, nesting);
+            const bool known = id == kAttachRendData || id == kAttachTitle || id == kAttachData || id == kAttachment;
+            // An attachment begins at its rendering record. One whose rendering record is damaged
+            // or missing begins at its first other record, and a second data or property record
+            // is the next attachment's: none of its records is dropped or overwritten.
+            const bool begins = id == kAttachRendData || (known && !pending) || (id == kAttachData && pending && pending->has_data) ||
+                                (id == kAttachment && pending && pending->props_seen);
+            if (begins) {
+                if (pending) finish(*pending, items, nesting);
+                if (listing_.too_many_files) break;
                 pending.emplace();
-            } else if (!pending) {
-                continue;  // an attachment attribute before any attachment began: nothing to add it to
-            } else if (id == kAttachTitle) {
-                pending->title = string8(value);
+            }
+            if (!pending || id == kAttachRendData) continue;
+            if (id == kAttachTitle) {
+                pending->title = string8(value, code_page);
             } else if (id == kAttachData) {
                 pending->has_data = true;
                 if (!intact)
@@ -257,12 +290,21 @@ public:
                 else
                     pending->data = value;
             } else if (id == kAttachment) {
-                pending->props = read_props(value);
+                pending->props_seen = true;
                 pending->props_intact = intact;
                 pending->props_at = at;
+                // A property record that fails its checksum says nothing that can be trusted
+                // (one changed byte made "application/pdf" a type that is no PDF): the file is
+                // then judged by its title and its bytes, as if it had none.
+                if (intact) pending->props = read_props(value, code_page);
+                else pending->props_damaged = fmt::format("damaged: its properties do not match their checksum (record at byte {})", at);
             }
         }
-        if (pending && !listing_.too_many_files) finish(*pending, item, nesting);
+        if (pending && !listing_.too_many_files) {
+            // The stream ended inside this attachment's records: its file is not all there.
+            if (!why.empty() && !pending->has_data && pending->problem.empty()) pending->problem = "cut short before its data: " + why;
+            finish(*pending, items, nesting);
+        }
         return why;
     }
 
@@ -273,11 +315,13 @@ private:
         bool has_data = false;
         std::string problem;
         AttachmentProps props;
+        bool props_seen = false;
         bool props_intact = true;
         std::size_t props_at = 0;
+        std::string props_damaged;  // why the property record was not read
     };
 
-    void finish(Pending& p, const std::string& item, int nesting) {
+    void finish(Pending& p, const std::vector<std::string>& items, int nesting) {
         const std::string name = !p.props.long_name.empty()    ? p.props.long_name
                                  : !p.title.empty()            ? p.title
                                  : !p.props.short_name.empty() ? p.props.short_name
@@ -287,10 +331,15 @@ private:
                                   (starts_with_signature(p.props.data_obj) ||
                                    (p.props.data_obj.size() > 16 && starts_with_signature(p.props.data_obj.substr(16)))));
         if (item_inside) {
-            open_item(p, name.empty() ? "an attached Outlook item" : name, item, nesting);
+            open_item(p, name.empty() ? "an attached Outlook item" : name, items, nesting);
             return;
         }
-        if (!p.has_data && p.props.data_is_binary) {
+        if (p.props.method == kAttachOle) {
+            // A picture or document pasted into an Outlook rich-text email is an OLE object:
+            // its bytes are an OLE storage, not the picture. A person must look.
+            p.problem = "an OLE object pasted into an Outlook rich-text email (a picture or document inside an OLE storage): docpipe "
+                        "does not read these; ask the sender to attach the picture as a file";
+        } else if (!p.has_data && p.props.data_is_binary) {
             // Written with every attribute as a MAPI property (Exchange's TNEF): the file's
             // bytes are PR_ATTACH_DATA_BIN, checked by the property record's checksum.
             p.has_data = true;
@@ -306,17 +355,19 @@ private:
         TnefFile file;
         file.name = name;
         file.media_type = p.props.mime_tag;
-        file.item = item;
+        file.items = items;
         file.problem = p.problem;
-        if (!p.has_data) file.problem = "no data: the attachment holds no file (a link or an embedded OLE object)";
-        else if (file.problem.empty()) file.bytes.assign(p.data.begin(), p.data.end());
+        if (file.problem.empty() && !p.has_data)
+            file.problem = !p.props_damaged.empty() ? p.props_damaged : "no data: the attachment holds no file (a link or an embedded object)";
+        if (file.problem.empty()) file.bytes.assign(p.data.begin(), p.data.end());
         listing_.files.push_back(std::move(file));
     }
 
     // An attached Outlook item (a forwarded email): its own TNEF stream, after a 16-byte
     // interface id when the property is an object.
-    void open_item(Pending& p, const std::string& name, const std::string& item, int nesting) {
-        const std::string path = item.empty() ? name : item + "/" + name;
+    void open_item(Pending& p, const std::string& name, const std::vector<std::string>& items, int nesting) {
+        std::vector<std::string> path = items;
+        path.push_back(name);
         std::string_view stream = p.props.data_obj;
         if (!starts_with_signature(stream) && stream.size() > 16 && starts_with_signature(stream.substr(16))) stream.remove_prefix(16);
         std::string why;
@@ -326,7 +377,7 @@ private:
         if (why.empty() || listing_.too_many_files || !add_file()) return;
         TnefFile unread;
         unread.name = name;
-        unread.item = item;
+        unread.items = items;
         unread.problem = "an attached Outlook item that cannot be read: " + why;
         listing_.files.push_back(std::move(unread));
     }
@@ -346,7 +397,7 @@ private:
 TnefListing read_tnef(const Bytes& bytes, const TnefLimits& limits) {
     TnefListing listing;
     Reader reader(limits, listing);
-    listing.error = reader.read(bytes.data(), bytes.size(), "", 0);
+    listing.error = reader.read(bytes.data(), bytes.size(), {}, 0);
     return listing;
 }
 

@@ -41,7 +41,7 @@ struct TnefLimits {
 struct TnefFile {
     std::string name;        // the long name where Outlook gave one, else the 8.3 title; valid UTF-8, not sanitised
     std::string media_type;  // PR_ATTACH_MIME_TAG as the sender wrote it, "" when absent
-    std::string item;        // the subject path of the attached Outlook item it came from ("" = the email itself)
+    std::vector<std::string> items;  // the names of the attached Outlook items it came from, outermost first (none: the email itself)
     Bytes bytes;             // the file, when read whole
     std::string problem;     // why it was not read ("" = read)
 };
