@@ -1078,6 +1078,25 @@ TEST(MimeTnef, CodePagesOleObjectsAndItemNamesAsOutlookWritesThem) {
     EXPECT_EQ(out[0].doc->attributes.at("archive"), "winmail.dat/Fwd 1_2 receipts");
 }
 
+// Exchange can send a whole email as TNEF: its body is then only in the winmail.dat.
+TEST(MimeTnef, AnEmailSentAsTnefAloneKeepsItsBody) {
+    std::string winmail = tnef_of({{"R.JPG", u"r.jpg", "", receipt(), ""}});
+    winmail.insert(winmail.find(tnef_record(1, 0x00018004, std::string("Claim for December\0", 19))),
+                   tnef_record(1, 0x0002800C, std::string("Member ID: MEM123456789\r\nPolicy No: POL987654321\0", 50)));
+    const std::string email = "From: a@example.my\r\nSubject: Claim\r\nMIME-Version: 1.0\r\n"
+                              "Content-Type: application/ms-tnef; name=\"winmail.dat\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+                              test::base64_mime(winmail);
+    auto runner = mime();
+    auto out = runner.process(eml(email));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(bytes_of(out[0]), receipt());
+    EXPECT_NE(out[0].doc->attributes.at("body_text").find("Member ID: MEM123456789"), std::string::npos) << out[0].doc->attributes.at("body_text");
+    // Beside a text part, the text part is the body.
+    auto beside = runner.process(eml(email_with({{"application/ms-tnef", "winmail.dat", winmail}}, "Policy No: POL111")));
+    ASSERT_EQ(beside.size(), 1u);
+    EXPECT_EQ(beside[0].doc->attributes.at("body_text").find("MEM123456789"), std::string::npos);
+}
+
 TEST(MimeTnef, ReadingIsBoundedByTheEmailsLimits) {
     // More files than max_parts leaves room for: the winmail.dat is refused alone.
     std::vector<TnefAttachment> many(30, TnefAttachment{"R.JPG", u"r.jpg", "", receipt().substr(0, 100), ""});

@@ -144,6 +144,7 @@ struct Walker {
     std::string plain, html;
     int smime_nesting = 0;
     std::size_t archive_bytes_used = 0;  // decompressed from this email's archives so far
+    std::string tnef_body;               // the body a winmail.dat carried, for an email with no text part
 
     void walk(GMimeObject* object, int depth) {
         if (!object || email.too_many_parts) return;
@@ -471,6 +472,7 @@ struct Walker {
         const std::size_t parts_left = limits.max_parts > parts_seen ? limits.max_parts - parts_seen : 0;
         TnefListing listing = read_tnef(bytes, TnefLimits{parts_left, limits.max_attachment_bytes, 4});
         Bytes().swap(bytes);
+        if (tnef.depth == 0 && tnef_body.empty()) tnef_body = std::move(listing.body);
         if (listing.too_many_files) {
             tnef.skipped = fmt::format("an Outlook TNEF attachment (winmail.dat) holding more files than max_parts ({}) leaves room for, "
                                        "with the email's other parts; not opened",
@@ -652,9 +654,9 @@ ParsedEmail parse_email(const std::uint8_t* data, std::size_t size, const EmailL
     // A subject of megabytes is an attack or a mistake; keep a readable prefix.
     if (email.subject.size() > 1000) email.subject.resize(1000);
 
-    Walker walker{limits, email, 0, {}, {}, 0, 0};
+    Walker walker{limits, email, 0, {}, {}, 0, 0, {}};
     walker.walk(g_mime_message_get_mime_part(message.p), 0);
-    email.body_text = !walker.plain.empty() ? walker.plain : html_to_text(walker.html);
+    email.body_text = !walker.plain.empty() ? walker.plain : !walker.html.empty() ? html_to_text(walker.html) : walker.tnef_body;
     if (email.body_text.size() > limits.max_body_chars) {
         email.body_text.resize(limits.max_body_chars);
         email.problems.push_back(fmt::format("body cut to {} characters", limits.max_body_chars));

@@ -22,9 +22,11 @@ constexpr std::uint32_t kAttachTitle = 0x00018010;     // its 8.3 name
 constexpr std::uint32_t kAttachData = 0x0006800F;      // its bytes
 constexpr std::uint32_t kAttachment = 0x00069005;      // its MAPI properties
 constexpr std::uint32_t kOemCodepage = 0x00069007;     // the code page of the stream's 8-bit strings
+constexpr std::uint32_t kBody = 0x0002800C;            // the message's plain-text body
+constexpr std::uint32_t kMsgProps = 0x00069003;        // the message's MAPI properties (PR_BODY among them)
 
 // MAPI property ids and types (MS-OXPROPS, MS-OXCDATA).
-constexpr std::uint16_t kPropDisplayName = 0x3001, kPropAttachDataObj = 0x3701, kPropAttachFilename = 0x3704,
+constexpr std::uint16_t kPropBody = 0x1000, kPropDisplayName = 0x3001, kPropAttachDataObj = 0x3701, kPropAttachFilename = 0x3704,
                         kPropAttachMethod = 0x3705, kPropAttachLongFilename = 0x3707, kPropAttachMimeTag = 0x370E;
 constexpr std::uint16_t kTypeString8 = 0x001E, kTypeUnicode = 0x001F, kTypeBinary = 0x0102, kTypeObject = 0x000D, kTypeLong = 0x0003;
 constexpr std::uint16_t kMultiValued = 0x1000;
@@ -148,9 +150,9 @@ std::size_t fixed_size(std::uint16_t type) {
     }
 }
 
-// What an attachment's MAPI properties say that a claim needs.
-struct AttachmentProps {
-    std::string long_name, short_name, display_name, mime_tag;
+// What MAPI properties say that a claim needs: an attachment's, or the message's own body.
+struct Props {
+    std::string long_name, short_name, display_name, mime_tag, body;
     std::optional<std::uint32_t> method;
     std::string_view data_obj;  // PR_ATTACH_DATA_OBJ / _BIN: an attached item, or a file's bytes (a view into the stream)
     bool data_is_binary = false;  // PT_BINARY (a file's bytes) rather than PT_OBJECT (an item or OLE object)
@@ -158,8 +160,8 @@ struct AttachmentProps {
 
 // Reads the property list; a property whose type is not known ends the reading there, with
 // what was found before it kept (the ones a claim needs come first in what Outlook writes).
-AttachmentProps read_props(std::string_view record, std::uint32_t code_page) {
-    AttachmentProps props;
+Props read_props(std::string_view record, std::uint32_t code_page) {
+    Props props;
     Cursor in(reinterpret_cast<const std::uint8_t*>(record.data()), record.size());
     std::uint32_t count = 0;
     if (!in.u32(count)) return props;
@@ -194,6 +196,7 @@ AttachmentProps read_props(std::string_view record, std::uint32_t code_page) {
             if (id == kPropAttachLongFilename && (base == kTypeUnicode || base == kTypeString8)) props.long_name = text();
             if (id == kPropAttachFilename && (base == kTypeUnicode || base == kTypeString8)) props.short_name = text();
             if (id == kPropDisplayName && (base == kTypeUnicode || base == kTypeString8)) props.display_name = text();
+            if (id == kPropBody && (base == kTypeUnicode || base == kTypeString8)) props.body = text();
             if (id == kPropAttachMimeTag && (base == kTypeUnicode || base == kTypeString8)) props.mime_tag = text();
             if (id == kPropAttachMethod && base == kTypeLong)
                 props.method = static_cast<std::uint32_t>(static_cast<unsigned char>(value[0]) | static_cast<unsigned char>(value[1]) << 8 |
@@ -265,7 +268,12 @@ public:
                 code_page = static_cast<std::uint32_t>(static_cast<unsigned char>(value[0]) | static_cast<unsigned char>(value[1]) << 8 |
                                                        static_cast<unsigned char>(value[2]) << 16 |
                                                        static_cast<std::uint32_t>(static_cast<unsigned char>(value[3])) << 24);
-            if (level != kLevelAttachment) continue;  // the message's own attributes: its body is in the email's text part
+            // The message's own body, for an email sent as TNEF alone (its MIME has no text part).
+            if (level == kLevelMessage && nesting == 0 && intact && listing_.body.empty()) {
+                if (id == kBody) listing_.body = string8(value, code_page);
+                if (id == kMsgProps) listing_.body = read_props(value, code_page).body;
+            }
+            if (level != kLevelAttachment) continue;
             const bool known = id == kAttachRendData || id == kAttachTitle || id == kAttachData || id == kAttachment;
             // An attachment begins at its rendering record. One whose rendering record is damaged
             // or missing begins at its first other record, and a second data or property record
@@ -314,7 +322,7 @@ private:
         std::string_view data;
         bool has_data = false;
         std::string problem;
-        AttachmentProps props;
+        Props props;
         bool props_seen = false;
         bool props_intact = true;
         std::size_t props_at = 0;

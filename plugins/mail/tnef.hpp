@@ -7,7 +7,9 @@
 // begins at its "rendering" record; its file name is in its title record (8.3, in the
 // sender's code page) and again, long and often UTF-16, in its MAPI property record, and its
 // bytes are in its data record. An attached Outlook item (a forwarded email) is a TNEF stream
-// of its own inside the MAPI property PR_ATTACH_DATA_OBJ, and is read the same way.
+// of its own inside the MAPI property PR_ATTACH_DATA_OBJ, and is read the same way. The
+// message's plain-text body (attBody, or PR_BODY among its properties) is kept for an email
+// that Exchange sent as TNEF alone, with no text part of its own.
 //
 // Written here rather than with libytnef (Debian's 2.0): that library parses into fixed
 // structures with a record of out-of-bounds CVEs, and prints its errors to stdout. This
@@ -50,6 +52,7 @@ struct TnefListing {
     std::vector<TnefFile> files;  // in the stream's order, attached items' files after the item's place
     std::string error;            // the stream could not be read (to its end), and why
     bool too_many_files = false;  // more than max_files; not read further
+    std::string body;             // the message's plain-text body (attBody or PR_BODY), "" when it has none
 };
 
 TnefListing read_tnef(const Bytes& bytes, const TnefLimits& limits);
