@@ -91,18 +91,7 @@ ArchiveListing read_archive(const Bytes& bytes, const ArchiveLimits& limits, con
     // let a crafted file run lrzip or lzop; a filter libarchive could run only as a program
     // answers ARCHIVE_WARN and is not used). libarchive reads a ZIP's central directory when
     // there is one, and the local headers one after another when it is missing (a cut file).
-    // The pre-check below is the ZIP's; a tar has no directory up front (and one that stores a
-    // ZIP holds that ZIP's directory records).
     const std::uint64_t most_headers = 4 * static_cast<std::uint64_t>(limits.max_entries) + 100;
-    static constexpr std::string_view kUstar = "ustar";
-    const bool looks_like_tar = bytes.size() > 262 && std::equal(kUstar.begin(), kUstar.end(), bytes.begin() + 257);
-    const bool compressed = bytes.size() > 3 && ((bytes[0] == 0x1F && bytes[1] == 0x8B) ||
-                                                 (bytes[0] == 'B' && bytes[1] == 'Z' && bytes[2] == 'h') ||
-                                                 (bytes[0] == 0xFD && bytes[1] == '7' && bytes[2] == 'z'));
-    if (!looks_like_tar && !compressed && central_directory_records(bytes, most_headers) > most_headers) {
-        listing.too_many_entries = true;
-        return listing;
-    }
     const Utf8Locale utf8_names;
     archive_read_support_format_zip(reader.get());
     archive_read_support_format_tar(reader.get());
@@ -115,16 +104,26 @@ ArchiveListing read_archive(const Bytes& bytes, const ArchiveLimits& limits, con
                                     reader_error(reader.get(), "unknown format"));
         return listing;
     }
+    // Compressed (a .tar.gz, or a .zip.bz2), the archive is one stream: stepping over a file
+    // means decompressing it, and libarchive reads a ZIP in it as a stream, without its
+    // directory. Not compressed, a ZIP's directory may be parsed whole before the first
+    // header, so it is counted first (whatever the first bytes claim to be: a crafted prefix
+    // does not stop libarchive's ZIP reader). A plain tar that stores ZIPs holds their
+    // directory records too, and is refused the same way past the limit.
+    const bool skips_decompress = archive_filter_code(reader.get(), 0) != ARCHIVE_FILTER_NONE;
+    if (!skips_decompress && central_directory_records(bytes, most_headers) > most_headers) {
+        listing.too_many_entries = true;
+        return listing;
+    }
     const std::string over_budget =
         fmt::format("the email's archives came to more than {} bytes when decompressed (max_archive_bytes); the rest is not read",
                     limits.budget_named ? limits.budget_named : limits.max_total_bytes);
-    bool skips_decompress = false;  // stepping over a file means decompressing it (a compressed tar)
-    // In a compressed tar, libarchive decompresses the headers too, inside
+    // In a compressed archive, libarchive decompresses the headers too, inside
     // archive_read_next_header (a GNU long name can be megabytes, and a few kilobytes of bzip2
     // make gigabytes of them): the position in the decompressed stream is charged, not only
     // the files' bytes.
     const auto charge_stream = [&] {
-        if (!skips_decompress || listing.format != "tar") return true;
+        if (!skips_decompress) return true;
         const la_int64_t position = archive_filter_bytes(reader.get(), 0);
         if (position > 0) listing.decompressed = std::max(listing.decompressed, static_cast<std::size_t>(position));
         if (listing.decompressed <= limits.max_total_bytes) return true;
@@ -169,13 +168,17 @@ ArchiveListing read_archive(const Bytes& bytes, const ArchiveLimits& limits, con
             break;
         }
         retries = 0;
-        if (const int format = archive_format(reader.get()) & ARCHIVE_FORMAT_BASE_MASK; listing.format.empty() && format != 0) {
-            listing.format = format == ARCHIVE_FORMAT_ZIP ? "zip" : "tar";
-            // In a compressed tar, one stream, stepping over a file costs decompressing it: so
-            // every file stepped over is read into nothing, and counted.
-            skips_decompress = format != ARCHIVE_FORMAT_ZIP && archive_filter_code(reader.get(), 0) != ARCHIVE_FILTER_NONE;
-        }
         if (!charge_stream()) break;
+        if (const int format = archive_format(reader.get()) & ARCHIVE_FORMAT_BASE_MASK; listing.format.empty() && format != 0)
+            listing.format = format == ARCHIVE_FORMAT_ZIP ? "zip" : "tar";
+        if (status == ARCHIVE_WARN && archive_entry_filetype(entry) == 0) {
+            // libarchive warns and hands back a header of no type when a tar's special headers
+            // (long names, pax records) are damaged or too many: no file of the sender's.
+            const std::string why = reader_error(reader.get(), "a header that cannot be read");
+            listing.error = listing.entries.empty() ? fmt::format("the archive is damaged: {}", why)
+                                                    : fmt::format("the archive is damaged after its first {} files: {}", listing.entries.size(), why);
+            break;
+        }
         // Folders and macOS metadata do not count as files, but reading their headers is work
         // too: a ZIP of a million empty folders stops here.
         if (++headers > most_headers) {
@@ -186,10 +189,10 @@ ArchiveListing read_archive(const Bytes& bytes, const ArchiveLimits& limits, con
         if (!name) name = archive_entry_pathname(entry);
         const std::string path = valid_utf8(name ? name : "");
         const bool size_known = archive_entry_size_is_set(entry) != 0 && !skips_decompress;
-        // Directories, links, and the resource-fork twin macOS adds for every file
-        // ("__MACOSX/._IMG_1.jpg") are no files of the sender's.
-        // (A type of 0 is a file whose writer set no type bits: read as one.)
-        if ((archive_entry_filetype(entry) != AE_IFREG && archive_entry_filetype(entry) != 0) || is_macos_metadata(path)) {
+        // Directories, links (a tar's hard link is a second name of a file already read), and
+        // the resource-fork twin macOS adds for every file ("__MACOSX/._IMG_1.jpg") are no
+        // files of the sender's.
+        if (archive_entry_filetype(entry) != AE_IFREG || archive_entry_hardlink(entry) != nullptr || is_macos_metadata(path)) {
             if (!size_known && !drain()) break;
             continue;
         }

@@ -16,14 +16,18 @@
 //   (one byte more is read to tell a file over the limit, which is then dropped). In a ZIP,
 //   an entry not wanted is stepped over by its compressed size when its header gives it;
 //   when it does not (a data descriptor, read without the central directory), and in a
-//   compressed tar (one stream), libarchive can find its end only by decompressing it, so it
-//   is read into nothing and those bytes count too;
-// - every byte decompressed counts towards `max_total_bytes` (in a compressed tar, the
+//   compressed archive (one stream: a .tar.gz, or a .zip.bz2, which libarchive reads as a
+//   streamed ZIP), libarchive can find its end only by decompressing it, so it is read into
+//   nothing and those bytes count too;
+// - every byte decompressed counts towards `max_total_bytes` (in a compressed archive, the
 //   headers' too: the stream's position is charged); past it, the rest of the archive is not
 //   read and the listing says so.
 // Read: ZIP (with ZIP64 and the Deflate, BZip2, LZMA, XZ and stored methods; libarchive 3.6
 // does not read Deflate64, which Windows uses for ZIPs over 2 GB: such a file "cannot be
-// decompressed"), and tar, plain or compressed with gzip, bzip2 or xz.
+// decompressed"), and tar, plain or compressed with gzip, bzip2 or xz. A tar holds no
+// checksum of its files, and libarchive does not check a gzip stream's: a file damaged in one
+// goes on as a file attached directly would, to the image decoders' own damage checks (bzip2
+// and xz check their data).
 // 7-Zip and RAR are not opened: libarchive reads a 7-Zip archive's whole index, compressed,
 // before its first file (a crafted index makes that unbounded); and it checks no checksum of
 // a file stored in a RAR, nor says when a RAR is one volume of several, so a damaged or

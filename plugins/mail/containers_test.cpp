@@ -423,6 +423,56 @@ TEST(MimeArchives, TheReceiptsInTarArchivesAreClaimAttachments) {
     EXPECT_EQ(bytes_of(out[0]), receipt());
 }
 
+// A ZIP inside a compression (.zip.bz2) is read as a stream: what is stepped over in it is
+// decompressed and counted too (found by a review: 200 MB passed a 1 MB budget). A tar's hard
+// link is a second name of a file already read, not an empty file of its own.
+TEST(MimeArchives, ACompressedZipIsBoundedAndHardLinksAreNoFiles) {
+    const std::string zip = zip_of({{"big.txt", std::string(3u << 20, 'z')}, {"r.jpg", receipt()}});
+    std::unique_ptr<struct archive, decltype(&archive_write_free)> w(archive_write_new(), archive_write_free);
+    ASSERT_EQ(archive_write_set_format_raw(w.get()), ARCHIVE_OK);
+    ASSERT_EQ(archive_write_add_filter_bzip2(w.get()), ARCHIVE_OK);
+    std::vector<char> buffer(8u << 20);
+    std::size_t used = 0;
+    ASSERT_EQ(archive_write_open_memory(w.get(), buffer.data(), buffer.size(), &used), ARCHIVE_OK);
+    std::unique_ptr<struct archive_entry, decltype(&archive_entry_free)> e(archive_entry_new(), archive_entry_free);
+    archive_entry_set_pathname(e.get(), "data");
+    archive_entry_set_filetype(e.get(), AE_IFREG);
+    archive_entry_set_size(e.get(), static_cast<la_int64_t>(zip.size()));
+    ASSERT_EQ(archive_write_header(w.get(), e.get()), ARCHIVE_OK);
+    ASSERT_EQ(archive_write_data(w.get(), zip.data(), zip.size()), static_cast<la_ssize_t>(zip.size()));
+    ASSERT_EQ(archive_write_close(w.get()), ARCHIVE_OK);
+    const std::string zip_bz2(buffer.data(), used);
+    auto runner = mime(R"({"max_archive_bytes": 1048576})");
+    const std::string why = failure_of(runner, email_with({{"application/x-bzip2", "r.zip.bz2", zip_bz2}}));
+    EXPECT_NE(why.find("'r.zip.bz2': the email's archives came to more than 1048576 bytes when decompressed"), std::string::npos) << why;
+    auto roomy = mime();
+    auto out = roomy.process(eml(email_with({{"application/x-bzip2", "r.zip.bz2", zip_bz2}})));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(bytes_of(out[0]), receipt());
+
+    // A hard link in a tar (written by libarchive: the link's entry carries no data).
+    std::unique_ptr<struct archive, decltype(&archive_write_free)> t(archive_write_new(), archive_write_free);
+    ASSERT_EQ(archive_write_set_format_pax_restricted(t.get()), ARCHIVE_OK);
+    used = 0;
+    ASSERT_EQ(archive_write_open_memory(t.get(), buffer.data(), buffer.size(), &used), ARCHIVE_OK);
+    std::unique_ptr<struct archive_entry, decltype(&archive_entry_free)> file(archive_entry_new(), archive_entry_free);
+    archive_entry_set_pathname(file.get(), "r.jpg");
+    archive_entry_set_filetype(file.get(), AE_IFREG);
+    archive_entry_set_size(file.get(), static_cast<la_int64_t>(receipt().size()));
+    ASSERT_EQ(archive_write_header(t.get(), file.get()), ARCHIVE_OK);
+    ASSERT_EQ(archive_write_data(t.get(), receipt().data(), receipt().size()), static_cast<la_ssize_t>(receipt().size()));
+    std::unique_ptr<struct archive_entry, decltype(&archive_entry_free)> link(archive_entry_new(), archive_entry_free);
+    archive_entry_set_pathname(link.get(), "copy.jpg");
+    archive_entry_set_filetype(link.get(), AE_IFREG);
+    archive_entry_set_hardlink(link.get(), "r.jpg");
+    archive_entry_set_size(link.get(), 0);
+    ASSERT_EQ(archive_write_header(t.get(), link.get()), ARCHIVE_OK);
+    ASSERT_EQ(archive_write_close(t.get()), ARCHIVE_OK);
+    out = roomy.process(eml(email_with({{"application/x-tar", "linked.tar", std::string(buffer.data(), used)}})));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].doc->attributes.count("skipped_attachments"), 0u) << out[0].doc->attributes.at("skipped_attachments");
+}
+
 // A compressed tar's headers are decompressed too: megabytes of GNU long names charge the
 // budget like file bytes do.
 TEST(MimeArchives, LongHeadersInACompressedTarCountTowardsTheBudget) {
@@ -548,6 +598,15 @@ TEST(MimeZip, TheCentralDirectoryIsCountedBeforeLibarchiveParsesIt) {
     EXPECT_EQ(mail::central_directory_records(as_is, 50), 51u) << "counting stops past the limit";
     const mail::ArchiveListing refused = mail::read_archive(as_is, {10, 1000, 100000}, [](std::string_view) { return mail::ArchiveWant::Read; });
     EXPECT_TRUE(refused.too_many_entries);
+    // First bytes that claim gzip or tar do not skip the count: libarchive's ZIP reader looks
+    // past them (found by a review).
+    for (const std::string& prefix : {std::string("\x1f\x8b\x00", 3), std::string("BZh"), std::string(257, 'p') + "ustar"}) {
+        const std::string disguised = prefix + zip;
+        EXPECT_TRUE(mail::read_archive(Bytes(disguised.begin(), disguised.end()), {10, 1000, 100000},
+                                       [](std::string_view) { return mail::ArchiveWant::Read; })
+                        .too_many_entries)
+            << prefix.substr(0, 3);
+    }
 
     const std::size_t end = zip.rfind("PK\x05\x06");
     ASSERT_NE(end, std::string::npos);
@@ -1035,6 +1094,33 @@ TEST(MimeTnef, OneDamagedRecordLosesNoFileSilently) {
     out = runner.process(eml(email_with({{"application/ms-tnef", "winmail.dat", tnef_of({{"R.JPG", u"r.jpg", "", receipt(), ""}}) + std::string(64, '\0')}})));
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(out[0].doc->attributes.count("skipped_attachments"), 0u);
+}
+
+// Found by a review: a file whose bytes are a property (Exchange), read whole, was dropped as
+// "cut short" when the next record was damaged; and with a damaged rendering record, the next
+// attachment's title renamed the one before.
+TEST(MimeTnef, DamageAfterAWholeFileLeavesItAndItsNameAlone) {
+    auto runner = mime();
+    std::string winmail = tnef_of({{"", u"from exchange.jpg", "", receipt(), "", true}, {"TWO.PDF", u"", "", "%PDF-1.4\n", ""}});
+    const std::size_t second = winmail.find(std::string("\x02\x02\x90\x06\x00", 5), winmail.find(receipt().substr(0, 64)));
+    ASSERT_NE(second, std::string::npos);
+    std::string cut = winmail;
+    cut[second] = '\x07';  // the second attachment's level byte
+    auto out = runner.process(eml(email_with({{"application/ms-tnef", "winmail.dat", cut}})));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].doc->attributes.at("filename"), "from exchange.jpg");
+    EXPECT_EQ(bytes_of(out[0]), receipt());
+
+    std::string titled = tnef_of({{"ONE.JPG", u"", "", receipt(), ""}, {"TWO.PDF", u"", "", "%PDF-1.4\n" + std::string(9000, ' '), ""}});
+    const std::size_t rendering = titled.find(std::string("\x02\x02\x90\x06\x00", 5), titled.find("ONE.JPG"));
+    ASSERT_NE(rendering, std::string::npos);
+    titled[rendering + 1] = '\x03';  // its id: no longer a rendering record
+    out = runner.process(eml(email_with({{"application/ms-tnef", "winmail.dat", titled}})));
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_EQ(out[0].doc->attributes.at("filename"), "ONE.JPG");
+    EXPECT_EQ(bytes_of(out[0]), receipt());
+    EXPECT_EQ(out[1].doc->attributes.at("filename"), "TWO.PDF");
+    EXPECT_EQ(out[1].doc->parts.at(0).media_type, "application/pdf");
 }
 
 TEST(MimeTnef, CodePagesOleObjectsAndItemNamesAsOutlookWritesThem) {

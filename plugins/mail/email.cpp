@@ -215,8 +215,8 @@ struct Walker {
         Classified kind = classify_declared(a.media_type, a.filename);
         if (kind.kind == AttachmentKind::Claim) a.media_type = kind.media_type;  // "application/octet-stream" named r.jpg
         if (const std::string why_not = not_read_reason(kind.kind); !why_not.empty()) {
-            // Outlook's winmail.dat, a 7-Zip archive, a PGP-encrypted file: the sender's files are
-            // inside, in a form docpipe does not read. Failing the email (when nothing else is
+            // A 7-Zip or RAR archive, a PGP-encrypted file: the sender's files are inside, in a
+            // form docpipe does not read. Failing the email (when nothing else is
             // claimable) puts it before a person; skipping it lost the claim.
             a.skipped = why_not;
             report_unreadable(a);
@@ -435,10 +435,10 @@ struct Walker {
             kind = classify_bytes(seen.data(), seen.size());
             if (kind.kind == AttachmentKind::Claim) a.media_type = kind.media_type;
         }
-        if (kind.kind == AttachmentKind::Archive && may_open_archive && problem.empty() && !bytes.empty()) {
+        if (kind.kind == AttachmentKind::Archive && may_open_archive && problem.empty()) {
             a.filename = a.shown_name();
             a.archive.clear();
-            open_archive(a, std::move(bytes));
+            open_archive(a, std::move(bytes));  // an empty one is said to be empty
             return;
         }
         if (!problem.empty() && wanted) {
@@ -447,7 +447,8 @@ struct Walker {
             // one that cannot be read whole may be the claim.
             if (problem.find("(max_attachment_bytes)") == std::string::npos || kind.kind == AttachmentKind::Archive) report_unreadable(a);
         } else if (kind.kind == AttachmentKind::Archive || kind.kind == AttachmentKind::Pkcs7 || kind.kind == AttachmentKind::Tnef) {
-            a.skipped = fmt::format("an archive, winmail.dat or S/MIME file inside {}: not opened", a.archive);
+            a.skipped = fmt::format("an archive, winmail.dat or S/MIME file inside {}: not opened; ask the sender to attach the files themselves",
+                                    a.archive);
             report_unreadable(a);
         } else if (const std::string why_not = not_read_reason(kind.kind); !why_not.empty()) {
             a.skipped = why_not;

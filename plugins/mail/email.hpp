@@ -58,7 +58,7 @@ struct ParsedEmail {
     // The problems that may have hidden a claim attachment, each naming the part or file: a
     // multipart without a boundary (or whose boundary never appears), an image/PDF whose
     // base64 cannot be decoded, an unknown Content-Transfer-Encoding, an encrypted email
-    // (PGP/MIME or S/MIME), a damaged Outlook TNEF attachment (winmail.dat), a 7-Zip archive,
+    // (PGP/MIME or S/MIME), a damaged Outlook TNEF attachment (winmail.dat), a 7-Zip or RAR archive,
     // an archive that is damaged, or an image/PDF in one that is password-protected or cannot
     // be decompressed. Also in `problems`.
     // An email with no claim attachment and one of these fails as bad input (a person must

@@ -6,7 +6,7 @@
 // `archive`, the archive's or winmail.dat's name).
 //
 // - An email with no claim attachment that also holds something unreadable which could be
-//   one (an encrypted email, a damaged winmail.dat, a 7-Zip archive, a damaged archive, a
+//   one (an encrypted email, a damaged winmail.dat, a 7-Zip or RAR archive, a damaged archive, a
 //   password-protected file in an archive, undecodable base64) fails as bad input, naming it: a
 //   person must look.
 // - An email with no claim attachment is consumed and its job recorded as skipped, with

@@ -279,7 +279,8 @@ public:
             // or missing begins at its first other record, and a second data or property record
             // is the next attachment's: none of its records is dropped or overwritten.
             const bool begins = id == kAttachRendData || (known && !pending) || (id == kAttachData && pending && pending->has_data) ||
-                                (id == kAttachment && pending && pending->props_seen);
+                                (id == kAttachment && pending && pending->props_seen) ||
+                                (id == kAttachTitle && pending && !pending->title.empty());
             if (begins) {
                 if (pending) finish(*pending, items, nesting);
                 if (listing_.too_many_files) break;
@@ -310,7 +311,9 @@ public:
         }
         if (pending && !listing_.too_many_files) {
             // The stream ended inside this attachment's records: its file is not all there.
-            if (!why.empty() && !pending->has_data && pending->problem.empty()) pending->problem = "cut short before its data: " + why;
+            const bool data_in_props = pending->props.data_is_binary && !pending->props.data_obj.empty();
+            if (!why.empty() && !pending->has_data && !data_in_props && pending->problem.empty())
+                pending->problem = "cut short before its data: " + why;
             finish(*pending, items, nesting);
         }
         return why;
