@@ -473,6 +473,41 @@ TEST(MimeArchives, ACompressedZipIsBoundedAndHardLinksAreNoFiles) {
     EXPECT_EQ(out[0].doc->attributes.count("skipped_attachments"), 0u) << out[0].doc->attributes.at("skipped_attachments");
 }
 
+// libarchive checks no gzip CRC, and stops reading a tar at its end marker, before the last
+// checks of a bzip2 or xz stream: a changed byte went on into a claim, or lost a receipt,
+// unsaid (found by a re-probe). The compression's own checks are run first. And a ZIP entry
+// whose mode was changed to a special file is named, not dropped.
+TEST(MimeArchives, DamageInACompressedTarOrAZipModeIsSaid) {
+    auto runner = mime();
+    const std::string tgz = tar_of({{"r.jpg", receipt()}}, "gzip");
+    std::string crc = tgz;
+    crc[crc.size() - 6] ^= 0x01;  // in the CRC-32 of the gzip trailer
+    std::string why = failure_of(runner, email_with({{"application/gzip", "r.tgz", crc}}));
+    EXPECT_NE(why.find("'r.tgz': the archive is damaged: its gzip data do not check out (zlib: incorrect data check)"), std::string::npos)
+        << why;
+    std::string middle = tgz;
+    middle[middle.size() / 2] ^= 0x20;
+    why = failure_of(runner, email_with({{"application/gzip", "r.tgz", middle}}));
+    EXPECT_NE(why.find("'r.tgz': the archive is damaged: "), std::string::npos) << why;
+    for (const char* filter : {"bzip2", "xz"}) {
+        std::string packed = tar_of({{"r.jpg", receipt()}}, filter);
+        packed[packed.size() - 30] ^= 0x01;
+        why = failure_of(runner, email_with({{"application/octet-stream", "r.tar", packed}}));
+        EXPECT_NE(why.find("'r.tar': "), std::string::npos) << filter << ": " << why;
+    }
+
+    std::string zip = zip_of({{"receipt.jpg", receipt()}, {"bill.jpg", receipt()}});
+    const std::size_t directory = zip.find("PK\x01\x02");
+    ASSERT_NE(directory, std::string::npos);
+    zip[directory + 5] = 3;                                  // made by: Unix, so the mode is read
+    zip[directory + 40] = 0, zip[directory + 41] = '\x20';  // external attributes: mode 020000, a character device
+    auto out = runner.process(eml(email_with({{"application/zip", "z.zip", zip}})));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_NE(out[0].doc->attributes.at("skipped_attachments").find("'z.zip/receipt.jpg': stored as a folder or special file that carries data"),
+              std::string::npos)
+        << out[0].doc->attributes.at("skipped_attachments");
+}
+
 // A compressed tar's headers are decompressed too: megabytes of GNU long names charge the
 // budget like file bytes do.
 TEST(MimeArchives, LongHeadersInACompressedTarCountTowardsTheBudget) {
@@ -1090,10 +1125,39 @@ TEST(MimeTnef, OneDamagedRecordLosesNoFileSilently) {
                                                  tnef_record(2, 0x0006800F, receipt()).substr(0, 2000))}}));
     EXPECT_NE(why.find("'winmail.dat/R.JPG': cut short before its data: the record at byte "), std::string::npos) << why;
 
-    // Zeros a mail program added after the last record are no damage.
-    out = runner.process(eml(email_with({{"application/ms-tnef", "winmail.dat", tnef_of({{"R.JPG", u"r.jpg", "", receipt(), ""}}) + std::string(64, '\0')}})));
+    // A few zeros a mail program added after the last record are no damage; a zeroed tail
+    // long enough to have held an attachment is (found by a re-probe).
+    const std::string one = tnef_of({{"R.JPG", u"r.jpg", "", receipt(), ""}});
+    out = runner.process(eml(email_with({{"application/ms-tnef", "winmail.dat", one + std::string(16, '\0') + "\r\n"}})));
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(out[0].doc->attributes.count("skipped_attachments"), 0u);
+    out = runner.process(eml(email_with({{"application/ms-tnef", "winmail.dat", one + std::string(200, '\0')}})));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_NE(out[0].doc->attributes.at("skipped_attachments").find("'winmail.dat': an Outlook TNEF attachment (winmail.dat) that cannot be read"),
+              std::string::npos);
+
+    // A record other than a file's that fails its checksum (its length may be what changed)
+    // stops the reading there, said.
+    std::string changed_subject = tnef_of({{"R.JPG", u"r.jpg", "", receipt(), ""}});
+    changed_subject[changed_subject.find("Claim for December")] = 'c';
+    why = failure_of(runner, email_with({{"application/ms-tnef", "winmail.dat", changed_subject}}));
+    EXPECT_NE(why.find("does not match its checksum: damaged"), std::string::npos) << why;
+
+    // An empty data record beside the file kept as a property: the property is the file.
+    std::string both = stream(tnef_record(2, 0x00069002, rendering) + tnef_record(2, 0x0006800F, ""));
+    {
+        std::string p;
+        put32(p, 1);
+        put32(p, (0x3701u << 16) | 0x0102);
+        put32(p, 1);
+        put32(p, static_cast<std::uint32_t>(pdf.size()));
+        p += pdf;
+        pad4(p);
+        both += tnef_record(2, 0x00069005, p);
+    }
+    out = runner.process(eml(email_with({{"application/ms-tnef", "winmail.dat", both}})));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(bytes_of(out[0]), pdf);
 }
 
 // Found by a review: a file whose bytes are a property (Exchange), read whole, was dropped as

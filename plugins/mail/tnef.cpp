@@ -15,6 +15,7 @@ namespace {
 
 constexpr std::uint32_t kSignature = 0x223E9F78;
 constexpr std::uint8_t kLevelMessage = 1, kLevelAttachment = 2;
+constexpr std::size_t kMostPadding = 32;
 
 // Attribute ids (type << 16 | id), MS-OXTNEF 2.1.3.
 constexpr std::uint32_t kAttachRendData = 0x00069002;  // starts an attachment
@@ -241,8 +242,9 @@ public:
             std::uint8_t level = 0;
             std::uint32_t id = 0, length = 0;
             std::uint16_t checksum = 0;
-            // Zeros or line breaks a mail program added after the last record (not in place of every record).
-            if (records > 0 && padding_only(data + at, size - at)) break;
+            // A few zeros or line breaks a mail program added after the last record (not in place
+            // of every record, nor a zeroed tail long enough to have held an attachment).
+            if (records > 0 && size - at <= kMostPadding && padding_only(data + at, size - at)) break;
             if (!in.u8(level) || !in.u32(id) || !in.u32(length)) {
                 why = fmt::format("cut short in the record at byte {}", at);
                 break;
@@ -264,6 +266,13 @@ public:
             std::uint32_t sum = 0;
             for (const char c : value) sum += static_cast<unsigned char>(c);
             const bool intact = (sum & 0xFFFF) == checksum;
+            // A record that fails its checksum, other than a file's bytes or properties (judged
+            // below, file by file): its length may be what changed, and the records after it
+            // cannot be trusted to be where they seem.
+            if (!intact && id != kAttachData && id != kAttachment) {
+                why = fmt::format("the record at byte {} does not match its checksum: damaged", at);
+                break;
+            }
             if (level == kLevelMessage && id == kOemCodepage && intact && length >= 4)
                 code_page = static_cast<std::uint32_t>(static_cast<unsigned char>(value[0]) | static_cast<unsigned char>(value[1]) << 8 |
                                                        static_cast<unsigned char>(value[2]) << 16 |
@@ -350,7 +359,7 @@ private:
             // its bytes are an OLE storage, not the picture. A person must look.
             p.problem = "an OLE object pasted into an Outlook rich-text email (a picture or document inside an OLE storage): docpipe "
                         "does not read these; ask the sender to attach the picture as a file";
-        } else if (!p.has_data && p.props.data_is_binary) {
+        } else if ((!p.has_data || (p.data.empty() && p.problem.empty())) && p.props.data_is_binary && !p.props.data_obj.empty()) {
             // Written with every attribute as a MAPI property (Exchange's TNEF): the file's
             // bytes are PR_ATTACH_DATA_BIN, checked by the property record's checksum.
             p.has_data = true;
