@@ -85,7 +85,14 @@ private:
 std::string string8(std::string_view raw, std::uint32_t code_page) {
     raw = raw.substr(0, raw.find('\0'));
     if (valid_utf8(raw) == raw || code_page == 0 || code_page == 65001) return valid_utf8(raw);
-    const std::string from = fmt::format("CP{}", code_page);
+    // Windows code page numbers as glibc's iconv names them ("CP1252", "CP936" work as is).
+    const std::string from = code_page == 20127                           ? std::string("ASCII")
+                             : code_page >= 28591 && code_page <= 28599   ? fmt::format("ISO-8859-{}", code_page - 28590)
+                             : code_page == 28605                         ? std::string("ISO-8859-15")
+                             : code_page >= 50220 && code_page <= 50222   ? std::string("ISO-2022-JP")
+                             : code_page == 51932                         ? std::string("EUC-JP")
+                             : code_page == 54936                         ? std::string("GB18030")
+                                                                          : fmt::format("CP{}", code_page);
     gsize written = 0;
     gchar* converted = g_convert(raw.data(), static_cast<gssize>(raw.size()), "UTF-8", from.c_str(), nullptr, &written, nullptr);
     if (!converted) return valid_utf8(raw);
