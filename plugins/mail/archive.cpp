@@ -60,14 +60,32 @@ bool is_macos_metadata(std::string_view path) {
     return path.rfind("__MACOSX/", 0) == 0 || base.rfind("._", 0) == 0;
 }
 
+// The last bytes of a stream, kept as it goes by: a tar ends with two blocks of zeros.
+class Tail {
+public:
+    void add(const unsigned char* data, std::size_t n) {
+        bytes_.append(reinterpret_cast<const char*>(data), n);
+        if (bytes_.size() > 2 * kTarEnd) bytes_.erase(0, bytes_.size() - kTarEnd);
+    }
+    bool ends_as_a_tar_does() const {
+        const std::string_view last = std::string_view(bytes_).substr(bytes_.size() > kTarEnd ? bytes_.size() - kTarEnd : 0);
+        return last.size() == kTarEnd && last.find_first_not_of('\0') == std::string_view::npos;
+    }
+
+private:
+    static constexpr std::size_t kTarEnd = 1024;
+    std::string bytes_;
+};
+
 // What the compression around an archive says of its own data, which libarchive does not look
 // at: its gzip reader never checks a member's CRC-32 and length, and a tar is read only up to
 // its end marker, before a bzip2 or xz stream's last checks. A damaged .tar.gz went on with
-// changed bytes, or lost a file, without a word. Decompresses at most `budget` bytes; "" when
-// whole (or larger than that: the reading itself then stops at the budget).
-std::string compression_damage(const Bytes& bytes, int filter, std::size_t budget) {
+// changed bytes, or lost a file, without a word. Decompresses at most `budget` bytes (one
+// more tells a stream over it), counted in `produced`; the stream's last bytes go to `tail`.
+// Returns "" when whole.
+std::string compression_damage(const Bytes& bytes, int filter, std::size_t budget, std::size_t& produced, Tail& tail) {
     unsigned char out[65536];
-    std::size_t produced = 0;
+    produced = 0;
     if (filter == ARCHIVE_FILTER_GZIP) {
         z_stream z{};
         if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) return {};
@@ -78,10 +96,13 @@ std::string compression_damage(const Bytes& bytes, int filter, std::size_t budge
             z.next_out = out;
             z.avail_out = sizeof out;
             const int rc = inflate(&z, Z_NO_FLUSH);
-            produced += sizeof out - z.avail_out;
+            const std::size_t n = sizeof out - z.avail_out;
+            produced += n;
+            tail.add(out, n);
             if (produced > budget) break;
             if (rc == Z_STREAM_END) {
-                // Members may follow one another; bytes after the last member are not gzip's.
+                // Members may follow one another; bytes after the last member are not gzip's
+                // (the tar's end marker, checked after, tells a member lost there).
                 if (z.avail_in >= 2 && z.next_in[0] == 0x1F && z.next_in[1] == 0x8B && inflateReset(&z) == Z_OK) continue;
                 break;
             }
@@ -109,6 +130,7 @@ std::string compression_damage(const Bytes& bytes, int filter, std::size_t budge
         if (n == 0) return {};
         if (n < 0) return fmt::format("its compressed data do not check out ({})", reader_error(raw.get(), "damaged"));
         produced += static_cast<std::size_t>(n);
+        tail.add(out, static_cast<std::size_t>(n));
         if (produced > budget) return {};
     }
 }
@@ -169,15 +191,29 @@ ArchiveListing read_archive(const Bytes& bytes, const ArchiveLimits& limits, con
         listing.too_many_entries = true;
         return listing;
     }
-    if (skips_decompress) {
-        if (std::string why = compression_damage(bytes, archive_filter_code(reader.get(), 0), limits.max_total_bytes); !why.empty()) {
-            listing.error = "the archive is damaged: " + why + "; ask the sender for it again";
-            return listing;
-        }
-    }
     const std::string over_budget =
         fmt::format("the email's archives came to more than {} bytes when decompressed (max_archive_bytes); the rest is not read",
                     limits.budget_named ? limits.budget_named : limits.max_total_bytes);
+    // The checks decompress the stream once more: charged like the reading is (a hundred tiny
+    // archives of zeros in one email spent minutes before).
+    Tail tail;
+    std::size_t checked = 0;  // decompressed by the checks: at the end, the email is charged at least this
+    if (skips_decompress) {
+        std::string why = compression_damage(bytes, archive_filter_code(reader.get(), 0), limits.max_total_bytes, checked, tail);
+        listing.decompressed = checked = std::min(checked, limits.max_total_bytes + 1);
+        if (!why.empty()) {
+            listing.error = "the archive is damaged: " + why + "; ask the sender for it again";
+            return listing;
+        }
+        if (checked > limits.max_total_bytes) {
+            listing.error = over_budget;
+            return listing;
+        }
+        listing.decompressed = 0;  // the reading below counts its own, within the same budget
+    } else {
+        const std::size_t last = std::min<std::size_t>(bytes.size(), 1024);
+        tail.add(bytes.data() + bytes.size() - last, last);
+    }
     // In a compressed archive, libarchive decompresses the headers too, inside
     // archive_read_next_header (a GNU long name can be megabytes, and a few kilobytes of bzip2
     // make gigabytes of them): the position in the decompressed stream is charged, not only
@@ -336,6 +372,12 @@ ArchiveListing read_archive(const Bytes& bytes, const ArchiveLimits& limits, con
         // header call without being decompressed.
         if (rest_unread && !drain()) break;
     }
+    // libarchive takes a tar that stops after any whole file as ended: one cut there, or whose
+    // second gzip member or bzip2 stream was lost, lost its last files unsaid.
+    if (listing.format == "tar" && listing.error.empty() && !listing.too_many_entries && !tail.ends_as_a_tar_does())
+        listing.error = "the archive ends without a tar's end marker (two blocks of zeros): cut short, or a part of it lost; files after "
+                        "the last one listed may be missing";
+    listing.decompressed = std::max(listing.decompressed, checked);
     return listing;
 }
 

@@ -659,7 +659,9 @@ ParsedEmail parse_email(const std::uint8_t* data, std::size_t size, const EmailL
     walker.walk(g_mime_message_get_mime_part(message.p), 0);
     email.body_text = !walker.plain.empty() ? walker.plain : !walker.html.empty() ? html_to_text(walker.html) : walker.tnef_body;
     if (email.body_text.size() > limits.max_body_chars) {
-        email.body_text.resize(limits.max_body_chars);
+        std::size_t cut = limits.max_body_chars;
+        while (cut > 0 && (static_cast<unsigned char>(email.body_text[cut]) & 0xC0) == 0x80) --cut;  // on a UTF-8 boundary
+        email.body_text.resize(cut);
         email.problems.push_back(fmt::format("body cut to {} characters", limits.max_body_chars));
     }
     if (email.too_many_parts) email.problems.push_back(fmt::format("more than {} MIME parts (max_parts)", limits.max_parts));

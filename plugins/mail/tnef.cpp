@@ -244,6 +244,7 @@ public:
         std::string why;
         std::uint32_t code_page = 0;
         std::size_t records = 0;
+        std::string damage;  // the first record that failed its checksum, when the reading went on
         while (in.left() > 0 && why.empty() && !listing_.too_many_files) {
             const std::size_t at = in.pos();
             std::uint8_t level = 0;
@@ -274,12 +275,11 @@ public:
             for (const char c : value) sum += static_cast<unsigned char>(c);
             const bool intact = (sum & 0xFFFF) == checksum;
             // A record that fails its checksum, other than a file's bytes or properties (judged
-            // below, file by file): its length may be what changed, and the records after it
-            // cannot be trusted to be where they seem.
-            if (!intact && id != kAttachData && id != kAttachment) {
-                why = fmt::format("the record at byte {} does not match its checksum: damaged", at);
-                break;
-            }
+            // below, file by file): its length may be what changed, and it may have swallowed
+            // whole attachments. The reading goes on (what follows may be whole), and the
+            // winmail.dat is named as damaged.
+            if (!intact && id != kAttachData && id != kAttachment && damage.empty())
+                damage = fmt::format("the record at byte {} does not match its checksum: damaged, and attachments may be missing", at);
             if (level == kLevelMessage && id == kOemCodepage && intact && length >= 4)
                 code_page = static_cast<std::uint32_t>(static_cast<unsigned char>(value[0]) | static_cast<unsigned char>(value[1]) << 8 |
                                                        static_cast<unsigned char>(value[2]) << 16 |
@@ -332,7 +332,7 @@ public:
                 pending->problem = "cut short before its data: " + why;
             finish(*pending, items, nesting);
         }
-        return why;
+        return why.empty() ? damage : why;
     }
 
 private:
