@@ -11,6 +11,7 @@
 #include <cstring>
 #include <locale.h>
 #include <memory>
+#include <optional>
 
 #include <fmt/core.h>
 #include <zlib.h>
@@ -63,10 +64,20 @@ bool is_macos_metadata(std::string_view path) {
 // The last bytes of a stream, kept as it goes by: a tar ends with two blocks of zeros.
 class Tail {
 public:
-    void add(const unsigned char* data, std::size_t n) {
+    // `at`: where `data` starts in the stream (the bytes so far when omitted).
+    void add(const unsigned char* data, std::size_t n, std::optional<std::size_t> at = std::nullopt) {
+        const std::size_t start = at.value_or(seen_);
+        for (std::size_t i = n; i > 0; --i)
+            if (data[i - 1] != 0) {
+                last_data_ = start + i;  // one past the last byte that is not zero
+                break;
+            }
+        seen_ = start + n;
         bytes_.append(reinterpret_cast<const char*>(data), n);
         if (bytes_.size() > 2 * kTarEnd) bytes_.erase(0, bytes_.size() - kTarEnd);
     }
+    // Where the stream's data end: past this, only zeros (a tar's end marker and padding).
+    std::size_t data_end() const { return last_data_; }
     bool ends_as_a_tar_does() const {
         const std::string_view last = std::string_view(bytes_).substr(bytes_.size() > kTarEnd ? bytes_.size() - kTarEnd : 0);
         return last.size() == kTarEnd && last.find_first_not_of('\0') == std::string_view::npos;
@@ -75,6 +86,7 @@ public:
 private:
     static constexpr std::size_t kTarEnd = 1024;
     std::string bytes_;
+    std::size_t seen_ = 0, last_data_ = 0;
 };
 
 // What the compression around an archive says of its own data, which libarchive does not look
@@ -197,6 +209,7 @@ ArchiveListing read_archive(const Bytes& bytes, const ArchiveLimits& limits, con
     // The checks decompress the stream once more: charged like the reading is (a hundred tiny
     // archives of zeros in one email spent minutes before).
     Tail tail;
+    bool checks_complete = true;
     std::size_t checked = 0;  // decompressed by the checks: at the end, the email is charged at least this
     if (skips_decompress) {
         std::string why = compression_damage(bytes, archive_filter_code(reader.get(), 0), limits.max_total_bytes, checked, tail);
@@ -205,14 +218,17 @@ ArchiveListing read_archive(const Bytes& bytes, const ArchiveLimits& limits, con
             listing.error = "the archive is damaged: " + why + "; ask the sender for it again";
             return listing;
         }
-        if (checked > limits.max_total_bytes) {
-            listing.error = over_budget;
-            return listing;
-        }
+        // Over the budget: the files that fit before it are still read, and the reading stops
+        // at the budget and says so (the checks past it were not made).
+        checks_complete = checked <= limits.max_total_bytes;
         listing.decompressed = 0;  // the reading below counts its own, within the same budget
     } else {
+        // Where the data end, then the last 1 KB.
+        std::size_t end = bytes.size();
+        while (end > 0 && bytes[end - 1] == 0) --end;
+        if (end > 0) tail.add(bytes.data() + end - 1, 1, end - 1);
         const std::size_t last = std::min<std::size_t>(bytes.size(), 1024);
-        tail.add(bytes.data() + bytes.size() - last, last);
+        tail.add(bytes.data() + bytes.size() - last, last, bytes.size() - last);
     }
     // In a compressed archive, libarchive decompresses the headers too, inside
     // archive_read_next_header (a GNU long name can be megabytes, and a few kilobytes of bzip2
@@ -374,9 +390,18 @@ ArchiveListing read_archive(const Bytes& bytes, const ArchiveLimits& limits, con
     }
     // libarchive takes a tar that stops after any whole file as ended: one cut there, or whose
     // second gzip member or bzip2 stream was lost, lost its last files unsaid.
-    if (listing.format == "tar" && listing.error.empty() && !listing.too_many_entries && !tail.ends_as_a_tar_does())
-        listing.error = "the archive ends without a tar's end marker (two blocks of zeros): cut short, or a part of it lost; files after "
-                        "the last one listed may be missing";
+    if (listing.format == "tar" && listing.error.empty() && !listing.too_many_entries && checks_complete) {
+        // libarchive stops at the first block of zeros: data after it (a second tar joined
+        // with cat, or a header zeroed in transit) were not read.
+        const la_int64_t stopped_at = archive_filter_bytes(reader.get(), 0);
+        if (!tail.ends_as_a_tar_does())
+            listing.error = "the archive ends without a tar's end marker (two blocks of zeros): cut short, or a part of it lost; files "
+                            "after the last one listed may be missing";
+        else if (stopped_at >= 0 && tail.data_end() > static_cast<std::size_t>(stopped_at))
+            listing.error = fmt::format("the archive holds data after its end marker at byte {} (a second archive joined to it, or a "
+                                        "damaged header): the files there are not read",
+                                        stopped_at);
+    }
     listing.decompressed = std::max(listing.decompressed, checked);
     return listing;
 }

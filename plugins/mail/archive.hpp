@@ -24,10 +24,12 @@
 //   read and the listing says so.
 // Read: ZIP (with ZIP64 and the Deflate, BZip2, LZMA, XZ and stored methods; libarchive 3.6
 // does not read Deflate64, which Windows uses for ZIPs over 2 GB: such a file "cannot be
-// decompressed"), and tar, plain or compressed with gzip, bzip2 or xz. A tar holds no
-// checksum of its files, and libarchive does not check a gzip stream's: a file damaged in one
-// goes on as a file attached directly would, to the image decoders' own damage checks (bzip2
-// and xz check their data).
+// decompressed"), and tar, plain or compressed with gzip, bzip2 or xz. A compressed archive's
+// own checks (gzip's CRC-32, which libarchive does not check; bzip2 and xz to their end) are
+// run before it is read; a plain tar holds no checksum of its files, which then go on as a
+// file attached directly would, to the image decoders' own damage checks. A tar must end
+// with its end marker, with nothing after it but zeros: libarchive takes a tar that stops
+// after any whole file as ended, and stops at the first zero block (two tars joined with cat).
 // 7-Zip and RAR are not opened: libarchive reads a 7-Zip archive's whole index, compressed,
 // before its first file (a crafted index makes that unbounded); and it checks no checksum of
 // a file stored in a RAR, nor says when a RAR is one volume of several, so a damaged or

@@ -323,6 +323,9 @@ public:
                 // then judged by its title and its bytes, as if it had none.
                 if (intact) pending->props = read_props(value, code_page);
                 else pending->props_damaged = fmt::format("damaged: its properties do not match their checksum (record at byte {})", at);
+                // Its length may be what changed, swallowing the attachments after it.
+                if (!intact && damage.empty())
+                    damage = fmt::format("the record at byte {} does not match its checksum: damaged, and attachments may be missing", at);
             }
         }
         if (pending && !listing_.too_many_files) {
