@@ -26,6 +26,7 @@
 #include "base64.hpp"
 #include "docpipe/testing.hpp"
 #include "email.hpp"
+#include "rtf.hpp"
 #include "tnef.hpp"
 
 using namespace docpipe;
@@ -1364,6 +1365,174 @@ TEST(MimeTnef, ReadingIsBoundedByTheEmailsLimits) {
     ASSERT_EQ(read.files.size(), 1u);
     EXPECT_EQ(read.files[0].name, "r.jpg") << "the properties read before the bytes ran out are kept";
     EXPECT_EQ(read.files[0].bytes.size(), receipt().size());
+}
+
+// ---------------------------------------------------------------------------------------
+// Outlook's rich-text body (compressed RTF, MS-OXRTFCP)
+
+// Compressed RTF as a writer that never refers back would write it: every byte a literal,
+// then the end marker (a reference to where the next byte would go).
+std::string lzfu_of(const std::string& rtf, std::uint32_t crc_change = 0) {
+    std::string contents;
+    std::size_t write = 207;  // the primed dictionary's length
+    const auto end_marker = [&] {
+        contents += static_cast<char>(write >> 4);
+        contents += static_cast<char>((write & 0xF) << 4);
+    };
+    for (std::size_t i = 0; i <= rtf.size(); i += 8) {
+        const std::size_t n = std::min<std::size_t>(8, rtf.size() - i);
+        contents += static_cast<char>(n < 8 ? 1u << n : 0u);
+        contents += rtf.substr(i, n);
+        write = (write + n) % 4096;
+        if (n < 8) end_marker();
+    }
+    std::string s;
+    put32(s, static_cast<std::uint32_t>(contents.size() + 12));
+    put32(s, static_cast<std::uint32_t>(rtf.size()));
+    put32(s, 0x75465A4C);
+    // MS-OXRTFCP's CRC: CRC-32 without zlib's inversions.
+    put32(s, ~static_cast<std::uint32_t>(crc32(0xFFFFFFFFul, reinterpret_cast<const Bytef*>(contents.data()), contents.size())) ^ crc_change);
+    return s + contents;
+}
+
+// A winmail.dat whose only body is PR_RTF_COMPRESSED among the message's properties, as
+// Outlook sends a rich-text email through Exchange.
+std::string tnef_with_rich_text(const std::string& compressed) {
+    std::string winmail = tnef_of({{"R.JPG", u"r.jpg", "", receipt(), ""}});
+    std::string props;
+    put32(props, 1);
+    put32(props, (0x1009u << 16) | 0x0102);
+    put32(props, 1);
+    put32(props, static_cast<std::uint32_t>(compressed.size()));
+    props += compressed;
+    pad4(props);
+    winmail.insert(winmail.find(tnef_record(1, 0x00018004, std::string("Claim for December\0", 19))), tnef_record(1, 0x00069003, props));
+    return winmail;
+}
+
+TEST(MimeRtf, TheSpecificationsCompressedExampleReadsBack) {
+    // MS-OXRTFCP's own example: references into the primed dictionary, literals, the end marker.
+    const unsigned char example[] = {0x2d, 0x00, 0x00, 0x00, 0x2b, 0x00, 0x00, 0x00, 0x4c, 0x5a, 0x46, 0x75, 0xf1, 0xc5, 0xc7,
+                                     0xa7, 0x03, 0x00, 0x0a, 0x00, 0x72, 0x63, 0x70, 0x67, 0x31, 0x32, 0x35, 0x42, 0x32, 0x0a,
+                                     0xf3, 0x20, 0x68, 0x65, 0x6c, 0x09, 0x00, 0x20, 0x62, 0x77, 0x05, 0xb0, 0x6c, 0x64, 0x7d,
+                                     0x0a, 0x80, 0x0f, 0xa0};
+    const std::string compressed(reinterpret_cast<const char*>(example), sizeof example);
+    mail::DecompressedRtf read = mail::decompress_rtf(compressed, 1 << 20);
+    EXPECT_EQ(read.problem, "");
+    EXPECT_EQ(read.rtf, "{\\rtf1\\ansi\\ansicpg1252\\pard hello world}\r\n");
+    EXPECT_EQ(mail::rtf_to_text(read.rtf), "hello world");
+
+    // One changed byte fails the CRC; a cut stream, a wrong size and an unknown type are said.
+    std::string changed = compressed;
+    changed[30] ^= 0x01;
+    read = mail::decompress_rtf(changed, 1 << 20);
+    EXPECT_EQ(read.rtf, "");
+    EXPECT_EQ(read.problem, "damaged: its CRC does not match its bytes");
+    read = mail::decompress_rtf(compressed.substr(0, 40), 1 << 20);
+    EXPECT_NE(read.problem.find("cut short or damaged"), std::string::npos) << read.problem;
+    std::string cut = lzfu_of("{\\rtf1 hello}");
+    cut.resize(cut.size() - 2);  // the end marker lost, the sizes and CRC made to match
+    cut[0] = static_cast<char>(cut.size() - 4);
+    const std::string contents = cut.substr(16);
+    const std::uint32_t crc = ~static_cast<std::uint32_t>(crc32(0xFFFFFFFFul, reinterpret_cast<const Bytef*>(contents.data()), contents.size()));
+    for (int i = 0; i < 4; ++i) cut[12 + i] = static_cast<char>(crc >> (8 * i));
+    read = mail::decompress_rtf(cut, 1 << 20);
+    EXPECT_EQ(read.problem, "cut short: its compressed data end before their end marker");
+    std::string unknown = compressed;
+    unknown[8] = 'X';
+    EXPECT_NE(mail::decompress_rtf(unknown, 1 << 20).problem.find("neither LZFu nor MELA"), std::string::npos);
+    EXPECT_NE(mail::decompress_rtf("short", 1 << 20).problem.find("less than its 16-byte header"), std::string::npos);
+
+    // Uncompressed ("MELA") RTF is taken as it is; RTF over the limit is read up to it.
+    std::string mela;
+    put32(mela, 12 + 10);
+    put32(mela, 10);
+    put32(mela, 0x414C454D);
+    put32(mela, 0);
+    mela += "{\\rtf1 ok}";
+    EXPECT_EQ(mail::decompress_rtf(mela, 1 << 20).rtf, "{\\rtf1 ok}");
+    read = mail::decompress_rtf(lzfu_of("{\\rtf1 " + std::string(5000, 'a') + "}"), 1000);
+    EXPECT_EQ(read.rtf.size(), 1000u);
+    EXPECT_NE(read.problem.find("over 1000 bytes of RTF"), std::string::npos) << read.problem;
+}
+
+TEST(MimeRtf, TheTextOfAnOutlookRichTextBody) {
+    const std::string rtf =
+        "{\\rtf1\\ansi\\ansicpg1252\\deff0{\\fonttbl{\\f0\\fswiss\\fcharset0 Arial;}{\\f1\\fnil\\fcharset134 SimSun;}}"
+        "{\\colortbl ;\\red255\\green0\\blue0;}{\\*\\generator Riched20 10.0.19041}\\viewkind4\\uc1\n"
+        "\\pard\\f0\\fs20 Member ID: MEM123456789\\par\n"
+        "Policy No:\\tab POL987654321\\par\n"
+        "Caf\\'e9 \\u8364?5.00 \\u-10179?\\u-8704?\\par\n"
+        "{\\f1 \\'ca\\'d5\\'be\\'dd}\\par\n"
+        "{\\pict\\wmetafile8\\picw100 0a0b0c0d}{\\field{\\*\\fldinst HYPERLINK \"https://x.example\"}{\\fldrslt claims portal}}\\par\n"
+        "\\{braces\\} and a back\\\\slash\\bin3 {{{ end\\par\n"
+        "}";
+    const std::string text = mail::rtf_to_text(rtf);
+    EXPECT_EQ(text, "Member ID: MEM123456789\nPolicy No:\tPOL987654321\nCaf\u00e9 \u20ac5.00 \U0001F600\n\u6536\u636e\n"
+                    "claims portal\n{braces} and a back\\slash end")
+        << text;
+
+    // HTML Outlook wrapped in RTF (\fromhtml1): the HTML is rebuilt, RTF-only text dropped.
+    const std::string wrapped =
+        "{\\rtf1\\ansi\\ansicpg1252\\fromhtml1 \\deff0{\\fonttbl{\\f0\\fswiss Arial;}}\n"
+        "{\\*\\htmltag19 <html>}{\\*\\htmltag34 <head>}{\\*\\htmltag177 <style>p \\{color:red\\}</style>}{\\*\\htmltag41 </head>}\n"
+        "{\\*\\htmltag2 \\par }{\\*\\htmltag50 <body>}\\htmlrtf \\viewkind4\\uc1\\pard\\htmlrtf0 \n"
+        "{\\*\\htmltag64 <p>}\\htmlrtf {\\htmlrtf0 Member&nbsp;ID: MEM555\\htmlrtf\\par\\htmlrtf0}\\htmlrtf0 {\\*\\htmltag72 </p>}\n"
+        "{\\*\\htmltag64 <p>}Policy &amp; No: POL777{\\*\\htmltag72 </p>}\\htmlrtf RTF ONLY\\htmlrtf0 \n"
+        "{\\*\\htmltag58 </body>}{\\*\\htmltag27 </html>}}";
+    const std::string html_text = mail::rtf_to_text(wrapped);
+    EXPECT_EQ(html_text, "Member ID: MEM555\n\nPolicy & No: POL777") << html_text;
+
+    // Hostile RTF: deep nesting, a \bin past the end, a cut escape. Bounded, and no throw.
+    std::string deep = "{\\rtf1 " + std::string(200000, '{') + "hidden" + std::string(200000, '}') + "shown}";
+    EXPECT_EQ(mail::rtf_to_text(deep), "shown") << "groups nested past a few hundred levels are read as hidden";
+    EXPECT_EQ(mail::rtf_to_text("{\\rtf1 a\\bin999999999 bcd"), "a");
+    EXPECT_EQ(mail::rtf_to_text("{\\rtf1 a\\'"), "a");
+}
+
+TEST(MimeRtf, AWinmailDatWithOnlyARichTextBodyKeepsItsText) {
+    const std::string rtf = "{\\rtf1\\ansi\\ansicpg1252{\\fonttbl{\\f0 Calibri;}}\\pard Member ID: MEM123456789\\par Policy No: POL987654321\\par}";
+    const std::string winmail = tnef_with_rich_text(lzfu_of(rtf));
+    const std::string email = "From: a@example.my\r\nSubject: Claim\r\nMIME-Version: 1.0\r\n"
+                              "Content-Type: application/ms-tnef; name=\"winmail.dat\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+                              test::base64_mime(winmail);
+    auto runner = mime();
+    auto out = runner.process(eml(email));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(bytes_of(out[0]), receipt());
+    EXPECT_EQ(out[0].doc->attributes.at("body_text"), "Member ID: MEM123456789\nPolicy No: POL987654321");
+
+    // A damaged one: the receipt still goes on, and the email says its body was not read.
+    const std::string damaged = "From: a@example.my\r\nSubject: Claim\r\nMIME-Version: 1.0\r\n"
+                                "Content-Type: application/ms-tnef; name=\"winmail.dat\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+                                test::base64_mime(tnef_with_rich_text(lzfu_of(rtf, 0x100)));
+    const mail::ParsedEmail parsed =
+        mail::parse_email(reinterpret_cast<const std::uint8_t*>(damaged.data()), damaged.size(), mail::EmailLimits{});
+    EXPECT_EQ(parsed.body_text, "");
+    ASSERT_EQ(parsed.attachments.size(), 1u);
+    EXPECT_TRUE(parsed.attachments[0].skipped.empty()) << parsed.attachments[0].skipped;
+    EXPECT_NE(std::find(parsed.problems.begin(), parsed.problems.end(),
+                        "winmail.dat: its rich-text body (PR_RTF_COMPRESSED) cannot be read whole: damaged: its CRC does not match its bytes"),
+              parsed.problems.end())
+        << ::testing::PrintToString(parsed.problems);
+
+    // Beside a text part, the text part is the body and nothing is said about the RTF.
+    const std::string beside = email_with({{"application/ms-tnef", "winmail.dat", tnef_with_rich_text(lzfu_of(rtf, 0x100))}}, "Policy No: POL111");
+    const mail::ParsedEmail with_text = mail::parse_email(reinterpret_cast<const std::uint8_t*>(beside.data()), beside.size(), mail::EmailLimits{});
+    EXPECT_EQ(with_text.body_text, "Policy No: POL111");
+    for (const std::string& problem : with_text.problems) EXPECT_EQ(problem.find("rich-text"), std::string::npos) << problem;
+}
+
+TEST(MimeRtf, AnEmailWhoseBodyIsTextRtfKeepsItsText) {
+    const std::string email =
+        "From: a@example.my\r\nSubject: Claim\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n"
+        "--B\r\nContent-Type: text/rtf\r\n\r\n{\\rtf1\\ansi{\\fonttbl{\\f0 Arial;}}\\pard Member ID: MEM42\\par}\r\n"
+        "--B\r\nContent-Type: image/jpeg\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"r.jpg\"\r\n\r\n" +
+        test::base64_mime(receipt()) + "--B--\r\n";
+    auto runner = mime();
+    auto out = runner.process(eml(email));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].doc->attributes.at("body_text"), "Member ID: MEM42");
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include "archive.hpp"
 #include "attachment_kind.hpp"
 #include "smime.hpp"
+#include "rtf.hpp"
 #include "tnef.hpp"
 
 #include <algorithm>
@@ -145,6 +146,8 @@ struct Walker {
     int smime_nesting = 0;
     std::size_t archive_bytes_used = 0;  // decompressed from this email's archives so far
     std::string tnef_body;               // the body a winmail.dat carried, for an email with no text part
+    std::string tnef_body_problem;       // why that body could not be read whole
+    std::string rtf;                     // a text/rtf body (Outlook's rich text sent as MIME)
 
     void walk(GMimeObject* object, int depth) {
         if (!object || email.too_many_parts) return;
@@ -193,6 +196,7 @@ struct Walker {
             GString_ text(g_mime_text_part_get_text(GMIME_TEXT_PART(object)));  // converted to UTF-8 from its charset
             if (media_type == "text/plain" && plain.empty()) plain = text.str();
             else if (media_type == "text/html" && html.empty()) html = text.str();
+            else if (media_type == "text/rtf" && rtf.empty()) rtf = text.str();
             return;
         }
         Attachment a;
@@ -473,7 +477,10 @@ struct Walker {
         const std::size_t parts_left = limits.max_parts > parts_seen ? limits.max_parts - parts_seen : 0;
         TnefListing listing = read_tnef(bytes, TnefLimits{parts_left, limits.max_attachment_bytes, 4});
         Bytes().swap(bytes);
-        if (tnef.depth == 0 && tnef_body.empty()) tnef_body = std::move(listing.body);
+        if (tnef.depth == 0 && tnef_body.empty() && tnef_body_problem.empty()) {
+            tnef_body = std::move(listing.body);
+            tnef_body_problem = std::move(listing.body_problem);
+        }
         if (listing.too_many_files) {
             tnef.skipped = fmt::format("an Outlook TNEF attachment (winmail.dat) holding more files than max_parts ({}) leaves room for, "
                                        "with the email's other parts; not opened",
@@ -655,9 +662,15 @@ ParsedEmail parse_email(const std::uint8_t* data, std::size_t size, const EmailL
     // A subject of megabytes is an attack or a mistake; keep a readable prefix.
     if (email.subject.size() > 1000) email.subject.resize(1000);
 
-    Walker walker{limits, email, 0, {}, {}, 0, 0, {}};
+    Walker walker{limits, email, 0, {}, {}, 0, 0, {}, {}, {}};
     walker.walk(g_mime_message_get_mime_part(message.p), 0);
-    email.body_text = !walker.plain.empty() ? walker.plain : !walker.html.empty() ? html_to_text(walker.html) : walker.tnef_body;
+    email.body_text = !walker.plain.empty()  ? walker.plain
+                      : !walker.html.empty() ? html_to_text(walker.html)
+                      : !walker.rtf.empty()  ? rtf_to_text(walker.rtf)
+                                             : walker.tnef_body;
+    // The member id and policy number may have been in the part that could not be read.
+    if (walker.plain.empty() && walker.html.empty() && walker.rtf.empty() && !walker.tnef_body_problem.empty())
+        email.problems.push_back("winmail.dat: " + walker.tnef_body_problem);
     if (email.body_text.size() > limits.max_body_chars) {
         std::size_t cut = limits.max_body_chars;
         while (cut > 0 && (static_cast<unsigned char>(email.body_text[cut]) & 0xC0) == 0x80) --cut;  // on a UTF-8 boundary

@@ -1,6 +1,7 @@
 #include "tnef.hpp"
 
-#include "email.hpp"  // valid_utf8
+#include "email.hpp"  // html_to_text, valid_utf8
+#include "rtf.hpp"    // decode_code_page, decompress_rtf, rtf_to_text
 
 #include <cstdint>
 #include <optional>
@@ -27,7 +28,8 @@ constexpr std::uint32_t kBody = 0x0002800C;            // the message's plain-te
 constexpr std::uint32_t kMsgProps = 0x00069003;        // the message's MAPI properties (PR_BODY among them)
 
 // MAPI property ids and types (MS-OXPROPS, MS-OXCDATA).
-constexpr std::uint16_t kPropBody = 0x1000, kPropDisplayName = 0x3001, kPropAttachDataObj = 0x3701, kPropAttachFilename = 0x3704,
+constexpr std::uint16_t kPropBody = 0x1000, kPropRtfCompressed = 0x1009, kPropHtml = 0x1013, kPropInternetCodePage = 0x3FDE,
+                        kPropDisplayName = 0x3001, kPropAttachDataObj = 0x3701, kPropAttachFilename = 0x3704,
                         kPropAttachMethod = 0x3705, kPropAttachLongFilename = 0x3707, kPropAttachMimeTag = 0x370E;
 constexpr std::uint16_t kTypeString8 = 0x001E, kTypeUnicode = 0x001F, kTypeBinary = 0x0102, kTypeObject = 0x000D, kTypeLong = 0x0003;
 constexpr std::uint16_t kMultiValued = 0x1000;
@@ -83,22 +85,7 @@ private:
 // Windows, 936 in Chinese, 932 in Japanese), as UTF-8. Valid UTF-8 is kept as it is; bytes no
 // conversion explains become '_' (the name is sanitised later; its extension is what matters).
 std::string string8(std::string_view raw, std::uint32_t code_page) {
-    raw = raw.substr(0, raw.find('\0'));
-    if (valid_utf8(raw) == raw || code_page == 0 || code_page == 65001) return valid_utf8(raw);
-    // Windows code page numbers as glibc's iconv names them ("CP1252", "CP936" work as is).
-    const std::string from = code_page == 20127                           ? std::string("ASCII")
-                             : code_page >= 28591 && code_page <= 28599   ? fmt::format("ISO-8859-{}", code_page - 28590)
-                             : code_page == 28605                         ? std::string("ISO-8859-15")
-                             : code_page >= 50220 && code_page <= 50222   ? std::string("ISO-2022-JP")
-                             : code_page == 51932                         ? std::string("EUC-JP")
-                             : code_page == 54936                         ? std::string("GB18030")
-                                                                          : fmt::format("CP{}", code_page);
-    gsize written = 0;
-    gchar* converted = g_convert(raw.data(), static_cast<gssize>(raw.size()), "UTF-8", from.c_str(), nullptr, &written, nullptr);
-    if (!converted) return valid_utf8(raw);
-    std::string out = valid_utf8(std::string_view(converted, written));
-    g_free(converted);
-    return out;
+    return decode_code_page(raw.substr(0, raw.find('\0')), code_page);
 }
 
 // UTF-16LE up to its first NUL, as UTF-8; a lone surrogate becomes U+FFFD.
@@ -161,6 +148,8 @@ std::size_t fixed_size(std::uint16_t type) {
 // What MAPI properties say that a claim needs: an attachment's, or the message's own body.
 struct Props {
     std::string long_name, short_name, display_name, mime_tag, body;
+    std::string_view rtf_compressed, html;  // the message's rich-text and HTML bodies (views into the stream)
+    std::uint32_t internet_code_page = 0;   // the HTML body's code page
     std::optional<std::uint32_t> method;
     std::string_view data_obj;  // PR_ATTACH_DATA_OBJ / _BIN: an attached item, or a file's bytes (a view into the stream)
     bool data_is_binary = false;  // PT_BINARY (a file's bytes) rather than PT_OBJECT (an item or OLE object)
@@ -206,10 +195,15 @@ Props read_props(std::string_view record, std::uint32_t code_page) {
             if (id == kPropDisplayName && (base == kTypeUnicode || base == kTypeString8)) props.display_name = text();
             if (id == kPropBody && (base == kTypeUnicode || base == kTypeString8)) props.body = text();
             if (id == kPropAttachMimeTag && (base == kTypeUnicode || base == kTypeString8)) props.mime_tag = text();
-            if (id == kPropAttachMethod && base == kTypeLong)
-                props.method = static_cast<std::uint32_t>(static_cast<unsigned char>(value[0]) | static_cast<unsigned char>(value[1]) << 8 |
-                                                          static_cast<unsigned char>(value[2]) << 16 |
-                                                          static_cast<std::uint32_t>(static_cast<unsigned char>(value[3])) << 24);
+            if (id == kPropRtfCompressed && base == kTypeBinary) props.rtf_compressed = value;
+            if (id == kPropHtml && (base == kTypeBinary || base == kTypeString8)) props.html = value;
+            const auto long_value = [&] {
+                return static_cast<std::uint32_t>(static_cast<unsigned char>(value[0]) | static_cast<unsigned char>(value[1]) << 8 |
+                                                  static_cast<unsigned char>(value[2]) << 16 |
+                                                  static_cast<std::uint32_t>(static_cast<unsigned char>(value[3])) << 24);
+            };
+            if (id == kPropAttachMethod && base == kTypeLong) props.method = long_value();
+            if (id == kPropInternetCodePage && base == kTypeLong) props.internet_code_page = long_value();
             if (id == kPropAttachDataObj && (base == kTypeObject || base == kTypeBinary)) {
                 props.data_obj = value;
                 props.data_is_binary = base == kTypeBinary;
@@ -285,9 +279,18 @@ public:
                                                        static_cast<unsigned char>(value[2]) << 16 |
                                                        static_cast<std::uint32_t>(static_cast<unsigned char>(value[3])) << 24);
             // The message's own body, for an email sent as TNEF alone (its MIME has no text part).
-            if (level == kLevelMessage && nesting == 0 && intact && listing_.body.empty()) {
-                if (id == kBody) listing_.body = string8(value, code_page);
-                if (id == kMsgProps) listing_.body = read_props(value, code_page).body;
+            if (level == kLevelMessage && nesting == 0 && intact) {
+                if (id == kBody && listing_.body.empty()) listing_.body = string8(value, code_page);
+                if (id == kMsgProps) {
+                    Props message = read_props(value, code_page);
+                    if (listing_.body.empty()) listing_.body = std::move(message.body);
+                    // Outlook's "rich text" and HTML bodies, read only when there is no plain one.
+                    if (rtf_body_.empty()) rtf_body_ = message.rtf_compressed;
+                    if (html_body_.empty()) {
+                        html_body_ = message.html;
+                        html_code_page_ = message.internet_code_page ? message.internet_code_page : code_page;
+                    }
+                }
             }
             if (level != kLevelAttachment) continue;
             const bool known = id == kAttachRendData || id == kAttachTitle || id == kAttachData || id == kAttachment;
@@ -337,6 +340,10 @@ public:
         }
         return why.empty() ? damage : why;
     }
+
+    std::string_view rtf_body() const { return rtf_body_; }
+    std::string_view html_body() const { return html_body_; }
+    std::uint32_t html_code_page() const { return html_code_page_; }
 
 private:
     struct Pending {
@@ -420,6 +427,8 @@ private:
 
     const TnefLimits& limits_;
     TnefListing& listing_;
+    std::string_view rtf_body_, html_body_;  // views into the stream read_tnef was given
+    std::uint32_t html_code_page_ = 0;
 };
 
 }  // namespace
@@ -428,6 +437,15 @@ TnefListing read_tnef(const Bytes& bytes, const TnefLimits& limits) {
     TnefListing listing;
     Reader reader(limits, listing);
     listing.error = reader.read(bytes.data(), bytes.size(), {}, 0);
+    // An email written in Outlook's rich text (or HTML) carries no plain-text body in its
+    // winmail.dat; its text is read from the compressed RTF (or the HTML) instead.
+    if (listing.body.empty() && !reader.html_body().empty()) {
+        listing.body = html_to_text(decode_code_page(reader.html_body(), reader.html_code_page()));
+    } else if (listing.body.empty() && !reader.rtf_body().empty()) {
+        DecompressedRtf rtf = decompress_rtf(reader.rtf_body(), limits.max_file_bytes);
+        if (!rtf.problem.empty()) listing.body_problem = "its rich-text body (PR_RTF_COMPRESSED) cannot be read whole: " + rtf.problem;
+        if (!rtf.rtf.empty()) listing.body = rtf_to_text(rtf.rtf);
+    }
     return listing;
 }
 

@@ -8,8 +8,9 @@
 // sender's code page) and again, long and often UTF-16, in its MAPI property record, and its
 // bytes are in its data record. An attached Outlook item (a forwarded email) is a TNEF stream
 // of its own inside the MAPI property PR_ATTACH_DATA_OBJ, and is read the same way. The
-// message's plain-text body (attBody, or PR_BODY among its properties) is kept for an email
-// that Exchange sent as TNEF alone, with no text part of its own.
+// message's body is kept for an email that Exchange sent as TNEF alone, with no text part of
+// its own: its plain text (attBody, or PR_BODY among its properties), else its HTML
+// (PR_HTML), else its compressed rich text (PR_RTF_COMPRESSED, read by rtf.hpp).
 //
 // Written here rather than with libytnef (Debian's 2.0): that library parses into fixed
 // structures with a record of out-of-bounds CVEs, and prints its errors to stdout. This
@@ -22,8 +23,9 @@
 //
 // Bounds: at most `max_files` files are listed (the stream is not read further past them);
 // a file over `max_file_bytes` is listed without its bytes; Outlook items are opened at
-// most `max_nesting` deep. TNEF is not compressed, so what it yields is never more than its
-// own size.
+// most `max_nesting` deep. TNEF is not compressed, so the files it yields are never more
+// than its own size; only the rich-text body is, and it is decompressed to at most
+// `max_file_bytes` of RTF.
 #pragma once
 
 #include <cstddef>
@@ -52,7 +54,8 @@ struct TnefListing {
     std::vector<TnefFile> files;  // in the stream's order, attached items' files after the item's place
     std::string error;            // the stream could not be read (to its end), and why
     bool too_many_files = false;  // more than max_files; not read further
-    std::string body;             // the message's plain-text body (attBody or PR_BODY), "" when it has none
+    std::string body;             // the message's body as text: attBody or PR_BODY, else its HTML or rich text (RTF); "" when none
+    std::string body_problem;     // why the rich-text body could not be read whole ("" = it could, or there is none)
 };
 
 TnefListing read_tnef(const Bytes& bytes, const TnefLimits& limits);
