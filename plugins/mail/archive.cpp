@@ -147,6 +147,75 @@ std::string compression_damage(const Bytes& bytes, int filter, std::size_t budge
     }
 }
 
+bool compressed_magic(const Bytes& b) {
+    const auto starts = [&](std::string_view magic) {
+        return b.size() >= magic.size() && std::equal(magic.begin(), magic.end(), b.begin(), [](char m, std::uint8_t c) {
+                   return static_cast<std::uint8_t>(m) == c;
+               });
+    };
+    return starts("\x1F\x8B") || starts("BZh") || starts(std::string_view("\xFD" "7zXZ\0", 6));
+}
+
+// One file compressed alone ("receipt.jpg.gz": gzip, bzip2 or xz, no tar inside): read as the
+// archive's only entry, with no path (the caller names it after the archive), when its first
+// bytes show what `read_rest` wants. Its compression's own checks run first, as for a
+// compressed tar. Returns false, leaving `listing` alone, when the bytes are no such file.
+bool read_compressed_file(const Bytes& bytes, const ArchiveLimits& limits, const std::function<bool(const Bytes& head)>& read_rest,
+                          ArchiveListing& listing) {
+    if (!compressed_magic(bytes) || !read_rest) return false;
+    std::unique_ptr<struct archive, ReaderDeleter> reader(archive_read_new());
+    if (!reader) return false;
+    for (auto* filter : {archive_read_support_filter_gzip, archive_read_support_filter_bzip2, archive_read_support_filter_xz}) {
+        std::unique_ptr<struct archive, ReaderDeleter> probe(archive_read_new());
+        if (filter(probe.get()) == ARCHIVE_OK) filter(reader.get());
+    }
+    archive_read_support_format_raw(reader.get());
+    struct archive_entry* entry = nullptr;
+    if (archive_read_open_memory(reader.get(), bytes.data(), bytes.size()) != ARCHIVE_OK) return false;
+    const int filter = archive_filter_code(reader.get(), 0);
+    if (filter == ARCHIVE_FILTER_NONE) return false;
+    Tail unused;
+    std::size_t checked = 0;
+    const std::string why = compression_damage(bytes, filter, limits.max_total_bytes, checked, unused);
+    if (archive_read_next_header(reader.get(), &entry) != ARCHIVE_OK) return false;
+    // What it holds decides before anything is said of it: a damaged .tar.gz is still "damaged".
+    Bytes head(4096);
+    const la_ssize_t n = archive_read_data(reader.get(), head.data(), head.size());
+    if (n <= 0) return false;
+    head.resize(static_cast<std::size_t>(n));
+    if (!read_rest(head)) return false;
+    listing.format = "file";
+    ArchiveEntry file;
+    file.wanted = true;
+    const std::string over_budget =
+        fmt::format("the email's archives came to more than {} bytes when decompressed (max_archive_bytes)",
+                    limits.budget_named ? limits.budget_named : limits.max_total_bytes);
+    if (!why.empty()) {
+        file.problem = "damaged: " + why + "; ask the sender for it again";
+    } else {
+        const std::size_t room = std::min(limits.max_entry_bytes, limits.max_total_bytes);
+        file.bytes = std::move(head);
+        unsigned char buf[65536];
+        for (;;) {
+            const la_ssize_t got = archive_read_data(reader.get(), buf, std::min(sizeof buf, room + 1 - std::min(room + 1, file.bytes.size())));
+            if (got == 0) break;
+            if (got < 0) {
+                file.problem = fmt::format("cannot be decompressed: {}", reader_error(reader.get(), "read error"));
+                break;
+            }
+            file.bytes.insert(file.bytes.end(), buf, buf + got);
+        }
+        if (file.problem.empty() && file.bytes.size() > room)
+            file.problem = room == limits.max_entry_bytes
+                               ? fmt::format("over {} bytes when decompressed (max_attachment_bytes)", limits.max_entry_bytes)
+                               : over_budget;
+        if (!file.problem.empty()) file.bytes.clear();
+    }
+    listing.decompressed = std::max(checked, file.bytes.size());
+    listing.entries.push_back(std::move(file));
+    return true;
+}
+
 }  // namespace
 
 // libarchive parses the whole central directory before the first header is returned (a 87 MB
@@ -188,6 +257,7 @@ ArchiveListing read_archive(const Bytes& bytes, const ArchiveLimits& limits, con
         if (filter(probe.get()) == ARCHIVE_OK) filter(reader.get());  // built in, not an external program
     }
     if (archive_read_open_memory(reader.get(), bytes.data(), bytes.size()) != ARCHIVE_OK) {
+        if (read_compressed_file(bytes, limits, read_rest, listing)) return listing;
         listing.error = fmt::format("not a readable archive (ZIP or tar): {}; ask the sender to attach the files or a ZIP",
                                     reader_error(reader.get(), "unknown format"));
         return listing;

@@ -24,7 +24,9 @@
 //   read and the listing says so.
 // Read: ZIP (with ZIP64 and the Deflate, BZip2, LZMA, XZ and stored methods; libarchive 3.6
 // does not read Deflate64, which Windows uses for ZIPs over 2 GB: such a file "cannot be
-// decompressed"), and tar, plain or compressed with gzip, bzip2 or xz. A compressed archive's
+// decompressed"), tar, plain or compressed with gzip, bzip2 or xz, and one file compressed
+// alone with those ("receipt.jpg.gz": listed as format "file", one entry with no path, when
+// its first bytes show what `read_rest` wants). A compressed archive's
 // own checks (gzip's CRC-32, which libarchive does not check; bzip2 and xz to their end) are
 // run before it is read; a plain tar holds no checksum of its files, which then go on as a
 // file attached directly would, to the image decoders' own damage checks. A tar must end
@@ -70,7 +72,7 @@ struct ArchiveEntry {
 
 struct ArchiveListing {
     std::vector<ArchiveEntry> entries;  // the sender's files, in the archive's order (no folders, links or macOS metadata)
-    std::string format;             // "zip" or "tar", once a header was read
+    std::string format;             // "zip" or "tar", once a header was read; "file" for one file compressed alone
     std::string error;              // the archive as a whole could not be read (further), and why
     bool too_many_entries = false;  // more than max_entries; not read further
     std::size_t decompressed = 0;   // bytes decompressed, files kept or not

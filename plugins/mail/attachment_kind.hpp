@@ -17,7 +17,7 @@ namespace docpipe::mail {
 
 enum class AttachmentKind {
     Claim,            // an image or a PDF; `media_type` says which
-    Archive,          // ZIP or tar (plain, gzip, bzip2, xz): opened (archive.hpp)
+    Archive,          // ZIP or tar (plain, gzip, bzip2, xz), or one file gzip/bzip2/xz compressed: opened (archive.hpp)
     Pkcs7,            // S/MIME, opened when signed (smime.hpp)
     Tnef,             // Outlook's winmail.dat: opened (tnef.hpp)
     UnopenedArchive,  // 7-Zip, RAR: not read

@@ -347,6 +347,14 @@ struct Walker {
         email.attachments.push_back(std::move(a));
     }
 
+    // "receipt.jpg.gz" -> "receipt.jpg": the name of one file compressed alone.
+    static std::string without_compression_suffix(const std::string& name) {
+        for (const std::string_view suffix : {".gz", ".bz2", ".xz"})
+            if (name.size() > suffix.size() && lower(name.substr(name.size() - suffix.size())) == suffix)
+                return name.substr(0, name.size() - suffix.size());
+        return name;
+    }
+
     // The images and PDFs inside a ZIP or tar attachment are claim attachments of their
     // own, named by their file name (the archive's in `archive`). The files an archive holds
     // count towards max_parts like MIME parts do, and what all of one email's archives
@@ -408,6 +416,7 @@ struct Walker {
             a.depth = archive.depth;
             a.filename = sanitize_filename(slash == std::string::npos ? entry.path : entry.path.substr(slash + 1),
                                            fmt::format("file-{}", email.attachments.size() + 1));
+            if (listing.format == "file") a.filename = without_compression_suffix(archive.filename);  // "receipt.jpg.gz": receipt.jpg
             a.media_type = media_type_for(a.filename);
             const Bytes head = std::move(entry.head);
             add_contained_file(std::move(a), std::move(entry.bytes), head, entry.wanted, entry.problem, false);
@@ -668,9 +677,14 @@ ParsedEmail parse_email(const std::uint8_t* data, std::size_t size, const EmailL
                       : !walker.html.empty() ? html_to_text(walker.html)
                       : !walker.rtf.empty()  ? rtf_to_text(walker.rtf)
                                              : walker.tnef_body;
-    // The member id and policy number may have been in the part that could not be read.
-    if (walker.plain.empty() && walker.html.empty() && walker.rtf.empty() && !walker.tnef_body_problem.empty())
-        email.problems.push_back("winmail.dat: " + walker.tnef_body_problem);
+    // The member id and policy number may be in the body that could not be read: said beside
+    // the attachments (a reviewer sees it in skipped_attachments), as an unreadable part is.
+    if (walker.plain.empty() && walker.html.empty() && walker.rtf.empty() && !walker.tnef_body_problem.empty()) {
+        const std::string what = "winmail.dat: " + walker.tnef_body_problem + "; the email's text was not read";
+        email.unreadable.push_back(what);
+        email.unreadable_elsewhere.push_back(what);
+        email.problems.push_back(what);
+    }
     if (email.body_text.size() > limits.max_body_chars) {
         std::size_t cut = limits.max_body_chars;
         while (cut > 0 && (static_cast<unsigned char>(email.body_text[cut]) & 0xC0) == 0x80) --cut;  // on a UTF-8 boundary
