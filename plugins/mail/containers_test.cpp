@@ -984,6 +984,18 @@ std::string utf16le(const std::u16string& text) {
     return out;
 }
 
+// A MAPI property list holding one binary (PT_BINARY) property.
+std::string one_binary_property(std::uint16_t id, const std::string& bytes) {
+    std::string p;
+    put32(p, 1);
+    put32(p, (static_cast<std::uint32_t>(id) << 16) | 0x0102);
+    put32(p, 1);
+    put32(p, static_cast<std::uint32_t>(bytes.size()));
+    p += bytes;
+    pad4(p);
+    return p;
+}
+
 struct TnefAttachment {
     std::string title;          // the 8.3 name ("" = no title record)
     std::u16string long_name;   // PR_ATTACH_LONG_FILENAME ("" = none)
@@ -1253,16 +1265,7 @@ TEST(MimeTnef, OneDamagedRecordLosesNoFileSilently) {
 
     // An empty data record beside the file kept as a property: the property is the file.
     std::string both = stream(tnef_record(2, 0x00069002, rendering) + tnef_record(2, 0x0006800F, ""));
-    {
-        std::string p;
-        put32(p, 1);
-        put32(p, (0x3701u << 16) | 0x0102);
-        put32(p, 1);
-        put32(p, static_cast<std::uint32_t>(pdf.size()));
-        p += pdf;
-        pad4(p);
-        both += tnef_record(2, 0x00069005, p);
-    }
+    both += tnef_record(2, 0x00069005, one_binary_property(0x3701, pdf));  // PR_ATTACH_DATA_BIN
     out = runner.process(eml(email_with({{"application/ms-tnef", "winmail.dat", both}})));
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(bytes_of(out[0]), pdf);
@@ -1336,14 +1339,19 @@ TEST(MimeTnef, CodePagesOleObjectsAndItemNamesAsOutlookWritesThem) {
     EXPECT_EQ(out[0].doc->attributes.at("archive"), "winmail.dat/Fwd 1_2 receipts");
 }
 
+// An email that is one winmail.dat and nothing else, as Exchange sends one.
+std::string tnef_alone(const std::string& winmail) {
+    return "From: a@example.my\r\nSubject: Claim\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: application/ms-tnef; name=\"winmail.dat\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+           test::base64_mime(winmail);
+}
+
 // Exchange can send a whole email as TNEF: its body is then only in the winmail.dat.
 TEST(MimeTnef, AnEmailSentAsTnefAloneKeepsItsBody) {
     std::string winmail = tnef_of({{"R.JPG", u"r.jpg", "", receipt(), ""}});
     winmail.insert(winmail.find(tnef_record(1, 0x00018004, std::string("Claim for December\0", 19))),
                    tnef_record(1, 0x0002800C, std::string("Member ID: MEM123456789\r\nPolicy No: POL987654321\0", 50)));
-    const std::string email = "From: a@example.my\r\nSubject: Claim\r\nMIME-Version: 1.0\r\n"
-                              "Content-Type: application/ms-tnef; name=\"winmail.dat\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
-                              test::base64_mime(winmail);
+    const std::string email = tnef_alone(winmail);
     auto runner = mime();
     auto out = runner.process(eml(email));
     ASSERT_EQ(out.size(), 1u);
@@ -1434,14 +1442,8 @@ std::string lzfu_of(const std::string& rtf, std::uint32_t crc_change = 0) {
 // Outlook sends a rich-text email through Exchange.
 std::string tnef_with_rich_text(const std::string& compressed) {
     std::string winmail = tnef_of({{"R.JPG", u"r.jpg", "", receipt(), ""}});
-    std::string props;
-    put32(props, 1);
-    put32(props, (0x1009u << 16) | 0x0102);
-    put32(props, 1);
-    put32(props, static_cast<std::uint32_t>(compressed.size()));
-    props += compressed;
-    pad4(props);
-    winmail.insert(winmail.find(tnef_record(1, 0x00018004, std::string("Claim for December\0", 19))), tnef_record(1, 0x00069003, props));
+    winmail.insert(winmail.find(tnef_record(1, 0x00018004, std::string("Claim for December\0", 19))),
+                   tnef_record(1, 0x00069003, one_binary_property(0x1009, compressed)));  // PR_RTF_COMPRESSED
     return winmail;
 }
 
@@ -1528,9 +1530,7 @@ TEST(MimeRtf, TheTextOfAnOutlookRichTextBody) {
 TEST(MimeRtf, AWinmailDatWithOnlyARichTextBodyKeepsItsText) {
     const std::string rtf = "{\\rtf1\\ansi\\ansicpg1252{\\fonttbl{\\f0 Calibri;}}\\pard Member ID: MEM123456789\\par Policy No: POL987654321\\par}";
     const std::string winmail = tnef_with_rich_text(lzfu_of(rtf));
-    const std::string email = "From: a@example.my\r\nSubject: Claim\r\nMIME-Version: 1.0\r\n"
-                              "Content-Type: application/ms-tnef; name=\"winmail.dat\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
-                              test::base64_mime(winmail);
+    const std::string email = tnef_alone(winmail);
     auto runner = mime();
     auto out = runner.process(eml(email));
     ASSERT_EQ(out.size(), 1u);
@@ -1538,9 +1538,7 @@ TEST(MimeRtf, AWinmailDatWithOnlyARichTextBodyKeepsItsText) {
     EXPECT_EQ(out[0].doc->attributes.at("body_text"), "Member ID: MEM123456789\nPolicy No: POL987654321");
 
     // A damaged one: the receipt still goes on, and the email says its body was not read.
-    const std::string damaged = "From: a@example.my\r\nSubject: Claim\r\nMIME-Version: 1.0\r\n"
-                                "Content-Type: application/ms-tnef; name=\"winmail.dat\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
-                                test::base64_mime(tnef_with_rich_text(lzfu_of(rtf, 0x100)));
+    const std::string damaged = tnef_alone(tnef_with_rich_text(lzfu_of(rtf, 0x100)));
     const mail::ParsedEmail parsed =
         mail::parse_email(reinterpret_cast<const std::uint8_t*>(damaged.data()), damaged.size(), mail::EmailLimits{});
     EXPECT_EQ(parsed.body_text, "");

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -41,5 +42,8 @@ std::string rtf_to_text(std::string_view rtf);
 // Bytes in a Windows code page (1252, 936, 932, ... as TNEF and RTF number them) as UTF-8;
 // bytes the conversion cannot explain become '_'. Shared with tnef.cpp.
 std::string decode_code_page(std::string_view raw, unsigned code_page);
+
+// Appends one Unicode code point as UTF-8 (the caller keeps surrogates out). Shared with tnef.cpp.
+void append_code_point(std::string& out, std::uint32_t cp);
 
 }  // namespace docpipe::mail

@@ -1,7 +1,7 @@
 #include "tnef.hpp"
 
 #include "email.hpp"  // html_to_text, valid_utf8
-#include "rtf.hpp"    // decode_code_page, decompress_rtf, rtf_to_text
+#include "rtf.hpp"    // append_code_point, decode_code_page, decompress_rtf, rtf_to_text
 
 #include <cstdint>
 #include <optional>
@@ -103,21 +103,7 @@ std::string utf16le(std::string_view raw) {
         } else if (cp >= 0xD800 && cp <= 0xDFFF) {
             cp = 0xFFFD;
         }
-        if (cp < 0x80) {
-            out += static_cast<char>(cp);
-        } else if (cp < 0x800) {
-            out += static_cast<char>(0xC0 | cp >> 6);
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        } else if (cp < 0x10000) {
-            out += static_cast<char>(0xE0 | cp >> 12);
-            out += static_cast<char>(0x80 | (cp >> 6 & 0x3F));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        } else {
-            out += static_cast<char>(0xF0 | cp >> 18);
-            out += static_cast<char>(0x80 | (cp >> 12 & 0x3F));
-            out += static_cast<char>(0x80 | (cp >> 6 & 0x3F));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        }
+        append_code_point(out, cp);
     }
     return out;
 }
