@@ -1527,6 +1527,29 @@ TEST(MimeRtf, TheTextOfAnOutlookRichTextBody) {
     EXPECT_EQ(mail::rtf_to_text("{\\rtf1 a\\'"), "a");
 }
 
+// Found by a hostile probe: text that was decoded wrongly or lost.
+TEST(MimeRtf, CodePagesFontsAndHiddenTextAsWordAndOutlookWriteThem) {
+    // Code-page bytes that also happen to be valid UTF-8 are still code-page bytes.
+    EXPECT_EQ(mail::rtf_to_text("{\\rtf1\\ansi\\ansicpg1252 JOS\\'c9\\'92S}"), "JOS\u00c9\u2019S");
+    EXPECT_EQ(mail::rtf_to_text("{\\rtf1\\ansi\\ansicpg936{\\fonttbl{\\f0\\fnil\\fcharset134 SimSun;}}\\f0 {\\'ce\\'aa}}"), "\u4e3a");
+    // \fcharset0 is Western (1252) in a Chinese document; \deff names the font of text before any \f.
+    EXPECT_EQ(mail::rtf_to_text("{\\rtf1\\ansi\\ansicpg936\\deff0{\\fonttbl{\\f0\\fnil\\fcharset134 SimSun;}{\\f1\\fswiss\\fcharset0 Arial;}}"
+                                "\\'d6\\'d0 \\f1 Jos\\'e9 Garc\\'eda\\plain  \\'d6\\'d0}"),
+              "\u4e2d Jos\u00e9 Garc\u00eda \u4e2d");
+    // One byte the code page does not explain costs that byte, not its neighbours.
+    EXPECT_EQ(mail::rtf_to_text("{\\rtf1\\ansi\\ansicpg1252 M\\'fcller caf\\'e9 \\'81 na\\'efve}"), "M\u00fcller caf\u00e9 _ na\u00efve");
+    // Nested tables' cells, hidden text, em spaces, a lone surrogate.
+    EXPECT_EQ(mail::rtf_to_text("{\\rtf1 \\intbl\\itap2 Member ID\\nestcell MEM123456789\\nestcell{\\*\\nesttableprops x}\\nestrow"
+                                "{\\nonesttables Member ID MEM123456789}}"),
+              "Member ID\tMEM123456789");
+    EXPECT_EQ(mail::rtf_to_text("{\\rtf1 Member ID: {\\v SECRET}MEM1 \\v hidden\\v0 ID:\\emspace MEM2}"), "Member ID: MEM1 ID: MEM2");
+    EXPECT_EQ(mail::rtf_to_text("{\\rtf1 \\u-10179?\\u65?}"), "\ufffdA");
+    // What MELA or LZFu's uncompressed size says is not trusted to cut the RTF (the CRC does not cover it).
+    std::string lying = lzfu_of("{\\rtf1 Member ID: MEM1}");
+    lying[4] = lying[5] = lying[6] = lying[7] = 0;
+    EXPECT_EQ(mail::decompress_rtf(lying, 1 << 20).rtf, "{\\rtf1 Member ID: MEM1}");
+}
+
 TEST(MimeRtf, AWinmailDatWithOnlyARichTextBodyKeepsItsText) {
     const std::string rtf = "{\\rtf1\\ansi\\ansicpg1252{\\fonttbl{\\f0 Calibri;}}\\pard Member ID: MEM123456789\\par Policy No: POL987654321\\par}";
     const std::string winmail = tnef_with_rich_text(lzfu_of(rtf));
@@ -1559,16 +1582,78 @@ TEST(MimeRtf, AWinmailDatWithOnlyARichTextBodyKeepsItsText) {
     for (const std::string& problem : with_text.problems) EXPECT_EQ(problem.find("rich-text"), std::string::npos) << problem;
 }
 
+TEST(MimeRtf, AWinmailDatsOtherBodiesAndWhatHidesThem) {
+    const auto body_of = [](const std::string& winmail) {
+        const std::string email = tnef_alone(winmail);
+        return mail::parse_email(reinterpret_cast<const std::uint8_t*>(email.data()), email.size(), mail::EmailLimits{});
+    };
+    const std::string subject = tnef_record(1, 0x00018004, std::string("Claim for December\0", 19));
+    const std::string rtf = lzfu_of("{\\rtf1\\ansi Member ID: MEM123456789}");
+    // A PR_BODY of only a line break beside the rich text: the rich text is the body.
+    std::string winmail = tnef_with_rich_text(rtf);
+    winmail.insert(winmail.find(subject), tnef_record(1, 0x0002800C, std::string("\r\n\0", 3)));
+    EXPECT_EQ(body_of(winmail).body_text, "Member ID: MEM123456789");
+    // PR_HTML in its own code page (PR_INTERNET_CPID 1252), ending in a NUL.
+    std::string html_props;
+    put32(html_props, 2);
+    put32(html_props, (0x3FDEu << 16) | 0x0003);
+    put32(html_props, 1252);
+    const std::string html = std::string("<p>Jos\xC9\x92S</p><p>Member ID: MEM1</p>\0", 40);
+    put32(html_props, (0x1013u << 16) | 0x0102);
+    put32(html_props, 1);
+    put32(html_props, static_cast<std::uint32_t>(html.size()));
+    html_props += html;
+    pad4(html_props);
+    winmail = tnef_of({{"R.JPG", u"r.jpg", "", receipt(), ""}});
+    winmail.insert(winmail.find(subject), tnef_record(1, 0x00069003, html_props));
+    EXPECT_EQ(body_of(winmail).body_text, "Jos\u00c9\u2019S\n\nMember ID: MEM1");
+    // A property of a type docpipe cannot size before the body: said, not silently empty.
+    std::string unknown_props;
+    put32(unknown_props, 2);
+    put32(unknown_props, (0x6000u << 16) | 0x00FE);  // no MAPI type
+    put32(unknown_props, 0);
+    unknown_props += one_binary_property(0x1009, rtf).substr(4);
+    winmail = tnef_of({{"R.JPG", u"r.jpg", "", receipt(), ""}});
+    winmail.insert(winmail.find(subject), tnef_record(1, 0x00069003, unknown_props));
+    mail::ParsedEmail parsed = body_of(winmail);
+    EXPECT_EQ(parsed.body_text, "");
+    ASSERT_EQ(parsed.unreadable_elsewhere.size(), 1u);
+    EXPECT_NE(parsed.unreadable_elsewhere[0].find("hold one of a type docpipe does not know"), std::string::npos) << parsed.unreadable_elsewhere[0];
+    // PT_SVREID (0x00FB) is sized like a binary value, and read past.
+    std::string svreid_props;
+    put32(svreid_props, 2);
+    put32(svreid_props, (0x6000u << 16) | 0x00FB);
+    put32(svreid_props, 1);
+    put32(svreid_props, 5);
+    svreid_props += std::string("\x01\x02\x03\x04\x05\0\0\0", 8);
+    svreid_props += one_binary_property(0x1009, rtf).substr(4);
+    winmail = tnef_of({{"R.JPG", u"r.jpg", "", receipt(), ""}});
+    winmail.insert(winmail.find(subject), tnef_record(1, 0x00069003, svreid_props));
+    EXPECT_EQ(body_of(winmail).body_text, "Member ID: MEM123456789");
+    // A damaged record of the message's properties: its body is said to be lost.
+    winmail = tnef_with_rich_text(rtf);
+    const std::size_t at = winmail.find(std::string("\x03\x90\x06\x00", 4));
+    ASSERT_NE(at, std::string::npos);
+    winmail[at + 20] ^= 0x01;
+    parsed = body_of(winmail);
+    EXPECT_EQ(parsed.body_text, "");
+    EXPECT_NE(std::find(parsed.unreadable_elsewhere.begin(), parsed.unreadable_elsewhere.end(),
+                        "winmail.dat: the record of the message's properties does not match its checksum: its text may be lost; the email's "
+                        "text was not read"),
+              parsed.unreadable_elsewhere.end())
+        << ::testing::PrintToString(parsed.unreadable_elsewhere);
+}
+
 TEST(MimeRtf, AnEmailWhoseBodyIsTextRtfKeepsItsText) {
     const std::string email =
         "From: a@example.my\r\nSubject: Claim\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n"
-        "--B\r\nContent-Type: text/rtf\r\n\r\n{\\rtf1\\ansi{\\fonttbl{\\f0 Arial;}}\\pard Member ID: MEM42\\par}\r\n"
+        "--B\r\nContent-Type: text/rtf; charset=utf-8\r\n\r\n{\\rtf1\\ansi{\\fonttbl{\\f0 Arial;}}\\pard Member ID: MEM42 \xC9\x92\\par}\r\n"
         "--B\r\nContent-Type: image/jpeg\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"r.jpg\"\r\n\r\n" +
         test::base64_mime(receipt()) + "--B--\r\n";
     auto runner = mime();
     auto out = runner.process(eml(email));
     ASSERT_EQ(out.size(), 1u);
-    EXPECT_EQ(out[0].doc->attributes.at("body_text"), "Member ID: MEM42");
+    EXPECT_EQ(out[0].doc->attributes.at("body_text"), "Member ID: MEM42 \u00c9\u2019") << "RTF's bytes are in its code page (1252), whatever the MIME charset says";
 }
 
 }  // namespace

@@ -193,10 +193,18 @@ struct Walker {
 
         if (GMIME_IS_TEXT_PART(object) && !attachment && !raw_name) {
             if (depth > 0) return;
+            if (media_type == "text/rtf") {
+                // RTF names its own code pages; its bytes are read as they are, not through the
+                // MIME charset (and a NUL in \bin data does not end them).
+                if (rtf.empty()) {
+                    const Bytes raw = decoded_content(part);
+                    rtf.assign(raw.begin(), raw.end());
+                }
+                return;
+            }
             GString_ text(g_mime_text_part_get_text(GMIME_TEXT_PART(object)));  // converted to UTF-8 from its charset
             if (media_type == "text/plain" && plain.empty()) plain = text.str();
             else if (media_type == "text/html" && html.empty()) html = text.str();
-            else if (media_type == "text/rtf" && rtf.empty()) rtf = text.str();
             return;
         }
         Attachment a;
@@ -727,7 +735,9 @@ std::string html_to_text(const std::string& html) {
             continue;
         }
         if (html[i] == '&') {
-            const std::size_t semi = html.find(';', i);
+            // An entity is short: looking further made a text of many '&' quadratic.
+            const std::size_t near = std::string_view(html).substr(i, 10).find(';');
+            const std::size_t semi = near == std::string_view::npos ? std::string::npos : i + near;
             if (semi != std::string::npos && semi - i <= 8) {
                 const std::string entity = html.substr(i + 1, semi - i - 1);
                 static const std::pair<const char*, const char*> kEntities[] = {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstdint>
 #include <map>
 #include <vector>
@@ -42,6 +43,7 @@ std::uint32_t rtf_crc(std::string_view data) {
 // The Windows code page of an RTF font's \fcharset (0 = the document's own).
 unsigned code_page_of_charset(long charset) {
     switch (charset) {
+        case 0: return 1252;  // ANSI: Western, whatever the document's \ansicpg
         case 77: return 10000;
         case 128: return 932;
         case 129: return 949;
@@ -73,7 +75,7 @@ bool hidden_destination(std::string_view word) {
         "fonttbl", "colortbl", "stylesheet", "info",      "pict",      "object",   "header",  "headerl",   "headerr",
         "headerf", "footer",   "footerl",    "footerr",   "footerf",   "fldinst",  "filetbl", "listtable", "listoverridetable",
         "revtbl",  "xe",       "tc",         "footnote",  "annotation", "themedata", "datastore", "latentstyles", "nonshppict",
-        "rsidtbl", "xmlnstbl", "generator",  "pgdsctbl",  "colorschememapping", "bkmkstart", "bkmkend"};
+        "rsidtbl", "xmlnstbl", "generator",  "pgdsctbl",  "colorschememapping", "bkmkstart", "bkmkend", "nonesttables"};
     for (const std::string_view hidden : kHidden)
         if (word == hidden) return true;
     return false;
@@ -110,7 +112,8 @@ private:
         bool html_tag = false;     // inside {\*\htmltag}: HTML source, shown in \fromhtml1 mode
         bool html_rtf = false;     // between \htmlrtf and \htmlrtf0: RTF only, not part of the HTML
         int fallback_chars = 1;    // \ucN: characters after a \uN that stand in for it
-        unsigned code_page = 0;    // from the font in use; 0 = the document's
+        long font = -1;            // the font in use (\fN); -1 = the document's default (\deffN)
+        bool hidden_text = false;  // \v: text formatted as hidden
     };
     static constexpr std::size_t kMostDepth = 300;
 
@@ -138,7 +141,7 @@ private:
 
     bool shown() const {
         const Group& g = groups_.back();
-        if (too_deep_ > 0 || g.hidden) return false;
+        if (too_deep_ > 0 || g.hidden || g.hidden_text) return false;
         return !(html_ && g.html_rtf);
     }
 
@@ -225,15 +228,20 @@ private:
         else if (word == "f" && group().font_table) font_ = value;
         else if (word == "fcharset" && group().font_table && font_code_pages_.size() < 1000) font_code_pages_[font_] = code_page_of_charset(value);
         else if (word == "f") {
-            const auto known = font_code_pages_.find(value);
             flush();
-            group().code_page = known == font_code_pages_.end() ? 0 : known->second;
-        } else if (word == "uc" && value >= 0 && value < 10) group().fallback_chars = static_cast<int>(value);
+            group().font = value;
+        } else if (word == "deff") default_font_ = value;
+        else if (word == "plain") {
+            flush();
+            group().font = -1;
+            group().hidden_text = false;
+        } else if (word == "v") group().hidden_text = !(has_value && value == 0); else if (word == "uc" && value >= 0 && value < 10) group().fallback_chars = static_cast<int>(value);
         else if (word == "u" && has_value) unicode(value);
         else if (word == "bin" && value > 0) at_ += std::min(static_cast<std::size_t>(value), in_.size() - at_);
         else if (word == "htmlrtf") group().html_rtf = !(has_value && value == 0);
-        else if (word == "par" || word == "line" || word == "row" || word == "sect" || word == "page") text("\n");
-        else if (word == "tab" || word == "cell") text("\t");
+        else if (word == "par" || word == "line" || word == "row" || word == "nestrow" || word == "sect" || word == "page") text("\n");
+        else if (word == "tab" || word == "cell" || word == "nestcell") text("\t");
+        else if (word == "emspace" || word == "enspace" || word == "qmspace") text(" ");
         else if (word == "emdash") text("\u2014");
         else if (word == "endash") text("\u2013");
         else if (word == "bullet") text("\u2022");
@@ -246,6 +254,10 @@ private:
     void unicode(long value) {
         std::uint32_t unit = static_cast<std::uint32_t>(value < 0 ? value + 65536 : value) & 0xFFFF;
         skip_fallback_ = 0;
+        if (high_surrogate_ && !(unit >= 0xDC00 && unit <= 0xDFFF)) {
+            high_surrogate_ = 0;
+            text("\uFFFD");  // a high surrogate with no low one after it
+        }
         if (unit >= 0xD800 && unit <= 0xDBFF) {
             high_surrogate_ = unit;
         } else {
@@ -272,12 +284,19 @@ private:
             if (b != 0) out_ += static_cast<char>(b);
             return;
         }
-        const unsigned cp = group().code_page ? group().code_page : document_code_page_;
+        const unsigned cp = code_page();
         if (!pending_.empty() && cp != pending_code_page_) flush();
         pending_code_page_ = cp;
         pending_ += static_cast<char>(b);
         // Flushed in pieces, never after a byte that may lead a two-byte character.
         if (pending_.size() > 4096 && b < 0x80) flush();
+    }
+
+    // The code page of the font in use, else of the default font, else the document's.
+    unsigned code_page() const {
+        const long font = groups_.back().font >= 0 ? groups_.back().font : default_font_;
+        const auto known = font_code_pages_.find(font);
+        return known != font_code_pages_.end() && known->second != 0 ? known->second : document_code_page_;
     }
 
     void text(std::string_view utf8) {
@@ -288,7 +307,8 @@ private:
 
     void flush() {
         if (pending_.empty()) return;
-        std::string decoded = decode_code_page(pending_, pending_code_page_);
+        // Never taken as UTF-8: a few bytes of 1252 or 936 often look like it ("\'c9\'92").
+        std::string decoded = decode_code_page(pending_, pending_code_page_, false);
         decoded.erase(std::remove(decoded.begin(), decoded.end(), '\0'), decoded.end());
         out_ += decoded;
         pending_.clear();
@@ -325,7 +345,8 @@ private:
     bool html_ = false;     // \fromhtml1: the RTF wraps an HTML body
     unsigned document_code_page_ = 1252;
     std::map<long, unsigned> font_code_pages_;
-    long font_ = 0;
+    long font_ = 0;  // the font table's entry being read
+    long default_font_ = -1;
     int skip_fallback_ = 0;
     std::uint32_t high_surrogate_ = 0;
     std::string pending_;  // bytes not yet decoded, all in pending_code_page_
@@ -335,8 +356,8 @@ private:
 
 }  // namespace
 
-std::string decode_code_page(std::string_view raw, unsigned code_page) {
-    if (valid_utf8(raw) == raw || code_page == 0 || code_page == 65001) return valid_utf8(raw);
+std::string decode_code_page(std::string_view raw, unsigned code_page, bool keep_utf8) {
+    if ((keep_utf8 && valid_utf8(raw) == raw) || code_page == 0 || code_page == 65001) return valid_utf8(raw);
     // Windows code page numbers as glibc's iconv names them ("CP1252", "CP936" work as is).
     const std::string from = code_page == 20127                         ? std::string("ASCII")
                              : code_page >= 28591 && code_page <= 28599 ? fmt::format("ISO-8859-{}", code_page - 28590)
@@ -347,12 +368,28 @@ std::string decode_code_page(std::string_view raw, unsigned code_page) {
                              : code_page == 10000                       ? std::string("MACINTOSH")
                              : code_page == 1361                        ? std::string("JOHAB")
                                                                         : fmt::format("CP{}", code_page);
-    gsize written = 0;
-    gchar* converted = g_convert(raw.data(), static_cast<gssize>(raw.size()), "UTF-8", from.c_str(), nullptr, &written, nullptr);
-    if (!converted) return valid_utf8(raw);
-    std::string out = valid_utf8(std::string_view(converted, written));
-    g_free(converted);
-    return out;
+    GIConv converter = g_iconv_open("UTF-8", from.c_str());
+    if (converter == reinterpret_cast<GIConv>(-1)) return valid_utf8(raw);  // a code page iconv does not know
+    // A byte the code page does not explain (a user-defined character, a cut pair) becomes
+    // '_', and the conversion goes on after it: the rest of the text is kept.
+    std::string out;
+    char buffer[4096];
+    gchar* in = const_cast<gchar*>(raw.data());
+    gsize in_left = raw.size();
+    while (in_left > 0) {
+        gchar* to = buffer;
+        gsize to_left = sizeof buffer;
+        const gsize rc = g_iconv(converter, &in, &in_left, &to, &to_left);
+        out.append(buffer, sizeof buffer - to_left);
+        if (rc != static_cast<gsize>(-1)) break;
+        if (errno == E2BIG) continue;
+        out += '_';  // EILSEQ or EINVAL: skip one byte
+        ++in;
+        --in_left;
+        g_iconv(converter, nullptr, nullptr, nullptr, nullptr);  // back to the initial shift state
+    }
+    g_iconv_close(converter);
+    return valid_utf8(out);
 }
 
 DecompressedRtf decompress_rtf(std::string_view compressed, std::size_t max_bytes) {
@@ -427,7 +464,8 @@ DecompressedRtf decompress_rtf(std::string_view compressed, std::size_t max_byte
         result.problem = "cut short: its compressed data end before their end marker";
         return result;
     }
-    if (out.size() > raw_size) out.resize(raw_size);  // what a writer added after the RTF it counted
+    // RAWSIZE is not covered by the CRC, so it is not trusted to cut the RTF: the end marker
+    // and the CRC say where the RTF ends.
     if (out.size() > max_bytes) {
         out.resize(max_bytes);
         result.problem = fmt::format("over {} bytes of RTF: read up to that limit", max_bytes);

@@ -40,8 +40,10 @@ DecompressedRtf decompress_rtf(std::string_view compressed, std::size_t max_byte
 std::string rtf_to_text(std::string_view rtf);
 
 // Bytes in a Windows code page (1252, 936, 932, ... as TNEF and RTF number them) as UTF-8;
-// bytes the conversion cannot explain become '_'. Shared with tnef.cpp.
-std::string decode_code_page(std::string_view raw, unsigned code_page);
+// each byte the conversion cannot explain becomes '_', and the rest is converted. With
+// `keep_utf8`, bytes that already are valid UTF-8 are kept as they are (a name a program
+// wrote in UTF-8 whatever the stream's code page says). Shared with tnef.cpp.
+std::string decode_code_page(std::string_view raw, unsigned code_page, bool keep_utf8);
 
 // Appends one Unicode code point as UTF-8 (the caller keeps surrogates out). Shared with tnef.cpp.
 void append_code_point(std::string& out, std::uint32_t cp);

@@ -85,7 +85,7 @@ private:
 // Windows, 936 in Chinese, 932 in Japanese), as UTF-8. Valid UTF-8 is kept as it is; bytes no
 // conversion explains become '_' (the name is sanitised later; its extension is what matters).
 std::string string8(std::string_view raw, std::uint32_t code_page) {
-    return decode_code_page(raw.substr(0, raw.find('\0')), code_page);
+    return decode_code_page(raw.substr(0, raw.find('\0')), code_page, true);
 }
 
 // UTF-16LE up to its first NUL, as UTF-8; a lone surrogate becomes U+FFFD.
@@ -136,6 +136,7 @@ struct Props {
     std::string long_name, short_name, display_name, mime_tag, body;
     std::string_view rtf_compressed, html;  // the message's rich-text and HTML bodies (views into the stream)
     std::uint32_t internet_code_page = 0;   // the HTML body's code page
+    bool read_whole = false;                // every property was read (none of a type whose size is unknown)
     std::optional<std::uint32_t> method;
     std::string_view data_obj;  // PR_ATTACH_DATA_OBJ / _BIN: an attached item, or a file's bytes (a view into the stream)
     bool data_is_binary = false;  // PT_BINARY (a file's bytes) rather than PT_OBJECT (an item or OLE object)
@@ -160,7 +161,8 @@ Props read_props(std::string_view record, std::uint32_t code_page) {
             if (kind == 0 ? !in.skip(4) : kind != 1 || !in.u32(length) || !in.padded(length, name)) return props;
         }
         const std::uint16_t base = type & ~kMultiValued;
-        const bool variable = base == kTypeString8 || base == kTypeUnicode || base == kTypeBinary || base == kTypeObject;
+        // PT_SVREID (0x00FB) is laid out as a binary value is.
+        const bool variable = base == kTypeString8 || base == kTypeUnicode || base == kTypeBinary || base == kTypeObject || base == 0x00FB;
         if (!variable && fixed_size(base) == 0) return props;  // unknown type: its size cannot be known
         std::uint32_t values = 1;
         // Variable-size values carry a count even when single-valued; fixed-size ones only when multi-valued.
@@ -196,8 +198,12 @@ Props read_props(std::string_view record, std::uint32_t code_page) {
             }
         }
     }
+    props.read_whole = true;
     return props;
 }
+
+// Only white space (a PR_BODY of "\r\n" next to the real body in rich text).
+bool blank(std::string_view text) { return text.find_first_not_of(" \t\r\n") == std::string_view::npos; }
 
 bool padding_only(const std::uint8_t* data, std::size_t size) {
     for (std::size_t i = 0; i < size; ++i)
@@ -265,17 +271,23 @@ public:
                                                        static_cast<unsigned char>(value[2]) << 16 |
                                                        static_cast<std::uint32_t>(static_cast<unsigned char>(value[3])) << 24);
             // The message's own body, for an email sent as TNEF alone (its MIME has no text part).
+            if (level == kLevelMessage && nesting == 0 && id == kMsgProps && !intact)
+                body_problem_ = "the record of the message's properties does not match its checksum: its text may be lost";
             if (level == kLevelMessage && nesting == 0 && intact) {
-                if (id == kBody && listing_.body.empty()) listing_.body = string8(value, code_page);
+                if (id == kBody && blank(listing_.body)) listing_.body = string8(value, code_page);
                 if (id == kMsgProps) {
                     Props message = read_props(value, code_page);
-                    if (listing_.body.empty()) listing_.body = std::move(message.body);
+                    if (blank(listing_.body)) listing_.body = std::move(message.body);
                     // Outlook's "rich text" and HTML bodies, read only when there is no plain one.
                     if (rtf_body_.empty()) rtf_body_ = message.rtf_compressed;
                     if (html_body_.empty()) {
-                        html_body_ = message.html;
-                        html_code_page_ = message.internet_code_page ? message.internet_code_page : code_page;
+                        html_body_ = message.html.substr(0, message.html.find('\0'));
+                        html_code_page_ = message.internet_code_page;
+                        stream_code_page_ = code_page;
                     }
+                    if (!message.read_whole && message.body.empty() && message.rtf_compressed.empty() && message.html.empty())
+                        body_problem_ = "the message's properties hold one of a type docpipe does not know, and were not read past it: "
+                                        "its text may be there";
                 }
             }
             if (level != kLevelAttachment) continue;
@@ -329,7 +341,10 @@ public:
 
     std::string_view rtf_body() const { return rtf_body_; }
     std::string_view html_body() const { return html_body_; }
+    // The HTML's own code page (PR_INTERNET_CPID), 0 when it has none.
     std::uint32_t html_code_page() const { return html_code_page_; }
+    std::uint32_t stream_code_page() const { return stream_code_page_; }
+    const std::string& body_problem() const { return body_problem_; }
 
 private:
     struct Pending {
@@ -414,7 +429,8 @@ private:
     const TnefLimits& limits_;
     TnefListing& listing_;
     std::string_view rtf_body_, html_body_;  // views into the stream read_tnef was given
-    std::uint32_t html_code_page_ = 0;
+    std::uint32_t html_code_page_ = 0, stream_code_page_ = 0;
+    std::string body_problem_;  // the message's body may be lost, and why
 };
 
 }  // namespace
@@ -425,12 +441,17 @@ TnefListing read_tnef(const Bytes& bytes, const TnefLimits& limits) {
     listing.error = reader.read(bytes.data(), bytes.size(), {}, 0);
     // An email written in Outlook's rich text (or HTML) carries no plain-text body in its
     // winmail.dat; its text is read from the compressed RTF (or the HTML) instead.
-    if (listing.body.empty() && !reader.html_body().empty()) {
-        listing.body = html_to_text(decode_code_page(reader.html_body(), reader.html_code_page()));
-    } else if (listing.body.empty() && !reader.rtf_body().empty()) {
+    if (!blank(listing.body)) return listing;
+    if (!reader.html_body().empty()) {
+        // In its own code page when it names one; else the stream's, unless already UTF-8.
+        const bool own = reader.html_code_page() != 0;
+        listing.body = html_to_text(decode_code_page(reader.html_body(), own ? reader.html_code_page() : reader.stream_code_page(), !own));
+    } else if (!reader.rtf_body().empty()) {
         DecompressedRtf rtf = decompress_rtf(reader.rtf_body(), limits.max_file_bytes);
         if (!rtf.problem.empty()) listing.body_problem = "its rich-text body (PR_RTF_COMPRESSED) cannot be read whole: " + rtf.problem;
         if (!rtf.rtf.empty()) listing.body = rtf_to_text(rtf.rtf);
+    } else {
+        listing.body_problem = reader.body_problem();
     }
     return listing;
 }
