@@ -23,7 +23,7 @@ PACKAGES=(
   libcurl4-openssl-dev nlohmann-json3-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libhiredis-dev redis-server libsqlite3-dev libjemalloc2
-  libgmime-3.0-dev libarchive-dev zlib1g-dev libpoppler-cpp-dev libcpp-httplib-dev libssl-dev libsystemd-dev
+  libgmime-3.0-dev libarchive-dev zlib1g-dev libbz2-dev libpoppler-cpp-dev libcpp-httplib-dev libssl-dev libsystemd-dev
   libcli11-dev imagemagick img2pdf python3 curl
   python3-cryptography
   systemd

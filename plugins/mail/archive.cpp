@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 
+#include <bzlib.h>
 #include <fmt/core.h>
 #include <zlib.h>
 
@@ -89,15 +90,25 @@ private:
     std::size_t seen_ = 0, last_data_ = 0;
 };
 
+// Bytes after the last gzip member or bzip2 stream that are not zeros: a member or stream
+// whose header was damaged (the decoders stop at it), or something joined on. A tar's end
+// marker tells a member lost there; a file compressed alone has no such marker.
+bool trailing_data(const unsigned char* data, std::size_t size) {
+    return std::any_of(data, data + size, [](unsigned char c) { return c != 0; });
+}
+
 // What the compression around an archive says of its own data, which libarchive does not look
 // at: its gzip reader never checks a member's CRC-32 and length, and a tar is read only up to
 // its end marker, before a bzip2 or xz stream's last checks. A damaged .tar.gz went on with
 // changed bytes, or lost a file, without a word. Decompresses at most `budget` bytes (one
 // more tells a stream over it), counted in `produced`; the stream's last bytes go to `tail`.
-// Returns "" when whole.
-std::string compression_damage(const Bytes& bytes, int filter, std::size_t budget, std::size_t& produced, Tail& tail) {
+// `strict_end`: data after the last gzip member or bzip2 stream are damage (for a file
+// compressed alone). Returns "" when whole.
+std::string compression_damage(const Bytes& bytes, int filter, std::size_t budget, std::size_t& produced, Tail& tail,
+                               bool strict_end = false) {
     unsigned char out[65536];
     produced = 0;
+    const std::string after_the_end = "it holds data after its end (a damaged part, or something joined to it)";
     if (filter == ARCHIVE_FILTER_GZIP) {
         z_stream z{};
         if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) return {};
@@ -116,6 +127,7 @@ std::string compression_damage(const Bytes& bytes, int filter, std::size_t budge
                 // Members may follow one another; bytes after the last member are not gzip's
                 // (the tar's end marker, checked after, tells a member lost there).
                 if (z.avail_in >= 2 && z.next_in[0] == 0x1F && z.next_in[1] == 0x8B && inflateReset(&z) == Z_OK) continue;
+                if (strict_end && trailing_data(z.next_in, z.avail_in)) why = after_the_end;
                 break;
             }
             if (rc == Z_OK || (rc == Z_BUF_ERROR && z.avail_out == 0)) continue;
@@ -126,11 +138,46 @@ std::string compression_damage(const Bytes& bytes, int filter, std::size_t budge
         inflateEnd(&z);
         return why;
     }
-    if (filter != ARCHIVE_FILTER_BZIP2 && filter != ARCHIVE_FILTER_XZ) return {};
-    // bzip2 and xz check their own data as they are decompressed to the end.
+    if (filter == ARCHIVE_FILTER_BZIP2) {
+        // libbz2 itself: libarchive's reader ends, without a word, at a second stream whose
+        // header was damaged.
+        const char* in = reinterpret_cast<const char*>(bytes.data());
+        std::size_t left = bytes.size();
+        for (;;) {
+            bz_stream b{};
+            if (BZ2_bzDecompressInit(&b, 0, 0) != BZ_OK) return {};
+            b.next_in = const_cast<char*>(in);
+            b.avail_in = static_cast<unsigned>(std::min<std::size_t>(left, UINT32_MAX));
+            int rc = BZ_OK;
+            bool over = false;
+            while (rc == BZ_OK) {
+                b.next_out = reinterpret_cast<char*>(out);
+                b.avail_out = sizeof out;
+                rc = BZ2_bzDecompress(&b);
+                const std::size_t n = sizeof out - b.avail_out;
+                produced += n;
+                tail.add(out, n);
+                if (produced > budget) {
+                    over = true;
+                    break;
+                }
+                if (rc == BZ_OK && b.avail_in == 0 && n == 0) break;  // no input left before the stream's end
+            }
+            in = b.next_in;
+            left = b.avail_in;
+            BZ2_bzDecompressEnd(&b);
+            if (over) return {};
+            if (rc == BZ_OK) return "its bzip2 stream is cut short";
+            if (rc != BZ_STREAM_END) return fmt::format("its compressed data do not check out (bzip2 error {})", rc);
+            if (left >= 3 && in[0] == 'B' && in[1] == 'Z' && in[2] == 'h') continue;  // the next stream (pbzip2 writes many)
+            if (strict_end && trailing_data(reinterpret_cast<const unsigned char*>(in), left)) return after_the_end;
+            return {};
+        }
+    }
+    if (filter != ARCHIVE_FILTER_XZ) return {};
+    // xz checks its own data, and its end, as it is decompressed.
     std::unique_ptr<struct archive, ReaderDeleter> raw(archive_read_new());
     if (!raw) return {};
-    archive_read_support_filter_bzip2(raw.get());
     archive_read_support_filter_xz(raw.get());
     archive_read_support_format_raw(raw.get());
     struct archive_entry* entry = nullptr;
@@ -147,6 +194,9 @@ std::string compression_damage(const Bytes& bytes, int filter, std::size_t budge
     }
 }
 
+const std::string twice_compressed =
+    "compressed twice (e.g. a .gz of a .bz2): not read; ask the sender to attach the files, or one ZIP or .tar.gz";
+
 bool compressed_magic(const Bytes& b) {
     const auto starts = [&](std::string_view magic) {
         return b.size() >= magic.size() && std::equal(magic.begin(), magic.end(), b.begin(), [](char m, std::uint8_t c) {
@@ -158,8 +208,10 @@ bool compressed_magic(const Bytes& b) {
 
 // One file compressed alone ("receipt.jpg.gz": gzip, bzip2 or xz, no tar inside): read as the
 // archive's only entry, with no path (the caller names it after the archive), when its first
-// bytes show what `read_rest` wants. Its compression's own checks run first, as for a
-// compressed tar. Returns false, leaving `listing` alone, when the bytes are no such file.
+// 4 KB show what `read_rest` wants. Only then are its compression's own checks run, as for a
+// compressed tar, and the file read: within max_attachment_bytes (one byte more tells a file
+// over it) and what is left of the email's budget, which is charged what was decompressed.
+// Returns false, with only `decompressed` set, when the bytes are no such file.
 bool read_compressed_file(const Bytes& bytes, const ArchiveLimits& limits, const std::function<bool(const Bytes& head)>& read_rest,
                           ArchiveListing& listing) {
     if (!compressed_magic(bytes) || !read_rest) return false;
@@ -171,33 +223,69 @@ bool read_compressed_file(const Bytes& bytes, const ArchiveLimits& limits, const
     }
     archive_read_support_format_raw(reader.get());
     struct archive_entry* entry = nullptr;
-    if (archive_read_open_memory(reader.get(), bytes.data(), bytes.size()) != ARCHIVE_OK) return false;
+    if (archive_read_open_memory(reader.get(), bytes.data(), bytes.size()) != ARCHIVE_OK) {
+        // The raw format takes any bytes, so the compression was recognised and its data fail
+        // where they start (a bzip2 block's CRC): what it holds cannot be told.
+        listing.error = fmt::format("the archive is damaged: its compressed data do not check out ({}); ask the sender for it again",
+                                    reader_error(reader.get(), "damaged"));
+        return true;
+    }
     const int filter = archive_filter_code(reader.get(), 0);
-    if (filter == ARCHIVE_FILTER_NONE) return false;
-    Tail unused;
-    std::size_t checked = 0;
-    const std::string why = compression_damage(bytes, filter, limits.max_total_bytes, checked, unused);
-    if (archive_read_next_header(reader.get(), &entry) != ARCHIVE_OK) return false;
-    // What it holds decides before anything is said of it: a damaged .tar.gz is still "damaged".
-    Bytes head(4096);
+    if (filter == ARCHIVE_FILTER_NONE || archive_read_next_header(reader.get(), &entry) != ARCHIVE_OK) return false;
+    if (archive_filter_count(reader.get()) > 2) {
+        listing.error = twice_compressed;
+        return true;
+    }
+    const std::size_t room = std::min(limits.max_entry_bytes, limits.max_total_bytes);
+    Bytes head(std::min<std::size_t>(4096, room + 1));
     const la_ssize_t n = archive_read_data(reader.get(), head.data(), head.size());
-    if (n <= 0) return false;
+    if (n < 0) {
+        // Damaged where it starts: what it holds cannot be told, so it is named as damaged.
+        listing.error = fmt::format("the archive is damaged: its compressed data do not check out ({}); ask the sender for it again",
+                                    reader_error(reader.get(), "damaged"));
+        listing.decompressed = head.size();
+        return true;
+    }
     head.resize(static_cast<std::size_t>(n));
-    if (!read_rest(head)) return false;
+    // A bzip2 block is decompressed whole to give its first bytes: the stream's position is charged.
+    listing.decompressed = std::max<std::size_t>(head.size(), static_cast<std::size_t>(std::max<la_int64_t>(0, archive_filter_bytes(reader.get(), 0))));
+    if (head.empty()) return false;
+    if (!read_rest(head)) {
+        // No image or PDF, or one whose data were changed where they start (bzip2 gives a
+        // block's bytes before its CRC is checked). The first MB is checked, not the whole
+        // stream: a text file of gigabytes would cost that much CPU for nothing.
+        Tail unused;
+        std::size_t checked = 0;
+        const std::string why = compression_damage(bytes, filter, std::min<std::size_t>(1u << 20, room), checked, unused);
+        listing.decompressed = std::max(listing.decompressed, std::min(checked, room + 1));
+        if (why.empty()) return false;
+        listing.error = "the archive is damaged: " + why + "; ask the sender for it again";
+        return true;
+    }
     listing.format = "file";
     ArchiveEntry file;
     file.wanted = true;
     const std::string over_budget =
         fmt::format("the email's archives came to more than {} bytes when decompressed (max_archive_bytes)",
                     limits.budget_named ? limits.budget_named : limits.max_total_bytes);
+    const auto over = [&] {
+        return room == limits.max_entry_bytes ? fmt::format("over {} bytes when decompressed (max_attachment_bytes)", limits.max_entry_bytes)
+                                              : over_budget;
+    };
+    // The checks decompress at most what the file may take, and one byte more.
+    Tail unused;
+    std::size_t checked = 0;
+    const std::string why = compression_damage(bytes, filter, room, checked, unused, true);
+    checked = std::min(checked, room + 1);
     if (!why.empty()) {
         file.problem = "damaged: " + why + "; ask the sender for it again";
+    } else if (checked > room) {
+        file.problem = over();
     } else {
-        const std::size_t room = std::min(limits.max_entry_bytes, limits.max_total_bytes);
         file.bytes = std::move(head);
         unsigned char buf[65536];
-        for (;;) {
-            const la_ssize_t got = archive_read_data(reader.get(), buf, std::min(sizeof buf, room + 1 - std::min(room + 1, file.bytes.size())));
+        while (file.bytes.size() <= room) {
+            const la_ssize_t got = archive_read_data(reader.get(), buf, std::min(sizeof buf, room + 1 - file.bytes.size()));
             if (got == 0) break;
             if (got < 0) {
                 file.problem = fmt::format("cannot be decompressed: {}", reader_error(reader.get(), "read error"));
@@ -205,13 +293,10 @@ bool read_compressed_file(const Bytes& bytes, const ArchiveLimits& limits, const
             }
             file.bytes.insert(file.bytes.end(), buf, buf + got);
         }
-        if (file.problem.empty() && file.bytes.size() > room)
-            file.problem = room == limits.max_entry_bytes
-                               ? fmt::format("over {} bytes when decompressed (max_attachment_bytes)", limits.max_entry_bytes)
-                               : over_budget;
+        if (file.problem.empty() && file.bytes.size() > room) file.problem = over();
         if (!file.problem.empty()) file.bytes.clear();
     }
-    listing.decompressed = std::max(checked, file.bytes.size());
+    listing.decompressed = std::max({listing.decompressed, checked, file.bytes.size()});
     listing.entries.push_back(std::move(file));
     return true;
 }
@@ -269,6 +354,12 @@ ArchiveListing read_archive(const Bytes& bytes, const ArchiveLimits& limits, con
     // does not stop libarchive's ZIP reader). A plain tar that stores ZIPs holds their
     // directory records too, and is refused the same way past the limit.
     const bool skips_decompress = archive_filter_code(reader.get(), 0) != ARCHIVE_FILTER_NONE;
+    if (archive_filter_count(reader.get()) > 2) {
+        // Only the outer compression's checks could be run (and on the wrong data), and a
+        // few bytes of nested compression are a bomb the budget would not see coming.
+        listing.error = twice_compressed;
+        return listing;
+    }
     if (!skips_decompress && central_directory_records(bytes, most_headers) > most_headers) {
         listing.too_many_entries = true;
         return listing;
@@ -458,6 +549,8 @@ ArchiveListing read_archive(const Bytes& bytes, const ArchiveLimits& limits, con
         // header call without being decompressed.
         if (rest_unread && !drain()) break;
     }
+    // A tar whose first header was zeroed ends at once, before any header told its format.
+    if (listing.format.empty() && (archive_format(reader.get()) & ARCHIVE_FORMAT_BASE_MASK) == ARCHIVE_FORMAT_TAR) listing.format = "tar";
     // libarchive takes a tar that stops after any whole file as ended: one cut there, or whose
     // second gzip member or bzip2 stream was lost, lost its last files unsaid.
     if (listing.format == "tar" && listing.error.empty() && !listing.too_many_entries && checks_complete) {

@@ -447,6 +447,63 @@ TEST(MimeArchives, AFileCompressedAloneIsReadUnderItsOwnName) {
     gz[gz.size() / 2] ^= 0x01;
     std::string why = failure_of(runner, email_with({{"application/gzip", "receipt.jpg.gz", gz}}));
     EXPECT_NE(why.find("'receipt.jpg.gz/receipt.jpg': damaged: its gzip data do not check out"), std::string::npos) << why;
+    // A name that says something else than its bytes: the bytes say what it is.
+    for (const std::string name : {"receipt.zip.gz", "scan.txt.gz"}) {
+        auto odd = runner.process(eml(email_with({{"application/gzip", name, tar_of({{"x", receipt()}}, "gzip", "raw")}})));
+        ASSERT_EQ(odd.size(), 1u) << name;
+        EXPECT_EQ(odd[0].doc->parts.at(0).media_type, "image/jpeg") << name;
+        EXPECT_EQ(odd[0].doc->attributes.at("filename"), name.substr(0, name.find('.'))) << name;
+    }
+    // A second gzip member or bzip2 stream whose header was damaged: the file is not whole.
+    // (Both decoders stop there without a word; pbzip2 writes a stream per 900 KB.)
+    const std::string first = receipt().substr(0, 12000), second = receipt().substr(12000);
+    for (const std::string filter : {"gzip", "bzip2"}) {
+        std::string joined = tar_of({{"x", first}}, filter, "raw") + tar_of({{"x", second}}, filter, "raw");
+        auto whole = runner.process(eml(email_with({{"application/octet-stream", "r.jpg." + std::string(filter == "gzip" ? "gz" : "bz2"), joined}})));
+        ASSERT_EQ(whole.size(), 1u) << filter;
+        EXPECT_EQ(bytes_of(whole[0]), receipt()) << filter << ": members and streams one after another are one file";
+        joined[tar_of({{"x", first}}, filter, "raw").size() + 1] ^= 0x01;
+        why = failure_of(runner, email_with({{"application/octet-stream", "r.jpg.gz", joined}}));
+        EXPECT_NE(why.find("damaged: it holds data after its end"), std::string::npos) << filter << ": " << why;
+    }
+    // Compressed twice: refused, not checked on the wrong layer.
+    why = failure_of(runner, email_with({{"application/gzip", "receipt.jpg.bz2.gz", tar_of({{"x", tar_of({{"x", receipt()}}, "bzip2", "raw")}}, "gzip", "raw")}}));
+    EXPECT_NE(why.find("compressed twice"), std::string::npos) << why;
+    why = failure_of(runner, email_with({{"application/gzip", "r.tar.xz.gz", tar_of({{"x", tar_of({{"r.jpg", receipt()}}, "xz")}}, "gzip", "raw")}}));
+    EXPECT_NE(why.find("compressed twice"), std::string::npos) << why;
+
+    // Under a tar's name although no tar: the bytes say what it is.
+    auto tgz = runner.process(eml(email_with({{"application/x-gtar", "r.tgz", tar_of({{"x", receipt()}}, "gzip", "raw")}})));
+    ASSERT_EQ(tgz.size(), 1u);
+    EXPECT_EQ(tgz[0].doc->parts.at(0).media_type, "image/jpeg");
+    // Damage so early that nothing can be decompressed (a bzip2 block's CRC): named as damaged.
+    std::string bz = tar_of({{"x", receipt()}}, "bzip2", "raw");
+    bz[bz.size() / 2] ^= 0x01;
+    why = failure_of(runner, email_with({{"application/x-bzip2", "receipt.jpg.bz2", bz}}));
+    EXPECT_NE(why.find("'receipt.jpg.bz2': the archive is damaged: its compressed data do not check out"), std::string::npos) << why;
+    bz = tar_of({{"x", receipt()}}, "bzip2", "raw");
+    bz[200] ^= 0x01;  // in the first bytes: the first 4 KB come out as no JPEG
+    why = failure_of(runner, email_with({{"application/x-bzip2", "receipt.jpg.bz2", bz}}));
+    EXPECT_NE(why.find("'receipt.jpg.bz2': the archive is damaged: its compressed data do not check out"), std::string::npos) << why;
+    // A compressed file that is no claim is not checked to its end, and what was read is charged.
+    const std::string big_text = tar_of({{"x", std::string(50u << 20, 'A')}}, "bzip2", "raw");
+    mail::ArchiveListing text = mail::read_archive(Bytes(big_text.begin(), big_text.end()), mail::ArchiveLimits{},
+                                                   [](std::string_view) { return mail::ArchiveWant::Sniff; },
+                                                   [](const Bytes&) { return false; });
+    EXPECT_NE(text.error.find("not a readable archive (ZIP or tar)"), std::string::npos) << text.error;
+    EXPECT_GE(text.decompressed, 4096u);
+    EXPECT_LT(text.decompressed, 2u << 20) << "not decompressed to its end";
+    // A file over max_attachment_bytes is charged what it may take, not the email's budget:
+    // the receipt in a ZIP after it is still read.
+    const std::size_t per_file = receipt().size() + 100;
+    auto bounded = mime("{max_attachment_bytes: " + std::to_string(per_file) + ", max_archive_bytes: " + std::to_string(4 * per_file) + "}");
+    auto both = bounded.process(eml(email_with({{"application/gzip", "photo.jpg.gz", tar_of({{"x", receipt() + std::string(20 * per_file, '\0')}}, "gzip", "raw")},
+                                                {"application/zip", "receipts.zip", zip_of({{"r.jpg", receipt()}})}})));
+    ASSERT_EQ(both.size(), 1u);
+    EXPECT_EQ(both[0].doc->attributes.at("archive"), "receipts.zip");
+    EXPECT_NE(both[0].doc->attributes.at("skipped_attachments").find("'photo.jpg.gz/photo.jpg': over " + std::to_string(per_file)), std::string::npos)
+        << both[0].doc->attributes.at("skipped_attachments");
+
     // What is no image or PDF is still no readable archive; over max_attachment_bytes is said.
     why = failure_of(runner, email_with({{"application/gzip", "notes.txt.gz", tar_of({{"x", std::string(5000, 'n')}}, "gzip", "raw")}}));
     EXPECT_NE(why.find("'notes.txt.gz': not a readable archive (ZIP or tar)"), std::string::npos) << why;
@@ -458,6 +515,16 @@ TEST(MimeArchives, AFileCompressedAloneIsReadUnderItsOwnName) {
                                                                      " bytes when decompressed (max_attachment_bytes)"),
               std::string::npos)
         << out[0].doc->attributes.at("skipped_attachments");
+}
+
+// Found by a probe: a tar whose first header was zeroed ends at once, and was "an archive
+// with no files in it", its receipts lost without a word.
+TEST(MimeArchives, ATarWhoseFirstHeaderIsZeroedIsNamed) {
+    auto runner = mime();
+    std::string tar = tar_of({{"r1.jpg", receipt()}, {"r2.jpg", receipt()}}, "");
+    std::fill(tar.begin(), tar.begin() + 512, '\0');
+    const std::string why = failure_of(runner, email_with({{"application/x-tar", "receipts.tar", tar}}));
+    EXPECT_NE(why.find("'receipts.tar': the archive holds data after its end marker"), std::string::npos) << why;
 }
 
 // A ZIP inside a compression (.zip.bz2) is read as a stream: what is stepped over in it is
@@ -1346,6 +1413,17 @@ std::string tnef_alone(const std::string& winmail) {
            test::base64_mime(winmail);
 }
 
+// A gzipped receipt in a winmail.dat is named from its own name, not the winmail.dat's path.
+TEST(MimeTnef, AGzippedReceiptInsideIsNamedFromItsOwnName) {
+    auto runner = mime();
+    auto out = runner.process(eml(email_with({{"application/ms-tnef", "winmail.dat",
+                                               tnef_of({{"RECEIPT.GZ", u"receipt.jpg.gz", "", tar_of({{"x", receipt()}}, "gzip", "raw"), ""}})}})));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(bytes_of(out[0]), receipt());
+    EXPECT_EQ(out[0].doc->attributes.at("filename"), "receipt.jpg");
+    EXPECT_EQ(out[0].doc->attributes.at("archive"), "winmail.dat/receipt.jpg.gz");
+}
+
 // Exchange can send a whole email as TNEF: its body is then only in the winmail.dat.
 TEST(MimeTnef, AnEmailSentAsTnefAloneKeepsItsBody) {
     std::string winmail = tnef_of({{"R.JPG", u"r.jpg", "", receipt(), ""}});
@@ -1548,6 +1626,17 @@ TEST(MimeRtf, CodePagesFontsAndHiddenTextAsWordAndOutlookWriteThem) {
     std::string lying = lzfu_of("{\\rtf1 Member ID: MEM1}");
     lying[4] = lying[5] = lying[6] = lying[7] = 0;
     EXPECT_EQ(mail::decompress_rtf(lying, 1 << 20).rtf, "{\\rtf1 Member ID: MEM1}");
+    std::string mela;
+    put32(mela, 12 + 10);
+    put32(mela, 0);  // RAWSIZE 0
+    put32(mela, 0x414C454D);
+    put32(mela, 0);
+    mela += "{\\rtf1 ok}";
+    EXPECT_EQ(mail::decompress_rtf(mela, 1 << 20).rtf, "{\\rtf1 ok}");
+    // glibc holds back a character in 1255 and 1258 (it may combine with the next): not lost.
+    EXPECT_EQ(mail::decode_code_page("abc", 1258, false), "abc");
+    EXPECT_EQ(mail::decode_code_page("\xF9\xEC\xE5\xED", 1255, false), "\u05e9\u05dc\u05d5\u05dd");
+    EXPECT_EQ(mail::rtf_to_text("{\\rtf1\\ansi\\ansicpg1258 ho\\'e1 \\'f0\\'ef\\'ee\\par xyz}"), "ho\u00e1 \u0111\u00ef\u00ee\nxyz");
 }
 
 TEST(MimeRtf, AWinmailDatWithOnlyARichTextBodyKeepsItsText) {
@@ -1568,12 +1657,19 @@ TEST(MimeRtf, AWinmailDatWithOnlyARichTextBodyKeepsItsText) {
     ASSERT_EQ(parsed.attachments.size(), 1u);
     EXPECT_TRUE(parsed.attachments[0].skipped.empty()) << parsed.attachments[0].skipped;
     const std::string said =
-        "winmail.dat: its rich-text body (PR_RTF_COMPRESSED) cannot be read whole: damaged: its CRC does not match its bytes; the email's "
+        "'winmail.dat': its rich-text body (PR_RTF_COMPRESSED) cannot be read whole: damaged: its CRC does not match its bytes; the email's "
         "text was not read";
     EXPECT_EQ(parsed.unreadable_elsewhere, std::vector<std::string>{said});
     auto damaged_out = runner.process(eml(damaged));
     ASSERT_EQ(damaged_out.size(), 1u);
     EXPECT_EQ(damaged_out[0].doc->attributes.at("skipped_attachments"), said) << "a reviewer sees why the member id is missing";
+
+    // A damaged body hides no attachment: an email with nothing else is skipped, not failed.
+    std::string no_files = tnef_of({});
+    no_files.insert(no_files.find(tnef_record(1, 0x00018004, std::string("Claim for December\0", 19))),
+                    tnef_record(1, 0x00069003, one_binary_property(0x1009, lzfu_of(rtf, 0x100))));
+    EXPECT_EQ(failure_of(runner, tnef_alone(no_files)), "");
+    EXPECT_TRUE(runner.process(eml(tnef_alone(no_files))).empty());
 
     // Beside a text part, the text part is the body and nothing is said about the RTF.
     const std::string beside = email_with({{"application/ms-tnef", "winmail.dat", tnef_with_rich_text(lzfu_of(rtf, 0x100))}}, "Policy No: POL111");
@@ -1638,7 +1734,7 @@ TEST(MimeRtf, AWinmailDatsOtherBodiesAndWhatHidesThem) {
     parsed = body_of(winmail);
     EXPECT_EQ(parsed.body_text, "");
     EXPECT_NE(std::find(parsed.unreadable_elsewhere.begin(), parsed.unreadable_elsewhere.end(),
-                        "winmail.dat: the record of the message's properties does not match its checksum: its text may be lost; the email's "
+                        "'winmail.dat': the record of the message's properties does not match its checksum: its text may be lost; the email's "
                         "text was not read"),
               parsed.unreadable_elsewhere.end())
         << ::testing::PrintToString(parsed.unreadable_elsewhere);

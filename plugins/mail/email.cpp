@@ -147,6 +147,7 @@ struct Walker {
     std::size_t archive_bytes_used = 0;  // decompressed from this email's archives so far
     std::string tnef_body;               // the body a winmail.dat carried, for an email with no text part
     std::string tnef_body_problem;       // why that body could not be read whole
+    std::string tnef_name;               // the winmail.dat it came from, as shown
     std::string rtf;                     // a text/rtf body (Outlook's rich text sent as MIME)
 
     void walk(GMimeObject* object, int depth) {
@@ -355,12 +356,18 @@ struct Walker {
         email.attachments.push_back(std::move(a));
     }
 
-    // "receipt.jpg.gz" -> "receipt.jpg": the name of one file compressed alone.
-    static std::string without_compression_suffix(const std::string& name) {
-        for (const std::string_view suffix : {".gz", ".bz2", ".xz"})
-            if (name.size() > suffix.size() && lower(name.substr(name.size() - suffix.size())) == suffix)
-                return name.substr(0, name.size() - suffix.size());
-        return name;
+    // "receipt.jpg.gz" -> "receipt.jpg": the name of one file compressed alone, from the last
+    // part of the archive's name ("winmail.dat/receipt.jpg.gz" out of a winmail.dat). A tar's
+    // suffix goes whole ("r.tgz" holding a JPEG is "r", and its bytes say what it is).
+    static std::string without_compression_suffix(const std::string& path, std::size_t number) {
+        const std::size_t slash = path.find_last_of('/');
+        std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+        for (const std::string_view suffix : {".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tbz2", ".txz", ".gz", ".bz2", ".xz"})
+            if (name.size() >= suffix.size() && lower(name.substr(name.size() - suffix.size())) == suffix) {
+                name.resize(name.size() - suffix.size());
+                break;
+            }
+        return sanitize_filename(name, fmt::format("file-{}", number));
     }
 
     // The images and PDFs inside a ZIP or tar attachment are claim attachments of their
@@ -424,7 +431,14 @@ struct Walker {
             a.depth = archive.depth;
             a.filename = sanitize_filename(slash == std::string::npos ? entry.path : entry.path.substr(slash + 1),
                                            fmt::format("file-{}", email.attachments.size() + 1));
-            if (listing.format == "file") a.filename = without_compression_suffix(archive.filename);  // "receipt.jpg.gz": receipt.jpg
+            if (listing.format == "file") {
+                a.filename = without_compression_suffix(archive.filename, email.attachments.size() + 1);
+                // Its bytes showed an image or PDF: a name that says otherwise ("receipt.zip.gz",
+                // "scan.txt.gz") loses its extension, and the bytes say what it is.
+                if (const std::size_t dot = a.filename.rfind('.');
+                    dot != std::string::npos && dot > 0 && classify_declared("application/octet-stream", a.filename).kind != AttachmentKind::Claim)
+                    a.filename.resize(dot);
+            }
             a.media_type = media_type_for(a.filename);
             const Bytes head = std::move(entry.head);
             add_contained_file(std::move(a), std::move(entry.bytes), head, entry.wanted, entry.problem, false);
@@ -497,6 +511,7 @@ struct Walker {
         if (tnef.depth == 0 && tnef_body.empty() && tnef_body_problem.empty()) {
             tnef_body = std::move(listing.body);
             tnef_body_problem = std::move(listing.body_problem);
+            tnef_name = tnef.shown_name();
         }
         if (listing.too_many_files) {
             tnef.skipped = fmt::format("an Outlook TNEF attachment (winmail.dat) holding more files than max_parts ({}) leaves room for, "
@@ -686,10 +701,11 @@ ParsedEmail parse_email(const std::uint8_t* data, std::size_t size, const EmailL
                       : !walker.rtf.empty()  ? rtf_to_text(walker.rtf)
                                              : walker.tnef_body;
     // The member id and policy number may be in the body that could not be read: said beside
-    // the attachments (a reviewer sees it in skipped_attachments), as an unreadable part is.
+    // the attachments (a reviewer sees it in skipped_attachments, and in the reason of an
+    // email that is skipped). It does not fail the email: a body hides no attachment.
     if (walker.plain.empty() && walker.html.empty() && walker.rtf.empty() && !walker.tnef_body_problem.empty()) {
-        const std::string what = "winmail.dat: " + walker.tnef_body_problem + "; the email's text was not read";
-        email.unreadable.push_back(what);
+        const std::string what = fmt::format("'{}': {}; the email's text was {}", walker.tnef_name, walker.tnef_body_problem,
+                                             walker.tnef_body.empty() ? "not read" : "read only in part");
         email.unreadable_elsewhere.push_back(what);
         email.problems.push_back(what);
     }

@@ -64,8 +64,10 @@ struct ParsedEmail {
     // An email with no claim attachment and one of these fails as bad input (a person must
     // look), where one with no attachment at all is only skipped.
     std::vector<std::string> unreadable;
-    // The part of `unreadable` that is no entry of `attachments` (an encrypted PGP/MIME body,
-    // a multipart without its boundary), so that it can be named beside the attachments.
+    // What could not be read and is no entry of `attachments`, named beside them: the part of
+    // `unreadable` that is no attachment (an encrypted PGP/MIME body, a multipart without its
+    // boundary), and a winmail.dat's body that could not be read (where the member id may be;
+    // only here, since a body hides no attachment and does not fail the email).
     std::vector<std::string> unreadable_elsewhere;
     bool too_many_parts = false;
 };

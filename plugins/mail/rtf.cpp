@@ -376,18 +376,28 @@ std::string decode_code_page(std::string_view raw, unsigned code_page, bool keep
     char buffer[4096];
     gchar* in = const_cast<gchar*>(raw.data());
     gsize in_left = raw.size();
+    // glibc's converters for 1255 and 1258 hold a character back (it may combine with the
+    // next): it is written out by a call without input, at the end and before a skipped byte.
+    const auto drain_held = [&] {
+        gchar* to = buffer;
+        gsize to_left = sizeof buffer;
+        g_iconv(converter, nullptr, nullptr, &to, &to_left);
+        out.append(buffer, sizeof buffer - to_left);
+    };
     while (in_left > 0) {
         gchar* to = buffer;
         gsize to_left = sizeof buffer;
         const gsize rc = g_iconv(converter, &in, &in_left, &to, &to_left);
+        const int error = errno;  // before anything else may change it
         out.append(buffer, sizeof buffer - to_left);
         if (rc != static_cast<gsize>(-1)) break;
-        if (errno == E2BIG) continue;
+        if (error == E2BIG) continue;
+        drain_held();
         out += '_';  // EILSEQ or EINVAL: skip one byte
         ++in;
         --in_left;
-        g_iconv(converter, nullptr, nullptr, nullptr, nullptr);  // back to the initial shift state
     }
+    drain_held();
     g_iconv_close(converter);
     return valid_utf8(out);
 }
@@ -411,8 +421,10 @@ DecompressedRtf decompress_rtf(std::string_view compressed, std::size_t max_byte
             result.problem = fmt::format("uncompressed RTF of {} bytes, of which {} are there: cut short", raw_size, contents.size());
             return result;
         }
-        result.rtf.assign(contents.substr(0, std::min<std::size_t>(raw_size, max_bytes)));
-        if (raw_size > max_bytes) result.problem = fmt::format("{} bytes of RTF, read up to the {}-byte limit", raw_size, max_bytes);
+        // No CRC covers RAWSIZE here either: the RTF is what COMPSIZE holds.
+        result.rtf.assign(contents.substr(0, std::min(contents.size(), max_bytes)));
+        if (contents.size() > max_bytes)
+            result.problem = fmt::format("{} bytes of RTF, read up to the {}-byte limit", contents.size(), max_bytes);
         return result;
     }
     if (type != kCompressed) {

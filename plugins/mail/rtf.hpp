@@ -4,7 +4,7 @@
 // and policy number a claim needs are in that body. An HTML email Outlook wrapped in RTF
 // (\fromhtml1, MS-OXRTFEX) is unwrapped to its HTML first.
 //
-// Both functions are pure (thread-safe) and never throw for damaged or hostile input: what
+// These functions are pure (thread-safe) and never throw for damaged or hostile input: what
 // cannot be read is said in `problem`. Written here rather than taken from a library: Debian
 // has no RTF reader as a library (unrtf is a program), and libytnef's decompressor comes with
 // the reasons tnef.hpp gives for not using it.
