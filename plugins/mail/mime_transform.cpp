@@ -20,7 +20,7 @@ ComponentDescriptor MimeTransform::describe() {
         Field::integer("max_attachment_bytes").default_value(25 * 1024 * 1024).min(1)
             .describe("Attachments larger than this are skipped with a reason (a file inside an archive or winmail.dat too)"),
         Field::integer("max_archive_bytes").default_value(100 * 1024 * 1024).min(1)
-            .describe("What one email's archives (ZIP, tar) may decompress to, files stepped over included; past it, the rest is not read and is named as unreadable"),
+            .describe("What one email's archives (ZIP, tar, a file compressed alone) may decompress to, files stepped over included; past it, the rest is not read and is named as unreadable"),
     };
     return d;
 }
