@@ -91,8 +91,10 @@ private:
 };
 
 // Bytes after the last gzip member or bzip2 stream that are not zeros: a member or stream
-// whose header was damaged (the decoders stop at it), or something joined on. A tar's end
-// marker tells a member lost there; a file compressed alone has no such marker.
+// whose header was damaged (the decoders stop at it, and a tar split across members, as
+// pbzip2 writes one, loses the files in it), or something joined on.
+const std::string kAfterTheEnd = "it holds data after its end (a damaged part, or something joined to it)";
+
 bool trailing_data(const unsigned char* data, std::size_t size) {
     return std::any_of(data, data + size, [](unsigned char c) { return c != 0; });
 }
@@ -102,13 +104,11 @@ bool trailing_data(const unsigned char* data, std::size_t size) {
 // its end marker, before a bzip2 or xz stream's last checks. A damaged .tar.gz went on with
 // changed bytes, or lost a file, without a word. Decompresses at most `budget` bytes (one
 // more tells a stream over it), counted in `produced`; the stream's last bytes go to `tail`.
-// `strict_end`: data after the last gzip member or bzip2 stream are damage (for a file
-// compressed alone). Returns "" when whole.
-std::string compression_damage(const Bytes& bytes, int filter, std::size_t budget, std::size_t& produced, Tail& tail,
-                               bool strict_end = false) {
+// Data after the last gzip member or bzip2 stream, other than zeros, are damage
+// (kAfterTheEnd: what came before them checked out). Returns "" when whole.
+std::string compression_damage(const Bytes& bytes, int filter, std::size_t budget, std::size_t& produced, Tail& tail) {
     unsigned char out[65536];
     produced = 0;
-    const std::string after_the_end = "it holds data after its end (a damaged part, or something joined to it)";
     if (filter == ARCHIVE_FILTER_GZIP) {
         z_stream z{};
         if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) return {};
@@ -127,7 +127,7 @@ std::string compression_damage(const Bytes& bytes, int filter, std::size_t budge
                 // Members may follow one another; bytes after the last member are not gzip's
                 // (the tar's end marker, checked after, tells a member lost there).
                 if (z.avail_in >= 2 && z.next_in[0] == 0x1F && z.next_in[1] == 0x8B && inflateReset(&z) == Z_OK) continue;
-                if (strict_end && trailing_data(z.next_in, z.avail_in)) why = after_the_end;
+                if (trailing_data(z.next_in, z.avail_in)) why = kAfterTheEnd;
                 break;
             }
             if (rc == Z_OK || (rc == Z_BUF_ERROR && z.avail_out == 0)) continue;
@@ -170,7 +170,7 @@ std::string compression_damage(const Bytes& bytes, int filter, std::size_t budge
             if (rc == BZ_OK) return "its bzip2 stream is cut short";
             if (rc != BZ_STREAM_END) return fmt::format("its compressed data do not check out (bzip2 error {})", rc);
             if (left >= 3 && in[0] == 'B' && in[1] == 'Z' && in[2] == 'h') continue;  // the next stream (pbzip2 writes many)
-            if (strict_end && trailing_data(reinterpret_cast<const unsigned char*>(in), left)) return after_the_end;
+            if (trailing_data(reinterpret_cast<const unsigned char*>(in), left)) return kAfterTheEnd;
             return {};
         }
     }
@@ -224,10 +224,15 @@ bool read_compressed_file(const Bytes& bytes, const ArchiveLimits& limits, const
     archive_read_support_format_raw(reader.get());
     struct archive_entry* entry = nullptr;
     if (archive_read_open_memory(reader.get(), bytes.data(), bytes.size()) != ARCHIVE_OK) {
-        // The raw format takes any bytes, so the compression was recognised and its data fail
-        // where they start (a bzip2 block's CRC): what it holds cannot be told.
-        listing.error = fmt::format("the archive is damaged: its compressed data do not check out ({}); ask the sender for it again",
-                                    reader_error(reader.get(), "damaged"));
+        // The compression was recognised and its data fail where they start (a bzip2 block's
+        // CRC), or it holds nothing at all (an empty .gz): the check tells which.
+        const int by_magic = bytes[0] == 0x1F ? ARCHIVE_FILTER_GZIP : bytes[0] == 'B' ? ARCHIVE_FILTER_BZIP2 : ARCHIVE_FILTER_XZ;
+        Tail unused;
+        std::size_t checked = 0;
+        const std::string why = compression_damage(bytes, by_magic, 1u << 20, checked, unused);
+        listing.decompressed = std::min(checked, limits.max_total_bytes + 1);
+        if (why.empty()) return false;
+        listing.error = "the archive is damaged: " + why + "; ask the sender for it again";
         return true;
     }
     const int filter = archive_filter_code(reader.get(), 0);
@@ -275,7 +280,7 @@ bool read_compressed_file(const Bytes& bytes, const ArchiveLimits& limits, const
     // The checks decompress at most what the file may take, and one byte more.
     Tail unused;
     std::size_t checked = 0;
-    const std::string why = compression_damage(bytes, filter, room, checked, unused, true);
+    const std::string why = compression_damage(bytes, filter, room, checked, unused);
     checked = std::min(checked, room + 1);
     if (!why.empty()) {
         file.problem = "damaged: " + why + "; ask the sender for it again";
@@ -294,6 +299,9 @@ bool read_compressed_file(const Bytes& bytes, const ArchiveLimits& limits, const
             file.bytes.insert(file.bytes.end(), buf, buf + got);
         }
         if (file.problem.empty() && file.bytes.size() > room) file.problem = over();
+        // Two readings of one stream must agree (a cheap guard on libarchive's reading).
+        if (file.problem.empty() && file.bytes.size() != checked)
+            file.problem = fmt::format("damaged: decompressed twice, it came to {} and {} bytes", checked, file.bytes.size());
         if (!file.problem.empty()) file.bytes.clear();
     }
     listing.decompressed = std::max({listing.decompressed, checked, file.bytes.size()});
@@ -371,11 +379,15 @@ ArchiveListing read_archive(const Bytes& bytes, const ArchiveLimits& limits, con
     // archives of zeros in one email spent minutes before).
     Tail tail;
     bool checks_complete = true;
+    std::string trailing_damage;  // said once the files before it are read
     std::size_t checked = 0;  // decompressed by the checks: at the end, the email is charged at least this
     if (skips_decompress) {
         std::string why = compression_damage(bytes, archive_filter_code(reader.get(), 0), limits.max_total_bytes, checked, tail);
         listing.decompressed = checked = std::min(checked, limits.max_total_bytes + 1);
-        if (!why.empty()) {
+        if (why == kAfterTheEnd) {
+            // What came before checked out: its files are read, and the archive named after.
+            trailing_damage = "the archive is damaged: " + why + "; files after the last one listed may be missing";
+        } else if (!why.empty()) {
             listing.error = "the archive is damaged: " + why + "; ask the sender for it again";
             return listing;
         }
@@ -553,6 +565,13 @@ ArchiveListing read_archive(const Bytes& bytes, const ArchiveLimits& limits, con
     if (listing.format.empty() && (archive_format(reader.get()) & ARCHIVE_FORMAT_BASE_MASK) == ARCHIVE_FORMAT_TAR) listing.format = "tar";
     // libarchive takes a tar that stops after any whole file as ended: one cut there, or whose
     // second gzip member or bzip2 stream was lost, lost its last files unsaid.
+    if (listing.format == "tar" && listing.error.empty() && !listing.too_many_entries && !checks_complete) {
+        // The reading stopped before the budget (at a zeroed header), but the stream goes on
+        // past it: its end could not be checked.
+        listing.error = fmt::format("the archive decompresses to more than {} bytes (max_archive_bytes) and its reading stopped early: "
+                                    "files after the last one listed may be missing",
+                                    limits.budget_named ? limits.budget_named : limits.max_total_bytes);
+    }
     if (listing.format == "tar" && listing.error.empty() && !listing.too_many_entries && checks_complete) {
         // libarchive stops at the first block of zeros: data after it (a second tar joined
         // with cat, or a header zeroed in transit) were not read.
@@ -565,6 +584,7 @@ ArchiveListing read_archive(const Bytes& bytes, const ArchiveLimits& limits, con
                                         "damaged header): the files there are not read",
                                         stopped_at);
     }
+    if (listing.error.empty() && !trailing_damage.empty()) listing.error = trailing_damage;
     listing.decompressed = std::max(listing.decompressed, checked);
     return listing;
 }

@@ -26,8 +26,9 @@
 // does not read Deflate64, which Windows uses for ZIPs over 2 GB: such a file "cannot be
 // decompressed"), tar, plain or compressed with gzip, bzip2 or xz, and one file compressed
 // alone with those ("receipt.jpg.gz": listed as format "file", one entry with no path, when
-// its first 4 KB show what `read_rest` wants; then its compression's checks run to its end,
-// and data after its last gzip member or bzip2 stream are damage). Anything compressed twice
+// its first 4 KB show what `read_rest` wants; then its compression's checks run over what
+// the file may take). Data after the last gzip member or bzip2 stream, other than zeros, are
+// damage, in a tar too (a member whose header was damaged ends both decoders silently). Anything compressed twice
 // is refused (only one layer's checks could run). A compressed archive's
 // own checks (gzip's CRC-32, which libarchive does not check; bzip2 and xz to their end) are
 // run before it is read; a plain tar holds no checksum of its files, which then go on as a

@@ -466,6 +466,41 @@ TEST(MimeArchives, AFileCompressedAloneIsReadUnderItsOwnName) {
         why = failure_of(runner, email_with({{"application/octet-stream", "r.jpg.gz", joined}}));
         EXPECT_NE(why.find("damaged: it holds data after its end"), std::string::npos) << filter << ": " << why;
     }
+    // A tar split across gzip members or bzip2 streams (pbzip2 writes one per 900 KB) whose
+    // second header was damaged lost the files in it without a word.
+    for (const std::string filter : {"gzip", "bzip2"}) {
+        const std::string tar = tar_of({{"a.txt", std::string(4096, 'a')}, {"r.jpg", receipt()}}, "");
+        std::string split = tar_of({{"x", tar.substr(0, 5120)}}, filter, "raw");
+        const std::size_t second = split.size();
+        split += tar_of({{"x", tar.substr(5120)}}, filter, "raw");
+        split[second] ^= 0x20;
+        const std::string name = "receipts.tar." + std::string(filter == "gzip" ? "gz" : "bz2");
+        why = failure_of(runner, email_with({{"application/octet-stream", name, split}}));
+        EXPECT_NE(why.find("'" + name + "': the archive is damaged"), std::string::npos) << filter << ": " << why;
+        // Split where a file ends, its end marker in the first part: only the data after it tell.
+        const std::string whole_tar = tar_of({{"r1.jpg", receipt()}}, "") + tar_of({{"r2.jpg", receipt()}}, "");
+        const std::size_t cut = tar_of({{"r1.jpg", receipt()}}, "").size();
+        std::string at_marker = tar_of({{"x", whole_tar.substr(0, cut)}}, filter, "raw");
+        const std::size_t next = at_marker.size();
+        at_marker += tar_of({{"x", whole_tar.substr(cut)}}, filter, "raw");
+        at_marker[next] ^= 0x20;
+        auto kept = runner.process(eml(email_with({{"application/octet-stream", name, at_marker}})));
+        ASSERT_EQ(kept.size(), 1u) << filter;
+        EXPECT_EQ(kept[0].doc->attributes.at("filename"), "r1.jpg");
+        EXPECT_NE(kept[0].doc->attributes.at("skipped_attachments").find("'" + name + "': the archive is damaged: it holds data after its end (a "
+                                                                         "damaged part, or something joined to it); files after the last "
+                                                                         "one listed may be missing"),
+                  std::string::npos)
+            << filter << ": " << kept[0].doc->attributes.at("skipped_attachments");
+    }
+    // An empty .gz is no archive, and not damaged either.
+    why = failure_of(runner, email_with({{"application/gzip", "empty.gz", tar_of({{"x", ""}}, "gzip", "raw")}}));
+    EXPECT_NE(why.find("'empty.gz': not a readable archive (ZIP or tar)"), std::string::npos) << why;
+    // Its bytes, not its name, say what it is.
+    auto named_pdf = runner.process(eml(email_with({{"application/gzip", "receipt.pdf.gz", tar_of({{"x", receipt()}}, "gzip", "raw")}})));
+    ASSERT_EQ(named_pdf.size(), 1u);
+    EXPECT_EQ(named_pdf[0].doc->parts.at(0).media_type, "image/jpeg");
+
     // Compressed twice: refused, not checked on the wrong layer.
     why = failure_of(runner, email_with({{"application/gzip", "receipt.jpg.bz2.gz", tar_of({{"x", tar_of({{"x", receipt()}}, "bzip2", "raw")}}, "gzip", "raw")}}));
     EXPECT_NE(why.find("compressed twice"), std::string::npos) << why;
@@ -523,8 +558,16 @@ TEST(MimeArchives, ATarWhoseFirstHeaderIsZeroedIsNamed) {
     auto runner = mime();
     std::string tar = tar_of({{"r1.jpg", receipt()}, {"r2.jpg", receipt()}}, "");
     std::fill(tar.begin(), tar.begin() + 512, '\0');
-    const std::string why = failure_of(runner, email_with({{"application/x-tar", "receipts.tar", tar}}));
+    std::string why = failure_of(runner, email_with({{"application/x-tar", "receipts.tar", tar}}));
     EXPECT_NE(why.find("'receipts.tar': the archive holds data after its end marker"), std::string::npos) << why;
+    // Also when the stream is longer than the budget, so that its end is never checked.
+    std::string long_tar = tar_of({{"r1.jpg", receipt()}, {"zeros.bin", std::string(3u << 20, '\0')}}, "");
+    std::fill(long_tar.begin(), long_tar.begin() + 512, '\0');
+    auto small = mime("{max_archive_bytes: " + std::to_string(1u << 20) + "}");
+    why = failure_of(small, email_with({{"application/gzip", "receipts.tar.gz", tar_of({{"x", long_tar}}, "gzip", "raw")}}));
+    EXPECT_NE(why.find("'receipts.tar.gz': the archive decompresses to more than 1048576 bytes (max_archive_bytes) and its reading stopped early"),
+              std::string::npos)
+        << why;
 }
 
 // A ZIP inside a compression (.zip.bz2) is read as a stream: what is stepped over in it is

@@ -440,6 +440,11 @@ struct Walker {
                     a.filename.resize(dot);
             }
             a.media_type = media_type_for(a.filename);
+            // A file compressed alone was read because its bytes showed an image or PDF: they,
+            // not its name ("receipt.pdf.gz" holding a JPEG), say which.
+            if (const Classified seen = classify_bytes(entry.bytes.data(), entry.bytes.size());
+                listing.format == "file" && seen.kind == AttachmentKind::Claim)
+                a.media_type = seen.media_type;
             const Bytes head = std::move(entry.head);
             add_contained_file(std::move(a), std::move(entry.bytes), head, entry.wanted, entry.problem, false);
         }
