@@ -83,6 +83,21 @@ public:
         const std::string_view last = std::string_view(bytes_).substr(bytes_.size() > kTarEnd ? bytes_.size() - kTarEnd : 0);
         return last.size() == kTarEnd && last.find_first_not_of('\0') == std::string_view::npos;
     }
+    // How many entries a ZIP's directory lists, from its end record when the stream ends with
+    // one (its comment, if any, under 1 KB); none for ZIP64 or when it cannot be told.
+    std::optional<std::uint64_t> zip_directory_entries() const {
+        const std::string_view last(bytes_);
+        for (std::size_t at = last.rfind("PK\x05\x06"); at != std::string_view::npos && at + 22 <= last.size();
+             at = at == 0 ? std::string_view::npos : last.rfind("PK\x05\x06", at - 1)) {
+            const auto u16 = [&](std::size_t i) {
+                return static_cast<unsigned>(static_cast<unsigned char>(last[at + i]) | static_cast<unsigned char>(last[at + i + 1]) << 8);
+            };
+            if (at + 22 + u16(20) != last.size()) continue;  // not the record that ends the stream
+            if (u16(10) == 0xFFFF) return std::nullopt;      // ZIP64: the count is elsewhere
+            return u16(10);
+        }
+        return std::nullopt;
+    }
 
 private:
     static constexpr std::size_t kTarEnd = 1024;
@@ -584,6 +599,13 @@ ArchiveListing read_archive(const Bytes& bytes, const ArchiveLimits& limits, con
                                         "damaged header): the files there are not read",
                                         stopped_at);
     }
+    // A ZIP read as a stream (inside a compression) is read header after header: one whose
+    // signature was damaged is stepped over to the next, without a word. The directory at its
+    // end says how many there were.
+    if (listing.format == "zip" && skips_decompress && listing.error.empty() && !listing.too_many_entries && checks_complete)
+        if (const auto listed = tail.zip_directory_entries(); listed && *listed > headers)
+            listing.error = fmt::format("the archive is damaged: its directory lists {} entries, and {} were found; files may be missing",
+                                        *listed, headers);
     if (listing.error.empty() && !trailing_damage.empty()) listing.error = trailing_damage;
     listing.decompressed = std::max(listing.decompressed, checked);
     return listing;

@@ -570,6 +570,25 @@ TEST(MimeArchives, ATarWhoseFirstHeaderIsZeroedIsNamed) {
         << why;
 }
 
+// Found by a probe: in a ZIP read as a stream (a .zip.bz2), libarchive steps over a local
+// header whose signature was damaged to the next one, and that file was lost without a word.
+TEST(MimeArchives, AFileLostInACompressedZipIsNamed) {
+    auto runner = mime();
+    const std::string zip = zip_of({{"r1.jpg", receipt()}, {"r2.jpg", receipt()}, {"scans/", ""}});
+    auto whole = runner.process(eml(email_with({{"application/x-bzip2", "r.zip.bz2", tar_of({{"x", zip}}, "bzip2", "raw")}})));
+    ASSERT_EQ(whole.size(), 2u) << "a whole one is read, its folder counted";
+    std::string damaged = zip;
+    const std::size_t second = damaged.find("PK\x03\x04", 4);
+    ASSERT_NE(second, std::string::npos);
+    damaged[second + 2] = 'X';
+    auto out = runner.process(eml(email_with({{"application/x-bzip2", "r.zip.bz2", tar_of({{"x", damaged}}, "bzip2", "raw")}})));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].doc->attributes.at("filename"), "r1.jpg");
+    EXPECT_NE(out[0].doc->attributes.at("skipped_attachments").find("'r.zip.bz2': the archive is damaged: its directory lists 3 entries, and 2 were found"),
+              std::string::npos)
+        << out[0].doc->attributes.at("skipped_attachments");
+}
+
 // A ZIP inside a compression (.zip.bz2) is read as a stream: what is stepped over in it is
 // decompressed and counted too (found by a review: 200 MB passed a 1 MB budget). A tar's hard
 // link is a second name of a file already read, not an empty file of its own.
