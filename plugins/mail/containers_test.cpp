@@ -1756,7 +1756,8 @@ TEST(MimeRtf, AWinmailDatsOtherBodiesAndWhatHidesThem) {
     put32(html_props, 2);
     put32(html_props, (0x3FDEu << 16) | 0x0003);
     put32(html_props, 1252);
-    const std::string html = std::string("<p>Jos\xC9\x92S</p><p>Member ID: MEM1</p>\0", 40);
+    static const char kHtml[] = "<p>Jos\xC9\x92S</p><p>Member ID: MEM1</p>";
+    const std::string html(kHtml, sizeof kHtml);  // with its NUL, as Outlook writes it
     put32(html_props, (0x1013u << 16) | 0x0102);
     put32(html_props, 1);
     put32(html_props, static_cast<std::uint32_t>(html.size()));
