@@ -1,6 +1,7 @@
 #include "archive.hpp"
 
-#include "email.hpp"  // valid_utf8
+#include "attachment_kind.hpp"  // compressed_stream
+#include "email.hpp"            // valid_utf8
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -212,13 +213,14 @@ std::string compression_damage(const Bytes& bytes, int filter, std::size_t budge
 const std::string twice_compressed =
     "compressed twice (e.g. a .gz of a .bz2): not read; ask the sender to attach the files, or one ZIP or .tar.gz";
 
-bool compressed_magic(const Bytes& b) {
-    const auto starts = [&](std::string_view magic) {
-        return b.size() >= magic.size() && std::equal(magic.begin(), magic.end(), b.begin(), [](char m, std::uint8_t c) {
-                   return static_cast<std::uint8_t>(m) == c;
-               });
-    };
-    return starts("\x1F\x8B") || starts("BZh") || starts(std::string_view("\xFD" "7zXZ\0", 6));
+// gzip, bzip2 and xz, built into libarchive, and no external filter programs
+// (archive_read_support_filter_all would let a crafted file run lrzip or lzop; a filter
+// libarchive could run only as a program answers ARCHIVE_WARN on a reader, and is not used).
+void use_builtin_filters(struct archive* reader) {
+    for (auto* filter : {archive_read_support_filter_gzip, archive_read_support_filter_bzip2, archive_read_support_filter_xz}) {
+        std::unique_ptr<struct archive, ReaderDeleter> probe(archive_read_new());
+        if (probe && filter(probe.get()) == ARCHIVE_OK) filter(reader);
+    }
 }
 
 // One file compressed alone ("receipt.jpg.gz": gzip, bzip2 or xz, no tar inside): read as the
@@ -229,13 +231,10 @@ bool compressed_magic(const Bytes& b) {
 // Returns false, with only `decompressed` set, when the bytes are no such file.
 bool read_compressed_file(const Bytes& bytes, const ArchiveLimits& limits, const std::function<bool(const Bytes& head)>& read_rest,
                           ArchiveListing& listing) {
-    if (!compressed_magic(bytes) || !read_rest) return false;
+    if (!compressed_stream(bytes.data(), bytes.size()) || !read_rest) return false;
     std::unique_ptr<struct archive, ReaderDeleter> reader(archive_read_new());
     if (!reader) return false;
-    for (auto* filter : {archive_read_support_filter_gzip, archive_read_support_filter_bzip2, archive_read_support_filter_xz}) {
-        std::unique_ptr<struct archive, ReaderDeleter> probe(archive_read_new());
-        if (filter(probe.get()) == ARCHIVE_OK) filter(reader.get());
-    }
+    use_builtin_filters(reader.get());
     archive_read_support_format_raw(reader.get());
     struct archive_entry* entry = nullptr;
     if (archive_read_open_memory(reader.get(), bytes.data(), bytes.size()) != ARCHIVE_OK) {
@@ -352,18 +351,14 @@ ArchiveListing read_archive(const Bytes& bytes, const ArchiveLimits& limits, con
         listing.error = "libarchive could not make a reader (out of memory)";
         return listing;
     }
-    // ZIP and tar only, and no external filter programs (archive_read_support_filter_all would
-    // let a crafted file run lrzip or lzop; a filter libarchive could run only as a program
-    // answers ARCHIVE_WARN and is not used). libarchive reads a ZIP's central directory when
-    // there is one, and the local headers one after another when it is missing (a cut file).
+    // ZIP and tar only, compressed by the built-in filters only. libarchive reads a ZIP's
+    // central directory when there is one, and the local headers one after another when it
+    // is missing (a cut file).
     const std::uint64_t most_headers = 4 * static_cast<std::uint64_t>(limits.max_entries) + 100;
     const Utf8Locale utf8_names;
     archive_read_support_format_zip(reader.get());
     archive_read_support_format_tar(reader.get());
-    for (auto* filter : {archive_read_support_filter_gzip, archive_read_support_filter_bzip2, archive_read_support_filter_xz}) {
-        std::unique_ptr<struct archive, ReaderDeleter> probe(archive_read_new());
-        if (filter(probe.get()) == ARCHIVE_OK) filter(reader.get());  // built in, not an external program
-    }
+    use_builtin_filters(reader.get());
     if (archive_read_open_memory(reader.get(), bytes.data(), bytes.size()) != ARCHIVE_OK) {
         if (read_compressed_file(bytes, limits, read_rest, listing)) return listing;
         listing.error = fmt::format("not a readable archive (ZIP or tar): {}; ask the sender to attach the files or a ZIP",

@@ -90,8 +90,7 @@ Classified classify_bytes(const std::uint8_t* d, std::size_t n) {
         std::string_view(reinterpret_cast<const char*>(d), std::min<std::size_t>(n, 1024)).find("%PDF-") != std::string_view::npos)
         return {AttachmentKind::Claim, "application/pdf"};
     // ZIP, tar, and the compressions a tar comes in.
-    if (starts(d, n, "PK\x03\x04") || starts(d, n, "PK\x05\x06") || starts(d, n, "ustar", 257) ||
-        starts(d, n, "\x1F\x8B") || starts(d, n, "BZh") || starts(d, n, std::string_view("\xFD" "7zXZ\0", 6)))
+    if (starts(d, n, "PK\x03\x04") || starts(d, n, "PK\x05\x06") || starts(d, n, "ustar", 257) || compressed_stream(d, n))
         return {AttachmentKind::Archive, {}};
     if (starts(d, n, "\x78\x9F\x3E\x22")) return {AttachmentKind::Tnef, {}};
     if (starts(d, n, "7z\xBC\xAF\x27\x1C") || starts(d, n, "Rar!\x1A\x07")) return {AttachmentKind::UnopenedArchive, {}};
@@ -102,6 +101,10 @@ Classified classify_bytes(const std::uint8_t* d, std::size_t n) {
         if (starts(d, n, "\x06\x09\x2A\x86\x48\x86\xF7\x0D\x01\x07", at)) return {AttachmentKind::Pkcs7, {}};
     }
     return {AttachmentKind::Other, {}};
+}
+
+bool compressed_stream(const std::uint8_t* d, std::size_t n) {
+    return starts(d, n, "\x1F\x8B") || starts(d, n, "BZh") || starts(d, n, std::string_view("\xFD" "7zXZ\0", 6));
 }
 
 std::string not_read_reason(AttachmentKind kind) {

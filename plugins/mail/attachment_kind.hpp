@@ -37,6 +37,10 @@ Classified classify_declared(std::string_view media_type, std::string_view filen
 // By the first bytes, for what classify_declared() calls Unknown. Never returns Unknown.
 Classified classify_bytes(const std::uint8_t* data, std::size_t size);
 
+// Whether the bytes start a gzip, bzip2 or xz stream (a compressed tar, or one file
+// compressed alone).
+bool compressed_stream(const std::uint8_t* data, std::size_t size);
+
 // Why a kind that is not read cannot be, and what to ask the sender ("" for the others).
 std::string not_read_reason(AttachmentKind kind);
 

@@ -699,7 +699,7 @@ ParsedEmail parse_email(const std::uint8_t* data, std::size_t size, const EmailL
     // A subject of megabytes is an attack or a mistake; keep a readable prefix.
     if (email.subject.size() > 1000) email.subject.resize(1000);
 
-    Walker walker{limits, email, 0, {}, {}, 0, 0, {}, {}, {}};
+    Walker walker{limits, email, 0, {}, {}, 0, 0, {}, {}, {}, {}};
     walker.walk(g_mime_message_get_mime_part(message.p), 0);
     email.body_text = !walker.plain.empty()  ? walker.plain
                       : !walker.html.empty() ? html_to_text(walker.html)
