@@ -786,7 +786,7 @@ struct AdminServer::Impl {
             if (i) body += ',';
             body += page.raw[i];
         }
-        body += R"(],"meta":)" + m.dump() + "}";
+        body += R"(],"meta":)" + m.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "}";
         res.status = 200;
         res.body = std::move(body);
         res.content_type = "application/json";

@@ -29,7 +29,7 @@ std::string default_text(const Field& f) {
     if (f.is_secret()) return "******";
     const auto& d = *f.default_json();
     if (d.is_string()) return d.get<std::string>().empty() ? "\"\"" : "`" + d.get<std::string>() + "`";
-    return "`" + d.dump() + "`";
+    return "`" + d.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "`";
 }
 
 std::string range_text(const Field& f) {

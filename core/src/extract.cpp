@@ -257,7 +257,8 @@ int extract_files(const PipelineSpec& spec, std::shared_ptr<const Registry> regi
     ProgressLine progress("docpipe extract", "files", [&] {
         return ProgressCounts{finished.load(), failed.load(), 0, files.size()};
     }, options.progress && files.size() > 1);
-    std::vector<std::thread> workers;
+    // jthreads: an exception while printing (a full disk) still joins them on the way out.
+    std::vector<std::jthread> workers;
     for (unsigned w = 0; w < jobs; ++w)
         workers.emplace_back([&] {
             for (std::size_t i; (i = next.fetch_add(1)) < files.size();) {
@@ -269,13 +270,19 @@ int extract_files(const PipelineSpec& spec, std::shared_ptr<const Registry> regi
                 done.notify_all();
             }
         });
+    // Declared after the workers, so destroyed first: on the way out no file is started.
+    struct StopTaking {
+        std::atomic<std::size_t>& next;
+        std::size_t end;
+        ~StopTaking() { next.store(end); }
+    } stop_taking{next, files.size()};
     // Print in the order given, as soon as each file's turn is ready.
     bool all_ok = true;
     for (std::size_t i = 0; i < files.size(); ++i) {
         std::unique_lock lock(mutex);
         done.wait(lock, [&] { return results[i].has_value(); });
         for (const auto& line : results[i]->first) {
-            out << line.dump() << "\n";
+            out << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
             const std::string route = line.value("route", "");
             if (route.rfind("failed: ", 0) == 0 && line.value("pages", nlohmann::json::array()).empty() && !line.contains("id")) {
                 StatusLineGuard above_progress;

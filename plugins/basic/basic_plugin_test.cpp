@@ -293,6 +293,19 @@ TEST(FilesSink, JsonLinesAppendsOneLinePerDocument) {
     EXPECT_EQ(contents, (std::vector<std::string>{"YQ==", "Yg==", "Yw=="}));
 }
 
+// A drop folder's file named in Latin-1 ("r\xE9sit.txt"): nlohmann/json refuses to write such
+// a string by default, and the document was retried as if the disk had failed, then lost with
+// its dead letter (written the same way). Each bad byte is written as U+FFFD.
+TEST(FilesSink, ANameThatIsNotUtf8IsWrittenNotRetried) {
+    test::TempDir dir;
+    auto runner = NodeRunner::from_plugin(kPlugin, "sink.files", "path: " + dir.path().string() + "\nformat: jsonl");
+    auto doc = Document::from_bytes("r\xE9sit.txt", "text/plain", Bytes{'x'});
+    doc.attributes["filename"] = "r\xE9sit.txt";
+    ASSERT_EQ(runner.write(std::move(doc)).status(), SinkResult::Status::Ok);
+    const auto line = nlohmann::json::parse(read_file(dir.path() / "documents.jsonl"));
+    EXPECT_EQ(line["attributes"]["filename"], "r\uFFFDsit.txt");
+}
+
 TEST(FilesSink, UnwritableTargetAsksForRetryWithTheReason) {
     test::TempDir dir;
     auto runner = NodeRunner::from_plugin(kPlugin, "sink.files", "path: " + dir.path().string() + "\nfile_name: out.json");

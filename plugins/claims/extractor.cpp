@@ -178,7 +178,7 @@ bool same_value(const std::string& field, const nlohmann::json& a, const nlohman
 std::string show(const nlohmann::json& v) {
     if (v.is_string()) return v.get<std::string>();
     if (v.is_number_float()) return format_cents(std::llround(v.get<double>() * 100));
-    return v.dump();
+    return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 // A number the reader recorded among the value's features (provenance.features), if any.

@@ -44,7 +44,7 @@ NcbRecord ncb_record(const Document& doc, std::chrono::system_clock::time_point 
     };
     auto as_string = [](const nlohmann::json& v) -> std::optional<nlohmann::json> {
         if (v.is_string()) return v;
-        if (v.is_number()) return v.dump();
+        if (v.is_number()) return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
         return std::nullopt;
     };
     require("Event date", "service_date", [](const nlohmann::json& v) -> std::optional<nlohmann::json> {

@@ -81,8 +81,10 @@ bool Registry::load_file(const fs::path& file) {
     // A plain dlopen first, to get the loader's own words (dlerror) when it fails, and with
     // RTLD_NODELETE so the library stays mapped for the life of the process: documents and
     // buffers a plugin made (their deleters live in its code) may outlive the Registry.
+    // RTLD_NOW: a function the plugin calls that nothing defines is refused here, by name,
+    // instead of killing a running pipeline ("symbol lookup error") at its first call.
     // Boost.DLL then holds the library (the second open just bumps the reference count).
-    void* probe = ::dlopen(canonical.c_str(), RTLD_LAZY | RTLD_LOCAL | RTLD_NODELETE);
+    void* probe = ::dlopen(canonical.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!probe) {
         const char* why = ::dlerror();
         impl_->reject(canonical, fmt::format("cannot load: {}", why ? why : "dlopen failed"));
@@ -124,6 +126,10 @@ bool Registry::load_file(const fs::path& file) {
         manifest = &library.get_alias<ManifestFunction>(kManifestSymbol)();
     } catch (const std::exception& e) {
         impl_->reject(canonical, fmt::format("building the plugin manifest threw: {}", e.what()));
+        return false;
+    } catch (...) {
+        // `throw 42`: one plugin's fault must not stop every command that loads plugins.
+        impl_->reject(canonical, "building the plugin manifest threw something that is not a std::exception");
         return false;
     }
     std::string error = impl_->admit(*manifest, canonical);

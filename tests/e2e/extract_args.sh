@@ -2,7 +2,8 @@
 # `docpipe extract`: every field of a non-claims pipeline is printed, and a missing path, a
 # folder, a named pipe, a link to a device or to nothing, or a file above --max-mb among the
 # arguments is reported for itself (at once: a pipe or /dev/zero is never read) while the
-# other files are still read, a link to a file included.
+# other files are still read, a link to a file included. A file name that is not UTF-8 (Latin-1
+# "résit.txt") is read, and shown with U+FFFD for its bad byte (it once aborted the whole run).
 # Usage: extract_args.sh DOCPIPE TEST_PLUGIN_DIR
 set -uo pipefail
 DOCPIPE=$1
@@ -17,6 +18,8 @@ ln -s /dev/zero "$ROOT/zero.txt"
 ln -s "$ROOT/nowhere.txt" "$ROOT/dangling.txt"
 ln -s "$ROOT/one.txt" "$ROOT/link.txt"
 head -c $((2 * 1024 * 1024)) /dev/zero > "$ROOT/big.txt"
+LATIN1=$(printf 'r\xe9sit.txt')
+printf 'abc' > "$ROOT/$LATIN1"
 cat > "$ROOT/p.yaml" <<YAML
 version: 1
 plugin_paths: ['$PLUGINS']
@@ -27,7 +30,7 @@ nodes:
 edges: [in -> fields -> out]
 YAML
 timeout 60 "$DOCPIPE" extract -c "$ROOT/p.yaml" -j 1 --max-mb 1 "$ROOT/one.txt" "$ROOT/missing.txt" "$ROOT/a-folder" "$ROOT/two.txt" \
-    "$ROOT/pipe.txt" "$ROOT/zero.txt" "$ROOT/dangling.txt" "$ROOT/link.txt" "$ROOT/big.txt" > "$ROOT/out.jsonl" 2> "$ROOT/err.txt"
+    "$ROOT/pipe.txt" "$ROOT/zero.txt" "$ROOT/dangling.txt" "$ROOT/link.txt" "$ROOT/big.txt" "$ROOT/$LATIN1" > "$ROOT/out.jsonl" 2> "$ROOT/err.txt"
 rc=$?
 python3 - "$ROOT" "$rc" <<'PY'
 import json, sys
@@ -39,7 +42,7 @@ problems = []
 def want(c, m):
     if not c: problems.append(m)
 want(rc == 1, f"exit status {rc}, want 1 (some inputs failed)")
-names = ["one.txt", "missing.txt", "a-folder", "two.txt", "pipe.txt", "zero.txt", "dangling.txt", "link.txt", "big.txt"]
+names = ["one.txt", "missing.txt", "a-folder", "two.txt", "pipe.txt", "zero.txt", "dangling.txt", "link.txt", "big.txt", "r\ufffdsit.txt"]
 want([Path(l["file"]).name for l in lines] == names, f"files in order: {[l['file'] for l in lines]}")
 if len(lines) == len(names):
     want(lines[0]["fields"] == {"bytes": 5, "tag": "counted"}, f"one.txt fields: {lines[0]['fields']}")
@@ -51,6 +54,7 @@ if len(lines) == len(names):
     want(lines[6]["route"] == "failed: a link to a file that does not exist", f"dangling.txt: {lines[6]['route']}")
     want(lines[7]["fields"] == {"bytes": 5, "tag": "counted"}, f"link.txt (to one.txt) fields: {lines[7]['fields']}")
     want(lines[8]["route"] == "failed: the file is 2097152 bytes, above the limit of 1 MB (--max-mb)", f"big.txt: {lines[8]['route']}")
+    want(lines[9]["fields"] == {"bytes": 3, "tag": "counted"}, f"r\\xe9sit.txt fields: {lines[9]['fields']}")
 want("missing.txt: no such file" in err, f"stderr does not name the missing file: {err!r}")
 want("a-folder: a folder" in err, f"stderr does not name the folder: {err!r}")
 if problems:

@@ -1,4 +1,5 @@
 // Plugin loading: each rejection names the file and the reason; good plugins load.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -67,6 +68,21 @@ TEST(Loader, ManifestThatThrowsIsRejectedWithTheError) {
     Registry r;
     r.load_directory(plugin_dir("throws"));
     EXPECT_EQ(only_rejection(r).reason, "building the plugin manifest threw: descriptor table corrupt");
+}
+
+TEST(Loader, ManifestThatThrowsANonStandardExceptionIsRejected) {
+    Registry r;
+    r.load_directory(plugin_dir("throws-int"));
+    EXPECT_EQ(only_rejection(r).reason, "building the plugin manifest threw something that is not a std::exception");
+    EXPECT_TRUE(r.plugins().empty());
+}
+
+TEST(Loader, AFunctionNothingDefinesIsRefusedAtLoadNotAtItsFirstCall) {
+    Registry r;
+    r.load_directory(plugin_dir("unresolved"));
+    EXPECT_TRUE(r.plugins().empty());
+    EXPECT_THAT(only_rejection(r).reason, ::testing::HasSubstr("undefined symbol: docpipe_test_function_nobody_defines"));
+    EXPECT_EQ(r.find("transform.loader_unresolved"), nullptr);
 }
 
 TEST(Loader, DuplicateComponentNamesBothFiles) {

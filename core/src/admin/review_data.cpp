@@ -322,7 +322,7 @@ FilteredJobs filter_jobs(Store& store, const JobQuery& base, const JobFilter& f,
         if (f.provider && lower(provider_of(j)).find(*f.provider) == std::string::npos) return false;
         if (f.text) {
             const std::string hay = lower(j.id + "\n" + j.root_id + "\n" + j.filename + "\n" + j.email_id + "\n" + provider_of(j) + "\n" +
-                                          Job::or_empty(j.references).dump() + "\n" + j.last_error + "\n" + j.status);
+                                          Job::or_empty(j.references).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n" + j.last_error + "\n" + j.status);
             if (hay.find(*f.text) == std::string::npos) return false;
         }
         return true;

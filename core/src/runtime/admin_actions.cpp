@@ -116,7 +116,7 @@ void apply_correction(Document& doc, const std::string& field, const nlohmann::j
     if (auto m = doc.fields.find("missing"); m != doc.fields.end() && m->is_array()) {
         nlohmann::json still = nlohmann::json::array();
         for (const auto& x : *m) {
-            const auto name = x.is_string() ? x.get<std::string>() : x.dump();
+            const auto name = x.is_string() ? x.get<std::string>() : x.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
             const bool fixed = name == field || (name == "member_id or policy_number" && (field == "member_id" || field == "policy_number"));
             if (!fixed) still.push_back(x);
         }
@@ -192,7 +192,7 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
             if (auto own = per_doc.find(doc.id); own != per_doc.end() && own->contains(field)) continue;
             const nlohmann::json v = current_value(doc, field);
             if (std::find(values.begin(), values.end(), v) == values.end()) values.push_back(v);
-            seen.push_back(fmt::format("{}: {}", doc.id, v.dump()));
+            seen.push_back(fmt::format("{}: {}", doc.id, v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
         }
         if (values.size() > 1) {
             ambiguous[field] = fmt::format("the job's documents differ ({}); correct each under 'documents' -> doc id -> 'fields'",
@@ -269,7 +269,7 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
         try {
             auto record = nlohmann::json::parse(parked);
             record["document"] = doc.to_json(true);
-            parked = record.dump();
+            parked = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
             store_.put(key, parked);
         } catch (const std::exception& e) {
             log_.log(LogLevel::Warn, fmt::format("the parked document could not be updated with the corrections: {}", e.what()), id);

@@ -748,7 +748,7 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
                             std::string& entry = entry_buffer;
                             entry.assign(parked ? "review@" : "submitted@");
                             append_iso8601(entry, s_.clock.now());
-                            if (!result->references().empty()) entry += "\n" + nlohmann::json(result->references()).dump();
+                            if (!result->references().empty()) entry += "\n" + nlohmann::json(result->references()).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
                             s_.store.put(ledger_key, entry, s_.ledger_ttl);
                         } catch (const StoreError& e) {
                             // This node waits for the store: /health/detailed shows it degraded meanwhile.

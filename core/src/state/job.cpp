@@ -133,7 +133,7 @@ nlohmann::json Job::to_json() const {
 }
 
 std::string Job::to_json_text() const {
-    std::string text = without_trace(*this).dump();
+    std::string text = without_trace(*this).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     // Splice the texts in as the last members: {...,"outcomes":[...],"trace":[...]}
     text.pop_back();
     text += ",\"outcomes\":";

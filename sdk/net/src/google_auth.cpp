@@ -108,7 +108,7 @@ std::string base64_decode_any(std::string_view text) {
 std::string sign_jwt_rs256(const nlohmann::json& claims, const std::string& private_key_pem, const std::string& kid) {
     nlohmann::json header{{"alg", "RS256"}, {"typ", "JWT"}};
     if (!kid.empty()) header["kid"] = kid;
-    const std::string signing_input = base64url_encode(header.dump()) + "." + base64url_encode(claims.dump());
+    const std::string signing_input = base64url_encode(header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)) + "." + base64url_encode(claims.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 
     std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(private_key_pem.data(), static_cast<int>(private_key_pem.size())), BIO_free);
     // Reads PKCS#8 ("BEGIN PRIVATE KEY") and PKCS#1 ("BEGIN RSA PRIVATE KEY") alike.
