@@ -44,6 +44,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 
 #include "admin/request_parsing.hpp"
 #include "admin/review_data.hpp"
@@ -530,6 +531,7 @@ struct AdminServer::Impl {
         add("POST", "/api/v1/exceptions/{}/approve", false, [this](Request& req, Response& res) {
             json body = json::object();
             if (!parse_body(req, res, body)) return;
+            if (!only_known_keys(req, res, body, {"fields", "documents", "notes", "expected_status"})) return;
             const std::string& id = req.captures[0];
             if (body.contains("fields") && !body["fields"].is_object())
                 return error(req, res, 400, "VALIDATION_ERROR", "'fields' must be an object of corrected field values",
@@ -579,6 +581,7 @@ struct AdminServer::Impl {
         add("POST", "/api/v1/exceptions/{}/reject", false, [this](Request& req, Response& res) {
             json body = json::object();
             if (!parse_body(req, res, body)) return;
+            if (!only_known_keys(req, res, body, {"reason"})) return;
             const std::string& id = req.captures[0];
             if (body.contains("reason") && !body["reason"].is_string())
                 return error(req, res, 400, "VALIDATION_ERROR", "'reason' must be text saying why the claim is rejected",
@@ -729,6 +732,21 @@ struct AdminServer::Impl {
             return false;
         }
         return true;
+    }
+    // A key the action does not take is refused, not ignored: {"field": {...}} for "fields"
+    // approved the claim uncorrected, and NCB booked the value the reviewer meant to fix.
+    static bool only_known_keys(const Request& req, Response& res, const json& body, std::initializer_list<std::string_view> known) {
+        json unknown = json::object();
+        for (const auto& [key, value] : body.items())
+            if (std::find(known.begin(), known.end(), key) == known.end())
+                unknown[key] = fmt::format("not a key this action takes (it takes: {})", fmt::join(known, ", "));
+        if (unknown.empty()) return true;
+        std::vector<std::string> names;
+        for (const auto& [key, value] : unknown.items()) names.push_back("'" + key + "'");
+        error(req, res, 400, "VALIDATION_ERROR",
+              fmt::format("unknown key {} in the request body (it takes: {}); nothing was changed", fmt::join(names, ", "), fmt::join(known, ", ")),
+              unknown);
+        return false;
     }
 
     void list_jobs(const Request& req, Response& res, std::optional<std::string> forced_status) {
@@ -992,7 +1010,8 @@ struct AdminServer::Impl::Connection : std::enable_shared_from_this<Connection> 
         http::async_read(stream, buffer, *parser, [self = shared_from_this()](beast::error_code ec, std::size_t) {
             if (ec == http::error::body_limit) {
                 Response res;
-                error(self->request, res, 413, "VALIDATION_ERROR", "request body too large");
+                error(self->request, res, 413, "PAYLOAD_TOO_LARGE",
+                      fmt::format("request body too large: over the limit of {} bytes", self->server.settings.max_body_bytes));
                 res.close = true;
                 return self->write(std::move(res));
             }

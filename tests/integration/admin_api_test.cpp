@@ -134,6 +134,8 @@ TEST_F(AdminApi, AuthMatrix) {
     EXPECT_EQ(wrong_bearer->status, 403);
     EXPECT_EQ(get("/api/v1/jobs", {{"X-API-Key", kKey}})->status, 200);
     EXPECT_EQ(get("/api/v1/jobs", {{"Authorization", "Bearer " + kKey}})->status, 200);
+    EXPECT_EQ(get("/api/v1/jobs", {{"Authorization", "bearer " + kKey}})->status, 200) << "the scheme is case-insensitive";
+    EXPECT_EQ(get("/api/v1/jobs", {{"Authorization", "Basic " + kKey}})->status, 401) << "another scheme is no key";
     EXPECT_EQ(get("/metrics", {})->status, 401) << "metrics are protected by default";
     auto metrics = get("/metrics");
     EXPECT_EQ(metrics->status, 200);
@@ -413,6 +415,15 @@ TEST_F(AdminApi, ReviewQueueApproveWithCorrectionsAndReject) {
     EXPECT_EQ(post("/api/v1/exceptions/doc-0/approve", "[]")->status, 400);
     EXPECT_EQ(post("/api/v1/exceptions/doc-1/approve", "{}")->status, 409) << "doc-1 is not in review";
     EXPECT_EQ(post("/api/v1/exceptions/nope/approve", "{}")->status, 404);
+    {
+        // "field" for "fields": ignored, it approved the claim uncorrected.
+        auto typo = post("/api/v1/exceptions/doc-0/approve", R"({"field": {"total_amount": 400.0}, "note": "corrected"})");
+        EXPECT_EQ(typo->status, 400);
+        EXPECT_EQ(body(typo)["error"]["code"], "VALIDATION_ERROR");
+        EXPECT_THAT(body(typo)["error"]["message"].get<std::string>(),
+                    ::testing::HasSubstr("unknown key 'field', 'note' in the request body (it takes: fields, documents, notes, expected_status)"));
+        EXPECT_EQ(post("/api/v1/exceptions/doc-2/reject", R"({"reason": "dup", "resaon": "x"})")->status, 400);
+    }
     EXPECT_EQ(get("/api/v1/jobs/doc-0")->status, 200);
     EXPECT_EQ(body(get("/api/v1/jobs/doc-0"))["data"]["status"], "review") << "bad requests changed nothing";
 
@@ -633,6 +644,54 @@ edges:
     EXPECT_TRUE(body(get("/api/v1/jobs/doc-0"))["data"]["references"]["approved_at"].is_string());
     std::lock_guard lock(probe("ncb").mutex);
     EXPECT_EQ(probe("ncb").accepted.at("doc-0"), 1);
+}
+
+// An approved claim whose delivery keeps failing is retried until it goes through: each
+// failed retry replaces the job's dead letter (it used to add one, so the letters went 1, 2,
+// 4, and the retry that worked sent the claim 4 times), and the delivery that works removes
+// the parked document and its page images, as an approval that goes through at once does.
+TEST_F(AdminApi, RetriesOfAFailedApprovalKeepOneLetterAndDeliverOnce) {
+    probe("src").feed(1);
+    start(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  route: {component: transform.route}
+  review: {component: sink.review}
+  out: {component: sink.memory, config: {probe: out}}
+  ncb:
+    component: sink.memory
+    retry: {attempts: 1}
+    config: {probe: ncb, fail_first: 3}
+edges:
+  - in -> route
+  - route.even -> review
+  - route.odd -> out
+  - route.odd -> ncb
+)", ", approved_node: ncb");
+    ASSERT_TRUE(wait_job("doc-0", "review"));
+    auto post = [&](const std::string& path, const std::string& body_text) {
+        return client_->Post(path, {{"X-API-Key", kKey}}, body_text, "application/json");
+    };
+    ASSERT_FALSE(rt_->state().keys("review/doc-0/").empty());
+    ASSERT_EQ(post("/api/v1/exceptions/doc-0/approve", R"({"fields": {"total_amount": 12.5}})")->status, 200);
+    ASSERT_TRUE(wait_job("doc-0", "failed"));
+    EXPECT_EQ(rt_->state().keys("deadletter-index/doc-0/").size(), 1u);
+    for (int retry = 1; retry <= 2; ++retry) {
+        ASSERT_EQ(post("/api/v1/jobs/doc-0/retry", "")->status, 200) << "retry " << retry;
+        ASSERT_TRUE(wait_job("doc-0", "failed")) << "retry " << retry;
+        EXPECT_EQ(rt_->state().keys("deadletter-index/doc-0/").size(), 1u) << "after failed retry " << retry;
+        EXPECT_EQ(rt_->state().keys("deadletter/").size(), 1u) << "after failed retry " << retry;
+        EXPECT_FALSE(rt_->state().keys("review/doc-0/").empty()) << "kept while the approval has not gone through";
+    }
+    ASSERT_EQ(post("/api/v1/jobs/doc-0/retry", "")->status, 200);
+    ASSERT_TRUE(wait_job("doc-0", "submitted"));
+    {
+        std::lock_guard lock(probe("ncb").mutex);
+        EXPECT_EQ(probe("ncb").accepted.at("doc-0"), 1) << "delivered once";
+    }
+    EXPECT_TRUE(rt_->state().keys("deadletter/").empty());
+    EXPECT_TRUE(rt_->state().keys("review/doc-0/").empty()) << "the parked claim goes once delivered";
+    EXPECT_EQ(body(get("/api/v1/exceptions"))["meta"]["pagination"]["total"], 0);
 }
 
 // NCB refuses a claim (422): sink.ncb parks it, the runtime stores it in the review queue

@@ -486,6 +486,7 @@ TEST(AdminHttp, ChunkedAndExpectContinueBodiesAreReadAndCapped) {
         ASSERT_TRUE(c.send(head + "Transfer-Encoding: chunked\r\n\r\n7d0\r\n" + big + "\r\n0\r\n\r\n"));
         auto r = c.read(3s, complete_response);
         EXPECT_EQ(r.data.rfind("HTTP/1.1 413", 0), 0u) << "a chunked body is held to max_body_bytes too: " << r.data;
+        EXPECT_NE(r.data.find("\"PAYLOAD_TOO_LARGE\""), std::string::npos) << "the code a Content-Length body gets: " << r.data;
     }
     auto calls = server.backend.calls();
     ASSERT_EQ(calls.size(), 2u);

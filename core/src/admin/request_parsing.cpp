@@ -4,6 +4,7 @@
 #include <cctype>
 #include <ctime>
 #include <regex>
+#include <strings.h>
 
 namespace docpipe::core::admin {
 
@@ -84,7 +85,9 @@ std::optional<std::vector<std::string>> match_route(const std::vector<std::strin
 
 std::string api_key_from_headers(std::string_view x_api_key, std::string_view authorization) {
     if (!x_api_key.empty()) return std::string(x_api_key);
-    if (authorization.rfind("Bearer ", 0) == 0) return std::string(authorization.substr(7));
+    // The scheme's name is case-insensitive (RFC 9110 11.1): "bearer KEY" is a key too.
+    if (authorization.size() > 7 && authorization[6] == ' ' && strncasecmp(authorization.data(), "Bearer", 6) == 0)
+        return std::string(authorization.substr(7));
     return {};
 }
 

@@ -72,10 +72,28 @@ ActionResult AdminActions::retry_job(const std::string& id) {
         j.last_error.clear();
     });
     if (!still_retryable) return ActionResult::fail(Result::Conflict, "job is no longer failed: it was retried or changed meanwhile");
+    // An approved job whose delivery failed keeps its parked documents (so that it can be
+    // returned to review); once a retry delivers one, they go, as after an approval that went
+    // through at once.
+    const bool approved = job->references.is_object() && job->references.contains("approved_at");
     for (std::size_t i = 0; i < letters.size(); ++i) {
         const std::string key = letters[i].key, index_key = letters[i].index_key;
-        AckHandle done = [this, key, index_key](const Outcome& o) {
-            if (o.ok) dead_letters_.remove(key, index_key);  // else the failing node wrote a new letter
+        const std::string review_key = fmt::format("review/{}/{}", id, letters[i].doc.id);
+        const std::string pages_prefix = admin::review_page_prefix(id, letters[i].doc.id);
+        std::optional<std::string> parked;
+        if (approved) {
+            try {
+                parked = store_.get(review_key);
+            } catch (const std::exception&) {
+                // Left for now: a later rejection or approval of the job clears it.
+            }
+        }
+        AckHandle done = [this, key, index_key, review_key, pages_prefix, parked](const Outcome& o) {
+            // A failure again wrote a letter of its own, which replaces this one: kept, every
+            // failed retry doubled the job's letters, and the next retry sent the document
+            // that many times. Kept only when the new one could not be stored.
+            if (o.ok || !o.keep_input) dead_letters_.remove(key, index_key);
+            if (o.ok && parked) forget_parked(review_key, pages_prefix, *parked);
         };
         auto doc = std::make_shared<const Document>(std::move(letters[i].doc));
         // A letter a source recorded (SourceEmitter::reject) re-enters after that source.
@@ -278,15 +296,7 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
         const std::string pages_prefix = admin::review_page_prefix(id, doc.id);
         graph_.inject(*approved_node_, id, std::make_shared<const Document>(std::move(doc)),
                       [this, review_key, pages_prefix, parked](const Outcome& o) {
-            if (!o.ok) return;
-            try {
-                // Parked again by this very delivery (NCB refused the corrected claim too): the
-                // record was rewritten, and it is what the next approval needs.
-                if (store_.get(review_key) != parked) return;
-                store_.erase(review_key);
-                for (const auto& page_key : store_.keys(pages_prefix, 1000)) store_.erase(page_key);
-            } catch (const std::exception&) {
-            }
+            if (o.ok) forget_parked(review_key, pages_prefix, parked);
         }, DescendantOutcome::Kind::Review);
     }
     log_.log(LogLevel::Info, fmt::format("approved by a reviewer with {} correction(s) over {} document(s); sent to node '{}'",
@@ -294,6 +304,18 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
     ActionResult done = ActionResult::done();
     done.audit = std::move(audit);
     return done;
+}
+
+void AdminActions::forget_parked(const std::string& review_key, const std::string& pages_prefix, const std::string& parked) noexcept {
+    try {
+        // Parked again by this very delivery (NCB refused the corrected claim too): the
+        // record was rewritten, and it is what the next approval needs.
+        if (store_.get(review_key) != parked) return;
+        store_.erase(review_key);
+        for (const auto& page_key : store_.keys(pages_prefix, 1000)) store_.erase(page_key);
+    } catch (const std::exception&) {
+        // Left behind: a rejection or approval of the job clears it later.
+    }
 }
 
 ActionResult AdminActions::reject(const std::string& id, const std::string& reason) {
