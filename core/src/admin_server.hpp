@@ -27,7 +27,8 @@ struct AdminSettings {
     int port = 8080;                  // 0 = any free port (tests)
     std::vector<std::string> api_keys;
     // Who holds each key, parallel to api_keys (admin.api_keys entries {label, key}); the
-    // label is recorded with every review action. A key without one is "key N" (1-based).
+    // label is recorded with every review action. A key without one is "key N" (1-based, its
+    // place in admin.api_keys; the runtime names it so).
     std::vector<std::string> api_key_labels;
     bool protect_metrics = true;      // /metrics needs a key too
     double rate_per_second = 20;      // per client address; token bucket

@@ -217,7 +217,11 @@ void Runtime::start_admin() {
             const std::string key = admin.at("api_keys")[i].get<std::string>();
             if (key.empty()) continue;  // "${ADMIN_API_KEY:-}" may be empty
             settings.api_keys.push_back(key);
-            settings.api_key_labels.push_back(i < labels.size() ? labels[i].get<std::string>() : "");
+            // A plain key is named by its place in the file, whatever entries before it are
+            // empty: the audit trail must not credit a review to another key when
+            // ADMIN_API_KEY is set or unset.
+            const std::string label = i < labels.size() ? labels[i].get<std::string>() : "";
+            settings.api_key_labels.push_back(label.empty() ? fmt::format("key {}", i + 1) : label);
         }
     }
     if (settings.api_keys.empty()) {

@@ -3,7 +3,8 @@
 #  - /ui/ and its files are served without a key, with a CSP that has no 'unsafe-inline',
 #    X-Frame-Options: DENY and nosniff; ETag revalidation answers 304; /ui redirects to /ui/
 #  - every /api/ endpoint the UI uses answers 401 without a key and 403 with a wrong one
-#  - labelled keys ({label, key}) and a plain key both work, and the label is who you are
+#  - labelled keys ({label, key}) and a plain key both work, and the label is who you are (a
+#    plain key is "key N" by its place in the file, an empty entry before it counted)
 #  - the served HTML/JS has no inline script or style and never uses innerHTML
 #  - no key appears in the log
 # Usage: security_headers.sh DOCPIPE
@@ -29,6 +30,7 @@ admin:
   listen: 127.0.0.1:0
   api_keys:
     - {label: alice, key: "$ALICE"}
+    - "\${DOCPIPE_TEST_UNSET_KEY:-}"
     - "$PLAIN"
   rate_limit_per_second: 500
   rate_limit_burst: 500
@@ -114,7 +116,7 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["da
     || fail "the labelled key's session: $(cat "$WORK/alice.json")"
 grep -qi '^cache-control: no-store' "$WORK/head" || fail "API answers must not be cached"
 curl -s -H "Authorization: Bearer $PLAIN" "$BASE/api/v1/session" > "$WORK/plain.json"
-python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["data"]["label"]=="key 2" else 1)' "$WORK/plain.json" \
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["data"]["label"]=="key 3" else 1)' "$WORK/plain.json" \
     || fail "the plain key's session: $(cat "$WORK/plain.json")"
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "X-API-Key: $ALICE" "$BASE/api/v1/stats/history?days=14")
 [ "$code" = 200 ] || fail "history with a key: $code"
