@@ -158,8 +158,22 @@ std::optional<std::string> substitute(const std::string& text, std::string& erro
                 path = *expanded;
             }
             std::error_code ec;
-            if (std::filesystem::is_directory(path, ec)) {  // opens fine on Linux and reads as nothing
+            const auto status = std::filesystem::status(path, ec);
+            if (std::filesystem::is_directory(status)) {  // opens fine on Linux and reads as nothing
                 error = fmt::format("'{}' named by ${{file:...}} is a folder, not a file: name the file that holds the value", path);
+                return std::nullopt;
+            }
+            // A named pipe would block validation until something writes to it, and /dev/zero
+            // would be read until memory runs out: a secret is a small regular file.
+            if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status)) {
+                error = fmt::format("'{}' named by ${{file:...}} is not a regular file (a pipe, socket or device): name the file "
+                                    "that holds the value", path);
+                return std::nullopt;
+            }
+            static constexpr std::uintmax_t kMostSecretBytes = 1 << 20;
+            if (const auto size = std::filesystem::file_size(path, ec); !ec && size > kMostSecretBytes) {
+                error = fmt::format("'{}' named by ${{file:...}} is {} bytes; a value read from a file may be at most {} bytes "
+                                    "(a key or a service account's JSON is a few KB): is it the right file?", path, size, kMostSecretBytes);
                 return std::nullopt;
             }
             std::ifstream in(path, std::ios::binary);
@@ -716,6 +730,7 @@ void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& i
     // Edges.
     std::map<std::string, std::set<std::string>> adjacency;
     std::set<std::pair<std::string, std::string>> used_ports;
+    std::set<std::tuple<std::string, std::string, std::string>> edges_seen;  // from, port, to
     bool edge_dropped = false;  // an edge reported below and left out of the graph
     for (std::size_t i = 0; i < spec.edges.size(); ++i) {
         const auto& e = spec.edges[i];
@@ -768,6 +783,13 @@ void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& i
                 continue;
             }
             used_ports.insert({e.from, port});
+        }
+        // The same edge twice sends each document down it twice: two writes to one sink.
+        const std::string port = e.port.empty() ? "out" : e.port;
+        if (!edges_seen.insert({e.from, port, e.to}).second) {
+            add(e.from_mark, path, fmt::format("the edge {}.{} -> {} is listed twice; each document would reach '{}' twice: "
+                                               "remove one", e.from, port, e.to, e.to));
+            continue;
         }
         adjacency[e.from].insert(e.to);
     }

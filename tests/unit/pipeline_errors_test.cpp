@@ -1,6 +1,7 @@
 // Golden messages for every class of pipeline error, with FILE:LINE:COL and node path.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <cstdlib>
 
@@ -237,6 +238,20 @@ edges:
     })) << "the broken edges only: their consequences (ports not connected, nodes not reached) would come first in the file";
 }
 
+// Listed twice, an edge sent each document down it twice: two lines in one sink's file.
+TEST(PipelineErrors, TheSameEdgeTwiceIsRefused) {
+    Harness h;
+    auto issues = h.check(R"(nodes:
+  in: {component: source.memory, config: {probe: p}}
+  a: {component: sink.memory, config: {probe: p}}
+edges:
+  - in -> a
+  - in.out -> a
+)");
+    EXPECT_EQ(issues, std::vector<std::string>{
+        "p.yaml:6:5: edges: in.out -> a: the edge in.out -> a is listed twice; each document would reach 'a' twice: remove one"});
+}
+
 TEST(PipelineErrors, OnceTheEdgesAreRightAnOpenPortAndAnUnreachedNodeAreReported) {
     Harness h;
     auto issues = h.check(R"(nodes:
@@ -363,6 +378,18 @@ TEST(Substitution, VariablesDefaultsFilesAndEscapes) {
     EXPECT_EQ(error, "cannot read secret file '/nonexistent/key' named by ${file:...}");
     EXPECT_FALSE(core::substitute("${file:" + h.dir.path().string() + "}", error)) << "a folder reads as nothing";
     EXPECT_NE(error.find("is a folder, not a file"), std::string::npos) << error;
+    // A named pipe blocked validation until something wrote to it; /dev/zero was read until
+    // memory ran out.
+    const auto pipe = h.dir.path() / "pipe";
+    ASSERT_EQ(mkfifo(pipe.c_str(), 0600), 0);
+    EXPECT_FALSE(core::substitute("${file:" + pipe.string() + "}", error));
+    EXPECT_NE(error.find("is not a regular file (a pipe, socket or device)"), std::string::npos) << error;
+    EXPECT_FALSE(core::substitute("${file:/dev/zero}", error));
+    EXPECT_NE(error.find("'/dev/zero' named by ${file:...} is not a regular file"), std::string::npos) << error;
+    const auto big = h.dir.path() / "big";
+    { std::ofstream(big) << std::string((1 << 20) + 1, 'k'); }
+    EXPECT_FALSE(core::substitute("${file:" + big.string() + "}", error));
+    EXPECT_NE(error.find("is 1048577 bytes; a value read from a file may be at most 1048576 bytes"), std::string::npos) << error;
     EXPECT_FALSE(core::substitute("${oops", error));
     // Nested: systemd's credentials folder from the environment, a default holding a reference.
     setenv("DOCPIPE_TEST_CREDS", h.dir.path().c_str(), 1);
