@@ -8,6 +8,7 @@ script changes nothing unless the sources change.
 
     python3 scripts/make-sample-emails.py [OUT_DIR]
 """
+import struct
 import sys
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -45,8 +46,15 @@ def fixed_boundaries(m, n):
     return m.as_bytes()
 
 
-def attach(m, path, name=None, maintype="image", subtype="jpeg"):
-    m.add_attachment(path.read_bytes(), maintype=maintype, subtype=subtype, filename=name or path.name)
+def attach(m, path, name=None, maintype="image", subtype="jpeg", copy_of=None):
+    data = path.read_bytes()
+    if copy_of:
+        # Another member's scan of the same receipt: the same picture, other bytes (a JPEG
+        # comment after SOI). The pipelines skip a byte-identical attachment as a duplicate
+        # (transform.dedup), which these samples are not meant to show.
+        comment = copy_of.encode()
+        data = data[:2] + b"\xff\xfe" + struct.pack(">H", len(comment) + 2) + comment + data[2:]
+    m.add_attachment(data, maintype=maintype, subtype=subtype, filename=name or path.name)
 
 
 def main():
@@ -73,7 +81,7 @@ def main():
 
     # 3. HTML body (Gleneagles claim) with the clinic receipt forwarded inside another email.
     inner = message(3, "Fwd: receipt", "Receipt attached.\n", "Raj Kumar <raj@example.my>")
-    attach(inner, clinic, "scan_0001.jpg")
+    attach(inner, clinic, "scan_0001.jpg", copy_of="docpipe sample 03")
     m = message(4, "Fwd: Medical claim - Raj Kumar a/l Subramaniam", None,
                 "Raj Kumar <raj@example.my>", html=read("html_formatted.html"))
     m.add_attachment(inner)
@@ -85,7 +93,7 @@ def main():
 
     # 5. Chinese/English body, non-ASCII subject (RFC 2047) and file name (RFC 2231).
     m = message(6, "理赔申请 Claim - 陈美玲", read("mixed_language.txt"), "Chen Mei Ling <meiling@example.my>")
-    attach(m, clinic, "收据 receipt.jpg")
+    attach(m, clinic, "收据 receipt.jpg", copy_of="docpipe sample 05")
     (out / "05-mixed-language.eml").write_bytes(fixed_boundaries(m, 0))
     print(f"wrote 5 sample emails to {out}")
 

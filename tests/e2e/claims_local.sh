@@ -5,6 +5,8 @@
 #  - a conflicting body sends claims to review with the conflict named
 #  - a receipt zipped by its sender is read from the ZIP, and one sent by Outlook inside its
 #    winmail.dat (TNEF) is read from that; both are submitted like the plain one
+#  - the clinic receipt sent again in a new email (new Message-ID, same file) is `skipped` as a
+#    duplicate of the first job, not booked twice (transform.dedup after transform.mime)
 #  - an email without attachment is `skipped`; a broken one, and one whose only attachment
 #    is a damaged winmail.dat, fail with a reason file and the run goes on
 #  - extract prints one JSON line per claim document
@@ -19,13 +21,17 @@ mkdir -p "$WORK/inbox"
 cp "$SRC"/examples/inbox/*.eml "$WORK/inbox/"
 head -c 3000 /dev/zero > "$WORK/inbox/99-garbage.eml"  # no header, no body: not an email
 # The clinic receipt's email again, from two other claimants, with the receipt zipped and
-# inside an Outlook winmail.dat; and an Outlook email whose only attachment is a damaged
-# winmail.dat, which fails naming it.
+# inside an Outlook winmail.dat (each their own scan: a JPEG comment makes other bytes); an
+# Outlook email whose only attachment is a damaged winmail.dat, which fails naming it; and
+# the first claimant's receipt sent again, byte for byte, in a new email.
 python3 - "$SRC/examples/inbox/01-clinic-receipt.eml" "$WORK/inbox" <<'PY'
 import email, email.policy, io, struct, sys, zipfile
 from email.message import EmailMessage
 src = email.message_from_bytes(open(sys.argv[1], "rb").read(), policy=email.policy.default)
-jpeg = next(p for p in src.iter_attachments()).get_content()
+original = next(p for p in src.iter_attachments()).get_content()
+def scan_of(jpeg, who):  # the same picture, other bytes: a JPEG comment after SOI
+    return jpeg[:2] + b"\xff\xfe" + struct.pack(">H", len(who) + 2) + who + jpeg[2:]
+jpeg = scan_of(original, b"zipped")
 buf = io.BytesIO()
 with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
     z.writestr("scans/receipt.jpg", jpeg)
@@ -37,13 +43,14 @@ properties = (struct.pack("<I", 2) + struct.pack("<II", 0x37050003, 1)  # PR_ATT
               + struct.pack("<III", 0x3707001F, 1, len(long_name)) + long_name + b"\0" * (-len(long_name) % 4))
 winmail = (struct.pack("<IH", 0x223E9F78, 1) + tnef_record(1, 0x00089006, b"\0\0\1\0")
            + tnef_record(2, 0x00069002, struct.pack("<HIHHI", 1, 0xFFFFFFFF, 0xFFFF, 0xFFFF, 0))
-           + tnef_record(2, 0x00018010, b"KLINIK~1.JPG\0") + tnef_record(2, 0x0006800F, jpeg)
+           + tnef_record(2, 0x00018010, b"KLINIK~1.JPG\0") + tnef_record(2, 0x0006800F, scan_of(original, b"outlook"))
            + tnef_record(2, 0x00069005, properties))
 body = src.get_body(("plain",)).get_content()
 for name, body, attachment in (
         ("06-zipped-receipt.eml", body.replace("Ahmad", "Siti"), ("receipts.zip", buf.getvalue(), "application", "zip")),
         ("07-outlook-winmail.eml", body.replace("Ahmad", "Mei Ling"), ("winmail.dat", winmail, "application", "ms-tnef")),
-        ("98-winmail.eml", "Please see attached.", ("winmail.dat", b"\x78\x9f\x3e\x22" + b"\0" * 20000, "application", "ms-tnef"))):
+        ("98-winmail.eml", "Please see attached.", ("winmail.dat", b"\x78\x9f\x3e\x22" + b"\0" * 20000, "application", "ms-tnef")),
+        ("08-sent-again.eml", body, ("malaysian_receipt_test.jpg", original, "image", "jpeg"))):
     m = EmailMessage()
     m["From"], m["To"], m["Subject"] = "Siti <siti@example.my>", "claims@tpa.example.my", "Claim"
     m["Date"], m["Message-ID"] = "Fri, 27 Dec 2024 10:00:00 +0800", "<" + name + "@docpipe.example>"
@@ -56,7 +63,7 @@ status=0
 "$DOCPIPE" run -c "$SRC/pipelines/claims-local.yaml" --once > "$WORK/summary.txt" 2> "$WORK/log.txt" || status=$?
 cat "$WORK/summary.txt"
 [ "$status" = 1 ] || fail "--once must exit 1 when a document failed (got $status)"
-grep -q "documents: 9 taken, 7 completed, 2 failed" "$WORK/summary.txt" || fail "summary: $(head -1 "$WORK/summary.txt")"
+grep -q "documents: 10 taken, 8 completed, 2 failed" "$WORK/summary.txt" || fail "summary: $(head -1 "$WORK/summary.txt")"
 
 ls "$WORK/out/ncb"/*.json >/dev/null 2>&1 || fail "no NCB record written"
 python3 - "$WORK" <<'PY'
@@ -83,11 +90,15 @@ db = sqlite3.connect(work / "state.db")
 jobs = {json.loads(d)["filename"]: json.loads(d) for (d,) in db.execute("SELECT data FROM jobs")}
 want = {"01-clinic-receipt.eml": "submitted", "02-malay-two-receipts.eml": "review", "03-html-forwarded.eml": "review",
         "04-no-attachment.eml": "skipped", "05-mixed-language.eml": "review", "99-garbage.eml": "failed",
-        "06-zipped-receipt.eml": "submitted", "07-outlook-winmail.eml": "submitted", "98-winmail.eml": "failed"}
+        "06-zipped-receipt.eml": "submitted", "07-outlook-winmail.eml": "submitted", "98-winmail.eml": "failed",
+        "08-sent-again.eml": "skipped"}
 for name, status in want.items():
     got = jobs.get(name, {}).get("status")
     if got != status: fail(f"job {name}: status {got}, want {status}")
 if "no claim attachment" not in jobs["04-no-attachment.eml"]["last_error"]: fail("skipped job without its reason")
+again, first = jobs["08-sent-again.eml"], jobs["01-clinic-receipt.eml"]
+if again.get("duplicate_of") != first["id"] or "duplicate of job " + first["id"] not in again["last_error"]:
+    fail(f"the receipt sent again is not named a duplicate of the first job: {again.get('duplicate_of')!r}, {again['last_error']!r}")
 if "'winmail.dat': an Outlook TNEF attachment" not in jobs["98-winmail.eml"]["last_error"]: fail("winmail.dat job: " + jobs["98-winmail.eml"]["last_error"])
 high = jobs["01-clinic-receipt.eml"]
 if abs(high["fields"]["total_amount"]["value"] - 479.05) > 1e-9 or high["confidence_level"] != "high":

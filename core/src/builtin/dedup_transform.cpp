@@ -11,12 +11,14 @@ namespace {
 
 // transform.dedup — drops a document whose content was already accepted within `ttl`.
 //
-// The key is the SHA-256 of the document's part bytes (for claims: one attachment), the
-// value the job that first carried it. A hit is a duplicate only when that earlier
-// delivery can stand: a different job whose status is not failed/rejected, or the same
-// job (same content, same source document) already delivered successfully before. A
-// redelivery after a crash or a failure is processed again — a dedup check must never
-// block the submission it is protecting (the prototype's did).
+// The key is the SHA-256 of the document's part bytes (placed after transform.mime: one
+// attachment), the value the job that first carried it and that document's id. A hit is a
+// duplicate when that earlier delivery can stand: a different job whose status is not
+// failed/rejected (the member sent the receipt again, in another email), another document
+// of the same job (the same file attached twice to one email), or the same document of the
+// same job already delivered successfully before. A redelivery after a crash or a failure
+// is processed again — a dedup check must never block the submission it is protecting (the
+// prototype's did).
 class DedupTransform : public Transform {
 public:
     static ComponentDescriptor describe() {
@@ -46,32 +48,43 @@ public:
             out.emit(input);
             return;
         }
+        const std::string owner = job_id + " " + input->id;
         // StoreError propagates: the runtime retries, so an outage never lets a duplicate through.
-        if (store_->put_if_absent(key, job_id, ttl_)) {
+        if (store_->put_if_absent(key, owner, ttl_)) {
             out.emit(input);
             return;
         }
-        const std::string original = store_->get(key).value_or(job_id);
+        // "<job> <document>"; a value stored before the document was added is the job alone.
+        const std::string stored = store_->get(key).value_or(owner);
+        const std::size_t space = stored.find(' ');
+        const std::string original = stored.substr(0, space);
+        const std::string original_doc = space == std::string::npos ? input->id : stored.substr(space + 1);
         const auto original_job = store_->get_job(original);
         const std::string original_status = original_job ? original_job->status : "";
         const bool original_stands = original_status != "failed" && original_status != "rejected" && !original_status.empty();
         const std::string previous = attribute(*input, kPreviousStatusAttribute, "");
-        const bool duplicate = original == job_id ? (previous == "submitted" || previous == "approved" || previous == "review")
-                                                  : original_stands;
+        const bool attached_twice = original == job_id && original_doc != input->id;
+        const bool duplicate = original != job_id ? original_stands
+                               : attached_twice   ? true
+                                                  : previous == "submitted" || previous == "approved" || previous == "review";
         if (!duplicate) {
-            store_->put(key, job_id, ttl_);  // this delivery now owns the hash
+            store_->put(key, owner, ttl_);  // this delivery now owns the hash
             out.emit(input);
             return;
         }
         ctx_.metrics().increment("duplicates_total");
-        ctx_.log().log(LogLevel::Info, fmt::format("duplicate of job {} (content sha256 {}...): skipped", original, hash.substr(0, 12)),
+        ctx_.log().log(LogLevel::Info,
+                       attached_twice ? fmt::format("the same file twice in job {} (content sha256 {}...): the copy is skipped", job_id,
+                                                    hash.substr(0, 12))
+                                      : fmt::format("duplicate of job {} (content sha256 {}...): skipped", original, hash.substr(0, 12)),
                        input->id);
         if (original != job_id) store_->update_job(job_id, [&](Job& j) { j.duplicate_of = original; });
         // Nothing is emitted: the document is consumed, and its source is acked. The runtime
         // ends the job as `skipped` — or, for the same document delivered again, keeps the
         // status its first delivery ended with.
-        out.skip(original == job_id ? fmt::format("already processed (job is '{}')", previous)
-                                    : "duplicate of job " + original);
+        out.skip(attached_twice            ? fmt::format("the same file as document {} of this job: skipped as a copy", original_doc)
+                 : original == job_id ? fmt::format("already processed (job is '{}')", previous)
+                                      : "duplicate of job " + original);
     }
 
 private:
