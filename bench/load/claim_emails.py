@@ -7,19 +7,18 @@ NCB record's "Policy Number"), and one receipt attachment (every `two_every`-th 
 two). No amount, date or receipt number in the body: those come from the receipt's OCR, so
 the body can never conflict with it.
 
-With 500 emails over 300 scans most scans are attached to two emails. Nothing in the
-pipeline takes that for a duplicate: transform.dedup hashes the whole email (different
-Message-ID, member, Date), an attachment's document id is derived from its email's id, the
-NCB Idempotency-Key from that id and the record (whose "Policy Number" is the member id), and
-the fake NCB books by Idempotency-Key only. It is what a real resubmission looks like: the
-same receipt photo in another member's email (or the same member's second email) with its own
-Message-ID. Blobs in Redis are content-addressed, so two emails with one scan share one blob
-(reference-counted).
+With 500 emails over 300 scans most scans are attached to two emails. Each attachment is
+made a receipt of its own: a JPEG comment naming its email goes after the scan's SOI marker,
+so its bytes differ and the picture does not. Otherwise the second copy would be what
+transform.dedup (after transform.mime, per attachment) rightly skips: the same receipt file
+sent again, which the load test does not measure. (A resubmission is tested in
+tests/e2e/claims_local.sh and tests/integration/dedup_test.cpp.)
 """
 
 import glob
 import os
 import random
+import struct
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -76,8 +75,11 @@ def write(p, path, when):
                   f"Please find my {'receipt' if n == 1 else f'{n} receipts'} attached.\n\n"
                   f"Member ID: {p['member_id']}\n\n"
                   "Thank you.\n")
-    for a in p["attachments"]:
+    for k, a in enumerate(p["attachments"]):
         with open(a["image"], "rb") as f:
-            m.add_attachment(f.read(), maintype="image", subtype="jpeg", filename=a["filename"])
+            jpeg = f.read()
+        mark = f"{p['message_id']} #{k + 1}".encode()
+        jpeg = jpeg[:2] + b"\xff\xfe" + struct.pack(">H", len(mark) + 2) + mark + jpeg[2:]
+        m.add_attachment(jpeg, maintype="image", subtype="jpeg", filename=a["filename"])
     with open(path, "wb") as f:
         f.write(bytes(m))
