@@ -26,8 +26,8 @@ std::string cell(std::string text) {
 
 std::string default_text(const Field& f) {
     if (!f.default_json()) return "";
-    if (f.is_secret()) return "******";
     const auto& d = *f.default_json();
+    if (f.is_secret() && !(d.is_string() && d.get<std::string>().empty())) return "******";
     if (d.is_string()) return d.get<std::string>().empty() ? "\"\"" : "`" + d.get<std::string>() + "`";
     return "`" + d.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "`";
 }

@@ -165,7 +165,8 @@ int cmd_plugins_describe(const std::vector<fs::path>& extra, const std::string& 
     for (const auto& f : d->config.fields()) {
         std::string extra_info;
         if (f.is_required()) extra_info += " required";
-        if (f.default_json()) extra_info += " default=" + (f.is_secret() ? std::string("******") : f.default_json()->dump());
+        if (f.default_json())
+            extra_info += " default=" + (f.is_secret() && *f.default_json() != "" ? std::string("******") : f.default_json()->dump());
         if (f.min_value()) extra_info += fmt::format(" min={}", *f.min_value());
         if (f.max_value()) extra_info += fmt::format(" max={}", *f.max_value());
         if (!f.allowed().empty()) {

@@ -357,7 +357,7 @@ struct Loader {
             add(value.Mark(), path + ".component", "missing required key 'component' (e.g. component: sink.files)");
         else
             node.component = value["component"].Scalar();
-        if (value["concurrency"]) {
+        if (value["concurrency"] && !value["concurrency"].IsNull()) {  // empty: the default
             const YAML::Node c = value["concurrency"];
             auto parsed = detail::yaml_to_json(c);
             if (!parsed.is_number_integer() || parsed.get<std::int64_t>() < 1 || parsed.get<std::int64_t>() > 256)
@@ -612,7 +612,8 @@ PipelineSpec load_pipeline_text(const fs::path& file, const std::string& text, s
             }
         } else loader.add(paths.Mark(), "plugin_paths", "expected a list of folders");
     }
-    if (const YAML::Node m = root["max_in_flight"]) {
+    // "max_in_flight:" with nothing after it takes the default, as an empty config key does.
+    if (const YAML::Node m = root["max_in_flight"]; m && !m.IsNull()) {
         auto v = detail::yaml_to_json(m);
         if (!v.is_number_integer() || v.get<std::int64_t>() < 1)
             loader.add(m.Mark(), "max_in_flight", fmt::format("expected a positive integer, got '{}'", m.IsScalar() ? m.Scalar() : "a collection"));

@@ -684,6 +684,11 @@ std::string sanitize_filename(const std::string& name, const std::string& fallba
 ParsedEmail parse_email(const std::uint8_t* data, std::size_t size, const EmailLimits& limits) {
     init_gmime();
     ParsedEmail email;
+    // An empty file: GMime asserts on a null buffer (three "critical" lines in the log).
+    if (size == 0) {
+        email.problems.push_back("not an email: the file is empty");
+        return email;
+    }
     GRef<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(reinterpret_cast<const char*>(data), size));
     GRef<GMimeParser> parser(g_mime_parser_new_with_stream(stream.p));
     GRef<GMimeMessage> message(g_mime_parser_construct_message(parser.p, nullptr));

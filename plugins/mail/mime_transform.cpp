@@ -45,6 +45,7 @@ void MimeTransform::process(const DocumentPtr& input, Outputs& out) {
     }
     const Part& part = input->parts.front();
     const auto& bytes = *part.bytes;
+    if (bytes.empty()) throw BadInput(fmt::format("{}: not an email: the file is empty", part.name));
     ParsedEmail email = parse_email(bytes.data(), bytes.size(), limits_);
     if (email.message_id.empty() && email.subject.empty() && email.from.empty() && email.attachments.empty() && email.body_text.empty())
         throw BadInput(fmt::format("{}: not an email: no headers, body or attachments could be read", part.name));

@@ -25,7 +25,7 @@ ComponentDescriptor LineReader::describe() {
             .describe("A crop is scaled up (never down, at most 4x) so its line is about this many pixels tall"),
         Field::integer("max_lines").default_value(8).min(1).max(100)
             .describe("Lines read per document at most (the rest keep their first reading)"),
-        Field::duration("line_timeout").default_value("10s").min(0.001)
+        Field::duration("line_timeout").default_value("10s").min(0.001).max(3600)
             .describe("Longest OCR of one line; one over it keeps its first reading"),
         Field::integer("default_dpi").default_value(300).min(50).max(1200)
             .describe("Resolution assumed for pages that do not state one"),

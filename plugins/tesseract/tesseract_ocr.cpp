@@ -41,7 +41,7 @@ public:
             Field::integer("psm").default_value(6).min(0).max(13)
                 .describe("Page segmentation mode; 6 (one uniform block) keeps receipt rows together"),
             Field::string("tessdata_dir").describe("Folder with <lang>.traineddata (default: Tesseract's own)"),
-            Field::duration("page_timeout").default_value("30s").min(0.001)
+            Field::duration("page_timeout").default_value("30s").min(0.001).max(3600)
                 .describe("Longest OCR of one page; a page that takes longer is cancelled and retried (the node's retry policy), "
                           "as a starved CPU slows good pages too"),
             Field::number("max_megapixels").default_value(40).min(0.01)

@@ -37,7 +37,7 @@ NcbRecord ncb_record(const Document& doc, std::chrono::system_clock::time_point 
         }
         auto converted = convert(*v);
         if (!converted) {
-            out.missing.push_back(fmt::format("{} ({}: '{}' is not usable)", ncb_name, field, v->dump()));
+            out.missing.push_back(fmt::format("{} ({}: '{}' is not usable)", ncb_name, field, v->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
             return;
         }
         r[ncb_name] = *converted;

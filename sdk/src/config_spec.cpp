@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 
 #include "docpipe/detail/yaml_config.hpp"
 
@@ -53,7 +54,9 @@ nlohmann::json Field::to_json() const {
     nlohmann::json j{{"name", name_}, {"type", to_string(type_)}, {"description", description_},
                      {"required", required_}, {"secret", secret_}};
     if (path_) j["path"] = true;  // relative to the pipeline file
-    if (default_) j["default"] = secret_ ? nlohmann::json("******") : *default_;
+    // An empty default hides nothing; shown masked, it read as if a secret were built in.
+    const bool empty_default = default_ && default_->is_string() && default_->get<std::string>().empty();
+    if (default_) j["default"] = secret_ && !empty_default ? nlohmann::json("******") : *default_;
     if (min_) j["min"] = *min_;
     if (max_) j["max"] = *max_;
     if (!allowed_.empty()) j["enum"] = allowed_;
@@ -64,8 +67,56 @@ ConfigSpec::ConfigSpec(std::initializer_list<Field> fields) {
     for (const auto& f : fields) add(f);
 }
 
+static constexpr std::chrono::milliseconds kLongestDuration = std::chrono::hours(24 * 3650);
+
+// A default the field's own rules refuse ("level" 50 with a maximum of 10): `describe` showed
+// it and the component was given it, while the same value written in a pipeline was an error.
+// What is wrong, or "".
+static std::string default_problem(const Field& field) {
+    if (!field.default_json()) return {};
+    const nlohmann::json& d = *field.default_json();
+    std::optional<double> numeric;  // durations in seconds, as their ranges are
+    switch (field.type()) {
+        case FieldType::Duration:
+            if (d.is_string()) {
+                const auto ms = parse_duration(d.get<std::string>());
+                if (!ms) return fmt::format("its default '{}' is not a duration such as 500ms, 5s, 2m or 1h", d.get<std::string>());
+                numeric = static_cast<double>(ms->count()) / 1000.0;
+            } else if (d.is_number()) {
+                numeric = d.get<double>();
+            } else {
+                return "its default is neither a duration text nor a number of seconds";
+            }
+            break;
+        case FieldType::Integer:
+            if (!d.is_number_integer()) return fmt::format("its default {} is not an integer", d.dump());
+            numeric = d.get<double>();
+            break;
+        case FieldType::Number:
+            if (!d.is_number()) return fmt::format("its default {} is not a number", d.dump());
+            numeric = d.get<double>();
+            break;
+        case FieldType::String:
+            if (!d.is_string()) return fmt::format("its default {} is not a string", d.dump());
+            if (!field.allowed().empty() &&
+                std::find(field.allowed().begin(), field.allowed().end(), d.get<std::string>()) == field.allowed().end())
+                return fmt::format("its default '{}' is not one of its values ({})", d.get<std::string>(),
+                                   fmt::join(field.allowed(), ", "));
+            break;
+        default: break;
+    }
+    const char* unit = field.type() == FieldType::Duration ? " s" : "";
+    if (numeric && field.min_value() && *numeric < *field.min_value())
+        return fmt::format("its default {} is below its minimum {}{}", d.is_string() ? d.get<std::string>() : d.dump(), *field.min_value(), unit);
+    if (numeric && field.max_value() && *numeric > *field.max_value())
+        return fmt::format("its default {} is above its maximum {}{}", d.is_string() ? d.get<std::string>() : d.dump(), *field.max_value(), unit);
+    return {};
+}
+
 ConfigSpec& ConfigSpec::add(Field field) {
     if (find(field.name())) throw std::logic_error("config field '" + field.name() + "' declared twice");
+    if (const std::string problem = default_problem(field); !problem.empty())
+        throw std::logic_error(fmt::format("config field '{}': {}; a default must be a value the field accepts", field.name(), problem));
     fields_.push_back(std::move(field));
     return *this;
 }
@@ -148,7 +199,11 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
     else if (unit == "h") factor = 3'600'000;
     else if (unit == "d") factor = 86'400'000;
     else return std::nullopt;
-    return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(value * factor)));
+    // Beyond what an int64 of milliseconds holds: the largest, which validation then refuses
+    // as too long (llround of it gave a negative number: "below the minimum 0 s").
+    const double ms = value * factor;
+    if (!(ms < 9.0e18)) return std::chrono::milliseconds::max();
+    return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(ms)));
 }
 
 // Edit distance where swapping two neighbouring letters counts as one edit (optimal string
@@ -312,6 +367,11 @@ static nlohmann::json convert_value(const Field& field, const YAML::Node& value,
             if (!d && !text.empty() && text.front() == '-' && parse_duration(std::string_view(text).substr(1)))
                 return fail(fmt::format("a duration cannot be negative, got '{}'", text));
             if (!d) return fail(fmt::format("expected a duration such as 500ms, 5s, 2m or 1h, got '{}'", text));
+            // Deadlines are clock readings plus a duration: 200000d ran past steady_clock's
+            // range and a drain ended at once. Nothing docpipe waits for is years long.
+            if (*d > kLongestDuration)
+                return fail(fmt::format("'{}' is longer than {}d, the longest duration docpipe takes", text,
+                                        std::chrono::duration_cast<std::chrono::hours>(kLongestDuration).count() / 24));
             result = d->count();
             numeric = static_cast<double>(d->count()) / 1000.0;  // ranges are in seconds
             check_range = true;
@@ -367,6 +427,12 @@ nlohmann::json validate_config(const ConfigSpec& spec, const YAML::Node& node, c
             }
             if (kv.second.IsNull()) continue;  // "key:" with nothing = use the default
             values[key] = convert_value(*field, kv.second, path, issues);
+            // `path: ""` (or an empty ${VAR:-}) passed as given, and the node failed at start
+            // with no line to look at.
+            if (field->is_required() && values[key].is_string() && values[key].get<std::string>().empty())
+                issues.push_back({line_of(kv.second.Mark()), column_of(kv.second.Mark()), path,
+                                  fmt::format("'{}' is required and cannot be empty{}", key,
+                                              field->description().empty() ? "" : ": " + field->description())});
         }
     }
     for (const auto& field : spec.fields()) {

@@ -3,6 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <openssl/evp.h>
+
+#include <fmt/core.h>
+
 #include "harness.hpp"
 
 using namespace docpipe;
@@ -110,6 +114,76 @@ TEST_F(Dedup, TheSameAttachmentInTwoEmailsOrTwiceInOneIsDeliveredOnce) {
     std::lock_guard lock(probe("out").mutex);
     EXPECT_EQ(probe("out").accepted.size(), 1u);
     EXPECT_EQ(probe("out").accepted.begin()->second, 1);
+}
+
+// The first copy's own outcome decides, not its job's: job-1 booked one receipt and failed on
+// another (partial); the failed receipt sent again in a new email goes through.
+TEST_F(Dedup, AReceiptThatFailedInAPartialJobIsNotADuplicateWhenSentAgain) {
+    core::SystemClock clock;
+    const auto seed = [&](const std::string& original_outcome) {
+        auto store = core::open_store("sqlite", (harness_.dir.path() / "s.db").string(), clock);
+        // source.memory's documents hold the one byte 'x': the hash transform.dedup keys them by.
+        const std::string joined = "1:x";
+        unsigned char digest[32];
+        unsigned int length = 0;
+        EVP_Digest(joined.data(), joined.size(), digest, &length, EVP_sha256(), nullptr);
+        std::string hex;
+        for (unsigned i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
+        store->put("dedup/" + hex, "job-1 receipt-b", std::chrono::hours(1));
+        core::Job j;
+        j.id = "job-1";
+        j.status = "partial";
+        j.set_outcomes_text(R"([{"doc_id":"receipt-a","status":"submitted"},{"doc_id":"receipt-b","status":")" + original_outcome +
+                            R"("}])");
+        store->put_job(j);
+    };
+    seed("failed");
+    probe("src").feed(1, "again-");
+    EXPECT_EQ(run_once("{probe: out}"), 0);
+    EXPECT_EQ(job("again-0")->status, "submitted") << "receipt-b was never booked";
+    {
+        std::lock_guard lock(probe("out").mutex);
+        EXPECT_EQ(probe("out").accepted.count("again-0"), 1u);
+    }
+    seed("submitted");  // the same, but receipt-b itself was booked
+    probe("src").feed(1, "later-");
+    EXPECT_EQ(run_once("{probe: out}"), 0);
+    EXPECT_EQ(job("later-0")->status, "skipped");
+    EXPECT_EQ(job("later-0")->duplicate_of, "job-1");
+}
+
+// A job in review whose email is delivered again (a crash before the ack): with the archive
+// fed from the inbox, the archive's ledger answered "submitted" and the job left the review
+// queue, its claim lost. The shipped pipelines dedup the whole email first, then each
+// attachment; this is their shape (transform.split stands for transform.mime).
+TEST_F(Dedup, AnEmailDeliveredAgainKeepsItsReviewStatusWithAnArchiveBesideIt) {
+    const std::string nodes = "  dedup_email: {component: transform.dedup}\n"
+                              "  split: {component: transform.split, config: {children: 2}}\n"
+                              "  review: {component: sink.review}\n"
+                              "  archive: {component: sink.memory, config: {probe: archive}}\n";
+    probe("src").feed(1);
+    auto rt = harness_.build("state: {backend: sqlite, path: '" + (harness_.dir.path() / "s.db").string() + R"('}
+admin: {enabled: false}
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  dedup: {component: transform.dedup}
+)" + nodes + "edges: [in -> dedup_email -> split -> dedup -> review, dedup_email -> archive]\n",
+                             true);
+    rt->start();
+    EXPECT_EQ(rt->run(), 0);
+    EXPECT_EQ(rt->state().get_job("doc-0")->status, "review");
+    rt.reset();
+    probe("src").feed(1);  // the same email again
+    auto again = harness_.build("state: {backend: sqlite, path: '" + (harness_.dir.path() / "s.db").string() + R"('}
+admin: {enabled: false}
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  dedup: {component: transform.dedup}
+)" + nodes + "edges: [in -> dedup_email -> split -> dedup -> review, dedup_email -> archive]\n",
+                                true);
+    again->start();
+    EXPECT_EQ(again->run(), 0);
+    EXPECT_EQ(again->state().get_job("doc-0")->status, "review") << "still waiting for a reviewer";
 }
 
 }  // namespace

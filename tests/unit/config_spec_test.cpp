@@ -71,6 +71,7 @@ TEST(ConfigSpec, ValidationMessages) {
     EXPECT_EQ(issues_for("path: [a, b]"), std::vector<std::string>{"1:7 config.path: expected a string, got a list"});
     EXPECT_EQ(issues_for("path: /in\nextra: 3"), std::vector<std::string>{"2:8 config.extra: expected a mapping, got '3'"});
     EXPECT_EQ(issues_for("workers: 3"), std::vector<std::string>{"1:1 config.path: missing required key 'path' (string): where"});
+    EXPECT_EQ(issues_for("path: ''"), std::vector<std::string>{"1:7 config.path: 'path' is required and cannot be empty: where"});
     EXPECT_EQ(issues_for("path: /in\npaths: x"), std::vector<std::string>{"2:1 config.paths: unknown key 'paths' (did you mean 'path'?)"});
     EXPECT_EQ(issues_for("path: /in\nzzzzzz: x"),
               std::vector<std::string>{"2:1 config.zzzzzz: unknown key 'zzzzzz'; known keys: path, workers, threshold, verbose, "
@@ -92,11 +93,52 @@ TEST(ConfigSpec, DescribeJsonCarriesEverything) {
     EXPECT_EQ(j[1]["min"], 1);
     EXPECT_EQ(j[6]["enum"], nlohmann::json::array({"fast", "accurate"}));
     EXPECT_EQ(j[7]["secret"], true);
+    // A secret's default is masked, unless it is empty: "******" read as a built-in password.
+    EXPECT_EQ(ConfigSpec{Field::string("password").secret().default_value("")}.to_json()[0]["default"], "");
+    EXPECT_EQ(ConfigSpec{Field::string("password").secret().default_value("hunter2")}.to_json()[0]["default"], "******");
 }
 
 TEST(ConfigSpec, DuplicateFieldIsAProgrammingError) {
     ConfigSpec s{Field::string("a")};
     EXPECT_THROW(s.add(Field::integer("a")), std::logic_error);
+}
+
+// describe showed a default the field's own rules refuse, and the component was given it,
+// while the same value written in a pipeline was an error: a default must be a value the
+// field accepts, or the plugin is refused at load with this error.
+TEST(ConfigSpec, ADefaultTheFieldWouldRefuseIsAProgrammingError) {
+    const auto refused = [](Field f) -> std::string {
+        try {
+            ConfigSpec s{std::move(f)};
+        } catch (const std::logic_error& e) {
+            return e.what();
+        }
+        return "accepted";
+    };
+    EXPECT_EQ(refused(Field::integer("level").default_value(50).min(1).max(10)),
+              "config field 'level': its default 50 is above its maximum 10; a default must be a value the field accepts");
+    EXPECT_EQ(refused(Field::enumeration("mode", {"a", "b"}).default_value("zzz")),
+              "config field 'mode': its default 'zzz' is not one of its values (a, b); a default must be a value the field accepts");
+    EXPECT_EQ(refused(Field::duration("wait").default_value("5s").min(10)),
+              "config field 'wait': its default 5s is below its minimum 10 s; a default must be a value the field accepts");
+    EXPECT_EQ(refused(Field::duration("wait").default_value("-5s")),
+              "config field 'wait': its default '-5s' is not a duration such as 500ms, 5s, 2m or 1h; a default must be a value the "
+              "field accepts");
+    EXPECT_EQ(refused(Field::integer("n").default_value("3")),
+              "config field 'n': its default \"3\" is not an integer; a default must be a value the field accepts");
+    EXPECT_EQ(refused(Field::duration("wait").default_value("5s").min(1).max(10)), "accepted");
+    EXPECT_EQ(refused(Field::number("x").default_value(0.5).min(0).max(1)), "accepted");
+}
+
+// 200000d passed validation and overflowed the clock (a drain ended at once);
+// 99999999999999999999d was reported "below the minimum 0 s".
+TEST(ConfigSpec, ADurationOfYearsIsRefusedByName) {
+    EXPECT_EQ(issues_for("path: /in\ntimeout: 200000d"),
+              std::vector<std::string>{"2:10 config.timeout: '200000d' is longer than 3650d, the longest duration docpipe takes"});
+    EXPECT_EQ(issues_for("path: /in\ntimeout: 99999999999999999999d"),
+              std::vector<std::string>{
+                  "2:10 config.timeout: '99999999999999999999d' is longer than 3650d, the longest duration docpipe takes"});
+    EXPECT_TRUE(issues_for("path: /in\ntimeout: 3650d").empty());
 }
 
 TEST(Durations, Parse) {

@@ -293,6 +293,26 @@ edges: [a -> out]
     EXPECT_THAT(issues, ElementsAre("p.yaml:2:3: nodes: the pipeline has no source node (a component of kind 'source', e.g. source.directory)"));
 }
 
+// "max_in_flight:" and "concurrency:" with no value were "expected a positive integer, got 'a
+// collection'", at the line after; an empty key takes its default, as a config key does.
+TEST(PipelineErrors, AnEmptyMaxInFlightOrConcurrencyTakesItsDefault) {
+    Harness h;
+    core::PipelineSpec spec;
+    auto issues = h.check(R"(max_in_flight:
+nodes:
+  in: {component: source.memory, config: {probe: p}}
+  out:
+    component: sink.memory
+    concurrency:
+    config: {probe: p}
+edges: [in -> out]
+)", &spec);
+    EXPECT_TRUE(issues.empty()) << ::testing::PrintToString(issues);
+    EXPECT_EQ(spec.max_in_flight, 64u);
+    ASSERT_NE(spec.find("out"), nullptr);
+    EXPECT_EQ(spec.find("out")->concurrency, 1);
+}
+
 TEST(PipelineErrors, ConcurrencyOnAComponentThatIsNotConcurrentSafe) {
     Harness h;
     auto issues = h.check(R"(nodes:

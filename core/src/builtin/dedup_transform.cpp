@@ -1,5 +1,8 @@
 #include <openssl/evp.h>
 
+#include <array>
+#include <mutex>
+
 #include <fmt/core.h>
 
 #include "builtin.hpp"
@@ -43,12 +46,15 @@ public:
         const std::string hash = content_hash(*input);
         const std::string job_id = attribute(*input, kJobIdAttribute, input->id);
         const std::string key = "dedup/" + hash;
+        const std::string owner = job_id + " " + input->id;
+        // Two attachments of one email with the same bytes may be here at once (concurrency
+        // above 1): the read, the decision and the write for one hash are one step.
+        std::lock_guard lock(stripes_[std::hash<std::string>{}(hash) % stripes_.size()]);
         if (input->attributes.count(kRedeliverAttribute)) {  // `run --once --redeliver`: on purpose
-            store_->put(key, job_id, ttl_);
+            store_->put(key, owner, ttl_);
             out.emit(input);
             return;
         }
-        const std::string owner = job_id + " " + input->id;
         // StoreError propagates: the runtime retries, so an outage never lets a duplicate through.
         if (store_->put_if_absent(key, owner, ttl_)) {
             out.emit(input);
@@ -61,7 +67,16 @@ public:
         const std::string original_doc = space == std::string::npos ? input->id : stored.substr(space + 1);
         const auto original_job = store_->get_job(original);
         const std::string original_status = original_job ? original_job->status : "";
-        const bool original_stands = original_status != "failed" && original_status != "rejected" && !original_status.empty();
+        bool original_stands = original_status != "failed" && original_status != "rejected" && !original_status.empty();
+        // The first copy's own outcome, where the job says: in a `partial` job one receipt may
+        // have been booked and this one have failed, and sent again it must go through.
+        if (original_stands && space != std::string::npos && original != job_id)
+            for (const auto& o : original_job->outcomes())
+                if (o.value("doc_id", "") == original_doc) {
+                    const std::string status = o.value("status", "");
+                    original_stands = status != "failed" && status != "rejected";
+                    break;
+                }
         const std::string previous = attribute(*input, kPreviousStatusAttribute, "");
         const bool attached_twice = original == job_id && original_doc != input->id;
         const bool duplicate = original != job_id ? original_stands
@@ -114,6 +129,7 @@ private:
     Context& ctx_;
     std::chrono::seconds ttl_;
     Store* store_ = nullptr;  // the runtime's; outlives this component
+    std::array<std::mutex, 16> stripes_;  // by hash: one decision at a time per content
 };
 
 }  // namespace

@@ -88,12 +88,13 @@ ActionResult AdminActions::retry_job(const std::string& id) {
                 // Left for now: a later rejection or approval of the job clears it.
             }
         }
-        AckHandle done = [this, key, index_key, review_key, pages_prefix, parked](const Outcome& o) {
+        const std::string doc_id = letters[i].doc.id;
+        AckHandle done = [this, id, doc_id, key, index_key, review_key, pages_prefix, parked](const Outcome& o) {
             // A failure again wrote a letter of its own, which replaces this one: kept, every
             // failed retry doubled the job's letters, and the next retry sent the document
             // that many times. Kept only when the new one could not be stored.
             if (o.ok || !o.keep_input) dead_letters_.remove(key, index_key);
-            if (o.ok && parked) forget_parked(review_key, pages_prefix, *parked);
+            if (o.ok && parked) forget_parked(id, doc_id, review_key, pages_prefix, *parked);
         };
         auto doc = std::make_shared<const Document>(std::move(letters[i].doc));
         // A letter a source recorded (SourceEmitter::reject) re-enters after that source.
@@ -294,9 +295,10 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
         }
         const std::string review_key = key;
         const std::string pages_prefix = admin::review_page_prefix(id, doc.id);
+        const std::string doc_id = doc.id;
         graph_.inject(*approved_node_, id, std::make_shared<const Document>(std::move(doc)),
-                      [this, review_key, pages_prefix, parked](const Outcome& o) {
-            if (o.ok) forget_parked(review_key, pages_prefix, parked);
+                      [this, id, doc_id, review_key, pages_prefix, parked](const Outcome& o) {
+            if (o.ok) forget_parked(id, doc_id, review_key, pages_prefix, parked);
         }, DescendantOutcome::Kind::Review);
     }
     log_.log(LogLevel::Info, fmt::format("approved by a reviewer with {} correction(s) over {} document(s); sent to node '{}'",
@@ -306,8 +308,17 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
     return done;
 }
 
-void AdminActions::forget_parked(const std::string& review_key, const std::string& pages_prefix, const std::string& parked) noexcept {
+void AdminActions::forget_parked(const std::string& job_id, const std::string& doc_id, const std::string& review_key,
+                                 const std::string& pages_prefix, const std::string& parked) noexcept {
     try {
+        // The job's ack is for the whole job: a `partial` one acks ok while this document
+        // failed again. Only this document's own outcome says it went through.
+        const auto job = store_.get_job(job_id);
+        if (!job) return;
+        bool delivered = false;
+        for (const auto& o : job->outcomes())
+            if (o.value("doc_id", "") == doc_id) delivered = o.value("status", "") == "submitted";
+        if (!delivered) return;
         // Parked again by this very delivery (NCB refused the corrected claim too): the
         // record was rewritten, and it is what the next approval needs.
         if (store_.get(review_key) != parked) return;

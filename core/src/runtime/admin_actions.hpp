@@ -39,9 +39,11 @@ private:
     // The checked corrections in the form the components store them (FieldChecker::normalize_fields).
     nlohmann::json normalize_corrections(nlohmann::json corrections) const;
     std::optional<std::size_t> node_index(const std::string& name) const;
-    // Once an approved document went through: its parked record and page images, unless the
-    // record is no longer `parked` (the delivery parked it again, corrected, for a reviewer).
-    void forget_parked(const std::string& review_key, const std::string& pages_prefix, const std::string& parked) noexcept;
+    // Once an approved document went through (its own outcome in the job is `submitted`): its
+    // parked record and page images, unless the record is no longer `parked` (the delivery
+    // parked it again, corrected, for a reviewer).
+    void forget_parked(const std::string& job_id, const std::string& doc_id, const std::string& review_key,
+                       const std::string& pages_prefix, const std::string& parked) noexcept;
 
     const NodeList& nodes_;
     Store& store_;
