@@ -604,24 +604,30 @@ edges:
         << "the job keeps the total that was delivered";
 }
 
-TEST_F(AdminApi, AJobThatFailedAfterApprovalReturnsToReview) {
-    probe("src").feed(1);
-    start(R"(
+// Even documents go to review; approved ones go to `ncb`, which fails the first
+// `fail_first` writes of each document (one attempt each).
+std::string review_then_ncb(int fail_first) {
+    return fmt::format(R"(
 nodes:
-  in: {component: source.memory, config: {probe: src}}
-  route: {component: transform.route}
-  review: {component: sink.review}
-  out: {component: sink.memory, config: {probe: out}}
+  in: {{component: source.memory, config: {{probe: src}}}}
+  route: {{component: transform.route}}
+  review: {{component: sink.review}}
+  out: {{component: sink.memory, config: {{probe: out}}}}
   ncb:
     component: sink.memory
-    retry: {attempts: 1}
-    config: {probe: ncb, fail_first: 1}
+    retry: {{attempts: 1}}
+    config: {{probe: ncb, fail_first: {}}}
 edges:
   - in -> route
   - route.even -> review
   - route.odd -> out
   - route.odd -> ncb
-)", ", approved_node: ncb");
+)", fail_first);
+}
+
+TEST_F(AdminApi, AJobThatFailedAfterApprovalReturnsToReview) {
+    probe("src").feed(1);
+    start(review_then_ncb(1), ", approved_node: ncb");
     ASSERT_TRUE(wait_job("doc-0", "review"));
     auto post = [&](const std::string& path, const std::string& body_text) {
         return client_->Post(path, {{"X-API-Key", kKey}}, body_text, "application/json");
@@ -652,22 +658,7 @@ edges:
 // the parked document and its page images, as an approval that goes through at once does.
 TEST_F(AdminApi, RetriesOfAFailedApprovalKeepOneLetterAndDeliverOnce) {
     probe("src").feed(1);
-    start(R"(
-nodes:
-  in: {component: source.memory, config: {probe: src}}
-  route: {component: transform.route}
-  review: {component: sink.review}
-  out: {component: sink.memory, config: {probe: out}}
-  ncb:
-    component: sink.memory
-    retry: {attempts: 1}
-    config: {probe: ncb, fail_first: 3}
-edges:
-  - in -> route
-  - route.even -> review
-  - route.odd -> out
-  - route.odd -> ncb
-)", ", approved_node: ncb");
+    start(review_then_ncb(3), ", approved_node: ncb");
     ASSERT_TRUE(wait_job("doc-0", "review"));
     auto post = [&](const std::string& path, const std::string& body_text) {
         return client_->Post(path, {{"X-API-Key", kKey}}, body_text, "application/json");

@@ -161,26 +161,23 @@ TEST_F(Dedup, AnEmailDeliveredAgainKeepsItsReviewStatusWithAnArchiveBesideIt) {
                               "  split: {component: transform.split, config: {children: 2}}\n"
                               "  review: {component: sink.review}\n"
                               "  archive: {component: sink.memory, config: {probe: archive}}\n";
-    probe("src").feed(1);
-    auto rt = harness_.build("state: {backend: sqlite, path: '" + (harness_.dir.path() / "s.db").string() + R"('}
+    const auto runtime = [&] {
+        return harness_.build("state: {backend: sqlite, path: '" + (harness_.dir.path() / "s.db").string() + R"('}
 admin: {enabled: false}
 nodes:
   in: {component: source.memory, config: {probe: src}}
   dedup: {component: transform.dedup}
 )" + nodes + "edges: [in -> dedup_email -> split -> dedup -> review, dedup_email -> archive]\n",
-                             true);
+                              true);
+    };
+    probe("src").feed(1);
+    auto rt = runtime();
     rt->start();
     EXPECT_EQ(rt->run(), 0);
     EXPECT_EQ(rt->state().get_job("doc-0")->status, "review");
     rt.reset();
     probe("src").feed(1);  // the same email again
-    auto again = harness_.build("state: {backend: sqlite, path: '" + (harness_.dir.path() / "s.db").string() + R"('}
-admin: {enabled: false}
-nodes:
-  in: {component: source.memory, config: {probe: src}}
-  dedup: {component: transform.dedup}
-)" + nodes + "edges: [in -> dedup_email -> split -> dedup -> review, dedup_email -> archive]\n",
-                                true);
+    auto again = runtime();
     again->start();
     EXPECT_EQ(again->run(), 0);
     EXPECT_EQ(again->state().get_job("doc-0")->status, "review") << "still waiting for a reviewer";
