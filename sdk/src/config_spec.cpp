@@ -429,9 +429,10 @@ nlohmann::json validate_config(const ConfigSpec& spec, const YAML::Node& node, c
             values[key] = convert_value(*field, kv.second, path, issues);
             // `path: ""` (or an empty ${VAR:-}) passed as given, and the node failed at start
             // with no line to look at.
-            if (field->is_required() && values[key].is_string() && values[key].get<std::string>().empty())
+            if (field->is_required() && values[key].is_string() &&
+                values[key].get<std::string>().find_first_not_of(" \t\r\n") == std::string::npos)
                 issues.push_back({line_of(kv.second.Mark()), column_of(kv.second.Mark()), path,
-                                  fmt::format("'{}' is required and cannot be empty{}", key,
+                                  fmt::format("'{}' is required and cannot be empty or blank{}", key,
                                               field->description().empty() ? "" : ": " + field->description())});
         }
     }

@@ -685,6 +685,38 @@ TEST_F(AdminApi, RetriesOfAFailedApprovalKeepOneLetterAndDeliverOnce) {
     EXPECT_EQ(body(get("/api/v1/exceptions"))["meta"]["pagination"]["total"], 0);
 }
 
+// The first email's receipt failed at NCB; the member sent it again, and the resend went
+// through transform.dedup in its place. An operator's retry of the first job would book the
+// receipt twice: it is refused, naming the job that took over.
+TEST_F(AdminApi, ARetryOfAReceiptSentAgainElsewhereIsRefused) {
+    probe("src").feed(1);
+    start(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  dedup: {component: transform.dedup}
+  ncb:
+    component: sink.memory
+    retry: {attempts: 1}
+    config: {probe: ncb, fail_first: 1}
+edges: [in -> dedup -> ncb]
+)");
+    ASSERT_TRUE(wait_job("doc-0", "failed"));
+    probe("src").feed(1, "again-");  // the same receipt, in a new email
+    ASSERT_TRUE(wait_job("again-0", "failed")) << "its first write fails too (fail_first is per document)";
+    EXPECT_EQ(body(get("/api/v1/jobs/doc-0"))["data"]["references"]["resent_as"]["doc-0"], "again-0");
+    auto refused = client_->Post("/api/v1/jobs/doc-0/retry", {{"X-API-Key", kKey}}, "", "application/json");
+    ASSERT_EQ(refused->status, 409) << refused->body;
+    EXPECT_THAT(body(refused)["error"]["message"].get<std::string>(),
+                ::testing::HasSubstr("doc-0 (sent again as job again-0); retrying would book it twice"));
+    EXPECT_TRUE(rt_->state().keys("deadletter-index/doc-0/").empty()) << "its letter is settled";
+    auto retry = client_->Post("/api/v1/jobs/again-0/retry", {{"X-API-Key", kKey}}, "", "application/json");
+    ASSERT_EQ(retry->status, 200) << retry->body;
+    ASSERT_TRUE(wait_job("again-0", "submitted"));
+    std::lock_guard lock(probe("ncb").mutex);
+    EXPECT_EQ(probe("ncb").accepted.count("doc-0"), 0u);
+    EXPECT_EQ(probe("ncb").accepted.at("again-0"), 1);
+}
+
 // NCB refuses a claim (422): sink.ncb parks it, the runtime stores it in the review queue
 // (before, nothing was stored and the approval the runbook prescribes answered "no parked
 // document is stored for this job"), and the reviewer's corrected approval reaches NCB

@@ -14,6 +14,17 @@ using namespace docpipe::test;
 
 namespace {
 
+// source.memory's documents hold the one byte 'x': the key transform.dedup files them under.
+const std::string kMemoryDocumentKey = [] {
+    const std::string joined = "1:x";
+    unsigned char digest[32];
+    unsigned int length = 0;
+    EVP_Digest(joined.data(), joined.size(), digest, &length, EVP_sha256(), nullptr);
+    std::string hex;
+    for (unsigned i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
+    return "dedup/" + hex;
+}();
+
 class Dedup : public ::testing::Test {
 protected:
     // Each run is a fresh runtime on the same SQLite state, like a restarted service.
@@ -122,14 +133,7 @@ TEST_F(Dedup, AReceiptThatFailedInAPartialJobIsNotADuplicateWhenSentAgain) {
     core::SystemClock clock;
     const auto seed = [&](const std::string& original_outcome) {
         auto store = core::open_store("sqlite", (harness_.dir.path() / "s.db").string(), clock);
-        // source.memory's documents hold the one byte 'x': the hash transform.dedup keys them by.
-        const std::string joined = "1:x";
-        unsigned char digest[32];
-        unsigned int length = 0;
-        EVP_Digest(joined.data(), joined.size(), digest, &length, EVP_sha256(), nullptr);
-        std::string hex;
-        for (unsigned i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
-        store->put("dedup/" + hex, "job-1 receipt-b", std::chrono::hours(1));
+        store->put(kMemoryDocumentKey, "job-1 receipt-b", std::chrono::hours(1));
         core::Job j;
         j.id = "job-1";
         j.status = "partial";
@@ -181,6 +185,51 @@ nodes:
     again->start();
     EXPECT_EQ(again->run(), 0);
     EXPECT_EQ(again->state().get_job("doc-0")->status, "review") << "still waiting for a reviewer";
+}
+
+// Across a stream (pipelines/distributed) the intake's job is `submitted` once the receipt is
+// handed on; the delivery stage's job (`<doc>@<node>`, rooted at the intake's) failed. The
+// receipt sent again must go through: it was skipped for the whole TTL, and never booked.
+TEST_F(Dedup, AReceiptWhoseLaterStageFailedIsNotADuplicateWhenSentAgain) {
+    core::SystemClock clock;
+    {
+        auto store = core::open_store("sqlite", (harness_.dir.path() / "s.db").string(), clock);
+        store->put(kMemoryDocumentKey, "job-1 receipt-b", std::chrono::hours(1));
+        core::Job intake;
+        intake.id = "job-1";
+        intake.status = "submitted";
+        intake.set_outcomes_text(R"([{"doc_id":"receipt-b","status":"submitted"}])");
+        store->put_job(intake);
+        core::Job delivery;
+        delivery.id = "receipt-b@from_ocr";
+        delivery.root_id = "job-1";
+        delivery.status = "failed";
+        store->put_job(delivery);
+    }
+    probe("src").feed(1, "again-");
+    EXPECT_EQ(run_once("{probe: out}"), 0);
+    EXPECT_EQ(job("again-0")->status, "submitted");
+    EXPECT_EQ(job("job-1")->references["resent_as"]["receipt-b"], "again-0") << "the first job knows it was replaced";
+}
+
+// A job a reviewer rejected, its email delivered again (a crash before the ack): it went back
+// into the review queue as an empty job no one could approve. It stays rejected.
+TEST_F(Dedup, ARejectedJobDeliveredAgainStaysRejected) {
+    core::SystemClock clock;
+    {
+        auto store = core::open_store("sqlite", (harness_.dir.path() / "s.db").string(), clock);
+        store->put(kMemoryDocumentKey, "doc-0 doc-0", std::chrono::hours(1));
+        core::Job j;
+        j.id = "doc-0";
+        j.status = "rejected";
+        j.last_error = "not a medical receipt";
+        store->put_job(j);
+    }
+    probe("src").feed(1);
+    EXPECT_EQ(run_once("{probe: out}"), 0);
+    EXPECT_EQ(job("doc-0")->status, "rejected");
+    std::lock_guard lock(probe("out").mutex);
+    EXPECT_EQ(probe("out").accepted.count("doc-0"), 0u);
 }
 
 }  // namespace

@@ -71,7 +71,8 @@ TEST(ConfigSpec, ValidationMessages) {
     EXPECT_EQ(issues_for("path: [a, b]"), std::vector<std::string>{"1:7 config.path: expected a string, got a list"});
     EXPECT_EQ(issues_for("path: /in\nextra: 3"), std::vector<std::string>{"2:8 config.extra: expected a mapping, got '3'"});
     EXPECT_EQ(issues_for("workers: 3"), std::vector<std::string>{"1:1 config.path: missing required key 'path' (string): where"});
-    EXPECT_EQ(issues_for("path: ''"), std::vector<std::string>{"1:7 config.path: 'path' is required and cannot be empty: where"});
+    EXPECT_EQ(issues_for("path: ''"), std::vector<std::string>{"1:7 config.path: 'path' is required and cannot be empty or blank: where"});
+    EXPECT_EQ(issues_for("path: '   '"), std::vector<std::string>{"1:7 config.path: 'path' is required and cannot be empty or blank: where"});
     EXPECT_EQ(issues_for("path: /in\npaths: x"), std::vector<std::string>{"2:1 config.paths: unknown key 'paths' (did you mean 'path'?)"});
     EXPECT_EQ(issues_for("path: /in\nzzzzzz: x"),
               std::vector<std::string>{"2:1 config.zzzzzz: unknown key 'zzzzzz'; known keys: path, workers, threshold, verbose, "

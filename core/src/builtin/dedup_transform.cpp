@@ -70,20 +70,44 @@ public:
         bool original_stands = original_status != "failed" && original_status != "rejected" && !original_status.empty();
         // The first copy's own outcome, where the job says: in a `partial` job one receipt may
         // have been booked and this one have failed, and sent again it must go through.
-        if (original_stands && space != std::string::npos && original != job_id)
+        if (original_stands && space != std::string::npos && original != job_id) {
             for (const auto& o : original_job->outcomes())
                 if (o.value("doc_id", "") == original_doc) {
                     const std::string status = o.value("status", "");
                     original_stands = status != "failed" && status != "rejected";
                     break;
                 }
+            // Across a stream (pipelines/distributed) the first job ends `submitted` once the
+            // document is handed on; its fate is the later stages' jobs (`<doc>@<node>`).
+            if (original_stands) {
+                JobQuery later;
+                later.root_id = original;
+                later.limit = 200;
+                for (const auto& stage : store_->list_jobs(later).jobs)
+                    if (stage.id.rfind(original_doc + "@", 0) == 0 && (stage.status == "failed" || stage.status == "rejected")) {
+                        original_stands = false;
+                        break;
+                    }
+            }
+        }
         const std::string previous = attribute(*input, kPreviousStatusAttribute, "");
         const bool attached_twice = original == job_id && original_doc != input->id;
+        // The same document again (a redelivery): done if its job ended in full, rejected by a
+        // reviewer included (it went back to the review queue as an empty job).
         const bool duplicate = original != job_id ? original_stands
                                : attached_twice   ? true
-                                                  : previous == "submitted" || previous == "approved" || previous == "review";
+                                                  : previous == "submitted" || previous == "approved" || previous == "review" ||
+                                                      previous == "rejected";
         if (!duplicate) {
             store_->put(key, owner, ttl_);  // this delivery now owns the hash
+            // The first copy failed or was rejected, and this one is sent in its place: an
+            // operator's retry of the first would book the receipt twice (AdminActions::retry_job
+            // reads this).
+            if (original != job_id && original_job && space != std::string::npos)
+                store_->update_job(original, [&](Job& j) {
+                    if (!j.references.is_object()) j.references = nlohmann::json::object();
+                    j.references["resent_as"][original_doc] = job_id;
+                });
             out.emit(input);
             return;
         }

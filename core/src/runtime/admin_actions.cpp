@@ -54,6 +54,23 @@ ActionResult AdminActions::retry_job(const std::string& id) {
     auto letters = dead_letters_.for_job(id);
     if (letters.empty())
         return ActionResult::fail(Result::Invalid, "no dead letter is stored for this job, so there is nothing to re-run");
+    // A document the member sent again in another email, which went through there
+    // (transform.dedup wrote `resent_as`): re-running it here would book the receipt twice.
+    std::vector<std::string> resent;
+    if (const auto& refs = job->references; refs.is_object() && refs.contains("resent_as") && refs["resent_as"].is_object()) {
+        std::erase_if(letters, [&](const DeadLetters::Letter& letter) {
+            const auto by = refs["resent_as"].find(letter.doc.id);
+            if (by == refs["resent_as"].end() || !by->is_string()) return false;
+            resent.push_back(fmt::format("{} (sent again as job {})", letter.doc.id, by->get<std::string>()));
+            dead_letters_.remove(letter.key, letter.index_key);
+            return true;
+        });
+        if (letters.empty())
+            return ActionResult::fail(Result::Conflict,
+                                      fmt::format("not retried: every failed document of this job was sent again in another email "
+                                                  "and processed there: {}; retrying would book it twice",
+                                                  fmt::join(resent, ", ")));
+    }
     std::vector<std::size_t> targets;
     for (const auto& letter : letters) {
         auto node = node_index(letter.node);
@@ -101,7 +118,11 @@ ActionResult AdminActions::retry_job(const std::string& id) {
         if (graph_.is_source(targets[i])) graph_.inject_after_source(targets[i], id, std::move(doc), std::move(done));
         else graph_.inject(targets[i], id, std::move(doc), std::move(done), DescendantOutcome::Kind::Failed);
     }
-    log_.log(LogLevel::Info, fmt::format("retrying job from {} dead letter(s)", letters.size()), id);
+    log_.log(LogLevel::Info,
+             resent.empty() ? fmt::format("retrying job from {} dead letter(s)", letters.size())
+                            : fmt::format("retrying job from {} dead letter(s); not re-run, sent again elsewhere: {}", letters.size(),
+                                          fmt::join(resent, ", ")),
+             id);
     return ActionResult::done();
 }
 
