@@ -5,9 +5,9 @@
 // (attribute from, in full: the sheet is the audit log; it is never logged), Attachment
 // (attribute filename), Member ID, Provider, Total Amount (a number), Confidence (a number),
 // Route (fields.confidence_level, "(review)" added when fields.review_flag is set or the
-// level is low), NCB Reference (fields or attribute ncb_claim_reference; empty when the audit
-// node runs beside the NCB node, as in the shipped pipelines, since the reference does not
-// exist yet: the job record holds it),
+// level is low), NCB Reference (fields or attribute ncb_claim_reference: set when the audit
+// node follows the NCB node's `accepted` port, as in the shipped pipelines; empty for a
+// claim that went to review, or with the audit node beside the NCB node),
 // Warnings (fields.warnings joined with "; "), Document ID. Claim values come from
 // docpipe::claim::field_value.
 //

@@ -14,7 +14,8 @@
 #   settle.before_job_end, settle.before_ack, settle.after_ack.
 # Then `run --once` on the same folder must leave: NCB with exactly 2 claims, the sheet with
 # exactly one row per receipt, Drive with exactly one file per receipt, the email in
-# processed/, and its job `submitted` with the NCB, Sheets and Drive references.
+# processed/, and its job `submitted` with the NCB, Sheets and Drive references; each audit
+# row (written after NCB took its claim) names NCB's claim reference.
 # Each point runs twice. Two more cases stop the service (SIGTERM) while NCB answers 503
 # with the circuit breaker open, or 401: the email must stay in the inbox, not be
 # dead-lettered, and the next run delivers both claims once.
@@ -123,7 +124,7 @@ nodes:
     config: {credentials_file: '$ROOT/sa.json', token_url: '$GOOGLE/token', drive_url: '$GOOGLE', drive_upload_url: '$GOOGLE/upload', root_folder_id: archive-root}
 edges:
   - inbox -> dedup -> mime -> claim -> ncb
-  - claim -> sheets
+  - ncb.accepted -> sheets
   - claim -> drive
 YAML
 }
@@ -152,6 +153,11 @@ tabs = json.loads((work / "sheets.json").read_text())["tabs"]
 rows = [r for title, t in tabs.items() if title.startswith("Claims ") for r in t[1:]]
 names = sorted(r[3] for r in rows)
 want(names == ["receipt-a.png", "receipt-b.png"], f"the audit sheet has rows for {names}, want each receipt exactly once")
+# The audit row follows NCB (ncb.accepted -> sheets): its NCB Reference column is NCB's answer.
+reference_of = {c["record"]["Invoice Number"]: c["claim_reference"] for c in claims}
+for r in rows:
+    want(len(r) > 9 and r[9] == reference_of.get("R-" + r[3]),
+         f"the audit row of {r[3]} has NCB Reference {r[9] if len(r) > 9 else None!r}, want {reference_of.get('R-' + r[3])!r}")
 files = [f for f in json.loads((work / "drive.json").read_text())["files"] if f.get("mimeType") != "application/vnd.google-apps.folder"]
 want(len(files) == 2 and len({f.get("sha256") for f in files}) == 2, f"Drive holds {len(files)} file(s), want each receipt exactly once: "
      f"{[f.get('name') for f in files]}")

@@ -233,3 +233,35 @@ TEST_F(Dedup, ARejectedJobDeliveredAgainStaysRejected) {
 }
 
 }  // namespace
+
+// The email is archived as received (an edge from before transform.mime) and its one receipt
+// is skipped as sent before: the archive keeps the email and books no claim, so the job is
+// `skipped`, as it is without an archive (it was `submitted`, the archive's delivery counted).
+// A receipt that fails beside the archive makes the job `failed`, not `partial`.
+TEST_F(Dedup, AnArchivedEmailWhoseReceiptWasSentBeforeIsSkipped) {
+    const std::string nodes = "  split: {component: transform.split, config: {children: 1}}\n"
+                              "  archive: {component: sink.memory, config: {probe: archive}}\n";
+    const std::string chain = "in -> split -> dedup -> out, in -> archive";
+    probe("src").feed(1);
+    EXPECT_EQ(run_once("{probe: out}", chain, nodes), 0);
+    EXPECT_EQ(job("doc-0")->status, "submitted");
+
+    probe("src").feed(1, "again-");  // a new email, the same receipt
+    EXPECT_EQ(run_once("{probe: out}", chain, nodes), 0);
+    {
+        std::lock_guard lock(probe("archive").mutex);
+        EXPECT_EQ(probe("archive").accepted.count("again-0"), 1u) << "the email itself is archived";
+    }
+    EXPECT_EQ(job("again-0")->status, "skipped") << job("again-0")->outcomes();
+    EXPECT_EQ(job("again-0")->duplicate_of, "doc-0");
+    {
+        std::lock_guard lock(probe("out").mutex);
+        EXPECT_EQ(probe("out").accepted.size(), 1u);
+    }
+
+    last_.reset();  // a fresh store: the receipt is new again
+    for (const char* file : {"s.db", "s.db-wal", "s.db-shm"}) std::filesystem::remove(harness_.dir.path() / file);
+    probe("src").feed(1, "broken-");
+    EXPECT_EQ(run_once("{probe: out, fail_always: true}", chain, nodes), 1);
+    EXPECT_EQ(job("broken-0")->status, "failed") << "the archive beside it booked no claim";
+}

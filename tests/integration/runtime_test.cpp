@@ -745,3 +745,88 @@ TEST(Runtime, Iso8601AgreesWithTheCLibrary) {
         ASSERT_EQ(docpipe::core::iso8601(t), reference(ms)) << ms;
     }
 }
+
+// A sink's `accepted` port: what the sink took goes on, with the sink's references as
+// attributes (the audit row after the NCB submission carries NCB's claim reference). A
+// document the sink failed does not go on; one found in the sink's ledger on a redelivery
+// goes on with the references the ledger kept.
+TEST(Runtime, ASinksAcceptedPortPassesOnWhatItTookWithItsReferences) {
+    Harness h;
+    const std::string yaml = "state: {backend: sqlite, path: '" + (h.dir.path() / "s.db").string() + R"('}
+admin: {enabled: false}
+runtime: {stuck_after: 60s, drain_timeout: 10s, poll_wait: 20ms}
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  route: {component: transform.route}
+  ncb: {component: sink.memory, retry: {attempts: 1}, config: {probe: ncb, reference: ncb_claim_reference}}
+  refusing: {component: sink.memory, retry: {attempts: 1}, config: {probe: refusing, fail_always: true}}
+  audit: {component: sink.memory, config: {probe: audit, reference: sheets_range}}
+edges:
+  - in -> route
+  - route.even -> ncb
+  - route.odd -> refusing
+  - ncb.accepted -> audit
+  - refusing.accepted -> audit
+)";
+    probe("src").feed(2);  // doc-0 goes to ncb, doc-1 to the sink that fails it
+    {
+        auto rt = h.build(yaml, true);
+        rt->start();
+        EXPECT_EQ(rt->run(), 1) << "doc-1 failed";
+        auto& audit = probe("audit");
+        std::lock_guard lock(audit.mutex);
+        ASSERT_EQ(audit.accepted.count("doc-0"), 1u);
+        EXPECT_EQ(audit.attributes.at("doc-0").at("ncb_claim_reference"), "ncb_claim_reference:doc-0");
+        EXPECT_EQ(audit.accepted.count("doc-1"), 0u) << "a document the sink failed does not go on";
+        const auto job = rt->state().get_job("doc-0");
+        EXPECT_EQ(job->status, "submitted");
+        EXPECT_EQ(job->references.value("ncb_claim_reference", ""), "ncb_claim_reference:doc-0");
+        EXPECT_EQ(job->references.value("sheets_range", ""), "sheets_range:doc-0") << "the audit's own reference is kept";
+        EXPECT_EQ(rt->state().get_job("doc-1")->status, "failed");
+    }
+    // A crash after NCB took doc-0 and before the audit row: the source delivers it again, NCB
+    // answers from its ledger (not sent twice) and the audit row is written with the reference.
+    {
+        core::SystemClock clock;
+        auto store = core::open_store("sqlite", (h.dir.path() / "s.db").string(), clock);
+        store->erase("ledger/audit/doc-0");
+        core::Job j = *store->get_job("doc-0");
+        j.status = "processing";
+        store->put_job(j);
+    }
+    {
+        std::lock_guard lock(probe("audit").mutex);
+        probe("audit").accepted.clear();
+        probe("audit").attributes.clear();
+    }
+    probe("src").feed(1);
+    auto rt = h.build(yaml, true);
+    rt->start();
+    EXPECT_EQ(rt->run(), 0);
+    std::lock_guard lock(probe("audit").mutex);
+    EXPECT_EQ(probe("ncb").accepted.at("doc-0"), 1) << "NCB is not sent the claim twice";
+    ASSERT_EQ(probe("audit").accepted.count("doc-0"), 1u);
+    EXPECT_EQ(probe("audit").attributes.at("doc-0").at("ncb_claim_reference"), "ncb_claim_reference:doc-0")
+        << "the reference NCB gave the first time, from the ledger";
+}
+
+TEST(Runtime, AnEdgeOutOfASinkNamesItsAcceptedPort) {
+    Harness h;
+    const auto issues = h.check(pipeline(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  ncb: {component: sink.memory, config: {probe: ncb}}
+  audit: {component: sink.memory, config: {probe: audit}}
+edges: [in -> ncb -> audit]
+)"));
+    ASSERT_EQ(issues.size(), 1u) << ::testing::PrintToString(issues);
+    EXPECT_NE(issues[0].find("'ncb' (sink.memory) has no 'out' port; name one of its ports: accepted (e.g. ncb.accepted -> audit)"),
+              std::string::npos) << issues[0];
+    EXPECT_TRUE(h.check(pipeline(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  ncb: {component: sink.memory, config: {probe: ncb}}
+  audit: {component: sink.memory, config: {probe: audit}}
+edges: [in -> ncb, ncb.accepted -> audit]
+)")).empty()) << "the port is optional on a sink, and named it is valid";
+}

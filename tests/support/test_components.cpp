@@ -339,11 +339,13 @@ public:
             Field::boolean("throw").default_value(false),
             Field::duration("retry_after").default_value("0ms"),
             Field::boolean("block").default_value(false).describe("wait for the probe's gate before accepting"),
+            Field::string("reference").default_value("").describe("answer with this reference key, valued '<key>:<doc id>'"),
         };
         return d;
     }
     MemorySink(const Config& c, Context&)
         : probe_(probe(c.get_string("probe"))),
+          reference_(c.get_string("reference")),
           fail_first_(static_cast<int>(c.get_int("fail_first"))),
           hold_first_(static_cast<int>(c.get_int("hold_first"))),
           fail_always_(c.get_bool("fail_always")),
@@ -370,12 +372,16 @@ public:
         if (attempt <= hold_first_) return SinkResult::hold(retry_after_, "endpoint down (503, Retry-After)");
         probe_.accepted[doc.id]++;
         probe_.fields[doc.id] = doc.fields;
+        probe_.attributes[doc.id] = doc.attributes;
         probe_.cv.notify_all();
+        if (!reference_.empty()) return SinkResult::ok().with_reference(reference_, probe_name_of(doc));
         return SinkResult::ok();
     }
 
 private:
+    std::string probe_name_of(const Document& doc) const { return reference_ + ":" + doc.id; }
     Probe& probe_;
+    std::string reference_;
     int fail_first_, hold_first_;
     bool fail_always_, throw_;
     std::chrono::milliseconds retry_after_;

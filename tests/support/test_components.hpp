@@ -31,6 +31,7 @@ struct Probe {
     std::map<std::string, int> attempts;  // write() calls per doc id
     std::map<std::string, int> accepted;  // Ok results per doc id
     std::map<std::string, nlohmann::json> fields;  // last accepted document's fields per id
+    std::map<std::string, std::map<std::string, std::string>> attributes;  // and its attributes
     bool gate_open = true;                // false: write() blocks until opened
     int blocked = 0;                      // writers currently blocked
 

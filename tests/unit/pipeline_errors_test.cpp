@@ -234,7 +234,7 @@ edges:
         "p.yaml:8:5: edges: route.evn -> a: 'route' (transform.route) has no output port 'evn' (did you mean 'even'?); ports: even, odd",
         "p.yaml:9:5: edges: route -> b: 'route' (transform.route) has no 'out' port; name one of its ports: even, odd (e.g. route.even -> b)",
         "p.yaml:10:18: edges: route.odd -> bb: unknown node 'bb' (did you mean 'b'?)",
-        "p.yaml:11:5: edges: a -> in: 'a' is a sink (sink.memory) and has no outputs",
+        "p.yaml:11:10: edges: a -> in: 'in' is a source (source.memory) and takes no input",
     })) << "the broken edges only: their consequences (ports not connected, nodes not reached) would come first in the file";
 }
 

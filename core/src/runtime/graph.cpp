@@ -340,6 +340,19 @@ void GraphExecutor::note(const Envelope& env, const RuntimeNode& node, HopRecord
 // step under the tracker's lock (three would each contend with the other sinks of the
 // same document), then the hop is released.
 void GraphExecutor::finish_sink_hop(const Envelope& env, const HopEnd& end, const SinkOutcome& outcome, bool keep_claim) {
+    // Edges from the sink's `accepted` port (kSinkAcceptedPort): the document goes on, with
+    // the receiving system's references as attributes (the audit row after the NCB
+    // submission, with its claim reference). Only sinks so wired pay for the copy.
+    DocumentPtr passed;
+    const std::vector<std::size_t>* next = nullptr;
+    std::vector<Position*> positions;
+    if (!end.node.successors.empty()) {
+        next = &end.node.targets(kSinkAcceptedPort);
+        auto copy = std::make_shared<Document>(*env.doc);  // parts and pixels are shared, not copied
+        for (const auto& [key, value] : outcome.references) copy->attributes[key] = value;
+        passed = std::move(copy);
+        positions.reserve(next->size());
+    }
     {
         std::lock_guard lock(env.tracker->mutex);
         Tracker& t = *env.tracker;
@@ -353,7 +366,15 @@ void GraphExecutor::finish_sink_hop(const Envelope& env, const HopEnd& end, cons
         if (!outcome.reason.empty()) o.reason = outcome.reason;
         if (!outcome.references.empty()) o.references = outcome.references;
         if (keep_claim) t.claim = env.doc;
+        if (passed)
+            for (const std::size_t target : *next) positions.push_back(&new_position(t, target, 1, end.ended));
         end_position(t, env);
+    }
+    if (passed) {
+        // Counted before any is queued: the count cannot reach zero while this hop holds its own.
+        env.tracker->outstanding.fetch_add(static_cast<std::int64_t>(positions.size()));
+        for (std::size_t i = 0; i < positions.size(); ++i)
+            enqueue((*next)[i], Envelope{passed, env.tracker, positions[i]->token, positions[i], 1});
     }
     if (env.tracker->outstanding.fetch_sub(1) == 1) settle(env.tracker);
 }

@@ -88,10 +88,14 @@ DescendantOutcome::Kind kind_of(const std::string& status) {
 }
 
 // The job status from its descendants' outcomes (one per document id, the worst kind).
-std::string derive(const nlohmann::json& outcomes) {
+// `source_id` is the job's own document: its delivery beside its parts' (the email archived
+// as received, its receipts booked or skipped) keeps the source and books no claim, so it
+// does not make the job `submitted` (see JobBook's contract).
+std::string derive(const nlohmann::json& outcomes, std::string_view source_id) {
     std::size_t failed = 0, review = 0, submitted = 0, skipped = 0;
     for (const auto& o : outcomes) {
         const auto k = kind_of(o.value("status", ""));
+        if (k == DescendantOutcome::Kind::Submitted && outcomes.size() > 1 && o.value("doc_id", "") == source_id) continue;
         failed += k == DescendantOutcome::Kind::Failed;
         review += k == DescendantOutcome::Kind::Review;
         submitted += k == DescendantOutcome::Kind::Submitted;
@@ -329,11 +333,15 @@ JobEnd JobBook::end(Tracker& t) {
     if (!t.replaces) {
         std::size_t counts[4] = {0, 0, 0, 0};  // by Kind, one per document
         std::size_t documents = 0;
+        bool source_delivered = false;  // the job's own document, delivered (an archive of the email)
         for (std::size_t i = 0; i < mine.size(); ++i)
             if (i == 0 || mine[i].doc_id != mine[i - 1].doc_id) {
                 ++counts[static_cast<int>(mine[i].kind)];
                 ++documents;
+                source_delivered |= mine[i].kind == K::Submitted && mine[i].doc_id == t.doc_id;
             }
+        // Beside its parts' outcomes, the source's own delivery decides nothing (as derive()).
+        if (source_delivered && documents > 1) --counts[static_cast<int>(K::Submitted)];
         const std::size_t n_failed = counts[static_cast<int>(K::Failed)], n_review = counts[static_cast<int>(K::Review)],
                           n_submitted = counts[static_cast<int>(K::Submitted)], n_skipped = counts[static_cast<int>(K::Skipped)];
         status_built = n_review ? "review" : (n_failed && n_submitted) ? "partial" : n_failed ? "failed"
@@ -380,7 +388,7 @@ JobEnd JobBook::end(Tracker& t) {
             for (auto& o : j.outcomes())
                 if (kind_of(o.value("status", "")) != *t.replaces) outcomes.push_back(std::move(o));
             for (auto& o : fresh) outcomes.push_back(std::move(o));
-            merged_status = derive(outcomes);
+            merged_status = derive(outcomes, t.doc_id);
             no_outcomes = outcomes.empty();
             if (no_outcomes && failed) merged_status = "failed";
             status = merged_status;
@@ -455,7 +463,7 @@ JobEnd JobBook::end(Tracker& t) {
         log_.log(LogLevel::Error, result.ack.reason, t.doc_id);
         return result;
     }
-    if (result.status.empty()) result.status = derive(build_fresh());  // no job record (an admin re-entry of a deleted job)
+    if (result.status.empty()) result.status = derive(build_fresh(), t.doc_id);  // no job record (an admin re-entry of a deleted job)
     if (result.status == "failed") result.ack = {false, failure.empty() ? summary_error(build_fresh(), "failed") : failure};
     else if (letters_missing) result.ack = {false, failure + " (its dead letter could not be stored, so the source keeps the input)"};
     if (letters_missing) result.ack.keep_input = true;

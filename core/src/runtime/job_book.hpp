@@ -6,6 +6,9 @@
 // - A job is terminal only when every descendant is: end() derives the status from all
 //   their outcomes (all delivered: submitted; any in review: review; some failed: partial;
 //   all failed: failed; all skipped: skipped) — no sink or transform sets it on its own.
+//   The source document's own delivery beside its descendants' (the email archived as
+//   received) is no claim: it counts when it failed or is the only outcome, so an email whose
+//   one receipt was skipped as a duplicate ends `skipped` whether it was archived or not.
 // - end() is the commit point of a source document: it is written (waiting through a store
 //   outage, see StoreGuard) before the source is acked, so a crash in between redelivers a
 //   document whose job says what already happened.

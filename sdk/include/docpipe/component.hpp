@@ -269,12 +269,25 @@ struct PortSpec {
     std::string description;
 };
 
+// A sink's one output port. The runtime, not the sink, sends on it: each document the sink
+// accepted (delivered, parked for review, or found in its delivery ledger on a redelivery)
+// goes on to the nodes this port leads to, with each reference of the sink's result
+// (SinkResult::with_reference, e.g. ncb_claim_reference) set as an attribute of the same
+// name. A failed document does not go on. Connecting the port is optional: `ncb.accepted ->
+// audit` writes the audit row after the NCB submission, with its claim reference.
+inline constexpr const char* kSinkAcceptedPort = "accepted";
+inline PortSpec sink_accepted_port() {
+    return {kSinkAcceptedPort, "optional: each document this sink accepted, passed on with its references as attributes"};
+}
+
 struct ComponentDescriptor {
     ComponentKind kind = ComponentKind::Transform;
     std::string name;     // "<kind>.<name>", e.g. "sink.files"
     std::string summary;  // one line
     ConfigSpec config;
-    std::vector<PortSpec> output_ports;  // transforms/ocr: defaults to {"out"}; sources: {"out"}; sinks: none
+    // transforms/ocr: defaults to {"out"}; sources: {"out"}; sinks: {kSinkAcceptedPort}, added
+    // by component<T>() (a sink declares no ports of its own: the runtime forwards for it).
+    std::vector<PortSpec> output_ports;
     bool concurrent_safe = false;        // may one instance run process()/write() on several threads
     bool has_health_probe = false;
     // Builds one instance. The Config and Context outlive the component.
@@ -292,6 +305,7 @@ ComponentDescriptor component() {
         return std::make_unique<T>(cfg, ctx);
     };
     if (d.output_ports.empty() && d.kind != ComponentKind::Sink) d.output_ports.push_back({"out", "processed documents"});
+    if (d.kind == ComponentKind::Sink && d.output_ports.empty()) d.output_ports.push_back(sink_accepted_port());
     return d;
 }
 
