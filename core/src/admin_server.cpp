@@ -246,7 +246,7 @@ json meta(const Request& req) {
 
 void send_json(Response& res, int status, const json& body) {
     res.status = status;
-    res.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+    res.body = docpipe::json_text(body);
     res.content_type = "application/json";
 }
 
@@ -804,7 +804,7 @@ struct AdminServer::Impl {
             if (i) body += ',';
             body += page.raw[i];
         }
-        body += R"(],"meta":)" + m.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "}";
+        body += R"(],"meta":)" + docpipe::json_text(m) + "}";
         res.status = 200;
         res.body = std::move(body);
         res.content_type = "application/json";

@@ -29,7 +29,7 @@ std::string default_text(const Field& f) {
     const auto& d = *f.default_json();
     if (f.is_secret() && !(d.is_string() && d.get<std::string>().empty())) return "******";
     if (d.is_string()) return d.get<std::string>().empty() ? "\"\"" : "`" + d.get<std::string>() + "`";
-    return "`" + d.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "`";
+    return "`" + docpipe::json_text(d) + "`";
 }
 
 std::string range_text(const Field& f) {

@@ -282,7 +282,7 @@ int extract_files(const PipelineSpec& spec, std::shared_ptr<const Registry> regi
         std::unique_lock lock(mutex);
         done.wait(lock, [&] { return results[i].has_value(); });
         for (const auto& line : results[i]->first) {
-            out << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+            out << docpipe::json_text(line) << "\n";
             const std::string route = line.value("route", "");
             if (route.rfind("failed: ", 0) == 0 && line.value("pages", nlohmann::json::array()).empty() && !line.contains("id")) {
                 StatusLineGuard above_progress;

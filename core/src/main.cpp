@@ -125,7 +125,7 @@ int cmd_plugins_describe(const std::vector<fs::path>& extra, const std::string& 
                 j["file"] = registry->provider_of(component).string();
                 out.push_back(std::move(j));
             }
-            std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+            std::cout << docpipe::json_text(out, 2) << "\n";
             return 0;
         }
         if (!markdown) {
@@ -149,7 +149,7 @@ int cmd_plugins_describe(const std::vector<fs::path>& extra, const std::string& 
     if (json) {
         auto j = d->to_json();
         j["file"] = registry->provider_of(name).string();
-        std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+        std::cout << docpipe::json_text(j, 2) << "\n";
         return 0;
     }
     std::cout << fmt::format("{} ({})\n  {}\n  provided by {}\n", d->name, to_string(d->kind), d->summary,

@@ -467,9 +467,9 @@ std::string RunSummary::format() const {
                 if (k == "duplicate_deliveries") continue;
                 std::string values;
                 if (v.is_array())
-                    for (const auto& x : v) values += (values.empty() ? "" : ", ") + (x.is_string() ? x.get<std::string>() : x.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+                    for (const auto& x : v) values += (values.empty() ? "" : ", ") + (x.is_string() ? x.get<std::string>() : docpipe::json_text(x));
                 else
-                    values = v.is_string() ? v.get<std::string>() : v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+                    values = v.is_string() ? v.get<std::string>() : docpipe::json_text(v);
                 refs += fmt::format("{}{}: {}", refs.empty() ? "" : "; ", k, values);
             }
         std::string line = refs;

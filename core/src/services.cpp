@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "progress.hpp"
+#include "docpipe/document.hpp"
 
 
 namespace docpipe::core {
@@ -573,7 +574,7 @@ void NodeLogger::log(LogLevel level, std::string_view message, std::string_view 
                             {"node", node_},
                             {"msg", text}};
         if (!doc_id.empty()) line["doc"] = doc_id;
-        sink_->log(lvl, "{}", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+        sink_->log(lvl, "{}", docpipe::json_text(line));
     } else if (doc_id.empty()) {
         sink_->log(lvl, "[{}] {}", node_, one_line(text));  // JSON escapes by itself
     } else {

@@ -87,9 +87,9 @@ SinkResult FilesSink::write(const Document& doc) {
             for (const auto& m : record.missing) missing += (missing.empty() ? "" : ", ") + m;
             return SinkResult::fail("NCB record incomplete, not written: missing " + missing + " (route such claims to review)");
         }
-        body = record.record.dump(jsonl_ ? -1 : 2, ' ', false, nlohmann::json::error_handler_t::replace);
+        body = docpipe::json_text(record.record, jsonl_ ? -1 : 2);
     } else {
-        body = doc.to_json(include_content_).dump(jsonl_ ? -1 : 2, ' ', false, nlohmann::json::error_handler_t::replace);
+        body = docpipe::json_text(doc.to_json(include_content_), jsonl_ ? -1 : 2);
     }
     SinkResult result = jsonl_ ? append_line(body + "\n") : write_file(doc, body + "\n");
     std::lock_guard lock(error_mutex_);

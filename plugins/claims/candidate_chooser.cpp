@@ -8,6 +8,7 @@
 #include <fmt/core.h>
 
 #include "confidence_model.hpp"
+#include "docpipe/document.hpp"
 
 namespace docpipe::claims {
 
@@ -20,7 +21,7 @@ CandidateChooser CandidateChooser::parse(const nlohmann::json& j, const std::vec
     CandidateChooser c;
     std::set<std::string> seen;
     for (const auto& f : j["features"]) {
-        if (!f.is_string()) throw ConfidenceModelError(fmt::format("{}: feature {} is not a name", where, f.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+        if (!f.is_string()) throw ConfidenceModelError(fmt::format("{}: feature {} is not a name", where, docpipe::json_text(f)));
         const std::string name = f.get<std::string>();
         if (std::find(known.begin(), known.end(), name) == known.end()) {
             std::string list;
@@ -36,7 +37,7 @@ CandidateChooser CandidateChooser::parse(const nlohmann::json& j, const std::vec
                                                w.is_array() ? w.size() : 0, c.features_.size()));
     auto finite = [&](const nlohmann::json& v, const std::string& what) {
         if (!v.is_number() || !std::isfinite(v.get<double>()))
-            throw ConfidenceModelError(fmt::format("{}: {} must be a finite number, found {}", where, what, v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+            throw ConfidenceModelError(fmt::format("{}: {} must be a finite number, found {}", where, what, docpipe::json_text(v)));
         return v.get<double>();
     };
     for (std::size_t i = 0; i < w.size(); ++i) c.weights_.push_back(finite(w[i], fmt::format("the weight of feature '{}'", c.features_[i])));

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include <fmt/core.h>
+#include "docpipe/document.hpp"
 
 namespace docpipe::claims {
 
@@ -22,7 +23,7 @@ std::string join(const std::vector<std::string>& v) {
 }
 
 double number_at(const nlohmann::json& j, const std::string& what, const std::string& where) {
-    if (!j.is_number()) throw ConfidenceModelError(fmt::format("{}: {} must be a number, found {}", where, what, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+    if (!j.is_number()) throw ConfidenceModelError(fmt::format("{}: {} must be a number, found {}", where, what, docpipe::json_text(j)));
     const double v = j.get<double>();
     if (!std::isfinite(v)) throw ConfidenceModelError(fmt::format("{}: {} is not a finite number", where, what));
     return v;
@@ -39,7 +40,7 @@ FieldConfidenceModel parse_field(const nlohmann::json& j, const std::string& nam
         throw ConfidenceModelError(where + ": 'features' must be a non-empty list of feature names");
     std::set<std::string> seen;
     for (const auto& f : j["features"]) {
-        if (!f.is_string()) throw ConfidenceModelError(fmt::format("{}: feature {} is not a name", where, f.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+        if (!f.is_string()) throw ConfidenceModelError(fmt::format("{}: feature {} is not a name", where, docpipe::json_text(f)));
         const std::string feature = f.get<std::string>();
         if (std::find(known.begin(), known.end(), feature) == known.end())
             throw ConfidenceModelError(fmt::format("{}: feature '{}' is not one the code computes for this field (known: {})", where, feature,
@@ -60,7 +61,7 @@ FieldConfidenceModel parse_field(const nlohmann::json& j, const std::string& nam
     for (std::size_t k = 0; k < cal.size(); ++k) {
         const std::string knot = fmt::format("calibration knot {}", k + 1);
         if (!cal[k].is_array() || cal[k].size() != 2)
-            throw ConfidenceModelError(fmt::format("{}: {} must be [score, probability], found {}", where, knot, cal[k].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+            throw ConfidenceModelError(fmt::format("{}: {} must be [score, probability], found {}", where, knot, docpipe::json_text(cal[k])));
         const double s = number_at(cal[k][0], knot + " score", where);
         const double p = number_at(cal[k][1], knot + " probability", where);
         if (s < 0 || s > 1) throw ConfidenceModelError(fmt::format("{}: {}: score {} is outside [0, 1]", where, knot, s));
@@ -136,7 +137,7 @@ ConfidenceModel ConfidenceModel::parse(const std::string& text, const std::strin
     if (!j.contains("version") || !j["version"].is_number_integer() || j["version"].get<int>() != kVersion)
         throw ConfidenceModelError(fmt::format("{}: version {} is not supported: this docpipe reads version {} (refit with "
                                                "scripts/fit-claims-confidence.py)",
-                                               origin, j.contains("version") ? j["version"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) : "(none)", kVersion));
+                                               origin, j.contains("version") ? docpipe::json_text(j["version"]) : "(none)", kVersion));
     if (!j.contains("fields") || !j["fields"].is_object()) throw ConfidenceModelError(fmt::format("{}: 'fields' (an object) is missing", origin));
     ConfidenceModel m;
     m.origin_ = origin;

@@ -103,16 +103,16 @@ void ConfidenceRouter::process(const DocumentPtr& input, Outputs& out) {
                 const auto& f = (*claim)[weakest];
                 const auto show = [](const nlohmann::json& v) {
                     if (v.is_number_float()) return fmt::format("{:.2f}", v.get<double>());
-                    return v.is_string() ? v.get<std::string>() : v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+                    return v.is_string() ? v.get<std::string>() : docpipe::json_text(v);
                 };
                 std::string what = fmt::format("{}: {}", weakest, show(f.value("value", nlohmann::json())));
                 const auto& p = f.value("provenance", nlohmann::json::object());
                 if (p.is_object() && p.contains("alternatives") && p["alternatives"].is_array() && !p["alternatives"].empty()) {
                     const auto& alt = p["alternatives"][0];
                     what += fmt::format(", runner-up {}", show(alt.value("value", nlohmann::json())));
-                    if (alt.contains("line")) what += fmt::format(" (line {})", alt["line"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+                    if (alt.contains("line")) what += fmt::format(" (line {})", docpipe::json_text(alt["line"]));
                 } else if (p.is_object() && p.contains("line")) {
-                    what += fmt::format(" (line {})", p["line"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+                    what += fmt::format(" (line {})", docpipe::json_text(p["line"]));
                 }
                 why += "; " + what;
             }

@@ -12,6 +12,7 @@
 #include "arithmetic.hpp"
 #include "receipt_reading.hpp"
 #include "text.hpp"
+#include "docpipe/document.hpp"
 
 namespace docpipe::claims {
 
@@ -178,7 +179,7 @@ bool same_value(const std::string& field, const nlohmann::json& a, const nlohman
 std::string show(const nlohmann::json& v) {
     if (v.is_string()) return v.get<std::string>();
     if (v.is_number_float()) return format_cents(std::llround(v.get<double>() * 100));
-    return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return docpipe::json_text(v);
 }
 
 // A number the reader recorded among the value's features (provenance.features), if any.

@@ -174,7 +174,7 @@ SinkResult NcbSink::write(const Document& doc) {
         ~GiveBackTrial() { breaker.release_trial(); }
     } give_back_trial{breaker_};
     if (flag_for_review_) record.record["Review Flag"] = true;
-    const auto [body, key_body] = submission(doc, record.record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    const auto [body, key_body] = submission(doc, docpipe::json_text(record.record));
     // The SDK's content hash (SHA-256, 96 bits) of the document id and the record first sent.
     const std::string idempotency_key = "docpipe-" + Document::content_id(doc.id + "\n" + key_body);
     // The document id: NCB's logs and ours meet on it (the Idempotency-Key tells tries apart

@@ -54,7 +54,7 @@ RereadGate::RereadGate(const Config& config, Context& context)
             throw std::invalid_argument(fmt::format("field_below names {}, which is not one of `fields` ({}): add it to `fields` or remove it",
                                                     name, fmt::join(fields_, ", ")));
         if (!value.is_number() || value.get<double>() < 0 || value.get<double>() > 1.01)
-            throw std::invalid_argument(fmt::format("field_below.{} is {}: give a number from 0 to 1.01", name, value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+            throw std::invalid_argument(fmt::format("field_below.{} is {}: give a number from 0 to 1.01", name, docpipe::json_text(value)));
         field_below_[name] = value.get<double>();
     }
 }

@@ -201,7 +201,7 @@ std::string DriveSink::folder(const std::string& parent, const std::string& name
     if (found.empty()) {
         const json body{{"name", name}, {"mimeType", kFolderType}, {"parents", json::array({parent})}};
         const auto created = client_.expect_ok({"POST", files_url(false) + "?supportsAllDrives=true&fields=id",
-                                                {{"Content-Type", "application/json; charset=UTF-8"}}, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), {}},
+                                                {{"Content-Type", "application/json; charset=UTF-8"}}, docpipe::json_text(body), {}},
                                                fmt::format("creation of folder {} in {}", name, parent));
         const std::string id = file_id_of(created, "folder creation");
         ctx_.metrics().increment("drive_folders_created_total");
@@ -296,7 +296,7 @@ std::string DriveSink::upload_multipart(const json& metadata, const Part& part, 
     while (data.find(boundary) != std::string_view::npos);
     std::string body;
     body.reserve(bytes.size() + 512);
-    body += "--" + boundary + "\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n" + metadata.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\r\n";
+    body += "--" + boundary + "\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n" + docpipe::json_text(metadata) + "\r\n";
     body += "--" + boundary + "\r\nContent-Type: " + metadata["mimeType"].get<std::string>() + "\r\n\r\n";
     body.append(data);
     body += "\r\n--" + boundary + "--\r\n";
@@ -313,7 +313,7 @@ std::string DriveSink::start_session(const json& metadata, const Part& part, con
                                              {{"Content-Type", "application/json; charset=UTF-8"},
                                               {"X-Upload-Content-Type", metadata["mimeType"].get<std::string>()},
                                               {"X-Upload-Content-Length", std::to_string(part.bytes->size())}},
-                                             metadata.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                                             docpipe::json_text(metadata),
                                              {}},
                                             "start of the resumable " + what);
     auto location = response.header("location");
@@ -359,7 +359,7 @@ std::string DriveSink::upload_resumable(const json& metadata, const Part& part, 
         return interpret(r, "status of the resumable " + what);
     };
     auto remember = [&](const std::string& session) {
-        ctx_.state().put(key, json{{"url", session}, {"folder", folder_id}, {"size", total}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+        ctx_.state().put(key, docpipe::json_text(json{{"url", session}, {"folder", folder_id}, {"size", total}}),
                          std::chrono::duration_cast<std::chrono::seconds>(keep));
     };
     auto finish = [&](const std::string& id) {

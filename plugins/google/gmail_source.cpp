@@ -272,7 +272,7 @@ std::string OidcVerifier::check(const std::string& token, const json& header, co
     const std::string iss = claims.contains("iss") && claims["iss"].is_string() ? claims["iss"].get<std::string>() : "";
     if (iss != "accounts.google.com" && iss != "https://accounts.google.com") return fmt::format("iss '{}' is not Google", iss);
     if (!claims.contains("aud") || !claims["aud"].is_string() || claims["aud"].get<std::string>() != expect.audience)
-        return fmt::format("aud '{}' is not push_audience", claims.contains("aud") ? claims["aud"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) : "");
+        return fmt::format("aud '{}' is not push_audience", claims.contains("aud") ? docpipe::json_text(claims["aud"]) : "");
     if (!claims.contains("email") || !claims["email"].is_string() || claims["email"].get<std::string>() != expect.email)
         return "email is not push_service_account";
     if (!claims.contains("email_verified") || claims["email_verified"] != true) return "email_verified is not true";
@@ -527,7 +527,7 @@ void GmailSource::ensure_labels() {
         *slot = find(*name);
         if (!slot->empty()) continue;
         const json body{{"name", *name}, {"labelListVisibility", "labelShow"}, {"messageListVisibility", "show"}};
-        const auto r = gmail("POST", "/labels", body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "labels.create");
+        const auto r = gmail("POST", "/labels", docpipe::json_text(body), "labels.create");
         if (r.ok()) {
             *slot = json::parse(r.body, nullptr, false).value("id", "");
         } else if (r.status == 409) {
@@ -580,7 +580,7 @@ void GmailSource::setup() {
 
 std::uint64_t GmailSource::watch() {
     const json body{{"topicName", topic_}, {"labelIds", json::array({label_id_})}, {"labelFilterBehavior", "include"}};
-    const json j = gmail_json("POST", "/watch", body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "watch");
+    const json j = gmail_json("POST", "/watch", docpipe::json_text(body), "watch");
     const std::int64_t expiration = static_cast<std::int64_t>(to_u64(j.value("expiration", json())));
     const auto now = ctx_.clock().steady_now();
     {
@@ -933,7 +933,7 @@ void GmailSource::modify_labels(const std::string& id, const std::vector<std::st
     for (int attempt = 1; attempt <= kModifyAttempts; ++attempt) {
         std::string why;
         try {
-            const auto r = gmail("POST", "/messages/" + net::url_encode(id) + "/modify", body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "messages.modify");
+            const auto r = gmail("POST", "/messages/" + net::url_encode(id) + "/modify", docpipe::json_text(body), "messages.modify");
             if (r.ok()) return;
             if (r.status == 404) {
                 ctx_.log().info("Gmail message {} is gone; its labels were not changed", id);
@@ -1003,7 +1003,7 @@ void GmailSource::pull_notifications() {
     const json body{{"maxMessages", max_messages_}, {"returnImmediately", true}};
     // returnImmediately is discouraged for busy subscriptions, but a held pull would outlast
     // poll()'s max_wait, and messages handed to a pull we stop waiting for sit out their deadline.
-    const auto r = pubsub("POST", "/v1/" + subscription_ + ":pull", body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "pull");
+    const auto r = pubsub("POST", "/v1/" + subscription_ + ":pull", docpipe::json_text(body), "pull");
     if (!r.ok()) throw ApiError(fmt::format("Pub/Sub pull answered {}: {}", r.status, answer_text(r)), r.status);
     const json j = json::parse(r.body, nullptr, false);
     if (!j.is_object()) throw ApiError("Pub/Sub pull answered without a JSON object", r.status);
@@ -1046,7 +1046,7 @@ void GmailSource::acknowledge(const std::vector<std::string>& ack_ids) {
         const std::vector<std::string> chunk(ack_ids.begin() + static_cast<std::ptrdiff_t>(at),
                                              ack_ids.begin() + static_cast<std::ptrdiff_t>(std::min(ack_ids.size(), at + 1000)));
         try {
-            const auto r = pubsub("POST", "/v1/" + subscription_ + ":acknowledge", json{{"ackIds", chunk}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "acknowledge");
+            const auto r = pubsub("POST", "/v1/" + subscription_ + ":acknowledge", docpipe::json_text(json{{"ackIds", chunk}}), "acknowledge");
             if (!r.ok())
                 ctx_.log().warn("Pub/Sub acknowledge of {} notification(s) answered {}: {} (they come back; harmless)", chunk.size(), r.status,
                                 answer_text(r));
@@ -1084,7 +1084,7 @@ void GmailSource::extend_deadlines() {
                                              ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), at + 1000)));
         const json body{{"ackIds", chunk}, {"ackDeadlineSeconds", std::chrono::duration_cast<seconds>(ack_extend_).count()}};
         try {
-            const auto r = pubsub("POST", "/v1/" + subscription_ + ":modifyAckDeadline", body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "modifyAckDeadline");
+            const auto r = pubsub("POST", "/v1/" + subscription_ + ":modifyAckDeadline", docpipe::json_text(body), "modifyAckDeadline");
             if (!r.ok()) ctx_.log().warn("Pub/Sub modifyAckDeadline answered {}: {}", r.status, answer_text(r));
         } catch (const std::exception& e) {
             ctx_.log().warn("Pub/Sub modifyAckDeadline failed: {}", e.what());
@@ -1151,7 +1151,7 @@ HookResponse GmailSource::handle_hook(const HookRequest& request) {
     auto answer = [](int status, std::string_view error = {}) {
         HookResponse r;
         r.status = status;
-        if (!error.empty()) r.body = json{{"error", error}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        if (!error.empty()) r.body = docpipe::json_text(json{{"error", error}});
         return r;
     };
     if (mode_ != Mode::PubsubPush) return answer(404, "this node takes no pushes: its mode is not pubsub_push");

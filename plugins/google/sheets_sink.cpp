@@ -21,7 +21,7 @@ const std::vector<std::string> kHeader = {"Timestamp", "Email ID", "Sender",    
 std::string as_text(const json& v) {
     if (v.is_string()) return v.get<std::string>();
     if (v.is_null()) return {};
-    return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return docpipe::json_text(v);
 }
 
 // 'It''s'!A1: A1 notation quotes a title in ' and doubles a ' inside it.
@@ -192,7 +192,7 @@ bool SheetsSink::journal_row(const Row& row) {
     const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(ctx_.clock().now().time_since_epoch()).count();
     const std::string key = fmt::format("{}{:015}-{:010}-{}", journal_prefix_, now_ms, journal_sequence_.fetch_add(1) + 1, instance_);
     try {
-        ctx_.state().put(key, json{{"tab", row.tab}, {"cells", row.cells}, {"doc_id", row.doc_id}, {"job_id", row.job_id}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+        ctx_.state().put(key, docpipe::json_text(json{{"tab", row.tab}, {"cells", row.cells}, {"doc_id", row.doc_id}, {"job_id", row.job_id}}));
     } catch (const std::exception& e) {
         ctx_.log().log(LogLevel::Warn, fmt::format("could not journal the audit row: {}", e.what()), row.doc_id);
         return false;
@@ -273,7 +273,7 @@ bool SheetsSink::replay_journal() {
                     auto kept = json::parse(values[i], nullptr, false);
                     if (!kept.is_object()) kept = json::object();
                     kept["refused"] = results[i].reason();
-                    ctx_.state().put(aside, kept.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+                    ctx_.state().put(aside, docpipe::json_text(kept));
                     release_entry(taken[i]);
                     journaled_.fetch_sub(1);
                     refused_.fetch_add(1);
@@ -587,7 +587,7 @@ std::vector<std::string> SheetsSink::append(const std::string& tab, const std::v
                                      spreadsheet_url() + "/values/" + net::url_encode(quoted(tab) + "!A1") +
                                          ":append?valueInputOption=RAW&insertDataOption=INSERT_ROWS",
                                      {{"Content-Type", "application/json; charset=UTF-8"}},
-                                     body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                                     docpipe::json_text(body),
                                      {}});
         } catch (const net::TransportError& e) {
             throw Stop{client_.unreachable(e, what)};
@@ -630,7 +630,7 @@ void SheetsSink::write_header(const std::string& tab) {
     net::HttpResponse response;
     try {
         response = client_.send({"PUT", spreadsheet_url() + "/values/" + net::url_encode(range) + "?valueInputOption=RAW",
-                                 {{"Content-Type", "application/json; charset=UTF-8"}}, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), {}});
+                                 {{"Content-Type", "application/json; charset=UTF-8"}}, docpipe::json_text(body), {}});
     } catch (const net::TransportError& e) {
         throw Stop{client_.unreachable(e, what)};
     }
@@ -671,7 +671,7 @@ void SheetsSink::ensure_tab(const std::string& tab) {
     net::HttpResponse response;
     try {
         response = client_.send({"POST", spreadsheet_url() + ":batchUpdate", {{"Content-Type", "application/json; charset=UTF-8"}},
-                                 request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), {}});
+                                 docpipe::json_text(request), {}});
     } catch (const net::TransportError& e) {
         throw Stop{client_.unreachable(e, what)};
     }

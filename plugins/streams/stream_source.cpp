@@ -347,7 +347,7 @@ void StreamSource::dead_letter(const Entry& entry, const std::string& doc_id, co
             if (k != kFieldPayload) record["entry_fields"][k] = v;
     }
     const std::string key = fmt::format("deadletter/{}-{}-{}", iso8601(now), id, ctx_.node_name());
-    ctx_.state().put(key, record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));  // throws when the store refused: then the entry is not acked
+    ctx_.state().put(key, docpipe::json_text(record));  // throws when the store refused: then the entry is not acked
     ctx_.metrics().increment("stream_dead_letters_total", 1, {{"stream", stream_}});
     ctx_.log().log(LogLevel::Error, fmt::format("stream '{}' entry {}: dead-lettered as {}: {}", stream_, entry.id, key, reason), id);
     std::lock_guard lock(state_mutex_);

@@ -37,14 +37,14 @@ NcbRecord ncb_record(const Document& doc, std::chrono::system_clock::time_point 
         }
         auto converted = convert(*v);
         if (!converted) {
-            out.missing.push_back(fmt::format("{} ({}: '{}' is not usable)", ncb_name, field, v->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+            out.missing.push_back(fmt::format("{} ({}: '{}' is not usable)", ncb_name, field, docpipe::json_text(*v)));
             return;
         }
         r[ncb_name] = *converted;
     };
     auto as_string = [](const nlohmann::json& v) -> std::optional<nlohmann::json> {
         if (v.is_string()) return v;
-        if (v.is_number()) return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        if (v.is_number()) return docpipe::json_text(v);
         return std::nullopt;
     };
     require("Event date", "service_date", [](const nlohmann::json& v) -> std::optional<nlohmann::json> {

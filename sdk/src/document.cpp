@@ -162,6 +162,10 @@ Document Document::from_json(const nlohmann::json& j) {
     return d;
 }
 
+std::string json_text(const nlohmann::json& value, int indent) {
+    return value.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 std::string media_type_for(std::string_view filename) {
     auto dot = filename.rfind('.');
     if (dot == std::string_view::npos) return "application/octet-stream";

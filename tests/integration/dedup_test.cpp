@@ -264,4 +264,12 @@ TEST_F(Dedup, AnArchivedEmailWhoseReceiptWasSentBeforeIsSkipped) {
     probe("src").feed(1, "broken-");
     EXPECT_EQ(run_once("{probe: out, fail_always: true}", chain, nodes), 1);
     EXPECT_EQ(job("broken-0")->status, "failed") << "the archive beside it booked no claim";
+
+    // An email with nothing to split off, archived: skipped, saying why (it was `submitted`:
+    // the archive's delivery outranked the skip on the email's own outcome).
+    probe("src").feed(1, "empty-");
+    EXPECT_EQ(run_once("{probe: out}", chain, "  split: {component: transform.split, config: {children: 0}}\n"
+                                              "  archive: {component: sink.memory, config: {probe: archive}}\n"), 0);
+    EXPECT_EQ(job("empty-0")->status, "skipped") << job("empty-0")->outcomes();
+    EXPECT_THAT(job("empty-0")->last_error, ::testing::HasSubstr("no attachment to split off"));
 }

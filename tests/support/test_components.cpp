@@ -160,6 +160,7 @@ public:
     SplitTransform(const Config& c, Context&) : children_(static_cast<int>(c.get_int("children"))) {}
     void process(const DocumentPtr& in, Outputs& out) override {
         for (int i = 0; i < children_; ++i) out.emit(std::make_shared<Document>(in->make_child(std::to_string(i))));
+        if (children_ == 0) out.skip("no attachment to split off");  // as transform.mime does
     }
 
 private:

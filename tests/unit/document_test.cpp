@@ -52,3 +52,15 @@ TEST(Document, MediaTypes) {
     EXPECT_EQ(media_type_for("claim.eml"), "message/rfc822");
     EXPECT_EQ(media_type_for("noext"), "application/octet-stream");
 }
+
+// docpipe::json_text: what the runtime, the stores and the plugins write. A Latin-1 file name
+// made nlohmann's plain dump() throw (a lost extract run, a drop-folder file retried as if the
+// disk failed); valid UTF-8 must come out byte for byte, since ids and keys hash the text.
+TEST(Document, JsonTextWritesABadByteAsReplacementAndKeepsValidUtf8) {
+    const nlohmann::json latin1 = {{"name", std::string("re\xe7u.jpg")}};
+    EXPECT_THROW((void)latin1.dump(), nlohmann::json::type_error);
+    EXPECT_EQ(docpipe::json_text(latin1), "{\"name\":\"re\xef\xbf\xbdu.jpg\"}");
+    const nlohmann::json utf8 = {{"name", "re\xc3\xa7u \xe6\x94\xb6\xe6\x8d\xae.jpg"}, {"n", 1}};
+    EXPECT_EQ(docpipe::json_text(utf8), utf8.dump());
+    EXPECT_EQ(docpipe::json_text(utf8, 2), utf8.dump(2));
+}

@@ -322,7 +322,7 @@ FilteredJobs filter_jobs(Store& store, const JobQuery& base, const JobFilter& f,
         if (f.provider && lower(provider_of(j)).find(*f.provider) == std::string::npos) return false;
         if (f.text) {
             const std::string hay = lower(j.id + "\n" + j.root_id + "\n" + j.filename + "\n" + j.email_id + "\n" + provider_of(j) + "\n" +
-                                          Job::or_empty(j.references).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n" + j.last_error + "\n" + j.status);
+                                          docpipe::json_text(Job::or_empty(j.references)) + "\n" + j.last_error + "\n" + j.status);
             if (hay.find(*f.text) == std::string::npos) return false;
         }
         return true;
@@ -367,7 +367,7 @@ void append_audit(Store& store, const std::string& job_id, json entry, std::int6
     entry["at"] = iso8601(std::chrono::system_clock::time_point(std::chrono::milliseconds(now_ms)));
     // Zero-padded time first: the keys sort in the order the actions happened.
     const std::string key = fmt::format("audit/{}/{:015d}-{:02x}{:02x}{:02x}{:02x}", job_id, now_ms, r[0], r[1], r[2], r[3]);
-    store.put(key, entry.dump(-1, ' ', false, json::error_handler_t::replace));
+    store.put(key, docpipe::json_text(entry));
 }
 
 json read_audit(Store& store, const std::string& job_id) {

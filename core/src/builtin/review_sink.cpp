@@ -120,7 +120,7 @@ void store_for_review(Store& store, Context& ctx, const Document& doc, const std
     // TIFF page: each page raster goes in as a scaled PNG under its own key, written
     // before the record so a parked document never names a preview that is not there.
     record["page_images"] = store_page_previews(store, ctx, job_id, doc);
-    store.put(fmt::format("review/{}/{}", job_id, doc.id), record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    store.put(fmt::format("review/{}/{}", job_id, doc.id), docpipe::json_text(record));
 }
 
 }  // namespace docpipe::core

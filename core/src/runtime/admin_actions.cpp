@@ -156,7 +156,7 @@ void apply_correction(Document& doc, const std::string& field, const nlohmann::j
     if (auto m = doc.fields.find("missing"); m != doc.fields.end() && m->is_array()) {
         nlohmann::json still = nlohmann::json::array();
         for (const auto& x : *m) {
-            const auto name = x.is_string() ? x.get<std::string>() : x.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+            const auto name = x.is_string() ? x.get<std::string>() : docpipe::json_text(x);
             const bool fixed = name == field || (name == "member_id or policy_number" && (field == "member_id" || field == "policy_number"));
             if (!fixed) still.push_back(x);
         }
@@ -232,7 +232,7 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
             if (auto own = per_doc.find(doc.id); own != per_doc.end() && own->contains(field)) continue;
             const nlohmann::json v = current_value(doc, field);
             if (std::find(values.begin(), values.end(), v) == values.end()) values.push_back(v);
-            seen.push_back(fmt::format("{}: {}", doc.id, v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+            seen.push_back(fmt::format("{}: {}", doc.id, docpipe::json_text(v)));
         }
         if (values.size() > 1) {
             ambiguous[field] = fmt::format("the job's documents differ ({}); correct each under 'documents' -> doc id -> 'fields'",
@@ -309,7 +309,7 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
         try {
             auto record = nlohmann::json::parse(parked);
             record["document"] = doc.to_json(true);
-            parked = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+            parked = docpipe::json_text(record);
             store_.put(key, parked);
         } catch (const std::exception& e) {
             log_.log(LogLevel::Warn, fmt::format("the parked document could not be updated with the corrections: {}", e.what()), id);
@@ -368,7 +368,7 @@ ActionResult AdminActions::reject(const std::string& id, const std::string& reas
                 o["status"] = "rejected";
                 o["reason"] = "rejected by a reviewer: " + reason;
             }
-        j.set_outcomes_text(outcomes.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+        j.set_outcomes_text(docpipe::json_text(outcomes));
     });
     if (!still_in_review) return ActionResult::fail(Result::Conflict, "job is no longer in review: another reviewer acted on it first");
     for (const auto& key : store_.keys("review/" + id + "/", 1000)) store_.erase(key);
@@ -398,7 +398,7 @@ ActionResult AdminActions::return_to_review(const std::string& id) {
                 o["status"] = "review";
                 o["reason"] = "returned to review after a failed approval: " + o.value("reason", "");
             }
-        j.set_outcomes_text(outcomes.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+        j.set_outcomes_text(docpipe::json_text(outcomes));
         j.status = "review";
         // The failed approval's note and time are in the audit trail; the next approval brings its own.
         if (j.references.is_object()) {

@@ -18,7 +18,7 @@ void DeadLetters::store(const RuntimeNode& node, const Envelope& env, const std:
                           {"pipeline_hash", pipeline_hash_},
                           {"document", env.doc->to_json(true)}};
     const std::string key = fmt::format("deadletter/{}-{}-{}", iso8601(clock_.now()), env.doc->id, node.name());
-    store_.put(key, record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    store_.put(key, docpipe::json_text(record));
     // Indexed by job (source document) so the retry endpoint finds its letters.
     store_.put(fmt::format("deadletter-index/{}/{}", env.tracker->doc_id, key), key);
     metrics_.increment("dead_letters_total", 1, {{"node", node.name()}});

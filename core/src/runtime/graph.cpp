@@ -339,15 +339,16 @@ void GraphExecutor::note(const Envelope& env, const RuntimeNode& node, HopRecord
 // A sink's hop ends: its timeline entry, its outcome and the end of its position are one
 // step under the tracker's lock (three would each contend with the other sinks of the
 // same document), then the hop is released.
-void GraphExecutor::finish_sink_hop(const Envelope& env, const HopEnd& end, const SinkOutcome& outcome, bool keep_claim) {
+void GraphExecutor::finish_sink_hop(RuntimeNode& sink, const Envelope& env, const HopEnd& end, const SinkOutcome& outcome,
+                                    bool keep_claim) {
     // Edges from the sink's `accepted` port (kSinkAcceptedPort): the document goes on, with
     // the receiving system's references as attributes (the audit row after the NCB
     // submission, with its claim reference). Only sinks so wired pay for the copy.
     DocumentPtr passed;
     const std::vector<std::size_t>* next = nullptr;
     std::vector<Position*> positions;
-    if (!end.node.successors.empty()) {
-        next = &end.node.targets(kSinkAcceptedPort);
+    if (!sink.successors.empty()) {
+        next = &sink.targets(kSinkAcceptedPort);
         auto copy = std::make_shared<Document>(*env.doc);  // parts and pixels are shared, not copied
         for (const auto& [key, value] : outcome.references) copy->attributes[key] = value;
         passed = std::move(copy);
@@ -373,6 +374,7 @@ void GraphExecutor::finish_sink_hop(const Envelope& env, const HopEnd& end, cons
     if (passed) {
         // Counted before any is queued: the count cannot reach zero while this hop holds its own.
         env.tracker->outstanding.fetch_add(static_cast<std::int64_t>(positions.size()));
+        sink.stats.out.fetch_add(1, std::memory_order_relaxed);
         for (std::size_t i = 0; i < positions.size(); ++i)
             enqueue((*next)[i], Envelope{passed, env.tracker, positions[i]->token, positions[i], 1});
     }
@@ -734,7 +736,7 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
                 for (const auto& [k, v] : j.items())
                     if (v.is_string()) references[k] = v.get<std::string>();
         }
-        finish_sink_hop(env, HopEnd{node, HopRecord::Result::AlreadyDelivered, {}, ended},
+        finish_sink_hop(node, env, HopEnd{node, HopRecord::Result::AlreadyDelivered, {}, ended},
                         SinkOutcome{parked ? DescendantOutcome::Kind::Review : DescendantOutcome::Kind::Submitted, name,
                                     parked ? "parked for review" : "", references},
                         false);
@@ -769,7 +771,7 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
                             std::string& entry = entry_buffer;
                             entry.assign(parked ? "review@" : "submitted@");
                             append_iso8601(entry, s_.clock.now());
-                            if (!result->references().empty()) entry += "\n" + nlohmann::json(result->references()).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+                            if (!result->references().empty()) entry += "\n" + docpipe::json_text(nlohmann::json(result->references()));
                             s_.store.put(ledger_key, entry, s_.ledger_ttl);
                         } catch (const StoreError& e) {
                             // This node waits for the store: /health/detailed shows it degraded meanwhile.
@@ -784,7 +786,7 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
                 }
             }
             const std::string_view reason = parked ? std::string_view(result->reason()) : std::string_view();
-            finish_sink_hop(env, HopEnd{node, parked ? HopRecord::Result::Parked : HopRecord::Result::Delivered, reason, ended},
+            finish_sink_hop(node, env, HopEnd{node, parked ? HopRecord::Result::Parked : HopRecord::Result::Delivered, reason, ended},
                             SinkOutcome{parked ? DescendantOutcome::Kind::Review : DescendantOutcome::Kind::Submitted, name, reason,
                                         result->references()},
                             env.doc->fields.contains("claim") || parked);

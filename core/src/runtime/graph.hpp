@@ -152,7 +152,8 @@ private:
     // `emitted`: each document and the port it was emitted on.
     void hand_over(RuntimeNode& from, const Envelope& env, const HopEnd& end,
                    std::vector<std::pair<DocumentPtr, std::string>>& emitted);
-    void finish_sink_hop(const Envelope& env, const HopEnd& end, const SinkOutcome& outcome, bool keep_claim);
+    // `sink`'s hop ends: its outcome, then the document goes on from its `accepted` port, if connected.
+    void finish_sink_hop(RuntimeNode& sink, const Envelope& env, const HopEnd& end, const SinkOutcome& outcome, bool keep_claim);
     void succeeded(RuntimeNode& node);
     template <typename Call>
     bool guarded(std::size_t index, const Envelope& env, Call&& call);

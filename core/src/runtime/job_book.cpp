@@ -64,7 +64,7 @@ void append_json_string(std::string& out, std::string_view value) {
         out += '"';
         return;
     }
-    out += nlohmann::json(std::string(value)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    out += docpipe::json_text(nlohmann::json(std::string(value)));
 }
 
 
@@ -298,10 +298,17 @@ JobEnd JobBook::end(Tracker& t) {
         letters_missing = t.dead_letter_missing;
         claim = t.claim;
     }
+    using K = DescendantOutcome::Kind;
     // One outcome per document id: the worst of its sinks (review beats delivered, a
-    // failure beats both).
-    const auto worst_first = [](const DescendantOutcome& a, const DescendantOutcome& b) {
-        return a.doc_id != b.doc_id ? a.doc_id < b.doc_id : severity(a.kind) > severity(b.kind);
+    // failure beats both). The source document's own delivery (the email archived as
+    // received) ranks below its skip too: an email with no claim attachment, archived, was
+    // skipped by transform.mime, and says so.
+    const std::string& source_id = t.doc_id;
+    const auto rank = [&source_id](const DescendantOutcome& o) {
+        return o.kind == K::Submitted && o.doc_id == source_id ? -1 : severity(o.kind);
+    };
+    const auto worst_first = [&rank](const DescendantOutcome& a, const DescendantOutcome& b) {
+        return a.doc_id != b.doc_id ? a.doc_id < b.doc_id : rank(a) > rank(b);
     };
     // Usually in order already (one document, every sink alike): stable_sort would still
     // allocate its buffer.
@@ -327,7 +334,6 @@ JobEnd JobBook::end(Tracker& t) {
     nlohmann::json fresh_built = t.replaces ? build_fresh() : nlohmann::json();
     // derive() and summary_error() over the structs (the worst outcome of each document, the
     // first of its run in `mine`): the same answers without building or reading JSON.
-    using K = DescendantOutcome::Kind;
     const char* status_built = nullptr;  // the status when no outcome is replaced
     std::string error_built;
     if (!t.replaces) {
@@ -439,7 +445,7 @@ JobEnd JobBook::end(Tracker& t) {
                 timeline = std::move(entries);
             }
             j.last_error = no_outcomes ? (failed ? failure : "") : summary_error(outcomes, merged_status);
-            j.set_outcomes_text(outcomes.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+            j.set_outcomes_text(docpipe::json_text(outcomes));
             j.set_trace_text(std::move(timeline));
         } else {
             j.last_error = error_built;
@@ -507,7 +513,7 @@ bool JobBook::amend_reference(const std::string& job_id, const std::string& doc_
                 amended = true;
             }
             if (!amended) return;
-            j.set_outcomes_text(outcomes.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+            j.set_outcomes_text(docpipe::json_text(outcomes));
             nlohmann::json& slot = j.references[key];
             if (slot.is_null() || (old && slot == *old)) {
                 slot = value;

@@ -133,7 +133,7 @@ nlohmann::json Job::to_json() const {
 }
 
 std::string Job::to_json_text() const {
-    std::string text = without_trace(*this).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::string text = docpipe::json_text(without_trace(*this));
     // Splice the texts in as the last members: {...,"outcomes":[...],"trace":[...]}
     text.pop_back();
     text += ",\"outcomes\":";
@@ -162,9 +162,9 @@ Job Job::from_json(const nlohmann::json& j) {
     job.last_error = j.value("last_error", "");
     job.pipeline_hash = SharedText(j.value("pipeline_hash", ""));
     job.duplicate_of = j.value("duplicate_of", "");
-    if (auto o = j.find("outcomes"); o != j.end() && o->is_array()) job.outcomes_json_ = o->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    if (auto o = j.find("outcomes"); o != j.end() && o->is_array()) job.outcomes_json_ = docpipe::json_text(*o);
     job.owner = j.value("owner", "");
-    if (auto t = j.find("trace"); t != j.end() && t->is_array()) job.trace_json_ = t->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    if (auto t = j.find("trace"); t != j.end() && t->is_array()) job.trace_json_ = docpipe::json_text(*t);
     job.created_ms = j.value("created_ms", std::int64_t{0});
     job.updated_ms = j.value("updated_ms", std::int64_t{0});
     return job;

@@ -114,7 +114,7 @@ struct Job {
     nlohmann::json to_json() const;
     // `member` (fields or references) as the API shows it: an empty object while null.
     static const nlohmann::json& or_empty(const nlohmann::json& member);
-    // The same as to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), without parsing the timeline: what the stores write.
+    // The same as docpipe::json_text(to_json()), without parsing the timeline: what the stores write.
     std::string to_json_text() const;
     static Job from_json(const nlohmann::json& j);
 

@@ -122,6 +122,13 @@ public:
 
 using DocumentPtr = std::shared_ptr<const Document>;
 
+// JSON as text, for the state store, logs, HTTP bodies and error messages. A string that is
+// not valid UTF-8 (a file name in Latin-1) has each bad byte written as U+FFFD instead of
+// throwing, which nlohmann's plain dump() does; valid UTF-8 is written byte for byte, so an
+// id or idempotency key hashed from the text is the same either way. `indent` < 0: one line.
+// Use it in place of dump(): a document's strings come from outside and are not checked.
+std::string json_text(const nlohmann::json& value, int indent = -1);
+
 // Guess a media type from a file name's extension ("application/octet-stream" if unknown).
 std::string media_type_for(std::string_view filename);
 
