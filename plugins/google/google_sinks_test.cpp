@@ -204,6 +204,38 @@ TEST(SheetsSink, ADocumentTriedAgainAfterItsRowWentInIsNotAppendedTwice) {
     EXPECT_EQ(g.tab(kTab).size(), 4u);
 }
 
+// A claim that went to review got a row then; once a reviewer approves it (attribute
+// approved_at) and NCB books it, the approval is a row of its own, with NCB's reference. Each
+// row is still written once: the approved claim tried again finds its approval row, not the
+// review row.
+TEST(SheetsSink, AnApprovedClaimGetsARowOfItsOwnOnceAfterItsReviewRow) {
+    Google g;
+    g.control("POST", "/_fake/sheets", {{"spreadsheet_id", "book1"}, {"tabs", json::array({"Sheet1"})}});
+    auto runner = sheets(g);
+    Document in_review = claim_doc("d1");
+    in_review.fields["confidence_level"] = "low";
+    in_review.fields.erase("ncb_claim_reference");
+    const auto review_row = runner.write(in_review);
+    ASSERT_EQ(review_row.status(), SinkResult::Status::Ok) << review_row.reason();
+    Document approved = in_review;
+    approved.attributes["approved_at"] = "2024-01-15T09:00:00Z";
+    approved.attributes["ncb_claim_reference"] = "NCB-000777";
+    const auto approval_row = runner.write(approved);
+    ASSERT_EQ(approval_row.status(), SinkResult::Status::Ok) << approval_row.reason();
+    EXPECT_NE(approval_row.references().at("sheets_range"), review_row.references().at("sheets_range"));
+    auto rows = g.tab(kTab);
+    ASSERT_EQ(rows.size(), 3u) << "header, the review row, the approval row: " << rows.dump();
+    EXPECT_EQ(rows[1][8], "low (review)");
+    EXPECT_EQ(rows[1][9], "");
+    EXPECT_EQ(rows[2][8], "low (approved)");
+    EXPECT_EQ(rows[2][9], "NCB-000777");
+    EXPECT_EQ(rows[2][11], "d1");
+    // Tried again (a crash before the ledger entry): each finds its own row.
+    EXPECT_EQ(runner.write(approved).references().at("sheets_range"), approval_row.references().at("sheets_range"));
+    EXPECT_EQ(runner.write(in_review).references().at("sheets_range"), review_row.references().at("sheets_range"));
+    EXPECT_EQ(g.tab(kTab).size(), 3u);
+}
+
 TEST(SheetsSink, WhileSheetsIsDownRowsAreJournaledThenReplayedInOrderOnce) {
     Google g;
     g.control("POST", "/_fake/sheets", {{"spreadsheet_id", "book1"}, {"tabs", json::array({"Sheet1"})}});

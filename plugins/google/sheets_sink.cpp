@@ -245,7 +245,9 @@ bool SheetsSink::replay_journal() {
                 }
                 const std::string doc_id = j.value("doc_id", "");
                 // Its row may be in already (a crash between an append and the erase below).
-                if (auto earlier = find_row_quietly(j.value("tab", ""), doc_id)) {
+                const auto& cells = j.contains("cells") && j["cells"].is_array() ? j["cells"] : json::array();
+                const bool approval = cells.size() > 8 && cells[8].is_string() && is_approval_route(cells[8].get<std::string>());
+                if (auto earlier = find_row_quietly(j.value("tab", ""), doc_id, approval)) {
                     release_entry(k);
                     journaled_.fetch_sub(1);
                     continue;
@@ -383,7 +385,9 @@ json SheetsSink::row_for(const Document& doc, std::chrono::system_clock::time_po
         }
     }
     std::string route = level;
-    if (review) {
+    if (is_approved(doc)) {  // a reviewer's decision: its row follows the one the review got
+        route = route.empty() ? "approved" : route + " (approved)";
+    } else if (review) {
         const std::string mark = flag.empty() ? "review" : "review: " + flag;
         route = route.empty() ? mark : route + " (" + mark + ")";
     }
@@ -408,8 +412,18 @@ std::string SheetsSink::spreadsheet_url() const { return base_ + "/v4/spreadshee
 
 // The row an earlier try appended for this document, if there is one: its Document ID
 // (column L) is looked up in the tab that try wrote to.
-std::optional<std::string> SheetsSink::find_row(const std::string& tab, const std::string& doc_id) {
-    const std::string range = quoted(tab) + "!L:L";
+bool SheetsSink::is_approved(const Document& doc) {
+    const auto a = doc.attributes.find("approved_at");
+    return a != doc.attributes.end() && !a->second.empty();
+}
+
+bool SheetsSink::is_approval_route(std::string_view route) {
+    return route == "approved" || route.ends_with(" (approved)");
+}
+
+std::optional<std::string> SheetsSink::find_row(const std::string& tab, const std::string& doc_id, bool approval) {
+    // Route to Document ID (I:L): a document's approval row is told from its first row by its Route.
+    const std::string range = quoted(tab) + "!I:L";
     net::HttpResponse response;
     try {
         response = client_.send({"GET", spreadsheet_url() + "/values/" + net::url_encode(range), {}, {}, {}});
@@ -421,16 +435,19 @@ std::optional<std::string> SheetsSink::find_row(const std::string& tab, const st
     const auto j = json::parse(response.body, nullptr, false);
     if (!j.is_object() || !j.contains("values") || !j["values"].is_array()) return std::nullopt;
     const auto& rows = j["values"];
-    for (std::size_t i = 0; i < rows.size(); ++i)
-        if (rows[i].is_array() && !rows[i].empty() && rows[i][0] == doc_id)
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        const auto& r = rows[i];
+        if (!r.is_array() || r.size() < 4 || r[3] != doc_id) continue;
+        if (is_approval_route(r[0].is_string() ? r[0].get<std::string>() : std::string()) == approval)
             return fmt::format("{}!A{}:L{}", quoted(tab), i + 1, i + 1);
+    }
     return std::nullopt;
 }
 
-std::optional<std::string> SheetsSink::find_row_quietly(const std::string& tab, const std::string& doc_id) {
+std::optional<std::string> SheetsSink::find_row_quietly(const std::string& tab, const std::string& doc_id, bool approval) {
     if (tab.empty() || doc_id.empty()) return std::nullopt;
     try {
-        return find_row(tab, doc_id);
+        return find_row(tab, doc_id, approval);
     } catch (Stop&) {
         return std::nullopt;  // cannot tell now: the append that follows will tell
     }
@@ -447,10 +464,12 @@ SinkResult SheetsSink::write(const Document& doc) {
     // row for this document may already be in the sheet: a try whose answer was lost, or a
     // crash between the append and the delivery ledger. Only then is the sheet read (one GET
     // of the Document ID column), so the normal path costs one store write.
-    const std::string marker = "sheets/" + spreadsheet_id_ + "/" + doc.id;
+    // A reviewer's approval is a row of its own, with its own marker (one per approval).
+    const bool approval = is_approved(doc);
+    const std::string marker = "sheets/" + spreadsheet_id_ + "/" + doc.id + (approval ? "@approved " + doc.attributes.at("approved_at") : "");
     if (!ctx_.state().put_if_absent(marker, row.tab, remember_for_)) {
         try {
-            if (auto earlier = find_row(ctx_.state().get(marker).value_or(row.tab), doc.id)) {
+            if (auto earlier = find_row(ctx_.state().get(marker).value_or(row.tab), doc.id, approval)) {
                 ctx_.log().log(LogLevel::Info, "its row is already in the sheet (an earlier try); not appended again", doc.id);
                 return SinkResult::ok().with_reference("sheets_range", *earlier);
             }

@@ -5,7 +5,8 @@
 // (attribute from, in full: the sheet is the audit log; it is never logged), Attachment
 // (attribute filename), Member ID, Provider, Total Amount (a number), Confidence (a number),
 // Route (fields.confidence_level, "(review)" added when fields.review_flag is set or the
-// level is low), NCB Reference (fields or attribute ncb_claim_reference: set when the audit
+// level is low; "(approved)" for a claim a reviewer approved, attribute approved_at: the
+// approval is a row of its own, after the one the claim got when it went to review), NCB Reference (fields or attribute ncb_claim_reference: set when the audit
 // node follows the NCB node's `accepted` port, as in the shipped pipelines; empty for a
 // claim that went to review, or with the audit node beside the NCB node),
 // Warnings (fields.warnings joined with "; "), Document ID. Claim values come from
@@ -93,8 +94,12 @@ public:
     static std::string neutralise(std::string text);
 
 private:
-    std::optional<std::string> find_row(const std::string& tab, const std::string& doc_id);
-    std::optional<std::string> find_row_quietly(const std::string& tab, const std::string& doc_id);
+    // The row of `doc_id` already in `tab`: its first row, or (`approval`) the row of a
+    // reviewer's approval, whose Route ends "(approved)".
+    std::optional<std::string> find_row(const std::string& tab, const std::string& doc_id, bool approval);
+    std::optional<std::string> find_row_quietly(const std::string& tab, const std::string& doc_id, bool approval);
+    static bool is_approved(const Document& doc);  // attribute approved_at (the admin API's approval)
+    static bool is_approval_route(std::string_view route);
 
 public:
 

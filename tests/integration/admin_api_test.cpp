@@ -685,6 +685,44 @@ TEST_F(AdminApi, RetriesOfAFailedApprovalKeepOneLetterAndDeliverOnce) {
     EXPECT_EQ(body(get("/api/v1/exceptions"))["meta"]["pagination"]["total"], 0);
 }
 
+// The audit after NCB and after the review queue (`ncb.accepted -> audit`, `review.accepted
+// -> audit`, as the shipped pipelines): a claim that went to review got its audit entry then;
+// approved and booked, it gets another, with NCB's reference. The audit's ledger entry from
+// the review stopped it ("already delivered"), so the audit never saw the NCB reference.
+TEST_F(AdminApi, AnApprovedClaimReachesTheAuditAgainWithTheNcbReference) {
+    probe("src").feed(1);
+    start(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  route: {component: transform.route}
+  review: {component: sink.review}
+  ncb: {component: sink.memory, config: {probe: ncb, reference: ncb_claim_reference}}
+  audit: {component: sink.memory, config: {probe: audit}}
+edges:
+  - in -> route
+  - route.even -> review
+  - route.odd -> ncb
+  - review.accepted -> audit
+  - ncb.accepted -> audit
+)", ", approved_node: ncb");
+    ASSERT_TRUE(wait_job("doc-0", "review"));
+    {
+        std::lock_guard lock(probe("audit").mutex);
+        ASSERT_EQ(probe("audit").accepted.at("doc-0"), 1) << "the review's audit entry";
+        EXPECT_EQ(probe("audit").attributes.at("doc-0").count("ncb_claim_reference"), 0u);
+    }
+    auto approved = client_->Post("/api/v1/exceptions/doc-0/approve", {{"X-API-Key", kKey}}, R"({"fields": {"total_amount": 12.5}})",
+                                  "application/json");
+    ASSERT_EQ(approved->status, 200) << approved->body;
+    ASSERT_TRUE(wait_job("doc-0", "submitted"));
+    std::lock_guard lock(probe("audit").mutex);
+    EXPECT_EQ(probe("audit").accepted.at("doc-0"), 2) << "the approval's audit entry, after NCB";
+    const auto& attributes = probe("audit").attributes.at("doc-0");
+    EXPECT_EQ(attributes.at("ncb_claim_reference"), "ncb_claim_reference:doc-0");
+    EXPECT_EQ(attributes.at("approved_at"), body(get("/api/v1/jobs/doc-0"))["data"]["references"]["approved_at"]);
+    EXPECT_EQ(probe("audit").fields.at("doc-0")["total_amount"]["value"], 12.5) << "with the reviewer's correction";
+}
+
 // The first email's receipt failed at NCB; the member sent it again, and the resend went
 // through transform.dedup in its place. An operator's retry of the first job would book the
 // receipt twice: it is refused, naming the job that took over.

@@ -43,6 +43,11 @@ inline constexpr const char* kPreviousStatusAttribute = "previous_status";
 inline constexpr const char* kRootJobAttribute = "root_job_id";
 // Set on source documents taken with RuntimeOptions::redeliver: dedup lets them through.
 inline constexpr const char* kRedeliverAttribute = "redeliver";
+// Set on a claim a reviewer approved (AdminActions::approve): the approval's time (ISO 8601),
+// as the job's references.approved_at. The approval is a new event for every sink after it:
+// the runtime keys their ledger entries by it (a row the audit sink wrote when the claim went
+// to review does not stop the approved claim's row), and sink.sheets writes an approval row.
+inline constexpr const char* kApprovedAtAttribute = "approved_at";
 // Optional attribute a component sets to say why a document needs a reviewer.
 inline constexpr const char* kReviewReasonAttribute = "review_reason";
 

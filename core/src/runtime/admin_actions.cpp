@@ -260,6 +260,7 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
         job_wide_changes[field] = {{"from", from}, {"to", value}};
     }
 
+    const std::string approved_at = iso8601(std::chrono::system_clock::now());
     nlohmann::json by_doc = nlohmann::json::object();
     std::size_t changed_fields = 0;
     for (auto& [key, doc] : docs) {
@@ -273,6 +274,7 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
         if (doc.fields.contains("claim")) doc.fields["reviewed"] = true;
         if (!notes.empty()) doc.attributes["reviewer_notes"] = notes;
         doc.attributes[kJobIdAttribute] = id;
+        doc.attributes[kApprovedAtAttribute] = approved_at;
     }
     // The job's own fields mirror one claim: with one document, its corrections; with
     // several, the job-wide ones (the same on each). Per-document corrections of a job with
@@ -296,7 +298,7 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
         if (!notes.empty()) j.references["reviewer_notes"] = notes;
         // Stays once the approved claims are delivered and the job is `submitted`: the
         // dashboard tells a reviewer's claims from those no person looked at.
-        j.references["approved_at"] = iso8601(std::chrono::system_clock::now());
+        j.references["approved_at"] = approved_at;
         j.last_error.clear();
     });
     if (!still_in_review) return ActionResult::fail(Result::Conflict, "job is no longer in review: another reviewer acted on it first");
