@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 
 #include "admin_server.hpp"
 #include "docpipe/detail/yaml_config.hpp"
@@ -854,6 +855,44 @@ void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& i
     };
     for (const auto& n : spec.nodes)
         if (colour[n.name] == 0) visit(n.name);
+
+    // One document reaching one sink twice: a port broadcasts the same document to each of its
+    // targets, and a sink's `accepted` port passes that same document on. `router.high ->
+    // audit` kept beside `router.high -> ncb_high`, `ncb_high.accepted -> audit` would write
+    // each audit row twice (on a first delivery the ledger is not read, and it could not tell
+    // the copies apart). Transforms may emit other documents, so only these paths count.
+    if (reported.empty() && !edge_dropped) {
+        const auto is_sink = [&](const std::string& name) {
+            const NodeSpec* n = spec.find(name);
+            return n && n->descriptor && n->descriptor->kind == ComponentKind::Sink;
+        };
+        std::set<std::string> refused;  // sinks already reported
+        for (const auto& node : spec.nodes) {
+            if (!node.descriptor) continue;
+            for (const auto& port : node.descriptor->output_ports) {
+                std::map<std::string, std::vector<std::string>> paths;  // sink -> how the document gets there
+                std::function<void(const std::string&, const std::string&, int)> follow = [&](const std::string& at,
+                                                                                              const std::string& path, int depth) {
+                    if (!is_sink(at) || depth > 64) return;
+                    auto& ways = paths[at];
+                    if (std::find(ways.begin(), ways.end(), path) != ways.end()) return;  // an edge listed twice: reported above
+                    ways.push_back(path);
+                    for (const auto& next : spec.successors(at, kSinkAcceptedPort))
+                        follow(next, path + ", " + at + "." + kSinkAcceptedPort + " -> " + next, depth + 1);
+                };
+                const std::string from = port.name == "out" ? node.name : node.name + "." + port.name;  // as edges write it
+                for (const auto& target : spec.successors(node.name, port.name)) follow(target, from + " -> " + target, 0);
+                for (const auto& [sink, ways] : paths) {
+                    if (ways.size() < 2 || !refused.insert(sink).second) continue;
+                    const NodeSpec* at = spec.find(sink);
+                    add(at ? at->mark : YAML::Mark::null_mark(), "nodes." + sink,
+                        fmt::format("one document from '{}' reaches '{}' {} times ({}): it would be delivered {} times; "
+                                    "remove all but one of these paths",
+                                    from, sink, ways.size(), fmt::join(ways, "; "), ways.size()));
+                }
+            }
+        }
+    }
 
     // Reachability from the sources.
     std::set<std::string> reached;

@@ -723,6 +723,29 @@ edges:
     EXPECT_EQ(probe("audit").fields.at("doc-0")["total_amount"]["value"], 12.5) << "with the reviewer's correction";
 }
 
+// NCB took the claim, the audit after it failed; the operator's retry writes the audit row.
+// The document's outcome keeps the NCB reference its first delivery recorded (the retry's
+// fresh outcome, from the audit alone, replaced it).
+TEST_F(AdminApi, ARetryAfterTheAuditFailedKeepsTheNcbReferenceOnTheOutcome) {
+    probe("src").feed(1);
+    start(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  ncb: {component: sink.memory, config: {probe: ncb, reference: ncb_claim_reference}}
+  audit: {component: sink.memory, retry: {attempts: 1}, config: {probe: audit, fail_first: 1, reference: sheets_range}}
+edges: [in -> ncb, ncb.accepted -> audit]
+)");
+    ASSERT_TRUE(wait_job("doc-0", "failed"));
+    ASSERT_EQ(client_->Post("/api/v1/jobs/doc-0/retry", {{"X-API-Key", kKey}}, "", "application/json")->status, 200);
+    ASSERT_TRUE(wait_job("doc-0", "submitted"));
+    const json job = body(get("/api/v1/jobs/doc-0"))["data"];
+    ASSERT_EQ(job["outcomes"].size(), 1u) << job;
+    EXPECT_EQ(job["outcomes"][0]["references"].value("ncb_claim_reference", ""), "ncb_claim_reference:doc-0") << job;
+    EXPECT_EQ(job["outcomes"][0]["references"].value("sheets_range", ""), "sheets_range:doc-0") << job;
+    std::lock_guard lock(probe("ncb").mutex);
+    EXPECT_EQ(probe("ncb").accepted.at("doc-0"), 1) << "the retry starts at the audit, not at NCB";
+}
+
 // The first email's receipt failed at NCB; the member sent it again, and the resend went
 // through transform.dedup in its place. An operator's retry of the first job would book the
 // receipt twice: it is refused, naming the job that took over.

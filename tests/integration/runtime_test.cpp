@@ -830,3 +830,40 @@ nodes:
 edges: [in -> ncb, ncb.accepted -> audit]
 )")).empty()) << "the port is optional on a sink, and named it is valid";
 }
+
+// The same document reaching one sink by two paths: the old `router.high -> audit` kept beside
+// the new `ncb.accepted -> audit` wrote each audit row twice. Refused, naming both paths.
+TEST(Runtime, OneDocumentReachingASinkTwiceIsRefused) {
+    Harness h;
+    const auto issues = h.check(pipeline(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  ncb: {component: sink.memory, config: {probe: ncb}}
+  audit: {component: sink.memory, config: {probe: audit}}
+edges: [in -> ncb, ncb.accepted -> audit, in -> audit]
+)"));
+    ASSERT_EQ(issues.size(), 1u) << ::testing::PrintToString(issues);
+    EXPECT_NE(issues[0].find("nodes.audit: one document from 'in' reaches 'audit' 2 times (in -> ncb, ncb.accepted -> audit; "
+                             "in -> audit): it would be delivered 2 times"),
+              std::string::npos) << issues[0];
+    // Two sinks a port broadcasts to, both passing the document on to a third: the same.
+    EXPECT_EQ(h.check(pipeline(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  a: {component: sink.memory, config: {probe: a}}
+  b: {component: sink.memory, config: {probe: b}}
+  audit: {component: sink.memory, config: {probe: audit}}
+edges: [in -> a, in -> b, a.accepted -> audit, b.accepted -> audit]
+)")).size(), 1u);
+    // Exclusive ports (a router sends a document one way) and a split's children are fine.
+    EXPECT_TRUE(h.check(pipeline(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  route: {component: transform.route}
+  split: {component: transform.split}
+  ncb: {component: sink.memory, config: {probe: ncb}}
+  review: {component: sink.memory, config: {probe: review}}
+  audit: {component: sink.memory, config: {probe: audit}}
+edges: [in -> route, route.even -> ncb, route.odd -> review, ncb.accepted -> audit, review.accepted -> audit, in -> split -> audit]
+)")).empty());
+}

@@ -391,9 +391,20 @@ JobEnd JobBook::end(Tracker& t) {
         if (t.replaces) {  // an approval or a retry: the job's other outcomes stand
             nlohmann::json fresh = first_run ? std::move(fresh_built) : build_fresh();
             outcomes = nlohmann::json::array();
-            for (auto& o : j.outcomes())
+            std::map<std::string, nlohmann::json> replaced_references;  // by doc id
+            for (auto& o : j.outcomes()) {
                 if (kind_of(o.value("status", "")) != *t.replaces) outcomes.push_back(std::move(o));
-            for (auto& o : fresh) outcomes.push_back(std::move(o));
+                else if (o.contains("references") && o["references"].is_object())
+                    replaced_references[o.value("doc_id", "")] = std::move(o["references"]);
+            }
+            for (auto& o : fresh) {
+                // A retry at the audit node: the NCB reference its first delivery recorded on
+                // this document's outcome stays there (fresh values win).
+                if (auto r = replaced_references.find(o.value("doc_id", "")); r != replaced_references.end())
+                    for (auto& [key, value] : r->second.items())
+                        if (!o.contains("references") || !o["references"].contains(key)) o["references"][key] = std::move(value);
+                outcomes.push_back(std::move(o));
+            }
             merged_status = derive(outcomes, t.doc_id);
             no_outcomes = outcomes.empty();
             if (no_outcomes && failed) merged_status = "failed";
