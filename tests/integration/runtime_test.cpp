@@ -810,38 +810,31 @@ edges:
         << "the reference NCB gave the first time, from the ledger";
 }
 
-TEST(Runtime, AnEdgeOutOfASinkNamesItsAcceptedPort) {
-    Harness h;
-    const auto issues = h.check(pipeline(R"(
+// A source, a sink `ncb` and a sink `audit`, wired by `edges`.
+std::string ncb_then_audit(const std::string& edges) {
+    return pipeline(R"(
 nodes:
   in: {component: source.memory, config: {probe: src}}
   ncb: {component: sink.memory, config: {probe: ncb}}
   audit: {component: sink.memory, config: {probe: audit}}
-edges: [in -> ncb -> audit]
-)"));
+edges: )" + edges + "\n");
+}
+
+TEST(Runtime, AnEdgeOutOfASinkNamesItsAcceptedPort) {
+    Harness h;
+    const auto issues = h.check(ncb_then_audit("[in -> ncb -> audit]"));
     ASSERT_EQ(issues.size(), 1u) << ::testing::PrintToString(issues);
     EXPECT_NE(issues[0].find("'ncb' (sink.memory) has no 'out' port; name one of its ports: accepted (e.g. ncb.accepted -> audit)"),
               std::string::npos) << issues[0];
-    EXPECT_TRUE(h.check(pipeline(R"(
-nodes:
-  in: {component: source.memory, config: {probe: src}}
-  ncb: {component: sink.memory, config: {probe: ncb}}
-  audit: {component: sink.memory, config: {probe: audit}}
-edges: [in -> ncb, ncb.accepted -> audit]
-)")).empty()) << "the port is optional on a sink, and named it is valid";
+    EXPECT_TRUE(h.check(ncb_then_audit("[in -> ncb, ncb.accepted -> audit]")).empty())
+        << "the port is optional on a sink, and named it is valid";
 }
 
 // The same document reaching one sink by two paths: the old `router.high -> audit` kept beside
 // the new `ncb.accepted -> audit` wrote each audit row twice. Refused, naming both paths.
 TEST(Runtime, OneDocumentReachingASinkTwiceIsRefused) {
     Harness h;
-    const auto issues = h.check(pipeline(R"(
-nodes:
-  in: {component: source.memory, config: {probe: src}}
-  ncb: {component: sink.memory, config: {probe: ncb}}
-  audit: {component: sink.memory, config: {probe: audit}}
-edges: [in -> ncb, ncb.accepted -> audit, in -> audit]
-)"));
+    const auto issues = h.check(ncb_then_audit("[in -> ncb, ncb.accepted -> audit, in -> audit]"));
     ASSERT_EQ(issues.size(), 1u) << ::testing::PrintToString(issues);
     EXPECT_NE(issues[0].find("nodes.audit: one document from 'in' reaches 'audit' 2 times (in -> ncb, ncb.accepted -> audit; "
                              "in -> audit): it would be delivered 2 times"),
