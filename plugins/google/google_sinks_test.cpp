@@ -204,20 +204,22 @@ TEST(SheetsSink, ADocumentTriedAgainAfterItsRowWentInIsNotAppendedTwice) {
     EXPECT_EQ(g.tab(kTab).size(), 4u);
 }
 
-// A claim that went to review got a row then; once a reviewer approves it (attribute
-// approved_at) and NCB books it, the approval is a row of its own, with NCB's reference. Each
-// row is still written once: the approved claim tried again finds its approval row, not the
-// review row.
+// A claim that went to review (parked there: attribute parked_by) got a row then; once a
+// reviewer approves it (attribute approved_at) and NCB books it, the approval is a row of its
+// own, with NCB's reference. Each row is still written once: the approved claim tried again
+// finds its approval row, not the review row.
 TEST(SheetsSink, AnApprovedClaimGetsARowOfItsOwnOnceAfterItsReviewRow) {
     Google g;
     g.control("POST", "/_fake/sheets", {{"spreadsheet_id", "book1"}, {"tabs", json::array({"Sheet1"})}});
     auto runner = sheets(g);
-    Document in_review = claim_doc("d1");
-    in_review.fields["confidence_level"] = "low";
-    in_review.fields.erase("ncb_claim_reference");
+    Document claim = claim_doc("d1");
+    claim.fields["confidence_level"] = "low";
+    claim.fields.erase("ncb_claim_reference");
+    Document in_review = claim;
+    in_review.attributes["parked_by"] = "review";
     const auto review_row = runner.write(in_review);
     ASSERT_EQ(review_row.status(), SinkResult::Status::Ok) << review_row.reason();
-    Document approved = in_review;
+    Document approved = claim;
     approved.attributes["approved_at"] = "2024-01-15T09:00:00Z";
     approved.attributes["ncb_claim_reference"] = "NCB-000777";
     const auto approval_row = runner.write(approved);

@@ -246,8 +246,8 @@ bool SheetsSink::replay_journal() {
                 const std::string doc_id = j.value("doc_id", "");
                 // Its row may be in already (a crash between an append and the erase below).
                 const auto& cells = j.contains("cells") && j["cells"].is_array() ? j["cells"] : json::array();
-                const bool approval = cells.size() > 8 && cells[8].is_string() && is_approval_route(cells[8].get<std::string>());
-                if (auto earlier = find_row_quietly(j.value("tab", ""), doc_id, approval)) {
+                const std::string route = cells.size() > 8 && cells[8].is_string() ? cells[8].get<std::string>() : std::string();
+                if (auto earlier = find_row_quietly(j.value("tab", ""), doc_id, route)) {
                     release_entry(k);
                     journaled_.fetch_sub(1);
                     continue;
@@ -384,10 +384,11 @@ json SheetsSink::row_for(const Document& doc, std::chrono::system_clock::time_po
             review = true;
         }
     }
+    const bool parked = doc.attributes.count("parked_by") != 0;  // the claim on its way to a person
     std::string route = level;
-    if (is_approved(doc)) {  // a reviewer's decision: its row follows the one the review got
+    if (is_approved(doc) && !parked) {  // a reviewer's decision: its row follows the one the review got
         route = route.empty() ? "approved" : route + " (approved)";
-    } else if (review) {
+    } else if (review || parked) {
         const std::string mark = flag.empty() ? "review" : "review: " + flag;
         route = route.empty() ? mark : route + " (" + mark + ")";
     }
@@ -417,12 +418,9 @@ bool SheetsSink::is_approved(const Document& doc) {
     return a != doc.attributes.end() && !a->second.empty();
 }
 
-bool SheetsSink::is_approval_route(std::string_view route) {
-    return route == "approved" || route.ends_with(" (approved)");
-}
-
-std::optional<std::string> SheetsSink::find_row(const std::string& tab, const std::string& doc_id, bool approval) {
-    // Route to Document ID (I:L): a document's approval row is told from its first row by its Route.
+std::optional<std::string> SheetsSink::find_row(const std::string& tab, const std::string& doc_id, const std::string& route) {
+    // Route to Document ID (I:L): a claim's row from when it went to review and its row once
+    // approved share the Document ID; the Route tells them apart.
     const std::string range = quoted(tab) + "!I:L";
     net::HttpResponse response;
     try {
@@ -438,16 +436,15 @@ std::optional<std::string> SheetsSink::find_row(const std::string& tab, const st
     for (std::size_t i = 0; i < rows.size(); ++i) {
         const auto& r = rows[i];
         if (!r.is_array() || r.size() < 4 || r[3] != doc_id) continue;
-        if (is_approval_route(r[0].is_string() ? r[0].get<std::string>() : std::string()) == approval)
-            return fmt::format("{}!A{}:L{}", quoted(tab), i + 1, i + 1);
+        if ((r[0].is_string() ? r[0].get<std::string>() : std::string()) == route) return fmt::format("{}!A{}:L{}", quoted(tab), i + 1, i + 1);
     }
     return std::nullopt;
 }
 
-std::optional<std::string> SheetsSink::find_row_quietly(const std::string& tab, const std::string& doc_id, bool approval) {
+std::optional<std::string> SheetsSink::find_row_quietly(const std::string& tab, const std::string& doc_id, const std::string& route) {
     if (tab.empty() || doc_id.empty()) return std::nullopt;
     try {
-        return find_row(tab, doc_id, approval);
+        return find_row(tab, doc_id, route);
     } catch (Stop&) {
         return std::nullopt;  // cannot tell now: the append that follows will tell
     }
@@ -464,12 +461,14 @@ SinkResult SheetsSink::write(const Document& doc) {
     // row for this document may already be in the sheet: a try whose answer was lost, or a
     // crash between the append and the delivery ledger. Only then is the sheet read (one GET
     // of the Document ID column), so the normal path costs one store write.
-    // A reviewer's approval is a row of its own, with its own marker (one per approval).
-    const bool approval = is_approved(doc);
-    const std::string marker = "sheets/" + spreadsheet_id_ + "/" + doc.id + (approval ? "@approved " + doc.attributes.at("approved_at") : "");
+    // The claim on its way to a person (parked before this sink) has a marker of its own: its
+    // row does not stand for the claim's row once a reviewer approved it.
+    const bool parked = doc.attributes.count("parked_by") != 0;
+    const std::string marker = "sheets/" + spreadsheet_id_ + "/" + doc.id + (parked ? "@parked" : "");
+    const std::string route = row.cells.size() > 8 && row.cells[8].is_string() ? row.cells[8].get<std::string>() : std::string();
     if (!ctx_.state().put_if_absent(marker, row.tab, remember_for_)) {
         try {
-            if (auto earlier = find_row(ctx_.state().get(marker).value_or(row.tab), doc.id, approval)) {
+            if (auto earlier = find_row(ctx_.state().get(marker).value_or(row.tab), doc.id, route)) {
                 ctx_.log().log(LogLevel::Info, "its row is already in the sheet (an earlier try); not appended again", doc.id);
                 return SinkResult::ok().with_reference("sheets_range", *earlier);
             }

@@ -5,8 +5,9 @@
 // (attribute from, in full: the sheet is the audit log; it is never logged), Attachment
 // (attribute filename), Member ID, Provider, Total Amount (a number), Confidence (a number),
 // Route (fields.confidence_level, "(review)" added when fields.review_flag is set or the
-// level is low; "(approved)" for a claim a reviewer approved, attribute approved_at: the
-// approval is a row of its own, after the one the claim got when it went to review), NCB Reference (fields or attribute ncb_claim_reference: set when the audit
+// level is low, or a sink before this one parked it, attribute parked_by; "(approved)" for a
+// claim a reviewer approved, attribute approved_at: the approval is a row of its own, after
+// the one the claim got when it went to review), NCB Reference (fields or attribute ncb_claim_reference: set when the audit
 // node follows the NCB node's `accepted` port, as in the shipped pipelines; empty for a
 // claim that went to review, or with the audit node beside the NCB node),
 // Warnings (fields.warnings joined with "; "), Document ID. Claim values come from
@@ -94,12 +95,11 @@ public:
     static std::string neutralise(std::string text);
 
 private:
-    // The row of `doc_id` already in `tab`: its first row, or (`approval`) the row of a
-    // reviewer's approval, whose Route ends "(approved)".
-    std::optional<std::string> find_row(const std::string& tab, const std::string& doc_id, bool approval);
-    std::optional<std::string> find_row_quietly(const std::string& tab, const std::string& doc_id, bool approval);
+    // The row of `doc_id` with this Route already in `tab` (a claim's row from when it went to
+    // review and its row once approved share the Document ID, not the Route).
+    std::optional<std::string> find_row(const std::string& tab, const std::string& doc_id, const std::string& route);
+    std::optional<std::string> find_row_quietly(const std::string& tab, const std::string& doc_id, const std::string& route);
     static bool is_approved(const Document& doc);  // attribute approved_at (the admin API's approval)
-    static bool is_approval_route(std::string_view route);
 
 public:
 

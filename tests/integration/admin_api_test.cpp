@@ -721,6 +721,12 @@ edges:
     EXPECT_EQ(attributes.at("ncb_claim_reference"), "ncb_claim_reference:doc-0");
     EXPECT_EQ(attributes.at("approved_at"), body(get("/api/v1/jobs/doc-0"))["data"]["references"]["approved_at"]);
     EXPECT_EQ(probe("audit").fields.at("doc-0")["total_amount"]["value"], 12.5) << "with the reviewer's correction";
+    EXPECT_EQ(attributes.count("parked_by"), 0u);
+    // The review's entry is kept apart; the approved claim's entries are the plain ones, so an
+    // approval repeated after a restart finds the claim delivered (NCB and the audit alike).
+    EXPECT_TRUE(rt_->state().get("ledger/audit/doc-0@parked"));
+    EXPECT_TRUE(rt_->state().get("ledger/audit/doc-0"));
+    EXPECT_TRUE(rt_->state().get("ledger/ncb/doc-0"));
 }
 
 // NCB took the claim, the audit after it failed; the operator's retry writes the audit row.

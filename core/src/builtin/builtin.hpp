@@ -44,10 +44,13 @@ inline constexpr const char* kRootJobAttribute = "root_job_id";
 // Set on source documents taken with RuntimeOptions::redeliver: dedup lets them through.
 inline constexpr const char* kRedeliverAttribute = "redeliver";
 // Set on a claim a reviewer approved (AdminActions::approve): the approval's time (ISO 8601),
-// as the job's references.approved_at. The approval is a new event for every sink after it:
-// the runtime keys their ledger entries by it (a row the audit sink wrote when the claim went
-// to review does not stop the approved claim's row), and sink.sheets writes an approval row.
+// as the job's references.approved_at. sink.sheets marks the approval's row "(approved)".
 inline constexpr const char* kApprovedAtAttribute = "approved_at";
+// Set by the runtime on a document a sink parked for review (sink.review; sink.ncb on a
+// refusal) and passes on from its `accepted` port: the sink's name. The sinks after it key
+// their ledger entries for it apart ("<doc id>@parked"), so the audit row a claim got when it
+// went to review does not stand for the claim a reviewer approves later.
+inline constexpr const char* kParkedByAttribute = "parked_by";
 // Optional attribute a component sets to say why a document needs a reviewer.
 inline constexpr const char* kReviewReasonAttribute = "review_reason";
 

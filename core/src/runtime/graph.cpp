@@ -351,6 +351,9 @@ void GraphExecutor::finish_sink_hop(RuntimeNode& sink, const Envelope& env, cons
         next = &sink.targets(kSinkAcceptedPort);
         auto copy = std::make_shared<Document>(*env.doc);  // parts and pixels are shared, not copied
         for (const auto& [key, value] : outcome.references) copy->attributes[key] = value;
+        // Parked for a person: the sinks after this one record the claim in review (their own
+        // ledger entries, sink.sheets' Route), not the claim delivered.
+        if (outcome.kind == DescendantOutcome::Kind::Review) copy->attributes[kParkedByAttribute] = sink.name();
         passed = std::move(copy);
         positions.reserve(next->size());
     }
@@ -693,17 +696,16 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
     // does: the store copies what it keeps), so the hop does not allocate it.
     char ledger_key_buffer[128];
     std::string ledger_key_long;
-    std::string_view ledger_key, plain_ledger_key;  // plain: without an approval's suffix
+    std::string_view ledger_key;
     if (ledger) {
-        // A claim a reviewer approved is a new delivery for every sink after the approval: it
-        // reads its own entry ("<doc id>@approved <time>"), so the row an audit sink wrote when
-        // the claim went to review does not answer for the approved claim. What it delivers is
-        // written under both keys (below).
-        static const std::string approved_key = kApprovedAtAttribute;
-        const auto approved = env.doc->attributes.find(approved_key);
-        const bool by_approval = approved != env.doc->attributes.end() && !approved->second.empty();
-        const std::string_view parts[] = {node.ledger_prefix, env.doc->id, by_approval ? std::string_view("@approved ") : std::string_view(),
-                                          by_approval ? std::string_view(approved->second) : std::string_view()};
+        // A document a sink before this one parked (the review queue, NCB's refusal), passed on
+        // from its `accepted` port, is the claim on its way to a person: its entry is its own
+        // ("<doc id>@parked"), so the row an audit sink wrote then does not answer for the claim
+        // once a reviewer approved it and NCB booked it. What the claim itself delivered (the
+        // plain key) still answers for it, an approval after a restart included.
+        static const std::string parked_key = kParkedByAttribute;
+        const bool parked_upstream = env.doc->attributes.count(parked_key) != 0;
+        const std::string_view parts[] = {node.ledger_prefix, env.doc->id, parked_upstream ? std::string_view("@parked") : std::string_view()};
         std::size_t size = 0;
         for (const auto part : parts) size += part.size();
         char* out = ledger_key_buffer;
@@ -712,7 +714,6 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
             out = ledger_key_long.data();
         }
         ledger_key = std::string_view(out, size);
-        plain_ledger_key = ledger_key.substr(0, parts[0].size() + parts[1].size());
         for (const auto part : parts) out = std::copy(part.begin(), part.end(), out);
     }
     // The ledger's record: "submitted@time" or "review@time", then "\n" and the references as JSON if any.
@@ -782,9 +783,6 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
                             append_iso8601(entry, s_.clock.now());
                             if (!result->references().empty()) entry += "\n" + docpipe::json_text(nlohmann::json(result->references()));
                             s_.store.put(ledger_key, entry, s_.ledger_ttl);
-                            // An approved claim's entry stands for the document too: the source
-                            // delivering it again (without the approval) finds it delivered.
-                            if (ledger_key.size() != plain_ledger_key.size()) s_.store.put(plain_ledger_key, entry, s_.ledger_ttl);
                         } catch (const StoreError& e) {
                             // This node waits for the store: /health/detailed shows it degraded meanwhile.
                             node.stats.set_last_error(fmt::format("delivery ledger: state store: {}", e.what()), s_.clock.now(), true);
