@@ -1,5 +1,7 @@
 #include "ncb_sink.hpp"
 
+#include <set>
+
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
@@ -30,6 +32,28 @@ std::string ncb_error_code(const std::string& body) {
     if (!j.is_object() || !j.contains("error") || !j["error"].is_object()) return {};
     const auto& code = j["error"].value("code", nlohmann::json());
     return code.is_string() ? code.get<std::string>() : std::string();
+}
+
+// The NCB record's fields whose values differ between the record NCB holds and this one, for
+// the reviewer: "Claim Amount: 479.05 at NCB, 120 here; ...". "" when neither parses.
+std::string record_differences(const std::string& held, const std::string& now) {
+    const auto a = nlohmann::json::parse(held, nullptr, false);
+    const auto b = nlohmann::json::parse(now, nullptr, false);
+    if (!a.is_object() || !b.is_object()) return {};
+    auto shown = [](const nlohmann::json& side, const std::string& name) {
+        if (!side.contains(name)) return std::string("(none)");
+        const auto& v = side[name];
+        return v.is_string() ? "'" + v.get<std::string>() + "'" : docpipe::json_text(v);
+    };
+    std::set<std::string> names;
+    for (const auto* side : {&a, &b})
+        for (const auto& [name, value] : side->items()) names.insert(name);
+    std::string out;
+    for (const auto& name : names) {
+        if (a.value(name, nlohmann::json()) == b.value(name, nlohmann::json())) continue;
+        out += fmt::format("{}{}: {} at NCB, {} here", out.empty() ? "" : "; ", name, shown(a, name), shown(b, name));
+    }
+    return out;
 }
 
 }  // namespace
@@ -283,10 +307,12 @@ SinkResult NcbSink::write(const Document& doc) {
                 // book a second); a person corrects it in NCB.
                 ctx_.log().log(LogLevel::Warn, fmt::format("NCB already holds an earlier try of this claim{}; the corrections were not "
                                                            "booked", where), doc.id);
+                const std::string differences = record_differences(key_body, body);
                 return SinkResult::parked(fmt::format("NCB already holds this claim from an earlier try whose answer was lost "
-                                                      "(X-Request-ID {}): the reviewer's corrections were not booked; correct the "
-                                                      "claim in NCB",
-                                                      rid));
+                                                      "(X-Request-ID {}){}. The reviewer's corrections were not booked: approve "
+                                                      "it again with the values NCB holds to close it, or correct the claim in NCB "
+                                                      "and reject it here",
+                                                      rid, differences.empty() ? "" : ", with other values: " + differences));
             }
             ctx_.metrics().increment("ncb_refused_total");
             // Not booked: a reviewer's corrected claim is a new submission, with a key of its own.

@@ -146,6 +146,15 @@ TEST(NcbSink, AReviewersCorrectionsAfterALostAnswerNeverBookASecondClaim) {
     ASSERT_EQ(refused.status(), SinkResult::Status::Ok) << refused.reason();
     EXPECT_TRUE(refused.parked());
     EXPECT_NE(refused.reason().find("NCB already holds this claim"), std::string::npos) << refused.reason();
+    EXPECT_NE(refused.reason().find("Claim Amount: 479.05 at NCB, 120.0 here"), std::string::npos)
+        << "the reviewer is told what NCB holds: " << refused.reason();
+    // Approved again with the values NCB holds, the earlier claim's answer comes back: booked once.
+    Document as_booked = claim_doc("booked");
+    as_booked.fields["reviewed"] = true;
+    auto closed = runner.write(as_booked);
+    ASSERT_EQ(closed.status(), SinkResult::Status::Ok) << closed.reason();
+    EXPECT_FALSE(closed.parked()) << closed.reason();
+    EXPECT_FALSE(closed.references().empty());
     EXPECT_TRUE(runner.write(late).parked()) << "and again: the earlier try's key is kept";
 
     const auto claims = claims_at(ncb);

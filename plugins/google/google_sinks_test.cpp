@@ -216,7 +216,8 @@ TEST(SheetsSink, AnApprovedClaimGetsARowOfItsOwnOnceAfterItsReviewRow) {
     claim.fields["confidence_level"] = "low";
     claim.fields.erase("ncb_claim_reference");
     Document in_review = claim;
-    in_review.attributes["parked_by"] = "review";
+    in_review.attributes["parked_by"] = "ncb_high";
+    in_review.attributes["parked_reason"] = "NCB refused the claim: policy lapsed";
     const auto review_row = runner.write(in_review);
     ASSERT_EQ(review_row.status(), SinkResult::Status::Ok) << review_row.reason();
     Document approved = claim;
@@ -229,6 +230,9 @@ TEST(SheetsSink, AnApprovedClaimGetsARowOfItsOwnOnceAfterItsReviewRow) {
     ASSERT_EQ(rows.size(), 3u) << "header, the review row, the approval row: " << rows.dump();
     EXPECT_EQ(rows[1][8], "low (review)");
     EXPECT_EQ(rows[1][9], "");
+    EXPECT_EQ(rows[1][10], "parked by ncb_high: NCB refused the claim: policy lapsed; date from email body; SST not found")
+        << "the row says why the claim is in review";
+    EXPECT_EQ(rows[2][10], "date from email body; SST not found") << "the approved claim is not parked";
     EXPECT_EQ(rows[2][8], "low (approved)");
     EXPECT_EQ(rows[2][9], "NCB-000777");
     EXPECT_EQ(rows[2][11], "d1");

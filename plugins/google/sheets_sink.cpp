@@ -397,7 +397,13 @@ json SheetsSink::row_for(const Document& doc, std::chrono::system_clock::time_po
     if (auto r = doc.fields.find("ncb_claim_reference"); r != doc.fields.end() && r->is_string()) ncb = r->get<std::string>();
     if (ncb.empty()) ncb = attribute(doc, "ncb_claim_reference");
 
+    // Why a sink before this one parked it (NCB's refusal, the review's reason) comes first:
+    // the Route says "(review)", this says what a person is to look at.
     std::string warnings;
+    if (parked) {
+        const std::string why = attribute(doc, "parked_reason");
+        if (!why.empty()) warnings = "parked by " + attribute(doc, "parked_by") + ": " + why;
+    }
     if (auto w = doc.fields.find("warnings"); w != doc.fields.end() && w->is_array())
         for (const auto& item : *w) {
             const std::string t = as_text(item);

@@ -10,7 +10,8 @@
 // the one the claim got when it went to review), NCB Reference (fields or attribute ncb_claim_reference: set when the audit
 // node follows the NCB node's `accepted` port, as in the shipped pipelines; empty for a
 // claim that went to review, or with the audit node beside the NCB node),
-// Warnings (fields.warnings joined with "; "), Document ID. Claim values come from
+// Warnings (fields.warnings joined with "; ", after "parked by <sink>: <reason>" for a
+// claim a sink before this one parked, attributes parked_by and parked_reason), Document ID. Claim values come from
 // docpipe::claim::field_value.
 //
 // The calls:

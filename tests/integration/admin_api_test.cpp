@@ -710,6 +710,8 @@ edges:
         std::lock_guard lock(probe("audit").mutex);
         ASSERT_EQ(probe("audit").accepted.at("doc-0"), 1) << "the review's audit entry";
         EXPECT_EQ(probe("audit").attributes.at("doc-0").count("ncb_claim_reference"), 0u);
+        EXPECT_EQ(probe("audit").attributes.at("doc-0").at("parked_by"), "review");
+        EXPECT_EQ(probe("audit").attributes.at("doc-0").at("parked_reason"), "needs review") << "sink.review's reason";
     }
     auto approved = client_->Post("/api/v1/exceptions/doc-0/approve", {{"X-API-Key", kKey}}, R"({"fields": {"total_amount": 12.5}})",
                                   "application/json");
@@ -729,27 +731,88 @@ edges:
     EXPECT_TRUE(rt_->state().get("ledger/ncb/doc-0"));
 }
 
+// An approval NCB booked whose job did not settle (here the audit after NCB failed; a process
+// that stopped does the same), returned to review and approved with another amount: NCB's
+// ledger entry answered "delivered", and the job ended `submitted` with the new amount while
+// NCB kept the first, silently. Now the claim goes back to review naming both values, and an
+// approval with the booked values closes it.
+TEST_F(AdminApi, AReapprovalWithOtherValuesThanNcbBookedGoesBackToReviewSayingSo) {
+    probe("src").feed(1);
+    start(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  route: {component: transform.route}
+  review: {component: sink.review}
+  ncb: {component: sink.memory, config: {probe: ncb, reference: ncb_claim_reference}}
+  audit:
+    component: sink.memory
+    retry: {attempts: 1}
+    config: {probe: audit, fail_first: 1}
+edges:
+  - in -> route
+  - route.even -> review
+  - route.odd -> ncb
+  - ncb.accepted -> audit
+)", ", approved_node: ncb");
+    ASSERT_TRUE(wait_job("doc-0", "review"));
+    auto post = [&](const std::string& path, const std::string& body_text) {
+        return client_->Post(path, {{"X-API-Key", kKey}}, body_text, "application/json");
+    };
+    ASSERT_EQ(post("/api/v1/exceptions/doc-0/approve", R"({"fields": {"total_amount": 12.5}})")->status, 200);
+    ASSERT_TRUE(wait_job("doc-0", "failed")) << "NCB booked it, the audit failed";
+    ASSERT_EQ(post("/api/v1/jobs/doc-0/review", "")->status, 200);
+    ASSERT_TRUE(wait_job("doc-0", "review"));
+
+    ASSERT_EQ(post("/api/v1/exceptions/doc-0/approve", R"({"fields": {"total_amount": 13}})")->status, 200);
+    ASSERT_TRUE(wait_job("doc-0", "review")) << "NCB holds 12.5: not submitted with 13";
+    const json job = body(get("/api/v1/jobs/doc-0"))["data"];
+    const std::string why = job["last_error"].get<std::string>();
+    EXPECT_THAT(why, ::testing::HasSubstr("total_amount: 12.5 delivered, 13 now"));
+    EXPECT_THAT(why, ::testing::HasSubstr("ncb_claim_reference ncb_claim_reference:doc-0"));
+    EXPECT_THAT(why, ::testing::HasSubstr("'ncb' delivered this claim before"));
+    {
+        std::lock_guard lock(probe("ncb").mutex);
+        EXPECT_EQ(probe("ncb").accepted.at("doc-0"), 1) << "not sent again";
+    }
+    const json queue = body(get("/api/v1/exceptions"));
+    ASSERT_EQ(queue["meta"]["pagination"]["total"], 1) << "a reviewer can act on it: " << queue;
+
+    ASSERT_EQ(post("/api/v1/exceptions/doc-0/approve", R"({"fields": {"total_amount": 12.5}})")->status, 200);
+    ASSERT_TRUE(wait_job("doc-0", "submitted"));
+    EXPECT_EQ(body(get("/api/v1/jobs/doc-0"))["data"]["fields"]["total_amount"]["value"], 12.5);
+    std::lock_guard lock(probe("ncb").mutex);
+    EXPECT_EQ(probe("ncb").accepted.at("doc-0"), 1) << "delivered once";
+    std::lock_guard audit_lock(probe("audit").mutex);
+    EXPECT_EQ(probe("audit").fields.at("doc-0")["total_amount"]["value"], 12.5) << "the audit says what NCB holds";
+}
+
 // NCB took the claim, the audit after it failed; the operator's retry writes the audit row.
 // The document's outcome keeps the NCB reference its first delivery recorded (the retry's
 // fresh outcome, from the audit alone, replaced it).
+// With two documents, the first retried letter to settle replaced both failed outcomes, and
+// the other document's NCB reference went with it.
 TEST_F(AdminApi, ARetryAfterTheAuditFailedKeepsTheNcbReferenceOnTheOutcome) {
     probe("src").feed(1);
     start(R"(
 nodes:
   in: {component: source.memory, config: {probe: src}}
+  split: {component: transform.split, config: {children: 2}}
   ncb: {component: sink.memory, config: {probe: ncb, reference: ncb_claim_reference}}
   audit: {component: sink.memory, retry: {attempts: 1}, config: {probe: audit, fail_first: 1, reference: sheets_range}}
-edges: [in -> ncb, ncb.accepted -> audit]
+edges: [in -> split -> ncb, ncb.accepted -> audit]
 )");
     ASSERT_TRUE(wait_job("doc-0", "failed"));
     ASSERT_EQ(client_->Post("/api/v1/jobs/doc-0/retry", {{"X-API-Key", kKey}}, "", "application/json")->status, 200);
     ASSERT_TRUE(wait_job("doc-0", "submitted"));
     const json job = body(get("/api/v1/jobs/doc-0"))["data"];
-    ASSERT_EQ(job["outcomes"].size(), 1u) << job;
-    EXPECT_EQ(job["outcomes"][0]["references"].value("ncb_claim_reference", ""), "ncb_claim_reference:doc-0") << job;
-    EXPECT_EQ(job["outcomes"][0]["references"].value("sheets_range", ""), "sheets_range:doc-0") << job;
-    std::lock_guard lock(probe("ncb").mutex);
-    EXPECT_EQ(probe("ncb").accepted.at("doc-0"), 1) << "the retry starts at the audit, not at NCB";
+    ASSERT_EQ(job["outcomes"].size(), 2u) << job;
+    for (const auto& outcome : job["outcomes"]) {
+        const std::string doc = outcome["doc_id"];
+        EXPECT_EQ(outcome["references"].value("ncb_claim_reference", ""), "ncb_claim_reference:" + doc) << job;
+        EXPECT_EQ(outcome["references"].value("sheets_range", ""), "sheets_range:" + doc) << job;
+        std::lock_guard lock(probe("ncb").mutex);
+        EXPECT_EQ(probe("ncb").accepted.at(doc), 1) << "the retry starts at the audit, not at NCB";
+    }
 }
 
 // The first email's receipt failed at NCB; the member sent it again, and the resend went

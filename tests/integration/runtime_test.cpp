@@ -6,6 +6,7 @@
 #include <future>
 
 #include "harness.hpp"
+#include "runtime/ledger_entry.hpp"
 #include "services.hpp"
 
 using namespace docpipe;
@@ -556,6 +557,43 @@ edges: [in -> out]
     rt->request_stop();
     EXPECT_EQ(done.get(), 0) << h.logs();
     EXPECT_EQ(h.logs().find("drain deadline passed"), std::string::npos) << h.logs();
+}
+
+// The ledger entry's lines: what the sink did, its references, and an approved claim's values.
+// An entry of an earlier version (one or two lines) reads with no values, so nothing is
+// compared for it; an approved claim's entry keeps "{}" for no references.
+TEST(Runtime, ALedgerEntryReadsTheFormsItIsWrittenIn) {
+    const auto old_plain = core::parse_ledger_entry("submitted@2026-01-02T03:04:05Z");
+    EXPECT_FALSE(old_plain.parked);
+    EXPECT_EQ(old_plain.at, "2026-01-02T03:04:05Z");
+    EXPECT_TRUE(old_plain.references.empty());
+    EXPECT_TRUE(old_plain.values.is_null());
+    const auto old_referenced = core::parse_ledger_entry("review@t\n{\"ncb_claim_reference\":\"C-1\"}");
+    EXPECT_TRUE(old_referenced.parked);
+    EXPECT_EQ(old_referenced.references.at("ncb_claim_reference"), "C-1");
+    EXPECT_TRUE(old_referenced.values.is_null());
+
+    Document doc;
+    doc.id = "d";
+    doc.fields["claim"]["total_amount"] = {{"value", 12.5}, {"confidence", 0.7}};
+    doc.fields["claim"]["provider_name"] = {{"value", "Kedai\nBaru"}, {"confidence", 1.0}};
+    doc.fields["reviewed"] = true;
+    std::string text = "submitted@t";
+    core::append_ledger_details(text, {}, core::claim_values(doc));
+    const auto approved = core::parse_ledger_entry(text);
+    EXPECT_TRUE(approved.references.empty());
+    EXPECT_EQ(approved.values, (nlohmann::json{{"total_amount", 12.5}, {"provider_name", "Kedai\nBaru"}})) << text;
+
+    // A confidence that changed is no new value; a value is, and both sides are named.
+    doc.fields["claim"]["total_amount"]["confidence"] = 1.0;
+    EXPECT_EQ(core::describe_value_differences(approved.values, core::claim_values(doc)), "");
+    doc.fields["claim"]["total_amount"]["value"] = 13;
+    doc.fields["claim"]["service_date"] = {{"value", "2026-01-02"}};
+    EXPECT_EQ(core::describe_value_differences(approved.values, core::claim_values(doc)),
+              "service_date: (none) delivered, '2026-01-02' now; total_amount: 12.5 delivered, 13 now");
+    std::string unchanged = "submitted@t";
+    core::append_ledger_details(unchanged, {}, nlohmann::json());
+    EXPECT_EQ(unchanged, "submitted@t") << "nothing to add, nothing added";
 }
 
 TEST(Runtime, DeliveryLedgerSkipsWhatASinkAlreadyAccepted) {

@@ -51,6 +51,9 @@ inline constexpr const char* kApprovedAtAttribute = "approved_at";
 // their ledger entries for it apart ("<doc id>@parked"), so the audit row a claim got when it
 // went to review does not stand for the claim a reviewer approves later.
 inline constexpr const char* kParkedByAttribute = "parked_by";
+// Set beside kParkedByAttribute: why that sink parked it (NCB's refusal, the review reason),
+// so the audit row of a claim in review says why without a look at the job.
+inline constexpr const char* kParkedReasonAttribute = "parked_reason";
 // Optional attribute a component sets to say why a document needs a reviewer.
 inline constexpr const char* kReviewReasonAttribute = "review_reason";
 

@@ -11,6 +11,7 @@
 
 #include "builtin/builtin.hpp"
 #include "failpoints.hpp"
+#include "ledger_entry.hpp"
 #include "retry_scheduler.hpp"
 
 namespace docpipe::core {
@@ -171,8 +172,9 @@ void GraphExecutor::size_for(Tracker& tracker, const RuntimeNode& entry) {
 }
 
 void GraphExecutor::inject(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack,
-                           DescendantOutcome::Kind replaces) {
+                           DescendantOutcome::Kind replaces, std::map<std::string, std::string> carried_references) {
     auto tracker = re_entry(*s_.nodes[index], job_id, *doc, std::move(ack), replaces);
+    if (!carried_references.empty()) tracker->carried_references[doc->id] = std::move(carried_references);
     tracker->outstanding.fetch_add(1);
     put(index, Envelope{std::move(doc), tracker, 0, nullptr, 1});
 }
@@ -353,7 +355,10 @@ void GraphExecutor::finish_sink_hop(RuntimeNode& sink, const Envelope& env, cons
         for (const auto& [key, value] : outcome.references) copy->attributes[key] = value;
         // Parked for a person: the sinks after this one record the claim in review (their own
         // ledger entries, sink.sheets' Route), not the claim delivered.
-        if (outcome.kind == DescendantOutcome::Kind::Review) copy->attributes[kParkedByAttribute] = sink.name();
+        if (outcome.kind == DescendantOutcome::Kind::Review) {
+            copy->attributes[kParkedByAttribute] = sink.name();
+            copy->attributes[kParkedReasonAttribute] = std::string(outcome.reason);
+        }
         passed = std::move(copy);
         positions.reserve(next->size());
     }
@@ -688,6 +693,32 @@ void GraphExecutor::run_transform(std::size_t index, const Envelope& env) {
     hand_over(node, env, HopEnd{node, HopRecord::Result::Emitted, detail, ended}, outputs.emitted);
 }
 
+void GraphExecutor::park_delivered_with_other_values(RuntimeNode& node, const Envelope& env, const LedgerEntry& entry,
+                                                     const std::string& differences, steady::time_point ended) {
+    std::string references;
+    for (const auto& [key, value] : entry.references) references += fmt::format(", {} {}", key, value);
+    const std::string reason = fmt::format(
+        "'{}' delivered this claim before (at {}{}) with other values: {}. The receiving system keeps those: this approval was "
+        "not sent, as a sink delivers a document once. Approve it again with the delivered values to close it, or correct the "
+        "claim in the receiving system and reject it here",
+        node.name(), entry.at, references, differences);
+    // The values stay out of the log (the job record and the review queue hold them).
+    node.context->log().log(LogLevel::Warn, "approved with other values than this sink delivered before (ledger): not sent again; "
+                                            "parked for review",
+                            env.doc->id);
+    if (node.spec->descriptor->name != "sink.review") {
+        try {
+            s_.store_guard.run([&] { store_for_review(s_.store, *node.context, *env.doc, reason); }, "review record");
+        } catch (const std::exception& e) {
+            node.context->log().log(LogLevel::Error,
+                                    fmt::format("parked, but not stored for review (it cannot be approved; retry the job): {}", e.what()),
+                                    env.doc->id);
+        }
+    }
+    finish_sink_hop(node, env, HopEnd{node, HopRecord::Result::Parked, reason, ended},
+                    SinkOutcome{DescendantOutcome::Kind::Review, file_name(*env.doc), reason, entry.references}, true);
+}
+
 void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
     RuntimeNode& node = *s_.nodes[index];
     std::optional<SinkResult> result;
@@ -716,7 +747,10 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
         ledger_key = std::string_view(out, size);
         for (const auto part : parts) out = std::copy(part.begin(), part.end(), out);
     }
-    // The ledger's record: "submitted@time" or "review@time", then "\n" and the references as JSON if any.
+    // The ledger's record (ledger_entry.hpp): "submitted@time" or "review@time", then the
+    // references, then (an approved claim) the values delivered.
+    static const std::string approved_key = kApprovedAtAttribute;
+    const bool approved = env.doc->attributes.count(approved_key) != 0;
     std::optional<std::string> delivered_before;
     const bool returned = guarded(index, env, [&] {
         // A source document seen for the first time cannot have been delivered: skip the read.
@@ -737,18 +771,21 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
         node.context->log().log(LogLevel::Info, "already delivered by this sink (ledger); not sent again "
                                                 "(docpipe run --once --redeliver sends it anyway)", env.doc->id);
         s_.settlements.counters.already_delivered.fetch_add(1, std::memory_order_relaxed);
-        const bool parked = delivered_before->rfind("review@", 0) == 0;
         // The references the receiving system gave the first time ride along in the ledger.
-        std::map<std::string, std::string> references;
-        if (const auto nl = delivered_before->find('\n'); nl != std::string::npos) {
-            const auto j = nlohmann::json::parse(delivered_before->substr(nl + 1), nullptr, false);
-            if (j.is_object())
-                for (const auto& [k, v] : j.items())
-                    if (v.is_string()) references[k] = v.get<std::string>();
+        const LedgerEntry entry = parse_ledger_entry(*delivered_before);
+        if (approved && !entry.parked && entry.values.is_object()) {
+            // An approval repeated after a restart, with values other than those this sink
+            // delivered: the receiving system keeps the first ones, so the claim goes back to a
+            // person rather than being called submitted with values nobody received.
+            const std::string differences = describe_value_differences(entry.values, claim_values(*env.doc));
+            if (!differences.empty()) {
+                park_delivered_with_other_values(node, env, entry, differences, ended);
+                return;
+            }
         }
         finish_sink_hop(node, env, HopEnd{node, HopRecord::Result::AlreadyDelivered, {}, ended},
-                        SinkOutcome{parked ? DescendantOutcome::Kind::Review : DescendantOutcome::Kind::Submitted, name,
-                                    parked ? "parked for review" : "", references},
+                        SinkOutcome{entry.parked ? DescendantOutcome::Kind::Review : DescendantOutcome::Kind::Submitted, name,
+                                    entry.parked ? "parked for review" : "", entry.references},
                         false);
         return;
     }
@@ -781,7 +818,11 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
                             std::string& entry = entry_buffer;
                             entry.assign(parked ? "review@" : "submitted@");
                             append_iso8601(entry, s_.clock.now());
-                            if (!result->references().empty()) entry += "\n" + docpipe::json_text(nlohmann::json(result->references()));
+                            // The values only for an approved claim: the one document a person
+                            // may send again with other values (the other deliveries' values
+                            // come from the same bytes each time).
+                            append_ledger_details(entry, result->references(),
+                                                  approved && !parked ? claim_values(*env.doc) : nlohmann::json());
                             s_.store.put(ledger_key, entry, s_.ledger_ttl);
                         } catch (const StoreError& e) {
                             // This node waits for the store: /health/detailed shows it degraded meanwhile.

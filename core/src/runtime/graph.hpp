@@ -27,6 +27,8 @@
 
 namespace docpipe::core {
 
+struct LedgerEntry;  // ledger_entry.hpp
+
 // Where settled source documents are counted, for the run summary.
 struct Settlements {
     RunCounters counters;
@@ -82,8 +84,10 @@ public:
     bool is_source(std::size_t index) const;
     // Puts a document straight into a node (admin retry, approval) under its own tracker.
     // `replaces`: the kind of outcome of the job this re-entry settles anew (review for an
-    // approval, failed for a retry).
-    void inject(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack, DescendantOutcome::Kind replaces);
+    // approval, failed for a retry). `carried_references`: the references the document's
+    // replaced outcome holds (Tracker::carried_references).
+    void inject(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack, DescendantOutcome::Kind replaces,
+                std::map<std::string, std::string> carried_references = {});
     // Blocks until the graph has no running or queued work.
     void wait_for_all();
     // The drain deadline passed: retries still due fail at once instead of waiting.
@@ -154,6 +158,10 @@ private:
                    std::vector<std::pair<DocumentPtr, std::string>>& emitted);
     // `sink`'s hop ends: its outcome, then the document goes on from its `accepted` port, if connected.
     void finish_sink_hop(RuntimeNode& sink, const Envelope& env, const HopEnd& end, const SinkOutcome& outcome, bool keep_claim);
+    // `sink`'s ledger says it delivered this approved claim with other values than it carries
+    // now (`differences`): the claim is parked for a person with both, not sent again.
+    void park_delivered_with_other_values(RuntimeNode& sink, const Envelope& env, const LedgerEntry& entry,
+                                          const std::string& differences, steady::time_point ended);
     void succeeded(RuntimeNode& node);
     template <typename Call>
     bool guarded(std::size_t index, const Envelope& env, Call&& call);

@@ -400,9 +400,13 @@ JobEnd JobBook::end(Tracker& t) {
             for (auto& o : fresh) {
                 // A retry at the audit node: the NCB reference its first delivery recorded on
                 // this document's outcome stays there (fresh values win).
-                if (auto r = replaced_references.find(o.value("doc_id", "")); r != replaced_references.end())
+                const std::string doc_id = o.value("doc_id", "");
+                if (auto r = replaced_references.find(doc_id); r != replaced_references.end())
                     for (auto& [key, value] : r->second.items())
                         if (!o.contains("references") || !o["references"].contains(key)) o["references"][key] = std::move(value);
+                if (auto c = t.carried_references.find(doc_id); c != t.carried_references.end())
+                    for (const auto& [key, value] : c->second)
+                        if (!o.contains("references") || !o["references"].contains(key)) o["references"][key] = value;
                 outcomes.push_back(std::move(o));
             }
             merged_status = derive(outcomes, t.doc_id);

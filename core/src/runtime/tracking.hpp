@@ -181,6 +181,11 @@ struct Tracker {
     // Admin re-entries settle only part of a job: an approval replaces its review outcomes,
     // a retry its failed ones; the job's other outcomes stand.
     std::optional<DescendantOutcome::Kind> replaces;
+    // The references of the outcome each re-entered document replaces, by document id (NCB's
+    // claim reference on a document retried at the audit node). The job record's copy is not
+    // enough: when several documents of a job re-enter, the first to settle replaces all the
+    // job's outcomes of that kind, the others' included.
+    std::map<std::string, std::map<std::string, std::string>> carried_references;
     // How many hops and outcomes to reserve room for at the first of each (see
     // RuntimeNode::hops_per_document); set before the tracker is shared. The defaults are
     // for trackers made without a pipeline's counts.
