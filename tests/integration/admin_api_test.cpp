@@ -46,6 +46,10 @@ protected:
     }
     httplib::Result get(const std::string& path, const httplib::Headers& h = {{"X-API-Key", kKey}}) { return client_->Get(path, h); }
     static json body(const httplib::Result& r) { return json::parse(r->body); }
+    // An admin API call with the test's key and a JSON body (approve, reject, retry, review).
+    httplib::Result post(const std::string& path, const std::string& body_text = "") {
+        return client_->Post(path, {{"X-API-Key", kKey}}, body_text, "application/json");
+    }
     // Polls the API until the job reaches `status` (the pipeline runs on other threads).
     bool wait_job(const std::string& id, const std::string& status) {
         for (int i = 0; i < 2000; ++i) {  // up to 20 s: generous for a loaded CI machine
@@ -319,7 +323,7 @@ TEST_F(AdminApi, ValidationErrorsAndUnknownIds) {
     for (const std::string id : {"x'%3B%20DROP%20TABLE%20jobs%3B--", "a%0D%0AFLUSHALL", "%2A"}) {
         auto r = get("/api/v1/jobs/" + id);
         EXPECT_EQ(r->status, 404) << id;
-        EXPECT_EQ(client_->Post("/api/v1/jobs/" + id + "/retry", {{"X-API-Key", kKey}}, "", "application/json")->status, 404) << id;
+        EXPECT_EQ(post("/api/v1/jobs/" + id + "/retry")->status, 404) << id;
     }
     EXPECT_EQ(get("/api/v1/jobs")->status, 200) << "nothing was dropped";
 }
@@ -341,14 +345,14 @@ edges: [in -> out]
     auto health = body(client_->Get("/health/detailed"));
     EXPECT_NE(health["components"]["out"]["last_error"].get<std::string>().find("503"), std::string::npos);
 
-    auto retry = client_->Post("/api/v1/jobs/doc-0/retry", {{"X-API-Key", kKey}}, "", "application/json");
+    auto retry = post("/api/v1/jobs/doc-0/retry");
     ASSERT_EQ(retry->status, 200) << retry->body;
     ASSERT_TRUE(wait_job("doc-0", "submitted"));
     EXPECT_EQ(probe("out").accepted.at("doc-0"), 1);
     EXPECT_EQ(body(get("/api/v1/jobs/doc-0"))["data"]["attempts"], 2);
     EXPECT_TRUE(rt_->state().keys("deadletter/").empty()) << "the dead letter is cleared after a successful retry";
 
-    auto again = client_->Post("/api/v1/jobs/doc-0/retry", {{"X-API-Key", kKey}}, "", "application/json");
+    auto again = post("/api/v1/jobs/doc-0/retry");
     EXPECT_EQ(again->status, 409) << "the job moved on: a conflict, not a malformed request";
     EXPECT_EQ(body(again)["error"]["code"], "CONFLICT");
     EXPECT_EQ(body(again)["error"]["message"], "job is 'submitted'; only failed or partial jobs can be retried");
@@ -389,7 +393,7 @@ edges: [in -> out]
     ASSERT_EQ(letters.size(), 1u);
     EXPECT_EQ(json::parse(*rt_->state().get(letters[0]))["node"], "in");
 
-    auto retry = client_->Post("/api/v1/jobs/poison-1/retry", {{"X-API-Key", kKey}}, "", "application/json");
+    auto retry = post("/api/v1/jobs/poison-1/retry");
     ASSERT_EQ(retry->status, 200) << retry->body;
     ASSERT_TRUE(wait_job("poison-1", "submitted")) << harness_.logs();
     EXPECT_EQ(probe("out").accepted.at("poison-1"), 1) << "the retry went on from the source's outputs";
@@ -407,9 +411,6 @@ TEST_F(AdminApi, ReviewQueueApproveWithCorrectionsAndReject) {
     EXPECT_EQ(queue["data"][0]["status"], "review");
     EXPECT_EQ(queue["data"][0]["last_error"], "low confidence");
 
-    auto post = [&](const std::string& path, const std::string& body_text) {
-        return client_->Post(path, {{"X-API-Key", kKey}}, body_text, "application/json");
-    };
     EXPECT_EQ(body(post("/api/v1/exceptions/doc-0/approve", "{not json"))["error"]["code"], "VALIDATION_ERROR");
     EXPECT_EQ(post("/api/v1/exceptions/doc-0/approve", R"({"fields": [1, 2]})")->status, 400);
     EXPECT_EQ(post("/api/v1/exceptions/doc-0/approve", "[]")->status, 400);
@@ -472,7 +473,7 @@ TEST_F(AdminApi, AnApprovedClaimCountsAsApprovedNotAsAutoSubmitted) {
     ASSERT_TRUE(wait_job("doc-2", "review"));
     ASSERT_TRUE(wait_job("doc-1", "submitted"));
     ASSERT_TRUE(wait_job("doc-3", "submitted"));
-    auto approved = client_->Post("/api/v1/exceptions/doc-0/approve", {{"X-API-Key", kKey}}, "{}", "application/json");
+    auto approved = post("/api/v1/exceptions/doc-0/approve", "{}");
     ASSERT_EQ(approved->status, 200) << approved->body;
     ASSERT_TRUE(wait_job("doc-0", "submitted"));
     const json d = body(get("/api/v1/stats/dashboard"))["data"];
@@ -494,7 +495,7 @@ TEST_F(AdminApi, TheApprovalMarkStaysWithTheApprovedDeliveryOnly) {
     probe("src").feed(1);
     start(kEvenToReview, ", approved_node: out", state);
     ASSERT_TRUE(wait_job("doc-0", "review"));
-    ASSERT_EQ(client_->Post("/api/v1/exceptions/doc-0/approve", {{"X-API-Key", kKey}}, "{}", "application/json")->status, 200);
+    ASSERT_EQ(post("/api/v1/exceptions/doc-0/approve", "{}")->status, 200);
     ASSERT_TRUE(wait_job("doc-0", "submitted"));
     const json approved_at = body(get("/api/v1/jobs/doc-0"))["data"]["references"]["approved_at"];
     ASSERT_TRUE(approved_at.is_string());
@@ -550,7 +551,7 @@ edges:
 )", ", approved_node: out");
     ASSERT_TRUE(wait_job("doc-0", "review"));
     auto post = [&](const std::string& body_text) {
-        return client_->Post("/api/v1/exceptions/doc-0/approve", {{"X-API-Key", kKey}}, body_text, "application/json");
+        return this->post("/api/v1/exceptions/doc-0/approve", body_text);
     };
     auto bad = post(R"({"fields": {"total_amount": "-5; rm -rf /", "service_date": "not-a-date", "receipt_number": "INV-1"}})");
     ASSERT_EQ(bad->status, 422) << bad->body;
@@ -629,15 +630,12 @@ TEST_F(AdminApi, AJobThatFailedAfterApprovalReturnsToReview) {
     probe("src").feed(1);
     start(review_then_ncb(1), ", approved_node: ncb");
     ASSERT_TRUE(wait_job("doc-0", "review"));
-    auto post = [&](const std::string& path, const std::string& body_text) {
-        return client_->Post(path, {{"X-API-Key", kKey}}, body_text, "application/json");
-    };
-    EXPECT_EQ(post("/api/v1/jobs/doc-0/review", "")->status, 409) << "a job in review cannot be returned to it";
+    EXPECT_EQ(post("/api/v1/jobs/doc-0/review")->status, 409) << "a job in review cannot be returned to it";
     ASSERT_EQ(post("/api/v1/exceptions/doc-0/approve", R"({"fields": {"total_amount": 12.5}})")->status, 200);
     ASSERT_TRUE(wait_job("doc-0", "failed")) << "the NCB refused the approved claim";
     EXPECT_FALSE(rt_->state().keys("deadletter-index/doc-0/").empty());
 
-    auto back = post("/api/v1/jobs/doc-0/review", "");
+    auto back = post("/api/v1/jobs/doc-0/review");
     ASSERT_EQ(back->status, 200) << back->body;
     EXPECT_EQ(body(back)["data"]["status"], "review");
     EXPECT_THAT(body(back)["data"]["last_error"].get<std::string>(), ::testing::HasSubstr("returned to review"));
@@ -660,21 +658,18 @@ TEST_F(AdminApi, RetriesOfAFailedApprovalKeepOneLetterAndDeliverOnce) {
     probe("src").feed(1);
     start(review_then_ncb(3), ", approved_node: ncb");
     ASSERT_TRUE(wait_job("doc-0", "review"));
-    auto post = [&](const std::string& path, const std::string& body_text) {
-        return client_->Post(path, {{"X-API-Key", kKey}}, body_text, "application/json");
-    };
     ASSERT_FALSE(rt_->state().keys("review/doc-0/").empty());
     ASSERT_EQ(post("/api/v1/exceptions/doc-0/approve", R"({"fields": {"total_amount": 12.5}})")->status, 200);
     ASSERT_TRUE(wait_job("doc-0", "failed"));
     EXPECT_EQ(rt_->state().keys("deadletter-index/doc-0/").size(), 1u);
     for (int retry = 1; retry <= 2; ++retry) {
-        ASSERT_EQ(post("/api/v1/jobs/doc-0/retry", "")->status, 200) << "retry " << retry;
+        ASSERT_EQ(post("/api/v1/jobs/doc-0/retry")->status, 200) << "retry " << retry;
         ASSERT_TRUE(wait_job("doc-0", "failed")) << "retry " << retry;
         EXPECT_EQ(rt_->state().keys("deadletter-index/doc-0/").size(), 1u) << "after failed retry " << retry;
         EXPECT_EQ(rt_->state().keys("deadletter/").size(), 1u) << "after failed retry " << retry;
         EXPECT_FALSE(rt_->state().keys("review/doc-0/").empty()) << "kept while the approval has not gone through";
     }
-    ASSERT_EQ(post("/api/v1/jobs/doc-0/retry", "")->status, 200);
+    ASSERT_EQ(post("/api/v1/jobs/doc-0/retry")->status, 200);
     ASSERT_TRUE(wait_job("doc-0", "submitted"));
     {
         std::lock_guard lock(probe("ncb").mutex);
@@ -685,26 +680,32 @@ TEST_F(AdminApi, RetriesOfAFailedApprovalKeepOneLetterAndDeliverOnce) {
     EXPECT_EQ(body(get("/api/v1/exceptions"))["meta"]["pagination"]["total"], 0);
 }
 
+// Even documents go to review, odd ones to `ncb` (which answers with a reference); the audit
+// node (`audit`, its YAML) follows NCB's `accepted` port and, if `review_audited`, the review
+// queue's, as in the shipped pipelines.
+std::string review_ncb_audit(const std::string& audit, bool review_audited) {
+    return R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  route: {component: transform.route}
+  review: {component: sink.review}
+  ncb: {component: sink.memory, config: {probe: ncb, reference: ncb_claim_reference}}
+  audit: )" + audit + R"(
+edges:
+  - in -> route
+  - route.even -> review
+  - route.odd -> ncb
+  - ncb.accepted -> audit
+)" + (review_audited ? "  - review.accepted -> audit\n" : "");
+}
+
 // The audit after NCB and after the review queue (`ncb.accepted -> audit`, `review.accepted
 // -> audit`, as the shipped pipelines): a claim that went to review got its audit entry then;
 // approved and booked, it gets another, with NCB's reference. The audit's ledger entry from
 // the review stopped it ("already delivered"), so the audit never saw the NCB reference.
 TEST_F(AdminApi, AnApprovedClaimReachesTheAuditAgainWithTheNcbReference) {
     probe("src").feed(1);
-    start(R"(
-nodes:
-  in: {component: source.memory, config: {probe: src}}
-  route: {component: transform.route}
-  review: {component: sink.review}
-  ncb: {component: sink.memory, config: {probe: ncb, reference: ncb_claim_reference}}
-  audit: {component: sink.memory, config: {probe: audit}}
-edges:
-  - in -> route
-  - route.even -> review
-  - route.odd -> ncb
-  - review.accepted -> audit
-  - ncb.accepted -> audit
-)", ", approved_node: ncb");
+    start(review_ncb_audit("{component: sink.memory, config: {probe: audit}}", true), ", approved_node: ncb");
     ASSERT_TRUE(wait_job("doc-0", "review"));
     {
         std::lock_guard lock(probe("audit").mutex);
@@ -713,8 +714,7 @@ edges:
         EXPECT_EQ(probe("audit").attributes.at("doc-0").at("parked_by"), "review");
         EXPECT_EQ(probe("audit").attributes.at("doc-0").at("parked_reason"), "needs review") << "sink.review's reason";
     }
-    auto approved = client_->Post("/api/v1/exceptions/doc-0/approve", {{"X-API-Key", kKey}}, R"({"fields": {"total_amount": 12.5}})",
-                                  "application/json");
+    auto approved = post("/api/v1/exceptions/doc-0/approve", R"({"fields": {"total_amount": 12.5}})");
     ASSERT_EQ(approved->status, 200) << approved->body;
     ASSERT_TRUE(wait_job("doc-0", "submitted"));
     std::lock_guard lock(probe("audit").mutex);
@@ -738,29 +738,12 @@ edges:
 // approval with the booked values closes it.
 TEST_F(AdminApi, AReapprovalWithOtherValuesThanNcbBookedGoesBackToReviewSayingSo) {
     probe("src").feed(1);
-    start(R"(
-nodes:
-  in: {component: source.memory, config: {probe: src}}
-  route: {component: transform.route}
-  review: {component: sink.review}
-  ncb: {component: sink.memory, config: {probe: ncb, reference: ncb_claim_reference}}
-  audit:
-    component: sink.memory
-    retry: {attempts: 1}
-    config: {probe: audit, fail_first: 1}
-edges:
-  - in -> route
-  - route.even -> review
-  - route.odd -> ncb
-  - ncb.accepted -> audit
-)", ", approved_node: ncb");
+    start(review_ncb_audit("{component: sink.memory, retry: {attempts: 1}, config: {probe: audit, fail_first: 1}}", false),
+          ", approved_node: ncb");
     ASSERT_TRUE(wait_job("doc-0", "review"));
-    auto post = [&](const std::string& path, const std::string& body_text) {
-        return client_->Post(path, {{"X-API-Key", kKey}}, body_text, "application/json");
-    };
     ASSERT_EQ(post("/api/v1/exceptions/doc-0/approve", R"({"fields": {"total_amount": 12.5}})")->status, 200);
     ASSERT_TRUE(wait_job("doc-0", "failed")) << "NCB booked it, the audit failed";
-    ASSERT_EQ(post("/api/v1/jobs/doc-0/review", "")->status, 200);
+    ASSERT_EQ(post("/api/v1/jobs/doc-0/review")->status, 200);
     ASSERT_TRUE(wait_job("doc-0", "review"));
 
     ASSERT_EQ(post("/api/v1/exceptions/doc-0/approve", R"({"fields": {"total_amount": 13}})")->status, 200);
@@ -802,7 +785,7 @@ nodes:
 edges: [in -> split -> ncb, ncb.accepted -> audit]
 )");
     ASSERT_TRUE(wait_job("doc-0", "failed"));
-    ASSERT_EQ(client_->Post("/api/v1/jobs/doc-0/retry", {{"X-API-Key", kKey}}, "", "application/json")->status, 200);
+    ASSERT_EQ(post("/api/v1/jobs/doc-0/retry")->status, 200);
     ASSERT_TRUE(wait_job("doc-0", "submitted"));
     const json job = body(get("/api/v1/jobs/doc-0"))["data"];
     ASSERT_EQ(job["outcomes"].size(), 2u) << job;
@@ -834,12 +817,12 @@ edges: [in -> dedup -> ncb]
     probe("src").feed(1, "again-");  // the same receipt, in a new email
     ASSERT_TRUE(wait_job("again-0", "failed")) << "its first write fails too (fail_first is per document)";
     EXPECT_EQ(body(get("/api/v1/jobs/doc-0"))["data"]["references"]["resent_as"]["doc-0"], "again-0");
-    auto refused = client_->Post("/api/v1/jobs/doc-0/retry", {{"X-API-Key", kKey}}, "", "application/json");
+    auto refused = post("/api/v1/jobs/doc-0/retry");
     ASSERT_EQ(refused->status, 409) << refused->body;
     EXPECT_THAT(body(refused)["error"]["message"].get<std::string>(),
                 ::testing::HasSubstr("doc-0 (sent again as job again-0); retrying would book it twice"));
     EXPECT_TRUE(rt_->state().keys("deadletter-index/doc-0/").empty()) << "its letter is settled";
-    auto retry = client_->Post("/api/v1/jobs/again-0/retry", {{"X-API-Key", kKey}}, "", "application/json");
+    auto retry = post("/api/v1/jobs/again-0/retry");
     ASSERT_EQ(retry->status, 200) << retry->body;
     ASSERT_TRUE(wait_job("again-0", "submitted"));
     std::lock_guard lock(probe("ncb").mutex);
@@ -878,7 +861,7 @@ TEST_F(AdminApi, AClaimNcbRefusedIsCorrectedAndApprovedIntoNcb) {
     ASSERT_EQ(item["documents"].size(), 1u) << item;
     EXPECT_THAT(item.dump(), ::testing::HasSubstr("over the policy limit"));
     auto approve = [&](const char* corrections) {
-        return client_->Post("/api/v1/exceptions/claim-1/approve", {{"X-API-Key", kKey}}, corrections, "application/json");
+        return this->post("/api/v1/exceptions/claim-1/approve", corrections);
     };
     // The first correction is refused too: the claim is back in review, and can be approved again.
     auto approved = approve(R"({"fields": {"total_amount": 1200.0}})");
@@ -960,7 +943,7 @@ TEST_F(AdminApi, CorrectionsAreKeptAsNumbersAndSurviveARefusedApprovalApprovedAg
           ", approved_node: ncb");
     ASSERT_TRUE(wait_job("claim-2", "review"));
     auto approve = [&](const char* corrections) {
-        return client_->Post("/api/v1/exceptions/claim-2/approve", {{"X-API-Key", kKey}}, corrections, "application/json");
+        return this->post("/api/v1/exceptions/claim-2/approve", corrections);
     };
     auto parked_total = [&] {
         const json item = body(get("/api/v1/exceptions/claim-2"))["data"];
@@ -998,17 +981,16 @@ TEST_F(AdminApi, AFailedApprovalReturnedToReviewKeepsTheReviewersCorrection) {
           ", approved_node: ncb");
     ASSERT_TRUE(wait_job("claim-3", "review"));
     script_ncb(ncb, 500, 1);  // the approval fails, and is dead-lettered
-    auto approved = client_->Post("/api/v1/exceptions/claim-3/approve", {{"X-API-Key", kKey}},
-                                  R"({"fields": {"total_amount": 777}, "notes": "amount from the second page"})", "application/json");
+    auto approved = post("/api/v1/exceptions/claim-3/approve", R"({"fields": {"total_amount": 777}, "notes": "amount from the second page"})");
     ASSERT_EQ(approved->status, 200) << approved->body;
     ASSERT_TRUE(wait_job("claim-3", "failed"));
     EXPECT_EQ(body(get("/api/v1/jobs/claim-3"))["data"]["references"]["reviewer_notes"], "amount from the second page");
-    auto back = client_->Post("/api/v1/jobs/claim-3/review", {{"X-API-Key", kKey}}, "", "application/json");
+    auto back = post("/api/v1/jobs/claim-3/review");
     ASSERT_EQ(back->status, 200) << back->body;
     ASSERT_TRUE(wait_job("claim-3", "review"));
     // Back in review, the failed approval's note is in the audit only, not shown as the job's.
     EXPECT_FALSE(body(get("/api/v1/jobs/claim-3"))["data"]["references"].contains("reviewer_notes"));
-    approved = client_->Post("/api/v1/exceptions/claim-3/approve", {{"X-API-Key", kKey}}, "{}", "application/json");
+    approved = post("/api/v1/exceptions/claim-3/approve", "{}");
     ASSERT_EQ(approved->status, 200) << approved->body;
     ASSERT_TRUE(wait_job("claim-3", "submitted"));
     const json claims = json::parse(fake_control(ncb.base_url(), "GET", "/_fake/claims"));
@@ -1157,8 +1139,7 @@ edges:
     EXPECT_LT(record.size(), 20'000u) << "the pixels are not inside the review record";
 
     EXPECT_EQ(rt_->state().keys("review_page/doc-0/").size(), 2u);
-    auto rejected = client_->Post("/api/v1/exceptions/doc-0/reject", {{"X-API-Key", kKey}}, R"({"reason": "not a receipt"})",
-                                  "application/json");
+    auto rejected = post("/api/v1/exceptions/doc-0/reject", R"({"reason": "not a receipt"})");
     ASSERT_EQ(rejected->status, 200) << rejected->body;
     EXPECT_TRUE(rt_->state().keys("review/").empty());
     EXPECT_TRUE(rt_->state().keys("review_page/").empty()) << "page images go with the parked document";
@@ -1251,7 +1232,7 @@ edges:
     }
     const std::string a = ids[0], b = ids[1];
     auto post = [&](const std::string& body_text) {
-        return client_->Post("/api/v1/exceptions/doc-0/approve", {{"X-API-Key", kKey}}, body_text, "application/json");
+        return this->post("/api/v1/exceptions/doc-0/approve", body_text);
     };
 
     auto ambiguous = post(R"({"fields": {"total_amount": 31.5}})");
@@ -1323,7 +1304,7 @@ TEST_F(AdminApi, RateLimitAnswers429WithRetryAfter) {
 
 TEST_F(AdminApi, HugeBodyIs413) {
     start(kSimple, ", max_body_bytes: 1024");
-    auto r = client_->Post("/api/v1/jobs/x/retry", {{"X-API-Key", kKey}}, std::string(100'000, 'x'), "application/json");
+    auto r = post("/api/v1/jobs/x/retry", std::string(100'000, 'x'));
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 413);
 }
