@@ -129,6 +129,30 @@ TEST_F(Dedup, TheSameAttachmentInTwoEmailsOrTwiceInOneIsDeliveredOnce) {
 
 // The first copy's own outcome decides, not its job's: job-1 booked one receipt and failed on
 // another (partial); the failed receipt sent again in a new email goes through.
+// A resend while the first copy is still on its way is skipped: the first copy's outcome
+// stands for both. Should it fail, the resend is not there to take its place, so the skip
+// says which job to retry.
+TEST_F(Dedup, AResendWhileTheFirstCopyIsProcessingNamesTheJobToRetry) {
+    {
+        core::SystemClock clock;
+        auto store = core::open_store("sqlite", (harness_.dir.path() / "s.db").string(), clock);
+        store->put(kMemoryDocumentKey, "job-1 receipt-b", std::chrono::hours(1));
+        core::Job first;
+        first.id = "job-1";
+        first.status = "processing";
+        first.owner = "elsewhere:1";  // another process, still running it
+        store->put_job(first);
+    }
+    probe("src").feed(1, "again-");
+    EXPECT_EQ(run_once("{probe: out}"), 0);
+    const auto resend = job("again-0");
+    EXPECT_EQ(resend->status, "skipped");
+    EXPECT_EQ(resend->duplicate_of, "job-1");
+    EXPECT_THAT(resend->last_error, ::testing::HasSubstr("job-1, which was still processing when this copy came"));
+    EXPECT_THAT(resend->last_error, ::testing::HasSubstr("if it fails, retry job job-1"));
+    EXPECT_EQ(probe("out").accepted.count("again-0"), 0u);
+}
+
 TEST_F(Dedup, AReceiptThatFailedInAPartialJobIsNotADuplicateWhenSentAgain) {
     core::SystemClock clock;
     const auto seed = [&](const std::string& original_outcome) {

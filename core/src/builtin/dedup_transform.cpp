@@ -121,8 +121,14 @@ public:
         // Nothing is emitted: the document is consumed, and its source is acked. The runtime
         // ends the job as `skipped` — or, for the same document delivered again, keeps the
         // status its first delivery ended with.
+        // A first copy still on its way decides for both: should it fail, its own job is the
+        // one to retry (this copy is not kept), and the operator reading this job is told so.
+        const bool original_undecided = original_status == "processing" || original_status == "approved";
         out.skip(attached_twice            ? fmt::format("the same file as document {} of this job: skipped as a copy", original_doc)
                  : original == job_id ? fmt::format("already processed (job is '{}')", previous)
+                 : original_undecided ? fmt::format("duplicate of job {}, which was still {} when this copy came: that job's "
+                                                    "outcome stands for both (if it fails, retry job {})",
+                                                    original, original_status, original)
                                       : "duplicate of job " + original);
     }
 
