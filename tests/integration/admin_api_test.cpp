@@ -1193,6 +1193,49 @@ edges:
     EXPECT_GT(r->body.size(), 2000u) << "the rendered page looks blank";
 }
 
+// Two receipts approved at once re-enter as two deliveries. One is parked again at once (here
+// by the review queue; NCB refusing the corrected claim does the same), the other is delivered
+// a moment later. The later one to settle replaced every `review` outcome of the job, the
+// parked receipt's fresh one included: the job ended `submitted` with a receipt in review
+// that no one could approve again (409).
+TEST_F(AdminApi, AReceiptParkedAgainAfterATwoReceiptApprovalKeepsTheJobInReview) {
+    probe("src").feed(1);
+    start(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  route: {component: transform.route}
+  split: {component: transform.split, config: {children: 2}}
+  review: {component: sink.review}
+  pick: {component: transform.route}
+  slow:
+    component: sink.memory
+    retry: {attempts: 2, initial_backoff: 300ms}
+    config: {probe: slow, fail_first: 1}
+edges:
+  - in -> route
+  - route.even -> split -> review
+  - route.odd -> pick
+  - pick.even -> slow
+  - pick.odd -> review
+)", ", approved_node: pick");
+    ASSERT_TRUE(wait_job("doc-0", "review"));
+    ASSERT_EQ(rt_->state().keys("review/doc-0/", 10).size(), 2u);
+    ASSERT_EQ(post("/api/v1/exceptions/doc-0/approve", "{}")->status, 200);
+    {
+        std::unique_lock lock(probe("slow").mutex);
+        ASSERT_TRUE(probe("slow").cv.wait_for(lock, 20s, [] { return !probe("slow").accepted.empty(); }));
+    }
+    ASSERT_TRUE(wait_job("doc-0", "review")) << body(get("/api/v1/jobs/doc-0"));
+    const json job = body(get("/api/v1/jobs/doc-0"))["data"];
+    std::map<std::string, std::string> status_by_doc;
+    for (const auto& o : job["outcomes"]) status_by_doc[o["doc_id"]] = o["status"];
+    EXPECT_EQ(status_by_doc.size(), 2u) << job;
+    EXPECT_EQ(std::count_if(status_by_doc.begin(), status_by_doc.end(), [](const auto& e) { return e.second == "review"; }), 1) << job;
+    EXPECT_EQ(std::count_if(status_by_doc.begin(), status_by_doc.end(), [](const auto& e) { return e.second == "submitted"; }), 1) << job;
+    auto again = post("/api/v1/exceptions/doc-0/approve", "{}");
+    EXPECT_EQ(again->status, 200) << "the receipt parked again can be approved again: " << again->body;
+}
+
 // An email with two receipts is one job with two parked claim documents. A reviewer corrects
 // each on its own (`documents`); a job-wide `fields` correction of a field they disagree on
 // is refused, since it would overwrite the receipt that was right.

@@ -111,6 +111,8 @@ ActionResult AdminActions::retry_job(const std::string& id) {
     // through at once.
     const bool approved = job->references.is_object() && job->references.contains("approved_at");
     const nlohmann::json outcomes = job->outcomes();
+    auto group = std::make_shared<ReentryGroup>();
+    group->size = letters.size();
     for (std::size_t i = 0; i < letters.size(); ++i) {
         const std::string key = letters[i].key, index_key = letters[i].index_key;
         const std::string review_key = fmt::format("review/{}/{}", id, letters[i].doc.id);
@@ -134,8 +136,8 @@ ActionResult AdminActions::retry_job(const std::string& id) {
         auto carried = outcome_references(outcomes, doc_id, "failed");
         auto doc = std::make_shared<const Document>(std::move(letters[i].doc));
         // A letter a source recorded (SourceEmitter::reject) re-enters after that source.
-        if (graph_.is_source(targets[i])) graph_.inject_after_source(targets[i], id, std::move(doc), std::move(done));
-        else graph_.inject(targets[i], id, std::move(doc), std::move(done), DescendantOutcome::Kind::Failed, std::move(carried));
+        if (graph_.is_source(targets[i])) graph_.inject_after_source(targets[i], id, std::move(doc), std::move(done), group);
+        else graph_.inject(targets[i], id, std::move(doc), std::move(done), DescendantOutcome::Kind::Failed, std::move(carried), group);
     }
     log_.log(LogLevel::Info,
              resent.empty() ? fmt::format("retrying job from {} dead letter(s)", letters.size())
@@ -322,6 +324,8 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
     });
     if (!still_in_review) return ActionResult::fail(Result::Conflict, "job is no longer in review: another reviewer acted on it first");
     const nlohmann::json review_outcomes = job->outcomes();
+    auto group = std::make_shared<ReentryGroup>();
+    group->size = docs.size();
     for (auto& [key, doc] : docs) {
         // The parked document (and its page images) stays until its approval went through,
         // so a job that fails after approval (or whose process stops first) can be returned to
@@ -342,7 +346,7 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
         graph_.inject(*approved_node_, id, std::make_shared<const Document>(std::move(doc)),
                       [this, id, doc_id, review_key, pages_prefix, parked](const Outcome& o) {
             if (o.ok) forget_parked(id, doc_id, review_key, pages_prefix, parked);
-        }, DescendantOutcome::Kind::Review, outcome_references(review_outcomes, doc_id, "review"));
+        }, DescendantOutcome::Kind::Review, outcome_references(review_outcomes, doc_id, "review"), group);
     }
     log_.log(LogLevel::Info, fmt::format("approved by a reviewer with {} correction(s) over {} document(s); sent to node '{}'",
                                          changed_fields, docs.size(), nodes_[*approved_node_]->name()), id);

@@ -153,9 +153,11 @@ bool GraphExecutor::admit(std::size_t index, Document&& doc, const std::shared_p
 
 // The tracker of an admin re-entry (retry, approval) of job `job_id`, already in InFlight.
 std::shared_ptr<Tracker> GraphExecutor::re_entry(const RuntimeNode& entry, const std::string& job_id, const Document& doc, AckHandle ack,
-                                                 DescendantOutcome::Kind replaces) {
+                                                 DescendantOutcome::Kind replaces, std::shared_ptr<ReentryGroup> group) {
     auto tracker = std::make_shared<Tracker>();
     tracker->doc_id = job_id;
+    tracker->reentered_doc_id = doc.id;
+    tracker->group = std::move(group);
     tracker->label = doc.parts.empty() ? doc.id : doc.parts.front().name;
     tracker->source_node = "admin retry";
     tracker->ack = std::move(ack);
@@ -172,8 +174,9 @@ void GraphExecutor::size_for(Tracker& tracker, const RuntimeNode& entry) {
 }
 
 void GraphExecutor::inject(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack,
-                           DescendantOutcome::Kind replaces, std::map<std::string, std::string> carried_references) {
-    auto tracker = re_entry(*s_.nodes[index], job_id, *doc, std::move(ack), replaces);
+                           DescendantOutcome::Kind replaces, std::map<std::string, std::string> carried_references,
+                           std::shared_ptr<ReentryGroup> group) {
+    auto tracker = re_entry(*s_.nodes[index], job_id, *doc, std::move(ack), replaces, std::move(group));
     if (!carried_references.empty()) tracker->carried_references[doc->id] = std::move(carried_references);
     tracker->outstanding.fetch_add(1);
     put(index, Envelope{std::move(doc), tracker, 0, nullptr, 1});
@@ -478,8 +481,9 @@ bool GraphExecutor::reject(std::size_t index, Document&& doc, const std::shared_
 
 bool GraphExecutor::is_source(std::size_t index) const { return s_.nodes[index]->source != nullptr; }
 
-void GraphExecutor::inject_after_source(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack) {
-    auto tracker = re_entry(*s_.nodes[index], job_id, *doc, std::move(ack), DescendantOutcome::Kind::Failed);
+void GraphExecutor::inject_after_source(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack,
+                                        std::shared_ptr<ReentryGroup> group) {
+    auto tracker = re_entry(*s_.nodes[index], job_id, *doc, std::move(ack), DescendantOutcome::Kind::Failed, std::move(group));
     tracker->outstanding.fetch_add(1);  // held while forwarding, as in admit()
     forward(*s_.nodes[index], "out", std::move(doc), tracker);
     if (tracker->outstanding.fetch_sub(1) == 1) settle(tracker);
@@ -768,9 +772,6 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
     const auto ended = steady::now();
     const std::string_view name = file_name(*env.doc);
     if (delivered_before) {
-        node.context->log().log(LogLevel::Info, "already delivered by this sink (ledger); not sent again "
-                                                "(docpipe run --once --redeliver sends it anyway)", env.doc->id);
-        s_.settlements.counters.already_delivered.fetch_add(1, std::memory_order_relaxed);
         // The references the receiving system gave the first time ride along in the ledger.
         const LedgerEntry entry = parse_ledger_entry(*delivered_before);
         if (approved && !entry.parked && entry.values.is_object()) {
@@ -783,6 +784,9 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
                 return;
             }
         }
+        node.context->log().log(LogLevel::Info, "already delivered by this sink (ledger); not sent again "
+                                                "(docpipe run --once --redeliver sends it anyway)", env.doc->id);
+        s_.settlements.counters.already_delivered.fetch_add(1, std::memory_order_relaxed);
         finish_sink_hop(node, env, HopEnd{node, HopRecord::Result::AlreadyDelivered, {}, ended},
                         SinkOutcome{entry.parked ? DescendantOutcome::Kind::Review : DescendantOutcome::Kind::Submitted, name,
                                     entry.parked ? "parked for review" : "", entry.references},

@@ -80,14 +80,16 @@ public:
     bool reject(std::size_t index, Document&& doc, const std::shared_ptr<Tracker>& tracker, const std::string& reason);
     // Re-entry of a dead letter recorded at source node `index`: the document goes on from
     // the source's outputs. Otherwise as inject().
-    void inject_after_source(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack);
+    void inject_after_source(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack,
+                             std::shared_ptr<ReentryGroup> group = nullptr);
     bool is_source(std::size_t index) const;
     // Puts a document straight into a node (admin retry, approval) under its own tracker.
     // `replaces`: the kind of outcome of the job this re-entry settles anew (review for an
     // approval, failed for a retry). `carried_references`: the references the document's
-    // replaced outcome holds (Tracker::carried_references).
+    // replaced outcome holds (Tracker::carried_references). `group`: the action's other
+    // re-entries into the same job (ReentryGroup), sized before the first is injected.
     void inject(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack, DescendantOutcome::Kind replaces,
-                std::map<std::string, std::string> carried_references = {});
+                std::map<std::string, std::string> carried_references = {}, std::shared_ptr<ReentryGroup> group = nullptr);
     // Blocks until the graph has no running or queued work.
     void wait_for_all();
     // The drain deadline passed: retries still due fail at once instead of waiting.
@@ -102,7 +104,7 @@ private:
     static void size_for(Tracker& tracker, const RuntimeNode& entry);
     // The tracker of an admin re-entry at node `entry`.
     std::shared_ptr<Tracker> re_entry(const RuntimeNode& entry, const std::string& job_id, const Document& doc, AckHandle ack,
-                                      DescendantOutcome::Kind replaces);
+                                      DescendantOutcome::Kind replaces, std::shared_ptr<ReentryGroup> group);
     class CollectingOutputs;
     struct Flow;
 

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <map>
 #include <optional>
+#include <set>
 #include <unistd.h>
 
 #include <fmt/core.h>
@@ -380,6 +381,14 @@ JobEnd JobBook::end(Tracker& t) {
     int runs = 0;
 
     JobEnd result;
+    // One member of an admin action's group writes at a time, so the last to write is the one
+    // that derives the job's status from every member's outcomes.
+    std::unique_lock<std::mutex> group_turn;
+    bool last_of_group = true;
+    if (t.group) {
+        group_turn = std::unique_lock(t.group->mutex);
+        last_of_group = ++t.group->settled >= t.group->size;
+    }
     auto write = [&](Job& j) {
         const bool first_run = runs++ == 0;
         // The job's outcomes after this delivery: as JSON (an approval or a retry, merged
@@ -391,11 +400,18 @@ JobEnd JobBook::end(Tracker& t) {
         if (t.replaces) {  // an approval or a retry: the job's other outcomes stand
             nlohmann::json fresh = first_run ? std::move(fresh_built) : build_fresh();
             outcomes = nlohmann::json::array();
+            // The documents this re-entry settles anew: the one it sent in and those it ended
+            // with. Another document's outcome of the same kind is another re-entry's to replace
+            // (an approval of two receipts is two): replaced here, a receipt still on its way
+            // lost its outcome, and one NCB refused again ended `submitted`.
+            std::set<std::string> settled_here{t.reentered_doc_id};
+            for (const auto& o : fresh) settled_here.insert(o.value("doc_id", ""));
             std::map<std::string, nlohmann::json> replaced_references;  // by doc id
             for (auto& o : j.outcomes()) {
-                if (kind_of(o.value("status", "")) != *t.replaces) outcomes.push_back(std::move(o));
+                const std::string doc_id = o.value("doc_id", "");
+                if (kind_of(o.value("status", "")) != *t.replaces || !settled_here.count(doc_id)) outcomes.push_back(std::move(o));
                 else if (o.contains("references") && o["references"].is_object())
-                    replaced_references[o.value("doc_id", "")] = std::move(o["references"]);
+                    replaced_references[doc_id] = std::move(o["references"]);
             }
             for (auto& o : fresh) {
                 // A retry at the audit node: the NCB reference its first delivery recorded on
@@ -412,6 +428,9 @@ JobEnd JobBook::end(Tracker& t) {
             merged_status = derive(outcomes, t.doc_id);
             no_outcomes = outcomes.empty();
             if (no_outcomes && failed) merged_status = "failed";
+            // Others of the same action are still on their way: the job stays as the action set
+            // it until the last has settled (ReentryGroup).
+            if (!last_of_group) merged_status = j.status;
             status = merged_status;
         } else {
             status = status_built;
@@ -459,7 +478,7 @@ JobEnd JobBook::end(Tracker& t) {
             } else {
                 timeline = std::move(entries);
             }
-            j.last_error = no_outcomes ? (failed ? failure : "") : summary_error(outcomes, merged_status);
+            if (last_of_group) j.last_error = no_outcomes ? (failed ? failure : "") : summary_error(outcomes, merged_status);
             j.set_outcomes_text(docpipe::json_text(outcomes));
             j.set_trace_text(std::move(timeline));
         } else {
@@ -484,7 +503,8 @@ JobEnd JobBook::end(Tracker& t) {
         log_.log(LogLevel::Error, result.ack.reason, t.doc_id);
         return result;
     }
-    if (result.status.empty()) result.status = derive(build_fresh(), t.doc_id);  // no job record (an admin re-entry of a deleted job)
+    // A member of a group that is not the last: its own documents' outcome, for its callback.
+    if (result.status.empty() || !last_of_group) result.status = derive(build_fresh(), t.doc_id);  // or no job record (an admin re-entry of a deleted job)
     if (result.status == "failed") result.ack = {false, failure.empty() ? summary_error(build_fresh(), "failed") : failure};
     else if (letters_missing) result.ack = {false, failure + " (its dead letter could not be stored, so the source keeps the input)"};
     if (letters_missing) result.ack.keep_input = true;

@@ -169,6 +169,17 @@ struct HopRecord {
 };
 const char* to_string(HopRecord::Result result);
 
+// The documents one admin action (an approval, a retry) sends back into one job, each under a
+// tracker of its own. Each settles its own documents' outcomes as it ends; the job's status is
+// derived once the last of them has settled. Until then it stays as the action set it
+// (`approved`, `processing`): derived earlier, from the outcomes of documents still on their
+// way, it read `review` or `failed` for a moment, and a second approval or retry could start
+// those documents again.
+struct ReentryGroup {
+    std::mutex mutex;  // one member's job write at a time
+    std::size_t size = 0, settled = 0;
+};
+
 struct Tracker {
     std::atomic<std::int64_t> outstanding{0};
     std::string doc_id, label, source_node;
@@ -182,10 +193,12 @@ struct Tracker {
     // a retry its failed ones; the job's other outcomes stand.
     std::optional<DescendantOutcome::Kind> replaces;
     // The references of the outcome each re-entered document replaces, by document id (NCB's
-    // claim reference on a document retried at the audit node). The job record's copy is not
-    // enough: when several documents of a job re-enter, the first to settle replaces all the
-    // job's outcomes of that kind, the others' included.
+    // claim reference on a document retried at the audit node): its fresh outcome keeps them.
     std::map<std::string, std::map<std::string, std::string>> carried_references;
+    // An admin re-entry: the document it sent back in (its outcomes of the replaced kind are the
+    // ones this tracker settles anew; the job's other documents' stand), and its group.
+    std::string reentered_doc_id;
+    std::shared_ptr<ReentryGroup> group;
     // How many hops and outcomes to reserve room for at the first of each (see
     // RuntimeNode::hops_per_document); set before the tracker is shared. The defaults are
     // for trackers made without a pipeline's counts.
