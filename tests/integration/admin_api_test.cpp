@@ -1193,6 +1193,21 @@ edges:
     EXPECT_GT(r->body.size(), 2000u) << "the rendered page looks blank";
 }
 
+// An email (doc-0, an even id) whose two receipts (transform.split) go to review. Odd source
+// documents go to `odd_target`; `nodes` and `edges` add the ones approvals go through.
+std::string two_receipts_to_review(const std::string& odd_target, const std::string& nodes, const std::string& edges = "") {
+    return R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  route: {component: transform.route}
+  split: {component: transform.split, config: {children: 2}}
+  review: {component: sink.review}
+)" + nodes + R"(edges:
+  - in -> route
+  - route.even -> split -> review
+  - route.odd -> )" + odd_target + "\n" + edges;
+}
+
 // Two receipts approved at once re-enter as two deliveries. One is parked again at once (here
 // by the review queue; NCB refusing the corrected claim does the same), the other is delivered
 // a moment later. The later one to settle replaced every `review` outcome of the job, the
@@ -1200,24 +1215,11 @@ edges:
 // that no one could approve again (409).
 TEST_F(AdminApi, AReceiptParkedAgainAfterATwoReceiptApprovalKeepsTheJobInReview) {
     probe("src").feed(1);
-    start(R"(
-nodes:
-  in: {component: source.memory, config: {probe: src}}
-  route: {component: transform.route}
-  split: {component: transform.split, config: {children: 2}}
-  review: {component: sink.review}
-  pick: {component: transform.route}
-  slow:
-    component: sink.memory
-    retry: {attempts: 2, initial_backoff: 300ms}
-    config: {probe: slow, fail_first: 1}
-edges:
-  - in -> route
-  - route.even -> split -> review
-  - route.odd -> pick
-  - pick.even -> slow
-  - pick.odd -> review
-)", ", approved_node: pick");
+    start(two_receipts_to_review("pick",
+                                 "  pick: {component: transform.route}\n"
+                                 "  slow: {component: sink.memory, retry: {attempts: 2, initial_backoff: 300ms}, config: {probe: slow, fail_first: 1}}\n",
+                                 "  - pick.even -> slow\n  - pick.odd -> review\n"),
+          ", approved_node: pick");
     ASSERT_TRUE(wait_job("doc-0", "review"));
     ASSERT_EQ(rt_->state().keys("review/doc-0/", 10).size(), 2u);
     ASSERT_EQ(post("/api/v1/exceptions/doc-0/approve", "{}")->status, 200);
@@ -1241,18 +1243,7 @@ edges:
 // is refused, since it would overwrite the receipt that was right.
 TEST_F(AdminApi, ApprovePerDocumentCorrectionsOfATwoReceiptClaim) {
     probe("src").feed(1);
-    start(R"(
-nodes:
-  in: {component: source.memory, config: {probe: src}}
-  route: {component: transform.route}
-  split: {component: transform.split, config: {children: 2}}
-  review: {component: sink.review}
-  out: {component: sink.memory, config: {probe: out}}
-edges:
-  - in -> route
-  - route.even -> split -> review
-  - route.odd -> out
-)", ", approved_node: out");
+    start(two_receipts_to_review("out", "  out: {component: sink.memory, config: {probe: out}}\n"), ", approved_node: out");
     ASSERT_TRUE(wait_job("doc-0", "review"));
     auto& store = rt_->state();
     auto keys = store.keys("review/doc-0/", 10);

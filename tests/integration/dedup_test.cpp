@@ -43,6 +43,14 @@ nodes:
         return rc;
     }
     std::optional<core::Job> job(const std::string& id) { return last_->state().get_job(id); }
+    // The state a first copy left behind: its content hash, owned by `owner` ("<job> <doc>"),
+    // and the jobs it wrote.
+    void seed(const std::string& owner, const std::vector<core::Job>& jobs) {
+        core::SystemClock clock;
+        auto store = core::open_store("sqlite", (harness_.dir.path() / "s.db").string(), clock);
+        store->put(kMemoryDocumentKey, owner, std::chrono::hours(1));
+        for (const auto& j : jobs) store->put_job(j);
+    }
 
     Harness harness_;
     std::unique_ptr<core::Runtime> last_;
@@ -127,22 +135,15 @@ TEST_F(Dedup, TheSameAttachmentInTwoEmailsOrTwiceInOneIsDeliveredOnce) {
     EXPECT_EQ(probe("out").accepted.begin()->second, 1);
 }
 
-// The first copy's own outcome decides, not its job's: job-1 booked one receipt and failed on
-// another (partial); the failed receipt sent again in a new email goes through.
 // A resend while the first copy is still on its way is skipped: the first copy's outcome
 // stands for both. Should it fail, the resend is not there to take its place, so the skip
 // says which job to retry.
 TEST_F(Dedup, AResendWhileTheFirstCopyIsProcessingNamesTheJobToRetry) {
-    {
-        core::SystemClock clock;
-        auto store = core::open_store("sqlite", (harness_.dir.path() / "s.db").string(), clock);
-        store->put(kMemoryDocumentKey, "job-1 receipt-b", std::chrono::hours(1));
-        core::Job first;
-        first.id = "job-1";
-        first.status = "processing";
-        first.owner = "elsewhere:1";  // another process, still running it
-        store->put_job(first);
-    }
+    core::Job first;
+    first.id = "job-1";
+    first.status = "processing";
+    first.owner = "elsewhere:1";  // another process, still running it
+    seed("job-1 receipt-b", {first});
     probe("src").feed(1, "again-");
     EXPECT_EQ(run_once("{probe: out}"), 0);
     const auto resend = job("again-0");
@@ -153,19 +154,18 @@ TEST_F(Dedup, AResendWhileTheFirstCopyIsProcessingNamesTheJobToRetry) {
     EXPECT_EQ(probe("out").accepted.count("again-0"), 0u);
 }
 
+// The first copy's own outcome decides, not its job's: job-1 booked one receipt and failed on
+// another (partial); the failed receipt sent again in a new email goes through.
 TEST_F(Dedup, AReceiptThatFailedInAPartialJobIsNotADuplicateWhenSentAgain) {
-    core::SystemClock clock;
-    const auto seed = [&](const std::string& original_outcome) {
-        auto store = core::open_store("sqlite", (harness_.dir.path() / "s.db").string(), clock);
-        store->put(kMemoryDocumentKey, "job-1 receipt-b", std::chrono::hours(1));
+    const auto seed_partial = [&](const std::string& original_outcome) {
         core::Job j;
         j.id = "job-1";
         j.status = "partial";
         j.set_outcomes_text(R"([{"doc_id":"receipt-a","status":"submitted"},{"doc_id":"receipt-b","status":")" + original_outcome +
                             R"("}])");
-        store->put_job(j);
+        seed("job-1 receipt-b", {j});
     };
-    seed("failed");
+    seed_partial("failed");
     probe("src").feed(1, "again-");
     EXPECT_EQ(run_once("{probe: out}"), 0);
     EXPECT_EQ(job("again-0")->status, "submitted") << "receipt-b was never booked";
@@ -173,7 +173,7 @@ TEST_F(Dedup, AReceiptThatFailedInAPartialJobIsNotADuplicateWhenSentAgain) {
         std::lock_guard lock(probe("out").mutex);
         EXPECT_EQ(probe("out").accepted.count("again-0"), 1u);
     }
-    seed("submitted");  // the same, but receipt-b itself was booked
+    seed_partial("submitted");  // the same, but receipt-b itself was booked
     probe("src").feed(1, "later-");
     EXPECT_EQ(run_once("{probe: out}"), 0);
     EXPECT_EQ(job("later-0")->status, "skipped");
@@ -215,21 +215,15 @@ nodes:
 // handed on; the delivery stage's job (`<doc>@<node>`, rooted at the intake's) failed. The
 // receipt sent again must go through: it was skipped for the whole TTL, and never booked.
 TEST_F(Dedup, AReceiptWhoseLaterStageFailedIsNotADuplicateWhenSentAgain) {
-    core::SystemClock clock;
-    {
-        auto store = core::open_store("sqlite", (harness_.dir.path() / "s.db").string(), clock);
-        store->put(kMemoryDocumentKey, "job-1 receipt-b", std::chrono::hours(1));
-        core::Job intake;
-        intake.id = "job-1";
-        intake.status = "submitted";
-        intake.set_outcomes_text(R"([{"doc_id":"receipt-b","status":"submitted"}])");
-        store->put_job(intake);
-        core::Job delivery;
-        delivery.id = "receipt-b@from_ocr";
-        delivery.root_id = "job-1";
-        delivery.status = "failed";
-        store->put_job(delivery);
-    }
+    core::Job intake;
+    intake.id = "job-1";
+    intake.status = "submitted";
+    intake.set_outcomes_text(R"([{"doc_id":"receipt-b","status":"submitted"}])");
+    core::Job delivery;
+    delivery.id = "receipt-b@from_ocr";
+    delivery.root_id = "job-1";
+    delivery.status = "failed";
+    seed("job-1 receipt-b", {intake, delivery});
     probe("src").feed(1, "again-");
     EXPECT_EQ(run_once("{probe: out}"), 0);
     EXPECT_EQ(job("again-0")->status, "submitted");
@@ -239,16 +233,11 @@ TEST_F(Dedup, AReceiptWhoseLaterStageFailedIsNotADuplicateWhenSentAgain) {
 // A job a reviewer rejected, its email delivered again (a crash before the ack): it went back
 // into the review queue as an empty job no one could approve. It stays rejected.
 TEST_F(Dedup, ARejectedJobDeliveredAgainStaysRejected) {
-    core::SystemClock clock;
-    {
-        auto store = core::open_store("sqlite", (harness_.dir.path() / "s.db").string(), clock);
-        store->put(kMemoryDocumentKey, "doc-0 doc-0", std::chrono::hours(1));
-        core::Job j;
-        j.id = "doc-0";
-        j.status = "rejected";
-        j.last_error = "not a medical receipt";
-        store->put_job(j);
-    }
+    core::Job j;
+    j.id = "doc-0";
+    j.status = "rejected";
+    j.last_error = "not a medical receipt";
+    seed("doc-0 doc-0", {j});
     probe("src").feed(1);
     EXPECT_EQ(run_once("{probe: out}"), 0);
     EXPECT_EQ(job("doc-0")->status, "rejected");
