@@ -1,7 +1,5 @@
 #include "ncb_sink.hpp"
 
-#include <set>
-
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
@@ -35,25 +33,12 @@ std::string ncb_error_code(const std::string& body) {
 }
 
 // The NCB record's fields whose values differ between the record NCB holds and this one, for
-// the reviewer: "Claim Amount: 479.05 at NCB, 120 here; ...". "" when neither parses.
+// the reviewer: "Claim Amount: 479.05 at NCB, 120 here; ...". "" when either does not parse.
 std::string record_differences(const std::string& held, const std::string& now) {
     const auto a = nlohmann::json::parse(held, nullptr, false);
     const auto b = nlohmann::json::parse(now, nullptr, false);
     if (!a.is_object() || !b.is_object()) return {};
-    auto shown = [](const nlohmann::json& side, const std::string& name) {
-        if (!side.contains(name)) return std::string("(none)");
-        const auto& v = side[name];
-        return v.is_string() ? "'" + v.get<std::string>() + "'" : docpipe::json_text(v);
-    };
-    std::set<std::string> names;
-    for (const auto* side : {&a, &b})
-        for (const auto& [name, value] : side->items()) names.insert(name);
-    std::string out;
-    for (const auto& name : names) {
-        if (a.value(name, nlohmann::json()) == b.value(name, nlohmann::json())) continue;
-        out += fmt::format("{}{}: {} at NCB, {} here", out.empty() ? "" : "; ", name, shown(a, name), shown(b, name));
-    }
-    return out;
+    return docpipe::json_differences(a, b, "at NCB", "here");
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <set>
 #include <stdexcept>
 
 #include <openssl/evp.h>
@@ -164,6 +165,34 @@ Document Document::from_json(const nlohmann::json& j) {
 
 std::string json_text(const nlohmann::json& value, int indent) {
     return value.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string json_differences(const nlohmann::json& before, const nlohmann::json& after, std::string_view before_label,
+                             std::string_view after_label) {
+    static const nlohmann::json none;
+    const auto member = [](const nlohmann::json& side, const std::string& name) -> const nlohmann::json& {
+        if (!side.is_object()) return none;
+        const auto it = side.find(name);
+        return it == side.end() ? none : *it;
+    };
+    const auto shown = [](const nlohmann::json& value) {
+        if (value.is_null()) return std::string("(none)");
+        if (value.is_string()) return "'" + value.get<std::string>() + "'";
+        return json_text(value);
+    };
+    std::set<std::string> names;
+    for (const auto* side : {&before, &after})
+        if (side->is_object())
+            for (const auto& [name, value] : side->items()) names.insert(name);
+    std::string text;
+    for (const auto& name : names) {
+        const auto& was = member(before, name);
+        const auto& is = member(after, name);
+        if (was == is) continue;
+        if (!text.empty()) text += "; ";
+        text += name + ": " + shown(was) + " " + std::string(before_label) + ", " + shown(is) + " " + std::string(after_label);
+    }
+    return text;
 }
 
 std::string media_type_for(std::string_view filename) {

@@ -29,23 +29,6 @@ std::optional<std::size_t> AdminActions::node_index(const std::string& name) con
 
 using Result = ActionResult::Outcome;
 
-namespace {
-
-// The references on the job's outcome of `doc_id` with `status` (NCB's claim reference on a
-// document that failed at the audit node after NCB took it), to be carried to its re-entry.
-std::map<std::string, std::string> outcome_references(const nlohmann::json& outcomes, const std::string& doc_id, const char* status) {
-    std::map<std::string, std::string> references;
-    for (const auto& o : outcomes) {
-        if (!o.is_object() || o.value("doc_id", "") != doc_id || o.value("status", "") != status) continue;
-        if (auto r = o.find("references"); r != o.end() && r->is_object())
-            for (const auto& [key, value] : r->items())
-                if (value.is_string()) references[key] = value.get<std::string>();
-    }
-    return references;
-}
-
-}  // namespace
-
 nlohmann::json AdminActions::normalize_corrections(nlohmann::json corrections) const {
     for (const auto& node : nodes_)
         if (const auto* checker = dynamic_cast<const FieldChecker*>(node->component.get())) corrections = checker->normalize_fields(corrections);
@@ -110,7 +93,6 @@ ActionResult AdminActions::retry_job(const std::string& id) {
     // returned to review); once a retry delivers one, they go, as after an approval that went
     // through at once.
     const bool approved = job->references.is_object() && job->references.contains("approved_at");
-    const nlohmann::json outcomes = job->outcomes();
     auto group = std::make_shared<ReentryGroup>();
     group->size = letters.size();
     for (std::size_t i = 0; i < letters.size(); ++i) {
@@ -133,11 +115,10 @@ ActionResult AdminActions::retry_job(const std::string& id) {
             if (o.ok || !o.keep_input) dead_letters_.remove(key, index_key);
             if (o.ok && parked) forget_parked(id, doc_id, review_key, pages_prefix, *parked);
         };
-        auto carried = outcome_references(outcomes, doc_id, "failed");
         auto doc = std::make_shared<const Document>(std::move(letters[i].doc));
         // A letter a source recorded (SourceEmitter::reject) re-enters after that source.
         if (graph_.is_source(targets[i])) graph_.inject_after_source(targets[i], id, std::move(doc), std::move(done), group);
-        else graph_.inject(targets[i], id, std::move(doc), std::move(done), DescendantOutcome::Kind::Failed, std::move(carried), group);
+        else graph_.inject(targets[i], id, std::move(doc), std::move(done), DescendantOutcome::Kind::Failed, group);
     }
     log_.log(LogLevel::Info,
              resent.empty() ? fmt::format("retrying job from {} dead letter(s)", letters.size())
@@ -323,7 +304,6 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
         j.last_error.clear();
     });
     if (!still_in_review) return ActionResult::fail(Result::Conflict, "job is no longer in review: another reviewer acted on it first");
-    const nlohmann::json review_outcomes = job->outcomes();
     auto group = std::make_shared<ReentryGroup>();
     group->size = docs.size();
     for (auto& [key, doc] : docs) {
@@ -346,7 +326,7 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
         graph_.inject(*approved_node_, id, std::make_shared<const Document>(std::move(doc)),
                       [this, id, doc_id, review_key, pages_prefix, parked](const Outcome& o) {
             if (o.ok) forget_parked(id, doc_id, review_key, pages_prefix, parked);
-        }, DescendantOutcome::Kind::Review, outcome_references(review_outcomes, doc_id, "review"), group);
+        }, DescendantOutcome::Kind::Review, group);
     }
     log_.log(LogLevel::Info, fmt::format("approved by a reviewer with {} correction(s) over {} document(s); sent to node '{}'",
                                          changed_fields, docs.size(), nodes_[*approved_node_]->name()), id);

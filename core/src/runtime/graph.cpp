@@ -174,10 +174,8 @@ void GraphExecutor::size_for(Tracker& tracker, const RuntimeNode& entry) {
 }
 
 void GraphExecutor::inject(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack,
-                           DescendantOutcome::Kind replaces, std::map<std::string, std::string> carried_references,
-                           std::shared_ptr<ReentryGroup> group) {
+                           DescendantOutcome::Kind replaces, std::shared_ptr<ReentryGroup> group) {
     auto tracker = re_entry(*s_.nodes[index], job_id, *doc, std::move(ack), replaces, std::move(group));
-    if (!carried_references.empty()) tracker->carried_references[doc->id] = std::move(carried_references);
     tracker->outstanding.fetch_add(1);
     put(index, Envelope{std::move(doc), tracker, 0, nullptr, 1});
 }

@@ -85,11 +85,10 @@ public:
     bool is_source(std::size_t index) const;
     // Puts a document straight into a node (admin retry, approval) under its own tracker.
     // `replaces`: the kind of outcome of the job this re-entry settles anew (review for an
-    // approval, failed for a retry). `carried_references`: the references the document's
-    // replaced outcome holds (Tracker::carried_references). `group`: the action's other
-    // re-entries into the same job (ReentryGroup), sized before the first is injected.
+    // approval, failed for a retry). `group`: the action's other re-entries into the same job
+    // (ReentryGroup), sized before the first is injected.
     void inject(std::size_t index, const std::string& job_id, DocumentPtr doc, AckHandle ack, DescendantOutcome::Kind replaces,
-                std::map<std::string, std::string> carried_references = {}, std::shared_ptr<ReentryGroup> group = nullptr);
+                std::shared_ptr<ReentryGroup> group = nullptr);
     // Blocks until the graph has no running or queued work.
     void wait_for_all();
     // The drain deadline passed: retries still due fail at once instead of waiting.

@@ -420,9 +420,6 @@ JobEnd JobBook::end(Tracker& t) {
                 if (auto r = replaced_references.find(doc_id); r != replaced_references.end())
                     for (auto& [key, value] : r->second.items())
                         if (!o.contains("references") || !o["references"].contains(key)) o["references"][key] = std::move(value);
-                if (auto c = t.carried_references.find(doc_id); c != t.carried_references.end())
-                    for (const auto& [key, value] : c->second)
-                        if (!o.contains("references") || !o["references"].contains(key)) o["references"][key] = value;
                 outcomes.push_back(std::move(o));
             }
             merged_status = derive(outcomes, t.doc_id);

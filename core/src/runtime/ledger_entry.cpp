@@ -1,7 +1,5 @@
 #include "ledger_entry.hpp"
 
-#include <set>
-
 namespace docpipe::core {
 
 namespace {
@@ -11,12 +9,6 @@ std::string_view next_line(std::string_view& rest) {
     const std::string_view line = rest.substr(0, nl);
     rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
     return line;
-}
-
-std::string shown(const nlohmann::json* value) {
-    if (!value || value->is_null()) return "(none)";
-    if (value->is_string()) return "'" + value->get<std::string>() + "'";
-    return docpipe::json_text(*value);
 }
 
 }  // namespace
@@ -62,20 +54,7 @@ nlohmann::json claim_values(const Document& doc) {
 }
 
 std::string describe_value_differences(const nlohmann::json& delivered, const nlohmann::json& now) {
-    std::set<std::string> names;
-    for (const auto* side : {&delivered, &now})
-        if (side->is_object())
-            for (const auto& [name, value] : side->items()) names.insert(name);
-    std::string text;
-    for (const auto& name : names) {
-        const nlohmann::json* was = delivered.is_object() && delivered.contains(name) ? &delivered[name] : nullptr;
-        const nlohmann::json* is = now.is_object() && now.contains(name) ? &now[name] : nullptr;
-        const bool same = (was ? *was : nlohmann::json()) == (is ? *is : nlohmann::json());
-        if (same) continue;
-        if (!text.empty()) text += "; ";
-        text += name + ": " + shown(was) + " delivered, " + shown(is) + " now";
-    }
-    return text;
+    return docpipe::json_differences(delivered, now, "delivered", "now");
 }
 
 }  // namespace docpipe::core

@@ -192,9 +192,6 @@ struct Tracker {
     // Admin re-entries settle only part of a job: an approval replaces its review outcomes,
     // a retry its failed ones; the job's other outcomes stand.
     std::optional<DescendantOutcome::Kind> replaces;
-    // The references of the outcome each re-entered document replaces, by document id (NCB's
-    // claim reference on a document retried at the audit node): its fresh outcome keeps them.
-    std::map<std::string, std::map<std::string, std::string>> carried_references;
     // An admin re-entry: the document it sent back in (its outcomes of the replaced kind are the
     // ones this tracker settles anew; the job's other documents' stand), and its group.
     std::string reentered_doc_id;

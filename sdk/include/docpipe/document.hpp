@@ -129,6 +129,13 @@ using DocumentPtr = std::shared_ptr<const Document>;
 // Use it in place of dump(): a document's strings come from outside and are not checked.
 std::string json_text(const nlohmann::json& value, int indent = -1);
 
+// The top-level members whose values differ between two JSON objects, for a person to read:
+// "total_amount: 12.5 delivered, 13 now; ..." with `before_label` "delivered" and
+// `after_label` "now". A string is quoted, a missing or null member reads "(none)". "" when
+// they agree (numbers compare by value: 13 equals 13.0).
+std::string json_differences(const nlohmann::json& before, const nlohmann::json& after, std::string_view before_label,
+                             std::string_view after_label);
+
 // Guess a media type from a file name's extension ("application/octet-stream" if unknown).
 std::string media_type_for(std::string_view filename);
 
