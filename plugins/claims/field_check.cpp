@@ -1,9 +1,11 @@
 #include "field_check.hpp"
 
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <optional>
+#include <regex>
 
 #include <fmt/core.h>
 
@@ -38,6 +40,13 @@ std::string check_amount(const nlohmann::json& value, bool must_be_positive) {
         // Typed by a person: the amount as a receipt writes it ("479.05", "RM 1,234.50"),
         // read by the receipt parser, and nothing else on the line.
         const std::string text = value.get<std::string>();
+        // The receipt parser reads "12,50" as 12.50 (a decimal comma, as some tills print
+        // it), and the review page read it as 1250: a person's comma is a thousands
+        // separator only, so one anywhere else is refused rather than guessed.
+        static const std::regex kGroupedThousands(R"(^\s*(RM|MYR)?\s*\d{1,3}(,\d{3})+(\.\d{1,2})?\s*$)", std::regex::icase);
+        if (text.find(',') != std::string::npos && !std::regex_match(text, kGroupedThousands))
+            return fmt::format("'{}' is ambiguous: write decimals with a point (12.50); a comma only separates thousands "
+                               "(1,250.00)", text);
         const auto amounts = find_amounts(text);
         std::size_t non_space = 0;
         for (char c : text) non_space += !std::isspace(static_cast<unsigned char>(c));
@@ -64,7 +73,11 @@ std::string check_date(const nlohmann::json& value) {
     const std::string text = value.get<std::string>();
     int year = 0, month = 0, day = 0;
     char tail = 0;
-    if (text.size() != 10 || std::sscanf(text.c_str(), "%4d-%2d-%2d%c", &year, &month, &day, &tail) != 3 || text[4] != '-' || text[7] != '-')
+    // Digits where digits belong: sscanf alone let "2024- 1- 5" and "2024-+1-+5" through.
+    bool digits = text.size() == 10;
+    for (std::size_t i = 0; digits && i < text.size(); ++i)
+        digits = i == 4 || i == 7 ? text[i] == '-' : std::isdigit(static_cast<unsigned char>(text[i])) != 0;
+    if (!digits || std::sscanf(text.c_str(), "%4d-%2d-%2d%c", &year, &month, &day, &tail) != 3)
         return fmt::format("'{}' is not a date written YYYY-MM-DD", text);
     const DateLimits limits;
     if (year < limits.min_year || year > limits.max_year)
@@ -77,6 +90,53 @@ std::string check_date(const nlohmann::json& value) {
     gmtime_r(&now, &tomorrow);
     const std::string latest = fmt::format("{:04}-{:02}-{:02}", tomorrow.tm_year + 1900, tomorrow.tm_mon + 1, tomorrow.tm_mday);
     if (text > latest) return fmt::format("{} is in the future: a receipt's date is on or before today", text);
+    return "";
+}
+
+// Characters that change how the text around them is shown without being seen themselves:
+// the bidirectional controls (U+202A-U+202E, U+2066-U+2069, the marks U+200E, U+200F and
+// U+061C), the zero-width characters (U+200B-U+200D) and the byte-order mark. A policy
+// number "POL\u202e123456789" reads reversed on the review page and at NCB. The UTF-8
+// sequence found, or "" when there is none.
+std::string invisible_formatting(const std::string& text) {
+    for (std::size_t i = 0; i + 1 < text.size(); ++i) {
+        const auto b0 = static_cast<unsigned char>(text[i]), b1 = static_cast<unsigned char>(text[i + 1]);
+        if (b0 == 0xD8 && b1 == 0x9C) return "U+061C";
+        if (i + 2 >= text.size()) continue;
+        const auto b2 = static_cast<unsigned char>(text[i + 2]);
+        if (b0 == 0xE2 && b1 == 0x80 && ((b2 >= 0x8B && b2 <= 0x8F) || (b2 >= 0xAA && b2 <= 0xAE)))
+            return fmt::format("U+20{:02X}", b2 - 0x80);
+        if (b0 == 0xE2 && b1 == 0x81 && b2 >= 0xA6 && b2 <= 0xA9) return fmt::format("U+20{:02X}", b2 - 0x40);
+        if (b0 == 0xEF && b1 == 0xBB && b2 == 0xBF) return "U+FEFF";
+    }
+    return "";
+}
+
+// "" when `text` is a field's text a person may give: no line breaks or control characters,
+// nothing invisible that turns what is shown around.
+std::string check_text(const std::string& text) {
+    if (text.size() > 500) return "is longer than 500 characters";
+    for (unsigned char c : text)
+        if ((c < 0x20 && c != '\t') || c == 0x7F) return "must not contain control characters or line breaks";
+    if (const std::string found = invisible_formatting(text); !found.empty())
+        return fmt::format("holds an invisible formatting character ({}) that changes how the text reads; type the value "
+                           "again without it", found);
+    return "";
+}
+
+// An item line: {description, amount}, as the extraction writes them ("line": the OCR line it
+// came from). A discount line may be negative.
+std::string check_item(const nlohmann::json& item) {
+    if (!item.is_object()) return "must be an object {description, amount}";
+    for (const auto& [key, value] : item.items())
+        if (key != "description" && key != "amount" && key != "line") return fmt::format("has an unknown key '{}' (it takes description, amount)", key);
+    if (!item.contains("description") || !item["description"].is_string()) return "needs a description (text)";
+    if (std::string why = check_text(item["description"].get<std::string>()); !why.empty()) return "description " + why;
+    if (!item.contains("amount")) return "needs an amount";
+    const nlohmann::json& amount = item["amount"];
+    const nlohmann::json magnitude = amount.is_number() ? nlohmann::json(std::abs(amount.get<double>())) : amount;
+    if (std::string why = check_amount(magnitude, false); !why.empty()) return "amount " + why;
+    if (item.contains("line") && !item["line"].is_number_integer()) return "line must be a line number";
     return "";
 }
 
@@ -115,17 +175,16 @@ std::map<std::string, std::string> check_claim_corrections(const nlohmann::json&
         } else if (one_of(name, kTextFields)) {
             const bool needs_text = name == "policy_number" || name == "member_id" || name == "receipt_number";
             if (!value.is_string()) why = "must be text";
-            else if (value.get<std::string>().size() > 500) why = "is longer than 500 characters";
             else if (needs_text && value.get<std::string>().find_first_not_of(" \t") == std::string::npos)
                 why = "is blank: NCB needs it; give the number, or leave the field out to keep the one read";
             else
-                for (unsigned char c : value.get<std::string>())
-                    if (c < 0x20 && c != '\t') {
-                        why = "must not contain control characters or line breaks";
-                        break;
-                    }
+                why = check_text(value.get<std::string>());
         } else if (name == "itemized_charges") {
             if (!value.is_array()) why = "must be a list of {description, amount}";
+            else if (value.size() > 500) why = "has more than 500 items";
+            else
+                for (std::size_t i = 0; i < value.size() && why.empty(); ++i)
+                    if (std::string item = check_item(value[i]); !item.empty()) why = fmt::format("item {}: {}", i + 1, item);
         } else {
             why = "is not a claim field (see docpipe/claim.hpp: total_amount, service_date, member_id, policy_number, "
                   "receipt_number, provider_name, ...)";

@@ -1,5 +1,6 @@
 // Table-driven tests of the claim parsers: amounts, dates, labels and totals, in English
 // and Malay, with the OCR noise seen on real receipts.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cctype>
@@ -599,6 +600,35 @@ TEST(ClaimCorrections, RefusesAFutureDateABillionAndABlankNumber) {
     EXPECT_NE(check_claim_corrections(json{{"policy_number", "   "}})["policy_number"].find("blank"), std::string::npos);
     EXPECT_NE(check_claim_corrections(json{{"receipt_number", ""}})["receipt_number"].find("blank"), std::string::npos);
     EXPECT_TRUE(check_claim_corrections(json{{"total_amount", 9'999'999.99}, {"provider_name", ""}}).empty());
+}
+
+// What a probe of the review page got through: a decimal comma the page read as thousands and
+// the API as sen, a date sscanf read through signs and spaces, a policy number that reads
+// reversed, and item lines of any shape.
+TEST(ClaimCorrections, RefusesAnAmbiguousCommaASpacedDateInvisibleFormattingAndOddItems) {
+    using nlohmann::json;
+    const auto why = [](const json& corrections, const std::string& field) { return check_claim_corrections(corrections)[field]; };
+    const auto text_of = [](const char* json_string) { return json::parse(json_string).get<std::string>(); };  // \u escapes
+    EXPECT_THAT(why(json{{"total_amount", "12,50"}}, "total_amount"), ::testing::HasSubstr("ambiguous: write decimals with a point"));
+    EXPECT_THAT(why(json{{"total_amount", "1,2345.00"}}, "total_amount"), ::testing::HasSubstr("ambiguous"));
+    EXPECT_TRUE(check_claim_corrections(json{{"total_amount", "RM 1,250.00"}, {"sst_amount", "1,234,567.8"}}).empty());
+    for (const char* date : {"2024- 1- 5", "2024-+1-+5", "2024-01-5 ", "+024-01-05"})
+        EXPECT_THAT(why(json{{"service_date", date}}, "service_date"), ::testing::HasSubstr("not a date written YYYY-MM-DD")) << date;
+    EXPECT_THAT(why(json{{"policy_number", text_of(R"("POL\u202e123456789")")}}, "policy_number"), ::testing::HasSubstr("U+202E"));
+    EXPECT_THAT(why(json{{"member_id", text_of(R"("M\u200b1")")}}, "member_id"), ::testing::HasSubstr("U+200B"));
+    EXPECT_THAT(why(json{{"provider_name", text_of(R"("KLINIK \u2067X\u2069")")}}, "provider_name"), ::testing::HasSubstr("U+2067"));
+    EXPECT_TRUE(check_claim_corrections(json{{"provider_name", text_of(R"("KLINIK AL-\u0634\u0641\u0627\u0621")")}}).empty())
+        << "right-to-left letters themselves are text";
+    EXPECT_THAT(why(json{{"itemized_charges", json::array({json{{"description", "<script>"}, {"amount", "lots"}}})}}, "itemized_charges"),
+                ::testing::HasSubstr("item 1: amount 'lots' is not an amount"));
+    EXPECT_THAT(why(json{{"itemized_charges", json::array({json{{"description", "X-ray"}, {"amount", 80}}, nullptr})}}, "itemized_charges"),
+                ::testing::HasSubstr("item 2: must be an object"));
+    EXPECT_THAT(why(json{{"itemized_charges", json::array({json{{"description", "X"}, {"amount", 1e300}}})}}, "itemized_charges"),
+                ::testing::HasSubstr("check the digits"));
+    EXPECT_TRUE(check_claim_corrections(json{{"itemized_charges", json::array({json{{"description", "Consultation"}, {"amount", 80}},
+                                                                               json{{"description", "Discount"}, {"amount", -5.5}}})}})
+                    .empty())
+        << "a discount line is negative";
 }
 
 // Accepted text is stored in the form a sink sends: "RM 1,234.50" was kept as text and NCB

@@ -414,6 +414,20 @@ TEST_F(AdminApi, ReviewQueueApproveWithCorrectionsAndReject) {
     EXPECT_EQ(body(post("/api/v1/exceptions/doc-0/approve", "{not json"))["error"]["code"], "VALIDATION_ERROR");
     EXPECT_EQ(post("/api/v1/exceptions/doc-0/approve", R"({"fields": [1, 2]})")->status, 400);
     EXPECT_EQ(post("/api/v1/exceptions/doc-0/approve", "[]")->status, 400);
+    {
+        // A million '[' under the size limit: the copy and dump of the value recursed off the
+        // stack and the process died (SIGSEGV). Refused while parsing, the server goes on.
+        const std::string deep = R"({"fields": {"total_amount": )" + std::string(500'000, '[') + std::string(500'000, ']') + "}}";
+        auto refused = post("/api/v1/exceptions/doc-0/approve", deep);
+        ASSERT_TRUE(refused) << "the server went down";
+        EXPECT_EQ(refused->status, 400);
+        EXPECT_THAT(body(refused)["error"]["message"].get<std::string>(), ::testing::HasSubstr("nests deeper than 32 levels"));
+        // A key twice: JSON keeps one of them silently (the last "fields" was booked).
+        auto twice = post("/api/v1/exceptions/doc-0/approve",
+                          R"({"fields": {"total_amount": 12.5}, "fields": {"total_amount": 99.0}})");
+        EXPECT_EQ(twice->status, 400);
+        EXPECT_THAT(body(twice)["error"]["message"].get<std::string>(), ::testing::HasSubstr("gives the key 'fields' twice"));
+    }
     EXPECT_EQ(post("/api/v1/exceptions/doc-1/approve", "{}")->status, 409) << "doc-1 is not in review";
     EXPECT_EQ(post("/api/v1/exceptions/nope/approve", "{}")->status, 404);
     {
@@ -1280,6 +1294,12 @@ TEST_F(AdminApi, ApprovePerDocumentCorrectionsOfATwoReceiptClaim) {
     EXPECT_TRUE(body(unknown)["error"]["details"].contains("documents.not-parked")) << unknown->body;
     EXPECT_EQ(post(R"({"documents": {"x": {"total_amount": 1}}})")->status, 400) << "a document's corrections sit under 'fields'";
     EXPECT_EQ(post(R"({"documents": [1]})")->status, 400);
+    // A job-wide total that each receipt's own total overrides reached none of them, yet the
+    // audit recorded it as the approval's change (found by a probe).
+    auto overridden = post(R"({"fields": {"total_amount": 31.0}, "documents": {")" + a + R"(": {"fields": {"total_amount": 12.5}}, ")" + b +
+                           R"(": {"fields": {"total_amount": 30.5}}}})");
+    ASSERT_EQ(overridden->status, 400) << overridden->body;
+    EXPECT_THAT(body(overridden)["error"]["details"]["total_amount"].get<std::string>(), ::testing::HasSubstr("applies to none; leave it out"));
     EXPECT_EQ(body(get("/api/v1/jobs/doc-0"))["data"]["status"], "review") << "refused approvals change nothing";
 
     // B's total and, job-wide, the policy number both receipts agree on.

@@ -73,7 +73,9 @@ def mail(name, n, body, pdf_receipt=False, winmail=False):
 # everything else NCB needs is there, so an approved correction is accepted.
 mail("approve-me.eml", 1, "Member ID: MEM123456789\nPolicy No: POL987654321\nReceipt Number: INV-2024-001234\n"
      "Total Amount: RM 512.00\n", winmail=True)
-mail("xss-provider.eml", 2, "Member ID: MEM555000111\nPolicy No: POL555000111\n"
+# Its member name holds a right-to-left override (U+202E), which turned the text after it
+# around on the page: shown as its code point instead.
+mail("xss-provider.eml", 2, "Member ID: MEM555000111\nPolicy No: POL555000111\nMember Name: ALI \u202eBAKAR\n"
      "Provider: <img src=x onerror=alert(1)>\nTotal Amount: RM 99.00\n")
 # Like approve-me (the body's total disagrees with the receipt's: review), as a PDF.
 mail("pdf-receipt.eml", 3, "Member ID: MEM123456780\nPolicy No: POL987654320\nReceipt Number: INV-2024-001235\n"

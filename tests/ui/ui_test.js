@@ -165,6 +165,9 @@ async function main() {
     await page.goto(`${BASE}/ui/#/review/${encodeURIComponent(xss.id)}`);
     await viewReady(page, `#/review/${encodeURIComponent(xss.id)}`);
     assert.equal(await page.locator('tr[data-field="provider_name"] td.value').textContent(), XSS);
+    assert.equal(xss.fields.member_name && xss.fields.member_name.value, 'ALI \u202eBAKAR', 'the name as the email wrote it');
+    assert.equal(await page.locator('tr[data-field="member_name"] td.value').textContent(), 'ALI <U+202E>BAKAR',
+      'an invisible direction override is shown, not obeyed');
     await page.goto(`${BASE}/ui/#/jobs/${encodeURIComponent(xss.id)}`);
     await viewReady(page, `#/jobs/${encodeURIComponent(xss.id)}`);
     assert.equal(await page.locator('tr[data-field="provider_name"] td.value').textContent(), XSS);
@@ -212,6 +215,10 @@ async function main() {
       await page.getByLabel('New total amount').press('Enter');
       assert.match(await row.locator('p.field-error').textContent(), /must be an amount such as 479\.05/, typed);
     }
+    // A decimal comma: the page read "481,10" as 48110 and the server as 481.10; refused.
+    await page.getByLabel('New total amount').fill('481,10');
+    await page.getByLabel('New total amount').press('Enter');
+    assert.match(await row.locator('p.field-error').textContent(), /write decimals with a point \(12\.50\); a comma only separates thousands/);
     // A slipped decimal point is kept, with a warning to check it, and then typed again.
     await page.getByLabel('New total amount').fill('48110');
     await page.getByLabel('New total amount').press('Enter');
@@ -221,6 +228,15 @@ async function main() {
     await page.getByLabel('New total amount').press('Enter');
     assert.match(await row.locator('td.value').textContent(), /^481\.10 was /);
     assert.equal(await page.evaluate(() => document.activeElement.getAttribute('aria-label')), 'Edit Total amount');
+    // Typed but not kept: approving then sent the amount read from the receipt while the box
+    // showed another. It is refused, naming the field, and nothing is sent.
+    await row.getByRole('button', { name: 'Edit Total amount' }).click();
+    await page.getByLabel('New total amount').fill('999.99');
+    await page.getByRole('button', { name: 'Approve (a)' }).click();
+    assert.match(await page.locator('p.message.error').textContent(), /^Keep or cancel the edit of Total amount before approving/);
+    assert.equal((await apiGet(`/api/v1/jobs/${target.id}`)).status, 'review');
+    await page.getByLabel('New total amount').press('Escape');
+    assert.match(await row.locator('td.value').textContent(), /^481\.10 was /, 'the kept correction stands');
     await page.keyboard.press('a'); // the approve shortcut (focus is back on the Edit button)
     await poll('the job leaving review', async () => (await apiGet(`/api/v1/jobs/${target.id}`)).status !== 'review', 15000);
     await movedOn(page, `#/review/${encodeURIComponent(target.id)}`, 'Approved approve-me.eml with 1 correction(s).');

@@ -4,7 +4,11 @@
 #include <cctype>
 #include <ctime>
 #include <regex>
+#include <set>
+#include <vector>
 #include <strings.h>
+
+#include <fmt/core.h>
 
 namespace docpipe::core::admin {
 
@@ -128,8 +132,28 @@ std::optional<std::string> parse_json_object_body(const std::string& body, nlohm
         out = nlohmann::json::object();
         return std::nullopt;
     }
+    // What the parser's callback refuses: past the depth any request here needs, a body of a
+    // million '[' (under the size limit) built a value whose copy and dump recursed off the
+    // stack and took the process down; and a key given twice, of which JSON keeps one
+    // silently (the last "fields" won, and NCB booked the value the reviewer did not see last).
+    struct Refused {
+        std::string why;
+    };
+    std::vector<std::set<std::string>> keys_by_depth;
+    const nlohmann::json::parser_callback_t check = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+        using Event = nlohmann::json::parse_event_t;
+        if ((event == Event::object_start || event == Event::array_start) && depth >= kMaxBodyDepth)
+            throw Refused{fmt::format("request body nests deeper than {} levels; no request here needs more than a few", kMaxBodyDepth)};
+        if (event == Event::object_start) keys_by_depth.emplace_back();
+        else if (event == Event::object_end && !keys_by_depth.empty()) keys_by_depth.pop_back();
+        else if (event == Event::key && !keys_by_depth.empty() && !keys_by_depth.back().insert(parsed.get<std::string>()).second)
+            throw Refused{fmt::format("request body gives the key '{}' twice in one object; give it once", parsed.get<std::string>())};
+        return true;
+    };
     try {
-        out = nlohmann::json::parse(body);
+        out = nlohmann::json::parse(body, check);
+    } catch (const Refused& refused) {
+        return refused.why;
     } catch (const nlohmann::json::exception& e) {
         // Not only parse_error: a number too large for a double ("1e999") throws out_of_range,
         // which used to escape to the handler's catch-all and answer 500 with an error logged

@@ -57,9 +57,13 @@ std::optional<std::int64_t> parse_day(const std::string& text, bool end_of_day);
 // A whole decimal integer (as std::stol reads it) within [lo, hi]; nullopt otherwise.
 std::optional<long> parse_integer(const std::string& text, long lo, long hi);
 
-// A request body: empty means {}, otherwise it must be a JSON object. On failure `out` is
-// unspecified and the returned text says why ("request body is not valid JSON: ..."); it
-// never throws, also not for numbers out of range.
+// How deep a request body may nest ({"documents": {"id": {"itemized_charges": [{...}]}}} is 5).
+inline constexpr int kMaxBodyDepth = 32;
+
+// A request body: empty means {}, otherwise it must be a JSON object, nested at most
+// kMaxBodyDepth deep, with no key twice in one object. On failure `out` is unspecified and
+// the returned text says why ("request body is not valid JSON: ..."); it never throws, also
+// not for numbers out of range.
 std::optional<std::string> parse_json_object_body(const std::string& body, nlohmann::json& out);
 
 }  // namespace docpipe::core::admin

@@ -225,9 +225,20 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
     // A job-wide correction is only unambiguous when every document it reaches (those
     // without their own correction of the field) says the same thing now: with two receipts
     // totalling 12.00 and 30.00, "total_amount: 31.00" would overwrite the right one too.
+    // One that reaches no document (each gives its own value) would change nothing, yet be
+    // recorded as a change in the audit and the job's fields: refused too.
     nlohmann::json ambiguous = nlohmann::json::object();
     std::vector<std::string> ambiguous_names;
     for (const auto& [field, value] : job_wide.items()) {
+        const bool reaches_one = std::any_of(docs.begin(), docs.end(), [&, &field = field](const auto& entry) {
+            const auto own = per_doc.find(entry.second.id);
+            return own == per_doc.end() || !own->contains(field);
+        });
+        if (!reaches_one) {
+            ambiguous[field] = "every document gives its own value under 'documents', so this one applies to none; leave it out";
+            ambiguous_names.push_back(field);
+            continue;
+        }
         std::vector<std::string> seen;  // "doc: value", one per document it reaches
         std::vector<nlohmann::json> values;
         for (const auto& [key, doc] : docs) {
@@ -244,8 +255,9 @@ ActionResult AdminActions::approve(const std::string& id, const Corrections& cor
     }
     if (!ambiguous.empty())
         return ActionResult::fail(Result::Malformed,
-                                  fmt::format("'fields' would set {} on all {} documents of this job, which differ in it now; send "
-                                              "per-document corrections under 'documents' instead; nothing was changed",
+                                  fmt::format("'fields' would set {} on the {} documents of this job, which differ in it now or "
+                                              "each give their own; send per-document corrections under 'documents' instead; "
+                                              "nothing was changed",
                                               fmt::join(ambiguous_names, ", "), docs.size()),
                                   ambiguous);
 

@@ -4,6 +4,15 @@
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
+// Bidirectional controls, zero-width characters and the byte-order mark in data (an email
+// body, a value read from a receipt) are invisible and turn the text around them: a policy
+// number "POL" + U+202E + "123" read reversed, and reversed the words after it on its line.
+// They are shown as their code points instead, wherever data becomes text on the page.
+const INVISIBLE = /[\u061C\u200B-\u200F\u202A-\u202E\u2066-\u2069\uFEFF]/g;
+export function visible(text) {
+  return String(text).replace(INVISIBLE, (c) => `<U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}>`);
+}
+
 function build(el, attrs, children) {
   for (const [name, value] of Object.entries(attrs || {})) {
     if (value === undefined || value === null || value === false) continue;
@@ -12,7 +21,7 @@ function build(el, attrs, children) {
     } else if (name === 'class') {
       el.setAttribute('class', value);
     } else if (name === 'text') {
-      el.textContent = String(value);
+      el.textContent = visible(value);
     } else if (name === 'dataset') {
       for (const [k, v] of Object.entries(value)) el.dataset[k] = String(v);
     } else if (value === true) {
@@ -23,7 +32,7 @@ function build(el, attrs, children) {
   }
   for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    el.append(child instanceof Node ? child : document.createTextNode(visible(child)));
   }
   return el;
 }

@@ -155,7 +155,13 @@ function parseCorrection(name, text) {
   if (NUMERIC.has(name)) {
     // Digits with at most two decimals, as a receipt prints an amount: Number() alone took
     // "0x1F" for 31, "1e3" for 1000 and rounded away a third decimal the reviewer typed.
-    const digits = t.replace(/^RM\s*/i, '').replace(/,/g, '');
+    const written = t.replace(/^(RM|MYR)\s*/i, '');
+    // A comma separates thousands only ("1,250.00"): "12,50" was read here as 1250 and by the
+    // server as 12.50, so it is refused, as the server refuses it.
+    if (written.includes(',') && !/^\d{1,3}(,\d{3})+(\.\d{1,2})?$/.test(written)) {
+      throw new Error(`${label(name)}: write decimals with a point (12.50); a comma only separates thousands (1,250.00)`);
+    }
+    const digits = written.replace(/,/g, '');
     if (!/^(\d+|\d*\.\d{1,2})$/.test(digits)) throw new Error(`${label(name)} must be an amount such as 479.05`);
     return Number(digits);
   }
@@ -284,6 +290,7 @@ export async function showItem(main, id) {
   main.append(layout);
   const rowsByKey = {};
   const editors = {};
+  const openEdits = {};  // by field key: its editor, input and name, so approve can see an edit left open
 
   function drawPages() {
     for (const rect of pagesCol.querySelectorAll('rect.box')) {
@@ -319,7 +326,7 @@ export async function showItem(main, id) {
     if (doc.skipped_attachments) notes.push(h('li', { class: 'warning' }, h('strong', {}, 'Not read from the email: '), doc.skipped_attachments));
     for (const c of doc.conflicts || []) {
       notes.push(h('li', { class: 'conflict' }, h('strong', {}, `Conflict (${c.kind}) in ${label(c.field)}: `),
-        `${formatValue(c.value)} vs ${formatValue(c.other)}`));
+        h('bdi', {}, formatValue(c.value)), ' vs ', h('bdi', {}, formatValue(c.other))));
     }
     if (notes.length) {
       fieldsCol.append(h('section', { 'aria-labelledby': `n-${doc.doc_id}` },
@@ -367,6 +374,7 @@ export async function showItem(main, id) {
         if (e.key === 'Escape') { e.preventDefault(); close(); }
       });
       editors[key] = open;
+      openEdits[key] = { editor, input, what };
       const row = h('tr', { dataset: { field: name, doc: String(i) }, class: key === selected ? 'selected' : '' },
         h('th', { scope: 'row' }, h('button', { type: 'button', class: 'link', onclick: () => select(key), 'aria-label': `Show ${what} on the page` }, label(name))),
         valueCell,
@@ -454,6 +462,16 @@ export async function showItem(main, id) {
 
   async function approve() {
     if (!inReview) return;
+    // A value typed but not kept is not part of the claim: approving then sent the value read
+    // from the receipt while the box showed the correction.
+    const unkept = Object.values(openEdits).find((e) => !e.editor.hidden);
+    if (unkept) {
+      message.className = 'message error';
+      message.textContent = `Keep or cancel the edit of ${unkept.what} before approving: the value in its box is not part of the claim yet.`;
+      announce(message.textContent);
+      unkept.input.focus();
+      return;
+    }
     approveButton.disabled = true;
     try {
       await api(`/api/v1/exceptions/${encodeURIComponent(job.id)}/approve`, { method: 'POST', body: approvalBody() });
