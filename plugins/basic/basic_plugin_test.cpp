@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -139,6 +140,27 @@ TEST(DirectorySource, PatternsMatchWithoutRegardToCase) {
     items[1].ack({true, ""});
     EXPECT_EQ(names_in(dir.path() / "processed"), (std::vector<std::string>{"RECEIPT.JPG", "Scan.Pdf"}));
     EXPECT_EQ(names_in(dir.path()), std::vector<std::string>{"notes.txt"});
+}
+
+// Found by a probe: a folder of scans copied into the inbox sat there for ever, with nothing
+// in the log. It is named once, as a warning; the source's own folders are not.
+TEST(DirectorySource, AFolderInTheInboxIsNamedOnceAsAWarning) {
+    test::TempDir dir;
+    fs::create_directories(dir.path() / "batch");
+    write_file(dir.path() / "batch" / "083.jpg", "receipt");
+    fs::create_directories(dir.path() / "trap.jpg");
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.directory", "path: " + dir.path().string() + "\nsettle_time: 0s");
+    for (int i = 0; i < 3; ++i) EXPECT_TRUE(runner.poll({0ms, false}).empty());
+    std::vector<std::string> warnings, all;
+    for (const auto& line : runner.context().log_lines()) {
+        all.push_back(line.message);
+        if (line.level == LogLevel::Warn) warnings.push_back(line.message);
+    }
+    std::sort(warnings.begin(), warnings.end());
+    ASSERT_EQ(warnings.size(), 2u) << "once each, not on every poll: " << ::testing::PrintToString(all);
+    EXPECT_EQ(warnings[0].rfind("batch/: a folder; the files in it are not taken (only files at the top of ", 0), 0u) << warnings[0];
+    EXPECT_EQ(warnings[1].rfind("trap.jpg/: a folder", 0), 0u) << warnings[1];
+    EXPECT_TRUE(fs::exists(dir.path() / "batch" / "083.jpg")) << "left where it is";
 }
 
 // A file that matches no pattern stays in the folder; the operator reads why in the log, once

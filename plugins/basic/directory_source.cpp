@@ -148,6 +148,7 @@ DirectorySource::ScanResult DirectorySource::scan(SourceEmitter& emitter, std::s
     std::vector<fs::path> ready;
     std::vector<std::pair<fs::path, std::string>> refused;  // settled after the lock: settle() takes it
     std::vector<std::string> unmatched;                      // files that match no pattern, named for the first time
+    std::vector<std::string> folders;                        // folders of the operator's, named for the first time
     bool unmatched_overflow = false;
     std::error_code ec;
     {
@@ -163,6 +164,12 @@ DirectorySource::ScanResult DirectorySource::scan(SourceEmitter& emitter, std::s
         std::set<std::string> unmatched_now;  // of the names already reported, those still here
         for (const auto& entry : it) {
             if (never_taken(entry.path())) continue;
+            if (std::error_code kind_ec; entry.is_directory(kind_ec) && !fs::equivalent(entry.path(), processed_dir_, kind_ec) &&
+                                         !fs::equivalent(entry.path(), failed_dir_, kind_ec)) {
+                const std::string name = entry.path().filename().string();
+                if (folders_reported_.size() < kMaxUnmatchedNamed && folders_reported_.insert(name).second) folders.push_back(name);
+                continue;
+            }
             if (!matches(entry.path())) {
                 // Named once while it stays (a folder, like processed/, is no one's document).
                 std::error_code file_ec;
@@ -202,6 +209,9 @@ DirectorySource::ScanResult DirectorySource::scan(SourceEmitter& emitter, std::s
         for (auto u = unmatched_reported_.begin(); u != unmatched_reported_.end();)  // one dropped again is named again
             u = unmatched_now.count(*u) ? std::next(u) : unmatched_reported_.erase(u);
     }
+    for (const auto& name : folders)
+        ctx_.log().warn("{}/: a folder; the files in it are not taken (only files at the top of {} are): move them up", name,
+                        dir_.string());
     for (const auto& name : unmatched)
         ctx_.log().info("{}: matches none of the patterns ({}); left in {}, not taken", name, patterns_text(), dir_.string());
     if (unmatched_overflow)

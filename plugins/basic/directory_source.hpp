@@ -79,6 +79,9 @@ private:
     // while it stays, at most kMaxUnmatchedNamed of them (guarded by mutex_).
     static constexpr std::size_t kMaxUnmatchedNamed = 1000;
     std::set<std::string> unmatched_reported_;
+    // The operator's own folders in the inbox (a copied folder of scans), named once each per
+    // run: their files are never taken, and that was silent (guarded by mutex_).
+    std::set<std::string> folders_reported_;
     bool unmatched_overflow_reported_ = false;
     std::atomic<std::int64_t> backlog_{-1};  // -1 until the first scan: unknown
 };

@@ -276,6 +276,8 @@ struct Walker {
                 a.skipped = fmt::format("not an image or PDF ({}, and its content is neither)", a.media_type);
             } else if (a.skipped = size_problem(a.media_type, bytes.size(), "part"); a.skipped.empty()) {
                 a.bytes = std::move(bytes);
+            } else if (could_be_the_claim(bytes.size())) {
+                report_unreadable(a);
             }
         }
         email.attachments.push_back(std::move(a));
@@ -292,6 +294,12 @@ struct Walker {
             return fmt::format("image of {} bytes is under min_image_bytes ({}): a logo or signature", size, limits.min_image_bytes);
         return {};
     }
+
+    // A claim file skipped for its size may still be the claim: one over max_attachment_bytes
+    // (a long scanned PDF) or empty (an upload that broke). Alone in its email, it was skipped
+    // and the email filed as processed, the claim lost with an info line. Only a small image,
+    // a logo or signature, is skipped for what it is.
+    bool could_be_the_claim(std::size_t size) const { return size == 0 || size > limits.max_attachment_bytes; }
 
     void report_unreadable(const Attachment& a) {
         email.unreadable.push_back(fmt::format("'{}': {}", a.shown_name(), a.skipped));
@@ -482,10 +490,9 @@ struct Walker {
             return;
         }
         if (!problem.empty() && wanted) {
+            // Over max_attachment_bytes, or not readable whole: either may be the claim.
             a.skipped = problem;
-            // A file only over max_attachment_bytes is skipped as an attachment that size is;
-            // one that cannot be read whole may be the claim.
-            if (problem.find("(max_attachment_bytes)") == std::string::npos || kind.kind == AttachmentKind::Archive) report_unreadable(a);
+            report_unreadable(a);
         } else if (kind.kind == AttachmentKind::Archive || kind.kind == AttachmentKind::Pkcs7 || kind.kind == AttachmentKind::Tnef) {
             a.skipped = fmt::format("an archive, winmail.dat or S/MIME file inside {}: not opened; ask the sender to attach the files themselves",
                                     a.archive);
@@ -497,6 +504,8 @@ struct Walker {
             a.skipped = fmt::format("not an image or PDF ({})", a.media_type);
         } else if (a.skipped = size_problem(a.media_type, bytes.size(), "file"); a.skipped.empty()) {
             a.bytes = std::move(bytes);
+        } else if (could_be_the_claim(bytes.size())) {
+            report_unreadable(a);
         }
         email.attachments.push_back(std::move(a));
     }

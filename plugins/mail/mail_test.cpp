@@ -180,6 +180,34 @@ TEST(MimeBadInput, TinyImagesAndOtherFilesAreSkippedWithReasons) {
     EXPECT_NE(why.find("'invite.ics': not an image or PDF (text/calendar)"), std::string::npos) << why;
 }
 
+// Found by a probe: an email whose one receipt was over max_attachment_bytes (a long scanned
+// PDF) was skipped, filed as processed and `run --once` said 0 failed: the claim was lost
+// with an info line. It may be the claim, so the email fails naming it; beside a receipt that
+// was read, it is listed among the parts not read.
+TEST(MimeBadInput, AClaimFileOverTheSizeLimitFailsTheEmailNamingTheLimit) {
+    auto runner = mime("{max_attachment_bytes: 20000}");
+    try {
+        runner.process(eml(email("x", {{"image/jpeg", "scan.jpg", std::string(30000, 'x')}})));
+        ADD_FAILURE() << "skipped: " << runner.last_skip_reason();
+    } catch (const BadInput& e) {
+        EXPECT_NE(std::string(e.what()).find("no claim attachment could be read: 'scan.jpg': 30000 bytes is over the 20000-byte limit "
+                                             "(max_attachment_bytes)"),
+                  std::string::npos)
+            << e.what();
+    }
+    try {
+        runner.process(eml(email("x", {{"application/pdf", "empty.pdf", ""}})));
+        ADD_FAILURE() << "an empty claim file was skipped: " << runner.last_skip_reason();
+    } catch (const BadInput& e) {
+        EXPECT_NE(std::string(e.what()).find("'empty.pdf': empty"), std::string::npos) << e.what();
+    }
+    auto out = runner.process(eml(email("x", {{"image/jpeg", "scan.jpg", std::string(30000, 'x')},
+                                              {"image/jpeg", "r.jpg", std::string(9000, 'y')}})));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_NE(out[0].doc->attributes.at("skipped_attachments").find("'scan.jpg': 30000 bytes is over"), std::string::npos)
+        << out[0].doc->attributes.at("skipped_attachments");
+}
+
 TEST(MimeBadInput, ManySkippedAttachmentsNameTheFirstTenAndCountTheRest) {
     auto runner = mime("{max_parts: 500}");
     std::vector<Att> logos;

@@ -58,6 +58,10 @@ nodes:
 
 TEST_F(Dedup, SameContentFromAnotherJobIsSkippedAndPointsToTheOriginal) {
     probe("src").feed(3);  // three source documents, identical bytes
+    {
+        std::lock_guard lock(probe("src").mutex);
+        for (auto& d : probe("src").pending) d.attributes["message_id"] = "<" + d.id + "@example.my>";
+    }
     EXPECT_EQ(run_once("{probe: out}"), 0) << "duplicates are not failures";
     EXPECT_EQ(probe("out").accepted.size(), 1u);
     EXPECT_EQ(job("doc-0")->status, "submitted");
@@ -65,8 +69,35 @@ TEST_F(Dedup, SameContentFromAnotherJobIsSkippedAndPointsToTheOriginal) {
         auto j = job(id);
         EXPECT_EQ(j->status, "skipped") << id;
         EXPECT_EQ(j->duplicate_of, "doc-0") << id;
+        EXPECT_EQ(j->email_id, std::string("<") + id + "@example.my>") << "the copy's email is found by its Message-ID";
         EXPECT_TRUE(probe("src").settled.at(id).ok) << "the source is acked: nothing is left to do";
     }
+    // The first copy's job names the later ones, for whoever reviews it.
+    EXPECT_THAT(job("doc-0")->references.value("sent_again_in", nlohmann::json::array()).get<std::vector<std::string>>(),
+                ::testing::UnorderedElementsAre("doc-1", "doc-2"));
+}
+
+// Found by a probe: five empty files dropped together were skipped as duplicates of an empty
+// email that had failed, and filed as processed. No content is nobody's copy: each goes on,
+// to fail on its own in a real pipeline ("empty file").
+TEST_F(Dedup, EmptyDocumentsAreNeverDuplicatesOfEachOther) {
+    {
+        std::lock_guard lock(probe("src").mutex);
+        for (int i = 0; i < 3; ++i) {
+            Document d = Document::from_bytes("empty-" + std::to_string(i), "text/plain", Bytes{});
+            d.id = "empty-" + std::to_string(i);
+            probe("src").pending.push_back(std::move(d));
+        }
+    }
+    EXPECT_EQ(run_once("{probe: out}"), 0);
+    for (int i = 0; i < 3; ++i) {
+        const auto j = job("empty-" + std::to_string(i));
+        ASSERT_TRUE(j);
+        EXPECT_EQ(j->status, "submitted") << "empty-" << i;
+        EXPECT_EQ(j->duplicate_of, "") << "empty-" << i;
+    }
+    std::lock_guard lock(probe("out").mutex);
+    EXPECT_EQ(probe("out").accepted.size(), 3u);
 }
 
 TEST_F(Dedup, OriginalThatFailedDoesNotBlockTheNextSubmission) {

@@ -152,14 +152,23 @@ public:
         ComponentDescriptor d;
         d.kind = ComponentKind::Transform;
         d.name = "transform.split";
-        d.summary = "test: emits N children per document";
+        d.summary = "test: emits N children per document, each with the same bytes (as copies of one attachment)";
         d.concurrent_safe = true;
         d.config = ConfigSpec{Field::integer("children").default_value(2).min(0)};
         return d;
     }
     SplitTransform(const Config& c, Context&) : children_(static_cast<int>(c.get_int("children"))) {}
     void process(const DocumentPtr& in, Outputs& out) override {
-        for (int i = 0; i < children_; ++i) out.emit(std::make_shared<Document>(in->make_child(std::to_string(i))));
+        for (int i = 0; i < children_; ++i) {
+            auto child = std::make_shared<Document>(in->make_child(std::to_string(i)));
+            // The same bytes in every child of one document, other than the parent's (as an
+            // attachment's are not its email's): transform.dedup sees copies of one attachment.
+            std::string bytes = "attachment of ";
+            for (const auto& p : in->parts)
+                if (p.bytes) bytes.append(p.bytes->begin(), p.bytes->end());
+            child->parts = Document::from_bytes(child->id, "application/octet-stream", Bytes(bytes.begin(), bytes.end())).parts;
+            out.emit(std::move(child));
+        }
         if (children_ == 0) out.skip("no attachment to split off");  // as transform.mime does
     }
 

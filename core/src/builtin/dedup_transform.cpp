@@ -1,5 +1,6 @@
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 #include <mutex>
 
@@ -43,6 +44,13 @@ public:
     }
 
     void process(const DocumentPtr& input, Outputs& out) override {
+        // No content is nobody's copy: five empty files dropped together were skipped as
+        // duplicates of an empty email that had failed, and filed as processed. Each goes on
+        // to fail on its own ("empty file").
+        if (std::all_of(input->parts.begin(), input->parts.end(), [](const auto& p) { return !p.bytes || p.bytes->empty(); })) {
+            out.emit(input);
+            return;
+        }
         const std::string hash = content_hash(*input);
         const std::string job_id = attribute(*input, kJobIdAttribute, input->id);
         const std::string key = "dedup/" + hash;
@@ -117,7 +125,25 @@ public:
                                                     hash.substr(0, 12))
                                       : fmt::format("duplicate of job {} (content sha256 {}...): skipped", original, hash.substr(0, 12)),
                        input->id);
-        if (original != job_id) store_->update_job(job_id, [&](Job& j) { j.duplicate_of = original; });
+        if (original != job_id) {
+            // The copy's own email stays findable by its Message-ID (a follow-up "same receipt,
+            // and here is my policy number" is often sent), and the first copy's job names it,
+            // so whoever reviews that one knows another email came.
+            const std::string message_id = attribute(*input, "message_id", "");
+            store_->update_job(job_id, [&](Job& j) {
+                j.duplicate_of = original;
+                if (j.email_id.empty()) j.email_id = message_id;
+            });
+            if (original_job)
+                store_->update_job(original, [&](Job& j) {
+                    if (!j.references.is_object()) j.references = nlohmann::json::object();
+                    nlohmann::json& copies = j.references["sent_again_in"];
+                    if (!copies.is_array()) copies = nlohmann::json::array();
+                    constexpr std::size_t kNamedCopies = 20;
+                    if (copies.size() < kNamedCopies && std::find(copies.begin(), copies.end(), job_id) == copies.end())
+                        copies.push_back(job_id);
+                });
+        }
         // Nothing is emitted: the document is consumed, and its source is acked. The runtime
         // ends the job as `skipped` — or, for the same document delivered again, keeps the
         // status its first delivery ended with.
