@@ -55,6 +55,10 @@ void config_table(std::string& out, const ConfigSpec& spec) {
         out += fmt::format("| `{}` | {}{}{} | {} | {} | {} | {} |\n", f.name(), to_string(f.type()), f.is_secret() ? " (secret)" : "",
                            f.is_path() ? " (path)" : "", default_text(f), f.is_required() ? "yes" : "", cell(range_text(f)), cell(f.description()));
     out += "\n";
+    if (spec.rules().empty()) return;
+    out += "Checked together (by `docpipe validate` too):\n\n";
+    for (const auto& rule : spec.rules()) out += fmt::format("- `{}`: {}\n", rule.key, rule.description);
+    out += "\n";
 }
 
 }  // namespace

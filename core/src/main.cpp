@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <mutex>
@@ -444,7 +445,10 @@ int main(int argc, char** argv) {
                                        "Run a pipeline's extraction path (no sources, no sinks) on files; print one JSON line per document");
     extract->add_option("-c,--config", file, "Pipeline YAML (default: the shipped claims-local.yaml)");
     extract->add_option("-j,--jobs", jobs, "Files worked on at once (default: one per CPU)");
-    extract->add_option("--max-mb", extract_max_mb, "Larger files fail with the reason, unread")->default_val(100)->check(CLI::PositiveNumber);
+    // Up to a terabyte: the byte count (MB x 1024 x 1024) must not wrap.
+    extract->add_option("--max-mb", extract_max_mb, "Larger files fail with the reason, unread (1 to 1048576)")
+        ->default_val(100)
+        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 20));
     extract->add_option("files", inputs, "Images, PDFs or .eml files")->required();
 
     auto* plugins = app.add_subcommand("plugins", "Inspect installed plugins");
@@ -459,7 +463,28 @@ int main(int argc, char** argv) {
     describe->add_flag("--markdown", markdown, "Markdown output (with --all)");
     describe->add_option("--plugin-path", plugin_dirs, "Extra plugin folder, searched first (repeatable)");
 
-    CLI11_PARSE(app, argc, argv);
+    app.footer("Exit status: 0 done; 1 the pipeline is invalid, or (run --once, extract) a document failed; 2 a usage error, "
+               "or (run --once) a source could not read its input; 3 stopped by a signal before everything was done.");
+    // A word that is no command: CLI11 says "A subcommand is required", which reads as if
+    // none had been typed. Named here, with the command it was likely meant to be.
+    const auto unknown_command = [&](int at, const std::vector<std::string>& commands, const char* where) -> std::optional<int> {
+        if (argc <= at || argv[at][0] == '-' || std::find(commands.begin(), commands.end(), argv[at]) != commands.end()) return std::nullopt;
+        std::string message = fmt::format("docpipe{}: unknown command '{}'", where, argv[at]);
+        if (auto near = closest_match(argv[at], commands)) message += fmt::format(" (did you mean '{}'?)", *near);
+        std::string list;
+        for (const auto& c : commands) list += (list.empty() ? "" : ", ") + c;
+        std::cerr << message << "; commands: " << list << " (docpipe --help)\n";
+        return 2;
+    };
+    if (auto rc = unknown_command(1, {"validate", "graph", "run", "extract", "plugins"}, "")) return *rc;
+    if (argc > 1 && std::string_view(argv[1]) == "plugins")
+        if (auto rc = unknown_command(2, {"list", "describe"}, " plugins")) return *rc;
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        // CLI11's own codes (105-114) mean nothing to a caller: a usage error is 2.
+        return app.exit(e) == 0 ? 0 : 2;
+    }
 
     try {
         if (*validate) return cmd_validate(file);

@@ -246,6 +246,7 @@ namespace {
 struct Loader {
     const fs::path& file;
     std::vector<Issue>& issues;
+    std::set<std::pair<int, int>> unresolved;  // where a ${...} could not be substituted
 
     void add(const YAML::Mark& mark, std::string path, std::string message) {
         issues.push_back({file.string(), line_of(mark), column_of(mark), std::move(path), std::move(message)});
@@ -293,6 +294,51 @@ struct Loader {
         }
     }
 
+    // YAML 1.1's merge key ("<<: *defaults", or a list of aliases), which yaml-cpp reads as an
+    // ordinary key named "<<": the mapping's own keys win, then each merged mapping's in
+    // order, as Compose and most YAML tools read it. A mapping shared through an alias is
+    // merged once; the second visit finds no "<<" left.
+    void expand_merge_keys(YAML::Node node, const std::string& path) {
+        if (node.IsSequence()) {
+            for (std::size_t i = 0; i < node.size(); ++i) expand_merge_keys(node[i], fmt::format("{}[{}]", path, i));
+            return;
+        }
+        if (!node.IsMap()) return;
+        std::vector<YAML::Node> merges;
+        std::set<std::string> own;
+        for (const auto& kv : node) {
+            if (!kv.first.IsScalar()) continue;
+            if (kv.first.Scalar() == "<<" && kv.first.Tag() != "!") merges.push_back(kv.second);
+            else own.insert(kv.first.Scalar());
+        }
+        if (!merges.empty()) {
+            const std::string here = path.empty() ? "<<" : path + ".<<";
+            for (const auto& merge : merges) {
+                std::vector<YAML::Node> sources;
+                if (merge.IsMap()) sources.push_back(merge);
+                else if (merge.IsSequence())
+                    for (const auto& item : merge) sources.push_back(item);
+                for (const auto& source : sources) {
+                    expand_merge_keys(source, here);  // a merged mapping may merge others
+                    if (!source.IsMap()) {
+                        add(source.Mark(), here, "a merge key takes a mapping or a list of mappings (e.g. <<: *defaults)");
+                        continue;
+                    }
+                    for (const auto& kv : source)
+                        if (kv.first.IsScalar() && own.insert(kv.first.Scalar()).second) node[kv.first.Scalar()] = kv.second;
+                }
+                if (!merge.IsMap() && !merge.IsSequence())
+                    add(merge.Mark(), here, "a merge key takes a mapping or a list of mappings (e.g. <<: *defaults)");
+            }
+            while (node.remove("<<")) {
+            }
+        }
+        for (auto kv : node) {
+            const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : std::string();
+            expand_merge_keys(kv.second, path.empty() ? key : path + "." + key);
+        }
+    }
+
     void substitute_tree(YAML::Node node, const std::string& path) {
         if (node.IsScalar()) {
             const std::string& text = node.Scalar();
@@ -307,6 +353,7 @@ struct Loader {
                 if (whole) node.SetTag("?");
             } else {
                 add(node.Mark(), path, error);
+                unresolved.emplace(line_of(node.Mark()), column_of(node.Mark()));
             }
         } else if (node.IsSequence()) {
             for (std::size_t i = 0; i < node.size(); ++i) substitute_tree(node[i], fmt::format("{}[{}]", path, i));
@@ -377,6 +424,14 @@ struct Loader {
             node.retry.multiplier = retry["multiplier"].get<double>();
             node.retry.jitter = retry["jitter"].get<double>();
             node.retry.hold_for = std::chrono::milliseconds(retry["hold_for"].get<std::int64_t>());
+            // max_backoff caps every wait: one under the first wait would quietly shorten it.
+            if (node.retry.max_backoff < node.retry.initial_backoff) {
+                const YAML::Node r = value["retry"];
+                add(r["max_backoff"] ? r["max_backoff"].Mark() : r.Mark(), path + ".retry.max_backoff",
+                    fmt::format("{} is under initial_backoff ({}): it caps every wait, the first included; raise it or "
+                                "lower initial_backoff", r["max_backoff"] ? r["max_backoff"].Scalar() : "the default",
+                                r["initial_backoff"] ? r["initial_backoff"].Scalar() : "the default"));
+            }
         }
         // Assigning a missing key's (invalid) node would throw; a default Node reads as "no config".
         if (value["config"]) node.config_node = value["config"];
@@ -452,6 +507,14 @@ static void check_section_values(const PipelineSpec& spec, YAML::Node& root, Loa
         if (auto why = redis_url_problem(spec.section_string("state", "url")); !why.empty())
             loader.add(mark_of("state", "url"), "state.url", why);
     }
+    // SQLite takes an empty file name for a private temporary database: the jobs, the dead
+    // letters and the delivery ledger would vanish at exit, and the next run send everything
+    // again ("${STATE_DB:-}" with the variable unset reads so).
+    if (spec.section_string("state", "backend") == "sqlite" && spec.section_string("state", "path").empty())
+        loader.add(mark_of("state", "path"), "state.path",
+                   "empty: SQLite would keep the state in a temporary database that is lost at exit (jobs, dead letters, "
+                   "the delivery ledger, so a restart would send documents again); give a file, e.g. ./var/docpipe-state.db, "
+                   "or backend: memory to keep nothing on purpose");
     const auto& admin = spec.sections.at("admin");
     if (!admin.contains("enabled") || admin.at("enabled") == true) {
         try {
@@ -497,6 +560,27 @@ static nlohmann::json split_labelled_keys(YAML::Node& root, Loader& loader) {
     return labels;
 }
 
+namespace {
+constexpr std::size_t kMaxPipelineBytes = 2 * 1024 * 1024;
+
+// Keeps the first issue at each place a ${...} could not be substituted (the reference's own)
+// and leaves out the others there: "expected a positive integer, got '${MIF}'" after
+// "environment variable 'MIF' is not set" is one problem, not two.
+void drop_consequences_of_unresolved(const PipelineSpec& spec, std::vector<Issue>& issues) {
+    if (spec.unresolved_references.empty()) return;
+    const std::string file = spec.file.string();
+    std::set<std::pair<int, int>> reported;
+    std::vector<Issue> kept;
+    kept.reserve(issues.size());
+    for (auto& i : issues) {
+        const std::pair<int, int> at{i.line, i.column};
+        if (i.file == file && spec.unresolved_references.count(at) && !reported.insert(at).second) continue;
+        kept.push_back(std::move(i));
+    }
+    issues = std::move(kept);
+}
+}  // namespace
+
 PipelineSpec load_pipeline(const fs::path& file, std::vector<Issue>& issues) {
     if (std::error_code ec; fs::is_directory(file, ec)) {  // opens, and reads as an empty file
         PipelineSpec spec;
@@ -540,9 +624,26 @@ PipelineSpec load_pipeline_text(const fs::path& file, const std::string& text, s
         }
     }
 
+    // A pipeline is a few kilobytes; a file of megabytes is the wrong file (a log, a dump),
+    // and parsing it would take seconds and hundreds of megabytes before saying so.
+    if (text.size() > kMaxPipelineBytes) {
+        issues.push_back({file.string(), 0, 0, "",
+                          fmt::format("is {:.1f} MB; a pipeline file is a few kilobytes (at most {} MB): is this the right file?",
+                                      static_cast<double>(text.size()) / (1024 * 1024), kMaxPipelineBytes / (1024 * 1024))});
+        return spec;
+    }
     YAML::Node root;
     try {
-        root = YAML::Load(text);
+        // Every document in the file, so that a second one ("---" and more keys) is reported
+        // rather than silently left out.
+        const std::vector<YAML::Node> documents = YAML::LoadAll(text);
+        if (!documents.empty()) root = documents.front();
+        if (documents.size() > 1) {
+            issues.push_back({file.string(), documents[1].Mark().line + 1, 1, "",
+                              fmt::format("the file holds {} YAML documents (separated by '---'); a pipeline is one: merge them "
+                                          "or remove the '---' line before this one", documents.size())});
+            return spec;
+        }
     } catch (const YAML::ParserException& e) {
         std::string message = "YAML syntax error: " + e.msg;
         // The commonest cause in a pipeline: an unquoted ${VAR} in flow style, where '{' opens a map.
@@ -572,13 +673,26 @@ PipelineSpec load_pipeline_text(const fs::path& file, const std::string& text, s
     }
     std::size_t values = 0;
     if (auto mark = loader.expands_too_far(root, values)) {
+        static const std::regex kAnchor(R"((^|[\s:\[{,-])&[^\s,\]}]+)");
         loader.add(*mark, "",
-                   fmt::format("the file expands to more than {} values by this point: YAML aliases (*name) repeat their anchor's "
-                               "(&name) whole value, and nested ones multiply; a pipeline needs a few hundred, so write the "
-                               "values out or anchor smaller pieces", Loader::kMaxValues));
+                   std::regex_search(text, kAnchor)
+                       ? fmt::format("the file expands to more than {} values by this point: YAML aliases (*name) repeat their "
+                                     "anchor's (&name) whole value, and nested ones multiply; a pipeline needs a few hundred, so "
+                                     "write the values out or anchor smaller pieces", Loader::kMaxValues)
+                       : fmt::format("the file holds more than {} values by this point; a pipeline needs a few hundred: is this "
+                                     "the right file?", Loader::kMaxValues));
         return spec;
     }
     loader.check_duplicates(root, "");
+    loader.expand_merge_keys(root, "");
+    // Top-level keys starting "x-" are the file's own (Compose's extension fields): a place
+    // for anchors that nodes merge (x-ocr: &ocr {...}, then <<: *ocr). Read, then set aside.
+    {
+        std::vector<std::string> extensions;
+        for (const auto& kv : root)
+            if (kv.first.IsScalar() && kv.first.Scalar().rfind("x-", 0) == 0) extensions.push_back(kv.first.Scalar());
+        for (const auto& key : extensions) root.remove(key);
+    }
     loader.substitute_tree(root, "");
     const std::vector<std::string> top_level{"version", "plugin_paths", "max_in_flight", "state", "admin", "logging", "runtime",
                                              "nodes", "edges"};
@@ -653,6 +767,8 @@ PipelineSpec load_pipeline_text(const fs::path& file, const std::string& text, s
     } else {
         for (std::size_t i = 0; i < edges.size(); ++i) loader.parse_edge(spec, edges[i], i);
     }
+    spec.unresolved_references = loader.unresolved;
+    drop_consequences_of_unresolved(spec, issues);
     return spec;
 }
 
@@ -688,6 +804,12 @@ std::string PipelineSpec::section_string(const std::string& section, const std::
 // ---- resolve -----------------------------------------------------------------------------
 
 void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& issues) {
+    // However it returns: the components' checks see the raw ${...} text too.
+    struct DropConsequences {
+        const PipelineSpec& spec;
+        std::vector<Issue>& issues;
+        ~DropConsequences() { drop_consequences_of_unresolved(spec, issues); }
+    } drop_consequences{spec, issues};
     const std::string file = spec.file.string();
     auto add = [&](const YAML::Mark& mark, std::string path, std::string message) {
         issues.push_back({file, line_of(mark), column_of(mark), std::move(path), std::move(message)});

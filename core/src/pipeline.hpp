@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <optional>
 #include <string>
 #include <vector>
@@ -73,6 +74,9 @@ struct PipelineSpec {
     // graph checks would only report consequences of it, so resolve() leaves them out.
     bool structure_broken = false;
     YAML::Mark admin_mark;  // where the admin section is, for issues about its values
+    // Where a ${...} could not be substituted (line, column): another issue at the same place
+    // is its consequence (the raw reference failing the field's type check) and is left out.
+    std::set<std::pair<int, int>> unresolved_references;
 
     const NodeSpec* find(std::string_view name) const;
     // Successor node names for (node, port), in edge order.

@@ -23,6 +23,11 @@ ComponentDescriptor ConfidenceRouter::describe() {
         Field::number("qa_sample_rate").default_value(0.0).min(0).max(1)
             .describe("Share of `high` documents flagged (fields.review_flag = qa_sample) for a person to check"),
     };
+    d.config.rule("medium", "medium is at most high", [](const Config& c) -> std::string {
+        if (c.get_number("medium") <= c.get_number("high")) return "";
+        return fmt::format("medium ({}) must not be above high ({}): lower `medium` or raise `high`", c.get_number("medium"),
+                           c.get_number("high"));
+    });
     return d;
 }
 

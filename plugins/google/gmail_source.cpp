@@ -331,6 +331,37 @@ ComponentDescriptor GmailSource::describe() {
             "pubsub_pull: a notification's ack deadline is extended by this much while its documents are in flight"),
     };
     add_client_fields(d.config);
+    // What the constructor would refuse at start, refused by `docpipe validate` too (the
+    // shipped pipeline's ${GMAIL_SUBSCRIPTION:-} left empty read as valid).
+    d.config
+        .rule("subscription", "mode pubsub_pull needs subscription (projects/P/subscriptions/S)",
+              [](const Config& c) -> std::string {
+                  const std::string s = c.get_string("subscription");
+                  if (c.get_string("mode") != "pubsub_pull" || (s.rfind("projects/", 0) == 0 && s.find("/subscriptions/") != std::string::npos))
+                      return "";
+                  return fmt::format("mode pubsub_pull needs subscription: projects/<project>/subscriptions/<name> (got '{}')", s);
+              })
+        .rule("push_audience", "mode pubsub_push (with push_verify) needs push_audience and push_service_account",
+              [](const Config& c) -> std::string {
+                  if (c.get_string("mode") != "pubsub_push" || !c.get_bool("push_verify")) return "";
+                  if (!c.get_string("push_audience").empty() && !c.get_string("push_service_account").empty()) return "";
+                  return "mode pubsub_push needs push_audience and push_service_account (the push subscription's OIDC token "
+                         "settings), or push_verify: false for the Pub/Sub emulator";
+              })
+        .rule("topic", "topic, when given, reads projects/P/topics/T",
+              [](const Config& c) -> std::string {
+                  const std::string t = c.get_string("topic");
+                  if (t.empty() || (t.rfind("projects/", 0) == 0 && t.find("/topics/") != std::string::npos)) return "";
+                  return fmt::format("topic '{}' must read projects/<project>/topics/<topic>", t);
+              })
+        .rule("failed_label", "label, processed_label and failed_label are given, and the last two differ",
+              [](const Config& c) -> std::string {
+                  if (c.get_string("label").empty() || c.get_string("processed_label").empty() || c.get_string("failed_label").empty())
+                      return "label, processed_label and failed_label must not be empty";
+                  if (lower(c.get_string("processed_label")) == lower(c.get_string("failed_label")))
+                      return "processed_label and failed_label must differ";
+                  return "";
+              });
     return d;
 }
 

@@ -67,6 +67,14 @@ public:
                           "(a long receipt, 80 x 600 mm, is 7.5). 0: no limit"),
         };
         DocumentBudget::add_fields(d.config, "All cleaned pages of one document together; more fails that document alone");
+        // min_width over max_width: one of them would be dropped without a word (a 615 px
+        // receipt came out 3000 px wide with max_width: 100).
+        d.config.rule("max_width", "min_width is at most max_width when both are set", [](const Config& c) -> std::string {
+            const auto low = c.get_int("min_width"), high = c.get_int("max_width");
+            if (low == 0 || high == 0 || low <= high) return "";
+            return fmt::format("max_width ({}) is under min_width ({}): no width fits both; raise max_width, lower min_width, "
+                               "or set one of them to 0 (never)", high, low);
+        });
         return d;
     }
 

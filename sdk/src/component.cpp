@@ -38,10 +38,13 @@ void Ocr::process(const DocumentPtr& input, Outputs& out) {
 nlohmann::json ComponentDescriptor::to_json() const {
     nlohmann::json ports = nlohmann::json::array();
     for (const auto& p : output_ports) ports.push_back({{"name", p.name}, {"description", p.description}});
+    nlohmann::json rules = nlohmann::json::array();
+    for (const auto& r : config.rules()) rules.push_back({{"key", r.key}, {"description", r.description}});
     return {{"kind", to_string(kind)},
             {"name", name},
             {"summary", summary},
             {"config", config.to_json()},
+            {"config_rules", std::move(rules)},
             {"output_ports", std::move(ports)},
             {"concurrent_safe", concurrent_safe},
             {"health_probe", has_health_probe}};

@@ -121,6 +121,11 @@ ConfigSpec& ConfigSpec::add(Field field) {
     return *this;
 }
 
+ConfigSpec& ConfigSpec::rule(std::string key, std::string description, std::function<std::string(const Config& config)> check) {
+    rules_.push_back({std::move(key), std::move(description), std::move(check)});
+    return *this;
+}
+
 const Field* ConfigSpec::find(std::string_view name) const {
     for (const auto& f : fields_)
         if (f.name() == name) return &f;
@@ -402,7 +407,33 @@ static nlohmann::json convert_default(const Field& field) {
     return d;
 }
 
+// Each field on its own: its key known, its value typed and in range, defaults applied.
+nlohmann::json validate_fields(const ConfigSpec& spec, const YAML::Node& node, const std::string& path_prefix,
+                               const YAML::Mark& fallback, std::vector<ConfigIssue>& issues);
+
 nlohmann::json validate_config(const ConfigSpec& spec, const YAML::Node& node, const std::string& path_prefix,
+                               const YAML::Mark& fallback, std::vector<ConfigIssue>& issues) {
+    const std::size_t issues_before = issues.size();
+    nlohmann::json values = validate_fields(spec, node, path_prefix, fallback, issues);
+    // The rules read typed values: only when every field has one.
+    if (issues.size() != issues_before || spec.rules().empty()) return values;
+    const Config config(&spec, values);
+    const bool present = node.IsDefined() && node.IsMap();
+    for (const auto& rule : spec.rules()) {
+        std::string problem;
+        try {
+            problem = rule.check(config);
+        } catch (const std::exception& e) {  // a rule that reads a key it did not declare
+            problem = fmt::format("the component's check '{}' failed: {}", rule.description, e.what());
+        }
+        if (problem.empty()) continue;
+        const YAML::Mark mark = present && node[rule.key] ? node[rule.key].Mark() : present ? node.Mark() : fallback;
+        issues.push_back({line_of(mark), column_of(mark), path_prefix + "." + rule.key, problem});
+    }
+    return values;
+}
+
+nlohmann::json validate_fields(const ConfigSpec& spec, const YAML::Node& node, const std::string& path_prefix,
                                const YAML::Mark& fallback, std::vector<ConfigIssue>& issues) {
     nlohmann::json values = nlohmann::json::object();
     const bool present = node.IsDefined() && !node.IsNull();

@@ -1,6 +1,7 @@
 // ConfigSpec: typed fields, defaults, ranges, enums, secrets, and "no free-form lookups".
 #include <gtest/gtest.h>
 
+#include "docpipe/component.hpp"
 #include "docpipe/config_spec.hpp"
 
 using namespace docpipe;
@@ -77,6 +78,36 @@ TEST(ConfigSpec, ValidationMessages) {
     EXPECT_EQ(issues_for("path: /in\nzzzzzz: x"),
               std::vector<std::string>{"2:1 config.zzzzzz: unknown key 'zzzzzz'; known keys: path, workers, threshold, verbose, "
                                        "timeout, patterns, mode, token, extra"});
+}
+
+// A rule across fields (Benthos' lint rules): run once every field is valid, reported at its
+// key's line, and listed by describe. Before, such checks lived in constructors only, so
+// `docpipe validate` passed what `run` refused.
+TEST(ConfigSpec, RulesAcrossFieldsRunOnceTheFieldsAreValid) {
+    ConfigSpec s = spec();
+    int runs = 0;
+    s.rule("workers", "workers is at most 4 in accurate mode", [&](const Config& c) -> std::string {
+        ++runs;
+        return c.get_string("mode") == "accurate" && c.get_int("workers") > 4 ? "accurate mode takes at most 4 workers" : "";
+    });
+    const auto issues_with_rule = [&](const std::string& yaml) {
+        std::vector<ConfigIssue> issues;
+        parse_config_yaml(s, yaml, issues);
+        std::vector<std::string> out;
+        for (const auto& i : issues) out.push_back(std::to_string(i.line) + ":" + std::to_string(i.column) + " " + i.path + ": " + i.message);
+        return out;
+    };
+    EXPECT_EQ(issues_with_rule("path: /in\nmode: accurate\nworkers: 8"),
+              std::vector<std::string>{"3:10 config.workers: accurate mode takes at most 4 workers"});
+    EXPECT_TRUE(issues_with_rule("path: /in\nmode: accurate\nworkers: 3").empty());
+    EXPECT_TRUE(issues_with_rule("path: /in\nworkers: 8").empty());
+    runs = 0;
+    EXPECT_EQ(issues_with_rule("mode: accurate\nworkers: 8").size(), 1u) << "only the missing path: the rule waits for valid fields";
+    EXPECT_EQ(runs, 0);
+    ComponentDescriptor d;
+    d.name = "transform.x";
+    d.config = s;
+    EXPECT_EQ(d.to_json()["config_rules"], nlohmann::json::parse(R"([{"key":"workers","description":"workers is at most 4 in accurate mode"}])"));
 }
 
 TEST(ConfigSpec, QuotedNumbersStayStrings) {

@@ -471,3 +471,92 @@ edges: [in -> out]
                             "to (e.g. the NCB sink)"));
     EXPECT_TRUE(h.check("admin: {approved_node: out}" + nodes).empty());
 }
+
+// Found by a probe of `docpipe validate`: each passed (or failed with a misleading message)
+// and the run then lost state, dropped a setting or a document.
+TEST(PipelineErrors, AnEmptySqlitePathIsRefused_ItWouldKeepTheStateInATemporaryDatabase) {
+    Harness h;
+    const std::string nodes = "\nnodes:\n  in: {component: source.memory, config: {probe: p}}\n  out: {component: sink.memory, config: {probe: p}}\n"
+                              "edges: [in -> out]\n";
+    EXPECT_THAT(h.check("state: {backend: sqlite, path: ''}" + nodes),
+                ElementsAre(::testing::StartsWith("p.yaml:1:32: state.path: empty: SQLite would keep the state in a temporary database "
+                                                  "that is lost at exit")));
+    EXPECT_TRUE(h.check("state: {backend: memory, path: ''}" + nodes).empty()) << "memory keeps nothing on purpose";
+}
+
+TEST(PipelineErrors, ASecondYamlDocumentIsRefusedNotIgnored) {
+    Harness h;
+    auto issues = h.check(R"(nodes:
+  in: {component: source.memory, config: {probe: p}}
+  out: {component: sink.memory, config: {probe: p}}
+edges: [in -> out]
+---
+nodes:
+  extra: {component: transform.pass}
+)");
+    EXPECT_THAT(issues, ElementsAre(::testing::StartsWith("p.yaml:6:1: the file holds 2 YAML documents (separated by '---')")));
+}
+
+TEST(PipelineErrors, AMaxBackoffUnderTheInitialBackoffIsRefused) {
+    Harness h;
+    auto issues = h.check(R"(nodes:
+  in: {component: source.memory, config: {probe: p}}
+  out: {component: sink.memory, retry: {initial_backoff: 1h, max_backoff: 1s}, config: {probe: p}}
+edges: [in -> out]
+)");
+    EXPECT_THAT(issues, ElementsAre("p.yaml:3:75: nodes.out.retry.max_backoff: 1s is under initial_backoff (1h): it caps every wait, "
+                                    "the first included; raise it or lower initial_backoff"));
+}
+
+// YAML merge keys, as Compose reads them: yaml-cpp took "<<" for a key the config did not know.
+TEST(PipelineErrors, MergeKeysAndXBlocksShareSettingsBetweenNodes) {
+    Harness h;
+    core::PipelineSpec spec;
+    auto issues = h.check(R"(x-retry: &patient {attempts: 7, initial_backoff: 2s}
+x-probe: &probe {probe: p}
+nodes:
+  in: {component: source.memory, config: *probe}
+  out:
+    component: sink.memory
+    retry:
+      <<: *patient
+      attempts: 2
+    config: {<<: *probe}
+edges: [in -> out]
+)",
+                          &spec);
+    ASSERT_TRUE(issues.empty()) << issues.front();
+    const auto* out = spec.find("out");
+    ASSERT_TRUE(out);
+    EXPECT_EQ(out->retry.attempts, 2) << "the mapping's own key wins";
+    EXPECT_EQ(out->retry.initial_backoff, std::chrono::seconds(2)) << "merged";
+    EXPECT_THAT(h.check("nodes:\n  in: {component: source.memory, config: {<<: 3}}\n  out: {component: sink.memory, config: {probe: p}}\n"
+                        "edges: [in -> out]\n"),
+                ::testing::Contains(::testing::HasSubstr("a merge key takes a mapping or a list of mappings")));
+}
+
+// An unset variable: its own message, not a second one about the raw ${...} text.
+TEST(PipelineErrors, AnUnsetVariableIsOneProblemNotTwo) {
+    Harness h;
+    ::unsetenv("DOCPIPE_TEST_SURELY_UNSET");
+    auto issues = h.check(R"(max_in_flight: ${DOCPIPE_TEST_SURELY_UNSET}
+nodes:
+  in: {component: source.memory, config: {probe: "${DOCPIPE_TEST_SURELY_UNSET}"}}
+  out: {component: sink.memory, retry: {attempts: "${DOCPIPE_TEST_SURELY_UNSET}"}, config: {probe: p}}
+edges: [in -> out]
+)");
+    ASSERT_EQ(issues.size(), 3u) << ::testing::PrintToString(issues);
+    for (const auto& i : issues) EXPECT_THAT(i, ::testing::HasSubstr("environment variable 'DOCPIPE_TEST_SURELY_UNSET' is not set"));
+}
+
+TEST(PipelineErrors, AHugeFileWithoutAliasesIsNotBlamedOnAliases) {
+    Harness h;
+    std::string edges = "edges: [";
+    for (int i = 0; i < 100'001; ++i) edges += "a, ";
+    auto issues = h.check("nodes: {}\n" + edges + "]\n");
+    ASSERT_FALSE(issues.empty());
+    EXPECT_THAT(issues[0], ::testing::HasSubstr("the file holds more than 100000 values by this point"));
+    EXPECT_THAT(issues[0], ::testing::Not(::testing::HasSubstr("aliases")));
+    EXPECT_THAT(h.check(std::string(3 * 1024 * 1024, '#')),
+                ElementsAre(::testing::HasSubstr("is 3.0 MB; a pipeline file is a few kilobytes (at most 2 MB): is this the right file?")));
+}

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -77,18 +78,34 @@ private:
     std::vector<std::string> allowed_;
 };
 
+class Config;
+
+// A check across fields, as Benthos' lint rules are: what one field's type and range cannot
+// say ("min_width is at most max_width", "mode pubsub_pull needs a subscription"). Validation
+// runs a spec's rules once every field of the node has a valid value, so `docpipe validate`
+// refuses what the component's constructor would refuse at start, with the line of `key`.
+// `check` returns the problem ("" when none); it must not throw and must not block.
+struct ConfigRule {
+    std::string key;          // the field the problem is reported at
+    std::string description;  // the rule, for `docpipe plugins describe`
+    std::function<std::string(const Config& config)> check;
+};
+
 class ConfigSpec {
 public:
     ConfigSpec() = default;
     ConfigSpec(std::initializer_list<Field> fields);
     ConfigSpec& add(Field field);
+    ConfigSpec& rule(std::string key, std::string description, std::function<std::string(const Config& config)> check);
 
     const std::vector<Field>& fields() const { return fields_; }
+    const std::vector<ConfigRule>& rules() const { return rules_; }
     const Field* find(std::string_view name) const;
-    nlohmann::json to_json() const;
+    nlohmann::json to_json() const;  // the fields; the rules are in ComponentDescriptor::to_json()
 
 private:
     std::vector<Field> fields_;
+    std::vector<ConfigRule> rules_;
 };
 
 // One validation problem; line/column are 1-based, 0 when unknown.

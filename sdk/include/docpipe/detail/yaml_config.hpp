@@ -14,7 +14,8 @@ namespace docpipe::detail {
 
 // Validates `node` (a mapping, or null for "no config") against `spec`. Problems are
 // appended to `issues` with `path_prefix` + "." + key as their path. `fallback` is the
-// position reported for problems that have no node of their own (a missing key).
+// position reported for problems that have no node of their own (a missing key). Once every
+// field is valid, the spec's rules (ConfigSpec::rule) run on the typed values.
 nlohmann::json validate_config(const ConfigSpec& spec, const YAML::Node& node,
                                const std::string& path_prefix, const YAML::Mark& fallback,
                                std::vector<ConfigIssue>& issues);
