@@ -856,6 +856,9 @@ void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& i
     std::set<std::pair<std::string, std::string>> used_ports;
     std::set<std::tuple<std::string, std::string, std::string>> edges_seen;  // from, port, to
     bool edge_dropped = false;  // an edge reported below and left out of the graph
+    // The nodes a dropped edge names: an unconnected port or an unreached node among them (or
+    // after them) may be its consequence, and is left out; the rest of the graph is checked.
+    std::set<std::string> near_dropped;
     for (std::size_t i = 0; i < spec.edges.size(); ++i) {
         const auto& e = spec.edges[i];
         const std::string path = fmt::format("edges: {}{}{} -> {}", e.from, e.port.empty() ? "" : ".", e.port, e.to);
@@ -866,22 +869,28 @@ void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& i
             if (found) continue;
             ok = false;
             std::string message = fmt::format("unknown node '{}'", name);
-            if (auto near = closest_match(name, node_names)) message += fmt::format(" (did you mean '{}'?)", *near);
+            if (auto near = closest_match(name, node_names)) {
+                message += fmt::format(" (did you mean '{}'?)", *near);
+                near_dropped.insert(*near);  // the node meant: its open port is the typo's consequence
+            }
             add(mark, path, message);
         }
         if (!ok) {
             edge_dropped = true;
+            near_dropped.insert({e.from, e.to});
             continue;
         }
         // A sink built without docpipe::component<T>() may lack its `accepted` port.
         if (from->descriptor && from->descriptor->kind == ComponentKind::Sink && from->descriptor->output_ports.empty()) {
             add(e.from_mark, path, fmt::format("'{}' is a sink ({}) and has no outputs", e.from, from->component));
             edge_dropped = true;
+            near_dropped.insert({e.from, e.to});
             continue;
         }
         if (to->descriptor && to->descriptor->kind == ComponentKind::Source) {
             add(e.mark, path, fmt::format("'{}' is a source ({}) and takes no input", e.to, to->component));
             edge_dropped = true;
+            near_dropped.insert({e.from, e.to});
             continue;
         }
         if (from->descriptor) {
@@ -905,6 +914,7 @@ void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& i
                 }
                 add(e.from_mark, path, message);
                 edge_dropped = true;
+                near_dropped.insert({e.from, e.to});
                 continue;
             }
             used_ports.insert({e.from, port});
@@ -935,13 +945,23 @@ void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& i
 
     // With the top level broken, the checks below would only report its consequences.
     if (spec.structure_broken) return;
+    // What follows a dropped edge's target can be unreached only because of it.
+    {
+        std::vector<std::string> frontier(near_dropped.begin(), near_dropped.end());
+        while (!frontier.empty()) {
+            const std::string n = frontier.back();
+            frontier.pop_back();
+            for (const auto& next : adjacency[n])
+                if (near_dropped.insert(next).second) frontier.push_back(next);
+        }
+    }
 
     // Every output port must lead somewhere: a document sent to an open port would be lost.
-    // Not checked while an edge is broken: one misspelt port or node would otherwise be
-    // reported after a handful of its consequences ("not connected", "not reached"), which
-    // come first in the file. What remains shows once the edge is fixed.
+    // Not checked on the nodes a broken edge names, or after them: one misspelt port or node
+    // would otherwise be reported after a handful of its consequences ("not connected", "not
+    // reached"), which come first in the file. The rest of the graph is checked as usual.
     for (const auto& node : spec.nodes) {
-        if (edge_dropped) break;
+        if (near_dropped.count(node.name)) continue;
         if (!node.descriptor || node.descriptor->kind == ComponentKind::Sink) continue;
         for (const auto& port : node.descriptor->output_ports)
             if (!used_ports.count({node.name, port.name}))
@@ -1035,9 +1055,9 @@ void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& i
     bool all_resolved = std::all_of(spec.nodes.begin(), spec.nodes.end(), [](const NodeSpec& n) { return n.descriptor; });
     if (!any_source && all_resolved && !spec.nodes.empty())
         add(spec.nodes.front().mark, "nodes", "the pipeline has no source node (a component of kind 'source', e.g. source.directory)");
-    if (any_source && !edge_dropped)
+    if (any_source)
         for (const auto& n : spec.nodes)
-            if (n.descriptor && !reached.count(n.name))
+            if (n.descriptor && !reached.count(n.name) && !near_dropped.count(n.name))
                 add(n.mark, "nodes." + n.name, fmt::format("node '{}' is not reached from any source; connect it or remove it", n.name));
 }
 

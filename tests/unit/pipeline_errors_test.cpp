@@ -560,3 +560,25 @@ TEST(PipelineErrors, AHugeFileWithoutAliasesIsNotBlamedOnAliases) {
     EXPECT_THAT(h.check(std::string(3 * 1024 * 1024, '#')),
                 ElementsAre(::testing::HasSubstr("is 3.0 MB; a pipeline file is a few kilobytes (at most 2 MB): is this the right file?")));
 }
+
+// A broken edge hides its own consequences (the ports and nodes it names, and what follows
+// them), not the rest of the graph: "prints every problem at once" held only after the edge
+// was fixed (found by a probe).
+TEST(PipelineErrors, ABrokenEdgeDoesNotHideUnrelatedProblems) {
+    Harness h;
+    auto issues = h.check(R"(nodes:
+  in: {component: source.memory, config: {probe: p}}
+  route: {component: transform.route}
+  out: {component: sink.memory, config: {probe: p}}
+  after: {component: sink.memory, config: {probe: p}}
+  lonely: {component: sink.memory, config: {probe: p}}
+  fan: {component: transform.route}
+edges: [in -> route, route.evn -> out, out.accepted -> after, in -> fan, fan.even -> out]
+)");
+    EXPECT_EQ(sorted(issues), sorted({
+        "p.yaml:8:22: edges: route.evn -> out: 'route' (transform.route) has no output port 'evn' (did you mean 'even'?); ports: even, odd",
+        "p.yaml:6:3: nodes.lonely: node 'lonely' is not reached from any source; connect it or remove it",
+        "p.yaml:7:3: nodes.fan: output port 'fan.odd' is not connected; documents sent there would be lost (add an edge such as "
+        "'fan.odd -> <node>'; to drop them on purpose, send them to a node with component: sink.discard)",
+    })) << "route's other port and what follows out are the typo's business; lonely and fan.odd are not";
+}
