@@ -153,6 +153,26 @@ async function main() {
     assert.equal(await page.locator('p.count').getAttribute('data-count'), '1');
     await page.getByRole('button', { name: 'Clear' }).click();
     await poll('the cleared list', async () => (await page.locator('table.queue tbody tr').count()) === api.length, 10000);
+    // More than a page waiting: "Show more" brings the next page, until the queue is all shown
+    // in the API's order (the rest was reachable only by filtering). Pages of 2 here.
+    assert.ok(api.length > 2, `a queue of ${api.length} claims cannot show paging`);
+    await page.evaluate(() => localStorage.setItem('docpipe.queue_page_size', '2'));
+    try {
+      await page.getByRole('button', { name: 'Apply' }).click();
+      await poll('a first page of 2', async () => (await page.locator('table.queue tbody tr').count()) === 2, 10000);
+      assert.match(await page.locator('p.count').textContent(), new RegExp(`^${api.length} claims wait for review \\(first 2 shown\\)$`));
+      for (let pages = 1; await page.getByRole('button', { name: 'Show more' }).count(); ++pages) {
+        assert.ok(pages < api.length, 'Show more never ends');
+        const before = await page.locator('table.queue tbody tr').count();
+        await page.getByRole('button', { name: 'Show more' }).click();
+        await poll('the next page', async () => (await page.locator('table.queue tbody tr').count()) > before, 10000);
+      }
+      const all = await page.locator('table.queue tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.id));
+      assert.deepEqual(all, api.map((j) => j.id), 'the pages together differ from the API\'s list');
+      assert.equal(await page.locator('p.count').textContent(), `${api.length} claims wait for review`);
+    } finally {
+      await page.evaluate(() => localStorage.removeItem('docpipe.queue_page_size'));
+    }
   });
 
   await step('a provider named like markup stays text', async () => {

@@ -28,11 +28,15 @@ function loadFilter() {
   }
 }
 
-function queuePath(f, limit = 100) {
+// Claims per page of the queue. localStorage 'docpipe.queue_page_size' sets another (the
+// browser test pages through a short queue with it).
+const queuePage = () => Number(localStorage.getItem('docpipe.queue_page_size')) || 100;
+
+function queuePath(f, limit = queuePage(), offset = 0) {
   const minC = f.min_confidence !== undefined && f.min_confidence !== '' ? Number(f.min_confidence) / 100 : undefined;
   const maxC = f.max_confidence !== undefined && f.max_confidence !== '' ? Number(f.max_confidence) / 100 : undefined;
   const age = { new24: { max_age_hours: 24 }, old1: { min_age_hours: 1 }, old24: { min_age_hours: 24 }, old72: { min_age_hours: 72 } }[f.age] || {};
-  return `/api/v1/exceptions${query({ limit, route: f.route, min_confidence: minC, max_confidence: maxC, provider: f.provider, sort: f.sort || 'created_at', ...age })}`;
+  return `/api/v1/exceptions${query({ limit, offset: offset || undefined, route: f.route, min_confidence: minC, max_confidence: maxC, provider: f.provider, sort: f.sort || 'created_at', ...age })}`;
 }
 
 function savedIds() {
@@ -97,28 +101,63 @@ export async function showQueue(main) {
     if (mine !== loads) return;
     const { data, meta } = answer;
     clear(results);
-    sessionStorage.setItem(IDS_KEY, JSON.stringify(data.map((j) => j.id)));
     const total = meta.pagination.total;
-    results.append(h('p', { class: 'count', 'data-count': String(total) },
-      total === 1 ? '1 claim waits for review' : `${total} claims wait for review`, data.length < total ? ` (first ${data.length} shown)` : ''));
+    const shown = [...data];
+    const saveIds = () => sessionStorage.setItem(IDS_KEY, JSON.stringify(shown.map((j) => j.id)));
+    saveIds();
+    const countText = () => [total === 1 ? '1 claim waits for review' : `${total} claims wait for review`,
+      shown.length < total ? ` (first ${shown.length} shown)` : ''];
+    const count = h('p', { class: 'count', 'data-count': String(total) }, countText());
+    results.append(count);
     if (!data.length) {
       results.append(h('p', { class: 'empty' }, 'Nothing matches these filters.'));
       rows = [];
       announce(`${total} claims in the review queue`);
       return;
     }
-    rows = data.map((job, i) => h('tr', { dataset: { id: job.id }, onclick: () => { cursor = i; } },
+    const rowFor = (job, i) => h('tr', { dataset: { id: job.id }, onclick: () => { cursor = i; } },
       h('td', {}, h('a', { href: `#/review/${encodeURIComponent(job.id)}` }, job.filename || job.id)),
       h('td', { class: 'provider' }, formatValue(fieldValue(job, 'provider_name'))),
       h('td', { class: 'num' }, formatAmount(fieldValue(job, 'total_amount'))),
       h('td', {}, confidenceMeter(job.confidence)),
       h('td', {}, job.confidence_level || '—'),
       h('td', { title: formatTime(job.created_ms) }, formatAge(job.created_ms)),
-      h('td', { class: 'wrap' }, reviewReason(job))));
+      h('td', { class: 'wrap' }, reviewReason(job)));
+    rows = data.map(rowFor);
+    const tbody = h('tbody', {}, rows);
     results.append(h('div', { class: 'table-wrap' }, h('table', { class: 'data queue' },
       h('caption', { class: 'sr-only' }, 'Claims waiting for review'),
       h('thead', {}, h('tr', {}, ['Claim', 'Provider', 'Total (RM)', 'Confidence', 'Route', 'Age', 'Why'].map((t) => h('th', { scope: 'col' }, t)))),
-      h('tbody', {}, rows))));
+      tbody)));
+    // The next page of the queue, under the same filters: with more than a page waiting, the
+    // rest was reachable only by filtering.
+    if (shown.length < total) {
+      const moreButton = h('button', { type: 'button', class: 'quiet more' }, 'Show more');
+      moreButton.addEventListener('click', async () => {
+        moreButton.disabled = true;
+        try {
+          const next = await api(queuePath(current, queuePage(), shown.length), { withMeta: true });
+          if (mine !== loads) return;
+          const seen = new Set(shown.map((j) => j.id));
+          const fresh = next.data.filter((j) => !seen.has(j.id));  // a claim decided meanwhile shifts the pages
+          for (const job of fresh) {
+            const row = rowFor(job, rows.length);
+            rows.push(row);
+            shown.push(job);
+            tbody.append(row);
+          }
+          saveIds();
+          clear(count).append(...countText());
+          announce(`${fresh.length} more claims shown`);
+          if (shown.length >= total || !next.data.length) moreButton.remove();
+          else moreButton.disabled = false;
+        } catch (e) {
+          moreButton.disabled = false;
+          showError(e);
+        }
+      });
+      results.append(moreButton);
+    }
     results.append(h('p', { class: 'hint' }, 'Keys: j / k move, Enter opens.'));
     announce(`${total} claims in the review queue`);
   }
