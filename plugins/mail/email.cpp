@@ -690,6 +690,45 @@ std::string sanitize_filename(const std::string& name, const std::string& fallba
     return out.empty() ? fallback : out;
 }
 
+namespace {
+
+// Whether a claim file's bytes reach their format's end: a JPEG's end-of-image marker, a
+// PNG's IEND chunk, a PDF's %%EOF (trailing zeros or line ends allowed). Other formats: true.
+bool reaches_its_end(const std::string& media_type, const Bytes& bytes) {
+    std::size_t end = bytes.size();
+    while (end > 0 && (bytes[end - 1] == 0 || bytes[end - 1] == '\n' || bytes[end - 1] == '\r' || bytes[end - 1] == ' ')) --end;
+    const std::string_view tail(reinterpret_cast<const char*>(bytes.data()) + (end > 1024 ? end - 1024 : 0), end > 1024 ? 1024 : end);
+    if (media_type == "image/jpeg") return end >= 2 && bytes[end - 2] == 0xFF && bytes[end - 1] == 0xD9;
+    if (media_type == "image/png") return tail.find("IEND") != std::string_view::npos;
+    if (media_type == "application/pdf") return tail.find("%%EOF") != std::string_view::npos;
+    return true;
+}
+
+// An email cut short in transit (its top-level multipart never closes) cuts its last
+// attachment with it: that file then failed as "truncated JPEG: 51% of the page is missing",
+// and the operator asked the member for a new photo where the email only needed sending
+// again. Said as what it is, on the last file read, when that file stops before its end.
+void mark_cut_off_attachment(GMimeObject* top, const std::uint8_t* data, std::size_t size, ParsedEmail& email) {
+    if (!top || !GMIME_IS_MULTIPART(top)) return;
+    const char* boundary = g_mime_object_get_content_type_parameter(top, "boundary");
+    if (!boundary || !*boundary) return;
+    const std::string close = std::string("--") + boundary + "--";
+    const std::string_view raw(reinterpret_cast<const char*>(data), size);
+    if (raw.find(close) != std::string_view::npos) return;
+    for (auto a = email.attachments.rbegin(); a != email.attachments.rend(); ++a) {
+        if (!a->skipped.empty() || a->bytes.empty()) continue;
+        if (reaches_its_end(a->media_type, a->bytes)) return;
+        a->bytes.clear();
+        a->skipped = "the email ends early (its closing MIME boundary is missing) and this file stops with it: the email was "
+                     "cut short on its way; ask the sender to send the same email again";
+        email.unreadable.push_back(fmt::format("'{}': {}", a->shown_name(), a->skipped));
+        email.problems.push_back(email.unreadable.back());
+        return;
+    }
+}
+
+}  // namespace
+
 ParsedEmail parse_email(const std::uint8_t* data, std::size_t size, const EmailLimits& limits) {
     init_gmime();
     ParsedEmail email;
@@ -715,6 +754,7 @@ ParsedEmail parse_email(const std::uint8_t* data, std::size_t size, const EmailL
 
     Walker walker{limits, email, 0, {}, {}, 0, 0, {}, {}, {}, {}};
     walker.walk(g_mime_message_get_mime_part(message.p), 0);
+    mark_cut_off_attachment(g_mime_message_get_mime_part(message.p), data, size, email);
     email.body_text = !walker.plain.empty()  ? walker.plain
                       : !walker.html.empty() ? html_to_text(walker.html)
                       : !walker.rtf.empty()  ? rtf_to_text(walker.rtf)
