@@ -258,16 +258,24 @@ struct Loader {
     // An alias (*name) stands for its anchor's (&name) whole value, so a few lines of nested
     // aliases expand to billions of values, and every walk of the tree below would run for
     // hours. The values are counted as those walks see them, up to a bound no pipeline nears;
-    // the mark is where the count passed it.
+    // the mark is where the count passed it. An alias inside its own anchor (&a {k: *a})
+    // nests for ever: the walk stops at a depth no pipeline nears (it ran off the stack and
+    // took the process down).
     static constexpr std::size_t kMaxValues = 100000;
-    std::optional<YAML::Mark> expands_too_far(const YAML::Node& node, std::size_t& count) {
-        if (++count > kMaxValues) return node.Mark();
+    static constexpr int kMaxDepth = 200;
+    struct TooFar {
+        YAML::Mark mark;
+        bool too_deep = false;
+    };
+    std::optional<TooFar> expands_too_far(const YAML::Node& node, std::size_t& count, int depth = 0) {
+        if (++count > kMaxValues) return TooFar{node.Mark(), false};
+        if (depth > kMaxDepth) return TooFar{node.Mark(), true};
         if (node.IsSequence()) {
             for (const auto& item : node)
-                if (auto mark = expands_too_far(item, count)) return mark;
+                if (auto far = expands_too_far(item, count, depth + 1)) return far;
         } else if (node.IsMap()) {
             for (const auto& kv : node)
-                if (auto mark = expands_too_far(kv.second, count)) return mark;
+                if (auto far = expands_too_far(kv.second, count, depth + 1)) return far;
         }
         return std::nullopt;
     }
@@ -324,8 +332,9 @@ struct Loader {
                         add(source.Mark(), here, "a merge key takes a mapping or a list of mappings (e.g. <<: *defaults)");
                         continue;
                     }
+                    // The merged key node itself, so its problems keep the anchor's line:column.
                     for (const auto& kv : source)
-                        if (kv.first.IsScalar() && own.insert(kv.first.Scalar()).second) node[kv.first.Scalar()] = kv.second;
+                        if (kv.first.IsScalar() && own.insert(kv.first.Scalar()).second) node.force_insert(kv.first, kv.second);
                 }
                 if (!merge.IsMap() && !merge.IsSequence())
                     add(merge.Mark(), here, "a merge key takes a mapping or a list of mappings (e.g. <<: *defaults)");
@@ -510,7 +519,11 @@ static void check_section_values(const PipelineSpec& spec, YAML::Node& root, Loa
     // SQLite takes an empty file name for a private temporary database: the jobs, the dead
     // letters and the delivery ledger would vanish at exit, and the next run send everything
     // again ("${STATE_DB:-}" with the variable unset reads so).
-    if (spec.section_string("state", "backend") == "sqlite" && spec.section_string("state", "path").empty())
+    // (As written: a relative value is made absolute before this, "  " included.)
+    const YAML::Node state = root["state"];
+    const bool path_given = state && state.IsMap() && state["path"] && state["path"].IsScalar();
+    if (spec.section_string("state", "backend") == "sqlite" && path_given &&
+        state["path"].Scalar().find_first_not_of(" \t\r\n") == std::string::npos)
         loader.add(mark_of("state", "path"), "state.path",
                    "empty: SQLite would keep the state in a temporary database that is lost at exit (jobs, dead letters, "
                    "the delivery ledger, so a restart would send documents again); give a file, e.g. ./var/docpipe-state.db, "
@@ -672,10 +685,14 @@ PipelineSpec load_pipeline_text(const fs::path& file, const std::string& text, s
         return spec;
     }
     std::size_t values = 0;
-    if (auto mark = loader.expands_too_far(root, values)) {
+    if (auto far = loader.expands_too_far(root, values)) {
         static const std::regex kAnchor(R"((^|[\s:\[{,-])&[^\s,\]}]+)");
-        loader.add(*mark, "",
-                   std::regex_search(text, kAnchor)
+        loader.add(far->mark, "",
+                   far->too_deep
+                       ? fmt::format("the file nests more than {} levels deep by this point: an alias inside its own anchor "
+                                     "(&a {{k: *a}}) repeats it for ever; point the alias at another anchor",
+                                     Loader::kMaxDepth)
+                   : std::regex_search(text, kAnchor)
                        ? fmt::format("the file expands to more than {} values by this point: YAML aliases (*name) repeat their "
                                      "anchor's (&name) whole value, and nested ones multiply; a pipeline needs a few hundred, so "
                                      "write the values out or anchor smaller pieces", Loader::kMaxValues)

@@ -95,33 +95,48 @@ std::string check_date(const nlohmann::json& value) {
 
 // Characters that change how the text around them is shown without being seen themselves:
 // the bidirectional controls (U+202A-U+202E, U+2066-U+2069, the marks U+200E, U+200F and
-// U+061C), the zero-width characters (U+200B-U+200D) and the byte-order mark. A policy
-// number "POL\u202e123456789" reads reversed on the review page and at NCB. The UTF-8
-// sequence found, or "" when there is none.
-std::string invisible_formatting(const std::string& text) {
-    for (std::size_t i = 0; i + 1 < text.size(); ++i) {
-        const auto b0 = static_cast<unsigned char>(text[i]), b1 = static_cast<unsigned char>(text[i + 1]);
-        if (b0 == 0xD8 && b1 == 0x9C) return "U+061C";
-        if (i + 2 >= text.size()) continue;
-        const auto b2 = static_cast<unsigned char>(text[i + 2]);
-        if (b0 == 0xE2 && b1 == 0x80 && ((b2 >= 0x8B && b2 <= 0x8F) || (b2 >= 0xAA && b2 <= 0xAE)))
-            return fmt::format("U+20{:02X}", b2 - 0x80);
-        if (b0 == 0xE2 && b1 == 0x81 && b2 >= 0xA6 && b2 <= 0xA9) return fmt::format("U+20{:02X}", b2 - 0x40);
-        if (b0 == 0xEF && b1 == 0xBB && b2 == 0xBF) return "U+FEFF";
+// U+061C), the zero-width and invisible characters (U+200B-U+200D, U+2060-U+2064, U+00AD,
+// U+034F, U+180E, the Hangul fillers U+115F, U+1160, U+3164, U+FFA0), the interlinear
+// annotations U+FFF9-U+FFFB and the byte-order mark. A policy number "POL" + U+202E + "123"
+// reads reversed on the review page and at NCB; "MEM" + U+2060 + "123" looks like MEM123 and
+// is not. The first one found as "U+XXXX", or "" when there is none.
+bool invisible(char32_t c) {
+    return c == 0x00AD || c == 0x034F || c == 0x061C || c == 0x115F || c == 0x1160 || c == 0x180E || (c >= 0x200B && c <= 0x200F) ||
+           (c >= 0x202A && c <= 0x202E) || (c >= 0x2060 && c <= 0x2064) || (c >= 0x2066 && c <= 0x2069) || c == 0x3164 ||
+           c == 0xFEFF || c == 0xFFA0 || (c >= 0xFFF9 && c <= 0xFFFB);
+}
+
+// A line break or control character: C0 (tab aside), DEL, C1 (U+0080-U+009F, NEL among
+// them) and the Unicode line and paragraph separators.
+bool control(char32_t c) { return (c < 0x20 && c != '\t') || (c >= 0x7F && c <= 0x9F) || c == 0x2028 || c == 0x2029; }
+
+// The code points of valid UTF-8 (the JSON parser has checked it), one at a time.
+template <typename Visit>
+void for_each_code_point(const std::string& text, Visit visit) {
+    for (std::size_t i = 0; i < text.size();) {
+        const auto b = static_cast<unsigned char>(text[i]);
+        const int length = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+        char32_t c = length == 1 ? b : length == 2 ? b & 0x1F : length == 3 ? b & 0x0F : b & 0x07;
+        for (int k = 1; k < length && i + k < text.size(); ++k) c = (c << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3F);
+        if (!visit(c)) return;
+        i += static_cast<std::size_t>(length);
     }
-    return "";
 }
 
 // "" when `text` is a field's text a person may give: no line breaks or control characters,
 // nothing invisible that turns what is shown around.
 std::string check_text(const std::string& text) {
     if (text.size() > 500) return "is longer than 500 characters";
-    for (unsigned char c : text)
-        if ((c < 0x20 && c != '\t') || c == 0x7F) return "must not contain control characters or line breaks";
-    if (const std::string found = invisible_formatting(text); !found.empty())
-        return fmt::format("holds an invisible formatting character ({}) that changes how the text reads; type the value "
-                           "again without it", found);
-    return "";
+    std::string why;
+    for_each_code_point(text, [&](char32_t c) {
+        if (control(c)) why = "must not contain control characters or line breaks";
+        else if (invisible(c))
+            why = fmt::format("holds an invisible character (U+{:04X}) that changes how the text reads or looks like nothing; "
+                              "type the value again without it",
+                              static_cast<std::uint32_t>(c));
+        return why.empty();
+    });
+    return why;
 }
 
 // An item line: {description, amount}, as the extraction writes them ("line": the OCR line it

@@ -617,6 +617,15 @@ TEST(ClaimCorrections, RefusesAnAmbiguousCommaASpacedDateInvisibleFormattingAndO
     EXPECT_THAT(why(json{{"policy_number", text_of(R"("POL\u202e123456789")")}}, "policy_number"), ::testing::HasSubstr("U+202E"));
     EXPECT_THAT(why(json{{"member_id", text_of(R"("M\u200b1")")}}, "member_id"), ::testing::HasSubstr("U+200B"));
     EXPECT_THAT(why(json{{"provider_name", text_of(R"("KLINIK \u2067X\u2069")")}}, "provider_name"), ::testing::HasSubstr("U+2067"));
+    // More that looks like nothing (a re-probe): a word joiner, a soft hyphen, a Hangul filler;
+    // and controls beyond ASCII: NEL and the line separator.
+    EXPECT_THAT(why(json{{"member_id", text_of(R"("MEM\u2060123")")}}, "member_id"), ::testing::HasSubstr("U+2060"));
+    EXPECT_THAT(why(json{{"member_id", text_of(R"("MEM\u00ad123")")}}, "member_id"), ::testing::HasSubstr("U+00AD"));
+    EXPECT_THAT(why(json{{"member_name", text_of(R"("ALI\u3164")")}}, "member_name"), ::testing::HasSubstr("U+3164"));
+    EXPECT_THAT(why(json{{"member_name", text_of(R"("ALI\u0085BAKAR")")}}, "member_name"), ::testing::HasSubstr("control characters"));
+    EXPECT_THAT(why(json{{"member_name", text_of(R"("ALI\u2028BAKAR")")}}, "member_name"), ::testing::HasSubstr("control characters"));
+    EXPECT_TRUE(check_claim_corrections(json{{"member_name", text_of(R"("S\u00e9bastien \u674e \ud83d\ude00")")}}).empty())
+        << "accented, Chinese and four-byte characters are text";
     EXPECT_TRUE(check_claim_corrections(json{{"provider_name", text_of(R"("KLINIK AL-\u0634\u0641\u0627\u0621")")}}).empty())
         << "right-to-left letters themselves are text";
     EXPECT_THAT(why(json{{"itemized_charges", json::array({json{{"description", "<script>"}, {"amount", "lots"}}})}}, "itemized_charges"),

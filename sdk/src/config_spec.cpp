@@ -229,6 +229,7 @@ std::optional<std::string> closest_match(std::string_view word, const std::vecto
     std::optional<std::string> best;
     std::size_t best_distance = std::max<std::size_t>(2, word.size() / 3) + 1;
     for (const auto& c : candidates) {
+        if (c.empty()) continue;  // a node named "" (reported for itself) is no one's meaning
         std::size_t d = edit_distance(word, c);
         if (d < best_distance) {
             best_distance = d;

@@ -185,6 +185,21 @@ TEST_F(Dedup, AResendWhileTheFirstCopyIsProcessingNamesTheJobToRetry) {
     EXPECT_EQ(probe("out").accepted.count("again-0"), 0u);
 }
 
+// The same email delivered again, caught before transform.mime has read its Message-ID: the
+// bytes are the first copy's, and so is the Message-ID its job is found by (it was empty).
+TEST_F(Dedup, AWholeEmailSentAgainIsFoundByItsMessageId) {
+    core::Job first;
+    first.id = "job-1";
+    first.status = "submitted";
+    first.email_id = "<first@example.my>";
+    seed("job-1 doc-0", {first});
+    probe("src").feed(1, "again-");
+    EXPECT_EQ(run_once("{probe: out}"), 0);
+    EXPECT_EQ(job("again-0")->status, "skipped");
+    EXPECT_EQ(job("again-0")->email_id, "<first@example.my>");
+    EXPECT_EQ(job("job-1")->references.value("sent_again_in", nlohmann::json::array()), nlohmann::json::array({"again-0"}));
+}
+
 // The first copy's own outcome decides, not its job's: job-1 booked one receipt and failed on
 // another (partial); the failed receipt sent again in a new email goes through.
 TEST_F(Dedup, AReceiptThatFailedInAPartialJobIsNotADuplicateWhenSentAgain) {

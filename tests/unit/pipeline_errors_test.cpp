@@ -582,3 +582,39 @@ edges: [in -> route, route.evn -> out, out.accepted -> after, in -> fan, fan.eve
         "'fan.odd -> <node>'; to drop them on purpose, send them to a node with component: sink.discard)",
     })) << "route's other port and what follows out are the typo's business; lonely and fan.odd are not";
 }
+
+// Found by a re-probe: an alias inside its own anchor nested for ever and took the process
+// down (SIGSEGV) in validate, graph and run, even unused in an x- block.
+TEST(PipelineErrors, AnAliasInsideItsOwnAnchorIsRefusedNotFollowedForEver) {
+    Harness h;
+    for (const char* cycle : {"x-a: &a {k: *a}\n", "x-a: &a [*a]\n", "x-a: &a {<<: *a}\n"}) {
+        auto issues = h.check(std::string(cycle) + "nodes:\n  in: {component: source.memory, config: {probe: p}}\n"
+                                                   "  out: {component: sink.memory, config: {probe: p}}\nedges: [in -> out]\n");
+        ASSERT_EQ(issues.size(), 1u) << cycle;
+        EXPECT_THAT(issues[0], ::testing::HasSubstr("nests more than 200 levels deep by this point: an alias inside its own anchor"))
+            << cycle;
+    }
+}
+
+// A key that came in through a merge keeps the anchor's line:column in its errors, and an
+// unknown node's suggestion is never a node named "" (it read "did you mean ''?").
+TEST(PipelineErrors, MergedKeysKeepTheirPlaceAndNoEmptyNameIsSuggested) {
+    Harness h;
+    auto issues = h.check(R"(x-probe: &probe {probe: p, bogus_option: 1}
+nodes:
+  in: {component: source.memory, config: {<<: *probe}}
+  out: {component: sink.memory, config: {probe: p}}
+edges: [in -> out]
+)");
+    EXPECT_THAT(issues, ElementsAre(::testing::StartsWith("p.yaml:1:28: nodes.in.config.bogus_option: unknown key 'bogus_option'")));
+    issues = h.check(R"(nodes:
+  "": {component: transform.pass}
+  inbox: {component: source.memory, config: {probe: p}}
+  out: {component: sink.memory, config: {probe: p}}
+edges: [in.box -> out]
+)");
+    for (const auto& i : issues) EXPECT_THAT(i, ::testing::Not(::testing::HasSubstr("did you mean ''"))) << i;
+    EXPECT_THAT(h.check("state: {backend: sqlite, path: '  '}\nnodes:\n  in: {component: source.memory, config: {probe: p}}\n"
+                        "  out: {component: sink.memory, config: {probe: p}}\nedges: [in -> out]\n"),
+                ::testing::Contains(::testing::HasSubstr("state.path: empty: SQLite would keep the state in a temporary database")));
+}

@@ -129,7 +129,10 @@ public:
             // The copy's own email stays findable by its Message-ID (a follow-up "same receipt,
             // and here is my policy number" is often sent), and the first copy's job names it,
             // so whoever reviews that one knows another email came.
-            const std::string message_id = attribute(*input, "message_id", "");
+            // Before transform.mime (the whole email deduplicated) there is no message_id
+            // attribute yet; the bytes are the first copy's, so its Message-ID is this one's.
+            std::string message_id = attribute(*input, "message_id", "");
+            if (message_id.empty() && original_job) message_id = original_job->email_id;
             store_->update_job(job_id, [&](Job& j) {
                 j.duplicate_of = original;
                 if (j.email_id.empty()) j.email_id = message_id;

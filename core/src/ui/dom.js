@@ -4,11 +4,13 @@
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
-// Bidirectional controls, zero-width characters and the byte-order mark in data (an email
-// body, a value read from a receipt) are invisible and turn the text around them: a policy
-// number "POL" + U+202E + "123" read reversed, and reversed the words after it on its line.
+// Bidirectional controls, zero-width and other invisible characters and the byte-order mark in
+// data (an email body, a value read from a receipt) turn the text around them or look like
+// nothing: a policy number "POL" + U+202E + "123" read reversed, and reversed the words after
+// it on its line; "MEM" + U+2060 + "123" looked like MEM123. (The server refuses the same set
+// in a reviewer's corrections: plugins/claims/field_check.cpp.)
 // They are shown as their code points instead, wherever data becomes text on the page.
-const INVISIBLE = /[\u061C\u200B-\u200F\u202A-\u202E\u2066-\u2069\uFEFF]/g;
+const INVISIBLE = /[\u00AD\u034F\u061C\u115F\u1160\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\u3164\uFEFF\uFFA0\uFFF9-\uFFFB]/g;
 export function visible(text) {
   return String(text).replace(INVISIBLE, (c) => `<U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}>`);
 }

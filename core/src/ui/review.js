@@ -500,7 +500,9 @@ export async function showItem(main, id) {
   }
 
   async function approve() {
-    if (!inReview) return;
+    // The 'a' key as well as the button: a second press while the first approval is on its
+    // way sent a second request (expected_status alone stopped it at the server).
+    if (!inReview || approveButton.disabled) return;
     // A value typed but not kept is not part of the claim: approving then sent the value read
     // from the receipt while the box showed the correction.
     const unkept = Object.values(openEdits).find((e) => !e.editor.hidden);
