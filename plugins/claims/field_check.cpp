@@ -145,13 +145,16 @@ std::string check_item(const nlohmann::json& item) {
     if (!item.is_object()) return "must be an object {description, amount}";
     for (const auto& [key, value] : item.items())
         if (key != "description" && key != "amount" && key != "line") return fmt::format("has an unknown key '{}' (it takes description, amount)", key);
-    if (!item.contains("description") || !item["description"].is_string()) return "needs a description (text)";
+    if (!item.contains("description") || !item["description"].is_string() ||
+        item["description"].get<std::string>().find_first_not_of(" \t") == std::string::npos)
+        return "needs a description (text)";
     if (std::string why = check_text(item["description"].get<std::string>()); !why.empty()) return "description " + why;
     if (!item.contains("amount")) return "needs an amount";
     const nlohmann::json& amount = item["amount"];
     const nlohmann::json magnitude = amount.is_number() ? nlohmann::json(std::abs(amount.get<double>())) : amount;
     if (std::string why = check_amount(magnitude, false); !why.empty()) return "amount " + why;
-    if (item.contains("line") && !item["line"].is_number_integer()) return "line must be a line number";
+    if (item.contains("line") && (!item["line"].is_number_integer() || item["line"].get<std::int64_t>() < 0))
+        return "line must be a line number (0 or more)";
     return "";
 }
 

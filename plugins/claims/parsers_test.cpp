@@ -634,6 +634,10 @@ TEST(ClaimCorrections, RefusesAnAmbiguousCommaASpacedDateInvisibleFormattingAndO
                 ::testing::HasSubstr("item 2: must be an object"));
     EXPECT_THAT(why(json{{"itemized_charges", json::array({json{{"description", "X"}, {"amount", 1e300}}})}}, "itemized_charges"),
                 ::testing::HasSubstr("check the digits"));
+    EXPECT_THAT(why(json{{"itemized_charges", json::array({json{{"description", "  "}, {"amount", 5}}})}}, "itemized_charges"),
+                ::testing::HasSubstr("item 1: needs a description"));
+    EXPECT_THAT(why(json{{"itemized_charges", json::array({json{{"description", "X"}, {"amount", 5}, {"line", -1}}})}}, "itemized_charges"),
+                ::testing::HasSubstr("item 1: line must be a line number"));
     EXPECT_TRUE(check_claim_corrections(json{{"itemized_charges", json::array({json{{"description", "Consultation"}, {"amount", 80}},
                                                                                json{{"description", "Discount"}, {"amount", -5.5}}})}})
                     .empty())

@@ -43,6 +43,13 @@ nodes:
         return rc;
     }
     std::optional<core::Job> job(const std::string& id) { return last_->state().get_job(id); }
+    // A job record as a first copy left it.
+    static core::Job record(const std::string& id, const std::string& status) {
+        core::Job j;
+        j.id = id;
+        j.status = status;
+        return j;
+    }
     // The state a first copy left behind: its content hash, owned by `owner` ("<job> <doc>"),
     // and the jobs it wrote.
     void seed(const std::string& owner, const std::vector<core::Job>& jobs) {
@@ -170,9 +177,7 @@ TEST_F(Dedup, TheSameAttachmentInTwoEmailsOrTwiceInOneIsDeliveredOnce) {
 // stands for both. Should it fail, the resend is not there to take its place, so the skip
 // says which job to retry.
 TEST_F(Dedup, AResendWhileTheFirstCopyIsProcessingNamesTheJobToRetry) {
-    core::Job first;
-    first.id = "job-1";
-    first.status = "processing";
+    core::Job first = record("job-1", "processing");
     first.owner = "elsewhere:1";  // another process, still running it
     seed("job-1 receipt-b", {first});
     probe("src").feed(1, "again-");
@@ -188,9 +193,7 @@ TEST_F(Dedup, AResendWhileTheFirstCopyIsProcessingNamesTheJobToRetry) {
 // The same email delivered again, caught before transform.mime has read its Message-ID: the
 // bytes are the first copy's, and so is the Message-ID its job is found by (it was empty).
 TEST_F(Dedup, AWholeEmailSentAgainIsFoundByItsMessageId) {
-    core::Job first;
-    first.id = "job-1";
-    first.status = "submitted";
+    core::Job first = record("job-1", "submitted");
     first.email_id = "<first@example.my>";
     seed("job-1 doc-0", {first});
     probe("src").feed(1, "again-");
@@ -204,9 +207,7 @@ TEST_F(Dedup, AWholeEmailSentAgainIsFoundByItsMessageId) {
 // another (partial); the failed receipt sent again in a new email goes through.
 TEST_F(Dedup, AReceiptThatFailedInAPartialJobIsNotADuplicateWhenSentAgain) {
     const auto seed_partial = [&](const std::string& original_outcome) {
-        core::Job j;
-        j.id = "job-1";
-        j.status = "partial";
+        core::Job j = record("job-1", "partial");
         j.set_outcomes_text(R"([{"doc_id":"receipt-a","status":"submitted"},{"doc_id":"receipt-b","status":")" + original_outcome +
                             R"("}])");
         seed("job-1 receipt-b", {j});
@@ -261,14 +262,10 @@ nodes:
 // handed on; the delivery stage's job (`<doc>@<node>`, rooted at the intake's) failed. The
 // receipt sent again must go through: it was skipped for the whole TTL, and never booked.
 TEST_F(Dedup, AReceiptWhoseLaterStageFailedIsNotADuplicateWhenSentAgain) {
-    core::Job intake;
-    intake.id = "job-1";
-    intake.status = "submitted";
+    core::Job intake = record("job-1", "submitted");
     intake.set_outcomes_text(R"([{"doc_id":"receipt-b","status":"submitted"}])");
-    core::Job delivery;
-    delivery.id = "receipt-b@from_ocr";
+    core::Job delivery = record("receipt-b@from_ocr", "failed");
     delivery.root_id = "job-1";
-    delivery.status = "failed";
     seed("job-1 receipt-b", {intake, delivery});
     probe("src").feed(1, "again-");
     EXPECT_EQ(run_once("{probe: out}"), 0);
@@ -279,9 +276,7 @@ TEST_F(Dedup, AReceiptWhoseLaterStageFailedIsNotADuplicateWhenSentAgain) {
 // A job a reviewer rejected, its email delivered again (a crash before the ack): it went back
 // into the review queue as an empty job no one could approve. It stays rejected.
 TEST_F(Dedup, ARejectedJobDeliveredAgainStaysRejected) {
-    core::Job j;
-    j.id = "doc-0";
-    j.status = "rejected";
+    core::Job j = record("doc-0", "rejected");
     j.last_error = "not a medical receipt";
     seed("doc-0 doc-0", {j});
     probe("src").feed(1);
