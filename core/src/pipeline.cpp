@@ -1019,7 +1019,9 @@ void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& i
     // targets, and a sink's `accepted` port passes that same document on. `router.high ->
     // audit` kept beside `router.high -> ncb_high`, `ncb_high.accepted -> audit` would write
     // each audit row twice (on a first delivery the ledger is not read, and it could not tell
-    // the copies apart). Transforms may emit other documents, so only these paths count.
+    // the copies apart). Transforms may emit other documents, so only these paths count; a
+    // second path through a transform that passes its document on is caught at run time
+    // (GraphExecutor::arrived_before_by_another_path).
     if (reported.empty() && !edge_dropped) {
         const auto is_sink = [&](const std::string& name) {
             const NodeSpec* n = spec.find(name);

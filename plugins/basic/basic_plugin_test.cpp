@@ -79,6 +79,48 @@ TEST(DirectorySource, FileStillBeingWrittenWaitsUntilItIsStable) {
     EXPECT_EQ(items[0].doc.parts[0].bytes->size(), std::string("part one and part two, written later").size());
 }
 
+// A writer that pauses longer than settle_time (a slow share) gets its file read half-written.
+// The half fails (a truncated photo); at that ack the file is found to have grown since it was
+// read, so it is not filed in failed/ as the sender's fault: it stays, and once it settles the
+// whole file is read as a document of its own.
+TEST(DirectorySource, AFileThatChangedAfterItWasReadStaysToBeReadAgainWhole) {
+    test::TempDir dir;
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.directory", "path: " + dir.path().string() + "\nsettle_time: 1s");
+    write_file(dir.path() / "scan.jpg", "first half");
+    EXPECT_TRUE(runner.poll({0ms, false}).empty());
+    runner.clock().advance(1500ms);
+    auto items = runner.poll({0ms, false});
+    ASSERT_EQ(items.size(), 1u);
+    const std::string first_id = items[0].doc.id;
+    { std::ofstream(dir.path() / "scan.jpg", std::ios::app) << " and the rest, after a pause"; }
+    items[0].ack(Outcome{false, "scan.jpg: truncated JPEG"});
+    EXPECT_FALSE(fs::exists(dir.path() / "failed" / "scan.jpg")) << "not filed as the sender's fault";
+    EXPECT_EQ(names_in(dir.path()), std::vector<std::string>{"scan.jpg"});
+    std::string warned;
+    for (const auto& line : runner.context().log_lines())
+        if (line.level == LogLevel::Warn) warned += line.message;
+    EXPECT_NE(warned.find("scan.jpg changed after it was read (10 bytes then, 38 now): it was still being written"), std::string::npos)
+        << warned;
+
+    EXPECT_TRUE(runner.poll({0ms, false}).empty()) << "it settles again first";
+    runner.clock().advance(1500ms);
+    items = runner.poll({0ms, false});
+    ASSERT_EQ(items.size(), 1u);
+    EXPECT_EQ(items[0].doc.parts[0].bytes->size(), 38u);
+    EXPECT_NE(items[0].doc.id, first_id) << "the whole file is a document of its own";
+    items[0].ack(Outcome{true, ""});
+    EXPECT_EQ(names_in(dir.path() / "processed"), std::vector<std::string>{"scan.jpg"});
+
+    // A file unchanged since its read is filed as before, whatever its outcome.
+    write_file(dir.path() / "b.jpg", "bytes");
+    EXPECT_TRUE(runner.poll({0ms, false}).empty());
+    runner.clock().advance(1500ms);
+    items = runner.poll({0ms, false});
+    ASSERT_EQ(items.size(), 1u);
+    items[0].ack(Outcome{false, "b.jpg: truncated JPEG"});
+    EXPECT_TRUE(fs::exists(dir.path() / "failed" / "b.jpg"));
+}
+
 TEST(DirectorySource, DrainModeWaitsForSettlingFiles) {
     test::TempDir dir;
     write_file(dir.path() / "x.png", "png");

@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <iterator>
+#include <optional>
 
 #include <fmt/core.h>
 
@@ -250,6 +251,10 @@ DirectorySource::ScanResult DirectorySource::scan(SourceEmitter& emitter, std::s
             if (!reject_unread(emitter, path, "read failed")) return ScanResult::Stopped;
             continue;
         }
+        if (const auto mtime = fs::last_write_time(path, ec); !ec) {
+            std::lock_guard lock(mutex_);
+            read_as_[path] = Observation{bytes.size(), mtime, {}};
+        }
         // The id covers the name as well as the content: the same file delivered again (after
         // a crash) is the same document, while a byte-identical copy under another name is a
         // document (and a job) of its own, which transform.dedup can then mark a duplicate.
@@ -264,6 +269,7 @@ DirectorySource::ScanResult DirectorySource::scan(SourceEmitter& emitter, std::s
         if (!emitter.emit(std::move(doc), ack)) {
             std::lock_guard lock(mutex_);
             in_flight_.erase(path);  // not taken: stays in the folder for the next run
+            read_as_.erase(path);
             return ScanResult::Stopped;
         }
         ++emitted;
@@ -303,7 +309,37 @@ fs::path DirectorySource::move_into(const fs::path& file, const fs::path& dir) {
     return target;
 }
 
+bool DirectorySource::changed_since_read(const fs::path& path) {
+    std::optional<Observation> read;
+    {
+        std::lock_guard lock(mutex_);
+        if (auto it = read_as_.find(path); it != read_as_.end()) {
+            read = it->second;
+            read_as_.erase(it);
+        }
+    }
+    if (!read) return false;
+    std::error_code ec;
+    const auto size = fs::file_size(path, ec);
+    if (ec) return false;  // gone: the move below says so
+    const auto mtime = fs::last_write_time(path, ec);
+    if (ec || (size == read->size && mtime == read->mtime)) return false;
+    ctx_.log().warn("{} changed after it was read ({} bytes then, {} now): it was still being written. It stays in {} and is "
+                    "read again once it is unchanged for settle_time ({} ms); raise settle_time if its writer pauses longer",
+                    path.filename().string(), read->size, size, dir_.string(), settle_time_.count());
+    ctx_.metrics().increment("directory_changed_while_read");
+    std::lock_guard lock(mutex_);
+    in_flight_.erase(path);
+    observed_.erase(path);
+    return true;
+}
+
 void DirectorySource::settle(const fs::path& path, const Outcome& outcome) {
+    // What was read is not what the folder holds now: the job just ended (failed as a
+    // truncated photo, or done with part of an email) covers a part of the file. The whole file
+    // is a new document (its id covers its content); transform.dedup skips what the part
+    // already delivered.
+    if (changed_since_read(path)) return;
     try {
         if (outcome.ok) {
             move_into(path, processed_dir_);

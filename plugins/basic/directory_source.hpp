@@ -57,6 +57,10 @@ private:
     std::string patterns_text() const;
     std::string refusal(const std::filesystem::directory_entry& entry) const;
     void settle(const std::filesystem::path& path, const Outcome& outcome);
+    // A file whose size or mtime differs from when it was read: named in the log, left in the
+    // folder (not moved to processed/ or failed/) to be read again once it settles. The
+    // caller holds no lock.
+    bool changed_since_read(const std::filesystem::path& path);
     // Hands a file that cannot be taken (a pipe, a link, too big, unreadable) to the runtime as
     // a rejected document with `why`: a failed job and a dead letter, counted by `run --once`
     // (which said "0 failed" and exited 0 while such files went to failed/). The runtime's ack
@@ -71,9 +75,12 @@ private:
     std::int64_t max_bytes_;
     bool follow_links_;
 
-    std::mutex mutex_;                              // guards the two members below and last_error_
+    std::mutex mutex_;                              // guards the three members below and last_error_
     std::set<std::filesystem::path> in_flight_;     // emitted, not yet settled
     std::map<std::filesystem::path, Observation> observed_;
+    // What each file in flight was when it was read, to tell at its ack whether it was still
+    // being written (a writer that paused longer than settle_time): then it stays for a new read.
+    std::map<std::filesystem::path, Observation> read_as_;
     std::string last_error_;
     // Files in the folder that match no pattern and were named in the log: each is named once
     // while it stays, at most kMaxUnmatchedNamed of them (guarded by mutex_).

@@ -898,3 +898,39 @@ nodes:
 edges: [in -> route, route.even -> ncb, route.odd -> review, ncb.accepted -> audit, review.accepted -> audit, in -> split -> audit]
 )")).empty());
 }
+
+// A transform that passes its document on unchanged hides a second path from validate
+// (`in -> route -> out` beside `in -> out`): the runtime delivers the document once and
+// names the copy it skipped, and the job still reads submitted.
+TEST(Runtime, ADocumentReachingASinkByASecondPathThroughATransformIsDeliveredOnce) {
+    Harness h;
+    const std::string yaml = pipeline(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  route: {component: transform.route}
+  out: {component: sink.memory, config: {probe: out}}
+  drop: {component: sink.discard}
+  flaky: {component: sink.memory, retry: {attempts: 3, initial_backoff: 1ms}, config: {probe: flaky, fail_first: 1}}
+edges: [in -> route, route.even -> out, route.odd -> drop, in -> out, in -> flaky]
+)");
+    EXPECT_TRUE(h.check(yaml).empty()) << "validate cannot see through the transform";
+    auto rt = h.build(yaml, true);
+    probe("src").feed(1);
+    rt->start();
+    EXPECT_EQ(rt->run(), 0);
+    EXPECT_EQ(probe("out").attempts.at("doc-0"), 1) << "delivered once";
+    EXPECT_EQ(probe("flaky").attempts.at("doc-0"), 2) << "a retry of the same delivery is let through";
+    EXPECT_EQ(probe("flaky").accepted.at("doc-0"), 1);
+    auto job = rt->state().get_job("doc-0");
+    ASSERT_TRUE(job);
+    const auto record = job->to_json();
+    EXPECT_EQ(record["status"], "submitted") << record.dump(2);
+    int skipped = 0;
+    for (const auto& e : record["trace"])
+        if (e["node"] == "out" && e["outcome"] == "skipped") {
+            ++skipped;
+            EXPECT_NE(e["detail"].get<std::string>().find("reached sink 'out' a second time, by another path"), std::string::npos)
+                << e.dump();
+        }
+    EXPECT_EQ(skipped, 1) << record["trace"].dump(2);
+}

@@ -721,6 +721,40 @@ void GraphExecutor::park_delivered_with_other_values(RuntimeNode& node, const En
                     SinkOutcome{DescendantOutcome::Kind::Review, file_name(*env.doc), reason, entry.references}, true);
 }
 
+bool GraphExecutor::arrived_before_by_another_path(RuntimeNode& node, const Envelope& env) {
+    // Validate refuses the paths it can see (a port's targets, through sinks' `accepted`
+    // ports), but a transform that passes its document on unchanged (transform.dedup) hides
+    // the second path from it: `in -> dedup -> out` beside `in -> out`. Each document goes
+    // out to each sink once per job; the later copy ends here, named in the job's timeline.
+    // Keyed as the ledger is: a claim a sink before this one parked is its own entry.
+    static const std::string parked_key = kParkedByAttribute;
+    std::string key;
+    key.reserve(node.name().size() + env.doc->id.size() + 8);
+    key.append(node.name()).append(1, '/').append(env.doc->id);
+    if (env.doc->attributes.count(parked_key)) key.append("@parked");
+    {
+        std::lock_guard lock(env.tracker->mutex);
+        auto& arrivals = env.tracker->sink_arrivals;
+        const auto it = std::find_if(arrivals.begin(), arrivals.end(), [&](const auto& a) { return a.first == key; });
+        if (it == arrivals.end()) {
+            arrivals.emplace_back(std::move(key), env.token);
+            return false;
+        }
+        if (it->second == env.token) return false;  // a retry of the same delivery
+    }
+    const std::string reason = fmt::format(
+        "the same document reached sink '{}' a second time, by another path through the graph: delivered once, "
+        "this copy skipped; give the sink one path from each node (see `docpipe graph`)",
+        node.name());
+    note(env, node, HopRecord::Result::Skipped, reason);
+    node.context->log().log(LogLevel::Warn, reason, env.doc->id);
+    s_.metrics.increment("skipped_total", 1, {{"node", node.name()}});
+    // No outcome of its own: the first arrival's outcome is this document's at this sink (a
+    // skipped outcome beside it would make the job read `skipped`, see job_book's derive).
+    finish_hop(env);
+    return true;
+}
+
 void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
     RuntimeNode& node = *s_.nodes[index];
     std::optional<SinkResult> result;
@@ -753,6 +787,7 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
     // references, then (an approved claim) the values delivered.
     static const std::string approved_key = kApprovedAtAttribute;
     const bool approved = env.doc->attributes.count(approved_key) != 0;
+    if (arrived_before_by_another_path(node, env)) return;
     std::optional<std::string> delivered_before;
     const bool returned = guarded(index, env, [&] {
         // A source document seen for the first time cannot have been delivered: skip the read.

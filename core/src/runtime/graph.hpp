@@ -169,6 +169,9 @@ private:
     void run(std::size_t index, const Envelope& env);
     void run_transform(std::size_t index, const Envelope& env);
     void run_sink(std::size_t index, const Envelope& env);
+    // True when this document already reached this sink in this job under another token (a
+    // second path through the graph); the copy's hop is then ended as skipped.
+    bool arrived_before_by_another_path(RuntimeNode& node, const Envelope& env);
 
     GraphServices s_;
     std::atomic<bool> give_up_retries_{false};

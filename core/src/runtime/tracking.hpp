@@ -208,6 +208,11 @@ struct Tracker {
     Positions positions;
     std::vector<DescendantOutcome> outcomes;
     bool dead_letter_missing = false;  // a failure whose dead letter the store did not take
+    // Which envelope (token) brought each document to each sink ("<sink>/<doc id>"): a second
+    // path through the graph (`in -> dedup -> out` beside `in -> out`) brings the same
+    // document to the same sink under another token, and is not delivered again. A retry of
+    // the first keeps its token, so it is let through. Small: one entry per delivery.
+    std::vector<std::pair<std::string, std::uint64_t>> sink_arrivals;
     DocumentPtr claim;                 // the last claim delivered or parked, for the job record
     std::vector<HopRecord> hops;       // capped at kMaxHops: a retry storm must not grow the job without bound
     static constexpr std::size_t kMaxHops = 400;
