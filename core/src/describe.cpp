@@ -83,18 +83,22 @@ std::string describe_all_markdown(const Registry& registry) {
         for (const auto& c : p->manifest->components) components.push_back(&c);
         std::sort(components.begin(), components.end(),
                   [](const ComponentDescriptor* a, const ComponentDescriptor* b) { return a->name < b->name; });
-        for (const auto* d : components) {
-            out += fmt::format("### `{}`\n\n{} ({}). Concurrent calls on one instance: {}. Health probe: {}.\n\n", d->name, d->summary,
-                               to_string(d->kind), d->concurrent_safe ? "allowed" : "no", d->has_health_probe ? "yes" : "no");
-            if (!d->output_ports.empty()) {
-                out += "Output ports:";
-                for (const auto& port : d->output_ports) out += fmt::format(" `{}` ({});", port.name, port.description);
-                out.back() = '.';
-                out += "\n\n";
-            }
-            config_table(out, d->config);
-        }
+        for (const auto* d : components) out += describe_markdown(*d);
     }
+    return out;
+}
+
+std::string describe_markdown(const ComponentDescriptor& d) {
+    std::string out = fmt::format("### `{}`\n\n{} ({}). Concurrent calls on one instance: {}. Health probe: {}.\n\n", d.name,
+                                  d.summary, to_string(d.kind), d.concurrent_safe ? "allowed" : "no",
+                                  d.has_health_probe ? "yes" : "no");
+    if (!d.output_ports.empty()) {
+        out += "Output ports:";
+        for (const auto& port : d.output_ports) out += fmt::format(" `{}` ({});", port.name, port.description);
+        out.back() = '.';
+        out += "\n\n";
+    }
+    config_table(out, d.config);
     return out;
 }
 

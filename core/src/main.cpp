@@ -153,6 +153,10 @@ int cmd_plugins_describe(const std::vector<fs::path>& extra, const std::string& 
         std::cout << docpipe::json_text(j, 2) << "\n";
         return 0;
     }
+    if (markdown) {  // its section of docs/components.md
+        std::cout << describe_markdown(*d);
+        return 0;
+    }
     std::cout << fmt::format("{} ({})\n  {}\n  provided by {}\n", d->name, to_string(d->kind), d->summary,
                              registry->provider_of(name).string());
     std::cout << fmt::format("  concurrent calls: {}; health probe: {}\n", d->concurrent_safe ? "allowed" : "no",
@@ -460,7 +464,7 @@ int main(int argc, char** argv) {
     describe->add_option("name", component, "Component name, e.g. sink.files");
     describe->add_flag("--json", json, "Machine-readable output");
     describe->add_flag("--all", describe_all, "Every installed component (with --markdown: the reference in docs/components.md)");
-    describe->add_flag("--markdown", markdown, "Markdown output (with --all)");
+    describe->add_flag("--markdown", markdown, "Markdown output, as in docs/components.md");
     describe->add_option("--plugin-path", plugin_dirs, "Extra plugin folder, searched first (repeatable)");
 
     app.footer("Exit status: 0 done; 1 the pipeline is invalid, or (run --once, extract) a document failed; 2 a usage error, "
@@ -481,6 +485,15 @@ int main(int argc, char** argv) {
         if (auto rc = unknown_command(2, {"list", "describe"}, " plugins")) return *rc;
     try {
         app.parse(argc, argv);
+    } catch (const CLI::RequiredError& e) {
+        // CLI11 checks what is required before what it does not know: `run --no-such-flag`
+        // answered "--config is required", hiding the typo. The unknown words come first.
+        const auto unknown = app.remaining(true);
+        if (unknown.empty()) return app.exit(e) == 0 ? 0 : 2;
+        std::string words;
+        for (const auto& w : unknown) words += (words.empty() ? "" : " ") + w;
+        std::cerr << fmt::format("docpipe: not expected: {} (and {}); see docpipe --help\n", words, e.what());
+        return 2;
     } catch (const CLI::ParseError& e) {
         // CLI11's own codes (105-114) mean nothing to a caller: a usage error is 2.
         return app.exit(e) == 0 ? 0 : 2;

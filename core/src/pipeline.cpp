@@ -1002,8 +1002,17 @@ void resolve(PipelineSpec& spec, const Registry& registry, std::vector<Issue>& i
                 for (; it != stack.end(); ++it) cycle += *it + " -> ";
                 cycle += next;
                 if (reported.insert(next).second) {
-                    const NodeSpec* at = spec.find(next);
-                    add(at ? at->mark : YAML::Mark::null_mark(), "edges", "cycle: " + cycle + " (documents would loop forever)");
+                    // At the edge that closes the loop (`n -> next`), where the fix usually is;
+                    // at the node when the edge has no position (a spec built in code).
+                    YAML::Mark mark = YAML::Mark::null_mark();
+                    for (const auto& e : spec.edges)
+                        if (e.from == n && e.to == next) {
+                            mark = e.from_mark;
+                            break;
+                        }
+                    if (mark.is_null())
+                        if (const NodeSpec* at = spec.find(next)) mark = at->mark;
+                    add(mark, "edges", fmt::format("cycle: {} (documents would loop forever); the edge {} -> {} closes it", cycle, n, next));
                 }
             } else if (colour[next] == 0) {
                 visit(next);

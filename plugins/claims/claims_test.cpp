@@ -386,6 +386,17 @@ Document scored(double confidence, nlohmann::json missing = nlohmann::json::arra
     return d;
 }
 
+// medium above high is refused by the descriptor's rule, before the component is built
+// (the constructor no longer repeats the check), in the testing kit as in `docpipe validate`.
+TEST(ConfidenceRouter, AMediumAboveHighIsRefusedByTheRule) {
+    try {
+        docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.confidence_router", "{high: 0.8, medium: 0.9}");
+        FAIL() << "built with medium above high";
+    } catch (const std::exception& e) {
+        EXPECT_NE(std::string(e.what()).find("medium (0.9) must not be above high (0.8)"), std::string::npos) << e.what();
+    }
+}
+
 TEST(ConfidenceRouter, ThresholdsAndPorts) {
     auto runner = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.confidence_router", "{}");
     EXPECT_EQ(runner.process(scored(0.95))[0].port, "high");

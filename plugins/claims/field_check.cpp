@@ -99,7 +99,8 @@ std::string check_date(const nlohmann::json& value) {
 // U+034F, U+180E, the Hangul fillers U+115F, U+1160, U+3164, U+FFA0), the interlinear
 // annotations U+FFF9-U+FFFB and the byte-order mark. A policy number "POL" + U+202E + "123"
 // reads reversed on the review page and at NCB; "MEM" + U+2060 + "123" looks like MEM123 and
-// is not. The first one found as "U+XXXX", or "" when there is none.
+// is not. The review pages show the same set as code points (core/src/ui/dom.js, INVISIBLE);
+// ClaimCorrections.TheInvisibleCharactersRefusedAreTheOnesTheReviewPagesShow fails if the two differ.
 bool invisible(char32_t c) {
     return c == 0x00AD || c == 0x034F || c == 0x061C || c == 0x115F || c == 0x1160 || c == 0x180E || (c >= 0x200B && c <= 0x200F) ||
            (c >= 0x202A && c <= 0x202E) || (c >= 0x2060 && c <= 0x2064) || (c >= 0x2066 && c <= 0x2069) || c == 0x3164 ||

@@ -297,7 +297,11 @@ SinkResult NcbSink::write(const Document& doc) {
                                                       "(X-Request-ID {}){}. The reviewer's corrections were not booked: approve "
                                                       "it again with the values NCB holds to close it, or correct the claim in NCB "
                                                       "and reject it here",
-                                                      rid, differences.empty() ? "" : ", with other values: " + differences));
+                                                      rid, differences.empty() ? "" : ", with other values: " + differences))
+                    // NCB gave no claim reference; the key it holds the claim under is where a
+                    // person finds it. A reference on a park also marks the claim held by NCB
+                    // (SinkResult::with_reference): rejected here, it is not booked again if resent.
+                    .with_reference("ncb_idempotency_key", idempotency_key);
             }
             ctx_.metrics().increment("ncb_refused_total");
             // Not booked: a reviewer's corrected claim is a new submission, with a key of its own.

@@ -148,6 +148,14 @@ TEST(NcbSink, AReviewersCorrectionsAfterALostAnswerNeverBookASecondClaim) {
     EXPECT_NE(refused.reason().find("NCB already holds this claim"), std::string::npos) << refused.reason();
     EXPECT_NE(refused.reason().find("Claim Amount: 479.05 at NCB, 120.0 here"), std::string::npos)
         << "the reviewer is told what NCB holds: " << refused.reason();
+    // Where NCB holds it: the key of the earlier try, as a reference, which also marks the
+    // parked claim as held by NCB (rejected here, it is not booked again if sent again).
+    ASSERT_EQ(refused.references().count("ncb_idempotency_key"), 1u);
+    std::string held_under;
+    const auto booked_so_far = claims_at(ncb);
+    for (const auto& c : booked_so_far["claims"])
+        if (c["request_id"] == "booked") held_under = c["idempotency_key"];
+    EXPECT_EQ(refused.references().at("ncb_idempotency_key"), held_under);
     // Approved again with the values NCB holds, the earlier claim's answer comes back: booked once.
     Document as_booked = claim_doc("booked");
     as_booked.fields["reviewed"] = true;

@@ -3,6 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
+#include <set>
+
 #include <cctype>
 #include <random>
 #include <string>
@@ -558,6 +562,51 @@ TEST(Robustness, HugeTokensAndLongAmountLinesAreHandled) {
 
 // A reviewer's corrections are read with the receipt parsers: what extraction would never
 // produce is refused, each field with its reason.
+// The characters the server refuses in corrections as invisible and those the review pages
+// show as code points (core/src/ui/dom.js, INVISIBLE) are one list written twice, in C++ and
+// in JavaScript: this keeps the two from drifting apart.
+TEST(ClaimCorrections, TheInvisibleCharactersRefusedAreTheOnesTheReviewPagesShow) {
+    std::ifstream in(std::string(DOCPIPE_SOURCE_DIR) + "/core/src/ui/dom.js");
+    const std::string js((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string start = "const INVISIBLE = /[";
+    const auto from = js.find(start);
+    ASSERT_NE(from, std::string::npos) << "dom.js no longer defines INVISIBLE as a character class";
+    const auto to = js.find("]/g", from);
+    ASSERT_NE(to, std::string::npos);
+    const std::string cls = js.substr(from + start.size(), to - from - start.size());
+    std::set<char32_t> shown;
+    for (std::size_t i = 0; i < cls.size();) {
+        ASSERT_EQ(cls.compare(i, 2, "\\u"), 0) << "not a \\uXXXX at " << i << " of " << cls;
+        const char32_t first = static_cast<char32_t>(std::stoul(cls.substr(i + 2, 4), nullptr, 16));
+        char32_t last = first;
+        i += 6;
+        if (i < cls.size() && cls[i] == '-') {
+            last = static_cast<char32_t>(std::stoul(cls.substr(i + 3, 4), nullptr, 16));
+            i += 7;
+        }
+        for (char32_t c = first; c <= last; ++c) shown.insert(c);
+    }
+    ASSERT_GT(shown.size(), 20u);
+    const auto utf8 = [](char32_t c) {
+        std::string out;
+        if (c < 0x800) {
+            out += static_cast<char>(0xC0 | (c >> 6));
+        } else {
+            out += static_cast<char>(0xE0 | (c >> 12));
+            out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+        }
+        out += static_cast<char>(0x80 | (c & 0x3F));
+        return out;
+    };
+    std::set<char32_t> refused;
+    for (char32_t c = 0xA0; c <= 0xFFFF; ++c) {
+        if (c >= 0xD800 && c <= 0xDFFF) continue;  // surrogates are no characters
+        const auto faults = docpipe::claims::check_claim_corrections({{"provider_name", "A" + utf8(c) + "B"}});
+        if (faults.count("provider_name") && faults.at("provider_name").find("invisible character") != std::string::npos) refused.insert(c);
+    }
+    EXPECT_EQ(refused, shown) << "plugins/claims/field_check.cpp invisible() and core/src/ui/dom.js INVISIBLE differ";
+}
+
 TEST(ClaimCorrections, RefusesWhatTheParsersWouldNotRead) {
     using nlohmann::json;
     auto problems = check_claim_corrections(json{{"total_amount", "-5; rm -rf /"},

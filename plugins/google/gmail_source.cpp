@@ -387,15 +387,10 @@ GmailSource::GmailSource(const Config& config, Context& context)
       client_(config, context, "Gmail", {kGmailScope}, "the configured mailbox"),
       http_(net::HttpClientOptions{config.get_duration("connect_timeout"), config.get_duration("timeout"), config.get_string("ca_file"),
                                    "docpipe-gmail"}) {
-    if (label_name_.empty() || processed_name_.empty() || failed_name_.empty())
-        throw std::invalid_argument("label, processed_label and failed_label must not be empty");
-    if (lower(processed_name_) == lower(failed_name_)) throw std::invalid_argument("processed_label and failed_label must differ");
-    if (!topic_.empty() && (topic_.rfind("projects/", 0) != 0 || topic_.find("/topics/") == std::string::npos))
-        throw std::invalid_argument(fmt::format("topic '{}' must read projects/<project>/topics/<topic>", topic_));
+    // The labels, the topic, the subscription and the push settings were checked by the
+    // descriptor's rules (ConfigSpec::rule) before this runs: the runtime and the testing kit
+    // both validate a config before they build the component.
     if (mode_ == Mode::PubsubPull) {
-        if (subscription_.rfind("projects/", 0) != 0 || subscription_.find("/subscriptions/") == std::string::npos)
-            throw std::invalid_argument(fmt::format(
-                "mode pubsub_pull needs subscription: projects/<project>/subscriptions/<name> (got '{}')", subscription_));
         if (const char* emulator = std::getenv("PUBSUB_EMULATOR_HOST"); emulator && *emulator) {
             pubsub_base_ = std::string("http://") + emulator;
         } else {
@@ -410,10 +405,6 @@ GmailSource::GmailSource(const Config& config, Context& context)
         while (!pubsub_base_.empty() && pubsub_base_.back() == '/') pubsub_base_.pop_back();
     }
     if (mode_ == Mode::PubsubPush && push_verify_) {
-        if (push_audience_.empty() || push_service_account_.empty())
-            throw std::invalid_argument(
-                "mode pubsub_push needs push_audience and push_service_account (the push subscription's OIDC token settings), "
-                "or push_verify: false for the Pub/Sub emulator");
         const std::string jwks = config.get_string("jwks_url");
         if (jwks.rfind("https://", 0) != 0 && jwks.rfind("http://", 0) != 0)
             throw std::invalid_argument(fmt::format("jwks_url '{}' must start with https://", jwks));

@@ -180,6 +180,28 @@ std::string push_config(const Google& g, const std::string& extra = "") {
 
 }  // namespace
 
+// The checks across settings are the descriptor's rules, run before the source is built (its
+// constructor no longer repeats them): the testing kit refuses as `docpipe validate` does.
+TEST(GmailSource, SettingsThatDoNotFitTogetherAreRefusedBeforeItIsBuilt) {
+    const auto refusal = [](const std::string& yaml) -> std::string {
+        try {
+            docpipe::testing::NodeRunner::from_plugin(plugin_file(), "source.gmail", "credentials_file: /nonexistent.json\n" + yaml);
+        } catch (const std::exception& e) {
+            return e.what();
+        }
+        return "built";
+    };
+    const auto expect_refused = [&](const std::string& yaml, const std::string& want) {
+        const std::string why = refusal(yaml);
+        EXPECT_NE(why.find(want), std::string::npos) << yaml << " -> " << why;
+    };
+    expect_refused("mode: poll\nprocessed_label: Done\nfailed_label: DONE\n", "processed_label and failed_label must differ");
+    expect_refused("mode: poll\nlabel: ''\n", "label, processed_label and failed_label must not be empty");
+    expect_refused("mode: poll\ntopic: claims\n", "topic 'claims' must read projects/<project>/topics/<topic>");
+    expect_refused("mode: pubsub_pull\nsubscription: sub\n", "mode pubsub_pull needs subscription");
+    expect_refused("mode: pubsub_push\n", "mode pubsub_push needs push_audience and push_service_account");
+}
+
 // ---- poll mode --------------------------------------------------------------------------------
 
 TEST(GmailSource, EmitsEachNewMailWithItsExactBytesAndLabelsItOnAck) {

@@ -21,7 +21,11 @@ expect 2 "docpipe: unknown command 'valdate' (did you mean 'validate'?)" -- "$DO
 expect 2 "docpipe plugins: unknown command 'lst' (did you mean 'list'?)" -- "$DOCPIPE" plugins lst
 expect 2 "--max-mb" -- "$DOCPIPE" extract --max-mb 0 x.jpg
 expect 2 "--max-mb" -- "$DOCPIPE" extract --max-mb 17592186044416 x.jpg
-expect 2 "--config is required" -- "$DOCPIPE" run --no-such-flag
+expect 2 "--config is required" -- "$DOCPIPE" run
+# The typo is named before what it hid (CLI11 said only "--config is required").
+expect 2 "docpipe: not expected: --no-such-flag (and --config is required)" -- "$DOCPIPE" run --no-such-flag
+# One component's section of docs/components.md (--markdown was ignored without --all).
+expect 0 '### `sink.files`' -- "$DOCPIPE" plugins describe sink.files --markdown
 expect 0 "Exit status: 0 done" -- "$DOCPIPE" --help
 # An email with no attachment is read and skipped: exit 0 (it was 1, as if it had failed).
 expect 0 '"route":"skipped: no claim attachment' -- env OCR_DEVICE=cpu "$DOCPIPE" extract -c "$SRC/pipelines/claims-local.yaml" \

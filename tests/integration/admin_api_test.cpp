@@ -783,6 +783,47 @@ TEST_F(AdminApi, AReapprovalWithOtherValuesThanNcbBookedGoesBackToReviewSayingSo
     EXPECT_EQ(probe("audit").fields.at("doc-0")["total_amount"]["value"], 12.5) << "the audit says what NCB holds";
 }
 
+// The claim above, rejected by its reviewer instead (the runbook's "correct the claim in NCB
+// and reject it here"): NCB still holds it. The same receipt sent again in a new email was
+// new to transform.dedup (a rejected job did not stand) and could be booked a second time.
+TEST_F(AdminApi, AClaimNcbHoldsThatAReviewerRejectedIsADuplicateWhenSentAgain) {
+    probe("src").feed(1);
+    start(R"(
+nodes:
+  in: {component: source.memory, config: {probe: src}}
+  dedup: {component: transform.dedup}
+  route: {component: transform.route}
+  review: {component: sink.review}
+  ncb: {component: sink.memory, config: {probe: ncb, reference: ncb_claim_reference}}
+  audit: {component: sink.memory, retry: {attempts: 1}, config: {probe: audit, fail_first: 1}}
+edges:
+  - in -> dedup -> route
+  - route.even -> review
+  - route.odd -> ncb
+  - ncb.accepted -> audit
+)", ", approved_node: ncb");
+    ASSERT_TRUE(wait_job("doc-0", "review"));
+    ASSERT_EQ(post("/api/v1/exceptions/doc-0/approve", R"({"fields": {"total_amount": 12.5}})")->status, 200);
+    ASSERT_TRUE(wait_job("doc-0", "failed")) << "NCB booked it, the audit failed";
+    ASSERT_EQ(post("/api/v1/jobs/doc-0/review")->status, 200);
+    ASSERT_TRUE(wait_job("doc-0", "review"));
+    ASSERT_EQ(post("/api/v1/exceptions/doc-0/approve", R"({"fields": {"total_amount": 13}})")->status, 200);
+    ASSERT_TRUE(wait_job("doc-0", "review")) << "NCB holds 12.5";
+    ASSERT_EQ(post("/api/v1/exceptions/doc-0/reject", R"({"reason": "corrected in NCB by hand"})")->status, 200);
+    ASSERT_TRUE(wait_job("doc-0", "rejected"));
+    const json outcomes = body(get("/api/v1/jobs/doc-0"))["data"]["outcomes"];
+    ASSERT_EQ(outcomes.size(), 1u) << outcomes;
+    EXPECT_EQ(outcomes[0]["status"], "rejected") << outcomes;
+    EXPECT_EQ(outcomes[0].value("held", false), true) << "NCB holds it: " << outcomes;
+
+    probe("src").feed(1, "again-");  // the same receipt, in a new email
+    ASSERT_TRUE(wait_job("again-0", "skipped"));
+    EXPECT_EQ(body(get("/api/v1/jobs/again-0"))["data"]["duplicate_of"], "doc-0");
+    std::lock_guard lock(probe("ncb").mutex);
+    EXPECT_EQ(probe("ncb").accepted.at("doc-0"), 1);
+    EXPECT_EQ(probe("ncb").accepted.count("again-0"), 0u);
+}
+
 // NCB took the claim, the audit after it failed; the operator's retry writes the audit row.
 // The document's outcome keeps the NCB reference its first delivery recorded (the retry's
 // fresh outcome, from the audit alone, replaced it).

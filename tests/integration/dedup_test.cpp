@@ -227,6 +227,28 @@ TEST_F(Dedup, AReceiptThatFailedInAPartialJobIsNotADuplicateWhenSentAgain) {
     EXPECT_EQ(job("later-0")->duplicate_of, "job-1");
 }
 
+// A claim a reviewer rejected was not booked: the member may send the receipt again, and it is
+// processed. Unless NCB holds it all the same (`held`: booked with the first values, the
+// corrections parked and then rejected): sent again, it would be booked a second time.
+TEST_F(Dedup, ARejectedReceiptIsNewWhenSentAgainUnlessAReceivingSystemHoldsIt) {
+    const auto seed_rejected = [&](bool held) {
+        core::Job j = record("job-1", "rejected");
+        j.set_outcomes_text(std::string(R"([{"doc_id":"receipt-b","status":"rejected")") + (held ? R"(,"held":true)" : "") + "}]");
+        seed("job-1 receipt-b", {j});
+    };
+    seed_rejected(false);
+    probe("src").feed(1, "again-");
+    EXPECT_EQ(run_once("{probe: out}"), 0);
+    EXPECT_EQ(job("again-0")->status, "submitted") << "never booked: processed";
+    seed_rejected(true);
+    probe("src").feed(1, "later-");
+    EXPECT_EQ(run_once("{probe: out}"), 0);
+    EXPECT_EQ(job("later-0")->status, "skipped") << "NCB holds it";
+    EXPECT_EQ(job("later-0")->duplicate_of, "job-1");
+    std::lock_guard lock(probe("out").mutex);
+    EXPECT_EQ(probe("out").accepted.count("later-0"), 0u);
+}
+
 // A job in review whose email is delivered again (a crash before the ack): with the archive
 // fed from the inbox, the archive's ledger answered "submitted" and the job left the review
 // queue, its claim lost. The shipped pipelines dedup the whole email first, then each

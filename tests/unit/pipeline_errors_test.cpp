@@ -280,7 +280,8 @@ edges:
   - in -> a -> b -> a
   - b -> out
 )");
-    EXPECT_THAT(issues, ElementsAre("p.yaml:3:3: edges: cycle: a -> b -> a (documents would loop forever)"));
+    // At the edge that closes the loop (line 7, column 16: `b -> a`), not at node a's line.
+    EXPECT_THAT(issues, ElementsAre("p.yaml:7:16: edges: cycle: a -> b -> a (documents would loop forever); the edge b -> a closes it"));
 }
 
 TEST(PipelineErrors, NoSourceAndUnreachableNodes) {

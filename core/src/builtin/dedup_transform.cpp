@@ -20,9 +20,10 @@ namespace {
 // duplicate when that earlier delivery can stand: a different job whose status is not
 // failed/rejected (the member sent the receipt again, in another email), another document
 // of the same job (the same file attached twice to one email), or the same document of the
-// same job already delivered successfully before. A redelivery after a crash or a failure
-// is processed again — a dedup check must never block the submission it is protecting (the
-// prototype's did).
+// same job already delivered successfully before. A rejected copy stands when a receiving
+// system holds it all the same (its outcome is `held`, see DescendantOutcome::held). A
+// redelivery after a crash or a failure is processed again — a dedup check must never block
+// the submission it is protecting (the prototype's did).
 class DedupTransform : public Transform {
 public:
     static ComponentDescriptor describe() {
@@ -75,16 +76,27 @@ public:
         const std::string original_doc = space == std::string::npos ? input->id : stored.substr(space + 1);
         const auto original_job = store_->get_job(original);
         const std::string original_status = original_job ? original_job->status : "";
-        bool original_stands = original_status != "failed" && original_status != "rejected" && !original_status.empty();
+        const bool own_outcome_known = space != std::string::npos && original != job_id;
+        // A rejected job is decided by its document's outcome below (it may have been booked).
+        bool original_stands = original_status != "failed" && !original_status.empty() &&
+                               (original_status != "rejected" || own_outcome_known);
         // The first copy's own outcome, where the job says: in a `partial` job one receipt may
         // have been booked and this one have failed, and sent again it must go through.
-        if (original_stands && space != std::string::npos && original != job_id) {
+        if (original_stands && own_outcome_known) {
+            bool found = false;
             for (const auto& o : original_job->outcomes())
                 if (o.value("doc_id", "") == original_doc) {
                     const std::string status = o.value("status", "");
-                    original_stands = status != "failed" && status != "rejected";
+                    // A copy a reviewer rejected was not booked, and the member may send it
+                    // again; unless a receiving system holds it all the same (`held`: NCB
+                    // booked the first values, and the corrections were parked and then
+                    // rejected): sent again, it would be booked twice.
+                    const bool held = o.value("held", false) == true;
+                    original_stands = status != "failed" && (status != "rejected" || held);
+                    found = true;
                     break;
                 }
+            if (!found && original_status == "rejected") original_stands = false;
             // Across a stream (pipelines/distributed) the first job ends `submitted` once the
             // document is handed on; its fate is the later stages' jobs (`<doc>@<node>`).
             if (original_stands) {
@@ -92,7 +104,8 @@ public:
                 later.root_id = original;
                 later.limit = 200;
                 for (const auto& stage : store_->list_jobs(later).jobs)
-                    if (stage.id.rfind(original_doc + "@", 0) == 0 && (stage.status == "failed" || stage.status == "rejected")) {
+                    if (stage.id.rfind(original_doc + "@", 0) == 0 &&
+                        (stage.status == "failed" || (stage.status == "rejected" && !any_held(stage)))) {
                         original_stands = false;
                         break;
                     }
@@ -162,6 +175,10 @@ public:
     }
 
 private:
+    static bool any_held(const Job& job) {
+        const auto outcomes = job.outcomes();
+        return std::any_of(outcomes.begin(), outcomes.end(), [](const nlohmann::json& o) { return o.value("held", false) == true; });
+    }
     static std::string attribute(const Document& d, const char* name, const std::string& fallback) {
         auto it = d.attributes.find(name);
         return it == d.attributes.end() ? fallback : it->second;

@@ -375,6 +375,7 @@ void GraphExecutor::finish_sink_hop(RuntimeNode& sink, const Envelope& env, cons
         o.node = end.node.name();
         if (!outcome.reason.empty()) o.reason = outcome.reason;
         if (!outcome.references.empty()) o.references = outcome.references;
+        o.held = outcome.held;
         if (keep_claim) t.claim = env.doc;
         if (passed)
             for (const std::size_t target : *next) positions.push_back(&new_position(t, target, 1, end.ended));
@@ -718,7 +719,7 @@ void GraphExecutor::park_delivered_with_other_values(RuntimeNode& node, const En
         }
     }
     finish_sink_hop(node, env, HopEnd{node, HopRecord::Result::Parked, reason, ended},
-                    SinkOutcome{DescendantOutcome::Kind::Review, file_name(*env.doc), reason, entry.references}, true);
+                    SinkOutcome{DescendantOutcome::Kind::Review, file_name(*env.doc), reason, entry.references, true}, true);
 }
 
 bool GraphExecutor::arrived_before_by_another_path(RuntimeNode& node, const Envelope& env) {
@@ -822,7 +823,7 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
         s_.settlements.counters.already_delivered.fetch_add(1, std::memory_order_relaxed);
         finish_sink_hop(node, env, HopEnd{node, HopRecord::Result::AlreadyDelivered, {}, ended},
                         SinkOutcome{entry.parked ? DescendantOutcome::Kind::Review : DescendantOutcome::Kind::Submitted, name,
-                                    entry.parked ? "parked for review" : "", entry.references},
+                                    entry.parked ? "parked for review" : "", entry.references, entry.parked && !entry.references.empty()},
                         false);
         return;
     }
@@ -876,7 +877,7 @@ void GraphExecutor::run_sink(std::size_t index, const Envelope& env) {
             const std::string_view reason = parked ? std::string_view(result->reason()) : std::string_view();
             finish_sink_hop(node, env, HopEnd{node, parked ? HopRecord::Result::Parked : HopRecord::Result::Delivered, reason, ended},
                             SinkOutcome{parked ? DescendantOutcome::Kind::Review : DescendantOutcome::Kind::Submitted, name, reason,
-                                        result->references()},
+                                        result->references(), parked && !result->references().empty()},
                             env.doc->fields.contains("claim") || parked);
             return;
         }

@@ -148,6 +148,7 @@ private:
         DescendantOutcome::Kind kind;
         std::string_view name, reason;
         const std::map<std::string, std::string>& references;
+        bool held = false;  // DescendantOutcome::held
     };
     static void push_hop_end(const Envelope& env, const HopEnd& end);
     // A transform's hop ends with documents to pass on: its timeline entry, the positions of

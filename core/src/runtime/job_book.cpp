@@ -192,6 +192,12 @@ public:
                 }
                 text += '}';
             }
+            // Held by a receiving system (DescendantOutcome::held), by any of its sinks.
+            for (std::size_t k = i; k < outcomes.size() && outcomes[k].doc_id == o.doc_id; ++k)
+                if (outcomes[k].held) {
+                    text += R"(,"held":true)";
+                    break;
+                }
             text += R"(,"status":")";
             text += to_string(o.kind);
             text += R"("})";

@@ -150,6 +150,9 @@ struct DescendantOutcome {
     Kind kind = Kind::Submitted;
     std::string doc_id, name, node, reason;
     std::map<std::string, std::string> references;  // SinkResult::with_reference
+    // Parked for review, yet the receiving system holds it (booked with other values): a
+    // rejection does not undo that booking, so the same content sent again is a duplicate.
+    bool held = false;
 };
 const char* to_string(DescendantOutcome::Kind kind);
 

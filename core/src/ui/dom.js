@@ -8,7 +8,8 @@ const SVG_NS = 'http://www.w3.org/2000/svg';
 // data (an email body, a value read from a receipt) turn the text around them or look like
 // nothing: a policy number "POL" + U+202E + "123" read reversed, and reversed the words after
 // it on its line; "MEM" + U+2060 + "123" looked like MEM123. (The server refuses the same set
-// in a reviewer's corrections: plugins/claims/field_check.cpp.)
+// in a reviewer's corrections: plugins/claims/field_check.cpp; the test
+// ClaimCorrections.TheInvisibleCharactersRefusedAreTheOnesTheReviewPagesShow keeps the two equal.)
 // They are shown as their code points instead, wherever data becomes text on the page.
 const INVISIBLE = /[\u00AD\u034F\u061C\u115F\u1160\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\u3164\uFEFF\uFFA0\uFFF9-\uFFFB]/g;
 export function visible(text) {

@@ -177,6 +177,9 @@ public:
     // What the receiving system called the delivery (the NCB claim reference, a Drive file
     // id, a Sheets row range): recorded on the source document's job under `key`, and on the
     // descendant's outcome. Keys are snake_case; values must not carry personal data.
+    // On a parked result, a reference says the receiving system holds the document all the
+    // same (NCB kept an earlier try of the claim): the outcome is marked `held`, and a
+    // reviewer's rejection then does not make the same content new to transform.dedup.
     SinkResult&& with_reference(std::string key, std::string value) && {
         references_[std::move(key)] = std::move(value);
         return std::move(*this);
