@@ -50,6 +50,18 @@ protected:
     httplib::Result post(const std::string& path, const std::string& body_text = "") {
         return client_->Post(path, {{"X-API-Key", kKey}}, body_text, "application/json");
     }
+    // doc-0 in review is approved with 12.50 and NCB books it; the audit after NCB fails, so
+    // the job fails; returned to review, it is approved with 13: NCB holds 12.50, so the claim
+    // goes back to review. (review_ncb_audit with kAuditFailingOnce, approved_node: ncb.)
+    void approve_12_50_book_it_and_approve_13_after_a_failure() {
+        ASSERT_TRUE(wait_job("doc-0", "review"));
+        ASSERT_EQ(post("/api/v1/exceptions/doc-0/approve", R"({"fields": {"total_amount": 12.5}})")->status, 200);
+        ASSERT_TRUE(wait_job("doc-0", "failed")) << "NCB booked it, the audit failed";
+        ASSERT_EQ(post("/api/v1/jobs/doc-0/review")->status, 200);
+        ASSERT_TRUE(wait_job("doc-0", "review"));
+        ASSERT_EQ(post("/api/v1/exceptions/doc-0/approve", R"({"fields": {"total_amount": 13}})")->status, 200);
+        ASSERT_TRUE(wait_job("doc-0", "review")) << "NCB holds 12.5: not submitted with 13";
+    }
     // Polls the API until the job reaches `status` (the pipeline runs on other threads).
     bool wait_job(const std::string& id, const std::string& status) {
         for (int i = 0; i < 2000; ++i) {  // up to 20 s: generous for a loaded CI machine
@@ -697,16 +709,19 @@ TEST_F(AdminApi, RetriesOfAFailedApprovalKeepOneLetterAndDeliverOnce) {
 // Even documents go to review, odd ones to `ncb` (which answers with a reference); the audit
 // node (`audit`, its YAML) follows NCB's `accepted` port and, if `review_audited`, the review
 // queue's, as in the shipped pipelines.
-std::string review_ncb_audit(const std::string& audit, bool review_audited) {
+const char* kAuditFailingOnce = "{component: sink.memory, retry: {attempts: 1}, config: {probe: audit, fail_first: 1}}";
+
+// `dedup`: transform.dedup between the source and the route, as the shipped pipelines have it.
+std::string review_ncb_audit(const std::string& audit, bool review_audited, bool dedup = false) {
     return R"(
 nodes:
   in: {component: source.memory, config: {probe: src}}
   route: {component: transform.route}
   review: {component: sink.review}
   ncb: {component: sink.memory, config: {probe: ncb, reference: ncb_claim_reference}}
-  audit: )" + audit + R"(
+  audit: )" + audit + (dedup ? "\n  dedup: {component: transform.dedup}" : "") + R"(
 edges:
-  - in -> route
+  - )" + (dedup ? "in -> dedup -> route" : "in -> route") + R"(
   - route.even -> review
   - route.odd -> ncb
   - ncb.accepted -> audit
@@ -752,16 +767,9 @@ TEST_F(AdminApi, AnApprovedClaimReachesTheAuditAgainWithTheNcbReference) {
 // approval with the booked values closes it.
 TEST_F(AdminApi, AReapprovalWithOtherValuesThanNcbBookedGoesBackToReviewSayingSo) {
     probe("src").feed(1);
-    start(review_ncb_audit("{component: sink.memory, retry: {attempts: 1}, config: {probe: audit, fail_first: 1}}", false),
-          ", approved_node: ncb");
-    ASSERT_TRUE(wait_job("doc-0", "review"));
-    ASSERT_EQ(post("/api/v1/exceptions/doc-0/approve", R"({"fields": {"total_amount": 12.5}})")->status, 200);
-    ASSERT_TRUE(wait_job("doc-0", "failed")) << "NCB booked it, the audit failed";
-    ASSERT_EQ(post("/api/v1/jobs/doc-0/review")->status, 200);
-    ASSERT_TRUE(wait_job("doc-0", "review"));
-
-    ASSERT_EQ(post("/api/v1/exceptions/doc-0/approve", R"({"fields": {"total_amount": 13}})")->status, 200);
-    ASSERT_TRUE(wait_job("doc-0", "review")) << "NCB holds 12.5: not submitted with 13";
+    start(review_ncb_audit(kAuditFailingOnce, false), ", approved_node: ncb");
+    approve_12_50_book_it_and_approve_13_after_a_failure();
+    if (HasFatalFailure()) return;
     const json job = body(get("/api/v1/jobs/doc-0"))["data"];
     const std::string why = job["last_error"].get<std::string>();
     EXPECT_THAT(why, ::testing::HasSubstr("total_amount: 12.5 delivered, 13 now"));
@@ -788,27 +796,9 @@ TEST_F(AdminApi, AReapprovalWithOtherValuesThanNcbBookedGoesBackToReviewSayingSo
 // new to transform.dedup (a rejected job did not stand) and could be booked a second time.
 TEST_F(AdminApi, AClaimNcbHoldsThatAReviewerRejectedIsADuplicateWhenSentAgain) {
     probe("src").feed(1);
-    start(R"(
-nodes:
-  in: {component: source.memory, config: {probe: src}}
-  dedup: {component: transform.dedup}
-  route: {component: transform.route}
-  review: {component: sink.review}
-  ncb: {component: sink.memory, config: {probe: ncb, reference: ncb_claim_reference}}
-  audit: {component: sink.memory, retry: {attempts: 1}, config: {probe: audit, fail_first: 1}}
-edges:
-  - in -> dedup -> route
-  - route.even -> review
-  - route.odd -> ncb
-  - ncb.accepted -> audit
-)", ", approved_node: ncb");
-    ASSERT_TRUE(wait_job("doc-0", "review"));
-    ASSERT_EQ(post("/api/v1/exceptions/doc-0/approve", R"({"fields": {"total_amount": 12.5}})")->status, 200);
-    ASSERT_TRUE(wait_job("doc-0", "failed")) << "NCB booked it, the audit failed";
-    ASSERT_EQ(post("/api/v1/jobs/doc-0/review")->status, 200);
-    ASSERT_TRUE(wait_job("doc-0", "review"));
-    ASSERT_EQ(post("/api/v1/exceptions/doc-0/approve", R"({"fields": {"total_amount": 13}})")->status, 200);
-    ASSERT_TRUE(wait_job("doc-0", "review")) << "NCB holds 12.5";
+    start(review_ncb_audit(kAuditFailingOnce, false, true), ", approved_node: ncb");
+    approve_12_50_book_it_and_approve_13_after_a_failure();
+    if (HasFatalFailure()) return;
     ASSERT_EQ(post("/api/v1/exceptions/doc-0/reject", R"({"reason": "corrected in NCB by hand"})")->status, 200);
     ASSERT_TRUE(wait_job("doc-0", "rejected"));
     const json outcomes = body(get("/api/v1/jobs/doc-0"))["data"]["outcomes"];
