@@ -309,7 +309,7 @@ fs::path DirectorySource::move_into(const fs::path& file, const fs::path& dir) {
     return target;
 }
 
-bool DirectorySource::changed_since_read(const fs::path& path) {
+bool DirectorySource::changed_since_read(const fs::path& path, bool delivered) {
     std::optional<Observation> read;
     {
         std::lock_guard lock(mutex_);
@@ -324,10 +324,20 @@ bool DirectorySource::changed_since_read(const fs::path& path) {
     if (ec) return false;  // gone: the move below says so
     const auto mtime = fs::last_write_time(path, ec);
     if (ec || (size == read->size && mtime == read->mtime)) return false;
+    ctx_.metrics().increment("directory_changed_while_read");
+    const std::string name = path.filename().string();
+    if (delivered) {
+        // Read again whole, it would be a new document (its id covers its content) and could
+        // be booked a second time: it is filed, and a person looks at what was delivered.
+        ctx_.log().warn("{} changed after it was read ({} bytes then, {} now): its job was done with the part read then; the "
+                        "whole file is moved to {} and not read again: check that job's claim. Raise settle_time if the "
+                        "file's writer pauses longer than {} ms",
+                        name, read->size, size, processed_dir_.string(), settle_time_.count());
+        return false;
+    }
     ctx_.log().warn("{} changed after it was read ({} bytes then, {} now): it was still being written. It stays in {} and is "
                     "read again once it is unchanged for settle_time ({} ms); raise settle_time if its writer pauses longer",
-                    path.filename().string(), read->size, size, dir_.string(), settle_time_.count());
-    ctx_.metrics().increment("directory_changed_while_read");
+                    name, read->size, size, dir_.string(), settle_time_.count());
     std::lock_guard lock(mutex_);
     in_flight_.erase(path);
     observed_.erase(path);
@@ -335,11 +345,10 @@ bool DirectorySource::changed_since_read(const fs::path& path) {
 }
 
 void DirectorySource::settle(const fs::path& path, const Outcome& outcome) {
-    // What was read is not what the folder holds now: the job just ended (failed as a
-    // truncated photo, or done with part of an email) covers a part of the file. The whole file
-    // is a new document (its id covers its content); transform.dedup skips what the part
-    // already delivered.
-    if (changed_since_read(path)) return;
+    // What was read is not what the folder holds now: the job that just failed (a truncated
+    // photo, an email cut short) failed on part of the file, so the file stays to be read
+    // again whole. A job that succeeded on the part is not repeated (see changed_since_read).
+    if (changed_since_read(path, outcome.ok)) return;
     try {
         if (outcome.ok) {
             move_into(path, processed_dir_);
