@@ -579,10 +579,51 @@ void GmailSource::setup() {
     std::uint64_t start = profile_history;
     if (!topic_.empty() && mode_ != Mode::Poll) {
         // The watch's historyId is the mailbox's after the call: a later one than getProfile's.
-        if (const std::uint64_t watched = watch(); watched != 0) start = watched;
+        // A watch Gmail refuses (the topic does not let Gmail publish) costs notifications, not
+        // mail: the mailbox is still synced every poll_interval, and the watch is tried again
+        // (maybe_renew_watch). It stopped all intake when it failed the whole setup.
+        try {
+            if (const std::uint64_t watched = watch(); watched != 0) start = watched;
+        } catch (const std::exception& e) {
+            const auto* api = dynamic_cast<const ApiError*>(&e);
+            const std::string hint =
+                api && api->status == 403
+                    ? fmt::format("; give gmail-api-push@system.gserviceaccount.com the Pub/Sub Publisher role on {} "
+                                  "(docs/google-setup.md)",
+                                  topic_)
+                    : "";
+            std::lock_guard lock(mutex_);
+            ++watch_failures_;
+            watch_error_ = e.what() + hint;
+            next_watch_try_ = ctx_.clock().steady_now() +
+                              net::backoff_delay(watch_failures_, seconds(5), std::chrono::minutes(10), 2.0, milliseconds(1000));
+            ctx_.log().error("the Gmail watch could not be set: {}; the mailbox is read every {} s meanwhile, and the watch is "
+                             "tried again",
+                             watch_error_, std::chrono::duration_cast<seconds>(poll_interval_).count());
+        }
     }
-    const std::uint64_t stored = parse_u64(ctx_.state().get(state_key("history_id")));
-    const std::uint64_t pending = parse_u64(ctx_.state().get(state_key("pending_history_id")));
+    std::uint64_t stored = parse_u64(ctx_.state().get(state_key("history_id")));
+    std::uint64_t pending = parse_u64(ctx_.state().get(state_key("pending_history_id")));
+    bool resync_now = false;
+    if (stored != 0 && start != 0 && stored > start) {
+        // A cursor beyond anything the mailbox has written (state restored from another
+        // mailbox or from before it was recreated): listing from it found nothing, ever, while
+        // health said all was well. The mail Gmail holds is found by query instead.
+        ctx_.log().warn("the stored Gmail cursor {} is ahead of the mailbox's history {} (state from another mailbox, or the "
+                        "mailbox was recreated): it is not used",
+                        stored, start);
+        resync_now = true;
+        stored = 0;
+    }
+    if (pending != 0 && start != 0 && pending > start) {
+        ctx_.log().warn("a recorded Pub/Sub push named history {}, beyond the mailbox's {}: it is dropped", pending, start);
+        try {
+            ctx_.state().erase(state_key("pending_history_id"));
+        } catch (const std::exception&) {
+            // Dropped in memory; the next start drops it again.
+        }
+        pending = 0;
+    }
     {
         std::lock_guard lock(mutex_);
         cursor_ = stored != 0 ? stored : start;
@@ -590,8 +631,11 @@ void GmailSource::setup() {
         listed_to_ = cursor_;
         pending_notified_ = pending;
         sync_due_ = true;
+        resync_wanted_ = resync_now;
     }
-    if (stored == 0) {
+    if (resync_now) {
+        persist_cursor();
+    } else if (stored == 0) {
         persist_cursor();
         ctx_.log().info("no Gmail cursor stored: starting at history {} (mail already in the mailbox is not imported)", start);
     } else {
@@ -665,20 +709,37 @@ bool GmailSource::list_history(SourceEmitter& emitter, std::uint64_t start, std:
     for (int pages = 0;; ++pages) {
         if (pages >= kMaxPages) throw ApiError(fmt::format("history.list from {}: more than {} pages", start, kMaxPages), 0);
         if (pages > 0 && stop_wanted(emitter)) return false;  // a long listing must not hold up shutdown
-        std::string path = fmt::format("/history?startHistoryId={}&historyTypes=messageAdded&labelId={}&maxResults=500", start,
-                                       net::url_encode(label_id_));
+        // messageAdded: new mail. labelAdded: mail that gains the label later, such as a claim
+        // moved out of Spam into the Inbox, or filed there by hand from another folder; it was
+        // never taken, since its messageAdded record did not carry the label.
+        std::string path = fmt::format(
+            "/history?startHistoryId={}&historyTypes=messageAdded&historyTypes=labelAdded&labelId={}&maxResults=500", start,
+            net::url_encode(label_id_));
         if (!page.empty()) path += "&pageToken=" + net::url_encode(page);
         const json j = gmail_json("GET", path, "", "history.list");
         // A page may carry a nextPageToken and no history at all: keep paging.
         if (j.contains("history") && j["history"].is_array()) {
             for (const auto& h : j["history"]) {
                 latest = std::max(latest, to_u64(h.value("id", json())));
-                if (!h.contains("messagesAdded") || !h["messagesAdded"].is_array()) continue;
-                for (const auto& added : h["messagesAdded"]) {
-                    if (!added.is_object() || !added.contains("message") || !added["message"].is_object()) continue;
-                    const std::string id = added["message"].value("id", "");
-                    if (!id.empty() && seen.insert(id).second) ids.push_back(id);
-                }
+                if (h.contains("messagesAdded") && h["messagesAdded"].is_array())
+                    for (const auto& added : h["messagesAdded"]) {
+                        if (!added.is_object() || !added.contains("message") || !added["message"].is_object()) continue;
+                        const std::string id = added["message"].value("id", "");
+                        if (!id.empty() && seen.insert(id).second) ids.push_back(id);
+                    }
+                // Only the records that add this node's label: docpipe's own labels (processed,
+                // failed) on mail already in it are labelAdded records too. A message already
+                // labelled processed or failed is passed over by take().
+                if (h.contains("labelsAdded") && h["labelsAdded"].is_array())
+                    for (const auto& added : h["labelsAdded"]) {
+                        if (!added.is_object() || !added.contains("message") || !added["message"].is_object() ||
+                            !added.contains("labelIds") || !added["labelIds"].is_array())
+                            continue;
+                        const auto& labels = added["labelIds"];
+                        if (std::find(labels.begin(), labels.end(), json(label_id_)) == labels.end()) continue;
+                        const std::string id = added["message"].value("id", "");
+                        if (!id.empty() && seen.insert(id).second) ids.push_back(id);
+                    }
             }
         }
         latest = std::max(latest, to_u64(j.value("historyId", json())));
@@ -688,7 +749,7 @@ bool GmailSource::list_history(SourceEmitter& emitter, std::uint64_t start, std:
     }
 }
 
-std::uint64_t GmailSource::resync(SourceEmitter& emitter, std::uint64_t start, Checkpoint& open, bool& stopped) {
+std::uint64_t GmailSource::resync(SourceEmitter& emitter, std::uint64_t start, Checkpoint& open, bool& stopped, const std::string& why) {
     {
         std::lock_guard lock(mutex_);
         // Guard against lieer#301's loop: Gmail refusing the id getProfile just gave.
@@ -698,8 +759,8 @@ std::uint64_t GmailSource::resync(SourceEmitter& emitter, std::uint64_t start, C
     }
     // The cursor after the resync: taken before the list, so nothing that arrives during it is lost.
     const std::uint64_t profile_history = to_u64(gmail_json("GET", "/profile", "", "getProfile").value("historyId", json()));
-    ctx_.log().warn("Gmail history {} is older than Gmail keeps (404): resync of at most {} message(s) by query, then history {}", start,
-                    resync_max_, profile_history);
+    ctx_.log().warn("Gmail history {} {}: resync of at most {} message(s) by query, then history {}", start, why, resync_max_,
+                    profile_history);
     ctx_.metrics().increment("gmail_resyncs_total");
     std::vector<std::string> ids;
     std::set<std::string> seen, tokens;
@@ -760,6 +821,12 @@ bool GmailSource::take(SourceEmitter& emitter, const std::string& id, Checkpoint
         ctx_.metrics().increment("gmail_messages_gone_total");
         return true;
     }
+    // A 4xx about this one message (400 "Invalid id value") is its own: thrown, it failed every
+    // sync from this cursor, and no later mail was taken. It is handed over as failed instead.
+    // Credentials (401, 403), rate limits (429) and server errors concern every message: the
+    // sync fails and is tried again.
+    if (r.status >= 400 && r.status < 500 && r.status != 401 && r.status != 403 && r.status != 408 && r.status != 429)
+        return reject_unreadable(emitter, id, fmt::format("messages.get answered {}: {}", r.status, answer_text(r)), open);
     if (!r.ok()) throw ApiError(fmt::format("Gmail messages.get {} answered {}: {}", id, r.status, answer_text(r)), r.status);
     const json j = json::parse(r.body, nullptr, false);
     if (j.is_object() && j.contains("labelIds") && j["labelIds"].is_array())
@@ -769,12 +836,12 @@ bool GmailSource::take(SourceEmitter& emitter, const std::string& id, Checkpoint
     // message: the sync fails and is tried again, and the message is not labelled failed.
     if (!j.is_object()) throw ApiError(fmt::format("Gmail messages.get {} answered {} without a JSON object", id, r.status), r.status);
     std::string raw, unreadable;
-    if (!j.contains("raw") || !j["raw"].is_string()) unreadable = "the answer has no raw field";
+    if (!j.contains("raw") || !j["raw"].is_string()) unreadable = "messages.get answered 200 but the answer has no raw field";
     else {
         try {
             raw = net::base64_decode_any(j["raw"].get<std::string>());
         } catch (const std::exception&) {
-            unreadable = "its raw field is not base64";
+            unreadable = "messages.get answered 200 but its raw field is not base64";
         }
     }
     // One unreadable message must not stop the sync: throwing here would fail every sync from
@@ -810,7 +877,7 @@ bool GmailSource::take(SourceEmitter& emitter, const std::string& id, Checkpoint
 
 bool GmailSource::reject_unreadable(SourceEmitter& emitter, const std::string& id, const std::string& what, Checkpoint& open) {
     const std::string reason = fmt::format(
-        "Gmail messages.get {} answered 200 but {}: the message cannot be read, so it is labelled {} and the sync goes on; "
+        "Gmail message {}: {}: the message cannot be read, so it is labelled {} and the sync goes on; "
         "open it in Gmail to check it (if many fail so, check gmail_url and any proxy in between)",
         id, what, failed_name_);
     // The document holds only the reason: there are no message bytes to give.
@@ -864,11 +931,20 @@ bool GmailSource::sync(SourceEmitter& emitter) {
         std::vector<std::string> ids;
         std::uint64_t latest = start;
         bool resynced = false;
+        const bool resync_now = [&] {
+            std::lock_guard lock(mutex_);
+            return std::exchange(resync_wanted_, false);
+        }();
         try {
-            stopped = !list_history(emitter, start, ids, latest);
+            if (resync_now) {
+                target = resync(emitter, start, *open, stopped, "was ahead of the mailbox's history at start");
+                resynced = true;
+            } else {
+                stopped = !list_history(emitter, start, ids, latest);
+            }
         } catch (const ApiError& e) {
             if (e.status != 404) throw;
-            target = resync(emitter, start, *open, stopped);
+            target = resync(emitter, start, *open, stopped, "is older than Gmail keeps (404)");
             resynced = true;
         }
         if (!resynced && !stopped) {
@@ -1146,11 +1222,18 @@ void GmailSource::poll(SourceEmitter& emitter, const PollRequest& request) {
         try {
             pull_notifications();
         } catch (const std::exception& e) {
+            bool log_it;
             {
                 std::lock_guard lock(mutex_);
                 pull_error_ = e.what();
+                const auto now = ctx_.clock().steady_now();
+                log_it = pull_error_ != pull_error_logged_ || now - pull_error_logged_at_ >= std::chrono::minutes(1);
+                if (log_it) {
+                    pull_error_logged_ = pull_error_;
+                    pull_error_logged_at_ = now;
+                }
             }
-            ctx_.log().warn("{}", e.what());
+            if (log_it) ctx_.log().warn("{} (said once a minute while it lasts)", e.what());
         }
     };
     take_hints();
@@ -1248,6 +1331,10 @@ HealthReport GmailSource::health() {
     if (!setup_done_) return {Health::Unavailable, last_error_.empty() ? "not connected to Gmail yet" : last_error_};
     const std::int64_t now_ms = epoch_ms(ctx_.clock().now());
     if (!topic_.empty() && mode_ != Mode::Poll) {
+        if (watch_expiration_ms_ == 0 && !watch_error_.empty())
+            return {Health::Degraded, fmt::format("the Gmail watch could not be set, so no notifications come; the mailbox is read "
+                                                  "every {} s meanwhile: {}",
+                                                  std::chrono::duration_cast<seconds>(poll_interval_).count(), watch_error_)};
         if (watch_expiration_ms_ <= now_ms)
             return {Health::Unavailable, fmt::format("the Gmail watch expired at {}; no notifications until it is renewed{}",
                                                      iso8601_ms(watch_expiration_ms_), watch_error_.empty() ? "" : ": " + watch_error_)};

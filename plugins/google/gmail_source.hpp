@@ -156,7 +156,9 @@ private:
     // Throws ApiError when `token` was already given in this listing (`tokens`): it would loop.
     void check_page_token(std::set<std::string>& tokens, const std::string& token, std::string_view listing) const;
     // Returns the getProfile history id the cursor may move to once what it emitted is settled.
-    std::uint64_t resync(SourceEmitter& emitter, std::uint64_t start, Checkpoint& open, bool& stopped);
+    // `why`: what made the cursor unusable, for the log (Gmail's 404 for an old history id,
+    // a stored cursor ahead of the mailbox).
+    std::uint64_t resync(SourceEmitter& emitter, std::uint64_t start, Checkpoint& open, bool& stopped, const std::string& why);
     // Fetches and emits one message; false if the emitter refused it (stopping).
     bool take(SourceEmitter& emitter, const std::string& id, Checkpoint& open);
     // Hands over a message whose messages.get answer cannot be read (`what`) as a rejected
@@ -235,6 +237,11 @@ private:
     int sync_failures_ = 0;
     std::string last_error_;
     std::string pull_error_;  // the last pull failed (cleared by the next good one)
+    // The pull failure last written to the log, and when: one line a minute while the same
+    // failure lasts (every poll wrote one, about six a second while the token endpoint was down).
+    std::string pull_error_logged_;
+    std::chrono::steady_clock::time_point pull_error_logged_at_{};
+    bool resync_wanted_ = false;  // the next sync lists by query (setup found the stored cursor unusable)
     std::string watch_error_;
     std::uint64_t emitted_ = 0;
 };

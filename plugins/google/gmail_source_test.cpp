@@ -244,7 +244,7 @@ TEST(GmailSource, EmitsEachNewMailWithItsExactBytesAndLabelsItOnAck) {
     EXPECT_TRUE(poll_now(runner).empty());
     EXPECT_TRUE(sweep(runner).empty());
     for (const auto& r : g.requests("gmail.history")) {
-        EXPECT_EQ(r["query"]["historyTypes"], "messageAdded");
+        EXPECT_EQ(r["query"]["historyTypes"], json::array({"messageAdded", "labelAdded"})) << "new mail, and mail moved into the label";
         EXPECT_EQ(r["query"]["labelId"], "INBOX");
     }
     EXPECT_EQ(runner.component().health().status, Health::Healthy) << runner.component().health().detail;
@@ -347,6 +347,87 @@ TEST(GmailSource, AnUnreadableMessageIsRejectedWithItsReasonAndTheSyncGoesOn) {
     EXPECT_EQ(runner.component().health().status, Health::Healthy) << runner.component().health().detail;
     EXPECT_TRUE(sweep(runner).empty());
     expect_no_personal_data(runner);
+}
+
+// A claim that landed in Spam (or was filtered past the Inbox) and is moved into it later has
+// no messageAdded record with the label: it was never taken, and every run said "0 taken".
+TEST(GmailSource, AMailMovedIntoTheInboxLaterIsTakenOnce) {
+    Google g;
+    auto runner = make_runner(g.config("poll"));
+    const json spam = g.deliver(mail(1), json::array({"SPAM", "UNREAD"}));
+    EXPECT_TRUE(poll_now(runner).empty()) << "not in the Inbox yet";
+    g.control("POST", "/_fake/gmail/relabel", {{"user", kUser}, {"id", spam["id"]}, {"add", {"INBOX"}}, {"remove", {"SPAM"}}});
+    auto items = sweep(runner);
+    ASSERT_EQ(items.size(), 1u) << "moved into the Inbox: taken";
+    EXPECT_EQ(bytes_of(items[0].doc), mail(1));
+    items[0].ack(Outcome{});
+    EXPECT_TRUE(Google::has(g.messages().at(spam["id"]), "docpipe-processed"));
+    // Its own processed label is a labelAdded record too, and moving it out and back in again
+    // adds the label anew: neither takes it a second time.
+    g.control("POST", "/_fake/gmail/relabel", {{"user", kUser}, {"id", spam["id"]}, {"remove", {"INBOX"}}});
+    g.control("POST", "/_fake/gmail/relabel", {{"user", kUser}, {"id", spam["id"]}, {"add", {"INBOX"}}});
+    EXPECT_TRUE(sweep(runner).empty());
+}
+
+// One message whose messages.get keeps answering a 4xx ("Invalid id value") failed every sync
+// from the cursor, so no mail behind it was ever taken. It is now failed on its own.
+TEST(GmailSource, AMessageGmailRefusesToGiveIsFailedAndTheMailBehindItIsTaken) {
+    Google g;
+    auto runner = make_runner(g.config("poll"));
+    std::vector<json> d;
+    for (int i = 1; i <= 3; ++i) d.push_back(g.deliver(mail(i)));
+    const json refusal = {{"error", {{"code", 400}, {"message", "Invalid id value"}}}};
+    g.control("POST", "/_fake/script", {{"target", "gmail.get"}, {"responses", json::array({{{"status", 400}, {"body", refusal}}})}});
+    auto items = poll_now(runner);
+    ASSERT_EQ(items.size(), 3u) << "the sync went on past it";
+    EXPECT_NE(items[0].rejected.find("messages.get answered 400"), std::string::npos) << items[0].rejected;
+    EXPECT_NE(items[0].rejected.find("Invalid id value"), std::string::npos) << items[0].rejected;
+    for (int i = 1; i < 3; ++i) EXPECT_EQ(bytes_of(items[i].doc), mail(i + 1));
+}
+
+// A watch Gmail refuses at start (the topic does not let Gmail publish) stopped all intake:
+// setup failed, and was retried for ever while no mail was read. Now the mailbox is synced as
+// in poll mode, health names the problem and what to grant, and the watch is tried again.
+TEST(GmailSource, AWatchRefusedAtStartLeavesTheMailboxReadAndSaysWhatToGrant) {
+    Google g;
+    g.subscribe();
+    const json refusal = {{"error", {{"code", 403}, {"message", "User not authorized to perform this action."}}}};
+    g.control("POST", "/_fake/script",
+              {{"target", "gmail.watch"}, {"responses", json::array({{{"status", 403}, {"count", 2}, {"body", refusal}}})}});
+    auto runner = make_runner(g.config("pubsub_pull", fmt::format("topic: {}\nsubscription: {}\n", kTopic, kSubscription)));
+    const auto health = runner.component().health();
+    EXPECT_EQ(health.status, Health::Degraded) << health.detail;
+    EXPECT_NE(health.detail.find("the Gmail watch could not be set"), std::string::npos) << health.detail;
+    EXPECT_NE(health.detail.find("gmail-api-push@system.gserviceaccount.com"), std::string::npos) << health.detail;
+    const json d = g.deliver(mail(1));
+    auto items = sweep(runner);
+    ASSERT_EQ(items.size(), 1u) << "the mailbox is read without the watch";
+    items[0].ack(Outcome{});
+    runner.clock().advance(std::chrono::minutes(30));
+    poll_now(runner);
+    EXPECT_GE(g.requests("gmail.watch").size(), 2u) << "the watch is tried again";
+}
+
+// A stored cursor beyond the mailbox's history (state restored from another mailbox, or the
+// mailbox recreated) found nothing, ever, while health said all was well. It is not used: the
+// mail Gmail holds is found by query.
+TEST(GmailSource, ACursorAheadOfTheMailboxIsNotUsed) {
+    Google g;
+    // The first setup fails, so that the cursor can be put in its store before the second.
+    g.control("POST", "/_fake/script", {{"target", "gmail.getProfile"}, {"responses", json::array({{{"status", 503}, {"count", 1}}})}});
+    auto runner = make_runner(g.config("poll"));
+    const json d = g.deliver(mail(1));
+    runner.context().state().put(kCursorKey, std::to_string(g.mailbox_history() + 100000));
+    runner.clock().advance(std::chrono::minutes(1));
+    auto items = poll_now(runner);
+    ASSERT_EQ(items.size(), 1u) << "taken by the resync";
+    EXPECT_EQ(bytes_of(items[0].doc), mail(1));
+    items[0].ack(Outcome{});
+    EXPECT_LE(cursor(runner), g.mailbox_history()) << "the cursor is the mailbox's again";
+    std::string warned;
+    for (const auto& line : runner.context().log_lines())
+        if (line.level == LogLevel::Warn) warned += line.message + "\n";
+    EXPECT_NE(warned.find("is ahead of the mailbox's history"), std::string::npos) << warned;
 }
 
 // A 200 that is no JSON at all (a proxy's login page) says nothing about the message: the

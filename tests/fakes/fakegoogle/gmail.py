@@ -32,6 +32,8 @@ Control:
   POST /_fake/gmail/deliver    {"user", "raw": "<text>" | "raw_b64": "..", "labelIds"?: ["INBOX","UNREAD"],
                                 "internalDate"?: ms, "threadId"?} -> {"id", "threadId", "historyId"}
   POST /_fake/gmail/delete     {"user", "id"}            a messageDeleted record
+  POST /_fake/gmail/relabel    {"user", "id", "add": [..], "remove": [..]}  as the user's own messages.modify
+                               (a mail moved from Spam to the Inbox): labelAdded / labelRemoved records
   POST /_fake/gmail/retention  {"floor_history_id": N, "user"?}   (every mailbox when no user)
   POST /_fake/gmail/watch_expiration {"ms": N, "lifetime_ms"?: M}  active watches expire N ms from now;
                                lifetime_ms sets the lifetime of later watch calls (default 7 days)
@@ -113,6 +115,7 @@ class Gmail:
         app.add_route("POST", u + r"/labels", "gmail", self.create_label, op="gmail.labels.create")
         app.add_control("POST", r"/_fake/gmail/deliver", self._ctl_deliver)
         app.add_control("POST", r"/_fake/gmail/delete", self._ctl_delete)
+        app.add_control("POST", r"/_fake/gmail/relabel", self._ctl_relabel)
         app.add_control("POST", r"/_fake/gmail/retention", self._ctl_retention)
         app.add_control("POST", r"/_fake/gmail/watch_expiration", self._ctl_watch_expiration)
         app.add_control("POST", r"/_fake/gmail/notifications", self._ctl_notifications)
@@ -480,6 +483,31 @@ class Gmail:
             hid = self._record(box, "messageAdded", msg)
             self._notify(box, set(labels))
             return Response.json(200, {"id": mid, "threadId": msg["threadId"], "historyId": hid})
+
+    def _ctl_relabel(self, req, m):
+        try:
+            body = req.json()
+            user, mid = body.get("user") or self.default_user, body["id"]
+            add, remove = list(body.get("add") or []), list(body.get("remove") or [])
+        except Exception:
+            return Response.json(400, {"error": 'body must be {"user", "id", "add", "remove"}'})
+        with self.app.lock:
+            box = self._box(user)
+            msg = box["messages"].get(mid)
+            if msg is None:
+                return Response.json(404, {"error": f"no message {mid}"})
+            before = set(msg["labelIds"])
+            added = [x for x in dict.fromkeys(add) if x not in msg["labelIds"]]
+            msg["labelIds"] += added
+            if added:
+                self._record(box, "labelAdded", msg, added)
+            removed = [x for x in dict.fromkeys(remove) if x in msg["labelIds"] and x not in add]
+            msg["labelIds"] = [x for x in msg["labelIds"] if x not in removed]
+            if removed:
+                self._record(box, "labelRemoved", msg, removed)
+            if added or removed:
+                self._notify(box, before | set(msg["labelIds"]))
+            return Response.json(200, {"id": mid, "labelIds": list(msg["labelIds"])})
 
     def _ctl_delete(self, req, m):
         try:
