@@ -649,8 +649,19 @@ void stop_routing_library_messages_to(Logger* logger) {
 }
 
 bool is_pdf(const Part& part) {
-    if (part.media_type == "application/pdf") return true;
-    return part.bytes && part.bytes->size() >= 5 && std::equal(part.bytes->begin(), part.bytes->begin() + 5, "%PDF-");
+    if (!part.bytes) return part.media_type == "application/pdf";
+    const Bytes& b = *part.bytes;
+    if (b.size() >= 5 && std::equal(b.begin(), b.begin() + 5, "%PDF-")) return true;
+    if (part.media_type != "application/pdf") return false;
+    // Declared a PDF (a name ending .pdf, a sender's Content-Type) but holding an image's
+    // bytes: a phone photo saved as receipt.pdf was refused as "not a readable PDF", and a
+    // readable receipt was lost. The bytes decide; a damaged PDF still reads as a PDF.
+    if (b.size() >= 12) {
+        l_int32 format = IFF_UNKNOWN;
+        findFileFormatBuffer(b.data(), &format);
+        if (format != IFF_UNKNOWN || is_heif(b.data(), b.size())) return false;
+    }
+    return true;
 }
 
 struct PartDecoder::Pdf {
@@ -670,11 +681,19 @@ PartDecoder::PartDecoder(const Part& part, const DecodeLimits& limits) : part_(p
 
     if (is_pdf(part)) {
         pdf_ = std::make_unique<Pdf>();
+        // A PDF ends with "%%EOF" (within its last KB): one without it stopped short on its way,
+        // and the sender is asked for it again. Poppler rebuilds a cut-off file's index and
+        // may find no page in it: that was called "PDF without pages".
+        const std::string_view tail(reinterpret_cast<const char*>(data) + (size > 1024 ? size - 1024 : 0),
+                                    std::min<std::size_t>(size, 1024));
+        const bool cut_off = tail.find("%%EOF") == std::string_view::npos;
+        const char* truncated = "truncated PDF: the file stops before its end (no %EOF) and no page could be read; ask the sender "
+                                "to send it again";
         pdf_->doc.reset(poppler::document::load_from_raw_data(reinterpret_cast<const char*>(data), static_cast<int>(size)));
-        if (!pdf_->doc) bad(part, "not a readable PDF (truncated or corrupt)");
+        if (!pdf_->doc) bad(part, cut_off ? truncated : "not a readable PDF (corrupt)");
         if (pdf_->doc->is_locked()) bad(part, "encrypted PDF, no password");
         const int count = pdf_->doc->pages();
-        if (count <= 0) bad(part, "PDF without pages");
+        if (count <= 0) bad(part, cut_off ? truncated : "PDF without pages");
         if (count > limits.max_pages) bad(part, fmt::format("{} pages, above the limit of {} pages", count, limits.max_pages));
         for (int i = 0; i < count; ++i) {
             poppler_said.clear();

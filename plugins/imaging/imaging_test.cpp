@@ -869,6 +869,19 @@ TEST(PdfPages, BadInputGivesClearReasons) {
               "book.pdf: 500 pages, above the limit of 50 pages");
     std::string pdf = make_pdf(1, true, false);
     EXPECT_THAT(error_of(runner, doc_of("cut.pdf", bytes_of(pdf.substr(0, 40)))), HasSubstr("cut.pdf: "));
+    // Cut off after its first page's objects: poppler rebuilds the index and finds no page. It
+    // said "PDF without pages", and the sender was asked for nothing.
+    // Laid out as img2pdf writes a scan: the image's stream before the page that draws it.
+    const std::string scan = pdf_file({"<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+                                       "<< /Length 20000 >>\nstream\n" + std::string(20000, 'x') + "\nendstream",
+                                       "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 100] >>"});
+    EXPECT_THAT(error_of(runner, doc_of("cut.pdf", bytes_of(scan.substr(0, scan.size() * 6 / 10)))),
+                HasSubstr("cut.pdf: truncated PDF: the file stops before its end (no %EOF) and no page could be read; ask the sender"));
+    // A photo saved under a .pdf name (or sent as application/pdf) is read as the photo it is:
+    // it failed as "not a readable PDF (truncated or corrupt)".
+    Document photo_as_pdf = doc_of("receipt.pdf", read_bytes(kReceipt));
+    ASSERT_EQ(photo_as_pdf.parts[0].media_type, "application/pdf");
+    EXPECT_EQ(error_of(runner, photo_as_pdf), "(no error)");
     // A page poppler refuses is refused with poppler's reason.
     const std::string bad_annots = pdf_file({"<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
                                              "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 100] /Annots << /A 1 >> >>"});
