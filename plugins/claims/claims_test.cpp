@@ -397,6 +397,20 @@ TEST(ConfidenceRouter, AMediumAboveHighIsRefusedByTheRule) {
     }
 }
 
+// A receipt read beside a file that could not be read (a password-protected ZIP that may hold
+// another receipt) was booked at 0.95, and the other receipt was lost with one log line.
+TEST(ConfidenceRouter, AClaimBesideAnUnreadableFileGoesToAPerson) {
+    auto runner = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.confidence_router", "{}");
+    Document d = scored(0.95);
+    d.attributes["unreadable_attachments"] = "'more.zip/r2.jpg': password-protected: it cannot be read";
+    const auto out = runner.process(d);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].port, "low");
+    EXPECT_NE(out[0].doc->attributes.at("review_reason").find("could not be read and may hold another receipt: 'more.zip/r2.jpg'"),
+              std::string::npos)
+        << out[0].doc->attributes.at("review_reason");
+}
+
 TEST(ConfidenceRouter, ThresholdsAndPorts) {
     auto runner = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.confidence_router", "{}");
     EXPECT_EQ(runner.process(scored(0.95))[0].port, "high");

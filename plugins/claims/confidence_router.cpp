@@ -49,6 +49,13 @@ std::string ConfidenceRouter::route_for(const Document& doc, std::string& reason
         reason = "missing required field(s): " + list;
         return "low";
     }
+    // transform.mime: the email also holds a file that could not be read and may hide another
+    // receipt. Booked without a person, that receipt was lost with only a log line to say so.
+    if (auto u = doc.attributes.find("unreadable_attachments"); u != doc.attributes.end() && !u->second.empty()) {
+        reason = "the email also holds a file that could not be read and may hold another receipt: " + u->second +
+                 "; check it with the sender";
+        return "low";
+    }
     if (c >= high_) return "high";
     if (c >= medium_) {
         reason = fmt::format("confidence {:.2f} below {:.2f}", c, high_);

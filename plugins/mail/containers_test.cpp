@@ -1038,6 +1038,11 @@ TEST(MimeSmime, AnEncryptedEmailFailsSayingItIsEncrypted) {
     ASSERT_EQ(out.size(), 1u);
     EXPECT_NE(out[0].doc->attributes.at("skipped_attachments").find("'fwd.p7m': an S/MIME-encrypted email"), std::string::npos)
         << out[0].doc->attributes.at("skipped_attachments");
+    // Kept apart from the logos and signatures skipped: it may hide a receipt, and the claim
+    // goes to a person for it (transform.confidence_router).
+    ASSERT_EQ(out[0].doc->attributes.count("unreadable_attachments"), 1u);
+    EXPECT_NE(out[0].doc->attributes.at("unreadable_attachments").find("'fwd.p7m': an S/MIME-encrypted email"), std::string::npos)
+        << out[0].doc->attributes.at("unreadable_attachments");
     EXPECT_NE(why.find("no claim attachment could be read: 'smime.p7m': an S/MIME-encrypted email: its attachments cannot be read without "
                        "the recipient's private key"),
               std::string::npos)

@@ -95,6 +95,15 @@ void MimeTransform::process(const DocumentPtr& input, Outputs& out) {
         return;
     }
 
+    // Beside the receipts read, what could not be read and may hide another receipt (a
+    // password-protected ZIP, an archive cut short): each claim carries it, so that the claim
+    // goes to a person rather than being booked while the other receipt is lost unseen
+    // (transform.confidence_router routes it to review).
+    std::string unreadable;
+    constexpr std::size_t kNamedUnreadable = 5;
+    for (std::size_t i = 0; i < email.unreadable.size() && i < kNamedUnreadable; ++i) unreadable += (i ? "; " : "") + email.unreadable[i];
+    if (email.unreadable.size() > kNamedUnreadable) unreadable += fmt::format("; and {} more", email.unreadable.size() - kNamedUnreadable);
+
     std::size_t index = 0;
     for (auto& a : email.attachments) {
         if (!a.skipped.empty()) continue;
@@ -112,6 +121,7 @@ void MimeTransform::process(const DocumentPtr& input, Outputs& out) {
         if (a.depth > 0) child.attributes["forwarded"] = "true";
         if (!a.archive.empty()) child.attributes["archive"] = a.archive;
         if (!skipped_summary.empty()) child.attributes["skipped_attachments"] = skipped_summary;
+        if (!unreadable.empty()) child.attributes["unreadable_attachments"] = unreadable;
         const std::string media_type = a.media_type;
         child.parts.push_back(Part{a.filename, media_type, std::make_shared<const Bytes>(std::move(a.bytes))});
         out.emit(std::make_shared<const Document>(std::move(child)));
