@@ -325,6 +325,37 @@ TEST(DirectorySource, WithFollowLinksALinkToAFileIsReadAndALinkToADeviceIsNot) {
     EXPECT_TRUE(fs::exists(elsewhere.path() / "receipt.eml"));
 }
 
+// A name near the file-name limit (255 bytes) got no .reason beside it in failed/, and one
+// that also needed a ".1" could not be moved at all: it stayed in the inbox, read and failed
+// again on every run. Such a name is shortened where it is filed, keeping its extension.
+TEST(DirectorySource, ANameNearTheLimitIsFiledWithItsReason) {
+    test::TempDir dir;
+    const std::string name = std::string(236, 'r') + "\xC3\xA9" + std::string(12, 's') + ".jpg";  // 254 bytes, an é at the cut
+    ASSERT_EQ(name.size(), 254u);
+    auto runner = NodeRunner::from_plugin(kPlugin, "source.directory", "path: " + dir.path().string() + "\nsettle_time: 0s");
+    for (int round = 0; round < 2; ++round) {  // the second finds the first's name taken
+        write_file(dir.path() / name, "not a photo " + std::to_string(round));
+        auto items = runner.poll({0ms, false});
+        ASSERT_EQ(items.size(), 1u);
+        items[0].ack(Outcome{false, name + ": not a readable image"});
+        EXPECT_FALSE(fs::exists(dir.path() / name)) << "moved out of the inbox";
+    }
+    const auto filed = names_in(dir.path() / "failed");
+    ASSERT_EQ(filed.size(), 4u) << ::testing::PrintToString(filed);
+    std::size_t reasons = 0;
+    for (const auto& f : filed) {
+        EXPECT_LE(f.size(), 255u) << f;
+        EXPECT_EQ(f.find("\xC3~"), std::string::npos) << "not cut inside the é";
+        if (f.size() > 7 && f.compare(f.size() - 7, 7, ".reason") == 0) {
+            ++reasons;
+            EXPECT_NE(read_file(dir.path() / "failed" / f).find("not a readable image"), std::string::npos);
+        } else {
+            EXPECT_NE(f.find(".jpg"), std::string::npos) << "the extension is kept: " << f;
+        }
+    }
+    EXPECT_EQ(reasons, 2u);
+}
+
 TEST(DirectorySource, NameCollisionInProcessedKeepsBoth) {
     test::TempDir dir;
     auto runner = NodeRunner::from_plugin(kPlugin, "source.directory", "path: " + dir.path().string() + "\nsettle_time: 0s");

@@ -302,9 +302,31 @@ void DirectorySource::poll(SourceEmitter& emitter, const PollRequest& request) {
     }
 }
 
-fs::path DirectorySource::move_into(const fs::path& file, const fs::path& dir) {
-    fs::path target = dir / file.filename();
-    for (int n = 1; fs::exists(target); ++n) target = dir / (file.filename().string() + "." + std::to_string(n));
+namespace {
+
+// `name` shortened so that it and `room` more bytes fit in one file name (255 bytes on the
+// usual file systems): a name near the limit got no ".reason" file beside it in failed/, and
+// with a ".1" added for a second such file it could not be moved at all, so it stayed in the
+// inbox to be read and failed on every run. The end of the name (its extension) is kept; the
+// cut falls between UTF-8 characters.
+std::string fitting(const std::string& name, std::size_t room) {
+    constexpr std::size_t kNameMax = 255;
+    if (name.size() + room <= kNameMax) return name;
+    const std::size_t dot = name.rfind('.');
+    const std::string extension = dot != std::string::npos && name.size() - dot <= 16 ? name.substr(dot) : "";
+    const std::size_t keep = kNameMax - room - extension.size() - 1;  // and a '~' to show the cut
+    std::size_t cut = std::min(keep, name.size() - extension.size());
+    while (cut > 0 && (static_cast<unsigned char>(name[cut]) & 0xC0) == 0x80) --cut;  // not inside a character
+    return name.substr(0, cut) + "~" + extension;
+}
+
+}  // namespace
+
+fs::path DirectorySource::move_into(const fs::path& file, const fs::path& dir, std::size_t room) {
+    // Room for a ".N" to tell two files of one name apart, and for what the caller adds.
+    const std::string name = fitting(file.filename().string(), room + 6);
+    fs::path target = dir / name;
+    for (int n = 1; fs::exists(target); ++n) target = dir / (name + "." + std::to_string(n));
     fs::rename(file, target);  // same filesystem by default; throws with the reason otherwise
     return target;
 }
@@ -353,9 +375,12 @@ void DirectorySource::settle(const fs::path& path, const Outcome& outcome) {
         if (outcome.ok) {
             move_into(path, processed_dir_);
         } else {
-            fs::path target = move_into(path, failed_dir_);
+            fs::path target = move_into(path, failed_dir_, std::string_view(".reason").size());
             std::ofstream reason(target.string() + ".reason");
             reason << outcome.reason << "\n";
+            reason.close();
+            if (!reason) ctx_.log().error("{} is in {}, but its .reason file could not be written", target.filename().string(),
+                                          failed_dir_.string());
             ctx_.metrics().increment("directory_failed_files");
         }
         std::lock_guard lock(mutex_);

@@ -67,7 +67,9 @@ private:
     // (which said "0 failed" and exited 0 while such files went to failed/). The runtime's ack
     // moves it to failed/. False when the runtime did not record it: the file stays here.
     bool reject_unread(SourceEmitter& emitter, const std::filesystem::path& path, const std::string& why);
-    std::filesystem::path move_into(const std::filesystem::path& file, const std::filesystem::path& dir);
+    // Moves `file` into `dir` under its name (shortened when it and `room` more bytes would not
+    // fit in a file name), with ".N" added when the name is taken there.
+    std::filesystem::path move_into(const std::filesystem::path& file, const std::filesystem::path& dir, std::size_t room = 0);
 
     Context& ctx_;
     std::filesystem::path dir_, processed_dir_, failed_dir_;
