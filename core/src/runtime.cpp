@@ -17,6 +17,7 @@
 #include "runtime/sources.hpp"
 #include "runtime/store_guard.hpp"
 #include "runtime/watchdog.hpp"
+#include "services.hpp"
 
 namespace docpipe::core {
 
@@ -477,7 +478,9 @@ std::string RunSummary::format() const {
         if (line.empty()) line = "-";
         out += fmt::format("  {:<32} {:<10} {}\n", one_line(j.label), j.status, one_line(line));
     }
-    return out;
+    // File names and reasons come from senders ("IC 850312105544 Tan.jpg"): the summary goes
+    // where the log goes (cron's mail, the journal), so it is masked as the log is.
+    return redact_personal_data(out);
 }
 
 MetricsRegistry& Runtime::metrics() { return impl_->metrics; }

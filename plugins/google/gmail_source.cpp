@@ -1030,6 +1030,7 @@ void GmailSource::modify_labels(const std::string& id, const std::vector<std::st
     const json body{{"addLabelIds", add}, {"removeLabelIds", remove}};
     for (int attempt = 1; attempt <= kModifyAttempts; ++attempt) {
         std::string why;
+        bool permanent = false;
         try {
             const auto r = gmail("POST", "/messages/" + net::url_encode(id) + "/modify", docpipe::json_text(body), "messages.modify");
             if (r.ok()) return;
@@ -1038,18 +1039,54 @@ void GmailSource::modify_labels(const std::string& id, const std::vector<std::st
                 return;
             }
             why = fmt::format("HTTP {}: {}", r.status, answer_text(r));
-            const auto kind = net::classify(r, ctx_.clock().now()).kind;
-            if (kind == net::FailureKind::Permanent) attempt = kModifyAttempts;  // no retry can help
+            permanent = net::classify(r, ctx_.clock().now()).kind == net::FailureKind::Permanent;
+            if (permanent) attempt = kModifyAttempts;  // no retry can help
         } catch (const std::exception& e) {
             why = e.what();
         }
         if (attempt >= kModifyAttempts) {
             ctx_.metrics().increment("gmail_label_failures_total");
-            ctx_.log().error("cannot label Gmail message {} after {} tries: {}", id, attempt, why);
+            // Gmail was down for a while: the labels are kept in the state store and set by a
+            // later poll, in this run or the next. Lost, the mail stayed unread and unlabelled
+            // for good, looking untouched although its claim was booked.
+            bool kept = false;
+            if (!permanent) try {
+                    ctx_.state().put(state_key("unlabelled/") + id, docpipe::json_text(body), std::chrono::hours(24 * 30));
+                    kept = true;
+                } catch (const std::exception&) {
+                    // The store is down too: said below.
+                }
+            ctx_.log().error("cannot label Gmail message {} after {} tries: {}{}", id, attempt, why,
+                             kept ? "; the labels are set once Gmail answers again" : "");
             return;
         }
         ctx_.log().warn("labelling Gmail message {} failed (try {}): {}", id, attempt, why);
         ctx_.clock().sleep_for(net::backoff_delay(attempt, milliseconds(500), seconds(8), 2.0, milliseconds(250)));
+    }
+}
+
+void GmailSource::apply_pending_labels() {
+    const std::string prefix = state_key("unlabelled/");
+    std::vector<std::string> keys;
+    try {
+        keys = ctx_.state().keys(prefix, 50);
+    } catch (const std::exception&) {
+        return;  // the store is down: the next poll looks again
+    }
+    for (const auto& key : keys) {
+        const std::string id = key.substr(prefix.size());
+        try {
+            const auto body = ctx_.state().get(key);
+            if (!body) continue;
+            const auto r = gmail("POST", "/messages/" + net::url_encode(id) + "/modify", *body, "messages.modify");
+            const bool permanent = !r.ok() && r.status != 404 && net::classify(r, ctx_.clock().now()).kind == net::FailureKind::Permanent;
+            if (!r.ok() && r.status != 404 && !permanent) return;  // Gmail still failing: the next poll tries again
+            ctx_.state().erase(key);
+            if (r.ok()) ctx_.log().info("Gmail message {} labelled now (Gmail had failed when it was settled)", id);
+            else ctx_.log().warn("Gmail message {} could not be labelled: {}", id, r.status == 404 ? "it is gone" : answer_text(r));
+        } catch (const std::exception&) {
+            return;  // Gmail or the store unreachable: the next poll tries again
+        }
     }
 }
 
@@ -1210,6 +1247,7 @@ void GmailSource::poll(SourceEmitter& emitter, const PollRequest& request) {
     }
     maybe_renew_watch();
     persist_cursor();  // a write that failed earlier
+    apply_pending_labels();
     if (request.drain) {
         // `run --once`: this is the one round; no further sync is due, so health must not
         // call the time since it stale while the graph is still working on what it took.

@@ -165,7 +165,12 @@ private:
     // document, so it is failed and labelled like any failed message; false if refused (stopping).
     bool reject_unreadable(SourceEmitter& emitter, const std::string& id, const std::string& what, Checkpoint& open);
     void settle(const std::string& id, const Outcome& outcome);
+    // Tries kModifyAttempts times; labels Gmail could not take for a while are kept in the
+    // state store ("gmail/<address>/unlabelled/<id>") for apply_pending_labels().
     void modify_labels(const std::string& id, const std::vector<std::string>& add, const std::vector<std::string>& remove);
+    // Sets the labels kept by modify_labels, from poll(): at most 50 a round, stopping at the
+    // first answer that says Gmail still fails.
+    void apply_pending_labels();
     void advance_locked();   // mutex_ held
     void persist_cursor();   // mutex_ not held
 

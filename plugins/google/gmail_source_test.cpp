@@ -430,6 +430,26 @@ TEST(GmailSource, ACursorAheadOfTheMailboxIsNotUsed) {
     EXPECT_NE(warned.find("is ahead of the mailbox's history"), std::string::npos) << warned;
 }
 
+// Gmail's modify failing for longer than the tries in an ack (a short outage) left a booked
+// mail unread and unlabelled for good, looking untouched. The labels are kept and set once
+// Gmail answers again.
+TEST(GmailSource, LabelsGmailCouldNotTakeAreSetOnceItAnswersAgain) {
+    Google g;
+    auto runner = make_runner(g.config("poll"));
+    const json d = g.deliver(mail(1));
+    auto items = poll_now(runner);
+    ASSERT_EQ(items.size(), 1u);
+    g.control("POST", "/_fake/script", {{"target", "gmail.modify"}, {"responses", json::array({{{"status", 503}, {"count", 4}}})}});
+    items[0].ack(Outcome{});
+    EXPECT_FALSE(Google::has(g.messages().at(d["id"]), "docpipe-processed")) << "Gmail was down for every try";
+    EXPECT_EQ(runner.context().state().keys("gmail/claims@example.com/unlabelled/").size(), 1u) << "kept";
+    poll_now(runner);
+    const auto message = g.messages().at(d["id"]);
+    EXPECT_TRUE(Google::has(message, "docpipe-processed"));
+    EXPECT_FALSE(Google::has(message, "UNREAD"));
+    EXPECT_TRUE(runner.context().state().keys("gmail/claims@example.com/unlabelled/").empty());
+}
+
 // A 200 that is no JSON at all (a proxy's login page) says nothing about the message: the
 // sync fails and is tried again, and the message is not labelled failed for good.
 TEST(GmailSource, AnAnswerThatIsNoJsonFailsTheSyncAndDoesNotFailTheMessage) {

@@ -674,6 +674,39 @@ struct PartDecoder::Pdf {
     double megapixels_checked = 0;  // what the checks so far declared together
 };
 
+void PartDecoder::read_pdf_jpegs(int pages) {
+    if (pdf_->jpegs_read) return;
+    pdf_->jpegs_read = true;
+    std::string why_not;
+    pdf_->jpegs = pdf_jpegs(part_.bytes->data(), part_.bytes->size(), pages, why_not);
+    if (!pdf_->jpegs) to_library_logger("qpdf", fmt::format("{}: {}", part_.name, why_not));
+    else pdf_->verdicts.resize(pdf_->jpegs->images.size());
+    if (pdf_->jpegs && pdf_->jpegs->unchecked > 0)
+        to_library_logger("qpdf", fmt::format("{}: {} of its JPEGs or pages are not checked for damage (JPEGs over {} on a "
+                                              "page or over twice the file's size together, or behind filters that "
+                                              "are not undone here: a predictor, more than 4, JBIG2 or JPX; pages "
+                                              "whose content is over 32 MB or whose forms nest deeper than 8)",
+                                              part_.name, pdf_->jpegs->unchecked, kMaxJpegsPerPage));
+}
+
+bool PartDecoder::draws_a_scan(int index) {
+    // A receipt scanned at 100 dpi (SROIE's, 460 x 930) is well over this; a shop's logo on a
+    // born-digital receipt (400 x 300) is under it.
+    constexpr std::int64_t kScanPixels = 150'000;
+    read_pdf_jpegs(pdf_->doc->pages());
+    if (!pdf_->jpegs || static_cast<std::size_t>(index) >= pdf_->jpegs->pages.size()) return false;
+    for (const std::size_t k : pdf_->jpegs->pages[static_cast<std::size_t>(index)]) {
+        const auto& jpeg = pdf_->jpegs->images[k].bytes;
+        try {
+            const JpegHeader header = read_jpeg_header(part_, jpeg.data(), jpeg.size());
+            if (header.width * header.height >= kScanPixels) return true;
+        } catch (const BadInput&) {
+            return true;  // a damaged image: rendered, so that its damage is found and named
+        }
+    }
+    return false;
+}
+
 PartDecoder::PartDecoder(const Part& part, const DecodeLimits& limits) : part_(part), limits_(limits) {
     check_size(part, limits);
     const l_uint8* data = part.bytes->data();
@@ -707,7 +740,17 @@ PartDecoder::PartDecoder(const Part& part, const DecodeLimits& limits) : part_(p
                 const auto last = text.find_last_not_of(" \t\r\n\f");
                 text.erase(last == std::string::npos ? 0 : last + 1);
             }
-            if (!text.empty()) {  // born-digital: its own text beats OCR, nothing is rendered
+            // Born-digital: its own text beats OCR, nothing is rendered. But not over a scan: a
+            // scanner app's invisible OCR text, or text laid over a receipt's photo, is not what
+            // the page shows (a forged "TOTAL 9,999.00" was booked at high confidence, and a
+            // CamScanner footer alone stood for the whole receipt).
+            if (!text.empty() && draws_a_scan(i)) {
+                to_library_logger("poppler", fmt::format("{}: page {} draws a scanned image: its text layer is not used, the page is "
+                                                         "read by OCR",
+                                                         part.name, i + 1));
+                text.clear();
+            }
+            if (!text.empty()) {
                 plan_.push_back(PlannedPage{0, 0, 3, 0});
                 text_layers_.push_back(std::move(text));
                 continue;
@@ -809,19 +852,7 @@ std::vector<Page> PartDecoder::decode() {
             if (!page) bad(part_, fmt::format("PDF page {} cannot be read{}", i + 1, poppler_reason()));
             // The page's JPEGs, checked before poppler renders them (it says nothing of their
             // damage), each once however many pages draw it.
-            if (!pdf_->jpegs_read) {
-                pdf_->jpegs_read = true;
-                std::string why_not;
-                pdf_->jpegs = pdf_jpegs(data, size, static_cast<int>(plan_.size()), why_not);
-                if (!pdf_->jpegs) to_library_logger("qpdf", fmt::format("{}: {}", part_.name, why_not));
-                else pdf_->verdicts.resize(pdf_->jpegs->images.size());
-                if (pdf_->jpegs && pdf_->jpegs->unchecked > 0)
-                    to_library_logger("qpdf", fmt::format("{}: {} of its JPEGs or pages are not checked for damage (JPEGs over {} on a "
-                                                          "page or over twice the file's size together, or behind filters that "
-                                                          "are not undone here: a predictor, more than 4, JBIG2 or JPX; pages "
-                                                          "whose content is over 32 MB or whose forms nest deeper than 8)",
-                                                          part_.name, pdf_->jpegs->unchecked, kMaxJpegsPerPage));
-            }
+            read_pdf_jpegs(static_cast<int>(plan_.size()));
             const std::size_t notes_before = damage_.size();
             if (pdf_->jpegs)
                 for (std::size_t n = 0; n < pdf_->jpegs->pages[static_cast<std::size_t>(i)].size(); ++n) {

@@ -85,6 +85,13 @@ private:
     std::unique_ptr<HeifFile> heif_;        // a HEIC or AVIF photo (libheif), parsed once
     std::unique_ptr<Pdf> pdf_;
     std::vector<std::string> damage_;
+
+    // PDF: the JPEGs each page draws (pdf_jpegs.hpp), read once, at the first page that needs them.
+    void read_pdf_jpegs(int pages);
+    // PDF: whether page `index` draws a photo or scan (a JPEG of kScanPixels or more): its
+    // text layer, if any, is then not what the page shows (a scanner app's own OCR, or text
+    // laid over the image on purpose), and the page is read by OCR.
+    bool draws_a_scan(int index);
 };
 
 // Plan and decode in one go (tests, tools): the pages of an image or PDF part.

@@ -90,7 +90,10 @@ Bytes bytes_of(const std::string& s) { return Bytes(s.begin(), s.end()); }
 // (a scanner's PDF of a receipt photo), stored as given with /DCTDecode. The resources are
 // on /Pages, inherited by every page, as scanners write them; `listed_not_drawn`, when
 // given, is a second JPEG (/Im1) listed there that no page draws.
-std::string pdf_of_jpeg(const Bytes& jpeg, int width, int height, int pages = 1, const Bytes& listed_not_drawn = {}) {
+// `overlay`: text drawn over the image in Helvetica, invisible (render mode 3) as a scanner
+// app's OCR layer is.
+std::string pdf_of_jpeg(const Bytes& jpeg, int width, int height, int pages = 1, const Bytes& listed_not_drawn = {},
+                        const std::string& overlay = "") {
     auto image = [&](const Bytes& bytes) {
         return "<< /Type /XObject /Subtype /Image /Width " + std::to_string(width) + " /Height " + std::to_string(height) +
                " /ColorSpace /DeviceGray /BitsPerComponent 8 /Filter /DCTDecode /Length " + std::to_string(bytes.size()) + " >>\nstream\n" +
@@ -102,10 +105,12 @@ std::string pdf_of_jpeg(const Bytes& jpeg, int width, int height, int pages = 1,
     objects.push_back("<< /Type /Catalog /Pages 2 0 R >>");
     std::string kids;
     for (int i = 0; i < pages; ++i) kids += std::to_string(first_page + i) + " 0 R ";
+    const std::string font = overlay.empty() ? "" : " /Font << /F1 << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> >>";
     objects.push_back("<< /Type /Pages /Kids [" + kids + "] /Count " + std::to_string(pages) + " /Resources << /XObject << /Im0 3 0 R" +
-                      (second ? " /Im1 5 0 R" : "") + " >> >> >>");
+                      (second ? " /Im1 5 0 R" : "") + " >>" + font + " >> >>");
     objects.push_back(image(jpeg));
-    const std::string content = "q 298 0 0 420 0 0 cm /Im0 Do Q";
+    const std::string content =
+        "q 298 0 0 420 0 0 cm /Im0 Do Q" + (overlay.empty() ? "" : " BT /F1 12 Tf 3 Tr 20 20 Td (" + overlay + ") Tj ET");
     objects.push_back("<< /Length " + std::to_string(content.size()) + " >>\nstream\n" + content + "\nendstream");
     if (second) objects.push_back(image(listed_not_drawn));
     for (int i = 0; i < pages; ++i) objects.push_back("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 298 420] /Contents 4 0 R >>");
@@ -181,6 +186,26 @@ TEST(PdfPages, PdfTextLayerIsKeptOrRendered) {
     EXPECT_EQ(img.width, 400) << "200 pt at 144 dpi";
     EXPECT_EQ(img.height, 200);
     EXPECT_TRUE(rendered[0].doc->pages[0].text_layer.empty());
+}
+
+// A scan carrying a text layer (a scanner app's invisible OCR, or text laid over the photo on
+// purpose) is not born-digital: the text was trusted over the image, and a forged "TOTAL RM
+// 9,999.00" over a receipt of RM 80.90 was booked at high confidence. The image is read.
+TEST(PdfPages, AScanWithATextLayerIsReadFromTheScan) {
+    auto runner = NodeRunner::from_plugin(kPlugin, "transform.pdf_pages", "text_layer: use");
+    test::TempDir dir;
+    const fs::path gray = dir.path() / "gray.jpg";
+    ASSERT_EQ(std::system(("convert " + kReceipt.string() + " -colorspace Gray " + gray.string()).c_str()), 0);
+    auto scan = runner.process(doc_of("scan.pdf", bytes_of(pdf_of_jpeg(read_bytes(gray), 1240, 1748, 1, {}, "TOTAL RM 9,999.00"))));
+    ASSERT_EQ(scan.at(0).doc->pages.size(), 1u);
+    EXPECT_TRUE(scan[0].doc->pages[0].text_layer.empty()) << scan[0].doc->pages[0].text_layer;
+    EXPECT_TRUE(scan[0].doc->pages[0].image.pixels) << "rendered, for OCR";
+    // A born-digital receipt with a small picture on it (a shop's logo) keeps its own text.
+    const Bytes logo = small_receipt_jpeg();
+    ASSERT_FALSE(logo.empty());
+    auto invoice = runner.process(doc_of("invoice.pdf", bytes_of(pdf_of_jpeg(logo, 240, 338, 1, {}, "TOTAL RM 12.50"))));
+    EXPECT_THAT(invoice.at(0).doc->pages.at(0).text_layer, HasSubstr("TOTAL RM 12.50"));
+    EXPECT_FALSE(invoice[0].doc->pages[0].image.pixels);
 }
 
 // libjpeg's own warning ("Premature end of JPEG file") went straight to stderr, through the

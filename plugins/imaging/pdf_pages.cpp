@@ -43,7 +43,9 @@ public:
                           "a receipt (a long receipt, 80 x 600 mm, is 7.5; a 1x1500 pixel strip is 1500). 0: no limit"),
             Field::integer("max_bytes").default_value(50 * 1024 * 1024).min(1).describe("Largest file accepted"),
             Field::enumeration("text_layer", {"use", "ocr"}).default_value("use")
-                .describe("use: a PDF page with text keeps it and skips OCR; ocr: always render and OCR"),
+                .describe("use: a PDF page with text keeps it and skips OCR, unless the page draws a scan or photo (a JPEG of "
+                          "150,000 pixels or more: its text is a scanner app's OCR or laid over it, not what it shows), "
+                          "which is rendered and OCRed; ocr: always render and OCR"),
         };
         DocumentBudget::add_fields(d.config, "All pages of one document together, checked before decoding; more fails that document alone");
         return d;

@@ -145,8 +145,12 @@ private:
             // retry (with backoff) usually finishes it. A page that times out every time
             // fails after the node's attempts, with this reason.
             if (monitor.deadline_exceeded())
-                throw std::runtime_error(fmt::format("page {}: OCR took longer than {} ms (page_timeout) and was cancelled; it is "
-                                                     "retried, as a busy machine slows every page",
+                // Read as the final reason too, after the last attempt: so it says what the
+                // operator can do, not that it "is retried".
+                throw std::runtime_error(fmt::format("page {}: OCR took longer than {} ms (page_timeout) and was cancelled (a busy "
+                                                     "machine slows every page, so the node's retries try again; a page that "
+                                                     "times out every time is rarely a receipt: noise, a pattern, or a huge "
+                                                     "scan; look at it, or raise page_timeout)",
                                                      page.index + 1, timeout_.count()));
             throw std::runtime_error(fmt::format("page {}: tesseract recognition failed", page.index + 1));
         }

@@ -68,7 +68,8 @@ TEST(TesseractOcr, APageOverItsTimeoutIsCancelledAndRetriedNotRefused) {
         FAIL() << "a timeout must not be final (BadInput): " << e.what();
     } catch (const std::runtime_error& e) {
         EXPECT_THAT(e.what(), HasSubstr("took longer than 1 ms"));
-        EXPECT_THAT(e.what(), HasSubstr("retried"));
+        EXPECT_THAT(e.what(), HasSubstr("the node's retries try again"));
+        EXPECT_THAT(e.what(), HasSubstr("raise page_timeout")) << "said as the final reason too: what to do";
     }
 }
 

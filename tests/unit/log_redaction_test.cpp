@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "docpipe/secrets.hpp"
+#include "runtime.hpp"
 #include "services.hpp"
 #include "state/store.hpp"
 
@@ -194,3 +195,19 @@ TEST(MaskSecrets, DoesNotLoopWhenTheMaskHoldsTheSecret) {
 }
 
 }  // namespace
+
+// The `run --once` summary goes where the log goes (cron's mail, the journal): file names and
+// reasons from senders were printed unmasked there ("IC 850312105544 Tan.jpg") while the log
+// masked the same text.
+TEST(LogRedaction, TheOnceSummaryIsMaskedAsTheLogIs) {
+    RunSummary summary;
+    summary.taken = 2;
+    summary.failed = 1;
+    summary.failures.push_back({"doc-1", "IC 850312105544 Tan.jpg", "not a readable image; sender tan.ahkow@example.com.my"});
+    summary.jobs.push_back({"IC 850312105544 Tan.jpg", "failed", nlohmann::json(), "Member ID: M12345678 not found"});
+    const std::string text = summary.format();
+    for (const char* personal : {"850312105544", "tan.ahkow@example.com.my", "M12345678"})
+        EXPECT_EQ(text.find(personal), std::string::npos) << personal << " in:\n" << text;
+    EXPECT_NE(text.find("FAILED IC [nric] Tan.jpg (doc-1)"), std::string::npos) << text;
+    EXPECT_NE(text.find("documents: 2 taken"), std::string::npos) << text;
+}
