@@ -278,6 +278,41 @@ TEST(ClaimsTransform, NoTextIsBadInput) {
     EXPECT_THROW(runner.process(d), BadInput);
 }
 
+// Two receipts in one file (a two-page TIFF): the claim took the total from one and the date
+// from the other, and was booked. Fields from different pages now go to a person, saying so.
+TEST(ClaimsTransform, FieldsFromDifferentPagesGoToAPerson) {
+    auto claims = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.claims", "{}");
+    auto router = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.confidence_router", "{}");
+    auto first = clinic_receipt();
+    std::erase_if(first, [](const TextLine& l) { return l.text.rfind("Date:", 0) == 0; });
+    Document two = ocr_document(first, "Member ID: MEM123456789");
+    Page second;
+    second.index = 1;
+    OcrResult r;
+    for (const char* l : {"KEDAI BUKU SINAR", "Tarikh: 28/12/2017", "Terima kasih"}) r.lines.push_back({l, {}, 93.0f});
+    second.ocr = r;
+    two.pages.push_back(second);
+    auto out = claims.process(two);
+    ASSERT_EQ(out.size(), 1u);
+    const auto& claim = out[0].doc->fields["claim"];
+    ASSERT_TRUE(claim.contains("service_date")) << claim.dump();
+    ASSERT_EQ(claim["service_date"]["value"], "2017-12-28") << "read from the second page";
+    const std::string warnings = out[0].doc->fields["warnings"].dump();
+    EXPECT_NE(warnings.find("the claim's fields come from different pages (total_amount on page 1"), std::string::npos) << warnings;
+    EXPECT_NE(warnings.find("service_date on page 2"), std::string::npos) << warnings;
+    EXPECT_LE(claim["total_amount"]["confidence"].get<double>(), 0.5);
+    EXPECT_NE(router.process(*out[0].doc)[0].port, "high");
+    EXPECT_NE(router.process(*out[0].doc)[0].port, "medium");
+    // One receipt on one page of two (the second blank) is not held back for it.
+    Document one = ocr_document(clinic_receipt(), "Member ID: MEM123456789");
+    Page blank;
+    blank.index = 1;
+    blank.ocr = OcrResult{};
+    one.pages.push_back(blank);
+    const std::string calm = claims.process(one)[0].doc->fields["warnings"].dump();
+    EXPECT_EQ(calm.find("different pages"), std::string::npos) << calm;
+}
+
 // Train receipts 387, 404 and 414 (faint print on a bright page) come back from Tesseract
 // with no text. The reviewer is told to look at the image, not only which fields are missing.
 TEST(ClaimsTransform, APageTheOcrReadNothingOnIsNamedInTheReviewReason) {

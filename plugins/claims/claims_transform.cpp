@@ -213,7 +213,8 @@ FieldMap merge_by_coverage(const nlohmann::json& readings, const ConfidenceModel
 
 }  // namespace
 
-// Under the router's `medium` (0.75 by default): a claim read from a damaged page goes to a person.
+// Under the router's `medium` (0.75 by default): a claim read from a damaged page, or from
+// several pages that may be several receipts, goes to a person.
 constexpr double kDamagedPageCap = 0.5;
 
 ClaimResult ClaimsTransform::extract(const Document& doc, nlohmann::json* readings_out) const {
@@ -265,6 +266,29 @@ ClaimResult ClaimsTransform::extract(const Document& doc, nlohmann::json* readin
         for (auto& [name, field] : receipt) {
             field.provenance["confidence_cap"] = std::min(field.cap().value_or(1.0), kDamagedPageCap);
             field.confidence = std::min(field.confidence, kDamagedPageCap);
+        }
+    }
+    // A file of several pages whose total, date and shop come from different pages: two
+    // receipts in one file (a two-page TIFF, a PDF of two scans) were read as one claim, the
+    // total of one and the date of the other, and booked. A long receipt scanned in two parts
+    // looks the same; either way a person checks it against the images.
+    if (doc.pages.size() > 1) {
+        std::map<int, std::vector<std::string>> by_page;
+        for (const char* name : {"total_amount", "service_date", "provider_name"})
+            if (auto f = receipt.find(name); f != receipt.end() && f->second.provenance.contains("page") &&
+                                              f->second.provenance["page"].is_number_integer())
+                by_page[f->second.provenance["page"].get<int>()].push_back(name);
+        if (by_page.size() > 1) {
+            std::string where;
+            for (const auto& [page, names] : by_page)
+                for (const auto& name : names) where += fmt::format("{}{} on page {}", where.empty() ? "" : ", ", name, page + 1);
+            warnings.push_back(fmt::format("the claim's fields come from different pages ({}): if the file holds more than one "
+                                           "receipt, each needs a claim of its own; check them against the images",
+                                           where));
+            for (auto& [name, field] : receipt) {
+                field.provenance["confidence_cap"] = std::min(field.cap().value_or(1.0), kDamagedPageCap);
+                field.confidence = std::min(field.confidence, kDamagedPageCap);
+            }
         }
     }
     FieldMap email;
