@@ -1053,6 +1053,7 @@ void GmailSource::modify_labels(const std::string& id, const std::vector<std::st
             if (!permanent) try {
                     ctx_.state().put(state_key("unlabelled/") + id, docpipe::json_text(body), std::chrono::hours(24 * 30));
                     kept = true;
+                    labels_may_wait_ = true;
                 } catch (const std::exception&) {
                     // The store is down too: said below.
                 }
@@ -1066,14 +1067,26 @@ void GmailSource::modify_labels(const std::string& id, const std::vector<std::st
 }
 
 void GmailSource::apply_pending_labels() {
+    if (!labels_may_wait_.exchange(false)) return;
     const std::string prefix = state_key("unlabelled/");
     std::vector<std::string> keys;
     try {
         keys = ctx_.state().keys(prefix, 50);
     } catch (const std::exception&) {
+        labels_may_wait_ = true;
         return;  // the store is down: the next poll looks again
     }
+    // Any left (Gmail still failing, more than 50): looked for again at the next poll.
+    struct LookAgain {
+        std::atomic<bool>& flag;
+        bool wanted = false;
+        ~LookAgain() {
+            if (wanted) flag = true;
+        }
+    } look_again{labels_may_wait_};
+    look_again.wanted = keys.size() >= 50;
     for (const auto& key : keys) {
+        look_again.wanted = true;  // until this one is done
         const std::string id = key.substr(prefix.size());
         try {
             const auto body = ctx_.state().get(key);
@@ -1082,6 +1095,7 @@ void GmailSource::apply_pending_labels() {
             const bool permanent = !r.ok() && r.status != 404 && net::classify(r, ctx_.clock().now()).kind == net::FailureKind::Permanent;
             if (!r.ok() && r.status != 404 && !permanent) return;  // Gmail still failing: the next poll tries again
             ctx_.state().erase(key);
+            look_again.wanted = keys.size() >= 50;
             if (r.ok()) ctx_.log().info("Gmail message {} labelled now (Gmail had failed when it was settled)", id);
             else ctx_.log().warn("Gmail message {} could not be labelled: {}", id, r.status == 404 ? "it is gone" : answer_text(r));
         } catch (const std::exception&) {

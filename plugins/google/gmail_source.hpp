@@ -247,6 +247,9 @@ private:
     std::string pull_error_logged_;
     std::chrono::steady_clock::time_point pull_error_logged_at_{};
     bool resync_wanted_ = false;  // the next sync lists by query (setup found the stored cursor unusable)
+    // Labels kept by modify_labels may wait in the state store: looked for once after start,
+    // then only after one was kept (the store's listing walks its whole keyspace on Redis).
+    std::atomic<bool> labels_may_wait_{true};
     std::string watch_error_;
     std::uint64_t emitted_ = 0;
 };
