@@ -82,7 +82,7 @@ TEST(DirectorySource, FileStillBeingWrittenWaitsUntilItIsStable) {
 // A writer that pauses longer than settle_time (a slow share) gets its file read half-written.
 // The half fails (a truncated photo); at that ack the file is found to have grown since it was
 // read, so it is not filed in failed/ as the sender's fault: it stays, and once it settles the
-// whole file is read as a document of its own. A half that went through is not read again.
+// whole file is read as a document of its own.
 TEST(DirectorySource, AFileThatChangedAfterItWasReadStaysToBeReadAgainWhole) {
     test::TempDir dir;
     auto runner = NodeRunner::from_plugin(kPlugin, "source.directory", "path: " + dir.path().string() + "\nsettle_time: 1s");
@@ -120,22 +120,26 @@ TEST(DirectorySource, AFileThatChangedAfterItWasReadStaysToBeReadAgainWhole) {
     items[0].ack(Outcome{false, "b.jpg: truncated JPEG"});
     EXPECT_TRUE(fs::exists(dir.path() / "failed" / "b.jpg"));
 
-    // One whose job succeeded on the part read is not read again (a second booking): it is
-    // filed in processed/, and the log says to check that job.
-    write_file(dir.path() / "c.pdf", "a part");
+    // One whose job went through on what was read, and that was then saved over (a scanner
+    // that always writes scan.jpg): filed unread, the next receipt was lost. It is read again.
+    write_file(dir.path() / "c.jpg", "receipt 1");
     EXPECT_TRUE(runner.poll({0ms, false}).empty());
     runner.clock().advance(1500ms);
     items = runner.poll({0ms, false});
     ASSERT_EQ(items.size(), 1u);
-    { std::ofstream(dir.path() / "c.pdf", std::ios::app) << " and more"; }
+    write_file(dir.path() / "c.jpg", "receipt number 2");
     items[0].ack(Outcome{true, ""});
-    EXPECT_TRUE(fs::exists(dir.path() / "processed" / "c.pdf"));
-    EXPECT_FALSE(fs::exists(dir.path() / "c.pdf"));
+    EXPECT_FALSE(fs::exists(dir.path() / "processed" / "c.jpg"));
     warned.clear();
     for (const auto& line : runner.context().log_lines())
         if (line.level == LogLevel::Warn) warned += line.message;
-    EXPECT_NE(warned.find("c.pdf changed after it was read (6 bytes then, 15 now): its job was done with the part read then"),
+    EXPECT_NE(warned.find("c.jpg changed after it was read (9 bytes then, 16 now): its job went through on what was read then"),
               std::string::npos) << warned;
+    EXPECT_TRUE(runner.poll({0ms, false}).empty());
+    runner.clock().advance(1500ms);
+    items = runner.poll({0ms, false});
+    ASSERT_EQ(items.size(), 1u);
+    EXPECT_EQ(items[0].doc.parts[0].bytes->size(), 16u) << "the second receipt, read";
 }
 
 TEST(DirectorySource, DrainModeWaitsForSettlingFiles) {

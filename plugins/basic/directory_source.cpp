@@ -348,18 +348,19 @@ bool DirectorySource::changed_since_read(const fs::path& path, bool delivered) {
     if (ec || (size == read->size && mtime == read->mtime)) return false;
     ctx_.metrics().increment("directory_changed_while_read");
     const std::string name = path.filename().string();
-    if (delivered) {
-        // Read again whole, it would be a new document (its id covers its content) and could
-        // be booked a second time: it is filed, and a person looks at what was delivered.
-        ctx_.log().warn("{} changed after it was read ({} bytes then, {} now): its job was done with the part read then; the "
-                        "whole file is moved to {} and not read again: check that job's claim. Raise settle_time if the "
-                        "file's writer pauses longer than {} ms",
-                        name, read->size, size, processed_dir_.string(), settle_time_.count());
-        return false;
-    }
-    ctx_.log().warn("{} changed after it was read ({} bytes then, {} now): it was still being written. It stays in {} and is "
-                    "read again once it is unchanged for settle_time ({} ms); raise settle_time if its writer pauses longer",
-                    name, read->size, size, dir_.string(), settle_time_.count());
+    // Either way the file as it is now is read again, as a document of its own (its id covers
+    // its content). Filed unread, a scanner's next receipt saved over the same name was lost.
+    if (delivered)
+        ctx_.log().warn("{} changed after it was read ({} bytes then, {} now): its job went through on what was read then. "
+                        "The file as it is now stays in {} and is read again once it settles: if it is another receipt "
+                        "saved under the same name, that is its claim; if it is the same receipt completed, check both "
+                        "jobs. Raise settle_time if the file's writer pauses longer than {} ms",
+                        name, read->size, size, dir_.string(), settle_time_.count());
+    else
+        ctx_.log().warn("{} changed after it was read ({} bytes then, {} now): it was still being written. It stays in {} and is "
+                        "read again once it is unchanged for settle_time ({} ms); raise settle_time if its writer pauses "
+                        "longer",
+                        name, read->size, size, dir_.string(), settle_time_.count());
     std::lock_guard lock(mutex_);
     in_flight_.erase(path);
     observed_.erase(path);
@@ -367,9 +368,9 @@ bool DirectorySource::changed_since_read(const fs::path& path, bool delivered) {
 }
 
 void DirectorySource::settle(const fs::path& path, const Outcome& outcome) {
-    // What was read is not what the folder holds now: the job that just failed (a truncated
-    // photo, an email cut short) failed on part of the file, so the file stays to be read
-    // again whole. A job that succeeded on the part is not repeated (see changed_since_read).
+    // What was read is not what the folder holds now: the job that just ended covers what was
+    // read (part of a file still being written, or a file since saved over), so the file stays
+    // to be read again as it is now (see changed_since_read).
     if (changed_since_read(path, outcome.ok)) return;
     try {
         if (outcome.ok) {

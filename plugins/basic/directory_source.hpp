@@ -57,10 +57,9 @@ private:
     std::string patterns_text() const;
     std::string refusal(const std::filesystem::directory_entry& entry) const;
     void settle(const std::filesystem::path& path, const Outcome& outcome);
-    // Whether a file whose job failed (`delivered` false) differs in size or mtime from when
-    // it was read: then it is named in the log and left in the folder (not moved to failed/)
-    // to be read again once it settles. A delivered one is only named: read again it could be
-    // booked twice. The caller holds no lock.
+    // Whether a file differs in size or mtime from when it was read: then it is named in the
+    // log (`delivered`: whether its job went through) and left in the folder, not moved to
+    // processed/ or failed/, to be read again once it settles. The caller holds no lock.
     bool changed_since_read(const std::filesystem::path& path, bool delivered);
     // Hands a file that cannot be taken (a pipe, a link, too big, unreadable) to the runtime as
     // a rejected document with `why`: a failed job and a dead letter, counted by `run --once`

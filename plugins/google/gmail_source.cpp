@@ -821,11 +821,11 @@ bool GmailSource::take(SourceEmitter& emitter, const std::string& id, Checkpoint
         ctx_.metrics().increment("gmail_messages_gone_total");
         return true;
     }
-    // A 4xx about this one message (400 "Invalid id value") is its own: thrown, it failed every
-    // sync from this cursor, and no later mail was taken. It is handed over as failed instead.
-    // Credentials (401, 403), rate limits (429) and server errors concern every message: the
-    // sync fails and is tried again.
-    if (r.status >= 400 && r.status < 500 && r.status != 401 && r.status != 403 && r.status != 408 && r.status != 429)
+    // An answer about this one message (400 "Invalid id value", 410, 422) is its own: thrown,
+    // it failed every sync from this cursor, and no later mail was taken. It is handed over as
+    // failed instead. Credentials (401, 403), a proxy (407), rate limits (429), the rest of the
+    // 4xx and server errors may concern every message: the sync fails and is tried again.
+    if (r.status == 400 || r.status == 410 || r.status == 422)
         return reject_unreadable(emitter, id, fmt::format("messages.get answered {}: {}", r.status, answer_text(r)), open);
     if (!r.ok()) throw ApiError(fmt::format("Gmail messages.get {} answered {}: {}", id, r.status, answer_text(r)), r.status);
     const json j = json::parse(r.body, nullptr, false);
@@ -927,14 +927,14 @@ bool GmailSource::sync(SourceEmitter& emitter) {
     }();
     bool stopped = false;
     std::uint64_t target = 0;
+    const bool resync_now = [&] {
+        std::lock_guard lock(mutex_);
+        return std::exchange(resync_wanted_, false);
+    }();
     try {
         std::vector<std::string> ids;
         std::uint64_t latest = start;
         bool resynced = false;
-        const bool resync_now = [&] {
-            std::lock_guard lock(mutex_);
-            return std::exchange(resync_wanted_, false);
-        }();
         try {
             if (resync_now) {
                 target = resync(emitter, start, *open, stopped, "was ahead of the mailbox's history at start");
@@ -960,6 +960,9 @@ bool GmailSource::sync(SourceEmitter& emitter) {
         const auto now = ctx_.clock().steady_now();
         std::lock_guard lock(mutex_);
         checkpoints_.pop_back();  // what it emitted is still in flight; the next sync finds it again
+        // A resync setup asked for (the stored cursor was ahead) is still owed: the cursor
+        // stored since is the mailbox's, so nothing else would look for the mail in between.
+        if (resync_now) resync_wanted_ = true;
         ++sync_failures_;
         next_sync_try_ = now + net::backoff_delay(sync_failures_, seconds(1), std::max<milliseconds>(poll_interval_, seconds(1)), 2.0,
                                                   milliseconds(500));
@@ -973,6 +976,7 @@ bool GmailSource::sync(SourceEmitter& emitter) {
         emitted_now = emitted_ - emitted_before;
         if (stopped) {
             checkpoints_.pop_back();
+            if (resync_now) resync_wanted_ = true;  // still owed (see the catch above)
         } else {
             open->target = target;
             open->closed = true;

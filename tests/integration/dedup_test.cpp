@@ -231,22 +231,33 @@ TEST_F(Dedup, AReceiptThatFailedInAPartialJobIsNotADuplicateWhenSentAgain) {
 // processed. Unless NCB holds it all the same (`held`: booked with the first values, the
 // corrections parked and then rejected): sent again, it would be booked a second time.
 TEST_F(Dedup, ARejectedReceiptIsNewWhenSentAgainUnlessAReceivingSystemHoldsIt) {
-    const auto seed_rejected = [&](bool held) {
-        core::Job j = record("job-1", "rejected");
-        j.set_outcomes_text(std::string(R"([{"doc_id":"receipt-b","status":"rejected")") + (held ? R"(,"held":true)" : "") + "}]");
+    const auto seed_ended = [&](const std::string& job_status, const std::string& outcome_status, bool held) {
+        core::Job j = record("job-1", job_status);
+        j.set_outcomes_text(R"([{"doc_id":"receipt-b","status":")" + outcome_status + "\"" + (held ? R"(,"held":true)" : "") + "}]");
         seed("job-1 receipt-b", {j});
     };
-    seed_rejected(false);
-    probe("src").feed(1, "again-");
-    EXPECT_EQ(run_once("{probe: out}"), 0);
-    EXPECT_EQ(job("again-0")->status, "submitted") << "never booked: processed";
-    seed_rejected(true);
-    probe("src").feed(1, "later-");
-    EXPECT_EQ(run_once("{probe: out}"), 0);
-    EXPECT_EQ(job("later-0")->status, "skipped") << "NCB holds it";
-    EXPECT_EQ(job("later-0")->duplicate_of, "job-1");
-    std::lock_guard lock(probe("out").mutex);
-    EXPECT_EQ(probe("out").accepted.count("later-0"), 0u);
+    int round = 0;
+    const auto send_again = [&] {
+        const std::string prefix = "again" + std::to_string(round++) + "-";
+        probe("src").feed(1, prefix);
+        EXPECT_EQ(run_once("{probe: out}"), 0);
+        return job(prefix + "0");
+    };
+    seed_ended("rejected", "rejected", false);
+    EXPECT_EQ(send_again()->status, "submitted") << "never booked: processed";
+    // The document's own delivery in a rejected job (the email archived as received) is no
+    // booking either.
+    seed_ended("rejected", "submitted", false);
+    EXPECT_EQ(send_again()->status, "submitted") << "archived, not booked: processed";
+    seed_ended("rejected", "rejected", true);
+    auto held = send_again();
+    EXPECT_EQ(held->status, "skipped") << "NCB holds it";
+    EXPECT_EQ(held->duplicate_of, "job-1");
+    // Approved again after that, and NCB down until the attempts ran out: NCB holds it still.
+    seed_ended("failed", "failed", true);
+    EXPECT_EQ(send_again()->status, "skipped") << "NCB holds it";
+    seed_ended("failed", "failed", false);
+    EXPECT_EQ(send_again()->status, "submitted") << "a plain failure: sent again, it goes through";
 }
 
 // A job in review whose email is delivered again (a crash before the ack): with the archive

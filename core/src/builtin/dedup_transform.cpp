@@ -77,9 +77,13 @@ public:
         const auto original_job = store_->get_job(original);
         const std::string original_status = original_job ? original_job->status : "";
         const bool own_outcome_known = space != std::string::npos && original != job_id;
-        // A rejected job is decided by its document's outcome below (it may have been booked).
-        bool original_stands = original_status != "failed" && !original_status.empty() &&
-                               (original_status != "rejected" || own_outcome_known);
+        // A failed or rejected job booked nothing, and its copy sent again is new; unless its
+        // document's outcome says a receiving system holds it all the same (`held`: NCB booked
+        // the first values and the corrections were parked, then rejected, or failed): sent
+        // again, it would be booked twice. Only that mark counts in such a job: its other
+        // deliveries (the email archived as received) are no booking.
+        const bool not_booked = original_status == "failed" || original_status == "rejected";
+        bool original_stands = !original_status.empty() && (!not_booked || own_outcome_known);
         // The first copy's own outcome, where the job says: in a `partial` job one receipt may
         // have been booked and this one have failed, and sent again it must go through.
         if (original_stands && own_outcome_known) {
@@ -87,16 +91,12 @@ public:
             for (const auto& o : original_job->outcomes())
                 if (o.value("doc_id", "") == original_doc) {
                     const std::string status = o.value("status", "");
-                    // A copy a reviewer rejected was not booked, and the member may send it
-                    // again; unless a receiving system holds it all the same (`held`: NCB
-                    // booked the first values, and the corrections were parked and then
-                    // rejected): sent again, it would be booked twice.
                     const bool held = o.value("held", false) == true;
-                    original_stands = status != "failed" && (status != "rejected" || held);
+                    original_stands = not_booked ? held : (status != "failed" && status != "rejected") || held;
                     found = true;
                     break;
                 }
-            if (!found && original_status == "rejected") original_stands = false;
+            if (!found && not_booked) original_stands = false;
             // Across a stream (pipelines/distributed) the first job ends `submitted` once the
             // document is handed on; its fate is the later stages' jobs (`<doc>@<node>`).
             if (original_stands) {

@@ -413,11 +413,15 @@ JobEnd JobBook::end(Tracker& t) {
             std::set<std::string> settled_here{t.reentered_doc_id};
             for (const auto& o : fresh) settled_here.insert(o.value("doc_id", ""));
             std::map<std::string, nlohmann::json> replaced_references;  // by doc id
+            std::set<std::string> replaced_held;                        // doc ids a receiving system holds
             for (auto& o : j.outcomes()) {
                 const std::string doc_id = o.value("doc_id", "");
-                if (kind_of(o.value("status", "")) != *t.replaces || !settled_here.count(doc_id)) outcomes.push_back(std::move(o));
-                else if (o.contains("references") && o["references"].is_object())
-                    replaced_references[doc_id] = std::move(o["references"]);
+                if (kind_of(o.value("status", "")) != *t.replaces || !settled_here.count(doc_id)) {
+                    outcomes.push_back(std::move(o));
+                    continue;
+                }
+                if (o.value("held", false) == true) replaced_held.insert(doc_id);
+                if (o.contains("references") && o["references"].is_object()) replaced_references[doc_id] = std::move(o["references"]);
             }
             for (auto& o : fresh) {
                 // A retry at the audit node: the NCB reference its first delivery recorded on
@@ -426,6 +430,9 @@ JobEnd JobBook::end(Tracker& t) {
                 if (auto r = replaced_references.find(doc_id); r != replaced_references.end())
                     for (auto& [key, value] : r->second.items())
                         if (!o.contains("references") || !o["references"].contains(key)) o["references"][key] = std::move(value);
+                // A claim NCB holds, approved again and failed or parked this time: NCB holds
+                // it still (transform.dedup reads the mark). Booked this time, it is plain.
+                if (replaced_held.count(doc_id) && o.value("status", "") != "submitted") o["held"] = true;
                 outcomes.push_back(std::move(o));
             }
             merged_status = derive(outcomes, t.doc_id);
