@@ -410,6 +410,12 @@ class Gmail:
         for lid in add + remove:
             if not isinstance(lid, str) or lid not in box["labels"]:
                 return google_error(400, f"Invalid label: {lid}", "invalidArgument")
+        self._relabel(box, msg, add, remove)
+        return Response.json(200, {"id": msg["id"], "threadId": msg["threadId"], "labelIds": list(msg["labelIds"])})
+
+    def _relabel(self, box, msg, add, remove):
+        # One labelAdded and one labelRemoved history record at most, as Gmail writes them,
+        # and a notification when anything changed (app.lock held).
         before = set(msg["labelIds"])
         added = [x for x in dict.fromkeys(add) if x not in msg["labelIds"]]
         msg["labelIds"] += added
@@ -421,7 +427,6 @@ class Gmail:
             self._record(box, "labelRemoved", msg, removed)
         if added or removed:
             self._notify(box, before | set(msg["labelIds"]))
-        return Response.json(200, {"id": msg["id"], "threadId": msg["threadId"], "labelIds": list(msg["labelIds"])})
 
     @staticmethod
     def _label_json(label):
@@ -496,17 +501,7 @@ class Gmail:
             msg = box["messages"].get(mid)
             if msg is None:
                 return Response.json(404, {"error": f"no message {mid}"})
-            before = set(msg["labelIds"])
-            added = [x for x in dict.fromkeys(add) if x not in msg["labelIds"]]
-            msg["labelIds"] += added
-            if added:
-                self._record(box, "labelAdded", msg, added)
-            removed = [x for x in dict.fromkeys(remove) if x in msg["labelIds"] and x not in add]
-            msg["labelIds"] = [x for x in msg["labelIds"] if x not in removed]
-            if removed:
-                self._record(box, "labelRemoved", msg, removed)
-            if added or removed:
-                self._notify(box, before | set(msg["labelIds"]))
+            self._relabel(box, msg, add, remove)
             return Response.json(200, {"id": mid, "labelIds": list(msg["labelIds"])})
 
     def _ctl_delete(self, req, m):
