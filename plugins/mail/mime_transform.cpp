@@ -4,6 +4,20 @@
 
 namespace docpipe::mail {
 
+namespace {
+
+// The unreadable parts of one email, as a reason a person reads: the first few named, the rest
+// counted (the same list goes into a failed email's reason and beside each claim read).
+std::string name_the_first_few(const std::vector<std::string>& problems) {
+    constexpr std::size_t kNamed = 5;
+    std::string named;
+    for (std::size_t i = 0; i < problems.size() && i < kNamed; ++i) named += (i ? "; " : "") + problems[i];
+    if (problems.size() > kNamed) named += fmt::format("; and {} more", problems.size() - kNamed);
+    return named;
+}
+
+}  // namespace
+
 ComponentDescriptor MimeTransform::describe() {
     ComponentDescriptor d;
     d.kind = ComponentKind::Transform;
@@ -81,12 +95,7 @@ void MimeTransform::process(const DocumentPtr& input, Outputs& out) {
         // Failed, not skipped: a skipped email goes to processed/, and its claim was lost with
         // no one seeing it. Here a part that could be (or could hide) the claim attachment could
         // not be read, so the email fails as bad input, is dead-lettered and a person reads why.
-        constexpr std::size_t kNamedProblems = 5;
-        std::string why;
-        for (std::size_t i = 0; i < email.unreadable.size() && i < kNamedProblems; ++i)
-            why += (i ? "; " : "") + email.unreadable[i];
-        if (email.unreadable.size() > kNamedProblems) why += fmt::format("; and {} more", email.unreadable.size() - kNamedProblems);
-        throw BadInput(fmt::format("{}: no claim attachment could be read: {}", part.name, why));
+        throw BadInput(fmt::format("{}: no claim attachment could be read: {}", part.name, name_the_first_few(email.unreadable)));
     }
     if (claim_count == 0) {
         ctx_.metrics().increment("emails_without_attachment_total");
@@ -99,10 +108,7 @@ void MimeTransform::process(const DocumentPtr& input, Outputs& out) {
     // password-protected ZIP, an archive cut short): each claim carries it, so that the claim
     // goes to a person rather than being booked while the other receipt is lost unseen
     // (transform.confidence_router routes it to review).
-    std::string unreadable;
-    constexpr std::size_t kNamedUnreadable = 5;
-    for (std::size_t i = 0; i < email.unreadable.size() && i < kNamedUnreadable; ++i) unreadable += (i ? "; " : "") + email.unreadable[i];
-    if (email.unreadable.size() > kNamedUnreadable) unreadable += fmt::format("; and {} more", email.unreadable.size() - kNamedUnreadable);
+    const std::string unreadable = name_the_first_few(email.unreadable);
 
     std::size_t index = 0;
     for (auto& a : email.attachments) {
