@@ -370,6 +370,25 @@ TEST(ClaimsTransform, AClaimReadFromADamagedPageGoesToAPersonWithTheReason) {
         << routed[0].doc->attributes.at("review_reason");
 }
 
+// A page with too few pixels for its print (transform.pdf_pages's "small page" entry): what
+// the OCR made of it is held for a person, with the reason, as a damaged page's is.
+TEST(ClaimsTransform, AClaimReadFromATooSmallPageGoesToAPersonWithTheReason) {
+    auto claims = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.claims", "{}");
+    auto router = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.confidence_router", "{}");
+    Document small = ocr_document(clinic_receipt(), "Member ID: MEM123456789");
+    ASSERT_GT(claims.process(small)[0].doc->fields["confidence"].get<double>(), 0.9) << "the same reading, from a page of its size, is high";
+    small.trace.push_back({"pages", std::string(kSmallPageEvent), 0.0,
+                           "page 1 of 'thumb.jpg' is only 60x85 pixels: too few for a receipt's print to be read"});
+    auto out = claims.process(small);
+    const auto& f = out[0].doc->fields;
+    EXPECT_LE(f["claim"]["total_amount"]["confidence"].get<double>(), 0.5);
+    EXPECT_NE(f["warnings"].dump().find("only 60x85 pixels"), std::string::npos) << f["warnings"].dump();
+    auto routed = router.process(*out[0].doc);
+    EXPECT_EQ(routed[0].port, "low");
+    EXPECT_NE(routed[0].doc->attributes.at("review_reason").find("only 60x85 pixels"), std::string::npos)
+        << routed[0].doc->attributes.at("review_reason");
+}
+
 TEST(ClaimsTransform, RulesFileErrorsNameFileLineColumn) {
     const fs::path dir = fs::temp_directory_path() / "docpipe-claims-rules-test";
     fs::create_directories(dir);

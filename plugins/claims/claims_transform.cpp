@@ -213,8 +213,8 @@ FieldMap merge_by_coverage(const nlohmann::json& readings, const ConfidenceModel
 
 }  // namespace
 
-// Under the router's `medium` (0.75 by default): a claim read from a damaged page, or from
-// several pages that may be several receipts, goes to a person.
+// Under the router's `medium` (0.75 by default): a claim read from a damaged or too small page,
+// or from several pages that may be several receipts, goes to a person.
 constexpr double kDamagedPageCap = 0.5;
 
 ClaimResult ClaimsTransform::extract(const Document& doc, nlohmann::json* readings_out) const {
@@ -260,8 +260,10 @@ ClaimResult ClaimsTransform::extract(const Document& doc, nlohmann::json* readin
     // there): the total may sit in the part that is missing or garbled, and no check on the
     // rest can tell. Every field read from the receipt is held under the review threshold,
     // the ones the model calibrates and the others alike.
+    // A page with too few pixels for its print (a thumbnail sent in place of the photo) is
+    // read the same way: whatever the OCR made of it is held for a person.
     for (const auto& entry : doc.trace) {
-        if (entry.event != kDamagedPageEvent) continue;
+        if (entry.event != kDamagedPageEvent && entry.event != kSmallPageEvent) continue;
         warnings.push_back(fmt::format("{}: check every field against the image", entry.detail));
         for (auto& [name, field] : receipt) {
             field.provenance["confidence_cap"] = std::min(field.cap().value_or(1.0), kDamagedPageCap);

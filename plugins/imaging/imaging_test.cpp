@@ -934,3 +934,32 @@ TEST(PdfPages, LimitsAreConfigurable) {
     auto runner = NodeRunner::from_plugin(kPlugin, "transform.pdf_pages", "max_bytes: 1000\nmax_megapixels: 1");
     EXPECT_THAT(error_of(runner, doc_of("big.jpg", read_bytes(kReceipt))), HasSubstr("big.jpg: 169200 bytes, above the limit of 1000 bytes"));
 }
+
+// A thumbnail or a chat app's preview sent in place of the photo read nothing, and the claim
+// said only "missing required fields". The page is now named as too small (a "small page"
+// trace entry, which sends a claim to a person with the reason); a receipt photo is not.
+TEST(PdfPages, APageTooSmallToReadIsNamedWithItsSize) {
+    auto runner = NodeRunner::from_plugin(kPlugin, "transform.pdf_pages", "{}");
+    const auto small_pages = [](const std::vector<Emitted>& out) {
+        std::string found;
+        for (const auto& t : out.at(0).doc->trace)
+            if (t.event == kSmallPageEvent) found += t.detail;
+        return found;
+    };
+    test::TempDir dir;
+    const auto thumbnail = dir.path() / "thumb.jpg";
+    ASSERT_EQ(std::system(("convert " + kReceipt.string() + " -resize 60x " + thumbnail.string()).c_str()), 0);
+    auto out = runner.process(doc_of("thumb.jpg", read_bytes(thumbnail)));
+    ASSERT_EQ(out.at(0).doc->pages.size(), 1u) << "still decoded and read: the reviewer sees it";
+    EXPECT_EQ(small_pages(out),
+              "page 1 of 'thumb.jpg' is only 60x85 pixels: too few for a receipt's print to be read (a thumbnail or a chat "
+              "app's preview sent in place of the photo?); ask the sender for the original photo or scan");
+    EXPECT_EQ(runner.context().counter("small_pages_total"), 1.0);
+
+    EXPECT_EQ(small_pages(runner.process(doc_of("receipt.jpg", read_bytes(kReceipt)))), "");
+    // The smallest labelled receipt, 439 x 1004 pixels, is not too small.
+    const auto narrow = dir.path() / "narrow.jpg";
+    ASSERT_EQ(std::system(("convert " + kReceipt.string() + " -resize 439x1004! " + narrow.string()).c_str()), 0);
+    EXPECT_EQ(small_pages(runner.process(doc_of("narrow.jpg", read_bytes(narrow)))), "");
+    EXPECT_EQ(runner.context().counter("small_pages_total"), 1.0);
+}

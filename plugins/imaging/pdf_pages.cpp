@@ -92,11 +92,29 @@ public:
                 ctx_.metrics().increment("damaged_pages_total");
             }
         }
+        for (const Page& page : doc->pages) {
+            const Image& image = page.image;
+            if (!image.pixels || static_cast<long long>(image.width) * image.height >= kSmallestReadablePixels) continue;
+            const std::string what = fmt::format(
+                "page {} of '{}' is only {}x{} pixels: too few for a receipt's print to be read (a thumbnail or a chat "
+                "app's preview sent in place of the photo?); ask the sender for the original photo or scan",
+                page.index + 1, name, image.width, image.height);
+            // The log line leaves the file name out: a name can be a person's (the trace, read by
+            // the reviewer, keeps it).
+            ctx_.log().log(LogLevel::Warn, fmt::format("{}: page {} is only {}x{} pixels, too few to read a receipt from", doc->id,
+                                                       page.index + 1, image.width, image.height));
+            doc->trace.push_back({ctx_.node_name(), std::string(kSmallPageEvent), 0.0, what});
+            ctx_.metrics().increment("small_pages_total");
+        }
         ctx_.metrics().increment("pages_total", static_cast<double>(doc->pages.size()));
         out.emit(std::move(doc));
     }
 
 private:
+    // Under this a page is named as too small (a 300 x 400 pixel image). The smallest of the 300
+    // labelled receipts is 439 x 1004 pixels, its print about 10 pixels high.
+    static constexpr long long kSmallestReadablePixels = 120'000;
+
     Context& ctx_;
     DecodeLimits limits_;
     DocumentBudget budget_;

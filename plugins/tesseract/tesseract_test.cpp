@@ -4,12 +4,15 @@
 
 #include <fstream>
 
+#include <fmt/core.h>
+
 #include "docpipe/testing.hpp"
 #include "harness.hpp"
 
 using namespace docpipe;
 using namespace docpipe::testing;
 using ::testing::HasSubstr;
+using ::testing::Not;
 namespace fs = std::filesystem;
 
 namespace {
@@ -267,4 +270,55 @@ TEST(OcrLines, AMalformedRequestIsSkippedWithTheReasonNotAnError) {
     EXPECT_EQ(got["reading"], 0);
     EXPECT_EQ(got["fields"], nlohmann::json::array());
     EXPECT_THAT(out[0].doc->trace.back().detail, HasSubstr("no box of four whole numbers"));
+}
+
+// A phone photo taken sideways or upside down whose orientation tag was stripped (messaging
+// apps strip it) reads as shards: the claim had no fields and no one was told why. The page
+// is read again turned, and its image turns with the reading, so the word boxes fit the
+// image the line rereads and the review page use.
+TEST(TesseractOcr, APageReadSidewaysOrUpsideDownIsTurnedUprightWithItsImage) {
+    test::TempDir dir;
+    const fs::path receipt = fs::path(DOCPIPE_SOURCE_DIR) / "tests/data/malaysian_receipt_test.jpg";
+    auto pages = NodeRunner::from_plugin(kImagingPlugin, "transform.pdf_pages", "");
+    const auto upright = pages.process(Document::from_bytes("upright.jpg", "image/jpeg", read_bytes(receipt))).at(0).doc;
+    const Image& upright_image = upright->pages.at(0).image;
+
+    auto ocr = NodeRunner::from_plugin(kOcrPlugin, "ocr.tesseract", "languages: eng+msa");
+    ocr.process(*upright);
+    EXPECT_EQ(ocr.context().counter("ocr_turned_page_tries_total"), 0.0) << "an upright receipt is read once";
+
+    for (int degrees : {90, 180, 270}) {
+        SCOPED_TRACE(degrees);
+        const auto turned_file = dir.path() / fmt::format("turned-{}.jpg", degrees);
+        ASSERT_EQ(std::system(fmt::format("convert {} -rotate {} -strip {}", receipt.string(), degrees, turned_file.string()).c_str()), 0);
+        const auto decoded = pages.process(Document::from_bytes(turned_file.filename().string(), "image/jpeg", read_bytes(turned_file))).at(0).doc;
+
+        auto as_is = NodeRunner::from_plugin(kOcrPlugin, "ocr.tesseract", "{languages: eng+msa, turned_page_retry: false}");
+        const OcrResult sideways = *as_is.process(*decoded).at(0).doc->pages.at(0).ocr;
+        EXPECT_THAT(sideways.text, Not(HasSubstr("479.05"))) << "the fixture reads without turning";
+
+        const auto out = ocr.process(*decoded).at(0).doc;
+        const Page& page = out->pages.at(0);
+        ASSERT_TRUE(page.ocr);
+        EXPECT_THAT(page.ocr->text, HasSubstr("479.05"));
+        EXPECT_THAT(page.ocr->text, HasSubstr("24/12/2024"));
+        EXPECT_THAT(page.ocr->engine, HasSubstr(fmt::format("turned {} degrees clockwise", 360 - degrees)));
+        // The image is upright again, its pixels where they were; turned a quarter, it keeps the
+        // width it came with (the width the clean-up chose), its print scaled up with it.
+        if (degrees == 180) {
+            EXPECT_EQ(page.image.width, upright_image.width);
+            EXPECT_EQ(page.image.height, upright_image.height);
+        } else {
+            EXPECT_EQ(page.image.width, upright_image.height);
+            EXPECT_NEAR(page.image.height, static_cast<double>(upright_image.height) * upright_image.height / upright_image.width, 2);
+        }
+        auto total = std::find_if(page.ocr->words.begin(), page.ocr->words.end(), [](const OcrWord& w) { return w.text == "479.05"; });
+        ASSERT_NE(total, page.ocr->words.end());
+        EXPECT_LE(total->box.x + total->box.width, page.image.width);
+        EXPECT_LE(total->box.y + total->box.height, page.image.height);
+        EXPECT_GT(total->box.x, page.image.width / 2) << "the amount column is on the right of the upright receipt";
+        const bool noted = std::any_of(out->trace.begin(), out->trace.end(), [](const TraceEntry& t) { return t.event == "turned page"; });
+        EXPECT_TRUE(noted) << "the document's trace says the page was turned";
+    }
+    EXPECT_EQ(ocr.context().counter("ocr_turned_pages_total"), 3.0);
 }

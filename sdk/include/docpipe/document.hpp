@@ -91,6 +91,11 @@ struct TraceEntry {
 // that acts on its content unchecked (transform.claims) sends the document to a person.
 inline constexpr std::string_view kDamagedPageEvent = "damaged page";
 
+// The trace event of a page whose image has too few pixels for a receipt's print to be read
+// (a thumbnail or a chat app's preview sent in place of the photo); `detail` names the file,
+// the page and its size. Read like a damaged page: what is read needs a person's check.
+inline constexpr std::string_view kSmallPageEvent = "small page";
+
 class Document {
 public:
     std::string id;
