@@ -287,7 +287,9 @@ int extract_files(const PipelineSpec& spec, std::shared_ptr<const Registry> regi
             const std::string route = line.value("route", "");
             if (route.rfind("failed: ", 0) == 0 && line.value("pages", nlohmann::json::array()).empty() && !line.contains("id")) {
                 StatusLineGuard above_progress;
-                err << fmt::format("docpipe extract: {}: {}\n", line.value("file", "?"), route.substr(8)) << std::flush;
+                // One line each on the terminal: a file name may hold a newline or an escape
+                // sequence (the JSON line on stdout escapes them itself).
+                err << fmt::format("docpipe extract: {}: {}\n", one_line(line.value("file", "?")), one_line(route.substr(8))) << std::flush;
             }
         }
         out.flush();

@@ -4,6 +4,7 @@
 # arguments is reported for itself (at once: a pipe or /dev/zero is never read) while the
 # other files are still read, a link to a file included. A file name that is not UTF-8 (Latin-1
 # "résit.txt") is read, and shown with U+FFFD for its bad byte (it once aborted the whole run).
+# A name with a newline or a terminal escape in it is reported on one line, escaped.
 # Usage: extract_args.sh DOCPIPE TEST_PLUGIN_DIR
 set -uo pipefail
 DOCPIPE=$1
@@ -59,5 +60,12 @@ want("missing.txt: no such file" in err, f"stderr does not name the missing file
 want("a-folder: a folder" in err, f"stderr does not name the folder: {err!r}")
 if problems:
     print("FAIL:"); [print("  -", p) for p in problems]; sys.exit(1)
-print("extract_args: ok")
 PY
+[ $? = 0 ] || exit 1
+ODD=$(printf 'bad\nname\033[31m.txt')
+timeout 60 "$DOCPIPE" extract -c "$ROOT/p.yaml" -j 1 "$ROOT/$ODD" > /dev/null 2> "$ROOT/odd.txt"
+want="docpipe extract: $ROOT/bad\\nname\\x1b[31m.txt: no such file"
+if [ "$(cat "$ROOT/odd.txt")" != "$want" ]; then
+  echo "FAIL: a name with a newline and an escape is not one escaped line on stderr:"; cat -A "$ROOT/odd.txt"; exit 1
+fi
+echo "extract_args: ok"
