@@ -674,16 +674,42 @@ TEST(GmailSource, NotificationsForAnotherMailboxAreAckedAndIgnored) {
     EXPECT_TRUE(poll_now(runner).empty());
     EXPECT_EQ(g.requests("gmail.history").size(), syncs) << "no sync for them";
     EXPECT_EQ(g.stats()["outstanding"], 0);
+}
 
-    // A pull that fails shows in health until one succeeds.
+// A pull that fails shows in a service's health until one succeeds.
+TEST(GmailSource, APullThatFailsShowsInAServicesHealthUntilOneSucceeds) {
+    Google g;
+    g.subscribe();
+    auto runner = make_runner(g.config("pubsub_pull", fmt::format("subscription: {}\n", kSubscription)));
+    const auto poll_as_a_service = [&runner] { return runner.poll({milliseconds(0), false}); };
+    EXPECT_TRUE(poll_as_a_service().empty());
+    EXPECT_EQ(runner.component().health().status, Health::Healthy);
     g.control("POST", "/_fake/script", {{"target", "pubsub.pull"}, {"responses", {{{"status", 503}}}}});
-    EXPECT_TRUE(poll_now(runner).empty());
+    EXPECT_TRUE(poll_as_a_service().empty());
     auto h = runner.component().health();
     EXPECT_EQ(h.status, Health::Degraded);
     EXPECT_NE(h.detail.find("pull"), std::string::npos) << h.detail;
-    EXPECT_TRUE(poll_now(runner).empty());
+    EXPECT_TRUE(poll_as_a_service().empty());
     h = runner.component().health();
     EXPECT_EQ(h.status, Health::Healthy) << h.detail;
+}
+
+// `run --once` reads the mailbox by its history, whatever the notifications say: a pull that
+// fails lost nothing, yet the run exited 2 ("a source could not read its input") and cron
+// called it a failure. Health is healthy then, and says the pull fails.
+TEST(GmailSource, APullThatFailsInARunOnceLosesNothingAndFailsNothing) {
+    Google g;
+    g.subscribe();
+    auto runner = make_runner(g.config("pubsub_pull", fmt::format("subscription: {}\n", kSubscription)));
+    EXPECT_TRUE(poll_now(runner).empty());  // set up; the history starts here
+    g.deliver(mail(1));
+    g.control("POST", "/_fake/script", {{"target", "pubsub.pull"}, {"responses", {{{"status", 503}}}}});
+    EXPECT_EQ(sweep(runner).size(), 1u) << "the mail is read by history";
+    EXPECT_GE(g.requests("pubsub.pull").size(), 2u) << "the pull was tried, and failed";
+    const auto h = runner.component().health();
+    EXPECT_EQ(h.status, Health::Healthy) << h.detail;
+    EXPECT_NE(h.detail.find("the Pub/Sub pull fails"), std::string::npos) << h.detail;
+    EXPECT_NE(h.detail.find("503"), std::string::npos) << h.detail;
 }
 
 TEST(GmailSource, FiveHundredMailsPulledWhileFourThreadsDeliverAreEachEmittedOnce) {
