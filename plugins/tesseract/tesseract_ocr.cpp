@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <optional>
 
 #include <fmt/core.h>
@@ -61,8 +62,9 @@ public:
                           "word confidence 60 or more) is read again turned a quarter each way and upside down: a phone "
                           "photo taken sideways whose orientation tag was stripped (messaging apps do). The first turned "
                           "reading with a third of its words legible, and more of them than the first, is kept, and the "
-                          "page image turns with it, so word boxes, line rereads and the review page agree; the document's "
-                          "trace says so. Upright receipts mostly read 40% or more legibly; about 2 in 100 pay the turned "
+                          "page image turns with it (scaled up to 1000 pixels wide if narrower, as the clean-up scales an "
+                          "upright photo), so word boxes, line rereads and the review page agree; the document's trace "
+                          "says so. Upright receipts mostly read 40% or more legibly; about 2 in 100 pay the turned "
                           "readings for nothing. Off for a node that reads again a page an earlier node read"),
             Field::enumeration("trace_format", {"none", "hocr", "tsv"}).default_value("none")
                 .describe("Also put each page's hOCR or TSV (Tesseract's layout with boxes) in the document's trace; "
@@ -236,10 +238,14 @@ private:
             try {
                 turned_page.image = turned_clockwise(page.image, degrees);
                 turned = recognize_page(turned_page, layout ? &turned_layout : nullptr);
-            } catch (const std::exception&) {
-                break;  // out of time, or too big once scaled: what was read so far stands
+            } catch (const std::exception& e) {
+                // Out of time (a busy machine slows every reading) or too big once scaled: the
+                // next turn may still read; what was read so far stands.
+                ctx_.log().log(LogLevel::Info, fmt::format("page {}: reading it turned {} degrees failed: {}", page.index + 1, degrees, e.what()));
+                continue;
             }
             const std::size_t legible = legible_words(turned);
+            if (legible < kMinTurnedLegible) continue;
             if (reads_upright(turned) && legible > first_legible) {
                 best = TurnedReading{degrees, std::move(turned_page.image), std::move(turned), std::move(turned_layout)};
                 break;
@@ -258,22 +264,25 @@ private:
         return best;
     }
 
-    // The page turned by a multiple of 90 degrees clockwise. A quarter turn is also scaled so
-    // that the page is as wide as it came: transform.preprocess scaled the sideways page's
-    // width (the receipt's length) into its width range, so upright its print would be far
-    // smaller than an upright photo's (dev receipts turned a quarter lost 3 of 12 dates at that
-    // size). Gray or RGB, as the page came; the resolution stays.
+    // The page turned by a multiple of 90 degrees clockwise. A quarter-turned page narrower
+    // than kTurnedMinWidth is scaled up to it: transform.preprocess scaled the sideways page by
+    // its width (the receipt's length), so upright its print is smaller than an upright
+    // photo's, which the clean-up scales to at least that width (its default min_width). Dev
+    // receipts turned a quarter lost 3 of 12 dates unscaled. Gray or RGB, as the page came;
+    // the stated resolution scales with the pixels.
     static Image turned_clockwise(const Image& img, int degrees) {
         PixPtr pix = to_pix(img);
         PixPtr turned(pixRotateOrth(pix.get(), degrees / 90));
         if (!turned) throw std::bad_alloc();
-        if (degrees != 180 && img.width > img.height) {
-            const float factor = std::min(kMaxTurnedScale, static_cast<float>(img.width) / static_cast<float>(img.height));
+        float factor = 1.0f;
+        const int turned_width = static_cast<int>(pixGetWidth(turned.get()));
+        if (degrees != 180 && turned_width < kTurnedMinWidth) {
+            factor = std::min(kMaxTurnedScale, static_cast<float>(kTurnedMinWidth) / static_cast<float>(turned_width));
             turned.reset(pixScale(turned.get(), factor, factor));
             if (!turned) throw std::bad_alloc();
         }
         Image out = from_pix(turned.get(), img.channels);
-        out.dpi = img.dpi;
+        out.dpi = img.dpi > 0 ? static_cast<int>(std::lround(img.dpi * factor)) : 0;
         return out;
     }
 
@@ -306,8 +315,8 @@ private:
         return pix;
     }
 
-    // Back from to_pix's layout to docpipe's, with `channels` as the page had (1, 3 or 4;
-    // alpha comes back opaque).
+    // Back from to_pix's layout to docpipe's, with `channels` as the page had (1 to 4; an
+    // alpha channel comes back opaque).
     static Image from_pix(Pix* pix, int channels) {
         Image out;
         out.width = static_cast<int>(pixGetWidth(pix));
@@ -323,6 +332,7 @@ private:
                 std::uint8_t* p = dst + (static_cast<std::ptrdiff_t>(y) * out.width + x) * channels;
                 if (channels < 3) {
                     p[0] = static_cast<std::uint8_t>(GET_DATA_BYTE(line, x));
+                    if (channels == 2) p[1] = 255;
                 } else {
                     l_int32 r = 0, g = 0, b = 0;
                     extractRGBValues(line[x], &r, &g, &b);
@@ -376,9 +386,13 @@ private:
     static constexpr double kUprightShare = 1.0 / 3.0;
     // First readings (psm 6) of 240 train and dev receipts: 2 in 100 under a quarter legible.
     static constexpr double kTryTurnedBelow = 0.25;
-    // A quarter-turned page is scaled up by its width over its height, at most this much (a
-    // receipt is rarely more than 3 times as long as wide; past it the page gets too big).
+    // A quarter-turned page is scaled up to this width (transform.preprocess's default
+    // min_width), by at most kMaxTurnedScale (past it the page grows big for little gain).
+    static constexpr int kTurnedMinWidth = 1000;
     static constexpr float kMaxTurnedScale = 3.0f;
+    // A turned reading kept has at least this many legible words: a shard or two read well on
+    // a page that read nothing is no reason to turn it.
+    static constexpr std::size_t kMinTurnedLegible = 5;
 
     static constexpr int kMaxSide = 32767;  // Tesseract refuses larger images ("Image too large")
 

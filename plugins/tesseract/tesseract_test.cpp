@@ -303,15 +303,11 @@ TEST(TesseractOcr, APageReadSidewaysOrUpsideDownIsTurnedUprightWithItsImage) {
         EXPECT_THAT(page.ocr->text, HasSubstr("479.05"));
         EXPECT_THAT(page.ocr->text, HasSubstr("24/12/2024"));
         EXPECT_THAT(page.ocr->engine, HasSubstr(fmt::format("turned {} degrees clockwise", 360 - degrees)));
-        // The image is upright again, its pixels where they were; turned a quarter, it keeps the
-        // width it came with (the width the clean-up chose), its print scaled up with it.
-        if (degrees == 180) {
-            EXPECT_EQ(page.image.width, upright_image.width);
-            EXPECT_EQ(page.image.height, upright_image.height);
-        } else {
-            EXPECT_EQ(page.image.width, upright_image.height);
-            EXPECT_NEAR(page.image.height, static_cast<double>(upright_image.height) * upright_image.height / upright_image.width, 2);
-        }
+        // The image is upright again, its pixels where they were: the receipt's own size (1240
+        // pixels wide, not scaled: a page 1000 or more wide upright is not), and resolution.
+        EXPECT_EQ(page.image.width, upright_image.width);
+        EXPECT_EQ(page.image.height, upright_image.height);
+        EXPECT_EQ(page.image.dpi, decoded->pages.at(0).image.dpi);
         auto total = std::find_if(page.ocr->words.begin(), page.ocr->words.end(), [](const OcrWord& w) { return w.text == "479.05"; });
         ASSERT_NE(total, page.ocr->words.end());
         EXPECT_LE(total->box.x + total->box.width, page.image.width);
@@ -321,4 +317,17 @@ TEST(TesseractOcr, APageReadSidewaysOrUpsideDownIsTurnedUprightWithItsImage) {
         EXPECT_TRUE(noted) << "the document's trace says the page was turned";
     }
     EXPECT_EQ(ocr.context().counter("ocr_turned_pages_total"), 3.0);
+
+    // A narrower receipt photographed sideways is scaled up to 1000 pixels wide once turned (as
+    // transform.preprocess scales an upright photo), its stated resolution with it.
+    const auto small_file = dir.path() / "sideways-800.jpg";
+    ASSERT_EQ(std::system(fmt::format("convert {} -resize 800x -rotate 90 -strip {}", receipt.string(), small_file.string()).c_str()), 0);
+    auto small = pages.process(Document::from_bytes("sideways-800.jpg", "image/jpeg", read_bytes(small_file))).at(0).doc;
+    ASSERT_EQ(small->pages.at(0).image.height, 800);
+    const int dpi = small->pages.at(0).image.dpi;
+    const Page& turned = ocr.process(*small).at(0).doc->pages.at(0);
+    ASSERT_THAT(turned.ocr->engine, HasSubstr("turned 270 degrees clockwise")) << turned.ocr->text;
+    EXPECT_EQ(turned.image.width, 1000);
+    EXPECT_NEAR(turned.image.height, 1000.0 * 1748 / 1240, 2);
+    if (dpi > 0) EXPECT_NEAR(turned.image.dpi, dpi * 1.25, 1);
 }
