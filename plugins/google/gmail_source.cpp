@@ -1048,25 +1048,37 @@ void GmailSource::modify_labels(const std::string& id, const std::vector<std::st
         } catch (const std::exception& e) {
             why = e.what();
         }
+        // Gmail failing for now: the labels are kept for a later poll at once rather than
+        // tried again here, where each try's back-off held up the runtime's thread settling
+        // this and every other document (up to 4 s a message during an outage). Tried here
+        // again only when the state store cannot keep them.
+        if (!permanent && attempt < kModifyAttempts && keep_for_later(id, body)) {
+            ctx_.metrics().increment("gmail_label_failures_total");
+            ctx_.log().warn("labelling Gmail message {} failed: {}; the labels are set by a later poll", id, why);
+            return;
+        }
         if (attempt >= kModifyAttempts) {
             ctx_.metrics().increment("gmail_label_failures_total");
             // Gmail was down for a while: the labels are kept in the state store and set by a
             // later poll, in this run or the next. Lost, the mail stayed unread and unlabelled
             // for good, looking untouched although its claim was booked.
-            bool kept = false;
-            if (!permanent) try {
-                    ctx_.state().put(state_key("unlabelled/") + id, docpipe::json_text(body), std::chrono::hours(24 * 30));
-                    kept = true;
-                    labels_may_wait_ = true;
-                } catch (const std::exception&) {
-                    // The store is down too: said below.
-                }
+            const bool kept = !permanent && keep_for_later(id, body);
             ctx_.log().error("cannot label Gmail message {} after {} tries: {}{}", id, attempt, why,
                              kept ? "; the labels are set once Gmail answers again" : "");
             return;
         }
         ctx_.log().warn("labelling Gmail message {} failed (try {}): {}", id, attempt, why);
         ctx_.clock().sleep_for(net::backoff_delay(attempt, milliseconds(500), seconds(8), 2.0, milliseconds(250)));
+    }
+}
+
+bool GmailSource::keep_for_later(const std::string& id, const json& body) {
+    try {
+        ctx_.state().put(state_key("unlabelled/") + id, docpipe::json_text(body), std::chrono::hours(24 * 30));
+        labels_may_wait_ = true;
+        return true;
+    } catch (const std::exception&) {
+        return false;  // the store is down too
     }
 }
 

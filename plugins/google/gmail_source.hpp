@@ -165,9 +165,13 @@ private:
     // document, so it is failed and labelled like any failed message; false if refused (stopping).
     bool reject_unreadable(SourceEmitter& emitter, const std::string& id, const std::string& what, Checkpoint& open);
     void settle(const std::string& id, const Outcome& outcome);
-    // Tries kModifyAttempts times; labels Gmail could not take for a while are kept in the
-    // state store ("gmail/<address>/unlabelled/<id>") for apply_pending_labels().
+    // Tries once; labels Gmail could not take are kept in the state store
+    // ("gmail/<address>/unlabelled/<id>") for apply_pending_labels(). Only when the store
+    // cannot keep them is it tried again here, kModifyAttempts times in all.
     void modify_labels(const std::string& id, const std::vector<std::string>& add, const std::vector<std::string>& remove);
+    // Keeps the labels of message `id` (a messages.modify body) for apply_pending_labels();
+    // false when the state store cannot.
+    bool keep_for_later(const std::string& id, const nlohmann::json& body);
     // Sets the labels kept by modify_labels, from poll(): at most 50 a round, stopping at the
     // first answer that says Gmail still fails.
     void apply_pending_labels();
