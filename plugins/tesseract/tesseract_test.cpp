@@ -325,7 +325,8 @@ TEST(TesseractOcr, APageReadSidewaysOrUpsideDownIsTurnedUprightWithItsImage) {
     auto small = pages.process(Document::from_bytes("sideways-800.jpg", "image/jpeg", read_bytes(small_file))).at(0).doc;
     ASSERT_EQ(small->pages.at(0).image.height, 800);
     const int dpi = small->pages.at(0).image.dpi;
-    const Page& turned = ocr.process(*small).at(0).doc->pages.at(0);
+    const auto small_out = ocr.process(*small).at(0).doc;  // kept: the page below is a reference into it
+    const Page& turned = small_out->pages.at(0);
     ASSERT_THAT(turned.ocr->engine, HasSubstr("turned 270 degrees clockwise")) << turned.ocr->text;
     EXPECT_EQ(turned.image.width, 1000);
     EXPECT_NEAR(turned.image.height, 1000.0 * 1748 / 1240, 2);
