@@ -292,9 +292,10 @@ private:
     using PixPtr = std::unique_ptr<Pix, PixDeleter>;
 
     // The page as a Leptonica image: 8 bpp gray for one channel, 32 bpp RGB otherwise (an
-    // alpha channel is dropped).
-    static PixPtr to_pix(const Image& img) {
-        const bool gray = img.channels < 3;
+    // alpha channel is dropped). With `force_gray`, always 8 bpp: RGB becomes luma with the
+    // Rec. 601 weights in integer steps, as the clean-up's grayscale step computes it.
+    static PixPtr to_pix(const Image& img, bool force_gray = false) {
+        const bool gray = force_gray || img.channels < 3;
         PixPtr pix(pixCreate(img.width, img.height, gray ? 8 : 32));
         if (!pix) throw std::bad_alloc();
         l_uint32* data = pixGetData(pix.get());
@@ -305,10 +306,10 @@ private:
             const std::uint8_t* row = src + static_cast<std::ptrdiff_t>(y) * img.width * img.channels;
             for (int x = 0; x < img.width; ++x) {
                 const std::uint8_t* p = row + static_cast<std::ptrdiff_t>(x) * img.channels;
-                if (gray) {
-                    SET_DATA_BYTE(line, x, p[0]);
-                } else {
+                if (!gray) {
                     composeRGBPixel(p[0], p[1], p[2], line + x);
+                } else {
+                    SET_DATA_BYTE(line, x, img.channels >= 3 ? (p[0] * 299 + p[1] * 587 + p[2] * 114) / 1000 : p[0]);
                 }
             }
         }
@@ -350,21 +351,7 @@ private:
     // thicker), done by Leptonica. Same size as the page, so word boxes need no mapping.
     // Null when the page's grays span under kFaintMinRange levels (nothing to bring out).
     static PixPtr stretched_and_thickened(const Image& img) {
-        PixPtr gray(pixCreate(img.width, img.height, 8));
-        if (!gray) throw std::bad_alloc();
-        l_uint32* data = pixGetData(gray.get());
-        const int words_per_line = pixGetWpl(gray.get());
-        const std::uint8_t* src = img.pixels->data();
-        for (int y = 0; y < img.height; ++y) {
-            l_uint32* line = data + static_cast<std::ptrdiff_t>(y) * words_per_line;
-            const std::uint8_t* row = src + static_cast<std::ptrdiff_t>(y) * img.width * img.channels;
-            for (int x = 0; x < img.width; ++x) {
-                const std::uint8_t* p = row + static_cast<std::ptrdiff_t>(x) * img.channels;
-                // RGB to luma with the Rec. 601 weights, as the clean-up's grayscale step.
-                const int v = img.channels >= 3 ? (p[0] * 299 + p[1] * 587 + p[2] * 114) / 1000 : p[0];
-                SET_DATA_BYTE(line, x, v);
-            }
-        }
+        PixPtr gray = to_pix(img, /*force_gray=*/true);
         l_uint32 low = 0, high = 255;
         if (pixGetRankValue(gray.get(), 1, kFaintClip, &low) != 0 || pixGetRankValue(gray.get(), 1, 1.0f - kFaintClip, &high) != 0)
             return nullptr;

@@ -330,5 +330,7 @@ TEST(TesseractOcr, APageReadSidewaysOrUpsideDownIsTurnedUprightWithItsImage) {
     ASSERT_THAT(turned.ocr->engine, HasSubstr("turned 270 degrees clockwise")) << turned.ocr->text;
     EXPECT_EQ(turned.image.width, 1000);
     EXPECT_NEAR(turned.image.height, 1000.0 * 1748 / 1240, 2);
-    if (dpi > 0) EXPECT_NEAR(turned.image.dpi, dpi * 1.25, 1);
+    if (dpi > 0) {
+        EXPECT_NEAR(turned.image.dpi, dpi * 1.25, 1);
+    }
 }
