@@ -842,6 +842,7 @@ std::vector<Page> PartDecoder::decode() {
         for (int i = 0; i < static_cast<int>(plan_.size()); ++i) {
             Page out;
             out.index = i;
+            largest_drawn_.emplace_back();
             if (!text_layers_[i].empty()) {
                 out.text_layer = std::move(text_layers_[i]);
                 pages.push_back(std::move(out));
@@ -867,6 +868,15 @@ std::vector<Page> PartDecoder::decode() {
                     }
                     if (!verdict->damage.empty())
                         damage_.push_back(fmt::format("{}: page {}: {}: {}", part_.name, i + 1, name, verdict->damage));
+                    try {
+                        const auto& jpeg = pdf_->jpegs->images[k].bytes;
+                        const JpegHeader header = read_jpeg_header(part_, jpeg.data(), jpeg.size());
+                        DrawnImage& largest = largest_drawn_.back();
+                        if (static_cast<std::int64_t>(header.width) * header.height > static_cast<std::int64_t>(largest.width) * largest.height)
+                            largest = DrawnImage{static_cast<int>(header.width), static_cast<int>(header.height)};
+                    } catch (const BadInput&) {
+                        // Its damage is named above; its size says nothing then.
+                    }
                 }
             poppler_data_damage.clear();
             poppler::image img = renderer.render_page(page.get(), limits_.pdf_dpi, limits_.pdf_dpi);

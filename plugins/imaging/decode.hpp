@@ -73,6 +73,14 @@ public:
     // reported ("photo.jpg: page 1: damaged JPEG: ... (libjpeg: ...)"). Such a page is
     // kept because most of it is there; what was read from it needs a person's check.
     const std::vector<std::string>& damage() const { return damage_; }
+    // After decode(): per page, the largest JPEG a rendered PDF page draws, as stored (its own
+    // pixels, whatever size the page renders it at); 0x0 where none is known: not a PDF, a
+    // text layer kept, no JPEG drawn, or qpdf could not tell. A thumbnail saved as a PDF
+    // renders as a full page of blur; this is how it is told from a real scan.
+    struct DrawnImage {
+        int width = 0, height = 0;
+    };
+    const std::vector<DrawnImage>& largest_drawn_images() const { return largest_drawn_; }
 
 private:
     struct Pdf;
@@ -85,6 +93,7 @@ private:
     std::unique_ptr<HeifFile> heif_;        // a HEIC or AVIF photo (libheif), parsed once
     std::unique_ptr<Pdf> pdf_;
     std::vector<std::string> damage_;
+    std::vector<DrawnImage> largest_drawn_;  // per decoded page, see largest_drawn_images()
 
     // PDF: the JPEGs each page draws (pdf_jpegs.hpp), read once, at the first page that needs them.
     void read_pdf_jpegs(int pages);

@@ -962,4 +962,23 @@ TEST(PdfPages, APageTooSmallToReadIsNamedWithItsSize) {
     ASSERT_EQ(std::system(("convert " + kReceipt.string() + " -resize 439x1004! " + narrow.string()).c_str()), 0);
     EXPECT_EQ(small_pages(runner.process(doc_of("narrow.jpg", read_bytes(narrow)))), "");
     EXPECT_EQ(runner.context().counter("small_pages_total"), 1.0);
+
+    // Saved as a PDF, a thumbnail renders as a full page (here 620 x 875 at the default dpi):
+    // its own pixels are what count.
+    const auto gray_thumbnail = dir.path() / "thumb-gray.jpg";
+    ASSERT_EQ(std::system(("convert " + kReceipt.string() + " -colorspace Gray -resize 200x282! " + gray_thumbnail.string()).c_str()), 0);
+    auto pdf = runner.process(doc_of("thumb.pdf", bytes_of(pdf_of_jpeg(read_bytes(gray_thumbnail), 200, 282))));
+    ASSERT_EQ(pdf.at(0).doc->pages.size(), 1u);
+    EXPECT_GE(static_cast<long long>(pdf[0].doc->pages[0].image.width) * pdf[0].doc->pages[0].image.height, 120'000)
+        << "the rendered page alone would pass";
+    EXPECT_EQ(small_pages(pdf),
+              "page 1 of 'thumb.pdf' draws its picture from an image of only 200x282 pixels: too few for a receipt's print to "
+              "be read (a thumbnail or a chat app's preview sent in place of the photo?); ask the sender for the original "
+              "photo or scan");
+    EXPECT_EQ(runner.context().counter("small_pages_total"), 2.0);
+    // A scan of the receipt's size in a PDF, drawn on the same page, is not named.
+    const auto gray_scan = dir.path() / "scan-gray.jpg";
+    ASSERT_EQ(std::system(("convert " + kReceipt.string() + " -colorspace Gray -resize 439x1004! " + gray_scan.string()).c_str()), 0);
+    EXPECT_EQ(small_pages(runner.process(doc_of("scan.pdf", bytes_of(pdf_of_jpeg(read_bytes(gray_scan), 439, 1004))))), "");
+    EXPECT_EQ(runner.context().counter("small_pages_total"), 2.0);
 }

@@ -80,11 +80,14 @@ public:
 
         auto doc = std::make_shared<Document>(*input);
         doc->pages.clear();
+        std::vector<PartDecoder::DrawnImage> drawn;  // per page of the document
         for (auto& decoder : parts) {
             auto pages = decoder->decode();
-            for (auto& p : pages) {
-                p.index = static_cast<int>(doc->pages.size());
-                doc->pages.push_back(std::move(p));
+            const auto& largest = decoder->largest_drawn_images();
+            for (std::size_t i = 0; i < pages.size(); ++i) {
+                pages[i].index = static_cast<int>(doc->pages.size());
+                doc->pages.push_back(std::move(pages[i]));
+                drawn.push_back(i < largest.size() ? largest[i] : PartDecoder::DrawnImage{});
             }
             for (const std::string& damage : decoder->damage()) {
                 ctx_.log().log(LogLevel::Warn, fmt::format("{}: {}; the page is read, and what is read from it needs a check", doc->id, damage));
@@ -94,15 +97,28 @@ public:
         }
         for (const Page& page : doc->pages) {
             const Image& image = page.image;
-            if (!image.pixels || static_cast<long long>(image.width) * image.height >= kSmallestReadablePixels) continue;
-            const std::string what = fmt::format(
-                "page {} of '{}' is only {}x{} pixels: too few for a receipt's print to be read (a thumbnail or a chat "
-                "app's preview sent in place of the photo?); ask the sender for the original photo or scan",
-                page.index + 1, name, image.width, image.height);
+            if (!image.pixels) continue;
+            const auto& source = drawn[static_cast<std::size_t>(page.index)];
+            std::string what, logged;
+            if (static_cast<long long>(image.width) * image.height < kSmallestReadablePixels) {
+                what = fmt::format("page {} of '{}' is only {}x{} pixels", page.index + 1, name, image.width, image.height);
+                logged = fmt::format("page {} is only {}x{} pixels", page.index + 1, image.width, image.height);
+            } else if (source.width > 0 && static_cast<long long>(source.width) * source.height < kSmallestReadablePixels) {
+                // Rendered at the PDF's page size, a thumbnail is a full page of blur: what counts
+                // is the image's own pixels. (Only JPEGs are known here; a page whose largest JPEG
+                // is a logo beside text drawn as outlines is named too, and a person looks.)
+                what = fmt::format("page {} of '{}' draws its picture from an image of only {}x{} pixels", page.index + 1, name,
+                                   source.width, source.height);
+                logged = fmt::format("page {} draws its picture from an image of only {}x{} pixels", page.index + 1, source.width,
+                                     source.height);
+            } else {
+                continue;
+            }
+            what += ": too few for a receipt's print to be read (a thumbnail or a chat app's preview sent in place of the photo?); "
+                    "ask the sender for the original photo or scan";
             // The log line leaves the file name out: a name can be a person's (the trace, read by
             // the reviewer, keeps it).
-            ctx_.log().log(LogLevel::Warn, fmt::format("{}: page {} is only {}x{} pixels, too few to read a receipt from", doc->id,
-                                                       page.index + 1, image.width, image.height));
+            ctx_.log().log(LogLevel::Warn, fmt::format("{}: {}, too few to read a receipt from", doc->id, logged));
             doc->trace.push_back({ctx_.node_name(), std::string(kSmallPageEvent), 0.0, what});
             ctx_.metrics().increment("small_pages_total");
         }
