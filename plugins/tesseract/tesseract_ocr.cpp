@@ -101,9 +101,10 @@ public:
             if (page.ocr || !page.image.pixels) continue;
             std::string layout;
             std::string* wanted_layout = trace_format_ == "none" ? nullptr : &layout;
-            page.ocr = recognize_page(page, wanted_layout);
+            std::size_t unread_marks = 0;
+            page.ocr = recognize_page(page, wanted_layout, &unread_marks);
             if (turned_page_retry_) {
-                if (auto turned = read_turned(page, *page.ocr, wanted_layout)) {
+                if (auto turned = read_turned(page, *page.ocr, unread_marks, wanted_layout)) {
                     doc->trace.push_back({ctx_.node_name(), "turned page", 0.0,
                                           fmt::format("page {} read sideways or upside down ({} of {} words legible); turned {} "
                                                       "degrees clockwise, it reads {} of {}",
@@ -121,7 +122,10 @@ public:
     }
 
 private:
-    OcrResult recognize_page(const Page& page, std::string* layout) {
+    // `unread_marks`, when given, is set to the number of words the darkened copy read when its
+    // reading was not kept (so low in confidence it looked like noise): the page then reads
+    // empty, though there are marks on it. Faint print lying sideways reads so.
+    OcrResult recognize_page(const Page& page, std::string* layout, std::size_t* unread_marks = nullptr) {
         const Image& img = page.image;
         if (!img.pixels || img.width <= 0 || img.height <= 0) throw BadInput("page has no image to OCR");
         // Refused before an engine is taken: a page beyond these runs for tens of seconds
@@ -152,7 +156,10 @@ private:
         }
         ctx_.metrics().increment("ocr_faint_page_retries_total");
         // Faint print read this way scored 64-82 on train; texture blown up into "text" scores low.
-        if (!has_letter_or_digit(retry.text) || retry.mean_confidence < kFaintMinConfidence) return result;
+        if (!has_letter_or_digit(retry.text) || retry.mean_confidence < kFaintMinConfidence) {
+            if (unread_marks && has_letter_or_digit(retry.text)) *unread_marks = retry.words.size();
+            return result;
+        }
         retry.engine += " (faint page: contrast stretched, strokes thickened)";
         if (layout) *layout = std::move(retry_layout);
         return retry;
@@ -220,10 +227,14 @@ private:
     // train receipts it told 90 from 270 degrees no better than a coin (4 turned photos, 2
     // right), and said 0 for one upside down. A turned reading costs one page reading; about 2
     // upright receipts in 100 read poorly enough to pay up to three for nothing.
-    std::optional<TurnedReading> read_turned(const Page& page, const OcrResult& first, std::string* layout) {
-        // Blank (the faint retry's case), or upright enough.
+    // A page that read empty is tried too when its darkened copy read `unread_marks` words the
+    // faint retry did not keep: faint print lying sideways reads so (each turn has its own
+    // faint retry). A blank page is not: its darkened copy is not even read (too flat), or
+    // reads nothing.
+    std::optional<TurnedReading> read_turned(const Page& page, const OcrResult& first, std::size_t unread_marks, std::string* layout) {
         const std::size_t first_legible = legible_words(first);
-        if (first.words.empty() || static_cast<double>(first_legible) >= kTryTurnedBelow * static_cast<double>(first.words.size()))
+        if (first.words.empty() ? unread_marks == 0
+                                : static_cast<double>(first_legible) >= kTryTurnedBelow * static_cast<double>(first.words.size()))
             return std::nullopt;
         ctx_.metrics().increment("ocr_turned_page_tries_total");
         // A photo taken sideways is likelier than one upside down. (Which way a page lies could

@@ -135,6 +135,7 @@ TEST(TesseractOcr, ABlankPagesShadingIsNotStretchedIntoText) {
     const OcrResult& r = *out.at(0).doc->pages.at(0).ocr;
     EXPECT_EQ(r.text.find_first_not_of(" \n\f"), std::string::npos) << r.text.substr(0, 200);
     EXPECT_EQ(ocr.context().counter("ocr_faint_page_retries_total"), 0.0);
+    EXPECT_EQ(ocr.context().counter("ocr_turned_page_tries_total"), 0.0) << "a blank page is not read turned either";
 
     // The faint page of the test above is retried, once.
     const auto faint = dir.path() / "faint.png";
@@ -333,4 +334,33 @@ TEST(TesseractOcr, APageReadSidewaysOrUpsideDownIsTurnedUprightWithItsImage) {
     if (dpi > 0) {
         EXPECT_NEAR(turned.image.dpi, dpi * 1.25, 1);
     }
+}
+
+// Faint print photographed sideways reads nothing at all, darkened or not, as it lies: the
+// turn was gated on the first reading's words, so it was never tried. The darkened copy's
+// shards are the sign that something is there; turned, the faint retry reads it.
+TEST(TesseractOcr, AFaintPageLyingSidewaysIsTurnedAndReadDarkened) {
+    test::TempDir dir;
+    const auto upright = dir.path() / "faint-receipt.png";
+    const std::string draw = fmt::format(
+        "convert -size 900x700 xc:white -fill '#B0B0B0' -pointsize 48 -annotate +60+100 'TOTAL RM 12.50' "
+        "-annotate +60+200 'CASH RM 20.00' -annotate +60+300 'CHANGE RM 7.50' -annotate +60+400 'THANK YOU AGAIN' "
+        "-fill black -draw 'rectangle 0,0 3,699' -draw 'rectangle 896,0 899,699' -colorspace gray {}",
+        upright.string());
+    ASSERT_EQ(std::system(draw.c_str()), 0);
+    const auto sideways = dir.path() / "faint-sideways.png";
+    ASSERT_EQ(std::system(fmt::format("convert {} -rotate 90 {}", upright.string(), sideways.string()).c_str()), 0);
+
+    const OcrResult as_is = ocr_file(sideways, "{languages: eng, turned_page_retry: false}");
+    EXPECT_TRUE(as_is.words.empty()) << "the fixture reads nothing, darkened or not, as it lies: " << as_is.text;
+
+    auto pages = NodeRunner::from_plugin(kImagingPlugin, "transform.pdf_pages", "");
+    auto ocr = NodeRunner::from_plugin(kOcrPlugin, "ocr.tesseract", "languages: eng");
+    const auto out = ocr.process(*pages.process(Document::from_bytes("faint-sideways.png", "image/png", read_bytes(sideways))).at(0).doc);
+    const OcrResult turned = *out.at(0).doc->pages.at(0).ocr;
+    EXPECT_EQ(ocr.context().counter("ocr_turned_pages_total"), 1.0);
+    EXPECT_THAT(turned.text, HasSubstr("TOTAL RM 12.50"));
+    EXPECT_THAT(turned.text, HasSubstr("CHANGE RM 7.50"));
+    EXPECT_THAT(turned.engine, HasSubstr("turned 270 degrees clockwise"));
+    EXPECT_THAT(turned.engine, HasSubstr("faint page"));
 }
