@@ -695,6 +695,10 @@ bool PartDecoder::draws_a_scan(int index) {
     constexpr std::int64_t kScanPixels = 150'000;
     read_pdf_jpegs(pdf_->doc->pages());
     if (!pdf_->jpegs || static_cast<std::size_t>(index) >= pdf_->jpegs->pages.size()) return false;
+    // Any image by its stated size: a scanner's black-and-white page is JBIG2 or CCITT, a
+    // phone app's is often Flate, not JPEG.
+    if (pdf_->jpegs->largest[static_cast<std::size_t>(index)].pixels() >= kScanPixels) return true;
+    // Inline JPEGs, and a JPEG whose header disagrees with its dictionary, by the JPEG.
     for (const std::size_t k : pdf_->jpegs->pages[static_cast<std::size_t>(index)]) {
         const auto& jpeg = pdf_->jpegs->images[k].bytes;
         try {
@@ -855,6 +859,10 @@ std::vector<Page> PartDecoder::decode() {
             // damage), each once however many pages draw it.
             read_pdf_jpegs(static_cast<int>(plan_.size()));
             const std::size_t notes_before = damage_.size();
+            if (pdf_->jpegs) {
+                const DrawnSize& stated = pdf_->jpegs->largest[static_cast<std::size_t>(i)];
+                largest_drawn_.back() = DrawnImage{static_cast<int>(stated.width), static_cast<int>(stated.height)};
+            }
             if (pdf_->jpegs)
                 for (std::size_t n = 0; n < pdf_->jpegs->pages[static_cast<std::size_t>(i)].size(); ++n) {
                     const std::size_t k = pdf_->jpegs->pages[static_cast<std::size_t>(i)][n];

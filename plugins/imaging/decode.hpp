@@ -73,9 +73,10 @@ public:
     // reported ("photo.jpg: page 1: damaged JPEG: ... (libjpeg: ...)"). Such a page is
     // kept because most of it is there; what was read from it needs a person's check.
     const std::vector<std::string>& damage() const { return damage_; }
-    // After decode(): per page, the largest JPEG a rendered PDF page draws, as stored (its own
-    // pixels, whatever size the page renders it at); 0x0 where none is known: not a PDF, a
-    // text layer kept, no JPEG drawn, or qpdf could not tell. A thumbnail saved as a PDF
+    // After decode(): per page, the largest image a rendered PDF page draws, in its own pixels
+    // (whatever size the page renders it at): an image XObject of any filter by its stated
+    // size, a JPEG by its header; 0x0 where none is known: not a PDF, a text layer kept, no
+    // image drawn, or qpdf could not tell. A thumbnail saved as a PDF
     // renders as a full page of blur; this is how it is told from a real scan.
     struct DrawnImage {
         int width = 0, height = 0;

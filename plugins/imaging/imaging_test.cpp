@@ -91,12 +91,12 @@ Bytes bytes_of(const std::string& s) { return Bytes(s.begin(), s.end()); }
 // on /Pages, inherited by every page, as scanners write them; `listed_not_drawn`, when
 // given, is a second JPEG (/Im1) listed there that no page draws.
 // `overlay`: text drawn over the image in Helvetica, invisible (render mode 3) as a scanner
-// app's OCR layer is.
+// app's OCR layer is. `filter` "" stores the image as raw 8-bit gray samples instead.
 std::string pdf_of_jpeg(const Bytes& jpeg, int width, int height, int pages = 1, const Bytes& listed_not_drawn = {},
-                        const std::string& overlay = "") {
+                        const std::string& overlay = "", const std::string& filter = " /Filter /DCTDecode") {
     auto image = [&](const Bytes& bytes) {
         return "<< /Type /XObject /Subtype /Image /Width " + std::to_string(width) + " /Height " + std::to_string(height) +
-               " /ColorSpace /DeviceGray /BitsPerComponent 8 /Filter /DCTDecode /Length " + std::to_string(bytes.size()) + " >>\nstream\n" +
+               " /ColorSpace /DeviceGray /BitsPerComponent 8" + filter + " /Length " + std::to_string(bytes.size()) + " >>\nstream\n" +
                std::string(bytes.begin(), bytes.end()) + "\nendstream";
     };
     const bool second = !listed_not_drawn.empty();
@@ -206,6 +206,13 @@ TEST(PdfPages, AScanWithATextLayerIsReadFromTheScan) {
     auto invoice = runner.process(doc_of("invoice.pdf", bytes_of(pdf_of_jpeg(logo, 240, 338, 1, {}, "TOTAL RM 12.50"))));
     EXPECT_THAT(invoice.at(0).doc->pages.at(0).text_layer, HasSubstr("TOTAL RM 12.50"));
     EXPECT_FALSE(invoice[0].doc->pages[0].image.pixels);
+    // A scan stored another way than JPEG (raw samples here; JBIG2, CCITT and Flate alike) is
+    // told by its size too.
+    const fs::path raw = dir.path() / "scan.gray";
+    ASSERT_EQ(std::system(("convert " + kReceipt.string() + " -colorspace Gray -resize 460x930! -depth 8 gray:" + raw.string()).c_str()), 0);
+    auto raw_scan = runner.process(doc_of("raw.pdf", bytes_of(pdf_of_jpeg(read_bytes(raw), 460, 930, 1, {}, "TOTAL RM 9,999.00", ""))));
+    EXPECT_TRUE(raw_scan.at(0).doc->pages.at(0).text_layer.empty()) << raw_scan[0].doc->pages[0].text_layer;
+    EXPECT_TRUE(raw_scan[0].doc->pages[0].image.pixels) << "rendered, for OCR";
 }
 
 // libjpeg's own warning ("Premature end of JPEG file") went straight to stderr, through the
@@ -981,4 +988,10 @@ TEST(PdfPages, APageTooSmallToReadIsNamedWithItsSize) {
     ASSERT_EQ(std::system(("convert " + kReceipt.string() + " -colorspace Gray -resize 439x1004! " + gray_scan.string()).c_str()), 0);
     EXPECT_EQ(small_pages(runner.process(doc_of("scan.pdf", bytes_of(pdf_of_jpeg(read_bytes(gray_scan), 439, 1004))))), "");
     EXPECT_EQ(runner.context().counter("small_pages_total"), 2.0);
+    // A thumbnail stored another way than JPEG is named by its stated size.
+    const auto raw_thumbnail = dir.path() / "thumb.gray";
+    ASSERT_EQ(std::system(("convert " + kReceipt.string() + " -colorspace Gray -resize 200x282! -depth 8 gray:" + raw_thumbnail.string()).c_str()), 0);
+    EXPECT_THAT(small_pages(runner.process(doc_of("raw.pdf", bytes_of(pdf_of_jpeg(read_bytes(raw_thumbnail), 200, 282, 1, {}, "", ""))))),
+                HasSubstr("page 1 of 'raw.pdf' draws its picture from an image of only 200x282 pixels"));
+    EXPECT_EQ(runner.context().counter("small_pages_total"), 3.0);
 }

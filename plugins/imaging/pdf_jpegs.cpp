@@ -216,6 +216,7 @@ struct PageWalk {
     std::size_t file_size;
     std::vector<std::size_t>& on_page;
     std::vector<std::string>& names_on_page;
+    DrawnSize& largest_on_page;
     // The forms entered on this page, each with the object whose resources it borrows (a
     // form without its own draws another image /Im0 in each place it is drawn from).
     std::set<std::pair<QPDFObjGen, QPDFObjGen>> forms_entered;
@@ -266,6 +267,7 @@ struct PageWalk {
                     continue;  // a loop, or drawn twice
                 walk(QPDFPageObjectHelper(x), resources, depth + 1, fmt::format("{}form {}'s ", whose, drawn.name));
             } else if (subtype.isName() && subtype.getName() == "/Image") {
+                note_size(x);
                 const std::string image_name = fmt::format("{}image {}", whose, drawn.name);
                 take(x, image_name);
                 // Its soft mask, which says where the image shows: a damaged one leaves parts
@@ -318,6 +320,16 @@ struct PageWalk {
             // poppler draws it with the page's resources around its own.
             walk(QPDFPageObjectHelper(appearance), page_resources, 1, fmt::format("its annotation {}'s ", k + 1));
         }
+    }
+
+    // Keeps the image's stated size when it is the page's largest so far. A side past 2^24
+    // pixels is taken as 2^24 (poppler refuses such an image; the product must not overflow).
+    void note_size(QPDFObjectHandle& image) {
+        QPDFObjectHandle w = image.getDict().getKey("/Width"), h = image.getDict().getKey("/Height");
+        if (!w.isInteger() || !h.isInteger() || w.getIntValue() <= 0 || h.getIntValue() <= 0) return;
+        constexpr long long kMaxSide = 1LL << 24;
+        const DrawnSize size{std::min<long long>(w.getIntValue(), kMaxSide), std::min<long long>(h.getIntValue(), kMaxSide)};
+        if (size.pixels() > largest_on_page.pixels()) largest_on_page = size;
     }
 
     // An image or soft-mask stream, when it holds a JPEG.
@@ -442,7 +454,8 @@ std::optional<PdfJpegs> pdf_jpegs(const std::uint8_t* data, std::size_t size, in
         for (auto& page : pages) {
             std::vector<std::size_t>& on_page = out.pages.emplace_back();
             std::vector<std::string>& names = out.names.emplace_back();
-            PageWalk walk{out, seen, optional_content, size, on_page, names, {}};
+            DrawnSize& largest = out.largest.emplace_back();
+            PageWalk walk{out, seen, optional_content, size, on_page, names, largest, {}};
             walk.walk(page, Resources{}, 0, "its ");
             walk.walk_annotations(page);
             if (walk.incomplete) ++out.unchecked;

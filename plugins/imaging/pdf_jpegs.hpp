@@ -29,12 +29,21 @@ struct PdfJpeg {
     std::vector<std::uint8_t> bytes; // the JPEG file: the stream's stored data, or what qpdf undid of its other filters
 };
 
+// An image's size in its own pixels, as its dictionary states it (/Width, /Height).
+struct DrawnSize {
+    std::int64_t width = 0, height = 0;
+    std::int64_t pixels() const { return width * height; }
+};
+
 struct PdfJpegs {
     std::vector<PdfJpeg> images;                   // each image once
     std::vector<std::vector<std::size_t>> pages;   // per page, in page order: indices into images
     std::vector<std::vector<std::string>> names;   // per page: each of those images, as the page's note names it:
                                                    // "its image /Im0", "its image /Im0's soft mask", "its inline
                                                    // image 2", "its form /Fm0's image /Im1", "its annotation 1's image /Im0"
+    std::vector<DrawnSize> largest;                // per page: the largest image XObject it draws, whatever its
+                                                   // filter (JPEG, Flate, JBIG2, CCITT, JPX; inline images are not
+                                                   // counted), by its stated size; 0x0 when it draws none
     std::size_t copied_bytes = 0;                  // the images' bytes together: at most twice the file's size
     std::size_t unchecked = 0;                     // JPEGs, and pages, left out by the limits below
 };

@@ -43,8 +43,8 @@ public:
                           "a receipt (a long receipt, 80 x 600 mm, is 7.5; a 1x1500 pixel strip is 1500). 0: no limit"),
             Field::integer("max_bytes").default_value(50 * 1024 * 1024).min(1).describe("Largest file accepted"),
             Field::enumeration("text_layer", {"use", "ocr"}).default_value("use")
-                .describe("use: a PDF page with text keeps it and skips OCR, unless the page draws a scan or photo (a JPEG of "
-                          "150,000 pixels or more: its text is a scanner app's OCR or laid over it, not what it shows), "
+                .describe("use: a PDF page with text keeps it and skips OCR, unless the page draws a scan or photo (an image of "
+                          "150,000 pixels or more, JPEG or not: its text is a scanner app's OCR or laid over it, not what it shows), "
                           "which is rendered and OCRed; ocr: always render and OCR"),
         };
         DocumentBudget::add_fields(d.config, "All pages of one document together, checked before decoding; more fails that document alone");
@@ -105,8 +105,8 @@ public:
                 logged = fmt::format("page {} is only {}x{} pixels", page.index + 1, image.width, image.height);
             } else if (source.width > 0 && static_cast<long long>(source.width) * source.height < kSmallestReadablePixels) {
                 // Rendered at the PDF's page size, a thumbnail is a full page of blur: what counts
-                // is the image's own pixels. (Only JPEGs are known here; a page whose largest JPEG
-                // is a logo beside text drawn as outlines is named too, and a person looks.)
+                // is the image's own pixels. (A page whose largest image is a logo beside text
+                // drawn as outlines, with no text layer, is named too, and a person looks.)
                 what = fmt::format("page {} of '{}' draws its picture from an image of only {}x{} pixels", page.index + 1, name,
                                    source.width, source.height);
                 logged = fmt::format("page {} draws its picture from an image of only {}x{} pixels", page.index + 1, source.width,
