@@ -19,7 +19,7 @@ set -euo pipefail
 PACKAGES=(
   cmake g++ make pkg-config git
   libboost-dev libboost-filesystem-dev libtbb-dev libyaml-cpp-dev
-  libtesseract-dev libleptonica-dev libjpeg-dev libpng-dev libtiff-dev libheif-dev libqpdf-dev tesseract-ocr-eng tesseract-ocr-msa
+  libtesseract-dev libleptonica-dev libjpeg-dev libpng-dev libtiff-dev libheif-dev libqpdf-dev libwebp-dev tesseract-ocr-eng tesseract-ocr-msa
   libcurl4-openssl-dev nlohmann-json3-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libhiredis-dev redis-server libsqlite3-dev libjemalloc2

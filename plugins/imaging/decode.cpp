@@ -24,6 +24,8 @@
 #include <png.h>
 // The message codes (JWRN_JPEG_EOF): jpeglib.h brings them only with its internals.
 #include <jerror.h>
+#include <webp/decode.h>
+#include <webp/demux.h>
 
 #include <fmt/core.h>
 
@@ -71,6 +73,7 @@ std::uint32_t le32(const l_uint8* p) { return le16(p) | (le16(p + 2) << 16); }
 struct HeaderSize {
     std::int64_t width = 0, height = 0;
     std::size_t frame_pixels = 0;  // GIF: giflib holds every frame decoded at once
+    int frames = 0;                // GIF: its image descriptors
 };
 
 std::optional<HeaderSize> bmp_size(const l_uint8* d, std::size_t n) {
@@ -115,6 +118,7 @@ std::optional<HeaderSize> gif_size(const l_uint8* d, std::size_t n) {
             s.width = std::max(s.width, w);
             s.height = std::max(s.height, h);
             s.frame_pixels += static_cast<std::size_t>(w * h);
+            ++s.frames;
         } else if (block == 0x21) {  // extension: label, then sub-blocks
             pos += 1;
             skip_sub_blocks();
@@ -123,6 +127,51 @@ std::optional<HeaderSize> gif_size(const l_uint8* d, std::size_t n) {
         }
     }
     return s;
+}
+
+// An animated WebP's first frame as shown (libwebpdemux composes it on the canvas), on
+// white where it is transparent (a sticker's background). Leptonica reads only still WebPs:
+// an animated one failed as "truncated or corrupt". `frames` is set to its frame count.
+Image decode_animated_webp(const Part& part, const std::uint8_t* data, std::size_t size, int& frames) {
+    const WebPData webp{data, size};
+    WebPAnimDecoderOptions options;
+    if (!WebPAnimDecoderOptionsInit(&options)) bad(part, "animated WebP: libwebpdemux does not match its header");
+    options.color_mode = MODE_RGBA;
+    options.use_threads = 0;
+    std::unique_ptr<WebPAnimDecoder, void (*)(WebPAnimDecoder*)> decoder(WebPAnimDecoderNew(&webp, &options), WebPAnimDecoderDelete);
+    if (!decoder) bad(part, "animated WebP whose frames cannot be read (truncated or corrupt)");
+    WebPAnimInfo info{};
+    WebPAnimDecoderGetInfo(decoder.get(), &info);
+    std::uint8_t* canvas = nullptr;
+    int timestamp = 0;
+    if (info.canvas_width == 0 || info.canvas_height == 0 || !WebPAnimDecoderGetNext(decoder.get(), &canvas, &timestamp) || !canvas)
+        bad(part, "animated WebP whose first frame cannot be decoded (truncated or corrupt)");
+    frames = static_cast<int>(info.frame_count);
+    Image img;
+    img.width = static_cast<int>(info.canvas_width);
+    img.height = static_cast<int>(info.canvas_height);
+    img.channels = 3;
+    auto pixels = std::make_shared<std::vector<std::uint8_t>>(static_cast<std::size_t>(img.width) * img.height * 3);
+    const std::size_t count = static_cast<std::size_t>(img.width) * img.height;
+    for (std::size_t i = 0; i < count; ++i) {
+        const std::uint8_t* p = canvas + i * 4;
+        for (int c = 0; c < 3; ++c)  // over white: c * a + 255 * (255 - a), over 255
+            (*pixels)[i * 3 + c] = static_cast<std::uint8_t>((p[c] * p[3] + 255 * (255 - p[3]) + 127) / 255);
+    }
+    img.pixels = std::move(pixels);
+    return img;
+}
+
+bool is_animated_webp(const std::uint8_t* data, std::size_t size) {
+    WebPBitstreamFeatures features{};
+    return WebPGetFeatures(data, size, &features) == VP8_STATUS_OK && features.has_animation;
+}
+
+// The note on a page taken from the first frame of several: the receipt may be in another.
+std::string only_the_first_frame(std::string_view what, int frames) {
+    return fmt::format("page 1: {} of {} frames: only the first is read (the receipt may be in another frame); ask the sender for a "
+                       "still photo",
+                       what, frames);
 }
 
 // 8-bit gray stays gray; everything else becomes 8-bit RGB.
@@ -791,7 +840,10 @@ PartDecoder::PartDecoder(const Part& part, const DecodeLimits& limits) : part_(p
         return;
     }
     std::optional<HeaderSize> own;
-    if (format == IFF_GIF) own = gif_size(data, size);
+    if (format == IFF_GIF) {
+        own = gif_size(data, size);
+        if (own) gif_frames_ = own->frames;
+    }
     if (format == IFF_BMP) own = bmp_size(data, size);
     if (own) {
         if (own->width <= 0 || own->height <= 0) bad(part, "not a readable image (corrupt header: no width or height)");
@@ -936,10 +988,20 @@ std::vector<Page> PartDecoder::decode() {
         pages.push_back(Page{0, decode_png(part_, data, size), {}, std::nullopt});
         return pages;
     }
+    if (format_ == IFF_WEBP && is_animated_webp(data, size)) {
+        int frames = 0;
+        Image first = decode_animated_webp(part_, data, size, frames);
+        check_planned(part_, 0, first.width, first.height, limits_);
+        pages.push_back(Page{0, std::move(first), {}, std::nullopt});
+        if (frames > 1) damage_.push_back(fmt::format("{}: {}", part_.name, only_the_first_frame("an animated WebP", frames)));
+        return pages;
+    }
     PixPtr pix(pixReadMem(data, size));
     if (!pix) bad(part_, "the image data cannot be decoded (truncated or corrupt)");
     check_planned(part_, 0, pixGetWidth(pix.get()), pixGetHeight(pix.get()), limits_);
     pages.push_back(Page{0, to_image(pix.get()), {}, std::nullopt});
+    // Leptonica reads a GIF's first frame alone.
+    if (gif_frames_ > 1) damage_.push_back(fmt::format("{}: {}", part_.name, only_the_first_frame("an animated GIF", gif_frames_)));
     return pages;
 }
 

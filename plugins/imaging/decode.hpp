@@ -54,7 +54,8 @@ struct PlannedPage {
 class PartDecoder {
 public:
     // Images: JPEG (libjpeg), PNG (libpng), TIFF (libtiff, every page), HEIC and AVIF (libheif),
-    // and BMP, GIF, WebP through Leptonica.
+    // and BMP, GIF, WebP through Leptonica (an animated GIF or WebP: its first frame, with a
+    // note that there are more; libwebpdemux composes an animated WebP's).
     // PDFs through poppler: each page rendered at limits.pdf_dpi, or its text layer kept.
     // Reads headers and checks limits only; throws BadInput naming the file and page.
     PartDecoder(const Part& part, const DecodeLimits& limits);
@@ -88,6 +89,7 @@ private:
     const Part& part_;
     DecodeLimits limits_;
     int format_ = 0;  // Leptonica's IFF_* for images
+    int gif_frames_ = 0;  // a GIF's frames (its image descriptors); only the first is read
     std::vector<PlannedPage> plan_;
     std::vector<std::string> text_layers_;  // PDF: per page, kept text ("" = render)
     std::vector<TiffPage> tiff_pages_;      // TIFF: per page, what its header says

@@ -995,3 +995,49 @@ TEST(PdfPages, APageTooSmallToReadIsNamedWithItsSize) {
                 HasSubstr("page 1 of 'raw.pdf' draws its picture from an image of only 200x282 pixels"));
     EXPECT_EQ(runner.context().counter("small_pages_total"), 3.0);
 }
+
+// An animated WebP (a sticker, or a clip a chat app saved as one) failed as "truncated or
+// corrupt": Leptonica reads still WebPs only. Its first frame is read now, as an animated
+// GIF's was, and both say that there were more frames, so that a person looks at them.
+TEST(PdfPages, AnAnimatedGifOrWebPGivesItsFirstFrameAndSaysThereAreMore) {
+    auto runner = NodeRunner::from_plugin(kPlugin, "transform.pdf_pages", "{}");
+    test::TempDir dir;
+    const auto first = dir.path() / "first.png", second = dir.path() / "second.png";
+    ASSERT_EQ(std::system(("convert " + kReceipt.string() + " -resize 400x564! " + first.string()).c_str()), 0);
+    ASSERT_EQ(std::system(("convert -size 400x564 xc:white -fill black -draw 'rectangle 40,40 120,120' " + second.string()).c_str()), 0);
+    const auto damaged_notes = [](const Document& doc) {
+        std::vector<std::string> notes;
+        for (const auto& t : doc.trace)
+            if (t.event == kDamagedPageEvent) notes.push_back(t.detail);
+        return notes;
+    };
+    for (const std::string ext : {"webp", "gif"}) {
+        SCOPED_TRACE(ext);
+        const auto animated = dir.path() / ("animated." + ext);
+        ASSERT_EQ(std::system(("convert -delay 50 " + first.string() + " " + second.string() + " -loop 0 " + animated.string()).c_str()), 0);
+        const auto out = runner.process(doc_of("animated." + ext, read_bytes(animated)));
+        ASSERT_EQ(out.at(0).doc->pages.size(), 1u);
+        const Image& image = out[0].doc->pages[0].image;
+        ASSERT_TRUE(image.pixels);
+        EXPECT_EQ(image.width, 400);
+        EXPECT_EQ(image.height, 564);
+        // The first frame, the receipt: mostly white paper with dark print, where the second
+        // frame is a white canvas with one black square at its top left.
+        std::size_t dark = 0;
+        for (std::size_t i = 0; i < image.pixels->size(); i += static_cast<std::size_t>(image.channels)) dark += (*image.pixels)[i] < 100;
+        const std::size_t count = static_cast<std::size_t>(image.width) * image.height;
+        EXPECT_GT(dark, count / 100) << "the receipt's print";
+        EXPECT_GT((*image.pixels)[(60 * 400 + 60) * image.channels], 100) << "not the second frame's square";
+        const auto notes = damaged_notes(*out[0].doc);
+        ASSERT_EQ(notes.size(), 1u);
+        EXPECT_EQ(notes[0], fmt::format("animated.{}: page 1: an animated {} of 2 frames: only the first is read (the receipt may be in "
+                                        "another frame); ask the sender for a still photo",
+                                        ext, ext == "gif" ? "GIF" : "WebP"));
+    }
+    // A still one has no note.
+    const auto still = dir.path() / "still.webp";
+    ASSERT_EQ(std::system(("convert " + first.string() + " " + still.string()).c_str()), 0);
+    const auto out = runner.process(doc_of("still.webp", read_bytes(still)));
+    EXPECT_TRUE(damaged_notes(*out.at(0).doc).empty());
+    EXPECT_EQ(out[0].doc->pages.at(0).image.width, 400);
+}
