@@ -36,7 +36,7 @@ std::vector<std::string> names_in(const fs::path& dir) {
 
 TEST(DirectorySource, TakesCompleteFilesAndMovesThemOnAck) {
     test::TempDir dir;
-    write_file(dir.path() / "a.eml", "From: x\n\nhello");
+    write_file(dir.path() / "a.eml", "From: x\nMessage-ID: <a@x>\n\nhello");
     write_file(dir.path() / "b.jpg", "JPEGDATA");
     write_file(dir.path() / ".hidden", "no");
     write_file(dir.path() / "c.part", "still downloading");
@@ -50,6 +50,8 @@ TEST(DirectorySource, TakesCompleteFilesAndMovesThemOnAck) {
     EXPECT_EQ(items[0].doc.attributes.at("filename"), "a.eml");
     EXPECT_EQ(items[0].doc.parts[0].media_type, "message/rfc822");
     EXPECT_EQ(items[1].doc.parts[0].media_type, "image/jpeg");
+    EXPECT_EQ(items[0].doc.attributes.at("message_id"), "a@x") << "an email's, known before transform.mime parses it";
+    EXPECT_EQ(items[1].doc.attributes.count("message_id"), 0u);
     // The id covers the file name and the content: a copy under another name is another job.
     EXPECT_EQ(items[1].doc.id, Document::content_id(std::string("b.jpg") + '\0' + "JPEGDATA"));
     EXPECT_EQ(items[1].doc.attributes.at("filename"), "b.jpg");

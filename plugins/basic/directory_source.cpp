@@ -8,6 +8,8 @@
 
 #include <fmt/core.h>
 
+#include "docpipe/rfc822.hpp"
+
 namespace docpipe::basic {
 
 namespace fs = std::filesystem;
@@ -265,6 +267,11 @@ DirectorySource::ScanResult DirectorySource::scan(SourceEmitter& emitter, std::s
         doc.id = Document::content_id(reinterpret_cast<const std::uint8_t*>(identity.data()), identity.size());
         doc.attributes["source"] = "directory";
         doc.attributes["filename"] = name;
+        // An email dropped as a file: its Message-ID, known before transform.mime parses it,
+        // stays with a job whose email cannot be parsed.
+        if (const Part& part = doc.parts.front(); part.media_type == "message/rfc822")
+            if (auto m = rfc822_message_id(std::string_view(reinterpret_cast<const char*>(part.bytes->data()), part.bytes->size())); !m.empty())
+                doc.attributes["message_id"] = m;
         auto ack = [this, path](const Outcome& outcome) { settle(path, outcome); };
         if (!emitter.emit(std::move(doc), ack)) {
             std::lock_guard lock(mutex_);

@@ -13,6 +13,8 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "docpipe/rfc822.hpp"
+
 namespace docpipe::google {
 
 using nlohmann::json;
@@ -58,46 +60,6 @@ std::string iso8601_ms(std::int64_t epoch_ms) {
 
 std::int64_t epoch_ms(std::chrono::system_clock::time_point t) {
     return std::chrono::duration_cast<milliseconds>(t.time_since_epoch()).count();
-}
-
-// The value of one header of an RFC 2822 message (unfolded, trimmed), or "".
-std::string header_value(const std::string& raw, std::string_view name) {
-    const std::size_t limit = std::min<std::size_t>(raw.size(), 256 * 1024);
-    std::string found;
-    bool in_it = false;
-    std::size_t pos = 0;
-    while (pos < limit) {
-        std::size_t end = raw.find('\n', pos);
-        if (end == std::string::npos || end > limit) end = limit;
-        std::string_view line(raw.data() + pos, end - pos);
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-        pos = end + 1;
-        if (line.empty()) break;  // end of the header block
-        if (line.front() == ' ' || line.front() == '\t') {
-            if (in_it) found.append(" ").append(line.substr(1));
-            continue;
-        }
-        if (in_it) break;
-        const auto colon = line.find(':');
-        if (colon == std::string_view::npos || colon != name.size()) continue;
-        bool same = true;
-        for (std::size_t i = 0; i < colon && same; ++i)
-            same = std::tolower(static_cast<unsigned char>(line[i])) == std::tolower(static_cast<unsigned char>(name[i]));
-        if (same) {
-            in_it = true;
-            found = std::string(line.substr(colon + 1));
-        }
-    }
-    const auto first = found.find_first_not_of(" \t");
-    if (first == std::string::npos) return "";
-    const auto last = found.find_last_not_of(" \t");
-    return found.substr(first, last - first + 1);
-}
-
-std::string message_id_of(const std::string& raw) {
-    std::string id = header_value(raw, "message-id");
-    if (id.size() >= 2 && id.front() == '<' && id.back() == '>') id = id.substr(1, id.size() - 2);
-    return id;
 }
 
 GmailSource::Mode parse_mode(const std::string& mode) {
@@ -853,7 +815,7 @@ bool GmailSource::take(SourceEmitter& emitter, const std::string& id, Checkpoint
     doc.attributes["filename"] = id + ".eml";
     doc.attributes["gmail_id"] = id;
     if (auto t = j.value("threadId", ""); !t.empty()) doc.attributes["gmail_thread_id"] = t;
-    if (auto m = message_id_of(raw); !m.empty()) doc.attributes["message_id"] = m;
+    if (auto m = rfc822_message_id(raw); !m.empty()) doc.attributes["message_id"] = m;
     if (const auto ms = to_u64(j.value("internalDate", json())); ms > 0)
         doc.attributes["received_at"] = iso8601_ms(static_cast<std::int64_t>(ms));
     const std::string doc_id = doc.id;

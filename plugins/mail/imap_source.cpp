@@ -16,6 +16,7 @@
 
 #include <fmt/core.h>
 
+#include "docpipe/rfc822.hpp"
 #include "docpipe/secrets.hpp"
 
 namespace docpipe::mail {
@@ -620,6 +621,8 @@ bool ImapSource::scan_once(SourceEmitter& emitter, bool& stopped, bool reselect)
         doc.attributes["imap_uid"] = std::to_string(uid);
         doc.attributes["imap_uidvalidity"] = std::to_string(validity);
         if (auto t = imap::internaldate_iso(body->text); !t.empty()) doc.attributes["received_at"] = t;
+        // Known before transform.mime parses it: a job whose email cannot be parsed keeps it.
+        if (auto m = rfc822_message_id(raw); !m.empty()) doc.attributes["message_id"] = m;
         const std::string doc_id = doc.id;
         {
             std::lock_guard lock(mutex_);

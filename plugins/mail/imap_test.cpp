@@ -221,6 +221,7 @@ TEST_F(Imap, NewMailArrivesThroughIdleWithoutWaitingForThePollInterval) {
     EXPECT_EQ(d.attributes.at("source"), "imap");
     EXPECT_EQ(d.attributes.at("imap_uid"), "1");
     EXPECT_EQ(d.attributes.at("imap_mailbox"), "Claims");
+    EXPECT_EQ(d.attributes.at("message_id"), "claim-1@example.my") << "known before transform.mime parses the email";
     EXPECT_FALSE(d.attributes.at("received_at").empty());
     ASSERT_EQ(d.parts.size(), 1u);
     EXPECT_EQ(d.parts[0].media_type, "message/rfc822");

@@ -456,6 +456,7 @@ TEST(Maildir, NewToCurWithSeenOrFlaggedAndAReason) {
     ASSERT_EQ(items.size(), 2u);
     EXPECT_EQ(items[0].doc.parts[0].media_type, "message/rfc822");
     EXPECT_EQ(items[0].doc.attributes.at("source"), "maildir");
+    EXPECT_EQ(items[0].doc.attributes.at("message_id"), "t1@example") << "known before transform.mime parses the email";
     EXPECT_TRUE(runner.poll().empty());  // in flight: not taken twice
     items[0].ack(Outcome{true, ""});
     items[1].ack(Outcome{false, "mime: not an email"});

@@ -5,6 +5,8 @@
 
 #include <fmt/core.h>
 
+#include "docpipe/rfc822.hpp"
+
 namespace fs = std::filesystem;
 
 namespace docpipe::mail {
@@ -94,9 +96,13 @@ std::size_t MaildirSource::scan(SourceEmitter& emitter, bool& stopped) {
         }
         std::ifstream in(path, std::ios::binary);
         Bytes bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        // Known before transform.mime parses it: a job whose email cannot be parsed keeps it.
+        const std::string message_id =
+            rfc822_message_id(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
         Document doc = Document::from_bytes(name, "message/rfc822", std::move(bytes));
         doc.attributes["source"] = "maildir";
         doc.attributes["filename"] = name;
+        if (!message_id.empty()) doc.attributes["message_id"] = message_id;
         if (!emitter.emit(std::move(doc), [this, path](const Outcome& o) { settle(path, o); })) {
             std::lock_guard lock(mutex_);
             in_flight_.erase(path);

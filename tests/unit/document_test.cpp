@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "docpipe/document.hpp"
+#include "docpipe/rfc822.hpp"
 
 using namespace docpipe;
 
@@ -63,4 +64,19 @@ TEST(Document, JsonTextWritesABadByteAsReplacementAndKeepsValidUtf8) {
     const nlohmann::json utf8 = {{"name", "re\xc3\xa7u \xe6\x94\xb6\xe6\x8d\xae.jpg"}, {"n", 1}};
     EXPECT_EQ(docpipe::json_text(utf8), utf8.dump());
     EXPECT_EQ(docpipe::json_text(utf8, 2), utf8.dump(2));
+}
+
+// Sources read the Message-ID before transform.mime parses the email, so that the job of an
+// email that cannot be parsed still has it.
+TEST(Rfc822, TheFirstHeaderOfANameUnfoldedAndTheMessageIdWithoutBrackets) {
+    const std::string raw =
+        "Received: from a\r\n\tby b\r\nmessage-id:\r\n  <claim-7@clinic.example>  \r\nSubject: Claim\r\n"
+        "Message-ID: <second@x>\r\n\r\nMessage-ID: <in-the-body@x>\r\n";
+    EXPECT_EQ(docpipe::rfc822_message_id(raw), "claim-7@clinic.example") << "folded, any case, the first one";
+    EXPECT_EQ(docpipe::rfc822_header(raw, "subject"), "Claim");
+    EXPECT_EQ(docpipe::rfc822_header(raw, "Received"), "from a by b");
+    EXPECT_EQ(docpipe::rfc822_header("Subject: x\n\nMessage-ID: <body@x>\n", "message-id"), "") << "the body is not read";
+    EXPECT_EQ(docpipe::rfc822_message_id("Message-ID: no-brackets@x\n\n"), "no-brackets@x");
+    EXPECT_EQ(docpipe::rfc822_message_id(std::string(300 * 1024, 'x') + "\nMessage-ID: <late@x>\n"), "") << "past 256 KiB";
+    EXPECT_EQ(docpipe::rfc822_message_id(""), "");
 }

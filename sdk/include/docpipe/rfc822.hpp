@@ -1,0 +1,66 @@
+// docpipe SDK — one header of a raw email, read before the email is parsed.
+//
+// A source that takes emails (Gmail, IMAP, a maildir, a drop folder of .eml files) names
+// each document with its Message-ID, so that the job of an email that transform.mime then
+// cannot parse is still found by that id (GET /api/v1/jobs?email_id=..., the dedup of a
+// resend) rather than carrying an empty one. The full parse stays with transform.mime.
+//
+// Contract:
+// - Pure functions of the bytes given: no state, safe from any thread; nothing is kept.
+// - Only the header block is looked at, and at most its first 256 KiB: an email without a
+//   blank line after its headers, or a binary file, costs no more than that.
+// - Folded lines are unfolded; names are matched without regard to case; the first header of
+//   that name counts. Encoded words (=?utf-8?...?=) are left as they are.
+// - Header-only: not part of the plugin ABI.
+#pragma once
+
+#include <algorithm>
+#include <cctype>
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace docpipe {
+
+// The value of the first header `name` of an RFC 5322 message (unfolded, trimmed), or "".
+inline std::string rfc822_header(std::string_view raw, std::string_view name) {
+    const std::size_t limit = std::min<std::size_t>(raw.size(), 256 * 1024);
+    std::string found;
+    bool in_it = false;
+    std::size_t pos = 0;
+    while (pos < limit) {
+        std::size_t end = raw.find('\n', pos);
+        if (end == std::string_view::npos || end > limit) end = limit;
+        std::string_view line = raw.substr(pos, end - pos);
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        pos = end + 1;
+        if (line.empty()) break;  // the end of the header block
+        if (line.front() == ' ' || line.front() == '\t') {
+            if (in_it) found.append(" ").append(line.substr(1));
+            continue;
+        }
+        if (in_it) break;
+        const auto colon = line.find(':');
+        if (colon == std::string_view::npos || colon != name.size()) continue;
+        bool same = true;
+        for (std::size_t i = 0; i < colon && same; ++i)
+            same = std::tolower(static_cast<unsigned char>(line[i])) == std::tolower(static_cast<unsigned char>(name[i]));
+        if (same) {
+            in_it = true;
+            found = std::string(line.substr(colon + 1));
+        }
+    }
+    const auto first = found.find_first_not_of(" \t");
+    if (first == std::string::npos) return "";
+    const auto last = found.find_last_not_of(" \t");
+    return found.substr(first, last - first + 1);
+}
+
+// The Message-ID without its angle brackets ("abc@mail.example"), or "" when there is none.
+inline std::string rfc822_message_id(std::string_view raw) {
+    std::string id = rfc822_header(raw, "message-id");
+    if (id.size() >= 2 && id.front() == '<' && id.back() == '>') id = id.substr(1, id.size() - 2);
+    return id;
+}
+
+}  // namespace docpipe
