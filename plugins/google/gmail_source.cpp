@@ -773,7 +773,7 @@ bool GmailSource::take(SourceEmitter& emitter, const std::string& id, Checkpoint
         }
         if (recent_set_.count(id)) return true;
     }
-    const auto r = gmail("GET", "/messages/" + net::url_encode(id) + "?format=raw", "", "messages.get");
+    auto r = gmail("GET", "/messages/" + net::url_encode(id) + "?format=raw", "", "messages.get");
     if (r.status == 404) {
         // Deleted since the history record, or not visible yet: nothing to take. Normal now and
         // then, but a warning lets an operator see mail that was listed and never taken.
@@ -790,7 +790,10 @@ bool GmailSource::take(SourceEmitter& emitter, const std::string& id, Checkpoint
     if (r.status == 400 || r.status == 410 || r.status == 422)
         return reject_unreadable(emitter, id, fmt::format("messages.get answered {}: {}", r.status, answer_text(r)), open);
     if (!r.ok()) throw ApiError(fmt::format("Gmail messages.get {} answered {}: {}", id, r.status, answer_text(r)), r.status);
-    const json j = json::parse(r.body, nullptr, false);
+    // A 50 MB email comes as 67 MB of base64 in JSON: each copy is let go as soon as the next
+    // is made (the answer, the parsed JSON's string, the decoded text), not all held at once.
+    json j = json::parse(r.body, nullptr, false);
+    std::string().swap(r.body);
     if (j.is_object() && j.contains("labelIds") && j["labelIds"].is_array())
         for (const auto& l : j["labelIds"])
             if (l.is_string() && (l.get<std::string>() == processed_id_ || l.get<std::string>() == failed_id_)) return true;  // done before
@@ -800,8 +803,9 @@ bool GmailSource::take(SourceEmitter& emitter, const std::string& id, Checkpoint
     std::string raw, unreadable;
     if (!j.contains("raw") || !j["raw"].is_string()) unreadable = "messages.get answered 200 but the answer has no raw field";
     else {
+        const std::string encoded = std::move(j["raw"].get_ref<std::string&>());
         try {
-            raw = net::base64_decode_any(j["raw"].get<std::string>());
+            raw = net::base64_decode_any(encoded);
         } catch (const std::exception&) {
             unreadable = "messages.get answered 200 but its raw field is not base64";
         }
@@ -810,12 +814,15 @@ bool GmailSource::take(SourceEmitter& emitter, const std::string& id, Checkpoint
     // this cursor, forever, and no later mail would be taken. It is handed over as a rejected
     // document instead (a failed job with the reason, the failed label on the message).
     if (!unreadable.empty()) return reject_unreadable(emitter, id, unreadable, open);
-    Document doc = Document::from_bytes(id + ".eml", "message/rfc822", Bytes(raw.begin(), raw.end()));
+    const std::string message_id = rfc822_message_id(raw);
+    Bytes bytes(raw.begin(), raw.end());
+    std::string().swap(raw);
+    Document doc = Document::from_bytes(id + ".eml", "message/rfc822", std::move(bytes));
     doc.attributes["source"] = "gmail";
     doc.attributes["filename"] = id + ".eml";
     doc.attributes["gmail_id"] = id;
     if (auto t = j.value("threadId", ""); !t.empty()) doc.attributes["gmail_thread_id"] = t;
-    if (auto m = rfc822_message_id(raw); !m.empty()) doc.attributes["message_id"] = m;
+    if (!message_id.empty()) doc.attributes["message_id"] = message_id;
     if (const auto ms = to_u64(j.value("internalDate", json())); ms > 0)
         doc.attributes["received_at"] = iso8601_ms(static_cast<std::int64_t>(ms));
     const std::string doc_id = doc.id;
