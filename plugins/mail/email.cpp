@@ -149,6 +149,9 @@ struct Walker {
     std::string tnef_body_problem;       // why that body could not be read whole
     std::string tnef_name;               // the winmail.dat it came from, as shown
     std::string rtf;                     // a text/rtf body (Outlook's rich text sent as MIME)
+    // The text of the first forwarded email (message/rfc822) that has one: a claim forwarded
+    // as an attachment carries the member's own words, with the member id, in there.
+    std::string forwarded_plain, forwarded_html;
 
     void walk(GMimeObject* object, int depth) {
         if (!object || email.too_many_parts) return;
@@ -157,7 +160,7 @@ struct Walker {
             return;
         }
         if (GMIME_IS_MESSAGE_PART(object)) {
-            // A forwarded email: its attachments count, its body does not replace ours.
+            // A forwarded email: its attachments count; its text follows ours, not replacing it.
             GMimeMessage* inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(object));
             if (inner) walk(g_mime_message_get_mime_part(inner), depth + 1);
             return;
@@ -193,7 +196,13 @@ struct Walker {
         const char* raw_name = g_mime_part_get_filename(part);
 
         if (GMIME_IS_TEXT_PART(object) && !attachment && !raw_name) {
-            if (depth > 0) return;
+            if (depth > 0) {
+                if (forwarded_plain.empty() && forwarded_html.empty() && (media_type == "text/plain" || media_type == "text/html")) {
+                    GString_ text(g_mime_text_part_get_text(GMIME_TEXT_PART(object)));
+                    (media_type == "text/plain" ? forwarded_plain : forwarded_html) = text.str();
+                }
+                return;
+            }
             if (media_type == "text/rtf") {
                 // RTF names its own code pages; its bytes are read as they are, not through the
                 // MIME charset (and a NUL in \bin data does not end them).
@@ -759,6 +768,12 @@ ParsedEmail parse_email(const std::uint8_t* data, std::size_t size, const EmailL
                       : !walker.html.empty() ? html_to_text(walker.html)
                       : !walker.rtf.empty()  ? rtf_to_text(walker.rtf)
                                              : walker.tnef_body;
+    // A forwarded email's text follows ours, under the line Gmail puts above an inline forward.
+    const std::string forwarded = !walker.forwarded_plain.empty() ? walker.forwarded_plain
+                                  : !walker.forwarded_html.empty() ? html_to_text(walker.forwarded_html)
+                                                                   : std::string();
+    if (forwarded.find_first_not_of(" \t\r\n") != std::string::npos)
+        email.body_text += (email.body_text.empty() ? "" : "\n\n") + std::string("---------- Forwarded message ----------\n") + forwarded;
     // The member id and policy number may be in the body that could not be read: said beside
     // the attachments (a reviewer sees it in skipped_attachments, and in the reason of an
     // email that is skipped). It does not fail the email: a body hides no attachment.

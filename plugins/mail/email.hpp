@@ -52,7 +52,8 @@ struct EmailLimits {
 struct ParsedEmail {
     std::string message_id, from, to, subject;
     std::string date_iso;      // "2024-12-24T10:00:00+08:00", "" when absent or unreadable
-    std::string body_text;     // text/plain, else HTML or RTF converted to text, else a winmail.dat's body
+    std::string body_text;     // text/plain, else HTML or RTF converted to text, else a winmail.dat's body; then the
+                               // first forwarded (attached) email's text, under a "Forwarded message" line
     std::vector<Attachment> attachments;  // every leaf part that has a file name or is an image/PDF
     std::vector<std::string> problems;    // what GMime could not read
     // The problems that may have hidden a claim attachment, each naming the part or file: a

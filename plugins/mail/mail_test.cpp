@@ -22,6 +22,8 @@ namespace {
 
 const fs::path kSource = DOCPIPE_SOURCE_DIR;
 const fs::path kPlugin = fs::path(DOCPIPE_BUILD_PLUGIN_DIR) / "libdocpipe-mail.so";
+// The claims plugin, to show that what transform.mime hands over reaches a claim.
+const fs::path kClaimsPlugin = fs::path(DOCPIPE_BUILD_PLUGIN_DIR) / "libdocpipe-claims.so";
 
 std::string read(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
@@ -104,8 +106,32 @@ TEST(Mime, ForwardedMessageAttachmentsCount) {
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(out[0].doc->attributes.at("filename"), "scan.jpg");
     EXPECT_EQ(out[0].doc->attributes.at("forwarded"), "true");
-    EXPECT_EQ(out[0].doc->attributes.at("body_text"), "forwarding");
+    // The forwarded email's own text follows: a claim forwarded as an attachment has the
+    // member id there.
+    EXPECT_EQ(out[0].doc->attributes.at("body_text"), "forwarding\n\n---------- Forwarded message ----------\ninner");
     EXPECT_EQ(out[0].doc->attributes.at("message_id"), "outer@example");
+}
+
+TEST(Mime, TheMemberIdInAnEmailForwardedAsAnAttachmentReachesTheClaim) {
+    const std::string inner = email("Member ID: MEM445566778\r\nPolicy No: POL112233445", {{"image/jpeg", "scan.jpg", receipt()}});
+    const std::string outer = "From: hr@company.example.my\r\nSubject: Fwd: claim\r\nMessage-ID: <outer@example>\r\nMIME-Version: 1.0\r\n"
+                              "Content-Type: multipart/mixed; boundary=\"OUT\"\r\n\r\n--OUT\r\nContent-Type: text/html\r\n\r\n<p>See attached.</p>\r\n"
+                              "--OUT\r\nContent-Type: message/rfc822\r\n\r\n" + inner + "\r\n--OUT--\r\n";
+    auto out = mime().process(eml(outer));
+    ASSERT_EQ(out.size(), 1u);
+    const std::string& body = out[0].doc->attributes.at("body_text");
+    EXPECT_THAT(body, ::testing::StartsWith("See attached."));
+    EXPECT_THAT(body, ::testing::HasSubstr("---------- Forwarded message ----------\nMember ID: MEM445566778"));
+
+    auto claims = NodeRunner::from_plugin(kClaimsPlugin, "transform.claims", "{}");
+    Document doc = *out[0].doc;
+    doc.pages.clear();
+    const auto claim = claims.process(doc).at(0).doc;
+    const auto& fields = claim->fields.at("claim");
+    ASSERT_TRUE(fields.contains("member_id")) << claim->fields.dump();
+    EXPECT_EQ(fields.at("member_id").at("value"), "MEM445566778");
+    EXPECT_EQ(fields.at("member_id").at("source"), "email_body");
+    EXPECT_EQ(fields.at("policy_number").at("value"), "POL112233445");
 }
 
 TEST(Mime, EncodedNamesAndCharsetsDecode) {
