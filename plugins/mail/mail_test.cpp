@@ -112,6 +112,21 @@ TEST(Mime, ForwardedMessageAttachmentsCount) {
     EXPECT_EQ(out[0].doc->attributes.at("message_id"), "outer@example");
 }
 
+// The source names an email's job by the Message-ID it read; the claims keep that one, so that
+// the job is found by the id the claim carries (Sheets' "Email ID") even where GMime reads
+// an odd header otherwise.
+TEST(Mime, TheMessageIdTheSourceReadIsTheOneTheClaimsCarry) {
+    auto runner = mime();
+    Document doc = eml(email("x", {{"image/jpeg", "r.jpg", receipt()}}));
+    doc.attributes["message_id"] = "as-the-source-read@example";
+    auto out = runner.process(doc);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].doc->attributes.at("message_id"), "as-the-source-read@example");
+    // Without one, GMime's.
+    out = runner.process(eml(email("x", {{"image/jpeg", "r.jpg", receipt()}})));
+    EXPECT_EQ(out.at(0).doc->attributes.at("message_id"), "t1@example");
+}
+
 TEST(Mime, TheMemberIdInAnEmailForwardedAsAnAttachmentReachesTheClaim) {
     const std::string inner = email("Member ID: MEM445566778\r\nPolicy No: POL112233445", {{"image/jpeg", "scan.jpg", receipt()}});
     const std::string outer = "From: hr@company.example.my\r\nSubject: Fwd: claim\r\nMessage-ID: <outer@example>\r\nMIME-Version: 1.0\r\n"

@@ -117,7 +117,9 @@ void MimeTransform::process(const DocumentPtr& input, Outputs& out) {
         Document child = input->make_child(fmt::format("{}:{}", index, a.filename));
         child.attributes["email_filename"] = part.name;
         child.attributes["filename"] = a.filename;
-        child.attributes["message_id"] = email.message_id;
+        // The source's, when it read one (job records are found by it): one id per email, even
+        // where GMime reads an odd header otherwise.
+        if (child.attributes["message_id"].empty()) child.attributes["message_id"] = email.message_id;
         child.attributes["from"] = email.from;
         child.attributes["to"] = email.to;
         child.attributes["subject"] = email.subject;

@@ -228,12 +228,12 @@ private:
     // right), and said 0 for one upside down. A turned reading costs one page reading; about 2
     // upright receipts in 100 read poorly enough to pay up to three for nothing.
     // A page that read empty is tried too when its darkened copy read `unread_marks` words the
-    // faint retry did not keep: faint print lying sideways reads so (each turn has its own
-    // faint retry). A blank page is not: its darkened copy is not even read (too flat), or
-    // reads nothing.
+    // faint retry did not keep, as many as a turn must read to be kept: faint print lying
+    // sideways reads so (each turn has its own faint retry, so up to six readings). A blank
+    // page is not: its darkened copy is not even read (too flat), or reads a shard or two.
     std::optional<TurnedReading> read_turned(const Page& page, const OcrResult& first, std::size_t unread_marks, std::string* layout) {
         const std::size_t first_legible = legible_words(first);
-        if (first.words.empty() ? unread_marks == 0
+        if (first.words.empty() ? unread_marks < kMinTurnedLegible
                                 : static_cast<double>(first_legible) >= kTryTurnedBelow * static_cast<double>(first.words.size()))
             return std::nullopt;
         ctx_.metrics().increment("ocr_turned_page_tries_total");

@@ -79,4 +79,14 @@ TEST(Rfc822, TheFirstHeaderOfANameUnfoldedAndTheMessageIdWithoutBrackets) {
     EXPECT_EQ(docpipe::rfc822_message_id("Message-ID: no-brackets@x\n\n"), "no-brackets@x");
     EXPECT_EQ(docpipe::rfc822_message_id(std::string(300 * 1024, 'x') + "\nMessage-ID: <late@x>\n"), "") << "past 256 KiB";
     EXPECT_EQ(docpipe::rfc822_message_id(""), "");
+    // Odd headers read as GMime reads them (transform.mime's parser): a comment, spaces inside
+    // the brackets or before the colon, two ids, a stray semicolon.
+    EXPECT_EQ(docpipe::rfc822_message_id("Message-ID: <abc@x> (added by postmaster)\n\n"), "abc@x");
+    EXPECT_EQ(docpipe::rfc822_message_id("Message-ID: (c) <cm@x>\n\n"), "cm@x");
+    EXPECT_EQ(docpipe::rfc822_message_id("Message-ID: < abc@x >\n\n"), "abc@x");
+    EXPECT_EQ(docpipe::rfc822_message_id("Message-ID : <x@y>\n\n"), "x@y");
+    EXPECT_EQ(docpipe::rfc822_message_id("Message-ID: <a@x> <b@y>\n\n"), "a@x");
+    EXPECT_EQ(docpipe::rfc822_message_id("Message-ID: <a@x>;\n\n"), "a@x");
+    EXPECT_EQ(docpipe::rfc822_message_id("Message-ID: bare@x (relay)\n\n"), "bare@x");
+    EXPECT_EQ(docpipe::rfc822_header("Message-IDX: <no@x>\n\n", "message-id"), "") << "another header's name";
 }

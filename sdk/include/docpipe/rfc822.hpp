@@ -9,8 +9,9 @@
 // - Pure functions of the bytes given: no state, safe from any thread; nothing is kept.
 // - Only the header block is looked at, and at most its first 256 KiB: an email without a
 //   blank line after its headers, or a binary file, costs no more than that.
-// - Folded lines are unfolded; names are matched without regard to case; the first header of
-//   that name counts. Encoded words (=?utf-8?...?=) are left as they are.
+// - Folded lines are unfolded; names are matched without regard to case, and with white
+//   space before the colon (RFC 5322's obsolete syntax); the first header of that name
+//   counts. Encoded words (=?utf-8?...?=) are left as they are.
 // - Header-only: not part of the plugin ABI.
 #pragma once
 
@@ -41,9 +42,10 @@ inline std::string rfc822_header(std::string_view raw, std::string_view name) {
         }
         if (in_it) break;
         const auto colon = line.find(':');
-        if (colon == std::string_view::npos || colon != name.size()) continue;
+        if (colon == std::string_view::npos || colon < name.size()) continue;
+        if (line.find_first_not_of(" \t", name.size()) != colon) continue;
         bool same = true;
-        for (std::size_t i = 0; i < colon && same; ++i)
+        for (std::size_t i = 0; i < name.size() && same; ++i)
             same = std::tolower(static_cast<unsigned char>(line[i])) == std::tolower(static_cast<unsigned char>(name[i]));
         if (same) {
             in_it = true;
@@ -56,10 +58,31 @@ inline std::string rfc822_header(std::string_view raw, std::string_view name) {
     return found.substr(first, last - first + 1);
 }
 
-// The Message-ID without its angle brackets ("abc@mail.example"), or "" when there is none.
+// The Message-ID as transform.mime (GMime) reads it: what is inside the first <...> with its
+// white space and comments left out ("<abc@x> (added by relay)": "abc@x"); with no brackets,
+// the first word that is not a comment. "" when there is none.
 inline std::string rfc822_message_id(std::string_view raw) {
-    std::string id = rfc822_header(raw, "message-id");
-    if (id.size() >= 2 && id.front() == '<' && id.back() == '>') id = id.substr(1, id.size() - 2);
+    const std::string value = rfc822_header(raw, "message-id");
+    std::string bare;  // comments ("(...)", nested) dropped
+    int depth = 0;
+    for (std::size_t i = 0; i < value.size(); ++i) {
+        const char c = value[i];
+        if (c == '\\' && depth > 0) ++i;  // a quoted character inside a comment
+        else if (c == '(') ++depth;
+        else if (c == ')' && depth > 0) --depth;
+        else if (depth == 0) bare.push_back(c);
+    }
+    const auto is_space = [](char c) { return c == ' ' || c == '\t'; };
+    std::string id;
+    if (const auto open = bare.find('<'); open != std::string::npos) {
+        const auto close = bare.find('>', open + 1);
+        for (std::size_t i = open + 1; i < (close == std::string::npos ? bare.size() : close); ++i)
+            if (!is_space(bare[i])) id.push_back(bare[i]);
+        return id;
+    }
+    std::size_t i = 0;
+    while (i < bare.size() && is_space(bare[i])) ++i;
+    while (i < bare.size() && !is_space(bare[i]) && bare[i] != ';') id.push_back(bare[i++]);
     return id;
 }
 
