@@ -742,17 +742,21 @@ bool PartDecoder::draws_a_scan(int index) {
     // A receipt scanned at 100 dpi (SROIE's, 460 x 930) is well over this; a shop's logo on a
     // born-digital receipt (400 x 300) is under it.
     constexpr std::int64_t kScanPixels = 150'000;
+    // A narrow receipt's photo fitted to an A4 page's height covers about half of it; a logo
+    // or a stamp on a born-digital invoice a few hundredths (a 600 x 300 logo drawn 150 x 75
+    // points on A4: 2%), and its text layer is kept.
+    constexpr double kScanCoverage = 0.25;
     read_pdf_jpegs(pdf_->doc->pages());
     if (!pdf_->jpegs || static_cast<std::size_t>(index) >= pdf_->jpegs->pages.size()) return false;
-    // Any image by its stated size: a scanner's black-and-white page is JBIG2 or CCITT, a
-    // phone app's is often Flate, not JPEG.
-    if (pdf_->jpegs->largest[static_cast<std::size_t>(index)].pixels() >= kScanPixels) return true;
-    // Inline JPEGs, and a JPEG whose header disagrees with its dictionary, by the JPEG.
+    // Pictures of any filter, by their stated sizes and the page they cover together: a
+    // scanner's black-and-white page is JBIG2 or CCITT, a phone app's often Flate, and a
+    // printer driver cuts a scan into bands.
+    const PageImages& pictures = pdf_->jpegs->drawn[static_cast<std::size_t>(index)];
+    if (pictures.pixels >= kScanPixels && pictures.coverage >= kScanCoverage) return true;
     for (const std::size_t k : pdf_->jpegs->pages[static_cast<std::size_t>(index)]) {
         const auto& jpeg = pdf_->jpegs->images[k].bytes;
         try {
-            const JpegHeader header = read_jpeg_header(part_, jpeg.data(), jpeg.size());
-            if (header.width * header.height >= kScanPixels) return true;
+            read_jpeg_header(part_, jpeg.data(), jpeg.size());
         } catch (const BadInput&) {
             return true;  // a damaged image: rendered, so that its damage is found and named
         }
@@ -898,7 +902,7 @@ std::vector<Page> PartDecoder::decode() {
         for (int i = 0; i < static_cast<int>(plan_.size()); ++i) {
             Page out;
             out.index = i;
-            largest_drawn_.emplace_back();
+            pictures_.emplace_back();
             if (!text_layers_[i].empty()) {
                 out.text_layer = std::move(text_layers_[i]);
                 pages.push_back(std::move(out));
@@ -911,10 +915,7 @@ std::vector<Page> PartDecoder::decode() {
             // damage), each once however many pages draw it.
             read_pdf_jpegs(static_cast<int>(plan_.size()));
             const std::size_t notes_before = damage_.size();
-            if (pdf_->jpegs) {
-                const DrawnSize& stated = pdf_->jpegs->largest[static_cast<std::size_t>(i)];
-                largest_drawn_.back() = DrawnImage{static_cast<int>(stated.width), static_cast<int>(stated.height)};
-            }
+            if (pdf_->jpegs) pictures_.back() = pdf_->jpegs->drawn[static_cast<std::size_t>(i)];
             if (pdf_->jpegs)
                 for (std::size_t n = 0; n < pdf_->jpegs->pages[static_cast<std::size_t>(i)].size(); ++n) {
                     const std::size_t k = pdf_->jpegs->pages[static_cast<std::size_t>(i)][n];
@@ -928,15 +929,6 @@ std::vector<Page> PartDecoder::decode() {
                     }
                     if (!verdict->damage.empty())
                         damage_.push_back(fmt::format("{}: page {}: {}: {}", part_.name, i + 1, name, verdict->damage));
-                    try {
-                        const auto& jpeg = pdf_->jpegs->images[k].bytes;
-                        const JpegHeader header = read_jpeg_header(part_, jpeg.data(), jpeg.size());
-                        DrawnImage& largest = largest_drawn_.back();
-                        if (static_cast<std::int64_t>(header.width) * header.height > static_cast<std::int64_t>(largest.width) * largest.height)
-                            largest = DrawnImage{static_cast<int>(header.width), static_cast<int>(header.height)};
-                    } catch (const BadInput&) {
-                        // Its damage is named above; its size says nothing then.
-                    }
                 }
             poppler_data_damage.clear();
             poppler::image img = renderer.render_page(page.get(), limits_.pdf_dpi, limits_.pdf_dpi);

@@ -18,6 +18,7 @@
 #include "docpipe/context.hpp"
 #include "docpipe/document.hpp"
 #include "heif_decode.hpp"
+#include "pdf_jpegs.hpp"
 #include "tiff_decode.hpp"
 
 namespace docpipe::imaging {
@@ -74,15 +75,12 @@ public:
     // reported ("photo.jpg: page 1: damaged JPEG: ... (libjpeg: ...)"). Such a page is
     // kept because most of it is there; what was read from it needs a person's check.
     const std::vector<std::string>& damage() const { return damage_; }
-    // After decode(): per page, the largest image a rendered PDF page draws, in its own pixels
-    // (whatever size the page renders it at): an image XObject of any filter by its stated
-    // size, a JPEG by its header; 0x0 where none is known: not a PDF, a text layer kept, no
-    // image drawn, or qpdf could not tell. A thumbnail saved as a PDF
-    // renders as a full page of blur; this is how it is told from a real scan.
-    struct DrawnImage {
-        int width = 0, height = 0;
-    };
-    const std::vector<DrawnImage>& largest_drawn_images() const { return largest_drawn_; }
+    // After decode(): per page, the pictures a rendered PDF page draws, in their own pixels
+    // (whatever size the page renders them at) and the share of the page they cover
+    // (pdf_jpegs.hpp); nothing (all 0) for a page that is not a rendered PDF page, or where
+    // qpdf could not tell. A thumbnail saved as a PDF renders as a full page of blur; this is
+    // how it is told from a real scan.
+    const std::vector<PageImages>& page_pictures() const { return pictures_; }
 
 private:
     struct Pdf;
@@ -96,7 +94,7 @@ private:
     std::unique_ptr<HeifFile> heif_;        // a HEIC or AVIF photo (libheif), parsed once
     std::unique_ptr<Pdf> pdf_;
     std::vector<std::string> damage_;
-    std::vector<DrawnImage> largest_drawn_;  // per decoded page, see largest_drawn_images()
+    std::vector<PageImages> pictures_;  // per decoded page, see page_pictures()
 
     // PDF: the JPEGs each page draws (pdf_jpegs.hpp), read once, at the first page that needs them.
     void read_pdf_jpegs(int pages);

@@ -117,6 +117,51 @@ std::string pdf_of_jpeg(const Bytes& jpeg, int width, int height, int pages = 1,
     return pdf_file(objects);
 }
 
+// An A4 page (595 x 842 points) drawing the given gray images with `content`, each image
+// /ImN (N its place in `images`), stored raw (`jpeg` false) or as a JPEG; `text` is drawn
+// visibly in Helvetica at the page's foot when not empty. `form` wraps the content in a form
+// XObject /Fm0 with that /Matrix ("" for none), which the page draws.
+struct PdfImage {
+    Bytes bytes;
+    int width = 0, height = 0;
+    bool jpeg = false;
+};
+std::string pdf_of_images(const std::vector<PdfImage>& images, const std::string& content, const std::string& text = "",
+                          const std::string& form = "") {
+    std::vector<std::string> objects;
+    objects.push_back("<< /Type /Catalog /Pages 2 0 R >>");
+    const int first_image = form.empty() ? 5 : 6;
+    std::string xobjects;
+    for (std::size_t i = 0; i < images.size(); ++i)
+        xobjects += " /Im" + std::to_string(i) + " " + std::to_string(first_image + static_cast<int>(i)) + " 0 R";
+    const std::string resources = "<< /XObject <<" + xobjects + " >> /Font << /F1 << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> >> >>";
+    objects.push_back("<< /Type /Pages /Kids [3 0 R] /Count 1 >>");
+    objects.push_back("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources " +
+                      (form.empty() ? resources : "<< /XObject << /Fm0 5 0 R >> >>") + " /Contents 4 0 R >>");
+    const std::string drawn = content + (text.empty() ? "" : " BT /F1 12 Tf 40 40 Td (" + text + ") Tj ET");
+    const std::string page_content = form.empty() ? drawn : "/Fm0 Do";
+    objects.push_back("<< /Length " + std::to_string(page_content.size()) + " >>\nstream\n" + page_content + "\nendstream");
+    if (!form.empty())
+        objects.push_back("<< /Type /XObject /Subtype /Form /BBox [0 0 595 842] /Matrix [" + form + "] /Resources " + resources +
+                          " /Length " + std::to_string(drawn.size()) + " >>\nstream\n" + drawn + "\nendstream");
+    for (const PdfImage& image : images)
+        objects.push_back("<< /Type /XObject /Subtype /Image /Width " + std::to_string(image.width) + " /Height " +
+                          std::to_string(image.height) + " /ColorSpace /DeviceGray /BitsPerComponent 8" +
+                          (image.jpeg ? " /Filter /DCTDecode" : "") + " /Length " + std::to_string(image.bytes.size()) +
+                          " >>\nstream\n" + std::string(image.bytes.begin(), image.bytes.end()) + "\nendstream");
+    return pdf_file(objects);
+}
+
+// The receipt as gray samples (`jpeg` false) or a gray JPEG of the given size.
+PdfImage receipt_image(int width, int height, bool jpeg) {
+    test::TempDir dir;
+    const fs::path file = dir.path() / (jpeg ? "r.jpg" : "r.gray");
+    const std::string cmd = "convert " + kReceipt.string() + " -colorspace Gray -resize " + std::to_string(width) + "x" +
+                            std::to_string(height) + "! -depth 8 " + (jpeg ? "" : "gray:") + file.string();
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    return PdfImage{read_bytes(file), width, height, jpeg};
+}
+
 // The receipt as a small gray JPEG, 240 x 338 (a page of that many points at 72 dpi).
 Bytes small_receipt_jpeg() {
     test::TempDir dir;
@@ -213,6 +258,35 @@ TEST(PdfPages, AScanWithATextLayerIsReadFromTheScan) {
     auto raw_scan = runner.process(doc_of("raw.pdf", bytes_of(pdf_of_jpeg(read_bytes(raw), 460, 930, 1, {}, "TOTAL RM 9,999.00", ""))));
     EXPECT_TRUE(raw_scan.at(0).doc->pages.at(0).text_layer.empty()) << raw_scan[0].doc->pages[0].text_layer;
     EXPECT_TRUE(raw_scan[0].doc->pages[0].image.pixels) << "rendered, for OCR";
+
+    // What counts is the share of the page the pictures cover. A born-digital invoice whose
+    // logo has many pixels (600 x 300, raw or JPEG) but is drawn small (150 x 75 points of
+    // an A4 page) keeps its text.
+    for (const bool jpeg : {false, true}) {
+        SCOPED_TRACE(jpeg ? "JPEG logo" : "raw logo");
+        const auto logo_page = runner.process(doc_of("invoice.pdf", bytes_of(pdf_of_images({receipt_image(600, 300, jpeg)},
+                                                                                            "q 150 0 0 75 400 740 cm /Im0 Do Q",
+                                                                                            "INVOICE 1234 TOTAL RM 12.50"))));
+        EXPECT_THAT(logo_page.at(0).doc->pages.at(0).text_layer, HasSubstr("TOTAL RM 12.50"));
+        EXPECT_FALSE(logo_page[0].doc->pages[0].image.pixels);
+    }
+    // A scan a printer driver cut into 20 bands, each too small alone, is one scan together.
+    std::vector<PdfImage> bands;
+    std::string banded;
+    for (int k = 0; k < 20; ++k) {
+        bands.push_back(receipt_image(1240, 44, false));
+        banded += "q 595 0 0 42.1 0 " + std::to_string(842.0 - 42.1 * (k + 1)) + " cm /Im" + std::to_string(k) + " Do Q ";
+    }
+    const auto banded_scan = runner.process(doc_of("banded.pdf", bytes_of(pdf_of_images(bands, banded, "TOTAL RM 9,999.00"))));
+    EXPECT_TRUE(banded_scan.at(0).doc->pages.at(0).text_layer.empty()) << banded_scan[0].doc->pages[0].text_layer;
+    // And a scan drawn inside a form, scaled by the form's matrix to fill the page.
+    const auto in_form = runner.process(doc_of(
+        "form.pdf", bytes_of(pdf_of_images({receipt_image(460, 930, false)}, "q 297.5 0 0 421 0 0 cm /Im0 Do Q", "TOTAL RM 9,999.00", "2 0 0 2 0 0"))));
+    EXPECT_TRUE(in_form.at(0).doc->pages.at(0).text_layer.empty()) << in_form[0].doc->pages[0].text_layer;
+    // The same form drawn at a tenth of that size is a picture on a born-digital page.
+    const auto small_form = runner.process(doc_of(
+        "form.pdf", bytes_of(pdf_of_images({receipt_image(460, 930, false)}, "q 297.5 0 0 421 0 0 cm /Im0 Do Q", "TOTAL RM 12.50", "0.2 0 0 0.2 0 0"))));
+    EXPECT_THAT(small_form.at(0).doc->pages.at(0).text_layer, HasSubstr("TOTAL RM 12.50"));
 }
 
 // libjpeg's own warning ("Premature end of JPEG file") went straight to stderr, through the
@@ -994,6 +1068,24 @@ TEST(PdfPages, APageTooSmallToReadIsNamedWithItsSize) {
     EXPECT_THAT(small_pages(runner.process(doc_of("raw.pdf", bytes_of(pdf_of_jpeg(read_bytes(raw_thumbnail), 200, 282, 1, {}, "", ""))))),
                 HasSubstr("page 1 of 'raw.pdf' draws its picture from an image of only 200x282 pixels"));
     EXPECT_EQ(runner.context().counter("small_pages_total"), 3.0);
+    // A scan cut into bands, each under the limit, is not small together.
+    std::vector<PdfImage> bands;
+    std::string banded;
+    for (int k = 0; k < 20; ++k) {
+        bands.push_back(receipt_image(1240, 44, false));
+        banded += "q 595 0 0 42.1 0 " + std::to_string(842.0 - 42.1 * (k + 1)) + " cm /Im" + std::to_string(k) + " Do Q ";
+    }
+    EXPECT_EQ(small_pages(runner.process(doc_of("banded.pdf", bytes_of(pdf_of_images(bands, banded))))), "");
+    // Nor is a page of text drawn as outlines beside a small logo (here no text at all).
+    EXPECT_EQ(small_pages(runner.process(doc_of("logo.pdf", bytes_of(pdf_of_images({receipt_image(200, 100, false)},
+                                                                                      "q 150 0 0 75 400 740 cm /Im0 Do Q"))))),
+              "");
+    // A thumbnail cut in two halves is named by its pixels together.
+    EXPECT_THAT(small_pages(runner.process(doc_of("halves.pdf", bytes_of(pdf_of_images(
+                    {receipt_image(200, 141, false), receipt_image(200, 141, false)},
+                    "q 595 0 0 421 0 421 cm /Im0 Do Q q 595 0 0 421 0 0 cm /Im1 Do Q"))))),
+                HasSubstr("page 1 of 'halves.pdf' draws its picture from images of only 56400 pixels together"));
+    EXPECT_EQ(runner.context().counter("small_pages_total"), 4.0);
 }
 
 // An animated WebP (a sticker, or a clip a chat app saved as one) failed as "truncated or

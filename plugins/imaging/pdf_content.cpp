@@ -1,7 +1,9 @@
 #include "pdf_content.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <optional>
 #include <unordered_map>
 #include <utility>
@@ -113,6 +115,16 @@ std::optional<std::uint64_t> number_of(const Token& t) {
         n = n * 10 + static_cast<std::uint64_t>(c - '0');
     }
     return n;
+}
+
+// A number operand ("298", "-0.5", ".5", "+1"), as a double; nullopt for any other token.
+std::optional<double> real_of(const Token& t) {
+    if (t.kind != Kind::Word || t.text.empty() || t.text.size() > 64) return std::nullopt;
+    const std::string text(t.text);
+    char* end = nullptr;
+    const double v = std::strtod(text.c_str(), &end);
+    if (end != text.c_str() + text.size() || !std::isfinite(v)) return std::nullopt;
+    return v;
 }
 
 // What an inline image's dictionary says of how its data is stored.
@@ -307,6 +319,10 @@ ContentDraws content_draws(std::string_view content, const ColourSpaceComponents
     std::size_t budget = 2 * content.size() + 4096;
     int nesting = 0;  // arrays and dictionaries open: their words are members, not operators
     int inline_images = 0;
+    // The transformation's area scale (|det| of the CTM), and those `q` saved. poppler ignores
+    // a `Q` with nothing saved.
+    double area = 1.0;
+    std::vector<double> saved_areas;
     for (Token t = lexer.next(); t.kind != Kind::End; t = lexer.next()) {
         const auto push_operand = [&](const Token& operand) {
             if (operands.size() == 8) operands.erase(operands.begin());
@@ -336,8 +352,28 @@ ContentDraws content_draws(std::string_view content, const ColourSpaceComponents
                 ContentXObject x;
                 x.name = decoded_pdf_name(name->text);
                 x.section = innermost();
+                x.area = area;
                 draws.xobjects.push_back(std::move(x));
             }
+        } else if (t.text == "q") {
+            saved_areas.push_back(area);
+        } else if (t.text == "Q") {
+            if (!saved_areas.empty()) {
+                area = saved_areas.back();
+                saved_areas.pop_back();
+            }
+        } else if (t.text == "cm") {
+            // a b c d e f: the area scales by |ad - bc|. Operands that are not all numbers
+            // make poppler skip it.
+            double m[4];
+            bool numbers = true;
+            for (std::size_t k = 0; k < 4 && numbers; ++k) {
+                const Token* v = operand(6 - k);
+                const std::optional<double> x = v ? real_of(*v) : std::nullopt;
+                numbers = x.has_value();
+                if (numbers) m[k] = *x;
+            }
+            if (numbers) area *= std::abs(m[0] * m[3] - m[1] * m[2]);
         } else if (t.text == "BDC") {
             // A tag and its properties: a name (in /Properties) or a dictionary. A tag
             // beginning "OC" marks optional content, as poppler reads it. With operands
@@ -368,8 +404,15 @@ ContentDraws content_draws(std::string_view content, const ColourSpaceComponents
                 jpeg.number = inline_images;
                 jpeg.bytes.assign(content.substr(data, extent.data_end - data));
                 jpeg.section = innermost();
+                jpeg.area = area;
                 draws.inline_jpegs.push_back(std::move(jpeg));
             }
+            ContentInlineImage sized;
+            sized.width = image.width.value_or(0);
+            sized.height = image.height.value_or(0);
+            sized.section = innermost();
+            sized.area = area;
+            draws.inline_images.push_back(sized);
             lexer.seek(extent.resume + 2);  // past "EI": poppler goes on right after it ("EIBI" is two operators)
         }
         operands.clear();

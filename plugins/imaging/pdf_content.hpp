@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -34,6 +35,11 @@ struct ContentDraw {
     // or -1. The sections around it follow `parent`: each section is kept once, however many
     // operators it holds, so a stream of nested sections costs no more than its length.
     int section = -1;
+    // The area the operator's unit square covers, in the units of the space the stream is
+    // drawn in (before the matrix of whatever draws the stream): the absolute determinant of
+    // the transformation in force (`cm`, saved and restored by `q` and `Q`). An image fills
+    // that unit square, so this is its size on the page, the share of it a scan takes.
+    double area = 1.0;
 };
 
 struct ContentXObject : ContentDraw {
@@ -45,9 +51,15 @@ struct ContentInlineJpeg : ContentDraw {
     std::string bytes;  // its stored data: a JPEG file, or what is left of one
 };
 
+// Any inline image, JPEG or not, by its stated size (0 where its dictionary does not say).
+struct ContentInlineImage : ContentDraw {
+    std::uint64_t width = 0, height = 0;
+};
+
 struct ContentDraws {
     std::vector<ContentXObject> xobjects;
     std::vector<ContentInlineJpeg> inline_jpegs;
+    std::vector<ContentInlineImage> inline_images;
     std::vector<OptionalSection> sections;
 };
 

@@ -177,3 +177,23 @@ TEST(PdfContent, AnInlineImageInAResourceColourSpaceIsSteppedOverByItsSize) {
     // Without knowing the space, the first "EI" ends it, and the "(" then hides the Do.
     EXPECT_TRUE(content_draws(content).xobjects.empty());
 }
+
+// The area an image covers on the page tells a scan from a logo and a thumbnail saved as a
+// PDF from a scan: `cm` scales it, `q` and `Q` save and restore it, as poppler draws.
+TEST(PdfContent, EachDrawCarriesTheAreaItsUnitSquareCovers) {
+    const ContentDraws draws = content_draws(
+        "/Im0 Do q 100 0 0 50 10 10 cm /Im1 Do q 0 2 -3 0 0 0 cm /Im2 Do Q /Im3 Do Q /Im4 Do Q Q /Im5 Do "
+        "q 2 0 0 /x 0 0 cm /Im6 Do Q q 0.5 0 0 .5 0 0 cm BI /W 30 /H 20 /BPC 8 /CS /G ID\n" + std::string(600, '\x7f') + "\nEI Q");
+    ASSERT_EQ(draws.xobjects.size(), 7u);
+    EXPECT_DOUBLE_EQ(draws.xobjects[0].area, 1.0);
+    EXPECT_DOUBLE_EQ(draws.xobjects[1].area, 5000.0);
+    EXPECT_DOUBLE_EQ(draws.xobjects[2].area, 30000.0) << "turned and stretched: |ad - bc|";
+    EXPECT_DOUBLE_EQ(draws.xobjects[3].area, 5000.0) << "restored by Q";
+    EXPECT_DOUBLE_EQ(draws.xobjects[4].area, 1.0);
+    EXPECT_DOUBLE_EQ(draws.xobjects[5].area, 1.0) << "a Q with nothing saved changes nothing";
+    EXPECT_DOUBLE_EQ(draws.xobjects[6].area, 1.0) << "a cm with an operand that is no number is skipped";
+    ASSERT_EQ(draws.inline_images.size(), 1u);
+    EXPECT_EQ(draws.inline_images[0].width, 30u);
+    EXPECT_EQ(draws.inline_images[0].height, 20u);
+    EXPECT_DOUBLE_EQ(draws.inline_images[0].area, 0.25);
+}

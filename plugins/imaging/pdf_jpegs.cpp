@@ -15,6 +15,7 @@
 #include <qpdf/QPDFPageObjectHelper.hh>
 
 #include <algorithm>
+#include <cmath>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -209,6 +210,34 @@ QPDFObjectHandle look_up(Resources& resources, const char* category, const std::
 // object, an inline image by the object whose content holds it and its number there.
 using ImageKey = std::pair<QPDFObjGen, int>;
 
+constexpr std::int64_t kMaxPictureSide = std::int64_t{1} << 24;
+
+// The area scale of a form's /Matrix (|ad - bc|): 1 when it has none, 0 when it is malformed
+// (poppler then draws the form with the identity; a malformed one is rare enough to not count).
+double matrix_area(QPDFObjectHandle matrix) {
+    if (matrix.isNull()) return 1.0;
+    if (!matrix.isArray() || matrix.getArrayNItems() != 6) return 0.0;
+    double m[4];
+    for (int k = 0; k < 4; ++k) {
+        QPDFObjectHandle v = matrix.getArrayItem(k);
+        if (!v.isNumber()) return 0.0;
+        m[k] = v.getNumericValue();
+    }
+    const double area = std::abs(m[0] * m[3] - m[1] * m[2]);
+    return std::isfinite(area) ? area : 0.0;
+}
+
+// The page's crop box area (poppler renders the crop box; it falls back to the media box).
+double crop_box_area(QPDFPageObjectHelper& page) {
+    try {
+        const QPDFObjectHandle::Rectangle box = page.getCropBox().getArrayAsRectangle();
+        const double area = std::abs(box.urx - box.llx) * std::abs(box.ury - box.lly);
+        return std::isfinite(area) ? area : 0.0;
+    } catch (const std::exception&) {
+        return 0.0;
+    }
+}
+
 struct PageWalk {
     PdfJpegs& out;
     std::map<ImageKey, std::size_t>& seen;
@@ -216,7 +245,8 @@ struct PageWalk {
     std::size_t file_size;
     std::vector<std::size_t>& on_page;
     std::vector<std::string>& names_on_page;
-    DrawnSize& largest_on_page;
+    PageImages& pictures;
+    double page_area = 0;  // its crop box's, in default user space units; 0 when it has none usable
     // The forms entered on this page, each with the object whose resources it borrows (a
     // form without its own draws another image /Im0 in each place it is drawn from).
     std::set<std::pair<QPDFObjGen, QPDFObjGen>> forms_entered;
@@ -226,7 +256,9 @@ struct PageWalk {
     // the forms it draws, with `around` the resources in force where it is drawn. `whose`
     // names the owner for the page's notes: "its " for the page, "its form /Fm0's " for a
     // form it draws.
-    void walk(QPDFPageObjectHelper owner, const Resources& around, int depth, const std::string& whose) {
+    // `scale` is what an area in the owner's space is on the page (1 for the page itself; the
+    // product of the areas of the transformations a form is drawn under; 0 where unknown).
+    void walk(QPDFPageObjectHelper owner, const Resources& around, int depth, const std::string& whose, double scale) {
         // A form's content is its stream's data; so is an appearance's, which poppler draws
         // as a form whatever its /Subtype says (qpdf reads a stream without /Subtype /Form as
         // a page, which has none).
@@ -246,6 +278,10 @@ struct PageWalk {
         const std::vector<bool> section_hidden = hidden_sections(draws, resources);
         auto shown = [&](const ContentDraw& drawn) { return drawn.section < 0 || !section_hidden[static_cast<std::size_t>(drawn.section)]; };
         const QPDFObjGen owner_id = object.getObjGen();
+        for (const ContentInlineImage& image : draws.inline_images)
+            if (shown(image)) note_picture(static_cast<std::int64_t>(std::min<std::uint64_t>(image.width, kMaxPictureSide)),
+                                           static_cast<std::int64_t>(std::min<std::uint64_t>(image.height, kMaxPictureSide)),
+                                           scale * image.area);
         for (ContentInlineJpeg& jpeg : draws.inline_jpegs) {
             const ImageKey key{owner_id, jpeg.number};
             const std::string name = fmt::format("{}inline image {}", whose, jpeg.number);
@@ -265,9 +301,10 @@ struct PageWalk {
                 const bool own_resources = x.getDict().getKey("/Resources").isDictionary();
                 if (x.getObjGen().isIndirect() && !forms_entered.emplace(x.getObjGen(), own_resources ? QPDFObjGen() : owner_id).second)
                     continue;  // a loop, or drawn twice
-                walk(QPDFPageObjectHelper(x), resources, depth + 1, fmt::format("{}form {}'s ", whose, drawn.name));
+                walk(QPDFPageObjectHelper(x), resources, depth + 1, fmt::format("{}form {}'s ", whose, drawn.name),
+                     scale * drawn.area * matrix_area(x.getDict().getKey("/Matrix")));
             } else if (subtype.isName() && subtype.getName() == "/Image") {
-                note_size(x);
+                note_size(x, scale * drawn.area);
                 const std::string image_name = fmt::format("{}image {}", whose, drawn.name);
                 take(x, image_name);
                 // Its soft mask, which says where the image shows: a damaged one leaves parts
@@ -318,18 +355,27 @@ struct PageWalk {
             if (!appearance.isStream()) continue;
             if (appearance.getObjGen().isIndirect() && !forms_entered.emplace(appearance.getObjGen(), QPDFObjGen()).second) continue;
             // poppler draws it with the page's resources around its own.
-            walk(QPDFPageObjectHelper(appearance), page_resources, 1, fmt::format("its annotation {}'s ", k + 1));
+            // Where on the page it lands (its /Rect against its bounding box) is not worked
+            // out: its pictures cover nothing here.
+            walk(QPDFPageObjectHelper(appearance), page_resources, 1, fmt::format("its annotation {}'s ", k + 1), 0.0);
         }
     }
 
-    // Keeps the image's stated size when it is the page's largest so far. A side past 2^24
-    // pixels is taken as 2^24 (poppler refuses such an image; the product must not overflow).
-    void note_size(QPDFObjectHandle& image) {
+    // An image XObject's stated size, drawn over `area` of the page's units. A side past 2^24
+    // pixels is taken as 2^24 (poppler refuses such an image; the sums must not overflow).
+    void note_size(QPDFObjectHandle& image, double area) {
         QPDFObjectHandle w = image.getDict().getKey("/Width"), h = image.getDict().getKey("/Height");
         if (!w.isInteger() || !h.isInteger() || w.getIntValue() <= 0 || h.getIntValue() <= 0) return;
-        constexpr long long kMaxSide = 1LL << 24;
-        const DrawnSize size{std::min<long long>(w.getIntValue(), kMaxSide), std::min<long long>(h.getIntValue(), kMaxSide)};
-        if (size.pixels() > largest_on_page.pixels()) largest_on_page = size;
+        note_picture(std::min<long long>(w.getIntValue(), kMaxPictureSide), std::min<long long>(h.getIntValue(), kMaxPictureSide), area);
+    }
+
+    void note_picture(std::int64_t width, std::int64_t height, double area) {
+        if (width <= 0 || height <= 0) return;
+        const DrawnSize size{width, height};
+        if (size.pixels() > pictures.largest.pixels()) pictures.largest = size;
+        if (page_area <= 0 || !(area > 0) || !std::isfinite(area)) return;
+        pictures.coverage += std::min(1.0, area / page_area);
+        pictures.pixels = std::min<std::int64_t>(pictures.pixels + size.pixels(), std::int64_t{1} << 60);
     }
 
     // An image or soft-mask stream, when it holds a JPEG.
@@ -454,11 +500,12 @@ std::optional<PdfJpegs> pdf_jpegs(const std::uint8_t* data, std::size_t size, in
         for (auto& page : pages) {
             std::vector<std::size_t>& on_page = out.pages.emplace_back();
             std::vector<std::string>& names = out.names.emplace_back();
-            DrawnSize& largest = out.largest.emplace_back();
-            PageWalk walk{out, seen, optional_content, size, on_page, names, largest, {}};
-            walk.walk(page, Resources{}, 0, "its ");
+            PageImages& pictures = out.drawn.emplace_back();
+            PageWalk walk{out, seen, optional_content, size, on_page, names, pictures, crop_box_area(page), {}};
+            walk.walk(page, Resources{}, 0, "its ", 1.0);
             walk.walk_annotations(page);
             if (walk.incomplete) ++out.unchecked;
+            pictures.incomplete = walk.incomplete;
         }
         return out;
     } catch (const std::exception& e) {

@@ -35,15 +35,25 @@ struct DrawnSize {
     std::int64_t pixels() const { return width * height; }
 };
 
+// The pictures one page draws, whatever their filter (JPEG, Flate, JBIG2, CCITT, JPX; image
+// XObjects in its content and the forms it draws, and inline images), by their stated sizes
+// and the share of the page each covers (its crop box, as poppler renders it). Together, so
+// that a scan a driver cut into bands counts as the one scan it is. Images drawn by an
+// annotation, or under a transformation that flattens them, cover nothing here.
+struct PageImages {
+    DrawnSize largest;          // the largest one drawn, in its own pixels
+    std::int64_t pixels = 0;    // their own pixels together, counted where they cover some of the page
+    double coverage = 0;        // the share of the page they cover together (overlaps counted twice; at most 1 each)
+    bool incomplete = false;    // its content or a form was too large or nested too deep to read whole
+};
+
 struct PdfJpegs {
     std::vector<PdfJpeg> images;                   // each image once
     std::vector<std::vector<std::size_t>> pages;   // per page, in page order: indices into images
     std::vector<std::vector<std::string>> names;   // per page: each of those images, as the page's note names it:
                                                    // "its image /Im0", "its image /Im0's soft mask", "its inline
                                                    // image 2", "its form /Fm0's image /Im1", "its annotation 1's image /Im0"
-    std::vector<DrawnSize> largest;                // per page: the largest image XObject it draws, whatever its
-                                                   // filter (JPEG, Flate, JBIG2, CCITT, JPX; inline images are not
-                                                   // counted), by its stated size; 0x0 when it draws none
+    std::vector<PageImages> drawn;                 // per page: the pictures it draws
     std::size_t copied_bytes = 0;                  // the images' bytes together: at most twice the file's size
     std::size_t unchecked = 0;                     // JPEGs, and pages, left out by the limits below
 };

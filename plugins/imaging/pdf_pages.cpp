@@ -43,8 +43,9 @@ public:
                           "a receipt (a long receipt, 80 x 600 mm, is 7.5; a 1x1500 pixel strip is 1500). 0: no limit"),
             Field::integer("max_bytes").default_value(50 * 1024 * 1024).min(1).describe("Largest file accepted"),
             Field::enumeration("text_layer", {"use", "ocr"}).default_value("use")
-                .describe("use: a PDF page with text keeps it and skips OCR, unless the page draws a scan or photo (an image of "
-                          "150,000 pixels or more, JPEG or not: its text is a scanner app's OCR or laid over it, not what it shows), "
+                .describe("use: a PDF page with text keeps it and skips OCR, unless the page draws a scan or photo (images of "
+                          "150,000 pixels or more, JPEG or not, covering a quarter of the page or more: its text is a scanner "
+                          "app's OCR or laid over it, not what it shows), "
                           "which is rendered and OCRed; ocr: always render and OCR"),
         };
         DocumentBudget::add_fields(d.config, "All pages of one document together, checked before decoding; more fails that document alone");
@@ -80,14 +81,14 @@ public:
 
         auto doc = std::make_shared<Document>(*input);
         doc->pages.clear();
-        std::vector<PartDecoder::DrawnImage> drawn;  // per page of the document
+        std::vector<PageImages> drawn;  // per page of the document
         for (auto& decoder : parts) {
             auto pages = decoder->decode();
-            const auto& largest = decoder->largest_drawn_images();
+            const auto& pictures = decoder->page_pictures();
             for (std::size_t i = 0; i < pages.size(); ++i) {
                 pages[i].index = static_cast<int>(doc->pages.size());
                 doc->pages.push_back(std::move(pages[i]));
-                drawn.push_back(i < largest.size() ? largest[i] : PartDecoder::DrawnImage{});
+                drawn.push_back(i < pictures.size() ? pictures[i] : PageImages{});
             }
             for (const std::string& damage : decoder->damage()) {
                 ctx_.log().log(LogLevel::Warn, fmt::format("{}: {}; the page is read, and what is read from it needs a check", doc->id, damage));
@@ -103,14 +104,16 @@ public:
             if (static_cast<long long>(image.width) * image.height < kSmallestReadablePixels) {
                 what = fmt::format("page {} of '{}' is only {}x{} pixels", page.index + 1, name, image.width, image.height);
                 logged = fmt::format("page {} is only {}x{} pixels", page.index + 1, image.width, image.height);
-            } else if (source.width > 0 && static_cast<long long>(source.width) * source.height < kSmallestReadablePixels) {
+            } else if (source.pixels > 0 && source.pixels < kSmallestReadablePixels && source.coverage >= kPictureFillsThePage &&
+                       !source.incomplete) {
                 // Rendered at the PDF's page size, a thumbnail is a full page of blur: what counts
-                // is the image's own pixels. (A page whose largest image is a logo beside text
-                // drawn as outlines, with no text layer, is named too, and a person looks.)
-                what = fmt::format("page {} of '{}' draws its picture from an image of only {}x{} pixels", page.index + 1, name,
-                                   source.width, source.height);
-                logged = fmt::format("page {} draws its picture from an image of only {}x{} pixels", page.index + 1, source.width,
-                                     source.height);
+                // is the pixels of the pictures that fill the page (a logo beside text drawn as
+                // outlines fills little of it).
+                const std::string pictures = source.pixels == source.largest.pixels()
+                                                 ? fmt::format("an image of only {}x{} pixels", source.largest.width, source.largest.height)
+                                                 : fmt::format("images of only {} pixels together", source.pixels);
+                what = fmt::format("page {} of '{}' draws its picture from {}", page.index + 1, name, pictures);
+                logged = fmt::format("page {} draws its picture from {}", page.index + 1, pictures);
             } else {
                 continue;
             }
@@ -130,6 +133,9 @@ private:
     // Under this a page is named as too small (a 300 x 400 pixel image). The smallest of the 300
     // labelled receipts is 439 x 1004 pixels, its print about 10 pixels high.
     static constexpr long long kSmallestReadablePixels = 120'000;
+    // A PDF page's pictures that cover this share of it together are what it shows (a photo
+    // saved as a PDF fills its page, or the page's width or height).
+    static constexpr double kPictureFillsThePage = 0.5;
 
     Context& ctx_;
     DecodeLimits limits_;
