@@ -320,9 +320,12 @@ ContentDraws content_draws(std::string_view content, const ColourSpaceComponents
     int nesting = 0;  // arrays and dictionaries open: their words are members, not operators
     int inline_images = 0;
     // The transformation's area scale (|det| of the CTM), and those `q` saved. poppler ignores
-    // a `Q` with nothing saved.
+    // a `Q` with nothing saved. Past kMaxSaved (a stream of millions of `q`), a `q` is only
+    // counted, and its `Q` restores nothing: what is drawn that deep is sized as it comes.
+    constexpr std::size_t kMaxSaved = 4096;
     double area = 1.0;
     std::vector<double> saved_areas;
+    std::size_t unsaved = 0;
     for (Token t = lexer.next(); t.kind != Kind::End; t = lexer.next()) {
         const auto push_operand = [&](const Token& operand) {
             if (operands.size() == 8) operands.erase(operands.begin());
@@ -356,9 +359,12 @@ ContentDraws content_draws(std::string_view content, const ColourSpaceComponents
                 draws.xobjects.push_back(std::move(x));
             }
         } else if (t.text == "q") {
-            saved_areas.push_back(area);
+            if (saved_areas.size() < kMaxSaved) saved_areas.push_back(area);
+            else ++unsaved;
         } else if (t.text == "Q") {
-            if (!saved_areas.empty()) {
+            if (unsaved > 0) {
+                --unsaved;
+            } else if (!saved_areas.empty()) {
                 area = saved_areas.back();
                 saved_areas.pop_back();
             }

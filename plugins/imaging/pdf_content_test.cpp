@@ -196,4 +196,15 @@ TEST(PdfContent, EachDrawCarriesTheAreaItsUnitSquareCovers) {
     EXPECT_EQ(draws.inline_images[0].width, 30u);
     EXPECT_EQ(draws.inline_images[0].height, 20u);
     EXPECT_DOUBLE_EQ(draws.inline_images[0].area, 0.25);
+
+    // A million `q` cost no more than a few thousand saved areas; the `Q`s still pair up.
+    std::string deep;
+    for (int k = 0; k < 1'000'000; ++k) deep += "q ";
+    deep += "2 0 0 2 0 0 cm /Deep Do ";
+    for (int k = 0; k < 1'000'000; ++k) deep += "Q ";
+    const ContentDraws nested = content_draws("q 3 0 0 3 0 0 cm " + deep + "/Out Do Q /Page Do");
+    ASSERT_EQ(nested.xobjects.size(), 3u);
+    EXPECT_DOUBLE_EQ(nested.xobjects[0].area, 36.0);
+    EXPECT_DOUBLE_EQ(nested.xobjects[1].area, 9.0);
+    EXPECT_DOUBLE_EQ(nested.xobjects[2].area, 1.0);
 }
