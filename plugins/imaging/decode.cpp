@@ -752,7 +752,9 @@ bool PartDecoder::draws_a_scan(int index) {
     // scanner's black-and-white page is JBIG2 or CCITT, a phone app's often Flate, and a
     // printer driver cuts a scan into bands.
     const PageImages& pictures = pdf_->jpegs->drawn[static_cast<std::size_t>(index)];
-    if (pictures.pixels >= kScanPixels && pictures.coverage >= kScanCoverage) return true;
+    // Where the share cannot be told (a broken page box, an annotation without one), the
+    // pixels alone decide, as they did before coverage was known: the page is read by OCR.
+    if (pictures.pixels >= kScanPixels && (pictures.coverage >= kScanCoverage || !pictures.coverage_known)) return true;
     for (const std::size_t k : pdf_->jpegs->pages[static_cast<std::size_t>(index)]) {
         const auto& jpeg = pdf_->jpegs->images[k].bytes;
         try {

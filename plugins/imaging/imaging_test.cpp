@@ -120,14 +120,16 @@ std::string pdf_of_jpeg(const Bytes& jpeg, int width, int height, int pages = 1,
 // An A4 page (595 x 842 points) drawing the given gray images with `content`, each image
 // /ImN (N its place in `images`), stored raw (`jpeg` false) or as a JPEG; `text` is drawn
 // visibly in Helvetica at the page's foot when not empty. `form` wraps the content in a form
-// XObject /Fm0 with that /Matrix ("" for none), which the page draws.
+// XObject /Fm0 with that /Matrix ("" for none), which the page draws, or, with `stamp`, which
+// a stamp annotation over the whole page shows as its appearance (the text stays on the
+// page). `boxes` replaces the page's /MediaBox entry.
 struct PdfImage {
     Bytes bytes;
     int width = 0, height = 0;
     bool jpeg = false;
 };
 std::string pdf_of_images(const std::vector<PdfImage>& images, const std::string& content, const std::string& text = "",
-                          const std::string& form = "") {
+                          const std::string& form = "", bool stamp = false, const std::string& boxes = "/MediaBox [0 0 595 842]") {
     std::vector<std::string> objects;
     objects.push_back("<< /Type /Catalog /Pages 2 0 R >>");
     const int first_image = form.empty() ? 5 : 6;
@@ -136,10 +138,12 @@ std::string pdf_of_images(const std::vector<PdfImage>& images, const std::string
         xobjects += " /Im" + std::to_string(i) + " " + std::to_string(first_image + static_cast<int>(i)) + " 0 R";
     const std::string resources = "<< /XObject <<" + xobjects + " >> /Font << /F1 << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> >> >>";
     objects.push_back("<< /Type /Pages /Kids [3 0 R] /Count 1 >>");
-    objects.push_back("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources " +
-                      (form.empty() ? resources : "<< /XObject << /Fm0 5 0 R >> >>") + " /Contents 4 0 R >>");
-    const std::string drawn = content + (text.empty() ? "" : " BT /F1 12 Tf 40 40 Td (" + text + ") Tj ET");
-    const std::string page_content = form.empty() ? drawn : "/Fm0 Do";
+    const std::string caption = text.empty() ? "" : " BT /F1 12 Tf 40 40 Td (" + text + ") Tj ET";
+    objects.push_back("<< /Type /Page /Parent 2 0 R " + boxes + " /Resources " +
+                      (form.empty() ? resources : stamp ? resources : "<< /XObject << /Fm0 5 0 R >> >>") + " /Contents 4 0 R" +
+                      (stamp ? " /Annots [<< /Type /Annot /Subtype /Stamp /Rect [0 0 595 842] /AP << /N 5 0 R >> >>]" : "") + " >>");
+    const std::string drawn = stamp ? content : content + caption;
+    const std::string page_content = form.empty() ? drawn : stamp ? caption : "/Fm0 Do";
     objects.push_back("<< /Length " + std::to_string(page_content.size()) + " >>\nstream\n" + page_content + "\nendstream");
     if (!form.empty())
         objects.push_back("<< /Type /XObject /Subtype /Form /BBox [0 0 595 842] /Matrix [" + form + "] /Resources " + resources +
@@ -283,6 +287,26 @@ TEST(PdfPages, AScanWithATextLayerIsReadFromTheScan) {
     const auto in_form = runner.process(doc_of(
         "form.pdf", bytes_of(pdf_of_images({receipt_image(460, 930, false)}, "q 297.5 0 0 421 0 0 cm /Im0 Do Q", "TOTAL RM 9,999.00", "2 0 0 2 0 0"))));
     EXPECT_TRUE(in_form.at(0).doc->pages.at(0).text_layer.empty()) << in_form[0].doc->pages[0].text_layer;
+    // A page box poppler clips (a crop box past the media box), or none (US Letter then), or a
+    // form matrix poppler reads as the identity (7 entries; a name), does not hide the scan.
+    const std::string full_page = "q 595 0 0 842 0 0 cm /Im0 Do Q";
+    for (const std::string& boxes : {std::string("/MediaBox [0 0 595 842] /CropBox [-10 -10 1200 1700]"), std::string(""),
+                                    std::string("/MediaBox [0 0 595]")}) {
+        SCOPED_TRACE(boxes);
+        const auto scan_in_box =
+            runner.process(doc_of("box.pdf", bytes_of(pdf_of_images({receipt_image(460, 930, false)}, full_page, "TOTAL RM 9,999.00", "", false, boxes))));
+        EXPECT_TRUE(scan_in_box.at(0).doc->pages.at(0).text_layer.empty()) << scan_in_box[0].doc->pages[0].text_layer;
+    }
+    for (const std::string& matrix : {std::string("1 0 0 1 0 0 0"), std::string("1 0 0 1 0 0")}) {
+        SCOPED_TRACE(matrix);
+        const auto odd_form =
+            runner.process(doc_of("form.pdf", bytes_of(pdf_of_images({receipt_image(460, 930, false)}, full_page, "TOTAL RM 9,999.00", matrix))));
+        EXPECT_TRUE(odd_form.at(0).doc->pages.at(0).text_layer.empty()) << odd_form[0].doc->pages[0].text_layer;
+    }
+    // A receipt photo stamped on a typed form as an annotation is what the page shows.
+    const auto stamped = runner.process(doc_of(
+        "stamped.pdf", bytes_of(pdf_of_images({receipt_image(460, 930, false)}, full_page, "TOTAL RM 9,999.00", "1 0 0 1 0 0", true))));
+    EXPECT_TRUE(stamped.at(0).doc->pages.at(0).text_layer.empty()) << stamped[0].doc->pages[0].text_layer;
     // The same form drawn at a tenth of that size is a picture on a born-digital page.
     const auto small_form = runner.process(doc_of(
         "form.pdf", bytes_of(pdf_of_images({receipt_image(460, 930, false)}, "q 297.5 0 0 421 0 0 cm /Im0 Do Q", "TOTAL RM 12.50", "0.2 0 0 0.2 0 0"))));
@@ -1076,16 +1100,30 @@ TEST(PdfPages, APageTooSmallToReadIsNamedWithItsSize) {
         banded += "q 595 0 0 42.1 0 " + std::to_string(842.0 - 42.1 * (k + 1)) + " cm /Im" + std::to_string(k) + " Do Q ";
     }
     EXPECT_EQ(small_pages(runner.process(doc_of("banded.pdf", bytes_of(pdf_of_images(bands, banded))))), "");
-    // Nor is a page of text drawn as outlines beside a small logo (here no text at all).
+    // Nor is a page of text drawn as outlines (here 30 filled boxes) beside a small logo, or
+    // over a tiny background stretched across the page.
+    std::string outlines;
+    for (int k = 0; k < 30; ++k) outlines += std::to_string(40 + 10 * k) + " 400 6 9 re f ";
     EXPECT_EQ(small_pages(runner.process(doc_of("logo.pdf", bytes_of(pdf_of_images({receipt_image(200, 100, false)},
-                                                                                      "q 150 0 0 75 400 740 cm /Im0 Do Q"))))),
+                                                                                      "q 150 0 0 75 400 740 cm /Im0 Do Q " + outlines))))),
               "");
+    EXPECT_EQ(small_pages(runner.process(doc_of("background.pdf", bytes_of(pdf_of_images({receipt_image(60, 85, false)},
+                                                                                            "q 595 0 0 842 0 0 cm /Im0 Do Q " + outlines))))),
+              "");
+    // A thumbnail in the middle of an A4 page, with white margins all round, is one still.
+    EXPECT_THAT(small_pages(runner.process(doc_of("middle.pdf", bytes_of(pdf_of_images({receipt_image(200, 282, false)},
+                                                                                          "q 200 0 0 282 197 280 cm /Im0 Do Q"))))),
+                HasSubstr("page 1 of 'middle.pdf' draws its picture from an image of only 200x282 pixels"));
+    // Drawn twice (two bands of one image), its pixels count once.
+    EXPECT_THAT(small_pages(runner.process(doc_of("twice.pdf", bytes_of(pdf_of_images({receipt_image(250, 400, false)},
+                                                                                         "q 595 0 0 421 0 421 cm /Im0 Do Q q 595 0 0 421 0 0 cm /Im0 Do Q"))))),
+                HasSubstr("page 1 of 'twice.pdf' draws its picture from an image of only 250x400 pixels"));
     // A thumbnail cut in two halves is named by its pixels together.
     EXPECT_THAT(small_pages(runner.process(doc_of("halves.pdf", bytes_of(pdf_of_images(
                     {receipt_image(200, 141, false), receipt_image(200, 141, false)},
                     "q 595 0 0 421 0 421 cm /Im0 Do Q q 595 0 0 421 0 0 cm /Im1 Do Q"))))),
                 HasSubstr("page 1 of 'halves.pdf' draws its picture from images of only 56400 pixels together"));
-    EXPECT_EQ(runner.context().counter("small_pages_total"), 4.0);
+    EXPECT_EQ(runner.context().counter("small_pages_total"), 6.0);
 }
 
 // An animated WebP (a sticker, or a clip a chat app saved as one) failed as "truncated or

@@ -358,6 +358,10 @@ ContentDraws content_draws(std::string_view content, const ColourSpaceComponents
                 x.area = area;
                 draws.xobjects.push_back(std::move(x));
             }
+        } else if (t.text == "f" || t.text == "F" || t.text == "f*" || t.text == "S" || t.text == "s" || t.text == "B" ||
+                   t.text == "B*" || t.text == "b" || t.text == "b*" || t.text == "Tj" || t.text == "TJ" || t.text == "'" ||
+                   t.text == "\"") {
+            ++draws.marks;
         } else if (t.text == "q") {
             if (saved_areas.size() < kMaxSaved) saved_areas.push_back(area);
             else ++unsaved;

@@ -57,6 +57,10 @@ struct ContentInlineImage : ContentDraw {
 };
 
 struct ContentDraws {
+    // Path-painting and text-showing operators (f, S, B..., Tj, TJ, ', "): a page drawn with
+    // many of them shows vector print (text drawn as outlines, or glyphs without a text layer),
+    // not only its pictures.
+    std::size_t marks = 0;
     std::vector<ContentXObject> xobjects;
     std::vector<ContentInlineJpeg> inline_jpegs;
     std::vector<ContentInlineImage> inline_images;

@@ -212,27 +212,47 @@ using ImageKey = std::pair<QPDFObjGen, int>;
 
 constexpr std::int64_t kMaxPictureSide = std::int64_t{1} << 24;
 
-// The area scale of a form's /Matrix (|ad - bc|): 1 when it has none, 0 when it is malformed
-// (poppler then draws the form with the identity; a malformed one is rare enough to not count).
+// The area scale of a form's /Matrix (|ad - bc|), as poppler reads it: no array is the
+// identity; an array's first four entries, each 0 where missing or not a number (a short
+// one makes poppler draw nothing).
 double matrix_area(QPDFObjectHandle matrix) {
-    if (matrix.isNull()) return 1.0;
-    if (!matrix.isArray() || matrix.getArrayNItems() != 6) return 0.0;
+    if (!matrix.isArray()) return 1.0;
     double m[4];
     for (int k = 0; k < 4; ++k) {
-        QPDFObjectHandle v = matrix.getArrayItem(k);
-        if (!v.isNumber()) return 0.0;
-        m[k] = v.getNumericValue();
+        QPDFObjectHandle v = k < matrix.getArrayNItems() ? matrix.getArrayItem(k) : QPDFObjectHandle::newNull();
+        m[k] = v.isNumber() ? v.getNumericValue() : 0.0;
     }
     const double area = std::abs(m[0] * m[3] - m[1] * m[2]);
     return std::isfinite(area) ? area : 0.0;
 }
 
-// The page's crop box area (poppler renders the crop box; it falls back to the media box).
-double crop_box_area(QPDFPageObjectHelper& page) {
+// A box as poppler reads one: an array of four numbers, corners in any order.
+std::optional<QPDFObjectHandle::Rectangle> box_of(QPDFObjectHandle box) {
+    if (!box.isArray() || box.getArrayNItems() != 4) return std::nullopt;
+    double v[4];
+    for (int k = 0; k < 4; ++k) {
+        QPDFObjectHandle x = box.getArrayItem(k);
+        if (!x.isNumber()) return std::nullopt;
+        v[k] = x.getNumericValue();
+        if (!std::isfinite(v[k])) return std::nullopt;
+    }
+    return QPDFObjectHandle::Rectangle(std::min(v[0], v[2]), std::min(v[1], v[3]), std::max(v[0], v[2]), std::max(v[1], v[3]));
+}
+
+double area_of(const QPDFObjectHandle::Rectangle& r) { return (r.urx - r.llx) * (r.ury - r.lly); }
+
+// The area poppler renders: the crop box clipped to the media box; the media box alone
+// without a usable crop box; US Letter without a usable media box. 0 when the clipped box is
+// empty (the caller then cannot tell what share of the page a picture covers).
+double page_area(QPDFPageObjectHelper& page) {
     try {
-        const QPDFObjectHandle::Rectangle box = page.getCropBox().getArrayAsRectangle();
-        const double area = std::abs(box.urx - box.llx) * std::abs(box.ury - box.lly);
-        return std::isfinite(area) ? area : 0.0;
+        QPDFObjectHandle::Rectangle media = box_of(page.getAttribute("/MediaBox", false)).value_or(QPDFObjectHandle::Rectangle(0, 0, 612, 792));
+        std::optional<QPDFObjectHandle::Rectangle> crop = box_of(page.getAttribute("/CropBox", false));
+        if (!crop) return area_of(media);
+        const QPDFObjectHandle::Rectangle clipped(std::max(crop->llx, media.llx), std::max(crop->lly, media.lly),
+                                                   std::min(crop->urx, media.urx), std::min(crop->ury, media.ury));
+        if (clipped.urx <= clipped.llx || clipped.ury <= clipped.lly) return 0.0;
+        return area_of(clipped);
     } catch (const std::exception&) {
         return 0.0;
     }
@@ -246,7 +266,8 @@ struct PageWalk {
     std::vector<std::size_t>& on_page;
     std::vector<std::string>& names_on_page;
     PageImages& pictures;
-    double page_area = 0;  // its crop box's, in default user space units; 0 when it has none usable
+    double page_area = 0;  // as poppler renders it, in default user space units; 0 when unknown
+    std::set<QPDFObjGen> pictures_counted;  // image objects whose pixels are counted on this page
     // The forms entered on this page, each with the object whose resources it borrows (a
     // form without its own draws another image /Im0 in each place it is drawn from).
     std::set<std::pair<QPDFObjGen, QPDFObjGen>> forms_entered;
@@ -275,6 +296,7 @@ struct PageWalk {
             if (content.overflow) incomplete = true;
             draws = content_draws(content.text, [&](const std::string& name) { return colour_components(look_up(resources, "/ColorSpace", name)); });
         }  // the content's text is let go before the forms it draws are read
+        pictures.marks += draws.marks;
         const std::vector<bool> section_hidden = hidden_sections(draws, resources);
         auto shown = [&](const ContentDraw& drawn) { return drawn.section < 0 || !section_hidden[static_cast<std::size_t>(drawn.section)]; };
         const QPDFObjGen owner_id = object.getObjGen();
@@ -355,9 +377,12 @@ struct PageWalk {
             if (!appearance.isStream()) continue;
             if (appearance.getObjGen().isIndirect() && !forms_entered.emplace(appearance.getObjGen(), QPDFObjGen()).second) continue;
             // poppler draws it with the page's resources around its own.
-            // Where on the page it lands (its /Rect against its bounding box) is not worked
-            // out: its pictures cover nothing here.
-            walk(QPDFPageObjectHelper(appearance), page_resources, 1, fmt::format("its annotation {}'s ", k + 1), 0.0);
+            // poppler fits the appearance's bounding box into the annotation's /Rect: what it
+            // draws is scaled by their areas' ratio (NaN, so not known, where either is unusable).
+            const auto rect = box_of(annotation.getKey("/Rect"));
+            const auto bbox = box_of(appearance.getDict().getKey("/BBox"));
+            const double scale = rect && bbox && area_of(*bbox) > 0 ? area_of(*rect) / area_of(*bbox) : std::nan("");
+            walk(QPDFPageObjectHelper(appearance), page_resources, 1, fmt::format("its annotation {}'s ", k + 1), scale);
         }
     }
 
@@ -366,16 +391,23 @@ struct PageWalk {
     void note_size(QPDFObjectHandle& image, double area) {
         QPDFObjectHandle w = image.getDict().getKey("/Width"), h = image.getDict().getKey("/Height");
         if (!w.isInteger() || !h.isInteger() || w.getIntValue() <= 0 || h.getIntValue() <= 0) return;
-        note_picture(std::min<long long>(w.getIntValue(), kMaxPictureSide), std::min<long long>(h.getIntValue(), kMaxPictureSide), area);
+        // An image drawn twice (a header and a footer band) has its pixels once.
+        const QPDFObjGen id = image.getObjGen();
+        const bool counted = id.isIndirect() && !pictures_counted.insert(id).second;
+        note_picture(std::min<long long>(w.getIntValue(), kMaxPictureSide), std::min<long long>(h.getIntValue(), kMaxPictureSide), area,
+                     !counted);
     }
 
-    void note_picture(std::int64_t width, std::int64_t height, double area) {
-        if (width <= 0 || height <= 0) return;
+    void note_picture(std::int64_t width, std::int64_t height, double area, bool count_pixels = true) {
+        if (width <= 0 || height <= 0 || area == 0) return;  // area 0: flattened to nothing, poppler draws nothing
         const DrawnSize size{width, height};
         if (size.pixels() > pictures.largest.pixels()) pictures.largest = size;
-        if (page_area <= 0 || !(area > 0) || !std::isfinite(area)) return;
+        if (count_pixels) pictures.pixels = std::min<std::int64_t>(pictures.pixels + size.pixels(), std::int64_t{1} << 60);
+        if (page_area <= 0 || !(area >= 0) || !std::isfinite(area)) {
+            pictures.coverage_known = false;
+            return;
+        }
         pictures.coverage += std::min(1.0, area / page_area);
-        pictures.pixels = std::min<std::int64_t>(pictures.pixels + size.pixels(), std::int64_t{1} << 60);
     }
 
     // An image or soft-mask stream, when it holds a JPEG.
@@ -501,7 +533,7 @@ std::optional<PdfJpegs> pdf_jpegs(const std::uint8_t* data, std::size_t size, in
             std::vector<std::size_t>& on_page = out.pages.emplace_back();
             std::vector<std::string>& names = out.names.emplace_back();
             PageImages& pictures = out.drawn.emplace_back();
-            PageWalk walk{out, seen, optional_content, size, on_page, names, pictures, crop_box_area(page), {}};
+            PageWalk walk{out, seen, optional_content, size, on_page, names, pictures, page_area(page), {}, {}};
             walk.walk(page, Resources{}, 0, "its ", 1.0);
             walk.walk_annotations(page);
             if (walk.incomplete) ++out.unchecked;

@@ -36,14 +36,16 @@ struct DrawnSize {
 };
 
 // The pictures one page draws, whatever their filter (JPEG, Flate, JBIG2, CCITT, JPX; image
-// XObjects in its content and the forms it draws, and inline images), by their stated sizes
-// and the share of the page each covers (its crop box, as poppler renders it). Together, so
-// that a scan a driver cut into bands counts as the one scan it is. Images drawn by an
-// annotation, or under a transformation that flattens them, cover nothing here.
+// XObjects in its content, the forms and annotation appearances it draws, and inline
+// images), by their stated sizes and the share of the page each covers (its crop box clipped
+// to its media box, as poppler renders it). Together, so that a scan a driver cut into bands
+// counts as the one scan it is. Not looked at: clipping, and patterns.
 struct PageImages {
     DrawnSize largest;          // the largest one drawn, in its own pixels
-    std::int64_t pixels = 0;    // their own pixels together, counted where they cover some of the page
+    std::int64_t pixels = 0;    // their own pixels together, each image once however often drawn
     double coverage = 0;        // the share of the page they cover together (overlaps counted twice; at most 1 each)
+    bool coverage_known = true; // false where the page's size, or where an image lands, could not be told
+    std::size_t marks = 0;      // path-painting and text-showing operators (pdf_content.hpp), forms' included
     bool incomplete = false;    // its content or a form was too large or nested too deep to read whole
 };
 

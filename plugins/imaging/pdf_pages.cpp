@@ -104,11 +104,11 @@ public:
             if (static_cast<long long>(image.width) * image.height < kSmallestReadablePixels) {
                 what = fmt::format("page {} of '{}' is only {}x{} pixels", page.index + 1, name, image.width, image.height);
                 logged = fmt::format("page {} is only {}x{} pixels", page.index + 1, image.width, image.height);
-            } else if (source.pixels > 0 && source.pixels < kSmallestReadablePixels && source.coverage >= kPictureFillsThePage &&
-                       !source.incomplete) {
+            } else if (source.pixels > 0 && source.pixels < kSmallestReadablePixels && source.marks < kFewMarks && !source.incomplete) {
                 // Rendered at the PDF's page size, a thumbnail is a full page of blur: what counts
-                // is the pixels of the pictures that fill the page (a logo beside text drawn as
-                // outlines fills little of it).
+                // on a page that shows only pictures is their own pixels, wherever they are drawn.
+                // (A page with text drawn as outlines, or glyphs without a text layer, shows its
+                // print by itself: a small logo or background on it is no thumbnail.)
                 const std::string pictures = source.pixels == source.largest.pixels()
                                                  ? fmt::format("an image of only {}x{} pixels", source.largest.width, source.largest.height)
                                                  : fmt::format("images of only {} pixels together", source.pixels);
@@ -133,9 +133,9 @@ private:
     // Under this a page is named as too small (a 300 x 400 pixel image). The smallest of the 300
     // labelled receipts is 439 x 1004 pixels, its print about 10 pixels high.
     static constexpr long long kSmallestReadablePixels = 120'000;
-    // A PDF page's pictures that cover this share of it together are what it shows (a photo
-    // saved as a PDF fills its page, or the page's width or height).
-    static constexpr double kPictureFillsThePage = 0.5;
+    // A page drawn with fewer path-painting and text-showing operators than this shows only
+    // its pictures (an image saved as a PDF has none; a line of text drawn as outlines dozens).
+    static constexpr std::size_t kFewMarks = 20;
 
     Context& ctx_;
     DecodeLimits limits_;
