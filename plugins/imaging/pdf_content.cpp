@@ -384,6 +384,7 @@ ContentDraws content_draws(std::string_view content, const ColourSpaceComponents
                 if (numbers) m[k] = *x;
             }
             if (numbers) area *= std::abs(m[0] * m[3] - m[1] * m[2]);
+            if (numbers && unsaved > 0) draws.areas_unknown = true;  // its Q will not undo it
         } else if (t.text == "BDC") {
             // A tag and its properties: a name (in /Properties) or a dictionary. A tag
             // beginning "OC" marks optional content, as poppler reads it. With operands

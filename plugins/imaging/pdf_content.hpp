@@ -61,6 +61,9 @@ struct ContentDraws {
     // many of them shows vector print (text drawn as outlines, or glyphs without a text layer),
     // not only its pictures.
     std::size_t marks = 0;
+    // A `cm` came deeper than the saved transformations go (over 4096 `q` open): the areas
+    // after it are not known.
+    bool areas_unknown = false;
     std::vector<ContentXObject> xobjects;
     std::vector<ContentInlineJpeg> inline_jpegs;
     std::vector<ContentInlineImage> inline_images;

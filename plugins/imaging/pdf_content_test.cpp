@@ -207,4 +207,8 @@ TEST(PdfContent, EachDrawCarriesTheAreaItsUnitSquareCovers) {
     EXPECT_DOUBLE_EQ(nested.xobjects[0].area, 36.0);
     EXPECT_DOUBLE_EQ(nested.xobjects[1].area, 9.0);
     EXPECT_DOUBLE_EQ(nested.xobjects[2].area, 1.0);
+    // The cm that deep is not undone by its Q, so the areas are said to be unknown; in a
+    // stream of ordinary depth they are known.
+    EXPECT_TRUE(nested.areas_unknown);
+    EXPECT_FALSE(draws.areas_unknown);
 }

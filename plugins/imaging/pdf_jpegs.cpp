@@ -297,6 +297,7 @@ struct PageWalk {
             draws = content_draws(content.text, [&](const std::string& name) { return colour_components(look_up(resources, "/ColorSpace", name)); });
         }  // the content's text is let go before the forms it draws are read
         pictures.marks += draws.marks;
+        if (draws.areas_unknown) scale = std::nan("");  // every picture of this owner: its share unknown
         const std::vector<bool> section_hidden = hidden_sections(draws, resources);
         auto shown = [&](const ContentDraw& drawn) { return drawn.section < 0 || !section_hidden[static_cast<std::size_t>(drawn.section)]; };
         const QPDFObjGen owner_id = object.getObjGen();
