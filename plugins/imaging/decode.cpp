@@ -917,8 +917,8 @@ std::vector<Page> PartDecoder::decode() {
             // damage), each once however many pages draw it.
             read_pdf_jpegs(static_cast<int>(plan_.size()));
             const std::size_t notes_before = damage_.size();
-            if (pdf_->jpegs) pictures_.back() = pdf_->jpegs->drawn[static_cast<std::size_t>(i)];
-            if (pdf_->jpegs)
+            if (pdf_->jpegs) {
+                pictures_.back() = pdf_->jpegs->drawn[static_cast<std::size_t>(i)];
                 for (std::size_t n = 0; n < pdf_->jpegs->pages[static_cast<std::size_t>(i)].size(); ++n) {
                     const std::size_t k = pdf_->jpegs->pages[static_cast<std::size_t>(i)][n];
                     const std::string& name = pdf_->jpegs->names[static_cast<std::size_t>(i)][n];
@@ -932,6 +932,7 @@ std::vector<Page> PartDecoder::decode() {
                     if (!verdict->damage.empty())
                         damage_.push_back(fmt::format("{}: page {}: {}: {}", part_.name, i + 1, name, verdict->damage));
                 }
+            }
             poppler_data_damage.clear();
             poppler::image img = renderer.render_page(page.get(), limits_.pdf_dpi, limits_.pdf_dpi);
             if (!img.is_valid()) bad(part_, fmt::format("PDF page {} cannot be rendered", i + 1));

@@ -278,7 +278,8 @@ struct PageWalk {
     // names the owner for the page's notes: "its " for the page, "its form /Fm0's " for a
     // form it draws.
     // `scale` is what an area in the owner's space is on the page (1 for the page itself; the
-    // product of the areas of the transformations a form is drawn under; 0 where unknown).
+    // product of the areas of the transformations a form is drawn under; 0 where they flatten
+    // it, so poppler draws nothing; NaN where it cannot be told).
     void walk(QPDFPageObjectHelper owner, const Resources& around, int depth, const std::string& whose, double scale) {
         // A form's content is its stream's data; so is an appearance's, which poppler draws
         // as a form whatever its /Subtype says (qpdf reads a stream without /Subtype /Form as
