@@ -53,7 +53,7 @@ public:
             Field::boolean("contrast").default_value(false).describe("Stretch gray levels so faint print gets dark"),
             Field::number("contrast_clip").default_value(0.01).min(0).max(0.2)
                 .describe("Share of pixels clipped at each end by the contrast stretch"),
-            Field::boolean("deskew").default_value(true).describe("Estimate the skew and rotate the page level"),
+            Field::boolean("deskew").default_value(true).describe("Estimate the skew and rotate the page level; a page lying sideways (its lines run down it) is levelled for reading upright"),
             Field::number("max_skew_degrees").default_value(15).min(0.5).max(45).describe("Largest skew searched for"),
             Field::enumeration("binarize", {"off", "sauvola", "otsu"}).default_value("off")
                 .describe("off keeps gray (measured best on average for Tesseract); sauvola for unevenly lit pages"),

@@ -28,7 +28,8 @@ int otsu_from_histogram(const std::array<std::uint64_t, 256>& hist);
 // Sauvola local threshold T = m * (1 + k * (s / 128 - 1)) over a window x window box.
 Image binarize_sauvola(const Image& gray, int window, double k);
 // Skew angle in degrees (positive = text lines rise to the right) within +-max_degrees,
-// from the horizontal projection profile of dark pixels; 0 when there is no text.
+// from the projection profile of dark pixels; 0 when there is no text. A page whose lines run
+// down it (lying sideways) gets the angle that levels it upright too.
 double estimate_skew(const Image& gray, double max_degrees);
 // Rotates a gray image by `degrees` (counter-clockwise positive) around its centre,
 // bilinear, filling uncovered pixels with white.
