@@ -39,11 +39,16 @@ if command -v convert > /dev/null; then
 fi
 echo "== docpipe extract over $COUNT receipts in $DATA, $JOBS at a time"
 start=$(date +%s.%N)
-OCR_DEVICE=cpu "$BUILD_DIR/bin/docpipe" extract -j "$JOBS" ${PIPELINE:+-c "$PIPELINE"} "$DATA"/*.jpg > "$OUT/results.jsonl" || true
+OCR_DEVICE=cpu "$BUILD_DIR/bin/docpipe" extract -j "$JOBS" ${PIPELINE:+-c "$PIPELINE"} --metrics "$OUT/metrics.prom" "$DATA"/*.jpg \
+  > "$OUT/results.jsonl" || true
 took=$(echo "$(date +%s.%N) - $start" | bc)
 printf '   %.1f s (%.2f s per receipt)' "$took" "$(echo "$took / $COUNT" | bc -l)"
 [ -n "${plain:-}" ] && printf ', %.2fx plain tesseract' "$(echo "$took / $plain" | bc -l)"
 echo
+# Every Tesseract page reading the run paid for, the turned tries of pages lying sideways
+# included (docpipe_ocr_turned_readings_total), from the run's counters.
+awk '/^docpipe_ocr_pages_total/ {pages += $2} /^docpipe_ocr_turned_readings_total/ {turned += $2}
+     END {printf "   Tesseract page readings: %d (first readings and rereads %d, turned tries %d)\n", pages + turned, pages, turned}' "$OUT/metrics.prom" 2> /dev/null || true
 SEEN_SHOPS=${SEEN_SHOPS-../shared/data/sroie-train}
 seen=()
 if [ -n "$SEEN_SHOPS" ] && [ -d "${SEEN_SHOPS%%,*}" ] && [ "$(realpath "${SEEN_SHOPS%%,*}")" != "$(realpath "$DATA")" ]; then

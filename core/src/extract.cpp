@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -297,6 +299,16 @@ int extract_files(const PipelineSpec& spec, std::shared_ptr<const Registry> regi
     }
     for (auto& t : workers) t.join();
     progress.finish();
+    if (!options.metrics_file.empty()) {
+        std::ofstream metrics_out(options.metrics_file, std::ios::trunc);
+        metrics_out << metrics.render_prometheus();
+        metrics_out.close();
+        if (!metrics_out) {
+            err << fmt::format("docpipe extract: cannot write the metrics to {} (--metrics): {}\n", options.metrics_file.string(),
+                               std::strerror(errno));
+            return 1;
+        }
+    }
     for (auto& [name, node] : nodes) node->component->stop();
     return all_ok ? 0 : 1;
 }

@@ -26,6 +26,9 @@ struct ExtractOptions {
     bool progress = false;
     // Larger files fail with the reason, unread (source.directory's max_bytes default).
     std::uint64_t max_bytes = 100ULL * 1024 * 1024;
+    // Where the run's counters go at the end, in Prometheus text (page readings, turned pages,
+    // rereads: what a benchmark counts besides the seconds); empty: not written.
+    std::filesystem::path metrics_file;
 };
 
 // Returns 0 when every file gave at least one document, 1 when any failed or was skipped,

@@ -380,7 +380,8 @@ int cmd_run(const fs::path& file, bool once, bool redeliver) {
     return code;
 }
 
-int cmd_extract(fs::path file, const std::vector<fs::path>& inputs, unsigned jobs, std::uint64_t max_mb, const char* argv0) {
+int cmd_extract(fs::path file, const std::vector<fs::path>& inputs, unsigned jobs, std::uint64_t max_mb, const fs::path& metrics_file,
+                const char* argv0) {
     if (file.empty()) {
         std::error_code ec;
         fs::path self = fs::read_symlink("/proc/self/exe", ec);
@@ -401,6 +402,7 @@ int cmd_extract(fs::path file, const std::vector<fs::path>& inputs, unsigned job
     ExtractOptions options;
     options.jobs = jobs;
     options.max_bytes = max_mb * 1024 * 1024;
+    options.metrics_file = metrics_file;
     options.progress = true;  // drawn only when stderr is a terminal
     const int code = extract_files(*spec, registry, inputs, std::cout, std::cerr, options);
     join_tbb_workers(tbb_workers);
@@ -445,6 +447,7 @@ int main(int argc, char** argv) {
     std::vector<fs::path> inputs;
     unsigned jobs = 0;
     std::uint64_t extract_max_mb = 100;
+    fs::path extract_metrics;
     auto* extract = app.add_subcommand("extract",
                                        "Run a pipeline's extraction path (no sources, no sinks) on files; print one JSON line per document");
     extract->add_option("-c,--config", file, "Pipeline YAML (default: the shipped claims-local.yaml)");
@@ -453,6 +456,9 @@ int main(int argc, char** argv) {
     extract->add_option("--max-mb", extract_max_mb, "Larger files fail with the reason, unread (1 to 1048576)")
         ->default_val(100)
         ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 20));
+    extract->add_option("--metrics", extract_metrics,
+                        "At the end, write the run's counters to FILE in Prometheus text (docpipe_ocr_pages_total: page "
+                        "readings; docpipe_ocr_turned_readings_total: readings of pages lying sideways; ...)");
     extract->add_option("files", inputs, "Images, PDFs or .eml files")->required();
 
     auto* plugins = app.add_subcommand("plugins", "Inspect installed plugins");
@@ -503,7 +509,7 @@ int main(int argc, char** argv) {
         if (*validate) return cmd_validate(file);
         if (*graph) return cmd_graph(file);
         if (*run) return cmd_run(file, once, redeliver);
-        if (*extract) return cmd_extract(file, inputs, jobs, extract_max_mb, argv[0]);
+        if (*extract) return cmd_extract(file, inputs, jobs, extract_max_mb, extract_metrics, argv[0]);
         if (*list) return cmd_plugins_list(plugin_dirs, failed_only);
         if (*describe) return cmd_plugins_describe(plugin_dirs, component, json, describe_all, markdown);
     } catch (const std::exception& e) {

@@ -111,8 +111,10 @@ grep -q "winmail.dat" "$WORK/inbox/failed/98-winmail.eml.reason" || fail "winmai
 grep -q "fsync\|panic\|terminate" "$WORK/log.txt" && fail "unexpected crash text in the log"
 
 # docpipe extract: the shipped pipeline by default, one line per claim document.
-"$DOCPIPE" extract -j 2 "$SRC/examples/inbox/sources/malaysian_receipt_test.jpg" "$SRC/examples/inbox/02-malay-two-receipts.eml" \
-  "$SRC/examples/inbox/04-no-attachment.eml" > "$WORK/extract.jsonl" 2> "$WORK/extract.err" || true
+"$DOCPIPE" extract -j 2 --metrics "$WORK/extract.prom" "$SRC/examples/inbox/sources/malaysian_receipt_test.jpg" \
+  "$SRC/examples/inbox/02-malay-two-receipts.eml" "$SRC/examples/inbox/04-no-attachment.eml" > "$WORK/extract.jsonl" 2> "$WORK/extract.err" || true
+# --metrics: the run's counters, e.g. the first readings of the three receipt pages.
+grep -qx 'docpipe_ocr_pages_total{node="ocr"} 3' "$WORK/extract.prom" || fail "extract --metrics: $(grep ocr_pages "$WORK/extract.prom" 2>&1)"
 python3 - "$WORK/extract.jsonl" <<'PY'
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]

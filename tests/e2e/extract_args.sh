@@ -68,4 +68,11 @@ want="docpipe extract: $ROOT/bad\\nname\\x1b[31m.txt: no such file"
 if [ "$(cat "$ROOT/odd.txt")" != "$want" ]; then
   echo "FAIL: a name with a newline and an escape is not one escaped line on stderr:"; cat -A "$ROOT/odd.txt"; exit 1
 fi
+# --metrics to a path that cannot be written: the results still print, the run says why and fails.
+timeout 60 "$DOCPIPE" extract -c "$ROOT/p.yaml" -j 1 --metrics "$ROOT/a-folder" "$ROOT/one.txt" > "$ROOT/m.jsonl" 2> "$ROOT/m.txt"
+rc=$?
+[ "$rc" = 1 ] || { echo "FAIL: --metrics to a folder: exit $rc, want 1"; exit 1; }
+grep -q '"bytes":5' "$ROOT/m.jsonl" || { echo "FAIL: --metrics to a folder: the result was not printed"; exit 1; }
+grep -q "cannot write the metrics to $ROOT/a-folder (--metrics): Is a directory" "$ROOT/m.txt" ||
+  { echo "FAIL: --metrics to a folder: $(cat "$ROOT/m.txt")"; exit 1; }
 echo "extract_args: ok"
