@@ -154,9 +154,12 @@ Image binarize_sauvola(const Image& gray, int window, double k) {
 
 // Gaps between text lines the profile down a page needs before the page is taken to lie sideways.
 constexpr int kMinLineGaps = 20;
+// How many of their own spacings long those lines must be, at least.
+constexpr double kMinLineLengthInSpacings = 3;
 
 double estimate_skew(const Image& gray, double max_degrees) {
     require_gray(gray, "deskew");
+    max_degrees = std::min(max_degrees, 45.0);  // the profile is sized for shears up to tan 45
     // Work on at most ~1000 px wide: the angle does not need more, and it keeps this cheap.
     const int step = std::max(1, gray.width / 1000);
     const int threshold = otsu_threshold(gray);
@@ -193,12 +196,14 @@ double estimate_skew(const Image& gray, double max_degrees) {
         return s;
     };
     // Text lines leave white gaps between them in the profile along their axis: runs of three
-    // or more bins under a tenth of the mean count, counted inside the profile's extent.
-    const auto gaps = [&](double degrees, bool along_rows) {
+    // or more bins under a tenth of the mean count, counted inside the profile's extent, which
+    // `extent` receives.
+    const auto gaps = [&](double degrees, bool along_rows, double* extent) {
         score(degrees, along_rows);
         const auto first = std::find_if(profile.begin(), profile.end(), [](int v) { return v != 0; });
         const auto last = std::find_if(profile.rbegin(), profile.rend(), [](int v) { return v != 0; }).base();
-        const double mean = static_cast<double>(dark.size()) / static_cast<double>(std::max<std::ptrdiff_t>(1, last - first));
+        *extent = static_cast<double>(std::max<std::ptrdiff_t>(1, last - first));
+        const double mean = static_cast<double>(dark.size()) / *extent;
         int runs = 0, run = 0;
         for (auto it = first; it != last; ++it) {
             if (*it < 0.1 * mean) {
@@ -220,15 +225,24 @@ double estimate_skew(const Image& gray, double max_degrees) {
     // across, so an upright page keeps the search it always had. Measured with the shipped
     // clean-up on the 300 train and dev receipts upright and upside down: every one stays
     // across (fixed-pitch print and faint print leave gaps down the page too: train 081 had 16
-    // across and 40 down, 388 none across and 17 down). Of the 40 dev receipts turned a quarter,
-    // 32 are searched down; the other 8 got nearly their upright angle across (0 to 0.5 apart).
+    // across and 40 down, 388 none across and 17 down). And what stands between those gaps must
+    // be lines, not letters or dots: each as long as three of their spacings at least (the ink
+    // across runs the lines' length). A single line of text, or a dotted rule on a strip cut
+    // from a receipt, has no gaps across and a gap between every letter or dot down the page;
+    // its ink across is one line high. Of the 40 dev receipts turned a quarter, 32 are searched
+    // down; the other 8 got nearly their upright angle across (0 to 0.5 apart).
     double across_score = -1, down_score = -1;
     const double across = coarse_best(true, &across_score), down = coarse_best(false, &down_score);
-    const int across_gaps = gaps(across, true), down_gaps = gaps(down, false);
-    const bool along_rows = !(down_gaps >= kMinLineGaps && down_gaps >= 3 * across_gaps);
+    double across_extent = 0, down_extent = 0;
+    const int across_gaps = gaps(across, true, &across_extent), down_gaps = gaps(down, false, &down_extent);
+    const double line_spacing = down_extent / std::max(1, down_gaps);
+    const bool along_rows =
+        !(down_gaps >= kMinLineGaps && down_gaps >= 3 * across_gaps && across_extent >= kMinLineLengthInSpacings * line_spacing);
     double best = along_rows ? across : down, best_score = along_rows ? across_score : down_score;
+    // The fine search stays inside +-max_degrees: past 45 degrees the shear would reach beyond
+    // the profile (sized for |tan| <= 1), and past the limit is not what was asked.
     const double coarse = best;
-    for (double a = coarse - 0.5; a <= coarse + 0.5 + 1e-9; a += 0.05)
+    for (double a = std::max(coarse - 0.5, -max_degrees); a <= std::min(coarse + 0.5, max_degrees) + 1e-9; a += 0.05)
         if (double s = score(a, along_rows); s > best_score) best_score = s, best = a;
     return best;
 }

@@ -139,6 +139,40 @@ TEST_P(Deskew, APageLyingSidewaysGetsTheSkewItHasUpright) {
     }
 }
 
+// One line of text has no gaps across it and a gap between every letter or word down it, as
+// many as a page lying sideways has between its lines: the letters are not lines, though (each
+// is shorter than three of its spacings), so the line is levelled as it lies.
+TEST_P(Deskew, ASingleLineIsLevelledAcrossNotFromItsLetters) {
+    test::TempDir dir;
+    const double clockwise = GetParam();
+    const fs::path png = dir.path() / "line.png";
+    const std::string cmd = fmt::format(
+        "convert -size 1400x180 xc:white -fill black -pointsize 40 -annotate +40+110 'KLINIK MEDIVIRON SDN BHD INV-2024-001234 "
+        "TOTAL RM 479.05' -background white -rotate {} {}",
+        clockwise, png.string());
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    auto decoder = NodeRunner::from_plugin(kImaging, "transform.pdf_pages", "");
+    const Image line = to_gray(decoder.process(Document::from_bytes("line.png", "image/png", read_bytes(png))).at(0).doc->pages.at(0).image);
+    EXPECT_NEAR(estimate_skew(line, 15), -clockwise, 0.5);
+}
+
+// The search's widest range (max_skew_degrees 45) on a page of lines at 45 degrees reaching
+// its corners: the fine search once went on to 45.5 degrees, and its shear wrote past the
+// profile's end (ASan: heap overflow; with _GLIBCXX_ASSERTIONS, an out-of-range index).
+TEST(PreprocessCpu, TheWidestSkewSearchStaysInsideItsProfile) {
+    Image page;
+    page.width = page.height = 600;
+    page.channels = 1;
+    auto px = std::make_shared<std::vector<std::uint8_t>>(600 * 600, 255);
+    for (int y = 0; y < 600; ++y)
+        for (int x = 0; x < 600; ++x)
+            if ((x + y + 2) % 20 < 2) (*px)[static_cast<std::size_t>(y) * 600 + x] = 0;  // rising to the right, into the corner
+    page.pixels = std::move(px);
+    const double skew = estimate_skew(page, 45);
+    EXPECT_GE(skew, 44.5);
+    EXPECT_LE(skew, 45.0) << "not past the limit asked for";
+}
+
 INSTANTIATE_TEST_SUITE_P(Angles, Deskew, ::testing::Values(7.0, -3.0, 12.0, 0.0), [](const auto& info) {
     const long degrees = std::lround(info.param);
     return (degrees < 0 ? "minus" + std::to_string(-degrees) : std::to_string(degrees)) + "deg";
