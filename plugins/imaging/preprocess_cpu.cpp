@@ -227,10 +227,11 @@ double estimate_skew(const Image& gray, double max_degrees) {
     // across (fixed-pitch print and faint print leave gaps down the page too: train 081 had 16
     // across and 40 down, 388 none across and 17 down). And what stands between those gaps must
     // be lines, not letters or dots: each as long as three of their spacings at least (the ink
-    // across runs the lines' length). A single line of text, or a dotted rule on a strip cut
-    // from a receipt, has no gaps across and a gap between every letter or dot down the page;
-    // its ink across is one line high. Of the 40 dev receipts turned a quarter, 32 are searched
-    // down; the other 8 got nearly their upright angle across (0 to 0.5 apart).
+    // across runs the lines' length). A single line of text has no gaps across and a gap
+    // between every letter down the page; its ink across is one line high. (A strip cut from a
+    // receipt's head with a dotted rule still passes, and is searched down wrongly:
+    // docs/claims-measurements.md, session 47.) Of the 40 dev receipts turned a quarter, 32 are
+    // searched down; the other 8 got nearly their upright angle across (0 to 0.5 apart).
     double across_score = -1, down_score = -1;
     const double across = coarse_best(true, &across_score), down = coarse_best(false, &down_score);
     double across_extent = 0, down_extent = 0;

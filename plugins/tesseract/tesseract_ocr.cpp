@@ -285,7 +285,7 @@ private:
     // the ascenders and descenders of Roman text, in the four directions). A wrong guess only
     // costs readings: every turn is still tried until one reads upright. On the 60 dev receipts
     // turned a quarter each way and upside down (cleaned as shipped), it put the right turn first
-    // for 51, and the turned readings fell from 120 (90, 270, then 180, always) to 72. Where it
+    // for 51, and the turned readings fell from 120 (90, 270, then 180, always) to 76. Where it
     // cannot tell (faint print binarises to little; a few words), photos taken sideways stay
     // likelier than upside down.
     static std::array<int, 3> likeliest_turns_first(const Image& img) {
