@@ -814,6 +814,43 @@ TEST_F(AdminApi, AClaimNcbHoldsThatAReviewerRejectedIsADuplicateWhenSentAgain) {
     EXPECT_EQ(probe("ncb").accepted.count("again-0"), 0u);
 }
 
+// The claim above, approved again with the values NCB booked, and that approval failed (the
+// audit after NCB answered 503 once more): the approval's fresh outcome, `failed`, replaced
+// the one that said NCB holds the claim. Without the mark carried over, the same receipt sent
+// again in a new email was new to transform.dedup (a failed job booked nothing) and could be
+// booked a second time.
+TEST_F(AdminApi, AClaimNcbHoldsWhoseApprovalFailsAgainIsADuplicateWhenSentAgain) {
+    probe("src").feed(1);
+    start(review_ncb_audit(kAuditFailingOnce, false, true), ", approved_node: ncb");
+    approve_12_50_book_it_and_approve_13_after_a_failure();
+    if (HasFatalFailure()) return;
+    {
+        const json outcomes = body(get("/api/v1/jobs/doc-0"))["data"]["outcomes"];
+        ASSERT_EQ(outcomes.size(), 1u) << outcomes;
+        ASSERT_EQ(outcomes[0].value("held", false), true) << "NCB holds it: " << outcomes;
+    }
+    {
+        // The audit answers 503 to doc-0's next write again (fail_first counts the writes of
+        // each document, and its one failure was spent by the first approval).
+        std::lock_guard lock(probe("audit").mutex);
+        probe("audit").attempts["doc-0"] = 0;
+    }
+    ASSERT_EQ(post("/api/v1/exceptions/doc-0/approve", R"({"fields": {"total_amount": 12.5}})")->status, 200);
+    ASSERT_TRUE(wait_job("doc-0", "failed")) << "NCB had it already (ledger), the audit failed";
+    const json outcomes = body(get("/api/v1/jobs/doc-0"))["data"]["outcomes"];
+    ASSERT_EQ(outcomes.size(), 1u) << outcomes;
+    EXPECT_EQ(outcomes[0]["status"], "failed") << outcomes;
+    EXPECT_EQ(outcomes[0].value("held", false), true) << "NCB holds it still: " << outcomes;
+
+    probe("src").feed(1, "again-");  // the same receipt, in a new email
+    ASSERT_TRUE(wait_job("again-0", "skipped")) << "a copy of a claim NCB holds, ended "
+                                                 << (rt_->state().get_job("again-0") ? rt_->state().get_job("again-0")->status : "unknown");
+    EXPECT_EQ(body(get("/api/v1/jobs/again-0"))["data"]["duplicate_of"], "doc-0");
+    std::lock_guard lock(probe("ncb").mutex);
+    EXPECT_EQ(probe("ncb").accepted.at("doc-0"), 1);
+    EXPECT_EQ(probe("ncb").accepted.count("again-0"), 0u);
+}
+
 // NCB took the claim, the audit after it failed; the operator's retry writes the audit row.
 // The document's outcome keeps the NCB reference its first delivery recorded (the retry's
 // fresh outcome, from the audit alone, replaced it).
