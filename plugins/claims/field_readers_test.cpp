@@ -354,6 +354,26 @@ TEST(ProviderReader, TheBillsHeadingOrADetailLineIsNotTheNameUnderAnUnreadableLe
     EXPECT_EQ(provider_field({"FIVE STAR CASH & CARRY", "Plaza Seri Setia"}, "provider_name"), "FIVE STAR CASH & CARRY");
 }
 
+// What a perturbed reading of dev receipts took for the name when the letterhead lost its
+// legal form to the OCR (docs/claims-measurements.md, session 48): a column heading with one
+// unlisted word, and the shop's terms printed above the name.
+TEST(ProviderReader, ANameLineKnownByItsRegistrationNumberWinsOverTheBillsLines) {
+    // "S/R" for S/B: no marker word is left, but the registration number in brackets after
+    // the letters says which line is the company's.
+    EXPECT_EQ(provider_field({"TAN SOON FATT S/R (81497-P)", "LOT 1504, JALAN KLANG LAMA", "44000 PETALING JAYA", "TAX INVOICE",
+                              "DESC QTY PRICE AMOUNT TAXCODE", "BIHUN 3KG 10 10.00 100.00"},
+                             "provider_name"),
+              "TAN SOON FATT S/R");
+    // The number alone under the name is not a name; the name above it still is.
+    EXPECT_EQ(provider_field({"KOPI MESRA", "(002107265-V)", "NO. 15 JALAN TSJ2"}, "provider_name"), "KOPI MESRA");
+    // A column heading with one word the rules do not list ends the search as a listed one does.
+    EXPECT_EQ(provider_field({"(81497-P)", "TAX INVOICE", "DESC QTY PRICE AMOUNT TAXCODE", "BIHUN 3KG 10 10.00 100.00"}, "provider_name"),
+              "(none)");
+    // The shop's terms at the top of the paper are stepped over.
+    EXPECT_EQ(provider_field({"GOODS SOLD ARE NOT RETURNABLE", "SLF CASH & CARRY", "NO. 15 JALAN TSJ2"}, "provider_name"),
+              "SLF CASH & CARRY");
+}
+
 TEST(ProviderReader, ARegistrationLineIsNotTheCompanyThoughItSaysCompany) {
     // COMPANY is a company marker, but "COMPANY REG NO" is the registration line.
     Receipt r({"COMPANY REG NO. :75495-W", "GL HANDICRAFT & TAILORING", "12 JALAN MAJU"});

@@ -442,6 +442,39 @@ bool is_registration_line(const std::string& text) {
     return digits >= 5 && letters <= 4;
 }
 
+// "Y SOON FATT S/B (81497-P)": a company's registration number in brackets (digits, a dash, a
+// check letter) after the letters of its name. A letterhead prints it on the name's line or
+// alone under it; the name's line then is the name even when the OCR misread its legal form
+// ("S/R" for S/B) and no marker word is left.
+// Scanned by hand: std::regex recurses once per character and overflowed the stack on the
+// megabyte-long lines of Robustness.HugeTokensAndLongAmountLinesAreHandled.
+bool carries_registration_number(const std::string& text) {
+    const auto letter = [](char c) { return std::isalpha(static_cast<unsigned char>(c)) != 0; };
+    const auto digit = [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; };
+    const auto first_letter = std::find_if(text.begin(), text.end(), letter);
+    if (first_letter == text.end()) return false;
+    for (std::size_t open = text.find('(', static_cast<std::size_t>(first_letter - text.begin())); open != std::string::npos;
+         open = text.find('(', open + 1)) {
+        std::size_t at = open + 1;
+        const auto skip_spaces = [&] {
+            while (at < text.size() && text[at] == ' ') ++at;
+        };
+        skip_spaces();
+        const std::size_t digits_from = at;
+        while (at < text.size() && digit(text[at])) ++at;
+        const std::size_t digits = at - digits_from;
+        skip_spaces();
+        if (digits < 4 || digits > 12 || at >= text.size() || text[at] != '-') continue;
+        ++at;
+        skip_spaces();
+        if (at >= text.size() || !letter(text[at])) continue;
+        ++at;
+        skip_spaces();
+        if (at < text.size() && text[at] == ')') return true;
+    }
+    return false;
+}
+
 // "Quantity Dut : 2", "Table No: 12": a short label and a value with a digit after a colon.
 bool label_value_detail(const std::string& text) {
     static const std::regex label_number(R"(^[^:]{1,24}:\s*\S*\d)");
@@ -449,14 +482,16 @@ bool label_value_detail(const std::string& text) {
 }
 
 // The heading the bill starts with: every word of the line a payment, change or column label
-// of the rules ("CASH", "QTY DESCRIPTION AMOUNT").
+// of the rules ("CASH", "QTY DESCRIPTION AMOUNT"), or three in four of a longer one ("DESC QTY
+// PRICE AMOUNT TAXCODE": one column named in a way the rules do not list, or misread).
 bool bill_heading(const std::vector<Word>& words, const Rules& rules) {
     auto listed = [&](const Word& word) {
         for (const auto* list : {&rules.cash_labels, &rules.change_labels, &rules.table_header_words})
             if (std::find(list->begin(), list->end(), word.norm) != list->end()) return true;
         return false;
     };
-    return !words.empty() && std::all_of(words.begin(), words.end(), listed);
+    const auto count = static_cast<std::size_t>(std::count_if(words.begin(), words.end(), listed));
+    return !words.empty() && (count == words.size() || (words.size() >= 4 && 4 * count >= 3 * words.size()));
 }
 
 }  // namespace
@@ -470,8 +505,8 @@ void read_provider(const std::vector<TextLine>& lines, const std::vector<std::ve
         // "COMPANY REG NO. : 75495-W" carries the marker COMPANY but is the registration line
         // (judged without brackets: "... SDN BHD (Co. No: 20154-T)" is the name).
         const std::string cleaned = clean_company(lines[i].text);
-        if (best_hit(words[i], rules.provider_markers) && !best_hit(words_of(cleaned), rules.registration_labels) &&
-            is_letter_line(cleaned, 0.6)) {
+        if ((best_hit(words[i], rules.provider_markers) || carries_registration_number(lines[i].text)) &&
+            !best_hit(words_of(cleaned), rules.registration_labels) && is_letter_line(cleaned, 0.6)) {
             chosen = i;
             conf = 0.85;
         }
@@ -479,7 +514,8 @@ void read_provider(const std::vector<TextLine>& lines, const std::vector<std::ve
     if (!chosen) {
         for (std::size_t i = 0; i < head && !chosen; ++i) {
             const auto& w = words[i];
-            if (w.size() < 1 || !is_letter_line(lines[i].text, 0.75) || lines[i].ocr_confidence < 60) continue;
+            // Its letters judged without a registration number, as above.
+            if (w.size() < 1 || !is_letter_line(clean_company(lines[i].text), 0.75) || lines[i].ocr_confidence < 60) continue;
             if (best_hit(w, rules.provider_headings) || best_hit(words_of(clean_company(lines[i].text)), rules.registration_labels)) continue;
             // A line of the address ("SELANGOR DARUL EHSAN", "TEMASYA INDUSTRIAL PARK") is not the name.
             if (best_hit(w, rules.address_regions) || best_hit(w, rules.address_words)) continue;
