@@ -359,8 +359,8 @@ TEST(ProviderReader, TheBillsHeadingOrADetailLineIsNotTheNameUnderAnUnreadableLe
 // unlisted word, and the shop's terms printed above the name.
 TEST(ProviderReader, ANameLineKnownByItsRegistrationNumberWinsOverTheBillsLines) {
     // "S/R" for S/B: no marker word is left, but the registration number in brackets after
-    // the letters says which line is the company's.
-    EXPECT_EQ(provider_field({"TAN SOON FATT S/R (81497-P)", "LOT 1504, JALAN KLANG LAMA", "44000 PETALING JAYA", "TAX INVOICE",
+    // the letters says which line is the company's (not the cashier's name above it).
+    EXPECT_EQ(provider_field({"Hooi", "TAN SOON FATT S/R (81497-P)", "LOT 1504, JALAN KLANG LAMA", "44000 PETALING JAYA", "TAX INVOICE",
                               "DESC QTY PRICE AMOUNT TAXCODE", "BIHUN 3KG 10 10.00 100.00"},
                              "provider_name"),
               "TAN SOON FATT S/R");
