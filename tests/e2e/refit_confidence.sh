@@ -53,8 +53,8 @@ python3 "$PROJECT/scripts/fit-claims-confidence.py" --features "$ROOT/features.j
     --shops "$ROOT/labels" > "$ROOT/fit.txt" 2>&1
 fit_rc=$?
 # The folds by shop: every receipt of a shop in one fold, and the folds about equal.
-python3 - "$PROJECT/scripts" "$ROOT/labels" > "$ROOT/folds.txt" 2>&1 <<'PY'
-import importlib.util, sys
+python3 - "$PROJECT/scripts" "$ROOT/labels" "$RECEIPT" "$ROOT" > "$ROOT/folds.txt" 2>&1 <<'PY'
+import importlib.util, os, shutil, subprocess, sys
 spec = importlib.util.spec_from_file_location("fit", sys.argv[1] + "/fit-claims-confidence.py")
 fit = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(fit)
@@ -71,6 +71,28 @@ assert len(set(shop_of.values())) == 17, sorted(set(shop_of.values()))
 two = fit.shops_of(sys.argv[2] + "-a," + sys.argv[2] + "-b")
 assert two == shop_of, f"--shops A,B: {len(two)} receipts, {len(shop_of)} in one folder"
 assert len(fit.shops_of(sys.argv[2] + "-a")) == 40
+# A receipt's shifted copy (--shifted-copy) is in its original's fold, by shop or by receipt:
+# in another fold, the copy's score would come from a fit that had seen the receipt.
+# (79 receipts: with a multiple of 5, dealing in order would put each copy with its receipt too.)
+originals = ids[:79]
+with_copies = originals + [fit.SHIFTED + i for i in originals]
+for seed in (1, 2, 3):
+    for shops in (shop_of, None):
+        fold = fit.folds_of(with_copies, 5, seed, shops)
+        assert all(fold[fit.SHIFTED + i] == fold[i] for i in originals), f"seed {seed}: a copy in another fold than its receipt"
+        assert len(set(fold.values())) == 5
+# The copy itself: one pixel less each way, under the copy's id, with the receipt's labels.
+data, into = os.path.join(sys.argv[4], "copy-data"), os.path.join(sys.argv[4], "copy")
+os.makedirs(data)
+os.makedirs(into)
+shutil.copyfile(sys.argv[3], os.path.join(data, "007.jpg"))
+shutil.copyfile(os.path.join(sys.argv[2], "007.json"), os.path.join(data, "007.json"))
+fit.shifted_copy(data, into)
+assert sorted(os.listdir(into)) == [fit.SHIFTED + "007.jpg", fit.SHIFTED + "007.json"], os.listdir(into)
+size = lambda path: tuple(map(int, subprocess.run(["identify", "-format", "%w %h", path], capture_output=True, text=True, check=True).stdout.split()))
+w, h = size(sys.argv[3])
+assert size(os.path.join(into, fit.SHIFTED + "007.jpg")) == (w - 1, h - 1), size(os.path.join(into, fit.SHIFTED + "007.jpg"))
+assert open(os.path.join(into, fit.SHIFTED + "007.json")).read() == open(os.path.join(sys.argv[2], "007.json")).read()
 print("folds by shop ok")
 PY
 folds_rc=$?
