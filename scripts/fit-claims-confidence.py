@@ -67,7 +67,8 @@ HIGH = 0.90
 # the out-of-fold high band no more precise, or less (97.4% of receipts in it right with all
 # of them, 97.9% without; seeds 1-3 alike), and the date's margin and parse_conf took odd
 # signs. A refit leaves them out too unless --drop says otherwise ('' keeps every feature).
-# The id prefix of a receipt's copy shifted by one pixel (--shifted-copy).
+# The id prefix of a receipt's copy shifted by one pixel (--shifted-copy): a receipt of your own
+# must not be named so, or it is taken for a copy.
 SHIFTED = "shifted-"
 DEFAULT_DROP = "position,candidates,readings,no_label,repaired,arith_equations,service_date:margin,service_date:parse_conf"
 
@@ -435,6 +436,17 @@ def fit_and_report(rows, receipts, fold, args, quiet=False, calibration_folds=()
             high_wrong = ", ".join(f"{i} ({' and '.join(f for f in FIELDS if not per_receipt[i][f][2])} wrong)" for i in wrong)
     if high_wrong:
         say(f"wrong in the calibrated high band: {high_wrong}")
+    copies = [i for i in receipts if i != base_id(i)]
+    if copies:
+        # The receipts as printed and their shifted copies apart: the first row is the figure to
+        # compare with a fit on the receipts alone.
+        for label, part in (("the receipts", [i for i in receipts if i == base_id(i)]), ("their shifted copies", copies)):
+            if not part:
+                continue
+            band = [i for i in part if all(f in per_receipt[i] and per_receipt[i][f][0] >= HIGH for f in FIELDS)]
+            both = sum(all(per_receipt[i][f][2] for f in FIELDS) for i in band)
+            say(f"calibrated, {label}: {len(band)} of {len(part)} in the band ({100.0 * len(band) / len(part):.1f}%)"
+                + (f", {both} both right ({100.0 * both / len(band):.1f}%)" if band else ""))
     for f in FIELDS + [f for f in OPTIONAL_FIELDS if f in model["fields"]]:
         acc = sum(1 for i in receipts if f in per_receipt[i] and per_receipt[i][f][2])
         say(f"accuracy {f}: {acc} / {n} = {100.0 * acc / n:.1f}%")
@@ -485,7 +497,8 @@ def main():
             shifted_copy(args.data, copy)
             features_paths.append(os.path.join(tmp, "shifted-features.jsonl"))
             dump_features(copy, args.build, features_paths[1])
-            fitted_on += " and a copy of each receipt shifted by one pixel"
+            if not args.fitted_on:
+                fitted_on += " and a copy of each receipt shifted by one pixel"
     else:
         features_paths = [p for p in args.features.split(",") if p]
         fitted_on = args.fitted_on or ",".join(os.path.basename(p) for p in features_paths)

@@ -350,6 +350,11 @@ TEST(ProviderReader, TheBillsHeadingOrADetailLineIsNotTheNameUnderAnUnreadableLe
               "(none)");
     EXPECT_EQ(provider_field({"TAX INVOICE", "Quantity Dut : 2", "Bread 4.40"}, "provider_name"), "(none)");
     EXPECT_EQ(provider_field({"Table No: 12", "DAPUR SELERA", "Nasi Lemak 6.00"}, "provider_name"), "DAPUR SELERA");
+    // Nor a labelled value without a digit: a clinic's patient under a letterhead the OCR lost.
+    EXPECT_EQ(provider_field({"TAX INVOICE / RESIT", "Patient Name: Ahmad bin Abdullah", "Cashier: Siti", "DAPUR MESRA",
+                              "Consultation Fee RM 50.00"},
+                             "provider_name"),
+              "DAPUR MESRA");
     // A name with a payment word in it is a name ("FIVE STAR CASH & CARRY").
     EXPECT_EQ(provider_field({"FIVE STAR CASH & CARRY", "Plaza Seri Setia"}, "provider_name"), "FIVE STAR CASH & CARRY");
 }
@@ -364,6 +369,9 @@ TEST(ProviderReader, ANameLineKnownByItsRegistrationNumberWinsOverTheBillsLines)
                               "DESC QTY PRICE AMOUNT TAXCODE", "BIHUN 3KG 10 10.00 100.00"},
                              "provider_name"),
               "TAN SOON FATT S/R");
+    // A labelled registration line is not the name, nor a phone line whose number is bracketed.
+    EXPECT_EQ(provider_field({"KOPI MESRA", "Registration No. (002107265-V)", "NO. 15 JALAN TSJ2"}, "provider_name"), "KOPI MESRA");
+    EXPECT_EQ(provider_field({"Hotline (1300-88-1234)", "KOPI MESRA", "NO. 15 JALAN TSJ2"}, "provider_name"), "KOPI MESRA");
     // The number alone under the name is not a name; the name above it still is.
     EXPECT_EQ(provider_field({"KOPI MESRA", "(002107265-V)", "NO. 15 JALAN TSJ2"}, "provider_name"), "KOPI MESRA");
     // A column heading with one word the rules do not list ends the search as a listed one does.

@@ -447,7 +447,7 @@ bool is_registration_line(const std::string& text) {
 // alone under it; the name's line then is the name even when the OCR misread its legal form
 // ("S/R" for S/B) and no marker word is left.
 // Scanned by hand: std::regex recurses once per character and overflowed the stack on the
-// megabyte-long lines of Robustness.HugeTokensAndLongAmountLinesAreHandled.
+// long lines of Robustness.HugeTokensAndLongAmountLinesAreHandled.
 bool carries_registration_number(const std::string& text) {
     const auto letter = [](char c) { return std::isalpha(static_cast<unsigned char>(c)) != 0; };
     const auto digit = [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; };
@@ -479,6 +479,16 @@ bool carries_registration_number(const std::string& text) {
 bool label_value_detail(const std::string& text) {
     static const std::regex label_number(R"(^[^:]{1,24}:\s*\S*\d)");
     return std::regex_search(text, label_number);
+}
+
+// "Patient Name: Ahmad bin Abdullah", "Cashier: Siti": a label of one to three words, a colon
+// and its value. A shop's name has no colon after its first words; a clinic's receipt names the
+// patient under its letterhead, and with the letterhead unread the patient was taken for it.
+bool labelled_value(const std::string& text) {
+    const std::size_t colon = text.find(':');
+    if (colon == std::string::npos) return false;
+    const std::size_t label_words = words_of(text.substr(0, colon)).size();
+    return label_words >= 1 && label_words <= 3 && !words_of(text.substr(colon + 1)).empty();
 }
 
 // The heading the bill starts with: every word of the line a payment, change or column label
@@ -514,8 +524,11 @@ void read_provider(const std::vector<TextLine>& lines, const std::vector<std::ve
     if (!chosen) {
         for (std::size_t i = 0; i < head && !chosen; ++i) {
             const auto& w = words[i];
-            // Its letters judged without a registration number, as above.
-            if (w.size() < 1 || !is_letter_line(clean_company(lines[i].text), 0.75) || lines[i].ocr_confidence < 60) continue;
+            // Its letters judged without a registration number ("(81497-P)"), as above; only
+            // that bracket goes (clean_company drops any bracket with a digit: "Hotline
+            // (1300-88-1234)" would pass as letters).
+            const std::string& judged = carries_registration_number(lines[i].text) ? clean_company(lines[i].text) : lines[i].text;
+            if (w.size() < 1 || !is_letter_line(judged, 0.75) || lines[i].ocr_confidence < 60) continue;
             if (best_hit(w, rules.provider_headings) || best_hit(words_of(clean_company(lines[i].text)), rules.registration_labels)) continue;
             // A line of the address ("SELANGOR DARUL EHSAN", "TEMASYA INDUSTRIAL PARK") is not the name.
             if (best_hit(w, rules.address_regions) || best_hit(w, rules.address_words)) continue;
@@ -523,7 +536,7 @@ void read_provider(const std::vector<TextLine>& lines, const std::vector<std::ve
             // value" line ("Quantity Dut : 2") is stepped over, and the payment or column
             // heading ("CASH", "QTY DESCRIPTION AMOUNT") ends the search, since the bill's
             // item lines follow it (train 021: no name rather than "CASH", or an item).
-            if (label_value_detail(lines[i].text)) continue;
+            if (label_value_detail(lines[i].text) || labelled_value(lines[i].text)) continue;
             if (bill_heading(w, rules)) break;
             chosen = i;
             conf = 0.6;

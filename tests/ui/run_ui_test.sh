@@ -48,13 +48,21 @@ cp "$SRC/examples/inbox/02-malay-two-receipts.eml" "$SRC/examples/inbox/03-html-
 # at 300 dpi, so pdf_pages' 300 dpi raster is the JPEG's 1240 x 1748.
 command -v img2pdf > /dev/null || fail "img2pdf is not installed (scripts/install-deps.sh installs it)"
 img2pdf --imgsize 300dpi "$SRC/examples/inbox/sources/malaysian_receipt_test.jpg" -o "$WORK/receipt.pdf" || fail "img2pdf failed"
-python3 - "$SRC/examples/inbox/sources/malaysian_receipt_test.jpg" "$WORK/inbox" "$WORK/receipt.pdf" <<'PY'
+# The markup-named provider's receipt without its letterhead (the top 240 rows), so that the
+# name the email gives is the claim's: with the letterhead, the receipt's "KLINIK MEDIVIRON" is
+# calibrated at 0.915 and outweighs the email's "Provider:" line (extractor.cpp, combine). Cut,
+# the receipt's best guess is a heading at under 0.8.
+command -v convert > /dev/null || fail "ImageMagick's convert is not installed (scripts/install-deps.sh installs it)"
+convert "$SRC/examples/inbox/sources/malaysian_receipt_test.jpg" -gravity north -chop 0x240 "$WORK/no-letterhead.jpg" \
+    || fail "convert could not cut the receipt's letterhead"
+python3 - "$SRC/examples/inbox/sources/malaysian_receipt_test.jpg" "$WORK/inbox" "$WORK/receipt.pdf" "$WORK/no-letterhead.jpg" <<'PY'
 import sys
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
 receipt, out, pdf = Path(sys.argv[1]).read_bytes(), Path(sys.argv[2]), Path(sys.argv[3]).read_bytes()
-def mail(name, n, body, pdf_receipt=False, winmail=False):
+no_letterhead = Path(sys.argv[4]).read_bytes()
+def mail(name, n, body, pdf_receipt=False, winmail=False, image=None):
     m = EmailMessage(policy=SMTP)
     m["From"] = "Siti binti Hassan <siti@example.my>"
     m["To"] = "claims@tpa.example.my"
@@ -65,7 +73,7 @@ def mail(name, n, body, pdf_receipt=False, winmail=False):
     if pdf_receipt:
         m.add_attachment(pdf, maintype="application", subtype="pdf", filename=f"receipt-{n}.pdf")
     else:
-        m.add_attachment(receipt, maintype="image", subtype="jpeg", filename=f"receipt-{n}.jpg")
+        m.add_attachment(image or receipt, maintype="image", subtype="jpeg", filename=f"receipt-{n}.jpg")
     if winmail:  # a damaged Outlook winmail.dat beside the receipt: named on the review screen
         m.add_attachment(b"\x78\x9f\x3e\x22" + bytes(2000), maintype="application", subtype="ms-tnef", filename="winmail.dat")
     (out / name).write_bytes(m.as_bytes())
@@ -76,7 +84,7 @@ mail("approve-me.eml", 1, "Member ID: MEM123456789\nPolicy No: POL987654321\nRec
 # Its member name holds a right-to-left override (U+202E), which turned the text after it
 # around on the page: shown as its code point instead.
 mail("xss-provider.eml", 2, "Member ID: MEM555000111\nPolicy No: POL555000111\nMember Name: ALI \u202eBAKAR\n"
-     "Provider: <img src=x onerror=alert(1)>\nTotal Amount: RM 99.00\n")
+     "Provider: <img src=x onerror=alert(1)>\nTotal Amount: RM 99.00\n", image=no_letterhead)
 # Like approve-me (the body's total disagrees with the receipt's: review), as a PDF.
 mail("pdf-receipt.eml", 3, "Member ID: MEM123456780\nPolicy No: POL987654320\nReceipt Number: INV-2024-001235\n"
      "Total Amount: RM 512.00\n", pdf_receipt=True)
