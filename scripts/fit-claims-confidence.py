@@ -62,14 +62,14 @@ VERSION = 1
 BANDS = [(-1, 0.5, "< 0.50"), (0.5, 0.7, "0.50-0.70"), (0.7, 0.8, "0.70-0.80"), (0.8, 0.9, "0.80-0.90"),
          (0.9, 0.95, "0.90-0.95"), (0.95, 2, ">= 0.95")]
 HIGH = 0.90
+# The id prefix of a receipt's copy shifted by one pixel (--shifted-copy): a receipt of your own
+# must not be named so, or it is taken for a copy.
+SHIFTED = "shifted-"
 # Features the C++ computes (provenance.features) that the shipped model leaves out: on the
 # 240 sroie-train receipts (about 15 wrong totals and 8 wrong dates to learn from) they made
 # the out-of-fold high band no more precise, or less (97.4% of receipts in it right with all
 # of them, 97.9% without; seeds 1-3 alike), and the date's margin and parse_conf took odd
 # signs. A refit leaves them out too unless --drop says otherwise ('' keeps every feature).
-# The id prefix of a receipt's copy shifted by one pixel (--shifted-copy): a receipt of your own
-# must not be named so, or it is taken for a copy.
-SHIFTED = "shifted-"
 DEFAULT_DROP = "position,candidates,readings,no_label,repaired,arith_equations,service_date:margin,service_date:parse_conf"
 
 
@@ -539,7 +539,7 @@ def main():
     model["metadata"] = {
         "fitted_on": fitted_on,
         "receipts": len({base_id(i) for i in receipts}),
-        **({"shifted_copies": sum(1 for i in receipts if i != base_id(i))} if any(i != base_id(i) for i in receipts) else {}),
+        **({"shifted_copies": copies} if (copies := sum(1 for i in receipts if i != base_id(i))) else {}),
         "method": f"L2 logistic regression (l2={args.l2}, standardised features), isotonic calibration of "
                   f"{args.folds}-fold out-of-fold scores (seed {args.seed}"
                   + (f", mean of {args.calibration_splits} splits' maps" if args.calibration_splits > 1 else "")
