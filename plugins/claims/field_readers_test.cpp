@@ -355,6 +355,15 @@ TEST(ProviderReader, TheBillsHeadingOrADetailLineIsNotTheNameUnderAnUnreadableLe
                               "Consultation Fee RM 50.00"},
                              "provider_name"),
               "DAPUR MESRA");
+    // A section of the bill on a line of its own ends the search: our clinic receipt with its
+    // letterhead cut off gave "SERVICES" as the clinic, at 0.794. A name with such a word in it
+    // is still a name.
+    EXPECT_EQ(provider_field({"TAX INVOICE / RESIT", "Receipt No: INV-2024-001234", "Patient Name: Ahmad bin Abdullah", "SERVICES",
+                              "Consultation Fee RM 50.00", "Medication RM 85.50"},
+                             "provider_name"),
+              "(none)");
+    EXPECT_EQ(provider_field({"Particulars", "X-Ray RM 120.00"}, "provider_name"), "(none)");
+    EXPECT_EQ(provider_field({"CITY CAR SERVICES", "NO. 15 JALAN TSJ2"}, "provider_name"), "CITY CAR SERVICES");
     // A name with a payment word in it is a name ("FIVE STAR CASH & CARRY").
     EXPECT_EQ(provider_field({"FIVE STAR CASH & CARRY", "Plaza Seri Setia"}, "provider_name"), "FIVE STAR CASH & CARRY");
 }
@@ -379,6 +388,9 @@ TEST(ProviderReader, ANameLineKnownByItsRegistrationNumberWinsOverTheBillsLines)
               "(none)");
     // The shop's terms at the top of the paper are stepped over.
     EXPECT_EQ(provider_field({"GOODS SOLD ARE NOT RETURNABLE", "SLF CASH & CARRY", "NO. 15 JALAN TSJ2"}, "provider_name"),
+              "SLF CASH & CARRY");
+    EXPECT_EQ(provider_field({"ALL ITEMS NON-REFUNDABLE", "SLF CASH & CARRY", "NO. 15 JALAN TSJ2"}, "provider_name"), "SLF CASH & CARRY");
+    EXPECT_EQ(provider_field({"BARANG TIDAK BOLEH DIKEMBALIKAN", "SLF CASH & CARRY", "NO. 15 JALAN TSJ2"}, "provider_name"),
               "SLF CASH & CARRY");
 }
 

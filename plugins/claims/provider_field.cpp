@@ -282,17 +282,29 @@ std::string clean_company(std::string s) {
     for (const std::string_view curly : {"\u2019", "\u2018"})
         for (std::size_t at = s.find(curly); at != std::string::npos; at = s.find(curly, at + 1)) s.replace(at, curly.size(), "'");
     s = mend_brackets_and_initials(std::move(s));
-    // Registration numbers in brackets "(001310559-U)" go; other brackets "(KL)" stay.
-    for (std::size_t open = s.find('('); open != std::string::npos; open = s.find('(', open + 1)) {
-        const std::size_t close = s.find(')', open);
-        const std::size_t end = close == std::string::npos ? s.size() : close + 1;
-        const bool has_digit = std::any_of(s.begin() + static_cast<long>(open), s.begin() + static_cast<long>(end),
-                                           [](unsigned char c) { return std::isdigit(c); });
-        if (has_digit && open > 3) {
-            s.erase(open, end - open);
-            if (open == 0) break;
-            --open;
+    // Registration numbers in brackets "(001310559-U)" go; other brackets "(KL)" stay. A
+    // bracket runs to the next ')' (or the end), and goes when it holds a digit and does not
+    // start the name. One pass with the next ')' and the digits counted ahead, so a line full
+    // of '(' costs its length, not its length squared.
+    {
+        const std::size_t n = s.size();
+        std::vector<std::size_t> next_close(n + 1, std::string::npos), digits_before(n + 1, 0);
+        for (std::size_t k = n; k-- > 0;) next_close[k] = s[k] == ')' ? k : next_close[k + 1];
+        for (std::size_t k = 0; k < n; ++k) digits_before[k + 1] = digits_before[k] + (std::isdigit(static_cast<unsigned char>(s[k])) ? 1 : 0);
+        std::string kept;
+        kept.reserve(n);
+        for (std::size_t k = 0; k < n;) {
+            if (s[k] == '(') {
+                const std::size_t end = next_close[k] == std::string::npos ? n : next_close[k] + 1;
+                // The position in what is kept: brackets dropped before it no longer count.
+                if (digits_before[end] > digits_before[k] && kept.size() > 3) {
+                    k = end;
+                    continue;
+                }
+            }
+            kept += s[k++];
         }
+        s = std::move(kept);
     }
     // "MYNEWS RETAIL SB FKA BISON STORES SB": the name the company was formerly known by is not its name.
     {
@@ -491,12 +503,13 @@ bool labelled_value(const std::string& text) {
     return label_words >= 1 && label_words <= 3 && !words_of(text.substr(colon + 1)).empty();
 }
 
-// The heading the bill starts with: every word of the line a payment, change or column label
-// of the rules ("CASH", "QTY DESCRIPTION AMOUNT"), or three in four of a longer one ("DESC QTY
-// PRICE AMOUNT TAXCODE": one column named in a way the rules do not list, or misread).
+// The heading the bill starts with: every word of the line a payment, change, column or section
+// label of the rules ("CASH", "QTY DESCRIPTION AMOUNT", "SERVICES"), or three in four of a
+// longer one ("DESC QTY PRICE AMOUNT TAXCODE": one column named in a way the rules do not list,
+// or misread).
 bool bill_heading(const std::vector<Word>& words, const Rules& rules) {
     auto listed = [&](const Word& word) {
-        for (const auto* list : {&rules.cash_labels, &rules.change_labels, &rules.table_header_words})
+        for (const auto* list : {&rules.cash_labels, &rules.change_labels, &rules.table_header_words, &rules.provider_sections})
             if (std::find(list->begin(), list->end(), word.norm) != list->end()) return true;
         return false;
     };
@@ -534,7 +547,7 @@ void read_provider(const std::vector<TextLine>& lines, const std::vector<std::ve
             if (best_hit(w, rules.address_regions) || best_hit(w, rules.address_words)) continue;
             // Nor is a line of the bill under a letterhead the OCR could not read: a "label :
             // value" line ("Quantity Dut : 2") is stepped over, and the payment or column
-            // heading ("CASH", "QTY DESCRIPTION AMOUNT") ends the search, since the bill's
+            // heading ("CASH", "QTY DESCRIPTION AMOUNT", a lone "SERVICES") ends the search, since the bill's
             // item lines follow it (train 021: no name rather than "CASH", or an item).
             if (label_value_detail(lines[i].text) || labelled_value(lines[i].text)) continue;
             if (bill_heading(w, rules)) break;

@@ -129,6 +129,7 @@ Rules Rules::parse(const std::string& yaml_text, const std::string& origin) {
         if (pr["vocabulary"]) r.provider_vocabulary = phrase_list(pr["vocabulary"], origin, "provider.vocabulary");
         if (pr["address_words"]) r.address_words = phrase_list(pr["address_words"], origin, "provider.address_words");
         if (pr["address_regions"]) r.address_regions = phrase_list(pr["address_regions"], origin, "provider.address_regions");
+        if (pr["sections"]) r.provider_sections = phrase_list(pr["sections"], origin, "provider.sections");
     }
     if (const YAML::Node d = root["date"]) {
         if (!d.IsMap()) throw RulesError(fmt::format("{}: date: expected a map with 'ignore: [phrases]'", where(origin, d)));

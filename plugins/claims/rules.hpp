@@ -46,6 +46,10 @@ struct Rules {
     // Street-address words (a line before the address without any is a branch name) and the
     // states/country that may follow the postcode line (optional keys; empty: no such rule).
     std::vector<std::string> address_words, address_regions;
+    // Sections of the bill that some receipts name on a line of their own ("SERVICES",
+    // "PARTICULARS"): such a line is where the bill starts, never the provider's name
+    // (optional key; empty: no such rule).
+    std::vector<std::string> provider_sections;
     // Dates on lines with these labels are never the service date (card expiry, best before).
     std::vector<std::string> date_ignore_labels;
 
