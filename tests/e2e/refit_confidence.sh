@@ -2,7 +2,8 @@
 # The refit a user runs on their own labelled receipts (scripts/fit-claims-confidence.py):
 # from feature rows it writes a model file that docpipe loads and uses, keeps the candidate
 # choosers of the file it replaces, reports the out-of-fold high band (over several splits
-# with --repeats), and docpipe refuses a damaged model naming the file.
+# with --repeats), holds each weight to the sign its feature's meaning gives it, refuses a
+# receipt named like a shifted copy, and docpipe refuses a damaged model naming the file.
 # The feature rows are synthetic (the names the shipped model uses, a signal the fit must
 # find); the receipt is tests/data/malaysian_receipt_test.jpg.
 # Usage: refit_confidence.sh DOCPIPE PROJECT_ROOT
@@ -14,7 +15,9 @@ trap 'rm -rf "$ROOT"' EXIT
 SHIPPED="$PROJECT/plugins/claims/confidence-model.json"
 RECEIPT="$PROJECT/tests/data/malaysian_receipt_test.jpg"
 
-# 80 receipts: for each modelled field, a row whose rightness follows its first feature.
+# 80 receipts: for each modelled field, a row whose rightness follows its first feature; the
+# total's also rises a little with `rival` (a rival reading's support), which must only lower
+# confidence: the fit holds that weight at 0 and leaves the feature out.
 python3 - "$SHIPPED" "$ROOT/features.jsonl" <<'PY'
 import json, random, sys
 model = json.load(open(sys.argv[1]))
@@ -24,7 +27,11 @@ with open(sys.argv[2], "w") as out:
         for field, spec in model["fields"].items():
             names = spec["features"]
             x = {name: round(rng.random(), 4) for name in names}
-            right = x[names[0]] + 0.3 * rng.random() > 0.45
+            bias = 0.0
+            if field == "total_amount":
+                x["rival"] = round(rng.random(), 4)
+                bias = 0.25 * x["rival"]
+            right = x[names[0]] + 0.3 * rng.random() + bias > 0.55
             out.write(json.dumps({"id": f"{n:03d}", "field": field, "features": x, "right": right, "labelled": True,
                                   "confidence": 0.5, "extractor_confidence": 0.5}) + "\n")
 PY
@@ -52,6 +59,16 @@ cp "$SHIPPED" "$ROOT/model.json"
 python3 "$PROJECT/scripts/fit-claims-confidence.py" --features "$ROOT/features.jsonl" --out "$ROOT/model.json" --repeats 3 \
     --shops "$ROOT/labels" > "$ROOT/fit.txt" 2>&1
 fit_rc=$?
+# The same fit with every weight free: rival's weight comes out positive, against its meaning.
+python3 "$PROJECT/scripts/fit-claims-confidence.py" --features "$ROOT/features.jsonl" --out "$ROOT/unsigned.json" --unsigned \
+    --shops "$ROOT/labels" > "$ROOT/unsigned.txt" 2>&1
+unsigned_rc=$?
+# A receipt of one's own named like a shifted copy is refused before anything is read.
+mkdir -p "$ROOT/named-like-a-copy"
+cp "$RECEIPT" "$ROOT/named-like-a-copy/shifted-001.jpg"
+python3 "$PROJECT/scripts/fit-claims-confidence.py" --data "$ROOT/named-like-a-copy" --build /nonexistent --dry-run \
+    > "$ROOT/prefix.txt" 2>&1
+prefix_rc=$?
 # The folds by shop: every receipt of a shop in one fold, and the folds about equal.
 python3 - "$PROJECT/scripts" "$ROOT/labels" "$RECEIPT" "$ROOT" > "$ROOT/folds.txt" 2>&1 <<'PY'
 import importlib.util, os, shutil, subprocess, sys
@@ -112,11 +129,11 @@ PY
 CLAIM_CONFIDENCE_MODEL="$ROOT/broken.json" OCR_DEVICE=cpu "$DOCPIPE" extract "$RECEIPT" > "$ROOT/broken.jsonl" 2> "$ROOT/broken.err"
 broken_rc=$?
 
-python3 - "$ROOT" "$SHIPPED" "$fit_rc" "$refit_rc" "$shipped_rc" "$broken_rc" "$folds_rc" <<'PY'
+python3 - "$ROOT" "$SHIPPED" "$fit_rc" "$refit_rc" "$shipped_rc" "$broken_rc" "$folds_rc" "$unsigned_rc" "$prefix_rc" <<'PY'
 import json, re, sys
 from pathlib import Path
 root, shipped_path = Path(sys.argv[1]), sys.argv[2]
-fit_rc, refit_rc, shipped_rc, broken_rc, folds_rc = map(int, sys.argv[3:8])
+fit_rc, refit_rc, shipped_rc, broken_rc, folds_rc, unsigned_rc, prefix_rc = map(int, sys.argv[3:10])
 fit = (root / "fit.txt").read_text()
 problems = []
 def want(c, m):
@@ -139,6 +156,18 @@ for field, spec in model.get("fields", {}).items():
     want(w.get(first, 0) > 0 and all(abs(v) < w[first] for k, v in w.items() if k != first),
          f"{field}: the fit missed the signal in {first}: {w}")
 want(set(model.get("fields", {})) == set(shipped["fields"]), f"fields {sorted(model.get('fields', {}))}")
+# Signs: the total's rival weight, positive when fitted freely, is held at 0 and left out.
+unsigned = json.loads((root / "unsigned.json").read_text()) if unsigned_rc == 0 else {}
+want(unsigned_rc == 0, f"--unsigned exited {unsigned_rc}: {(root / 'unsigned.txt').read_text()[-1500:]}")
+free = dict(zip(*(unsigned.get("fields", {}).get("total_amount", {}).get(k, []) for k in ("features", "weights"))))
+want(free.get("rival", 0) > 0, f"fitted freely, rival's weight should come out positive here: {free}")
+want(unsigned.get("choosers") == shipped.get("choosers"), "a model written to a new file takes the shipped choosers")
+want("rival" not in model["fields"]["total_amount"]["features"], f"rival kept against its sign: {model['fields']['total_amount']}")
+want(re.search(r"held at 0, their weight against their meaning \(EXPECTED_SIGNS\): [^\n]*rival", fit) is not None,
+     "the report names the feature held at 0")
+want("weights held to their expected signs" in model.get("metadata", {}).get("method", ""), "the metadata says the signs were held")
+prefix = (root / "prefix.txt").read_text()
+want(prefix_rc != 0 and "shifted-001.jpg" in prefix and "rename" in prefix, f"a receipt named shifted-*: rc {prefix_rc}: {prefix[-600:]}")
 want(model.get("choosers") == shipped.get("choosers"), "the candidate choosers of the replaced file are kept")
 want(re.search(r"high band out of fold over 3 splits .*\nmean [0-9.]+ of 80 receipts", fit) is not None, "the --repeats summary")
 
