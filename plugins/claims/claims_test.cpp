@@ -406,7 +406,13 @@ TEST(ClaimsTransform, RulesFileErrorsNameFileLineColumn) {
     for (const auto& [text, want] : std::vector<std::pair<std::string, std::string>>{
              {"total:\n  labels: {TOTAL: 1.0}\ndate: 5\n", "rules.yaml:3:7: date: expected a map"},
              {"total:\n  labels: {TOTAL: 1.0}\n  voucher: COUPON\n", "total.voucher"},
-             {"total:\n  labels: {TOTAL: 1.0}\ndates: {ignore: [EXP]}\n", "unknown section 'dates'"}}) {
+             {"total:\n  labels: {TOTAL: 1.0}\ndates: {ignore: [EXP]}\n", "unknown section 'dates'"},
+             // A misspelt key is named, not read as absent; a section heading is one word.
+             {"total:\n  labels: {TOTAL: 1.0}\nprovider:\n  sectons: [SERVICES]\n", "rules.yaml:4:3: provider: unknown key 'sectons'"},
+             {"total:\n  labels: {TOTAL: 1.0}\n  rouding: [ROUNDING]\n", "rules.yaml:3:3: total: unknown key 'rouding'"},
+             {"total:\n  labels: {TOTAL: 1.0}\ndate: {ignores: [EXP]}\n", "date: unknown key 'ignores'"},
+             {"total:\n  labels: {TOTAL: 1.0}\nprovider:\n  sections: [SERVICES, ORDER DETAILS]\n",
+              "rules.yaml:4:24: provider.sections: 'ORDER DETAILS': one word per entry"}}) {
         std::ofstream(dir / "rules.yaml") << text;
         try {
             docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.claims", "{rules: " + (dir / "rules.yaml").string() + "}");

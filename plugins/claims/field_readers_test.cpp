@@ -364,6 +364,7 @@ TEST(ProviderReader, TheBillsHeadingOrADetailLineIsNotTheNameUnderAnUnreadableLe
               "(none)");
     EXPECT_EQ(provider_field({"Particulars", "X-Ray RM 120.00"}, "provider_name"), "(none)");
     EXPECT_EQ(provider_field({"CITY CAR SERVICES", "NO. 15 JALAN TSJ2"}, "provider_name"), "CITY CAR SERVICES");
+    EXPECT_EQ(provider_field({"PRODUCTS & SERVICES", "NO. 15 JALAN TSJ2"}, "provider_name"), "PRODUCTS & SERVICES");
     // A name with a payment word in it is a name ("FIVE STAR CASH & CARRY").
     EXPECT_EQ(provider_field({"FIVE STAR CASH & CARRY", "Plaza Seri Setia"}, "provider_name"), "FIVE STAR CASH & CARRY");
 }

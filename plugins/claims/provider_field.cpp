@@ -503,13 +503,16 @@ bool labelled_value(const std::string& text) {
     return label_words >= 1 && label_words <= 3 && !words_of(text.substr(colon + 1)).empty();
 }
 
-// The heading the bill starts with: every word of the line a payment, change, column or section
-// label of the rules ("CASH", "QTY DESCRIPTION AMOUNT", "SERVICES"), or three in four of a
-// longer one ("DESC QTY PRICE AMOUNT TAXCODE": one column named in a way the rules do not list,
-// or misread).
+// The heading the bill starts with: every word of the line a payment, change or column label
+// of the rules ("CASH", "QTY DESCRIPTION AMOUNT"), or three in four of a longer one ("DESC QTY
+// PRICE AMOUNT TAXCODE": one column named in a way the rules do not list, or misread), or a
+// section of the bill alone on its line ("SERVICES"; "PRODUCTS & SERVICES" may be a name).
 bool bill_heading(const std::vector<Word>& words, const Rules& rules) {
+    if (words.size() == 1 && std::find(rules.provider_sections.begin(), rules.provider_sections.end(), words.front().norm) !=
+                                 rules.provider_sections.end())
+        return true;
     auto listed = [&](const Word& word) {
-        for (const auto* list : {&rules.cash_labels, &rules.change_labels, &rules.table_header_words, &rules.provider_sections})
+        for (const auto* list : {&rules.cash_labels, &rules.change_labels, &rules.table_header_words})
             if (std::find(list->begin(), list->end(), word.norm) != list->end()) return true;
         return false;
     };

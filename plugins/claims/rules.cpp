@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include <fmt/core.h>
+#include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
 #include "text.hpp"
@@ -32,6 +33,16 @@ std::vector<std::string> phrase_list(const YAML::Node& node, const std::string& 
         out.push_back(std::move(p));
     }
     return out;
+}
+
+// A section's keys: a misspelt one ("sectons") would otherwise be read as absent, silently.
+void check_keys(const YAML::Node& section, const std::string& name, const std::vector<std::string>& known, const std::string& origin) {
+    if (!section.IsMap()) return;
+    for (const auto& kv : section) {
+        const auto key = kv.first.as<std::string>();
+        if (std::find(known.begin(), known.end(), key) == known.end())
+            throw RulesError(fmt::format("{}: {}: unknown key '{}' (known: {})", where(origin, kv.first), name, key, fmt::join(known, ", ")));
+    }
 }
 
 const std::vector<std::string> kKnownFields = {"member_id", "member_name", "policy_number", "provider_name", "provider_address",
@@ -81,6 +92,8 @@ Rules Rules::parse(const std::string& yaml_text, const std::string& origin) {
                                          kv.first.as<std::string>(), wp.weight));
         r.total_labels.push_back(std::move(wp));
     }
+    check_keys(total, "total",
+               {"labels", "subtotal", "tax", "rounding", "cash", "change", "ignore", "table_header", "summary_headings", "voucher"}, origin);
     r.subtotal_labels = phrase_list(total["subtotal"], origin, "total.subtotal");
     r.tax_labels = phrase_list(total["tax"], origin, "total.tax");
     r.rounding_labels = phrase_list(total["rounding"], origin, "total.rounding");
@@ -122,6 +135,9 @@ Rules Rules::parse(const std::string& yaml_text, const std::string& origin) {
         }
     }
     if (const YAML::Node pr = root["provider"]) {
+        check_keys(pr, "provider",
+                   {"markers", "headings", "address_stops", "registration", "vocabulary", "address_words", "address_regions", "sections"},
+                   origin);
         r.provider_markers = phrase_list(pr["markers"], origin, "provider.markers");
         r.provider_headings = phrase_list(pr["headings"], origin, "provider.headings");
         r.address_stops = phrase_list(pr["address_stops"], origin, "provider.address_stops");
@@ -129,10 +145,18 @@ Rules Rules::parse(const std::string& yaml_text, const std::string& origin) {
         if (pr["vocabulary"]) r.provider_vocabulary = phrase_list(pr["vocabulary"], origin, "provider.vocabulary");
         if (pr["address_words"]) r.address_words = phrase_list(pr["address_words"], origin, "provider.address_words");
         if (pr["address_regions"]) r.address_regions = phrase_list(pr["address_regions"], origin, "provider.address_regions");
-        if (pr["sections"]) r.provider_sections = phrase_list(pr["sections"], origin, "provider.sections");
+        if (pr["sections"]) {
+            r.provider_sections = phrase_list(pr["sections"], origin, "provider.sections");
+            // A section is a line of one word ("SERVICES"); a phrase would never match.
+            for (std::size_t k = 0; k < r.provider_sections.size(); ++k)
+                if (r.provider_sections[k].find(' ') != std::string::npos)
+                    throw RulesError(fmt::format("{}: provider.sections: '{}': one word per entry (a section heading is a line of one word)",
+                                                 where(origin, pr["sections"][k]), pr["sections"][k].as<std::string>()));
+        }
     }
     if (const YAML::Node d = root["date"]) {
         if (!d.IsMap()) throw RulesError(fmt::format("{}: date: expected a map with 'ignore: [phrases]'", where(origin, d)));
+        check_keys(d, "date", {"ignore"}, origin);
         if (d["ignore"]) r.date_ignore_labels = phrase_list(d["ignore"], origin, "date.ignore");
     }
     return r;

@@ -55,7 +55,13 @@ for f in "$ROOT"/labels/*.json; do
   n=$(basename "$f" .json)
   if [ $((10#$n)) -lt 40 ]; then cp "$f" "$ROOT/labels-a/"; else cp "$f" "$ROOT/labels-b/"; fi
 done
-cp "$SHIPPED" "$ROOT/model.json"
+# The file replaced carries choosers of its own (one weight changed): the refit keeps those.
+python3 - "$SHIPPED" "$ROOT/model.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+m["choosers"]["total_amount"]["weights"][0] = 1.234567
+json.dump(m, open(sys.argv[2], "w"))
+PY
 python3 "$PROJECT/scripts/fit-claims-confidence.py" --features "$ROOT/features.jsonl" --out "$ROOT/model.json" --repeats 3 \
     --shops "$ROOT/labels" > "$ROOT/fit.txt" 2>&1
 fit_rc=$?
@@ -69,6 +75,27 @@ cp "$RECEIPT" "$ROOT/named-like-a-copy/shifted-001.jpg"
 python3 "$PROJECT/scripts/fit-claims-confidence.py" --data "$ROOT/named-like-a-copy" --build /nonexistent --dry-run \
     > "$ROOT/prefix.txt" 2>&1
 prefix_rc=$?
+# A build folder without docpipe is named before anything runs.
+mkdir -p "$ROOT/own"
+cp "$RECEIPT" "$ROOT/own/001.jpg"
+python3 "$PROJECT/scripts/fit-claims-confidence.py" --data "$ROOT/own" --build "$ROOT/no-build" --dry-run > "$ROOT/nobuild.txt" 2>&1
+nobuild_rc=$?
+# Rows whose labels say the opposite of every feature (right when readings disagree): no
+# weight keeps its sign, and the fit stops with the field named instead of writing a model
+# docpipe would refuse.
+python3 - "$ROOT/features.jsonl" "$ROOT/inverted.jsonl" <<'PY'
+import json, sys
+with open(sys.argv[2], "w") as out:
+    for line in open(sys.argv[1]):
+        row = json.loads(line)
+        if row["field"] == "total_amount":
+            row["features"] = {"agree_share": row["features"]["agree_share"]}
+            row["right"] = row["features"]["agree_share"] < 0.5
+        out.write(json.dumps(row) + "\n")
+PY
+python3 "$PROJECT/scripts/fit-claims-confidence.py" --features "$ROOT/inverted.jsonl" --out "$ROOT/inverted.json" \
+    --shops "$ROOT/labels" > "$ROOT/inverted.txt" 2>&1
+inverted_rc=$?
 # The folds by shop: every receipt of a shop in one fold, and the folds about equal.
 python3 - "$PROJECT/scripts" "$ROOT/labels" "$RECEIPT" "$ROOT" > "$ROOT/folds.txt" 2>&1 <<'PY'
 import importlib.util, os, shutil, subprocess, sys
@@ -129,11 +156,11 @@ PY
 CLAIM_CONFIDENCE_MODEL="$ROOT/broken.json" OCR_DEVICE=cpu "$DOCPIPE" extract "$RECEIPT" > "$ROOT/broken.jsonl" 2> "$ROOT/broken.err"
 broken_rc=$?
 
-python3 - "$ROOT" "$SHIPPED" "$fit_rc" "$refit_rc" "$shipped_rc" "$broken_rc" "$folds_rc" "$unsigned_rc" "$prefix_rc" <<'PY'
+python3 - "$ROOT" "$SHIPPED" "$fit_rc" "$refit_rc" "$shipped_rc" "$broken_rc" "$folds_rc" "$unsigned_rc" "$prefix_rc" "$nobuild_rc" "$inverted_rc" <<'PY'
 import json, re, sys
 from pathlib import Path
 root, shipped_path = Path(sys.argv[1]), sys.argv[2]
-fit_rc, refit_rc, shipped_rc, broken_rc, folds_rc, unsigned_rc, prefix_rc = map(int, sys.argv[3:10])
+fit_rc, refit_rc, shipped_rc, broken_rc, folds_rc, unsigned_rc, prefix_rc, nobuild_rc, inverted_rc = map(int, sys.argv[3:12])
 fit = (root / "fit.txt").read_text()
 problems = []
 def want(c, m):
@@ -168,7 +195,15 @@ want(re.search(r"held at 0, their weight against their meaning \(EXPECTED_SIGNS\
 want("weights held to their expected signs" in model.get("metadata", {}).get("method", ""), "the metadata says the signs were held")
 prefix = (root / "prefix.txt").read_text()
 want(prefix_rc != 0 and "shifted-001.jpg" in prefix and "rename" in prefix, f"a receipt named shifted-*: rc {prefix_rc}: {prefix[-600:]}")
-want(model.get("choosers") == shipped.get("choosers"), "the candidate choosers of the replaced file are kept")
+nobuild = (root / "nobuild.txt").read_text()
+want(nobuild_rc != 0 and "no-build/bin/docpipe is missing" in nobuild and "Traceback" not in nobuild,
+     f"a missing build: rc {nobuild_rc}: {nobuild[-600:]}")
+inverted = (root / "inverted.txt").read_text()
+want(inverted_rc != 0 and "total_amount: every feature's weight came out against its meaning" in inverted
+     and not (root / "inverted.json").exists(), f"every weight against its sign: rc {inverted_rc}: {inverted[-600:]}")
+want(model.get("choosers", {}).get("total_amount", {}).get("weights", [None])[0] == 1.234567
+     and model.get("choosers", {}).get("service_date") == shipped.get("choosers", {}).get("service_date"),
+     "the candidate choosers of the replaced file are kept")
 want(re.search(r"high band out of fold over 3 splits .*\nmean [0-9.]+ of 80 receipts", fit) is not None, "the --repeats summary")
 
 def total(path):
