@@ -151,10 +151,7 @@ def fit_signed(xs, ys, l2, names, signs):
         mu = sum(x[j] for x in xs) / n
         sd.append(math.sqrt(sum((x[j] - mu) ** 2 for x in xs) / n) or 1.0)
     while True:
-        w, b = fit_logistic([[x[j] for j in keep] for x in xs], ys, l2) if keep else ([], 0.0)
-        if not keep:
-            p = min(max(sum(ys) / n, 1e-6), 1 - 1e-6)
-            b = math.log(p / (1 - p))
+        w, b = fit_logistic([[x[j] for j in keep] for x in xs], ys, l2)  # with none kept: the intercept alone
         against = [(w[i] * sd[j] * signs[names[j]], i) for i, j in enumerate(keep)
                    if names[j] in signs and w[i] * signs[names[j]] < 0]
         if not against:
@@ -470,9 +467,9 @@ def fit_and_report(rows, receipts, fold, args, quiet=False, calibration_folds=()
         say("| feature | weight |\n|---|---|")
         for n, w in kept:
             say(f"| {n} | {w:+.3f} |")
+        say(f"| (intercept) | {intercept:+.3f} |")
         if held:
             say(f"held at 0, their weight against their meaning (EXPECTED_SIGNS): {', '.join(held)}")
-        say(f"| (intercept) | {intercept:+.3f} |")
         table_right = [int(bool(r["right"])) for r in table_rows]
         table(f"{field}: out-of-fold calibrated probability (capped values under their cap)", table_p, table_right)
         table(f"{field}: extractor's confidence (before calibration)",
