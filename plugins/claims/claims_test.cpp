@@ -984,6 +984,84 @@ TEST(ClaimsReread, LinesModeAsksForTheWeakValuesLineAndMergesOnlyThoseFields) {
     EXPECT_EQ(gate.process(*merged[0].doc)[0].port, "done");  // max_readings 2
 }
 
+// After a merge the claim's value may come from an earlier reading, whose lines were split
+// otherwise: the provenance's index then names another line of the page's current reading
+// (train 331: the name's line 1 was the address "Lot 4, Jalan Pelabur" now). The gate finds
+// the value's own line by its box, else by its text, and skips it when neither is there.
+TEST(ClaimsReread, LinesModeFindsTheValuesLineInTheCurrentReadingNotByItsOldIndex) {
+    auto gate = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.claims_reread", "{mode: lines, fields: [provider_name]}");
+    // The current reading: a logo line above the name, so every index is one more.
+    Document doc = receipt_with_image({"~~ LOGO ~~", "KEDAI ABC SDN BHD", "Lot 4, Jalan Pelabur", "TOTAL 5.00"});
+    for (std::size_t i = 0; i < doc.pages[0].ocr->lines.size(); ++i)
+        doc.pages[0].ocr->lines[i].box = {10, 10 + 40 * static_cast<int>(i), 300, 30};
+    const auto claim_with = [](nlohmann::json provenance) {
+        provenance["page"] = 0;
+        provenance["alternatives"] = {{{"value", "LOT 4"}, {"line", 1}}};  // the earlier reading's numbering
+        return nlohmann::json{{"provider_name", {{"value", "KEDAI ABC SDN BHD"}, {"confidence", 0.5}, {"provenance", provenance}}}};
+    };
+    const auto asked_line = [&](const Document& d) {
+        auto out = gate.process(d);
+        if (out.at(0).port != "reread") return nlohmann::json();
+        return out.at(0).doc->fields["reread_lines"]["lines"];
+    };
+
+    // By its box: line 0 of the earlier reading sits where line 1 sits now.
+    doc.fields["claim"] = claim_with({{"line", 0}, {"text", "KEDAI ABC SDN BHD"}, {"box", {12, 48, 296, 32}}});
+    auto lines = asked_line(doc);
+    ASSERT_EQ(lines.size(), 1u) << lines.dump();  // the runner-up's index counts the other reading's lines: left out
+    EXPECT_EQ(lines[0]["line"], 1);
+
+    // By its text, when the value carries no box.
+    doc.fields["claim"] = claim_with({{"line", 0}, {"text", "KEDAI ABC SDN BHD"}});
+    lines = asked_line(doc);
+    ASSERT_EQ(lines.size(), 1u) << lines.dump();
+    EXPECT_EQ(lines[0]["line"], 1);
+
+    // Neither the box nor the text is in the current reading: nothing to crop, and the
+    // claim goes on (a page reading's job), not a crop of whatever line 0 is now.
+    doc.fields["claim"] = claim_with({{"line", 0}, {"text", "KEDAI XYZ"}, {"box", {10, 400, 300, 30}}});
+    EXPECT_TRUE(asked_line(doc).is_null());
+    doc.fields["claim"] = claim_with({{"line", 0}, {"text", "KEDAI XYZ"}});
+    EXPECT_TRUE(asked_line(doc).is_null());
+
+    // The same numbering (the value's line kept its index): its runners-up are read too.
+    doc.fields["claim"] = claim_with({{"line", 1}, {"text", "KEDAI ABC SDN BHD"}, {"box", {10, 50, 300, 30}}});
+    doc.fields["claim"]["provider_name"]["provenance"]["alternatives"] = {{{"value", "LOT 4"}, {"line", 2}}};
+    lines = asked_line(doc);
+    ASSERT_EQ(lines.size(), 2u) << lines.dump();
+    EXPECT_EQ(lines[0]["line"], 1);
+    EXPECT_EQ(lines[1]["line"], 2);
+}
+
+// A lines reading has a say on a field only through a line it read again. The rules, run on
+// the page reading with those lines in place, may take the value from another line: that is
+// the page reading's opinion a second time, and counted it would outvote the other readings
+// (train 304: the logo line "Ab sf" twice against DOMINO'S PIZZA once).
+TEST(ClaimsReread, ALinesReadingSpeaksOnlyThroughTheLinesItRead) {
+    auto claims = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.claims", "{}");
+    Document receipt = receipt_with_image({"KEDAI ABC SDN BHD", "Date: 17/01/2018", "TOTAL : 26.00", "THANK YOU"});
+    auto first = claims.process(receipt);
+    ASSERT_EQ(first[0].doc->fields["claim"]["total_amount"]["provenance"]["line"], 2);
+    const auto read_again = [&](int line, const std::string& text) {
+        Document d = *first[0].doc;
+        d.attributes["ocr_reading"] = "2";
+        d.fields["line_readings"] = {{"reading", 2}, {"fields", {"total_amount"}},
+                                     {"lines", {{{"page", 0}, {"line", line}, {"text", text}, {"confidence", 90.0}}}}};
+        return claims.process(d).at(0).doc->fields;
+    };
+    // Another line read again: the total still comes from line 2, which this reading did
+    // not read, so the reading covers nothing and the total is the first reading's alone.
+    auto other = read_again(3, "THANK YOU!");
+    ASSERT_EQ(other["readings"].size(), 2u);
+    EXPECT_EQ(other["readings"][1]["covers"], nlohmann::json::array());
+    EXPECT_FALSE(other["readings"][1]["fields"].contains("total_amount"));
+    EXPECT_FALSE(other["claim"]["total_amount"]["provenance"].contains("readings_total")) << other["claim"]["total_amount"].dump();
+    // The total's own line read again: the reading speaks for it.
+    auto own = read_again(2, "TOTAL : 26.00");
+    EXPECT_EQ(own["readings"][1]["covers"], nlohmann::json::array({"total_amount"}));
+    EXPECT_EQ(own["claim"]["total_amount"]["provenance"]["readings_total"], 2);
+}
+
 // line_readings travel with the document: malformed entries are left out, the rest used.
 TEST(ClaimsReread, MalformedLineReadingsAreLeftOutNotAFailure) {
     auto claims = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.claims", "{}");

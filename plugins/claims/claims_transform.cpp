@@ -153,8 +153,9 @@ std::vector<TextLine> capped(std::vector<TextLine> lines, std::vector<std::strin
 namespace {
 
 // A lines reading (ocr.tesseract_lines): each line read again takes the place of the page
-// reading's line, with its own words' confidences.
-void put_line_readings(std::vector<TextLine>& lines, const nlohmann::json& line_readings) {
+// reading's line, with its own words' confidences. Returns the {page, line} put in place.
+std::set<std::pair<int, int>> put_line_readings(std::vector<TextLine>& lines, const nlohmann::json& line_readings) {
+    std::set<std::pair<int, int>> replaced;
     for (const auto& r : line_readings) {
         // Written by transform.ocr_lines, but it travels with the document: a malformed entry
         // is left out (the page reading's line stands), not a failure of the receipt.
@@ -166,6 +167,7 @@ void put_line_readings(std::vector<TextLine>& lines, const nlohmann::json& line_
         const int page = r.value("page", -1), index = r.value("line", -1);
         auto line = std::find_if(lines.begin(), lines.end(), [&](const TextLine& l) { return l.page == page && l.index == index; });
         if (line == lines.end()) continue;
+        replaced.insert({page, index});
         line->text = text;
         if (r.contains("confidence") && r["confidence"].is_number()) line->ocr_confidence = r["confidence"].get<double>();
         line->word_confidences.clear();
@@ -181,6 +183,7 @@ void put_line_readings(std::vector<TextLine>& lines, const nlohmann::json& line_
             cursor = at + word.size();
         }
     }
+    return replaced;
 }
 
 // The readings merged field by field: a whole-page reading has every field's say; a lines
@@ -231,18 +234,35 @@ ClaimResult ClaimsTransform::extract(const Document& doc, nlohmann::json* readin
                                            page.index + 1));
     // A lines reading of this receipt: the fields it read again, on the page reading's lines.
     nlohmann::json covers;
+    std::set<std::pair<int, int>> lines_read_again;
     if (auto lr = doc.fields.find("line_readings");
         lr != doc.fields.end() && lr->is_object() && lr->contains("reading") && lr->at("reading").is_number_integer() &&
         lr->at("reading").get<int>() == reading && lr->contains("lines") && lr->at("lines").is_array()) {
-        put_line_readings(lines, lr->at("lines"));
+        lines_read_again = put_line_readings(lines, lr->at("lines"));
         covers = nlohmann::json::array();
         if (lr->contains("fields") && lr->at("fields").is_array())
             for (const auto& name : lr->at("fields"))
                 if (name.is_string()) covers.push_back(name);
     }
     FieldMap receipt = extractor_->from_receipt(capped(std::move(lines), warnings), warnings);
-    if (covers.is_array())
-        std::erase_if(receipt, [&](const auto& f) { return std::find(covers.begin(), covers.end(), f.first) == covers.end(); });
+    if (covers.is_array()) {
+        // A lines reading speaks for a field only through a line it read: a value the rules
+        // took from another line of the page reading is that reading's opinion again, and
+        // counted twice it outvotes the others (train 304: the page reading's logo line
+        // "Ab sf" twice against DOMINO'S PIZZA once).
+        const auto from_a_line_read_again = [&](const FieldValue& v) {
+            const auto& p = v.provenance;
+            return p.contains("page") && p["page"].is_number_integer() && p.contains("line") && p["line"].is_number_integer() &&
+                   lines_read_again.count({p["page"].get<int>(), p["line"].get<int>()}) > 0;
+        };
+        std::erase_if(receipt, [&](const auto& f) {
+            return std::find(covers.begin(), covers.end(), f.first) == covers.end() || !from_a_line_read_again(f.second);
+        });
+        nlohmann::json spoken_for = nlohmann::json::array();
+        for (const auto& name : covers)
+            if (receipt.count(name.get<std::string>())) spoken_for.push_back(name);
+        covers = std::move(spoken_for);
+    }
     // Earlier OCR readings of this receipt (transform.claims_reread sent it back): merge.
     nlohmann::json readings = nlohmann::json::array();
     if (auto r = doc.fields.find("readings"); r != doc.fields.end() && r->is_array())

@@ -1,6 +1,7 @@
 #include "reread_gate.hpp"
 
 #include <algorithm>
+#include <array>
 #include <stdexcept>
 
 #include <fmt/core.h>
@@ -113,7 +114,56 @@ Box text_band(const OcrResult& ocr, int line_index) {
     return {line.x, top, line.width, bottom - top};
 }
 
+std::string trimmed(const std::string& s) {
+    const auto first = s.find_first_not_of(" \t\r\n");
+    if (first == std::string::npos) return {};
+    return s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
+}
+
+double overlap_share(const Box& a, const std::array<int, 4>& b) {  // intersection over union
+    const long x0 = std::max(a.x, b[0]), y0 = std::max(a.y, b[1]);
+    const long x1 = std::min(a.x + a.width, b[0] + b[2]), y1 = std::min(a.y + a.height, b[1] + b[3]);
+    if (x1 <= x0 || y1 <= y0) return 0.0;
+    const double both = static_cast<double>((x1 - x0) * (y1 - y0));
+    const double either = static_cast<double>(a.width) * a.height + static_cast<double>(b[2]) * b[3] - both;
+    return either > 0 ? both / either : 0.0;
+}
+
 }  // namespace
+
+int RereadGate::line_in_current_reading(const OcrResult& ocr, const nlohmann::json& provenance) {
+    // The provenance's line index counts the lines of the reading the value came from, which
+    // after a merge need not be the page's current one (its lines split or join otherwise:
+    // train 331's name was line 1 of its reading, line 1 now is the address). The line is
+    // found again by its box, else by its text; an index alone (no box, no text) is trusted.
+    const int index = provenance.value("line", -1);
+    bool boxed = false;
+    if (provenance.contains("box") && provenance["box"].is_array() && provenance["box"].size() == 4 &&
+        std::all_of(provenance["box"].begin(), provenance["box"].end(), [](const auto& v) { return v.is_number_integer(); })) {
+        const auto box = provenance["box"].get<std::array<int, 4>>();
+        boxed = box[2] > 0 && box[3] > 0;
+        int best = -1;
+        double best_share = 0.5;  // at least half shared: the same line, not its neighbour
+        for (std::size_t i = 0; boxed && i < ocr.lines.size(); ++i)
+            if (const double share = overlap_share(ocr.lines[i].box, box); share >= best_share) {
+                best_share = share;
+                best = static_cast<int>(i);
+            }
+        if (boxed) return best;
+    }
+    if (provenance.contains("text") && provenance["text"].is_string()) {
+        const std::string text = trimmed(provenance["text"].get<std::string>());
+        // At its own index a piece of the line will do (total_field.cpp blanks the rest of a
+        // line that holds two amounts side by side); elsewhere only the whole line.
+        if (index >= 0 && static_cast<std::size_t>(index) < ocr.lines.size() && !text.empty() &&
+            ocr.lines[static_cast<std::size_t>(index)].text.find(text) != std::string::npos)
+            return index;
+        for (std::size_t i = 0; i < ocr.lines.size(); ++i)
+            if (trimmed(ocr.lines[i].text) == text) return static_cast<int>(i);
+        return -1;
+    }
+    return index;
+}
 
 nlohmann::json RereadGate::lines_to_read(const Document& doc, const std::vector<std::string>& fields,
                                          std::vector<std::string>* covered) const {
@@ -140,11 +190,16 @@ nlohmann::json RereadGate::lines_to_read(const Document& doc, const std::vector<
         // Only receipt lines have a page; a value read from the email has nothing to crop.
         if (!prov.contains("page") || !prov["page"].is_number_integer()) continue;
         const int page = prov["page"].get<int>();
+        const auto the_page = std::find_if(doc.pages.begin(), doc.pages.end(), [&](const Page& p) { return p.index == page; });
+        if (the_page == doc.pages.end() || !the_page->ocr) continue;
+        const int line = line_in_current_reading(*the_page->ocr, prov);
         // A field is read again only when its own line is: the reading then speaks for it.
-        if (!add(page, prov.value("line", -1), name)) continue;
+        if (!add(page, line, name)) continue;
         if (covered) covered->push_back(name);
         // The runners-up: a misread total is often the digit-for-digit twin of one of them.
-        if (prov.contains("alternatives") && prov["alternatives"].is_array())
+        // Their indices count the value's reading's lines: used only when that numbering is
+        // the current reading's (the value's line kept its index).
+        if (line == prov.value("line", -1) && prov.contains("alternatives") && prov["alternatives"].is_array())
             for (const auto& alt : prov["alternatives"])
                 if (alt.is_object()) add(page, alt.value("line", -1), name + " runner-up");
     }

@@ -51,6 +51,11 @@ public:
     nlohmann::json lines_to_read(const Document& doc, const std::vector<std::string>& fields,
                                  std::vector<std::string>* covered = nullptr) const;
 
+    // The index in `ocr` (the page's current reading) of the line a field's provenance
+    // names, found by the provenance's box or text when it has them; -1 when that reading
+    // has no such line.
+    static int line_in_current_reading(const OcrResult& ocr, const nlohmann::json& provenance);
+
 private:
     double threshold(const std::string& field) const;  // field_below's, else below_
 
