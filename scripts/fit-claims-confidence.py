@@ -13,7 +13,9 @@ receipt moved by one pixel (ImageMagick) and fits on both: the rules were writte
 reading these receipts, so their own readings show the model too few misreads; the copies
 read as receipts from elsewhere do (see shifted_copy). A copy stays in its receipt's fold.
 The plugin compiles the file in at the next build (or point transform.claims'
-`confidence_model` at the file written with --out). With features already dumped:
+`confidence_model` at the file written with --out). The file's candidate choosers
+(scripts/fit-claims-chooser.py) are those of the file replaced (none if it has none); a new
+file, or one that is not JSON, takes the shipped ones. With features already dumped:
 
     scripts/fit-claims-confidence.py --features train-features.jsonl[,copy-features.jsonl] [--out FILE]
 
@@ -570,6 +572,13 @@ def main():
         fitted_on = args.fitted_on or ",".join(os.path.basename(p) for p in features_paths)
     rows = [row for p in features_paths for row in load_rows(p)]
     receipts = sorted({r["id"] for r in rows})
+    # A copy's rows (shifted-ID) go in their receipt's fold; one whose receipt has no rows is a
+    # receipt of one's own named like a copy, which would be dealt as the copy of nothing.
+    orphans = [i for i in receipts if i != base_id(i) and base_id(i) not in receipts]
+    if orphans:
+        sys.exit(f"fit-claims-confidence: {', '.join(orphans[:3])}{' ...' if len(orphans) > 3 else ''}: "
+                 f"rows named like a shifted copy ('{SHIFTED}' before the id) with no rows of the receipt it would be "
+                 f"a copy of; the prefix marks the copies of receipts: give the receipts' rows too, or rename these")
     if len(receipts) < args.folds * 4:
         sys.exit(f"fit-claims-confidence: {len(receipts)} receipts is too few for {args.folds}-fold cross-validation")
     shops_dir = args.shops if args.shops is not None else args.data
@@ -618,19 +627,28 @@ def main():
     # the confidence keeps the ones the file being replaced has, and a new file takes the
     # shipped ones (without them the plugin would choose totals and dates by its rules alone,
     # and the values would no longer be the ones the model was fitted on).
+    # A replaced file without choosers keeps none (its owner chose the rules alone); one that
+    # cannot be read is said, and the shipped ones are taken.
     for source in (args.out, SHIPPED_MODEL):
         if not os.path.exists(source):
             continue
-        with open(source) as f:
-            try:
+        try:
+            with open(source) as f:
                 previous = json.load(f)
-            except json.JSONDecodeError:
-                previous = {}
-        if isinstance(previous, dict) and isinstance(previous.get("choosers"), dict):
+        except (OSError, json.JSONDecodeError) as e:
+            print(f"{os.path.normpath(source)} cannot be read ({e}): its candidate choosers are not kept")
+            continue
+        if not isinstance(previous, dict):
+            print(f"{os.path.normpath(source)} is not a model file (not a JSON object): its candidate choosers are not kept")
+            continue
+        if isinstance(previous.get("choosers"), dict):
             model["choosers"] = previous["choosers"]
             if os.path.abspath(source) != os.path.abspath(args.out):
                 print(f"the candidate choosers are {os.path.normpath(source)}'s")
-            break
+        elif os.path.abspath(source) == os.path.abspath(args.out):
+            print(f"{os.path.normpath(source)} has no candidate choosers: the refit keeps none "
+                  "(docpipe chooses totals and dates by its rules alone)")
+        break
     text = model_text(model)
     if args.dry_run:
         print("\n(dry run: no model written)")

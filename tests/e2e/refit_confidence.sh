@@ -3,7 +3,9 @@
 # from feature rows it writes a model file that docpipe loads and uses, keeps the candidate
 # choosers of the file it replaces, reports the out-of-fold high band (over several splits
 # with --repeats), holds each weight to the sign its feature's meaning gives it, refuses a
-# receipt named like a shifted copy, and docpipe refuses a damaged model naming the file.
+# receipt named like a shifted copy (or rows of a copy without its receipt), says what it does
+# with a replaced file that has no choosers or is not JSON, and docpipe refuses a damaged
+# model naming the file.
 # The feature rows are synthetic (the names the shipped model uses, a signal the fit must
 # find); the receipt is tests/data/malaysian_receipt_test.jpg.
 # Usage: refit_confidence.sh DOCPIPE PROJECT_ROOT
@@ -69,6 +71,26 @@ fit_rc=$?
 python3 "$PROJECT/scripts/fit-claims-confidence.py" --features "$ROOT/features.jsonl" --out "$ROOT/unsigned.json" --unsigned \
     --shops "$ROOT/labels" > "$ROOT/unsigned.txt" 2>&1
 unsigned_rc=$?
+# A replaced file without choosers keeps none; one that is not JSON is said, and the new
+# model takes the shipped ones.
+python3 - "$SHIPPED" "$ROOT/no-choosers.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+del m["choosers"]
+json.dump(m, open(sys.argv[2], "w"))
+PY
+python3 "$PROJECT/scripts/fit-claims-confidence.py" --features "$ROOT/features.jsonl" --out "$ROOT/no-choosers.json" \
+    --shops "$ROOT/labels" > "$ROOT/no-choosers.txt" 2>&1
+no_choosers_rc=$?
+printf '{"fields": ' > "$ROOT/corrupt.json"
+python3 "$PROJECT/scripts/fit-claims-confidence.py" --features "$ROOT/features.jsonl" --out "$ROOT/corrupt.json" \
+    --shops "$ROOT/labels" > "$ROOT/corrupt.txt" 2>&1
+corrupt_rc=$?
+# Rows named like a shifted copy of a receipt that has no rows: refused, not dealt as a copy.
+{ cat "$ROOT/features.jsonl"; sed -n 's/"id": "079"/"id": "shifted-900"/p' "$ROOT/features.jsonl"; } > "$ROOT/orphan.jsonl"
+python3 "$PROJECT/scripts/fit-claims-confidence.py" --features "$ROOT/orphan.jsonl" --out "$ROOT/orphan.json" \
+    --shops "$ROOT/labels" > "$ROOT/orphan.txt" 2>&1
+orphan_rc=$?
 # A receipt of one's own named like a shifted copy is refused before anything is read.
 mkdir -p "$ROOT/named-like-a-copy"
 cp "$RECEIPT" "$ROOT/named-like-a-copy/shifted-001.jpg"
@@ -156,11 +178,11 @@ PY
 CLAIM_CONFIDENCE_MODEL="$ROOT/broken.json" OCR_DEVICE=cpu "$DOCPIPE" extract "$RECEIPT" > "$ROOT/broken.jsonl" 2> "$ROOT/broken.err"
 broken_rc=$?
 
-python3 - "$ROOT" "$SHIPPED" "$fit_rc" "$refit_rc" "$shipped_rc" "$broken_rc" "$folds_rc" "$unsigned_rc" "$prefix_rc" "$nobuild_rc" "$inverted_rc" <<'PY'
+python3 - "$ROOT" "$SHIPPED" "$fit_rc" "$refit_rc" "$shipped_rc" "$broken_rc" "$folds_rc" "$unsigned_rc" "$prefix_rc" "$nobuild_rc" "$inverted_rc" "$no_choosers_rc" "$corrupt_rc" "$orphan_rc" <<'PY'
 import json, re, sys
 from pathlib import Path
 root, shipped_path = Path(sys.argv[1]), sys.argv[2]
-fit_rc, refit_rc, shipped_rc, broken_rc, folds_rc, unsigned_rc, prefix_rc, nobuild_rc, inverted_rc = map(int, sys.argv[3:12])
+fit_rc, refit_rc, shipped_rc, broken_rc, folds_rc, unsigned_rc, prefix_rc, nobuild_rc, inverted_rc, no_choosers_rc, corrupt_rc, orphan_rc = map(int, sys.argv[3:15])
 fit = (root / "fit.txt").read_text()
 problems = []
 def want(c, m):
@@ -204,6 +226,17 @@ want(inverted_rc != 0 and "total_amount: every feature's weight came out against
 want(model.get("choosers", {}).get("total_amount", {}).get("weights", [None])[0] == 1.234567
      and model.get("choosers", {}).get("service_date") == shipped.get("choosers", {}).get("service_date"),
      "the candidate choosers of the replaced file are kept")
+no_choosers = json.loads((root / "no-choosers.json").read_text()) if no_choosers_rc == 0 else {}
+want(no_choosers_rc == 0 and "fields" in no_choosers and "choosers" not in no_choosers
+     and "has no candidate choosers: the refit keeps none" in (root / "no-choosers.txt").read_text(),
+     f"a replaced file without choosers keeps none: rc {no_choosers_rc}: {(root / 'no-choosers.txt').read_text()[-600:]}")
+corrupt_text = (root / "corrupt.txt").read_text()
+corrupt = json.loads((root / "corrupt.json").read_text()) if corrupt_rc == 0 else {}
+want(corrupt_rc == 0 and "corrupt.json cannot be read" in corrupt_text and corrupt.get("choosers") == shipped.get("choosers"),
+     f"a replaced file that is not JSON: rc {corrupt_rc}: {corrupt_text[-600:]}")
+orphan = (root / "orphan.txt").read_text()
+want(orphan_rc != 0 and "shifted-900" in orphan and "no rows of the receipt" in orphan and not (root / "orphan.json").exists()
+     and "Traceback" not in orphan, f"rows of a copy without its receipt: rc {orphan_rc}: {orphan[-600:]}")
 want(re.search(r"high band out of fold over 3 splits .*\nmean [0-9.]+ of 80 receipts", fit) is not None, "the --repeats summary")
 
 def total(path):
