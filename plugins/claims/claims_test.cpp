@@ -996,7 +996,7 @@ TEST(ClaimsReread, LinesModeFindsTheValuesLineInTheCurrentReadingNotByItsOldInde
         doc.pages[0].ocr->lines[i].box = {10, 10 + 40 * static_cast<int>(i), 300, 30};
     const auto claim_with = [](nlohmann::json provenance) {
         provenance["page"] = 0;
-        provenance["alternatives"] = {{{"value", "LOT 4"}, {"line", 1}}};  // the earlier reading's numbering
+        provenance["alternatives"] = {{{"value", "TOTAL 5.00"}, {"line", 3}}};  // the earlier reading's numbering
         return nlohmann::json{{"provider_name", {{"value", "KEDAI ABC SDN BHD"}, {"confidence", 0.5}, {"provenance", provenance}}}};
     };
     const auto asked_line = [&](const Document& d) {
@@ -1008,11 +1008,18 @@ TEST(ClaimsReread, LinesModeFindsTheValuesLineInTheCurrentReadingNotByItsOldInde
     // By its box: line 0 of the earlier reading sits where line 1 sits now.
     doc.fields["claim"] = claim_with({{"line", 0}, {"text", "KEDAI ABC SDN BHD"}, {"box", {12, 48, 296, 32}}});
     auto lines = asked_line(doc);
-    ASSERT_EQ(lines.size(), 1u) << lines.dump();  // the runner-up's index counts the other reading's lines: left out
+    ASSERT_EQ(lines.size(), 1u) << lines.dump();  // the runner-up's line 3 counts the other reading's lines: left out
     EXPECT_EQ(lines[0]["line"], 1);
 
     // By its text, when the value carries no box.
     doc.fields["claim"] = claim_with({{"line", 0}, {"text", "KEDAI ABC SDN BHD"}});
+    lines = asked_line(doc);
+    ASSERT_EQ(lines.size(), 1u) << lines.dump();
+    EXPECT_EQ(lines[0]["line"], 1);
+
+    // A box no line of this reading shares (the readings cut the lines otherwise), but the
+    // text is a whole line of it.
+    doc.fields["claim"] = claim_with({{"line", 0}, {"text", "KEDAI ABC SDN BHD"}, {"box", {500, 48, 300, 32}}});
     lines = asked_line(doc);
     ASSERT_EQ(lines.size(), 1u) << lines.dump();
     EXPECT_EQ(lines[0]["line"], 1);
@@ -1023,20 +1030,26 @@ TEST(ClaimsReread, LinesModeFindsTheValuesLineInTheCurrentReadingNotByItsOldInde
     EXPECT_TRUE(asked_line(doc).is_null());
     doc.fields["claim"] = claim_with({{"line", 0}, {"text", "KEDAI XYZ"}});
     EXPECT_TRUE(asked_line(doc).is_null());
+    doc.fields["claim"] = claim_with({{"line", 0}, {"text", "  "}});  // a blank line's text is no line to find
+    EXPECT_TRUE(asked_line(doc).is_null());
+    // A box near INT_MAX (the provenance travels with the document) is no line either.
+    doc.fields["claim"] = claim_with({{"line", 0}, {"box", {2147483000, 2147483000, 2000, 2000}}});
+    EXPECT_TRUE(asked_line(doc).is_null());
 
     // The same numbering (the value's line kept its index): its runners-up are read too.
     doc.fields["claim"] = claim_with({{"line", 1}, {"text", "KEDAI ABC SDN BHD"}, {"box", {10, 50, 300, 30}}});
-    doc.fields["claim"]["provider_name"]["provenance"]["alternatives"] = {{{"value", "LOT 4"}, {"line", 2}}};
+    doc.fields["claim"]["provider_name"]["provenance"]["alternatives"] = {{{"value", "TOTAL 5.00"}, {"line", 3}}};
     lines = asked_line(doc);
     ASSERT_EQ(lines.size(), 2u) << lines.dump();
     EXPECT_EQ(lines[0]["line"], 1);
-    EXPECT_EQ(lines[1]["line"], 2);
+    EXPECT_EQ(lines[1]["line"], 3);
 }
 
-// A lines reading has a say on a field only through a line it read again. The rules, run on
-// the page reading with those lines in place, may take the value from another line: that is
-// the page reading's opinion a second time, and counted it would outvote the other readings
-// (train 304: the logo line "Ab sf" twice against DOMINO'S PIZZA once).
+// A lines reading has a say on a field through the lines it read again: a value from such a
+// line, or one those lines changed. The rules, run on the page reading with those lines in
+// place, may take the page reading's own value from another line: that is the page reading's
+// opinion a second time, and counted it would outvote the other readings (train 304: the logo
+// line "Ab sf" twice against DOMINO'S PIZZA once).
 TEST(ClaimsReread, ALinesReadingSpeaksOnlyThroughTheLinesItRead) {
     auto claims = docpipe::testing::NodeRunner::from_plugin(kPlugin, "transform.claims", "{}");
     Document receipt = receipt_with_image({"KEDAI ABC SDN BHD", "Date: 17/01/2018", "TOTAL : 26.00", "THANK YOU"});
@@ -1060,6 +1073,23 @@ TEST(ClaimsReread, ALinesReadingSpeaksOnlyThroughTheLinesItRead) {
     auto own = read_again(2, "TOTAL : 26.00");
     EXPECT_EQ(own["readings"][1]["covers"], nlohmann::json::array({"total_amount"}));
     EXPECT_EQ(own["claim"]["total_amount"]["provenance"]["readings_total"], 2);
+
+    // The line read again changes the value, which then points at another line: a cash total
+    // rounded to 5 sen as line 4 shows it (42.43 read first rounds to 42.45, which no line
+    // shows). The change is the lines reading's say, kept.
+    Document rounded = receipt_with_image({"KEDAI ABC SDN BHD", "Date: 17/01/2018", "TOTAL : 42.43", "CASH 50.00", "42.50"});
+    auto misread = claims.process(rounded);
+    ASSERT_DOUBLE_EQ(misread[0].doc->fields["claim"]["total_amount"]["value"].get<double>(), 42.43);
+    ASSERT_EQ(misread[0].doc->fields["claim"]["total_amount"]["provenance"]["line"], 2);
+    Document again = *misread[0].doc;
+    again.attributes["ocr_reading"] = "2";
+    again.fields["line_readings"] = {{"reading", 2}, {"fields", {"total_amount"}},
+                                     {"lines", {{{"page", 0}, {"line", 2}, {"text", "TOTAL : 42.48"}, {"confidence", 90.0}}}}};
+    const auto f = claims.process(again).at(0).doc->fields;
+    EXPECT_EQ(f["readings"][1]["covers"], nlohmann::json::array({"total_amount"}));
+    ASSERT_TRUE(f["readings"][1]["fields"].contains("total_amount")) << f["readings"].dump();
+    EXPECT_DOUBLE_EQ(f["readings"][1]["fields"]["total_amount"]["value"].get<double>(), 42.50);
+    EXPECT_EQ(f["readings"][1]["fields"]["total_amount"]["provenance"]["line"], 4);
 }
 
 // line_readings travel with the document: malformed entries are left out, the rest used.

@@ -246,17 +246,23 @@ ClaimResult ClaimsTransform::extract(const Document& doc, nlohmann::json* readin
     }
     FieldMap receipt = extractor_->from_receipt(capped(std::move(lines), warnings), warnings);
     if (covers.is_array()) {
-        // A lines reading speaks for a field only through a line it read: a value the rules
-        // took from another line of the page reading is that reading's opinion again, and
-        // counted twice it outvotes the others (train 304: the page reading's logo line
-        // "Ab sf" twice against DOMINO'S PIZZA once).
-        const auto from_a_line_read_again = [&](const FieldValue& v) {
+        // A lines reading speaks for a field through the lines it read: its value is kept
+        // when it comes from such a line, or when the lines read again changed it (a total
+        // rounded as another line shows it). The page reading's own value from a line not
+        // read again is that reading's opinion a second time, and counted twice it outvotes
+        // the others (train 304: the logo line "Ab sf" twice against DOMINO'S PIZZA once).
+        std::vector<std::string> ignored;
+        const FieldMap page_alone = extractor_->from_receipt(capped(receipt_lines(doc), ignored), ignored);
+        const auto spoken_by_the_lines = [&](const std::string& name, const FieldValue& v) {
             const auto& p = v.provenance;
-            return p.contains("page") && p["page"].is_number_integer() && p.contains("line") && p["line"].is_number_integer() &&
-                   lines_read_again.count({p["page"].get<int>(), p["line"].get<int>()}) > 0;
+            if (p.contains("page") && p["page"].is_number_integer() && p.contains("line") && p["line"].is_number_integer() &&
+                lines_read_again.count({p["page"].get<int>(), p["line"].get<int>()}) > 0)
+                return true;
+            const auto before = page_alone.find(name);
+            return before == page_alone.end() || before->second.value != v.value;
         };
         std::erase_if(receipt, [&](const auto& f) {
-            return std::find(covers.begin(), covers.end(), f.first) == covers.end() || !from_a_line_read_again(f.second);
+            return std::find(covers.begin(), covers.end(), f.first) == covers.end() || !spoken_by_the_lines(f.first, f.second);
         });
         nlohmann::json spoken_for = nlohmann::json::array();
         for (const auto& name : covers)

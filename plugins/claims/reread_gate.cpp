@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <stdexcept>
 
 #include <fmt/core.h>
 #include <fmt/ranges.h>
+
+#include "text.hpp"
 
 namespace docpipe::claims {
 
@@ -114,17 +117,14 @@ Box text_band(const OcrResult& ocr, int line_index) {
     return {line.x, top, line.width, bottom - top};
 }
 
-std::string trimmed(const std::string& s) {
-    const auto first = s.find_first_not_of(" \t\r\n");
-    if (first == std::string::npos) return {};
-    return s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
-}
-
-double overlap_share(const Box& a, const std::array<int, 4>& b) {  // intersection over union
-    const long x0 = std::max(a.x, b[0]), y0 = std::max(a.y, b[1]);
-    const long x1 = std::min(a.x + a.width, b[0] + b[2]), y1 = std::min(a.y + a.height, b[1] + b[3]);
+// Intersection over union. In 64 bits: the provenance travels with the document, and a box
+// near INT_MAX must not overflow.
+double overlap_share(const Box& a, const std::array<int, 4>& b) {
+    const std::int64_t x0 = std::max<std::int64_t>(a.x, b[0]), y0 = std::max<std::int64_t>(a.y, b[1]);
+    const std::int64_t x1 = std::min<std::int64_t>(std::int64_t{a.x} + a.width, std::int64_t{b[0]} + b[2]);
+    const std::int64_t y1 = std::min<std::int64_t>(std::int64_t{a.y} + a.height, std::int64_t{b[1]} + b[3]);
     if (x1 <= x0 || y1 <= y0) return 0.0;
-    const double both = static_cast<double>((x1 - x0) * (y1 - y0));
+    const double both = static_cast<double>(x1 - x0) * static_cast<double>(y1 - y0);
     const double either = static_cast<double>(a.width) * a.height + static_cast<double>(b[2]) * b[3] - both;
     return either > 0 ? both / either : 0.0;
 }
@@ -136,33 +136,34 @@ int RereadGate::line_in_current_reading(const OcrResult& ocr, const nlohmann::js
     // after a merge need not be the page's current one (its lines split or join otherwise:
     // train 331's name was line 1 of its reading, line 1 now is the address). The line is
     // found again by its box, else by its text; an index alone (no box, no text) is trusted.
-    const int index = provenance.value("line", -1);
-    bool boxed = false;
+    const int index = provenance.contains("line") && provenance["line"].is_number_integer() ? provenance["line"].get<int>() : -1;
     if (provenance.contains("box") && provenance["box"].is_array() && provenance["box"].size() == 4 &&
         std::all_of(provenance["box"].begin(), provenance["box"].end(), [](const auto& v) { return v.is_number_integer(); })) {
         const auto box = provenance["box"].get<std::array<int, 4>>();
-        boxed = box[2] > 0 && box[3] > 0;
         int best = -1;
         double best_share = 0.5;  // at least half shared: the same line, not its neighbour
-        for (std::size_t i = 0; boxed && i < ocr.lines.size(); ++i)
+        for (std::size_t i = 0; box[2] > 0 && box[3] > 0 && i < ocr.lines.size(); ++i)
             if (const double share = overlap_share(ocr.lines[i].box, box); share >= best_share) {
                 best_share = share;
                 best = static_cast<int>(i);
             }
-        if (boxed) return best;
+        if (best >= 0) return best;
+        // No line there: the readings may have cut the line otherwise (one split into two
+        // columns); its text may still be a whole line of this one.
     }
     if (provenance.contains("text") && provenance["text"].is_string()) {
-        const std::string text = trimmed(provenance["text"].get<std::string>());
+        const std::string text = trim(provenance["text"].get<std::string>());
+        if (text.empty()) return -1;
         // At its own index a piece of the line will do (total_field.cpp blanks the rest of a
         // line that holds two amounts side by side); elsewhere only the whole line.
-        if (index >= 0 && static_cast<std::size_t>(index) < ocr.lines.size() && !text.empty() &&
+        if (index >= 0 && static_cast<std::size_t>(index) < ocr.lines.size() &&
             ocr.lines[static_cast<std::size_t>(index)].text.find(text) != std::string::npos)
             return index;
         for (std::size_t i = 0; i < ocr.lines.size(); ++i)
-            if (trimmed(ocr.lines[i].text) == text) return static_cast<int>(i);
+            if (trim(ocr.lines[i].text) == text) return static_cast<int>(i);
         return -1;
     }
-    return index;
+    return provenance.contains("box") ? -1 : index;
 }
 
 nlohmann::json RereadGate::lines_to_read(const Document& doc, const std::vector<std::string>& fields,
@@ -199,9 +200,11 @@ nlohmann::json RereadGate::lines_to_read(const Document& doc, const std::vector<
         // The runners-up: a misread total is often the digit-for-digit twin of one of them.
         // Their indices count the value's reading's lines: used only when that numbering is
         // the current reading's (the value's line kept its index).
-        if (line == prov.value("line", -1) && prov.contains("alternatives") && prov["alternatives"].is_array())
+        const bool same_numbering = prov.contains("line") && prov["line"].is_number_integer() && line == prov["line"].get<int>();
+        if (same_numbering && prov.contains("alternatives") && prov["alternatives"].is_array())
             for (const auto& alt : prov["alternatives"])
-                if (alt.is_object()) add(page, alt.value("line", -1), name + " runner-up");
+                if (alt.is_object() && alt.contains("line") && alt["line"].is_number_integer())
+                    add(page, alt["line"].get<int>(), name + " runner-up");
     }
     return lines;
 }

@@ -19,8 +19,13 @@
 // `mode: lines` reads less: the page keeps its OCR, and fields.reread_lines names the weak
 // values' lines (and their runners-up's) with their boxes for transform.ocr_lines, which
 // reads each cropped line alone (psm 7); transform.claims after it puts those readings in
-// place of the lines and merges only the fields that were read again. A weak field with
-// no value has no line to point at: the claim leaves on `done` for a page gate after it.
+// place of the lines and merges only the fields that were read again, and only where the
+// value came from a line it read or those lines changed it (else the value is the page
+// reading's own, and that reading has no second say). The value's line is found in the
+// page's current reading by its box, else its text (after a merge it may come from an
+// earlier reading, numbered otherwise). A weak field with no value, or whose line
+// the current reading does not have, has nothing to point at: the claim leaves on `done`
+// for a page gate after it.
 //   claims -> lines_gate;  lines_gate.reread -> ocr_lines -> claims_lines -> page_gate
 //   lines_gate.done -> page_gate
 //
