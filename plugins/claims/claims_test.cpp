@@ -1069,6 +1069,11 @@ TEST(ClaimsReread, ALinesReadingSpeaksOnlyThroughTheLinesItRead) {
     EXPECT_EQ(other["readings"][1]["covers"], nlohmann::json::array());
     EXPECT_FALSE(other["readings"][1]["fields"].contains("total_amount"));
     EXPECT_FALSE(other["claim"]["total_amount"]["provenance"].contains("readings_total")) << other["claim"]["total_amount"].dump();
+    // The total's own line read again with no amount on it: the reading saw no total, and
+    // says so (the merge counts it as a reading that did not see the field).
+    auto blank = read_again(2, "~~ ~~~");
+    EXPECT_EQ(blank["readings"][1]["covers"], nlohmann::json::array({"total_amount"}));
+    EXPECT_FALSE(blank["readings"][1]["fields"].contains("total_amount")) << blank["readings"].dump();
     // The total's own line read again: the reading speaks for it.
     auto own = read_again(2, "TOTAL : 26.00");
     EXPECT_EQ(own["readings"][1]["covers"], nlohmann::json::array({"total_amount"}));

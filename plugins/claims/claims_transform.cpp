@@ -261,12 +261,18 @@ ClaimResult ClaimsTransform::extract(const Document& doc, nlohmann::json* readin
             const auto before = page_alone.find(name);
             return before == page_alone.end() || before->second.value != v.value;
         };
+        // The reading has no say on those (out of `covers`); one that found no value on the
+        // lines it read keeps its say, as a reading that did not see the field.
+        std::set<std::string> the_page_again;
         std::erase_if(receipt, [&](const auto& f) {
-            return std::find(covers.begin(), covers.end(), f.first) == covers.end() || !spoken_by_the_lines(f.first, f.second);
+            if (std::find(covers.begin(), covers.end(), f.first) == covers.end()) return true;
+            if (spoken_by_the_lines(f.first, f.second)) return false;
+            the_page_again.insert(f.first);
+            return true;
         });
         nlohmann::json spoken_for = nlohmann::json::array();
         for (const auto& name : covers)
-            if (receipt.count(name.get<std::string>())) spoken_for.push_back(name);
+            if (!the_page_again.count(name.get<std::string>())) spoken_for.push_back(name);
         covers = std::move(spoken_for);
     }
     // Earlier OCR readings of this receipt (transform.claims_reread sent it back): merge.
